@@ -1,0 +1,70 @@
+import { createRequire } from 'node:module';
+import { native } from './native/binding.js';
+
+/** What one op family runs on this machine. */
+export interface OpFamilyInfo {
+  /** The variant the dispatcher picked (the best this CPU supports). */
+  chosen: string;
+  /** Every variant compiled in, with the instruction set it needs. */
+  variants: { name: string; isa: string; available: boolean }[];
+}
+
+/** CUDA status: a usable device, or the reason there is none. */
+export type CudaInfo =
+  | { available: true; compiled: true; device: string; memoryBytes: number; deviceCount: number }
+  | { available: false; compiled: boolean; reason: string };
+
+/** Facts about this build and machine, as printed by `qwenvl info`. */
+export interface Info {
+  /** Package version. */
+  version: string;
+  cpu: { brand: string; physicalCores: number; features: string[] };
+  /** Threads in the compute pool. */
+  threads: number;
+  /** Kernel variant chosen for each op family. */
+  ops: Record<string, OpFamilyInfo>;
+  cuda: CudaInfo;
+  /** Whether tensors reach JS zero-copy (false: copied, as Electron's memory cage requires). */
+  externalBuffers: boolean;
+}
+
+let cachedVersion: string | undefined;
+function packageVersion(): string {
+  if (cachedVersion === undefined) {
+    const require = createRequire(import.meta.url);
+    cachedVersion = (require('../package.json') as { version: string }).version;
+  }
+  return cachedVersion;
+}
+
+/** Reports version, CPU features, chosen kernels, thread count and CUDA availability. */
+export function info(): Info {
+  const n = native.info();
+  const cuda: CudaInfo = n.cuda.available
+    ? {
+        available: true,
+        compiled: true,
+        device: n.cuda.device ?? 'unknown',
+        memoryBytes: n.cuda.memoryBytes ?? 0,
+        deviceCount: n.cuda.deviceCount ?? 1,
+      }
+    : { available: false, compiled: n.cuda.compiled, reason: n.cuda.reason ?? 'unknown' };
+  return {
+    version: packageVersion(),
+    cpu: n.cpu,
+    threads: n.threads,
+    ops: n.ops,
+    cuda,
+    externalBuffers: n.externalBuffers && !tensorCopyForced(),
+  };
+}
+
+/** True when QWENVL_COPY_TENSORS=1 asks for the copy path (what Electron needs). */
+export function tensorCopyForced(): boolean {
+  return process.env.QWENVL_COPY_TENSORS === '1';
+}
+
+/** Sets the number of compute threads (default: physical cores). */
+export function setThreads(threads: number): void {
+  native.setThreads(threads);
+}

@@ -1,0 +1,67 @@
+#include "core/storage.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace qvl {
+
+namespace {
+constexpr size_t kHugePage = size_t(2) << 20;
+}
+
+OwnedStorage::OwnedStorage(size_t bytes) {
+  bytes_ = bytes;
+  const size_t align = bytes >= kHugePage ? kHugePage : 64;
+  const size_t rounded = (bytes + align - 1) / align * align;
+  if (rounded == 0) {
+    data_ = nullptr;
+    return;
+  }
+  void* p = std::aligned_alloc(align, rounded);
+  if (!p) fail(ErrorCode::Native, "out of memory allocating " + std::to_string(bytes) + " bytes");
+#ifdef MADV_HUGEPAGE
+  if (align == kHugePage) madvise(p, rounded, MADV_HUGEPAGE);
+#endif
+  std::memset(p, 0, rounded);
+  data_ = p;
+}
+
+OwnedStorage::~OwnedStorage() { std::free(data_); }
+
+std::shared_ptr<Storage> make_owned(size_t bytes) { return std::make_shared<OwnedStorage>(bytes); }
+
+MappedFile::MappedFile(const std::string& path) : path_(path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail(ErrorCode::ModelFormat, path + ": cannot open (" + std::strerror(errno) + ")");
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    const int e = errno;
+    ::close(fd);
+    fail(ErrorCode::ModelFormat, path + ": cannot stat (" + std::strerror(e) + ")");
+  }
+  bytes_ = static_cast<size_t>(st.st_size);
+  if (bytes_ > 0) {
+    void* p = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+      const int e = errno;
+      ::close(fd);
+      fail(ErrorCode::ModelFormat, path + ": cannot mmap (" + std::strerror(e) + ")");
+    }
+    data_ = p;
+  }
+  ::close(fd);
+}
+
+MappedFile::~MappedFile() {
+  if (data_) ::munmap(data_, bytes_);
+}
+
+}  // namespace qvl

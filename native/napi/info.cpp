@@ -1,0 +1,96 @@
+// info(): what this build and machine can do — the facts behind `qwenvl info`.
+#include <napi.h>
+
+#include "backends/cuda/device.h"
+#include "core/cpu.h"
+#include "core/threadpool.h"
+#include "napi/errors.h"
+#include "napi/exports.h"
+#include "ops/registry.h"
+
+namespace qvl::napi {
+
+namespace {
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    Napi::Object out = Napi::Object::New(env);
+    const CpuFeatures& f = cpu_features();
+    Napi::Object cpu = Napi::Object::New(env);
+    cpu.Set("brand", cpu_brand());
+    cpu.Set("physicalCores", physical_cores());
+    Napi::Array feats = Napi::Array::New(env);
+    const std::pair<const char*, bool> table[] = {
+        {"avx2", f.avx2}, {"fma", f.fma}, {"f16c", f.f16c}, {"avx512f", f.avx512f}, {"avx512bw", f.avx512bw},
+        {"avx512vl", f.avx512vl}, {"avx512dq", f.avx512dq}, {"avx512bf16", f.avx512bf16},
+        {"avx512vnni", f.avx512vnni}, {"amx-tile", f.amx_tile}, {"amx-bf16", f.amx_bf16}, {"amx-int8", f.amx_int8}};
+    uint32_t k = 0;
+    for (const auto& [name, on] : table) if (on) feats.Set(k++, name);
+    cpu.Set("features", feats);
+    out.Set("cpu", cpu);
+    out.Set("threads", default_threads());
+
+    Napi::Object ops = Napi::Object::New(env);
+    for (const ops::OpFamilyBase* fam : ops::op_catalog()) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("chosen", fam->chosen_name());
+      Napi::Array vars = Napi::Array::New(env);
+      uint32_t i = 0;
+      for (const auto& v : fam->variant_infos()) {
+        Napi::Object vo = Napi::Object::New(env);
+        vo.Set("name", v.name);
+        vo.Set("isa", isa_name(v.isa));
+        vo.Set("available", isa_available(v.isa));
+        vars.Set(i++, vo);
+      }
+      o.Set("variants", vars);
+      ops.Set(fam->name(), o);
+    }
+    out.Set("ops", ops);
+
+    const cuda::Status cs = cuda::status();
+    Napi::Object cuda = Napi::Object::New(env);
+    cuda.Set("compiled", cs.compiled);
+    cuda.Set("available", cs.available);
+    if (cs.available) {
+      cuda.Set("device", cs.device);
+      cuda.Set("memoryBytes", static_cast<double>(cs.memory_bytes));
+      cuda.Set("deviceCount", cs.device_count);
+    } else {
+      cuda.Set("reason", cs.reason);
+    }
+    if (cs.compiled) {
+      cuda.Set("runtimeVersion", cs.runtime_version);
+      cuda.Set("driverVersion", cs.driver_version);
+    }
+    out.Set("cuda", cuda);
+#ifdef NODE_API_NO_EXTERNAL_BUFFERS_ALLOWED
+    out.Set("externalBuffers", false);
+#else
+    out.Set("externalBuffers", true);
+#endif
+    return out;
+  });
+}
+
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsNumber()) throw make_error(env, "E_INPUT", "setThreads expects a number");
+    const double n = info[0].As<Napi::Number>().DoubleValue();
+    if (!(n >= 1 && n <= 1024) || n != static_cast<int>(n))
+      throw make_error(env, "E_INPUT", "threads must be an integer in [1, 1024], got " + std::to_string(n));
+    set_default_threads(static_cast<int>(n));
+    return env.Undefined();
+  });
+}
+
+}  // namespace
+
+void register_info(Napi::Env env, Napi::Object exports) {
+  exports.Set("info", Napi::Function::New(env, Info, "info"));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
+}
+
+}  // namespace qvl::napi

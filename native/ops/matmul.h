@@ -1,0 +1,34 @@
+// y[M,N] = x[M,K] · wᵀ (+ bias): activations f32, weights in nn.Linear's layout (out × in)
+// stored f32, bf16 or f16, accumulated in f32. One call covers decode (M=1), prefill and the
+// vision tower (large M); variants are multi-threaded over the pool.
+#pragma once
+#include <cstdint>
+
+#include "core/dtype.h"
+#include "core/threadpool.h"
+#include "ops/registry.h"
+
+namespace qvl::ops {
+
+struct MatmulParams {
+  int64_t M = 0, N = 0, K = 0;
+  const float* x = nullptr;  // [M, K], row stride ldx (elements)
+  int64_t ldx = 0;
+  const void* w = nullptr;   // [N, K] of w_dtype, row stride ldw (elements)
+  int64_t ldw = 0;
+  DType w_dtype = DType::F32;
+  const float* bias = nullptr;  // [N] or null
+  float* y = nullptr;           // [M, N], row stride ldy (elements)
+  int64_t ldy = 0;
+};
+
+using MatmulFn = void (*)(const MatmulParams&, ThreadPool&);
+
+const OpFamily<MatmulFn>& matmul_family();
+
+// Validates shapes/strides (E_INPUT) and runs the best variant.
+void matmul(const MatmulParams& p, ThreadPool& pool);
+// Throws E_INPUT unless p describes a consistent problem (the kernels assume it does).
+void check_matmul(const MatmulParams& p);
+
+}  // namespace qvl::ops

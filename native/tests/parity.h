@@ -1,0 +1,107 @@
+// The parity harness: every variant of every op family against its plain reference, on random
+// inputs of awkward sizes, with guard regions around every output to catch stray writes.
+// A suite per op family lives in tests/parity_<op>.cpp and is listed in tests/parity_catalog.cpp.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace qvl::parity {
+
+struct Result {
+  std::string op;        // op family, e.g. "matmul"
+  std::string variant;   // kernel variant, e.g. "avx512"
+  std::string shape;     // the case, e.g. "M=7 K=33 N=65 w=bf16 bias"
+  double max_abs_err = 0;
+  double max_rel_err = 0;  // max over elements of |out-ref| / max(|ref|, floor)
+  double tolerance = 0;
+  bool guards_ok = true;
+  bool passed = true;
+  std::string note;
+};
+
+using Suite = std::vector<Result> (*)(uint64_t seed);
+struct Entry {
+  const char* op;
+  Suite run;
+};
+const std::vector<Entry>& suites();
+// Runs the suites whose op name equals `filter` (all when empty).
+std::vector<Result> run(const std::string& filter, uint64_t seed);
+
+// splitmix64: deterministic across platforms.
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : s_(seed ? seed : 0x9e3779b97f4a7c15ull) {}
+  uint64_t next() {
+    uint64_t z = (s_ += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  double uniform() { return (next() >> 11) * (1.0 / 9007199254740992.0); }  // [0, 1)
+  float uniform(float lo, float hi) { return lo + static_cast<float>(uniform()) * (hi - lo); }
+  float normal() {
+    const double u1 = uniform() + 1e-300, u2 = uniform();
+    return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
+  }
+  int64_t range(int64_t lo, int64_t hi) { return lo + static_cast<int64_t>(next() % static_cast<uint64_t>(hi - lo + 1)); }
+
+ private:
+  uint64_t s_;
+};
+
+// A buffer of n elements with guard elements on both sides filled with a bit pattern that no
+// kernel would write; intact() says whether they survived.
+template <class T>
+class Guarded {
+ public:
+  static constexpr size_t kGuard = 64;
+  explicit Guarded(size_t n, T fill = T()) : n_(n), buf_(n + 2 * kGuard) {
+    unsigned char* b = reinterpret_cast<unsigned char*>(buf_.data());
+    for (size_t i = 0; i < kGuard * sizeof(T); ++i) b[i] = pattern(i);
+    unsigned char* e = reinterpret_cast<unsigned char*>(buf_.data() + kGuard + n);
+    for (size_t i = 0; i < kGuard * sizeof(T); ++i) e[i] = pattern(i);
+    for (size_t i = 0; i < n; ++i) buf_[kGuard + i] = fill;
+  }
+  T* data() { return buf_.data() + kGuard; }
+  const T* data() const { return buf_.data() + kGuard; }
+  size_t size() const { return n_; }
+  T& operator[](size_t i) { return buf_[kGuard + i]; }
+  const T& operator[](size_t i) const { return buf_[kGuard + i]; }
+  bool intact() const {
+    const unsigned char* b = reinterpret_cast<const unsigned char*>(buf_.data());
+    const unsigned char* e = reinterpret_cast<const unsigned char*>(buf_.data() + kGuard + n_);
+    for (size_t i = 0; i < kGuard * sizeof(T); ++i) {
+      if (b[i] != pattern(i) || e[i] != pattern(i)) return false;
+    }
+    return true;
+  }
+
+ private:
+  static unsigned char pattern(size_t i) { return static_cast<unsigned char>(0xA5 ^ (i * 29)); }
+  size_t n_;
+  std::vector<T> buf_;
+};
+
+// Compares out against ref element-wise and fills the error fields of r. Passes when every
+// element satisfies |out-ref| <= tol * max(|ref|, floor) (floor keeps tiny references from
+// demanding impossible relative accuracy); NaN anywhere in out fails.
+void compare(const float* out, const float* ref, size_t n, double tol, double floor, Result* r);
+// Exact comparison for integer outputs (token ids, top-k indices).
+template <class T>
+void compare_exact(const T* out, const T* ref, size_t n, Result* r) {
+  r->tolerance = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (out[i] != ref[i]) {
+      r->passed = false;
+      r->max_abs_err = 1;
+      r->note = "first mismatch at element " + std::to_string(i);
+      return;
+    }
+  }
+}
+
+}  // namespace qvl::parity
