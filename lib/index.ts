@@ -4,3 +4,92 @@
  */
 export { QwenVLError, type ErrorCode } from './errors.js';
 export { info, setThreads, type Info, type OpFamilyInfo, type CudaInfo } from './info.js';
+export { Tensor, castTensor, type DType, type TensorData } from './tensor.js';
+export {
+  openSafetensors,
+  readSafetensorsHeader,
+  SafetensorsCheckpoint,
+  type SafetensorsHeader,
+  type SafetensorsTensorInfo,
+} from './io/safetensors.js';
+export {
+  loadModelConfig,
+  parseModelConfig,
+  loadGenerationDefaults,
+  parseGenerationConfig,
+  supportedModelTypes,
+  type ModelConfig,
+  type TextConfig,
+  type VisionConfig,
+  type MoeConfig,
+  type TokenIds,
+  type QuantizationConfig,
+  type GenerationDefaults,
+} from './model/config.js';
+export { FAMILIES, familyForModelType, getFamily, type FamilyId } from './families/registry.js';
+export type { FamilyDescriptor, ConfigLayout } from './families/family.js';
+export {
+  getRopeIndex,
+  decodePosition,
+  ropeIndexOptions,
+  type RopeIndex,
+  type RopeIndexOptions,
+  type RopeIndexKind,
+  type GridThw,
+} from './families/rope-index.js';
+export {
+  parseImageProcessorConfig,
+  loadImageProcessorConfig,
+  smartResize,
+  decodeImage,
+  processImages,
+  patchifyFrames,
+  resizeRgb,
+  DEFAULT_MAX_INPUT_PIXELS,
+  type ImageProcessorConfig,
+  type ProcessorFlavor,
+  type SmartResizeOptions,
+  type ImageInput,
+  type ImageItem,
+  type ImageSizeOptions,
+  type RawImage,
+  type RgbImage,
+  type DecodeOptions,
+  type ProcessImagesOptions,
+  type ProcessedImages,
+} from './processor/index.js';
+export {
+  QwenTokenizer,
+  type AddedToken,
+  type QwenSpecialIds,
+  type StreamDecoder,
+  type TokenEncodeOptions,
+  type TokenDecodeOptions,
+} from './text/tokenizer.js';
+export {
+  ChatTemplate,
+  applyChatTemplate,
+  findChatTemplate,
+  type ChatMessage,
+  type ContentPart,
+  type TextPart,
+  type ImagePart,
+  type ImageUrlPart,
+  type VideoPart,
+  type ChatTemplateOptions,
+  type ChatTemplateSource,
+} from './text/chat-template.js';
+export {
+  expandVisionPlaceholders,
+  qwen3VideoTimestamps,
+  formatFixed1,
+  type ExpandOptions,
+  type PatchGrid,
+  type VideoExpansionStyle,
+} from './text/expand.js';
+export { padBatch, batchRow, encodeBatch, type PaddedBatch, type PadOptions } from './text/batch.js';
+export { loadModel, type LoadOptions, type LoadProgress } from './model/load.js';
+export { Model, type ChatResult, type FinishReason, type ModelProcessor, type Conversation } from './model/model.js';
+export type { PreparedInputs } from './model/inputs.js';
+export type { GenerateOptions } from './generate/options.js';
+export { runConformance, type ConformanceOptions, type ConformanceTolerances, type StageResult } from './conformance/run.js';

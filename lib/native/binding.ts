@@ -7,6 +7,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { QwenVLError } from '../errors.js';
+import type { NativeModelSpec, WeightNames } from '../model/native-spec.js';
 
 /** @internal */
 export interface NativeOpInfo {
@@ -45,22 +46,143 @@ export interface NativeParityResult {
   note: string;
 }
 
+/** One matmul timing: y[M,N] = x[M,K]·wᵀ with weights of `wDtype`. @internal */
+export interface NativeBenchMatmul {
+  M: number;
+  K: number;
+  N: number;
+  wDtype: 'f32' | 'bf16' | 'f16';
+  variant: string;
+  iters: number;
+}
+
+/** One attention timing over a `seq`-token prompt. @internal */
+export interface NativeBenchAttention {
+  seq: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  causal: boolean;
+  variant: string;
+  iters: number;
+}
+
+/** @internal */
+export interface NativePatchifyOptions {
+  patchSize: number;
+  mergeSize: number;
+  temporalPatchSize: number;
+  doRescale: boolean;
+  rescaleFactor: number;
+  doNormalize: boolean;
+  mean: number[];
+  std: number[];
+  order: 'slow' | 'fast';
+}
+
+/** @internal An opaque native object (model or session). */
+export type NativeHandle = { readonly __nativeHandle: unique symbol };
+
+/** @internal */
+export interface NativeWeightFile {
+  path: string;
+  tensors: { name: string; dtype: number; shape: number[]; byteOffset: number; byteLength: number }[];
+}
+
+/** @internal */
+export interface NativeForwardArgs {
+  ids: Int32Array;
+  steps: number;
+  pad?: Int32Array;
+  positions: Int32Array;
+  visionEmbeds?: Float32Array;
+  visualRows?: Int32Array;
+  deepstack?: Float32Array[];
+  logits?: 'none' | 'last' | 'all';
+  trace?: boolean;
+}
+
+/** @internal */
+export interface NativeSamplingParams {
+  doSample: boolean;
+  temperature: number;
+  topK: number;
+  topP: number;
+  minP: number;
+  repetitionPenalty: number;
+}
+
 /** @internal */
 export interface NativeBinding {
   setErrorClass(ctor: new (code: string, message: string) => Error): void;
+  /** Builds a model from its spec and weight files (native/napi/model.cpp). */
+  loadModel(spec: NativeModelSpec, names: WeightNames, files: NativeWeightFile[]): Promise<NativeHandle>;
+  modelEncodeVision(
+    model: NativeHandle,
+    pixels: Float32Array,
+    patchDim: number,
+    grids: Int32Array,
+    trace: boolean,
+  ): Promise<{ embeds: NativeTensorData; deepstack: NativeTensorData[]; trace: [string, NativeTensorData][] }>;
+  modelNewSession(model: NativeHandle, batch: number, capacity: number): NativeHandle;
+  sessionForward(session: NativeHandle, args: NativeForwardArgs): Promise<{ logits?: NativeTensorData; trace: [string, NativeTensorData][] }>;
+  sessionLengths(session: NativeHandle): number[];
+  /** Drops a model or session handle; later use gives E_DISPOSED. */
+  disposeHandle(handle: NativeHandle): void;
+  /** Chooses the next token of one logits row; advances `rngState` (BigUint64Array(4)) in place. */
+  sampleToken(logits: Float32Array, params: NativeSamplingParams, seen: Int32Array | null, rngState: BigUint64Array): number;
+  samplingRng(seed: number): BigUint64Array;
   info(): NativeInfo;
   setThreads(n: number): void;
   parity(filter?: string, seed?: number): Promise<NativeParityResult[]>;
   parityOps(): string[];
+  /** Seconds per call of one matmul variant, best of `iters` after a warm-up (native/napi/bench.cpp). */
+  benchMatmul(c: NativeBenchMatmul): Promise<number>;
+  /** Seconds per call of one attention variant, best of `iters` after a warm-up; rejects when not built. */
+  benchAttention(c: NativeBenchAttention): Promise<number>;
+  /** Maps a whole file copy-on-write (native/napi/safetensors.cpp). */
+  mapFile(path: string): { handle: NativeMappedFile; size: number };
+  /** Drops the handle's reference; views already made stay valid. Idempotent. */
+  closeMappedFile(handle: NativeMappedFile): void;
+  /** A view of bytes [byteOffset, byteOffset + byteLength) of a mapped file; re-checked natively. */
+  viewTensor(handle: NativeMappedFile, dtype: number, shape: number[], byteOffset: number, byteLength: number): NativeTensorData;
+  /** Element type conversion on a worker thread; `data` is borrowed until it settles. */
+  castTensor(data: ArrayBufferView, dtype: number, shape: number[], toDtype: number): Promise<NativeTensorData>;
+  /** Bicubic resize of interleaved 8-bit pixels (native/napi/image.cpp); `pixels` is borrowed until it settles. */
+  resizeBicubic(
+    pixels: Uint8Array,
+    width: number,
+    height: number,
+    outWidth: number,
+    outHeight: number,
+    rounding?: 'pillow' | 'torch',
+    channels?: number,
+  ): Promise<Uint8Array>;
+  /** Rescale, normalise and flatten RGB frames into vision patches (native/napi/image.cpp). */
+  patchify(frames: Uint8Array[], width: number, height: number, options: NativePatchifyOptions): Promise<Float32Array>;
+}
+
+/** Opaque handle of a native file mapping. @internal */
+export type NativeMappedFile = { readonly __brand: 'NativeMappedFile' };
+
+/** A tensor as native code returns it: dtype code (native/core/dtype.h), shape, bytes. @internal */
+export interface NativeTensorData {
+  dtype: number;
+  shape: number[];
+  data: ArrayBuffer;
+  /** True when `data` is an external buffer over native memory, false when it is a copy. */
+  external: boolean;
 }
 
 function load(): NativeBinding {
   const require = createRequire(import.meta.url);
   // lib/native/ under vitest and dist/native/ after tsc: the package root is two levels up.
   const root = fileURLToPath(new URL('../..', import.meta.url));
+  // QWENVL_ADDON_PATH points at a specific .node file (a custom or debug build).
+  const explicit = process.env.QWENVL_ADDON_PATH;
   let binding: NativeBinding;
   try {
-    binding = require('node-gyp-build')(root) as NativeBinding;
+    binding = (explicit ? require(explicit) : require('node-gyp-build')(root)) as NativeBinding;
   } catch (err) {
     throw new QwenVLError(
       'E_NATIVE',

@@ -61,7 +61,9 @@ std::string cpu_brand() {
   buf[48] = 0;
   std::string s(buf);
   const auto b = s.find_first_not_of(' ');
-  return b == std::string::npos ? "unknown" : s.substr(b);
+  if (b == std::string::npos) return "unknown";
+  const auto e = s.find_last_not_of(' ');
+  return s.substr(b, e - b + 1);
 }
 
 const char* isa_name(Isa isa) {

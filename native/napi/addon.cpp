@@ -22,6 +22,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));
   register_info(env, exports);
   register_parity(env, exports);
+  register_bench(env, exports);
+  register_safetensors(env, exports);
+  register_tensor_ops(env, exports);
+  register_image(env, exports);
+  register_model(env, exports);
+  register_sampling(env, exports);
   return exports;
 }
 

@@ -6,5 +6,11 @@ namespace qvl::napi {
 
 void register_info(Napi::Env env, Napi::Object exports);
 void register_parity(Napi::Env env, Napi::Object exports);
+void register_bench(Napi::Env env, Napi::Object exports);
+void register_safetensors(Napi::Env env, Napi::Object exports);
+void register_tensor_ops(Napi::Env env, Napi::Object exports);
+void register_image(Napi::Env env, Napi::Object exports);
+void register_model(Napi::Env env, Napi::Object exports);
+void register_sampling(Napi::Env env, Napi::Object exports);
 
 }  // namespace qvl::napi

@@ -1,10 +1,31 @@
 // The list of op families. Adding an op family = one include and one line here.
 #include "ops/registry.h"
+#include "ops/moe.h"
+#include "ops/sampling.h"
+#include "ops/activation.h"
+#include "ops/softmax.h"
+#include "ops/norm.h"
+#include "ops/embedding.h"
+#include "ops/attention.h"
+#include "ops/rope.h"
+#include "ops/matmul.h"
+#include "ops/resample.h"
 
 namespace qvl::ops {
 
 std::vector<const OpFamilyBase*> op_catalog() {
   return {
+      &moe_family(),
+      &sampling_family(),
+      &activation_family(),
+      &softmax_family(),
+      &layer_norm_family(),
+      &rms_norm_family(),
+      &embedding_family(),
+      &attention_family(),
+      &rope_family(),
+      &matmul_family(),
+      &resample_family(),
   };
 }
 

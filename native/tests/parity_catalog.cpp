@@ -3,8 +3,31 @@
 
 namespace qvl::parity {
 
+std::vector<Result> parity_moe(uint64_t seed);
+std::vector<Result> parity_sampling(uint64_t seed);
+std::vector<Result> parity_activation(uint64_t seed);
+std::vector<Result> parity_softmax(uint64_t seed);
+std::vector<Result> parity_layer_norm(uint64_t seed);
+std::vector<Result> parity_rms_norm(uint64_t seed);
+std::vector<Result> parity_embedding(uint64_t seed);
+std::vector<Result> parity_matmul(uint64_t seed);
+std::vector<Result> parity_attention(uint64_t seed);
+std::vector<Result> parity_rope(uint64_t seed);
+std::vector<Result> parity_resample(uint64_t seed);
+
 const std::vector<Entry>& suites() {
   static const std::vector<Entry> all = {
+      {"moe", parity_moe},
+      {"sampling", parity_sampling},
+      {"activation", parity_activation},
+      {"softmax", parity_softmax},
+      {"layer_norm", parity_layer_norm},
+      {"rms_norm", parity_rms_norm},
+      {"embedding", parity_embedding},
+      {"attention", parity_attention},
+      {"rope", parity_rope},
+      {"matmul", parity_matmul},
+      {"resample_bicubic", parity_resample},
   };
   return all;
 }

@@ -1,0 +1,37 @@
+import { info } from '../../info.js';
+import type { Command } from '../main.js';
+
+function formatBytes(n: number): string {
+  return `${(n / 2 ** 30).toFixed(1)} GiB`;
+}
+
+/** `qwenvl info [--json]`: version, CPU features, chosen kernels, threads, CUDA status. */
+export const infoCommand: Command = {
+  name: 'info',
+  summary: 'show version, CPU features, chosen kernels, threads and CUDA status (--json)',
+  async run(args) {
+    const i = info();
+    if (args.includes('--json')) {
+      process.stdout.write(`${JSON.stringify(i, null, 2)}\n`);
+      return 0;
+    }
+    const out: string[] = [];
+    out.push(`qwenvl ${i.version}`);
+    out.push(`cpu: ${i.cpu.brand.trim()} (${i.cpu.physicalCores} physical cores)`);
+    out.push(`cpu features: ${i.cpu.features.join(' ') || 'none beyond baseline'}`);
+    out.push(`threads: ${i.threads}`);
+    out.push('kernels:');
+    for (const [op, o] of Object.entries(i.ops)) {
+      const others = o.variants.map((v) => (v.available ? v.name : `${v.name} (no ${v.isa})`)).join(', ');
+      out.push(`  ${op.padEnd(12)} ${o.chosen.padEnd(12)} [${others}]`);
+    }
+    out.push(
+      i.cuda.available
+        ? `cuda: available (${i.cuda.device}, ${formatBytes(i.cuda.memoryBytes)})`
+        : `cuda: unavailable (${i.cuda.reason})`,
+    );
+    out.push(`tensors to JS: ${i.externalBuffers ? 'zero-copy (external buffers)' : 'copied'}`);
+    process.stdout.write(`${out.join('\n')}\n`);
+    return 0;
+  },
+};

@@ -1,0 +1,164 @@
+/**
+ * The conformance tool: runs every case of a reference fixture folder (checkpoint/, inputs/,
+ * cases/<name>/{meta.json,tensors.safetensors}) through this build and compares each stage.
+ * @module
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { formatError } from '../errors.js';
+import { openSafetensors, type SafetensorsCheckpoint } from '../io/safetensors.js';
+import { loadModel } from '../model/load.js';
+import type { Model } from '../model/model.js';
+import type { ChatMessage } from '../text/chat-template.js';
+import { compareExact, compareFloat, type StageResult } from './compare.js';
+
+export type { StageResult } from './compare.js';
+
+/** Tolerances: integer stages are exact; these are for the float stages. */
+export interface ConformanceTolerances {
+  /** pixel_values, max abs. Default 1e-5. */
+  pixels: number;
+  /** Hidden states and logits: max abs ≤ this × max |ref|. Default 1e-4. */
+  relative: number;
+}
+
+/** Options of {@link runConformance}. */
+export interface ConformanceOptions {
+  /** Only cases whose name is listed. */
+  cases?: readonly string[];
+  tolerances?: Partial<ConformanceTolerances>;
+  /** Called with each result as it is computed. */
+  onResult?: (r: StageResult) => void;
+}
+
+interface CaseMeta {
+  name: string;
+  conversations: ChatMessage[][];
+  images: string[];
+  videos: unknown[];
+  generated_ids: number[][];
+  generation: { max_new_tokens: number; eos_token_id: number[]; repetition_penalty: number };
+}
+
+/** Fills the fixture's source-less image parts with its input files, in order. */
+function withImages(conversations: ChatMessage[][], images: string[], root: string): ChatMessage[][] {
+  let k = 0;
+  return conversations.map((conv) =>
+    conv.map((msg) => {
+      if (!Array.isArray(msg.content)) return msg;
+      return {
+        ...msg,
+        content: msg.content.map((part) => {
+          if (part.type !== 'image') return part;
+          if (k >= images.length) throw formatError('meta.json', 'more image parts than images');
+          return { ...part, image: join(root, images[k++]) };
+        }),
+      };
+    }),
+  );
+}
+
+function f32(ck: SafetensorsCheckpoint, name: string): Float32Array | null {
+  return ck.tensors.has(name) ? ck.get(name).toFloat32() : null;
+}
+function ints(ck: SafetensorsCheckpoint, name: string): number[] | null {
+  if (!ck.tensors.has(name)) return null;
+  const t = ck.get(name);
+  return Array.from(t.data as ArrayLike<number | bigint>, (v) => Number(v));
+}
+
+async function runCase(model: Model, root: string, dir: string, tol: ConformanceTolerances, emit: (r: StageResult) => void): Promise<void> {
+  const meta = JSON.parse(await readFile(join(dir, 'meta.json'), 'utf8')) as CaseMeta;
+  const name = meta.name;
+  const ref = await openSafetensors(join(dir, 'tensors.safetensors'));
+  try {
+    const conversations = withImages(meta.conversations, meta.images ?? [], root);
+    const p = await model.prepare(conversations);
+    const B = p.batchSize, S = p.seqLength, H = model.config.text.hiddenSize;
+    emit(compareExact(name, 'input_ids', p.inputIds, ints(ref, 'input_ids')!));
+    emit(compareExact(name, 'attention_mask', p.attentionMask, ints(ref, 'attention_mask')!));
+    const refGrid = ints(ref, 'image_grid_thw');
+    if (refGrid) emit(compareExact(name, 'image_grid_thw', p.imageGridThw.flat(), refGrid));
+    emit(compareExact(name, 'position_ids', p.positionIds, ints(ref, 'position_ids')!));
+    emit(compareExact(name, 'rope_deltas', p.ropeDeltas, ints(ref, 'rope_deltas')!));
+    const refPixels = f32(ref, 'pixel_values');
+    if (refPixels) emit(compareFloat(name, 'pixel_values', p.pixelValues ?? new Float32Array(), refPixels, 'abs', tol.pixels));
+
+    const { stages, logits } = await model.trace(p);
+    // Only real tokens are compared: what padded positions hold depends on how a reference masks them.
+    const realRows: number[] = [];
+    for (let i = 0; i < B * S; i++) if (p.attentionMask[i]) realRows.push(i);
+    const pairs: [string, string, boolean][] = [['vision_patch_embed', 'image_vision_patch_embed', false]];
+    for (let k = 0; ref.tensors.has(`image_vision_block_${k}`); k++) pairs.push([`vision_block_${k}`, `image_vision_block_${k}`, false]);
+    pairs.push(['vision_embeds', 'image_embeds', false], ['text_embeds', 'text_embeds', true]);
+    for (let l = 0; ref.tensors.has(`layer_input.${l}`); l++) pairs.push([`layer_input.${l}`, `layer_input.${l}`, true]);
+    pairs.push(['final_hidden', 'final_hidden', true]);
+    for (const [ours, refName, perToken] of pairs) {
+      const r = f32(ref, refName);
+      if (!r) continue;
+      const o = stages.get(ours);
+      const data = o ? o.toFloat32() : new Float32Array();
+      emit(compareFloat(name, refName, data, r, 'rel', tol.relative, perToken ? H : r.length, perToken ? realRows : null));
+    }
+    const V = logits.shape[1];
+    const all = logits.data as Float32Array;
+    const last = new Float32Array(B * V);
+    for (let b = 0; b < B; b++) last.set(all.subarray((b * S + S - 1) * V, (b * S + S) * V), b * V);
+    emit(compareFloat(name, 'logits_last', last, f32(ref, 'logits_last')!, 'rel', tol.relative));
+    const topIds = ints(ref, 'logits_topk_ids');
+    const topVals = f32(ref, 'logits_topk_values');
+    if (topIds && topVals) {
+      const k = topIds.length / (B * S);
+      const picked = new Float32Array(topVals.length);
+      for (let i = 0; i < B * S; i++) for (let j = 0; j < k; j++) picked[i * k + j] = all[i * V + topIds[i * k + j]];
+      emit(compareFloat(name, 'logits_topk_values', picked, topVals, 'rel', tol.relative, k, realRows));
+    }
+
+    const results = await model.chat(conversations, {
+      doSample: false,
+      maxTokens: meta.generation.max_new_tokens,
+      repetitionPenalty: meta.generation.repetition_penalty,
+    });
+    const refIds = ints(ref, 'generated_ids')!;
+    const steps = refIds.length / B;
+    for (let b = 0; b < B; b++) {
+      const want = refIds.slice(b * steps, (b + 1) * steps);
+      const eosAt = want.findIndex((t) => meta.generation.eos_token_id.includes(t));
+      const expected = eosAt >= 0 ? want.slice(0, eosAt + 1) : want;
+      emit(compareExact(name, `generated_ids[${b}]`, results[b].tokens, expected));
+    }
+  } finally {
+    ref.dispose();
+  }
+}
+
+/**
+ * Runs every case of a fixture folder and returns one result per case and stage. A stage
+ * fails when it misses its tolerance; integer stages (ids, grids, positions, generated
+ * tokens) must match exactly.
+ */
+export async function runConformance(dir: string, options: ConformanceOptions = {}): Promise<StageResult[]> {
+  const tol: ConformanceTolerances = { pixels: 1e-5, relative: 1e-4, ...options.tolerances };
+  const results: StageResult[] = [];
+  const emit = (r: StageResult) => {
+    results.push(r);
+    options.onResult?.(r);
+  };
+  const model = await loadModel(join(dir, 'checkpoint'));
+  try {
+    const names = (await readdir(join(dir, 'cases'), { withFileTypes: true }))
+      .filter((e) => e.isDirectory() && (!options.cases || options.cases.includes(e.name)))
+      .map((e) => e.name)
+      .sort();
+    for (const c of names) {
+      try {
+        await runCase(model, dir, join(dir, 'cases', c), tol, emit);
+      } catch (err) {
+        emit({ case: c, stage: 'run', kind: 'exact', maxAbs: Infinity, maxRel: Infinity, tolerance: 0, passed: false, note: (err as Error).message });
+      }
+    }
+  } finally {
+    model.dispose();
+  }
+  return results;
+}

@@ -1,0 +1,30 @@
+/**
+ * The shape of a model family: what lib/families/<family>.ts exports and lib/families/registry.ts
+ * lists. A family turns config.json into the normalised text and vision settings, with the
+ * defaults of its transformers configuration classes.
+ * @module
+ */
+import type { TextConfig, VisionConfig } from '../model/config.js';
+import type { ConfigReader } from './fields.js';
+import type { RopeIndexKind } from './rope-index.js';
+
+/** Where the text decoder's fields live in config.json. */
+export type ConfigLayout = 'flat' | 'nested';
+
+/** One model family (one transformers `model_type`). */
+export interface FamilyDescriptor<Id extends string = string> {
+  /** Stable family id used across qwenvl (fixture folders use the same names). */
+  readonly id: Id;
+  /** The `model_type` of config.json that selects this family. */
+  readonly modelType: string;
+  /** Human-readable name. */
+  readonly displayName: string;
+  /** transformers class names this family's checkpoints declare in `architectures`. */
+  readonly architectures: readonly string[];
+  /** Which variant of transformers' get_rope_index the family uses. */
+  readonly ropeIndex: RopeIndexKind;
+  /** Reads the text decoder settings from the whole config.json. */
+  parseText(root: ConfigReader): { text: TextConfig; layout: ConfigLayout };
+  /** Reads the vision tower settings from `vision_config` (an empty section when absent). */
+  parseVision(vision: ConfigReader): VisionConfig;
+}

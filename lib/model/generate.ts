@@ -1,0 +1,118 @@
+/**
+ * The token loop: vision encoding, prefill, then one decode step per token for every row of a
+ * batch, sampling in native code. Rows that finish keep feeding the pad token (as transformers
+ * does) until all rows are done.
+ * @internal
+ * @module
+ */
+import { QwenVLError } from '../errors.js';
+import type { ResolvedGenerateOptions } from '../generate/options.js';
+import { native, type NativeHandle } from '../native/binding.js';
+import type { PreparedInputs } from './inputs.js';
+
+/** @internal One decode step: the token chosen for each row (-1 for rows already finished). */
+export interface StepTokens {
+  tokens: Int32Array;
+  /** Rows that produced an end-of-sequence token at this step. */
+  eos: boolean[];
+}
+
+/** @internal */
+export interface LoopContext {
+  handle: NativeHandle;
+  hidden: number;
+  imageTokenId: number;
+  eosTokenIds: readonly number[];
+  padTokenId: number;
+  contextLength: number;
+}
+
+/** Rows of the vision embeddings each token takes (-1: a text token). @internal */
+export function visualRows(ids: Int32Array, imageTokenId: number, available: number): Int32Array {
+  const rows = new Int32Array(ids.length).fill(-1);
+  let k = 0;
+  for (let i = 0; i < ids.length; i++) if (ids[i] === imageTokenId) rows[i] = k++;
+  if (k !== available) {
+    throw new QwenVLError('E_INPUT', `the prompt has ${k} image tokens but the images give ${available} embeddings`);
+  }
+  return rows;
+}
+
+/** @internal Encodes the prepared images, if any: [tokens × hidden] floats. */
+export async function encodePrepared(ctx: LoopContext, p: PreparedInputs): Promise<Float32Array | null> {
+  if (!p.pixelValues) return null;
+  const grids = Int32Array.from(p.imageGridThw.flat());
+  const r = await native.modelEncodeVision(ctx.handle, p.pixelValues, p.patchDim, grids, false);
+  return new Float32Array(r.embeds.data);
+}
+
+/** @internal Runs the prompt and yields each step's tokens until every row stops. */
+export async function* tokenLoop(
+  ctx: LoopContext,
+  p: PreparedInputs,
+  o: ResolvedGenerateOptions,
+  isStopped: (row: number) => boolean,
+): AsyncGenerator<StepTokens> {
+  const B = p.batchSize, S = p.seqLength;
+  if (S >= ctx.contextLength) {
+    throw new QwenVLError(
+      'E_CONTEXT_OVERFLOW',
+      `the prompt has ${S} tokens but the model's context is ${ctx.contextLength} (lower the image resolution or shorten the prompt)`,
+    );
+  }
+  const maxTokens = Math.min(o.maxTokens, ctx.contextLength - S);
+  if (o.signal?.aborted) return;
+  const vision = await encodePrepared(ctx, p);
+  const session = native.modelNewSession(ctx.handle, B, S + maxTokens);
+  try {
+    const first = await native.sessionForward(session, {
+      ids: p.inputIds,
+      steps: S,
+      pad: Int32Array.from(p.padding),
+      positions: p.positionIds,
+      ...(vision ? { visionEmbeds: vision, visualRows: visualRows(p.inputIds, ctx.imageTokenId, vision.length / ctx.hidden) } : {}),
+      logits: 'last',
+    });
+    let logits = new Float32Array(first.logits!.data);
+    const V = logits.length / B;
+    const seen = Array.from({ length: B }, (_, b) => Array.from(p.inputIds.subarray(b * S, (b + 1) * S)));
+    const done = new Array<boolean>(B).fill(false);
+    const rng = native.samplingRng(o.seed);
+    const params = {
+      doSample: o.doSample,
+      temperature: o.temperature,
+      topK: o.topK,
+      topP: o.topP,
+      minP: o.minP,
+      repetitionPenalty: o.repetitionPenalty,
+    };
+    for (let step = 0; step < maxTokens; step++) {
+      const tokens = new Int32Array(B).fill(-1);
+      const eos = new Array<boolean>(B).fill(false);
+      for (let b = 0; b < B; b++) {
+        if (done[b]) continue;
+        const tok = native.sampleToken(logits.subarray(b * V, (b + 1) * V), params, Int32Array.from(seen[b]), rng);
+        tokens[b] = tok;
+        seen[b].push(tok);
+        if (ctx.eosTokenIds.includes(tok)) {
+          eos[b] = true;
+          done[b] = true;
+        }
+      }
+      yield { tokens, eos };
+      for (let b = 0; b < B; b++) if (isStopped(b)) done[b] = true;
+      if (done.every(Boolean) || step + 1 === maxTokens || o.signal?.aborted) return;
+      const positions = new Int32Array(3 * B);
+      const ids = new Int32Array(B);
+      for (let b = 0; b < B; b++) {
+        ids[b] = tokens[b] >= 0 && !done[b] ? tokens[b] : ctx.padTokenId;
+        const pos = S + step + p.ropeDeltas[b];
+        positions[b] = positions[B + b] = positions[2 * B + b] = pos;
+      }
+      const next = await native.sessionForward(session, { ids, steps: 1, positions, logits: 'last' });
+      logits = new Float32Array(next.logits!.data);
+    }
+  } finally {
+    native.disposeHandle(session);
+  }
+}

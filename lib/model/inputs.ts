@@ -1,0 +1,184 @@
+/**
+ * Chat messages -> model inputs, as transformers' processor builds them: the chat template, the
+ * images of every message in order, placeholder expansion, tokenization with left padding, and
+ * M-RoPE position ids.
+ * @module
+ */
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { QwenVLError, inputError } from '../errors.js';
+import { getRopeIndex, ropeIndexOptions } from '../families/rope-index.js';
+import type { ImageProcessorConfig } from '../processor/config.js';
+import { processImages, type ImageInput, type ImageItem, type ImageSizeOptions } from '../processor/image.js';
+import { padBatch } from '../text/batch.js';
+import type { ChatMessage, ChatTemplate } from '../text/chat-template.js';
+import { expandVisionPlaceholders } from '../text/expand.js';
+import type { QwenTokenizer } from '../text/tokenizer.js';
+import type { ModelConfig } from './config.js';
+
+/** Everything the model runs on for one batch of prompts. */
+export interface PreparedInputs {
+  /** The rendered prompts (before placeholder expansion), one per row. */
+  promptTexts: string[];
+  batchSize: number;
+  /** Padded prompt length S. */
+  seqLength: number;
+  /** [batchSize × seqLength] token ids, left padded. */
+  inputIds: Int32Array;
+  /** [batchSize × seqLength], 1 for real tokens. */
+  attentionMask: Int32Array;
+  /** Leading padding tokens of each row. */
+  padding: number[];
+  /** Flattened image patches, [patches × patchDim], or null without images. */
+  pixelValues: Float32Array | null;
+  patchDim: number;
+  /** (t, h, w) per image, in placeholder order. */
+  imageGridThw: [number, number, number][];
+  /** [3][batchSize × seqLength]: temporal, height and width positions. */
+  positionIds: Int32Array;
+  /** Per row: position of cache slot c is c + ropeDeltas[b] on every axis. */
+  ropeDeltas: number[];
+}
+
+/** What {@link prepareInputs} needs from a loaded model. @internal */
+export interface InputContext {
+  config: ModelConfig;
+  tokenizer: QwenTokenizer;
+  template: ChatTemplate;
+  imageConfig: ImageProcessorConfig;
+  maxInputPixels?: number;
+}
+
+const SIZE_KEYS: [keyof ImageSizeOptions, string][] = [
+  ['minPixels', 'min_pixels'],
+  ['maxPixels', 'max_pixels'],
+  ['resizedWidth', 'resized_width'],
+  ['resizedHeight', 'resized_height'],
+];
+
+function sizeOptions(part: Record<string, unknown>): ImageSizeOptions {
+  const out: ImageSizeOptions = {};
+  for (const [camel, snake] of SIZE_KEYS) {
+    const v = part[camel] ?? part[snake];
+    if (v !== undefined) {
+      if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw inputError(`image part: ${camel} must be a positive number`);
+      out[camel] = v;
+    }
+  }
+  return out;
+}
+
+/** `data:` URLs, `file:` URLs and paths; remote URLs are refused (qwenvl never goes online). */
+async function imageFromUrl(url: string, where: string): Promise<ImageInput> {
+  if (url.startsWith('data:')) {
+    const comma = url.indexOf(',');
+    if (comma < 0) throw inputError(`${where}: malformed data: URL`);
+    const meta = url.slice(5, comma);
+    const payload = url.slice(comma + 1);
+    return meta.endsWith(';base64') ? Buffer.from(payload, 'base64') : Buffer.from(decodeURIComponent(payload), 'latin1');
+  }
+  if (url.startsWith('file:')) return fileURLToPath(url);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
+    throw new QwenVLError('E_UNSUPPORTED', `${where}: remote image URLs are not fetched (${url.slice(0, 60)}); pass a path, Buffer or data: URL`);
+  }
+  return url;
+}
+
+async function imageOfPart(part: Record<string, unknown>, where: string): Promise<ImageItem> {
+  if (part.type === 'image_url') {
+    const iu = part.image_url;
+    const url = typeof iu === 'string' ? iu : iu && typeof iu === 'object' ? (iu as { url?: unknown }).url : undefined;
+    if (typeof url !== 'string' || url.length === 0) throw inputError(`${where}: image_url part needs image_url.url`);
+    return { image: await imageFromUrl(url, where), ...sizeOptions(part) };
+  }
+  const src = part.image ?? part.url ?? part.path;
+  if (src === undefined || src === null) throw inputError(`${where}: image part has no image, url or path`);
+  const image = typeof src === 'string' ? await imageFromUrl(src, where) : (src as ImageInput);
+  return { image, ...sizeOptions(part) };
+}
+
+const KNOWN_PARTS = new Set(['text', 'image', 'image_url', 'video']);
+
+/** Validates the messages and collects their image parts in order. @internal */
+export async function collectImages(messages: readonly ChatMessage[], row: number): Promise<ImageItem[]> {
+  if (!Array.isArray(messages) || messages.length === 0) throw inputError(`conversation ${row}: messages must be a non-empty array`);
+  const images: ImageItem[] = [];
+  for (let m = 0; m < messages.length; m++) {
+    const msg = messages[m];
+    const where = `conversation ${row}, message ${m}`;
+    if (!msg || typeof msg !== 'object' || typeof msg.role !== 'string') throw inputError(`${where}: a message needs a role`);
+    const content = msg.content;
+    if (content === undefined || content === null || typeof content === 'string') continue;
+    if (!Array.isArray(content)) throw inputError(`${where}: content must be a string or an array of parts`);
+    for (let p = 0; p < content.length; p++) {
+      const part = content[p] as Record<string, unknown>;
+      const pw = `${where}, part ${p}`;
+      if (!part || typeof part !== 'object' || typeof part.type !== 'string') throw inputError(`${pw}: a part needs a type`);
+      if (!KNOWN_PARTS.has(part.type)) {
+        throw inputError(`${pw}: unknown part type '${part.type}' (expected text, image, image_url or video)`);
+      }
+      if (part.type === 'video') throw new QwenVLError('E_UNSUPPORTED', `${pw}: video input is not supported yet`);
+      if (part.type === 'text' && typeof part.text !== 'string') throw inputError(`${pw}: text part needs a string text`);
+      if (part.type === 'image' || part.type === 'image_url') images.push(await imageOfPart(part, pw));
+    }
+  }
+  return images;
+}
+
+function countOccurrences(text: string, needle: string): number {
+  let n = 0;
+  for (let i = text.indexOf(needle); i !== -1; i = text.indexOf(needle, i + needle.length)) n++;
+  return n;
+}
+
+/** Builds the model inputs of a batch of conversations (one row each). */
+export async function prepareInputs(ctx: InputContext, conversations: readonly (readonly ChatMessage[])[]): Promise<PreparedInputs> {
+  if (!Array.isArray(conversations) || conversations.length === 0) throw inputError('no conversation given');
+  const imageToken = ctx.tokenizer.idToToken(ctx.config.tokens.imageTokenId) ?? '<|image_pad|>';
+  const promptTexts: string[] = [];
+  const items: ImageItem[] = [];
+  for (let b = 0; b < conversations.length; b++) {
+    const images = await collectImages(conversations[b], b);
+    const text = ctx.template.render(conversations[b], { addGenerationPrompt: true });
+    const slots = countOccurrences(text, imageToken);
+    if (slots !== images.length) {
+      throw inputError(
+        `conversation ${b}: ${images.length} image part(s) but the chat template placed ${slots} image placeholder(s)`,
+      );
+    }
+    promptTexts.push(text);
+    items.push(...images);
+  }
+
+  const processed = items.length > 0
+    ? await processImages(items, ctx.imageConfig, ctx.maxInputPixels ? { maxInputPixels: ctx.maxInputPixels } : {})
+    : null;
+  const imageGridThw = processed?.imageGridThw ?? [];
+  const expanded = expandVisionPlaceholders(promptTexts, {
+    imageGridThw,
+    mergeSize: ctx.config.vision.spatialMergeSize,
+  });
+  const padId = ctx.tokenizer.specialIds.pad ?? ctx.tokenizer.specialIds.endOfText ?? 0;
+  const batch = padBatch(expanded.map((t) => ctx.tokenizer.encode(t)), { padId, side: 'left' });
+  const S = batch.seqLength, B = batch.batchSize;
+  const rows = Array.from({ length: B }, (_, b) => batch.inputIds.subarray(b * S, (b + 1) * S));
+  const masks = Array.from({ length: B }, (_, b) => batch.attentionMask.subarray(b * S, (b + 1) * S));
+  const rope = getRopeIndex(rows, masks, imageGridThw, null, ropeIndexOptions(ctx.config));
+  const positionIds = new Int32Array(3 * B * S);
+  for (let axis = 0; axis < 3; axis++) {
+    for (let b = 0; b < B; b++) positionIds.set(rope.positionIds[axis as 0 | 1 | 2][b], axis * B * S + b * S);
+  }
+  return {
+    promptTexts,
+    batchSize: B,
+    seqLength: S,
+    inputIds: batch.inputIds,
+    attentionMask: batch.attentionMask,
+    padding: batch.lengths.map((l) => S - l),
+    pixelValues: processed?.pixelValues ?? null,
+    patchDim: processed?.shape[1] ?? 0,
+    imageGridThw,
+    positionIds,
+    ropeDeltas: rope.ropeDeltas,
+  };
+}

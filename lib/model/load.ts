@@ -1,0 +1,104 @@
+/**
+ * loadModel(): a Hugging Face checkpoint folder -> a {@link Model}.
+ * @module
+ */
+import { stat } from 'node:fs/promises';
+import { QwenVLError, inputError } from '../errors.js';
+import { setThreads } from '../info.js';
+import { openSafetensors } from '../io/safetensors.js';
+import { DTYPE_CODES } from '../tensor.js';
+import { native } from '../native/binding.js';
+import { loadImageProcessorConfig } from '../processor/config.js';
+import { ChatTemplate } from '../text/chat-template.js';
+import { QwenTokenizer } from '../text/tokenizer.js';
+import { loadGenerationDefaults, loadModelConfig } from './config.js';
+import { Model } from './model.js';
+import { nativeSpec, weightNames } from './native-spec.js';
+
+/** A step of {@link loadModel}, reported through `onProgress`. */
+export interface LoadProgress {
+  stage: 'config' | 'tokenizer' | 'weights' | 'ready';
+  /** Overall progress in [0, 1]. */
+  fraction: number;
+  message: string;
+}
+
+/** Options of {@link loadModel}. */
+export interface LoadOptions {
+  /** Compute threads (default: physical cores). Applies process-wide. */
+  threads?: number;
+  /** 'cpu' (default) or 'auto'; the CUDA backend does not run models yet, so both use the CPU. */
+  device?: 'cpu' | 'auto';
+  /** Called as loading advances. */
+  onProgress?: (p: LoadProgress) => void;
+  /** Most tokens (prompt + answer) per sequence. Default: the config's max_position_embeddings, at most 32768. */
+  contextLength?: number;
+  /** Largest accepted input image (width × height) before decoding; see the processor's default. */
+  maxInputPixels?: number;
+}
+
+/**
+ * Loads a checkpoint folder (config.json, *.safetensors, tokenizer.json, preprocessor_config.json,
+ * chat template). Weights are memory-mapped and used as stored, not copied.
+ *
+ * @throws QwenVLError E_UNSUPPORTED for a model type qwenvl cannot run; E_MODEL_FORMAT naming
+ *   the file (and field or tensor) for missing or malformed files.
+ */
+export async function loadModel(dir: string, options: LoadOptions = {}): Promise<Model> {
+  if (typeof dir !== 'string' || dir.length === 0) throw inputError('loadModel: dir must be a path');
+  try {
+    if (!(await stat(dir)).isDirectory()) throw inputError(`loadModel: ${dir} is not a folder`);
+  } catch (e) {
+    if (e instanceof QwenVLError) throw e;
+    throw inputError(`loadModel: ${dir} does not exist`);
+  }
+  if (options.device !== undefined && options.device !== 'cpu' && options.device !== 'auto') {
+    throw inputError(`loadModel: device must be 'cpu' or 'auto', got ${String(options.device)}`);
+  }
+  const progress = (stage: LoadProgress['stage'], fraction: number, message: string) =>
+    options.onProgress?.({ stage, fraction, message });
+  if (options.threads !== undefined) setThreads(options.threads);
+
+  progress('config', 0, 'reading config.json');
+  const config = await loadModelConfig(dir);
+  const generationDefaults = await loadGenerationDefaults(dir, config);
+  const imageConfig = await loadImageProcessorConfig(dir);
+  progress('tokenizer', 0.1, 'loading tokenizer and chat template');
+  const tokenizer = await QwenTokenizer.load(dir);
+  const template = await ChatTemplate.fromDirectory(dir, tokenizer.specialTokensMap);
+
+  progress('weights', 0.3, 'validating safetensors headers');
+  const ckpt = await openSafetensors(dir);
+  const names = weightNames(ckpt.tensors.keys(), ckpt.path);
+  const byFile = new Map<string, { name: string; dtype: number; shape: number[]; byteOffset: number; byteLength: number }[]>();
+  for (const t of ckpt.tensors.values()) {
+    const list = byFile.get(t.file) ?? [];
+    list.push({ name: t.name, dtype: DTYPE_CODES[t.dtype], shape: [...t.shape], byteOffset: t.byteOffset, byteLength: t.byteLength });
+    byFile.set(t.file, list);
+  }
+  ckpt.dispose();
+  progress('weights', 0.5, `mapping ${byFile.size} weight file(s)`);
+  const handle = await native.loadModel(
+    nativeSpec(config),
+    names,
+    [...byFile].map(([path, tensors]) => ({ path, tensors })),
+  );
+  const maxCtx = Math.min(config.text.maxPositionEmbeddings, 32768);
+  const contextLength = options.contextLength ?? maxCtx;
+  if (!Number.isInteger(contextLength) || contextLength < 2) {
+    native.disposeHandle(handle);
+    throw inputError(`loadModel: contextLength must be an integer >= 2, got ${contextLength}`);
+  }
+  progress('ready', 1, 'model ready');
+  return new Model({
+    dir,
+    config,
+    generationDefaults,
+    tokenizer,
+    template,
+    imageConfig,
+    handle,
+    contextLength,
+    ...(options.maxInputPixels ? { maxInputPixels: options.maxInputPixels } : {}),
+  });
+}

@@ -1,0 +1,314 @@
+/**
+ * A loaded checkpoint: chat, streaming, and the low-level pieces (processor, tokenizer, vision
+ * embeddings, logits) for power users.
+ * @module
+ */
+import { QwenVLError } from '../errors.js';
+import { resolveGenerateOptions, type GenerateOptions } from '../generate/options.js';
+import { StopMatcher } from '../generate/stop.js';
+import { native, type NativeHandle } from '../native/binding.js';
+import type { ImageProcessorConfig } from '../processor/config.js';
+import { processImages, type ImageInput, type ImageItem, type ProcessedImages } from '../processor/image.js';
+import type { ChatMessage, ChatTemplate } from '../text/chat-template.js';
+import type { QwenTokenizer } from '../text/tokenizer.js';
+import { Tensor, tensorFromNative } from '../tensor.js';
+import type { GenerationDefaults, ModelConfig } from './config.js';
+import { encodePrepared, tokenLoop, visualRows, type LoopContext } from './generate.js';
+import { prepareInputs, type PreparedInputs } from './inputs.js';
+
+/** Why generation ended. */
+export type FinishReason = 'stop' | 'length' | 'abort';
+
+/** The result of {@link Model.chat}. */
+export interface ChatResult {
+  /** The generated text (stop string and end-of-sequence token excluded). */
+  text: string;
+  /** Generated token ids (the end-of-sequence token included when one was produced). */
+  tokens: number[];
+  usage: { promptTokens: number; completionTokens: number; totalTokens: number };
+  /** 'stop': end-of-sequence token or stop string; 'length': maxTokens or the context; 'abort': the signal. */
+  finishReason: FinishReason;
+}
+
+/** The image processor of a model: its settings and the function that runs it. */
+export interface ModelProcessor {
+  readonly config: ImageProcessorConfig;
+  /** Images -> flattened patches and grids, exactly as transformers' processor. */
+  processImages(images: readonly (ImageInput | ImageItem)[]): Promise<ProcessedImages>;
+}
+
+/** Parts a {@link Model} is built from ({@link loadModel} assembles them). @internal */
+export interface ModelParts {
+  dir: string;
+  config: ModelConfig;
+  generationDefaults: GenerationDefaults;
+  tokenizer: QwenTokenizer;
+  template: ChatTemplate;
+  imageConfig: ImageProcessorConfig;
+  handle: NativeHandle;
+  contextLength: number;
+  maxInputPixels?: number;
+}
+
+/** One conversation, or a batch of conversations run together (left padded, like transformers). */
+export type Conversation = readonly ChatMessage[];
+
+function isBatch(m: Conversation | readonly Conversation[]): m is readonly Conversation[] {
+  return Array.isArray(m) && m.length > 0 && Array.isArray(m[0]);
+}
+
+/** A loaded vision-language model. Create with {@link loadModel}; free with {@link Model.dispose}. */
+export class Model {
+  /** The checkpoint folder. */
+  readonly dir: string;
+  /** Parsed config.json. */
+  readonly config: ModelConfig;
+  /** Sampling defaults from generation_config.json. */
+  readonly generationDefaults: GenerationDefaults;
+  /** The checkpoint's tokenizer. */
+  readonly tokenizer: QwenTokenizer;
+  /** The checkpoint's chat template. */
+  readonly template: ChatTemplate;
+  /** The image processor. */
+  readonly processor: ModelProcessor;
+  /** Most tokens (prompt + generated) one sequence may hold. */
+  readonly contextLength: number;
+  private handle: NativeHandle | null;
+  private readonly maxInputPixels?: number;
+
+  /** @internal */
+  constructor(parts: ModelParts) {
+    this.dir = parts.dir;
+    this.config = parts.config;
+    this.generationDefaults = parts.generationDefaults;
+    this.tokenizer = parts.tokenizer;
+    this.template = parts.template;
+    this.contextLength = parts.contextLength;
+    this.handle = parts.handle;
+    this.maxInputPixels = parts.maxInputPixels;
+    const imageConfig = parts.imageConfig;
+    const decode = parts.maxInputPixels ? { maxInputPixels: parts.maxInputPixels } : {};
+    this.processor = {
+      config: imageConfig,
+      processImages: (images) => processImages(images, imageConfig, decode),
+    };
+  }
+
+  /** True once {@link dispose} has run. */
+  get disposed(): boolean {
+    return this.handle === null;
+  }
+
+  private live(): NativeHandle {
+    if (this.handle === null) throw new QwenVLError('E_DISPOSED', `model ${this.dir} has been disposed`);
+    return this.handle;
+  }
+
+  private loopContext(): LoopContext {
+    const eos = this.generationDefaults.eosTokenIds.length > 0 ? this.generationDefaults.eosTokenIds : this.config.tokens.eosTokenIds;
+    return {
+      handle: this.live(),
+      hidden: this.config.text.hiddenSize,
+      imageTokenId: this.config.tokens.imageTokenId,
+      eosTokenIds: eos,
+      padTokenId: this.generationDefaults.padTokenId ?? this.tokenizer.specialIds.pad ?? eos[0] ?? 0,
+      contextLength: this.contextLength,
+    };
+  }
+
+  /**
+   * Renders, tokenizes and processes conversations into model inputs (what {@link logits} and
+   * generation run on). A single conversation gives a batch of one.
+   */
+  async prepare(messages: Conversation | readonly Conversation[]): Promise<PreparedInputs> {
+    this.live();
+    const batch = isBatch(messages) ? messages : [messages as Conversation];
+    return prepareInputs(
+      {
+        config: this.config,
+        tokenizer: this.tokenizer,
+        template: this.template,
+        imageConfig: this.processor.config,
+        ...(this.maxInputPixels ? { maxInputPixels: this.maxInputPixels } : {}),
+      },
+      batch,
+    );
+  }
+
+  /** Merged vision embeddings of images: a [tokens, hidden] f32 {@link Tensor}, rows in image order. */
+  async encodeImages(images: readonly (ImageInput | ImageItem)[]): Promise<Tensor> {
+    const handle = this.live();
+    const p = await this.processor.processImages(images);
+    const r = await native.modelEncodeVision(handle, p.pixelValues, p.shape[1], Int32Array.from(p.imageGridThw.flat()), false);
+    return tensorFromNative(r.embeds);
+  }
+
+  /**
+   * Logits for prepared inputs: the last position of each row ([batch, vocab]), or with
+   * `all: true` every position ([batch × seqLength, vocab]).
+   */
+  async logits(inputs: PreparedInputs, options: { all?: boolean } = {}): Promise<Tensor> {
+    const ctx = this.loopContext();
+    const vision = await encodePrepared(ctx, inputs);
+    const session = native.modelNewSession(ctx.handle, inputs.batchSize, inputs.seqLength);
+    try {
+      const r = await native.sessionForward(session, {
+        ids: inputs.inputIds,
+        steps: inputs.seqLength,
+        pad: Int32Array.from(inputs.padding),
+        positions: inputs.positionIds,
+        ...(vision ? { visionEmbeds: vision, visualRows: visualRows(inputs.inputIds, ctx.imageTokenId, vision.length / ctx.hidden) } : {}),
+        logits: options.all ? 'all' : 'last',
+      });
+      return tensorFromNative(r.logits!);
+    } finally {
+      native.disposeHandle(session);
+    }
+  }
+
+  /**
+   * Every intermediate stage for prepared inputs (vision patch embedding and blocks, merged
+   * vision embeddings, token embeddings, each decoder layer's input, final hidden states) and the
+   * logits at every position: what `qwenvl conformance` compares against reference dumps.
+   * @internal
+   */
+  async trace(inputs: PreparedInputs): Promise<{ stages: Map<string, Tensor>; logits: Tensor }> {
+    const ctx = this.loopContext();
+    const stages = new Map<string, Tensor>();
+    let vision: Float32Array | null = null;
+    if (inputs.pixelValues) {
+      const grids = Int32Array.from(inputs.imageGridThw.flat());
+      const r = await native.modelEncodeVision(ctx.handle, inputs.pixelValues, inputs.patchDim, grids, true);
+      for (const [name, t] of r.trace) stages.set(name, tensorFromNative(t));
+      const embeds = tensorFromNative(r.embeds);
+      stages.set('vision_embeds', embeds);
+      vision = embeds.data as Float32Array;
+    }
+    const session = native.modelNewSession(ctx.handle, inputs.batchSize, inputs.seqLength);
+    try {
+      const r = await native.sessionForward(session, {
+        ids: inputs.inputIds,
+        steps: inputs.seqLength,
+        pad: Int32Array.from(inputs.padding),
+        positions: inputs.positionIds,
+        ...(vision ? { visionEmbeds: vision, visualRows: visualRows(inputs.inputIds, ctx.imageTokenId, vision.length / ctx.hidden) } : {}),
+        logits: 'all',
+        trace: true,
+      });
+      for (const [name, t] of r.trace) stages.set(name, tensorFromNative(t));
+      return { stages, logits: tensorFromNative(r.logits!) };
+    } finally {
+      native.disposeHandle(session);
+    }
+  }
+
+  /**
+   * Answers a conversation. With a batch of conversations, resolves to one result per row.
+   * Abort through `options.signal` resolves with the text so far and `finishReason: 'abort'`.
+   */
+  async chat(messages: Conversation, options?: GenerateOptions): Promise<ChatResult>;
+  async chat(messages: readonly Conversation[], options?: GenerateOptions): Promise<ChatResult[]>;
+  async chat(messages: Conversation | readonly Conversation[], options: GenerateOptions = {}): Promise<ChatResult | ChatResult[]> {
+    const results = await this.run(messages, options, undefined);
+    return isBatch(messages) ? results : results[0];
+  }
+
+  /**
+   * Streams the answer to one conversation as text chunks (never splitting a character or a
+   * stop string). The iterator ends at end-of-sequence, a stop string, maxTokens or abort.
+   */
+  async *stream(messages: Conversation, options: GenerateOptions = {}): AsyncGenerator<string, ChatResult, undefined> {
+    const queue: string[] = [];
+    let wake: (() => void) | null = null;
+    let finished = false;
+    let failure: unknown;
+    let result: ChatResult | undefined;
+    this.run(messages, options, (row, chunk) => {
+      if (row === 0 && chunk) {
+        queue.push(chunk);
+        wake?.();
+      }
+    }).then(
+      (r) => {
+        result = r[0];
+        finished = true;
+        wake?.();
+      },
+      (e) => {
+        failure = e;
+        finished = true;
+        wake?.();
+      },
+    );
+    for (;;) {
+      if (queue.length > 0) {
+        yield queue.shift()!;
+        continue;
+      }
+      if (finished) break;
+      await new Promise<void>((resolve) => (wake = resolve));
+      wake = null;
+    }
+    if (failure !== undefined) throw failure;
+    return result!;
+  }
+
+  private async run(
+    messages: Conversation | readonly Conversation[],
+    options: GenerateOptions,
+    onText: ((row: number, chunk: string) => void) | undefined,
+  ): Promise<ChatResult[]> {
+    const ctx = this.loopContext();
+    const o = resolveGenerateOptions(options, this.generationDefaults);
+    const p = await this.prepare(messages);
+    const B = p.batchSize;
+    const decoders = Array.from({ length: B }, () => this.tokenizer.createStreamDecoder({ skipSpecialTokens: true }));
+    const stops = Array.from({ length: B }, () => new StopMatcher(o.stop));
+    const texts = new Array<string>(B).fill('');
+    const tokens = Array.from({ length: B }, () => [] as number[]);
+    const reasons = new Array<FinishReason | null>(B).fill(null);
+    const emit = (b: number, chunk: string) => {
+      if (!chunk) return;
+      texts[b] += chunk;
+      onText?.(b, chunk);
+    };
+    for await (const step of tokenLoop(ctx, p, o, (b) => reasons[b] !== null)) {
+      for (let b = 0; b < B; b++) {
+        const tok = step.tokens[b];
+        if (tok < 0 || reasons[b] !== null) continue;
+        tokens[b].push(tok);
+        if (step.eos[b]) {
+          reasons[b] = 'stop';
+          continue;
+        }
+        const { emit: safe, stopped } = stops[b].push(decoders[b].push(tok));
+        emit(b, safe);
+        if (stopped) reasons[b] = 'stop';
+      }
+    }
+    const aborted = o.signal?.aborted ?? false;
+    return texts.map((_, b) => {
+      if (reasons[b] === null) emit(b, stops[b].push(decoders[b].flush()).emit + stops[b].flush());
+      const promptTokens = p.seqLength - p.padding[b];
+      return {
+        text: texts[b],
+        tokens: tokens[b],
+        usage: { promptTokens, completionTokens: tokens[b].length, totalTokens: promptTokens + tokens[b].length },
+        finishReason: reasons[b] ?? (aborted ? 'abort' : 'length'),
+      };
+    });
+  }
+
+  /** Frees the native model. Later calls reject with E_DISPOSED; running calls finish first. */
+  dispose(): void {
+    if (this.handle !== null) {
+      native.disposeHandle(this.handle);
+      this.handle = null;
+    }
+  }
+
+  /** `await using model = await loadModel(...)` disposes it at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.dispose();
+  }
+}

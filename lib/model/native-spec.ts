@@ -1,0 +1,130 @@
+/**
+ * Turns a parsed {@link ModelConfig} and a checkpoint's tensor names into what the native model
+ * needs: the architecture numbers (TypeScript decides, C++ computes) and the weight-name prefixes
+ * of the checkpoint's layout. Key naming is handled here and nowhere else.
+ * @internal
+ * @module
+ */
+import { formatError } from '../errors.js';
+import type { ModelConfig } from './config.js';
+
+/** @internal The architecture numbers native/models/spec.h reads. */
+export interface NativeModelSpec {
+  family: string;
+  text: {
+    hidden: number;
+    layers: number;
+    heads: number;
+    kvHeads: number;
+    headDim: number;
+    intermediate: number;
+    vocab: number;
+    rmsEps: number;
+    ropeTheta: number;
+    mropeSection: number[];
+    mropeInterleaved: boolean;
+    qkvBias: boolean;
+    qkNorm: boolean;
+    tieEmbeddings: boolean;
+    experts: number;
+    expertsPerTok: number;
+    moeIntermediate: number;
+    normTopkProb: boolean;
+    sparseLayers: number[];
+  };
+  vision: {
+    kind: 'qwen2' | 'qwen2.5' | 'qwen3';
+    depth: number;
+    hidden: number;
+    heads: number;
+    intermediate: number;
+    inChannels: number;
+    patch: number;
+    temporalPatch: number;
+    merge: number;
+    outHidden: number;
+    hiddenAct: string;
+    normEps: number;
+    windowSize: number;
+    fullattBlocks: number[];
+    numPositionEmbeddings: number;
+    deepstackIndexes: number[];
+  };
+}
+
+/** @internal Where the checkpoint keeps each part's tensors. */
+export interface WeightNames {
+  textPrefix: string;
+  visionPrefix: string;
+  lmHead: string;
+}
+
+const VISION_KIND: Record<string, NativeModelSpec['vision']['kind']> = {
+  'qwen2-vl': 'qwen2',
+  'qwen2.5-vl': 'qwen2.5',
+  'qwen3-vl': 'qwen3',
+  'qwen3-vl-moe': 'qwen3',
+};
+
+/** @internal */
+export function nativeSpec(config: ModelConfig): NativeModelSpec {
+  const t = config.text;
+  const v = config.vision;
+  const moe = t.moe;
+  return {
+    family: config.modelType,
+    text: {
+      hidden: t.hiddenSize,
+      layers: t.layers,
+      heads: t.heads,
+      kvHeads: t.kvHeads,
+      headDim: t.headDim,
+      intermediate: t.intermediateSize,
+      vocab: t.vocabSize,
+      rmsEps: t.rmsEps,
+      ropeTheta: t.ropeTheta,
+      mropeSection: [...t.mropeSection],
+      mropeInterleaved: t.mropeInterleaved,
+      qkvBias: t.qkvBias,
+      qkNorm: t.qkNorm,
+      tieEmbeddings: t.tieWordEmbeddings,
+      experts: moe?.numExperts ?? 0,
+      expertsPerTok: moe?.topK ?? 0,
+      moeIntermediate: moe?.moeIntermediateSize ?? 0,
+      normTopkProb: moe?.normTopkProb ?? true,
+      sparseLayers: moe ? moe.sparseLayers.flatMap((s, i) => (s ? [i] : [])) : [],
+    },
+    vision: {
+      kind: VISION_KIND[config.family] ?? 'qwen2',
+      depth: v.depth,
+      hidden: v.hiddenSize,
+      heads: v.heads,
+      intermediate: v.intermediateSize,
+      inChannels: v.inChannels,
+      patch: v.patchSize,
+      temporalPatch: v.temporalPatchSize,
+      merge: v.spatialMergeSize,
+      outHidden: v.outHiddenSize,
+      hiddenAct: v.hiddenAct,
+      normEps: 1e-6,
+      windowSize: v.windowSize ?? 0,
+      fullattBlocks: v.fullattBlockIndexes ?? [],
+      numPositionEmbeddings: v.numPositionEmbeddings ?? 0,
+      deepstackIndexes: v.deepstackVisualIndexes,
+    },
+  };
+}
+
+/**
+ * The checkpoint's key layout: the official repos' legacy names (`model.layers.*`, `visual.*`) or
+ * newer transformers' (`model.language_model.layers.*`, `model.visual.*`).
+ * @internal
+ */
+export function weightNames(tensorNames: Iterable<string>, file: string): WeightNames {
+  const names = new Set(tensorNames);
+  const textPrefix = ['model.language_model.', 'model.'].find((p) => names.has(`${p}embed_tokens.weight`));
+  if (!textPrefix) throw formatError(file, 'no embed_tokens.weight tensor (expected model.embed_tokens.weight or model.language_model.embed_tokens.weight)');
+  const visionPrefix = ['model.visual.', 'visual.'].find((p) => names.has(`${p}patch_embed.proj.weight`));
+  if (!visionPrefix) throw formatError(file, 'no vision tower tensors (expected visual.patch_embed.proj.weight or model.visual.patch_embed.proj.weight)');
+  return { textPrefix, visionPrefix, lmHead: 'lm_head.weight' };
+}

@@ -1,0 +1,361 @@
+/**
+ * Images to vision-tower input, matching transformers' Qwen2-VL image processors: decode (sharp),
+ * `smart_resize`, bicubic resize, rescale + normalise, repeat to the temporal patch size and
+ * flatten into patches. Every loop over pixels runs natively (libvips for decoding, the addon for
+ * resampling and patch flattening).
+ *
+ * What "the same as the reference" means here: transformers is fed PIL images converted with
+ * `convert("RGB")`. PIL ignores embedded ICC profiles and drops alpha without compositing, so
+ * decoding here ignores ICC profiles and drops alpha too (`alpha: 'white'` composites onto white
+ * instead, as qwen-vl-utils' `fetch_image` does, though not with PIL's exact rounding). EXIF
+ * orientation is applied by default, as transformers' `load_image` does (`autoOrient: false`
+ * keeps the stored orientation, as a bare `PIL.Image.open` would).
+ *
+ * Checked byte for byte against Pillow 9.4's decoders: baseline, progressive, 4:2:0 and 4:4:4
+ * JPEG (with and without an ICC profile), RGB/RGBA/palette/grey+alpha/16-bit RGB PNG, lossy WebP
+ * and opaque GIF all decode identically. Known differences: CMYK JPEGs (libvips converts with a
+ * default profile, PIL with a naive formula), 16-bit greyscale PNGs (PIL clips to 255, libvips
+ * keeps the high byte) and fully transparent GIF pixels (PIL shows the palette colour, libvips
+ * black).
+ * @module
+ */
+import { stat } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import sharp, { type Metadata, type OutputInfo, type Sharp } from 'sharp';
+import { QwenVLError, inputError } from '../errors.js';
+import { native } from '../native/binding.js';
+import type { ImageProcessorConfig, ProcessorFlavor } from './config.js';
+import { smartResize } from './smart-resize.js';
+
+/** Raw interleaved 8-bit pixels; `channels` defaults to 3 (RGB). 4 is RGBA, 1 grey, 2 grey+alpha. */
+export interface RawImage {
+  data: Uint8Array;
+  width: number;
+  height: number;
+  channels?: 1 | 2 | 3 | 4;
+}
+
+/**
+ * An image: a file path (or `file:` URL, or `data:image/...;base64,` URI), encoded bytes
+ * (Buffer, Uint8Array, ArrayBuffer: JPEG, PNG, WebP, GIF (first frame), TIFF, AVIF, ...), a
+ * sharp instance (its pipeline is applied; it is cloned, not consumed) or raw pixels.
+ */
+export type ImageInput = string | URL | Uint8Array | ArrayBuffer | Sharp | RawImage;
+
+/** Decoded 8-bit RGB pixels, row-major, 3 bytes per pixel. */
+export interface RgbImage {
+  data: Uint8Array;
+  width: number;
+  height: number;
+}
+
+/**
+ * PIL's decompression-bomb limit (`2 * Image.MAX_IMAGE_PIXELS`, above which PIL refuses to
+ * open an image): the default for {@link DecodeOptions.maxInputPixels}.
+ */
+export const DEFAULT_MAX_INPUT_PIXELS = 178_956_970;
+
+/** How to decode. */
+export interface DecodeOptions {
+  /**
+   * Largest accepted width × height of the encoded image, checked from its header before any
+   * pixel is decoded (E_INPUT above it). Default {@link DEFAULT_MAX_INPUT_PIXELS}.
+   */
+  maxInputPixels?: number;
+  /** Apply the EXIF orientation (default true). Ignored for sharp instances and raw pixels. */
+  autoOrient?: boolean;
+  /** Alpha handling: `'drop'` (default, PIL's `convert("RGB")`) or `'white'` (composite on white). */
+  alpha?: 'drop' | 'white';
+}
+
+function isRawImage(v: unknown): v is RawImage {
+  return typeof v === 'object' && v !== null && 'data' in v && 'width' in v && 'height' in v;
+}
+
+function isSharp(v: unknown): v is Sharp {
+  if (v instanceof sharp) return true;
+  const o = v as Record<string, unknown> | null;
+  return (
+    typeof o === 'object' && o !== null && typeof o.clone === 'function' && typeof o.metadata === 'function' &&
+    typeof o.toBuffer === 'function'
+  );
+}
+
+function describe(input: ImageInput): string {
+  if (typeof input === 'string') return input.startsWith('data:') ? 'data URI' : `"${input}"`;
+  if (input instanceof URL) return `"${input.href}"`;
+  if (input instanceof Uint8Array) return `buffer of ${input.byteLength} bytes`;
+  if (input instanceof ArrayBuffer) return `ArrayBuffer of ${input.byteLength} bytes`;
+  if (isRawImage(input)) return `raw ${input.width}x${input.height} image`;
+  return 'sharp instance';
+}
+
+function checkLimit(width: number, height: number, limit: number, what: string): void {
+  if (!(width > 0 && height > 0)) throw inputError(`image ${what}: has no pixels (${width}x${height})`);
+  if (width * height > limit) {
+    throw inputError(
+      `image ${what}: ${width}x${height} = ${width * height} pixels exceeds the limit of ${limit} ` +
+        '(maxInputPixels); refused before decoding',
+    );
+  }
+}
+
+/** Resolves a string/URL input to either a file path or bytes. */
+async function resolveSource(input: string | URL): Promise<string | Buffer> {
+  let path: string;
+  if (input instanceof URL || /^file:/i.test(input)) {
+    try {
+      path = fileURLToPath(input);
+    } catch (err) {
+      throw inputError(`image ${describe(input)}: not a valid file URL (${(err as Error).message})`);
+    }
+  } else if (/^data:/i.test(input)) {
+    const m = /^data:image\/[\w.+-]+;base64,(.*)$/is.exec(input);
+    if (!m) throw inputError('image data URI: expected "data:image/<type>;base64,<data>"');
+    const bytes = Buffer.from(m[1], 'base64');
+    if (bytes.length === 0) throw inputError('image data URI: no data');
+    return bytes;
+  } else if (/^https?:\/\//i.test(input)) {
+    throw inputError(`image "${input}": URLs are not fetched; download it and pass the bytes`);
+  } else {
+    path = input;
+  }
+  let info;
+  try {
+    info = await stat(path);
+  } catch {
+    throw inputError(`image file not found: "${path}"`);
+  }
+  if (!info.isFile()) throw inputError(`image "${path}" is not a file`);
+  if (info.size === 0) throw inputError(`image file "${path}" is empty`);
+  return path;
+}
+
+async function finish(pipeline: Sharp, alpha: 'drop' | 'white', what: string): Promise<RgbImage> {
+  let p = pipeline.toColourspace('srgb');
+  p = alpha === 'white' ? p.flatten({ background: { r: 255, g: 255, b: 255 } }) : p.removeAlpha();
+  let out: { data: Buffer; info: OutputInfo };
+  try {
+    out = await p.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  } catch (err) {
+    throw new QwenVLError('E_INPUT', `image ${what}: cannot be decoded (${(err as Error).message})`, { cause: err });
+  }
+  const { width, height, channels } = out.info;
+  if (channels !== 3 || out.data.byteLength !== width * height * 3) {
+    throw new QwenVLError('E_NATIVE', `image ${what}: decoder returned ${channels} channels, expected RGB`);
+  }
+  return { data: new Uint8Array(out.data.buffer, out.data.byteOffset, out.data.byteLength), width, height };
+}
+
+/**
+ * Decodes an image to 8-bit RGB (see the module notes for how this matches PIL). Throws E_INPUT
+ * for missing, empty, undecodable or over-limit images, with the source named in the message.
+ */
+export async function decodeImage(input: ImageInput, options: DecodeOptions = {}): Promise<RgbImage> {
+  const limit = options.maxInputPixels ?? DEFAULT_MAX_INPUT_PIXELS;
+  if (!(limit >= 1) || !Number.isFinite(limit)) throw inputError(`maxInputPixels must be a positive number, got ${limit}`);
+  const alpha = options.alpha ?? 'drop';
+  if (alpha !== 'drop' && alpha !== 'white') throw inputError(`alpha must be 'drop' or 'white', got ${String(alpha)}`);
+  const what = describe(input);
+
+  if (isRawImage(input)) {
+    const { data, width, height } = input;
+    const channels = input.channels ?? 3;
+    if (!(data instanceof Uint8Array)) throw inputError(`image ${what}: data must be a Uint8Array`);
+    if (![1, 2, 3, 4].includes(channels)) throw inputError(`image ${what}: channels must be 1..4, got ${channels}`);
+    if (!Number.isSafeInteger(width) || !Number.isSafeInteger(height) || width < 1 || height < 1) {
+      throw inputError(`image ${what}: width and height must be positive integers`);
+    }
+    checkLimit(width, height, limit, what);
+    if (data.byteLength !== width * height * channels) {
+      throw inputError(
+        `image ${what}: data holds ${data.byteLength} bytes, ${width}x${height}x${channels} needs ${width * height * channels}`,
+      );
+    }
+    if (channels === 3) return { data, width, height };
+    return finish(sharp(data, { raw: { width, height, channels } }), alpha, what);
+  }
+
+  let pipeline: Sharp;
+  if (isSharp(input)) {
+    pipeline = input.clone();
+  } else {
+    let source: string | Buffer;
+    if (typeof input === 'string' || input instanceof URL) {
+      source = await resolveSource(input);
+    } else if (input instanceof Uint8Array || input instanceof ArrayBuffer) {
+      source = input instanceof ArrayBuffer ? Buffer.from(input) : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+      if (source.byteLength === 0) throw inputError('image buffer is empty');
+    } else {
+      throw inputError(`image: unsupported input type ${Object.prototype.toString.call(input)}`);
+    }
+    pipeline = sharp(source, {
+      // The limit is enforced below from the header, with a message of our own.
+      limitInputPixels: false,
+      ignoreIcc: true,
+      pages: 1,
+      page: 0,
+      autoOrient: options.autoOrient ?? true,
+    });
+  }
+  let meta: Metadata;
+  try {
+    meta = await pipeline.metadata();
+  } catch (err) {
+    throw new QwenVLError('E_INPUT', `image ${what}: cannot be decoded (${(err as Error).message})`, { cause: err });
+  }
+  checkLimit(meta.width ?? 0, meta.height ?? 0, limit, what);
+  return finish(pipeline, alpha, what);
+}
+
+/** Per-image sizing options (qwen-vl-utils' names, camelCased). */
+export interface ImageSizeOptions {
+  /** Lower bound of the resized pixel count (default: the processor's). */
+  minPixels?: number;
+  /** Upper bound of the resized pixel count (default: the processor's). */
+  maxPixels?: number;
+  /**
+   * An explicit target size; both must be given. As in qwen-vl-utils, it is still rounded to
+   * multiples of patch × merge by `smart_resize` (within the pixel bounds above).
+   */
+  resizedWidth?: number;
+  resizedHeight?: number;
+}
+
+/** An image with its own sizing options. */
+export interface ImageItem extends ImageSizeOptions {
+  image: ImageInput;
+}
+
+/** Options of {@link processImages}. */
+export interface ProcessImagesOptions extends DecodeOptions {
+  /** Override whose arithmetic to reproduce (default: `config.flavor`). */
+  flavor?: ProcessorFlavor;
+}
+
+/** Vision-tower input for a list of images. */
+export interface ProcessedImages {
+  /** Rows of flattened patches, all images concatenated in order: shape[0] × shape[1] floats. */
+  pixelValues: Float32Array;
+  /** [number of patches, 3 × temporalPatchSize × patchSize²]. */
+  shape: [number, number];
+  /** Per image: [t, h, w] in patches (t = 1 for an image). */
+  imageGridThw: [number, number, number][];
+}
+
+function isImageItem(v: unknown): v is ImageItem {
+  return typeof v === 'object' && v !== null && 'image' in v && !isSharp(v);
+}
+
+/** The [height, width] an image of the given size is resized to under `config` and `opts`. */
+export function targetSize(
+  height: number,
+  width: number,
+  config: ImageProcessorConfig,
+  opts: ImageSizeOptions = {},
+): [number, number] {
+  const factor = config.patchSize * config.mergeSize;
+  const minPixels = opts.minPixels ?? config.minPixels;
+  const maxPixels = opts.maxPixels ?? config.maxPixels;
+  const hasW = opts.resizedWidth !== undefined, hasH = opts.resizedHeight !== undefined;
+  if (hasW !== hasH) throw inputError('resizedWidth and resizedHeight must be given together');
+  if (hasW) return smartResize(opts.resizedHeight as number, opts.resizedWidth as number, { factor, minPixels, maxPixels });
+  if (!config.doResize) return [height, width];
+  return smartResize(height, width, { factor, minPixels, maxPixels });
+}
+
+/** Bicubic resize of 8-bit RGB with the rounding of the given flavor (a copy-free no-op at equal size). */
+export async function resizeRgb(
+  image: RgbImage,
+  width: number,
+  height: number,
+  flavor: ProcessorFlavor = 'slow',
+): Promise<RgbImage> {
+  if (width === image.width && height === image.height) return image;
+  const data = await native.resizeBicubic(
+    image.data,
+    image.width,
+    image.height,
+    width,
+    height,
+    flavor === 'fast' ? 'torch' : 'pillow',
+  );
+  return { data, width, height };
+}
+
+/**
+ * Rescales, normalises and flattens same-size RGB frames (one image, or the frames of a video)
+ * into patch rows. Frames are padded to a multiple of the temporal patch size by repeating the
+ * last one. Returns the rows and the [t, h, w] grid.
+ */
+export async function patchifyFrames(
+  frames: Uint8Array[],
+  width: number,
+  height: number,
+  config: ImageProcessorConfig,
+  flavor: ProcessorFlavor = config.flavor,
+): Promise<{ pixelValues: Float32Array; shape: [number, number]; gridThw: [number, number, number] }> {
+  const P = config.patchSize, T = config.temporalPatchSize;
+  const pixelValues = await native.patchify(frames, width, height, {
+    patchSize: P,
+    mergeSize: config.mergeSize,
+    temporalPatchSize: T,
+    doRescale: config.doRescale,
+    rescaleFactor: config.rescaleFactor,
+    doNormalize: config.doNormalize,
+    mean: [...config.imageMean],
+    std: [...config.imageStd],
+    order: flavor,
+  });
+  const gridThw: [number, number, number] = [Math.ceil(frames.length / T), height / P, width / P];
+  const rowLen = 3 * T * P * P;
+  return { pixelValues, shape: [pixelValues.length / rowLen, rowLen], gridThw };
+}
+
+/**
+ * Processes images as transformers' Qwen2-VL image processor does and concatenates their
+ * patches in order. Each entry is an image or `{ image, minPixels, maxPixels, resizedWidth,
+ * resizedHeight }`.
+ */
+export async function processImages(
+  images: readonly (ImageInput | ImageItem)[],
+  config: ImageProcessorConfig,
+  options: ProcessImagesOptions = {},
+): Promise<ProcessedImages> {
+  if (!Array.isArray(images)) throw inputError('processImages: images must be an array');
+  const flavor = options.flavor ?? config.flavor;
+  if (flavor !== 'slow' && flavor !== 'fast') throw inputError(`processImages: unknown flavor ${String(flavor)}`);
+  const parts = await Promise.all(
+    images.map(async (entry, i) => {
+      const item: ImageItem = isImageItem(entry) ? entry : { image: entry };
+      let decoded: RgbImage;
+      let size: [number, number];
+      try {
+        decoded = await decodeImage(item.image, options);
+        size = targetSize(decoded.height, decoded.width, config, item);
+      } catch (err) {
+        if (err instanceof QwenVLError && images.length > 1) {
+          throw new QwenVLError(err.code, `images[${i}]: ${err.message}`, { cause: err });
+        }
+        throw err;
+      }
+      const [h, w] = size;
+      const resized = await resizeRgb(decoded, w, h, flavor);
+      return patchifyFrames([resized.data], w, h, config, flavor);
+    }),
+  );
+  const rowLen = 3 * config.temporalPatchSize * config.patchSize * config.patchSize;
+  const total = parts.reduce((n, p) => n + p.pixelValues.length, 0);
+  let pixelValues: Float32Array;
+  if (parts.length === 1) {
+    pixelValues = parts[0].pixelValues;
+  } else {
+    pixelValues = new Float32Array(total);
+    let offset = 0;
+    for (const p of parts) {
+      pixelValues.set(p.pixelValues, offset);
+      offset += p.pixelValues.length;
+    }
+  }
+  return { pixelValues, shape: [total / rowLen, rowLen], imageGridThw: parts.map((p) => p.gridThw) };
+}

@@ -1,0 +1,638 @@
+/**
+ * Qwen's byte-level BPE tokenizer, read from a checkpoint's `tokenizer.json` (+ `tokenizer_config.json`).
+ *
+ * Behaviour follows transformers' `Qwen2Tokenizer` (the reference fixtures were made with it; the Rust
+ * `Qwen2TokenizerFast` agrees on every input we know of):
+ * - the whole text is NFC-normalized first, then split on added tokens (special or not, longest match at
+ *   the earliest position), and the pieces between them go through the Qwen2 pre-tokenizer regex and BPE;
+ * - the regex's `\s` is Unicode White_Space as in Python's `regex` module (JavaScript's `\s` differs on
+ *   U+0085 and U+FEFF), and its `(?i:'s|...)` also accepts U+017F (long s), as simple case folding does;
+ * - decoding joins token bytes and replaces ill-formed UTF-8 with U+FFFD (`errors="replace"`).
+ * @module
+ */
+import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { QwenVLError, formatError, inputError } from '../errors.js';
+import { BYTE_TO_CHAR, vocabStringToBytes } from './bytelevel.js';
+import { MergeTable, bpeMerge } from './bpe.js';
+import { decodeUtf8, incompleteUtf8Tail } from './utf8.js';
+
+/** One entry of the added vocabulary (the `<|...|>` control tokens and friends). */
+export interface AddedToken {
+  id: number;
+  content: string;
+  /** Counted as special: dropped by `skipSpecialTokens`. */
+  special: boolean;
+  lstrip: boolean;
+  rstrip: boolean;
+}
+
+/** Ids of the tokens the Qwen-VL pipeline refers to by role; a field is undefined when the vocabulary lacks it. */
+export interface QwenSpecialIds {
+  /** `eos_token` of tokenizer_config.json (`<|im_end|>` for the instruct checkpoints). */
+  eos?: number;
+  /** `pad_token` of tokenizer_config.json (`<|endoftext|>`). */
+  pad?: number;
+  bos?: number;
+  unk?: number;
+  endOfText?: number;
+  imStart?: number;
+  imEnd?: number;
+  visionStart?: number;
+  visionEnd?: number;
+  visionPad?: number;
+  imagePad?: number;
+  videoPad?: number;
+  thinkStart?: number;
+  thinkEnd?: number;
+  toolCallStart?: number;
+  toolCallEnd?: number;
+}
+
+/** Options of {@link QwenTokenizer.encode}. */
+export interface TokenEncodeOptions {
+  /**
+   * Treat added-token strings in the text as plain text (transformers' `split_special_tokens=True`), e.g. for
+   * untrusted user text that must not inject `<|im_end|>`. Default: the checkpoint's `split_special_tokens`
+   * (false for Qwen), i.e. `<|image_pad|>` in the text becomes that one token.
+   */
+  splitSpecialTokens?: boolean;
+}
+
+/** Options of {@link QwenTokenizer.decode}. */
+export interface TokenDecodeOptions {
+  /** Drop special tokens (the `special` added tokens and those tokenizer_config.json names). Default false. */
+  skipSpecialTokens?: boolean;
+  /**
+   * Apply transformers' `clean_up_tokenization` (" ." -> "." etc.). Default: the checkpoint's
+   * `clean_up_tokenization_spaces` (false for Qwen). Not applied by the stream decoder.
+   */
+  cleanUpTokenizationSpaces?: boolean;
+}
+
+/**
+ * Incremental detokenizer for streaming generation. `push(id)` returns the text that became final with that
+ * token: a character whose UTF-8 bytes are spread over several tokens is emitted whole once its last byte
+ * arrives. Concatenating every `push` result and `flush()` gives exactly `decode(allIds)`.
+ */
+export interface StreamDecoder {
+  /** Adds one token id; returns the newly completed text (possibly ""). */
+  push(id: number): string;
+  /** Ends the stream: bytes of an unfinished character come out as U+FFFD. Resets the decoder. */
+  flush(): string;
+}
+
+/** Where the tokenizer came from, for error messages. */
+interface Sources {
+  tokenizerFile: string;
+  configFile: string;
+}
+
+// The Qwen2 pre-tokenizer pattern as written in tokenizer.json (Python `regex` syntax).
+const QWEN2_SPLIT_PATTERN =
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+/** Unicode White_Space, i.e. `\s` of Python's `regex` module and of Oniguruma. */
+const WS = '\\t-\\r \\x85\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000';
+
+/** The same pattern in JavaScript syntax (no inline flags in Node 20; explicit White_Space class). */
+function qwen2SplitRegex(): RegExp {
+  return new RegExp(
+    "'(?:[sS\\u017F]|[tT]|[rR][eE]|[vV][eE]|[mM]|[lL][lL]|[dD])" +
+      '|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+' +
+      '|\\p{N}' +
+      `| ?[^${WS}\\p{L}\\p{N}]+[\\r\\n]*` +
+      `|[${WS}]*[\\r\\n]+` +
+      `|[${WS}]+(?![^${WS}])` +
+      `|[${WS}]+`,
+    'gu',
+  );
+}
+
+const NAMED_SPECIALS = ['bos_token', 'eos_token', 'unk_token', 'sep_token', 'pad_token', 'cls_token', 'mask_token'] as const;
+
+const PIECE_CACHE_LIMIT = 100_000;
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A token given in tokenizer_config.json as a string or as an AddedToken dict. */
+function tokenContent(v: unknown): string | undefined {
+  if (typeof v === 'string') return v;
+  if (isObject(v) && typeof v.content === 'string') return v.content;
+  return undefined;
+}
+
+function escapeRegex(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\\/-]/g, '\\$&');
+}
+
+/** Python's `clean_up_tokenization` of transformers. */
+function cleanUpTokenization(s: string): string {
+  return s
+    .replaceAll(' .', '.')
+    .replaceAll(' ?', '?')
+    .replaceAll(' !', '!')
+    .replaceAll(' ,', ',')
+    .replaceAll(" ' ", "'")
+    .replaceAll(" n't", "n't")
+    .replaceAll(" 'm", "'m")
+    .replaceAll(" 's", "'s")
+    .replaceAll(" 've", "'ve")
+    .replaceAll(" 're", "'re");
+}
+
+/** Growable byte buffer used by decode. */
+class ByteSink {
+  buf = new Uint8Array(256);
+  len = 0;
+  append(bytes: Uint8Array): void {
+    if (this.len + bytes.length > this.buf.length) {
+      const grown = new Uint8Array(Math.max(this.buf.length * 2, this.len + bytes.length));
+      grown.set(this.buf.subarray(0, this.len));
+      this.buf = grown;
+    }
+    this.buf.set(bytes, this.len);
+    this.len += bytes.length;
+  }
+}
+
+/**
+ * The tokenizer of a Qwen2-VL / Qwen2.5-VL / Qwen3-VL checkpoint. Load with {@link QwenTokenizer.load}
+ * (a checkpoint folder) or {@link QwenTokenizer.fromJSON} (already parsed files).
+ */
+export class QwenTokenizer {
+  /** Number of distinct token ids (base vocabulary + added tokens), like `len(tokenizer)` in transformers. */
+  readonly vocabSize: number;
+  /** Size of the BPE vocabulary without added tokens (`tokenizer.vocab_size` in transformers). */
+  readonly baseVocabSize: number;
+  /** Ids of the tokens with a role in the Qwen-VL pipeline. */
+  readonly specialIds: QwenSpecialIds;
+  /**
+   * transformers' `special_tokens_map`: `eos_token`, `pad_token`, ... (only those set) and
+   * `additional_special_tokens`. Chat templates receive these as variables.
+   */
+  readonly specialTokensMap: Readonly<Record<string, string | string[]>>;
+  /** The added vocabulary, in id order. */
+  readonly addedTokens: readonly AddedToken[];
+  /** `model_max_length` of tokenizer_config.json, when given. */
+  readonly modelMaxLength?: number;
+  /** `padding_side` of tokenizer_config.json (transformers' default "right" when absent). */
+  readonly paddingSide: 'left' | 'right';
+
+  private readonly vocab: Map<string, number>;
+  private readonly idToTokenTable: (string | undefined)[];
+  private readonly addedById = new Map<number, AddedToken>();
+  private readonly addedByContent = new Map<string, AddedToken>();
+  private readonly specialIdSet = new Set<number>();
+  private readonly merges = new MergeTable();
+  private readonly byteIds = new Int32Array(256);
+  private readonly nfc: boolean;
+  private readonly ignoreMerges: boolean;
+  private readonly splitRegex = qwen2SplitRegex();
+  private readonly addedRegex?: RegExp;
+  private readonly defaultSplitSpecial: boolean;
+  private readonly defaultCleanUp: boolean;
+  private readonly pieceCache = new Map<string, number[]>();
+  /** Lazily filled: the UTF-8 bytes each id decodes to. */
+  private readonly bytesCache: (Uint8Array | undefined)[] = [];
+  private readonly encoder = new TextEncoder();
+
+  private constructor(tokenizerJson: unknown, tokenizerConfig: unknown, src: Sources) {
+    const fail = (msg: string) => formatError(src.tokenizerFile, msg);
+    if (!isObject(tokenizerJson)) throw fail('expected a JSON object');
+    const model = tokenizerJson.model;
+    if (!isObject(model)) throw fail('missing "model"');
+    if (model.type !== undefined && model.type !== 'BPE') {
+      throw new QwenVLError('E_UNSUPPORTED', `${src.tokenizerFile}: model.type ${JSON.stringify(model.type)} is not BPE`);
+    }
+    if (!isObject(model.vocab)) throw fail('model.vocab must be an object of token -> id');
+    if (!Array.isArray(model.merges)) throw fail('model.merges must be an array');
+    if (model.dropout !== undefined && model.dropout !== null) {
+      throw new QwenVLError('E_UNSUPPORTED', `${src.tokenizerFile}: BPE dropout is not supported`);
+    }
+    checkPreTokenizer(tokenizerJson.pre_tokenizer, src.tokenizerFile);
+    this.nfc = checkNormalizer(tokenizerJson.normalizer, src.tokenizerFile);
+    checkDecoder(tokenizerJson.decoder, src.tokenizerFile);
+    this.ignoreMerges = model.ignore_merges === true;
+
+    // Base vocabulary.
+    this.vocab = new Map();
+    let maxId = -1;
+    // Object.keys + indexing is several times faster than Object.entries on a 150k-key object.
+    const vocabObj = model.vocab as Record<string, unknown>;
+    for (const tok of Object.keys(vocabObj)) {
+      const id = vocabObj[tok];
+      if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= MergeTable.ID_LIMIT) {
+        throw fail(`model.vocab[${JSON.stringify(tok)}] has an invalid id ${JSON.stringify(id)}`);
+      }
+      this.vocab.set(tok, id);
+      if (id > maxId) maxId = id;
+    }
+    this.baseVocabSize = this.vocab.size;
+    for (let b = 0; b < 256; b++) {
+      const id = this.vocab.get(BYTE_TO_CHAR[b]);
+      if (id === undefined) throw fail(`byte-level vocabulary lacks the token for byte 0x${b.toString(16)}`);
+      this.byteIds[b] = id;
+    }
+
+    // Merges: "a b" strings (classic) or [a, b] pairs (tokenizers >= 0.20).
+    const mergeList = model.merges as unknown[];
+    for (let rank = 0; rank < mergeList.length; rank++) {
+      const m = mergeList[rank];
+      let a: unknown;
+      let b: unknown;
+      if (typeof m === 'string') {
+        const sp = m.indexOf(' ');
+        if (sp <= 0 || m.indexOf(' ', sp + 1) !== -1) throw fail(`model.merges[${rank}] is not "left right": ${JSON.stringify(m)}`);
+        a = m.slice(0, sp);
+        b = m.slice(sp + 1);
+      } else if (Array.isArray(m) && m.length === 2) {
+        [a, b] = m;
+      }
+      if (typeof a !== 'string' || typeof b !== 'string') throw fail(`model.merges[${rank}] is malformed`);
+      const ia = this.vocab.get(a);
+      const ib = this.vocab.get(b);
+      const im = this.vocab.get(a + b);
+      if (ia === undefined || ib === undefined || im === undefined) {
+        throw fail(`model.merges[${rank}] (${JSON.stringify(a)}, ${JSON.stringify(b)}) refers to tokens missing from model.vocab`);
+      }
+      this.merges.add(ia, ib, rank, im);
+    }
+
+    // Added vocabulary: tokenizer.json's list, completed by tokenizer_config.json's added_tokens_decoder.
+    const cfg = isObject(tokenizerConfig) ? tokenizerConfig : {};
+    const added = new Map<number, AddedToken>();
+    const addOne = (id: number, v: Record<string, unknown>, where: string) => {
+      const content = v.content;
+      if (!Number.isInteger(id) || id < 0 || id >= MergeTable.ID_LIMIT || typeof content !== 'string' || content === '') {
+        throw formatError(where, `invalid added token ${JSON.stringify(v)}`);
+      }
+      if (v.single_word === true) {
+        throw new QwenVLError('E_UNSUPPORTED', `${where}: added token ${JSON.stringify(content)} uses single_word, which is not supported`);
+      }
+      const prev = added.get(id);
+      if (prev && prev.content !== content) {
+        throw formatError(where, `added token id ${id} is ${JSON.stringify(content)} here but ${JSON.stringify(prev.content)} elsewhere`);
+      }
+      const baseId = this.vocab.get(content);
+      if (baseId !== undefined && baseId !== id) {
+        throw formatError(where, `added token ${JSON.stringify(content)} has id ${id} but the vocabulary gives ${baseId}`);
+      }
+      added.set(id, {
+        id,
+        content,
+        special: v.special === true || prev?.special === true,
+        lstrip: v.lstrip === true,
+        rstrip: v.rstrip === true,
+      });
+    };
+    const list = tokenizerJson.added_tokens ?? [];
+    if (!Array.isArray(list)) throw fail('"added_tokens" must be an array');
+    for (const v of list) {
+      if (!isObject(v)) throw fail('"added_tokens" holds a non-object');
+      addOne(v.id as number, v, src.tokenizerFile);
+    }
+    if (cfg.added_tokens_decoder !== undefined) {
+      if (!isObject(cfg.added_tokens_decoder)) throw formatError(src.configFile, '"added_tokens_decoder" must be an object');
+      for (const [k, v] of Object.entries(cfg.added_tokens_decoder)) {
+        if (!isObject(v)) throw formatError(src.configFile, `added_tokens_decoder[${k}] must be an object`);
+        addOne(Number(k), v, src.configFile);
+      }
+    }
+    this.addedTokens = [...added.values()].sort((x, y) => x.id - y.id);
+    for (const t of this.addedTokens) {
+      this.addedById.set(t.id, t);
+      this.addedByContent.set(t.content, t);
+      if (t.id > maxId) maxId = t.id;
+      if (t.special) this.specialIdSet.add(t.id);
+    }
+    this.idToTokenTable = new Array(maxId + 1);
+    for (const [tok, id] of this.vocab) this.idToTokenTable[id] = tok;
+    for (const t of this.addedTokens) this.idToTokenTable[t.id] = t.content;
+    let count = 0;
+    for (let i = 0; i <= maxId; i++) if (this.idToTokenTable[i] !== undefined) count++;
+    this.vocabSize = count;
+
+    if (this.addedTokens.length > 0) {
+      const alts = this.addedTokens.map((t) => t.content).sort((x, y) => y.length - x.length || (x < y ? -1 : 1));
+      this.addedRegex = new RegExp(alts.map(escapeRegex).join('|'), 'g');
+    }
+
+    // Named special tokens of tokenizer_config.json (transformers' special_tokens_map).
+    const map: Record<string, string | string[]> = {};
+    for (const key of NAMED_SPECIALS) {
+      const c = tokenContent(cfg[key]);
+      if (c === undefined) continue;
+      map[key] = c;
+      const id = this.tokenToId(c);
+      if (id !== undefined) this.specialIdSet.add(id);
+    }
+    if (Array.isArray(cfg.additional_special_tokens)) {
+      const extra: string[] = [];
+      for (const v of cfg.additional_special_tokens) {
+        const c = tokenContent(v);
+        if (c === undefined) continue;
+        extra.push(c);
+        const id = this.tokenToId(c);
+        if (id !== undefined) this.specialIdSet.add(id);
+      }
+      map.additional_special_tokens = extra;
+    }
+    this.specialTokensMap = Object.freeze(map);
+    this.defaultSplitSpecial = cfg.split_special_tokens === true;
+    this.defaultCleanUp = cfg.clean_up_tokenization_spaces === true;
+    this.paddingSide = cfg.padding_side === 'left' ? 'left' : 'right';
+    if (typeof cfg.model_max_length === 'number') this.modelMaxLength = cfg.model_max_length;
+
+    const idOf = (s: unknown) => (typeof s === 'string' ? this.tokenToId(s) : undefined);
+    this.specialIds = Object.freeze({
+      eos: idOf(map.eos_token),
+      pad: idOf(map.pad_token),
+      bos: idOf(map.bos_token),
+      unk: idOf(map.unk_token),
+      endOfText: idOf('<|endoftext|>'),
+      imStart: idOf('<|im_start|>'),
+      imEnd: idOf('<|im_end|>'),
+      visionStart: idOf('<|vision_start|>'),
+      visionEnd: idOf('<|vision_end|>'),
+      visionPad: idOf('<|vision_pad|>'),
+      imagePad: idOf(typeof cfg.image_token === 'string' ? cfg.image_token : '<|image_pad|>'),
+      videoPad: idOf(typeof cfg.video_token === 'string' ? cfg.video_token : '<|video_pad|>'),
+      thinkStart: idOf('<think>'),
+      thinkEnd: idOf('</think>'),
+      toolCallStart: idOf('<tool_call>'),
+      toolCallEnd: idOf('</tool_call>'),
+    });
+  }
+
+  /**
+   * Builds a tokenizer from parsed `tokenizer.json` and (optionally) `tokenizer_config.json` contents.
+   * `names` only label error messages.
+   */
+  static fromJSON(
+    tokenizerJson: unknown,
+    tokenizerConfig?: unknown,
+    names: Partial<Sources> = {},
+  ): QwenTokenizer {
+    return new QwenTokenizer(tokenizerJson, tokenizerConfig ?? {}, {
+      tokenizerFile: names.tokenizerFile ?? 'tokenizer.json',
+      configFile: names.configFile ?? 'tokenizer_config.json',
+    });
+  }
+
+  /** Loads `tokenizer.json` (required) and `tokenizer_config.json` (optional) from a checkpoint folder. */
+  static async load(dir: string): Promise<QwenTokenizer> {
+    const tokFile = join(dir, 'tokenizer.json');
+    const cfgFile = join(dir, 'tokenizer_config.json');
+    let tokText: string;
+    try {
+      tokText = await readFile(tokFile, 'utf8');
+    } catch (e) {
+      throw new QwenVLError('E_MODEL_FORMAT', `${tokFile}: cannot read the tokenizer (${(e as Error).message})`, { cause: e });
+    }
+    let cfgText: string | undefined;
+    try {
+      cfgText = await readFile(cfgFile, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+        throw new QwenVLError('E_MODEL_FORMAT', `${cfgFile}: cannot read (${(e as Error).message})`, { cause: e });
+      }
+    }
+    return QwenTokenizer.fromJSON(parseJson(tokText, tokFile), cfgText === undefined ? {} : parseJson(cfgText, cfgFile), {
+      tokenizerFile: tokFile,
+      configFile: cfgFile,
+    });
+  }
+
+  /** Synchronous {@link QwenTokenizer.load}. */
+  static loadSync(dir: string): QwenTokenizer {
+    const tokFile = join(dir, 'tokenizer.json');
+    const cfgFile = join(dir, 'tokenizer_config.json');
+    let tokText: string;
+    try {
+      tokText = readFileSync(tokFile, 'utf8');
+    } catch (e) {
+      throw new QwenVLError('E_MODEL_FORMAT', `${tokFile}: cannot read the tokenizer (${(e as Error).message})`, { cause: e });
+    }
+    let cfgText: string | undefined;
+    try {
+      cfgText = readFileSync(cfgFile, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+        throw new QwenVLError('E_MODEL_FORMAT', `${cfgFile}: cannot read (${(e as Error).message})`, { cause: e });
+      }
+    }
+    return QwenTokenizer.fromJSON(parseJson(tokText, tokFile), cfgText === undefined ? {} : parseJson(cfgText, cfgFile), {
+      tokenizerFile: tokFile,
+      configFile: cfgFile,
+    });
+  }
+
+  /** Text -> token ids. Added-token strings in the text (`<|im_start|>`, `<|image_pad|>`, ...) become their ids. */
+  encode(text: string, options: TokenEncodeOptions = {}): number[] {
+    if (typeof text !== 'string') throw inputError(`encode: expected a string, got ${typeof text}`);
+    const ids: number[] = [];
+    const normalized = this.nfc ? text.normalize('NFC') : text;
+    const split = options.splitSpecialTokens ?? this.defaultSplitSpecial;
+    if (split || !this.addedRegex) {
+      this.encodePlain(normalized, ids);
+      return ids;
+    }
+    for (const seg of this.splitOnAdded(normalized)) {
+      if (typeof seg === 'number') ids.push(seg);
+      else this.encodePlain(seg, ids);
+    }
+    return ids;
+  }
+
+  /** Text -> token strings (byte-level vocabulary strings such as "Ġworld", or added-token contents). */
+  tokenize(text: string, options: TokenEncodeOptions = {}): string[] {
+    return this.encode(text, options).map((id) => this.idToTokenTable[id]!);
+  }
+
+  /** Token ids -> text. Ids without a token (beyond the vocabulary) decode to nothing, as in `tokenizers`. */
+  decode(ids: ArrayLike<number>, options: TokenDecodeOptions = {}): string {
+    const skip = options.skipSpecialTokens === true;
+    const sink = new ByteSink();
+    for (let i = 0; i < ids.length; i++) {
+      const bytes = this.tokenBytes(ids[i], skip);
+      if (bytes) sink.append(bytes);
+    }
+    const text = decodeUtf8(sink.buf.subarray(0, sink.len));
+    return options.cleanUpTokenizationSpaces ?? this.defaultCleanUp ? cleanUpTokenization(text) : text;
+  }
+
+  /** A fresh {@link StreamDecoder}; `skipSpecialTokens` as in {@link QwenTokenizer.decode}. */
+  createStreamDecoder(options: { skipSpecialTokens?: boolean } = {}): StreamDecoder {
+    const skip = options.skipSpecialTokens === true;
+    let pending = new Uint8Array(16);
+    let len = 0;
+    return {
+      push: (id: number): string => {
+        const bytes = this.tokenBytes(id, skip);
+        if (!bytes || bytes.length === 0) return '';
+        if (len + bytes.length > pending.length) {
+          const grown = new Uint8Array(Math.max(pending.length * 2, len + bytes.length));
+          grown.set(pending.subarray(0, len));
+          pending = grown;
+        }
+        pending.set(bytes, len);
+        len += bytes.length;
+        const keep = incompleteUtf8Tail(pending, len);
+        const ready = len - keep;
+        if (ready === 0) return '';
+        const text = decodeUtf8(pending.subarray(0, ready));
+        pending.copyWithin(0, ready, len);
+        len = keep;
+        return text;
+      },
+      flush: (): string => {
+        const text = len > 0 ? decodeUtf8(pending.subarray(0, len)) : '';
+        len = 0;
+        return text;
+      },
+    };
+  }
+
+  /** Token string (vocabulary string or added-token content) -> id. */
+  tokenToId(token: string): number | undefined {
+    return this.addedByContent.get(token)?.id ?? this.vocab.get(token);
+  }
+
+  /** Id -> token string (byte-level vocabulary string, e.g. "Ġseconds", or added-token content). */
+  idToToken(id: number): string | undefined {
+    return Number.isInteger(id) && id >= 0 ? this.idToTokenTable[id] : undefined;
+  }
+
+  /** Whether `decode(..., {skipSpecialTokens: true})` drops this id. */
+  isSpecial(id: number): boolean {
+    return this.specialIdSet.has(id);
+  }
+
+  /** The added token with this id, if any. */
+  addedToken(id: number): AddedToken | undefined {
+    return this.addedById.get(id);
+  }
+
+  /** Bytes a token contributes to decoded text; undefined when skipped or unknown. */
+  private tokenBytes(id: number, skipSpecial: boolean): Uint8Array | undefined {
+    if (skipSpecial && this.specialIdSet.has(id)) return undefined;
+    const cached = this.bytesCache[id];
+    if (cached) return cached;
+    const tok = this.idToToken(id);
+    if (tok === undefined) return undefined;
+    const bytes = this.addedById.has(id) ? this.encoder.encode(tok) : (vocabStringToBytes(tok) ?? this.encoder.encode(tok));
+    this.bytesCache[id] = bytes;
+    return bytes;
+  }
+
+  /** Splits on added tokens (longest match at the earliest position) and applies their lstrip/rstrip. */
+  private splitOnAdded(text: string): (string | number)[] {
+    const re = this.addedRegex!;
+    re.lastIndex = 0;
+    const out: (string | number)[] = [];
+    let last = 0;
+    let stripNextLeft = false;
+    for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+      const tok = this.addedByContent.get(m[0])!;
+      let before = text.slice(last, m.index);
+      if (stripNextLeft) before = before.replace(/^\s+/u, '');
+      if (tok.lstrip) before = before.replace(/\s+$/u, '');
+      if (before) out.push(before);
+      out.push(tok.id);
+      stripNextLeft = tok.rstrip;
+      last = m.index + m[0].length;
+    }
+    let tail = text.slice(last);
+    if (stripNextLeft) tail = tail.replace(/^\s+/u, '');
+    if (tail) out.push(tail);
+    return out;
+  }
+
+  /** Pre-tokenizer regex + byte-level BPE for text without added tokens. */
+  private encodePlain(text: string, out: number[]): void {
+    const re = this.splitRegex;
+    re.lastIndex = 0;
+    let last = 0;
+    for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+      // The pattern covers every character; a gap could only come from a future pattern change.
+      if (m.index > last) this.encodePiece(text.slice(last, m.index), out);
+      this.encodePiece(m[0], out);
+      last = m.index + m[0].length;
+    }
+    if (last < text.length) this.encodePiece(text.slice(last), out);
+  }
+
+  private encodePiece(piece: string, out: number[]): void {
+    const cached = this.pieceCache.get(piece);
+    if (cached) {
+      for (const id of cached) out.push(id);
+      return;
+    }
+    const bytes = this.encoder.encode(piece);
+    let ids: number[];
+    const whole = this.ignoreMerges ? this.vocab.get(byteLevelString(bytes)) : undefined;
+    if (whole !== undefined) {
+      ids = [whole];
+    } else {
+      const symbols = new Array<number>(bytes.length);
+      for (let i = 0; i < bytes.length; i++) symbols[i] = this.byteIds[bytes[i]];
+      ids = bpeMerge(symbols, this.merges);
+    }
+    if (this.pieceCache.size >= PIECE_CACHE_LIMIT) this.pieceCache.clear();
+    this.pieceCache.set(piece, ids);
+    for (const id of ids) out.push(id);
+  }
+}
+
+function byteLevelString(bytes: Uint8Array): string {
+  let s = '';
+  for (const b of bytes) s += BYTE_TO_CHAR[b];
+  return s;
+}
+
+function parseJson(text: string, file: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new QwenVLError('E_MODEL_FORMAT', `${file}: invalid JSON (${(e as Error).message})`, { cause: e });
+  }
+}
+
+/** Accepts exactly the Qwen2 pre-tokenizer (Split with the Qwen2 regex, then ByteLevel without its own regex). */
+function checkPreTokenizer(pre: unknown, file: string): void {
+  const unsupported = (why: string) =>
+    new QwenVLError('E_UNSUPPORTED', `${file}: pre_tokenizer ${why}; only the Qwen2 byte-level pre-tokenizer is supported`);
+  if (!isObject(pre)) throw unsupported('is missing');
+  const steps = pre.type === 'Sequence' ? pre.pretokenizers : [pre];
+  if (!Array.isArray(steps) || steps.length !== 2) throw unsupported('has an unexpected shape');
+  const [split, byteLevel] = steps as unknown[];
+  if (!isObject(split) || split.type !== 'Split') throw unsupported('does not start with a Split');
+  const pattern = isObject(split.pattern) ? split.pattern.Regex : undefined;
+  if (pattern !== QWEN2_SPLIT_PATTERN) throw unsupported(`uses a different split pattern ${JSON.stringify(pattern)}`);
+  if (split.behavior !== 'Isolated' || split.invert === true) throw unsupported('Split is not "Isolated"');
+  if (!isObject(byteLevel) || byteLevel.type !== 'ByteLevel') throw unsupported('does not end with ByteLevel');
+  if (byteLevel.add_prefix_space === true) throw unsupported('ByteLevel adds a prefix space');
+  if (byteLevel.use_regex === true) throw unsupported('ByteLevel applies a second regex');
+}
+
+/** NFC (Qwen) or no normalizer. */
+function checkNormalizer(norm: unknown, file: string): boolean {
+  if (norm === null || norm === undefined) return false;
+  if (isObject(norm) && norm.type === 'NFC') return true;
+  if (isObject(norm) && norm.type === 'Sequence' && Array.isArray(norm.normalizers)) {
+    const list = norm.normalizers as unknown[];
+    if (list.length === 0) return false;
+    if (list.length === 1 && isObject(list[0]) && list[0].type === 'NFC') return true;
+  }
+  throw new QwenVLError('E_UNSUPPORTED', `${file}: normalizer ${JSON.stringify(norm)} is not supported (only NFC or none)`);
+}
+
+function checkDecoder(dec: unknown, file: string): void {
+  if (dec === null || dec === undefined) return;
+  if (isObject(dec) && dec.type === 'ByteLevel') return;
+  throw new QwenVLError('E_UNSUPPORTED', `${file}: decoder ${JSON.stringify(dec)} is not supported (only ByteLevel)`);
+}

@@ -1,0 +1,261 @@
+// Tiled attention kernels for AVX-512: 16 rows per vector, register tiles of 8 keys (or 8 head
+// dimensions) × 2 row vectors = 16 accumulators, K and V elements broadcast from memory.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "backends/cpu/attention_tiled.h"
+#include "core/cpu.h"
+
+namespace qvl::cpu {
+namespace {
+
+constexpr int kGroup = 8;  // keys per qk tile, head dims per pv tile
+
+// 2^x for x <= 0 (larger works too), relative error ~2e-7: x = n + f with |f| <= 1/2, 2^f by its
+// degree-7 Taylor series in f·ln2, then scaled by 2^n. Inputs below -200 give exactly 0.
+QVL_TARGET_AVX512 inline __m512 exp2_ps(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-200.0f));
+  const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_sub_ps(x, n);
+  __m512 y = _mm512_set1_ps(1.5252733804059838e-05f);
+  y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(1.5403530393381606e-04f));
+  y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(1.3333558146428441e-03f));
+  y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(9.6181291076284770e-03f));
+  y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(5.5504108664821576e-02f));
+  y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(2.4022650695910071e-01f));
+  y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(6.9314718055994531e-01f));
+  y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(y, n);
+}
+
+// The accumulator tiles are flat arrays under explicit unroll pragmas: that is what lets GCC keep
+// them in registers (a 2-D array of vectors, or a plain loop, gets spilled to the stack every step).
+template <int RV>
+QVL_TARGET_AVX512 void qk_tile(const float* Qt, int D, int RP, const float* const* kp, float* St) {
+  __m512 acc[kGroup * RV];
+#pragma GCC unroll 16
+  for (int i = 0; i < kGroup * RV; ++i) acc[i] = _mm512_setzero_ps();
+  for (int d = 0; d < D; ++d) {
+    __m512 q[RV];
+#pragma GCC unroll 2
+    for (int v = 0; v < RV; ++v) q[v] = _mm512_loadu_ps(Qt + static_cast<size_t>(d) * RP + 16 * v);
+#pragma GCC unroll 8
+    for (int j = 0; j < kGroup; ++j) {
+      const __m512 b = _mm512_set1_ps(kp[j][d]);
+#pragma GCC unroll 2
+      for (int v = 0; v < RV; ++v) acc[j * RV + v] = _mm512_fmadd_ps(q[v], b, acc[j * RV + v]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < kGroup * RV; ++i) _mm512_storeu_ps(St + static_cast<size_t>(i / RV) * RP + 16 * (i % RV), acc[i]);
+}
+
+template <int RV>
+QVL_TARGET_AVX512 void pv_tile(const float* St, int RP, int nk, const float* v, int64_t ldv, const int* dd, float* Ot,
+                     const float* alpha) {
+  __m512 acc[kGroup * RV];
+  __m512 a[RV];
+#pragma GCC unroll 2
+  for (int w = 0; w < RV; ++w) a[w] = _mm512_loadu_ps(alpha + 16 * w);
+#pragma GCC unroll 16
+  for (int i = 0; i < kGroup * RV; ++i)
+    acc[i] = _mm512_mul_ps(_mm512_loadu_ps(Ot + static_cast<size_t>(i / RV) * RP + 16 * (i % RV)), a[i % RV]);
+  for (int j = 0; j < nk; ++j) {
+    __m512 pj[RV];
+#pragma GCC unroll 2
+    for (int w = 0; w < RV; ++w) pj[w] = _mm512_loadu_ps(St + static_cast<size_t>(j) * RP + 16 * w);
+    const float* vr = v + j * ldv;
+#pragma GCC unroll 8
+    for (int i = 0; i < kGroup; ++i) {
+      const __m512 b = _mm512_set1_ps(vr[dd[i]]);
+#pragma GCC unroll 2
+      for (int w = 0; w < RV; ++w) acc[i * RV + w] = _mm512_fmadd_ps(pj[w], b, acc[i * RV + w]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < kGroup * RV; ++i) _mm512_storeu_ps(Ot + static_cast<size_t>(i / RV) * RP + 16 * (i % RV), acc[i]);
+}
+
+// Row-major kernels for items with few rows (decode): head dims along lanes.
+
+// Lane i of the result = the sum of the 16 lanes of v[i]: pairwise unpack/shuffle adds, ~3 ops per
+// input vector instead of a full horizontal reduction each.
+QVL_TARGET_AVX512 inline __m512 hsum16(const __m512* v) {
+  __m512 a[8], b[4];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i)
+    a[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) {
+    const __m512d x = _mm512_castps_pd(a[2 * i]), y = _mm512_castps_pd(a[2 * i + 1]);
+    b[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)), _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+  }
+  const __m512 c0 = _mm512_add_ps(_mm512_shuffle_f32x4(b[0], b[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                  _mm512_shuffle_f32x4(b[0], b[1], _MM_SHUFFLE(3, 1, 3, 1)));
+  const __m512 c1 = _mm512_add_ps(_mm512_shuffle_f32x4(b[2], b[3], _MM_SHUFFLE(2, 0, 2, 0)),
+                                  _mm512_shuffle_f32x4(b[2], b[3], _MM_SHUFFLE(3, 1, 3, 1)));
+  return _mm512_add_ps(_mm512_shuffle_f32x4(c0, c1, _MM_SHUFFLE(2, 0, 2, 0)),
+                       _mm512_shuffle_f32x4(c0, c1, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+inline __mmask16 first_lanes(int n) {
+  return static_cast<__mmask16>(n >= 16 ? 0xFFFF : n <= 0 ? 0 : (1u << n) - 1);
+}
+
+template <int R>
+QVL_TARGET_AVX512 void pv_rows_tile(const float* S, int lds, int nk, const float* v, int64_t ldv, int D, float* O,
+                                    int ldo, const float* alpha) {
+  for (int d0 = 0; d0 < D; d0 += 48) {
+    const __mmask16 m0 = first_lanes(D - d0), m1 = first_lanes(D - d0 - 16), m2 = first_lanes(D - d0 - 32);
+    __m512 acc[R * 3];
+#pragma GCC unroll 24
+    for (int i = 0; i < R * 3; ++i)
+      acc[i] = _mm512_mul_ps(_mm512_loadu_ps(O + static_cast<size_t>(i / 3) * ldo + d0 + 16 * (i % 3)),
+                             _mm512_set1_ps(alpha[i / 3]));
+    for (int j = 0; j < nk; ++j) {
+      const float* vr = v + j * ldv + d0;
+      const __m512 v0 = _mm512_maskz_loadu_ps(m0, vr), v1 = _mm512_maskz_loadu_ps(m1, vr + 16),
+                   v2 = _mm512_maskz_loadu_ps(m2, vr + 32);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        const __m512 b = _mm512_set1_ps(S[static_cast<size_t>(r) * lds + j]);
+        acc[3 * r] = _mm512_fmadd_ps(v0, b, acc[3 * r]);
+        acc[3 * r + 1] = _mm512_fmadd_ps(v1, b, acc[3 * r + 1]);
+        acc[3 * r + 2] = _mm512_fmadd_ps(v2, b, acc[3 * r + 2]);
+      }
+    }
+#pragma GCC unroll 24
+    for (int i = 0; i < R * 3; ++i) _mm512_storeu_ps(O + static_cast<size_t>(i / 3) * ldo + d0 + 16 * (i % 3), acc[i]);
+  }
+}
+
+struct Avx512 {
+  static constexpr int kLanes = 16;
+  static constexpr int kRowsTarget = 64;
+  static constexpr bool kRowPath = true;
+  static constexpr int kRowMax = 8;
+  static constexpr int kRowDimPad = 48;
+
+  static void qk(const float* Qt, int D, int RP, const float* k, int64_t ldk, int nk, float* St) {
+    const float* kp[kGroup];
+    for (int j0 = 0; j0 < nk; j0 += kGroup) {
+      // Past the last key, repeat it: the extra St rows are scratch nobody reads.
+      for (int j = 0; j < kGroup; ++j) kp[j] = k + std::min(j0 + j, nk - 1) * ldk;
+      float* s = St + static_cast<size_t>(j0) * RP;
+      int r = 0;
+      for (; r + 32 <= RP; r += 32) qk_tile<2>(Qt + r, D, RP, kp, s + r);
+      if (r < RP) qk_tile<1>(Qt + r, D, RP, kp, s + r);
+    }
+  }
+
+  QVL_TARGET_AVX512 static void softmax(float* St, int RP, int nk, int32_t kt, const int32_t* lim, bool masked,
+                                        float* m, float* l, float* alpha) {
+    const __m512 ninf = _mm512_set1_ps(-__builtin_inff());
+    for (int r = 0; r < RP; r += 16) {
+      const __m512i limv = _mm512_loadu_si512(lim + r);
+      const __m512 m_old = _mm512_loadu_ps(m + r);
+      __m512 mx = m_old;
+      for (int j = 0; j < nk; ++j) {
+        __m512 s = _mm512_loadu_ps(St + static_cast<size_t>(j) * RP + r);
+        if (masked) s = _mm512_mask_blend_ps(_mm512_cmplt_epi32_mask(_mm512_set1_epi32(kt + j), limv), ninf, s);
+        mx = _mm512_max_ps(mx, s);
+      }
+      // A row with no valid key yet keeps m = -inf; its alpha must stay finite (1) to avoid NaN.
+      const __mmask16 empty = _mm512_cmpeq_ps_mask(mx, ninf);
+      const __m512 a = _mm512_mask_blend_ps(empty, exp2_ps(_mm512_sub_ps(m_old, mx)), _mm512_set1_ps(1.0f));
+      __m512 sum = _mm512_setzero_ps();
+      for (int j = 0; j < nk; ++j) {
+        float* sp = St + static_cast<size_t>(j) * RP + r;
+        __m512 pj = exp2_ps(_mm512_sub_ps(_mm512_loadu_ps(sp), mx));
+        if (masked) pj = _mm512_maskz_mov_ps(_mm512_cmplt_epi32_mask(_mm512_set1_epi32(kt + j), limv), pj);
+        _mm512_storeu_ps(sp, pj);
+        sum = _mm512_add_ps(sum, pj);
+      }
+      _mm512_storeu_ps(m + r, mx);
+      _mm512_storeu_ps(alpha + r, a);
+      _mm512_storeu_ps(l + r, _mm512_fmadd_ps(_mm512_loadu_ps(l + r), a, sum));
+    }
+  }
+
+  static void pv(const float* St, int RP, int nk, const float* v, int64_t ldv, int D, float* Ot, const float* alpha) {
+    int dd[kGroup];
+    for (int d0 = 0; d0 < D; d0 += kGroup) {
+      // Past the last dimension, repeat it into the spare Ot rows.
+      for (int i = 0; i < kGroup; ++i) dd[i] = std::min(d0 + i, D - 1);
+      float* o = Ot + static_cast<size_t>(d0) * RP;
+      int r = 0;
+      for (; r + 32 <= RP; r += 32) pv_tile<2>(St + r, RP, nk, v, ldv, dd, o + r, alpha + r);
+      if (r < RP) pv_tile<1>(St + r, RP, nk, v, ldv, dd, o + r, alpha + r);
+    }
+  }
+
+  QVL_TARGET_AVX512 static void qk_rows(const float* Q, int ldq, int D, int R, const float* k, int64_t ldk, int nk,
+                                        float* S, int lds) {
+    const int nv = ldq / 16;
+    const __mmask16 tail = first_lanes(D - 16 * (nv - 1));
+    const float* kp[16];
+    for (int j0 = 0; j0 < nk; j0 += 16) {
+      for (int j = 0; j < 16; ++j) kp[j] = k + std::min(j0 + j, nk - 1) * ldk;
+      for (int r = 0; r < R; ++r) {
+        const float* q = Q + static_cast<size_t>(r) * ldq;
+        __m512 acc[16];
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; ++j) acc[j] = _mm512_setzero_ps();
+        for (int w = 0; w < nv; ++w) {
+          const __mmask16 mk = w == nv - 1 ? tail : static_cast<__mmask16>(0xFFFF);
+          const __m512 qv = _mm512_loadu_ps(q + 16 * w);
+#pragma GCC unroll 16
+          for (int j = 0; j < 16; ++j) acc[j] = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(mk, kp[j] + 16 * w), acc[j]);
+        }
+        _mm512_storeu_ps(S + static_cast<size_t>(r) * lds + j0, hsum16(acc));
+      }
+    }
+  }
+
+  QVL_TARGET_AVX512 static void softmax_rows(float* S, int lds, int R, int nk, int32_t kt, const int32_t* lim,
+                                             bool masked, float* m, float* l, float* alpha) {
+    const float ninf = -__builtin_inff();
+    for (int r = 0; r < R; ++r) {
+      float* s = S + static_cast<size_t>(r) * lds;
+      const int valid = masked ? std::max(0, std::min(nk, lim[r] - kt)) : nk;
+      __m512 mxv = _mm512_set1_ps(ninf);
+      for (int j = 0; j < valid; j += 16) mxv = _mm512_mask_max_ps(mxv, first_lanes(valid - j), mxv, _mm512_loadu_ps(s + j));
+      const float mx = std::max(m[r], _mm512_reduce_max_ps(mxv));
+      // A row with no valid key yet keeps m = -inf; its alpha must stay finite (1) to avoid NaN.
+      const float a = mx == ninf ? 1.0f : std::exp2(m[r] - mx);
+      const __m512 mxb = _mm512_set1_ps(mx);
+      __m512 sum = _mm512_setzero_ps();
+      for (int j = 0; j < nk; j += 16) {
+        const __mmask16 mk = first_lanes(valid - j);
+        const __m512 pj = _mm512_maskz_mov_ps(mk, exp2_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, s + j), mxb)));
+        _mm512_storeu_ps(s + j, pj);
+        sum = _mm512_add_ps(sum, pj);
+      }
+      m[r] = mx;
+      l[r] = l[r] * a + _mm512_reduce_add_ps(sum);
+      alpha[r] = a;
+    }
+  }
+
+  static void pv_rows(const float* S, int lds, int R, int nk, const float* v, int64_t ldv, int D, float* O, int ldo,
+                      const float* alpha) {
+    switch (R) {
+      case 1: return pv_rows_tile<1>(S, lds, nk, v, ldv, D, O, ldo, alpha);
+      case 2: return pv_rows_tile<2>(S, lds, nk, v, ldv, D, O, ldo, alpha);
+      case 3: return pv_rows_tile<3>(S, lds, nk, v, ldv, D, O, ldo, alpha);
+      case 4: return pv_rows_tile<4>(S, lds, nk, v, ldv, D, O, ldo, alpha);
+      case 5: return pv_rows_tile<5>(S, lds, nk, v, ldv, D, O, ldo, alpha);
+      case 6: return pv_rows_tile<6>(S, lds, nk, v, ldv, D, O, ldo, alpha);
+      case 7: return pv_rows_tile<7>(S, lds, nk, v, ldv, D, O, ldo, alpha);
+      default: return pv_rows_tile<8>(S, lds, nk, v, ldv, D, O, ldo, alpha);
+    }
+  }
+};
+
+}  // namespace
+
+void attention_avx512(const ops::AttentionParams& p, ThreadPool& pool) { attn::run<Avx512>(p, pool); }
+
+}  // namespace qvl::cpu

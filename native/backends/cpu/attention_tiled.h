@@ -1,0 +1,295 @@
+// The tiled (flash-style) attention driver shared by the generic, AVX2 and AVX-512 variants.
+//
+// A work item is (segment, kv head, block of query positions, range of keys). Its rows are the
+// block's queries times the query heads that share the kv head (GQA), so decode with a 7:1 ratio
+// still has 7 rows to reuse every K and V load. Keys are visited in tiles of kKeyTile with the
+// online softmax (running max m, running sum l per row; scores are pre-scaled by log2 e so the
+// kernels use exp2).
+//
+// Two layouts, picked per item by its row count:
+//  * Transposed (many rows: prefill, vision): rows along vector lanes — Qt[d][r], St[j][r], Ot[d][r].
+//    q·k and p·v are then outer-product updates that broadcast single K and V elements straight from
+//    the caller's memory: no packing, any D without tail masks, and the softmax is purely vertical.
+//    Kernels: qk, softmax, pv (see below).
+//  * Row-major (few rows: decode, the last block of a prefill; only where K::kRowPath): head dims
+//    along lanes — Q[r][d], S[r][j], O[r][d] — with real dot products over D, so a decode step does
+//    not pay for 16 lanes when it has 2 rows. Kernels: qk_rows, softmax_rows, pv_rows.
+//
+// When there are fewer items than threads (decode of one sequence with few kv heads) each item's
+// keys are split into chunks ("split-K"): every chunk returns its partial (m, l, O) and a second
+// pass merges them, so every thread streams a share of the KV cache.
+//
+// Transposed kernels (each an ISA-attributed function in its own translation unit):
+//   kLanes, kRowsTarget
+//   qk(Qt, D, RP, k, ldk, nk, St)      St[j][r] = Σ_d Qt[d][r]·k[j][d] for j < nk (may also write
+//                                       up to kKeyPad rows past nk; their values are never used)
+//   softmax(St, RP, nk, kt, lim, masked, m, l, alpha)
+//                                       key kt+j is valid for row r iff kt+j < lim[r] (checked only
+//                                       when masked); St becomes probabilities (0 where invalid),
+//                                       m/l updated, alpha[r] = the factor old Ot rows must take
+//   pv(St, RP, nk, v, ldv, D, Ot, alpha) Ot[d][r] = alpha[r]·Ot[d][r] + Σ_j St[j][r]·v[j][d]
+//                                       (may also write up to kDimPad rows past D of Ot)
+// Row-major kernels (R <= kRowMax rows; Q rows zero-padded to ldq, a multiple of 16):
+//   qk_rows(Q, ldq, D, R, k, ldk, nk, S, lds)   S[r][j] = Σ_d Q[r][d]·k[j][d], j < nk (+ pad)
+//   softmax_rows(S, lds, R, nk, kt, lim, masked, m, l, alpha)   as softmax, per row
+//   pv_rows(S, lds, R, nk, v, ldv, D, O, ldo, alpha)   O[r][d] = alpha[r]·O[r][d] + Σ_j S[r][j]·v[j][d]
+//                                       (O rows padded to ldo = kRowDimPad multiple; pad lanes scratch)
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "ops/attention.h"
+
+namespace qvl::cpu::attn {
+
+constexpr int kKeyTile = 64;
+constexpr int kKeyPad = 16;  // spare score columns/rows for kernels that finish a key group past nk
+constexpr int kDimPad = 8;   // spare Ot rows for kernels that finish a d group past D
+constexpr float kLog2e = 1.4426950408889634f;
+
+struct WorkItem {
+  int64_t seg, hk, q0, q1;  // q0, q1: query positions within the segment
+  int64_t k0, k1;           // key range within the segment (k0 a multiple of kKeyTile)
+  int64_t part;             // -1: write out; else the index of this item's partial-result slot
+};
+
+inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
+
+// Asks for the next tile's K or V rows while this one computes. Rows sit ldk apart (a whole token of
+// all heads), so the hardware prefetchers see many short streams and fetch too little ahead;
+// decode, which reads each cached element once, would otherwise wait on memory latency.
+inline void prefetch_rows(const float* base, int64_t ld, int64_t n, int64_t D) {
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t d = 0; d < D; d += 16) __builtin_prefetch(base + j * ld + d);
+}
+
+// Per-row key limits (segment-relative count of keys row r may see) for rows [0, n); rows past
+// `rows` copy the last real row so padding lanes never force the masked path.
+inline void key_limits(const ops::AttentionParams& p, const WorkItem& w, int rows, int n, int32_t* lim) {
+  const ops::AttentionSegment& g = p.segments[w.seg];
+  const int64_t qlen = g.q_end - g.q_start, klen = g.k_end - g.k_start;
+  const int G = static_cast<int>(p.Hq / p.Hkv);
+  for (int r = 0; r < n; ++r) {
+    const int64_t qi = w.q0 + std::min(r, rows - 1) / G;
+    lim[r] = static_cast<int32_t>(p.causal ? std::min<int64_t>(klen, qi + (klen - qlen) + 1) : klen);
+  }
+}
+
+// Writes row r's result: normalised into out, or (m, l, unnormalised O) into the partial slot.
+inline void emit_row(const ops::AttentionParams& p, const WorkItem& w, int r, float m, float l, const float* o,
+                     int64_t ostride, float* part, int rows) {
+  const int G = static_cast<int>(p.Hq / p.Hkv);
+  const int D = static_cast<int>(p.D);
+  if (part) {
+    part[r] = m;
+    part[rows + r] = l;
+    float* po = part + 2 * rows + static_cast<size_t>(r) * D;
+    for (int d = 0; d < D; ++d) po[d] = o[d * ostride];
+    return;
+  }
+  const ops::AttentionSegment& g = p.segments[w.seg];
+  float* dst = p.out + (g.q_start + w.q0 + r / G) * p.ldo + (w.hk * G + r % G) * p.D;
+  const float inv = l > 0 ? 1.0f / l : 0.0f;
+  for (int d = 0; d < D; ++d) dst[d] = o[d * ostride] * inv;
+}
+
+template <class K>
+void run_transposed(const ops::AttentionParams& p, const WorkItem& w, int rows, std::vector<float>& scratch,
+                    std::vector<int32_t>& lim, float* part) {
+  const ops::AttentionSegment& g = p.segments[w.seg];
+  const int D = static_cast<int>(p.D);
+  const int G = static_cast<int>(p.Hq / p.Hkv);
+  const int RP = round_up(rows, K::kLanes);
+
+  const size_t need = static_cast<size_t>(RP) * (static_cast<size_t>(D) * 2 + kDimPad + kKeyTile + kKeyPad + 3);
+  if (scratch.size() < need) scratch.resize(need);
+  if (lim.size() < static_cast<size_t>(RP)) lim.resize(static_cast<size_t>(RP));
+  float* Qt = scratch.data();
+  float* Ot = Qt + static_cast<size_t>(D) * RP;
+  float* St = Ot + static_cast<size_t>(D + kDimPad) * RP;
+  float* m = St + static_cast<size_t>(kKeyTile + kKeyPad) * RP;
+  float* l = m + RP;
+  float* alpha = l + RP;
+
+  key_limits(p, w, rows, RP, lim.data());
+  const int32_t min_lim = *std::min_element(lim.begin(), lim.begin() + RP);
+  const int64_t kend = std::min<int64_t>(w.k1, *std::max_element(lim.begin(), lim.begin() + RP));
+  const float c = p.scale * kLog2e;
+  for (int r = 0; r < RP; ++r) {
+    const float* qr = nullptr;
+    if (r < rows) qr = p.q + (g.q_start + w.q0 + r / G) * p.ldq + (w.hk * G + r % G) * p.D;
+    for (int d = 0; d < D; ++d) Qt[static_cast<size_t>(d) * RP + r] = qr ? qr[d] * c : 0.0f;
+  }
+  std::fill(Ot, Ot + static_cast<size_t>(D + kDimPad) * RP, 0.0f);
+  std::fill(m, m + RP, -std::numeric_limits<float>::infinity());
+  std::fill(l, l + RP, 0.0f);
+
+  const float* kbase = p.k + g.k_start * p.ldk + w.hk * p.D;
+  const float* vbase = p.v + g.k_start * p.ldv + w.hk * p.D;
+  for (int64_t kt = w.k0; kt < kend; kt += kKeyTile) {
+    const int nk = static_cast<int>(std::min<int64_t>(kKeyTile, kend - kt));
+    if (kt + kKeyTile < kend) {
+      const int64_t nn = std::min<int64_t>(kKeyTile, kend - kt - kKeyTile);
+      prefetch_rows(kbase + (kt + kKeyTile) * p.ldk, p.ldk, nn, p.D);
+      prefetch_rows(vbase + (kt + kKeyTile) * p.ldv, p.ldv, nn, p.D);
+    }
+    K::qk(Qt, D, RP, kbase + kt * p.ldk, p.ldk, nk, St);
+    K::softmax(St, RP, nk, static_cast<int32_t>(kt), lim.data(), kt + nk > min_lim, m, l, alpha);
+    K::pv(St, RP, nk, vbase + kt * p.ldv, p.ldv, D, Ot, alpha);
+  }
+  for (int r = 0; r < rows; ++r) emit_row(p, w, r, m[r], l[r], Ot + r, RP, part, rows);
+}
+
+template <class K>
+void run_rows(const ops::AttentionParams& p, const WorkItem& w, int rows, std::vector<float>& scratch,
+              std::vector<int32_t>& lim, float* part) {
+  const ops::AttentionSegment& g = p.segments[w.seg];
+  const int D = static_cast<int>(p.D);
+  const int G = static_cast<int>(p.Hq / p.Hkv);
+  const int ldq = round_up(D, 16), ldo = round_up(D, K::kRowDimPad), lds = kKeyTile + kKeyPad;
+
+  const size_t need = static_cast<size_t>(rows) * (ldq + ldo + lds + 3);
+  if (scratch.size() < need) scratch.resize(need);
+  if (lim.size() < static_cast<size_t>(rows)) lim.resize(static_cast<size_t>(rows));
+  float* Q = scratch.data();
+  float* O = Q + static_cast<size_t>(rows) * ldq;
+  float* S = O + static_cast<size_t>(rows) * ldo;
+  float* m = S + static_cast<size_t>(rows) * lds;
+  float* l = m + rows;
+  float* alpha = l + rows;
+
+  key_limits(p, w, rows, rows, lim.data());
+  const int32_t min_lim = *std::min_element(lim.begin(), lim.begin() + rows);
+  const int64_t kend = std::min<int64_t>(w.k1, *std::max_element(lim.begin(), lim.begin() + rows));
+  const float c = p.scale * kLog2e;
+  for (int r = 0; r < rows; ++r) {
+    const float* qr = p.q + (g.q_start + w.q0 + r / G) * p.ldq + (w.hk * G + r % G) * p.D;
+    float* q = Q + static_cast<size_t>(r) * ldq;
+    for (int d = 0; d < ldq; ++d) q[d] = d < D ? qr[d] * c : 0.0f;
+  }
+  std::fill(O, O + static_cast<size_t>(rows) * ldo, 0.0f);
+  std::fill(m, m + rows, -std::numeric_limits<float>::infinity());
+  std::fill(l, l + rows, 0.0f);
+
+  const float* kbase = p.k + g.k_start * p.ldk + w.hk * p.D;
+  const float* vbase = p.v + g.k_start * p.ldv + w.hk * p.D;
+  for (int64_t kt = w.k0; kt < kend; kt += kKeyTile) {
+    const int nk = static_cast<int>(std::min<int64_t>(kKeyTile, kend - kt));
+    if (kt + kKeyTile < kend) {
+      const int64_t nn = std::min<int64_t>(kKeyTile, kend - kt - kKeyTile);
+      prefetch_rows(kbase + (kt + kKeyTile) * p.ldk, p.ldk, nn, p.D);
+      prefetch_rows(vbase + (kt + kKeyTile) * p.ldv, p.ldv, nn, p.D);
+    }
+    K::qk_rows(Q, ldq, D, rows, kbase + kt * p.ldk, p.ldk, nk, S, lds);
+    K::softmax_rows(S, lds, rows, nk, static_cast<int32_t>(kt), lim.data(), kt + nk > min_lim, m, l, alpha);
+    K::pv_rows(S, lds, rows, nk, vbase + kt * p.ldv, p.ldv, D, O, ldo, alpha);
+  }
+  for (int r = 0; r < rows; ++r) emit_row(p, w, r, m[r], l[r], O + static_cast<size_t>(r) * ldo, 1, part, rows);
+}
+
+template <class K>
+void run_item(const ops::AttentionParams& p, const WorkItem& w, std::vector<float>& scratch, std::vector<int32_t>& lim,
+              float* part) {
+  const int rows = static_cast<int>(w.q1 - w.q0) * static_cast<int>(p.Hq / p.Hkv);
+  if constexpr (K::kRowPath) {
+    if (rows <= K::kRowMax) return run_rows<K>(p, w, rows, scratch, lim, part);
+  }
+  run_transposed<K>(p, w, rows, scratch, lim, part);
+}
+
+// Merges the partial (m, l, O) of an item's key chunks into its output rows.
+inline void merge_parts(const ops::AttentionParams& p, const WorkItem& w, int nparts, const float* parts,
+                        size_t part_size) {
+  const int G = static_cast<int>(p.Hq / p.Hkv);
+  const int D = static_cast<int>(p.D);
+  const int rows = static_cast<int>(w.q1 - w.q0) * G;
+  const ops::AttentionSegment& g = p.segments[w.seg];
+  for (int r = 0; r < rows; ++r) {
+    float M = -std::numeric_limits<float>::infinity();
+    for (int s = 0; s < nparts; ++s) M = std::max(M, parts[s * part_size + r]);
+    float* dst = p.out + (g.q_start + w.q0 + r / G) * p.ldo + (w.hk * G + r % G) * p.D;
+    if (M == -std::numeric_limits<float>::infinity()) {
+      std::fill(dst, dst + D, 0.0f);
+      continue;
+    }
+    float L = 0;
+    for (int d = 0; d < D; ++d) dst[d] = 0;
+    for (int s = 0; s < nparts; ++s) {
+      const float* ps = parts + s * part_size;
+      if (ps[rows + r] == 0) continue;  // this chunk saw no key for the row
+      const float f = std::exp2(ps[r] - M);
+      L += ps[rows + r] * f;
+      const float* o = ps + 2 * rows + static_cast<size_t>(r) * D;
+      for (int d = 0; d < D; ++d) dst[d] += o[d] * f;
+    }
+    const float inv = 1.0f / L;
+    for (int d = 0; d < D; ++d) dst[d] *= inv;
+  }
+}
+
+template <class K>
+void run(const ops::AttentionParams& p, ThreadPool& pool) {
+  const int64_t G = p.Hq / p.Hkv;
+  const int64_t qb = std::max<int64_t>(1, K::kRowsTarget / G);
+  std::vector<WorkItem> blocks;
+  for (int64_t s = 0; s < p.n_segments; ++s) {
+    const ops::AttentionSegment& g = p.segments[s];
+    const int64_t qlen = g.q_end - g.q_start, klen = g.k_end - g.k_start;
+    // Latest blocks first: under causal they see the most keys, so the long jobs start early.
+    for (int64_t q1 = qlen; q1 > 0; q1 -= qb) {
+      for (int64_t hk = 0; hk < p.Hkv; ++hk) blocks.push_back({s, hk, std::max<int64_t>(0, q1 - qb), q1, 0, klen, -1});
+    }
+  }
+  if (blocks.empty()) return;
+
+  // Split-K when the blocks cannot keep every thread busy: chunks of at least 4 key tiles.
+  const int64_t threads = pool.size();
+  const int64_t want = (2 * threads + static_cast<int64_t>(blocks.size()) - 1) / static_cast<int64_t>(blocks.size());
+  std::vector<WorkItem> items;
+  std::vector<std::pair<size_t, int>> merges;  // (first item of a split block, chunk count)
+  size_t part_size = 0;
+  int64_t nparts = 0;
+  for (const WorkItem& b : blocks) {
+    const int64_t tiles = (b.k1 + kKeyTile - 1) / kKeyTile;
+    const int64_t splits = std::min<int64_t>(want, tiles / 4);
+    if (splits <= 1) {
+      items.push_back(b);
+      continue;
+    }
+    const int rows = static_cast<int>((b.q1 - b.q0) * G);
+    part_size = std::max(part_size, static_cast<size_t>(rows) * (2 + static_cast<size_t>(p.D)));
+    const int64_t per = (tiles + splits - 1) / splits;
+    merges.emplace_back(items.size(), 0);
+    for (int64_t t0 = 0; t0 < tiles; t0 += per) {
+      WorkItem c = b;
+      c.k0 = t0 * kKeyTile;
+      c.k1 = std::min(b.k1, (t0 + per) * kKeyTile);
+      c.part = nparts++;
+      items.push_back(c);
+      merges.back().second++;
+    }
+  }
+  std::vector<float> parts(part_size * static_cast<size_t>(nparts));
+
+  pool.parallel_for(static_cast<int64_t>(items.size()), 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> scratch;
+    std::vector<int32_t> lim;
+    for (int64_t i = begin; i < end; ++i) {
+      const WorkItem& w = items[static_cast<size_t>(i)];
+      run_item<K>(p, w, scratch, lim, w.part < 0 ? nullptr : parts.data() + part_size * static_cast<size_t>(w.part));
+    }
+  });
+  if (merges.empty()) return;
+  pool.parallel_for(static_cast<int64_t>(merges.size()), 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const WorkItem& first = items[merges[static_cast<size_t>(i)].first];
+      merge_parts(p, first, merges[static_cast<size_t>(i)].second,
+                  parts.data() + part_size * static_cast<size_t>(first.part), part_size);
+    }
+  });
+}
+
+}  // namespace qvl::cpu::attn

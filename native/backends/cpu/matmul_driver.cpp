@@ -1,0 +1,102 @@
+#include <algorithm>
+#include <cstdlib>
+#include <memory>
+
+#include "backends/cpu/matmul_cpu.h"
+#include "core/error.h"
+
+namespace qvl::cpu {
+
+namespace {
+
+using ops::MatmulParams;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// One packed block per thread, kept between calls: reallocating 100+ KiB per task would cost
+// more than small problems take.
+float* panel_buffer(size_t floats) {
+  struct Buf {
+    float* p = nullptr;
+    size_t n = 0;
+    ~Buf() { std::free(p); }
+  };
+  thread_local Buf buf;
+  if (buf.n < floats) {
+    std::free(buf.p);
+    buf.p = static_cast<float*>(std::aligned_alloc(64, round_up(static_cast<int64_t>(floats * sizeof(float)), 64)));
+    if (!buf.p) fail(ErrorCode::Native, "matmul: out of memory for a " + std::to_string(floats * 4) + "-byte panel");
+    buf.n = floats;
+  }
+  return buf.p;
+}
+
+void fill_bias(const MatmulParams& p) {
+  for (int64_t m = 0; m < p.M; ++m) {
+    float* y = p.y + m * p.ldy;
+    for (int64_t n = 0; n < p.N; ++n) y[n] = p.bias ? p.bias[n] : 0.0f;
+  }
+}
+
+// Outputs [n0, n1) for rows [m0, m1): pack the weights of that block one k-slice at a time and
+// sweep every row of x over it, so each weight is converted once per task however large M is.
+void packed_task(const MatmulParams& p, const MatmulKernels& k, int64_t n0, int64_t n1, int64_t m0, int64_t m1) {
+  const int64_t panels = ceil_div(n1 - n0, k.nr);
+  const int64_t stride = round_up(k.kc, 16) * k.nr;
+  float* buf = panel_buffer(static_cast<size_t>(panels * stride));
+  for (int64_t k0 = 0; k0 < p.K; k0 += k.kc) {
+    const int64_t kc = std::min<int64_t>(k.kc, p.K - k0);
+    for (int64_t s = 0; s < panels; ++s) {
+      const int64_t ns = n0 + s * k.nr;
+      k.pack(p, ns, std::min<int64_t>(k.nr, n1 - ns), k0, kc, buf + s * stride);
+    }
+    for (int64_t mb = m0; mb < m1; mb += k.mc) {
+      const int64_t me = std::min<int64_t>(mb + k.mc, m1);
+      for (int64_t s = 0; s < panels; ++s) {
+        const int64_t ns = n0 + s * k.nr;
+        const int64_t nvalid = std::min<int64_t>(k.nr, n1 - ns);
+        const float* bias = p.bias ? p.bias + ns : nullptr;
+        for (int64_t m = mb; m < me; m += k.mr) {
+          const int rows = static_cast<int>(std::min<int64_t>(k.mr, me - m));
+          k.tile(rows, kc, p.x + m * p.ldx + k0, p.ldx, buf + s * stride, p.y + m * p.ldy + ns, p.ldy, nvalid, bias,
+                 k0 == 0);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void run_matmul(const MatmulParams& p, ThreadPool& pool, const MatmulKernels& k) {
+  if (p.M == 0 || p.N == 0) return;
+  if (p.K == 0) {
+    fill_bias(p);
+    return;
+  }
+  const int64_t nt = pool.size();
+  if (p.M <= k.small_m) {
+    // Memory-bound: every thread streams its own contiguous run of weight rows.
+    const int64_t grain = nt == 1 ? p.N : std::max<int64_t>(16, round_up(ceil_div(p.N, nt * 4), 4));
+    const int rows = static_cast<int>(p.M);
+    pool.parallel_for(p.N, grain, [&](int64_t b, int64_t e) { k.rows(p, 0, rows, b, e); });
+    return;
+  }
+  // Split over output blocks; when there are too few to keep every thread busy, split rows too
+  // (each row split re-packs its block, which is cheap next to the rows it serves).
+  const int64_t nc = k.nc;
+  const int64_t n_chunks = ceil_div(p.N, nc);
+  int64_t m_chunks = 1;
+  if (nt > 1 && n_chunks < 2 * nt) m_chunks = std::min(ceil_div(p.M, k.mr), ceil_div(2 * nt, n_chunks));
+  const int64_t m_step = round_up(ceil_div(p.M, m_chunks), k.mr);
+  m_chunks = ceil_div(p.M, m_step);
+  pool.parallel_for(n_chunks * m_chunks, 1, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t n0 = (t / m_chunks) * nc, m0 = (t % m_chunks) * m_step;
+      packed_task(p, k, n0, std::min(n0 + nc, p.N), m0, std::min(m0 + m_step, p.M));
+    }
+  });
+}
+
+}  // namespace qvl::cpu

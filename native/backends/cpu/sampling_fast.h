@@ -1,0 +1,29 @@
+// The fast sampling path shared by the generic and AVX-512 variants. Only the passes over the
+// whole vocabulary differ between them (they are plain comparisons, copies and IEEE divisions,
+// exact in any ISA); everything after that works on a short candidate list in plain C++.
+#pragma once
+#include <cstdint>
+
+#include "ops/sampling.h"
+
+namespace qvl::cpu {
+
+struct SamplingScan {
+  // s[i] = x[i] / t for all i (t > 0; t == 1 copies). Returns the first i with x[i] NaN, or -1.
+  int64_t (*scale)(const float* x, int64_t n, float t, float* s);
+  // Largest value of s (no NaN in s).
+  float (*max)(const float* s, int64_t n);
+  // First i with s[i] == v, or n.
+  int64_t (*find)(const float* s, int64_t n, float v);
+  // The k-th largest value of s counting repeats, 1 <= k < n.
+  float (*kth_largest)(const float* s, int64_t n, int64_t k);
+  // Writes the ids i with s[i] >= lo in ascending order; returns how many.
+  int64_t (*gather_ge)(const float* s, int64_t n, float lo, int32_t* ids);
+};
+
+int32_t sample_fast(const ops::SampleArgs& a, ops::SamplingRng& rng, const SamplingScan& scan);
+
+// Generic heap selection, shared by the variants for large k.
+float kth_largest_nth_element(const float* s, int64_t n, int64_t k);
+
+}  // namespace qvl::cpu

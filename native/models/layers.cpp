@@ -1,0 +1,46 @@
+#include "models/layers.h"
+
+#include "models/linear.h"
+#include "ops/norm.h"
+
+namespace qvl::models {
+
+NormLayer::NormLayer(const WeightStore& w, const std::string& prefix, int64_t dim, Kind kind, double eps,
+                     bool with_bias)
+    : kind_(kind), dim_(dim), eps_(static_cast<float>(eps)) {
+  weight_ = load_vector(w, prefix + ".weight", dim);
+  if (with_bias) bias_ = load_vector(w, prefix + ".bias", dim);
+}
+
+void NormLayer::apply(const float* x, int64_t ldx, int64_t rows, float* out, int64_t ldo, ThreadPool& pool) const {
+  ops::NormParams p;
+  p.rows = rows;
+  p.dim = dim_;
+  p.x = x;
+  p.ldx = ldx;
+  p.out = out;
+  p.ldo = ldo;
+  p.weight = weight_.data();
+  p.bias = bias_.empty() ? nullptr : bias_.data();
+  p.w_dtype = DType::F32;
+  p.eps = eps_;
+  if (kind_ == Kind::LayerNorm) {
+    ops::layer_norm(p, pool);
+  } else {
+    ops::rms_norm(p, pool);
+  }
+}
+
+void add_rows(float* x, int64_t ldx, const float* y, int64_t ldy, int64_t rows, int64_t dim, ThreadPool& pool) {
+  // Memory-bound and tiny next to the matmuls around it; threads only pay off for big blocks.
+  const int64_t grain = dim >= 4096 ? 1 : (4096 + dim - 1) / dim;
+  pool.parallel_for(rows, grain, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      float* xr = x + r * ldx;
+      const float* yr = y + r * ldy;
+      for (int64_t i = 0; i < dim; ++i) xr[i] += yr[i];
+    }
+  });
+}
+
+}  // namespace qvl::models

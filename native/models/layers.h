@@ -1,0 +1,32 @@
+// Small building blocks shared by every family's model file: a checkpoint's norm layer and
+// elementwise helpers. Each forwards to the op set; no arithmetic of its own beyond glue.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "core/threadpool.h"
+#include "models/weights.h"
+
+namespace qvl::models {
+
+class NormLayer {
+ public:
+  enum class Kind { LayerNorm, RmsNorm };
+  NormLayer() = default;
+  // `<prefix>.weight` [dim] (and `<prefix>.bias` for LayerNorm when with_bias).
+  NormLayer(const WeightStore& w, const std::string& prefix, int64_t dim, Kind kind, double eps, bool with_bias);
+  int64_t dim() const { return dim_; }
+  // out[rows, dim] = norm(x[rows, dim]); in place allowed (out == x, same stride).
+  void apply(const float* x, int64_t ldx, int64_t rows, float* out, int64_t ldo, ThreadPool& pool) const;
+
+ private:
+  Kind kind_ = Kind::RmsNorm;
+  std::vector<float> weight_, bias_;
+  int64_t dim_ = 0;
+  float eps_ = 1e-6f;
+};
+
+// x[i] += y[i] over rows of dim elements (residual connections).
+void add_rows(float* x, int64_t ldx, const float* y, int64_t ldy, int64_t rows, int64_t dim, ThreadPool& pool);
+
+}  // namespace qvl::models

@@ -1,0 +1,49 @@
+#include "models/linear.h"
+
+#include "core/error.h"
+#include "ops/matmul.h"
+
+namespace qvl::models {
+
+std::vector<float> load_vector(const WeightStore& w, const std::string& name, int64_t n) {
+  const Tensor& t = w.get(name, {n});
+  std::vector<float> out(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    switch (t.dtype()) {
+      case DType::F32: out[i] = t.data<float>()[i]; break;
+      case DType::BF16: out[i] = bf16_to_f32(t.data<uint16_t>()[i]); break;
+      case DType::F16: out[i] = f16_to_f32(t.data<uint16_t>()[i]); break;
+      default: fail(ErrorCode::Unsupported, "tensor " + name + " has an unsupported dtype");
+    }
+  }
+  return out;
+}
+
+Linear::Linear(const WeightStore& w, const std::string& prefix, int64_t in, int64_t out, bool with_bias)
+    : weight_(w.get(prefix + ".weight", {out, in})), in_(in), out_(out) {
+  if (with_bias) bias_ = load_vector(w, prefix + ".bias", out);
+}
+
+Linear::Linear(const Tensor& weight, int64_t in, int64_t out) : in_(in), out_(out) {
+  QVL_CHECK(weight.numel() == in * out, ModelFormat, "weight " + weight.shape_string() + " cannot be viewed as [" +
+                                                         std::to_string(out) + "," + std::to_string(in) + "]");
+  weight_ = weight.reshape({out, in});
+}
+
+void Linear::apply(const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, ThreadPool& pool) const {
+  ops::MatmulParams p;
+  p.M = rows;
+  p.N = out_;
+  p.K = in_;
+  p.x = x;
+  p.ldx = ldx;
+  p.w = weight_.raw();
+  p.ldw = in_;
+  p.w_dtype = weight_.dtype();
+  p.bias = bias_.empty() ? nullptr : bias_.data();
+  p.y = y;
+  p.ldy = ldy;
+  ops::matmul(p, pool);
+}
+
+}  // namespace qvl::models

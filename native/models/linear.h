@@ -1,0 +1,35 @@
+// A checkpoint's nn.Linear: weight [out, in] as stored (bf16/f16/f32, zero-copy) and an
+// optional bias converted once to f32. `apply` runs the matmul op into a strided destination.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "core/threadpool.h"
+#include "models/weights.h"
+
+namespace qvl::models {
+
+// A checkpoint vector (norm scale, bias) as f32, converted once at load.
+std::vector<float> load_vector(const WeightStore& w, const std::string& name, int64_t n);
+
+class Linear {
+ public:
+  Linear() = default;
+  // Loads `<prefix>.weight` [out, in] and, when with_bias, `<prefix>.bias` [out].
+  Linear(const WeightStore& w, const std::string& prefix, int64_t in, int64_t out, bool with_bias);
+  // A weight viewed as [out, in] (e.g. a conv kernel flattened, or the tied embedding table).
+  Linear(const Tensor& weight, int64_t in, int64_t out);
+
+  int64_t in() const { return in_; }
+  int64_t out() const { return out_; }
+  // y[rows, out] (row stride ldy) = x[rows, in] (row stride ldx) · Wᵀ + b
+  void apply(const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, ThreadPool& pool) const;
+
+ private:
+  Tensor weight_;
+  std::vector<float> bias_;
+  int64_t in_ = 0, out_ = 0;
+};
+
+}  // namespace qvl::models

@@ -1,0 +1,40 @@
+// A loaded vision-language model: the checkpoint's weights, its vision tower and its decoder.
+// Families are told apart by ModelSpec (built by lib/families/*.ts); registry.cpp lists the
+// model types native code knows.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/spec.h"
+#include "models/text.h"
+#include "models/vision.h"
+#include "models/weights.h"
+
+namespace qvl::models {
+
+struct WeightNames {
+  std::string text_prefix;    // "model." or "model.language_model."
+  std::string vision_prefix;  // "visual." or "model.visual."
+  std::string lm_head;        // "lm_head.weight" (unused when embeddings are tied)
+};
+
+class VlModel {
+ public:
+  VlModel(const ModelSpec& spec, const WeightNames& names, const std::vector<WeightFile>& files);
+  const ModelSpec& spec() const { return spec_; }
+  const VisionTower& vision() const { return *vision_; }
+  const TextDecoder& text() const { return *text_; }
+  uint64_t mapped_bytes() const { return weights_.mapped_bytes(); }
+
+ private:
+  ModelSpec spec_;
+  WeightStore weights_;
+  std::unique_ptr<VisionTower> vision_;
+  std::unique_ptr<TextDecoder> text_;
+};
+
+// E_UNSUPPORTED unless native code implements this model type.
+void check_supported_family(const std::string& family);
+
+}  // namespace qvl::models

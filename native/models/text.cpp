@@ -1,0 +1,256 @@
+#include "models/text.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "ops/activation.h"
+#include "ops/attention.h"
+#include "ops/embedding.h"
+#include "ops/moe.h"
+#include "ops/rope.h"
+
+namespace qvl::models {
+
+namespace {
+
+// Expert tensors from [E, R, C] ("x @ W" form) into the moe op's [E, C, R], once at load.
+Tensor pack_experts(const Tensor& src, int64_t E, int64_t R, int64_t C, ThreadPool& pool) {
+  Tensor dst = Tensor::empty(src.dtype(), {E, C, R});
+  ops::moe_pack_experts(src.raw(), dst.raw(), src.dtype(), E, R, C, pool);
+  return dst;
+}
+
+void swiglu_inplace(float* gu, int64_t n, int64_t I, ThreadPool& pool) {
+  ops::ActivationParams a;
+  a.kind = ops::ActKind::SwiGlu;
+  a.rows = n;
+  a.dim = I;
+  a.x = gu;
+  a.ldx = 2 * I;
+  a.up = gu + I;
+  a.ldu = 2 * I;
+  a.out = gu;
+  a.ldo = 2 * I;
+  ops::activation(a, pool);
+}
+
+}  // namespace
+
+TextDecoder::TextDecoder(const TextSpec& spec, const WeightStore& w, const std::string& prefix,
+                         const std::string& lm_head)
+    : spec_(spec) {
+  const int64_t Hd = spec.hidden, D = spec.head_dim, Hq = spec.heads, Hkv = spec.kv_heads;
+  QVL_CHECK(Hd > 0 && D > 0 && Hq > 0 && Hkv > 0 && Hq % Hkv == 0 && spec.layers > 0 && spec.vocab > 0, ModelFormat,
+            "inconsistent text decoder dimensions");
+  int64_t sec = 0;
+  for (int64_t s : spec.mrope_section) sec += s;
+  QVL_CHECK(spec.mrope_section.size() == 3 && sec == D / 2, ModelFormat, "mrope_section must have 3 entries summing to head_dim/2");
+
+  embed_ = w.get(prefix + "embed_tokens.weight", {spec.vocab, Hd});
+  lm_head_ = spec.tie_embeddings ? Linear(embed_, Hd, spec.vocab) : Linear(w, lm_head, Hd, spec.vocab, false);
+  final_norm_ = NormLayer(w, prefix + "norm", Hd, NormLayer::Kind::RmsNorm, spec.rms_eps, false);
+
+  auto pool = default_pool();
+  for (int64_t l = 0; l < spec.layers; ++l) {
+    const std::string p = prefix + "layers." + std::to_string(l) + ".";
+    Layer L;
+    L.input_norm = NormLayer(w, p + "input_layernorm", Hd, NormLayer::Kind::RmsNorm, spec.rms_eps, false);
+    L.post_norm = NormLayer(w, p + "post_attention_layernorm", Hd, NormLayer::Kind::RmsNorm, spec.rms_eps, false);
+    L.q = Linear(w, p + "self_attn.q_proj", Hd, Hq * D, spec.qkv_bias);
+    L.k = Linear(w, p + "self_attn.k_proj", Hd, Hkv * D, spec.qkv_bias);
+    L.v = Linear(w, p + "self_attn.v_proj", Hd, Hkv * D, spec.qkv_bias);
+    L.o = Linear(w, p + "self_attn.o_proj", Hq * D, Hd, false);
+    if (spec.qk_norm) {
+      L.q_norm = NormLayer(w, p + "self_attn.q_norm", D, NormLayer::Kind::RmsNorm, spec.rms_eps, false);
+      L.k_norm = NormLayer(w, p + "self_attn.k_norm", D, NormLayer::Kind::RmsNorm, spec.rms_eps, false);
+    }
+    L.sparse = std::find(spec.sparse_layers.begin(), spec.sparse_layers.end(), l) != spec.sparse_layers.end();
+    if (L.sparse) {
+      const int64_t E = spec.experts, I = spec.moe_intermediate;
+      L.router = Linear(w, p + "mlp.gate", Hd, E, false);
+      L.experts_gate_up = pack_experts(w.get(p + "mlp.experts.gate_up_proj", {E, Hd, 2 * I}), E, Hd, 2 * I, *pool);
+      L.experts_down = pack_experts(w.get(p + "mlp.experts.down_proj", {E, I, Hd}), E, I, Hd, *pool);
+    } else {
+      L.gate = Linear(w, p + "mlp.gate_proj", Hd, spec.intermediate, false);
+      L.up = Linear(w, p + "mlp.up_proj", Hd, spec.intermediate, false);
+      L.down = Linear(w, p + "mlp.down_proj", spec.intermediate, Hd, false);
+    }
+    layers_.push_back(std::move(L));
+  }
+}
+
+KvCache TextDecoder::new_cache(int64_t batch, int64_t capacity) const {
+  return KvCache(spec_.layers, batch, capacity, spec_.kv_heads * spec_.head_dim);
+}
+
+void TextDecoder::embed(const int32_t* ids, int64_t n, float* out, ThreadPool& pool) const {
+  ops::EmbeddingParams p;
+  p.ids = ids;
+  p.ids_dtype = DType::I32;
+  p.n = n;
+  p.table = embed_.raw();
+  p.table_dtype = embed_.dtype();
+  p.vocab = spec_.vocab;
+  p.hidden = spec_.hidden;
+  p.ldt = spec_.hidden;
+  p.out = out;
+  p.ldo = spec_.hidden;
+  ops::embedding(p, pool);
+}
+
+void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const TextStep& step, KvCache& cache,
+                                  const float* cos, const float* sin, ThreadPool& pool) const {
+  const int64_t Hd = spec_.hidden, D = spec_.head_dim, Hq = spec_.heads, Hkv = spec_.kv_heads;
+  const int64_t B = cache.batch, S = step.steps, n = B * S, kvd = Hkv * D, half = D / 2;
+  Tensor h = Tensor::empty(DType::F32, {n, Hd});
+  L.input_norm.apply(x, Hd, n, h.data<float>(), Hd, pool);
+
+  Tensor q = Tensor::empty(DType::F32, {n, Hq * D});
+  L.q.apply(h.data<float>(), Hd, n, q.data<float>(), Hq * D, pool);
+  if (spec_.qk_norm) L.q_norm.apply(q.data<float>(), D, n * Hq, q.data<float>(), D, pool);
+  ops::RopeParams rq;
+  rq.x = q.data<float>();
+  rq.T = n;
+  rq.H = Hq;
+  rq.D = D;
+  rq.ld = Hq * D;
+  rq.rotary_dim = D;
+  rq.cos = cos;
+  rq.sin = sin;
+  ops::rope_apply(rq, pool);
+
+  // New keys and values go straight into each row's cache slots.
+  float* kc = cache.k[li].data<float>();
+  float* vc = cache.v[li].data<float>();
+  std::vector<ops::AttentionSegment> segs;
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t dst = b * cache.capacity + cache.len[b];
+    const float* hb = h.data<float>() + b * S * Hd;
+    L.k.apply(hb, Hd, S, kc + dst * kvd, kvd, pool);
+    L.v.apply(hb, Hd, S, vc + dst * kvd, kvd, pool);
+    if (spec_.qk_norm) L.k_norm.apply(kc + dst * kvd, D, S * Hkv, kc + dst * kvd, D, pool);
+    ops::RopeParams rk;
+    rk.x = kc + dst * kvd;
+    rk.T = S;
+    rk.H = Hkv;
+    rk.D = D;
+    rk.ld = kvd;
+    rk.rotary_dim = D;
+    rk.cos = cos + b * S * half;
+    rk.sin = sin + b * S * half;
+    ops::rope_apply(rk, pool);
+    // Queries that are themselves left padding attend to nothing (their output stays zero).
+    const int64_t padded_here = std::clamp<int64_t>(cache.pad[b] - cache.len[b], 0, S);
+    if (padded_here < S) {
+      segs.push_back({b * S + padded_here, (b + 1) * S, b * cache.capacity + cache.pad[b],
+                      b * cache.capacity + cache.len[b] + S});
+    }
+  }
+
+  Tensor attn = Tensor::empty(DType::F32, {n, Hq * D});
+  ops::AttentionParams ap;
+  ap.q = q.data<float>();
+  ap.ldq = Hq * D;
+  ap.k = kc;
+  ap.v = vc;
+  ap.ldk = ap.ldv = kvd;
+  ap.out = attn.data<float>();
+  ap.ldo = Hq * D;
+  ap.Tq = n;
+  ap.Tk = B * cache.capacity;
+  ap.Hq = Hq;
+  ap.Hkv = Hkv;
+  ap.D = D;
+  ap.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
+  ap.causal = true;
+  ap.segments = segs.data();
+  ap.n_segments = static_cast<int64_t>(segs.size());
+  ops::attention(ap, pool);
+
+  L.o.apply(attn.data<float>(), Hq * D, n, h.data<float>(), Hd, pool);
+  add_rows(x, Hd, h.data<float>(), Hd, n, Hd, pool);
+}
+
+void TextDecoder::mlp_block(const Layer& L, float* x, int64_t n, ThreadPool& pool) const {
+  const int64_t Hd = spec_.hidden;
+  Tensor h = Tensor::empty(DType::F32, {n, Hd});
+  L.post_norm.apply(x, Hd, n, h.data<float>(), Hd, pool);
+  Tensor out = Tensor::empty(DType::F32, {n, Hd});
+  if (L.sparse) {
+    const int64_t E = spec_.experts;
+    Tensor logits = Tensor::empty(DType::F32, {n, E});
+    L.router.apply(h.data<float>(), Hd, n, logits.data<float>(), E, pool);
+    ops::MoeParams m;
+    m.T = n;
+    m.E = E;
+    m.k = spec_.experts_per_tok;
+    m.H = Hd;
+    m.I = spec_.moe_intermediate;
+    m.norm_topk_prob = spec_.norm_topk_prob;
+    m.router_logits = logits.data<float>();
+    m.ld_logits = E;
+    m.x = h.data<float>();
+    m.ldx = Hd;
+    m.gate_up = L.experts_gate_up.raw();
+    m.down = L.experts_down.raw();
+    m.w_dtype = L.experts_gate_up.dtype();
+    m.out = out.data<float>();
+    m.ldo = Hd;
+    ops::moe(m, pool);
+  } else {
+    const int64_t I = spec_.intermediate;
+    Tensor gu = Tensor::empty(DType::F32, {n, 2 * I});
+    L.gate.apply(h.data<float>(), Hd, n, gu.data<float>(), 2 * I, pool);
+    L.up.apply(h.data<float>(), Hd, n, gu.data<float>() + I, 2 * I, pool);
+    swiglu_inplace(gu.data<float>(), n, I, pool);
+    L.down.apply(gu.data<float>(), 2 * I, n, out.data<float>(), Hd, pool);
+  }
+  add_rows(x, Hd, out.data<float>(), Hd, n, Hd, pool);
+}
+
+void TextDecoder::forward(float* x, const TextStep& step, KvCache& cache, ThreadPool& pool, Trace* trace) const {
+  const int64_t B = cache.batch, S = step.steps, n = B * S, Hd = spec_.hidden, half = spec_.head_dim / 2;
+  QVL_CHECK(S >= 1 && step.positions, Input, "forward needs at least one token per row and its positions");
+  for (int64_t b = 0; b < B; ++b) {
+    if (cache.len[b] + S > cache.capacity)
+      fail(ErrorCode::ContextOverflow, "sequence of " + std::to_string(cache.len[b] + S) +
+                                           " tokens exceeds the context of " + std::to_string(cache.capacity));
+  }
+  Tensor cos = Tensor::empty(DType::F32, {n, half}), sin = Tensor::empty(DType::F32, {n, half});
+  ops::RopeFreqs f;
+  f.theta = spec_.rope_theta;
+  f.rotary_dim = spec_.head_dim;
+  const int64_t sec[3] = {spec_.mrope_section[0], spec_.mrope_section[1], spec_.mrope_section[2]};
+  if (spec_.rope_layout == RopeLayout::MRopeInterleaved) {
+    ops::rope_table_mrope_interleaved(step.positions, n, sec, f, cos.data<float>(), sin.data<float>());
+  } else {
+    ops::rope_table_mrope(step.positions, n, sec, f, cos.data<float>(), sin.data<float>());
+  }
+
+  const size_t n_deep = step.deepstack ? step.deepstack->size() : 0;
+  for (int64_t l = 0; l < spec_.layers; ++l) {
+    if (trace) trace->record("layer_input." + std::to_string(l), x, n, Hd, Hd);
+    attention_block(layers_[l], l, x, step, cache, cos.data<float>(), sin.data<float>(), pool);
+    mlp_block(layers_[l], x, n, pool);
+    if (static_cast<size_t>(l) < n_deep && step.visual_rows) {
+      const Tensor& ds = (*step.deepstack)[l];
+      QVL_CHECK(ds.ndim() == 2 && ds.dim(1) == Hd, Input, "deepstack features must be [n, hidden]");
+      for (int64_t i = 0; i < n; ++i) {
+        const int32_t r = step.visual_rows[i];
+        if (r < 0) continue;
+        QVL_CHECK(r < ds.dim(0), Input, "visual row out of range of the deepstack features");
+        add_rows(x + i * Hd, Hd, ds.data<float>() + r * Hd, Hd, 1, Hd, pool);
+      }
+    }
+  }
+  for (int64_t b = 0; b < B; ++b) cache.len[b] += S;
+  final_norm_.apply(x, Hd, n, x, Hd, pool);
+  if (trace) trace->record("final_hidden", x, n, Hd, Hd);
+}
+
+void TextDecoder::logits(const float* h, int64_t ldh, int64_t rows, float* out, ThreadPool& pool) const {
+  lm_head_.apply(h, ldh, rows, out, spec_.vocab, pool);
+}
+
+}  // namespace qvl::models

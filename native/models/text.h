@@ -1,0 +1,63 @@
+// The Qwen2 / Qwen3 decoder: RMSNorm, GQA attention with M-RoPE (q/k/v bias for Qwen2, per-head
+// q/k RMSNorm for Qwen3), SwiGLU MLP or a mixture of experts, final norm and LM head.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "core/threadpool.h"
+#include "models/kv_cache.h"
+#include "models/layers.h"
+#include "models/linear.h"
+#include "models/spec.h"
+#include "models/trace.h"
+#include "models/weights.h"
+
+namespace qvl::models {
+
+// One forward call over `steps` new tokens for each of the cache's rows (prefill: the padded
+// prompt; decode: 1). Token t of row b is row b·steps + t of x, positions and visual_rows.
+struct TextStep {
+  int64_t steps = 0;
+  const int64_t* positions = nullptr;  // [3][batch·steps]: (t, h, w) M-RoPE position of each token
+  // Qwen3-VL DeepStack: visual_rows[i] >= 0 marks token i as the visual token whose features are
+  // row visual_rows[i] of each deepstack tensor, added after decoder layer l for l < deepstack.size().
+  const int32_t* visual_rows = nullptr;
+  const std::vector<Tensor>* deepstack = nullptr;
+};
+
+class TextDecoder {
+ public:
+  TextDecoder(const TextSpec& spec, const WeightStore& w, const std::string& prefix, const std::string& lm_head);
+
+  const TextSpec& spec() const { return spec_; }
+  // out[n, hidden] = embed_tokens[ids]; E_INPUT on an id outside the vocabulary.
+  void embed(const int32_t* ids, int64_t n, float* out, ThreadPool& pool) const;
+  // Runs every layer over x [batch·steps, hidden] in place, appending to the cache, then the final
+  // norm. Throws E_CONTEXT_OVERFLOW when a row would outgrow the cache.
+  void forward(float* x, const TextStep& step, KvCache& cache, ThreadPool& pool, Trace* trace) const;
+  // logits[rows, vocab] from final hidden states.
+  void logits(const float* h, int64_t ldh, int64_t rows, float* out, ThreadPool& pool) const;
+  KvCache new_cache(int64_t batch, int64_t capacity) const;
+
+ private:
+  struct Layer {
+    NormLayer input_norm, post_norm, q_norm, k_norm;
+    Linear q, k, v, o;
+    Linear gate, up, down;  // dense MLP
+    bool sparse = false;
+    Linear router;
+    Tensor experts_gate_up, experts_down;  // packed for the moe op
+  };
+  void attention_block(const Layer& L, int64_t li, float* x, const TextStep& step, KvCache& cache, const float* cos,
+                       const float* sin, ThreadPool& pool) const;
+  void mlp_block(const Layer& L, float* x, int64_t n, ThreadPool& pool) const;
+
+  TextSpec spec_;
+  Tensor embed_;
+  Linear lm_head_;
+  NormLayer final_norm_;
+  std::vector<Layer> layers_;
+};
+
+}  // namespace qvl::models

@@ -1,0 +1,215 @@
+#include "models/vision.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "ops/activation.h"
+#include "ops/attention.h"
+#include "ops/rope.h"
+
+namespace qvl::models {
+
+namespace {
+
+ops::ActKind act_kind(const std::string& name) {
+  if (name == "quick_gelu") return ops::ActKind::QuickGelu;
+  if (name == "silu") return ops::ActKind::Silu;
+  if (name == "gelu_pytorch_tanh" || name == "gelu_new") return ops::ActKind::GeluTanh;
+  if (name == "gelu") return ops::ActKind::GeluErf;
+  fail(ErrorCode::Unsupported, "vision hidden_act '" + name + "' is not supported");
+}
+
+void activate(ops::ActKind kind, float* x, int64_t rows, int64_t dim, int64_t ld, ThreadPool& pool) {
+  ops::ActivationParams a;
+  a.kind = kind;
+  a.rows = rows;
+  a.dim = dim;
+  a.x = x;
+  a.ldx = ld;
+  a.out = x;
+  a.ldo = ld;
+  ops::activation(a, pool);
+}
+
+}  // namespace
+
+VisionTower::VisionTower(const VisionSpec& spec, const WeightStore& w, const std::string& prefix) : spec_(spec) {
+  QVL_CHECK(spec.hidden > 0 && spec.heads > 0 && spec.hidden % spec.heads == 0, ModelFormat,
+            "vision hidden size must be a multiple of the head count");
+  head_dim_ = spec.hidden / spec.heads;
+  QVL_CHECK(head_dim_ % 4 == 0, ModelFormat, "vision head_dim must be a multiple of 4 for 2-D rotary");
+  const int64_t E = spec.hidden;
+  const int64_t patch_dim = spec.in_channels * spec.temporal_patch * spec.patch * spec.patch;
+  const Tensor& pw = w.get(prefix + "patch_embed.proj.weight",
+                           {E, spec.in_channels, spec.temporal_patch, spec.patch, spec.patch});
+  // Conv3d with kernel == stride over exactly one patch is a matmul with the flattened kernel.
+  patch_embed_ = Linear(pw, patch_dim, E);
+
+  const bool rms = spec.kind == VisionKind::Qwen25;
+  const auto nk = rms ? NormLayer::Kind::RmsNorm : NormLayer::Kind::LayerNorm;
+  for (int64_t i = 0; i < spec.depth; ++i) {
+    const std::string p = prefix + "blocks." + std::to_string(i) + ".";
+    Block b;
+    b.norm1 = NormLayer(w, p + "norm1", E, nk, spec.norm_eps, !rms);
+    b.norm2 = NormLayer(w, p + "norm2", E, nk, spec.norm_eps, !rms);
+    b.qkv = Linear(w, p + "attn.qkv", E, 3 * E, true);
+    b.proj = Linear(w, p + "attn.proj", E, E, true);
+    if (spec.kind == VisionKind::Qwen25) {
+      b.gated = true;
+      b.gate = Linear(w, p + "mlp.gate_proj", E, spec.intermediate, true);
+      b.up = Linear(w, p + "mlp.up_proj", E, spec.intermediate, true);
+      b.down = Linear(w, p + "mlp.down_proj", spec.intermediate, E, true);
+    } else {
+      b.fc1 = Linear(w, p + "mlp.fc1", E, spec.intermediate, true);
+      b.fc2 = Linear(w, p + "mlp.fc2", spec.intermediate, E, true);
+    }
+    blocks_.push_back(std::move(b));
+  }
+  const int64_t merged = E * spec.merge * spec.merge;
+  merger_.norm = NormLayer(w, prefix + "merger.ln_q", E, nk, spec.norm_eps, !rms);
+  merger_.fc1 = Linear(w, prefix + "merger.mlp.0", merged, merged, true);
+  merger_.fc2 = Linear(w, prefix + "merger.mlp.2", merged, spec.out_hidden, true);
+}
+
+void VisionTower::run_block(const Block& b, float* x, int64_t n, const float* cos, const float* sin,
+                            const std::vector<int64_t>& seg_bounds, ThreadPool& pool) const {
+  const int64_t E = spec_.hidden, H = spec_.heads, D = head_dim_;
+  Tensor h = Tensor::empty(DType::F32, {n, E});
+  b.norm1.apply(x, E, n, h.data<float>(), E, pool);
+
+  // Fused q|k|v rows: [n, 3E]; q and k heads are adjacent, so one rope call rotates both.
+  Tensor qkv = Tensor::empty(DType::F32, {n, 3 * E});
+  float* qkvp = qkv.data<float>();
+  b.qkv.apply(h.data<float>(), E, n, qkvp, 3 * E, pool);
+  ops::RopeParams rp;
+  rp.x = qkvp;
+  rp.T = n;
+  rp.H = 2 * H;
+  rp.D = D;
+  rp.ld = 3 * E;
+  rp.rotary_dim = D;
+  rp.cos = cos;
+  rp.sin = sin;
+  ops::rope_apply(rp, pool);
+
+  std::vector<ops::AttentionSegment> segs;
+  for (size_t i = 0; i + 1 < seg_bounds.size(); ++i) {
+    segs.push_back({seg_bounds[i], seg_bounds[i + 1], seg_bounds[i], seg_bounds[i + 1]});
+  }
+  ops::AttentionParams ap;
+  ap.q = qkvp;
+  ap.k = qkvp + E;
+  ap.v = qkvp + 2 * E;
+  ap.ldq = ap.ldk = ap.ldv = 3 * E;
+  ap.out = h.data<float>();  // norm1's output is no longer needed
+  ap.ldo = E;
+  ap.Tq = ap.Tk = n;
+  ap.Hq = ap.Hkv = H;
+  ap.D = D;
+  ap.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
+  ap.causal = false;
+  ap.segments = segs.data();
+  ap.n_segments = static_cast<int64_t>(segs.size());
+  ops::attention(ap, pool);
+
+  Tensor o = Tensor::empty(DType::F32, {n, E});
+  b.proj.apply(h.data<float>(), E, n, o.data<float>(), E, pool);
+  add_rows(x, E, o.data<float>(), E, n, E, pool);
+
+  b.norm2.apply(x, E, n, h.data<float>(), E, pool);
+  const int64_t I = spec_.intermediate;
+  if (b.gated) {
+    Tensor gu = Tensor::empty(DType::F32, {n, 2 * I});
+    float* g = gu.data<float>();
+    b.gate.apply(h.data<float>(), E, n, g, 2 * I, pool);
+    b.up.apply(h.data<float>(), E, n, g + I, 2 * I, pool);
+    ops::ActivationParams a;
+    a.kind = ops::ActKind::SwiGlu;
+    a.rows = n;
+    a.dim = I;
+    a.x = g;
+    a.ldx = 2 * I;
+    a.up = g + I;
+    a.ldu = 2 * I;
+    a.out = g;
+    a.ldo = 2 * I;
+    ops::activation(a, pool);
+    b.down.apply(g, 2 * I, n, o.data<float>(), E, pool);
+  } else {
+    Tensor mid = Tensor::empty(DType::F32, {n, I});
+    b.fc1.apply(h.data<float>(), E, n, mid.data<float>(), I, pool);
+    activate(act_kind(spec_.hidden_act), mid.data<float>(), n, I, I, pool);
+    b.fc2.apply(mid.data<float>(), I, n, o.data<float>(), E, pool);
+  }
+  add_rows(x, E, o.data<float>(), E, n, E, pool);
+}
+
+Tensor VisionTower::run_merger(const Merger& m, const float* x, int64_t n, ThreadPool& pool) const {
+  const int64_t E = spec_.hidden, g = spec_.merge * spec_.merge;
+  const int64_t groups = n / g, merged = E * g;
+  // Patches arrive merge-group contiguous, so [n, E] viewed as [n/g, g·E] is the merger's input.
+  Tensor h = Tensor::empty(DType::F32, {n, E});
+  m.norm.apply(x, E, n, h.data<float>(), E, pool);
+  Tensor mid = Tensor::empty(DType::F32, {groups, merged});
+  m.fc1.apply(h.data<float>(), merged, groups, mid.data<float>(), merged, pool);
+  activate(ops::ActKind::GeluErf, mid.data<float>(), groups, merged, merged, pool);
+  Tensor out = Tensor::empty(DType::F32, {groups, spec_.out_hidden});
+  m.fc2.apply(mid.data<float>(), merged, groups, out.data<float>(), spec_.out_hidden, pool);
+  return out;
+}
+
+VisionOutput VisionTower::forward(const VisionInput& in, ThreadPool& pool, Trace* trace) const {
+  const int64_t E = spec_.hidden, m = spec_.merge;
+  const int64_t patch_dim = spec_.in_channels * spec_.temporal_patch * spec_.patch * spec_.patch;
+  QVL_CHECK(in.patch_dim == patch_dim, Input,
+            "pixel values have " + std::to_string(in.patch_dim) + " values per patch, the vision tower expects " +
+                std::to_string(patch_dim));
+  QVL_CHECK(!in.grids.empty(), Input, "no image or video grids given");
+
+  // Patch coordinates in the processor's order: per frame, merge blocks row-major, and inside a
+  // block its m x m patches row-major. Each frame is one attention segment.
+  std::vector<int64_t> hpos, wpos, bounds{0};
+  int64_t total = 0;
+  for (const auto& g : in.grids) {
+    const int64_t t = g[0], gh = g[1], gw = g[2];
+    QVL_CHECK(t >= 1 && gh >= 1 && gw >= 1 && gh % m == 0 && gw % m == 0, Input,
+              "grid (" + std::to_string(t) + "," + std::to_string(gh) + "," + std::to_string(gw) +
+                  ") is not a positive multiple of the merge size");
+    QVL_CHECK(t * gh * gw <= (int64_t(1) << 31), Input, "grid too large");
+    for (int64_t f = 0; f < t; ++f) {
+      for (int64_t bh = 0; bh < gh / m; ++bh)
+        for (int64_t bw = 0; bw < gw / m; ++bw)
+          for (int64_t r = 0; r < m; ++r)
+            for (int64_t c = 0; c < m; ++c) {
+              hpos.push_back(bh * m + r);
+              wpos.push_back(bw * m + c);
+            }
+      total += gh * gw;
+      bounds.push_back(total);
+    }
+  }
+  QVL_CHECK(total == in.n_patches, Input,
+            "grids describe " + std::to_string(total) + " patches but pixel values hold " + std::to_string(in.n_patches));
+  const int64_t n = total;
+
+  Tensor x = Tensor::empty(DType::F32, {n, E});
+  patch_embed_.apply(in.pixels, patch_dim, n, x.data<float>(), E, pool);
+  if (trace) trace->record("vision_patch_embed", x.data<float>(), n, E, E);
+
+  const int64_t half = head_dim_ / 2;
+  Tensor cos = Tensor::empty(DType::F32, {n, half}), sin = Tensor::empty(DType::F32, {n, half});
+  ops::RopeFreqs f;
+  f.theta = 10000.0;
+  f.rotary_dim = head_dim_;
+  ops::rope_table_vision_2d(hpos.data(), wpos.data(), n, f, cos.data<float>(), sin.data<float>());
+
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    run_block(blocks_[i], x.data<float>(), n, cos.data<float>(), sin.data<float>(), bounds, pool);
+    if (trace) trace->record("vision_block_" + std::to_string(i), x.data<float>(), n, E, E);
+  }
+  VisionOutput out;
+  out.embeds = run_merger(merger_, x.data<float>(), n, pool);
+  return out;
+}
+
+}  // namespace qvl::models

@@ -1,0 +1,61 @@
+// The vision tower (ViT) of the Qwen VL families: patch embedding, 2-D rotary attention blocks
+// confined to each image (or video frame), and the 2x2 patch merger that projects to the
+// decoder's hidden size. Family differences are switches on VisionSpec::kind.
+#pragma once
+#include <array>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "core/threadpool.h"
+#include "models/layers.h"
+#include "models/linear.h"
+#include "models/spec.h"
+#include "models/trace.h"
+#include "models/weights.h"
+
+namespace qvl::models {
+
+struct VisionInput {
+  const float* pixels = nullptr;  // [n_patches, C·T·P·P], as the processor flattens them
+  int64_t n_patches = 0;
+  int64_t patch_dim = 0;
+  std::vector<std::array<int64_t, 3>> grids;  // (t, h, w) per image or video, in patch units
+};
+
+struct VisionOutput {
+  Tensor embeds;                  // [n_patches / merge², out_hidden]
+  std::vector<Tensor> deepstack;  // Qwen3-VL: one [n_patches / merge², out_hidden] per index
+};
+
+class VisionTower {
+ public:
+  VisionTower(const VisionSpec& spec, const WeightStore& w, const std::string& prefix);
+  // Throws E_INPUT when the grids and the patch count disagree.
+  VisionOutput forward(const VisionInput& in, ThreadPool& pool, Trace* trace) const;
+
+ private:
+  struct Block {
+    NormLayer norm1, norm2;
+    Linear qkv, proj;
+    Linear fc1, fc2;         // plain MLP (Qwen2-VL): fc2(act(fc1(x)))
+    Linear gate, up, down;   // gated MLP (Qwen2.5-VL): down(silu(gate(x)) * up(x))
+    bool gated = false;
+  };
+  struct Merger {
+    NormLayer norm;
+    Linear fc1, fc2;
+  };
+
+  void run_block(const Block& b, float* x, int64_t n, const float* cos, const float* sin,
+                 const std::vector<int64_t>& seg_bounds, ThreadPool& pool) const;
+  Tensor run_merger(const Merger& m, const float* x, int64_t n, ThreadPool& pool) const;
+
+  VisionSpec spec_;
+  int64_t head_dim_ = 0;
+  Linear patch_embed_;
+  std::vector<Block> blocks_;
+  Merger merger_;
+};
+
+}  // namespace qvl::models

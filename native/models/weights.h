@@ -1,0 +1,44 @@
+// Checkpoint tensors by name: views into copy-on-write mmaps of the safetensors files, never
+// copied. TypeScript has already validated the headers; the store re-checks every range against
+// the mapped file before making a view, and `get` checks the shape the model code expects.
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace qvl::models {
+
+struct WeightEntry {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+  uint64_t byte_offset;  // absolute, in the file
+  uint64_t byte_length;
+};
+
+struct WeightFile {
+  std::string path;
+  std::vector<WeightEntry> tensors;
+};
+
+class WeightStore {
+ public:
+  explicit WeightStore(const std::vector<WeightFile>& files);
+
+  bool has(const std::string& name) const { return tensors_.count(name) != 0; }
+  // The tensor, checked against the expected shape (E_MODEL_FORMAT naming it otherwise).
+  const Tensor& get(const std::string& name, const std::vector<int64_t>& shape) const;
+  const Tensor* find(const std::string& name) const;
+  size_t size() const { return tensors_.size(); }
+  uint64_t mapped_bytes() const { return mapped_bytes_; }
+
+ private:
+  std::map<std::string, Tensor> tensors_;
+  std::map<std::string, std::string> file_of_;
+  uint64_t mapped_bytes_ = 0;
+};
+
+}  // namespace qvl::models

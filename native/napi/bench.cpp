@@ -1,0 +1,88 @@
+// benchMatmul / benchAttention: time one op variant off the JS thread for `npm run bench`.
+// Each resolves to seconds per call (best of `iters` after a warm-up).
+#include <napi.h>
+
+#include <string>
+
+#include "core/error.h"
+#include "napi/async.h"
+#include "napi/exports.h"
+#include "tests/bench.h"
+
+#if defined(__GNUC__)
+// Stand-in until native/tests/bench_attention.cpp is in the build: its definition replaces this
+// weak one at link time, and meanwhile benchAttention rejects instead of failing to load.
+namespace qvl::bench {
+__attribute__((weak)) double attention_seconds(const AttentionCase&) {
+  fail(ErrorCode::Unsupported, "benchAttention: this build has no attention benchmark");
+}
+}  // namespace qvl::bench
+#endif
+
+namespace qvl::napi {
+
+namespace {
+
+Napi::Object options(const Napi::CallbackInfo& info, const char* fn) {
+  if (info.Length() < 1 || !info[0].IsObject()) fail(ErrorCode::Input, std::string(fn) + " expects an options object");
+  return info[0].As<Napi::Object>();
+}
+
+int64_t int_field(const Napi::Object& o, const char* fn, const char* key) {
+  const Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) fail(ErrorCode::Input, std::string(fn) + ": " + key + " must be a number");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d == static_cast<double>(static_cast<int64_t>(d))) || d < 0 || d > 9.0e15) {
+    fail(ErrorCode::Input, std::string(fn) + ": " + key + " must be a non-negative integer");
+  }
+  return static_cast<int64_t>(d);
+}
+
+std::string string_field(const Napi::Object& o, const char* fn, const char* key) {
+  const Napi::Value v = o.Get(key);
+  if (!v.IsString()) fail(ErrorCode::Input, std::string(fn) + ": " + key + " must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+int iters_field(const Napi::Object& o, const char* fn) {
+  const int64_t n = int_field(o, fn, "iters");
+  if (n < 1 || n > 100000) fail(ErrorCode::Input, std::string(fn) + ": iters must be in [1, 100000]");
+  return static_cast<int>(n);
+}
+
+Napi::Value seconds(Napi::Env env, double& s) { return Napi::Number::New(env, s); }
+
+Napi::Value BenchMatmul(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    const char* fn = "benchMatmul";
+    const Napi::Object o = options(info, fn);
+    bench::MatmulCase c{int_field(o, fn, "M"), int_field(o, fn, "K"), int_field(o, fn, "N"),
+                        string_field(o, fn, "wDtype"), string_field(o, fn, "variant"), iters_field(o, fn)};
+    return run_async<double>(env, [c] { return bench::matmul_seconds(c); }, seconds);
+  });
+}
+
+Napi::Value BenchAttention(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    const char* fn = "benchAttention";
+    const Napi::Object o = options(info, fn);
+    const Napi::Value causal = o.Get("causal");
+    if (!causal.IsBoolean()) fail(ErrorCode::Input, "benchAttention: causal must be a boolean");
+    bench::AttentionCase c{int_field(o, fn, "seq"),      int_field(o, fn, "heads"),
+                           int_field(o, fn, "kvHeads"),  int_field(o, fn, "headDim"),
+                           causal.As<Napi::Boolean>().Value(), string_field(o, fn, "variant"),
+                           iters_field(o, fn)};
+    return run_async<double>(env, [c] { return bench::attention_seconds(c); }, seconds);
+  });
+}
+
+}  // namespace
+
+void register_bench(Napi::Env env, Napi::Object exports) {
+  exports.Set("benchMatmul", Napi::Function::New(env, BenchMatmul, "benchMatmul"));
+  exports.Set("benchAttention", Napi::Function::New(env, BenchAttention, "benchAttention"));
+}
+
+}  // namespace qvl::napi

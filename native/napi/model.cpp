@@ -1,0 +1,403 @@
+// Models and sessions for JS. Handles are Napi::External wrapping shared_ptrs: a job in flight
+// holds its own reference, so dispose() from JS never frees memory a worker is using.
+//   loadModel(spec, names, files) -> Promise<handle>
+//   modelEncodeVision(handle, pixels, patchDim, grids, trace) -> Promise<{embeds, deepstack, trace}>
+//   modelNewSession(handle, batch, capacity) -> session
+//   sessionForward(session, args) -> Promise<{logits?, trace}>
+//   disposeHandle(handle)
+#include <napi.h>
+
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <mutex>
+
+#include "core/error.h"
+#include "core/threadpool.h"
+#include "models/model.h"
+#include "napi/async.h"
+#include "napi/errors.h"
+#include "napi/exports.h"
+#include "napi/tensor_js.h"
+
+namespace qvl::napi {
+
+namespace {
+
+using models::KvCache;
+using models::VlModel;
+
+struct SessionState {
+  std::shared_ptr<VlModel> model;
+  KvCache cache;
+  std::atomic<bool> busy{false};
+  SessionState(std::shared_ptr<VlModel> m, KvCache c) : model(std::move(m)), cache(std::move(c)) {}
+};
+
+// What a JS handle points at: a typed shared_ptr, reset on dispose. `kind` keeps a model handle
+// from being used as a session and vice versa.
+struct Handle {
+  std::shared_ptr<void> ptr;
+  const char* kind;
+};
+template <class T> const char* kind_of();
+template <> const char* kind_of<VlModel>() { return "model"; }
+template <> const char* kind_of<SessionState>() { return "session"; }
+
+template <class T>
+Napi::External<Handle> wrap(Napi::Env env, std::shared_ptr<T> p) {
+  return Napi::External<Handle>::New(env, new Handle{std::move(p), kind_of<T>()},
+                                     [](Napi::Env, Handle* h) { delete h; });
+}
+
+Handle* handle_of(Napi::Env env, Napi::Value v, const char* what) {
+  if (!v.IsExternal()) throw make_error(env, "E_INPUT", std::string(what) + " is not a handle");
+  return v.As<Napi::External<Handle>>().Data();
+}
+
+template <class T>
+std::shared_ptr<T> unwrap(Napi::Env env, Napi::Value v, const char* what) {
+  Handle* h = handle_of(env, v, what);
+  if (!h || std::strcmp(h->kind, kind_of<T>()) != 0) throw make_error(env, "E_INPUT", std::string(what) + " is not a " + kind_of<T>() + " handle");
+  if (!h->ptr) throw make_error(env, "E_DISPOSED", std::string(what) + " has been disposed");
+  return std::static_pointer_cast<T>(h->ptr);
+}
+
+std::string str_field(Napi::Object o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsString()) throw make_error(o.Env(), "E_INPUT", std::string("spec field ") + key + " must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+int64_t int_field(Napi::Object o, const char* key, int64_t def = -1) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) {
+    if (def >= 0) return def;
+    throw make_error(o.Env(), "E_INPUT", std::string("spec field ") + key + " is required");
+  }
+  return static_cast<int64_t>(size_arg(v, key));
+}
+double num_field(Napi::Object o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) throw make_error(o.Env(), "E_INPUT", std::string("spec field ") + key + " must be a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+bool bool_field(Napi::Object o, const char* key) { return o.Get(key).ToBoolean().Value(); }
+std::vector<int64_t> ints_field(Napi::Object o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return {};
+  return shape_arg(v, key);
+}
+
+models::ModelSpec parse_spec(Napi::Object s) {
+  models::ModelSpec spec;
+  spec.family = str_field(s, "family");
+  Napi::Value tv = s.Get("text"), vv = s.Get("vision");
+  if (!tv.IsObject() || !vv.IsObject()) throw make_error(s.Env(), "E_INPUT", "spec needs text and vision objects");
+  Napi::Object t = tv.As<Napi::Object>(), v = vv.As<Napi::Object>();
+  auto& T = spec.text;
+  T.hidden = int_field(t, "hidden");
+  T.layers = int_field(t, "layers");
+  T.heads = int_field(t, "heads");
+  T.kv_heads = int_field(t, "kvHeads");
+  T.head_dim = int_field(t, "headDim");
+  T.intermediate = int_field(t, "intermediate");
+  T.vocab = int_field(t, "vocab");
+  T.rms_eps = num_field(t, "rmsEps");
+  T.rope_theta = num_field(t, "ropeTheta");
+  T.mrope_section = ints_field(t, "mropeSection");
+  T.rope_layout = bool_field(t, "mropeInterleaved") ? models::RopeLayout::MRopeInterleaved : models::RopeLayout::MRope;
+  T.qkv_bias = bool_field(t, "qkvBias");
+  T.qk_norm = bool_field(t, "qkNorm");
+  T.tie_embeddings = bool_field(t, "tieEmbeddings");
+  T.experts = int_field(t, "experts", 0);
+  T.experts_per_tok = int_field(t, "expertsPerTok", 0);
+  T.moe_intermediate = int_field(t, "moeIntermediate", 0);
+  T.norm_topk_prob = bool_field(t, "normTopkProb");
+  T.sparse_layers = ints_field(t, "sparseLayers");
+  auto& V = spec.vision;
+  const std::string kind = str_field(v, "kind");
+  if (kind == "qwen2") V.kind = models::VisionKind::Qwen2;
+  else if (kind == "qwen2.5") V.kind = models::VisionKind::Qwen25;
+  else if (kind == "qwen3") V.kind = models::VisionKind::Qwen3;
+  else throw make_error(s.Env(), "E_UNSUPPORTED", "unknown vision kind " + kind);
+  V.depth = int_field(v, "depth");
+  V.hidden = int_field(v, "hidden");
+  V.heads = int_field(v, "heads");
+  V.intermediate = int_field(v, "intermediate");
+  V.in_channels = int_field(v, "inChannels");
+  V.patch = int_field(v, "patch");
+  V.temporal_patch = int_field(v, "temporalPatch");
+  V.merge = int_field(v, "merge");
+  V.out_hidden = int_field(v, "outHidden");
+  V.hidden_act = str_field(v, "hiddenAct");
+  V.norm_eps = num_field(v, "normEps");
+  V.window_size = int_field(v, "windowSize", 0);
+  V.fullatt_blocks = ints_field(v, "fullattBlocks");
+  V.num_position_embeddings = int_field(v, "numPositionEmbeddings", 0);
+  V.deepstack_indexes = ints_field(v, "deepstackIndexes");
+  return spec;
+}
+
+std::vector<models::WeightFile> parse_files(Napi::Array files) {
+  std::vector<models::WeightFile> out;
+  for (uint32_t i = 0; i < files.Length(); ++i) {
+    Napi::Object f = files.Get(i).As<Napi::Object>();
+    models::WeightFile wf;
+    wf.path = str_field(f, "path");
+    Napi::Array ts = f.Get("tensors").As<Napi::Array>();
+    for (uint32_t j = 0; j < ts.Length(); ++j) {
+      Napi::Object t = ts.Get(j).As<Napi::Object>();
+      models::WeightEntry e;
+      e.name = str_field(t, "name");
+      e.dtype = dtype_arg(t.Get("dtype"), "tensor dtype");
+      e.shape = shape_arg(t.Get("shape"), "tensor shape");
+      e.byte_offset = size_arg(t.Get("byteOffset"), "byteOffset");
+      e.byte_length = size_arg(t.Get("byteLength"), "byteLength");
+      wf.tensors.push_back(std::move(e));
+    }
+    out.push_back(std::move(wf));
+  }
+  return out;
+}
+
+Napi::Value trace_to_js(Napi::Env env, models::Trace& trace) {
+  Napi::Array arr = Napi::Array::New(env, trace.items().size());
+  uint32_t i = 0;
+  for (auto& [name, t] : trace.items()) {
+    Napi::Array pair = Napi::Array::New(env, 2);
+    pair.Set(0u, name);
+    pair.Set(1u, to_js(env, t));
+    arr.Set(i++, pair);
+  }
+  return arr;
+}
+
+Napi::Value LoadModel(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    if (info.Length() < 3 || !info[0].IsObject() || !info[1].IsObject() || !info[2].IsArray())
+      throw make_error(env, "E_INPUT", "loadModel(spec, names, files)");
+    models::ModelSpec spec = parse_spec(info[0].As<Napi::Object>());
+    Napi::Object n = info[1].As<Napi::Object>();
+    models::WeightNames names{str_field(n, "textPrefix"), str_field(n, "visionPrefix"), str_field(n, "lmHead")};
+    std::vector<models::WeightFile> files = parse_files(info[2].As<Napi::Array>());
+    models::check_supported_family(spec.family);
+    using P = std::shared_ptr<VlModel>;
+    return run_async<P>(
+        env, [spec, names, files] { return std::make_shared<VlModel>(spec, names, files); },
+        [](Napi::Env env, P& m) -> Napi::Value { return wrap(env, m); });
+  });
+}
+
+struct VisionResult {
+  models::VisionOutput out;
+  std::shared_ptr<models::Trace> trace;
+};
+
+Napi::Value EncodeVision(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto model = unwrap<VlModel>(env, info[0], "model");
+    if (info.Length() < 5) throw make_error(env, "E_INPUT", "encodeVision(model, pixels, patchDim, grids, trace)");
+    const int64_t patch_dim = static_cast<int64_t>(size_arg(info[2], "patchDim"));
+    if (patch_dim == 0) throw make_error(env, "E_INPUT", "patchDim must be positive");
+    if (!info[1].IsTypedArray()) throw make_error(env, "E_INPUT", "pixels must be a Float32Array");
+    const int64_t len = static_cast<int64_t>(info[1].As<Napi::TypedArray>().ElementLength());
+    if (len % patch_dim != 0) throw make_error(env, "E_INPUT", "pixel values are not a whole number of patches");
+    Tensor px = from_js(info[1], DType::F32, {len / patch_dim, patch_dim}, "pixels");
+    if (!info[3].IsTypedArray()) throw make_error(env, "E_INPUT", "grids must be an Int32Array");
+    const int64_t glen = static_cast<int64_t>(info[3].As<Napi::TypedArray>().ElementLength());
+    if (glen % 3 != 0 || glen == 0) throw make_error(env, "E_INPUT", "grids must hold (t, h, w) triples");
+    Tensor g = from_js(info[3], DType::I32, {glen}, "grids");
+    models::VisionInput in;
+    in.pixels = px.data<float>();
+    in.n_patches = len / patch_dim;
+    in.patch_dim = patch_dim;
+    for (int64_t i = 0; i < glen; i += 3) {
+      in.grids.push_back({g.data<int32_t>()[i], g.data<int32_t>()[i + 1], g.data<int32_t>()[i + 2]});
+    }
+    const bool want_trace = info[4].ToBoolean().Value();
+    return run_async<VisionResult>(
+        env,
+        [model, in, want_trace, px] {
+          VisionResult r;
+          r.trace = std::make_shared<models::Trace>(want_trace);
+          auto pool = default_pool();
+          r.out = model->vision().forward(in, *pool, r.trace.get());
+          return r;
+        },
+        [](Napi::Env env, VisionResult& r) -> Napi::Value {
+          Napi::Object o = Napi::Object::New(env);
+          o.Set("embeds", to_js(env, r.out.embeds));
+          Napi::Array ds = Napi::Array::New(env, r.out.deepstack.size());
+          for (size_t i = 0; i < r.out.deepstack.size(); ++i) ds.Set(static_cast<uint32_t>(i), to_js(env, r.out.deepstack[i]));
+          o.Set("deepstack", ds);
+          o.Set("trace", trace_to_js(env, *r.trace));
+          return o;
+        },
+        {info[1], info[3]});
+  });
+}
+
+Napi::Value NewSession(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto model = unwrap<VlModel>(env, info[0], "model");
+    const int64_t batch = static_cast<int64_t>(size_arg(info[1], "batch"));
+    const int64_t capacity = static_cast<int64_t>(size_arg(info[2], "capacity"));
+    if (batch < 1 || capacity < 1) throw make_error(env, "E_INPUT", "a session needs batch >= 1 and capacity >= 1");
+    auto s = std::make_shared<SessionState>(model, model->text().new_cache(batch, capacity));
+    return wrap(env, s);
+  });
+}
+
+struct ForwardResult {
+  Tensor logits;
+  bool has_logits = false;
+  std::shared_ptr<models::Trace> trace;
+};
+
+// args: {ids: Int32Array [B·S], steps, pad?: Int32Array [B], positions: Int32Array [3·B·S],
+//        visionEmbeds?: Float32Array [Nv·hidden], visualRows?: Int32Array [B·S],
+//        deepstack?: Float32Array[], logits: 'none' | 'last' | 'all', trace?: boolean}
+Napi::Value SessionForward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto s = unwrap<SessionState>(env, info[0], "session");
+    if (info.Length() < 2 || !info[1].IsObject()) throw make_error(env, "E_INPUT", "forward(session, args)");
+    Napi::Object a = info[1].As<Napi::Object>();
+    const models::TextSpec& ts = s->model->text().spec();
+    const int64_t B = s->cache.batch;
+    const int64_t S = static_cast<int64_t>(size_arg(a.Get("steps"), "steps"));
+    if (S < 1) throw make_error(env, "E_INPUT", "steps must be >= 1");
+    const int64_t n = B * S;
+    Tensor ids = from_js(a.Get("ids"), DType::I32, {n}, "ids");
+    Tensor pos32 = from_js(a.Get("positions"), DType::I32, {3, n}, "positions");
+    std::vector<int64_t> pad;
+    if (!a.Get("pad").IsUndefined()) {
+      Tensor p = from_js(a.Get("pad"), DType::I32, {B}, "pad");
+      for (int64_t b = 0; b < B; ++b) {
+        const int32_t v = p.data<int32_t>()[b];
+        if (v < 0 || v > S) throw make_error(env, "E_INPUT", "pad must be in [0, steps]");
+        pad.push_back(v);
+      }
+    }
+    std::vector<Napi::Value> keep{a.Get("ids"), a.Get("positions")};
+    Tensor vis, rows;
+    if (!a.Get("visionEmbeds").IsUndefined()) {
+      Napi::Value ve = a.Get("visionEmbeds");
+      if (!ve.IsTypedArray()) throw make_error(env, "E_INPUT", "visionEmbeds must be a Float32Array");
+      const int64_t len = static_cast<int64_t>(ve.As<Napi::TypedArray>().ElementLength());
+      if (len % ts.hidden != 0) throw make_error(env, "E_INPUT", "visionEmbeds is not a whole number of rows");
+      vis = from_js(ve, DType::F32, {len / ts.hidden, ts.hidden}, "visionEmbeds");
+      rows = from_js(a.Get("visualRows"), DType::I32, {n}, "visualRows");
+      for (int64_t i = 0; i < n; ++i) {
+        const int32_t r = rows.data<int32_t>()[i];
+        if (r >= vis.dim(0)) throw make_error(env, "E_INPUT", "visualRows[" + std::to_string(i) + "] is past the vision embeddings");
+      }
+      keep.push_back(ve);
+      keep.push_back(a.Get("visualRows"));
+    }
+    std::vector<Tensor> deepstack;
+    if (a.Get("deepstack").IsArray()) {
+      Napi::Array ds = a.Get("deepstack").As<Napi::Array>();
+      for (uint32_t i = 0; i < ds.Length(); ++i) {
+        deepstack.push_back(from_js(ds.Get(i), DType::F32, {vis.defined() ? vis.dim(0) : 0, ts.hidden}, "deepstack"));
+        keep.push_back(ds.Get(i));
+      }
+    }
+    const std::string mode = a.Get("logits").IsString() ? a.Get("logits").As<Napi::String>().Utf8Value() : "last";
+    if (mode != "none" && mode != "last" && mode != "all") throw make_error(env, "E_INPUT", "logits must be none, last or all");
+    const bool want_trace = a.Get("trace").ToBoolean().Value();
+    bool expected = false;
+    if (!s->busy.compare_exchange_strong(expected, true))
+      throw make_error(env, "E_INPUT", "this session is already running a forward pass");
+    return run_async<ForwardResult>(
+        env,
+        [s, ids, pos32, pad, vis, rows, deepstack, mode, want_trace, B, S, n] {
+          struct Release {
+            SessionState* s;
+            ~Release() { s->busy = false; }
+          } release{s.get()};
+          const models::TextDecoder& text = s->model->text();
+          const int64_t Hd = text.spec().hidden;
+          auto pool = default_pool();
+          ForwardResult r;
+          r.trace = std::make_shared<models::Trace>(want_trace);
+          if (!pad.empty()) {
+            for (int64_t b = 0; b < B; ++b) {
+              if (s->cache.len[b] != 0) fail(ErrorCode::Input, "pad is only accepted on a session's first forward");
+              s->cache.pad[b] = pad[b];
+            }
+          }
+          Tensor x = Tensor::empty(DType::F32, {n, Hd});
+          text.embed(ids.data<int32_t>(), n, x.data<float>(), *pool);
+          if (want_trace) r.trace->record("text_embeds", x.data<float>(), n, Hd, Hd);
+          if (vis.defined()) {
+            for (int64_t i = 0; i < n; ++i) {
+              const int32_t row = rows.data<int32_t>()[i];
+              if (row >= 0) std::memcpy(x.data<float>() + i * Hd, vis.data<float>() + row * Hd, sizeof(float) * Hd);
+            }
+          }
+          std::vector<int64_t> positions(static_cast<size_t>(3 * n));
+          for (int64_t i = 0; i < 3 * n; ++i) positions[i] = pos32.data<int32_t>()[i];
+          models::TextStep step;
+          step.steps = S;
+          step.positions = positions.data();
+          step.visual_rows = rows.defined() ? rows.data<int32_t>() : nullptr;
+          step.deepstack = deepstack.empty() ? nullptr : &deepstack;
+          text.forward(x.data<float>(), step, s->cache, *pool, r.trace.get());
+          const int64_t V = text.spec().vocab;
+          if (mode == "all") {
+            r.logits = Tensor::empty(DType::F32, {n, V});
+            text.logits(x.data<float>(), Hd, n, r.logits.data<float>(), *pool);
+            r.has_logits = true;
+          } else if (mode == "last") {
+            r.logits = Tensor::empty(DType::F32, {B, V});
+            text.logits(x.data<float>() + (S - 1) * Hd, S * Hd, B, r.logits.data<float>(), *pool);
+            r.has_logits = true;
+          }
+          return r;
+        },
+        [](Napi::Env env, ForwardResult& r) -> Napi::Value {
+          Napi::Object o = Napi::Object::New(env);
+          if (r.has_logits) o.Set("logits", to_js(env, r.logits));
+          o.Set("trace", trace_to_js(env, *r.trace));
+          return o;
+        },
+        keep);
+  });
+}
+
+Napi::Value SessionLengths(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto s = unwrap<SessionState>(env, info[0], "session");
+    Napi::Array arr = Napi::Array::New(env, s->cache.batch);
+    for (int64_t b = 0; b < s->cache.batch; ++b) arr.Set(static_cast<uint32_t>(b), static_cast<double>(s->cache.len[b]));
+    return arr;
+  });
+}
+
+// Drops the handle's reference; memory goes when the last job using it finishes.
+Napi::Value DisposeHandle(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    Handle* h = handle_of(env, info[0], "handle");
+    if (h) h->ptr.reset();
+    return env.Undefined();
+  });
+}
+
+}  // namespace
+
+void register_model(Napi::Env env, Napi::Object exports) {
+  exports.Set("loadModel", Napi::Function::New(env, LoadModel, "loadModel"));
+  exports.Set("modelEncodeVision", Napi::Function::New(env, EncodeVision, "modelEncodeVision"));
+  exports.Set("modelNewSession", Napi::Function::New(env, NewSession, "modelNewSession"));
+  exports.Set("sessionForward", Napi::Function::New(env, SessionForward, "sessionForward"));
+  exports.Set("sessionLengths", Napi::Function::New(env, SessionLengths, "sessionLengths"));
+  exports.Set("disposeHandle", Napi::Function::New(env, DisposeHandle, "disposeHandle"));
+}
+
+}  // namespace qvl::napi

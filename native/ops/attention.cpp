@@ -1,0 +1,99 @@
+#include "ops/attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+namespace qvl::cpu {
+void attention_ref(const ops::AttentionParams& p, ThreadPool& pool);
+void attention_generic(const ops::AttentionParams& p, ThreadPool& pool);
+void attention_avx2(const ops::AttentionParams& p, ThreadPool& pool);
+void attention_avx512(const ops::AttentionParams& p, ThreadPool& pool);
+}  // namespace qvl::cpu
+
+namespace qvl::ops {
+
+const OpFamily<AttentionFn>& attention_family() {
+  static const OpFamily<AttentionFn> family("attention", {
+      {"reference", Isa::Reference, &cpu::attention_ref},
+      {"generic", Isa::Generic, &cpu::attention_generic},
+      {"avx2", Isa::Avx2, &cpu::attention_avx2},
+      {"avx512", Isa::Avx512, &cpu::attention_avx512},
+  });
+  return family;
+}
+
+namespace {
+
+std::string seg_name(int64_t s) { return "attention: segment " + std::to_string(s) + ": "; }
+
+// rows·stride elements must be addressable without overflowing int64.
+void check_extent(int64_t rows, int64_t stride, const char* what) {
+  QVL_CHECK(rows == 0 || stride <= std::numeric_limits<int64_t>::max() / 4 / rows, Input,
+            std::string("attention: ") + what + " is too large to address");
+}
+
+}  // namespace
+
+void check_attention(const AttentionParams& p) {
+  QVL_CHECK(p.Hq >= 1 && p.Hkv >= 1 && p.D >= 1, Input,
+            "attention: Hq, Hkv and D must be >= 1 (got Hq=" + std::to_string(p.Hq) + " Hkv=" + std::to_string(p.Hkv) +
+                " D=" + std::to_string(p.D) + ")");
+  QVL_CHECK(p.Hq % p.Hkv == 0, Input,
+            "attention: Hq (" + std::to_string(p.Hq) + ") must be a multiple of Hkv (" + std::to_string(p.Hkv) + ")");
+  QVL_CHECK(p.Hq <= std::numeric_limits<int32_t>::max() && p.D <= std::numeric_limits<int32_t>::max(), Input,
+            "attention: Hq and D must fit in 32 bits");
+  QVL_CHECK(p.Tq >= 0 && p.Tk >= 0, Input,
+            "attention: Tq and Tk must be >= 0 (got " + std::to_string(p.Tq) + ", " + std::to_string(p.Tk) + ")");
+  // The kernels count keys in 32 bits.
+  QVL_CHECK(p.Tk < std::numeric_limits<int32_t>::max() - 1024, Input,
+            "attention: Tk (" + std::to_string(p.Tk) + ") must be below 2^31");
+  const int64_t qw = p.Hq * p.D, kw = p.Hkv * p.D;
+  QVL_CHECK(p.ldq >= qw, Input, "attention: ldq (" + std::to_string(p.ldq) + ") must be >= Hq*D (" + std::to_string(qw) + ")");
+  QVL_CHECK(p.ldo >= qw, Input, "attention: ldo (" + std::to_string(p.ldo) + ") must be >= Hq*D (" + std::to_string(qw) + ")");
+  QVL_CHECK(p.ldk >= kw, Input, "attention: ldk (" + std::to_string(p.ldk) + ") must be >= Hkv*D (" + std::to_string(kw) + ")");
+  QVL_CHECK(p.ldv >= kw, Input, "attention: ldv (" + std::to_string(p.ldv) + ") must be >= Hkv*D (" + std::to_string(kw) + ")");
+  check_extent(p.Tq, p.ldq, "q");
+  check_extent(p.Tq, p.ldo, "out");
+  check_extent(p.Tk, p.ldk, "k");
+  check_extent(p.Tk, p.ldv, "v");
+  QVL_CHECK(std::isfinite(p.scale), Input, "attention: scale must be finite");
+  QVL_CHECK(p.n_segments >= 0, Input, "attention: n_segments must be >= 0");
+  QVL_CHECK(p.n_segments == 0 || p.segments, Input, "attention: segments is null");
+  if (p.Tq > 0) QVL_CHECK(p.q && p.out, Input, "attention: q or out is null");
+  if (p.Tk > 0) QVL_CHECK(p.k && p.v, Input, "attention: k or v is null");
+
+  std::vector<std::pair<int64_t, int64_t>> qranges;
+  qranges.reserve(static_cast<size_t>(p.n_segments));
+  for (int64_t s = 0; s < p.n_segments; ++s) {
+    const AttentionSegment& g = p.segments[s];
+    QVL_CHECK(g.q_start >= 0 && g.q_start <= g.q_end && g.q_end <= p.Tq, Input,
+              seg_name(s) + "query rows [" + std::to_string(g.q_start) + ", " + std::to_string(g.q_end) +
+                  ") are not inside [0, Tq=" + std::to_string(p.Tq) + "]");
+    QVL_CHECK(g.k_start >= 0 && g.k_start <= g.k_end && g.k_end <= p.Tk, Input,
+              seg_name(s) + "key rows [" + std::to_string(g.k_start) + ", " + std::to_string(g.k_end) +
+                  ") are not inside [0, Tk=" + std::to_string(p.Tk) + "]");
+    if (p.causal) {
+      QVL_CHECK(g.k_end - g.k_start >= g.q_end - g.q_start, Input,
+                seg_name(s) + "causal attention needs at least as many keys (" + std::to_string(g.k_end - g.k_start) +
+                    ") as queries (" + std::to_string(g.q_end - g.q_start) + ")");
+    }
+    if (g.q_end > g.q_start) qranges.emplace_back(g.q_start, g.q_end);
+  }
+  // Two segments writing the same output rows would race in the threaded kernels.
+  std::sort(qranges.begin(), qranges.end());
+  for (size_t i = 1; i < qranges.size(); ++i) {
+    QVL_CHECK(qranges[i].first >= qranges[i - 1].second, Input,
+              "attention: segments overlap in query rows (row " + std::to_string(qranges[i].first) +
+                  " belongs to two segments)");
+  }
+}
+
+void attention(const AttentionParams& p, ThreadPool& pool) {
+  check_attention(p);
+  attention_family().best().fn(p, pool);
+}
+
+}  // namespace qvl::ops

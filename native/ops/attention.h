@@ -1,0 +1,49 @@
+// Fused softmax attention, fp32: out = softmax(scale · q kᵀ [+ causal mask]) v, never materialising
+// the score matrix. One call covers many independent problems ("segments", like cu_seqlens): the
+// vision tower's images or windows, the batch rows of a prefill, a decode step against a KV cache.
+//
+// Layout: q [Tq, Hq, D], k and v [Tk, Hkv, D], out [Tq, Hq, D], each with its own row stride (elements
+// between consecutive tokens, >= heads·D) so that q, k and v can be views into one fused qkv buffer.
+// GQA: query head h reads kv head h / (Hq / Hkv).
+#pragma once
+#include <cstdint>
+
+#include "core/threadpool.h"
+#include "ops/registry.h"
+
+namespace qvl::ops {
+
+// Query rows [q_start, q_end) attend to key rows [k_start, k_end). With causal set, the queries are
+// the LAST qlen positions of the segment's keys: query i (0-based within the segment) sees keys
+// j <= i + (klen - qlen). That one rule covers prefill (qlen == klen), decode (qlen == 1) and chunked
+// prefill. Left padding is the caller's business: give each batch row its own segment.
+struct AttentionSegment {
+  int64_t q_start = 0, q_end = 0;
+  int64_t k_start = 0, k_end = 0;
+};
+
+struct AttentionParams {
+  const float* q = nullptr;  // [Tq, Hq, D], row stride ldq
+  const float* k = nullptr;  // [Tk, Hkv, D], row stride ldk
+  const float* v = nullptr;  // [Tk, Hkv, D], row stride ldv
+  float* out = nullptr;      // [Tq, Hq, D], row stride ldo; must not overlap k or v
+  int64_t ldq = 0, ldk = 0, ldv = 0, ldo = 0;
+  int64_t Tq = 0, Tk = 0;
+  int64_t Hq = 0, Hkv = 0, D = 0;
+  float scale = 0;  // usually 1/sqrt(D); the caller decides
+  bool causal = false;
+  const AttentionSegment* segments = nullptr;  // query ranges must not overlap
+  int64_t n_segments = 0;
+};
+// Rows of out that no segment covers are left untouched; a query row with no keys gets zeros.
+
+using AttentionFn = void (*)(const AttentionParams&, ThreadPool&);
+
+const OpFamily<AttentionFn>& attention_family();
+
+// Throws E_INPUT unless p describes a consistent problem (the kernels assume it does).
+void check_attention(const AttentionParams& p);
+// Validates (E_INPUT) and runs the best variant.
+void attention(const AttentionParams& p, ThreadPool& pool);
+
+}  // namespace qvl::ops

@@ -1,0 +1,91 @@
+// Timed attention runs for `npm run bench`: one segment of `seq` tokens attending to itself
+// (prefill, or the vision tower with causal off), q/k/v/out in owned buffers.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <memory>
+#include <string>
+
+#include "core/error.h"
+#include "core/storage.h"
+#include "core/threadpool.h"
+#include "ops/attention.h"
+#include "tests/bench.h"
+
+namespace qvl::bench {
+
+namespace {
+
+const ops::Variant<ops::AttentionFn>& find_attention_variant(const std::string& name) {
+  std::string have;
+  for (const auto& v : ops::attention_family().variants()) {
+    if (name == v.name) {
+      QVL_CHECK(isa_available(v.isa), Unsupported, "benchAttention: this CPU cannot run attention variant '" + name + "'");
+      return v;
+    }
+    have += std::string(have.empty() ? "" : ", ") + v.name;
+  }
+  fail(ErrorCode::Input, "benchAttention: unknown attention variant '" + name + "' (have: " + have + ")");
+}
+
+// Roughly N(0,1)-sized deterministic values; the timing does not depend on them.
+void fill_values(float* out, size_t n, uint64_t seed) {
+  uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
+  for (size_t i = 0; i < n; ++i) {
+    s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+    out[i] = static_cast<float>(static_cast<int64_t>(s >> 40) - (int64_t{1} << 23)) * (1.7f / (1 << 23));
+  }
+}
+
+}  // namespace
+
+double attention_seconds(const AttentionCase& c) {
+  QVL_CHECK(c.seq >= 1 && c.seq <= (int64_t{1} << 20), Input, "benchAttention: seq must be in [1, 2^20]");
+  QVL_CHECK(c.heads >= 1 && c.heads <= 1024 && c.kv_heads >= 1 && c.kv_heads <= 1024, Input,
+            "benchAttention: heads and kvHeads must be in [1, 1024]");
+  QVL_CHECK(c.head_dim >= 1 && c.head_dim <= 1024, Input, "benchAttention: headDim must be in [1, 1024]");
+  QVL_CHECK(c.iters >= 1 && c.iters <= 100000, Input, "benchAttention: iters must be in [1, 100000]");
+  const auto& variant = find_attention_variant(c.variant);
+  const double bytes = 4.0 * c.seq * c.head_dim * (2.0 * c.heads + 2.0 * c.kv_heads);
+  QVL_CHECK(bytes <= 8.0 * (1 << 30), Input, "benchAttention: problem larger than 8 GiB");
+
+  const int64_t nq = c.seq * c.heads * c.head_dim, nk = c.seq * c.kv_heads * c.head_dim;
+  const std::shared_ptr<Storage> q = make_owned(static_cast<size_t>(nq) * 4);
+  const std::shared_ptr<Storage> k = make_owned(static_cast<size_t>(nk) * 4);
+  const std::shared_ptr<Storage> v = make_owned(static_cast<size_t>(nk) * 4);
+  const std::shared_ptr<Storage> o = make_owned(static_cast<size_t>(nq) * 4);
+  fill_values(static_cast<float*>(q->data()), static_cast<size_t>(nq), 1);
+  fill_values(static_cast<float*>(k->data()), static_cast<size_t>(nk), 2);
+  fill_values(static_cast<float*>(v->data()), static_cast<size_t>(nk), 3);
+
+  const ops::AttentionSegment seg{0, c.seq, 0, c.seq};
+  ops::AttentionParams p;
+  p.q = static_cast<const float*>(q->data());
+  p.k = static_cast<const float*>(k->data());
+  p.v = static_cast<const float*>(v->data());
+  p.out = static_cast<float*>(o->data());
+  p.Tq = p.Tk = c.seq;
+  p.Hq = c.heads;
+  p.Hkv = c.kv_heads;
+  p.D = c.head_dim;
+  p.ldq = p.ldo = c.heads * c.head_dim;
+  p.ldk = p.ldv = c.kv_heads * c.head_dim;
+  p.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  p.causal = c.causal;
+  p.segments = &seg;
+  p.n_segments = 1;
+  ops::check_attention(p);
+
+  const std::shared_ptr<ThreadPool> pool = default_pool();
+  variant.fn(p, *pool);  // warm-up: thread start, scratch buffers, page faults
+  double best = 1e30;
+  for (int i = 0; i < c.iters; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    variant.fn(p, *pool);
+    const auto t1 = std::chrono::steady_clock::now();
+    best = std::min(best, std::chrono::duration<double>(t1 - t0).count());
+  }
+  return best;
+}
+
+}  // namespace qvl::bench

@@ -1,0 +1,297 @@
+// Attention parity: every variant against the double-precision reference on awkward shapes —
+// head dims that are not multiples of any vector width, GQA ratios 1/2/7, fused-qkv strides,
+// many segments of odd, size-1 and empty lengths, decode and chunked prefill under causal.
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/threadpool.h"
+#include "ops/attention.h"
+#include "tests/parity.h"
+
+namespace qvl::parity {
+namespace {
+
+using ops::AttentionParams;
+using ops::AttentionSegment;
+
+constexpr float kUntouched = 777.0f;  // rows no segment covers must keep this
+
+struct Case {
+  std::string name;
+  int64_t Hq, Hkv, D;
+  bool causal;
+  std::vector<AttentionSegment> segs;
+  int64_t Tq, Tk;
+  bool fused;          // q, k, v are views into one [T, (Hq+2Hkv)·D + pad] buffer (needs Tq == Tk)
+  float magnitude = 1;  // input scale: larger means sharper softmax
+};
+
+// Scores carry fp32 rounding of about 1e-7·|score|, and every output moves by that times |v|: sharp
+// softmaxes (large scores) are judged on absolute error against |v| ~ 1 rather than relative error.
+double tolerance(const Case& c) { return c.magnitude > 1 ? 1e-5 * c.magnitude * c.magnitude : 2e-5; }
+double tolerance_floor(const Case& c) { return c.magnitude > 1 ? 1.0 : 0.05; }
+
+std::string describe(const Case& c) {
+  std::string s = c.name + " Hq=" + std::to_string(c.Hq) + " Hkv=" + std::to_string(c.Hkv) + " D=" + std::to_string(c.D);
+  if (c.causal) s += " causal";
+  if (c.fused) s += " fused";
+  return s;
+}
+
+void run_case(const Case& c, uint64_t seed, ThreadPool& pool, std::vector<Result>* out) {
+  Rng rng(seed);
+  const int64_t pad = 3;
+  AttentionParams p;
+  p.Hq = c.Hq;
+  p.Hkv = c.Hkv;
+  p.D = c.D;
+  p.Tq = c.Tq;
+  p.Tk = c.Tk;
+  p.causal = c.causal;
+  p.scale = 1.0f / std::sqrt(static_cast<float>(c.D));
+  p.segments = c.segs.data();
+  p.n_segments = static_cast<int64_t>(c.segs.size());
+
+  std::vector<float> qbuf, kbuf, vbuf;
+  if (c.fused && c.Tq != c.Tk) {
+    Result r;
+    r.op = "attention";
+    r.variant = "case";
+    r.shape = describe(c);
+    r.passed = false;
+    r.note = "test bug: a fused qkv case needs Tq == Tk";
+    out->push_back(r);
+    return;
+  }
+  if (c.fused) {
+    const int64_t ld = (c.Hq + 2 * c.Hkv) * c.D + pad;
+    qbuf.resize(static_cast<size_t>(c.Tq * ld));
+    for (float& x : qbuf) x = rng.normal() * c.magnitude;
+    p.q = qbuf.data();
+    p.k = qbuf.data() + c.Hq * c.D;
+    p.v = qbuf.data() + (c.Hq + c.Hkv) * c.D;
+    p.ldq = p.ldk = p.ldv = ld;
+  } else {
+    p.ldq = c.Hq * c.D;
+    p.ldk = c.Hkv * c.D + pad;
+    p.ldv = c.Hkv * c.D;
+    qbuf.resize(static_cast<size_t>(c.Tq * p.ldq));
+    kbuf.resize(static_cast<size_t>(c.Tk * p.ldk));
+    vbuf.resize(static_cast<size_t>(c.Tk * p.ldv));
+    for (float& x : qbuf) x = rng.normal() * c.magnitude;
+    for (float& x : kbuf) x = rng.normal() * c.magnitude;
+    for (float& x : vbuf) x = rng.normal();
+    p.q = qbuf.data();
+    p.k = kbuf.data();
+    p.v = vbuf.data();
+  }
+  p.ldo = c.Hq * c.D + pad;
+  const size_t n_out = static_cast<size_t>(c.Tq * p.ldo);
+
+  const auto& family = ops::attention_family();
+  Guarded<float> ref(n_out, kUntouched);
+  AttentionParams pr = p;
+  pr.out = ref.data();
+  ops::check_attention(pr);
+  family.reference().fn(pr, pool);
+
+  for (const auto& v : family.runnable()) {
+    if (v.isa == Isa::Reference) continue;
+    Guarded<float> got(n_out, kUntouched);
+    AttentionParams pv = p;
+    pv.out = got.data();
+    v.fn(pv, pool);
+    Result r;
+    r.op = "attention";
+    r.variant = v.name;
+    r.shape = describe(c) + " threads=" + std::to_string(pool.size());
+    compare(got.data(), ref.data(), n_out, tolerance(c), tolerance_floor(c), &r);
+    r.guards_ok = got.intact() && ref.intact();
+    out->push_back(r);
+  }
+}
+
+// Segments that tile [0, T) with the given lengths (the same ranges for queries and keys).
+std::vector<AttentionSegment> tiled(const std::vector<int64_t>& lens, int64_t* total) {
+  std::vector<AttentionSegment> s;
+  int64_t at = 0;
+  for (int64_t n : lens) {
+    s.push_back({at, at + n, at, at + n});
+    at += n;
+  }
+  *total = at;
+  return s;
+}
+
+std::vector<Case> cases(Rng& rng) {
+  std::vector<Case> cs;
+  int64_t T = 0;
+  // Prefill, one segment, queries spanning several query blocks and key tiles.
+  for (int64_t D : {16, 40, 64, 72, 80, 128, 20, 3}) {
+    const int64_t n = 70 + rng.range(0, 90);
+    auto segs = tiled({n}, &T);
+    cs.push_back({"prefill T=" + std::to_string(n), 2, 1, D, true, segs, T, T, true});
+  }
+  // GQA ratios, causal and not, fused strides.
+  for (auto hh : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {2, 1}, {7, 1}, {14, 2}, {3, 3}, {4, 2}}) {
+    auto segs = tiled({129}, &T);
+    cs.push_back({"prefill T=129", hh.first, hh.second, 40, true, segs, T, T, true});
+    cs.push_back({"full T=129", hh.first, hh.second, 72, false, segs, T, T, false});
+  }
+  // Vision-style: many windows of odd, size-1 and empty lengths, non-causal.
+  {
+    auto segs = tiled({1, 0, 17, 64, 65, 0, 3, 100}, &T);
+    cs.push_back({"windows", 4, 4, 80, false, segs, T, T, true});
+    cs.push_back({"windows", 7, 1, 20, true, segs, T, T, false});
+  }
+  // Decode: one query against a cache (queries are the last positions of the segment's keys).
+  // (Long caches also take the split-K path: key chunks merged afterwards.)
+  for (int64_t klen : {1, 2, 63, 64, 65, 300, 700, 1500}) {
+    std::vector<AttentionSegment> segs{{0, 1, 0, klen}};
+    cs.push_back({"decode klen=" + std::to_string(klen), 7, 1, 128, true, segs, 1, klen, false});
+    cs.push_back({"decode klen=" + std::to_string(klen), 2, 2, 64, true, segs, 1, klen, false});
+  }
+  // Batched decode: each batch row its own segment, its own cache length (left padding skipped).
+  {
+    std::vector<AttentionSegment> segs{{0, 1, 5, 40}, {1, 2, 50, 51}, {2, 3, 60, 200}, {3, 4, 200, 200 + 77}};
+    cs.push_back({"batch decode", 14, 2, 64, true, segs, 4, 277, false});
+  }
+  // Chunked prefill: qlen < klen, causal.
+  {
+    std::vector<AttentionSegment> segs{{0, 37, 0, 150}, {37, 37 + 80, 150, 150 + 81}};
+    cs.push_back({"chunked", 4, 2, 72, true, segs, 117, 231, false});
+    cs.push_back({"cross qlen<klen", 4, 2, 72, false, segs, 117, 231, false});
+  }
+  // Small causal chunks (few rows per item: the row-major decode path) with per-row key limits.
+  {
+    std::vector<AttentionSegment> segs{{0, 3, 0, 150}, {3, 7, 150, 150 + 70}, {7, 8, 220, 220 + 9}, {8, 13, 229, 234}};
+    cs.push_back({"small chunks", 4, 2, 72, true, segs, 13, 234, false});
+    cs.push_back({"small chunks", 7, 7, 33, true, segs, 13, 234, false});
+    cs.push_back({"small chunks", 2, 1, 16, true, segs, 13, 234, false});
+  }
+  // Non-causal with more queries than keys, and a query range with no keys (outputs zeros).
+  {
+    std::vector<AttentionSegment> segs{{0, 50, 0, 7}, {50, 60, 7, 7}, {70, 71, 7, 20}};
+    cs.push_back({"few keys, no keys, gaps", 2, 1, 16, false, segs, 80, 20, false});
+  }
+  // Causal prefill long enough that, with many threads, early query blocks get key chunks they
+  // cannot see at all.
+  {
+    auto segs = tiled({600}, &T);
+    cs.push_back({"prefill T=600", 1, 1, 24, true, segs, T, T, false});
+    cs.push_back({"prefill+decode", 8, 1, 24, true, {{0, 2, 0, 601}}, 2, 601, false});
+  }
+  // Sharp softmax: large scores exercise the running-max rescaling.
+  {
+    auto segs = tiled({150}, &T);
+    Case c{"sharp", 2, 1, 64, true, segs, T, T, false};
+    c.magnitude = 4;
+    cs.push_back(c);
+  }
+  // Tq = 1, Tk = 1.
+  {
+    auto segs = tiled({1}, &T);
+    cs.push_back({"T=1", 3, 1, 5, true, segs, 1, 1, false});
+  }
+  // No segments at all: nothing may be written.
+  cs.push_back({"no segments", 2, 1, 8, false, {}, 4, 4, false});
+  return cs;
+}
+
+// The checked entry point must refuse every inconsistent description with E_INPUT.
+void check_rejects(std::vector<Result>* out) {
+  std::vector<float> buf(64 * 64, 0.0f);
+  std::vector<AttentionSegment> seg{{0, 4, 0, 4}};
+  AttentionParams good;
+  good.q = good.k = good.v = buf.data();
+  good.out = buf.data();
+  good.Hq = 4;
+  good.Hkv = 2;
+  good.D = 8;
+  good.ldq = good.ldo = 32;
+  good.ldk = good.ldv = 16;
+  good.Tq = good.Tk = 8;
+  good.scale = 0.3f;
+  good.causal = true;
+  good.segments = seg.data();
+  good.n_segments = 1;
+
+  struct Bad {
+    const char* what;
+    void (*edit)(AttentionParams&, std::vector<AttentionSegment>&);
+  };
+  const Bad bads[] = {
+      {"Hq % Hkv != 0", [](AttentionParams& p, std::vector<AttentionSegment>&) { p.Hkv = 3; }},
+      {"D = 0", [](AttentionParams& p, std::vector<AttentionSegment>&) { p.D = 0; }},
+      {"ldq < Hq*D", [](AttentionParams& p, std::vector<AttentionSegment>&) { p.ldq = 31; }},
+      {"ldk < Hkv*D", [](AttentionParams& p, std::vector<AttentionSegment>&) { p.ldk = 15; }},
+      {"ldv < Hkv*D", [](AttentionParams& p, std::vector<AttentionSegment>&) { p.ldv = 0; }},
+      {"ldo < Hq*D", [](AttentionParams& p, std::vector<AttentionSegment>&) { p.ldo = 8; }},
+      {"q_end > Tq", [](AttentionParams&, std::vector<AttentionSegment>& s) { s[0].q_end = 9; }},
+      {"q_end < q_start", [](AttentionParams&, std::vector<AttentionSegment>& s) { s[0] = {3, 2, 0, 4}; }},
+      {"k_start < 0", [](AttentionParams&, std::vector<AttentionSegment>& s) { s[0].k_start = -1; }},
+      {"k_end > Tk", [](AttentionParams&, std::vector<AttentionSegment>& s) { s[0].k_end = 9; }},
+      {"causal klen < qlen", [](AttentionParams&, std::vector<AttentionSegment>& s) { s[0].k_end = 3; }},
+      {"overlapping queries",
+       [](AttentionParams& p, std::vector<AttentionSegment>& s) {
+         s.push_back({3, 5, 4, 8});
+         p.n_segments = 2;
+       }},
+      {"null segments", [](AttentionParams& p, std::vector<AttentionSegment>&) { p.segments = nullptr; }},
+      {"null q", [](AttentionParams& p, std::vector<AttentionSegment>&) { p.q = nullptr; }},
+      {"negative Tk", [](AttentionParams& p, std::vector<AttentionSegment>&) { p.Tk = -1; }},
+      {"scale NaN", [](AttentionParams& p, std::vector<AttentionSegment>&) { p.scale = std::nanf(""); }},
+  };
+  Result ok;
+  ok.op = "attention";
+  ok.variant = "check";
+  ok.shape = "accepts a valid description";
+  try {
+    ops::check_attention(good);
+  } catch (const Error& e) {
+    ok.passed = false;
+    ok.note = e.what();
+  }
+  out->push_back(ok);
+  for (const Bad& b : bads) {
+    std::vector<AttentionSegment> s = seg;
+    AttentionParams p = good;
+    p.segments = s.data();
+    b.edit(p, s);
+    if (p.segments) p.segments = s.data();
+    Result r;
+    r.op = "attention";
+    r.variant = "check";
+    r.shape = std::string("rejects ") + b.what;
+    r.passed = false;
+    r.note = "accepted";
+    try {
+      ops::check_attention(p);
+    } catch (const Error& e) {
+      r.passed = e.code() == ErrorCode::Input;
+      r.note = r.passed ? "" : "wrong error code";
+    }
+    out->push_back(r);
+  }
+}
+
+}  // namespace
+
+std::vector<Result> parity_attention(uint64_t seed) {
+  std::vector<Result> out;
+  Rng rng(seed);
+  uint64_t n = 0;
+  // Two pool sizes: the number of threads decides how work is split (split-K when few items).
+  ThreadPool two(2), seven(7);
+  for (const Case& c : cases(rng)) {
+    ++n;
+    run_case(c, seed * 1000003 + n, two, &out);
+    run_case(c, seed * 1000003 + n, seven, &out);
+  }
+  check_rejects(&out);
+  return out;
+}
+
+}  // namespace qvl::parity

@@ -1,0 +1,225 @@
+// matmul parity: every variant against the double-accumulating reference.
+//
+// Tolerance. Inputs are N(0,1) (weights rounded to their storage type first, so the reference
+// sees exactly the values the kernels see) and outputs are sums of K products, so an output's
+// typical size is sqrt(K). An f32 sum of K terms in any order is off by about u*sqrt(K) times
+// the partial sums (u = 6e-8), i.e. ~1e-6 relative to sqrt(K) even at K = 1000. Errors are
+// therefore measured relative to max(|ref|, sqrt(K)): an output that happens to cancel to near
+// zero is not held to an impossible relative accuracy, while a kernel that drops or repeats a
+// single product (error ~1, i.e. >= 3% of sqrt(K) here) fails by three orders of magnitude.
+// 2e-5 leaves a 10x margin for accumulation order and FMA contraction.
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/threadpool.h"
+#include "ops/matmul.h"
+#include "tests/parity.h"
+
+namespace qvl::parity {
+
+namespace {
+
+using ops::MatmulParams;
+
+struct Shape {
+  int64_t M, K, N;
+};
+
+// Sizes straddle every tile and vector width in use (4/6/8 rows; 8/16/32 outputs; 8/16 k-lanes;
+// 256-deep k panels) and include the empty ones.
+const Shape kShapes[] = {
+    {1, 1, 1},     {1, 3, 5},      {1, 31, 63},    {1, 33, 65},   {1, 1000, 300}, {1, 129, 17},  {2, 33, 17},
+    {2, 1000, 5},  {3, 129, 63},   {3, 31, 300},   {7, 1, 65},    {7, 33, 63},    {7, 1000, 17}, {17, 31, 5},
+    {17, 129, 300}, {17, 3, 1},    {69, 1000, 300}, {69, 129, 65}, {69, 33, 63},  {69, 1, 17},   {5, 31, 1},
+    {261, 33, 17}, {0, 33, 17},    {3, 0, 17},     {1, 0, 5},     {3, 33, 0},
+};
+
+const DType kDTypes[] = {DType::F32, DType::BF16, DType::F16};
+
+uint16_t to_storage(DType t, float v) { return t == DType::BF16 ? f32_to_bf16(v) : f32_to_f16(v); }
+
+uint32_t bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
+constexpr uint32_t kUnwritten = 0x7fc0dead;  // a NaN: an output a kernel forgot fails the compare
+
+struct Problem {
+  MatmulParams p;
+  std::vector<float> x, wf, bias;
+  std::vector<uint16_t> wh;
+  std::string desc;
+};
+
+Problem make_problem(const Shape& s, DType dt, bool with_bias, bool strided, Rng& rng) {
+  Problem pr;
+  MatmulParams& p = pr.p;
+  p.M = s.M, p.K = s.K, p.N = s.N;
+  p.ldx = s.K + (strided ? 3 : 0);
+  p.ldw = s.K + (strided ? 5 : 0);
+  p.ldy = s.N + (strided ? 2 : 0);
+  p.w_dtype = dt;
+  // Padding between rows is NaN: a kernel that reads it poisons its outputs.
+  pr.x.assign(static_cast<size_t>(s.M * p.ldx), std::nanf(""));
+  for (int64_t m = 0; m < s.M; ++m)
+    for (int64_t k = 0; k < s.K; ++k) pr.x[m * p.ldx + k] = rng.normal();
+  const size_t wn = static_cast<size_t>(s.N * p.ldw);
+  if (dt == DType::F32) {
+    pr.wf.assign(wn, std::nanf(""));
+  } else {
+    pr.wh.assign(wn, dt == DType::BF16 ? uint16_t{0x7fc1} : uint16_t{0x7e01});  // NaN in each type
+  }
+  for (int64_t n = 0; n < s.N; ++n) {
+    for (int64_t k = 0; k < s.K; ++k) {
+      const float v = rng.normal();
+      if (dt == DType::F32) pr.wf[n * p.ldw + k] = v;
+      else pr.wh[n * p.ldw + k] = to_storage(dt, v);
+    }
+  }
+  if (with_bias) {
+    pr.bias.resize(static_cast<size_t>(s.N));
+    for (auto& b : pr.bias) b = rng.normal();
+  }
+  p.x = pr.x.empty() ? nullptr : pr.x.data();
+  p.w = dt == DType::F32 ? static_cast<const void*>(pr.wf.empty() ? nullptr : pr.wf.data())
+                         : static_cast<const void*>(pr.wh.empty() ? nullptr : pr.wh.data());
+  p.bias = with_bias && s.N > 0 ? pr.bias.data() : nullptr;
+  pr.desc = "M=" + std::to_string(s.M) + " K=" + std::to_string(s.K) + " N=" + std::to_string(s.N) + " w=" +
+            dtype_name(dt) + (with_bias ? " bias" : "") + (strided ? " strided" : "");
+  return pr;
+}
+
+// Output rows live in one guarded buffer ending exactly at the last real output, so a write
+// past any row's end lands either in the row padding (checked here) or in the guard.
+size_t y_extent(const MatmulParams& p) { return p.M == 0 || p.N == 0 ? 0 : (p.M - 1) * p.ldy + p.N; }
+
+void fill_unwritten(Guarded<float>& y) {
+  float v;
+  std::memcpy(&v, &kUnwritten, 4);
+  for (size_t i = 0; i < y.size(); ++i) y[i] = v;
+}
+
+bool padding_intact(const MatmulParams& p, const Guarded<float>& y) {
+  if (y_extent(p) == 0) return true;
+  for (int64_t m = 0; m + 1 < p.M; ++m)
+    for (int64_t n = p.N; n < p.ldy; ++n)
+      if (bits(y[m * p.ldy + n]) != kUnwritten) return false;
+  return true;
+}
+
+std::vector<float> compact(const MatmulParams& p, const Guarded<float>& y) {
+  std::vector<float> out(static_cast<size_t>(p.M * p.N));
+  for (int64_t m = 0; m < p.M; ++m)
+    for (int64_t n = 0; n < p.N; ++n) out[m * p.N + n] = y[m * p.ldy + n];
+  return out;
+}
+
+Result check_rejects(const char* what, MatmulParams p) {
+  Result r;
+  r.op = "matmul";
+  r.variant = "check";
+  r.shape = what;
+  try {
+    ops::check_matmul(p);
+    r.passed = false;
+    r.note = "accepted";
+  } catch (const Error& e) {
+    r.passed = e.code() == ErrorCode::Input;
+    if (!r.passed) r.note = "wrong error code";
+  }
+  return r;
+}
+
+std::vector<Result> check_cases() {
+  float buf[64] = {};
+  MatmulParams ok;
+  ok.M = 2, ok.K = 3, ok.N = 4, ok.x = buf, ok.ldx = 3, ok.w = buf, ok.ldw = 3, ok.y = buf, ok.ldy = 4;
+  std::vector<Result> out;
+  MatmulParams p = ok;
+  p.M = -1;
+  out.push_back(check_rejects("negative M", p));
+  p = ok, p.ldx = 2;
+  out.push_back(check_rejects("ldx < K", p));
+  p = ok, p.ldw = 2;
+  out.push_back(check_rejects("ldw < K", p));
+  p = ok, p.ldy = 3;
+  out.push_back(check_rejects("ldy < N", p));
+  p = ok, p.w = nullptr;
+  out.push_back(check_rejects("null w", p));
+  p = ok, p.y = nullptr;
+  out.push_back(check_rejects("null y", p));
+  p = ok, p.w_dtype = DType::I32;
+  out.push_back(check_rejects("i32 weights", p));
+  p = ok, p.ldx = int64_t{1} << 62;
+  out.push_back(check_rejects("overflowing ldx", p));
+  Result r;
+  r.op = "matmul", r.variant = "check", r.shape = "valid and empty problems accepted";
+  try {
+    ops::check_matmul(ok);
+    p = MatmulParams{};  // all zero, all null
+    ops::check_matmul(p);
+  } catch (const Error& e) {
+    r.passed = false;
+    r.note = e.what();
+  }
+  out.push_back(r);
+  return out;
+}
+
+}  // namespace
+
+std::vector<Result> parity_matmul(uint64_t seed) {
+  Rng rng(seed);
+  const auto& family = ops::matmul_family();
+  const std::shared_ptr<ThreadPool> dflt = default_pool();
+  ThreadPool three(3);  // an odd thread count, to shake out the work split
+  std::vector<Result> results;
+  int index = 0;
+  for (const Shape& s : kShapes) {
+    for (int d = 0; d < 3; ++d, ++index) {
+      const bool with_bias = index % 2 == 0, strided = index % 3 != 0;
+      Problem pr = make_problem(s, kDTypes[d], with_bias, strided, rng);
+      MatmulParams p = pr.p;
+      const size_t extent = y_extent(p);
+      Guarded<float> ref(extent);
+      fill_unwritten(ref);
+      p.y = extent ? ref.data() : nullptr;
+      ops::check_matmul(p);
+      family.reference().fn(p, *dflt);
+      const std::vector<float> want = compact(p, ref);
+      const double floor = std::sqrt(static_cast<double>(s.K > 0 ? s.K : 1));
+      for (const auto& v : family.runnable()) {
+        if (v.fn == family.reference().fn) continue;
+        ThreadPool& pool = index % 2 ? three : *dflt;
+        Guarded<float> y(extent);
+        fill_unwritten(y);
+        p.y = extent ? y.data() : nullptr;
+        Result r;
+        r.op = "matmul";
+        r.variant = v.name;
+        r.shape = pr.desc + " threads=" + std::to_string(pool.size());
+        try {
+          v.fn(p, pool);
+          const std::vector<float> got = compact(p, y);
+          compare(got.data(), want.data(), got.size(), 2e-5, floor, &r);
+          r.guards_ok = y.intact() && padding_intact(p, y);
+          if (!padding_intact(p, y)) r.note = "wrote into the row padding of y";
+        } catch (const std::exception& e) {
+          r.passed = false;
+          r.note = std::string("threw: ") + e.what();
+        }
+        results.push_back(std::move(r));
+      }
+    }
+  }
+  for (Result& r : check_cases()) results.push_back(std::move(r));
+  return results;
+}
+
+}  // namespace qvl::parity

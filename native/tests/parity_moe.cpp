@@ -1,0 +1,280 @@
+// MoE parity: every variant against the reference on awkward T/E/k/H/I, strided inputs, exact
+// routing ties, three weight dtypes and thread counts that take both of the grouped variant's
+// strategies. Each case also checks the reference (on repacked weights) against transformers'
+// formula evaluated directly on the checkpoint's fused layout, which pins down the repack and the
+// gate/up split.
+#include <algorithm>
+#include <cmath>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/threadpool.h"
+#include "ops/moe.h"
+#include "tests/parity.h"
+
+namespace qvl::parity {
+
+namespace {
+
+struct Case {
+  int64_t T, E, k, H, I;
+  DType dt;
+  bool norm;
+  int threads;
+  bool ties;
+};
+
+// Weights stored as `dt`, plus their exact values as float for the direct check.
+struct Weights {
+  std::vector<uint16_t> h;
+  std::vector<float> f;  // exact value of each stored element
+  const void* data() const { return h.empty() ? static_cast<const void*>(f.data()) : h.data(); }
+};
+
+Weights make_weights(Rng& rng, DType dt, size_t n, float scale) {
+  Weights w;
+  w.f.resize(n);
+  if (dt != DType::F32) w.h.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    const float v = rng.normal() * scale;
+    if (dt == DType::BF16) {
+      w.h[i] = f32_to_bf16(v);
+      w.f[i] = bf16_to_f32(w.h[i]);
+    } else if (dt == DType::F16) {
+      w.h[i] = f32_to_f16(v);
+      w.f[i] = f16_to_f32(w.h[i]);
+    } else {
+      w.f[i] = v;
+    }
+  }
+  return w;
+}
+
+std::string describe(const Case& c) {
+  return "T=" + std::to_string(c.T) + " E=" + std::to_string(c.E) + " k=" + std::to_string(c.k) +
+         " H=" + std::to_string(c.H) + " I=" + std::to_string(c.I) + " " + dtype_name(c.dt) + (c.norm ? "" : " nonorm") +
+         (c.ties ? " ties" : "") + " thr=" + std::to_string(c.threads);
+}
+
+// transformers' Qwen3VLMoeTextExperts on the fused checkpoint layout, in double:
+// gate_up = x @ gate_up_proj[e] ([H, 2I]); gate, up = chunk(2, -1); y = (up * silu(gate)) @ down_proj[e].
+std::vector<double> direct_experts(const Case& c, const std::vector<float>& x, int64_t ldx, const std::vector<float>& gu,
+                                   const std::vector<float>& dn, const std::vector<int32_t>& ids,
+                                   const std::vector<float>& wts) {
+  const int64_t H = c.H, I = c.I;
+  std::vector<double> out(static_cast<size_t>(c.T * H), 0.0), g(static_cast<size_t>(2 * I));
+  for (int64_t t = 0; t < c.T; ++t) {
+    for (int64_t j = 0; j < c.k; ++j) {
+      const int64_t e = ids[t * c.k + j];
+      for (int64_t col = 0; col < 2 * I; ++col) {
+        double s = 0;
+        for (int64_t h = 0; h < H; ++h) s += static_cast<double>(x[t * ldx + h]) * gu[(e * H + h) * 2 * I + col];
+        g[col] = s;
+      }
+      for (int64_t o = 0; o < H; ++o) {
+        double s = 0;
+        for (int64_t i = 0; i < I; ++i) {
+          const double gate = g[i], up = g[I + i];
+          s += up * (gate / (1.0 + std::exp(-gate))) * dn[(e * I + i) * H + o];
+        }
+        out[t * H + o] += wts[t * c.k + j] * s;
+      }
+    }
+  }
+  return out;
+}
+
+bool throws_input(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.code() == ErrorCode::Input;
+  }
+  return false;
+}
+
+Result check_validation() {
+  Result r;
+  r.op = "moe";
+  r.variant = "checks";
+  r.shape = "E_INPUT on bad shapes, NaN/+inf logits, overlap";
+  std::vector<float> lg(8, 0.5f), x(8, 1.0f), out(8);
+  std::vector<float> w(64, 0.0f);
+  auto base = [&]() {
+    ops::MoeParams p;
+    p.T = 2, p.E = 4, p.k = 2, p.H = 4, p.I = 2;
+    p.router_logits = lg.data(), p.ld_logits = 4;
+    p.x = x.data(), p.ldx = 4;
+    p.gate_up = w.data(), p.down = w.data();
+    p.out = out.data(), p.ldo = 4;
+    return p;
+  };
+  ThreadPool pool(1);
+  std::vector<std::pair<const char*, std::function<void(ops::MoeParams&)>>> bad = {
+      {"k>E", [](ops::MoeParams& p) { p.k = 5; }},
+      {"k=0", [](ops::MoeParams& p) { p.k = 0; }},
+      {"ldx<H", [](ops::MoeParams& p) { p.ldx = 3; }},
+      {"ld_logits<E", [](ops::MoeParams& p) { p.ld_logits = 3; }},
+      {"dtype", [](ops::MoeParams& p) { p.w_dtype = DType::I32; }},
+      {"null x", [](ops::MoeParams& p) { p.x = nullptr; }},
+      {"out=x", [&](ops::MoeParams& p) { p.out = x.data(); }},
+      {"NaN logit", [&](ops::MoeParams&) { lg[5] = NAN; }},
+      {"+inf logit", [&](ops::MoeParams&) { lg[5] = INFINITY; }},
+      {"all -inf row", [&](ops::MoeParams&) { for (int i = 4; i < 8; ++i) lg[i] = -INFINITY; }},
+  };
+  bool ok = !throws_input([&] { auto p = base(); ops::moe(p, pool); });
+  if (!ok) r.note = "a valid problem was rejected";
+  for (auto& [name, mutate] : bad) {
+    std::fill(lg.begin(), lg.end(), 0.5f);
+    auto p = base();
+    mutate(p);
+    if (!throws_input([&] { ops::moe(p, pool); })) {
+      ok = false;
+      r.note += std::string(r.note.empty() ? "" : "; ") + "not rejected: " + name;
+    }
+  }
+  std::vector<int32_t> ids = {0, 4};
+  std::vector<int64_t> counts(4), offsets(5), rows(2);
+  if (!throws_input([&] { ops::moe_group(ids.data(), 1, 2, 4, counts.data(), offsets.data(), rows.data()); })) {
+    ok = false;
+    r.note += "; moe_group accepted id 4 of E=4";
+  }
+  r.passed = ok;
+  return r;
+}
+
+}  // namespace
+
+std::vector<Result> parity_moe(uint64_t seed) {
+  const std::vector<Case> cases = {
+      {1, 4, 1, 33, 19, DType::F32, true, 1, false},   {3, 8, 2, 33, 19, DType::BF16, true, 2, false},
+      {17, 8, 2, 31, 17, DType::BF16, true, 2, true},  {17, 60, 4, 65, 23, DType::F16, true, 3, false},
+      {17, 60, 8, 47, 9, DType::BF16, false, 2, true}, {3, 4, 4, 17, 5, DType::F32, true, 2, false},
+      {1, 60, 8, 129, 41, DType::BF16, true, 2, false}, {1, 60, 8, 63, 21, DType::F32, true, 8, false},
+      {17, 8, 8, 15, 3, DType::F16, false, 1, true},   {33, 60, 1, 9, 7, DType::F32, true, 4, true},
+      {64, 8, 2, 33, 19, DType::F32, true, 2, false},  {5, 1, 1, 7, 1, DType::BF16, false, 2, false},
+      {0, 8, 2, 33, 19, DType::F32, true, 2, false},
+  };
+  std::vector<Result> results;
+  Rng rng(seed ^ 0x6d6f65ull);
+  for (const Case& c : cases) {
+    const int64_t ld_logits = c.E + (c.T % 3), ldx = c.H + 3, ldo = c.H + 2;
+    std::vector<float> logits(static_cast<size_t>(std::max<int64_t>(c.T, 1) * ld_logits));
+    for (float& v : logits) v = rng.normal() * 2.0f;
+    if (c.ties) {
+      // Exact ties, including for first place and at the k-th boundary.
+      for (int64_t t = 0; t < c.T; ++t) {
+        float* row = logits.data() + t * ld_logits;
+        const int64_t a = rng.range(0, c.E - 1), b = rng.range(0, c.E - 1);
+        row[b] = row[a];
+        if (t % 2 == 0 && c.E > 2) {
+          float mx = row[0];
+          for (int64_t e = 1; e < c.E; ++e) mx = std::max(mx, row[e]);
+          row[c.E - 1] = mx;
+          row[c.E / 2] = mx;
+        }
+        if (t % 3 == 1) for (int64_t e = 0; e < c.E; e += 2) row[e] = 0.25f;
+      }
+    }
+    std::vector<float> x(static_cast<size_t>(std::max<int64_t>(c.T, 1) * ldx));
+    for (float& v : x) v = rng.normal();
+    const Weights gu = make_weights(rng, c.dt, static_cast<size_t>(c.E * c.H * 2 * c.I), 1.0f / std::sqrt(float(c.H)));
+    const Weights dn = make_weights(rng, c.dt, static_cast<size_t>(c.E * c.I * c.H), 1.0f / std::sqrt(float(c.I)));
+
+    // The op's layout, from the checkpoint's.
+    auto pool = std::make_shared<ThreadPool>(c.threads);
+    const size_t es = dtype_size(c.dt);
+    std::vector<char> gu_packed(gu.f.size() * es), dn_packed(dn.f.size() * es);
+    ops::moe_pack_experts(gu.data(), gu_packed.data(), c.dt, c.E, c.H, 2 * c.I, *pool);
+    ops::moe_pack_experts(dn.data(), dn_packed.data(), c.dt, c.E, c.I, c.H, *pool);
+
+    ops::MoeParams p;
+    p.T = c.T, p.E = c.E, p.k = c.k, p.H = c.H, p.I = c.I;
+    p.norm_topk_prob = c.norm;
+    p.router_logits = logits.data(), p.ld_logits = ld_logits;
+    p.x = x.data(), p.ldx = ldx;
+    p.gate_up = gu_packed.data(), p.down = dn_packed.data(), p.w_dtype = c.dt;
+    p.ldo = ldo;
+    const size_t out_n = c.T > 0 ? static_cast<size_t>((c.T - 1) * ldo + c.H) : 0;
+    const size_t nk = static_cast<size_t>(c.T * c.k);
+    const float kSentinel = 1234.5f;
+
+    std::vector<float> ref_out(out_n, kSentinel), ref_w(nk);
+    std::vector<int32_t> ref_ids(nk);
+    {
+      ops::MoeParams q = p;
+      q.out = ref_out.data(), q.topk_ids = ref_ids.data(), q.topk_weights = ref_w.data();
+      ops::check_moe(q);
+      ops::moe_family().reference().fn(q, *pool);
+    }
+    {
+      Result r;
+      r.op = "moe";
+      r.variant = "direct";
+      r.shape = describe(c) + " (reference vs fused-layout formula)";
+      const std::vector<double> want = direct_experts(c, x, ldx, gu.f, dn.f, ref_ids, ref_w);
+      std::vector<float> got, wantf;
+      for (int64_t t = 0; t < c.T; ++t) {
+        for (int64_t h = 0; h < c.H; ++h) {
+          got.push_back(ref_out[t * ldo + h]);
+          wantf.push_back(static_cast<float>(want[t * c.H + h]));
+        }
+      }
+      compare(got.data(), wantf.data(), got.size(), 1e-5, 0.1, &r);
+      results.push_back(r);
+    }
+
+    for (const auto& v : ops::moe_family().runnable()) {
+      Result r;
+      r.op = "moe";
+      r.variant = v.name;
+      r.shape = describe(c);
+      Guarded<float> out(out_n, kSentinel), wts(nk, -1.0f);
+      Guarded<int32_t> ids(nk, -1);
+      ops::MoeParams q = p;
+      q.out = out.data(), q.topk_ids = ids.data(), q.topk_weights = wts.data();
+      ops::check_moe(q);
+      try {
+        v.fn(q, *pool);
+      } catch (const std::exception& e) {
+        r.passed = false;
+        r.note = std::string("threw ") + e.what();
+        results.push_back(r);
+        continue;
+      }
+      r.guards_ok = out.intact() && wts.intact() && ids.intact();
+      compare_exact(ids.data(), ref_ids.data(), nk, &r);
+      if (!r.passed) {
+        r.note = "routing ids differ: " + r.note;
+        results.push_back(r);
+        continue;
+      }
+      Result rw = r;
+      compare(wts.data(), ref_w.data(), nk, 2e-6, 1e-6, &rw);
+      if (!rw.passed) {
+        rw.note = "routing weights: " + rw.note;
+        results.push_back(rw);
+        continue;
+      }
+      compare(out.data(), ref_out.data(), out_n, 1e-4, 1e-2, &r);
+      for (int64_t t = 0; t < c.T && r.passed; ++t) {
+        for (int64_t h = c.H; h < ldo && t + 1 < c.T; ++h) {
+          if (out[t * ldo + h] != kSentinel) {
+            r.passed = false;
+            r.note = "wrote into the row gap of out";
+          }
+        }
+      }
+      results.push_back(r);
+    }
+  }
+  results.push_back(check_validation());
+  return results;
+}
+
+}  // namespace qvl::parity

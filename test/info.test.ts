@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { info, QwenVLError, setThreads } from '../lib/index.js';
+
+describe('info()', () => {
+  it('reports version, cpu, threads, kernels and cuda status', () => {
+    const i = info();
+    expect(i.version).toMatch(/^\d+\.\d+\.\d+/);
+    expect(i.cpu.physicalCores).toBeGreaterThanOrEqual(1);
+    expect(i.threads).toBeGreaterThanOrEqual(1);
+    for (const o of Object.values(i.ops)) {
+      expect(o.variants.map((v) => v.name)).toContain(o.chosen);
+      expect(o.variants[0]?.name).toBe('reference');
+    }
+    if (!i.cuda.available) expect(i.cuda.reason.length).toBeGreaterThan(0);
+    else expect(i.cuda.memoryBytes).toBeGreaterThan(0);
+  });
+
+  it('setThreads resizes the pool and rejects bad counts with E_INPUT', () => {
+    const before = info().threads;
+    setThreads(1);
+    expect(info().threads).toBe(1);
+    setThreads(before);
+    expect(info().threads).toBe(before);
+    for (const bad of [0, -1, 1.5, Number.NaN, 5000]) {
+      try {
+        setThreads(bad);
+        expect.unreachable();
+      } catch (e) {
+        expect(e).toBeInstanceOf(QwenVLError);
+        expect((e as QwenVLError).code).toBe('E_INPUT');
+      }
+    }
+  });
+});

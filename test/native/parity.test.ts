@@ -1,0 +1,27 @@
+// The kernel parity harness (native/tests/parity*.cpp) in the test suite: one test per op
+// family, failing with the cases that missed their tolerance or wrote outside their output.
+import { describe, expect, it } from 'vitest';
+import { native } from '../../lib/native/binding.js';
+
+const ops = native.parityOps();
+
+describe('kernel parity: every variant against its reference', () => {
+  it('has op families to test', () => {
+    expect(ops.length).toBeGreaterThan(0);
+  });
+  for (const op of ops) {
+    it(op, async () => {
+      const results = await native.parity(op, 20261129);
+      expect(results.length).toBeGreaterThan(0);
+      const failures = results
+        .filter((r) => !r.passed)
+        .map((r) => `${r.variant} ${r.shape}: rel=${r.maxRelErr} tol=${r.tolerance} ${r.note}`);
+      expect(failures).toEqual([]);
+      // Every variant this CPU can run must have been exercised.
+      const tested = new Set(results.map((r) => r.variant));
+      for (const v of native.info().ops[op]?.variants ?? []) {
+        if (v.available && v.name !== 'reference') expect(tested, `${op}/${v.name} untested`).toContain(v.name);
+      }
+    });
+  }
+});
