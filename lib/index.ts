@@ -59,6 +59,21 @@ export {
   type ProcessedImages,
 } from './processor/index.js';
 export {
+  processVideo,
+  loadVideoProcessorConfig,
+  parseVideoProcessorConfig,
+  smartNframes,
+  type VideoInput,
+  type VideoFrames,
+  type VideoPipeline,
+  type ProcessVideoOptions,
+  type ProcessedVideo,
+  type VideoProcessorConfig,
+  type VideoProcessorKind,
+  type FrameCountOptions,
+  type FramePixelOptions,
+} from './processor/index.js';
+export {
   QwenTokenizer,
   type AddedToken,
   type QwenSpecialIds,

@@ -7,6 +7,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatError } from '../errors.js';
 import { openSafetensors, type SafetensorsCheckpoint } from '../io/safetensors.js';
+import { getFamily } from '../families/registry.js';
 import { loadModel } from '../model/load.js';
 import type { Model } from '../model/model.js';
 import type { ChatMessage } from '../text/chat-template.js';
@@ -90,9 +91,13 @@ async function runCase(model: Model, root: string, dir: string, tol: Conformance
     for (let i = 0; i < B * S; i++) if (p.attentionMask[i]) realRows.push(i);
     const pairs: [string, string, boolean][] = [['vision_patch_embed', 'image_vision_patch_embed', false]];
     for (let k = 0; ref.tensors.has(`image_vision_block_${k}`); k++) pairs.push([`vision_block_${k}`, `image_vision_block_${k}`, false]);
-    pairs.push(['vision_embeds', 'image_embeds', false], ['text_embeds', 'text_embeds', true]);
+    pairs.push(['vision_embeds', 'image_embeds', false]);
+    for (let i = 0; ref.tensors.has(`deepstack_image_embeds.${i}`); i++) pairs.push([`deepstack_embeds.${i}`, `deepstack_image_embeds.${i}`, false]);
+    pairs.push(['text_embeds', 'text_embeds', true]);
     for (let l = 0; ref.tensors.has(`layer_input.${l}`); l++) pairs.push([`layer_input.${l}`, `layer_input.${l}`, true]);
-    pairs.push(['final_hidden', 'final_hidden', true]);
+    // The reference's final_hidden is transformers' last hidden_states entry, normed or not by family.
+    const normed = getFamily(model.config.family)?.lastHiddenIsNormed ?? true;
+    pairs.push([normed ? 'final_hidden' : 'last_layer_output', 'final_hidden', true]);
     for (const [ours, refName, perToken] of pairs) {
       const r = f32(ref, refName);
       if (!r) continue;

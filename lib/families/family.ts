@@ -23,6 +23,12 @@ export interface FamilyDescriptor<Id extends string = string> {
   readonly architectures: readonly string[];
   /** Which variant of transformers' get_rope_index the family uses. */
   readonly ropeIndex: RopeIndexKind;
+  /**
+   * Whether transformers' last `hidden_states` entry of the decoder is taken after the final norm
+   * (Qwen2-VL / Qwen2.5-VL) or is the last layer's raw output (Qwen3-VL, whose hidden states are
+   * recorded by hooks on the decoder layers). Reference dumps follow this convention.
+   */
+  readonly lastHiddenIsNormed: boolean;
   /** Reads the text decoder settings from the whole config.json. */
   parseText(root: ConfigReader): { text: TextConfig; layout: ConfigLayout };
   /** Reads the vision tower settings from `vision_config` (an empty section when absent). */

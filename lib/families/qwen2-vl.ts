@@ -45,6 +45,7 @@ export const qwen2Vl: FamilyDescriptor<'qwen2-vl'> = {
   displayName: 'Qwen2-VL',
   architectures: ['Qwen2VLForConditionalGeneration'],
   ropeIndex: 'qwen2_vl',
+  lastHiddenIsNormed: true,
   parseText: parseQwen2Text,
   parseVision,
 };

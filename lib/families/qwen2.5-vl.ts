@@ -45,6 +45,7 @@ export const qwen25Vl: FamilyDescriptor<'qwen2.5-vl'> = {
   displayName: 'Qwen2.5-VL',
   architectures: ['Qwen2_5_VLForConditionalGeneration'],
   ropeIndex: 'qwen2_5_vl',
+  lastHiddenIsNormed: true,
   parseText: parseQwen2Text,
   parseVision,
 };

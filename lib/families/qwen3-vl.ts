@@ -14,6 +14,7 @@ export const qwen3Vl: FamilyDescriptor<'qwen3-vl'> = {
   displayName: 'Qwen3-VL',
   architectures: ['Qwen3VLForConditionalGeneration'],
   ropeIndex: 'qwen3_vl',
+  lastHiddenIsNormed: false,
   // Qwen3VLTextConfig defaults (head_dim is a fixed 128 there, not hidden / heads).
   parseText: (root) =>
     parseQwen3Text(root, { hiddenSize: 4096, intermediateSize: 22016, layers: 32, heads: 32, kvHeads: 32, headDim: 128 }, false),

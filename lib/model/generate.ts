@@ -7,7 +7,7 @@
  */
 import { QwenVLError } from '../errors.js';
 import type { ResolvedGenerateOptions } from '../generate/options.js';
-import { native, type NativeHandle } from '../native/binding.js';
+import { native, type NativeForwardArgs, type NativeHandle } from '../native/binding.js';
 import type { PreparedInputs } from './inputs.js';
 
 /** @internal One decode step: the token chosen for each row (-1 for rows already finished). */
@@ -38,12 +38,28 @@ export function visualRows(ids: Int32Array, imageTokenId: number, available: num
   return rows;
 }
 
-/** @internal Encodes the prepared images, if any: [tokens × hidden] floats. */
-export async function encodePrepared(ctx: LoopContext, p: PreparedInputs): Promise<Float32Array | null> {
+/** @internal Vision features of a prompt: merged embeddings and (Qwen3-VL) DeepStack features. */
+export interface VisionFeatures {
+  embeds: Float32Array;
+  deepstack: Float32Array[];
+}
+
+/** @internal Encodes the prepared images, if any. */
+export async function encodePrepared(ctx: LoopContext, p: PreparedInputs): Promise<VisionFeatures | null> {
   if (!p.pixelValues) return null;
   const grids = Int32Array.from(p.imageGridThw.flat());
   const r = await native.modelEncodeVision(ctx.handle, p.pixelValues, p.patchDim, grids, false);
-  return new Float32Array(r.embeds.data);
+  return { embeds: new Float32Array(r.embeds.data), deepstack: r.deepstack.map((d) => new Float32Array(d.data)) };
+}
+
+/** @internal The vision part of a prefill's forward arguments. */
+export function visionArgs(ctx: LoopContext, ids: Int32Array, v: VisionFeatures | null): Partial<NativeForwardArgs> {
+  if (!v) return {};
+  return {
+    visionEmbeds: v.embeds,
+    visualRows: visualRows(ids, ctx.imageTokenId, v.embeds.length / ctx.hidden),
+    ...(v.deepstack.length > 0 ? { deepstack: v.deepstack } : {}),
+  };
 }
 
 /** @internal Runs the prompt and yields each step's tokens until every row stops. */
@@ -70,7 +86,7 @@ export async function* tokenLoop(
       steps: S,
       pad: Int32Array.from(p.padding),
       positions: p.positionIds,
-      ...(vision ? { visionEmbeds: vision, visualRows: visualRows(p.inputIds, ctx.imageTokenId, vision.length / ctx.hidden) } : {}),
+      ...visionArgs(ctx, p.inputIds, vision),
       logits: 'last',
     });
     let logits = new Float32Array(first.logits!.data);

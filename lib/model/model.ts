@@ -13,7 +13,7 @@ import type { ChatMessage, ChatTemplate } from '../text/chat-template.js';
 import type { QwenTokenizer } from '../text/tokenizer.js';
 import { Tensor, tensorFromNative } from '../tensor.js';
 import type { GenerationDefaults, ModelConfig } from './config.js';
-import { encodePrepared, tokenLoop, visualRows, type LoopContext } from './generate.js';
+import { encodePrepared, tokenLoop, visionArgs, type LoopContext, type VisionFeatures } from './generate.js';
 import { prepareInputs, type PreparedInputs } from './inputs.js';
 
 /** Why generation ended. */
@@ -157,7 +157,7 @@ export class Model {
         steps: inputs.seqLength,
         pad: Int32Array.from(inputs.padding),
         positions: inputs.positionIds,
-        ...(vision ? { visionEmbeds: vision, visualRows: visualRows(inputs.inputIds, ctx.imageTokenId, vision.length / ctx.hidden) } : {}),
+        ...visionArgs(ctx, inputs.inputIds, vision),
         logits: options.all ? 'all' : 'last',
       });
       return tensorFromNative(r.logits!);
@@ -175,14 +175,16 @@ export class Model {
   async trace(inputs: PreparedInputs): Promise<{ stages: Map<string, Tensor>; logits: Tensor }> {
     const ctx = this.loopContext();
     const stages = new Map<string, Tensor>();
-    let vision: Float32Array | null = null;
+    let vision: VisionFeatures | null = null;
     if (inputs.pixelValues) {
       const grids = Int32Array.from(inputs.imageGridThw.flat());
       const r = await native.modelEncodeVision(ctx.handle, inputs.pixelValues, inputs.patchDim, grids, true);
       for (const [name, t] of r.trace) stages.set(name, tensorFromNative(t));
       const embeds = tensorFromNative(r.embeds);
       stages.set('vision_embeds', embeds);
-      vision = embeds.data as Float32Array;
+      const deepstack = r.deepstack.map((d) => tensorFromNative(d));
+      deepstack.forEach((d, i) => stages.set(`deepstack_embeds.${i}`, d));
+      vision = { embeds: embeds.data as Float32Array, deepstack: deepstack.map((d) => d.data as Float32Array) };
     }
     const session = native.modelNewSession(ctx.handle, inputs.batchSize, inputs.seqLength);
     try {
@@ -191,7 +193,7 @@ export class Model {
         steps: inputs.seqLength,
         pad: Int32Array.from(inputs.padding),
         positions: inputs.positionIds,
-        ...(vision ? { visionEmbeds: vision, visualRows: visualRows(inputs.inputIds, ctx.imageTokenId, vision.length / ctx.hidden) } : {}),
+        ...visionArgs(ctx, inputs.inputIds, vision),
         logits: 'all',
         trace: true,
       });

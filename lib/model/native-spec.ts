@@ -24,6 +24,7 @@ export interface NativeModelSpec {
     mropeSection: number[];
     mropeInterleaved: boolean;
     qkvBias: boolean;
+    oBias: boolean;
     qkNorm: boolean;
     tieEmbeddings: boolean;
     experts: number;
@@ -86,12 +87,14 @@ export function nativeSpec(config: ModelConfig): NativeModelSpec {
       mropeSection: [...t.mropeSection],
       mropeInterleaved: t.mropeInterleaved,
       qkvBias: t.qkvBias,
+      oBias: t.oBias,
       qkNorm: t.qkNorm,
       tieEmbeddings: t.tieWordEmbeddings,
       experts: moe?.numExperts ?? 0,
       expertsPerTok: moe?.topK ?? 0,
       moeIntermediate: moe?.moeIntermediateSize ?? 0,
-      normTopkProb: moe?.normTopkProb ?? true,
+      // transformers' Qwen3-VL-MoE block renormalises the top-k weights whatever norm_topk_prob says.
+      normTopkProb: config.modelType === 'qwen3_vl_moe' ? true : (moe?.normTopkProb ?? true),
       sparseLayers: moe ? moe.sparseLayers.flatMap((s, i) => (s ? [i] : [])) : [],
     },
     vision: {

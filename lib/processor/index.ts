@@ -28,3 +28,42 @@ export {
   type ProcessImagesOptions,
   type ProcessedImages,
 } from './image.js';
+export {
+  processVideo,
+  type VideoInput,
+  type VideoFrames,
+  type VideoPipeline,
+  type ProcessVideoOptions,
+  type ProcessedVideo,
+} from './video.js';
+export {
+  parseVideoProcessorConfig,
+  loadVideoProcessorConfig,
+  type VideoProcessorConfig,
+  type VideoProcessorKind,
+} from './video-config.js';
+export {
+  smartNframes,
+  videoFrameRange,
+  sampleFramesQwenVlUtils,
+  sampleFramesQwen2Processor,
+  sampleFramesQwen3Processor,
+  qwenVlUtilsSmartResize,
+  qwenVlUtilsVideoSize,
+  qwenVlUtilsFrameSize,
+  qwen3VideoSmartResize,
+  torchLinspaceF32,
+  numpyLinspace,
+  FRAME_FACTOR,
+  DEFAULT_VIDEO_FPS,
+  FPS_MIN_FRAMES,
+  FPS_MAX_FRAMES,
+  VIDEO_MIN_TOKEN_NUM,
+  VIDEO_MAX_TOKEN_NUM,
+  type FrameCountOptions,
+  type FramePixelOptions,
+  type FrameSample,
+  type FrameRange,
+  type ProcessorSamplingOptions,
+} from './video-sampling.js';
+export { findFfmpeg, probeVideo, decodeVideoFrames, type FfmpegTools, type VideoProbe } from './ffmpeg.js';

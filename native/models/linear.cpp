@@ -24,7 +24,9 @@ Linear::Linear(const WeightStore& w, const std::string& prefix, int64_t in, int6
   if (with_bias) bias_ = load_vector(w, prefix + ".bias", out);
 }
 
-Linear::Linear(const Tensor& weight, int64_t in, int64_t out) : in_(in), out_(out) {
+Linear::Linear(const Tensor& weight, int64_t in, int64_t out, std::vector<float> bias)
+    : bias_(std::move(bias)), in_(in), out_(out) {
+  QVL_CHECK(bias_.empty() || static_cast<int64_t>(bias_.size()) == out, ModelFormat, "bias length differs from the output size");
   QVL_CHECK(weight.numel() == in * out, ModelFormat, "weight " + weight.shape_string() + " cannot be viewed as [" +
                                                          std::to_string(out) + "," + std::to_string(in) + "]");
   weight_ = weight.reshape({out, in});

@@ -19,7 +19,7 @@ class Linear {
   // Loads `<prefix>.weight` [out, in] and, when with_bias, `<prefix>.bias` [out].
   Linear(const WeightStore& w, const std::string& prefix, int64_t in, int64_t out, bool with_bias);
   // A weight viewed as [out, in] (e.g. a conv kernel flattened, or the tied embedding table).
-  Linear(const Tensor& weight, int64_t in, int64_t out);
+  Linear(const Tensor& weight, int64_t in, int64_t out, std::vector<float> bias = {});
 
   int64_t in() const { return in_; }
   int64_t out() const { return out_; }

@@ -7,7 +7,7 @@ namespace qvl::models {
 namespace {
 // Model types with a native implementation. Adding a family: one entry here plus its
 // switches in VisionSpec/TextSpec (set by its lib/families file).
-const char* const kFamilies[] = {"qwen2_vl"};
+const char* const kFamilies[] = {"qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe"};
 }  // namespace
 
 void check_supported_family(const std::string& family) {

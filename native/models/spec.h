@@ -19,6 +19,7 @@ struct TextSpec {
   std::vector<int64_t> mrope_section;  // sums to head_dim / 2
   RopeLayout rope_layout = RopeLayout::MRope;
   bool qkv_bias = true;       // Qwen2 decoder: q/k/v projections carry a bias
+  bool o_bias = false;        // output projection bias (Qwen3 attention_bias)
   bool qk_norm = false;       // Qwen3 decoder: RMSNorm over q and k per head
   bool tie_embeddings = true;
   // Mixture of experts (Qwen3-VL-MoE); experts == 0 means dense everywhere.

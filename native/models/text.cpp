@@ -60,7 +60,7 @@ TextDecoder::TextDecoder(const TextSpec& spec, const WeightStore& w, const std::
     L.q = Linear(w, p + "self_attn.q_proj", Hd, Hq * D, spec.qkv_bias);
     L.k = Linear(w, p + "self_attn.k_proj", Hd, Hkv * D, spec.qkv_bias);
     L.v = Linear(w, p + "self_attn.v_proj", Hd, Hkv * D, spec.qkv_bias);
-    L.o = Linear(w, p + "self_attn.o_proj", Hq * D, Hd, false);
+    L.o = Linear(w, p + "self_attn.o_proj", Hq * D, Hd, spec.o_bias);
     if (spec.qk_norm) {
       L.q_norm = NormLayer(w, p + "self_attn.q_norm", D, NormLayer::Kind::RmsNorm, spec.rms_eps, false);
       L.k_norm = NormLayer(w, p + "self_attn.k_norm", D, NormLayer::Kind::RmsNorm, spec.rms_eps, false);
@@ -245,6 +245,7 @@ void TextDecoder::forward(float* x, const TextStep& step, KvCache& cache, Thread
     }
   }
   for (int64_t b = 0; b < B; ++b) cache.len[b] += S;
+  if (trace) trace->record("last_layer_output", x, n, Hd, Hd);
   final_norm_.apply(x, Hd, n, x, Hd, pool);
   if (trace) trace->record("final_hidden", x, n, Hd, Hd);
 }

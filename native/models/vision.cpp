@@ -1,8 +1,11 @@
 #include "models/vision.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
+#include "models/vision_pos_embed.h"
+#include "models/vision_window.h"
 #include "ops/activation.h"
 #include "ops/attention.h"
 #include "ops/rope.h"
@@ -31,7 +34,22 @@ void activate(ops::ActKind kind, float* x, int64_t rows, int64_t dim, int64_t ld
   ops::activation(a, pool);
 }
 
+bool contains(const std::vector<int64_t>& v, int64_t x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+
 }  // namespace
+
+VisionTower::Merger VisionTower::load_merger(const WeightStore& w, const std::string& p, const std::string& norm,
+                                             const std::string& fc1, const std::string& fc2, bool postshuffle) const {
+  const int64_t E = spec_.hidden, merged = E * spec_.merge * spec_.merge;
+  const bool rms = spec_.kind == VisionKind::Qwen25;
+  Merger m;
+  m.postshuffle = postshuffle;
+  m.norm = NormLayer(w, p + norm, postshuffle ? merged : E, rms ? NormLayer::Kind::RmsNorm : NormLayer::Kind::LayerNorm,
+                     spec_.norm_eps, !rms);
+  m.fc1 = Linear(w, p + fc1, merged, merged, true);
+  m.fc2 = Linear(w, p + fc2, merged, spec_.out_hidden, true);
+  return m;
+}
 
 VisionTower::VisionTower(const VisionSpec& spec, const WeightStore& w, const std::string& prefix) : spec_(spec) {
   QVL_CHECK(spec.hidden > 0 && spec.heads > 0 && spec.hidden % spec.heads == 0, ModelFormat,
@@ -40,35 +58,49 @@ VisionTower::VisionTower(const VisionSpec& spec, const WeightStore& w, const std
   QVL_CHECK(head_dim_ % 4 == 0, ModelFormat, "vision head_dim must be a multiple of 4 for 2-D rotary");
   const int64_t E = spec.hidden;
   const int64_t patch_dim = spec.in_channels * spec.temporal_patch * spec.patch * spec.patch;
+  const bool qwen3 = spec.kind == VisionKind::Qwen3, qwen25 = spec.kind == VisionKind::Qwen25;
   const Tensor& pw = w.get(prefix + "patch_embed.proj.weight",
                            {E, spec.in_channels, spec.temporal_patch, spec.patch, spec.patch});
   // Conv3d with kernel == stride over exactly one patch is a matmul with the flattened kernel.
-  patch_embed_ = Linear(pw, patch_dim, E);
+  patch_embed_ = qwen3 ? Linear(pw, patch_dim, E, load_vector(w, prefix + "patch_embed.proj.bias", E))
+                       : Linear(pw, patch_dim, E);
+  if (qwen3) {
+    QVL_CHECK(spec.num_position_embeddings > 0, ModelFormat, "Qwen3-VL vision needs num_position_embeddings");
+    pos_embed_ = w.get(prefix + "pos_embed.weight", {spec.num_position_embeddings, E});
+  }
+  if (qwen25) QVL_CHECK(spec.window_size > 0, ModelFormat, "Qwen2.5-VL vision needs window_size");
 
-  const bool rms = spec.kind == VisionKind::Qwen25;
-  const auto nk = rms ? NormLayer::Kind::RmsNorm : NormLayer::Kind::LayerNorm;
+  const auto nk = qwen25 ? NormLayer::Kind::RmsNorm : NormLayer::Kind::LayerNorm;
   for (int64_t i = 0; i < spec.depth; ++i) {
     const std::string p = prefix + "blocks." + std::to_string(i) + ".";
     Block b;
-    b.norm1 = NormLayer(w, p + "norm1", E, nk, spec.norm_eps, !rms);
-    b.norm2 = NormLayer(w, p + "norm2", E, nk, spec.norm_eps, !rms);
+    b.norm1 = NormLayer(w, p + "norm1", E, nk, spec.norm_eps, !qwen25);
+    b.norm2 = NormLayer(w, p + "norm2", E, nk, spec.norm_eps, !qwen25);
     b.qkv = Linear(w, p + "attn.qkv", E, 3 * E, true);
     b.proj = Linear(w, p + "attn.proj", E, E, true);
-    if (spec.kind == VisionKind::Qwen25) {
+    if (qwen25) {
       b.gated = true;
       b.gate = Linear(w, p + "mlp.gate_proj", E, spec.intermediate, true);
       b.up = Linear(w, p + "mlp.up_proj", E, spec.intermediate, true);
       b.down = Linear(w, p + "mlp.down_proj", spec.intermediate, E, true);
     } else {
-      b.fc1 = Linear(w, p + "mlp.fc1", E, spec.intermediate, true);
-      b.fc2 = Linear(w, p + "mlp.fc2", spec.intermediate, E, true);
+      const std::string fc1 = qwen3 ? "mlp.linear_fc1" : "mlp.fc1", fc2 = qwen3 ? "mlp.linear_fc2" : "mlp.fc2";
+      b.fc1 = Linear(w, p + fc1, E, spec.intermediate, true);
+      b.fc2 = Linear(w, p + fc2, spec.intermediate, E, true);
     }
     blocks_.push_back(std::move(b));
   }
-  const int64_t merged = E * spec.merge * spec.merge;
-  merger_.norm = NormLayer(w, prefix + "merger.ln_q", E, nk, spec.norm_eps, !rms);
-  merger_.fc1 = Linear(w, prefix + "merger.mlp.0", merged, merged, true);
-  merger_.fc2 = Linear(w, prefix + "merger.mlp.2", merged, spec.out_hidden, true);
+  if (qwen3) {
+    merger_ = load_merger(w, prefix + "merger.", "norm", "linear_fc1", "linear_fc2", false);
+    for (size_t i = 0; i < spec.deepstack_indexes.size(); ++i) {
+      QVL_CHECK(spec.deepstack_indexes[i] >= 0 && spec.deepstack_indexes[i] < spec.depth, ModelFormat,
+                "deepstack_visual_indexes entry out of range");
+      deepstack_.push_back(load_merger(w, prefix + "deepstack_merger_list." + std::to_string(i) + ".", "norm",
+                                       "linear_fc1", "linear_fc2", true));
+    }
+  } else {
+    merger_ = load_merger(w, prefix + "merger.", "ln_q", "mlp.0", "mlp.2", false);
+  }
 }
 
 void VisionTower::run_block(const Block& b, float* x, int64_t n, const float* cos, const float* sin,
@@ -119,6 +151,8 @@ void VisionTower::run_block(const Block& b, float* x, int64_t n, const float* co
   b.norm2.apply(x, E, n, h.data<float>(), E, pool);
   const int64_t I = spec_.intermediate;
   if (b.gated) {
+    QVL_CHECK(act_kind(spec_.hidden_act) == ops::ActKind::Silu, Unsupported,
+              "gated vision MLP with hidden_act '" + spec_.hidden_act + "' is not supported");
     Tensor gu = Tensor::empty(DType::F32, {n, 2 * I});
     float* g = gu.data<float>();
     b.gate.apply(h.data<float>(), E, n, g, 2 * I, pool);
@@ -149,7 +183,11 @@ Tensor VisionTower::run_merger(const Merger& m, const float* x, int64_t n, Threa
   const int64_t groups = n / g, merged = E * g;
   // Patches arrive merge-group contiguous, so [n, E] viewed as [n/g, g·E] is the merger's input.
   Tensor h = Tensor::empty(DType::F32, {n, E});
-  m.norm.apply(x, E, n, h.data<float>(), E, pool);
+  if (m.postshuffle) {
+    m.norm.apply(x, merged, groups, h.data<float>(), merged, pool);
+  } else {
+    m.norm.apply(x, E, n, h.data<float>(), E, pool);
+  }
   Tensor mid = Tensor::empty(DType::F32, {groups, merged});
   m.fc1.apply(h.data<float>(), merged, groups, mid.data<float>(), merged, pool);
   activate(ops::ActKind::GeluErf, mid.data<float>(), groups, merged, merged, pool);
@@ -159,7 +197,7 @@ Tensor VisionTower::run_merger(const Merger& m, const float* x, int64_t n, Threa
 }
 
 VisionOutput VisionTower::forward(const VisionInput& in, ThreadPool& pool, Trace* trace) const {
-  const int64_t E = spec_.hidden, m = spec_.merge;
+  const int64_t E = spec_.hidden, m = spec_.merge, unit = m * m;
   const int64_t patch_dim = spec_.in_channels * spec_.temporal_patch * spec_.patch * spec_.patch;
   QVL_CHECK(in.patch_dim == patch_dim, Input,
             "pixel values have " + std::to_string(in.patch_dim) + " values per patch, the vision tower expects " +
@@ -168,7 +206,7 @@ VisionOutput VisionTower::forward(const VisionInput& in, ThreadPool& pool, Trace
 
   // Patch coordinates in the processor's order: per frame, merge blocks row-major, and inside a
   // block its m x m patches row-major. Each frame is one attention segment.
-  std::vector<int64_t> hpos, wpos, bounds{0};
+  std::vector<int64_t> hpos, wpos, frames{0};
   int64_t total = 0;
   for (const auto& g : in.grids) {
     const int64_t t = g[0], gh = g[1], gw = g[2];
@@ -185,7 +223,7 @@ VisionOutput VisionTower::forward(const VisionInput& in, ThreadPool& pool, Trace
               wpos.push_back(bw * m + c);
             }
       total += gh * gw;
-      bounds.push_back(total);
+      frames.push_back(total);
     }
   }
   QVL_CHECK(total == in.n_patches, Input,
@@ -195,6 +233,31 @@ VisionOutput VisionTower::forward(const VisionInput& in, ThreadPool& pool, Trace
   Tensor x = Tensor::empty(DType::F32, {n, E});
   patch_embed_.apply(in.pixels, patch_dim, n, x.data<float>(), E, pool);
   if (trace) trace->record("vision_patch_embed", x.data<float>(), n, E, E);
+  if (pos_embed_.defined()) {
+    Tensor pos = Tensor::empty(DType::F32, {n, E});
+    interpolate_pos_embed(pos_embed_, in.grids, m, pos.data<float>(), pool);
+    add_rows(x.data<float>(), E, pos.data<float>(), E, n, E, pool);
+  }
+
+  // Qwen2.5-VL attends within windows: the tower runs on merge groups reordered window by window
+  // (frames stay contiguous) and the merger's output is put back in the processor's order.
+  const bool windowed = spec_.kind == VisionKind::Qwen25;
+  WindowLayout layout;
+  if (windowed) {
+    layout = window_layout(in.grids, spec_.window_size, spec_.patch, m);
+    Tensor permuted = Tensor::empty(DType::F32, {n, E});
+    permute_groups(x.data<float>(), permuted.data<float>(), n / unit, unit, E, layout.order, false);
+    x = permuted;
+    std::vector<int64_t> h2(n), w2(n);
+    for (int64_t i = 0; i < n / unit; ++i) {
+      for (int64_t j = 0; j < unit; ++j) {
+        h2[i * unit + j] = hpos[layout.order[i] * unit + j];
+        w2[i * unit + j] = wpos[layout.order[i] * unit + j];
+      }
+    }
+    hpos.swap(h2);
+    wpos.swap(w2);
+  }
 
   const int64_t half = head_dim_ / 2;
   Tensor cos = Tensor::empty(DType::F32, {n, half}), sin = Tensor::empty(DType::F32, {n, half});
@@ -203,12 +266,23 @@ VisionOutput VisionTower::forward(const VisionInput& in, ThreadPool& pool, Trace
   f.rotary_dim = head_dim_;
   ops::rope_table_vision_2d(hpos.data(), wpos.data(), n, f, cos.data<float>(), sin.data<float>());
 
-  for (size_t i = 0; i < blocks_.size(); ++i) {
-    run_block(blocks_[i], x.data<float>(), n, cos.data<float>(), sin.data<float>(), bounds, pool);
-    if (trace) trace->record("vision_block_" + std::to_string(i), x.data<float>(), n, E, E);
-  }
   VisionOutput out;
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    const bool full = !windowed || contains(spec_.fullatt_blocks, static_cast<int64_t>(i));
+    run_block(blocks_[i], x.data<float>(), n, cos.data<float>(), sin.data<float>(), full ? frames : layout.window_bounds,
+              pool);
+    if (trace) trace->record("vision_block_" + std::to_string(i), x.data<float>(), n, E, E);
+    for (size_t d = 0; d < deepstack_.size(); ++d) {
+      if (spec_.deepstack_indexes[d] == static_cast<int64_t>(i))
+        out.deepstack.push_back(run_merger(deepstack_[d], x.data<float>(), n, pool));
+    }
+  }
   out.embeds = run_merger(merger_, x.data<float>(), n, pool);
+  if (windowed) {
+    Tensor restored = Tensor::empty(DType::F32, out.embeds.shape());
+    permute_groups(out.embeds.data<float>(), restored.data<float>(), n / unit, 1, spec_.out_hidden, layout.order, true);
+    out.embeds = restored;
+  }
   return out;
 }
 

@@ -42,10 +42,15 @@ class VisionTower {
     Linear gate, up, down;   // gated MLP (Qwen2.5-VL): down(silu(gate(x)) * up(x))
     bool gated = false;
   };
+  // Norm, then [n, E] viewed as [n / m², m²·E] through fc1 -> GELU -> fc2. A post-shuffle merger
+  // (Qwen3-VL DeepStack) normalises the concatenated m²·E row instead of each patch.
   struct Merger {
     NormLayer norm;
     Linear fc1, fc2;
+    bool postshuffle = false;
   };
+  Merger load_merger(const WeightStore& w, const std::string& p, const std::string& norm, const std::string& fc1,
+                     const std::string& fc2, bool postshuffle) const;
 
   void run_block(const Block& b, float* x, int64_t n, const float* cos, const float* sin,
                  const std::vector<int64_t>& seg_bounds, ThreadPool& pool) const;
@@ -54,8 +59,10 @@ class VisionTower {
   VisionSpec spec_;
   int64_t head_dim_ = 0;
   Linear patch_embed_;
+  Tensor pos_embed_;  // Qwen3-VL: learned [num_position_embeddings, E]
   std::vector<Block> blocks_;
   Merger merger_;
+  std::vector<Merger> deepstack_;  // Qwen3-VL: one per deepstack index
 };
 
 }  // namespace qvl::models

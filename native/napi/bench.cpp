@@ -9,16 +9,6 @@
 #include "napi/exports.h"
 #include "tests/bench.h"
 
-#if defined(__GNUC__)
-// Stand-in until native/tests/bench_attention.cpp is in the build: its definition replaces this
-// weak one at link time, and meanwhile benchAttention rejects instead of failing to load.
-namespace qvl::bench {
-__attribute__((weak)) double attention_seconds(const AttentionCase&) {
-  fail(ErrorCode::Unsupported, "benchAttention: this build has no attention benchmark");
-}
-}  // namespace qvl::bench
-#endif
-
 namespace qvl::napi {
 
 namespace {

@@ -107,6 +107,7 @@ models::ModelSpec parse_spec(Napi::Object s) {
   T.mrope_section = ints_field(t, "mropeSection");
   T.rope_layout = bool_field(t, "mropeInterleaved") ? models::RopeLayout::MRopeInterleaved : models::RopeLayout::MRope;
   T.qkv_bias = bool_field(t, "qkvBias");
+  T.o_bias = bool_field(t, "oBias");
   T.qk_norm = bool_field(t, "qkNorm");
   T.tie_embeddings = bool_field(t, "tieEmbeddings");
   T.experts = int_field(t, "experts", 0);

@@ -7,9 +7,12 @@
 // For swiglu, x is the gate and up the second operand; a fused [T, 2I] gate_up buffer is passed as
 // x = buf, up = buf + I, ldx = ldu = 2I, dim = I.
 //
-// Accuracy of the fast variants against the double reference: relative error below ~1e-6 wherever
-// |result| >= 1e-6 (absolute below ~1e-12 elsewhere), for every finite x. NaN propagates; ±inf
-// inputs give what the formulas give in IEEE arithmetic (silu(-inf) is NaN, as in torch).
+// Accuracy of the fast variants against the double reference, measured on every 64th float in
+// [-20, 20] (34M inputs, both signs) and on ±0, ±20, ±1e30, ±inf, NaN: relative error at most
+// 4.1e-7 (gelu_erf), 1.8e-7 (gelu_tanh), 1.9e-7 (quick_gelu), 1.8e-7 (silu; swiglu 2.4e-7 in the
+// parity suite) with a floor of 1e-6 on |ref|, i.e. absolute error <= 3.4e-13 where |ref| < 1e-6.
+// Results below ~1e-36 in magnitude may come out as ±0. NaN propagates; ±inf give what the formulas give in IEEE
+// arithmetic (silu(-inf) is NaN, as in torch).
 #pragma once
 #include <cstdint>
 

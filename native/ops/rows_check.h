@@ -21,7 +21,7 @@ inline void check_rows(const char* op, const char* what, const void* ptr, int64_
             where + ": row stride (" + std::to_string(ld) + ") must be >= the row length (" + std::to_string(cols) + ")");
   if (rows == 0) return;
   const int64_t limit = std::numeric_limits<int64_t>::max() / static_cast<int64_t>(elem_size);
-  QVL_CHECK(rows - 1 <= (limit - cols) / ld, Input, where + ": " + std::to_string(rows) + " rows of stride " +
+  QVL_CHECK(cols <= limit && rows - 1 <= (limit - cols) / ld, Input, where + ": " + std::to_string(rows) + " rows of stride " +
                                                         std::to_string(ld) + " are too large to address");
   QVL_CHECK(ptr != nullptr, Input, where + " is null");
   QVL_CHECK(reinterpret_cast<uintptr_t>(ptr) % elem_size == 0, Input,

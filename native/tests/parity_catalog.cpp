@@ -3,6 +3,7 @@
 
 namespace qvl::parity {
 
+std::vector<Result> parity_vision_window(uint64_t seed);
 std::vector<Result> parity_moe(uint64_t seed);
 std::vector<Result> parity_sampling(uint64_t seed);
 std::vector<Result> parity_activation(uint64_t seed);
@@ -14,9 +15,11 @@ std::vector<Result> parity_matmul(uint64_t seed);
 std::vector<Result> parity_attention(uint64_t seed);
 std::vector<Result> parity_rope(uint64_t seed);
 std::vector<Result> parity_resample(uint64_t seed);
+std::vector<Result> parity_vision_pos_embed(uint64_t seed);
 
 const std::vector<Entry>& suites() {
   static const std::vector<Entry> all = {
+      {"vision_window", parity_vision_window},
       {"moe", parity_moe},
       {"sampling", parity_sampling},
       {"activation", parity_activation},
@@ -28,6 +31,7 @@ const std::vector<Entry>& suites() {
       {"rope", parity_rope},
       {"matmul", parity_matmul},
       {"resample_bicubic", parity_resample},
+      {"vision_pos_embed", parity_vision_pos_embed},
   };
   return all;
 }

@@ -5,7 +5,7 @@
 // (measured 2e-7). A layer_norm output (x - mean)·rstd·w + b rounds the normalised value, which
 // is O(1) by construction, before the bias cancels part of it: its error is ~1 ulp of |n·w| (up
 // to ~6 at 4 sigma), not of the output, so it is measured against max(|ref|, 1): 1e-6 (measured
-// 3e-7). A lost element, a wrong mean or an fp32-accumulated variance over long rows
+// 4e-7). A lost element, a wrong mean or an fp32-accumulated variance over long rows
 // misses by orders of magnitude more.
 // Inputs: N(0,1) rows, rows with a large mean (100 ± 1, where a one-pass fp32 variance is wrong),
 // scales 1e3 and 1e-3, constant rows (zero variance: the output is the bias), weights in f32,

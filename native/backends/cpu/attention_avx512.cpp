@@ -2,6 +2,12 @@
 // dimensions) × 2 row vectors = 16 accumulators, K and V elements broadcast from memory.
 #include <immintrin.h>
 
+// GCC 12 reports the _mm512_undefined_ps() inside its own unmasked AVX-512 intrinsics as
+// "maybe uninitialized" once they are inlined; the warning is about the header, not this code.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
 #include <algorithm>
 #include <cmath>
 

@@ -15,13 +15,6 @@ using ops::MatmulParams;
 
 constexpr int kMr = 6, kNr = 16;
 
-QVL_TARGET_AVX2 inline __m256 load8(const MatmulParams& p, int64_t off) {
-  if (p.w_dtype == DType::F32) return _mm256_loadu_ps(static_cast<const float*>(p.w) + off);
-  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(p.w) + off));
-  if (p.w_dtype == DType::BF16) return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-  return _mm256_cvtph_ps(h);
-}
-
 // The last n < 8 weights of a row, zero-filled: 16-bit types have no masked load in AVX2.
 QVL_TARGET_AVX2 inline __m256 load_tail(const MatmulParams& p, int64_t off, int64_t n) {
   if (p.w_dtype == DType::F32) {
@@ -52,31 +45,6 @@ QVL_TARGET_AVX2 inline void transpose8(__m256 r[8]) {
   for (int q = 0; q < 4; ++q) {
     r[q] = _mm256_permute2f128_ps(u[q], u[4 + q], 0x20);
     r[q + 4] = _mm256_permute2f128_ps(u[q], u[4 + q], 0x31);
-  }
-}
-
-QVL_TARGET_AVX2 void pack(const MatmulParams& p, int64_t n0, int64_t nvalid, int64_t k0, int64_t kc, float* panel) {
-  const int64_t kfull = kc & ~int64_t{7};
-  for (int g = 0; g < kNr / 8; ++g) {
-    for (int64_t kb = 0; kb < kfull; kb += 8) {
-      __m256 r[8];
-      for (int j = 0; j < 8; ++j) {
-        const int64_t n = g * 8 + j;
-        r[j] = n < nvalid ? load8(p, (n0 + n) * p.ldw + k0 + kb) : _mm256_setzero_ps();
-      }
-      transpose8(r);
-      for (int i = 0; i < 8; ++i) _mm256_storeu_ps(panel + (kb + i) * kNr + g * 8, r[i]);
-    }
-  }
-  if (kfull < kc) {
-    alignas(32) float t[kNr][8];
-    for (int j = 0; j < kNr; ++j) {
-      const __m256 v = j < nvalid ? load_tail(p, (n0 + j) * p.ldw + k0 + kfull, kc - kfull) : _mm256_setzero_ps();
-      _mm256_store_ps(t[j], v);
-    }
-    for (int64_t k = kfull; k < kc; ++k) {
-      for (int j = 0; j < kNr; ++j) panel[k * kNr + j] = t[j][k - kfull];
-    }
   }
 }
 
@@ -151,6 +119,54 @@ QVL_TARGET_AVX2 inline __m256 widen(const WeightT<DT>* w) {
   }
 }
 
+constexpr int kKc = 256;
+// Rows past nvalid read from here (a k panel is at most kKc long): zero bits are 0.0 in every
+// weight type, and AVX2 has no masked 16-bit load to skip them.
+alignas(64) const float kZeroRow[kKc] = {};
+
+template <DType DT>
+QVL_TARGET_AVX2 void pack_dt(const MatmulParams& p, int64_t n0, int64_t nvalid, int64_t k0, int64_t kc,
+                             float* panel) {
+  const int64_t kfull = kc & ~int64_t{7};
+  const WeightT<DT>* base = static_cast<const WeightT<DT>*>(p.w) + n0 * p.ldw + k0;
+  for (int g = 0; g < kNr / 8; ++g) {
+    const WeightT<DT>* rows[8];
+    for (int j = 0; j < 8; ++j) {
+      const int64_t n = g * 8 + j;
+      rows[j] = n < nvalid ? base + n * p.ldw : reinterpret_cast<const WeightT<DT>*>(kZeroRow);
+    }
+    for (int64_t kb = 0; kb < kfull; kb += 8) {
+      // Each row is read in kc-long bursts, too short for the hardware prefetcher to lock on:
+      // fetch the next burst (the next k panel) while this one is packed.
+      if ((kb * static_cast<int64_t>(sizeof(WeightT<DT>))) % 64 == 0) {
+        for (int j = 0; j < 8; ++j) _mm_prefetch(reinterpret_cast<const char*>(rows[j] + kb + kc), _MM_HINT_T1);
+      }
+      __m256 r[8];
+      for (int j = 0; j < 8; ++j) r[j] = widen<DT>(rows[j] + kb);
+      transpose8(r);
+      for (int i = 0; i < 8; ++i) _mm256_storeu_ps(panel + (kb + i) * kNr + g * 8, r[i]);
+    }
+  }
+  if (kfull < kc) {
+    alignas(32) float t[kNr][8];
+    for (int j = 0; j < kNr; ++j) {
+      const __m256 v = j < nvalid ? load_tail(p, (n0 + j) * p.ldw + k0 + kfull, kc - kfull) : _mm256_setzero_ps();
+      _mm256_store_ps(t[j], v);
+    }
+    for (int64_t k = kfull; k < kc; ++k) {
+      for (int j = 0; j < kNr; ++j) panel[k * kNr + j] = t[j][k - kfull];
+    }
+  }
+}
+
+QVL_TARGET_AVX2 void pack(const MatmulParams& p, int64_t n0, int64_t nvalid, int64_t k0, int64_t kc, float* panel) {
+  switch (p.w_dtype) {
+    case DType::BF16: return pack_dt<DType::BF16>(p, n0, nvalid, k0, kc, panel);
+    case DType::F16: return pack_dt<DType::F16>(p, n0, nvalid, k0, kc, panel);
+    default: return pack_dt<DType::F32>(p, n0, nvalid, k0, kc, panel);
+  }
+}
+
 // MB rows of x against R weight rows at a time, each weight vector converted once and used MB
 // times; the MB*R accumulators are independent chains, enough to hide FMA latency. Everything
 // the loop needs is copied to locals first; read through `p`, GCC reloads it every iteration.
@@ -213,7 +229,7 @@ QVL_TARGET_AVX2 void rows(const MatmulParams& p, int64_t m0, int count, int64_t 
   }
 }
 
-const MatmulKernels kKernels = {kMr, kNr, /*kc=*/256, /*nc=*/128, /*mc=*/192, /*small_m=*/4, pack, tile, rows};
+const MatmulKernels kKernels = {kMr, kNr, kKc, /*nc=*/128, /*mc=*/192, /*small_m=*/4, pack, tile, rows};
 
 }  // namespace
 

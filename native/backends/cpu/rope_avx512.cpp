@@ -18,7 +18,7 @@ QVL_TARGET_AVX512 void rope_rows(const ops::RopeParams& p, int64_t t0, int64_t t
     for (int64_t h = 0; h < p.H; ++h) {
       float* x = p.x + t * p.ld + h * p.D;
       for (int64_t i = 0; i < half; i += 16) {
-        const __mmask16 m = static_cast<__mmask16>(0xFFFF);
+        const __mmask16 m = static_cast<__mmask16>(half - i >= 16 ? 0xFFFF : (1u << (half - i)) - 1);
         const __m512 ci = _mm512_maskz_loadu_ps(m, c + i), si = _mm512_maskz_loadu_ps(m, s + i);
         const __m512 a = _mm512_maskz_loadu_ps(m, x + i), b = _mm512_maskz_loadu_ps(m, x + i + half);
         _mm512_mask_storeu_ps(x + i, m, _mm512_fmsub_ps(a, ci, _mm512_mul_ps(b, si)));

@@ -4,23 +4,33 @@
 // it inlines only into callers of that ISA.
 //
 // exp(h + l): h is the argument, l a small correction (|l| <= ulp(h)) so that callers can pass an
-// argument they computed to more than fp32 precision (a double-float). The error of the result is
-// then ~1.5 ulp everywhere instead of |h| * ulp, which is what keeps x·sigmoid(z) and the GELUs
-// within ~1e-6 of a double reference deep into their tails.
+// argument they formed to more than fp32 precision, as a float pair. The result is then good to
+// ~1.2 ulp for any argument, instead of |h|·2^-24 relative from the argument's own rounding; that
+// is what keeps x·sigmoid(z) and the GELUs within a few 1e-7 of a double reference deep into
+// their tails (see activation.h for the measured errors).
 //   range reduction: n = round(h·log2 e), r = (h - n·ln2_hi) - n·ln2_lo + l, |r| <= ln2/2 (+ tiny);
-//   n·ln2_hi is exact (ln2_hi has 9 significant bits) and the subtraction is exact (Sterbenz).
-//   e^r: degree-6 polynomial fitted for relative error (1.9e-9 in exact arithmetic, ~1.2 ulp in fp32).
-//   2^n is applied as two factors 2^(n>>1)·2^(n-(n>>1)) so that results between FLT_MAX and the
-//   smallest subnormal (and overflow to +inf, underflow to 0) come out right without branches.
+//   n·ln2_hi is exact (ln2_hi has 9 significant bits) and so is the subtraction (Sterbenz).
+//   e^r: degree-6 polynomial with relative error 1.9e-9 in exact arithmetic, 7e-8 in fp32.
+//   2^n is applied as two factors 2^(n>>1)·2^(n-(n>>1)) so that results down to the smallest
+//   subnormal, and overflow to +inf, come out right without branches.
 // h is clamped to [-104, 89] first: e^-104 is below half the smallest subnormal and e^89 above
 // FLT_MAX, so the clamp changes no result. NaN propagates.
 //
-// erfc(s/√2)·exp(s²/2) for s >= 0 (the scaled complementary error function at s/√2) is a rational
-// P4(s)/Q5(s) with positive coefficients, fitted for relative error on s in [0, 14]: 5.6e-9 in exact
-// arithmetic, 3.2e-7 evaluated in fp32. Past s = 14 the exp(-s²/2) factor is below fp32's range
-// (erfc underflows for s > ~13.2), so the argument is clamped there.
+// erfc(|x|/√2) = exp(-x²/2)·g(|x|), where g(s) = erfc(s/√2)·exp(s²/2) is smooth and slowly varying
+// (~0.8/s for large s): g is a rational P4(s)/Q5(s) with positive coefficients (so Horner loses
+// nothing to cancellation), relative error 5.6e-9 on [0, 14] in exact arithmetic, 3.2e-7 in fp32;
+// x² goes into exp() exactly, as a float pair. For |x| > 14 the exp factor is below fp32's
+// range (erfc underflows past |x| ~ 13.2), so s is clamped there, and x at 20 to keep x² finite.
+//
+// Both sets of coefficients were fitted for this file (iteratively reweighted least squares on
+// dense grids, near-minimax for relative error) and checked in fp32 arithmetic before rounding.
 #pragma once
+// GCC 12 reports the deliberately undefined _mm512_undefined_ps() operand inside many AVX-512
+// intrinsics as maybe-uninitialized; silence that for the intrinsic headers' own code only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
+#pragma GCC diagnostic pop
 
 #include <cstdint>
 #include <cstring>

@@ -1,0 +1,29 @@
+/**
+ * `npm run bench -- <suite>`: timing tables for the native kernels. Benchmarks never assert
+ * times; they print them for people to compare (variants against each other, machines
+ * against machines, before against after a change).
+ * @module
+ */
+import { runOps } from './ops.js';
+
+const suites: Record<string, { about: string; run: () => Promise<void> }> = {
+  ops: { about: 'matmul and attention kernels, every variant this CPU runs', run: runOps },
+};
+
+function usage(): string {
+  const lines = Object.entries(suites).map(([name, s]) => `  ${name.padEnd(8)} ${s.about}`);
+  return ['usage: npm run bench -- <suite>', '', 'suites:', ...lines].join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  const suite = name === undefined ? undefined : suites[name];
+  if (!suite || rest.length > 0) {
+    console.error(usage());
+    return 2;
+  }
+  await suite.run();
+  return 0;
+}
+
+process.exitCode = await main(process.argv.slice(2));
