@@ -108,3 +108,4 @@ export { Model, type ChatResult, type FinishReason, type ModelProcessor, type Co
 export type { PreparedInputs } from './model/inputs.js';
 export type { GenerateOptions } from './generate/options.js';
 export { runConformance, type ConformanceOptions, type ConformanceTolerances, type StageResult } from './conformance/run.js';
+export { defaultBudget, type Budget, type TokenEstimate } from './model/budget.js';

@@ -36,23 +36,32 @@ interface CaseMeta {
   name: string;
   conversations: ChatMessage[][];
   images: string[];
-  videos: unknown[];
+  videos: ({ frames: string[]; fps?: number } | string)[];
   generated_ids: number[][];
   generation: { max_new_tokens: number; eos_token_id: number[]; repetition_penalty: number };
 }
 
-/** Fills the fixture's source-less image parts with its input files, in order. */
-function withImages(conversations: ChatMessage[][], images: string[], root: string): ChatMessage[][] {
-  let k = 0;
-  return conversations.map((conv) =>
+/** Fills the fixture's source-less image and video parts with its input files, in order. */
+function withInputs(meta: CaseMeta, root: string): ChatMessage[][] {
+  const images = meta.images ?? [], videos = meta.videos ?? [];
+  let i = 0, v = 0;
+  return meta.conversations.map((conv) =>
     conv.map((msg) => {
       if (!Array.isArray(msg.content)) return msg;
       return {
         ...msg,
         content: msg.content.map((part) => {
-          if (part.type !== 'image') return part;
-          if (k >= images.length) throw formatError('meta.json', 'more image parts than images');
-          return { ...part, image: join(root, images[k++]) };
+          if (part.type === 'image') {
+            if (i >= images.length) throw formatError('meta.json', 'more image parts than images');
+            return { ...part, image: join(root, images[i++]) };
+          }
+          if (part.type === 'video') {
+            if (v >= videos.length) throw formatError('meta.json', 'more video parts than videos');
+            const src = videos[v++];
+            if (typeof src === 'string') return { ...part, video: join(root, src) };
+            return { ...part, video: src.frames.map((f) => join(root, f)), ...(src.fps !== undefined ? { fps: src.fps } : {}) };
+          }
+          return part;
         }),
       };
     }),
@@ -73,26 +82,38 @@ async function runCase(model: Model, root: string, dir: string, tol: Conformance
   const name = meta.name;
   const ref = await openSafetensors(join(dir, 'tensors.safetensors'));
   try {
-    const conversations = withImages(meta.conversations, meta.images ?? [], root);
+    const conversations = withInputs(meta, root);
     const p = await model.prepare(conversations);
     const B = p.batchSize, S = p.seqLength, H = model.config.text.hiddenSize;
     emit(compareExact(name, 'input_ids', p.inputIds, ints(ref, 'input_ids')!));
     emit(compareExact(name, 'attention_mask', p.attentionMask, ints(ref, 'attention_mask')!));
     const refGrid = ints(ref, 'image_grid_thw');
     if (refGrid) emit(compareExact(name, 'image_grid_thw', p.imageGridThw.flat(), refGrid));
+    const refVideoGrid = ints(ref, 'video_grid_thw');
+    if (refVideoGrid) emit(compareExact(name, 'video_grid_thw', p.videoGridThw.flat(), refVideoGrid));
     emit(compareExact(name, 'position_ids', p.positionIds, ints(ref, 'position_ids')!));
     emit(compareExact(name, 'rope_deltas', p.ropeDeltas, ints(ref, 'rope_deltas')!));
     const refPixels = f32(ref, 'pixel_values');
     if (refPixels) emit(compareFloat(name, 'pixel_values', p.pixelValues ?? new Float32Array(), refPixels, 'abs', tol.pixels));
+    const refVideoPixels = f32(ref, 'pixel_values_videos');
+    if (refVideoPixels) {
+      emit(compareFloat(name, 'pixel_values_videos', p.pixelValuesVideos ?? new Float32Array(), refVideoPixels, 'abs', tol.pixels));
+    }
 
     const { stages, logits } = await model.trace(p);
     // Only real tokens are compared: what padded positions hold depends on how a reference masks them.
     const realRows: number[] = [];
     for (let i = 0; i < B * S; i++) if (p.attentionMask[i]) realRows.push(i);
-    const pairs: [string, string, boolean][] = [['vision_patch_embed', 'image_vision_patch_embed', false]];
-    for (let k = 0; ref.tensors.has(`image_vision_block_${k}`); k++) pairs.push([`vision_block_${k}`, `image_vision_block_${k}`, false]);
-    pairs.push(['vision_embeds', 'image_embeds', false]);
-    for (let i = 0; ref.tensors.has(`deepstack_image_embeds.${i}`); i++) pairs.push([`deepstack_embeds.${i}`, `deepstack_image_embeds.${i}`, false]);
+    // Vision stages carry the reference's names: {image,video}_vision_patch_embed, ..._block_k,
+    // {image,video}_embeds, deepstack_{image,video}_embeds.i.
+    const pairs: [string, string, boolean][] = [];
+    for (const kind of ['image', 'video']) {
+      const names = [`${kind}_vision_patch_embed`];
+      for (let k = 0; ref.tensors.has(`${kind}_vision_block_${k}`); k++) names.push(`${kind}_vision_block_${k}`);
+      names.push(`${kind}_embeds`);
+      for (let i = 0; ref.tensors.has(`deepstack_${kind}_embeds.${i}`); i++) names.push(`deepstack_${kind}_embeds.${i}`);
+      for (const n of names) pairs.push([n, n, false]);
+    }
     pairs.push(['text_embeds', 'text_embeds', true]);
     for (let l = 0; ref.tensors.has(`layer_input.${l}`); l++) pairs.push([`layer_input.${l}`, `layer_input.${l}`, true]);
     // The reference's final_hidden is transformers' last hidden_states entry, normed or not by family.

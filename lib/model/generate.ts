@@ -22,34 +22,83 @@ export interface LoopContext {
   handle: NativeHandle;
   hidden: number;
   imageTokenId: number;
+  videoTokenId: number;
   eosTokenIds: readonly number[];
   padTokenId: number;
   contextLength: number;
 }
 
-/** Rows of the vision embeddings each token takes (-1: a text token). @internal */
-export function visualRows(ids: Int32Array, imageTokenId: number, available: number): Int32Array {
+/**
+ * Rows of the vision embeddings each token takes (-1: a text token). The embeddings hold every
+ * image's tokens first, then every video's, each in placeholder order.
+ * @internal
+ */
+export function visualRows(ctx: LoopContext, ids: Int32Array, v: VisionFeatures): Int32Array {
   const rows = new Int32Array(ids.length).fill(-1);
-  let k = 0;
-  for (let i = 0; i < ids.length; i++) if (ids[i] === imageTokenId) rows[i] = k++;
-  if (k !== available) {
-    throw new QwenVLError('E_INPUT', `the prompt has ${k} image tokens but the images give ${available} embeddings`);
+  let img = 0, vid = v.imageTokens;
+  for (let i = 0; i < ids.length; i++) {
+    if (ids[i] === ctx.imageTokenId) rows[i] = img++;
+    else if (ids[i] === ctx.videoTokenId) rows[i] = vid++;
+  }
+  const total = v.embeds.length / ctx.hidden;
+  if (img !== v.imageTokens || vid !== total) {
+    throw new QwenVLError(
+      'E_INPUT',
+      `the prompt has ${img} image and ${vid - v.imageTokens} video tokens but the vision tower gave ${v.imageTokens} and ${total - v.imageTokens}`,
+    );
   }
   return rows;
 }
 
 /** @internal Vision features of a prompt: merged embeddings and (Qwen3-VL) DeepStack features. */
 export interface VisionFeatures {
+  /** [image tokens + video tokens, hidden]: all images' rows, then all videos'. */
   embeds: Float32Array;
+  /** Qwen3-VL: per DeepStack level, rows laid out as `embeds`. */
   deepstack: Float32Array[];
+  imageTokens: number;
 }
 
-/** @internal Encodes the prepared images, if any. */
-export async function encodePrepared(ctx: LoopContext, p: PreparedInputs): Promise<VisionFeatures | null> {
-  if (!p.pixelValues) return null;
-  const grids = Int32Array.from(p.imageGridThw.flat());
-  const r = await native.modelEncodeVision(ctx.handle, p.pixelValues, p.patchDim, grids, false);
-  return { embeds: new Float32Array(r.embeds.data), deepstack: r.deepstack.map((d) => new Float32Array(d.data)) };
+type EncodeResult = Awaited<ReturnType<typeof native.modelEncodeVision>>;
+
+function concat(parts: ArrayBuffer[]): Float32Array {
+  const arrays = parts.map((b) => new Float32Array(b));
+  if (arrays.length === 1) return arrays[0];
+  const out = new Float32Array(arrays.reduce((n, a) => n + a.length, 0));
+  let o = 0;
+  for (const a of arrays) {
+    out.set(a, o);
+    o += a.length;
+  }
+  return out;
+}
+
+/**
+ * @internal Runs the vision tower on the prepared images and videos (one call each, so each keeps
+ * its own attention segments) and joins their features. `onResult` sees each call's raw output;
+ * with it set, the calls also return their intermediate stages.
+ */
+export async function encodePrepared(
+  ctx: LoopContext,
+  p: PreparedInputs,
+  onResult?: (kind: 'image' | 'video', r: EncodeResult) => void,
+): Promise<VisionFeatures | null> {
+  const runs: { kind: 'image' | 'video'; pixels: Float32Array; dim: number; grids: [number, number, number][] }[] = [];
+  if (p.pixelValues) runs.push({ kind: 'image', pixels: p.pixelValues, dim: p.patchDim, grids: p.imageGridThw });
+  if (p.pixelValuesVideos) runs.push({ kind: 'video', pixels: p.pixelValuesVideos, dim: p.videoPatchDim, grids: p.videoGridThw });
+  if (runs.length === 0) return null;
+  const results: EncodeResult[] = [];
+  for (const run of runs) {
+    const r = await native.modelEncodeVision(ctx.handle, run.pixels, run.dim, Int32Array.from(run.grids.flat()), onResult !== undefined);
+    onResult?.(run.kind, r);
+    results.push(r);
+  }
+  const levels = results[0].deepstack.length;
+  return {
+    embeds: concat(results.map((r) => r.embeds.data)),
+    deepstack: Array.from({ length: levels }, (_, l) => concat(results.map((r) => r.deepstack[l].data))),
+    imageTokens: p.pixelValues ? results[0].embeds.shape[0] : 0,
+  };
 }
 
 /** @internal The vision part of a prefill's forward arguments. */
@@ -57,7 +106,7 @@ export function visionArgs(ctx: LoopContext, ids: Int32Array, v: VisionFeatures 
   if (!v) return {};
   return {
     visionEmbeds: v.embeds,
-    visualRows: visualRows(ids, ctx.imageTokenId, v.embeds.length / ctx.hidden),
+    visualRows: visualRows(ctx, ids, v),
     ...(v.deepstack.length > 0 ? { deepstack: v.deepstack } : {}),
   };
 }

@@ -10,6 +10,8 @@ import { QwenVLError, inputError } from '../errors.js';
 import { getRopeIndex, ropeIndexOptions } from '../families/rope-index.js';
 import type { ImageProcessorConfig } from '../processor/config.js';
 import { processImages, type ImageInput, type ImageItem, type ImageSizeOptions } from '../processor/image.js';
+import { processVideo, type ProcessVideoOptions, type VideoInput } from '../processor/video.js';
+import type { VideoProcessorConfig } from '../processor/video-config.js';
 import { padBatch } from '../text/batch.js';
 import type { ChatMessage, ChatTemplate } from '../text/chat-template.js';
 import { expandVisionPlaceholders } from '../text/expand.js';
@@ -34,6 +36,13 @@ export interface PreparedInputs {
   patchDim: number;
   /** (t, h, w) per image, in placeholder order. */
   imageGridThw: [number, number, number][];
+  /** Flattened video patches of all videos, [patches × videoPatchDim], or null without videos. */
+  pixelValuesVideos: Float32Array | null;
+  videoPatchDim: number;
+  /** (t, h, w) per video, in placeholder order. */
+  videoGridThw: [number, number, number][];
+  /** Qwen2.5-VL: seconds per temporal grid step of each video. */
+  secondPerGridTs: number[];
   /** [3][batchSize × seqLength]: temporal, height and width positions. */
   positionIds: Int32Array;
   /** Per row: position of cache slot c is c + ropeDeltas[b] on every axis. */
@@ -46,6 +55,7 @@ export interface InputContext {
   tokenizer: QwenTokenizer;
   template: ChatTemplate;
   imageConfig: ImageProcessorConfig;
+  videoConfig: VideoProcessorConfig;
   maxInputPixels?: number;
 }
 
@@ -99,10 +109,60 @@ async function imageOfPart(part: Record<string, unknown>, where: string): Promis
 
 const KNOWN_PARTS = new Set(['text', 'image', 'image_url', 'video']);
 
-/** Validates the messages and collects their image parts in order. @internal */
-export async function collectImages(messages: readonly ChatMessage[], row: number): Promise<ImageItem[]> {
+/** A video part resolved to its input and options. @internal */
+export interface VideoItem {
+  input: VideoInput;
+  options: ProcessVideoOptions;
+}
+
+const VIDEO_KEYS: [keyof ProcessVideoOptions, string][] = [
+  ['fps', 'fps'],
+  ['nframes', 'nframes'],
+  ['minFrames', 'min_frames'],
+  ['maxFrames', 'max_frames'],
+  ['minPixels', 'min_pixels'],
+  ['maxPixels', 'max_pixels'],
+  ['totalPixels', 'total_pixels'],
+  ['resizedHeight', 'resized_height'],
+  ['resizedWidth', 'resized_width'],
+  ['videoStart', 'video_start'],
+  ['videoEnd', 'video_end'],
+];
+
+function videoOfPart(part: Record<string, unknown>, where: string): VideoItem {
+  const options: ProcessVideoOptions = {};
+  for (const [camel, snake] of VIDEO_KEYS) {
+    const v = part[camel] ?? part[snake];
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw inputError(`${where}: ${camel} must be a number`);
+    (options as Record<string, number>)[camel] = v;
+  }
+  const src = part.video ?? part.url ?? part.path;
+  if (Array.isArray(src)) {
+    // A list of frames: the fps they were sampled at describes them, it does not resample them.
+    const { fps, ...rest } = options;
+    return { input: { frames: src as ImageInput[], ...(fps !== undefined ? { fps } : {}) }, options: rest };
+  }
+  if (src && typeof src === 'object' && Array.isArray((src as { frames?: unknown }).frames)) {
+    return { input: src as VideoInput, options };
+  }
+  if (typeof src === 'string' || src instanceof URL) {
+    if (typeof src === 'string' && /^[a-z][a-z0-9+.-]*:\/\//i.test(src) && !src.startsWith('file:')) {
+      throw new QwenVLError('E_UNSUPPORTED', `${where}: remote video URLs are not fetched; pass a path or a list of frames`);
+    }
+    return { input: typeof src === 'string' && src.startsWith('file:') ? fileURLToPath(src) : src, options };
+  }
+  throw inputError(`${where}: video part needs video (a path or a list of frames), url or path`);
+}
+
+/** Validates the messages and collects their image and video parts in order. @internal */
+export async function collectVision(
+  messages: readonly ChatMessage[],
+  row: number,
+): Promise<{ images: ImageItem[]; videos: VideoItem[] }> {
   if (!Array.isArray(messages) || messages.length === 0) throw inputError(`conversation ${row}: messages must be a non-empty array`);
   const images: ImageItem[] = [];
+  const videos: VideoItem[] = [];
   for (let m = 0; m < messages.length; m++) {
     const msg = messages[m];
     const where = `conversation ${row}, message ${m}`;
@@ -117,12 +177,23 @@ export async function collectImages(messages: readonly ChatMessage[], row: numbe
       if (!KNOWN_PARTS.has(part.type)) {
         throw inputError(`${pw}: unknown part type '${part.type}' (expected text, image, image_url or video)`);
       }
-      if (part.type === 'video') throw new QwenVLError('E_UNSUPPORTED', `${pw}: video input is not supported yet`);
+      if (part.type === 'video') videos.push(videoOfPart(part, pw));
       if (part.type === 'text' && typeof part.text !== 'string') throw inputError(`${pw}: text part needs a string text`);
       if (part.type === 'image' || part.type === 'image_url') images.push(await imageOfPart(part, pw));
     }
   }
-  return images;
+  return { images, videos };
+}
+
+function concatFloat(parts: Float32Array[]): Float32Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
 }
 
 function countOccurrences(text: string, needle: string): number {
@@ -135,35 +206,54 @@ function countOccurrences(text: string, needle: string): number {
 export async function prepareInputs(ctx: InputContext, conversations: readonly (readonly ChatMessage[])[]): Promise<PreparedInputs> {
   if (!Array.isArray(conversations) || conversations.length === 0) throw inputError('no conversation given');
   const imageToken = ctx.tokenizer.idToToken(ctx.config.tokens.imageTokenId) ?? '<|image_pad|>';
+  const videoToken = ctx.tokenizer.idToToken(ctx.config.tokens.videoTokenId) ?? '<|video_pad|>';
   const promptTexts: string[] = [];
   const items: ImageItem[] = [];
+  const videoItems: VideoItem[] = [];
   for (let b = 0; b < conversations.length; b++) {
-    const images = await collectImages(conversations[b], b);
+    const { images, videos } = await collectVision(conversations[b], b);
     const text = ctx.template.render(conversations[b], { addGenerationPrompt: true });
-    const slots = countOccurrences(text, imageToken);
-    if (slots !== images.length) {
-      throw inputError(
-        `conversation ${b}: ${images.length} image part(s) but the chat template placed ${slots} image placeholder(s)`,
-      );
+    for (const [kind, token, n] of [['image', imageToken, images.length], ['video', videoToken, videos.length]] as const) {
+      const slots = countOccurrences(text, token);
+      if (slots !== n) {
+        throw inputError(`conversation ${b}: ${n} ${kind} part(s) but the chat template placed ${slots} ${kind} placeholder(s)`);
+      }
     }
     promptTexts.push(text);
     items.push(...images);
+    videoItems.push(...videos);
   }
 
   const processed = items.length > 0
     ? await processImages(items, ctx.imageConfig, ctx.maxInputPixels ? { maxInputPixels: ctx.maxInputPixels } : {})
     : null;
   const imageGridThw = processed?.imageGridThw ?? [];
+  // Videos one at a time: each may be long, and only its sampled frames are kept.
+  const videos = [];
+  for (let i = 0; i < videoItems.length; i++) {
+    try {
+      videos.push(await processVideo(videoItems[i].input, ctx.videoConfig, { ...videoItems[i].options, ...(ctx.maxInputPixels ? { maxInputPixels: ctx.maxInputPixels } : {}) }));
+    } catch (err) {
+      if (err instanceof QwenVLError && videoItems.length > 1) throw new QwenVLError(err.code, `videos[${i}]: ${err.message}`, { cause: err });
+      throw err;
+    }
+  }
+  const videoGridThw = videos.map((v) => v.gridThw);
+  const qwen3 = ropeIndexOptions(ctx.config).kind === 'qwen3_vl';
   const expanded = expandVisionPlaceholders(promptTexts, {
     imageGridThw,
+    videoGridThw,
     mergeSize: ctx.config.vision.spatialMergeSize,
+    videoStyle: qwen3 ? 'qwen3' : 'qwen2',
+    videoTimestamps: videos.map((v) => v.timestamps),
   });
   const padId = ctx.tokenizer.specialIds.pad ?? ctx.tokenizer.specialIds.endOfText ?? 0;
   const batch = padBatch(expanded.map((t) => ctx.tokenizer.encode(t)), { padId, side: 'left' });
   const S = batch.seqLength, B = batch.batchSize;
   const rows = Array.from({ length: B }, (_, b) => batch.inputIds.subarray(b * S, (b + 1) * S));
   const masks = Array.from({ length: B }, (_, b) => batch.attentionMask.subarray(b * S, (b + 1) * S));
-  const rope = getRopeIndex(rows, masks, imageGridThw, null, ropeIndexOptions(ctx.config));
+  const secondPerGridTs = videos.map((v) => v.secondPerGridT);
+  const rope = getRopeIndex(rows, masks, imageGridThw, videoGridThw, ropeIndexOptions(ctx.config, secondPerGridTs));
   const positionIds = new Int32Array(3 * B * S);
   for (let axis = 0; axis < 3; axis++) {
     for (let b = 0; b < B; b++) positionIds.set(rope.positionIds[axis as 0 | 1 | 2][b], axis * B * S + b * S);
@@ -178,6 +268,10 @@ export async function prepareInputs(ctx: InputContext, conversations: readonly (
     pixelValues: processed?.pixelValues ?? null,
     patchDim: processed?.shape[1] ?? 0,
     imageGridThw,
+    pixelValuesVideos: videos.length > 0 ? concatFloat(videos.map((v) => v.pixelValues)) : null,
+    videoPatchDim: videos[0]?.shape[1] ?? 0,
+    videoGridThw,
+    secondPerGridTs,
     positionIds,
     ropeDeltas: rope.ropeDeltas,
   };

@@ -9,9 +9,12 @@ import { openSafetensors } from '../io/safetensors.js';
 import { DTYPE_CODES } from '../tensor.js';
 import { native } from '../native/binding.js';
 import { loadImageProcessorConfig } from '../processor/config.js';
+import { loadVideoProcessorConfig } from '../processor/video-config.js';
+import { ropeIndexOptions } from '../families/rope-index.js';
 import { ChatTemplate } from '../text/chat-template.js';
 import { QwenTokenizer } from '../text/tokenizer.js';
 import { loadGenerationDefaults, loadModelConfig } from './config.js';
+import { defaultBudget } from './budget.js';
 import { Model } from './model.js';
 import { nativeSpec, weightNames } from './native-spec.js';
 
@@ -35,6 +38,10 @@ export interface LoadOptions {
   contextLength?: number;
   /** Largest accepted input image (width × height) before decoding; see the processor's default. */
   maxInputPixels?: number;
+  /** Most vision tokens per request (default 16384); larger requests get E_INPUT. */
+  maxVisualTokens?: number;
+  /** Most estimated bytes per request (default: a quarter of system memory, at most 16 GiB). */
+  maxMemoryBytes?: number;
 }
 
 /**
@@ -55,6 +62,16 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   if (options.device !== undefined && options.device !== 'cpu' && options.device !== 'auto') {
     throw inputError(`loadModel: device must be 'cpu' or 'auto', got ${String(options.device)}`);
   }
+  const budget = defaultBudget();
+  for (const key of ['maxVisualTokens', 'maxMemoryBytes'] as const) {
+    const v = options[key];
+    if (v === undefined) continue;
+    if (!Number.isSafeInteger(v) || v < 1) throw inputError(`loadModel: ${key} must be a positive integer, got ${String(v)}`);
+    budget[key] = v;
+  }
+  if (options.contextLength !== undefined && (!Number.isInteger(options.contextLength) || options.contextLength < 2)) {
+    throw inputError(`loadModel: contextLength must be an integer >= 2, got ${String(options.contextLength)}`);
+  }
   const progress = (stage: LoadProgress['stage'], fraction: number, message: string) =>
     options.onProgress?.({ stage, fraction, message });
   if (options.threads !== undefined) setThreads(options.threads);
@@ -62,7 +79,9 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   progress('config', 0, 'reading config.json');
   const config = await loadModelConfig(dir);
   const generationDefaults = await loadGenerationDefaults(dir, config);
+  const contextLength = options.contextLength ?? Math.min(config.text.maxPositionEmbeddings, 32768);
   const imageConfig = await loadImageProcessorConfig(dir);
+  const videoConfig = await loadVideoProcessorConfig(dir, ropeIndexOptions(config).kind === 'qwen3_vl' ? 'qwen3' : 'qwen2');
   progress('tokenizer', 0.1, 'loading tokenizer and chat template');
   const tokenizer = await QwenTokenizer.load(dir);
   const template = await ChatTemplate.fromDirectory(dir, tokenizer.specialTokensMap);
@@ -83,12 +102,6 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
     names,
     [...byFile].map(([path, tensors]) => ({ path, tensors })),
   );
-  const maxCtx = Math.min(config.text.maxPositionEmbeddings, 32768);
-  const contextLength = options.contextLength ?? maxCtx;
-  if (!Number.isInteger(contextLength) || contextLength < 2) {
-    native.disposeHandle(handle);
-    throw inputError(`loadModel: contextLength must be an integer >= 2, got ${contextLength}`);
-  }
   progress('ready', 1, 'model ready');
   return new Model({
     dir,
@@ -97,8 +110,10 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
     tokenizer,
     template,
     imageConfig,
+    videoConfig,
     handle,
     contextLength,
+    budget,
     ...(options.maxInputPixels ? { maxInputPixels: options.maxInputPixels } : {}),
   });
 }

@@ -8,12 +8,15 @@ import { resolveGenerateOptions, type GenerateOptions } from '../generate/option
 import { StopMatcher } from '../generate/stop.js';
 import { native, type NativeHandle } from '../native/binding.js';
 import type { ImageProcessorConfig } from '../processor/config.js';
+import { processVideo, type ProcessedVideo, type ProcessVideoOptions, type VideoInput } from '../processor/video.js';
+import type { VideoProcessorConfig } from '../processor/video-config.js';
 import { processImages, type ImageInput, type ImageItem, type ProcessedImages } from '../processor/image.js';
 import type { ChatMessage, ChatTemplate } from '../text/chat-template.js';
 import type { QwenTokenizer } from '../text/tokenizer.js';
 import { Tensor, tensorFromNative } from '../tensor.js';
+import { checkBudget, estimateMemory, type Budget, type TokenEstimate } from './budget.js';
 import type { GenerationDefaults, ModelConfig } from './config.js';
-import { encodePrepared, tokenLoop, visionArgs, type LoopContext, type VisionFeatures } from './generate.js';
+import { encodePrepared, tokenLoop, visionArgs, type LoopContext } from './generate.js';
 import { prepareInputs, type PreparedInputs } from './inputs.js';
 
 /** Why generation ended. */
@@ -33,8 +36,11 @@ export interface ChatResult {
 /** The image processor of a model: its settings and the function that runs it. */
 export interface ModelProcessor {
   readonly config: ImageProcessorConfig;
+  readonly videoConfig: VideoProcessorConfig;
   /** Images -> flattened patches and grids, exactly as transformers' processor. */
   processImages(images: readonly (ImageInput | ImageItem)[]): Promise<ProcessedImages>;
+  /** One video (file or frames) -> flattened patches, grid and timing, as transformers' video processor. */
+  processVideo(video: VideoInput, options?: ProcessVideoOptions): Promise<ProcessedVideo>;
 }
 
 /** Parts a {@link Model} is built from ({@link loadModel} assembles them). @internal */
@@ -45,8 +51,10 @@ export interface ModelParts {
   tokenizer: QwenTokenizer;
   template: ChatTemplate;
   imageConfig: ImageProcessorConfig;
+  videoConfig: VideoProcessorConfig;
   handle: NativeHandle;
   contextLength: number;
+  budget: Budget;
   maxInputPixels?: number;
 }
 
@@ -73,6 +81,8 @@ export class Model {
   readonly processor: ModelProcessor;
   /** Most tokens (prompt + generated) one sequence may hold. */
   readonly contextLength: number;
+  /** Limits every request is checked against (see {@link LoadOptions}). */
+  readonly budget: Readonly<Budget>;
   private handle: NativeHandle | null;
   private readonly maxInputPixels?: number;
 
@@ -86,11 +96,14 @@ export class Model {
     this.contextLength = parts.contextLength;
     this.handle = parts.handle;
     this.maxInputPixels = parts.maxInputPixels;
-    const imageConfig = parts.imageConfig;
+    this.budget = Object.freeze({ ...parts.budget });
+    const { imageConfig, videoConfig } = parts;
     const decode = parts.maxInputPixels ? { maxInputPixels: parts.maxInputPixels } : {};
     this.processor = {
       config: imageConfig,
+      videoConfig,
       processImages: (images) => processImages(images, imageConfig, decode),
+      processVideo: (video, options = {}) => processVideo(video, videoConfig, { ...decode, ...options }),
     };
   }
 
@@ -110,6 +123,7 @@ export class Model {
       handle: this.live(),
       hidden: this.config.text.hiddenSize,
       imageTokenId: this.config.tokens.imageTokenId,
+      videoTokenId: this.config.tokens.videoTokenId,
       eosTokenIds: eos,
       padTokenId: this.generationDefaults.padTokenId ?? this.tokenizer.specialIds.pad ?? eos[0] ?? 0,
       contextLength: this.contextLength,
@@ -129,10 +143,35 @@ export class Model {
         tokenizer: this.tokenizer,
         template: this.template,
         imageConfig: this.processor.config,
+        videoConfig: this.processor.videoConfig,
         ...(this.maxInputPixels ? { maxInputPixels: this.maxInputPixels } : {}),
       },
       batch,
     );
+  }
+
+  /**
+   * Counts the vision and text tokens of a request, and estimates its peak memory for
+   * `maxTokens` new tokens, without running the model (images are decoded and resized).
+   */
+  async estimateTokens(messages: Conversation | readonly Conversation[], options: { maxTokens?: number } = {}): Promise<TokenEstimate> {
+    return this.estimate(await this.prepare(messages), options.maxTokens ?? 0);
+  }
+
+  private estimate(p: PreparedInputs, maxTokens: number): TokenEstimate {
+    const merge = this.config.vision.spatialMergeSize ** 2;
+    const imageTokens = p.imageGridThw.reduce((n, [t, h, w]) => n + (t * h * w) / merge, 0);
+    const videoTokens = p.videoGridThw.reduce((n, [t, h, w]) => n + (t * h * w) / merge, 0);
+    const realTokens = p.padding.reduce((n, pad) => n + p.seqLength - pad, 0);
+    const patches = [...p.imageGridThw, ...p.videoGridThw].reduce((n, [t, h, w]) => n + t * h * w, 0);
+    return {
+      imageTokens,
+      videoTokens,
+      textTokens: realTokens - imageTokens - videoTokens,
+      promptTokens: p.batchSize * p.seqLength,
+      batchSize: p.batchSize,
+      memoryBytes: estimateMemory(this.config, patches, p.batchSize, p.seqLength, maxTokens),
+    };
   }
 
   /** Merged vision embeddings of images: a [tokens, hidden] f32 {@link Tensor}, rows in image order. */
@@ -149,6 +188,7 @@ export class Model {
    */
   async logits(inputs: PreparedInputs, options: { all?: boolean } = {}): Promise<Tensor> {
     const ctx = this.loopContext();
+    checkBudget(this.estimate(inputs, 0), this.budget);
     const vision = await encodePrepared(ctx, inputs);
     const session = native.modelNewSession(ctx.handle, inputs.batchSize, inputs.seqLength);
     try {
@@ -175,17 +215,11 @@ export class Model {
   async trace(inputs: PreparedInputs): Promise<{ stages: Map<string, Tensor>; logits: Tensor }> {
     const ctx = this.loopContext();
     const stages = new Map<string, Tensor>();
-    let vision: VisionFeatures | null = null;
-    if (inputs.pixelValues) {
-      const grids = Int32Array.from(inputs.imageGridThw.flat());
-      const r = await native.modelEncodeVision(ctx.handle, inputs.pixelValues, inputs.patchDim, grids, true);
-      for (const [name, t] of r.trace) stages.set(name, tensorFromNative(t));
-      const embeds = tensorFromNative(r.embeds);
-      stages.set('vision_embeds', embeds);
-      const deepstack = r.deepstack.map((d) => tensorFromNative(d));
-      deepstack.forEach((d, i) => stages.set(`deepstack_embeds.${i}`, d));
-      vision = { embeds: embeds.data as Float32Array, deepstack: deepstack.map((d) => d.data as Float32Array) };
-    }
+    const vision = await encodePrepared(ctx, inputs, (kind, r) => {
+      for (const [name, t] of r.trace) stages.set(`${kind}_${name}`, tensorFromNative(t));
+      stages.set(`${kind}_embeds`, tensorFromNative(r.embeds));
+      r.deepstack.forEach((d, i) => stages.set(`deepstack_${kind}_embeds.${i}`, tensorFromNative(d)));
+    });
     const session = native.modelNewSession(ctx.handle, inputs.batchSize, inputs.seqLength);
     try {
       const r = await native.sessionForward(session, {
@@ -263,6 +297,7 @@ export class Model {
     const ctx = this.loopContext();
     const o = resolveGenerateOptions(options, this.generationDefaults);
     const p = await this.prepare(messages);
+    checkBudget(this.estimate(p, Math.min(o.maxTokens, Math.max(0, this.contextLength - p.seqLength))), this.budget);
     const B = p.batchSize;
     const decoders = Array.from({ length: B }, () => this.tokenizer.createStreamDecoder({ skipSpecialTokens: true }));
     const stops = Array.from({ length: B }, () => new StopMatcher(o.stop));

@@ -241,6 +241,9 @@ export async function decodeVideoFrames(
     '-vf',
     `select='${expr}'`,
     ...sync,
+    // FFmpeg stops by itself after the last wanted frame.
+    '-frames:v',
+    String(indices.length),
     '-f',
     'rawvideo',
     '-pix_fmt',

@@ -75,7 +75,14 @@ export type VideoInput = string | URL | VideoFrames;
 /** Whose rules pick the frames and the size; see the module notes. */
 export type VideoPipeline = 'qwen-vl-utils' | 'processor';
 
-/** Options of {@link processVideo}. */
+/**
+ * Options of {@link processVideo}. The sampling options (`fps`, `nframes`, `minFrames`,
+ * `maxFrames`, `videoStart`, `videoEnd`) apply to video files. The pixel options follow the
+ * pipeline: with `'qwen-vl-utils'` they are qwen-vl-utils' per-frame bounds and budget; with
+ * `'processor'`, `minPixels`/`maxPixels` override the processor's own bounds (per frame for
+ * Qwen2/2.5-VL, frames × height × width for Qwen3-VL, as `size.shortest_edge`/`longest_edge`)
+ * and `totalPixels`, `resizedHeight`, `resizedWidth` are refused.
+ */
 export interface ProcessVideoOptions extends FrameCountOptions, FramePixelOptions, DecodeOptions {
   /** Default: `'processor'` for frame lists, `'qwen-vl-utils'` for files. */
   pipeline?: VideoPipeline;
@@ -115,6 +122,8 @@ export interface ProcessedVideo {
   timestamps: number[];
 }
 
+/** Frames of a list decoded concurrently. */
+const DECODE_AHEAD = 4;
 const SAMPLING_KEYS = ['fps', 'nframes', 'minFrames', 'maxFrames', 'videoStart', 'videoEnd'] as const;
 const QWEN_VL_UTILS_ONLY_KEYS = ['totalPixels', 'resizedHeight', 'resizedWidth'] as const;
 
@@ -231,19 +240,24 @@ async function processFrameList(
     }
   }
 
-  // Decode one frame at a time and keep only its resized copy.
+  // Frames are decoded a few ahead of use and only their resized copies are kept.
   const n = list.length;
   const out: Uint8Array[] = [];
   let first: { width: number; height: number } | undefined;
   let steps: { size: [number, number]; flavor: ProcessorFlavor }[] = [];
   let size: [number, number] = [0, 0];
+  const pending: Promise<RgbImage>[] = [];
+  let next = 0;
   for (let i = 0; i < n; i++) {
-    let frame: RgbImage;
-    try {
-      frame = await decodeImage(list[i], options);
-    } catch (err) {
-      throw withWhere(err, `video frames[${i}]`);
+    while (pending.length < DECODE_AHEAD && next < n) {
+      const k = next++;
+      const p = decodeImage(list[k], options).catch((err: unknown) => {
+        throw withWhere(err, `video frames[${k}]`);
+      });
+      p.catch(() => undefined); // a later frame's failure must not go unhandled while an earlier one is awaited
+      pending.push(p);
     }
+    let frame = await (pending.shift() as Promise<RgbImage>);
     if (pipeline === 'qwen-vl-utils') {
       // fetch_image sizes every frame on its own (PIL); the stacked frames must then agree.
       const own = qwenVlUtilsFrameSize(frame.height, frame.width, config.patchSize, options);

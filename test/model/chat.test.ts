@@ -118,6 +118,41 @@ describe('Qwen2-VL chat', () => {
   });
 });
 
+describe('token budgets', () => {
+  it('estimateTokens counts vision and text tokens before running', async () => {
+    const e = await model.estimateTokens(ask('What is shown?'), { maxTokens: 10 });
+    expect(e.imageTokens).toBe(64);
+    expect(e.videoTokens).toBe(0);
+    const p = await model.prepare(ask('What is shown?'));
+    expect(e.imageTokens + e.textTokens).toBe(p.seqLength);
+    expect(e.memoryBytes).toBeGreaterThan(0);
+  });
+
+  it('refuses a request over the vision-token or memory budget with E_INPUT naming the option', async () => {
+    const small = await loadModel(CKPT, { maxVisualTokens: 32 });
+    try {
+      await expectCode(small.chat(ask('x')), 'E_INPUT', /64 vision tokens, over the budget of 32.*maxVisualTokens/);
+      expect((await small.chat(ask('x', false), { doSample: false, maxTokens: 2 })).tokens).toHaveLength(2);
+    } finally {
+      small.dispose();
+    }
+    const tight = await loadModel(CKPT, { maxMemoryBytes: 1024 });
+    try {
+      await expectCode(tight.chat(ask('x', false)), 'E_INPUT', /maxMemoryBytes/);
+    } finally {
+      tight.dispose();
+    }
+  });
+
+  it('reports load progress up to ready', async () => {
+    const stages: string[] = [];
+    const m = await loadModel(CKPT, { onProgress: (p) => stages.push(p.stage) });
+    m.dispose();
+    expect(stages[0]).toBe('config');
+    expect(stages.at(-1)).toBe('ready');
+  });
+});
+
 describe('Qwen2-VL bad input', () => {
   it('undecodable bytes, zero-size data, missing file', async () => {
     await expectCode(model.chat([{ role: 'user', content: [{ type: 'image', image: Buffer.from('not an image') }] }]), 'E_INPUT');

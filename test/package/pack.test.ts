@@ -49,7 +49,8 @@ describe('npm pack + install without a compiler', () => {
 
     sh(process.execPath, [join(repo, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], pkg);
     // prebuildify's default backend is node-gyp: this also proves binding.gyp builds the addon.
-    const gypEnv = existsSync('/usr/include/node/node_api.h') ? { ...process.env, npm_config_nodedir: '/usr' } : process.env;
+    // JOBS: node-gyp compiles with one make job unless told otherwise.
+    const gypEnv = { ...process.env, JOBS: 'max', ...(existsSync('/usr/include/node/node_api.h') ? { npm_config_nodedir: '/usr' } : {}) };
     sh(process.execPath, [join(repo, 'node_modules/prebuildify/bin.js'), '--napi', '--strip'], pkg, gypEnv);
     const prebuilt = readdirSync(join(pkg, 'prebuilds', `${process.platform}-${process.arch}`));
     expect(prebuilt.some((f) => f.endsWith('.node'))).toBe(true);

@@ -87,17 +87,19 @@ describe('frame indices', () => {
     expect(sampleFramesQwenVlUtils(30, 10, { videoStart: 1, videoEnd: 2 }).indices).toEqual([10, 13, 17, 20]);
   });
 
-  it('torchLinspaceF32 is float32, exact at both ends, and monotone over the vector/scalar seams', () => {
+  it('torchLinspaceF32 is float32, exact at both ends, and monotone', () => {
     for (const [a, b, n] of [[0, 299, 20], [0, 99999, 768], [17, 1000, 33], [0, 1, 2]] as const) {
       const v = torchLinspaceF32(a, b, n);
       expect(v.length).toBe(n);
       expect(v[0]).toBe(a);
       expect(v[n - 1]).toBe(b);
-      for (let i = 0; i < n; i++) {
-        expect(v[i]).toBe(Math.fround(v[i]));
-        expect(Math.abs(v[i] - (a + ((b - a) * i) / (n - 1)))).toBeLessThan(Math.max(1e-3, b * 1e-6));
-        if (i > 0) expect(v[i]).toBeGreaterThan(v[i - 1]);
-      }
+      const bad = v.filter(
+        (x, i) =>
+          x !== Math.fround(x) ||
+          !(Math.abs(x - (a + ((b - a) * i) / (n - 1))) < Math.max(1e-3, b * 1e-6)) ||
+          (i > 0 && !(x > v[i - 1])),
+      );
+      expect(bad).toEqual([]);
     }
     expect(torchLinspaceF32(5, 9, 1)).toEqual([5]);
     expect(torchLinspaceF32(0, 9, 3)).toEqual([0, 4.5, 9]);

@@ -243,6 +243,9 @@ describe('finding FFmpeg', () => {
 });
 
 const HAVE_FFMPEG = spawnSync('ffmpeg', ['-version']).status === 0 && spawnSync('ffprobe', ['-version']).status === 0;
+if (!HAVE_FFMPEG) {
+  console.warn('video.test.ts: no ffmpeg/ffprobe on PATH, the video-file tests are skipped (CI: apt-get install -y ffmpeg)');
+}
 
 describe.skipIf(!HAVE_FFMPEG)('video files through FFmpeg (skipped without ffmpeg/ffprobe on PATH; CI: apt-get install -y ffmpeg)', () => {
   let dir: string;

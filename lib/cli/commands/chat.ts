@@ -4,12 +4,13 @@ import type { ContentPart } from '../../text/chat-template.js';
 import type { Command } from '../main.js';
 
 const USAGE =
-  'usage: qwenvl chat --model DIR [--image PATH]... [--system TEXT] [--max-tokens N] [--temperature T]\n' +
+  'usage: qwenvl chat --model DIR [--image PATH]... [--video PATH]... [--system TEXT] [--max-tokens N] [--temperature T]\n' +
   '                   [--top-p P] [--top-k K] [--seed S] [--threads N] "prompt"\n';
 
 interface ChatArgs {
   model?: string;
   images: string[];
+  videos: string[];
   system?: string;
   prompt?: string;
   maxTokens?: number;
@@ -27,7 +28,7 @@ function number(flag: string, v: string | undefined): number {
 }
 
 function parse(args: string[]): ChatArgs {
-  const out: ChatArgs = { images: [] };
+  const out: ChatArgs = { images: [], videos: [] };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const next = () => {
@@ -38,6 +39,7 @@ function parse(args: string[]): ChatArgs {
     switch (a) {
       case '--model': out.model = next(); break;
       case '--image': out.images.push(next()); break;
+      case '--video': out.videos.push(next()); break;
       case '--system': out.system = next(); break;
       case '--max-tokens': out.maxTokens = number(a, next()); break;
       case '--temperature': out.temperature = number(a, next()); break;
@@ -54,10 +56,10 @@ function parse(args: string[]): ChatArgs {
   return out;
 }
 
-/** `qwenvl chat --model DIR [--image PATH]... "prompt"`: streams the answer to stdout. */
+/** `qwenvl chat --model DIR [--image PATH]... [--video PATH]... "prompt"`: streams the answer to stdout. */
 export const chatCommand: Command = {
   name: 'chat',
-  summary: 'answer one prompt about zero or more images, streaming to stdout',
+  summary: 'answer one prompt about images and videos, streaming to stdout',
   async run(args) {
     const a = parse(args);
     if (!a.model || a.prompt === undefined) {
@@ -66,7 +68,11 @@ export const chatCommand: Command = {
     }
     const model = await loadModel(a.model, a.threads !== undefined ? { threads: a.threads } : {});
     try {
-      const content: ContentPart[] = [...a.images.map((p) => ({ type: 'image', image: p }) as ContentPart), { type: 'text', text: a.prompt }];
+      const content: ContentPart[] = [
+        ...a.images.map((p) => ({ type: 'image', image: p }) as ContentPart),
+        ...a.videos.map((p) => ({ type: 'video', video: p }) as ContentPart),
+        { type: 'text', text: a.prompt },
+      ];
       const messages = [...(a.system !== undefined ? [{ role: 'system', content: a.system }] : []), { role: 'user', content }];
       const stream = model.stream(messages, {
         ...(a.maxTokens !== undefined ? { maxTokens: a.maxTokens } : {}),
