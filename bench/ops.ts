@@ -84,7 +84,9 @@ async function matmulRows(): Promise<Row[]> {
 
 async function attentionRows(): Promise<Row[]> {
   const variants = available('attention');
-  if (variants.length === 0) return [{ op: 'attention', shape: '-', variant: '-', note: 'n/a (no attention op in this build)' }];
+  if (variants.length === 0) {
+    return [{ op: 'attention', shape: '-', variant: '-', note: 'n/a (no attention op in this build)' }];
+  }
   const rows: Row[] = [];
   const heads = 16;
   const kvHeads = 2;
@@ -98,7 +100,8 @@ async function attentionRows(): Promise<Row[]> {
       const t = await timeOrNote(() =>
         native.benchAttention({ seq, heads, kvHeads, headDim, causal: true, variant, iters }),
       );
-      const row: Row = { op: 'attention', shape: `seq=${seq} h=${heads}/${kvHeads} d=${headDim} causal`, variant, ...t };
+      const shape = `seq=${seq} h=${heads}/${kvHeads} d=${headDim} causal`;
+      const row: Row = { op: 'attention', shape, variant, ...t };
       // q·kᵀ and p·v, 2 flops per multiply-add, half of the square under the causal mask.
       if (t.seconds !== undefined) row.gflops = (2 * seq * seq * headDim * heads) / t.seconds / 1e9;
       group.push(row);
@@ -141,7 +144,8 @@ function print(rows: Row[]): void {
 /** Runs the ops benchmark and prints its table. */
 export async function runOps(): Promise<void> {
   const info = native.info();
-  console.log(`cpu: ${info.cpu.brand} (${info.cpu.physicalCores} cores, ${info.threads} threads; ${info.cpu.features.join(' ')})`);
+  const { cpu } = info;
+  console.log(`cpu: ${cpu.brand} (${cpu.physicalCores} cores, ${info.threads} threads; ${cpu.features.join(' ')})`);
   console.log(`best of N calls after a warm-up; x${BASELINE} = speed relative to "${BASELINE}" in this run\n`);
   const started = Date.now();
   print([...(await matmulRows()), ...(await attentionRows())]);

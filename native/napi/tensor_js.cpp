@@ -82,10 +82,11 @@ Napi::ArrayBuffer to_js_buffer(Napi::Env env, const Tensor& t, bool* external) {
   // A misaligned start (possible in a safetensors file written without padding) would make the
   // typed array view misaligned too, so it is copied into an aligned buffer instead.
   const Storage* s = t.storage().get();
-  const bool borrowed = dynamic_cast<const BorrowedStorage*>(s) != nullptr;
+  // kind() rather than dynamic_cast: node-gyp builds without RTTI.
+  const bool borrowed = std::strcmp(s->kind(), "borrowed") == 0;
   const bool aligned = reinterpret_cast<uintptr_t>(t.raw()) % dtype_size(t.dtype()) == 0;
   if (bytes > 0 && !borrowed && aligned && !copy_forced()) {
-    const bool owned = dynamic_cast<const OwnedStorage*>(s) != nullptr;
+    const bool owned = std::strcmp(s->kind(), "owned") == 0;
     auto* keep = new KeepAlive{t.storage(), owned ? static_cast<int64_t>(bytes) : 0};
     napi_value ab = nullptr;
     const napi_status st = napi_create_external_arraybuffer(env, t.raw(), bytes, finalize_keep_alive, keep, &ab);
