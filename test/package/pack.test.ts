@@ -2,9 +2,9 @@
 // CPU only), pack the package with npm, install the tarball into an empty project whose PATH
 // has no compiler, cmake or python, and load it from CommonJS and from ESM.
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 
@@ -24,7 +24,14 @@ function minimalPath(): string {
   const bin = join(work, 'bin');
   mkdirSync(bin);
   symlinkSync(process.execPath, join(bin, 'node'));
-  const npmCli = sh(process.execPath, ['-e', 'process.stdout.write(require.resolve("npm/bin/npm-cli.js", {paths:[require("path").dirname(process.execPath)+"/../lib/node_modules"]}))'], repo);
+  // npm's own entry script: where npm runs us it says so, else it sits beside node.
+  const candidates = [
+    process.env.npm_execpath,
+    join(dirname(process.execPath), '../lib/node_modules/npm/bin/npm-cli.js'),
+    realpathSync(execFileSync('sh', ['-c', 'command -v npm'], { encoding: 'utf8' }).trim()),
+  ];
+  const npmCli = candidates.find((c): c is string => !!c && c.endsWith('npm-cli.js') && existsSync(c));
+  if (!npmCli) throw new Error(`npm-cli.js not found among ${candidates.join(', ')}`);
   symlinkSync(npmCli, join(bin, 'npm'));
   for (const tool of ['sh', 'env', 'cat', 'ls', 'mkdir', 'rm', 'cp', 'mv', 'chmod', 'uname', 'grep', 'sed']) {
     for (const dir of ['/bin', '/usr/bin']) {
