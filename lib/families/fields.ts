@@ -8,7 +8,8 @@
  */
 import { formatError, type QwenVLError } from '../errors.js';
 
-type Json = Record<string, unknown>;
+/** A parsed JSON object. */
+export type Json = Record<string, unknown>;
 
 function describe(value: unknown): string {
   if (value === undefined) return 'nothing';

@@ -34,7 +34,6 @@ export interface NativeModelSpec {
     sparseLayers: number[];
   };
   vision: {
-    kind: 'qwen2' | 'qwen2.5' | 'qwen3';
     depth: number;
     hidden: number;
     heads: number;
@@ -60,19 +59,13 @@ export interface WeightNames {
   lmHead: string;
 }
 
-const VISION_KIND: Record<string, NativeModelSpec['vision']['kind']> = {
-  'qwen2-vl': 'qwen2',
-  'qwen2.5-vl': 'qwen2.5',
-  'qwen3-vl': 'qwen3',
-  'qwen3-vl-moe': 'qwen3',
-};
-
 /** @internal */
 export function nativeSpec(config: ModelConfig): NativeModelSpec {
   const t = config.text;
   const v = config.vision;
   const moe = t.moe;
   return {
+    // native/models/registry.cpp picks the family's structural switches by model_type.
     family: config.modelType,
     text: {
       hidden: t.hiddenSize,
@@ -98,7 +91,6 @@ export function nativeSpec(config: ModelConfig): NativeModelSpec {
       sparseLayers: moe ? moe.sparseLayers.flatMap((s, i) => (s ? [i] : [])) : [],
     },
     vision: {
-      kind: VISION_KIND[config.family] ?? 'qwen2',
       depth: v.depth,
       hidden: v.hiddenSize,
       heads: v.heads,

@@ -84,7 +84,7 @@ export interface StreamDecoder {
 }
 
 /** Where the tokenizer came from, for error messages. */
-interface Sources {
+export interface Sources {
   tokenizerFile: string;
   configFile: string;
 }

@@ -1,6 +1,5 @@
 // A loaded vision-language model: the checkpoint's weights, its vision tower and its decoder.
-// Families are told apart by ModelSpec (built by lib/families/*.ts); registry.cpp lists the
-// model types native code knows.
+// The family (family.h, registry.cpp) gives the structural switches; ModelSpec the numbers.
 #pragma once
 #include <memory>
 #include <string>
@@ -33,8 +32,5 @@ class VlModel {
   std::unique_ptr<VisionTower> vision_;
   std::unique_ptr<TextDecoder> text_;
 };
-
-// E_UNSUPPORTED unless native code implements this model type.
-void check_supported_family(const std::string& family);
 
 }  // namespace qvl::models

@@ -28,14 +28,7 @@ struct TextSpec {
   std::vector<int64_t> sparse_layers;  // decoder layers whose MLP is the MoE block
 };
 
-enum class VisionKind {
-  Qwen2,   // LayerNorm, QuickGELU MLP, full attention per image
-  Qwen25,  // RMSNorm, SwiGLU MLP, window attention except fullatt blocks
-  Qwen3,   // LayerNorm, GELU(tanh) MLP, learned position embeddings, DeepStack
-};
-
 struct VisionSpec {
-  VisionKind kind = VisionKind::Qwen2;
   int64_t depth = 0, hidden = 0, heads = 0, intermediate = 0;
   int64_t in_channels = 3, patch = 14, temporal_patch = 2, merge = 2;
   int64_t out_hidden = 0;  // decoder hidden size the merger projects to
@@ -48,7 +41,7 @@ struct VisionSpec {
 };
 
 struct ModelSpec {
-  std::string family;  // "qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe"
+  std::string family;  // config.json model_type; selects a Family (family.h)
   TextSpec text;
   VisionSpec vision;
 };

@@ -41,7 +41,7 @@ bool contains(const std::vector<int64_t>& v, int64_t x) { return std::find(v.beg
 VisionTower::Merger VisionTower::load_merger(const WeightStore& w, const std::string& p, const std::string& norm,
                                              const std::string& fc1, const std::string& fc2, bool postshuffle) const {
   const int64_t E = spec_.hidden, merged = E * spec_.merge * spec_.merge;
-  const bool rms = spec_.kind == VisionKind::Qwen25;
+  const bool rms = recipe_.rms_norm;
   Merger m;
   m.postshuffle = postshuffle;
   m.norm = NormLayer(w, p + norm, postshuffle ? merged : E, rms ? NormLayer::Kind::RmsNorm : NormLayer::Kind::LayerNorm,
@@ -51,55 +51,54 @@ VisionTower::Merger VisionTower::load_merger(const WeightStore& w, const std::st
   return m;
 }
 
-VisionTower::VisionTower(const VisionSpec& spec, const WeightStore& w, const std::string& prefix) : spec_(spec) {
+VisionTower::VisionTower(const VisionSpec& spec, const VisionRecipe& recipe, const WeightStore& w,
+                         const std::string& prefix)
+    : spec_(spec), recipe_(recipe) {
   QVL_CHECK(spec.hidden > 0 && spec.heads > 0 && spec.hidden % spec.heads == 0, ModelFormat,
             "vision hidden size must be a multiple of the head count");
   head_dim_ = spec.hidden / spec.heads;
   QVL_CHECK(head_dim_ % 4 == 0, ModelFormat, "vision head_dim must be a multiple of 4 for 2-D rotary");
   const int64_t E = spec.hidden;
   const int64_t patch_dim = spec.in_channels * spec.temporal_patch * spec.patch * spec.patch;
-  const bool qwen3 = spec.kind == VisionKind::Qwen3, qwen25 = spec.kind == VisionKind::Qwen25;
   const Tensor& pw = w.get(prefix + "patch_embed.proj.weight",
                            {E, spec.in_channels, spec.temporal_patch, spec.patch, spec.patch});
   // Conv3d with kernel == stride over exactly one patch is a matmul with the flattened kernel.
-  patch_embed_ = qwen3 ? Linear(pw, patch_dim, E, load_vector(w, prefix + "patch_embed.proj.bias", E))
-                       : Linear(pw, patch_dim, E);
-  if (qwen3) {
-    QVL_CHECK(spec.num_position_embeddings > 0, ModelFormat, "Qwen3-VL vision needs num_position_embeddings");
+  patch_embed_ = recipe.patch_bias ? Linear(pw, patch_dim, E, load_vector(w, prefix + "patch_embed.proj.bias", E))
+                                   : Linear(pw, patch_dim, E);
+  if (recipe.learned_pos_embed) {
+    QVL_CHECK(spec.num_position_embeddings > 0, ModelFormat, "vision config needs num_position_embeddings");
     pos_embed_ = w.get(prefix + "pos_embed.weight", {spec.num_position_embeddings, E});
   }
-  if (qwen25) QVL_CHECK(spec.window_size > 0, ModelFormat, "Qwen2.5-VL vision needs window_size");
+  if (recipe.window_attention) QVL_CHECK(spec.window_size > 0, ModelFormat, "vision config needs window_size");
 
-  const auto nk = qwen25 ? NormLayer::Kind::RmsNorm : NormLayer::Kind::LayerNorm;
+  const bool rms = recipe.rms_norm;
+  const auto nk = rms ? NormLayer::Kind::RmsNorm : NormLayer::Kind::LayerNorm;
   for (int64_t i = 0; i < spec.depth; ++i) {
     const std::string p = prefix + "blocks." + std::to_string(i) + ".";
     Block b;
-    b.norm1 = NormLayer(w, p + "norm1", E, nk, spec.norm_eps, !qwen25);
-    b.norm2 = NormLayer(w, p + "norm2", E, nk, spec.norm_eps, !qwen25);
+    b.norm1 = NormLayer(w, p + "norm1", E, nk, spec.norm_eps, !rms);
+    b.norm2 = NormLayer(w, p + "norm2", E, nk, spec.norm_eps, !rms);
     b.qkv = Linear(w, p + "attn.qkv", E, 3 * E, true);
     b.proj = Linear(w, p + "attn.proj", E, E, true);
-    if (qwen25) {
+    if (recipe.gated_mlp) {
       b.gated = true;
       b.gate = Linear(w, p + "mlp.gate_proj", E, spec.intermediate, true);
       b.up = Linear(w, p + "mlp.up_proj", E, spec.intermediate, true);
       b.down = Linear(w, p + "mlp.down_proj", spec.intermediate, E, true);
     } else {
-      const std::string fc1 = qwen3 ? "mlp.linear_fc1" : "mlp.fc1", fc2 = qwen3 ? "mlp.linear_fc2" : "mlp.fc2";
-      b.fc1 = Linear(w, p + fc1, E, spec.intermediate, true);
-      b.fc2 = Linear(w, p + fc2, spec.intermediate, E, true);
+      b.fc1 = Linear(w, p + recipe.fc1, E, spec.intermediate, true);
+      b.fc2 = Linear(w, p + recipe.fc2, spec.intermediate, E, true);
     }
     blocks_.push_back(std::move(b));
   }
-  if (qwen3) {
-    merger_ = load_merger(w, prefix + "merger.", "norm", "linear_fc1", "linear_fc2", false);
+  merger_ = load_merger(w, prefix + "merger.", recipe.merger_norm, recipe.merger_fc1, recipe.merger_fc2, false);
+  if (recipe.deepstack) {
     for (size_t i = 0; i < spec.deepstack_indexes.size(); ++i) {
       QVL_CHECK(spec.deepstack_indexes[i] >= 0 && spec.deepstack_indexes[i] < spec.depth, ModelFormat,
                 "deepstack_visual_indexes entry out of range");
-      deepstack_.push_back(load_merger(w, prefix + "deepstack_merger_list." + std::to_string(i) + ".", "norm",
-                                       "linear_fc1", "linear_fc2", true));
+      deepstack_.push_back(load_merger(w, prefix + "deepstack_merger_list." + std::to_string(i) + ".",
+                                       recipe.merger_norm, recipe.merger_fc1, recipe.merger_fc2, true));
     }
-  } else {
-    merger_ = load_merger(w, prefix + "merger.", "ln_q", "mlp.0", "mlp.2", false);
   }
 }
 
@@ -241,7 +240,7 @@ VisionOutput VisionTower::forward(const VisionInput& in, ThreadPool& pool, Trace
 
   // Qwen2.5-VL attends within windows: the tower runs on merge groups reordered window by window
   // (frames stay contiguous) and the merger's output is put back in the processor's order.
-  const bool windowed = spec_.kind == VisionKind::Qwen25;
+  const bool windowed = recipe_.window_attention;
   WindowLayout layout;
   if (windowed) {
     layout = window_layout(in.grids, spec_.window_size, spec_.patch, m);

@@ -1,6 +1,6 @@
 // The vision tower (ViT) of the Qwen VL families: patch embedding, 2-D rotary attention blocks
 // confined to each image (or video frame), and the 2x2 patch merger that projects to the
-// decoder's hidden size. Family differences are switches on VisionSpec::kind.
+// decoder's hidden size. Family differences are the switches of a VisionRecipe.
 #pragma once
 #include <array>
 #include <string>
@@ -8,6 +8,7 @@
 
 #include "core/tensor.h"
 #include "core/threadpool.h"
+#include "models/family.h"
 #include "models/layers.h"
 #include "models/linear.h"
 #include "models/spec.h"
@@ -30,7 +31,7 @@ struct VisionOutput {
 
 class VisionTower {
  public:
-  VisionTower(const VisionSpec& spec, const WeightStore& w, const std::string& prefix);
+  VisionTower(const VisionSpec& spec, const VisionRecipe& recipe, const WeightStore& w, const std::string& prefix);
   // Throws E_INPUT when the grids and the patch count disagree.
   VisionOutput forward(const VisionInput& in, ThreadPool& pool, Trace* trace) const;
 
@@ -57,6 +58,7 @@ class VisionTower {
   Tensor run_merger(const Merger& m, const float* x, int64_t n, ThreadPool& pool) const;
 
   VisionSpec spec_;
+  VisionRecipe recipe_;
   int64_t head_dim_ = 0;
   Linear patch_embed_;
   Tensor pos_embed_;  // Qwen3-VL: learned [num_position_embeddings, E]

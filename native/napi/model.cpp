@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "core/threadpool.h"
+#include "models/family.h"
 #include "models/model.h"
 #include "napi/async.h"
 #include "napi/errors.h"
@@ -116,11 +117,6 @@ models::ModelSpec parse_spec(Napi::Object s) {
   T.norm_topk_prob = bool_field(t, "normTopkProb");
   T.sparse_layers = ints_field(t, "sparseLayers");
   auto& V = spec.vision;
-  const std::string kind = str_field(v, "kind");
-  if (kind == "qwen2") V.kind = models::VisionKind::Qwen2;
-  else if (kind == "qwen2.5") V.kind = models::VisionKind::Qwen25;
-  else if (kind == "qwen3") V.kind = models::VisionKind::Qwen3;
-  else throw make_error(s.Env(), "E_UNSUPPORTED", "unknown vision kind " + kind);
   V.depth = int_field(v, "depth");
   V.hidden = int_field(v, "hidden");
   V.heads = int_field(v, "heads");
@@ -182,7 +178,7 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
     Napi::Object n = info[1].As<Napi::Object>();
     models::WeightNames names{str_field(n, "textPrefix"), str_field(n, "visionPrefix"), str_field(n, "lmHead")};
     std::vector<models::WeightFile> files = parse_files(info[2].As<Napi::Array>());
-    models::check_supported_family(spec.family);
+    models::find_family(spec.family);  // E_UNSUPPORTED before any file is mapped
     using P = std::shared_ptr<VlModel>;
     return run_async<P>(
         env, [spec, names, files] { return std::make_shared<VlModel>(spec, names, files); },
