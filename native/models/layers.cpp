@@ -1,6 +1,7 @@
 #include "models/layers.h"
 
 #include "models/linear.h"
+#include "core/error.h"
 #include "ops/norm.h"
 
 namespace qvl::models {
@@ -29,6 +30,40 @@ void NormLayer::apply(const float* x, int64_t ldx, int64_t rows, float* out, int
   } else {
     ops::rms_norm(p, pool);
   }
+}
+
+void activate_rows(ops::ActKind kind, float* x, int64_t rows, int64_t dim, int64_t ld, ThreadPool& pool) {
+  ops::ActivationParams a;
+  a.kind = kind;
+  a.rows = rows;
+  a.dim = dim;
+  a.x = x;
+  a.ldx = ld;
+  a.out = x;
+  a.ldo = ld;
+  ops::activation(a, pool);
+}
+
+void swiglu_rows(float* gu, int64_t rows, int64_t I, ThreadPool& pool) {
+  ops::ActivationParams a;
+  a.kind = ops::ActKind::SwiGlu;
+  a.rows = rows;
+  a.dim = I;
+  a.x = gu;
+  a.ldx = 2 * I;
+  a.up = gu + I;
+  a.ldu = 2 * I;
+  a.out = gu;
+  a.ldo = 2 * I;
+  ops::activation(a, pool);
+}
+
+ops::ActKind act_kind(const std::string& name) {
+  if (name == "quick_gelu") return ops::ActKind::QuickGelu;
+  if (name == "silu") return ops::ActKind::Silu;
+  if (name == "gelu_pytorch_tanh" || name == "gelu_new") return ops::ActKind::GeluTanh;
+  if (name == "gelu") return ops::ActKind::GeluErf;
+  fail(ErrorCode::Unsupported, "hidden_act '" + name + "' is not supported");
 }
 
 void add_rows(float* x, int64_t ldx, const float* y, int64_t ldy, int64_t rows, int64_t dim, ThreadPool& pool) {

@@ -6,6 +6,7 @@
 
 #include "core/threadpool.h"
 #include "models/weights.h"
+#include "ops/activation.h"
 
 namespace qvl::models {
 
@@ -25,6 +26,13 @@ class NormLayer {
   int64_t dim_ = 0;
   float eps_ = 1e-6f;
 };
+
+// x = act(x) in place over rows of dim elements (row stride ld).
+void activate_rows(ops::ActKind kind, float* x, int64_t rows, int64_t dim, int64_t ld, ThreadPool& pool);
+// gu [rows, 2·I] holds gate | up per row; its first I columns become silu(gate) · up.
+void swiglu_rows(float* gu, int64_t rows, int64_t I, ThreadPool& pool);
+// The activation op's kind for a config's hidden_act; E_UNSUPPORTED for others.
+ops::ActKind act_kind(const std::string& hidden_act);
 
 // x[i] += y[i] over rows of dim elements (residual connections).
 void add_rows(float* x, int64_t ldx, const float* y, int64_t ldy, int64_t rows, int64_t dim, ThreadPool& pool);

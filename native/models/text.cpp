@@ -21,20 +21,6 @@ Tensor pack_experts(const Tensor& src, int64_t E, int64_t R, int64_t C, ThreadPo
   return dst;
 }
 
-void swiglu_inplace(float* gu, int64_t n, int64_t I, ThreadPool& pool) {
-  ops::ActivationParams a;
-  a.kind = ops::ActKind::SwiGlu;
-  a.rows = n;
-  a.dim = I;
-  a.x = gu;
-  a.ldx = 2 * I;
-  a.up = gu + I;
-  a.ldu = 2 * I;
-  a.out = gu;
-  a.ldo = 2 * I;
-  ops::activation(a, pool);
-}
-
 }  // namespace
 
 TextDecoder::TextDecoder(const TextSpec& spec, const WeightStore& w, const std::string& prefix,
@@ -203,7 +189,7 @@ void TextDecoder::mlp_block(const Layer& L, float* x, int64_t n, ThreadPool& poo
     Tensor gu = Tensor::empty(DType::F32, {n, 2 * I});
     L.gate.apply(h.data<float>(), Hd, n, gu.data<float>(), 2 * I, pool);
     L.up.apply(h.data<float>(), Hd, n, gu.data<float>() + I, 2 * I, pool);
-    swiglu_inplace(gu.data<float>(), n, I, pool);
+    swiglu_rows(gu.data<float>(), n, I, pool);
     L.down.apply(gu.data<float>(), 2 * I, n, out.data<float>(), Hd, pool);
   }
   add_rows(x, Hd, out.data<float>(), Hd, n, Hd, pool);

@@ -14,26 +14,6 @@ namespace qvl::models {
 
 namespace {
 
-ops::ActKind act_kind(const std::string& name) {
-  if (name == "quick_gelu") return ops::ActKind::QuickGelu;
-  if (name == "silu") return ops::ActKind::Silu;
-  if (name == "gelu_pytorch_tanh" || name == "gelu_new") return ops::ActKind::GeluTanh;
-  if (name == "gelu") return ops::ActKind::GeluErf;
-  fail(ErrorCode::Unsupported, "vision hidden_act '" + name + "' is not supported");
-}
-
-void activate(ops::ActKind kind, float* x, int64_t rows, int64_t dim, int64_t ld, ThreadPool& pool) {
-  ops::ActivationParams a;
-  a.kind = kind;
-  a.rows = rows;
-  a.dim = dim;
-  a.x = x;
-  a.ldx = ld;
-  a.out = x;
-  a.ldo = ld;
-  ops::activation(a, pool);
-}
-
 bool contains(const std::vector<int64_t>& v, int64_t x) { return std::find(v.begin(), v.end(), x) != v.end(); }
 
 }  // namespace
@@ -156,22 +136,12 @@ void VisionTower::run_block(const Block& b, float* x, int64_t n, const float* co
     float* g = gu.data<float>();
     b.gate.apply(h.data<float>(), E, n, g, 2 * I, pool);
     b.up.apply(h.data<float>(), E, n, g + I, 2 * I, pool);
-    ops::ActivationParams a;
-    a.kind = ops::ActKind::SwiGlu;
-    a.rows = n;
-    a.dim = I;
-    a.x = g;
-    a.ldx = 2 * I;
-    a.up = g + I;
-    a.ldu = 2 * I;
-    a.out = g;
-    a.ldo = 2 * I;
-    ops::activation(a, pool);
+    swiglu_rows(g, n, I, pool);
     b.down.apply(g, 2 * I, n, o.data<float>(), E, pool);
   } else {
     Tensor mid = Tensor::empty(DType::F32, {n, I});
     b.fc1.apply(h.data<float>(), E, n, mid.data<float>(), I, pool);
-    activate(act_kind(spec_.hidden_act), mid.data<float>(), n, I, I, pool);
+    activate_rows(act_kind(spec_.hidden_act), mid.data<float>(), n, I, I, pool);
     b.fc2.apply(mid.data<float>(), I, n, o.data<float>(), E, pool);
   }
   add_rows(x, E, o.data<float>(), E, n, E, pool);
@@ -189,7 +159,7 @@ Tensor VisionTower::run_merger(const Merger& m, const float* x, int64_t n, Threa
   }
   Tensor mid = Tensor::empty(DType::F32, {groups, merged});
   m.fc1.apply(h.data<float>(), merged, groups, mid.data<float>(), merged, pool);
-  activate(ops::ActKind::GeluErf, mid.data<float>(), groups, merged, merged, pool);
+  activate_rows(ops::ActKind::GeluErf, mid.data<float>(), groups, merged, merged, pool);
   Tensor out = Tensor::empty(DType::F32, {groups, spec_.out_hidden});
   m.fc2.apply(mid.data<float>(), merged, groups, out.data<float>(), spec_.out_hidden, pool);
   return out;

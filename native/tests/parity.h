@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
+
 namespace qvl::parity {
 
 struct Result {
@@ -90,6 +92,22 @@ class Guarded {
 // element satisfies |out-ref| <= tol * max(|ref|, floor) (floor keeps tiny references from
 // demanding impossible relative accuracy); NaN anywhere in out fails.
 void compare(const float* out, const float* ref, size_t n, double tol, double floor, Result* r);
+// A "check" case that passes when fn throws qvl::Error with the given code: an entry point's
+// validation rejecting a bad problem.
+template <class Fn>
+Result expect_rejected(const std::string& op, const std::string& what, Fn&& fn, ErrorCode code = ErrorCode::Input) {
+  Result r;
+  r.op = op, r.variant = "check", r.shape = what;
+  try {
+    fn();
+    r.passed = false, r.note = "accepted";
+  } catch (const Error& e) {
+    r.passed = e.code() == code;
+    if (!r.passed) r.note = std::string("wrong error code: ") + e.what();
+  }
+  return r;
+}
+
 // Exact comparison for integer outputs (token ids, top-k indices).
 template <class T>
 void compare_exact(const T* out, const T* ref, size_t n, Result* r) {

@@ -176,16 +176,7 @@ std::vector<Case> cases() {
 }
 
 Result check_rejects(const char* what, ActivationParams p) {
-  Result r;
-  r.op = "activation", r.variant = "check", r.shape = what;
-  try {
-    ops::check_activation(p);
-    r.passed = false, r.note = "accepted";
-  } catch (const Error& e) {
-    r.passed = e.code() == ErrorCode::Input;
-    if (!r.passed) r.note = "wrong error code";
-  }
-  return r;
+  return expect_rejected("activation", what, [&] { ops::check_activation(p); });
 }
 
 std::vector<Result> check_cases() {

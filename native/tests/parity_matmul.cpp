@@ -122,19 +122,7 @@ std::vector<float> compact(const MatmulParams& p, const Guarded<float>& y) {
 }
 
 Result check_rejects(const char* what, MatmulParams p) {
-  Result r;
-  r.op = "matmul";
-  r.variant = "check";
-  r.shape = what;
-  try {
-    ops::check_matmul(p);
-    r.passed = false;
-    r.note = "accepted";
-  } catch (const Error& e) {
-    r.passed = e.code() == ErrorCode::Input;
-    if (!r.passed) r.note = "wrong error code";
-  }
-  return r;
+  return expect_rejected("matmul", what, [&] { ops::check_matmul(p); });
 }
 
 std::vector<Result> check_cases() {

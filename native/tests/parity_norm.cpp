@@ -134,17 +134,10 @@ std::string describe(const Case& c) {
 }
 
 Result check_rejects(bool rms, const char* what, NormParams p) {
-  Result r;
-  r.op = rms ? "rms_norm" : "layer_norm", r.variant = "check", r.shape = what;
-  try {
+  return expect_rejected(rms ? "rms_norm" : "layer_norm", what, [&] {
     if (rms) ops::check_rms_norm(p);
     else ops::check_layer_norm(p);
-    r.passed = false, r.note = "accepted";
-  } catch (const Error& e) {
-    r.passed = e.code() == ErrorCode::Input;
-    if (!r.passed) r.note = "wrong error code";
-  }
-  return r;
+  });
 }
 
 std::vector<Result> check_cases(bool rms) {
