@@ -259,7 +259,10 @@ export class Model {
     let finished = false;
     let failure: unknown;
     let result: ChatResult | undefined;
-    this.run(messages, options, (row, chunk) => {
+    // A consumer that stops iterating (break, return, throw) stops the generation too.
+    const stop = new AbortController();
+    const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
+    const running = this.run(messages, { ...options, signal }, (row, chunk) => {
       if (row === 0 && chunk) {
         queue.push(chunk);
         wake?.();
@@ -276,14 +279,19 @@ export class Model {
         wake?.();
       },
     );
-    for (;;) {
-      if (queue.length > 0) {
-        yield queue.shift()!;
-        continue;
+    try {
+      for (;;) {
+        if (queue.length > 0) {
+          yield queue.shift()!;
+          continue;
+        }
+        if (finished) break;
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = null;
       }
-      if (finished) break;
-      await new Promise<void>((resolve) => (wake = resolve));
-      wake = null;
+    } finally {
+      stop.abort();
+      await running;
     }
     if (failure !== undefined) throw failure;
     return result!;

@@ -92,6 +92,17 @@ describe('Qwen2-VL chat', () => {
     expect(r.tokens).toEqual([]);
   });
 
+  it('a consumer that stops iterating stops the generation', async () => {
+    let ticks = 0;
+    for await (const c of model.stream(ask('Go on', false), { doSample: false, maxTokens: 5000 })) {
+      expect(typeof c).toBe('string');
+      if (++ticks === 1) break;
+    }
+    // The loop above returns only once the generation has wound down; a fresh call still works.
+    const r = await model.chat(ask('x', false), { doSample: false, maxTokens: 2 });
+    expect(r.tokens).toHaveLength(2);
+  });
+
   it('runs a batch of prompts with left padding', async () => {
     const rs = await model.chat([ask('What is shown?'), ask('Hello there, tell me a story', false)], { doSample: false, maxTokens: 4 });
     expect(rs).toHaveLength(2);
