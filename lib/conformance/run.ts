@@ -38,7 +38,7 @@ interface CaseMeta {
   images: string[];
   videos: ({ frames: string[]; fps?: number } | string)[];
   generated_ids: number[][];
-  generation: { max_new_tokens: number; eos_token_id: number[]; repetition_penalty: number };
+  generation: { max_new_tokens: number; eos_token_id: number[] | number; repetition_penalty?: number };
 }
 
 /** Fills the fixture's source-less image and video parts with its input files, in order. */
@@ -140,16 +140,18 @@ async function runCase(model: Model, root: string, dir: string, tol: Conformance
       emit(compareFloat(name, 'logits_topk_values', picked, topVals, 'rel', tol.relative, k, realRows));
     }
 
+    const eos = ([] as number[]).concat(meta.generation.eos_token_id ?? []);
     const results = await model.chat(conversations, {
       doSample: false,
       maxTokens: meta.generation.max_new_tokens,
-      repetitionPenalty: meta.generation.repetition_penalty,
+      repetitionPenalty: meta.generation.repetition_penalty ?? 1,
+      ...(eos.length > 0 ? { eosTokenIds: eos } : {}),
     });
     const refIds = ints(ref, 'generated_ids')!;
     const steps = refIds.length / B;
     for (let b = 0; b < B; b++) {
       const want = refIds.slice(b * steps, (b + 1) * steps);
-      const eosAt = want.findIndex((t) => meta.generation.eos_token_id.includes(t));
+      const eosAt = want.findIndex((t) => eos.includes(t));
       const expected = eosAt >= 0 ? want.slice(0, eosAt + 1) : want;
       emit(compareExact(name, `generated_ids[${b}]`, results[b].tokens, expected));
     }

@@ -28,6 +28,8 @@ export interface GenerateOptions {
   seed?: number;
   /** Generation stops when the text contains one of these; the stop string is not returned. */
   stop?: string | readonly string[];
+  /** Token ids that end generation. Defaults to generation_config.json's `eos_token_id`. */
+  eosTokenIds?: readonly number[];
   /**
    * Stops generation at the next token. `chat()` then resolves with the text so far and
    * `finishReason: 'abort'`; `stream()` ends after the last chunk. Neither rejects.
@@ -46,6 +48,8 @@ export interface ResolvedGenerateOptions {
   repetitionPenalty: number;
   seed: number;
   stop: string[];
+  /** Empty: the model's defaults. */
+  eosTokenIds: number[];
   signal?: AbortSignal;
 }
 
@@ -83,5 +87,9 @@ export function resolveGenerateOptions(o: GenerateOptions = {}, d: GenerationDef
     if (typeof s !== 'string' || s.length === 0) throw inputError('stop strings must be non-empty strings');
   }
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw inputError('signal must be an AbortSignal');
-  return { maxTokens, doSample, temperature, topP, topK, minP, repetitionPenalty, seed, stop: stopList, signal: o.signal };
+  const eosTokenIds = o.eosTokenIds === undefined ? [] : [...o.eosTokenIds];
+  if (!Array.isArray(o.eosTokenIds ?? []) || eosTokenIds.some((t) => !Number.isSafeInteger(t) || t < 0)) {
+    throw inputError('eosTokenIds must be an array of token ids');
+  }
+  return { maxTokens, doSample, temperature, topP, topK, minP, repetitionPenalty, seed, stop: stopList, eosTokenIds, signal: o.signal };
 }

@@ -142,6 +142,7 @@ export async function* tokenLoop(
     const V = logits.length / B;
     const seen = Array.from({ length: B }, (_, b) => Array.from(p.inputIds.subarray(b * S, (b + 1) * S)));
     const done = new Array<boolean>(B).fill(false);
+    const eosIds = o.eosTokenIds.length > 0 ? o.eosTokenIds : ctx.eosTokenIds;
     const rng = native.samplingRng(o.seed);
     const params = {
       doSample: o.doSample,
@@ -159,7 +160,7 @@ export async function* tokenLoop(
         const tok = native.sampleToken(logits.subarray(b * V, (b + 1) * V), params, Int32Array.from(seen[b]), rng);
         tokens[b] = tok;
         seen[b].push(tok);
-        if (ctx.eosTokenIds.includes(tok)) {
+        if (eosIds.includes(tok)) {
           eos[b] = true;
           done[b] = true;
         }
