@@ -138,11 +138,14 @@ models::ModelSpec parse_spec(Napi::Object s) {
 std::vector<models::WeightFile> parse_files(Napi::Array files) {
   std::vector<models::WeightFile> out;
   for (uint32_t i = 0; i < files.Length(); ++i) {
+    if (!files.Get(i).IsObject() || !files.Get(i).As<Napi::Object>().Get("tensors").IsArray())
+      throw make_error(files.Env(), "E_INPUT", "files[" + std::to_string(i) + "] must be {path, tensors: [...]}");
     Napi::Object f = files.Get(i).As<Napi::Object>();
     models::WeightFile wf;
     wf.path = str_field(f, "path");
     Napi::Array ts = f.Get("tensors").As<Napi::Array>();
     for (uint32_t j = 0; j < ts.Length(); ++j) {
+      if (!ts.Get(j).IsObject()) throw make_error(files.Env(), "E_INPUT", "tensor entries must be objects");
       Napi::Object t = ts.Get(j).As<Napi::Object>();
       models::WeightEntry e;
       e.name = str_field(t, "name");
