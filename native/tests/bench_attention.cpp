@@ -14,38 +14,13 @@
 
 namespace qvl::bench {
 
-namespace {
-
-const ops::Variant<ops::AttentionFn>& find_attention_variant(const std::string& name) {
-  std::string have;
-  for (const auto& v : ops::attention_family().variants()) {
-    if (name == v.name) {
-      QVL_CHECK(isa_available(v.isa), Unsupported, "benchAttention: this CPU cannot run attention variant '" + name + "'");
-      return v;
-    }
-    have += std::string(have.empty() ? "" : ", ") + v.name;
-  }
-  fail(ErrorCode::Input, "benchAttention: unknown attention variant '" + name + "' (have: " + have + ")");
-}
-
-// Roughly N(0,1)-sized deterministic values; the timing does not depend on them.
-void fill_values(float* out, size_t n, uint64_t seed) {
-  uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
-  for (size_t i = 0; i < n; ++i) {
-    s ^= s << 13, s ^= s >> 7, s ^= s << 17;
-    out[i] = static_cast<float>(static_cast<int64_t>(s >> 40) - (int64_t{1} << 23)) * (1.7f / (1 << 23));
-  }
-}
-
-}  // namespace
-
 double attention_seconds(const AttentionCase& c) {
   QVL_CHECK(c.seq >= 1 && c.seq <= (int64_t{1} << 20), Input, "benchAttention: seq must be in [1, 2^20]");
   QVL_CHECK(c.heads >= 1 && c.heads <= 1024 && c.kv_heads >= 1 && c.kv_heads <= 1024, Input,
             "benchAttention: heads and kvHeads must be in [1, 1024]");
   QVL_CHECK(c.head_dim >= 1 && c.head_dim <= 1024, Input, "benchAttention: headDim must be in [1, 1024]");
   QVL_CHECK(c.iters >= 1 && c.iters <= 100000, Input, "benchAttention: iters must be in [1, 100000]");
-  const auto& variant = find_attention_variant(c.variant);
+  const auto& variant = find_variant(ops::attention_family(), c.variant, "benchAttention");
   const double bytes = 4.0 * c.seq * c.head_dim * (2.0 * c.heads + 2.0 * c.kv_heads);
   QVL_CHECK(bytes <= 8.0 * (1 << 30), Input, "benchAttention: problem larger than 8 GiB");
 

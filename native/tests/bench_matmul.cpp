@@ -24,21 +24,9 @@ DType parse_dtype(const std::string& s) {
   fail(ErrorCode::Input, "benchMatmul: wDtype must be f32, bf16 or f16, got '" + s + "'");
 }
 
-const ops::Variant<ops::MatmulFn>& find_variant(const std::string& name) {
-  std::string have;
-  for (const auto& v : ops::matmul_family().variants()) {
-    if (name == v.name) {
-      QVL_CHECK(isa_available(v.isa), Unsupported, "benchMatmul: this CPU cannot run matmul variant '" + name + "'");
-      return v;
-    }
-    have += std::string(have.empty() ? "" : ", ") + v.name;
-  }
-  fail(ErrorCode::Input, "benchMatmul: unknown matmul variant '" + name + "' (have: " + have + ")");
-}
+}  // namespace
 
-// Deterministic, cheap, roughly N(0,1)-sized values: the timing does not depend on them, but
-// zeros or denormals could.
-void fill(float* out, size_t n, uint64_t seed) {
+void fill_values(float* out, size_t n, uint64_t seed) {
   uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
   for (size_t i = 0; i < n; ++i) {
     s ^= s << 13, s ^= s >> 7, s ^= s << 17;
@@ -46,15 +34,13 @@ void fill(float* out, size_t n, uint64_t seed) {
   }
 }
 
-}  // namespace
-
 double matmul_seconds(const MatmulCase& c) {
   constexpr int64_t kMaxDim = int64_t{1} << 20;
   QVL_CHECK(c.M >= 1 && c.K >= 1 && c.N >= 1 && c.M <= kMaxDim && c.K <= kMaxDim && c.N <= kMaxDim, Input,
             "benchMatmul: M, K, N must be in [1, 2^20]");
   QVL_CHECK(c.iters >= 1 && c.iters <= 100000, Input, "benchMatmul: iters must be in [1, 100000]");
   const DType dt = parse_dtype(c.w_dtype);
-  const auto& variant = find_variant(c.variant);
+  const auto& variant = find_variant(ops::matmul_family(), c.variant, "benchMatmul");
   const double w_bytes = static_cast<double>(c.N) * c.K * dtype_size(dt);
   const double all_bytes = w_bytes + 4.0 * c.M * (c.K + c.N);
   QVL_CHECK(all_bytes <= 8.0 * (1 << 30), Input, "benchMatmul: problem larger than 8 GiB");
@@ -62,14 +48,14 @@ double matmul_seconds(const MatmulCase& c) {
   Tensor x = Tensor::empty(DType::F32, {c.M, c.K});
   Tensor y = Tensor::empty(DType::F32, {c.M, c.N});
   Tensor bias = Tensor::empty(DType::F32, {c.N});
-  fill(x.data<float>(), static_cast<size_t>(c.M * c.K), 1);
-  fill(bias.data<float>(), static_cast<size_t>(c.N), 2);
+  fill_values(x.data<float>(), static_cast<size_t>(c.M * c.K), 1);
+  fill_values(bias.data<float>(), static_cast<size_t>(c.N), 2);
 
   const int copies = static_cast<int>(std::clamp(256.0 * (1 << 20) / w_bytes, 1.0, 8.0));
   std::vector<Tensor> ws;
   {
     std::vector<float> tmp(static_cast<size_t>(c.N * c.K));
-    fill(tmp.data(), tmp.size(), 3);
+    fill_values(tmp.data(), tmp.size(), 3);
     ws.push_back(Tensor::empty(dt, {c.N, c.K}));
     if (dt == DType::F32) {
       std::memcpy(ws[0].raw(), tmp.data(), ws[0].nbytes());
