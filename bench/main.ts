@@ -1,13 +1,15 @@
 /**
- * `npm run bench -- <suite>`: timing tables for the native kernels. Benchmarks never assert
+ * `npm run bench -- <suite>`: timing tables for the native kernels and the model. Benchmarks never assert
  * times; they print them for people to compare (variants against each other, machines
  * against machines, before against after a change).
  * @module
  */
+import { runModel } from './model.js';
 import { runOps } from './ops.js';
 
 const suites: Record<string, { about: string; run: () => Promise<void> }> = {
   ops: { about: 'matmul and attention kernels, every variant this CPU runs', run: runOps },
+  model: { about: 'a synthetic checkpoint at Qwen2-VL-2B widths end to end: vision, prefill, decode', run: runModel },
 };
 
 function usage(): string {
