@@ -4,7 +4,8 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadModel, Model, QwenVLError } from '../../lib/index.js';
+import { loadModel, Model, openSafetensors, QwenVLError } from '../../lib/index.js';
+import { writeSafetensors, type WriterTensors } from '../helpers/safetensors-writer.js';
 
 const FIX = join(__dirname, '../../../shared/fixtures/qwen2-vl');
 const CKPT = join(FIX, 'checkpoint');
@@ -126,6 +127,63 @@ describe('Qwen2-VL chat', () => {
     const p = await model.prepare(ask('x'));
     const l = await model.logits(p);
     expect(l.shape).toEqual([1, model.config.text.vocabSize]);
+  });
+});
+
+describe('checkpoint layouts', () => {
+  it('the nested text_config layout of newer transformers gives the same answer as the flat one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'qwenvl-nested-'));
+    try {
+      cpSync(CKPT, dir, { recursive: true });
+      const flat = JSON.parse(readFileSync(join(CKPT, 'config.json'), 'utf8')) as Record<string, unknown>;
+      const top = ['architectures', 'model_type', 'vision_config', 'image_token_id', 'video_token_id',
+        'vision_start_token_id', 'vision_end_token_id', 'vision_token_id', 'tie_word_embeddings', 'transformers_version'];
+      const nested: Record<string, unknown> = { text_config: { model_type: 'qwen2_vl_text' } };
+      for (const [k, v] of Object.entries(flat)) {
+        if (top.includes(k)) nested[k] = v;
+        else (nested.text_config as Record<string, unknown>)[k] = v;
+      }
+      writeFileSync(join(dir, 'config.json'), JSON.stringify(nested));
+      const m = await loadModel(dir);
+      try {
+        expect(m.config.layout).toBe('nested');
+        const a = await model.chat(ask('What is shown?'), { doSample: false, maxTokens: 5 });
+        const b = await m.chat(ask('What is shown?'), { doSample: false, maxTokens: 5 });
+        expect(b.tokens).toEqual(a.tokens);
+      } finally {
+        m.dispose();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('weight key layouts', () => {
+  it('newer transformers key names (model.language_model.*, model.visual.*) load and answer the same', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'qwenvl-keys-'));
+    try {
+      cpSync(CKPT, dir, { recursive: true });
+      const src = await openSafetensors(join(CKPT, 'model.safetensors'));
+      const renamed: WriterTensors = {};
+      for (const [name, info] of src.tensors) {
+        const t = src.get(name);
+        const key = name.startsWith('visual.') ? `model.${name}` : name.replace(/^model\./, 'model.language_model.');
+        renamed[key] = { dtype: info.dtype.toUpperCase(), shape: [...info.shape], data: t.data };
+      }
+      src.dispose();
+      await writeSafetensors(join(dir, 'model.safetensors'), renamed);
+      const m = await loadModel(dir);
+      try {
+        const a = await model.chat(ask('What is shown?'), { doSample: false, maxTokens: 5 });
+        const b = await m.chat(ask('What is shown?'), { doSample: false, maxTokens: 5 });
+        expect(b.tokens).toEqual(a.tokens);
+      } finally {
+        m.dispose();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
