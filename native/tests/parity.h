@@ -108,6 +108,19 @@ Result expect_rejected(const std::string& op, const std::string& what, Fn&& fn, 
   return r;
 }
 
+// A "check" case that passes when fn (valid problems given to a check_* entry point) throws nothing.
+template <class Fn>
+Result expect_accepted(const std::string& op, const std::string& what, Fn&& fn) {
+  Result r;
+  r.op = op, r.variant = "check", r.shape = what;
+  try {
+    fn();
+  } catch (const Error& e) {
+    r.passed = false, r.note = e.what();
+  }
+  return r;
+}
+
 // Exact comparison for integer outputs (token ids, top-k indices).
 template <class T>
 void compare_exact(const T* out, const T* ref, size_t n, Result* r) {
