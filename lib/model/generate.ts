@@ -8,7 +8,7 @@
 import { QwenVLError } from '../errors.js';
 import type { ResolvedGenerateOptions } from '../generate/options.js';
 import { native, type NativeForwardArgs, type NativeHandle } from '../native/binding.js';
-import type { PreparedInputs } from './inputs.js';
+import { concatFloat, type PreparedInputs } from './inputs.js';
 
 /** @internal One decode step: the token chosen for each row (-1 for rows already finished). */
 export interface StepTokens {
@@ -61,17 +61,6 @@ export interface VisionFeatures {
 
 type EncodeResult = Awaited<ReturnType<typeof native.modelEncodeVision>>;
 
-function concat(parts: ArrayBuffer[]): Float32Array {
-  const arrays = parts.map((b) => new Float32Array(b));
-  if (arrays.length === 1) return arrays[0];
-  const out = new Float32Array(arrays.reduce((n, a) => n + a.length, 0));
-  let o = 0;
-  for (const a of arrays) {
-    out.set(a, o);
-    o += a.length;
-  }
-  return out;
-}
 
 /**
  * @internal Runs the vision tower on the prepared images and videos (one call each, so each keeps
@@ -95,20 +84,51 @@ export async function encodePrepared(
   }
   const levels = results[0].deepstack.length;
   return {
-    embeds: concat(results.map((r) => r.embeds.data)),
-    deepstack: Array.from({ length: levels }, (_, l) => concat(results.map((r) => r.deepstack[l].data))),
+    embeds: concatFloat(results.map((r) => new Float32Array(r.embeds.data))),
+    deepstack: Array.from({ length: levels }, (_, l) => concatFloat(results.map((r) => new Float32Array(r.deepstack[l].data)))),
     imageTokens: p.pixelValues ? results[0].embeds.shape[0] : 0,
   };
 }
 
-/** @internal The vision part of a prefill's forward arguments. */
-export function visionArgs(ctx: LoopContext, ids: Int32Array, v: VisionFeatures | null): Partial<NativeForwardArgs> {
-  if (!v) return {};
+/** @internal The forward arguments that run a prepared prompt (the prefill) with its vision features. */
+export function prefillArgs(
+  ctx: LoopContext,
+  p: PreparedInputs,
+  v: VisionFeatures | null,
+  logits: 'last' | 'all',
+  trace = false,
+): NativeForwardArgs {
   return {
-    visionEmbeds: v.embeds,
-    visualRows: visualRows(ctx, ids, v),
-    ...(v.deepstack.length > 0 ? { deepstack: v.deepstack } : {}),
+    ids: p.inputIds,
+    steps: p.seqLength,
+    pad: Int32Array.from(p.padding),
+    positions: p.positionIds,
+    ...(v
+      ? {
+          visionEmbeds: v.embeds,
+          visualRows: visualRows(ctx, p.inputIds, v),
+          ...(v.deepstack.length > 0 ? { deepstack: v.deepstack } : {}),
+        }
+      : {}),
+    logits,
+    trace,
   };
+}
+
+/** @internal Runs a prepared prompt once in a session of its own (logits and traces, no generation). */
+export async function prefillOnce(
+  ctx: LoopContext,
+  p: PreparedInputs,
+  v: VisionFeatures | null,
+  logits: 'last' | 'all',
+  trace = false,
+): ReturnType<typeof native.sessionForward> {
+  const session = native.modelNewSession(ctx.handle, p.batchSize, p.seqLength);
+  try {
+    return await native.sessionForward(session, prefillArgs(ctx, p, v, logits, trace));
+  } finally {
+    native.disposeHandle(session);
+  }
 }
 
 /** @internal Runs the prompt and yields each step's tokens until every row stops. */
@@ -130,14 +150,7 @@ export async function* tokenLoop(
   const vision = await encodePrepared(ctx, p);
   const session = native.modelNewSession(ctx.handle, B, S + maxTokens);
   try {
-    const first = await native.sessionForward(session, {
-      ids: p.inputIds,
-      steps: S,
-      pad: Int32Array.from(p.padding),
-      positions: p.positionIds,
-      ...visionArgs(ctx, p.inputIds, vision),
-      logits: 'last',
-    });
+    const first = await native.sessionForward(session, prefillArgs(ctx, p, vision, 'last'));
     let logits = new Float32Array(first.logits!.data);
     const V = logits.length / B;
     const seen = Array.from({ length: B }, (_, b) => Array.from(p.inputIds.subarray(b * S, (b + 1) * S)));

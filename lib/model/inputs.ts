@@ -14,7 +14,7 @@ import { processVideo, type ProcessVideoOptions, type VideoInput } from '../proc
 import type { VideoProcessorConfig } from '../processor/video-config.js';
 import { padBatch } from '../text/batch.js';
 import type { ChatMessage, ChatTemplate } from '../text/chat-template.js';
-import { expandVisionPlaceholders } from '../text/expand.js';
+import { countOf, expandVisionPlaceholders } from '../text/expand.js';
 import type { QwenTokenizer } from '../text/tokenizer.js';
 import type { ModelConfig } from './config.js';
 
@@ -185,7 +185,8 @@ export async function collectVision(
   return { images, videos };
 }
 
-function concatFloat(parts: Float32Array[]): Float32Array {
+/** The arrays joined end to end (the array itself when there is one). @internal */
+export function concatFloat(parts: Float32Array[]): Float32Array {
   if (parts.length === 1) return parts[0];
   const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
   let o = 0;
@@ -196,11 +197,6 @@ function concatFloat(parts: Float32Array[]): Float32Array {
   return out;
 }
 
-function countOccurrences(text: string, needle: string): number {
-  let n = 0;
-  for (let i = text.indexOf(needle); i !== -1; i = text.indexOf(needle, i + needle.length)) n++;
-  return n;
-}
 
 /** Builds the model inputs of a batch of conversations (one row each). */
 export async function prepareInputs(ctx: InputContext, conversations: readonly (readonly ChatMessage[])[]): Promise<PreparedInputs> {
@@ -214,7 +210,7 @@ export async function prepareInputs(ctx: InputContext, conversations: readonly (
     const { images, videos } = await collectVision(conversations[b], b);
     const text = ctx.template.render(conversations[b], { addGenerationPrompt: true });
     for (const [kind, token, n] of [['image', imageToken, images.length], ['video', videoToken, videos.length]] as const) {
-      const slots = countOccurrences(text, token);
+      const slots = countOf(text, token);
       if (slots !== n) {
         throw inputError(`conversation ${b}: ${n} ${kind} part(s) but the chat template placed ${slots} ${kind} placeholder(s)`);
       }

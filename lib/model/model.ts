@@ -16,7 +16,7 @@ import type { QwenTokenizer } from '../text/tokenizer.js';
 import { Tensor, tensorFromNative } from '../tensor.js';
 import { checkBudget, estimateMemory, type Budget, type TokenEstimate } from './budget.js';
 import type { GenerationDefaults, ModelConfig } from './config.js';
-import { encodePrepared, tokenLoop, visionArgs, type LoopContext } from './generate.js';
+import { encodePrepared, prefillOnce, tokenLoop, type LoopContext } from './generate.js';
 import { prepareInputs, type PreparedInputs } from './inputs.js';
 
 /** Why generation ended. */
@@ -190,20 +190,8 @@ export class Model {
     const ctx = this.loopContext();
     checkBudget(this.estimate(inputs, 0), this.budget);
     const vision = await encodePrepared(ctx, inputs);
-    const session = native.modelNewSession(ctx.handle, inputs.batchSize, inputs.seqLength);
-    try {
-      const r = await native.sessionForward(session, {
-        ids: inputs.inputIds,
-        steps: inputs.seqLength,
-        pad: Int32Array.from(inputs.padding),
-        positions: inputs.positionIds,
-        ...visionArgs(ctx, inputs.inputIds, vision),
-        logits: options.all ? 'all' : 'last',
-      });
-      return tensorFromNative(r.logits!);
-    } finally {
-      native.disposeHandle(session);
-    }
+    const r = await prefillOnce(ctx, inputs, vision, options.all ? 'all' : 'last');
+    return tensorFromNative(r.logits!);
   }
 
   /**
@@ -220,22 +208,9 @@ export class Model {
       stages.set(`${kind}_embeds`, tensorFromNative(r.embeds));
       r.deepstack.forEach((d, i) => stages.set(`deepstack_${kind}_embeds.${i}`, tensorFromNative(d)));
     });
-    const session = native.modelNewSession(ctx.handle, inputs.batchSize, inputs.seqLength);
-    try {
-      const r = await native.sessionForward(session, {
-        ids: inputs.inputIds,
-        steps: inputs.seqLength,
-        pad: Int32Array.from(inputs.padding),
-        positions: inputs.positionIds,
-        ...visionArgs(ctx, inputs.inputIds, vision),
-        logits: 'all',
-        trace: true,
-      });
-      for (const [name, t] of r.trace) stages.set(name, tensorFromNative(t));
-      return { stages, logits: tensorFromNative(r.logits!) };
-    } finally {
-      native.disposeHandle(session);
-    }
+    const r = await prefillOnce(ctx, inputs, vision, 'all', true);
+    for (const [name, t] of r.trace) stages.set(name, tensorFromNative(t));
+    return { stages, logits: tensorFromNative(r.logits!) };
   }
 
   /**

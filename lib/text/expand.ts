@@ -57,7 +57,8 @@ function checkGrid(grid: PatchGrid, what: string, merge: number): [number, numbe
   return [t, h, w];
 }
 
-function countOf(text: string, needle: string): number {
+/** Non-overlapping occurrences of `needle` in `text`. @internal */
+export function countOf(text: string, needle: string): number {
   let n = 0;
   for (let i = text.indexOf(needle); i !== -1; i = text.indexOf(needle, i + needle.length)) n++;
   return n;
