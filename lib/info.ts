@@ -55,13 +55,8 @@ export function info(): Info {
     threads: n.threads,
     ops: n.ops,
     cuda,
-    externalBuffers: n.externalBuffers && !tensorCopyForced(),
+    externalBuffers: n.externalBuffers,
   };
-}
-
-/** True when QWENVL_COPY_TENSORS=1 asks for the copy path (what Electron needs). */
-export function tensorCopyForced(): boolean {
-  return process.env.QWENVL_COPY_TENSORS === '1';
 }
 
 /** Sets the number of compute threads (default: physical cores). */

@@ -6,6 +6,7 @@
 #include "core/threadpool.h"
 #include "napi/errors.h"
 #include "napi/exports.h"
+#include "napi/tensor_js.h"
 #include "ops/registry.h"
 
 namespace qvl::napi {
@@ -65,11 +66,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
       cuda.Set("driverVersion", cs.driver_version);
     }
     out.Set("cuda", cuda);
-#ifdef NODE_API_NO_EXTERNAL_BUFFERS_ALLOWED
-    out.Set("externalBuffers", false);
-#else
-    out.Set("externalBuffers", true);
-#endif
+    out.Set("externalBuffers", external_buffers_enabled());
     return out;
   });
 }

@@ -72,6 +72,14 @@ Napi::ArrayBuffer copy_to_js(Napi::Env env, const void* src, size_t bytes) {
 
 }  // namespace
 
+bool external_buffers_enabled() {
+#ifdef NODE_API_NO_EXTERNAL_BUFFERS_ALLOWED
+  return false;
+#else
+  return !copy_forced();
+#endif
+}
+
 Napi::ArrayBuffer to_js_buffer(Napi::Env env, const Tensor& t, bool* external) {
   QVL_CHECK(t.defined(), Native, "to_js_buffer: tensor has no storage");
   QVL_CHECK(t.is_contiguous(), Native, "to_js_buffer: tensor " + t.shape_string() + " is not contiguous");

@@ -25,6 +25,10 @@ namespace qvl::napi {
 // to V8 with napi_adjust_external_memory until their buffer is collected.
 Napi::ArrayBuffer to_js_buffer(Napi::Env env, const Tensor& t, bool* external);
 
+// Whether tensors reach JS zero-copy right now: compiled with external buffers and not forced
+// to copy by QWENVL_COPY_TENSORS (the runtime refusal of Electron is only seen per call).
+bool external_buffers_enabled();
+
 // {dtype: int, shape: number[], data: ArrayBuffer, external: boolean}; lib/tensor.ts wraps it.
 Napi::Object to_js(Napi::Env env, const Tensor& t);
 
