@@ -54,10 +54,12 @@ Tensor Tensor::reshape(std::vector<int64_t> shape) const {
   return Tensor(dtype_, std::move(shape), storage_, offset_);
 }
 
-std::string Tensor::shape_string() const {
+std::string shape_string(const std::vector<int64_t>& shape) {
   std::string s = "[";
-  for (size_t i = 0; i < shape_.size(); ++i) s += (i ? "," : "") + std::to_string(shape_[i]);
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
   return s + "]";
 }
+
+std::string Tensor::shape_string() const { return qvl::shape_string(shape_); }
 
 }  // namespace qvl

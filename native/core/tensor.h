@@ -46,6 +46,9 @@ class Tensor {
   size_t offset_ = 0;
 };
 
+// "[2,3,4]": how shapes are written in error messages.
+std::string shape_string(const std::vector<int64_t>& shape);
+
 // Checked product of dimensions: throws E_INPUT on negative dims or overflow.
 int64_t checked_numel(const std::vector<int64_t>& shape);
 

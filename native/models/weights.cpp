@@ -4,14 +4,6 @@
 
 namespace qvl::models {
 
-namespace {
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? "," : "") + std::to_string(s[i]);
-  return out + "]";
-}
-}  // namespace
-
 WeightStore::WeightStore(const std::vector<WeightFile>& files) {
   for (const WeightFile& f : files) {
     auto mapped = std::make_shared<MappedFile>(f.path);
@@ -20,7 +12,7 @@ WeightStore::WeightStore(const std::vector<WeightFile>& files) {
       const int64_t n = checked_numel(e.shape);
       const uint64_t expect = static_cast<uint64_t>(n) * dtype_size(e.dtype);
       if (expect != e.byte_length)
-        fail(ErrorCode::ModelFormat, f.path + ": tensor " + e.name + " has shape " + shape_str(e.shape) +
+        fail(ErrorCode::ModelFormat, f.path + ": tensor " + e.name + " has shape " + shape_string(e.shape) +
                                          " but " + std::to_string(e.byte_length) + " bytes");
       if (e.byte_offset > mapped->bytes() || e.byte_length > mapped->bytes() - e.byte_offset)
         fail(ErrorCode::ModelFormat, f.path + ": tensor " + e.name + " lies outside the file");
@@ -42,7 +34,7 @@ const Tensor& WeightStore::get(const std::string& name, const std::vector<int64_
   if (!t) fail(ErrorCode::ModelFormat, "checkpoint has no tensor " + name);
   if (t->shape() != shape)
     fail(ErrorCode::ModelFormat, "tensor " + name + " in " + file_of_.at(name) + " has shape " +
-                                     t->shape_string() + ", expected " + shape_str(shape));
+                                     t->shape_string() + ", expected " + shape_string(shape));
   if (t->dtype() != DType::F32 && t->dtype() != DType::BF16 && t->dtype() != DType::F16)
     fail(ErrorCode::Unsupported, "tensor " + name + " has dtype " + dtype_name(t->dtype()) +
                                      "; weights must be f32, bf16 or f16");
