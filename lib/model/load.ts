@@ -3,6 +3,7 @@
  * @module
  */
 import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { QwenVLError, inputError } from '../errors.js';
 import { setThreads } from '../info.js';
 import { openSafetensors } from '../io/safetensors.js';
@@ -15,6 +16,8 @@ import { ChatTemplate } from '../text/chat-template.js';
 import { QwenTokenizer } from '../text/tokenizer.js';
 import { loadGenerationDefaults, loadModelConfig } from './config.js';
 import { defaultBudget } from './budget.js';
+import { checkProcessorsMatch, checkSpecialTokens, checkSupported } from './checkpoint-checks.js';
+import { validateLoadOptions } from './load-options.js';
 import { Model } from './model.js';
 import { nativeSpec, weightNames } from './native-spec.js';
 
@@ -42,6 +45,12 @@ export interface LoadOptions {
   maxVisualTokens?: number;
   /** Most estimated bytes per request (default: a quarter of system memory, at most 16 GiB). */
   maxMemoryBytes?: number;
+  /**
+   * Scan every weight for NaN and infinity at load (default true), so a corrupt checkpoint fails
+   * there (E_MODEL_FORMAT naming the tensor) rather than answering garbage. The scan reads all
+   * weights once on the compute threads; `false` skips it for a trusted checkpoint on slow storage.
+   */
+  checkFinite?: boolean;
 }
 
 /**
@@ -59,18 +68,10 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
     if (e instanceof QwenVLError) throw e;
     throw inputError(`loadModel: ${dir} does not exist`);
   }
-  if (options.device !== undefined && options.device !== 'cpu' && options.device !== 'auto') {
-    throw inputError(`loadModel: device must be 'cpu' or 'auto', got ${String(options.device)}`);
-  }
+  validateLoadOptions(options);
   const budget = defaultBudget();
   for (const key of ['maxVisualTokens', 'maxMemoryBytes'] as const) {
-    const v = options[key];
-    if (v === undefined) continue;
-    if (!Number.isSafeInteger(v) || v < 1) throw inputError(`loadModel: ${key} must be a positive integer, got ${String(v)}`);
-    budget[key] = v;
-  }
-  if (options.contextLength !== undefined && (!Number.isInteger(options.contextLength) || options.contextLength < 2)) {
-    throw inputError(`loadModel: contextLength must be an integer >= 2, got ${String(options.contextLength)}`);
+    if (options[key] !== undefined) budget[key] = options[key];
   }
   const progress = (stage: LoadProgress['stage'], fraction: number, message: string) =>
     options.onProgress?.({ stage, fraction, message });
@@ -78,12 +79,15 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
 
   progress('config', 0, 'reading config.json');
   const config = await loadModelConfig(dir);
+  checkSupported(config, join(dir, 'config.json'));
   const generationDefaults = await loadGenerationDefaults(dir, config);
   const contextLength = options.contextLength ?? Math.min(config.text.maxPositionEmbeddings, 32768);
   const imageConfig = await loadImageProcessorConfig(dir);
   const videoConfig = await loadVideoProcessorConfig(dir, ropeIndexOptions(config).kind === 'qwen3_vl' ? 'qwen3' : 'qwen2');
   progress('tokenizer', 0.1, 'loading tokenizer and chat template');
   const tokenizer = await QwenTokenizer.load(dir);
+  await checkProcessorsMatch(dir, config, imageConfig, videoConfig);
+  checkSpecialTokens(dir, config, tokenizer);
   const template = await ChatTemplate.fromDirectory(dir, tokenizer.specialTokensMap);
 
   progress('weights', 0.3, 'validating safetensors headers');
@@ -101,6 +105,7 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
     nativeSpec(config),
     names,
     [...byFile].map(([path, tensors]) => ({ path, tensors })),
+    { checkFinite: options.checkFinite ?? true },
   );
   progress('ready', 1, 'model ready');
   return new Model({
@@ -114,6 +119,6 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
     handle,
     contextLength,
     budget,
-    ...(options.maxInputPixels ? { maxInputPixels: options.maxInputPixels } : {}),
+    ...(options.maxInputPixels !== undefined ? { maxInputPixels: options.maxInputPixels } : {}),
   });
 }

@@ -121,5 +121,6 @@ export function weightNames(tensorNames: Iterable<string>, file: string): Weight
   if (!textPrefix) throw formatError(file, 'no embed_tokens.weight tensor (expected model.embed_tokens.weight or model.language_model.embed_tokens.weight)');
   const visionPrefix = ['model.visual.', 'visual.'].find((p) => names.has(`${p}patch_embed.proj.weight`));
   if (!visionPrefix) throw formatError(file, 'no vision tower tensors (expected visual.patch_embed.proj.weight or model.visual.patch_embed.proj.weight)');
-  return { textPrefix, visionPrefix, lmHead: 'lm_head.weight' };
+  // The module name: the native Linear reads `lm_head.weight` (and `.bias` where a layer has one).
+  return { textPrefix, visionPrefix, lmHead: 'lm_head' };
 }

@@ -15,16 +15,19 @@ namespace qvl::models {
 struct WeightNames {
   std::string text_prefix;    // "model." or "model.language_model."
   std::string vision_prefix;  // "visual." or "model.visual."
-  std::string lm_head;        // "lm_head.weight" (unused when embeddings are tied)
+  std::string lm_head;        // "lm_head", the module: Linear adds ".weight" (unused when embeddings are tied)
 };
 
 class VlModel {
  public:
-  VlModel(const ModelSpec& spec, const WeightNames& names, const std::vector<WeightFile>& files);
+  // check_finite: refuse weights holding NaN or infinity (WeightStore::check_finite) before any
+  // part of the model is built from them.
+  VlModel(const ModelSpec& spec, const WeightNames& names, const std::vector<WeightFile>& files, bool check_finite);
   const ModelSpec& spec() const { return spec_; }
   const VisionTower& vision() const { return *vision_; }
   const TextDecoder& text() const { return *text_; }
   uint64_t mapped_bytes() const { return weights_.mapped_bytes(); }
+  uint64_t copied_bytes() const { return weights_.copied_bytes(); }
 
  private:
   ModelSpec spec_;

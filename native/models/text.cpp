@@ -7,6 +7,7 @@
 #include "ops/activation.h"
 #include "ops/attention.h"
 #include "ops/embedding.h"
+#include "ops/finite.h"
 #include "ops/moe.h"
 #include "ops/rope.h"
 
@@ -19,6 +20,19 @@ Tensor pack_experts(const Tensor& src, int64_t E, int64_t R, int64_t C, ThreadPo
   Tensor dst = Tensor::empty(src.dtype(), {E, C, R});
   ops::moe_pack_experts(src.raw(), dst.raw(), src.dtype(), E, R, C, pool);
   return dst;
+}
+
+// A NaN or infinity computed from finite weights and a valid request is the checkpoint's doing
+// (weights that overflow float32 on this input): say so, rather than let a later op blame its input.
+void check_produced_finite(const float* x, int64_t n, const char* what, ThreadPool& pool) {
+  ops::FiniteParams p;
+  p.x = x;
+  p.dtype = DType::F32;
+  p.n = n;
+  const int64_t at = ops::first_nonfinite(p, pool);
+  if (at >= 0)
+    fail(ErrorCode::ModelFormat, std::string("the checkpoint's weights produced a non-finite value (NaN or infinity) in ") +
+                                     what + " at element " + std::to_string(at) + ": the model overflows float32 on this input");
 }
 
 }  // namespace
@@ -167,6 +181,7 @@ void TextDecoder::mlp_block(const Layer& L, float* x, int64_t n, ThreadPool& poo
     const int64_t E = spec_.experts;
     Tensor logits = Tensor::empty(DType::F32, {n, E});
     L.router.apply(h.data<float>(), Hd, n, logits.data<float>(), E, pool);
+    check_produced_finite(logits.data<float>(), n * E, "the MoE router logits", pool);
     ops::MoeParams m;
     m.T = n;
     m.E = E;
@@ -238,6 +253,7 @@ void TextDecoder::forward(float* x, const TextStep& step, KvCache& cache, Thread
 
 void TextDecoder::logits(const float* h, int64_t ldh, int64_t rows, float* out, ThreadPool& pool) const {
   lm_head_.apply(h, ldh, rows, out, spec_.vocab, pool);
+  check_produced_finite(out, rows * spec_.vocab, "the logits", pool);
 }
 
 }  // namespace qvl::models

@@ -50,6 +50,8 @@ VisionTower::VisionTower(const VisionSpec& spec, const VisionRecipe& recipe, con
     pos_embed_ = w.get(prefix + "pos_embed.weight", {spec.num_position_embeddings, E});
   }
   if (recipe.window_attention) QVL_CHECK(spec.window_size > 0, ModelFormat, "vision config needs window_size");
+  // An activation the kernels lack is refused here, at load, not by every request.
+  const ops::ActKind act = act_kind(spec.hidden_act);
 
   const bool rms = recipe.rms_norm;
   const auto nk = rms ? NormLayer::Kind::RmsNorm : NormLayer::Kind::LayerNorm;
@@ -61,6 +63,8 @@ VisionTower::VisionTower(const VisionSpec& spec, const VisionRecipe& recipe, con
     b.qkv = Linear(w, p + "attn.qkv", E, 3 * E, true);
     b.proj = Linear(w, p + "attn.proj", E, E, true);
     if (recipe.gated_mlp) {
+      QVL_CHECK(act == ops::ActKind::Silu, Unsupported,
+                "gated vision MLP with hidden_act '" + spec.hidden_act + "' is not supported");
       b.gated = true;
       b.gate = Linear(w, p + "mlp.gate_proj", E, spec.intermediate, true);
       b.up = Linear(w, p + "mlp.up_proj", E, spec.intermediate, true);

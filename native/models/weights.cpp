@@ -1,6 +1,10 @@
 #include "models/weights.h"
 
+#include <cstdint>
+#include <cstring>
+
 #include "core/error.h"
+#include "ops/finite.h"
 
 namespace qvl::models {
 
@@ -18,9 +22,30 @@ WeightStore::WeightStore(const std::vector<WeightFile>& files) {
         fail(ErrorCode::ModelFormat, f.path + ": tensor " + e.name + " lies outside the file");
       if (tensors_.count(e.name))
         fail(ErrorCode::ModelFormat, f.path + ": tensor " + e.name + " also appears in " + file_of_[e.name]);
-      tensors_.emplace(e.name, Tensor(e.dtype, e.shape, mapped, static_cast<size_t>(e.byte_offset)));
+      Tensor view(e.dtype, e.shape, mapped, static_cast<size_t>(e.byte_offset));
+      if (reinterpret_cast<uintptr_t>(view.raw()) % dtype_size(e.dtype) != 0) {
+        Tensor copy = Tensor::empty(e.dtype, e.shape);
+        std::memcpy(copy.raw(), view.raw(), static_cast<size_t>(e.byte_length));
+        copied_bytes_ += e.byte_length;
+        view = copy;
+      }
+      tensors_.emplace(e.name, std::move(view));
       file_of_[e.name] = f.path;
     }
+  }
+}
+
+void WeightStore::check_finite(ThreadPool& pool) const {
+  for (const auto& [name, t] : tensors_) {
+    if (t.dtype() != DType::F32 && t.dtype() != DType::BF16 && t.dtype() != DType::F16) continue;
+    ops::FiniteParams p;
+    p.x = t.raw();
+    p.dtype = t.dtype();
+    p.n = t.numel();
+    const int64_t at = ops::first_nonfinite(p, pool);
+    if (at >= 0)
+      fail(ErrorCode::ModelFormat, file_of_.at(name) + ": tensor " + name + " holds a non-finite value (NaN or " +
+                                       "infinity) at element " + std::to_string(at) + " of " + t.shape_string());
   }
 }
 

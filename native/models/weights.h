@@ -1,6 +1,8 @@
-// Checkpoint tensors by name: views into copy-on-write mmaps of the safetensors files, never
-// copied. TypeScript has already validated the headers; the store re-checks every range against
-// the mapped file before making a view, and `get` checks the shape the model code expects.
+// Checkpoint tensors by name: views into copy-on-write mmaps of the safetensors files. The only
+// copies are of tensors whose bytes do not start at a multiple of their element size (legal in a
+// file whose header is not padded): the kernels read whole elements, so those get an aligned
+// owned copy once. TypeScript has already validated the headers; the store re-checks every range
+// against the mapped file before making a view, and `get` checks the shape the model code expects.
 #pragma once
 #include <map>
 #include <memory>
@@ -8,6 +10,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "core/threadpool.h"
 
 namespace qvl::models {
 
@@ -34,11 +37,17 @@ class WeightStore {
   const Tensor* find(const std::string& name) const;
   size_t size() const { return tensors_.size(); }
   uint64_t mapped_bytes() const { return mapped_bytes_; }
+  // Bytes copied because the file left them misaligned.
+  uint64_t copied_bytes() const { return copied_bytes_; }
+  // E_MODEL_FORMAT naming the first tensor (by name) that holds a NaN or an infinity, with the
+  // file and element index. Reads every f32/bf16/f16 byte once, on the pool's threads.
+  void check_finite(ThreadPool& pool) const;
 
  private:
   std::map<std::string, Tensor> tensors_;
   std::map<std::string, std::string> file_of_;
   uint64_t mapped_bytes_ = 0;
+  uint64_t copied_bytes_ = 0;
 };
 
 }  // namespace qvl::models

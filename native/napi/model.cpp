@@ -1,6 +1,6 @@
 // Models and sessions for JS. Handles are Napi::External wrapping shared_ptrs: a job in flight
 // holds its own reference, so dispose() from JS never frees memory a worker is using.
-//   loadModel(spec, names, files) -> Promise<handle>
+//   loadModel(spec, names, files[, {checkFinite}]) -> Promise<handle>
 //   modelEncodeVision(handle, pixels, patchDim, grids, trace) -> Promise<{embeds, deepstack, trace}>
 //   modelNewSession(handle, batch, capacity) -> session
 //   sessionForward(session, args) -> Promise<{logits?, trace}>
@@ -176,15 +176,25 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
     if (info.Length() < 3 || !info[0].IsObject() || !info[1].IsObject() || !info[2].IsArray())
-      throw make_error(env, "E_INPUT", "loadModel(spec, names, files)");
+      throw make_error(env, "E_INPUT", "loadModel(spec, names, files[, options])");
     models::ModelSpec spec = parse_spec(info[0].As<Napi::Object>());
     Napi::Object n = info[1].As<Napi::Object>();
     models::WeightNames names{str_field(n, "textPrefix"), str_field(n, "visionPrefix"), str_field(n, "lmHead")};
     std::vector<models::WeightFile> files = parse_files(info[2].As<Napi::Array>());
+    // Optional 4th argument {checkFinite}: scan the weights for NaN/inf at load (default true).
+    bool check_finite = true;
+    if (info.Length() > 3 && !info[3].IsUndefined()) {
+      if (!info[3].IsObject()) throw make_error(env, "E_INPUT", "loadModel: options must be an object");
+      Napi::Value cf = info[3].As<Napi::Object>().Get("checkFinite");
+      if (!cf.IsUndefined()) {
+        if (!cf.IsBoolean()) throw make_error(env, "E_INPUT", "loadModel: checkFinite must be a boolean");
+        check_finite = cf.As<Napi::Boolean>().Value();
+      }
+    }
     models::find_family(spec.family);  // E_UNSUPPORTED before any file is mapped
     using P = std::shared_ptr<VlModel>;
     return run_async<P>(
-        env, [spec, names, files] { return std::make_shared<VlModel>(spec, names, files); },
+        env, [spec, names, files, check_finite] { return std::make_shared<VlModel>(spec, names, files, check_finite); },
         [](Napi::Env env, P& m) -> Napi::Value { return wrap(env, m); });
   });
 }

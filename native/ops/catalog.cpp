@@ -10,6 +10,7 @@
 #include "ops/rope.h"
 #include "ops/matmul.h"
 #include "ops/resample.h"
+#include "ops/finite.h"
 
 namespace qvl::ops {
 
@@ -26,6 +27,7 @@ std::vector<const OpFamilyBase*> op_catalog() {
       &rope_family(),
       &matmul_family(),
       &resample_family(),
+      &finite_family(),
   };
 }
 

@@ -16,6 +16,7 @@ std::vector<Result> parity_attention(uint64_t seed);
 std::vector<Result> parity_rope(uint64_t seed);
 std::vector<Result> parity_resample(uint64_t seed);
 std::vector<Result> parity_vision_pos_embed(uint64_t seed);
+std::vector<Result> parity_finite(uint64_t seed);
 
 const std::vector<Entry>& suites() {
   static const std::vector<Entry> all = {
@@ -32,6 +33,7 @@ const std::vector<Entry>& suites() {
       {"matmul", parity_matmul},
       {"resample_bicubic", parity_resample},
       {"vision_pos_embed", parity_vision_pos_embed},
+      {"finite", parity_finite},
   };
   return all;
 }

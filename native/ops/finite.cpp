@@ -1,0 +1,35 @@
+#include "ops/finite.h"
+
+#include <string>
+
+#include "ops/rows_check.h"
+
+namespace qvl::cpu {
+int64_t finite_ref(const ops::FiniteParams& p, ThreadPool& pool);
+int64_t finite_generic(const ops::FiniteParams& p, ThreadPool& pool);
+}  // namespace qvl::cpu
+
+namespace qvl::ops {
+
+const OpFamily<FiniteFn>& finite_family() {
+  static const OpFamily<FiniteFn> family("finite", {
+      {"reference", Isa::Reference, &cpu::finite_ref},
+      {"generic", Isa::Generic, &cpu::finite_generic},
+  });
+  return family;
+}
+
+void check_finite(const FiniteParams& p) {
+  QVL_CHECK(p.dtype == DType::F32 || p.dtype == DType::BF16 || p.dtype == DType::F16, Input,
+            std::string("finite: dtype must be f32, bf16 or f16 (got ") + dtype_name(p.dtype) + ")");
+  QVL_CHECK(p.n >= 0, Input, "finite: count must be >= 0 (got " + std::to_string(p.n) + ")");
+  if (p.n > 0) check_rows("finite", "x", p.x, 1, p.n, p.n, dtype_size(p.dtype));
+}
+
+int64_t first_nonfinite(const FiniteParams& p, ThreadPool& pool) {
+  check_finite(p);
+  if (p.n == 0) return -1;
+  return finite_family().best().fn(p, pool);
+}
+
+}  // namespace qvl::ops
