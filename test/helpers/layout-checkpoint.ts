@@ -228,9 +228,16 @@ export function randomWeights(shapes: Map<string, number[]>, seed: number): Map<
   return out;
 }
 
+// The same weights are written in many layouts: convert each tensor once per dtype.
+const encoded = new WeakMap<Float32Array, Map<DiskDtype, ArrayBufferView>>();
+
 function encode(values: Float32Array, dtype: DiskDtype): ArrayBufferView {
   if (dtype === 'F32') return values;
-  return dtype === 'BF16' ? f32ToBf16Bits(values) : f32ToF16Bits(values);
+  const cache = encoded.get(values) ?? new Map<DiskDtype, ArrayBufferView>();
+  encoded.set(values, cache);
+  let bits = cache.get(dtype);
+  if (!bits) cache.set(dtype, (bits = dtype === 'BF16' ? f32ToBf16Bits(values) : f32ToF16Bits(values)));
+  return bits;
 }
 
 export interface LayoutOptions {
