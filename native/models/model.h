@@ -27,7 +27,6 @@ class VlModel {
   const VisionTower& vision() const { return *vision_; }
   const TextDecoder& text() const { return *text_; }
   uint64_t mapped_bytes() const { return weights_.mapped_bytes(); }
-  uint64_t copied_bytes() const { return weights_.copied_bytes(); }
 
  private:
   ModelSpec spec_;

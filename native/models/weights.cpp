@@ -26,7 +26,6 @@ WeightStore::WeightStore(const std::vector<WeightFile>& files) {
       if (reinterpret_cast<uintptr_t>(view.raw()) % dtype_size(e.dtype) != 0) {
         Tensor copy = Tensor::empty(e.dtype, e.shape);
         std::memcpy(copy.raw(), view.raw(), static_cast<size_t>(e.byte_length));
-        copied_bytes_ += e.byte_length;
         view = copy;
       }
       tensors_.emplace(e.name, std::move(view));

@@ -37,8 +37,6 @@ class WeightStore {
   const Tensor* find(const std::string& name) const;
   size_t size() const { return tensors_.size(); }
   uint64_t mapped_bytes() const { return mapped_bytes_; }
-  // Bytes copied because the file left them misaligned.
-  uint64_t copied_bytes() const { return copied_bytes_; }
   // E_MODEL_FORMAT naming the first tensor (by name) that holds a NaN or an infinity, with the
   // file and element index. Reads every f32/bf16/f16 byte once, on the pool's threads.
   void check_finite(ThreadPool& pool) const;
@@ -47,7 +45,6 @@ class WeightStore {
   std::map<std::string, Tensor> tensors_;
   std::map<std::string, std::string> file_of_;
   uint64_t mapped_bytes_ = 0;
-  uint64_t copied_bytes_ = 0;
 };
 
 }  // namespace qvl::models
