@@ -101,18 +101,23 @@ std::vector<Result> parity_finite(uint64_t seed) {
     p.x = nullptr, p.n = 0;
     ops::check_finite(p);
   }));
-  Result bad;
-  bad.op = "finite", bad.variant = "check", bad.shape = "i32 data refused";
-  try {
+  results.push_back(expect_rejected("finite", "i32 data refused", [] {
     int32_t x = 0;
     ops::FiniteParams p;
     p.x = &x, p.dtype = DType::I32, p.n = 1;
     ops::check_finite(p);
-    bad.passed = false, bad.note = "accepted";
-  } catch (const Error& e) {
-    bad.passed = e.code() == ErrorCode::Input;
-  }
-  results.push_back(bad);
+  }));
+  results.push_back(expect_rejected("finite", "null data refused", [] {
+    ops::FiniteParams p;
+    p.n = 4;
+    ops::check_finite(p);
+  }));
+  results.push_back(expect_rejected("finite", "misaligned f32 refused", [] {
+    alignas(4) unsigned char raw[12] = {};
+    ops::FiniteParams p;
+    p.x = raw + 1, p.n = 2;
+    ops::check_finite(p);
+  }));
   return results;
 }
 
