@@ -55,10 +55,12 @@ export interface LoadOptions {
 
 /**
  * Loads a checkpoint folder (config.json, *.safetensors, tokenizer.json, preprocessor_config.json,
- * chat template). Weights are memory-mapped and used as stored, not copied.
+ * chat template). Weights are memory-mapped and used as stored, not copied (except tensors that a
+ * header without padding leaves misaligned: those get one aligned copy).
  *
- * @throws QwenVLError E_UNSUPPORTED for a model type qwenvl cannot run; E_MODEL_FORMAT naming
- *   the file (and field or tensor) for missing or malformed files.
+ * @throws QwenVLError E_INPUT for a bad option; E_UNSUPPORTED for a model type, quantization or
+ *   activation qwenvl cannot run; E_MODEL_FORMAT naming the file (and field or tensor) for missing,
+ *   malformed or mutually inconsistent files, and for weights holding NaN or infinity.
  */
 export async function loadModel(dir: string, options: LoadOptions = {}): Promise<Model> {
   if (typeof dir !== 'string' || dir.length === 0) throw inputError('loadModel: dir must be a path');
