@@ -144,6 +144,24 @@ describe('non-finite weights', () => {
       model.dispose();
     }
   });
+
+  it('an MoE router that overflows: the error names the router, not the request', async () => {
+    const moeFiles = join(SHARED, 'fixtures/qwen3-vl-moe/checkpoint');
+    const moeConfig = scaleConfig('qwen3_vl_moe', JSON.parse(readFileSync(join(moeFiles, 'config.json'), 'utf8')));
+    const moe = randomWeights(officialTensors('qwen3_vl_moe', moeConfig), 4);
+    const norm = moe.get('model.layers.0.post_attention_layernorm.weight')!;
+    moe.set('model.layers.0.post_attention_layernorm.weight', { shape: norm.shape, values: new Float32Array(norm.values.length).fill(3e38) });
+    const dir = join(work, 'moe');
+    await writeLayout(dir, moeConfig, moe, moeFiles, { prefixes: 'new', sharded: false, dtype: 'F32' });
+    const model = await loadModel(dir);
+    try {
+      const e = await rejection(model.chat(question, { doSample: false, maxTokens: 2 }));
+      expect(e.code).toBe('E_MODEL_FORMAT');
+      expect(e.message).toMatch(/checkpoint's weights produced a non-finite value .* in the MoE router logits/);
+    } finally {
+      model.dispose();
+    }
+  });
 });
 
 describe('processor settings that disagree with the vision tower', () => {
