@@ -8,7 +8,7 @@
  * `writeLayout` writes one set of weights in any of the key layouts, sharded or not, as bf16, f16
  * or f32.
  */
-import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   f32ToBf16Bits,
@@ -240,6 +240,29 @@ function encode(values: Float32Array, dtype: DiskDtype): ArrayBufferView {
   return bits;
 }
 
+/**
+ * Copies a checkpoint's tokenizer / template / processor files into `dst`, with tokenizer.json cut
+ * down to its 256 byte-level symbols, no merges, and all its added tokens: the same format and
+ * special-token ids, text encoded byte by byte, and a load ~20x faster than the full vocabulary.
+ */
+export function writeByteLevelFiles(src: string, dst: string): void {
+  mkdirSync(dst, { recursive: true });
+  for (const f of AUX_FILES) {
+    try {
+      cpSync(join(src, f), join(dst, f));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+  }
+  const tok = JSON.parse(readFileSync(join(src, 'tokenizer.json'), 'utf8')) as { model: { vocab: Record<string, number>; merges: unknown[] } };
+  tok.model.vocab = Object.fromEntries(Object.entries(tok.model.vocab).filter(([k]) => [...k].length === 1));
+  tok.model.merges = [];
+  writeFileSync(join(dst, 'tokenizer.json'), JSON.stringify(tok));
+}
+
+const AUX_FILES = ['tokenizer.json', 'tokenizer_config.json', 'chat_template.json', 'preprocessor_config.json',
+  'video_preprocessor_config.json', 'generation_config.json'];
+
 export interface LayoutOptions {
   /** Key names: `legacy` (`model.layers.*`, `visual.*`) or `new` (`model.language_model.*`, `model.visual.*`). */
   prefixes: 'legacy' | 'new';
@@ -270,8 +293,7 @@ export async function writeLayout(
   opts: LayoutOptions,
 ): Promise<void> {
   mkdirSync(dir, { recursive: true });
-  for (const f of ['tokenizer.json', 'tokenizer_config.json', 'chat_template.json', 'preprocessor_config.json',
-    'video_preprocessor_config.json', 'generation_config.json']) {
+  for (const f of AUX_FILES) {
     try {
       cpSync(join(filesFrom, f), join(dir, f));
     } catch (e) {

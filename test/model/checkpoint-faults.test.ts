@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, openSafetensors, QwenVLError } from '../../lib/index.js';
-import { officialTensors, randomWeights, scaleConfig, writeLayout, type LayoutOptions } from '../helpers/layout-checkpoint.js';
+import { officialTensors, randomWeights, scaleConfig, writeByteLevelFiles, writeLayout, type LayoutOptions } from '../helpers/layout-checkpoint.js';
 import { assembleSafetensors } from '../helpers/safetensors-writer.js';
 
 const SHARED = join(__dirname, '../../../shared');
@@ -22,8 +22,11 @@ const question = [{ role: 'user', content: [{ type: 'image', image: IMAGE }, { t
 const work = mkdtempSync(join(tmpdir(), 'qwenvl-faults-'));
 const BASE = join(work, 'base');
 let n = 0;
+// The fixture's files with tokenizer.json cut to byte-level symbols and added tokens: fast loads.
+const AUX = join(work, 'files');
 beforeAll(async () => {
-  await writeLayout(BASE, config, weights, FILES, { prefixes: 'legacy', sharded: false, dtype: 'BF16' });
+  writeByteLevelFiles(FILES, AUX);
+  await writeLayout(BASE, config, weights, AUX, { prefixes: 'legacy', sharded: false, dtype: 'BF16' });
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -47,7 +50,7 @@ async function withWeights(name: string, values: (v: Float32Array) => void, opts
   const copy = Float32Array.from(w.values);
   values(copy);
   edited.set(name, { shape: w.shape, values: copy });
-  await writeLayout(dir, config, edited, FILES, { prefixes: 'legacy', sharded: false, dtype: 'BF16', ...opts });
+  await writeLayout(dir, config, edited, AUX, { prefixes: 'legacy', sharded: false, dtype: 'BF16', ...opts });
   return dir;
 }
 
@@ -152,7 +155,8 @@ describe('non-finite weights', () => {
     const norm = moe.get('model.layers.0.post_attention_layernorm.weight')!;
     moe.set('model.layers.0.post_attention_layernorm.weight', { shape: norm.shape, values: new Float32Array(norm.values.length).fill(3e38) });
     const dir = join(work, 'moe');
-    await writeLayout(dir, moeConfig, moe, moeFiles, { prefixes: 'new', sharded: false, dtype: 'F32' });
+    writeByteLevelFiles(moeFiles, join(work, 'moe-files'));
+    await writeLayout(dir, moeConfig, moe, join(work, 'moe-files'), { prefixes: 'new', sharded: false, dtype: 'F32' });
     const model = await loadModel(dir);
     try {
       const e = await rejection(model.chat(question, { doSample: false, maxTokens: 2 }));

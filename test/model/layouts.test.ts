@@ -14,6 +14,7 @@ import {
   scaleConfig,
   scaleSections,
   scaleIndexes,
+  writeByteLevelFiles,
   writeLayout,
   type DiskDtype,
   type Family,
@@ -69,9 +70,17 @@ async function answer(dir: string): Promise<{ tokens: number[]; logits: Float32A
 }
 
 let count = 0;
+// Each family's tokenizer, template and processor files; tokenizer.json cut to its byte-level
+// symbols and added tokens (same special ids) so that the many loads stay fast.
+const files = new Map<Family, string>();
 async function write(base: Base, config: Record<string, unknown>, weights: ReturnType<typeof randomWeights>, opts: LayoutOptions) {
+  if (!files.has(base.family)) {
+    const dir = join(work, `files-${base.family}`);
+    writeByteLevelFiles(join(FIX, fixtureDir[base.family], 'checkpoint'), dir);
+    files.set(base.family, dir);
+  }
   const dir = join(work, `${base.family}-${count++}`);
-  await writeLayout(dir, config, weights, join(FIX, fixtureDir[base.family], 'checkpoint'), opts);
+  await writeLayout(dir, config, weights, files.get(base.family)!, opts);
   return dir;
 }
 
