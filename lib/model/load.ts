@@ -94,7 +94,7 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
 
   progress('weights', 0.3, 'validating safetensors headers');
   const ckpt = await openSafetensors(dir);
-  const names = weightNames(ckpt.tensors.keys(), ckpt.path);
+  const names = weightNames(ckpt.tensors.keys(), ckpt.path, config.text.tieWordEmbeddings);
   const byFile = new Map<string, { name: string; dtype: number; shape: number[]; byteOffset: number; byteLength: number }[]>();
   for (const t of ckpt.tensors.values()) {
     const list = byFile.get(t.file) ?? [];

@@ -115,12 +115,15 @@ export function nativeSpec(config: ModelConfig): NativeModelSpec {
  * newer transformers' (`model.language_model.layers.*`, `model.visual.*`).
  * @internal
  */
-export function weightNames(tensorNames: Iterable<string>, file: string): WeightNames {
+export function weightNames(tensorNames: Iterable<string>, file: string, tiedEmbeddings = true): WeightNames {
   const names = new Set(tensorNames);
   const textPrefix = ['model.language_model.', 'model.'].find((p) => names.has(`${p}embed_tokens.weight`));
   if (!textPrefix) throw formatError(file, 'no embed_tokens.weight tensor (expected model.embed_tokens.weight or model.language_model.embed_tokens.weight)');
   const visionPrefix = ['model.visual.', 'visual.'].find((p) => names.has(`${p}patch_embed.proj.weight`));
   if (!visionPrefix) throw formatError(file, 'no vision tower tensors (expected visual.patch_embed.proj.weight or model.visual.patch_embed.proj.weight)');
+  if (!tiedEmbeddings && !names.has('lm_head.weight')) {
+    throw formatError(file, 'config.json has tie_word_embeddings false but the checkpoint has no lm_head.weight tensor');
+  }
   // The module name: the native Linear reads `lm_head.weight` (and `.bias` where a layer has one).
   return { textPrefix, visionPrefix, lmHead: 'lm_head' };
 }

@@ -3,7 +3,7 @@
 // and newer `model.language_model`/`model.visual` keys, one file or shards with an index, bf16 /
 // f16 / f32 on disk). The same weights must give the same logits and greedy tokens in every
 // layout; an lm_head with other values must change them; quantized checkpoints are refused.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -137,6 +137,20 @@ describe.each(BASES)('$family (scaled from $source, $dtype on disk)', (base) => 
     for (let i = 0; i < changed.logits.length; i++) diff = Math.max(diff, Math.abs(changed.logits[i] - reference!.logits[i]));
     expect(diff).toBeGreaterThan(0.1);
   }, 60_000);
+});
+
+describe('an untied config whose checkpoint has no lm_head', () => {
+  it('E_MODEL_FORMAT naming lm_head.weight and the index file', async () => {
+    const base = BASES[1];
+    const config = scaleConfig(base.family, base.config);
+    const weights = randomWeights(officialTensors(base.family, config), 1);
+    const dir = await write(base, config, weights, { prefixes: 'new', sharded: true, dtype: 'BF16' });
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, tie_word_embeddings: false }));
+    const err = await loadModel(dir).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(QwenVLError);
+    expect((err as QwenVLError).code).toBe('E_MODEL_FORMAT');
+    expect((err as QwenVLError).message).toMatch(/model\.safetensors\.index\.json: .*tie_word_embeddings false .* no lm_head\.weight tensor/);
+  });
 });
 
 describe.each(AWQ)('%s', (name) => {
