@@ -177,6 +177,13 @@ describe('processor settings that disagree with the vision tower', () => {
     const dir = variant('preprocessor_config.json', (j) => { j[key] = value; });
     await expectLoadError(dir, 'E_MODEL_FORMAT', pattern);
   });
+
+  it('video_preprocessor_config.json: checked too, and named', async () => {
+    const dir = variant();
+    const pre = JSON.parse(readFileSync(join(dir, 'preprocessor_config.json'), 'utf8'));
+    writeFileSync(join(dir, 'video_preprocessor_config.json'), JSON.stringify({ ...pre, merge_size: 1 }));
+    await expectLoadError(dir, 'E_MODEL_FORMAT', /video_preprocessor_config\.json: merge_size 1 disagrees with config\.json vision_config\.spatial_merge_size 2/);
+  });
 });
 
 describe('special tokens', () => {
