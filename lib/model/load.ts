@@ -10,6 +10,7 @@ import { DTYPE_CODES } from '../tensor.js';
 import { native } from '../native/binding.js';
 import { loadImageProcessorConfig } from '../processor/config.js';
 import { loadVideoProcessorConfig } from '../processor/video-config.js';
+import { resolveMediaPolicy, type MediaPolicy } from '../processor/media-policy.js';
 import { ropeIndexOptions } from '../families/rope-index.js';
 import { ChatTemplate } from '../text/chat-template.js';
 import { QwenTokenizer } from '../text/tokenizer.js';
@@ -42,6 +43,12 @@ export interface LoadOptions {
   maxVisualTokens?: number;
   /** Most estimated bytes per request (default: a quarter of system memory, at most 16 GiB). */
   maxMemoryBytes?: number;
+  /**
+   * Which image and video sources requests may use and how large and many they may be (default:
+   * local files allowed, see `DEFAULT_MEDIA_POLICY`). A request's own `media` option can
+   * only narrow it. A server should set this; see README, "Untrusted input / servers".
+   */
+  media?: MediaPolicy;
 }
 
 /**
@@ -72,6 +79,7 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   if (options.contextLength !== undefined && (!Number.isInteger(options.contextLength) || options.contextLength < 2)) {
     throw inputError(`loadModel: contextLength must be an integer >= 2, got ${String(options.contextLength)}`);
   }
+  const media = await resolveMediaPolicy(options.media, undefined, 'loadModel: media');
   const progress = (stage: LoadProgress['stage'], fraction: number, message: string) =>
     options.onProgress?.({ stage, fraction, message });
   if (options.threads !== undefined) setThreads(options.threads);
@@ -114,6 +122,7 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
     handle,
     contextLength,
     budget,
+    media,
     ...(options.maxInputPixels ? { maxInputPixels: options.maxInputPixels } : {}),
   });
 }
