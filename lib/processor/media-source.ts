@@ -34,28 +34,75 @@ export function checkMediaBytes(bytes: number, kind: MediaKind, policy: Resolved
   }
 }
 
-/** RFC 2397 percent-decoding to bytes (not to UTF-8 text, as decodeURIComponent would). */
-function percentDecode(text: string): Buffer {
-  const raw = Buffer.from(text, 'utf8');
-  const out = Buffer.allocUnsafe(raw.length);
-  let n = 0;
-  const hex = (c: number) => (c >= 48 && c <= 57 ? c - 48 : c >= 65 && c <= 70 ? c - 55 : c >= 97 && c <= 102 ? c - 87 : -1);
-  for (let i = 0; i < raw.length; i++) {
-    if (raw[i] !== 0x25) {
-      out[n++] = raw[i];
-      continue;
+/**
+ * Characters handled per step when decoding a data: URL: a step takes well under the event loop's
+ * 50 ms budget, and the loop runs between steps.
+ */
+const STEP = 1 << 21;
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * Strict base64 (standard or URL-safe alphabet, whitespace ignored, padding only at the end):
+ * Buffer.from alone skips invalid characters silently, so garbage would pass as data.
+ */
+async function decodeBase64(payload: string): Promise<Buffer> {
+  let whitespace = false;
+  for (let at = 0; at < payload.length; at += STEP) {
+    const slice = payload.slice(at, at + STEP);
+    // One pass for the usual clean slice; a second only when it holds something else.
+    if (/[^A-Za-z0-9+/=_-]/.test(slice)) {
+      const bad = /[^A-Za-z0-9+/=_\-\s]/.exec(slice);
+      if (bad) throw inputError(`image data URI: invalid base64 character at ${at + bad.index}`);
+      whitespace = true;
     }
-    const hi = i + 2 < raw.length ? hex(raw[i + 1]) : -1;
-    const lo = hi >= 0 ? hex(raw[i + 2]) : -1;
-    if (lo < 0) throw inputError(`image data URI: malformed percent escape at character ${i}`);
-    out[n++] = hi * 16 + lo;
-    i += 2;
+    await nextTurn();
+  }
+  const text = whitespace ? payload.replace(/\s+/g, '') : payload;
+  const pad = text.indexOf('=');
+  if (pad >= 0 && (pad < text.length - 2 || /[^=]/.test(text.slice(pad)))) {
+    throw inputError(`image data URI: base64 padding '=' inside the data (at ${pad})`);
+  }
+  const out = Buffer.allocUnsafe(Math.floor((text.length * 3) / 4));
+  let n = 0;
+  for (let at = 0; at < text.length; at += STEP) {
+    // STEP is a multiple of 4: every slice but the last holds whole 4-character groups.
+    n += out.write(text.slice(at, at + STEP), n, 'base64');
+    if (at + STEP < text.length) await nextTurn();
   }
   return out.subarray(0, n);
 }
 
+/** RFC 2397 percent-decoding to bytes (not to UTF-8 text, as decodeURIComponent would). */
+async function percentDecode(text: string): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  const hex = (c: number) => (c >= 48 && c <= 57 ? c - 48 : c >= 65 && c <= 70 ? c - 55 : c >= 97 && c <= 102 ? c - 87 : -1);
+  for (let at = 0; at < text.length; ) {
+    let end = Math.min(text.length, at + STEP);
+    // Never split an escape or a surrogate pair between steps.
+    while (end < text.length && end > at + 2 && (text[end - 1] === '%' || text[end - 2] === '%' || /[\ud800-\udbff]/.test(text[end - 1]))) end--;
+    const raw = Buffer.from(text.slice(at, end), 'utf8');
+    const out = Buffer.allocUnsafe(raw.length);
+    let n = 0;
+    for (let i = 0; i < raw.length; i++) {
+      if (raw[i] !== 0x25) {
+        out[n++] = raw[i];
+        continue;
+      }
+      const hi = i + 2 < raw.length ? hex(raw[i + 1]) : -1;
+      const lo = hi >= 0 ? hex(raw[i + 2]) : -1;
+      if (lo < 0) throw inputError('image data URI: malformed percent escape (expected %XX)');
+      out[n++] = hi * 16 + lo;
+      i += 2;
+    }
+    parts.push(out.subarray(0, n));
+    at = end;
+    if (at < text.length) await nextTurn();
+  }
+  return Buffer.concat(parts);
+}
+
 /** `data:image/<type>[;params][;base64],<data>`, size-checked from its length before decoding. */
-function dataUrl(url: string, policy: ResolvedMediaPolicy): Buffer {
+async function dataUrl(url: string, policy: ResolvedMediaPolicy): Promise<Buffer> {
   const comma = url.slice(0, DATA_HEADER_MAX).indexOf(',');
   if (comma < 0) throw inputError('image data URI: expected "data:image/<type>;base64,<data>"');
   const params = url.slice(5, comma).split(';').map((s) => s.trim().toLowerCase());
@@ -69,15 +116,7 @@ function dataUrl(url: string, policy: ResolvedMediaPolicy): Buffer {
   const least = base64 ? Math.floor((length * 3) / 4) - 2 : Math.ceil(length / 3);
   checkMediaBytes(least, 'image', policy, 'data URI', ` (from ${length} encoded characters)`);
   const payload = url.slice(comma + 1);
-  let bytes: Buffer;
-  if (base64) {
-    // Buffer.from skips characters outside the alphabet silently; garbage must not pass as data.
-    const bad = /[^A-Za-z0-9+/=_\-\s]|=[^=\s]/.exec(payload);
-    if (bad) throw inputError(`image data URI: invalid base64 at character ${bad.index}`);
-    bytes = Buffer.from(payload, 'base64');
-  } else {
-    bytes = percentDecode(payload);
-  }
+  const bytes = base64 ? await decodeBase64(payload) : await percentDecode(payload);
   checkMediaBytes(bytes.length, 'image', policy, 'data URI');
   if (bytes.length === 0) throw inputError('image data URI: no data');
   return bytes;

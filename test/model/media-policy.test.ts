@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadModel, Model, QwenVLError, type MediaPolicy } from '../../lib/index.js';
+import { loadModel, Model, QwenVLError, type Conversation, type MediaPolicy } from '../../lib/index.js';
 
 const FIX = join(__dirname, '../../../shared/fixtures/qwen2-vl');
 const CKPT = join(FIX, 'checkpoint');
@@ -24,12 +24,10 @@ async function inputError(p: Promise<unknown>, match?: RegExp): Promise<string> 
   throw new Error('expected E_INPUT');
 }
 
-const withImage = (part: Record<string, unknown>, before = 0) => [
-  {
-    role: 'user',
-    content: [...Array.from({ length: before }, () => ({ type: 'text', text: 'x' })), part, { type: 'text', text: 'What is it?' }],
-  },
-];
+// Built loosely on purpose (hostile input); the library validates every part itself.
+const conversation = (content: unknown[]): Conversation => [{ role: 'user', content }] as unknown as Conversation;
+const withImage = (part: Record<string, unknown>, before = 0) =>
+  conversation([...Array.from({ length: before }, () => ({ type: 'text', text: 'x' })), part, { type: 'text', text: 'What is it?' }]);
 const image = (src: unknown) => withImage({ type: 'image', image: src });
 const imageUrl = (url: string) => withImage({ type: 'image_url', image_url: { url } });
 
@@ -110,9 +108,9 @@ describe('a server model confined to an uploads folder', () => {
   });
 
   it('video parts go through the same rules', async () => {
-    const msgs = [{ role: 'user', content: [{ type: 'video', video: secret }, { type: 'text', text: 'x' }] }];
+    const msgs = conversation([{ type: 'video', video: secret }, { type: 'text', text: 'x' }]);
     const a = await inputError(server.estimateTokens(msgs), /^conversation 0, message 0, part 0: video: local file refused/);
-    const b = await inputError(server.estimateTokens([{ role: 'user', content: [{ type: 'video', video: join(dir, 'nope.mp4') }] }]));
+    const b = await inputError(server.estimateTokens(conversation([{ type: 'video', video: join(dir, 'nope.mp4') }])));
     expect(b).toBe(a);
   });
 
@@ -127,7 +125,7 @@ describe('request counts, checked before any source is read', () => {
     // Missing files and undecodable bytes: had any been read or decoded, the error would say so.
     const content = Array.from({ length: 5000 }, (_, i) => ({ type: 'image', image: i % 2 ? Buffer.from('x') : `/nonexistent/${i}.png` }));
     const t0 = performance.now();
-    await inputError(open.chat([{ role: 'user', content }], { maxTokens: 1 }), /5000 image parts, over the media policy's maxImages of 1024; refused before reading any/);
+    await inputError(open.chat(conversation(content), { maxTokens: 1 }), /5000 image parts, over the media policy's maxImages of 1024; refused before reading any/);
     expect(performance.now() - t0).toBeLessThan(500);
   });
 
