@@ -112,6 +112,11 @@ describe('a server model confined to an uploads folder', () => {
     const a = await inputError(server.estimateTokens(msgs), /^conversation 0, message 0, part 0: video: local file refused/);
     const b = await inputError(server.estimateTokens(conversation([{ type: 'video', video: join(dir, 'nope.mp4') }])));
     expect(b).toBe(a);
+    // A video given as frames: every frame is an image under the same rules.
+    const frames = conversation([{ type: 'text', text: 'x' }, { type: 'video', video: [join(uploads, 'a.png'), secret], fps: 2 }]);
+    await inputError(server.estimateTokens(frames), /^conversation 0, message 0, part 1: video frames\[1\]: image: local file refused/);
+    const ok = conversation([{ type: 'video', video: [join(uploads, 'a.png'), join(uploads, 'a.png')], fps: 2 }]);
+    expect((await server.estimateTokens(ok)).videoTokens).toBeGreaterThan(0);
   });
 
   it('a data: URL over maxImageBytes is refused from its length, before decoding', async () => {

@@ -1,6 +1,7 @@
 // The media policy at the processor level: which sources may be read (local files allowed,
 // denied or confined to folders by real path), how large and how many, all checked before
 // anything is read or decoded; and malformed sources get E_INPUT, never a TypeError or URIError.
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -180,6 +181,23 @@ describe('local files', () => {
       if (prev === undefined) delete process.env.QWENVL_FFMPEG;
       else process.env.QWENVL_FFMPEG = prev;
     }
+  });
+});
+
+const HAVE_FFMPEG = spawnSync('ffmpeg', ['-version']).status === 0 && spawnSync('ffprobe', ['-version']).status === 0;
+
+describe.skipIf(!HAVE_FFMPEG)('an admitted video file is decoded (skipped without ffmpeg/ffprobe)', () => {
+  it('inside the folders, also through a symlink that stays inside', async () => {
+    const video = join(inside, 'clip.mkv');
+    const r = spawnSync('ffmpeg', ['-v', 'error', '-f', 'lavfi', '-i', 'testsrc=size=64x48:rate=4', '-frames:v', '8', '-c:v', 'ffv1', video]);
+    expect(r.status, String(r.stderr)).toBe(0);
+    symlinkSync(video, join(inside, 'sub', 'clip-link.mkv'));
+    const cfg = parseVideoProcessorConfig({}, 'x', 'qwen2');
+    const media: MediaPolicy = { localFiles: [inside] };
+    const a = await processVideo(join(inside, 'sub', 'clip-link.mkv'), cfg, { media, nframes: 4 });
+    expect(a.gridThw[0]).toBe(2);
+    const msg = await inputFailure(processVideo(video, cfg, { media: { localFiles: [outside] }, nframes: 4 }), /refused by the media policy/);
+    expect(msg).not.toContain(dir);
   });
 });
 
