@@ -11,7 +11,7 @@ import type { ImageProcessorConfig } from '../processor/config.js';
 import { processVideo, type ProcessedVideo, type ProcessVideoOptions, type VideoInput } from '../processor/video.js';
 import type { VideoProcessorConfig } from '../processor/video-config.js';
 import { processImages, type ImageInput, type ImageItem, type ProcessedImages } from '../processor/image.js';
-import { resolveMediaPolicy, type MediaPolicy, type ResolvedMediaPolicy } from '../processor/media-policy.js';
+import { defaultMediaPolicy, resolveMediaPolicy, type MediaPolicy, type ResolvedMediaPolicy } from '../processor/media-policy.js';
 import type { ChatMessage, ChatTemplate } from '../text/chat-template.js';
 import type { QwenTokenizer } from '../text/tokenizer.js';
 import { Tensor, tensorFromNative } from '../tensor.js';
@@ -96,7 +96,7 @@ export class Model {
   readonly budget: Readonly<Budget>;
   private handle: NativeHandle | null;
   private readonly maxInputPixels?: number;
-  private readonly media?: ResolvedMediaPolicy;
+  private readonly media: ResolvedMediaPolicy;
 
   /** @internal */
   constructor(parts: ModelParts) {
@@ -108,9 +108,9 @@ export class Model {
     this.contextLength = parts.contextLength;
     this.handle = parts.handle;
     this.maxInputPixels = parts.maxInputPixels;
-    this.media = parts.media;
+    const media = (this.media = parts.media ?? defaultMediaPolicy());
     this.budget = Object.freeze({ ...parts.budget });
-    const { imageConfig, videoConfig, media } = parts;
+    const { imageConfig, videoConfig } = parts;
     const decode = parts.maxInputPixels ? { maxInputPixels: parts.maxInputPixels } : {};
     this.processor = {
       config: imageConfig,

@@ -110,39 +110,53 @@ function narrowFiles(a: ResolvedMediaPolicy['localFiles'], b: ResolvedMediaPolic
 }
 
 function narrow(a: ResolvedMediaPolicy, b: ResolvedMediaPolicy): ResolvedMediaPolicy {
-  if (a === DEFAULT_RESOLVED) return b;
+  if (a === b) return a;
   const out = { localFiles: narrowFiles(a.localFiles, b.localFiles) } as Record<string, unknown>;
   for (const k of LIMITS) out[k] = Math.min(a[k], b[k]);
   return freeze(out as unknown as ResolvedMediaPolicy);
 }
 
+/** The library defaults, resolved. @internal */
+export function defaultMediaPolicy(): ResolvedMediaPolicy {
+  return DEFAULT_RESOLVED;
+}
+
 /**
- * Validates `policy` (folders must exist; they are resolved to real paths) and narrows `base`
- * with it. `where` names the option in error messages (E_INPUT).
+ * Validates `policy` (folders must exist; they are resolved to real paths). Without `base` the
+ * policy's fields replace the library defaults (a model's or a standalone call's policy); with
+ * `base` they can only narrow it (a request's policy under its model's): a field left out keeps
+ * the base's value, a limit set takes the smaller of the two, folder rules add up and 'deny'
+ * wins. `where` names the option in error messages (E_INPUT).
  * @internal
  */
 export async function resolveMediaPolicy(
   policy: MediaPolicy | ResolvedMediaPolicy | undefined,
-  base: ResolvedMediaPolicy = DEFAULT_RESOLVED,
+  base?: ResolvedMediaPolicy,
   where = 'media',
 ): Promise<ResolvedMediaPolicy> {
-  if (policy === undefined) return base;
+  if (policy === undefined) return base ?? DEFAULT_RESOLVED;
   if (policy === null || typeof policy !== 'object' || Array.isArray(policy)) throw inputError(`${where} must be an object`);
-  if (resolved.has(policy)) return narrow(base, policy as ResolvedMediaPolicy);
+  if (resolved.has(policy)) return base ? narrow(base, policy as ResolvedMediaPolicy) : (policy as ResolvedMediaPolicy);
   const known = new Set<string>(['localFiles', ...LIMITS]);
   for (const key of Object.keys(policy)) {
     if (!known.has(key)) throw inputError(`${where}: unknown option '${key}' (expected ${[...known].join(', ')})`);
   }
   const p = policy as MediaPolicy;
-  let localFiles: ResolvedMediaPolicy['localFiles'] = 'allow';
+  const from = base ?? DEFAULT_RESOLVED;
+  let localFiles: ResolvedMediaPolicy['localFiles'] = from.localFiles;
   if (p.localFiles !== undefined) {
-    if (p.localFiles === 'allow' || p.localFiles === 'deny') localFiles = p.localFiles;
-    else if (Array.isArray(p.localFiles)) localFiles = [await resolveRoots(p.localFiles, where)];
+    let own: ResolvedMediaPolicy['localFiles'];
+    if (p.localFiles === 'allow' || p.localFiles === 'deny') own = p.localFiles;
+    else if (Array.isArray(p.localFiles)) own = [await resolveRoots(p.localFiles, where)];
     else throw inputError(`${where}.localFiles must be 'allow', 'deny' or a list of folders, got ${String(p.localFiles)}`);
+    localFiles = base ? narrowFiles(base.localFiles, own) : own;
   }
   const out = { localFiles } as Record<string, unknown>;
-  for (const k of LIMITS) out[k] = p[k] === undefined ? DEFAULT_MEDIA_POLICY[k] : checkLimit(k, p[k], where);
-  return narrow(base, freeze(out as unknown as ResolvedMediaPolicy));
+  for (const k of LIMITS) {
+    if (p[k] === undefined) out[k] = from[k];
+    else out[k] = base ? Math.min(base[k], checkLimit(k, p[k], where)) : checkLimit(k, p[k], where);
+  }
+  return freeze(out as unknown as ResolvedMediaPolicy);
 }
 
 /** Whether a real path lies within a real folder (the folder itself is not "within"). */

@@ -131,6 +131,8 @@ describe('request counts, checked before any source is read', () => {
     const content = Array.from({ length: 5000 }, (_, i) => ({ type: 'image', image: i % 2 ? Buffer.from('x') : `/nonexistent/${i}.png` }));
     const t0 = performance.now();
     await inputError(open.chat(conversation(content), { maxTokens: 1 }), /5000 image parts, over the media policy's maxImages of 1024; refused before reading any/);
+    // A request cannot raise the model's limit, the library default included.
+    await inputError(open.chat(conversation(content), { maxTokens: 1, media: { maxImages: 5000 } }), /maxImages of 1024/);
     expect(performance.now() - t0).toBeLessThan(500);
   });
 

@@ -259,6 +259,11 @@ describe('resolving and narrowing policies', () => {
     await inputFailure(decodeImage(join(outside, 'secret.png'), { media: wider }), /refused by the media policy/);
     expect((await decodeImage(join(inside, 'a.png'), { media: wider })).width).toBe(8);
 
+    // What a request leaves out stays as the base has it, even where the base is above the defaults.
+    const generous = await resolveMediaPolicy({ maxImageBytes: 2 ** 30, maxImages: 5000 });
+    const fewer = await resolveMediaPolicy({ maxImages: 3 }, generous);
+    expect([fewer.maxImages, fewer.maxImageBytes, fewer.localFiles]).toEqual([3, 2 ** 30, 'allow']);
+
     const denied = await resolveMediaPolicy({ localFiles: 'deny' }, base);
     await inputFailure(decodeImage(join(inside, 'a.png'), { media: denied }), /not allowed/);
     const reopened = await resolveMediaPolicy({ localFiles: 'allow' }, await resolveMediaPolicy({ localFiles: 'deny' }));
