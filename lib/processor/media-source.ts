@@ -4,9 +4,10 @@
  * size checked before anything is read or decoded.
  *
  * Under folder rules or `'deny'` a refusal never says whether the file exists and never echoes a
- * path: a server's clients learn nothing about its disk. An admitted file is then read through
- * its real path (images into memory, bounded by the byte limit; videos handed to FFmpeg by that
- * path), so a symlink swapped in after the check is not followed.
+ * path: a server's clients learn nothing about its disk. An admitted file is then opened by its
+ * real path (without following a final symlink) and checked to be the file that was admitted;
+ * images are read into memory (bounded by the byte limit), videos are handed to FFmpeg by that
+ * real path.
  * @module
  */
 import { constants } from 'node:fs';
@@ -133,6 +134,16 @@ async function readConfined(real: string, kind: MediaKind, policy: ResolvedMedia
   try {
     const info = await fh.stat();
     if (!info.isFile()) throw refused();
+    // The file opened must still be the one checked: a folder on the way swapped for a symlink
+    // between the check and the open would show here as another real path or another inode.
+    let same = false;
+    try {
+      const now = await stat(real);
+      same = (await realpath(real)) === real && now.ino === info.ino && now.dev === info.dev;
+    } catch {
+      same = false;
+    }
+    if (!same) throw refused();
     if (info.size === 0) throw inputError(`${kind} file is empty`);
     checkMediaBytes(info.size, kind, policy, 'file');
     if (kind === 'video') return real;
