@@ -153,6 +153,14 @@ describe('per-request policies narrow the model default', () => {
     await inputError(chunks.next(), /not allowed/);
   });
 
+  it('a request can lower maxInputPixels, checked from the header', async () => {
+    await inputError(
+      server.estimateTokens(inside(), { media: { maxInputPixels: 224 * 224 - 1 } }),
+      /^conversation 0, message 0, part 0: image .*224x224 = 50176 pixels exceeds the limit of 50175 .*refused before decoding/,
+    );
+    expect((await server.estimateTokens(inside(), { media: { maxInputPixels: 224 * 224 } })).imageTokens).toBeGreaterThan(0);
+  });
+
   it('a request cannot widen it', async () => {
     const wide: MediaPolicy = { localFiles: 'allow', maxImages: 10_000, maxImageBytes: 2 ** 40 };
     await inputError(server.estimateTokens(image(secret), { media: wide }), /refused by the media policy/);
