@@ -104,7 +104,13 @@ export {
 } from './text/expand.js';
 export { padBatch, batchRow, encodeBatch, type PaddedBatch, type PadOptions } from './text/batch.js';
 export { loadModel, type LoadOptions, type LoadProgress } from './model/load.js';
-export { Model, type ChatResult, type FinishReason, type ModelProcessor, type Conversation } from './model/model.js';
+export { Model, type ChatResult, type FinishReason, type ModelProcessor, type Conversation, type RequestOptions } from './model/model.js';
+export {
+  DEFAULT_MEDIA_POLICY,
+  type MediaPolicy,
+  type LocalFilesRule,
+  type ResolvedMediaPolicy,
+} from './processor/media-policy.js';
 export type { PreparedInputs } from './model/inputs.js';
 export type { GenerateOptions } from './generate/options.js';
 export { runConformance, type ConformanceOptions, type ConformanceTolerances, type StageResult } from './conformance/run.js';

@@ -4,12 +4,11 @@
  * M-RoPE position ids.
  * @module
  */
-import { readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import { QwenVLError, inputError } from '../errors.js';
 import { getRopeIndex, ropeIndexOptions } from '../families/rope-index.js';
 import type { ImageProcessorConfig } from '../processor/config.js';
 import { processImages, type ImageInput, type ImageItem, type ImageSizeOptions } from '../processor/image.js';
+import { resolveMediaPolicy, type ResolvedMediaPolicy } from '../processor/media-policy.js';
 import { processVideo, type ProcessVideoOptions, type VideoInput } from '../processor/video.js';
 import type { VideoProcessorConfig } from '../processor/video-config.js';
 import { padBatch } from '../text/batch.js';
@@ -57,6 +56,8 @@ export interface InputContext {
   imageConfig: ImageProcessorConfig;
   videoConfig: VideoProcessorConfig;
   maxInputPixels?: number;
+  /** The request's media policy (the model's, narrowed by the request's). */
+  media?: ResolvedMediaPolicy;
 }
 
 const SIZE_KEYS: [keyof ImageSizeOptions, string][] = [
@@ -78,33 +79,21 @@ function sizeOptions(part: Record<string, unknown>): ImageSizeOptions {
   return out;
 }
 
-/** `data:` URLs, `file:` URLs and paths; remote URLs are refused (qwenvl never goes online). */
-async function imageFromUrl(url: string, where: string): Promise<ImageInput> {
-  if (url.startsWith('data:')) {
-    const comma = url.indexOf(',');
-    if (comma < 0) throw inputError(`${where}: malformed data: URL`);
-    const meta = url.slice(5, comma);
-    const payload = url.slice(comma + 1);
-    return meta.endsWith(';base64') ? Buffer.from(payload, 'base64') : Buffer.from(decodeURIComponent(payload), 'latin1');
-  }
-  if (url.startsWith('file:')) return fileURLToPath(url);
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
-    throw new QwenVLError('E_UNSUPPORTED', `${where}: remote image URLs are not fetched (${url.slice(0, 60)}); pass a path, Buffer or data: URL`);
-  }
-  return url;
-}
-
-async function imageOfPart(part: Record<string, unknown>, where: string): Promise<ImageItem> {
+/**
+ * The image of a part. Sources stay as given: paths, `file:` and `data:` URLs are resolved by the
+ * image decoder under the media policy, so that nothing is read or decoded before the request's
+ * limits are checked.
+ */
+function imageOfPart(part: Record<string, unknown>, where: string): ImageItem {
   if (part.type === 'image_url') {
     const iu = part.image_url;
     const url = typeof iu === 'string' ? iu : iu && typeof iu === 'object' ? (iu as { url?: unknown }).url : undefined;
     if (typeof url !== 'string' || url.length === 0) throw inputError(`${where}: image_url part needs image_url.url`);
-    return { image: await imageFromUrl(url, where), ...sizeOptions(part) };
+    return { image: url, ...sizeOptions(part) };
   }
   const src = part.image ?? part.url ?? part.path;
   if (src === undefined || src === null) throw inputError(`${where}: image part has no image, url or path`);
-  const image = typeof src === 'string' ? await imageFromUrl(src, where) : (src as ImageInput);
-  return { image, ...sizeOptions(part) };
+  return { image: src as ImageInput, ...sizeOptions(part) };
 }
 
 const KNOWN_PARTS = new Set(['text', 'image', 'image_url', 'video']);
@@ -113,6 +102,8 @@ const KNOWN_PARTS = new Set(['text', 'image', 'image_url', 'video']);
 export interface VideoItem {
   input: VideoInput;
   options: ProcessVideoOptions;
+  /** The message part it came from, for error messages. */
+  where: string;
 }
 
 const VIDEO_KEYS: [keyof ProcessVideoOptions, string][] = [
@@ -141,27 +132,27 @@ function videoOfPart(part: Record<string, unknown>, where: string): VideoItem {
   if (Array.isArray(src)) {
     // A list of frames: the fps they were sampled at describes them, it does not resample them.
     const { fps, ...rest } = options;
-    return { input: { frames: src as ImageInput[], ...(fps !== undefined ? { fps } : {}) }, options: rest };
+    return { input: { frames: src as ImageInput[], ...(fps !== undefined ? { fps } : {}) }, options: rest, where };
   }
   if (src && typeof src === 'object' && Array.isArray((src as { frames?: unknown }).frames)) {
-    return { input: src as VideoInput, options };
+    return { input: src as VideoInput, options, where };
   }
-  if (typeof src === 'string' || src instanceof URL) {
-    if (typeof src === 'string' && /^[a-z][a-z0-9+.-]*:\/\//i.test(src) && !src.startsWith('file:')) {
-      throw new QwenVLError('E_UNSUPPORTED', `${where}: remote video URLs are not fetched; pass a path or a list of frames`);
-    }
-    return { input: typeof src === 'string' && src.startsWith('file:') ? fileURLToPath(src) : src, options };
-  }
+  // Paths and URLs are resolved by processVideo under the media policy.
+  if (typeof src === 'string' || src instanceof URL) return { input: src, options, where };
   throw inputError(`${where}: video part needs video (a path or a list of frames), url or path`);
 }
 
-/** Validates the messages and collects their image and video parts in order. @internal */
-export async function collectVision(
+/**
+ * Validates the messages and collects their image and video parts in order, reading nothing.
+ * `imageWhere[i]` names the message part of `images[i]`. @internal
+ */
+export function collectVision(
   messages: readonly ChatMessage[],
   row: number,
-): Promise<{ images: ImageItem[]; videos: VideoItem[] }> {
+): { images: ImageItem[]; imageWhere: string[]; videos: VideoItem[] } {
   if (!Array.isArray(messages) || messages.length === 0) throw inputError(`conversation ${row}: messages must be a non-empty array`);
   const images: ImageItem[] = [];
+  const imageWhere: string[] = [];
   const videos: VideoItem[] = [];
   for (let m = 0; m < messages.length; m++) {
     const msg = messages[m];
@@ -179,10 +170,13 @@ export async function collectVision(
       }
       if (part.type === 'video') videos.push(videoOfPart(part, pw));
       if (part.type === 'text' && typeof part.text !== 'string') throw inputError(`${pw}: text part needs a string text`);
-      if (part.type === 'image' || part.type === 'image_url') images.push(await imageOfPart(part, pw));
+      if (part.type === 'image' || part.type === 'image_url') {
+        images.push(imageOfPart(part, pw));
+        imageWhere.push(pw);
+      }
     }
   }
-  return { images, videos };
+  return { images, imageWhere, videos };
 }
 
 /** The arrays joined end to end (the array itself when there is one). @internal */
@@ -205,9 +199,19 @@ export async function prepareInputs(ctx: InputContext, conversations: readonly (
   const videoToken = ctx.tokenizer.idToToken(ctx.config.tokens.videoTokenId) ?? '<|video_pad|>';
   const promptTexts: string[] = [];
   const items: ImageItem[] = [];
+  const itemWhere: string[] = [];
   const videoItems: VideoItem[] = [];
+  const collected = conversations.map((c, b) => collectVision(c, b));
+  // Counted from the parts alone, before any source is read or decoded.
+  const media = await resolveMediaPolicy(ctx.media);
+  for (const [kind, n, max, key] of [
+    ['image', collected.reduce((k, c) => k + c.images.length, 0), media.maxImages, 'maxImages'],
+    ['video', collected.reduce((k, c) => k + c.videos.length, 0), media.maxVideos, 'maxVideos'],
+  ] as const) {
+    if (n > max) throw inputError(`the request has ${n} ${kind} parts, over the media policy's ${key} of ${max}; refused before reading any`);
+  }
   for (let b = 0; b < conversations.length; b++) {
-    const { images, videos } = await collectVision(conversations[b], b);
+    const { images, imageWhere, videos } = collected[b];
     const text = ctx.template.render(conversations[b], { addGenerationPrompt: true });
     for (const [kind, token, n] of [['image', imageToken, images.length], ['video', videoToken, videos.length]] as const) {
       const slots = countOf(text, token);
@@ -217,20 +221,22 @@ export async function prepareInputs(ctx: InputContext, conversations: readonly (
     }
     promptTexts.push(text);
     items.push(...images);
+    itemWhere.push(...imageWhere);
     videoItems.push(...videos);
   }
 
+  const pixels = ctx.maxInputPixels ? { maxInputPixels: ctx.maxInputPixels } : {};
   const processed = items.length > 0
-    ? await processImages(items, ctx.imageConfig, ctx.maxInputPixels ? { maxInputPixels: ctx.maxInputPixels } : {})
+    ? await processImages(items, ctx.imageConfig, { ...pixels, media, labels: itemWhere })
     : null;
   const imageGridThw = processed?.imageGridThw ?? [];
   // Videos one at a time: each may be long, and only its sampled frames are kept.
   const videos = [];
   for (let i = 0; i < videoItems.length; i++) {
     try {
-      videos.push(await processVideo(videoItems[i].input, ctx.videoConfig, { ...videoItems[i].options, ...(ctx.maxInputPixels ? { maxInputPixels: ctx.maxInputPixels } : {}) }));
+      videos.push(await processVideo(videoItems[i].input, ctx.videoConfig, { ...videoItems[i].options, ...pixels, media }));
     } catch (err) {
-      if (err instanceof QwenVLError && videoItems.length > 1) throw new QwenVLError(err.code, `videos[${i}]: ${err.message}`, { cause: err });
+      if (err instanceof QwenVLError) throw new QwenVLError(err.code, `${videoItems[i].where}: ${err.message}`, { cause: err });
       throw err;
     }
   }

@@ -11,6 +11,7 @@ import { DTYPE_CODES } from '../tensor.js';
 import { native } from '../native/binding.js';
 import { loadImageProcessorConfig } from '../processor/config.js';
 import { loadVideoProcessorConfig } from '../processor/video-config.js';
+import { resolveMediaPolicy, type MediaPolicy } from '../processor/media-policy.js';
 import { ropeIndexOptions } from '../families/rope-index.js';
 import { ChatTemplate } from '../text/chat-template.js';
 import { QwenTokenizer } from '../text/tokenizer.js';
@@ -51,6 +52,12 @@ export interface LoadOptions {
    * weights once on the compute threads; `false` skips it for a trusted checkpoint on slow storage.
    */
   checkFinite?: boolean;
+  /**
+   * Which image and video sources requests may use and how large and many they may be (default:
+   * local files allowed, see `DEFAULT_MEDIA_POLICY`). A request's own `media` option can
+   * only narrow it. A server should set this; see README, "Untrusted input / servers".
+   */
+  media?: MediaPolicy;
 }
 
 /**
@@ -75,6 +82,7 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   for (const key of ['maxVisualTokens', 'maxMemoryBytes'] as const) {
     if (options[key] !== undefined) budget[key] = options[key];
   }
+  const media = await resolveMediaPolicy(options.media, undefined, 'loadModel: media');
   const progress = (stage: LoadProgress['stage'], fraction: number, message: string) =>
     options.onProgress?.({ stage, fraction, message });
   if (options.threads !== undefined) setThreads(options.threads);
@@ -121,6 +129,7 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
     handle,
     contextLength,
     budget,
+    media,
     ...(options.maxInputPixels !== undefined ? { maxInputPixels: options.maxInputPixels } : {}),
   });
 }

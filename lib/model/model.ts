@@ -11,6 +11,7 @@ import type { ImageProcessorConfig } from '../processor/config.js';
 import { processVideo, type ProcessedVideo, type ProcessVideoOptions, type VideoInput } from '../processor/video.js';
 import type { VideoProcessorConfig } from '../processor/video-config.js';
 import { processImages, type ImageInput, type ImageItem, type ProcessedImages } from '../processor/image.js';
+import { defaultMediaPolicy, resolveMediaPolicy, type MediaPolicy, type ResolvedMediaPolicy } from '../processor/media-policy.js';
 import type { ChatMessage, ChatTemplate } from '../text/chat-template.js';
 import type { QwenTokenizer } from '../text/tokenizer.js';
 import { Tensor, tensorFromNative } from '../tensor.js';
@@ -56,6 +57,16 @@ export interface ModelParts {
   contextLength: number;
   budget: Budget;
   maxInputPixels?: number;
+  media?: ResolvedMediaPolicy;
+}
+
+/** Per-request options shared by chat, stream, prepare and estimateTokens. */
+export interface RequestOptions {
+  /**
+   * This request's media policy; it narrows the model's (`LoadOptions.media`): smaller
+   * limits win and local files must pass both folder rules.
+   */
+  media?: MediaPolicy;
 }
 
 /** One conversation, or a batch of conversations run together (left padded, like transformers). */
@@ -85,6 +96,7 @@ export class Model {
   readonly budget: Readonly<Budget>;
   private handle: NativeHandle | null;
   private readonly maxInputPixels?: number;
+  private readonly media: ResolvedMediaPolicy;
 
   /** @internal */
   constructor(parts: ModelParts) {
@@ -96,14 +108,16 @@ export class Model {
     this.contextLength = parts.contextLength;
     this.handle = parts.handle;
     this.maxInputPixels = parts.maxInputPixels;
+    const media = (this.media = parts.media ?? defaultMediaPolicy());
     this.budget = Object.freeze({ ...parts.budget });
     const { imageConfig, videoConfig } = parts;
     const decode = parts.maxInputPixels ? { maxInputPixels: parts.maxInputPixels } : {};
     this.processor = {
       config: imageConfig,
       videoConfig,
-      processImages: (images) => processImages(images, imageConfig, decode),
-      processVideo: (video, options = {}) => processVideo(video, videoConfig, { ...decode, ...options }),
+      processImages: (images) => processImages(images, imageConfig, { ...decode, media }),
+      processVideo: async (video, options = {}) =>
+        processVideo(video, videoConfig, { ...decode, ...options, media: await resolveMediaPolicy(options.media, media) }),
     };
   }
 
@@ -134,9 +148,10 @@ export class Model {
    * Renders, tokenizes and processes conversations into model inputs (what {@link logits} and
    * generation run on). A single conversation gives a batch of one.
    */
-  async prepare(messages: Conversation | readonly Conversation[]): Promise<PreparedInputs> {
+  async prepare(messages: Conversation | readonly Conversation[], options: RequestOptions = {}): Promise<PreparedInputs> {
     this.live();
     const batch = isBatch(messages) ? messages : [messages as Conversation];
+    const media = await resolveMediaPolicy(options?.media, this.media);
     return prepareInputs(
       {
         config: this.config,
@@ -145,6 +160,7 @@ export class Model {
         imageConfig: this.processor.config,
         videoConfig: this.processor.videoConfig,
         ...(this.maxInputPixels ? { maxInputPixels: this.maxInputPixels } : {}),
+        media,
       },
       batch,
     );
@@ -154,8 +170,11 @@ export class Model {
    * Counts the vision and text tokens of a request, and estimates its peak memory for
    * `maxTokens` new tokens, without running the model (images are decoded and resized).
    */
-  async estimateTokens(messages: Conversation | readonly Conversation[], options: { maxTokens?: number } = {}): Promise<TokenEstimate> {
-    return this.estimate(await this.prepare(messages), options.maxTokens ?? 0);
+  async estimateTokens(
+    messages: Conversation | readonly Conversation[],
+    options: { maxTokens?: number } & RequestOptions = {},
+  ): Promise<TokenEstimate> {
+    return this.estimate(await this.prepare(messages, options), options.maxTokens ?? 0);
   }
 
   private estimate(p: PreparedInputs, maxTokens: number): TokenEstimate {
@@ -217,9 +236,12 @@ export class Model {
    * Answers a conversation. With a batch of conversations, resolves to one result per row.
    * Abort through `options.signal` resolves with the text so far and `finishReason: 'abort'`.
    */
-  async chat(messages: Conversation, options?: GenerateOptions): Promise<ChatResult>;
-  async chat(messages: readonly Conversation[], options?: GenerateOptions): Promise<ChatResult[]>;
-  async chat(messages: Conversation | readonly Conversation[], options: GenerateOptions = {}): Promise<ChatResult | ChatResult[]> {
+  async chat(messages: Conversation, options?: GenerateOptions & RequestOptions): Promise<ChatResult>;
+  async chat(messages: readonly Conversation[], options?: GenerateOptions & RequestOptions): Promise<ChatResult[]>;
+  async chat(
+    messages: Conversation | readonly Conversation[],
+    options: GenerateOptions & RequestOptions = {},
+  ): Promise<ChatResult | ChatResult[]> {
     const results = await this.run(messages, options, undefined);
     return isBatch(messages) ? results : results[0];
   }
@@ -228,7 +250,7 @@ export class Model {
    * Streams the answer to one conversation as text chunks (never splitting a character or a
    * stop string). The iterator ends at end-of-sequence, a stop string, maxTokens or abort.
    */
-  async *stream(messages: Conversation, options: GenerateOptions = {}): AsyncGenerator<string, ChatResult, undefined> {
+  async *stream(messages: Conversation, options: GenerateOptions & RequestOptions = {}): AsyncGenerator<string, ChatResult, undefined> {
     const queue: string[] = [];
     let wake: (() => void) | null = null;
     let finished = false;
@@ -274,12 +296,12 @@ export class Model {
 
   private async run(
     messages: Conversation | readonly Conversation[],
-    options: GenerateOptions,
+    options: GenerateOptions & RequestOptions,
     onText: ((row: number, chunk: string) => void) | undefined,
   ): Promise<ChatResult[]> {
     const ctx = this.loopContext();
     const o = resolveGenerateOptions(options, this.generationDefaults);
-    const p = await this.prepare(messages);
+    const p = await this.prepare(messages, { media: options.media });
     checkBudget(this.estimate(p, Math.min(o.maxTokens, Math.max(0, this.contextLength - p.seqLength))), this.budget);
     const B = p.batchSize;
     const decoders = Array.from({ length: B }, () => this.tokenizer.createStreamDecoder({ skipSpecialTokens: true }));

@@ -19,12 +19,12 @@
  * black).
  * @module
  */
-import { stat } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import sharp, { type Metadata, type OutputInfo, type Sharp } from 'sharp';
 import { QwenVLError, inputError } from '../errors.js';
 import { native } from '../native/binding.js';
 import type { ImageProcessorConfig, ProcessorFlavor } from './config.js';
+import { resolveMediaPolicy, type MediaPolicy, type ResolvedMediaPolicy } from './media-policy.js';
+import { checkMediaBytes, resolveMediaSource } from './media-source.js';
 import { smartResize } from './smart-resize.js';
 
 /** Raw interleaved 8-bit pixels; `channels` defaults to 3 (RGB). 4 is RGBA, 1 grey, 2 grey+alpha. */
@@ -66,6 +66,11 @@ export interface DecodeOptions {
   autoOrient?: boolean;
   /** Alpha handling: `'drop'` (default, PIL's `convert("RGB")`) or `'white'` (composite on white). */
   alpha?: 'drop' | 'white';
+  /**
+   * Which sources may be read and how large they may be (default: the library's, local files
+   * allowed); checked before anything is read or decoded.
+   */
+  media?: MediaPolicy | ResolvedMediaPolicy;
 }
 
 function isRawImage(v: unknown): v is RawImage {
@@ -100,37 +105,6 @@ function checkLimit(width: number, height: number, limit: number, what: string):
   }
 }
 
-/** Resolves a string/URL input to either a file path or bytes. */
-async function resolveSource(input: string | URL): Promise<string | Buffer> {
-  let path: string;
-  if (input instanceof URL || /^file:/i.test(input)) {
-    try {
-      path = fileURLToPath(input);
-    } catch (err) {
-      throw inputError(`image ${describe(input)}: not a valid file URL (${(err as Error).message})`);
-    }
-  } else if (/^data:/i.test(input)) {
-    const m = /^data:image\/[\w.+-]+;base64,(.*)$/is.exec(input);
-    if (!m) throw inputError('image data URI: expected "data:image/<type>;base64,<data>"');
-    const bytes = Buffer.from(m[1], 'base64');
-    if (bytes.length === 0) throw inputError('image data URI: no data');
-    return bytes;
-  } else if (/^https?:\/\//i.test(input)) {
-    throw inputError(`image "${input}": URLs are not fetched; download it and pass the bytes`);
-  } else {
-    path = input;
-  }
-  let info;
-  try {
-    info = await stat(path);
-  } catch {
-    throw inputError(`image file not found: "${path}"`);
-  }
-  if (!info.isFile()) throw inputError(`image "${path}" is not a file`);
-  if (info.size === 0) throw inputError(`image file "${path}" is empty`);
-  return path;
-}
-
 async function finish(pipeline: Sharp, alpha: 'drop' | 'white', what: string): Promise<RgbImage> {
   let p = pipeline.toColourspace('srgb');
   p = alpha === 'white' ? p.flatten({ background: { r: 255, g: 255, b: 255 } }) : p.removeAlpha();
@@ -152,8 +126,10 @@ async function finish(pipeline: Sharp, alpha: 'drop' | 'white', what: string): P
  * for missing, empty, undecodable or over-limit images, with the source named in the message.
  */
 export async function decodeImage(input: ImageInput, options: DecodeOptions = {}): Promise<RgbImage> {
-  const limit = options.maxInputPixels ?? DEFAULT_MAX_INPUT_PIXELS;
-  if (!(limit >= 1) || !Number.isFinite(limit)) throw inputError(`maxInputPixels must be a positive number, got ${limit}`);
+  const own = options.maxInputPixels ?? DEFAULT_MAX_INPUT_PIXELS;
+  if (!(own >= 1) || !Number.isFinite(own)) throw inputError(`maxInputPixels must be a positive number, got ${own}`);
+  const policy = await resolveMediaPolicy(options.media);
+  const limit = Math.min(own, policy.maxInputPixels);
   const alpha = options.alpha ?? 'drop';
   if (alpha !== 'drop' && alpha !== 'white') throw inputError(`alpha must be 'drop' or 'white', got ${String(alpha)}`);
   const what = describe(input);
@@ -182,10 +158,11 @@ export async function decodeImage(input: ImageInput, options: DecodeOptions = {}
   } else {
     let source: string | Buffer;
     if (typeof input === 'string' || input instanceof URL) {
-      source = await resolveSource(input);
+      source = await resolveMediaSource(input, 'image', policy);
     } else if (input instanceof Uint8Array || input instanceof ArrayBuffer) {
       source = input instanceof ArrayBuffer ? Buffer.from(input) : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
       if (source.byteLength === 0) throw inputError('image buffer is empty');
+      checkMediaBytes(source.byteLength, 'image', policy, what);
     } else {
       throw inputError(`image: unsupported input type ${Object.prototype.toString.call(input)}`);
     }
@@ -231,6 +208,8 @@ export interface ImageItem extends ImageSizeOptions {
 export interface ProcessImagesOptions extends DecodeOptions {
   /** Override whose arithmetic to reproduce (default: `config.flavor`). */
   flavor?: ProcessorFlavor;
+  /** What to call each image in error messages (default `images[i]` when there are several). */
+  labels?: readonly string[];
 }
 
 /** Vision-tower input for a list of images. */
@@ -325,17 +304,24 @@ export async function processImages(
   if (!Array.isArray(images)) throw inputError('processImages: images must be an array');
   const flavor = options.flavor ?? config.flavor;
   if (flavor !== 'slow' && flavor !== 'fast') throw inputError(`processImages: unknown flavor ${String(flavor)}`);
+  // Resolved once for all images, and the count checked before any of them is read.
+  const media = await resolveMediaPolicy(options.media);
+  if (images.length > media.maxImages) {
+    throw inputError(`${images.length} images is over the media policy's maxImages of ${media.maxImages}; refused before decoding`);
+  }
+  const decodeOptions = { ...options, media };
   const parts = await Promise.all(
     images.map(async (entry, i) => {
       const item: ImageItem = isImageItem(entry) ? entry : { image: entry };
       let decoded: RgbImage;
       let size: [number, number];
       try {
-        decoded = await decodeImage(item.image, options);
+        decoded = await decodeImage(item.image, decodeOptions);
         size = targetSize(decoded.height, decoded.width, config, item);
       } catch (err) {
-        if (err instanceof QwenVLError && images.length > 1) {
-          throw new QwenVLError(err.code, `images[${i}]: ${err.message}`, { cause: err });
+        const label = options.labels?.[i] ?? (images.length > 1 ? `images[${i}]` : undefined);
+        if (err instanceof QwenVLError && label !== undefined) {
+          throw new QwenVLError(err.code, `${label}: ${err.message}`, { cause: err });
         }
         throw err;
       }

@@ -29,6 +29,12 @@ export {
   type ProcessedImages,
 } from './image.js';
 export {
+  DEFAULT_MEDIA_POLICY,
+  type MediaPolicy,
+  type LocalFilesRule,
+  type ResolvedMediaPolicy,
+} from './media-policy.js';
+export {
   processVideo,
   type VideoInput,
   type VideoFrames,

@@ -31,8 +31,6 @@
  * file input is exact in frame choice and sizes, not necessarily in every pixel.
  * @module
  */
-import { stat } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import { QwenVLError, inputError } from '../errors.js';
 import { qwen3VideoTimestamps } from '../text/expand.js';
 import type { ProcessorFlavor } from './config.js';
@@ -46,6 +44,8 @@ import {
   type ImageInput,
   type RgbImage,
 } from './image.js';
+import { resolveMediaPolicy, type ResolvedMediaPolicy } from './media-policy.js';
+import { resolveMediaSource } from './media-source.js';
 import { smartResize } from './smart-resize.js';
 import type { VideoProcessorConfig } from './video-config.js';
 import {
@@ -292,28 +292,9 @@ async function processFrameList(
   return finish(out, size, config, flavor, { fps, videoFps: fps, frameIndices, processorFps: fps });
 }
 
-async function resolveVideoPath(input: string | URL): Promise<string> {
-  let path: string;
-  if (input instanceof URL || /^file:/i.test(input)) {
-    try {
-      path = fileURLToPath(input);
-    } catch (err) {
-      throw inputError(`video "${String(input)}": not a valid file URL (${(err as Error).message})`);
-    }
-  } else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(input) || /^data:/i.test(input)) {
-    throw inputError(`video "${input.slice(0, 64)}": only local files are read; download it first or pass its frames`);
-  } else {
-    path = input;
-  }
-  let info;
-  try {
-    info = await stat(path);
-  } catch {
-    throw inputError(`video file not found: "${path}"`);
-  }
-  if (!info.isFile()) throw inputError(`video "${path}" is not a file`);
-  if (info.size === 0) throw inputError(`video file "${path}" is empty`);
-  return path;
+/** A video file's path, admitted by the media policy (the shared rules of media-source.ts). */
+async function resolveVideoPath(input: string | URL, media: ResolvedMediaPolicy): Promise<string> {
+  return (await resolveMediaSource(input, 'video', media)) as string;
 }
 
 async function processVideoFile(
@@ -323,7 +304,8 @@ async function processVideoFile(
   flavor: ProcessorFlavor,
 ): Promise<ProcessedVideo> {
   const pipeline = checkPipeline(options.pipeline ?? 'qwen-vl-utils');
-  const path = await resolveVideoPath(input);
+  const media = await resolveMediaPolicy(options.media);
+  const path = await resolveVideoPath(input, media);
   if (pipeline === 'processor') {
     for (const key of [...QWEN_VL_UTILS_ONLY_KEYS, 'videoStart', 'videoEnd'] as const) {
       if (options[key] !== undefined) throw inputError(`video: option ${key} needs pipeline 'qwen-vl-utils'`);
@@ -331,7 +313,7 @@ async function processVideoFile(
   }
   const tools = await findFfmpeg();
   const probe = await probeVideo(path, tools);
-  const limit = options.maxInputPixels ?? DEFAULT_MAX_INPUT_PIXELS;
+  const limit = Math.min(options.maxInputPixels ?? DEFAULT_MAX_INPUT_PIXELS, media.maxInputPixels);
   if (probe.width * probe.height > limit) {
     throw inputError(
       `video "${path}": frames of ${probe.width}x${probe.height} exceed the limit of ${limit} pixels (maxInputPixels)`,
