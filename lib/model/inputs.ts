@@ -10,7 +10,7 @@ import { QwenVLError, inputError } from '../errors.js';
 import { getRopeIndex, ropeIndexOptions } from '../families/rope-index.js';
 import type { ImageProcessorConfig } from '../processor/config.js';
 import { processImages, type ImageInput, type ImageItem, type ImageSizeOptions } from '../processor/image.js';
-import { processVideo, type ProcessVideoOptions, type VideoInput } from '../processor/video.js';
+import { processVideo, type ProcessVideoOptions, type ProcessedVideo, type VideoInput } from '../processor/video.js';
 import type { VideoProcessorConfig } from '../processor/video-config.js';
 import { padBatch } from '../text/batch.js';
 import type { ChatMessage, ChatTemplate } from '../text/chat-template.js';
@@ -57,6 +57,8 @@ export interface InputContext {
   imageConfig: ImageProcessorConfig;
   videoConfig: VideoProcessorConfig;
   maxInputPixels?: number;
+  /** The request's vision-token budget: videos over what is left are refused before decoding. */
+  maxVisualTokens?: number;
 }
 
 const SIZE_KEYS: [keyof ImageSizeOptions, string][] = [
@@ -225,10 +227,17 @@ export async function prepareInputs(ctx: InputContext, conversations: readonly (
     : null;
   const imageGridThw = processed?.imageGridThw ?? [];
   // Videos one at a time: each may be long, and only its sampled frames are kept.
-  const videos = [];
+  const videos: ProcessedVideo[] = [];
+  const merge = ctx.config.vision.spatialMergeSize ** 2;
+  const tokensOf = (grids: readonly (readonly number[])[]): number => grids.reduce((n, [t, h, w]) => n + (t * h * w) / merge, 0);
   for (let i = 0; i < videoItems.length; i++) {
+    const left: number | undefined = ctx.maxVisualTokens === undefined ? undefined : ctx.maxVisualTokens - tokensOf(imageGridThw) - tokensOf(videos.map((v) => v.gridThw));
     try {
-      videos.push(await processVideo(videoItems[i].input, ctx.videoConfig, { ...videoItems[i].options, ...(ctx.maxInputPixels ? { maxInputPixels: ctx.maxInputPixels } : {}) }));
+      videos.push(await processVideo(videoItems[i].input, ctx.videoConfig, {
+        ...videoItems[i].options,
+        ...(ctx.maxInputPixels ? { maxInputPixels: ctx.maxInputPixels } : {}),
+        ...(left !== undefined ? { maxVisualTokens: Math.max(0, left) } : {}),
+      }));
     } catch (err) {
       if (err instanceof QwenVLError && videoItems.length > 1) throw new QwenVLError(err.code, `videos[${i}]: ${err.message}`, { cause: err });
       throw err;

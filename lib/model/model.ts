@@ -145,6 +145,7 @@ export class Model {
         imageConfig: this.processor.config,
         videoConfig: this.processor.videoConfig,
         ...(this.maxInputPixels ? { maxInputPixels: this.maxInputPixels } : {}),
+        maxVisualTokens: this.budget.maxVisualTokens,
       },
       batch,
     );

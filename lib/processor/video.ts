@@ -36,7 +36,7 @@ import { fileURLToPath } from 'node:url';
 import { QwenVLError, inputError } from '../errors.js';
 import { qwen3VideoTimestamps } from '../text/expand.js';
 import type { ProcessorFlavor } from './config.js';
-import { decodeVideoFrames, findFfmpeg, probeVideo } from './ffmpeg.js';
+import { countVideoFrames, decodeVideoFrames, findFfmpeg, probeVideo, type VideoProbe } from './ffmpeg.js';
 import {
   decodeImage,
   patchifyFrames,
@@ -92,7 +92,27 @@ export interface ProcessVideoOptions extends FrameCountOptions, FramePixelOption
   videoEnd?: number;
   /** Override the resize/normalise arithmetic (default `config.flavor`, i.e. `fast`). */
   flavor?: ProcessorFlavor;
+  /**
+   * Most frames one video may give: the frames sampled from a file, or the length of a frame
+   * list. More is refused with E_INPUT before any frame is decoded. Default
+   * {@link DEFAULT_MAX_VIDEO_FRAMES}.
+   */
+  maxVideoFrames?: number;
+  /**
+   * Most vision tokens (after merging) this video may give. Checked before decoding: for a file
+   * from the container's metadata (ffprobe), for a frame list once the first frame's size is
+   * known. Default: no limit here (models check their own budget).
+   */
+  maxVisualTokens?: number;
+  /** Aborts decoding (FFmpeg is stopped) with E_ABORTED. */
+  signal?: AbortSignal;
 }
+
+/**
+ * Default {@link ProcessVideoOptions.maxVideoFrames}: qwen-vl-utils' `FPS_MAX_FRAMES`, the most
+ * frames its default sampling ever takes from a video.
+ */
+export const DEFAULT_MAX_VIDEO_FRAMES = 768;
 
 /** Vision-tower input for one video. */
 export interface ProcessedVideo {
@@ -136,6 +156,47 @@ function checkPipeline(p: unknown): VideoPipeline {
     throw inputError(`video pipeline must be 'qwen-vl-utils' or 'processor', got ${String(p)}`);
   }
   return p;
+}
+
+function checkLimits(options: ProcessVideoOptions): { maxFrames: number; maxTokens: number } {
+  const maxFrames = options.maxVideoFrames ?? DEFAULT_MAX_VIDEO_FRAMES;
+  if (typeof maxFrames !== 'number' || !Number.isSafeInteger(maxFrames) || maxFrames < 1) {
+    throw inputError(`video maxVideoFrames must be a positive integer, got ${String(maxFrames)}`);
+  }
+  const maxTokens = options.maxVisualTokens ?? Infinity;
+  if (typeof maxTokens !== 'number' || Number.isNaN(maxTokens) || maxTokens < 0) {
+    throw inputError(`video maxVisualTokens must be a non-negative number, got ${String(maxTokens)}`);
+  }
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+    throw inputError('video signal must be an AbortSignal');
+  }
+  return { maxFrames, maxTokens };
+}
+
+function checkFrameCount(n: number, maxFrames: number, where: string, hint: string): void {
+  if (n > maxFrames) {
+    throw inputError(`${where}: ${n} frames exceed the limit of ${maxFrames} (maxVideoFrames); ${hint}; refused before decoding`);
+  }
+}
+
+/** Vision tokens (after merging) of `frames` frames of `size`: what the video will cost the prompt. */
+function videoTokens(frames: number, size: [number, number], config: VideoProcessorConfig): number {
+  const t = Math.ceil(frames / config.temporalPatchSize);
+  return (t * (size[0] / config.patchSize) * (size[1] / config.patchSize)) / (config.mergeSize * config.mergeSize);
+}
+
+function checkTokens(frames: number, size: [number, number], config: VideoProcessorConfig, maxTokens: number, where: string): void {
+  const tokens = videoTokens(frames, size, config);
+  if (tokens > maxTokens) {
+    throw inputError(
+      `${where}: ${frames} frames of ${size[1]}x${size[0]} would give ${tokens} vision tokens, over the budget of ` +
+        `${maxTokens}; lower fps, maxFrames or maxPixels, or raise the budget (LoadOptions.maxVisualTokens); refused before decoding`,
+    );
+  }
+}
+
+function checkAborted(signal: AbortSignal | undefined, where: string): void {
+  if (signal?.aborted) throw new QwenVLError('E_ABORTED', `${where}: aborted`);
 }
 
 function checkConfig(config: VideoProcessorConfig): void {
@@ -226,6 +287,8 @@ async function processFrameList(
 ): Promise<ProcessedVideo> {
   const list = input.frames;
   if (!Array.isArray(list) || list.length === 0) throw inputError('video frames: expected a non-empty array of frames');
+  const limits = checkLimits(options);
+  checkFrameCount(list.length, limits.maxFrames, 'video frames', 'sample fewer frames');
   const fps = input.fps ?? DEFAULT_VIDEO_FPS;
   if (typeof fps !== 'number' || !Number.isFinite(fps) || fps <= 0) throw inputError(`video frames: fps must be a positive number, got ${String(fps)}`);
   for (const key of SAMPLING_KEYS) {
@@ -249,6 +312,7 @@ async function processFrameList(
   const pending: Promise<RgbImage>[] = [];
   let next = 0;
   for (let i = 0; i < n; i++) {
+    checkAborted(options.signal, 'video frames');
     while (pending.length < DECODE_AHEAD && next < n) {
       const k = next++;
       const p = decodeImage(list[k], options).catch((err: unknown) => {
@@ -274,6 +338,8 @@ async function processFrameList(
         size = afterQwenVlUtilsSize(utils[0], utils[1], config);
         steps = [{ size: utils, flavor }, { size, flavor }];
       }
+      // The first frame fixes the size of all: the budget is known before the others are decoded.
+      checkTokens(pipeline === 'qwen-vl-utils' ? Math.ceil(n / FRAME_FACTOR) * FRAME_FACTOR : n, size, config, limits.maxTokens, 'video frames');
     } else if (frame.width !== first.width || frame.height !== first.height) {
       throw inputError(
         `video frames[${i}] is ${frame.width}x${frame.height} but frames[0] is ${first.width}x${first.height}` +
@@ -316,6 +382,49 @@ async function resolveVideoPath(input: string | URL): Promise<string> {
   return path;
 }
 
+/** Which frames of a file to decode and how to size them, decided from its metadata alone. */
+interface FilePlan {
+  indices: number[];
+  sampleFps: number;
+  processorFps: number;
+  size: [number, number];
+  steps: { size: [number, number]; flavor: ProcessorFlavor }[];
+}
+
+function planFile(
+  probe: VideoProbe,
+  totalFrames: number,
+  config: VideoProcessorConfig,
+  options: ProcessVideoOptions,
+  flavor: ProcessorFlavor,
+  pipeline: VideoPipeline,
+): FilePlan {
+  if (pipeline === 'qwen-vl-utils') {
+    const s = sampleFramesQwenVlUtils(totalFrames, probe.fps, options);
+    const utils = qwenVlUtilsVideoSize(probe.height, probe.width, s.indices.length, config.patchSize, options);
+    const size = afterQwenVlUtilsSize(utils[0], utils[1], config);
+    return { indices: s.indices, sampleFps: s.sampleFps, processorFps: s.sampleFps, size, steps: [{ size: utils, flavor }, { size, flavor }] };
+  }
+  const sampling = {
+    ...(options.nframes !== undefined ? { nframes: options.nframes } : { fps: options.fps ?? config.fps ?? DEFAULT_VIDEO_FPS }),
+    minFrames: options.minFrames ?? config.minFrames,
+    maxFrames: options.maxFrames ?? config.maxFrames,
+    temporalPatchSize: config.temporalPatchSize,
+  };
+  const indices =
+    config.kind === 'qwen3'
+      ? sampleFramesQwen3Processor(totalFrames, probe.fps, sampling)
+      : sampleFramesQwen2Processor(totalFrames, probe.fps, sampling);
+  const size = processorSize(indices.length, probe.height, probe.width, config, options);
+  return {
+    indices,
+    sampleFps: (indices.length / totalFrames) * probe.fps,
+    processorFps: options.fps ?? config.fps ?? DEFAULT_VIDEO_FPS,
+    size,
+    steps: [{ size, flavor }],
+  };
+}
+
 async function processVideoFile(
   input: string | URL,
   config: VideoProcessorConfig,
@@ -329,58 +438,58 @@ async function processVideoFile(
       if (options[key] !== undefined) throw inputError(`video: option ${key} needs pipeline 'qwen-vl-utils'`);
     }
   }
+  const limits = checkLimits(options);
   const tools = await findFfmpeg();
-  const probe = await probeVideo(path, tools);
+  checkAborted(options.signal, `video "${path}"`);
+  const probe = await probeVideo(path, tools, options.signal ? { signal: options.signal } : {});
   const limit = options.maxInputPixels ?? DEFAULT_MAX_INPUT_PIXELS;
   if (probe.width * probe.height > limit) {
     throw inputError(
-      `video "${path}": frames of ${probe.width}x${probe.height} exceed the limit of ${limit} pixels (maxInputPixels)`,
+      `video "${path}": frames of ${probe.width}x${probe.height} exceed the limit of ${limit} pixels (maxInputPixels); refused before decoding`,
     );
   }
+  const where = `video "${path}"`;
+  const decodeOptions = options.signal ? { signal: options.signal } : {};
 
-  let indices: number[];
-  let sampleFps: number;
-  let processorFps: number;
-  let size: [number, number];
-  let steps: { size: [number, number]; flavor: ProcessorFlavor }[];
-  if (pipeline === 'qwen-vl-utils') {
-    const s = sampleFramesQwenVlUtils(probe.totalFrames, probe.fps, options);
-    indices = s.indices;
-    sampleFps = s.sampleFps;
-    processorFps = s.sampleFps;
-    const utils = qwenVlUtilsVideoSize(probe.height, probe.width, indices.length, config.patchSize, options);
-    size = afterQwenVlUtilsSize(utils[0], utils[1], config);
-    steps = [{ size: utils, flavor }, { size, flavor }];
-  } else {
-    const sampling = {
-      ...(options.nframes !== undefined ? { nframes: options.nframes } : { fps: options.fps ?? config.fps ?? DEFAULT_VIDEO_FPS }),
-      minFrames: options.minFrames ?? config.minFrames,
-      maxFrames: options.maxFrames ?? config.maxFrames,
-      temporalPatchSize: config.temporalPatchSize,
-    };
-    indices =
-      config.kind === 'qwen3'
-        ? sampleFramesQwen3Processor(probe.totalFrames, probe.fps, sampling)
-        : sampleFramesQwen2Processor(probe.totalFrames, probe.fps, sampling);
-    sampleFps = (indices.length / probe.totalFrames) * probe.fps;
-    processorFps = options.fps ?? config.fps ?? DEFAULT_VIDEO_FPS;
-    size = processorSize(indices.length, probe.height, probe.width, config, options);
-    steps = [{ size, flavor }];
+  /** Decodes a plan's frames (each distinct one once, resized on arrival); `complete` is false when the stream ended early. */
+  const run = async (plan: FilePlan): Promise<{ kept: Map<number, Uint8Array>; wanted: number[]; delivered: number }> => {
+    // Everything the budgets need is known from the container's metadata: refuse before decoding.
+    checkFrameCount(plan.indices.length, limits.maxFrames, where, 'lower fps, nframes or maxFrames');
+    checkTokens(plan.indices.length, plan.size, config, limits.maxTokens, where);
+    const wanted = [...new Set(plan.indices)].sort((a, b) => a - b);
+    const kept = new Map<number, Uint8Array>();
+    const delivered = await decodeVideoFrames(path, tools, probe, wanted, async (rgb, k) => {
+      const resized = await resizeChain({ data: rgb, width: probe.width, height: probe.height }, plan.steps);
+      kept.set(wanted[k], resized.data);
+    }, decodeOptions);
+    return { kept, wanted, delivered };
+  };
+
+  let plan = planFile(probe, probe.totalFrames, config, options, flavor, pipeline);
+  let got = await run(plan);
+  if (got.delivered < got.wanted.length) {
+    // The file holds fewer frames than its metadata says (truncated, or a wrong header): count
+    // them by decoding, as readers that decode the whole video do, and sample again from the real
+    // count rather than fill the missing part with copies of the last frame.
+    got.kept.clear();
+    const counted = await countVideoFrames(path, tools, decodeOptions);
+    if (counted < FRAME_FACTOR) throw inputError(`${where}: only ${counted} frame(s) could be decoded`);
+    plan = planFile(probe, counted, config, options, flavor, pipeline);
+    got = await run(plan);
   }
-
-  // Decode each distinct wanted frame once, resizing it on arrival.
-  const wanted = [...new Set(indices)].sort((a, b) => a - b);
-  const kept = new Map<number, Uint8Array>();
-  const delivered = await decodeVideoFrames(path, tools, probe, wanted, async (rgb, k) => {
-    const resized = await resizeChain({ data: rgb, width: probe.width, height: probe.height }, steps);
-    kept.set(wanted[k], resized.data);
-  });
-  if (delivered === 0) throw inputError(`video "${path}": no frame could be decoded`);
-  // A stream can hold fewer frames than its header says; the missing tail repeats the last frame.
+  const { kept, wanted, delivered } = got;
+  if (delivered === 0) throw inputError(`${where}: no frame could be decoded`);
+  // Decoding can still fall short of a count it made itself (a decoder that is not
+  // deterministic on a damaged file): the missing tail repeats the last frame.
   const lastIndex = wanted[delivered - 1];
-  const frameIndices = indices.map((i) => (kept.has(i) ? i : lastIndex));
+  const frameIndices = plan.indices.map((i) => (kept.has(i) ? i : lastIndex));
   const frames = frameIndices.map((i) => kept.get(i) as Uint8Array);
-  return finish(frames, size, config, flavor, { fps: sampleFps, videoFps: probe.fps, frameIndices, processorFps });
+  return finish(frames, plan.size, config, flavor, {
+    fps: plan.sampleFps,
+    videoFps: probe.fps,
+    frameIndices,
+    processorFps: plan.processorFps,
+  });
 }
 
 /**
