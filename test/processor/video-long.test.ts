@@ -212,6 +212,23 @@ describe.skipIf(!HAVE_FFMPEG)('long videos through FFmpeg', () => {
     expect(new Set(got.frameIndices).size).toBe(got.frameIndices.length); // no repeated tail
   });
 
+  it('variable frame rate: frames are numbered as decoded, none duplicated or dropped to a constant rate', async () => {
+    // 1 frame per 0.5 s, then 10 per second; the stream header still says 10 fps.
+    const vfr = gen('vfr.mkv', 'testsrc=size=64x48:rate=10', ['-t', '20', '-vf', "setpts='if(lt(N\\,60)\\,N*0.5\\,30+(N-60)*0.1)/TB'", '-fps_mode', 'passthrough', '-c:v', 'ffv1']);
+    const all = spawnSync('ffmpeg', ['-v', 'error', '-i', vfr, '-fps_mode', 'passthrough', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'], { maxBuffer: 1 << 26 }).stdout;
+    const FRAME = 64 * 48 * 3;
+    const tools = await findFfmpeg();
+    const probe = await probeVideo(vfr, tools);
+    expect(probe.totalFrames).toBe(all.length / FRAME); // counted packets: every stored frame once
+    const wanted = [0, 1, 17, probe.totalFrames - 1];
+    const got: Uint8Array[] = [];
+    await decodeVideoFrames(vfr, tools, probe, wanted, (f) => {
+      got.push(f);
+    });
+    wanted.forEach((idx, k) => expect(Buffer.compare(Buffer.from(got[k]), all.subarray(idx * FRAME, (idx + 1) * FRAME))).toBe(0));
+    expect((await processVideo(vfr, q3, small)).frameIndices).toEqual(sampleFramesQwenVlUtils(probe.totalFrames, probe.fps).indices);
+  });
+
   it('abort and callback errors stop FFmpeg and reap it', async () => {
     const tools = { ...(await findFfmpeg()), ffmpeg: wrapper };
     const wanted = Array.from({ length: 700 }, (_, i) => i * 5);
