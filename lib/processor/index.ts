@@ -30,6 +30,7 @@ export {
 } from './image.js';
 export {
   processVideo,
+  DEFAULT_MAX_VIDEO_FRAMES,
   type VideoInput,
   type VideoFrames,
   type VideoPipeline,
