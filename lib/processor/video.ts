@@ -47,6 +47,7 @@ import {
   type RgbImage,
 } from './image.js';
 import { smartResize } from './smart-resize.js';
+import { checkAborted, checkFrameCount, checkLimits, checkTokens } from './video-limits.js';
 import type { VideoProcessorConfig } from './video-config.js';
 import {
   DEFAULT_VIDEO_FPS,
@@ -71,6 +72,8 @@ export interface VideoFrames {
 
 /** A video: a file path / `file:` URL (decoded with FFmpeg) or a list of frames. */
 export type VideoInput = string | URL | VideoFrames;
+
+export { DEFAULT_MAX_VIDEO_FRAMES } from './video-limits.js';
 
 /** Whose rules pick the frames and the size; see the module notes. */
 export type VideoPipeline = 'qwen-vl-utils' | 'processor';
@@ -108,11 +111,6 @@ export interface ProcessVideoOptions extends FrameCountOptions, FramePixelOption
   signal?: AbortSignal;
 }
 
-/**
- * Default {@link ProcessVideoOptions.maxVideoFrames}: qwen-vl-utils' `FPS_MAX_FRAMES`, the most
- * frames its default sampling ever takes from a video.
- */
-export const DEFAULT_MAX_VIDEO_FRAMES = 768;
 
 /** Vision-tower input for one video. */
 export interface ProcessedVideo {
@@ -156,47 +154,6 @@ function checkPipeline(p: unknown): VideoPipeline {
     throw inputError(`video pipeline must be 'qwen-vl-utils' or 'processor', got ${String(p)}`);
   }
   return p;
-}
-
-function checkLimits(options: ProcessVideoOptions): { maxFrames: number; maxTokens: number } {
-  const maxFrames = options.maxVideoFrames ?? DEFAULT_MAX_VIDEO_FRAMES;
-  if (typeof maxFrames !== 'number' || !Number.isSafeInteger(maxFrames) || maxFrames < 1) {
-    throw inputError(`video maxVideoFrames must be a positive integer, got ${String(maxFrames)}`);
-  }
-  const maxTokens = options.maxVisualTokens ?? Infinity;
-  if (typeof maxTokens !== 'number' || Number.isNaN(maxTokens) || maxTokens < 0) {
-    throw inputError(`video maxVisualTokens must be a non-negative number, got ${String(maxTokens)}`);
-  }
-  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
-    throw inputError('video signal must be an AbortSignal');
-  }
-  return { maxFrames, maxTokens };
-}
-
-function checkFrameCount(n: number, maxFrames: number, where: string, hint: string): void {
-  if (n > maxFrames) {
-    throw inputError(`${where}: ${n} frames exceed the limit of ${maxFrames} (maxVideoFrames); ${hint}; refused before decoding`);
-  }
-}
-
-/** Vision tokens (after merging) of `frames` frames of `size`: what the video will cost the prompt. */
-function videoTokens(frames: number, size: [number, number], config: VideoProcessorConfig): number {
-  const t = Math.ceil(frames / config.temporalPatchSize);
-  return (t * (size[0] / config.patchSize) * (size[1] / config.patchSize)) / (config.mergeSize * config.mergeSize);
-}
-
-function checkTokens(frames: number, size: [number, number], config: VideoProcessorConfig, maxTokens: number, where: string): void {
-  const tokens = videoTokens(frames, size, config);
-  if (tokens > maxTokens) {
-    throw inputError(
-      `${where}: ${frames} frames of ${size[1]}x${size[0]} would give ${tokens} vision tokens, over the budget of ` +
-        `${maxTokens}; lower fps, maxFrames or maxPixels, or raise the budget (LoadOptions.maxVisualTokens); refused before decoding`,
-    );
-  }
-}
-
-function checkAborted(signal: AbortSignal | undefined, where: string): void {
-  if (signal?.aborted) throw new QwenVLError('E_ABORTED', `${where}: aborted`);
 }
 
 function checkConfig(config: VideoProcessorConfig): void {
