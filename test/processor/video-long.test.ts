@@ -265,6 +265,25 @@ describe.skipIf(!HAVE_FFMPEG)('long videos through FFmpeg', () => {
     });
   });
 
+  it('a flood on FFmpeg stderr is drained and only its tail reported', async () => {
+    const real = (await findFfmpeg()).ffmpeg;
+    const flood = (name: string, then: string): string => {
+      const path = join(dir, name);
+      // 19 MB of diagnostics before FFmpeg starts: an unread pipe would block it forever.
+      writeFileSync(path, `#!/bin/sh\nyes 'damaged macroblock, concealing errors' | head -n 500000 >&2\n${then}\n`);
+      chmodSync(path, 0o755);
+      return path;
+    };
+    const tools = await findFfmpeg();
+    const noisy = { ...tools, ffmpeg: flood('noisy-ffmpeg.sh', `exec '${real}' "$@"`) };
+    expect(await decodeVideoFrames(lossless, noisy, { width: 64, height: 48 }, [0, 239], () => {})).toBe(2);
+    const failing = { ...tools, ffmpeg: flood('failing-ffmpeg.sh', "echo 'the last word' >&2; exit 3") };
+    const err = await errorOf(decodeVideoFrames(lossless, failing, { width: 64, height: 48 }, [0], () => {}));
+    expect(err.code).toBe('E_INPUT');
+    expect(err.message).toMatch(/cannot be decoded \(ffmpeg: the last word\)/);
+    expect(err.message.length).toBeLessThan(500);
+  });
+
   it.skipIf(!existsSync(join(QWEN3_CKPT, 'config.json')))('qwenvl chat --video with a 1-hour video answers', () => {
     expect(statSync(long).size).toBeGreaterThan(0);
     const chat = (extra: string[]) =>
