@@ -175,6 +175,7 @@ function parseCount(v: unknown): number {
 }
 
 async function ffprobeJson(tools: FfmpegTools, path: string, args: string[], signal?: AbortSignal): Promise<Record<string, unknown>> {
+  if (signal?.aborted) throw abortedError(path);
   const r = await run(tools.ffprobe, ['-v', 'error', '-select_streams', 'v:0', ...args, '-of', 'json', fileArg(path)], signal);
   if (signal?.aborted) throw abortedError(path);
   if (r.code !== 0) {
@@ -388,6 +389,8 @@ async function decodeWith(
   onFrame: (rgb: Uint8Array, k: number) => Promise<void> | void,
   signal: AbortSignal | undefined,
 ): Promise<number> {
+  // An abort that fired before this run (between passes) sends no further event.
+  if (signal?.aborted) throw abortedError(path);
   const frameBytes = probe.width * probe.height * 3;
   const child = spawn(ffmpeg, args, { stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true });
   let stderr = '';

@@ -256,12 +256,20 @@ describe.skipIf(!HAVE_FFMPEG)('long videos through FFmpeg', () => {
     const pids = ffmpegRuns();
     expect(pids.length).toBe(3);
     for (const pid of pids) expect(exists(pid), `ffmpeg ${pid} still exists`).toBe(false);
-    // processVideo: an aborted signal stops it before FFmpeg starts.
+    // processVideo: an aborted signal stops it before FFmpeg starts; a later abort kills FFmpeg.
     await withWrapper(async () => {
       const done = new AbortController();
       done.abort();
       expect((await errorOf(processVideo(long, q3, { signal: done.signal }))).code).toBe('E_ABORTED');
       expect(ffmpegRuns()).toEqual([]);
+      const later = new AbortController();
+      const running = errorOf(processVideo(long, q3, { signal: later.signal, ...small }));
+      const started = Date.now();
+      while (ffmpegRuns().length === 0 && Date.now() - started < 10_000) await new Promise((r) => setTimeout(r, 5));
+      later.abort();
+      expect((await running).code).toBe('E_ABORTED');
+      const [pid] = ffmpegRuns();
+      expect(exists(pid), `ffmpeg ${pid} still exists`).toBe(false);
     });
   });
 
