@@ -60,6 +60,7 @@ export {
 } from './processor/index.js';
 export {
   processVideo,
+  DEFAULT_MAX_VIDEO_FRAMES,
   loadVideoProcessorConfig,
   parseVideoProcessorConfig,
   smartNframes,

@@ -9,7 +9,7 @@ import { getRopeIndex, ropeIndexOptions } from '../families/rope-index.js';
 import type { ImageProcessorConfig } from '../processor/config.js';
 import { processImages, type ImageInput, type ImageItem, type ImageSizeOptions } from '../processor/image.js';
 import { resolveMediaPolicy, type ResolvedMediaPolicy } from '../processor/media-policy.js';
-import { processVideo, type ProcessVideoOptions, type VideoInput } from '../processor/video.js';
+import { processVideo, type ProcessVideoOptions, type ProcessedVideo, type VideoInput } from '../processor/video.js';
 import type { VideoProcessorConfig } from '../processor/video-config.js';
 import { padBatch } from '../text/batch.js';
 import type { ChatMessage, ChatTemplate } from '../text/chat-template.js';
@@ -58,6 +58,8 @@ export interface InputContext {
   maxInputPixels?: number;
   /** The request's media policy (the model's, narrowed by the request's). */
   media?: ResolvedMediaPolicy;
+  /** The request's vision-token budget: videos over what is left are refused before decoding. */
+  maxVisualTokens?: number;
 }
 
 const SIZE_KEYS: [keyof ImageSizeOptions, string][] = [
@@ -231,10 +233,18 @@ export async function prepareInputs(ctx: InputContext, conversations: readonly (
     : null;
   const imageGridThw = processed?.imageGridThw ?? [];
   // Videos one at a time: each may be long, and only its sampled frames are kept.
-  const videos = [];
+  const videos: ProcessedVideo[] = [];
+  const merge = ctx.config.vision.spatialMergeSize ** 2;
+  const tokensOf = (grids: readonly (readonly number[])[]): number => grids.reduce((n, [t, h, w]) => n + (t * h * w) / merge, 0);
   for (let i = 0; i < videoItems.length; i++) {
+    const left: number | undefined = ctx.maxVisualTokens === undefined ? undefined : ctx.maxVisualTokens - tokensOf(imageGridThw) - tokensOf(videos.map((v) => v.gridThw));
     try {
-      videos.push(await processVideo(videoItems[i].input, ctx.videoConfig, { ...videoItems[i].options, ...pixels, media }));
+      videos.push(await processVideo(videoItems[i].input, ctx.videoConfig, {
+        ...videoItems[i].options,
+        ...pixels,
+        media,
+        ...(left !== undefined ? { maxVisualTokens: Math.max(0, left) } : {}),
+      }));
     } catch (err) {
       if (err instanceof QwenVLError) throw new QwenVLError(err.code, `${videoItems[i].where}: ${err.message}`, { cause: err });
       throw err;

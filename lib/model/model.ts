@@ -161,6 +161,7 @@ export class Model {
         videoConfig: this.processor.videoConfig,
         ...(this.maxInputPixels ? { maxInputPixels: this.maxInputPixels } : {}),
         media,
+        maxVisualTokens: this.budget.maxVisualTokens,
       },
       batch,
     );

@@ -28,7 +28,10 @@ export interface FfmpegTools {
 export interface VideoProbe {
   width: number;
   height: number;
-  /** Frames in the stream (the header's count, or the packets counted when the header has none). */
+  /**
+   * Frames in the stream: the header's count, else the packets counted (demuxing only), else
+   * duration × fps. A file can hold fewer; decoding then delivers fewer (see decodeVideoFrames).
+   */
   totalFrames: number;
   /** Average frame rate. */
   fps: number;
@@ -124,9 +127,13 @@ function spawnError(tool: string, err: NodeJS.ErrnoException): QwenVLError {
   return new QwenVLError('E_NATIVE', `cannot run ${tool}: ${err.message}`, { cause: err });
 }
 
-function run(tool: string, args: string[], stdoutLimit = 1 << 20): Promise<RunResult> {
+function run(tool: string, args: string[], signal?: AbortSignal, stdoutLimit = 1 << 20): Promise<RunResult> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(tool, args, { stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true });
+    const onAbort = (): void => {
+      child.kill('SIGKILL');
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8');
@@ -137,8 +144,14 @@ function run(tool: string, args: string[], stdoutLimit = 1 << 20): Promise<RunRe
     child.stderr.on('data', (d: string) => {
       stderr = tail(stderr + d);
     });
-    child.on('error', (err) => reject(spawnError(tool, err)));
-    child.on('close', (code) => resolvePromise({ code, stdout, stderr }));
+    child.on('error', (err) => {
+      signal?.removeEventListener('abort', onAbort);
+      reject(spawnError(tool, err));
+    });
+    child.on('close', (code) => {
+      signal?.removeEventListener('abort', onAbort);
+      resolvePromise({ code, stdout, stderr });
+    });
   });
 }
 
@@ -161,8 +174,10 @@ function parseCount(v: unknown): number {
   return Number.isSafeInteger(n) && n > 0 ? n : NaN;
 }
 
-async function ffprobeJson(tools: FfmpegTools, path: string, args: string[]): Promise<Record<string, unknown>> {
-  const r = await run(tools.ffprobe, ['-v', 'error', '-select_streams', 'v:0', ...args, '-of', 'json', fileArg(path)]);
+async function ffprobeJson(tools: FfmpegTools, path: string, args: string[], signal?: AbortSignal): Promise<Record<string, unknown>> {
+  if (signal?.aborted) throw abortedError(path);
+  const r = await run(tools.ffprobe, ['-v', 'error', '-select_streams', 'v:0', ...args, '-of', 'json', fileArg(path)], signal);
+  if (signal?.aborted) throw abortedError(path);
   if (r.code !== 0) {
     throw inputError(`video "${path}": cannot be decoded (ffprobe: ${lastLine(r.stderr) || `exit code ${r.code}`})`);
   }
@@ -174,14 +189,15 @@ async function ffprobeJson(tools: FfmpegTools, path: string, args: string[]): Pr
 }
 
 /**
- * Reads the size, frame rate and frame count of a video's first video stream. Throws E_INPUT
- * when ffprobe cannot read the file or it has no video stream.
+ * Reads the size, frame rate and frame count of a video's first video stream (nothing is
+ * decoded). Throws E_INPUT when ffprobe cannot read the file or it has no video stream,
+ * E_ABORTED on abort.
  */
-export async function probeVideo(path: string, tools: FfmpegTools): Promise<VideoProbe> {
+export async function probeVideo(path: string, tools: FfmpegTools, options: { signal?: AbortSignal } = {}): Promise<VideoProbe> {
   const info = await ffprobeJson(tools, path, [
     '-show_entries',
     'stream=width,height,avg_frame_rate,r_frame_rate,nb_frames,duration:format=duration',
-  ]);
+  ], options.signal);
   const streams = Array.isArray(info.streams) ? (info.streams as Record<string, unknown>[]) : [];
   const s = streams[0];
   if (!s) throw inputError(`video "${path}": has no video stream`);
@@ -195,24 +211,106 @@ export async function probeVideo(path: string, tools: FfmpegTools): Promise<Vide
   let totalFrames = parseCount(s.nb_frames);
   if (Number.isNaN(totalFrames)) {
     // Containers such as Matroska/WebM carry no frame count: count packets (demuxing only).
-    const counted = await ffprobeJson(tools, path, ['-count_packets', '-show_entries', 'stream=nb_read_packets']);
+    const counted = await ffprobeJson(tools, path, ['-count_packets', '-show_entries', 'stream=nb_read_packets'], options.signal);
     const cs = Array.isArray(counted.streams) ? (counted.streams as Record<string, unknown>[])[0] : undefined;
     totalFrames = parseCount(cs?.nb_read_packets);
   }
-  if (Number.isNaN(totalFrames)) throw inputError(`video "${path}": has no decodable frames`);
   let fps = parseRate(s.avg_frame_rate);
   if (Number.isNaN(fps)) fps = parseRate(s.r_frame_rate);
+  if (Number.isNaN(totalFrames) && duration !== undefined && fps > 0) {
+    // No count anywhere (a raw elementary stream): duration × fps, as PyAV-based readers estimate it.
+    totalFrames = parseCount(Math.round(duration * fps));
+  }
+  if (Number.isNaN(totalFrames)) throw inputError(`video "${path}": has no decodable frames`);
   if (Number.isNaN(fps) && duration !== undefined) fps = totalFrames / duration;
   if (!(fps > 0) || !Number.isFinite(fps)) throw inputError(`video "${path}": its frame rate is unknown`);
   return { width, height, totalFrames, fps, ...(duration !== undefined ? { duration } : {}) };
 }
 
 /**
+ * Counts a video's frames by decoding its first video stream (`ffprobe -count_frames`): slow (the
+ * whole stream is decoded, nothing is kept), for files whose metadata promised more frames than
+ * decoding delivered. Killed on abort (E_ABORTED). Throws E_INPUT when ffprobe fails.
+ */
+export async function countVideoFrames(path: string, tools: FfmpegTools, options: { signal?: AbortSignal } = {}): Promise<number> {
+  if (options.signal?.aborted) throw abortedError(path);
+  const info = await ffprobeJson(tools, path, ['-count_frames', '-show_entries', 'stream=nb_read_frames'], options.signal);
+  const s = Array.isArray(info.streams) ? (info.streams as Record<string, unknown>[])[0] : undefined;
+  const n = parseCount(s?.nb_read_frames);
+  return Number.isNaN(n) ? 0 : n;
+}
+
+/**
+ * FFmpeg's `select` expression true exactly for the frame numbers `indices` (ascending, distinct),
+ * as a binary search tree: `if(lt(n,m), <left half>, <right half>)` down to `eq(n,i)` leaves.
+ *
+ * Why a tree: FFmpeg's expression evaluator refuses deep expressions. Its parser has a
+ * recursion budget of 100 (libavutil/eval.c), and current builds (e.g. Debian's 5.1.9, with the
+ * fix "avutil/eval: Check depth of AVExpr") also refuse an AVExpr tree deeper than about 100
+ * levels. A flat sum `eq(n,a)+eq(n,b)+...` is a left-deep tree, one level per term, so asking
+ * for more than about 100 frames made FFmpeg fail at filter setup ("Error while parsing
+ * expression", then "Error while processing the decoded data").
+ * The tree is log2(count) levels deep and costs log2(count) comparisons per decoded frame.
+ * Commas are escaped for the filtergraph parser.
+ */
+export function selectExpression(indices: readonly number[]): string {
+  const build = (lo: number, hi: number): string => {
+    if (hi - lo === 1) return `eq(n\\,${indices[lo]})`;
+    const mid = (lo + hi) >>> 1;
+    return `if(lt(n\\,${indices[mid]})\\,${build(lo, mid)}\\,${build(mid, hi)})`;
+  };
+  if (indices.length === 0) throw inputError('selectExpression: no frame numbers');
+  return build(0, indices.length);
+}
+
+/**
+ * Longest `select` expression put on one command line: Linux caps one argument at 128 KiB
+ * (MAX_ARG_STRLEN), Windows a whole command line at 32 767 characters. Longer selections are
+ * decoded in several passes, each a tree over a consecutive run of the wanted frames.
+ */
+const MAX_SELECT_CHARS = process.platform === 'win32' ? 24_000 : 100_000;
+
+/** Splits ascending frame numbers into consecutive runs whose select expressions fit one command line. */
+export function selectPasses(indices: readonly number[], maxChars = MAX_SELECT_CHARS): number[][] {
+  const passes: number[][] = [];
+  let current: number[] = [];
+  let chars = 0;
+  for (const i of indices) {
+    // A leaf `eq(n\,i)` plus its share of an inner node `if(lt(n\,m)\,…\,…)`: an upper bound.
+    const cost = 2 * String(i).length + 30;
+    if (current.length > 0 && chars + cost > maxChars) {
+      passes.push(current);
+      current = [];
+      chars = 0;
+    }
+    current.push(i);
+    chars += cost;
+  }
+  if (current.length > 0) passes.push(current);
+  return passes;
+}
+
+/** Options of {@link decodeVideoFrames}. */
+export interface DecodeFramesOptions {
+  /** Stops FFmpeg (the process is killed and reaped) and rejects with E_ABORTED. */
+  signal?: AbortSignal;
+  /** @internal Longest select expression per FFmpeg run (tests force several passes with it). */
+  maxSelectChars?: number;
+}
+
+function abortedError(path: string): QwenVLError {
+  return new QwenVLError('E_ABORTED', `video "${path}": decoding aborted`);
+}
+
+/**
  * Decodes the frames numbered `indices` (ascending, distinct; 0 = first decoded frame) as RGB24
  * at the probed size and calls `onFrame(rgb, k)` for the k-th of them, in order; the next frame
- * is read only after the returned promise settles. FFmpeg is stopped once the last wanted frame
- * arrives. Returns how many frames were delivered (fewer than asked when the stream ends early).
- * Throws E_INPUT when FFmpeg fails on the file.
+ * is read only after the returned promise settles. Frames are streamed: FFmpeg drops every frame
+ * not wanted before converting it, and only the current frame is buffered here, so memory does
+ * not depend on the video's length. FFmpeg is stopped once the last wanted frame arrives, when
+ * `onFrame` throws and on abort; it is always reaped before this returns. Returns how many
+ * frames were delivered (fewer than asked when the stream ends early). Throws E_INPUT when
+ * FFmpeg fails on the file, E_ABORTED on abort.
  */
 export async function decodeVideoFrames(
   path: string,
@@ -220,14 +318,32 @@ export async function decodeVideoFrames(
   probe: Pick<VideoProbe, 'width' | 'height'>,
   indices: readonly number[],
   onFrame: (rgb: Uint8Array, k: number) => Promise<void> | void,
+  options: DecodeFramesOptions = {},
 ): Promise<number> {
   for (let i = 0; i < indices.length; i++) {
     if (!Number.isSafeInteger(indices[i]) || indices[i] < 0 || (i > 0 && indices[i] <= indices[i - 1])) {
       throw inputError('decodeVideoFrames: indices must be ascending distinct non-negative integers');
     }
   }
-  if (indices.length === 0) return 0;
-  const expr = indices.map((i) => `eq(n\\,${i})`).join('+');
+  if (options.signal?.aborted) throw abortedError(path);
+  let delivered = 0;
+  for (const pass of selectPasses(indices, options.maxSelectChars)) {
+    const offset = delivered;
+    const got = await decodePass(path, tools, probe, pass, (rgb, k) => onFrame(rgb, offset + k), options.signal);
+    delivered += got;
+    if (got < pass.length) break; // the stream ended
+  }
+  return delivered;
+}
+
+async function decodePass(
+  path: string,
+  tools: FfmpegTools,
+  probe: Pick<VideoProbe, 'width' | 'height'>,
+  indices: readonly number[],
+  onFrame: (rgb: Uint8Array, k: number) => Promise<void> | void,
+  signal: AbortSignal | undefined,
+): Promise<number> {
   const args = (sync: string[]): string[] => [
     '-nostdin',
     '-hide_banner',
@@ -239,7 +355,7 @@ export async function decodeVideoFrames(
     '-map',
     '0:v:0',
     '-vf',
-    `select='${expr}'`,
+    `select='${selectExpression(indices)}'`,
     ...sync,
     // FFmpeg stops by itself after the last wanted frame.
     '-frames:v',
@@ -251,11 +367,11 @@ export async function decodeVideoFrames(
     'pipe:1',
   ];
   try {
-    return await decodeWith(path, tools.ffmpeg, args(['-fps_mode', 'passthrough']), probe, indices.length, onFrame);
+    return await decodeWith(path, tools.ffmpeg, args(['-fps_mode', 'passthrough']), probe, indices.length, onFrame, signal);
   } catch (err) {
     // FFmpeg before 5.1 spells the frame-rate mode -vsync.
     if (err instanceof FpsModeUnknown) {
-      return decodeWith(path, tools.ffmpeg, args(['-vsync', 'passthrough']), probe, indices.length, onFrame);
+      return decodeWith(path, tools.ffmpeg, args(['-vsync', 'passthrough']), probe, indices.length, onFrame, signal);
     }
     throw err;
   }
@@ -271,7 +387,10 @@ async function decodeWith(
   probe: Pick<VideoProbe, 'width' | 'height'>,
   wanted: number,
   onFrame: (rgb: Uint8Array, k: number) => Promise<void> | void,
+  signal: AbortSignal | undefined,
 ): Promise<number> {
+  // An abort that fired before this run (between passes) sends no further event.
+  if (signal?.aborted) throw abortedError(path);
   const frameBytes = probe.width * probe.height * 3;
   const child = spawn(ffmpeg, args, { stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true });
   let stderr = '';
@@ -289,49 +408,64 @@ async function decodeWith(
   });
   let stoppedByUs = false;
   const stop = (): void => {
-    if (child.exitCode === null && child.signalCode === null) {
-      stoppedByUs = true;
-      child.kill('SIGKILL');
-    }
+    stoppedByUs = true;
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   };
+  const onAbort = (): void => {
+    stop();
+    // Ends the read loop below even while FFmpeg is silent.
+    child.stdout.destroy();
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
 
   let delivered = 0;
   let frame = new Uint8Array(frameBytes);
   let filled = 0;
   try {
-    for await (const chunk of child.stdout as AsyncIterable<Buffer>) {
-      let offset = 0;
-      while (offset < chunk.length && delivered < wanted) {
-        const n = Math.min(frameBytes - filled, chunk.length - offset);
-        frame.set(chunk.subarray(offset, offset + n), filled);
-        filled += n;
-        offset += n;
-        if (filled === frameBytes) {
-          const done = frame;
-          frame = new Uint8Array(frameBytes);
-          filled = 0;
-          await onFrame(done, delivered);
-          delivered++;
+    try {
+      for await (const chunk of child.stdout as AsyncIterable<Buffer>) {
+        let offset = 0;
+        while (offset < chunk.length && delivered < wanted) {
+          const n = Math.min(frameBytes - filled, chunk.length - offset);
+          frame.set(chunk.subarray(offset, offset + n), filled);
+          filled += n;
+          offset += n;
+          if (filled === frameBytes) {
+            const done = frame;
+            frame = new Uint8Array(frameBytes);
+            filled = 0;
+            await onFrame(done, delivered);
+            delivered++;
+            if (signal?.aborted) break;
+          }
         }
+        if (delivered >= wanted || signal?.aborted) break;
       }
-      if (delivered >= wanted) {
+    } catch (err) {
+      if (!signal?.aborted) {
         stop();
-        break;
+        await closed;
+        throw err;
       }
     }
-  } catch (err) {
-    stop();
-    await closed;
-    throw err;
+    if (delivered >= wanted || signal?.aborted) stop();
+    const code = await closed;
+    if (signal?.aborted) throw abortedError(path);
+    if (spawnFailure) throw spawnFailure;
+    if (!stoppedByUs && code !== 0) {
+      if (delivered === 0 && /Unrecognized option 'fps_mode'/.test(stderr)) throw new FpsModeUnknown();
+      throw inputError(`video "${path}": cannot be decoded (ffmpeg: ${lastLine(stderr) || `exit code ${code}`})`);
+    }
+    if (!stoppedByUs && filled !== 0) {
+      throw inputError(`video "${path}": ffmpeg returned a partial frame (${filled} of ${frameBytes} bytes); the frame size changed mid-stream?`);
+    }
+    return delivered;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    // Never leave FFmpeg running or unreaped, whatever happened above.
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await closed;
+    }
   }
-  const code = await closed;
-  if (spawnFailure) throw spawnFailure;
-  if (!stoppedByUs && code !== 0) {
-    if (delivered === 0 && /Unrecognized option 'fps_mode'/.test(stderr)) throw new FpsModeUnknown();
-    throw inputError(`video "${path}": cannot be decoded (ffmpeg: ${lastLine(stderr) || `exit code ${code}`})`);
-  }
-  if (!stoppedByUs && filled !== 0) {
-    throw inputError(`video "${path}": ffmpeg returned a partial frame (${filled} of ${frameBytes} bytes); the frame size changed mid-stream?`);
-  }
-  return delivered;
 }

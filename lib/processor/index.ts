@@ -36,6 +36,7 @@ export {
 } from './media-policy.js';
 export {
   processVideo,
+  DEFAULT_MAX_VIDEO_FRAMES,
   type VideoInput,
   type VideoFrames,
   type VideoPipeline,

@@ -34,7 +34,7 @@
 import { QwenVLError, inputError } from '../errors.js';
 import { qwen3VideoTimestamps } from '../text/expand.js';
 import type { ProcessorFlavor } from './config.js';
-import { decodeVideoFrames, findFfmpeg, probeVideo } from './ffmpeg.js';
+import { countVideoFrames, decodeVideoFrames, findFfmpeg, probeVideo, type VideoProbe } from './ffmpeg.js';
 import {
   decodeImage,
   patchifyFrames,
@@ -47,6 +47,7 @@ import {
 import { resolveMediaPolicy, type ResolvedMediaPolicy } from './media-policy.js';
 import { resolveMediaSource } from './media-source.js';
 import { smartResize } from './smart-resize.js';
+import { checkAborted, checkFrameCount, checkLimits, checkTokens } from './video-limits.js';
 import type { VideoProcessorConfig } from './video-config.js';
 import {
   DEFAULT_VIDEO_FPS,
@@ -72,6 +73,8 @@ export interface VideoFrames {
 /** A video: a file path / `file:` URL (decoded with FFmpeg) or a list of frames. */
 export type VideoInput = string | URL | VideoFrames;
 
+export { DEFAULT_MAX_VIDEO_FRAMES } from './video-limits.js';
+
 /** Whose rules pick the frames and the size; see the module notes. */
 export type VideoPipeline = 'qwen-vl-utils' | 'processor';
 
@@ -92,7 +95,22 @@ export interface ProcessVideoOptions extends FrameCountOptions, FramePixelOption
   videoEnd?: number;
   /** Override the resize/normalise arithmetic (default `config.flavor`, i.e. `fast`). */
   flavor?: ProcessorFlavor;
+  /**
+   * Most frames one video may give: the frames sampled from a file, or the length of a frame
+   * list. More is refused with E_INPUT before any frame is decoded. Default
+   * {@link DEFAULT_MAX_VIDEO_FRAMES}.
+   */
+  maxVideoFrames?: number;
+  /**
+   * Most vision tokens (after merging) this video may give. Checked before decoding: for a file
+   * from the container's metadata (ffprobe), for a frame list once the first frame's size is
+   * known. Default: no limit here (models check their own budget).
+   */
+  maxVisualTokens?: number;
+  /** Aborts decoding (FFmpeg is stopped) with E_ABORTED. */
+  signal?: AbortSignal;
 }
+
 
 /** Vision-tower input for one video. */
 export interface ProcessedVideo {
@@ -226,6 +244,8 @@ async function processFrameList(
 ): Promise<ProcessedVideo> {
   const list = input.frames;
   if (!Array.isArray(list) || list.length === 0) throw inputError('video frames: expected a non-empty array of frames');
+  const limits = checkLimits(options);
+  checkFrameCount(list.length, limits.maxFrames, 'video frames', 'sample fewer frames');
   const fps = input.fps ?? DEFAULT_VIDEO_FPS;
   if (typeof fps !== 'number' || !Number.isFinite(fps) || fps <= 0) throw inputError(`video frames: fps must be a positive number, got ${String(fps)}`);
   for (const key of SAMPLING_KEYS) {
@@ -249,6 +269,7 @@ async function processFrameList(
   const pending: Promise<RgbImage>[] = [];
   let next = 0;
   for (let i = 0; i < n; i++) {
+    checkAborted(options.signal, 'video frames');
     while (pending.length < DECODE_AHEAD && next < n) {
       const k = next++;
       const p = decodeImage(list[k], options).catch((err: unknown) => {
@@ -274,6 +295,8 @@ async function processFrameList(
         size = afterQwenVlUtilsSize(utils[0], utils[1], config);
         steps = [{ size: utils, flavor }, { size, flavor }];
       }
+      // The first frame fixes the size of all: the budget is known before the others are decoded.
+      checkTokens(pipeline === 'qwen-vl-utils' ? Math.ceil(n / FRAME_FACTOR) * FRAME_FACTOR : n, size, config, limits.maxTokens, 'video frames');
     } else if (frame.width !== first.width || frame.height !== first.height) {
       throw inputError(
         `video frames[${i}] is ${frame.width}x${frame.height} but frames[0] is ${first.width}x${first.height}` +
@@ -297,6 +320,49 @@ async function resolveVideoPath(input: string | URL, media: ResolvedMediaPolicy)
   return (await resolveMediaSource(input, 'video', media)) as string;
 }
 
+/** Which frames of a file to decode and how to size them, decided from its metadata alone. */
+interface FilePlan {
+  indices: number[];
+  sampleFps: number;
+  processorFps: number;
+  size: [number, number];
+  steps: { size: [number, number]; flavor: ProcessorFlavor }[];
+}
+
+function planFile(
+  probe: VideoProbe,
+  totalFrames: number,
+  config: VideoProcessorConfig,
+  options: ProcessVideoOptions,
+  flavor: ProcessorFlavor,
+  pipeline: VideoPipeline,
+): FilePlan {
+  if (pipeline === 'qwen-vl-utils') {
+    const s = sampleFramesQwenVlUtils(totalFrames, probe.fps, options);
+    const utils = qwenVlUtilsVideoSize(probe.height, probe.width, s.indices.length, config.patchSize, options);
+    const size = afterQwenVlUtilsSize(utils[0], utils[1], config);
+    return { indices: s.indices, sampleFps: s.sampleFps, processorFps: s.sampleFps, size, steps: [{ size: utils, flavor }, { size, flavor }] };
+  }
+  const sampling = {
+    ...(options.nframes !== undefined ? { nframes: options.nframes } : { fps: options.fps ?? config.fps ?? DEFAULT_VIDEO_FPS }),
+    minFrames: options.minFrames ?? config.minFrames,
+    maxFrames: options.maxFrames ?? config.maxFrames,
+    temporalPatchSize: config.temporalPatchSize,
+  };
+  const indices =
+    config.kind === 'qwen3'
+      ? sampleFramesQwen3Processor(totalFrames, probe.fps, sampling)
+      : sampleFramesQwen2Processor(totalFrames, probe.fps, sampling);
+  const size = processorSize(indices.length, probe.height, probe.width, config, options);
+  return {
+    indices,
+    sampleFps: (indices.length / totalFrames) * probe.fps,
+    processorFps: options.fps ?? config.fps ?? DEFAULT_VIDEO_FPS,
+    size,
+    steps: [{ size, flavor }],
+  };
+}
+
 async function processVideoFile(
   input: string | URL,
   config: VideoProcessorConfig,
@@ -311,58 +377,58 @@ async function processVideoFile(
       if (options[key] !== undefined) throw inputError(`video: option ${key} needs pipeline 'qwen-vl-utils'`);
     }
   }
+  const limits = checkLimits(options);
   const tools = await findFfmpeg();
-  const probe = await probeVideo(path, tools);
+  checkAborted(options.signal, `video "${path}"`);
+  const probe = await probeVideo(path, tools, options.signal ? { signal: options.signal } : {});
   const limit = Math.min(options.maxInputPixels ?? DEFAULT_MAX_INPUT_PIXELS, media.maxInputPixels);
   if (probe.width * probe.height > limit) {
     throw inputError(
-      `video "${path}": frames of ${probe.width}x${probe.height} exceed the limit of ${limit} pixels (maxInputPixels)`,
+      `video "${path}": frames of ${probe.width}x${probe.height} exceed the limit of ${limit} pixels (maxInputPixels); refused before decoding`,
     );
   }
+  const where = `video "${path}"`;
+  const decodeOptions = options.signal ? { signal: options.signal } : {};
 
-  let indices: number[];
-  let sampleFps: number;
-  let processorFps: number;
-  let size: [number, number];
-  let steps: { size: [number, number]; flavor: ProcessorFlavor }[];
-  if (pipeline === 'qwen-vl-utils') {
-    const s = sampleFramesQwenVlUtils(probe.totalFrames, probe.fps, options);
-    indices = s.indices;
-    sampleFps = s.sampleFps;
-    processorFps = s.sampleFps;
-    const utils = qwenVlUtilsVideoSize(probe.height, probe.width, indices.length, config.patchSize, options);
-    size = afterQwenVlUtilsSize(utils[0], utils[1], config);
-    steps = [{ size: utils, flavor }, { size, flavor }];
-  } else {
-    const sampling = {
-      ...(options.nframes !== undefined ? { nframes: options.nframes } : { fps: options.fps ?? config.fps ?? DEFAULT_VIDEO_FPS }),
-      minFrames: options.minFrames ?? config.minFrames,
-      maxFrames: options.maxFrames ?? config.maxFrames,
-      temporalPatchSize: config.temporalPatchSize,
-    };
-    indices =
-      config.kind === 'qwen3'
-        ? sampleFramesQwen3Processor(probe.totalFrames, probe.fps, sampling)
-        : sampleFramesQwen2Processor(probe.totalFrames, probe.fps, sampling);
-    sampleFps = (indices.length / probe.totalFrames) * probe.fps;
-    processorFps = options.fps ?? config.fps ?? DEFAULT_VIDEO_FPS;
-    size = processorSize(indices.length, probe.height, probe.width, config, options);
-    steps = [{ size, flavor }];
+  /** Decodes a plan's frames (each distinct one once, resized on arrival); `complete` is false when the stream ended early. */
+  const run = async (plan: FilePlan): Promise<{ kept: Map<number, Uint8Array>; wanted: number[]; delivered: number }> => {
+    // Everything the budgets need is known from the container's metadata: refuse before decoding.
+    checkFrameCount(plan.indices.length, limits.maxFrames, where, 'lower fps, nframes or maxFrames');
+    checkTokens(plan.indices.length, plan.size, config, limits.maxTokens, where);
+    const wanted = [...new Set(plan.indices)].sort((a, b) => a - b);
+    const kept = new Map<number, Uint8Array>();
+    const delivered = await decodeVideoFrames(path, tools, probe, wanted, async (rgb, k) => {
+      const resized = await resizeChain({ data: rgb, width: probe.width, height: probe.height }, plan.steps);
+      kept.set(wanted[k], resized.data);
+    }, decodeOptions);
+    return { kept, wanted, delivered };
+  };
+
+  let plan = planFile(probe, probe.totalFrames, config, options, flavor, pipeline);
+  let got = await run(plan);
+  if (got.delivered < got.wanted.length) {
+    // The file holds fewer frames than its metadata says (truncated, or a wrong header): count
+    // them by decoding, as readers that decode the whole video do, and sample again from the real
+    // count rather than fill the missing part with copies of the last frame.
+    got.kept.clear();
+    const counted = await countVideoFrames(path, tools, decodeOptions);
+    if (counted < FRAME_FACTOR) throw inputError(`${where}: only ${counted} frame(s) could be decoded`);
+    plan = planFile(probe, counted, config, options, flavor, pipeline);
+    got = await run(plan);
   }
-
-  // Decode each distinct wanted frame once, resizing it on arrival.
-  const wanted = [...new Set(indices)].sort((a, b) => a - b);
-  const kept = new Map<number, Uint8Array>();
-  const delivered = await decodeVideoFrames(path, tools, probe, wanted, async (rgb, k) => {
-    const resized = await resizeChain({ data: rgb, width: probe.width, height: probe.height }, steps);
-    kept.set(wanted[k], resized.data);
-  });
-  if (delivered === 0) throw inputError(`video "${path}": no frame could be decoded`);
-  // A stream can hold fewer frames than its header says; the missing tail repeats the last frame.
+  const { kept, wanted, delivered } = got;
+  if (delivered === 0) throw inputError(`${where}: no frame could be decoded`);
+  // Decoding can still fall short of a count it made itself (a decoder that is not
+  // deterministic on a damaged file): the missing tail repeats the last frame.
   const lastIndex = wanted[delivered - 1];
-  const frameIndices = indices.map((i) => (kept.has(i) ? i : lastIndex));
+  const frameIndices = plan.indices.map((i) => (kept.has(i) ? i : lastIndex));
   const frames = frameIndices.map((i) => kept.get(i) as Uint8Array);
-  return finish(frames, size, config, flavor, { fps: sampleFps, videoFps: probe.fps, frameIndices, processorFps });
+  return finish(frames, plan.size, config, flavor, {
+    fps: plan.sampleFps,
+    videoFps: probe.fps,
+    frameIndices,
+    processorFps: plan.processorFps,
+  });
 }
 
 /**

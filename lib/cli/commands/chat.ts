@@ -5,7 +5,7 @@ import type { Command } from '../main.js';
 
 const USAGE =
   'usage: qwenvl chat --model DIR [--image PATH]... [--video PATH]... [--system TEXT] [--max-tokens N] [--temperature T]\n' +
-  '                   [--top-p P] [--top-k K] [--seed S] [--threads N] "prompt"\n';
+  '                   [--top-p P] [--top-k K] [--seed S] [--threads N] [--video-fps F] [--video-max-frames N] "prompt"\n';
 
 interface ChatArgs {
   model?: string;
@@ -19,6 +19,8 @@ interface ChatArgs {
   topK?: number;
   seed?: number;
   threads?: number;
+  videoFps?: number;
+  videoMaxFrames?: number;
 }
 
 function number(flag: string, v: string | undefined): number {
@@ -47,6 +49,8 @@ function parse(args: string[]): ChatArgs {
       case '--top-k': out.topK = number(a, next()); break;
       case '--seed': out.seed = number(a, next()); break;
       case '--threads': out.threads = number(a, next()); break;
+      case '--video-fps': out.videoFps = number(a, next()); break;
+      case '--video-max-frames': out.videoMaxFrames = number(a, next()); break;
       default:
         if (a.startsWith('--')) throw inputError(`unknown option ${a}`);
         if (out.prompt !== undefined) throw inputError('give the prompt as one argument (quote it)');
@@ -70,7 +74,13 @@ export const chatCommand: Command = {
     try {
       const content: ContentPart[] = [
         ...a.images.map((p) => ({ type: 'image', image: p }) as ContentPart),
-        ...a.videos.map((p) => ({ type: 'video', video: p }) as ContentPart),
+        // Sampling of every --video (qwen-vl-utils' fps / max_frames keys).
+        ...a.videos.map((p) => ({
+          type: 'video',
+          video: p,
+          ...(a.videoFps !== undefined ? { fps: a.videoFps } : {}),
+          ...(a.videoMaxFrames !== undefined ? { max_frames: a.videoMaxFrames } : {}),
+        }) as ContentPart),
         { type: 'text', text: a.prompt },
       ];
       const messages = [...(a.system !== undefined ? [{ role: 'system', content: a.system }] : []), { role: 'user', content }];
