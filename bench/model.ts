@@ -11,11 +11,11 @@
 import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { loadModel } from '../lib/index.js';
 import { native } from '../lib/native/binding.js';
+import { checkpointDir, materializeTokenizers } from '../test/helpers/fixtures.js';
 
-const FIXTURE = fileURLToPath(new URL('../../shared/fixtures/qwen2-vl/checkpoint/', import.meta.url));
+const FIXTURE = checkpointDir('qwen2-vl');
 const TEXT = { hidden: 1536, heads: 12, kv: 2, headDim: 128, inter: 8960, vocab: 151936 };
 const VISION = { embed: 1280, heads: 16, mlpRatio: 4, patch: 14, merge: 2, temporal: 2 };
 
@@ -115,6 +115,7 @@ export async function runModel(): Promise<void> {
   const depth = Number(process.env.QWENVL_BENCH_VISION_DEPTH ?? 2);
   const dir = await mkdtemp(join(tmpdir(), 'qwenvl-bench-'));
   try {
+    materializeTokenizers(); // the fixture's tokenizer.json is stored split in the repository
     for (const f of ['tokenizer.json', 'tokenizer_config.json', 'chat_template.json', 'preprocessor_config.json', 'generation_config.json']) {
       await copyFile(join(FIXTURE, f), join(dir, f));
     }

@@ -1,26 +1,27 @@
-// The conformance tool on every public reference fixture folder: every case, every stage, within
-// the tolerances of the issues (integer stages identical, pixel values to 1e-5, hidden states and
-// logits to 1e-4 of max |ref|, greedy tokens identical).
-import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+// The conformance tool on every reference fixture case (the in-repo ones and, when present, those
+// of ../shared/fixtures): every case, every stage, within the tolerances of the issues (integer
+// stages identical, pixel values to 1e-5, hidden states and logits to 1e-4 of max |ref|, greedy
+// tokens identical).
 import { describe, expect, it } from 'vitest';
-import { runConformance } from '../../lib/index.js';
+import { runConformance, type StageResult } from '../../lib/index.js';
+import { FAMILIES, fixtureCaseRefs, fixtureFolders } from '../helpers/fixtures.js';
 
-const ROOT = join(__dirname, '../../../shared/fixtures');
-const folders = readdirSync(ROOT, { withFileTypes: true })
-  .filter((e) => e.isDirectory() && existsSync(join(ROOT, e.name, 'cases')))
-  .map((e) => e.name)
-  .sort();
+const folders = fixtureFolders().map((f) => f.family);
 
 describe('conformance against transformers reference fixtures', () => {
   it('finds the four public fixture folders', () => {
-    expect(folders).toEqual(expect.arrayContaining(['qwen2-vl', 'qwen2.5-vl', 'qwen3-vl', 'qwen3-vl-moe']));
+    expect(folders).toEqual(expect.arrayContaining([...FAMILIES]));
   });
   for (const folder of folders) {
     it(folder, async () => {
-      const results = await runConformance(join(ROOT, folder));
+      const refs = fixtureCaseRefs(folder);
+      // One run per fixture tree the cases come from: each uses its own checkpoint and inputs.
+      const byRoot = new Map<string, string[]>();
+      for (const r of refs) byRoot.set(r.root, [...(byRoot.get(r.root) ?? []), r.name]);
+      const results: StageResult[] = [];
+      for (const [root, cases] of byRoot) results.push(...(await runConformance(root, { cases })));
       const cases = new Set(results.map((r) => r.case));
-      expect(cases.size).toBe(readdirSync(join(ROOT, folder, 'cases')).length);
+      expect(cases.size).toBe(refs.length);
       for (const stage of ['input_ids', 'position_ids', 'logits_last', 'generated_ids[0]']) {
         expect(results.some((r) => r.stage === stage), stage).toBe(true);
       }

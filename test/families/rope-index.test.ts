@@ -1,12 +1,11 @@
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { QwenVLError } from '../../lib/errors.js';
 import { decodePosition, getRopeIndex, ropeIndexOptions, type RopeIndexOptions } from '../../lib/families/rope-index.js';
 import { loadModelConfig } from '../../lib/model/config.js';
+import { fixtureCaseRefs, fixtureFolders } from '../helpers/fixtures.js';
 import { readSafetensors } from '../helpers/read-safetensors.js';
-
-const FIXTURES = '/work/shared/fixtures';
 
 function rows(data: number[], shape: number[]): number[][] {
   const [b, s] = shape;
@@ -19,11 +18,10 @@ function grids(data: number[] | undefined): number[][] | null {
 }
 
 describe('getRopeIndex against transformers reference tensors', () => {
-  for (const family of readdirSync(FIXTURES).filter((d) => existsSync(join(FIXTURES, d, 'cases')))) {
+  for (const { family } of fixtureFolders()) {
     describe(family, () => {
-      for (const name of readdirSync(join(FIXTURES, family, 'cases'))) {
+      for (const { name, root, dir } of fixtureCaseRefs(family)) {
         it(name, async () => {
-          const dir = join(FIXTURES, family, 'cases', name);
           const meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')) as {
             image_grid_thw: number[][] | null;
             video_grid_thw: number[][] | null;
@@ -40,7 +38,7 @@ describe('getRopeIndex against transformers reference tensors', () => {
           expect(imageGrids).toEqual(meta.image_grid_thw);
           expect(videoGrids).toEqual(meta.video_grid_thw);
 
-          const cfg = await loadModelConfig(join(FIXTURES, family, 'checkpoint'));
+          const cfg = await loadModelConfig(join(root, 'checkpoint'));
           const options = ropeIndexOptions(cfg, meta.second_per_grid_ts);
           const got = getRopeIndex(
             rows(ids.data, ids.shape),

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QwenVLError, info, openSafetensors, readSafetensorsHeader } from '../../lib/index.js';
 import { native } from '../../lib/native/binding.js';
+import { checkpointDir } from '../helpers/fixtures.js';
 import {
   assembleSafetensors,
   encodeSafetensors,
@@ -195,7 +196,7 @@ describe('safetensors: valid files', () => {
   });
 
   it('reads the Qwen2-VL fixture checkpoint and decodes bf16 like the raw bytes say', async () => {
-    const file = '/work/shared/fixtures/qwen2-vl/checkpoint/model.safetensors';
+    const file = path.join(checkpointDir('qwen2-vl'), 'model.safetensors');
     if (!existsSync(file)) return;
     const ckpt = await openSafetensors(file);
     expect(ckpt.tensors.size).toBe(57);

@@ -5,9 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, Model, openSafetensors, QwenVLError } from '../../lib/index.js';
+import { fixtureDir } from '../helpers/fixtures.js';
 import { writeSafetensors, type WriterTensors } from '../helpers/safetensors-writer.js';
 
-const FIX = join(__dirname, '../../../shared/fixtures/qwen2-vl');
+const FIX = fixtureDir('qwen2-vl');
 const CKPT = join(FIX, 'checkpoint');
 const IMG = join(FIX, 'inputs/gradient_224x224.png');
 

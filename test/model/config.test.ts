@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -11,14 +11,13 @@ import {
   supportedModelTypes,
   type ModelConfig,
 } from '../../lib/model/config.js';
+import { MODEL_CONFIGS, fixtureFolders, folderOf } from '../helpers/fixtures.js';
 
-const FIXTURES = '/work/shared/fixtures';
-const MODEL_CONFIGS = '/work/shared/model-configs';
-const fixtureFamilies = readdirSync(FIXTURES).filter((d) => existsSync(join(FIXTURES, d, 'checkpoint', 'config.json')));
+const fixtureFamilies = fixtureFolders().map((f) => f.family);
 
 /** Settings the fixture README states in its "Structural settings" list. */
 function readmeSettings(family: string) {
-  const readme = readFileSync(join(FIXTURES, family, 'README.md'), 'utf8');
+  const readme = readFileSync(join(folderOf(family), 'README.md'), 'utf8');
   const textLine = readme.split('\n').find((l) => l.startsWith('- text:'))!;
   const num = (re: RegExp) => Number(textLine.match(re)![1]);
   const visionLine = readme.split('\n').find((l) => l.startsWith('- vision:'))!;
@@ -48,7 +47,7 @@ type Shapes = Record<string, [number[], string]>;
 
 /** The checkpoint's tensor shapes, looked up by name suffix (key prefixes differ by family). */
 function shapesOf(family: string) {
-  const manifest = JSON.parse(readFileSync(join(FIXTURES, family, 'manifest.json'), 'utf8')) as { checkpoint_tensors: Shapes };
+  const manifest = JSON.parse(readFileSync(join(folderOf(family), 'manifest.json'), 'utf8')) as { checkpoint_tensors: Shapes };
   const names = Object.keys(manifest.checkpoint_tensors);
   const get = (suffix: string): number[] | undefined => {
     const hit = names.find((n) => n === suffix || n.endsWith(`.${suffix}`));
@@ -60,14 +59,14 @@ function shapesOf(family: string) {
 
 describe('fixture checkpoints: config.json', () => {
   it('finds the four fixture families', () => {
-    expect(fixtureFamilies.sort()).toEqual(['qwen2-vl', 'qwen2.5-vl', 'qwen3-vl', 'qwen3-vl-moe']);
+    expect(fixtureFamilies.sort()).toEqual(expect.arrayContaining(['qwen2-vl', 'qwen2.5-vl', 'qwen3-vl', 'qwen3-vl-moe']));
   });
 
   for (const family of fixtureFamilies) {
     describe(family, () => {
       let cfg: ModelConfig;
       it('parses and matches the README structural settings', async () => {
-        cfg = await loadModelConfig(join(FIXTURES, family, 'checkpoint'));
+        cfg = await loadModelConfig(join(folderOf(family), 'checkpoint'));
         const s = readmeSettings(family);
         expect(cfg.family).toBe(family);
         expect(cfg.text.hiddenSize).toBe(s.hidden);
@@ -136,7 +135,7 @@ describe('fixture checkpoints: config.json', () => {
       });
 
       it('agrees with the checkpoint tensor shapes', async () => {
-        cfg ??= await loadModelConfig(join(FIXTURES, family, 'checkpoint'));
+        cfg ??= await loadModelConfig(join(folderOf(family), 'checkpoint'));
         const { get, count, names } = shapesOf(family);
         const t = cfg.text;
         const v = cfg.vision;
@@ -174,7 +173,7 @@ describe('fixture checkpoints: config.json', () => {
       });
 
       it('reads generation_config.json', async () => {
-        const dir = join(FIXTURES, family, 'checkpoint');
+        const dir = join(folderOf(family), 'checkpoint');
         const g = await loadGenerationDefaults(dir, await loadModelConfig(dir));
         const raw = JSON.parse(readFileSync(join(dir, 'generation_config.json'), 'utf8')) as Record<string, number>;
         expect(g.source).toBe('generation_config.json');
@@ -196,7 +195,7 @@ function loadJson(path: string): unknown {
   return JSON.parse(readFileSync(path, 'utf8'));
 }
 
-describe('published checkpoint configs (shared/model-configs)', () => {
+describe('published checkpoint configs (test/fixtures/model-configs)', () => {
   const dirs = readdirSync(MODEL_CONFIGS).filter((d) => !d.endsWith('.md'));
   const configFile = (d: string) => readdirSync(join(MODEL_CONFIGS, d)).find((f) => /^config(\.[a-z]+)?\.json$/.test(f))!;
 
@@ -287,7 +286,7 @@ describe('published checkpoint configs (shared/model-configs)', () => {
 
 describe('layouts and defaults', () => {
   const fixtureConfig = (family: string) =>
-    loadJson(join(FIXTURES, family, 'checkpoint', 'config.json')) as Record<string, unknown>;
+    loadJson(join(folderOf(family), 'checkpoint', 'config.json')) as Record<string, unknown>;
 
   it('reads a nested text_config for Qwen2.5-VL (newer transformers layout) like the flat one', () => {
     const flat = fixtureConfig('qwen2.5-vl');
@@ -375,8 +374,8 @@ describe('errors', () => {
     for (const [name, body] of Object.entries(files)) writeFileSync(join(dir, name), body);
     return dir;
   };
-  const base = () => JSON.parse(readFileSync(join(FIXTURES, 'qwen2-vl', 'checkpoint', 'config.json'), 'utf8')) as Record<string, unknown>;
-  const qwen3 = () => JSON.parse(readFileSync(join(FIXTURES, 'qwen3-vl', 'checkpoint', 'config.json'), 'utf8')) as Record<string, unknown>;
+  const base = () => JSON.parse(readFileSync(join(folderOf('qwen2-vl'), 'checkpoint', 'config.json'), 'utf8')) as Record<string, unknown>;
+  const qwen3 = () => JSON.parse(readFileSync(join(folderOf('qwen3-vl'), 'checkpoint', 'config.json'), 'utf8')) as Record<string, unknown>;
 
   async function expectError(files: Record<string, string>, code: string, ...parts: (string | RegExp)[]) {
     const dir = await folder(files);

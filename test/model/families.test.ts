@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../../lib/index.js';
+import { REPO_FIXTURES as FIX } from '../helpers/fixtures.js';
 
-const FIX = join(__dirname, '../../../shared/fixtures');
 const repo = join(__dirname, '../..');
 const tsx = join(repo, 'node_modules/.bin/tsx');
 const FAMILIES = ['qwen2-vl', 'qwen2.5-vl', 'qwen3-vl', 'qwen3-vl-moe'];

@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -8,9 +8,8 @@ import { QwenVLError } from '../../lib/errors.js';
 import { native } from '../../lib/native/binding.js';
 import { loadImageProcessorConfig, parseImageProcessorConfig } from '../../lib/processor/config.js';
 import { decodeImage, patchifyFrames, processImages, resizeRgb } from '../../lib/processor/image.js';
+import { fixtureCaseRefs } from '../helpers/fixtures.js';
 import { readSafetensors } from '../helpers/read-safetensors.js';
-
-const FIXTURES = process.env.QWENVL_FIXTURES ?? '/work/shared/fixtures';
 
 async function codeOf(p: Promise<unknown> | (() => unknown)): Promise<string> {
   try {
@@ -39,17 +38,10 @@ interface Case {
 }
 
 function fixtureCases(): Case[] {
-  if (!existsSync(FIXTURES)) return [];
-  const out: Case[] = [];
-  for (const family of readdirSync(FIXTURES).sort()) {
-    const casesDir = join(FIXTURES, family, 'cases');
-    if (!existsSync(casesDir)) continue;
-    for (const name of readdirSync(casesDir).sort()) {
-      const meta = JSON.parse(readFileSync(join(casesDir, name, 'meta.json'), 'utf8'));
-      out.push({ family, dir: join(FIXTURES, family), name, images: meta.images ?? [], videos: meta.videos ?? [] });
-    }
-  }
-  return out;
+  return fixtureCaseRefs().map(({ family, name, root, dir }) => {
+    const meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8'));
+    return { family, dir: root, name, images: meta.images ?? [], videos: meta.videos ?? [] };
+  });
 }
 
 const cases = fixtureCases();

@@ -11,10 +11,10 @@ import { decodeVideoFrames, findFfmpeg, probeVideo } from '../../lib/processor/f
 import { processVideo } from '../../lib/processor/video.js';
 import { loadVideoProcessorConfig, parseVideoProcessorConfig, type VideoProcessorConfig } from '../../lib/processor/video-config.js';
 import { expandVisionPlaceholders } from '../../lib/text/expand.js';
+import { checkpointDir, fixtureCaseRefs, fixtureDir } from '../helpers/fixtures.js';
 import { readSafetensors } from '../helpers/read-safetensors.js';
 
-const FIXTURES = process.env.QWENVL_FIXTURES ?? '/work/shared/fixtures';
-const QWEN3 = join(FIXTURES, 'qwen3-vl');
+const QWEN3 = fixtureDir('qwen3-vl');
 const CASE = join(QWEN3, 'cases', 'video_8f');
 const HAVE_FIXTURE = existsSync(join(CASE, 'meta.json'));
 
@@ -83,7 +83,7 @@ describe('video processor config', () => {
   });
 
   it('Qwen2/2.5-VL: falls back to preprocessor_config.json (min/max_pixels), still fast', async () => {
-    const dir = join(FIXTURES, 'qwen2.5-vl', 'checkpoint');
+    const dir = checkpointDir('qwen2.5-vl');
     if (!existsSync(dir)) return;
     const cfg = await loadVideoProcessorConfig(dir);
     expect(cfg).toMatchObject({ kind: 'qwen2', patchSize: 14, minPixels: 3136, maxPixels: 12845056, flavor: 'fast' });
@@ -172,7 +172,7 @@ describe.skipIf(!HAVE_FIXTURE)('frame lists: qwen3-vl/video_8f equals transforme
   });
 
   it('Qwen2/2.5-VL frames: per-frame smart_resize with the processor bounds, second_per_grid_t = 2 / fps', async () => {
-    const dir = join(FIXTURES, 'qwen2.5-vl', 'checkpoint');
+    const dir = checkpointDir('qwen2.5-vl');
     if (!existsSync(dir)) return;
     const q2 = await loadVideoProcessorConfig(dir);
     const got = await processVideo({ frames: paths.slice(0, 4), fps: 4 }, q2);
@@ -201,11 +201,38 @@ describe.skipIf(!HAVE_FIXTURE)('frame lists: qwen3-vl/video_8f equals transforme
     expect(await codeOf(processVideo({ frames: paths, fps: 2 }, cfg, { nframes: 4 }))).toBe('E_INPUT');
     expect(await codeOf(processVideo({ frames: paths, fps: 2 }, cfg, { totalPixels: 1e6 }))).toBe('E_INPUT');
     expect(await messageOf(processVideo({ frames: [paths[0], '/nonexistent.png'], fps: 2 }, cfg))).toMatch(/frames\[1\]/);
-    const other = join(FIXTURES, 'qwen3-vl', 'inputs', 'gradient_224x224.png');
+    const other = join(QWEN3, 'inputs', 'gradient_224x224.png');
     expect(await messageOf(processVideo({ frames: [paths[0], other], fps: 2 }, cfg))).toMatch(/frames\[1\] is 224x224/);
     expect(await codeOf(processVideo({ frames: [paths[0]], fps: 2 }, cfg))).toBe('E_INPUT'); // Qwen3: one frame < temporal patch
     expect(await codeOf(processVideo(42 as never, cfg))).toBe('E_INPUT');
     expect(await codeOf(processVideo({ frames: paths, fps: 2 }, {} as never))).toBe('E_INPUT');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Every video case of the fixtures (in-repo and, when present, ../shared/fixtures) through processVideo
+
+const videoCaseRefs = fixtureCaseRefs().filter((c) => (JSON.parse(readFileSync(join(c.dir, 'meta.json'), 'utf8')).videos ?? []).length > 0);
+
+describe('every fixture video case: pixel_values_videos and video_grid_thw equal transformers', () => {
+  it('has video cases', () => expect(videoCaseRefs.length).toBeGreaterThan(0));
+
+  it.each(videoCaseRefs.map((c) => [`${c.family}/${c.name}`, c] as const))('%s', async (_label, c) => {
+    const meta = JSON.parse(readFileSync(join(c.dir, 'meta.json'), 'utf8')) as { videos: ({ frames: string[]; fps?: number } | string)[] };
+    const cfg = await loadVideoProcessorConfig(join(c.root, 'checkpoint'));
+    const pixels: number[] = [];
+    const grids: number[] = [];
+    for (const v of meta.videos) {
+      const got = await processVideo(
+        typeof v === 'string' ? join(c.root, v) : { frames: v.frames.map((f) => join(c.root, f)), ...(v.fps !== undefined ? { fps: v.fps } : {}) },
+        cfg,
+      );
+      for (const x of got.pixelValues) pixels.push(x);
+      grids.push(...got.gridThw);
+    }
+    const ref = readSafetensors(join(c.dir, 'tensors.safetensors'), ['pixel_values_videos', 'video_grid_thw']);
+    expect(grids).toEqual(ref.get('video_grid_thw')!.data);
+    expect(maxAbsDiff(Float32Array.from(pixels), ref.get('pixel_values_videos')!.data)).toBeLessThanOrEqual(1e-5);
   });
 });
 

@@ -5,13 +5,13 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { QwenVLError } from '../../lib/errors.js';
 import { ChatTemplate, applyChatTemplate, findChatTemplate, strftime, type ChatMessage } from '../../lib/text/chat-template.js';
 import { QwenTokenizer } from '../../lib/text/tokenizer.js';
-import { FIXTURES, fixtureCases, fixtureFamilies } from './fixture-data.js';
+import { checkpointOf, fixtureCases, fixtureFamilies } from './fixture-data.js';
 
 const families = fixtureFamilies();
 const specials = new Map<string, Readonly<Record<string, string | string[]>>>();
 
 beforeAll(async () => {
-  for (const f of families) specials.set(f, (await QwenTokenizer.load(join(FIXTURES, f, 'checkpoint'))).specialTokensMap);
+  for (const f of families) specials.set(f, (await QwenTokenizer.load(checkpointOf(f))).specialTokensMap);
 });
 
 describe('fixtures: rendered prompts equal transformers apply_chat_template', () => {
@@ -20,7 +20,7 @@ describe('fixtures: rendered prompts equal transformers apply_chat_template', ()
     describe(family, () => {
       for (const c of fixtureCases(family)) {
         it(c.name, async () => {
-          const tpl = await ChatTemplate.fromDirectory(join(FIXTURES, family, 'checkpoint'), specials.get(family));
+          const tpl = await ChatTemplate.fromDirectory(checkpointOf(family), specials.get(family));
           const rendered = tpl.renderBatch(c.meta.conversations as unknown as ChatMessage[][], { addGenerationPrompt: true });
           expect(rendered).toEqual(c.meta.prompt_texts);
         });
@@ -30,10 +30,10 @@ describe('fixtures: rendered prompts equal transformers apply_chat_template', ()
 });
 
 function qwen2Template(): string {
-  return JSON.parse(readFileSync(join(FIXTURES, 'qwen2-vl', 'checkpoint', 'chat_template.json'), 'utf8')).chat_template;
+  return JSON.parse(readFileSync(join(checkpointOf('qwen2-vl'), 'chat_template.json'), 'utf8')).chat_template;
 }
 function qwen3Template(): string {
-  return JSON.parse(readFileSync(join(FIXTURES, 'qwen3-vl', 'checkpoint', 'chat_template.json'), 'utf8')).chat_template;
+  return JSON.parse(readFileSync(join(checkpointOf('qwen3-vl'), 'chat_template.json'), 'utf8')).chat_template;
 }
 
 describe('rendering', () => {
@@ -141,8 +141,8 @@ describe('finding the template', () => {
 
   it('uses chat_template.json for every fixture checkpoint', async () => {
     for (const f of families) {
-      const found = await findChatTemplate(join(FIXTURES, f, 'checkpoint'));
-      expect(found?.file).toBe(join(FIXTURES, f, 'checkpoint', 'chat_template.json'));
+      const found = await findChatTemplate(checkpointOf(f));
+      expect(found?.file).toBe(join(checkpointOf(f), 'chat_template.json'));
     }
   });
 

@@ -5,13 +5,13 @@ import { ChatTemplate, type ChatMessage } from '../../lib/text/chat-template.js'
 import { expandVisionPlaceholders, formatFixed1, qwen3VideoTimestamps } from '../../lib/text/expand.js';
 import { batchRow, encodeBatch, padBatch } from '../../lib/text/batch.js';
 import { QwenTokenizer } from '../../lib/text/tokenizer.js';
-import { FIXTURES, fixtureCases, fixtureFamilies, isQwen3, mergeSizes, readInt64Rows, type FixtureCase } from './fixture-data.js';
+import { checkpointOf, fixtureCases, fixtureFamilies, isQwen3, mergeSizes, readInt64Rows, type FixtureCase } from './fixture-data.js';
 
 const families = fixtureFamilies();
 const tokenizers = new Map<string, QwenTokenizer>();
 
 beforeAll(async () => {
-  for (const f of families) tokenizers.set(f, await QwenTokenizer.load(join(FIXTURES, f, 'checkpoint')));
+  for (const f of families) tokenizers.set(f, await QwenTokenizer.load(checkpointOf(f)));
 });
 
 /** Renders, expands, tokenizes and pads a fixture case the way the processor did. */

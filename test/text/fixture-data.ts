@@ -1,11 +1,11 @@
 /**
- * Fixture access for the text tests: every case of every folder under /work/shared/fixtures, plus a tiny
- * reader for the int64 tensors (input_ids, attention_mask) of a case's tensors.safetensors.
+ * Fixture access for the text tests: every case of every fixture folder (test/fixtures, plus
+ * ../shared/fixtures when present; see test/helpers/fixtures.ts), plus a tiny reader for the int64
+ * tensors (input_ids, attention_mask) of a case's tensors.safetensors.
  */
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-
-export const FIXTURES = process.env.QWENVL_FIXTURES ?? '/work/shared/fixtures';
+import { fixtureCaseRefs, fixtureFolders, folderOf } from '../helpers/fixtures.js';
 
 export interface CaseMeta {
   name: string;
@@ -36,24 +36,22 @@ export interface FixtureCase {
 
 /** Fixture folders that have a checkpoint and cases. */
 export function fixtureFamilies(): string[] {
-  if (!existsSync(FIXTURES)) return [];
-  return readdirSync(FIXTURES)
-    .filter((d) => existsSync(join(FIXTURES, d, 'cases')) && existsSync(join(FIXTURES, d, 'checkpoint')))
-    .sort();
+  return fixtureFolders().map((f) => f.family);
+}
+
+/** The checkpoint folder of a family's fixture folder. */
+export function checkpointOf(family: string): string {
+  return join(folderOf(family), 'checkpoint');
 }
 
 export function fixtureCases(family: string): FixtureCase[] {
-  const casesDir = join(FIXTURES, family, 'cases');
-  return readdirSync(casesDir)
-    .filter((n) => existsSync(join(casesDir, n, 'meta.json')))
-    .sort()
-    .map((name) => ({
-      family,
-      checkpoint: join(FIXTURES, family, 'checkpoint'),
-      name,
-      dir: join(casesDir, name),
-      meta: JSON.parse(readFileSync(join(casesDir, name, 'meta.json'), 'utf8')) as CaseMeta,
-    }));
+  return fixtureCaseRefs(family).map((c) => ({
+    family,
+    checkpoint: join(c.root, 'checkpoint'),
+    name: c.name,
+    dir: c.dir,
+    meta: JSON.parse(readFileSync(join(c.dir, 'meta.json'), 'utf8')) as CaseMeta,
+  }));
 }
 
 export function readJson(file: string): Record<string, unknown> {

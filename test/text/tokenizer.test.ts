@@ -7,13 +7,13 @@ import { QwenVLError } from '../../lib/errors.js';
 import { QwenTokenizer } from '../../lib/text/tokenizer.js';
 import { MergeTable, bpeMergeHeap, bpeMergeSimple } from '../../lib/text/bpe.js';
 import { incompleteUtf8Tail } from '../../lib/text/utf8.js';
-import { FIXTURES, fixtureCases, fixtureFamilies, readInt64Rows } from './fixture-data.js';
+import { checkpointOf, fixtureCases, fixtureFamilies, readInt64Rows } from './fixture-data.js';
 
 const families = fixtureFamilies();
 const tokenizers = new Map<string, QwenTokenizer>();
 
 beforeAll(async () => {
-  for (const f of families) tokenizers.set(f, await QwenTokenizer.load(join(FIXTURES, f, 'checkpoint')));
+  for (const f of families) tokenizers.set(f, await QwenTokenizer.load(checkpointOf(f)));
 });
 
 describe('fixtures: ids, tokens and decoding equal transformers output', () => {
@@ -207,7 +207,7 @@ describe('broad corpus', () => {
 
   it('agrees with @huggingface/tokenizers (an independent implementation of the same tokenizer.json)', () => {
     const family = families[families.length - 1];
-    const ck = join(FIXTURES, family, 'checkpoint');
+    const ck = checkpointOf(family);
     const hf = new Tokenizer(
       JSON.parse(readFileSync(join(ck, 'tokenizer.json'), 'utf8')),
       JSON.parse(readFileSync(join(ck, 'tokenizer_config.json'), 'utf8')),
@@ -329,7 +329,7 @@ describe('loading errors', () => {
       expect(err2.code).toBe('E_MODEL_FORMAT');
       expect(err2.message).toMatch(/tokenizer\.json: model\.vocab/);
 
-      copyFileSync(join(FIXTURES, families[0], 'checkpoint', 'tokenizer.json'), join(dir, 'tokenizer.json'));
+      copyFileSync(join(checkpointOf(families[0]), 'tokenizer.json'), join(dir, 'tokenizer.json'));
       writeFileSync(join(dir, 'tokenizer_config.json'), 'not json');
       const err3 = (await QwenTokenizer.load(dir).catch((e: unknown) => e)) as QwenVLError;
       expect(err3.code).toBe('E_MODEL_FORMAT');
@@ -346,7 +346,7 @@ describe('loading errors', () => {
   });
 
   it('an unsupported pre-tokenizer is E_UNSUPPORTED', () => {
-    const json = JSON.parse(readFileSync(join(FIXTURES, families[0], 'checkpoint', 'tokenizer.json'), 'utf8'));
+    const json = JSON.parse(readFileSync(join(checkpointOf(families[0]), 'tokenizer.json'), 'utf8'));
     json.pre_tokenizer = { type: 'Whitespace' };
     try {
       QwenTokenizer.fromJSON(json, {}, { tokenizerFile: 'x/tokenizer.json' });
