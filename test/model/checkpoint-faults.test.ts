@@ -10,10 +10,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, openSafetensors, QwenVLError } from '../../lib/index.js';
 import { officialTensors, randomWeights, scaleConfig, writeByteLevelFiles, writeLayout, type LayoutOptions } from '../helpers/layout-checkpoint.js';
 import { assembleSafetensors } from '../helpers/safetensors-writer.js';
+import { REPO_FIXTURES } from '../helpers/fixtures.js';
 
-const SHARED = join(__dirname, '../../../shared');
-const FILES = join(SHARED, 'fixtures/qwen2-vl/checkpoint');
-const IMAGE = join(SHARED, 'fixtures/qwen2-vl/inputs/gradient_224x224.png');
+const SHARED = REPO_FIXTURES;
+const FILES = join(SHARED, 'qwen2-vl/checkpoint');
+const IMAGE = join(SHARED, 'qwen2-vl/inputs/gradient_224x224.png');
 const official = JSON.parse(readFileSync(join(SHARED, 'model-configs/Qwen__Qwen2-VL-2B-Instruct/config.reconstructed.json'), 'utf8'));
 const config = scaleConfig('qwen2_vl', official);
 const weights = randomWeights(officialTensors('qwen2_vl', config), 21);
@@ -149,7 +150,7 @@ describe('non-finite weights', () => {
   });
 
   it('an MoE router that overflows: the error names the router, not the request', async () => {
-    const moeFiles = join(SHARED, 'fixtures/qwen3-vl-moe/checkpoint');
+    const moeFiles = join(SHARED, 'qwen3-vl-moe/checkpoint');
     const moeConfig = scaleConfig('qwen3_vl_moe', JSON.parse(readFileSync(join(moeFiles, 'config.json'), 'utf8')));
     const moe = randomWeights(officialTensors('qwen3_vl_moe', moeConfig), 4);
     const norm = moe.get('model.layers.0.post_attention_layernorm.weight')!;

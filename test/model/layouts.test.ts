@@ -21,10 +21,10 @@ import {
   type LayoutOptions,
 } from '../helpers/layout-checkpoint.js';
 import { randomFloats } from '../helpers/safetensors-writer.js';
+import { MODEL_CONFIGS, REPO_FIXTURES } from '../helpers/fixtures.js';
 
-const SHARED = join(__dirname, '../../../shared');
-const CONFIGS = join(SHARED, 'model-configs');
-const FIX = join(SHARED, 'fixtures');
+const CONFIGS = MODEL_CONFIGS;
+const FIX = REPO_FIXTURES;
 const IMAGE = join(FIX, 'qwen2-vl/inputs/gradient_224x224.png');
 const work = mkdtempSync(join(tmpdir(), 'qwenvl-layouts-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));

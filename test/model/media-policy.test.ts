@@ -6,9 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fixtureDir } from '../helpers/fixtures.js';
 import { loadModel, Model, QwenVLError, type Conversation, type MediaPolicy } from '../../lib/index.js';
 
-const FIX = join(__dirname, '../../../shared/fixtures/qwen2-vl');
+const FIX = fixtureDir('qwen2-vl');
 const CKPT = join(FIX, 'checkpoint');
 const IMG = join(FIX, 'inputs/gradient_224x224.png');
 

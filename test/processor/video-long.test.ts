@@ -14,13 +14,13 @@ import { fileURLToPath } from 'node:url';
 import { QwenVLError } from '../../lib/errors.js';
 import { countVideoFrames, decodeVideoFrames, findFfmpeg, probeVideo, selectExpression, selectPasses } from '../../lib/processor/ffmpeg.js';
 import { processVideo } from '../../lib/processor/video.js';
+import { checkpointDir } from '../helpers/fixtures.js';
 import { parseVideoProcessorConfig, type VideoProcessorConfig } from '../../lib/processor/video-config.js';
 import { sampleFramesQwen2Processor, sampleFramesQwenVlUtils } from '../../lib/processor/video-sampling.js';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const tsx = join(repo, 'node_modules', '.bin', 'tsx');
-const FIXTURES = process.env.QWENVL_FIXTURES ?? join(repo, '..', 'shared', 'fixtures');
-const QWEN3_CKPT = join(FIXTURES, 'qwen3-vl', 'checkpoint');
+const QWEN3_CKPT = checkpointDir('qwen3-vl');
 
 const HAVE_FFMPEG = spawnSync('ffmpeg', ['-version']).status === 0 && spawnSync('ffprobe', ['-version']).status === 0;
 if (!HAVE_FFMPEG) console.warn('video-long.test.ts: no ffmpeg/ffprobe on PATH, skipped (CI: apt-get install -y ffmpeg)');
