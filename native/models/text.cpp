@@ -152,6 +152,7 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
   ap.causal = true;
   ap.segments = segs.data();
   ap.n_segments = static_cast<int64_t>(segs.size());
+  ap.cancel = step.cancel;
   ops::attention(ap, pool);
 
   L.o.apply(attn.data<float>(), Hq * D, n, h.data<float>(), Hd, pool);
@@ -217,7 +218,9 @@ void TextDecoder::forward(float* x, const TextStep& step, KvCache& cache, Thread
   const size_t n_deep = step.deepstack ? step.deepstack->size() : 0;
   for (int64_t l = 0; l < spec_.layers; ++l) {
     if (trace) trace->record("layer_input." + std::to_string(l), x, n, Hd, Hd);
+    check_cancel(step.cancel, "a decoder layer");
     attention_block(layers_[l], l, x, step, cache, cos.data<float>(), sin.data<float>(), pool);
+    check_cancel(step.cancel, "a decoder layer");
     mlp_block(layers_[l], x, n, pool);
     if (static_cast<size_t>(l) < n_deep && step.visual_rows) {
       const Tensor& ds = (*step.deepstack)[l];

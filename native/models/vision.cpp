@@ -83,7 +83,7 @@ VisionTower::VisionTower(const VisionSpec& spec, const VisionRecipe& recipe, con
 }
 
 void VisionTower::run_block(const Block& b, float* x, int64_t n, const float* cos, const float* sin,
-                            const std::vector<int64_t>& seg_bounds, ThreadPool& pool) const {
+                            const std::vector<int64_t>& seg_bounds, ThreadPool& pool, const CancelToken* cancel) const {
   const int64_t E = spec_.hidden, H = spec_.heads, D = head_dim_;
   Tensor h = Tensor::empty(DType::F32, {n, E});
   b.norm1.apply(x, E, n, h.data<float>(), E, pool);
@@ -121,12 +121,14 @@ void VisionTower::run_block(const Block& b, float* x, int64_t n, const float* co
   ap.causal = false;
   ap.segments = segs.data();
   ap.n_segments = static_cast<int64_t>(segs.size());
+  ap.cancel = cancel;
   ops::attention(ap, pool);
 
   Tensor o = Tensor::empty(DType::F32, {n, E});
   b.proj.apply(h.data<float>(), E, n, o.data<float>(), E, pool);
   add_rows(x, E, o.data<float>(), E, n, E, pool);
 
+  check_cancel(cancel, "a vision block");
   b.norm2.apply(x, E, n, h.data<float>(), E, pool);
   const int64_t I = spec_.intermediate;
   if (b.gated) {
@@ -238,14 +240,17 @@ VisionOutput VisionTower::forward(const VisionInput& in, ThreadPool& pool, Trace
   VisionOutput out;
   for (size_t i = 0; i < blocks_.size(); ++i) {
     const bool full = !windowed || contains(spec_.fullatt_blocks, static_cast<int64_t>(i));
+    check_cancel(in.cancel, "a vision block");
     run_block(blocks_[i], x.data<float>(), n, cos.data<float>(), sin.data<float>(), full ? frames : layout.window_bounds,
-              pool);
+              pool, in.cancel);
     if (trace) trace->record("vision_block_" + std::to_string(i), x.data<float>(), n, E, E);
     for (size_t d = 0; d < deepstack_.size(); ++d) {
-      if (spec_.deepstack_indexes[d] == static_cast<int64_t>(i))
-        out.deepstack.push_back(run_merger(deepstack_[d], x.data<float>(), n, pool));
+      if (spec_.deepstack_indexes[d] != static_cast<int64_t>(i)) continue;
+      check_cancel(in.cancel, "a vision merger");
+      out.deepstack.push_back(run_merger(deepstack_[d], x.data<float>(), n, pool));
     }
   }
+  check_cancel(in.cancel, "the vision merger");
   out.embeds = run_merger(merger_, x.data<float>(), n, pool);
   if (windowed) {
     Tensor restored = Tensor::empty(DType::F32, out.embeds.shape());
