@@ -29,6 +29,7 @@ export interface ChatResult {
   text: string;
   /** Generated token ids (the end-of-sequence token included when one was produced). */
   tokens: number[];
+  /** Token counts; all 0 when the request was aborted before its prompt was tokenized. */
   usage: { promptTokens: number; completionTokens: number; totalTokens: number };
   /** 'stop': end-of-sequence token or stop string; 'length': maxTokens or the context; 'abort': the signal. */
   finishReason: FinishReason;
@@ -384,10 +385,10 @@ export class Model {
   }
 
   /**
-   * Frees the native model. Calls made later, and calls still running (chat, stream, logits,
-   * encodeImages, ...), reject with E_DISPOSED; a running one stops its native work within one
-   * layer. A call its signal aborted first still resolves as aborted. The memory is returned
-   * once the last running native step has stopped.
+   * Frees the native model. Calls made later, and `chat`, `stream`, `logits`, `encodeImages`
+   * calls still running, reject with E_DISPOSED; a running one stops its native work within one
+   * layer. A call its signal aborted first still resolves (or rejects) as aborted. The memory is
+   * returned once the last running native step has stopped.
    */
   dispose(): void {
     if (this.handle !== null) {
