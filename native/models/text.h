@@ -55,7 +55,7 @@ class TextDecoder {
   };
   void attention_block(const Layer& L, int64_t li, float* x, const TextStep& step, KvCache& cache, const float* cos,
                        const float* sin, ThreadPool& pool) const;
-  void mlp_block(const Layer& L, float* x, int64_t n, ThreadPool& pool) const;
+  void mlp_block(const Layer& L, float* x, int64_t n, ThreadPool& pool, const CancelToken* cancel) const;
 
   TextSpec spec_;
   Tensor embed_;

@@ -91,7 +91,7 @@ void VisionTower::run_block(const Block& b, float* x, int64_t n, const float* co
   // Fused q|k|v rows: [n, 3E]; q and k heads are adjacent, so one rope call rotates both.
   Tensor qkv = Tensor::empty(DType::F32, {n, 3 * E});
   float* qkvp = qkv.data<float>();
-  b.qkv.apply(h.data<float>(), E, n, qkvp, 3 * E, pool);
+  b.qkv.apply(h.data<float>(), E, n, qkvp, 3 * E, pool, cancel);
   ops::RopeParams rp;
   rp.x = qkvp;
   rp.T = n;
@@ -125,7 +125,7 @@ void VisionTower::run_block(const Block& b, float* x, int64_t n, const float* co
   ops::attention(ap, pool);
 
   Tensor o = Tensor::empty(DType::F32, {n, E});
-  b.proj.apply(h.data<float>(), E, n, o.data<float>(), E, pool);
+  b.proj.apply(h.data<float>(), E, n, o.data<float>(), E, pool, cancel);
   add_rows(x, E, o.data<float>(), E, n, E, pool);
 
   check_cancel(cancel, "a vision block");
@@ -136,15 +136,15 @@ void VisionTower::run_block(const Block& b, float* x, int64_t n, const float* co
               "gated vision MLP with hidden_act '" + spec_.hidden_act + "' is not supported");
     Tensor gu = Tensor::empty(DType::F32, {n, 2 * I});
     float* g = gu.data<float>();
-    b.gate.apply(h.data<float>(), E, n, g, 2 * I, pool);
-    b.up.apply(h.data<float>(), E, n, g + I, 2 * I, pool);
+    b.gate.apply(h.data<float>(), E, n, g, 2 * I, pool, cancel);
+    b.up.apply(h.data<float>(), E, n, g + I, 2 * I, pool, cancel);
     swiglu_rows(g, n, I, pool);
-    b.down.apply(g, 2 * I, n, o.data<float>(), E, pool);
+    b.down.apply(g, 2 * I, n, o.data<float>(), E, pool, cancel);
   } else {
     Tensor mid = Tensor::empty(DType::F32, {n, I});
-    b.fc1.apply(h.data<float>(), E, n, mid.data<float>(), I, pool);
+    b.fc1.apply(h.data<float>(), E, n, mid.data<float>(), I, pool, cancel);
     activate_rows(act_kind(spec_.hidden_act), mid.data<float>(), n, I, I, pool);
-    b.fc2.apply(mid.data<float>(), I, n, o.data<float>(), E, pool);
+    b.fc2.apply(mid.data<float>(), I, n, o.data<float>(), E, pool, cancel);
   }
   add_rows(x, E, o.data<float>(), E, n, E, pool);
 }
@@ -202,7 +202,7 @@ VisionOutput VisionTower::forward(const VisionInput& in, ThreadPool& pool, Trace
   const int64_t n = total;
 
   Tensor x = Tensor::empty(DType::F32, {n, E});
-  patch_embed_.apply(in.pixels, patch_dim, n, x.data<float>(), E, pool);
+  patch_embed_.apply(in.pixels, patch_dim, n, x.data<float>(), E, pool, in.cancel);
   if (trace) trace->record("vision_patch_embed", x.data<float>(), n, E, E);
   if (pos_embed_.defined()) {
     Tensor pos = Tensor::empty(DType::F32, {n, E});
