@@ -233,7 +233,7 @@ Napi::Value EncodeVision(const Napi::CallbackInfo& info) {
     return run_async<VisionResult>(
         env,
         [model, in, want_trace, px, cancel] {
-          check_cancel(cancel.get(), "the vision encoder's queue");
+          check_cancel(cancel.get(), "the vision encoder");
           VisionResult r;
           r.trace = std::make_shared<models::Trace>(want_trace);
           auto pool = default_pool();
@@ -334,7 +334,7 @@ Napi::Value SessionForward(const Napi::CallbackInfo& info) {
             SessionState* s;
             ~Release() { s->busy = false; }
           } release{s.get()};
-          check_cancel(cancel.get(), "the forward pass's queue");
+          check_cancel(cancel.get(), "a forward pass");
           const models::TextDecoder& text = s->model->text();
           const int64_t Hd = text.spec().hidden;
           auto pool = default_pool();

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, Model, QwenVLError, type ChatResult } from '../../lib/index.js';
 import type { PreparedInputs } from '../../lib/model/inputs.js';
+import { native, type NativeCancelToken, type NativeForwardArgs, type NativeHandle } from '../../lib/native/binding.js';
 import { FIXTURE_CHECKPOINT, writeDeepCheckpoint } from '../helpers/deep-checkpoint.js';
 
 const IMG = join(FIXTURE_CHECKPOINT, '../inputs/gradient_224x224.png');
@@ -134,6 +135,44 @@ describe('abort reaches native work', () => {
   });
 });
 
+describe('native sessions', () => {
+  it('a cancelled forward leaves its session as it was: the same session then gives the fresh logits', async () => {
+    const handle = (model as unknown as { handle: NativeHandle }).handle; // the low-level API under Model
+    const p = await model.prepare([{ role: 'user', content: LONG[0].content.slice(0, LONG[0].content.length / 2) }]);
+    const args = (cancel?: NativeCancelToken): NativeForwardArgs => ({
+      ids: p.inputIds,
+      steps: p.seqLength,
+      pad: Int32Array.from(p.padding),
+      positions: p.positionIds,
+      logits: 'last',
+      ...(cancel ? { cancel } : {}),
+    });
+    const fresh = native.modelNewSession(handle, 1, p.seqLength);
+    const t0 = performance.now();
+    const want = new Float32Array((await native.sessionForward(fresh, args())).logits!.data);
+    const ms = performance.now() - t0;
+    native.disposeHandle(fresh);
+
+    const session = native.modelNewSession(handle, 1, p.seqLength);
+    const token = native.newCancelToken();
+    const running = native.sessionForward(session, args(token));
+    await sleep(ms / 3);
+    native.cancelToken(token, 'abort');
+    await expect(running).rejects.toMatchObject({ code: 'E_ABORTED' });
+    expect(native.sessionLengths(session)).toEqual([0]);
+    const got = new Float32Array((await native.sessionForward(session, args())).logits!.data);
+    expect(got).toEqual(want);
+    native.disposeHandle(session);
+    // A token is set once: the first reason stays, and a call given a set token fails before any work.
+    native.cancelToken(token, 'dispose');
+    const s2 = native.modelNewSession(handle, 1, p.seqLength);
+    await expect(native.sessionForward(s2, args(token))).rejects.toMatchObject({ code: 'E_ABORTED' });
+    expect(native.sessionLengths(s2)).toEqual([0]);
+    native.disposeHandle(s2);
+    expect(() => native.cancelToken(token, 'stop' as 'abort')).toThrow(QwenVLError);
+  });
+});
+
 describe('dispose() during a call', () => {
   it('rejects running chat and stream calls with E_DISPOSED within a layer; an aborted one stays aborted', async () => {
     const m = await loadModel(deep.dir, { threads: 1 });
@@ -181,7 +220,7 @@ describe('abort and dispose races', () => {
         m.dispose();
       }
     })();
-    for (let round = 0; round < 4; round++) {
+    for (let round = 0; round < 3; round++) {
       const m = await loadModel(FIXTURE_CHECKPOINT);
       const calls: Promise<unknown>[] = [];
       const timers: Promise<void>[] = [];
