@@ -250,7 +250,7 @@ export class Model {
    * Answers a conversation. With a batch of conversations, resolves to one result per row.
    * Abort through `options.signal` stops the request wherever it is (preprocessing, the vision
    * tower or the prefill within one layer, between decode steps) and resolves with the text so far
-   * and `finishReason: 'abort'`. {@link dispose} during the call rejects it with E_DISPOSED.
+   * and `finishReason: 'abort'`. {@link Model.dispose} during the call rejects it with E_DISPOSED.
    */
   async chat(messages: Conversation, options?: GenerateOptions): Promise<ChatResult>;
   async chat(messages: readonly Conversation[], options?: GenerateOptions): Promise<ChatResult[]>;
@@ -262,7 +262,7 @@ export class Model {
   /**
    * Streams the answer to one conversation as text chunks (never splitting a character or a
    * stop string). The iterator ends at end-of-sequence, a stop string, maxTokens or abort, and
-   * throws E_DISPOSED when {@link dispose} runs before it ends.
+   * throws E_DISPOSED when {@link Model.dispose} runs before it ends.
    */
   async *stream(messages: Conversation, options: GenerateOptions = {}): AsyncGenerator<string, ChatResult, undefined> {
     const queue: string[] = [];
