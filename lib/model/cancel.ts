@@ -20,6 +20,9 @@ export class RequestCancel {
   private why: CancelReason | null = null;
   private readonly waiters = new Set<() => void>();
   private readonly onAbort = () => this.cancel('abort');
+  private markSettled!: () => void;
+  /** Resolves when the request has settled ({@link close} ran), however it ended. */
+  readonly settled = new Promise<void>((resolve) => (this.markSettled = resolve));
 
   constructor(
     private readonly what: string,
@@ -89,5 +92,6 @@ export class RequestCancel {
   close(): void {
     this.signal?.removeEventListener('abort', this.onAbort);
     this.waiters.clear();
+    this.markSettled();
   }
 }

@@ -398,8 +398,16 @@ export class Model {
     }
   }
 
-  /** `await using model = await loadModel(...)` disposes it at the end of the scope. */
+  /**
+   * `await using model = await loadModel(...)` disposes it at the end of the scope, and resolves
+   * once every call it cancelled has settled (its native work stopped, its memory returned).
+   */
   async [Symbol.asyncDispose](): Promise<void> {
+    const settling = [...this.running].map((c) => c.settled);
     this.dispose();
+    await Promise.all(settling);
+    // The calls' own promises settle a few microtasks after their requests end: one turn of the
+    // event loop lets every one of them settle before the scope's end is reported.
+    if (settling.length > 0) await new Promise((resolve) => setImmediate(resolve));
   }
 }

@@ -199,6 +199,22 @@ describe('dispose() during a call', () => {
     await expect(m.chat(LONG)).rejects.toMatchObject({ code: 'E_DISPOSED' });
   });
 
+  it('await using: the scope ends once the calls it cancelled have settled', async () => {
+    const order: string[] = [];
+    let call: Promise<void> | undefined;
+    {
+      await using m = await loadModel(deep.dir, { threads: 1 });
+      call = m.chat(LONG, { maxTokens: 2 }).then(
+        () => void order.push('resolved'),
+        (e: unknown) => void order.push((e as QwenVLError).code),
+      );
+      await sleep(prefillMs / 3);
+    }
+    order.push('scope ended');
+    await call;
+    expect(order).toEqual(['E_DISPOSED', 'scope ended']);
+  });
+
   it('rejects a running vision encode with E_DISPOSED', async () => {
     const m = await loadModel(deep.dir, { threads: 1 });
     const r = await cancelAfter(() => m.logits(imageInputs), visionMs / 3, () => m.dispose());
