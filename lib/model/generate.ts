@@ -1,13 +1,15 @@
 /**
  * The token loop: vision encoding, prefill, then one decode step per token for every row of a
  * batch, sampling in native code. Rows that finish keep feeding the pad token (as transformers
- * does) until all rows are done.
+ * does) until all rows are done. Every native call carries the request's cancel token; a
+ * cancelled request rejects with E_ABORTED or E_DISPOSED and its session is freed at once.
  * @internal
  * @module
  */
 import { QwenVLError } from '../errors.js';
 import type { ResolvedGenerateOptions } from '../generate/options.js';
 import { native, type NativeForwardArgs, type NativeHandle } from '../native/binding.js';
+import type { RequestCancel } from './cancel.js';
 import { concatFloat, type PreparedInputs } from './inputs.js';
 
 /** @internal One decode step: the token chosen for each row (-1 for rows already finished). */
@@ -19,6 +21,8 @@ export interface StepTokens {
 
 /** @internal */
 export interface LoopContext {
+  /** The request's cancellation: every native call gets its token. */
+  cancel: RequestCancel;
   handle: NativeHandle;
   hidden: number;
   imageTokenId: number;
@@ -78,7 +82,8 @@ export async function encodePrepared(
   if (runs.length === 0) return null;
   const results: EncodeResult[] = [];
   for (const run of runs) {
-    const r = await native.modelEncodeVision(ctx.handle, run.pixels, run.dim, Int32Array.from(run.grids.flat()), onResult !== undefined);
+    const grids = Int32Array.from(run.grids.flat());
+    const r = await native.modelEncodeVision(ctx.handle, run.pixels, run.dim, grids, onResult !== undefined, ctx.cancel.token);
     onResult?.(run.kind, r);
     results.push(r);
   }
@@ -112,6 +117,7 @@ export function prefillArgs(
       : {}),
     logits,
     trace,
+    cancel: ctx.cancel.token,
   };
 }
 
@@ -146,7 +152,7 @@ export async function* tokenLoop(
     );
   }
   const maxTokens = Math.min(o.maxTokens, ctx.contextLength - S);
-  if (o.signal?.aborted) return;
+  ctx.cancel.throwIfCancelled();
   const vision = await encodePrepared(ctx, p);
   const session = native.modelNewSession(ctx.handle, B, S + maxTokens);
   try {
@@ -180,7 +186,8 @@ export async function* tokenLoop(
       }
       yield { tokens, eos };
       for (let b = 0; b < B; b++) if (isStopped(b)) done[b] = true;
-      if (done.every(Boolean) || step + 1 === maxTokens || o.signal?.aborted) return;
+      if (done.every(Boolean) || step + 1 === maxTokens) return;
+      ctx.cancel.throwIfCancelled();
       const positions = new Int32Array(3 * B);
       const ids = new Int32Array(B);
       for (let b = 0; b < B; b++) {
@@ -188,7 +195,7 @@ export async function* tokenLoop(
         const pos = S + step + p.ropeDeltas[b];
         positions[b] = positions[B + b] = positions[2 * B + b] = pos;
       }
-      const next = await native.sessionForward(session, { ids, steps: 1, positions, logits: 'last' });
+      const next = await native.sessionForward(session, { ids, steps: 1, positions, logits: 'last', cancel: ctx.cancel.token });
       logits = new Float32Array(next.logits!.data);
     }
   } finally {

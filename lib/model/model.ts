@@ -3,8 +3,8 @@
  * embeddings, logits) for power users.
  * @module
  */
-import { QwenVLError } from '../errors.js';
-import { resolveGenerateOptions, type GenerateOptions } from '../generate/options.js';
+import { inputError, QwenVLError } from '../errors.js';
+import { resolveGenerateOptions, type GenerateOptions, type ResolvedGenerateOptions } from '../generate/options.js';
 import { StopMatcher } from '../generate/stop.js';
 import { native, type NativeHandle } from '../native/binding.js';
 import type { ImageProcessorConfig } from '../processor/config.js';
@@ -16,6 +16,7 @@ import type { ChatMessage, ChatTemplate } from '../text/chat-template.js';
 import type { QwenTokenizer } from '../text/tokenizer.js';
 import { Tensor, tensorFromNative } from '../tensor.js';
 import { checkBudget, estimateMemory, type Budget, type TokenEstimate } from './budget.js';
+import { RequestCancel } from './cancel.js';
 import type { GenerationDefaults, ModelConfig } from './config.js';
 import { encodePrepared, prefillOnce, tokenLoop, type LoopContext } from './generate.js';
 import { prepareInputs, type PreparedInputs } from './inputs.js';
@@ -29,6 +30,7 @@ export interface ChatResult {
   text: string;
   /** Generated token ids (the end-of-sequence token included when one was produced). */
   tokens: number[];
+  /** Token counts; all 0 when the request was aborted before its prompt was tokenized. */
   usage: { promptTokens: number; completionTokens: number; totalTokens: number };
   /** 'stop': end-of-sequence token or stop string; 'length': maxTokens or the context; 'abort': the signal. */
   finishReason: FinishReason;
@@ -97,6 +99,8 @@ export class Model {
   private handle: NativeHandle | null;
   private readonly maxInputPixels?: number;
   private readonly media: ResolvedMediaPolicy;
+  /** Requests not yet settled; dispose() cancels them. */
+  private readonly running = new Set<RequestCancel>();
 
   /** @internal */
   constructor(parts: ModelParts) {
@@ -131,9 +135,24 @@ export class Model {
     return this.handle;
   }
 
-  private loopContext(): LoopContext {
+  /** Runs `body` as a request that dispose() (and `signal`, if given) can cancel. */
+  private async request<T>(what: string, signal: AbortSignal | undefined, body: (cancel: RequestCancel) => Promise<T>): Promise<T> {
+    this.live();
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw inputError(`${what}: signal must be an AbortSignal`);
+    const cancel = new RequestCancel(what, signal);
+    this.running.add(cancel);
+    try {
+      return await body(cancel);
+    } finally {
+      this.running.delete(cancel);
+      cancel.close();
+    }
+  }
+
+  private loopContext(cancel: RequestCancel): LoopContext {
     const eos = this.generationDefaults.eosTokenIds.length > 0 ? this.generationDefaults.eosTokenIds : this.config.tokens.eosTokenIds;
     return {
+      cancel,
       handle: this.live(),
       hidden: this.config.text.hiddenSize,
       imageTokenId: this.config.tokens.imageTokenId,
@@ -194,24 +213,35 @@ export class Model {
     };
   }
 
-  /** Merged vision embeddings of images: a [tokens, hidden] f32 {@link Tensor}, rows in image order. */
-  async encodeImages(images: readonly (ImageInput | ImageItem)[]): Promise<Tensor> {
-    const handle = this.live();
-    const p = await this.processor.processImages(images);
-    const r = await native.modelEncodeVision(handle, p.pixelValues, p.shape[1], Int32Array.from(p.imageGridThw.flat()), false);
-    return tensorFromNative(r.embeds);
+  /**
+   * Merged vision embeddings of images: a [tokens, hidden] f32 {@link Tensor}, rows in image order.
+   * `signal` rejects the call with E_ABORTED, stopping the vision tower within one block.
+   */
+  async encodeImages(images: readonly (ImageInput | ImageItem)[], options: { signal?: AbortSignal } = {}): Promise<Tensor> {
+    return this.request('encodeImages', options.signal, async (cancel) => {
+      const handle = this.live();
+      const p = await cancel.race(this.processor.processImages(images));
+      const grids = Int32Array.from(p.imageGridThw.flat());
+      const r = await native.modelEncodeVision(handle, p.pixelValues, p.shape[1], grids, false, cancel.token);
+      cancel.throwIfCancelled();
+      return tensorFromNative(r.embeds);
+    });
   }
 
   /**
    * Logits for prepared inputs: the last position of each row ([batch, vocab]), or with
-   * `all: true` every position ([batch × seqLength, vocab]).
+   * `all: true` every position ([batch × seqLength, vocab]). `signal` rejects the call with
+   * E_ABORTED, stopping the vision tower or the prefill within one layer.
    */
-  async logits(inputs: PreparedInputs, options: { all?: boolean } = {}): Promise<Tensor> {
-    const ctx = this.loopContext();
-    checkBudget(this.estimate(inputs, 0), this.budget);
-    const vision = await encodePrepared(ctx, inputs);
-    const r = await prefillOnce(ctx, inputs, vision, options.all ? 'all' : 'last');
-    return tensorFromNative(r.logits!);
+  async logits(inputs: PreparedInputs, options: { all?: boolean; signal?: AbortSignal } = {}): Promise<Tensor> {
+    return this.request('logits', options.signal, async (cancel) => {
+      const ctx = this.loopContext(cancel);
+      checkBudget(this.estimate(inputs, 0), this.budget);
+      const vision = await encodePrepared(ctx, inputs);
+      const r = await prefillOnce(ctx, inputs, vision, options.all ? 'all' : 'last');
+      cancel.throwIfCancelled();
+      return tensorFromNative(r.logits!);
+    });
   }
 
   /**
@@ -221,21 +251,26 @@ export class Model {
    * @internal
    */
   async trace(inputs: PreparedInputs): Promise<{ stages: Map<string, Tensor>; logits: Tensor }> {
-    const ctx = this.loopContext();
-    const stages = new Map<string, Tensor>();
-    const vision = await encodePrepared(ctx, inputs, (kind, r) => {
-      for (const [name, t] of r.trace) stages.set(`${kind}_${name}`, tensorFromNative(t));
-      stages.set(`${kind}_embeds`, tensorFromNative(r.embeds));
-      r.deepstack.forEach((d, i) => stages.set(`deepstack_${kind}_embeds.${i}`, tensorFromNative(d)));
+    return this.request('trace', undefined, async (cancel) => {
+      const ctx = this.loopContext(cancel);
+      const stages = new Map<string, Tensor>();
+      const vision = await encodePrepared(ctx, inputs, (kind, r) => {
+        for (const [name, t] of r.trace) stages.set(`${kind}_${name}`, tensorFromNative(t));
+        stages.set(`${kind}_embeds`, tensorFromNative(r.embeds));
+        r.deepstack.forEach((d, i) => stages.set(`deepstack_${kind}_embeds.${i}`, tensorFromNative(d)));
+      });
+      const r = await prefillOnce(ctx, inputs, vision, 'all', true);
+      cancel.throwIfCancelled();
+      for (const [name, t] of r.trace) stages.set(name, tensorFromNative(t));
+      return { stages, logits: tensorFromNative(r.logits!) };
     });
-    const r = await prefillOnce(ctx, inputs, vision, 'all', true);
-    for (const [name, t] of r.trace) stages.set(name, tensorFromNative(t));
-    return { stages, logits: tensorFromNative(r.logits!) };
   }
 
   /**
    * Answers a conversation. With a batch of conversations, resolves to one result per row.
-   * Abort through `options.signal` resolves with the text so far and `finishReason: 'abort'`.
+   * Abort through `options.signal` stops the request wherever it is (preprocessing, the vision
+   * tower or the prefill within one layer, between decode steps) and resolves with the text so far
+   * and `finishReason: 'abort'`. {@link Model.dispose} during the call rejects it with E_DISPOSED.
    */
   async chat(messages: Conversation, options?: GenerateOptions & RequestOptions): Promise<ChatResult>;
   async chat(messages: readonly Conversation[], options?: GenerateOptions & RequestOptions): Promise<ChatResult[]>;
@@ -249,7 +284,8 @@ export class Model {
 
   /**
    * Streams the answer to one conversation as text chunks (never splitting a character or a
-   * stop string). The iterator ends at end-of-sequence, a stop string, maxTokens or abort.
+   * stop string). The iterator ends at end-of-sequence, a stop string, maxTokens or abort, and
+   * throws E_DISPOSED when {@link Model.dispose} runs before it ends.
    */
   async *stream(messages: Conversation, options: GenerateOptions & RequestOptions = {}): AsyncGenerator<string, ChatResult, undefined> {
     const queue: string[] = [];
@@ -300,9 +336,32 @@ export class Model {
     options: GenerateOptions & RequestOptions,
     onText: ((row: number, chunk: string) => void) | undefined,
   ): Promise<ChatResult[]> {
-    const ctx = this.loopContext();
     const o = resolveGenerateOptions(options, this.generationDefaults);
-    const p = await this.prepare(messages, { media: options.media });
+    return this.request('chat', o.signal, (cancel) => this.generate(messages, o, options, cancel, onText));
+  }
+
+  private async generate(
+    messages: Conversation | readonly Conversation[],
+    o: ResolvedGenerateOptions,
+    request: RequestOptions,
+    cancel: RequestCancel,
+    onText: ((row: number, chunk: string) => void) | undefined,
+  ): Promise<ChatResult[]> {
+    const ctx = this.loopContext(cancel);
+    // An abort during preprocessing resolves at once, before any token exists.
+    const p = await cancel.race(this.prepare(messages, { media: request.media })).catch((e: unknown) => {
+      if (cancel.reason === 'abort' && cancel.isCancellation(e)) return null;
+      throw e;
+    });
+    if (p === null) {
+      const rows = isBatch(messages) ? messages.length : 1;
+      return Array.from({ length: rows }, () => ({
+        text: '',
+        tokens: [],
+        usage: { promptTokens: 0, completionTokens: 0, totalTokens: 0 },
+        finishReason: 'abort' as const,
+      }));
+    }
     checkBudget(this.estimate(p, Math.min(o.maxTokens, Math.max(0, this.contextLength - p.seqLength))), this.budget);
     const B = p.batchSize;
     const decoders = Array.from({ length: B }, () => this.tokenizer.createStreamDecoder({ skipSpecialTokens: true }));
@@ -315,21 +374,28 @@ export class Model {
       texts[b] += chunk;
       onText?.(b, chunk);
     };
-    for await (const step of tokenLoop(ctx, p, o, (b) => reasons[b] !== null)) {
-      for (let b = 0; b < B; b++) {
-        const tok = step.tokens[b];
-        if (tok < 0 || reasons[b] !== null) continue;
-        tokens[b].push(tok);
-        if (step.eos[b]) {
-          reasons[b] = 'stop';
-          continue;
+    try {
+      for await (const step of tokenLoop(ctx, p, o, (b) => reasons[b] !== null)) {
+        for (let b = 0; b < B; b++) {
+          const tok = step.tokens[b];
+          if (tok < 0 || reasons[b] !== null) continue;
+          tokens[b].push(tok);
+          if (step.eos[b]) {
+            reasons[b] = 'stop';
+            continue;
+          }
+          const { emit: safe, stopped } = stops[b].push(decoders[b].push(tok));
+          emit(b, safe);
+          if (stopped) reasons[b] = 'stop';
         }
-        const { emit: safe, stopped } = stops[b].push(decoders[b].push(tok));
-        emit(b, safe);
-        if (stopped) reasons[b] = 'stop';
       }
+    } catch (e) {
+      // The signal's abort (native E_ABORTED included) ends the rows still running; anything
+      // else, dispose() included, rejects.
+      if (!(cancel.reason === 'abort' && cancel.isCancellation(e))) throw e;
     }
-    const aborted = o.signal?.aborted ?? false;
+    if (cancel.reason === 'dispose') throw cancel.error();
+    const aborted = cancel.reason === 'abort';
     return texts.map((_, b) => {
       if (reasons[b] === null) emit(b, stops[b].push(decoders[b].flush()).emit + stops[b].flush());
       const promptTokens = p.seqLength - p.padding[b];
@@ -342,16 +408,30 @@ export class Model {
     });
   }
 
-  /** Frees the native model. Later calls reject with E_DISPOSED; running calls finish first. */
+  /**
+   * Frees the native model. Calls made later, and `chat`, `stream`, `logits`, `encodeImages`
+   * calls still running, reject with E_DISPOSED; a running one stops its native work within one
+   * layer. A call its signal aborted first still resolves (or rejects) as aborted. The memory is
+   * returned once the last running native step has stopped.
+   */
   dispose(): void {
     if (this.handle !== null) {
+      for (const cancel of this.running) cancel.cancel('dispose');
       native.disposeHandle(this.handle);
       this.handle = null;
     }
   }
 
-  /** `await using model = await loadModel(...)` disposes it at the end of the scope. */
+  /**
+   * `await using model = await loadModel(...)` disposes it at the end of the scope, and resolves
+   * once every call it cancelled has settled (its native work stopped, its memory returned).
+   */
   async [Symbol.asyncDispose](): Promise<void> {
+    const settling = [...this.running].map((c) => c.settled);
     this.dispose();
+    await Promise.all(settling);
+    // The calls' own promises settle a few microtasks after their requests end: one turn of the
+    // event loop lets every one of them settle before the scope's end is reported.
+    if (settling.length > 0) await new Promise((resolve) => setImmediate(resolve));
   }
 }

@@ -83,6 +83,12 @@ export interface NativePatchifyOptions {
 /** @internal An opaque native object (model or session). */
 export type NativeHandle = { readonly __nativeHandle: unique symbol };
 
+/**
+ * @internal A request's native cancel flag (native/core/cancel.h). Native calls given one poll it
+ * between layers and vision blocks and reject with E_ABORTED or E_DISPOSED once it is set.
+ */
+export type NativeCancelToken = { readonly __nativeCancelToken: unique symbol };
+
 /** @internal */
 export interface NativeWeightFile {
   path: string;
@@ -100,6 +106,7 @@ export interface NativeForwardArgs {
   deepstack?: Float32Array[];
   logits?: 'none' | 'last' | 'all';
   trace?: boolean;
+  cancel?: NativeCancelToken;
 }
 
 /** @internal */
@@ -123,10 +130,15 @@ export interface NativeBinding {
     patchDim: number,
     grids: Int32Array,
     trace: boolean,
+    cancel?: NativeCancelToken,
   ): Promise<{ embeds: NativeTensorData; deepstack: NativeTensorData[]; trace: [string, NativeTensorData][] }>;
   modelNewSession(model: NativeHandle, batch: number, capacity: number): NativeHandle;
   sessionForward(session: NativeHandle, args: NativeForwardArgs): Promise<{ logits?: NativeTensorData; trace: [string, NativeTensorData][] }>;
   sessionLengths(session: NativeHandle): number[];
+  /** A fresh, unset cancel token. */
+  newCancelToken(): NativeCancelToken;
+  /** Sets a token from the JS thread: calls using it stop within one layer. The first reason sticks. */
+  cancelToken(token: NativeCancelToken, reason: 'abort' | 'dispose'): void;
   /** Drops a model or session handle; later use gives E_DISPOSED. */
   disposeHandle(handle: NativeHandle): void;
   /** Chooses the next token of one logits row; advances `rngState` (BigUint64Array(4)) in place. */

@@ -32,7 +32,8 @@ Linear::Linear(const Tensor& weight, int64_t in, int64_t out, std::vector<float>
   weight_ = weight.reshape({out, in});
 }
 
-void Linear::apply(const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, ThreadPool& pool) const {
+void Linear::apply(const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, ThreadPool& pool,
+                   const CancelToken* cancel) const {
   ops::MatmulParams p;
   p.M = rows;
   p.N = out_;
@@ -45,6 +46,7 @@ void Linear::apply(const float* x, int64_t ldx, int64_t rows, float* y, int64_t 
   p.bias = bias_.empty() ? nullptr : bias_.data();
   p.y = y;
   p.ldy = ldy;
+  p.cancel = cancel;
   ops::matmul(p, pool);
 }
 

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cancel.h"
 #include "core/tensor.h"
 #include "core/threadpool.h"
 #include "models/weights.h"
@@ -23,8 +24,10 @@ class Linear {
 
   int64_t in() const { return in_; }
   int64_t out() const { return out_; }
-  // y[rows, out] (row stride ldy) = x[rows, in] (row stride ldx) · Wᵀ + b
-  void apply(const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, ThreadPool& pool) const;
+  // y[rows, out] (row stride ldy) = x[rows, in] (row stride ldx) · Wᵀ + b; `cancel` (optional)
+  // stops a long one early with the token's error.
+  void apply(const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, ThreadPool& pool,
+             const CancelToken* cancel = nullptr) const;
 
  private:
   Tensor weight_;

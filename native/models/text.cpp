@@ -107,7 +107,7 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
   L.input_norm.apply(x, Hd, n, h.data<float>(), Hd, pool);
 
   Tensor q = Tensor::empty(DType::F32, {n, Hq * D});
-  L.q.apply(h.data<float>(), Hd, n, q.data<float>(), Hq * D, pool);
+  L.q.apply(h.data<float>(), Hd, n, q.data<float>(), Hq * D, pool, step.cancel);
   if (spec_.qk_norm) L.q_norm.apply(q.data<float>(), D, n * Hq, q.data<float>(), D, pool);
   ops::RopeParams rq;
   rq.x = q.data<float>();
@@ -127,8 +127,8 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
   for (int64_t b = 0; b < B; ++b) {
     const int64_t dst = b * cache.capacity + cache.len[b];
     const float* hb = h.data<float>() + b * S * Hd;
-    L.k.apply(hb, Hd, S, kc + dst * kvd, kvd, pool);
-    L.v.apply(hb, Hd, S, vc + dst * kvd, kvd, pool);
+    L.k.apply(hb, Hd, S, kc + dst * kvd, kvd, pool, step.cancel);
+    L.v.apply(hb, Hd, S, vc + dst * kvd, kvd, pool, step.cancel);
     if (spec_.qk_norm) L.k_norm.apply(kc + dst * kvd, D, S * Hkv, kc + dst * kvd, D, pool);
     ops::RopeParams rk;
     rk.x = kc + dst * kvd;
@@ -166,13 +166,14 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
   ap.causal = true;
   ap.segments = segs.data();
   ap.n_segments = static_cast<int64_t>(segs.size());
+  ap.cancel = step.cancel;
   ops::attention(ap, pool);
 
-  L.o.apply(attn.data<float>(), Hq * D, n, h.data<float>(), Hd, pool);
+  L.o.apply(attn.data<float>(), Hq * D, n, h.data<float>(), Hd, pool, step.cancel);
   add_rows(x, Hd, h.data<float>(), Hd, n, Hd, pool);
 }
 
-void TextDecoder::mlp_block(const Layer& L, float* x, int64_t n, ThreadPool& pool) const {
+void TextDecoder::mlp_block(const Layer& L, float* x, int64_t n, ThreadPool& pool, const CancelToken* cancel) const {
   const int64_t Hd = spec_.hidden;
   Tensor h = Tensor::empty(DType::F32, {n, Hd});
   L.post_norm.apply(x, Hd, n, h.data<float>(), Hd, pool);
@@ -202,10 +203,10 @@ void TextDecoder::mlp_block(const Layer& L, float* x, int64_t n, ThreadPool& poo
   } else {
     const int64_t I = spec_.intermediate;
     Tensor gu = Tensor::empty(DType::F32, {n, 2 * I});
-    L.gate.apply(h.data<float>(), Hd, n, gu.data<float>(), 2 * I, pool);
-    L.up.apply(h.data<float>(), Hd, n, gu.data<float>() + I, 2 * I, pool);
+    L.gate.apply(h.data<float>(), Hd, n, gu.data<float>(), 2 * I, pool, cancel);
+    L.up.apply(h.data<float>(), Hd, n, gu.data<float>() + I, 2 * I, pool, cancel);
     swiglu_rows(gu.data<float>(), n, I, pool);
-    L.down.apply(gu.data<float>(), 2 * I, n, out.data<float>(), Hd, pool);
+    L.down.apply(gu.data<float>(), 2 * I, n, out.data<float>(), Hd, pool, cancel);
   }
   add_rows(x, Hd, out.data<float>(), Hd, n, Hd, pool);
 }
@@ -232,8 +233,10 @@ void TextDecoder::forward(float* x, const TextStep& step, KvCache& cache, Thread
   const size_t n_deep = step.deepstack ? step.deepstack->size() : 0;
   for (int64_t l = 0; l < spec_.layers; ++l) {
     if (trace) trace->record("layer_input." + std::to_string(l), x, n, Hd, Hd);
+    check_cancel(step.cancel, "a decoder layer");
     attention_block(layers_[l], l, x, step, cache, cos.data<float>(), sin.data<float>(), pool);
-    mlp_block(layers_[l], x, n, pool);
+    check_cancel(step.cancel, "a decoder layer");
+    mlp_block(layers_[l], x, n, pool, step.cancel);
     if (static_cast<size_t>(l) < n_deep && step.visual_rows) {
       const Tensor& ds = (*step.deepstack)[l];
       QVL_CHECK(ds.ndim() == 2 && ds.dim(1) == Hd, Input, "deepstack features must be [n, hidden]");

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cancel.h"
 #include "core/tensor.h"
 #include "core/threadpool.h"
 #include "models/kv_cache.h"
@@ -24,6 +25,9 @@ struct TextStep {
   // row visual_rows[i] of each deepstack tensor, added after decoder layer l for l < deepstack.size().
   const int32_t* visual_rows = nullptr;
   const std::vector<Tensor>* deepstack = nullptr;
+  // Polled before each layer's attention and MLP; a cancelled step throws and leaves the cache's
+  // lengths as they were (the rows it half wrote lie past them).
+  const CancelToken* cancel = nullptr;
 };
 
 class TextDecoder {
@@ -51,7 +55,7 @@ class TextDecoder {
   };
   void attention_block(const Layer& L, int64_t li, float* x, const TextStep& step, KvCache& cache, const float* cos,
                        const float* sin, ThreadPool& pool) const;
-  void mlp_block(const Layer& L, float* x, int64_t n, ThreadPool& pool) const;
+  void mlp_block(const Layer& L, float* x, int64_t n, ThreadPool& pool, const CancelToken* cancel) const;
 
   TextSpec spec_;
   Tensor embed_;

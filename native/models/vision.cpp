@@ -87,7 +87,7 @@ VisionTower::VisionTower(const VisionSpec& spec, const VisionRecipe& recipe, con
 }
 
 void VisionTower::run_block(const Block& b, float* x, int64_t n, const float* cos, const float* sin,
-                            const std::vector<int64_t>& seg_bounds, ThreadPool& pool) const {
+                            const std::vector<int64_t>& seg_bounds, ThreadPool& pool, const CancelToken* cancel) const {
   const int64_t E = spec_.hidden, H = spec_.heads, D = head_dim_;
   Tensor h = Tensor::empty(DType::F32, {n, E});
   b.norm1.apply(x, E, n, h.data<float>(), E, pool);
@@ -95,7 +95,7 @@ void VisionTower::run_block(const Block& b, float* x, int64_t n, const float* co
   // Fused q|k|v rows: [n, 3E]; q and k heads are adjacent, so one rope call rotates both.
   Tensor qkv = Tensor::empty(DType::F32, {n, 3 * E});
   float* qkvp = qkv.data<float>();
-  b.qkv.apply(h.data<float>(), E, n, qkvp, 3 * E, pool);
+  b.qkv.apply(h.data<float>(), E, n, qkvp, 3 * E, pool, cancel);
   ops::RopeParams rp;
   rp.x = qkvp;
   rp.T = n;
@@ -125,12 +125,14 @@ void VisionTower::run_block(const Block& b, float* x, int64_t n, const float* co
   ap.causal = false;
   ap.segments = segs.data();
   ap.n_segments = static_cast<int64_t>(segs.size());
+  ap.cancel = cancel;
   ops::attention(ap, pool);
 
   Tensor o = Tensor::empty(DType::F32, {n, E});
-  b.proj.apply(h.data<float>(), E, n, o.data<float>(), E, pool);
+  b.proj.apply(h.data<float>(), E, n, o.data<float>(), E, pool, cancel);
   add_rows(x, E, o.data<float>(), E, n, E, pool);
 
+  check_cancel(cancel, "a vision block");
   b.norm2.apply(x, E, n, h.data<float>(), E, pool);
   const int64_t I = spec_.intermediate;
   if (b.gated) {
@@ -138,15 +140,15 @@ void VisionTower::run_block(const Block& b, float* x, int64_t n, const float* co
               "gated vision MLP with hidden_act '" + spec_.hidden_act + "' is not supported");
     Tensor gu = Tensor::empty(DType::F32, {n, 2 * I});
     float* g = gu.data<float>();
-    b.gate.apply(h.data<float>(), E, n, g, 2 * I, pool);
-    b.up.apply(h.data<float>(), E, n, g + I, 2 * I, pool);
+    b.gate.apply(h.data<float>(), E, n, g, 2 * I, pool, cancel);
+    b.up.apply(h.data<float>(), E, n, g + I, 2 * I, pool, cancel);
     swiglu_rows(g, n, I, pool);
-    b.down.apply(g, 2 * I, n, o.data<float>(), E, pool);
+    b.down.apply(g, 2 * I, n, o.data<float>(), E, pool, cancel);
   } else {
     Tensor mid = Tensor::empty(DType::F32, {n, I});
-    b.fc1.apply(h.data<float>(), E, n, mid.data<float>(), I, pool);
+    b.fc1.apply(h.data<float>(), E, n, mid.data<float>(), I, pool, cancel);
     activate_rows(act_kind(spec_.hidden_act), mid.data<float>(), n, I, I, pool);
-    b.fc2.apply(mid.data<float>(), I, n, o.data<float>(), E, pool);
+    b.fc2.apply(mid.data<float>(), I, n, o.data<float>(), E, pool, cancel);
   }
   add_rows(x, E, o.data<float>(), E, n, E, pool);
 }
@@ -204,7 +206,7 @@ VisionOutput VisionTower::forward(const VisionInput& in, ThreadPool& pool, Trace
   const int64_t n = total;
 
   Tensor x = Tensor::empty(DType::F32, {n, E});
-  patch_embed_.apply(in.pixels, patch_dim, n, x.data<float>(), E, pool);
+  patch_embed_.apply(in.pixels, patch_dim, n, x.data<float>(), E, pool, in.cancel);
   if (trace) trace->record("vision_patch_embed", x.data<float>(), n, E, E);
   if (pos_embed_.defined()) {
     Tensor pos = Tensor::empty(DType::F32, {n, E});
@@ -242,14 +244,17 @@ VisionOutput VisionTower::forward(const VisionInput& in, ThreadPool& pool, Trace
   VisionOutput out;
   for (size_t i = 0; i < blocks_.size(); ++i) {
     const bool full = !windowed || contains(spec_.fullatt_blocks, static_cast<int64_t>(i));
+    check_cancel(in.cancel, "a vision block");
     run_block(blocks_[i], x.data<float>(), n, cos.data<float>(), sin.data<float>(), full ? frames : layout.window_bounds,
-              pool);
+              pool, in.cancel);
     if (trace) trace->record("vision_block_" + std::to_string(i), x.data<float>(), n, E, E);
     for (size_t d = 0; d < deepstack_.size(); ++d) {
-      if (spec_.deepstack_indexes[d] == static_cast<int64_t>(i))
-        out.deepstack.push_back(run_merger(deepstack_[d], x.data<float>(), n, pool));
+      if (spec_.deepstack_indexes[d] != static_cast<int64_t>(i)) continue;
+      check_cancel(in.cancel, "a vision merger");
+      out.deepstack.push_back(run_merger(deepstack_[d], x.data<float>(), n, pool));
     }
   }
+  check_cancel(in.cancel, "the vision merger");
   out.embeds = run_merger(merger_, x.data<float>(), n, pool);
   if (windowed) {
     Tensor restored = Tensor::empty(DType::F32, out.embeds.shape());

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cancel.h"
 #include "core/tensor.h"
 #include "core/threadpool.h"
 #include "models/family.h"
@@ -22,6 +23,7 @@ struct VisionInput {
   int64_t n_patches = 0;
   int64_t patch_dim = 0;
   std::vector<std::array<int64_t, 3>> grids;  // (t, h, w) per image or video, in patch units
+  const CancelToken* cancel = nullptr;        // polled before each block and merger
 };
 
 struct VisionOutput {
@@ -54,7 +56,7 @@ class VisionTower {
                      const std::string& fc2, bool postshuffle) const;
 
   void run_block(const Block& b, float* x, int64_t n, const float* cos, const float* sin,
-                 const std::vector<int64_t>& seg_bounds, ThreadPool& pool) const;
+                 const std::vector<int64_t>& seg_bounds, ThreadPool& pool, const CancelToken* cancel) const;
   Tensor run_merger(const Merger& m, const float* x, int64_t n, ThreadPool& pool) const;
 
   VisionSpec spec_;

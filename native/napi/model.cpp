@@ -1,10 +1,13 @@
 // Models and sessions for JS. Handles are Napi::External wrapping shared_ptrs: a job in flight
 // holds its own reference, so dispose() from JS never frees memory a worker is using.
 //   loadModel(spec, names, files[, {checkFinite}]) -> Promise<handle>
-//   modelEncodeVision(handle, pixels, patchDim, grids, trace) -> Promise<{embeds, deepstack, trace}>
+//   modelEncodeVision(handle, pixels, patchDim, grids, trace, cancel?) -> Promise<{embeds, deepstack, trace}>
 //   modelNewSession(handle, batch, capacity) -> session
-//   sessionForward(session, args) -> Promise<{logits?, trace}>
+//   sessionForward(session, args) -> Promise<{logits?, trace}>   (args.cancel: a cancel token)
+//   newCancelToken() -> token;  cancelToken(token, 'abort' | 'dispose')
 //   disposeHandle(handle)
+// A call given a cancel token stops within one layer once the token is set, rejecting with
+// E_ABORTED or E_DISPOSED (the token's first reason).
 #include <napi.h>
 
 #include <atomic>
@@ -12,6 +15,7 @@
 #include <memory>
 #include <mutex>
 
+#include "core/cancel.h"
 #include "core/error.h"
 #include "core/threadpool.h"
 #include "models/family.h"
@@ -44,6 +48,7 @@ struct Handle {
 template <class T> const char* kind_of();
 template <> const char* kind_of<VlModel>() { return "model"; }
 template <> const char* kind_of<SessionState>() { return "session"; }
+template <> const char* kind_of<CancelToken>() { return "cancel token"; }
 
 template <class T>
 Napi::External<Handle> wrap(Napi::Env env, std::shared_ptr<T> p) {
@@ -62,6 +67,12 @@ std::shared_ptr<T> unwrap(Napi::Env env, Napi::Value v, const char* what) {
   if (!h || std::strcmp(h->kind, kind_of<T>()) != 0) throw make_error(env, "E_INPUT", std::string(what) + " is not a " + kind_of<T>() + " handle");
   if (!h->ptr) throw make_error(env, "E_DISPOSED", std::string(what) + " has been disposed");
   return std::static_pointer_cast<T>(h->ptr);
+}
+
+// An optional cancel token argument: undefined means the call cannot be cancelled.
+std::shared_ptr<CancelToken> cancel_arg(Napi::Env env, Napi::Value v) {
+  if (v.IsUndefined() || v.IsNull()) return nullptr;
+  return unwrap<CancelToken>(env, v, "cancel");
 }
 
 std::string str_field(Napi::Object o, const char* key) {
@@ -227,9 +238,12 @@ Napi::Value EncodeVision(const Napi::CallbackInfo& info) {
       in.grids.push_back({g.data<int32_t>()[i], g.data<int32_t>()[i + 1], g.data<int32_t>()[i + 2]});
     }
     const bool want_trace = info[4].ToBoolean().Value();
+    auto cancel = cancel_arg(env, info[5]);
+    in.cancel = cancel.get();
     return run_async<VisionResult>(
         env,
-        [model, in, want_trace, px] {
+        [model, in, want_trace, px, cancel] {
+          check_cancel(cancel.get(), "the vision encoder");
           VisionResult r;
           r.trace = std::make_shared<models::Trace>(want_trace);
           auto pool = default_pool();
@@ -319,16 +333,18 @@ Napi::Value SessionForward(const Napi::CallbackInfo& info) {
     const std::string mode = a.Get("logits").IsString() ? a.Get("logits").As<Napi::String>().Utf8Value() : "last";
     if (mode != "none" && mode != "last" && mode != "all") throw make_error(env, "E_INPUT", "logits must be none, last or all");
     const bool want_trace = a.Get("trace").ToBoolean().Value();
+    auto cancel = cancel_arg(env, a.Get("cancel"));
     bool expected = false;
     if (!s->busy.compare_exchange_strong(expected, true))
       throw make_error(env, "E_INPUT", "this session is already running a forward pass");
     return run_async<ForwardResult>(
         env,
-        [s, ids, pos32, pad, vis, rows, deepstack, mode, want_trace, B, S, n] {
+        [s, ids, pos32, pad, vis, rows, deepstack, mode, want_trace, B, S, n, cancel] {
           struct Release {
             SessionState* s;
             ~Release() { s->busy = false; }
           } release{s.get()};
+          check_cancel(cancel.get(), "a forward pass");
           const models::TextDecoder& text = s->model->text();
           const int64_t Hd = text.spec().hidden;
           auto pool = default_pool();
@@ -356,7 +372,9 @@ Napi::Value SessionForward(const Napi::CallbackInfo& info) {
           step.positions = positions.data();
           step.visual_rows = rows.defined() ? rows.data<int32_t>() : nullptr;
           step.deepstack = deepstack.empty() ? nullptr : &deepstack;
+          step.cancel = cancel.get();
           text.forward(x.data<float>(), step, s->cache, *pool, r.trace.get());
+          check_cancel(cancel.get(), "the LM head");
           const int64_t V = text.spec().vocab;
           if (mode == "all") {
             r.logits = Tensor::empty(DType::F32, {n, V});
@@ -389,6 +407,27 @@ Napi::Value SessionLengths(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value NewCancelToken(const Napi::CallbackInfo& info) {
+  return wrap(info.Env(), std::make_shared<CancelToken>());
+}
+
+// Sets a token from the JS thread; the worker polling it sees the flag at its next check.
+Napi::Value CancelTokenSet(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto token = unwrap<CancelToken>(env, info[0], "cancel");
+    const std::string why = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+    if (why == "abort") {
+      token->cancel(CancelToken::Reason::Aborted);
+    } else if (why == "dispose") {
+      token->cancel(CancelToken::Reason::Disposed);
+    } else {
+      throw make_error(env, "E_INPUT", "cancelToken(token, reason): reason must be 'abort' or 'dispose'");
+    }
+    return env.Undefined();
+  });
+}
+
 // Drops the handle's reference; memory goes when the last job using it finishes.
 Napi::Value DisposeHandle(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -407,6 +446,8 @@ void register_model(Napi::Env env, Napi::Object exports) {
   exports.Set("modelNewSession", Napi::Function::New(env, NewSession, "modelNewSession"));
   exports.Set("sessionForward", Napi::Function::New(env, SessionForward, "sessionForward"));
   exports.Set("sessionLengths", Napi::Function::New(env, SessionLengths, "sessionLengths"));
+  exports.Set("newCancelToken", Napi::Function::New(env, NewCancelToken, "newCancelToken"));
+  exports.Set("cancelToken", Napi::Function::New(env, CancelTokenSet, "cancelToken"));
   exports.Set("disposeHandle", Napi::Function::New(env, DisposeHandle, "disposeHandle"));
 }
 

@@ -93,7 +93,9 @@ void check_attention(const AttentionParams& p) {
 
 void attention(const AttentionParams& p, ThreadPool& pool) {
   check_attention(p);
+  check_cancel(p.cancel, "attention");
   attention_family().best().fn(p, pool);
+  check_cancel(p.cancel, "attention");
 }
 
 }  // namespace qvl::ops

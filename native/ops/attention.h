@@ -8,6 +8,7 @@
 #pragma once
 #include <cstdint>
 
+#include "core/cancel.h"
 #include "core/threadpool.h"
 #include "ops/registry.h"
 
@@ -34,6 +35,10 @@ struct AttentionParams {
   bool causal = false;
   const AttentionSegment* segments = nullptr;  // query ranges must not overlap
   int64_t n_segments = 0;
+  // Optional: the tiled variants poll it between work items (query blocks), so one long prefill's
+  // attention stops early; attention() then throws the token's error instead of returning rows
+  // half written.
+  const CancelToken* cancel = nullptr;
 };
 // Rows of out that no segment covers are left untouched; a query row with no keys gets zeros.
 
@@ -43,7 +48,7 @@ const OpFamily<AttentionFn>& attention_family();
 
 // Throws E_INPUT unless p describes a consistent problem (the kernels assume it does).
 void check_attention(const AttentionParams& p);
-// Validates (E_INPUT) and runs the best variant.
+// Validates (E_INPUT) and runs the best variant; throws E_ABORTED / E_DISPOSED when p.cancel is set.
 void attention(const AttentionParams& p, ThreadPool& pool);
 
 }  // namespace qvl::ops

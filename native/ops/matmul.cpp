@@ -46,7 +46,9 @@ void check_matmul(const MatmulParams& p) {
 
 void matmul(const MatmulParams& p, ThreadPool& pool) {
   check_matmul(p);
+  check_cancel(p.cancel, "a matmul");
   matmul_family().best().fn(p, pool);
+  check_cancel(p.cancel, "a matmul");
 }
 
 }  // namespace qvl::ops

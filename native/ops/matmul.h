@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 
+#include "core/cancel.h"
 #include "core/dtype.h"
 #include "core/threadpool.h"
 #include "ops/registry.h"
@@ -20,13 +21,18 @@ struct MatmulParams {
   const float* bias = nullptr;  // [N] or null
   float* y = nullptr;           // [M, N], row stride ldy (elements)
   int64_t ldy = 0;
+  // Optional: the packed (large M) path polls it between output blocks, so a long prefill's or
+  // vision tower's matmul stops early; matmul() then throws the token's error instead of
+  // returning y half written.
+  const CancelToken* cancel = nullptr;
 };
 
 using MatmulFn = void (*)(const MatmulParams&, ThreadPool&);
 
 const OpFamily<MatmulFn>& matmul_family();
 
-// Validates shapes/strides (E_INPUT) and runs the best variant.
+// Validates shapes/strides (E_INPUT) and runs the best variant; throws E_ABORTED / E_DISPOSED when
+// p.cancel is set.
 void matmul(const MatmulParams& p, ThreadPool& pool);
 // Throws E_INPUT unless p describes a consistent problem (the kernels assume it does).
 void check_matmul(const MatmulParams& p);

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cancel.h"
 #include "core/error.h"
 #include "core/threadpool.h"
 #include "ops/attention.h"
@@ -277,6 +278,64 @@ void check_rejects(std::vector<Result>* out) {
   }
 }
 
+// A set cancel token: the checked entry point throws the token's reason, and the tiled variants stop
+// before their first work item (no output row written), which is what bounds a cancelled prefill's
+// wait to one work item instead of the whole call.
+void check_cancel(ThreadPool& pool, std::vector<Result>* out) {
+  const int64_t T = 300, Hq = 4, Hkv = 2, D = 16;
+  Rng rng(7);
+  std::vector<float> q(T * Hq * D), k(T * Hkv * D), v(T * Hkv * D);
+  for (float& x : q) x = rng.normal();
+  for (float& x : k) x = rng.normal();
+  for (float& x : v) x = rng.normal();
+  std::vector<AttentionSegment> seg{{0, T, 0, T}};
+  AttentionParams p;
+  p.q = q.data();
+  p.k = k.data();
+  p.v = v.data();
+  p.ldq = p.ldo = Hq * D;
+  p.ldk = p.ldv = Hkv * D;
+  p.Tq = p.Tk = T;
+  p.Hq = Hq;
+  p.Hkv = Hkv;
+  p.D = D;
+  p.scale = 0.25f;
+  p.causal = true;
+  p.segments = seg.data();
+  p.n_segments = 1;
+  CancelToken aborted, disposed;
+  aborted.cancel(CancelToken::Reason::Aborted);
+  disposed.cancel(CancelToken::Reason::Disposed);
+  Guarded<float> sink(static_cast<size_t>(T * Hq * D), kUntouched);
+  p.out = sink.data();
+  p.cancel = &aborted;
+  out->push_back(expect_rejected("attention", "aborted token: E_ABORTED", [&] { ops::attention(p, pool); }, ErrorCode::Aborted));
+  p.cancel = &disposed;
+  out->push_back(expect_rejected("attention", "disposed token: E_DISPOSED", [&] { ops::attention(p, pool); }, ErrorCode::Disposed));
+  for (const auto& var : ops::attention_family().runnable()) {
+    if (var.isa == Isa::Reference) continue;
+    Guarded<float> got(static_cast<size_t>(T * Hq * D), kUntouched);
+    AttentionParams pv = p;
+    pv.out = got.data();
+    pv.cancel = &aborted;
+    var.fn(pv, pool);
+    Result r;
+    r.op = "attention";
+    r.variant = var.name;
+    r.shape = "cancelled before the first work item threads=" + std::to_string(pool.size());
+    r.passed = true;
+    for (size_t i = 0; i < got.size(); ++i) {
+      if (got.data()[i] != kUntouched) {
+        r.passed = false;
+        r.note = "wrote output row " + std::to_string(i / (Hq * D)) + " after the token was set";
+        break;
+      }
+    }
+    r.guards_ok = got.intact();
+    out->push_back(r);
+  }
+}
+
 }  // namespace
 
 std::vector<Result> parity_attention(uint64_t seed) {
@@ -291,6 +350,8 @@ std::vector<Result> parity_attention(uint64_t seed) {
     run_case(c, seed * 1000003 + n, seven, &out);
   }
   check_rejects(&out);
+  check_cancel(two, &out);
+  check_cancel(seven, &out);
   return out;
 }
 

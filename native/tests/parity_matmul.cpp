@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cancel.h"
 #include "core/error.h"
 #include "core/threadpool.h"
 #include "ops/matmul.h"
@@ -155,6 +156,51 @@ std::vector<Result> check_cases() {
   return out;
 }
 
+// A set cancel token: the checked entry point throws the token's reason, and the packed (large M)
+// variants stop before their first output block (y untouched).
+std::vector<Result> cancel_cases(ThreadPool& pool) {
+  std::vector<Result> out;
+  const int64_t M = 96, K = 40, N = 300;
+  std::vector<float> x(M * K, 0.5f), w(N * K, 0.25f);
+  MatmulParams p;
+  p.M = M, p.N = N, p.K = K;
+  p.x = x.data(), p.ldx = K;
+  p.w = w.data(), p.ldw = K, p.w_dtype = DType::F32;
+  p.ldy = N;
+  CancelToken aborted, disposed;
+  aborted.cancel(CancelToken::Reason::Aborted);
+  disposed.cancel(CancelToken::Reason::Disposed);
+  Guarded<float> sink(static_cast<size_t>(M * N));
+  p.y = sink.data();
+  p.cancel = &aborted;
+  out.push_back(expect_rejected("matmul", "aborted token: E_ABORTED", [&] { ops::matmul(p, pool); }, ErrorCode::Aborted));
+  p.cancel = &disposed;
+  out.push_back(expect_rejected("matmul", "disposed token: E_DISPOSED", [&] { ops::matmul(p, pool); }, ErrorCode::Disposed));
+  const auto& family = ops::matmul_family();
+  for (const auto& v : family.runnable()) {
+    if (v.fn == family.reference().fn) continue;
+    Guarded<float> y(static_cast<size_t>(M * N));
+    fill_unwritten(y);
+    MatmulParams pv = p;
+    pv.y = y.data();
+    pv.cancel = &aborted;
+    v.fn(pv, pool);
+    Result r;
+    r.op = "matmul";
+    r.variant = v.name;
+    r.shape = "M=96 cancelled before the first block threads=" + std::to_string(pool.size());
+    for (size_t i = 0; i < y.size() && r.passed; ++i) {
+      if (bits(y[i]) != kUnwritten) {
+        r.passed = false;
+        r.note = "wrote y row " + std::to_string(i / N) + " after the token was set";
+      }
+    }
+    r.guards_ok = y.intact();
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
 }  // namespace
 
 std::vector<Result> parity_matmul(uint64_t seed) {
@@ -202,6 +248,7 @@ std::vector<Result> parity_matmul(uint64_t seed) {
     }
   }
   for (Result& r : check_cases()) results.push_back(std::move(r));
+  for (Result& r : cancel_cases(three)) results.push_back(std::move(r));
   return results;
 }
 

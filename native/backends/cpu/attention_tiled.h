@@ -278,11 +278,12 @@ void run(const ops::AttentionParams& p, ThreadPool& pool) {
     std::vector<float> scratch;
     std::vector<int32_t> lim;
     for (int64_t i = begin; i < end; ++i) {
+      if (p.cancel && p.cancel->cancelled()) return;  // attention() throws once the variant returns
       const WorkItem& w = items[static_cast<size_t>(i)];
       run_item<K>(p, w, scratch, lim, w.part < 0 ? nullptr : parts.data() + part_size * static_cast<size_t>(w.part));
     }
   });
-  if (merges.empty()) return;
+  if (merges.empty() || (p.cancel && p.cancel->cancelled())) return;
   pool.parallel_for(static_cast<int64_t>(merges.size()), 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const WorkItem& first = items[merges[static_cast<size_t>(i)].first];

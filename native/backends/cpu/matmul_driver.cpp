@@ -93,6 +93,7 @@ void run_matmul(const MatmulParams& p, ThreadPool& pool, const MatmulKernels& k)
   m_chunks = ceil_div(p.M, m_step);
   pool.parallel_for(n_chunks * m_chunks, 1, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
+      if (p.cancel && p.cancel->cancelled()) return;  // matmul() throws once the variant returns
       const int64_t n0 = (t / m_chunks) * nc, m0 = (t % m_chunks) * m_step;
       packed_task(p, k, n0, std::min(n0 + nc, p.N), m0, std::min(m0 + m_step, p.M));
     }
