@@ -10,9 +10,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openSafetensors } from '../../lib/index.js';
 import { writeSafetensors, type WriterTensors } from './safetensors-writer.js';
+import { checkpointDir } from './fixtures.js';
 
 /** The fixture checkpoint the deep copy is made from. */
-export const FIXTURE_CHECKPOINT = fileURLToPath(new URL('../../../shared/fixtures/qwen2-vl/checkpoint', import.meta.url));
+export const FIXTURE_CHECKPOINT = checkpointDir('qwen2-vl');
 
 /** Writes the deep checkpoint into a fresh temporary folder; `remove()` deletes it. */
 export async function writeDeepCheckpoint(layers: number, depth: number): Promise<{ dir: string; remove: () => void }> {
