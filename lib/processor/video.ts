@@ -47,7 +47,7 @@ import {
 import { resolveMediaPolicy, type ResolvedMediaPolicy } from './media-policy.js';
 import { resolveMediaSource } from './media-source.js';
 import { smartResize } from './smart-resize.js';
-import { checkAborted, checkFrameCount, checkLimits, checkTokens } from './video-limits.js';
+import { checkAborted, checkFrameCount, checkLimits, checkTokens, videoTokens } from './video-limits.js';
 import type { VideoProcessorConfig } from './video-config.js';
 import {
   DEFAULT_VIDEO_FPS,
@@ -97,14 +97,17 @@ export interface ProcessVideoOptions extends FrameCountOptions, FramePixelOption
   flavor?: ProcessorFlavor;
   /**
    * Most frames one video may give: the frames sampled from a file, or the length of a frame
-   * list. More is refused with E_INPUT before any frame is decoded. Default
-   * {@link DEFAULT_MAX_VIDEO_FRAMES}.
+   * list. A file sampled at its defaults (no `fps`, `nframes` or `maxFrames`) keeps fewer frames,
+   * spread over its whole length; a pinned sampling or a frame list over the limit is refused
+   * with E_INPUT before any frame is decoded. Default {@link DEFAULT_MAX_VIDEO_FRAMES}.
    */
   maxVideoFrames?: number;
   /**
    * Most vision tokens (after merging) this video may give. Checked before decoding: for a file
    * from the container's metadata (ffprobe), for a frame list once the first frame's size is
-   * known. Default: no limit here (models check their own budget).
+   * known. A file sampled at its defaults keeps the most frames that fit (as for
+   * `maxVideoFrames`); otherwise more is E_INPUT. Default: no limit here (a model passes what its
+   * `maxVisualTokens` leaves after the request's images and earlier videos).
    */
   maxVisualTokens?: number;
   /** Aborts decoding (FFmpeg is stopped) with E_ABORTED. */
@@ -363,6 +366,41 @@ function planFile(
   };
 }
 
+/**
+ * The plan of `make()` brought within the frame and token limits. When the request left the
+ * sampling to its defaults (no `fps`, `nframes` or `maxFrames`), a video too long for the limits
+ * keeps the most frames that fit, still spread over its whole length by the same sampling rule,
+ * rather than being refused: an hour-long video then costs what the budget allows. A request that
+ * pinned its sampling gets exactly that or E_INPUT. Frame counts are searched by bisection; the
+ * tokens of a plan grow with its frames (the per-frame size shrinks at most in proportion).
+ */
+function fitPlan(
+  make: (maxFrames?: number) => FilePlan,
+  pinned: boolean,
+  limits: { maxFrames: number; maxTokens: number },
+  config: VideoProcessorConfig,
+): FilePlan {
+  const fits = (p: FilePlan) =>
+    p.indices.length <= limits.maxFrames && videoTokens(p.indices.length, p.size, config) <= limits.maxTokens;
+  const plan = make();
+  if (pinned || fits(plan)) return plan;
+  let lo = FRAME_FACTOR;
+  let best = make(lo);
+  if (!fits(best)) return plan; // not even the fewest frames fit: run() refuses it with the numbers
+  let hi = plan.indices.length;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    const p = make(mid);
+    if (fits(p)) {
+      lo = mid;
+      best = p;
+    } else {
+      hi = mid;
+    }
+  }
+  return best;
+}
+
 async function processVideoFile(
   input: string | URL,
   config: VideoProcessorConfig,
@@ -404,7 +442,15 @@ async function processVideoFile(
     return { kept, wanted, delivered };
   };
 
-  let plan = planFile(probe, probe.totalFrames, config, options, flavor, pipeline);
+  const pinned = options.fps !== undefined || options.nframes !== undefined || options.maxFrames !== undefined;
+  const planFor = (totalFrames: number) =>
+    fitPlan(
+      (maxFrames) => planFile(probe, totalFrames, config, maxFrames === undefined ? options : { ...options, maxFrames }, flavor, pipeline),
+      pinned,
+      limits,
+      config,
+    );
+  let plan = planFor(probe.totalFrames);
   let got = await run(plan);
   if (got.delivered < got.wanted.length) {
     // The file holds fewer frames than its metadata says (truncated, or a wrong header): count
@@ -413,7 +459,7 @@ async function processVideoFile(
     got.kept.clear();
     const counted = await countVideoFrames(path, tools, decodeOptions);
     if (counted < FRAME_FACTOR) throw inputError(`${where}: only ${counted} frame(s) could be decoded`);
-    plan = planFile(probe, counted, config, options, flavor, pipeline);
+    plan = planFor(counted);
     got = await run(plan);
   }
   const { kept, wanted, delivered } = got;

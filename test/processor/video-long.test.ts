@@ -164,10 +164,15 @@ describe.skipIf(!HAVE_FFMPEG)('long videos through FFmpeg', () => {
 
   it('budgets are checked from the metadata before FFmpeg decodes anything', async () => {
     await withWrapper(async () => {
-      // The default sampling of an hour (768 frames of 448x320) is over a 16384-token budget.
-      const over = await errorOf(processVideo(long, q3, { maxVisualTokens: 16384 }));
+      // A pinned sampling of an hour (2 fps: 768 frames of 448x320) is over a 16384-token budget.
+      const over = await errorOf(processVideo(long, q3, { fps: 2, maxVisualTokens: 16384 }));
       expect(over.code).toBe('E_INPUT');
       expect(over.message).toMatch(/768 frames of 448x320 would give 53760 vision tokens, over the budget of 16384.*refused before decoding/);
+      // Not even two frames fit a 10-token budget: refused too, whatever the sampling.
+      expect(await errorOf(processVideo(long, q3, { maxVisualTokens: 10 }))).toMatchObject({
+        code: 'E_INPUT',
+        message: expect.stringMatching(/over the budget of 10.*refused before decoding/),
+      });
       expect(await errorOf(processVideo(long, q3, { maxInputPixels: 160 * 120 - 1 }))).toMatchObject({
         code: 'E_INPUT',
         message: expect.stringMatching(/160x120 exceed the limit of 19199 pixels \(maxInputPixels\); refused before decoding/),
@@ -183,6 +188,22 @@ describe.skipIf(!HAVE_FFMPEG)('long videos through FFmpeg', () => {
       expect(ok.frameIndices.length).toBe(800);
       expect(ffmpegRuns().length).toBe(1);
     });
+  });
+
+  it('the default sampling of a video too long for the budgets keeps the most frames that fit, over its whole length', async () => {
+    const tokens = (v: { gridThw: [number, number, number] }) => (v.gridThw[0] * v.gridThw[1] * v.gridThw[2]) / 4;
+    const fitted = await processVideo(long, q3, { maxVisualTokens: 16384 });
+    expect(tokens(fitted)).toBeLessThanOrEqual(16384);
+    // The largest count that fits: two more frames (one temporal patch) would be over.
+    const perPatch = (fitted.gridThw[1] * fitted.gridThw[2]) / 4;
+    expect(tokens(fitted) + perPatch).toBeGreaterThan(16384);
+    const idx = fitted.frameIndices;
+    expect(idx[0]).toBe(0);
+    expect(idx[idx.length - 1]).toBeGreaterThan(3500); // spread to the end of the hour
+    // Frame limit alone: the default sampling keeps maxVideoFrames frames.
+    const capped = await processVideo(long, q3, { maxVideoFrames: 40, ...small });
+    expect(capped.frameIndices.length).toBe(40);
+    expect(capped.frameIndices[39]).toBeGreaterThan(3500);
   });
 
   it('frame lists: too many frames refused before any is decoded, the token budget after the first', async () => {
@@ -302,8 +323,12 @@ describe.skipIf(!HAVE_FFMPEG)('long videos through FFmpeg', () => {
     const r = chat(['--video-max-frames', '16']);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.length).toBeGreaterThan(1);
-    // At the default sampling an hour is over the default vision budget: a typed refusal, not a crash.
-    const refused = chat([]);
+    // At the default sampling an hour keeps what the default vision budget allows.
+    const fitted = chat([]);
+    expect(fitted.status, fitted.stderr).toBe(0);
+    expect(fitted.stdout.length).toBeGreaterThan(1);
+    // A pinned sampling over the budget: a typed refusal, not a crash.
+    const refused = chat(['--video-fps', '2']);
     expect(refused.status).toBe(1);
     expect(refused.stderr).toMatch(/E_INPUT: .*vision tokens, over the budget of 16384.*refused before decoding/);
   });
