@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { main } from '../lib/cli/run.js';
@@ -165,5 +165,16 @@ describe('qwenvl CLI', () => {
     const r = spawnSync('bash', ['-c', script, tsx, checkpoint], { cwd: repo, encoding: 'utf8', env: process.env });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
+  });
+
+  it.skipIf(!existsSync('/dev/full'))('a stdout that fails otherwise (disk full) is reported, status 1', () => {
+    const full = openSync('/dev/full', 'w');
+    try {
+      const r = spawnSync(tsx, ['lib/cli/main.ts', 'info'], { cwd: repo, encoding: 'utf8', stdio: ['ignore', full, 'pipe'] });
+      expect(r.stderr).toBe('qwenvl: cannot write to stdout (ENOSPC)\n');
+      expect(r.status).toBe(1);
+    } finally {
+      closeSync(full);
+    }
   });
 });
