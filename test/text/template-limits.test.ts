@@ -62,6 +62,20 @@ describe('limits that keep normal templates working', () => {
     expect(templateLimits(10e6).timeoutMs).toBeGreaterThan(small.timeoutMs);
   });
 
+  it('a request too large for any context is E_CONTEXT_OVERFLOW, not the template\'s fault', () => {
+    const fiveTimes = new ChatTemplate('{% for m in messages %}{% for i in range(5) %}{{ m.content }}{% endfor %}{% endfor %}');
+    expect(fiveTimes.render([{ role: 'user', content: 'ab' }])).toBe('ababababab');
+    let err: unknown;
+    try {
+      fiveTimes.render([{ role: 'user', content: 'x'.repeat(34_000_000) }]);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(QwenVLError);
+    expect((err as QwenVLError).code).toBe('E_CONTEXT_OVERFLOW');
+    expect((err as Error).message).toContain(`over ${MAX_OUTPUT_CHARS} characters`);
+  });
+
   it.each(fixtureFamilies())('%s: the checkpoint template renders a 6 MB message as it renders a short one', async (family) => {
     const dir = join(FIXTURES, family, 'checkpoint');
     const tpl = await ChatTemplate.fromDirectory(dir, (await QwenTokenizer.load(dir)).specialTokensMap);
