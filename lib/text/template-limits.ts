@@ -287,6 +287,10 @@ proto.applyFilter = function applyFilter(this: LimitedInterpreter, operand: RV, 
     const sep = str(positional[0] ?? keyword.get('separator')) ?? '';
     const items = operand.value as RV[];
     this.checkChars(printedSize(operand, max, () => 0, 1) + sep.length * items.length, 'a join');
+  } else if (name === 'join' && operand.type === 'StringValue') {
+    // A string joins its characters.
+    const sep = str(positional[0] ?? keyword.get('separator')) ?? '';
+    this.checkChars((operand.value as string).length * (1 + sep.length), 'a join');
   } else if (name === 'indent' && operand.type === 'StringValue') {
     const width = int(positional[0] ?? keyword.get('width')) ?? 4;
     const s = operand.value as string;

@@ -24,6 +24,7 @@ const explosions: [string, string][] = [
   ['tojson of a thousand 1 MiB strings', `${LIST_OF_MEGAS}{{ ns.a|tojson(indent=2) }}`],
   ['a string method replace that squares a string', "{% set ns = namespace(s='x') %}{% for i in range(18) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s.replace('x', ns.s) }}"],
   ['a replace filter that squares a string', "{% set ns = namespace(s='x') %}{% for i in range(18) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|replace('x', ns.s) }}"],
+  ['a join of a 1 MiB string\'s characters with a 1 MiB separator', `${MEGA}{{ ns.s|join(ns.s) }}`],
   ['an indent of a billion spaces', "{{ 'a\\nb\\nc'|indent(1000000000) }}"],
   ['a list doubled 40 times', '{% set ns = namespace(a=[1]) %}{% for i in range(40) %}{% set ns.a = ns.a + ns.a %}{% endfor %}{{ ns.a|length }}'],
   ['a macro calling itself twice, 40 deep', '{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(40) }}'],
