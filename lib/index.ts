@@ -107,7 +107,7 @@ export { loadModel, type LoadOptions, type LoadProgress } from './model/load.js'
 export { Model, type ChatResult, type FinishReason, type ModelProcessor, type Conversation } from './model/model.js';
 export type { PreparedInputs } from './model/inputs.js';
 export type { GenerateOptions } from './generate/options.js';
-export { runConformance, type ConformanceOptions, type ConformanceTolerances, type StageResult } from './conformance/run.js';
+export { listConformanceCases, runConformance, type ConformanceOptions, type ConformanceTolerances, type StageResult } from './conformance/run.js';
 export { defaultBudget, type Budget, type TokenEstimate } from './model/budget.js';
 export type { Sources as TokenizerSources } from './text/tokenizer.js';
 export type { ConfigReader, Json } from './families/fields.js';

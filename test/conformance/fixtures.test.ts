@@ -4,7 +4,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runConformance } from '../../lib/index.js';
+import { QwenVLError, listConformanceCases, runConformance } from '../../lib/index.js';
 
 const ROOT = join(__dirname, '../../../shared/fixtures');
 const folders = readdirSync(ROOT, { withFileTypes: true })
@@ -28,4 +28,16 @@ describe('conformance against transformers reference fixtures', () => {
       expect(failures).toEqual([]);
     }, 600_000);
   }
+
+  it('an unknown case name is E_INPUT naming the known ones (not "0 passed, 0 failed")', async () => {
+    const dir = join(ROOT, folders[0]);
+    const known = await listConformanceCases(dir);
+    expect(known.length).toBeGreaterThan(0);
+    const err = await runConformance(dir, { cases: ['no-such-case'] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(QwenVLError);
+    expect((err as QwenVLError).code).toBe('E_INPUT');
+    expect((err as Error).message).toContain(`unknown conformance case(s) no-such-case (known: ${known.join(', ')})`);
+    const missing = await listConformanceCases(join(ROOT, 'no-such-folder')).catch((e: unknown) => e);
+    expect((missing as QwenVLError).code).toBe('E_INPUT');
+  });
 });
