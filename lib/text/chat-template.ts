@@ -264,7 +264,6 @@ export function strftime(date: Date, format: string): string {
   });
 }
 
-/** Python's range(stop) / range(start, stop[, step]). */
 /**
  * The typed error for a render stopped by a limit. Output far beyond the request's size is the
  * template's doing (a checkpoint fault); only a request whose own size reaches the absolute cap is
