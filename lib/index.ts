@@ -114,7 +114,7 @@ export {
 } from './processor/media-policy.js';
 export type { PreparedInputs } from './model/inputs.js';
 export type { GenerateOptions } from './generate/options.js';
-export { runConformance, type ConformanceOptions, type ConformanceTolerances, type StageResult } from './conformance/run.js';
+export { listConformanceCases, runConformance, type ConformanceOptions, type ConformanceTolerances, type StageResult } from './conformance/run.js';
 export { defaultBudget, type Budget, type TokenEstimate } from './model/budget.js';
 export type { Sources as TokenizerSources } from './text/tokenizer.js';
 export type { ConfigReader, Json } from './families/fields.js';

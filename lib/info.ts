@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { inputError } from './errors.js';
 import { native } from './native/binding.js';
 
 /** What one op family runs on this machine. */
@@ -59,7 +60,10 @@ export function info(): Info {
   };
 }
 
-/** Sets the number of compute threads (default: physical cores). */
+/** Sets the number of compute threads (default: physical cores): an integer from 1 to 1024. */
 export function setThreads(threads: number): void {
+  if (!Number.isInteger(threads) || threads < 1 || threads > 1024) {
+    throw inputError(`threads must be an integer from 1 to 1024, got ${typeof threads === 'number' ? String(threads) : typeof threads}`);
+  }
   native.setThreads(threads);
 }

@@ -28,6 +28,8 @@ describe('info()', () => {
       } catch (e) {
         expect(e).toBeInstanceOf(QwenVLError);
         expect((e as QwenVLError).code).toBe('E_INPUT');
+        // The message echoes the value as given ("got 0", not "got 0.000000").
+        expect((e as Error).message).toBe(`threads must be an integer from 1 to 1024, got ${String(bad)}`);
       }
     }
   });

@@ -1,58 +1,37 @@
 #!/usr/bin/env node
 /**
- * The `qwenvl` command line: one file per command in ./commands.
+ * The `qwenvl` executable: watches stdout, runs {@link main} on the process arguments and sets
+ * the exit status.
  * @internal
  * @module
  */
-import { QwenVLError } from '../errors.js';
-import { chatCommand } from './commands/chat.js';
-import { conformanceCommand } from './commands/conformance.js';
-import { infoCommand } from './commands/info.js';
-import { selftestCommand } from './commands/selftest.js';
+import { main, reportError } from './run.js';
 
-/** @internal */
-export interface Command {
-  name: string;
-  summary: string;
-  run(args: string[]): Promise<number>;
-}
+let stdoutFailed = false;
 
-const commands: Command[] = [chatCommand, conformanceCommand, infoCommand, selftestCommand];
-
-function usage(): string {
-  const lines = commands.map((c) => `  ${c.name.padEnd(12)} ${c.summary}`);
-  return `usage: qwenvl <command> [options]\n\ncommands:\n${lines.join('\n')}\n`;
-}
-
-/** Runs the CLI with the given arguments; resolves to the exit status. @internal */
-export async function main(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
-  if (!name || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(usage());
-    return name ? 0 : 2;
-  }
-  const cmd = commands.find((c) => c.name === name);
-  if (!cmd) {
-    process.stderr.write(`qwenvl: unknown command '${name}'\n\n${usage()}`);
-    return 2;
-  }
-  try {
-    return await cmd.run(rest);
-  } catch (err) {
-    if (err instanceof QwenVLError) {
-      process.stderr.write(`qwenvl ${name}: ${err.code}: ${err.message}\n`);
-      return 1;
+/**
+ * stdout closing early aborts this signal instead of throwing from a write. EPIPE (the reader went
+ * away, as with `| head`) is quiet; any other write error is reported and makes the status 1.
+ */
+function watchStdout(): AbortController {
+  const closed = new AbortController();
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE' && !stdoutFailed) {
+      stdoutFailed = true;
+      process.exitCode = 1;
+      process.stderr.write(`qwenvl: cannot write to stdout (${err.code ?? err.message})\n`);
     }
-    throw err;
-  }
+    closed.abort();
+  });
+  return closed;
 }
 
-main(process.argv.slice(2)).then(
+const stdoutClosed = watchStdout();
+main(process.argv.slice(2), stdoutClosed.signal).then(
   (code) => {
-    process.exitCode = code;
+    process.exitCode = stdoutFailed ? 1 : code;
   },
   (err: unknown) => {
-    process.stderr.write(`qwenvl: ${(err as Error)?.stack ?? String(err)}\n`);
-    process.exitCode = 1;
+    process.exitCode = reportError(err);
   },
 );

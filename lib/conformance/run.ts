@@ -5,7 +5,7 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { formatError } from '../errors.js';
+import { QwenVLError, formatError, inputError } from '../errors.js';
 import { openSafetensors, type SafetensorsCheckpoint } from '../io/safetensors.js';
 import { getFamily } from '../families/registry.js';
 import { loadModel } from '../model/load.js';
@@ -161,9 +161,28 @@ async function runCase(model: Model, root: string, dir: string, tol: Conformance
 }
 
 /**
+ * The case names of a fixture folder (the sub-folders of `<dir>/cases`), sorted.
+ * @throws QwenVLError E_INPUT when the folder cannot be read or holds no case.
+ */
+export async function listConformanceCases(dir: string): Promise<string[]> {
+  const casesDir = join(dir, 'cases');
+  let entries;
+  try {
+    entries = await readdir(casesDir, { withFileTypes: true });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new QwenVLError('E_INPUT', `${casesDir}: ${code === 'ENOENT' ? 'not found' : `cannot be read (${code ?? String(e)})`}; a fixture folder holds checkpoint/ and cases/<name>/`, { cause: e });
+  }
+  const names = entries.filter((e) => e.isDirectory()).map((e) => e.name).sort();
+  if (names.length === 0) throw inputError(`${casesDir}: no cases`);
+  return names;
+}
+
+/**
  * Runs every case of a fixture folder and returns one result per case and stage. A stage
  * fails when it misses its tolerance; integer stages (ids, grids, positions, generated
  * tokens) must match exactly.
+ * @throws QwenVLError E_INPUT when `options.cases` names a case the folder does not have.
  */
 export async function runConformance(dir: string, options: ConformanceOptions = {}): Promise<StageResult[]> {
   const tol: ConformanceTolerances = { pixels: 1e-5, relative: 1e-4, ...options.tolerances };
@@ -172,12 +191,12 @@ export async function runConformance(dir: string, options: ConformanceOptions = 
     results.push(r);
     options.onResult?.(r);
   };
+  const known = await listConformanceCases(dir);
+  const unknown = (options.cases ?? []).filter((c) => !known.includes(c));
+  if (unknown.length > 0) throw inputError(`unknown conformance case(s) ${unknown.join(', ')} (known: ${known.join(', ')})`);
+  const names = options.cases ? known.filter((c) => options.cases!.includes(c)) : known;
   const model = await loadModel(join(dir, 'checkpoint'));
   try {
-    const names = (await readdir(join(dir, 'cases'), { withFileTypes: true }))
-      .filter((e) => e.isDirectory() && (!options.cases || options.cases.includes(e.name)))
-      .map((e) => e.name)
-      .sort();
     for (const c of names) {
       try {
         await runCase(model, dir, join(dir, 'cases', c), tol, emit);

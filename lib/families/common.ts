@@ -110,8 +110,29 @@ export function headDim(r: ConfigReader, hidden: number, heads: number, explicit
   return hidden / heads;
 }
 
+/**
+ * Bounds on products of fields that size one allocation (each field alone is bounded by
+ * FIELD_LIMITS): far above released checkpoints, far below what a process can hold.
+ */
+export const PRODUCT_LIMITS = Object.freeze({
+  /** vocab_size × hidden_size: the embedding table (Qwen2.5-VL-72B: 1.2e9). */
+  embedding: 2 ** 34,
+  /** num_attention_heads × head_dim: one token's query row (Qwen2.5-VL-72B: 8192). */
+  attentionWidth: 2 ** 18,
+  /** in_channels × temporal_patch_size × patch_size²: one vision patch (Qwen3-VL: 1536). */
+  patch: 2 ** 20,
+  /** spatial_merge_size² × vision width: one row of the merger's input (Qwen2-VL: 5120). */
+  mergerInput: 2 ** 22,
+});
+
+function checkProduct(r: ConfigReader, key: string, what: string, factors: string, value: number, max: number): void {
+  if (value > max) throw r.error(key, `${what} (${factors}) = ${value} is over the limit of ${max}`);
+}
+
 /** Consistency checks every text decoder must pass. */
 export function checkText(r: ConfigReader, text: TextConfig): void {
+  checkProduct(r, 'vocab_size', 'the embedding table', 'vocab_size × hidden_size', text.vocabSize * text.hiddenSize, PRODUCT_LIMITS.embedding);
+  checkProduct(r, 'num_attention_heads', 'the attention width', 'num_attention_heads × head_dim', text.heads * text.headDim, PRODUCT_LIMITS.attentionWidth);
   if (text.kvHeads > text.heads || text.heads % text.kvHeads !== 0) {
     throw r.error('num_key_value_heads', `${text.kvHeads} key/value heads do not divide ${text.heads} attention heads`);
   }
@@ -137,6 +158,8 @@ export function checkMoe(r: ConfigReader, moe: MoeConfig, layers: number): void 
 
 /** Consistency checks every vision tower must pass. */
 export function checkVision(r: ConfigReader, v: VisionConfig): void {
+  checkProduct(r, 'patch_size', 'a vision patch', 'in_channels × temporal_patch_size × patch_size²', v.inChannels * v.temporalPatchSize * v.patchSize ** 2, PRODUCT_LIMITS.patch);
+  checkProduct(r, 'spatial_merge_size', 'the merger input', 'spatial_merge_size² × vision width', v.spatialMergeSize ** 2 * v.hiddenSize, PRODUCT_LIMITS.mergerInput);
   const headsKey = 'num_heads';
   if (v.hiddenSize % v.heads !== 0) {
     throw r.error(headsKey, `${v.heads} heads do not divide the vision width ${v.hiddenSize}`);

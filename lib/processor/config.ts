@@ -68,6 +68,23 @@ export const DEFAULT_IMAGE_PROCESSOR_CONFIG: Readonly<ImageProcessorConfig> = Ob
 
 const PIL_BICUBIC = 3;
 
+/**
+ * Upper bounds of the integer fields (and `size` edges): far above released processors (patch 14
+ * or 16, merge 2, max_pixels 12845056; Qwen3-VL video: 25165824 over a whole clip) and far below
+ * what would exhaust memory when buffers are sized by them.
+ */
+export const PROCESSOR_LIMITS: Readonly<Record<string, number>> = Object.freeze({
+  patch_size: 1024,
+  merge_size: 64,
+  temporal_patch_size: 64,
+  min_pixels: 2 ** 24,
+  max_pixels: 2 ** 28,
+  shortest_edge: 2 ** 24,
+  longest_edge: 2 ** 28,
+  /** RGB × temporal_patch_size × patch_size²: the values of one patch. */
+  patch_values: 2 ** 20,
+});
+
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -86,8 +103,9 @@ export function parseImageProcessorConfig(json: unknown, file = 'preprocessor_co
   const int = (key: string, min: number): number | undefined => {
     const v = json[key];
     if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) {
-      throw formatError(file, `"${key}" must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+    const max = PROCESSOR_LIMITS[key];
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
+      throw formatError(file, `"${key}" must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
     }
     return v;
   };
@@ -110,14 +128,22 @@ export function parseImageProcessorConfig(json: unknown, file = 'preprocessor_co
   cfg.patchSize = int('patch_size', 1) ?? cfg.patchSize;
   cfg.mergeSize = int('merge_size', 1) ?? cfg.mergeSize;
   cfg.temporalPatchSize = int('temporal_patch_size', 1) ?? cfg.temporalPatchSize;
+  const patchValues = 3 * cfg.temporalPatchSize * cfg.patchSize ** 2;
+  if (patchValues > PROCESSOR_LIMITS.patch_values) {
+    throw formatError(
+      file,
+      `"patch_size": one patch holds 3 × temporal_patch_size × patch_size² = ${patchValues} values, over the limit of ${PROCESSOR_LIMITS.patch_values}`,
+    );
+  }
 
   const size = json.size;
   if (size !== undefined && size !== null) {
     if (!isObject(size)) throw formatError(file, `"size" must be an object, got ${JSON.stringify(size)}`);
     const edge = (key: string): number => {
       const v = size[key];
-      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) {
-        throw formatError(file, `"size.${key}" must be a positive integer, got ${JSON.stringify(v)}`);
+      const max = PROCESSOR_LIMITS[key];
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1 || v > max) {
+        throw formatError(file, `"size.${key}" must be an integer from 1 to ${max}, got ${JSON.stringify(v)}`);
       }
       return v;
     };

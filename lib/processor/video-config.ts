@@ -37,6 +37,13 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** Upper bounds of the sampling fields (released processors: fps 2, max_frames 768). */
+export const VIDEO_LIMITS: Readonly<Record<string, number>> = Object.freeze({
+  fps: 1000,
+  min_frames: 65536,
+  max_frames: 65536,
+});
+
 /** The class defaults of the two processors, as JSON fields. */
 const CLASS_DEFAULTS: Record<VideoProcessorKind, Record<string, unknown>> = {
   qwen2: {
@@ -98,8 +105,9 @@ export function parseVideoProcessorConfig(
   const count = (key: string, dflt: number | undefined): number | undefined => {
     const v = json[key];
     if (v === undefined || v === null) return dflt;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
-      throw formatError(file, `"${key}" must be a positive number, got ${JSON.stringify(v)}`);
+    const max = VIDEO_LIMITS[key];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > max) {
+      throw formatError(file, `"${key}" must be a positive number up to ${max}, got ${JSON.stringify(v)}`);
     }
     return v;
   };

@@ -26,8 +26,9 @@
  */
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Environment, Interpreter, Template } from '@huggingface/jinja';
+import { Environment, Template } from '@huggingface/jinja';
 import { QwenVLError, formatError, inputError } from '../errors.js';
+import { MAX_OUTPUT_CHARS, TemplateLimitError, limitedRange, measureInput, renderLimited, templateLimits, type TemplateLimits } from './template-limits.js';
 
 /** A text part of a message. */
 export interface TextPart {
@@ -263,17 +264,24 @@ export function strftime(date: Date, format: string): string {
   });
 }
 
-/** Python's range(stop) / range(start, stop[, step]). */
-function pyRange(start: number, stop?: number, step = 1): number[] {
-  if (stop === undefined) {
-    stop = start;
-    start = 0;
+/**
+ * The typed error for a render stopped by a limit. Output far beyond the request's size is the
+ * template's doing (a checkpoint fault); only a request whose own size reaches the absolute cap is
+ * the request's (no context holds such a prompt).
+ */
+function limitError(e: TemplateLimitError, origin: string, limits: TemplateLimits, inputChars: number): QwenVLError {
+  if ((e.kind === 'output' || e.kind === 'work') && limits.maxChars >= MAX_OUTPUT_CHARS) {
+    return new QwenVLError(
+      'E_CONTEXT_OVERFLOW',
+      `chat template: the request (${inputChars} characters) renders to a prompt of over ${MAX_OUTPUT_CHARS} characters, more than any context holds`,
+      { cause: e },
+    );
   }
-  if (step === 0) throw inputError('chat template: range() step must not be zero');
-  const out: number[] = [];
-  if (step > 0) for (let i = start; i < stop; i += step) out.push(i);
-  else for (let i = start; i > stop; i += step) out.push(i);
-  return out;
+  return new QwenVLError(
+    'E_MODEL_FORMAT',
+    `${origin}: rendering stopped: ${e.message} (for a request of ${inputChars} characters)`,
+    { cause: e },
+  );
 }
 
 /** A compiled chat template bound to a tokenizer's special tokens. */
@@ -282,6 +290,8 @@ export class ChatTemplate {
   readonly source: string;
   private readonly compiled: Template;
   private readonly specialTokens: Readonly<Record<string, unknown>>;
+  /** Where the template came from, for error messages. */
+  private readonly origin: string;
 
   /**
    * @param source Jinja template text.
@@ -293,6 +303,7 @@ export class ChatTemplate {
     if (typeof source !== 'string') throw inputError('chat template: expected a string');
     this.source = source;
     this.specialTokens = specialTokens;
+    this.origin = origin;
     try {
       this.compiled = new Template(source);
     } catch (e) {
@@ -385,6 +396,9 @@ export class ChatTemplate {
     }
 
     let text: string;
+    // Limits scale with the request: a long conversation may render long, a template may not explode.
+    const inputChars = measureInput([chat, tools, documents, variables, this.specialTokens]);
+    const limits = templateLimits(inputChars);
     try {
       // Template.render() would declare the engine's own raise_exception (a plain Error) and strftime_now (few
       // directives) first, and variables cannot be redeclared; so the environment is assembled here.
@@ -396,7 +410,7 @@ export class ChatTemplate {
         True: true,
         False: false,
         None: null,
-        range: pyRange,
+        range: limitedRange,
         raise_exception: (message: unknown) => {
           throw inputError(`chat template: ${String(message)}`);
         },
@@ -409,9 +423,10 @@ export class ChatTemplate {
         add_generation_prompt: options.addGenerationPrompt === true,
       };
       for (const [k, v] of Object.entries(globals)) env.set(k, v);
-      text = new Interpreter(env).run(this.compiled.parsed).value as string;
+      text = renderLimited(this.compiled.parsed, env, limits);
     } catch (e) {
       if (e instanceof QwenVLError) throw e;
+      if (e instanceof TemplateLimitError) throw limitError(e, this.origin, limits, inputChars);
       throw inputError(`chat template: rendering failed (${(e as Error).message})`);
     }
 

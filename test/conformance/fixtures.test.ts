@@ -2,9 +2,10 @@
 // of ../shared/fixtures): every case, every stage, within the tolerances of the issues (integer
 // stages identical, pixel values to 1e-5, hidden states and logits to 1e-4 of max |ref|, greedy
 // tokens identical).
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runConformance, type StageResult } from '../../lib/index.js';
-import { FAMILIES, fixtureCaseRefs, fixtureFolders } from '../helpers/fixtures.js';
+import { QwenVLError, listConformanceCases, runConformance, type StageResult } from '../../lib/index.js';
+import { FAMILIES, fixtureCaseRefs, fixtureFolders, fixtureDir } from '../helpers/fixtures.js';
 
 const folders = fixtureFolders().map((f) => f.family);
 
@@ -29,4 +30,16 @@ describe('conformance against transformers reference fixtures', () => {
       expect(failures).toEqual([]);
     }, 600_000);
   }
+
+  it('an unknown case name is E_INPUT naming the known ones (not "0 passed, 0 failed")', async () => {
+    const dir = fixtureDir(FAMILIES[0]);
+    const known = await listConformanceCases(dir);
+    expect(known.length).toBeGreaterThan(0);
+    const err = await runConformance(dir, { cases: ['no-such-case'] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(QwenVLError);
+    expect((err as QwenVLError).code).toBe('E_INPUT');
+    expect((err as Error).message).toContain(`unknown conformance case(s) no-such-case (known: ${known.join(', ')})`);
+    const missing = await listConformanceCases(join(fixtureDir(FAMILIES[0]), 'no-such-folder')).catch((e: unknown) => e);
+    expect((missing as QwenVLError).code).toBe('E_INPUT');
+  });
 });

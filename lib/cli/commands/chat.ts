@@ -1,101 +1,92 @@
-import { inputError } from '../../errors.js';
-import { loadModel } from '../../model/load.js';
 import type { ContentPart } from '../../text/chat-template.js';
-import type { Command } from '../main.js';
+import { UsageError, integerFlag, numberFlag, stringList, stringValue } from '../args.js';
+import type { Command } from '../command.js';
 
-const USAGE =
-  'usage: qwenvl chat --model DIR [--image PATH]... [--video PATH]... [--system TEXT] [--max-tokens N] [--temperature T]\n' +
-  '                   [--top-p P] [--top-k K] [--seed S] [--threads N] [--video-fps F] [--video-max-frames N] "prompt"\n';
+const HELP = `usage: qwenvl chat --model DIR [--image PATH]... [--video PATH]... [options] "PROMPT"
 
-interface ChatArgs {
-  model?: string;
-  images: string[];
-  videos: string[];
-  system?: string;
-  prompt?: string;
-  maxTokens?: number;
-  temperature?: number;
-  topP?: number;
-  topK?: number;
-  seed?: number;
-  threads?: number;
-  videoFps?: number;
-  videoMaxFrames?: number;
-}
+Answers one prompt about images and videos; the answer streams to stdout.
 
-function number(flag: string, v: string | undefined): number {
-  const n = Number(v);
-  if (v === undefined || v === '' || !Number.isFinite(n)) throw inputError(`${flag} needs a number`);
-  return n;
-}
-
-function parse(args: string[]): ChatArgs {
-  const out: ChatArgs = { images: [], videos: [] };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    const next = () => {
-      const v = args[++i];
-      if (v === undefined) throw inputError(`${a} needs a value`);
-      return v;
-    };
-    switch (a) {
-      case '--model': out.model = next(); break;
-      case '--image': out.images.push(next()); break;
-      case '--video': out.videos.push(next()); break;
-      case '--system': out.system = next(); break;
-      case '--max-tokens': out.maxTokens = number(a, next()); break;
-      case '--temperature': out.temperature = number(a, next()); break;
-      case '--top-p': out.topP = number(a, next()); break;
-      case '--top-k': out.topK = number(a, next()); break;
-      case '--seed': out.seed = number(a, next()); break;
-      case '--threads': out.threads = number(a, next()); break;
-      case '--video-fps': out.videoFps = number(a, next()); break;
-      case '--video-max-frames': out.videoMaxFrames = number(a, next()); break;
-      default:
-        if (a.startsWith('--')) throw inputError(`unknown option ${a}`);
-        if (out.prompt !== undefined) throw inputError('give the prompt as one argument (quote it)');
-        out.prompt = a;
-    }
-  }
-  return out;
-}
+options:
+  --model DIR          checkpoint folder (config.json, *.safetensors, tokenizer files); required
+  --image PATH         an image file, file: or data: URL (repeatable)
+  --video PATH         a video file (repeatable; needs ffmpeg)
+  --video-fps F        frames sampled per second of each video (number > 0)
+  --video-max-frames N most frames sampled from each video (integer >= 1)
+  --system TEXT        a system message
+  --max-tokens N       most tokens to generate (integer >= 1)
+  --temperature T      sampling temperature (number >= 0; 0 = greedy)
+  --top-p P            nucleus sampling mass (number in (0, 1])
+  --top-k K            sample among the K most likely tokens (integer >= 0; 0 = all)
+  --seed S             sampling seed (integer >= 0)
+  --threads N          compute threads (integer from 1 to 1024; default: physical cores)
+  -h, --help           show this help
+`;
 
 /** `qwenvl chat --model DIR [--image PATH]... [--video PATH]... "prompt"`: streams the answer to stdout. */
 export const chatCommand: Command = {
   name: 'chat',
   summary: 'answer one prompt about images and videos, streaming to stdout',
-  async run(args) {
-    const a = parse(args);
-    if (!a.model || a.prompt === undefined) {
-      process.stderr.write(USAGE);
-      return 2;
+  help: HELP,
+  options: {
+    model: { type: 'string' },
+    image: { type: 'string', multiple: true },
+    video: { type: 'string', multiple: true },
+    system: { type: 'string' },
+    'max-tokens': { type: 'string' },
+    temperature: { type: 'string' },
+    'top-p': { type: 'string' },
+    'top-k': { type: 'string' },
+    seed: { type: 'string' },
+    threads: { type: 'string' },
+    'video-fps': { type: 'string' },
+    'video-max-frames': { type: 'string' },
+  },
+  async run({ values, positionals, signal }) {
+    const model = stringValue(values, 'model');
+    if (model === undefined) throw new UsageError('--model DIR is required');
+    if (positionals.length === 0) throw new UsageError('a prompt is required');
+    if (positionals.length > 1) {
+      throw new UsageError(`give the prompt as one argument (quote it); got ${positionals.length} arguments`);
     }
-    const model = await loadModel(a.model, a.threads !== undefined ? { threads: a.threads } : {});
+    const prompt = positionals[0];
+    const num = (flag: string, read: (raw: string) => number): number | undefined => {
+      const raw = stringValue(values, flag);
+      return raw === undefined ? undefined : read(raw);
+    };
+    const sampling = {
+      maxTokens: num('max-tokens', (r) => integerFlag('--max-tokens', r, 1)),
+      temperature: num('temperature', (r) => numberFlag('--temperature', r, (x) => x >= 0, 'a number >= 0')),
+      topP: num('top-p', (r) => numberFlag('--top-p', r, (x) => x > 0 && x <= 1, 'a number in (0, 1]')),
+      topK: num('top-k', (r) => integerFlag('--top-k', r, 0)),
+      seed: num('seed', (r) => integerFlag('--seed', r, 0)),
+    };
+    const threads = num('threads', (r) => integerFlag('--threads', r, 1, 1024));
+    const videoFps = num('video-fps', (r) => numberFlag('--video-fps', r, (x) => x > 0, 'a number > 0'));
+    const videoMaxFrames = num('video-max-frames', (r) => integerFlag('--video-max-frames', r, 1));
+    const videoSampling = {
+      ...(videoFps !== undefined ? { fps: videoFps } : {}),
+      ...(videoMaxFrames !== undefined ? { max_frames: videoMaxFrames } : {}),
+    };
+
+    // Loaded only now, so that help and usage errors work without the native addon.
+    const { loadModel } = await import('../../model/load.js');
+    const m = await loadModel(model, threads !== undefined ? { threads } : {});
     try {
       const content: ContentPart[] = [
-        ...a.images.map((p) => ({ type: 'image', image: p }) as ContentPart),
+        ...stringList(values, 'image').map((p) => ({ type: 'image', image: p }) as ContentPart),
         // Sampling of every --video (qwen-vl-utils' fps / max_frames keys).
-        ...a.videos.map((p) => ({
-          type: 'video',
-          video: p,
-          ...(a.videoFps !== undefined ? { fps: a.videoFps } : {}),
-          ...(a.videoMaxFrames !== undefined ? { max_frames: a.videoMaxFrames } : {}),
-        }) as ContentPart),
-        { type: 'text', text: a.prompt },
+        ...stringList(values, 'video').map((p) => ({ type: 'video', video: p, ...videoSampling }) as ContentPart),
+        { type: 'text', text: prompt },
       ];
-      const messages = [...(a.system !== undefined ? [{ role: 'system', content: a.system }] : []), { role: 'user', content }];
-      const stream = model.stream(messages, {
-        ...(a.maxTokens !== undefined ? { maxTokens: a.maxTokens } : {}),
-        ...(a.temperature !== undefined ? { temperature: a.temperature } : {}),
-        ...(a.topP !== undefined ? { topP: a.topP } : {}),
-        ...(a.topK !== undefined ? { topK: a.topK } : {}),
-        ...(a.seed !== undefined ? { seed: a.seed } : {}),
-      });
-      for await (const chunk of stream) process.stdout.write(chunk);
+      const system = stringValue(values, 'system');
+      const messages = [...(system !== undefined ? [{ role: 'system', content: system }] : []), { role: 'user', content }];
+      const options = Object.fromEntries(Object.entries(sampling).filter(([, v]) => v !== undefined));
+      // A closed stdout aborts generation: the stream then ends with what it has.
+      for await (const chunk of m.stream(messages, { ...options, signal })) process.stdout.write(chunk);
       process.stdout.write('\n');
       return 0;
     } finally {
-      model.dispose();
+      m.dispose();
     }
   },
 };

@@ -1,5 +1,16 @@
-import { runConformance, type StageResult } from '../../conformance/run.js';
-import type { Command } from '../main.js';
+import type { StageResult } from '../../conformance/run.js';
+import { UsageError, stringList } from '../args.js';
+import type { Command } from '../command.js';
+
+const HELP = `usage: qwenvl conformance DIR [--case NAME]...
+
+Runs the reference cases of a fixture folder (DIR/checkpoint, DIR/cases/<name>/) through this
+build and compares each stage with the transformers reference (exit 1 on any miss).
+
+options:
+  --case NAME          run only this case (repeatable)
+  -h, --help           show this help
+`;
 
 function line(r: StageResult): string {
   const status = r.passed ? 'ok  ' : 'FAIL';
@@ -12,20 +23,18 @@ function line(r: StageResult): string {
 export const conformanceCommand: Command = {
   name: 'conformance',
   summary: 'compare this build stage by stage against a reference fixture folder (exit 1 on any miss)',
-  async run(args) {
-    const cases: string[] = [];
-    let dir: string | undefined;
-    for (let i = 0; i < args.length; i++) {
-      if (args[i] === '--case') cases.push(args[++i] ?? '');
-      else if (!dir) dir = args[i];
-      else {
-        process.stderr.write(`qwenvl conformance: unexpected argument ${args[i]}\n`);
-        return 2;
-      }
-    }
-    if (!dir) {
-      process.stderr.write('usage: qwenvl conformance DIR [--case NAME]...\n');
-      return 2;
+  help: HELP,
+  options: { case: { type: 'string', multiple: true } },
+  async run({ values, positionals }) {
+    if (positionals.length === 0) throw new UsageError('a fixture folder DIR is required');
+    if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'`);
+    const dir = positionals[0];
+    const { listConformanceCases, runConformance } = await import('../../conformance/run.js');
+    const known = await listConformanceCases(dir);
+    const cases = stringList(values, 'case');
+    const unknown = cases.filter((c) => !known.includes(c));
+    if (unknown.length > 0) {
+      throw new UsageError(`unknown case${unknown.length > 1 ? 's' : ''} ${unknown.map((c) => `'${c}'`).join(', ')} (known: ${known.join(', ')})`, false);
     }
     const results = await runConformance(dir, {
       ...(cases.length ? { cases } : {}),
@@ -33,6 +42,6 @@ export const conformanceCommand: Command = {
     });
     const failed = results.filter((r) => !r.passed).length;
     process.stdout.write(`${results.length - failed} passed, ${failed} failed\n`);
-    return failed || results.length === 0 ? 1 : 0;
+    return failed ? 1 : 0;
   },
 };

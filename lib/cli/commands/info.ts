@@ -1,5 +1,14 @@
-import { info } from '../../info.js';
-import type { Command } from '../main.js';
+import { UsageError } from '../args.js';
+import type { Command } from '../command.js';
+
+const HELP = `usage: qwenvl info [--json]
+
+Shows the version, CPU features, the kernel chosen per op, threads and CUDA status.
+
+options:
+  --json               print the same facts as JSON
+  -h, --help           show this help
+`;
 
 function formatBytes(n: number): string {
   return `${(n / 2 ** 30).toFixed(1)} GiB`;
@@ -9,9 +18,13 @@ function formatBytes(n: number): string {
 export const infoCommand: Command = {
   name: 'info',
   summary: 'show version, CPU features, chosen kernels, threads and CUDA status (--json)',
-  async run(args) {
+  help: HELP,
+  options: { json: { type: 'boolean' } },
+  async run({ values, positionals }) {
+    if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+    const { info } = await import('../../info.js');
     const i = info();
-    if (args.includes('--json')) {
+    if (values.json === true) {
       process.stdout.write(`${JSON.stringify(i, null, 2)}\n`);
       return 0;
     }

@@ -1,12 +1,29 @@
-import { native } from '../../native/binding.js';
-import type { Command } from '../main.js';
+import { UsageError } from '../args.js';
+import type { Command } from '../command.js';
+
+const HELP = `usage: qwenvl selftest [OP]
+
+Checks every kernel variant this CPU runs against its plain reference (exit 1 on any failure).
+OP picks one op family (see 'qwenvl info' for the list).
+
+options:
+  -h, --help           show this help
+`;
 
 /** `qwenvl selftest [op]`: every kernel variant this CPU runs against its plain reference. */
 export const selftestCommand: Command = {
   name: 'selftest',
   summary: 'check every kernel variant this CPU runs against its reference ([op] to pick one)',
-  async run(args) {
-    const filter = args[0] ?? '';
+  help: HELP,
+  options: {},
+  async run({ positionals }) {
+    if (positionals.length > 1) throw new UsageError(`give at most one op; got ${positionals.length} arguments`);
+    const { native } = await import('../../native/binding.js');
+    const filter = positionals[0] ?? '';
+    const known = native.parityOps();
+    if (filter !== '' && !known.includes(filter)) {
+      throw new UsageError(`unknown op '${filter}' (known: ${known.join(', ')})`, false);
+    }
     const results = await native.parity(filter);
     let failed = 0;
     for (const r of results) {
@@ -18,6 +35,6 @@ export const selftestCommand: Command = {
       );
     }
     process.stdout.write(`${results.length - failed} passed, ${failed} failed\n`);
-    return failed ? 1 : 0;
+    return failed || results.length === 0 ? 1 : 0;
   },
 };
