@@ -1,5 +1,6 @@
-// A checkpoint's nn.Linear: weight [out, in] as stored (bf16/f16/f32, zero-copy) and an
-// optional bias converted once to f32. `apply` runs the matmul op into a strided destination.
+// A checkpoint's nn.Linear: a weight reference [out, in] in its weight format (made by
+// models/weight_converter; dense formats are the stored tensor, zero-copy) and an optional bias
+// converted once to f32. `apply` runs the matmul op into a strided destination.
 #pragma once
 #include <string>
 #include <vector>
@@ -7,6 +8,7 @@
 #include "core/cancel.h"
 #include "core/tensor.h"
 #include "core/threadpool.h"
+#include "models/weight_converter.h"
 #include "models/weights.h"
 
 namespace qvl::models {
@@ -24,13 +26,14 @@ class Linear {
 
   int64_t in() const { return in_; }
   int64_t out() const { return out_; }
+  const WeightRef& weight() const { return weight_.ref; }
   // y[rows, out] (row stride ldy) = x[rows, in] (row stride ldx) · Wᵀ + b; `cancel` (optional)
   // stops a long one early with the token's error.
   void apply(const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, ThreadPool& pool,
              const CancelToken* cancel = nullptr) const;
 
  private:
-  Tensor weight_;
+  ConvertedWeight weight_;
   std::vector<float> bias_;
   int64_t in_ = 0, out_ = 0;
 };

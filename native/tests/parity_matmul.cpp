@@ -40,8 +40,6 @@ const Shape kShapes[] = {
     {261, 33, 17}, {0, 33, 17},    {3, 0, 17},     {1, 0, 5},     {3, 33, 0},
 };
 
-const DType kDTypes[] = {DType::F32, DType::BF16, DType::F16};
-
 uint16_t to_storage(DType t, float v) { return t == DType::BF16 ? f32_to_bf16(v) : f32_to_f16(v); }
 
 uint32_t bits(float f) {
@@ -59,19 +57,20 @@ struct Problem {
   std::string desc;
 };
 
-Problem make_problem(const Shape& s, DType dt, bool with_bias, bool strided, Rng& rng) {
+// Weights of a dense format, drawn as f32 and rounded to the format's storage type.
+Problem make_problem(const Shape& s, WeightFormat f, bool with_bias, bool strided, Rng& rng) {
   Problem pr;
   MatmulParams& p = pr.p;
+  const DType dt = weight_format_traits(f).storage;
   p.M = s.M, p.K = s.K, p.N = s.N;
   p.ldx = s.K + (strided ? 3 : 0);
-  p.ldw = s.K + (strided ? 5 : 0);
+  const int64_t ldw = s.K + (strided ? 5 : 0);
   p.ldy = s.N + (strided ? 2 : 0);
-  p.w_dtype = dt;
   // Padding between rows is NaN: a kernel that reads it poisons its outputs.
   pr.x.assign(static_cast<size_t>(s.M * p.ldx), std::nanf(""));
   for (int64_t m = 0; m < s.M; ++m)
     for (int64_t k = 0; k < s.K; ++k) pr.x[m * p.ldx + k] = rng.normal();
-  const size_t wn = static_cast<size_t>(s.N * p.ldw);
+  const size_t wn = static_cast<size_t>(s.N * ldw);
   if (dt == DType::F32) {
     pr.wf.assign(wn, std::nanf(""));
   } else {
@@ -80,8 +79,8 @@ Problem make_problem(const Shape& s, DType dt, bool with_bias, bool strided, Rng
   for (int64_t n = 0; n < s.N; ++n) {
     for (int64_t k = 0; k < s.K; ++k) {
       const float v = rng.normal();
-      if (dt == DType::F32) pr.wf[n * p.ldw + k] = v;
-      else pr.wh[n * p.ldw + k] = to_storage(dt, v);
+      if (dt == DType::F32) pr.wf[n * ldw + k] = v;
+      else pr.wh[n * ldw + k] = to_storage(dt, v);
     }
   }
   if (with_bias) {
@@ -89,11 +88,13 @@ Problem make_problem(const Shape& s, DType dt, bool with_bias, bool strided, Rng
     for (auto& b : pr.bias) b = rng.normal();
   }
   p.x = pr.x.empty() ? nullptr : pr.x.data();
-  p.w = dt == DType::F32 ? static_cast<const void*>(pr.wf.empty() ? nullptr : pr.wf.data())
-                         : static_cast<const void*>(pr.wh.empty() ? nullptr : pr.wh.data());
+  p.w = dense_weight(f,
+                    dt == DType::F32 ? static_cast<const void*>(pr.wf.empty() ? nullptr : pr.wf.data())
+                                     : static_cast<const void*>(pr.wh.empty() ? nullptr : pr.wh.data()),
+                    s.N, s.K, ldw);
   p.bias = with_bias && s.N > 0 ? pr.bias.data() : nullptr;
   pr.desc = "M=" + std::to_string(s.M) + " K=" + std::to_string(s.K) + " N=" + std::to_string(s.N) + " w=" +
-            dtype_name(dt) + (with_bias ? " bias" : "") + (strided ? " strided" : "");
+            weight_format_name(f) + (with_bias ? " bias" : "") + (strided ? " strided" : "");
   return pr;
 }
 
@@ -129,23 +130,26 @@ Result check_rejects(const char* what, MatmulParams p) {
 std::vector<Result> check_cases() {
   float buf[64] = {};
   MatmulParams ok;
-  ok.M = 2, ok.K = 3, ok.N = 4, ok.x = buf, ok.ldx = 3, ok.w = buf, ok.ldw = 3, ok.y = buf, ok.ldy = 4;
+  ok.M = 2, ok.K = 3, ok.N = 4, ok.x = buf, ok.ldx = 3, ok.y = buf, ok.ldy = 4;
+  ok.w = dense_weight(WeightFormat::F32, buf, 4, 3, 3);
   std::vector<Result> out;
   MatmulParams p = ok;
   p.M = -1;
   out.push_back(check_rejects("negative M", p));
   p = ok, p.ldx = 2;
   out.push_back(check_rejects("ldx < K", p));
-  p = ok, p.ldw = 2;
-  out.push_back(check_rejects("ldw < K", p));
+  p = ok, p.w.ld = 2;
+  out.push_back(check_rejects("weight row stride < K", p));
+  p = ok, p.w.out = 5;
+  out.push_back(check_rejects("weight shape is not [N,K]", p));
   p = ok, p.ldy = 3;
   out.push_back(check_rejects("ldy < N", p));
-  p = ok, p.w = nullptr;
+  p = ok, p.w.data = nullptr;
   out.push_back(check_rejects("null w", p));
   p = ok, p.y = nullptr;
   out.push_back(check_rejects("null y", p));
-  p = ok, p.w_dtype = DType::I32;
-  out.push_back(check_rejects("i32 weights", p));
+  p = ok, p.w.format = static_cast<WeightFormat>(99);
+  out.push_back(check_rejects("unknown weight format", p));
   p = ok, p.ldx = int64_t{1} << 62;
   out.push_back(check_rejects("overflowing ldx", p));
   out.push_back(expect_accepted("matmul", "valid and empty problems accepted", [&] {
@@ -165,7 +169,7 @@ std::vector<Result> cancel_cases(ThreadPool& pool) {
   MatmulParams p;
   p.M = M, p.N = N, p.K = K;
   p.x = x.data(), p.ldx = K;
-  p.w = w.data(), p.ldw = K, p.w_dtype = DType::F32;
+  p.w = dense_weight(WeightFormat::F32, w.data(), N, K, K);
   p.ldy = N;
   CancelToken aborted, disposed;
   aborted.cancel(CancelToken::Reason::Aborted);
@@ -188,6 +192,7 @@ std::vector<Result> cancel_cases(ThreadPool& pool) {
     Result r;
     r.op = "matmul";
     r.variant = v.name;
+    r.format = weight_format_name(p.w.format);
     r.shape = "M=96 cancelled before the first block threads=" + std::to_string(pool.size());
     for (size_t i = 0; i < y.size() && r.passed; ++i) {
       if (bits(y[i]) != kUnwritten) {
@@ -210,10 +215,13 @@ std::vector<Result> parity_matmul(uint64_t seed) {
   ThreadPool three(3);  // an odd thread count, to shake out the work split
   std::vector<Result> results;
   int index = 0;
+  // The format axis: every shape in every weight format, each against every runnable variant that
+  // reads that format (the reference reads them all, through the format's dequantize_row).
   for (const Shape& s : kShapes) {
-    for (int d = 0; d < 3; ++d, ++index) {
-      const bool with_bias = index % 2 == 0, strided = index % 3 != 0;
-      Problem pr = make_problem(s, kDTypes[d], with_bias, strided, rng);
+    for (const WeightFormat f : kWeightFormats) {
+      const int case_index = index++;
+      const bool with_bias = case_index % 2 == 0, strided = case_index % 3 != 0;
+      Problem pr = make_problem(s, f, with_bias, strided, rng);
       MatmulParams p = pr.p;
       const size_t extent = y_extent(p);
       Guarded<float> ref(extent);
@@ -224,14 +232,15 @@ std::vector<Result> parity_matmul(uint64_t seed) {
       const std::vector<float> want = compact(p, ref);
       const double floor = std::sqrt(static_cast<double>(s.K > 0 ? s.K : 1));
       for (const auto& v : family.runnable()) {
-        if (v.fn == family.reference().fn) continue;
-        ThreadPool& pool = index % 2 ? three : *dflt;
+        if (v.fn == family.reference().fn || !v.reads(f)) continue;
+        ThreadPool& pool = case_index % 2 ? three : *dflt;
         Guarded<float> y(extent);
         fill_unwritten(y);
         p.y = extent ? y.data() : nullptr;
         Result r;
         r.op = "matmul";
         r.variant = v.name;
+        r.format = weight_format_name(f);
         r.shape = pr.desc + " threads=" + std::to_string(pool.size());
         try {
           v.fn(p, pool);

@@ -4,6 +4,7 @@
 // formula evaluated directly on the checkpoint's fused layout, which pins down the repack and the
 // gate/up split.
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 #include <exception>
 #include <functional>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/weight_format.h"
 #include "core/error.h"
 #include "core/threadpool.h"
 #include "ops/moe.h"
@@ -120,7 +122,7 @@ Result check_validation() {
       {"k=0", [](ops::MoeParams& p) { p.k = 0; }},
       {"ldx<H", [](ops::MoeParams& p) { p.ldx = 3; }},
       {"ld_logits<E", [](ops::MoeParams& p) { p.ld_logits = 3; }},
-      {"dtype", [](ops::MoeParams& p) { p.w_dtype = DType::I32; }},
+      {"format", [](ops::MoeParams& p) { p.w_format = static_cast<WeightFormat>(99); }},
       {"null x", [](ops::MoeParams& p) { p.x = nullptr; }},
       {"out=x", [&](ops::MoeParams& p) { p.out = x.data(); }},
       {"NaN logit", [&](ops::MoeParams&) { lg[5] = NAN; }},
@@ -148,6 +150,43 @@ Result check_validation() {
   return r;
 }
 
+// The repack through the format's traits against a plain element-by-element transpose, bit for
+// bit, on odd sizes and thread counts (blocks of 64 source rows split across the pool).
+Result pack_case(WeightFormat f, int64_t E, int64_t R, int64_t C, int threads, Rng& rng) {
+  Result r;
+  r.op = "moe";
+  r.variant = "pack";
+  r.format = weight_format_name(f);
+  r.shape = std::string("E=") + std::to_string(E) + " R=" + std::to_string(R) + " C=" + std::to_string(C) + " " +
+            r.format + " thr=" + std::to_string(threads) + " (moe_pack_experts vs plain transpose, bit exact)";
+  const WeightFormatTraits& t = weight_format_traits(f);
+  int64_t row_bytes = 0;
+  if (t.block != 1 || !weight_row_bytes(f, C, &row_bytes)) {
+    r.passed = false, r.note = "the plain transpose is written for one-element blocks";
+    return r;
+  }
+  const size_t es = static_cast<size_t>(t.block_bytes), n = static_cast<size_t>(E * R * C);
+  std::vector<unsigned char> src(n * es);
+  for (auto& b : src) b = static_cast<unsigned char>(rng.next());
+  std::vector<unsigned char> want(n * es);
+  for (int64_t e = 0; e < E; ++e)
+    for (int64_t i = 0; i < R; ++i)
+      for (int64_t c = 0; c < C; ++c)
+        std::memcpy(&want[((e * C + c) * R + i) * es], &src[((e * R + i) * C + c) * es], es);
+  Guarded<unsigned char> got(n * es, 0);
+  ThreadPool pool(threads);
+  try {
+    ops::moe_pack_experts(src.data(), got.data(), f, E, R, C, pool);
+  } catch (const std::exception& e) {
+    r.passed = false, r.note = std::string("threw ") + e.what();
+    return r;
+  }
+  r.guards_ok = got.intact();
+  compare_exact(got.data(), want.data(), n * es, &r);
+  if (!r.guards_ok) r.passed = false, r.note += " wrote outside dst";
+  return r;
+}
+
 }  // namespace
 
 std::vector<Result> parity_moe(uint64_t seed) {
@@ -162,7 +201,19 @@ std::vector<Result> parity_moe(uint64_t seed) {
   };
   std::vector<Result> results;
   Rng rng(seed ^ 0x6d6f65ull);
-  for (const Case& c : cases) {
+  // The format axis: each case runs in every weight format (its listed dtype first, as before).
+  std::vector<Case> all;
+  for (const Case& base : cases) {
+    all.push_back(base);
+    for (const WeightFormat f : kWeightFormats) {
+      Case c = base;
+      c.dt = weight_format_traits(f).storage;
+      if (c.dt != base.dt) all.push_back(c);
+    }
+  }
+  for (const Case& c : all) {
+    WeightFormat wf;
+    if (!weight_format_from_dtype(c.dt, &wf)) fail(ErrorCode::Native, "parity_moe: a case's dtype is no weight format");
     const int64_t ld_logits = c.E + (c.T % 3), ldx = c.H + 3, ldo = c.H + 2;
     std::vector<float> logits(static_cast<size_t>(std::max<int64_t>(c.T, 1) * ld_logits));
     for (float& v : logits) v = rng.normal() * 2.0f;
@@ -190,15 +241,15 @@ std::vector<Result> parity_moe(uint64_t seed) {
     auto pool = std::make_shared<ThreadPool>(c.threads);
     const size_t es = dtype_size(c.dt);
     std::vector<char> gu_packed(gu.f.size() * es), dn_packed(dn.f.size() * es);
-    ops::moe_pack_experts(gu.data(), gu_packed.data(), c.dt, c.E, c.H, 2 * c.I, *pool);
-    ops::moe_pack_experts(dn.data(), dn_packed.data(), c.dt, c.E, c.I, c.H, *pool);
+    ops::moe_pack_experts(gu.data(), gu_packed.data(), wf, c.E, c.H, 2 * c.I, *pool);
+    ops::moe_pack_experts(dn.data(), dn_packed.data(), wf, c.E, c.I, c.H, *pool);
 
     ops::MoeParams p;
     p.T = c.T, p.E = c.E, p.k = c.k, p.H = c.H, p.I = c.I;
     p.norm_topk_prob = c.norm;
     p.router_logits = logits.data(), p.ld_logits = ld_logits;
     p.x = x.data(), p.ldx = ldx;
-    p.gate_up = gu_packed.data(), p.down = dn_packed.data(), p.w_dtype = c.dt;
+    p.gate_up = gu_packed.data(), p.down = dn_packed.data(), p.w_format = wf;
     p.ldo = ldo;
     const size_t out_n = c.T > 0 ? static_cast<size_t>((c.T - 1) * ldo + c.H) : 0;
     const size_t nk = static_cast<size_t>(c.T * c.k);
@@ -216,6 +267,7 @@ std::vector<Result> parity_moe(uint64_t seed) {
       Result r;
       r.op = "moe";
       r.variant = "direct";
+      r.format = weight_format_name(wf);
       r.shape = describe(c) + " (reference vs fused-layout formula)";
       const std::vector<double> want = direct_experts(c, x, ldx, gu.f, dn.f, ref_ids, ref_w);
       std::vector<float> got, wantf;
@@ -230,9 +282,11 @@ std::vector<Result> parity_moe(uint64_t seed) {
     }
 
     for (const auto& v : ops::moe_family().runnable()) {
+      if (!v.reads(wf)) continue;
       Result r;
       r.op = "moe";
       r.variant = v.name;
+      r.format = weight_format_name(wf);
       r.shape = describe(c);
       Guarded<float> out(out_n, kSentinel), wts(nk, -1.0f);
       Guarded<int32_t> ids(nk, -1);
@@ -274,6 +328,16 @@ std::vector<Result> parity_moe(uint64_t seed) {
     }
   }
   results.push_back(check_validation());
+  for (const WeightFormat f : kWeightFormats) {
+    results.push_back(pack_case(f, 3, 67, 130, 2, rng));  // source rows straddle the 64-row blocks
+    results.push_back(pack_case(f, 1, 1, 7, 1, rng));
+    results.push_back(pack_case(f, 5, 9, 64, 3, rng));
+  }
+  results.push_back(expect_rejected("moe", "pack: unknown weight format", [] {
+    ThreadPool pool(1);
+    float a[4] = {}, b[4] = {};
+    ops::moe_pack_experts(a, b, static_cast<WeightFormat>(99), 1, 2, 2, pool);
+  }));
   return results;
 }
 

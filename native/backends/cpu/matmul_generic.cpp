@@ -43,15 +43,21 @@ inline float half_to_f32(uint16_t h) {
 
 // n f32 values of weight row `row` starting at column k0.
 inline void load_weights(const MatmulParams& p, int64_t row, int64_t k0, int64_t n, float* out) {
-  const int64_t off = row * p.ldw + k0;
-  if (p.w_dtype == DType::F32) {
-    std::memcpy(out, static_cast<const float*>(p.w) + off, n * sizeof(float));
-  } else if (p.w_dtype == DType::BF16) {
-    const uint16_t* w = static_cast<const uint16_t*>(p.w) + off;
-    for (int64_t i = 0; i < n; ++i) out[i] = bits_to_f32(static_cast<uint32_t>(w[i]) << 16);
-  } else {
-    const uint16_t* w = static_cast<const uint16_t*>(p.w) + off;
-    for (int64_t i = 0; i < n; ++i) out[i] = half_to_f32(w[i]);
+  const int64_t off = row * p.w.ld + k0;
+  switch (p.w.format) {
+    case WeightFormat::F32:
+      std::memcpy(out, static_cast<const float*>(p.w.data) + off, n * sizeof(float));
+      return;
+    case WeightFormat::BF16: {
+      const uint16_t* w = static_cast<const uint16_t*>(p.w.data) + off;
+      for (int64_t i = 0; i < n; ++i) out[i] = bits_to_f32(static_cast<uint32_t>(w[i]) << 16);
+      return;
+    }
+    case WeightFormat::F16: {
+      const uint16_t* w = static_cast<const uint16_t*>(p.w.data) + off;
+      for (int64_t i = 0; i < n; ++i) out[i] = half_to_f32(w[i]);
+      return;
+    }
   }
 }
 
@@ -132,7 +138,7 @@ float dot(const WeightT<DT>* w, const float* x, int64_t K) {
 template <DType DT>
 void rows_dt(const MatmulParams& p, int64_t m0, int count, int64_t n0, int64_t n1) {
   for (int64_t n = n0; n < n1; ++n) {
-    const WeightT<DT>* w = static_cast<const WeightT<DT>*>(p.w) + n * p.ldw;
+    const WeightT<DT>* w = static_cast<const WeightT<DT>*>(p.w.data) + n * p.w.ld;
     for (int i = 0; i < count; ++i) {
       p.y[(m0 + i) * p.ldy + n] = (p.bias ? p.bias[n] : 0.0f) + dot<DT>(w, p.x + (m0 + i) * p.ldx, p.K);
     }
@@ -146,7 +152,7 @@ void rows_dt<DType::F16>(const MatmulParams& p, int64_t m0, int count, int64_t n
   constexpr int64_t kBlock = 512;
   float wf[kBlock];
   for (int64_t n = n0; n < n1; ++n) {
-    const uint16_t* w = static_cast<const uint16_t*>(p.w) + n * p.ldw;
+    const uint16_t* w = static_cast<const uint16_t*>(p.w.data) + n * p.w.ld;
     float acc[4] = {};  // count <= small_m = 4
     for (int64_t k0 = 0; k0 < p.K; k0 += kBlock) {
       const int64_t len = p.K - k0 < kBlock ? p.K - k0 : kBlock;
@@ -158,10 +164,10 @@ void rows_dt<DType::F16>(const MatmulParams& p, int64_t m0, int count, int64_t n
 }
 
 void rows(const MatmulParams& p, int64_t m0, int count, int64_t n0, int64_t n1) {
-  switch (p.w_dtype) {
-    case DType::BF16: return rows_dt<DType::BF16>(p, m0, count, n0, n1);
-    case DType::F16: return rows_dt<DType::F16>(p, m0, count, n0, n1);
-    default: return rows_dt<DType::F32>(p, m0, count, n0, n1);
+  switch (p.w.format) {
+    case WeightFormat::F32: return rows_dt<DType::F32>(p, m0, count, n0, n1);
+    case WeightFormat::BF16: return rows_dt<DType::BF16>(p, m0, count, n0, n1);
+    case WeightFormat::F16: return rows_dt<DType::F16>(p, m0, count, n0, n1);
   }
 }
 
