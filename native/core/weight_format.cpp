@@ -25,6 +25,20 @@ void dequant_f16(const WeightRef& w, int64_t row, int64_t k0, int64_t n, float* 
   for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(s[i]);
 }
 
+void quant_f32(const float* src, int64_t n, void* dst, float*, void*) {
+  std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
+}
+
+void quant_bf16(const float* src, int64_t n, void* dst, float*, void*) {
+  uint16_t* d = static_cast<uint16_t*>(dst);
+  for (int64_t i = 0; i < n; ++i) d[i] = f32_to_bf16(src[i]);
+}
+
+void quant_f16(const float* src, int64_t n, void* dst, float*, void*) {
+  uint16_t* d = static_cast<uint16_t*>(dst);
+  for (int64_t i = 0; i < n; ++i) d[i] = f32_to_f16(src[i]);
+}
+
 // Blocked transpose of elements of type T (copied bit for bit): 64x64 blocks keep both the reads
 // and the writes within a few pages (a row-by-row transpose of a 2048-wide bf16 matrix touches a
 // new page on every element it writes).
@@ -43,11 +57,11 @@ void transpose_elements(const void* src, void* dst, int64_t R, int64_t C, int64_
 }
 
 constexpr WeightFormatTraits kF32 = {WeightFormat::F32, "f32", 1, 4, false, false, WeightKernel::DenseF32,
-                                     DType::F32, DType::F32, dequant_f32, transpose_elements<uint32_t>};
+                                     DType::F32, DType::F32, dequant_f32, quant_f32, transpose_elements<uint32_t>};
 constexpr WeightFormatTraits kF16 = {WeightFormat::F16, "f16", 1, 2, false, false, WeightKernel::DenseF32,
-                                     DType::F32, DType::F16, dequant_f16, transpose_elements<uint16_t>};
+                                     DType::F32, DType::F16, dequant_f16, quant_f16, transpose_elements<uint16_t>};
 constexpr WeightFormatTraits kBF16 = {WeightFormat::BF16, "bf16", 1, 2, false, false, WeightKernel::DenseF32,
-                                      DType::F32, DType::BF16, dequant_bf16, transpose_elements<uint16_t>};
+                                      DType::F32, DType::BF16, dequant_bf16, quant_bf16, transpose_elements<uint16_t>};
 
 }  // namespace
 

@@ -37,6 +37,10 @@ struct WeightFormatTraits {
   // out[0, n) = row `row` of w, elements [k0, k0 + n), as f32 (exact for the dense formats).
   // k0 and n are multiples of block, except that k0 + n may be the row's end.
   void (*dequantize_row)(const WeightRef& w, int64_t row, int64_t k0, int64_t n, float* out);
+  // The inverse, for converters and the parity harness: src[0, n) (n a whole number of blocks) into
+  // one stored row `dst`, with that row's scales ([n / group]) and zero points where the format has
+  // them (null otherwise). Dense formats round to nearest even, NaN kept.
+  void (*quantize_row)(const float* src, int64_t n, void* dst, float* scales, void* zeros);
   // Copies element c of each of rows [r0, r1) of an [R, C] matrix to dst[c, r] ([C, R]): the MoE
   // repack of "x @ W" experts into [N, K] form. Null where blocks run along the source rows, so a
   // transpose would split them (such checkpoints come per expert in [N, K] form already).

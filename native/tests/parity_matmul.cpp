@@ -40,8 +40,6 @@ const Shape kShapes[] = {
     {261, 33, 17}, {0, 33, 17},    {3, 0, 17},     {1, 0, 5},     {3, 33, 0},
 };
 
-uint16_t to_storage(DType t, float v) { return t == DType::BF16 ? f32_to_bf16(v) : f32_to_f16(v); }
-
 uint32_t bits(float f) {
   uint32_t u;
   std::memcpy(&u, &f, 4);
@@ -52,46 +50,47 @@ constexpr uint32_t kUnwritten = 0x7fc0dead;  // a NaN: an output a kernel forgot
 
 struct Problem {
   MatmulParams p;
-  std::vector<float> x, wf, bias;
-  std::vector<uint16_t> wh;
+  std::vector<float> x, bias, scales;
+  std::vector<uint64_t> w, zeros;  // the stored rows (8-byte aligned), zero points where the format has them
   std::string desc;
 };
 
-// Weights of a dense format, drawn as f32 and rounded to the format's storage type.
+// Weights drawn as f32 and stored through the format's quantize_row, so the reference (which reads
+// them back through dequantize_row) sees exactly the values the kernels see; any format of the
+// traits table works here unchanged.
 Problem make_problem(const Shape& s, WeightFormat f, bool with_bias, bool strided, Rng& rng) {
   Problem pr;
   MatmulParams& p = pr.p;
-  const DType dt = weight_format_traits(f).storage;
+  const WeightFormatTraits& t = weight_format_traits(f);
   p.M = s.M, p.K = s.K, p.N = s.N;
   p.ldx = s.K + (strided ? 3 : 0);
-  const int64_t ldw = s.K + (strided ? 5 : 0);
+  const int64_t ldw = (s.K + (strided ? 5 : 0) + t.block - 1) / t.block * t.block;
   p.ldy = s.N + (strided ? 2 : 0);
   // Padding between rows is NaN: a kernel that reads it poisons its outputs.
   pr.x.assign(static_cast<size_t>(s.M * p.ldx), std::nanf(""));
   for (int64_t m = 0; m < s.M; ++m)
     for (int64_t k = 0; k < s.K; ++k) pr.x[m * p.ldx + k] = rng.normal();
-  const size_t wn = static_cast<size_t>(s.N * ldw);
-  if (dt == DType::F32) {
-    pr.wf.assign(wn, std::nanf(""));
-  } else {
-    pr.wh.assign(wn, dt == DType::BF16 ? uint16_t{0x7fc1} : uint16_t{0x7e01});  // NaN in each type
-  }
+  int64_t row_bytes = 0;
+  if (!weight_row_bytes(f, ldw, &row_bytes)) fail(ErrorCode::Native, "parity_matmul: row size");
+  const int64_t groups = ldw / t.block;  // one scale (and zero point) per block
+  pr.w.assign(static_cast<size_t>((s.N * row_bytes + 7) / 8), 0);
+  if (t.has_scales) pr.scales.assign(static_cast<size_t>(s.N * groups), 0.0f);
+  if (t.has_zeros) pr.zeros.assign(static_cast<size_t>(s.N * groups), 0);
+  std::vector<float> row(static_cast<size_t>(ldw), std::nanf(""));
   for (int64_t n = 0; n < s.N; ++n) {
-    for (int64_t k = 0; k < s.K; ++k) {
-      const float v = rng.normal();
-      if (dt == DType::F32) pr.wf[n * ldw + k] = v;
-      else pr.wh[n * ldw + k] = to_storage(dt, v);
-    }
+    for (int64_t k = 0; k < s.K; ++k) row[k] = rng.normal();
+    t.quantize_row(row.data(), ldw, reinterpret_cast<char*>(pr.w.data()) + n * row_bytes,
+                   t.has_scales ? pr.scales.data() + n * groups : nullptr, t.has_zeros ? &pr.zeros[n * groups] : nullptr);
   }
   if (with_bias) {
     pr.bias.resize(static_cast<size_t>(s.N));
     for (auto& b : pr.bias) b = rng.normal();
   }
   p.x = pr.x.empty() ? nullptr : pr.x.data();
-  p.w = dense_weight(f,
-                    dt == DType::F32 ? static_cast<const void*>(pr.wf.empty() ? nullptr : pr.wf.data())
-                                     : static_cast<const void*>(pr.wh.empty() ? nullptr : pr.wh.data()),
-                    s.N, s.K, ldw);
+  p.w = dense_weight(f, pr.w.empty() ? nullptr : pr.w.data(), s.N, s.K, ldw);
+  p.w.scales = pr.scales.empty() ? nullptr : pr.scales.data();
+  p.w.zeros = pr.zeros.empty() ? nullptr : pr.zeros.data();
+  p.w.group = t.has_scales ? t.block : 0;
   p.bias = with_bias && s.N > 0 ? pr.bias.data() : nullptr;
   pr.desc = "M=" + std::to_string(s.M) + " K=" + std::to_string(s.K) + " N=" + std::to_string(s.N) + " w=" +
             weight_format_name(f) + (with_bias ? " bias" : "") + (strided ? " strided" : "");
@@ -220,6 +219,7 @@ std::vector<Result> parity_matmul(uint64_t seed) {
   for (const Shape& s : kShapes) {
     for (const WeightFormat f : kWeightFormats) {
       const int case_index = index++;
+      if (s.K % weight_format_traits(f).block != 0) continue;  // rows are whole blocks
       const bool with_bias = case_index % 2 == 0, strided = case_index % 3 != 0;
       Problem pr = make_problem(s, f, with_bias, strided, rng);
       MatmulParams p = pr.p;

@@ -25,41 +25,39 @@ namespace {
 
 struct Case {
   int64_t T, E, k, H, I;
-  DType dt;
+  WeightFormat wf;
   bool norm;
   int threads;
   bool ties;
 };
 
-// Weights stored as `dt`, plus their exact values as float for the direct check.
+// Weights stored in format `wf` (rows of `cols` through the format's quantize_row), plus the exact
+// value of each stored element as float (read back through dequantize_row) for the direct check.
 struct Weights {
-  std::vector<uint16_t> h;
-  std::vector<float> f;  // exact value of each stored element
-  const void* data() const { return h.empty() ? static_cast<const void*>(f.data()) : h.data(); }
+  std::vector<uint64_t> bytes;  // 8-byte aligned storage
+  std::vector<float> f;
+  const void* data() const { return bytes.data(); }
 };
 
-Weights make_weights(Rng& rng, DType dt, size_t n, float scale) {
+Weights make_weights(Rng& rng, WeightFormat wf, int64_t rows, int64_t cols, float scale) {
+  const WeightFormatTraits& t = weight_format_traits(wf);
+  int64_t row_bytes = 0;
+  if (t.has_scales || t.has_zeros || !weight_row_bytes(wf, cols, &row_bytes))
+    fail(ErrorCode::Native, std::string("parity_moe: cannot store ") + t.name + " experts");
   Weights w;
-  w.f.resize(n);
-  if (dt != DType::F32) w.h.resize(n);
-  for (size_t i = 0; i < n; ++i) {
-    const float v = rng.normal() * scale;
-    if (dt == DType::BF16) {
-      w.h[i] = f32_to_bf16(v);
-      w.f[i] = bf16_to_f32(w.h[i]);
-    } else if (dt == DType::F16) {
-      w.h[i] = f32_to_f16(v);
-      w.f[i] = f16_to_f32(w.h[i]);
-    } else {
-      w.f[i] = v;
-    }
-  }
+  w.f.resize(static_cast<size_t>(rows * cols));
+  w.bytes.assign(static_cast<size_t>((rows * row_bytes + 7) / 8), 0);
+  for (float& v : w.f) v = rng.normal() * scale;
+  char* base = reinterpret_cast<char*>(w.bytes.data());
+  for (int64_t r = 0; r < rows; ++r) t.quantize_row(w.f.data() + r * cols, cols, base + r * row_bytes, nullptr, nullptr);
+  const WeightRef ref = dense_weight(wf, base, rows, cols, cols);
+  for (int64_t r = 0; r < rows; ++r) t.dequantize_row(ref, r, 0, cols, w.f.data() + r * cols);
   return w;
 }
 
 std::string describe(const Case& c) {
   return "T=" + std::to_string(c.T) + " E=" + std::to_string(c.E) + " k=" + std::to_string(c.k) +
-         " H=" + std::to_string(c.H) + " I=" + std::to_string(c.I) + " " + dtype_name(c.dt) + (c.norm ? "" : " nonorm") +
+         " H=" + std::to_string(c.H) + " I=" + std::to_string(c.I) + " " + weight_format_name(c.wf) + (c.norm ? "" : " nonorm") +
          (c.ties ? " ties" : "") + " thr=" + std::to_string(c.threads);
 }
 
@@ -191,13 +189,13 @@ Result pack_case(WeightFormat f, int64_t E, int64_t R, int64_t C, int threads, R
 
 std::vector<Result> parity_moe(uint64_t seed) {
   const std::vector<Case> cases = {
-      {1, 4, 1, 33, 19, DType::F32, true, 1, false},   {3, 8, 2, 33, 19, DType::BF16, true, 2, false},
-      {17, 8, 2, 31, 17, DType::BF16, true, 2, true},  {17, 60, 4, 65, 23, DType::F16, true, 3, false},
-      {17, 60, 8, 47, 9, DType::BF16, false, 2, true}, {3, 4, 4, 17, 5, DType::F32, true, 2, false},
-      {1, 60, 8, 129, 41, DType::BF16, true, 2, false}, {1, 60, 8, 63, 21, DType::F32, true, 8, false},
-      {17, 8, 8, 15, 3, DType::F16, false, 1, true},   {33, 60, 1, 9, 7, DType::F32, true, 4, true},
-      {64, 8, 2, 33, 19, DType::F32, true, 2, false},  {5, 1, 1, 7, 1, DType::BF16, false, 2, false},
-      {0, 8, 2, 33, 19, DType::F32, true, 2, false},
+      {1, 4, 1, 33, 19, WeightFormat::F32, true, 1, false},   {3, 8, 2, 33, 19, WeightFormat::BF16, true, 2, false},
+      {17, 8, 2, 31, 17, WeightFormat::BF16, true, 2, true},  {17, 60, 4, 65, 23, WeightFormat::F16, true, 3, false},
+      {17, 60, 8, 47, 9, WeightFormat::BF16, false, 2, true}, {3, 4, 4, 17, 5, WeightFormat::F32, true, 2, false},
+      {1, 60, 8, 129, 41, WeightFormat::BF16, true, 2, false}, {1, 60, 8, 63, 21, WeightFormat::F32, true, 8, false},
+      {17, 8, 8, 15, 3, WeightFormat::F16, false, 1, true},   {33, 60, 1, 9, 7, WeightFormat::F32, true, 4, true},
+      {64, 8, 2, 33, 19, WeightFormat::F32, true, 2, false},  {5, 1, 1, 7, 1, WeightFormat::BF16, false, 2, false},
+      {0, 8, 2, 33, 19, WeightFormat::F32, true, 2, false},
   };
   std::vector<Result> results;
   Rng rng(seed ^ 0x6d6f65ull);
@@ -207,13 +205,12 @@ std::vector<Result> parity_moe(uint64_t seed) {
     all.push_back(base);
     for (const WeightFormat f : kWeightFormats) {
       Case c = base;
-      c.dt = weight_format_traits(f).storage;
-      if (c.dt != base.dt) all.push_back(c);
+      c.wf = f;
+      if (c.wf != base.wf) all.push_back(c);
     }
   }
   for (const Case& c : all) {
-    WeightFormat wf;
-    if (!weight_format_from_dtype(c.dt, &wf)) fail(ErrorCode::Native, "parity_moe: a case's dtype is no weight format");
+    const WeightFormat wf = c.wf;
     const int64_t ld_logits = c.E + (c.T % 3), ldx = c.H + 3, ldo = c.H + 2;
     std::vector<float> logits(static_cast<size_t>(std::max<int64_t>(c.T, 1) * ld_logits));
     for (float& v : logits) v = rng.normal() * 2.0f;
@@ -234,13 +231,13 @@ std::vector<Result> parity_moe(uint64_t seed) {
     }
     std::vector<float> x(static_cast<size_t>(std::max<int64_t>(c.T, 1) * ldx));
     for (float& v : x) v = rng.normal();
-    const Weights gu = make_weights(rng, c.dt, static_cast<size_t>(c.E * c.H * 2 * c.I), 1.0f / std::sqrt(float(c.H)));
-    const Weights dn = make_weights(rng, c.dt, static_cast<size_t>(c.E * c.I * c.H), 1.0f / std::sqrt(float(c.I)));
+    const Weights gu = make_weights(rng, wf, c.E * c.H, 2 * c.I, 1.0f / std::sqrt(float(c.H)));
+    const Weights dn = make_weights(rng, wf, c.E * c.I, c.H, 1.0f / std::sqrt(float(c.I)));
 
     // The op's layout, from the checkpoint's.
     auto pool = std::make_shared<ThreadPool>(c.threads);
-    const size_t es = dtype_size(c.dt);
-    std::vector<char> gu_packed(gu.f.size() * es), dn_packed(dn.f.size() * es);
+    // Packed buffers have the checkpoint's byte size ([E, R, C] and [E, C, R] hold the same blocks).
+    std::vector<uint64_t> gu_packed(gu.bytes.size()), dn_packed(dn.bytes.size());
     ops::moe_pack_experts(gu.data(), gu_packed.data(), wf, c.E, c.H, 2 * c.I, *pool);
     ops::moe_pack_experts(dn.data(), dn_packed.data(), wf, c.E, c.I, c.H, *pool);
 

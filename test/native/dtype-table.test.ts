@@ -17,7 +17,7 @@ describe('dtype tables: TypeScript against native', () => {
   it('every weight format names a dtype of the table and sizes whole blocks', () => {
     const dtypes = new Map(native.dtypeTable().map((r) => [r.name, r]));
     const formats = native.weightFormats();
-    expect(formats.map((f) => f.name)).toEqual(['f32', 'f16', 'bf16']);
+    expect(formats.map((f) => f.name)).toEqual(expect.arrayContaining(['f32', 'f16', 'bf16']));
     for (const f of formats) {
       const storage = dtypes.get(f.storage);
       expect(storage, `${f.name} storage ${f.storage}`).toBeDefined();

@@ -12,28 +12,31 @@ namespace qvl::cpu {
 
 namespace {
 
-using ops::MatmulParams;
+using MatmulParams = DenseMatmul;  // the kernels read p.dense, the weights' element type
 
 constexpr int kMr = 6, kNr = 16;
 
 // The last n < 8 weights of a row, zero-filled: 16-bit types have no masked load in AVX2.
 QVL_TARGET_AVX2 inline __m256 load_tail(const MatmulParams& p, int64_t off, int64_t n) {
   uint16_t t[8] = {};
-  switch (p.w.format) {
-    case WeightFormat::F32: {
+  switch (p.dense) {
+    case DType::F32: {
       float f[8] = {};
       std::memcpy(f, static_cast<const float*>(p.w.data) + off, n * sizeof(float));
       return _mm256_loadu_ps(f);
     }
-    case WeightFormat::BF16:
+    case DType::BF16:
       std::memcpy(t, static_cast<const uint16_t*>(p.w.data) + off, n * sizeof(uint16_t));
       return _mm256_castsi256_ps(
           _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t))), 16));
-    case WeightFormat::F16:
+    case DType::F16:
       std::memcpy(t, static_cast<const uint16_t*>(p.w.data) + off, n * sizeof(uint16_t));
       return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t)));
+    case DType::I32:
+    case DType::I64:
+    case DType::U8: break;  // refused by dense_storage
   }
-  return _mm256_setzero_ps();  // unreachable: the dispatcher sends only the formats above
+  return _mm256_setzero_ps();
 }
 
 QVL_TARGET_AVX2 inline void transpose8(__m256 r[8]) {
@@ -176,10 +179,13 @@ QVL_TARGET_AVX2 void pack_dt(const MatmulParams& p, int64_t n0, int64_t nvalid, 
 }
 
 QVL_TARGET_AVX2 void pack(const MatmulParams& p, int64_t n0, int64_t nvalid, int64_t k0, int64_t kc, float* panel) {
-  switch (p.w.format) {
-    case WeightFormat::F32: return pack_dt<DType::F32>(p, n0, nvalid, k0, kc, panel);
-    case WeightFormat::BF16: return pack_dt<DType::BF16>(p, n0, nvalid, k0, kc, panel);
-    case WeightFormat::F16: return pack_dt<DType::F16>(p, n0, nvalid, k0, kc, panel);
+  switch (p.dense) {
+    case DType::F32: return pack_dt<DType::F32>(p, n0, nvalid, k0, kc, panel);
+    case DType::BF16: return pack_dt<DType::BF16>(p, n0, nvalid, k0, kc, panel);
+    case DType::F16: return pack_dt<DType::F16>(p, n0, nvalid, k0, kc, panel);
+    case DType::I32:
+    case DType::I64:
+    case DType::U8: return;  // refused by dense_params
   }
 }
 
@@ -245,10 +251,13 @@ QVL_TARGET_AVX2 void rows_dt(const MatmulParams& p, int64_t m0, int count, int64
 }
 
 QVL_TARGET_AVX2 void rows(const MatmulParams& p, int64_t m0, int count, int64_t n0, int64_t n1) {
-  switch (p.w.format) {
-    case WeightFormat::F32: return rows_dt<DType::F32>(p, m0, count, n0, n1);
-    case WeightFormat::BF16: return rows_dt<DType::BF16>(p, m0, count, n0, n1);
-    case WeightFormat::F16: return rows_dt<DType::F16>(p, m0, count, n0, n1);
+  switch (p.dense) {
+    case DType::F32: return rows_dt<DType::F32>(p, m0, count, n0, n1);
+    case DType::BF16: return rows_dt<DType::BF16>(p, m0, count, n0, n1);
+    case DType::F16: return rows_dt<DType::F16>(p, m0, count, n0, n1);
+    case DType::I32:
+    case DType::I64:
+    case DType::U8: return;  // refused by dense_params
   }
 }
 
@@ -256,6 +265,6 @@ const MatmulKernels kKernels = {kMr, kNr, kKc, /*nc=*/128, /*mc=*/192, /*small_m
 
 }  // namespace
 
-void matmul_avx2(const MatmulParams& p, ThreadPool& pool) { run_matmul(p, pool, kKernels); }
+void matmul_avx2(const ops::MatmulParams& p, ThreadPool& pool) { run_matmul(p, pool, kKernels); }
 
 }  // namespace qvl::cpu

@@ -11,7 +11,7 @@ namespace qvl::cpu {
 
 namespace {
 
-using ops::MatmulParams;
+using MatmulParams = DenseMatmul;  // the kernels read p.dense, the weights' element type
 
 constexpr int kMr = 12, kNr = 32;
 // GCC 12 warns (-Wmaybe-uninitialized) about the undefined pass-through operand inside several
@@ -117,10 +117,13 @@ QVL_TARGET_AVX512 void pack_dt(const MatmulParams& p, int64_t n0, int64_t nvalid
 }
 
 QVL_TARGET_AVX512 void pack(const MatmulParams& p, int64_t n0, int64_t nvalid, int64_t k0, int64_t kc, float* panel) {
-  switch (p.w.format) {
-    case WeightFormat::F32: return pack_dt<DType::F32>(p, n0, nvalid, k0, kc, panel);
-    case WeightFormat::BF16: return pack_dt<DType::BF16>(p, n0, nvalid, k0, kc, panel);
-    case WeightFormat::F16: return pack_dt<DType::F16>(p, n0, nvalid, k0, kc, panel);
+  switch (p.dense) {
+    case DType::F32: return pack_dt<DType::F32>(p, n0, nvalid, k0, kc, panel);
+    case DType::BF16: return pack_dt<DType::BF16>(p, n0, nvalid, k0, kc, panel);
+    case DType::F16: return pack_dt<DType::F16>(p, n0, nvalid, k0, kc, panel);
+    case DType::I32:
+    case DType::I64:
+    case DType::U8: return;  // refused by dense_params
   }
 }
 
@@ -247,10 +250,13 @@ QVL_TARGET_AVX512 void rows_dt(const MatmulParams& p, int64_t m0, int count, int
 }
 
 QVL_TARGET_AVX512 void rows(const MatmulParams& p, int64_t m0, int count, int64_t n0, int64_t n1) {
-  switch (p.w.format) {
-    case WeightFormat::F32: return rows_dt<DType::F32>(p, m0, count, n0, n1);
-    case WeightFormat::BF16: return rows_dt<DType::BF16>(p, m0, count, n0, n1);
-    case WeightFormat::F16: return rows_dt<DType::F16>(p, m0, count, n0, n1);
+  switch (p.dense) {
+    case DType::F32: return rows_dt<DType::F32>(p, m0, count, n0, n1);
+    case DType::BF16: return rows_dt<DType::BF16>(p, m0, count, n0, n1);
+    case DType::F16: return rows_dt<DType::F16>(p, m0, count, n0, n1);
+    case DType::I32:
+    case DType::I64:
+    case DType::U8: return;  // refused by dense_params
   }
 }
 
@@ -258,6 +264,6 @@ const MatmulKernels kKernels = {kMr, kNr, /*kc=*/256, /*nc=*/128, /*mc=*/256, /*
 
 }  // namespace
 
-void matmul_avx512(const MatmulParams& p, ThreadPool& pool) { run_matmul(p, pool, kKernels); }
+void matmul_avx512(const ops::MatmulParams& p, ThreadPool& pool) { run_matmul(p, pool, kKernels); }
 
 }  // namespace qvl::cpu
