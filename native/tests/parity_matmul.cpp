@@ -151,6 +151,15 @@ std::vector<Result> check_cases() {
   out.push_back(check_rejects("unknown weight format", p));
   p = ok, p.ldx = int64_t{1} << 62;
   out.push_back(check_rejects("overflowing ldx", p));
+  // Dispatch by (ISA, format): the variant matmul() runs for each format reads that format.
+  for (const WeightFormat f : kWeightFormats) {
+    Result r = expect_accepted("matmul", std::string("dispatch: ") + weight_format_name(f) + " weights", [&] {
+      const auto& v = ops::matmul_variant(f);
+      if (!v.reads(f)) fail(ErrorCode::Native, std::string(v.name) + " was chosen but does not read the format");
+    });
+    r.format = weight_format_name(f);
+    out.push_back(std::move(r));
+  }
   out.push_back(expect_accepted("matmul", "valid and empty problems accepted", [&] {
     ops::check_matmul(ok);
     p = MatmulParams{};  // all zero, all null
