@@ -11,6 +11,7 @@
 // 5x for other accumulation orders.
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -151,6 +152,20 @@ std::vector<Result> check_cases() {
   out.push_back(check_rejects("unknown weight format", p));
   p = ok, p.ldx = int64_t{1} << 62;
   out.push_back(check_rejects("overflowing ldx", p));
+  // The format axis is kWeightFormats: it must list every format the traits table accepts (codes
+  // 0..255 cover the table's range; weight_format_from_int switches over every WeightFormat).
+  out.push_back(expect_accepted("matmul", "kWeightFormats lists every weight format", [] {
+    size_t accepted = 0;
+    for (int32_t code = 0; code < 256; ++code) {
+      WeightFormat f;
+      if (!weight_format_from_int(code, &f)) continue;
+      ++accepted;
+      bool listed = false;
+      for (const WeightFormat g : kWeightFormats) listed = listed || g == f;
+      if (!listed) fail(ErrorCode::Native, std::string(weight_format_name(f)) + " is missing from kWeightFormats");
+    }
+    if (accepted != std::size(kWeightFormats)) fail(ErrorCode::Native, "kWeightFormats lists a code the table refuses");
+  }));
   // Dispatch by (ISA, format): the variant matmul() runs for each format reads that format.
   for (const WeightFormat f : kWeightFormats) {
     Result r = expect_accepted("matmul", std::string("dispatch: ") + weight_format_name(f) + " weights", [&] {
