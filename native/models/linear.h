@@ -26,7 +26,6 @@ class Linear {
 
   int64_t in() const { return in_; }
   int64_t out() const { return out_; }
-  const WeightRef& weight() const { return weight_.ref; }
   // y[rows, out] (row stride ldy) = x[rows, in] (row stride ldx) · Wᵀ + b; `cancel` (optional)
   // stops a long one early with the token's error.
   void apply(const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, ThreadPool& pool,
