@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/cancel.h"
+#include "core/cpu.h"
 #include "core/error.h"
 #include "core/threadpool.h"
 #include "ops/matmul.h"
@@ -152,6 +153,8 @@ std::vector<Result> check_cases() {
   out.push_back(check_rejects("unknown weight format", p));
   p = ok, p.ldx = int64_t{1} << 62;
   out.push_back(check_rejects("overflowing ldx", p));
+  p = ok, p.w.ld = int64_t{1} << 62;
+  out.push_back(check_rejects("overflowing weight row stride", p));
   // The format axis is kWeightFormats: it must list every format the traits table accepts (codes
   // 0..255 cover the table's range; weight_format_from_int switches over every WeightFormat).
   out.push_back(expect_accepted("matmul", "kWeightFormats lists every weight format", [] {
@@ -215,6 +218,7 @@ std::vector<Result> cancel_cases(ThreadPool& pool) {
     Result r;
     r.op = "matmul";
     r.variant = v.name;
+    r.device = isa_device(v.isa);
     r.format = weight_format_name(p.w.format);
     r.shape = "M=96 cancelled before the first block threads=" + std::to_string(pool.size());
     for (size_t i = 0; i < y.size() && r.passed; ++i) {
@@ -264,6 +268,7 @@ std::vector<Result> parity_matmul(uint64_t seed) {
         Result r;
         r.op = "matmul";
         r.variant = v.name;
+        r.device = isa_device(v.isa);
         r.format = weight_format_name(f);
         r.shape = pr.desc + " threads=" + std::to_string(pool.size());
         try {

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cpu.h"
 #include "core/dtype.h"
 #include "core/weight_format.h"
 #include "core/error.h"
@@ -285,6 +286,7 @@ std::vector<Result> parity_moe(uint64_t seed) {
       Result r;
       r.op = "moe";
       r.variant = v.name;
+      r.device = isa_device(v.isa);
       r.format = weight_format_name(wf);
       r.shape = describe(c);
       Guarded<float> out(out_n, kSentinel), wts(nk, -1.0f);
