@@ -6,8 +6,13 @@ import { native } from './native/binding.js';
 export interface OpFamilyInfo {
   /** The variant the dispatcher picked (the best this CPU supports). */
   chosen: string;
-  /** Every variant compiled in, with the instruction set it needs. */
-  variants: { name: string; isa: string; available: boolean }[];
+  /**
+   * Every variant compiled in, with the instruction set it needs, the device it runs on and, for
+   * ops that read weights (matmul, moe), the weight formats it reads.
+   */
+  variants: { name: string; isa: string; device: string; available: boolean; formats?: string[] }[];
+  /** Ops that read weights: the variant the dispatcher runs for each weight format. */
+  chosenByFormat?: Record<string, string>;
 }
 
 /** CUDA status: a usable device, or the reason there is none. */

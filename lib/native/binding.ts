@@ -12,7 +12,26 @@ import type { NativeModelSpec, WeightNames } from '../model/native-spec.js';
 /** @internal */
 export interface NativeOpInfo {
   chosen: string;
-  variants: { name: string; isa: string; available: boolean }[];
+  variants: { name: string; isa: string; device: string; available: boolean; formats?: string[] }[];
+  /** Ops that read weights: the variant run for each weight format. */
+  chosenByFormat?: Record<string, string>;
+}
+
+/** One row of native/core/dtype.h's table. @internal */
+export interface NativeDtypeRow {
+  name: string;
+  code: number;
+  bytes: number;
+}
+
+/** One row of the weight-format traits table (native/core/weight_format.cpp). @internal */
+export interface NativeWeightFormatRow {
+  name: string;
+  code: number;
+  block: number;
+  blockBytes: number;
+  storage: string;
+  activation: string;
 }
 
 /** @internal */
@@ -38,6 +57,9 @@ export interface NativeParityResult {
   op: string;
   variant: string;
   shape: string;
+  device: string;
+  /** The weight format of the case (matmul, moe). */
+  format?: string;
   maxAbsErr: number;
   maxRelErr: number;
   tolerance: number;
@@ -145,6 +167,10 @@ export interface NativeBinding {
   sampleToken(logits: Float32Array, params: NativeSamplingParams, seen: Int32Array | null, rngState: BigUint64Array): number;
   samplingRng(seed: number): BigUint64Array;
   info(): NativeInfo;
+  /** native/core/dtype.h's dtype table, for the consistency test against lib/tensor.ts. */
+  dtypeTable(): NativeDtypeRow[];
+  /** The weight-format traits table. */
+  weightFormats(): NativeWeightFormatRow[];
   setThreads(n: number): void;
   parity(filter?: string, seed?: number): Promise<NativeParityResult[]>;
   parityOps(): string[];

@@ -37,9 +37,20 @@ bool dtype_from_safetensors(const std::string& s, DType* out) {
 }
 
 bool dtype_from_int(int32_t v, DType* out) {
-  if (v < 0 || v > static_cast<int32_t>(DType::U8)) return false;
-  *out = static_cast<DType>(v);
-  return true;
+  // A switch over every DType rather than a range check: a new value missed here is a build
+  // error (-Werror=switch), not a code that silently stops crossing the boundary.
+  const DType t = static_cast<DType>(v);
+  switch (t) {
+    case DType::F32:
+    case DType::F16:
+    case DType::BF16:
+    case DType::I32:
+    case DType::I64:
+    case DType::U8:
+      *out = t;
+      return true;
+  }
+  return false;
 }
 
 float f16_to_f32(uint16_t h) {

@@ -13,23 +13,23 @@ std::vector<float> load_vector(const WeightStore& w, const std::string& name, in
       case DType::F32: out[i] = t.data<float>()[i]; break;
       case DType::BF16: out[i] = bf16_to_f32(t.data<uint16_t>()[i]); break;
       case DType::F16: out[i] = f16_to_f32(t.data<uint16_t>()[i]); break;
-      default: fail(ErrorCode::Unsupported, "tensor " + name + " has an unsupported dtype");
+      case DType::I32:
+      case DType::I64:
+      case DType::U8: fail(ErrorCode::Unsupported, "tensor " + name + " has dtype " + dtype_name(t.dtype()) + ", not a float type");
     }
   }
   return out;
 }
 
 Linear::Linear(const WeightStore& w, const std::string& prefix, int64_t in, int64_t out, bool with_bias)
-    : weight_(w.get(prefix + ".weight", {out, in})), in_(in), out_(out) {
+    : weight_(convert_linear_weight(w, prefix, in, out)), in_(in), out_(out) {
   if (with_bias) bias_ = load_vector(w, prefix + ".bias", out);
 }
 
 Linear::Linear(const Tensor& weight, int64_t in, int64_t out, std::vector<float> bias)
     : bias_(std::move(bias)), in_(in), out_(out) {
   QVL_CHECK(bias_.empty() || static_cast<int64_t>(bias_.size()) == out, ModelFormat, "bias length differs from the output size");
-  QVL_CHECK(weight.numel() == in * out, ModelFormat, "weight " + weight.shape_string() + " cannot be viewed as [" +
-                                                         std::to_string(out) + "," + std::to_string(in) + "]");
-  weight_ = weight.reshape({out, in});
+  weight_ = convert_dense_weight(weight, "weight", in, out);
 }
 
 void Linear::apply(const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, ThreadPool& pool,
@@ -40,9 +40,7 @@ void Linear::apply(const float* x, int64_t ldx, int64_t rows, float* y, int64_t 
   p.K = in_;
   p.x = x;
   p.ldx = ldx;
-  p.w = weight_.raw();
-  p.ldw = in_;
-  p.w_dtype = weight_.dtype();
+  p.w = weight_.ref;
   p.bias = bias_.empty() ? nullptr : bias_.data();
   p.y = y;
   p.ldy = ldy;

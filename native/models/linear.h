@@ -1,5 +1,6 @@
-// A checkpoint's nn.Linear: weight [out, in] as stored (bf16/f16/f32, zero-copy) and an
-// optional bias converted once to f32. `apply` runs the matmul op into a strided destination.
+// A checkpoint's nn.Linear: a weight reference [out, in] in its weight format (made by
+// models/weight_converter; dense formats are the stored tensor, zero-copy) and an optional bias
+// converted once to f32. `apply` runs the matmul op into a strided destination.
 #pragma once
 #include <string>
 #include <vector>
@@ -7,6 +8,7 @@
 #include "core/cancel.h"
 #include "core/tensor.h"
 #include "core/threadpool.h"
+#include "models/weight_converter.h"
 #include "models/weights.h"
 
 namespace qvl::models {
@@ -30,7 +32,7 @@ class Linear {
              const CancelToken* cancel = nullptr) const;
 
  private:
-  Tensor weight_;
+  ConvertedWeight weight_;
   std::vector<float> bias_;
   int64_t in_ = 0, out_ = 0;
 };

@@ -15,13 +15,6 @@ namespace qvl::models {
 
 namespace {
 
-// Expert tensors from [E, R, C] ("x @ W" form) into the moe op's [E, C, R], once at load.
-Tensor pack_experts(const Tensor& src, int64_t E, int64_t R, int64_t C, ThreadPool& pool) {
-  Tensor dst = Tensor::empty(src.dtype(), {E, C, R});
-  ops::moe_pack_experts(src.raw(), dst.raw(), src.dtype(), E, R, C, pool);
-  return dst;
-}
-
 // A NaN or infinity computed from finite weights and a valid request is the checkpoint's doing
 // (weights that overflow float32 on this input): say so, rather than let a later op blame its input.
 void check_produced_finite(const float* x, int64_t n, const char* what, ThreadPool& pool) {
@@ -69,8 +62,8 @@ TextDecoder::TextDecoder(const TextSpec& spec, const WeightStore& w, const std::
     if (L.sparse) {
       const int64_t E = spec.experts, I = spec.moe_intermediate;
       L.router = Linear(w, p + "mlp.gate", Hd, E, false);
-      L.experts_gate_up = pack_experts(w.get(p + "mlp.experts.gate_up_proj", {E, Hd, 2 * I}), E, Hd, 2 * I, *pool);
-      L.experts_down = pack_experts(w.get(p + "mlp.experts.down_proj", {E, I, Hd}), E, I, Hd, *pool);
+      L.experts_gate_up = convert_moe_experts(w, p + "mlp.experts.gate_up_proj", E, Hd, 2 * I, *pool);
+      L.experts_down = convert_moe_experts(w, p + "mlp.experts.down_proj", E, I, Hd, *pool);
     } else {
       L.gate = Linear(w, p + "mlp.gate_proj", Hd, spec.intermediate, false);
       L.up = Linear(w, p + "mlp.up_proj", Hd, spec.intermediate, false);
@@ -194,9 +187,9 @@ void TextDecoder::mlp_block(const Layer& L, float* x, int64_t n, ThreadPool& poo
     m.ld_logits = E;
     m.x = h.data<float>();
     m.ldx = Hd;
-    m.gate_up = L.experts_gate_up.raw();
-    m.down = L.experts_down.raw();
-    m.w_dtype = L.experts_gate_up.dtype();
+    m.gate_up = L.experts_gate_up.data();
+    m.down = L.experts_down.data();
+    m.w_format = L.experts_gate_up.format;
     m.out = out.data<float>();
     m.ldo = Hd;
     ops::moe(m, pool);

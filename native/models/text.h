@@ -51,7 +51,7 @@ class TextDecoder {
     Linear gate, up, down;  // dense MLP
     bool sparse = false;
     Linear router;
-    Tensor experts_gate_up, experts_down;  // packed for the moe op
+    ConvertedExperts experts_gate_up, experts_down;  // packed for the moe op
   };
   void attention_block(const Layer& L, int64_t li, float* x, const TextStep& step, KvCache& cache, const float* cos,
                        const float* sin, ThreadPool& pool) const;

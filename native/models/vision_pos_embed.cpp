@@ -170,7 +170,10 @@ void interpolate_pos_embed(const Tensor& table, const std::vector<std::array<int
       switch (dt) {
         case DType::F32: block_row<DType::F32>(base, ld, side, hidden, merge, g, hb, out); break;
         case DType::BF16: block_row<DType::BF16>(base, ld, side, hidden, merge, g, hb, out); break;
-        default: block_row<DType::F16>(base, ld, side, hidden, merge, g, hb, out); break;
+        case DType::F16: block_row<DType::F16>(base, ld, side, hidden, merge, g, hb, out); break;
+        case DType::I32:
+        case DType::I64:
+        case DType::U8: break;  // refused above: the table is checked to be a float type
       }
     }
   });

@@ -3,7 +3,9 @@
 
 #include "backends/cuda/device.h"
 #include "core/cpu.h"
+#include "core/dtype.h"
 #include "core/threadpool.h"
+#include "core/weight_format.h"
 #include "napi/errors.h"
 #include "napi/exports.h"
 #include "napi/tensor_js.h"
@@ -38,14 +40,33 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
       o.Set("chosen", fam->chosen_name());
       Napi::Array vars = Napi::Array::New(env);
       uint32_t i = 0;
+      uint32_t any_formats = 0;
       for (const auto& v : fam->variant_infos()) {
         Napi::Object vo = Napi::Object::New(env);
         vo.Set("name", v.name);
         vo.Set("isa", isa_name(v.isa));
+        vo.Set("device", isa_device(v.isa));
         vo.Set("available", isa_available(v.isa));
+        if (v.formats) {
+          Napi::Array fs = Napi::Array::New(env);
+          uint32_t j = 0;
+          for (const WeightFormat f : kWeightFormats) {
+            if (v.formats & format_bit(f)) fs.Set(j++, weight_format_name(f));
+          }
+          vo.Set("formats", fs);
+        }
+        any_formats |= v.formats;
         vars.Set(i++, vo);
       }
       o.Set("variants", vars);
+      if (any_formats) {  // an op that reads weights: what runs for each format
+        Napi::Object by = Napi::Object::New(env);
+        for (const WeightFormat f : kWeightFormats) {
+          const char* name = fam->chosen_name_for(f);
+          if (name) by.Set(weight_format_name(f), name);
+        }
+        o.Set("chosenByFormat", by);
+      }
       ops.Set(fam->name(), o);
     }
     out.Set("ops", ops);
@@ -83,9 +104,49 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   });
 }
 
+// dtypeTable(): native/core/dtype.h's table (name, code, element bytes), for the test that keeps
+// lib/tensor.ts's DTYPE_CODES and DTYPE_SIZES in step with it. Every code dtype_from_int accepts
+// (its switch lists each DType, so a new one cannot be missed there).
+Napi::Value DtypeTable(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Array arr = Napi::Array::New(env);
+  uint32_t k = 0;
+  for (int32_t code = 0; code < 256; ++code) {
+    DType t;
+    if (!dtype_from_int(code, &t)) continue;
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", dtype_name(t));
+    o.Set("code", code);
+    o.Set("bytes", static_cast<double>(dtype_size(t)));
+    arr.Set(k++, o);
+  }
+  return arr;
+}
+
+// weightFormats(): the weight-format traits table (core/weight_format.cpp), as info() reports it.
+Napi::Value WeightFormats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Array arr = Napi::Array::New(env);
+  uint32_t k = 0;
+  for (const WeightFormat f : kWeightFormats) {
+    const WeightFormatTraits& t = weight_format_traits(f);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", t.name);
+    o.Set("code", static_cast<int32_t>(f));
+    o.Set("block", static_cast<double>(t.block));
+    o.Set("blockBytes", static_cast<double>(t.block_bytes));
+    o.Set("storage", dtype_name(t.storage));
+    o.Set("activation", dtype_name(t.activation));
+    arr.Set(k++, o);
+  }
+  return arr;
+}
+
 }  // namespace
 
 void register_info(Napi::Env env, Napi::Object exports) {
+  exports.Set("dtypeTable", Napi::Function::New(env, DtypeTable, "dtypeTable"));
+  exports.Set("weightFormats", Napi::Function::New(env, WeightFormats, "weightFormats"));
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
 }

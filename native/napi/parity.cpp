@@ -27,6 +27,8 @@ Napi::Value Parity(const Napi::CallbackInfo& info) {
             o.Set("op", r.op);
             o.Set("variant", r.variant);
             o.Set("shape", r.shape);
+            o.Set("device", r.device);
+            if (!r.format.empty()) o.Set("format", r.format);
             o.Set("maxAbsErr", r.max_abs_err);
             o.Set("maxRelErr", r.max_rel_err);
             o.Set("tolerance", r.tolerance);

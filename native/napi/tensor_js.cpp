@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "core/error.h"
 
@@ -35,21 +36,20 @@ bool copy_forced() {
 }
 #endif
 
+// A table, not a switch: Node's headers add typed array kinds (Float16Array) that this addon does
+// not read, and those are named generically in errors rather than breaking the build.
 const char* typed_array_name(napi_typedarray_type t) {
-  switch (t) {
-    case napi_int8_array: return "Int8Array";
-    case napi_uint8_array: return "Uint8Array";
-    case napi_uint8_clamped_array: return "Uint8ClampedArray";
-    case napi_int16_array: return "Int16Array";
-    case napi_uint16_array: return "Uint16Array";
-    case napi_int32_array: return "Int32Array";
-    case napi_uint32_array: return "Uint32Array";
-    case napi_float32_array: return "Float32Array";
-    case napi_float64_array: return "Float64Array";
-    case napi_bigint64_array: return "BigInt64Array";
-    case napi_biguint64_array: return "BigUint64Array";
-    default: return "typed array";
+  static const std::pair<napi_typedarray_type, const char*> names[] = {
+      {napi_int8_array, "Int8Array"},         {napi_uint8_array, "Uint8Array"},
+      {napi_uint8_clamped_array, "Uint8ClampedArray"}, {napi_int16_array, "Int16Array"},
+      {napi_uint16_array, "Uint16Array"},     {napi_int32_array, "Int32Array"},
+      {napi_uint32_array, "Uint32Array"},     {napi_float32_array, "Float32Array"},
+      {napi_float64_array, "Float64Array"},   {napi_bigint64_array, "BigInt64Array"},
+      {napi_biguint64_array, "BigUint64Array"}};
+  for (const auto& [type, name] : names) {
+    if (type == t) return name;
   }
+  return "typed array";
 }
 
 napi_typedarray_type typed_array_for(DType d) {

@@ -41,8 +41,11 @@ int64_t load_int(const void* p, DType d, int64_t i) {
     case DType::I32: return static_cast<const int32_t*>(p)[i];
     case DType::I64: return static_cast<const int64_t*>(p)[i];
     case DType::U8: return static_cast<const uint8_t*>(p)[i];
-    default: return 0;
+    case DType::F32:
+    case DType::F16:
+    case DType::BF16: break;
   }
+  fail(ErrorCode::Native, std::string("castTensor: ") + dtype_name(d) + " read as an integer");
 }
 
 void check_cast(DType from, DType to) {
@@ -77,7 +80,9 @@ Tensor cast_tensor(const Tensor& src, DType to) {
       for (int64_t i = 0; i < n; ++i) o[i] = f32_to_bf16(load_float(in, src.dtype(), i));
       return out;
     }
-    default: break;
+    case DType::I32:
+    case DType::I64:
+    case DType::U8: break;
   }
   // Integer to integer; check_cast already refused float sources.
   int64_t lo = INT64_MIN, hi = INT64_MAX;
@@ -93,7 +98,9 @@ Tensor cast_tensor(const Tensor& src, DType to) {
       case DType::I32: static_cast<int32_t*>(dst)[i] = static_cast<int32_t>(v); break;
       case DType::I64: static_cast<int64_t*>(dst)[i] = v; break;
       case DType::U8: static_cast<uint8_t*>(dst)[i] = static_cast<uint8_t>(v); break;
-      default: break;
+      case DType::F32:
+      case DType::F16:
+      case DType::BF16: break;  // handled by the float switch above
     }
   }
   return out;

@@ -11,11 +11,14 @@ namespace qvl::ops {
 const OpFamily<MatmulFn>& matmul_family() {
   // No avx512bf16 variant: VDPBF16PS rounds the activations to bf16 as well, which is far
   // outside the f32 accuracy this op promises (and HF's f32 path keeps).
+  // Every variant reads the dense formats (widened to f32 in its packer and row kernels).
+  constexpr uint32_t dense = format_bit(WeightFormat::F32) | format_bit(WeightFormat::F16) |
+                             format_bit(WeightFormat::BF16);
   static const OpFamily<MatmulFn> family("matmul", {
-                                                       {"reference", Isa::Reference, cpu::matmul_ref},
-                                                       {"generic", Isa::Generic, cpu::matmul_generic},
-                                                       {"avx2", Isa::Avx2, cpu::matmul_avx2},
-                                                       {"avx512", Isa::Avx512, cpu::matmul_avx512},
+                                                       {"reference", Isa::Reference, cpu::matmul_ref, dense},
+                                                       {"generic", Isa::Generic, cpu::matmul_generic, dense},
+                                                       {"avx2", Isa::Avx2, cpu::matmul_avx2, dense},
+                                                       {"avx512", Isa::Avx512, cpu::matmul_avx512, dense},
                                                    });
   return family;
 }
@@ -33,21 +36,39 @@ void check_matmul(const MatmulParams& p) {
   const std::string shape =
       " (M=" + std::to_string(p.M) + " K=" + std::to_string(p.K) + " N=" + std::to_string(p.N) + ")";
   QVL_CHECK(p.M >= 0 && p.N >= 0 && p.K >= 0, Input, "matmul: negative dimension" + shape);
-  QVL_CHECK(p.w_dtype == DType::F32 || p.w_dtype == DType::BF16 || p.w_dtype == DType::F16, Input,
-            std::string("matmul: weights must be f32, bf16 or f16, got ") + dtype_name(p.w_dtype));
+  WeightFormat known;
+  QVL_CHECK(weight_format_from_int(static_cast<int32_t>(p.w.format), &known), Input,
+            "matmul: unknown weight format " + std::to_string(static_cast<int32_t>(p.w.format)));
+  const WeightFormatTraits& t = weight_format_traits(p.w.format);
+  QVL_CHECK(p.w.out == p.N && p.w.in == p.K, Input,
+            "matmul: weight is [" + std::to_string(p.w.out) + "," + std::to_string(p.w.in) + "], not [N,K]" + shape);
   QVL_CHECK(p.ldx >= p.K, Input, "matmul: ldx " + std::to_string(p.ldx) + " < K" + shape);
-  QVL_CHECK(p.ldw >= p.K, Input, "matmul: ldw " + std::to_string(p.ldw) + " < K" + shape);
+  QVL_CHECK(p.w.ld >= p.K, Input, "matmul: weight row stride " + std::to_string(p.w.ld) + " < K" + shape);
   QVL_CHECK(p.ldy >= p.N, Input, "matmul: ldy " + std::to_string(p.ldy) + " < N" + shape);
-  QVL_CHECK(fits(p.M, p.ldx) && fits(p.N, p.ldw) && fits(p.M, p.ldy), Input, "matmul: sizes overflow" + shape);
+  QVL_CHECK(fits(p.M, p.ldx) && fits(p.N, p.w.ld) && fits(p.M, p.ldy), Input, "matmul: sizes overflow" + shape);
+  int64_t row_bytes = 0;
+  QVL_CHECK(weight_row_bytes(p.w.format, p.w.ld, &row_bytes) && weight_row_bytes(p.w.format, p.K, &row_bytes), Input,
+            std::string("matmul: ") + t.name + " rows come in blocks of " + std::to_string(t.block) +
+                " elements; K and the row stride must be multiples" + shape);
+  QVL_CHECK(!t.has_scales || p.w.scales || p.N == 0 || p.K == 0, Input,
+            std::string("matmul: ") + t.name + " weights need scales" + shape);
+  QVL_CHECK(!t.has_zeros || p.w.zeros || p.N == 0 || p.K == 0, Input,
+            std::string("matmul: ") + t.name + " weights need zero points" + shape);
   QVL_CHECK(p.x || p.M == 0 || p.K == 0, Input, "matmul: x is null" + shape);
-  QVL_CHECK(p.w || p.N == 0 || p.K == 0, Input, "matmul: w is null" + shape);
+  QVL_CHECK(p.w.data || p.N == 0 || p.K == 0, Input, "matmul: w is null" + shape);
   QVL_CHECK(p.y || p.M == 0 || p.N == 0, Input, "matmul: y is null" + shape);
+}
+
+const Variant<MatmulFn>& matmul_variant(WeightFormat f) {
+  const Variant<MatmulFn>* v = matmul_family().best_for(f);
+  if (!v) fail(ErrorCode::Unsupported, std::string("matmul: no kernel reads ") + weight_format_name(f) + " weights");
+  return *v;
 }
 
 void matmul(const MatmulParams& p, ThreadPool& pool) {
   check_matmul(p);
   check_cancel(p.cancel, "a matmul");
-  matmul_family().best().fn(p, pool);
+  matmul_variant(p.w.format).fn(p, pool);
   check_cancel(p.cancel, "a matmul");
 }
 

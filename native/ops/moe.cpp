@@ -13,9 +13,12 @@ namespace qvl::ops {
 
 const OpFamily<MoeFn>& moe_family() {
   // "grouped" is generic C++ around the matmul op: its speed is whatever matmul's best variant is.
+  // Both read every dense format (grouped hands the format on to the matmul op).
+  constexpr uint32_t dense = format_bit(WeightFormat::F32) | format_bit(WeightFormat::F16) |
+                             format_bit(WeightFormat::BF16);
   static const OpFamily<MoeFn> family("moe", {
-      {"reference", Isa::Reference, &cpu::moe_ref},
-      {"grouped", Isa::Generic, &cpu::moe_grouped},
+      {"reference", Isa::Reference, &cpu::moe_ref, dense},
+      {"grouped", Isa::Generic, &cpu::moe_grouped, dense},
   });
   return family;
 }
@@ -37,8 +40,16 @@ void check_moe(const MoeParams& p) {
             "moe: E, H and I must be >= 1 (got E=" + n2s(p.E) + " H=" + n2s(p.H) + " I=" + n2s(p.I) + ")");
   QVL_CHECK(p.k >= 1 && p.k <= p.E, Input, "moe: k must be in [1, E=" + n2s(p.E) + "] (got " + n2s(p.k) + ")");
   QVL_CHECK(p.E <= std::numeric_limits<int32_t>::max(), Input, "moe: E must fit in 32 bits");
-  QVL_CHECK(p.w_dtype == DType::F32 || p.w_dtype == DType::BF16 || p.w_dtype == DType::F16, Input,
-            std::string("moe: expert weights must be f32, bf16 or f16 (got ") + dtype_name(p.w_dtype) + ")");
+  WeightFormat known;
+  QVL_CHECK(weight_format_from_int(static_cast<int32_t>(p.w_format), &known), Input,
+            "moe: unknown weight format " + n2s(static_cast<int32_t>(p.w_format)));
+  const WeightFormatTraits& wt = weight_format_traits(p.w_format);
+  int64_t row_bytes = 0;
+  QVL_CHECK(weight_row_bytes(p.w_format, p.H, &row_bytes) && weight_row_bytes(p.w_format, p.I, &row_bytes), Input,
+            std::string("moe: ") + wt.name + " rows come in blocks of " + n2s(wt.block) +
+                " elements; H and I must be multiples");
+  QVL_CHECK(!wt.has_scales && !wt.has_zeros, Unsupported,
+            std::string("moe: ") + wt.name + " expert weights need scales, which the moe op does not carry yet");
   QVL_CHECK(p.ld_logits >= p.E, Input, "moe: ld_logits (" + n2s(p.ld_logits) + ") must be >= E (" + n2s(p.E) + ")");
   QVL_CHECK(p.ldx >= p.H, Input, "moe: ldx (" + n2s(p.ldx) + ") must be >= H (" + n2s(p.H) + ")");
   QVL_CHECK(p.ldo >= p.H, Input, "moe: ldo (" + n2s(p.ldo) + ") must be >= H (" + n2s(p.H) + ")");
@@ -71,9 +82,24 @@ void check_moe(const MoeParams& p) {
   }
 }
 
+WeightRef moe_expert_weight(WeightFormat f, const void* base, int64_t e, int64_t rows, int64_t cols) {
+  int64_t row_bytes = 0;
+  QVL_CHECK(weight_row_bytes(f, cols, &row_bytes), Input,
+            std::string("moe: ") + weight_format_name(f) + " rows of " + n2s(cols) + " elements are not whole blocks");
+  WeightRef w;
+  w.format = f;
+  w.data = static_cast<const char*>(base) + e * rows * row_bytes;
+  w.ld = cols;
+  w.out = rows;
+  w.in = cols;
+  return w;
+}
+
 void moe(const MoeParams& p, ThreadPool& pool) {
   check_moe(p);
-  moe_family().best().fn(p, pool);
+  const Variant<MoeFn>* v = moe_family().best_for(p.w_format);
+  if (!v) fail(ErrorCode::Unsupported, std::string("moe: no kernel reads ") + weight_format_name(p.w_format) + " weights");
+  v->fn(p, pool);
 }
 
 }  // namespace qvl::ops

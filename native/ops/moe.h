@@ -16,7 +16,9 @@
 // Why repack rather than a second ("x @ W") matmul kernel: the transpose is exact, costs one pass
 // at load (where the weights are copied into huge-page memory anyway), and leaves every expert
 // product to the one tuned matmul op, so MoE gets its SIMD/AMX/quantized paths for free. The
-// repacked tensors have the checkpoint's size and dtype (f32, bf16, f16 kept as stored).
+// repacked tensors have the checkpoint's size and weight format (f32, bf16, f16 kept as stored);
+// the repack goes through the format's traits (transpose_rows), so a format whose blocks run
+// along the checkpoint's rows is refused rather than split.
 //
 // Ties in the routing are broken like a stable sort: of equal router logits the lower expert id
 // ranks first. Experts are ranked by router logit, not by rounded probability: softmax is monotone,
@@ -26,6 +28,7 @@
 #include <cstdint>
 
 #include "core/dtype.h"
+#include "core/weight_format.h"
 #include "core/threadpool.h"
 #include "ops/registry.h"
 
@@ -44,9 +47,9 @@ struct MoeParams {
   int64_t ld_logits = 0;
   const float* x = nullptr;  // [T, H], row stride ldx
   int64_t ldx = 0;
-  const void* gate_up = nullptr;  // packed [E, 2I, H] of w_dtype (see moe_pack_experts)
-  const void* down = nullptr;     // packed [E, H, I] of w_dtype
-  DType w_dtype = DType::F32;
+  const void* gate_up = nullptr;  // packed [E, 2I, H] in w_format (see moe_pack_experts)
+  const void* down = nullptr;     // packed [E, H, I] in w_format
+  WeightFormat w_format = WeightFormat::F32;
   float* out = nullptr;  // [T, H], row stride ldo; must not overlap x
   int64_t ldo = 0;
   // Optional: the routing decision, [T, k] each, slots in rank order (best first).
@@ -61,13 +64,16 @@ const OpFamily<MoeFn>& moe_family();
 // Throws E_INPUT unless p describes a consistent problem (the kernels assume it does); scans the
 // router logits for NaN / +inf.
 void check_moe(const MoeParams& p);
-// Validates (E_INPUT) and runs the best variant.
+// Validates (E_INPUT) and runs the best variant for p.w_format.
 void moe(const MoeParams& p, ThreadPool& pool);
+// Expert e's [rows, cols] matrix of a packed [E, rows, cols] tensor in format f, as a weight reference.
+WeightRef moe_expert_weight(WeightFormat f, const void* base, int64_t e, int64_t rows, int64_t cols);
 
-// Checkpoint layout -> op layout, per expert a transpose: src [E, R, C] -> dst [E, C, R], elements of
-// `dtype` copied bit for bit. gate_up_proj: R = H, C = 2I. down_proj: R = I, C = H. dst must not
+// Checkpoint layout -> op layout, per expert a transpose: src [E, R, C] -> dst [E, C, R] in format f,
+// through the format's transpose_rows (elements copied bit for bit for the dense formats; E_UNSUPPORTED
+// for a format without one). gate_up_proj: R = H, C = 2I. down_proj: R = I, C = H. dst must not
 // overlap src.
-void moe_pack_experts(const void* src, void* dst, DType dtype, int64_t E, int64_t R, int64_t C, ThreadPool& pool);
+void moe_pack_experts(const void* src, void* dst, WeightFormat f, int64_t E, int64_t R, int64_t C, ThreadPool& pool);
 
 // Groups the (token, slot) pairs of a routing decision by expert so that each expert runs one
 // matmul over all its tokens: counts[E], offsets[E+1] (prefix sums of counts) and rows[T*k], where

@@ -1,22 +1,28 @@
 // Run-time kernel dispatch. Every op family lists its variants, the plain reference first;
 // the dispatcher picks the best one this CPU runs. QWENVL_MAX_ISA (reference, generic, avx2,
 // avx512, avx512bf16, amx) caps the choice, e.g. to compare speeds or rule out a kernel.
+// Ops that read weights (matmul, moe) also key their variants by weight format: a variant's
+// `formats` mask (format_bit of each WeightFormat it reads) and best_for(format) pick among those.
+// The device is the ISA's (Isa::Cuda runs on the GPU, every other level on the host).
 #pragma once
 #include <string>
 #include <vector>
 
 #include "core/cpu.h"
 #include "core/error.h"
+#include "core/weight_format.h"
 
 namespace qvl::ops {
 
 class OpFamilyBase {
  public:
-  struct Info { const char* name; Isa isa; };
+  struct Info { const char* name; Isa isa; uint32_t formats; };
   virtual ~OpFamilyBase() = default;
   const char* name() const { return name_; }
   virtual std::vector<Info> variant_infos() const = 0;
   virtual const char* chosen_name() const = 0;
+  // The variant run for weights in format f (ops that read weights); null when none reads f.
+  virtual const char* chosen_name_for(WeightFormat f) const = 0;
 
  protected:
   explicit OpFamilyBase(const char* name) : name_(name) {}
@@ -31,6 +37,9 @@ struct Variant {
   const char* name;
   Isa isa;
   Fn fn;
+  // Weight formats this variant reads (format_bit mask); 0 for ops that take no weights.
+  uint32_t formats = 0;
+  bool reads(WeightFormat f) const { return (formats & format_bit(f)) != 0; }
 };
 
 template <class Fn>
@@ -44,6 +53,14 @@ class OpFamily final : public OpFamilyBase {
   }
   const Variant<Fn>& reference() const { return variants_[0]; }
   const Variant<Fn>& best() const { return variants_[best_]; }
+  // The best allowed variant that reads weights in format f; null when none does.
+  const Variant<Fn>* best_for(WeightFormat f) const {
+    const Variant<Fn>* out = nullptr;
+    for (const auto& v : variants_) {
+      if (v.reads(f) && allowed(v.isa) && (!out || v.isa >= out->isa)) out = &v;
+    }
+    return out;
+  }
   const std::vector<Variant<Fn>>& variants() const { return variants_; }
   // Variants this machine can run (the parity harness tests each against the reference).
   std::vector<Variant<Fn>> runnable() const {
@@ -53,10 +70,14 @@ class OpFamily final : public OpFamilyBase {
   }
   std::vector<Info> variant_infos() const override {
     std::vector<Info> out;
-    for (const auto& v : variants_) out.push_back({v.name, v.isa});
+    for (const auto& v : variants_) out.push_back({v.name, v.isa, v.formats});
     return out;
   }
   const char* chosen_name() const override { return best().name; }
+  const char* chosen_name_for(WeightFormat f) const override {
+    const Variant<Fn>* v = best_for(f);
+    return v ? v->name : nullptr;
+  }
 
  private:
   std::vector<Variant<Fn>> variants_;

@@ -41,6 +41,10 @@ double matmul_seconds(const MatmulCase& c) {
   QVL_CHECK(c.iters >= 1 && c.iters <= 100000, Input, "benchMatmul: iters must be in [1, 100000]");
   const DType dt = parse_dtype(c.w_dtype);
   const auto& variant = find_variant(ops::matmul_family(), c.variant, "benchMatmul");
+  WeightFormat format;
+  QVL_CHECK(weight_format_from_dtype(dt, &format), Input, std::string("benchMatmul: ") + dtype_name(dt) + " is no weight format");
+  QVL_CHECK(variant.reads(format), Unsupported,
+            std::string("benchMatmul: ") + variant.name + " does not read " + weight_format_name(format) + " weights");
   const double w_bytes = static_cast<double>(c.N) * c.K * dtype_size(dt);
   const double all_bytes = w_bytes + 4.0 * c.M * (c.K + c.N);
   QVL_CHECK(all_bytes <= 8.0 * (1 << 30), Input, "benchMatmul: problem larger than 8 GiB");
@@ -72,7 +76,7 @@ double matmul_seconds(const MatmulCase& c) {
   ops::MatmulParams p;
   p.M = c.M, p.K = c.K, p.N = c.N;
   p.x = x.data<float>(), p.ldx = c.K;
-  p.w = ws[0].raw(), p.ldw = c.K, p.w_dtype = dt;
+  p.w = dense_weight(format, ws[0].raw(), c.N, c.K, c.K);
   p.bias = bias.data<float>();
   p.y = y.data<float>(), p.ldy = c.N;
   ops::check_matmul(p);
@@ -81,7 +85,7 @@ double matmul_seconds(const MatmulCase& c) {
   variant.fn(p, *pool);  // warm-up: thread start, panel buffers, page faults
   double best = 1e30;
   for (int i = 0; i < c.iters; ++i) {
-    p.w = ws[(i + 1) % copies].raw();
+    p.w.data = ws[(i + 1) % copies].raw();
     const auto t0 = std::chrono::steady_clock::now();
     variant.fn(p, *pool);
     const auto t1 = std::chrono::steady_clock::now();

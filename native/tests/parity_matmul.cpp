@@ -11,11 +11,13 @@
 // 5x for other accumulation orders.
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "core/cancel.h"
+#include "core/cpu.h"
 #include "core/error.h"
 #include "core/threadpool.h"
 #include "ops/matmul.h"
@@ -40,10 +42,6 @@ const Shape kShapes[] = {
     {261, 33, 17}, {0, 33, 17},    {3, 0, 17},     {1, 0, 5},     {3, 33, 0},
 };
 
-const DType kDTypes[] = {DType::F32, DType::BF16, DType::F16};
-
-uint16_t to_storage(DType t, float v) { return t == DType::BF16 ? f32_to_bf16(v) : f32_to_f16(v); }
-
 uint32_t bits(float f) {
   uint32_t u;
   std::memcpy(&u, &f, 4);
@@ -54,46 +52,50 @@ constexpr uint32_t kUnwritten = 0x7fc0dead;  // a NaN: an output a kernel forgot
 
 struct Problem {
   MatmulParams p;
-  std::vector<float> x, wf, bias;
-  std::vector<uint16_t> wh;
+  std::vector<float> x, bias, scales;
+  std::vector<uint64_t> w, zeros;  // the stored rows (8-byte aligned), zero points where the format has them
   std::string desc;
 };
 
-Problem make_problem(const Shape& s, DType dt, bool with_bias, bool strided, Rng& rng) {
+// Weights drawn as f32 and stored through the format's quantize_row, so the reference (which reads
+// them back through dequantize_row) sees exactly the values the kernels see; any format of the
+// traits table works here unchanged.
+Problem make_problem(const Shape& s, WeightFormat f, bool with_bias, bool strided, Rng& rng) {
   Problem pr;
   MatmulParams& p = pr.p;
+  const WeightFormatTraits& t = weight_format_traits(f);
   p.M = s.M, p.K = s.K, p.N = s.N;
   p.ldx = s.K + (strided ? 3 : 0);
-  p.ldw = s.K + (strided ? 5 : 0);
+  const int64_t ldw = (s.K + (strided ? 5 : 0) + t.block - 1) / t.block * t.block;
   p.ldy = s.N + (strided ? 2 : 0);
-  p.w_dtype = dt;
   // Padding between rows is NaN: a kernel that reads it poisons its outputs.
   pr.x.assign(static_cast<size_t>(s.M * p.ldx), std::nanf(""));
   for (int64_t m = 0; m < s.M; ++m)
     for (int64_t k = 0; k < s.K; ++k) pr.x[m * p.ldx + k] = rng.normal();
-  const size_t wn = static_cast<size_t>(s.N * p.ldw);
-  if (dt == DType::F32) {
-    pr.wf.assign(wn, std::nanf(""));
-  } else {
-    pr.wh.assign(wn, dt == DType::BF16 ? uint16_t{0x7fc1} : uint16_t{0x7e01});  // NaN in each type
-  }
+  int64_t row_bytes = 0;
+  if (!weight_row_bytes(f, ldw, &row_bytes)) fail(ErrorCode::Native, "parity_matmul: row size");
+  const int64_t groups = ldw / t.block;  // one scale (and zero point) per block
+  pr.w.assign(static_cast<size_t>((s.N * row_bytes + 7) / 8), 0);
+  if (t.has_scales) pr.scales.assign(static_cast<size_t>(s.N * groups), 0.0f);
+  if (t.has_zeros) pr.zeros.assign(static_cast<size_t>(s.N * groups), 0);
+  std::vector<float> row(static_cast<size_t>(ldw), std::nanf(""));
   for (int64_t n = 0; n < s.N; ++n) {
-    for (int64_t k = 0; k < s.K; ++k) {
-      const float v = rng.normal();
-      if (dt == DType::F32) pr.wf[n * p.ldw + k] = v;
-      else pr.wh[n * p.ldw + k] = to_storage(dt, v);
-    }
+    for (int64_t k = 0; k < s.K; ++k) row[k] = rng.normal();
+    t.quantize_row(row.data(), ldw, reinterpret_cast<char*>(pr.w.data()) + n * row_bytes,
+                   t.has_scales ? pr.scales.data() + n * groups : nullptr, t.has_zeros ? &pr.zeros[n * groups] : nullptr);
   }
   if (with_bias) {
     pr.bias.resize(static_cast<size_t>(s.N));
     for (auto& b : pr.bias) b = rng.normal();
   }
   p.x = pr.x.empty() ? nullptr : pr.x.data();
-  p.w = dt == DType::F32 ? static_cast<const void*>(pr.wf.empty() ? nullptr : pr.wf.data())
-                         : static_cast<const void*>(pr.wh.empty() ? nullptr : pr.wh.data());
+  p.w = dense_weight(f, pr.w.empty() ? nullptr : pr.w.data(), s.N, s.K, ldw);
+  p.w.scales = pr.scales.empty() ? nullptr : pr.scales.data();
+  p.w.zeros = pr.zeros.empty() ? nullptr : pr.zeros.data();
+  p.w.group = t.has_scales ? t.block : 0;
   p.bias = with_bias && s.N > 0 ? pr.bias.data() : nullptr;
   pr.desc = "M=" + std::to_string(s.M) + " K=" + std::to_string(s.K) + " N=" + std::to_string(s.N) + " w=" +
-            dtype_name(dt) + (with_bias ? " bias" : "") + (strided ? " strided" : "");
+            weight_format_name(f) + (with_bias ? " bias" : "") + (strided ? " strided" : "");
   return pr;
 }
 
@@ -129,25 +131,53 @@ Result check_rejects(const char* what, MatmulParams p) {
 std::vector<Result> check_cases() {
   float buf[64] = {};
   MatmulParams ok;
-  ok.M = 2, ok.K = 3, ok.N = 4, ok.x = buf, ok.ldx = 3, ok.w = buf, ok.ldw = 3, ok.y = buf, ok.ldy = 4;
+  ok.M = 2, ok.K = 3, ok.N = 4, ok.x = buf, ok.ldx = 3, ok.y = buf, ok.ldy = 4;
+  ok.w = dense_weight(WeightFormat::F32, buf, 4, 3, 3);
   std::vector<Result> out;
   MatmulParams p = ok;
   p.M = -1;
   out.push_back(check_rejects("negative M", p));
   p = ok, p.ldx = 2;
   out.push_back(check_rejects("ldx < K", p));
-  p = ok, p.ldw = 2;
-  out.push_back(check_rejects("ldw < K", p));
+  p = ok, p.w.ld = 2;
+  out.push_back(check_rejects("weight row stride < K", p));
+  p = ok, p.w.out = 5;
+  out.push_back(check_rejects("weight shape is not [N,K]", p));
   p = ok, p.ldy = 3;
   out.push_back(check_rejects("ldy < N", p));
-  p = ok, p.w = nullptr;
+  p = ok, p.w.data = nullptr;
   out.push_back(check_rejects("null w", p));
   p = ok, p.y = nullptr;
   out.push_back(check_rejects("null y", p));
-  p = ok, p.w_dtype = DType::I32;
-  out.push_back(check_rejects("i32 weights", p));
+  p = ok, p.w.format = static_cast<WeightFormat>(99);
+  out.push_back(check_rejects("unknown weight format", p));
   p = ok, p.ldx = int64_t{1} << 62;
   out.push_back(check_rejects("overflowing ldx", p));
+  p = ok, p.w.ld = int64_t{1} << 62;
+  out.push_back(check_rejects("overflowing weight row stride", p));
+  // The format axis is kWeightFormats: it must list every format the traits table accepts (codes
+  // 0..255 cover the table's range; weight_format_from_int switches over every WeightFormat).
+  out.push_back(expect_accepted("matmul", "kWeightFormats lists every weight format", [] {
+    size_t accepted = 0;
+    for (int32_t code = 0; code < 256; ++code) {
+      WeightFormat f;
+      if (!weight_format_from_int(code, &f)) continue;
+      ++accepted;
+      bool listed = false;
+      for (const WeightFormat g : kWeightFormats) listed = listed || g == f;
+      if (!listed) fail(ErrorCode::Native, std::string(weight_format_name(f)) + " is missing from kWeightFormats");
+    }
+    if (accepted != std::size(kWeightFormats)) fail(ErrorCode::Native, "kWeightFormats lists a code the table refuses");
+  }));
+  // Dispatch by (ISA, format): the variant matmul() runs for each format reads that format.
+  for (const WeightFormat f : kWeightFormats) {
+    Result r = expect_accepted("matmul", std::string("dispatch: ") + weight_format_name(f) + " weights", [&] {
+      const auto& v = ops::matmul_variant(f);
+      if (!v.reads(f)) fail(ErrorCode::Native, std::string(v.name) + " was chosen but does not read the format");
+    });
+    r.format = weight_format_name(f);
+    out.push_back(std::move(r));
+  }
   out.push_back(expect_accepted("matmul", "valid and empty problems accepted", [&] {
     ops::check_matmul(ok);
     p = MatmulParams{};  // all zero, all null
@@ -165,7 +195,7 @@ std::vector<Result> cancel_cases(ThreadPool& pool) {
   MatmulParams p;
   p.M = M, p.N = N, p.K = K;
   p.x = x.data(), p.ldx = K;
-  p.w = w.data(), p.ldw = K, p.w_dtype = DType::F32;
+  p.w = dense_weight(WeightFormat::F32, w.data(), N, K, K);
   p.ldy = N;
   CancelToken aborted, disposed;
   aborted.cancel(CancelToken::Reason::Aborted);
@@ -188,6 +218,8 @@ std::vector<Result> cancel_cases(ThreadPool& pool) {
     Result r;
     r.op = "matmul";
     r.variant = v.name;
+    r.device = isa_device(v.isa);
+    r.format = weight_format_name(p.w.format);
     r.shape = "M=96 cancelled before the first block threads=" + std::to_string(pool.size());
     for (size_t i = 0; i < y.size() && r.passed; ++i) {
       if (bits(y[i]) != kUnwritten) {
@@ -210,10 +242,14 @@ std::vector<Result> parity_matmul(uint64_t seed) {
   ThreadPool three(3);  // an odd thread count, to shake out the work split
   std::vector<Result> results;
   int index = 0;
+  // The format axis: every shape in every weight format, each against every runnable variant that
+  // reads that format (the reference reads them all, through the format's dequantize_row).
   for (const Shape& s : kShapes) {
-    for (int d = 0; d < 3; ++d, ++index) {
-      const bool with_bias = index % 2 == 0, strided = index % 3 != 0;
-      Problem pr = make_problem(s, kDTypes[d], with_bias, strided, rng);
+    for (const WeightFormat f : kWeightFormats) {
+      const int case_index = index++;
+      if (s.K % weight_format_traits(f).block != 0) continue;  // rows are whole blocks
+      const bool with_bias = case_index % 2 == 0, strided = case_index % 3 != 0;
+      Problem pr = make_problem(s, f, with_bias, strided, rng);
       MatmulParams p = pr.p;
       const size_t extent = y_extent(p);
       Guarded<float> ref(extent);
@@ -224,14 +260,16 @@ std::vector<Result> parity_matmul(uint64_t seed) {
       const std::vector<float> want = compact(p, ref);
       const double floor = std::sqrt(static_cast<double>(s.K > 0 ? s.K : 1));
       for (const auto& v : family.runnable()) {
-        if (v.fn == family.reference().fn) continue;
-        ThreadPool& pool = index % 2 ? three : *dflt;
+        if (v.fn == family.reference().fn || !v.reads(f)) continue;
+        ThreadPool& pool = case_index % 2 ? three : *dflt;
         Guarded<float> y(extent);
         fill_unwritten(y);
         p.y = extent ? y.data() : nullptr;
         Result r;
         r.op = "matmul";
         r.variant = v.name;
+        r.device = isa_device(v.isa);
+        r.format = weight_format_name(f);
         r.shape = pr.desc + " threads=" + std::to_string(pool.size());
         try {
           v.fn(p, pool);

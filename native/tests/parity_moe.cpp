@@ -4,6 +4,7 @@
 // formula evaluated directly on the checkpoint's fused layout, which pins down the repack and the
 // gate/up split.
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 #include <exception>
 #include <functional>
@@ -11,7 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "core/cpu.h"
 #include "core/dtype.h"
+#include "core/weight_format.h"
 #include "core/error.h"
 #include "core/threadpool.h"
 #include "ops/moe.h"
@@ -23,41 +26,39 @@ namespace {
 
 struct Case {
   int64_t T, E, k, H, I;
-  DType dt;
+  WeightFormat wf;
   bool norm;
   int threads;
   bool ties;
 };
 
-// Weights stored as `dt`, plus their exact values as float for the direct check.
+// Weights stored in format `wf` (rows of `cols` through the format's quantize_row), plus the exact
+// value of each stored element as float (read back through dequantize_row) for the direct check.
 struct Weights {
-  std::vector<uint16_t> h;
-  std::vector<float> f;  // exact value of each stored element
-  const void* data() const { return h.empty() ? static_cast<const void*>(f.data()) : h.data(); }
+  std::vector<uint64_t> bytes;  // 8-byte aligned storage
+  std::vector<float> f;
+  const void* data() const { return bytes.data(); }
 };
 
-Weights make_weights(Rng& rng, DType dt, size_t n, float scale) {
+Weights make_weights(Rng& rng, WeightFormat wf, int64_t rows, int64_t cols, float scale) {
+  const WeightFormatTraits& t = weight_format_traits(wf);
+  int64_t row_bytes = 0;
+  if (t.has_scales || t.has_zeros || !weight_row_bytes(wf, cols, &row_bytes))
+    fail(ErrorCode::Native, std::string("parity_moe: cannot store ") + t.name + " experts");
   Weights w;
-  w.f.resize(n);
-  if (dt != DType::F32) w.h.resize(n);
-  for (size_t i = 0; i < n; ++i) {
-    const float v = rng.normal() * scale;
-    if (dt == DType::BF16) {
-      w.h[i] = f32_to_bf16(v);
-      w.f[i] = bf16_to_f32(w.h[i]);
-    } else if (dt == DType::F16) {
-      w.h[i] = f32_to_f16(v);
-      w.f[i] = f16_to_f32(w.h[i]);
-    } else {
-      w.f[i] = v;
-    }
-  }
+  w.f.resize(static_cast<size_t>(rows * cols));
+  w.bytes.assign(static_cast<size_t>((rows * row_bytes + 7) / 8), 0);
+  for (float& v : w.f) v = rng.normal() * scale;
+  char* base = reinterpret_cast<char*>(w.bytes.data());
+  for (int64_t r = 0; r < rows; ++r) t.quantize_row(w.f.data() + r * cols, cols, base + r * row_bytes, nullptr, nullptr);
+  const WeightRef ref = dense_weight(wf, base, rows, cols, cols);
+  for (int64_t r = 0; r < rows; ++r) t.dequantize_row(ref, r, 0, cols, w.f.data() + r * cols);
   return w;
 }
 
 std::string describe(const Case& c) {
   return "T=" + std::to_string(c.T) + " E=" + std::to_string(c.E) + " k=" + std::to_string(c.k) +
-         " H=" + std::to_string(c.H) + " I=" + std::to_string(c.I) + " " + dtype_name(c.dt) + (c.norm ? "" : " nonorm") +
+         " H=" + std::to_string(c.H) + " I=" + std::to_string(c.I) + " " + weight_format_name(c.wf) + (c.norm ? "" : " nonorm") +
          (c.ties ? " ties" : "") + " thr=" + std::to_string(c.threads);
 }
 
@@ -120,7 +121,7 @@ Result check_validation() {
       {"k=0", [](ops::MoeParams& p) { p.k = 0; }},
       {"ldx<H", [](ops::MoeParams& p) { p.ldx = 3; }},
       {"ld_logits<E", [](ops::MoeParams& p) { p.ld_logits = 3; }},
-      {"dtype", [](ops::MoeParams& p) { p.w_dtype = DType::I32; }},
+      {"format", [](ops::MoeParams& p) { p.w_format = static_cast<WeightFormat>(99); }},
       {"null x", [](ops::MoeParams& p) { p.x = nullptr; }},
       {"out=x", [&](ops::MoeParams& p) { p.out = x.data(); }},
       {"NaN logit", [&](ops::MoeParams&) { lg[5] = NAN; }},
@@ -148,21 +149,71 @@ Result check_validation() {
   return r;
 }
 
+// The repack through the format's traits against a plain element-by-element transpose, bit for
+// bit, on odd sizes and thread counts (blocks of 64 source rows split across the pool).
+Result pack_case(WeightFormat f, int64_t E, int64_t R, int64_t C, int threads, Rng& rng) {
+  Result r;
+  r.op = "moe";
+  r.variant = "pack";
+  r.format = weight_format_name(f);
+  r.shape = std::string("E=") + std::to_string(E) + " R=" + std::to_string(R) + " C=" + std::to_string(C) + " " +
+            r.format + " thr=" + std::to_string(threads) + " (moe_pack_experts vs plain transpose, bit exact)";
+  const WeightFormatTraits& t = weight_format_traits(f);
+  int64_t row_bytes = 0;
+  if (t.block != 1 || !weight_row_bytes(f, C, &row_bytes)) {
+    r.passed = false, r.note = "the plain transpose is written for one-element blocks";
+    return r;
+  }
+  const size_t es = static_cast<size_t>(t.block_bytes), n = static_cast<size_t>(E * R * C);
+  std::vector<unsigned char> src(n * es);
+  for (auto& b : src) b = static_cast<unsigned char>(rng.next());
+  std::vector<unsigned char> want(n * es);
+  for (int64_t e = 0; e < E; ++e)
+    for (int64_t i = 0; i < R; ++i)
+      for (int64_t c = 0; c < C; ++c)
+        std::memcpy(&want[((e * C + c) * R + i) * es], &src[((e * R + i) * C + c) * es], es);
+  Guarded<unsigned char> got(n * es, 0);
+  ThreadPool pool(threads);
+  try {
+    ops::moe_pack_experts(src.data(), got.data(), f, E, R, C, pool);
+  } catch (const std::exception& e) {
+    r.passed = false, r.note = std::string("threw ") + e.what();
+    return r;
+  }
+  r.guards_ok = got.intact();
+  compare_exact(got.data(), want.data(), n * es, &r);
+  if (!r.guards_ok) r.passed = false, r.note += " wrote outside dst";
+  return r;
+}
+
 }  // namespace
 
 std::vector<Result> parity_moe(uint64_t seed) {
   const std::vector<Case> cases = {
-      {1, 4, 1, 33, 19, DType::F32, true, 1, false},   {3, 8, 2, 33, 19, DType::BF16, true, 2, false},
-      {17, 8, 2, 31, 17, DType::BF16, true, 2, true},  {17, 60, 4, 65, 23, DType::F16, true, 3, false},
-      {17, 60, 8, 47, 9, DType::BF16, false, 2, true}, {3, 4, 4, 17, 5, DType::F32, true, 2, false},
-      {1, 60, 8, 129, 41, DType::BF16, true, 2, false}, {1, 60, 8, 63, 21, DType::F32, true, 8, false},
-      {17, 8, 8, 15, 3, DType::F16, false, 1, true},   {33, 60, 1, 9, 7, DType::F32, true, 4, true},
-      {64, 8, 2, 33, 19, DType::F32, true, 2, false},  {5, 1, 1, 7, 1, DType::BF16, false, 2, false},
-      {0, 8, 2, 33, 19, DType::F32, true, 2, false},
+      {1, 4, 1, 33, 19, WeightFormat::F32, true, 1, false},   {3, 8, 2, 33, 19, WeightFormat::BF16, true, 2, false},
+      {17, 8, 2, 31, 17, WeightFormat::BF16, true, 2, true},  {17, 60, 4, 65, 23, WeightFormat::F16, true, 3, false},
+      {17, 60, 8, 47, 9, WeightFormat::BF16, false, 2, true}, {3, 4, 4, 17, 5, WeightFormat::F32, true, 2, false},
+      {1, 60, 8, 129, 41, WeightFormat::BF16, true, 2, false}, {1, 60, 8, 63, 21, WeightFormat::F32, true, 8, false},
+      {17, 8, 8, 15, 3, WeightFormat::F16, false, 1, true},   {33, 60, 1, 9, 7, WeightFormat::F32, true, 4, true},
+      {64, 8, 2, 33, 19, WeightFormat::F32, true, 2, false},  {5, 1, 1, 7, 1, WeightFormat::BF16, false, 2, false},
+      {0, 8, 2, 33, 19, WeightFormat::F32, true, 2, false},
   };
   std::vector<Result> results;
   Rng rng(seed ^ 0x6d6f65ull);
-  for (const Case& c : cases) {
+  // The format axis: each case runs in every weight format (its listed dtype first, as before).
+  std::vector<Case> all;
+  for (const Case& base : cases) {
+    all.push_back(base);
+    for (const WeightFormat f : kWeightFormats) {
+      Case c = base;
+      c.wf = f;
+      bool served = false;  // formats no moe variant reads are the matmul harness's alone
+      for (const auto& v : ops::moe_family().variants()) served = served || v.reads(f);
+      if (c.wf != base.wf && served) all.push_back(c);
+    }
+  }
+  for (const Case& c : all) {
+    const WeightFormat wf = c.wf;
     const int64_t ld_logits = c.E + (c.T % 3), ldx = c.H + 3, ldo = c.H + 2;
     std::vector<float> logits(static_cast<size_t>(std::max<int64_t>(c.T, 1) * ld_logits));
     for (float& v : logits) v = rng.normal() * 2.0f;
@@ -183,22 +234,22 @@ std::vector<Result> parity_moe(uint64_t seed) {
     }
     std::vector<float> x(static_cast<size_t>(std::max<int64_t>(c.T, 1) * ldx));
     for (float& v : x) v = rng.normal();
-    const Weights gu = make_weights(rng, c.dt, static_cast<size_t>(c.E * c.H * 2 * c.I), 1.0f / std::sqrt(float(c.H)));
-    const Weights dn = make_weights(rng, c.dt, static_cast<size_t>(c.E * c.I * c.H), 1.0f / std::sqrt(float(c.I)));
+    const Weights gu = make_weights(rng, wf, c.E * c.H, 2 * c.I, 1.0f / std::sqrt(float(c.H)));
+    const Weights dn = make_weights(rng, wf, c.E * c.I, c.H, 1.0f / std::sqrt(float(c.I)));
 
     // The op's layout, from the checkpoint's.
     auto pool = std::make_shared<ThreadPool>(c.threads);
-    const size_t es = dtype_size(c.dt);
-    std::vector<char> gu_packed(gu.f.size() * es), dn_packed(dn.f.size() * es);
-    ops::moe_pack_experts(gu.data(), gu_packed.data(), c.dt, c.E, c.H, 2 * c.I, *pool);
-    ops::moe_pack_experts(dn.data(), dn_packed.data(), c.dt, c.E, c.I, c.H, *pool);
+    // Packed buffers have the checkpoint's byte size ([E, R, C] and [E, C, R] hold the same blocks).
+    std::vector<uint64_t> gu_packed(gu.bytes.size()), dn_packed(dn.bytes.size());
+    ops::moe_pack_experts(gu.data(), gu_packed.data(), wf, c.E, c.H, 2 * c.I, *pool);
+    ops::moe_pack_experts(dn.data(), dn_packed.data(), wf, c.E, c.I, c.H, *pool);
 
     ops::MoeParams p;
     p.T = c.T, p.E = c.E, p.k = c.k, p.H = c.H, p.I = c.I;
     p.norm_topk_prob = c.norm;
     p.router_logits = logits.data(), p.ld_logits = ld_logits;
     p.x = x.data(), p.ldx = ldx;
-    p.gate_up = gu_packed.data(), p.down = dn_packed.data(), p.w_dtype = c.dt;
+    p.gate_up = gu_packed.data(), p.down = dn_packed.data(), p.w_format = wf;
     p.ldo = ldo;
     const size_t out_n = c.T > 0 ? static_cast<size_t>((c.T - 1) * ldo + c.H) : 0;
     const size_t nk = static_cast<size_t>(c.T * c.k);
@@ -216,6 +267,7 @@ std::vector<Result> parity_moe(uint64_t seed) {
       Result r;
       r.op = "moe";
       r.variant = "direct";
+      r.format = weight_format_name(wf);
       r.shape = describe(c) + " (reference vs fused-layout formula)";
       const std::vector<double> want = direct_experts(c, x, ldx, gu.f, dn.f, ref_ids, ref_w);
       std::vector<float> got, wantf;
@@ -230,9 +282,12 @@ std::vector<Result> parity_moe(uint64_t seed) {
     }
 
     for (const auto& v : ops::moe_family().runnable()) {
+      if (!v.reads(wf)) continue;
       Result r;
       r.op = "moe";
       r.variant = v.name;
+      r.device = isa_device(v.isa);
+      r.format = weight_format_name(wf);
       r.shape = describe(c);
       Guarded<float> out(out_n, kSentinel), wts(nk, -1.0f);
       Guarded<int32_t> ids(nk, -1);
@@ -274,6 +329,26 @@ std::vector<Result> parity_moe(uint64_t seed) {
     }
   }
   results.push_back(check_validation());
+  for (const WeightFormat f : kWeightFormats) {
+    const WeightFormatTraits& t = weight_format_traits(f);
+    if (!t.transpose_rows) {  // blocks along the rows: refused, never split
+      results.push_back(expect_rejected("moe", std::string("pack: ") + t.name + " refused (no transpose)", [f] {
+        ThreadPool pool(1);
+        uint64_t a[64] = {}, b[64] = {};
+        ops::moe_pack_experts(a, b, f, 1, 32, 32, pool);
+      }, ErrorCode::Unsupported));
+      continue;
+    }
+    if (t.block != 1) continue;  // a block-wise transpose brings its own bit-exact check
+    results.push_back(pack_case(f, 3, 67, 130, 2, rng));  // source rows straddle the 64-row blocks
+    results.push_back(pack_case(f, 1, 1, 7, 1, rng));
+    results.push_back(pack_case(f, 5, 9, 64, 3, rng));
+  }
+  results.push_back(expect_rejected("moe", "pack: unknown weight format", [] {
+    ThreadPool pool(1);
+    float a[4] = {}, b[4] = {};
+    ops::moe_pack_experts(a, b, static_cast<WeightFormat>(99), 1, 2, 2, pool);
+  }));
   return results;
 }
 

@@ -17,10 +17,18 @@ describe('kernel parity: every variant against its reference', () => {
         .filter((r) => !r.passed)
         .map((r) => `${r.variant} ${r.shape}: rel=${r.maxRelErr} tol=${r.tolerance} ${r.note}`);
       expect(failures).toEqual([]);
-      // Every variant this CPU can run must have been exercised.
+      // Every variant this CPU can run must have been exercised, on its device, and for ops that
+      // read weights in every weight format it claims (the (device, ISA, format) axes).
       const tested = new Set(results.map((r) => r.variant));
+      const testedPairs = new Set(results.map((r) => `${r.device}/${r.variant}/${r.format ?? ''}`));
       for (const v of native.info().ops[op]?.variants ?? []) {
-        if (v.available && v.name !== 'reference') expect(tested, `${op}/${v.name} untested`).toContain(v.name);
+        if (!v.available || v.name === 'reference') continue;
+        expect(tested, `${op}/${v.name} untested`).toContain(v.name);
+        for (const f of v.formats ?? []) {
+          expect(testedPairs, `${op}/${v.name} untested on ${v.device} with ${f} weights`).toContain(
+            `${v.device}/${v.name}/${f}`,
+          );
+        }
       }
     });
   }

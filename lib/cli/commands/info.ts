@@ -37,6 +37,10 @@ export const infoCommand: Command = {
     for (const [op, o] of Object.entries(i.ops)) {
       const others = o.variants.map((v) => (v.available ? v.name : `${v.name} (no ${v.isa})`)).join(', ');
       out.push(`  ${op.padEnd(12)} ${o.chosen.padEnd(12)} [${others}]`);
+      if (o.chosenByFormat) {
+        const byFormat = Object.entries(o.chosenByFormat).map(([f, v]) => `${f}: ${v}`).join(', ');
+        out.push(`  ${''.padEnd(12)} by weight format: ${byFormat}`);
+      }
     }
     out.push(
       i.cuda.available

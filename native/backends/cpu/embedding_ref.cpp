@@ -13,7 +13,10 @@ void embedding_ref(const ops::EmbeddingParams& p, ThreadPool& /*pool*/) {
       switch (p.table_dtype) {
         case DType::BF16: out[i] = bf16_to_f32(static_cast<const uint16_t*>(p.table)[e]); break;
         case DType::F16: out[i] = f16_to_f32(static_cast<const uint16_t*>(p.table)[e]); break;
-        default: out[i] = static_cast<const float*>(p.table)[e]; break;
+        case DType::F32: out[i] = static_cast<const float*>(p.table)[e]; break;
+        case DType::I32:
+        case DType::I64:
+        case DType::U8: fail(ErrorCode::Native, std::string("embedding: table of ") + dtype_name(p.table_dtype));
       }
     }
   }

@@ -12,22 +12,31 @@ namespace qvl::cpu {
 
 namespace {
 
-using ops::MatmulParams;
+using MatmulParams = DenseMatmul;  // the kernels read p.dense, the weights' element type
 
 constexpr int kMr = 6, kNr = 16;
 
 // The last n < 8 weights of a row, zero-filled: 16-bit types have no masked load in AVX2.
 QVL_TARGET_AVX2 inline __m256 load_tail(const MatmulParams& p, int64_t off, int64_t n) {
-  if (p.w_dtype == DType::F32) {
-    float t[8] = {};
-    std::memcpy(t, static_cast<const float*>(p.w) + off, n * sizeof(float));
-    return _mm256_loadu_ps(t);
-  }
   uint16_t t[8] = {};
-  std::memcpy(t, static_cast<const uint16_t*>(p.w) + off, n * sizeof(uint16_t));
-  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(t));
-  if (p.w_dtype == DType::BF16) return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-  return _mm256_cvtph_ps(h);
+  switch (p.dense) {
+    case DType::F32: {
+      float f[8] = {};
+      std::memcpy(f, static_cast<const float*>(p.w.data) + off, n * sizeof(float));
+      return _mm256_loadu_ps(f);
+    }
+    case DType::BF16:
+      std::memcpy(t, static_cast<const uint16_t*>(p.w.data) + off, n * sizeof(uint16_t));
+      return _mm256_castsi256_ps(
+          _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t))), 16));
+    case DType::F16:
+      std::memcpy(t, static_cast<const uint16_t*>(p.w.data) + off, n * sizeof(uint16_t));
+      return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t)));
+    case DType::I32:
+    case DType::I64:
+    case DType::U8: break;  // refused by dense_storage
+  }
+  return _mm256_setzero_ps();
 }
 
 QVL_TARGET_AVX2 inline void transpose8(__m256 r[8]) {
@@ -138,12 +147,12 @@ QVL_TARGET_AVX2 void pack_dt(const MatmulParams& p, int64_t n0, int64_t nvalid, 
                              float* panel) {
   constexpr int64_t kBytes = sizeof(WeightT<DT>);
   const int64_t kfull = kc & ~int64_t{7};
-  const WeightT<DT>* base = static_cast<const WeightT<DT>*>(p.w) + n0 * p.ldw + k0;
+  const WeightT<DT>* base = static_cast<const WeightT<DT>*>(p.w.data) + n0 * p.w.ld + k0;
   for (int g = 0; g < kNr / 8; ++g) {
     const WeightT<DT>* rows[8];
     for (int j = 0; j < 8; ++j) {
       const int64_t n = g * 8 + j;
-      rows[j] = n < nvalid ? base + n * p.ldw : reinterpret_cast<const WeightT<DT>*>(kZeroRow);
+      rows[j] = n < nvalid ? base + n * p.w.ld : reinterpret_cast<const WeightT<DT>*>(kZeroRow);
     }
     for (int64_t kb = 0; kb < kfull; kb += 8) {
       // Each row is read in kc-long bursts, too short for the hardware prefetcher to lock on:
@@ -160,7 +169,7 @@ QVL_TARGET_AVX2 void pack_dt(const MatmulParams& p, int64_t n0, int64_t nvalid, 
   if (kfull < kc) {
     alignas(32) float t[kNr][8];
     for (int j = 0; j < kNr; ++j) {
-      const __m256 v = j < nvalid ? load_tail(p, (n0 + j) * p.ldw + k0 + kfull, kc - kfull) : _mm256_setzero_ps();
+      const __m256 v = j < nvalid ? load_tail(p, (n0 + j) * p.w.ld + k0 + kfull, kc - kfull) : _mm256_setzero_ps();
       _mm256_store_ps(t[j], v);
     }
     for (int64_t k = kfull; k < kc; ++k) {
@@ -170,10 +179,13 @@ QVL_TARGET_AVX2 void pack_dt(const MatmulParams& p, int64_t n0, int64_t nvalid, 
 }
 
 QVL_TARGET_AVX2 void pack(const MatmulParams& p, int64_t n0, int64_t nvalid, int64_t k0, int64_t kc, float* panel) {
-  switch (p.w_dtype) {
+  switch (p.dense) {
+    case DType::F32: return pack_dt<DType::F32>(p, n0, nvalid, k0, kc, panel);
     case DType::BF16: return pack_dt<DType::BF16>(p, n0, nvalid, k0, kc, panel);
     case DType::F16: return pack_dt<DType::F16>(p, n0, nvalid, k0, kc, panel);
-    default: return pack_dt<DType::F32>(p, n0, nvalid, k0, kc, panel);
+    case DType::I32:
+    case DType::I64:
+    case DType::U8: return;  // refused by dense_params
   }
 }
 
@@ -187,7 +199,7 @@ template <DType DT, int MB, int R>
 QVL_TARGET_AVX2 void rows_block(const MatmulParams& p, int64_t m0, int64_t n) {
   constexpr int64_t kBytes = sizeof(WeightT<DT>);
   const WeightT<DT>* w[R];
-  for (int j = 0; j < R; ++j) w[j] = static_cast<const WeightT<DT>*>(p.w) + (n + j) * p.ldw;
+  for (int j = 0; j < R; ++j) w[j] = static_cast<const WeightT<DT>*>(p.w.data) + (n + j) * p.w.ld;
   const float* x[MB];
   for (int i = 0; i < MB; ++i) x[i] = p.x + (m0 + i) * p.ldx;
   const int64_t K = p.K, kfull = K & ~int64_t{7};
@@ -208,7 +220,7 @@ QVL_TARGET_AVX2 void rows_block(const MatmulParams& p, int64_t m0, int64_t n) {
   if (kfull < K) {
     const __m256i mask = lane_mask(K - kfull);
     __m256 wv[R];
-    for (int j = 0; j < R; ++j) wv[j] = load_tail(p, (n + j) * p.ldw + kfull, K - kfull);
+    for (int j = 0; j < R; ++j) wv[j] = load_tail(p, (n + j) * p.w.ld + kfull, K - kfull);
     for (int i = 0; i < MB; ++i) {
       const __m256 xv = _mm256_maskload_ps(x[i] + kfull, mask);
       for (int j = 0; j < R; ++j) acc[i][j] = _mm256_fmadd_ps(xv, wv[j], acc[i][j]);
@@ -239,10 +251,13 @@ QVL_TARGET_AVX2 void rows_dt(const MatmulParams& p, int64_t m0, int count, int64
 }
 
 QVL_TARGET_AVX2 void rows(const MatmulParams& p, int64_t m0, int count, int64_t n0, int64_t n1) {
-  switch (p.w_dtype) {
+  switch (p.dense) {
+    case DType::F32: return rows_dt<DType::F32>(p, m0, count, n0, n1);
     case DType::BF16: return rows_dt<DType::BF16>(p, m0, count, n0, n1);
     case DType::F16: return rows_dt<DType::F16>(p, m0, count, n0, n1);
-    default: return rows_dt<DType::F32>(p, m0, count, n0, n1);
+    case DType::I32:
+    case DType::I64:
+    case DType::U8: return;  // refused by dense_params
   }
 }
 
@@ -250,6 +265,6 @@ const MatmulKernels kKernels = {kMr, kNr, kKc, /*nc=*/128, /*mc=*/192, /*small_m
 
 }  // namespace
 
-void matmul_avx2(const MatmulParams& p, ThreadPool& pool) { run_matmul(p, pool, kKernels); }
+void matmul_avx2(const ops::MatmulParams& p, ThreadPool& pool) { run_matmul(p, pool, kKernels); }
 
 }  // namespace qvl::cpu

@@ -11,7 +11,7 @@ namespace qvl::cpu {
 
 namespace {
 
-using ops::MatmulParams;
+using MatmulParams = DenseMatmul;  // the kernels read p.dense, the weights' element type
 
 constexpr int kMr = 12, kNr = 32;
 // GCC 12 warns (-Wmaybe-uninitialized) about the undefined pass-through operand inside several
@@ -94,13 +94,13 @@ template <DType DT>
 QVL_TARGET_AVX512 void pack_dt(const MatmulParams& p, int64_t n0, int64_t nvalid, int64_t k0, int64_t kc,
                                float* panel) {
   constexpr int64_t kBytes = sizeof(WeightT<DT>);
-  const WeightT<DT>* base = static_cast<const WeightT<DT>*>(p.w) + n0 * p.ldw + k0;
+  const WeightT<DT>* base = static_cast<const WeightT<DT>*>(p.w.data) + n0 * p.w.ld + k0;
   for (int g = 0; g < kNr / 16; ++g) {
     const WeightT<DT>* rows[16];
     __mmask16 row_mask[16];
     for (int j = 0; j < 16; ++j) {
       const int64_t n = g * 16 + j;
-      rows[j] = base + (n < nvalid ? n : 0) * p.ldw;
+      rows[j] = base + (n < nvalid ? n : 0) * p.w.ld;
       row_mask[j] = n < nvalid ? kAll : static_cast<__mmask16>(0);
     }
     int64_t kb = 0;
@@ -117,10 +117,13 @@ QVL_TARGET_AVX512 void pack_dt(const MatmulParams& p, int64_t n0, int64_t nvalid
 }
 
 QVL_TARGET_AVX512 void pack(const MatmulParams& p, int64_t n0, int64_t nvalid, int64_t k0, int64_t kc, float* panel) {
-  switch (p.w_dtype) {
+  switch (p.dense) {
+    case DType::F32: return pack_dt<DType::F32>(p, n0, nvalid, k0, kc, panel);
     case DType::BF16: return pack_dt<DType::BF16>(p, n0, nvalid, k0, kc, panel);
     case DType::F16: return pack_dt<DType::F16>(p, n0, nvalid, k0, kc, panel);
-    default: return pack_dt<DType::F32>(p, n0, nvalid, k0, kc, panel);
+    case DType::I32:
+    case DType::I64:
+    case DType::U8: return;  // refused by dense_params
   }
 }
 
@@ -195,7 +198,7 @@ template <DType DT, int MB, int R>
 QVL_TARGET_AVX512 void rows_block(const MatmulParams& p, int64_t m0, int64_t n) {
   constexpr int64_t kBytes = sizeof(WeightT<DT>);
   const WeightT<DT>* w[R];
-  for (int j = 0; j < R; ++j) w[j] = static_cast<const WeightT<DT>*>(p.w) + (n + j) * p.ldw;
+  for (int j = 0; j < R; ++j) w[j] = static_cast<const WeightT<DT>*>(p.w.data) + (n + j) * p.w.ld;
   const float* x[MB];
   for (int i = 0; i < MB; ++i) x[i] = p.x + (m0 + i) * p.ldx;
   const int64_t K = p.K;
@@ -247,10 +250,13 @@ QVL_TARGET_AVX512 void rows_dt(const MatmulParams& p, int64_t m0, int count, int
 }
 
 QVL_TARGET_AVX512 void rows(const MatmulParams& p, int64_t m0, int count, int64_t n0, int64_t n1) {
-  switch (p.w_dtype) {
+  switch (p.dense) {
+    case DType::F32: return rows_dt<DType::F32>(p, m0, count, n0, n1);
     case DType::BF16: return rows_dt<DType::BF16>(p, m0, count, n0, n1);
     case DType::F16: return rows_dt<DType::F16>(p, m0, count, n0, n1);
-    default: return rows_dt<DType::F32>(p, m0, count, n0, n1);
+    case DType::I32:
+    case DType::I64:
+    case DType::U8: return;  // refused by dense_params
   }
 }
 
@@ -258,6 +264,6 @@ const MatmulKernels kKernels = {kMr, kNr, /*kc=*/256, /*nc=*/128, /*mc=*/256, /*
 
 }  // namespace
 
-void matmul_avx512(const MatmulParams& p, ThreadPool& pool) { run_matmul(p, pool, kKernels); }
+void matmul_avx512(const ops::MatmulParams& p, ThreadPool& pool) { run_matmul(p, pool, kKernels); }
 
 }  // namespace qvl::cpu

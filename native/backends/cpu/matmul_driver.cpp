@@ -9,7 +9,7 @@ namespace qvl::cpu {
 
 namespace {
 
-using ops::MatmulParams;
+using MatmulParams = DenseMatmul;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
@@ -69,7 +69,25 @@ void packed_task(const MatmulParams& p, const MatmulKernels& k, int64_t n0, int6
 
 }  // namespace
 
-void run_matmul(const MatmulParams& p, ThreadPool& pool, const MatmulKernels& k) {
+DType dense_storage(WeightFormat f) {
+  const WeightFormatTraits& t = weight_format_traits(f);
+  QVL_CHECK(t.kernel == WeightKernel::DenseF32 && t.block == 1, Unsupported,
+            std::string("matmul: ") + t.name + " weights are not read by the dense kernels");
+  switch (t.storage) {
+    case DType::F32:
+    case DType::BF16:
+    case DType::F16: return t.storage;
+    case DType::I32:
+    case DType::I64:
+    case DType::U8: break;
+  }
+  fail(ErrorCode::Unsupported, std::string("matmul: the dense kernels do not widen ") + dtype_name(t.storage));
+}
+
+void run_matmul(const ops::MatmulParams& params, ThreadPool& pool, const MatmulKernels& k) {
+  DenseMatmul p;
+  static_cast<ops::MatmulParams&>(p) = params;
+  p.dense = dense_storage(params.w.format);
   if (p.M == 0 || p.N == 0) return;
   if (p.K == 0) {
     fill_bias(p);

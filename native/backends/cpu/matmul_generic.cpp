@@ -10,7 +10,7 @@ namespace qvl::cpu {
 
 namespace {
 
-using ops::MatmulParams;
+using MatmulParams = DenseMatmul;  // the kernels read p.dense, the weights' element type
 
 // A 2x32 tile measured fastest on x86-64's baseline SSE2 with GCC 12 (35 GFLOP/s on one Zen 5
 // core against 9 for 4x8, whose unrolled form GCC spills); kLanes partial sums per weight row.
@@ -43,15 +43,24 @@ inline float half_to_f32(uint16_t h) {
 
 // n f32 values of weight row `row` starting at column k0.
 inline void load_weights(const MatmulParams& p, int64_t row, int64_t k0, int64_t n, float* out) {
-  const int64_t off = row * p.ldw + k0;
-  if (p.w_dtype == DType::F32) {
-    std::memcpy(out, static_cast<const float*>(p.w) + off, n * sizeof(float));
-  } else if (p.w_dtype == DType::BF16) {
-    const uint16_t* w = static_cast<const uint16_t*>(p.w) + off;
-    for (int64_t i = 0; i < n; ++i) out[i] = bits_to_f32(static_cast<uint32_t>(w[i]) << 16);
-  } else {
-    const uint16_t* w = static_cast<const uint16_t*>(p.w) + off;
-    for (int64_t i = 0; i < n; ++i) out[i] = half_to_f32(w[i]);
+  const int64_t off = row * p.w.ld + k0;
+  switch (p.dense) {
+    case DType::F32:
+      std::memcpy(out, static_cast<const float*>(p.w.data) + off, n * sizeof(float));
+      return;
+    case DType::BF16: {
+      const uint16_t* w = static_cast<const uint16_t*>(p.w.data) + off;
+      for (int64_t i = 0; i < n; ++i) out[i] = bits_to_f32(static_cast<uint32_t>(w[i]) << 16);
+      return;
+    }
+    case DType::F16: {
+      const uint16_t* w = static_cast<const uint16_t*>(p.w.data) + off;
+      for (int64_t i = 0; i < n; ++i) out[i] = half_to_f32(w[i]);
+      return;
+    }
+    case DType::I32:
+    case DType::I64:
+    case DType::U8: return;  // refused by dense_storage
   }
 }
 
@@ -132,7 +141,7 @@ float dot(const WeightT<DT>* w, const float* x, int64_t K) {
 template <DType DT>
 void rows_dt(const MatmulParams& p, int64_t m0, int count, int64_t n0, int64_t n1) {
   for (int64_t n = n0; n < n1; ++n) {
-    const WeightT<DT>* w = static_cast<const WeightT<DT>*>(p.w) + n * p.ldw;
+    const WeightT<DT>* w = static_cast<const WeightT<DT>*>(p.w.data) + n * p.w.ld;
     for (int i = 0; i < count; ++i) {
       p.y[(m0 + i) * p.ldy + n] = (p.bias ? p.bias[n] : 0.0f) + dot<DT>(w, p.x + (m0 + i) * p.ldx, p.K);
     }
@@ -146,7 +155,7 @@ void rows_dt<DType::F16>(const MatmulParams& p, int64_t m0, int count, int64_t n
   constexpr int64_t kBlock = 512;
   float wf[kBlock];
   for (int64_t n = n0; n < n1; ++n) {
-    const uint16_t* w = static_cast<const uint16_t*>(p.w) + n * p.ldw;
+    const uint16_t* w = static_cast<const uint16_t*>(p.w.data) + n * p.w.ld;
     float acc[4] = {};  // count <= small_m = 4
     for (int64_t k0 = 0; k0 < p.K; k0 += kBlock) {
       const int64_t len = p.K - k0 < kBlock ? p.K - k0 : kBlock;
@@ -158,10 +167,13 @@ void rows_dt<DType::F16>(const MatmulParams& p, int64_t m0, int count, int64_t n
 }
 
 void rows(const MatmulParams& p, int64_t m0, int count, int64_t n0, int64_t n1) {
-  switch (p.w_dtype) {
+  switch (p.dense) {
+    case DType::F32: return rows_dt<DType::F32>(p, m0, count, n0, n1);
     case DType::BF16: return rows_dt<DType::BF16>(p, m0, count, n0, n1);
     case DType::F16: return rows_dt<DType::F16>(p, m0, count, n0, n1);
-    default: return rows_dt<DType::F32>(p, m0, count, n0, n1);
+    case DType::I32:
+    case DType::I64:
+    case DType::U8: return;  // refused by dense_params
   }
 }
 
@@ -169,6 +181,6 @@ const MatmulKernels kKernels = {kMr, kNr, /*kc=*/256, /*nc=*/128, /*mc=*/128, /*
 
 }  // namespace
 
-void matmul_generic(const MatmulParams& p, ThreadPool& pool) { run_matmul(p, pool, kKernels); }
+void matmul_generic(const ops::MatmulParams& p, ThreadPool& pool) { run_matmul(p, pool, kKernels); }
 
 }  // namespace qvl::cpu

@@ -72,7 +72,6 @@ void run_expert(const ops::MoeParams& p, int64_t e, const int64_t* rows, int64_t
     ldxe = H;
   }
   g.resize(static_cast<size_t>(c * 2 * I));
-  const size_t wsize = dtype_size(p.w_dtype);
 
   ops::MatmulParams mm;
   mm.M = c;
@@ -80,9 +79,7 @@ void run_expert(const ops::MoeParams& p, int64_t e, const int64_t* rows, int64_t
   mm.K = H;
   mm.x = xe;
   mm.ldx = ldxe;
-  mm.w = static_cast<const char*>(p.gate_up) + static_cast<size_t>(e * 2 * I * H) * wsize;
-  mm.ldw = H;
-  mm.w_dtype = p.w_dtype;
+  mm.w = ops::moe_expert_weight(p.w_format, p.gate_up, e, 2 * I, H);
   mm.y = g.data();
   mm.ldy = 2 * I;
   ops::matmul(mm, pool);
@@ -100,8 +97,7 @@ void run_expert(const ops::MoeParams& p, int64_t e, const int64_t* rows, int64_t
   mm.K = I;
   mm.x = g.data();
   mm.ldx = 2 * I;
-  mm.w = static_cast<const char*>(p.down) + static_cast<size_t>(e * H * I) * wsize;
-  mm.ldw = I;
+  mm.w = ops::moe_expert_weight(p.w_format, p.down, e, H, I);
   mm.y = y;
   mm.ldy = H;
   ops::matmul(mm, pool);

@@ -1,5 +1,6 @@
 // Layout helpers of the MoE op: the one-time repack of the checkpoint's fused expert tensors
-// into the matmul op's [N, K] form, and the grouping of routed tokens by expert.
+// into the matmul op's [N, K] form (through the weight format's traits: the format knows how its
+// elements or blocks may move), and the grouping of routed tokens by expert.
 #include <algorithm>
 #include <cstdint>
 #include <string>
@@ -9,53 +10,37 @@
 
 namespace qvl::ops {
 
-namespace {
-
-// Blocked transpose of one [R, C] matrix: blocks of 64x64 elements keep both the reads and the
-// writes within a few pages (a row-by-row transpose of a 2048-wide bf16 matrix touches a new page
-// on every element it writes).
-template <class T>
-void transpose_block(const T* src, T* dst, int64_t R, int64_t C, int64_t r0, int64_t r1) {
-  constexpr int64_t B = 64;
-  for (int64_t c0 = 0; c0 < C; c0 += B) {
-    const int64_t c1 = std::min(C, c0 + B);
-    for (int64_t r = r0; r < r1; ++r) {
-      const T* s = src + r * C;
-      for (int64_t c = c0; c < c1; ++c) dst[c * R + r] = s[c];
-    }
-  }
-}
-
-template <class T>
-void pack_typed(const T* src, T* dst, int64_t E, int64_t R, int64_t C, ThreadPool& pool) {
+void moe_pack_experts(const void* src, void* dst, WeightFormat f, int64_t E, int64_t R, int64_t C, ThreadPool& pool) {
+  QVL_CHECK(E >= 0 && R >= 0 && C >= 0, Input, "moe_pack_experts: negative dimension");
+  WeightFormat known;
+  QVL_CHECK(weight_format_from_int(static_cast<int32_t>(f), &known), Input,
+            "moe_pack_experts: unknown weight format " + std::to_string(static_cast<int32_t>(f)));
+  const WeightFormatTraits& t = weight_format_traits(f);
+  QVL_CHECK(t.transpose_rows != nullptr, Unsupported,
+            std::string("moe_pack_experts: ") + t.name + " experts cannot be transposed (its blocks run along the "
+            "checkpoint's rows); convert them per expert in [N, K] form instead");
+  if (E == 0 || R == 0 || C == 0) return;
+  QVL_CHECK(src && dst, Input, "moe_pack_experts: null pointer");
+  QVL_CHECK(R <= INT64_MAX / 8 / C && E <= INT64_MAX / 8 / (R * C), Input, "moe_pack_experts: too large");
+  // Both layouts must be whole blocks per row: [R, C] rows of C, [C, R] rows of R.
+  int64_t src_row = 0, dst_row = 0;
+  QVL_CHECK(weight_row_bytes(f, C, &src_row) && weight_row_bytes(f, R, &dst_row), Input,
+            std::string("moe_pack_experts: ") + t.name + " rows come in blocks of " + std::to_string(t.block) +
+                " elements; R=" + std::to_string(R) + " and C=" + std::to_string(C) + " must be multiples");
+  const int64_t expert_bytes = R * src_row;
+  const size_t bytes = static_cast<size_t>(E * expert_bytes);
+  const char* s = static_cast<const char*>(src);
+  char* d = static_cast<char*>(dst);
+  QVL_CHECK(s + bytes <= d || d + bytes <= s, Input, "moe_pack_experts: dst overlaps src");
+  // Blocks of 64 source rows per task.
   constexpr int64_t B = 64;
   const int64_t rblocks = (R + B - 1) / B;
   pool.parallel_for(E * rblocks, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t e = b / rblocks, r0 = (b % rblocks) * B;
-      transpose_block(src + e * R * C, dst + e * R * C, R, C, r0, std::min(R, r0 + B));
+      t.transpose_rows(s + e * expert_bytes, d + e * expert_bytes, R, C, r0, std::min(R, r0 + B));
     }
   });
-}
-
-}  // namespace
-
-void moe_pack_experts(const void* src, void* dst, DType dtype, int64_t E, int64_t R, int64_t C, ThreadPool& pool) {
-  QVL_CHECK(E >= 0 && R >= 0 && C >= 0, Input, "moe_pack_experts: negative dimension");
-  QVL_CHECK(dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16, Input,
-            std::string("moe_pack_experts: dtype must be f32, bf16 or f16 (got ") + dtype_name(dtype) + ")");
-  if (E == 0 || R == 0 || C == 0) return;
-  QVL_CHECK(src && dst, Input, "moe_pack_experts: null pointer");
-  QVL_CHECK(R <= INT64_MAX / 8 / C && E <= INT64_MAX / 8 / (R * C), Input, "moe_pack_experts: too large");
-  const size_t bytes = static_cast<size_t>(E * R * C) * dtype_size(dtype);
-  const char* s = static_cast<const char*>(src);
-  char* d = static_cast<char*>(dst);
-  QVL_CHECK(s + bytes <= d || d + bytes <= s, Input, "moe_pack_experts: dst overlaps src");
-  if (dtype == DType::F32) {
-    pack_typed(static_cast<const uint32_t*>(src), static_cast<uint32_t*>(dst), E, R, C, pool);
-  } else {
-    pack_typed(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), E, R, C, pool);
-  }
 }
 
 void moe_group(const int32_t* ids, int64_t T, int64_t k, int64_t E, int64_t* counts, int64_t* offsets, int64_t* rows) {

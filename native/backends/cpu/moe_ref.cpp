@@ -11,12 +11,12 @@ namespace qvl::cpu {
 
 namespace {
 
-double weight_at(const void* w, DType dt, int64_t i) {
-  switch (dt) {
-    case DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(w)[i]);
-    case DType::F16: return f16_to_f32(static_cast<const uint16_t*>(w)[i]);
-    default: return static_cast<const float*>(w)[i];
-  }
+// Row r of expert e's [rows, cols] matrix as f32, through the format's own dequantizer.
+void expert_row(const ops::MoeParams& p, const void* base, int64_t e, int64_t rows, int64_t cols, int64_t r,
+                std::vector<float>& out) {
+  const WeightRef w = ops::moe_expert_weight(p.w_format, base, e, rows, cols);
+  out.resize(static_cast<size_t>(cols));
+  weight_format_traits(p.w_format).dequantize_row(w, r, 0, cols, out.data());
 }
 
 }  // namespace
@@ -26,6 +26,7 @@ void moe_ref(const ops::MoeParams& p, ThreadPool& /*pool*/) {
   std::vector<int64_t> order(static_cast<size_t>(E));
   std::vector<double> prob(static_cast<size_t>(E)), gu(static_cast<size_t>(2 * I)), h(static_cast<size_t>(I)),
       acc(static_cast<size_t>(H));
+  std::vector<float> wrow;
   for (int64_t t = 0; t < p.T; ++t) {
     const float* lg = p.router_logits + t * p.ld_logits;
     const float* x = p.x + t * p.ldx;
@@ -48,14 +49,16 @@ void moe_ref(const ops::MoeParams& p, ThreadPool& /*pool*/) {
       if (p.topk_weights) p.topk_weights[t * k + j] = static_cast<float>(w);
       // Packed layout: gate_up [E, 2I, H], down [E, H, I].
       for (int64_t r = 0; r < 2 * I; ++r) {
+        expert_row(p, p.gate_up, e, 2 * I, H, r, wrow);
         double s = 0;
-        for (int64_t c = 0; c < H; ++c) s += x[c] * weight_at(p.gate_up, p.w_dtype, (e * 2 * I + r) * H + c);
+        for (int64_t c = 0; c < H; ++c) s += static_cast<double>(x[c]) * wrow[c];
         gu[r] = s;
       }
       for (int64_t i = 0; i < I; ++i) h[i] = gu[i] / (1.0 + std::exp(-gu[i])) * gu[I + i];
       for (int64_t o = 0; o < H; ++o) {
+        expert_row(p, p.down, e, H, I, o, wrow);
         double s = 0;
-        for (int64_t i = 0; i < I; ++i) s += h[i] * weight_at(p.down, p.w_dtype, (e * H + o) * I + i);
+        for (int64_t i = 0; i < I; ++i) s += h[i] * wrow[i];
         acc[o] += w * s;
       }
     }

@@ -13,8 +13,12 @@ double param(const void* v, DType t, int64_t i, double absent) {
   switch (t) {
     case DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(v)[i]);
     case DType::F16: return f16_to_f32(static_cast<const uint16_t*>(v)[i]);
-    default: return static_cast<const float*>(v)[i];
+    case DType::F32: return static_cast<const float*>(v)[i];
+    case DType::I32:
+    case DType::I64:
+    case DType::U8: break;
   }
+  fail(ErrorCode::Native, std::string("norm: parameters of ") + dtype_name(t));
 }
 
 }  // namespace

@@ -1,0 +1,128 @@
+#include "core/weight_format.h"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <string>
+
+#include "core/error.h"
+
+namespace qvl {
+
+namespace {
+
+void dequant_f32(const WeightRef& w, int64_t row, int64_t k0, int64_t n, float* out) {
+  std::memcpy(out, static_cast<const float*>(w.row(row)) + k0, static_cast<size_t>(n) * sizeof(float));
+}
+
+void dequant_bf16(const WeightRef& w, int64_t row, int64_t k0, int64_t n, float* out) {
+  const uint16_t* s = static_cast<const uint16_t*>(w.row(row)) + k0;
+  for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(s[i]);
+}
+
+void dequant_f16(const WeightRef& w, int64_t row, int64_t k0, int64_t n, float* out) {
+  const uint16_t* s = static_cast<const uint16_t*>(w.row(row)) + k0;
+  for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(s[i]);
+}
+
+void quant_f32(const float* src, int64_t n, void* dst, float*, void*) {
+  std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
+}
+
+void quant_bf16(const float* src, int64_t n, void* dst, float*, void*) {
+  uint16_t* d = static_cast<uint16_t*>(dst);
+  for (int64_t i = 0; i < n; ++i) d[i] = f32_to_bf16(src[i]);
+}
+
+void quant_f16(const float* src, int64_t n, void* dst, float*, void*) {
+  uint16_t* d = static_cast<uint16_t*>(dst);
+  for (int64_t i = 0; i < n; ++i) d[i] = f32_to_f16(src[i]);
+}
+
+// Blocked transpose of elements of type T (copied bit for bit): 64x64 blocks keep both the reads
+// and the writes within a few pages (a row-by-row transpose of a 2048-wide bf16 matrix touches a
+// new page on every element it writes).
+template <class T>
+void transpose_elements(const void* src, void* dst, int64_t R, int64_t C, int64_t r0, int64_t r1) {
+  constexpr int64_t B = 64;
+  const T* s0 = static_cast<const T*>(src);
+  T* d = static_cast<T*>(dst);
+  for (int64_t c0 = 0; c0 < C; c0 += B) {
+    const int64_t c1 = std::min(C, c0 + B);
+    for (int64_t r = r0; r < r1; ++r) {
+      const T* s = s0 + r * C;
+      for (int64_t c = c0; c < c1; ++c) d[c * R + r] = s[c];
+    }
+  }
+}
+
+constexpr WeightFormatTraits kF32 = {WeightFormat::F32, "f32", 1, 4, false, false, WeightKernel::DenseF32,
+                                     DType::F32, DType::F32, dequant_f32, quant_f32, transpose_elements<uint32_t>};
+constexpr WeightFormatTraits kF16 = {WeightFormat::F16, "f16", 1, 2, false, false, WeightKernel::DenseF32,
+                                     DType::F32, DType::F16, dequant_f16, quant_f16, transpose_elements<uint16_t>};
+constexpr WeightFormatTraits kBF16 = {WeightFormat::BF16, "bf16", 1, 2, false, false, WeightKernel::DenseF32,
+                                      DType::F32, DType::BF16, dequant_bf16, quant_bf16, transpose_elements<uint16_t>};
+
+}  // namespace
+
+const WeightFormatTraits& weight_format_traits(WeightFormat f) {
+  switch (f) {
+    case WeightFormat::F32: return kF32;
+    case WeightFormat::F16: return kF16;
+    case WeightFormat::BF16: return kBF16;
+  }
+  fail(ErrorCode::Native, "weight format " + std::to_string(static_cast<int32_t>(f)) + " has no traits");
+}
+
+const char* weight_format_name(WeightFormat f) { return weight_format_traits(f).name; }
+
+bool weight_format_from_int(int32_t v, WeightFormat* out) {
+  const WeightFormat f = static_cast<WeightFormat>(v);
+  switch (f) {
+    case WeightFormat::F32:
+    case WeightFormat::F16:
+    case WeightFormat::BF16:
+      *out = f;
+      return true;
+  }
+  return false;
+}
+
+bool weight_format_from_dtype(DType t, WeightFormat* out) {
+  switch (t) {
+    case DType::F32: *out = WeightFormat::F32; return true;
+    case DType::F16: *out = WeightFormat::F16; return true;
+    case DType::BF16: *out = WeightFormat::BF16; return true;
+    case DType::I32:
+    case DType::I64:
+    case DType::U8:
+      return false;
+  }
+  return false;
+}
+
+bool weight_row_bytes(WeightFormat f, int64_t elems, int64_t* out) {
+  const WeightFormatTraits& t = weight_format_traits(f);
+  if (elems < 0 || elems % t.block != 0) return false;
+  const int64_t blocks = elems / t.block;
+  if (blocks > std::numeric_limits<int64_t>::max() / t.block_bytes) return false;
+  *out = blocks * t.block_bytes;
+  return true;
+}
+
+int64_t WeightRef::row_offset(int64_t r) const {
+  const WeightFormatTraits& t = weight_format_traits(format);
+  return r * (ld / t.block) * t.block_bytes;
+}
+
+WeightRef dense_weight(WeightFormat f, const void* data, int64_t out, int64_t in, int64_t ld) {
+  WeightRef w;
+  w.format = f;
+  w.data = data;
+  w.out = out;
+  w.in = in;
+  w.ld = ld;
+  return w;
+}
+
+}  // namespace qvl
