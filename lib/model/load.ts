@@ -15,7 +15,10 @@ import { ChatTemplate } from '../text/chat-template.js';
 import { QwenTokenizer } from '../text/tokenizer.js';
 import { loadGenerationDefaults, loadModelConfig } from './config.js';
 import { defaultBudget } from './budget.js';
+import { checkLoadOptions } from './load-options.js';
+import { guard } from '../validate.js';
 import { Model } from './model.js';
+import type { GenerateOptions } from '../generate/options.js';
 import { nativeSpec, weightNames } from './native-spec.js';
 
 /** A step of {@link loadModel}, reported through `onProgress`. */
@@ -42,6 +45,12 @@ export interface LoadOptions {
   maxVisualTokens?: number;
   /** Most estimated bytes per request (default: a quarter of system memory, at most 16 GiB). */
   maxMemoryBytes?: number;
+  /**
+   * Default of {@link GenerateOptions.specialTokensInUserText} for every request: `true` (transformers'
+   * behaviour) lets special-token strings typed in user and tool text act as control tokens; a server
+   * passing on untrusted text should set `false`.
+   */
+  specialTokensInUserText?: boolean;
 }
 
 /**
@@ -51,7 +60,8 @@ export interface LoadOptions {
  * @throws QwenVLError E_UNSUPPORTED for a model type qwenvl cannot run; E_MODEL_FORMAT naming
  *   the file (and field or tensor) for missing or malformed files.
  */
-export async function loadModel(dir: string, options: LoadOptions = {}): Promise<Model> {
+export async function loadModel(dir: string, loadOptions?: LoadOptions): Promise<Model> {
+  const options = checkLoadOptions(loadOptions);
   if (typeof dir !== 'string' || dir.length === 0) throw inputError('loadModel: dir must be a path');
   try {
     if (!(await stat(dir)).isDirectory()) throw inputError(`loadModel: ${dir} is not a folder`);
@@ -73,7 +83,7 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
     throw inputError(`loadModel: contextLength must be an integer >= 2, got ${String(options.contextLength)}`);
   }
   const progress = (stage: LoadProgress['stage'], fraction: number, message: string) =>
-    options.onProgress?.({ stage, fraction, message });
+    guard('loadModel: options.onProgress', () => options.onProgress?.({ stage, fraction, message }));
   if (options.threads !== undefined) setThreads(options.threads);
 
   progress('config', 0, 'reading config.json');
@@ -115,5 +125,6 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
     contextLength,
     budget,
     ...(options.maxInputPixels ? { maxInputPixels: options.maxInputPixels } : {}),
+    ...(options.specialTokensInUserText !== undefined ? { specialTokensInUserText: options.specialTokensInUserText } : {}),
   });
 }

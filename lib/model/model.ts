@@ -4,7 +4,7 @@
  * @module
  */
 import { QwenVLError } from '../errors.js';
-import { resolveGenerateOptions, type GenerateOptions } from '../generate/options.js';
+import { resolveGenerateOptions, type GenerateOptions, type ResolvedGenerateOptions } from '../generate/options.js';
 import { StopMatcher } from '../generate/stop.js';
 import { native, type NativeHandle } from '../native/binding.js';
 import type { ImageProcessorConfig } from '../processor/config.js';
@@ -18,6 +18,9 @@ import { checkBudget, estimateMemory, type Budget, type TokenEstimate } from './
 import type { GenerationDefaults, ModelConfig } from './config.js';
 import { encodePrepared, prefillOnce, tokenLoop, type LoopContext } from './generate.js';
 import { prepareInputs, type PreparedInputs } from './inputs.js';
+import { contextOverflow } from './prompt-limits.js';
+import { checkPrepared, readPrepareOptions, readEstimateOptions, readLogitsOptions } from './request-args.js';
+import { guard, guardAsync } from '../validate.js';
 
 /** Why generation ended. */
 export type FinishReason = 'stop' | 'length' | 'abort';
@@ -56,6 +59,20 @@ export interface ModelParts {
   contextLength: number;
   budget: Budget;
   maxInputPixels?: number;
+  /** Default of {@link GenerateOptions.specialTokensInUserText}; true when unset. */
+  specialTokensInUserText?: boolean;
+}
+
+/** Options of {@link Model.prepare}. */
+export interface PrepareOptions {
+  /** See {@link GenerateOptions.specialTokensInUserText}. */
+  specialTokensInUserText?: boolean;
+}
+
+/** Options of {@link Model.estimateTokens}. */
+export interface EstimateOptions extends PrepareOptions {
+  /** New tokens the memory estimate allows for. Default 0. */
+  maxTokens?: number;
 }
 
 /** One conversation, or a batch of conversations run together (left padded, like transformers). */
@@ -83,6 +100,8 @@ export class Model {
   readonly contextLength: number;
   /** Limits every request is checked against (see {@link LoadOptions}). */
   readonly budget: Readonly<Budget>;
+  /** Whether special-token strings in user and tool text are control tokens, unless a request says. */
+  readonly specialTokensInUserText: boolean;
   private handle: NativeHandle | null;
   private readonly maxInputPixels?: number;
 
@@ -97,13 +116,15 @@ export class Model {
     this.handle = parts.handle;
     this.maxInputPixels = parts.maxInputPixels;
     this.budget = Object.freeze({ ...parts.budget });
+    this.specialTokensInUserText = parts.specialTokensInUserText ?? true;
     const { imageConfig, videoConfig } = parts;
     const decode = parts.maxInputPixels ? { maxInputPixels: parts.maxInputPixels } : {};
     this.processor = {
       config: imageConfig,
       videoConfig,
-      processImages: (images) => processImages(images, imageConfig, decode),
-      processVideo: (video, options = {}) => processVideo(video, videoConfig, { ...decode, ...options }),
+      processImages: (images) => guardAsync('processImages', () => processImages(images, imageConfig, decode)),
+      processVideo: (video, options = {}) =>
+        guardAsync('processVideo', async () => processVideo(video, videoConfig, { ...decode, ...guard('processVideo: options', () => ({ ...options })) })),
     };
   }
 
@@ -134,7 +155,13 @@ export class Model {
    * Renders, tokenizes and processes conversations into model inputs (what {@link logits} and
    * generation run on). A single conversation gives a batch of one.
    */
-  async prepare(messages: Conversation | readonly Conversation[]): Promise<PreparedInputs> {
+  async prepare(messages: Conversation | readonly Conversation[], options?: PrepareOptions): Promise<PreparedInputs> {
+    const o = readPrepareOptions('prepare', options);
+    return guardAsync('prepare: messages', () => this.prepareWith(messages, o.specialTokensInUserText));
+  }
+
+  /** prepare() with checked options; the prompt must fit the context. */
+  private async prepareWith(messages: Conversation | readonly Conversation[], specialTokensInUserText: boolean | undefined): Promise<PreparedInputs> {
     this.live();
     const batch = isBatch(messages) ? messages : [messages as Conversation];
     return prepareInputs(
@@ -147,6 +174,7 @@ export class Model {
         ...(this.maxInputPixels ? { maxInputPixels: this.maxInputPixels } : {}),
       },
       batch,
+      { plainUserText: !(specialTokensInUserText ?? this.specialTokensInUserText), contextLength: this.contextLength },
     );
   }
 
@@ -154,8 +182,11 @@ export class Model {
    * Counts the vision and text tokens of a request, and estimates its peak memory for
    * `maxTokens` new tokens, without running the model (images are decoded and resized).
    */
-  async estimateTokens(messages: Conversation | readonly Conversation[], options: { maxTokens?: number } = {}): Promise<TokenEstimate> {
-    return this.estimate(await this.prepare(messages), options.maxTokens ?? 0);
+  async estimateTokens(messages: Conversation | readonly Conversation[], options?: EstimateOptions): Promise<TokenEstimate> {
+    const o = readEstimateOptions('estimateTokens', options);
+    return guardAsync('estimateTokens: messages', async () =>
+      this.estimate(await this.prepareWith(messages, o.specialTokensInUserText), o.maxTokens ?? 0),
+    );
   }
 
   private estimate(p: PreparedInputs, maxTokens: number): TokenEstimate {
@@ -177,7 +208,7 @@ export class Model {
   /** Merged vision embeddings of images: a [tokens, hidden] f32 {@link Tensor}, rows in image order. */
   async encodeImages(images: readonly (ImageInput | ImageItem)[]): Promise<Tensor> {
     const handle = this.live();
-    const p = await this.processor.processImages(images);
+    const p = await guardAsync('encodeImages: images', () => this.processor.processImages(images));
     const r = await native.modelEncodeVision(handle, p.pixelValues, p.shape[1], Int32Array.from(p.imageGridThw.flat()), false);
     return tensorFromNative(r.embeds);
   }
@@ -186,11 +217,14 @@ export class Model {
    * Logits for prepared inputs: the last position of each row ([batch, vocab]), or with
    * `all: true` every position ([batch × seqLength, vocab]).
    */
-  async logits(inputs: PreparedInputs, options: { all?: boolean } = {}): Promise<Tensor> {
+  async logits(inputs: PreparedInputs, options?: { all?: boolean }): Promise<Tensor> {
     const ctx = this.loopContext();
+    const o = readLogitsOptions('logits', options);
+    checkPrepared('logits: inputs', inputs, this.config);
+    if (inputs.seqLength > this.contextLength) throw contextOverflow(String(inputs.seqLength), this.contextLength);
     checkBudget(this.estimate(inputs, 0), this.budget);
     const vision = await encodePrepared(ctx, inputs);
-    const r = await prefillOnce(ctx, inputs, vision, options.all ? 'all' : 'last');
+    const r = await prefillOnce(ctx, inputs, vision, o.all ? 'all' : 'last');
     return tensorFromNative(r.logits!);
   }
 
@@ -219,16 +253,20 @@ export class Model {
    */
   async chat(messages: Conversation, options?: GenerateOptions): Promise<ChatResult>;
   async chat(messages: readonly Conversation[], options?: GenerateOptions): Promise<ChatResult[]>;
-  async chat(messages: Conversation | readonly Conversation[], options: GenerateOptions = {}): Promise<ChatResult | ChatResult[]> {
-    const results = await this.run(messages, options, undefined);
-    return isBatch(messages) ? results : results[0];
+  async chat(messages: Conversation | readonly Conversation[], options?: GenerateOptions): Promise<ChatResult | ChatResult[]> {
+    const o = resolveGenerateOptions(options, this.generationDefaults);
+    return guardAsync('chat', async () => {
+      const results = await this.run(messages, o, undefined);
+      return isBatch(messages) ? results : results[0];
+    });
   }
 
   /**
    * Streams the answer to one conversation as text chunks (never splitting a character or a
    * stop string). The iterator ends at end-of-sequence, a stop string, maxTokens or abort.
    */
-  async *stream(messages: Conversation, options: GenerateOptions = {}): AsyncGenerator<string, ChatResult, undefined> {
+  async *stream(messages: Conversation, options?: GenerateOptions): AsyncGenerator<string, ChatResult, undefined> {
+    const o = resolveGenerateOptions(options, this.generationDefaults);
     const queue: string[] = [];
     let wake: (() => void) | null = null;
     let finished = false;
@@ -236,13 +274,13 @@ export class Model {
     let result: ChatResult | undefined;
     // A consumer that stops iterating (break, return, throw) stops the generation too.
     const stop = new AbortController();
-    const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
-    const running = this.run(messages, { ...options, signal }, (row, chunk) => {
+    const signal = o.signal ? AbortSignal.any([o.signal, stop.signal]) : stop.signal;
+    const running = guardAsync('stream', () => this.run(messages, { ...o, signal }, (row, chunk) => {
       if (row === 0 && chunk) {
         queue.push(chunk);
         wake?.();
       }
-    }).then(
+    })).then(
       (r) => {
         result = r[0];
         finished = true;
@@ -274,12 +312,13 @@ export class Model {
 
   private async run(
     messages: Conversation | readonly Conversation[],
-    options: GenerateOptions,
+    o: ResolvedGenerateOptions,
     onText: ((row: number, chunk: string) => void) | undefined,
   ): Promise<ChatResult[]> {
     const ctx = this.loopContext();
-    const o = resolveGenerateOptions(options, this.generationDefaults);
-    const p = await this.prepare(messages);
+    const p = await this.prepareWith(messages, o.specialTokensInUserText);
+    // The context first: a prompt that cannot fit is E_CONTEXT_OVERFLOW at any size, never a budget error.
+    if (p.seqLength >= this.contextLength) throw contextOverflow(String(p.seqLength), this.contextLength);
     checkBudget(this.estimate(p, Math.min(o.maxTokens, Math.max(0, this.contextLength - p.seqLength))), this.budget);
     const B = p.batchSize;
     const decoders = Array.from({ length: B }, () => this.tokenizer.createStreamDecoder({ skipSpecialTokens: true }));

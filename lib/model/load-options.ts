@@ -1,0 +1,31 @@
+/**
+ * The checked copy of {@link LoadOptions}: each option read once (a throwing getter is E_INPUT) and
+ * checked for its type and range before loading starts.
+ * @internal
+ * @module
+ */
+import { expected, optBoolean, optInteger, readOptions } from '../validate.js';
+import type { LoadOptions } from './load.js';
+
+const KEYS = [
+  'threads', 'device', 'onProgress', 'contextLength', 'maxInputPixels', 'maxVisualTokens', 'maxMemoryBytes',
+  'specialTokensInUserText',
+] as const;
+
+/** Most compute threads accepted. */
+export const MAX_THREADS = 1024;
+
+/** Throws E_INPUT naming the first bad option; returns a plain copy of the options. */
+export function checkLoadOptions(options: unknown): LoadOptions {
+  const o = readOptions('loadModel: options', options, KEYS);
+  const w = (k: string) => `loadModel: options.${k}`;
+  optInteger(w('threads'), o.threads, 1, MAX_THREADS);
+  if (o.device !== undefined && o.device !== 'cpu' && o.device !== 'auto') throw expected(w('device'), "'cpu' or 'auto'", o.device);
+  if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw expected(w('onProgress'), 'a function', o.onProgress);
+  optInteger(w('contextLength'), o.contextLength, 2, 2 ** 31 - 1);
+  optInteger(w('maxInputPixels'), o.maxInputPixels, 1);
+  optInteger(w('maxVisualTokens'), o.maxVisualTokens, 1);
+  optInteger(w('maxMemoryBytes'), o.maxMemoryBytes, 1);
+  optBoolean(w('specialTokensInUserText'), o.specialTokensInUserText);
+  return o as LoadOptions;
+}
