@@ -10,7 +10,13 @@ import { QwenVLError, inputError } from './errors.js';
 /** A short description of a received value for error messages: its type and, for primitives, its value. */
 export function describe(v: unknown): string {
   if (v === null) return 'null';
-  if (Array.isArray(v)) return `an array of length ${v.length}`;
+  if (Array.isArray(v)) {
+    try {
+      return `an array of length ${v.length}`;
+    } catch {
+      return 'an array'; // a proxy that throws
+    }
+  }
   switch (typeof v) {
     case 'string':
       return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v)}`;
@@ -110,8 +116,40 @@ export function optInteger(where: string, v: unknown, min: number, max = Number.
 export const MAX_LIST = 1 << 26;
 
 /** A real array (not array-like) of at most {@link MAX_LIST} elements. */
-export function checkArray(where: string, v: unknown, what = 'an array'): readonly unknown[] {
+export function checkArray(where: string, v: unknown, what = 'an array', max = MAX_LIST): readonly unknown[] {
   if (!Array.isArray(v)) throw expected(where, what, v);
-  if (v.length > MAX_LIST) throw inputError(`${where}: ${v.length} elements is more than the ${MAX_LIST} accepted`);
+  const length = guard(where, () => v.length); // a proxy may throw here
+  if (length > max) throw inputError(`${where}: ${length} elements is more than the ${max} accepted`);
   return v;
+}
+
+/** Whether `v` is an instance of `cls`, false where asking throws (a proxy). */
+export function isInstance(v: unknown, cls: abstract new (...args: never[]) => unknown): boolean {
+  try {
+    return v instanceof cls;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A library function as exported: an argument that is an array of more than {@link MAX_LIST} elements
+ * (a sparse array of length 2^32-1 would keep a loop busy for minutes) is refused, and anything else
+ * the function throws or rejects with that is not a QwenVLError becomes E_INPUT naming the function.
+ */
+export function publicFunction<F extends (...args: never[]) => unknown>(name: string, f: F): F {
+  const wrapped = function (this: unknown, ...args: unknown[]): unknown {
+    try {
+      args.forEach((a, i) => {
+        if (Array.isArray(a)) checkArray(`${name}: argument ${i + 1}`, a);
+      });
+      const r = (f as unknown as (...x: unknown[]) => unknown).apply(this, args);
+      if (r instanceof Promise) return r.catch((e: unknown) => Promise.reject(asQwenError(e, name)));
+      return r;
+    } catch (e) {
+      throw asQwenError(e, name);
+    }
+  };
+  Object.defineProperty(wrapped, 'name', { value: f.name });
+  return wrapped as unknown as F;
 }

@@ -2,7 +2,7 @@
  * Generation options: what a caller may set, their defaults, and their validation.
  * @module
  */
-import { checkArray, expected, guard, optBoolean, readOptions } from '../validate.js';
+import { checkArray, expected, guard, isInstance, optBoolean, readOptions } from '../validate.js';
 import type { GenerationDefaults } from '../model/config.js';
 import type { LoadOptions } from '../model/load.js';
 
@@ -140,7 +140,7 @@ export function resolveGenerateOptions(options: GenerateOptions | undefined, d: 
       ? Math.floor(Math.random() * 2 ** 32)
       : finiteNumber('seed', o.seed, (x) => Number.isSafeInteger(x) && x >= 0, 'a non-negative safe integer');
   const stop = stopStrings(o.stop);
-  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw expected('generation options: signal', 'an AbortSignal', o.signal);
+  if (o.signal !== undefined && !isInstance(o.signal, AbortSignal)) throw expected('generation options: signal', 'an AbortSignal', o.signal);
   const eosTokenIds = eosIds(o.eosTokenIds);
   const specialTokensInUserText = optBoolean('generation options: specialTokensInUserText', o.specialTokensInUserText);
   return {

@@ -20,7 +20,10 @@ import { encodePrepared, prefillOnce, tokenLoop, type LoopContext } from './gene
 import { prepareInputs, type PreparedInputs } from './inputs.js';
 import { contextOverflow } from './prompt-limits.js';
 import { checkPrepared, readPrepareOptions, readEstimateOptions, readLogitsOptions } from './request-args.js';
-import { guard, guardAsync } from '../validate.js';
+import { checkArray, guard, guardAsync } from '../validate.js';
+
+/** Most images one call of processImages / encodeImages accepts. */
+const MAX_IMAGES = 1 << 16;
 
 /** Why generation ended. */
 export type FinishReason = 'stop' | 'length' | 'abort';
@@ -122,7 +125,8 @@ export class Model {
     this.processor = {
       config: imageConfig,
       videoConfig,
-      processImages: (images) => guardAsync('processImages', () => processImages(images, imageConfig, decode)),
+      processImages: (images) =>
+        guardAsync('processImages', async () => processImages(checkArray('processImages: images', images, 'an array of images', MAX_IMAGES) as typeof images, imageConfig, decode)),
       processVideo: (video, options = {}) =>
         guardAsync('processVideo', async () => processVideo(video, videoConfig, { ...decode, ...guard('processVideo: options', () => ({ ...options })) })),
     };
@@ -208,7 +212,7 @@ export class Model {
   /** Merged vision embeddings of images: a [tokens, hidden] f32 {@link Tensor}, rows in image order. */
   async encodeImages(images: readonly (ImageInput | ImageItem)[]): Promise<Tensor> {
     const handle = this.live();
-    const p = await guardAsync('encodeImages: images', () => this.processor.processImages(images));
+    const p = await this.processor.processImages(images);
     const r = await native.modelEncodeVision(handle, p.pixelValues, p.shape[1], Int32Array.from(p.imageGridThw.flat()), false);
     return tensorFromNative(r.embeds);
   }

@@ -409,16 +409,23 @@ export class QwenTokenizer {
   static fromJSON(
     tokenizerJson: unknown,
     tokenizerConfig?: unknown,
-    names: Partial<Sources> = {},
+    names?: Partial<Sources>,
   ): QwenTokenizer {
-    return new QwenTokenizer(tokenizerJson, tokenizerConfig ?? {}, {
-      tokenizerFile: names.tokenizerFile ?? 'tokenizer.json',
-      configFile: names.configFile ?? 'tokenizer_config.json',
-    });
+    const n = readOptions('QwenTokenizer.fromJSON: names', names, ['tokenizerFile', 'configFile']);
+    const label = (v: unknown, fallback: string) => (typeof v === 'string' ? v : fallback);
+    const src = { tokenizerFile: label(n.tokenizerFile, 'tokenizer.json'), configFile: label(n.configFile, 'tokenizer_config.json') };
+    // Parsed JSON is plain data; anything else that throws while being read (a getter, a proxy) is E_MODEL_FORMAT.
+    try {
+      return new QwenTokenizer(tokenizerJson, tokenizerConfig ?? {}, src);
+    } catch (e) {
+      if (e instanceof QwenVLError) throw e;
+      throw new QwenVLError('E_MODEL_FORMAT', `${src.tokenizerFile}: cannot be read (${e instanceof Error ? e.message : String(e)})`, { cause: e });
+    }
   }
 
   /** Loads `tokenizer.json` (required) and `tokenizer_config.json` (optional) from a checkpoint folder. */
   static async load(dir: string): Promise<QwenTokenizer> {
+    if (typeof dir !== 'string' || dir.length === 0) throw expected('QwenTokenizer.load: dir', 'a folder path', dir);
     const tokFile = join(dir, 'tokenizer.json');
     const cfgFile = join(dir, 'tokenizer_config.json');
     let tokText: string;
@@ -443,6 +450,7 @@ export class QwenTokenizer {
 
   /** Synchronous {@link QwenTokenizer.load}. */
   static loadSync(dir: string): QwenTokenizer {
+    if (typeof dir !== 'string' || dir.length === 0) throw expected('QwenTokenizer.loadSync: dir', 'a folder path', dir);
     const tokFile = join(dir, 'tokenizer.json');
     const cfgFile = join(dir, 'tokenizer_config.json');
     let tokText: string;
