@@ -138,7 +138,7 @@ const ENTRIES: [string, (g: any) => unknown][] = [
   ['processImages(g, config)', (g) => q.processImages(g, model.processor.config)],
   ['processImages([img], g)', (g) => q.processImages([IMG], g)],
   ['processVideo(g, config)', (g) => q.processVideo(g, model.processor.videoConfig)],
-  ['castTensor(g, "float32")', (g) => q.castTensor(g, 'float32')],
+  ['castTensor(g, "float32")', (g) => q.castTensor(g, 'f32' as never)],
   ['setThreads(g)', (g) => q.setThreads(g)],
 ];
 
