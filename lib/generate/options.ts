@@ -2,8 +2,10 @@
  * Generation options: what a caller may set, their defaults, and their validation.
  * @module
  */
-import { inputError } from '../errors.js';
+import type { MediaPolicy } from '../processor/media-policy.js';
+import { checkArray, expected, guard, isInstance, optBoolean, readOptions } from '../validate.js';
 import type { GenerationDefaults } from '../model/config.js';
+import type { LoadOptions } from '../model/load.js';
 
 /** Options of `model.chat()` and `model.stream()`. */
 export interface GenerateOptions {
@@ -35,6 +37,14 @@ export interface GenerateOptions {
    * `finishReason: 'abort'`; `stream()` ends after the last chunk. Neither rejects.
    */
   signal?: AbortSignal;
+  /**
+   * Whether special-token strings typed in user and tool text (`<|im_end|>`, `<|im_start|>system`, ...)
+   * become control tokens. `true` is what transformers does, and the model's default unless
+   * {@link LoadOptions.specialTokensInUserText} says otherwise; `false` tokenizes that text as the
+   * plain characters it is, while the chat template's own special tokens still count. A server passing
+   * on text from untrusted users should set `false`.
+   */
+  specialTokensInUserText?: boolean;
 }
 
 /** The options after defaults and validation. @internal */
@@ -51,45 +61,95 @@ export interface ResolvedGenerateOptions {
   /** Empty: the model's defaults. */
   eosTokenIds: number[];
   signal?: AbortSignal;
+  /** Unset: the model's default. */
+  specialTokensInUserText?: boolean;
+  /** The request's media policy (RequestOptions.media), checked where it is resolved. */
+  media?: MediaPolicy;
 }
 
-function finiteNumber(name: string, v: unknown, ok: (x: number) => boolean, expected: string): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || !ok(v)) {
-    throw inputError(`Expected ${expected} for ${name} but received ${String(v)} of type ${typeof v}`);
-  }
+const KEYS = [
+  'maxTokens', 'doSample', 'temperature', 'topP', 'topK', 'minP', 'repetitionPenalty', 'seed', 'stop', 'eosTokenIds',
+  'signal', 'specialTokensInUserText', 'media',
+] as const;
+
+/** Most stop strings, and their longest length, accepted in one request. */
+export const STOP_LIMITS = { count: 1024, length: 10_000 } as const;
+/** Most end-of-sequence ids accepted in one request. */
+export const MAX_EOS_IDS = 1024;
+
+function finiteNumber(name: string, v: unknown, ok: (x: number) => boolean, want: string): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || !ok(v)) throw expected(`generation options: ${name}`, want, v);
   return v;
 }
 
-/** @internal */
-export function resolveGenerateOptions(o: GenerateOptions = {}, d: GenerationDefaults): ResolvedGenerateOptions {
-  if (o === null || typeof o !== 'object') throw inputError('generation options must be an object');
+function stopStrings(v: unknown): string[] {
+  const where = 'generation options: stop';
+  if (v === undefined) return [];
+  if (typeof v === 'string') {
+    if (v.length === 0 || v.length > STOP_LIMITS.length) throw expected(where, `a string of 1 to ${STOP_LIMITS.length} characters`, v);
+    return [v];
+  }
+  const list = checkArray(where, v, 'a string or an array of strings');
+  if (list.length > STOP_LIMITS.count) throw expected(where, `at most ${STOP_LIMITS.count} strings`, v);
+  return guard(where, () =>
+    list.map((s, i) => {
+      if (typeof s !== 'string' || s.length === 0 || s.length > STOP_LIMITS.length) {
+        throw expected(`${where}[${i}]`, `a string of 1 to ${STOP_LIMITS.length} characters`, s);
+      }
+      return s;
+    }),
+  );
+}
+
+function eosIds(v: unknown): number[] {
+  const where = 'generation options: eosTokenIds';
+  if (v === undefined) return [];
+  const list = checkArray(where, v, 'an array of token ids');
+  if (list.length > MAX_EOS_IDS) throw expected(where, `at most ${MAX_EOS_IDS} token ids`, v);
+  return guard(where, () =>
+    list.map((t, i) => {
+      if (typeof t !== 'number' || !Number.isInteger(t) || t < 0 || t > 0x7fffffff) {
+        throw expected(`${where}[${i}]`, 'a token id (an integer >= 0)', t);
+      }
+      return t;
+    }),
+  );
+}
+
+/**
+ * Checks the options (each read once; a throwing getter is E_INPUT) and fills in the defaults.
+ * @internal
+ */
+export function resolveGenerateOptions(options: GenerateOptions | undefined, d: GenerationDefaults): ResolvedGenerateOptions {
+  const o = readOptions('generation options', options, KEYS);
   const maxTokens =
     o.maxTokens === undefined
       ? (d.maxNewTokens ?? 512)
-      : finiteNumber('maxTokens', o.maxTokens, (x) => Number.isInteger(x) && x >= 1, 'a positive integer');
+      : finiteNumber('maxTokens', o.maxTokens, (x) => Number.isSafeInteger(x) && x >= 1, 'a positive integer');
   const temperature =
     o.temperature === undefined ? d.temperature : finiteNumber('temperature', o.temperature, (x) => x >= 0, 'a number >= 0');
   const topP = o.topP === undefined ? d.topP : finiteNumber('topP', o.topP, (x) => x > 0 && x <= 1, 'a number in (0, 1]');
-  const topK = o.topK === undefined ? d.topK : finiteNumber('topK', o.topK, (x) => Number.isInteger(x) && x >= 0, 'an integer >= 0');
+  const topK =
+    o.topK === undefined ? d.topK : finiteNumber('topK', o.topK, (x) => Number.isInteger(x) && x >= 0 && x <= 0x7fffffff, 'an integer >= 0');
   const minP = o.minP === undefined ? 0 : finiteNumber('minP', o.minP, (x) => x >= 0 && x <= 1, 'a number in [0, 1]');
   const repetitionPenalty =
     o.repetitionPenalty === undefined
       ? d.repetitionPenalty
       : finiteNumber('repetitionPenalty', o.repetitionPenalty, (x) => x > 0, 'a number > 0');
-  if (o.doSample !== undefined && typeof o.doSample !== 'boolean') throw inputError('doSample must be a boolean');
-  const doSample = (o.doSample ?? d.doSample) && temperature > 0;
+  const doSampleOpt = optBoolean('generation options: doSample', o.doSample);
+  const doSample = (doSampleOpt ?? d.doSample) && temperature > 0;
   const seed =
     o.seed === undefined
       ? Math.floor(Math.random() * 2 ** 32)
       : finiteNumber('seed', o.seed, (x) => Number.isSafeInteger(x) && x >= 0, 'a non-negative safe integer');
-  const stopList = o.stop === undefined ? [] : typeof o.stop === 'string' ? [o.stop] : [...o.stop];
-  for (const s of stopList) {
-    if (typeof s !== 'string' || s.length === 0) throw inputError('stop strings must be non-empty strings');
-  }
-  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw inputError('signal must be an AbortSignal');
-  const eosTokenIds = o.eosTokenIds === undefined ? [] : [...o.eosTokenIds];
-  if (!Array.isArray(o.eosTokenIds ?? []) || eosTokenIds.some((t) => !Number.isSafeInteger(t) || t < 0)) {
-    throw inputError('eosTokenIds must be an array of token ids');
-  }
-  return { maxTokens, doSample, temperature, topP, topK, minP, repetitionPenalty, seed, stop: stopList, eosTokenIds, signal: o.signal };
+  const stop = stopStrings(o.stop);
+  if (o.signal !== undefined && !isInstance(o.signal, AbortSignal)) throw expected('generation options: signal', 'an AbortSignal', o.signal);
+  const eosTokenIds = eosIds(o.eosTokenIds);
+  const specialTokensInUserText = optBoolean('generation options: specialTokensInUserText', o.specialTokensInUserText);
+  return {
+    maxTokens, doSample, temperature, topP, topK, minP, repetitionPenalty, seed, stop, eosTokenIds,
+    signal: o.signal as AbortSignal | undefined,
+    ...(specialTokensInUserText !== undefined ? { specialTokensInUserText } : {}),
+    ...(o.media !== undefined ? { media: o.media as MediaPolicy } : {}),
+  };
 }

@@ -15,6 +15,8 @@ import { padBatch } from '../text/batch.js';
 import type { ChatMessage, ChatTemplate } from '../text/chat-template.js';
 import { countOf, expandVisionPlaceholders } from '../text/expand.js';
 import type { QwenTokenizer } from '../text/tokenizer.js';
+import { expandOutsideSpans, renderMarked, type MarkedPrompt } from '../text/user-text.js';
+import { checkTextLength, countOutside, overflowInContext } from './prompt-limits.js';
 import type { ModelConfig } from './config.js';
 
 /** Everything the model runs on for one batch of prompts. */
@@ -194,12 +196,25 @@ export function concatFloat(parts: Float32Array[]): Float32Array {
 }
 
 
+/** How {@link prepareInputs} treats the text of a request. @internal */
+export interface PromptOptions {
+  /** Tokenize user and tool text without recognising special-token strings in it. */
+  plainUserText?: boolean;
+  /** Refuse (E_CONTEXT_OVERFLOW) a prompt of more tokens, before tokenizing when its length shows it. */
+  contextLength?: number;
+}
+
 /** Builds the model inputs of a batch of conversations (one row each). */
-export async function prepareInputs(ctx: InputContext, conversations: readonly (readonly ChatMessage[])[]): Promise<PreparedInputs> {
+export async function prepareInputs(
+  ctx: InputContext,
+  conversations: readonly (readonly ChatMessage[])[],
+  prompt: PromptOptions = {},
+): Promise<PreparedInputs> {
   if (!Array.isArray(conversations) || conversations.length === 0) throw inputError('no conversation given');
   const imageToken = ctx.tokenizer.idToToken(ctx.config.tokens.imageTokenId) ?? '<|image_pad|>';
   const videoToken = ctx.tokenizer.idToToken(ctx.config.tokens.videoTokenId) ?? '<|video_pad|>';
   const promptTexts: string[] = [];
+  const marked: MarkedPrompt[] = [];
   const items: ImageItem[] = [];
   const itemWhere: string[] = [];
   const videoItems: VideoItem[] = [];
@@ -214,9 +229,14 @@ export async function prepareInputs(ctx: InputContext, conversations: readonly (
   }
   for (let b = 0; b < conversations.length; b++) {
     const { images, imageWhere, videos } = collected[b];
-    const text = ctx.template.render(conversations[b], { addGenerationPrompt: true });
+    if (prompt.contextLength !== undefined) checkTextLength(conversations[b], ctx.tokenizer, prompt.contextLength, b);
+    const m = prompt.plainUserText
+      ? renderMarked(ctx.template, ctx.tokenizer, conversations[b], { addGenerationPrompt: true }, `conversation ${b}`)
+      : { text: ctx.template.render(conversations[b], { addGenerationPrompt: true }), spans: [] };
+    const text = m.text;
+    marked.push(m);
     for (const [kind, token, n] of [['image', imageToken, images.length], ['video', videoToken, videos.length]] as const) {
-      const slots = countOf(text, token);
+      const slots = m.spans.length > 0 ? countOutside(text, m.spans, token) : countOf(text, token);
       if (slots !== n) {
         throw inputError(`conversation ${b}: ${n} ${kind} part(s) but the chat template placed ${slots} ${kind} placeholder(s)`);
       }
@@ -252,15 +272,31 @@ export async function prepareInputs(ctx: InputContext, conversations: readonly (
   }
   const videoGridThw = videos.map((v) => v.gridThw);
   const qwen3 = ropeIndexOptions(ctx.config).kind === 'qwen3_vl';
-  const expanded = expandVisionPlaceholders(promptTexts, {
+  const videoTimestamps = videos.map((v) => v.timestamps);
+  const expand = (texts: string[]) => expandVisionPlaceholders(texts, {
     imageGridThw,
     videoGridThw,
     mergeSize: ctx.config.vision.spatialMergeSize,
     videoStyle: qwen3 ? 'qwen3' : 'qwen2',
-    videoTimestamps: videos.map((v) => v.timestamps),
+    videoTimestamps,
   });
+  const expanded = marked.some((m) => m.spans.length > 0)
+    ? expandOutsideSpans(marked, expand)
+    : expand(promptTexts).map((text) => ({ text, spans: [] as [number, number][] }));
   const padId = ctx.tokenizer.specialIds.pad ?? ctx.tokenizer.specialIds.endOfText ?? 0;
-  const batch = padBatch(expanded.map((t) => ctx.tokenizer.encode(t)), { padId, side: 'left' });
+  const rowsIds: number[][] = [];
+  for (let b = 0; b < expanded.length; b++) {
+    try {
+      rowsIds.push(await ctx.tokenizer.encodeAsync(expanded[b].text, {
+        plainTextRanges: expanded[b].spans,
+        ...(prompt.contextLength !== undefined ? { maxTokens: prompt.contextLength } : {}),
+      }));
+    } catch (e) {
+      if (e instanceof QwenVLError && e.code === 'E_CONTEXT_OVERFLOW') throw overflowInContext(b, prompt.contextLength!, e);
+      throw e;
+    }
+  }
+  const batch = padBatch(rowsIds, { padId, side: 'left' });
   const S = batch.seqLength, B = batch.batchSize;
   const rows = Array.from({ length: B }, (_, b) => batch.inputIds.subarray(b * S, (b + 1) * S));
   const masks = Array.from({ length: B }, (_, b) => batch.attentionMask.subarray(b * S, (b + 1) * S));

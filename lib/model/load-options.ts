@@ -1,43 +1,33 @@
 /**
- * Validation of {@link LoadOptions}: every option's type and range, before anything is read, so
- * a wrong value is an E_INPUT naming the option instead of a default silently taken (a
- * `maxInputPixels: 0` once meant "no option").
+ * The checked copy of {@link LoadOptions}: each option read once (a throwing getter is E_INPUT) and
+ * checked for its type and range before loading starts.
  * @internal
  * @module
  */
-import { inputError } from '../errors.js';
+import { expected, optBoolean, optInteger, readOptions } from '../validate.js';
 import type { LoadOptions } from './load.js';
 
-const POSITIVE_INTEGERS = ['threads', 'maxInputPixels', 'maxVisualTokens', 'maxMemoryBytes'] as const;
+const KEYS = [
+  'threads', 'device', 'onProgress', 'contextLength', 'maxInputPixels', 'maxVisualTokens', 'maxMemoryBytes',
+  'specialTokensInUserText', 'checkFinite', 'media',
+] as const;
 
-/** @internal Throws E_INPUT naming the first option of the wrong type or range. */
-export function validateLoadOptions(options: unknown): asserts options is LoadOptions {
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw inputError(`loadModel: options must be an object, got ${options === null ? 'null' : Array.isArray(options) ? 'an array' : typeof options}`);
-  }
-  const o = options as Record<string, unknown>;
-  for (const key of POSITIVE_INTEGERS) {
-    const v = o[key];
-    if (v !== undefined && (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1)) {
-      throw inputError(`loadModel: ${key} must be a positive integer, got ${describe(v)}`);
-    }
-  }
-  if (o.contextLength !== undefined && (typeof o.contextLength !== 'number' || !Number.isSafeInteger(o.contextLength) || o.contextLength < 2)) {
-    throw inputError(`loadModel: contextLength must be an integer >= 2, got ${describe(o.contextLength)}`);
-  }
-  if (o.device !== undefined && o.device !== 'cpu' && o.device !== 'auto') {
-    throw inputError(`loadModel: device must be 'cpu' or 'auto', got ${describe(o.device)}`);
-  }
-  if (o.onProgress !== undefined && typeof o.onProgress !== 'function') {
-    throw inputError(`loadModel: onProgress must be a function, got ${describe(o.onProgress)}`);
-  }
-  if (o.checkFinite !== undefined && typeof o.checkFinite !== 'boolean') {
-    throw inputError(`loadModel: checkFinite must be a boolean, got ${describe(o.checkFinite)}`);
-  }
-}
+/** Most compute threads accepted. */
+export const MAX_THREADS = 1024;
 
-function describe(v: unknown): string {
-  if (typeof v === 'string') return JSON.stringify(v);
-  if (typeof v === 'number' || typeof v === 'boolean' || v === null || v === undefined) return String(v);
-  return typeof v;
+/** Throws E_INPUT naming the first bad option; returns a plain copy of the options. */
+export function checkLoadOptions(options: unknown): LoadOptions {
+  const o = readOptions('loadModel: options', options, KEYS);
+  const w = (k: string) => `loadModel: options.${k}`;
+  optInteger(w('threads'), o.threads, 1, MAX_THREADS);
+  if (o.device !== undefined && o.device !== 'cpu' && o.device !== 'auto') throw expected(w('device'), "'cpu' or 'auto'", o.device);
+  if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw expected(w('onProgress'), 'a function', o.onProgress);
+  optInteger(w('contextLength'), o.contextLength, 2, 2 ** 31 - 1);
+  optInteger(w('maxInputPixels'), o.maxInputPixels, 1);
+  optInteger(w('maxVisualTokens'), o.maxVisualTokens, 1);
+  optInteger(w('maxMemoryBytes'), o.maxMemoryBytes, 1);
+  optBoolean(w('specialTokensInUserText'), o.specialTokensInUserText);
+  optBoolean(w('checkFinite'), o.checkFinite);
+  // `media` is checked field by field where it is resolved (resolveMediaPolicy).
+  return o as LoadOptions;
 }

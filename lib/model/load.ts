@@ -18,8 +18,10 @@ import { QwenTokenizer } from '../text/tokenizer.js';
 import { loadGenerationDefaults, loadModelConfig } from './config.js';
 import { defaultBudget } from './budget.js';
 import { checkProcessorsMatch, checkSpecialTokens, checkSupported } from './checkpoint-checks.js';
-import { validateLoadOptions } from './load-options.js';
+import { checkLoadOptions } from './load-options.js';
+import { guard } from '../validate.js';
 import { Model } from './model.js';
+import type { GenerateOptions } from '../generate/options.js';
 import { nativeSpec, weightNames } from './native-spec.js';
 
 /** A step of {@link loadModel}, reported through `onProgress`. */
@@ -58,6 +60,12 @@ export interface LoadOptions {
    * only narrow it. A server should set this; see README, "Untrusted input / servers".
    */
   media?: MediaPolicy;
+  /**
+   * Default of {@link GenerateOptions.specialTokensInUserText} for every request: `true` (transformers'
+   * behaviour) lets special-token strings typed in user and tool text act as control tokens; a server
+   * passing on untrusted text should set `false`.
+   */
+  specialTokensInUserText?: boolean;
 }
 
 /**
@@ -69,7 +77,8 @@ export interface LoadOptions {
  *   activation qwenvl cannot run; E_MODEL_FORMAT naming the file (and field or tensor) for missing,
  *   malformed or mutually inconsistent files, and for weights holding NaN or infinity.
  */
-export async function loadModel(dir: string, options: LoadOptions = {}): Promise<Model> {
+export async function loadModel(dir: string, loadOptions?: LoadOptions): Promise<Model> {
+  const options = checkLoadOptions(loadOptions);
   if (typeof dir !== 'string' || dir.length === 0) throw inputError('loadModel: dir must be a path');
   try {
     if (!(await stat(dir)).isDirectory()) throw inputError(`loadModel: ${dir} is not a folder`);
@@ -77,14 +86,13 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
     if (e instanceof QwenVLError) throw e;
     throw inputError(`loadModel: ${dir} does not exist`);
   }
-  validateLoadOptions(options);
   const budget = defaultBudget();
   for (const key of ['maxVisualTokens', 'maxMemoryBytes'] as const) {
     if (options[key] !== undefined) budget[key] = options[key];
   }
   const media = await resolveMediaPolicy(options.media, undefined, 'loadModel: media');
   const progress = (stage: LoadProgress['stage'], fraction: number, message: string) =>
-    options.onProgress?.({ stage, fraction, message });
+    guard('loadModel: options.onProgress', () => options.onProgress?.({ stage, fraction, message }));
   if (options.threads !== undefined) setThreads(options.threads);
 
   progress('config', 0, 'reading config.json');
@@ -131,5 +139,6 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
     budget,
     media,
     ...(options.maxInputPixels !== undefined ? { maxInputPixels: options.maxInputPixels } : {}),
+    ...(options.specialTokensInUserText !== undefined ? { specialTokensInUserText: options.specialTokensInUserText } : {}),
   });
 }

@@ -20,6 +20,12 @@ import { RequestCancel } from './cancel.js';
 import type { GenerationDefaults, ModelConfig } from './config.js';
 import { encodePrepared, prefillOnce, tokenLoop, type LoopContext } from './generate.js';
 import { prepareInputs, type PreparedInputs } from './inputs.js';
+import { contextOverflow } from './prompt-limits.js';
+import { checkPrepared, readPrepareOptions, readEstimateOptions, readLogitsOptions } from './request-args.js';
+import { checkArray, guard, guardAsync } from '../validate.js';
+
+/** Most images one call of processImages / encodeImages accepts. */
+const MAX_IMAGES = 1 << 16;
 
 /** Why generation ended. */
 export type FinishReason = 'stop' | 'length' | 'abort';
@@ -60,6 +66,8 @@ export interface ModelParts {
   budget: Budget;
   maxInputPixels?: number;
   media?: ResolvedMediaPolicy;
+  /** Default of {@link GenerateOptions.specialTokensInUserText}; true when unset. */
+  specialTokensInUserText?: boolean;
 }
 
 /** Per-request options shared by chat, stream, prepare and estimateTokens. */
@@ -69,6 +77,18 @@ export interface RequestOptions {
    * limits win and local files must pass both folder rules.
    */
   media?: MediaPolicy;
+}
+
+/** Options of {@link Model.prepare}. */
+export interface PrepareOptions extends RequestOptions {
+  /** See {@link GenerateOptions.specialTokensInUserText}. */
+  specialTokensInUserText?: boolean;
+}
+
+/** Options of {@link Model.estimateTokens}. */
+export interface EstimateOptions extends PrepareOptions {
+  /** New tokens the memory estimate allows for. Default 0. */
+  maxTokens?: number;
 }
 
 /** One conversation, or a batch of conversations run together (left padded, like transformers). */
@@ -96,6 +116,8 @@ export class Model {
   readonly contextLength: number;
   /** Limits every request is checked against (see {@link LoadOptions}). */
   readonly budget: Readonly<Budget>;
+  /** Whether special-token strings in user and tool text are control tokens, unless a request says. */
+  readonly specialTokensInUserText: boolean;
   private handle: NativeHandle | null;
   private readonly maxInputPixels?: number;
   private readonly media: ResolvedMediaPolicy;
@@ -114,14 +136,21 @@ export class Model {
     this.maxInputPixels = parts.maxInputPixels;
     const media = (this.media = parts.media ?? defaultMediaPolicy());
     this.budget = Object.freeze({ ...parts.budget });
+    this.specialTokensInUserText = parts.specialTokensInUserText ?? true;
     const { imageConfig, videoConfig } = parts;
     const decode = parts.maxInputPixels ? { maxInputPixels: parts.maxInputPixels } : {};
     this.processor = {
       config: imageConfig,
       videoConfig,
-      processImages: (images) => processImages(images, imageConfig, { ...decode, media }),
-      processVideo: async (video, options = {}) =>
-        processVideo(video, videoConfig, { ...decode, ...options, media: await resolveMediaPolicy(options.media, media) }),
+      processImages: (images) =>
+        guardAsync('processImages', async () =>
+          processImages(checkArray('processImages: images', images, 'an array of images', MAX_IMAGES) as typeof images, imageConfig, { ...decode, media }),
+        ),
+      processVideo: (video, options = {}) =>
+        guardAsync('processVideo', async () => {
+          const o = guard('processVideo: options', () => ({ ...options }));
+          return processVideo(video, videoConfig, { ...decode, ...o, media: await resolveMediaPolicy(o.media, media) });
+        }),
     };
   }
 
@@ -167,10 +196,16 @@ export class Model {
    * Renders, tokenizes and processes conversations into model inputs (what {@link logits} and
    * generation run on). A single conversation gives a batch of one.
    */
-  async prepare(messages: Conversation | readonly Conversation[], options: RequestOptions = {}): Promise<PreparedInputs> {
+  async prepare(messages: Conversation | readonly Conversation[], options?: PrepareOptions): Promise<PreparedInputs> {
+    const o = readPrepareOptions('prepare', options);
+    return guardAsync('prepare: messages', () => this.prepareWith(messages, o));
+  }
+
+  /** prepare() with checked options; the prompt must fit the context. */
+  private async prepareWith(messages: Conversation | readonly Conversation[], options: PrepareOptions): Promise<PreparedInputs> {
     this.live();
     const batch = isBatch(messages) ? messages : [messages as Conversation];
-    const media = await resolveMediaPolicy(options?.media, this.media);
+    const media = await resolveMediaPolicy(options.media, this.media);
     return prepareInputs(
       {
         config: this.config,
@@ -183,6 +218,7 @@ export class Model {
         maxVisualTokens: this.budget.maxVisualTokens,
       },
       batch,
+      { plainUserText: !(options.specialTokensInUserText ?? this.specialTokensInUserText), contextLength: this.contextLength },
     );
   }
 
@@ -190,11 +226,9 @@ export class Model {
    * Counts the vision and text tokens of a request, and estimates its peak memory for
    * `maxTokens` new tokens, without running the model (images are decoded and resized).
    */
-  async estimateTokens(
-    messages: Conversation | readonly Conversation[],
-    options: { maxTokens?: number } & RequestOptions = {},
-  ): Promise<TokenEstimate> {
-    return this.estimate(await this.prepare(messages, options), options.maxTokens ?? 0);
+  async estimateTokens(messages: Conversation | readonly Conversation[], options?: EstimateOptions): Promise<TokenEstimate> {
+    const o = readEstimateOptions('estimateTokens', options);
+    return guardAsync('estimateTokens: messages', async () => this.estimate(await this.prepareWith(messages, o), o.maxTokens ?? 0));
   }
 
   private estimate(p: PreparedInputs, maxTokens: number): TokenEstimate {
@@ -233,12 +267,15 @@ export class Model {
    * `all: true` every position ([batch × seqLength, vocab]). `signal` rejects the call with
    * E_ABORTED, stopping the vision tower or the prefill within one layer.
    */
-  async logits(inputs: PreparedInputs, options: { all?: boolean; signal?: AbortSignal } = {}): Promise<Tensor> {
-    return this.request('logits', options.signal, async (cancel) => {
+  async logits(inputs: PreparedInputs, options?: { all?: boolean; signal?: AbortSignal }): Promise<Tensor> {
+    const o = readLogitsOptions('logits', options);
+    checkPrepared('logits: inputs', inputs, this.config);
+    if (inputs.seqLength > this.contextLength) throw contextOverflow(String(inputs.seqLength), this.contextLength);
+    return this.request('logits', o.signal, async (cancel) => {
       const ctx = this.loopContext(cancel);
       checkBudget(this.estimate(inputs, 0), this.budget);
       const vision = await encodePrepared(ctx, inputs);
-      const r = await prefillOnce(ctx, inputs, vision, options.all ? 'all' : 'last');
+      const r = await prefillOnce(ctx, inputs, vision, o.all ? 'all' : 'last');
       cancel.throwIfCancelled();
       return tensorFromNative(r.logits!);
     });
@@ -276,10 +313,13 @@ export class Model {
   async chat(messages: readonly Conversation[], options?: GenerateOptions & RequestOptions): Promise<ChatResult[]>;
   async chat(
     messages: Conversation | readonly Conversation[],
-    options: GenerateOptions & RequestOptions = {},
+    options?: GenerateOptions & RequestOptions,
   ): Promise<ChatResult | ChatResult[]> {
-    const results = await this.run(messages, options, undefined);
-    return isBatch(messages) ? results : results[0];
+    const o = resolveGenerateOptions(options, this.generationDefaults);
+    return guardAsync('chat', async () => {
+      const results = await this.run(messages, o, undefined);
+      return isBatch(messages) ? results : results[0];
+    });
   }
 
   /**
@@ -287,7 +327,8 @@ export class Model {
    * stop string). The iterator ends at end-of-sequence, a stop string, maxTokens or abort, and
    * throws E_DISPOSED when {@link Model.dispose} runs before it ends.
    */
-  async *stream(messages: Conversation, options: GenerateOptions & RequestOptions = {}): AsyncGenerator<string, ChatResult, undefined> {
+  async *stream(messages: Conversation, options?: GenerateOptions & RequestOptions): AsyncGenerator<string, ChatResult, undefined> {
+    const o = resolveGenerateOptions(options, this.generationDefaults);
     const queue: string[] = [];
     let wake: (() => void) | null = null;
     let finished = false;
@@ -295,13 +336,13 @@ export class Model {
     let result: ChatResult | undefined;
     // A consumer that stops iterating (break, return, throw) stops the generation too.
     const stop = new AbortController();
-    const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
-    const running = this.run(messages, { ...options, signal }, (row, chunk) => {
+    const signal = o.signal ? AbortSignal.any([o.signal, stop.signal]) : stop.signal;
+    const running = guardAsync('stream', () => this.run(messages, { ...o, signal }, (row, chunk) => {
       if (row === 0 && chunk) {
         queue.push(chunk);
         wake?.();
       }
-    }).then(
+    })).then(
       (r) => {
         result = r[0];
         finished = true;
@@ -333,23 +374,25 @@ export class Model {
 
   private async run(
     messages: Conversation | readonly Conversation[],
-    options: GenerateOptions & RequestOptions,
+    o: ResolvedGenerateOptions,
     onText: ((row: number, chunk: string) => void) | undefined,
   ): Promise<ChatResult[]> {
-    const o = resolveGenerateOptions(options, this.generationDefaults);
-    return this.request('chat', o.signal, (cancel) => this.generate(messages, o, options, cancel, onText));
+    return this.request('chat', o.signal, (cancel) => this.generate(messages, o, cancel, onText));
   }
 
   private async generate(
     messages: Conversation | readonly Conversation[],
     o: ResolvedGenerateOptions,
-    request: RequestOptions,
     cancel: RequestCancel,
     onText: ((row: number, chunk: string) => void) | undefined,
   ): Promise<ChatResult[]> {
     const ctx = this.loopContext(cancel);
     // An abort during preprocessing resolves at once, before any token exists.
-    const p = await cancel.race(this.prepare(messages, { media: request.media })).catch((e: unknown) => {
+    const prepareOptions = {
+      ...(o.media !== undefined ? { media: o.media } : {}),
+      ...(o.specialTokensInUserText !== undefined ? { specialTokensInUserText: o.specialTokensInUserText } : {}),
+    };
+    const p = await cancel.race(this.prepareWith(messages, prepareOptions)).catch((e: unknown) => {
       if (cancel.reason === 'abort' && cancel.isCancellation(e)) return null;
       throw e;
     });
@@ -362,6 +405,8 @@ export class Model {
         finishReason: 'abort' as const,
       }));
     }
+    // The context first: a prompt that cannot fit is E_CONTEXT_OVERFLOW at any size, never a budget error.
+    if (p.seqLength >= this.contextLength) throw contextOverflow(String(p.seqLength), this.contextLength);
     checkBudget(this.estimate(p, Math.min(o.maxTokens, Math.max(0, this.contextLength - p.seqLength))), this.budget);
     const B = p.batchSize;
     const decoders = Array.from({ length: B }, () => this.tokenizer.createStreamDecoder({ skipSpecialTokens: true }));

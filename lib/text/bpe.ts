@@ -8,6 +8,7 @@
  * @internal
  * @module
  */
+import { runToEnd, type Steps } from './slices.js';
 
 /** Merge table: pair (left id, right id) -> rank and merged id. */
 export class MergeTable {
@@ -85,6 +86,14 @@ export function bpeMergeSimple(input: number[], merges: MergeTable): number[] {
  * another occurrence of the same pair (the merged symbol is longer than either part).
  */
 export function bpeMergeHeap(input: number[], merges: MergeTable): number[] {
+  return runToEnd(bpeMergeHeapSteps(input, merges));
+}
+
+/** How many heap operations run between two pause points of {@link bpeMergeHeapSteps}. */
+const OPS_PER_STEP = 4096;
+
+/** {@link bpeMergeHeap} as pausable work (a word of millions of bytes takes seconds). @internal */
+export function* bpeMergeHeapSteps(input: number[], merges: MergeTable): Steps<number[]> {
   const n = input.length;
   const sym = Int32Array.from(input);
   const prev = new Int32Array(n);
@@ -144,8 +153,16 @@ export function bpeMergeHeap(input: number[], merges: MergeTable): number[] {
     return out;
   };
   const alive = new Uint8Array(n).fill(1);
-  for (let i = 0; i + 1 < n; i++) push(i);
+  for (let i = 0; i + 1 < n; i++) {
+    push(i);
+    if (i % OPS_PER_STEP === OPS_PER_STEP - 1) yield;
+  }
+  let ops = 0;
   while (hRank.length > 0) {
+    if (++ops === OPS_PER_STEP) {
+      ops = 0;
+      yield;
+    }
     const e = pop();
     if (!alive[e.pos] || sym[e.pos] !== e.l) continue;
     const right = next[e.pos];

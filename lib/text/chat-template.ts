@@ -29,6 +29,7 @@ import { join } from 'node:path';
 import { Environment, Template } from '@huggingface/jinja';
 import { QwenVLError, formatError, inputError } from '../errors.js';
 import { MAX_OUTPUT_CHARS, TemplateLimitError, limitedRange, measureInput, renderLimited, templateLimits, type TemplateLimits } from './template-limits.js';
+import { checkArray, guard } from '../validate.js';
 
 /** A text part of a message. */
 export interface TextPart {
@@ -339,17 +340,20 @@ export class ChatTemplate {
 
   /** Renders one conversation to the prompt text. */
   render(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): string {
-    if (!Array.isArray(messages)) throw inputError('chat template: messages must be an array');
-    messages.forEach((m, i) => {
-      if (typeof m !== 'object' || m === null || typeof m.role !== 'string') {
-        throw inputError(`chat template: messages[${i}] must be an object with a string "role"`);
-      }
-    });
+    checkArray('chat template: messages', messages, 'an array of messages', 1 << 20);
+    guard('chat template: messages', () =>
+      messages.forEach((m, i) => {
+        if (typeof m !== 'object' || m === null || typeof m.role !== 'string') {
+          throw inputError(`chat template: messages[${i}] must be an object with a string "role"`);
+        }
+      }),
+    );
+    options = guard('chat template: options', () => ({ ...(options ?? {}) }));
     const cont = options.continueFinalMessage;
     if (cont && options.addGenerationPrompt) {
       throw inputError('continueFinalMessage and addGenerationPrompt cannot be used together');
     }
-    const chat = toTemplateValue(messages) as Record<string, unknown>[];
+    const chat = guard('chat template: messages', () => toTemplateValue(messages) as Record<string, unknown>[]);
 
     let finalMessage: string | undefined;
     if (cont) {

@@ -15,8 +15,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { QwenVLError, formatError, inputError } from '../errors.js';
 import { BYTE_TO_CHAR, vocabStringToBytes } from './bytelevel.js';
-import { MergeTable, bpeMerge } from './bpe.js';
+import { MergeTable, bpeMerge, bpeMergeHeapSteps } from './bpe.js';
 import { decodeUtf8, incompleteUtf8Tail } from './utf8.js';
+import { identity, mapPosition, normalizeNfc, normalizeWhole, type Normalized } from './nfc.js';
+import { PAUSE, WINDOW, pieceEnds, qwen2SplitSource } from './pretokenize.js';
+import { runSliced, runToEnd, type Steps } from './slices.js';
+import { checkArray, expected, guard, optBoolean, optInteger, readOptions } from '../validate.js';
 
 /** One entry of the added vocabulary (the `<|...|>` control tokens and friends). */
 export interface AddedToken {
@@ -58,6 +62,22 @@ export interface TokenEncodeOptions {
    * (false for Qwen), i.e. `<|image_pad|>` in the text becomes that one token.
    */
   splitSpecialTokens?: boolean;
+  /**
+   * `[start, end)` ranges of `text` (UTF-16 offsets) inside which added-token strings are plain text while
+   * the rest of the text is split on them as usual: how {@link Model} keeps `<|im_end|>` typed by a user
+   * from ending the turn. The text is still pre-tokenized as one string, so without added-token strings in
+   * the ranges the ids are those of a plain `encode`.
+   */
+  plainTextRanges?: readonly (readonly [number, number])[];
+}
+
+/** Options of {@link QwenTokenizer.encodeAsync}. */
+export interface TokenEncodeAsyncOptions extends TokenEncodeOptions {
+  /**
+   * Refuse, with E_CONTEXT_OVERFLOW, a text that needs more tokens than this. A text too long to possibly
+   * fit (more characters than `maxTokens` × {@link QwenTokenizer.maxTokenBytes}) is refused before any work.
+   */
+  maxTokens?: number;
 }
 
 /** Options of {@link QwenTokenizer.decode}. */
@@ -93,26 +113,25 @@ export interface Sources {
 const QWEN2_SPLIT_PATTERN =
   "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
-/** Unicode White_Space, i.e. `\s` of Python's `regex` module and of Oniguruma. */
-const WS = '\\t-\\r \\x85\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000';
-
-/** The same pattern in JavaScript syntax (no inline flags in Node 20; explicit White_Space class). */
+/** The same pattern in JavaScript syntax (see pretokenize.ts). */
 function qwen2SplitRegex(): RegExp {
-  return new RegExp(
-    "'(?:[sS\\u017F]|[tT]|[rR][eE]|[vV][eE]|[mM]|[lL][lL]|[dD])" +
-      '|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+' +
-      '|\\p{N}' +
-      `| ?[^${WS}\\p{L}\\p{N}]+[\\r\\n]*` +
-      `|[${WS}]*[\\r\\n]+` +
-      `|[${WS}]+(?![^${WS}])` +
-      `|[${WS}]+`,
-    'gu',
-  );
+  return new RegExp(qwen2SplitSource(), 'gu');
 }
 
 const NAMED_SPECIALS = ['bos_token', 'eos_token', 'unk_token', 'sep_token', 'pad_token', 'cls_token', 'mask_token'] as const;
 
 const PIECE_CACHE_LIMIT = 100_000;
+/** Longer pieces are not cached (a cache key of megabytes helps no one). */
+const PIECE_CACHE_MAX_LENGTH = 256;
+/** Pieces at least this long run their BPE as pausable work in {@link QwenTokenizer.encodeAsync}. */
+const LONG_PIECE = 1024;
+
+/** A piece boundary or added-token match found while encoding. */
+interface AddedMatch {
+  index: number;
+  length: number;
+  token: AddedToken;
+}
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -181,6 +200,11 @@ export class QwenTokenizer {
   readonly modelMaxLength?: number;
   /** `padding_side` of tokenizer_config.json (transformers' default "right" when absent). */
   readonly paddingSide: 'left' | 'right';
+  /**
+   * UTF-8 length of the longest token: a text of more bytes than n × this needs more than n tokens, which
+   * lets a text too long for a context be refused before it is tokenized.
+   */
+  readonly maxTokenBytes: number;
 
   private readonly vocab: Map<string, number>;
   private readonly idToTokenTable: (string | undefined)[];
@@ -193,6 +217,7 @@ export class QwenTokenizer {
   private readonly ignoreMerges: boolean;
   private readonly splitRegex = qwen2SplitRegex();
   private readonly addedRegex?: RegExp;
+  private readonly longestAdded: number = 0;
   private readonly defaultSplitSpecial: boolean;
   private readonly defaultCleanUp: boolean;
   private readonly pieceCache = new Map<string, number[]>();
@@ -316,6 +341,15 @@ export class QwenTokenizer {
     for (let i = 0; i <= maxId; i++) if (this.idToTokenTable[i] !== undefined) count++;
     this.vocabSize = count;
 
+    let longest = 1;
+    for (const tok of this.vocab.keys()) if (tok.length > longest) longest = tok.length; // byte-level: a char per byte
+    for (const t of this.addedTokens) {
+      const bytes = Buffer.byteLength(t.content, 'utf8');
+      if (bytes > longest) longest = bytes;
+      if (t.content.length > this.longestAdded) this.longestAdded = t.content.length;
+    }
+    this.maxTokenBytes = longest;
+
     if (this.addedTokens.length > 0) {
       const alts = this.addedTokens.map((t) => t.content).sort((x, y) => y.length - x.length || (x < y ? -1 : 1));
       this.addedRegex = new RegExp(alts.map(escapeRegex).join('|'), 'g');
@@ -375,16 +409,23 @@ export class QwenTokenizer {
   static fromJSON(
     tokenizerJson: unknown,
     tokenizerConfig?: unknown,
-    names: Partial<Sources> = {},
+    names?: Partial<Sources>,
   ): QwenTokenizer {
-    return new QwenTokenizer(tokenizerJson, tokenizerConfig ?? {}, {
-      tokenizerFile: names.tokenizerFile ?? 'tokenizer.json',
-      configFile: names.configFile ?? 'tokenizer_config.json',
-    });
+    const n = readOptions('QwenTokenizer.fromJSON: names', names, ['tokenizerFile', 'configFile']);
+    const label = (v: unknown, fallback: string) => (typeof v === 'string' ? v : fallback);
+    const src = { tokenizerFile: label(n.tokenizerFile, 'tokenizer.json'), configFile: label(n.configFile, 'tokenizer_config.json') };
+    // Parsed JSON is plain data; anything else that throws while being read (a getter, a proxy) is E_MODEL_FORMAT.
+    try {
+      return new QwenTokenizer(tokenizerJson, tokenizerConfig ?? {}, src);
+    } catch (e) {
+      if (e instanceof QwenVLError) throw e;
+      throw new QwenVLError('E_MODEL_FORMAT', `${src.tokenizerFile}: cannot be read (${e instanceof Error ? e.message : String(e)})`, { cause: e });
+    }
   }
 
   /** Loads `tokenizer.json` (required) and `tokenizer_config.json` (optional) from a checkpoint folder. */
   static async load(dir: string): Promise<QwenTokenizer> {
+    if (typeof dir !== 'string' || dir.length === 0) throw expected('QwenTokenizer.load: dir', 'a folder path', dir);
     const tokFile = join(dir, 'tokenizer.json');
     const cfgFile = join(dir, 'tokenizer_config.json');
     let tokText: string;
@@ -409,6 +450,7 @@ export class QwenTokenizer {
 
   /** Synchronous {@link QwenTokenizer.load}. */
   static loadSync(dir: string): QwenTokenizer {
+    if (typeof dir !== 'string' || dir.length === 0) throw expected('QwenTokenizer.loadSync: dir', 'a folder path', dir);
     const tokFile = join(dir, 'tokenizer.json');
     const cfgFile = join(dir, 'tokenizer_config.json');
     let tokText: string;
@@ -431,21 +473,155 @@ export class QwenTokenizer {
     });
   }
 
-  /** Text -> token ids. Added-token strings in the text (`<|im_start|>`, `<|image_pad|>`, ...) become their ids. */
-  encode(text: string, options: TokenEncodeOptions = {}): number[] {
-    if (typeof text !== 'string') throw inputError(`encode: expected a string, got ${typeof text}`);
+  /**
+   * Text -> token ids. Added-token strings in the text (`<|im_start|>`, `<|image_pad|>`, ...) become their ids
+   * (outside `plainTextRanges`, unless `splitSpecialTokens`). Runs in one go: for long texts on a server use
+   * {@link QwenTokenizer.encodeAsync}, which gives the same ids without holding up the event loop.
+   */
+  encode(text: string, options?: TokenEncodeOptions): number[] {
+    const o = this.encodeArgs('encode', text, options, false);
+    return runToEnd(this.encodeSteps(text, o, false));
+  }
+
+  /**
+   * {@link QwenTokenizer.encode} as slices of at most a few milliseconds with the event loop running in
+   * between, with the same ids; `maxTokens` refuses a text that needs more tokens (E_CONTEXT_OVERFLOW),
+   * before any work when its length alone shows it.
+   */
+  async encodeAsync(text: string, options?: TokenEncodeAsyncOptions): Promise<number[]> {
+    const o = this.encodeArgs('encodeAsync', text, options, true);
+    return runSliced(this.encodeSteps(text, o, true));
+  }
+
+  /** Checked copy of the arguments of encode / encodeAsync. */
+  private encodeArgs(where: string, text: unknown, options: unknown, withLimit: boolean): ResolvedEncode {
+    if (typeof text !== 'string') throw expected(`${where}: text`, 'a string', text);
+    const o = readOptions(`${where}: options`, options, ['splitSpecialTokens', 'plainTextRanges', ...(withLimit ? (['maxTokens'] as const) : [])]);
+    const split = optBoolean(`${where}: options.splitSpecialTokens`, o.splitSpecialTokens) ?? this.defaultSplitSpecial;
+    const maxTokens = optInteger(`${where}: options.maxTokens`, o.maxTokens, 0);
+    let ranges: [number, number][] = [];
+    if (o.plainTextRanges !== undefined) {
+      const list = checkArray(`${where}: options.plainTextRanges`, o.plainTextRanges, 'an array of [start, end] pairs');
+      ranges = guard(`${where}: options.plainTextRanges`, () =>
+        list.map((r, i) => {
+          const w = `${where}: options.plainTextRanges[${i}]`;
+          if (!Array.isArray(r) || r.length !== 2) throw expected(w, 'a [start, end] pair', r);
+          const [a, b] = r as unknown[];
+          if (typeof a !== 'number' || typeof b !== 'number' || !Number.isInteger(a) || !Number.isInteger(b) || a < 0 || b < a || b > text.length) {
+            throw expected(w, `integers 0 <= start <= end <= ${text.length}`, r);
+          }
+          return [a, b] as [number, number];
+        }),
+      );
+    }
+    return { split, maxTokens, ranges };
+  }
+
+  /** The encoding, as pausable work; `sliced` bounds every step, otherwise whole-text passes are used. */
+  private *encodeSteps(text: string, o: ResolvedEncode, sliced: boolean): Steps<number[]> {
+    const limit = o.maxTokens;
+    // NFC can shorten a text at most 4 times (a character and three marks composing into one).
+    if (limit !== undefined && text.length > 4 * limit * this.maxTokenBytes) throw this.overflow(limit, text.length);
+    const norm: Normalized = !this.nfc ? identity(text) : sliced ? yield* normalizeNfc(text, 'text') : normalizeWhole(text, 'text');
+    const n = norm.text;
+    // Each token covers at most maxTokenBytes bytes, and a text has at least as many bytes as UTF-16 units.
+    if (limit !== undefined && n.length > limit * this.maxTokenBytes) throw this.overflow(limit, text.length);
     const ids: number[] = [];
-    const normalized = this.nfc ? text.normalize('NFC') : text;
-    const split = options.splitSpecialTokens ?? this.defaultSplitSpecial;
-    if (split || !this.addedRegex) {
-      this.encodePlain(normalized, ids);
+    const plain = (from: number, to: number): Steps<void> => this.encodeSegment(n.slice(from, to), ids, sliced, limit);
+    if (o.split || !this.addedRegex) {
+      yield* plain(0, n.length);
       return ids;
     }
-    for (const seg of this.splitOnAdded(normalized)) {
-      if (typeof seg === 'number') ids.push(seg);
-      else this.encodePlain(seg, ids);
+    // Regions where added tokens are recognised: the complement of the plain-text ranges (mapped through NFC).
+    const regions: [number, number][] = [];
+    let at = 0;
+    for (const [a, b] of [...o.ranges].sort((x, y) => x[0] - y[0])) {
+      const na = mapPosition(text, norm, a);
+      const nb = Math.max(na, mapPosition(text, norm, b));
+      if (na > at) regions.push([at, na]);
+      at = Math.max(at, nb);
     }
+    if (at < n.length) regions.push([at, n.length]);
+    let last = 0;
+    let stripNextLeft = false;
+    for (const m of this.addedMatches(n, regions)) {
+      if (m === PAUSE) {
+        yield;
+        continue;
+      }
+      let from = last;
+      let to = m.index;
+      if (stripNextLeft) while (from < to && /\s/u.test(n[from])) from++;
+      if (m.token.lstrip) while (to > from && /\s/u.test(n[to - 1])) to--;
+      if (to > from) yield* plain(from, to);
+      yield;
+      ids.push(m.token.id);
+      if (limit !== undefined && ids.length > limit) throw this.overflow(limit, text.length);
+      stripNextLeft = m.token.rstrip;
+      last = m.index + m.length;
+    }
+    let from = last;
+    if (stripNextLeft) while (from < n.length && /\s/u.test(n[from])) from++;
+    if (from < n.length) yield* plain(from, n.length);
     return ids;
+  }
+
+  private overflow(limit: number, chars: number): QwenVLError {
+    return new QwenVLError('E_CONTEXT_OVERFLOW', `the text (${chars} characters) needs more than ${limit} tokens`);
+  }
+
+  /**
+   * Added-token matches inside the regions (longest at the earliest position, as one regex over each
+   * region), searched a window at a time; {@link PAUSE} between windows.
+   */
+  private *addedMatches(text: string, regions: readonly [number, number][]): Generator<AddedMatch | typeof PAUSE> {
+    const re = this.addedRegex!;
+    for (const [a, b] of regions) {
+      let p = a;
+      while (p < b) {
+        const e = Math.min(b, p + WINDOW);
+        // Matches starting before e are whole in the window: it reaches longestAdded - 1 characters further.
+        const sub = text.slice(p, Math.min(b, e + this.longestAdded - 1));
+        let next = e;
+        re.lastIndex = 0;
+        for (let m = re.exec(sub); m !== null && p + m.index < e; m = re.exec(sub)) {
+          yield { index: p + m.index, length: m[0].length, token: this.addedByContent.get(m[0])! };
+          next = Math.max(next, p + m.index + m[0].length);
+        }
+        p = next;
+        yield PAUSE;
+      }
+    }
+  }
+
+  /** Pre-tokenizer + BPE for text without added tokens: whole-text regex, or windows and pausable BPE. */
+  private *encodeSegment(text: string, out: number[], sliced: boolean, limit: number | undefined): Steps<void> {
+    if (!sliced) {
+      this.encodePlain(text, out);
+      if (limit !== undefined && out.length > limit) throw this.overflow(limit, text.length);
+      return;
+    }
+    let last = 0;
+    for (const end of pieceEnds(text)) {
+      if (end === PAUSE) {
+        yield;
+        continue;
+      }
+      const piece = text.slice(last, end);
+      last = end;
+      if (piece.length < LONG_PIECE) this.encodePiece(piece, out);
+      else {
+        const bytes = this.encoder.encode(piece);
+        const whole = this.ignoreMerges ? this.vocab.get(byteLevelString(bytes)) : undefined;
+        if (whole !== undefined) out.push(whole);
+        else {
+          const symbols = new Array<number>(bytes.length);
+          for (let i = 0; i < bytes.length; i++) symbols[i] = this.byteIds[bytes[i]];
+          for (const id of yield* bpeMergeHeapSteps(symbols, this.merges)) out.push(id);
+        }
+      }
+      if (limit !== undefined && out.length > limit) throw this.overflow(limit, text.length);
+    }
   }
 
   /** Text -> token strings (byte-level vocabulary strings such as "Ġworld", or added-token contents). */
@@ -454,24 +630,33 @@ export class QwenTokenizer {
   }
 
   /** Token ids -> text. Ids without a token (beyond the vocabulary) decode to nothing, as in `tokenizers`. */
-  decode(ids: ArrayLike<number>, options: TokenDecodeOptions = {}): string {
-    const skip = options.skipSpecialTokens === true;
+  decode(ids: ArrayLike<number>, options?: TokenDecodeOptions): string {
+    const o = readOptions('decode: options', options, ['skipSpecialTokens', 'cleanUpTokenizationSpaces']);
+    const skip = optBoolean('decode: options.skipSpecialTokens', o.skipSpecialTokens) === true;
+    const cleanUp = optBoolean('decode: options.cleanUpTokenizationSpaces', o.cleanUpTokenizationSpaces) ?? this.defaultCleanUp;
+    const list = tokenIdList('decode: ids', ids);
     const sink = new ByteSink();
-    for (let i = 0; i < ids.length; i++) {
-      const bytes = this.tokenBytes(ids[i], skip);
-      if (bytes) sink.append(bytes);
-    }
+    guard('decode: ids', () => {
+      for (let i = 0; i < list.length; i++) {
+        const id = list[i];
+        if (typeof id !== 'number' || Number.isNaN(id)) throw expected(`decode: ids[${i}]`, 'a token id (a number)', id);
+        const bytes = this.tokenBytes(id, skip);
+        if (bytes) sink.append(bytes);
+      }
+    });
     const text = decodeUtf8(sink.buf.subarray(0, sink.len));
-    return options.cleanUpTokenizationSpaces ?? this.defaultCleanUp ? cleanUpTokenization(text) : text;
+    return cleanUp ? cleanUpTokenization(text) : text;
   }
 
   /** A fresh {@link StreamDecoder}; `skipSpecialTokens` as in {@link QwenTokenizer.decode}. */
-  createStreamDecoder(options: { skipSpecialTokens?: boolean } = {}): StreamDecoder {
-    const skip = options.skipSpecialTokens === true;
+  createStreamDecoder(options?: { skipSpecialTokens?: boolean }): StreamDecoder {
+    const o = readOptions('createStreamDecoder: options', options, ['skipSpecialTokens']);
+    const skip = optBoolean('createStreamDecoder: options.skipSpecialTokens', o.skipSpecialTokens) === true;
     let pending = new Uint8Array(16);
     let len = 0;
     return {
       push: (id: number): string => {
+        if (typeof id !== 'number' || Number.isNaN(id)) throw expected('StreamDecoder.push: id', 'a token id (a number)', id);
         const bytes = this.tokenBytes(id, skip);
         if (!bytes || bytes.length === 0) return '';
         if (len + bytes.length > pending.length) {
@@ -499,6 +684,7 @@ export class QwenTokenizer {
 
   /** Token string (vocabulary string or added-token content) -> id. */
   tokenToId(token: string): number | undefined {
+    if (typeof token !== 'string') throw expected('tokenToId: token', 'a string', token);
     return this.addedByContent.get(token)?.id ?? this.vocab.get(token);
   }
 
@@ -527,29 +713,6 @@ export class QwenTokenizer {
     const bytes = this.addedById.has(id) ? this.encoder.encode(tok) : (vocabStringToBytes(tok) ?? this.encoder.encode(tok));
     this.bytesCache[id] = bytes;
     return bytes;
-  }
-
-  /** Splits on added tokens (longest match at the earliest position) and applies their lstrip/rstrip. */
-  private splitOnAdded(text: string): (string | number)[] {
-    const re = this.addedRegex!;
-    re.lastIndex = 0;
-    const out: (string | number)[] = [];
-    let last = 0;
-    let stripNextLeft = false;
-    for (let m = re.exec(text); m !== null; m = re.exec(text)) {
-      const tok = this.addedByContent.get(m[0])!;
-      let before = text.slice(last, m.index);
-      if (stripNextLeft) before = before.replace(/^\s+/u, '');
-      if (tok.lstrip) before = before.replace(/\s+$/u, '');
-      if (before) out.push(before);
-      out.push(tok.id);
-      stripNextLeft = tok.rstrip;
-      last = m.index + m[0].length;
-    }
-    let tail = text.slice(last);
-    if (stripNextLeft) tail = tail.replace(/^\s+/u, '');
-    if (tail) out.push(tail);
-    return out;
   }
 
   /** Pre-tokenizer regex + byte-level BPE for text without added tokens. */
@@ -582,10 +745,25 @@ export class QwenTokenizer {
       for (let i = 0; i < bytes.length; i++) symbols[i] = this.byteIds[bytes[i]];
       ids = bpeMerge(symbols, this.merges);
     }
-    if (this.pieceCache.size >= PIECE_CACHE_LIMIT) this.pieceCache.clear();
-    this.pieceCache.set(piece, ids);
+    if (piece.length <= PIECE_CACHE_MAX_LENGTH) {
+      if (this.pieceCache.size >= PIECE_CACHE_LIMIT) this.pieceCache.clear();
+      this.pieceCache.set(piece, ids);
+    }
     for (const id of ids) out.push(id);
   }
+}
+
+/** Ids given to decode: an array or a typed array (not a DataView), of a bounded length. */
+function tokenIdList(where: string, ids: unknown): ArrayLike<unknown> {
+  if (ArrayBuffer.isView(ids) && !(ids instanceof DataView)) return ids as unknown as ArrayLike<unknown>;
+  return checkArray(where, ids, 'an array of token ids');
+}
+
+/** Checked arguments of an encode call. */
+interface ResolvedEncode {
+  split: boolean;
+  maxTokens: number | undefined;
+  ranges: [number, number][];
 }
 
 function byteLevelString(bytes: Uint8Array): string {
