@@ -219,19 +219,19 @@ describe('activations the kernels lack', () => {
 
 describe('loadModel options', () => {
   it.each([
-    [{ maxInputPixels: 0 }, /maxInputPixels must be a positive integer, got 0/],
+    [{ maxInputPixels: 0 }, /options\.maxInputPixels: expected an integer in \[1, \d+\], got number 0/],
     [{ maxInputPixels: 1.5 }, /maxInputPixels/],
-    [{ threads: '2' }, /threads must be a positive integer, got "2"/],
+    [{ threads: '2' }, /options\.threads: expected an integer in \[1, 1024\], got the string "2"/],
     [{ threads: 0 }, /threads/],
     [{ maxVisualTokens: -1 }, /maxVisualTokens/],
     [{ maxMemoryBytes: Number.NaN }, /maxMemoryBytes/],
     [{ contextLength: 1 }, /contextLength/],
     [{ contextLength: '4096' }, /contextLength/],
     [{ device: 'cuda' }, /device/],
-    [{ onProgress: 5 }, /onProgress must be a function/],
-    [{ checkFinite: 'yes' }, /checkFinite must be a boolean/],
-    [null, /options must be an object, got null/],
-    [[], /options must be an object, got an array/],
+    [{ onProgress: 5 }, /options\.onProgress: expected a function, got number 5/],
+    [{ checkFinite: 'yes' }, /options\.checkFinite: expected a boolean, got the string "yes"/],
+    [null, /options: expected an options object, got null/],
+    [[], /options: expected an options object, got an array/],
   ])('%j: E_INPUT naming the option', async (options, pattern) => {
     const e = await rejection(loadModel(BASE, options as never));
     expect(e.code).toBe('E_INPUT');
