@@ -104,7 +104,10 @@ export interface NativeForwardArgs {
   visionEmbeds?: Float32Array;
   visualRows?: Int32Array;
   deepstack?: Float32Array[];
-  logits?: 'none' | 'last' | 'all';
+  /** Cache rows this forward runs, in token order (default every row); the others are untouched. */
+  rows?: Int32Array;
+  /** 'sample': no logits; `tokens` holds each row's next token, chosen by its native sampler. */
+  logits?: 'none' | 'last' | 'all' | 'sample';
   trace?: boolean;
   cancel?: NativeCancelToken;
 }
@@ -133,7 +136,14 @@ export interface NativeBinding {
     cancel?: NativeCancelToken,
   ): Promise<{ embeds: NativeTensorData; deepstack: NativeTensorData[]; trace: [string, NativeTensorData][] }>;
   modelNewSession(model: NativeHandle, batch: number, capacity: number): NativeHandle;
-  sessionForward(session: NativeHandle, args: NativeForwardArgs): Promise<{ logits?: NativeTensorData; trace: [string, NativeTensorData][] }>;
+  sessionForward(
+    session: NativeHandle,
+    args: NativeForwardArgs,
+  ): Promise<{ logits?: NativeTensorData; tokens?: Int32Array; trace: [string, NativeTensorData][] }>;
+  /** Sets each row's sampler and repetition history (`history`: the same number of ids per row); one seeded RNG per session. */
+  sessionSampling(session: NativeHandle, args: { params: NativeSamplingParams[]; seed: number; history?: Int32Array }): void;
+  /** Forward calls run and rows computed by them (finished rows are not computed). */
+  sessionStats(session: NativeHandle): { forwards: number; rowsComputed: number };
   sessionLengths(session: NativeHandle): number[];
   /** A fresh, unset cancel token. */
   newCancelToken(): NativeCancelToken;

@@ -35,6 +35,23 @@ void check_produced_finite(const float* x, int64_t n, const char* what, ThreadPo
                                      what + " at element " + std::to_string(at) + ": the model overflows float32 on this input");
 }
 
+int64_t step_rows(const TextStep& step, const KvCache& cache) { return step.rows ? step.n_rows : cache.batch; }
+int64_t cache_row(const TextStep& step, int64_t i) { return step.rows ? step.rows[i] : i; }
+
+// Rows must be distinct cache rows: two tokens streams writing one row's slots would corrupt it.
+void check_step_rows(const TextStep& step, const KvCache& cache) {
+  if (!step.rows) return;
+  QVL_CHECK(step.n_rows >= 1, Input, "a step needs at least one row");
+  std::vector<bool> taken(static_cast<size_t>(cache.batch), false);
+  for (int64_t i = 0; i < step.n_rows; ++i) {
+    const int64_t b = step.rows[i];
+    QVL_CHECK(b >= 0 && b < cache.batch, Input,
+              "step row " + std::to_string(b) + " is outside the session's " + std::to_string(cache.batch) + " rows");
+    QVL_CHECK(!taken[static_cast<size_t>(b)], Input, "step row " + std::to_string(b) + " is listed twice");
+    taken[static_cast<size_t>(b)] = true;
+  }
+}
+
 }  // namespace
 
 TextDecoder::TextDecoder(const TextSpec& spec, const WeightStore& w, const std::string& prefix,
@@ -102,7 +119,7 @@ void TextDecoder::embed(const int32_t* ids, int64_t n, float* out, ThreadPool& p
 void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const TextStep& step, KvCache& cache,
                                   const float* cos, const float* sin, ThreadPool& pool) const {
   const int64_t Hd = spec_.hidden, D = spec_.head_dim, Hq = spec_.heads, Hkv = spec_.kv_heads;
-  const int64_t B = cache.batch, S = step.steps, n = B * S, kvd = Hkv * D, half = D / 2;
+  const int64_t B = step_rows(step, cache), S = step.steps, n = B * S, kvd = Hkv * D, half = D / 2;
   Tensor h = Tensor::empty(DType::F32, {n, Hd});
   L.input_norm.apply(x, Hd, n, h.data<float>(), Hd, pool);
 
@@ -124,9 +141,10 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
   float* kc = cache.k[li].data<float>();
   float* vc = cache.v[li].data<float>();
   std::vector<ops::AttentionSegment> segs;
-  for (int64_t b = 0; b < B; ++b) {
+  for (int64_t i = 0; i < B; ++i) {
+    const int64_t b = cache_row(step, i);
     const int64_t dst = b * cache.capacity + cache.len[b];
-    const float* hb = h.data<float>() + b * S * Hd;
+    const float* hb = h.data<float>() + i * S * Hd;
     L.k.apply(hb, Hd, S, kc + dst * kvd, kvd, pool, step.cancel);
     L.v.apply(hb, Hd, S, vc + dst * kvd, kvd, pool, step.cancel);
     if (spec_.qk_norm) L.k_norm.apply(kc + dst * kvd, D, S * Hkv, kc + dst * kvd, D, pool);
@@ -137,13 +155,13 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
     rk.D = D;
     rk.ld = kvd;
     rk.rotary_dim = D;
-    rk.cos = cos + b * S * half;
-    rk.sin = sin + b * S * half;
+    rk.cos = cos + i * S * half;
+    rk.sin = sin + i * S * half;
     ops::rope_apply(rk, pool);
     // Queries that are themselves left padding attend to nothing (their output stays zero).
     const int64_t padded_here = std::clamp<int64_t>(cache.pad[b] - cache.len[b], 0, S);
     if (padded_here < S) {
-      segs.push_back({b * S + padded_here, (b + 1) * S, b * cache.capacity + cache.pad[b],
+      segs.push_back({i * S + padded_here, (i + 1) * S, b * cache.capacity + cache.pad[b],
                       b * cache.capacity + cache.len[b] + S});
     }
   }
@@ -158,7 +176,7 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
   ap.out = attn.data<float>();
   ap.ldo = Hq * D;
   ap.Tq = n;
-  ap.Tk = B * cache.capacity;
+  ap.Tk = cache.batch * cache.capacity;
   ap.Hq = Hq;
   ap.Hkv = Hkv;
   ap.D = D;
@@ -212,9 +230,11 @@ void TextDecoder::mlp_block(const Layer& L, float* x, int64_t n, ThreadPool& poo
 }
 
 void TextDecoder::forward(float* x, const TextStep& step, KvCache& cache, ThreadPool& pool, Trace* trace) const {
-  const int64_t B = cache.batch, S = step.steps, n = B * S, Hd = spec_.hidden, half = spec_.head_dim / 2;
+  const int64_t B = step_rows(step, cache), S = step.steps, n = B * S, Hd = spec_.hidden, half = spec_.head_dim / 2;
   QVL_CHECK(S >= 1 && step.positions, Input, "forward needs at least one token per row and its positions");
-  for (int64_t b = 0; b < B; ++b) {
+  check_step_rows(step, cache);
+  for (int64_t i = 0; i < B; ++i) {
+    const int64_t b = cache_row(step, i);
     if (cache.len[b] + S > cache.capacity)
       fail(ErrorCode::ContextOverflow, "sequence of " + std::to_string(cache.len[b] + S) +
                                            " tokens exceeds the context of " + std::to_string(cache.capacity));
@@ -248,7 +268,7 @@ void TextDecoder::forward(float* x, const TextStep& step, KvCache& cache, Thread
       }
     }
   }
-  for (int64_t b = 0; b < B; ++b) cache.len[b] += S;
+  for (int64_t i = 0; i < B; ++i) cache.len[cache_row(step, i)] += S;
   if (trace) trace->record("last_layer_output", x, n, Hd, Hd);
   final_norm_.apply(x, Hd, n, x, Hd, pool);
   if (trace) trace->record("final_hidden", x, n, Hd, Hd);

@@ -16,10 +16,14 @@
 
 namespace qvl::models {
 
-// One forward call over `steps` new tokens for each of the cache's rows (prefill: the padded
-// prompt; decode: 1). Token t of row b is row b·steps + t of x, positions and visual_rows.
+// One forward call over `steps` new tokens for each of the step's cache rows (prefill: the padded
+// prompt; decode: 1). Token t of the i-th row is row i·steps + t of x, positions and visual_rows.
 struct TextStep {
   int64_t steps = 0;
+  // The cache rows this step runs, in token order (null: every row, 0 .. batch-1). Rows left out
+  // (finished sequences) cost nothing and their cache is untouched.
+  const int64_t* rows = nullptr;
+  int64_t n_rows = 0;
   const int64_t* positions = nullptr;  // [3][batch·steps]: (t, h, w) M-RoPE position of each token
   // Qwen3-VL DeepStack: visual_rows[i] >= 0 marks token i as the visual token whose features are
   // row visual_rows[i] of each deepstack tensor, added after decoder layer l for l < deepstack.size().
