@@ -155,8 +155,8 @@ describe('finished rows stop computing', () => {
     const a = native.modelNewSession(ctx.handle, B, S + 1);
     const b = native.modelNewSession(ctx.handle, B, S + 1);
     try {
-      await native.sessionForward(a, prefillArgs(ctx, p, null, 'none'));
-      await native.sessionForward(b, prefillArgs(ctx, p, null, 'none'));
+      await native.sessionForward(a, prefillArgs(ctx, p, null, 'last'));
+      await native.sessionForward(b, prefillArgs(ctx, p, null, 'last'));
       const both = new Float32Array((await run(a, [0, 1])).logits!.data);
       const one = new Float32Array((await run(b, [1])).logits!.data);
       expect(native.sessionLengths(b)).toEqual([S, S + 1]);
