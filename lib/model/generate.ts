@@ -180,8 +180,11 @@ export async function* tokenLoop(
         eos[b] = eosIds.includes(chosen[i]);
       });
       yield { tokens, eos };
-      running = running.filter((b) => !eos[b] && !isStopped(b));
-      if (running.length === 0 || step + 1 === maxTokens) return;
+      const still = running.filter((b) => !eos[b] && !isStopped(b));
+      if (still.length === 0 || step + 1 === maxTokens) return;
+      // A finished row's KV slot goes back to the pool at once.
+      for (const b of running) if (!still.includes(b)) native.sessionFreeSequence(session, b);
+      running = still;
       ctx.cancel.throwIfCancelled();
       // Only the running rows are computed; finished rows' caches stay as they are.
       const R = running.length;

@@ -144,7 +144,14 @@ export interface NativeBinding {
   sessionSampling(session: NativeHandle, args: { params: NativeSamplingParams[]; seed: number; history?: Int32Array }): void;
   /** Forward calls run and rows computed by them (finished rows are not computed). */
   sessionStats(session: NativeHandle): { forwards: number; rowsComputed: number };
-  sessionLengths(session: NativeHandle): number[];
+  /** Tokens each sequence of the session's KV pool holds, by id (null: freed). */
+  sessionLengths(session: NativeHandle): (number | null)[];
+  /** Adds an empty sequence slot to the session's KV pool; returns its id. */
+  sessionAddSequence(session: NativeHandle, capacity: number): number;
+  /** Raises a sequence's capacity, keeping its keys and values. */
+  sessionGrowSequence(session: NativeHandle, id: number, capacity: number): void;
+  /** Frees a sequence's slot; its id is refused afterwards. */
+  sessionFreeSequence(session: NativeHandle, id: number): void;
   /** A fresh, unset cancel token. */
   newCancelToken(): NativeCancelToken;
   /** Sets a token from the JS thread: calls using it stop within one layer. The first reason sticks. */

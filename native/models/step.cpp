@@ -1,20 +1,20 @@
 #include "models/step.h"
 
 #include <cstring>
-#include <numeric>
 
 #include "core/error.h"
 
 namespace qvl::models {
 
-StepOutput run_step(const VlModel& model, KvCache& cache, SessionSampling* sampling, const StepInput& in,
+StepOutput run_step(const VlModel& model, KvPool& cache, SessionSampling* sampling, const StepInput& in,
                     ThreadPool& pool, Trace* trace) {
   const TextDecoder& text = model.text();
   const int64_t Hd = text.spec().hidden, V = text.spec().vocab, S = in.steps;
   std::vector<int64_t> rows = in.rows;
   if (rows.empty()) {
-    rows.resize(static_cast<size_t>(cache.batch));
-    std::iota(rows.begin(), rows.end(), int64_t{0});
+    for (int64_t b = 0; b < cache.size(); ++b)
+      if (cache.live(b)) rows.push_back(b);
+    QVL_CHECK(!rows.empty(), Input, "the session holds no sequence");
   }
   const int64_t B = static_cast<int64_t>(rows.size()), n = B * S;
   QVL_CHECK(in.output != StepOutputKind::Sample || sampling, Input, "sampling was not set up for this session");
@@ -22,10 +22,9 @@ StepOutput run_step(const VlModel& model, KvCache& cache, SessionSampling* sampl
     QVL_CHECK(static_cast<int64_t>(in.pad.size()) == B, Input, "pad needs one entry per row");
     for (int64_t i = 0; i < B; ++i) {
       const int64_t b = rows[static_cast<size_t>(i)];
-      QVL_CHECK(b >= 0 && b < cache.batch, Input, "step row outside the session");
-      if (cache.len[b] != 0) fail(ErrorCode::Input, "pad is only accepted on a session's first forward");
+      if (cache.slot(b).len != 0) fail(ErrorCode::Input, "pad is only accepted on a sequence's first forward");
     }
-    for (int64_t i = 0; i < B; ++i) cache.pad[rows[static_cast<size_t>(i)]] = in.pad[static_cast<size_t>(i)];
+    for (int64_t i = 0; i < B; ++i) cache.slot(rows[static_cast<size_t>(i)]).pad = in.pad[static_cast<size_t>(i)];
   }
   Tensor x = Tensor::empty(DType::F32, {n, Hd});
   text.embed(in.ids, n, x.data<float>(), pool);

@@ -7,7 +7,7 @@
 #include "core/cancel.h"
 #include "core/tensor.h"
 #include "core/threadpool.h"
-#include "models/kv_cache.h"
+#include "models/kv_pool.h"
 #include "models/model.h"
 #include "models/sequence_sampler.h"
 #include "models/trace.h"
@@ -18,7 +18,7 @@ enum class StepOutputKind { None, Last, All, Sample };
 
 struct StepInput {
   int64_t steps = 0;                      // tokens per row
-  std::vector<int64_t> rows;              // cache rows, in token order; empty: every row
+  std::vector<int64_t> rows;              // sequence ids in the pool, in token order; empty: every live one
   const int32_t* ids = nullptr;           // [rows·steps]
   const int32_t* positions = nullptr;     // [3][rows·steps]
   std::vector<int64_t> pad;               // per row, first step only; empty: none
@@ -35,8 +35,8 @@ struct StepOutput {
   std::vector<int32_t> tokens;  // Sample: one per row
 };
 
-// `sampling` is required for StepOutputKind::Sample. The cache rows not in `in.rows` are untouched.
-StepOutput run_step(const VlModel& model, KvCache& cache, SessionSampling* sampling, const StepInput& in,
+// `sampling` is required for StepOutputKind::Sample. Sequences not in `in.rows` are untouched.
+StepOutput run_step(const VlModel& model, KvPool& cache, SessionSampling* sampling, const StepInput& in,
                     ThreadPool& pool, Trace* trace);
 
 }  // namespace qvl::models

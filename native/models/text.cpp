@@ -35,18 +35,17 @@ void check_produced_finite(const float* x, int64_t n, const char* what, ThreadPo
                                      what + " at element " + std::to_string(at) + ": the model overflows float32 on this input");
 }
 
-int64_t step_rows(const TextStep& step, const KvCache& cache) { return step.rows ? step.n_rows : cache.batch; }
+int64_t step_rows(const TextStep& step, const KvPool& cache) { return step.rows ? step.n_rows : cache.size(); }
 int64_t cache_row(const TextStep& step, int64_t i) { return step.rows ? step.rows[i] : i; }
 
-// Rows must be distinct cache rows: two tokens streams writing one row's slots would corrupt it.
-void check_step_rows(const TextStep& step, const KvCache& cache) {
-  if (!step.rows) return;
-  QVL_CHECK(step.n_rows >= 1, Input, "a step needs at least one row");
-  std::vector<bool> taken(static_cast<size_t>(cache.batch), false);
-  for (int64_t i = 0; i < step.n_rows; ++i) {
-    const int64_t b = step.rows[i];
-    QVL_CHECK(b >= 0 && b < cache.batch, Input,
-              "step row " + std::to_string(b) + " is outside the session's " + std::to_string(cache.batch) + " rows");
+// Rows must be distinct live sequences: two token streams writing one slot would corrupt it.
+void check_step_rows(const TextStep& step, const KvPool& cache) {
+  QVL_CHECK(step_rows(step, cache) >= 1, Input, "a step needs at least one row");
+  std::vector<bool> taken(static_cast<size_t>(cache.size()), false);
+  for (int64_t i = 0; i < step_rows(step, cache); ++i) {
+    const int64_t b = cache_row(step, i);
+    QVL_CHECK(cache.live(b), Input,
+              "step row " + std::to_string(b) + " is not a live sequence of the session (" + std::to_string(cache.size()) + " ids)");
     QVL_CHECK(!taken[static_cast<size_t>(b)], Input, "step row " + std::to_string(b) + " is listed twice");
     taken[static_cast<size_t>(b)] = true;
   }
@@ -97,8 +96,10 @@ TextDecoder::TextDecoder(const TextSpec& spec, const WeightStore& w, const std::
   }
 }
 
-KvCache TextDecoder::new_cache(int64_t batch, int64_t capacity) const {
-  return KvCache(spec_.layers, batch, capacity, spec_.kv_heads * spec_.head_dim);
+KvPool TextDecoder::new_cache(int64_t batch, int64_t capacity) const {
+  KvPool pool(spec_.layers, spec_.kv_heads * spec_.head_dim);
+  for (int64_t b = 0; b < batch; ++b) pool.add(capacity);
+  return pool;
 }
 
 void TextDecoder::embed(const int32_t* ids, int64_t n, float* out, ThreadPool& pool) const {
@@ -116,7 +117,7 @@ void TextDecoder::embed(const int32_t* ids, int64_t n, float* out, ThreadPool& p
   ops::embedding(p, pool);
 }
 
-void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const TextStep& step, KvCache& cache,
+void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const TextStep& step, KvPool& cache,
                                   const float* cos, const float* sin, ThreadPool& pool) const {
   const int64_t Hd = spec_.hidden, D = spec_.head_dim, Hq = spec_.heads, Hkv = spec_.kv_heads;
   const int64_t B = step_rows(step, cache), S = step.steps, n = B * S, kvd = Hkv * D, half = D / 2;
@@ -137,13 +138,14 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
   rq.sin = sin;
   ops::rope_apply(rq, pool);
 
-  // New keys and values go straight into each row's cache slots.
-  float* kc = cache.k[li].data<float>();
-  float* vc = cache.v[li].data<float>();
-  std::vector<ops::AttentionSegment> segs;
+  // New keys and values go straight into each sequence's slot; each sequence then attends over its
+  // own slot (one attention call per sequence: the slots are separate buffers).
+  Tensor attn = Tensor::empty(DType::F32, {n, Hq * D});
   for (int64_t i = 0; i < B; ++i) {
-    const int64_t b = cache_row(step, i);
-    const int64_t dst = b * cache.capacity + cache.len[b];
+    KvSlot& kv = cache.slot(cache_row(step, i));
+    float* kc = kv.k[li].data<float>();
+    float* vc = kv.v[li].data<float>();
+    const int64_t dst = kv.len;
     const float* hb = h.data<float>() + i * S * Hd;
     L.k.apply(hb, Hd, S, kc + dst * kvd, kvd, pool, step.cancel);
     L.v.apply(hb, Hd, S, vc + dst * kvd, kvd, pool, step.cancel);
@@ -159,33 +161,29 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
     rk.sin = sin + i * S * half;
     ops::rope_apply(rk, pool);
     // Queries that are themselves left padding attend to nothing (their output stays zero).
-    const int64_t padded_here = std::clamp<int64_t>(cache.pad[b] - cache.len[b], 0, S);
-    if (padded_here < S) {
-      segs.push_back({i * S + padded_here, (i + 1) * S, b * cache.capacity + cache.pad[b],
-                      b * cache.capacity + cache.len[b] + S});
-    }
+    const int64_t padded_here = std::clamp<int64_t>(kv.pad - kv.len, 0, S);
+    if (padded_here == S) continue;
+    const ops::AttentionSegment seg{i * S + padded_here, (i + 1) * S, kv.pad, kv.len + S};
+    ops::AttentionParams ap;
+    ap.q = q.data<float>();
+    ap.ldq = Hq * D;
+    ap.k = kc;
+    ap.v = vc;
+    ap.ldk = ap.ldv = kvd;
+    ap.out = attn.data<float>();
+    ap.ldo = Hq * D;
+    ap.Tq = n;
+    ap.Tk = kv.capacity;
+    ap.Hq = Hq;
+    ap.Hkv = Hkv;
+    ap.D = D;
+    ap.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
+    ap.causal = true;
+    ap.segments = &seg;
+    ap.n_segments = 1;
+    ap.cancel = step.cancel;
+    ops::attention(ap, pool);
   }
-
-  Tensor attn = Tensor::empty(DType::F32, {n, Hq * D});
-  ops::AttentionParams ap;
-  ap.q = q.data<float>();
-  ap.ldq = Hq * D;
-  ap.k = kc;
-  ap.v = vc;
-  ap.ldk = ap.ldv = kvd;
-  ap.out = attn.data<float>();
-  ap.ldo = Hq * D;
-  ap.Tq = n;
-  ap.Tk = cache.batch * cache.capacity;
-  ap.Hq = Hq;
-  ap.Hkv = Hkv;
-  ap.D = D;
-  ap.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
-  ap.causal = true;
-  ap.segments = segs.data();
-  ap.n_segments = static_cast<int64_t>(segs.size());
-  ap.cancel = step.cancel;
-  ops::attention(ap, pool);
 
   L.o.apply(attn.data<float>(), Hq * D, n, h.data<float>(), Hd, pool, step.cancel);
   add_rows(x, Hd, h.data<float>(), Hd, n, Hd, pool);
@@ -229,15 +227,15 @@ void TextDecoder::mlp_block(const Layer& L, float* x, int64_t n, ThreadPool& poo
   add_rows(x, Hd, out.data<float>(), Hd, n, Hd, pool);
 }
 
-void TextDecoder::forward(float* x, const TextStep& step, KvCache& cache, ThreadPool& pool, Trace* trace) const {
+void TextDecoder::forward(float* x, const TextStep& step, KvPool& cache, ThreadPool& pool, Trace* trace) const {
   const int64_t B = step_rows(step, cache), S = step.steps, n = B * S, Hd = spec_.hidden, half = spec_.head_dim / 2;
   QVL_CHECK(S >= 1 && step.positions, Input, "forward needs at least one token per row and its positions");
   check_step_rows(step, cache);
   for (int64_t i = 0; i < B; ++i) {
-    const int64_t b = cache_row(step, i);
-    if (cache.len[b] + S > cache.capacity)
-      fail(ErrorCode::ContextOverflow, "sequence of " + std::to_string(cache.len[b] + S) +
-                                           " tokens exceeds the context of " + std::to_string(cache.capacity));
+    const KvSlot& kv = cache.slot(cache_row(step, i));
+    if (kv.len + S > kv.capacity)
+      fail(ErrorCode::ContextOverflow, "sequence of " + std::to_string(kv.len + S) +
+                                           " tokens exceeds the context of " + std::to_string(kv.capacity));
   }
   Tensor cos = Tensor::empty(DType::F32, {n, half}), sin = Tensor::empty(DType::F32, {n, half});
   ops::RopeFreqs f;
@@ -268,7 +266,7 @@ void TextDecoder::forward(float* x, const TextStep& step, KvCache& cache, Thread
       }
     }
   }
-  for (int64_t i = 0; i < B; ++i) cache.len[cache_row(step, i)] += S;
+  for (int64_t i = 0; i < B; ++i) cache.slot(cache_row(step, i)).len += S;
   if (trace) trace->record("last_layer_output", x, n, Hd, Hd);
   final_norm_.apply(x, Hd, n, x, Hd, pool);
   if (trace) trace->record("final_hidden", x, n, Hd, Hd);

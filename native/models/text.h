@@ -7,7 +7,7 @@
 #include "core/cancel.h"
 #include "core/tensor.h"
 #include "core/threadpool.h"
-#include "models/kv_cache.h"
+#include "models/kv_pool.h"
 #include "models/layers.h"
 #include "models/linear.h"
 #include "models/spec.h"
@@ -20,8 +20,8 @@ namespace qvl::models {
 // prompt; decode: 1). Token t of the i-th row is row i·steps + t of x, positions and visual_rows.
 struct TextStep {
   int64_t steps = 0;
-  // The cache rows this step runs, in token order (null: every row, 0 .. batch-1). Rows left out
-  // (finished sequences) cost nothing and their cache is untouched.
+  // The pool's sequence ids this step runs, in token order (null: ids 0 .. size-1, all live).
+  // Sequences left out (finished ones) cost nothing and their slots are untouched.
   const int64_t* rows = nullptr;
   int64_t n_rows = 0;
   const int64_t* positions = nullptr;  // [3][batch·steps]: (t, h, w) M-RoPE position of each token
@@ -43,10 +43,10 @@ class TextDecoder {
   void embed(const int32_t* ids, int64_t n, float* out, ThreadPool& pool) const;
   // Runs every layer over x [batch·steps, hidden] in place, appending to the cache, then the final
   // norm. Throws E_CONTEXT_OVERFLOW when a row would outgrow the cache.
-  void forward(float* x, const TextStep& step, KvCache& cache, ThreadPool& pool, Trace* trace) const;
+  void forward(float* x, const TextStep& step, KvPool& cache, ThreadPool& pool, Trace* trace) const;
   // logits[rows, vocab] from final hidden states.
   void logits(const float* h, int64_t ldh, int64_t rows, float* out, ThreadPool& pool) const;
-  KvCache new_cache(int64_t batch, int64_t capacity) const;
+  KvPool new_cache(int64_t batch, int64_t capacity) const;
 
  private:
   struct Layer {
@@ -57,7 +57,7 @@ class TextDecoder {
     Linear router;
     Tensor experts_gate_up, experts_down;  // packed for the moe op
   };
-  void attention_block(const Layer& L, int64_t li, float* x, const TextStep& step, KvCache& cache, const float* cos,
+  void attention_block(const Layer& L, int64_t li, float* x, const TextStep& step, KvPool& cache, const float* cos,
                        const float* sin, ThreadPool& pool) const;
   void mlp_block(const Layer& L, float* x, int64_t n, ThreadPool& pool, const CancelToken* cancel) const;
 

@@ -5,6 +5,7 @@
 //   modelNewSession(handle, batch, capacity) -> session
 //   sessionForward(session, args) -> Promise<{logits?, tokens?, trace}>   (args.cancel: a cancel token)
 //   sessionSampling(session, {params[], seed, history}); sessionStats(session) -> {forwards, rowsComputed}
+//   sessionAddSequence / sessionGrowSequence / sessionFreeSequence: the session's KV pool
 //   newCancelToken() -> token;  cancelToken(token, 'abort' | 'dispose')
 //   disposeHandle(handle)
 // A call given a cancel token stops within one layer once the token is set, rejecting with
@@ -31,16 +32,16 @@ namespace qvl::napi {
 
 namespace {
 
-using models::KvCache;
+using models::KvPool;
 using models::VlModel;
 
 struct SessionState {
   std::shared_ptr<VlModel> model;
-  KvCache cache;
+  KvPool cache;
   std::unique_ptr<models::SessionSampling> sampling;  // set by sessionSampling; used by logits 'sample'
   std::atomic<bool> busy{false};
   std::atomic<int64_t> forwards{0}, rows_computed{0};
-  SessionState(std::shared_ptr<VlModel> m, KvCache c) : model(std::move(m)), cache(std::move(c)) {}
+  SessionState(std::shared_ptr<VlModel> m, KvPool c) : model(std::move(m)), cache(std::move(c)) {}
 };
 
 // What a JS handle points at: a typed shared_ptr, reset on dispose. `kind` keeps a model handle
@@ -281,6 +282,7 @@ Napi::Value NewSession(const Napi::CallbackInfo& info) {
 
 struct ForwardResult {
   models::StepOutput out;
+  size_t rows = 0;
   std::shared_ptr<models::Trace> trace;
 };
 
@@ -297,7 +299,8 @@ Napi::Value SessionForward(const Napi::CallbackInfo& info) {
     Napi::Object a = info[1].As<Napi::Object>();
     const models::TextSpec& ts = s->model->text().spec();
     auto in = std::make_shared<models::StepInput>();
-    int64_t R = s->cache.batch;
+    int64_t R = 0;
+    for (int64_t b = 0; b < s->cache.size(); ++b) R += s->cache.live(b) ? 1 : 0;
     if (!a.Get("rows").IsUndefined()) {
       Napi::Value rv = a.Get("rows");
       if (!rv.IsTypedArray()) throw make_error(env, "E_INPUT", "rows must be an Int32Array");
@@ -366,7 +369,7 @@ Napi::Value SessionForward(const Napi::CallbackInfo& info) {
       throw make_error(env, "E_INPUT", "this session is already running a forward pass");
     return run_async<ForwardResult>(
         env,
-        [s, in, ids, pos32, vis, rows, deepstack, want_trace, cancel] {
+        [s, in, ids, pos32, vis, rows, deepstack, want_trace, cancel, R] {
           struct Release {
             SessionState* s;
             ~Release() { s->busy = false; }
@@ -376,8 +379,9 @@ Napi::Value SessionForward(const Napi::CallbackInfo& info) {
           ForwardResult r;
           r.trace = std::make_shared<models::Trace>(want_trace);
           r.out = models::run_step(*s->model, s->cache, s->sampling.get(), *in, *pool, r.trace.get());
+          r.rows = static_cast<size_t>(R);
           s->forwards += 1;
-          s->rows_computed += in->rows.empty() ? s->cache.batch : static_cast<int64_t>(in->rows.size());
+          s->rows_computed += static_cast<int64_t>(r.rows);
           return r;
         },
         [](Napi::Env env, ForwardResult& r) -> Napi::Value {
@@ -403,7 +407,7 @@ Napi::Value SessionSampling(const Napi::CallbackInfo& info) {
     auto s = unwrap<SessionState>(env, info[0], "session");
     if (info.Length() < 2 || !info[1].IsObject()) throw make_error(env, "E_INPUT", "sessionSampling(session, {params, seed, history})");
     Napi::Object a = info[1].As<Napi::Object>();
-    const int64_t B = s->cache.batch, V = s->model->text().spec().vocab;
+    const int64_t B = s->cache.size(), V = s->model->text().spec().vocab;
     if (!a.Get("params").IsArray() || a.Get("params").As<Napi::Array>().Length() != static_cast<uint32_t>(B))
       throw make_error(env, "E_INPUT", "params must be an array with one entry per session row (" + std::to_string(B) + ")");
     if (s->busy) throw make_error(env, "E_INPUT", "this session is running a forward pass");
@@ -442,12 +446,47 @@ Napi::Value SessionStats(const Napi::CallbackInfo& info) {
   });
 }
 
+// The session's KV pool, from JS: sessionAddSequence(session, capacity) -> id,
+// sessionGrowSequence(session, id, capacity), sessionFreeSequence(session, id). Refused while a
+// forward pass runs (the worker owns the pool then).
+std::shared_ptr<SessionState> idle_session(const Napi::CallbackInfo& info) {
+  auto s = unwrap<SessionState>(info.Env(), info[0], "session");
+  if (s->busy) throw make_error(info.Env(), "E_INPUT", "this session is running a forward pass");
+  return s;
+}
+Napi::Value SessionAddSequence(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto s = idle_session(info);
+    return Napi::Number::New(env, static_cast<double>(s->cache.add(static_cast<int64_t>(size_arg(info[1], "capacity")))));
+  });
+}
+Napi::Value SessionGrowSequence(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto s = idle_session(info);
+    s->cache.grow(static_cast<int64_t>(size_arg(info[1], "id")), static_cast<int64_t>(size_arg(info[2], "capacity")));
+    return env.Undefined();
+  });
+}
+Napi::Value SessionFreeSequence(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto s = idle_session(info);
+    s->cache.free(static_cast<int64_t>(size_arg(info[1], "id")));
+    return env.Undefined();
+  });
+}
+
 Napi::Value SessionLengths(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
     auto s = unwrap<SessionState>(env, info[0], "session");
-    Napi::Array arr = Napi::Array::New(env, s->cache.batch);
-    for (int64_t b = 0; b < s->cache.batch; ++b) arr.Set(static_cast<uint32_t>(b), static_cast<double>(s->cache.len[b]));
+    Napi::Array arr = Napi::Array::New(env, s->cache.size());
+    for (int64_t b = 0; b < s->cache.size(); ++b) {
+      if (s->cache.live(b)) arr.Set(static_cast<uint32_t>(b), static_cast<double>(s->cache.slot(b).len));
+      else arr.Set(static_cast<uint32_t>(b), env.Null());
+    }
     return arr;
   });
 }
@@ -492,6 +531,9 @@ void register_model(Napi::Env env, Napi::Object exports) {
   exports.Set("sessionForward", Napi::Function::New(env, SessionForward, "sessionForward"));
   exports.Set("sessionSampling", Napi::Function::New(env, SessionSampling, "sessionSampling"));
   exports.Set("sessionStats", Napi::Function::New(env, SessionStats, "sessionStats"));
+  exports.Set("sessionAddSequence", Napi::Function::New(env, SessionAddSequence, "sessionAddSequence"));
+  exports.Set("sessionGrowSequence", Napi::Function::New(env, SessionGrowSequence, "sessionGrowSequence"));
+  exports.Set("sessionFreeSequence", Napi::Function::New(env, SessionFreeSequence, "sessionFreeSequence"));
   exports.Set("sessionLengths", Napi::Function::New(env, SessionLengths, "sessionLengths"));
   exports.Set("newCancelToken", Napi::Function::New(env, NewCancelToken, "newCancelToken"));
   exports.Set("cancelToken", Napi::Function::New(env, CancelTokenSet, "cancelToken"));

@@ -123,15 +123,19 @@ describe('finished rows stop computing', () => {
     const o = resolve({ ...base, doSample: true, temperature: 1, topK: 0, topP: 1, repetitionPenalty: 1.1, seed: 9 });
     const full = await loopTokens(o);
     const spy = vi.spyOn(native, 'sessionForward');
+    const freed = vi.spyOn(native, 'sessionFreeSequence');
     let early: number[][];
     try {
       early = await loopTokens(o, (row, step) => row === 0 && step >= 2);
+      // The stopped row's KV slot went back to the pool as soon as it stopped.
+      expect(freed.mock.calls.map(([, id]) => id)).toEqual([0]);
       const rows = spy.mock.calls.map(([, a]) => (a as NativeForwardArgs).rows?.length ?? p.batchSize);
       // Row 0 stops after its second token: the prefill and the first decode step run both rows,
       // every later step only row 1.
       expect(rows).toEqual([2, 2, ...new Array<number>(STEPS - 2).fill(1)]);
     } finally {
       spy.mockRestore();
+      freed.mockRestore();
     }
     expect(early[0]).toEqual(full[0].slice(0, 2));
     // Row 0 draws from the shared RNG only while it runs (as in the per-token path), so a sampled
