@@ -32,6 +32,8 @@ export interface LoopContext {
   eosTokenIds: readonly number[];
   padTokenId: number;
   contextLength: number;
+  /** The KV pool's storage for generation sessions (default f32, exact; bf16 halves the memory). */
+  kvDtype?: 'f32' | 'bf16';
 }
 
 /**
@@ -156,7 +158,7 @@ export async function* tokenLoop(
   const maxTokens = Math.min(o.maxTokens, ctx.contextLength - S);
   ctx.cancel.throwIfCancelled();
   const vision = await encodePrepared(ctx, p);
-  const session = native.modelNewSession(ctx.handle, B, S + maxTokens);
+  const session = native.modelNewSession(ctx.handle, B, S + maxTokens, ctx.kvDtype ? { kvDtype: ctx.kvDtype } : undefined);
   try {
     const params = {
       doSample: o.doSample,

@@ -135,7 +135,8 @@ export interface NativeBinding {
     trace: boolean,
     cancel?: NativeCancelToken,
   ): Promise<{ embeds: NativeTensorData; deepstack: NativeTensorData[]; trace: [string, NativeTensorData][] }>;
-  modelNewSession(model: NativeHandle, batch: number, capacity: number): NativeHandle;
+  /** A session of `batch` sequences of `capacity` tokens; `kvDtype` is the KV pool's storage (default f32). */
+  modelNewSession(model: NativeHandle, batch: number, capacity: number, options?: { kvDtype?: 'f32' | 'bf16' }): NativeHandle;
   sessionForward(
     session: NativeHandle,
     args: NativeForwardArgs,

@@ -11,7 +11,7 @@
 
 namespace qvl::models {
 
-// One sequence: per layer, k and v [capacity, kv_dim]. Its first `pad` entries are left padding
+// One sequence: per layer, k and v [capacity, kv_dim] of the pool's dtype. Its first `pad` entries are left padding
 // that attention skips; `len` counts every entry written (padding included).
 struct KvSlot {
   std::vector<Tensor> k, v;
@@ -20,7 +20,9 @@ struct KvSlot {
 
 class KvPool {
  public:
-  KvPool(int64_t layers, int64_t kv_dim);
+  // dtype: F32 (exact: what the conformance fixtures are measured with) or BF16 (half the memory;
+  // keys and values are rounded once when stored and widened back for attention).
+  KvPool(int64_t layers, int64_t kv_dim, DType dtype = DType::F32);
 
   // A new empty slot holding up to `capacity` tokens; returns its id (ids are never reused).
   int64_t add(int64_t capacity);
@@ -36,9 +38,11 @@ class KvPool {
   int64_t size() const { return static_cast<int64_t>(slots_.size()); }
   int64_t layers() const { return layers_; }
   int64_t kv_dim() const { return kv_dim_; }
+  DType dtype() const { return dtype_; }
 
  private:
   int64_t layers_, kv_dim_;
+  DType dtype_;
   std::vector<std::unique_ptr<KvSlot>> slots_;
 };
 

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "ops/activation.h"
 #include "ops/attention.h"
+#include "ops/convert.h"
 #include "ops/embedding.h"
 #include "ops/finite.h"
 #include "ops/moe.h"
@@ -49,6 +50,30 @@ void check_step_rows(const TextStep& step, const KvPool& cache) {
     QVL_CHECK(!taken[static_cast<size_t>(b)], Input, "step row " + std::to_string(b) + " is listed twice");
     taken[static_cast<size_t>(b)] = true;
   }
+}
+
+// Rounds `count` new f32 values into a half-width slot tensor, from token row `at`.
+void store_kv(const float* src, Tensor& slot, int64_t at, int64_t count, ThreadPool& pool) {
+  ops::ConvertParams c;
+  c.src = src;
+  c.src_dtype = DType::F32;
+  c.dst = static_cast<char*>(slot.raw()) + at * slot.dim(1) * static_cast<int64_t>(dtype_size(slot.dtype()));
+  c.dst_dtype = slot.dtype();
+  c.n = count;
+  ops::convert(c, pool);
+}
+
+// Token rows [r0, r1) of a half-width slot tensor, widened to f32 for attention.
+Tensor widen_kv(const Tensor& slot, int64_t r0, int64_t r1, int64_t kvd, ThreadPool& pool) {
+  Tensor out = Tensor::empty(DType::F32, {r1 - r0, kvd});
+  ops::ConvertParams c;
+  c.src = static_cast<const char*>(slot.raw()) + r0 * kvd * static_cast<int64_t>(dtype_size(slot.dtype()));
+  c.src_dtype = slot.dtype();
+  c.dst = out.raw();
+  c.dst_dtype = DType::F32;
+  c.n = (r1 - r0) * kvd;
+  ops::convert(c, pool);
+  return out;
 }
 
 }  // namespace
@@ -96,8 +121,8 @@ TextDecoder::TextDecoder(const TextSpec& spec, const WeightStore& w, const std::
   }
 }
 
-KvPool TextDecoder::new_cache(int64_t batch, int64_t capacity) const {
-  KvPool pool(spec_.layers, spec_.kv_heads * spec_.head_dim);
+KvPool TextDecoder::new_cache(int64_t batch, int64_t capacity, DType kv_dtype) const {
+  KvPool pool(spec_.layers, spec_.kv_heads * spec_.head_dim, kv_dtype);
   for (int64_t b = 0; b < batch; ++b) pool.add(capacity);
   return pool;
 }
@@ -138,20 +163,26 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
   rq.sin = sin;
   ops::rope_apply(rq, pool);
 
-  // New keys and values go straight into each sequence's slot; each sequence then attends over its
-  // own slot (one attention call per sequence: the slots are separate buffers).
+  // New keys and values go into each sequence's slot (straight in for f32 storage; through an f32
+  // scratch and one rounding for bf16); each sequence then attends over its own slot (one
+  // attention call per sequence: the slots are separate buffers).
   Tensor attn = Tensor::empty(DType::F32, {n, Hq * D});
+  const bool wide = cache.dtype() == DType::F32;
   for (int64_t i = 0; i < B; ++i) {
     KvSlot& kv = cache.slot(cache_row(step, i));
-    float* kc = kv.k[li].data<float>();
-    float* vc = kv.v[li].data<float>();
-    const int64_t dst = kv.len;
+    Tensor kn, vn;
+    if (!wide) {
+      kn = Tensor::empty(DType::F32, {S, kvd});
+      vn = Tensor::empty(DType::F32, {S, kvd});
+    }
+    float* kw = wide ? kv.k[li].data<float>() + kv.len * kvd : kn.data<float>();
+    float* vw = wide ? kv.v[li].data<float>() + kv.len * kvd : vn.data<float>();
     const float* hb = h.data<float>() + i * S * Hd;
-    L.k.apply(hb, Hd, S, kc + dst * kvd, kvd, pool, step.cancel);
-    L.v.apply(hb, Hd, S, vc + dst * kvd, kvd, pool, step.cancel);
-    if (spec_.qk_norm) L.k_norm.apply(kc + dst * kvd, D, S * Hkv, kc + dst * kvd, D, pool);
+    L.k.apply(hb, Hd, S, kw, kvd, pool, step.cancel);
+    L.v.apply(hb, Hd, S, vw, kvd, pool, step.cancel);
+    if (spec_.qk_norm) L.k_norm.apply(kw, D, S * Hkv, kw, D, pool);
     ops::RopeParams rk;
-    rk.x = kc + dst * kvd;
+    rk.x = kw;
     rk.T = S;
     rk.H = Hkv;
     rk.D = D;
@@ -162,18 +193,29 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
     ops::rope_apply(rk, pool);
     // Queries that are themselves left padding attend to nothing (their output stays zero).
     const int64_t padded_here = std::clamp<int64_t>(kv.pad - kv.len, 0, S);
+    if (!wide) {
+      store_kv(kn.data<float>(), kv.k[li], kv.len, S * kvd, pool);
+      store_kv(vn.data<float>(), kv.v[li], kv.len, S * kvd, pool);
+    }
     if (padded_here == S) continue;
-    const ops::AttentionSegment seg{i * S + padded_here, (i + 1) * S, kv.pad, kv.len + S};
+    // Keys [pad, len + S) of this sequence, as f32.
+    const int64_t k0 = kv.pad, k1 = kv.len + S;
+    Tensor kf, vf;
+    if (!wide) {
+      kf = widen_kv(kv.k[li], k0, k1, kvd, pool);
+      vf = widen_kv(kv.v[li], k0, k1, kvd, pool);
+    }
+    const ops::AttentionSegment seg{i * S + padded_here, (i + 1) * S, wide ? k0 : 0, wide ? k1 : k1 - k0};
     ops::AttentionParams ap;
     ap.q = q.data<float>();
     ap.ldq = Hq * D;
-    ap.k = kc;
-    ap.v = vc;
+    ap.k = wide ? kv.k[li].data<float>() : kf.data<float>();
+    ap.v = wide ? kv.v[li].data<float>() : vf.data<float>();
     ap.ldk = ap.ldv = kvd;
     ap.out = attn.data<float>();
     ap.ldo = Hq * D;
     ap.Tq = n;
-    ap.Tk = kv.capacity;
+    ap.Tk = wide ? kv.capacity : k1 - k0;
     ap.Hq = Hq;
     ap.Hkv = Hkv;
     ap.D = D;

@@ -46,7 +46,8 @@ class TextDecoder {
   void forward(float* x, const TextStep& step, KvPool& cache, ThreadPool& pool, Trace* trace) const;
   // logits[rows, vocab] from final hidden states.
   void logits(const float* h, int64_t ldh, int64_t rows, float* out, ThreadPool& pool) const;
-  KvPool new_cache(int64_t batch, int64_t capacity) const;
+  // `batch` sequences of `capacity` tokens each; kv_dtype F32 or BF16 (see KvPool).
+  KvPool new_cache(int64_t batch, int64_t capacity, DType kv_dtype = DType::F32) const;
 
  private:
   struct Layer {

@@ -2,7 +2,7 @@
 // holds its own reference, so dispose() from JS never frees memory a worker is using.
 //   loadModel(spec, names, files[, {checkFinite}]) -> Promise<handle>
 //   modelEncodeVision(handle, pixels, patchDim, grids, trace, cancel?) -> Promise<{embeds, deepstack, trace}>
-//   modelNewSession(handle, batch, capacity) -> session
+//   modelNewSession(handle, batch, capacity[, {kvDtype}]) -> session
 //   sessionForward(session, args) -> Promise<{logits?, tokens?, trace}>   (args.cancel: a cancel token)
 //   sessionSampling(session, {params[], seed, history}); sessionStats(session) -> {forwards, rowsComputed}
 //   sessionAddSequence / sessionGrowSequence / sessionFreeSequence: the session's KV pool
@@ -275,7 +275,14 @@ Napi::Value NewSession(const Napi::CallbackInfo& info) {
     const int64_t batch = static_cast<int64_t>(size_arg(info[1], "batch"));
     const int64_t capacity = static_cast<int64_t>(size_arg(info[2], "capacity"));
     if (batch < 1 || capacity < 1) throw make_error(env, "E_INPUT", "a session needs batch >= 1 and capacity >= 1");
-    auto s = std::make_shared<SessionState>(model, model->text().new_cache(batch, capacity));
+    // Optional 4th argument {kvDtype: 'f32' | 'bf16'}: the KV pool's storage (default f32).
+    DType kv = DType::F32;
+    if (info.Length() > 3 && !info[3].IsUndefined()) {
+      if (!info[3].IsObject()) throw make_error(env, "E_INPUT", "modelNewSession: options must be an object");
+      Napi::Value d = info[3].As<Napi::Object>().Get("kvDtype");
+      if (!d.IsUndefined()) kv = dtype_arg(d, "kvDtype");
+    }
+    auto s = std::make_shared<SessionState>(model, model->text().new_cache(batch, capacity, kv));
     return wrap(env, s);
   });
 }

@@ -38,6 +38,27 @@ async function decode(session: NativeHandle, rows: number[], prompt = p): Promis
 }
 
 describe('KV pool', () => {
+  it('stores f32 or bf16, nothing else', () => {
+    for (const kvDtype of ['f32', 'bf16'] as const) native.disposeHandle(native.modelNewSession(ctx.handle, 1, 4, { kvDtype }));
+    expect(() => native.modelNewSession(ctx.handle, 1, 4, { kvDtype: 'f16' as 'bf16' })).toThrow(/KV storage must be f32 or bf16 \(got f16\)/);
+  });
+
+  it('a grown bf16 sequence keeps its keys and values', async () => {
+    const S = p.seqLength;
+    const big = native.modelNewSession(ctx.handle, 2, S + 1, { kvDtype: 'bf16' });
+    const tight = native.modelNewSession(ctx.handle, 2, S, { kvDtype: 'bf16' });
+    try {
+      await native.sessionForward(big, prefillArgs(ctx, p, null, 'last'));
+      await native.sessionForward(tight, prefillArgs(ctx, p, null, 'last'));
+      native.sessionGrowSequence(tight, 0, S + 1);
+      native.sessionGrowSequence(tight, 1, S + 1);
+      expect(await decode(tight, [0, 1])).toEqual(await decode(big, [0, 1]));
+    } finally {
+      native.disposeHandle(big);
+      native.disposeHandle(tight);
+    }
+  });
+
   it('a freed sequence leaves the others running and its id is refused', async () => {
     const S = p.seqLength;
     const ref = native.modelNewSession(ctx.handle, 2, S + 2);
