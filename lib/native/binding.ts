@@ -98,7 +98,12 @@ export interface NativeWeightFile {
 /** @internal */
 export interface NativeForwardArgs {
   ids: Int32Array;
-  steps: number;
+  /** Tokens of every row; or give `counts`. */
+  steps?: number;
+  /** Tokens of each row (rows may differ: a decode token beside a prefill chunk); rows' tokens are consecutive in `ids`. */
+  counts?: Int32Array;
+  /** With logits 'flagged': 1 for each token whose logits are wanted. */
+  needsLogits?: Uint8Array;
   pad?: Int32Array;
   positions: Int32Array;
   visionEmbeds?: Float32Array;
@@ -107,7 +112,7 @@ export interface NativeForwardArgs {
   /** Cache rows this forward runs, in token order (default every row); the others are untouched. */
   rows?: Int32Array;
   /** 'sample': no logits; `tokens` holds each row's next token, chosen by its native sampler. */
-  logits?: 'none' | 'last' | 'all' | 'sample';
+  logits?: 'none' | 'last' | 'all' | 'flagged' | 'sample';
   trace?: boolean;
   cancel?: NativeCancelToken;
 }

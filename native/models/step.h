@@ -14,10 +14,14 @@
 
 namespace qvl::models {
 
-enum class StepOutputKind { None, Last, All, Sample };
+// Last: each row's last token; All: every token; Flagged: the tokens whose needs_logits is set;
+// Sample: each row's next token, chosen natively from its last token's logits.
+enum class StepOutputKind { None, Last, All, Flagged, Sample };
 
 struct StepInput {
-  int64_t steps = 0;                      // tokens per row
+  int64_t steps = 0;                      // tokens per row, unless `counts` is given
+  std::vector<int64_t> counts;            // tokens of each row (a decode token beside a prefill chunk)
+  std::vector<uint8_t> needs_logits;      // per token, for StepOutputKind::Flagged
   std::vector<int64_t> rows;              // sequence ids in the pool, in token order; empty: every live one
   const int32_t* ids = nullptr;           // [rows·steps]
   const int32_t* positions = nullptr;     // [3][rows·steps]
@@ -30,7 +34,7 @@ struct StepInput {
 };
 
 struct StepOutput {
-  Tensor logits;                // Last: [rows, vocab]; All: [rows·steps, vocab]
+  Tensor logits;                // Last: [rows, vocab]; All: [tokens, vocab]; Flagged: [flagged, vocab]
   bool has_logits = false;
   std::vector<int32_t> tokens;  // Sample: one per row
 };

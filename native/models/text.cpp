@@ -39,6 +39,18 @@ void check_produced_finite(const float* x, int64_t n, const char* what, ThreadPo
 int64_t step_rows(const TextStep& step, const KvPool& cache) { return step.rows ? step.n_rows : cache.size(); }
 int64_t cache_row(const TextStep& step, int64_t i) { return step.rows ? step.rows[i] : i; }
 
+// Where each row's tokens start in x (B + 1 entries, the last one the token count): rows hold
+// `steps` tokens each, or counts[i] (each >= 1) when the step gives counts.
+std::vector<int64_t> token_offsets(const TextStep& step, int64_t B) {
+  std::vector<int64_t> off(static_cast<size_t>(B + 1), 0);
+  for (int64_t i = 0; i < B; ++i) {
+    const int64_t c = step.counts ? step.counts[i] : step.steps;
+    QVL_CHECK(c >= 1, Input, "row " + std::to_string(i) + " of a step has no tokens");
+    off[static_cast<size_t>(i + 1)] = off[static_cast<size_t>(i)] + c;
+  }
+  return off;
+}
+
 // Rows must be distinct live sequences: two token streams writing one slot would corrupt it.
 void check_step_rows(const TextStep& step, const KvPool& cache) {
   QVL_CHECK(step_rows(step, cache) >= 1, Input, "a step needs at least one row");
@@ -145,7 +157,9 @@ void TextDecoder::embed(const int32_t* ids, int64_t n, float* out, ThreadPool& p
 void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const TextStep& step, KvPool& cache,
                                   const float* cos, const float* sin, ThreadPool& pool) const {
   const int64_t Hd = spec_.hidden, D = spec_.head_dim, Hq = spec_.heads, Hkv = spec_.kv_heads;
-  const int64_t B = step_rows(step, cache), S = step.steps, n = B * S, kvd = Hkv * D, half = D / 2;
+  const int64_t B = step_rows(step, cache), kvd = Hkv * D, half = D / 2;
+  const std::vector<int64_t> off = token_offsets(step, B);
+  const int64_t n = off[B];
   Tensor h = Tensor::empty(DType::F32, {n, Hd});
   L.input_norm.apply(x, Hd, n, h.data<float>(), Hd, pool);
 
@@ -169,6 +183,7 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
   Tensor attn = Tensor::empty(DType::F32, {n, Hq * D});
   const bool wide = cache.dtype() == DType::F32;
   for (int64_t i = 0; i < B; ++i) {
+    const int64_t S = off[i + 1] - off[i], o = off[i];
     KvSlot& kv = cache.slot(cache_row(step, i));
     Tensor kn, vn;
     if (!wide) {
@@ -177,7 +192,7 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
     }
     float* kw = wide ? kv.k[li].data<float>() + kv.len * kvd : kn.data<float>();
     float* vw = wide ? kv.v[li].data<float>() + kv.len * kvd : vn.data<float>();
-    const float* hb = h.data<float>() + i * S * Hd;
+    const float* hb = h.data<float>() + o * Hd;
     L.k.apply(hb, Hd, S, kw, kvd, pool, step.cancel);
     L.v.apply(hb, Hd, S, vw, kvd, pool, step.cancel);
     if (spec_.qk_norm) L.k_norm.apply(kw, D, S * Hkv, kw, D, pool);
@@ -188,8 +203,8 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
     rk.D = D;
     rk.ld = kvd;
     rk.rotary_dim = D;
-    rk.cos = cos + i * S * half;
-    rk.sin = sin + i * S * half;
+    rk.cos = cos + o * half;
+    rk.sin = sin + o * half;
     ops::rope_apply(rk, pool);
     // Queries that are themselves left padding attend to nothing (their output stays zero).
     const int64_t padded_here = std::clamp<int64_t>(kv.pad - kv.len, 0, S);
@@ -205,7 +220,7 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
       kf = widen_kv(kv.k[li], k0, k1, kvd, pool);
       vf = widen_kv(kv.v[li], k0, k1, kvd, pool);
     }
-    const ops::AttentionSegment seg{i * S + padded_here, (i + 1) * S, wide ? k0 : 0, wide ? k1 : k1 - k0};
+    const ops::AttentionSegment seg{o + padded_here, o + S, wide ? k0 : 0, wide ? k1 : k1 - k0};
     ops::AttentionParams ap;
     ap.q = q.data<float>();
     ap.ldq = Hq * D;
@@ -270,11 +285,14 @@ void TextDecoder::mlp_block(const Layer& L, float* x, int64_t n, ThreadPool& poo
 }
 
 void TextDecoder::forward(float* x, const TextStep& step, KvPool& cache, ThreadPool& pool, Trace* trace) const {
-  const int64_t B = step_rows(step, cache), S = step.steps, n = B * S, Hd = spec_.hidden, half = spec_.head_dim / 2;
-  QVL_CHECK(S >= 1 && step.positions, Input, "forward needs at least one token per row and its positions");
+  const int64_t B = step_rows(step, cache), Hd = spec_.hidden, half = spec_.head_dim / 2;
+  QVL_CHECK(step.positions, Input, "forward needs its tokens' positions");
   check_step_rows(step, cache);
+  const std::vector<int64_t> off = token_offsets(step, B);
+  const int64_t n = off[B];
   for (int64_t i = 0; i < B; ++i) {
     const KvSlot& kv = cache.slot(cache_row(step, i));
+    const int64_t S = off[i + 1] - off[i];
     if (kv.len + S > kv.capacity)
       fail(ErrorCode::ContextOverflow, "sequence of " + std::to_string(kv.len + S) +
                                            " tokens exceeds the context of " + std::to_string(kv.capacity));
@@ -308,7 +326,7 @@ void TextDecoder::forward(float* x, const TextStep& step, KvPool& cache, ThreadP
       }
     }
   }
-  for (int64_t i = 0; i < B; ++i) cache.slot(cache_row(step, i)).len += S;
+  for (int64_t i = 0; i < B; ++i) cache.slot(cache_row(step, i)).len += off[i + 1] - off[i];
   if (trace) trace->record("last_layer_output", x, n, Hd, Hd);
   final_norm_.apply(x, Hd, n, x, Hd, pool);
   if (trace) trace->record("final_hidden", x, n, Hd, Hd);

@@ -24,6 +24,9 @@ struct TextStep {
   // Sequences left out (finished ones) cost nothing and their slots are untouched.
   const int64_t* rows = nullptr;
   int64_t n_rows = 0;
+  // Tokens of each row (null: `steps` each). Rows may differ: a decode token beside a prefill
+  // chunk. Row i's tokens follow row i-1's in x, positions and visual_rows.
+  const int64_t* counts = nullptr;
   const int64_t* positions = nullptr;  // [3][batch·steps]: (t, h, w) M-RoPE position of each token
   // Qwen3-VL DeepStack: visual_rows[i] >= 0 marks token i as the visual token whose features are
   // row visual_rows[i] of each deepstack tensor, added after decoder layer l for l < deepstack.size().

@@ -293,10 +293,12 @@ struct ForwardResult {
   std::shared_ptr<models::Trace> trace;
 };
 
-// args: {ids: Int32Array [R·S], steps, rows?: Int32Array [R] (cache rows; default every row, R = batch),
-//        pad?: Int32Array [R], positions: Int32Array [3·R·S], visionEmbeds?: Float32Array [Nv·hidden],
-//        visualRows?: Int32Array [R·S], deepstack?: Float32Array[],
-//        logits: 'none' | 'last' | 'all' | 'sample', trace?: boolean}
+// args: {ids: Int32Array [n], steps | counts: Int32Array [R] (tokens of each row; n = R·steps or the
+//        sum of counts), rows?: Int32Array [R] (sequence ids; default every live one),
+//        needsLogits?: Uint8Array [n] (with logits 'flagged': logits of the flagged tokens only),
+//        pad?: Int32Array [R], positions: Int32Array [3·n], visionEmbeds?: Float32Array [Nv·hidden],
+//        visualRows?: Int32Array [n], deepstack?: Float32Array[],
+//        logits: 'none' | 'last' | 'all' | 'flagged' | 'sample', trace?: boolean}
 // 'sample' returns {tokens: Int32Array [R]} chosen by the session's samplers (sessionSampling).
 Napi::Value SessionForward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -316,10 +318,26 @@ Napi::Value SessionForward(const Napi::CallbackInfo& info) {
       Tensor r = from_js(rv, DType::I32, {R}, "rows");
       for (int64_t i = 0; i < R; ++i) in->rows.push_back(r.data<int32_t>()[i]);
     }
-    const int64_t S = static_cast<int64_t>(size_arg(a.Get("steps"), "steps"));
-    if (S < 1) throw make_error(env, "E_INPUT", "steps must be >= 1");
-    const int64_t n = R * S;
-    in->steps = S;
+    // Tokens per row: `steps` each, or counts[i] (rows of different lengths in one step).
+    int64_t n = 0;
+    std::vector<int64_t> per_row;
+    if (!a.Get("counts").IsUndefined()) {
+      Napi::Value cv = a.Get("counts");
+      Tensor c = from_js(cv, DType::I32, {R}, "counts");
+      for (int64_t i = 0; i < R; ++i) {
+        const int32_t k = c.data<int32_t>()[i];
+        if (k < 1) throw make_error(env, "E_INPUT", "counts[" + std::to_string(i) + "] must be >= 1");
+        in->counts.push_back(k);
+        n += k;
+      }
+      per_row = in->counts;
+    } else {
+      const int64_t S = static_cast<int64_t>(size_arg(a.Get("steps"), "steps"));
+      if (S < 1) throw make_error(env, "E_INPUT", "steps must be >= 1");
+      in->steps = S;
+      n = R * S;
+      per_row.assign(static_cast<size_t>(R), S);
+    }
     Tensor ids = from_js(a.Get("ids"), DType::I32, {n}, "ids");
     Tensor pos32 = from_js(a.Get("positions"), DType::I32, {3, n}, "positions");
     in->ids = ids.data<int32_t>();
@@ -328,7 +346,7 @@ Napi::Value SessionForward(const Napi::CallbackInfo& info) {
       Tensor p = from_js(a.Get("pad"), DType::I32, {R}, "pad");
       for (int64_t b = 0; b < R; ++b) {
         const int32_t v = p.data<int32_t>()[b];
-        if (v < 0 || v > S) throw make_error(env, "E_INPUT", "pad must be in [0, steps]");
+        if (v < 0 || v > per_row[static_cast<size_t>(b)]) throw make_error(env, "E_INPUT", "pad must be in [0, the row's tokens]");
         in->pad.push_back(v);
       }
     }
@@ -365,7 +383,13 @@ Napi::Value SessionForward(const Napi::CallbackInfo& info) {
     else if (mode == "last") in->output = models::StepOutputKind::Last;
     else if (mode == "all") in->output = models::StepOutputKind::All;
     else if (mode == "sample") in->output = models::StepOutputKind::Sample;
-    else throw make_error(env, "E_INPUT", "logits must be none, last, all or sample");
+    else if (mode == "flagged") in->output = models::StepOutputKind::Flagged;
+    else throw make_error(env, "E_INPUT", "logits must be none, last, all, flagged or sample");
+    if (in->output == models::StepOutputKind::Flagged) {
+      Tensor f = from_js(a.Get("needsLogits"), DType::U8, {n}, "needsLogits");
+      in->needs_logits.assign(f.data<uint8_t>(), f.data<uint8_t>() + n);
+      keep.push_back(a.Get("needsLogits"));
+    }
     if (in->output == models::StepOutputKind::Sample && !s->sampling)
       throw make_error(env, "E_INPUT", "logits 'sample' needs sessionSampling() first");
     const bool want_trace = a.Get("trace").ToBoolean().Value();
