@@ -1,7 +1,9 @@
 /**
- * The token loop: vision encoding, prefill, then one decode step per token for every row of a
- * batch, sampling in native code. Rows that finish keep feeding the pad token (as transformers
- * does) until all rows are done. Every native call carries the request's cancel token; a
+ * The token loop: vision encoding, prefill, then one decode step per token for the rows of a
+ * batch still running. Sampling and each row's repetition history live in the native session, so
+ * logits never travel to JS and a step costs no copy of the history. A row that finishes leaves the
+ * step (its cache is no longer computed); the tokens of the others are what they would be had it
+ * kept feeding pad tokens, as transformers does. Every native call carries the request's cancel token; a
  * cancelled request rejects with E_ABORTED or E_DISPOSED and its session is freed at once.
  * @internal
  * @module
@@ -30,6 +32,8 @@ export interface LoopContext {
   eosTokenIds: readonly number[];
   padTokenId: number;
   contextLength: number;
+  /** The KV pool's storage for generation sessions (default f32, exact; bf16 halves the memory). */
+  kvDtype?: 'f32' | 'bf16';
 }
 
 /**
@@ -154,15 +158,8 @@ export async function* tokenLoop(
   const maxTokens = Math.min(o.maxTokens, ctx.contextLength - S);
   ctx.cancel.throwIfCancelled();
   const vision = await encodePrepared(ctx, p);
-  const session = native.modelNewSession(ctx.handle, B, S + maxTokens);
+  const session = native.modelNewSession(ctx.handle, B, S + maxTokens, ctx.kvDtype ? { kvDtype: ctx.kvDtype } : undefined);
   try {
-    const first = await native.sessionForward(session, prefillArgs(ctx, p, vision, 'last'));
-    let logits = new Float32Array(first.logits!.data);
-    const V = logits.length / B;
-    const seen = Array.from({ length: B }, (_, b) => Array.from(p.inputIds.subarray(b * S, (b + 1) * S)));
-    const done = new Array<boolean>(B).fill(false);
-    const eosIds = o.eosTokenIds.length > 0 ? o.eosTokenIds : ctx.eosTokenIds;
-    const rng = native.samplingRng(o.seed);
     const params = {
       doSample: o.doSample,
       temperature: o.temperature,
@@ -171,32 +168,43 @@ export async function* tokenLoop(
       minP: o.minP,
       repetitionPenalty: o.repetitionPenalty,
     };
+    // Each row's repetition history starts as its prompt row (left padding included, as
+    // transformers counts input_ids) and grows natively with every token chosen.
+    native.sessionSampling(session, { params: Array.from({ length: B }, () => params), seed: o.seed, history: p.inputIds });
+    let chosen = (await native.sessionForward(session, { ...prefillArgs(ctx, p, vision, 'last'), logits: 'sample' })).tokens!;
+    let running = Array.from({ length: B }, (_, b) => b);
+    const eosIds = o.eosTokenIds.length > 0 ? o.eosTokenIds : ctx.eosTokenIds;
     for (let step = 0; step < maxTokens; step++) {
       const tokens = new Int32Array(B).fill(-1);
       const eos = new Array<boolean>(B).fill(false);
-      for (let b = 0; b < B; b++) {
-        if (done[b]) continue;
-        const tok = native.sampleToken(logits.subarray(b * V, (b + 1) * V), params, Int32Array.from(seen[b]), rng);
-        tokens[b] = tok;
-        seen[b].push(tok);
-        if (eosIds.includes(tok)) {
-          eos[b] = true;
-          done[b] = true;
-        }
-      }
+      running.forEach((b, i) => {
+        tokens[b] = chosen[i];
+        eos[b] = eosIds.includes(chosen[i]);
+      });
       yield { tokens, eos };
-      for (let b = 0; b < B; b++) if (isStopped(b)) done[b] = true;
-      if (done.every(Boolean) || step + 1 === maxTokens) return;
+      const still = running.filter((b) => !eos[b] && !isStopped(b));
+      if (still.length === 0 || step + 1 === maxTokens) return;
+      // A finished row's KV slot goes back to the pool at once.
+      for (const b of running) if (!still.includes(b)) native.sessionFreeSequence(session, b);
+      running = still;
       ctx.cancel.throwIfCancelled();
-      const positions = new Int32Array(3 * B);
-      const ids = new Int32Array(B);
-      for (let b = 0; b < B; b++) {
-        ids[b] = tokens[b] >= 0 && !done[b] ? tokens[b] : ctx.padTokenId;
-        const pos = S + step + p.ropeDeltas[b];
-        positions[b] = positions[B + b] = positions[2 * B + b] = pos;
-      }
-      const next = await native.sessionForward(session, { ids, steps: 1, positions, logits: 'last', cancel: ctx.cancel.token });
-      logits = new Float32Array(next.logits!.data);
+      // Only the running rows are computed; finished rows' caches stay as they are.
+      const R = running.length;
+      const positions = new Int32Array(3 * R);
+      const ids = new Int32Array(R);
+      running.forEach((b, i) => {
+        ids[i] = tokens[b];
+        positions[i] = positions[R + i] = positions[2 * R + i] = S + step + p.ropeDeltas[b];
+      });
+      const next = await native.sessionForward(session, {
+        ids,
+        steps: 1,
+        positions,
+        rows: Int32Array.from(running),
+        logits: 'sample',
+        cancel: ctx.cancel.token,
+      });
+      chosen = next.tokens!;
     }
   } finally {
     native.disposeHandle(session);

@@ -120,13 +120,21 @@ export interface NativeWeightFile {
 /** @internal */
 export interface NativeForwardArgs {
   ids: Int32Array;
-  steps: number;
+  /** Tokens of every row; or give `counts`. */
+  steps?: number;
+  /** Tokens of each row (rows may differ: a decode token beside a prefill chunk); rows' tokens are consecutive in `ids`. */
+  counts?: Int32Array;
+  /** With logits 'flagged': 1 for each token whose logits are wanted. */
+  needsLogits?: Uint8Array;
   pad?: Int32Array;
   positions: Int32Array;
   visionEmbeds?: Float32Array;
   visualRows?: Int32Array;
   deepstack?: Float32Array[];
-  logits?: 'none' | 'last' | 'all';
+  /** Cache rows this forward runs, in token order (default every row); the others are untouched. */
+  rows?: Int32Array;
+  /** 'sample': no logits; `tokens` holds each row's next token, chosen by its native sampler. */
+  logits?: 'none' | 'last' | 'all' | 'flagged' | 'sample';
   trace?: boolean;
   cancel?: NativeCancelToken;
 }
@@ -154,9 +162,24 @@ export interface NativeBinding {
     trace: boolean,
     cancel?: NativeCancelToken,
   ): Promise<{ embeds: NativeTensorData; deepstack: NativeTensorData[]; trace: [string, NativeTensorData][] }>;
-  modelNewSession(model: NativeHandle, batch: number, capacity: number): NativeHandle;
-  sessionForward(session: NativeHandle, args: NativeForwardArgs): Promise<{ logits?: NativeTensorData; trace: [string, NativeTensorData][] }>;
-  sessionLengths(session: NativeHandle): number[];
+  /** A session of `batch` sequences of `capacity` tokens; `kvDtype` is the KV pool's storage (default f32). */
+  modelNewSession(model: NativeHandle, batch: number, capacity: number, options?: { kvDtype?: 'f32' | 'bf16' }): NativeHandle;
+  sessionForward(
+    session: NativeHandle,
+    args: NativeForwardArgs,
+  ): Promise<{ logits?: NativeTensorData; tokens?: Int32Array; trace: [string, NativeTensorData][] }>;
+  /** Sets each row's sampler and repetition history (`history`: the same number of ids per row); one seeded RNG per session. */
+  sessionSampling(session: NativeHandle, args: { params: NativeSamplingParams[]; seed: number; history?: Int32Array }): void;
+  /** Forward calls run and rows computed by them (finished rows are not computed). */
+  sessionStats(session: NativeHandle): { forwards: number; rowsComputed: number };
+  /** Tokens each sequence of the session's KV pool holds, by id (null: freed). */
+  sessionLengths(session: NativeHandle): (number | null)[];
+  /** Adds an empty sequence slot to the session's KV pool; returns its id. */
+  sessionAddSequence(session: NativeHandle, capacity: number): number;
+  /** Raises a sequence's capacity, keeping its keys and values. */
+  sessionGrowSequence(session: NativeHandle, id: number, capacity: number): void;
+  /** Frees a sequence's slot; its id is refused afterwards. */
+  sessionFreeSequence(session: NativeHandle, id: number): void;
   /** A fresh, unset cancel token. */
   newCancelToken(): NativeCancelToken;
   /** Sets a token from the JS thread: calls using it stop within one layer. The first reason sticks. */

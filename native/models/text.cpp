@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "ops/activation.h"
 #include "ops/attention.h"
+#include "ops/convert.h"
 #include "ops/embedding.h"
 #include "ops/finite.h"
 #include "ops/moe.h"
@@ -26,6 +27,58 @@ void check_produced_finite(const float* x, int64_t n, const char* what, ThreadPo
   if (at >= 0)
     fail(ErrorCode::ModelFormat, std::string("the checkpoint's weights produced a non-finite value (NaN or infinity) in ") +
                                      what + " at element " + std::to_string(at) + ": the model overflows float32 on this input");
+}
+
+int64_t step_rows(const TextStep& step, const KvPool& cache) { return step.rows ? step.n_rows : cache.size(); }
+int64_t cache_row(const TextStep& step, int64_t i) { return step.rows ? step.rows[i] : i; }
+
+// Where each row's tokens start in x (B + 1 entries, the last one the token count): rows hold
+// `steps` tokens each, or counts[i] (each >= 1) when the step gives counts.
+std::vector<int64_t> token_offsets(const TextStep& step, int64_t B) {
+  std::vector<int64_t> off(static_cast<size_t>(B + 1), 0);
+  for (int64_t i = 0; i < B; ++i) {
+    const int64_t c = step.counts ? step.counts[i] : step.steps;
+    QVL_CHECK(c >= 1, Input, "row " + std::to_string(i) + " of a step has no tokens");
+    off[static_cast<size_t>(i + 1)] = off[static_cast<size_t>(i)] + c;
+  }
+  return off;
+}
+
+// Rows must be distinct live sequences: two token streams writing one slot would corrupt it.
+void check_step_rows(const TextStep& step, const KvPool& cache) {
+  QVL_CHECK(step_rows(step, cache) >= 1, Input, "a step needs at least one row");
+  std::vector<bool> taken(static_cast<size_t>(cache.size()), false);
+  for (int64_t i = 0; i < step_rows(step, cache); ++i) {
+    const int64_t b = cache_row(step, i);
+    QVL_CHECK(cache.live(b), Input,
+              "step row " + std::to_string(b) + " is not a live sequence of the session (" + std::to_string(cache.size()) + " ids)");
+    QVL_CHECK(!taken[static_cast<size_t>(b)], Input, "step row " + std::to_string(b) + " is listed twice");
+    taken[static_cast<size_t>(b)] = true;
+  }
+}
+
+// Rounds `count` new f32 values into a half-width slot tensor, from token row `at`.
+void store_kv(const float* src, Tensor& slot, int64_t at, int64_t count, ThreadPool& pool) {
+  ops::ConvertParams c;
+  c.src = src;
+  c.src_dtype = DType::F32;
+  c.dst = static_cast<char*>(slot.raw()) + at * slot.dim(1) * static_cast<int64_t>(dtype_size(slot.dtype()));
+  c.dst_dtype = slot.dtype();
+  c.n = count;
+  ops::convert(c, pool);
+}
+
+// Token rows [r0, r1) of a half-width slot tensor, widened to f32 for attention.
+Tensor widen_kv(const Tensor& slot, int64_t r0, int64_t r1, int64_t kvd, ThreadPool& pool) {
+  Tensor out = Tensor::empty(DType::F32, {r1 - r0, kvd});
+  ops::ConvertParams c;
+  c.src = static_cast<const char*>(slot.raw()) + r0 * kvd * static_cast<int64_t>(dtype_size(slot.dtype()));
+  c.src_dtype = slot.dtype();
+  c.dst = out.raw();
+  c.dst_dtype = DType::F32;
+  c.n = (r1 - r0) * kvd;
+  ops::convert(c, pool);
+  return out;
 }
 
 }  // namespace
@@ -73,8 +126,10 @@ TextDecoder::TextDecoder(const TextSpec& spec, const WeightStore& w, const std::
   }
 }
 
-KvCache TextDecoder::new_cache(int64_t batch, int64_t capacity) const {
-  return KvCache(spec_.layers, batch, capacity, spec_.kv_heads * spec_.head_dim);
+KvPool TextDecoder::new_cache(int64_t batch, int64_t capacity, DType kv_dtype) const {
+  KvPool pool(spec_.layers, spec_.kv_heads * spec_.head_dim, kv_dtype);
+  for (int64_t b = 0; b < batch; ++b) pool.add(capacity);
+  return pool;
 }
 
 void TextDecoder::embed(const int32_t* ids, int64_t n, float* out, ThreadPool& pool) const {
@@ -92,10 +147,12 @@ void TextDecoder::embed(const int32_t* ids, int64_t n, float* out, ThreadPool& p
   ops::embedding(p, pool);
 }
 
-void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const TextStep& step, KvCache& cache,
+void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const TextStep& step, KvPool& cache,
                                   const float* cos, const float* sin, ThreadPool& pool) const {
   const int64_t Hd = spec_.hidden, D = spec_.head_dim, Hq = spec_.heads, Hkv = spec_.kv_heads;
-  const int64_t B = cache.batch, S = step.steps, n = B * S, kvd = Hkv * D, half = D / 2;
+  const int64_t B = step_rows(step, cache), kvd = Hkv * D, half = D / 2;
+  const std::vector<int64_t> off = token_offsets(step, B);
+  const int64_t n = off[B];
   Tensor h = Tensor::empty(DType::F32, {n, Hd});
   L.input_norm.apply(x, Hd, n, h.data<float>(), Hd, pool);
 
@@ -113,54 +170,70 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
   rq.sin = sin;
   ops::rope_apply(rq, pool);
 
-  // New keys and values go straight into each row's cache slots.
-  float* kc = cache.k[li].data<float>();
-  float* vc = cache.v[li].data<float>();
-  std::vector<ops::AttentionSegment> segs;
-  for (int64_t b = 0; b < B; ++b) {
-    const int64_t dst = b * cache.capacity + cache.len[b];
-    const float* hb = h.data<float>() + b * S * Hd;
-    L.k.apply(hb, Hd, S, kc + dst * kvd, kvd, pool, step.cancel);
-    L.v.apply(hb, Hd, S, vc + dst * kvd, kvd, pool, step.cancel);
-    if (spec_.qk_norm) L.k_norm.apply(kc + dst * kvd, D, S * Hkv, kc + dst * kvd, D, pool);
+  // New keys and values go into each sequence's slot (straight in for f32 storage; through an f32
+  // scratch and one rounding for bf16); each sequence then attends over its own slot (one
+  // attention call per sequence: the slots are separate buffers).
+  Tensor attn = Tensor::empty(DType::F32, {n, Hq * D});
+  const bool wide = cache.dtype() == DType::F32;
+  for (int64_t i = 0; i < B; ++i) {
+    const int64_t S = off[i + 1] - off[i], o = off[i];
+    KvSlot& kv = cache.slot(cache_row(step, i));
+    Tensor kn, vn;
+    if (!wide) {
+      kn = Tensor::empty(DType::F32, {S, kvd});
+      vn = Tensor::empty(DType::F32, {S, kvd});
+    }
+    float* kw = wide ? kv.k[li].data<float>() + kv.len * kvd : kn.data<float>();
+    float* vw = wide ? kv.v[li].data<float>() + kv.len * kvd : vn.data<float>();
+    const float* hb = h.data<float>() + o * Hd;
+    L.k.apply(hb, Hd, S, kw, kvd, pool, step.cancel);
+    L.v.apply(hb, Hd, S, vw, kvd, pool, step.cancel);
+    if (spec_.qk_norm) L.k_norm.apply(kw, D, S * Hkv, kw, D, pool);
     ops::RopeParams rk;
-    rk.x = kc + dst * kvd;
+    rk.x = kw;
     rk.T = S;
     rk.H = Hkv;
     rk.D = D;
     rk.ld = kvd;
     rk.rotary_dim = D;
-    rk.cos = cos + b * S * half;
-    rk.sin = sin + b * S * half;
+    rk.cos = cos + o * half;
+    rk.sin = sin + o * half;
     ops::rope_apply(rk, pool);
     // Queries that are themselves left padding attend to nothing (their output stays zero).
-    const int64_t padded_here = std::clamp<int64_t>(cache.pad[b] - cache.len[b], 0, S);
-    if (padded_here < S) {
-      segs.push_back({b * S + padded_here, (b + 1) * S, b * cache.capacity + cache.pad[b],
-                      b * cache.capacity + cache.len[b] + S});
+    const int64_t padded_here = std::clamp<int64_t>(kv.pad - kv.len, 0, S);
+    if (!wide) {
+      store_kv(kn.data<float>(), kv.k[li], kv.len, S * kvd, pool);
+      store_kv(vn.data<float>(), kv.v[li], kv.len, S * kvd, pool);
     }
+    if (padded_here == S) continue;
+    // Keys [pad, len + S) of this sequence, as f32.
+    const int64_t k0 = kv.pad, k1 = kv.len + S;
+    Tensor kf, vf;
+    if (!wide) {
+      kf = widen_kv(kv.k[li], k0, k1, kvd, pool);
+      vf = widen_kv(kv.v[li], k0, k1, kvd, pool);
+    }
+    const ops::AttentionSegment seg{o + padded_here, o + S, wide ? k0 : 0, wide ? k1 : k1 - k0};
+    ops::AttentionParams ap;
+    ap.q = q.data<float>();
+    ap.ldq = Hq * D;
+    ap.k = wide ? kv.k[li].data<float>() : kf.data<float>();
+    ap.v = wide ? kv.v[li].data<float>() : vf.data<float>();
+    ap.ldk = ap.ldv = kvd;
+    ap.out = attn.data<float>();
+    ap.ldo = Hq * D;
+    ap.Tq = n;
+    ap.Tk = wide ? kv.capacity : k1 - k0;
+    ap.Hq = Hq;
+    ap.Hkv = Hkv;
+    ap.D = D;
+    ap.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
+    ap.causal = true;
+    ap.segments = &seg;
+    ap.n_segments = 1;
+    ap.cancel = step.cancel;
+    ops::attention(ap, pool);
   }
-
-  Tensor attn = Tensor::empty(DType::F32, {n, Hq * D});
-  ops::AttentionParams ap;
-  ap.q = q.data<float>();
-  ap.ldq = Hq * D;
-  ap.k = kc;
-  ap.v = vc;
-  ap.ldk = ap.ldv = kvd;
-  ap.out = attn.data<float>();
-  ap.ldo = Hq * D;
-  ap.Tq = n;
-  ap.Tk = B * cache.capacity;
-  ap.Hq = Hq;
-  ap.Hkv = Hkv;
-  ap.D = D;
-  ap.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
-  ap.causal = true;
-  ap.segments = segs.data();
-  ap.n_segments = static_cast<int64_t>(segs.size());
-  ap.cancel = step.cancel;
-  ops::attention(ap, pool);
 
   L.o.apply(attn.data<float>(), Hq * D, n, h.data<float>(), Hd, pool, step.cancel);
   add_rows(x, Hd, h.data<float>(), Hd, n, Hd, pool);
@@ -204,13 +277,18 @@ void TextDecoder::mlp_block(const Layer& L, float* x, int64_t n, ThreadPool& poo
   add_rows(x, Hd, out.data<float>(), Hd, n, Hd, pool);
 }
 
-void TextDecoder::forward(float* x, const TextStep& step, KvCache& cache, ThreadPool& pool, Trace* trace) const {
-  const int64_t B = cache.batch, S = step.steps, n = B * S, Hd = spec_.hidden, half = spec_.head_dim / 2;
-  QVL_CHECK(S >= 1 && step.positions, Input, "forward needs at least one token per row and its positions");
-  for (int64_t b = 0; b < B; ++b) {
-    if (cache.len[b] + S > cache.capacity)
-      fail(ErrorCode::ContextOverflow, "sequence of " + std::to_string(cache.len[b] + S) +
-                                           " tokens exceeds the context of " + std::to_string(cache.capacity));
+void TextDecoder::forward(float* x, const TextStep& step, KvPool& cache, ThreadPool& pool, Trace* trace) const {
+  const int64_t B = step_rows(step, cache), Hd = spec_.hidden, half = spec_.head_dim / 2;
+  QVL_CHECK(step.positions, Input, "forward needs its tokens' positions");
+  check_step_rows(step, cache);
+  const std::vector<int64_t> off = token_offsets(step, B);
+  const int64_t n = off[B];
+  for (int64_t i = 0; i < B; ++i) {
+    const KvSlot& kv = cache.slot(cache_row(step, i));
+    const int64_t S = off[i + 1] - off[i];
+    if (kv.len + S > kv.capacity)
+      fail(ErrorCode::ContextOverflow, "sequence of " + std::to_string(kv.len + S) +
+                                           " tokens exceeds the context of " + std::to_string(kv.capacity));
   }
   Tensor cos = Tensor::empty(DType::F32, {n, half}), sin = Tensor::empty(DType::F32, {n, half});
   ops::RopeFreqs f;
@@ -241,7 +319,7 @@ void TextDecoder::forward(float* x, const TextStep& step, KvCache& cache, Thread
       }
     }
   }
-  for (int64_t b = 0; b < B; ++b) cache.len[b] += S;
+  for (int64_t i = 0; i < B; ++i) cache.slot(cache_row(step, i)).len += off[i + 1] - off[i];
   if (trace) trace->record("last_layer_output", x, n, Hd, Hd);
   final_norm_.apply(x, Hd, n, x, Hd, pool);
   if (trace) trace->record("final_hidden", x, n, Hd, Hd);

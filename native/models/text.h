@@ -7,7 +7,7 @@
 #include "core/cancel.h"
 #include "core/tensor.h"
 #include "core/threadpool.h"
-#include "models/kv_cache.h"
+#include "models/kv_pool.h"
 #include "models/layers.h"
 #include "models/linear.h"
 #include "models/spec.h"
@@ -16,10 +16,17 @@
 
 namespace qvl::models {
 
-// One forward call over `steps` new tokens for each of the cache's rows (prefill: the padded
-// prompt; decode: 1). Token t of row b is row b·steps + t of x, positions and visual_rows.
+// One forward call over `steps` new tokens for each of the step's cache rows (prefill: the padded
+// prompt; decode: 1). Token t of the i-th row is row i·steps + t of x, positions and visual_rows.
 struct TextStep {
   int64_t steps = 0;
+  // The pool's sequence ids this step runs, in token order (null: ids 0 .. size-1, all live).
+  // Sequences left out (finished ones) cost nothing and their slots are untouched.
+  const int64_t* rows = nullptr;
+  int64_t n_rows = 0;
+  // Tokens of each row (null: `steps` each). Rows may differ: a decode token beside a prefill
+  // chunk. Row i's tokens follow row i-1's in x, positions and visual_rows.
+  const int64_t* counts = nullptr;
   const int64_t* positions = nullptr;  // [3][batch·steps]: (t, h, w) M-RoPE position of each token
   // Qwen3-VL DeepStack: visual_rows[i] >= 0 marks token i as the visual token whose features are
   // row visual_rows[i] of each deepstack tensor, added after decoder layer l for l < deepstack.size().
@@ -39,10 +46,11 @@ class TextDecoder {
   void embed(const int32_t* ids, int64_t n, float* out, ThreadPool& pool) const;
   // Runs every layer over x [batch·steps, hidden] in place, appending to the cache, then the final
   // norm. Throws E_CONTEXT_OVERFLOW when a row would outgrow the cache.
-  void forward(float* x, const TextStep& step, KvCache& cache, ThreadPool& pool, Trace* trace) const;
+  void forward(float* x, const TextStep& step, KvPool& cache, ThreadPool& pool, Trace* trace) const;
   // logits[rows, vocab] from final hidden states.
   void logits(const float* h, int64_t ldh, int64_t rows, float* out, ThreadPool& pool) const;
-  KvCache new_cache(int64_t batch, int64_t capacity) const;
+  // `batch` sequences of `capacity` tokens each; kv_dtype F32 or BF16 (see KvPool).
+  KvPool new_cache(int64_t batch, int64_t capacity, DType kv_dtype = DType::F32) const;
 
  private:
   struct Layer {
@@ -53,7 +61,7 @@ class TextDecoder {
     Linear router;
     ConvertedExperts experts_gate_up, experts_down;  // packed for the moe op
   };
-  void attention_block(const Layer& L, int64_t li, float* x, const TextStep& step, KvCache& cache, const float* cos,
+  void attention_block(const Layer& L, int64_t li, float* x, const TextStep& step, KvPool& cache, const float* cos,
                        const float* sin, ThreadPool& pool) const;
   void mlp_block(const Layer& L, float* x, int64_t n, ThreadPool& pool, const CancelToken* cancel) const;
 

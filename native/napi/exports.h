@@ -2,6 +2,8 @@
 #pragma once
 #include <napi.h>
 
+#include "ops/sampling.h"
+
 namespace qvl::napi {
 
 void register_info(Napi::Env env, Napi::Object exports);
@@ -12,5 +14,9 @@ void register_tensor_ops(Napi::Env env, Napi::Object exports);
 void register_image(Napi::Env env, Napi::Object exports);
 void register_model(Napi::Env env, Napi::Object exports);
 void register_sampling(Napi::Env env, Napi::Object exports);
+
+// {doSample, temperature, topK, topP, minP, repetitionPenalty} (napi/sampling.cpp); the values
+// are checked where they are used (ops::check_sampling).
+ops::SamplingParams sampling_params_arg(Napi::Object p);
 
 }  // namespace qvl::napi

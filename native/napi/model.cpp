@@ -2,8 +2,10 @@
 // holds its own reference, so dispose() from JS never frees memory a worker is using.
 //   loadModel(spec, names, files[, {checkFinite}]) -> Promise<handle>
 //   modelEncodeVision(handle, pixels, patchDim, grids, trace, cancel?) -> Promise<{embeds, deepstack, trace}>
-//   modelNewSession(handle, batch, capacity) -> session
-//   sessionForward(session, args) -> Promise<{logits?, trace}>   (args.cancel: a cancel token)
+//   modelNewSession(handle, batch, capacity[, {kvDtype}]) -> session
+//   sessionForward(session, args) -> Promise<{logits?, tokens?, trace}>   (args.cancel: a cancel token)
+//   sessionSampling(session, {params[], seed, history}); sessionStats(session) -> {forwards, rowsComputed}
+//   sessionAddSequence / sessionGrowSequence / sessionFreeSequence: the session's KV pool
 //   newCancelToken() -> token;  cancelToken(token, 'abort' | 'dispose')
 //   disposeHandle(handle)
 // A call given a cancel token stops within one layer once the token is set, rejecting with
@@ -20,6 +22,7 @@
 #include "core/threadpool.h"
 #include "models/family.h"
 #include "models/model.h"
+#include "models/step.h"
 #include "napi/async.h"
 #include "napi/errors.h"
 #include "napi/exports.h"
@@ -29,14 +32,16 @@ namespace qvl::napi {
 
 namespace {
 
-using models::KvCache;
+using models::KvPool;
 using models::VlModel;
 
 struct SessionState {
   std::shared_ptr<VlModel> model;
-  KvCache cache;
+  KvPool cache;
+  std::unique_ptr<models::SessionSampling> sampling;  // set by sessionSampling; used by logits 'sample'
   std::atomic<bool> busy{false};
-  SessionState(std::shared_ptr<VlModel> m, KvCache c) : model(std::move(m)), cache(std::move(c)) {}
+  std::atomic<int64_t> forwards{0}, rows_computed{0};
+  SessionState(std::shared_ptr<VlModel> m, KvPool c) : model(std::move(m)), cache(std::move(c)) {}
 };
 
 // What a JS handle points at: a typed shared_ptr, reset on dispose. `kind` keeps a model handle
@@ -270,20 +275,31 @@ Napi::Value NewSession(const Napi::CallbackInfo& info) {
     const int64_t batch = static_cast<int64_t>(size_arg(info[1], "batch"));
     const int64_t capacity = static_cast<int64_t>(size_arg(info[2], "capacity"));
     if (batch < 1 || capacity < 1) throw make_error(env, "E_INPUT", "a session needs batch >= 1 and capacity >= 1");
-    auto s = std::make_shared<SessionState>(model, model->text().new_cache(batch, capacity));
+    // Optional 4th argument {kvDtype: 'f32' | 'bf16'}: the KV pool's storage (default f32).
+    DType kv = DType::F32;
+    if (info.Length() > 3 && !info[3].IsUndefined()) {
+      if (!info[3].IsObject()) throw make_error(env, "E_INPUT", "modelNewSession: options must be an object");
+      Napi::Value d = info[3].As<Napi::Object>().Get("kvDtype");
+      if (!d.IsUndefined()) kv = dtype_arg(d, "kvDtype");
+    }
+    auto s = std::make_shared<SessionState>(model, model->text().new_cache(batch, capacity, kv));
     return wrap(env, s);
   });
 }
 
 struct ForwardResult {
-  Tensor logits;
-  bool has_logits = false;
+  models::StepOutput out;
+  size_t rows = 0;
   std::shared_ptr<models::Trace> trace;
 };
 
-// args: {ids: Int32Array [B·S], steps, pad?: Int32Array [B], positions: Int32Array [3·B·S],
-//        visionEmbeds?: Float32Array [Nv·hidden], visualRows?: Int32Array [B·S],
-//        deepstack?: Float32Array[], logits: 'none' | 'last' | 'all', trace?: boolean}
+// args: {ids: Int32Array [n], steps | counts: Int32Array [R] (tokens of each row; n = R·steps or the
+//        sum of counts), rows?: Int32Array [R] (sequence ids; default every live one),
+//        needsLogits?: Uint8Array [n] (with logits 'flagged': logits of the flagged tokens only),
+//        pad?: Int32Array [R], positions: Int32Array [3·n], visionEmbeds?: Float32Array [Nv·hidden],
+//        visualRows?: Int32Array [n], deepstack?: Float32Array[],
+//        logits: 'none' | 'last' | 'all' | 'flagged' | 'sample', trace?: boolean}
+// 'sample' returns {tokens: Int32Array [R]} chosen by the session's samplers (sessionSampling).
 Napi::Value SessionForward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
@@ -291,105 +307,122 @@ Napi::Value SessionForward(const Napi::CallbackInfo& info) {
     if (info.Length() < 2 || !info[1].IsObject()) throw make_error(env, "E_INPUT", "forward(session, args)");
     Napi::Object a = info[1].As<Napi::Object>();
     const models::TextSpec& ts = s->model->text().spec();
-    const int64_t B = s->cache.batch;
-    const int64_t S = static_cast<int64_t>(size_arg(a.Get("steps"), "steps"));
-    if (S < 1) throw make_error(env, "E_INPUT", "steps must be >= 1");
-    const int64_t n = B * S;
+    auto in = std::make_shared<models::StepInput>();
+    int64_t R = 0;
+    for (int64_t b = 0; b < s->cache.size(); ++b) R += s->cache.live(b) ? 1 : 0;
+    if (!a.Get("rows").IsUndefined()) {
+      Napi::Value rv = a.Get("rows");
+      if (!rv.IsTypedArray()) throw make_error(env, "E_INPUT", "rows must be an Int32Array");
+      R = static_cast<int64_t>(rv.As<Napi::TypedArray>().ElementLength());
+      if (R < 1) throw make_error(env, "E_INPUT", "rows must name at least one row");
+      Tensor r = from_js(rv, DType::I32, {R}, "rows");
+      for (int64_t i = 0; i < R; ++i) in->rows.push_back(r.data<int32_t>()[i]);
+    }
+    // Tokens per row: `steps` each, or counts[i] (rows of different lengths in one step).
+    int64_t n = 0;
+    std::vector<int64_t> per_row;
+    if (!a.Get("counts").IsUndefined()) {
+      Napi::Value cv = a.Get("counts");
+      Tensor c = from_js(cv, DType::I32, {R}, "counts");
+      for (int64_t i = 0; i < R; ++i) {
+        const int32_t k = c.data<int32_t>()[i];
+        if (k < 1) throw make_error(env, "E_INPUT", "counts[" + std::to_string(i) + "] must be >= 1");
+        in->counts.push_back(k);
+        n += k;
+      }
+      per_row = in->counts;
+    } else {
+      const int64_t S = static_cast<int64_t>(size_arg(a.Get("steps"), "steps"));
+      if (S < 1) throw make_error(env, "E_INPUT", "steps must be >= 1");
+      in->steps = S;
+      n = R * S;
+      per_row.assign(static_cast<size_t>(R), S);
+    }
     Tensor ids = from_js(a.Get("ids"), DType::I32, {n}, "ids");
     Tensor pos32 = from_js(a.Get("positions"), DType::I32, {3, n}, "positions");
-    std::vector<int64_t> pad;
+    in->ids = ids.data<int32_t>();
+    in->positions = pos32.data<int32_t>();
     if (!a.Get("pad").IsUndefined()) {
-      Tensor p = from_js(a.Get("pad"), DType::I32, {B}, "pad");
-      for (int64_t b = 0; b < B; ++b) {
+      Tensor p = from_js(a.Get("pad"), DType::I32, {R}, "pad");
+      for (int64_t b = 0; b < R; ++b) {
         const int32_t v = p.data<int32_t>()[b];
-        if (v < 0 || v > S) throw make_error(env, "E_INPUT", "pad must be in [0, steps]");
-        pad.push_back(v);
+        if (v < 0 || v > per_row[static_cast<size_t>(b)]) throw make_error(env, "E_INPUT", "pad must be in [0, the row's tokens]");
+        in->pad.push_back(v);
       }
     }
     std::vector<Napi::Value> keep{a.Get("ids"), a.Get("positions")};
-    Tensor vis, rows;
+    auto vis = std::make_shared<Tensor>();
+    Tensor rows;
     if (!a.Get("visionEmbeds").IsUndefined()) {
       Napi::Value ve = a.Get("visionEmbeds");
       if (!ve.IsTypedArray()) throw make_error(env, "E_INPUT", "visionEmbeds must be a Float32Array");
       const int64_t len = static_cast<int64_t>(ve.As<Napi::TypedArray>().ElementLength());
       if (len % ts.hidden != 0) throw make_error(env, "E_INPUT", "visionEmbeds is not a whole number of rows");
-      vis = from_js(ve, DType::F32, {len / ts.hidden, ts.hidden}, "visionEmbeds");
+      *vis = from_js(ve, DType::F32, {len / ts.hidden, ts.hidden}, "visionEmbeds");
       rows = from_js(a.Get("visualRows"), DType::I32, {n}, "visualRows");
       for (int64_t i = 0; i < n; ++i) {
         const int32_t r = rows.data<int32_t>()[i];
-        if (r >= vis.dim(0)) throw make_error(env, "E_INPUT", "visualRows[" + std::to_string(i) + "] is past the vision embeddings");
+        if (r >= vis->dim(0)) throw make_error(env, "E_INPUT", "visualRows[" + std::to_string(i) + "] is past the vision embeddings");
       }
+      in->vision = vis.get();
+      in->visual_rows = rows.data<int32_t>();
       keep.push_back(ve);
       keep.push_back(a.Get("visualRows"));
     }
-    std::vector<Tensor> deepstack;
+    auto deepstack = std::make_shared<std::vector<Tensor>>();
     if (a.Get("deepstack").IsArray()) {
       Napi::Array ds = a.Get("deepstack").As<Napi::Array>();
       for (uint32_t i = 0; i < ds.Length(); ++i) {
-        deepstack.push_back(from_js(ds.Get(i), DType::F32, {vis.defined() ? vis.dim(0) : 0, ts.hidden}, "deepstack"));
+        deepstack->push_back(from_js(ds.Get(i), DType::F32, {vis->defined() ? vis->dim(0) : 0, ts.hidden}, "deepstack"));
         keep.push_back(ds.Get(i));
       }
+      if (!deepstack->empty()) in->deepstack = deepstack.get();
     }
     const std::string mode = a.Get("logits").IsString() ? a.Get("logits").As<Napi::String>().Utf8Value() : "last";
-    if (mode != "none" && mode != "last" && mode != "all") throw make_error(env, "E_INPUT", "logits must be none, last or all");
+    if (mode == "none") in->output = models::StepOutputKind::None;
+    else if (mode == "last") in->output = models::StepOutputKind::Last;
+    else if (mode == "all") in->output = models::StepOutputKind::All;
+    else if (mode == "sample") in->output = models::StepOutputKind::Sample;
+    else if (mode == "flagged") in->output = models::StepOutputKind::Flagged;
+    else throw make_error(env, "E_INPUT", "logits must be none, last, all, flagged or sample");
+    if (in->output == models::StepOutputKind::Flagged) {
+      Tensor f = from_js(a.Get("needsLogits"), DType::U8, {n}, "needsLogits");
+      in->needs_logits.assign(f.data<uint8_t>(), f.data<uint8_t>() + n);
+      keep.push_back(a.Get("needsLogits"));
+    }
+    if (in->output == models::StepOutputKind::Sample && !s->sampling)
+      throw make_error(env, "E_INPUT", "logits 'sample' needs sessionSampling() first");
     const bool want_trace = a.Get("trace").ToBoolean().Value();
     auto cancel = cancel_arg(env, a.Get("cancel"));
+    in->cancel = cancel.get();
     bool expected = false;
     if (!s->busy.compare_exchange_strong(expected, true))
       throw make_error(env, "E_INPUT", "this session is already running a forward pass");
     return run_async<ForwardResult>(
         env,
-        [s, ids, pos32, pad, vis, rows, deepstack, mode, want_trace, B, S, n, cancel] {
+        [s, in, ids, pos32, vis, rows, deepstack, want_trace, cancel, R] {
           struct Release {
             SessionState* s;
             ~Release() { s->busy = false; }
           } release{s.get()};
           check_cancel(cancel.get(), "a forward pass");
-          const models::TextDecoder& text = s->model->text();
-          const int64_t Hd = text.spec().hidden;
           auto pool = default_pool();
           ForwardResult r;
           r.trace = std::make_shared<models::Trace>(want_trace);
-          if (!pad.empty()) {
-            for (int64_t b = 0; b < B; ++b) {
-              if (s->cache.len[b] != 0) fail(ErrorCode::Input, "pad is only accepted on a session's first forward");
-              s->cache.pad[b] = pad[b];
-            }
-          }
-          Tensor x = Tensor::empty(DType::F32, {n, Hd});
-          text.embed(ids.data<int32_t>(), n, x.data<float>(), *pool);
-          if (want_trace) r.trace->record("text_embeds", x.data<float>(), n, Hd, Hd);
-          if (vis.defined()) {
-            for (int64_t i = 0; i < n; ++i) {
-              const int32_t row = rows.data<int32_t>()[i];
-              if (row >= 0) std::memcpy(x.data<float>() + i * Hd, vis.data<float>() + row * Hd, sizeof(float) * Hd);
-            }
-          }
-          std::vector<int64_t> positions(static_cast<size_t>(3 * n));
-          for (int64_t i = 0; i < 3 * n; ++i) positions[i] = pos32.data<int32_t>()[i];
-          models::TextStep step;
-          step.steps = S;
-          step.positions = positions.data();
-          step.visual_rows = rows.defined() ? rows.data<int32_t>() : nullptr;
-          step.deepstack = deepstack.empty() ? nullptr : &deepstack;
-          step.cancel = cancel.get();
-          text.forward(x.data<float>(), step, s->cache, *pool, r.trace.get());
-          check_cancel(cancel.get(), "the LM head");
-          const int64_t V = text.spec().vocab;
-          if (mode == "all") {
-            r.logits = Tensor::empty(DType::F32, {n, V});
-            text.logits(x.data<float>(), Hd, n, r.logits.data<float>(), *pool);
-            r.has_logits = true;
-          } else if (mode == "last") {
-            r.logits = Tensor::empty(DType::F32, {B, V});
-            text.logits(x.data<float>() + (S - 1) * Hd, S * Hd, B, r.logits.data<float>(), *pool);
-            r.has_logits = true;
-          }
+          r.out = models::run_step(*s->model, s->cache, s->sampling.get(), *in, *pool, r.trace.get());
+          r.rows = static_cast<size_t>(R);
+          s->forwards += 1;
+          s->rows_computed += static_cast<int64_t>(r.rows);
           return r;
         },
         [](Napi::Env env, ForwardResult& r) -> Napi::Value {
           Napi::Object o = Napi::Object::New(env);
-          if (r.has_logits) o.Set("logits", to_js(env, r.logits));
+          if (r.out.has_logits) o.Set("logits", to_js(env, r.out.logits));
+          if (!r.out.tokens.empty()) {
+            auto t = Napi::Int32Array::New(env, r.out.tokens.size());
+            std::memcpy(t.Data(), r.out.tokens.data(), sizeof(int32_t) * r.out.tokens.size());
+            o.Set("tokens", t);
+          }
           o.Set("trace", trace_to_js(env, *r.trace));
           return o;
         },
@@ -397,12 +430,94 @@ Napi::Value SessionForward(const Napi::CallbackInfo& info) {
   });
 }
 
+// sessionSampling(session, {params: NativeSamplingParams[] (one per row), seed, history: Int32Array
+// [batch·historySteps]}): sets each row's sampler and its repetition history (the prompt's ids).
+Napi::Value SessionSampling(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto s = unwrap<SessionState>(env, info[0], "session");
+    if (info.Length() < 2 || !info[1].IsObject()) throw make_error(env, "E_INPUT", "sessionSampling(session, {params, seed, history})");
+    Napi::Object a = info[1].As<Napi::Object>();
+    const int64_t B = s->cache.size(), V = s->model->text().spec().vocab;
+    if (!a.Get("params").IsArray() || a.Get("params").As<Napi::Array>().Length() != static_cast<uint32_t>(B))
+      throw make_error(env, "E_INPUT", "params must be an array with one entry per session row (" + std::to_string(B) + ")");
+    if (s->busy) throw make_error(env, "E_INPUT", "this session is running a forward pass");
+    Napi::Array ps = a.Get("params").As<Napi::Array>();
+    auto sampling = std::make_unique<models::SessionSampling>();
+    for (uint32_t b = 0; b < ps.Length(); ++b) {
+      if (!ps.Get(b).IsObject()) throw make_error(env, "E_INPUT", "params[" + std::to_string(b) + "] must be an object");
+      sampling->rows.emplace_back(sampling_params_arg(ps.Get(b).As<Napi::Object>()), V);
+    }
+    sampling->rng = ops::sampling_rng(size_arg(a.Get("seed"), "seed"));
+    if (!a.Get("history").IsUndefined()) {
+      Napi::Value hv = a.Get("history");
+      if (!hv.IsTypedArray()) throw make_error(env, "E_INPUT", "history must be an Int32Array");
+      const int64_t len = static_cast<int64_t>(hv.As<Napi::TypedArray>().ElementLength());
+      if (len % B != 0) throw make_error(env, "E_INPUT", "history must hold the same number of ids for every row");
+      Tensor h = from_js(hv, DType::I32, {len}, "history");
+      const int64_t per = len / B;
+      for (int64_t b = 0; b < B; ++b) {
+        for (int64_t i = 0; i < per; ++i) sampling->rows[static_cast<size_t>(b)].history.add(h.data<int32_t>()[b * per + i]);
+      }
+    }
+    s->sampling = std::move(sampling);
+    return env.Undefined();
+  });
+}
+
+// {forwards, rowsComputed}: how many forward calls the session ran and how many rows they computed.
+Napi::Value SessionStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto s = unwrap<SessionState>(env, info[0], "session");
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("forwards", static_cast<double>(s->forwards.load()));
+    o.Set("rowsComputed", static_cast<double>(s->rows_computed.load()));
+    return o;
+  });
+}
+
+// The session's KV pool, from JS: sessionAddSequence(session, capacity) -> id,
+// sessionGrowSequence(session, id, capacity), sessionFreeSequence(session, id). Refused while a
+// forward pass runs (the worker owns the pool then).
+std::shared_ptr<SessionState> idle_session(const Napi::CallbackInfo& info) {
+  auto s = unwrap<SessionState>(info.Env(), info[0], "session");
+  if (s->busy) throw make_error(info.Env(), "E_INPUT", "this session is running a forward pass");
+  return s;
+}
+Napi::Value SessionAddSequence(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto s = idle_session(info);
+    return Napi::Number::New(env, static_cast<double>(s->cache.add(static_cast<int64_t>(size_arg(info[1], "capacity")))));
+  });
+}
+Napi::Value SessionGrowSequence(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto s = idle_session(info);
+    s->cache.grow(static_cast<int64_t>(size_arg(info[1], "id")), static_cast<int64_t>(size_arg(info[2], "capacity")));
+    return env.Undefined();
+  });
+}
+Napi::Value SessionFreeSequence(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto s = idle_session(info);
+    s->cache.free(static_cast<int64_t>(size_arg(info[1], "id")));
+    return env.Undefined();
+  });
+}
+
 Napi::Value SessionLengths(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
     auto s = unwrap<SessionState>(env, info[0], "session");
-    Napi::Array arr = Napi::Array::New(env, s->cache.batch);
-    for (int64_t b = 0; b < s->cache.batch; ++b) arr.Set(static_cast<uint32_t>(b), static_cast<double>(s->cache.len[b]));
+    Napi::Array arr = Napi::Array::New(env, s->cache.size());
+    for (int64_t b = 0; b < s->cache.size(); ++b) {
+      if (s->cache.live(b)) arr.Set(static_cast<uint32_t>(b), static_cast<double>(s->cache.slot(b).len));
+      else arr.Set(static_cast<uint32_t>(b), env.Null());
+    }
     return arr;
   });
 }
@@ -445,6 +560,11 @@ void register_model(Napi::Env env, Napi::Object exports) {
   exports.Set("modelEncodeVision", Napi::Function::New(env, EncodeVision, "modelEncodeVision"));
   exports.Set("modelNewSession", Napi::Function::New(env, NewSession, "modelNewSession"));
   exports.Set("sessionForward", Napi::Function::New(env, SessionForward, "sessionForward"));
+  exports.Set("sessionSampling", Napi::Function::New(env, SessionSampling, "sessionSampling"));
+  exports.Set("sessionStats", Napi::Function::New(env, SessionStats, "sessionStats"));
+  exports.Set("sessionAddSequence", Napi::Function::New(env, SessionAddSequence, "sessionAddSequence"));
+  exports.Set("sessionGrowSequence", Napi::Function::New(env, SessionGrowSequence, "sessionGrowSequence"));
+  exports.Set("sessionFreeSequence", Napi::Function::New(env, SessionFreeSequence, "sessionFreeSequence"));
   exports.Set("sessionLengths", Napi::Function::New(env, SessionLengths, "sessionLengths"));
   exports.Set("newCancelToken", Napi::Function::New(env, NewCancelToken, "newCancelToken"));
   exports.Set("cancelToken", Napi::Function::New(env, CancelTokenSet, "cancelToken"));

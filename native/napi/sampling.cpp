@@ -21,6 +21,21 @@ float num(Napi::Object o, const char* key, float def) {
   return v.As<Napi::Number>().FloatValue();
 }
 
+}  // namespace
+
+ops::SamplingParams sampling_params_arg(Napi::Object p) {
+  ops::SamplingParams s;
+  s.do_sample = p.Get("doSample").ToBoolean().Value();
+  s.temperature = num(p, "temperature", 1.0f);
+  s.top_k = static_cast<int64_t>(num(p, "topK", 0));
+  s.top_p = num(p, "topP", 1.0f);
+  s.min_p = num(p, "minP", 0.0f);
+  s.repetition_penalty = num(p, "repetitionPenalty", 1.0f);
+  return s;
+}
+
+namespace {
+
 Napi::Value SampleToken(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
@@ -32,12 +47,7 @@ Napi::Value SampleToken(const Napi::CallbackInfo& info) {
     ops::SampleArgs a;
     a.logits = logits.data<float>();
     a.vocab = V;
-    a.params.do_sample = p.Get("doSample").ToBoolean().Value();
-    a.params.temperature = num(p, "temperature", 1.0f);
-    a.params.top_k = static_cast<int64_t>(num(p, "topK", 0));
-    a.params.top_p = num(p, "topP", 1.0f);
-    a.params.min_p = num(p, "minP", 0.0f);
-    a.params.repetition_penalty = num(p, "repetitionPenalty", 1.0f);
+    a.params = sampling_params_arg(p);
     Tensor seen;
     if (info[2].IsTypedArray()) {
       const int64_t n = static_cast<int64_t>(info[2].As<Napi::TypedArray>().ElementLength());

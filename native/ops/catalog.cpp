@@ -11,6 +11,7 @@
 #include "ops/matmul.h"
 #include "ops/resample.h"
 #include "ops/finite.h"
+#include "ops/convert.h"
 
 namespace qvl::ops {
 
@@ -28,6 +29,7 @@ std::vector<const OpFamilyBase*> op_catalog() {
       &matmul_family(),
       &resample_family(),
       &finite_family(),
+      &convert_family(),
   };
 }
 

@@ -17,6 +17,7 @@ std::vector<Result> parity_rope(uint64_t seed);
 std::vector<Result> parity_resample(uint64_t seed);
 std::vector<Result> parity_vision_pos_embed(uint64_t seed);
 std::vector<Result> parity_finite(uint64_t seed);
+std::vector<Result> parity_convert(uint64_t seed);
 
 const std::vector<Entry>& suites() {
   static const std::vector<Entry> all = {
@@ -34,6 +35,7 @@ const std::vector<Entry>& suites() {
       {"resample_bicubic", parity_resample},
       {"vision_pos_embed", parity_vision_pos_embed},
       {"finite", parity_finite},
+      {"convert", parity_convert},
   };
   return all;
 }

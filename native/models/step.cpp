@@ -1,0 +1,106 @@
+#include "models/step.h"
+
+#include <cstring>
+
+#include "core/error.h"
+
+namespace qvl::models {
+
+StepOutput run_step(const VlModel& model, KvPool& cache, SessionSampling* sampling, const StepInput& in,
+                    ThreadPool& pool, Trace* trace) {
+  const TextDecoder& text = model.text();
+  const int64_t Hd = text.spec().hidden, V = text.spec().vocab, S = in.steps;
+  std::vector<int64_t> rows = in.rows;
+  if (rows.empty()) {
+    for (int64_t b = 0; b < cache.size(); ++b)
+      if (cache.live(b)) rows.push_back(b);
+    QVL_CHECK(!rows.empty(), Input, "the session holds no sequence");
+  }
+  const int64_t B = static_cast<int64_t>(rows.size());
+  QVL_CHECK(in.counts.empty() || static_cast<int64_t>(in.counts.size()) == B, Input, "counts needs one entry per row");
+  // Row i's tokens are [off[i], off[i + 1]).
+  std::vector<int64_t> off(static_cast<size_t>(B + 1), 0);
+  for (int64_t i = 0; i < B; ++i) off[static_cast<size_t>(i + 1)] = off[static_cast<size_t>(i)] + (in.counts.empty() ? S : in.counts[static_cast<size_t>(i)]);
+  const int64_t n = off[static_cast<size_t>(B)];
+  QVL_CHECK(in.output != StepOutputKind::Flagged || static_cast<int64_t>(in.needs_logits.size()) == n, Input,
+            "needs_logits needs one flag per token");
+  QVL_CHECK(in.output != StepOutputKind::Sample || sampling, Input, "sampling was not set up for this session");
+  if (!in.pad.empty()) {
+    QVL_CHECK(static_cast<int64_t>(in.pad.size()) == B, Input, "pad needs one entry per row");
+    for (int64_t i = 0; i < B; ++i) {
+      const int64_t b = rows[static_cast<size_t>(i)];
+      if (cache.slot(b).len != 0) fail(ErrorCode::Input, "pad is only accepted on a sequence's first forward");
+    }
+    for (int64_t i = 0; i < B; ++i) cache.slot(rows[static_cast<size_t>(i)]).pad = in.pad[static_cast<size_t>(i)];
+  }
+  Tensor x = Tensor::empty(DType::F32, {n, Hd});
+  text.embed(in.ids, n, x.data<float>(), pool);
+  if (trace) trace->record("text_embeds", x.data<float>(), n, Hd, Hd);
+  if (in.vision) {
+    for (int64_t i = 0; i < n; ++i) {
+      const int32_t r = in.visual_rows[i];
+      if (r >= 0) std::memcpy(x.data<float>() + i * Hd, in.vision->data<float>() + r * Hd, sizeof(float) * Hd);
+    }
+  }
+  std::vector<int64_t> positions(in.positions, in.positions + 3 * n);
+  TextStep step;
+  step.steps = S;
+  step.rows = rows.data();
+  step.n_rows = B;
+  step.counts = in.counts.empty() ? nullptr : in.counts.data();
+  step.positions = positions.data();
+  step.visual_rows = in.vision ? in.visual_rows : nullptr;
+  step.deepstack = in.deepstack;
+  step.cancel = in.cancel;
+  text.forward(x.data<float>(), step, cache, pool, trace);
+  check_cancel(in.cancel, "the LM head");
+  StepOutput out;
+  // Hidden rows [picked] as one contiguous block, for the LM head.
+  auto head = [&](const std::vector<int64_t>& picked) {
+    const int64_t k = static_cast<int64_t>(picked.size());
+    Tensor sel = Tensor::empty(DType::F32, {k, Hd});
+    for (int64_t j = 0; j < k; ++j)
+      std::memcpy(sel.data<float>() + j * Hd, x.data<float>() + picked[static_cast<size_t>(j)] * Hd, sizeof(float) * Hd);
+    Tensor logits = Tensor::empty(DType::F32, {k, V});
+    if (k > 0) text.logits(sel.data<float>(), Hd, k, logits.data<float>(), pool);
+    return logits;
+  };
+  std::vector<int64_t> last;
+  for (int64_t i = 0; i < B; ++i) last.push_back(off[static_cast<size_t>(i + 1)] - 1);
+  switch (in.output) {
+    case StepOutputKind::None:
+      break;
+    case StepOutputKind::All:
+      out.logits = Tensor::empty(DType::F32, {n, V});
+      text.logits(x.data<float>(), Hd, n, out.logits.data<float>(), pool);
+      out.has_logits = true;
+      break;
+    case StepOutputKind::Flagged: {
+      std::vector<int64_t> picked;
+      for (int64_t t = 0; t < n; ++t)
+        if (in.needs_logits[static_cast<size_t>(t)]) picked.push_back(t);
+      out.logits = head(picked);
+      out.has_logits = true;
+      break;
+    }
+    case StepOutputKind::Last:
+    case StepOutputKind::Sample:
+      if (in.counts.empty()) {
+        // Equal rows: the last tokens are a strided view, no gather needed.
+        out.logits = Tensor::empty(DType::F32, {B, V});
+        text.logits(x.data<float>() + (S - 1) * Hd, S * Hd, B, out.logits.data<float>(), pool);
+      } else {
+        out.logits = head(last);
+      }
+      out.has_logits = in.output == StepOutputKind::Last;
+      if (in.output == StepOutputKind::Sample) {
+        out.tokens.resize(static_cast<size_t>(B));
+        sample_rows(*sampling, out.logits.data<float>(), V, rows.data(), B, out.tokens.data());
+        out.logits = Tensor();
+      }
+      break;
+  }
+  return out;
+}
+
+}  // namespace qvl::models
