@@ -20,6 +20,7 @@ import { decodeUtf8, incompleteUtf8Tail } from './utf8.js';
 import { identity, mapPosition, normalizeNfc, normalizeWhole, type Normalized } from './nfc.js';
 import { PAUSE, WINDOW, pieceEnds, qwen2SplitSource } from './pretokenize.js';
 import { runSliced, runToEnd, type Steps } from './slices.js';
+import { parseJsonSliced } from './json-slices.js';
 import { checkArray, expected, guard, optBoolean, optInteger, readOptions } from '../validate.js';
 
 /** One entry of the added vocabulary (the `<|...|>` control tokens and friends). */
@@ -211,8 +212,8 @@ export class QwenTokenizer {
   private readonly addedById = new Map<number, AddedToken>();
   private readonly addedByContent = new Map<string, AddedToken>();
   private readonly specialIdSet = new Set<number>();
-  private readonly merges = new MergeTable();
-  private readonly byteIds = new Int32Array(256);
+  private readonly merges: MergeTable;
+  private readonly byteIds: Int32Array;
   private readonly nfc: boolean;
   private readonly ignoreMerges: boolean;
   private readonly splitRegex = qwen2SplitRegex();
@@ -225,67 +226,15 @@ export class QwenTokenizer {
   private readonly bytesCache: (Uint8Array | undefined)[] = [];
   private readonly encoder = new TextEncoder();
 
-  private constructor(tokenizerJson: unknown, tokenizerConfig: unknown, src: Sources) {
+  private constructor(tokenizerJson: Record<string, unknown>, tokenizerConfig: unknown, src: Sources, base: BaseTables) {
     const fail = (msg: string) => formatError(src.tokenizerFile, msg);
-    if (!isObject(tokenizerJson)) throw fail('expected a JSON object');
-    const model = tokenizerJson.model;
-    if (!isObject(model)) throw fail('missing "model"');
-    if (model.type !== undefined && model.type !== 'BPE') {
-      throw new QwenVLError('E_UNSUPPORTED', `${src.tokenizerFile}: model.type ${JSON.stringify(model.type)} is not BPE`);
-    }
-    if (!isObject(model.vocab)) throw fail('model.vocab must be an object of token -> id');
-    if (!Array.isArray(model.merges)) throw fail('model.merges must be an array');
-    if (model.dropout !== undefined && model.dropout !== null) {
-      throw new QwenVLError('E_UNSUPPORTED', `${src.tokenizerFile}: BPE dropout is not supported`);
-    }
-    checkPreTokenizer(tokenizerJson.pre_tokenizer, src.tokenizerFile);
-    this.nfc = checkNormalizer(tokenizerJson.normalizer, src.tokenizerFile);
-    checkDecoder(tokenizerJson.decoder, src.tokenizerFile);
-    this.ignoreMerges = model.ignore_merges === true;
-
-    // Base vocabulary.
-    this.vocab = new Map();
-    let maxId = -1;
-    // Object.keys + indexing is several times faster than Object.entries on a 150k-key object.
-    const vocabObj = model.vocab as Record<string, unknown>;
-    for (const tok of Object.keys(vocabObj)) {
-      const id = vocabObj[tok];
-      if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= MergeTable.ID_LIMIT) {
-        throw fail(`model.vocab[${JSON.stringify(tok)}] has an invalid id ${JSON.stringify(id)}`);
-      }
-      this.vocab.set(tok, id);
-      if (id > maxId) maxId = id;
-    }
+    this.nfc = base.nfc;
+    this.ignoreMerges = base.ignoreMerges;
+    this.vocab = base.vocab;
+    this.merges = base.merges;
+    this.byteIds = base.byteIds;
     this.baseVocabSize = this.vocab.size;
-    for (let b = 0; b < 256; b++) {
-      const id = this.vocab.get(BYTE_TO_CHAR[b]);
-      if (id === undefined) throw fail(`byte-level vocabulary lacks the token for byte 0x${b.toString(16)}`);
-      this.byteIds[b] = id;
-    }
-
-    // Merges: "a b" strings (classic) or [a, b] pairs (tokenizers >= 0.20).
-    const mergeList = model.merges as unknown[];
-    for (let rank = 0; rank < mergeList.length; rank++) {
-      const m = mergeList[rank];
-      let a: unknown;
-      let b: unknown;
-      if (typeof m === 'string') {
-        const sp = m.indexOf(' ');
-        if (sp <= 0 || m.indexOf(' ', sp + 1) !== -1) throw fail(`model.merges[${rank}] is not "left right": ${JSON.stringify(m)}`);
-        a = m.slice(0, sp);
-        b = m.slice(sp + 1);
-      } else if (Array.isArray(m) && m.length === 2) {
-        [a, b] = m;
-      }
-      if (typeof a !== 'string' || typeof b !== 'string') throw fail(`model.merges[${rank}] is malformed`);
-      const ia = this.vocab.get(a);
-      const ib = this.vocab.get(b);
-      const im = this.vocab.get(a + b);
-      if (ia === undefined || ib === undefined || im === undefined) {
-        throw fail(`model.merges[${rank}] (${JSON.stringify(a)}, ${JSON.stringify(b)}) refers to tokens missing from model.vocab`);
-      }
-      this.merges.add(ia, ib, rank, im);
-    }
+    let maxId = base.maxId;
 
     // Added vocabulary: tokenizer.json's list, completed by tokenizer_config.json's added_tokens_decoder.
     const cfg = isObject(tokenizerConfig) ? tokenizerConfig : {};
@@ -334,15 +283,15 @@ export class QwenTokenizer {
       if (t.id > maxId) maxId = t.id;
       if (t.special) this.specialIdSet.add(t.id);
     }
-    this.idToTokenTable = new Array(maxId + 1);
-    for (const [tok, id] of this.vocab) this.idToTokenTable[id] = tok;
+    this.idToTokenTable = base.idToToken;
+    // Added ids past the base vocabulary extend the table; ids between stay holes, as before.
+    if (maxId + 1 > this.idToTokenTable.length) this.idToTokenTable.length = maxId + 1;
     for (const t of this.addedTokens) this.idToTokenTable[t.id] = t.content;
     let count = 0;
     for (let i = 0; i <= maxId; i++) if (this.idToTokenTable[i] !== undefined) count++;
     this.vocabSize = count;
 
-    let longest = 1;
-    for (const tok of this.vocab.keys()) if (tok.length > longest) longest = tok.length; // byte-level: a char per byte
+    let longest = base.longest;
     for (const t of this.addedTokens) {
       const bytes = Buffer.byteLength(t.content, 'utf8');
       if (bytes > longest) longest = bytes;
@@ -414,12 +363,21 @@ export class QwenTokenizer {
     const n = readOptions('QwenTokenizer.fromJSON: names', names, ['tokenizerFile', 'configFile']);
     const label = (v: unknown, fallback: string) => (typeof v === 'string' ? v : fallback);
     const src = { tokenizerFile: label(n.tokenizerFile, 'tokenizer.json'), configFile: label(n.configFile, 'tokenizer_config.json') };
-    // Parsed JSON is plain data; anything else that throws while being read (a getter, a proxy) is E_MODEL_FORMAT.
     try {
-      return new QwenTokenizer(tokenizerJson, tokenizerConfig ?? {}, src);
+      const base = runToEnd(baseTables(tokenizerJson, src));
+      return new QwenTokenizer(tokenizerJson as Record<string, unknown>, tokenizerConfig ?? {}, src, base);
     } catch (e) {
-      if (e instanceof QwenVLError) throw e;
-      throw new QwenVLError('E_MODEL_FORMAT', `${src.tokenizerFile}: cannot be read (${e instanceof Error ? e.message : String(e)})`, { cause: e });
+      throw unreadable(e, src);
+    }
+  }
+
+  /** {@link QwenTokenizer.fromJSON} with the vocabulary-sized work cut into slices between event-loop turns. */
+  private static async fromJSONSliced(tokenizerJson: unknown, tokenizerConfig: unknown, src: Sources): Promise<QwenTokenizer> {
+    try {
+      const base = await runSliced(baseTables(tokenizerJson, src));
+      return new QwenTokenizer(tokenizerJson as Record<string, unknown>, tokenizerConfig, src, base);
+    } catch (e) {
+      throw unreadable(e, src);
     }
   }
 
@@ -442,10 +400,10 @@ export class QwenTokenizer {
         throw new QwenVLError('E_MODEL_FORMAT', `${cfgFile}: cannot read (${(e as Error).message})`, { cause: e });
       }
     }
-    return QwenTokenizer.fromJSON(parseJson(tokText, tokFile), cfgText === undefined ? {} : parseJson(cfgText, cfgFile), {
-      tokenizerFile: tokFile,
-      configFile: cfgFile,
-    });
+    // tokenizer.json is megabytes: parsed and built in slices, so loading never stalls the event loop for long.
+    const tokJson = await parseJsonInSlices(tokText, tokFile);
+    const cfgJson = cfgText === undefined ? {} : parseJson(cfgText, cfgFile);
+    return QwenTokenizer.fromJSONSliced(tokJson, cfgJson, { tokenizerFile: tokFile, configFile: cfgFile });
   }
 
   /** Synchronous {@link QwenTokenizer.load}. */
@@ -766,10 +724,123 @@ interface ResolvedEncode {
   ranges: [number, number][];
 }
 
+/** What {@link baseTables} builds from tokenizer.json's model: the part whose cost grows with the vocabulary. */
+interface BaseTables {
+  vocab: Map<string, number>;
+  merges: MergeTable;
+  byteIds: Int32Array;
+  maxId: number;
+  /** Base vocabulary only; added tokens are placed by the constructor. */
+  idToToken: (string | undefined)[];
+  /** Longest base token, in UTF-8 bytes (byte-level: a char per byte). */
+  longest: number;
+  nfc: boolean;
+  ignoreMerges: boolean;
+}
+
+/** Tokenizer entries handled between two pause points of {@link baseTables}. */
+const ENTRIES_PER_STEP = 4096;
+
+/**
+ * Checks tokenizer.json's model and pre-/post-processing and builds the vocabulary map and merge table
+ * (150k entries each for Qwen) as pausable work: {@link QwenTokenizer.fromJSON} runs it in one go,
+ * {@link QwenTokenizer.load} in slices.
+ */
+function* baseTables(tokenizerJson: unknown, src: Sources): Steps<BaseTables> {
+  const fail = (msg: string) => formatError(src.tokenizerFile, msg);
+  if (!isObject(tokenizerJson)) throw fail('expected a JSON object');
+  const model = tokenizerJson.model;
+  if (!isObject(model)) throw fail('missing "model"');
+  if (model.type !== undefined && model.type !== 'BPE') {
+    throw new QwenVLError('E_UNSUPPORTED', `${src.tokenizerFile}: model.type ${JSON.stringify(model.type)} is not BPE`);
+  }
+  if (!isObject(model.vocab)) throw fail('model.vocab must be an object of token -> id');
+  if (!Array.isArray(model.merges)) throw fail('model.merges must be an array');
+  if (model.dropout !== undefined && model.dropout !== null) {
+    throw new QwenVLError('E_UNSUPPORTED', `${src.tokenizerFile}: BPE dropout is not supported`);
+  }
+  checkPreTokenizer(tokenizerJson.pre_tokenizer, src.tokenizerFile);
+  const nfc = checkNormalizer(tokenizerJson.normalizer, src.tokenizerFile);
+  checkDecoder(tokenizerJson.decoder, src.tokenizerFile);
+  const ignoreMerges = model.ignore_merges === true;
+
+  // Base vocabulary.
+  const vocab = new Map<string, number>();
+  const merges = new MergeTable();
+  const byteIds = new Int32Array(256);
+  let maxId = -1;
+  let done = 0;
+  // Object.keys + indexing is several times faster than Object.entries on a 150k-key object.
+  const vocabObj = model.vocab as Record<string, unknown>;
+  for (const tok of Object.keys(vocabObj)) {
+    const id = vocabObj[tok];
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= MergeTable.ID_LIMIT) {
+      throw fail(`model.vocab[${JSON.stringify(tok)}] has an invalid id ${JSON.stringify(id)}`);
+    }
+    vocab.set(tok, id);
+    if (id > maxId) maxId = id;
+    if (++done % ENTRIES_PER_STEP === 0) yield;
+  }
+  for (let b = 0; b < 256; b++) {
+    const id = vocab.get(BYTE_TO_CHAR[b]);
+    if (id === undefined) throw fail(`byte-level vocabulary lacks the token for byte 0x${b.toString(16)}`);
+    byteIds[b] = id;
+  }
+
+  // Merges: "a b" strings (classic) or [a, b] pairs (tokenizers >= 0.20).
+  const mergeList = model.merges as unknown[];
+  for (let rank = 0; rank < mergeList.length; rank++) {
+    const m = mergeList[rank];
+    let a: unknown;
+    let b: unknown;
+    if (typeof m === 'string') {
+      const sp = m.indexOf(' ');
+      if (sp <= 0 || m.indexOf(' ', sp + 1) !== -1) throw fail(`model.merges[${rank}] is not "left right": ${JSON.stringify(m)}`);
+      a = m.slice(0, sp);
+      b = m.slice(sp + 1);
+    } else if (Array.isArray(m) && m.length === 2) {
+      [a, b] = m;
+    }
+    if (typeof a !== 'string' || typeof b !== 'string') throw fail(`model.merges[${rank}] is malformed`);
+    const ia = vocab.get(a);
+    const ib = vocab.get(b);
+    const im = vocab.get(a + b);
+    if (ia === undefined || ib === undefined || im === undefined) {
+      throw fail(`model.merges[${rank}] (${JSON.stringify(a)}, ${JSON.stringify(b)}) refers to tokens missing from model.vocab`);
+    }
+    merges.add(ia, ib, rank, im);
+    if (rank % ENTRIES_PER_STEP === ENTRIES_PER_STEP - 1) yield;
+  }
+
+  const idToToken: (string | undefined)[] = new Array(maxId + 1);
+  let longest = 1;
+  for (const [tok, id] of vocab) {
+    idToToken[id] = tok;
+    if (tok.length > longest) longest = tok.length; // byte-level: a char per byte
+    if (++done % ENTRIES_PER_STEP === 0) yield;
+  }
+  return { vocab, merges, byteIds, maxId, idToToken, longest, nfc, ignoreMerges };
+}
+
+
 function byteLevelString(bytes: Uint8Array): string {
   let s = '';
   for (const b of bytes) s += BYTE_TO_CHAR[b];
   return s;
+}
+
+async function parseJsonInSlices(text: string, file: string): Promise<unknown> {
+  try {
+    return await parseJsonSliced(text);
+  } catch (e) {
+    throw new QwenVLError('E_MODEL_FORMAT', `${file}: invalid JSON (${(e as Error).message})`, { cause: e });
+  }
+}
+
+/** Parsed JSON is plain data; anything else that throws while being read (a getter, a proxy) is E_MODEL_FORMAT. */
+function unreadable(e: unknown, src: Sources): QwenVLError {
+  if (e instanceof QwenVLError) return e;
+  return new QwenVLError('E_MODEL_FORMAT', `${src.tokenizerFile}: cannot be read (${e instanceof Error ? e.message : String(e)})`, { cause: e });
 }
 
 function parseJson(text: string, file: string): unknown {

@@ -1,0 +1,105 @@
+// The resumable JSON parser behind QwenTokenizer.load: exactly JSON.parse's value (key order, escapes,
+// surrogates, numbers, "__proto__"), syntax errors with positions, and an event loop that keeps turning.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { JsonSliceError, parseJsonSliced, parseJsonSteps, parseJsonSync } from '../../lib/text/json-slices.js';
+import { FAMILIES, checkpointDir } from '../helpers/fixtures.js';
+
+/** Same value, same key order, same -0: JSON.stringify alone would hide -0 and undefined-vs-missing. */
+function expectSameAsJsonParse(text: string): void {
+  const want = JSON.parse(text) as unknown;
+  const got = parseJsonSync(text);
+  expect(got).toStrictEqual(want);
+  expect(JSON.stringify(got)).toBe(JSON.stringify(want));
+}
+
+describe('parseJsonSync', () => {
+  it.each(FAMILIES)('gives JSON.parse’s value for the %s tokenizer.json and tokenizer_config.json', (family) => {
+    for (const file of ['tokenizer.json', 'tokenizer_config.json']) {
+      const text = readFileSync(join(checkpointDir(family), file), 'utf8');
+      // Megabytes: a deep toStrictEqual takes seconds; the serialization shows values and key order.
+      expect(JSON.stringify(parseJsonSync(text))).toBe(JSON.stringify(JSON.parse(text)));
+    }
+  });
+
+  it('gives JSON.parse’s value on tricky documents', () => {
+    const docs = [
+      '0', '-0', '1', '-1.5e-3', '1E+2', '123456789012345678901234567890', '1e400', '-1e-400', '0.1', '2.5e308',
+      'true', 'false', 'null', '""', '"x"', '  \t\r\n 7 \n',
+      String.raw`"\" \\ \/ \b \f \n \r \t"`,
+      String.raw`"\u0041\u00e9\u4f60\ud83d\ude00"`, // BMP, and an astral character as a surrogate pair
+      String.raw`"\ud800 lone \udc00"`, // lone surrogates stay lone
+      '"\ud83d\ude00 raw astral and \u00a0 nbsp"',
+      String.raw`"\\"`, String.raw`"\\\""`, String.raw`"a\\\\"`, String.raw`["\\", "\"", "\\\\\""]`,
+      '[]', '{}', '[[]]', '[{}]', '{"a":{}}', ' [ 1 , [ 2 , [ 3 ] ] , { } ] ',
+      '{"b":1,"a":2,"10":3,"2":4,"-1":5,"01":6}', // integer-like keys are ordered by the engine either way
+      '{"a":1,"a":2,"b":3,"a":4}', // duplicate keys: last value, first position
+      '{"__proto__":{"polluted":true},"x":1}',
+      '{"constructor":1,"hasOwnProperty":2,"toString":"s"}',
+      '{"":"empty key","\\u0000":"nul key"}',
+      '[1,"two",true,null,{"k":[false,-0.0]},[[[]]]]',
+    ];
+    for (const d of docs) expectSameAsJsonParse(d);
+    const proto = parseJsonSync('{"__proto__":{"polluted":true}}') as Record<string, unknown>;
+    expect(Object.getPrototypeOf(proto)).toBe(Object.prototype);
+    expect(Object.keys(proto)).toEqual(['__proto__']);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it('handles nesting deeper than a recursive parser could', () => {
+    const depth = 200_000;
+    const got = parseJsonSync('['.repeat(depth) + ']'.repeat(depth));
+    let d = 0;
+    for (let v = got; Array.isArray(v) && v.length > 0; v = v[0] as unknown) d++;
+    expect(d).toBe(depth - 1);
+  });
+
+  it('refuses what JSON.parse refuses, saying where', () => {
+    const cases: [string, number][] = [
+      ['', 0], [' ', 1], ['{', 1], ['[', 1], ['[1,]', 3], ['{"a":1,}', 7], ['{"a" 1}', 5], ['{a:1}', 1],
+      ['"abc', 4], [String.raw`"a\x"`, 3], [String.raw`"\u12G4"`, 5], ['"a\tb"', 2], ['01', 1], ['-', 1],
+      ['1.', 1], ['.5', 0], ['1e', 1], ['+1', 0], ['tru', 0], ['nul', 0], ['[1 2]', 3], ['{"a":1 "b":2}', 7],
+      ['1 2', 2], ['NaN', 0], ['[1]]', 3], ['"\\', 2], ['{"a":[}', 6], ['\u00a0 1', 0], ['[1,,2]', 3],
+      ['{"a":1}{', 7], ["{'a':1}", 1], ['[-]', 2], ['[01]', 2], ['"a\nb"', 2],
+    ];
+    for (const [text, at] of cases) {
+      expect(() => JSON.parse(text), text).toThrow(SyntaxError);
+      let err: unknown;
+      try {
+        parseJsonSync(text);
+      } catch (e) {
+        err = e;
+      }
+      expect(err, text).toBeInstanceOf(JsonSliceError);
+      expect(err, text).toBeInstanceOf(SyntaxError);
+      expect((err as JsonSliceError).position, text).toBe(at);
+      expect((err as Error).message, text).toContain(`at position ${at}`);
+    }
+  });
+});
+
+describe('parseJsonSliced', () => {
+  it('pauses every few thousand characters and gives the same value', async () => {
+    const text = readFileSync(join(checkpointDir('qwen2-vl'), 'tokenizer.json'), 'utf8');
+    let steps = 0;
+    for (const g = parseJsonSteps(text); !g.next().done; ) steps++;
+    expect(steps).toBeGreaterThan(100); // megabytes of text, paused at least every 16k characters
+
+    let turns = 0;
+    let running = true;
+    const tick = () => {
+      turns++;
+      if (running) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const got = await parseJsonSliced(text);
+    running = false;
+    expect(turns).toBeGreaterThan(1);
+    expect(JSON.stringify(got)).toBe(JSON.stringify(JSON.parse(text)));
+  });
+
+  it('rejects with the position of a syntax error', async () => {
+    await expect(parseJsonSliced('{"a": [1, 2,, 3]}')).rejects.toThrow(/at position 12/);
+  });
+});
