@@ -33,7 +33,15 @@ interface Frame {
   readonly value: Record<string, unknown> | unknown[];
   readonly isArray: boolean;
   key: string;
+  /** An object's keys as they came, duplicates included (arrays: empty). */
+  readonly keys: string[];
 }
+
+/** Objects with at least this many keys remember their keys (see {@link ownKeysSteps}). */
+export const LARGE_OBJECT_KEYS = 1024;
+
+/** The keys, in text order, of each large object this parser made. */
+const largeObjectKeys = new WeakMap<object, readonly string[]>();
 
 /** `JSON.parse(text)` as pausable work. */
 export function* parseJsonSteps(text: string): Steps<unknown> {
@@ -109,7 +117,7 @@ export function* parseJsonSteps(text: string): Steps<unknown> {
         value = {};
       } else {
         const key = readKey();
-        stack.push({ value: {}, isArray: false, key });
+        stack.push({ value: {}, isArray: false, key, keys: [key] });
         continue;
       }
     } else if (c === 0x5b /* [ */) {
@@ -119,7 +127,7 @@ export function* parseJsonSteps(text: string): Steps<unknown> {
         i++;
         value = [];
       } else {
-        stack.push({ value: [], isArray: true, key: '' });
+        stack.push({ value: [], isArray: true, key: '', keys: [] });
         continue;
       }
     } else if (c === 0x22) {
@@ -159,13 +167,17 @@ export function* parseJsonSteps(text: string): Steps<unknown> {
       if (d === 0x2c /* , */) {
         i++;
         skipWs();
-        if (!top.isArray) top.key = readKey();
+        if (!top.isArray) {
+          top.key = readKey();
+          top.keys.push(top.key);
+        }
         break;
       }
       if (d === (top.isArray ? 0x5d : 0x7d)) {
         i++;
         stack.pop();
         value = top.value;
+        if (top.keys.length >= LARGE_OBJECT_KEYS) largeObjectKeys.set(top.value, top.keys);
         continue;
       }
       throw unexpected();
@@ -175,6 +187,41 @@ export function* parseJsonSteps(text: string): Steps<unknown> {
       yield;
     }
   }
+}
+
+/** Keys handled between two pause points of {@link ownKeysSteps}. */
+const KEYS_PER_STEP = 8192;
+
+/** Canonical array indices, which every engine lists first and in numeric order. */
+const ARRAY_INDEX = /^(?:0|[1-9][0-9]{0,9})$/;
+
+/**
+ * `Object.keys(obj)` as pausable work. `Object.keys` of the 150k-entry vocabulary is a single ~30 ms call;
+ * for a large object made by {@link parseJsonSteps} the same list (array indices first in numeric order,
+ * then the other keys in the order they were first defined) is derived from the remembered keys in steps.
+ * Any other object gets `Object.keys` itself.
+ */
+export function* ownKeysSteps(obj: object): Steps<string[]> {
+  const seen = largeObjectKeys.get(obj);
+  if (seen === undefined) return Object.keys(obj);
+  const unique = new Set<string>();
+  const indices: string[] = [];
+  const others: string[] = [];
+  for (let k = 0; k < seen.length; k++) {
+    const key = seen[k];
+    if (!unique.has(key)) {
+      unique.add(key);
+      if (ARRAY_INDEX.test(key) && Number(key) < 2 ** 32 - 1) indices.push(key);
+      else others.push(key);
+    }
+    if (k % KEYS_PER_STEP === KEYS_PER_STEP - 1) yield;
+  }
+  indices.sort((a, b) => Number(a) - Number(b));
+  for (let k = 0; k < others.length; k++) {
+    indices.push(others[k]);
+    if (k % KEYS_PER_STEP === KEYS_PER_STEP - 1) yield;
+  }
+  return indices;
 }
 
 /** `JSON.parse(text)` in one go (the same code path as the sliced parse). */

@@ -3,7 +3,15 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { JsonSliceError, parseJsonSliced, parseJsonSteps, parseJsonSync } from '../../lib/text/json-slices.js';
+import {
+  JsonSliceError,
+  LARGE_OBJECT_KEYS,
+  ownKeysSteps,
+  parseJsonSliced,
+  parseJsonSteps,
+  parseJsonSync,
+} from '../../lib/text/json-slices.js';
+import { runToEnd } from '../../lib/text/slices.js';
 import { FAMILIES, checkpointDir } from '../helpers/fixtures.js';
 
 /** Same value, same key order, same -0: JSON.stringify alone would hide -0 and undefined-vs-missing. */
@@ -76,6 +84,30 @@ describe('parseJsonSync', () => {
       expect((err as JsonSliceError).position, text).toBe(at);
       expect((err as Error).message, text).toContain(`at position ${at}`);
     }
+  });
+});
+
+describe('ownKeysSteps', () => {
+  it('lists a large parsed object’s keys in Object.keys order', () => {
+    const keys: string[] = [];
+    for (let i = 0; i < LARGE_OBJECT_KEYS + 500; i++) {
+      const r = (i * 7919) % 1009;
+      // Plain names, array indices (out of order), near-indices that are names, duplicates, __proto__.
+      keys.push(r % 5 === 0 ? String(r * 3) : r % 7 === 0 ? `0${r}` : r % 11 === 0 ? `${r}.0` : `k${r}`);
+    }
+    keys.push('4294967294', '4294967295', '-1', '__proto__', 'k1', '0');
+    const text = `{${keys.map((k, i) => `${JSON.stringify(k)}:${i}`).join(',')}}`;
+    const parsed = parseJsonSync(text) as object;
+    expect(runToEnd(ownKeysSteps(parsed))).toEqual(Object.keys(JSON.parse(text) as object));
+    expect(runToEnd(ownKeysSteps(parsed))).toEqual(Object.keys(parsed));
+  });
+
+  it('lists the fixture vocabulary in Object.keys order, and any other object by Object.keys', () => {
+    const text = readFileSync(join(checkpointDir('qwen2-vl'), 'tokenizer.json'), 'utf8');
+    const vocab = (parseJsonSync(text) as { model: { vocab: object } }).model.vocab;
+    expect(runToEnd(ownKeysSteps(vocab))).toEqual(Object.keys(vocab));
+    const plain = { b: 1, 2: 2, a: 3, 1: 4 };
+    expect(runToEnd(ownKeysSteps(plain))).toEqual(['1', '2', 'b', 'a']);
   });
 });
 
