@@ -381,7 +381,11 @@ export class QwenTokenizer {
     }
   }
 
-  /** Loads `tokenizer.json` (required) and `tokenizer_config.json` (optional) from a checkpoint folder. */
+  /**
+   * Loads `tokenizer.json` (required) and `tokenizer_config.json` (optional) from a checkpoint folder.
+   * The megabytes of JSON are parsed and the vocabulary and merge table built in slices of a few
+   * milliseconds, letting the event loop run in between; the result equals {@link QwenTokenizer.loadSync}.
+   */
   static async load(dir: string): Promise<QwenTokenizer> {
     if (typeof dir !== 'string' || dir.length === 0) throw expected('QwenTokenizer.load: dir', 'a folder path', dir);
     const tokFile = join(dir, 'tokenizer.json');
