@@ -20,7 +20,7 @@ import { decodeUtf8, incompleteUtf8Tail } from './utf8.js';
 import { identity, mapPosition, normalizeNfc, normalizeWhole, type Normalized } from './nfc.js';
 import { PAUSE, WINDOW, pieceEnds, qwen2SplitSource } from './pretokenize.js';
 import { runSliced, runToEnd, type Steps } from './slices.js';
-import { ownKeysSteps, parseJsonSliced } from './json-slices.js';
+import { decodeUtf8Steps, ownKeysSteps, parseJsonSliced } from './json-slices.js';
 import { checkArray, expected, guard, optBoolean, optInteger, readOptions } from '../validate.js';
 
 /** One entry of the added vocabulary (the `<|...|>` control tokens and friends). */
@@ -390,9 +390,9 @@ export class QwenTokenizer {
     if (typeof dir !== 'string' || dir.length === 0) throw expected('QwenTokenizer.load: dir', 'a folder path', dir);
     const tokFile = join(dir, 'tokenizer.json');
     const cfgFile = join(dir, 'tokenizer_config.json');
-    let tokText: string;
+    let tokBytes: Buffer;
     try {
-      tokText = await readFile(tokFile, 'utf8');
+      tokBytes = await readFile(tokFile);
     } catch (e) {
       throw new QwenVLError('E_MODEL_FORMAT', `${tokFile}: cannot read the tokenizer (${(e as Error).message})`, { cause: e });
     }
@@ -405,7 +405,7 @@ export class QwenTokenizer {
       }
     }
     // tokenizer.json is megabytes: parsed and built in slices, so loading never stalls the event loop for long.
-    const tokJson = await parseJsonInSlices(tokText, tokFile);
+    const tokJson = await parseJsonInSlices(await runSliced(decodeUtf8Steps(tokBytes)), tokFile);
     const cfgJson = cfgText === undefined ? {} : parseJson(cfgText, cfgFile);
     return QwenTokenizer.fromJSONSliced(tokJson, cfgJson, { tokenizerFile: tokFile, configFile: cfgFile });
   }

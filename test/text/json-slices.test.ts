@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   JsonSliceError,
+  decodeUtf8Steps,
   LARGE_OBJECT_KEYS,
   ownKeysSteps,
   parseJsonSliced,
@@ -108,6 +109,30 @@ describe('ownKeysSteps', () => {
     expect(runToEnd(ownKeysSteps(vocab))).toEqual(Object.keys(vocab));
     const plain = { b: 1, 2: 2, a: 3, 1: 4 };
     expect(runToEnd(ownKeysSteps(plain))).toEqual(['1', '2', 'b', 'a']);
+  });
+});
+
+describe('decodeUtf8Steps', () => {
+  it('decodes as Buffer.toString does, in 1 MiB steps, whatever falls on a step boundary', () => {
+    const MiB = 1 << 20;
+    // Valid multi-byte characters, a BOM, and bad sequences (lone continuation, truncated lead, overlong,
+    // surrogate, out of range) placed across the first step boundary.
+    const odd = [
+      [0xef, 0xbb, 0xbf], [0xe4, 0xbd, 0xa0], [0xf0, 0x9f, 0x98, 0x80], [0x80], [0xe4, 0xbd], [0xc0, 0xaf],
+      [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xc3, 0xa9], [0xff],
+    ].flat();
+    for (const shift of [0, 1, 2, 3, 5, 9]) {
+      const bytes = Buffer.alloc(MiB + 64, 0x61);
+      bytes.set([0xef, 0xbb, 0xbf], 0); // a leading BOM is kept, as toString keeps it
+      bytes.set(odd, MiB - shift);
+      let steps = 0;
+      const g = decodeUtf8Steps(bytes);
+      let r = g.next();
+      for (; !r.done; r = g.next()) steps++;
+      expect(steps).toBe(2);
+      expect(r.value === bytes.toString('utf8'), `shift ${shift}`).toBe(true);
+    }
+    expect(runToEnd(decodeUtf8Steps(new Uint8Array(0)))).toBe('');
   });
 });
 
