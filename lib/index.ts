@@ -109,7 +109,7 @@ export {
   type PadOptions,
 } from './text/batch.js';
 export { loadModel, type LoadOptions, type LoadProgress } from './model/load.js';
-export { Model, type ChatResult, type FinishReason, type ModelProcessor, type Conversation, type RequestOptions } from './model/model.js';
+export { Model, type ChatResult, type FinishReason, type ModelProcessor, type Conversation, type RequestOptions, type PrepareOptions, type EstimateOptions } from './model/model.js';
 export {
   DEFAULT_MEDIA_POLICY,
   type MediaPolicy,
@@ -129,7 +129,7 @@ export {
   type Budget,
   type TokenEstimate,
 } from './model/budget.js';
-export type { Sources as TokenizerSources } from './text/tokenizer.js';
+export type { Sources as TokenizerSources, TokenEncodeAsyncOptions } from './text/tokenizer.js';
 export type { ConfigReader, Json } from './families/fields.js';
 
 // Building blocks as exported: only QwenVLError escapes them (see publicFunction).
