@@ -79,7 +79,7 @@ describe('in-repo fixtures', () => {
           if (p !== REPO_FIXTURES) walk(p);
         } else if (/\.(ts|js|cjs|mjs)$/.test(e.name) && !p.endsWith(join('helpers', 'fixtures.ts')) && p !== join(REPO, 'test', 'fixtures.test.ts')) {
           const src = readFileSync(p, 'utf8');
-          if (/\/work\/shared|shared\/(fixtures|model-configs)['/]/.test(src.replace(/^\s*(\/\/|\*).*$/gm, ''))) offenders.push(relative(REPO, p));
+          if (/\/work\/shared|shared\/(fixtures|model-configs)['/]|\.\.\/shared\/?'/.test(src.replace(/^\s*(\/\/|\*).*$/gm, ''))) offenders.push(relative(REPO, p));
         }
       }
     };

@@ -3,16 +3,14 @@
 // the file, the field and the bound, at once (not a heap exhausted by an array of 2**31 layers).
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { QwenVLError } from '../../lib/errors.js';
 import { parseGenerationConfig, parseModelConfig } from '../../lib/model/config.js';
 import { parseImageProcessorConfig } from '../../lib/processor/config.js';
 import { parseVideoProcessorConfig } from '../../lib/processor/video-config.js';
+import { MODEL_CONFIGS, REPO_FIXTURES } from '../helpers/fixtures.js';
 
-const SHARED = fileURLToPath(new URL('../../../shared/', import.meta.url));
-const FIXTURES = join(SHARED, 'fixtures');
-const MODEL_CONFIGS = join(SHARED, 'model-configs');
+const FIXTURES = REPO_FIXTURES;
 
 type Json = Record<string, unknown>;
 
@@ -73,7 +71,7 @@ function formatError(fn: () => unknown): QwenVLError {
 }
 
 describe('config.json: every number is bounded', () => {
-  it.each(configs.map(([p, j]) => [p.slice(SHARED.length), p, j] as const))('%s', (_name, file, json) => {
+  it.each(configs.map(([p, j]) => [p.slice(REPO_FIXTURES.length + 1), p, j] as const))('%s', (_name, file, json) => {
     const start = performance.now();
     const paths = numericPaths(json);
     expect(paths).toContain(paths.find((p) => p.endsWith('num_hidden_layers')));
