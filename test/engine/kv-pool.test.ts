@@ -32,9 +32,24 @@ const maxDiff = (a: Float32Array, b: Float32Array) => {
 async function decode(session: NativeHandle, rows: number[], prompt = p): Promise<Float32Array> {
   const R = rows.length, S = prompt.seqLength;
   const positions = new Int32Array(3 * R);
-  rows.forEach((b, i) => (positions[i] = positions[R + i] = positions[2 * R + i] = S + (prompt === p ? p.ropeDeltas[b] : prompt.ropeDeltas[0])));
+  rows.forEach((b, i) => (positions[i] = positions[R + i] = positions[2 * R + i] = S + prompt.ropeDeltas[prompt === p ? b : 0]));
   const r = await native.sessionForward(session, { ids: new Int32Array(R).fill(100), steps: 1, positions, rows: Int32Array.from(rows), logits: 'last' });
   return new Float32Array(r.logits!.data);
+}
+
+/** Sessions over the two-row batch `p`, one per capacity, each prefilled; disposed after `body`. */
+async function withPrefilled(
+  capacities: number[],
+  kvDtype: 'f32' | 'bf16',
+  body: (...sessions: NativeHandle[]) => Promise<void>,
+): Promise<void> {
+  const sessions = capacities.map((c) => native.modelNewSession(ctx.handle, 2, c, { kvDtype }));
+  try {
+    for (const s of sessions) await native.sessionForward(s, prefillArgs(ctx, p, null, 'last'));
+    await body(...sessions);
+  } finally {
+    for (const s of sessions) native.disposeHandle(s);
+  }
 }
 
 describe('KV pool', () => {
@@ -45,27 +60,16 @@ describe('KV pool', () => {
 
   it('a grown bf16 sequence keeps its keys and values', async () => {
     const S = p.seqLength;
-    const big = native.modelNewSession(ctx.handle, 2, S + 1, { kvDtype: 'bf16' });
-    const tight = native.modelNewSession(ctx.handle, 2, S, { kvDtype: 'bf16' });
-    try {
-      await native.sessionForward(big, prefillArgs(ctx, p, null, 'last'));
-      await native.sessionForward(tight, prefillArgs(ctx, p, null, 'last'));
+    await withPrefilled([S + 1, S], 'bf16', async (big, tight) => {
       native.sessionGrowSequence(tight, 0, S + 1);
       native.sessionGrowSequence(tight, 1, S + 1);
       expect(await decode(tight, [0, 1])).toEqual(await decode(big, [0, 1]));
-    } finally {
-      native.disposeHandle(big);
-      native.disposeHandle(tight);
-    }
+    });
   });
 
   it('a freed sequence leaves the others running and its id is refused', async () => {
     const S = p.seqLength;
-    const ref = native.modelNewSession(ctx.handle, 2, S + 2);
-    const s = native.modelNewSession(ctx.handle, 2, S + 2);
-    try {
-      await native.sessionForward(ref, prefillArgs(ctx, p, null, 'last'));
-      await native.sessionForward(s, prefillArgs(ctx, p, null, 'last'));
+    await withPrefilled([S + 2, S + 2], 'f32', async (ref, s) => {
       const want = await decode(ref, [1]);
       native.sessionFreeSequence(s, 0);
       expect(native.sessionLengths(s)).toEqual([null, S]);
@@ -73,29 +77,19 @@ describe('KV pool', () => {
       await expect(decode(s, [0])).rejects.toMatchObject({ code: 'E_INPUT', message: expect.stringMatching(/not in the KV pool|not a live sequence/) });
       expect(() => native.sessionFreeSequence(s, 0)).toThrow(/not in the KV pool/);
       expect(() => native.sessionFreeSequence(s, 7)).toThrow(/not in the KV pool/);
-    } finally {
-      native.disposeHandle(ref);
-      native.disposeHandle(s);
-    }
+    });
   });
 
   it('a full sequence overflows, and grown it continues exactly as one made large enough', async () => {
     const S = p.seqLength;
-    const big = native.modelNewSession(ctx.handle, 2, S + 3);
-    const tight = native.modelNewSession(ctx.handle, 2, S);
-    try {
-      await native.sessionForward(big, prefillArgs(ctx, p, null, 'last'));
-      await native.sessionForward(tight, prefillArgs(ctx, p, null, 'last'));
+    await withPrefilled([S + 3, S], 'f32', async (big, tight) => {
       await expect(decode(tight, [0, 1])).rejects.toMatchObject({ code: 'E_CONTEXT_OVERFLOW' });
       native.sessionGrowSequence(tight, 0, S + 3);
       native.sessionGrowSequence(tight, 1, S + 3);
       expect(native.sessionLengths(tight)).toEqual([S, S]);
       expect(await decode(tight, [0, 1])).toEqual(await decode(big, [0, 1]));
       expect(() => native.sessionGrowSequence(tight, 0, S)).toThrow(/cannot shrink/);
-    } finally {
-      native.disposeHandle(big);
-      native.disposeHandle(tight);
-    }
+    });
   });
 
   it('a sequence added to a running session computes what it would alone', async () => {
@@ -113,10 +107,9 @@ describe('KV pool', () => {
       expect(await decode(s, [id], solo)).toEqual(wantDecode);
       expect(native.sessionLengths(s)).toEqual([S, S, T + 1]);
       // The batch's own rows are unaffected by the newcomer.
-      const ref = native.modelNewSession(ctx.handle, 2, S + 1);
-      await native.sessionForward(ref, prefillArgs(ctx, p, null, 'last'));
-      expect(maxDiff(await decode(s, [0, 1]), await decode(ref, [0, 1]))).toBe(0);
-      native.disposeHandle(ref);
+      await withPrefilled([S + 1], 'f32', async (ref) => {
+        expect(maxDiff(await decode(s, [0, 1]), await decode(ref, [0, 1]))).toBe(0);
+      });
     } finally {
       native.disposeHandle(alone);
       native.disposeHandle(s);
