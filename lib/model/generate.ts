@@ -13,6 +13,7 @@ import type { ResolvedGenerateOptions } from '../generate/options.js';
 import { native, type NativeForwardArgs, type NativeHandle } from '../native/binding.js';
 import type { RequestCancel } from './cancel.js';
 import { concatFloat, type PreparedInputs } from './inputs.js';
+import { contextOverflow } from './prompt-limits.js';
 
 /** @internal One decode step: the token chosen for each row (-1 for rows already finished). */
 export interface StepTokens {
@@ -149,12 +150,7 @@ export async function* tokenLoop(
   isStopped: (row: number) => boolean,
 ): AsyncGenerator<StepTokens> {
   const B = p.batchSize, S = p.seqLength;
-  if (S >= ctx.contextLength) {
-    throw new QwenVLError(
-      'E_CONTEXT_OVERFLOW',
-      `the prompt has ${S} tokens but the model's context is ${ctx.contextLength} (lower the image resolution or shorten the prompt)`,
-    );
-  }
+  if (S >= ctx.contextLength) throw contextOverflow(String(S), ctx.contextLength);
   const maxTokens = Math.min(o.maxTokens, ctx.contextLength - S);
   ctx.cancel.throwIfCancelled();
   const vision = await encodePrepared(ctx, p);

@@ -388,11 +388,7 @@ export class Model {
   ): Promise<ChatResult[]> {
     const ctx = this.loopContext(cancel);
     // An abort during preprocessing resolves at once, before any token exists.
-    const prepareOptions = {
-      ...(o.media !== undefined ? { media: o.media } : {}),
-      ...(o.specialTokensInUserText !== undefined ? { specialTokensInUserText: o.specialTokensInUserText } : {}),
-    };
-    const p = await cancel.race(this.prepareWith(messages, prepareOptions)).catch((e: unknown) => {
+    const p = await cancel.race(this.prepareWith(messages, o)).catch((e: unknown) => {
       if (cancel.reason === 'abort' && cancel.isCancellation(e)) return null;
       throw e;
     });
