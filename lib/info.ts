@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { inputError } from './errors.js';
 import { native } from './native/binding.js';
+import { publicCall } from './validate.js';
 
 /** What one op family runs on this machine. */
 export interface OpFamilyInfo {
@@ -45,6 +46,11 @@ function packageVersion(): string {
 
 /** Reports version, CPU features, chosen kernels, thread count and CUDA availability. */
 export function info(): Info {
+  return publicCall('info', arguments, infoImpl);
+}
+
+/** {@link info} without the public guard, for internal callers: what it throws passes through unchanged. */
+export function infoImpl(): Info {
   const n = native.info();
   const cuda: CudaInfo = n.cuda.available
     ? {
@@ -67,6 +73,11 @@ export function info(): Info {
 
 /** Sets the number of compute threads (default: physical cores): an integer from 1 to 1024. */
 export function setThreads(threads: number): void {
+  publicCall('setThreads', arguments, () => setThreadsImpl(threads));
+}
+
+/** {@link setThreads} without the public guard, for internal callers: what it throws passes through unchanged. */
+export function setThreadsImpl(threads: number): void {
   if (!Number.isInteger(threads) || threads < 1 || threads > 1024) {
     throw inputError(`threads must be an integer from 1 to 1024, got ${typeof threads === 'number' ? String(threads) : typeof threads}`);
   }

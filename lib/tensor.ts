@@ -5,6 +5,7 @@
  */
 import { QwenVLError, inputError } from './errors.js';
 import { native, type NativeTensorData } from './native/binding.js';
+import { publicCallAsync } from './validate.js';
 
 /** Element types. `f16` and `bf16` are stored as raw 16-bit patterns in a `Uint16Array`. */
 export type DType = 'f32' | 'f16' | 'bf16' | 'i32' | 'i64' | 'u8';
@@ -175,9 +176,11 @@ export function tensorFromNative(t: NativeTensorData): Tensor {
  * when every value fits (else E_INPUT); float to integer is E_UNSUPPORTED. The input's memory
  * is read in place: do not transfer or detach its buffer until the promise settles.
  */
-export async function castTensor(t: Tensor, to: DType): Promise<Tensor> {
-  if (!(t instanceof Tensor)) throw inputError('castTensor expects a Tensor');
-  if (!isDType(to)) throw inputError(`castTensor: unknown dtype ${String(to)}`);
-  const r = await native.castTensor(t.data, DTYPE_CODES[t.dtype], [...t.shape], DTYPE_CODES[to]);
-  return tensorFromNative(r);
+export function castTensor(t: Tensor, to: DType): Promise<Tensor> {
+  return publicCallAsync('castTensor', arguments, async () => {
+    if (!(t instanceof Tensor)) throw inputError('castTensor expects a Tensor');
+    if (!isDType(to)) throw inputError(`castTensor: unknown dtype ${String(to)}`);
+    const r = await native.castTensor(t.data, DTYPE_CODES[t.dtype], [...t.shape], DTYPE_CODES[to]);
+    return tensorFromNative(r);
+  });
 }

@@ -7,9 +7,20 @@
  */
 import { QwenVLError, inputError } from './errors.js';
 
+/** Whether `v` is a revoked proxy: the one value `Array.isArray` throws on. */
+function isRevokedProxy(v: unknown): boolean {
+  try {
+    Array.isArray(v);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
 /** A short description of a received value for error messages: its type and, for primitives, its value. */
 export function describe(v: unknown): string {
   if (v === null) return 'null';
+  if (isRevokedProxy(v)) return 'a revoked proxy';
   if (Array.isArray(v)) {
     try {
       return `an array of length ${v.length}`;
@@ -83,7 +94,7 @@ export function readOptions<K extends string>(
   keys: readonly K[],
 ): Partial<Record<K, unknown>> {
   if (v === undefined) return {};
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw expected(where, 'an options object', v);
+  if (v === null || typeof v !== 'object' || isRevokedProxy(v) || Array.isArray(v)) throw expected(where, 'an options object', v);
   const out: Partial<Record<K, unknown>> = {};
   for (const k of keys) {
     let x: unknown;
@@ -117,7 +128,7 @@ export const MAX_LIST = 1 << 26;
 
 /** A real array (not array-like) of at most {@link MAX_LIST} elements. */
 export function checkArray(where: string, v: unknown, what = 'an array', max = MAX_LIST): readonly unknown[] {
-  if (!Array.isArray(v)) throw expected(where, what, v);
+  if (isRevokedProxy(v) || !Array.isArray(v)) throw expected(where, what, v);
   const length = guard(where, () => v.length); // a proxy may throw here
   if (length > max) throw inputError(`${where}: ${length} elements is more than the ${max} accepted`);
   return v;
@@ -132,24 +143,35 @@ export function isInstance(v: unknown, cls: abstract new (...args: never[]) => u
   }
 }
 
+/** Refuses an array argument of more than {@link MAX_LIST} elements (a sparse array of length 2^32-1 would keep a loop busy for minutes). */
+function checkArrayArguments(name: string, args: IArguments): void {
+  for (let i = 0; i < args.length; i++) {
+    const a: unknown = args[i];
+    if (Array.isArray(a)) checkArray(`${name}: argument ${i + 1}`, a); // Array.isArray throws on a revoked proxy
+  }
+}
+
 /**
- * A library function as exported: an argument that is an array of more than {@link MAX_LIST} elements
- * (a sparse array of length 2^32-1 would keep a loop busy for minutes) is refused, and anything else
- * the function throws or rejects with that is not a QwenVLError becomes E_INPUT naming the function.
+ * The body of the exported library function `name`, called with `args` (its `arguments`, so that extra
+ * arguments are checked too): an array argument of more than {@link MAX_LIST} elements is refused, and
+ * anything `body` throws that is not a QwenVLError becomes E_INPUT naming the function. Internal callers
+ * call the unguarded implementation, so that their errors and hot loops stay as they are.
  */
-export function publicFunction<F extends (...args: never[]) => unknown>(name: string, f: F): F {
-  const wrapped = function (this: unknown, ...args: unknown[]): unknown {
-    try {
-      args.forEach((a, i) => {
-        if (Array.isArray(a)) checkArray(`${name}: argument ${i + 1}`, a);
-      });
-      const r = (f as unknown as (...x: unknown[]) => unknown).apply(this, args);
-      if (r instanceof Promise) return r.catch((e: unknown) => Promise.reject(asQwenError(e, name)));
-      return r;
-    } catch (e) {
-      throw asQwenError(e, name);
-    }
-  };
-  Object.defineProperty(wrapped, 'name', { value: f.name });
-  return wrapped as unknown as F;
+export function publicCall<T>(name: string, args: IArguments, body: () => T): T {
+  try {
+    checkArrayArguments(name, args);
+    return body();
+  } catch (e) {
+    throw asQwenError(e, name);
+  }
+}
+
+/** Async {@link publicCall}: every failure, the argument checks' included, is a rejection with a QwenVLError. */
+export async function publicCallAsync<T>(name: string, args: IArguments, body: () => Promise<T>): Promise<T> {
+  try {
+    checkArrayArguments(name, args);
+    return await body();
+  } catch (e) {
+    throw asQwenError(e, name);
+  }
 }

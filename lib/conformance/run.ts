@@ -6,12 +6,13 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { QwenVLError, formatError, inputError } from '../errors.js';
-import { openSafetensors, type SafetensorsCheckpoint } from '../io/safetensors.js';
-import { getFamily } from '../families/registry.js';
+import { openSafetensorsImpl, type SafetensorsCheckpoint } from '../io/safetensors.js';
+import { getFamilyImpl } from '../families/registry.js';
 import { loadModel } from '../model/load.js';
 import type { Model } from '../model/model.js';
 import type { ChatMessage } from '../text/chat-template.js';
 import { compareExact, compareFloat, type StageResult } from './compare.js';
+import { publicCallAsync } from '../validate.js';
 
 export type { StageResult } from './compare.js';
 
@@ -80,7 +81,7 @@ function ints(ck: SafetensorsCheckpoint, name: string): number[] | null {
 async function runCase(model: Model, root: string, dir: string, tol: ConformanceTolerances, emit: (r: StageResult) => void): Promise<void> {
   const meta = JSON.parse(await readFile(join(dir, 'meta.json'), 'utf8')) as CaseMeta;
   const name = meta.name;
-  const ref = await openSafetensors(join(dir, 'tensors.safetensors'));
+  const ref = await openSafetensorsImpl(join(dir, 'tensors.safetensors'));
   try {
     const conversations = withInputs(meta, root);
     const p = await model.prepare(conversations);
@@ -117,7 +118,7 @@ async function runCase(model: Model, root: string, dir: string, tol: Conformance
     pairs.push(['text_embeds', 'text_embeds', true]);
     for (let l = 0; ref.tensors.has(`layer_input.${l}`); l++) pairs.push([`layer_input.${l}`, `layer_input.${l}`, true]);
     // The reference's final_hidden is transformers' last hidden_states entry, normed or not by family.
-    const normed = getFamily(model.config.family)?.lastHiddenIsNormed ?? true;
+    const normed = getFamilyImpl(model.config.family)?.lastHiddenIsNormed ?? true;
     pairs.push([normed ? 'final_hidden' : 'last_layer_output', 'final_hidden', true]);
     for (const [ours, refName, perToken] of pairs) {
       const r = f32(ref, refName);
@@ -164,7 +165,12 @@ async function runCase(model: Model, root: string, dir: string, tol: Conformance
  * The case names of a fixture folder (the sub-folders of `<dir>/cases`), sorted.
  * @throws QwenVLError E_INPUT when the folder cannot be read or holds no case.
  */
-export async function listConformanceCases(dir: string): Promise<string[]> {
+export function listConformanceCases(dir: string): Promise<string[]> {
+  return publicCallAsync('listConformanceCases', arguments, () => listConformanceCasesImpl(dir));
+}
+
+/** {@link listConformanceCases} without the public guard, for internal callers: what it throws passes through unchanged. */
+export async function listConformanceCasesImpl(dir: string): Promise<string[]> {
   const casesDir = join(dir, 'cases');
   let entries;
   try {
@@ -184,14 +190,19 @@ export async function listConformanceCases(dir: string): Promise<string[]> {
  * tokens) must match exactly.
  * @throws QwenVLError E_INPUT when `options.cases` names a case the folder does not have.
  */
-export async function runConformance(dir: string, options: ConformanceOptions = {}): Promise<StageResult[]> {
+export function runConformance(dir: string, options: ConformanceOptions = {}): Promise<StageResult[]> {
+  return publicCallAsync('runConformance', arguments, () => runConformanceImpl(dir, options));
+}
+
+/** {@link runConformance} without the public guard, for internal callers: what it throws passes through unchanged. */
+export async function runConformanceImpl(dir: string, options: ConformanceOptions = {}): Promise<StageResult[]> {
   const tol: ConformanceTolerances = { pixels: 1e-5, relative: 1e-4, ...options.tolerances };
   const results: StageResult[] = [];
   const emit = (r: StageResult) => {
     results.push(r);
     options.onResult?.(r);
   };
-  const known = await listConformanceCases(dir);
+  const known = await listConformanceCasesImpl(dir);
   const unknown = (options.cases ?? []).filter((c) => !known.includes(c));
   if (unknown.length > 0) throw inputError(`unknown conformance case(s) ${unknown.join(', ')} (known: ${known.join(', ')})`);
   const names = options.cases ? known.filter((c) => options.cases!.includes(c)) : known;

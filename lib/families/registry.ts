@@ -8,6 +8,7 @@ import { qwen2Vl } from './qwen2-vl.js';
 import { qwen25Vl } from './qwen2.5-vl.js';
 import { qwen3Vl } from './qwen3-vl.js';
 import { qwen3VlMoe } from './qwen3-vl-moe.js';
+import { publicCall } from '../validate.js';
 
 /** All families, in release order. */
 export const FAMILIES = [qwen2Vl, qwen25Vl, qwen3Vl, qwen3VlMoe] as const;
@@ -20,15 +21,30 @@ const byId = new Map<string, FamilyDescriptor<FamilyId>>(FAMILIES.map((f) => [f.
 
 /** The family whose config.json `model_type` is `modelType`, or undefined. */
 export function familyForModelType(modelType: string): FamilyDescriptor<FamilyId> | undefined {
+  return publicCall('familyForModelType', arguments, () => familyForModelTypeImpl(modelType));
+}
+
+/** {@link familyForModelType} without the public guard, for internal callers: what it throws passes through unchanged. */
+export function familyForModelTypeImpl(modelType: string): FamilyDescriptor<FamilyId> | undefined {
   return byModelType.get(modelType);
 }
 
 /** The family with id `id`, or undefined. */
 export function getFamily(id: string): FamilyDescriptor<FamilyId> | undefined {
+  return publicCall('getFamily', arguments, () => getFamilyImpl(id));
+}
+
+/** {@link getFamily} without the public guard, for internal callers: what it throws passes through unchanged. */
+export function getFamilyImpl(id: string): FamilyDescriptor<FamilyId> | undefined {
   return byId.get(id);
 }
 
 /** The `model_type` values qwenvl can load. */
 export function supportedModelTypes(): string[] {
+  return publicCall('supportedModelTypes', arguments, () => supportedModelTypesImpl());
+}
+
+/** {@link supportedModelTypes} without the public guard, for internal callers: what it throws passes through unchanged. */
+export function supportedModelTypesImpl(): string[] {
   return FAMILIES.map((f) => f.modelType);
 }

@@ -18,7 +18,8 @@
  */
 import { inputError } from '../errors.js';
 import type { ModelConfig } from '../model/config.js';
-import { getFamily } from './registry.js';
+import { getFamilyImpl } from './registry.js';
+import { publicCall } from '../validate.js';
 
 /** Which family's get_rope_index to follow. */
 export type RopeIndexKind = 'qwen2_vl' | 'qwen2_5_vl' | 'qwen3_vl';
@@ -53,12 +54,17 @@ export interface RopeIndex {
 
 /** Position of a decoded token at cache position `cachePos` (padding included) on every axis. */
 export function decodePosition(cachePos: number, ropeDelta: number): number {
-  return cachePos + ropeDelta;
+  return publicCall('decodePosition', arguments, () => cachePos + ropeDelta);
 }
 
 /** {@link RopeIndexOptions} for a parsed checkpoint config. */
 export function ropeIndexOptions(config: ModelConfig, secondPerGridTs?: ArrayLike<number> | null): RopeIndexOptions {
-  const family = getFamily(config.family);
+  return publicCall('ropeIndexOptions', arguments, () => ropeIndexOptionsImpl(config, secondPerGridTs));
+}
+
+/** {@link ropeIndexOptions} without the public guard, for internal callers: what it throws passes through unchanged. */
+export function ropeIndexOptionsImpl(config: ModelConfig, secondPerGridTs?: ArrayLike<number> | null): RopeIndexOptions {
+  const family = getFamilyImpl(config.family);
   if (family === undefined) throw inputError(`ropeIndexOptions: unknown family "${config.family}"`);
   return {
     kind: family.ropeIndex,
@@ -113,6 +119,17 @@ function temporalIndex(options: RopeIndexOptions, videoIndex: number): (t: numbe
  * @throws QwenVLError E_INPUT when shapes disagree or the placeholders do not match the grids
  */
 export function getRopeIndex(
+  inputIds: readonly ArrayLike<number>[],
+  attentionMask: readonly ArrayLike<number>[] | null | undefined,
+  imageGridThw: readonly GridThw[] | null | undefined,
+  videoGridThw: readonly GridThw[] | null | undefined,
+  options: RopeIndexOptions,
+): RopeIndex {
+  return publicCall('getRopeIndex', arguments, () => getRopeIndexImpl(inputIds, attentionMask, imageGridThw, videoGridThw, options));
+}
+
+/** {@link getRopeIndex} without the public guard, for internal callers: what it throws passes through unchanged. */
+export function getRopeIndexImpl(
   inputIds: readonly ArrayLike<number>[],
   attentionMask: readonly ArrayLike<number>[] | null | undefined,
   imageGridThw: readonly GridThw[] | null | undefined,

@@ -32,6 +32,7 @@ import { QwenVLError, formatError, inputError } from '../errors.js';
 import { native, type NativeMappedFile } from '../native/binding.js';
 import { DTYPE_CODES, DTYPE_SIZES, type DType, Tensor, tensorFromNative } from '../tensor.js';
 import { findDuplicateKey } from './json-keys.js';
+import { publicCallAsync } from '../validate.js';
 
 /** Largest header accepted, as in the reference implementation. */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -188,7 +189,12 @@ export function parseSafetensorsHeader(file: string, headerBytes: Uint8Array, fi
 }
 
 /** Reads and validates the header of one safetensors file (8 + N bytes are read, no more). */
-export async function readSafetensorsHeader(file: string): Promise<SafetensorsHeader> {
+export function readSafetensorsHeader(file: string): Promise<SafetensorsHeader> {
+  return publicCallAsync('readSafetensorsHeader', arguments, () => readSafetensorsHeaderImpl(file));
+}
+
+/** {@link readSafetensorsHeader} without the public guard, for internal callers: what it throws passes through unchanged. */
+async function readSafetensorsHeaderImpl(file: string): Promise<SafetensorsHeader> {
   const abs = path.resolve(file);
   let fh;
   try {
@@ -365,7 +371,7 @@ async function openSharded(indexFile: string): Promise<SafetensorsCheckpoint> {
       const first = [...index.weightMap].find(([, s]) => s === shard)?.[0] ?? '';
       throw formatError(indexFile, `shard ${JSON.stringify(shard)} (listed for tensor ${JSON.stringify(first)}) does not exist at ${shardPath}`);
     }
-    headers.set(shard, await readSafetensorsHeader(shardPath));
+    headers.set(shard, await readSafetensorsHeaderImpl(shardPath));
   }
   const tensors = new Map<string, SafetensorsTensorInfo>();
   for (const [, h] of headers) {
@@ -391,7 +397,12 @@ async function openSharded(indexFile: string): Promise<SafetensorsCheckpoint> {
  * file, a `*.safetensors.index.json` index, or a folder holding `model.safetensors.index.json`
  * (preferred) or `model.safetensors`. No tensor data is read until {@link SafetensorsCheckpoint.get}.
  */
-export async function openSafetensors(pathOrDir: string): Promise<SafetensorsCheckpoint> {
+export function openSafetensors(pathOrDir: string): Promise<SafetensorsCheckpoint> {
+  return publicCallAsync('openSafetensors', arguments, () => openSafetensorsImpl(pathOrDir));
+}
+
+/** {@link openSafetensors} without the public guard, for internal callers: what it throws passes through unchanged. */
+export async function openSafetensorsImpl(pathOrDir: string): Promise<SafetensorsCheckpoint> {
   if (typeof pathOrDir !== 'string' || pathOrDir === '') throw inputError('openSafetensors expects a path');
   const abs = path.resolve(pathOrDir);
   let st;
@@ -412,6 +423,6 @@ export async function openSafetensors(pathOrDir: string): Promise<SafetensorsChe
 }
 
 async function openSingle(file: string): Promise<SafetensorsCheckpoint> {
-  const header = await readSafetensorsHeader(file);
+  const header = await readSafetensorsHeaderImpl(file);
   return new SafetensorsCheckpoint(file, [header], header.tensors);
 }

@@ -5,6 +5,7 @@
  */
 import { totalmem } from 'node:os';
 import { inputError } from '../errors.js';
+import { publicCall } from '../validate.js';
 import type { ModelConfig } from './config.js';
 
 /** Limits applied to every request; set through {@link LoadOptions}. */
@@ -17,6 +18,11 @@ export interface Budget {
 
 /** Conservative defaults: 16384 vision tokens, and a quarter of this machine's memory (at most 16 GiB). */
 export function defaultBudget(): Budget {
+  return publicCall('defaultBudget', arguments, () => defaultBudgetImpl());
+}
+
+/** {@link defaultBudget} without the public guard, for internal callers: what it throws passes through unchanged. */
+export function defaultBudgetImpl(): Budget {
   return { maxVisualTokens: 16384, maxMemoryBytes: Math.min(16 * 2 ** 30, Math.floor(totalmem() / 4)) };
 }
 

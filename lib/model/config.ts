@@ -11,7 +11,8 @@ import { QwenVLError, formatError } from '../errors.js';
 import type { ConfigLayout } from '../families/family.js';
 import { ConfigReader, isJsonObject } from '../families/fields.js';
 import { emptySection } from '../families/common.js';
-import { familyForModelType, supportedModelTypes, type FamilyId } from '../families/registry.js';
+import { familyForModelTypeImpl, supportedModelTypesImpl, supportedModelTypes, type FamilyId } from '../families/registry.js';
+import { publicCall, publicCallAsync } from '../validate.js';
 
 /** Mixture-of-experts settings of a sparse decoder (Qwen3-VL-MoE). */
 export interface MoeConfig {
@@ -239,14 +240,19 @@ function parseTokens(root: ConfigReader, text: ConfigReader, vocabSize: number):
  *   naming the file and field for missing, mistyped or inconsistent values.
  */
 export function parseModelConfig(json: unknown, file = 'config.json'): ModelConfig {
+  return publicCall('parseModelConfig', arguments, () => parseModelConfigImpl(json, file));
+}
+
+/** {@link parseModelConfig} without the public guard, for internal callers: what it throws passes through unchanged. */
+function parseModelConfigImpl(json: unknown, file = 'config.json'): ModelConfig {
   if (!isJsonObject(json)) throw formatError(file, 'expected a JSON object at the top level');
   const root = new ConfigReader(json, file);
   const modelType = root.str('model_type');
-  const family = familyForModelType(modelType);
+  const family = familyForModelTypeImpl(modelType);
   if (family === undefined) {
     throw new QwenVLError(
       'E_UNSUPPORTED',
-      `${file}: model_type "${modelType}" is not supported; supported model types: ${supportedModelTypes().join(', ')}`,
+      `${file}: model_type "${modelType}" is not supported; supported model types: ${supportedModelTypesImpl().join(', ')}`,
     );
   }
   const { text, layout } = family.parseText(root);
@@ -297,9 +303,14 @@ async function readJson(path: string, name: string, required: boolean): Promise<
  * Reads and parses `<dir>/config.json`.
  * @throws QwenVLError E_MODEL_FORMAT when the file is missing or invalid; see {@link parseModelConfig}.
  */
-export async function loadModelConfig(dir: string): Promise<ModelConfig> {
+export function loadModelConfig(dir: string): Promise<ModelConfig> {
+  return publicCallAsync('loadModelConfig', arguments, () => loadModelConfigImpl(dir));
+}
+
+/** {@link loadModelConfig} without the public guard, for internal callers: what it throws passes through unchanged. */
+export async function loadModelConfigImpl(dir: string): Promise<ModelConfig> {
   const path = join(dir, 'config.json');
-  return parseModelConfig(await readJson(path, 'config.json', true), path);
+  return parseModelConfigImpl(await readJson(path, 'config.json', true), path);
 }
 
 /**
@@ -307,6 +318,11 @@ export async function loadModelConfig(dir: string): Promise<ModelConfig> {
  * GenerationConfig defaults; eos / pad / bos fall back to the model config's.
  */
 export function parseGenerationConfig(json: unknown, file = 'generation_config.json', model?: ModelConfig): GenerationDefaults {
+  return publicCall('parseGenerationConfig', arguments, () => parseGenerationConfigImpl(json, file, model));
+}
+
+/** {@link parseGenerationConfig} without the public guard, for internal callers: what it throws passes through unchanged. */
+function parseGenerationConfigImpl(json: unknown, file = 'generation_config.json', model?: ModelConfig): GenerationDefaults {
   if (!isJsonObject(json)) throw formatError(file, 'expected a JSON object at the top level');
   const r = new ConfigReader(json, file);
   const eos = r.idList('eos_token_id');
@@ -331,9 +347,14 @@ export function parseGenerationConfig(json: unknown, file = 'generation_config.j
  * Reads `<dir>/generation_config.json`; when the folder has none, returns transformers' defaults
  * with the model config's special tokens.
  */
-export async function loadGenerationDefaults(dir: string, model?: ModelConfig): Promise<GenerationDefaults> {
+export function loadGenerationDefaults(dir: string, model?: ModelConfig): Promise<GenerationDefaults> {
+  return publicCallAsync('loadGenerationDefaults', arguments, () => loadGenerationDefaultsImpl(dir, model));
+}
+
+/** {@link loadGenerationDefaults} without the public guard, for internal callers: what it throws passes through unchanged. */
+export async function loadGenerationDefaultsImpl(dir: string, model?: ModelConfig): Promise<GenerationDefaults> {
   const path = join(dir, 'generation_config.json');
   const json = await readJson(path, 'generation_config.json', false);
-  if (json === undefined) return { ...parseGenerationConfig({}, path, model), source: 'defaults' };
-  return parseGenerationConfig(json, path, model);
+  if (json === undefined) return { ...parseGenerationConfigImpl({}, path, model), source: 'defaults' };
+  return parseGenerationConfigImpl(json, path, model);
 }

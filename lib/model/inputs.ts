@@ -5,15 +5,15 @@
  * @module
  */
 import { QwenVLError, inputError } from '../errors.js';
-import { getRopeIndex, ropeIndexOptions } from '../families/rope-index.js';
+import { getRopeIndexImpl, ropeIndexOptionsImpl } from '../families/rope-index.js';
 import type { ImageProcessorConfig } from '../processor/config.js';
-import { processImages, type ImageInput, type ImageItem, type ImageSizeOptions } from '../processor/image.js';
+import { processImagesImpl, type ImageInput, type ImageItem, type ImageSizeOptions } from '../processor/image.js';
 import { resolveMediaPolicy, type ResolvedMediaPolicy } from '../processor/media-policy.js';
-import { processVideo, type ProcessVideoOptions, type ProcessedVideo, type VideoInput } from '../processor/video.js';
+import { processVideoImpl, type ProcessVideoOptions, type ProcessedVideo, type VideoInput } from '../processor/video.js';
 import type { VideoProcessorConfig } from '../processor/video-config.js';
-import { padBatch } from '../text/batch.js';
+import { padBatchImpl } from '../text/batch.js';
 import type { ChatMessage, ChatTemplate } from '../text/chat-template.js';
-import { countOf, expandVisionPlaceholders } from '../text/expand.js';
+import { countOf, expandVisionPlaceholdersImpl } from '../text/expand.js';
 import type { QwenTokenizer } from '../text/tokenizer.js';
 import { expandOutsideSpans, renderMarked, type MarkedPrompt } from '../text/user-text.js';
 import { checkTextLength, countOutside, overflowInContext } from './prompt-limits.js';
@@ -249,7 +249,7 @@ export async function prepareInputs(
 
   const pixels = ctx.maxInputPixels ? { maxInputPixels: ctx.maxInputPixels } : {};
   const processed = items.length > 0
-    ? await processImages(items, ctx.imageConfig, { ...pixels, media, labels: itemWhere })
+    ? await processImagesImpl(items, ctx.imageConfig, { ...pixels, media, labels: itemWhere })
     : null;
   const imageGridThw = processed?.imageGridThw ?? [];
   // Videos one at a time: each may be long, and only its sampled frames are kept.
@@ -259,7 +259,7 @@ export async function prepareInputs(
   for (let i = 0; i < videoItems.length; i++) {
     const left: number | undefined = ctx.maxVisualTokens === undefined ? undefined : ctx.maxVisualTokens - tokensOf(imageGridThw) - tokensOf(videos.map((v) => v.gridThw));
     try {
-      videos.push(await processVideo(videoItems[i].input, ctx.videoConfig, {
+      videos.push(await processVideoImpl(videoItems[i].input, ctx.videoConfig, {
         ...videoItems[i].options,
         ...pixels,
         media,
@@ -271,9 +271,9 @@ export async function prepareInputs(
     }
   }
   const videoGridThw = videos.map((v) => v.gridThw);
-  const qwen3 = ropeIndexOptions(ctx.config).kind === 'qwen3_vl';
+  const qwen3 = ropeIndexOptionsImpl(ctx.config).kind === 'qwen3_vl';
   const videoTimestamps = videos.map((v) => v.timestamps);
-  const expand = (texts: string[]) => expandVisionPlaceholders(texts, {
+  const expand = (texts: string[]) => expandVisionPlaceholdersImpl(texts, {
     imageGridThw,
     videoGridThw,
     mergeSize: ctx.config.vision.spatialMergeSize,
@@ -296,12 +296,12 @@ export async function prepareInputs(
       throw e;
     }
   }
-  const batch = padBatch(rowsIds, { padId, side: 'left' });
+  const batch = padBatchImpl(rowsIds, { padId, side: 'left' });
   const S = batch.seqLength, B = batch.batchSize;
   const rows = Array.from({ length: B }, (_, b) => batch.inputIds.subarray(b * S, (b + 1) * S));
   const masks = Array.from({ length: B }, (_, b) => batch.attentionMask.subarray(b * S, (b + 1) * S));
   const secondPerGridTs = videos.map((v) => v.secondPerGridT);
-  const rope = getRopeIndex(rows, masks, imageGridThw, videoGridThw, ropeIndexOptions(ctx.config, secondPerGridTs));
+  const rope = getRopeIndexImpl(rows, masks, imageGridThw, videoGridThw, ropeIndexOptionsImpl(ctx.config, secondPerGridTs));
   const positionIds = new Int32Array(3 * B * S);
   for (let axis = 0; axis < 3; axis++) {
     for (let b = 0; b < B; b++) positionIds.set(rope.positionIds[axis as 0 | 1 | 2][b], axis * B * S + b * S);

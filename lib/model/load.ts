@@ -5,18 +5,18 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { QwenVLError, inputError } from '../errors.js';
-import { setThreads } from '../info.js';
-import { openSafetensors } from '../io/safetensors.js';
+import { setThreadsImpl } from '../info.js';
+import { openSafetensorsImpl } from '../io/safetensors.js';
 import { DTYPE_CODES } from '../tensor.js';
 import { native } from '../native/binding.js';
-import { loadImageProcessorConfig } from '../processor/config.js';
-import { loadVideoProcessorConfig } from '../processor/video-config.js';
+import { loadImageProcessorConfigImpl } from '../processor/config.js';
+import { loadVideoProcessorConfigImpl } from '../processor/video-config.js';
 import { resolveMediaPolicy, type MediaPolicy } from '../processor/media-policy.js';
-import { ropeIndexOptions } from '../families/rope-index.js';
+import { ropeIndexOptionsImpl } from '../families/rope-index.js';
 import { ChatTemplate } from '../text/chat-template.js';
 import { QwenTokenizer } from '../text/tokenizer.js';
-import { loadGenerationDefaults, loadModelConfig } from './config.js';
-import { defaultBudget } from './budget.js';
+import { loadGenerationDefaultsImpl, loadModelConfigImpl } from './config.js';
+import { defaultBudgetImpl } from './budget.js';
 import { checkProcessorsMatch, checkSpecialTokens, checkSupported } from './checkpoint-checks.js';
 import { checkLoadOptions } from './load-options.js';
 import { guard } from '../validate.js';
@@ -86,22 +86,22 @@ export async function loadModel(dir: string, loadOptions?: LoadOptions): Promise
     if (e instanceof QwenVLError) throw e;
     throw inputError(`loadModel: ${dir} does not exist`);
   }
-  const budget = defaultBudget();
+  const budget = defaultBudgetImpl();
   for (const key of ['maxVisualTokens', 'maxMemoryBytes'] as const) {
     if (options[key] !== undefined) budget[key] = options[key];
   }
   const media = await resolveMediaPolicy(options.media, undefined, 'loadModel: media');
   const progress = (stage: LoadProgress['stage'], fraction: number, message: string) =>
     guard('loadModel: options.onProgress', () => options.onProgress?.({ stage, fraction, message }));
-  if (options.threads !== undefined) setThreads(options.threads);
+  if (options.threads !== undefined) setThreadsImpl(options.threads);
 
   progress('config', 0, 'reading config.json');
-  const config = await loadModelConfig(dir);
+  const config = await loadModelConfigImpl(dir);
   checkSupported(config, join(dir, 'config.json'));
-  const generationDefaults = await loadGenerationDefaults(dir, config);
+  const generationDefaults = await loadGenerationDefaultsImpl(dir, config);
   const contextLength = options.contextLength ?? Math.min(config.text.maxPositionEmbeddings, 32768);
-  const imageConfig = await loadImageProcessorConfig(dir);
-  const videoConfig = await loadVideoProcessorConfig(dir, ropeIndexOptions(config).kind === 'qwen3_vl' ? 'qwen3' : 'qwen2');
+  const imageConfig = await loadImageProcessorConfigImpl(dir);
+  const videoConfig = await loadVideoProcessorConfigImpl(dir, ropeIndexOptionsImpl(config).kind === 'qwen3_vl' ? 'qwen3' : 'qwen2');
   progress('tokenizer', 0.1, 'loading tokenizer and chat template');
   const tokenizer = await QwenTokenizer.load(dir);
   await checkProcessorsMatch(dir, config, imageConfig, videoConfig);
@@ -109,7 +109,7 @@ export async function loadModel(dir: string, loadOptions?: LoadOptions): Promise
   const template = await ChatTemplate.fromDirectory(dir, tokenizer.specialTokensMap);
 
   progress('weights', 0.3, 'validating safetensors headers');
-  const ckpt = await openSafetensors(dir);
+  const ckpt = await openSafetensorsImpl(dir);
   const names = weightNames(ckpt.tensors.keys(), ckpt.path, config.text.tieWordEmbeddings);
   const byFile = new Map<string, { name: string; dtype: number; shape: number[]; byteOffset: number; byteLength: number }[]>();
   for (const t of ckpt.tensors.values()) {

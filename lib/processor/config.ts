@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { QwenVLError, formatError } from '../errors.js';
+import { publicCall, publicCallAsync } from '../validate.js';
 
 /**
  * Which transformers implementation the numbers must match. They differ in the last bits:
@@ -97,6 +98,11 @@ function isObject(v: unknown): v is Record<string, unknown> {
  * filter other than bicubic.
  */
 export function parseImageProcessorConfig(json: unknown, file = 'preprocessor_config.json'): ImageProcessorConfig {
+  return publicCall('parseImageProcessorConfig', arguments, () => parseImageProcessorConfigImpl(json, file));
+}
+
+/** {@link parseImageProcessorConfig} without the public guard, for internal callers: what it throws passes through unchanged. */
+export function parseImageProcessorConfigImpl(json: unknown, file = 'preprocessor_config.json'): ImageProcessorConfig {
   if (!isObject(json)) throw formatError(file, 'expected a JSON object');
   const cfg: ImageProcessorConfig = { ...DEFAULT_IMAGE_PROCESSOR_CONFIG };
 
@@ -190,7 +196,12 @@ export function parseImageProcessorConfig(json: unknown, file = 'preprocessor_co
 }
 
 /** Reads and parses `<dir>/preprocessor_config.json`. */
-export async function loadImageProcessorConfig(dir: string): Promise<ImageProcessorConfig> {
+export function loadImageProcessorConfig(dir: string): Promise<ImageProcessorConfig> {
+  return publicCallAsync('loadImageProcessorConfig', arguments, () => loadImageProcessorConfigImpl(dir));
+}
+
+/** {@link loadImageProcessorConfig} without the public guard, for internal callers: what it throws passes through unchanged. */
+export async function loadImageProcessorConfigImpl(dir: string): Promise<ImageProcessorConfig> {
   const file = join(dir, 'preprocessor_config.json');
   let text: string;
   try {
@@ -204,5 +215,5 @@ export async function loadImageProcessorConfig(dir: string): Promise<ImageProces
   } catch (err) {
     throw formatError(file, `invalid JSON (${(err as Error).message})`);
   }
-  return parseImageProcessorConfig(json, file);
+  return parseImageProcessorConfigImpl(json, file);
 }

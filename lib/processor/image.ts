@@ -25,7 +25,8 @@ import { native } from '../native/binding.js';
 import type { ImageProcessorConfig, ProcessorFlavor } from './config.js';
 import { resolveMediaPolicy, type MediaPolicy, type ResolvedMediaPolicy } from './media-policy.js';
 import { checkMediaBytes, resolveMediaSource } from './media-source.js';
-import { smartResize } from './smart-resize.js';
+import { smartResizeImpl } from './smart-resize.js';
+import { publicCallAsync } from '../validate.js';
 
 /** Raw interleaved 8-bit pixels; `channels` defaults to 3 (RGB). 4 is RGBA, 1 grey, 2 grey+alpha. */
 export interface RawImage {
@@ -125,7 +126,12 @@ async function finish(pipeline: Sharp, alpha: 'drop' | 'white', what: string): P
  * Decodes an image to 8-bit RGB (see the module notes for how this matches PIL). Throws E_INPUT
  * for missing, empty, undecodable or over-limit images, with the source named in the message.
  */
-export async function decodeImage(input: ImageInput, options: DecodeOptions = {}): Promise<RgbImage> {
+export function decodeImage(input: ImageInput, options: DecodeOptions = {}): Promise<RgbImage> {
+  return publicCallAsync('decodeImage', arguments, () => decodeImageImpl(input, options));
+}
+
+/** {@link decodeImage} without the public guard, for internal callers: what it throws passes through unchanged. */
+export async function decodeImageImpl(input: ImageInput, options: DecodeOptions = {}): Promise<RgbImage> {
   const own = options.maxInputPixels ?? DEFAULT_MAX_INPUT_PIXELS;
   if (!(own >= 1) || !Number.isFinite(own)) throw inputError(`maxInputPixels must be a positive number, got ${own}`);
   const policy = await resolveMediaPolicy(options.media);
@@ -238,13 +244,23 @@ export function targetSize(
   const maxPixels = opts.maxPixels ?? config.maxPixels;
   const hasW = opts.resizedWidth !== undefined, hasH = opts.resizedHeight !== undefined;
   if (hasW !== hasH) throw inputError('resizedWidth and resizedHeight must be given together');
-  if (hasW) return smartResize(opts.resizedHeight as number, opts.resizedWidth as number, { factor, minPixels, maxPixels });
+  if (hasW) return smartResizeImpl(opts.resizedHeight as number, opts.resizedWidth as number, { factor, minPixels, maxPixels });
   if (!config.doResize) return [height, width];
-  return smartResize(height, width, { factor, minPixels, maxPixels });
+  return smartResizeImpl(height, width, { factor, minPixels, maxPixels });
 }
 
 /** Bicubic resize of 8-bit RGB with the rounding of the given flavor (a copy-free no-op at equal size). */
-export async function resizeRgb(
+export function resizeRgb(
+  image: RgbImage,
+  width: number,
+  height: number,
+  flavor: ProcessorFlavor = 'slow',
+): Promise<RgbImage> {
+  return publicCallAsync('resizeRgb', arguments, () => resizeRgbImpl(image, width, height, flavor));
+}
+
+/** {@link resizeRgb} without the public guard, for internal callers: what it throws passes through unchanged. */
+export async function resizeRgbImpl(
   image: RgbImage,
   width: number,
   height: number,
@@ -266,8 +282,20 @@ export async function resizeRgb(
  * Rescales, normalises and flattens same-size RGB frames (one image, or the frames of a video)
  * into patch rows. Frames are padded to a multiple of the temporal patch size by repeating the
  * last one. Returns the rows and the [t, h, w] grid.
+ * @param flavor the resampling flavor; `config.flavor` when omitted
  */
-export async function patchifyFrames(
+export function patchifyFrames(
+  frames: Uint8Array[],
+  width: number,
+  height: number,
+  config: ImageProcessorConfig,
+  flavor?: ProcessorFlavor, // no `= config.flavor` here: a default is evaluated before the guard runs
+): Promise<{ pixelValues: Float32Array; shape: [number, number]; gridThw: [number, number, number] }> {
+  return publicCallAsync('patchifyFrames', arguments, () => patchifyFramesImpl(frames, width, height, config, flavor));
+}
+
+/** {@link patchifyFrames} without the public guard, for internal callers: what it throws passes through unchanged. */
+export async function patchifyFramesImpl(
   frames: Uint8Array[],
   width: number,
   height: number,
@@ -296,7 +324,16 @@ export async function patchifyFrames(
  * patches in order. Each entry is an image or `{ image, minPixels, maxPixels, resizedWidth,
  * resizedHeight }`.
  */
-export async function processImages(
+export function processImages(
+  images: readonly (ImageInput | ImageItem)[],
+  config: ImageProcessorConfig,
+  options: ProcessImagesOptions = {},
+): Promise<ProcessedImages> {
+  return publicCallAsync('processImages', arguments, () => processImagesImpl(images, config, options));
+}
+
+/** {@link processImages} without the public guard, for internal callers: what it throws passes through unchanged. */
+export async function processImagesImpl(
   images: readonly (ImageInput | ImageItem)[],
   config: ImageProcessorConfig,
   options: ProcessImagesOptions = {},
@@ -316,7 +353,7 @@ export async function processImages(
       let decoded: RgbImage;
       let size: [number, number];
       try {
-        decoded = await decodeImage(item.image, decodeOptions);
+        decoded = await decodeImageImpl(item.image, decodeOptions);
         size = targetSize(decoded.height, decoded.width, config, item);
       } catch (err) {
         const label = options.labels?.[i] ?? (images.length > 1 ? `images[${i}]` : undefined);
@@ -326,8 +363,8 @@ export async function processImages(
         throw err;
       }
       const [h, w] = size;
-      const resized = await resizeRgb(decoded, w, h, flavor);
-      return patchifyFrames([resized.data], w, h, config, flavor);
+      const resized = await resizeRgbImpl(decoded, w, h, flavor);
+      return patchifyFramesImpl([resized.data], w, h, config, flavor);
     }),
   );
   const rowLen = 3 * config.temporalPatchSize * config.patchSize * config.patchSize;

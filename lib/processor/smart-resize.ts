@@ -4,6 +4,7 @@
  * @module
  */
 import { inputError } from '../errors.js';
+import { publicCall } from '../validate.js';
 
 /** Bounds for {@link smartResize}. */
 export interface SmartResizeOptions {
@@ -28,6 +29,11 @@ export function pyRound(x: number): number {
  * does) or when the bounds leave no valid size.
  */
 export function smartResize(height: number, width: number, options: SmartResizeOptions): [number, number] {
+  return publicCall('smartResize', arguments, () => smartResizeImpl(height, width, options));
+}
+
+/** {@link smartResize} without the public guard, for internal callers: what it throws passes through unchanged. */
+export function smartResizeImpl(height: number, width: number, options: SmartResizeOptions): [number, number] {
   const { factor, minPixels, maxPixels } = options;
   for (const [name, v] of [['height', height], ['width', width], ['factor', factor]] as const) {
     if (!Number.isSafeInteger(v) || v < 1) throw inputError(`smartResize: ${name} must be a positive integer, got ${v}`);

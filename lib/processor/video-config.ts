@@ -8,7 +8,8 @@
 import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { QwenVLError, formatError, inputError } from '../errors.js';
-import { OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, parseImageProcessorConfig, type ImageProcessorConfig } from './config.js';
+import { publicCall, publicCallAsync } from '../validate.js';
+import { OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, parseImageProcessorConfigImpl, type ImageProcessorConfig } from './config.js';
 
 /**
  * Which transformers video processor to reproduce: `qwen2` = `Qwen2VLVideoProcessor` (per-frame
@@ -87,6 +88,15 @@ export function parseVideoProcessorConfig(
   file = 'video_preprocessor_config.json',
   kind?: VideoProcessorKind,
 ): VideoProcessorConfig {
+  return publicCall('parseVideoProcessorConfig', arguments, () => parseVideoProcessorConfigImpl(json, file, kind));
+}
+
+/** {@link parseVideoProcessorConfig} without the public guard, for internal callers: what it throws passes through unchanged. */
+function parseVideoProcessorConfigImpl(
+  json: unknown,
+  file = 'video_preprocessor_config.json',
+  kind?: VideoProcessorKind,
+): VideoProcessorConfig {
   if (!isObject(json)) throw formatError(file, 'expected a JSON object');
   if (kind !== undefined && kind !== 'qwen2' && kind !== 'qwen3') {
     throw inputError(`video processor kind must be 'qwen2' or 'qwen3', got ${String(kind)}`);
@@ -100,7 +110,7 @@ export function parseVideoProcessorConfig(
   }
   // The image parser's flavor comes from image_processor_type; video processors are all torch-based.
   delete merged.image_processor_type;
-  const base = parseImageProcessorConfig(merged, file);
+  const base = parseImageProcessorConfigImpl(merged, file);
 
   const count = (key: string, dflt: number | undefined): number | undefined => {
     const v = json[key];
@@ -138,7 +148,12 @@ async function readJson(file: string): Promise<unknown> {
  * Reads `<dir>/video_preprocessor_config.json`, or `<dir>/preprocessor_config.json` when the
  * checkpoint has no video config (Qwen2-VL / Qwen2.5-VL), as transformers does.
  */
-export async function loadVideoProcessorConfig(dir: string, kind?: VideoProcessorKind): Promise<VideoProcessorConfig> {
+export function loadVideoProcessorConfig(dir: string, kind?: VideoProcessorKind): Promise<VideoProcessorConfig> {
+  return publicCallAsync('loadVideoProcessorConfig', arguments, () => loadVideoProcessorConfigImpl(dir, kind));
+}
+
+/** {@link loadVideoProcessorConfig} without the public guard, for internal callers: what it throws passes through unchanged. */
+export async function loadVideoProcessorConfigImpl(dir: string, kind?: VideoProcessorKind): Promise<VideoProcessorConfig> {
   const video = join(dir, 'video_preprocessor_config.json');
   let file = video;
   try {
@@ -149,5 +164,5 @@ export async function loadVideoProcessorConfig(dir: string, kind?: VideoProcesso
     }
     file = join(dir, 'preprocessor_config.json');
   }
-  return parseVideoProcessorConfig(await readJson(file), file, kind);
+  return parseVideoProcessorConfigImpl(await readJson(file), file, kind);
 }

@@ -22,6 +22,7 @@
  */
 import { inputError } from '../errors.js';
 import { pyRound } from './smart-resize.js';
+import { publicCall } from '../validate.js';
 
 /** qwen-vl-utils `FRAME_FACTOR`: sampled frame counts are multiples of this (the temporal patch size). */
 export const FRAME_FACTOR = 2;
@@ -85,6 +86,11 @@ const floorByFactor = (x: number, f: number): number => Math.floor(x / f) * f;
  * outside [2, totalFrames] (a video too short to sample, or `nframes` too large).
  */
 export function smartNframes(options: FrameCountOptions, totalFrames: number, videoFps: number): number {
+  return publicCall('smartNframes', arguments, () => smartNframesImpl(options, totalFrames, videoFps));
+}
+
+/** {@link smartNframes} without the public guard, for internal callers: what it throws passes through unchanged. */
+function smartNframesImpl(options: FrameCountOptions, totalFrames: number, videoFps: number): number {
   if (options.fps !== undefined && options.nframes !== undefined) {
     throw inputError('video: give either fps or nframes, not both');
   }
@@ -227,7 +233,7 @@ export function sampleFramesQwenVlUtils(
   options: FrameCountOptions & { videoStart?: number; videoEnd?: number } = {},
 ): FrameSample {
   const range = videoFrameRange(totalFrames, videoFps, options.videoStart, options.videoEnd);
-  const n = smartNframes(options, range.count, videoFps);
+  const n = smartNframesImpl(options, range.count, videoFps);
   const indices = torchLinspaceF32(range.start, range.end, n).map(roundHalfEven);
   return { indices, sampleFps: (n / Math.max(range.count, 1e-6)) * videoFps };
 }

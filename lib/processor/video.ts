@@ -32,13 +32,14 @@
  * @module
  */
 import { QwenVLError, inputError } from '../errors.js';
-import { qwen3VideoTimestamps } from '../text/expand.js';
+import { qwen3VideoTimestampsImpl } from '../text/expand.js';
+import { publicCallAsync } from '../validate.js';
 import type { ProcessorFlavor } from './config.js';
 import { countVideoFrames, decodeVideoFrames, findFfmpeg, probeVideo, type VideoProbe } from './ffmpeg.js';
 import {
-  decodeImage,
-  patchifyFrames,
-  resizeRgb,
+  decodeImageImpl,
+  patchifyFramesImpl,
+  resizeRgbImpl,
   DEFAULT_MAX_INPUT_PIXELS,
   type DecodeOptions,
   type ImageInput,
@@ -46,7 +47,7 @@ import {
 } from './image.js';
 import { resolveMediaPolicy, type ResolvedMediaPolicy } from './media-policy.js';
 import { resolveMediaSource } from './media-source.js';
-import { smartResize } from './smart-resize.js';
+import { smartResizeImpl } from './smart-resize.js';
 import { checkAborted, checkFrameCount, checkLimits, checkTokens, videoTokens } from './video-limits.js';
 import type { VideoProcessorConfig } from './video-config.js';
 import {
@@ -189,7 +190,7 @@ function processorSize(
   if (config.kind === 'qwen3') {
     return qwen3VideoSmartResize(numFrames, height, width, { temporalFactor: config.temporalPatchSize, factor, ...bounds });
   }
-  return smartResize(height, width, { factor, ...bounds });
+  return smartResizeImpl(height, width, { factor, ...bounds });
 }
 
 /**
@@ -198,7 +199,7 @@ function processorSize(
  */
 function afterQwenVlUtilsSize(height: number, width: number, config: VideoProcessorConfig): [number, number] {
   if (config.kind === 'qwen3' || !config.doResize) return [height, width];
-  return smartResize(height, width, {
+  return smartResizeImpl(height, width, {
     factor: config.patchSize * config.mergeSize,
     minPixels: config.minPixels,
     maxPixels: config.maxPixels,
@@ -208,7 +209,7 @@ function afterQwenVlUtilsSize(height: number, width: number, config: VideoProces
 /** Resizes through a chain of sizes (each step as the reference does it), skipping identities. */
 async function resizeChain(image: RgbImage, steps: readonly { size: [number, number]; flavor: ProcessorFlavor }[]): Promise<RgbImage> {
   let out = image;
-  for (const { size, flavor } of steps) out = await resizeRgb(out, size[1], size[0], flavor);
+  for (const { size, flavor } of steps) out = await resizeRgbImpl(out, size[1], size[0], flavor);
   return out;
 }
 
@@ -225,7 +226,7 @@ async function finish(
   meta: { fps: number; videoFps: number; frameIndices: number[]; processorFps: number },
 ): Promise<ProcessedVideo> {
   const [h, w] = size;
-  const p = await patchifyFrames(frames, w, h, config, flavor);
+  const p = await patchifyFramesImpl(frames, w, h, config, flavor);
   return {
     pixelValues: p.pixelValues,
     shape: p.shape,
@@ -235,7 +236,7 @@ async function finish(
     frameIndices: meta.frameIndices,
     size,
     secondPerGridT: config.temporalPatchSize / meta.processorFps,
-    timestamps: qwen3VideoTimestamps(meta.frameIndices, meta.videoFps, config.temporalPatchSize),
+    timestamps: qwen3VideoTimestampsImpl(meta.frameIndices, meta.videoFps, config.temporalPatchSize),
   };
 }
 
@@ -275,7 +276,7 @@ async function processFrameList(
     checkAborted(options.signal, 'video frames');
     while (pending.length < DECODE_AHEAD && next < n) {
       const k = next++;
-      const p = decodeImage(list[k], options).catch((err: unknown) => {
+      const p = decodeImageImpl(list[k], options).catch((err: unknown) => {
         throw withWhere(err, `video frames[${k}]`);
       });
       p.catch(() => undefined); // a later frame's failure must not go unhandled while an earlier one is awaited
@@ -285,7 +286,7 @@ async function processFrameList(
     if (pipeline === 'qwen-vl-utils') {
       // fetch_image sizes every frame on its own (PIL); the stacked frames must then agree.
       const own = qwenVlUtilsFrameSize(frame.height, frame.width, config.patchSize, options);
-      frame = await resizeRgb(frame, own[1], own[0], 'slow');
+      frame = await resizeRgbImpl(frame, own[1], own[0], 'slow');
     }
     if (!first) {
       first = { width: frame.width, height: frame.height };
@@ -484,7 +485,16 @@ async function processVideoFile(
  * {@link loadVideoProcessorConfig}. Throws E_INPUT for unreadable or undecodable input and bad
  * options (naming what and where), E_UNSUPPORTED for a video file when FFmpeg is not installed.
  */
-export async function processVideo(
+export function processVideo(
+  input: VideoInput,
+  config: VideoProcessorConfig,
+  options: ProcessVideoOptions = {},
+): Promise<ProcessedVideo> {
+  return publicCallAsync('processVideo', arguments, () => processVideoImpl(input, config, options));
+}
+
+/** {@link processVideo} without the public guard, for internal callers: what it throws passes through unchanged. */
+export async function processVideoImpl(
   input: VideoInput,
   config: VideoProcessorConfig,
   options: ProcessVideoOptions = {},

@@ -5,6 +5,7 @@
  * @module
  */
 import { inputError } from '../errors.js';
+import { publicCall } from '../validate.js';
 import type { QwenTokenizer } from './tokenizer.js';
 
 /** A padded batch, row-major `[batchSize, seqLength]`. */
@@ -31,6 +32,11 @@ export interface PadOptions {
 
 /** Pads rows of ids to the longest row (or `minLength`) and builds the attention mask. */
 export function padBatch(rows: readonly ArrayLike<number>[], options: PadOptions): PaddedBatch {
+  return publicCall('padBatch', arguments, () => padBatchImpl(rows, options));
+}
+
+/** {@link padBatch} without the public guard, for internal callers: what it throws passes through unchanged. */
+export function padBatchImpl(rows: readonly ArrayLike<number>[], options: PadOptions): PaddedBatch {
   const { padId } = options;
   const side = options.side ?? 'left';
   if (!Number.isInteger(padId) || padId < 0) throw inputError(`padBatch: padId must be a non-negative integer, got ${padId}`);
@@ -54,8 +60,10 @@ export function padBatch(rows: readonly ArrayLike<number>[], options: PadOptions
 
 /** The ids of row `b` of a padded batch, padding included. */
 export function batchRow(batch: PaddedBatch, b: number): Int32Array {
-  if (!Number.isInteger(b) || b < 0 || b >= batch.batchSize) throw inputError(`batchRow: row ${b} out of range [0, ${batch.batchSize})`);
-  return batch.inputIds.subarray(b * batch.seqLength, (b + 1) * batch.seqLength);
+  return publicCall('batchRow', arguments, () => {
+    if (!Number.isInteger(b) || b < 0 || b >= batch.batchSize) throw inputError(`batchRow: row ${b} out of range [0, ${batch.batchSize})`);
+    return batch.inputIds.subarray(b * batch.seqLength, (b + 1) * batch.seqLength);
+  });
 }
 
 /**
@@ -67,9 +75,18 @@ export function encodeBatch(
   prompts: readonly string[],
   options: { side?: 'left' | 'right'; padId?: number } = {},
 ): PaddedBatch {
+  return publicCall('encodeBatch', arguments, () => encodeBatchImpl(tokenizer, prompts, options));
+}
+
+/** {@link encodeBatch} without the public guard, for internal callers: what it throws passes through unchanged. */
+function encodeBatchImpl(
+  tokenizer: QwenTokenizer,
+  prompts: readonly string[],
+  options: { side?: 'left' | 'right'; padId?: number } = {},
+): PaddedBatch {
   const padId = options.padId ?? tokenizer.specialIds.pad ?? tokenizer.specialIds.endOfText;
   if (padId === undefined) throw inputError('encodeBatch: the tokenizer has no pad token; pass padId');
-  return padBatch(
+  return padBatchImpl(
     prompts.map((p) => tokenizer.encode(p)),
     { padId, side: options.side ?? 'left' },
   );

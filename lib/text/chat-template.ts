@@ -29,7 +29,7 @@ import { join } from 'node:path';
 import { Environment, Template } from '@huggingface/jinja';
 import { QwenVLError, formatError, inputError } from '../errors.js';
 import { MAX_OUTPUT_CHARS, TemplateLimitError, limitedRange, measureInput, renderLimited, templateLimits, type TemplateLimits } from './template-limits.js';
-import { checkArray, guard } from '../validate.js';
+import { checkArray, guard, publicCall, publicCallAsync } from '../validate.js';
 
 /** A text part of a message. */
 export interface TextPart {
@@ -127,7 +127,12 @@ function parseJsonFile(text: string, file: string): Record<string, unknown> {
  * Finds the chat template of a checkpoint folder (order in the module comment). Resolves to undefined when the
  * folder has none.
  */
-export async function findChatTemplate(dir: string): Promise<ChatTemplateSource | undefined> {
+export function findChatTemplate(dir: string): Promise<ChatTemplateSource | undefined> {
+  return publicCallAsync('findChatTemplate', arguments, () => findChatTemplateImpl(dir));
+}
+
+/** {@link findChatTemplate} without the public guard, for internal callers: what it throws passes through unchanged. */
+async function findChatTemplateImpl(dir: string): Promise<ChatTemplateSource | undefined> {
   const extraDir = join(dir, 'additional_chat_templates');
   const named: Record<string, string> = {};
   let names: string[] = [];
@@ -321,7 +326,7 @@ export class ChatTemplate {
     specialTokens: Readonly<Record<string, unknown>> = {},
     name?: string,
   ): Promise<ChatTemplate> {
-    const found = await findChatTemplate(dir);
+    const found = await findChatTemplateImpl(dir);
     if (!found) {
       throw new QwenVLError(
         'E_MODEL_FORMAT',
@@ -457,5 +462,5 @@ export function applyChatTemplate(
   messages: readonly ChatMessage[],
   options: ChatTemplateOptions & { specialTokens?: Readonly<Record<string, unknown>> } = {},
 ): string {
-  return new ChatTemplate(template, options.specialTokens ?? {}).render(messages, options);
+  return publicCall('applyChatTemplate', arguments, () => new ChatTemplate(template, options.specialTokens ?? {}).render(messages, options));
 }

@@ -16,6 +16,7 @@
  * @module
  */
 import { inputError } from '../errors.js';
+import { publicCall } from '../validate.js';
 
 /** A (t, h, w) patch grid, as `image_grid_thw` / `video_grid_thw` rows. */
 export type PatchGrid = readonly [number, number, number] | readonly number[];
@@ -75,6 +76,11 @@ function replaceFirst(text: string, needle: string, replacement: string): string
  * rounds exact ties away from zero: 0.25 -> "0.3" where Python gives "0.2".)
  */
 export function formatFixed1(x: number): string {
+  return publicCall('formatFixed1', arguments, () => formatFixed1Impl(x));
+}
+
+/** {@link formatFixed1} without the public guard, for internal callers: what it throws passes through unchanged. */
+function formatFixed1Impl(x: number): string {
   if (!Number.isFinite(x)) return x > 0 ? 'inf' : x < 0 ? '-inf' : 'nan';
   const neg = x < 0 || Object.is(x, -0);
   const a = Math.abs(x);
@@ -102,6 +108,11 @@ export function formatFixed1(x: number): string {
  *   later versions its temporal_patch_size, both 2 in every released checkpoint)
  */
 export function qwen3VideoTimestamps(frameIndices: readonly number[], fps = 24, groupSize = 2): number[] {
+  return publicCall('qwen3VideoTimestamps', arguments, () => qwen3VideoTimestampsImpl(frameIndices, fps, groupSize));
+}
+
+/** {@link qwen3VideoTimestamps} without the public guard, for internal callers: what it throws passes through unchanged. */
+export function qwen3VideoTimestampsImpl(frameIndices: readonly number[], fps = 24, groupSize = 2): number[] {
   if (!(fps > 0)) throw inputError(`video fps must be positive, got ${fps}`);
   if (!Number.isInteger(groupSize) || groupSize < 1) throw inputError(`groupSize must be a positive integer, got ${groupSize}`);
   if (frameIndices.length === 0) throw inputError('video has no frames');
@@ -119,6 +130,11 @@ export function qwen3VideoTimestamps(frameIndices: readonly number[], fps = 24, 
  * placeholders than there are grids.
  */
 export function expandVisionPlaceholders(prompts: readonly string[], options: ExpandOptions = {}): string[] {
+  return publicCall('expandVisionPlaceholders', arguments, () => expandVisionPlaceholdersImpl(prompts, options));
+}
+
+/** {@link expandVisionPlaceholders} without the public guard, for internal callers: what it throws passes through unchanged. */
+export function expandVisionPlaceholdersImpl(prompts: readonly string[], options: ExpandOptions = {}): string[] {
   const image = options.tokens?.image ?? '<|image_pad|>';
   const video = options.tokens?.video ?? '<|video_pad|>';
   const vStart = options.tokens?.visionStart ?? '<|vision_start|>';
@@ -172,7 +188,7 @@ export function expandVisionPlaceholders(prompts: readonly string[], options: Ex
           }
           const frame = vStart + PLACEHOLDER.repeat((h * w) / (vMerge * vMerge)) + vEnd;
           let expanded = '';
-          for (let g = 0; g < t; g++) expanded += `<${formatFixed1(stamps[g])} seconds>` + frame;
+          for (let g = 0; g < t; g++) expanded += `<${formatFixed1Impl(stamps[g])} seconds>` + frame;
           const triple = vStart + video + vEnd;
           text[i] = text[i].includes(triple) ? replaceFirst(text[i], triple, expanded) : replaceFirst(text[i], video, expanded);
         }

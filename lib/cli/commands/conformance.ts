@@ -29,14 +29,15 @@ export const conformanceCommand: Command = {
     if (positionals.length === 0) throw new UsageError('a fixture folder DIR is required');
     if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'`);
     const dir = positionals[0];
-    const { listConformanceCases, runConformance } = await import('../../conformance/run.js');
-    const known = await listConformanceCases(dir);
+    // The unguarded versions: a bug must reach reportError as itself (with its stack), not as E_INPUT.
+    const { listConformanceCasesImpl, runConformanceImpl } = await import('../../conformance/run.js');
+    const known = await listConformanceCasesImpl(dir);
     const cases = stringList(values, 'case');
     const unknown = cases.filter((c) => !known.includes(c));
     if (unknown.length > 0) {
       throw new UsageError(`unknown case${unknown.length > 1 ? 's' : ''} ${unknown.map((c) => `'${c}'`).join(', ')} (known: ${known.join(', ')})`, false);
     }
-    const results = await runConformance(dir, {
+    const results = await runConformanceImpl(dir, {
       ...(cases.length ? { cases } : {}),
       onResult: (r) => process.stdout.write(`${line(r)}\n`),
     });

@@ -22,8 +22,8 @@ export const infoCommand: Command = {
   options: { json: { type: 'boolean' } },
   async run({ values, positionals }) {
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
-    const { info } = await import('../../info.js');
-    const i = info();
+    const { infoImpl } = await import('../../info.js'); // unguarded: a bug reaches reportError as itself
+    const i = infoImpl();
     if (values.json === true) {
       process.stdout.write(`${JSON.stringify(i, null, 2)}\n`);
       return 0;
