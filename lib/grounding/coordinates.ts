@@ -20,9 +20,9 @@ import type { GroundingImage, GroundingItem, RawGrounding } from './types.js';
 /** Past the image by more than this many (original) pixels is worth a warning when clamped. */
 const SLACK = 0.5;
 
-function scales(coordinates: GroundingCoordinates, img: GroundingImage): [number, number] {
-  if (coordinates === 'relative-1000') return [img.originalWidth / 1000, img.originalHeight / 1000];
-  return [img.originalWidth / img.resizedWidth!, img.originalHeight / img.resizedHeight!];
+/** The width and height the reply's coordinates span. */
+function span(coordinates: GroundingCoordinates, img: GroundingImage): [number, number] {
+  return coordinates === 'relative-1000' ? [1000, 1000] : [img.resizedWidth!, img.resizedHeight!];
 }
 
 /**
@@ -36,8 +36,10 @@ export function toOriginalPixels(
   coordinates: GroundingCoordinates,
   warnings: string[],
 ): GroundingItem | undefined {
-  const [sx, sy] = scales(coordinates, img);
+  const [dx, dy] = span(coordinates, img);
   const W = img.originalWidth, H = img.originalHeight;
+  // Multiplied first: 100 on the grid of a 37-pixel side is 3.7, not 3.6999….
+  const sx = (v: number) => (v * W) / dx, sy = (v: number) => (v * H) / dy;
   let clamped = false;
   const clamp = (v: number, max: number): number => {
     const c = Math.min(max, Math.max(0, v));
@@ -47,12 +49,12 @@ export function toOriginalPixels(
   let box: [number, number, number, number] | undefined;
   if (raw.box) {
     const [a, b, c, d] = raw.box;
-    const x1 = clamp(Math.min(a, c) * sx, W), x2 = clamp(Math.max(a, c) * sx, W);
-    const y1 = clamp(Math.min(b, d) * sy, H), y2 = clamp(Math.max(b, d) * sy, H);
+    const x1 = clamp(sx(Math.min(a, c)), W), x2 = clamp(sx(Math.max(a, c)), W);
+    const y1 = clamp(sy(Math.min(b, d)), H), y2 = clamp(sy(Math.max(b, d)), H);
     if (x2 > x1 && y2 > y1) box = [x1, y1, x2, y2];
     else warnings.push(`offset ${raw.offset}: box [${raw.box.join(', ')}] has no area on image ${index}; left out`);
   }
-  const point: [number, number] | undefined = raw.point ? [clamp(raw.point[0] * sx, W), clamp(raw.point[1] * sy, H)] : undefined;
+  const point: [number, number] | undefined = raw.point ? [clamp(sx(raw.point[0]), W), clamp(sy(raw.point[1]), H)] : undefined;
   if (clamped) warnings.push(`offset ${raw.offset}: coordinates past the edge of image ${index} were clamped to it`);
   if (!box && !point) return undefined;
   return {
