@@ -13,7 +13,7 @@
  * @internal
  * @module
  */
-import { findJsonValues, isIncomplete, offsetOf } from './json-recovery.js';
+import { findJsonValues, type JsonScan } from './json-recovery.js';
 import type { RawGrounding } from './types.js';
 
 const LABEL_KEYS = ['label', 'text_content', 'text', 'name'];
@@ -61,9 +61,9 @@ function labelOf(o: Record<string, unknown>): string | undefined {
   return undefined;
 }
 
-function item(o: Record<string, unknown>, image: number | undefined, warnings: string[]): RawGrounding | undefined {
-  const at = offsetOf(o);
-  if (isIncomplete(o)) {
+function item(scan: JsonScan, o: Record<string, unknown>, image: number | undefined, warnings: string[]): RawGrounding | undefined {
+  const at = scan.offsetOf(o);
+  if (scan.isIncomplete(o)) {
     warnings.push(`offset ${at}: a box or point cut off before its end (truncated reply?) was left out`);
     return undefined;
   }
@@ -89,29 +89,30 @@ function item(o: Record<string, unknown>, image: number | undefined, warnings: s
   };
 }
 
-function walk(v: unknown, image: number | undefined, depth: number, out: RawGrounding[], warnings: string[]): void {
+function walk(scan: JsonScan, v: unknown, image: number | undefined, depth: number, out: RawGrounding[], warnings: string[]): void {
   if (v === null || typeof v !== 'object' || depth > MAX_DEPTH) return;
   if (Array.isArray(v)) {
     // A list of lists: one list per image, in image order.
     const perImage = image === undefined && v.length > 1 && v.every((e) => Array.isArray(e) && e.some((x) => x !== null && typeof x === 'object'));
-    v.forEach((e, i) => walk(e, perImage ? i : image, depth + 1, out, warnings));
+    v.forEach((e, i) => walk(scan, e, perImage ? i : image, depth + 1, out, warnings));
     return;
   }
   const o = v as Record<string, unknown>;
   if (Object.hasOwn(o, 'bbox_2d') || Object.hasOwn(o, 'point_2d')) {
-    const it = item(o, image, warnings);
+    const it = item(scan, o, image, warnings);
     if (it) out.push(it);
     return;
   }
   for (const [key, child] of Object.entries(o)) {
     const m = IMAGE_KEY.exec(key);
-    walk(child, m && Number(m[1]) >= 1 ? Number(m[1]) - 1 : image, depth + 1, out, warnings);
+    walk(scan, child, m && Number(m[1]) >= 1 ? Number(m[1]) - 1 : image, depth + 1, out, warnings);
   }
 }
 
 /** Every JSON box and point of `text`, in order, with their coordinates as written. */
 export function jsonGrounding(text: string, warnings: string[]): RawGrounding[] {
   const out: RawGrounding[] = [];
-  for (const found of findJsonValues(text)) walk(found.value, undefined, 0, out, warnings);
+  const scan = findJsonValues(text);
+  for (const found of scan.found) walk(scan, found.value, undefined, 0, out, warnings);
   return out;
 }

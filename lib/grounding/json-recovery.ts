@@ -4,7 +4,7 @@
  *
  * A small tolerant parser reads from every `[` or `{` of the text. Where the text stops or stops
  * being JSON, the containers still open are kept with what they had completed so far and marked
- * incomplete ({@link isIncomplete}); the reader of the tree decides what a partial container is
+ * incomplete ({@link JsonScan.isIncomplete}); the reader of the tree decides what a partial container is
  * worth (the grounding reader keeps the complete objects of a truncated list). Scanning goes on
  * after the point where a value ended or broke, so the whole text is read once: linear time, and
  * nesting is bounded, so hostile text cannot exhaust the stack.
@@ -15,17 +15,15 @@
 /** Deepest nesting followed; deeper text is treated as broken. */
 const MAX_DEPTH = 64;
 
-const incomplete = new WeakSet<object>();
-const offsets = new WeakMap<object, number>();
 
-/** Whether an object or array was cut off before its closing bracket. */
-export function isIncomplete(v: object): boolean {
-  return incomplete.has(v);
-}
-
-/** Where an object or array found by {@link findJsonValues} starts in the text. */
-export function offsetOf(v: object): number {
-  return offsets.get(v) ?? 0;
+/** What {@link findJsonValues} found in one text. */
+export interface JsonScan {
+  /** The values, in order. */
+  found: FoundJson[];
+  /** Whether an object (not an array: only objects are tracked) was cut off before its closing brace. */
+  isIncomplete(v: object): boolean;
+  /** Where an object (not an array) starts in the text. */
+  offsetOf(v: object): number;
 }
 
 /** One value found in the text. */
@@ -38,12 +36,12 @@ export interface FoundJson {
   complete: boolean;
 }
 
-class Stop {}
-const STOP = new Stop();
-
 const NUMBER = /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 const WORD = /true|false|null/y;
+/** What a primitive that could not be read returns (no exceptions: they cost more than the parse). */
+const FAIL = Symbol('fail');
 
+/** A reader from one offset. Its methods return false where the text stops being JSON. */
 class Reader {
   pos: number;
   /** Containers opened and not yet closed. */
@@ -51,6 +49,8 @@ class Reader {
   constructor(
     readonly text: string,
     start: number,
+    /** Start offset of every object (a plain Map: weak collections cost more than the parse). */
+    readonly offsets: Map<object, number>,
   ) {
     this.pos = start;
   }
@@ -61,90 +61,93 @@ class Reader {
   }
 
   /** Reads one value and hands it to `attach` as soon as it exists (containers before their content). */
-  value(attach: (v: unknown) => void, depth: number): void {
+  value(attach: (v: unknown) => void, depth: number): boolean {
     this.ws();
     const c = this.text[this.pos];
     if (c === '{' || c === '[') {
-      if (depth >= MAX_DEPTH) throw STOP;
+      if (depth >= MAX_DEPTH) return false;
       const box: object = c === '{' ? {} : [];
-      offsets.set(box, this.pos);
+      if (c === '{') this.offsets.set(box, this.pos);
       attach(box);
       this.open.push(box);
       this.pos++;
-      if (c === '{') this.members(box as Record<string, unknown>, depth + 1);
-      else this.elements(box as unknown[], depth + 1);
-      this.open.pop();
-      return;
+      const ok = c === '{' ? this.members(box as Record<string, unknown>, depth + 1) : this.elements(box as unknown[], depth + 1);
+      if (ok) this.open.pop();
+      return ok;
     }
-    attach(this.primitive());
+    const v = this.primitive();
+    if (v === FAIL) return false;
+    attach(v);
+    return true;
   }
 
-  elements(a: unknown[], depth: number): void {
+  elements(a: unknown[], depth: number): boolean {
     this.ws();
     if (this.text[this.pos] === ']') {
       this.pos++;
-      return;
+      return true;
     }
     for (;;) {
-      this.value((v) => a.push(v), depth);
+      if (!this.value((v) => a.push(v), depth)) return false;
       this.ws();
       const c = this.text[this.pos];
       if (c === ']') {
         this.pos++;
-        return;
+        return true;
       }
-      if (c !== ',') throw STOP;
+      if (c !== ',') return false;
       this.pos++;
       this.ws();
       // A trailing comma.
       if (this.text[this.pos] === ']') {
         this.pos++;
-        return;
+        return true;
       }
     }
   }
 
-  members(o: Record<string, unknown>, depth: number): void {
+  members(o: Record<string, unknown>, depth: number): boolean {
     this.ws();
     if (this.text[this.pos] === '}') {
       this.pos++;
-      return;
+      return true;
     }
     for (;;) {
       this.ws();
-      if (this.text[this.pos] !== '"') throw STOP;
+      if (this.text[this.pos] !== '"') return false;
       const key = this.string();
+      if (key === FAIL) return false;
       this.ws();
-      if (this.text[this.pos] !== ':') throw STOP;
+      if (this.text[this.pos] !== ':') return false;
       this.pos++;
       // An own property even for "__proto__", as JSON.parse makes it.
-      this.value((v) => Object.defineProperty(o, key, { value: v, enumerable: true, writable: true, configurable: true }), depth);
+      if (!this.value((v) => Object.defineProperty(o, key, { value: v, enumerable: true, writable: true, configurable: true }), depth)) return false;
       this.ws();
       const c = this.text[this.pos];
       if (c === '}') {
         this.pos++;
-        return;
+        return true;
       }
-      if (c !== ',') throw STOP;
+      if (c !== ',') return false;
       this.pos++;
       this.ws();
       if (this.text[this.pos] === '}') {
         this.pos++;
-        return;
+        return true;
       }
     }
   }
 
-  string(): string {
+  string(): string | typeof FAIL {
     const t = this.text;
     let i = this.pos + 1;
     while (i < t.length && t[i] !== '"') i += t[i] === '\\' ? 2 : 1;
-    if (i >= t.length) throw STOP;
+    if (i >= t.length) return FAIL;
     let s: unknown;
     try {
       s = JSON.parse(t.slice(this.pos, i + 1));
     } catch {
-      throw STOP;
+      return FAIL;
     }
     this.pos = i + 1;
     return s as string;
@@ -152,8 +155,7 @@ class Reader {
 
   primitive(): unknown {
     const t = this.text;
-    const c = t[this.pos];
-    if (c === '"') return this.string();
+    if (t[this.pos] === '"') return this.string();
     for (const re of [NUMBER, WORD]) {
       re.lastIndex = this.pos;
       const m = re.exec(t);
@@ -162,7 +164,7 @@ class Reader {
         return JSON.parse(m[0]) as unknown;
       }
     }
-    throw STOP;
+    return FAIL;
   }
 }
 
@@ -170,26 +172,26 @@ class Reader {
  * Every JSON object or array in `text`, in order; values nested in a found one are not listed
  * again. Never throws on any text.
  */
-export function findJsonValues(text: string): FoundJson[] {
+export function findJsonValues(text: string): JsonScan {
   const found: FoundJson[] = [];
+  const offsets = new Map<object, number>();
+  const incomplete = new Set<object>();
   let i = 0;
+  // Next '[' and '{' at or after i (-1: none left), each searched again only once passed, so that
+  // text without one of them is not rescanned to its end for every value.
+  let a = -2, b = -2;
   while (i < text.length) {
-    const a = text.indexOf('[', i), b = text.indexOf('{', i);
+    if (a !== -1 && a < i) a = text.indexOf('[', i);
+    if (b !== -1 && b < i) b = text.indexOf('{', i);
     const start = a < 0 ? b : b < 0 ? a : Math.min(a, b);
     if (start < 0) break;
-    const r = new Reader(text, start);
+    const r = new Reader(text, start, offsets);
     let root: object | undefined;
-    let complete = true;
-    try {
-      r.value((v) => (root = v as object), 0);
-    } catch (e) {
-      if (e !== STOP) throw e;
-      complete = false;
-      for (const o of r.open) incomplete.add(o);
-    }
+    const complete = r.value((v) => (root = v as object), 0);
+    if (!complete) for (const o of r.open) if (!Array.isArray(o)) incomplete.add(o);
     if (root !== undefined) found.push({ value: root, start, complete });
     // Past what was read: the partial tree already holds everything that completed inside it.
     i = Math.max(r.pos, start + 1);
   }
-  return found;
+  return { found, isIncomplete: (v) => incomplete.has(v), offsetOf: (v) => offsets.get(v) ?? 0 };
 }
