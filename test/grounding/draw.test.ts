@@ -1,13 +1,21 @@
 // Drawing grounding on the original image (sharp + an SVG overlay), and `qwenvl chat --draw`.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { drawReply } from '../../lib/cli/commands/chat.js';
+import * as wiring from '../../lib/grounding/chat.js';
 import { main } from '../../lib/cli/run.js';
 import { drawGrounding, GROUNDING_COLORS, parseGrounding, QwenVLError, type GroundingItem } from '../../lib/index.js';
 import { checkpointDir } from '../helpers/fixtures.js';
+
+// The fixture's random weights never answer with boxes: the end-to-end --draw case gives chat()
+// its grounding at the one call that makes it.
+vi.mock('../../lib/grounding/chat.js', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../../lib/grounding/chat.js')>();
+  return { ...real, chatGrounding: vi.fn(real.chatGrounding) };
+});
 
 const tmp = mkdtempSync(join(tmpdir(), 'qwenvl-draw-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -88,12 +96,36 @@ describe('qwenvl chat --draw', () => {
     expect(await drawReply([a], [], join(tmp, 'none.png'))).toEqual([]);
   });
 
+  const run = async (args: string[]) => {
+    let stderr = '';
+    const status = await main(args, new AbortController().signal, { stdout: () => {}, stderr: (t) => void (stderr += t) });
+    return { status, stderr };
+  };
+
+  it('end to end: chat answers, then the reply\'s boxes are drawn on the --image', async () => {
+    const img = await grayPng('e2e.png', 333, 517);
+    const out = join(tmp, 'e2e-out.png');
+    const said: string[] = [];
+    const stdout = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation((t) => (said.push(String(t)), true));
+    try {
+      // First the real reply (no boxes): nothing is drawn.
+      expect((await run(['chat', '--model', checkpointDir('qwen2-vl'), '--image', img, '--max-tokens', '2', '--draw', out, 'hi'])).status).toBe(0);
+      expect(existsSync(out)).toBe(false);
+      expect(said.join('')).toMatch(/no boxes or points; nothing drawn/);
+      vi.mocked(wiring.chatGrounding).mockReturnValueOnce({ grounding: [{ label: 'thing', box: [20, 30, 200, 400], image: 0 }] });
+      expect((await run(['chat', '--model', checkpointDir('qwen2-vl'), '--image', img, '--max-tokens', '2', '--draw', out, 'hi'])).status).toBe(0);
+      expect(said.join('')).toMatch(/drew 1 box\(es\)\/point\(s\): .*e2e-out\.png/);
+      const drawn = await pixels(out);
+      expect(drawn.at(20, 200)).toEqual(rgbOf(GROUNDING_COLORS[0]));
+      expect(drawn.at(100, 200)).toEqual([GRAY, GRAY, GRAY]);
+    } finally {
+      stdout.mockRestore();
+      stderr.mockRestore();
+    }
+  });
+
   it('usage errors: --draw needs an --image and a file name', async () => {
-    const run = async (args: string[]) => {
-      let stderr = '';
-      const status = await main(args, new AbortController().signal, { stdout: () => {}, stderr: (t) => void (stderr += t) });
-      return { status, stderr };
-    };
     const noImage = await run(['chat', '--model', checkpointDir('qwen2-vl'), '--draw', join(tmp, 'x.png'), 'hi']);
     expect(noImage.status).toBe(2);
     expect(noImage.stderr).toMatch(/^qwenvl chat: --draw needs an --image/);
