@@ -8,10 +8,11 @@ import type { PreparedInputs } from '../model/inputs.js';
 import type { QwenTokenizer } from '../text/tokenizer.js';
 import { groundingOf } from './parse.js';
 import { textWithSpecialTokens } from './reply-text.js';
-import type { GroundingImage, GroundingItem } from './types.js';
+import type { ImageSize } from '../processor/image.js';
+import type { GroundingItem } from './types.js';
 
 /** The images of batch row `row` of a prepared request, in order. */
-export function rowImages(p: Pick<PreparedInputs, 'imageSizes' | 'imageRows'>, row: number): GroundingImage[] {
+export function rowImages(p: Pick<PreparedInputs, 'imageSizes' | 'imageRows'>, row: number): ImageSize[] {
   return p.imageSizes.filter((_, i) => p.imageRows[i] === row);
 }
 

@@ -9,7 +9,8 @@
  * `"image_id"` / `"picture"` with the image's number N counted from 1 (`2`, `"2"`, `"Picture 2"`,
  * the "Picture N:" numbering of the chat templates' add_vision_id), or a key naming it around the
  * items (`{"image 1": [...], "image 2": [...]}`), or a list of lists, one per image
- * (`[[...items of image 1...], [...items of image 2...]]`). Otherwise the caller decides.
+ * (`[[...items of image 1...], [...items of image 2...]]`, when the request has that many images).
+ * Otherwise the caller decides.
  * @internal
  * @module
  */
@@ -89,30 +90,40 @@ function item(scan: JsonScan, o: Record<string, unknown>, image: number | undefi
   };
 }
 
-function walk(scan: JsonScan, v: unknown, image: number | undefined, depth: number, out: RawGrounding[], warnings: string[]): void {
+interface Walk {
+  scan: JsonScan;
+  images: number;
+  out: RawGrounding[];
+  warnings: string[];
+}
+
+function walk(w: Walk, v: unknown, image: number | undefined, depth: number): void {
   if (v === null || typeof v !== 'object' || depth > MAX_DEPTH) return;
   if (Array.isArray(v)) {
-    // A list of lists: one list per image, in image order.
-    const perImage = image === undefined && v.length > 1 && v.every((e) => Array.isArray(e) && e.some((x) => x !== null && typeof x === 'object'));
-    v.forEach((e, i) => walk(scan, e, perImage ? i : image, depth + 1, out, warnings));
+    // A list of lists, one per image in image order, when the request has that many images.
+    const perImage = image === undefined && v.length > 1 && v.length <= w.images &&
+      v.every((e) => Array.isArray(e) && e.some((x) => x !== null && typeof x === 'object'));
+    v.forEach((e, i) => walk(w, e, perImage ? i : image, depth + 1));
     return;
   }
   const o = v as Record<string, unknown>;
   if (Object.hasOwn(o, 'bbox_2d') || Object.hasOwn(o, 'point_2d')) {
-    const it = item(scan, o, image, warnings);
-    if (it) out.push(it);
+    const it = item(w.scan, o, image, w.warnings);
+    if (it) w.out.push(it);
     return;
   }
   for (const [key, child] of Object.entries(o)) {
     const m = IMAGE_KEY.exec(key);
-    walk(scan, child, m && Number(m[1]) >= 1 ? Number(m[1]) - 1 : image, depth + 1, out, warnings);
+    walk(w, child, m && Number(m[1]) >= 1 ? Number(m[1]) - 1 : image, depth + 1);
   }
 }
 
-/** Every JSON box and point of `text`, in order, with their coordinates as written. */
-export function jsonGrounding(text: string, warnings: string[]): RawGrounding[] {
-  const out: RawGrounding[] = [];
-  const scan = findJsonValues(text);
-  for (const found of scan.found) walk(scan, found.value, undefined, 0, out, warnings);
-  return out;
+/**
+ * Every JSON box and point of `text`, in order, with their coordinates as written. `images`: how
+ * many images the request has (a list of lists is read as one list per image only up to that).
+ */
+export function jsonGrounding(text: string, images: number, warnings: string[]): RawGrounding[] {
+  const w: Walk = { scan: findJsonValues(text), images, out: [], warnings };
+  for (const found of w.scan.found) walk(w, found.value, undefined, 0);
+  return w.out;
 }

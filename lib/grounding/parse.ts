@@ -25,7 +25,7 @@ export interface ParseGroundingOptions {
 /** The boxes and points of `reply` mapped to images. Never throws. @internal */
 export function groundingOf(reply: string, images: readonly GroundingImage[], coordinates: GroundingCoordinates): GroundingResult {
   const warnings: string[] = [];
-  const raws = [...refBoxGrounding(reply, warnings), ...jsonGrounding(reply, warnings)].sort((a, b) => a.offset - b.offset);
+  const raws = [...refBoxGrounding(reply, warnings), ...jsonGrounding(reply, images.length, warnings)].sort((a, b) => a.offset - b.offset);
   const items: GroundingItem[] = [];
   if (raws.length > 0 && images.length === 0) {
     warnings.push(`${raws.length} box(es) or point(s) but no image to place them on; left out`);

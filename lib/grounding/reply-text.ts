@@ -3,7 +3,7 @@
  *
  * chat() decodes with `skipSpecialTokens` (as transformers' examples do), which removes Qwen2-VL's
  * `<|object_ref_start|>` / `<|box_start|>` markers from the text. Rather than change what `text`
- * is, grounding rebuilds the text from the generated ids keeping those tokens, and cut exactly
+ * is, grounding rebuilds the text from the generated ids keeping those tokens, cut exactly
  * where `text` ends (a stop string may end the text inside a token's characters).
  * @internal
  * @module

@@ -39,6 +39,10 @@ describe.each(['qwen3-vl', 'qwen3-vl-moe', 'qwen3_vl'])('Qwen3-VL grounding (0â€
     const images = [{ originalWidth: 333, originalHeight: 517 }, { originalWidth: 1000, originalHeight: 37 }];
     const lists = parseGrounding('[[{"point_2d": [1000, 1000], "label": "a"}], [{"point_2d": [1000, 1000], "label": "b"}]]', { family, images });
     expect(lists.items).toEqual([{ label: 'a', point: [333, 517], image: 0 }, { label: 'b', point: [1000, 37], image: 1 }]);
+    // With one image, nested lists are just nesting.
+    const one = parseGrounding('[[{"point_2d": [0, 0]}], [{"point_2d": [10, 10]}]]', { family, images: images.slice(0, 1) });
+    expect(one.items.map((i) => i.image)).toEqual([0, 0]);
+    expect(one.warnings).toEqual([]);
     const keyed = parseGrounding('{"Image 2": [{"point_2d": [0, 1000]}], "image 1": {"point_2d": [0, 0]}}', { family, images });
     expect(keyed.items.map((i) => i.image)).toEqual([1, 0]);
     const unnamed = parseGrounding('[{"point_2d": [0, 0]}, {"point_2d": [1, 1], "image_index": 1}, {"point_2d": [2, 2]}]', { family, images });
