@@ -139,6 +139,18 @@ export {
   type ResolvedMediaPolicy,
 } from './processor/media-policy.js';
 export type { PreparedInputs } from './model/inputs.js';
+export type { ImageSize } from './processor/image.js';
+export type { GroundingCoordinates } from './families/family.js';
+export {
+  parseGrounding,
+  drawGrounding,
+  GROUNDING_COLORS,
+  type ParseGroundingOptions,
+  type DrawGroundingOptions,
+  type GroundingImage,
+  type GroundingItem,
+  type GroundingResult,
+} from './grounding/index.js';
 export type { GenerateOptions } from './generate/options.js';
 export {
   listConformanceCases,

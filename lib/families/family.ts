@@ -8,6 +8,13 @@ import type { TextConfig, VisionConfig } from '../model/config.js';
 import type { ConfigReader } from './fields.js';
 import type { RopeIndexKind } from './rope-index.js';
 
+/**
+ * How a family's replies place boxes and points: `'relative-1000'`, on a 0–1000 grid over the
+ * image whatever its size (Qwen2-VL, Qwen3-VL); `'resized-pixels'`, in pixels of the image as the
+ * processor resized it (Qwen2.5-VL).
+ */
+export type GroundingCoordinates = 'relative-1000' | 'resized-pixels';
+
 /** Where the text decoder's fields live in config.json. */
 export type ConfigLayout = 'flat' | 'nested';
 
@@ -29,6 +36,8 @@ export interface FamilyDescriptor<Id extends string = string> {
    * recorded by hooks on the decoder layers). Reference dumps follow this convention.
    */
   readonly lastHiddenIsNormed: boolean;
+  /** The coordinates of the boxes and points in its replies (see lib/grounding/). */
+  readonly groundingCoordinates: GroundingCoordinates;
   /** Reads the text decoder settings from the whole config.json. */
   parseText(root: ConfigReader): { text: TextConfig; layout: ConfigLayout };
   /** Reads the vision tower settings from `vision_config` (an empty section when absent). */

@@ -46,6 +46,8 @@ export const qwen2Vl: FamilyDescriptor<'qwen2-vl'> = {
   architectures: ['Qwen2VLForConditionalGeneration'],
   ropeIndex: 'qwen2_vl',
   lastHiddenIsNormed: true,
+  // The Qwen2-VL report (arXiv 2409.12191): box corners normalised to [0, 1000) between <|box_start|> and <|box_end|>.
+  groundingCoordinates: 'relative-1000',
   parseText: parseQwen2Text,
   parseVision,
 };

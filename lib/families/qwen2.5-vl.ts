@@ -46,6 +46,8 @@ export const qwen25Vl: FamilyDescriptor<'qwen2.5-vl'> = {
   architectures: ['Qwen2_5_VLForConditionalGeneration'],
   ropeIndex: 'qwen2_5_vl',
   lastHiddenIsNormed: true,
+  // Qwen2.5-VL's spatial_understanding cookbook scales by the processor's input size (grid × 14).
+  groundingCoordinates: 'resized-pixels',
   parseText: parseQwen2Text,
   parseVision,
 };

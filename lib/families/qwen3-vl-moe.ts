@@ -14,6 +14,8 @@ export const qwen3VlMoe: FamilyDescriptor<'qwen3-vl-moe'> = {
   architectures: ['Qwen3VLMoeForConditionalGeneration'],
   ropeIndex: 'qwen3_vl',
   lastHiddenIsNormed: false,
+  // As Qwen3-VL (same cookbooks).
+  groundingCoordinates: 'relative-1000',
   // Qwen3VLMoeTextConfig defaults (head_dim unset means hidden / heads).
   parseText: (root) =>
     parseQwen3Text(root, { hiddenSize: 2048, intermediateSize: 5632, layers: 24, heads: 16, kvHeads: 16, headDim: null }, true),

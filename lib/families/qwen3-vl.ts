@@ -15,6 +15,8 @@ export const qwen3Vl: FamilyDescriptor<'qwen3-vl'> = {
   architectures: ['Qwen3VLForConditionalGeneration'],
   ropeIndex: 'qwen3_vl',
   lastHiddenIsNormed: false,
+  // Qwen3-VL's 2d_grounding cookbook: 'relative coordinates ranging from 0 to 1000', divided by 1000.
+  groundingCoordinates: 'relative-1000',
   // Qwen3VLTextConfig defaults (head_dim is a fixed 128 there, not hidden / heads).
   parseText: (root) =>
     parseQwen3Text(root, { hiddenSize: 4096, intermediateSize: 22016, layers: 32, heads: 32, kvHeads: 32, headDim: 128 }, false),

@@ -7,7 +7,7 @@
 import { QwenVLError, inputError } from '../errors.js';
 import { getRopeIndexImpl, ropeIndexOptionsImpl } from '../families/rope-index.js';
 import type { ImageProcessorConfig } from '../processor/config.js';
-import { processImagesImpl, type ImageInput, type ImageItem, type ImageSizeOptions } from '../processor/image.js';
+import { processImagesImpl, type ImageInput, type ImageItem, type ImageSize, type ImageSizeOptions } from '../processor/image.js';
 import { resolveMediaPolicy, type ResolvedMediaPolicy } from '../processor/media-policy.js';
 import { processVideoImpl, type ProcessVideoOptions, type ProcessedVideo, type VideoInput } from '../processor/video.js';
 import type { VideoProcessorConfig } from '../processor/video-config.js';
@@ -37,6 +37,10 @@ export interface PreparedInputs {
   patchDim: number;
   /** (t, h, w) per image, in placeholder order. */
   imageGridThw: [number, number, number][];
+  /** Original and resized size per image, in placeholder order (grounding maps boxes with them). */
+  imageSizes: ImageSize[];
+  /** The batch row (conversation) of each image, in placeholder order. */
+  imageRows: number[];
   /** Flattened video patches of all videos, [patches × videoPatchDim], or null without videos. */
   pixelValuesVideos: Float32Array | null;
   videoPatchDim: number;
@@ -252,6 +256,7 @@ export async function prepareInputs(
     ? await processImagesImpl(items, ctx.imageConfig, { ...pixels, media, labels: itemWhere })
     : null;
   const imageGridThw = processed?.imageGridThw ?? [];
+  const imageRows = collected.flatMap((c, b) => c.images.map(() => b));
   // Videos one at a time: each may be long, and only its sampled frames are kept.
   const videos: ProcessedVideo[] = [];
   const merge = ctx.config.vision.spatialMergeSize ** 2;
@@ -316,6 +321,8 @@ export async function prepareInputs(
     pixelValues: processed?.pixelValues ?? null,
     patchDim: processed?.shape[1] ?? 0,
     imageGridThw,
+    imageSizes: processed?.imageSizes ?? [],
+    imageRows,
     pixelValuesVideos: videos.length > 0 ? concatFloat(videos.map((v) => v.pixelValues)) : null,
     videoPatchDim: videos[0]?.shape[1] ?? 0,
     videoGridThw,

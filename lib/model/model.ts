@@ -23,6 +23,8 @@ import { prepareInputs, type PreparedInputs } from './inputs.js';
 import { contextOverflow } from './prompt-limits.js';
 import { checkPrepared, readPrepareOptions, readEstimateOptions, readLogitsOptions } from './request-args.js';
 import { checkArray, guard, guardAsync } from '../validate.js';
+import { chatGrounding } from '../grounding/chat.js';
+import type { GroundingItem } from '../grounding/types.js';
 
 /** Most images one call of processImages / encodeImages accepts. */
 const MAX_IMAGES = 1 << 16;
@@ -40,6 +42,11 @@ export interface ChatResult {
   usage: { promptTokens: number; completionTokens: number; totalTokens: number };
   /** 'stop': end-of-sequence token or stop string; 'length': maxTokens or the context; 'abort': the signal. */
   finishReason: FinishReason;
+  /**
+   * The boxes and points of the reply in pixels of the ORIGINAL images (see {@link parseGrounding}),
+   * present when the reply has any on the request's images.
+   */
+  grounding?: GroundingItem[];
 }
 
 /** The image processor of a model: its settings and the function that runs it. */
@@ -445,6 +452,7 @@ export class Model {
         tokens: tokens[b],
         usage: { promptTokens, completionTokens: tokens[b].length, totalTokens: promptTokens + tokens[b].length },
         finishReason: reasons[b] ?? (aborted ? 'abort' : 'length'),
+        ...chatGrounding(this.config.family, this.tokenizer, p, b, tokens[b], texts[b]),
       };
     });
   }

@@ -218,6 +218,14 @@ export interface ProcessImagesOptions extends DecodeOptions {
   labels?: readonly string[];
 }
 
+/** An image's size as decoded (EXIF orientation applied) and as the processor resized it. */
+export interface ImageSize {
+  originalWidth: number;
+  originalHeight: number;
+  resizedWidth: number;
+  resizedHeight: number;
+}
+
 /** Vision-tower input for a list of images. */
 export interface ProcessedImages {
   /** Rows of flattened patches, all images concatenated in order: shape[0] × shape[1] floats. */
@@ -226,6 +234,8 @@ export interface ProcessedImages {
   shape: [number, number];
   /** Per image: [t, h, w] in patches (t = 1 for an image). */
   imageGridThw: [number, number, number][];
+  /** Per image: its original and resized size (what grounding maps reply coordinates with). */
+  imageSizes: ImageSize[];
 }
 
 function isImageItem(v: unknown): v is ImageItem {
@@ -364,7 +374,8 @@ export async function processImagesImpl(
       }
       const [h, w] = size;
       const resized = await resizeRgbImpl(decoded, w, h, flavor);
-      return patchifyFramesImpl([resized.data], w, h, config, flavor);
+      const sizes: ImageSize = { originalWidth: decoded.width, originalHeight: decoded.height, resizedWidth: w, resizedHeight: h };
+      return { ...(await patchifyFramesImpl([resized.data], w, h, config, flavor)), sizes };
     }),
   );
   const rowLen = 3 * config.temporalPatchSize * config.patchSize * config.patchSize;
@@ -380,5 +391,5 @@ export async function processImagesImpl(
       offset += p.pixelValues.length;
     }
   }
-  return { pixelValues, shape: [total / rowLen, rowLen], imageGridThw: parts.map((p) => p.gridThw) };
+  return { pixelValues, shape: [total / rowLen, rowLen], imageGridThw: parts.map((p) => p.gridThw), imageSizes: parts.map((p) => p.sizes) };
 }

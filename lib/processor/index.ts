@@ -22,6 +22,7 @@ export {
   type ImageInput,
   type ImageItem,
   type ImageSizeOptions,
+  type ImageSize,
   type RawImage,
   type RgbImage,
   type DecodeOptions,

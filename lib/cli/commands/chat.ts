@@ -1,3 +1,6 @@
+import { writeFile } from 'node:fs/promises';
+import { extname } from 'node:path';
+import type { GroundingItem } from '../../grounding/types.js';
 import type { ContentPart } from '../../text/chat-template.js';
 import { UsageError, integerFlag, numberFlag, stringList, stringValue } from '../args.js';
 import type { Command } from '../command.js';
@@ -19,8 +22,33 @@ options:
   --top-k K            sample among the K most likely tokens (integer >= 0; 0 = all)
   --seed S             sampling seed (integer >= 0)
   --threads N          compute threads (integer from 1 to 1024; default: physical cores)
+  --draw OUT.png       draw the reply's boxes and points on the image (needs --image); with
+                       several images, one file each: OUT-1.png, OUT-2.png, ...
   -h, --help           show this help
 `;
+
+/** OUT.png for one image; OUT-1.png, OUT-2.png, … for several. */
+function drawPath(out: string, index: number, count: number): string {
+  if (count === 1) return out;
+  const ext = extname(out);
+  return `${out.slice(0, out.length - ext.length)}-${index + 1}${ext}`;
+}
+
+/**
+ * Draws `items` on each of `images` (the --image paths, in order) and writes the PNGs; returns the
+ * files written (none when there is nothing to draw). @internal
+ */
+export async function drawReply(images: readonly string[], items: readonly GroundingItem[], out: string): Promise<string[]> {
+  if (items.length === 0) return [];
+  const { drawGrounding } = await import('../../grounding/draw.js');
+  const written: string[] = [];
+  for (let i = 0; i < images.length; i++) {
+    const path = drawPath(out, i, images.length);
+    await writeFile(path, await drawGrounding(images[i], items, { image: i }));
+    written.push(path);
+  }
+  return written;
+}
 
 /** `qwenvl chat --model DIR [--image PATH]... [--video PATH]... "prompt"`: streams the answer to stdout. */
 export const chatCommand: Command = {
@@ -40,6 +68,7 @@ export const chatCommand: Command = {
     threads: { type: 'string' },
     'video-fps': { type: 'string' },
     'video-max-frames': { type: 'string' },
+    draw: { type: 'string' },
   },
   async run({ values, positionals, signal }) {
     const model = stringValue(values, 'model');
@@ -49,6 +78,9 @@ export const chatCommand: Command = {
       throw new UsageError(`give the prompt as one argument (quote it); got ${positionals.length} arguments`);
     }
     const prompt = positionals[0];
+    const draw = stringValue(values, 'draw');
+    if (draw !== undefined && stringList(values, 'image').length === 0) throw new UsageError('--draw needs an --image to draw on');
+    if (draw === '') throw new UsageError('--draw needs a file name');
     const num = (flag: string, read: (raw: string) => number): number | undefined => {
       const raw = stringValue(values, flag);
       return raw === undefined ? undefined : read(raw);
@@ -82,8 +114,14 @@ export const chatCommand: Command = {
       const messages = [...(system !== undefined ? [{ role: 'system', content: system }] : []), { role: 'user', content }];
       const options = Object.fromEntries(Object.entries(sampling).filter(([, v]) => v !== undefined));
       // A closed stdout aborts generation: the stream then ends with what it has.
-      for await (const chunk of m.stream(messages, { ...options, signal })) process.stdout.write(chunk);
+      const stream = m.stream(messages, { ...options, signal });
+      let step = await stream.next();
+      for (; !step.done; step = await stream.next()) process.stdout.write(step.value);
       process.stdout.write('\n');
+      if (draw !== undefined) {
+        const written = await drawReply(stringList(values, 'image'), step.value.grounding ?? [], draw);
+        process.stderr.write(written.length > 0 ? `drew ${step.value.grounding!.length} box(es)/point(s): ${written.join(', ')}\n` : `the reply has no boxes or points; nothing drawn to ${draw}\n`);
+      }
       return 0;
     } finally {
       m.dispose();

@@ -1,0 +1,36 @@
+/**
+ * What chat() adds to a result: the grounding of one row's reply over that row's images.
+ * @internal
+ * @module
+ */
+import { getFamily, type FamilyId } from '../families/registry.js';
+import type { PreparedInputs } from '../model/inputs.js';
+import type { QwenTokenizer } from '../text/tokenizer.js';
+import { groundingOf } from './parse.js';
+import { textWithSpecialTokens } from './reply-text.js';
+import type { ImageSize } from '../processor/image.js';
+import type { GroundingItem } from './types.js';
+
+/** The images of batch row `row` of a prepared request, in order. */
+export function rowImages(p: Pick<PreparedInputs, 'imageSizes' | 'imageRows'>, row: number): ImageSize[] {
+  return p.imageSizes.filter((_, i) => p.imageRows[i] === row);
+}
+
+/**
+ * `{ grounding }` for a row's reply when it holds boxes or points on the row's images, else `{}`
+ * (so a result without grounding has no such key). Never throws on any reply.
+ */
+export function chatGrounding(
+  family: FamilyId,
+  tokenizer: QwenTokenizer,
+  p: Pick<PreparedInputs, 'imageSizes' | 'imageRows'>,
+  row: number,
+  tokens: readonly number[],
+  text: string,
+): { grounding?: GroundingItem[] } {
+  const images = rowImages(p, row);
+  const coordinates = getFamily(family)?.groundingCoordinates;
+  if (images.length === 0 || coordinates === undefined) return {};
+  const { items } = groundingOf(textWithSpecialTokens(tokenizer, tokens, text), images, coordinates);
+  return items.length > 0 ? { grounding: items } : {};
+}
