@@ -107,6 +107,8 @@ const SAMPLES: Record<string, () => unknown[]> = {
   listConformanceCases: () => [fixtureDir('qwen2-vl')],
   defaultBudget: () => [],
   supportedModelTypes: () => [],
+  parseGrounding: () => ['[{"bbox_2d": [1, 2, 30, 40]}]', { family: 'qwen2_5_vl', images: [{ originalWidth: 224, originalHeight: 224, resizedWidth: 224, resizedHeight: 224 }] }],
+  drawGrounding: () => [IMG, [{ box: [1, 2, 30, 40], image: 0, label: 'a' }], {}],
   loadModel: () => [CKPT, { contextLength: 48, checkFinite: false }],
 };
 

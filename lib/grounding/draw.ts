@@ -4,8 +4,8 @@
  * @module
  */
 import sharp from 'sharp';
-import { decodeImage, type DecodeOptions, type ImageInput, type RgbImage } from '../processor/image.js';
-import { expected, guardAsync } from '../validate.js';
+import { decodeImageImpl, type DecodeOptions, type ImageInput, type RgbImage } from '../processor/image.js';
+import { checkArray, expected, publicCallAsync, readOptions } from '../validate.js';
 import type { GroundingItem } from './types.js';
 
 /** Outline colours, item after item (opaque, so a drawn pixel has exactly its colour). */
@@ -27,9 +27,38 @@ function escapeXml(s: string): string {
  * and returns the PNG.
  */
 export async function drawGrounding(image: ImageInput, items: readonly GroundingItem[], options: DrawGroundingOptions = {}): Promise<Buffer> {
-  if (!Array.isArray(items)) throw expected('drawGrounding: items', 'an array of grounding items', items);
-  const { image: index = 0, ...decode } = options;
-  return guardAsync('drawGrounding', async () => overlay(await decodeImage(image, decode), items, index));
+  return publicCallAsync('drawGrounding', arguments, async () => {
+    const list = checkArray('drawGrounding: items', items, 'an array of grounding items').map(readItem);
+    const { image: index = 0, ...decode } = readOptions('drawGrounding: options', options, ['image', 'maxInputPixels', 'autoOrient', 'alpha', 'media']) as DrawGroundingOptions;
+    if (!Number.isInteger(index) || index < 0) throw expected('drawGrounding: options.image', 'an image index (an integer >= 0)', index);
+    return overlay(await decodeImageImpl(image, decode), list, index);
+  });
+}
+
+/**
+ * An item as drawn: its coordinates become SVG attributes, so each must be a finite number (a
+ * string there could carry markup into the overlay) and the label is escaped.
+ */
+function readItem(v: unknown, i: number): GroundingItem {
+  const where = `drawGrounding: items[${i}]`;
+  if (v === null || typeof v !== 'object') throw expected(where, 'a grounding item ({ box | point, image, label? })', v);
+  const it = readOptions(where, v, ['box', 'point', 'image', 'label']);
+  const coords = (key: 'box' | 'point', n: number): number[] | undefined => {
+    const c = it[key];
+    if (c === undefined) return undefined;
+    const xs = checkArray(`${where}.${key}`, c, `${n} finite numbers`, n);
+    if (xs.length !== n || !xs.every((x) => typeof x === 'number' && Number.isFinite(x))) throw expected(`${where}.${key}`, `${n} finite numbers`, c);
+    return xs as number[];
+  };
+  const box = coords('box', 4), point = coords('point', 2);
+  if (!Number.isInteger(it.image) || (it.image as number) < 0) throw expected(`${where}.image`, 'an image index (an integer >= 0)', it.image);
+  if (it.label !== undefined && typeof it.label !== 'string') throw expected(`${where}.label`, 'a string', it.label);
+  return {
+    image: it.image as number,
+    ...(box ? { box: box as [number, number, number, number] } : {}),
+    ...(point ? { point: point as [number, number] } : {}),
+    ...(it.label !== undefined ? { label: it.label as string } : {}),
+  };
 }
 
 async function overlay(rgb: RgbImage, items: readonly GroundingItem[], index: number): Promise<Buffer> {
@@ -38,7 +67,7 @@ async function overlay(rgb: RgbImage, items: readonly GroundingItem[], index: nu
   const font = Math.max(10, Math.round(Math.min(W, H) / 30));
   const shapes: string[] = [];
   items.forEach((it, i) => {
-    if (it === null || typeof it !== 'object' || it.image !== index) return;
+    if (it.image !== index) return;
     const color = GROUNDING_COLORS[i % GROUNDING_COLORS.length];
     let at: [number, number] | undefined;
     if (it.box) {

@@ -5,7 +5,7 @@
 import { inputError } from '../errors.js';
 import type { GroundingCoordinates } from '../families/family.js';
 import { familyForModelType, getFamily, type FamilyId } from '../families/registry.js';
-import { expected, guard, readOptions } from '../validate.js';
+import { expected, publicCall, readOptions } from '../validate.js';
 import { toOriginalPixels } from './coordinates.js';
 import { jsonGrounding } from './json-items.js';
 import { refBoxGrounding } from './ref-box.js';
@@ -90,8 +90,8 @@ function readImages(v: unknown, needResized: boolean): GroundingImage[] {
  * Anything it cannot read is left out with a line in `warnings`; only bad options throw (E_INPUT).
  */
 export function parseGrounding(reply: string, options: ParseGroundingOptions): GroundingResult {
-  if (typeof reply !== 'string') throw expected('parseGrounding: reply', 'a string', reply);
-  return guard('parseGrounding: options', () => {
+  return publicCall('parseGrounding', arguments, () => {
+    if (typeof reply !== 'string') throw expected('parseGrounding: reply', 'a string', reply);
     if (options === undefined) throw inputError('parseGrounding: options { family, images } are required');
     const o = readOptions('parseGrounding: options', options, ['family', 'images']);
     const family = typeof o.family === 'string' ? (getFamily(o.family) ?? familyForModelType(o.family)) : undefined;

@@ -79,6 +79,23 @@ describe('drawGrounding', () => {
     await expect(drawGrounding(join(tmp, 'missing.png'), [])).rejects.toBeInstanceOf(QwenVLError);
     await expect(drawGrounding(await grayPng('c.png', 10, 10), 'x' as never)).rejects.toBeInstanceOf(QwenVLError);
   });
+
+  it('coordinates become SVG attributes: anything but finite numbers is refused, not drawn', async () => {
+    const img = await grayPng('d.png', 10, 10);
+    // A string coordinate could carry markup (an <image href> reading a local file) into the overlay.
+    const markup = '0" /><image href="file:///etc/passwd" x="0';
+    for (const item of [
+      { box: [markup, 1, 2, 3], image: 0 },
+      { point: [1, Number.NaN], image: 0 },
+      { box: [1, 2, 3], image: 0 },
+      { box: [1, 2, 3, 4], image: -1 },
+      { box: [1, 2, 3, 4], image: 0, label: 7 },
+    ]) {
+      const e = await drawGrounding(img, [item as never]).catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(QwenVLError);
+      expect((e as QwenVLError).code).toBe('E_INPUT');
+    }
+  });
 });
 
 describe('qwenvl chat --draw', () => {

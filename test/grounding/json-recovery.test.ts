@@ -55,12 +55,11 @@ describe('findJsonValues', () => {
     for (const t of ['', '[', '{', '"', '{"a"', '{"a":', '[-', '["\\', '["\\u12"]', '[tru]', '{1: 2}', '\u0000[\u0000]']) {
       expect(() => findJsonValues(t)).not.toThrow();
     }
-    // 400k characters of each: a quadratic scan would take minutes.
+    // 400k characters of each: a quadratic scan would take minutes and run past this test's timeout
+    // (no wall-clock assertion: the timeout only catches a scan that does not stay linear).
     for (const t of ['['.repeat(200_000) + ']'.repeat(200_000), '{'.repeat(400_000), '[{"a": ['.repeat(50_000), '[1,'.repeat(130_000)]) {
-      const t0 = performance.now();
       const found = findJsonValues(t);
-      expect(performance.now() - t0).toBeLessThan(5000);
       expect(found.length).toBeGreaterThan(0);
     }
-  });
+  }, 60_000);
 });
