@@ -12,8 +12,9 @@
  * @internal
  * @module
  */
+import { randomUUID } from 'node:crypto';
 import { copyFile, lstat, mkdir, readFile, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
-import { dirname, join, relative, sep } from 'node:path';
+import { basename, dirname, join, relative, sep } from 'node:path';
 
 /** A 40-hex git commit id. */
 export const COMMIT_RE = /^[0-9a-f]{40}$/;
@@ -32,6 +33,11 @@ export class RepoCache {
 
   constructor(cacheDir: string, readonly repoId: string) {
     this.root = join(cacheDir, `models--${repoId.replace('/', '--')}`);
+  }
+
+  /** Where the lock of a blob's download lives (huggingface_hub keeps its locks in `<cache>/.locks` too). */
+  lock(etag: string): string {
+    return join(dirname(this.root), '.locks', basename(this.root), `${etag}.qwenvl.lock`);
   }
 
   blob(etag: string): string {
@@ -74,7 +80,7 @@ export class RepoCache {
     if (old === commit) return;
     await mkdir(dirname(file), { recursive: true });
     // No trailing newline: huggingface_hub reads the file as is.
-    const tmp = `${file}.${process.pid}.tmp`;
+    const tmp = `${file}.${randomUUID()}.tmp`;
     await writeFile(tmp, commit);
     await rename(tmp, file);
   }
@@ -113,8 +119,11 @@ export class RepoCache {
     try {
       await symlink(target, pointer);
     } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      // Another pull linked it meanwhile: fine when it points at the same blob.
+      if (code === 'EEXIST' && (await readlink(pointer).catch(() => undefined)) === target) return;
       // Where symlinks are not allowed (Windows without developer mode) huggingface_hub copies too.
-      if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e;
+      if (code !== 'EPERM') throw e;
       await copyFile(this.blob(etag), pointer);
     }
   }

@@ -9,6 +9,7 @@ import { COMMIT_RE, RepoCache, isRepoId } from './cache.js';
 import { checkableEtag, downloadBlob } from './download.js';
 import { MODEL_FILES, REQUIRED_FILES, SINGLE_WEIGHTS, WEIGHTS_INDEX, selectFiles, shardsOf } from './files.js';
 import { getJson, headFile } from './http.js';
+import { withLock } from './lock.js';
 import { ProgressTracker } from './progress.js';
 import { hubSettings, type HubOptions, type HubSettings } from './settings.js';
 
@@ -52,7 +53,9 @@ async function listRevision(repoId: string, s: HubSettings): Promise<{ commit: s
     if (typeof r?.rfilename !== 'string') continue;
     const lfsSha = typeof r.lfs?.sha256 === 'string' ? r.lfs.sha256 : typeof r.lfs?.oid === 'string' ? r.lfs.oid.replace(/^sha256:/, '') : undefined;
     const size = typeof r.lfs?.size === 'number' ? r.lfs.size : typeof r.size === 'number' ? r.size : undefined;
-    siblings.set(r.rfilename, { path: r.rfilename, size, etag: lfsSha ?? (typeof r.blobId === 'string' ? r.blobId : undefined) });
+    const etag = lfsSha ?? (typeof r.blobId === 'string' ? r.blobId : undefined);
+    // The etag names a file in blobs/: only a hex digest is taken (else the file's HEAD says).
+    siblings.set(r.rfilename, { path: r.rfilename, size, etag: etag !== undefined && checkableEtag(etag) ? etag : undefined });
   }
   return { commit, siblings };
 }
@@ -105,12 +108,15 @@ async function ensureFile(cache: RepoCache, commit: string, sib: Sibling, s: Hub
     throw new QwenVLError('E_NETWORK', `${label}: the file list says ${sib.etag}/${sib.size} bytes, the file ${etag}/${size} bytes`);
   }
   if (sib.size === undefined) progress.totalBytes += size;
-  if (!(await cache.hasBlob(etag, size))) {
+  await withLock(cache.lock(etag), s.signal, async () => {
+    // Checked again under the lock: another pull may have fetched it meanwhile.
+    if (await cache.hasBlob(etag, size)) {
+      progress.bytes += size;
+      return;
+    }
     const sameHost = new URL(meta.location).host === new URL(s.endpoint).host;
     await downloadBlob({ path: sib.path, etag, size, url: meta.location, sendToken: sameHost }, cache.blob(etag), s.token, progress, s.signal);
-  } else {
-    progress.bytes += size;
-  }
+  });
   await cache.link(commit, sib.path, etag);
   progress.filesDone++;
   progress.report('file', { path: sib.path, bytes: size, size, fromCache: false });

@@ -59,6 +59,8 @@ export class FakeHub {
   readonly cutAfter = new Map<string, number>();
   /** Files (by etag) whose body is sent with one byte changed (headers unchanged). */
   readonly corrupt = new Set<string>();
+  /** Renamed repositories: old id -> new id (answered with a relative 307, as the Hub does). */
+  readonly renamed = new Map<string, string>();
   /** Delay between 64 KiB chunks of CDN bodies (to let rates be measured). */
   chunkDelayMs = 0;
   private hub!: Server;
@@ -123,6 +125,15 @@ export class FakeHub {
   private async onHub(req: IncomingMessage, res: ServerResponse): Promise<void> {
     this.record('hub', req);
     const url = new URL(req.url ?? '/', this.endpoint);
+    for (const [from, to] of this.renamed) {
+      for (const prefix of [`/api/models/${from}/`, `/${from}/resolve/`]) {
+        if (url.pathname.startsWith(prefix)) {
+          res.writeHead(307, { location: `${prefix.replace(from, to)}${url.pathname.slice(prefix.length)}${url.search}` });
+          res.end();
+          return;
+        }
+      }
+    }
     const api = /^\/api\/models\/([^/]+\/[^/]+)\/revision\/([^/]+)$/.exec(url.pathname);
     if (api && req.method === 'GET') {
       const repo = this.repo(req, res, api[1]!);

@@ -42,7 +42,8 @@ async function expectCode(p: Promise<unknown>, code: string, match?: RegExp): Pr
 
 let hub: FakeHub;
 let cacheDir: string;
-const opts = (extra: object = {}) => ({ cacheDir, endpoint: hub.endpoint, token: false as const, ...extra });
+// Everything explicit, so a developer's own HF_* settings cannot change what the tests see.
+const opts = (extra: object = {}) => ({ cacheDir, endpoint: hub.endpoint, token: false as const, offline: false, ...extra });
 const repoRoot = () => join(cacheDir, `models--${REPO.replace('/', '--')}`);
 const weightsEtag = () => describeFile(WEIGHTS, readFileSync(join(CKPT, WEIGHTS))).etag;
 
@@ -56,6 +57,7 @@ beforeEach(() => {
   hub.repos.clear();
   hub.repos.set(REPO, { commit: COMMIT, files: fixtureRepoFiles() });
   hub.cutAfter.clear();
+  hub.renamed.clear();
   hub.seen.length = 0;
   hub.corrupt.clear();
   hub.chunkDelayMs = 0;
@@ -146,6 +148,53 @@ describe('pullModel', () => {
     expect(r.downloadedBytes).toBeLessThan(size);
   });
 
+  it('an abort stops the download with E_ABORTED and keeps the partial file for the next pull', async () => {
+    hub.chunkDelayMs = 5;
+    const ac = new AbortController();
+    const onProgress = (p: PullProgress) => {
+      if (p.event === 'bytes' && p.file === WEIGHTS && p.fileBytes > 1_000_000) ac.abort();
+    };
+    await expectCode(pullModel(REPO, opts({ onProgress, signal: ac.signal })), 'E_ABORTED');
+    hub.chunkDelayMs = 0;
+    const partial = join(repoRoot(), 'blobs', `${weightsEtag()}.incomplete`);
+    const have = statSync(partial).size;
+    expect(have).toBeGreaterThan(1_000_000);
+    const from = hub.seen.length;
+    const r = await pullModel(REPO, opts());
+    expect(hub.since(from, 'cdn').map((s) => s.range)).toEqual([`bytes=${have}-`]);
+    expect(readFileSync(join(r.dir, WEIGHTS)).equals(readFileSync(join(CKPT, WEIGHTS)))).toBe(true);
+  });
+
+  it('concurrent pulls of one model download each blob once and both succeed', async () => {
+    hub.chunkDelayMs = 2;
+    const [a, b] = await Promise.all([pullModel(REPO, opts()), pullModel(REPO, opts())]);
+    expect(a.dir).toBe(b.dir);
+    expect(hub.seen.filter((s) => s.server === 'cdn' && s.path.startsWith(`/cdn/${weightsEtag()}`))).toHaveLength(1);
+    expect(readFileSync(join(a.dir, WEIGHTS)).equals(readFileSync(join(CKPT, WEIGHTS)))).toBe(true);
+    expect(a.downloadedBytes + b.downloadedBytes).toBe(NEEDED.reduce((n, f) => n + statSync(join(CKPT, f)).size, 0));
+    expect(readdirSync(join(cacheDir, '.locks', `models--${REPO.replace('/', '--')}`))).toEqual([]);
+  });
+
+  it('waits for a lock held by a live process and takes over one left by a dead process', async () => {
+    const locks = join(cacheDir, '.locks', `models--${REPO.replace('/', '--')}`);
+    mkdirSync(locks, { recursive: true });
+    // A pid that cannot be running (beyond the kernel's pid_max).
+    writeFileSync(join(locks, `${weightsEtag()}.qwenvl.lock`), '99999999');
+    const r = await pullModel(REPO, opts());
+    expect(existsSync(join(r.dir, WEIGHTS))).toBe(true);
+    expect(readdirSync(locks)).toEqual([]);
+    // A live owner (this test's parent process): the pull waits until the lock is gone.
+    rmSync(join(repoRoot()), { recursive: true });
+    const lock = join(locks, `${weightsEtag()}.qwenvl.lock`);
+    writeFileSync(lock, String(process.ppid));
+    let done = false;
+    const p = pullModel(REPO, opts()).then((x) => ((done = true), x));
+    await new Promise((r) => setTimeout(r, 600));
+    expect(done).toBe(false);
+    rmSync(lock);
+    expect(existsSync(join((await p).dir, WEIGHTS))).toBe(true);
+  });
+
   it('a corrupted body is an integrity error and nothing is committed', async () => {
     const etag = weightsEtag();
     hub.corrupt.add(etag);
@@ -189,7 +238,7 @@ describe('pullModel', () => {
       delete process.env.HF_TOKEN_PATH;
       process.env.HF_HOME = home;
       writeFileSync(join(home, 'token'), 'hf_file\n');
-      const noToken = { cacheDir, endpoint: hub.endpoint };
+      const noToken = { cacheDir, endpoint: hub.endpoint, offline: false };
       await pullModel(REPO, noToken);
       hub.repos.get(REPO)!.gatedToken = 'hf_env';
       await expectCode(pullModel(REPO, noToken), 'E_AUTH');
@@ -233,6 +282,15 @@ describe('pullModel', () => {
     const done = events.at(-1)!;
     expect(done.bytes).toBe(done.totalBytes);
     expect(done.fileCount).toBe(names.length);
+  });
+
+  it('follows the relative redirect of a renamed repository (and not the CDN redirect of a HEAD)', async () => {
+    hub.renamed.set('fixture-org/old-name', REPO);
+    const r = await pullModel('fixture-org/old-name', opts());
+    expect(r.dir).toBe(join(cacheDir, 'models--fixture-org--old-name', 'snapshots', COMMIT));
+    expect(readdirSync(r.dir).sort()).toEqual(NEEDED);
+    expect(hub.seen.filter((s) => s.method === 'HEAD' && s.server === 'cdn')).toEqual([]);
+    hub.renamed.clear();
   });
 
   it('offline: answers from the cache with no request, or names what is missing', async () => {
