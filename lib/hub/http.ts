@@ -18,6 +18,14 @@ export interface FileMeta {
   location: string;
 }
 
+/** How long a metadata request (file list, HEAD) may take: huggingface_hub waits 10 s, this a little longer. */
+const METADATA_TIMEOUT_MS = 30_000;
+
+function metadataSignal(signal: AbortSignal | undefined): AbortSignal {
+  const timeout = AbortSignal.timeout(METADATA_TIMEOUT_MS);
+  return signal ? AbortSignal.any([signal, timeout]) : timeout;
+}
+
 export function authHeaders(token: string | undefined): Record<string, string> {
   return token ? { authorization: `Bearer ${token}` } : {};
 }
@@ -30,13 +38,14 @@ export function normalizeEtag(v: string | null): string | undefined {
 }
 
 function aborted(signal: AbortSignal | undefined, e: unknown): boolean {
-  return signal?.aborted === true || (e as Error | undefined)?.name === 'AbortError';
+  return signal?.aborted === true || (signal === undefined && (e as Error | undefined)?.name === 'AbortError');
 }
 
 /** A failed request (no answer at all) as E_ABORTED or E_NETWORK. */
 export function requestFailed(e: unknown, what: string, signal?: AbortSignal): QwenVLError {
   if (e instanceof QwenVLError) return e;
   if (aborted(signal, e)) return new QwenVLError('E_ABORTED', `${what}: aborted`, { cause: e });
+  if ((e as Error | undefined)?.name === 'TimeoutError') return new QwenVLError('E_NETWORK', `${what}: no answer within ${METADATA_TIMEOUT_MS / 1000} s`, { cause: e });
   const cause = (e as { cause?: { code?: string; message?: string } }).cause;
   const detail = cause?.code ?? cause?.message ?? (e as Error).message;
   return new QwenVLError('E_NETWORK', `${what}: ${detail}`, { cause: e });
@@ -70,7 +79,7 @@ export async function headFile(url: string, token: string | undefined, what: str
   for (let hops = 0; ; hops++) {
     let res: Response;
     try {
-      res = await fetch(current, { method: 'HEAD', redirect: 'manual', headers: { ...authHeaders(token), 'accept-encoding': 'identity' }, ...(signal ? { signal } : {}) });
+      res = await fetch(current, { method: 'HEAD', redirect: 'manual', headers: { ...authHeaders(token), 'accept-encoding': 'identity' }, signal: metadataSignal(signal) });
     } catch (e) {
       throw requestFailed(e, what, signal);
     }
@@ -104,7 +113,7 @@ function meta(res: Response, location: string): FileMeta {
 export async function getJson(url: string, token: string | undefined, what: string, signal?: AbortSignal): Promise<unknown> {
   let res: Response;
   try {
-    res = await fetch(url, { headers: { ...authHeaders(token), accept: 'application/json' }, ...(signal ? { signal } : {}) });
+    res = await fetch(url, { headers: { ...authHeaders(token), accept: 'application/json' }, signal: metadataSignal(signal) });
   } catch (e) {
     throw requestFailed(e, what, signal);
   }

@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { expected, readOptions } from '../validate.js';
+import { expected, optInteger, readOptions } from '../validate.js';
 import type { PullProgress } from './progress.js';
 
 /** Options of {@link pullModel} (and of `loadModel`'s `hub` option). Unset fields come from the environment. */
@@ -31,6 +31,12 @@ export interface HubOptions {
    * whether the branch moved (default false for `pullModel`; `loadModel` uses true).
    */
   preferCache?: boolean;
+  /**
+   * How many times a broken connection or a 5xx / 429 answer is retried per file, resuming from the
+   * bytes that arrived (default 3; pauses of 0.5 s, 1 s, 2 s, ...). Failing after that, a pull
+   * leaves the partial file for the next pull to resume.
+   */
+  retries?: number;
   /** Called as files are checked and downloaded (see {@link PullProgress}). */
   onProgress?: (p: PullProgress) => void;
   /** Aborting it stops the download (E_ABORTED); the partial file is kept for the next pull. */
@@ -45,11 +51,12 @@ export interface HubSettings {
   token: string | undefined;
   offline: boolean;
   preferCache: boolean;
+  retries: number;
   onProgress: ((p: PullProgress) => void) | undefined;
   signal: AbortSignal | undefined;
 }
 
-const KEYS = ['revision', 'cacheDir', 'endpoint', 'token', 'offline', 'preferCache', 'onProgress', 'signal'] as const;
+const KEYS = ['revision', 'cacheDir', 'endpoint', 'token', 'offline', 'preferCache', 'retries', 'onProgress', 'signal'] as const;
 
 function truthy(v: string | undefined): boolean {
   return v !== undefined && ['1', 'on', 'yes', 'true'].includes(v.trim().toLowerCase());
@@ -90,6 +97,7 @@ export function hubSettings(options: unknown, what: string, env: NodeJS.ProcessE
   for (const k of ['offline', 'preferCache'] as const) {
     if (o[k] !== undefined && typeof o[k] !== 'boolean') throw expected(w(k), 'a boolean', o[k]);
   }
+  optInteger(w('retries'), o.retries, 0, 100);
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw expected(w('onProgress'), 'a function', o.onProgress);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw expected(w('signal'), 'an AbortSignal', o.signal);
   const revision = o.revision ?? 'main';
@@ -111,6 +119,7 @@ export function hubSettings(options: unknown, what: string, env: NodeJS.ProcessE
     token: o.token === false ? undefined : (o.token ?? envToken(env)),
     offline: o.offline ?? truthy(env.HF_HUB_OFFLINE),
     preferCache: o.preferCache ?? false,
+    retries: o.retries ?? 3,
     onProgress: o.onProgress,
     signal: o.signal,
   };

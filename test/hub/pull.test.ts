@@ -127,7 +127,7 @@ describe('pullModel', () => {
   it('resumes a cut download with a Range request from the partial length and verifies it', async () => {
     const etag = weightsEtag();
     hub.cutAfter.set(etag, 3_000_000);
-    await expectCode(pullModel(REPO, opts()), 'E_NETWORK', /connection lost after \d+ of \d+ bytes.*resume/);
+    await expectCode(pullModel(REPO, opts({ retries: 0 })), 'E_NETWORK', /connection lost after \d+ of \d+ bytes.*resume/);
     const partial = join(repoRoot(), 'blobs', `${etag}.incomplete`);
     const have = statSync(partial).size;
     expect(have).toBeGreaterThan(0);
@@ -146,6 +146,19 @@ describe('pullModel', () => {
     expect(existsSync(partial)).toBe(false);
     const size = statSync(join(CKPT, WEIGHTS)).size;
     expect(r.downloadedBytes).toBeLessThan(size);
+  });
+
+  it('retries a cut connection within the same pull, resuming with a Range request', async () => {
+    const etag = weightsEtag();
+    hub.cutAfter.set(etag, 2_000_000);
+    const r = await pullModel(REPO, opts());
+    const cdn = hub.seen.filter((s) => s.server === 'cdn' && s.path.startsWith(`/cdn/${etag}`));
+    expect(cdn).toHaveLength(2);
+    expect(cdn[0]!.range).toBeUndefined();
+    expect(cdn[1]!.range).toMatch(/^bytes=\d+-$/);
+    expect(Number(/\d+/.exec(cdn[1]!.range!)![0])).toBeGreaterThan(0);
+    expect(readFileSync(join(r.dir, WEIGHTS)).equals(readFileSync(join(CKPT, WEIGHTS)))).toBe(true);
+    expect(r.downloadedBytes).toBe(NEEDED.reduce((n, f) => n + statSync(join(CKPT, f)).size, 0));
   });
 
   it('an abort stops the download with E_ABORTED and keeps the partial file for the next pull', async () => {
