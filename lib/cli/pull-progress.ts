@@ -38,6 +38,12 @@ function totals(p: PullProgress): string {
   return `total ${percent(p.bytes, p.totalBytes)} ${formatBytes(p.bytes)}/${formatBytes(p.totalBytes)}, ${rate}, ETA ${formatEta(p.etaSeconds)}`;
 }
 
+/** The totals in few columns, for the terminal line. */
+function shortTotals(p: PullProgress): string {
+  const rate = p.bytesPerSecond > 0 ? `${formatBytes(p.bytesPerSecond)}/s` : '-- /s';
+  return `total ${percent(p.bytes, p.totalBytes)} of ${formatBytes(p.totalBytes)}, ${rate}, ETA ${formatEta(p.etaSeconds)}`;
+}
+
 /** A renderer: call it with each report; `end()` after the last. @internal */
 export interface ProgressView {
   update(p: PullProgress): void;
@@ -66,10 +72,10 @@ export function ttyView(write: (s: string) => void, columns: () => number): Prog
           return;
         case 'start':
         case 'bytes':
-          draw(`${counter} ${p.file} ${percent(p.fileBytes, p.fileSize)} ${formatBytes(p.fileBytes)}/${formatBytes(p.fileSize)} | ${totals(p)}`);
+          draw(`${counter} ${p.file} ${percent(p.fileBytes, p.fileSize)} of ${formatBytes(p.fileSize)} | ${shortTotals(p)}`);
           return;
         case 'verify':
-          draw(`${counter} ${p.file} verifying… | ${totals(p)}`);
+          draw(`${counter} ${p.file} verifying… | ${shortTotals(p)}`);
           return;
         case 'file':
           clear();

@@ -105,7 +105,7 @@ describe('pull progress views', () => {
     let out = '';
     const v = ttyView((s) => void (out += s), () => 200);
     v.update(base);
-    expect(out).toBe('\r[3/5] model.safetensors 50% 50.0 MiB/100.0 MiB | total 50% 60.0 MiB/120.0 MiB, 10.0 MiB/s, ETA 0:06\x1b[K');
+    expect(out).toBe('\r[3/5] model.safetensors 50% of 100.0 MiB | total 50% of 120.0 MiB, 10.0 MiB/s, ETA 0:06\x1b[K');
     out = '';
     v.update({ ...base, event: 'file', fileBytes: base.fileSize, filesDone: 3, fromCache: false });
     expect(out).toBe('\r\x1b[Kfetched model.safetensors (100.0 MiB)\n');

@@ -46,7 +46,7 @@ export const pullCommand: Command = {
     const { plainView, ttyView } = await import('../pull-progress.js');
     const err = process.stderr;
     const write = (s: string) => void err.write(s);
-    const view = values.quiet === true ? undefined : err.isTTY ? ttyView(write, () => err.columns ?? 80) : plainView(write);
+    const view = values.quiet === true ? undefined : err.isTTY ? ttyView(write, () => err.columns || 80) : plainView(write);
     // Ctrl-C keeps the partial file for the next pull; the abort ends the transfer cleanly.
     const interrupted = new AbortController();
     const onSigint = () => interrupted.abort();
