@@ -381,6 +381,9 @@ describe('pullModel', () => {
     await expectCode(pullModel(REPO, opts({ endpoint: 'ftp://x' })), 'E_INPUT', /endpoint/);
     await expectCode(loadModel('no/such-folder-or-model', { hub: { ...opts(), offline: true } }), 'E_NOT_FOUND', /offline/);
     await expectCode(loadModel('./no-such-folder'), 'E_INPUT', /does not exist/);
+    await expectCode(loadModel(REPO, { hub: 5 as never }), 'E_INPUT', /options\.hub/);
+    await expectCode(loadModel(REPO, { hub: { ...opts(), retries: -1 } }), 'E_INPUT', /retries/);
+    await expectCode(pullModel(REPO, opts({ token: '' })), 'E_INPUT', /token/);
     expect(hub.seen).toHaveLength(0);
   });
 });
