@@ -131,6 +131,9 @@ export {
   type PadOptions,
 } from './text/batch.js';
 export { loadModel, type LoadOptions, type LoadProgress } from './model/load.js';
+export { pullModel, type PulledModel } from './hub/pull.js';
+export type { HubOptions } from './hub/settings.js';
+export type { PullProgress } from './hub/progress.js';
 export { Model, type ChatResult, type FinishReason, type ModelProcessor, type Conversation, type RequestOptions, type PrepareOptions, type EstimateOptions } from './model/model.js';
 export {
   DEFAULT_MEDIA_POLICY,

@@ -13,6 +13,7 @@ import type { Command } from './command.js';
 import { chatCommand } from './commands/chat.js';
 import { conformanceCommand } from './commands/conformance.js';
 import { infoCommand } from './commands/info.js';
+import { pullCommand } from './commands/pull.js';
 import { selftestCommand } from './commands/selftest.js';
 
 export type { Command } from './command.js';
@@ -28,7 +29,7 @@ const processOutput: CliOutput = {
   stderr: (t) => void process.stderr.write(t),
 };
 
-const commands: Command[] = [chatCommand, conformanceCommand, infoCommand, selftestCommand];
+const commands: Command[] = [chatCommand, conformanceCommand, infoCommand, pullCommand, selftestCommand];
 
 function usage(): string {
   const lines = commands.map((c) => `  ${c.name.padEnd(12)} ${c.summary}`);

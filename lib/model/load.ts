@@ -23,6 +23,9 @@ import { guard } from '../validate.js';
 import { Model } from './model.js';
 import type { GenerateOptions } from '../generate/options.js';
 import { nativeSpec, weightNames } from './native-spec.js';
+import { isRepoId } from '../hub/cache.js';
+import { pullModel } from '../hub/pull.js';
+import type { HubOptions } from '../hub/settings.js';
 
 /** A step of {@link loadModel}, reported through `onProgress`. */
 export interface LoadProgress {
@@ -66,25 +69,34 @@ export interface LoadOptions {
    * passing on untrusted text should set `false`.
    */
   specialTokensInUserText?: boolean;
+  /**
+   * For a Hub model id (`loadModel('Qwen/Qwen2.5-VL-3B-Instruct')`): revision, cache folder,
+   * endpoint, token, offline mode and download progress (see {@link pullModel}). A revision whose
+   * files are all in the cache loads without asking the Hub unless `preferCache` is `false`.
+   */
+  hub?: HubOptions;
 }
 
 /**
- * Loads a checkpoint folder (config.json, *.safetensors, tokenizer.json, preprocessor_config.json,
+ * Loads a checkpoint folder, or a Hugging Face Hub model id (`org/name`, used when no such folder
+ * exists; fetched into the Hub cache with {@link pullModel} unless the cache has it) (config.json, *.safetensors, tokenizer.json, preprocessor_config.json,
  * chat template). Weights are memory-mapped and used as stored, not copied (except tensors that a
  * header without padding leaves misaligned: those get one aligned copy).
  *
- * @throws QwenVLError E_INPUT for a bad option; E_UNSUPPORTED for a model type, quantization or
+ * @throws QwenVLError E_INPUT for a bad option; for a Hub id, what {@link pullModel} throws; E_UNSUPPORTED for a model type, quantization or
  *   activation qwenvl cannot run; E_MODEL_FORMAT naming the file (and field or tensor) for missing,
  *   malformed or mutually inconsistent files, and for weights holding NaN or infinity.
  */
-export async function loadModel(dir: string, loadOptions?: LoadOptions): Promise<Model> {
+export async function loadModel(dirOrRepoId: string, loadOptions?: LoadOptions): Promise<Model> {
   const options = checkLoadOptions(loadOptions);
-  if (typeof dir !== 'string' || dir.length === 0) throw inputError('loadModel: dir must be a path');
+  if (typeof dirOrRepoId !== 'string' || dirOrRepoId.length === 0) throw inputError('loadModel: dir must be a path or a Hub model id');
+  let dir = dirOrRepoId;
   try {
     if (!(await stat(dir)).isDirectory()) throw inputError(`loadModel: ${dir} is not a folder`);
   } catch (e) {
     if (e instanceof QwenVLError) throw e;
-    throw inputError(`loadModel: ${dir} does not exist`);
+    if (!isRepoId(dir)) throw inputError(`loadModel: ${dir} does not exist (and is not a Hub model id 'org/name')`);
+    dir = (await pullModel(dir, { preferCache: true, ...options.hub })).dir;
   }
   const budget = defaultBudgetImpl();
   for (const key of ['maxVisualTokens', 'maxMemoryBytes'] as const) {
