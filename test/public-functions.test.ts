@@ -3,12 +3,14 @@
 // with a QwenVLError. The building blocks carry their guard in their own module (publicCall), and the guard's
 // fingerprint is checked directly, so a building block exported without it fails here even when its own
 // checks happen to throw a QwenVLError.
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as q from '../lib/index.js';
 import { QwenVLError, type Model, type RgbImage } from '../lib/index.js';
+import { FakeHub, fakeCommit } from './helpers/fake-hub.js';
 import { checkpointDir, fixtureDir } from './helpers/fixtures.js';
 
 const CKPT = checkpointDir('qwen2-vl');
@@ -56,7 +58,10 @@ let model: Model;
 let rgb: RgbImage;
 let noCases: string; // a fixture folder without cases: runConformance fails before loading anything
 let configJson: Record<string, unknown>;
+let hub: FakeHub; // pullModel's sample repository, on a loopback fake of the Hub
 beforeAll(async () => {
+  hub = await new FakeHub().start();
+  hub.repos.set('org/tiny', { commit: fakeCommit('public-functions'), files: new Map(readdirSync(CKPT).map((f) => [f, readFileSync(join(CKPT, f))])) });
   model = await q.loadModel(CKPT, { contextLength: 48 });
   configJson = JSON.parse(await readFile(join(CKPT, 'config.json'), 'utf8')) as Record<string, unknown>;
   rgb = await q.decodeImage(IMG);
@@ -65,6 +70,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   model?.dispose();
+  await hub?.stop();
   if (noCases) await rm(noCases, { recursive: true, force: true });
 });
 
@@ -109,6 +115,7 @@ const SAMPLES: Record<string, () => unknown[]> = {
   supportedModelTypes: () => [],
   parseGrounding: () => ['[{"bbox_2d": [1, 2, 30, 40]}]', { family: 'qwen2_5_vl', images: [{ originalWidth: 224, originalHeight: 224, resizedWidth: 224, resizedHeight: 224 }] }],
   drawGrounding: () => [IMG, [{ box: [1, 2, 30, 40], image: 0, label: 'a' }], {}],
+  pullModel: () => ['org/tiny', { endpoint: hub.endpoint, cacheDir: join(noCases, 'hub'), token: false }],
   loadModel: () => [CKPT, { contextLength: 48, checkFinite: false }],
 };
 

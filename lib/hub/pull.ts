@@ -10,6 +10,7 @@ import { checkableEtag, downloadBlob } from './download.js';
 import { MODEL_FILES, REQUIRED_FILES, SINGLE_WEIGHTS, WEIGHTS_INDEX, selectFiles, shardsOf } from './files.js';
 import { getJson, headFile } from './http.js';
 import { withLock } from './lock.js';
+import { publicCallAsync } from '../validate.js';
 import { ProgressTracker } from './progress.js';
 import { hubSettings, type HubOptions, type HubSettings } from './settings.js';
 
@@ -136,16 +137,18 @@ async function ensureFile(cache: RepoCache, commit: string, sib: Sibling, s: Hub
  *   connection breaks; E_INTEGRITY for a file whose checksum does not match; E_ABORTED.
  */
 export async function pullModel(repoId: string, options?: HubOptions): Promise<PulledModel> {
-  if (typeof repoId !== 'string' || !isRepoId(repoId)) throw inputError(`pullModel: expected a Hub model id 'org/name', got ${JSON.stringify(repoId)}`);
-  const s = hubSettings(options, 'pullModel: options');
-  try {
-    return await pull(repoId, s);
-  } catch (e) {
-    if (e instanceof QwenVLError) throw e;
-    // What is left is the file system (a cache folder that cannot be written, a full disk).
-    const err = e as NodeJS.ErrnoException;
-    throw new QwenVLError('E_INPUT', `pullModel: Hub cache ${s.cacheDir}: ${err.code ?? ''} ${err.message}`.replace(/ {2,}/g, ' '), { cause: e });
-  }
+  return publicCallAsync('pullModel', arguments, async () => {
+    if (typeof repoId !== 'string' || !isRepoId(repoId)) throw inputError(`pullModel: expected a Hub model id 'org/name', got ${JSON.stringify(repoId)}`);
+    const s = hubSettings(options, 'pullModel: options');
+    try {
+      return await pull(repoId, s);
+    } catch (e) {
+      if (e instanceof QwenVLError) throw e;
+      // What is left is the file system (a cache folder that cannot be written, a full disk).
+      const err = e as NodeJS.ErrnoException;
+      throw new QwenVLError('E_INPUT', `pullModel: Hub cache ${s.cacheDir}: ${err.code ?? ''} ${err.message}`.replace(/ {2,}/g, ' '), { cause: e });
+    }
+  });
 }
 
 async function pull(repoId: string, s: HubSettings): Promise<PulledModel> {

@@ -67,6 +67,9 @@ afterEach(() => rmSync(cacheDir, { recursive: true, force: true }));
 
 describe('pullModel', () => {
   it('lays the files out as huggingface_hub does, fetching only the needed ones', async () => {
+    // Byte reports come at most every 100 ms: the weights must take longer than that to arrive for
+    // one to fall inside the file (unpaced, a fast machine fetches 10 MB from loopback in less).
+    hub.chunkDelayMs = 2;
     const events: PullProgress[] = [];
     const r = await pullModel(REPO, opts({ onProgress: (p: PullProgress) => events.push(p) }));
     expect(r.commit).toBe(COMMIT);
