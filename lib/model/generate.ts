@@ -10,7 +10,7 @@
  * @internal
  * @module
  */
-import { Scheduler } from '../engine/scheduler.js';
+import { Scheduler, type GroupSpec } from '../engine/scheduler.js';
 import { QwenVLError } from '../errors.js';
 import type { ResolvedGenerateOptions } from '../generate/options.js';
 import { native, type NativeEncodedFeatures, type NativeForwardArgs, type NativeHandle } from '../native/binding.js';
@@ -175,9 +175,52 @@ export async function prefillOnce(
 }
 
 /**
+ * @internal A prepared prompt's rows as one scheduler group. Row b is the prompt without its left
+ * padding; its repetition history starts as the padded row (transformers counts the padding of
+ * input_ids) and its positions are the batch's. The group takes `vision` (disposing it).
+ */
+export function promptGroup(
+  ctx: LoopContext,
+  p: PreparedInputs,
+  o: ResolvedGenerateOptions,
+  vision: NativeEncodedFeatures | null,
+  maxTokens: number,
+  onToken?: (row: number, token: number, eos: boolean) => void,
+): GroupSpec {
+  const B = p.batchSize, S = p.seqLength;
+  const rows = vision ? visualRows(ctx, p.inputIds, vision) : null;
+  return {
+    sequences: Array.from({ length: B }, (_, b) => {
+      const from = b * S + p.padding[b], to = (b + 1) * S, L = to - from;
+      const positions = new Int32Array(3 * L);
+      for (let a = 0; a < 3; a++) positions.set(p.positionIds.subarray(a * B * S + from, a * B * S + to), a * L);
+      return {
+        ids: p.inputIds.slice(from, to),
+        positions,
+        nextPosition: S + p.ropeDeltas[b],
+        ...(rows ? { visualRows: rows.slice(from, to) } : {}),
+        history: p.inputIds.subarray(b * S, to),
+        maxTokens,
+        ...(onToken ? { onToken: (token: number, eos: boolean) => onToken(b, token, eos) } : {}),
+      };
+    }),
+    sampling: {
+      doSample: o.doSample,
+      temperature: o.temperature,
+      topK: o.topK,
+      topP: o.topP,
+      minP: o.minP,
+      repetitionPenalty: o.repetitionPenalty,
+    },
+    seed: o.seed,
+    eosTokenIds: o.eosTokenIds.length > 0 ? o.eosTokenIds : ctx.eosTokenIds,
+    ...(vision ? { features: vision.features } : {}),
+  };
+}
+
+/**
  * @internal Runs the prompt's rows as one scheduler group and yields each step's tokens until
- * every row stops. Row b is the prompt without its left padding; its repetition history starts as
- * the padded row (transformers counts the padding of input_ids) and its positions are the batch's.
+ * every row stops (see promptGroup).
  */
 export async function* tokenLoop(
   ctx: LoopContext,
@@ -198,43 +241,22 @@ export async function* tokenLoop(
       ...(ctx.kvDtype ? { kvDtype: ctx.kvDtype } : {}),
       ...(ctx.tokenBudget ? { tokenBudget: ctx.tokenBudget } : {}),
     });
-    const rows = vision ? visualRows(ctx, p.inputIds, vision) : null;
     let tokens = new Int32Array(B).fill(-1);
     let eos = new Array<boolean>(B).fill(false);
     let any = false;
-    const sequences = scheduler.submit({
-      sequences: Array.from({ length: B }, (_, b) => {
-        const from = b * S + p.padding[b], to = (b + 1) * S, L = to - from;
-        const positions = new Int32Array(3 * L);
-        for (let a = 0; a < 3; a++) positions.set(p.positionIds.subarray(a * B * S + from, a * B * S + to), a * L);
-        return {
-          ids: p.inputIds.slice(from, to),
-          positions,
-          nextPosition: S + p.ropeDeltas[b],
-          ...(rows ? { visualRows: rows.slice(from, to) } : {}),
-          history: p.inputIds.subarray(b * S, to),
-          maxTokens,
-          onToken: (token: number, isEos: boolean) => {
-            tokens[b] = token;
-            eos[b] = isEos;
-            any = true;
-          },
-        };
+    const sequences = scheduler.submit(
+      promptGroup(ctx, p, o, vision, maxTokens, (b, token, isEos) => {
+        tokens[b] = token;
+        eos[b] = isEos;
+        any = true;
       }),
-      sampling: {
-        doSample: o.doSample,
-        temperature: o.temperature,
-        topK: o.topK,
-        topP: o.topP,
-        minP: o.minP,
-        repetitionPenalty: o.repetitionPenalty,
-      },
-      seed: o.seed,
-      eosTokenIds: o.eosTokenIds.length > 0 ? o.eosTokenIds : ctx.eosTokenIds,
-      ...(vision ? { features: vision.features } : {}),
-    });
+    );
     while (await scheduler.step()) {
-      if (!any) continue; // a prefill chunk short of the prompts' ends
+      if (!any) {
+        // A step of prefill chunks short of the prompts' ends: nothing to hand out yet.
+        ctx.cancel.throwIfCancelled();
+        continue;
+      }
       yield { tokens, eos };
       // A row its client stopped (a stop string) leaves before the next step; its slot is freed.
       sequences.forEach((s, b) => s.state !== 'done' && isStopped(b) && s.stop());
