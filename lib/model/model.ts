@@ -91,7 +91,11 @@ export interface EstimateOptions extends PrepareOptions {
   maxTokens?: number;
 }
 
-/** One conversation, or a batch of conversations run together (left padded, like transformers). */
+/**
+ * One conversation, or a batch of conversations run together. Each row gets the tokens of
+ * transformers' left-padded batch (its repetition penalty counts the padding, as transformers' does),
+ * but no padding is computed: the rows are prefilled side by side at their own lengths.
+ */
 export type Conversation = readonly ChatMessage[];
 
 function isBatch(m: Conversation | readonly Conversation[]): m is readonly Conversation[] {
