@@ -6,10 +6,10 @@
 //     (each run {pixels, patchDim, grids}; `features` is a handle sessionForward takes, the rows never copied to JS)
 //   modelNewSession(handle, batch, capacity[, {kvDtype}]) -> session
 //   sessionForward(session, args) -> Promise<{logits?, tokens?, trace}>   (args.cancel: a cancel token)
-//   sessionSampling(session, {params[], seed, history}); sessionStats(session) -> {forwards, rowsComputed}
+//   sessionSampling(session, {params[], seed, history, rows?}); sessionStats(session) -> {forwards, rowsComputed}
 //   sessionAddSequence / sessionGrowSequence / sessionFreeSequence: the session's KV pool
 //   newCancelToken() -> token;  cancelToken(token, 'abort' | 'dispose')
-//   disposeHandle(handle)
+//   disposeHandle(handle)   (model, session, vision features or cancel token; idempotent)
 // A call given a cancel token stops within one layer once the token is set, rejecting with
 // E_ABORTED or E_DISPOSED (the token's first reason).
 #include <napi.h>

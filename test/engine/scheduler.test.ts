@@ -282,6 +282,40 @@ describe('scheduler bookkeeping', () => {
     }
   }, 60_000);
 
+  it('native pieces it stands on: per-row sample flags, samplers added per sequence', async () => {
+    const s = native.modelNewSession(q2.ctx.handle, 0, 1);
+    const params = { doSample: false, temperature: 1, topK: 0, topP: 1, minP: 0, repetitionPenalty: 1 };
+    try {
+      expect(native.sessionLengths(s)).toEqual([]);
+      const a = native.sessionAddSequence(s, 8), b = native.sessionAddSequence(s, 8);
+      native.sessionSampling(s, { rows: Int32Array.of(a), params: [params], seed: 1 });
+      native.sessionSampling(s, { rows: Int32Array.of(b), params: [params], seed: 2, history: Int32Array.of(5) });
+      // Row a's chunk stops short of its prompt's end: no token, no draw; row b samples.
+      const r = await native.sessionForward(s, {
+        ids: Int32Array.of(1, 2, 3),
+        counts: Int32Array.of(2, 1),
+        positions: Int32Array.of(0, 1, 0, 0, 1, 0, 0, 1, 0),
+        rows: Int32Array.of(a, b),
+        logits: 'sample',
+        sample: Uint8Array.of(0, 1),
+      });
+      expect(r.tokens![0]).toBe(-1);
+      expect(r.tokens![1]).toBeGreaterThanOrEqual(0);
+      expect(native.sessionLengths(s)).toEqual([2, 1]);
+      expect(() => native.sessionSampling(s, { rows: Int32Array.of(a, a), params: [params, params], seed: 1 })).toThrow(/twice/);
+      expect(() => native.sessionSampling(s, { rows: Int32Array.of(7), params: [params], seed: 1 })).toThrow(/not a live sequence/);
+      expect(() => native.sessionSampling(s, { rows: Int32Array.of(a), params: [params], seed: 1, history: Int32Array.of(1e9) })).toThrow(/vocabulary/);
+      expect(() => native.sessionForward(s, { ids: Int32Array.of(1), steps: 1, positions: new Int32Array(3), rows: Int32Array.of(a), logits: 'last', sample: Uint8Array.of(1) })).toThrow(
+        /sample flags go with logits 'sample'/,
+      );
+      // A freed sequence's sampler goes with its slot.
+      native.sessionFreeSequence(s, b);
+      expect(native.sessionLengths(s)).toEqual([2, null]);
+    } finally {
+      native.disposeHandle(s);
+    }
+  }, 60_000);
+
   it('a failed step fails its sequences and frees their slots; bad groups are refused at submit', async () => {
     const s = new Scheduler({ model: q2.ctx.handle });
     const vocab = q2.model.config.text.vocabSize;
