@@ -82,7 +82,8 @@ export interface SchedulerOptions {
   cancel?: NativeCancelToken;
 }
 
-interface Group {
+/** A submitted group: its sequences and the features it still holds. @internal */
+export interface Group {
   spec: GroupSpec;
   sequences: Sequence[];
   features: NativeVisionFeatures | null;
@@ -180,7 +181,7 @@ export class Scheduler {
 
   /** Queues a group; its sequences join the next step. */
   submit(spec: GroupSpec): Sequence[] {
-    this.nativeSession;
+    if (this.session === null) throw new QwenVLError('E_DISPOSED', 'the scheduler has been disposed');
     const n = spec.sequences.length;
     if (n < 1) throw new QwenVLError('E_INPUT', 'a group needs at least one sequence');
     const histLen = spec.sequences[0].history.length;
