@@ -1,16 +1,19 @@
 /**
- * The token loop: vision encoding, prefill, then one decode step per token for the rows of a
- * batch still running. Sampling and each row's repetition history live in the native session, so
- * logits never travel to JS and a step costs no copy of the history. A row that finishes leaves the
- * step (its cache is no longer computed); the tokens of the others are what they would be had it
- * kept feeding pad tokens, as transformers does. Every native call carries the request's cancel token; a
- * cancelled request rejects with E_ABORTED or E_DISPOSED and its session is freed at once.
+ * The generation path's client of the scheduler (lib/engine/scheduler.ts): vision encoding into a
+ * native features handle, then the prompt's rows as one group of sequences, one step at a time.
+ * Sampling, each row's repetition history and the vision features live natively, so neither logits
+ * nor features travel to JS. A row that finishes leaves the step and its KV slot is freed at once;
+ * the tokens of the others are what they would be had it kept feeding pad tokens, as transformers
+ * does. Every native call carries the request's cancel token; a cancelled request rejects with
+ * E_ABORTED or E_DISPOSED and its session is freed at once. `logits()` and `trace()` use the
+ * one-shot prefill here too (prefillOnce).
  * @internal
  * @module
  */
+import { Scheduler, type GroupSpec } from '../engine/scheduler.js';
 import { QwenVLError } from '../errors.js';
 import type { ResolvedGenerateOptions } from '../generate/options.js';
-import { native, type NativeForwardArgs, type NativeHandle } from '../native/binding.js';
+import { native, type NativeEncodedFeatures, type NativeForwardArgs, type NativeHandle } from '../native/binding.js';
 import type { RequestCancel } from './cancel.js';
 import { concatFloat, type PreparedInputs } from './inputs.js';
 import { contextOverflow } from './prompt-limits.js';
@@ -35,91 +38,120 @@ export interface LoopContext {
   contextLength: number;
   /** The KV pool's storage for generation sessions (default f32, exact; bf16 halves the memory). */
   kvDtype?: 'f32' | 'bf16';
+  /** Most tokens one scheduler step computes (default unlimited: a prompt is prefilled in one step). */
+  tokenBudget?: number;
 }
 
 /**
- * Rows of the vision embeddings each token takes (-1: a text token). The embeddings hold every
+ * Rows of the vision features each token takes (-1: a text token). The features hold every
  * image's tokens first, then every video's, each in placeholder order.
  * @internal
  */
-export function visualRows(ctx: LoopContext, ids: Int32Array, v: VisionFeatures): Int32Array {
+export function visualRows(ctx: LoopContext, ids: Int32Array, v: { imageTokens: number; tokens: number }): Int32Array {
   const rows = new Int32Array(ids.length).fill(-1);
   let img = 0, vid = v.imageTokens;
   for (let i = 0; i < ids.length; i++) {
     if (ids[i] === ctx.imageTokenId) rows[i] = img++;
     else if (ids[i] === ctx.videoTokenId) rows[i] = vid++;
   }
-  const total = v.embeds.length / ctx.hidden;
-  if (img !== v.imageTokens || vid !== total) {
+  if (img !== v.imageTokens || vid !== v.tokens) {
     throw new QwenVLError(
       'E_INPUT',
-      `the prompt has ${img} image and ${vid - v.imageTokens} video tokens but the vision tower gave ${v.imageTokens} and ${total - v.imageTokens}`,
+      `the prompt has ${img} image and ${vid - v.imageTokens} video tokens but the vision tower gave ${v.imageTokens} and ${v.tokens - v.imageTokens}`,
     );
   }
   return rows;
 }
 
-/** @internal Vision features of a prompt: merged embeddings and (Qwen3-VL) DeepStack features. */
+/** @internal Vision features of a prompt copied to JS (the low-level path: `trace()`). */
 export interface VisionFeatures {
   /** [image tokens + video tokens, hidden]: all images' rows, then all videos'. */
   embeds: Float32Array;
   /** Qwen3-VL: per DeepStack level, rows laid out as `embeds`. */
   deepstack: Float32Array[];
   imageTokens: number;
+  /** Rows of `embeds`. */
+  tokens: number;
 }
 
 type EncodeResult = Awaited<ReturnType<typeof native.modelEncodeVision>>;
 
+function visionRuns(p: PreparedInputs) {
+  return {
+    ...(p.pixelValues ? { images: { pixels: p.pixelValues, patchDim: p.patchDim, grids: Int32Array.from(p.imageGridThw.flat()) } } : {}),
+    ...(p.pixelValuesVideos
+      ? { videos: { pixels: p.pixelValuesVideos, patchDim: p.videoPatchDim, grids: Int32Array.from(p.videoGridThw.flat()) } }
+      : {}),
+  };
+}
+
+/**
+ * @internal Runs the vision tower on the prepared images and videos and keeps the features
+ * natively (the generation path). The caller disposes `features` (the scheduler does for the
+ * groups it is given).
+ */
+export async function encodeFeatures(ctx: LoopContext, p: PreparedInputs): Promise<NativeEncodedFeatures | null> {
+  const runs = visionRuns(p);
+  if (!runs.images && !runs.videos) return null;
+  return native.modelEncodeFeatures(ctx.handle, runs, ctx.cancel.token);
+}
 
 /**
  * @internal Runs the vision tower on the prepared images and videos (one call each, so each keeps
- * its own attention segments) and joins their features. `onResult` sees each call's raw output;
- * with it set, the calls also return their intermediate stages.
+ * its own attention segments) and copies their joined features to JS: the low-level path of
+ * `trace()`. `onResult` sees each call's raw output; with it set, the calls also return their
+ * intermediate stages.
  */
 export async function encodePrepared(
   ctx: LoopContext,
   p: PreparedInputs,
   onResult?: (kind: 'image' | 'video', r: EncodeResult) => void,
 ): Promise<VisionFeatures | null> {
-  const runs: { kind: 'image' | 'video'; pixels: Float32Array; dim: number; grids: [number, number, number][] }[] = [];
-  if (p.pixelValues) runs.push({ kind: 'image', pixels: p.pixelValues, dim: p.patchDim, grids: p.imageGridThw });
-  if (p.pixelValuesVideos) runs.push({ kind: 'video', pixels: p.pixelValuesVideos, dim: p.videoPatchDim, grids: p.videoGridThw });
-  if (runs.length === 0) return null;
+  const runs = visionRuns(p);
+  const list = [...(runs.images ? [['image', runs.images] as const] : []), ...(runs.videos ? [['video', runs.videos] as const] : [])];
+  if (list.length === 0) return null;
   const results: EncodeResult[] = [];
-  for (const run of runs) {
-    const grids = Int32Array.from(run.grids.flat());
-    const r = await native.modelEncodeVision(ctx.handle, run.pixels, run.dim, grids, onResult !== undefined, ctx.cancel.token);
-    onResult?.(run.kind, r);
+  for (const [kind, run] of list) {
+    const r = await native.modelEncodeVision(ctx.handle, run.pixels, run.patchDim, run.grids, onResult !== undefined, ctx.cancel.token);
+    onResult?.(kind, r);
     results.push(r);
   }
   const levels = results[0].deepstack.length;
+  const embeds = concatFloat(results.map((r) => new Float32Array(r.embeds.data)));
   return {
-    embeds: concatFloat(results.map((r) => new Float32Array(r.embeds.data))),
+    embeds,
     deepstack: Array.from({ length: levels }, (_, l) => concatFloat(results.map((r) => new Float32Array(r.deepstack[l].data)))),
-    imageTokens: p.pixelValues ? results[0].embeds.shape[0] : 0,
+    imageTokens: runs.images ? results[0].embeds.shape[0] : 0,
+    tokens: embeds.length / ctx.hidden,
   };
 }
 
-/** @internal The forward arguments that run a prepared prompt (the prefill) with its vision features. */
+/**
+ * @internal The forward arguments that run a prepared prompt (the prefill, left padded) with its
+ * vision features: a native handle, or arrays copied to JS.
+ */
 export function prefillArgs(
   ctx: LoopContext,
   p: PreparedInputs,
-  v: VisionFeatures | null,
+  v: VisionFeatures | NativeEncodedFeatures | null,
   logits: 'last' | 'all',
   trace = false,
 ): NativeForwardArgs {
+  const vision = !v
+    ? {}
+    : 'features' in v
+      ? { features: v.features, visualRows: visualRows(ctx, p.inputIds, v) }
+      : {
+          visionEmbeds: v.embeds,
+          visualRows: visualRows(ctx, p.inputIds, v),
+          ...(v.deepstack.length > 0 ? { deepstack: v.deepstack } : {}),
+        };
   return {
     ids: p.inputIds,
     steps: p.seqLength,
     pad: Int32Array.from(p.padding),
     positions: p.positionIds,
-    ...(v
-      ? {
-          visionEmbeds: v.embeds,
-          visualRows: visualRows(ctx, p.inputIds, v),
-          ...(v.deepstack.length > 0 ? { deepstack: v.deepstack } : {}),
-        }
-      : {}),
+    ...vision,
     logits,
     trace,
     cancel: ctx.cancel.token,
@@ -130,7 +162,7 @@ export function prefillArgs(
 export async function prefillOnce(
   ctx: LoopContext,
   p: PreparedInputs,
-  v: VisionFeatures | null,
+  v: VisionFeatures | NativeEncodedFeatures | null,
   logits: 'last' | 'all',
   trace = false,
 ): ReturnType<typeof native.sessionForward> {
@@ -142,7 +174,54 @@ export async function prefillOnce(
   }
 }
 
-/** @internal Runs the prompt and yields each step's tokens until every row stops. */
+/**
+ * @internal A prepared prompt's rows as one scheduler group. Row b is the prompt without its left
+ * padding; its repetition history starts as the padded row (transformers counts the padding of
+ * input_ids) and its positions are the batch's. The group takes `vision` (disposing it).
+ */
+export function promptGroup(
+  ctx: LoopContext,
+  p: PreparedInputs,
+  o: ResolvedGenerateOptions,
+  vision: NativeEncodedFeatures | null,
+  maxTokens: number,
+  onToken?: (row: number, token: number, eos: boolean) => void,
+): GroupSpec {
+  const B = p.batchSize, S = p.seqLength;
+  const rows = vision ? visualRows(ctx, p.inputIds, vision) : null;
+  return {
+    sequences: Array.from({ length: B }, (_, b) => {
+      const from = b * S + p.padding[b], to = (b + 1) * S, L = to - from;
+      const positions = new Int32Array(3 * L);
+      for (let a = 0; a < 3; a++) positions.set(p.positionIds.subarray(a * B * S + from, a * B * S + to), a * L);
+      return {
+        ids: p.inputIds.slice(from, to),
+        positions,
+        nextPosition: S + p.ropeDeltas[b],
+        ...(rows ? { visualRows: rows.slice(from, to) } : {}),
+        history: p.inputIds.subarray(b * S, to),
+        maxTokens,
+        ...(onToken ? { onToken: (token: number, eos: boolean) => onToken(b, token, eos) } : {}),
+      };
+    }),
+    sampling: {
+      doSample: o.doSample,
+      temperature: o.temperature,
+      topK: o.topK,
+      topP: o.topP,
+      minP: o.minP,
+      repetitionPenalty: o.repetitionPenalty,
+    },
+    seed: o.seed,
+    eosTokenIds: o.eosTokenIds.length > 0 ? o.eosTokenIds : ctx.eosTokenIds,
+    ...(vision ? { features: vision.features } : {}),
+  };
+}
+
+/**
+ * @internal Runs the prompt's rows as one scheduler group and yields each step's tokens until
+ * every row stops (see promptGroup).
+ */
 export async function* tokenLoop(
   ctx: LoopContext,
   p: PreparedInputs,
@@ -153,56 +232,41 @@ export async function* tokenLoop(
   if (S >= ctx.contextLength) throw contextOverflow(String(S), ctx.contextLength);
   const maxTokens = Math.min(o.maxTokens, ctx.contextLength - S);
   ctx.cancel.throwIfCancelled();
-  const vision = await encodePrepared(ctx, p);
-  const session = native.modelNewSession(ctx.handle, B, S + maxTokens, ctx.kvDtype ? { kvDtype: ctx.kvDtype } : undefined);
+  const vision = await encodeFeatures(ctx, p);
+  let scheduler: Scheduler | null = null;
   try {
-    const params = {
-      doSample: o.doSample,
-      temperature: o.temperature,
-      topK: o.topK,
-      topP: o.topP,
-      minP: o.minP,
-      repetitionPenalty: o.repetitionPenalty,
-    };
-    // Each row's repetition history starts as its prompt row (left padding included, as
-    // transformers counts input_ids) and grows natively with every token chosen.
-    native.sessionSampling(session, { params: Array.from({ length: B }, () => params), seed: o.seed, history: p.inputIds });
-    let chosen = (await native.sessionForward(session, { ...prefillArgs(ctx, p, vision, 'last'), logits: 'sample' })).tokens!;
-    let running = Array.from({ length: B }, (_, b) => b);
-    const eosIds = o.eosTokenIds.length > 0 ? o.eosTokenIds : ctx.eosTokenIds;
-    for (let step = 0; step < maxTokens; step++) {
-      const tokens = new Int32Array(B).fill(-1);
-      const eos = new Array<boolean>(B).fill(false);
-      running.forEach((b, i) => {
-        tokens[b] = chosen[i];
-        eos[b] = eosIds.includes(chosen[i]);
-      });
+    scheduler = new Scheduler({
+      model: ctx.handle,
+      cancel: ctx.cancel.token,
+      ...(ctx.kvDtype ? { kvDtype: ctx.kvDtype } : {}),
+      ...(ctx.tokenBudget ? { tokenBudget: ctx.tokenBudget } : {}),
+    });
+    let tokens = new Int32Array(B).fill(-1);
+    let eos = new Array<boolean>(B).fill(false);
+    let any = false;
+    const sequences = scheduler.submit(
+      promptGroup(ctx, p, o, vision, maxTokens, (b, token, isEos) => {
+        tokens[b] = token;
+        eos[b] = isEos;
+        any = true;
+      }),
+    );
+    while (await scheduler.step()) {
+      if (!any) {
+        // A step of prefill chunks short of the prompts' ends: nothing to hand out yet.
+        ctx.cancel.throwIfCancelled();
+        continue;
+      }
       yield { tokens, eos };
-      const still = running.filter((b) => !eos[b] && !isStopped(b));
-      if (still.length === 0 || step + 1 === maxTokens) return;
-      // A finished row's KV slot goes back to the pool at once.
-      for (const b of running) if (!still.includes(b)) native.sessionFreeSequence(session, b);
-      running = still;
-      ctx.cancel.throwIfCancelled();
-      // Only the running rows are computed; finished rows' caches stay as they are.
-      const R = running.length;
-      const positions = new Int32Array(3 * R);
-      const ids = new Int32Array(R);
-      running.forEach((b, i) => {
-        ids[i] = tokens[b];
-        positions[i] = positions[R + i] = positions[2 * R + i] = S + step + p.ropeDeltas[b];
-      });
-      const next = await native.sessionForward(session, {
-        ids,
-        steps: 1,
-        positions,
-        rows: Int32Array.from(running),
-        logits: 'sample',
-        cancel: ctx.cancel.token,
-      });
-      chosen = next.tokens!;
+      // A row its client stopped (a stop string) leaves before the next step; its slot is freed.
+      sequences.forEach((s, b) => s.state !== 'done' && isStopped(b) && s.stop());
+      tokens = new Int32Array(B).fill(-1);
+      eos = new Array<boolean>(B).fill(false);
+      any = false;
+      if (!scheduler.idle) ctx.cancel.throwIfCancelled();
     }
   } finally {
-    native.disposeHandle(session);
+    scheduler?.dispose();
+    if (vision) native.disposeHandle(vision.features);
   }
 }

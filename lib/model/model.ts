@@ -18,7 +18,7 @@ import { Tensor, tensorFromNative } from '../tensor.js';
 import { checkBudget, estimateMemory, type Budget, type TokenEstimate } from './budget.js';
 import { RequestCancel } from './cancel.js';
 import type { GenerationDefaults, ModelConfig } from './config.js';
-import { encodePrepared, prefillOnce, tokenLoop, type LoopContext } from './generate.js';
+import { encodeFeatures, encodePrepared, prefillOnce, tokenLoop, type LoopContext } from './generate.js';
 import { prepareInputs, type PreparedInputs } from './inputs.js';
 import { contextOverflow } from './prompt-limits.js';
 import { checkPrepared, readPrepareOptions, readEstimateOptions, readLogitsOptions } from './request-args.js';
@@ -98,7 +98,11 @@ export interface EstimateOptions extends PrepareOptions {
   maxTokens?: number;
 }
 
-/** One conversation, or a batch of conversations run together (left padded, like transformers). */
+/**
+ * One conversation, or a batch of conversations run together. Each row gets the tokens of
+ * transformers' left-padded batch (its repetition penalty counts the padding, as transformers' does),
+ * but no padding is computed: the rows are prefilled side by side at their own lengths.
+ */
 export type Conversation = readonly ChatMessage[];
 
 function isBatch(m: Conversation | readonly Conversation[]): m is readonly Conversation[] {
@@ -281,10 +285,15 @@ export class Model {
     return this.request('logits', o.signal, async (cancel) => {
       const ctx = this.loopContext(cancel);
       checkBudget(this.estimate(inputs, 0), this.budget);
-      const vision = await encodePrepared(ctx, inputs);
-      const r = await prefillOnce(ctx, inputs, vision, o.all ? 'all' : 'last');
-      cancel.throwIfCancelled();
-      return tensorFromNative(r.logits!);
+      // The features stay native: only the logits asked for come back.
+      const vision = await encodeFeatures(ctx, inputs);
+      try {
+        const r = await prefillOnce(ctx, inputs, vision, o.all ? 'all' : 'last');
+        cancel.throwIfCancelled();
+        return tensorFromNative(r.logits!);
+      } finally {
+        if (vision) native.disposeHandle(vision.features);
+      }
     });
   }
 

@@ -106,6 +106,32 @@ export interface NativePatchifyOptions {
 export type NativeHandle = { readonly __nativeHandle: unique symbol };
 
 /**
+ * @internal A prompt's vision features held natively (native/models/vision_features.h): what the
+ * prefill reads its visual rows from. Free it with `disposeHandle` once the prefill is done (JS's
+ * collector frees a forgotten one); a disposed one is E_DISPOSED, one of another model E_INPUT.
+ */
+export type NativeVisionFeatures = { readonly __nativeVisionFeatures: unique symbol };
+
+/** @internal What `modelEncodeFeatures` resolves to: the handle and its row counts. */
+export interface NativeEncodedFeatures {
+  features: NativeVisionFeatures;
+  /** Rows of the images (the first rows); the videos' follow. */
+  imageTokens: number;
+  /** All rows: image tokens + video tokens. */
+  tokens: number;
+  /** DeepStack levels (Qwen3-VL), else 0. */
+  levels: number;
+  hidden: number;
+}
+
+/** @internal One run of the vision tower: flattened patches and their (t, h, w) grids. */
+export interface NativeVisionRun {
+  pixels: Float32Array;
+  patchDim: number;
+  grids: Int32Array;
+}
+
+/**
  * @internal A request's native cancel flag (native/core/cancel.h). Native calls given one poll it
  * between layers and vision blocks and reject with E_ABORTED or E_DISPOSED once it is set.
  */
@@ -128,13 +154,19 @@ export interface NativeForwardArgs {
   needsLogits?: Uint8Array;
   pad?: Int32Array;
   positions: Int32Array;
+  /** The prompt's vision features (the generation path); or give `visionEmbeds` (and `deepstack`). */
+  features?: NativeVisionFeatures;
+  /** Vision embeddings copied from JS (the low-level path: `trace()`). */
   visionEmbeds?: Float32Array;
+  /** Row of the vision features each token takes (-1: a text token); with `features` or `visionEmbeds`. */
   visualRows?: Int32Array;
   deepstack?: Float32Array[];
   /** Cache rows this forward runs, in token order (default every row); the others are untouched. */
   rows?: Int32Array;
   /** 'sample': no logits; `tokens` holds each row's next token, chosen by its native sampler. */
   logits?: 'none' | 'last' | 'all' | 'flagged' | 'sample';
+  /** With logits 'sample': 0 for each row that does not sample (a prefill chunk short of its prompt's end; its token is -1). */
+  sample?: Uint8Array;
   trace?: boolean;
   cancel?: NativeCancelToken;
 }
@@ -162,14 +194,20 @@ export interface NativeBinding {
     trace: boolean,
     cancel?: NativeCancelToken,
   ): Promise<{ embeds: NativeTensorData; deepstack: NativeTensorData[]; trace: [string, NativeTensorData][] }>;
-  /** A session of `batch` sequences of `capacity` tokens; `kvDtype` is the KV pool's storage (default f32). */
+  /** Runs the vision tower over a prompt's images and videos and keeps the joined features natively (images' rows first). */
+  modelEncodeFeatures(model: NativeHandle, runs: { images?: NativeVisionRun; videos?: NativeVisionRun }, cancel?: NativeCancelToken): Promise<NativeEncodedFeatures>;
+  /** A session of `batch` sequences of `capacity` tokens (0: an empty pool sequences are added to); `kvDtype` is the KV pool's storage (default f32). */
   modelNewSession(model: NativeHandle, batch: number, capacity: number, options?: { kvDtype?: 'f32' | 'bf16' }): NativeHandle;
   sessionForward(
     session: NativeHandle,
     args: NativeForwardArgs,
   ): Promise<{ logits?: NativeTensorData; tokens?: Int32Array; trace: [string, NativeTensorData][] }>;
-  /** Sets each row's sampler and repetition history (`history`: the same number of ids per row); one seeded RNG per session. */
-  sessionSampling(session: NativeHandle, args: { params: NativeSamplingParams[]; seed: number; history?: Int32Array }): void;
+  /**
+   * Sets samplers and repetition histories (`history`: the same number of ids per row). Without
+   * `rows`, one per session row, replacing all; with `rows`, those sequence ids beside the others.
+   * The rows one call sets share one RNG seeded `seed`, drawn in row order.
+   */
+  sessionSampling(session: NativeHandle, args: { params: NativeSamplingParams[]; seed: number; history?: Int32Array; rows?: Int32Array }): void;
   /** Forward calls run and rows computed by them (finished rows are not computed). */
   sessionStats(session: NativeHandle): { forwards: number; rowsComputed: number };
   /** Tokens each sequence of the session's KV pool holds, by id (null: freed). */
@@ -184,8 +222,8 @@ export interface NativeBinding {
   newCancelToken(): NativeCancelToken;
   /** Sets a token from the JS thread: calls using it stop within one layer. The first reason sticks. */
   cancelToken(token: NativeCancelToken, reason: 'abort' | 'dispose'): void;
-  /** Drops a model or session handle; later use gives E_DISPOSED. */
-  disposeHandle(handle: NativeHandle): void;
+  /** Drops a model, session or vision-features handle (idempotent); later use gives E_DISPOSED. */
+  disposeHandle(handle: NativeHandle | NativeVisionFeatures): void;
   /** Chooses the next token of one logits row; advances `rngState` (BigUint64Array(4)) in place. */
   sampleToken(logits: Float32Array, params: NativeSamplingParams, seen: Int32Array | null, rngState: BigUint64Array): number;
   samplingRng(seed: number): BigUint64Array;

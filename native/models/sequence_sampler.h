@@ -4,6 +4,7 @@
 // from JS (which made a generation O(n²)).
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "ops/sampling.h"
@@ -24,16 +25,27 @@ class TokenHistory {
 };
 
 struct SequenceSampler {
-  SequenceSampler(const ops::SamplingParams& p, int64_t vocab) : params(p), history(vocab) {}
+  SequenceSampler(const ops::SamplingParams& p, int64_t vocab, size_t rng_index = 0)
+      : params(p), history(vocab), rng(rng_index) {}
   ops::SamplingParams params;
   TokenHistory history;
+  size_t rng;  // which of the session's RNGs this sequence draws from
 };
 
-// The sampling state of a session: one sampler per cache row, and one RNG the rows draw from in
-// row order, so a seed replays a batched run exactly, whichever rows finish when.
+// The sampling state of a session: a sampler per sequence id (null: none set), and the RNGs they
+// draw from. The sequences set up together (a batched call) share one RNG and draw in row order,
+// so a seed replays a batched run exactly, whichever rows finish when; sequences set up apart
+// (separate requests) have RNGs of their own, so one never changes another's draws.
 struct SessionSampling {
-  std::vector<SequenceSampler> rows;
-  ops::SamplingRng rng{};
+  std::vector<std::unique_ptr<SequenceSampler>> rows;
+  std::vector<ops::SamplingRng> rngs;
+
+  // Adds samplers for the sequence `ids` (replacing any they had) with one new RNG seeded `seed`;
+  // returns them in `ids` order for their histories to be filled.
+  std::vector<SequenceSampler*> add(const std::vector<int64_t>& ids, const std::vector<ops::SamplingParams>& params,
+                                    uint64_t seed, int64_t vocab);
+  // Drops a sequence's sampler (its history's memory); a later sample of it is E_INPUT.
+  void drop(int64_t id);
 };
 
 // Chooses the next token of each listed row from its logits row (logits row i for rows[i]), in

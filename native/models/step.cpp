@@ -85,6 +85,23 @@ StepOutput run_step(const VlModel& model, KvPool& cache, SessionSampling* sampli
     }
     case StepOutputKind::Last:
     case StepOutputKind::Sample:
+      if (in.output == StepOutputKind::Sample && !in.sample.empty()) {
+        // Only the flagged rows reach the LM head and draw from their RNGs.
+        QVL_CHECK(static_cast<int64_t>(in.sample.size()) == B, Input, "sample needs one flag per row");
+        std::vector<int64_t> picked, picked_rows;
+        for (int64_t i = 0; i < B; ++i) {
+          if (!in.sample[static_cast<size_t>(i)]) continue;
+          picked.push_back(last[static_cast<size_t>(i)]);
+          picked_rows.push_back(rows[static_cast<size_t>(i)]);
+        }
+        Tensor logits = head(picked);
+        std::vector<int32_t> chosen(picked.size());
+        sample_rows(*sampling, logits.data<float>(), V, picked_rows.data(), static_cast<int64_t>(picked.size()), chosen.data());
+        out.tokens.assign(static_cast<size_t>(B), -1);
+        for (size_t i = 0, j = 0; i < static_cast<size_t>(B); ++i)
+          if (in.sample[i]) out.tokens[i] = chosen[j++];
+        break;
+      }
       if (in.counts.empty()) {
         // Equal rows: the last tokens are a strided view, no gather needed.
         out.logits = Tensor::empty(DType::F32, {B, V});

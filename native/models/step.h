@@ -22,6 +22,8 @@ struct StepInput {
   int64_t steps = 0;                      // tokens per row, unless `counts` is given
   std::vector<int64_t> counts;            // tokens of each row (a decode token beside a prefill chunk)
   std::vector<uint8_t> needs_logits;      // per token, for StepOutputKind::Flagged
+  std::vector<uint8_t> sample;            // per row, for Sample: 0 skips the row (a prefill chunk short of
+                                          // its prompt's end: no logits, no draw); empty: every row
   std::vector<int64_t> rows;              // sequence ids in the pool, in token order; empty: every live one
   const int32_t* ids = nullptr;           // [rows·steps]
   const int32_t* positions = nullptr;     // [3][rows·steps]
@@ -36,7 +38,7 @@ struct StepInput {
 struct StepOutput {
   Tensor logits;                // Last: [rows, vocab]; All: [tokens, vocab]; Flagged: [flagged, vocab]
   bool has_logits = false;
-  std::vector<int32_t> tokens;  // Sample: one per row
+  std::vector<int32_t> tokens;  // Sample: one per row (-1 for rows `sample` skips)
 };
 
 // `sampling` is required for StepOutputKind::Sample. Sequences not in `in.rows` are untouched.

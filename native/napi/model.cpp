@@ -2,12 +2,14 @@
 // holds its own reference, so dispose() from JS never frees memory a worker is using.
 //   loadModel(spec, names, files[, {checkFinite}]) -> Promise<handle>
 //   modelEncodeVision(handle, pixels, patchDim, grids, trace, cancel?) -> Promise<{embeds, deepstack, trace}>
+//   modelEncodeFeatures(handle, {images?, videos?}, cancel?) -> Promise<{features, imageTokens, tokens, levels, hidden}>
+//     (each run {pixels, patchDim, grids}; `features` is a handle sessionForward takes, the rows never copied to JS)
 //   modelNewSession(handle, batch, capacity[, {kvDtype}]) -> session
 //   sessionForward(session, args) -> Promise<{logits?, tokens?, trace}>   (args.cancel: a cancel token)
-//   sessionSampling(session, {params[], seed, history}); sessionStats(session) -> {forwards, rowsComputed}
+//   sessionSampling(session, {params[], seed, history, rows?}); sessionStats(session) -> {forwards, rowsComputed}
 //   sessionAddSequence / sessionGrowSequence / sessionFreeSequence: the session's KV pool
 //   newCancelToken() -> token;  cancelToken(token, 'abort' | 'dispose')
-//   disposeHandle(handle)
+//   disposeHandle(handle)   (model, session, vision features or cancel token; idempotent)
 // A call given a cancel token stops within one layer once the token is set, rejecting with
 // E_ABORTED or E_DISPOSED (the token's first reason).
 #include <napi.h>
@@ -23,6 +25,7 @@
 #include "models/family.h"
 #include "models/model.h"
 #include "models/step.h"
+#include "models/vision_features.h"
 #include "napi/async.h"
 #include "napi/errors.h"
 #include "napi/exports.h"
@@ -54,6 +57,7 @@ template <class T> const char* kind_of();
 template <> const char* kind_of<VlModel>() { return "model"; }
 template <> const char* kind_of<SessionState>() { return "session"; }
 template <> const char* kind_of<CancelToken>() { return "cancel token"; }
+template <> const char* kind_of<models::VisionFeatures>() { return "vision features"; }
 
 template <class T>
 Napi::External<Handle> wrap(Napi::Env env, std::shared_ptr<T> p) {
@@ -220,28 +224,36 @@ struct VisionResult {
   std::shared_ptr<models::Trace> trace;
 };
 
+// One run of the vision tower from JS values: pixels [patches·patchDim] and (t, h, w) grids.
+// `px` keeps the pixels' tensor (a view of the JS array, which the caller keeps alive).
+models::VisionInput vision_input_arg(Napi::Env env, Napi::Value pixels, Napi::Value patch_dim_v, Napi::Value grids, Tensor& px) {
+  const int64_t patch_dim = static_cast<int64_t>(size_arg(patch_dim_v, "patchDim"));
+  if (patch_dim == 0) throw make_error(env, "E_INPUT", "patchDim must be positive");
+  if (!pixels.IsTypedArray()) throw make_error(env, "E_INPUT", "pixels must be a Float32Array");
+  const int64_t len = static_cast<int64_t>(pixels.As<Napi::TypedArray>().ElementLength());
+  if (len % patch_dim != 0) throw make_error(env, "E_INPUT", "pixel values are not a whole number of patches");
+  px = from_js(pixels, DType::F32, {len / patch_dim, patch_dim}, "pixels");
+  if (!grids.IsTypedArray()) throw make_error(env, "E_INPUT", "grids must be an Int32Array");
+  const int64_t glen = static_cast<int64_t>(grids.As<Napi::TypedArray>().ElementLength());
+  if (glen % 3 != 0 || glen == 0) throw make_error(env, "E_INPUT", "grids must hold (t, h, w) triples");
+  Tensor g = from_js(grids, DType::I32, {glen}, "grids");
+  models::VisionInput in;
+  in.pixels = px.data<float>();
+  in.n_patches = len / patch_dim;
+  in.patch_dim = patch_dim;
+  for (int64_t i = 0; i < glen; i += 3) {
+    in.grids.push_back({g.data<int32_t>()[i], g.data<int32_t>()[i + 1], g.data<int32_t>()[i + 2]});
+  }
+  return in;
+}
+
 Napi::Value EncodeVision(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
     auto model = unwrap<VlModel>(env, info[0], "model");
     if (info.Length() < 5) throw make_error(env, "E_INPUT", "encodeVision(model, pixels, patchDim, grids, trace)");
-    const int64_t patch_dim = static_cast<int64_t>(size_arg(info[2], "patchDim"));
-    if (patch_dim == 0) throw make_error(env, "E_INPUT", "patchDim must be positive");
-    if (!info[1].IsTypedArray()) throw make_error(env, "E_INPUT", "pixels must be a Float32Array");
-    const int64_t len = static_cast<int64_t>(info[1].As<Napi::TypedArray>().ElementLength());
-    if (len % patch_dim != 0) throw make_error(env, "E_INPUT", "pixel values are not a whole number of patches");
-    Tensor px = from_js(info[1], DType::F32, {len / patch_dim, patch_dim}, "pixels");
-    if (!info[3].IsTypedArray()) throw make_error(env, "E_INPUT", "grids must be an Int32Array");
-    const int64_t glen = static_cast<int64_t>(info[3].As<Napi::TypedArray>().ElementLength());
-    if (glen % 3 != 0 || glen == 0) throw make_error(env, "E_INPUT", "grids must hold (t, h, w) triples");
-    Tensor g = from_js(info[3], DType::I32, {glen}, "grids");
-    models::VisionInput in;
-    in.pixels = px.data<float>();
-    in.n_patches = len / patch_dim;
-    in.patch_dim = patch_dim;
-    for (int64_t i = 0; i < glen; i += 3) {
-      in.grids.push_back({g.data<int32_t>()[i], g.data<int32_t>()[i + 1], g.data<int32_t>()[i + 2]});
-    }
+    Tensor px;
+    models::VisionInput in = vision_input_arg(env, info[1], info[2], info[3], px);
     const bool want_trace = info[4].ToBoolean().Value();
     auto cancel = cancel_arg(env, info[5]);
     in.cancel = cancel.get();
@@ -268,13 +280,72 @@ Napi::Value EncodeVision(const Napi::CallbackInfo& info) {
   });
 }
 
+// modelEncodeFeatures(model, {images?: run, videos?: run}, cancel?): both runs on one worker job
+// (each keeps its own attention segments), joined natively, images' rows first. Resolves to
+// {features: handle, imageTokens, tokens, levels, hidden}; the handle is freed by disposeHandle
+// (or, failing that, when JS collects it).
+Napi::Value EncodeFeatures(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto model = unwrap<VlModel>(env, info[0], "model");
+    if (info.Length() < 2 || !info[1].IsObject()) throw make_error(env, "E_INPUT", "modelEncodeFeatures(model, {images?, videos?}, cancel?)");
+    Napi::Object runs = info[1].As<Napi::Object>();
+    std::vector<Napi::Value> keep;
+    struct Run {
+      bool given = false;
+      models::VisionInput in;
+      Tensor px;
+    };
+    auto run_arg = [&](const char* key) {
+      Run r;
+      Napi::Value v = runs.Get(key);
+      if (v.IsUndefined() || v.IsNull()) return r;
+      if (!v.IsObject()) throw make_error(env, "E_INPUT", std::string(key) + " must be {pixels, patchDim, grids}");
+      Napi::Object o = v.As<Napi::Object>();
+      r.in = vision_input_arg(env, o.Get("pixels"), o.Get("patchDim"), o.Get("grids"), r.px);
+      r.given = true;
+      keep.push_back(o.Get("pixels"));
+      keep.push_back(o.Get("grids"));
+      return r;
+    };
+    auto images = std::make_shared<Run>(run_arg("images"));
+    auto videos = std::make_shared<Run>(run_arg("videos"));
+    if (!images->given && !videos->given) throw make_error(env, "E_INPUT", "modelEncodeFeatures needs images or videos");
+    auto cancel = cancel_arg(env, info.Length() > 2 ? info[2] : env.Undefined());
+    images->in.cancel = videos->in.cancel = cancel.get();
+    using P = std::shared_ptr<models::VisionFeatures>;
+    return run_async<P>(
+        env,
+        [model, images, videos, cancel] {
+          check_cancel(cancel.get(), "the vision encoder");
+          auto pool = default_pool();
+          models::VisionOutput img, vid;
+          if (images->given) img = model->vision().forward(images->in, *pool, nullptr);
+          if (videos->given) vid = model->vision().forward(videos->in, *pool, nullptr);
+          return std::make_shared<models::VisionFeatures>(models::join_vision_features(
+              *model, images->given ? &img : nullptr, videos->given ? &vid : nullptr));
+        },
+        [](Napi::Env env, P& f) -> Napi::Value {
+          Napi::Object o = Napi::Object::New(env);
+          o.Set("imageTokens", static_cast<double>(f->image_tokens));
+          o.Set("tokens", static_cast<double>(f->tokens()));
+          o.Set("levels", static_cast<double>(f->levels()));
+          o.Set("hidden", static_cast<double>(f->hidden()));
+          o.Set("features", wrap(env, f));
+          return o;
+        },
+        keep);
+  });
+}
+
 Napi::Value NewSession(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
     auto model = unwrap<VlModel>(env, info[0], "model");
     const int64_t batch = static_cast<int64_t>(size_arg(info[1], "batch"));
     const int64_t capacity = static_cast<int64_t>(size_arg(info[2], "capacity"));
-    if (batch < 1 || capacity < 1) throw make_error(env, "E_INPUT", "a session needs batch >= 1 and capacity >= 1");
+    // batch 0: an empty pool that sequences join later (sessionAddSequence).
+    if (capacity < 1) throw make_error(env, "E_INPUT", "a session needs capacity >= 1");
     // Optional 4th argument {kvDtype: 'f32' | 'bf16'}: the KV pool's storage (default f32).
     DType kv = DType::F32;
     if (info.Length() > 3 && !info[3].IsUndefined()) {
@@ -296,10 +367,12 @@ struct ForwardResult {
 // args: {ids: Int32Array [n], steps | counts: Int32Array [R] (tokens of each row; n = R·steps or the
 //        sum of counts), rows?: Int32Array [R] (sequence ids; default every live one),
 //        needsLogits?: Uint8Array [n] (with logits 'flagged': logits of the flagged tokens only),
-//        pad?: Int32Array [R], positions: Int32Array [3·n], visionEmbeds?: Float32Array [Nv·hidden],
-//        visualRows?: Int32Array [n], deepstack?: Float32Array[],
-//        logits: 'none' | 'last' | 'all' | 'flagged' | 'sample', trace?: boolean}
-// 'sample' returns {tokens: Int32Array [R]} chosen by the session's samplers (sessionSampling).
+//        pad?: Int32Array [R], positions: Int32Array [3·n],
+//        features?: handle (modelEncodeFeatures, same model) | visionEmbeds?: Float32Array [Nv·hidden]
+//        with deepstack?: Float32Array[] (the low-level path), visualRows?: Int32Array [n] with either,
+//        logits: 'none' | 'last' | 'all' | 'flagged' | 'sample', sample?: Uint8Array [R], trace?: boolean}
+// 'sample' returns {tokens: Int32Array [R]} chosen by the session's samplers (sessionSampling);
+// with `sample`, rows flagged 0 (prefill chunks short of their prompt's end) are skipped (-1).
 Napi::Value SessionForward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
@@ -353,24 +426,38 @@ Napi::Value SessionForward(const Napi::CallbackInfo& info) {
     std::vector<Napi::Value> keep{a.Get("ids"), a.Get("positions")};
     auto vis = std::make_shared<Tensor>();
     Tensor rows;
+    std::shared_ptr<models::VisionFeatures> features;
+    auto check_visual_rows = [&](int64_t nv) {
+      rows = from_js(a.Get("visualRows"), DType::I32, {n}, "visualRows");
+      for (int64_t i = 0; i < n; ++i) {
+        const int32_t r = rows.data<int32_t>()[i];
+        if (r >= nv) throw make_error(env, "E_INPUT", "visualRows[" + std::to_string(i) + "] is past the vision embeddings");
+      }
+      in->visual_rows = rows.data<int32_t>();
+      keep.push_back(a.Get("visualRows"));
+    };
+    if (!a.Get("features").IsUndefined()) {
+      if (!a.Get("visionEmbeds").IsUndefined() || !a.Get("deepstack").IsUndefined())
+        throw make_error(env, "E_INPUT", "give features or visionEmbeds/deepstack, not both");
+      features = unwrap<models::VisionFeatures>(env, a.Get("features"), "features");
+      if (features->model != s->model.get()) throw make_error(env, "E_INPUT", "these vision features were made by another model");
+      if (features->hidden() != ts.hidden) throw make_error(env, "E_INPUT", "the vision features' width is not the decoder's");
+      check_visual_rows(features->tokens());
+      in->vision = &features->embeds;
+      if (features->levels() > 0) in->deepstack = &features->deepstack;
+    }
     if (!a.Get("visionEmbeds").IsUndefined()) {
       Napi::Value ve = a.Get("visionEmbeds");
       if (!ve.IsTypedArray()) throw make_error(env, "E_INPUT", "visionEmbeds must be a Float32Array");
       const int64_t len = static_cast<int64_t>(ve.As<Napi::TypedArray>().ElementLength());
       if (len % ts.hidden != 0) throw make_error(env, "E_INPUT", "visionEmbeds is not a whole number of rows");
       *vis = from_js(ve, DType::F32, {len / ts.hidden, ts.hidden}, "visionEmbeds");
-      rows = from_js(a.Get("visualRows"), DType::I32, {n}, "visualRows");
-      for (int64_t i = 0; i < n; ++i) {
-        const int32_t r = rows.data<int32_t>()[i];
-        if (r >= vis->dim(0)) throw make_error(env, "E_INPUT", "visualRows[" + std::to_string(i) + "] is past the vision embeddings");
-      }
+      check_visual_rows(vis->dim(0));
       in->vision = vis.get();
-      in->visual_rows = rows.data<int32_t>();
       keep.push_back(ve);
-      keep.push_back(a.Get("visualRows"));
     }
     auto deepstack = std::make_shared<std::vector<Tensor>>();
-    if (a.Get("deepstack").IsArray()) {
+    if (!features && a.Get("deepstack").IsArray()) {
       Napi::Array ds = a.Get("deepstack").As<Napi::Array>();
       for (uint32_t i = 0; i < ds.Length(); ++i) {
         deepstack->push_back(from_js(ds.Get(i), DType::F32, {vis->defined() ? vis->dim(0) : 0, ts.hidden}, "deepstack"));
@@ -392,6 +479,11 @@ Napi::Value SessionForward(const Napi::CallbackInfo& info) {
     }
     if (in->output == models::StepOutputKind::Sample && !s->sampling)
       throw make_error(env, "E_INPUT", "logits 'sample' needs sessionSampling() first");
+    if (!a.Get("sample").IsUndefined()) {
+      if (in->output != models::StepOutputKind::Sample) throw make_error(env, "E_INPUT", "sample flags go with logits 'sample'");
+      Tensor f = from_js(a.Get("sample"), DType::U8, {R}, "sample");
+      in->sample.assign(f.data<uint8_t>(), f.data<uint8_t>() + R);
+    }
     const bool want_trace = a.Get("trace").ToBoolean().Value();
     auto cancel = cancel_arg(env, a.Get("cancel"));
     in->cancel = cancel.get();
@@ -400,7 +492,7 @@ Napi::Value SessionForward(const Napi::CallbackInfo& info) {
       throw make_error(env, "E_INPUT", "this session is already running a forward pass");
     return run_async<ForwardResult>(
         env,
-        [s, in, ids, pos32, vis, rows, deepstack, want_trace, cancel, R] {
+        [s, in, ids, pos32, vis, rows, deepstack, features, want_trace, cancel, R] {
           struct Release {
             SessionState* s;
             ~Release() { s->busy = false; }
@@ -430,35 +522,66 @@ Napi::Value SessionForward(const Napi::CallbackInfo& info) {
   });
 }
 
-// sessionSampling(session, {params: NativeSamplingParams[] (one per row), seed, history: Int32Array
-// [batch·historySteps]}): sets each row's sampler and its repetition history (the prompt's ids).
+// sessionSampling(session, {params: NativeSamplingParams[], seed, history?: Int32Array, rows?: Int32Array}):
+// sets samplers and repetition histories (the prompts' ids, the same number per row). Without
+// `rows`: one per session row, replacing every sampler. With `rows`: the listed sequence ids get
+// theirs beside the others'. Either way the rows set by one call share one RNG seeded `seed`.
 Napi::Value SessionSampling(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
     auto s = unwrap<SessionState>(env, info[0], "session");
-    if (info.Length() < 2 || !info[1].IsObject()) throw make_error(env, "E_INPUT", "sessionSampling(session, {params, seed, history})");
+    if (info.Length() < 2 || !info[1].IsObject()) throw make_error(env, "E_INPUT", "sessionSampling(session, {params, seed, history, rows?})");
     Napi::Object a = info[1].As<Napi::Object>();
-    const int64_t B = s->cache.size(), V = s->model->text().spec().vocab;
-    if (!a.Get("params").IsArray() || a.Get("params").As<Napi::Array>().Length() != static_cast<uint32_t>(B))
-      throw make_error(env, "E_INPUT", "params must be an array with one entry per session row (" + std::to_string(B) + ")");
+    const int64_t V = s->model->text().spec().vocab;
     if (s->busy) throw make_error(env, "E_INPUT", "this session is running a forward pass");
+    std::vector<int64_t> ids;
+    const bool listed = !a.Get("rows").IsUndefined();
+    if (listed) {
+      Napi::Value rv = a.Get("rows");
+      if (!rv.IsTypedArray()) throw make_error(env, "E_INPUT", "rows must be an Int32Array");
+      const int64_t n = static_cast<int64_t>(rv.As<Napi::TypedArray>().ElementLength());
+      Tensor r = from_js(rv, DType::I32, {n}, "rows");
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t id = r.data<int32_t>()[i];
+        if (id < 0 || !s->cache.live(id)) throw make_error(env, "E_INPUT", "rows[" + std::to_string(i) + "] is not a live sequence");
+        for (int64_t j = 0; j < i; ++j)
+          if (ids[static_cast<size_t>(j)] == id) throw make_error(env, "E_INPUT", "rows names sequence " + std::to_string(id) + " twice");
+        ids.push_back(id);
+      }
+    } else {
+      for (int64_t b = 0; b < s->cache.size(); ++b) ids.push_back(b);
+    }
+    const int64_t B = static_cast<int64_t>(ids.size());
+    if (B < 1) throw make_error(env, "E_INPUT", "sessionSampling needs at least one row");
+    if (!a.Get("params").IsArray() || a.Get("params").As<Napi::Array>().Length() != static_cast<uint32_t>(B))
+      throw make_error(env, "E_INPUT", std::string("params must be an array with one entry per ") + (listed ? "listed" : "session") +
+                                           " row (" + std::to_string(B) + ")");
     Napi::Array ps = a.Get("params").As<Napi::Array>();
-    auto sampling = std::make_unique<models::SessionSampling>();
+    std::vector<ops::SamplingParams> params;
     for (uint32_t b = 0; b < ps.Length(); ++b) {
       if (!ps.Get(b).IsObject()) throw make_error(env, "E_INPUT", "params[" + std::to_string(b) + "] must be an object");
-      sampling->rows.emplace_back(sampling_params_arg(ps.Get(b).As<Napi::Object>()), V);
+      params.push_back(sampling_params_arg(ps.Get(b).As<Napi::Object>()));
     }
-    sampling->rng = ops::sampling_rng(size_arg(a.Get("seed"), "seed"));
+    const uint64_t seed = size_arg(a.Get("seed"), "seed");
+    Tensor h;
+    int64_t per = 0;
     if (!a.Get("history").IsUndefined()) {
       Napi::Value hv = a.Get("history");
       if (!hv.IsTypedArray()) throw make_error(env, "E_INPUT", "history must be an Int32Array");
       const int64_t len = static_cast<int64_t>(hv.As<Napi::TypedArray>().ElementLength());
       if (len % B != 0) throw make_error(env, "E_INPUT", "history must hold the same number of ids for every row");
-      Tensor h = from_js(hv, DType::I32, {len}, "history");
-      const int64_t per = len / B;
-      for (int64_t b = 0; b < B; ++b) {
-        for (int64_t i = 0; i < per; ++i) sampling->rows[static_cast<size_t>(b)].history.add(h.data<int32_t>()[b * per + i]);
-      }
+      h = from_js(hv, DType::I32, {len}, "history");
+      per = len / B;
+    }
+    for (int64_t i = 0; i < B * per; ++i) {
+      const int32_t t = h.data<int32_t>()[i];
+      if (t < 0 || t >= V) throw make_error(env, "E_INPUT", "history[" + std::to_string(i) + "] is outside the vocabulary");
+    }
+    // Everything is checked: a listed call adds to the session's samplers, an unlisted one replaces them.
+    auto sampling = listed && s->sampling ? std::move(s->sampling) : std::make_unique<models::SessionSampling>();
+    std::vector<models::SequenceSampler*> added = sampling->add(ids, params, seed, V);
+    for (int64_t b = 0; b < B; ++b) {
+      for (int64_t i = 0; i < per; ++i) added[static_cast<size_t>(b)]->history.add(h.data<int32_t>()[b * per + i]);
     }
     s->sampling = std::move(sampling);
     return env.Undefined();
@@ -504,7 +627,9 @@ Napi::Value SessionFreeSequence(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
     auto s = idle_session(info);
-    s->cache.free(static_cast<int64_t>(size_arg(info[1], "id")));
+    const int64_t id = static_cast<int64_t>(size_arg(info[1], "id"));
+    s->cache.free(id);
+    if (s->sampling) s->sampling->drop(id);
     return env.Undefined();
   });
 }
@@ -558,6 +683,7 @@ Napi::Value DisposeHandle(const Napi::CallbackInfo& info) {
 void register_model(Napi::Env env, Napi::Object exports) {
   exports.Set("loadModel", Napi::Function::New(env, LoadModel, "loadModel"));
   exports.Set("modelEncodeVision", Napi::Function::New(env, EncodeVision, "modelEncodeVision"));
+  exports.Set("modelEncodeFeatures", Napi::Function::New(env, EncodeFeatures, "modelEncodeFeatures"));
   exports.Set("modelNewSession", Napi::Function::New(env, NewSession, "modelNewSession"));
   exports.Set("sessionForward", Napi::Function::New(env, SessionForward, "sessionForward"));
   exports.Set("sessionSampling", Napi::Function::New(env, SessionSampling, "sessionSampling"));
