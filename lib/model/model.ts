@@ -8,9 +8,9 @@ import { resolveGenerateOptions, type GenerateOptions, type ResolvedGenerateOpti
 import { StopMatcher } from '../generate/stop.js';
 import { native, type NativeHandle } from '../native/binding.js';
 import type { ImageProcessorConfig } from '../processor/config.js';
-import { processVideo, type ProcessedVideo, type ProcessVideoOptions, type VideoInput } from '../processor/video.js';
+import { processVideoImpl, type ProcessedVideo, type ProcessVideoOptions, type VideoInput } from '../processor/video.js';
 import type { VideoProcessorConfig } from '../processor/video-config.js';
-import { processImages, type ImageInput, type ImageItem, type ProcessedImages } from '../processor/image.js';
+import { processImagesImpl, type ImageInput, type ImageItem, type ProcessedImages } from '../processor/image.js';
 import { defaultMediaPolicy, resolveMediaPolicy, type MediaPolicy, type ResolvedMediaPolicy } from '../processor/media-policy.js';
 import type { ChatMessage, ChatTemplate } from '../text/chat-template.js';
 import type { QwenTokenizer } from '../text/tokenizer.js';
@@ -155,12 +155,12 @@ export class Model {
       videoConfig,
       processImages: (images) =>
         guardAsync('processImages', async () =>
-          processImages(checkArray('processImages: images', images, 'an array of images', MAX_IMAGES) as typeof images, imageConfig, { ...decode, media }),
+          processImagesImpl(checkArray('processImages: images', images, 'an array of images', MAX_IMAGES) as typeof images, imageConfig, { ...decode, media }),
         ),
       processVideo: (video, options = {}) =>
         guardAsync('processVideo', async () => {
           const o = guard('processVideo: options', () => ({ ...options }));
-          return processVideo(video, videoConfig, { ...decode, ...o, media: await resolveMediaPolicy(o.media, media) });
+          return processVideoImpl(video, videoConfig, { ...decode, ...o, media: await resolveMediaPolicy(o.media, media) });
         }),
     };
   }

@@ -10,7 +10,8 @@ const HELP = `usage: qwenvl chat --model DIR [--image PATH]... [--video PATH]...
 Answers one prompt about images and videos; the answer streams to stdout.
 
 options:
-  --model DIR          checkpoint folder (config.json, *.safetensors, tokenizer files); required
+  --model DIR|ORG/NAME checkpoint folder (config.json, *.safetensors, tokenizer files) or a Hub id
+                       (fetched into the Hugging Face cache on first use); required
   --image PATH         an image file, file: or data: URL (repeatable)
   --video PATH         a video file (repeatable; needs ffmpeg)
   --video-fps F        frames sampled per second of each video (number > 0)
