@@ -136,7 +136,33 @@ export interface NativeForwardArgs {
   /** 'sample': no logits; `tokens` holds each row's next token, chosen by its native sampler. */
   logits?: 'none' | 'last' | 'all' | 'flagged' | 'sample';
   trace?: boolean;
+  /** Time the pass: the result gains `profile` (wall time of the step and of each op family's entry points). */
+  profile?: boolean;
   cancel?: NativeCancelToken;
+}
+
+/**
+ * A profiled forward pass: `stepNs` is the pass's wall time, `ops` each op family's summed wall time
+ * inside its entry points and call count (ops a kernel calls internally, such as MoE's expert
+ * matmuls, count in the outer op only). `stepNs` minus the ops' sum is the time outside kernels.
+ * @internal
+ */
+export interface NativeStepProfile {
+  stepNs: number;
+  ops: Record<string, { ns: number; calls: number }>;
+}
+
+/**
+ * A session's scratch arena (native/core/arena.h), read between passes: the step's peak scratch
+ * bytes, the bytes it holds, its chunks, and how many chunks it ever took from the heap (unchanged
+ * from pass to pass once warm).
+ * @internal
+ */
+export interface NativeScratchStats {
+  peakBytes: number;
+  capacityBytes: number;
+  chunks: number;
+  heapAllocations: number;
 }
 
 /** @internal */
@@ -167,11 +193,16 @@ export interface NativeBinding {
   sessionForward(
     session: NativeHandle,
     args: NativeForwardArgs,
-  ): Promise<{ logits?: NativeTensorData; tokens?: Int32Array; trace: [string, NativeTensorData][] }>;
+  ): Promise<{
+    logits?: NativeTensorData;
+    tokens?: Int32Array;
+    trace: [string, NativeTensorData][];
+    profile?: NativeStepProfile;
+  }>;
   /** Sets each row's sampler and repetition history (`history`: the same number of ids per row); one seeded RNG per session. */
   sessionSampling(session: NativeHandle, args: { params: NativeSamplingParams[]; seed: number; history?: Int32Array }): void;
-  /** Forward calls run and rows computed by them (finished rows are not computed). */
-  sessionStats(session: NativeHandle): { forwards: number; rowsComputed: number };
+  /** Forward calls run and rows computed by them (finished rows are not computed); the scratch arena when no pass runs. */
+  sessionStats(session: NativeHandle): { forwards: number; rowsComputed: number; scratch?: NativeScratchStats };
   /** Tokens each sequence of the session's KV pool holds, by id (null: freed). */
   sessionLengths(session: NativeHandle): (number | null)[];
   /** Adds an empty sequence slot to the session's KV pool; returns its id. */

@@ -7,7 +7,7 @@
 namespace qvl::models {
 
 StepOutput run_step(const VlModel& model, KvPool& cache, SessionSampling* sampling, const StepInput& in,
-                    ThreadPool& pool, Trace* trace) {
+                    const ExecContext& ctx, Trace* trace) {
   const TextDecoder& text = model.text();
   const int64_t Hd = text.spec().hidden, V = text.spec().vocab, S = in.steps;
   std::vector<int64_t> rows = in.rows;
@@ -34,7 +34,7 @@ StepOutput run_step(const VlModel& model, KvPool& cache, SessionSampling* sampli
     for (int64_t i = 0; i < B; ++i) cache.slot(rows[static_cast<size_t>(i)]).pad = in.pad[static_cast<size_t>(i)];
   }
   Tensor x = Tensor::empty(DType::F32, {n, Hd});
-  text.embed(in.ids, n, x.data<float>(), pool);
+  text.embed(in.ids, n, x.data<float>(), ctx);
   if (trace) trace->record("text_embeds", x.data<float>(), n, Hd, Hd);
   if (in.vision) {
     for (int64_t i = 0; i < n; ++i) {
@@ -52,7 +52,7 @@ StepOutput run_step(const VlModel& model, KvPool& cache, SessionSampling* sampli
   step.visual_rows = in.vision ? in.visual_rows : nullptr;
   step.deepstack = in.deepstack;
   step.cancel = in.cancel;
-  text.forward(x.data<float>(), step, cache, pool, trace);
+  text.forward(x.data<float>(), step, cache, ctx, trace);
   check_cancel(in.cancel, "the LM head");
   StepOutput out;
   // Hidden rows [picked] as one contiguous block, for the LM head.
@@ -62,7 +62,7 @@ StepOutput run_step(const VlModel& model, KvPool& cache, SessionSampling* sampli
     for (int64_t j = 0; j < k; ++j)
       std::memcpy(sel.data<float>() + j * Hd, x.data<float>() + picked[static_cast<size_t>(j)] * Hd, sizeof(float) * Hd);
     Tensor logits = Tensor::empty(DType::F32, {k, V});
-    if (k > 0) text.logits(sel.data<float>(), Hd, k, logits.data<float>(), pool);
+    if (k > 0) text.logits(sel.data<float>(), Hd, k, logits.data<float>(), ctx);
     return logits;
   };
   std::vector<int64_t> last;
@@ -72,7 +72,7 @@ StepOutput run_step(const VlModel& model, KvPool& cache, SessionSampling* sampli
       break;
     case StepOutputKind::All:
       out.logits = Tensor::empty(DType::F32, {n, V});
-      text.logits(x.data<float>(), Hd, n, out.logits.data<float>(), pool);
+      text.logits(x.data<float>(), Hd, n, out.logits.data<float>(), ctx);
       out.has_logits = true;
       break;
     case StepOutputKind::Flagged: {
@@ -88,7 +88,7 @@ StepOutput run_step(const VlModel& model, KvPool& cache, SessionSampling* sampli
       if (in.counts.empty()) {
         // Equal rows: the last tokens are a strided view, no gather needed.
         out.logits = Tensor::empty(DType::F32, {B, V});
-        text.logits(x.data<float>() + (S - 1) * Hd, S * Hd, B, out.logits.data<float>(), pool);
+        text.logits(x.data<float>() + (S - 1) * Hd, S * Hd, B, out.logits.data<float>(), ctx);
       } else {
         out.logits = head(last);
       }

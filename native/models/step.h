@@ -6,6 +6,7 @@
 
 #include "core/cancel.h"
 #include "core/tensor.h"
+#include "core/exec_context.h"
 #include "core/threadpool.h"
 #include "models/kv_pool.h"
 #include "models/model.h"
@@ -22,7 +23,7 @@ struct StepInput {
   int64_t steps = 0;                      // tokens per row, unless `counts` is given
   std::vector<int64_t> counts;            // tokens of each row (a decode token beside a prefill chunk)
   std::vector<uint8_t> needs_logits;      // per token, for StepOutputKind::Flagged
-  std::vector<int64_t> rows;              // sequence ids in the pool, in token order; empty: every live one
+  std::vector<int64_t> rows;              // sequence ids in the KV pool, in token order; empty: every live one
   const int32_t* ids = nullptr;           // [rows·steps]
   const int32_t* positions = nullptr;     // [3][rows·steps]
   std::vector<int64_t> pad;               // per row, first step only; empty: none
@@ -41,6 +42,6 @@ struct StepOutput {
 
 // `sampling` is required for StepOutputKind::Sample. Sequences not in `in.rows` are untouched.
 StepOutput run_step(const VlModel& model, KvPool& cache, SessionSampling* sampling, const StepInput& in,
-                    ThreadPool& pool, Trace* trace);
+                    const ExecContext& ctx, Trace* trace);
 
 }  // namespace qvl::models

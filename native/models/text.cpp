@@ -18,12 +18,12 @@ namespace {
 
 // A NaN or infinity computed from finite weights and a valid request is the checkpoint's doing
 // (weights that overflow float32 on this input): say so, rather than let a later op blame its input.
-void check_produced_finite(const float* x, int64_t n, const char* what, ThreadPool& pool) {
+void check_produced_finite(const float* x, int64_t n, const char* what, const ExecContext& ctx) {
   ops::FiniteParams p;
   p.x = x;
   p.dtype = DType::F32;
   p.n = n;
-  const int64_t at = ops::first_nonfinite(p, pool);
+  const int64_t at = ops::first_nonfinite(p, ctx);
   if (at >= 0)
     fail(ErrorCode::ModelFormat, std::string("the checkpoint's weights produced a non-finite value (NaN or infinity) in ") +
                                      what + " at element " + std::to_string(at) + ": the model overflows float32 on this input");
@@ -58,18 +58,18 @@ void check_step_rows(const TextStep& step, const KvPool& cache) {
 }
 
 // Rounds `count` new f32 values into a half-width slot tensor, from token row `at`.
-void store_kv(const float* src, Tensor& slot, int64_t at, int64_t count, ThreadPool& pool) {
+void store_kv(const float* src, Tensor& slot, int64_t at, int64_t count, const ExecContext& ctx) {
   ops::ConvertParams c;
   c.src = src;
   c.src_dtype = DType::F32;
   c.dst = static_cast<char*>(slot.raw()) + at * slot.dim(1) * static_cast<int64_t>(dtype_size(slot.dtype()));
   c.dst_dtype = slot.dtype();
   c.n = count;
-  ops::convert(c, pool);
+  ops::convert(c, ctx);
 }
 
 // Token rows [r0, r1) of a half-width slot tensor, widened to f32 for attention.
-Tensor widen_kv(const Tensor& slot, int64_t r0, int64_t r1, int64_t kvd, ThreadPool& pool) {
+Tensor widen_kv(const Tensor& slot, int64_t r0, int64_t r1, int64_t kvd, const ExecContext& ctx) {
   Tensor out = Tensor::empty(DType::F32, {r1 - r0, kvd});
   ops::ConvertParams c;
   c.src = static_cast<const char*>(slot.raw()) + r0 * kvd * static_cast<int64_t>(dtype_size(slot.dtype()));
@@ -77,7 +77,7 @@ Tensor widen_kv(const Tensor& slot, int64_t r0, int64_t r1, int64_t kvd, ThreadP
   c.dst = out.raw();
   c.dst_dtype = DType::F32;
   c.n = (r1 - r0) * kvd;
-  ops::convert(c, pool);
+  ops::convert(c, ctx);
   return out;
 }
 
@@ -132,7 +132,7 @@ KvPool TextDecoder::new_cache(int64_t batch, int64_t capacity, DType kv_dtype) c
   return pool;
 }
 
-void TextDecoder::embed(const int32_t* ids, int64_t n, float* out, ThreadPool& pool) const {
+void TextDecoder::embed(const int32_t* ids, int64_t n, float* out, const ExecContext& ctx) const {
   ops::EmbeddingParams p;
   p.ids = ids;
   p.ids_dtype = DType::I32;
@@ -144,21 +144,21 @@ void TextDecoder::embed(const int32_t* ids, int64_t n, float* out, ThreadPool& p
   p.ldt = spec_.hidden;
   p.out = out;
   p.ldo = spec_.hidden;
-  ops::embedding(p, pool);
+  ops::embedding(p, ctx);
 }
 
 void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const TextStep& step, KvPool& cache,
-                                  const float* cos, const float* sin, ThreadPool& pool) const {
+                                  const float* cos, const float* sin, const ExecContext& ctx) const {
   const int64_t Hd = spec_.hidden, D = spec_.head_dim, Hq = spec_.heads, Hkv = spec_.kv_heads;
   const int64_t B = step_rows(step, cache), kvd = Hkv * D, half = D / 2;
   const std::vector<int64_t> off = token_offsets(step, B);
   const int64_t n = off[B];
   Tensor h = Tensor::empty(DType::F32, {n, Hd});
-  L.input_norm.apply(x, Hd, n, h.data<float>(), Hd, pool);
+  L.input_norm.apply(x, Hd, n, h.data<float>(), Hd, ctx);
 
   Tensor q = Tensor::empty(DType::F32, {n, Hq * D});
-  L.q.apply(h.data<float>(), Hd, n, q.data<float>(), Hq * D, pool, step.cancel);
-  if (spec_.qk_norm) L.q_norm.apply(q.data<float>(), D, n * Hq, q.data<float>(), D, pool);
+  L.q.apply(h.data<float>(), Hd, n, q.data<float>(), Hq * D, ctx, step.cancel);
+  if (spec_.qk_norm) L.q_norm.apply(q.data<float>(), D, n * Hq, q.data<float>(), D, ctx);
   ops::RopeParams rq;
   rq.x = q.data<float>();
   rq.T = n;
@@ -168,7 +168,7 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
   rq.rotary_dim = D;
   rq.cos = cos;
   rq.sin = sin;
-  ops::rope_apply(rq, pool);
+  ops::rope_apply(rq, ctx);
 
   // New keys and values go into each sequence's slot (straight in for f32 storage; through an f32
   // scratch and one rounding for bf16); each sequence then attends over its own slot (one
@@ -186,9 +186,9 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
     float* kw = wide ? kv.k[li].data<float>() + kv.len * kvd : kn.data<float>();
     float* vw = wide ? kv.v[li].data<float>() + kv.len * kvd : vn.data<float>();
     const float* hb = h.data<float>() + o * Hd;
-    L.k.apply(hb, Hd, S, kw, kvd, pool, step.cancel);
-    L.v.apply(hb, Hd, S, vw, kvd, pool, step.cancel);
-    if (spec_.qk_norm) L.k_norm.apply(kw, D, S * Hkv, kw, D, pool);
+    L.k.apply(hb, Hd, S, kw, kvd, ctx, step.cancel);
+    L.v.apply(hb, Hd, S, vw, kvd, ctx, step.cancel);
+    if (spec_.qk_norm) L.k_norm.apply(kw, D, S * Hkv, kw, D, ctx);
     ops::RopeParams rk;
     rk.x = kw;
     rk.T = S;
@@ -198,20 +198,20 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
     rk.rotary_dim = D;
     rk.cos = cos + o * half;
     rk.sin = sin + o * half;
-    ops::rope_apply(rk, pool);
+    ops::rope_apply(rk, ctx);
     // Queries that are themselves left padding attend to nothing (their output stays zero).
     const int64_t padded_here = std::clamp<int64_t>(kv.pad - kv.len, 0, S);
     if (!wide) {
-      store_kv(kn.data<float>(), kv.k[li], kv.len, S * kvd, pool);
-      store_kv(vn.data<float>(), kv.v[li], kv.len, S * kvd, pool);
+      store_kv(kn.data<float>(), kv.k[li], kv.len, S * kvd, ctx);
+      store_kv(vn.data<float>(), kv.v[li], kv.len, S * kvd, ctx);
     }
     if (padded_here == S) continue;
     // Keys [pad, len + S) of this sequence, as f32.
     const int64_t k0 = kv.pad, k1 = kv.len + S;
     Tensor kf, vf;
     if (!wide) {
-      kf = widen_kv(kv.k[li], k0, k1, kvd, pool);
-      vf = widen_kv(kv.v[li], k0, k1, kvd, pool);
+      kf = widen_kv(kv.k[li], k0, k1, kvd, ctx);
+      vf = widen_kv(kv.v[li], k0, k1, kvd, ctx);
     }
     const ops::AttentionSegment seg{o + padded_here, o + S, wide ? k0 : 0, wide ? k1 : k1 - k0};
     ops::AttentionParams ap;
@@ -232,23 +232,23 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
     ap.segments = &seg;
     ap.n_segments = 1;
     ap.cancel = step.cancel;
-    ops::attention(ap, pool);
+    ops::attention(ap, ctx);
   }
 
-  L.o.apply(attn.data<float>(), Hq * D, n, h.data<float>(), Hd, pool, step.cancel);
-  add_rows(x, Hd, h.data<float>(), Hd, n, Hd, pool);
+  L.o.apply(attn.data<float>(), Hq * D, n, h.data<float>(), Hd, ctx, step.cancel);
+  add_rows(x, Hd, h.data<float>(), Hd, n, Hd, ctx);
 }
 
-void TextDecoder::mlp_block(const Layer& L, float* x, int64_t n, ThreadPool& pool, const CancelToken* cancel) const {
+void TextDecoder::mlp_block(const Layer& L, float* x, int64_t n, const ExecContext& ctx, const CancelToken* cancel) const {
   const int64_t Hd = spec_.hidden;
   Tensor h = Tensor::empty(DType::F32, {n, Hd});
-  L.post_norm.apply(x, Hd, n, h.data<float>(), Hd, pool);
+  L.post_norm.apply(x, Hd, n, h.data<float>(), Hd, ctx);
   Tensor out = Tensor::empty(DType::F32, {n, Hd});
   if (L.sparse) {
     const int64_t E = spec_.experts;
     Tensor logits = Tensor::empty(DType::F32, {n, E});
-    L.router.apply(h.data<float>(), Hd, n, logits.data<float>(), E, pool);
-    check_produced_finite(logits.data<float>(), n * E, "the MoE router logits", pool);
+    L.router.apply(h.data<float>(), Hd, n, logits.data<float>(), E, ctx);
+    check_produced_finite(logits.data<float>(), n * E, "the MoE router logits", ctx);
     ops::MoeParams m;
     m.T = n;
     m.E = E;
@@ -265,19 +265,19 @@ void TextDecoder::mlp_block(const Layer& L, float* x, int64_t n, ThreadPool& poo
     m.w_format = L.experts_gate_up.format;
     m.out = out.data<float>();
     m.ldo = Hd;
-    ops::moe(m, pool);
+    ops::moe(m, ctx);
   } else {
     const int64_t I = spec_.intermediate;
     Tensor gu = Tensor::empty(DType::F32, {n, 2 * I});
-    L.gate.apply(h.data<float>(), Hd, n, gu.data<float>(), 2 * I, pool, cancel);
-    L.up.apply(h.data<float>(), Hd, n, gu.data<float>() + I, 2 * I, pool, cancel);
-    swiglu_rows(gu.data<float>(), n, I, pool);
-    L.down.apply(gu.data<float>(), 2 * I, n, out.data<float>(), Hd, pool, cancel);
+    L.gate.apply(h.data<float>(), Hd, n, gu.data<float>(), 2 * I, ctx, cancel);
+    L.up.apply(h.data<float>(), Hd, n, gu.data<float>() + I, 2 * I, ctx, cancel);
+    swiglu_rows(gu.data<float>(), n, I, ctx);
+    L.down.apply(gu.data<float>(), 2 * I, n, out.data<float>(), Hd, ctx, cancel);
   }
-  add_rows(x, Hd, out.data<float>(), Hd, n, Hd, pool);
+  add_rows(x, Hd, out.data<float>(), Hd, n, Hd, ctx);
 }
 
-void TextDecoder::forward(float* x, const TextStep& step, KvPool& cache, ThreadPool& pool, Trace* trace) const {
+void TextDecoder::forward(float* x, const TextStep& step, KvPool& cache, const ExecContext& ctx, Trace* trace) const {
   const int64_t B = step_rows(step, cache), Hd = spec_.hidden, half = spec_.head_dim / 2;
   QVL_CHECK(step.positions, Input, "forward needs its tokens' positions");
   check_step_rows(step, cache);
@@ -305,9 +305,9 @@ void TextDecoder::forward(float* x, const TextStep& step, KvPool& cache, ThreadP
   for (int64_t l = 0; l < spec_.layers; ++l) {
     if (trace) trace->record("layer_input." + std::to_string(l), x, n, Hd, Hd);
     check_cancel(step.cancel, "a decoder layer");
-    attention_block(layers_[l], l, x, step, cache, cos.data<float>(), sin.data<float>(), pool);
+    attention_block(layers_[l], l, x, step, cache, cos.data<float>(), sin.data<float>(), ctx);
     check_cancel(step.cancel, "a decoder layer");
-    mlp_block(layers_[l], x, n, pool, step.cancel);
+    mlp_block(layers_[l], x, n, ctx, step.cancel);
     if (static_cast<size_t>(l) < n_deep && step.visual_rows) {
       const Tensor& ds = (*step.deepstack)[l];
       QVL_CHECK(ds.ndim() == 2 && ds.dim(1) == Hd, Input, "deepstack features must be [n, hidden]");
@@ -315,19 +315,19 @@ void TextDecoder::forward(float* x, const TextStep& step, KvPool& cache, ThreadP
         const int32_t r = step.visual_rows[i];
         if (r < 0) continue;
         QVL_CHECK(r < ds.dim(0), Input, "visual row out of range of the deepstack features");
-        add_rows(x + i * Hd, Hd, ds.data<float>() + r * Hd, Hd, 1, Hd, pool);
+        add_rows(x + i * Hd, Hd, ds.data<float>() + r * Hd, Hd, 1, Hd, ctx);
       }
     }
   }
   for (int64_t i = 0; i < B; ++i) cache.slot(cache_row(step, i)).len += off[i + 1] - off[i];
   if (trace) trace->record("last_layer_output", x, n, Hd, Hd);
-  final_norm_.apply(x, Hd, n, x, Hd, pool);
+  final_norm_.apply(x, Hd, n, x, Hd, ctx);
   if (trace) trace->record("final_hidden", x, n, Hd, Hd);
 }
 
-void TextDecoder::logits(const float* h, int64_t ldh, int64_t rows, float* out, ThreadPool& pool) const {
-  lm_head_.apply(h, ldh, rows, out, spec_.vocab, pool);
-  check_produced_finite(out, rows * spec_.vocab, "the logits", pool);
+void TextDecoder::logits(const float* h, int64_t ldh, int64_t rows, float* out, const ExecContext& ctx) const {
+  lm_head_.apply(h, ldh, rows, out, spec_.vocab, ctx);
+  check_produced_finite(out, rows * spec_.vocab, "the logits", ctx);
 }
 
 }  // namespace qvl::models

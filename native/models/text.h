@@ -6,6 +6,7 @@
 
 #include "core/cancel.h"
 #include "core/tensor.h"
+#include "core/exec_context.h"
 #include "core/threadpool.h"
 #include "models/kv_pool.h"
 #include "models/layers.h"
@@ -20,7 +21,7 @@ namespace qvl::models {
 // prompt; decode: 1). Token t of the i-th row is row i·steps + t of x, positions and visual_rows.
 struct TextStep {
   int64_t steps = 0;
-  // The pool's sequence ids this step runs, in token order (null: ids 0 .. size-1, all live).
+  // The KV pool's sequence ids this step runs, in token order (null: ids 0 .. size-1, all live).
   // Sequences left out (finished ones) cost nothing and their slots are untouched.
   const int64_t* rows = nullptr;
   int64_t n_rows = 0;
@@ -43,12 +44,12 @@ class TextDecoder {
 
   const TextSpec& spec() const { return spec_; }
   // out[n, hidden] = embed_tokens[ids]; E_INPUT on an id outside the vocabulary.
-  void embed(const int32_t* ids, int64_t n, float* out, ThreadPool& pool) const;
+  void embed(const int32_t* ids, int64_t n, float* out, const ExecContext& ctx) const;
   // Runs every layer over x [batch·steps, hidden] in place, appending to the cache, then the final
   // norm. Throws E_CONTEXT_OVERFLOW when a row would outgrow the cache.
-  void forward(float* x, const TextStep& step, KvPool& cache, ThreadPool& pool, Trace* trace) const;
+  void forward(float* x, const TextStep& step, KvPool& cache, const ExecContext& ctx, Trace* trace) const;
   // logits[rows, vocab] from final hidden states.
-  void logits(const float* h, int64_t ldh, int64_t rows, float* out, ThreadPool& pool) const;
+  void logits(const float* h, int64_t ldh, int64_t rows, float* out, const ExecContext& ctx) const;
   // `batch` sequences of `capacity` tokens each; kv_dtype F32 or BF16 (see KvPool).
   KvPool new_cache(int64_t batch, int64_t capacity, DType kv_dtype = DType::F32) const;
 
@@ -62,8 +63,8 @@ class TextDecoder {
     ConvertedExperts experts_gate_up, experts_down;  // packed for the moe op
   };
   void attention_block(const Layer& L, int64_t li, float* x, const TextStep& step, KvPool& cache, const float* cos,
-                       const float* sin, ThreadPool& pool) const;
-  void mlp_block(const Layer& L, float* x, int64_t n, ThreadPool& pool, const CancelToken* cancel) const;
+                       const float* sin, const ExecContext& ctx) const;
+  void mlp_block(const Layer& L, float* x, int64_t n, const ExecContext& ctx, const CancelToken* cancel) const;
 
   TextSpec spec_;
   Tensor embed_;

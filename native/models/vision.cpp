@@ -87,15 +87,15 @@ VisionTower::VisionTower(const VisionSpec& spec, const VisionRecipe& recipe, con
 }
 
 void VisionTower::run_block(const Block& b, float* x, int64_t n, const float* cos, const float* sin,
-                            const std::vector<int64_t>& seg_bounds, ThreadPool& pool, const CancelToken* cancel) const {
+                            const std::vector<int64_t>& seg_bounds, const ExecContext& ctx, const CancelToken* cancel) const {
   const int64_t E = spec_.hidden, H = spec_.heads, D = head_dim_;
   Tensor h = Tensor::empty(DType::F32, {n, E});
-  b.norm1.apply(x, E, n, h.data<float>(), E, pool);
+  b.norm1.apply(x, E, n, h.data<float>(), E, ctx);
 
   // Fused q|k|v rows: [n, 3E]; q and k heads are adjacent, so one rope call rotates both.
   Tensor qkv = Tensor::empty(DType::F32, {n, 3 * E});
   float* qkvp = qkv.data<float>();
-  b.qkv.apply(h.data<float>(), E, n, qkvp, 3 * E, pool, cancel);
+  b.qkv.apply(h.data<float>(), E, n, qkvp, 3 * E, ctx, cancel);
   ops::RopeParams rp;
   rp.x = qkvp;
   rp.T = n;
@@ -105,7 +105,7 @@ void VisionTower::run_block(const Block& b, float* x, int64_t n, const float* co
   rp.rotary_dim = D;
   rp.cos = cos;
   rp.sin = sin;
-  ops::rope_apply(rp, pool);
+  ops::rope_apply(rp, ctx);
 
   std::vector<ops::AttentionSegment> segs;
   for (size_t i = 0; i + 1 < seg_bounds.size(); ++i) {
@@ -126,52 +126,52 @@ void VisionTower::run_block(const Block& b, float* x, int64_t n, const float* co
   ap.segments = segs.data();
   ap.n_segments = static_cast<int64_t>(segs.size());
   ap.cancel = cancel;
-  ops::attention(ap, pool);
+  ops::attention(ap, ctx);
 
   Tensor o = Tensor::empty(DType::F32, {n, E});
-  b.proj.apply(h.data<float>(), E, n, o.data<float>(), E, pool, cancel);
-  add_rows(x, E, o.data<float>(), E, n, E, pool);
+  b.proj.apply(h.data<float>(), E, n, o.data<float>(), E, ctx, cancel);
+  add_rows(x, E, o.data<float>(), E, n, E, ctx);
 
   check_cancel(cancel, "a vision block");
-  b.norm2.apply(x, E, n, h.data<float>(), E, pool);
+  b.norm2.apply(x, E, n, h.data<float>(), E, ctx);
   const int64_t I = spec_.intermediate;
   if (b.gated) {
     QVL_CHECK(act_kind(spec_.hidden_act) == ops::ActKind::Silu, Unsupported,
               "gated vision MLP with hidden_act '" + spec_.hidden_act + "' is not supported");
     Tensor gu = Tensor::empty(DType::F32, {n, 2 * I});
     float* g = gu.data<float>();
-    b.gate.apply(h.data<float>(), E, n, g, 2 * I, pool, cancel);
-    b.up.apply(h.data<float>(), E, n, g + I, 2 * I, pool, cancel);
-    swiglu_rows(g, n, I, pool);
-    b.down.apply(g, 2 * I, n, o.data<float>(), E, pool, cancel);
+    b.gate.apply(h.data<float>(), E, n, g, 2 * I, ctx, cancel);
+    b.up.apply(h.data<float>(), E, n, g + I, 2 * I, ctx, cancel);
+    swiglu_rows(g, n, I, ctx);
+    b.down.apply(g, 2 * I, n, o.data<float>(), E, ctx, cancel);
   } else {
     Tensor mid = Tensor::empty(DType::F32, {n, I});
-    b.fc1.apply(h.data<float>(), E, n, mid.data<float>(), I, pool, cancel);
-    activate_rows(act_kind(spec_.hidden_act), mid.data<float>(), n, I, I, pool);
-    b.fc2.apply(mid.data<float>(), I, n, o.data<float>(), E, pool, cancel);
+    b.fc1.apply(h.data<float>(), E, n, mid.data<float>(), I, ctx, cancel);
+    activate_rows(act_kind(spec_.hidden_act), mid.data<float>(), n, I, I, ctx);
+    b.fc2.apply(mid.data<float>(), I, n, o.data<float>(), E, ctx, cancel);
   }
-  add_rows(x, E, o.data<float>(), E, n, E, pool);
+  add_rows(x, E, o.data<float>(), E, n, E, ctx);
 }
 
-Tensor VisionTower::run_merger(const Merger& m, const float* x, int64_t n, ThreadPool& pool) const {
+Tensor VisionTower::run_merger(const Merger& m, const float* x, int64_t n, const ExecContext& ctx) const {
   const int64_t E = spec_.hidden, g = spec_.merge * spec_.merge;
   const int64_t groups = n / g, merged = E * g;
   // Patches arrive merge-group contiguous, so [n, E] viewed as [n/g, g·E] is the merger's input.
   Tensor h = Tensor::empty(DType::F32, {n, E});
   if (m.postshuffle) {
-    m.norm.apply(x, merged, groups, h.data<float>(), merged, pool);
+    m.norm.apply(x, merged, groups, h.data<float>(), merged, ctx);
   } else {
-    m.norm.apply(x, E, n, h.data<float>(), E, pool);
+    m.norm.apply(x, E, n, h.data<float>(), E, ctx);
   }
   Tensor mid = Tensor::empty(DType::F32, {groups, merged});
-  m.fc1.apply(h.data<float>(), merged, groups, mid.data<float>(), merged, pool);
-  activate_rows(ops::ActKind::GeluErf, mid.data<float>(), groups, merged, merged, pool);
+  m.fc1.apply(h.data<float>(), merged, groups, mid.data<float>(), merged, ctx);
+  activate_rows(ops::ActKind::GeluErf, mid.data<float>(), groups, merged, merged, ctx);
   Tensor out = Tensor::empty(DType::F32, {groups, spec_.out_hidden});
-  m.fc2.apply(mid.data<float>(), merged, groups, out.data<float>(), spec_.out_hidden, pool);
+  m.fc2.apply(mid.data<float>(), merged, groups, out.data<float>(), spec_.out_hidden, ctx);
   return out;
 }
 
-VisionOutput VisionTower::forward(const VisionInput& in, ThreadPool& pool, Trace* trace) const {
+VisionOutput VisionTower::forward(const VisionInput& in, const ExecContext& ctx, Trace* trace) const {
   const int64_t E = spec_.hidden, m = spec_.merge, unit = m * m;
   const int64_t patch_dim = spec_.in_channels * spec_.temporal_patch * spec_.patch * spec_.patch;
   QVL_CHECK(in.patch_dim == patch_dim, Input,
@@ -206,12 +206,12 @@ VisionOutput VisionTower::forward(const VisionInput& in, ThreadPool& pool, Trace
   const int64_t n = total;
 
   Tensor x = Tensor::empty(DType::F32, {n, E});
-  patch_embed_.apply(in.pixels, patch_dim, n, x.data<float>(), E, pool, in.cancel);
+  patch_embed_.apply(in.pixels, patch_dim, n, x.data<float>(), E, ctx, in.cancel);
   if (trace) trace->record("vision_patch_embed", x.data<float>(), n, E, E);
   if (pos_embed_.defined()) {
     Tensor pos = Tensor::empty(DType::F32, {n, E});
-    interpolate_pos_embed(pos_embed_, in.grids, m, pos.data<float>(), pool);
-    add_rows(x.data<float>(), E, pos.data<float>(), E, n, E, pool);
+    interpolate_pos_embed(pos_embed_, in.grids, m, pos.data<float>(), ctx.pool());
+    add_rows(x.data<float>(), E, pos.data<float>(), E, n, E, ctx);
   }
 
   // Qwen2.5-VL attends within windows: the tower runs on merge groups reordered window by window
@@ -246,16 +246,16 @@ VisionOutput VisionTower::forward(const VisionInput& in, ThreadPool& pool, Trace
     const bool full = !windowed || contains(spec_.fullatt_blocks, static_cast<int64_t>(i));
     check_cancel(in.cancel, "a vision block");
     run_block(blocks_[i], x.data<float>(), n, cos.data<float>(), sin.data<float>(), full ? frames : layout.window_bounds,
-              pool, in.cancel);
+              ctx, in.cancel);
     if (trace) trace->record("vision_block_" + std::to_string(i), x.data<float>(), n, E, E);
     for (size_t d = 0; d < deepstack_.size(); ++d) {
       if (spec_.deepstack_indexes[d] != static_cast<int64_t>(i)) continue;
       check_cancel(in.cancel, "a vision merger");
-      out.deepstack.push_back(run_merger(deepstack_[d], x.data<float>(), n, pool));
+      out.deepstack.push_back(run_merger(deepstack_[d], x.data<float>(), n, ctx));
     }
   }
   check_cancel(in.cancel, "the vision merger");
-  out.embeds = run_merger(merger_, x.data<float>(), n, pool);
+  out.embeds = run_merger(merger_, x.data<float>(), n, ctx);
   if (windowed) {
     Tensor restored = Tensor::empty(DType::F32, out.embeds.shape());
     permute_groups(out.embeds.data<float>(), restored.data<float>(), n / unit, 1, spec_.out_hidden, layout.order, true);

@@ -8,6 +8,7 @@
 
 #include "core/cancel.h"
 #include "core/tensor.h"
+#include "core/exec_context.h"
 #include "core/threadpool.h"
 #include "models/family.h"
 #include "models/layers.h"
@@ -35,7 +36,7 @@ class VisionTower {
  public:
   VisionTower(const VisionSpec& spec, const VisionRecipe& recipe, const WeightStore& w, const std::string& prefix);
   // Throws E_INPUT when the grids and the patch count disagree.
-  VisionOutput forward(const VisionInput& in, ThreadPool& pool, Trace* trace) const;
+  VisionOutput forward(const VisionInput& in, const ExecContext& ctx, Trace* trace) const;
 
  private:
   struct Block {
@@ -56,8 +57,8 @@ class VisionTower {
                      const std::string& fc2, bool postshuffle) const;
 
   void run_block(const Block& b, float* x, int64_t n, const float* cos, const float* sin,
-                 const std::vector<int64_t>& seg_bounds, ThreadPool& pool, const CancelToken* cancel) const;
-  Tensor run_merger(const Merger& m, const float* x, int64_t n, ThreadPool& pool) const;
+                 const std::vector<int64_t>& seg_bounds, const ExecContext& ctx, const CancelToken* cancel) const;
+  Tensor run_merger(const Merger& m, const float* x, int64_t n, const ExecContext& ctx) const;
 
   VisionSpec spec_;
   VisionRecipe recipe_;

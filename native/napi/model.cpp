@@ -4,7 +4,7 @@
 //   modelEncodeVision(handle, pixels, patchDim, grids, trace, cancel?) -> Promise<{embeds, deepstack, trace}>
 //   modelNewSession(handle, batch, capacity[, {kvDtype}]) -> session
 //   sessionForward(session, args) -> Promise<{logits?, tokens?, trace}>   (args.cancel: a cancel token)
-//   sessionSampling(session, {params[], seed, history}); sessionStats(session) -> {forwards, rowsComputed}
+//   sessionSampling(session, {params[], seed, history}); sessionStats(session) -> {forwards, rowsComputed, scratch?}
 //   sessionAddSequence / sessionGrowSequence / sessionFreeSequence: the session's KV pool
 //   newCancelToken() -> token;  cancelToken(token, 'abort' | 'dispose')
 //   disposeHandle(handle)
@@ -15,9 +15,12 @@
 #include <atomic>
 #include <cstring>
 #include <memory>
+#include <chrono>
 #include <mutex>
 
+#include "core/arena.h"
 #include "core/cancel.h"
+#include "core/exec_context.h"
 #include "core/error.h"
 #include "core/threadpool.h"
 #include "models/family.h"
@@ -35,10 +38,15 @@ namespace {
 using models::KvPool;
 using models::VlModel;
 
+// A session runs one forward pass at a time (`busy`), so the step's scratch arena and op profiler
+// belong to the session: the worker running the pass is their only user, and the arena is reset
+// when the pass ends. Vision encodes have no session: each builds its own arena.
 struct SessionState {
   std::shared_ptr<VlModel> model;
   KvPool cache;
   std::unique_ptr<models::SessionSampling> sampling;  // set by sessionSampling; used by logits 'sample'
+  Arena arena;            // the step's intermediates; reset after every pass
+  OpProfiler profiler;    // filled by a pass run with {profile: true}
   std::atomic<bool> busy{false};
   std::atomic<int64_t> forwards{0}, rows_computed{0};
   SessionState(std::shared_ptr<VlModel> m, KvPool c) : model(std::move(m)), cache(std::move(c)) {}
@@ -252,7 +260,11 @@ Napi::Value EncodeVision(const Napi::CallbackInfo& info) {
           VisionResult r;
           r.trace = std::make_shared<models::Trace>(want_trace);
           auto pool = default_pool();
-          r.out = model->vision().forward(in, *pool, r.trace.get());
+          // This encode's own scratch arena: concurrent encodes on one model never share one.
+          Arena arena;
+          ExecContext ctx(*pool);
+          ctx.with_arena(&arena).with_cancel(cancel.get());
+          r.out = model->vision().forward(in, ctx, r.trace.get());
           return r;
         },
         [](Napi::Env env, VisionResult& r) -> Napi::Value {
@@ -291,6 +303,9 @@ struct ForwardResult {
   models::StepOutput out;
   size_t rows = 0;
   std::shared_ptr<models::Trace> trace;
+  bool profiled = false;
+  uint64_t step_ns = 0;
+  std::vector<OpProfiler::Counter> ops;
 };
 
 // args: {ids: Int32Array [n], steps | counts: Int32Array [R] (tokens of each row; n = R·steps or the
@@ -298,8 +313,10 @@ struct ForwardResult {
 //        needsLogits?: Uint8Array [n] (with logits 'flagged': logits of the flagged tokens only),
 //        pad?: Int32Array [R], positions: Int32Array [3·n], visionEmbeds?: Float32Array [Nv·hidden],
 //        visualRows?: Int32Array [n], deepstack?: Float32Array[],
-//        logits: 'none' | 'last' | 'all' | 'flagged' | 'sample', trace?: boolean}
+//        logits: 'none' | 'last' | 'all' | 'flagged' | 'sample', trace?: boolean, profile?: boolean}
 // 'sample' returns {tokens: Int32Array [R]} chosen by the session's samplers (sessionSampling).
+// profile: true adds {profile: {stepNs, ops: {<op family>: {ns, calls}}}}: the pass's wall time and
+// each op family's time inside its entry points (what is left is time outside the kernels).
 Napi::Value SessionForward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
@@ -393,6 +410,7 @@ Napi::Value SessionForward(const Napi::CallbackInfo& info) {
     if (in->output == models::StepOutputKind::Sample && !s->sampling)
       throw make_error(env, "E_INPUT", "logits 'sample' needs sessionSampling() first");
     const bool want_trace = a.Get("trace").ToBoolean().Value();
+    const bool want_profile = a.Get("profile").ToBoolean().Value();
     auto cancel = cancel_arg(env, a.Get("cancel"));
     in->cancel = cancel.get();
     bool expected = false;
@@ -400,16 +418,32 @@ Napi::Value SessionForward(const Napi::CallbackInfo& info) {
       throw make_error(env, "E_INPUT", "this session is already running a forward pass");
     return run_async<ForwardResult>(
         env,
-        [s, in, ids, pos32, vis, rows, deepstack, want_trace, cancel, R] {
+        [s, in, ids, pos32, vis, rows, deepstack, want_trace, want_profile, cancel, R] {
           struct Release {
             SessionState* s;
-            ~Release() { s->busy = false; }
+            ~Release() {
+              s->arena.reset();  // the step's intermediates are dead; the chunks stay for the next
+              s->busy = false;
+            }
           } release{s.get()};
           check_cancel(cancel.get(), "a forward pass");
           auto pool = default_pool();
           ForwardResult r;
           r.trace = std::make_shared<models::Trace>(want_trace);
-          r.out = models::run_step(*s->model, s->cache, s->sampling.get(), *in, *pool, r.trace.get());
+          ExecContext ctx(*pool);
+          ctx.with_arena(&s->arena).with_cancel(cancel.get());
+          if (want_profile) {
+            s->profiler.clear();
+            ctx.with_profiler(&s->profiler);
+          }
+          const auto t0 = std::chrono::steady_clock::now();
+          r.out = models::run_step(*s->model, s->cache, s->sampling.get(), *in, ctx, r.trace.get());
+          if (want_profile) {
+            r.profiled = true;
+            r.step_ns = static_cast<uint64_t>(
+                std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
+            r.ops = s->profiler.counters();
+          }
           r.rows = static_cast<size_t>(R);
           s->forwards += 1;
           s->rows_computed += static_cast<int64_t>(r.rows);
@@ -424,6 +458,19 @@ Napi::Value SessionForward(const Napi::CallbackInfo& info) {
             o.Set("tokens", t);
           }
           o.Set("trace", trace_to_js(env, *r.trace));
+          if (r.profiled) {
+            Napi::Object prof = Napi::Object::New(env);
+            prof.Set("stepNs", static_cast<double>(r.step_ns));
+            Napi::Object ops = Napi::Object::New(env);
+            for (const OpProfiler::Counter& c : r.ops) {
+              Napi::Object e = Napi::Object::New(env);
+              e.Set("ns", static_cast<double>(c.ns));
+              e.Set("calls", static_cast<double>(c.calls));
+              ops.Set(c.op, e);
+            }
+            prof.Set("ops", ops);
+            o.Set("profile", prof);
+          }
           return o;
         },
         keep);
@@ -473,6 +520,15 @@ Napi::Value SessionStats(const Napi::CallbackInfo& info) {
     Napi::Object o = Napi::Object::New(env);
     o.Set("forwards", static_cast<double>(s->forwards.load()));
     o.Set("rowsComputed", static_cast<double>(s->rows_computed.load()));
+    // The scratch arena, read between passes (a running pass owns it).
+    if (!s->busy) {
+      Napi::Object sc = Napi::Object::New(env);
+      sc.Set("peakBytes", static_cast<double>(s->arena.peak_bytes()));
+      sc.Set("capacityBytes", static_cast<double>(s->arena.capacity_bytes()));
+      sc.Set("chunks", static_cast<double>(s->arena.chunk_count()));
+      sc.Set("heapAllocations", static_cast<double>(s->arena.heap_allocations()));
+      o.Set("scratch", sc);
+    }
     return o;
   });
 }

@@ -8,6 +8,7 @@
 #pragma once
 #include <cstdint>
 
+#include "core/exec_context.h"
 #include "core/threadpool.h"
 #include "ops/registry.h"
 
@@ -57,13 +58,13 @@ struct RopeParams {
   const float* sin = nullptr;  // [T, R/2]
 };
 
-using RopeFn = void (*)(const RopeParams&, ThreadPool&);
+using RopeFn = void (*)(const RopeParams&, const ExecContext&);
 
 const OpFamily<RopeFn>& rope_family();
 
 // Throws E_INPUT unless p describes a consistent problem (the kernels assume it does).
 void check_rope(const RopeParams& p);
 // Validates (E_INPUT) and runs the best variant.
-void rope_apply(const RopeParams& p, ThreadPool& pool);
+void rope_apply(const RopeParams& p, const ExecContext& ctx);
 
 }  // namespace qvl::ops
