@@ -10,6 +10,7 @@
 #include "models/kv_pool.h"
 #include "models/layers.h"
 #include "models/linear.h"
+#include "models/rope_cache.h"
 #include "models/spec.h"
 #include "models/trace.h"
 #include "models/weights.h"
@@ -64,12 +65,19 @@ class TextDecoder {
   void attention_block(const Layer& L, int64_t li, float* x, const TextStep& step, KvPool& cache, const float* cos,
                        const float* sin, ThreadPool& pool) const;
   void mlp_block(const Layer& L, float* x, int64_t n, ThreadPool& pool, const CancelToken* cancel) const;
+  // cos/sin [n, head_dim/2] of the step's tokens, gathered from rope_rows_.
+  void rope_tables(const int64_t* positions, int64_t n, float* cos, float* sin, ThreadPool& pool) const;
 
   TextSpec spec_;
   Tensor embed_;
   Linear lm_head_;
   NormLayer final_norm_;
   std::vector<Layer> layers_;
+  // RoPE: the M-RoPE axis each frequency follows, the table column it reads (the identity), and
+  // the per-position cos/sin rows every forward gathers from.
+  std::vector<uint8_t> rope_axis_;
+  std::vector<int32_t> rope_column_;
+  RopeRows rope_rows_;
 };
 
 }  // namespace qvl::models
