@@ -3,6 +3,7 @@
 #include "models/linear.h"
 #include "core/error.h"
 #include "ops/norm.h"
+#include "ops/rows.h"
 
 namespace qvl::models {
 
@@ -67,15 +68,15 @@ ops::ActKind act_kind(const std::string& name) {
 }
 
 void add_rows(float* x, int64_t ldx, const float* y, int64_t ldy, int64_t rows, int64_t dim, const ExecContext& ctx) {
-  // Memory-bound and tiny next to the matmuls around it; threads only pay off for big blocks.
-  const int64_t grain = dim >= 4096 ? 1 : (4096 + dim - 1) / dim;
-  ctx.pool().parallel_for(rows, grain, [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) {
-      float* xr = x + r * ldx;
-      const float* yr = y + r * ldy;
-      for (int64_t i = 0; i < dim; ++i) xr[i] += yr[i];
-    }
-  });
+  ops::RowsParams p;
+  p.kind = ops::RowsKind::Add;
+  p.n = rows;
+  p.cols = dim;
+  p.dst = x;
+  p.ldd = ldx;
+  p.src = y;
+  p.lds = ldy;
+  ops::rows(p, ctx);
 }
 
 }  // namespace qvl::models

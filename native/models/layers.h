@@ -35,7 +35,7 @@ void swiglu_rows(float* gu, int64_t rows, int64_t I, const ExecContext& ctx);
 // The activation op's kind for a config's hidden_act; E_UNSUPPORTED for others.
 ops::ActKind act_kind(const std::string& hidden_act);
 
-// x[i] += y[i] over rows of dim elements (residual connections).
+// x[i] += y[i] over rows of dim elements (residual connections): the rows op's Add.
 void add_rows(float* x, int64_t ldx, const float* y, int64_t ldy, int64_t rows, int64_t dim, const ExecContext& ctx);
 
 }  // namespace qvl::models

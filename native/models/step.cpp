@@ -1,8 +1,7 @@
 #include "models/step.h"
 
-#include <cstring>
-
 #include "core/error.h"
+#include "ops/rows.h"
 
 namespace qvl::models {
 
@@ -37,10 +36,20 @@ StepOutput run_step(const VlModel& model, KvPool& cache, SessionSampling* sampli
   text.embed(in.ids, n, x.data<float>(), ctx);
   if (trace) trace->record("text_embeds", x.data<float>(), n, Hd, Hd);
   if (in.vision) {
-    for (int64_t i = 0; i < n; ++i) {
-      const int32_t r = in.visual_rows[i];
-      if (r >= 0) std::memcpy(x.data<float>() + i * Hd, in.vision->data<float>() + r * Hd, sizeof(float) * Hd);
-    }
+    // Visual tokens take their vision feature row in place of the token embedding.
+    QVL_CHECK(in.vision->ndim() == 2 && in.vision->dim(1) == Hd, Input, "vision features must be [n, hidden]");
+    ops::RowsParams put;
+    put.kind = ops::RowsKind::Gather;
+    put.n = n;
+    put.cols = Hd;
+    put.dst = x.data<float>();
+    put.ldd = Hd;
+    put.src = in.vision->data<float>();
+    put.lds = Hd;
+    put.indexed_rows = in.vision->dim(0);
+    put.idx = in.visual_rows;
+    put.idx_dtype = DType::I32;
+    ops::rows(put, ctx);
   }
   std::vector<int64_t> positions(in.positions, in.positions + 3 * n);
   TextStep step;
@@ -59,8 +68,18 @@ StepOutput run_step(const VlModel& model, KvPool& cache, SessionSampling* sampli
   auto head = [&](const std::vector<int64_t>& picked) {
     const int64_t k = static_cast<int64_t>(picked.size());
     Tensor sel = Tensor::empty(DType::F32, {k, Hd});
-    for (int64_t j = 0; j < k; ++j)
-      std::memcpy(sel.data<float>() + j * Hd, x.data<float>() + picked[static_cast<size_t>(j)] * Hd, sizeof(float) * Hd);
+    ops::RowsParams pick;
+    pick.kind = ops::RowsKind::Gather;
+    pick.n = k;
+    pick.cols = Hd;
+    pick.dst = sel.data<float>();
+    pick.ldd = Hd;
+    pick.src = x.data<float>();
+    pick.lds = Hd;
+    pick.indexed_rows = n;
+    pick.idx = picked.data();
+    pick.idx_dtype = DType::I64;
+    ops::rows(pick, ctx);
     Tensor logits = Tensor::empty(DType::F32, {k, V});
     if (k > 0) text.logits(sel.data<float>(), Hd, k, logits.data<float>(), ctx);
     return logits;

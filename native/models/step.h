@@ -23,7 +23,7 @@ struct StepInput {
   int64_t steps = 0;                      // tokens per row, unless `counts` is given
   std::vector<int64_t> counts;            // tokens of each row (a decode token beside a prefill chunk)
   std::vector<uint8_t> needs_logits;      // per token, for StepOutputKind::Flagged
-  std::vector<int64_t> rows;              // sequence ids in the KV pool, in token order; empty: every live one
+  std::vector<int64_t> rows;              // sequence ids in the KV ctx, in token order; empty: every live one
   const int32_t* ids = nullptr;           // [rows·steps]
   const int32_t* positions = nullptr;     // [3][rows·steps]
   std::vector<int64_t> pad;               // per row, first step only; empty: none

@@ -11,6 +11,8 @@
 #include "ops/finite.h"
 #include "ops/moe.h"
 #include "ops/rope.h"
+#include "ops/rope_gather.h"
+#include "ops/rows.h"
 
 namespace qvl::models {
 
@@ -57,6 +59,17 @@ void check_step_rows(const TextStep& step, const KvPool& cache) {
   }
 }
 
+// The per-position RoPE table is kept for at most this many positions (32 MiB per table at
+// head_dim 128); a step whose positions span more evaluates its own entries directly.
+constexpr int64_t kMaxRopeRows = int64_t{1} << 18;
+
+ops::RopeFreqs text_rope_freqs(const TextSpec& spec) {
+  ops::RopeFreqs f;
+  f.theta = spec.rope_theta;
+  f.rotary_dim = spec.head_dim;
+  return f;
+}
+
 // Rounds `count` new f32 values into a half-width slot tensor, from token row `at`.
 void store_kv(const float* src, Tensor& slot, int64_t at, int64_t count, const ExecContext& ctx) {
   ops::ConvertParams c;
@@ -85,13 +98,18 @@ Tensor widen_kv(const Tensor& slot, int64_t r0, int64_t r1, int64_t kvd, const E
 
 TextDecoder::TextDecoder(const TextSpec& spec, const WeightStore& w, const std::string& prefix,
                          const std::string& lm_head)
-    : spec_(spec) {
+    : spec_(spec), rope_rows_(text_rope_freqs(spec), kMaxRopeRows) {
   const int64_t Hd = spec.hidden, D = spec.head_dim, Hq = spec.heads, Hkv = spec.kv_heads;
   QVL_CHECK(Hd > 0 && D > 0 && Hq > 0 && Hkv > 0 && Hq % Hkv == 0 && spec.layers > 0 && spec.vocab > 0, ModelFormat,
             "inconsistent text decoder dimensions");
   int64_t sec = 0;
   for (int64_t s : spec.mrope_section) sec += s;
   QVL_CHECK(spec.mrope_section.size() == 3 && sec == D / 2, ModelFormat, "mrope_section must have 3 entries summing to head_dim/2");
+  rope_axis_.resize(static_cast<size_t>(D / 2));
+  rope_column_.resize(static_cast<size_t>(D / 2));
+  for (int64_t i = 0; i < D / 2; ++i) rope_column_[static_cast<size_t>(i)] = static_cast<int32_t>(i);
+  ops::rope_mrope_axes(spec.mrope_section.data(), D / 2, spec.rope_layout == RopeLayout::MRopeInterleaved,
+                       rope_axis_.data());
 
   embed_ = w.get(prefix + "embed_tokens.weight", {spec.vocab, Hd});
   lm_head_ = spec.tie_embeddings ? Linear(embed_, Hd, spec.vocab) : Linear(w, lm_head, Hd, spec.vocab, false);
@@ -291,15 +309,7 @@ void TextDecoder::forward(float* x, const TextStep& step, KvPool& cache, const E
                                            " tokens exceeds the context of " + std::to_string(kv.capacity));
   }
   Tensor cos = Tensor::empty(DType::F32, {n, half}), sin = Tensor::empty(DType::F32, {n, half});
-  ops::RopeFreqs f;
-  f.theta = spec_.rope_theta;
-  f.rotary_dim = spec_.head_dim;
-  const int64_t sec[3] = {spec_.mrope_section[0], spec_.mrope_section[1], spec_.mrope_section[2]};
-  if (spec_.rope_layout == RopeLayout::MRopeInterleaved) {
-    ops::rope_table_mrope_interleaved(step.positions, n, sec, f, cos.data<float>(), sin.data<float>());
-  } else {
-    ops::rope_table_mrope(step.positions, n, sec, f, cos.data<float>(), sin.data<float>());
-  }
+  rope_tables(step.positions, n, cos.data<float>(), sin.data<float>(), ctx);
 
   const size_t n_deep = step.deepstack ? step.deepstack->size() : 0;
   for (int64_t l = 0; l < spec_.layers; ++l) {
@@ -311,18 +321,58 @@ void TextDecoder::forward(float* x, const TextStep& step, KvPool& cache, const E
     if (static_cast<size_t>(l) < n_deep && step.visual_rows) {
       const Tensor& ds = (*step.deepstack)[l];
       QVL_CHECK(ds.ndim() == 2 && ds.dim(1) == Hd, Input, "deepstack features must be [n, hidden]");
-      for (int64_t i = 0; i < n; ++i) {
-        const int32_t r = step.visual_rows[i];
-        if (r < 0) continue;
-        QVL_CHECK(r < ds.dim(0), Input, "visual row out of range of the deepstack features");
-        add_rows(x + i * Hd, Hd, ds.data<float>() + r * Hd, Hd, 1, Hd, ctx);
-      }
+      // x[i] += ds[visual_rows[i]] for the visual tokens; the op rejects a row past ds.
+      ops::RowsParams inject;
+      inject.kind = ops::RowsKind::AddIndexed;
+      inject.n = n;
+      inject.cols = Hd;
+      inject.dst = x;
+      inject.ldd = Hd;
+      inject.src = ds.data<float>();
+      inject.lds = Hd;
+      inject.indexed_rows = ds.dim(0);
+      inject.idx = step.visual_rows;
+      inject.idx_dtype = DType::I32;
+      ops::rows(inject, ctx);
     }
   }
   for (int64_t i = 0; i < B; ++i) cache.slot(cache_row(step, i)).len += off[i + 1] - off[i];
   if (trace) trace->record("last_layer_output", x, n, Hd, Hd);
   final_norm_.apply(x, Hd, n, x, Hd, ctx);
   if (trace) trace->record("final_hidden", x, n, Hd, Hd);
+}
+
+void TextDecoder::rope_tables(const int64_t* positions, int64_t n, float* cos, float* sin, const ExecContext& ctx) const {
+  if (n == 0) return;
+  const auto range = std::minmax_element(positions, positions + 3 * n);
+  const std::shared_ptr<const RopeRowTable> table = rope_rows_.cover(*range.first, *range.second);
+  if (!table) {
+    // Positions spread wider than the cached table may grow: this step's entries directly.
+    const ops::RopeFreqs f = text_rope_freqs(spec_);
+    const int64_t sec[3] = {spec_.mrope_section[0], spec_.mrope_section[1], spec_.mrope_section[2]};
+    if (spec_.rope_layout == RopeLayout::MRopeInterleaved) {
+      ops::rope_table_mrope_interleaved(positions, n, sec, f, cos, sin);
+    } else {
+      ops::rope_table_mrope(positions, n, sec, f, cos, sin);
+    }
+    return;
+  }
+  ops::RopeGatherParams g;
+  g.T = n;
+  g.half = spec_.head_dim / 2;
+  g.positions = positions;
+  g.axes = 3;
+  g.ldp = n;
+  g.axis = rope_axis_.data();
+  g.column = rope_column_.data();
+  g.base = table->base;
+  g.table_cos = table->cos.data();
+  g.table_sin = table->sin.data();
+  g.table_rows = table->rows;
+  g.table_cols = table->cols;
+  g.cos = cos;
+  g.sin = sin;
+  ops::rope_gather(g, ctx);
 }
 
 void TextDecoder::logits(const float* h, int64_t ldh, int64_t rows, float* out, const ExecContext& ctx) const {

@@ -11,6 +11,7 @@
 #include "models/kv_pool.h"
 #include "models/layers.h"
 #include "models/linear.h"
+#include "models/rope_cache.h"
 #include "models/spec.h"
 #include "models/trace.h"
 #include "models/weights.h"
@@ -21,7 +22,7 @@ namespace qvl::models {
 // prompt; decode: 1). Token t of the i-th row is row i·steps + t of x, positions and visual_rows.
 struct TextStep {
   int64_t steps = 0;
-  // The KV pool's sequence ids this step runs, in token order (null: ids 0 .. size-1, all live).
+  // The pool's sequence ids this step runs, in token order (null: ids 0 .. size-1, all live).
   // Sequences left out (finished ones) cost nothing and their slots are untouched.
   const int64_t* rows = nullptr;
   int64_t n_rows = 0;
@@ -65,12 +66,19 @@ class TextDecoder {
   void attention_block(const Layer& L, int64_t li, float* x, const TextStep& step, KvPool& cache, const float* cos,
                        const float* sin, const ExecContext& ctx) const;
   void mlp_block(const Layer& L, float* x, int64_t n, const ExecContext& ctx, const CancelToken* cancel) const;
+  // cos/sin [n, head_dim/2] of the step's tokens, gathered from rope_rows_.
+  void rope_tables(const int64_t* positions, int64_t n, float* cos, float* sin, const ExecContext& ctx) const;
 
   TextSpec spec_;
   Tensor embed_;
   Linear lm_head_;
   NormLayer final_norm_;
   std::vector<Layer> layers_;
+  // RoPE: the M-RoPE axis each frequency follows, the table column it reads (the identity), and
+  // the per-position cos/sin rows every forward gathers from.
+  std::vector<uint8_t> rope_axis_;
+  std::vector<int32_t> rope_column_;
+  RopeRows rope_rows_;
 };
 
 }  // namespace qvl::models

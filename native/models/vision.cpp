@@ -4,17 +4,51 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "models/vision_pos_embed.h"
 #include "models/vision_window.h"
 #include "ops/activation.h"
 #include "ops/attention.h"
 #include "ops/rope.h"
+#include "ops/rope_gather.h"
+#include "ops/rows.h"
+#include "ops/vision_pos_embed.h"
 
 namespace qvl::models {
 
 namespace {
 
 bool contains(const std::vector<int64_t>& v, int64_t x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+
+static_assert(sizeof(std::array<int64_t, 3>) == 3 * sizeof(int64_t), "grids are passed to ops as [n][3] int64");
+
+// Grid lists whose layout stays cached (a chat usually repeats one image size).
+constexpr size_t kCachedLayouts = 4;
+// Positions the per-position 2-D RoPE table holds at most (a grid side in patches).
+constexpr int64_t kMaxVisionRopeRows = int64_t{1} << 16;
+
+ops::RopeFreqs vision_rope_freqs(int64_t head_dim) {
+  ops::RopeFreqs f;
+  f.theta = 10000.0;
+  f.rotary_dim = head_dim / 2;  // VisionRotaryEmbedding(head_dim / 2)
+  return f;
+}
+
+// Rows [dst] = [src] permuted by whole groups of `cols` floats: Gather (dst[i] = src[order[i]]) or
+// Scatter (dst[order[i]] = src[i]).
+void permute(ops::RowsKind kind, const float* src, float* dst, const std::vector<int64_t>& order, int64_t cols,
+             const ExecContext& ctx) {
+  ops::RowsParams p;
+  p.kind = kind;
+  p.n = static_cast<int64_t>(order.size());
+  p.cols = cols;
+  p.dst = dst;
+  p.ldd = cols;
+  p.src = src;
+  p.lds = cols;
+  p.indexed_rows = p.n;
+  p.idx = order.data();
+  p.idx_dtype = DType::I64;
+  ops::rows(p, ctx);
+}
 
 }  // namespace
 
@@ -33,11 +67,20 @@ VisionTower::Merger VisionTower::load_merger(const WeightStore& w, const std::st
 
 VisionTower::VisionTower(const VisionSpec& spec, const VisionRecipe& recipe, const WeightStore& w,
                          const std::string& prefix)
-    : spec_(spec), recipe_(recipe) {
+    : spec_(spec),
+      recipe_(recipe),
+      rope_rows_(vision_rope_freqs(spec.heads > 0 ? spec.hidden / spec.heads : 0), kMaxVisionRopeRows) {
   QVL_CHECK(spec.hidden > 0 && spec.heads > 0 && spec.hidden % spec.heads == 0, ModelFormat,
             "vision hidden size must be a multiple of the head count");
   head_dim_ = spec.hidden / spec.heads;
   QVL_CHECK(head_dim_ % 4 == 0, ModelFormat, "vision head_dim must be a multiple of 4 for 2-D rotary");
+  const int64_t quarter = head_dim_ / 4;
+  for (int64_t a = 0; a < 2; ++a) {
+    for (int64_t j = 0; j < quarter; ++j) {
+      rope_axis_.push_back(static_cast<uint8_t>(a));
+      rope_column_.push_back(static_cast<int32_t>(j));
+    }
+  }
   const int64_t E = spec.hidden;
   const int64_t patch_dim = spec.in_channels * spec.temporal_patch * spec.patch * spec.patch;
   const Tensor& pw = w.get(prefix + "patch_embed.proj.weight",
@@ -48,6 +91,14 @@ VisionTower::VisionTower(const VisionSpec& spec, const VisionRecipe& recipe, con
   if (recipe.learned_pos_embed) {
     QVL_CHECK(spec.num_position_embeddings > 0, ModelFormat, "vision config needs num_position_embeddings");
     pos_embed_ = w.get(prefix + "pos_embed.weight", {spec.num_position_embeddings, E});
+    int64_t side = 0;
+    while ((side + 1) * (side + 1) <= spec.num_position_embeddings) ++side;
+    QVL_CHECK(side * side == spec.num_position_embeddings, ModelFormat,
+              "pos_embed table has " + std::to_string(spec.num_position_embeddings) +
+                  " rows, not a square grid (num_position_embeddings)");
+    const DType pd = pos_embed_.dtype();
+    QVL_CHECK(pd == DType::F32 || pd == DType::BF16 || pd == DType::F16, ModelFormat,
+              std::string("pos_embed table must be F32, BF16 or F16, got ") + dtype_name(pd));
   }
   if (recipe.window_attention) QVL_CHECK(spec.window_size > 0, ModelFormat, "vision config needs window_size");
   // An activation the kernels lack is refused here, at load, not by every request.
@@ -171,24 +222,43 @@ Tensor VisionTower::run_merger(const Merger& m, const float* x, int64_t n, const
   return out;
 }
 
-VisionOutput VisionTower::forward(const VisionInput& in, const ExecContext& ctx, Trace* trace) const {
-  const int64_t E = spec_.hidden, m = spec_.merge, unit = m * m;
-  const int64_t patch_dim = spec_.in_channels * spec_.temporal_patch * spec_.patch * spec_.patch;
-  QVL_CHECK(in.patch_dim == patch_dim, Input,
-            "pixel values have " + std::to_string(in.patch_dim) + " values per patch, the vision tower expects " +
-                std::to_string(patch_dim));
-  QVL_CHECK(!in.grids.empty(), Input, "no image or video grids given");
+std::shared_ptr<const VisionTower::GridLayout> VisionTower::grid_layout(const std::vector<std::array<int64_t, 3>>& grids,
+                                                                       const ExecContext& ctx) const {
+  {
+    std::lock_guard<std::mutex> lock(layouts_mu_);
+    for (auto it = layouts_.begin(); it != layouts_.end(); ++it) {
+      if ((*it)->grids != grids) continue;
+      std::shared_ptr<const GridLayout> hit = *it;
+      layouts_.erase(it);
+      layouts_.push_front(hit);
+      return hit;
+    }
+  }
+  std::shared_ptr<const GridLayout> built = build_layout(grids, ctx);
+  std::lock_guard<std::mutex> lock(layouts_mu_);
+  layouts_.push_front(built);
+  if (layouts_.size() > kCachedLayouts) layouts_.pop_back();
+  return built;
+}
 
+std::shared_ptr<const VisionTower::GridLayout> VisionTower::build_layout(const std::vector<std::array<int64_t, 3>>& grids,
+                                                                        const ExecContext& ctx) const {
+  const int64_t m = spec_.merge, unit = m * m;
+  auto L = std::make_shared<GridLayout>();
+  L->grids = grids;
   // Patch coordinates in the processor's order: per frame, merge blocks row-major, and inside a
-  // block its m x m patches row-major. Each frame is one attention segment.
-  std::vector<int64_t> hpos, wpos, frames{0};
-  int64_t total = 0;
-  for (const auto& g : in.grids) {
+  // block its m x m patches row-major. Each frame is one attention segment. hw holds every
+  // patch's row, then every patch's column (the rope_gather op's two position axes).
+  std::vector<int64_t> hpos, wpos;
+  L->frames.push_back(0);
+  int64_t total = 0, side = 1;
+  for (const auto& g : grids) {
     const int64_t t = g[0], gh = g[1], gw = g[2];
     QVL_CHECK(t >= 1 && gh >= 1 && gw >= 1 && gh % m == 0 && gw % m == 0, Input,
               "grid (" + std::to_string(t) + "," + std::to_string(gh) + "," + std::to_string(gw) +
                   ") is not a positive multiple of the merge size");
     QVL_CHECK(t * gh * gw <= (int64_t(1) << 31), Input, "grid too large");
+    side = std::max({side, gh, gw});
     for (int64_t f = 0; f < t; ++f) {
       for (int64_t bh = 0; bh < gh / m; ++bh)
         for (int64_t bw = 0; bw < gw / m; ++bw)
@@ -198,55 +268,99 @@ VisionOutput VisionTower::forward(const VisionInput& in, const ExecContext& ctx,
               wpos.push_back(bw * m + c);
             }
       total += gh * gw;
-      frames.push_back(total);
+      L->frames.push_back(total);
     }
   }
-  QVL_CHECK(total == in.n_patches, Input,
-            "grids describe " + std::to_string(total) + " patches but pixel values hold " + std::to_string(in.n_patches));
-  const int64_t n = total;
+  const int64_t n = total, half = head_dim_ / 2;
+  L->n = n;
+  L->cos = Tensor::empty(DType::F32, {n, half});
+  L->sin = Tensor::empty(DType::F32, {n, half});
+  const std::shared_ptr<const RopeRowTable> table = rope_rows_.cover(0, side - 1);
+  if (table) {
+    std::vector<int64_t> hw(hpos);
+    hw.insert(hw.end(), wpos.begin(), wpos.end());
+    ops::RopeGatherParams g;
+    g.T = n;
+    g.half = half;
+    g.positions = hw.data();
+    g.axes = 2;
+    g.ldp = n;
+    g.axis = rope_axis_.data();
+    g.column = rope_column_.data();
+    g.base = table->base;
+    g.table_cos = table->cos.data();
+    g.table_sin = table->sin.data();
+    g.table_rows = table->rows;
+    g.table_cols = table->cols;
+    g.cos = L->cos.data<float>();
+    g.sin = L->sin.data<float>();
+    ops::rope_gather(g, ctx);
+  } else {
+    ops::RopeFreqs f;
+    f.theta = 10000.0;
+    f.rotary_dim = head_dim_;
+    ops::rope_table_vision_2d(hpos.data(), wpos.data(), n, f, L->cos.data<float>(), L->sin.data<float>());
+  }
+  // Qwen2.5-VL attends within windows: the tower runs on merge groups reordered window by window
+  // (frames stay contiguous), so the table rows take that order too.
+  if (recipe_.window_attention) {
+    L->window = window_layout(grids, spec_.window_size, spec_.patch, m);
+    Tensor cos = Tensor::empty(DType::F32, {n, half}), sin = Tensor::empty(DType::F32, {n, half});
+    permute(ops::RowsKind::Gather, L->cos.data<float>(), cos.data<float>(), L->window.order, unit * half, ctx);
+    permute(ops::RowsKind::Gather, L->sin.data<float>(), sin.data<float>(), L->window.order, unit * half, ctx);
+    L->cos = cos;
+    L->sin = sin;
+  }
+  return L;
+}
+
+VisionOutput VisionTower::forward(const VisionInput& in, const ExecContext& ctx, Trace* trace) const {
+  const int64_t E = spec_.hidden, m = spec_.merge, unit = m * m;
+  const int64_t patch_dim = spec_.in_channels * spec_.temporal_patch * spec_.patch * spec_.patch;
+  QVL_CHECK(in.patch_dim == patch_dim, Input,
+            "pixel values have " + std::to_string(in.patch_dim) + " values per patch, the vision tower expects " +
+                std::to_string(patch_dim));
+  QVL_CHECK(!in.grids.empty(), Input, "no image or video grids given");
+  const std::shared_ptr<const GridLayout> layout = grid_layout(in.grids, ctx);
+  QVL_CHECK(layout->n == in.n_patches, Input,
+            "grids describe " + std::to_string(layout->n) + " patches but pixel values hold " +
+                std::to_string(in.n_patches));
+  const int64_t n = layout->n;
 
   Tensor x = Tensor::empty(DType::F32, {n, E});
   patch_embed_.apply(in.pixels, patch_dim, n, x.data<float>(), E, ctx, in.cancel);
   if (trace) trace->record("vision_patch_embed", x.data<float>(), n, E, E);
   if (pos_embed_.defined()) {
     Tensor pos = Tensor::empty(DType::F32, {n, E});
-    interpolate_pos_embed(pos_embed_, in.grids, m, pos.data<float>(), ctx.pool());
+    ops::VisionPosEmbedParams pe;
+    pe.table = pos_embed_.raw();
+    pe.table_dtype = pos_embed_.dtype();
+    pe.table_rows = pos_embed_.dim(0);
+    pe.hidden = E;
+    pe.ldt = pos_embed_.strides()[0];
+    pe.grids = in.grids.front().data();
+    pe.n_grids = static_cast<int64_t>(in.grids.size());
+    pe.merge = m;
+    pe.out = pos.data<float>();
+    pe.ldo = E;
+    ops::vision_pos_embed(pe, ctx);
     add_rows(x.data<float>(), E, pos.data<float>(), E, n, E, ctx);
   }
 
-  // Qwen2.5-VL attends within windows: the tower runs on merge groups reordered window by window
-  // (frames stay contiguous) and the merger's output is put back in the processor's order.
+  // Window attention: merge groups into window order before the blocks, back after the merger.
   const bool windowed = recipe_.window_attention;
-  WindowLayout layout;
   if (windowed) {
-    layout = window_layout(in.grids, spec_.window_size, spec_.patch, m);
     Tensor permuted = Tensor::empty(DType::F32, {n, E});
-    permute_groups(x.data<float>(), permuted.data<float>(), n / unit, unit, E, layout.order, false);
+    permute(ops::RowsKind::Gather, x.data<float>(), permuted.data<float>(), layout->window.order, unit * E, ctx);
     x = permuted;
-    std::vector<int64_t> h2(n), w2(n);
-    for (int64_t i = 0; i < n / unit; ++i) {
-      for (int64_t j = 0; j < unit; ++j) {
-        h2[i * unit + j] = hpos[layout.order[i] * unit + j];
-        w2[i * unit + j] = wpos[layout.order[i] * unit + j];
-      }
-    }
-    hpos.swap(h2);
-    wpos.swap(w2);
   }
-
-  const int64_t half = head_dim_ / 2;
-  Tensor cos = Tensor::empty(DType::F32, {n, half}), sin = Tensor::empty(DType::F32, {n, half});
-  ops::RopeFreqs f;
-  f.theta = 10000.0;
-  f.rotary_dim = head_dim_;
-  ops::rope_table_vision_2d(hpos.data(), wpos.data(), n, f, cos.data<float>(), sin.data<float>());
 
   VisionOutput out;
   for (size_t i = 0; i < blocks_.size(); ++i) {
     const bool full = !windowed || contains(spec_.fullatt_blocks, static_cast<int64_t>(i));
     check_cancel(in.cancel, "a vision block");
-    run_block(blocks_[i], x.data<float>(), n, cos.data<float>(), sin.data<float>(), full ? frames : layout.window_bounds,
-              ctx, in.cancel);
+    run_block(blocks_[i], x.data<float>(), n, layout->cos.data<float>(), layout->sin.data<float>(),
+              full ? layout->frames : layout->window.window_bounds, ctx, in.cancel);
     if (trace) trace->record("vision_block_" + std::to_string(i), x.data<float>(), n, E, E);
     for (size_t d = 0; d < deepstack_.size(); ++d) {
       if (spec_.deepstack_indexes[d] != static_cast<int64_t>(i)) continue;
@@ -258,7 +372,8 @@ VisionOutput VisionTower::forward(const VisionInput& in, const ExecContext& ctx,
   out.embeds = run_merger(merger_, x.data<float>(), n, ctx);
   if (windowed) {
     Tensor restored = Tensor::empty(DType::F32, out.embeds.shape());
-    permute_groups(out.embeds.data<float>(), restored.data<float>(), n / unit, 1, spec_.out_hidden, layout.order, true);
+    permute(ops::RowsKind::Scatter, out.embeds.data<float>(), restored.data<float>(), layout->window.order,
+            spec_.out_hidden, ctx);
     out.embeds = restored;
   }
   return out;

@@ -1,4 +1,6 @@
 #include "ops/attention.h"
+
+#include "ops/backends.h"
 #include "ops/backends.h"
 
 #include <algorithm>

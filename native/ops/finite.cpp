@@ -1,5 +1,7 @@
 #include "ops/finite.h"
 
+#include "ops/backends.h"
+
 #include <string>
 
 #include "ops/rows_check.h"

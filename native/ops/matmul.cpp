@@ -1,5 +1,7 @@
 #include "ops/matmul.h"
 
+#include "ops/backends.h"
+
 #include <limits>
 #include <string>
 

@@ -1,5 +1,7 @@
 #include "ops/norm.h"
 
+#include "ops/backends.h"
+
 #include <cmath>
 #include <string>
 

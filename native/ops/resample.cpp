@@ -1,5 +1,7 @@
 #include "ops/resample.h"
 
+#include "ops/backends.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>

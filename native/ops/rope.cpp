@@ -1,4 +1,6 @@
 #include "ops/rope.h"
+
+#include "ops/backends.h"
 #include "ops/backends.h"
 
 #include <limits>

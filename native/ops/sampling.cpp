@@ -1,4 +1,6 @@
 #include "ops/sampling.h"
+
+#include "ops/backends.h"
 #include "ops/backends.h"
 
 #include <cmath>

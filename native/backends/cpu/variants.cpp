@@ -44,6 +44,13 @@ void softmax_ref(const ops::SoftmaxParams& p, const ExecContext& ctx);
 void softmax_generic(const ops::SoftmaxParams& p, const ExecContext& ctx);
 void softmax_avx2(const ops::SoftmaxParams& p, const ExecContext& ctx);
 void softmax_avx512(const ops::SoftmaxParams& p, const ExecContext& ctx);
+void rope_gather_ref(const ops::RopeGatherParams& p, const ExecContext& ctx);
+void rope_gather_generic(const ops::RopeGatherParams& p, const ExecContext& ctx);
+void rows_ref(const ops::RowsParams& p, const ExecContext& ctx);
+void rows_generic(const ops::RowsParams& p, const ExecContext& ctx);
+void rows_avx2(const ops::RowsParams& p, const ExecContext& ctx);
+void vision_pos_embed_ref(const ops::VisionPosEmbedParams& p, const ExecContext& ctx);
+void vision_pos_embed_generic(const ops::VisionPosEmbedParams& p, const ExecContext& ctx);
 
 namespace {
 // The dense weight formats (widened to f32 in the packers and row kernels).
@@ -158,6 +165,28 @@ std::vector<ops::Variant<ops::SoftmaxFn>> softmax_variants() {
       {"generic", Device::Host, Isa::Generic, &cpu::softmax_generic},
       {"avx2", Device::Host, Isa::Avx2, &cpu::softmax_avx2},
       {"avx512", Device::Host, Isa::Avx512, &cpu::softmax_avx512},
+  };
+}
+
+std::vector<ops::Variant<ops::RopeGatherFn>> rope_gather_variants() {
+  return {
+      {"reference", Device::Host, Isa::Reference, &cpu::rope_gather_ref},
+      {"generic", Device::Host, Isa::Generic, &cpu::rope_gather_generic},
+  };
+}
+
+std::vector<ops::Variant<ops::RowsFn>> rows_variants() {
+  return {
+      {"reference", Device::Host, Isa::Reference, &cpu::rows_ref},
+      {"generic", Device::Host, Isa::Generic, &cpu::rows_generic},
+      {"avx2", Device::Host, Isa::Avx2, &cpu::rows_avx2},
+  };
+}
+
+std::vector<ops::Variant<ops::VisionPosEmbedFn>> vision_pos_embed_variants() {
+  return {
+      {"reference", Device::Host, Isa::Reference, &cpu::vision_pos_embed_ref},
+      {"generic", Device::Host, Isa::Generic, &cpu::vision_pos_embed_generic},
   };
 }
 

@@ -12,9 +12,12 @@
 #include "ops/moe.h"
 #include "ops/norm.h"
 #include "ops/resample.h"
+#include "ops/rope_gather.h"
+#include "ops/rows.h"
 #include "ops/rope.h"
 #include "ops/sampling.h"
 #include "ops/softmax.h"
+#include "ops/vision_pos_embed.h"
 
 namespace qvl::cpu {
 
@@ -31,5 +34,8 @@ std::vector<ops::Variant<ops::ResampleFn>> resample_variants();
 std::vector<ops::Variant<ops::RopeFn>> rope_variants();
 std::vector<ops::Variant<ops::SampleFn>> sampling_variants();
 std::vector<ops::Variant<ops::SoftmaxFn>> softmax_variants();
+std::vector<ops::Variant<ops::RopeGatherFn>> rope_gather_variants();
+std::vector<ops::Variant<ops::RowsFn>> rows_variants();
+std::vector<ops::Variant<ops::VisionPosEmbedFn>> vision_pos_embed_variants();
 
 }  // namespace qvl::cpu

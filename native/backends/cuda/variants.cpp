@@ -17,5 +17,8 @@ std::vector<ops::Variant<ops::ResampleFn>> resample_variants() { return {}; }
 std::vector<ops::Variant<ops::RopeFn>> rope_variants() { return {}; }
 std::vector<ops::Variant<ops::SampleFn>> sampling_variants() { return {}; }
 std::vector<ops::Variant<ops::SoftmaxFn>> softmax_variants() { return {}; }
+std::vector<ops::Variant<ops::RopeGatherFn>> rope_gather_variants() { return {}; }
+std::vector<ops::Variant<ops::RowsFn>> rows_variants() { return {}; }
+std::vector<ops::Variant<ops::VisionPosEmbedFn>> vision_pos_embed_variants() { return {}; }
 
 }  // namespace qvl::cuda
