@@ -201,8 +201,10 @@ export interface NativeBinding {
   }>;
   /** Sets each row's sampler and repetition history (`history`: the same number of ids per row); one seeded RNG per session. */
   sessionSampling(session: NativeHandle, args: { params: NativeSamplingParams[]; seed: number; history?: Int32Array }): void;
-  /** Forward calls run and rows computed by them (finished rows are not computed); the scratch arena when no pass runs. */
-  sessionStats(session: NativeHandle): { forwards: number; rowsComputed: number; scratch?: NativeScratchStats };
+  /** Forward calls run and rows computed by them (finished rows are not computed). */
+  sessionStats(session: NativeHandle): { forwards: number; rowsComputed: number };
+  /** The session's scratch arena (between passes; E_INPUT while one runs). */
+  sessionScratch(session: NativeHandle): NativeScratchStats;
   /** Tokens each sequence of the session's KV pool holds, by id (null: freed). */
   sessionLengths(session: NativeHandle): (number | null)[];
   /** Adds an empty sequence slot to the session's KV pool; returns its id. */

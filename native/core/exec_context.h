@@ -11,6 +11,7 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "core/arena.h"
@@ -59,6 +60,16 @@ class ExecContext {
   // The device stream work is queued on (a cudaStream_t for Device::Cuda); always null on the host.
   void* stream() const { return stream_; }
   OpProfiler* profiler() const { return profiler_; }
+
+  // A per-step intermediate: from the arena when the context has one (uninitialised unless
+  // `zeroed`; valid until the enclosing ArenaScope ends or the arena is reset), else an owned
+  // zero-filled tensor. Never for results that outlive the step (those are Tensor::empty).
+  Tensor temp(DType dtype, std::vector<int64_t> shape, bool zeroed = false) const {
+    if (!arena_) return Tensor::empty(dtype, std::move(shape));
+    Tensor t = arena_->tensor(dtype, std::move(shape));
+    if (zeroed && t.nbytes() > 0) std::memset(t.raw(), 0, t.nbytes());
+    return t;
+  }
 
   ExecContext& with_arena(Arena* a) { arena_ = a; return *this; }
   ExecContext& with_cancel(const CancelToken* c) { cancel_ = c; return *this; }

@@ -32,7 +32,9 @@ StepOutput run_step(const VlModel& model, KvPool& cache, SessionSampling* sampli
     }
     for (int64_t i = 0; i < B; ++i) cache.slot(rows[static_cast<size_t>(i)]).pad = in.pad[static_cast<size_t>(i)];
   }
-  Tensor x = Tensor::empty(DType::F32, {n, Hd});
+  // The step's hidden states and rope tables live in the session's scratch arena (reset by the
+  // caller after the step); only the logits handed back are owned.
+  Tensor x = ctx.temp(DType::F32, {n, Hd});
   text.embed(in.ids, n, x.data<float>(), ctx);
   if (trace) trace->record("text_embeds", x.data<float>(), n, Hd, Hd);
   if (in.vision) {
@@ -64,10 +66,17 @@ StepOutput run_step(const VlModel& model, KvPool& cache, SessionSampling* sampli
   text.forward(x.data<float>(), step, cache, ctx, trace);
   check_cancel(in.cancel, "the LM head");
   StepOutput out;
+  // Sampled logits never leave the step: scratch. Logits returned to the caller are owned.
+  const bool keep_logits = in.output != StepOutputKind::Sample;
+  auto logits_tensor = [&](int64_t rows_out) {
+    return keep_logits ? Tensor::empty(DType::F32, {rows_out, V}) : ctx.temp(DType::F32, {rows_out, V});
+  };
   // Hidden rows [picked] as one contiguous block, for the LM head.
   auto head = [&](const std::vector<int64_t>& picked) {
     const int64_t k = static_cast<int64_t>(picked.size());
-    Tensor sel = Tensor::empty(DType::F32, {k, Hd});
+    Tensor logits = logits_tensor(k);
+    ArenaScope scope(ctx.arena());  // the gathered rows die here; the logits were taken before
+    Tensor sel = ctx.temp(DType::F32, {k, Hd});
     ops::RowsParams pick;
     pick.kind = ops::RowsKind::Gather;
     pick.n = k;
@@ -80,7 +89,6 @@ StepOutput run_step(const VlModel& model, KvPool& cache, SessionSampling* sampli
     pick.idx = picked.data();
     pick.idx_dtype = DType::I64;
     ops::rows(pick, ctx);
-    Tensor logits = Tensor::empty(DType::F32, {k, V});
     if (k > 0) text.logits(sel.data<float>(), Hd, k, logits.data<float>(), ctx);
     return logits;
   };
@@ -106,7 +114,7 @@ StepOutput run_step(const VlModel& model, KvPool& cache, SessionSampling* sampli
     case StepOutputKind::Sample:
       if (in.counts.empty()) {
         // Equal rows: the last tokens are a strided view, no gather needed.
-        out.logits = Tensor::empty(DType::F32, {B, V});
+        out.logits = logits_tensor(B);
         text.logits(x.data<float>() + (S - 1) * Hd, S * Hd, B, out.logits.data<float>(), ctx);
       } else {
         out.logits = head(last);

@@ -83,7 +83,7 @@ void store_kv(const float* src, Tensor& slot, int64_t at, int64_t count, const E
 
 // Token rows [r0, r1) of a half-width slot tensor, widened to f32 for attention.
 Tensor widen_kv(const Tensor& slot, int64_t r0, int64_t r1, int64_t kvd, const ExecContext& ctx) {
-  Tensor out = Tensor::empty(DType::F32, {r1 - r0, kvd});
+  Tensor out = ctx.temp(DType::F32, {r1 - r0, kvd});
   ops::ConvertParams c;
   c.src = static_cast<const char*>(slot.raw()) + r0 * kvd * static_cast<int64_t>(dtype_size(slot.dtype()));
   c.src_dtype = slot.dtype();
@@ -171,10 +171,11 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
   const int64_t B = step_rows(step, cache), kvd = Hkv * D, half = D / 2;
   const std::vector<int64_t> off = token_offsets(step, B);
   const int64_t n = off[B];
-  Tensor h = Tensor::empty(DType::F32, {n, Hd});
+  ArenaScope layer_scope(ctx.arena());  // this block's temporaries are the next block's
+  Tensor h = ctx.temp(DType::F32, {n, Hd});
   L.input_norm.apply(x, Hd, n, h.data<float>(), Hd, ctx);
 
-  Tensor q = Tensor::empty(DType::F32, {n, Hq * D});
+  Tensor q = ctx.temp(DType::F32, {n, Hq * D});
   L.q.apply(h.data<float>(), Hd, n, q.data<float>(), Hq * D, ctx, step.cancel);
   if (spec_.qk_norm) L.q_norm.apply(q.data<float>(), D, n * Hq, q.data<float>(), D, ctx);
   ops::RopeParams rq;
@@ -191,15 +192,23 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
   // New keys and values go into each sequence's slot (straight in for f32 storage; through an f32
   // scratch and one rounding for bf16); each sequence then attends over its own slot (one
   // attention call per sequence: the slots are separate buffers).
-  Tensor attn = Tensor::empty(DType::F32, {n, Hq * D});
+  // Rows of left-padding queries are never written by attention and must read zero: the scratch
+  // is zeroed only when this step holds such rows (a prompt's first chunk, never a decode step).
+  bool has_padded_queries = false;
+  for (int64_t i = 0; i < B; ++i) {
+    const KvSlot& kv = cache.slot(cache_row(step, i));
+    has_padded_queries = has_padded_queries || kv.pad > kv.len;
+  }
+  Tensor attn = ctx.temp(DType::F32, {n, Hq * D}, has_padded_queries);
   const bool wide = cache.dtype() == DType::F32;
   for (int64_t i = 0; i < B; ++i) {
     const int64_t S = off[i + 1] - off[i], o = off[i];
     KvSlot& kv = cache.slot(cache_row(step, i));
+    ArenaScope sequence_scope(ctx.arena());  // bf16 storage: this sequence's f32 keys and values
     Tensor kn, vn;
     if (!wide) {
-      kn = Tensor::empty(DType::F32, {S, kvd});
-      vn = Tensor::empty(DType::F32, {S, kvd});
+      kn = ctx.temp(DType::F32, {S, kvd});
+      vn = ctx.temp(DType::F32, {S, kvd});
     }
     float* kw = wide ? kv.k[li].data<float>() + kv.len * kvd : kn.data<float>();
     float* vw = wide ? kv.v[li].data<float>() + kv.len * kvd : vn.data<float>();
@@ -259,12 +268,13 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
 
 void TextDecoder::mlp_block(const Layer& L, float* x, int64_t n, const ExecContext& ctx, const CancelToken* cancel) const {
   const int64_t Hd = spec_.hidden;
-  Tensor h = Tensor::empty(DType::F32, {n, Hd});
+  ArenaScope layer_scope(ctx.arena());
+  Tensor h = ctx.temp(DType::F32, {n, Hd});
   L.post_norm.apply(x, Hd, n, h.data<float>(), Hd, ctx);
-  Tensor out = Tensor::empty(DType::F32, {n, Hd});
+  Tensor out = ctx.temp(DType::F32, {n, Hd});
   if (L.sparse) {
     const int64_t E = spec_.experts;
-    Tensor logits = Tensor::empty(DType::F32, {n, E});
+    Tensor logits = ctx.temp(DType::F32, {n, E});
     L.router.apply(h.data<float>(), Hd, n, logits.data<float>(), E, ctx);
     check_produced_finite(logits.data<float>(), n * E, "the MoE router logits", ctx);
     ops::MoeParams m;
@@ -286,7 +296,7 @@ void TextDecoder::mlp_block(const Layer& L, float* x, int64_t n, const ExecConte
     ops::moe(m, ctx);
   } else {
     const int64_t I = spec_.intermediate;
-    Tensor gu = Tensor::empty(DType::F32, {n, 2 * I});
+    Tensor gu = ctx.temp(DType::F32, {n, 2 * I});
     L.gate.apply(h.data<float>(), Hd, n, gu.data<float>(), 2 * I, ctx, cancel);
     L.up.apply(h.data<float>(), Hd, n, gu.data<float>() + I, 2 * I, ctx, cancel);
     swiglu_rows(gu.data<float>(), n, I, ctx);
@@ -308,7 +318,8 @@ void TextDecoder::forward(float* x, const TextStep& step, KvPool& cache, const E
       fail(ErrorCode::ContextOverflow, "sequence of " + std::to_string(kv.len + S) +
                                            " tokens exceeds the context of " + std::to_string(kv.capacity));
   }
-  Tensor cos = Tensor::empty(DType::F32, {n, half}), sin = Tensor::empty(DType::F32, {n, half});
+  // Step-long scratch: the layers' scopes open after these.
+  Tensor cos = ctx.temp(DType::F32, {n, half}), sin = ctx.temp(DType::F32, {n, half});
   rope_tables(step.positions, n, cos.data<float>(), sin.data<float>(), ctx);
 
   const size_t n_deep = step.deepstack ? step.deepstack->size() : 0;

@@ -140,11 +140,12 @@ VisionTower::VisionTower(const VisionSpec& spec, const VisionRecipe& recipe, con
 void VisionTower::run_block(const Block& b, float* x, int64_t n, const float* cos, const float* sin,
                             const std::vector<int64_t>& seg_bounds, const ExecContext& ctx, const CancelToken* cancel) const {
   const int64_t E = spec_.hidden, H = spec_.heads, D = head_dim_;
-  Tensor h = Tensor::empty(DType::F32, {n, E});
+  ArenaScope block_scope(ctx.arena());  // this block's temporaries are the next block's
+  Tensor h = ctx.temp(DType::F32, {n, E});
   b.norm1.apply(x, E, n, h.data<float>(), E, ctx);
 
   // Fused q|k|v rows: [n, 3E]; q and k heads are adjacent, so one rope call rotates both.
-  Tensor qkv = Tensor::empty(DType::F32, {n, 3 * E});
+  Tensor qkv = ctx.temp(DType::F32, {n, 3 * E});
   float* qkvp = qkv.data<float>();
   b.qkv.apply(h.data<float>(), E, n, qkvp, 3 * E, ctx, cancel);
   ops::RopeParams rp;
@@ -179,7 +180,7 @@ void VisionTower::run_block(const Block& b, float* x, int64_t n, const float* co
   ap.cancel = cancel;
   ops::attention(ap, ctx);
 
-  Tensor o = Tensor::empty(DType::F32, {n, E});
+  Tensor o = ctx.temp(DType::F32, {n, E});
   b.proj.apply(h.data<float>(), E, n, o.data<float>(), E, ctx, cancel);
   add_rows(x, E, o.data<float>(), E, n, E, ctx);
 
@@ -189,14 +190,14 @@ void VisionTower::run_block(const Block& b, float* x, int64_t n, const float* co
   if (b.gated) {
     QVL_CHECK(act_kind(spec_.hidden_act) == ops::ActKind::Silu, Unsupported,
               "gated vision MLP with hidden_act '" + spec_.hidden_act + "' is not supported");
-    Tensor gu = Tensor::empty(DType::F32, {n, 2 * I});
+    Tensor gu = ctx.temp(DType::F32, {n, 2 * I});
     float* g = gu.data<float>();
     b.gate.apply(h.data<float>(), E, n, g, 2 * I, ctx, cancel);
     b.up.apply(h.data<float>(), E, n, g + I, 2 * I, ctx, cancel);
     swiglu_rows(g, n, I, ctx);
     b.down.apply(g, 2 * I, n, o.data<float>(), E, ctx, cancel);
   } else {
-    Tensor mid = Tensor::empty(DType::F32, {n, I});
+    Tensor mid = ctx.temp(DType::F32, {n, I});
     b.fc1.apply(h.data<float>(), E, n, mid.data<float>(), I, ctx, cancel);
     activate_rows(act_kind(spec_.hidden_act), mid.data<float>(), n, I, I, ctx);
     b.fc2.apply(mid.data<float>(), I, n, o.data<float>(), E, ctx, cancel);
@@ -208,16 +209,18 @@ Tensor VisionTower::run_merger(const Merger& m, const float* x, int64_t n, const
   const int64_t E = spec_.hidden, g = spec_.merge * spec_.merge;
   const int64_t groups = n / g, merged = E * g;
   // Patches arrive merge-group contiguous, so [n, E] viewed as [n/g, g·E] is the merger's input.
-  Tensor h = Tensor::empty(DType::F32, {n, E});
+  // The merger's output outlives the encode (vision features, deepstack): owned, taken first.
+  Tensor out = Tensor::empty(DType::F32, {groups, spec_.out_hidden});
+  ArenaScope merger_scope(ctx.arena());
+  Tensor h = ctx.temp(DType::F32, {n, E});
   if (m.postshuffle) {
     m.norm.apply(x, merged, groups, h.data<float>(), merged, ctx);
   } else {
     m.norm.apply(x, E, n, h.data<float>(), E, ctx);
   }
-  Tensor mid = Tensor::empty(DType::F32, {groups, merged});
+  Tensor mid = ctx.temp(DType::F32, {groups, merged});
   m.fc1.apply(h.data<float>(), merged, groups, mid.data<float>(), merged, ctx);
   activate_rows(ops::ActKind::GeluErf, mid.data<float>(), groups, merged, merged, ctx);
-  Tensor out = Tensor::empty(DType::F32, {groups, spec_.out_hidden});
   m.fc2.apply(mid.data<float>(), merged, groups, out.data<float>(), spec_.out_hidden, ctx);
   return out;
 }
@@ -327,11 +330,13 @@ VisionOutput VisionTower::forward(const VisionInput& in, const ExecContext& ctx,
                 std::to_string(in.n_patches));
   const int64_t n = layout->n;
 
-  Tensor x = Tensor::empty(DType::F32, {n, E});
+  // The encode's hidden states live in its scratch arena; only the merger outputs are owned.
+  Tensor x = ctx.temp(DType::F32, {n, E});
   patch_embed_.apply(in.pixels, patch_dim, n, x.data<float>(), E, ctx, in.cancel);
   if (trace) trace->record("vision_patch_embed", x.data<float>(), n, E, E);
   if (pos_embed_.defined()) {
-    Tensor pos = Tensor::empty(DType::F32, {n, E});
+    ArenaScope pos_scope(ctx.arena());
+    Tensor pos = ctx.temp(DType::F32, {n, E});
     ops::VisionPosEmbedParams pe;
     pe.table = pos_embed_.raw();
     pe.table_dtype = pos_embed_.dtype();
@@ -350,7 +355,7 @@ VisionOutput VisionTower::forward(const VisionInput& in, const ExecContext& ctx,
   // Window attention: merge groups into window order before the blocks, back after the merger.
   const bool windowed = recipe_.window_attention;
   if (windowed) {
-    Tensor permuted = Tensor::empty(DType::F32, {n, E});
+    Tensor permuted = ctx.temp(DType::F32, {n, E});
     permute(ops::RowsKind::Gather, x.data<float>(), permuted.data<float>(), layout->window.order, unit * E, ctx);
     x = permuted;
   }

@@ -4,7 +4,7 @@
 //   modelEncodeVision(handle, pixels, patchDim, grids, trace, cancel?) -> Promise<{embeds, deepstack, trace}>
 //   modelNewSession(handle, batch, capacity[, {kvDtype}]) -> session
 //   sessionForward(session, args) -> Promise<{logits?, tokens?, trace}>   (args.cancel: a cancel token)
-//   sessionSampling(session, {params[], seed, history}); sessionStats(session) -> {forwards, rowsComputed, scratch?}
+//   sessionSampling(session, {params[], seed, history}); sessionStats(session) -> {forwards, rowsComputed}; sessionScratch(session) -> arena stats
 //   sessionAddSequence / sessionGrowSequence / sessionFreeSequence: the session's KV pool
 //   newCancelToken() -> token;  cancelToken(token, 'abort' | 'dispose')
 //   disposeHandle(handle)
@@ -520,15 +520,22 @@ Napi::Value SessionStats(const Napi::CallbackInfo& info) {
     Napi::Object o = Napi::Object::New(env);
     o.Set("forwards", static_cast<double>(s->forwards.load()));
     o.Set("rowsComputed", static_cast<double>(s->rows_computed.load()));
-    // The scratch arena, read between passes (a running pass owns it).
-    if (!s->busy) {
-      Napi::Object sc = Napi::Object::New(env);
-      sc.Set("peakBytes", static_cast<double>(s->arena.peak_bytes()));
-      sc.Set("capacityBytes", static_cast<double>(s->arena.capacity_bytes()));
-      sc.Set("chunks", static_cast<double>(s->arena.chunk_count()));
-      sc.Set("heapAllocations", static_cast<double>(s->arena.heap_allocations()));
-      o.Set("scratch", sc);
-    }
+    return o;
+  });
+}
+
+// {peakBytes, capacityBytes, chunks, heapAllocations}: the session's scratch arena, read between
+// passes (a running pass owns it: E_INPUT then).
+Napi::Value SessionScratch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto s = unwrap<SessionState>(env, info[0], "session");
+    if (s->busy) throw make_error(env, "E_INPUT", "this session is running a forward pass");
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("peakBytes", static_cast<double>(s->arena.peak_bytes()));
+    o.Set("capacityBytes", static_cast<double>(s->arena.capacity_bytes()));
+    o.Set("chunks", static_cast<double>(s->arena.chunk_count()));
+    o.Set("heapAllocations", static_cast<double>(s->arena.heap_allocations()));
     return o;
   });
 }
@@ -618,6 +625,7 @@ void register_model(Napi::Env env, Napi::Object exports) {
   exports.Set("sessionForward", Napi::Function::New(env, SessionForward, "sessionForward"));
   exports.Set("sessionSampling", Napi::Function::New(env, SessionSampling, "sessionSampling"));
   exports.Set("sessionStats", Napi::Function::New(env, SessionStats, "sessionStats"));
+  exports.Set("sessionScratch", Napi::Function::New(env, SessionScratch, "sessionScratch"));
   exports.Set("sessionAddSequence", Napi::Function::New(env, SessionAddSequence, "sessionAddSequence"));
   exports.Set("sessionGrowSequence", Napi::Function::New(env, SessionGrowSequence, "sessionGrowSequence"));
   exports.Set("sessionFreeSequence", Napi::Function::New(env, SessionFreeSequence, "sessionFreeSequence"));
