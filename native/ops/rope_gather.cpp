@@ -39,8 +39,6 @@ void check_rope_gather(const RopeGatherParams& p) {
   QVL_CHECK(p.table_rows >= 0 && p.table_cols >= 1 && p.table_cols <= (int64_t{1} << 20), Input,
             "rope_gather: table of " + std::to_string(p.table_rows) + " x " + std::to_string(p.table_cols) +
                 " is not a valid table");
-  QVL_CHECK(p.base >= -(int64_t{1} << 62) && p.base <= (int64_t{1} << 62), Input,
-            "rope_gather: base " + std::to_string(p.base) + " is out of range");
   check_rows(op, "axis", p.axis, 1, p.half, p.half, 1);
   check_rows(op, "column", p.column, 1, p.half, p.half, sizeof(int32_t));
   for (int64_t i = 0; i < p.half; ++i) {
@@ -63,8 +61,8 @@ void check_rope_gather(const RopeGatherParams& p) {
     if (!used[a]) continue;
     const int64_t* pos = p.positions + a * p.ldp;
     for (int64_t t = 0; t < p.T; ++t) {
-      // pos >= base first: with |base| <= 2^62 the difference cannot overflow.
-      if (pos[t] < p.base || pos[t] - p.base >= p.table_rows)
+      int64_t row = 0;
+      if (__builtin_sub_overflow(pos[t], p.base, &row) || row < 0 || row >= p.table_rows)
         fail(ErrorCode::Input, "rope_gather: position " + std::to_string(pos[t]) + " of token " + std::to_string(t) +
                                    " on axis " + std::to_string(a) + " is outside the table's positions [" +
                                    std::to_string(p.base) + ", " + std::to_string(p.base + p.table_rows) + ")");
