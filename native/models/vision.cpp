@@ -20,8 +20,10 @@ bool contains(const std::vector<int64_t>& v, int64_t x) { return std::find(v.beg
 
 static_assert(sizeof(std::array<int64_t, 3>) == 3 * sizeof(int64_t), "grids are passed to ops as [n][3] int64");
 
-// Grid lists whose layout stays cached (a chat usually repeats one image size).
+// Grid lists whose layout stays cached (a chat usually repeats one image size), and the bytes
+// their RoPE tables may hold together (a long video's layout is rebuilt rather than kept).
 constexpr size_t kCachedLayouts = 4;
+constexpr int64_t kCachedLayoutBytes = int64_t{64} << 20;
 // Positions the per-position 2-D RoPE table holds at most (a grid side in patches).
 constexpr int64_t kMaxVisionRopeRows = int64_t{1} << 16;
 
@@ -238,9 +240,16 @@ std::shared_ptr<const VisionTower::GridLayout> VisionTower::grid_layout(const st
     }
   }
   std::shared_ptr<const GridLayout> built = build_layout(grids, ctx);
+  const auto bytes = [](const GridLayout& L) { return 2 * L.cos.numel() * static_cast<int64_t>(sizeof(float)); };
+  if (bytes(*built) > kCachedLayoutBytes) return built;
   std::lock_guard<std::mutex> lock(layouts_mu_);
   layouts_.push_front(built);
-  if (layouts_.size() > kCachedLayouts) layouts_.pop_back();
+  int64_t held = 0;
+  for (const auto& L : layouts_) held += bytes(*L);
+  while (layouts_.size() > kCachedLayouts || held > kCachedLayoutBytes) {
+    held -= bytes(*layouts_.back());
+    layouts_.pop_back();
+  }
   return built;
 }
 

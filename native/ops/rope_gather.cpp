@@ -55,8 +55,8 @@ void check_rope_gather(const RopeGatherParams& p) {
     if (!used[a]) continue;
     const int64_t* pos = p.positions + a * p.ldp;
     for (int64_t t = 0; t < p.T; ++t) {
-      const int64_t r = pos[t] - p.base;  // positions are int32-sized in practice; base likewise
-      if (pos[t] < p.base || r >= p.table_rows)
+      int64_t row = 0;
+      if (__builtin_sub_overflow(pos[t], p.base, &row) || row < 0 || row >= p.table_rows)
         fail(ErrorCode::Input, "rope_gather: position " + std::to_string(pos[t]) + " of token " + std::to_string(t) +
                                    " on axis " + std::to_string(a) + " is outside the table's positions [" +
                                    std::to_string(p.base) + ", " + std::to_string(p.base + p.table_rows) + ")");

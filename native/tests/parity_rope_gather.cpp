@@ -5,6 +5,7 @@
 // repeated). Then every variant against the reference on random axis/column maps with guards,
 // the per-position cache's growth, and checks that reject before writing.
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -268,6 +269,12 @@ std::vector<Result> check_cases() {
   res.push_back(expect_reject("position past the table: rejected, untouched", p, "position 15 of token 1 on axis 1"));
   p = ok, p.base = 11;
   res.push_back(expect_reject("position below the table's base", p, "position 10 of token 0 on axis 0"));
+  static const int64_t extreme[2 * 5] = {10, INT64_MIN, 12, 13, 14, 10, 10, 10, 10, INT64_MAX};
+  p = ok, p.positions = extreme;
+  res.push_back(expect_reject("position INT64_MIN", p, "of token 1 on axis 0"));
+  static const int64_t extreme2[2 * 5] = {-5, -4, -3, -2, 0, 0, 0, 0, 0, INT64_MAX};
+  p = ok, p.positions = extreme2, p.base = -5;
+  res.push_back(expect_reject("position INT64_MAX over a negative base", p, "of token 4 on axis 1"));
   static const uint8_t bad_axis[4] = {0, 0, 2, 1};
   p = ok, p.axis = bad_axis;
   res.push_back(expect_reject("axis >= axes", p, "axis[2]"));
