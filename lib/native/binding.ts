@@ -154,12 +154,13 @@ export interface NativeStepProfile {
 
 /**
  * A session's scratch arena (native/core/arena.h), read between passes: the step's peak scratch
- * bytes, the bytes it holds, its chunks, and how many chunks it ever took from the heap (unchanged
- * from pass to pass once warm).
+ * bytes, the bytes in use (0: every pass resets it), the bytes it holds, its chunks, and how many
+ * chunks it ever took from the heap (unchanged from pass to pass once warm).
  * @internal
  */
 export interface NativeScratchStats {
   peakBytes: number;
+  inUseBytes: number;
   capacityBytes: number;
   chunks: number;
   heapAllocations: number;

@@ -524,7 +524,7 @@ Napi::Value SessionStats(const Napi::CallbackInfo& info) {
   });
 }
 
-// {peakBytes, capacityBytes, chunks, heapAllocations}: the session's scratch arena, read between
+// {peakBytes, inUseBytes, capacityBytes, chunks, heapAllocations}: the session's scratch arena, read between
 // passes (a running pass owns it: E_INPUT then).
 Napi::Value SessionScratch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -533,6 +533,7 @@ Napi::Value SessionScratch(const Napi::CallbackInfo& info) {
     if (s->busy) throw make_error(env, "E_INPUT", "this session is running a forward pass");
     Napi::Object o = Napi::Object::New(env);
     o.Set("peakBytes", static_cast<double>(s->arena.peak_bytes()));
+    o.Set("inUseBytes", static_cast<double>(s->arena.in_use_bytes()));
     o.Set("capacityBytes", static_cast<double>(s->arena.capacity_bytes()));
     o.Set("chunks", static_cast<double>(s->arena.chunk_count()));
     o.Set("heapAllocations", static_cast<double>(s->arena.heap_allocations()));
