@@ -168,7 +168,34 @@ export interface NativeForwardArgs {
   /** With logits 'sample': 0 for each row that does not sample (a prefill chunk short of its prompt's end; its token is -1). */
   sample?: Uint8Array;
   trace?: boolean;
+  /** Time the pass: the result gains `profile` (wall time of the step and of each op family's entry points). */
+  profile?: boolean;
   cancel?: NativeCancelToken;
+}
+
+/**
+ * A profiled forward pass: `stepNs` is the pass's wall time, `ops` each op family's summed wall time
+ * inside its entry points and call count (ops a kernel calls internally, such as MoE's expert
+ * matmuls, count in the outer op only). `stepNs` minus the ops' sum is the time outside kernels.
+ * @internal
+ */
+export interface NativeStepProfile {
+  stepNs: number;
+  ops: Record<string, { ns: number; calls: number }>;
+}
+
+/**
+ * A session's scratch arena (native/core/arena.h), read between passes: the step's peak scratch
+ * bytes, the bytes in use (0: every pass resets it), the bytes it holds, its chunks, and how many
+ * chunks it ever took from the heap (unchanged from pass to pass once warm).
+ * @internal
+ */
+export interface NativeScratchStats {
+  peakBytes: number;
+  inUseBytes: number;
+  capacityBytes: number;
+  chunks: number;
+  heapAllocations: number;
 }
 
 /** @internal */
@@ -201,7 +228,12 @@ export interface NativeBinding {
   sessionForward(
     session: NativeHandle,
     args: NativeForwardArgs,
-  ): Promise<{ logits?: NativeTensorData; tokens?: Int32Array; trace: [string, NativeTensorData][] }>;
+  ): Promise<{
+    logits?: NativeTensorData;
+    tokens?: Int32Array;
+    trace: [string, NativeTensorData][];
+    profile?: NativeStepProfile;
+  }>;
   /**
    * Sets samplers and repetition histories (`history`: the same number of ids per row). Without
    * `rows`, one per session row, replacing all; with `rows`, those sequence ids beside the others.
@@ -210,6 +242,8 @@ export interface NativeBinding {
   sessionSampling(session: NativeHandle, args: { params: NativeSamplingParams[]; seed: number; history?: Int32Array; rows?: Int32Array }): void;
   /** Forward calls run and rows computed by them (finished rows are not computed). */
   sessionStats(session: NativeHandle): { forwards: number; rowsComputed: number };
+  /** The session's scratch arena (between passes; E_INPUT while one runs). */
+  sessionScratch(session: NativeHandle): NativeScratchStats;
   /** Tokens each sequence of the session's KV pool holds, by id (null: freed). */
   sessionLengths(session: NativeHandle): (number | null)[];
   /** Adds an empty sequence slot to the session's KV pool; returns its id. */

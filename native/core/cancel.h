@@ -1,8 +1,7 @@
 // A request's cancel flag. The caller's thread (JS: an AbortSignal, Model.dispose) sets it at any
 // time; the thread running the request polls it between layers and vision blocks and stops there
 // with the reason's error, so a cancelled request gives its CPU back within one layer instead of
-// at the end of the prefill. It is the first member of the per-request execution context the
-// engine is growing (pool, scratch arena, cancel flag); until then it travels beside the pool.
+// at the end of the prefill. An ExecContext (core/exec_context.h) carries the request's token.
 #pragma once
 #include <atomic>
 #include <string>

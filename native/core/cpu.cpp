@@ -79,19 +79,6 @@ const char* isa_name(Isa isa) {
   return "?";
 }
 
-const char* isa_device(Isa isa) {
-  switch (isa) {
-    case Isa::Reference:
-    case Isa::Generic:
-    case Isa::Avx2:
-    case Isa::Avx512:
-    case Isa::Avx512Bf16:
-    case Isa::Amx: return "cpu";
-    case Isa::Cuda: return "cuda";
-  }
-  return "?";
-}
-
 bool isa_available(Isa isa) {
   const CpuFeatures& f = cpu_features();
   switch (isa) {

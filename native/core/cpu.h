@@ -19,8 +19,6 @@ std::string cpu_brand();
 // level it needs; the dispatcher takes the best variant whose level the CPU has.
 enum class Isa { Reference = 0, Generic, Avx2, Avx512, Avx512Bf16, Amx, Cuda };
 const char* isa_name(Isa isa);
-// The device a variant of this level runs on: "cuda" for Isa::Cuda, "cpu" for every other.
-const char* isa_device(Isa isa);
 bool isa_available(Isa isa);
 
 }  // namespace qvl

@@ -1,9 +1,13 @@
 // Where a tensor's bytes live: owned (aligned heap, optionally huge-page backed),
-// a read-only file mapping, or memory borrowed from the caller for the length of a call.
+// a read-only file mapping, memory borrowed from the caller for the length of a call, or a window
+// into a scratch arena (core/arena.h). Every kind knows the device its bytes are on: host for all
+// of today's kinds; a device backend adds its own kind tagged with its device.
 #pragma once
 #include <cstddef>
 #include <memory>
 #include <string>
+
+#include "core/device.h"
 
 namespace qvl {
 
@@ -13,10 +17,13 @@ class Storage {
   void* data() const { return data_; }
   size_t bytes() const { return bytes_; }
   virtual const char* kind() const = 0;
+  // Where the bytes are: a kernel for another device must not be handed this pointer.
+  Device device() const { return device_; }
 
  protected:
   void* data_ = nullptr;
   size_t bytes_ = 0;
+  Device device_ = Device::Host;
 };
 
 // 64-byte aligned heap memory, zero-filled. Buffers of 2 MiB and more are 2 MiB aligned and

@@ -28,6 +28,8 @@ class Tensor {
   size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype_); }
   bool is_contiguous() const;
   bool defined() const { return storage_ != nullptr; }
+  // The device the bytes are on (host for an undefined tensor).
+  Device device() const { return storage_ ? storage_->device() : Device::Host; }
 
   void* raw() const { return static_cast<char*>(storage_->data()) + offset_; }
   template <class T> T* data() const { return static_cast<T*>(raw()); }

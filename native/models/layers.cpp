@@ -3,6 +3,7 @@
 #include "models/linear.h"
 #include "core/error.h"
 #include "ops/norm.h"
+#include "ops/rows.h"
 
 namespace qvl::models {
 
@@ -13,7 +14,7 @@ NormLayer::NormLayer(const WeightStore& w, const std::string& prefix, int64_t di
   if (with_bias) bias_ = load_vector(w, prefix + ".bias", dim);
 }
 
-void NormLayer::apply(const float* x, int64_t ldx, int64_t rows, float* out, int64_t ldo, ThreadPool& pool) const {
+void NormLayer::apply(const float* x, int64_t ldx, int64_t rows, float* out, int64_t ldo, const ExecContext& ctx) const {
   ops::NormParams p;
   p.rows = rows;
   p.dim = dim_;
@@ -26,13 +27,13 @@ void NormLayer::apply(const float* x, int64_t ldx, int64_t rows, float* out, int
   p.w_dtype = DType::F32;
   p.eps = eps_;
   if (kind_ == Kind::LayerNorm) {
-    ops::layer_norm(p, pool);
+    ops::layer_norm(p, ctx);
   } else {
-    ops::rms_norm(p, pool);
+    ops::rms_norm(p, ctx);
   }
 }
 
-void activate_rows(ops::ActKind kind, float* x, int64_t rows, int64_t dim, int64_t ld, ThreadPool& pool) {
+void activate_rows(ops::ActKind kind, float* x, int64_t rows, int64_t dim, int64_t ld, const ExecContext& ctx) {
   ops::ActivationParams a;
   a.kind = kind;
   a.rows = rows;
@@ -41,10 +42,10 @@ void activate_rows(ops::ActKind kind, float* x, int64_t rows, int64_t dim, int64
   a.ldx = ld;
   a.out = x;
   a.ldo = ld;
-  ops::activation(a, pool);
+  ops::activation(a, ctx);
 }
 
-void swiglu_rows(float* gu, int64_t rows, int64_t I, ThreadPool& pool) {
+void swiglu_rows(float* gu, int64_t rows, int64_t I, const ExecContext& ctx) {
   ops::ActivationParams a;
   a.kind = ops::ActKind::SwiGlu;
   a.rows = rows;
@@ -55,7 +56,7 @@ void swiglu_rows(float* gu, int64_t rows, int64_t I, ThreadPool& pool) {
   a.ldu = 2 * I;
   a.out = gu;
   a.ldo = 2 * I;
-  ops::activation(a, pool);
+  ops::activation(a, ctx);
 }
 
 ops::ActKind act_kind(const std::string& name) {
@@ -66,16 +67,16 @@ ops::ActKind act_kind(const std::string& name) {
   fail(ErrorCode::Unsupported, "hidden_act '" + name + "' is not supported");
 }
 
-void add_rows(float* x, int64_t ldx, const float* y, int64_t ldy, int64_t rows, int64_t dim, ThreadPool& pool) {
-  // Memory-bound and tiny next to the matmuls around it; threads only pay off for big blocks.
-  const int64_t grain = dim >= 4096 ? 1 : (4096 + dim - 1) / dim;
-  pool.parallel_for(rows, grain, [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) {
-      float* xr = x + r * ldx;
-      const float* yr = y + r * ldy;
-      for (int64_t i = 0; i < dim; ++i) xr[i] += yr[i];
-    }
-  });
+void add_rows(float* x, int64_t ldx, const float* y, int64_t ldy, int64_t rows, int64_t dim, const ExecContext& ctx) {
+  ops::RowsParams p;
+  p.kind = ops::RowsKind::Add;
+  p.n = rows;
+  p.cols = dim;
+  p.dst = x;
+  p.ldd = ldx;
+  p.src = y;
+  p.lds = ldy;
+  ops::rows(p, ctx);
 }
 
 }  // namespace qvl::models

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "core/exec_context.h"
 #include "core/threadpool.h"
 #include "models/weights.h"
 #include "ops/activation.h"
@@ -18,7 +19,7 @@ class NormLayer {
   NormLayer(const WeightStore& w, const std::string& prefix, int64_t dim, Kind kind, double eps, bool with_bias);
   int64_t dim() const { return dim_; }
   // out[rows, dim] = norm(x[rows, dim]); in place allowed (out == x, same stride).
-  void apply(const float* x, int64_t ldx, int64_t rows, float* out, int64_t ldo, ThreadPool& pool) const;
+  void apply(const float* x, int64_t ldx, int64_t rows, float* out, int64_t ldo, const ExecContext& ctx) const;
 
  private:
   Kind kind_ = Kind::RmsNorm;
@@ -28,13 +29,13 @@ class NormLayer {
 };
 
 // x = act(x) in place over rows of dim elements (row stride ld).
-void activate_rows(ops::ActKind kind, float* x, int64_t rows, int64_t dim, int64_t ld, ThreadPool& pool);
+void activate_rows(ops::ActKind kind, float* x, int64_t rows, int64_t dim, int64_t ld, const ExecContext& ctx);
 // gu [rows, 2·I] holds gate | up per row; its first I columns become silu(gate) · up.
-void swiglu_rows(float* gu, int64_t rows, int64_t I, ThreadPool& pool);
+void swiglu_rows(float* gu, int64_t rows, int64_t I, const ExecContext& ctx);
 // The activation op's kind for a config's hidden_act; E_UNSUPPORTED for others.
 ops::ActKind act_kind(const std::string& hidden_act);
 
-// x[i] += y[i] over rows of dim elements (residual connections).
-void add_rows(float* x, int64_t ldx, const float* y, int64_t ldy, int64_t rows, int64_t dim, ThreadPool& pool);
+// x[i] += y[i] over rows of dim elements (residual connections): the rows op's Add.
+void add_rows(float* x, int64_t ldx, const float* y, int64_t ldy, int64_t rows, int64_t dim, const ExecContext& ctx);
 
 }  // namespace qvl::models

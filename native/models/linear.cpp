@@ -32,7 +32,7 @@ Linear::Linear(const Tensor& weight, int64_t in, int64_t out, std::vector<float>
   weight_ = convert_dense_weight(weight, "weight", in, out);
 }
 
-void Linear::apply(const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, ThreadPool& pool,
+void Linear::apply(const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, const ExecContext& ctx,
                    const CancelToken* cancel) const {
   ops::MatmulParams p;
   p.M = rows;
@@ -45,7 +45,7 @@ void Linear::apply(const float* x, int64_t ldx, int64_t rows, float* y, int64_t 
   p.y = y;
   p.ldy = ldy;
   p.cancel = cancel;
-  ops::matmul(p, pool);
+  ops::matmul(p, ctx);
 }
 
 }  // namespace qvl::models

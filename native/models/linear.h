@@ -7,6 +7,7 @@
 
 #include "core/cancel.h"
 #include "core/tensor.h"
+#include "core/exec_context.h"
 #include "core/threadpool.h"
 #include "models/weight_converter.h"
 #include "models/weights.h"
@@ -28,7 +29,7 @@ class Linear {
   int64_t out() const { return out_; }
   // y[rows, out] (row stride ldy) = x[rows, in] (row stride ldx) · Wᵀ + b; `cancel` (optional)
   // stops a long one early with the token's error.
-  void apply(const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, ThreadPool& pool,
+  void apply(const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, const ExecContext& ctx,
              const CancelToken* cancel = nullptr) const;
 
  private:

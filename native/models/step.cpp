@@ -1,13 +1,12 @@
 #include "models/step.h"
 
-#include <cstring>
-
 #include "core/error.h"
+#include "ops/rows.h"
 
 namespace qvl::models {
 
 StepOutput run_step(const VlModel& model, KvPool& cache, SessionSampling* sampling, const StepInput& in,
-                    ThreadPool& pool, Trace* trace) {
+                    const ExecContext& ctx, Trace* trace) {
   const TextDecoder& text = model.text();
   const int64_t Hd = text.spec().hidden, V = text.spec().vocab, S = in.steps;
   std::vector<int64_t> rows = in.rows;
@@ -33,14 +32,26 @@ StepOutput run_step(const VlModel& model, KvPool& cache, SessionSampling* sampli
     }
     for (int64_t i = 0; i < B; ++i) cache.slot(rows[static_cast<size_t>(i)]).pad = in.pad[static_cast<size_t>(i)];
   }
-  Tensor x = Tensor::empty(DType::F32, {n, Hd});
-  text.embed(in.ids, n, x.data<float>(), pool);
+  // The step's hidden states and rope tables live in the session's scratch arena (reset by the
+  // caller after the step); only the logits handed back are owned.
+  Tensor x = ctx.temp(DType::F32, {n, Hd});
+  text.embed(in.ids, n, x.data<float>(), ctx);
   if (trace) trace->record("text_embeds", x.data<float>(), n, Hd, Hd);
   if (in.vision) {
-    for (int64_t i = 0; i < n; ++i) {
-      const int32_t r = in.visual_rows[i];
-      if (r >= 0) std::memcpy(x.data<float>() + i * Hd, in.vision->data<float>() + r * Hd, sizeof(float) * Hd);
-    }
+    // Visual tokens take their vision feature row in place of the token embedding.
+    QVL_CHECK(in.vision->ndim() == 2 && in.vision->dim(1) == Hd, Input, "vision features must be [n, hidden]");
+    ops::RowsParams put;
+    put.kind = ops::RowsKind::Gather;
+    put.n = n;
+    put.cols = Hd;
+    put.dst = x.data<float>();
+    put.ldd = Hd;
+    put.src = in.vision->data<float>();
+    put.lds = Hd;
+    put.indexed_rows = in.vision->dim(0);
+    put.idx = in.visual_rows;
+    put.idx_dtype = DType::I32;
+    ops::rows(put, ctx);
   }
   std::vector<int64_t> positions(in.positions, in.positions + 3 * n);
   TextStep step;
@@ -52,17 +63,33 @@ StepOutput run_step(const VlModel& model, KvPool& cache, SessionSampling* sampli
   step.visual_rows = in.vision ? in.visual_rows : nullptr;
   step.deepstack = in.deepstack;
   step.cancel = in.cancel;
-  text.forward(x.data<float>(), step, cache, pool, trace);
+  text.forward(x.data<float>(), step, cache, ctx, trace);
   check_cancel(in.cancel, "the LM head");
   StepOutput out;
+  // Sampled logits never leave the step: scratch. Logits returned to the caller are owned.
+  const bool keep_logits = in.output != StepOutputKind::Sample;
+  auto logits_tensor = [&](int64_t rows_out) {
+    return keep_logits ? Tensor::empty(DType::F32, {rows_out, V}) : ctx.temp(DType::F32, {rows_out, V});
+  };
   // Hidden rows [picked] as one contiguous block, for the LM head.
   auto head = [&](const std::vector<int64_t>& picked) {
     const int64_t k = static_cast<int64_t>(picked.size());
-    Tensor sel = Tensor::empty(DType::F32, {k, Hd});
-    for (int64_t j = 0; j < k; ++j)
-      std::memcpy(sel.data<float>() + j * Hd, x.data<float>() + picked[static_cast<size_t>(j)] * Hd, sizeof(float) * Hd);
-    Tensor logits = Tensor::empty(DType::F32, {k, V});
-    if (k > 0) text.logits(sel.data<float>(), Hd, k, logits.data<float>(), pool);
+    Tensor logits = logits_tensor(k);
+    ArenaScope scope(ctx.arena());  // the gathered rows die here; the logits were taken before
+    Tensor sel = ctx.temp(DType::F32, {k, Hd});
+    ops::RowsParams pick;
+    pick.kind = ops::RowsKind::Gather;
+    pick.n = k;
+    pick.cols = Hd;
+    pick.dst = sel.data<float>();
+    pick.ldd = Hd;
+    pick.src = x.data<float>();
+    pick.lds = Hd;
+    pick.indexed_rows = n;
+    pick.idx = picked.data();
+    pick.idx_dtype = DType::I64;
+    ops::rows(pick, ctx);
+    if (k > 0) text.logits(sel.data<float>(), Hd, k, logits.data<float>(), ctx);
     return logits;
   };
   std::vector<int64_t> last;
@@ -72,7 +99,7 @@ StepOutput run_step(const VlModel& model, KvPool& cache, SessionSampling* sampli
       break;
     case StepOutputKind::All:
       out.logits = Tensor::empty(DType::F32, {n, V});
-      text.logits(x.data<float>(), Hd, n, out.logits.data<float>(), pool);
+      text.logits(x.data<float>(), Hd, n, out.logits.data<float>(), ctx);
       out.has_logits = true;
       break;
     case StepOutputKind::Flagged: {
@@ -104,8 +131,8 @@ StepOutput run_step(const VlModel& model, KvPool& cache, SessionSampling* sampli
       }
       if (in.counts.empty()) {
         // Equal rows: the last tokens are a strided view, no gather needed.
-        out.logits = Tensor::empty(DType::F32, {B, V});
-        text.logits(x.data<float>() + (S - 1) * Hd, S * Hd, B, out.logits.data<float>(), pool);
+        out.logits = logits_tensor(B);
+        text.logits(x.data<float>() + (S - 1) * Hd, S * Hd, B, out.logits.data<float>(), ctx);
       } else {
         out.logits = head(last);
       }

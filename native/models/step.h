@@ -6,6 +6,7 @@
 
 #include "core/cancel.h"
 #include "core/tensor.h"
+#include "core/exec_context.h"
 #include "core/threadpool.h"
 #include "models/kv_pool.h"
 #include "models/model.h"
@@ -43,6 +44,6 @@ struct StepOutput {
 
 // `sampling` is required for StepOutputKind::Sample. Sequences not in `in.rows` are untouched.
 StepOutput run_step(const VlModel& model, KvPool& cache, SessionSampling* sampling, const StepInput& in,
-                    ThreadPool& pool, Trace* trace);
+                    const ExecContext& ctx, Trace* trace);
 
 }  // namespace qvl::models

@@ -11,6 +11,8 @@
 #include "ops/finite.h"
 #include "ops/moe.h"
 #include "ops/rope.h"
+#include "ops/rope_gather.h"
+#include "ops/rows.h"
 
 namespace qvl::models {
 
@@ -18,12 +20,12 @@ namespace {
 
 // A NaN or infinity computed from finite weights and a valid request is the checkpoint's doing
 // (weights that overflow float32 on this input): say so, rather than let a later op blame its input.
-void check_produced_finite(const float* x, int64_t n, const char* what, ThreadPool& pool) {
+void check_produced_finite(const float* x, int64_t n, const char* what, const ExecContext& ctx) {
   ops::FiniteParams p;
   p.x = x;
   p.dtype = DType::F32;
   p.n = n;
-  const int64_t at = ops::first_nonfinite(p, pool);
+  const int64_t at = ops::first_nonfinite(p, ctx);
   if (at >= 0)
     fail(ErrorCode::ModelFormat, std::string("the checkpoint's weights produced a non-finite value (NaN or infinity) in ") +
                                      what + " at element " + std::to_string(at) + ": the model overflows float32 on this input");
@@ -57,27 +59,38 @@ void check_step_rows(const TextStep& step, const KvPool& cache) {
   }
 }
 
+// The per-position RoPE table is kept for at most this many positions (32 MiB per table at
+// head_dim 128); a step whose positions span more evaluates its own entries directly.
+constexpr int64_t kMaxRopeRows = int64_t{1} << 18;
+
+ops::RopeFreqs text_rope_freqs(const TextSpec& spec) {
+  ops::RopeFreqs f;
+  f.theta = spec.rope_theta;
+  f.rotary_dim = spec.head_dim;
+  return f;
+}
+
 // Rounds `count` new f32 values into a half-width slot tensor, from token row `at`.
-void store_kv(const float* src, Tensor& slot, int64_t at, int64_t count, ThreadPool& pool) {
+void store_kv(const float* src, Tensor& slot, int64_t at, int64_t count, const ExecContext& ctx) {
   ops::ConvertParams c;
   c.src = src;
   c.src_dtype = DType::F32;
   c.dst = static_cast<char*>(slot.raw()) + at * slot.dim(1) * static_cast<int64_t>(dtype_size(slot.dtype()));
   c.dst_dtype = slot.dtype();
   c.n = count;
-  ops::convert(c, pool);
+  ops::convert(c, ctx);
 }
 
 // Token rows [r0, r1) of a half-width slot tensor, widened to f32 for attention.
-Tensor widen_kv(const Tensor& slot, int64_t r0, int64_t r1, int64_t kvd, ThreadPool& pool) {
-  Tensor out = Tensor::empty(DType::F32, {r1 - r0, kvd});
+Tensor widen_kv(const Tensor& slot, int64_t r0, int64_t r1, int64_t kvd, const ExecContext& ctx) {
+  Tensor out = ctx.temp(DType::F32, {r1 - r0, kvd});
   ops::ConvertParams c;
   c.src = static_cast<const char*>(slot.raw()) + r0 * kvd * static_cast<int64_t>(dtype_size(slot.dtype()));
   c.src_dtype = slot.dtype();
   c.dst = out.raw();
   c.dst_dtype = DType::F32;
   c.n = (r1 - r0) * kvd;
-  ops::convert(c, pool);
+  ops::convert(c, ctx);
   return out;
 }
 
@@ -85,13 +98,18 @@ Tensor widen_kv(const Tensor& slot, int64_t r0, int64_t r1, int64_t kvd, ThreadP
 
 TextDecoder::TextDecoder(const TextSpec& spec, const WeightStore& w, const std::string& prefix,
                          const std::string& lm_head)
-    : spec_(spec) {
+    : spec_(spec), rope_rows_(text_rope_freqs(spec), kMaxRopeRows) {
   const int64_t Hd = spec.hidden, D = spec.head_dim, Hq = spec.heads, Hkv = spec.kv_heads;
   QVL_CHECK(Hd > 0 && D > 0 && Hq > 0 && Hkv > 0 && Hq % Hkv == 0 && spec.layers > 0 && spec.vocab > 0, ModelFormat,
             "inconsistent text decoder dimensions");
   int64_t sec = 0;
   for (int64_t s : spec.mrope_section) sec += s;
   QVL_CHECK(spec.mrope_section.size() == 3 && sec == D / 2, ModelFormat, "mrope_section must have 3 entries summing to head_dim/2");
+  rope_axis_.resize(static_cast<size_t>(D / 2));
+  rope_column_.resize(static_cast<size_t>(D / 2));
+  for (int64_t i = 0; i < D / 2; ++i) rope_column_[static_cast<size_t>(i)] = static_cast<int32_t>(i);
+  ops::rope_mrope_axes(spec.mrope_section.data(), D / 2, spec.rope_layout == RopeLayout::MRopeInterleaved,
+                       rope_axis_.data());
 
   embed_ = w.get(prefix + "embed_tokens.weight", {spec.vocab, Hd});
   lm_head_ = spec.tie_embeddings ? Linear(embed_, Hd, spec.vocab) : Linear(w, lm_head, Hd, spec.vocab, false);
@@ -132,7 +150,7 @@ KvPool TextDecoder::new_cache(int64_t batch, int64_t capacity, DType kv_dtype) c
   return pool;
 }
 
-void TextDecoder::embed(const int32_t* ids, int64_t n, float* out, ThreadPool& pool) const {
+void TextDecoder::embed(const int32_t* ids, int64_t n, float* out, const ExecContext& ctx) const {
   ops::EmbeddingParams p;
   p.ids = ids;
   p.ids_dtype = DType::I32;
@@ -144,21 +162,22 @@ void TextDecoder::embed(const int32_t* ids, int64_t n, float* out, ThreadPool& p
   p.ldt = spec_.hidden;
   p.out = out;
   p.ldo = spec_.hidden;
-  ops::embedding(p, pool);
+  ops::embedding(p, ctx);
 }
 
 void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const TextStep& step, KvPool& cache,
-                                  const float* cos, const float* sin, ThreadPool& pool) const {
+                                  const float* cos, const float* sin, const ExecContext& ctx) const {
   const int64_t Hd = spec_.hidden, D = spec_.head_dim, Hq = spec_.heads, Hkv = spec_.kv_heads;
   const int64_t B = step_rows(step, cache), kvd = Hkv * D, half = D / 2;
   const std::vector<int64_t> off = token_offsets(step, B);
   const int64_t n = off[B];
-  Tensor h = Tensor::empty(DType::F32, {n, Hd});
-  L.input_norm.apply(x, Hd, n, h.data<float>(), Hd, pool);
+  ArenaScope layer_scope(ctx.arena());  // this block's temporaries are the next block's
+  Tensor h = ctx.temp(DType::F32, {n, Hd});
+  L.input_norm.apply(x, Hd, n, h.data<float>(), Hd, ctx);
 
-  Tensor q = Tensor::empty(DType::F32, {n, Hq * D});
-  L.q.apply(h.data<float>(), Hd, n, q.data<float>(), Hq * D, pool, step.cancel);
-  if (spec_.qk_norm) L.q_norm.apply(q.data<float>(), D, n * Hq, q.data<float>(), D, pool);
+  Tensor q = ctx.temp(DType::F32, {n, Hq * D});
+  L.q.apply(h.data<float>(), Hd, n, q.data<float>(), Hq * D, ctx, step.cancel);
+  if (spec_.qk_norm) L.q_norm.apply(q.data<float>(), D, n * Hq, q.data<float>(), D, ctx);
   ops::RopeParams rq;
   rq.x = q.data<float>();
   rq.T = n;
@@ -168,27 +187,35 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
   rq.rotary_dim = D;
   rq.cos = cos;
   rq.sin = sin;
-  ops::rope_apply(rq, pool);
+  ops::rope_apply(rq, ctx);
 
   // New keys and values go into each sequence's slot (straight in for f32 storage; through an f32
   // scratch and one rounding for bf16); each sequence then attends over its own slot (one
   // attention call per sequence: the slots are separate buffers).
-  Tensor attn = Tensor::empty(DType::F32, {n, Hq * D});
+  // Rows of left-padding queries are never written by attention and must read zero: the scratch
+  // is zeroed only when this step holds such rows (a prompt's first chunk, never a decode step).
+  bool has_padded_queries = false;
+  for (int64_t i = 0; i < B; ++i) {
+    const KvSlot& kv = cache.slot(cache_row(step, i));
+    has_padded_queries = has_padded_queries || kv.pad > kv.len;
+  }
+  Tensor attn = ctx.temp(DType::F32, {n, Hq * D}, has_padded_queries);
   const bool wide = cache.dtype() == DType::F32;
   for (int64_t i = 0; i < B; ++i) {
     const int64_t S = off[i + 1] - off[i], o = off[i];
     KvSlot& kv = cache.slot(cache_row(step, i));
+    ArenaScope sequence_scope(ctx.arena());  // bf16 storage: this sequence's f32 keys and values
     Tensor kn, vn;
     if (!wide) {
-      kn = Tensor::empty(DType::F32, {S, kvd});
-      vn = Tensor::empty(DType::F32, {S, kvd});
+      kn = ctx.temp(DType::F32, {S, kvd});
+      vn = ctx.temp(DType::F32, {S, kvd});
     }
     float* kw = wide ? kv.k[li].data<float>() + kv.len * kvd : kn.data<float>();
     float* vw = wide ? kv.v[li].data<float>() + kv.len * kvd : vn.data<float>();
     const float* hb = h.data<float>() + o * Hd;
-    L.k.apply(hb, Hd, S, kw, kvd, pool, step.cancel);
-    L.v.apply(hb, Hd, S, vw, kvd, pool, step.cancel);
-    if (spec_.qk_norm) L.k_norm.apply(kw, D, S * Hkv, kw, D, pool);
+    L.k.apply(hb, Hd, S, kw, kvd, ctx, step.cancel);
+    L.v.apply(hb, Hd, S, vw, kvd, ctx, step.cancel);
+    if (spec_.qk_norm) L.k_norm.apply(kw, D, S * Hkv, kw, D, ctx);
     ops::RopeParams rk;
     rk.x = kw;
     rk.T = S;
@@ -198,20 +225,20 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
     rk.rotary_dim = D;
     rk.cos = cos + o * half;
     rk.sin = sin + o * half;
-    ops::rope_apply(rk, pool);
+    ops::rope_apply(rk, ctx);
     // Queries that are themselves left padding attend to nothing (their output stays zero).
     const int64_t padded_here = std::clamp<int64_t>(kv.pad - kv.len, 0, S);
     if (!wide) {
-      store_kv(kn.data<float>(), kv.k[li], kv.len, S * kvd, pool);
-      store_kv(vn.data<float>(), kv.v[li], kv.len, S * kvd, pool);
+      store_kv(kn.data<float>(), kv.k[li], kv.len, S * kvd, ctx);
+      store_kv(vn.data<float>(), kv.v[li], kv.len, S * kvd, ctx);
     }
     if (padded_here == S) continue;
     // Keys [pad, len + S) of this sequence, as f32.
     const int64_t k0 = kv.pad, k1 = kv.len + S;
     Tensor kf, vf;
     if (!wide) {
-      kf = widen_kv(kv.k[li], k0, k1, kvd, pool);
-      vf = widen_kv(kv.v[li], k0, k1, kvd, pool);
+      kf = widen_kv(kv.k[li], k0, k1, kvd, ctx);
+      vf = widen_kv(kv.v[li], k0, k1, kvd, ctx);
     }
     const ops::AttentionSegment seg{o + padded_here, o + S, wide ? k0 : 0, wide ? k1 : k1 - k0};
     ops::AttentionParams ap;
@@ -232,23 +259,24 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
     ap.segments = &seg;
     ap.n_segments = 1;
     ap.cancel = step.cancel;
-    ops::attention(ap, pool);
+    ops::attention(ap, ctx);
   }
 
-  L.o.apply(attn.data<float>(), Hq * D, n, h.data<float>(), Hd, pool, step.cancel);
-  add_rows(x, Hd, h.data<float>(), Hd, n, Hd, pool);
+  L.o.apply(attn.data<float>(), Hq * D, n, h.data<float>(), Hd, ctx, step.cancel);
+  add_rows(x, Hd, h.data<float>(), Hd, n, Hd, ctx);
 }
 
-void TextDecoder::mlp_block(const Layer& L, float* x, int64_t n, ThreadPool& pool, const CancelToken* cancel) const {
+void TextDecoder::mlp_block(const Layer& L, float* x, int64_t n, const ExecContext& ctx, const CancelToken* cancel) const {
   const int64_t Hd = spec_.hidden;
-  Tensor h = Tensor::empty(DType::F32, {n, Hd});
-  L.post_norm.apply(x, Hd, n, h.data<float>(), Hd, pool);
-  Tensor out = Tensor::empty(DType::F32, {n, Hd});
+  ArenaScope layer_scope(ctx.arena());
+  Tensor h = ctx.temp(DType::F32, {n, Hd});
+  L.post_norm.apply(x, Hd, n, h.data<float>(), Hd, ctx);
+  Tensor out = ctx.temp(DType::F32, {n, Hd});
   if (L.sparse) {
     const int64_t E = spec_.experts;
-    Tensor logits = Tensor::empty(DType::F32, {n, E});
-    L.router.apply(h.data<float>(), Hd, n, logits.data<float>(), E, pool);
-    check_produced_finite(logits.data<float>(), n * E, "the MoE router logits", pool);
+    Tensor logits = ctx.temp(DType::F32, {n, E});
+    L.router.apply(h.data<float>(), Hd, n, logits.data<float>(), E, ctx);
+    check_produced_finite(logits.data<float>(), n * E, "the MoE router logits", ctx);
     ops::MoeParams m;
     m.T = n;
     m.E = E;
@@ -265,19 +293,19 @@ void TextDecoder::mlp_block(const Layer& L, float* x, int64_t n, ThreadPool& poo
     m.w_format = L.experts_gate_up.format;
     m.out = out.data<float>();
     m.ldo = Hd;
-    ops::moe(m, pool);
+    ops::moe(m, ctx);
   } else {
     const int64_t I = spec_.intermediate;
-    Tensor gu = Tensor::empty(DType::F32, {n, 2 * I});
-    L.gate.apply(h.data<float>(), Hd, n, gu.data<float>(), 2 * I, pool, cancel);
-    L.up.apply(h.data<float>(), Hd, n, gu.data<float>() + I, 2 * I, pool, cancel);
-    swiglu_rows(gu.data<float>(), n, I, pool);
-    L.down.apply(gu.data<float>(), 2 * I, n, out.data<float>(), Hd, pool, cancel);
+    Tensor gu = ctx.temp(DType::F32, {n, 2 * I});
+    L.gate.apply(h.data<float>(), Hd, n, gu.data<float>(), 2 * I, ctx, cancel);
+    L.up.apply(h.data<float>(), Hd, n, gu.data<float>() + I, 2 * I, ctx, cancel);
+    swiglu_rows(gu.data<float>(), n, I, ctx);
+    L.down.apply(gu.data<float>(), 2 * I, n, out.data<float>(), Hd, ctx, cancel);
   }
-  add_rows(x, Hd, out.data<float>(), Hd, n, Hd, pool);
+  add_rows(x, Hd, out.data<float>(), Hd, n, Hd, ctx);
 }
 
-void TextDecoder::forward(float* x, const TextStep& step, KvPool& cache, ThreadPool& pool, Trace* trace) const {
+void TextDecoder::forward(float* x, const TextStep& step, KvPool& cache, const ExecContext& ctx, Trace* trace) const {
   const int64_t B = step_rows(step, cache), Hd = spec_.hidden, half = spec_.head_dim / 2;
   QVL_CHECK(step.positions, Input, "forward needs its tokens' positions");
   check_step_rows(step, cache);
@@ -290,44 +318,77 @@ void TextDecoder::forward(float* x, const TextStep& step, KvPool& cache, ThreadP
       fail(ErrorCode::ContextOverflow, "sequence of " + std::to_string(kv.len + S) +
                                            " tokens exceeds the context of " + std::to_string(kv.capacity));
   }
-  Tensor cos = Tensor::empty(DType::F32, {n, half}), sin = Tensor::empty(DType::F32, {n, half});
-  ops::RopeFreqs f;
-  f.theta = spec_.rope_theta;
-  f.rotary_dim = spec_.head_dim;
-  const int64_t sec[3] = {spec_.mrope_section[0], spec_.mrope_section[1], spec_.mrope_section[2]};
-  if (spec_.rope_layout == RopeLayout::MRopeInterleaved) {
-    ops::rope_table_mrope_interleaved(step.positions, n, sec, f, cos.data<float>(), sin.data<float>());
-  } else {
-    ops::rope_table_mrope(step.positions, n, sec, f, cos.data<float>(), sin.data<float>());
-  }
+  // Step-long scratch: the layers' scopes open after these.
+  Tensor cos = ctx.temp(DType::F32, {n, half}), sin = ctx.temp(DType::F32, {n, half});
+  rope_tables(step.positions, n, cos.data<float>(), sin.data<float>(), ctx);
 
   const size_t n_deep = step.deepstack ? step.deepstack->size() : 0;
   for (int64_t l = 0; l < spec_.layers; ++l) {
     if (trace) trace->record("layer_input." + std::to_string(l), x, n, Hd, Hd);
     check_cancel(step.cancel, "a decoder layer");
-    attention_block(layers_[l], l, x, step, cache, cos.data<float>(), sin.data<float>(), pool);
+    attention_block(layers_[l], l, x, step, cache, cos.data<float>(), sin.data<float>(), ctx);
     check_cancel(step.cancel, "a decoder layer");
-    mlp_block(layers_[l], x, n, pool, step.cancel);
+    mlp_block(layers_[l], x, n, ctx, step.cancel);
     if (static_cast<size_t>(l) < n_deep && step.visual_rows) {
       const Tensor& ds = (*step.deepstack)[l];
       QVL_CHECK(ds.ndim() == 2 && ds.dim(1) == Hd, Input, "deepstack features must be [n, hidden]");
-      for (int64_t i = 0; i < n; ++i) {
-        const int32_t r = step.visual_rows[i];
-        if (r < 0) continue;
-        QVL_CHECK(r < ds.dim(0), Input, "visual row out of range of the deepstack features");
-        add_rows(x + i * Hd, Hd, ds.data<float>() + r * Hd, Hd, 1, Hd, pool);
-      }
+      // x[i] += ds[visual_rows[i]] for the visual tokens; the op rejects a row past ds.
+      ops::RowsParams inject;
+      inject.kind = ops::RowsKind::AddIndexed;
+      inject.n = n;
+      inject.cols = Hd;
+      inject.dst = x;
+      inject.ldd = Hd;
+      inject.src = ds.data<float>();
+      inject.lds = Hd;
+      inject.indexed_rows = ds.dim(0);
+      inject.idx = step.visual_rows;
+      inject.idx_dtype = DType::I32;
+      ops::rows(inject, ctx);
     }
   }
   for (int64_t i = 0; i < B; ++i) cache.slot(cache_row(step, i)).len += off[i + 1] - off[i];
   if (trace) trace->record("last_layer_output", x, n, Hd, Hd);
-  final_norm_.apply(x, Hd, n, x, Hd, pool);
+  final_norm_.apply(x, Hd, n, x, Hd, ctx);
   if (trace) trace->record("final_hidden", x, n, Hd, Hd);
 }
 
-void TextDecoder::logits(const float* h, int64_t ldh, int64_t rows, float* out, ThreadPool& pool) const {
-  lm_head_.apply(h, ldh, rows, out, spec_.vocab, pool);
-  check_produced_finite(out, rows * spec_.vocab, "the logits", pool);
+void TextDecoder::rope_tables(const int64_t* positions, int64_t n, float* cos, float* sin, const ExecContext& ctx) const {
+  if (n == 0) return;
+  const auto range = std::minmax_element(positions, positions + 3 * n);
+  const std::shared_ptr<const RopeRowTable> table = rope_rows_.cover(*range.first, *range.second);
+  if (!table) {
+    // Positions spread wider than the cached table may grow: this step's entries directly.
+    const ops::RopeFreqs f = text_rope_freqs(spec_);
+    const int64_t sec[3] = {spec_.mrope_section[0], spec_.mrope_section[1], spec_.mrope_section[2]};
+    if (spec_.rope_layout == RopeLayout::MRopeInterleaved) {
+      ops::rope_table_mrope_interleaved(positions, n, sec, f, cos, sin);
+    } else {
+      ops::rope_table_mrope(positions, n, sec, f, cos, sin);
+    }
+    return;
+  }
+  ops::RopeGatherParams g;
+  g.T = n;
+  g.half = spec_.head_dim / 2;
+  g.positions = positions;
+  g.axes = 3;
+  g.ldp = n;
+  g.axis = rope_axis_.data();
+  g.column = rope_column_.data();
+  g.base = table->base;
+  g.table_cos = table->cos.data();
+  g.table_sin = table->sin.data();
+  g.table_rows = table->rows;
+  g.table_cols = table->cols;
+  g.cos = cos;
+  g.sin = sin;
+  ops::rope_gather(g, ctx);
+}
+
+void TextDecoder::logits(const float* h, int64_t ldh, int64_t rows, float* out, const ExecContext& ctx) const {
+  lm_head_.apply(h, ldh, rows, out, spec_.vocab, ctx);
+  check_produced_finite(out, rows * spec_.vocab, "the logits", ctx);
 }
 
 }  // namespace qvl::models

@@ -6,10 +6,12 @@
 
 #include "core/cancel.h"
 #include "core/tensor.h"
+#include "core/exec_context.h"
 #include "core/threadpool.h"
 #include "models/kv_pool.h"
 #include "models/layers.h"
 #include "models/linear.h"
+#include "models/rope_cache.h"
 #include "models/spec.h"
 #include "models/trace.h"
 #include "models/weights.h"
@@ -43,12 +45,12 @@ class TextDecoder {
 
   const TextSpec& spec() const { return spec_; }
   // out[n, hidden] = embed_tokens[ids]; E_INPUT on an id outside the vocabulary.
-  void embed(const int32_t* ids, int64_t n, float* out, ThreadPool& pool) const;
+  void embed(const int32_t* ids, int64_t n, float* out, const ExecContext& ctx) const;
   // Runs every layer over x [batch·steps, hidden] in place, appending to the cache, then the final
   // norm. Throws E_CONTEXT_OVERFLOW when a row would outgrow the cache.
-  void forward(float* x, const TextStep& step, KvPool& cache, ThreadPool& pool, Trace* trace) const;
+  void forward(float* x, const TextStep& step, KvPool& cache, const ExecContext& ctx, Trace* trace) const;
   // logits[rows, vocab] from final hidden states.
-  void logits(const float* h, int64_t ldh, int64_t rows, float* out, ThreadPool& pool) const;
+  void logits(const float* h, int64_t ldh, int64_t rows, float* out, const ExecContext& ctx) const;
   // `batch` sequences of `capacity` tokens each; kv_dtype F32 or BF16 (see KvPool).
   KvPool new_cache(int64_t batch, int64_t capacity, DType kv_dtype = DType::F32) const;
 
@@ -62,14 +64,21 @@ class TextDecoder {
     ConvertedExperts experts_gate_up, experts_down;  // packed for the moe op
   };
   void attention_block(const Layer& L, int64_t li, float* x, const TextStep& step, KvPool& cache, const float* cos,
-                       const float* sin, ThreadPool& pool) const;
-  void mlp_block(const Layer& L, float* x, int64_t n, ThreadPool& pool, const CancelToken* cancel) const;
+                       const float* sin, const ExecContext& ctx) const;
+  void mlp_block(const Layer& L, float* x, int64_t n, const ExecContext& ctx, const CancelToken* cancel) const;
+  // cos/sin [n, head_dim/2] of the step's tokens, gathered from rope_rows_.
+  void rope_tables(const int64_t* positions, int64_t n, float* cos, float* sin, const ExecContext& ctx) const;
 
   TextSpec spec_;
   Tensor embed_;
   Linear lm_head_;
   NormLayer final_norm_;
   std::vector<Layer> layers_;
+  // RoPE: the M-RoPE axis each frequency follows, the table column it reads (the identity), and
+  // the per-position cos/sin rows every forward gathers from.
+  std::vector<uint8_t> rope_axis_;
+  std::vector<int32_t> rope_column_;
+  RopeRows rope_rows_;
 };
 
 }  // namespace qvl::models

@@ -3,17 +3,23 @@
 // decoder's hidden size. Family differences are the switches of a VisionRecipe.
 #pragma once
 #include <array>
+#include <list>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "core/cancel.h"
 #include "core/tensor.h"
+#include "core/exec_context.h"
 #include "core/threadpool.h"
 #include "models/family.h"
 #include "models/layers.h"
 #include "models/linear.h"
+#include "models/rope_cache.h"
 #include "models/spec.h"
 #include "models/trace.h"
+#include "models/vision_window.h"
 #include "models/weights.h"
 
 namespace qvl::models {
@@ -35,7 +41,7 @@ class VisionTower {
  public:
   VisionTower(const VisionSpec& spec, const VisionRecipe& recipe, const WeightStore& w, const std::string& prefix);
   // Throws E_INPUT when the grids and the patch count disagree.
-  VisionOutput forward(const VisionInput& in, ThreadPool& pool, Trace* trace) const;
+  VisionOutput forward(const VisionInput& in, const ExecContext& ctx, Trace* trace) const;
 
  private:
   struct Block {
@@ -55,9 +61,23 @@ class VisionTower {
   Merger load_merger(const WeightStore& w, const std::string& p, const std::string& norm, const std::string& fc1,
                      const std::string& fc2, bool postshuffle) const;
 
+  // What an encode derives from its grid list alone, kept for the last few grid lists: the frame
+  // bounds, the window layout (window attention only) and the 2-D RoPE tables in the order the
+  // blocks see the patches.
+  struct GridLayout {
+    std::vector<std::array<int64_t, 3>> grids;
+    int64_t n = 0;                // patches
+    std::vector<int64_t> frames;  // patch-row bounds of the frames
+    WindowLayout window;
+    Tensor cos, sin;  // [n, head_dim / 2]
+  };
+  // The cached layout of `grids`, built on a miss (E_INPUT on a bad grid).
+  std::shared_ptr<const GridLayout> grid_layout(const std::vector<std::array<int64_t, 3>>& grids, const ExecContext& ctx) const;
+  std::shared_ptr<const GridLayout> build_layout(const std::vector<std::array<int64_t, 3>>& grids, const ExecContext& ctx) const;
+
   void run_block(const Block& b, float* x, int64_t n, const float* cos, const float* sin,
-                 const std::vector<int64_t>& seg_bounds, ThreadPool& pool, const CancelToken* cancel) const;
-  Tensor run_merger(const Merger& m, const float* x, int64_t n, ThreadPool& pool) const;
+                 const std::vector<int64_t>& seg_bounds, const ExecContext& ctx, const CancelToken* cancel) const;
+  Tensor run_merger(const Merger& m, const float* x, int64_t n, const ExecContext& ctx) const;
 
   VisionSpec spec_;
   VisionRecipe recipe_;
@@ -67,6 +87,13 @@ class VisionTower {
   std::vector<Block> blocks_;
   Merger merger_;
   std::vector<Merger> deepstack_;  // Qwen3-VL: one per deepstack index
+  // 2-D RoPE: per-position rows of head_dim/4 frequencies; output columns [0, q) follow the patch
+  // row (axis 0), [q, 2q) its column (axis 1), both reading table columns 0..q-1.
+  std::vector<uint8_t> rope_axis_;
+  std::vector<int32_t> rope_column_;
+  RopeRows rope_rows_;
+  mutable std::mutex layouts_mu_;
+  mutable std::list<std::shared_ptr<const GridLayout>> layouts_;  // most recently used first
 };
 
 }  // namespace qvl::models

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <string>
 
 #include "core/error.h"
@@ -77,38 +76,6 @@ WindowLayout window_layout(const std::vector<std::array<int64_t, 3>>& grids, int
     }
   }
   return out;
-}
-
-void permute_groups(const float* src, float* dst, int64_t groups, int64_t group_rows, int64_t cols,
-                    const std::vector<int64_t>& order, bool inverse) {
-  QVL_CHECK(groups >= 0 && group_rows >= 0 && cols >= 0, Input, "permute_groups: negative size");
-  QVL_CHECK(static_cast<int64_t>(order.size()) == groups, Input,
-            "permute_groups: order has " + std::to_string(order.size()) + " entries for " + std::to_string(groups) +
-                " groups");
-  const int64_t limit = int64_t(1) << 40;
-  QVL_CHECK((group_rows == 0 || cols <= limit / group_rows) &&
-                (group_rows * cols == 0 || groups <= limit / (group_rows * cols)),
-            Input, "permute_groups: sizes overflow");
-  const int64_t span = group_rows * cols;
-  std::vector<char> seen(static_cast<size_t>(groups), 0);
-  for (int64_t i = 0; i < groups; ++i) {
-    const int64_t o = order[static_cast<size_t>(i)];
-    QVL_CHECK(o >= 0 && o < groups && !seen[static_cast<size_t>(o)], Input,
-              "permute_groups: order is not a permutation (entry " + std::to_string(i) + " = " + std::to_string(o) +
-                  ")");
-    seen[static_cast<size_t>(o)] = 1;
-  }
-  if (span == 0 || groups == 0) return;
-  QVL_CHECK(src != nullptr && dst != nullptr, Input, "permute_groups: null buffer");
-  const size_t bytes = static_cast<size_t>(groups * span) * sizeof(float);
-  const uintptr_t s = reinterpret_cast<uintptr_t>(src), d = reinterpret_cast<uintptr_t>(dst);
-  QVL_CHECK(s + bytes <= d || d + bytes <= s, Input, "permute_groups: src and dst overlap");
-  const size_t gb = static_cast<size_t>(span) * sizeof(float);
-  for (int64_t i = 0; i < groups; ++i) {
-    const int64_t o = order[static_cast<size_t>(i)];
-    const int64_t from = inverse ? i : o, to = inverse ? o : i;
-    std::memcpy(dst + to * span, src + from * span, gb);
-  }
 }
 
 }  // namespace qvl::models

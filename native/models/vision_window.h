@@ -1,8 +1,9 @@
 // Window-attention geometry of the Qwen2.5-VL vision tower. Most of its blocks attend only within
 // square windows of merged tokens; to make each window a contiguous attention segment the tower
 // reorders the patch rows (in whole merge groups) window by window before the blocks, and undoes
-// the order after the merger. This file computes that order and the segment boundaries; it
-// touches no weights, so the tower and the tests share one definition.
+// the order after the merger. This file computes that order and the segment boundaries (integer
+// layout only: the rows op's Gather and Scatter move the data); it touches no weights, so the
+// tower and the tests share one definition.
 //
 // Units: a "group" is one merge block of merge² consecutive patch rows (the processor already
 // emits patches merge-group contiguous); "window_size" is in pixels, as in the HF config.
@@ -30,12 +31,5 @@ struct WindowLayout {
 // floored). Throws E_INPUT on anything else.
 WindowLayout window_layout(const std::vector<std::array<int64_t, 3>>& grids, int64_t window_size, int64_t patch,
                            int64_t merge);
-
-// Moves whole groups of group_rows x cols floats. Forward: dst group i = src group order[i]
-// (rows into window order). Inverse: dst group order[i] = src group i (back to the original
-// order; for the merger output use group_rows = 1). src and dst must not overlap. Throws E_INPUT
-// when order is not a permutation of [0, groups).
-void permute_groups(const float* src, float* dst, int64_t groups, int64_t group_rows, int64_t cols,
-                    const std::vector<int64_t>& order, bool inverse);
 
 }  // namespace qvl::models

@@ -41,7 +41,7 @@ void WeightStore::check_finite(ThreadPool& pool) const {
     p.x = t.raw();
     p.dtype = t.dtype();
     p.n = t.numel();
-    const int64_t at = ops::first_nonfinite(p, pool);
+    const int64_t at = ops::first_nonfinite(p, ExecContext(pool));
     if (at >= 0)
       fail(ErrorCode::ModelFormat, file_of_.at(name) + ": tensor " + name + " holds a non-finite value (NaN or " +
                                        "infinity) at element " + std::to_string(at) + " of " + t.shape_string());

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "core/exec_context.h"
 #include "core/error.h"
 #include "core/threadpool.h"
 #include "napi/async.h"
@@ -107,7 +108,7 @@ Napi::Value ResizeBicubic(const Napi::CallbackInfo& info) {
         env,
         [p]() {
           std::shared_ptr<ThreadPool> pool = default_pool();
-          ops::resample_bicubic(p, *pool);
+          ops::resample_bicubic(p, ExecContext(*pool));
           return 0;
         },
         [out_ref, out_bytes](Napi::Env e, int&) -> Napi::Value {
@@ -182,7 +183,7 @@ Napi::Value Patchify(const Napi::CallbackInfo& info) {
         env,
         [p, frames]() {
           std::shared_ptr<ThreadPool> pool = default_pool();
-          ops::patchify(p, *pool);
+          ops::patchify(p, ExecContext(*pool));
           return 0;
         },
         [out_ref, len](Napi::Env e, int&) -> Napi::Value {

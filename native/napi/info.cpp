@@ -45,7 +45,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
         Napi::Object vo = Napi::Object::New(env);
         vo.Set("name", v.name);
         vo.Set("isa", isa_name(v.isa));
-        vo.Set("device", isa_device(v.isa));
+        vo.Set("device", device_name(v.device));
         vo.Set("available", isa_available(v.isa));
         if (v.formats) {
           Napi::Array fs = Napi::Array::New(env);

@@ -6,7 +6,7 @@
 //     (each run {pixels, patchDim, grids}; `features` is a handle sessionForward takes, the rows never copied to JS)
 //   modelNewSession(handle, batch, capacity[, {kvDtype}]) -> session
 //   sessionForward(session, args) -> Promise<{logits?, tokens?, trace}>   (args.cancel: a cancel token)
-//   sessionSampling(session, {params[], seed, history, rows?}); sessionStats(session) -> {forwards, rowsComputed}
+//   sessionSampling(session, {params[], seed, history, rows?}); sessionStats(session) -> {forwards, rowsComputed}; sessionScratch(session) -> arena stats
 //   sessionAddSequence / sessionGrowSequence / sessionFreeSequence: the session's KV pool
 //   newCancelToken() -> token;  cancelToken(token, 'abort' | 'dispose')
 //   disposeHandle(handle)   (model, session, vision features or cancel token; idempotent)
@@ -17,9 +17,12 @@
 #include <atomic>
 #include <cstring>
 #include <memory>
+#include <chrono>
 #include <mutex>
 
+#include "core/arena.h"
 #include "core/cancel.h"
+#include "core/exec_context.h"
 #include "core/error.h"
 #include "core/threadpool.h"
 #include "models/family.h"
@@ -38,10 +41,15 @@ namespace {
 using models::KvPool;
 using models::VlModel;
 
+// A session runs one forward pass at a time (`busy`), so the step's scratch arena and op profiler
+// belong to the session: the worker running the pass is their only user, and the arena is reset
+// when the pass ends. Vision encodes have no session: each builds its own arena.
 struct SessionState {
   std::shared_ptr<VlModel> model;
   KvPool cache;
   std::unique_ptr<models::SessionSampling> sampling;  // set by sessionSampling; used by logits 'sample'
+  Arena arena;            // the step's intermediates; reset after every pass
+  OpProfiler profiler;    // filled by a pass run with {profile: true}
   std::atomic<bool> busy{false};
   std::atomic<int64_t> forwards{0}, rows_computed{0};
   SessionState(std::shared_ptr<VlModel> m, KvPool c) : model(std::move(m)), cache(std::move(c)) {}
@@ -264,7 +272,11 @@ Napi::Value EncodeVision(const Napi::CallbackInfo& info) {
           VisionResult r;
           r.trace = std::make_shared<models::Trace>(want_trace);
           auto pool = default_pool();
-          r.out = model->vision().forward(in, *pool, r.trace.get());
+          // This encode's own scratch arena: concurrent encodes on one model never share one.
+          Arena arena;
+          ExecContext ctx(*pool);
+          ctx.with_arena(&arena).with_cancel(cancel.get());
+          r.out = model->vision().forward(in, ctx, r.trace.get());
           return r;
         },
         [](Napi::Env env, VisionResult& r) -> Napi::Value {
@@ -319,9 +331,13 @@ Napi::Value EncodeFeatures(const Napi::CallbackInfo& info) {
         [model, images, videos, cancel] {
           check_cancel(cancel.get(), "the vision encoder");
           auto pool = default_pool();
+          // This encode's own scratch arena (both runs reuse it): concurrent encodes never share one.
+          Arena arena;
+          ExecContext ctx(*pool);
+          ctx.with_arena(&arena).with_cancel(cancel.get());
           models::VisionOutput img, vid;
-          if (images->given) img = model->vision().forward(images->in, *pool, nullptr);
-          if (videos->given) vid = model->vision().forward(videos->in, *pool, nullptr);
+          if (images->given) img = model->vision().forward(images->in, ctx, nullptr);
+          if (videos->given) vid = model->vision().forward(videos->in, ctx, nullptr);
           return std::make_shared<models::VisionFeatures>(models::join_vision_features(
               *model, images->given ? &img : nullptr, videos->given ? &vid : nullptr));
         },
@@ -362,6 +378,9 @@ struct ForwardResult {
   models::StepOutput out;
   size_t rows = 0;
   std::shared_ptr<models::Trace> trace;
+  bool profiled = false;
+  uint64_t step_ns = 0;
+  std::vector<OpProfiler::Counter> ops;
 };
 
 // args: {ids: Int32Array [n], steps | counts: Int32Array [R] (tokens of each row; n = R·steps or the
@@ -370,9 +389,12 @@ struct ForwardResult {
 //        pad?: Int32Array [R], positions: Int32Array [3·n],
 //        features?: handle (modelEncodeFeatures, same model) | visionEmbeds?: Float32Array [Nv·hidden]
 //        with deepstack?: Float32Array[] (the low-level path), visualRows?: Int32Array [n] with either,
-//        logits: 'none' | 'last' | 'all' | 'flagged' | 'sample', sample?: Uint8Array [R], trace?: boolean}
+//        logits: 'none' | 'last' | 'all' | 'flagged' | 'sample', sample?: Uint8Array [R], trace?: boolean,
+//        profile?: boolean}
 // 'sample' returns {tokens: Int32Array [R]} chosen by the session's samplers (sessionSampling);
 // with `sample`, rows flagged 0 (prefill chunks short of their prompt's end) are skipped (-1).
+// profile: true adds {profile: {stepNs, ops: {<op family>: {ns, calls}}}}: the pass's wall time and
+// each op family's time inside its entry points (what is left is time outside the kernels).
 Napi::Value SessionForward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
@@ -485,6 +507,7 @@ Napi::Value SessionForward(const Napi::CallbackInfo& info) {
       in->sample.assign(f.data<uint8_t>(), f.data<uint8_t>() + R);
     }
     const bool want_trace = a.Get("trace").ToBoolean().Value();
+    const bool want_profile = a.Get("profile").ToBoolean().Value();
     auto cancel = cancel_arg(env, a.Get("cancel"));
     in->cancel = cancel.get();
     bool expected = false;
@@ -492,16 +515,32 @@ Napi::Value SessionForward(const Napi::CallbackInfo& info) {
       throw make_error(env, "E_INPUT", "this session is already running a forward pass");
     return run_async<ForwardResult>(
         env,
-        [s, in, ids, pos32, vis, rows, deepstack, features, want_trace, cancel, R] {
+        [s, in, ids, pos32, vis, rows, deepstack, features, want_trace, want_profile, cancel, R] {
           struct Release {
             SessionState* s;
-            ~Release() { s->busy = false; }
+            ~Release() {
+              s->arena.reset();  // the step's intermediates are dead; the chunks stay for the next
+              s->busy = false;
+            }
           } release{s.get()};
           check_cancel(cancel.get(), "a forward pass");
           auto pool = default_pool();
           ForwardResult r;
           r.trace = std::make_shared<models::Trace>(want_trace);
-          r.out = models::run_step(*s->model, s->cache, s->sampling.get(), *in, *pool, r.trace.get());
+          ExecContext ctx(*pool);
+          ctx.with_arena(&s->arena).with_cancel(cancel.get());
+          if (want_profile) {
+            s->profiler.clear();
+            ctx.with_profiler(&s->profiler);
+          }
+          const auto t0 = std::chrono::steady_clock::now();
+          r.out = models::run_step(*s->model, s->cache, s->sampling.get(), *in, ctx, r.trace.get());
+          if (want_profile) {
+            r.profiled = true;
+            r.step_ns = static_cast<uint64_t>(
+                std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
+            r.ops = s->profiler.counters();
+          }
           r.rows = static_cast<size_t>(R);
           s->forwards += 1;
           s->rows_computed += static_cast<int64_t>(r.rows);
@@ -516,6 +555,19 @@ Napi::Value SessionForward(const Napi::CallbackInfo& info) {
             o.Set("tokens", t);
           }
           o.Set("trace", trace_to_js(env, *r.trace));
+          if (r.profiled) {
+            Napi::Object prof = Napi::Object::New(env);
+            prof.Set("stepNs", static_cast<double>(r.step_ns));
+            Napi::Object ops = Napi::Object::New(env);
+            for (const OpProfiler::Counter& c : r.ops) {
+              Napi::Object e = Napi::Object::New(env);
+              e.Set("ns", static_cast<double>(c.ns));
+              e.Set("calls", static_cast<double>(c.calls));
+              ops.Set(c.op, e);
+            }
+            prof.Set("ops", ops);
+            o.Set("profile", prof);
+          }
           return o;
         },
         keep);
@@ -596,6 +648,23 @@ Napi::Value SessionStats(const Napi::CallbackInfo& info) {
     Napi::Object o = Napi::Object::New(env);
     o.Set("forwards", static_cast<double>(s->forwards.load()));
     o.Set("rowsComputed", static_cast<double>(s->rows_computed.load()));
+    return o;
+  });
+}
+
+// {peakBytes, inUseBytes, capacityBytes, chunks, heapAllocations}: the session's scratch arena, read between
+// passes (a running pass owns it: E_INPUT then).
+Napi::Value SessionScratch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto s = unwrap<SessionState>(env, info[0], "session");
+    if (s->busy) throw make_error(env, "E_INPUT", "this session is running a forward pass");
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("peakBytes", static_cast<double>(s->arena.peak_bytes()));
+    o.Set("inUseBytes", static_cast<double>(s->arena.in_use_bytes()));
+    o.Set("capacityBytes", static_cast<double>(s->arena.capacity_bytes()));
+    o.Set("chunks", static_cast<double>(s->arena.chunk_count()));
+    o.Set("heapAllocations", static_cast<double>(s->arena.heap_allocations()));
     return o;
   });
 }
@@ -688,6 +757,7 @@ void register_model(Napi::Env env, Napi::Object exports) {
   exports.Set("sessionForward", Napi::Function::New(env, SessionForward, "sessionForward"));
   exports.Set("sessionSampling", Napi::Function::New(env, SessionSampling, "sessionSampling"));
   exports.Set("sessionStats", Napi::Function::New(env, SessionStats, "sessionStats"));
+  exports.Set("sessionScratch", Napi::Function::New(env, SessionScratch, "sessionScratch"));
   exports.Set("sessionAddSequence", Napi::Function::New(env, SessionAddSequence, "sessionAddSequence"));
   exports.Set("sessionGrowSequence", Napi::Function::New(env, SessionGrowSequence, "sessionGrowSequence"));
   exports.Set("sessionFreeSequence", Napi::Function::New(env, SessionFreeSequence, "sessionFreeSequence"));

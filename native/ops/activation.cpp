@@ -1,25 +1,16 @@
 #include "ops/activation.h"
 
+#include "ops/backends.h"
+
 #include <string>
 
 #include "ops/rows_check.h"
-
-namespace qvl::cpu {
-void activation_ref(const ops::ActivationParams& p, ThreadPool& pool);
-void activation_generic(const ops::ActivationParams& p, ThreadPool& pool);
-void activation_avx2(const ops::ActivationParams& p, ThreadPool& pool);
-void activation_avx512(const ops::ActivationParams& p, ThreadPool& pool);
-}  // namespace qvl::cpu
+#include "ops/backends.h"
 
 namespace qvl::ops {
 
 const OpFamily<ActivationFn>& activation_family() {
-  static const OpFamily<ActivationFn> family("activation", {
-      {"reference", Isa::Reference, &cpu::activation_ref},
-      {"generic", Isa::Generic, &cpu::activation_generic},
-      {"avx2", Isa::Avx2, &cpu::activation_avx2},
-      {"avx512", Isa::Avx512, &cpu::activation_avx512},
-  });
+  static const OpFamily<ActivationFn> family("activation", QVL_BACKEND_VARIANTS(activation));
   return family;
 }
 
@@ -52,9 +43,10 @@ void check_activation(const ActivationParams& p) {
             op + ": in place needs ldo == ldx (got " + std::to_string(p.ldo) + " and " + std::to_string(p.ldx) + ")");
 }
 
-void activation(const ActivationParams& p, ThreadPool& pool) {
+void activation(const ActivationParams& p, const ExecContext& ctx) {
+  OpTimer timer(ctx, "activation");
   check_activation(p);
-  activation_family().best().fn(p, pool);
+  activation_family().best(ctx.device()).fn(p, ctx);
 }
 
 }  // namespace qvl::ops

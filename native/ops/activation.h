@@ -16,6 +16,7 @@
 #pragma once
 #include <cstdint>
 
+#include "core/exec_context.h"
 #include "core/threadpool.h"
 #include "ops/registry.h"
 
@@ -38,13 +39,13 @@ struct ActivationParams {
   int64_t ldo = 0;
 };
 
-using ActivationFn = void (*)(const ActivationParams&, ThreadPool&);
+using ActivationFn = void (*)(const ActivationParams&, const ExecContext&);
 
 const OpFamily<ActivationFn>& activation_family();
 
 // Throws E_INPUT unless p describes a consistent problem (the kernels assume it does).
 void check_activation(const ActivationParams& p);
 // Validates (E_INPUT) and runs the best variant.
-void activation(const ActivationParams& p, ThreadPool& pool);
+void activation(const ActivationParams& p, const ExecContext& ctx);
 
 }  // namespace qvl::ops

@@ -1,27 +1,18 @@
 #include "ops/attention.h"
 
+#include "ops/backends.h"
+#include "ops/backends.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
 #include <vector>
 
-namespace qvl::cpu {
-void attention_ref(const ops::AttentionParams& p, ThreadPool& pool);
-void attention_generic(const ops::AttentionParams& p, ThreadPool& pool);
-void attention_avx2(const ops::AttentionParams& p, ThreadPool& pool);
-void attention_avx512(const ops::AttentionParams& p, ThreadPool& pool);
-}  // namespace qvl::cpu
-
 namespace qvl::ops {
 
 const OpFamily<AttentionFn>& attention_family() {
-  static const OpFamily<AttentionFn> family("attention", {
-      {"reference", Isa::Reference, &cpu::attention_ref},
-      {"generic", Isa::Generic, &cpu::attention_generic},
-      {"avx2", Isa::Avx2, &cpu::attention_avx2},
-      {"avx512", Isa::Avx512, &cpu::attention_avx512},
-  });
+  static const OpFamily<AttentionFn> family("attention", QVL_BACKEND_VARIANTS(attention));
   return family;
 }
 
@@ -91,10 +82,11 @@ void check_attention(const AttentionParams& p) {
   }
 }
 
-void attention(const AttentionParams& p, ThreadPool& pool) {
+void attention(const AttentionParams& p, const ExecContext& ctx) {
+  OpTimer timer(ctx, "attention");
   check_attention(p);
   check_cancel(p.cancel, "attention");
-  attention_family().best().fn(p, pool);
+  attention_family().best(ctx.device()).fn(p, ctx);
   check_cancel(p.cancel, "attention");
 }
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "core/cancel.h"
+#include "core/exec_context.h"
 #include "core/threadpool.h"
 #include "ops/registry.h"
 
@@ -42,13 +43,13 @@ struct AttentionParams {
 };
 // Rows of out that no segment covers are left untouched; a query row with no keys gets zeros.
 
-using AttentionFn = void (*)(const AttentionParams&, ThreadPool&);
+using AttentionFn = void (*)(const AttentionParams&, const ExecContext&);
 
 const OpFamily<AttentionFn>& attention_family();
 
 // Throws E_INPUT unless p describes a consistent problem (the kernels assume it does).
 void check_attention(const AttentionParams& p);
 // Validates (E_INPUT) and runs the best variant; throws E_ABORTED / E_DISPOSED when p.cancel is set.
-void attention(const AttentionParams& p, ThreadPool& pool);
+void attention(const AttentionParams& p, const ExecContext& ctx);
 
 }  // namespace qvl::ops

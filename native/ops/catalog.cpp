@@ -12,6 +12,9 @@
 #include "ops/resample.h"
 #include "ops/finite.h"
 #include "ops/convert.h"
+#include "ops/rows.h"
+#include "ops/rope_gather.h"
+#include "ops/vision_pos_embed.h"
 
 namespace qvl::ops {
 
@@ -30,6 +33,9 @@ std::vector<const OpFamilyBase*> op_catalog() {
       &resample_family(),
       &finite_family(),
       &convert_family(),
+      &rows_family(),
+      &rope_gather_family(),
+      &vision_pos_embed_family(),
   };
 }
 

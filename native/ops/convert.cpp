@@ -1,21 +1,16 @@
 #include "ops/convert.h"
 
+#include "ops/backends.h"
+
 #include <string>
 
 #include "ops/rows_check.h"
-
-namespace qvl::cpu {
-void convert_ref(const ops::ConvertParams& p, ThreadPool& pool);
-void convert_generic(const ops::ConvertParams& p, ThreadPool& pool);
-}  // namespace qvl::cpu
+#include "ops/backends.h"
 
 namespace qvl::ops {
 
 const OpFamily<ConvertFn>& convert_family() {
-  static const OpFamily<ConvertFn> family("convert", {
-      {"reference", Isa::Reference, &cpu::convert_ref},
-      {"generic", Isa::Generic, &cpu::convert_generic},
-  });
+  static const OpFamily<ConvertFn> family("convert", QVL_BACKEND_VARIANTS(convert));
   return family;
 }
 
@@ -39,10 +34,11 @@ void check_convert(const ConvertParams& p) {
   QVL_CHECK(d + db <= s || s + sb <= d, Input, "convert: dst overlaps src");
 }
 
-void convert(const ConvertParams& p, ThreadPool& pool) {
+void convert(const ConvertParams& p, const ExecContext& ctx) {
+  OpTimer timer(ctx, "convert");
   check_convert(p);
   if (p.n == 0) return;
-  convert_family().best().fn(p, pool);
+  convert_family().best(ctx.device()).fn(p, ctx);
 }
 
 }  // namespace qvl::ops

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "core/dtype.h"
+#include "core/exec_context.h"
 #include "core/threadpool.h"
 #include "ops/registry.h"
 
@@ -18,13 +19,13 @@ struct ConvertParams {
   int64_t n = 0;
 };
 
-using ConvertFn = void (*)(const ConvertParams&, ThreadPool&);
+using ConvertFn = void (*)(const ConvertParams&, const ExecContext&);
 
 const OpFamily<ConvertFn>& convert_family();
 
 // Throws E_INPUT unless p is a supported, consistent problem (one side f32, the other f32, bf16 or f16).
 void check_convert(const ConvertParams& p);
 // Validates and runs the best variant.
-void convert(const ConvertParams& p, ThreadPool& pool);
+void convert(const ConvertParams& p, const ExecContext& ctx);
 
 }  // namespace qvl::ops

@@ -1,25 +1,16 @@
 #include "ops/embedding.h"
 
+#include "ops/backends.h"
+
 #include <string>
 
 #include "ops/rows_check.h"
-
-namespace qvl::cpu {
-void embedding_ref(const ops::EmbeddingParams& p, ThreadPool& pool);
-void embedding_generic(const ops::EmbeddingParams& p, ThreadPool& pool);
-void embedding_avx2(const ops::EmbeddingParams& p, ThreadPool& pool);
-void embedding_avx512(const ops::EmbeddingParams& p, ThreadPool& pool);
-}  // namespace qvl::cpu
+#include "ops/backends.h"
 
 namespace qvl::ops {
 
 const OpFamily<EmbeddingFn>& embedding_family() {
-  static const OpFamily<EmbeddingFn> family("embedding", {
-      {"reference", Isa::Reference, &cpu::embedding_ref},
-      {"generic", Isa::Generic, &cpu::embedding_generic},
-      {"avx2", Isa::Avx2, &cpu::embedding_avx2},
-      {"avx512", Isa::Avx512, &cpu::embedding_avx512},
-  });
+  static const OpFamily<EmbeddingFn> family("embedding", QVL_BACKEND_VARIANTS(embedding));
   return family;
 }
 
@@ -50,9 +41,10 @@ void check_embedding(const EmbeddingParams& p) {
   else check_ids(static_cast<const int64_t*>(p.ids), p.n, p.vocab);
 }
 
-void embedding(const EmbeddingParams& p, ThreadPool& pool) {
+void embedding(const EmbeddingParams& p, const ExecContext& ctx) {
+  OpTimer timer(ctx, "embedding");
   check_embedding(p);
-  embedding_family().best().fn(p, pool);
+  embedding_family().best(ctx.device()).fn(p, ctx);
 }
 
 }  // namespace qvl::ops

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "core/dtype.h"
+#include "core/exec_context.h"
 #include "core/threadpool.h"
 #include "ops/registry.h"
 
@@ -21,7 +22,7 @@ struct EmbeddingParams {
   int64_t ldo = 0;
 };
 
-using EmbeddingFn = void (*)(const EmbeddingParams&, ThreadPool&);
+using EmbeddingFn = void (*)(const EmbeddingParams&, const ExecContext&);
 
 const OpFamily<EmbeddingFn>& embedding_family();
 
@@ -29,6 +30,6 @@ const OpFamily<EmbeddingFn>& embedding_family();
 // message names the first bad id and its position. The kernels assume this has passed.
 void check_embedding(const EmbeddingParams& p);
 // Validates (E_INPUT) and runs the best variant.
-void embedding(const EmbeddingParams& p, ThreadPool& pool);
+void embedding(const EmbeddingParams& p, const ExecContext& ctx);
 
 }  // namespace qvl::ops

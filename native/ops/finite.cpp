@@ -1,21 +1,16 @@
 #include "ops/finite.h"
 
+#include "ops/backends.h"
+
 #include <string>
 
 #include "ops/rows_check.h"
-
-namespace qvl::cpu {
-int64_t finite_ref(const ops::FiniteParams& p, ThreadPool& pool);
-int64_t finite_generic(const ops::FiniteParams& p, ThreadPool& pool);
-}  // namespace qvl::cpu
+#include "ops/backends.h"
 
 namespace qvl::ops {
 
 const OpFamily<FiniteFn>& finite_family() {
-  static const OpFamily<FiniteFn> family("finite", {
-      {"reference", Isa::Reference, &cpu::finite_ref},
-      {"generic", Isa::Generic, &cpu::finite_generic},
-  });
+  static const OpFamily<FiniteFn> family("finite", QVL_BACKEND_VARIANTS(finite));
   return family;
 }
 
@@ -26,10 +21,11 @@ void check_finite(const FiniteParams& p) {
   if (p.n > 0) check_rows("finite", "x", p.x, 1, p.n, p.n, dtype_size(p.dtype));
 }
 
-int64_t first_nonfinite(const FiniteParams& p, ThreadPool& pool) {
+int64_t first_nonfinite(const FiniteParams& p, const ExecContext& ctx) {
+  OpTimer timer(ctx, "finite");
   check_finite(p);
   if (p.n == 0) return -1;
-  return finite_family().best().fn(p, pool);
+  return finite_family().best(ctx.device()).fn(p, ctx);
 }
 
 }  // namespace qvl::ops

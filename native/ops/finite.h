@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "core/dtype.h"
+#include "core/exec_context.h"
 #include "core/threadpool.h"
 #include "ops/registry.h"
 
@@ -17,13 +18,13 @@ struct FiniteParams {
   int64_t n = 0;
 };
 
-using FiniteFn = int64_t (*)(const FiniteParams&, ThreadPool&);
+using FiniteFn = int64_t (*)(const FiniteParams&, const ExecContext&);
 
 const OpFamily<FiniteFn>& finite_family();
 
 // Throws E_INPUT unless p is a consistent problem.
 void check_finite(const FiniteParams& p);
 // Validates and runs the best variant: the first non-finite index, or -1.
-int64_t first_nonfinite(const FiniteParams& p, ThreadPool& pool);
+int64_t first_nonfinite(const FiniteParams& p, const ExecContext& ctx);
 
 }  // namespace qvl::ops

@@ -1,25 +1,17 @@
 #include "ops/matmul.h"
 
+#include "ops/backends.h"
+
 #include <limits>
 #include <string>
 
-#include "backends/cpu/matmul_cpu.h"
 #include "core/error.h"
+#include "ops/backends.h"
 
 namespace qvl::ops {
 
 const OpFamily<MatmulFn>& matmul_family() {
-  // No avx512bf16 variant: VDPBF16PS rounds the activations to bf16 as well, which is far
-  // outside the f32 accuracy this op promises (and HF's f32 path keeps).
-  // Every variant reads the dense formats (widened to f32 in its packer and row kernels).
-  constexpr uint32_t dense = format_bit(WeightFormat::F32) | format_bit(WeightFormat::F16) |
-                             format_bit(WeightFormat::BF16);
-  static const OpFamily<MatmulFn> family("matmul", {
-                                                       {"reference", Isa::Reference, cpu::matmul_ref, dense},
-                                                       {"generic", Isa::Generic, cpu::matmul_generic, dense},
-                                                       {"avx2", Isa::Avx2, cpu::matmul_avx2, dense},
-                                                       {"avx512", Isa::Avx512, cpu::matmul_avx512, dense},
-                                                   });
+  static const OpFamily<MatmulFn> family("matmul", QVL_BACKEND_VARIANTS(matmul));
   return family;
 }
 
@@ -59,16 +51,20 @@ void check_matmul(const MatmulParams& p) {
   QVL_CHECK(p.y || p.M == 0 || p.N == 0, Input, "matmul: y is null" + shape);
 }
 
-const Variant<MatmulFn>& matmul_variant(WeightFormat f) {
-  const Variant<MatmulFn>* v = matmul_family().best_for(f);
-  if (!v) fail(ErrorCode::Unsupported, std::string("matmul: no kernel reads ") + weight_format_name(f) + " weights");
+const Variant<MatmulFn>& matmul_variant(Device d, WeightFormat f) {
+  const Variant<MatmulFn>* v = matmul_family().best_for(d, f);
+  if (!v) {
+    fail(ErrorCode::Unsupported,
+         std::string("matmul: no kernel on ") + device_name(d) + " reads " + weight_format_name(f) + " weights");
+  }
   return *v;
 }
 
-void matmul(const MatmulParams& p, ThreadPool& pool) {
+void matmul(const MatmulParams& p, const ExecContext& ctx) {
+  OpTimer timer(ctx, "matmul");
   check_matmul(p);
   check_cancel(p.cancel, "a matmul");
-  matmul_variant(p.w.format).fn(p, pool);
+  matmul_variant(ctx.device(), p.w.format).fn(p, ctx);
   check_cancel(p.cancel, "a matmul");
 }
 

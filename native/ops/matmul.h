@@ -9,6 +9,7 @@
 #include "core/cancel.h"
 #include "core/dtype.h"
 #include "core/weight_format.h"
+#include "core/exec_context.h"
 #include "core/threadpool.h"
 #include "ops/registry.h"
 
@@ -28,16 +29,16 @@ struct MatmulParams {
   const CancelToken* cancel = nullptr;
 };
 
-using MatmulFn = void (*)(const MatmulParams&, ThreadPool&);
+using MatmulFn = void (*)(const MatmulParams&, const ExecContext&);
 
 const OpFamily<MatmulFn>& matmul_family();
 
 // Validates shapes/strides (E_INPUT) and runs the best variant for p.w.format; throws E_ABORTED /
 // E_DISPOSED when p.cancel is set.
-void matmul(const MatmulParams& p, ThreadPool& pool);
+void matmul(const MatmulParams& p, const ExecContext& ctx);
 // Throws E_INPUT unless p describes a consistent problem (the kernels assume it does).
 void check_matmul(const MatmulParams& p);
-// The variant matmul() runs for weights in format f (E_UNSUPPORTED when no variant reads f).
-const Variant<MatmulFn>& matmul_variant(WeightFormat f);
+// The variant matmul() runs on device d for weights in format f (E_UNSUPPORTED when none there reads f).
+const Variant<MatmulFn>& matmul_variant(Device d, WeightFormat f);
 
 }  // namespace qvl::ops

@@ -1,25 +1,16 @@
 #include "ops/moe.h"
 
+#include "ops/backends.h"
+#include "ops/backends.h"
+
 #include <cmath>
 #include <limits>
 #include <string>
 
-namespace qvl::cpu {
-void moe_ref(const ops::MoeParams& p, ThreadPool& pool);
-void moe_grouped(const ops::MoeParams& p, ThreadPool& pool);
-}  // namespace qvl::cpu
-
 namespace qvl::ops {
 
 const OpFamily<MoeFn>& moe_family() {
-  // "grouped" is generic C++ around the matmul op: its speed is whatever matmul's best variant is.
-  // Both read every dense format (grouped hands the format on to the matmul op).
-  constexpr uint32_t dense = format_bit(WeightFormat::F32) | format_bit(WeightFormat::F16) |
-                             format_bit(WeightFormat::BF16);
-  static const OpFamily<MoeFn> family("moe", {
-      {"reference", Isa::Reference, &cpu::moe_ref, dense},
-      {"grouped", Isa::Generic, &cpu::moe_grouped, dense},
-  });
+  static const OpFamily<MoeFn> family("moe", QVL_BACKEND_VARIANTS(moe));
   return family;
 }
 
@@ -95,11 +86,15 @@ WeightRef moe_expert_weight(WeightFormat f, const void* base, int64_t e, int64_t
   return w;
 }
 
-void moe(const MoeParams& p, ThreadPool& pool) {
+void moe(const MoeParams& p, const ExecContext& ctx) {
+  OpTimer timer(ctx, "moe");
   check_moe(p);
-  const Variant<MoeFn>* v = moe_family().best_for(p.w_format);
-  if (!v) fail(ErrorCode::Unsupported, std::string("moe: no kernel reads ") + weight_format_name(p.w_format) + " weights");
-  v->fn(p, pool);
+  const Variant<MoeFn>* v = moe_family().best_for(ctx.device(), p.w_format);
+  if (!v) {
+    fail(ErrorCode::Unsupported, std::string("moe: no kernel on ") + device_name(ctx.device()) + " reads " +
+                                     weight_format_name(p.w_format) + " weights");
+  }
+  v->fn(p, ctx);
 }
 
 }  // namespace qvl::ops

@@ -29,6 +29,7 @@
 
 #include "core/dtype.h"
 #include "core/weight_format.h"
+#include "core/exec_context.h"
 #include "core/threadpool.h"
 #include "ops/registry.h"
 
@@ -57,7 +58,7 @@ struct MoeParams {
   float* topk_weights = nullptr;
 };
 
-using MoeFn = void (*)(const MoeParams&, ThreadPool&);
+using MoeFn = void (*)(const MoeParams&, const ExecContext&);
 
 const OpFamily<MoeFn>& moe_family();
 
@@ -65,7 +66,7 @@ const OpFamily<MoeFn>& moe_family();
 // router logits for NaN / +inf.
 void check_moe(const MoeParams& p);
 // Validates (E_INPUT) and runs the best variant for p.w_format.
-void moe(const MoeParams& p, ThreadPool& pool);
+void moe(const MoeParams& p, const ExecContext& ctx);
 // Expert e's [rows, cols] matrix of a packed [E, rows, cols] tensor in format f, as a weight reference.
 WeightRef moe_expert_weight(WeightFormat f, const void* base, int64_t e, int64_t rows, int64_t cols);
 

@@ -1,40 +1,22 @@
 #include "ops/norm.h"
 
+#include "ops/backends.h"
+
 #include <cmath>
 #include <string>
 
 #include "ops/rows_check.h"
-
-namespace qvl::cpu {
-void layer_norm_ref(const ops::NormParams& p, ThreadPool& pool);
-void layer_norm_generic(const ops::NormParams& p, ThreadPool& pool);
-void layer_norm_avx2(const ops::NormParams& p, ThreadPool& pool);
-void layer_norm_avx512(const ops::NormParams& p, ThreadPool& pool);
-void rms_norm_ref(const ops::NormParams& p, ThreadPool& pool);
-void rms_norm_generic(const ops::NormParams& p, ThreadPool& pool);
-void rms_norm_avx2(const ops::NormParams& p, ThreadPool& pool);
-void rms_norm_avx512(const ops::NormParams& p, ThreadPool& pool);
-}  // namespace qvl::cpu
+#include "ops/backends.h"
 
 namespace qvl::ops {
 
 const OpFamily<NormFn>& layer_norm_family() {
-  static const OpFamily<NormFn> family("layer_norm", {
-      {"reference", Isa::Reference, &cpu::layer_norm_ref},
-      {"generic", Isa::Generic, &cpu::layer_norm_generic},
-      {"avx2", Isa::Avx2, &cpu::layer_norm_avx2},
-      {"avx512", Isa::Avx512, &cpu::layer_norm_avx512},
-  });
+  static const OpFamily<NormFn> family("layer_norm", QVL_BACKEND_VARIANTS(layer_norm));
   return family;
 }
 
 const OpFamily<NormFn>& rms_norm_family() {
-  static const OpFamily<NormFn> family("rms_norm", {
-      {"reference", Isa::Reference, &cpu::rms_norm_ref},
-      {"generic", Isa::Generic, &cpu::rms_norm_generic},
-      {"avx2", Isa::Avx2, &cpu::rms_norm_avx2},
-      {"avx512", Isa::Avx512, &cpu::rms_norm_avx512},
-  });
+  static const OpFamily<NormFn> family("rms_norm", QVL_BACKEND_VARIANTS(rms_norm));
   return family;
 }
 
@@ -62,14 +44,16 @@ void check_rms_norm(const NormParams& p) {
   QVL_CHECK(p.bias == nullptr, Input, "rms_norm: takes no bias");
 }
 
-void layer_norm(const NormParams& p, ThreadPool& pool) {
+void layer_norm(const NormParams& p, const ExecContext& ctx) {
+  OpTimer timer(ctx, "layer_norm");
   check_layer_norm(p);
-  layer_norm_family().best().fn(p, pool);
+  layer_norm_family().best(ctx.device()).fn(p, ctx);
 }
 
-void rms_norm(const NormParams& p, ThreadPool& pool) {
+void rms_norm(const NormParams& p, const ExecContext& ctx) {
+  OpTimer timer(ctx, "rms_norm");
   check_rms_norm(p);
-  rms_norm_family().best().fn(p, pool);
+  rms_norm_family().best(ctx.device()).fn(p, ctx);
 }
 
 }  // namespace qvl::ops

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "core/dtype.h"
+#include "core/exec_context.h"
 #include "core/threadpool.h"
 #include "ops/registry.h"
 
@@ -26,7 +27,7 @@ struct NormParams {
   float eps = 1e-6f;             // finite, >= 0
 };
 
-using NormFn = void (*)(const NormParams&, ThreadPool&);
+using NormFn = void (*)(const NormParams&, const ExecContext&);
 
 const OpFamily<NormFn>& layer_norm_family();
 const OpFamily<NormFn>& rms_norm_family();
@@ -35,7 +36,7 @@ const OpFamily<NormFn>& rms_norm_family();
 void check_layer_norm(const NormParams& p);
 void check_rms_norm(const NormParams& p);
 // Validate (E_INPUT) and run the best variant.
-void layer_norm(const NormParams& p, ThreadPool& pool);
-void rms_norm(const NormParams& p, ThreadPool& pool);
+void layer_norm(const NormParams& p, const ExecContext& ctx);
+void rms_norm(const NormParams& p, const ExecContext& ctx);
 
 }  // namespace qvl::ops

@@ -16,9 +16,14 @@ Isa max_isa_from_env() {
 }
 }  // namespace
 
-bool OpFamilyBase::allowed(Isa isa) {
+bool OpFamilyBase::allowed(Device d, Isa isa) {
   static const Isa cap = max_isa_from_env();
-  return isa_available(isa) && isa <= cap;
+  switch (d) {
+    case Device::Host: return isa_available(isa) && isa <= cap;
+    // A device backend checks its own capabilities when it registers; the host ISA cap is not its.
+    case Device::Cuda: return device_available(d);
+  }
+  return false;
 }
 
 }  // namespace qvl::ops

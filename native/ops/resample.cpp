@@ -1,15 +1,16 @@
 #include "ops/resample.h"
 
+#include "ops/backends.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
 
 #include "core/error.h"
+#include "ops/backends.h"
 
 namespace qvl::cpu {
-void resample_ref(const ops::ResampleParams& p, ThreadPool& pool);
-void resample_generic(const ops::ResampleParams& p, ThreadPool& pool);
 void patchify_ref(const ops::PatchifyParams& p, ThreadPool& pool);
 }  // namespace qvl::cpu
 
@@ -29,10 +30,7 @@ void patchify_ref(const ops::PatchifyParams& p, ThreadPool& pool);
 namespace qvl::ops {
 
 const OpFamily<ResampleFn>& resample_family() {
-  static const OpFamily<ResampleFn> family("resample_bicubic", {
-                                                                   {"reference", Isa::Reference, cpu::resample_ref},
-                                                                   {"generic", Isa::Generic, cpu::resample_generic},
-                                                               });
+  static const OpFamily<ResampleFn> family("resample_bicubic", QVL_BACKEND_VARIANTS(resample));
   return family;
 }
 
@@ -130,9 +128,10 @@ void check_resample(const ResampleParams& p) {
   QVL_CHECK(p.src != nullptr && p.dst != nullptr, Input, what + ": null buffer");
 }
 
-void resample_bicubic(const ResampleParams& p, ThreadPool& pool) {
+void resample_bicubic(const ResampleParams& p, const ExecContext& ctx) {
+  OpTimer timer(ctx, "resample_bicubic");
   check_resample(p);
-  resample_family().best().fn(p, pool);
+  resample_family().best(ctx.device()).fn(p, ctx);
 }
 
 PatchGrid patch_grid(int64_t frames_n, int64_t width, int64_t height, int patch, int merge, int temporal) {
@@ -153,7 +152,8 @@ PatchGrid patch_grid(int64_t frames_n, int64_t width, int64_t height, int patch,
   return g;
 }
 
-void patchify(const PatchifyParams& p, ThreadPool& pool) {
+void patchify(const PatchifyParams& p, const ExecContext& ctx) {
+  OpTimer timer(ctx, "patchify");
   const PatchGrid g = patch_grid(p.frames_n, p.width, p.height, p.patch, p.merge, p.temporal);
   const int64_t row = int64_t{3} * p.temporal * p.patch * p.patch;
   QVL_CHECK(g.rows() <= std::numeric_limits<int64_t>::max() / row / 8, Input, "patchify: output too large");
@@ -173,7 +173,7 @@ void patchify(const PatchifyParams& p, ThreadPool& pool) {
                 "patchify: mean/std of channel " + std::to_string(c) + " must be finite, std nonzero");
     }
   }
-  cpu::patchify_ref(p, pool);
+  cpu::patchify_ref(p, ctx.pool());
 }
 
 }  // namespace qvl::ops

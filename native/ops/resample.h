@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/exec_context.h"
 #include "core/threadpool.h"
 #include "ops/registry.h"
 
@@ -42,7 +43,7 @@ struct ResampleParams {
   ResampleRounding rounding = ResampleRounding::Pillow;
 };
 
-using ResampleFn = void (*)(const ResampleParams&, ThreadPool&);
+using ResampleFn = void (*)(const ResampleParams&, const ExecContext&);
 
 const OpFamily<ResampleFn>& resample_family();
 
@@ -50,7 +51,7 @@ const OpFamily<ResampleFn>& resample_family();
 // pointers set, byte counts representable).
 void check_resample(const ResampleParams& p);
 // Validates and runs the best variant.
-void resample_bicubic(const ResampleParams& p, ThreadPool& pool);
+void resample_bicubic(const ResampleParams& p, const ExecContext& ctx);
 
 // How a uint8 sample becomes a float, in the two orders transformers uses:
 //   Slow (numpy): x' = float32(float64(x) * rescale); then (x' - mean32) / std32.
@@ -85,6 +86,6 @@ PatchGrid patch_grid(int64_t frames_n, int64_t width, int64_t height, int patch,
 
 // Writes the flattened patches: rows ordered (t, h-block, w-block, merge_row, merge_col), each
 // row (channel, t, py, px). Validates every size and the output length (E_INPUT).
-void patchify(const PatchifyParams& p, ThreadPool& pool);
+void patchify(const PatchifyParams& p, const ExecContext& ctx);
 
 }  // namespace qvl::ops

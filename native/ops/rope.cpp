@@ -1,22 +1,15 @@
 #include "ops/rope.h"
 
+#include "ops/backends.h"
+#include "ops/backends.h"
+
 #include <limits>
 #include <string>
-
-namespace qvl::cpu {
-void rope_ref(const ops::RopeParams& p, ThreadPool& pool);
-void rope_avx2(const ops::RopeParams& p, ThreadPool& pool);
-void rope_avx512(const ops::RopeParams& p, ThreadPool& pool);
-}  // namespace qvl::cpu
 
 namespace qvl::ops {
 
 const OpFamily<RopeFn>& rope_family() {
-  static const OpFamily<RopeFn> family("rope", {
-      {"reference", Isa::Reference, &cpu::rope_ref},
-      {"avx2", Isa::Avx2, &cpu::rope_avx2},
-      {"avx512", Isa::Avx512, &cpu::rope_avx512},
-  });
+  static const OpFamily<RopeFn> family("rope", QVL_BACKEND_VARIANTS(rope));
   return family;
 }
 
@@ -35,9 +28,10 @@ void check_rope(const RopeParams& p) {
   if (p.T > 0) QVL_CHECK(p.x && p.cos && p.sin, Input, "rope: x, cos or sin is null");
 }
 
-void rope_apply(const RopeParams& p, ThreadPool& pool) {
+void rope_apply(const RopeParams& p, const ExecContext& ctx) {
+  OpTimer timer(ctx, "rope");
   check_rope(p);
-  rope_family().best().fn(p, pool);
+  rope_family().best(ctx.device()).fn(p, ctx);
 }
 
 }  // namespace qvl::ops

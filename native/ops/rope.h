@@ -8,6 +8,7 @@
 #pragma once
 #include <cstdint>
 
+#include "core/exec_context.h"
 #include "core/threadpool.h"
 #include "ops/registry.h"
 
@@ -43,6 +44,11 @@ void rope_table_mrope(const int64_t* positions, int64_t T, const int64_t section
 void rope_table_mrope_interleaved(const int64_t* positions, int64_t T, const int64_t sections[3], const RopeFreqs& f,
                                   float* cos, float* sin);
 
+// The axis (0 = t, 1 = h, 2 = w) each of the half = R/2 frequencies takes its position from:
+// rope_table_mrope's split when interleaved is false, rope_table_mrope_interleaved's otherwise.
+// Throws E_INPUT unless the sections are >= 0 and sum to half.
+void rope_mrope_axes(const int64_t sections[3], int64_t half, bool interleaved, uint8_t* axis);
+
 // Vision tower 2-D RoPE (Qwen2-VL, Qwen2.5-VL, Qwen3-VL VisionRotaryEmbedding(head_dim/2)), applied
 // with R = head_dim = f.rotary_dim (a multiple of 4). With q = R/4 and inv[j] = theta^(-4j/R), j < q:
 // row t is [hpos[t]·inv[0..q), wpos[t]·inv[0..q)], i.e. half = R/2 entries.
@@ -57,13 +63,13 @@ struct RopeParams {
   const float* sin = nullptr;  // [T, R/2]
 };
 
-using RopeFn = void (*)(const RopeParams&, ThreadPool&);
+using RopeFn = void (*)(const RopeParams&, const ExecContext&);
 
 const OpFamily<RopeFn>& rope_family();
 
 // Throws E_INPUT unless p describes a consistent problem (the kernels assume it does).
 void check_rope(const RopeParams& p);
 // Validates (E_INPUT) and runs the best variant.
-void rope_apply(const RopeParams& p, ThreadPool& pool);
+void rope_apply(const RopeParams& p, const ExecContext& ctx);
 
 }  // namespace qvl::ops

@@ -1,23 +1,16 @@
 #include "ops/sampling.h"
 
+#include "ops/backends.h"
+#include "ops/backends.h"
+
 #include <cmath>
 #include <limits>
 #include <string>
 
-namespace qvl::cpu {
-int32_t sampling_ref(const ops::SampleArgs& a, ops::SamplingRng& rng);
-int32_t sampling_generic(const ops::SampleArgs& a, ops::SamplingRng& rng);
-int32_t sampling_avx512(const ops::SampleArgs& a, ops::SamplingRng& rng);
-}  // namespace qvl::cpu
-
 namespace qvl::ops {
 
 const OpFamily<SampleFn>& sampling_family() {
-  static const OpFamily<SampleFn> family("sampling", {
-      {"reference", Isa::Reference, &cpu::sampling_ref},
-      {"generic", Isa::Generic, &cpu::sampling_generic},
-      {"avx512", Isa::Avx512, &cpu::sampling_avx512},
-  });
+  static const OpFamily<SampleFn> family("sampling", QVL_BACKEND_VARIANTS(sampling));
   return family;
 }
 

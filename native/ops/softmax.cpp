@@ -1,25 +1,16 @@
 #include "ops/softmax.h"
 
+#include "ops/backends.h"
+
 #include <string>
 
 #include "ops/rows_check.h"
-
-namespace qvl::cpu {
-void softmax_ref(const ops::SoftmaxParams& p, ThreadPool& pool);
-void softmax_generic(const ops::SoftmaxParams& p, ThreadPool& pool);
-void softmax_avx2(const ops::SoftmaxParams& p, ThreadPool& pool);
-void softmax_avx512(const ops::SoftmaxParams& p, ThreadPool& pool);
-}  // namespace qvl::cpu
+#include "ops/backends.h"
 
 namespace qvl::ops {
 
 const OpFamily<SoftmaxFn>& softmax_family() {
-  static const OpFamily<SoftmaxFn> family("softmax", {
-      {"reference", Isa::Reference, &cpu::softmax_ref},
-      {"generic", Isa::Generic, &cpu::softmax_generic},
-      {"avx2", Isa::Avx2, &cpu::softmax_avx2},
-      {"avx512", Isa::Avx512, &cpu::softmax_avx512},
-  });
+  static const OpFamily<SoftmaxFn> family("softmax", QVL_BACKEND_VARIANTS(softmax));
   return family;
 }
 
@@ -30,9 +21,10 @@ void check_softmax(const SoftmaxParams& p) {
             "softmax: in place needs ldo == ldx (got " + std::to_string(p.ldo) + " and " + std::to_string(p.ldx) + ")");
 }
 
-void softmax(const SoftmaxParams& p, ThreadPool& pool) {
+void softmax(const SoftmaxParams& p, const ExecContext& ctx) {
+  OpTimer timer(ctx, "softmax");
   check_softmax(p);
-  softmax_family().best().fn(p, pool);
+  softmax_family().best(ctx.device()).fn(p, ctx);
 }
 
 }  // namespace qvl::ops

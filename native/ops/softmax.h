@@ -8,6 +8,7 @@
 #pragma once
 #include <cstdint>
 
+#include "core/exec_context.h"
 #include "core/threadpool.h"
 #include "ops/registry.h"
 
@@ -21,13 +22,13 @@ struct SoftmaxParams {
   int64_t ldo = 0;
 };
 
-using SoftmaxFn = void (*)(const SoftmaxParams&, ThreadPool&);
+using SoftmaxFn = void (*)(const SoftmaxParams&, const ExecContext&);
 
 const OpFamily<SoftmaxFn>& softmax_family();
 
 // Throws E_INPUT unless p describes a consistent problem (the kernels assume it does).
 void check_softmax(const SoftmaxParams& p);
 // Validates (E_INPUT) and runs the best variant.
-void softmax(const SoftmaxParams& p, ThreadPool& pool);
+void softmax(const SoftmaxParams& p, const ExecContext& ctx);
 
 }  // namespace qvl::ops

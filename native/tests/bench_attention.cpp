@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "core/exec_context.h"
 #include "core/error.h"
 #include "core/storage.h"
 #include "core/threadpool.h"
@@ -52,11 +53,11 @@ double attention_seconds(const AttentionCase& c) {
   ops::check_attention(p);
 
   const std::shared_ptr<ThreadPool> pool = default_pool();
-  variant.fn(p, *pool);  // warm-up: thread start, scratch buffers, page faults
+  variant.fn(p, ExecContext(*pool));  // warm-up: thread start, scratch buffers, page faults
   double best = 1e30;
   for (int i = 0; i < c.iters; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
-    variant.fn(p, *pool);
+    variant.fn(p, ExecContext(*pool));
     const auto t1 = std::chrono::steady_clock::now();
     best = std::min(best, std::chrono::duration<double>(t1 - t0).count());
   }

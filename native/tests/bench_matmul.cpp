@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/exec_context.h"
 #include "core/error.h"
 #include "core/tensor.h"
 #include "core/threadpool.h"
@@ -82,12 +83,12 @@ double matmul_seconds(const MatmulCase& c) {
   ops::check_matmul(p);
 
   const std::shared_ptr<ThreadPool> pool = default_pool();
-  variant.fn(p, *pool);  // warm-up: thread start, panel buffers, page faults
+  variant.fn(p, ExecContext(*pool));  // warm-up: thread start, panel buffers, page faults
   double best = 1e30;
   for (int i = 0; i < c.iters; ++i) {
     p.w.data = ws[(i + 1) % copies].raw();
     const auto t0 = std::chrono::steady_clock::now();
-    variant.fn(p, *pool);
+    variant.fn(p, ExecContext(*pool));
     const auto t1 = std::chrono::steady_clock::now();
     best = std::min(best, std::chrono::duration<double>(t1 - t0).count());
   }

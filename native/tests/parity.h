@@ -16,7 +16,7 @@ struct Result {
   std::string op;        // op family, e.g. "matmul"
   std::string variant;   // kernel variant, e.g. "avx512"
   std::string shape;     // the case, e.g. "M=7 K=33 N=65 w=bf16 bias"
-  std::string device = "cpu";  // where the variant ran (the ISA's device: cuda variants report "cuda")
+  std::string device;    // where the variant ran (device_name of its registered device: "cpu", "cuda")
   std::string format;    // the weight format of the case, for ops that read weights (matmul, moe); else empty
   double max_abs_err = 0;
   double max_rel_err = 0;  // max over elements of |out-ref| / max(|ref|, floor)

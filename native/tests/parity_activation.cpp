@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/exec_context.h"
 #include "core/error.h"
 #include "core/threadpool.h"
 #include "ops/activation.h"
@@ -240,17 +241,18 @@ std::vector<Result> parity_activation(uint64_t seed) {
       p.kind = c.kind, p.rows = c.rows, p.dim = c.dim;
       p.x = xs.data(), p.ldx = c.dim, p.out = want.data(), p.ldo = c.dim;
       if (c.kind == ActKind::SwiGlu) p.up = ups.data(), p.ldu = c.dim;
-      if (n) family.reference().fn(p, *dflt);
+      if (n) family.reference().fn(p, ExecContext(*dflt));
     }
     for (const auto& v : family.runnable()) {
       ThreadPool& pool = (index++ % 2) ? three : *dflt;
       std::unique_ptr<Problem> pr = make_problem(c, xs, ups);
       Result r;
       r.op = "activation", r.variant = v.name;
+      r.device = device_name(v.device);
       r.shape = describe(c) + " threads=" + std::to_string(pool.size());
       try {
         ops::check_activation(pr->p);
-        v.fn(pr->p, pool);
+        v.fn(pr->p, ExecContext(pool));
         const std::vector<float> got = compact_out(pr->p);
         compare(got.data(), want.data(), n, kTol, kFloor, &r);
         const bool pad_ok = padding_intact(c, pr->p, ups);

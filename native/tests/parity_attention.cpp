@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "core/exec_context.h"
 #include "core/cancel.h"
 #include "core/error.h"
 #include "core/threadpool.h"
@@ -96,17 +97,18 @@ void run_case(const Case& c, uint64_t seed, ThreadPool& pool, std::vector<Result
   AttentionParams pr = p;
   pr.out = ref.data();
   ops::check_attention(pr);
-  family.reference().fn(pr, pool);
+  family.reference().fn(pr, ExecContext(pool));
 
   for (const auto& v : family.runnable()) {
     if (v.isa == Isa::Reference) continue;
     Guarded<float> got(n_out, kUntouched);
     AttentionParams pv = p;
     pv.out = got.data();
-    v.fn(pv, pool);
+    v.fn(pv, ExecContext(pool));
     Result r;
     r.op = "attention";
     r.variant = v.name;
+    r.device = device_name(v.device);
     r.shape = describe(c) + " threads=" + std::to_string(pool.size());
     compare(got.data(), ref.data(), n_out, tolerance(c), tolerance_floor(c), &r);
     r.guards_ok = got.intact() && ref.intact();
@@ -309,19 +311,20 @@ void check_cancel(ThreadPool& pool, std::vector<Result>* out) {
   Guarded<float> sink(static_cast<size_t>(T * Hq * D), kUntouched);
   p.out = sink.data();
   p.cancel = &aborted;
-  out->push_back(expect_rejected("attention", "aborted token: E_ABORTED", [&] { ops::attention(p, pool); }, ErrorCode::Aborted));
+  out->push_back(expect_rejected("attention", "aborted token: E_ABORTED", [&] { ops::attention(p, ExecContext(pool)); }, ErrorCode::Aborted));
   p.cancel = &disposed;
-  out->push_back(expect_rejected("attention", "disposed token: E_DISPOSED", [&] { ops::attention(p, pool); }, ErrorCode::Disposed));
+  out->push_back(expect_rejected("attention", "disposed token: E_DISPOSED", [&] { ops::attention(p, ExecContext(pool)); }, ErrorCode::Disposed));
   for (const auto& var : ops::attention_family().runnable()) {
     if (var.isa == Isa::Reference) continue;
     Guarded<float> got(static_cast<size_t>(T * Hq * D), kUntouched);
     AttentionParams pv = p;
     pv.out = got.data();
     pv.cancel = &aborted;
-    var.fn(pv, pool);
+    var.fn(pv, ExecContext(pool));
     Result r;
     r.op = "attention";
     r.variant = var.name;
+    r.device = device_name(var.device);
     r.shape = "cancelled before the first work item threads=" + std::to_string(pool.size());
     r.passed = true;
     for (size_t i = 0; i < got.size(); ++i) {

@@ -18,6 +18,11 @@ std::vector<Result> parity_resample(uint64_t seed);
 std::vector<Result> parity_vision_pos_embed(uint64_t seed);
 std::vector<Result> parity_finite(uint64_t seed);
 std::vector<Result> parity_convert(uint64_t seed);
+std::vector<Result> parity_rows(uint64_t seed);
+std::vector<Result> parity_rope_gather(uint64_t seed);
+std::vector<Result> parity_arena(uint64_t seed);
+std::vector<Result> parity_registry(uint64_t seed);
+std::vector<Result> parity_profiler(uint64_t seed);
 
 const std::vector<Entry>& suites() {
   static const std::vector<Entry> all = {
@@ -36,6 +41,11 @@ const std::vector<Entry>& suites() {
       {"vision_pos_embed", parity_vision_pos_embed},
       {"finite", parity_finite},
       {"convert", parity_convert},
+      {"rows", parity_rows},
+      {"rope_gather", parity_rope_gather},
+      {"arena", parity_arena},
+      {"registry", parity_registry},
+      {"profiler", parity_profiler},
   };
   return all;
 }

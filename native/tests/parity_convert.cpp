@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "core/exec_context.h"
 #include "core/dtype.h"
 #include "core/threadpool.h"
 #include "ops/convert.h"
@@ -47,14 +48,15 @@ std::vector<Result> parity_convert(uint64_t seed) {
       ops::ConvertParams p;
       p.src = src.data(), p.src_dtype = from, p.dst_dtype = to, p.n = n;
       p.dst = want.data();
-      family.reference().fn(p, one);
+      family.reference().fn(p, ExecContext(one));
       for (const auto& v : family.runnable()) {
         for (ThreadPool* pool : {&one, &three}) {
           std::vector<unsigned char> got(want.size() + 8, 0xa5);
           p.dst = got.data();
-          v.fn(p, *pool);
+          v.fn(p, ExecContext(*pool));
           Result r;
           r.op = "convert", r.variant = v.name;
+          r.device = device_name(v.device);
           r.shape = std::string(dtype_name(from)) + "->" + dtype_name(to) + " n=" + std::to_string(n) +
                     " threads=" + std::to_string(pool->size());
           r.passed = std::memcmp(got.data(), want.data(), want.size()) == 0;

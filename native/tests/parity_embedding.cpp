@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/exec_context.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/threadpool.h"
@@ -107,7 +108,7 @@ Result expect_reject(const char* what, const EmbeddingParams& p, const std::stri
   Result r;
   r.op = "embedding", r.variant = "check", r.shape = what;
   try {
-    ops::embedding(p, *default_pool());
+    ops::embedding(p, ExecContext(*default_pool()));
     r.passed = false, r.note = "accepted";
   } catch (const Error& e) {
     r.passed = e.code() == ErrorCode::Input && std::string(e.what()).find(must_mention) != std::string::npos;
@@ -183,7 +184,7 @@ std::vector<Result> parity_embedding(uint64_t seed) {
     if (c.n) {
       EmbeddingParams p = base;
       p.out = want.data(), p.ldo = c.hidden;
-      family.reference().fn(p, *dflt);
+      family.reference().fn(p, ExecContext(*dflt));
     }
     for (const auto& v : family.runnable()) {
       ThreadPool& pool = (index++ % 2) ? three : *dflt;
@@ -192,9 +193,10 @@ std::vector<Result> parity_embedding(uint64_t seed) {
       p.out = out.data(), p.ldo = ldo;
       Result r;
       r.op = "embedding", r.variant = v.name, r.shape = describe(c) + " threads=" + std::to_string(pool.size());
+      r.device = device_name(v.device);
       try {
         ops::check_embedding(p);
-        v.fn(p, pool);
+        v.fn(p, ExecContext(pool));
         bool pad_ok = true;
         for (int64_t t = 0; t < c.n && r.passed; ++t) {
           for (int64_t i = 0; i < c.hidden; ++i) {

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/exec_context.h"
 #include "core/dtype.h"
 #include "core/threadpool.h"
 #include "ops/finite.h"
@@ -74,16 +75,17 @@ std::vector<Result> parity_finite(uint64_t seed) {
         for (size_t j = 0; j < plants[k].size(); ++j) d.set(plants[k][j], bad[(k + j) % 3]);
         ops::FiniteParams p;
         p.x = d.ptr(), p.dtype = t, p.n = n;
-        const int64_t want = family.reference().fn(p, one);
+        const int64_t want = family.reference().fn(p, ExecContext(one));
         int64_t expect = -1;
         for (int64_t at : plants[k]) expect = expect < 0 ? at : std::min(expect, at);
         for (const auto& v : family.runnable()) {
           for (ThreadPool* pool : {&one, &three}) {
             Result r;
             r.op = "finite", r.variant = v.name;
+            r.device = device_name(v.device);
             r.shape = std::string("n=") + std::to_string(n) + " " + dtype_name(t) + " planted=" +
                       std::to_string(plants[k].size()) + " threads=" + std::to_string(pool->size());
-            const int64_t got = v.fn(p, *pool);
+            const int64_t got = v.fn(p, ExecContext(*pool));
             r.passed = got == want && want == expect;
             if (!r.passed) r.note = "got " + std::to_string(got) + ", reference " + std::to_string(want) +
                                     ", planted " + std::to_string(expect);

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "core/exec_context.h"
 #include "core/cancel.h"
 #include "core/cpu.h"
 #include "core/error.h"
@@ -169,11 +170,13 @@ std::vector<Result> check_cases() {
     }
     if (accepted != std::size(kWeightFormats)) fail(ErrorCode::Native, "kWeightFormats lists a code the table refuses");
   }));
-  // Dispatch by (ISA, format): the variant matmul() runs for each format reads that format.
+  // Dispatch by (device, ISA, format): the host variant matmul() runs for each format reads that
+  // format and runs on the host.
   for (const WeightFormat f : kWeightFormats) {
     Result r = expect_accepted("matmul", std::string("dispatch: ") + weight_format_name(f) + " weights", [&] {
-      const auto& v = ops::matmul_variant(f);
+      const auto& v = ops::matmul_variant(Device::Host, f);
       if (!v.reads(f)) fail(ErrorCode::Native, std::string(v.name) + " was chosen but does not read the format");
+      if (v.device != Device::Host) fail(ErrorCode::Native, std::string(v.name) + " was chosen for the host but runs elsewhere");
     });
     r.format = weight_format_name(f);
     out.push_back(std::move(r));
@@ -203,9 +206,9 @@ std::vector<Result> cancel_cases(ThreadPool& pool) {
   Guarded<float> sink(static_cast<size_t>(M * N));
   p.y = sink.data();
   p.cancel = &aborted;
-  out.push_back(expect_rejected("matmul", "aborted token: E_ABORTED", [&] { ops::matmul(p, pool); }, ErrorCode::Aborted));
+  out.push_back(expect_rejected("matmul", "aborted token: E_ABORTED", [&] { ops::matmul(p, ExecContext(pool)); }, ErrorCode::Aborted));
   p.cancel = &disposed;
-  out.push_back(expect_rejected("matmul", "disposed token: E_DISPOSED", [&] { ops::matmul(p, pool); }, ErrorCode::Disposed));
+  out.push_back(expect_rejected("matmul", "disposed token: E_DISPOSED", [&] { ops::matmul(p, ExecContext(pool)); }, ErrorCode::Disposed));
   const auto& family = ops::matmul_family();
   for (const auto& v : family.runnable()) {
     if (v.fn == family.reference().fn) continue;
@@ -214,11 +217,11 @@ std::vector<Result> cancel_cases(ThreadPool& pool) {
     MatmulParams pv = p;
     pv.y = y.data();
     pv.cancel = &aborted;
-    v.fn(pv, pool);
+    v.fn(pv, ExecContext(pool));
     Result r;
     r.op = "matmul";
     r.variant = v.name;
-    r.device = isa_device(v.isa);
+    r.device = device_name(v.device);
     r.format = weight_format_name(p.w.format);
     r.shape = "M=96 cancelled before the first block threads=" + std::to_string(pool.size());
     for (size_t i = 0; i < y.size() && r.passed; ++i) {
@@ -256,7 +259,7 @@ std::vector<Result> parity_matmul(uint64_t seed) {
       fill_unwritten(ref);
       p.y = extent ? ref.data() : nullptr;
       ops::check_matmul(p);
-      family.reference().fn(p, *dflt);
+      family.reference().fn(p, ExecContext(*dflt));
       const std::vector<float> want = compact(p, ref);
       const double floor = std::sqrt(static_cast<double>(s.K > 0 ? s.K : 1));
       for (const auto& v : family.runnable()) {
@@ -268,11 +271,11 @@ std::vector<Result> parity_matmul(uint64_t seed) {
         Result r;
         r.op = "matmul";
         r.variant = v.name;
-        r.device = isa_device(v.isa);
+        r.device = device_name(v.device);
         r.format = weight_format_name(f);
         r.shape = pr.desc + " threads=" + std::to_string(pool.size());
         try {
-          v.fn(p, pool);
+          v.fn(p, ExecContext(pool));
           const std::vector<float> got = compact(p, y);
           compare(got.data(), want.data(), got.size(), 2e-5, floor, &r);
           r.guards_ok = y.intact() && padding_intact(p, y);

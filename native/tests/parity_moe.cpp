@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/exec_context.h"
 #include "core/cpu.h"
 #include "core/dtype.h"
 #include "core/weight_format.h"
@@ -128,13 +129,13 @@ Result check_validation() {
       {"+inf logit", [&](ops::MoeParams&) { lg[5] = INFINITY; }},
       {"all -inf row", [&](ops::MoeParams&) { for (int i = 4; i < 8; ++i) lg[i] = -INFINITY; }},
   };
-  bool ok = !throws_input([&] { auto p = base(); ops::moe(p, pool); });
+  bool ok = !throws_input([&] { auto p = base(); ops::moe(p, ExecContext(pool)); });
   if (!ok) r.note = "a valid problem was rejected";
   for (auto& [name, mutate] : bad) {
     std::fill(lg.begin(), lg.end(), 0.5f);
     auto p = base();
     mutate(p);
-    if (!throws_input([&] { ops::moe(p, pool); })) {
+    if (!throws_input([&] { ops::moe(p, ExecContext(pool)); })) {
       ok = false;
       r.note += std::string(r.note.empty() ? "" : "; ") + "not rejected: " + name;
     }
@@ -261,7 +262,7 @@ std::vector<Result> parity_moe(uint64_t seed) {
       ops::MoeParams q = p;
       q.out = ref_out.data(), q.topk_ids = ref_ids.data(), q.topk_weights = ref_w.data();
       ops::check_moe(q);
-      ops::moe_family().reference().fn(q, *pool);
+      ops::moe_family().reference().fn(q, ExecContext(*pool));
     }
     {
       Result r;
@@ -286,7 +287,7 @@ std::vector<Result> parity_moe(uint64_t seed) {
       Result r;
       r.op = "moe";
       r.variant = v.name;
-      r.device = isa_device(v.isa);
+      r.device = device_name(v.device);
       r.format = weight_format_name(wf);
       r.shape = describe(c);
       Guarded<float> out(out_n, kSentinel), wts(nk, -1.0f);
@@ -295,7 +296,7 @@ std::vector<Result> parity_moe(uint64_t seed) {
       q.out = out.data(), q.topk_ids = ids.data(), q.topk_weights = wts.data();
       ops::check_moe(q);
       try {
-        v.fn(q, *pool);
+        v.fn(q, ExecContext(*pool));
       } catch (const std::exception& e) {
         r.passed = false;
         r.note = std::string("threw ") + e.what();

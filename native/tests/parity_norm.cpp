@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "core/exec_context.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/threadpool.h"
@@ -203,7 +204,7 @@ std::vector<Result> run_suite(bool rms, uint64_t seed) {
     if (c.rows) {
       NormParams p = base;
       p.x = xs.data(), p.ldx = c.dim, p.out = want.data(), p.ldo = c.dim;
-      family.reference().fn(p, *dflt);
+      family.reference().fn(p, ExecContext(*dflt));
     }
     for (const auto& v : family.runnable()) {
       ThreadPool& pool = (index++ % 2) ? three : *dflt;
@@ -219,11 +220,12 @@ std::vector<Result> run_suite(bool rms, uint64_t seed) {
       p.out = c.in_place ? xbuf.data() : obuf.data(), p.ldo = ldo;
       Result r;
       r.op = rms ? "rms_norm" : "layer_norm", r.variant = v.name;
+      r.device = device_name(v.device);
       r.shape = describe(c) + " threads=" + std::to_string(pool.size());
       try {
         if (rms) ops::check_rms_norm(p);
         else ops::check_layer_norm(p);
-        v.fn(p, pool);
+        v.fn(p, ExecContext(pool));
         std::vector<float> got(xs.size());
         bool pad_ok = true;
         for (int64_t row = 0; row < c.rows; ++row) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/exec_context.h"
 #include "core/error.h"
 #include "core/threadpool.h"
 #include "ops/resample.h"
@@ -75,7 +76,7 @@ Result constant_case(ResampleRounding rounding, Rng& rng) {
     ResampleParams p;
     p.src = src.data(), p.src_w = sw, p.src_h = sh, p.dst = dst.data(), p.dst_w = dw, p.dst_h = dh;
     p.rounding = rounding;
-    ops::resample_family().reference().fn(p, *default_pool());
+    ops::resample_family().reference().fn(p, ExecContext(*default_pool()));
     for (uint8_t b : dst) {
       if (b != v) {
         r.passed = false;
@@ -109,16 +110,17 @@ std::vector<Result> parity_resample(uint64_t seed) {
       Guarded<uint8_t> ref(n, 0xCD);
       p.dst = ref.data();
       ops::check_resample(p);
-      family.reference().fn(p, *dflt);
+      family.reference().fn(p, ExecContext(*dflt));
       for (const auto& v : family.runnable()) {
         if (v.fn == family.reference().fn) continue;
         Guarded<uint8_t> out(n, 0xCD);
         ResampleParams q = p;
         q.dst = out.data();
-        v.fn(q, index % 2 ? three : *dflt);
+        v.fn(q, ExecContext(index % 2 ? three : *dflt));
         Result r;
         r.op = "resample_bicubic";
         r.variant = v.name;
+        r.device = device_name(v.device);
         r.shape = describe(c, rounding);
         compare_exact(out.data(), ref.data(), n, &r);
         r.guards_ok = out.intact() && ref.intact();

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/exec_context.h"
 #include "core/error.h"
 #include "core/threadpool.h"
 #include "ops/rope.h"
@@ -45,7 +46,7 @@ void apply_case(int64_t T, int64_t H, int64_t D, int64_t R, int64_t pad, uint64_
   RopeParams pr = p;
   pr.x = ref.data();
   ops::check_rope(pr);
-  family.reference().fn(pr, pool);
+  family.reference().fn(pr, ExecContext(pool));
 
   const std::string shape = "T=" + std::to_string(T) + " H=" + std::to_string(H) + " D=" + std::to_string(D) +
                             " R=" + std::to_string(R) + (pad ? " ld+" + std::to_string(pad) : "");
@@ -55,10 +56,11 @@ void apply_case(int64_t T, int64_t H, int64_t D, int64_t R, int64_t pad, uint64_
     std::copy(x0.begin(), x0.end(), got.data());
     RopeParams pv = p;
     pv.x = got.data();
-    v.fn(pv, pool);
+    v.fn(pv, ExecContext(pool));
     Result r;
     r.op = "rope";
     r.variant = v.name;
+    r.device = device_name(v.device);
     r.shape = shape;
     compare(got.data(), ref.data(), x0.size(), 1e-6, 1.0, &r);
     r.guards_ok = got.intact() && ref.intact();

@@ -94,6 +94,7 @@ Result semantics(const ops::Variant<ops::SampleFn>& v) {
   Result r;
   r.op = "sampling";
   r.variant = v.name;
+  r.device = device_name(v.device);
   r.shape = "hand-checked semantics";
   auto bad = [&](const std::string& what) {
     if (r.passed) r.note = what;
@@ -241,6 +242,7 @@ std::vector<Result> parity_sampling(uint64_t seed) {
       Result r;
       r.op = "sampling";
       r.variant = v.name;
+      r.device = device_name(v.device);
       r.shape = "V=" + std::to_string(rc.V) + " " + kind_name(rc.kind) + ", " + std::to_string(params.size()) +
                 " param sets x " + std::to_string(rc.draws) + " draws";
       r.tolerance = 0;

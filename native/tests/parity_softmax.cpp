@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/exec_context.h"
 #include "core/error.h"
 #include "core/threadpool.h"
 #include "ops/softmax.h"
@@ -152,7 +153,7 @@ std::vector<Result> parity_softmax(uint64_t seed) {
     if (c.rows) {
       SoftmaxParams p;
       p.rows = c.rows, p.dim = c.dim, p.x = xs.data(), p.ldx = c.dim, p.out = want.data(), p.ldo = c.dim;
-      family.reference().fn(p, *dflt);
+      family.reference().fn(p, ExecContext(*dflt));
     }
     for (const auto& v : family.runnable()) {
       ThreadPool& pool = (index++ % 2) ? three : *dflt;
@@ -168,9 +169,10 @@ std::vector<Result> parity_softmax(uint64_t seed) {
       p.out = c.in_place ? xbuf.data() : obuf.data(), p.ldo = ldo;
       Result r;
       r.op = "softmax", r.variant = v.name, r.shape = describe(c) + " threads=" + std::to_string(pool.size());
+      r.device = device_name(v.device);
       try {
         ops::check_softmax(p);
-        v.fn(p, pool);
+        v.fn(p, ExecContext(pool));
         std::vector<float> got(xs.size());
         bool pad_ok = true;
         for (int64_t row = 0; row < c.rows; ++row) {

@@ -1,4 +1,4 @@
-// vision_pos_embed parity: interpolate_pos_embed against a plain transcription of transformers'
+// vision_pos_embed parity: every variant of the op against a plain transcription of transformers'
 // Qwen3VLVisionModel.fast_pos_embed_interpolate (corner index and weight lists over the h×w grid in
 // row-major order, gather, weight, sum, repeat over t, then the merge-block permutation as an
 // explicit 6-D index map), bit for bit. Also: torch.linspace's float32 values against an exact
@@ -11,12 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "core/exec_context.h"
 #include "core/dtype.h"
 #include "core/error.h"
-#include "core/storage.h"
-#include "core/tensor.h"
 #include "core/threadpool.h"
-#include "models/vision_pos_embed.h"
+#include "ops/vision_pos_embed.h"
 #include "tests/parity.h"
 
 namespace qvl::parity {
@@ -59,12 +58,24 @@ struct Table {
   int64_t n, hidden;
   std::vector<float> f;       // the values as float32 (exact upcast)
   std::vector<uint16_t> h;    // the stored halves for BF16/F16
-  Tensor tensor() {
-    void* p = dtype == DType::F32 ? static_cast<void*>(f.data()) : h.data();
-    const size_t bytes = static_cast<size_t>(n * hidden) * dtype_size(dtype);
-    return Tensor(dtype, {n, hidden}, std::make_shared<BorrowedStorage>(p, bytes));
-  }
+  const void* ptr() const { return dtype == DType::F32 ? static_cast<const void*>(f.data()) : h.data(); }
 };
+
+// The op's parameters for a contiguous table and output.
+ops::VisionPosEmbedParams params(const Table& t, const Grids& grids, int64_t merge, float* out) {
+  ops::VisionPosEmbedParams p;
+  p.table = t.ptr();
+  p.table_dtype = t.dtype;
+  p.table_rows = t.n;
+  p.hidden = t.hidden;
+  p.ldt = t.hidden;
+  p.grids = grids.empty() ? nullptr : grids.front().data();
+  p.n_grids = static_cast<int64_t>(grids.size());
+  p.merge = merge;
+  p.out = out;
+  p.ldo = t.hidden;
+  return p;
+}
 
 Table make_table(DType dt, int64_t n, int64_t hidden, Rng& rng) {
   Table t{dt, n, hidden, {}, {}};
@@ -162,15 +173,14 @@ std::vector<Case> cases() {
   };
 }
 
-Result expect_reject(const char* what, ErrorCode code, const Tensor& table, const Grids& grids, int64_t merge,
-                     float* out, Guarded<float>* buf) {
+Result expect_reject(const char* what, const ops::VisionPosEmbedParams& p, Guarded<float>* buf) {
   Result r;
   r.op = "vision_pos_embed", r.variant = "check", r.shape = what;
   try {
-    models::interpolate_pos_embed(table, grids, merge, out, *default_pool());
+    ops::vision_pos_embed(p, ExecContext(*default_pool()));
     r.passed = false, r.note = "accepted";
   } catch (const Error& e) {
-    r.passed = e.code() == code;
+    r.passed = e.code() == ErrorCode::Input;
     if (!r.passed) r.note = std::string("wrong code: ") + e.what();
   }
   bool untouched = buf->intact();
@@ -184,27 +194,39 @@ std::vector<Result> check_cases(Rng& rng) {
   std::vector<Result> res;
   Table sq = make_table(DType::F32, 16, 4, rng);
   Table odd = make_table(DType::F32, 15, 4, rng);
-  std::vector<int32_t> ints(16 * 4, 0);
-  const Tensor ti(DType::I32, {16, 4}, std::make_shared<BorrowedStorage>(ints.data(), ints.size() * 4));
-  const Tensor t1(DType::F32, {64}, std::make_shared<BorrowedStorage>(sq.f.data(), sq.f.size() * 4));
   Guarded<float> buf(4 * 4 * 4, unwritten());
   const Grids ok = {{1, 2, 2}};
-  res.push_back(expect_reject("N=15 not square", ErrorCode::ModelFormat, odd.tensor(), ok, 2, buf.data(), &buf));
-  res.push_back(expect_reject("I32 table", ErrorCode::ModelFormat, ti, ok, 2, buf.data(), &buf));
-  res.push_back(expect_reject("1-D table", ErrorCode::ModelFormat, t1, ok, 2, buf.data(), &buf));
-  res.push_back(expect_reject("h=3 not a multiple of merge 2", ErrorCode::Input, sq.tensor(), {{1, 2, 2}, {1, 3, 2}}, 2,
-                              buf.data(), &buf));
-  res.push_back(expect_reject("t=0", ErrorCode::Input, sq.tensor(), {{0, 2, 2}}, 2, buf.data(), &buf));
-  res.push_back(expect_reject("w=-2", ErrorCode::Input, sq.tensor(), {{1, 2, -2}}, 2, buf.data(), &buf));
-  res.push_back(expect_reject("merge=0", ErrorCode::Input, sq.tensor(), ok, 0, buf.data(), &buf));
-  res.push_back(expect_reject("null out", ErrorCode::Input, sq.tensor(), ok, 2, nullptr, &buf));
-  res.push_back(expect_reject("overflowing grid", ErrorCode::Input, sq.tensor(),
-                              {{int64_t{1} << 40, int64_t{1} << 20, int64_t{1} << 20}}, 2, buf.data(), &buf));
+  res.push_back(expect_reject("N=15 not square", params(odd, ok, 2, buf.data()), &buf));
+  ops::VisionPosEmbedParams p = params(sq, ok, 2, buf.data());
+  p.table_dtype = DType::I32;
+  res.push_back(expect_reject("I32 table", p, &buf));
+  p = params(sq, ok, 2, buf.data()), p.ldt = 3;
+  res.push_back(expect_reject("ldt < hidden", p, &buf));
+  p = params(sq, ok, 2, buf.data()), p.ldo = 3;
+  res.push_back(expect_reject("ldo < hidden", p, &buf));
+  p = params(sq, ok, 2, buf.data()), p.table = nullptr;
+  res.push_back(expect_reject("null table", p, &buf));
+  p = params(sq, ok, 2, buf.data()), p.table_rows = 0;
+  res.push_back(expect_reject("empty table", p, &buf));
+  const Grids h3 = {{1, 2, 2}, {1, 3, 2}}, t0 = {{0, 2, 2}}, wneg = {{1, 2, -2}};
+  res.push_back(expect_reject("h=3 not a multiple of merge 2", params(sq, h3, 2, buf.data()), &buf));
+  res.push_back(expect_reject("t=0", params(sq, t0, 2, buf.data()), &buf));
+  res.push_back(expect_reject("w=-2", params(sq, wneg, 2, buf.data()), &buf));
+  res.push_back(expect_reject("merge=0", params(sq, ok, 0, buf.data()), &buf));
+  res.push_back(expect_reject("null out", params(sq, ok, 2, nullptr), &buf));
+  p = params(sq, ok, 2, buf.data()), p.grids = nullptr;
+  res.push_back(expect_reject("null grids", p, &buf));
+  const Grids huge = {{int64_t{1} << 40, int64_t{1} << 20, int64_t{1} << 20}};
+  res.push_back(expect_reject("overflowing grid", params(sq, huge, 2, buf.data()), &buf));
+  // out overlapping the table: a 4 x 4 output written over the table itself.
+  p = params(sq, ok, 2, sq.f.data());
+  res.push_back(expect_reject("out overlaps the table", p, &buf));
   Result r;
   r.op = "vision_pos_embed", r.variant = "check", r.shape = "no grids: nothing written";
   try {
-    models::interpolate_pos_embed(sq.tensor(), {}, 2, nullptr, *default_pool());
-    r.passed = models::pos_embed_rows({}, 2) == 0 && models::pos_embed_rows({{3, 4, 6}, {1, 2, 2}}, 2) == 76;
+    ops::vision_pos_embed(params(sq, {}, 2, nullptr), ExecContext(*default_pool()));
+    const Grids two = {{3, 4, 6}, {1, 2, 2}};
+    r.passed = ops::vision_pos_embed_rows(nullptr, 0, 2) == 0 && ops::vision_pos_embed_rows(two.front().data(), 2, 2) == 76;
   } catch (const Error& e) {
     r.passed = false, r.note = e.what();
   }
@@ -221,7 +243,7 @@ Result linspace_case() {
   for (float end : ends) {
     for (int64_t n = 1; n <= 700 && r.passed; ++n) {
       std::vector<float> got(static_cast<size_t>(n));
-      models::linspace_f32(0.0f, end, n, got.data());
+      ops::linspace_f32(0.0f, end, n, got.data());
       const float step = n > 1 ? static_cast<float>(static_cast<double>(end) / static_cast<double>(n - 1)) : 0.0f;
       for (int64_t i = 0; i < n; ++i) {
         float want;
@@ -250,7 +272,7 @@ Result identity_case(Rng& rng) {
   r.op = "vision_pos_embed", r.variant = "identity", r.shape = "side=48 hidden=32 grid=(2,48,48) merge=2";
   Table tab = make_table(DType::BF16, 48 * 48, 32, rng);
   std::vector<float> out(2 * 48 * 48 * 32);
-  models::interpolate_pos_embed(tab.tensor(), {{2, 48, 48}}, 2, out.data(), *default_pool());
+  ops::vision_pos_embed(params(tab, {{2, 48, 48}}, 2, out.data()), ExecContext(*default_pool()));
   size_t k = 0;
   for (int f = 0; f < 2; ++f)
     for (int a = 0; a < 24; ++a)
@@ -276,21 +298,39 @@ std::vector<Result> parity_vision_pos_embed(uint64_t seed) {
   for (const Case& c : cases()) {
     Table tab = make_table(c.dtype, c.side * c.side, c.hidden, rng);
     const std::vector<float> want = reference(tab, c.grids, c.merge);
-    ThreadPool& pool = *pools[index++ % 3];
-    Guarded<float> out(want.size(), unwritten());
-    Result r;
-    r.op = "vision_pos_embed", r.variant = "cpu", r.shape = describe(c) + " threads=" + std::to_string(pool.size());
-    try {
-      models::interpolate_pos_embed(tab.tensor(), c.grids, c.merge, out.data(), pool);
-      compare(out.data(), want.data(), want.size(), 0.0, 1e-30, &r);
-      for (size_t i = 0; i < want.size() && r.passed; ++i) {
-        if (std::memcmp(&want[i], &out[i], 4) != 0) r.passed = false, r.note = "bits differ at " + std::to_string(i);
+    for (const auto& v : ops::vision_pos_embed_family().runnable()) {
+      ThreadPool& pool = *pools[index++ % 3];
+      // Odd cases write with a padded row stride: the padding must stay unwritten.
+      const int64_t ldo = c.hidden + (index % 2 ? 3 : 0), rows = static_cast<int64_t>(want.size()) / c.hidden;
+      Guarded<float> out(static_cast<size_t>(rows * ldo), unwritten());
+      Result r;
+      r.op = "vision_pos_embed", r.variant = v.name;
+      r.device = device_name(v.device);
+      r.shape = describe(c) + (ldo > c.hidden ? " strided" : "") + " threads=" + std::to_string(pool.size());
+      r.tolerance = 0;
+      try {
+        ops::VisionPosEmbedParams p = params(tab, c.grids, c.merge, out.data());
+        p.ldo = ldo;
+        ops::check_vision_pos_embed(p);
+        v.fn(p, ExecContext(pool));
+        bool pad_ok = true;
+        for (int64_t row = 0; row < rows && r.passed; ++row) {
+          for (int64_t k = 0; k < c.hidden; ++k) {
+            if (std::memcmp(&want[static_cast<size_t>(row * c.hidden + k)], &out[static_cast<size_t>(row * ldo + k)], 4) != 0) {
+              r.passed = false, r.max_abs_err = 1;
+              r.note = "bits differ at row " + std::to_string(row) + " element " + std::to_string(k);
+              break;
+            }
+          }
+          for (int64_t k = c.hidden; row + 1 < rows && k < ldo; ++k) pad_ok = pad_ok && is_unwritten(out[static_cast<size_t>(row * ldo + k)]);
+        }
+        r.guards_ok = out.intact() && pad_ok;
+        if (!pad_ok) r.note = "wrote into the row padding of out";
+      } catch (const Error& e) {
+        r.passed = false, r.note = e.what();
       }
-      r.guards_ok = out.intact();
-    } catch (const Error& e) {
-      r.passed = false, r.note = e.what();
+      results.push_back(r);
     }
-    results.push_back(r);
   }
   results.push_back(linspace_case());
   results.push_back(identity_case(rng));

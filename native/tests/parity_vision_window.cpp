@@ -11,8 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "core/exec_context.h"
 #include "core/error.h"
+#include "core/threadpool.h"
 #include "models/vision_window.h"
+#include "ops/rows.h"
 #include "tests/parity.h"
 
 namespace qvl::parity {
@@ -177,6 +180,25 @@ Result known_case() {
   return r;
 }
 
+// The tower's moves, as it makes them: a rows-op Gather (dst[i] = src[order[i]]) or Scatter
+// (dst[order[i]] = src[i]) of groups of group_rows x cols floats.
+void permute_groups(const float* src, float* dst, int64_t groups, int64_t group_rows, int64_t cols,
+                    const std::vector<int64_t>& order, bool inverse) {
+  ops::RowsParams p;
+  p.kind = inverse ? ops::RowsKind::Scatter : ops::RowsKind::Gather;
+  p.n = groups;
+  p.cols = group_rows * cols;
+  p.dst = dst;
+  p.ldd = p.cols;
+  p.src = src;
+  p.lds = p.cols;
+  p.indexed_rows = groups;
+  p.idx = order.data();
+  p.idx_dtype = DType::I64;
+  if (static_cast<int64_t>(order.size()) != groups) fail(ErrorCode::Input, "order has the wrong length");
+  ops::rows(p, ExecContext(*default_pool()));
+}
+
 // The tower's data movement: rows gathered per group by window_index before the blocks
 // (x.reshape(seq/unit, unit, -1)[window_index]), and merger rows put back with
 // argsort(window_index); plus inverse(forward(x)) == x at patch granularity.
@@ -189,7 +211,7 @@ Result permute_case(const Grids& grids, int64_t window_size, int64_t cols, Rng& 
   for (auto& v : x) v = rng.normal();
 
   Guarded<float> fwd(static_cast<size_t>(n * cols)), back(static_cast<size_t>(n * cols));
-  models::permute_groups(x.data(), fwd.data(), groups, unit, cols, L.order, false);
+  permute_groups(x.data(), fwd.data(), groups, unit, cols, L.order, false);
   std::vector<float> want(x.size());
   for (int64_t i = 0; i < groups; ++i)
     for (int64_t u = 0; u < unit; ++u)
@@ -199,7 +221,7 @@ Result permute_case(const Grids& grids, int64_t window_size, int64_t cols, Rng& 
   compare_exact(fwd.data(), want.data(), want.size(), &r);
   if (!r.passed) r.note = "forward gather: " + r.note;
 
-  models::permute_groups(fwd.data(), back.data(), groups, unit, cols, L.order, true);
+  permute_groups(fwd.data(), back.data(), groups, unit, cols, L.order, true);
   if (r.passed) {
     compare_exact(back.data(), x.data(), x.size(), &r);
     if (!r.passed) r.note = "inverse(forward(x)) != x: " + r.note;
@@ -212,7 +234,7 @@ Result permute_case(const Grids& grids, int64_t window_size, int64_t cols, Rng& 
   std::vector<float> merged(static_cast<size_t>(groups * cols));
   for (auto& v : merged) v = rng.normal();
   Guarded<float> restored(merged.size());
-  models::permute_groups(merged.data(), restored.data(), groups, 1, cols, L.order, true);
+  permute_groups(merged.data(), restored.data(), groups, 1, cols, L.order, true);
   std::vector<float> want_m(merged.size());
   for (int64_t j = 0; j < groups; ++j)
     for (int64_t c = 0; c < cols; ++c)
@@ -262,11 +284,11 @@ std::vector<Result> check_cases() {
   out.push_back(rejects("patch 0", [] { models::window_layout({{1, 4, 4}}, 112, 0, 2); }));
   out.push_back(rejects("huge grid", [] { models::window_layout({{1 << 20, 1 << 20, 1 << 20}}, 112, 14, 2); }));
   float a[8] = {}, b[8] = {};
-  out.push_back(rejects("order too short", [&] { models::permute_groups(a, b, 2, 2, 2, {0}, false); }));
-  out.push_back(rejects("order repeats", [&] { models::permute_groups(a, b, 2, 2, 2, {1, 1}, false); }));
-  out.push_back(rejects("order out of range", [&] { models::permute_groups(a, b, 2, 2, 2, {0, 2}, true); }));
-  out.push_back(rejects("in place", [&] { models::permute_groups(a, a, 2, 2, 2, {1, 0}, false); }));
-  out.push_back(rejects("null src", [&] { models::permute_groups(nullptr, b, 2, 2, 2, {1, 0}, false); }));
+  out.push_back(rejects("order too short", [&] { permute_groups(a, b, 2, 2, 2, {0}, false); }));
+  out.push_back(rejects("scatter order repeats", [&] { permute_groups(a, b, 2, 2, 2, {1, 1}, true); }));
+  out.push_back(rejects("order out of range", [&] { permute_groups(a, b, 2, 2, 2, {0, 2}, true); }));
+  out.push_back(rejects("in place", [&] { permute_groups(a, a, 2, 2, 2, {1, 0}, false); }));
+  out.push_back(rejects("null src", [&] { permute_groups(nullptr, b, 2, 2, 2, {1, 0}, false); }));
   // Empty input is valid: nothing to lay out.
   Result e = make("layout", "no grids");
   const models::WindowLayout L = models::window_layout({}, 112, 14, 2);

@@ -20,10 +20,12 @@ describe('kernel parity: every variant against its reference', () => {
       // Every variant this CPU can run must have been exercised, on its device, and for ops that
       // read weights in every weight format it claims (the (device, ISA, format) axes).
       const tested = new Set(results.map((r) => r.variant));
+      const testedOnDevice = new Set(results.map((r) => `${r.device}/${r.variant}`));
       const testedPairs = new Set(results.map((r) => `${r.device}/${r.variant}/${r.format ?? ''}`));
       for (const v of native.info().ops[op]?.variants ?? []) {
         if (!v.available || v.name === 'reference') continue;
         expect(tested, `${op}/${v.name} untested`).toContain(v.name);
+        expect(testedOnDevice, `${op}/${v.name} not reported on its device ${v.device}`).toContain(`${v.device}/${v.name}`);
         for (const f of v.formats ?? []) {
           expect(testedPairs, `${op}/${v.name} untested on ${v.device} with ${f} weights`).toContain(
             `${v.device}/${v.name}/${f}`,

@@ -95,7 +95,8 @@ RowFn row_for(ops::ActKind kind) {
 
 }  // namespace
 
-void activation_avx2(const ops::ActivationParams& p, ThreadPool& pool) {
+void activation_avx2(const ops::ActivationParams& p, const ExecContext& ctx) {
+  ThreadPool& pool = ctx.pool();
   const RowFn fn = row_for(p.kind);
   const bool gated = p.kind == ops::ActKind::SwiGlu;
   parallel_elems(pool, p.rows, p.dim, kGrain, [&](int64_t r, int64_t c0, int64_t c1) {

@@ -41,7 +41,8 @@ void row(ops::ActKind kind, const float* x, const float* up, float* out, int64_t
 
 }  // namespace
 
-void activation_generic(const ops::ActivationParams& p, ThreadPool& pool) {
+void activation_generic(const ops::ActivationParams& p, const ExecContext& ctx) {
+  ThreadPool& pool = ctx.pool();
   const bool gated = p.kind == ops::ActKind::SwiGlu;
   parallel_elems(pool, p.rows, p.dim, kGrain, [&](int64_t r, int64_t c0, int64_t c1) {
     row(p.kind, p.x + r * p.ldx + c0, gated ? p.up + r * p.ldu + c0 : nullptr, p.out + r * p.ldo + c0, c1 - c0);

@@ -24,7 +24,7 @@ double act_ref(ops::ActKind kind, double x, double up) {
 
 }  // namespace
 
-void activation_ref(const ops::ActivationParams& p, ThreadPool& /*pool*/) {
+void activation_ref(const ops::ActivationParams& p, const ExecContext& /*ctx*/) {
   const bool gated = p.kind == ops::ActKind::SwiGlu;
   for (int64_t r = 0; r < p.rows; ++r) {
     const float* x = p.x + r * p.ldx;

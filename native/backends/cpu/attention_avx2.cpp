@@ -146,6 +146,6 @@ struct Avx2 {
 
 }  // namespace
 
-void attention_avx2(const ops::AttentionParams& p, ThreadPool& pool) { attn::run<Avx2>(p, pool); }
+void attention_avx2(const ops::AttentionParams& p, const ExecContext& ctx) { attn::run<Avx2>(p, ctx.pool()); }
 
 }  // namespace qvl::cpu

@@ -262,6 +262,6 @@ struct Avx512 {
 
 }  // namespace
 
-void attention_avx512(const ops::AttentionParams& p, ThreadPool& pool) { attn::run<Avx512>(p, pool); }
+void attention_avx512(const ops::AttentionParams& p, const ExecContext& ctx) { attn::run<Avx512>(p, ctx.pool()); }
 
 }  // namespace qvl::cpu

@@ -101,6 +101,6 @@ struct Generic {
 
 }  // namespace
 
-void attention_generic(const ops::AttentionParams& p, ThreadPool& pool) { attn::run<Generic>(p, pool); }
+void attention_generic(const ops::AttentionParams& p, const ExecContext& ctx) { attn::run<Generic>(p, ctx.pool()); }
 
 }  // namespace qvl::cpu

@@ -8,7 +8,7 @@
 
 namespace qvl::cpu {
 
-void attention_ref(const ops::AttentionParams& p, ThreadPool& /*pool*/) {
+void attention_ref(const ops::AttentionParams& p, const ExecContext& /*ctx*/) {
   const int64_t D = p.D, group = p.Hq / p.Hkv;
   std::vector<double> w, acc(static_cast<size_t>(D));
   for (int64_t s = 0; s < p.n_segments; ++s) {

@@ -31,7 +31,8 @@ void piece(const ops::ConvertParams& p, int64_t b, int64_t e) {
 
 }  // namespace
 
-void convert_generic(const ops::ConvertParams& p, ThreadPool& pool) {
+void convert_generic(const ops::ConvertParams& p, const ExecContext& ctx) {
+  ThreadPool& pool = ctx.pool();
   const int64_t pieces = (p.n + kPiece - 1) / kPiece;
   pool.parallel_for(pieces, 1, [&](int64_t k0, int64_t k1) {
     for (int64_t k = k0; k < k1; ++k) piece(p, k * kPiece, std::min(p.n, (k + 1) * kPiece));

@@ -18,7 +18,8 @@ QVL_TARGET_AVX2 void row(const void* src, float* out, int64_t n) {
 
 }  // namespace
 
-void embedding_avx2(const ops::EmbeddingParams& p, ThreadPool& pool) {
+void embedding_avx2(const ops::EmbeddingParams& p, const ExecContext& ctx) {
+  ThreadPool& pool = ctx.pool();
   const auto fn = p.table_dtype == DType::BF16 ? &row<DType::BF16> : p.table_dtype == DType::F16 ? &row<DType::F16> : &row<DType::F32>;
   const size_t esz = dtype_size(p.table_dtype);
   parallel_rows(pool, p.n, p.hidden, kGrain, [&](int64_t t0, int64_t t1) {

@@ -39,7 +39,8 @@ void row(const void* src, DType t, float* out, int64_t n) {
 
 }  // namespace
 
-void embedding_generic(const ops::EmbeddingParams& p, ThreadPool& pool) {
+void embedding_generic(const ops::EmbeddingParams& p, const ExecContext& ctx) {
+  ThreadPool& pool = ctx.pool();
   const size_t esz = dtype_size(p.table_dtype);
   parallel_rows(pool, p.n, p.hidden, kGrain, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {

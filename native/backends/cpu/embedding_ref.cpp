@@ -3,7 +3,7 @@
 
 namespace qvl::cpu {
 
-void embedding_ref(const ops::EmbeddingParams& p, ThreadPool& /*pool*/) {
+void embedding_ref(const ops::EmbeddingParams& p, const ExecContext& /*ctx*/) {
   for (int64_t t = 0; t < p.n; ++t) {
     const int64_t id = p.ids_dtype == DType::I64 ? static_cast<const int64_t*>(p.ids)[t]
                                                   : static_cast<const int32_t*>(p.ids)[t];

@@ -33,7 +33,8 @@ int64_t scan(const void* x, DType t, int64_t begin, int64_t len) {
 
 }  // namespace
 
-int64_t finite_generic(const ops::FiniteParams& p, ThreadPool& pool) {
+int64_t finite_generic(const ops::FiniteParams& p, const ExecContext& ctx) {
+  ThreadPool& pool = ctx.pool();
   const int64_t pieces = (p.n + kPiece - 1) / kPiece;
   std::atomic<int64_t> first{p.n};
   pool.parallel_for(pieces, 1, [&](int64_t k0, int64_t k1) {

@@ -6,7 +6,7 @@
 
 namespace qvl::cpu {
 
-int64_t finite_ref(const ops::FiniteParams& p, ThreadPool&) {
+int64_t finite_ref(const ops::FiniteParams& p, const ExecContext&) {
   for (int64_t i = 0; i < p.n; ++i) {
     // check_finite has refused every dtype but these three.
     const float v = p.dtype == DType::F32    ? static_cast<const float*>(p.x)[i]

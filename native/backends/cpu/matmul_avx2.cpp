@@ -265,6 +265,6 @@ const MatmulKernels kKernels = {kMr, kNr, kKc, /*nc=*/128, /*mc=*/192, /*small_m
 
 }  // namespace
 
-void matmul_avx2(const ops::MatmulParams& p, ThreadPool& pool) { run_matmul(p, pool, kKernels); }
+void matmul_avx2(const ops::MatmulParams& p, const ExecContext& ctx) { run_matmul(p, ctx.pool(), kKernels); }
 
 }  // namespace qvl::cpu

@@ -9,10 +9,10 @@
 
 namespace qvl::cpu {
 
-void matmul_ref(const ops::MatmulParams& p, ThreadPool& pool);
-void matmul_generic(const ops::MatmulParams& p, ThreadPool& pool);
-void matmul_avx2(const ops::MatmulParams& p, ThreadPool& pool);
-void matmul_avx512(const ops::MatmulParams& p, ThreadPool& pool);
+void matmul_ref(const ops::MatmulParams& p, const ExecContext& ctx);
+void matmul_generic(const ops::MatmulParams& p, const ExecContext& ctx);
+void matmul_avx2(const ops::MatmulParams& p, const ExecContext& ctx);
+void matmul_avx512(const ops::MatmulParams& p, const ExecContext& ctx);
 
 // The dense kernel family (WeightKernel::DenseF32: weights widened to f32, f32 FMA) sees the
 // problem with its weights' element type resolved once per call from the format's traits, so the

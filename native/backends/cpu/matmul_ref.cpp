@@ -17,7 +17,7 @@ void weight_row(const ops::MatmulParams& p, int64_t n, std::vector<float>& out) 
 
 }  // namespace
 
-void matmul_ref(const ops::MatmulParams& p, ThreadPool&) {
+void matmul_ref(const ops::MatmulParams& p, const ExecContext&) {
   std::vector<float> w;
   for (int64_t n = 0; n < p.N; ++n) {
     weight_row(p, n, w);

@@ -56,7 +56,7 @@ void route(const ops::MoeParams& p, int32_t* ids, float* wts) {
 }
 
 // One expert over its c routed rows (rows[r] = t*k + slot); writes y [c, H].
-void run_expert(const ops::MoeParams& p, int64_t e, const int64_t* rows, int64_t c, float* y, ThreadPool& pool) {
+void run_expert(const ops::MoeParams& p, int64_t e, const int64_t* rows, int64_t c, float* y, const ExecContext& ctx) {
   const int64_t H = p.H, I = p.I, k = p.k;
   thread_local std::vector<float> xs, g;
   // Decode and k == E route consecutive tokens: read them where they are.
@@ -82,7 +82,7 @@ void run_expert(const ops::MoeParams& p, int64_t e, const int64_t* rows, int64_t
   mm.w = ops::moe_expert_weight(p.w_format, p.gate_up, e, 2 * I, H);
   mm.y = g.data();
   mm.ldy = 2 * I;
-  ops::matmul(mm, pool);
+  ops::matmul(mm, ctx);
 
   // SwiGLU in place: h[r][i] overwrites the gate half, so the down product reads g with stride 2I.
   for (int64_t r = 0; r < c; ++r) {
@@ -100,12 +100,13 @@ void run_expert(const ops::MoeParams& p, int64_t e, const int64_t* rows, int64_t
   mm.w = ops::moe_expert_weight(p.w_format, p.down, e, H, I);
   mm.y = y;
   mm.ldy = H;
-  ops::matmul(mm, pool);
+  ops::matmul(mm, ctx);
 }
 
 }  // namespace
 
-void moe_grouped(const ops::MoeParams& p, ThreadPool& pool) {
+void moe_grouped(const ops::MoeParams& p, const ExecContext& ctx) {
+  ThreadPool& pool = ctx.pool();
   const int64_t T = p.T, E = p.E, k = p.k, H = p.H, n = T * k;
   if (T == 0) return;
   std::vector<int32_t> ids_own;
@@ -125,8 +126,10 @@ void moe_grouped(const ops::MoeParams& p, ThreadPool& pool) {
 
   // Expert outputs in grouped order: expert e owns rows [offsets[e], offsets[e+1]).
   std::vector<float> y(static_cast<size_t>(n * H));
-  auto expert = [&](int64_t e, ThreadPool& mm_pool) {
-    run_expert(p, e, rows.data() + offsets[e], counts[e], y.data() + offsets[e] * H, mm_pool);
+  // The expert matmuls run under a nested context: unprofiled (this op's time includes them).
+  const ExecContext mm_ctx = ctx.nested(pool);
+  auto expert = [&](int64_t e) {
+    run_expert(p, e, rows.data() + offsets[e], counts[e], y.data() + offsets[e] * H, mm_ctx);
   };
   const int64_t na = static_cast<int64_t>(active.size());
   if (na >= 2 * pool.size()) {
@@ -136,7 +139,7 @@ void moe_grouped(const ops::MoeParams& p, ThreadPool& pool) {
     std::mutex mu;
     pool.parallel_for(na, 1, [&](int64_t a0, int64_t a1) {
       try {
-        for (int64_t a = a0; a < a1; ++a) expert(active[a], pool);
+        for (int64_t a = a0; a < a1; ++a) expert(active[a]);
       } catch (...) {
         std::lock_guard<std::mutex> lock(mu);
         if (!err) err = std::current_exception();
@@ -145,7 +148,7 @@ void moe_grouped(const ops::MoeParams& p, ThreadPool& pool) {
     if (err) std::rethrow_exception(err);
   } else {
     // Few experts (decode on many threads, or one expert taking most tokens): thread each matmul.
-    for (int64_t e : active) expert(e, pool);
+    for (int64_t e : active) expert(e);
   }
 
   std::vector<int64_t> pos(static_cast<size_t>(n));

@@ -21,7 +21,7 @@ void expert_row(const ops::MoeParams& p, const void* base, int64_t e, int64_t ro
 
 }  // namespace
 
-void moe_ref(const ops::MoeParams& p, ThreadPool& /*pool*/) {
+void moe_ref(const ops::MoeParams& p, const ExecContext& /*ctx*/) {
   const int64_t E = p.E, k = p.k, H = p.H, I = p.I;
   std::vector<int64_t> order(static_cast<size_t>(E));
   std::vector<double> prob(static_cast<size_t>(E)), gu(static_cast<size_t>(2 * I)), h(static_cast<size_t>(I)),

@@ -93,11 +93,13 @@ void run(const ops::NormParams& p, ThreadPool& pool, RowFn fn) {
 
 }  // namespace
 
-void layer_norm_avx2(const ops::NormParams& p, ThreadPool& pool) {
+void layer_norm_avx2(const ops::NormParams& p, const ExecContext& ctx) {
+  ThreadPool& pool = ctx.pool();
   run(p, pool, p.w_dtype == DType::BF16 ? &layer_row<DType::BF16> : p.w_dtype == DType::F16 ? &layer_row<DType::F16> : &layer_row<DType::F32>);
 }
 
-void rms_norm_avx2(const ops::NormParams& p, ThreadPool& pool) {
+void rms_norm_avx2(const ops::NormParams& p, const ExecContext& ctx) {
+  ThreadPool& pool = ctx.pool();
   run(p, pool, p.w_dtype == DType::BF16 ? &rms_row<DType::BF16> : p.w_dtype == DType::F16 ? &rms_row<DType::F16> : &rms_row<DType::F32>);
 }
 

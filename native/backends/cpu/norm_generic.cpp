@@ -60,7 +60,7 @@ void run(const ops::NormParams& p, ThreadPool& pool, RowFn fn) {
 
 }  // namespace
 
-void layer_norm_generic(const ops::NormParams& p, ThreadPool& pool) { run(p, pool, pick<Layer>(p.w_dtype)); }
-void rms_norm_generic(const ops::NormParams& p, ThreadPool& pool) { run(p, pool, pick<Rms>(p.w_dtype)); }
+void layer_norm_generic(const ops::NormParams& p, const ExecContext& ctx) { run(p, ctx.pool(), pick<Layer>(p.w_dtype)); }
+void rms_norm_generic(const ops::NormParams& p, const ExecContext& ctx) { run(p, ctx.pool(), pick<Rms>(p.w_dtype)); }
 
 }  // namespace qvl::cpu

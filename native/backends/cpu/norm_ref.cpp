@@ -23,7 +23,7 @@ double param(const void* v, DType t, int64_t i, double absent) {
 
 }  // namespace
 
-void layer_norm_ref(const ops::NormParams& p, ThreadPool& /*pool*/) {
+void layer_norm_ref(const ops::NormParams& p, const ExecContext& /*ctx*/) {
   const double n = static_cast<double>(p.dim);
   for (int64_t r = 0; r < p.rows; ++r) {
     const float* x = p.x + r * p.ldx;
@@ -40,7 +40,7 @@ void layer_norm_ref(const ops::NormParams& p, ThreadPool& /*pool*/) {
   }
 }
 
-void rms_norm_ref(const ops::NormParams& p, ThreadPool& /*pool*/) {
+void rms_norm_ref(const ops::NormParams& p, const ExecContext& /*ctx*/) {
   for (int64_t r = 0; r < p.rows; ++r) {
     const float* x = p.x + r * p.ldx;
     float* out = p.out + r * p.ldo;

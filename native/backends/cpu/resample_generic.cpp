@@ -82,7 +82,8 @@ void vertical(const uint8_t* src, int64_t width, int64_t row_offset, int ch, con
 
 }  // namespace
 
-void resample_generic(const ops::ResampleParams& p, ThreadPool& pool) {
+void resample_generic(const ops::ResampleParams& p, const ExecContext& ctx) {
+  ThreadPool& pool = ctx.pool();
   const int ch = p.channels;
   const bool need_h = p.dst_w != p.src_w;
   const bool need_v = p.dst_h != p.src_h;

@@ -32,7 +32,8 @@ QVL_TARGET_AVX2 void rope_rows(const ops::RopeParams& p, int64_t t0, int64_t t1)
 
 }  // namespace
 
-void rope_avx2(const ops::RopeParams& p, ThreadPool& pool) {
+void rope_avx2(const ops::RopeParams& p, const ExecContext& ctx) {
+  ThreadPool& pool = ctx.pool();
   const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, p.H * p.rotary_dim));
   pool.parallel_for(p.T, grain, [&](int64_t t0, int64_t t1) { rope_rows(p, t0, t1); });
 }

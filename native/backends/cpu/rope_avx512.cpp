@@ -30,7 +30,8 @@ QVL_TARGET_AVX512 void rope_rows(const ops::RopeParams& p, int64_t t0, int64_t t
 
 }  // namespace
 
-void rope_avx512(const ops::RopeParams& p, ThreadPool& pool) {
+void rope_avx512(const ops::RopeParams& p, const ExecContext& ctx) {
+  ThreadPool& pool = ctx.pool();
   // Enough tokens per task that a task is worth waking a thread for (~16k elements).
   const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, p.H * p.rotary_dim));
   pool.parallel_for(p.T, grain, [&](int64_t t0, int64_t t1) { rope_rows(p, t0, t1); });

@@ -3,7 +3,7 @@
 
 namespace qvl::cpu {
 
-void rope_ref(const ops::RopeParams& p, ThreadPool& /*pool*/) {
+void rope_ref(const ops::RopeParams& p, const ExecContext& /*ctx*/) {
   const int64_t half = p.rotary_dim / 2;
   for (int64_t t = 0; t < p.T; ++t) {
     const float* c = p.cos + t * half;

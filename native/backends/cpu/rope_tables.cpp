@@ -73,9 +73,10 @@ void rope_table_mrope(const int64_t* positions, int64_t T, const int64_t section
   const int64_t half = f.rotary_dim / 2;
   check_sections("rope_table_mrope", sections, half);
   const std::vector<double> inv = inv_freq(f, f.rotary_dim, half);
+  std::vector<uint8_t> axes(static_cast<size_t>(half));
+  rope_mrope_axes(sections, half, false, axes.data());
   for (int64_t i = 0; i < half; ++i) {
-    const int64_t axis = i < sections[0] ? 0 : i < sections[0] + sections[1] ? 1 : 2;
-    const int64_t* pos = positions + axis * T;
+    const int64_t* pos = positions + axes[static_cast<size_t>(i)] * T;
     for (int64_t t = 0; t < T; ++t) put(f, pos[t], inv[i], &cos[t * half + i], &sin[t * half + i]);
   }
 }
@@ -86,12 +87,26 @@ void rope_table_mrope_interleaved(const int64_t* positions, int64_t T, const int
   const int64_t half = f.rotary_dim / 2;
   check_sections("rope_table_mrope_interleaved", sections, half);
   const std::vector<double> inv = inv_freq(f, f.rotary_dim, half);
+  std::vector<uint8_t> axes(static_cast<size_t>(half));
+  rope_mrope_axes(sections, half, true, axes.data());
   for (int64_t i = 0; i < half; ++i) {
-    int64_t axis = 0;
-    if (i % 3 == 1 && i < 3 * sections[1]) axis = 1;
-    if (i % 3 == 2 && i < 3 * sections[2]) axis = 2;
-    const int64_t* pos = positions + axis * T;
+    const int64_t* pos = positions + axes[static_cast<size_t>(i)] * T;
     for (int64_t t = 0; t < T; ++t) put(f, pos[t], inv[i], &cos[t * half + i], &sin[t * half + i]);
+  }
+}
+
+void rope_mrope_axes(const int64_t sections[3], int64_t half, bool interleaved, uint8_t* axis) {
+  check_sections(interleaved ? "rope_mrope_axes (interleaved)" : "rope_mrope_axes", sections, half);
+  QVL_CHECK(half == 0 || axis, Input, "rope_mrope_axes: axis is null");
+  for (int64_t i = 0; i < half; ++i) {
+    int64_t a = 0;
+    if (interleaved) {
+      if (i % 3 == 1 && i < 3 * sections[1]) a = 1;
+      if (i % 3 == 2 && i < 3 * sections[2]) a = 2;
+    } else {
+      a = i < sections[0] ? 0 : i < sections[0] + sections[1] ? 1 : 2;
+    }
+    axis[i] = static_cast<uint8_t>(a);
   }
 }
 

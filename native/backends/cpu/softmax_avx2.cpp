@@ -79,7 +79,8 @@ QVL_TARGET_AVX2 void row(const float* x, float* out, int64_t n) {
 
 }  // namespace
 
-void softmax_avx2(const ops::SoftmaxParams& p, ThreadPool& pool) {
+void softmax_avx2(const ops::SoftmaxParams& p, const ExecContext& ctx) {
+  ThreadPool& pool = ctx.pool();
   parallel_rows(pool, p.rows, p.dim, kGrain, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) row(p.x + r * p.ldx, p.out + r * p.ldo, p.dim);
   });

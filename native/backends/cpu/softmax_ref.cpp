@@ -7,7 +7,7 @@
 
 namespace qvl::cpu {
 
-void softmax_ref(const ops::SoftmaxParams& p, ThreadPool& /*pool*/) {
+void softmax_ref(const ops::SoftmaxParams& p, const ExecContext& /*ctx*/) {
   std::vector<double> e(static_cast<size_t>(p.dim));
   for (int64_t r = 0; r < p.rows; ++r) {
     const float* x = p.x + r * p.ldx;
