@@ -4,12 +4,14 @@
  * against machines, before against after a change).
  * @module
  */
+import { runEngine } from './engine.js';
 import { runModel } from './model.js';
 import { runOps } from './ops.js';
 
 const suites: Record<string, { about: string; run: () => Promise<void> }> = {
   ops: { about: 'matmul and attention kernels, every variant this CPU runs', run: runOps },
   model: { about: 'a synthetic checkpoint at Qwen2-VL-2B widths end to end: vision, prefill, decode', run: runModel },
+  engine: { about: 'the same widths: time outside kernels per decode step, 4000-token flatness, abort latency', run: runEngine },
 };
 
 function usage(): string {
