@@ -67,6 +67,22 @@ ops::ActKind act_kind(const std::string& name) {
   fail(ErrorCode::Unsupported, "hidden_act '" + name + "' is not supported");
 }
 
+void index_rows(ops::RowsKind kind, float* dst, const float* src, int64_t n, int64_t cols, const void* idx, DType idx_dtype,
+                int64_t indexed_rows, const ExecContext& ctx) {
+  ops::RowsParams p;
+  p.kind = kind;
+  p.n = n;
+  p.cols = cols;
+  p.dst = dst;
+  p.ldd = cols;
+  p.src = src;
+  p.lds = cols;
+  p.indexed_rows = indexed_rows;
+  p.idx = idx;
+  p.idx_dtype = idx_dtype;
+  ops::rows(p, ctx);
+}
+
 void add_rows(float* x, int64_t ldx, const float* y, int64_t ldy, int64_t rows, int64_t dim, const ExecContext& ctx) {
   ops::RowsParams p;
   p.kind = ops::RowsKind::Add;

@@ -8,6 +8,7 @@
 #include "core/threadpool.h"
 #include "models/weights.h"
 #include "ops/activation.h"
+#include "ops/rows.h"
 
 namespace qvl::models {
 
@@ -34,6 +35,12 @@ void activate_rows(ops::ActKind kind, float* x, int64_t rows, int64_t dim, int64
 void swiglu_rows(float* gu, int64_t rows, int64_t I, const ExecContext& ctx);
 // The activation op's kind for a config's hidden_act; E_UNSUPPORTED for others.
 ops::ActKind act_kind(const std::string& hidden_act);
+
+// Rows of `cols` contiguous floats moved or added by index (the rows op's Gather, Scatter or
+// AddIndexed; a negative index skips the row): `idx` has n entries of idx_dtype (I32 or I64) and
+// addresses a side of `indexed_rows` rows, which the op checks before writing anything.
+void index_rows(ops::RowsKind kind, float* dst, const float* src, int64_t n, int64_t cols, const void* idx, DType idx_dtype,
+                int64_t indexed_rows, const ExecContext& ctx);
 
 // x[i] += y[i] over rows of dim elements (residual connections): the rows op's Add.
 void add_rows(float* x, int64_t ldx, const float* y, int64_t ldy, int64_t rows, int64_t dim, const ExecContext& ctx);

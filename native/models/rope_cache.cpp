@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "ops/rope_gather.h"
+
 namespace qvl::models {
 
 std::shared_ptr<const RopeRowTable> RopeRows::cover(int64_t lo, int64_t hi) const {
@@ -28,6 +30,26 @@ std::shared_ptr<const RopeRowTable> RopeRows::cover(int64_t lo, int64_t hi) cons
   ops::rope_table_1d(positions.data(), t->rows, f_, t->cos.data(), t->sin.data());
   table_ = t;
   return t;
+}
+
+void gather_rope(const RopeRowTable& table, const int64_t* positions, int64_t axes, int64_t T, int64_t half,
+                 const uint8_t* axis, const int32_t* column, float* cos, float* sin, const ExecContext& ctx) {
+  ops::RopeGatherParams g;
+  g.T = T;
+  g.half = half;
+  g.positions = positions;
+  g.axes = axes;
+  g.ldp = T;
+  g.axis = axis;
+  g.column = column;
+  g.base = table.base;
+  g.table_cos = table.cos.data();
+  g.table_sin = table.sin.data();
+  g.table_rows = table.rows;
+  g.table_cols = table.cols;
+  g.cos = cos;
+  g.sin = sin;
+  ops::rope_gather(g, ctx);
 }
 
 }  // namespace qvl::models

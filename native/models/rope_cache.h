@@ -11,6 +11,7 @@
 #include <mutex>
 #include <vector>
 
+#include "core/exec_context.h"
 #include "ops/rope.h"
 
 namespace qvl::models {
@@ -19,6 +20,11 @@ struct RopeRowTable {
   int64_t base = 0, rows = 0, cols = 0;  // positions [base, base + rows), cols = rotary_dim / 2
   std::vector<float> cos, sin;           // [rows, cols]
 };
+
+// A forward's cos/sin tables [T, half] from `table` through the rope_gather op: column i follows
+// position row axis[i] of positions ([axes][T]) and reads table column column[i].
+void gather_rope(const RopeRowTable& table, const int64_t* positions, int64_t axes, int64_t T, int64_t half,
+                 const uint8_t* axis, const int32_t* column, float* cos, float* sin, const ExecContext& ctx);
 
 class RopeRows {
  public:

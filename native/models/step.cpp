@@ -1,6 +1,7 @@
 #include "models/step.h"
 
 #include "core/error.h"
+#include "models/layers.h"
 #include "ops/rows.h"
 
 namespace qvl::models {
@@ -40,18 +41,8 @@ StepOutput run_step(const VlModel& model, KvPool& cache, SessionSampling* sampli
   if (in.vision) {
     // Visual tokens take their vision feature row in place of the token embedding.
     QVL_CHECK(in.vision->ndim() == 2 && in.vision->dim(1) == Hd, Input, "vision features must be [n, hidden]");
-    ops::RowsParams put;
-    put.kind = ops::RowsKind::Gather;
-    put.n = n;
-    put.cols = Hd;
-    put.dst = x.data<float>();
-    put.ldd = Hd;
-    put.src = in.vision->data<float>();
-    put.lds = Hd;
-    put.indexed_rows = in.vision->dim(0);
-    put.idx = in.visual_rows;
-    put.idx_dtype = DType::I32;
-    ops::rows(put, ctx);
+    index_rows(ops::RowsKind::Gather, x.data<float>(), in.vision->data<float>(), n, Hd, in.visual_rows, DType::I32,
+               in.vision->dim(0), ctx);
   }
   std::vector<int64_t> positions(in.positions, in.positions + 3 * n);
   TextStep step;
@@ -77,18 +68,7 @@ StepOutput run_step(const VlModel& model, KvPool& cache, SessionSampling* sampli
     Tensor logits = logits_tensor(k);
     ArenaScope scope(ctx.arena());  // the gathered rows die here; the logits were taken before
     Tensor sel = ctx.temp(DType::F32, {k, Hd});
-    ops::RowsParams pick;
-    pick.kind = ops::RowsKind::Gather;
-    pick.n = k;
-    pick.cols = Hd;
-    pick.dst = sel.data<float>();
-    pick.ldd = Hd;
-    pick.src = x.data<float>();
-    pick.lds = Hd;
-    pick.indexed_rows = n;
-    pick.idx = picked.data();
-    pick.idx_dtype = DType::I64;
-    ops::rows(pick, ctx);
+    index_rows(ops::RowsKind::Gather, sel.data<float>(), x.data<float>(), k, Hd, picked.data(), DType::I64, n, ctx);
     if (k > 0) text.logits(sel.data<float>(), Hd, k, logits.data<float>(), ctx);
     return logits;
   };

@@ -11,7 +11,6 @@
 #include "ops/finite.h"
 #include "ops/moe.h"
 #include "ops/rope.h"
-#include "ops/rope_gather.h"
 #include "ops/rows.h"
 
 namespace qvl::models {
@@ -333,18 +332,7 @@ void TextDecoder::forward(float* x, const TextStep& step, KvPool& cache, const E
       const Tensor& ds = (*step.deepstack)[l];
       QVL_CHECK(ds.ndim() == 2 && ds.dim(1) == Hd, Input, "deepstack features must be [n, hidden]");
       // x[i] += ds[visual_rows[i]] for the visual tokens; the op rejects a row past ds.
-      ops::RowsParams inject;
-      inject.kind = ops::RowsKind::AddIndexed;
-      inject.n = n;
-      inject.cols = Hd;
-      inject.dst = x;
-      inject.ldd = Hd;
-      inject.src = ds.data<float>();
-      inject.lds = Hd;
-      inject.indexed_rows = ds.dim(0);
-      inject.idx = step.visual_rows;
-      inject.idx_dtype = DType::I32;
-      ops::rows(inject, ctx);
+      index_rows(ops::RowsKind::AddIndexed, x, ds.data<float>(), n, Hd, step.visual_rows, DType::I32, ds.dim(0), ctx);
     }
   }
   for (int64_t i = 0; i < B; ++i) cache.slot(cache_row(step, i)).len += off[i + 1] - off[i];
@@ -368,22 +356,7 @@ void TextDecoder::rope_tables(const int64_t* positions, int64_t n, float* cos, f
     }
     return;
   }
-  ops::RopeGatherParams g;
-  g.T = n;
-  g.half = spec_.head_dim / 2;
-  g.positions = positions;
-  g.axes = 3;
-  g.ldp = n;
-  g.axis = rope_axis_.data();
-  g.column = rope_column_.data();
-  g.base = table->base;
-  g.table_cos = table->cos.data();
-  g.table_sin = table->sin.data();
-  g.table_rows = table->rows;
-  g.table_cols = table->cols;
-  g.cos = cos;
-  g.sin = sin;
-  ops::rope_gather(g, ctx);
+  gather_rope(*table, positions, 3, n, spec_.head_dim / 2, rope_axis_.data(), rope_column_.data(), cos, sin, ctx);
 }
 
 void TextDecoder::logits(const float* h, int64_t ldh, int64_t rows, float* out, const ExecContext& ctx) const {

@@ -8,7 +8,6 @@
 #include "ops/activation.h"
 #include "ops/attention.h"
 #include "ops/rope.h"
-#include "ops/rope_gather.h"
 #include "ops/rows.h"
 #include "ops/vision_pos_embed.h"
 
@@ -38,18 +37,8 @@ ops::RopeFreqs vision_rope_freqs(int64_t head_dim) {
 // Scatter (dst[order[i]] = src[i]).
 void permute(ops::RowsKind kind, const float* src, float* dst, const std::vector<int64_t>& order, int64_t cols,
              const ExecContext& ctx) {
-  ops::RowsParams p;
-  p.kind = kind;
-  p.n = static_cast<int64_t>(order.size());
-  p.cols = cols;
-  p.dst = dst;
-  p.ldd = cols;
-  p.src = src;
-  p.lds = cols;
-  p.indexed_rows = p.n;
-  p.idx = order.data();
-  p.idx_dtype = DType::I64;
-  ops::rows(p, ctx);
+  const int64_t n = static_cast<int64_t>(order.size());
+  index_rows(kind, dst, src, n, cols, order.data(), DType::I64, n, ctx);
 }
 
 }  // namespace
@@ -291,22 +280,8 @@ std::shared_ptr<const VisionTower::GridLayout> VisionTower::build_layout(const s
   if (table) {
     std::vector<int64_t> hw(hpos);
     hw.insert(hw.end(), wpos.begin(), wpos.end());
-    ops::RopeGatherParams g;
-    g.T = n;
-    g.half = half;
-    g.positions = hw.data();
-    g.axes = 2;
-    g.ldp = n;
-    g.axis = rope_axis_.data();
-    g.column = rope_column_.data();
-    g.base = table->base;
-    g.table_cos = table->cos.data();
-    g.table_sin = table->sin.data();
-    g.table_rows = table->rows;
-    g.table_cols = table->cols;
-    g.cos = L->cos.data<float>();
-    g.sin = L->sin.data<float>();
-    ops::rope_gather(g, ctx);
+    gather_rope(*table, hw.data(), 2, n, half, rope_axis_.data(), rope_column_.data(), L->cos.data<float>(),
+                L->sin.data<float>(), ctx);
   } else {
     ops::RopeFreqs f;
     f.theta = 10000.0;
