@@ -1,24 +1,12 @@
 // The CUDA backend registers no kernels yet; its lists are where its variants will go
-// ({"name", Device::Cuda, Isa::Cuda, &fn, formats}).
+// ({"name", Device::Cuda, Isa::Cuda, &fn, formats}), replacing the empty definitions below.
 #include "backends/cuda/variants.h"
 
 namespace qvl::cuda {
 
-std::vector<ops::Variant<ops::ActivationFn>> activation_variants() { return {}; }
-std::vector<ops::Variant<ops::AttentionFn>> attention_variants() { return {}; }
-std::vector<ops::Variant<ops::ConvertFn>> convert_variants() { return {}; }
-std::vector<ops::Variant<ops::EmbeddingFn>> embedding_variants() { return {}; }
-std::vector<ops::Variant<ops::FiniteFn>> finite_variants() { return {}; }
-std::vector<ops::Variant<ops::MatmulFn>> matmul_variants() { return {}; }
-std::vector<ops::Variant<ops::MoeFn>> moe_variants() { return {}; }
-std::vector<ops::Variant<ops::NormFn>> layer_norm_variants() { return {}; }
-std::vector<ops::Variant<ops::NormFn>> rms_norm_variants() { return {}; }
-std::vector<ops::Variant<ops::ResampleFn>> resample_variants() { return {}; }
-std::vector<ops::Variant<ops::RopeFn>> rope_variants() { return {}; }
-std::vector<ops::Variant<ops::SampleFn>> sampling_variants() { return {}; }
-std::vector<ops::Variant<ops::SoftmaxFn>> softmax_variants() { return {}; }
-std::vector<ops::Variant<ops::RopeGatherFn>> rope_gather_variants() { return {}; }
-std::vector<ops::Variant<ops::RowsFn>> rows_variants() { return {}; }
-std::vector<ops::Variant<ops::VisionPosEmbedFn>> vision_pos_embed_variants() { return {}; }
+#define QVL_NO_VARIANTS(family, Fn) \
+  std::vector<ops::Variant<ops::Fn>> family##_variants() { return {}; }
+QVL_OP_FAMILIES(QVL_NO_VARIANTS)
+#undef QVL_NO_VARIANTS
 
 }  // namespace qvl::cuda
