@@ -156,6 +156,15 @@ export {
 } from './grounding/index.js';
 export type { GenerateOptions } from './generate/options.js';
 export {
+  parseToolCalls,
+  ToolCallStream,
+  type ToolCall,
+  type ToolCallError,
+  type ToolCallPiece,
+  type ToolCallParseOptions,
+  type ParsedToolCalls,
+} from './generate/tool-calls.js';
+export {
   listConformanceCases,
   runConformance,
   type ConformanceOptions,
