@@ -165,6 +165,15 @@ export {
   type ParsedToolCalls,
 } from './generate/tool-calls.js';
 export {
+  splitReasoning,
+  ReasoningStream,
+  type ReasoningPiece,
+  type ReasoningParseOptions,
+  type SplitReasoning,
+} from './generate/reasoning.js';
+export type { ChatStreamEvent } from './generate/reply.js';
+export type { ToolDefinition } from './text/tool-messages.js';
+export {
   listConformanceCases,
   runConformance,
   type ConformanceOptions,

@@ -117,6 +117,7 @@ const SAMPLES: Record<string, () => unknown[]> = {
   drawGrounding: () => [IMG, [{ box: [1, 2, 30, 40], image: 0, label: 'a' }], {}],
   pullModel: () => ['org/tiny', { endpoint: hub.endpoint, cacheDir: join(noCases, 'hub'), token: false }],
   parseToolCalls: () => ['<tool_call>{"name": "f", "arguments": {}}</tool_call>', {}],
+  splitReasoning: () => ['<think>\nhm\n</think>\n\nyes', { open: false }],
   loadModel: () => [CKPT, { contextLength: 48, checkFinite: false }],
 };
 
