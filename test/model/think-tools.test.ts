@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import * as gen from '../../lib/model/generate.js';
+import { main } from '../../lib/cli/run.js';
 import { loadModel, QwenVLError, type ChatMessage, type ChatStreamEvent, type Model, type ToolDefinition } from '../../lib/index.js';
 import { checkpointDir } from '../helpers/fixtures.js';
 
@@ -70,21 +71,29 @@ async function expectInput(p: Promise<unknown>, match: RegExp): Promise<void> {
   expect((e as QwenVLError).message).toMatch(match);
 }
 
+/**
+ * A copy of the Qwen3-VL fixture checkpoint whose template opens the thinking block in the generation
+ * prompt, as the Qwen3-VL Thinking checkpoints' templates do; it honours enable_thinking: false by
+ * closing the block empty, as the Qwen3 text templates do.
+ */
+function thinkingCheckpoint(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'qwenvl-think-'));
+  cpSync(checkpointDir('qwen3-vl'), dir, { recursive: true });
+  const tpl = JSON.parse(readFileSync(join(dir, 'chat_template.json'), 'utf8')) as { chat_template: string };
+  const gp = "{{- '<|im_start|>assistant\\n' }}";
+  expect(tpl.chat_template).toContain(gp);
+  tpl.chat_template = tpl.chat_template.replace(gp, "{{- '<|im_start|>assistant\\n' }}{%- if enable_thinking is defined and enable_thinking is false %}{{- '<think>\\n\\n</think>\\n\\n' }}{%- else %}{{- '<think>\\n' }}{%- endif %}");
+  writeFileSync(join(dir, 'chat_template.json'), JSON.stringify(tpl));
+  return dir;
+}
+
 describe('Qwen3-VL: thinking', () => {
   let model: Model;
   let thinking: Model; // the same checkpoint under a Thinking variant's generation prompt
   let dir: string;
   beforeAll(async () => {
     model = await loadModel(checkpointDir('qwen3-vl'));
-    dir = mkdtempSync(join(tmpdir(), 'qwenvl-think-'));
-    cpSync(checkpointDir('qwen3-vl'), dir, { recursive: true });
-    const tpl = JSON.parse(readFileSync(join(dir, 'chat_template.json'), 'utf8')) as { chat_template: string };
-    // The Qwen3-VL Thinking checkpoints open the block in the generation prompt; a template may honour
-    // enable_thinking: false by closing it empty, as the Qwen3 text templates do.
-    const gp = "{{- '<|im_start|>assistant\\n' }}";
-    expect(tpl.chat_template).toContain(gp);
-    tpl.chat_template = tpl.chat_template.replace(gp, "{{- '<|im_start|>assistant\\n' }}{%- if enable_thinking is defined and enable_thinking is false %}{{- '<think>\\n\\n</think>\\n\\n' }}{%- else %}{{- '<think>\\n' }}{%- endif %}");
-    writeFileSync(join(dir, 'chat_template.json'), JSON.stringify(tpl));
+    dir = thinkingCheckpoint();
     thinking = await loadModel(dir);
   });
   afterAll(() => {
@@ -275,5 +284,73 @@ describe('Qwen2-VL: tags split across tokens', () => {
     ]);
     expect(events.at(-1)!.type).toBe('tool_call');
     expect(joined(events, 'text')).toBe('Sure.');
+  });
+});
+
+describe('qwenvl chat: reasoning and --tools', () => {
+  let dir: string;
+  let tok: Model['tokenizer'];
+  beforeAll(async () => {
+    dir = thinkingCheckpoint();
+    writeFileSync(join(dir, 'tools.json'), JSON.stringify([WEATHER]));
+    writeFileSync(join(dir, 'bad-tools.json'), '{"tools": 3}');
+    const m = await loadModel(dir);
+    tok = m.tokenizer;
+    m.dispose();
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** The CLI in this process; chat streams to process.stdout / stderr, captured here. */
+  async function run(args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+    let stdout = '', stderr = '';
+    const out = vi.spyOn(process.stdout, 'write').mockImplementation((t) => ((stdout += String(t)), true));
+    const err = vi.spyOn(process.stderr, 'write').mockImplementation((t) => ((stderr += String(t)), true));
+    try {
+      const status = await main(args, new AbortController().signal, { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t) });
+      return { status, stdout, stderr };
+    } finally {
+      out.mockRestore();
+      err.mockRestore();
+    }
+  }
+
+  const reply = 'The user wants weather.\n</think>\n\nChecking.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>\n<tool_call>\n{"name": oops}\n</tool_call>';
+
+  it('reasoning on stderr, the answer and each tool call (one JSON line) on stdout', async () => {
+    script([[...tok.encode(reply), IM_END]]);
+    const r = await run(['chat', '--model', dir, '--tools', join(dir, 'tools.json'), '--temperature', '0', 'Weather in Paris?']);
+    expect(r.status, r.stderr).toBe(0);
+    const lines = r.stdout.split('\n');
+    expect(lines[0]).toBe('Checking.');
+    expect(JSON.parse(lines[1])).toEqual({ id: expect.stringMatching(/^call_/), type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } });
+    expect(lines.slice(2)).toEqual(['']);
+    expect(r.stderr).toMatch(/^The user wants weather\.\nqwenvl chat: malformed tool call 1: the tool call is not valid JSON .*\n  raw: "\\n\{\\"name\\": oops\}\\n"\n$/);
+    // The tools reached the template.
+    expect(tokenLoop.mock.lastCall![1].promptTexts[0]).toContain('"name": "get_weather"');
+  });
+
+  it('--hide-reasoning drops the reasoning; --no-thinking sets enable_thinking: false', async () => {
+    script([[...tok.encode(reply), IM_END]]);
+    const r = await run(['chat', '--model', dir, '--hide-reasoning', '--temperature', '0', 'Hi']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toBe('');
+    // Without --tools the calls are plain answer text.
+    expect(r.stdout).toBe(`${reply.slice(reply.indexOf('Checking.'))}\n`);
+    script([[...tok.encode('Hello.'), IM_END]]);
+    const n = await run(['chat', '--model', dir, '--no-thinking', '--temperature', '0', 'Hi']);
+    expect(n.stdout).toBe('Hello.\n');
+    expect(tokenLoop.mock.lastCall![1].promptTexts[0].endsWith('<think>\n\n</think>\n\n')).toBe(true);
+  });
+
+  it('a --tools file that cannot be used is a usage error', async () => {
+    for (const [file, why] of [['nope.json', /--tools: cannot read .*nope\.json \(ENOENT\)/], ['bad-tools.json', /must hold a JSON array of tools/], ['config.json', /must hold a JSON array/]] as const) {
+      const r = await run(['chat', '--model', dir, '--tools', join(dir, file), 'Hi']);
+      expect(r.status).toBe(2);
+      expect(r.stderr.split('\n')[0]).toMatch(why);
+    }
+    writeFileSync(join(dir, 'bad-shape.json'), JSON.stringify([{ type: 'function', function: {} }]));
+    const r = await run(['chat', '--model', dir, '--tools', join(dir, 'bad-shape.json'), 'Hi']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/E_INPUT: .*tools\[0\]\.function\.name/);
   });
 });
