@@ -27,7 +27,7 @@ export interface ReasoningPiece {
 
 /** Options of {@link splitReasoning} and {@link ReasoningStream}. */
 export interface ReasoningParseOptions {
-  /** The prompt already opened the block (see {@link promptOpensThinking}): the reply starts inside it. Default false. */
+  /** The prompt already opened the block (it ends with `<think>`): the reply starts inside it. Default false. */
   open?: boolean;
 }
 
