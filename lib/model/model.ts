@@ -48,6 +48,7 @@ export interface ChatResult {
    * The thinking block's content (`<think>…</think>`, tags and surrounding newlines excluded), present
    * when the reply has one: thinking checkpoints write it first, or their chat template opens it at the
    * end of the prompt. A reply cut off inside it (maxTokens) has its reasoning so far and an empty text.
+   * Thinking templates read it back as an assistant message's `reasoning_content`.
    */
   reasoning?: string;
   /**
@@ -111,7 +112,8 @@ export interface RequestOptions {
   /**
    * Functions the model may call, in OpenAI's `tools` shape, passed to the chat template (which lists
    * them in the system turn). The reply's `<tool_call>` blocks then come back as
-   * {@link ChatResult.toolCalls}.
+   * {@link ChatResult.toolCalls}. A template that does not read `tools` (Qwen2-VL's and Qwen2.5-VL's
+   * own) leaves them out of the prompt, as transformers does; the Qwen3-VL templates list them.
    */
   tools?: readonly ToolDefinition[];
   /**

@@ -226,7 +226,9 @@ describe('Qwen3-VL: tools', () => {
       { role: 'tool', tool_call_id: call.id, content: '{"temp": 21}' },
     ];
     const p = await model.prepare(turn, { tools: [WEATHER] });
-    // The real Qwen3-VL template, as transformers renders it with the arguments as a dict.
+    // The real Qwen3-VL template, as transformers renders it with the arguments as a dict (this string
+    // and the Qwen2.5-VL one below were checked against Python Jinja2 3.1.6 set up as transformers sets
+    // it up: sandboxed, trim_blocks, lstrip_blocks, tojson = json.dumps(ensure_ascii=False)).
     const tools = '{"type": "function", "function": {"name": "get_weather", "description": "Current weather of a city", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}';
     expect(p.promptTexts[0]).toBe(
       '<|im_start|>system\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n' +
@@ -262,6 +264,26 @@ describe('Qwen3-VL: tools', () => {
     await expectInput(model.prepare(user('x'), { tools: [{ type: 'function', function: { name: 'f', parameters: 3 } }] as unknown as ToolDefinition[] }), /tools\[0\]\.function\.parameters/);
     // A well-formed round trip with null content passes.
     expect((await model.prepare(convo(call))).promptTexts[0]).toContain('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>');
+  });
+});
+
+describe('Qwen2.5-VL: a template without tool support', () => {
+  it('renders the tool turn as transformers does: tools left out, the calling turn empty, the result under role "tool"', async () => {
+    const model = await loadModel(checkpointDir('qwen2.5-vl'));
+    try {
+      const turn: ChatMessage[] = [
+        ...user('Weather in Paris?'),
+        { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city": "Paris"}' } }] },
+        { role: 'tool', tool_call_id: 'call_1', content: '{"temp": 21}' },
+      ];
+      const p = await model.prepare(turn, { tools: [WEATHER] });
+      expect(p.promptTexts[0]).toBe(
+        '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nWeather in Paris?<|im_end|>\n' +
+        '<|im_start|>assistant\n<|im_end|>\n<|im_start|>tool\n{"temp": 21}<|im_end|>\n<|im_start|>assistant\n',
+      );
+    } finally {
+      model.dispose();
+    }
   });
 });
 
