@@ -5,7 +5,7 @@
  * A block is recognised where thinking checkpoints put it: at the very start of the reply (after
  * whitespace), or already open when the reply begins, because the chat template ended the prompt
  * with `<think>` (the Qwen3-VL Thinking templates do; {@link promptOpensThinking}). The reply then
- * holds only `</think>`. A reply that ends inside the block (maxTokens, abort) keeps what it has as
+ * holds only `</think>` (a `<think>` the model writes again at its start is dropped). A reply that ends inside the block (maxTokens, abort) keeps what it has as
  * reasoning and has no text. Whitespace around the reasoning, and between `</think>` and the
  * answer, is dropped, as Qwen's model cards strip it. Tags split across chunks are handled: the end
  * of a chunk that could still become a tag is held back until the next one.
@@ -61,7 +61,7 @@ export class ReasoningStream {
   constructor(options: ReasoningParseOptions = {}) {
     const o = readOptions('ReasoningStream: options', options, ['open']);
     this.opened = optBoolean('ReasoningStream: options.open', o.open) === true;
-    this.state = this.opened ? 'reasoning' : 'start';
+    this.state = 'start';
   }
 
   /** Whether the reply has a thinking block (opened by the prompt or by the reply). */
@@ -90,6 +90,11 @@ export class ReasoningStream {
           continue;
         }
         if (t.length === 0 || THINK_OPEN.startsWith(t)) break;
+        if (this.opened) {
+          // The prompt opened the block (a `<think>` the model wrote again was dropped above).
+          this.state = 'reasoning';
+          continue;
+        }
         // No block: the reply is all answer, as it came.
         this.state = 'answer';
         this.trimLead = false;
@@ -128,7 +133,7 @@ export class ReasoningStream {
     if (this.ended) return [];
     this.ended = true;
     const out: ReasoningPiece[] = [];
-    if (this.state === 'reasoning') this.reasoning(this.buffer, out);
+    if (this.state === 'reasoning' || (this.state === 'start' && this.opened)) this.reasoning(this.buffer, out);
     else if (this.buffer.length > 0) out.push({ type: 'text', text: this.buffer });
     this.buffer = '';
     this.held = '';

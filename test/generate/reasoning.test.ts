@@ -32,6 +32,8 @@ describe('splitReasoning', () => {
 
   it('a block the prompt opened: the reply holds only </think>', () => {
     expect(splitReasoning('Hmm, a cat.\n\nYes.\n</think>\n\nA cat.', { open: true })).toEqual({ reasoning: 'Hmm, a cat.\n\nYes.', text: 'A cat.', closed: true });
+    // A model that writes the opening tag again: it is not reasoning text.
+    expect(splitReasoning('\n<think>\nHmm.</think>A cat.', { open: true })).toEqual({ reasoning: 'Hmm.', text: 'A cat.', closed: true });
     // Without `open`, the same reply has no block: everything is text.
     expect(splitReasoning('Hmm.\n</think>\n\nA cat.')).toEqual({ text: 'Hmm.\n</think>\n\nA cat.', closed: false });
   });
@@ -76,6 +78,9 @@ describe('ReasoningStream', () => {
     ['cut off in the mid', true],
     ['<think>cut off </th', false],
     ['<thought>not a block</thought>', false],
+    ['<think>\nagain</think>\nok', true],
+    ['<thi', true],
+    ['  ', true],
   ];
   it('gives what splitReasoning gives, in every split of the chunks', () => {
     for (const [reply, open] of replies) {
