@@ -144,7 +144,8 @@ export class ToolCallStream {
     const out: ToolCallPiece[] = [];
     for (;;) {
       if (this.inCall) {
-        const close = this.buffer.indexOf(TOOL_CALL_CLOSE);
+        // A long call arrives over many chunks: look for the close tag only where it could now end.
+        const close = this.buffer.indexOf(TOOL_CALL_CLOSE, Math.max(0, this.buffer.length - chunk.length - TOOL_CALL_CLOSE.length + 1));
         if (close < 0) break;
         out.push(this.block(this.buffer.slice(0, close), false));
         this.buffer = this.buffer.slice(close + TOOL_CALL_CLOSE.length);
