@@ -20,6 +20,8 @@ export const CHAT_URL = '/v1/chat/completions';
 export interface LineError {
   code: string;
   message: string;
+  /** The request field at fault, when known (`messages[0].content[1]`). */
+  param?: string;
 }
 
 /**

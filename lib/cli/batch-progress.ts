@@ -50,13 +50,14 @@ function failureLine(item: { line: number; customId: string; error?: LineError }
 
 function endLine(s: BatchSummary, output: string): string {
   const p = s.progress;
-  const run = `${p.done} run${p.failed > 0 ? ` (${p.failed} failed)` : ''} in ${formatEta(p.elapsedSeconds)}, ${rate(p.itemsPerSecond)} req/s, ${rate(p.tokensPerSecond)} tok/s`;
+  const failed = p.failed > 0 ? ` (${p.failed} failed)` : '';
+  const run = `${p.done} request(s)${failed} in ${formatEta(p.elapsedSeconds)}, ${rate(p.itemsPerSecond)} req/s, ${rate(p.tokensPerSecond)} tok/s`;
   if (s.interrupted) {
     const left = p.total - p.skipped - p.done;
-    return `interrupted: ${run}; ${left} left; run the same command again to resume\n`;
+    return `interrupted: ${run}; ${left} left: run the same command again to resume\n`;
   }
-  const failed = s.failedTotal > 0 ? `; ${s.failedTotal} of them are errors (--retry-failed runs them again)` : '';
-  return `done: ${run}; ${output} answers all ${p.total}${failed}\n`;
+  const errors = s.failedTotal > 0 ? `; ${s.failedTotal} of them are errors (--retry-failed runs them again)` : '';
+  return `done: ${run}; ${output} answers all ${p.total}${errors}\n`;
 }
 
 /** The one-line view for a terminal. @internal */
