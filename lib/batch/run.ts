@@ -10,6 +10,7 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
+import { open } from 'node:fs/promises';
 import { QwenVLError } from '../errors.js';
 import type { GenerateOptions } from '../generate/options.js';
 import type { ChatResult, Conversation, RequestOptions } from '../model/model.js';
@@ -65,6 +66,8 @@ export interface BatchPlan extends BatchStart {
 export async function planBatch(input: string, output: string, retryFailed = false): Promise<BatchPlan> {
   const scan = await scanBatchInput(input);
   const existing = await readExistingResults(output, retryFailed);
+  // Create the output now: an unwritable path fails before any model is loaded.
+  await (await open(output, 'a')).close();
   let skipped = 0;
   let failedBefore = 0;
   for (const id of scan.ids.keys()) {

@@ -1,7 +1,7 @@
 // `qwenvl batch` end to end on the Qwen2-VL fixture checkpoint: result lines, images by path
 // relative to the requests file, bad lines and failing requests, resume after a crash mid-write,
 // seeded determinism across runs and concurrency, duplicate ids, and Ctrl-C in a real process.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,7 @@ import { checkpointDir, fixtureDir } from '../helpers/fixtures.js';
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const CKPT = checkpointDir('qwen2-vl');
 const IMG = join(fixtureDir('qwen2-vl'), 'inputs/gradient_224x224.png');
+const hasFfmpeg = spawnSync('ffmpeg', ['-version'], { stdio: 'ignore' }).status === 0;
 
 let dir: string;
 let input: string;
@@ -112,6 +113,36 @@ describe('qwenvl batch', () => {
     }
   });
 
+  it('an image as a data: URL reads as the same image by path', async () => {
+    const dataUrl = `data:image/png;base64,${readFileSync(IMG).toString('base64')}`;
+    copyFileSync(IMG, join(dir, 'g.png'));
+    const ask = (id: string, url: string) =>
+      JSON.stringify({ custom_id: id, messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url } }, { type: 'text', text: 'Describe.' }] }], max_tokens: 4, temperature: 0 });
+    writeFileSync(input, [ask('path', 'g.png'), ask('data', dataUrl), ask('file-url', `file://${join(dir, 'g.png')}`)].join('\n'));
+    expect((await batch()).status).toBe(0);
+    const got = results();
+    const path = completion(got.get('path'));
+    for (const id of ['data', 'file-url']) {
+      expect(completion(got.get(id)).usage).toEqual(path.usage);
+      expect(completion(got.get(id)).choices[0].message.content).toBe(path.choices[0].message.content);
+    }
+  });
+
+  it.skipIf(!hasFfmpeg)('a video by path relative to the requests file', async () => {
+    mkdirSync(join(dir, 'clips'));
+    const clip = join(dir, 'clips', 'c.mp4');
+    const made = spawnSync('ffmpeg', ['-v', 'error', '-f', 'lavfi', '-i', 'testsrc=size=128x96:rate=4:duration=2', '-pix_fmt', 'yuv420p', clip]);
+    expect(made.status, String(made.stderr)).toBe(0);
+    const ask = (id: string, url: string) =>
+      JSON.stringify({ custom_id: id, messages: [{ role: 'user', content: [{ type: 'video_url', video_url: { url } }, { type: 'text', text: 'What happens?' }] }], max_tokens: 3, temperature: 0 });
+    writeFileSync(input, [ask('v', 'clips/c.mp4'), ask('none', 'clips/none.mp4')].join('\n'));
+    expect((await batch()).status).toBe(3);
+    const got = results();
+    expect(got.get('v')).toMatchObject({ error: null });
+    expect(completion(got.get('v')).usage.prompt_tokens).toBeGreaterThan(20);
+    expect(got.get('none')).toMatchObject({ response: null, error: { code: 'E_INPUT', param: 'messages[0].content[0]' } });
+  });
+
   it('resumes after a crash mid-write: the half line is cut off and only the missing requests run', async () => {
     writeFileSync(input, sampled(6));
     expect((await batch('--seed', '11', '--concurrency', '3')).status).toBe(0);
@@ -158,6 +189,12 @@ describe('qwenvl batch', () => {
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/^qwenvl: E_INPUT: .*custom_id must be unique.*"s0" \(lines 1 and 3\)/);
     expect(existsSync(output)).toBe(false);
+    // An output that cannot be created fails before the model is looked at (this one does not exist).
+    writeFileSync(input, sampled(2));
+    const noDir = join(dir, 'no', 'such', 'results.jsonl');
+    const r2 = await cli(['batch', input, '--out', noDir, '--model', join(dir, 'no-model'), '--quiet']);
+    expect(r2.status).toBe(1);
+    expect(r2.stderr).toMatch(/^qwenvl: ENOENT: .*no\/such\/results\.jsonl/);
   });
 
   it('--help: the usage, the line formats and the exit statuses', async () => {
@@ -183,10 +220,10 @@ describe('qwenvl batch', () => {
   });
 
   it('Ctrl-C stops a running batch cleanly (status 130, only whole lines); the rerun finishes it', async () => {
-    const n = 30;
+    const n = 20;
     writeFileSync(
       input,
-      Array.from({ length: n }, (_, i) => JSON.stringify({ custom_id: `r${i}`, messages: [{ role: 'user', content: `Story ${i}` }], max_tokens: 200, temperature: 1 })).join('\n'),
+      Array.from({ length: n }, (_, i) => JSON.stringify({ custom_id: `r${i}`, messages: [{ role: 'user', content: `Story ${i}` }], max_tokens: 100, temperature: 1 })).join('\n'),
     );
     const child = spawn(process.execPath, ['--import', 'tsx', 'lib/cli/main.ts', 'batch', input, '--out', output, '--model', CKPT, '--seed', '1', '--concurrency', '2'], {
       cwd: repo,
