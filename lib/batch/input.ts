@@ -9,9 +9,8 @@
  * @internal
  * @module
  */
-import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { inputError } from '../errors.js';
+import { fileLines } from './lines.js';
 
 /** The one endpoint a batch line may name. */
 export const CHAT_URL = '/v1/chat/completions';
@@ -68,20 +67,6 @@ export function parseBatchLine(text: string, line: number): BatchItem {
   }
   if (!isObject(v.body)) return lineError(line, id, 'E_INPUT', 'body must be a JSON object (the chat request)');
   return { line, customId: id, body: v.body };
-}
-
-/** Yields the non-blank lines of a file with their 1-based numbers ("\n" or "\r\n" endings). */
-async function* fileLines(path: string): AsyncGenerator<{ text: string; line: number }> {
-  const lines = createInterface({ input: createReadStream(path, { encoding: 'utf8' }), crlfDelay: Infinity });
-  let n = 0;
-  try {
-    for await (const text of lines) {
-      n++;
-      if (text.trim().length > 0) yield { text, line: n };
-    }
-  } finally {
-    lines.close();
-  }
 }
 
 /** What the first pass learns: every line's custom_id. @internal */

@@ -9,11 +9,10 @@
  * @internal
  * @module
  */
-import { createReadStream } from 'node:fs';
 import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
 import { inputError } from '../errors.js';
 import type { LineError } from './input.js';
+import { fileLines } from './lines.js';
 
 /** One line of the results file (OpenAI's batch output line). @internal */
 export interface ResultLine {
@@ -99,26 +98,13 @@ function readResultLine(path: string, text: string, line: number): { id: string;
   return { id: r.custom_id!, ok: r.error === null && r.response !== null && r.response !== undefined };
 }
 
-async function* lines(path: string): AsyncGenerator<{ text: string; line: number }> {
-  const rl = createInterface({ input: createReadStream(path, { encoding: 'utf8' }), crlfDelay: Infinity });
-  let n = 0;
-  try {
-    for await (const text of rl) {
-      n++;
-      if (text.trim().length > 0) yield { text, line: n };
-    }
-  } finally {
-    rl.close();
-  }
-}
-
 /** Writes the lines of `path` that are not error records to a new file that replaces it. */
 async function dropFailures(path: string): Promise<number> {
   const tmp = `${path}.retry-${process.pid}.tmp`;
   const fh = await open(tmp, 'w');
   let dropped = 0;
   try {
-    for await (const { text, line } of lines(path)) {
+    for await (const { text, line } of fileLines(path)) {
       if (!readResultLine(path, text, line).ok) dropped++;
       else await writeAll(fh, `${text}\n`);
     }
@@ -154,7 +140,7 @@ export async function readExistingResults(path: string, retryFailed = false): Pr
   if (!exists) return { done, repairedBytes: 0, droppedFailures: 0 };
   const repairedBytes = await repairTail(path);
   const droppedFailures = retryFailed ? await dropFailures(path) : 0;
-  for await (const { text, line } of lines(path)) {
+  for await (const { text, line } of fileLines(path)) {
     const { id, ok } = readResultLine(path, text, line);
     // A later line for the same id wins (a file assembled by hand may repeat one).
     done.set(id, ok);

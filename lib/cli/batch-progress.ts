@@ -18,6 +18,8 @@ export interface BatchView {
   /** A timer's redraw (rates and time left change while nothing finishes). */
   tick(p: BatchProgress): void;
   end(summary: BatchSummary, output: string): void;
+  /** The run failed (the error is reported next): take the status line away. */
+  stop(): void;
 }
 
 function rate(x: number): string {
@@ -81,6 +83,7 @@ export function batchTtyView(write: (s: string) => void, columns: () => number):
       line.clear();
       write(endLine(s, output));
     },
+    stop: line.clear,
   };
 }
 
@@ -110,5 +113,6 @@ export function batchPlainView(write: (s: string) => void): BatchView {
     end(s, output) {
       write(endLine(s, output));
     },
+    stop() {},
   };
 }

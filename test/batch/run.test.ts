@@ -102,7 +102,8 @@ describe('batch lines', () => {
 
 describe('runBatch', () => {
   it('writes one line per request: responses, and errors for bad lines and failed requests; the batch goes on', async () => {
-    writeFileSync(input, [req('a', 'one'), '', '{not json', req('b', 'two', { fail: 'nope' }), '{"custom_id":"c","messages":[{"role":"user","content":"three"}]}', '  '].join('\r\n'));
+    // A byte order mark before the first line, CRLF endings, blank lines.
+    writeFileSync(input, '\uFEFF' + [req('a', 'one'), '', '{not json', req('b', 'two', { fail: 'nope' }), '{"custom_id":"c","messages":[{"role":"user","content":"three"}]}', '  '].join('\r\n'));
     const { plan, summary, calls } = await run();
     expect(plan.total).toBe(4);
     expect(summary.interrupted).toBe(false);

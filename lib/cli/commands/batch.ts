@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { UsageError, integerFlag, stringValue } from '../args.js';
 import type { Command } from '../command.js';
@@ -112,7 +113,8 @@ export const batchCommand: Command = {
         ...(seed !== undefined ? { seed } : {}),
         signal: interrupted.signal,
         mapping: createBatchMapping({
-          modelName: basename(model),
+          // A folder's name, or the Hub id as given.
+          modelName: existsSync(model) ? basename(resolve(model)) : model,
           baseDir: dirname(input),
           ...(values['allow-http'] === true ? { remote: HTTP_LIMITS } : {}),
           ...(maxTokens !== undefined ? { maxTokens } : {}),
@@ -124,6 +126,9 @@ export const batchCommand: Command = {
       view?.end(summary, out);
       if (summary.interrupted) return 130;
       return summary.failedTotal > 0 ? 3 : 0;
+    } catch (e) {
+      view?.stop();
+      throw e;
     } finally {
       if (timer) clearInterval(timer);
       process.off('SIGINT', onSigint);
