@@ -77,13 +77,14 @@ describe('qwenvl batch', () => {
         '{"custom_id": "broken", ',
         JSON.stringify({ custom_id: 'missing', messages: [{ role: 'user', content: image('imgs/nope.png') }] }),
         JSON.stringify({ custom_id: 'badfield', messages: [{ role: 'user', content: 'x' }], top_p: 7 }),
+        JSON.stringify({ custom_id: 'tools', messages: [{ role: 'user', content: 'x' }], tools: [{ type: 'function', function: { name: 'f' } }] }),
       ].join('\n'),
     );
     const r = await batch('--max-tokens', '3');
     expect(r.status, r.stderr).toBe(3);
     expect(r.stderr).toBe('');
     const got = results();
-    expect([...got.keys()].sort()).toEqual(['badfield', 'img', 'line-3', 'missing', 'text']);
+    expect([...got.keys()].sort()).toEqual(['badfield', 'img', 'line-3', 'missing', 'text', 'tools']);
 
     const img = completion(got.get('img'));
     expect(got.get('img')).toMatchObject({ error: null, response: { status_code: 200 } });
@@ -101,6 +102,8 @@ describe('qwenvl batch', () => {
       error: { code: 'E_INPUT', param: 'messages[0].content[0]', message: expect.stringContaining('image file not found') },
     });
     expect(got.get('badfield')).toMatchObject({ response: null, error: { code: 'E_INPUT', param: 'top_p' } });
+    // Not silently dropped: tool calls are refused until the batch parses them.
+    expect(got.get('tools')).toMatchObject({ response: null, error: { code: 'E_UNSUPPORTED' } });
 
     // The same answer greedily as the library gives (the relative path read the same image).
     const { loadModel } = await import('../../lib/index.js');
