@@ -11,6 +11,7 @@
  */
 import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { inputError } from '../errors.js';
+import { tryLockFile } from '../hub/lock.js';
 import type { LineError } from './input.js';
 import { fileLines } from './lines.js';
 
@@ -202,4 +203,19 @@ export class ResultWriter {
       await this.fh.close();
     }
   }
+}
+
+/**
+ * Takes `<output>.lock` for this process, so that two runs never append to one results file (each
+ * would run the other's requests again); a lock left by a process that died is taken over.
+ * Resolves to its release.
+ * @internal
+ */
+export async function lockResults(output: string): Promise<() => Promise<void>> {
+  const lockPath = `${output}.lock`;
+  const owner = await tryLockFile(lockPath);
+  if (owner !== undefined) {
+    throw inputError(`${output} is being written by another process (pid ${owner}); wait for it to end, or stop it (its lock: ${lockPath})`);
+  }
+  return () => rm(lockPath, { force: true });
 }

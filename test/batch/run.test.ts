@@ -1,13 +1,14 @@
 // The batch runner on its own, with a stand-in model (a chat function that answers from the
 // request) and mapping: reading, resuming, repairing, refusing, stopping, seeding, concurrency.
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { QwenVLError } from '../../lib/errors.js';
 import { parseBatchLine } from '../../lib/batch/input.js';
 import { planBatch, runBatch, type BatchRequestMapping, type BatchRunOptions } from '../../lib/batch/run.js';
-import type { ResultLine } from '../../lib/batch/output.js';
+import { lockResults, type ResultLine } from '../../lib/batch/output.js';
 import { requestSeed } from '../../lib/batch/seed.js';
 import type { ChatResult, Conversation } from '../../lib/model/model.js';
 
@@ -253,5 +254,17 @@ describe('runBatch', () => {
     await run({ concurrency: 1, onItem: () => void sizes.push(statSync(output).size) });
     expect(sizes[0]).toBeGreaterThan(0);
     expect(sizes[1]).toBeGreaterThan(sizes[0]);
+  });
+
+  it('one run per results file: a live owner of <out>.lock refuses another; a dead one\'s lock is taken over', async () => {
+    const lockPath = `${output}.lock`;
+    writeFileSync(lockPath, String(process.ppid));
+    await expect(lockResults(output)).rejects.toMatchObject({ code: 'E_INPUT', message: expect.stringContaining(`being written by another process (pid ${process.ppid})`) });
+    const gone = spawnSync(process.execPath, ['-e', '']).pid!;
+    writeFileSync(lockPath, String(gone));
+    const release = await lockResults(output);
+    expect(readFileSync(lockPath, 'utf8')).toBe(String(process.pid));
+    await release();
+    expect(existsSync(lockPath)).toBe(false);
   });
 });

@@ -21,7 +21,7 @@ Resuming: requests whose custom_id already has a line in --out are skipped (erro
 --retry-failed), and a half-written last line (a crash mid-write) is cut off first, so rerunning
 the same command after a crash or Ctrl-C finishes the batch. custom_ids must be unique: a file
 that repeats one is refused before anything runs. Ctrl-C stops cleanly: requests in flight are
-dropped, not written, and run on the next run.
+dropped, not written, and run on the next run. One run at a time per results file (RESULTS.jsonl.lock).
 
 Exit status: 0 when every request has a successful result, 3 when some result is an error,
 130 when interrupted, 1 when the batch could not run (model, files), 2 for bad arguments.
@@ -86,53 +86,60 @@ export const batchCommand: Command = {
     const { planBatch, runBatch } = await import('../../batch/run.js');
     const { BatchStats } = await import('../../batch/stats.js');
     const { createBatchMapping } = await import('../../batch/openai-mapping.js');
+    const { lockResults } = await import('../../batch/output.js');
     const { batchPlainView, batchTtyView } = await import('../batch-progress.js');
     const err = process.stderr;
     const write = (s: string) => void err.write(s);
     const view = values.quiet === true ? undefined : err.isTTY ? batchTtyView(write, () => err.columns || 80) : batchPlainView(write);
 
-    // The files first: a duplicate id or a foreign --out is refused before a model is loaded.
-    const plan = await planBatch(input, output, values['retry-failed'] === true);
-    view?.start(plan, positionals[0]!, out);
-    const { loadModel } = await import('../../model/load.js');
-    const m = await loadModel(model, threads !== undefined ? { threads } : {});
-    // First Ctrl-C: stop cleanly (requests in flight dropped, the output flushed); a second one
-    // while that happens gets the default (immediate) exit.
-    const interrupted = new AbortController();
-    const onSigint = () => {
-      process.off('SIGINT', onSigint);
-      interrupted.abort();
-    };
-    process.on('SIGINT', onSigint);
-    const stats = new BatchStats();
-    const timer = view ? setInterval(() => view.tick(stats.snapshot()), 1000) : undefined;
-    timer?.unref();
+    // One run per results file: a second one would run the first one's requests again.
+    const release = await lockResults(output);
     try {
-      const summary = await runBatch(plan, {
-        concurrency,
-        ...(seed !== undefined ? { seed } : {}),
-        signal: interrupted.signal,
-        mapping: createBatchMapping({
-          // A folder's name, or the Hub id as given.
-          modelName: existsSync(model) ? basename(resolve(model)) : model,
-          baseDir: dirname(input),
-          ...(values['allow-http'] === true ? { remote: HTTP_LIMITS } : {}),
-          ...(maxTokens !== undefined ? { maxTokens } : {}),
-        }),
-        chat: (messages, options) => m.chat(messages, options),
-        stats,
-        ...(view ? { onItem: (item, p) => view.item(item, p) } : {}),
-      });
-      view?.end(summary, out);
-      if (summary.interrupted) return 130;
-      return summary.failedTotal > 0 ? 3 : 0;
-    } catch (e) {
-      view?.stop();
-      throw e;
+      // The files first: a duplicate id or a foreign --out is refused before a model is loaded.
+      const plan = await planBatch(input, output, values['retry-failed'] === true);
+      view?.start(plan, positionals[0]!, out);
+      const { loadModel } = await import('../../model/load.js');
+      const m = await loadModel(model, threads !== undefined ? { threads } : {});
+      // First Ctrl-C: stop cleanly (requests in flight dropped, the output flushed); a second one
+      // while that happens gets the default (immediate) exit.
+      const interrupted = new AbortController();
+      const onSigint = () => {
+        process.off('SIGINT', onSigint);
+        interrupted.abort();
+      };
+      process.on('SIGINT', onSigint);
+      const stats = new BatchStats();
+      const timer = view ? setInterval(() => view.tick(stats.snapshot()), 1000) : undefined;
+      timer?.unref();
+      try {
+        const summary = await runBatch(plan, {
+          concurrency,
+          ...(seed !== undefined ? { seed } : {}),
+          signal: interrupted.signal,
+          mapping: createBatchMapping({
+            // A folder's name, or the Hub id as given.
+            modelName: existsSync(model) ? basename(resolve(model)) : model,
+            baseDir: dirname(input),
+            ...(values['allow-http'] === true ? { remote: HTTP_LIMITS } : {}),
+            ...(maxTokens !== undefined ? { maxTokens } : {}),
+          }),
+          chat: (messages, options) => m.chat(messages, options),
+          stats,
+          ...(view ? { onItem: (item, p) => view.item(item, p) } : {}),
+        });
+        view?.end(summary, out);
+        if (summary.interrupted) return 130;
+        return summary.failedTotal > 0 ? 3 : 0;
+      } catch (e) {
+        view?.stop();
+        throw e;
+      } finally {
+        if (timer) clearInterval(timer);
+        process.off('SIGINT', onSigint);
+        m.dispose();
+      }
     } finally {
-      if (timer) clearInterval(timer);
-      process.off('SIGINT', onSigint);
-      m.dispose();
+      await release();
     }
   },
 };
