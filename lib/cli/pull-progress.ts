@@ -1,7 +1,7 @@
 /**
  * How `qwenvl pull` shows {@link PullProgress}: on a terminal one line redrawn in place (file and
  * total, rate, time left); elsewhere (a log, a pipe, CI) plain lines: each file's start and end,
- * and a line per tenth of a large file.
+ * and a line per tenth of a large file. The line drawing and time format serve `qwenvl batch` too.
  * @internal
  * @module
  */
@@ -50,19 +50,26 @@ export interface ProgressView {
   end(): void;
 }
 
+/** One line redrawn in place on a terminal (`columns` wide), cut to fit; `clear` before other output. @internal */
+export function statusLine(write: (s: string) => void, columns: () => number): { draw(line: string): void; clear(): void } {
+  let drawn = false;
+  return {
+    draw(line) {
+      const width = Math.max(20, columns() - 1);
+      const cut = line.length > width ? `${line.slice(0, width - 1)}…` : line;
+      write(`\r${cut}\x1b[K`);
+      drawn = true;
+    },
+    clear() {
+      if (drawn) write('\r\x1b[K');
+      drawn = false;
+    },
+  };
+}
+
 /** The one-line view for a terminal (`columns` wide). @internal */
 export function ttyView(write: (s: string) => void, columns: () => number): ProgressView {
-  let drawn = false;
-  const draw = (line: string) => {
-    const width = Math.max(20, columns() - 1);
-    const cut = line.length > width ? `${line.slice(0, width - 1)}…` : line;
-    write(`\r${cut}\x1b[K`);
-    drawn = true;
-  };
-  const clear = () => {
-    if (drawn) write('\r\x1b[K');
-    drawn = false;
-  };
+  const { draw, clear } = statusLine(write, columns);
   return {
     update(p) {
       const counter = `[${Math.min(p.filesDone + 1, p.fileCount)}/${p.fileCount}]`;

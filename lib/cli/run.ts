@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import { QwenVLError } from '../errors.js';
 import { UsageError, parseCommandArgs, wantsHelp } from './args.js';
 import type { Command } from './command.js';
+import { batchCommand } from './commands/batch.js';
 import { chatCommand } from './commands/chat.js';
 import { conformanceCommand } from './commands/conformance.js';
 import { infoCommand } from './commands/info.js';
@@ -29,7 +30,7 @@ const processOutput: CliOutput = {
   stderr: (t) => void process.stderr.write(t),
 };
 
-const commands: Command[] = [chatCommand, conformanceCommand, infoCommand, pullCommand, selftestCommand];
+const commands: Command[] = [batchCommand, chatCommand, conformanceCommand, infoCommand, pullCommand, selftestCommand];
 
 function usage(): string {
   const lines = commands.map((c) => `  ${c.name.padEnd(12)} ${c.summary}`);

@@ -2,6 +2,7 @@
  * One download per blob at a time: within this process by a promise chain, across processes by a
  * lock file holding the owner's pid (`<cache>/.locks/models--org--name/<etag>.qwenvl.lock`, beside
  * where huggingface_hub keeps its own locks). A lock whose process is gone is taken over.
+ * `qwenvl batch` takes its results file's lock with {@link tryLockFile}.
  * @internal
  * @module
  */
@@ -36,14 +37,17 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   });
 }
 
-async function acquireFile(lockPath: string, signal: AbortSignal | undefined): Promise<void> {
-  await mkdir(dirname(lockPath), { recursive: true });
+/**
+ * Takes the lock file `lockPath` (its folder must exist) when it is free or left by a process that
+ * died; otherwise returns the pid of the live process holding it. @internal
+ */
+export async function tryLockFile(lockPath: string): Promise<number | undefined> {
   for (;;) {
     try {
       const fh = await open(lockPath, 'wx');
       await fh.writeFile(String(process.pid));
       await fh.close();
-      return;
+      return undefined;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
@@ -53,13 +57,15 @@ async function acquireFile(lockPath: string, signal: AbortSignal | undefined): P
     } catch {
       continue; // released meanwhile
     }
-    if (Number.isSafeInteger(owner) && owner > 0 && owner !== process.pid && alive(owner)) {
-      await sleep(POLL_MS, signal);
-      continue;
-    }
+    if (Number.isSafeInteger(owner) && owner > 0 && owner !== process.pid && alive(owner)) return owner;
     // Left by a process that died (or half-written): take it over.
     await rm(lockPath, { force: true });
   }
+}
+
+async function acquireFile(lockPath: string, signal: AbortSignal | undefined): Promise<void> {
+  await mkdir(dirname(lockPath), { recursive: true });
+  while ((await tryLockFile(lockPath)) !== undefined) await sleep(POLL_MS, signal);
 }
 
 /** Runs `fn` holding the lock of `lockPath`. */
