@@ -11,6 +11,7 @@
  * @module
  */
 import { timingSafeEqual } from 'node:crypto';
+import type { Socket } from 'node:net';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Model } from '../model/model.js';
 import { OpenAIError, toOpenAIError } from '../openai/errors.js';
@@ -83,6 +84,22 @@ function fromFastify(err: FastifyError): OpenAIError | undefined {
   return undefined;
 }
 
+/** Errors Node raises before a request exists (timeouts, malformed HTTP): answered on the socket. */
+function clientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (socket.destroyed) return;
+  const timeout = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+  const status = timeout ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+  const e = timeout
+    ? new OpenAIError(408, 'the request took too long to arrive', 'invalid_request_error', null, 'request_timeout')
+    : new OpenAIError(status, 'malformed HTTP request', 'invalid_request_error', null, 'bad_request');
+  const body = JSON.stringify(e.body());
+  const reason = timeout ? 'Request Timeout' : status === 431 ? 'Request Header Fields Too Large' : 'Bad Request';
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy();
+}
+
 function sameKey(given: string, key: string): boolean {
   const a = Buffer.from(given);
   const b = Buffer.from(key);
@@ -95,10 +112,15 @@ export function createServer(options: ServerOptions): QwenVLServer {
   const metrics = createServerMetrics(admission, options.model);
   const inflight = new Set<InFlight>();
   let draining = false;
+  const requestTimeout = options.requestTimeoutMs ?? 60_000;
   const app = Fastify({
     logger: false,
     bodyLimit: options.bodyLimit ?? 50 * 2 ** 20,
-    requestTimeout: options.requestTimeoutMs ?? 60_000,
+    requestTimeout,
+    // Node arms its request-timeout checks only when the server is created with a timeout, and
+    // checks every 30 s by default: often enough for short timeouts here.
+    http: { requestTimeout, connectionsCheckingInterval: Math.min(1000, Math.max(100, Math.floor(requestTimeout / 4))) },
+    clientErrorHandler: clientError,
     // Our own 503 in OpenAI's shape while draining, not fastify's.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
@@ -117,6 +139,8 @@ export function createServer(options: ServerOptions): QwenVLServer {
     ...(options.libraryOptions ? { libraryOptions: options.libraryOptions } : {}),
   };
 
+  // JSON only: fastify's text/plain parser would hand a string body to the handler.
+  app.removeContentTypeParser('text/plain');
   app.addHook('onRequest', async (request, reply) => {
     if (draining && request.url.startsWith('/v1/')) {
       reply.header('connection', 'close');
@@ -175,7 +199,13 @@ export function createServer(options: ServerOptions): QwenVLServer {
       while (inflight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       for (const r of inflight) r.shutdown();
       while (inflight.size > 0) await new Promise((r) => setTimeout(r, 20));
-      await closing;
+      // Replies have ended; connections still open after a moment to flush (a client that never
+      // finished sending its request, one that reads nothing) are cut.
+      const flushed = await Promise.race([closing.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 1000).unref())]);
+      if (!flushed) {
+        app.server.closeAllConnections();
+        await closing;
+      }
     },
   };
 }

@@ -107,7 +107,7 @@ describe('openai client', () => {
         .create({ model: MODEL_ID, messages: [{ role: 'user', content: [{ type: 'text', text: 'x' }, { type: 'image_url', image_url: { url } }] }] })
         .catch((e: unknown) => e);
       expect(err).toBeInstanceOf(OpenAI.BadRequestError);
-      expect((err as OpenAI.APIError).param).toBe('messages[0].content[1].image_url.url');
+      expect((err as InstanceType<typeof OpenAI.APIError>).param).toBe('messages[0].content[1].image_url.url');
     }
   });
 
@@ -195,6 +195,6 @@ describe('openai client', () => {
   it('reports 404 for another model name, in OpenAI error shape', async () => {
     const err = await client.chat.completions.create({ model: 'gpt-4o', messages: ask('x') }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.NotFoundError);
-    expect((err as OpenAI.APIError).code).toBe('model_not_found');
+    expect((err as InstanceType<typeof OpenAI.APIError>).code).toBe('model_not_found');
   });
 });
