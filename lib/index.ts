@@ -156,6 +156,24 @@ export {
 } from './grounding/index.js';
 export type { GenerateOptions } from './generate/options.js';
 export {
+  parseToolCalls,
+  ToolCallStream,
+  type ToolCall,
+  type ToolCallError,
+  type ToolCallPiece,
+  type ToolCallParseOptions,
+  type ParsedToolCalls,
+} from './generate/tool-calls.js';
+export {
+  splitReasoning,
+  ReasoningStream,
+  type ReasoningPiece,
+  type ReasoningParseOptions,
+  type SplitReasoning,
+} from './generate/reasoning.js';
+export type { ChatStreamEvent } from './generate/reply.js';
+export type { ToolDefinition } from './text/tool-messages.js';
+export {
   listConformanceCases,
   runConformance,
   type ConformanceOptions,

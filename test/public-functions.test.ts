@@ -116,6 +116,8 @@ const SAMPLES: Record<string, () => unknown[]> = {
   parseGrounding: () => ['[{"bbox_2d": [1, 2, 30, 40]}]', { family: 'qwen2_5_vl', images: [{ originalWidth: 224, originalHeight: 224, resizedWidth: 224, resizedHeight: 224 }] }],
   drawGrounding: () => [IMG, [{ box: [1, 2, 30, 40], image: 0, label: 'a' }], {}],
   pullModel: () => ['org/tiny', { endpoint: hub.endpoint, cacheDir: join(noCases, 'hub'), token: false }],
+  parseToolCalls: () => ['<tool_call>{"name": "f", "arguments": {}}</tool_call>', {}],
+  splitReasoning: () => ['<think>\nhm\n</think>\n\nyes', { open: false }],
   loadModel: () => [CKPT, { contextLength: 48, checkFinite: false }],
 };
 

@@ -3,6 +3,7 @@
  * @module
  */
 import type { MediaPolicy } from '../processor/media-policy.js';
+import { readTemplateVariables, readTools, type ToolDefinition } from '../text/tool-messages.js';
 import { checkArray, expected, guard, isInstance, optBoolean, readOptions } from '../validate.js';
 import type { GenerationDefaults } from '../model/config.js';
 import type { LoadOptions } from '../model/load.js';
@@ -65,11 +66,15 @@ export interface ResolvedGenerateOptions {
   specialTokensInUserText?: boolean;
   /** The request's media policy (RequestOptions.media), checked where it is resolved. */
   media?: MediaPolicy;
+  /** RequestOptions.tools, checked; absent when none. */
+  tools?: ToolDefinition[];
+  /** RequestOptions.templateVariables, checked. */
+  templateVariables?: Record<string, unknown>;
 }
 
 const KEYS = [
   'maxTokens', 'doSample', 'temperature', 'topP', 'topK', 'minP', 'repetitionPenalty', 'seed', 'stop', 'eosTokenIds',
-  'signal', 'specialTokensInUserText', 'media',
+  'signal', 'specialTokensInUserText', 'media', 'tools', 'templateVariables',
 ] as const;
 
 /** Most stop strings, and their longest length, accepted in one request. */
@@ -146,10 +151,14 @@ export function resolveGenerateOptions(options: GenerateOptions | undefined, d: 
   if (o.signal !== undefined && !isInstance(o.signal, AbortSignal)) throw expected('generation options: signal', 'an AbortSignal', o.signal);
   const eosTokenIds = eosIds(o.eosTokenIds);
   const specialTokensInUserText = optBoolean('generation options: specialTokensInUserText', o.specialTokensInUserText);
+  const tools = readTools('generation options: tools', o.tools);
+  const templateVariables = readTemplateVariables('generation options: templateVariables', o.templateVariables);
   return {
     maxTokens, doSample, temperature, topP, topK, minP, repetitionPenalty, seed, stop, eosTokenIds,
     signal: o.signal as AbortSignal | undefined,
     ...(specialTokensInUserText !== undefined ? { specialTokensInUserText } : {}),
     ...(o.media !== undefined ? { media: o.media as MediaPolicy } : {}),
+    ...(tools ? { tools } : {}),
+    ...(templateVariables ? { templateVariables } : {}),
   };
 }

@@ -12,9 +12,10 @@ import { resolveMediaPolicy, type ResolvedMediaPolicy } from '../processor/media
 import { processVideoImpl, type ProcessVideoOptions, type ProcessedVideo, type VideoInput } from '../processor/video.js';
 import type { VideoProcessorConfig } from '../processor/video-config.js';
 import { padBatchImpl } from '../text/batch.js';
-import type { ChatMessage, ChatTemplate } from '../text/chat-template.js';
+import type { ChatMessage, ChatTemplate, ChatTemplateOptions } from '../text/chat-template.js';
 import { countOf, expandVisionPlaceholdersImpl } from '../text/expand.js';
 import type { QwenTokenizer } from '../text/tokenizer.js';
+import { templateMessages, type ToolDefinition } from '../text/tool-messages.js';
 import { expandOutsideSpans, renderMarked, type MarkedPrompt } from '../text/user-text.js';
 import { checkTextLength, countOutside, overflowInContext } from './prompt-limits.js';
 import type { ModelConfig } from './config.js';
@@ -206,6 +207,10 @@ export interface PromptOptions {
   plainUserText?: boolean;
   /** Refuse (E_CONTEXT_OVERFLOW) a prompt of more tokens, before tokenizing when its length shows it. */
   contextLength?: number;
+  /** Tools the chat template lists for the model (RequestOptions.tools). */
+  tools?: readonly ToolDefinition[];
+  /** Further chat template variables (RequestOptions.templateVariables). */
+  templateVariables?: Record<string, unknown>;
 }
 
 /** Builds the model inputs of a batch of conversations (one row each). */
@@ -231,12 +236,18 @@ export async function prepareInputs(
   ] as const) {
     if (n > max) throw inputError(`the request has ${n} ${kind} parts, over the media policy's ${key} of ${max}; refused before reading any`);
   }
+  const render: ChatTemplateOptions = {
+    addGenerationPrompt: true,
+    ...(prompt.tools ? { tools: prompt.tools } : {}),
+    ...(prompt.templateVariables ? { variables: prompt.templateVariables } : {}),
+  };
   for (let b = 0; b < conversations.length; b++) {
     const { images, imageWhere, videos } = collected[b];
     if (prompt.contextLength !== undefined) checkTextLength(conversations[b], ctx.tokenizer, prompt.contextLength, b);
+    const messages = templateMessages(conversations[b], b);
     const m = prompt.plainUserText
-      ? renderMarked(ctx.template, ctx.tokenizer, conversations[b], { addGenerationPrompt: true }, `conversation ${b}`)
-      : { text: ctx.template.render(conversations[b], { addGenerationPrompt: true }), spans: [] };
+      ? renderMarked(ctx.template, ctx.tokenizer, messages, render, `conversation ${b}`)
+      : { text: ctx.template.render(messages, render), spans: [] };
     const text = m.text;
     marked.push(m);
     for (const [kind, token, n] of [['image', imageToken, images.length], ['video', videoToken, videos.length]] as const) {

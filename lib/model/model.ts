@@ -25,22 +25,47 @@ import { checkPrepared, readPrepareOptions, readEstimateOptions, readLogitsOptio
 import { checkArray, guard, guardAsync } from '../validate.js';
 import { chatGrounding } from '../grounding/chat.js';
 import type { GroundingItem } from '../grounding/types.js';
+import { promptOpensThinking } from '../generate/reasoning.js';
+import { ReplyParser, type ChatStreamEvent } from '../generate/reply.js';
+import type { ToolCall, ToolCallError } from '../generate/tool-calls.js';
+import type { ToolDefinition } from '../text/tool-messages.js';
+import { toolCallIds } from './tool-call-ids.js';
 
 /** Most images one call of processImages / encodeImages accepts. */
 const MAX_IMAGES = 1 << 16;
 
 /** Why generation ended. */
-export type FinishReason = 'stop' | 'length' | 'abort';
+export type FinishReason = 'stop' | 'length' | 'abort' | 'tool_calls';
 
 /** The result of {@link Model.chat}. */
 export interface ChatResult {
-  /** The generated text (stop string and end-of-sequence token excluded). */
+  /**
+   * The generated text (stop string and end-of-sequence token excluded), without the thinking block
+   * (see `reasoning`) and, when the request gave `tools`, without the tool calls (see `toolCalls`).
+   */
   text: string;
+  /**
+   * The thinking block's content (`<think>…</think>`, tags and surrounding newlines excluded), present
+   * when the reply has one: thinking checkpoints write it first, or their chat template opens it at the
+   * end of the prompt. A reply cut off inside it (maxTokens) has its reasoning so far and an empty text.
+   * Thinking templates read it back as an assistant message's `reasoning_content`.
+   */
+  reasoning?: string;
+  /**
+   * The tool calls of the reply (Hermes `<tool_call>` blocks) in OpenAI's shape, present when the
+   * request gave `tools` and the reply made calls. Answer them with `role: 'tool'` messages.
+   */
+  toolCalls?: ToolCall[];
+  /** `<tool_call>` blocks that are not well-formed calls, with their raw text; present when there are any. */
+  toolCallErrors?: ToolCallError[];
   /** Generated token ids (the end-of-sequence token included when one was produced). */
   tokens: number[];
   /** Token counts; all 0 when the request was aborted before its prompt was tokenized. */
   usage: { promptTokens: number; completionTokens: number; totalTokens: number };
-  /** 'stop': end-of-sequence token or stop string; 'length': maxTokens or the context; 'abort': the signal. */
+  /**
+   * 'stop': end-of-sequence token or stop string; 'tool_calls': the same, the reply ending with tool
+   * calls; 'length': maxTokens or the context; 'abort': the signal.
+   */
   finishReason: FinishReason;
   /**
    * The boxes and points of the reply in pixels of the ORIGINAL images (see {@link parseGrounding}),
@@ -84,6 +109,18 @@ export interface RequestOptions {
    * limits win and local files must pass both folder rules.
    */
   media?: MediaPolicy;
+  /**
+   * Functions the model may call, in OpenAI's `tools` shape, passed to the chat template (which lists
+   * them in the system turn). The reply's `<tool_call>` blocks then come back as
+   * {@link ChatResult.toolCalls}. A template that does not read `tools` (Qwen2-VL's and Qwen2.5-VL's
+   * own) leaves them out of the prompt, as transformers does; the Qwen3-VL templates list them.
+   */
+  tools?: readonly ToolDefinition[];
+  /**
+   * Further chat template variables, as transformers' `apply_chat_template(**kwargs)` passes them:
+   * e.g. `{ enable_thinking: false }` for templates that read it, `{ add_vision_id: true }`.
+   */
+  templateVariables?: Record<string, unknown>;
 }
 
 /** Options of {@link Model.prepare}. */
@@ -229,7 +266,12 @@ export class Model {
         maxVisualTokens: this.budget.maxVisualTokens,
       },
       batch,
-      { plainUserText: !(options.specialTokensInUserText ?? this.specialTokensInUserText), contextLength: this.contextLength },
+      {
+        plainUserText: !(options.specialTokensInUserText ?? this.specialTokensInUserText),
+        contextLength: this.contextLength,
+        ...(options.tools ? { tools: options.tools } : {}),
+        ...(options.templateVariables ? { templateVariables: options.templateVariables } : {}),
+      },
     );
   }
 
@@ -340,12 +382,32 @@ export class Model {
 
   /**
    * Streams the answer to one conversation as text chunks (never splitting a character or a
-   * stop string). The iterator ends at end-of-sequence, a stop string, maxTokens or abort, and
-   * throws E_DISPOSED when {@link Model.dispose} runs before it ends.
+   * stop string); the chunks join to {@link ChatResult.text}: a thinking block and tool calls are not
+   * in them ({@link Model.streamEvents} streams those too). The iterator ends at end-of-sequence, a
+   * stop string, maxTokens or abort, returns the {@link ChatResult}, and throws E_DISPOSED when
+   * {@link Model.dispose} runs before it ends.
    */
   async *stream(messages: Conversation, options?: GenerateOptions & RequestOptions): AsyncGenerator<string, ChatResult, undefined> {
+    const events = this.streamEvents(messages, options);
+    let step = await events.next();
+    try {
+      for (; !step.done; step = await events.next()) if (step.value.type === 'text') yield step.value.text;
+    } finally {
+      // A consumer that stops iterating stops the generation.
+      if (!step.done) await events.return(undefined as never);
+    }
+    return step.value;
+  }
+
+  /**
+   * Streams the answer to one conversation as typed events, in reply order: `text` chunks of the
+   * answer, `reasoning` chunks of the thinking block, and, when the request gave `tools`, each
+   * `tool_call` once complete (or `tool_call_error` for a malformed one). Texts never split a
+   * character, a stop string or a tag. Ends and returns the {@link ChatResult} as {@link Model.stream}.
+   */
+  async *streamEvents(messages: Conversation, options?: GenerateOptions & RequestOptions): AsyncGenerator<ChatStreamEvent, ChatResult, undefined> {
     const o = resolveGenerateOptions(options, this.generationDefaults);
-    const queue: string[] = [];
+    const queue: ChatStreamEvent[] = [];
     let wake: (() => void) | null = null;
     let finished = false;
     let failure: unknown;
@@ -353,9 +415,9 @@ export class Model {
     // A consumer that stops iterating (break, return, throw) stops the generation too.
     const stop = new AbortController();
     const signal = o.signal ? AbortSignal.any([o.signal, stop.signal]) : stop.signal;
-    const running = guardAsync('stream', () => this.run(messages, { ...o, signal }, (row, chunk) => {
-      if (row === 0 && chunk) {
-        queue.push(chunk);
+    const running = guardAsync('stream', () => this.run(messages, { ...o, signal }, (row, event) => {
+      if (row === 0) {
+        queue.push(event);
         wake?.();
       }
     })).then(
@@ -391,16 +453,16 @@ export class Model {
   private async run(
     messages: Conversation | readonly Conversation[],
     o: ResolvedGenerateOptions,
-    onText: ((row: number, chunk: string) => void) | undefined,
+    onEvent: ((row: number, event: ChatStreamEvent) => void) | undefined,
   ): Promise<ChatResult[]> {
-    return this.request('chat', o.signal, (cancel) => this.generate(messages, o, cancel, onText));
+    return this.request('chat', o.signal, (cancel) => this.generate(messages, o, cancel, onEvent));
   }
 
   private async generate(
     messages: Conversation | readonly Conversation[],
     o: ResolvedGenerateOptions,
     cancel: RequestCancel,
-    onText: ((row: number, chunk: string) => void) | undefined,
+    onEvent: ((row: number, event: ChatStreamEvent) => void) | undefined,
   ): Promise<ChatResult[]> {
     const ctx = this.loopContext(cancel);
     // An abort during preprocessing resolves at once, before any token exists.
@@ -426,10 +488,16 @@ export class Model {
     const texts = new Array<string>(B).fill('');
     const tokens = Array.from({ length: B }, () => [] as number[]);
     const reasons = new Array<FinishReason | null>(B).fill(null);
+    // Each row's reply split as it streams: reasoning, answer text, tool calls.
+    const replies = Array.from({ length: B }, (_, b) => new ReplyParser({
+      thinking: promptOpensThinking(p.promptTexts[b]),
+      tools: o.tools !== undefined,
+      makeId: toolCallIds(o.seed, b, p.promptTexts[b]),
+    }));
     const emit = (b: number, chunk: string) => {
       if (!chunk) return;
       texts[b] += chunk;
-      onText?.(b, chunk);
+      for (const event of replies[b].push(chunk)) onEvent?.(b, event);
     };
     try {
       for await (const step of tokenLoop(ctx, p, o, (b) => reasons[b] !== null)) {
@@ -455,13 +523,18 @@ export class Model {
     const aborted = cancel.reason === 'abort';
     return texts.map((_, b) => {
       if (reasons[b] === null) emit(b, stops[b].push(decoders[b].flush()).emit + stops[b].flush());
+      for (const event of replies[b].end()) onEvent?.(b, event);
+      const { text, ...reply } = replies[b].fields();
       const promptTokens = p.seqLength - p.padding[b];
+      const reason = reasons[b] ?? (aborted ? 'abort' : 'length');
       return {
-        text: texts[b],
+        text,
+        ...reply,
         tokens: tokens[b],
         usage: { promptTokens, completionTokens: tokens[b].length, totalTokens: promptTokens + tokens[b].length },
-        finishReason: reasons[b] ?? (aborted ? 'abort' : 'length'),
-        ...chatGrounding(this.config.family, this.tokenizer, p, b, tokens[b], texts[b]),
+        finishReason: reason === 'stop' && replies[b].endsWithToolCall ? 'tool_calls' : reason,
+        // The answer's boxes: not those drafted in the reasoning, nor tool-call arguments.
+        ...chatGrounding(this.config.family, this.tokenizer, p, b, tokens[b], text),
       };
     });
   }

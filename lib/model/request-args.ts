@@ -7,16 +7,24 @@
 import { inputError } from '../errors.js';
 import { expected, guard, isInstance, optBoolean, optInteger, readOptions } from '../validate.js';
 import type { MediaPolicy } from '../processor/media-policy.js';
+import { readTemplateVariables, readTools } from '../text/tool-messages.js';
 import type { EstimateOptions, PrepareOptions } from './model.js';
 import type { ModelConfig } from './config.js';
 import type { PreparedInputs } from './inputs.js';
 
 /** Options of prepare(). */
 export function readPrepareOptions(where: string, options: unknown): PrepareOptions {
-  const o = readOptions(`${where}: options`, options, ['specialTokensInUserText', 'media']);
+  const o = readOptions(`${where}: options`, options, ['specialTokensInUserText', 'media', 'tools', 'templateVariables']);
   const v = optBoolean(`${where}: options.specialTokensInUserText`, o.specialTokensInUserText);
+  const tools = readTools(`${where}: options.tools`, o.tools);
+  const templateVariables = readTemplateVariables(`${where}: options.templateVariables`, o.templateVariables);
   // `media` is checked field by field where it is resolved (resolveMediaPolicy).
-  return { ...(v !== undefined ? { specialTokensInUserText: v } : {}), ...(o.media !== undefined ? { media: o.media as MediaPolicy } : {}) };
+  return {
+    ...(v !== undefined ? { specialTokensInUserText: v } : {}),
+    ...(o.media !== undefined ? { media: o.media as MediaPolicy } : {}),
+    ...(tools ? { tools } : {}),
+    ...(templateVariables ? { templateVariables } : {}),
+  };
 }
 
 /** Options of estimateTokens(). */

@@ -1,7 +1,9 @@
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import type { GroundingItem } from '../../grounding/types.js';
 import type { ContentPart } from '../../text/chat-template.js';
+import type { ToolDefinition } from '../../text/tool-messages.js';
+import { ChatPrinter } from '../chat-output.js';
 import { UsageError, integerFlag, numberFlag, stringList, stringValue } from '../args.js';
 import type { Command } from '../command.js';
 
@@ -25,8 +27,32 @@ options:
   --threads N          compute threads (integer from 1 to 1024; default: physical cores)
   --draw OUT.png       draw the reply's boxes and points on the image (needs --image); with
                        several images, one file each: OUT-1.png, OUT-2.png, ...
+  --tools FILE         a JSON file of tools the model may call (OpenAI's "tools" array, or an
+                       object with one); each call prints on stdout as one JSON line
+  --hide-reasoning     do not print a thinking model's reasoning (it goes to stderr, dimmed
+                       on a terminal, so stdout holds the answer alone)
+  --no-thinking        ask the chat template to skip thinking (enable_thinking: false)
   -h, --help           show this help
 `;
+
+/** The tools of a --tools file: a JSON array of tools, or an object whose "tools" is one (checked by chat). */
+async function readToolsFile(file: string): Promise<ToolDefinition[]> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`--tools: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new UsageError(`--tools: ${file} is not JSON (${(e as Error).message})`);
+  }
+  const list = Array.isArray(v) ? v : typeof v === 'object' && v !== null ? (v as { tools?: unknown }).tools : undefined;
+  if (!Array.isArray(list)) throw new UsageError(`--tools: ${file} must hold a JSON array of tools (or {"tools": [...]})`);
+  return list as ToolDefinition[];
+}
 
 /** OUT.png for one image; OUT-1.png, OUT-2.png, … for several. */
 function drawPath(out: string, index: number, count: number): string {
@@ -70,6 +96,9 @@ export const chatCommand: Command = {
     'video-fps': { type: 'string' },
     'video-max-frames': { type: 'string' },
     draw: { type: 'string' },
+    tools: { type: 'string' },
+    'hide-reasoning': { type: 'boolean' },
+    'no-thinking': { type: 'boolean' },
   },
   async run({ values, positionals, signal }) {
     const model = stringValue(values, 'model');
@@ -94,6 +123,8 @@ export const chatCommand: Command = {
       seed: num('seed', (r) => integerFlag('--seed', r, 0)),
     };
     const threads = num('threads', (r) => integerFlag('--threads', r, 1, 1024));
+    const toolsFile = stringValue(values, 'tools');
+    const tools = toolsFile === undefined ? undefined : await readToolsFile(toolsFile);
     const videoFps = num('video-fps', (r) => numberFlag('--video-fps', r, (x) => x > 0, 'a number > 0'));
     const videoMaxFrames = num('video-max-frames', (r) => integerFlag('--video-max-frames', r, 1));
     const videoSampling = {
@@ -113,12 +144,22 @@ export const chatCommand: Command = {
       ];
       const system = stringValue(values, 'system');
       const messages = [...(system !== undefined ? [{ role: 'system', content: system }] : []), { role: 'user', content }];
-      const options = Object.fromEntries(Object.entries(sampling).filter(([, v]) => v !== undefined));
+      const options = {
+        ...Object.fromEntries(Object.entries(sampling).filter(([, v]) => v !== undefined)),
+        ...(tools !== undefined ? { tools } : {}),
+        ...(values['no-thinking'] === true ? { templateVariables: { enable_thinking: false } } : {}),
+      };
+      const printer = new ChatPrinter({
+        stdout: (t) => void process.stdout.write(t),
+        stderr: (t) => void process.stderr.write(t),
+        dim: process.stderr.isTTY === true,
+        showReasoning: values['hide-reasoning'] !== true,
+      });
       // A closed stdout aborts generation: the stream then ends with what it has.
-      const stream = m.stream(messages, { ...options, signal });
+      const stream = m.streamEvents(messages, { ...options, signal });
       let step = await stream.next();
-      for (; !step.done; step = await stream.next()) process.stdout.write(step.value);
-      process.stdout.write('\n');
+      for (; !step.done; step = await stream.next()) printer.event(step.value);
+      printer.end();
       if (draw !== undefined) {
         const written = await drawReply(stringList(values, 'image'), step.value.grounding ?? [], draw);
         process.stderr.write(written.length > 0 ? `drew ${step.value.grounding!.length} box(es)/point(s): ${written.join(', ')}\n` : `the reply has no boxes or points; nothing drawn to ${draw}\n`);
