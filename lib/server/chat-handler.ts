@@ -12,12 +12,20 @@
  * @module
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { ChatStreamEvent } from '../generate/reply.js';
 import type { ChatResult, Model } from '../model/model.js';
 import { OpenAIError, toOpenAIError } from '../openai/errors.js';
 import type { MediaResolver } from '../openai/media.js';
 import { parseChatRequest, toLibraryMessages, type ChatRequest } from '../openai/request.js';
-import { chatCompletion, chunk, completionMeta, usageChunk, type ToolCallOut } from '../openai/response.js';
-import { ToolCallStream, type ParsedToolCalls } from '../openai/tool-stream.js';
+import {
+  chatCompletion,
+  chunk,
+  completionMeta,
+  finishReasonOf,
+  usageChunk,
+  type ChatCompletionChunk,
+  type CompletionMeta,
+} from '../openai/response.js';
 import { shuttingDown, type Admission } from './admission.js';
 import type { ServerMetrics } from './server-metrics.js';
 import { SseWriter } from './sse.js';
@@ -39,10 +47,6 @@ export interface ChatContext {
   stallMs: number;
   /** Requests being answered (shutdown drains them). */
   inflight: Set<InFlight>;
-  /** Reads Hermes `<tool_call>` blocks of a reply; without it tool calls stay in the text. */
-  parseToolCalls?: (text: string) => ParsedToolCalls;
-  /** Extra library options of every request (e.g. tools support), given the checked request. */
-  libraryOptions?: (request: ChatRequest) => Record<string, unknown>;
 }
 
 /** Why a request ended before its reply did. */
@@ -85,33 +89,31 @@ export async function handleChat(ctx: ChatContext, request: FastifyRequest, repl
     const messages = await toLibraryMessages(req, media);
     const options = {
       ...req.generate,
-      ...(ctx.libraryOptions?.(req) ?? {}),
       media: media.media(),
       signal: abort.signal,
       // Text from clients never becomes control tokens.
       specialTokensInUserText: false,
     };
-    const stream = ctx.model.stream(messages, options);
+    const events = ctx.model.streamEvents(messages, options);
     const meta = completionMeta(ctx.modelId);
-    const tools = new ToolCallStream(req.tools ? ctx.parseToolCalls : undefined);
     let firstAt = 0;
-    const first = await stream.next();
+    const first = await events.next();
     if (!first.done) {
       firstAt = performance.now();
       ctx.metrics.timeToFirstToken.observe((firstAt - arrived) / 1000);
     }
     if (req.stream) {
-      await streamReply(ctx, reply, req, stream, first, firstAt, tools, meta, () => ended);
+      await streamReply(ctx, reply, req, events, first, firstAt, meta, () => ended);
     } else {
-      let text = '';
+      // The answer's content in reply order: text, and malformed tool-call blocks as they were written.
+      let content = '';
       let step = first;
-      for (; !step.done; step = await stream.next()) text += tools.push(step.value);
+      for (; !step.done; step = await events.next()) content += contentOf(step.value);
       const result = step.value;
       settle(ctx, result, firstAt, ended);
       if (ended === 'client') return hijack();
       if (ended === 'shutdown') throw shuttingDown();
-      const end = tools.finish();
-      await reply.code(200).send(chatCompletion(meta, result, text + end.content, end.toolCalls));
+      await reply.code(200).send(chatCompletion(meta, result, content));
     }
   } catch (e) {
     // A request aborted before its first token surfaces its abort reason.
@@ -126,6 +128,16 @@ export async function handleChat(ctx: ChatContext, request: FastifyRequest, repl
   }
 }
 
+/**
+ * The content an event adds: answer text, or a malformed `<tool_call>` block given back as the text
+ * the model wrote (OpenAI's shape has no place for it, and dropping it would lose output).
+ */
+function contentOf(event: ChatStreamEvent): string {
+  if (event.type === 'text') return event.text;
+  if (event.type === 'tool_call_error') return `<tool_call>${event.error.raw}</tool_call>`;
+  return '';
+}
+
 /** Counts a finished generation in the metrics. */
 function settle(ctx: ChatContext, result: ChatResult, firstAt: number, ended: EndedEarly): void {
   ctx.metrics.promptTokens.inc({}, result.usage.promptTokens);
@@ -138,11 +150,10 @@ async function streamReply(
   ctx: ChatContext,
   reply: FastifyReply,
   req: ChatRequest,
-  stream: AsyncGenerator<string, ChatResult, undefined>,
-  first: IteratorResult<string, ChatResult>,
+  events: AsyncGenerator<ChatStreamEvent, ChatResult, undefined>,
+  first: IteratorResult<ChatStreamEvent, ChatResult>,
   firstAt: number,
-  tools: ToolCallStream,
-  meta: ReturnType<typeof completionMeta>,
+  meta: CompletionMeta,
   ended: () => EndedEarly,
 ): Promise<void> {
   // Errors up to here (bad media, context overflow) were plain HTTP errors; from now on the
@@ -154,9 +165,9 @@ async function streamReply(
   let step = first;
   try {
     await sse.send(chunk(meta, { role: 'assistant', content: '' }, null, usage));
-    for (; !step.done; step = await stream.next()) {
-      const text = tools.push(step.value);
-      if (text && !(await sse.send(chunk(meta, { content: text }, null, usage)))) break;
+    for (; !step.done; step = await events.next()) {
+      const delta = deltaOf(step.value);
+      if (delta && !(await sse.send(chunk(meta, delta, null, usage)))) break;
     }
   } catch (e) {
     // The model failed mid-stream: say so, then end.
@@ -168,9 +179,9 @@ async function streamReply(
   }
   if (!step.done) {
     // The client is gone (or was cut off for stalling): its close aborted the generation, which
-    // ends within a step; what is left of the text is dropped, the result still counted.
+    // ends within a step; what is left of the reply is dropped, the result still counted.
     try {
-      while (!step.done) step = await stream.next();
+      while (!step.done) step = await events.next();
     } catch {
       return;
     }
@@ -187,14 +198,23 @@ async function streamReply(
     sse.end();
     return;
   }
-  const end = tools.finish();
-  if (end.content) await sse.send(chunk(meta, { content: end.content }, null, usage));
-  if (end.toolCalls.length > 0) {
-    const calls = end.toolCalls.map((c: ToolCallOut, index: number) => ({ index, ...c }));
-    await sse.send(chunk(meta, { tool_calls: calls }, null, usage));
-  }
-  await sse.send(chunk(meta, {}, end.toolCalls.length > 0 ? 'tool_calls' : result.finishReason === 'stop' ? 'stop' : 'length', usage));
+  await sse.send(chunk(meta, {}, finishReasonOf(result.finishReason, (result.toolCalls ?? []).length > 0), usage));
   if (usage) await sse.send(usageChunk(meta, result));
   await sse.send('[DONE]');
   sse.end();
+}
+
+/** The chunk delta of one event of the reply (undefined: nothing to send). */
+function deltaOf(event: ChatStreamEvent): ChatCompletionChunk['choices'][number]['delta'] | undefined {
+  switch (event.type) {
+    case 'text':
+    case 'tool_call_error': {
+      const content = contentOf(event);
+      return content ? { content } : undefined;
+    }
+    case 'reasoning':
+      return event.text ? { reasoning_content: event.text } : undefined;
+    case 'tool_call':
+      return { tool_calls: [{ index: event.index, ...event.toolCall }] };
+  }
 }

@@ -16,8 +16,6 @@ import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Model } from '../model/model.js';
 import { OpenAIError, toOpenAIError } from '../openai/errors.js';
 import type { MediaResolver } from '../openai/media.js';
-import type { ChatRequest } from '../openai/request.js';
-import type { ParsedToolCalls } from '../openai/tool-stream.js';
 import { Admission, shuttingDown } from './admission.js';
 import { handleChat, type ChatContext, type InFlight } from './chat-handler.js';
 import { createServerMetrics, type ServerMetrics } from './server-metrics.js';
@@ -40,10 +38,6 @@ export interface ServerOptions {
   requestTimeoutMs?: number;
   /** Milliseconds a streaming client may stop reading before it is cut off. Default 30 s. */
   stallMs?: number;
-  /** Reads Hermes `<tool_call>` blocks into tool calls (see {@link ChatContext.parseToolCalls}). */
-  parseToolCalls?: (text: string) => ParsedToolCalls;
-  /** Extra library options per request (see {@link ChatContext.libraryOptions}). */
-  libraryOptions?: (request: ChatRequest) => Record<string, unknown>;
 }
 
 /** A server made by {@link createServer}. @internal */
@@ -135,8 +129,6 @@ export function createServer(options: ServerOptions): QwenVLServer {
     metrics,
     stallMs: options.stallMs ?? 30_000,
     inflight,
-    ...(options.parseToolCalls ? { parseToolCalls: options.parseToolCalls } : {}),
-    ...(options.libraryOptions ? { libraryOptions: options.libraryOptions } : {}),
   };
 
   // JSON only: fastify's text/plain parser would hand a string body to the handler.

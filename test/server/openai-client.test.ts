@@ -158,7 +158,7 @@ describe('openai client', () => {
       // The client may end the iteration quietly or with its abort error.
       expect(e).toBeInstanceOf(OpenAI.APIUserAbortError);
     }
-    expect(chunks).toBe(3);
+    expect(chunks).toBeGreaterThanOrEqual(3);
     // The server sees the disconnect, frees the slot and counts the abort.
     await waitFor(async () => {
       const m = await scrape(base);
