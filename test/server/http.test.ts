@@ -152,6 +152,22 @@ describe('raw HTTP', () => {
     expect(got).toEqual({ text: plain.json.choices[0].message.content, done: true });
   });
 
+  it('aborts a plain (non-streamed) request whose client goes away', async () => {
+    const before = metricValue(await scrape(base), 'qwenvl_requests_aborted_total{reason="client"}');
+    const gone = new AbortController();
+    const pending = fetch(`${base}/v1/chat/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: body({ max_tokens: 20000 }), signal: gone.signal,
+    });
+    await waitFor(async () => metricValue(await scrape(base), 'qwenvl_requests_running') === 1);
+    gone.abort();
+    await expect(pending).rejects.toThrow();
+    await waitFor(async () => {
+      const m = await scrape(base);
+      return metricValue(m, 'qwenvl_requests_running') === 0 && metricValue(m, 'qwenvl_requests_aborted_total{reason="client"}') === before + 1;
+    });
+    expect(metricValue(await scrape(base), 'qwenvl_generation_tokens_total')).toBeLessThan(20000);
+  });
+
   it('times out a client that stops sending its request (408)', async () => {
     const slow = await start({ requestTimeoutMs: 300 });
     const s = await rawRequest(slow, `POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n`, '{"model":');
