@@ -5,7 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, type Model } from '../../lib/index.js';
 import { createMediaResolver } from '../../lib/openai/media.js';
 import { createServer, type QwenVLServer, type ServerOptions } from '../../lib/server/server.js';
-import { checkpointDir } from '../helpers/fixtures.js';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { checkpointDir, fixtureDir } from '../helpers/fixtures.js';
 import { metricValue, scrape, waitFor } from './helpers.js';
 
 const MODEL_ID = 'fixture';
@@ -173,6 +175,28 @@ describe('raw HTTP', () => {
     const s = await rawRequest(slow, `POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n`, '{"model":');
     const raw = await readAll(s);
     expect(raw).toMatch(/^HTTP\/1\.1 408/);
+  });
+});
+
+describe('local media', () => {
+  it('reads image paths under --allowed-local-media folders only, refusing the rest alike', async () => {
+    const inputs = join(fixtureDir('qwen3-vl'), 'inputs');
+    const base = await start({ resolver: createMediaResolver({ localFiles: [inputs] }) });
+    const withImage = (url: string) => body({ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url } }, { type: 'text', text: 'x' }] }] });
+    const ok = await post(base, withImage(join(inputs, 'gradient_224x224.png')));
+    expect(ok.status).toBe(200);
+    expect(ok.json.usage.prompt_tokens).toBeGreaterThan(40);
+    const viaUrl = await post(base, withImage(pathToFileURL(join(inputs, 'gradient_224x224.png')).href));
+    expect(viaUrl.json.usage).toEqual(ok.json.usage);
+    const outside = await post(base, withImage(join(checkpointDir('qwen3-vl'), 'config.json')));
+    const missing = await post(base, withImage(join(inputs, 'nope.png')));
+    const escape = await post(base, withImage(join(inputs, '..', 'checkpoint', 'config.json')));
+    for (const r of [outside, missing, escape]) {
+      expect(r.status).toBe(400);
+      expectError(r.json, 'local_files_refused', 'messages[0].content[0].image_url.url');
+      expect(r.json.error.message).toBe(missing.json.error.message);
+      expect(r.json.error.message).not.toContain(inputs);
+    }
   });
 });
 
