@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkpointDir } from '../helpers/fixtures.js';
+import { metricValue, scrape, waitFor } from './helpers.js';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const tsx = `${repo}node_modules/.bin/tsx`;
@@ -45,9 +46,13 @@ describe('SIGTERM', () => {
 
     const long = (await ask(20_000))[Symbol.asyncIterator]();
     const short = (await ask(30))[Symbol.asyncIterator]();
-    // Both running: each has sent its first chunk.
+    const plain = client.chat.completions
+      .create({ model: 'checkpoint', messages: [{ role: 'user', content: 'plain' }], max_tokens: 20_000, temperature: 0 })
+      .catch((e: unknown) => e);
+    // All three running: the streams have sent their first chunk, the plain one holds a slot.
     await long.next();
     await short.next();
+    await waitFor(async () => metricValue(await scrape(base), 'qwenvl_requests_running') === 3);
     child!.kill('SIGTERM');
 
     let shortReason: string | null = null;
@@ -62,6 +67,12 @@ describe('SIGTERM', () => {
     }
     expect(longError).toBeInstanceOf(OpenAI.APIError);
     expect((longError as Error).message).toMatch(/shutting down/);
+
+    // The plain request cut by the drain gets a 503 in OpenAI's shape, not a partial answer.
+    const plainError = await plain;
+    expect(plainError).toBeInstanceOf(OpenAI.InternalServerError);
+    expect((plainError as InstanceType<typeof OpenAI.APIError>).status).toBe(503);
+    expect((plainError as InstanceType<typeof OpenAI.APIError>).code).toBe('shutting_down');
 
     expect(await exited).toBe(0);
     expect(stderr()).toMatch(/SIGTERM: draining/);
