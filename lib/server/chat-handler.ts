@@ -112,7 +112,8 @@ export async function handleChat(ctx: ChatContext, request: FastifyRequest, repl
       const result = step.value;
       settle(ctx, result, firstAt, ended);
       if (ended === 'client') return hijack();
-      if (ended === 'shutdown') throw shuttingDown();
+      // A reply that was complete before the shutdown reached it still goes out whole.
+      if (ended === 'shutdown' && result.finishReason === 'abort') throw shuttingDown();
       await reply.code(200).send(chatCompletion(meta, result, content));
     }
   } catch (e) {
@@ -143,7 +144,7 @@ function settle(ctx: ChatContext, result: ChatResult, firstAt: number, ended: En
   ctx.metrics.promptTokens.inc({}, result.usage.promptTokens);
   ctx.metrics.generationTokens.inc({}, result.usage.completionTokens);
   if (firstAt > 0) ctx.metrics.throughput.record(firstAt, performance.now(), result.usage.completionTokens);
-  if (ended) ctx.metrics.aborted.inc({ reason: ended });
+  if (ended && result.finishReason === 'abort') ctx.metrics.aborted.inc({ reason: ended });
 }
 
 async function streamReply(
@@ -192,7 +193,7 @@ async function streamReply(
   settle(ctx, result, firstAt, ended());
   const why = ended();
   if (why === 'client') return;
-  if (why === 'shutdown') {
+  if (why === 'shutdown' && result.finishReason === 'abort') {
     await sse.send(shuttingDown().body());
     await sse.send('[DONE]');
     sse.end();
