@@ -253,6 +253,12 @@ describe('media resolver', () => {
     expect((await rejection(on.resolve(`${base}/big`, 'image', 'p'))).status).toBe(413);
     expect((await rejection(on.resolve(`${base}/stall`, 'image', 'p'))).message).toMatch(/within 500 ms/);
     expect((await rejection(on.resolve('ftp://x/y', 'image', 'p'))).message).toMatch(/scheme/);
+    // A fetched video becomes a file of the session, which the session's policy admits.
+    const video = (await on.resolve(`${base}/a.png`, 'video', 'p')) as string;
+    expect(Buffer.compare(readFileSync(video), png)).toBe(0);
+    expect(on.media()).toEqual({ localFiles: [join(video, '..')] });
+    await on.close();
+    expect(existsSync(video)).toBe(false);
   });
 
   it('converts a request to library messages in order', async () => {
