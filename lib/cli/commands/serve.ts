@@ -102,6 +102,9 @@ export const serveCommand: Command = {
       const server = createServer({ model: m, modelId, resolver, maxRunning, maxQueue, bodyLimit, ...(apiKey ? { apiKey } : {}) });
       const address = await server.listen(host, port);
       process.stdout.write(`qwenvl serve: ${modelId} listening on ${address}\n`);
+      if (!apiKey && !/^(127\.|::1$|localhost$)/.test(host)) {
+        process.stderr.write(`qwenvl serve: warning: listening on ${host} without --api-key: anyone who can reach it can use the model\n`);
+      }
       await new Promise<void>((done) => {
         const stop = (sig: string) => {
           process.off('SIGTERM', onTerm);
