@@ -7,11 +7,13 @@
 import { runEngine } from './engine.js';
 import { runModel } from './model.js';
 import { runOps } from './ops.js';
+import { runServe } from './serve.js';
 
 const suites: Record<string, { about: string; run: () => Promise<void> }> = {
   ops: { about: 'matmul and attention kernels, every variant this CPU runs', run: runOps },
   model: { about: 'a synthetic checkpoint at Qwen2-VL-2B widths end to end: vision, prefill, decode', run: runModel },
   engine: { about: 'the same widths: time outside kernels per decode step, 4000-token flatness, abort latency', run: runEngine },
+  serve: { about: 'the same widths behind qwenvl serve: tokens/s and time to first token at 1/4/16 streams, repeated images', run: runServe },
 };
 
 function usage(): string {

@@ -15,9 +15,6 @@ import {
   paramOfLibraryMessage,
   parseChatRequest,
   toLibraryMessages,
-  ToolCallStream,
-  type ChatRequest,
-  type ParsedToolCalls,
   type RemoteMediaOptions,
 } from '../openai/index.js';
 import type { LineError } from './input.js';
@@ -33,14 +30,6 @@ export interface BatchMappingOptions {
   remote?: RemoteMediaOptions;
   /** max_tokens of a body that sets neither max_tokens nor max_completion_tokens. */
   maxTokens?: number;
-  /**
-   * Reads Hermes `<tool_call>` blocks of a reply into `tool_calls` (as the server's hook of the same
-   * name). Without it a request with `tools` gets an E_UNSUPPORTED line rather than an answer that
-   * ignores them.
-   */
-  parseToolCalls?: (text: string) => ParsedToolCalls;
-  /** Extra library options of a checked request (e.g. its tools for the chat template), as the server's hook. */
-  libraryOptions?: (request: ChatRequest) => Record<string, unknown>;
 }
 
 const unset = (v: unknown) => v === undefined || v === null;
@@ -75,19 +64,16 @@ export function createBatchMapping(o: BatchMappingOptions): BatchRequestMapping 
       delete body.stream;
       delete body.stream_options;
       const req = parseChatRequest(body);
-      if (req.tools && !o.parseToolCalls) throw new QwenVLError('E_UNSUPPORTED', 'tools: tool calls are not supported by this build of qwenvl batch');
       const session = resolver.session(signal);
       try {
         const messages = await toLibraryMessages(req, session);
         return {
           messages,
-          options: { ...req.generate, ...(o.libraryOptions?.(req) ?? {}), media: session.media() },
-          complete: (result) => {
-            const tools = new ToolCallStream(req.tools ? o.parseToolCalls : undefined);
-            const text = tools.push(result.text);
-            const end = tools.finish();
-            return chatCompletion(completionMeta(req.model), result, text + end.content, end.toolCalls);
-          },
+          options: { ...req.generate, media: session.media() },
+          // Tool calls come parsed in the result (tools travel in req.generate); a malformed
+          // <tool_call> block stays in the content, as the server answers it, so no output is lost.
+          complete: (result) =>
+            chatCompletion(completionMeta(req.model), result, result.text + (result.toolCallErrors ?? []).map((e) => e.raw).join('')),
           close: () => session.close(),
         };
       } catch (e) {

@@ -16,6 +16,7 @@ import { conformanceCommand } from './commands/conformance.js';
 import { infoCommand } from './commands/info.js';
 import { pullCommand } from './commands/pull.js';
 import { selftestCommand } from './commands/selftest.js';
+import { serveCommand } from './commands/serve.js';
 
 export type { Command } from './command.js';
 
@@ -30,7 +31,7 @@ const processOutput: CliOutput = {
   stderr: (t) => void process.stderr.write(t),
 };
 
-const commands: Command[] = [batchCommand, chatCommand, conformanceCommand, infoCommand, pullCommand, selftestCommand];
+const commands: Command[] = [batchCommand, chatCommand, conformanceCommand, infoCommand, pullCommand, selftestCommand, serveCommand];
 
 function usage(): string {
   const lines = commands.map((c) => `  ${c.name.padEnd(12)} ${c.summary}`);

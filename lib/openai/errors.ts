@@ -60,6 +60,8 @@ export function toOpenAIError(err: unknown): OpenAIError {
   if (err instanceof OpenAIError) return err;
   if (err instanceof QwenVLError) {
     const param = paramOfLibraryMessage(err.message);
+    // The model's own queue is full (an engine with a request queue): retry later, as for ours.
+    if ((err.code as string) === 'E_BUSY') return new OpenAIError(429, err.message, 'rate_limit_error', null, 'queue_full');
     switch (err.code) {
       case 'E_INPUT':
         return new OpenAIError(400, err.message, 'invalid_request_error', param, 'invalid_input');

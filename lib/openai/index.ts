@@ -10,7 +10,7 @@
  * try {
  *   const messages = await toLibraryMessages(req, session); // image_url / video_url -> library sources
  *   const result = await model.chat(messages, { ...req.generate, media: session.media(), signal });
- *   const body = chatCompletion(completionMeta(req.model), result, result.text);
+ *   const body = chatCompletion(completionMeta(req.model), result);
  * } finally {
  *   await session.close();                         // deletes the request's temporary files
  * }
@@ -19,15 +19,17 @@
  * - {@link parseChatRequest} → {@link ChatRequest}: `messages` (roles system/developer, user, assistant
  *   with `tool_calls`, tool; content a string or `text` / `image_url` / `video_url` parts), `generate`
  *   (the library's GenerateOptions: `max_completion_tokens`/`max_tokens`, `temperature`, `top_p`,
- *   `top_k`, `min_p`, `repetition_penalty`, `seed`, `stop`), `stream`, `includeUsage`, `tools`.
+ *   `top_k`, `min_p`, `repetition_penalty`, `seed`, `stop`, `tools`, `chat_template_kwargs` as
+ *   template variables), `stream`, `includeUsage`.
  *   Unknown fields are ignored; known ones the library cannot honour are refused (see request.ts).
  * - {@link createMediaResolver}: which URLs a request may name (data: always; http(s) when enabled,
  *   with size and time limits; local paths only under named folders, or relative to a base folder).
  * - Responses: {@link chatCompletion}, {@link chunk}, {@link usageChunk}, {@link completionMeta}.
  * - Errors: {@link OpenAIError} (`status`, `body()` in OpenAI's shape); {@link toOpenAIError} maps any
  *   error (the library's QwenVLError codes included) to one.
- * - Tool calls: {@link ToolCallStream} holds back `<tool_call>` blocks of a streamed reply and parses
- *   them into `tool_calls` at the end.
+ * - Tools: `tools` (unless `tool_choice` is `"none"`) go to the library in `generate.tools`; the
+ *   library parses the reply's Hermes `<tool_call>` blocks into `ChatResult.toolCalls` (and
+ *   `tool_call` events of `model.streamEvents`), which {@link chatCompletion} puts in the message.
  * @internal
  * @module
  */
@@ -66,4 +68,3 @@ export {
   type ToolCallOut,
   type UsageOut,
 } from './response.js';
-export { ToolCallStream, type ParsedToolCalls } from './tool-stream.js';

@@ -22,7 +22,7 @@
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { isAbsolute, join, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { MediaPolicy } from '../processor/media-policy.js';
 import { badRequest, OpenAIError } from './errors.js';
@@ -82,9 +82,10 @@ const SHOWN = 64;
 
 const shown = (url: string) => (url.length > SHOWN ? `${url.slice(0, SHOWN)}…` : url);
 
-/** Whether `real` lies inside `folder` (both real paths). */
+/** Whether `real` lies inside `folder` (both real paths; the folder itself is not inside). */
 function inside(folder: string, real: string): boolean {
-  return real !== folder && (real.startsWith(folder.endsWith('/') ? folder : `${folder}/`));
+  const rel = relative(folder, real);
+  return rel !== '' && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
 }
 
 /** Creates a resolver; the folders of `localFiles` are resolved to real paths on first use. @internal */

@@ -11,6 +11,8 @@
  * @module
  */
 import type { GenerateOptions } from '../generate/options.js';
+import type { RequestOptions } from '../model/model.js';
+import type { ToolDefinition } from '../text/tool-messages.js';
 import { STOP_LIMITS } from '../generate/options.js';
 import type { ChatMessage, ContentPart } from '../text/chat-template.js';
 import { badRequest } from './errors.js';
@@ -39,21 +41,24 @@ export interface RequestMessage {
 }
 
 /** A function tool, passed to the chat template as sent. @internal */
-export interface RequestTool {
-  type: 'function';
-  function: { name: string; description?: string; parameters?: Record<string, unknown>; [key: string]: unknown };
-}
+export type RequestTool = ToolDefinition;
 
 /** A checked Chat Completions request. @internal */
 export interface ChatRequest {
   model: string;
   messages: RequestMessage[];
-  /** The generation options it sets (no signal; defaults are the model's). */
-  generate: GenerateOptions;
+  /**
+   * The library options it sets (no signal; defaults are the model's): sampling, stop strings, its
+   * tools and chat template variables.
+   */
+  generate: GenerateOptions & Pick<RequestOptions, 'tools' | 'templateVariables'>;
   stream: boolean;
   /** `stream_options.include_usage`: a last chunk with the usage. */
   includeUsage: boolean;
-  /** The tools the model is told about; undefined without tools or with `tool_choice: "none"`. */
+  /**
+   * The tools the model is told about (also in `generate.tools`); undefined without tools or with
+   * `tool_choice: "none"`.
+   */
   tools?: RequestTool[];
 }
 
@@ -327,7 +332,21 @@ export function parseChatRequest(body: unknown): ChatRequest {
     }
   }
   const tools = parseTools(body);
-  return { model, messages, generate, stream, includeUsage, ...(tools ? { tools } : {}) };
+  const variables = body.chat_template_kwargs;
+  if (variables !== undefined && variables !== null && !isObj(variables)) want('chat_template_kwargs', 'an object', variables);
+  return {
+    model,
+    messages,
+    generate: {
+      ...generate,
+      ...(tools ? { tools } : {}),
+      // vLLM's extra: template variables such as {"enable_thinking": false}.
+      ...(isObj(variables) ? { templateVariables: { ...variables } } : {}),
+    },
+    stream,
+    includeUsage,
+    ...(tools ? { tools } : {}),
+  };
 }
 
 /**

@@ -32,7 +32,7 @@ export interface ChatCompletion {
   model: string;
   choices: {
     index: number;
-    message: { role: 'assistant'; content: string | null; refusal: null; tool_calls?: ToolCallOut[] };
+    message: { role: 'assistant'; content: string | null; refusal: null; reasoning_content?: string; tool_calls?: ToolCallOut[] };
     finish_reason: FinishReasonOut;
     logprobs: null;
   }[];
@@ -47,7 +47,7 @@ export interface ChatCompletionChunk {
   model: string;
   choices: {
     index: number;
-    delta: { role?: 'assistant'; content?: string; tool_calls?: (ToolCallOut & { index: number })[] };
+    delta: { role?: 'assistant'; content?: string; reasoning_content?: string; tool_calls?: (ToolCallOut & { index: number })[] };
     finish_reason: FinishReasonOut | null;
     logprobs: null;
   }[];
@@ -76,7 +76,7 @@ export function usageOf(result: Pick<ChatResult, 'usage'>): UsageOut {
  * @internal
  */
 export function finishReasonOf(reason: FinishReason, calledTools: boolean): FinishReasonOut {
-  if (calledTools) return 'tool_calls';
+  if (calledTools || reason === 'tool_calls') return 'tool_calls';
   return reason === 'stop' ? 'stop' : 'length';
 }
 
@@ -93,11 +93,18 @@ export function completionMeta(model: string): CompletionMeta {
 }
 
 /**
- * The `chat.completion` object of a finished request: `content` is the reply text without its
- * tool calls (null when nothing else was said), `toolCalls` the calls parsed from it.
+ * The `chat.completion` object of a finished request. `content` defaults to the result's text
+ * (tool calls and the thinking block already taken out by the library), `toolCalls` to its calls;
+ * content is null when the reply only called tools. The thinking block is `reasoning_content`, as
+ * vLLM names it.
  * @internal
  */
-export function chatCompletion(meta: CompletionMeta, result: ChatResult, content: string, toolCalls: ToolCallOut[] = []): ChatCompletion {
+export function chatCompletion(
+  meta: CompletionMeta,
+  result: ChatResult,
+  content: string = result.text,
+  toolCalls: readonly ToolCallOut[] = result.toolCalls ?? [],
+): ChatCompletion {
   return {
     id: meta.id,
     object: 'chat.completion',
@@ -110,7 +117,8 @@ export function chatCompletion(meta: CompletionMeta, result: ChatResult, content
           role: 'assistant',
           content: toolCalls.length > 0 && content.trim() === '' ? null : content,
           refusal: null,
-          ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}),
+          ...(result.reasoning !== undefined ? { reasoning_content: result.reasoning } : {}),
+          ...(toolCalls.length > 0 ? { tool_calls: [...toolCalls] } : {}),
         },
         finish_reason: finishReasonOf(result.finishReason, toolCalls.length > 0),
         logprobs: null,

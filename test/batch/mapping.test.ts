@@ -1,5 +1,5 @@
 // The batch command's use of lib/openai: defaults it fills in, media paths relative to the
-// requests file, the tool-call hooks it shares with the server, and its error lines.
+// requests file, tools passed on and tool calls answered, and its error lines.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,27 +42,21 @@ describe('batch mapping', () => {
     expect(batchLineError(e)).toMatchObject({ code: 'E_INPUT', param: 'messages[0].content[0].image_url.url', message: expect.stringContaining('does not fetch http(s)') });
   });
 
-  it('tools: refused without a parser; with the hooks, passed on and parsed into tool_calls', async () => {
+  it('tools: passed on to the library; parsed tool calls become tool_calls, a malformed block stays in the content', async () => {
     const body = { messages: [{ role: 'user', content: 'weather?' }], tools: [{ type: 'function', function: { name: 'get_weather' } }] };
-    const bare = createBatchMapping({ modelName: 'm', baseDir: dir });
-    expect(batchLineError(await bare.prepare(body, signal).catch((x: unknown) => x))).toMatchObject({ code: 'E_UNSUPPORTED' });
-    const mapping = createBatchMapping({
-      modelName: 'm',
-      baseDir: dir,
-      libraryOptions: (req) => ({ tools: req.tools }),
-      parseToolCalls: (text) => {
-        const m = /<tool_call>(.*)<\/tool_call>/s.exec(text)!;
-        return { content: text.slice(0, m.index), calls: [JSON.parse(m[1]) as { name: string; arguments: unknown }] };
-      },
-    });
+    const mapping = createBatchMapping({ modelName: 'm', baseDir: dir });
     const call = await mapping.prepare(body, signal);
     expect((call.options as Record<string, unknown>).tools).toEqual([expect.objectContaining({ function: expect.objectContaining({ name: 'get_weather' }) })]);
-    const out = call.complete(result('Let me look. <tool_call>{"name": "get_weather", "arguments": {"city": "Oslo"}}</tool_call>')) as {
+    const toolCall = { id: 'call_1', type: 'function' as const, function: { name: 'get_weather', arguments: '{"city":"Oslo"}' } };
+    const out = call.complete({ ...result('Let me look. '), finishReason: 'tool_calls', toolCalls: [toolCall] }) as {
       choices: { message: { content: string; tool_calls: { function: { name: string; arguments: string } }[] }; finish_reason: string }[];
     };
     expect(out.choices[0].finish_reason).toBe('tool_calls');
     expect(out.choices[0].message.content).toBe('Let me look. ');
     expect(out.choices[0].message.tool_calls[0].function).toEqual({ name: 'get_weather', arguments: '{"city":"Oslo"}' });
+    const raw = '<tool_call>{"name": </tool_call>';
+    const bad = call.complete({ ...result('Hmm. '), toolCallErrors: [{ index: 0, raw, message: 'not JSON' }] }) as { choices: { message: { content: string } }[] };
+    expect(bad.choices[0].message.content).toBe(`Hmm. ${raw}`);
   });
 
   it('error lines: library codes, OpenAI 4xx as E_INPUT / E_UNSUPPORTED with the field, anything else E_INTERNAL', () => {

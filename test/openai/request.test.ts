@@ -8,7 +8,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QwenVLError } from '../../lib/errors.js';
 import {
   OpenAIError,
-  ToolCallStream,
   chatCompletion,
   chunk,
   createMediaResolver,
@@ -117,9 +116,12 @@ describe('parseChatRequest', () => {
     };
     const r = parseChatRequest(body);
     expect(r.tools).toEqual(tools);
+    expect(r.generate.tools).toEqual(tools);
     expect(r.messages[1]).toEqual({ role: 'assistant', content: '', toolCalls: [{ id: 'c1', name: 'get_weather', arguments: '{"city":"Oslo"}' }] });
     expect(r.messages[2]).toEqual({ role: 'tool', content: 'sunny', toolCallId: 'c1' });
     expect(parseChatRequest({ ...body, tool_choice: 'none' }).tools).toBeUndefined();
+    expect(parseChatRequest({ ...body, tool_choice: 'none' }).generate.tools).toBeUndefined();
+    expect(parseChatRequest({ ...body, chat_template_kwargs: { enable_thinking: false } }).generate.templateVariables).toEqual({ enable_thinking: false });
     expect(parseChatRequest({ ...body, tool_choice: 'auto' }).tools).toEqual(tools);
   });
 
@@ -156,6 +158,7 @@ describe('parseChatRequest', () => {
     [{ ...user('x'), tools: [{ type: 'retrieval' }] }, 'tools[0].type'],
     [{ ...user('x'), tools: [{ type: 'function', function: { name: 'bad name' } }] }, 'tools[0].function.name'],
     [{ ...user('x'), mm_processor_kwargs: { fps: 0 } }, 'mm_processor_kwargs.fps'],
+    [{ ...user('x'), chat_template_kwargs: 'x' }, 'chat_template_kwargs'],
   ])('refuses %j at %s', (body, param) => {
     const e = refusal(body);
     expect(e.status).toBe(400);
@@ -250,6 +253,12 @@ describe('media resolver', () => {
     expect((await rejection(on.resolve(`${base}/big`, 'image', 'p'))).status).toBe(413);
     expect((await rejection(on.resolve(`${base}/stall`, 'image', 'p'))).message).toMatch(/within 500 ms/);
     expect((await rejection(on.resolve('ftp://x/y', 'image', 'p'))).message).toMatch(/scheme/);
+    // A fetched video becomes a file of the session, which the session's policy admits.
+    const video = (await on.resolve(`${base}/a.png`, 'video', 'p')) as string;
+    expect(Buffer.compare(readFileSync(video), png)).toBe(0);
+    expect(on.media()).toEqual({ localFiles: [join(video, '..')] });
+    await on.close();
+    expect(existsSync(video)).toBe(false);
   });
 
   it('converts a request to library messages in order', async () => {
@@ -283,8 +292,13 @@ describe('responses', () => {
       usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 },
     });
     const call = { id: 'call_1', type: 'function' as const, function: { name: 'f', arguments: '{}' } };
-    const withCall = chatCompletion(meta, result, '\n', [call]);
-    expect(withCall.choices[0]).toMatchObject({ message: { content: null, tool_calls: [call] }, finish_reason: 'tool_calls' });
+    const withCall = chatCompletion(meta, { ...result, text: '\n', toolCalls: [call], finishReason: 'tool_calls', reasoning: 'hmm' });
+    expect(withCall.choices[0]).toEqual({
+      index: 0,
+      message: { role: 'assistant', content: null, refusal: null, reasoning_content: 'hmm', tool_calls: [call] },
+      finish_reason: 'tool_calls',
+      logprobs: null,
+    });
     expect(chatCompletion(meta, { ...result, finishReason: 'length' }, 'hi').choices[0].finish_reason).toBe('length');
     expect(chunk(meta, { content: 'a' }, null, true)).toEqual({
       id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 5, model: 'm',
@@ -294,33 +308,3 @@ describe('responses', () => {
   });
 });
 
-describe('ToolCallStream', () => {
-  const parse = (text: string) => {
-    const calls: { name: string; arguments: unknown }[] = [];
-    const content = text.replace(/<tool_call>\s*([\s\S]*?)\s*<\/tool_call>/g, (_, json: string) => {
-      calls.push(JSON.parse(json) as { name: string; arguments: unknown });
-      return '';
-    });
-    return { content, calls };
-  };
-
-  it('holds back from <tool_call> on, split anywhere, and parses at the end', () => {
-    const reply = 'Let me check.<tool_call>\n{"name": "f", "arguments": {"a": 1}}\n</tool_call>';
-    for (let cut = 0; cut <= reply.length; cut++) {
-      const s = new ToolCallStream(parse);
-      const shown = s.push(reply.slice(0, cut)) + s.push(reply.slice(cut));
-      const end = s.finish();
-      expect(shown + end.content).toBe('Let me check.');
-      expect(end.toolCalls.map((c) => c.function)).toEqual([{ name: 'f', arguments: '{"a":1}' }]);
-    }
-  });
-
-  it('lets a lone "<tool" prefix out at the end, and passes everything without a parser', () => {
-    const s = new ToolCallStream(parse);
-    expect(s.push('a <tool')).toBe('a ');
-    expect(s.finish()).toEqual({ content: '<tool', toolCalls: [] });
-    const raw = new ToolCallStream(undefined);
-    expect(raw.push('<tool_call>{}</tool_call>')).toBe('<tool_call>{}</tool_call>');
-    expect(raw.finish()).toEqual({ content: '', toolCalls: [] });
-  });
-});
