@@ -39,13 +39,13 @@ function serve(args: string[]): Promise<{ base: string; stderr: () => string; ex
 
 describe('SIGTERM', () => {
   it('drains: running streams finish or end with an error event, then the process exits 0', async () => {
-    const { base, stderr, exited } = await serve(['--drain-timeout', '1.5']);
+    const { base, stderr, exited } = await serve(['--drain-timeout', '4']);
     const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: 'unused', maxRetries: 0 });
     const ask = (max: number) =>
       client.chat.completions.create({ model: 'checkpoint', messages: [{ role: 'user', content: `go ${max}` }], max_tokens: max, temperature: 0, stream: true });
 
     const long = (await ask(20_000))[Symbol.asyncIterator]();
-    const short = (await ask(30))[Symbol.asyncIterator]();
+    const short = (await ask(10))[Symbol.asyncIterator]();
     const plain = client.chat.completions
       .create({ model: 'checkpoint', messages: [{ role: 'user', content: 'plain' }], max_tokens: 20_000, temperature: 0 })
       .catch((e: unknown) => e);
