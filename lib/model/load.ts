@@ -23,6 +23,7 @@ import { guard } from '../validate.js';
 import { Model } from './model.js';
 import type { GenerateOptions } from '../generate/options.js';
 import { nativeSpec, weightNames } from './native-spec.js';
+import { quantSpec } from './quantization.js';
 import { isRepoId } from '../hub/cache.js';
 import { pullModel } from '../hub/pull.js';
 import type { HubOptions } from '../hub/settings.js';
@@ -132,7 +133,7 @@ export async function loadModel(dirOrRepoId: string, loadOptions?: LoadOptions):
   ckpt.dispose();
   progress('weights', 0.5, `mapping ${byFile.size} weight file(s)`);
   const handle = await native.loadModel(
-    nativeSpec(config),
+    nativeSpec(config, quantSpec(config, join(dir, 'config.json'))),
     names,
     [...byFile].map(([path, tensors]) => ({ path, tensors })),
     { checkFinite: options.checkFinite ?? true },

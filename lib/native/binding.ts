@@ -32,6 +32,8 @@ export interface NativeWeightFormatRow {
   blockBytes: number;
   storage: string;
   activation: string;
+  /** Whether the format carries per-block scales (the moe op refuses those). */
+  hasScales: boolean;
 }
 
 /** @internal */

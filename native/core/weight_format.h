@@ -12,14 +12,18 @@ namespace qvl {
 
 // Values are stable (they cross the N-API boundary and name parity cases). The dense formats keep
 // their DType's value.
-enum class WeightFormat : int32_t { F32 = 0, F16 = 1, BF16 = 2 };
+// F8: float8_e4m3fn elements (official FP8 checkpoints), blocks of 128 along a row, one f32 scale
+// per block (scales [out, ld / 128]); an element's value is e4m3 · scale.
+enum class WeightFormat : int32_t { F32 = 0, F16 = 1, BF16 = 2, F8 = 5 };
 
 // Every format, in value order: the parity harness's format axis and info() iterate it.
-inline constexpr WeightFormat kWeightFormats[] = {WeightFormat::F32, WeightFormat::F16, WeightFormat::BF16};
+inline constexpr WeightFormat kWeightFormats[] = {WeightFormat::F32, WeightFormat::F16, WeightFormat::BF16,
+                                                  WeightFormat::F8};
 
 // What a matmul kernel does with a format's data. Dense: weights are widened to f32 and multiplied
 // with f32 activations in f32 (the exact path). Quantized families (int8 dot, 4-bit unpack) join here.
-enum class WeightKernel : int32_t { DenseF32 = 0 };
+// Fp8Block: e4m3 weights decoded to f32 per 128-block, times the block's scale, f32 activations.
+enum class WeightKernel : int32_t { DenseF32 = 0, Fp8Block = 5 };
 
 struct WeightRef;
 

@@ -1,6 +1,7 @@
 #include "models/weight_converter.h"
 
 #include "core/error.h"
+#include "models/official_quant.h"
 #include "ops/moe.h"
 
 namespace qvl::models {
@@ -18,6 +19,8 @@ ConvertedWeight convert_dense_weight(const Tensor& t, const std::string& what, i
 }
 
 ConvertedWeight convert_linear_weight(const WeightStore& w, const std::string& prefix, int64_t in, int64_t out) {
+  ConvertedWeight q;
+  if (convert_official_linear(w, prefix, in, out, &q)) return q;
   const std::string name = prefix + ".weight";
   return convert_dense_weight(w.get(name, {out, in}), "tensor " + name, in, out);
 }

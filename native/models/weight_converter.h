@@ -14,9 +14,12 @@
 namespace qvl::models {
 
 // A weight reference with the storage it points into (views of the mmap or converted memory).
+// `perm`, when not empty, says the weight's column j multiplies input channel perm[j] (GPTQ
+// act-order, see official_quant.h): Linear gathers the activations by it before the matmul.
 struct ConvertedWeight {
   std::vector<Tensor> storage;
   WeightRef ref;
+  std::vector<int32_t> perm;
 };
 
 // nn.Linear `<prefix>.weight` [out, in] as a WeightRef; E_MODEL_FORMAT on a missing tensor or a wrong

@@ -160,6 +160,23 @@ models::ModelSpec parse_spec(Napi::Object s) {
   V.fullatt_blocks = ints_field(v, "fullattBlocks");
   V.num_position_embeddings = int_field(v, "numPositionEmbeddings", 0);
   V.deepstack_indexes = ints_field(v, "deepstackIndexes");
+  Napi::Value qv = s.Get("quant");
+  if (!qv.IsUndefined()) {
+    if (!qv.IsObject()) throw make_error(s.Env(), "E_INPUT", "spec.quant must be an object");
+    Napi::Object q = qv.As<Napi::Object>();
+    const std::string method = str_field(q, "method");
+    auto& Q = spec.quant;
+    if (method == "none") Q.method = models::QuantMethod::None;
+    else if (method == "awq") Q.method = models::QuantMethod::Awq;
+    else if (method == "gptq") Q.method = models::QuantMethod::Gptq;
+    else if (method == "fp8") Q.method = models::QuantMethod::Fp8;
+    else throw make_error(s.Env(), "E_INPUT", "spec.quant.method " + method + " is unknown");
+    Q.bits = int_field(q, "bits", 0);
+    Q.group = int_field(q, "group", 0);
+    Q.zero_offset = int_field(q, "zeroOffset", 0);
+    Q.block_out = int_field(q, "blockOut", 0);
+    Q.block_in = int_field(q, "blockIn", 0);
+  }
   return spec;
 }
 

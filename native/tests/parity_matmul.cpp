@@ -41,6 +41,8 @@ const Shape kShapes[] = {
     {2, 1000, 5},  {3, 129, 63},   {3, 31, 300},   {7, 1, 65},    {7, 33, 63},    {7, 1000, 17}, {17, 31, 5},
     {17, 129, 300}, {17, 3, 1},    {69, 1000, 300}, {69, 129, 65}, {69, 33, 63},  {69, 1, 17},   {5, 31, 1},
     {261, 33, 17}, {0, 33, 17},    {3, 0, 17},     {1, 0, 5},     {3, 33, 0},
+    // Whole 128-blocks, for the block formats (fp8): one, several, decode and prefill sizes.
+    {1, 128, 65},  {3, 256, 17},   {4, 384, 63},   {5, 128, 33},  {69, 640, 300}, {261, 128, 33}, {17, 1024, 5}, {17, 4096, 300},
 };
 
 uint32_t bits(float f) {
@@ -191,9 +193,9 @@ std::vector<Result> check_cases() {
 
 // A set cancel token: the checked entry point throws the token's reason, and the packed (large M)
 // variants stop before their first output block (y untouched).
-std::vector<Result> cancel_cases(ThreadPool& pool) {
+std::vector<Result> cancel_cases(ThreadPool& pool, Rng& rng) {
   std::vector<Result> out;
-  const int64_t M = 96, K = 40, N = 300;
+  const int64_t M = 96, K = 128, N = 300;
   std::vector<float> x(M * K, 0.5f), w(N * K, 0.25f);
   MatmulParams p;
   p.M = M, p.N = N, p.K = K;
@@ -212,9 +214,18 @@ std::vector<Result> cancel_cases(ThreadPool& pool) {
   const auto& family = ops::matmul_family();
   for (const auto& v : family.runnable()) {
     if (v.fn == family.reference().fn) continue;
+    // Weights in the first format the variant reads (K = 128 is a whole block of every format).
+    WeightFormat f = WeightFormat::F32;
+    for (const WeightFormat g : kWeightFormats) {
+      if (v.reads(g)) {
+        f = g;
+        break;
+      }
+    }
+    const Problem pr = make_problem({M, K, N}, f, false, false, rng);
     Guarded<float> y(static_cast<size_t>(M * N));
     fill_unwritten(y);
-    MatmulParams pv = p;
+    MatmulParams pv = pr.p;
     pv.y = y.data();
     pv.cancel = &aborted;
     v.fn(pv, ExecContext(pool));
@@ -222,7 +233,7 @@ std::vector<Result> cancel_cases(ThreadPool& pool) {
     r.op = "matmul";
     r.variant = v.name;
     r.device = device_name(v.device);
-    r.format = weight_format_name(p.w.format);
+    r.format = weight_format_name(f);
     r.shape = "M=96 cancelled before the first block threads=" + std::to_string(pool.size());
     for (size_t i = 0; i < y.size() && r.passed; ++i) {
       if (bits(y[i]) != kUnwritten) {
@@ -289,7 +300,7 @@ std::vector<Result> parity_matmul(uint64_t seed) {
     }
   }
   for (Result& r : check_cases()) results.push_back(std::move(r));
-  for (Result& r : cancel_cases(three)) results.push_back(std::move(r));
+  for (Result& r : cancel_cases(three, rng)) results.push_back(std::move(r));
   return results;
 }
 

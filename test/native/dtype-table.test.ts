@@ -17,7 +17,7 @@ describe('dtype tables: TypeScript against native', () => {
   it('every weight format names a dtype of the table and sizes whole blocks', () => {
     const dtypes = new Map(native.dtypeTable().map((r) => [r.name, r]));
     const formats = native.weightFormats();
-    expect(formats.map((f) => f.name)).toEqual(expect.arrayContaining(['f32', 'f16', 'bf16']));
+    expect(formats.map((f) => f.name)).toEqual(expect.arrayContaining(['f32', 'f16', 'bf16', 'fp8']));
     for (const f of formats) {
       const storage = dtypes.get(f.storage);
       expect(storage, `${f.name} storage ${f.storage}`).toBeDefined();
@@ -37,6 +37,11 @@ describe('dtype tables: TypeScript against native', () => {
       expect(o?.chosenByFormat, op).toBeDefined();
       for (const f of native.weightFormats()) {
         const chosen = o?.chosenByFormat?.[f.name];
+        // The moe op carries no scales (ops/moe.cpp refuses scaled formats): nothing may claim them.
+        if (op === 'moe' && f.hasScales) {
+          expect(chosen, `moe/${f.name}`).toBeUndefined();
+          continue;
+        }
         const v = o?.variants.find((x) => x.name === chosen);
         expect(v?.available, `${op}/${f.name} -> ${chosen}`).toBe(true);
         expect(v?.formats).toContain(f.name);
