@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/weight_quant.h"
 
 namespace qvl {
 
@@ -39,6 +40,22 @@ void quant_f16(const float* src, int64_t n, void* dst, float*, void*) {
   for (int64_t i = 0; i < n; ++i) d[i] = f32_to_f16(src[i]);
 }
 
+void dequant_q8(const WeightRef& w, int64_t row, int64_t k0, int64_t n, float* out) {
+  q8_dequantize(static_cast<const uint8_t*>(w.row(row)), w.row_scales(row), w.group, k0, n, out);
+}
+
+void dequant_q4(const WeightRef& w, int64_t row, int64_t k0, int64_t n, float* out) {
+  q4_dequantize(static_cast<const uint8_t*>(w.row(row)), w.ld, w.row_scales(row), w.row_zeros(row), w.group, k0, n, out);
+}
+
+void quant_q8(const float* src, int64_t n, void* dst, float* scales, void*) {
+  q8_quantize(src, n, kQuantBlock, static_cast<uint8_t*>(dst), scales);
+}
+
+void quant_q4(const float* src, int64_t n, void* dst, float* scales, void* zeros) {
+  q4_quantize(src, n, kQuantBlock, static_cast<uint8_t*>(dst), scales, static_cast<uint8_t*>(zeros));
+}
+
 // Blocked transpose of elements of type T (copied bit for bit): 64x64 blocks keep both the reads
 // and the writes within a few pages (a row-by-row transpose of a 2048-wide bf16 matrix touches a
 // new page on every element it writes).
@@ -63,6 +80,12 @@ constexpr WeightFormatTraits kF16 = {WeightFormat::F16, "f16", 1, 2, false, fals
 constexpr WeightFormatTraits kBF16 = {WeightFormat::BF16, "bf16", 1, 2, false, false, WeightKernel::DenseF32,
                                       DType::F32, DType::BF16, dequant_bf16, quant_bf16, transpose_elements<uint16_t>};
 
+// Blocks run along the rows: no transpose (an "x @ W" expert tensor is not quantized in place).
+constexpr WeightFormatTraits kQ8 = {WeightFormat::Q8, "q8", kQuantBlock, kQuantBlock, true, false, WeightKernel::Int8Dot,
+                                    DType::F32, DType::U8, dequant_q8, quant_q8, nullptr};
+constexpr WeightFormatTraits kQ4 = {WeightFormat::Q4, "q4", kQuantBlock, kQuantBlock / 2, true, true, WeightKernel::Int8Dot,
+                                    DType::F32, DType::U8, dequant_q4, quant_q4, nullptr};
+
 }  // namespace
 
 const WeightFormatTraits& weight_format_traits(WeightFormat f) {
@@ -70,6 +93,8 @@ const WeightFormatTraits& weight_format_traits(WeightFormat f) {
     case WeightFormat::F32: return kF32;
     case WeightFormat::F16: return kF16;
     case WeightFormat::BF16: return kBF16;
+    case WeightFormat::Q8: return kQ8;
+    case WeightFormat::Q4: return kQ4;
   }
   fail(ErrorCode::Native, "weight format " + std::to_string(static_cast<int32_t>(f)) + " has no traits");
 }
@@ -82,6 +107,8 @@ bool weight_format_from_int(int32_t v, WeightFormat* out) {
     case WeightFormat::F32:
     case WeightFormat::F16:
     case WeightFormat::BF16:
+    case WeightFormat::Q8:
+    case WeightFormat::Q4:
       *out = f;
       return true;
   }
