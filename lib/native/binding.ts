@@ -32,8 +32,6 @@ export interface NativeWeightFormatRow {
   blockBytes: number;
   storage: string;
   activation: string;
-  /** Whether the format carries per-block scales (the moe op refuses those). */
-  hasScales: boolean;
 }
 
 /** @internal */

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/weight_quant.h"
 
 namespace qvl {
 
@@ -38,6 +39,22 @@ void quant_bf16(const float* src, int64_t n, void* dst, float*, void*) {
 void quant_f16(const float* src, int64_t n, void* dst, float*, void*) {
   uint16_t* d = static_cast<uint16_t*>(dst);
   for (int64_t i = 0; i < n; ++i) d[i] = f32_to_f16(src[i]);
+}
+
+void dequant_q8(const WeightRef& w, int64_t row, int64_t k0, int64_t n, float* out) {
+  q8_dequantize(static_cast<const uint8_t*>(w.row(row)), w.row_scales(row), w.group, k0, n, out);
+}
+
+void dequant_q4(const WeightRef& w, int64_t row, int64_t k0, int64_t n, float* out) {
+  q4_dequantize(static_cast<const uint8_t*>(w.row(row)), w.ld, w.row_scales(row), w.row_zeros(row), w.group, k0, n, out);
+}
+
+void quant_q8(const float* src, int64_t n, void* dst, float* scales, void*) {
+  q8_quantize(src, n, kQuantBlock, static_cast<uint8_t*>(dst), scales);
+}
+
+void quant_q4(const float* src, int64_t n, void* dst, float* scales, void* zeros) {
+  q4_quantize(src, n, kQuantBlock, static_cast<uint8_t*>(dst), scales, static_cast<uint8_t*>(zeros));
 }
 
 // Blocked transpose of elements of type T (copied bit for bit): 64x64 blocks keep both the reads
@@ -103,6 +120,12 @@ constexpr WeightFormatTraits kBF16 = {WeightFormat::BF16, "bf16", 1, 2, false, f
 constexpr WeightFormatTraits kF8 = {WeightFormat::F8, "fp8", kF8Block, kF8Block, true, false, WeightKernel::Fp8Block,
                                     DType::F32, DType::F8E4M3, dequant_f8, quant_f8, nullptr};
 
+// Blocks run along the rows: no transpose (an "x @ W" expert tensor is not quantized in place).
+constexpr WeightFormatTraits kQ8 = {WeightFormat::Q8, "q8", kQuantBlock, kQuantBlock, true, false, WeightKernel::Int8Dot,
+                                    DType::F32, DType::U8, dequant_q8, quant_q8, nullptr};
+constexpr WeightFormatTraits kQ4 = {WeightFormat::Q4, "q4", kQuantBlock, kQuantBlock / 2, true, true, WeightKernel::Int8Dot,
+                                    DType::F32, DType::U8, dequant_q4, quant_q4, nullptr};
+
 }  // namespace
 
 const WeightFormatTraits& weight_format_traits(WeightFormat f) {
@@ -110,6 +133,8 @@ const WeightFormatTraits& weight_format_traits(WeightFormat f) {
     case WeightFormat::F32: return kF32;
     case WeightFormat::F16: return kF16;
     case WeightFormat::BF16: return kBF16;
+    case WeightFormat::Q8: return kQ8;
+    case WeightFormat::Q4: return kQ4;
     case WeightFormat::F8: return kF8;
   }
   fail(ErrorCode::Native, "weight format " + std::to_string(static_cast<int32_t>(f)) + " has no traits");
@@ -123,6 +148,8 @@ bool weight_format_from_int(int32_t v, WeightFormat* out) {
     case WeightFormat::F32:
     case WeightFormat::F16:
     case WeightFormat::BF16:
+    case WeightFormat::Q8:
+    case WeightFormat::Q4:
     case WeightFormat::F8:
       *out = f;
       return true;

@@ -24,15 +24,16 @@ std::vector<float> load_vector(const WeightStore& w, const std::string& name, in
   return out;
 }
 
-Linear::Linear(const WeightStore& w, const std::string& prefix, int64_t in, int64_t out, bool with_bias)
-    : weight_(convert_linear_weight(w, prefix, in, out)), in_(in), out_(out) {
+Linear::Linear(const WeightStore& w, const std::string& prefix, int64_t in, int64_t out, bool with_bias,
+               const WeightPlan& plan)
+    : weight_(convert_linear_weight(w, prefix, in, out, plan)), in_(in), out_(out) {
   if (with_bias) bias_ = load_vector(w, prefix + ".bias", out);
 }
 
-Linear::Linear(const Tensor& weight, int64_t in, int64_t out, std::vector<float> bias)
+Linear::Linear(const Tensor& weight, int64_t in, int64_t out, std::vector<float> bias, const WeightPlan& plan)
     : bias_(std::move(bias)), in_(in), out_(out) {
   QVL_CHECK(bias_.empty() || static_cast<int64_t>(bias_.size()) == out, ModelFormat, "bias length differs from the output size");
-  weight_ = convert_dense_weight(weight, "weight", in, out);
+  weight_ = convert_dense_weight(weight, "weight", in, out, plan);
 }
 
 void Linear::apply(const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, const ExecContext& ctx,

@@ -137,7 +137,6 @@ Napi::Value WeightFormats(const Napi::CallbackInfo& info) {
     o.Set("blockBytes", static_cast<double>(t.block_bytes));
     o.Set("storage", dtype_name(t.storage));
     o.Set("activation", dtype_name(t.activation));
-    o.Set("hasScales", t.has_scales);
     arr.Set(k++, o);
   }
   return arr;

@@ -56,7 +56,8 @@ constexpr uint32_t kUnwritten = 0x7fc0dead;  // a NaN: an output a kernel forgot
 struct Problem {
   MatmulParams p;
   std::vector<float> x, bias, scales;
-  std::vector<uint64_t> w, zeros;  // the stored rows (8-byte aligned), zero points where the format has them
+  std::vector<uint64_t> w;         // the stored rows (8-byte aligned)
+  std::vector<uint8_t> zeros;      // zero points where the format has them (one byte per group)
   std::string desc;
 };
 
@@ -92,7 +93,7 @@ Problem make_problem(const Shape& s, WeightFormat f, bool with_bias, bool stride
     for (auto& b : pr.bias) b = rng.normal();
   }
   p.x = pr.x.empty() ? nullptr : pr.x.data();
-  p.w = dense_weight(f, pr.w.empty() ? nullptr : pr.w.data(), s.N, s.K, ldw);
+  p.w = dense_weight(f, pr.w.empty() ? nullptr : pr.w.data(), s.N, s.K, ldw);  // the group is set below
   p.w.scales = pr.scales.empty() ? nullptr : pr.scales.data();
   p.w.zeros = pr.zeros.empty() ? nullptr : pr.zeros.data();
   p.w.group = t.has_scales ? t.block : 0;
@@ -249,6 +250,9 @@ std::vector<Result> cancel_cases(ThreadPool& pool, Rng& rng) {
 
 }  // namespace
 
+// q8 / q4 cases (tests/parity_qmatmul.cpp): their own shapes (K whole 32-blocks) and groups.
+std::vector<Result> parity_qmatmul_cases(Rng& rng, ThreadPool& dflt, ThreadPool& three);
+
 std::vector<Result> parity_matmul(uint64_t seed) {
   Rng rng(seed);
   const auto& family = ops::matmul_family();
@@ -299,6 +303,7 @@ std::vector<Result> parity_matmul(uint64_t seed) {
       }
     }
   }
+  for (Result& r : parity_qmatmul_cases(rng, *dflt, three)) results.push_back(std::move(r));
   for (Result& r : check_cases()) results.push_back(std::move(r));
   for (Result& r : cancel_cases(three, rng)) results.push_back(std::move(r));
   return results;
