@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/weight_quant.h"
+#include "models/quant_pack.h"
 
 namespace qvl::models {
 
@@ -23,17 +25,6 @@ const char* quant_method_name(QuantMethod m) {
 namespace {
 
 std::string n2s(int64_t v) { return std::to_string(v); }
-
-// A layer's weight in the logical group-quantized form: one code per element (row-major [out, in]),
-// per-group scales and zero points ([out, in / group]). W = (q − z)·s for 4 bits; for 8 bits q is
-// an int8 bit pattern and W = q·s (symmetric).
-struct GroupQuantized {
-  int bits = 4;
-  int64_t out = 0, in = 0, group = 0;
-  std::vector<uint8_t> q;
-  std::vector<float> scales;
-  std::vector<uint8_t> zeros;  // 4-bit only
-};
 
 // A float tensor (f32/bf16/f16) of the expected shape, as f32 values.
 std::vector<float> float_values(const WeightStore& w, const std::string& name, const std::vector<int64_t>& shape) {
@@ -54,8 +45,9 @@ std::vector<float> float_values(const WeightStore& w, const std::string& name, c
   return v;
 }
 
-// The lossless stand-in until the packed Q4/Q8 formats land: W in f32 ((q − z)·s with a small
-// integer and an f16 scale is exact in f32).
+// Groups the q4/q8 formats cannot hold (not a multiple of their 32-wide blocks, e.g. GPTQ
+// group_size 16 or -1 over an odd width): W in f32, losslessly ((q − z)·s with a small integer and
+// an f16 scale is exact in f32).
 ConvertedWeight dense_from_grouped(const GroupQuantized& g, ThreadPool& pool) {
   ConvertedWeight c;
   Tensor t = Tensor::empty(DType::F32, {g.out, g.in});
@@ -66,8 +58,8 @@ ConvertedWeight dense_from_grouped(const GroupQuantized& g, ThreadPool& pool) {
       for (int64_t i = 0; i < g.in; ++i) {
         const int64_t gi = n * groups + i / g.group;
         const uint8_t q = g.q[n * g.in + i];
-        const float v = g.bits == 4 ? static_cast<float>(static_cast<int>(q) - static_cast<int>(g.zeros[gi]))
-                                    : static_cast<float>(static_cast<int8_t>(q));
+        const float v = g.format == WeightFormat::Q4 ? static_cast<float>(static_cast<int>(q) - static_cast<int>(g.zeros[gi]))
+                                                     : static_cast<float>(static_cast<int8_t>(q));
         d[n * g.in + i] = v * g.scales[gi];
       }
     }
@@ -77,7 +69,11 @@ ConvertedWeight dense_from_grouped(const GroupQuantized& g, ThreadPool& pool) {
   return c;
 }
 
-ConvertedWeight from_grouped(const GroupQuantized& g) { return dense_from_grouped(g, *default_pool()); }
+ConvertedWeight from_grouped(const GroupQuantized& g) {
+  ThreadPool& pool = *default_pool();
+  if (g.group % kQuantBlock == 0) return pack_group_quantized(g, pool);
+  return dense_from_grouped(g, pool);
+}
 
 // AWQ GEMM: nibble p (bits 4p..4p+3) of a word holds column kAwqColumn[p] of its group of 8.
 constexpr int kAwqNibble[8] = {0, 4, 1, 5, 2, 6, 3, 7};  // column c -> nibble
@@ -96,7 +92,7 @@ ConvertedWeight convert_awq(const WeightStore& w, const std::string& prefix, int
   const uint32_t* qwp = reinterpret_cast<const uint32_t*>(qw.data<int32_t>());
   const uint32_t* qzp = reinterpret_cast<const uint32_t*>(qz.data<int32_t>());
   GroupQuantized g;
-  g.bits = 4, g.out = out, g.in = in, g.group = G;
+  g.format = WeightFormat::Q4, g.out = out, g.in = in, g.group = G;
   g.q.resize(static_cast<size_t>(out * in));
   g.scales.resize(static_cast<size_t>(out * groups));
   g.zeros.resize(static_cast<size_t>(out * groups));
@@ -159,7 +155,7 @@ ConvertedWeight convert_gptq(const WeightStore& w, const std::string& prefix, in
   }
 
   GroupQuantized g;
-  g.bits = static_cast<int>(bits), g.out = out, g.in = in, g.group = G;
+  g.format = bits == 4 ? WeightFormat::Q4 : WeightFormat::Q8, g.out = out, g.in = in, g.group = G;
   QVL_CHECK(in % G == 0, Unsupported,
             "layer " + prefix + ": input width " + n2s(in) + " is not a multiple of group_size " + n2s(G) +
                 " (a partial last group is not supported)");
