@@ -3,6 +3,7 @@
 #include "backends/cpu/variants.h"
 
 #include "backends/cpu/matmul_cpu.h"
+#include "backends/cpu/matmul_q.h"
 
 namespace qvl::cpu {
 
@@ -108,6 +109,8 @@ std::vector<ops::Variant<ops::MatmulFn>> matmul_variants() {
       {"generic", Device::Host, Isa::Generic, cpu::matmul_generic, kDense},
       {"avx2", Device::Host, Isa::Avx2, cpu::matmul_avx2, kDense},
       {"avx512", Device::Host, Isa::Avx512, cpu::matmul_avx512, kDense},
+      {"q_generic", Device::Host, Isa::Generic, cpu::matmul_q_generic, kQuant},
+      {"q_avx512vnni", Device::Host, Isa::Avx512Vnni, cpu::matmul_q_avx512vnni, kQuant},
   };
 }
 
