@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cancel.h"
 #include "core/exec_context.h"
 #include "core/threadpool.h"
 #include "core/weight_quant.h"
@@ -159,6 +160,31 @@ std::vector<Result> parity_qmatmul_cases(Rng& rng, ThreadPool& dflt, ThreadPool&
         }
         results.push_back(std::move(r));
       }
+    }
+  }
+  // A set cancel token: the large-M path stops before its first output block (y untouched).
+  for (const WeightFormat f : {WeightFormat::Q8, WeightFormat::Q4}) {
+    QProblem pr = make({96, 64, 300, 32}, f, true, false, rng);
+    CancelToken aborted;
+    aborted.cancel(CancelToken::Reason::Aborted);
+    for (const auto& v : family.runnable()) {
+      if (v.fn == family.reference().fn || !v.reads(f)) continue;
+      MatmulParams p = pr.p;
+      Guarded<float> y(extent(p), 1234.5f);
+      p.y = y.data();
+      p.cancel = &aborted;
+      v.fn(p, ExecContext(three));
+      Result r;
+      r.op = "matmul";
+      r.variant = v.name;
+      r.device = device_name(v.device);
+      r.format = weight_format_name(f);
+      r.shape = "M=96 cancelled before the first block threads=" + std::to_string(three.size());
+      for (size_t i = 0; i < y.size() && r.passed; ++i) {
+        if (y[i] != 1234.5f) r.passed = false, r.note = "wrote y after the token was set";
+      }
+      r.guards_ok = y.intact();
+      results.push_back(std::move(r));
     }
   }
   return results;

@@ -4,6 +4,7 @@
 
 #include "backends/cpu/matmul_cpu.h"
 #include "backends/cpu/matmul_fp8.h"
+#include "backends/cpu/matmul_q.h"
 
 namespace qvl::cpu {
 
@@ -113,6 +114,8 @@ std::vector<ops::Variant<ops::MatmulFn>> matmul_variants() {
       {"avx512", Device::Host, Isa::Avx512, cpu::matmul_avx512, kDense},
       {"fp8_generic", Device::Host, Isa::Generic, cpu::matmul_fp8_generic, kFp8},
       {"fp8_avx512", Device::Host, Isa::Avx512, cpu::matmul_fp8_avx512, kFp8},
+      {"q_generic", Device::Host, Isa::Generic, cpu::matmul_q_generic, kQuant},
+      {"q_avx512vnni", Device::Host, Isa::Avx512Vnni, cpu::matmul_q_avx512vnni, kQuant},
   };
 }
 
