@@ -73,7 +73,7 @@ export interface NativeBenchMatmul {
   M: number;
   K: number;
   N: number;
-  wDtype: 'f32' | 'bf16' | 'f16';
+  wDtype: 'f32' | 'bf16' | 'f16' | 'fp8';
   variant: string;
   iters: number;
 }

@@ -34,31 +34,52 @@ QVL_TARGET_AVX512 inline __mmask16 first_lanes(int64_t n) {
   return n >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << n) - 1);
 }
 
-template <int R>
-QVL_TARGET_AVX512 void rows_r(const ops::MatmulParams& p, int64_t m0, int64_t n0, int64_t n1) {
+// R rows of x against NR weight rows at a time: each x vector is loaded once for NR weight rows
+// and the R·NR block sums are independent FMA chains (one chain alone is latency-bound).
+template <int R, int NR>
+QVL_TARGET_AVX512 void rows_rn(const ops::MatmulParams& p, int64_t m0, int64_t n0) {
   const int64_t blocks_per_row = p.w.ld / kFp8Block;
   const float* x[R];
   for (int r = 0; r < R; ++r) x[r] = p.x + (m0 + r) * p.ldx;
-  for (int64_t n = n0; n < n1; ++n) {
-    const uint8_t* w = static_cast<const uint8_t*>(p.w.data) + n * p.w.ld;
-    const float* s = p.w.scales + n * blocks_per_row;
-    __m512 total[R];
-    for (int r = 0; r < R; ++r) total[r] = _mm512_setzero_ps();
-    for (int64_t k0 = 0, b = 0; k0 < p.K; k0 += kFp8Block, ++b) {
-      const int64_t end = p.K - k0 < kFp8Block ? p.K : k0 + kFp8Block;
-      __m512 acc[R];
-      for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
-      for (int64_t k = k0; k < end; k += 16) {
-        const __mmask16 m = first_lanes(end - k);
-        const __m512 wv = widen16(w + k, m);
-        for (int r = 0; r < R; ++r) acc[r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x[r] + k), wv, acc[r]);
-      }
-      const __m512 sv = _mm512_set1_ps(s[b] * 256.0f);
-      for (int r = 0; r < R; ++r) total[r] = _mm512_fmadd_ps(acc[r], sv, total[r]);
-    }
-    for (int r = 0; r < R; ++r)
-      p.y[(m0 + r) * p.ldy + n] = (p.bias ? p.bias[n] : 0.0f) + hsum(total[r]);
+  const uint8_t* w[NR];
+  const float* s[NR];
+  for (int j = 0; j < NR; ++j) {
+    w[j] = static_cast<const uint8_t*>(p.w.data) + (n0 + j) * p.w.ld;
+    s[j] = p.w.scales + (n0 + j) * blocks_per_row;
   }
+  __m512 total[R][NR];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < NR; ++j) total[r][j] = _mm512_setzero_ps();
+  for (int64_t k0 = 0, b = 0; k0 < p.K; k0 += kFp8Block, ++b) {
+    const int64_t end = p.K - k0 < kFp8Block ? p.K : k0 + kFp8Block;
+    __m512 acc[R][NR];
+    for (int r = 0; r < R; ++r)
+      for (int j = 0; j < NR; ++j) acc[r][j] = _mm512_setzero_ps();
+    for (int64_t k = k0; k < end; k += 16) {
+      const __mmask16 m = first_lanes(end - k);
+      __m512 xv[R];
+      for (int r = 0; r < R; ++r) xv[r] = _mm512_maskz_loadu_ps(m, x[r] + k);
+      for (int j = 0; j < NR; ++j) {
+        const __m512 wv = widen16(w[j] + k, m);
+        for (int r = 0; r < R; ++r) acc[r][j] = _mm512_fmadd_ps(xv[r], wv, acc[r][j]);
+      }
+    }
+    for (int j = 0; j < NR; ++j) {
+      const __m512 sv = _mm512_set1_ps(s[j][b] * 256.0f);
+      for (int r = 0; r < R; ++r) total[r][j] = _mm512_fmadd_ps(acc[r][j], sv, total[r][j]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < NR; ++j)
+      p.y[(m0 + r) * p.ldy + n0 + j] = (p.bias ? p.bias[n0 + j] : 0.0f) + hsum(total[r][j]);
+}
+
+template <int R>
+QVL_TARGET_AVX512 void rows_r(const ops::MatmulParams& p, int64_t m0, int64_t n0, int64_t n1) {
+  constexpr int NR = R <= 2 ? 4 : 2;  // R·NR·2 accumulators stay within the 32 zmm registers
+  int64_t n = n0;
+  for (; n + NR <= n1; n += NR) rows_rn<R, NR>(p, m0, n);
+  for (; n < n1; ++n) rows_rn<R, 1>(p, m0, n);
 }
 
 void rows(const ops::MatmulParams& p, int64_t m0, int count, int64_t n0, int64_t n1) {
