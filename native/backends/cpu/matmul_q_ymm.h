@@ -177,6 +177,7 @@ QVL_Q_TARGET void tile(const ops::MatmulParams& p, const QActs& a, int64_t m0, i
     case WeightFormat::Q4: return tile_f<WeightFormat::Q4>(p, a, m0, rows, n0, n1);
     case WeightFormat::F32:
     case WeightFormat::F16:
-    case WeightFormat::BF16: return;  // the dispatcher sends only the formats the variant lists
+    case WeightFormat::BF16:
+    case WeightFormat::F8: return;  // the dispatcher sends only the formats the variant lists
   }
 }
