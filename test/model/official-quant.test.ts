@@ -86,14 +86,16 @@ async function build(
   family: Family,
   config: Json,
   quantize: Quantizer,
-  opts: { prefixes: 'legacy' | 'new'; mutate?: (t: WriterTensors) => void } = { prefixes: 'legacy' },
+  opts: { prefixes: 'legacy' | 'new'; mutate?: (t: WriterTensors) => void; keep?: RegExp } = { prefixes: 'legacy' },
 ): Promise<Built> {
   const weights = randomWeights(officialTensors(family, config), 21);
-  const plain = new Map([...weights].filter(([n]) => !QUANTIZED.test(n)));
+  // `keep`: decoder layers left unquantized too (as modules_to_not_convert would leave them).
+  const quantized = (n: string) => QUANTIZED.test(n) && !(opts.keep?.test(n) ?? false);
+  const plain = new Map([...weights].filter(([n]) => !quantized(n)));
   const quant: WriterTensors = {};
   const ref: WriterTensors = {};
   for (const [name, { shape, values }] of weights) {
-    if (!QUANTIZED.test(name)) continue;
+    if (!quantized(name)) continue;
     const [out, inp] = shape;
     const { tensors, dequant } = quantize(name, values, out, inp);
     const prefix = layoutName(name, opts.prefixes).replace(/\.weight$/, '');
@@ -139,7 +141,9 @@ const awq = (group: number): Quantizer => (_name, w, out, inp) => {
   };
 };
 
-const gptq = (o: Omit<GptqOptions, 'order'> & { actOrder?: boolean }): Quantizer => (name, w, out, inp) => {
+// group -1: one group over each layer's whole input (GPTQ's group_size -1).
+const gptq = (opts: Omit<GptqOptions, 'order'> & { actOrder?: boolean }): Quantizer => (name, w, out, inp) => {
+  const o = opts.group === -1 ? { ...opts, group: inp } : opts;
   // Act-order: a fixed shuffle of the input channels per layer.
   let order: number[] | undefined;
   if (o.actOrder) {
@@ -213,8 +217,9 @@ function fp8Config(wide: boolean, block: [number, number] = [128, 128]): Json {
 // Group 16 is not a whole number of the q4/q8 32-blocks: those layers load as f32, so the answer
 // must equal the dequantized twin's to float tolerance; this pins every unpacking bit for bit.
 describe('official quantized layouts load losslessly and generate', () => {
-  it('AWQ GEMM 4-bit (Qwen2.5-VL-7B-Instruct-AWQ config, visual unconverted)', async () => {
-    await expectSameModel(await build('qwen2_5_vl', awqConfig(), awq(16)), 1e-5);
+  it('AWQ GEMM 4-bit (Qwen2.5-VL-7B-Instruct-AWQ config, visual and one decoder MLP unconverted)', async () => {
+    const keep = /^model\.layers\.1\.mlp\.down_proj\.weight$/;
+    await expectSameModel(await build('qwen2_5_vl', awqConfig(), awq(16), { prefixes: 'legacy', keep }), 1e-5);
   }, 60_000);
 
   it('GPTQ Int4, symmetric, classic zeros stored minus one (Qwen2-VL-2B-Instruct-GPTQ-Int4 shape)', async () => {
@@ -279,6 +284,8 @@ describe('official quantized layouts packed into q4 / q8 (int8 activations: a me
     ['GPTQ Int4 act-order -> q4 + activation gather', () =>
       build('qwen2_vl', withGroup(gptqConfig(4), 32, { desc_act: true }), gptq({ bits: 4, group: 32, sym: true, format: 'gptq', actOrder: true }))],
     ['GPTQ Int8 -> q8', () => build('qwen2_vl', withGroup(gptqConfig(8), 32), gptq({ bits: 8, group: 32, sym: true, format: 'gptq' }))],
+    ['GPTQ Int4, group_size -1 (one group per row) -> q4', () =>
+      build('qwen2_vl', withGroup(gptqConfig(4), -1), gptq({ bits: 4, group: -1, sym: true, format: 'gptq' }))],
   ] as const)('%s', async (_name, make) => {
     const b = await make();
     const got = await answer(b.quantDir);
