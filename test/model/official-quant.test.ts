@@ -347,6 +347,18 @@ describe('hostile quantized checkpoints: typed errors naming the tensor or field
     expect(err.message).toMatch(new RegExp(`${L0}\\.g_idx: group 0 does not hold exactly 16 input channels`));
   }, 30_000);
 
+  it('classic 4-bit GPTQ zero point 16 (stored 15: zero 0 written minus one)', async () => {
+    const { quantDir } = await build('qwen2_vl', gptqConfig(4, { sym: false }), gptq({ bits: 4, group: 16, sym: false, format: 'gptq' }), {
+      prefixes: 'legacy',
+      mutate: (t) => {
+        (t[`${L0}.qzeros`].data as Int32Array).fill(-1);
+      },
+    });
+    const err = await loadError(quantDir);
+    expect(err.code).toBe('E_UNSUPPORTED');
+    expect(err.message).toMatch(new RegExp(`layer ${L0}: GPTQ zero point 16 \\(tensor ${L0}\\.qzeros\\) does not fit 4 bits`));
+  }, 30_000);
+
   it('asymmetric 8-bit GPTQ', async () => {
     const config = gptqConfig(8, { sym: false });
     const { quantDir } = await build('qwen2_vl', config, gptq({ bits: 8, group: 16, sym: false, format: 'gptq' }));
