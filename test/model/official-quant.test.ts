@@ -86,11 +86,12 @@ async function build(
   family: Family,
   config: Json,
   quantize: Quantizer,
-  opts: { prefixes: 'legacy' | 'new'; mutate?: (t: WriterTensors) => void; keep?: RegExp } = { prefixes: 'legacy' },
+  opts: { prefixes: 'legacy' | 'new'; mutate?: (t: WriterTensors) => void; keep?: RegExp; also?: RegExp } = { prefixes: 'legacy' },
 ): Promise<Built> {
   const weights = randomWeights(officialTensors(family, config), 21);
   // `keep`: decoder layers left unquantized too (as modules_to_not_convert would leave them).
-  const quantized = (n: string) => QUANTIZED.test(n) && !(opts.keep?.test(n) ?? false);
+  // `also`: more layers quantized (a checkpoint that converts the vision tower as well).
+  const quantized = (n: string) => (QUANTIZED.test(n) || (opts.also?.test(n) ?? false)) && !(opts.keep?.test(n) ?? false);
   const plain = new Map([...weights].filter(([n]) => !quantized(n)));
   const quant: WriterTensors = {};
   const ref: WriterTensors = {};
@@ -233,6 +234,20 @@ describe('official quantized layouts load losslessly and generate', () => {
   it('GPTQ Int4 with act-order (desc_act, shuffled g_idx): columns regrouped, activations gathered', async () => {
     const config = gptqConfig(4, { desc_act: true });
     await expectSameModel(await build('qwen2_vl', config, gptq({ bits: 4, group: 16, sym: true, format: 'gptq', actOrder: true })), 1e-5);
+  }, 60_000);
+
+  it('GPTQ Int4 with the vision tower quantized as well (its linears and merger)', async () => {
+    const also = /^visual\.(blocks\.\d+\.(attn\.(qkv|proj)|mlp\.fc[12])|merger\.mlp\.[02])\.weight$/;
+    await expectSameModel(
+      await build('qwen2_vl', gptqConfig(4), gptq({ bits: 4, group: 16, sym: true, format: 'gptq' }), {
+        prefixes: 'legacy',
+        also,
+        mutate: (t) => {
+          for (const n of ['visual.blocks.0.attn.qkv', 'visual.blocks.3.mlp.fc2', 'visual.merger.mlp.2']) expect(t[`${n}.qweight`], n).toBeDefined();
+        },
+      }),
+      1e-5,
+    );
   }, 60_000);
 
   it('GPTQ Int4 asymmetric, gptq_v2 zero points, new key layout', async () => {
