@@ -11,7 +11,7 @@
  */
 import { native } from '../lib/native/binding.js';
 
-type WDtype = 'f32' | 'bf16' | 'f16';
+type WDtype = 'f32' | 'bf16' | 'f16' | 'fp8';
 
 interface Row {
   op: string;
@@ -60,23 +60,29 @@ async function matmulRows(): Promise<Row[]> {
     { M: 1, wDtype: 'f32' },
     { M: 16, wDtype: 'bf16' },
     { M: 512, wDtype: 'bf16' },
+    // FP8 checkpoints' format (e4m3 + 128-block scales): only its own variants read it; their
+    // ratio is to fp8_generic.
+    { M: 1, wDtype: 'fp8' },
+    { M: 512, wDtype: 'fp8' },
   ];
   for (const { M, wDtype } of cases) {
     for (const [K, N] of MATMUL_SHAPES) {
       const group: Row[] = [];
       // The scalar reference only at M = 1: at prefill sizes it would take minutes.
-      const names = variants.filter((v) => v !== 'reference' || M === 1);
+      const reads = (v: string) => native.info().ops.matmul?.variants.find((x) => x.name === v)?.formats?.includes(wDtype) ?? false;
+      const names = variants.filter((v) => (v !== 'reference' || M === 1) && reads(v));
       for (const variant of names) {
         const iters = matmulIters(M, variant);
         const t = await timeOrNote(() => native.benchMatmul({ M, K, N, wDtype, variant, iters }));
         const row: Row = { op: 'matmul', shape: `M=${M} K=${K} N=${N} ${wDtype}`, variant, ...t };
         if (t.seconds !== undefined) {
           row.gflops = (2 * M * K * N) / t.seconds / 1e9;
-          if (M === 1) row.gbps = (K * N * (wDtype === 'f32' ? 4 : 2)) / t.seconds / 1e9;
+          const bytes = wDtype === 'f32' ? 4 : wDtype === 'fp8' ? 1 + 4 / 128 : 2;
+          if (M === 1) row.gbps = (K * N * bytes) / t.seconds / 1e9;
         }
         group.push(row);
       }
-      rows.push(...withRatios(group));
+      rows.push(...withRatios(group, wDtype === 'fp8' ? 'fp8_generic' : BASELINE));
     }
   }
   return rows;
@@ -111,8 +117,8 @@ async function attentionRows(): Promise<Row[]> {
   return rows;
 }
 
-function withRatios(group: Row[]): Row[] {
-  const base = group.find((r) => r.variant === BASELINE)?.seconds;
+function withRatios(group: Row[], baseline = BASELINE): Row[] {
+  const base = group.find((r) => r.variant === baseline)?.seconds;
   for (const r of group) {
     if (base !== undefined && r.seconds !== undefined) r.ratio = base / r.seconds;
   }

@@ -7,18 +7,21 @@ import { QwenVLError, inputError } from './errors.js';
 import { native, type NativeTensorData } from './native/binding.js';
 import { publicCallAsync } from './validate.js';
 
-/** Element types. `f16` and `bf16` are stored as raw 16-bit patterns in a `Uint16Array`. */
-export type DType = 'f32' | 'f16' | 'bf16' | 'i32' | 'i64' | 'u8';
+/**
+ * Element types. `f16` and `bf16` are stored as raw 16-bit patterns in a `Uint16Array`; `f8_e4m3`
+ * (float8_e4m3fn, the element of FP8 checkpoints) as raw bytes in a `Uint8Array`.
+ */
+export type DType = 'f32' | 'f16' | 'bf16' | 'i32' | 'i64' | 'u8' | 'f8_e4m3';
 
 /** The typed array class that holds each dtype. */
 export type TensorData = Float32Array | Uint16Array | Int32Array | BigInt64Array | Uint8Array;
 
 /** The integer codes the native side uses (native/core/dtype.h `DType`). @internal */
-export const DTYPE_CODES: Readonly<Record<DType, number>> = { f32: 0, f16: 1, bf16: 2, i32: 3, i64: 4, u8: 5 };
-const DTYPE_BY_CODE: readonly DType[] = ['f32', 'f16', 'bf16', 'i32', 'i64', 'u8'];
+export const DTYPE_CODES: Readonly<Record<DType, number>> = { f32: 0, f16: 1, bf16: 2, i32: 3, i64: 4, u8: 5, f8_e4m3: 6 };
+const DTYPE_BY_CODE: readonly DType[] = ['f32', 'f16', 'bf16', 'i32', 'i64', 'u8', 'f8_e4m3'];
 
 /** Bytes per element of each dtype. */
-export const DTYPE_SIZES: Readonly<Record<DType, number>> = { f32: 4, f16: 2, bf16: 2, i32: 4, i64: 8, u8: 1 };
+export const DTYPE_SIZES: Readonly<Record<DType, number>> = { f32: 4, f16: 2, bf16: 2, i32: 4, i64: 8, u8: 1, f8_e4m3: 1 };
 
 const ARRAY_CTORS = {
   f32: Float32Array,
@@ -27,6 +30,7 @@ const ARRAY_CTORS = {
   i32: Int32Array,
   i64: BigInt64Array,
   u8: Uint8Array,
+  f8_e4m3: Uint8Array,
 } as const;
 
 /** Whether `s` names a dtype. */
@@ -112,6 +116,8 @@ export class Tensor {
         return bf16ToFloat32(this.data as Uint16Array);
       case 'f16':
         return f16ToFloat32(this.data as Uint16Array);
+      case 'f8_e4m3':
+        return f8e4m3ToFloat32(this.data as Uint8Array);
       case 'i64': {
         const src = this.data as BigInt64Array;
         const out = new Float32Array(src.length);
@@ -128,6 +134,19 @@ function describe(v: unknown): string {
   if (v === null) return 'null';
   if (typeof v === 'object') return (v as object).constructor?.name ?? 'object';
   return typeof v;
+}
+
+/** Decodes float8_e4m3fn bytes (bias 7, no infinity, S.1111.111 is NaN) exactly. */
+export function f8e4m3ToFloat32(bytes: Uint8Array): Float32Array {
+  const out = new Float32Array(bytes.length);
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i];
+    const exp = (b >> 3) & 15;
+    const mant = b & 7;
+    const mag = exp === 15 && mant === 7 ? NaN : exp === 0 ? mant * 2 ** -9 : (1 + mant / 8) * 2 ** (exp - 7);
+    out[i] = b & 0x80 ? -mag : mag;
+  }
+  return out;
 }
 
 /** Decodes bfloat16 bit patterns: a bf16 is the top half of a float32. */

@@ -11,8 +11,9 @@
  * and the tensor:
  * - N fits in the file and is at most 100 MB; the header is UTF-8 JSON, an object, with no
  *   duplicate keys (JSON.parse would silently keep the last one, so the text is scanned);
- * - dtype is F32, F16, BF16, I32, I64 or U8. Other dtypes of the safetensors format (F64, I8,
- *   BOOL, F8_E4M3, ...) are `E_UNSUPPORTED` "unsupported dtype"; anything else is "unknown dtype";
+ * - dtype is F32, F16, BF16, I32, I64, U8 or F8_E4M3 (FP8 checkpoints). Other dtypes of the
+ *   safetensors format (F64, I8, BOOL, F8_E5M2, ...) are `E_UNSUPPORTED` "unsupported dtype";
+ *   anything else is "unknown dtype";
  * - shape holds non-negative safe integers; data_offsets are two non-negative safe integers with
  *   begin <= end (a reversed pair is reported as "reversed") and end within the data section;
  * - shape product × dtype size equals end - begin;
@@ -44,12 +45,13 @@ const SUPPORTED_DTYPES: Readonly<Record<string, DType>> = {
   I32: 'i32',
   I64: 'i64',
   U8: 'u8',
+  F8_E4M3: 'f8_e4m3',
 };
 
 // Valid in the safetensors format, but not (yet) loadable here.
 const KNOWN_UNSUPPORTED_DTYPES = new Set([
   'BOOL', 'I8', 'I16', 'U16', 'U32', 'U64', 'F64', 'C64',
-  'F8_E4M3', 'F8_E5M2', 'F8_E8M0', 'F4', 'F6_E2M3', 'F6_E3M2',
+  'F8_E5M2', 'F8_E8M0', 'F4', 'F6_E2M3', 'F6_E3M2',
 ]);
 
 /** Where one tensor lives. */

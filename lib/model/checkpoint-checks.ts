@@ -12,6 +12,7 @@ import type { ImageProcessorConfig } from '../processor/config.js';
 import type { VideoProcessorConfig } from '../processor/video-config.js';
 import type { QwenTokenizer } from '../text/tokenizer.js';
 import type { ModelConfig } from './config.js';
+import { quantSpec } from './quantization.js';
 
 /** The text decoder's MLP is SwiGLU (native/models/text.cpp): gate activation silu only. */
 const TEXT_ACTS = ['silu'];
@@ -19,17 +20,11 @@ const TEXT_ACTS = ['silu'];
 const VISION_ACTS = ['quick_gelu', 'silu', 'gelu_pytorch_tanh', 'gelu_new', 'gelu'];
 
 /**
- * E_UNSUPPORTED for what config.json declares but qwenvl cannot compute: quantized weights
- * (AWQ, GPTQ, ...), and activations the kernels lack.
+ * E_UNSUPPORTED for what config.json declares but qwenvl cannot compute: quantization other than
+ * the official AWQ / GPTQ / FP8 layouts (see quantization.ts), and activations the kernels lack.
  */
 export function checkSupported(config: ModelConfig, file: string): void {
-  if (config.quantization !== null) {
-    throw new QwenVLError(
-      'E_UNSUPPORTED',
-      `${file}: quantization_config.quant_method "${config.quantization.method}" is not supported: qwenvl runs ` +
-        'f32, bf16 and f16 weights only (use the unquantized checkpoint)',
-    );
-  }
+  quantSpec(config, file);
   const textField = config.layout === 'nested' ? 'text_config.hidden_act' : 'hidden_act';
   if (!TEXT_ACTS.includes(config.text.hiddenAct)) {
     throw new QwenVLError(

@@ -128,6 +128,7 @@ export interface QuantizationConfig {
   /** `quant_method`, e.g. "awq", "gptq", "fp8". */
   method: string;
   bits: number | null;
+  /** Input channels per scale; -1 (GPTQ) for one group over the whole input. */
   groupSize: number | null;
   zeroPoint: boolean | null;
   version: string | null;
@@ -194,7 +195,8 @@ function parseQuantization(root: ConfigReader): QuantizationConfig | null {
   return {
     method: q.str('quant_method'),
     bits: q.has('bits') ? q.posInt('bits') : null,
-    groupSize: q.has('group_size') ? q.nonNegInt('group_size') : null,
+    // GPTQ writes -1 for one group spanning the whole input.
+    groupSize: q.has('group_size') ? (q.raw('group_size') === -1 ? -1 : q.nonNegInt('group_size')) : null,
     zeroPoint: q.has('zero_point') ? q.bool('zero_point') : null,
     version: q.has('version') ? q.str('version') : null,
     modulesToNotConvert: modules === undefined ? [] : [...(modules as string[])],

@@ -9,8 +9,11 @@ import type { LoadOptions } from './load.js';
 
 const KEYS = [
   'threads', 'device', 'onProgress', 'contextLength', 'maxInputPixels', 'maxVisualTokens', 'maxMemoryBytes',
-  'specialTokensInUserText', 'checkFinite', 'media', 'hub',
+  'specialTokensInUserText', 'checkFinite', 'media', 'hub', 'weights', 'visionWeights',
 ] as const;
+
+/** The values of {@link LoadOptions.weights} and {@link LoadOptions.visionWeights}. */
+export const WEIGHT_CHOICES = ['bf16', 'q8', 'q4', 'auto'] as const;
 
 /** Most compute threads accepted. */
 export const MAX_THREADS = 1024;
@@ -28,6 +31,11 @@ export function checkLoadOptions(options: unknown): LoadOptions {
   optInteger(w('maxMemoryBytes'), o.maxMemoryBytes, 1);
   optBoolean(w('specialTokensInUserText'), o.specialTokensInUserText);
   optBoolean(w('checkFinite'), o.checkFinite);
+  for (const k of ['weights', 'visionWeights'] as const) {
+    if (o[k] !== undefined && !(WEIGHT_CHOICES as readonly unknown[]).includes(o[k])) {
+      throw expected(w(k), "'bf16', 'q8', 'q4' or 'auto'", o[k]);
+    }
+  }
   // `media` is checked field by field where it is resolved (resolveMediaPolicy), `hub` where a Hub id is pulled (hubSettings).
   if (o.hub !== undefined && (o.hub === null || typeof o.hub !== 'object')) throw expected(w('hub'), 'an options object', o.hub);
   return o as LoadOptions;

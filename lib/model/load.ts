@@ -23,6 +23,7 @@ import { guard } from '../validate.js';
 import { Model } from './model.js';
 import type { GenerateOptions } from '../generate/options.js';
 import { nativeSpec, weightNames } from './native-spec.js';
+import { quantSpec } from './quantization.js';
 import { isRepoId } from '../hub/cache.js';
 import { pullModel } from '../hub/pull.js';
 import type { HubOptions } from '../hub/settings.js';
@@ -70,11 +71,46 @@ export interface LoadOptions {
    */
   specialTokensInUserText?: boolean;
   /**
+   * How the language model's linear weights (attention, MLP, LM head; tied or not) are kept:
+   * - `'bf16'` (default): as stored in the checkpoint (bf16, f16 or f32): the exact path.
+   * - `'q8'`: quantized at load to int8, one scale per 32 weights (~9 bits per weight): about half
+   *   the bytes a decode step reads, with a small measured error (README, "Quantized weights").
+   * - `'q4'`: 4-bit with a scale and zero point per 32 weights (~5.3 bits per weight): fewer bytes
+   *   still, a larger error.
+   * - `'auto'`: `'q8'` for a checkpoint stored in 16/32-bit floats (decode is bound by the bytes
+   *   of weights it reads, and q8 keeps the output close to the exact path); as stored for a
+   *   checkpoint that is quantized already.
+   * The conversion runs once at load on the compute threads, weight by weight, reported through
+   * `onProgress`. MoE experts, the MoE router and the embedding lookup stay as stored. Quantized
+   * weights use int8 activations inside each matrix product (not the exact path).
+   */
+  weights?: 'bf16' | 'q8' | 'q4' | 'auto';
+  /**
+   * The same choice for the vision tower's linear weights (default `'bf16'`, as stored; `'auto'`
+   * keeps them as stored too: the tower's large matrix products are compute-bound, where 8- and
+   * 4-bit weights save little). Weights whose input size is no multiple of 32 stay as stored.
+   */
+  visionWeights?: 'bf16' | 'q8' | 'q4' | 'auto';
+  /**
    * For a Hub model id (`loadModel('Qwen/Qwen2.5-VL-3B-Instruct')`): revision, cache folder,
    * endpoint, token, offline mode and download progress (see {@link pullModel}). A revision whose
    * files are all in the cache loads without asking the Hub unless `preferCache` is `false`.
    */
   hub?: HubOptions;
+}
+
+/** A part's `weights` option as the native loader takes it. */
+function resolveWeights(choice: LoadOptions['weights'], quantizedCheckpoint: boolean, auto: 'q8' | 'stored'): 'stored' | 'q8' | 'q4' {
+  switch (choice) {
+    case undefined:
+    case 'bf16':
+      return 'stored';
+    case 'q8':
+    case 'q4':
+      return choice;
+    case 'auto':
+      return quantizedCheckpoint ? 'stored' : auto;
+  }
 }
 
 /**
@@ -131,12 +167,49 @@ export async function loadModel(dirOrRepoId: string, loadOptions?: LoadOptions):
   }
   ckpt.dispose();
   progress('weights', 0.5, `mapping ${byFile.size} weight file(s)`);
-  const handle = await native.loadModel(
-    nativeSpec(config),
-    names,
-    [...byFile].map(([path, tensors]) => ({ path, tensors })),
-    { checkFinite: options.checkFinite ?? true },
-  );
+  const quantized = config.quantization !== null;
+  const text = resolveWeights(options.weights, quantized, 'q8');
+  const vision = resolveWeights(options.visionWeights, quantized, 'stored');
+  // Progress of the conversion: stored bytes converted against the 2-D tensors of the parts
+  // being converted (an estimate: a few stay as stored).
+  let total = 0;
+  for (const list of byFile.values()) {
+    for (const t of list) {
+      const isVision = t.name.startsWith(names.visionPrefix);
+      if (t.shape.length === 2 && (isVision ? vision !== 'stored' : text !== 'stored')) total += t.byteLength;
+    }
+  }
+  let loading = true;
+  let progressError: unknown;
+  const onConverted = (bytes: number) => {
+    if (!loading || progressError !== undefined) return;
+    try {
+      const f = total > 0 ? Math.min(1, bytes / total) : 1;
+      progress('weights', 0.5 + 0.45 * f, `quantizing weights: ${(bytes / 2 ** 20).toFixed(0)} of ${(total / 2 ** 20).toFixed(0)} MiB`);
+    } catch (e) {
+      progressError = e;
+    }
+  };
+  let handle;
+  try {
+    handle = await native.loadModel(
+      nativeSpec(config, quantSpec(config, join(dir, 'config.json'))),
+      names,
+      [...byFile].map(([path, tensors]) => ({ path, tensors })),
+      {
+        checkFinite: options.checkFinite ?? true,
+        weights: text,
+        visionWeights: vision,
+        ...(text !== 'stored' || vision !== 'stored' ? { onConverted } : {}),
+      },
+    );
+  } finally {
+    loading = false;
+  }
+  if (progressError !== undefined) {
+    native.disposeHandle(handle);
+    throw progressError;
+  }
   progress('ready', 1, 'model ready');
   return new Model({
     dir,

@@ -7,6 +7,7 @@
  */
 import { formatError } from '../errors.js';
 import type { ModelConfig } from './config.js';
+import type { NativeQuantSpec } from './quantization.js';
 
 /** @internal The architecture numbers native/models/spec.h reads. */
 export interface NativeModelSpec {
@@ -50,6 +51,8 @@ export interface NativeModelSpec {
     numPositionEmbeddings: number;
     deepstackIndexes: number[];
   };
+  /** How the checkpoint's quantized linear layers are stored (method "none" when they are not). */
+  quant: NativeQuantSpec;
 }
 
 /** @internal Where the checkpoint keeps each part's tensors. */
@@ -60,7 +63,7 @@ export interface WeightNames {
 }
 
 /** @internal */
-export function nativeSpec(config: ModelConfig): NativeModelSpec {
+export function nativeSpec(config: ModelConfig, quant: NativeQuantSpec): NativeModelSpec {
   const t = config.text;
   const v = config.vision;
   const moe = t.moe;
@@ -107,6 +110,7 @@ export function nativeSpec(config: ModelConfig): NativeModelSpec {
       numPositionEmbeddings: v.numPositionEmbeddings ?? 0,
       deepstackIndexes: v.deepstackVisualIndexes,
     },
+    quant,
   };
 }
 

@@ -73,7 +73,7 @@ export interface NativeBenchMatmul {
   M: number;
   K: number;
   N: number;
-  wDtype: 'f32' | 'bf16' | 'f16';
+  wDtype: 'f32' | 'bf16' | 'f16' | 'fp8';
   variant: string;
   iters: number;
 }
@@ -212,7 +212,21 @@ export interface NativeSamplingParams {
 export interface NativeBinding {
   setErrorClass(ctor: new (code: string, message: string) => Error): void;
   /** Builds a model from its spec and weight files (native/napi/model.cpp). */
-  loadModel(spec: NativeModelSpec, names: WeightNames, files: NativeWeightFile[], options?: { checkFinite?: boolean }): Promise<NativeHandle>;
+  loadModel(
+    spec: NativeModelSpec,
+    names: WeightNames,
+    files: NativeWeightFile[],
+    options?: {
+      checkFinite?: boolean;
+      /** The language model's linear weights: kept as stored, or quantized at load. */
+      weights?: 'stored' | 'q8' | 'q4';
+      visionWeights?: 'stored' | 'q8' | 'q4';
+      /** Called (on the JS thread, asynchronously) with the stored bytes converted so far. */
+      onConverted?: (bytes: number) => void;
+    },
+  ): Promise<NativeHandle>;
+  /** The weight format name of a model's language-model linear layers ('bf16', 'q8', ...). */
+  modelWeightFormat(model: NativeHandle): string;
   modelEncodeVision(
     model: NativeHandle,
     pixels: Float32Array,

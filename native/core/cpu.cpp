@@ -42,6 +42,7 @@ CpuFeatures detect() {
   unsigned a1, b1, c1, d1;
   __cpuid_count(7, 1, a1, b1, c1, d1);
   f.avx512bf16 = os_zmm && ((a1 >> 5) & 1);
+  f.avx_vnni = os_ymm && ((a1 >> 4) & 1);
   return f;
 }
 
@@ -71,7 +72,9 @@ const char* isa_name(Isa isa) {
     case Isa::Reference: return "reference";
     case Isa::Generic: return "generic";
     case Isa::Avx2: return "avx2";
+    case Isa::AvxVnni: return "avxvnni";
     case Isa::Avx512: return "avx512";
+    case Isa::Avx512Vnni: return "avx512vnni";
     case Isa::Avx512Bf16: return "avx512bf16";
     case Isa::Amx: return "amx";
     case Isa::Cuda: return "cuda";
@@ -85,7 +88,9 @@ bool isa_available(Isa isa) {
     case Isa::Reference:
     case Isa::Generic: return true;
     case Isa::Avx2: return f.avx2 && f.fma && f.f16c;
+    case Isa::AvxVnni: return isa_available(Isa::Avx2) && f.avx_vnni;
     case Isa::Avx512: return f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.fma && f.f16c;
+    case Isa::Avx512Vnni: return isa_available(Isa::Avx512) && f.avx512vnni;
     case Isa::Avx512Bf16: return isa_available(Isa::Avx512) && f.avx512bf16;
     case Isa::Amx: return f.amx_tile && f.amx_bf16;
     case Isa::Cuda: return false;  // CUDA variants are run through their own backend

@@ -9,7 +9,9 @@ namespace qvl {
 
 // Values are stable: they cross the N-API boundary as integers. Block-quantized types
 // (Q8_0, Q4_K, ...) will take values from 64 up and carry a block size.
-enum class DType : int32_t { F32 = 0, F16 = 1, BF16 = 2, I32 = 3, I64 = 4, U8 = 5 };
+// F8E4M3 is float8_e4m3fn (1 sign, 4 exponent bits biased by 7, 3 mantissa bits, no infinity,
+// S.1111.111 is NaN, largest finite 448): the element of the official FP8 checkpoints.
+enum class DType : int32_t { F32 = 0, F16 = 1, BF16 = 2, I32 = 3, I64 = 4, U8 = 5, F8E4M3 = 6 };
 
 size_t dtype_size(DType t);
 const char* dtype_name(DType t);
@@ -35,5 +37,10 @@ inline uint16_t f32_to_bf16(float f) {
 
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);
+// float8_e4m3fn -> f32, exact (0x7f / 0xff give NaN).
+float f8e4m3_to_f32(uint8_t b);
+// f32 -> float8_e4m3fn, round to nearest even; magnitudes past 448 and NaN give NaN (the format
+// has no infinity), as torch's .to(float8_e4m3fn) does for NaN (callers scale into range first).
+uint8_t f32_to_f8e4m3(float f);
 
 }  // namespace qvl

@@ -1,11 +1,13 @@
 #include "core/weight_format.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <string>
 
 #include "core/error.h"
+#include "core/weight_quant.h"
 
 namespace qvl {
 
@@ -39,6 +41,22 @@ void quant_f16(const float* src, int64_t n, void* dst, float*, void*) {
   for (int64_t i = 0; i < n; ++i) d[i] = f32_to_f16(src[i]);
 }
 
+void dequant_q8(const WeightRef& w, int64_t row, int64_t k0, int64_t n, float* out) {
+  q8_dequantize(static_cast<const uint8_t*>(w.row(row)), w.row_scales(row), w.group, k0, n, out);
+}
+
+void dequant_q4(const WeightRef& w, int64_t row, int64_t k0, int64_t n, float* out) {
+  q4_dequantize(static_cast<const uint8_t*>(w.row(row)), w.ld, w.row_scales(row), w.row_zeros(row), w.group, k0, n, out);
+}
+
+void quant_q8(const float* src, int64_t n, void* dst, float* scales, void*) {
+  q8_quantize(src, n, kQuantBlock, static_cast<uint8_t*>(dst), scales);
+}
+
+void quant_q4(const float* src, int64_t n, void* dst, float* scales, void* zeros) {
+  q4_quantize(src, n, kQuantBlock, static_cast<uint8_t*>(dst), scales, static_cast<uint8_t*>(zeros));
+}
+
 // Blocked transpose of elements of type T (copied bit for bit): 64x64 blocks keep both the reads
 // and the writes within a few pages (a row-by-row transpose of a 2048-wide bf16 matrix touches a
 // new page on every element it writes).
@@ -56,12 +74,57 @@ void transpose_elements(const void* src, void* dst, int64_t R, int64_t C, int64_
   }
 }
 
+// float8_e4m3fn -> f32 for every byte pattern, built once (exact; the two NaN patterns give NaN).
+struct F8Table {
+  float v[256];
+  F8Table() {
+    for (int b = 0; b < 256; ++b) v[b] = f8e4m3_to_f32(static_cast<uint8_t>(b));
+  }
+};
+const F8Table& f8_table() {
+  static const F8Table t;
+  return t;
+}
+
+constexpr int64_t kF8Block = 128;
+
+void dequant_f8(const WeightRef& w, int64_t row, int64_t k0, int64_t n, float* out) {
+  const uint8_t* s = static_cast<const uint8_t*>(w.row(row));
+  const float* scale = w.scales + row * (w.ld / kF8Block);
+  const float* t = f8_table().v;
+  for (int64_t i = 0; i < n; ++i) out[i] = t[s[k0 + i]] * scale[(k0 + i) / kF8Block];
+}
+
+// Per block: scale = max|x| / 448 (1 for an all-zero block), elements x / scale rounded to e4m3.
+// NaN inputs (the parity harness's row padding) are skipped for the scale and stored as NaN.
+void quant_f8(const float* src, int64_t n, void* dst, float* scales, void*) {
+  uint8_t* d = static_cast<uint8_t*>(dst);
+  for (int64_t b = 0; b < n / kF8Block; ++b) {
+    float amax = 0.0f;
+    for (int64_t i = 0; i < kF8Block; ++i) {
+      const float a = std::fabs(src[b * kF8Block + i]);
+      if (a > amax) amax = a;
+    }
+    const float s = amax > 0.0f ? amax / 448.0f : 1.0f;
+    scales[b] = s;
+    for (int64_t i = 0; i < kF8Block; ++i) d[b * kF8Block + i] = f32_to_f8e4m3(src[b * kF8Block + i] / s);
+  }
+}
+
 constexpr WeightFormatTraits kF32 = {WeightFormat::F32, "f32", 1, 4, false, false, WeightKernel::DenseF32,
                                      DType::F32, DType::F32, dequant_f32, quant_f32, transpose_elements<uint32_t>};
 constexpr WeightFormatTraits kF16 = {WeightFormat::F16, "f16", 1, 2, false, false, WeightKernel::DenseF32,
                                      DType::F32, DType::F16, dequant_f16, quant_f16, transpose_elements<uint16_t>};
 constexpr WeightFormatTraits kBF16 = {WeightFormat::BF16, "bf16", 1, 2, false, false, WeightKernel::DenseF32,
                                       DType::F32, DType::BF16, dequant_bf16, quant_bf16, transpose_elements<uint16_t>};
+constexpr WeightFormatTraits kF8 = {WeightFormat::F8, "fp8", kF8Block, kF8Block, true, false, WeightKernel::Fp8Block,
+                                    DType::F32, DType::F8E4M3, dequant_f8, quant_f8, nullptr};
+
+// Blocks run along the rows: no transpose (an "x @ W" expert tensor is not quantized in place).
+constexpr WeightFormatTraits kQ8 = {WeightFormat::Q8, "q8", kQuantBlock, kQuantBlock, true, false, WeightKernel::Int8Dot,
+                                    DType::F32, DType::U8, dequant_q8, quant_q8, nullptr};
+constexpr WeightFormatTraits kQ4 = {WeightFormat::Q4, "q4", kQuantBlock, kQuantBlock / 2, true, true, WeightKernel::Int8Dot,
+                                    DType::F32, DType::U8, dequant_q4, quant_q4, nullptr};
 
 }  // namespace
 
@@ -70,6 +133,9 @@ const WeightFormatTraits& weight_format_traits(WeightFormat f) {
     case WeightFormat::F32: return kF32;
     case WeightFormat::F16: return kF16;
     case WeightFormat::BF16: return kBF16;
+    case WeightFormat::Q8: return kQ8;
+    case WeightFormat::Q4: return kQ4;
+    case WeightFormat::F8: return kF8;
   }
   fail(ErrorCode::Native, "weight format " + std::to_string(static_cast<int32_t>(f)) + " has no traits");
 }
@@ -82,6 +148,9 @@ bool weight_format_from_int(int32_t v, WeightFormat* out) {
     case WeightFormat::F32:
     case WeightFormat::F16:
     case WeightFormat::BF16:
+    case WeightFormat::Q8:
+    case WeightFormat::Q4:
+    case WeightFormat::F8:
       *out = f;
       return true;
   }
@@ -95,6 +164,7 @@ bool weight_format_from_dtype(DType t, WeightFormat* out) {
     case DType::BF16: *out = WeightFormat::BF16; return true;
     case DType::I32:
     case DType::I64:
+    case DType::F8E4M3:
     case DType::U8:
       return false;
   }

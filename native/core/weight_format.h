@@ -12,14 +12,21 @@ namespace qvl {
 
 // Values are stable (they cross the N-API boundary and name parity cases). The dense formats keep
 // their DType's value.
-enum class WeightFormat : int32_t { F32 = 0, F16 = 1, BF16 = 2 };
+// Q8 and Q4 are the group-quantized formats (core/weight_quant.h has their layout).
+// F8: float8_e4m3fn elements (official FP8 checkpoints), blocks of 128 along a row, one f32 scale
+// per block (scales [out, ld / 128]); an element's value is e4m3 · scale.
+enum class WeightFormat : int32_t { F32 = 0, F16 = 1, BF16 = 2, Q8 = 3, Q4 = 4, F8 = 5 };
 
 // Every format, in value order: the parity harness's format axis and info() iterate it.
-inline constexpr WeightFormat kWeightFormats[] = {WeightFormat::F32, WeightFormat::F16, WeightFormat::BF16};
+inline constexpr WeightFormat kWeightFormats[] = {WeightFormat::F32, WeightFormat::F16, WeightFormat::BF16,
+                                                  WeightFormat::Q8,  WeightFormat::Q4,  WeightFormat::F8};
 
 // What a matmul kernel does with a format's data. Dense: weights are widened to f32 and multiplied
-// with f32 activations in f32 (the exact path). Quantized families (int8 dot, 4-bit unpack) join here.
-enum class WeightKernel : int32_t { DenseF32 = 0 };
+// with f32 activations in f32 (the exact path). Int8Dot: the activations are quantized per block of
+// 32 to int8 (ops/quant_act.h) and multiplied with the weights' integer codes in integer
+// arithmetic, one f32 scale product per block (q8, q4: the fast, approximate path). Fp8Block: e4m3
+// weights decoded to f32, each 128-block's f32 sum times its scale, f32 activations (exact path).
+enum class WeightKernel : int32_t { DenseF32 = 0, Int8Dot = 1, Fp8Block = 2 };
 
 struct WeightRef;
 
@@ -39,7 +46,8 @@ struct WeightFormatTraits {
   void (*dequantize_row)(const WeightRef& w, int64_t row, int64_t k0, int64_t n, float* out);
   // The inverse, for converters and the parity harness: src[0, n) (n a whole number of blocks) into
   // one stored row `dst`, with that row's scales ([n / group]) and zero points where the format has
-  // them (null otherwise). Dense formats round to nearest even, NaN kept.
+  // them (null otherwise), one scale per block (group == block). Dense formats round to nearest
+  // even, NaN kept; q8/q4 as core/weight_quant.h says.
   void (*quantize_row)(const float* src, int64_t n, void* dst, float* scales, void* zeros);
   // Copies element c of each of rows [r0, r1) of an [R, C] matrix to dst[c, r] ([C, R]): the MoE
   // repack of "x @ W" experts into [N, K] form. Null where blocks run along the source rows, so a
@@ -64,14 +72,17 @@ struct WeightRef {
   WeightFormat format = WeightFormat::F32;
   const void* data = nullptr;
   int64_t ld = 0;                  // elements per stored row (>= in, a whole number of blocks)
-  const float* scales = nullptr;   // quantized formats: [out, in / group]
-  const void* zeros = nullptr;     // formats with zero points: their layout is the format's
-  int64_t group = 0;               // elements per scale; 0 for dense formats
+  const float* scales = nullptr;   // quantized formats: [out, ld / group]
+  const void* zeros = nullptr;     // formats with zero points: one byte per group, [out, ld / group]
+  int64_t group = 0;               // elements per scale (a multiple of block dividing ld); 0 for dense formats
   int64_t out = 0, in = 0;         // shape [out, in]
 
   // Byte offset of row r (the caller has checked the row size fits; see weight_row_bytes).
   int64_t row_offset(int64_t r) const;
   const void* row(int64_t r) const { return static_cast<const char*>(data) + row_offset(r); }
+  // Row r's first scale and zero point (quantized formats).
+  const float* row_scales(int64_t r) const { return scales + r * (ld / group); }
+  const uint8_t* row_zeros(int64_t r) const { return static_cast<const uint8_t*>(zeros) + r * (ld / group); }
 };
 
 // A dense weight: `out` rows of `in` elements, rows `ld` elements apart.

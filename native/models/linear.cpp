@@ -1,7 +1,9 @@
 #include "models/linear.h"
 
 #include "core/error.h"
+#include "core/arena.h"
 #include "ops/matmul.h"
+#include "ops/rows.h"
 
 namespace qvl::models {
 
@@ -15,25 +17,48 @@ std::vector<float> load_vector(const WeightStore& w, const std::string& name, in
       case DType::F16: out[i] = f16_to_f32(t.data<uint16_t>()[i]); break;
       case DType::I32:
       case DType::I64:
+      case DType::F8E4M3:
       case DType::U8: fail(ErrorCode::Unsupported, "tensor " + name + " has dtype " + dtype_name(t.dtype()) + ", not a float type");
     }
   }
   return out;
 }
 
-Linear::Linear(const WeightStore& w, const std::string& prefix, int64_t in, int64_t out, bool with_bias)
-    : weight_(convert_linear_weight(w, prefix, in, out)), in_(in), out_(out) {
+Linear::Linear(const WeightStore& w, const std::string& prefix, int64_t in, int64_t out, bool with_bias,
+               const WeightPlan& plan)
+    : weight_(convert_linear_weight(w, prefix, in, out, plan)), in_(in), out_(out) {
   if (with_bias) bias_ = load_vector(w, prefix + ".bias", out);
 }
 
-Linear::Linear(const Tensor& weight, int64_t in, int64_t out, std::vector<float> bias)
+Linear::Linear(const Tensor& weight, int64_t in, int64_t out, std::vector<float> bias, const WeightPlan& plan)
     : bias_(std::move(bias)), in_(in), out_(out) {
   QVL_CHECK(bias_.empty() || static_cast<int64_t>(bias_.size()) == out, ModelFormat, "bias length differs from the output size");
-  weight_ = convert_dense_weight(weight, "weight", in, out);
+  weight_ = convert_dense_weight(weight, "weight", in, out, plan);
 }
 
 void Linear::apply(const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, const ExecContext& ctx,
                    const CancelToken* cancel) const {
+  ArenaScope scope(ctx.arena());
+  if (!weight_.perm.empty() && rows > 0) {
+    // GPTQ act-order: the weight's columns are in group order; bring the activations into it.
+    Tensor xs = ctx.temp(DType::F32, {rows, in_});
+    ops::RowsParams g;
+    g.kind = ops::RowsKind::Gather;
+    g.n = in_;
+    g.cols = 1;
+    g.ldd = 1;
+    g.lds = 1;
+    g.indexed_rows = in_;
+    g.idx = weight_.perm.data();
+    g.idx_dtype = DType::I32;
+    for (int64_t r = 0; r < rows; ++r) {
+      g.dst = xs.data<float>() + r * in_;
+      g.src = x + r * ldx;
+      ops::rows(g, ctx);
+    }
+    x = xs.data<float>();
+    ldx = in_;
+  }
   ops::MatmulParams p;
   p.M = rows;
   p.N = out_;

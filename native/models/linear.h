@@ -21,12 +21,15 @@ class Linear {
  public:
   Linear() = default;
   // Loads `<prefix>.weight` [out, in] and, when with_bias, `<prefix>.bias` [out].
-  Linear(const WeightStore& w, const std::string& prefix, int64_t in, int64_t out, bool with_bias);
+  // The plan says whether the weight is kept as stored or quantized at load.
+  Linear(const WeightStore& w, const std::string& prefix, int64_t in, int64_t out, bool with_bias,
+         const WeightPlan& plan = {});
   // A weight viewed as [out, in] (e.g. a conv kernel flattened, or the tied embedding table).
-  Linear(const Tensor& weight, int64_t in, int64_t out, std::vector<float> bias = {});
+  Linear(const Tensor& weight, int64_t in, int64_t out, std::vector<float> bias = {}, const WeightPlan& plan = {});
 
   int64_t in() const { return in_; }
   int64_t out() const { return out_; }
+  WeightFormat format() const { return weight_.ref.format; }
   // y[rows, out] (row stride ldy) = x[rows, in] (row stride ldx) · Wᵀ + b; `cancel` (optional)
   // stops a long one early with the token's error.
   void apply(const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, const ExecContext& ctx,

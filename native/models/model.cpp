@@ -5,12 +5,12 @@
 namespace qvl::models {
 
 VlModel::VlModel(const ModelSpec& spec, const WeightNames& names, const std::vector<WeightFile>& files,
-                 bool check_finite)
-    : spec_(spec), weights_(files) {
+                 const LoadPlan& plan)
+    : spec_(spec), weights_(files, spec.quant) {
   const Family& family = find_family(spec.family);
-  if (check_finite) weights_.check_finite(*default_pool());
-  vision_ = std::make_unique<VisionTower>(spec.vision, family.vision, weights_, names.vision_prefix);
-  text_ = std::make_unique<TextDecoder>(spec.text, weights_, names.text_prefix, names.lm_head);
+  if (plan.check_finite) weights_.check_finite(*default_pool());
+  vision_ = std::make_unique<VisionTower>(spec.vision, family.vision, weights_, names.vision_prefix, plan.vision);
+  text_ = std::make_unique<TextDecoder>(spec.text, weights_, names.text_prefix, names.lm_head, plan.text);
 }
 
 }  // namespace qvl::models

@@ -18,15 +18,24 @@ struct WeightNames {
   std::string lm_head;        // "lm_head", the module: Linear adds ".weight" (unused when embeddings are tied)
 };
 
+// How the loader treats the checkpoint's weights.
+struct LoadPlan {
+  // Refuse weights holding NaN or infinity (WeightStore::check_finite) before any part of the model
+  // is built from them.
+  bool check_finite = true;
+  WeightPlan text;    // the language model's linear weights, LM head included (tied or not)
+  WeightPlan vision;  // the vision tower's linear weights
+};
+
 class VlModel {
  public:
-  // check_finite: refuse weights holding NaN or infinity (WeightStore::check_finite) before any
-  // part of the model is built from them.
-  VlModel(const ModelSpec& spec, const WeightNames& names, const std::vector<WeightFile>& files, bool check_finite);
+  VlModel(const ModelSpec& spec, const WeightNames& names, const std::vector<WeightFile>& files, const LoadPlan& plan);
   const ModelSpec& spec() const { return spec_; }
   const VisionTower& vision() const { return *vision_; }
   const TextDecoder& text() const { return *text_; }
   uint64_t mapped_bytes() const { return weights_.mapped_bytes(); }
+  // The weight format of the language model's linear layers (the first layer's q projection).
+  WeightFormat text_weight_format() const { return text_->weight_format(); }
 
  private:
   ModelSpec spec_;

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "models/quant_spec.h"
+
 namespace qvl::models {
 
 enum class RopeLayout {
@@ -44,6 +46,7 @@ struct ModelSpec {
   std::string family;  // config.json model_type; selects a Family (family.h)
   TextSpec text;
   VisionSpec vision;
+  QuantSpec quant;  // the checkpoint's quantized layers, if any
 };
 
 }  // namespace qvl::models

@@ -96,7 +96,7 @@ Tensor widen_kv(const Tensor& slot, int64_t r0, int64_t r1, int64_t kvd, const E
 }  // namespace
 
 TextDecoder::TextDecoder(const TextSpec& spec, const WeightStore& w, const std::string& prefix,
-                         const std::string& lm_head)
+                         const std::string& lm_head, const WeightPlan& plan)
     : spec_(spec), rope_rows_(text_rope_freqs(spec), kMaxRopeRows) {
   const int64_t Hd = spec.hidden, D = spec.head_dim, Hq = spec.heads, Hkv = spec.kv_heads;
   QVL_CHECK(Hd > 0 && D > 0 && Hq > 0 && Hkv > 0 && Hq % Hkv == 0 && spec.layers > 0 && spec.vocab > 0, ModelFormat,
@@ -111,7 +111,10 @@ TextDecoder::TextDecoder(const TextSpec& spec, const WeightStore& w, const std::
                        rope_axis_.data());
 
   embed_ = w.get(prefix + "embed_tokens.weight", {spec.vocab, Hd});
-  lm_head_ = spec.tie_embeddings ? Linear(embed_, Hd, spec.vocab) : Linear(w, lm_head, Hd, spec.vocab, false);
+  // A tied LM head quantized at load is a converted copy: the lookup keeps reading the stored
+  // table (a few rows per step), the head's matmul (a large share of decode bytes at a 152k
+  // vocabulary) reads the smaller format.
+  lm_head_ = spec.tie_embeddings ? Linear(embed_, Hd, spec.vocab, {}, plan) : Linear(w, lm_head, Hd, spec.vocab, false, plan);
   final_norm_ = NormLayer(w, prefix + "norm", Hd, NormLayer::Kind::RmsNorm, spec.rms_eps, false);
 
   auto pool = default_pool();
@@ -120,10 +123,10 @@ TextDecoder::TextDecoder(const TextSpec& spec, const WeightStore& w, const std::
     Layer L;
     L.input_norm = NormLayer(w, p + "input_layernorm", Hd, NormLayer::Kind::RmsNorm, spec.rms_eps, false);
     L.post_norm = NormLayer(w, p + "post_attention_layernorm", Hd, NormLayer::Kind::RmsNorm, spec.rms_eps, false);
-    L.q = Linear(w, p + "self_attn.q_proj", Hd, Hq * D, spec.qkv_bias);
-    L.k = Linear(w, p + "self_attn.k_proj", Hd, Hkv * D, spec.qkv_bias);
-    L.v = Linear(w, p + "self_attn.v_proj", Hd, Hkv * D, spec.qkv_bias);
-    L.o = Linear(w, p + "self_attn.o_proj", Hq * D, Hd, spec.o_bias);
+    L.q = Linear(w, p + "self_attn.q_proj", Hd, Hq * D, spec.qkv_bias, plan);
+    L.k = Linear(w, p + "self_attn.k_proj", Hd, Hkv * D, spec.qkv_bias, plan);
+    L.v = Linear(w, p + "self_attn.v_proj", Hd, Hkv * D, spec.qkv_bias, plan);
+    L.o = Linear(w, p + "self_attn.o_proj", Hq * D, Hd, spec.o_bias, plan);
     if (spec.qk_norm) {
       L.q_norm = NormLayer(w, p + "self_attn.q_norm", D, NormLayer::Kind::RmsNorm, spec.rms_eps, false);
       L.k_norm = NormLayer(w, p + "self_attn.k_norm", D, NormLayer::Kind::RmsNorm, spec.rms_eps, false);
@@ -131,13 +134,13 @@ TextDecoder::TextDecoder(const TextSpec& spec, const WeightStore& w, const std::
     L.sparse = std::find(spec.sparse_layers.begin(), spec.sparse_layers.end(), l) != spec.sparse_layers.end();
     if (L.sparse) {
       const int64_t E = spec.experts, I = spec.moe_intermediate;
-      L.router = Linear(w, p + "mlp.gate", Hd, E, false);
+      L.router = Linear(w, p + "mlp.gate", Hd, E, false);  // as stored: it picks the experts
       L.experts_gate_up = convert_moe_experts(w, p + "mlp.experts.gate_up_proj", E, Hd, 2 * I, *pool);
       L.experts_down = convert_moe_experts(w, p + "mlp.experts.down_proj", E, I, Hd, *pool);
     } else {
-      L.gate = Linear(w, p + "mlp.gate_proj", Hd, spec.intermediate, false);
-      L.up = Linear(w, p + "mlp.up_proj", Hd, spec.intermediate, false);
-      L.down = Linear(w, p + "mlp.down_proj", spec.intermediate, Hd, false);
+      L.gate = Linear(w, p + "mlp.gate_proj", Hd, spec.intermediate, false, plan);
+      L.up = Linear(w, p + "mlp.up_proj", Hd, spec.intermediate, false, plan);
+      L.down = Linear(w, p + "mlp.down_proj", spec.intermediate, Hd, false, plan);
     }
     layers_.push_back(std::move(L));
   }

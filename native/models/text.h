@@ -41,7 +41,11 @@ struct TextStep {
 
 class TextDecoder {
  public:
-  TextDecoder(const TextSpec& spec, const WeightStore& w, const std::string& prefix, const std::string& lm_head);
+  // plan: what becomes of the linear weights (as stored, or quantized at load; MoE experts and the
+  // embedding lookup table always stay as stored).
+  TextDecoder(const TextSpec& spec, const WeightStore& w, const std::string& prefix, const std::string& lm_head,
+              const WeightPlan& plan = {});
+  WeightFormat weight_format() const { return layers_.empty() ? lm_head_.format() : layers_.front().q.format(); }
 
   const TextSpec& spec() const { return spec_; }
   // out[n, hidden] = embed_tokens[ids]; E_INPUT on an id outside the vocabulary.

@@ -44,20 +44,21 @@ void permute(ops::RowsKind kind, const float* src, float* dst, const std::vector
 }  // namespace
 
 VisionTower::Merger VisionTower::load_merger(const WeightStore& w, const std::string& p, const std::string& norm,
-                                             const std::string& fc1, const std::string& fc2, bool postshuffle) const {
+                                             const std::string& fc1, const std::string& fc2, bool postshuffle,
+                                             const WeightPlan& plan) const {
   const int64_t E = spec_.hidden, merged = E * spec_.merge * spec_.merge;
   const bool rms = recipe_.rms_norm;
   Merger m;
   m.postshuffle = postshuffle;
   m.norm = NormLayer(w, p + norm, postshuffle ? merged : E, rms ? NormLayer::Kind::RmsNorm : NormLayer::Kind::LayerNorm,
                      spec_.norm_eps, !rms);
-  m.fc1 = Linear(w, p + fc1, merged, merged, true);
-  m.fc2 = Linear(w, p + fc2, merged, spec_.out_hidden, true);
+  m.fc1 = Linear(w, p + fc1, merged, merged, true, plan);
+  m.fc2 = Linear(w, p + fc2, merged, spec_.out_hidden, true, plan);
   return m;
 }
 
 VisionTower::VisionTower(const VisionSpec& spec, const VisionRecipe& recipe, const WeightStore& w,
-                         const std::string& prefix)
+                         const std::string& prefix, const WeightPlan& plan)
     : spec_(spec),
       recipe_(recipe),
       rope_rows_(vision_rope_freqs(spec.heads > 0 ? spec.hidden / spec.heads : 0), kMaxVisionRopeRows) {
@@ -77,8 +78,8 @@ VisionTower::VisionTower(const VisionSpec& spec, const VisionRecipe& recipe, con
   const Tensor& pw = w.get(prefix + "patch_embed.proj.weight",
                            {E, spec.in_channels, spec.temporal_patch, spec.patch, spec.patch});
   // Conv3d with kernel == stride over exactly one patch is a matmul with the flattened kernel.
-  patch_embed_ = recipe.patch_bias ? Linear(pw, patch_dim, E, load_vector(w, prefix + "patch_embed.proj.bias", E))
-                                   : Linear(pw, patch_dim, E);
+  patch_embed_ = recipe.patch_bias ? Linear(pw, patch_dim, E, load_vector(w, prefix + "patch_embed.proj.bias", E), plan)
+                                   : Linear(pw, patch_dim, E, {}, plan);
   if (recipe.learned_pos_embed) {
     QVL_CHECK(spec.num_position_embeddings > 0, ModelFormat, "vision config needs num_position_embeddings");
     pos_embed_ = w.get(prefix + "pos_embed.weight", {spec.num_position_embeddings, E});
@@ -102,28 +103,28 @@ VisionTower::VisionTower(const VisionSpec& spec, const VisionRecipe& recipe, con
     Block b;
     b.norm1 = NormLayer(w, p + "norm1", E, nk, spec.norm_eps, !rms);
     b.norm2 = NormLayer(w, p + "norm2", E, nk, spec.norm_eps, !rms);
-    b.qkv = Linear(w, p + "attn.qkv", E, 3 * E, true);
-    b.proj = Linear(w, p + "attn.proj", E, E, true);
+    b.qkv = Linear(w, p + "attn.qkv", E, 3 * E, true, plan);
+    b.proj = Linear(w, p + "attn.proj", E, E, true, plan);
     if (recipe.gated_mlp) {
       QVL_CHECK(act == ops::ActKind::Silu, Unsupported,
                 "gated vision MLP with hidden_act '" + spec.hidden_act + "' is not supported");
       b.gated = true;
-      b.gate = Linear(w, p + "mlp.gate_proj", E, spec.intermediate, true);
-      b.up = Linear(w, p + "mlp.up_proj", E, spec.intermediate, true);
-      b.down = Linear(w, p + "mlp.down_proj", spec.intermediate, E, true);
+      b.gate = Linear(w, p + "mlp.gate_proj", E, spec.intermediate, true, plan);
+      b.up = Linear(w, p + "mlp.up_proj", E, spec.intermediate, true, plan);
+      b.down = Linear(w, p + "mlp.down_proj", spec.intermediate, E, true, plan);
     } else {
-      b.fc1 = Linear(w, p + recipe.fc1, E, spec.intermediate, true);
-      b.fc2 = Linear(w, p + recipe.fc2, spec.intermediate, E, true);
+      b.fc1 = Linear(w, p + recipe.fc1, E, spec.intermediate, true, plan);
+      b.fc2 = Linear(w, p + recipe.fc2, spec.intermediate, E, true, plan);
     }
     blocks_.push_back(std::move(b));
   }
-  merger_ = load_merger(w, prefix + "merger.", recipe.merger_norm, recipe.merger_fc1, recipe.merger_fc2, false);
+  merger_ = load_merger(w, prefix + "merger.", recipe.merger_norm, recipe.merger_fc1, recipe.merger_fc2, false, plan);
   if (recipe.deepstack) {
     for (size_t i = 0; i < spec.deepstack_indexes.size(); ++i) {
       QVL_CHECK(spec.deepstack_indexes[i] >= 0 && spec.deepstack_indexes[i] < spec.depth, ModelFormat,
                 "deepstack_visual_indexes entry out of range");
       deepstack_.push_back(load_merger(w, prefix + "deepstack_merger_list." + std::to_string(i) + ".",
-                                       recipe.merger_norm, recipe.merger_fc1, recipe.merger_fc2, true));
+                                       recipe.merger_norm, recipe.merger_fc1, recipe.merger_fc2, true, plan));
     }
   }
 }

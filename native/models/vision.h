@@ -39,7 +39,8 @@ struct VisionOutput {
 
 class VisionTower {
  public:
-  VisionTower(const VisionSpec& spec, const VisionRecipe& recipe, const WeightStore& w, const std::string& prefix);
+  VisionTower(const VisionSpec& spec, const VisionRecipe& recipe, const WeightStore& w, const std::string& prefix,
+              const WeightPlan& plan = {});
   // Throws E_INPUT when the grids and the patch count disagree.
   VisionOutput forward(const VisionInput& in, const ExecContext& ctx, Trace* trace) const;
 
@@ -59,7 +60,7 @@ class VisionTower {
     bool postshuffle = false;
   };
   Merger load_merger(const WeightStore& w, const std::string& p, const std::string& norm, const std::string& fc1,
-                     const std::string& fc2, bool postshuffle) const;
+                     const std::string& fc2, bool postshuffle, const WeightPlan& plan) const;
 
   // What an encode derives from its grid list alone, kept for the last few grid lists: the frame
   // bounds, the window layout (window attention only) and the 2-D RoPE tables in the order the

@@ -1,11 +1,44 @@
 #include "models/weight_converter.h"
 
 #include "core/error.h"
+#include "models/official_quant.h"
 #include "ops/moe.h"
+#include "ops/weight_quant.h"
 
 namespace qvl::models {
 
-ConvertedWeight convert_dense_weight(const Tensor& t, const std::string& what, int64_t in, int64_t out) {
+namespace {
+
+// The stored weight `dense` quantized per the plan (or returned as is when the plan keeps it).
+ConvertedWeight apply_plan(ConvertedWeight dense, const WeightPlan& plan) {
+  if (!plan.quantize || dense.ref.in % plan.group != 0) return dense;
+  const WeightFormatTraits& t = weight_format_traits(plan.format);
+  int64_t row_bytes = 0;
+  QVL_CHECK(weight_row_bytes(plan.format, dense.ref.in, &row_bytes), Native, "quantized row size overflows");
+  const int64_t out = dense.ref.out, groups = dense.ref.in / plan.group;
+  ConvertedWeight q;
+  q.storage.push_back(Tensor::empty(DType::U8, {out, row_bytes}));
+  q.storage.push_back(Tensor::empty(DType::F32, {out, groups}));
+  if (t.has_zeros) q.storage.push_back(Tensor::empty(DType::U8, {out, groups}));
+  ThreadPool& pool = plan.pool ? *plan.pool : *default_pool();
+  ops::quantize_weight(dense.ref, plan.format, plan.group, q.storage[0].raw(), q.storage[1].data<float>(),
+                       t.has_zeros ? q.storage[2].data<uint8_t>() : nullptr, pool);
+  q.ref.format = plan.format;
+  q.ref.data = q.storage[0].raw();
+  q.ref.ld = dense.ref.in;
+  q.ref.scales = q.storage[1].data<float>();
+  q.ref.zeros = t.has_zeros ? q.storage[2].raw() : nullptr;
+  q.ref.group = plan.group;
+  q.ref.out = out;
+  q.ref.in = dense.ref.in;
+  if (plan.on_converted) plan.on_converted(static_cast<uint64_t>(dense.storage.front().nbytes()));
+  return q;
+}
+
+}  // namespace
+
+ConvertedWeight convert_dense_weight(const Tensor& t, const std::string& what, int64_t in, int64_t out,
+                                     const WeightPlan& plan) {
   WeightFormat f;
   QVL_CHECK(weight_format_from_dtype(t.dtype(), &f), Unsupported,
             what + " is " + dtype_name(t.dtype()) + ", which is not a weight format (f32, bf16 or f16)");
@@ -14,12 +47,16 @@ ConvertedWeight convert_dense_weight(const Tensor& t, const std::string& what, i
   ConvertedWeight c;
   c.storage.push_back(t.reshape({out, in}));
   c.ref = dense_weight(f, c.storage.back().raw(), out, in, in);
-  return c;
+  return apply_plan(std::move(c), plan);
 }
 
-ConvertedWeight convert_linear_weight(const WeightStore& w, const std::string& prefix, int64_t in, int64_t out) {
+ConvertedWeight convert_linear_weight(const WeightStore& w, const std::string& prefix, int64_t in, int64_t out,
+                                      const WeightPlan& plan) {
+  ConvertedWeight q;
+  // Official quantized layouts are already quantized: the on-load plan does not apply to them.
+  if (convert_official_linear(w, prefix, in, out, &q)) return q;
   const std::string name = prefix + ".weight";
-  return convert_dense_weight(w.get(name, {out, in}), "tensor " + name, in, out);
+  return convert_dense_weight(w.get(name, {out, in}), "tensor " + name, in, out, plan);
 }
 
 ConvertedExperts convert_moe_experts(const WeightStore& w, const std::string& name, int64_t E, int64_t R, int64_t C,

@@ -3,6 +3,7 @@
 // stored f32/bf16/f16 tensor, zero-copy); quantized checkpoints (AWQ, GPTQ, FP8) get their branch
 // here, next to the traits row and kernels of the format they convert to.
 #pragma once
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -14,16 +15,33 @@
 namespace qvl::models {
 
 // A weight reference with the storage it points into (views of the mmap or converted memory).
+// `perm`, when not empty, says the weight's column j multiplies input channel perm[j] (GPTQ
+// act-order, see official_quant.h): Linear gathers the activations by it before the matmul.
 struct ConvertedWeight {
   std::vector<Tensor> storage;
   WeightRef ref;
+  std::vector<int32_t> perm;
+};
+
+// What the loader makes of a part's (language model, vision tower) dense linear weights: kept as
+// stored, or quantized at load into q8/q4 with `group` elements per scale. A weight whose input
+// size is no multiple of the group stays as stored (e.g. the vision patch embedding, K = 1176).
+struct WeightPlan {
+  bool quantize = false;
+  WeightFormat format = WeightFormat::Q8;  // Q8 or Q4 when quantize
+  int64_t group = 32;
+  ThreadPool* pool = nullptr;  // where conversions run (the default pool when null)
+  // Called after each converted weight with the bytes of stored weights it read (load progress).
+  std::function<void(uint64_t)> on_converted;
 };
 
 // nn.Linear `<prefix>.weight` [out, in] as a WeightRef; E_MODEL_FORMAT on a missing tensor or a wrong
 // shape, E_UNSUPPORTED on a dtype that is no weight format.
-ConvertedWeight convert_linear_weight(const WeightStore& w, const std::string& prefix, int64_t in, int64_t out);
+ConvertedWeight convert_linear_weight(const WeightStore& w, const std::string& prefix, int64_t in, int64_t out,
+                                      const WeightPlan& plan = {});
 // A dense tensor viewed as [out, in] (a flattened conv kernel, the tied embedding table).
-ConvertedWeight convert_dense_weight(const Tensor& t, const std::string& what, int64_t in, int64_t out);
+ConvertedWeight convert_dense_weight(const Tensor& t, const std::string& what, int64_t in, int64_t out,
+                                     const WeightPlan& plan = {});
 
 // A fused "x @ W" expert tensor [E, R, C], repacked once into the moe op's [E, C, R] form.
 struct ConvertedExperts {

@@ -8,7 +8,7 @@
 
 namespace qvl::models {
 
-WeightStore::WeightStore(const std::vector<WeightFile>& files) {
+WeightStore::WeightStore(const std::vector<WeightFile>& files, QuantSpec quant) : quant_(quant) {
   for (const WeightFile& f : files) {
     auto mapped = std::make_shared<MappedFile>(f.path);
     mapped_bytes_ += mapped->bytes();
@@ -36,7 +36,8 @@ WeightStore::WeightStore(const std::vector<WeightFile>& files) {
 
 void WeightStore::check_finite(ThreadPool& pool) const {
   for (const auto& [name, t] : tensors_) {
-    if (t.dtype() != DType::F32 && t.dtype() != DType::BF16 && t.dtype() != DType::F16) continue;
+    if (t.dtype() != DType::F32 && t.dtype() != DType::BF16 && t.dtype() != DType::F16 && t.dtype() != DType::F8E4M3)
+      continue;
     ops::FiniteParams p;
     p.x = t.raw();
     p.dtype = t.dtype();
@@ -63,6 +64,23 @@ const Tensor& WeightStore::get(const std::string& name, const std::vector<int64_
     fail(ErrorCode::Unsupported, "tensor " + name + " has dtype " + dtype_name(t->dtype()) +
                                      "; weights must be f32, bf16 or f16");
   return *t;
+}
+
+const Tensor& WeightStore::get_typed(const std::string& name, const std::vector<int64_t>& shape, DType dtype) const {
+  const Tensor* t = find(name);
+  if (!t) fail(ErrorCode::ModelFormat, "checkpoint has no tensor " + name);
+  if (t->shape() != shape)
+    fail(ErrorCode::ModelFormat, "tensor " + name + " in " + file_of_.at(name) + " has shape " +
+                                     t->shape_string() + ", expected " + shape_string(shape));
+  if (t->dtype() != dtype)
+    fail(ErrorCode::ModelFormat, "tensor " + name + " in " + file_of_.at(name) + " has dtype " +
+                                     dtype_name(t->dtype()) + ", expected " + dtype_name(dtype));
+  return *t;
+}
+
+std::string WeightStore::file_of(const std::string& name) const {
+  auto it = file_of_.find(name);
+  return it == file_of_.end() ? std::string() : it->second;
 }
 
 }  // namespace qvl::models

@@ -11,6 +11,7 @@
 
 #include "core/tensor.h"
 #include "core/threadpool.h"
+#include "models/quant_spec.h"
 
 namespace qvl::models {
 
@@ -29,7 +30,7 @@ struct WeightFile {
 
 class WeightStore {
  public:
-  explicit WeightStore(const std::vector<WeightFile>& files);
+  explicit WeightStore(const std::vector<WeightFile>& files, QuantSpec quant = {});
 
   bool has(const std::string& name) const { return tensors_.count(name) != 0; }
   // The tensor, checked against the expected shape (E_MODEL_FORMAT naming it otherwise).
@@ -37,14 +38,22 @@ class WeightStore {
   const Tensor* find(const std::string& name) const;
   size_t size() const { return tensors_.size(); }
   uint64_t mapped_bytes() const { return mapped_bytes_; }
+  // How the checkpoint's quantized layers are stored (QuantMethod::None for a dense checkpoint).
+  const QuantSpec& quant() const { return quant_; }
+  // The tensor with this name, shape and dtype, whatever its dtype class: E_MODEL_FORMAT naming it
+  // when it is missing or its shape or dtype differ (the quantized layouts' integer tensors).
+  const Tensor& get_typed(const std::string& name, const std::vector<int64_t>& shape, DType dtype) const;
+  // The file a tensor came from, for messages ("" when there is no such tensor).
+  std::string file_of(const std::string& name) const;
   // E_MODEL_FORMAT naming the first tensor (by name) that holds a NaN or an infinity, with the
-  // file and element index. Reads every f32/bf16/f16 byte once, on the pool's threads.
+  // file and element index. Reads every f32/bf16/f16/f8_e4m3 byte once, on the pool's threads.
   void check_finite(ThreadPool& pool) const;
 
  private:
   std::map<std::string, Tensor> tensors_;
   std::map<std::string, std::string> file_of_;
   uint64_t mapped_bytes_ = 0;
+  QuantSpec quant_;
 };
 
 }  // namespace qvl::models

@@ -27,7 +27,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
     const std::pair<const char*, bool> table[] = {
         {"avx2", f.avx2}, {"fma", f.fma}, {"f16c", f.f16c}, {"avx512f", f.avx512f}, {"avx512bw", f.avx512bw},
         {"avx512vl", f.avx512vl}, {"avx512dq", f.avx512dq}, {"avx512bf16", f.avx512bf16},
-        {"avx512vnni", f.avx512vnni}, {"amx-tile", f.amx_tile}, {"amx-bf16", f.amx_bf16}, {"amx-int8", f.amx_int8}};
+        {"avx512vnni", f.avx512vnni}, {"avx-vnni", f.avx_vnni}, {"amx-tile", f.amx_tile}, {"amx-bf16", f.amx_bf16}, {"amx-int8", f.amx_int8}};
     uint32_t k = 0;
     for (const auto& [name, on] : table) if (on) feats.Set(k++, name);
     cpu.Set("features", feats);

@@ -1,6 +1,6 @@
 // Models and sessions for JS. Handles are Napi::External wrapping shared_ptrs: a job in flight
 // holds its own reference, so dispose() from JS never frees memory a worker is using.
-//   loadModel(spec, names, files[, {checkFinite}]) -> Promise<handle>
+//   loadModel(spec, names, files[, {checkFinite, weights, visionWeights, onConverted}]) -> Promise<handle>
 //   modelEncodeVision(handle, pixels, patchDim, grids, trace, cancel?) -> Promise<{embeds, deepstack, trace}>
 //   modelEncodeFeatures(handle, {images?, videos?}, cancel?) -> Promise<{features, imageTokens, tokens, levels, hidden}>
 //     (each run {pixels, patchDim, grids}; `features` is a handle sessionForward takes, the rows never copied to JS)
@@ -160,6 +160,23 @@ models::ModelSpec parse_spec(Napi::Object s) {
   V.fullatt_blocks = ints_field(v, "fullattBlocks");
   V.num_position_embeddings = int_field(v, "numPositionEmbeddings", 0);
   V.deepstack_indexes = ints_field(v, "deepstackIndexes");
+  Napi::Value qv = s.Get("quant");
+  if (!qv.IsUndefined()) {
+    if (!qv.IsObject()) throw make_error(s.Env(), "E_INPUT", "spec.quant must be an object");
+    Napi::Object q = qv.As<Napi::Object>();
+    const std::string method = str_field(q, "method");
+    auto& Q = spec.quant;
+    if (method == "none") Q.method = models::QuantMethod::None;
+    else if (method == "awq") Q.method = models::QuantMethod::Awq;
+    else if (method == "gptq") Q.method = models::QuantMethod::Gptq;
+    else if (method == "fp8") Q.method = models::QuantMethod::Fp8;
+    else throw make_error(s.Env(), "E_INPUT", "spec.quant.method " + method + " is unknown");
+    Q.bits = int_field(q, "bits", 0);
+    Q.group = int_field(q, "group", 0);
+    Q.zero_offset = int_field(q, "zeroOffset", 0);
+    Q.block_out = int_field(q, "blockOut", 0);
+    Q.block_in = int_field(q, "blockIn", 0);
+  }
   return spec;
 }
 
@@ -200,6 +217,59 @@ Napi::Value trace_to_js(Napi::Env env, models::Trace& trace) {
   return arr;
 }
 
+// A JS progress callback callable from the loader's thread; released (from whichever thread drops
+// the last reference) once the load is over, so it never keeps the event loop alive.
+struct ProgressFn {
+  Napi::ThreadSafeFunction fn;
+  std::atomic<uint64_t> done{0};
+  ~ProgressFn() { fn.Release(); }
+};
+
+// One part's weights option: "stored" keeps the checkpoint's format, "q8"/"q4" quantize at load
+// (TypeScript resolves 'bf16' and 'auto' to these).
+models::WeightPlan weight_plan_arg(Napi::Env env, Napi::Object o, const char* key) {
+  models::WeightPlan plan;
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return plan;
+  const std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+  if (s == "stored") return plan;
+  if (s != "q8" && s != "q4") throw make_error(env, "E_INPUT", std::string("loadModel: ") + key + " must be 'stored', 'q8' or 'q4'");
+  plan.quantize = true;
+  plan.format = s == "q8" ? WeightFormat::Q8 : WeightFormat::Q4;
+  return plan;
+}
+
+models::LoadPlan load_plan_arg(Napi::Env env, Napi::Value arg, std::shared_ptr<ProgressFn>* progress) {
+  if (!arg.IsObject()) throw make_error(env, "E_INPUT", "loadModel: options must be an object");
+  Napi::Object o = arg.As<Napi::Object>();
+  models::LoadPlan plan;
+  Napi::Value cf = o.Get("checkFinite");
+  if (!cf.IsUndefined()) {
+    if (!cf.IsBoolean()) throw make_error(env, "E_INPUT", "loadModel: checkFinite must be a boolean");
+    plan.check_finite = cf.As<Napi::Boolean>().Value();
+  }
+  plan.text = weight_plan_arg(env, o, "weights");
+  plan.vision = weight_plan_arg(env, o, "visionWeights");
+  Napi::Value cb = o.Get("onConverted");
+  if (!cb.IsUndefined()) {
+    if (!cb.IsFunction()) throw make_error(env, "E_INPUT", "loadModel: onConverted must be a function");
+    auto p = std::make_shared<ProgressFn>();
+    p->fn = Napi::ThreadSafeFunction::New(env, cb.As<Napi::Function>(), "qwenvl.loadProgress", 0, 1);
+    std::weak_ptr<ProgressFn> weak = p;
+    // Called on the loader's thread after each converted weight with the stored bytes it read.
+    auto report = [weak](uint64_t bytes) {
+      auto fn = weak.lock();
+      if (!fn) return;
+      const double total = static_cast<double>(fn->done += bytes);
+      fn->fn.NonBlockingCall([total](Napi::Env e, Napi::Function f) { f.Call({Napi::Number::New(e, total)}); });
+    };
+    plan.text.on_converted = report;
+    plan.vision.on_converted = report;
+    *progress = std::move(p);
+  }
+  return plan;
+}
+
 Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
@@ -209,20 +279,14 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
     Napi::Object n = info[1].As<Napi::Object>();
     models::WeightNames names{str_field(n, "textPrefix"), str_field(n, "visionPrefix"), str_field(n, "lmHead")};
     std::vector<models::WeightFile> files = parse_files(info[2].As<Napi::Array>());
-    // Optional 4th argument {checkFinite}: scan the weights for NaN/inf at load (default true).
-    bool check_finite = true;
-    if (info.Length() > 3 && !info[3].IsUndefined()) {
-      if (!info[3].IsObject()) throw make_error(env, "E_INPUT", "loadModel: options must be an object");
-      Napi::Value cf = info[3].As<Napi::Object>().Get("checkFinite");
-      if (!cf.IsUndefined()) {
-        if (!cf.IsBoolean()) throw make_error(env, "E_INPUT", "loadModel: checkFinite must be a boolean");
-        check_finite = cf.As<Napi::Boolean>().Value();
-      }
-    }
+    // Optional 4th argument {checkFinite, weights, visionWeights, onConverted}: see load_plan_arg.
+    models::LoadPlan plan;
+    std::shared_ptr<ProgressFn> progress;
+    if (info.Length() > 3 && !info[3].IsUndefined()) plan = load_plan_arg(env, info[3], &progress);
     models::find_family(spec.family);  // E_UNSUPPORTED before any file is mapped
     using P = std::shared_ptr<VlModel>;
     return run_async<P>(
-        env, [spec, names, files, check_finite] { return std::make_shared<VlModel>(spec, names, files, check_finite); },
+        env, [spec, names, files, plan, progress] { return std::make_shared<VlModel>(spec, names, files, plan); },
         [](Napi::Env env, P& m) -> Napi::Value { return wrap(env, m); });
   });
 }
@@ -253,6 +317,15 @@ models::VisionInput vision_input_arg(Napi::Env env, Napi::Value pixels, Napi::Va
     in.grids.push_back({g.data<int32_t>()[i], g.data<int32_t>()[i + 1], g.data<int32_t>()[i + 2]});
   }
   return in;
+}
+
+// modelWeightFormat(model) -> the weight format name of the language model's linear layers.
+Napi::Value ModelWeightFormat(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto model = unwrap<VlModel>(env, info[0], "model");
+    return Napi::String::New(env, weight_format_name(model->text_weight_format()));
+  });
 }
 
 Napi::Value EncodeVision(const Napi::CallbackInfo& info) {
@@ -751,6 +824,7 @@ Napi::Value DisposeHandle(const Napi::CallbackInfo& info) {
 
 void register_model(Napi::Env env, Napi::Object exports) {
   exports.Set("loadModel", Napi::Function::New(env, LoadModel, "loadModel"));
+  exports.Set("modelWeightFormat", Napi::Function::New(env, ModelWeightFormat, "modelWeightFormat"));
   exports.Set("modelEncodeVision", Napi::Function::New(env, EncodeVision, "modelEncodeVision"));
   exports.Set("modelEncodeFeatures", Napi::Function::New(env, EncodeFeatures, "modelEncodeFeatures"));
   exports.Set("modelNewSession", Napi::Function::New(env, NewSession, "modelNewSession"));

@@ -59,7 +59,8 @@ napi_typedarray_type typed_array_for(DType d) {
     case DType::BF16: return napi_uint16_array;
     case DType::I32: return napi_int32_array;
     case DType::I64: return napi_bigint64_array;
-    case DType::U8: return napi_uint8_array;
+    case DType::U8:
+    case DType::F8E4M3: return napi_uint8_array;
   }
   return napi_uint8_array;
 }

@@ -22,7 +22,7 @@ namespace qvl::napi {
 
 namespace {
 
-bool is_float(DType d) { return d == DType::F32 || d == DType::F16 || d == DType::BF16; }
+bool is_float(DType d) { return d == DType::F32 || d == DType::F16 || d == DType::BF16 || d == DType::F8E4M3; }
 
 float load_float(const void* p, DType d, int64_t i) {
   switch (d) {
@@ -32,6 +32,7 @@ float load_float(const void* p, DType d, int64_t i) {
     case DType::I32: return static_cast<float>(static_cast<const int32_t*>(p)[i]);
     case DType::I64: return static_cast<float>(static_cast<const int64_t*>(p)[i]);
     case DType::U8: return static_cast<float>(static_cast<const uint8_t*>(p)[i]);
+    case DType::F8E4M3: return f8e4m3_to_f32(static_cast<const uint8_t*>(p)[i]);
   }
   return 0.f;
 }
@@ -41,6 +42,7 @@ int64_t load_int(const void* p, DType d, int64_t i) {
     case DType::I32: return static_cast<const int32_t*>(p)[i];
     case DType::I64: return static_cast<const int64_t*>(p)[i];
     case DType::U8: return static_cast<const uint8_t*>(p)[i];
+    case DType::F8E4M3:
     case DType::F32:
     case DType::F16:
     case DType::BF16: break;
@@ -49,6 +51,10 @@ int64_t load_int(const void* p, DType d, int64_t i) {
 }
 
 void check_cast(DType from, DType to) {
+  // Casting into fp8 needs a scale to be meaningful; reading fp8 out is exact.
+  if (from != to && to == DType::F8E4M3) {
+    fail(ErrorCode::Unsupported, std::string("castTensor: ") + dtype_name(from) + " -> f8_e4m3 is not supported");
+  }
   if (from != to && !is_float(to) && is_float(from)) {
     fail(ErrorCode::Unsupported, std::string("castTensor: ") + dtype_name(from) + " -> " + dtype_name(to) +
                                      " is not supported (float to integer needs a rounding rule)");
@@ -82,7 +88,8 @@ Tensor cast_tensor(const Tensor& src, DType to) {
     }
     case DType::I32:
     case DType::I64:
-    case DType::U8: break;
+    case DType::U8:
+    case DType::F8E4M3: break;
   }
   // Integer to integer; check_cast already refused float sources.
   int64_t lo = INT64_MIN, hi = INT64_MAX;
@@ -98,6 +105,7 @@ Tensor cast_tensor(const Tensor& src, DType to) {
       case DType::I32: static_cast<int32_t*>(dst)[i] = static_cast<int32_t>(v); break;
       case DType::I64: static_cast<int64_t*>(dst)[i] = v; break;
       case DType::U8: static_cast<uint8_t*>(dst)[i] = static_cast<uint8_t>(v); break;
+      case DType::F8E4M3:
       case DType::F32:
       case DType::F16:
       case DType::BF16: break;  // handled by the float switch above

@@ -15,8 +15,8 @@ const OpFamily<FiniteFn>& finite_family() {
 }
 
 void check_finite(const FiniteParams& p) {
-  QVL_CHECK(p.dtype == DType::F32 || p.dtype == DType::BF16 || p.dtype == DType::F16, Input,
-            std::string("finite: dtype must be f32, bf16 or f16 (got ") + dtype_name(p.dtype) + ")");
+  QVL_CHECK(p.dtype == DType::F32 || p.dtype == DType::BF16 || p.dtype == DType::F16 || p.dtype == DType::F8E4M3,
+            Input, std::string("finite: dtype must be f32, bf16, f16 or f8_e4m3 (got ") + dtype_name(p.dtype) + ")");
   QVL_CHECK(p.n >= 0, Input, "finite: count must be >= 0 (got " + std::to_string(p.n) + ")");
   if (p.n > 0) check_rows("finite", "x", p.x, 1, p.n, p.n, dtype_size(p.dtype));
 }

@@ -1,4 +1,5 @@
-// Non-finite scan: the index of the first NaN or ±inf among n values of x (f32, bf16 or f16),
+// Non-finite scan: the index of the first NaN or ±inf among n values of x (f32, bf16, f16, or
+// f8_e4m3, whose only non-finite values are its two NaNs),
 // or -1 when all are finite. Used to refuse a checkpoint with corrupt weights at load, and to
 // tell a model that overflows at run time from a bad request. Reads bit patterns only, so it is
 // exact for every dtype and never raises floating-point exceptions.
@@ -14,7 +15,7 @@ namespace qvl::ops {
 
 struct FiniteParams {
   const void* x = nullptr;  // [n] of dtype, aligned to its element size
-  DType dtype = DType::F32;  // F32, BF16 or F16
+  DType dtype = DType::F32;  // F32, BF16, F16 or F8E4M3
   int64_t n = 0;
 };
 

@@ -44,6 +44,9 @@ void check_matmul(const MatmulParams& p) {
                 " elements; K and the row stride must be multiples" + shape);
   QVL_CHECK(!t.has_scales || p.w.scales || p.N == 0 || p.K == 0, Input,
             std::string("matmul: ") + t.name + " weights need scales" + shape);
+  QVL_CHECK(!t.has_scales || (p.w.group > 0 && p.w.group % t.block == 0 && p.w.ld % p.w.group == 0), Input,
+            std::string("matmul: ") + t.name + " group " + std::to_string(p.w.group) + " must be a positive multiple of " +
+                std::to_string(t.block) + " dividing the row stride " + std::to_string(p.w.ld) + shape);
   QVL_CHECK(!t.has_zeros || p.w.zeros || p.N == 0 || p.K == 0, Input,
             std::string("matmul: ") + t.name + " weights need zero points" + shape);
   QVL_CHECK(p.x || p.M == 0 || p.K == 0, Input, "matmul: x is null" + shape);

@@ -4,8 +4,8 @@
 // - device: where it runs and where its buffers must be (core/device.h). Each backend registers
 //   its own variants (backends/cpu/variants.cpp, backends/cuda/variants.cpp); ops/backends.h
 //   joins the backends' lists, so adding a device touches its backend folder and that list.
-// - ISA: the instruction-set level it needs; QWENVL_MAX_ISA (reference, generic, avx2, avx512,
-//   avx512bf16, amx) caps the choice on the host, e.g. to compare speeds or rule out a kernel.
+// - ISA: the instruction-set level it needs; QWENVL_MAX_ISA (reference, generic, avx2, avxvnni,
+//   avx512, avx512vnni, avx512bf16, amx) caps the choice on the host, e.g. to compare speeds or rule out a kernel.
 // - formats: ops that read weights (matmul, moe) list the weight formats a variant reads
 //   (format_bit mask); best_for(device, format) picks among those.
 #pragma once

@@ -22,7 +22,8 @@ DType parse_dtype(const std::string& s) {
   if (s == "f32" || s == "F32") return DType::F32;
   if (s == "bf16" || s == "BF16") return DType::BF16;
   if (s == "f16" || s == "F16") return DType::F16;
-  fail(ErrorCode::Input, "benchMatmul: wDtype must be f32, bf16 or f16, got '" + s + "'");
+  if (s == "fp8") return DType::F8E4M3;  // the fp8 format: e4m3 bytes and 128-block scales
+  fail(ErrorCode::Input, "benchMatmul: wDtype must be f32, bf16, f16 or fp8, got '" + s + "'");
 }
 
 }  // namespace
@@ -42,8 +43,10 @@ double matmul_seconds(const MatmulCase& c) {
   QVL_CHECK(c.iters >= 1 && c.iters <= 100000, Input, "benchMatmul: iters must be in [1, 100000]");
   const DType dt = parse_dtype(c.w_dtype);
   const auto& variant = find_variant(ops::matmul_family(), c.variant, "benchMatmul");
-  WeightFormat format;
-  QVL_CHECK(weight_format_from_dtype(dt, &format), Input, std::string("benchMatmul: ") + dtype_name(dt) + " is no weight format");
+  WeightFormat format = WeightFormat::F8;
+  QVL_CHECK(dt == DType::F8E4M3 || weight_format_from_dtype(dt, &format), Input,
+            std::string("benchMatmul: ") + dtype_name(dt) + " is no weight format");
+  QVL_CHECK(dt != DType::F8E4M3 || c.K % 128 == 0, Input, "benchMatmul: fp8 needs K a multiple of 128");
   QVL_CHECK(variant.reads(format), Unsupported,
             std::string("benchMatmul: ") + variant.name + " does not read " + weight_format_name(format) + " weights");
   const double w_bytes = static_cast<double>(c.N) * c.K * dtype_size(dt);
@@ -58,12 +61,17 @@ double matmul_seconds(const MatmulCase& c) {
 
   const int copies = static_cast<int>(std::clamp(256.0 * (1 << 20) / w_bytes, 1.0, 8.0));
   std::vector<Tensor> ws;
+  Tensor scales = Tensor::empty(DType::F32, {c.N, dt == DType::F8E4M3 ? c.K / 128 : 0});
   {
     std::vector<float> tmp(static_cast<size_t>(c.N * c.K));
     fill_values(tmp.data(), tmp.size(), 3);
     ws.push_back(Tensor::empty(dt, {c.N, c.K}));
     if (dt == DType::F32) {
       std::memcpy(ws[0].raw(), tmp.data(), ws[0].nbytes());
+    } else if (dt == DType::F8E4M3) {
+      const WeightFormatTraits& t = weight_format_traits(WeightFormat::F8);
+      for (int64_t n = 0; n < c.N; ++n)
+        t.quantize_row(tmp.data() + n * c.K, c.K, ws[0].data<uint8_t>() + n * c.K, scales.data<float>() + n * (c.K / 128), nullptr);
     } else {
       uint16_t* w = ws[0].data<uint16_t>();
       for (size_t i = 0; i < tmp.size(); ++i) w[i] = dt == DType::BF16 ? f32_to_bf16(tmp[i]) : f32_to_f16(tmp[i]);
@@ -78,6 +86,7 @@ double matmul_seconds(const MatmulCase& c) {
   p.M = c.M, p.K = c.K, p.N = c.N;
   p.x = x.data<float>(), p.ldx = c.K;
   p.w = dense_weight(format, ws[0].raw(), c.N, c.K, c.K);
+  if (dt == DType::F8E4M3) p.w.scales = scales.data<float>(), p.w.group = 128;
   p.bias = bias.data<float>();
   p.y = y.data<float>(), p.ldy = c.N;
   ops::check_matmul(p);

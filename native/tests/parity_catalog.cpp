@@ -23,6 +23,7 @@ std::vector<Result> parity_rope_gather(uint64_t seed);
 std::vector<Result> parity_arena(uint64_t seed);
 std::vector<Result> parity_registry(uint64_t seed);
 std::vector<Result> parity_profiler(uint64_t seed);
+std::vector<Result> parity_quant_pack(uint64_t seed);
 
 const std::vector<Entry>& suites() {
   static const std::vector<Entry> all = {
@@ -46,6 +47,7 @@ const std::vector<Entry>& suites() {
       {"arena", parity_arena},
       {"registry", parity_registry},
       {"profiler", parity_profiler},
+      {"quant_pack", parity_quant_pack},
   };
   return all;
 }

@@ -24,29 +24,40 @@ struct Patterns {
 Patterns patterns(DType t) {
   if (t == DType::F32) return {0x7f7fffffu, 0x00000001u, 0x7fc00001u, 0x7f800000u, 0xff800000u};
   if (t == DType::BF16) return {0x7f7fu, 0x0001u, 0x7fc1u, 0x7f80u, 0xff80u};
+  // f8_e4m3 has no infinity: its two NaNs stand in for the infinities.
+  if (t == DType::F8E4M3) return {0x7eu, 0x01u, 0x7fu, 0xffu, 0x7fu};
   return {0x7bffu, 0x0001u, 0x7e01u, 0x7c00u, 0xfc00u};
 }
 
 struct Data {
   std::vector<uint32_t> w;
   std::vector<uint16_t> h;
+  std::vector<uint8_t> b;
   DType t;
   void set(int64_t i, uint32_t bits) {
     if (t == DType::F32) w[i] = bits;
+    else if (t == DType::F8E4M3) b[i] = static_cast<uint8_t>(bits);
     else h[i] = static_cast<uint16_t>(bits);
   }
-  const void* ptr() const { return t == DType::F32 ? static_cast<const void*>(w.data()) : h.data(); }
+  const void* ptr() const {
+    if (t == DType::F32) return w.data();
+    if (t == DType::F8E4M3) return b.data();
+    return h.data();
+  }
 };
 
 Data finite_data(DType t, int64_t n, Rng& rng) {
-  Data d{{}, {}, t};
+  Data d{{}, {}, {}, t};
   const Patterns p = patterns(t);
   if (t == DType::F32) d.w.resize(n);
+  else if (t == DType::F8E4M3) d.b.resize(n);
   else d.h.resize(n);
   for (int64_t i = 0; i < n; ++i) {
     const uint32_t r = static_cast<uint32_t>(rng.next());
     // Random finite values: clear the top exponent bit so the exponent is never all ones.
-    uint32_t bits = t == DType::F32 ? (r & 0xbfffffffu) : (r & (t == DType::BF16 ? 0xbfffu : 0xbbffu));
+    uint32_t bits = t == DType::F32      ? (r & 0xbfffffffu)
+                    : t == DType::F8E4M3 ? (r & 0xbfu)
+                                         : (r & (t == DType::BF16 ? 0xbfffu : 0xbbffu));
     if (i % 97 == 5) bits = p.max;
     if (i % 89 == 7) bits = p.sub;
     d.set(i, bits);
@@ -61,7 +72,7 @@ std::vector<Result> parity_finite(uint64_t seed) {
   const auto& family = ops::finite_family();
   ThreadPool one(1), three(3);
   std::vector<Result> results;
-  const DType types[] = {DType::F32, DType::BF16, DType::F16};
+  const DType types[] = {DType::F32, DType::BF16, DType::F16, DType::F8E4M3};
   const int64_t sizes[] = {1, 7, 65536, 65537, 300001};
   for (DType t : types) {
     const Patterns pat = patterns(t);

@@ -41,6 +41,8 @@ const Shape kShapes[] = {
     {2, 1000, 5},  {3, 129, 63},   {3, 31, 300},   {7, 1, 65},    {7, 33, 63},    {7, 1000, 17}, {17, 31, 5},
     {17, 129, 300}, {17, 3, 1},    {69, 1000, 300}, {69, 129, 65}, {69, 33, 63},  {69, 1, 17},   {5, 31, 1},
     {261, 33, 17}, {0, 33, 17},    {3, 0, 17},     {1, 0, 5},     {3, 33, 0},
+    // Whole 128-blocks, for the block formats (fp8): one, several, decode and prefill sizes.
+    {1, 128, 65},  {3, 256, 17},   {4, 384, 63},   {5, 128, 33},  {69, 640, 300}, {261, 128, 33}, {17, 1024, 5}, {17, 4096, 300},
 };
 
 uint32_t bits(float f) {
@@ -54,7 +56,8 @@ constexpr uint32_t kUnwritten = 0x7fc0dead;  // a NaN: an output a kernel forgot
 struct Problem {
   MatmulParams p;
   std::vector<float> x, bias, scales;
-  std::vector<uint64_t> w, zeros;  // the stored rows (8-byte aligned), zero points where the format has them
+  std::vector<uint64_t> w;         // the stored rows (8-byte aligned)
+  std::vector<uint8_t> zeros;      // zero points where the format has them (one byte per group)
   std::string desc;
 };
 
@@ -90,7 +93,7 @@ Problem make_problem(const Shape& s, WeightFormat f, bool with_bias, bool stride
     for (auto& b : pr.bias) b = rng.normal();
   }
   p.x = pr.x.empty() ? nullptr : pr.x.data();
-  p.w = dense_weight(f, pr.w.empty() ? nullptr : pr.w.data(), s.N, s.K, ldw);
+  p.w = dense_weight(f, pr.w.empty() ? nullptr : pr.w.data(), s.N, s.K, ldw);  // the group is set below
   p.w.scales = pr.scales.empty() ? nullptr : pr.scales.data();
   p.w.zeros = pr.zeros.empty() ? nullptr : pr.zeros.data();
   p.w.group = t.has_scales ? t.block : 0;
@@ -191,9 +194,9 @@ std::vector<Result> check_cases() {
 
 // A set cancel token: the checked entry point throws the token's reason, and the packed (large M)
 // variants stop before their first output block (y untouched).
-std::vector<Result> cancel_cases(ThreadPool& pool) {
+std::vector<Result> cancel_cases(ThreadPool& pool, Rng& rng) {
   std::vector<Result> out;
-  const int64_t M = 96, K = 40, N = 300;
+  const int64_t M = 96, K = 128, N = 300;
   std::vector<float> x(M * K, 0.5f), w(N * K, 0.25f);
   MatmulParams p;
   p.M = M, p.N = N, p.K = K;
@@ -212,9 +215,19 @@ std::vector<Result> cancel_cases(ThreadPool& pool) {
   const auto& family = ops::matmul_family();
   for (const auto& v : family.runnable()) {
     if (v.fn == family.reference().fn) continue;
+    // Weights in the first format the variant reads (K = 128 is a whole block of every format).
+    WeightFormat f = WeightFormat::F32;
+    for (const WeightFormat g : kWeightFormats) {
+      if (v.reads(g)) {
+        f = g;
+        break;
+      }
+    }
+    if (weight_format_traits(f).kernel == WeightKernel::Int8Dot) continue;  // q8/q4: parity_qmatmul.cpp
+    const Problem pr = make_problem({M, K, N}, f, false, false, rng);
     Guarded<float> y(static_cast<size_t>(M * N));
     fill_unwritten(y);
-    MatmulParams pv = p;
+    MatmulParams pv = pr.p;
     pv.y = y.data();
     pv.cancel = &aborted;
     v.fn(pv, ExecContext(pool));
@@ -222,7 +235,7 @@ std::vector<Result> cancel_cases(ThreadPool& pool) {
     r.op = "matmul";
     r.variant = v.name;
     r.device = device_name(v.device);
-    r.format = weight_format_name(p.w.format);
+    r.format = weight_format_name(f);
     r.shape = "M=96 cancelled before the first block threads=" + std::to_string(pool.size());
     for (size_t i = 0; i < y.size() && r.passed; ++i) {
       if (bits(y[i]) != kUnwritten) {
@@ -237,6 +250,9 @@ std::vector<Result> cancel_cases(ThreadPool& pool) {
 }
 
 }  // namespace
+
+// q8 / q4 cases (tests/parity_qmatmul.cpp): their own shapes (K whole 32-blocks) and groups.
+std::vector<Result> parity_qmatmul_cases(Rng& rng, ThreadPool& dflt, ThreadPool& three);
 
 std::vector<Result> parity_matmul(uint64_t seed) {
   Rng rng(seed);
@@ -288,8 +304,9 @@ std::vector<Result> parity_matmul(uint64_t seed) {
       }
     }
   }
+  for (Result& r : parity_qmatmul_cases(rng, *dflt, three)) results.push_back(std::move(r));
   for (Result& r : check_cases()) results.push_back(std::move(r));
-  for (Result& r : cancel_cases(three)) results.push_back(std::move(r));
+  for (Result& r : cancel_cases(three, rng)) results.push_back(std::move(r));
   return results;
 }
 

@@ -71,11 +71,13 @@ describe('safetensors: valid files', () => {
         'e.i64': { dtype: 'I64', shape: [2], data: i64 },
         'f.u8': { dtype: 'U8', shape: [3], data: u8 },
         'g.empty': { dtype: 'F32', shape: [0, 4], data: new Float32Array(0) },
+        // float8_e4m3fn: 1, -2, 448 (largest), 2^-9 (smallest subnormal), -0, NaN.
+        'h.f8': { dtype: 'F8_E4M3', shape: [6], data: Uint8Array.from([0x38, 0xc0, 0x7e, 0x01, 0x80, 0x7f]) },
       },
       { format: 'pt' },
     );
     const ckpt = await openSafetensors(file);
-    expect(ckpt.tensors.size).toBe(7);
+    expect(ckpt.tensors.size).toBe(8);
     expect(ckpt.headers[0].metadata).toEqual({ format: 'pt' });
     const info = ckpt.tensors.get('a.f32')!;
     expect(info).toMatchObject({ dtype: 'f32', shape: [2, 3], file, byteLength: 24 });
@@ -101,6 +103,10 @@ describe('safetensors: valid files', () => {
     const g = ckpt.get('g.empty');
     expect(g.size).toBe(0);
     expect([...g.shape]).toEqual([0, 4]);
+    const h = ckpt.get('h.f8');
+    expect(h.dtype).toBe('f8_e4m3');
+    expect(h.data).toBeInstanceOf(Uint8Array);
+    expect([...h.toFloat32()]).toEqual([1, -2, 448, 2 ** -9, -0, NaN]);
 
     // Writing into a view changes this process's copy-on-write page, never the file.
     (a.data as Float32Array)[0] = 1234;
@@ -267,7 +273,7 @@ describe('safetensors: malformed files', () => {
     const f = await writeHeader({ t: { dtype: 'Q4_X', shape: [1], data_offsets: [0, 1] } }, 1);
     await formatError(openSafetensors(f), f, /tensor "t": unknown dtype "Q4_X"/);
     await formatError(openSafetensors(await writeHeader({ t: { dtype: 'toString', shape: [1], data_offsets: [0, 1] } }, 1)), /unknown dtype/);
-    for (const dt of ['F8_E4M3', 'I8', 'BOOL', 'F64']) {
+    for (const dt of ['F8_E5M2', 'I8', 'BOOL', 'F64']) {
       const g = await writeHeader({ t: { dtype: dt, shape: [1], data_offsets: [0, 8] } }, 8);
       await expectError(openSafetensors(g), 'E_UNSUPPORTED', g, `tensor "t": unsupported dtype ${dt}`);
     }

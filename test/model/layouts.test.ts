@@ -2,7 +2,8 @@
 // in every official checkpoint layout (tied and untied lm_head, legacy `model.layers`/`visual.`
 // and newer `model.language_model`/`model.visual` keys, one file or shards with an index, bf16 /
 // f16 / f32 on disk). The same weights must give the same logits and greedy tokens in every
-// layout; an lm_head with other values must change them; quantized checkpoints are refused.
+// layout; an lm_head with other values must change them; the published AWQ configs load their
+// quantized tensors (official-quant.test.ts checks every quantized layout against its dequantized twin).
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +22,7 @@ import {
   type LayoutOptions,
 } from '../helpers/layout-checkpoint.js';
 import { randomFloats } from '../helpers/safetensors-writer.js';
+import { awqQuantize } from '../helpers/official-quant.js';
 import { MODEL_CONFIGS, REPO_FIXTURES } from '../helpers/fixtures.js';
 
 const CONFIGS = MODEL_CONFIGS;
@@ -159,7 +161,7 @@ describe.each(AWQ)('%s', (name) => {
   const shapes = officialTensors('qwen2_5_vl', config);
   const base: Base = { family: 'qwen2_5_vl', source: name, config, dtype: 'BF16' };
 
-  it('with its quantization_config: E_UNSUPPORTED naming the method, at load', async () => {
+  it('with its quantization_config: loads its AWQ tensors and answers', async () => {
     // AWQ's own tensors (gemm packing: 8 int4 per int32) for the text projections; vision unquantized.
     const q = (config.quantization_config ??= {}) as Record<string, unknown>;
     const group = 16;
@@ -169,9 +171,10 @@ describe.each(AWQ)('%s', (name) => {
     for (const [n, [out, inp]] of shapes) {
       if (plain.has(n)) continue;
       const p = n.replace(/\.weight$/, '');
-      extra[`${p}.qweight`] = { dtype: 'I32', shape: [inp, out / 8], data: new Int32Array((inp * out) / 8) };
-      extra[`${p}.qzeros`] = { dtype: 'I32', shape: [inp / group, out / 8], data: new Int32Array((inp / group) * (out / 8)) };
-      extra[`${p}.scales`] = { dtype: 'F16', shape: [inp / group, out], data: new Uint16Array((inp / group) * out) };
+      const t = awqQuantize(randomFloats(out * inp, out + inp).map((x) => x * 0.3), out, inp, group);
+      extra[`${p}.qweight`] = { dtype: 'I32', shape: [inp, out / 8], data: t.qweight };
+      extra[`${p}.qzeros`] = { dtype: 'I32', shape: [inp / group, out / 8], data: t.qzeros };
+      extra[`${p}.scales`] = { dtype: 'F16', shape: [inp / group, out], data: t.scales };
     }
     const untied = published.tie_word_embeddings === false;
     const weights = randomWeights(plain, 3);
@@ -179,11 +182,10 @@ describe.each(AWQ)('%s', (name) => {
       prefixes: 'legacy', sharded: true, dtype: 'F16', extra,
       ...(untied ? { lmHead: weights.get('model.embed_tokens.weight')!.values } : {}),
     });
-    const err = await loadModel(dir).then(() => undefined, (e: unknown) => e);
-    expect(err).toBeInstanceOf(QwenVLError);
-    expect((err as QwenVLError).code).toBe('E_UNSUPPORTED');
-    expect((err as QwenVLError).message).toMatch(/config\.json.*quant_method "awq"/);
-  });
+    const got = await answer(dir);
+    expect(got.tokens.length).toBeGreaterThan(0);
+    expect(got.logits.every(Number.isFinite)).toBe(true);
+  }, 30_000);
 
   it('its architecture without quantization loads and answers', async () => {
     const plainConfig = structuredClone(config);

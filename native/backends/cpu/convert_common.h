@@ -17,6 +17,7 @@ inline float load_as_f32(const void* src, DType t, int64_t i) {
       return f16_to_f32(static_cast<const uint16_t*>(src)[i]);
     case DType::I32:
     case DType::I64:
+    case DType::F8E4M3:
     case DType::U8:
       break;
   }
@@ -36,6 +37,7 @@ inline void store_from_f32(void* dst, DType t, int64_t i, float v) {
       return;
     case DType::I32:
     case DType::I64:
+    case DType::F8E4M3:
     case DType::U8:
       return;  // unreachable: check_convert refused these
   }

@@ -16,6 +16,7 @@ void embedding_ref(const ops::EmbeddingParams& p, const ExecContext& /*ctx*/) {
         case DType::F32: out[i] = static_cast<const float*>(p.table)[e]; break;
         case DType::I32:
         case DType::I64:
+        case DType::F8E4M3:
         case DType::U8: fail(ErrorCode::Native, std::string("embedding: table of ") + dtype_name(p.table_dtype));
       }
     }

@@ -27,6 +27,8 @@ int64_t first_in(const U* x, int64_t n, U mask) {
 
 int64_t scan(const void* x, DType t, int64_t begin, int64_t len) {
   if (t == DType::F32) return first_in(static_cast<const uint32_t*>(x) + begin, len, uint32_t{0x7f800000u});
+  // float8_e4m3fn has no infinity: its NaNs are exactly the patterns with all 7 low bits set.
+  if (t == DType::F8E4M3) return first_in(static_cast<const uint8_t*>(x) + begin, len, uint8_t{0x7fu});
   const uint16_t mask = t == DType::BF16 ? 0x7f80u : 0x7c00u;
   return first_in(static_cast<const uint16_t*>(x) + begin, len, mask);
 }

@@ -34,6 +34,7 @@ QVL_TARGET_AVX2 inline __m256 load_tail(const MatmulParams& p, int64_t off, int6
       return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t)));
     case DType::I32:
     case DType::I64:
+    case DType::F8E4M3:
     case DType::U8: break;  // refused by dense_storage
   }
   return _mm256_setzero_ps();
@@ -185,6 +186,7 @@ QVL_TARGET_AVX2 void pack(const MatmulParams& p, int64_t n0, int64_t nvalid, int
     case DType::F16: return pack_dt<DType::F16>(p, n0, nvalid, k0, kc, panel);
     case DType::I32:
     case DType::I64:
+    case DType::F8E4M3:
     case DType::U8: return;  // refused by dense_params
   }
 }
@@ -257,6 +259,7 @@ QVL_TARGET_AVX2 void rows(const MatmulParams& p, int64_t m0, int count, int64_t 
     case DType::F16: return rows_dt<DType::F16>(p, m0, count, n0, n1);
     case DType::I32:
     case DType::I64:
+    case DType::F8E4M3:
     case DType::U8: return;  // refused by dense_params
   }
 }

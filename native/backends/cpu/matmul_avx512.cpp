@@ -123,6 +123,7 @@ QVL_TARGET_AVX512 void pack(const MatmulParams& p, int64_t n0, int64_t nvalid, i
     case DType::F16: return pack_dt<DType::F16>(p, n0, nvalid, k0, kc, panel);
     case DType::I32:
     case DType::I64:
+    case DType::F8E4M3:
     case DType::U8: return;  // refused by dense_params
   }
 }
@@ -256,6 +257,7 @@ QVL_TARGET_AVX512 void rows(const MatmulParams& p, int64_t m0, int count, int64_
     case DType::F16: return rows_dt<DType::F16>(p, m0, count, n0, n1);
     case DType::I32:
     case DType::I64:
+    case DType::F8E4M3:
     case DType::U8: return;  // refused by dense_params
   }
 }

@@ -79,6 +79,7 @@ DType dense_storage(WeightFormat f) {
     case DType::F16: return t.storage;
     case DType::I32:
     case DType::I64:
+    case DType::F8E4M3:
     case DType::U8: break;
   }
   fail(ErrorCode::Unsupported, std::string("matmul: the dense kernels do not widen ") + dtype_name(t.storage));

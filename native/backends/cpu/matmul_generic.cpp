@@ -60,6 +60,7 @@ inline void load_weights(const MatmulParams& p, int64_t row, int64_t k0, int64_t
     }
     case DType::I32:
     case DType::I64:
+    case DType::F8E4M3:
     case DType::U8: return;  // refused by dense_storage
   }
 }
@@ -173,6 +174,7 @@ void rows(const MatmulParams& p, int64_t m0, int count, int64_t n0, int64_t n1) 
     case DType::F16: return rows_dt<DType::F16>(p, m0, count, n0, n1);
     case DType::I32:
     case DType::I64:
+    case DType::F8E4M3:
     case DType::U8: return;  // refused by dense_params
   }
 }

@@ -16,6 +16,7 @@ double param(const void* v, DType t, int64_t i, double absent) {
     case DType::F32: return static_cast<const float*>(v)[i];
     case DType::I32:
     case DType::I64:
+    case DType::F8E4M3:
     case DType::U8: break;
   }
   fail(ErrorCode::Native, std::string("norm: parameters of ") + dtype_name(t));

@@ -3,6 +3,8 @@
 #include "backends/cpu/variants.h"
 
 #include "backends/cpu/matmul_cpu.h"
+#include "backends/cpu/matmul_fp8.h"
+#include "backends/cpu/matmul_q.h"
 
 namespace qvl::cpu {
 
@@ -55,6 +57,10 @@ void vision_pos_embed_generic(const ops::VisionPosEmbedParams& p, const ExecCont
 namespace {
 // The dense weight formats (widened to f32 in the packers and row kernels).
 constexpr uint32_t kDense = format_bit(WeightFormat::F32) | format_bit(WeightFormat::F16) | format_bit(WeightFormat::BF16);
+// The group-quantized formats (int8 dot kernels, matmul_q*.cpp).
+constexpr uint32_t kQuant = format_bit(WeightFormat::Q8) | format_bit(WeightFormat::Q4);
+// float8_e4m3fn with 128-block scales (official FP8 checkpoints).
+constexpr uint32_t kFp8 = format_bit(WeightFormat::F8);
 }  // namespace
 
 std::vector<ops::Variant<ops::ActivationFn>> activation_variants() {
@@ -102,10 +108,16 @@ std::vector<ops::Variant<ops::FiniteFn>> finite_variants() {
 // the f32 accuracy this op promises (and HF's f32 path keeps).
 std::vector<ops::Variant<ops::MatmulFn>> matmul_variants() {
   return {
-      {"reference", Device::Host, Isa::Reference, cpu::matmul_ref, kDense},
+      {"reference", Device::Host, Isa::Reference, cpu::matmul_ref, kDense | kQuant | kFp8},
       {"generic", Device::Host, Isa::Generic, cpu::matmul_generic, kDense},
       {"avx2", Device::Host, Isa::Avx2, cpu::matmul_avx2, kDense},
       {"avx512", Device::Host, Isa::Avx512, cpu::matmul_avx512, kDense},
+      {"fp8_generic", Device::Host, Isa::Generic, cpu::matmul_fp8_generic, kFp8},
+      {"fp8_avx512", Device::Host, Isa::Avx512, cpu::matmul_fp8_avx512, kFp8},
+      {"q_generic", Device::Host, Isa::Generic, cpu::matmul_q_generic, kQuant},
+      {"q_avx2", Device::Host, Isa::Avx2, cpu::matmul_q_avx2, kQuant},
+      {"q_avxvnni", Device::Host, Isa::AvxVnni, cpu::matmul_q_avxvnni, kQuant},
+      {"q_avx512vnni", Device::Host, Isa::Avx512Vnni, cpu::matmul_q_avx512vnni, kQuant},
   };
 }
 

@@ -77,6 +77,7 @@ void vision_pos_embed_generic(const ops::VisionPosEmbedParams& p, const ExecCont
         case DType::F16: block_row<DType::F16>(p, side, g, hb); break;
         case DType::I32:
         case DType::I64:
+        case DType::F8E4M3:
         case DType::U8: break;  // refused by check_vision_pos_embed
       }
     }

@@ -43,6 +43,7 @@ void vision_pos_embed_ref(const ops::VisionPosEmbedParams& p, const ExecContext&
       case DType::F16: grid_rows<DType::F16>(p, side, g, row); break;
       case DType::I32:
       case DType::I64:
+      case DType::F8E4M3:
       case DType::U8: fail(ErrorCode::Native, std::string("vision_pos_embed: table of ") + dtype_name(p.table_dtype));
     }
     row += g[0] * g[1] * g[2];

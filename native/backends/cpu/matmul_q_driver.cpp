@@ -1,0 +1,103 @@
+#include <algorithm>
+#include <vector>
+
+#include "backends/cpu/matmul_q.h"
+#include "core/weight_quant.h"
+#include "ops/quant_act.h"
+
+namespace qvl::cpu {
+
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+constexpr int kTileRows = 4;
+
+}  // namespace
+
+void quantize_row_scalar(const float* x, int64_t m, QActs& a) {
+  int8_t* q = a.q + m * a.K;
+  float* d = a.d + m * a.blocks;
+  float* gs = a.gs + m * a.groups;
+  const int64_t per_group = a.group / kQuantBlock;
+  for (int64_t g = 0; g < a.groups; ++g) {
+    float s = 0.0f;
+    for (int64_t b = g * per_group; b < (g + 1) * per_group; ++b) {
+      int32_t sum = 0;
+      ops::quantize_act_block(x + b * kQuantBlock, q + b * kQuantBlock, d + b, &sum);
+      s += d[b] * static_cast<float>(sum);
+    }
+    gs[g] = s;
+  }
+}
+
+float zero_term(const ops::MatmulParams& p, const QActs& a, int64_t m, int64_t n) {
+  const float* sw = p.w.row_scales(n);
+  const float* gs = a.gs + m * a.groups;
+  float acc = 0.0f;
+  switch (p.w.format) {
+    case WeightFormat::Q8:
+      for (int64_t g = 0; g < a.groups; ++g) acc += sw[g] * gs[g];
+      return 128.0f * acc;
+    case WeightFormat::Q4: {
+      const uint8_t* z = p.w.row_zeros(n);
+      for (int64_t g = 0; g < a.groups; ++g) acc += sw[g] * static_cast<float>(z[g]) * gs[g];
+      return acc;
+    }
+    case WeightFormat::F32:
+    case WeightFormat::F16:
+    case WeightFormat::BF16:
+    case WeightFormat::F8: break;
+  }
+  return 0.0f;
+}
+
+void run_qmatmul(const ops::MatmulParams& p, ThreadPool& pool, const QKernels& k) {
+  if (p.M == 0 || p.N == 0) return;
+  if (p.K == 0) {
+    for (int64_t m = 0; m < p.M; ++m)
+      for (int64_t n = 0; n < p.N; ++n) p.y[m * p.ldy + n] = p.bias ? p.bias[n] : 0.0f;
+    return;
+  }
+  QActs a;
+  a.M = p.M, a.K = p.K, a.blocks = p.K / kQuantBlock, a.group = p.w.group, a.groups = p.K / p.w.group;
+  // One buffer per call: small next to the weights (K + 8·K/32 bytes per row).
+  std::vector<int8_t> q(static_cast<size_t>(p.M * p.K));
+  std::vector<float> d(static_cast<size_t>(p.M * a.blocks)), gs(static_cast<size_t>(p.M * a.groups));
+  a.q = q.data(), a.d = d.data(), a.gs = gs.data();
+  const int64_t nt = pool.size();
+  if (p.M >= 8 && nt > 1) {
+    pool.parallel_for(p.M, 4, [&](int64_t b, int64_t e) {
+      for (int64_t m = b; m < e; ++m) k.quantize(p.x + m * p.ldx, m, a);
+    });
+  } else {
+    for (int64_t m = 0; m < p.M; ++m) k.quantize(p.x + m * p.ldx, m, a);
+  }
+  int64_t row_bytes = 0;
+  weight_row_bytes(p.w.format, p.w.ld, &row_bytes);
+  if (p.M <= kTileRows) {
+    // Decode: memory-bound, every thread streams its own contiguous run of weight rows.
+    const int64_t grain = nt == 1 ? p.N : std::max<int64_t>(16, round_up(ceil_div(p.N, nt * 4), 4));
+    pool.parallel_for(p.N, grain, [&](int64_t b, int64_t e) { k.tile(p, a, 0, static_cast<int>(p.M), b, e); });
+    return;
+  }
+  // Prefill: output blocks whose weights stay in L2 (~128 KiB) while every row of x sweeps them;
+  // rows are split too when the output blocks alone cannot keep every thread busy.
+  const int64_t nc = std::clamp<int64_t>((int64_t{128} << 10) / std::max<int64_t>(row_bytes, 1) / 4 * 4, 4, 256);
+  const int64_t n_chunks = ceil_div(p.N, nc);
+  int64_t m_chunks = 1;
+  if (nt > 1 && n_chunks < 2 * nt) m_chunks = std::min(ceil_div(p.M, kTileRows), ceil_div(2 * nt, n_chunks));
+  const int64_t m_step = round_up(ceil_div(p.M, m_chunks), kTileRows);
+  m_chunks = ceil_div(p.M, m_step);
+  pool.parallel_for(n_chunks * m_chunks, 1, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      if (p.cancel && p.cancel->cancelled()) return;  // matmul() throws once the variant returns
+      const int64_t n0 = (t / m_chunks) * nc, m0 = (t % m_chunks) * m_step;
+      const int64_t n1 = std::min(n0 + nc, p.N), m1 = std::min(m0 + m_step, p.M);
+      for (int64_t m = m0; m < m1; m += kTileRows) k.tile(p, a, m, static_cast<int>(std::min<int64_t>(kTileRows, m1 - m)), n0, n1);
+    }
+  });
+}
+
+}  // namespace qvl::cpu

@@ -1,0 +1,183 @@
+// The Int8Dot matmul body on ymm registers, compiled twice: AVX-VNNI (VEX vpdpbusd) and AVX2
+// (vpmaddubsw + vpmaddwd). Include with QVL_Q_TARGET (the function target attribute) and
+// QVL_Q_VNNI (1 or 0) defined, inside the including file's own anonymous namespace.
+//
+// One ymm holds one 32-block in element order (the q4 pair layout gives block 2p as the low
+// nibbles of the pair's 32 bytes and block 2p + 1 as the high ones). Without VNNI, q4 codes
+// (0..15) go straight into vpmaddubsw (pair sums ≤ 2·15·127, no saturation); q8 bytes are
+// turned back into signed codes and multiplied as |w| · sign(x, w) (pair sums ≤ 2·128·127), so
+// that variant computes Σ w·x exactly and has no +128 correction term.
+// (No includes: the including file includes <immintrin.h>, backends/cpu/matmul_q.h and
+// core/weight_quant.h at file scope first.)
+#ifndef QVL_Q_TARGET
+#error "define QVL_Q_TARGET and QVL_Q_VNNI before including matmul_q_ymm.h"
+#endif
+
+QVL_Q_TARGET inline float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+QVL_Q_TARGET inline int32_t hsum8i(__m256i v) {
+  alignas(32) int32_t t[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(t), v);
+  return t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
+}
+
+// Bytes identical to ops::quantize_act_block (see matmul_q_avx512vnni.cpp).
+QVL_Q_TARGET void quantize(const float* x, int64_t m, QActs& a) {
+  int8_t* q = a.q + m * a.K;
+  float* d = a.d + m * a.blocks;
+  float* gs = a.gs + m * a.groups;
+  const int64_t per_group = a.group / kQuantBlock;
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int64_t g = 0; g < a.groups; ++g) {
+    float s = 0.0f;
+    for (int64_t b = g * per_group; b < (g + 1) * per_group; ++b) {
+      const float* xb = x + b * kQuantBlock;
+      __m256 v[4];
+      for (int i = 0; i < 4; ++i) v[i] = _mm256_loadu_ps(xb + 8 * i);
+      const __m256 mx = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v[0], abs_mask), _mm256_and_ps(v[1], abs_mask)),
+                                      _mm256_max_ps(_mm256_and_ps(v[2], abs_mask), _mm256_and_ps(v[3], abs_mask)));
+      alignas(32) float t[8];
+      _mm256_store_ps(t, mx);
+      float amax = 0.0f;
+      for (int i = 0; i < 8; ++i) amax = amax > t[i] ? amax : t[i];
+      const float db = amax / 127.0f, inv = db != 0.0f ? 1.0f / db : 0.0f;
+      const __m256 iv = _mm256_set1_ps(inv);
+      __m256i c[4];
+      for (int i = 0; i < 4; ++i) c[i] = _mm256_cvtps_epi32(_mm256_mul_ps(v[i], iv));
+      const __m256i packed = _mm256_permutevar8x32_epi32(
+          _mm256_packs_epi16(_mm256_packs_epi32(c[0], c[1]), _mm256_packs_epi32(c[2], c[3])), order);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + b * kQuantBlock), packed);
+      const int32_t sum = hsum8i(_mm256_add_epi32(_mm256_add_epi32(c[0], c[1]), _mm256_add_epi32(c[2], c[3])));
+      d[b] = db;
+      s += db * static_cast<float>(sum);
+    }
+    gs[g] = s;
+  }
+}
+
+// Σ_g s_w · z · gs for output (m, n), 8 groups at a time (0 for q8 without VNNI: no bias there).
+template <WeightFormat F>
+QVL_Q_TARGET inline float zero_term_v(const ops::MatmulParams& p, const QActs& a, int64_t m, int64_t n) {
+  if (F == WeightFormat::Q8 && !QVL_Q_VNNI) return 0.0f;
+  const float* sw = p.w.row_scales(n);
+  const float* gs = a.gs + m * a.groups;
+  const uint8_t* z = F == WeightFormat::Q4 ? p.w.row_zeros(n) : nullptr;
+  __m256 acc = _mm256_setzero_ps();
+  int64_t g = 0;
+  for (; g + 8 <= a.groups; g += 8) {
+    __m256 t = _mm256_mul_ps(_mm256_loadu_ps(sw + g), _mm256_loadu_ps(gs + g));
+    if constexpr (F == WeightFormat::Q4) {
+      t = _mm256_mul_ps(t, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(z + g)))));
+    }
+    acc = _mm256_add_ps(acc, t);
+  }
+  float s = hsum8(acc);
+  for (; g < a.groups; ++g) s += sw[g] * gs[g] * (F == WeightFormat::Q4 ? static_cast<float>(z[g]) : 1.0f);
+  return F == WeightFormat::Q8 ? 128.0f * s : s;
+}
+
+// Codes of block b of a row (32 bytes, element order).
+template <WeightFormat F>
+QVL_Q_TARGET inline __m256i block_codes(const uint8_t* row, int64_t b, int64_t paired, __m256i low4) {
+  if constexpr (F == WeightFormat::Q8) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + b * 32));
+  } else {
+    if (b < paired) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + b / 2 * 32));
+      return _mm256_and_si256(b % 2 ? _mm256_srli_epi16(v, 4) : v, low4);
+    }
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + paired / 2 * 32));
+    const __m128i m4 = _mm_set1_epi8(15);
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(v, m4)), _mm_and_si128(_mm_srli_epi16(v, 4), m4), 1);
+  }
+}
+
+// Eight int32 partial sums of codes · x for one block.
+template <WeightFormat F>
+QVL_Q_TARGET inline __m256i block_dot(__m256i w, __m256i x, __m256i ones16) {
+#if QVL_Q_VNNI
+  (void)ones16;
+  return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), w, x);
+#else
+  if constexpr (F == WeightFormat::Q8) {
+    const __m256i ws = _mm256_xor_si256(w, _mm256_set1_epi8(static_cast<char>(0x80)));  // signed codes
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(ws), _mm256_sign_epi8(x, ws)), ones16);
+  } else {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), ones16);
+  }
+#endif
+}
+
+template <WeightFormat F, int MB, int R>
+QVL_Q_TARGET void tile_block(const ops::MatmulParams& p, const QActs& a, int64_t m0, int64_t n) {
+  const uint8_t* w[R];
+  const float* sw[R];
+  for (int j = 0; j < R; ++j) w[j] = static_cast<const uint8_t*>(p.w.row(n + j)), sw[j] = p.w.row_scales(n + j);
+  const int8_t* xq[MB];
+  const float* xd[MB];
+  for (int i = 0; i < MB; ++i) xq[i] = a.q + (m0 + i) * a.K, xd[i] = a.d + (m0 + i) * a.blocks;
+  const int64_t per_group = a.group / kQuantBlock, paired = a.blocks / 2 * 2;
+  const __m256i low4 = _mm256_set1_epi8(15), ones16 = _mm256_set1_epi16(1);
+  __m256 acc[MB][R];
+  for (int i = 0; i < MB; ++i)
+    for (int j = 0; j < R; ++j) acc[i][j] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < a.blocks; ++b) {
+    if (b % 2 == 0) {
+      for (int j = 0; j < R; ++j) _mm_prefetch(reinterpret_cast<const char*>(w[j] + b * 16 + 1024), _MM_HINT_T0);
+    }
+    __m256i wv[R];
+    __m256 swv[R];
+    for (int j = 0; j < R; ++j) {
+      wv[j] = block_codes<F>(w[j], b, paired, low4);
+      swv[j] = _mm256_set1_ps(sw[j][b / per_group]);
+    }
+    for (int i = 0; i < MB; ++i) {
+      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[i] + b * 32));
+      const __m256 dv = _mm256_set1_ps(xd[i][b]);
+      for (int j = 0; j < R; ++j) {
+        acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(block_dot<F>(wv[j], xv, ones16)), _mm256_mul_ps(dv, swv[j]), acc[i][j]);
+      }
+    }
+  }
+  for (int i = 0; i < MB; ++i) {
+    for (int j = 0; j < R; ++j) {
+      p.y[(m0 + i) * p.ldy + n + j] =
+          (p.bias ? p.bias[n + j] : 0.0f) + hsum8(acc[i][j]) - zero_term_v<F>(p, a, m0 + i, n + j);
+    }
+  }
+}
+
+template <WeightFormat F, int MB>
+QVL_Q_TARGET void tile_mb(const ops::MatmulParams& p, const QActs& a, int64_t m0, int64_t n0, int64_t n1) {
+  constexpr int R = MB <= 2 ? 4 : 2;  // MB·R accumulators within the 16 ymm registers
+  int64_t n = n0;
+  for (; n + R <= n1; n += R) tile_block<F, MB, R>(p, a, m0, n);
+  for (; n < n1; ++n) tile_block<F, MB, 1>(p, a, m0, n);
+}
+
+template <WeightFormat F>
+QVL_Q_TARGET void tile_f(const ops::MatmulParams& p, const QActs& a, int64_t m0, int rows, int64_t n0, int64_t n1) {
+  switch (rows) {
+    case 1: return tile_mb<F, 1>(p, a, m0, n0, n1);
+    case 2: return tile_mb<F, 2>(p, a, m0, n0, n1);
+    case 3: return tile_mb<F, 3>(p, a, m0, n0, n1);
+    default: return tile_mb<F, 4>(p, a, m0, n0, n1);
+  }
+}
+
+QVL_Q_TARGET void tile(const ops::MatmulParams& p, const QActs& a, int64_t m0, int rows, int64_t n0, int64_t n1) {
+  switch (p.w.format) {
+    case WeightFormat::Q8: return tile_f<WeightFormat::Q8>(p, a, m0, rows, n0, n1);
+    case WeightFormat::Q4: return tile_f<WeightFormat::Q4>(p, a, m0, rows, n0, n1);
+    case WeightFormat::F32:
+    case WeightFormat::F16:
+    case WeightFormat::BF16:
+    case WeightFormat::F8: return;  // the dispatcher sends only the formats the variant lists
+  }
+}

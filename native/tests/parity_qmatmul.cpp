@@ -1,0 +1,193 @@
+// matmul on the group-quantized formats (q8, q4), part of the matmul suite: every variant that
+// reads them against the reference (which does the same arithmetic: activations quantized per
+// block of 32, ops/quant_act.h, then exact integer block dots), and the reference itself against
+// the exact product with the dequantized weights, so the activation quantization's error is
+// bounded too.
+//
+// Tolerances. Kernel vs reference: the kernels' only freedom is the f32 rounding of the block
+// scale products and their sum (the codes and integer dots are exact), ~1e-6 of sqrt(K) (outputs
+// are sums of K N(0,1) products); 2e-5 as for the dense kernels. Reference vs exact: the
+// activation codes are off by up to half a step (amax / 254 of a block of 32 N(0,1) values,
+// amax ~2.2), a random error of ~0.005·sqrt(K) per output; the worst element over these cases
+// measures 0.022-0.028·sqrt(K) (seeds 1, 7, 99, 20261129; q4 rows shifted positive are the
+// worst); 0.04 bounds it while a dropped block
+// (~0.18·sqrt(K) at K = 32·30) or a wrong zero point fails by far.
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "core/cancel.h"
+#include "core/exec_context.h"
+#include "core/threadpool.h"
+#include "core/weight_quant.h"
+#include "ops/matmul.h"
+#include "tests/parity.h"
+
+namespace qvl::parity {
+
+namespace {
+
+using ops::MatmulParams;
+
+struct QShape {
+  int64_t M, K, N, group;
+};
+
+// M = 1, 2, 3, 7, 33 (decode rows and prefill tiles with tails), K an odd or even number of
+// 32-blocks, N around the 4- and 16-row kernel blocks, groups 32 and 128.
+const QShape kQShapes[] = {
+    {1, 32, 1, 32},     {1, 96, 17, 32},    {1, 256, 63, 128},  {1, 1024, 65, 128}, {2, 160, 33, 32},
+    {2, 384, 5, 128},   {3, 64, 19, 32},    {3, 640, 4, 128},   {7, 352, 31, 32},   {7, 128, 100, 128},
+    {33, 224, 17, 32},  {33, 512, 47, 128}, {33, 96, 3, 32},    {5, 960, 70, 32},   {64, 256, 40, 128},
+    {1, 1536, 37, 32},  {2, 32, 2, 32},     {0, 64, 5, 32},     {4, 64, 0, 32},     {3, 0, 7, 32},
+};
+
+struct QProblem {
+  MatmulParams p;
+  std::vector<float> x, bias, scales, wf;  // wf: the dequantized weights [N, K]
+  std::vector<uint8_t> w, zeros;
+  std::string desc;
+};
+
+QProblem make(const QShape& s, WeightFormat f, bool with_bias, bool strided, Rng& rng) {
+  QProblem pr;
+  MatmulParams& p = pr.p;
+  const WeightFormatTraits& t = weight_format_traits(f);
+  p.M = s.M, p.K = s.K, p.N = s.N;
+  p.ldx = s.K + (strided ? 3 : 0);
+  p.ldy = s.N + (strided ? 2 : 0);
+  pr.x.assign(static_cast<size_t>(s.M * p.ldx), std::nanf(""));
+  for (int64_t m = 0; m < s.M; ++m)
+    for (int64_t k = 0; k < s.K; ++k) pr.x[m * p.ldx + k] = rng.normal();
+  int64_t row_bytes = 0;
+  weight_row_bytes(f, s.K, &row_bytes);
+  const int64_t groups = s.K / s.group;
+  pr.w.assign(static_cast<size_t>(s.N * row_bytes), 0);
+  pr.scales.assign(static_cast<size_t>(s.N * groups), 0.0f);
+  if (t.has_zeros) pr.zeros.assign(static_cast<size_t>(s.N * groups), 0);
+  std::vector<float> row(static_cast<size_t>(s.K));
+  for (int64_t n = 0; n < s.N; ++n) {
+    // Rows of mixed sign and rows shifted positive (q4 zero points away from the middle).
+    const float shift = n % 3 == 0 ? 0.8f : 0.0f;
+    for (auto& v : row) v = rng.normal() + shift;
+    if (f == WeightFormat::Q8) q8_quantize(row.data(), s.K, s.group, &pr.w[n * row_bytes], &pr.scales[n * groups]);
+    else q4_quantize(row.data(), s.K, s.group, &pr.w[n * row_bytes], &pr.scales[n * groups], &pr.zeros[n * groups]);
+  }
+  if (with_bias) {
+    pr.bias.resize(static_cast<size_t>(s.N));
+    for (auto& b : pr.bias) b = rng.normal();
+  }
+  p.x = pr.x.empty() ? nullptr : pr.x.data();
+  p.w.format = f;
+  p.w.data = pr.w.empty() ? nullptr : pr.w.data();
+  p.w.ld = s.K;
+  p.w.scales = pr.scales.empty() ? nullptr : pr.scales.data();
+  p.w.zeros = pr.zeros.empty() ? nullptr : pr.zeros.data();
+  p.w.group = s.group;
+  p.w.out = s.N;
+  p.w.in = s.K;
+  p.bias = with_bias && s.N > 0 ? pr.bias.data() : nullptr;
+  pr.wf.resize(static_cast<size_t>(s.N * s.K));
+  for (int64_t n = 0; n < s.N; ++n) t.dequantize_row(p.w, n, 0, s.K, &pr.wf[n * s.K]);
+  pr.desc = "M=" + std::to_string(s.M) + " K=" + std::to_string(s.K) + " N=" + std::to_string(s.N) + " w=" + t.name +
+            " g=" + std::to_string(s.group) + (with_bias ? " bias" : "") + (strided ? " strided" : "");
+  return pr;
+}
+
+std::vector<float> compact(const MatmulParams& p, const float* y) {
+  std::vector<float> out(static_cast<size_t>(p.M * p.N));
+  for (int64_t m = 0; m < p.M; ++m)
+    for (int64_t n = 0; n < p.N; ++n) out[m * p.N + n] = y[m * p.ldy + n];
+  return out;
+}
+
+size_t extent(const MatmulParams& p) { return p.M == 0 || p.N == 0 ? 0 : (p.M - 1) * p.ldy + p.N; }
+
+}  // namespace
+
+std::vector<Result> parity_qmatmul_cases(Rng& rng, ThreadPool& dflt, ThreadPool& three) {
+  const auto& family = ops::matmul_family();
+  std::vector<Result> results;
+  int index = 0;
+  for (const QShape& s : kQShapes) {
+    for (const WeightFormat f : {WeightFormat::Q8, WeightFormat::Q4}) {
+      const int ci = index++;
+      QProblem pr = make(s, f, ci % 2 == 0, ci % 3 != 0, rng);
+      MatmulParams p = pr.p;
+      const size_t ext = extent(p);
+      Guarded<float> ref(ext, 0.0f);
+      p.y = ext ? ref.data() : nullptr;
+      ops::check_matmul(p);
+      family.reference().fn(p, ExecContext(dflt));
+      const std::vector<float> want = compact(p, ref.data());
+      const double floor = std::sqrt(static_cast<double>(s.K > 0 ? s.K : 1));
+      {  // the reference against the exact product with the dequantized weights
+        std::vector<float> exact(static_cast<size_t>(s.M * s.N));
+        for (int64_t m = 0; m < s.M; ++m)
+          for (int64_t n = 0; n < s.N; ++n) {
+            double acc = p.bias ? p.bias[n] : 0.0;
+            for (int64_t k = 0; k < s.K; ++k) acc += static_cast<double>(p.x[m * p.ldx + k]) * pr.wf[n * s.K + k];
+            exact[m * s.N + n] = static_cast<float>(acc);
+          }
+        Result r;
+        r.op = "matmul";
+        r.variant = "reference";
+        r.device = "cpu";
+        r.format = weight_format_name(f);
+        r.shape = pr.desc + " vs exact f32 (activation quantization error)";
+        compare(want.data(), exact.data(), want.size(), 0.04, floor, &r);
+        results.push_back(std::move(r));
+      }
+      for (const auto& v : family.runnable()) {
+        if (v.fn == family.reference().fn || !v.reads(f)) continue;
+        ThreadPool& pool = ci % 2 ? three : dflt;
+        Guarded<float> y(ext, std::nanf(""));
+        p.y = ext ? y.data() : nullptr;
+        Result r;
+        r.op = "matmul";
+        r.variant = v.name;
+        r.device = device_name(v.device);
+        r.format = weight_format_name(f);
+        r.shape = pr.desc + " threads=" + std::to_string(pool.size());
+        try {
+          v.fn(p, ExecContext(pool));
+          const std::vector<float> got = compact(p, y.data());
+          compare(got.data(), want.data(), got.size(), 2e-5, floor, &r);
+          r.guards_ok = y.intact();
+        } catch (const std::exception& e) {
+          r.passed = false;
+          r.note = std::string("threw: ") + e.what();
+        }
+        results.push_back(std::move(r));
+      }
+    }
+  }
+  // A set cancel token: the large-M path stops before its first output block (y untouched).
+  for (const WeightFormat f : {WeightFormat::Q8, WeightFormat::Q4}) {
+    QProblem pr = make({96, 64, 300, 32}, f, true, false, rng);
+    CancelToken aborted;
+    aborted.cancel(CancelToken::Reason::Aborted);
+    for (const auto& v : family.runnable()) {
+      if (v.fn == family.reference().fn || !v.reads(f)) continue;
+      MatmulParams p = pr.p;
+      Guarded<float> y(extent(p), 1234.5f);
+      p.y = y.data();
+      p.cancel = &aborted;
+      v.fn(p, ExecContext(three));
+      Result r;
+      r.op = "matmul";
+      r.variant = v.name;
+      r.device = device_name(v.device);
+      r.format = weight_format_name(f);
+      r.shape = "M=96 cancelled before the first block threads=" + std::to_string(three.size());
+      for (size_t i = 0; i < y.size() && r.passed; ++i) {
+        if (y[i] != 1234.5f) r.passed = false, r.note = "wrote y after the token was set";
+      }
+      r.guards_ok = y.intact();
+      results.push_back(std::move(r));
+    }
+  }
+  return results;
+}
+
+}  // namespace qvl::parity

@@ -1,0 +1,158 @@
+// Weights quantized at load (loadModel's `weights: 'q8' | 'q4'`) against the exact path, on the
+// fixture checkpoints and on a deeper copy of the Qwen2-VL fixture: the logits of a prompt with an
+// image plus the exact model's own greedy continuation (teacher-forced, every position compared),
+// by cosine similarity and by greedy top-1 agreement. The budgets are measured (values in each
+// case's comment) with a margin that a broken kernel does not fit in: breaking the q4 zero point
+// or dropping one block of 32 in the kernels fails them.
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Conversation, loadModel, type LoadOptions, type LoadProgress, QwenVLError } from '../../lib/index.js';
+import type { PreparedInputs } from '../../lib/model/inputs.js';
+import { native } from '../../lib/native/binding.js';
+import { writeDeepCheckpoint } from '../helpers/deep-checkpoint.js';
+import { checkpointDir, fixtureDir } from '../helpers/fixtures.js';
+
+const CONTINUATION = 24;
+
+function ask(family: string): Conversation {
+  const image = join(fixtureDir(family), 'inputs/gradient_224x224.png');
+  return [{ role: 'user', content: [{ type: 'image', image }, { type: 'text', text: 'What is shown?' }] }];
+}
+
+/** The prepared prompt with `tokens` appended (text positions continue from the prompt's). */
+function extend(p: PreparedInputs, tokens: number[]): PreparedInputs {
+  const S = p.seqLength, T = S + tokens.length;
+  const ids = new Int32Array(T);
+  ids.set(p.inputIds);
+  ids.set(tokens, S);
+  const mask = new Int32Array(T).fill(1);
+  mask.set(p.attentionMask);
+  const pos = new Int32Array(3 * T);
+  for (let a = 0; a < 3; a++) {
+    pos.set(p.positionIds.subarray(a * S, (a + 1) * S), a * T);
+    for (let i = 0; i < tokens.length; i++) pos[a * T + S + i] = S + i + p.ropeDeltas[0];
+  }
+  return { ...p, seqLength: T, inputIds: ids, attentionMask: mask, positionIds: pos };
+}
+
+interface Agreement {
+  minCos: number;
+  meanCos: number;
+  top1: number;
+}
+
+/** Per position of the continuation (and the last prompt position): cosine and argmax agreement. */
+function agreement(exact: Float32Array, other: Float32Array, vocab: number, from: number, to: number): Agreement {
+  let minCos = 1, sumCos = 0, same = 0;
+  for (let r = from; r < to; r++) {
+    let dot = 0, na = 0, nb = 0, ia = 0, ib = 0;
+    for (let v = 0; v < vocab; v++) {
+      const a = exact[r * vocab + v], b = other[r * vocab + v];
+      dot += a * b;
+      na += a * a;
+      nb += b * b;
+      if (a > exact[r * vocab + ia]) ia = v;
+      if (b > other[r * vocab + ib]) ib = v;
+    }
+    const c = dot / Math.sqrt(na * nb);
+    minCos = Math.min(minCos, c);
+    sumCos += c;
+    if (ia === ib) same++;
+  }
+  return { minCos, meanCos: sumCos / (to - from), top1: same / (to - from) };
+}
+
+async function measure(dir: string, family: string, weights: LoadOptions['weights']): Promise<Agreement> {
+  const exact = await loadModel(dir);
+  const quant = await loadModel(dir, { weights });
+  try {
+    const prompt = await exact.prepare(ask(family));
+    const greedy = await exact.chat(ask(family), { doSample: false, maxTokens: CONTINUATION });
+    expect(greedy.tokens.length).toBe(CONTINUATION);  // the fixtures never pick EOS this early
+    const full = extend(prompt, greedy.tokens);
+    const a = await exact.logits(full, { all: true });
+    const b = await quant.logits(full, { all: true });
+    const vocab = exact.config.text.vocabSize;
+    return agreement(a.data as Float32Array, b.data as Float32Array, vocab, prompt.seqLength - 1, full.seqLength - 1);
+  } finally {
+    exact.dispose();
+    quant.dispose();
+  }
+}
+
+describe('weights quantized at load', () => {
+  it('converts the language model and reports it, the vision tower stays as stored unless asked', async () => {
+    const dir = checkpointDir('qwen2-vl');
+    const stages: LoadProgress[] = [];
+    const m = await loadModel(dir, { weights: 'q4', onProgress: (p) => stages.push(p) });
+    const h = (m as unknown as { handle: Parameters<typeof native.modelWeightFormat>[0] }).handle;
+    expect(native.modelWeightFormat(h)).toBe('q4');
+    m.dispose();
+    const converting = stages.filter((s) => s.message.startsWith('quantizing'));
+    expect(converting.length).toBeGreaterThan(0);
+    for (let i = 1; i < stages.length; i++) expect(stages[i].fraction).toBeGreaterThanOrEqual(stages[i - 1].fraction);
+    for (const [weights, format] of [['bf16', 'bf16'], ['q8', 'q8'], ['auto', 'q8'], [undefined, 'bf16']] as const) {
+      const x = await loadModel(dir, weights === undefined ? {} : { weights, visionWeights: 'q8' });
+      expect(native.modelWeightFormat((x as unknown as { handle: Parameters<typeof native.modelWeightFormat>[0] }).handle)).toBe(format);
+      x.dispose();
+    }
+  });
+
+  it('refuses bad values with E_INPUT naming the option', async () => {
+    for (const [key, value] of [['weights', 'q2'], ['weights', 8], ['visionWeights', 'int4'], ['weights', null]] as const) {
+      const e = await loadModel(checkpointDir('qwen2-vl'), { [key]: value } as unknown as LoadOptions).catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(QwenVLError);
+      expect((e as QwenVLError).code).toBe('E_INPUT');
+      expect((e as QwenVLError).message).toContain(`options.${key}`);
+    }
+  });
+
+  // The fixtures are random-weight models 32 wide: no structure for the quantization to keep, so
+  // these are a worst case (a 4-bit step of a random group is ~8% of its weights' spread, and
+  // nearly flat logits make top-1 fragile). Measured (min cos / mean cos / top-1 agreement over 25
+  // positions) -> budget:
+  const BUDGETS: Record<string, Record<'q8' | 'q4', Agreement>> = {
+    // q8 0.9965 / 0.9991 / 0.83; q4 0.553 / 0.883 / 0.21
+    'qwen2-vl': { q8: { minCos: 0.99, meanCos: 0.998, top1: 0.75 }, q4: { minCos: 0.45, meanCos: 0.85, top1: 0.12 } },
+    // q8 0.9870 / 0.9985 / 0.83; q4 0.807 / 0.918 / 0.46
+    'qwen2.5-vl': { q8: { minCos: 0.975, meanCos: 0.997, top1: 0.75 }, q4: { minCos: 0.7, meanCos: 0.89, top1: 0.33 } },
+    // q8 0.9990 / 0.9994 / 0.96; q4 0.946 / 0.963 / 0.92
+    'qwen3-vl': { q8: { minCos: 0.997, meanCos: 0.999, top1: 0.87 }, q4: { minCos: 0.92, meanCos: 0.95, top1: 0.83 } },
+    // q8 0.9953 / 0.9992 / 0.96; q4 0.595 / 0.917 / 0.46 (experts as stored; attention, router-less MLP parts and head quantized)
+    'qwen3-vl-moe': { q8: { minCos: 0.99, meanCos: 0.998, top1: 0.87 }, q4: { minCos: 0.5, meanCos: 0.89, top1: 0.33 } },
+  };
+
+  const within = (r: Agreement, b: Agreement) => {
+    expect(r.meanCos).toBeGreaterThanOrEqual(b.meanCos);
+    expect(r.minCos).toBeGreaterThanOrEqual(b.minCos);
+    expect(r.top1).toBeGreaterThanOrEqual(b.top1);
+  };
+
+  for (const family of ['qwen2-vl', 'qwen2.5-vl', 'qwen3-vl', 'qwen3-vl-moe']) {
+    for (const weights of ['q8', 'q4'] as const) {
+      it(`${family} ${weights}: logits stay within the budget`, async () => {
+        const r = await measure(checkpointDir(family), family, weights);
+        within(r, BUDGETS[family][weights]);
+      });
+    }
+  }
+
+  describe('deeper checkpoint (8 decoder layers)', () => {
+    let deep: { dir: string; remove: () => void };
+    beforeAll(async () => {
+      deep = await writeDeepCheckpoint(8, 2);
+    });
+    afterAll(() => deep?.remove());
+    // Eight copies of random layers amplify every error (a chaotic network): measured q8 0.977 /
+    // 0.9960 / 0.75; q4 -0.04 / 0.691 / 0.08 (q4 keeps only the mean).
+    const DEEP: Record<'q8' | 'q4', Agreement> = {
+      q8: { minCos: 0.96, meanCos: 0.993, top1: 0.62 },
+      q4: { minCos: -1, meanCos: 0.6, top1: 0 },
+    };
+    for (const weights of ['q8', 'q4'] as const) {
+      it(`${weights}: logits stay within the budget`, async () => {
+        within(await measure(deep.dir, 'qwen2-vl', weights), DEEP[weights]);
+      });
+    }
+  });
+});
