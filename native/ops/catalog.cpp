@@ -30,6 +30,7 @@ std::vector<const OpFamilyBase*> op_catalog() {
       &attention_family(),
       &rope_family(),
       &matmul_family(),
+      &matmul_bf16_family(),
       &resample_family(),
       &finite_family(),
       &convert_family(),

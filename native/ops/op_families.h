@@ -27,6 +27,7 @@
   X(embedding, EmbeddingFn)           \
   X(finite, FiniteFn)                 \
   X(matmul, MatmulFn)                 \
+  X(matmul_bf16, MatmulFn)            \
   X(moe, MoeFn)                       \
   X(layer_norm, NormFn)               \
   X(rms_norm, NormFn)                 \

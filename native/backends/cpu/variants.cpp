@@ -2,6 +2,7 @@
 // ops/backends.h joins these with the other backends' lists into each family.
 #include "backends/cpu/variants.h"
 
+#include "backends/cpu/matmul_bf16_cpu.h"
 #include "backends/cpu/matmul_cpu.h"
 
 namespace qvl::cpu {
@@ -106,6 +107,16 @@ std::vector<ops::Variant<ops::MatmulFn>> matmul_variants() {
       {"generic", Device::Host, Isa::Generic, cpu::matmul_generic, kDense},
       {"avx2", Device::Host, Isa::Avx2, cpu::matmul_avx2, kDense},
       {"avx512", Device::Host, Isa::Avx512, cpu::matmul_avx512, kDense},
+  };
+}
+
+// bf16 activations x bf16 weights, f32 accumulation: only under Precision::Fast (ops/matmul.h).
+// On an AMX CPU amx wins; avx512bf16 serves CPUs with VDPBF16PS but no tiles (Zen 4/5).
+std::vector<ops::Variant<ops::MatmulFn>> matmul_bf16_variants() {
+  return {
+      {"reference", Device::Host, Isa::Reference, cpu::matmul_bf16_ref, kDense},
+      {"avx512bf16", Device::Host, Isa::Avx512Bf16, cpu::matmul_bf16_avx512bf16, kDense},
+      {"amx", Device::Host, Isa::Amx, cpu::matmul_bf16_amx, kDense},
   };
 }
 
