@@ -9,7 +9,7 @@ import type { LoadOptions } from './load.js';
 
 const KEYS = [
   'threads', 'device', 'onProgress', 'contextLength', 'maxInputPixels', 'maxVisualTokens', 'maxMemoryBytes',
-  'specialTokensInUserText', 'checkFinite', 'media', 'hub',
+  'specialTokensInUserText', 'checkFinite', 'media', 'hub', 'precision',
 ] as const;
 
 /** Most compute threads accepted. */
@@ -28,6 +28,7 @@ export function checkLoadOptions(options: unknown): LoadOptions {
   optInteger(w('maxMemoryBytes'), o.maxMemoryBytes, 1);
   optBoolean(w('specialTokensInUserText'), o.specialTokensInUserText);
   optBoolean(w('checkFinite'), o.checkFinite);
+  if (o.precision !== undefined && o.precision !== 'exact' && o.precision !== 'fast') throw expected(w('precision'), "'exact' or 'fast'", o.precision);
   // `media` is checked field by field where it is resolved (resolveMediaPolicy), `hub` where a Hub id is pulled (hubSettings).
   if (o.hub !== undefined && (o.hub === null || typeof o.hub !== 'object')) throw expected(w('hub'), 'an options object', o.hub);
   return o as LoadOptions;

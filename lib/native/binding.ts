@@ -212,7 +212,7 @@ export interface NativeSamplingParams {
 export interface NativeBinding {
   setErrorClass(ctor: new (code: string, message: string) => Error): void;
   /** Builds a model from its spec and weight files (native/napi/model.cpp). */
-  loadModel(spec: NativeModelSpec, names: WeightNames, files: NativeWeightFile[], options?: { checkFinite?: boolean }): Promise<NativeHandle>;
+  loadModel(spec: NativeModelSpec, names: WeightNames, files: NativeWeightFile[], options?: { checkFinite?: boolean; precision?: 'exact' | 'fast' }): Promise<NativeHandle>;
   modelEncodeVision(
     model: NativeHandle,
     pixels: Float32Array,

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "core/exec_context.h"
 #include "models/spec.h"
 #include "models/text.h"
 #include "models/vision.h"
@@ -21,15 +22,19 @@ struct WeightNames {
 class VlModel {
  public:
   // check_finite: refuse weights holding NaN or infinity (WeightStore::check_finite) before any
-  // part of the model is built from them.
-  VlModel(const ModelSpec& spec, const WeightNames& names, const std::vector<WeightFile>& files, bool check_finite);
+  // part of the model is built from them. precision: what the contexts of this model's vision
+  // encodes and forward passes carry (core/exec_context.h; loadModel's `precision` option).
+  VlModel(const ModelSpec& spec, const WeightNames& names, const std::vector<WeightFile>& files, bool check_finite,
+          Precision precision = Precision::Exact);
   const ModelSpec& spec() const { return spec_; }
   const VisionTower& vision() const { return *vision_; }
   const TextDecoder& text() const { return *text_; }
   uint64_t mapped_bytes() const { return weights_.mapped_bytes(); }
+  Precision precision() const { return precision_; }
 
  private:
   ModelSpec spec_;
+  Precision precision_;
   WeightStore weights_;
   std::unique_ptr<VisionTower> vision_;
   std::unique_ptr<TextDecoder> text_;

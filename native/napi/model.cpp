@@ -1,6 +1,6 @@
 // Models and sessions for JS. Handles are Napi::External wrapping shared_ptrs: a job in flight
 // holds its own reference, so dispose() from JS never frees memory a worker is using.
-//   loadModel(spec, names, files[, {checkFinite}]) -> Promise<handle>
+//   loadModel(spec, names, files[, {checkFinite, precision}]) -> Promise<handle>
 //   modelEncodeVision(handle, pixels, patchDim, grids, trace, cancel?) -> Promise<{embeds, deepstack, trace}>
 //   modelEncodeFeatures(handle, {images?, videos?}, cancel?) -> Promise<{features, imageTokens, tokens, levels, hidden}>
 //     (each run {pixels, patchDim, grids}; `features` is a handle sessionForward takes, the rows never copied to JS)
@@ -211,6 +211,8 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
     std::vector<models::WeightFile> files = parse_files(info[2].As<Napi::Array>());
     // Optional 4th argument {checkFinite}: scan the weights for NaN/inf at load (default true).
     bool check_finite = true;
+    // {precision}: 'exact' (default) or 'fast' (large matmuls in bf16; core/exec_context.h).
+    Precision precision = Precision::Exact;
     if (info.Length() > 3 && !info[3].IsUndefined()) {
       if (!info[3].IsObject()) throw make_error(env, "E_INPUT", "loadModel: options must be an object");
       Napi::Value cf = info[3].As<Napi::Object>().Get("checkFinite");
@@ -218,11 +220,19 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
         if (!cf.IsBoolean()) throw make_error(env, "E_INPUT", "loadModel: checkFinite must be a boolean");
         check_finite = cf.As<Napi::Boolean>().Value();
       }
+      Napi::Value pr = info[3].As<Napi::Object>().Get("precision");
+      if (!pr.IsUndefined()) {
+        const std::string v = pr.IsString() ? pr.As<Napi::String>().Utf8Value() : "";
+        if (v != "exact" && v != "fast") throw make_error(env, "E_INPUT", "loadModel: precision must be 'exact' or 'fast'");
+        precision = v == "fast" ? Precision::Fast : Precision::Exact;
+      }
     }
     models::find_family(spec.family);  // E_UNSUPPORTED before any file is mapped
     using P = std::shared_ptr<VlModel>;
     return run_async<P>(
-        env, [spec, names, files, check_finite] { return std::make_shared<VlModel>(spec, names, files, check_finite); },
+        env, [spec, names, files, check_finite, precision] {
+          return std::make_shared<VlModel>(spec, names, files, check_finite, precision);
+        },
         [](Napi::Env env, P& m) -> Napi::Value { return wrap(env, m); });
   });
 }
@@ -275,7 +285,7 @@ Napi::Value EncodeVision(const Napi::CallbackInfo& info) {
           // This encode's own scratch arena: concurrent encodes on one model never share one.
           Arena arena;
           ExecContext ctx(*pool);
-          ctx.with_arena(&arena).with_cancel(cancel.get());
+          ctx.with_arena(&arena).with_cancel(cancel.get()).with_precision(model->precision());
           r.out = model->vision().forward(in, ctx, r.trace.get());
           return r;
         },
@@ -334,7 +344,7 @@ Napi::Value EncodeFeatures(const Napi::CallbackInfo& info) {
           // This encode's own scratch arena (both runs reuse it): concurrent encodes never share one.
           Arena arena;
           ExecContext ctx(*pool);
-          ctx.with_arena(&arena).with_cancel(cancel.get());
+          ctx.with_arena(&arena).with_cancel(cancel.get()).with_precision(model->precision());
           models::VisionOutput img, vid;
           if (images->given) img = model->vision().forward(images->in, ctx, nullptr);
           if (videos->given) vid = model->vision().forward(videos->in, ctx, nullptr);
@@ -528,7 +538,7 @@ Napi::Value SessionForward(const Napi::CallbackInfo& info) {
           ForwardResult r;
           r.trace = std::make_shared<models::Trace>(want_trace);
           ExecContext ctx(*pool);
-          ctx.with_arena(&s->arena).with_cancel(cancel.get());
+          ctx.with_arena(&s->arena).with_cancel(cancel.get()).with_precision(s->model->precision());
           if (want_profile) {
             s->profiler.clear();
             ctx.with_profiler(&s->profiler);
