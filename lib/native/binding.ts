@@ -76,6 +76,8 @@ export interface NativeBenchMatmul {
   wDtype: 'f32' | 'bf16' | 'f16';
   variant: string;
   iters: number;
+  /** 'matmul' (default, exact) or 'matmul_bf16' (precision 'fast'). */
+  family?: 'matmul' | 'matmul_bf16';
 }
 
 /** One attention timing over a `seq`-token prompt. @internal */
@@ -273,6 +275,8 @@ export interface NativeBinding {
   benchMatmul(c: NativeBenchMatmul): Promise<number>;
   /** Seconds per call of one attention variant, best of `iters` after a warm-up; rejects when not built. */
   benchAttention(c: NativeBenchAttention): Promise<number>;
+  /** GFLOP/s of a compute-peak probe on every pool thread (native/tests/bench_peak.cpp). */
+  benchPeak(c: { kind: 'fma32' | 'dpbf16' | 'amx-bf16'; rounds: number }): Promise<number>;
   /** Maps a whole file copy-on-write (native/napi/safetensors.cpp). */
   mapFile(path: string): { handle: NativeMappedFile; size: number };
   /** Drops the handle's reference; views already made stay valid. Idempotent. */
