@@ -22,6 +22,9 @@ namespace {
 // A task's packed weights (kTaskCols x kKBlock bf16, 256 KiB) and accumulators (kTaskRows x
 // kTaskCols f32, 256 KiB) stay in L2 together with the 32-row slice of x being swept.
 constexpr int64_t kTaskCols = 128, kTaskRows = 512, kKBlock = 1024;
+// Steps of 32 k per block-kernel call: x's 32 rows and one column block's weights for them
+// (16 KiB each) fit L1 together, where a tile load keeps up with TDPBF16PS.
+constexpr int64_t kInnerSteps = 8;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
@@ -207,9 +210,15 @@ void task(const ops::MatmulParams& p, DType dt, const Bf16Kernels& k, const uint
       const int64_t kc = std::min(kKBlock, kp - k0), steps = kc / kBf16Step;
       pack(p, dt, n0, n1, k0, kc, wp);
       for (int64_t m = 0; m < rows; m += kBf16Block) {
-        const uint16_t* a = xb + (m0 + m) * kp + k0;
-        for (int64_t j = 0; j < cols; j += kBf16Block) {
-          k.block(a, kp, wp + (j / kBf16Block) * steps * kBf16StepElems, steps, acc + m * cols + j, cols, k0 > 0);
+        // kInnerSteps of k at a time: this 32-row slice of x (16 KiB) stays in L1 while the
+        // task's column blocks pass over it, each block's 16 KiB of weights coming from L2.
+        for (int64_t s0 = 0; s0 < steps; s0 += kInnerSteps) {
+          const int64_t n_steps = std::min(kInnerSteps, steps - s0);
+          const uint16_t* a = xb + (m0 + m) * kp + k0 + s0 * kBf16Step;
+          for (int64_t j = 0; j < cols; j += kBf16Block) {
+            k.block(a, kp, wp + ((j / kBf16Block) * steps + s0) * kBf16StepElems, n_steps, acc + m * cols + j, cols,
+                    k0 > 0 || s0 > 0);
+          }
         }
       }
     }
