@@ -7,6 +7,8 @@
 //   qwen2-vl      0.999981 / 0.999872 / 96.4% of 140    qwen2.5-vl 0.999812 / 0.998978 / 91.2% of 136
 //   qwen3-vl      0.999983 / 0.999972 / 98.9% of 183    qwen3-vl-moe 0.999968 / 0.999290 / 97.3% of 183
 //   generated 256-wide Qwen2-VL 0.999992 / 0.999988 / 99.1% of 215
+// With the AVX512-BF16 kernel instead (QWENVL_MAX_ISA=avx512bf16, the Zen 4/5 path) the same
+// cases measured 0.999815-0.999992 / 0.999005-0.999988 / 93.4-99.5%.
 // (the worst single position is reported, not held: one near-tie or one flipped MoE routing
 // moves it to 0.89 on the 32-wide MoE fixture). An AMX kernel that dropped its last k step
 // measured vision cos 0.37-0.79, logits cos 0.29-0.62, top-1 0-52%: far outside.
