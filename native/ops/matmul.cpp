@@ -74,9 +74,9 @@ void matmul(const MatmulParams& p, const ExecContext& ctx) {
   OpTimer timer(ctx, "matmul");
   check_matmul(p);
   check_cancel(p.cancel, "a matmul");
-  const Variant<MatmulFn>* fast = ctx.precision() == Precision::Fast && p.M >= kMatmulBf16MinRows
-                                      ? matmul_bf16_variant(ctx.device(), p.w.format)
-                                      : nullptr;
+  const Variant<MatmulFn>* fast =
+      ctx.precision() == Precision::Fast ? matmul_bf16_variant(ctx.device(), p.w.format) : nullptr;
+  if (fast && p.M < matmul_bf16_min_rows(fast->isa)) fast = nullptr;
   (fast ? *fast : matmul_variant(ctx.device(), p.w.format)).fn(p, ctx);
   check_cancel(p.cancel, "a matmul");
 }

@@ -42,13 +42,15 @@ const OpFamily<MatmulFn>& matmul_family();
 // and the choice between the two families is made in one place, matmul() below, from the
 // context's precision.
 const OpFamily<MatmulFn>& matmul_bf16_family();
-// Rows from which matmul() under Precision::Fast runs matmul_bf16 (measured with bench_matmul:
-// below it the bf16 path's per-call conversion of x and packing of w are not paid back).
-inline constexpr int64_t kMatmulBf16MinRows = 32;
+// Rows from which matmul() under Precision::Fast runs matmul_bf16 variant v. Measured with
+// bench_matmul at the 2B model's widths on Sapphire Rapids (2 threads): AMX beats the exact
+// avx512 path from M = 8 (1.2-3x; at M = 4 the exact streaming kernel is as fast or faster).
+// The AVX512-BF16 kernel computes whole 32-row blocks, so fewer rows only waste its work.
+inline int64_t matmul_bf16_min_rows(Isa isa) { return isa == Isa::Amx ? 8 : 32; }
 
 // Validates shapes/strides (E_INPUT) and runs the best variant for p.w.format; throws E_ABORTED /
 // E_DISPOSED when p.cancel is set. Under ctx.precision() == Fast, problems of at least
-// kMatmulBf16MinRows rows go to matmul_bf16 when this machine has a bf16 kernel for the format
+// matmul_bf16_min_rows rows go to matmul_bf16 when this machine has a bf16 kernel for the format
 // (AMX, or AVX512-BF16); without one they stay exact.
 void matmul(const MatmulParams& p, const ExecContext& ctx);
 // Throws E_INPUT unless p describes a consistent problem (the kernels assume it does).

@@ -9,7 +9,7 @@
 // Shapes cover the driver's seams: 32-row blocks and 16/32-output tiles (M, N not multiples),
 // 32-k steps (K odd, K < 32), the 1024-k weight blocks (K = 1025, 2100: accumulating blocks),
 // 512-row and 128-output tasks (M = 513, N = 300), row and output strides, bias or none.
-// Also: matmul() under Precision::Fast runs the bf16 kernel from kMatmulBf16MinRows rows and the
+// Also: matmul() under Precision::Fast runs the bf16 kernel from matmul_bf16_min_rows rows and the
 // exact one below it, a set cancel token stops the kernels before they write, and no thread
 // keeps a tile configuration after an AMX call.
 #include <cmath>
@@ -129,9 +129,10 @@ bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
 std::vector<Result> dispatch_cases(ThreadPool& pool, Rng& rng) {
   std::vector<Result> out;
   const ops::Variant<ops::MatmulFn>* fast = ops::matmul_bf16_variant(Device::Host, WeightFormat::BF16);
-  for (const int64_t M : {ops::kMatmulBf16MinRows - 1, ops::kMatmulBf16MinRows}) {
+  const int64_t min_rows = fast ? ops::matmul_bf16_min_rows(fast->isa) : 8;
+  for (const int64_t M : {min_rows - 1, min_rows}) {
     Problem pr = make_problem({M, 70, 40}, WeightFormat::BF16, true, false, rng);
-    const bool wants_fast = fast && M >= ops::kMatmulBf16MinRows;
+    const bool wants_fast = fast && M >= min_rows;
     const std::string what = "Precision::Fast at M=" + std::to_string(M) + " runs " +
                              (wants_fast ? std::string("matmul_bf16 ") + fast->name : std::string("the exact matmul"));
     out.push_back(expect_accepted("matmul_bf16", what, [&] {
