@@ -85,11 +85,14 @@ class ExecContext {
   ExecContext& on_device(Device d, void* stream) { device_ = d; stream_ = stream; return *this; }
 
   // The context for ops a kernel calls from inside its own work (MoE experts through matmul):
-  // the given pool, no profiler (the outer op's time already includes them).
+  // the given pool, no profiler (the outer op's time already includes them), and no arena: such
+  // ops may run on several pool threads at once, and the arena serves one thread (an op that
+  // wants scratch space, like matmul_bf16's bf16 copy of x, then allocates its own).
   ExecContext nested(ThreadPool& pool) const {
     ExecContext c = *this;
     c.pool_ = &pool;
     c.profiler_ = nullptr;
+    c.arena_ = nullptr;
     return c;
   }
 
