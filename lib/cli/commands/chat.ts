@@ -23,6 +23,8 @@ options:
   --top-k K            sample among the K most likely tokens (integer >= 0; 0 = all)
   --seed S             sampling seed (integer >= 0)
   --threads N          compute threads (integer from 1 to 1024; default: physical cores)
+  --precision P        exact (default) or fast: bf16 prefill and vision tower on AMX /
+                       AVX512-BF16 (see README, "Precision")
   --draw OUT.png       draw the reply's boxes and points on the image (needs --image); with
                        several images, one file each: OUT-1.png, OUT-2.png, ...
   -h, --help           show this help
@@ -67,6 +69,7 @@ export const chatCommand: Command = {
     'top-k': { type: 'string' },
     seed: { type: 'string' },
     threads: { type: 'string' },
+    precision: { type: 'string' },
     'video-fps': { type: 'string' },
     'video-max-frames': { type: 'string' },
     draw: { type: 'string' },
@@ -94,6 +97,10 @@ export const chatCommand: Command = {
       seed: num('seed', (r) => integerFlag('--seed', r, 0)),
     };
     const threads = num('threads', (r) => integerFlag('--threads', r, 1, 1024));
+    const precision = stringValue(values, 'precision');
+    if (precision !== undefined && precision !== 'exact' && precision !== 'fast') {
+      throw new UsageError(`--precision must be exact or fast, got '${precision}'`);
+    }
     const videoFps = num('video-fps', (r) => numberFlag('--video-fps', r, (x) => x > 0, 'a number > 0'));
     const videoMaxFrames = num('video-max-frames', (r) => integerFlag('--video-max-frames', r, 1));
     const videoSampling = {
@@ -103,7 +110,10 @@ export const chatCommand: Command = {
 
     // Loaded only now, so that help and usage errors work without the native addon.
     const { loadModel } = await import('../../model/load.js');
-    const m = await loadModel(model, threads !== undefined ? { threads } : {});
+    const m = await loadModel(model, {
+      ...(threads !== undefined ? { threads } : {}),
+      ...(precision !== undefined ? { precision } : {}),
+    });
     try {
       const content: ContentPart[] = [
         ...stringList(values, 'image').map((p) => ({ type: 'image', image: p }) as ContentPart),
