@@ -28,6 +28,7 @@ std::vector<const OpFamilyBase*> op_catalog() {
       &rms_norm_family(),
       &embedding_family(),
       &attention_family(),
+      &attention_bf16_family(),
       &rope_family(),
       &matmul_family(),
       &matmul_bf16_family(),

@@ -23,6 +23,7 @@
 #define QVL_OP_FAMILIES(X)            \
   X(activation, ActivationFn)         \
   X(attention, AttentionFn)           \
+  X(attention_bf16, AttentionFn)      \
   X(convert, ConvertFn)               \
   X(embedding, EmbeddingFn)           \
   X(finite, FiniteFn)                 \

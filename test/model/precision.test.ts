@@ -1,14 +1,16 @@
-// precision: 'fast' (bf16 activations and weights, f32 accumulation in the large matmuls) against
+// precision: 'fast' (bf16 activations and weights, f32 accumulation in the large matmuls and the
+// vision attention) against
 // 'exact' on the four reference fixtures and on a wider generated checkpoint: cosine of the
 // vision embeddings, cosine of the logits at every position, and top-1 agreement at every
 // position of a teacher-forced run (the prompt plus exact's own greedy answer, fed to both).
-// Budgets (README, "Precision") come from the values measured on Sapphire Rapids (AMX), with room
-// for other CPUs' accumulation orders (vision cos / mean logits cos / top-1 over positions):
-//   qwen2-vl      0.999981 / 0.999872 / 96.4% of 140    qwen2.5-vl 0.999812 / 0.998978 / 91.2% of 136
-//   qwen3-vl      0.999983 / 0.999972 / 98.9% of 183    qwen3-vl-moe 0.999968 / 0.999208 / 96.7% of 183
+// Budgets (README, "Precision") come from the values measured on Sapphire Rapids (AMX matmuls and
+// vision attention), with room for other CPUs' accumulation orders (vision cos / mean logits
+// cos / top-1 over positions):
+//   qwen2-vl      0.999979 / 0.999850 / 97.1% of 140    qwen2.5-vl 0.999745 / 0.998820 / 89.0% of 136
+//   qwen3-vl      0.999974 / 0.999962 / 95.1% of 183    qwen3-vl-moe 0.999956 / 0.999827 / 98.4% of 183
 //   generated 256-wide Qwen2-VL 0.999992 / 0.999988 / 99.1% of 215
-// With the AVX512-BF16 kernel instead (QWENVL_MAX_ISA=avx512bf16, the Zen 4/5 path) the same
-// cases measured 0.999815-0.999992 / 0.999005-0.999988 / 93.4-99.5%.
+// With the AVX512-BF16 matmul instead (QWENVL_MAX_ISA=avx512bf16, the Zen 4/5 path: exact
+// attention) the same cases measured 0.999815-0.999992 / 0.999005-0.999988 / 93.4-99.5%.
 // (the worst single position is reported, not held: one near-tie or one flipped MoE routing
 // moves it to 0.89 on the 32-wide MoE fixture). An AMX kernel that dropped its last k step
 // measured vision cos 0.37-0.79, logits cos 0.29-0.62, top-1 0-52%: far outside.

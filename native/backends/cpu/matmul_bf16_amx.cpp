@@ -69,6 +69,8 @@ const Bf16Kernels kKernels = {block, begin, end};
 
 }  // namespace
 
+const Bf16Kernels& amx_bf16_kernels() { return kKernels; }
+
 QVL_TARGET_AMX bool amx_tiles_released() {
   TileConfig now;
   now.palette = 0xff;

@@ -35,6 +35,19 @@ struct Bf16Kernels {
   void (*end)();
 };
 
+// Rows of a matrix the packer reads: row n at data + n * ld elements of dtype (F32, BF16 or F16),
+// K elements long (k past K packs as zero).
+struct Bf16PanelSource {
+  const void* data;
+  int64_t ld, K;
+  DType dtype;
+};
+// Packs rows [n0, n1) x k [k0, k0 + kc) (kc a multiple of 32) into the block kernels' layout:
+// 32-row blocks one after another, each kc / 32 packed steps; rows past n1 pack as zero.
+void pack_bf16_panels(const Bf16PanelSource& src, int64_t n0, int64_t n1, int64_t k0, int64_t kc, uint16_t* out);
+// The AMX block kernel and its tile setup (attention_bf16 reuses them).
+const Bf16Kernels& amx_bf16_kernels();
+
 // For the parity harness (AMX CPUs only): true when the calling thread holds no tile
 // configuration (STTILECFG stores zeros once the tiles are released).
 bool amx_tiles_released();

@@ -116,17 +116,17 @@ QVL_TARGET_AVX512BF16 inline void transpose16x16(__m512i r[16]) {
 // Packs outputs [n0, n1) (n1 - n0 <= kTaskCols) x k [k0, k0 + kc) (kc a multiple of 32; k past K
 // and outputs past n1 pack as zero) into blocks of 32 outputs, each `kc / 32` packed steps.
 template <DType DT>
-QVL_TARGET_AVX512BF16 void pack_weights(const ops::MatmulParams& p, int64_t n0, int64_t n1, int64_t k0, int64_t kc,
+QVL_TARGET_AVX512BF16 void pack_weights(const Bf16PanelSource& p, int64_t n0, int64_t n1, int64_t k0, int64_t kc,
                                         uint16_t* out) {
   constexpr int64_t kBytes = DT == DType::F32 ? 4 : 2;
   const int64_t steps = kc / kBf16Step;
-  const char* base = static_cast<const char*>(p.w.data);
+  const char* base = static_cast<const char*>(p.data);
   for (int64_t nb = n0; nb < n1; nb += 16) {
     const void* rows[16];
     bool valid[16];
     for (int j = 0; j < 16; ++j) {
       valid[j] = nb + j < n1;
-      rows[j] = base + (valid[j] ? nb + j : n0) * p.w.ld * kBytes;
+      rows[j] = base + (valid[j] ? nb + j : n0) * p.ld * kBytes;
     }
     const int64_t local = nb - n0;  // 16-column group within the task
     uint16_t* dst = out + (local / kBf16Block) * steps * kBf16StepElems + (local % kBf16Block) / 16 * 512;
@@ -147,9 +147,11 @@ QVL_TARGET_AVX512BF16 void pack_weights(const ops::MatmulParams& p, int64_t n0, 
   }
 }
 
-QVL_TARGET_AVX512BF16 void pack(const ops::MatmulParams& p, DType dt, int64_t n0, int64_t n1, int64_t k0, int64_t kc,
-                                uint16_t* out) {
-  switch (dt) {
+}  // namespace
+
+QVL_TARGET_AVX512BF16 void pack_bf16_panels(const Bf16PanelSource& p, int64_t n0, int64_t n1, int64_t k0, int64_t kc,
+                                            uint16_t* out) {
+  switch (p.dtype) {
     case DType::F32: return pack_weights<DType::F32>(p, n0, n1, k0, kc, out);
     case DType::BF16: return pack_weights<DType::BF16>(p, n0, n1, k0, kc, out);
     case DType::F16: return pack_weights<DType::F16>(p, n0, n1, k0, kc, out);
@@ -158,6 +160,8 @@ QVL_TARGET_AVX512BF16 void pack(const ops::MatmulParams& p, DType dt, int64_t n0
     case DType::U8: return;  // refused by dense_storage
   }
 }
+
+namespace {
 
 // Rows [m0, m1) of x as bf16 into xb (row stride kp), zero from K to kp; rows past M are zero.
 QVL_TARGET_AVX512BF16 void convert_rows(const ops::MatmulParams& p, int64_t m0, int64_t m1, int64_t kp, uint16_t* xb) {
@@ -199,7 +203,7 @@ struct TileScope {  // begin/end around a thread's share of the work, also when 
 };
 
 // Outputs [n0, n1) x rows [m0, m1) (m0 a multiple of 32; rows up to round_up(m1, 32) exist in xb).
-void task(const ops::MatmulParams& p, DType dt, const Bf16Kernels& k, const uint16_t* xb, int64_t kp, int64_t n0,
+void task(const ops::MatmulParams& p, const Bf16PanelSource& w, const Bf16Kernels& k, const uint16_t* xb, int64_t kp, int64_t n0,
           int64_t n1, int64_t m0, int64_t m1) {
   const int64_t cols = round_up(n1 - n0, kBf16Block), rows = round_up(m1 - m0, kBf16Block);
   float* acc = thread_buffer<float, 0>(static_cast<size_t>(kTaskRows * kTaskCols));
@@ -208,7 +212,7 @@ void task(const ops::MatmulParams& p, DType dt, const Bf16Kernels& k, const uint
     TileScope tiles(k);
     for (int64_t k0 = 0; k0 < kp; k0 += kKBlock) {
       const int64_t kc = std::min(kKBlock, kp - k0), steps = kc / kBf16Step;
-      pack(p, dt, n0, n1, k0, kc, wp);
+      pack_bf16_panels(w, n0, n1, k0, kc, wp);
       for (int64_t m = 0; m < rows; m += kBf16Block) {
         // kInnerSteps of k at a time: this 32-row slice of x (16 KiB) stays in L1 while the
         // task's column blocks pass over it, each block's 16 KiB of weights coming from L2.
@@ -235,7 +239,7 @@ void run_matmul_bf16(const ops::MatmulParams& p, const ExecContext& ctx, const B
       for (int64_t n = 0; n < p.N; ++n) p.y[m * p.ldy + n] = p.bias ? p.bias[n] : 0.0f;
     return;
   }
-  const DType dt = dense_storage(p.w.format);
+  const Bf16PanelSource w{p.w.data, p.w.ld, p.K, dense_storage(p.w.format)};
   ThreadPool& pool = ctx.pool();
   const int64_t kp = round_up(p.K, kBf16Step), mp = round_up(p.M, kBf16Block);
   // x as bf16: from the context's arena when it has one (given back when this call returns).
@@ -262,7 +266,7 @@ void run_matmul_bf16(const ops::MatmulParams& p, const ExecContext& ctx, const B
     for (int64_t t = b; t < e; ++t) {
       if (p.cancel && p.cancel->cancelled()) return;  // matmul() throws once the variant returns
       const int64_t n0 = (t / m_chunks) * cols, m0 = (t % m_chunks) * kTaskRows;
-      task(p, dt, k, xb, kp, n0, std::min(n0 + cols, p.N), m0, std::min(m0 + kTaskRows, p.M));
+      task(p, w, k, xb, kp, n0, std::min(n0 + cols, p.N), m0, std::min(m0 + kTaskRows, p.M));
     }
   });
 }

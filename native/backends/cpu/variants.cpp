@@ -15,6 +15,8 @@ void attention_ref(const ops::AttentionParams& p, const ExecContext& ctx);
 void attention_generic(const ops::AttentionParams& p, const ExecContext& ctx);
 void attention_avx2(const ops::AttentionParams& p, const ExecContext& ctx);
 void attention_avx512(const ops::AttentionParams& p, const ExecContext& ctx);
+void attention_bf16_ref(const ops::AttentionParams& p, const ExecContext& ctx);
+void attention_bf16_amx(const ops::AttentionParams& p, const ExecContext& ctx);
 void convert_ref(const ops::ConvertParams& p, const ExecContext& ctx);
 void convert_generic(const ops::ConvertParams& p, const ExecContext& ctx);
 void embedding_ref(const ops::EmbeddingParams& p, const ExecContext& ctx);
@@ -73,6 +75,14 @@ std::vector<ops::Variant<ops::AttentionFn>> attention_variants() {
       {"generic", Device::Host, Isa::Generic, &cpu::attention_generic},
       {"avx2", Device::Host, Isa::Avx2, &cpu::attention_avx2},
       {"avx512", Device::Host, Isa::Avx512, &cpu::attention_avx512},
+  };
+}
+
+// bf16 scores and weights on AMX tiles, non-causal only: under Precision::Fast (ops/attention.h).
+std::vector<ops::Variant<ops::AttentionFn>> attention_bf16_variants() {
+  return {
+      {"reference", Device::Host, Isa::Reference, &cpu::attention_bf16_ref},
+      {"amx", Device::Host, Isa::Amx, &cpu::attention_bf16_amx},
   };
 }
 
