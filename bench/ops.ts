@@ -183,6 +183,39 @@ async function bf16Rows(peak: Map<string, { median: number }>): Promise<Row[]> {
   return rows;
 }
 
+// The vision tower's attention (non-causal, 16 heads of 80 as in the 2B ViT) exact vs bf16:
+// 1024 patches is a 448x448 image, 4096 about 900x900.
+async function bf16AttentionRows(): Promise<Row[]> {
+  const bf16 = available('attention_bf16').filter((v) => v !== 'reference');
+  const exact = available('attention').includes('avx512') ? ['avx512'] : [];
+  if (bf16.length === 0) return [];
+  const rows: Row[] = [];
+  for (const seq of [1024, 4096]) {
+    const group: Row[] = [];
+    for (const [family, variant] of [...exact.map((v) => ['attention', v] as const), ...bf16.map((v) => ['attention_bf16', v] as const)]) {
+      const times: number[] = [];
+      let note: string | undefined;
+      for (let r = 0; r < REPEATS && note === undefined; r++) {
+        const t = await timeOrNote(() => native.benchAttention({ seq, heads: 16, kvHeads: 16, headDim: 80, causal: false, variant, iters: 2, family }));
+        if (t.seconds !== undefined) times.push(t.seconds);
+        note = t.note;
+      }
+      const row: Row = { op: family, shape: `seq=${seq} h=16 d=80 full`, variant, note };
+      if (times.length > 0) {
+        times.sort((a, b) => a - b);
+        row.seconds = times[Math.floor(times.length / 2)];
+        row.gflops = (4 * seq * seq * 80 * 16) / row.seconds / 1e9;
+        row.note = `spread ${((100 * (times[times.length - 1] - times[0])) / times[0]).toFixed(0)}%`;
+      }
+      group.push(row);
+    }
+    const base = group.find((r) => r.variant === 'avx512')?.seconds;
+    for (const r of group) if (base !== undefined && r.seconds !== undefined) r.ratio = base / r.seconds;
+    rows.push(...group);
+  }
+  return rows;
+}
+
 function printBf16(rows: Row[]): void {
   const header = ['op', 'shape', 'variant', 'ms', 'GFLOP/s', 'of peak', 'xavx512', 'note'];
   const table = rows.map((r) => [
@@ -259,5 +292,5 @@ async function bf16Table(): Promise<void> {
   console.log(`\ncompute peaks, all ${info.threads} threads, operands resident (median of ${PEAK_REPEATS}, min-max):`);
   for (const [kind, p] of peak) console.log(`  ${kind.padEnd(9)} ${p.median.toFixed(0).padStart(6)} GFLOP/s  (${p.min.toFixed(0)}-${p.max.toFixed(0)})`);
   console.log(`\nprecision 'fast' (matmul_bf16) at prefill / vision shapes, median of ${REPEATS} (best of 2 calls each); of peak = GFLOP/s over the variant's ISA peak above\n`);
-  printBf16(await bf16Rows(peak));
+  printBf16([...(await bf16Rows(peak)), ...(await bf16AttentionRows())]);
 }

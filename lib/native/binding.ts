@@ -89,6 +89,8 @@ export interface NativeBenchAttention {
   causal: boolean;
   variant: string;
   iters: number;
+  /** 'attention' (default, exact) or 'attention_bf16' (precision 'fast', non-causal). */
+  family?: 'attention' | 'attention_bf16';
 }
 
 /** @internal */

@@ -66,6 +66,7 @@ Napi::Value BenchAttention(const Napi::CallbackInfo& info) {
                            int_field(o, fn, "kvHeads"),  int_field(o, fn, "headDim"),
                            causal.As<Napi::Boolean>().Value(), string_field(o, fn, "variant"),
                            iters_field(o, fn)};
+    if (!o.Get("family").IsUndefined()) c.family = string_field(o, fn, "family");
     return run_async<double>(env, [c] { return bench::attention_seconds(c); }, seconds);
   });
 }

@@ -37,7 +37,8 @@ double matmul_seconds(const MatmulCase& c);
 // (AVX-512 f32 FMA), "dpbf16" (VDPBF16PS) or "amx-bf16" (TDPBF16PS); `rounds` per thread.
 double peak_gflops(const std::string& kind, int64_t rounds);
 
-struct AttentionCase { int64_t seq, heads, kv_heads, head_dim; bool causal; std::string variant; int iters; };
+// family: "attention" (exact) or "attention_bf16" (precision 'fast', non-causal only).
+struct AttentionCase { int64_t seq, heads, kv_heads, head_dim; bool causal; std::string variant; int iters; std::string family = "attention"; };
 double attention_seconds(const AttentionCase& c);
 
 }  // namespace qvl::bench
