@@ -160,8 +160,10 @@ std::vector<Result> parity_attention_bf16(uint64_t seed) {
   }
   // attention() under Precision::Fast: non-causal runs the bf16 kernel (bit for bit), causal the exact one.
   const auto& fam = ops::attention_bf16_family();
-  const ops::Variant<ops::AttentionFn>* amx = nullptr;
-  for (const auto& v : fam.runnable()) if (v.isa == Isa::Amx && ops::OpFamilyBase::allowed(v.device, v.isa)) amx = &v;
+  const ops::Variant<ops::AttentionFn>* amx = nullptr;  // into fam.variants(), which outlives this
+  for (const auto& v : fam.variants()) {
+    if (v.isa == Isa::Amx && ops::OpFamilyBase::allowed(v.device, v.isa)) amx = &v;
+  }
   for (const bool causal : {false, true}) {
     const std::string what = std::string("Precision::Fast, ") + (causal ? "causal: the exact attention" : "non-causal: attention_bf16") +
                              (amx || causal ? "" : " (no AMX here: exact)");
@@ -185,6 +187,24 @@ std::vector<Result> parity_attention_bf16(uint64_t seed) {
       else amx->fn(p, ExecContext(*dflt));
       if (std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) != 0) fail(ErrorCode::Native, "attention() ran another kernel");
       if (amx && !causal && !cpu::amx_tiles_released()) fail(ErrorCode::Native, "the calling thread kept its tile configuration");
+    }));
+  }
+  // A set cancel token: the kernel stops before its first query block (out untouched).
+  if (amx) {
+    results.push_back(expect_accepted("attention_bf16", "amx: cancelled before the first query block, out untouched", [&] {
+      const int64_t T = 70, H = 2, D = 40;
+      std::vector<float> qkv(static_cast<size_t>(T * 3 * H * D), 0.5f), out(static_cast<size_t>(T * H * D), kUntouched);
+      AttentionSegment seg{0, T, 0, T};
+      CancelToken aborted;
+      aborted.cancel(CancelToken::Reason::Aborted);
+      AttentionParams p;
+      p.Hq = p.Hkv = H, p.D = D, p.Tq = p.Tk = T, p.scale = 0.2f, p.cancel = &aborted;
+      p.q = qkv.data(), p.k = qkv.data() + H * D, p.v = qkv.data() + 2 * H * D;
+      p.ldq = p.ldk = p.ldv = 3 * H * D, p.ldo = H * D, p.out = out.data();
+      p.segments = &seg, p.n_segments = 1;
+      amx->fn(p, ExecContext(three));
+      for (float x : out)
+        if (x != kUntouched) fail(ErrorCode::Native, "wrote out after the token was set");
     }));
   }
   results.push_back(expect_rejected("attention_bf16", "causal problems are refused (E_UNSUPPORTED)", [] {
