@@ -5,6 +5,9 @@
  * extrapolate to the full depth. The decode step is compared with a roofline measured in the same
  * process: the weight bytes a token reads divided by the matmul op's own M=1 bandwidth.
  *
+ * Where the CPU has a bf16 kernel (AMX, AVX512-BF16), the vision tower and the prefill are timed
+ * again under `precision: 'fast'` on the same checkpoint, with the speed-up over exact.
+ *
  * `QWENVL_BENCH_LAYERS` (default 4) and `QWENVL_BENCH_VISION_DEPTH` (default 2) set the depths.
  * @module
  */
@@ -55,7 +58,41 @@ export async function runModel(): Promise<void> {
     } finally {
       model.dispose();
     }
+    if ((native.info().ops.matmul_bf16?.variants ?? []).some((v) => v.available && v.name !== 'reference')) await timeFast(ckpt.dir, depth);
   } finally {
     await ckpt.remove();
+  }
+}
+
+/** The vision tower and the prefill under precision 'fast' against exact, on the same image and prompt. */
+async function timeFast(dir: string, depth: number): Promise<void> {
+  const side = 448;
+  const pixels = new Uint8Array(side * side * 3).map((_, i) => (i * 37) & 0xff);
+  const image = { data: pixels, width: side, height: side };
+  const messages = [{ role: 'user', content: [{ type: 'image', image }, { type: 'text', text: 'Describe this image in detail.' }] }];
+  const times: Record<string, { vision: number[]; prefill: number[] }> = {};
+  // Alternating exact and fast runs, three each: the machine's load drifts, the ratio less so.
+  const models = { exact: await loadModel(dir), fast: await loadModel(dir, { precision: 'fast' }) };
+  try {
+    for (const m of Object.values(models)) await m.encodeImages([image]);
+    const prepared = await models.exact.prepare(messages);
+    for (let i = 0; i < 3; i++) {
+      for (const [name, m] of Object.entries(models)) {
+        const t = (times[name] ??= { vision: [], prefill: [] });
+        t.vision.push((await time(() => m.encodeImages([image])))[1]);
+        t.prefill.push((await time(() => m.logits(prepared)))[1]);
+      }
+    }
+    const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+    const span = (a: number[]) => `${(Math.min(...a) * 1e3).toFixed(0)}-${(Math.max(...a) * 1e3).toFixed(0)} ms`;
+    const chosen = native.info().ops.matmul_bf16?.chosen;
+    console.log(`\nprecision 'fast' (matmul_bf16 ${chosen}), median of 3 (min-max), ${depth} vision blocks, ${prepared.seqLength}-token prompt:`);
+    for (const stage of ['vision', 'prefill'] as const) {
+      const e = times.exact[stage], f = times.fast[stage];
+      console.log(`${stage.padEnd(8)} exact ${(med(e) * 1e3).toFixed(0)} ms (${span(e)})  fast ${(med(f) * 1e3).toFixed(0)} ms (${span(f)})  x${(med(e) / med(f)).toFixed(2)}`);
+    }
+  } finally {
+    models.exact.dispose();
+    models.fast.dispose();
   }
 }

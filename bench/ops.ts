@@ -21,6 +21,8 @@ interface Row {
   gflops?: number;
   gbps?: number;
   ratio?: number;
+  /** GFLOP/s over the compute peak of the variant's ISA measured in this run (bf16 table). */
+  ofPeak?: number;
   note?: string;
 }
 
@@ -117,6 +119,128 @@ async function attentionRows(): Promise<Row[]> {
   return rows;
 }
 
+// Prefill (M=512, a 4096-token prompt) and vision-tower (M=4096 patches) shapes of the 2B model:
+// MLP up/gate and down, the ViT's qkv and MLP.
+const BF16_SHAPES: [number, number][] = [
+  [1536, 8960],
+  [8960, 1536],
+  [1280, 3840],
+  [1280, 5120],
+  [5120, 1280],
+];
+// The peak probe each variant's GFLOP/s is measured against.
+const PEAK_OF: Record<string, 'fma32' | 'dpbf16' | 'amx-bf16'> = { avx512: 'fma32', avx512bf16: 'dpbf16', amx: 'amx-bf16' };
+const PEAK_ROUNDS: Record<string, number> = { fma32: 20_000_000, dpbf16: 20_000_000, 'amx-bf16': 2_000_000 };
+const PEAK_REPEATS = 5;
+
+/** Each probe PEAK_REPEATS times: the median is the peak used; min and max show the noise. */
+async function peaks(): Promise<Map<string, { median: number; min: number; max: number }>> {
+  const out = new Map<string, { median: number; min: number; max: number }>();
+  for (const kind of ['fma32', 'dpbf16', 'amx-bf16'] as const) {
+    const runs: number[] = [];
+    try {
+      for (let i = 0; i < PEAK_REPEATS; i++) runs.push(await native.benchPeak({ kind, rounds: PEAK_ROUNDS[kind] }));
+    } catch (err) {
+      console.log(`peak ${kind}: n/a (${(err as Error).message})`);
+      continue;
+    }
+    runs.sort((a, b) => a - b);
+    out.set(kind, { median: runs[Math.floor(runs.length / 2)], min: runs[0], max: runs[runs.length - 1] });
+  }
+  return out;
+}
+
+// precision 'fast': the bf16 variants against the exact path's best (avx512) on the same shapes,
+// each timed REPEATS times (best of 2 calls each) to show the spread on a shared machine.
+const REPEATS = 3;
+async function bf16Rows(peak: Map<string, { median: number }>): Promise<Row[]> {
+  const bf16 = available('matmul_bf16').filter((v) => v !== 'reference');
+  const exact = available('matmul').includes('avx512') ? ['avx512'] : [];
+  if (bf16.length === 0) return [{ op: 'matmul_bf16', shape: '-', variant: '-', note: 'n/a (no AMX or AVX512-BF16 here)' }];
+  const rows: Row[] = [];
+  for (const M of [512, 4096]) {
+    for (const [K, N] of BF16_SHAPES) {
+      const group: Row[] = [];
+      for (const [family, variant] of [...exact.map((v) => ['matmul', v] as const), ...bf16.map((v) => ['matmul_bf16', v] as const)]) {
+        const times: number[] = [];
+        let note: string | undefined;
+        for (let r = 0; r < REPEATS && note === undefined; r++) {
+          const t = await timeOrNote(() => native.benchMatmul({ M, K, N, wDtype: 'bf16', variant, iters: 2, family }));
+          if (t.seconds !== undefined) times.push(t.seconds);
+          note = t.note;
+        }
+        const row: Row = { op: family, shape: `M=${M} K=${K} N=${N} bf16`, variant, note };
+        if (times.length > 0) {
+          times.sort((a, b) => a - b);
+          row.seconds = times[Math.floor(times.length / 2)];
+          row.gflops = (2 * M * K * N) / row.seconds / 1e9;
+          const spread = (100 * (times[times.length - 1] - times[0])) / times[0];
+          row.note = `spread ${spread.toFixed(0)}%`;
+          const p = peak.get(PEAK_OF[variant] ?? '');
+          if (p) row.ofPeak = row.gflops / p.median;
+        }
+        group.push(row);
+      }
+      const base = group.find((r) => r.variant === 'avx512')?.seconds;
+      for (const r of group) if (base !== undefined && r.seconds !== undefined) r.ratio = base / r.seconds;
+      rows.push(...group);
+    }
+  }
+  return rows;
+}
+
+// The vision tower's attention (non-causal, 16 heads of 80 as in the 2B ViT) exact vs bf16:
+// 1024 patches is a 448x448 image, 4096 about 900x900.
+async function bf16AttentionRows(): Promise<Row[]> {
+  const bf16 = available('attention_bf16').filter((v) => v !== 'reference');
+  const exact = available('attention').includes('avx512') ? ['avx512'] : [];
+  if (bf16.length === 0) return [];
+  const rows: Row[] = [];
+  for (const seq of [1024, 4096]) {
+    const group: Row[] = [];
+    for (const [family, variant] of [...exact.map((v) => ['attention', v] as const), ...bf16.map((v) => ['attention_bf16', v] as const)]) {
+      const times: number[] = [];
+      let note: string | undefined;
+      for (let r = 0; r < REPEATS && note === undefined; r++) {
+        const t = await timeOrNote(() => native.benchAttention({ seq, heads: 16, kvHeads: 16, headDim: 80, causal: false, variant, iters: 2, family }));
+        if (t.seconds !== undefined) times.push(t.seconds);
+        note = t.note;
+      }
+      const row: Row = { op: family, shape: `seq=${seq} h=16 d=80 full`, variant, note };
+      if (times.length > 0) {
+        times.sort((a, b) => a - b);
+        row.seconds = times[Math.floor(times.length / 2)];
+        row.gflops = (4 * seq * seq * 80 * 16) / row.seconds / 1e9;
+        row.note = `spread ${((100 * (times[times.length - 1] - times[0])) / times[0]).toFixed(0)}%`;
+      }
+      group.push(row);
+    }
+    const base = group.find((r) => r.variant === 'avx512')?.seconds;
+    for (const r of group) if (base !== undefined && r.seconds !== undefined) r.ratio = base / r.seconds;
+    rows.push(...group);
+  }
+  return rows;
+}
+
+function printBf16(rows: Row[]): void {
+  const header = ['op', 'shape', 'variant', 'ms', 'GFLOP/s', 'of peak', 'xavx512', 'note'];
+  const table = rows.map((r) => [
+    r.op,
+    r.shape,
+    r.variant,
+    r.seconds === undefined ? '' : fmt(r.seconds * 1e3, 2),
+    fmt(r.gflops, 0),
+    r.ofPeak === undefined ? '' : `${(100 * r.ofPeak).toFixed(0)}%`,
+    fmt(r.ratio, 2),
+    r.note ?? '',
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i].length)));
+  const line = (cells: string[]): string =>
+    cells.map((c, i) => (i >= 3 && i < 7 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
+  console.log(line(header));
+  for (const row of table) console.log(line(row));
+}
+
 function withRatios(group: Row[], baseline = BASELINE): Row[] {
   const base = group.find((r) => r.variant === baseline)?.seconds;
   for (const r of group) {
@@ -155,5 +279,24 @@ export async function runOps(): Promise<void> {
   console.log(`best of N calls after a warm-up; x${BASELINE} = speed relative to "${BASELINE}" in this run\n`);
   const started = Date.now();
   print([...(await matmulRows()), ...(await attentionRows())]);
+  await bf16Table();
   console.log(`\n(${((Date.now() - started) / 1000).toFixed(0)} s)`);
+}
+
+/** The bf16 (precision 'fast') kernels at prefill / vision shapes against the exact path and the compute peaks. */
+export async function runBf16(): Promise<void> {
+  const info = native.info();
+  console.log(`cpu: ${info.cpu.brand} (${info.cpu.physicalCores} cores, ${info.threads} threads; ${info.cpu.features.join(' ')})`);
+  const started = Date.now();
+  await bf16Table();
+  console.log(`\n(${((Date.now() - started) / 1000).toFixed(0)} s)`);
+}
+
+async function bf16Table(): Promise<void> {
+  const info = native.info();
+  const peak = await peaks();
+  console.log(`\ncompute peaks, all ${info.threads} threads, operands resident (median of ${PEAK_REPEATS}, min-max):`);
+  for (const [kind, p] of peak) console.log(`  ${kind.padEnd(9)} ${p.median.toFixed(0).padStart(6)} GFLOP/s  (${p.min.toFixed(0)}-${p.max.toFixed(0)})`);
+  console.log(`\nprecision 'fast' (matmul_bf16) at prefill / vision shapes, median of ${REPEATS} (best of 2 calls each); of peak = GFLOP/s over the variant's ISA peak above\n`);
+  printBf16([...(await bf16Rows(peak)), ...(await bf16AttentionRows())]);
 }

@@ -135,13 +135,14 @@ describe('qwenvl CLI', () => {
     await expectUsageError(chat('--top-p', '0'), "--top-p must be a number in (0, 1], got '0'", 'chat');
     await expectUsageError(chat('--temperature', 'hot'), "--temperature must be a number >= 0, got 'hot'", 'chat');
     await expectUsageError(chat('--seed', '99999999999999999999'), "got '99999999999999999999'", 'chat');
+    await expectUsageError(chat('--precision', 'bf16'), "--precision must be exact or fast, got 'bf16'", 'chat');
   });
 
   it('an unknown selftest op names the known ones and exits 2', async () => {
     const r = await cli(['selftest', 'no-such-op']);
     expect(r.status).toBe(2);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toMatch(/^qwenvl selftest: unknown op 'no-such-op' \(known: [a-z_, ]*matmul[a-z_, ]*\)\n$/);
+    expect(r.stderr).toMatch(/^qwenvl selftest: unknown op 'no-such-op' \(known: [a-z0-9_, ]*matmul[a-z0-9_, ]*\)\n$/);
   });
 
   it('an unknown conformance case names the known ones and exits 2', async () => {
@@ -158,6 +159,14 @@ describe('qwenvl CLI', () => {
     const c = await cli(['conformance', `${repo}no-such-fixtures`]);
     expect(c.status).toBe(1);
     expect(c.stderr).toMatch(/^qwenvl: E_INPUT: .*no-such-fixtures.*\n$/);
+  });
+
+  it('chat --precision fast answers about an image (the bf16 path where the CPU has one)', () => {
+    const image = `${fixtureDir}/inputs/gradient_224x224.png`;
+    const r = spawnCli(['chat', '--model', checkpoint, '--precision', 'fast', '--image', image, '--max-tokens', '3', '--temperature', '0', 'What is this?']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout.length).toBeGreaterThan(0);
   });
 
   it('a reader closing the pipe early ends chat quietly', () => {

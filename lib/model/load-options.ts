@@ -9,7 +9,7 @@ import type { LoadOptions } from './load.js';
 
 const KEYS = [
   'threads', 'device', 'onProgress', 'contextLength', 'maxInputPixels', 'maxVisualTokens', 'maxMemoryBytes',
-  'specialTokensInUserText', 'checkFinite', 'media', 'hub', 'weights', 'visionWeights',
+  'specialTokensInUserText', 'checkFinite', 'media', 'hub', 'weights', 'visionWeights', 'precision',
 ] as const;
 
 /** The values of {@link LoadOptions.weights} and {@link LoadOptions.visionWeights}. */
@@ -36,6 +36,7 @@ export function checkLoadOptions(options: unknown): LoadOptions {
       throw expected(w(k), "'bf16', 'q8', 'q4' or 'auto'", o[k]);
     }
   }
+  if (o.precision !== undefined && o.precision !== 'exact' && o.precision !== 'fast') throw expected(w('precision'), "'exact' or 'fast'", o.precision);
   // `media` is checked field by field where it is resolved (resolveMediaPolicy), `hub` where a Hub id is pulled (hubSettings).
   if (o.hub !== undefined && (o.hub === null || typeof o.hub !== 'object')) throw expected(w('hub'), 'an options object', o.hub);
   return o as LoadOptions;

@@ -59,6 +59,14 @@ export interface LoadOptions {
    */
   checkFinite?: boolean;
   /**
+   * Arithmetic of the large matrix products (prompt prefill, the vision tower): `'exact'` (default)
+   * keeps f32 activations, the path the conformance tests hold to the reference; `'fast'` rounds
+   * activations and weights to bf16 and accumulates in f32 on Intel AMX tiles or AVX512-BF16 where
+   * the CPU has them (otherwise it runs exact), several times faster on AMX. Token-by-token decode
+   * is unaffected. Its measured error budget is in the README, "Precision".
+   */
+  precision?: 'exact' | 'fast';
+  /**
    * Which image and video sources requests may use and how large and many they may be (default:
    * local files allowed, see `DEFAULT_MEDIA_POLICY`). A request's own `media` option can
    * only narrow it. A server should set this; see README, "Untrusted input / servers".
@@ -198,6 +206,7 @@ export async function loadModel(dirOrRepoId: string, loadOptions?: LoadOptions):
       [...byFile].map(([path, tensors]) => ({ path, tensors })),
       {
         checkFinite: options.checkFinite ?? true,
+        precision: options.precision ?? 'exact',
         weights: text,
         visionWeights: vision,
         ...(text !== 'stored' || vision !== 'stored' ? { onConverted } : {}),

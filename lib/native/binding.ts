@@ -76,6 +76,8 @@ export interface NativeBenchMatmul {
   wDtype: 'f32' | 'bf16' | 'f16' | 'fp8';
   variant: string;
   iters: number;
+  /** 'matmul' (default, exact) or 'matmul_bf16' (precision 'fast'). */
+  family?: 'matmul' | 'matmul_bf16';
 }
 
 /** One attention timing over a `seq`-token prompt. @internal */
@@ -87,6 +89,8 @@ export interface NativeBenchAttention {
   causal: boolean;
   variant: string;
   iters: number;
+  /** 'attention' (default, exact) or 'attention_bf16' (precision 'fast', non-causal). */
+  family?: 'attention' | 'attention_bf16';
 }
 
 /** @internal */
@@ -218,6 +222,8 @@ export interface NativeBinding {
     files: NativeWeightFile[],
     options?: {
       checkFinite?: boolean;
+      /** 'exact' (default) or 'fast' (large matmuls in bf16). */
+      precision?: 'exact' | 'fast';
       /** The language model's linear weights: kept as stored, or quantized at load. */
       weights?: 'stored' | 'q8' | 'q4';
       visionWeights?: 'stored' | 'q8' | 'q4';
@@ -287,6 +293,8 @@ export interface NativeBinding {
   benchMatmul(c: NativeBenchMatmul): Promise<number>;
   /** Seconds per call of one attention variant, best of `iters` after a warm-up; rejects when not built. */
   benchAttention(c: NativeBenchAttention): Promise<number>;
+  /** GFLOP/s of a compute-peak probe on every pool thread (native/tests/bench_peak.cpp). */
+  benchPeak(c: { kind: 'fma32' | 'dpbf16' | 'amx-bf16'; rounds: number }): Promise<number>;
   /** Maps a whole file copy-on-write (native/napi/safetensors.cpp). */
   mapFile(path: string): { handle: NativeMappedFile; size: number };
   /** Drops the handle's reference; views already made stay valid. Idempotent. */

@@ -1,12 +1,25 @@
 #include "core/cpu.h"
 
 #include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cstring>
 
 namespace qvl {
 
 namespace {
+
+// Asks Linux for the AMX tile data state (process-wide, so threads started later inherit it).
+bool request_amx_permission() {
+#if defined(__linux__) && defined(SYS_arch_prctl)
+  constexpr long kArchReqXcompPerm = 0x1023;  // ARCH_REQ_XCOMP_PERM
+  constexpr long kXfeatureXtiledata = 18;     // XFEATURE_XTILEDATA
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+  return false;
+#endif
+}
 
 uint64_t xgetbv0() {
   uint32_t eax, edx;
@@ -43,6 +56,7 @@ CpuFeatures detect() {
   __cpuid_count(7, 1, a1, b1, c1, d1);
   f.avx512bf16 = os_zmm && ((a1 >> 5) & 1);
   f.avx_vnni = os_ymm && ((a1 >> 4) & 1);
+  f.amx_permitted = f.amx_tile && request_amx_permission();
   return f;
 }
 
@@ -92,7 +106,8 @@ bool isa_available(Isa isa) {
     case Isa::Avx512: return f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.fma && f.f16c;
     case Isa::Avx512Vnni: return isa_available(Isa::Avx512) && f.avx512vnni;
     case Isa::Avx512Bf16: return isa_available(Isa::Avx512) && f.avx512bf16;
-    case Isa::Amx: return f.amx_tile && f.amx_bf16;
+    // The AMX kernels convert to bf16 with AVX512-BF16 (every AMX CPU has it) and need the OS grant.
+    case Isa::Amx: return f.amx_tile && f.amx_bf16 && f.amx_permitted && isa_available(Isa::Avx512Bf16);
     case Isa::Cuda: return false;  // CUDA variants are run through their own backend
   }
   return false;

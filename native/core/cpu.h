@@ -11,6 +11,9 @@ struct CpuFeatures {
   bool avx_vnni = false;  // VEX-encoded vpdpbusd on ymm (Alder Lake, Sapphire Rapids, Zen 5)
   bool amx_tile = false, amx_bf16 = false, amx_int8 = false;
   bool os_avx512 = false;  // XCR0 enables zmm state
+  // Linux grants tile data state only on request (arch_prctl ARCH_REQ_XCOMP_PERM, asked once at
+  // detection); without the grant the first tile instruction kills the process with SIGILL.
+  bool amx_permitted = false;
 };
 
 const CpuFeatures& cpu_features();
@@ -34,3 +37,5 @@ bool isa_available(Isa isa);
   __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
 #define QVL_TARGET_AVX512BF16 \
   __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,f16c")))
+#define QVL_TARGET_AMX \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,f16c,amx-tile,amx-bf16")))

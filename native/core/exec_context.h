@@ -22,6 +22,11 @@
 
 namespace qvl {
 
+// How far ops may round for speed. Exact (the default): f32 activations, the path the conformance
+// fixtures hold. Fast: large matmuls (prefill, the vision tower) take bf16 activations and
+// weights with f32 accumulation (ops/matmul.h); a model carries it from its load options.
+enum class Precision { Exact = 0, Fast };
+
 // Wall time and call count per op family, summed over the op entry points (ops::matmul, ...).
 // Off unless a context carries one; then each entry point costs one null check. Not thread-safe:
 // it belongs to the context's thread of control (nested op calls made from inside a kernel run
@@ -60,6 +65,7 @@ class ExecContext {
   // The device stream work is queued on (a cudaStream_t for Device::Cuda); always null on the host.
   void* stream() const { return stream_; }
   OpProfiler* profiler() const { return profiler_; }
+  Precision precision() const { return precision_; }
 
   // A per-step intermediate: from the arena when the context has one (uninitialised unless
   // `zeroed`; valid until the enclosing ArenaScope ends or the arena is reset), else an owned
@@ -74,15 +80,19 @@ class ExecContext {
   ExecContext& with_arena(Arena* a) { arena_ = a; return *this; }
   ExecContext& with_cancel(const CancelToken* c) { cancel_ = c; return *this; }
   ExecContext& with_profiler(OpProfiler* p) { profiler_ = p; return *this; }
+  ExecContext& with_precision(Precision p) { precision_ = p; return *this; }
   // For a device backend: the device and the stream its work goes to.
   ExecContext& on_device(Device d, void* stream) { device_ = d; stream_ = stream; return *this; }
 
   // The context for ops a kernel calls from inside its own work (MoE experts through matmul):
-  // the given pool, no profiler (the outer op's time already includes them).
+  // the given pool, no profiler (the outer op's time already includes them), and no arena: such
+  // ops may run on several pool threads at once, and the arena serves one thread (an op that
+  // wants scratch space, like matmul_bf16's bf16 copy of x, then allocates its own).
   ExecContext nested(ThreadPool& pool) const {
     ExecContext c = *this;
     c.pool_ = &pool;
     c.profiler_ = nullptr;
+    c.arena_ = nullptr;
     return c;
   }
 
@@ -93,6 +103,7 @@ class ExecContext {
   const CancelToken* cancel_ = nullptr;
   void* stream_ = nullptr;
   OpProfiler* profiler_ = nullptr;
+  Precision precision_ = Precision::Exact;
 };
 
 // Times one op entry point into the context's profiler; nothing but a null check when off.

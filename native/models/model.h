@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "core/exec_context.h"
 #include "models/spec.h"
 #include "models/text.h"
 #include "models/vision.h"
@@ -25,6 +26,9 @@ struct LoadPlan {
   bool check_finite = true;
   WeightPlan text;    // the language model's linear weights, LM head included (tied or not)
   WeightPlan vision;  // the vision tower's linear weights
+  // What the contexts of this model's vision encodes and forward passes carry
+  // (core/exec_context.h; loadModel's `precision` option).
+  Precision precision = Precision::Exact;
 };
 
 class VlModel {
@@ -36,9 +40,11 @@ class VlModel {
   uint64_t mapped_bytes() const { return weights_.mapped_bytes(); }
   // The weight format of the language model's linear layers (the first layer's q projection).
   WeightFormat text_weight_format() const { return text_->weight_format(); }
+  Precision precision() const { return precision_; }
 
  private:
   ModelSpec spec_;
+  Precision precision_;
   WeightStore weights_;
   std::unique_ptr<VisionTower> vision_;
   std::unique_ptr<TextDecoder> text_;

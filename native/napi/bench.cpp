@@ -1,5 +1,6 @@
 // benchMatmul / benchAttention: time one op variant off the JS thread for `npm run bench`.
-// Each resolves to seconds per call (best of `iters` after a warm-up).
+// Each resolves to seconds per call (best of `iters` after a warm-up). benchPeak resolves to the
+// GFLOP/s of one compute-peak probe (tests/bench_peak.cpp).
 #include <napi.h>
 
 #include <string>
@@ -49,6 +50,7 @@ Napi::Value BenchMatmul(const Napi::CallbackInfo& info) {
     const Napi::Object o = options(info, fn);
     bench::MatmulCase c{int_field(o, fn, "M"), int_field(o, fn, "K"), int_field(o, fn, "N"),
                         string_field(o, fn, "wDtype"), string_field(o, fn, "variant"), iters_field(o, fn)};
+    if (!o.Get("family").IsUndefined()) c.family = string_field(o, fn, "family");
     return run_async<double>(env, [c] { return bench::matmul_seconds(c); }, seconds);
   });
 }
@@ -64,7 +66,19 @@ Napi::Value BenchAttention(const Napi::CallbackInfo& info) {
                            int_field(o, fn, "kvHeads"),  int_field(o, fn, "headDim"),
                            causal.As<Napi::Boolean>().Value(), string_field(o, fn, "variant"),
                            iters_field(o, fn)};
+    if (!o.Get("family").IsUndefined()) c.family = string_field(o, fn, "family");
     return run_async<double>(env, [c] { return bench::attention_seconds(c); }, seconds);
+  });
+}
+
+Napi::Value BenchPeak(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    const char* fn = "benchPeak";
+    const Napi::Object o = options(info, fn);
+    const std::string kind = string_field(o, fn, "kind");
+    const int64_t rounds = int_field(o, fn, "rounds");
+    return run_async<double>(env, [kind, rounds] { return bench::peak_gflops(kind, rounds); }, seconds);
   });
 }
 
@@ -73,6 +87,7 @@ Napi::Value BenchAttention(const Napi::CallbackInfo& info) {
 void register_bench(Napi::Env env, Napi::Object exports) {
   exports.Set("benchMatmul", Napi::Function::New(env, BenchMatmul, "benchMatmul"));
   exports.Set("benchAttention", Napi::Function::New(env, BenchAttention, "benchAttention"));
+  exports.Set("benchPeak", Napi::Function::New(env, BenchPeak, "benchPeak"));
 }
 
 }  // namespace qvl::napi

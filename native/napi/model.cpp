@@ -1,6 +1,6 @@
 // Models and sessions for JS. Handles are Napi::External wrapping shared_ptrs: a job in flight
 // holds its own reference, so dispose() from JS never frees memory a worker is using.
-//   loadModel(spec, names, files[, {checkFinite, weights, visionWeights, onConverted}]) -> Promise<handle>
+//   loadModel(spec, names, files[, {checkFinite, precision, weights, visionWeights, onConverted}]) -> Promise<handle>
 //   modelEncodeVision(handle, pixels, patchDim, grids, trace, cancel?) -> Promise<{embeds, deepstack, trace}>
 //   modelEncodeFeatures(handle, {images?, videos?}, cancel?) -> Promise<{features, imageTokens, tokens, levels, hidden}>
 //     (each run {pixels, patchDim, grids}; `features` is a handle sessionForward takes, the rows never copied to JS)
@@ -248,6 +248,13 @@ models::LoadPlan load_plan_arg(Napi::Env env, Napi::Value arg, std::shared_ptr<P
     if (!cf.IsBoolean()) throw make_error(env, "E_INPUT", "loadModel: checkFinite must be a boolean");
     plan.check_finite = cf.As<Napi::Boolean>().Value();
   }
+  // 'exact' (default) or 'fast' (large matmuls in bf16; core/exec_context.h).
+  Napi::Value pr = o.Get("precision");
+  if (!pr.IsUndefined()) {
+    const std::string v = pr.IsString() ? pr.As<Napi::String>().Utf8Value() : "";
+    if (v != "exact" && v != "fast") throw make_error(env, "E_INPUT", "loadModel: precision must be 'exact' or 'fast'");
+    plan.precision = v == "fast" ? Precision::Fast : Precision::Exact;
+  }
   plan.text = weight_plan_arg(env, o, "weights");
   plan.vision = weight_plan_arg(env, o, "visionWeights");
   Napi::Value cb = o.Get("onConverted");
@@ -279,7 +286,7 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
     Napi::Object n = info[1].As<Napi::Object>();
     models::WeightNames names{str_field(n, "textPrefix"), str_field(n, "visionPrefix"), str_field(n, "lmHead")};
     std::vector<models::WeightFile> files = parse_files(info[2].As<Napi::Array>());
-    // Optional 4th argument {checkFinite, weights, visionWeights, onConverted}: see load_plan_arg.
+    // Optional 4th argument {checkFinite, precision, weights, visionWeights, onConverted}: see load_plan_arg.
     models::LoadPlan plan;
     std::shared_ptr<ProgressFn> progress;
     if (info.Length() > 3 && !info[3].IsUndefined()) plan = load_plan_arg(env, info[3], &progress);
@@ -348,7 +355,7 @@ Napi::Value EncodeVision(const Napi::CallbackInfo& info) {
           // This encode's own scratch arena: concurrent encodes on one model never share one.
           Arena arena;
           ExecContext ctx(*pool);
-          ctx.with_arena(&arena).with_cancel(cancel.get());
+          ctx.with_arena(&arena).with_cancel(cancel.get()).with_precision(model->precision());
           r.out = model->vision().forward(in, ctx, r.trace.get());
           return r;
         },
@@ -407,7 +414,7 @@ Napi::Value EncodeFeatures(const Napi::CallbackInfo& info) {
           // This encode's own scratch arena (both runs reuse it): concurrent encodes never share one.
           Arena arena;
           ExecContext ctx(*pool);
-          ctx.with_arena(&arena).with_cancel(cancel.get());
+          ctx.with_arena(&arena).with_cancel(cancel.get()).with_precision(model->precision());
           models::VisionOutput img, vid;
           if (images->given) img = model->vision().forward(images->in, ctx, nullptr);
           if (videos->given) vid = model->vision().forward(videos->in, ctx, nullptr);
@@ -601,7 +608,7 @@ Napi::Value SessionForward(const Napi::CallbackInfo& info) {
           ForwardResult r;
           r.trace = std::make_shared<models::Trace>(want_trace);
           ExecContext ctx(*pool);
-          ctx.with_arena(&s->arena).with_cancel(cancel.get());
+          ctx.with_arena(&s->arena).with_cancel(cancel.get()).with_precision(s->model->precision());
           if (want_profile) {
             s->profiler.clear();
             ctx.with_profiler(&s->profiler);

@@ -16,6 +16,11 @@ const OpFamily<AttentionFn>& attention_family() {
   return family;
 }
 
+const OpFamily<AttentionFn>& attention_bf16_family() {
+  static const OpFamily<AttentionFn> family("attention_bf16", QVL_BACKEND_VARIANTS(attention_bf16));
+  return family;
+}
+
 namespace {
 
 std::string seg_name(int64_t s) { return "attention: segment " + std::to_string(s) + ": "; }
@@ -86,7 +91,17 @@ void attention(const AttentionParams& p, const ExecContext& ctx) {
   OpTimer timer(ctx, "attention");
   check_attention(p);
   check_cancel(p.cancel, "attention");
-  attention_family().best(ctx.device()).fn(p, ctx);
+  const Variant<AttentionFn>* fast = nullptr;
+  if (ctx.precision() == Precision::Fast && !p.causal) {
+    const auto& f = attention_bf16_family();
+    for (const auto& v : f.variants()) {
+      if (v.device == ctx.device() && v.isa != Isa::Reference && OpFamilyBase::allowed(v.device, v.isa) &&
+          (!fast || v.isa >= fast->isa)) {
+        fast = &v;
+      }
+    }
+  }
+  (fast ? *fast : attention_family().best(ctx.device())).fn(p, ctx);
   check_cancel(p.cancel, "attention");
 }
 

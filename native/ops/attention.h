@@ -47,9 +47,18 @@ using AttentionFn = void (*)(const AttentionParams&, const ExecContext&);
 
 const OpFamily<AttentionFn>& attention_family();
 
+// attention_bf16 (precision 'fast', non-causal problems: the vision tower): q, k and v rounded to
+// bf16, scores s = q·k accumulated in f32, exact softmax per query row (the row's max over all its
+// keys, no running rescale), the weights e = exp(scale·s - max) rounded to bf16 for the product
+// with v (f32 accumulation), divided by the sum of the unrounded e. Its own family for the same
+// reasons as matmul_bf16 (ops/matmul.h); attention() picks it under Precision::Fast.
+const OpFamily<AttentionFn>& attention_bf16_family();
+
 // Throws E_INPUT unless p describes a consistent problem (the kernels assume it does).
 void check_attention(const AttentionParams& p);
 // Validates (E_INPUT) and runs the best variant; throws E_ABORTED / E_DISPOSED when p.cancel is set.
+// Under ctx.precision() == Fast a non-causal problem runs attention_bf16 where this machine has a
+// kernel for it (AMX) other than the scalar reference.
 void attention(const AttentionParams& p, const ExecContext& ctx);
 
 }  // namespace qvl::ops

@@ -15,6 +15,11 @@ const OpFamily<MatmulFn>& matmul_family() {
   return family;
 }
 
+const OpFamily<MatmulFn>& matmul_bf16_family() {
+  static const OpFamily<MatmulFn> family("matmul_bf16", QVL_BACKEND_VARIANTS(matmul_bf16));
+  return family;
+}
+
 namespace {
 
 // rows x ld elements must be addressable without int64 overflow (the kernels compute offsets so).
@@ -63,11 +68,19 @@ const Variant<MatmulFn>& matmul_variant(Device d, WeightFormat f) {
   return *v;
 }
 
+const Variant<MatmulFn>* matmul_bf16_variant(Device d, WeightFormat f) {
+  const Variant<MatmulFn>* v = matmul_bf16_family().best_for(d, f);
+  return v && v->isa != Isa::Reference ? v : nullptr;
+}
+
 void matmul(const MatmulParams& p, const ExecContext& ctx) {
   OpTimer timer(ctx, "matmul");
   check_matmul(p);
   check_cancel(p.cancel, "a matmul");
-  matmul_variant(ctx.device(), p.w.format).fn(p, ctx);
+  const Variant<MatmulFn>* fast =
+      ctx.precision() == Precision::Fast ? matmul_bf16_variant(ctx.device(), p.w.format) : nullptr;
+  if (fast && p.M < matmul_bf16_min_rows(fast->isa)) fast = nullptr;
+  (fast ? *fast : matmul_variant(ctx.device(), p.w.format)).fn(p, ctx);
   check_cancel(p.cancel, "a matmul");
 }
 

@@ -33,12 +33,32 @@ using MatmulFn = void (*)(const MatmulParams&, const ExecContext&);
 
 const OpFamily<MatmulFn>& matmul_family();
 
+// matmul_bf16: the same problem with x and w rounded to bf16 (round to nearest even, subnormals
+// flushed to zero, as VCVTNE2PS2BF16 does) and the products accumulated in f32: AMX tiles
+// (TDPBF16PS) or AVX512-BF16 (VDPBF16PS). Its own family rather than more matmul variants or a
+// flag in MatmulParams: the registry ranks variants by ISA, so bf16 kernels listed under matmul
+// would win the exact path on any AMX CPU; as a family they have their own reference (which
+// rounds like the hardware, so the parity bound stays tight) and their own line in `qwenvl info`,
+// and the choice between the two families is made in one place, matmul() below, from the
+// context's precision.
+const OpFamily<MatmulFn>& matmul_bf16_family();
+// Rows from which matmul() under Precision::Fast runs matmul_bf16 variant v. Measured with
+// bench_matmul at the 2B model's widths on Sapphire Rapids (2 threads): AMX beats the exact
+// avx512 path from M = 8 (1.2-3x; at M = 4 the exact streaming kernel is as fast or faster).
+// The AVX512-BF16 kernel computes whole 32-row blocks, so fewer rows only waste its work.
+inline int64_t matmul_bf16_min_rows(Isa isa) { return isa == Isa::Amx ? 8 : 32; }
+
 // Validates shapes/strides (E_INPUT) and runs the best variant for p.w.format; throws E_ABORTED /
-// E_DISPOSED when p.cancel is set.
+// E_DISPOSED when p.cancel is set. Under ctx.precision() == Fast, problems of at least
+// matmul_bf16_min_rows rows go to matmul_bf16 when this machine has a bf16 kernel for the format
+// (AMX, or AVX512-BF16); without one they stay exact.
 void matmul(const MatmulParams& p, const ExecContext& ctx);
 // Throws E_INPUT unless p describes a consistent problem (the kernels assume it does).
 void check_matmul(const MatmulParams& p);
 // The variant matmul() runs on device d for weights in format f (E_UNSUPPORTED when none there reads f).
 const Variant<MatmulFn>& matmul_variant(Device d, WeightFormat f);
+// The matmul_bf16 variant matmul() would run for format f on device d, or null when there is
+// none but the scalar reference (then Fast runs exact).
+const Variant<MatmulFn>* matmul_bf16_variant(Device d, WeightFormat f);
 
 }  // namespace qvl::ops

@@ -23,10 +23,12 @@
 #define QVL_OP_FAMILIES(X)            \
   X(activation, ActivationFn)         \
   X(attention, AttentionFn)           \
+  X(attention_bf16, AttentionFn)      \
   X(convert, ConvertFn)               \
   X(embedding, EmbeddingFn)           \
   X(finite, FiniteFn)                 \
   X(matmul, MatmulFn)                 \
+  X(matmul_bf16, MatmulFn)            \
   X(moe, MoeFn)                       \
   X(layer_norm, NormFn)               \
   X(rms_norm, NormFn)                 \

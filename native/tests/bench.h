@@ -29,10 +29,16 @@ const ops::Variant<Fn>& find_variant(const ops::OpFamily<Fn>& family, const std:
 // denormals could.
 void fill_values(float* out, size_t n, uint64_t seed);
 
-struct MatmulCase { int64_t M, K, N; std::string w_dtype; std::string variant; int iters; };
+// family: "matmul" (exact) or "matmul_bf16" (the bf16 variants of precision 'fast').
+struct MatmulCase { int64_t M, K, N; std::string w_dtype; std::string variant; int iters; std::string family = "matmul"; };
 double matmul_seconds(const MatmulCase& c);
 
-struct AttentionCase { int64_t seq, heads, kv_heads, head_dim; bool causal; std::string variant; int iters; };
+// GFLOP/s one instruction reaches on every pool thread at once, operands resident: kind "fma32"
+// (AVX-512 f32 FMA), "dpbf16" (VDPBF16PS) or "amx-bf16" (TDPBF16PS); `rounds` per thread.
+double peak_gflops(const std::string& kind, int64_t rounds);
+
+// family: "attention" (exact) or "attention_bf16" (precision 'fast', non-causal only).
+struct AttentionCase { int64_t seq, heads, kv_heads, head_dim; bool causal; std::string variant; int iters; std::string family = "attention"; };
 double attention_seconds(const AttentionCase& c);
 
 }  // namespace qvl::bench

@@ -21,7 +21,10 @@ double attention_seconds(const AttentionCase& c) {
             "benchAttention: heads and kvHeads must be in [1, 1024]");
   QVL_CHECK(c.head_dim >= 1 && c.head_dim <= 1024, Input, "benchAttention: headDim must be in [1, 1024]");
   QVL_CHECK(c.iters >= 1 && c.iters <= 100000, Input, "benchAttention: iters must be in [1, 100000]");
-  const auto& variant = find_variant(ops::attention_family(), c.variant, "benchAttention");
+  QVL_CHECK(c.family == "attention" || c.family == "attention_bf16", Input,
+            "benchAttention: family must be attention or attention_bf16, got '" + c.family + "'");
+  const auto& variant = find_variant(c.family == "attention" ? ops::attention_family() : ops::attention_bf16_family(),
+                                     c.variant, "benchAttention");
   const double bytes = 4.0 * c.seq * c.head_dim * (2.0 * c.heads + 2.0 * c.kv_heads);
   QVL_CHECK(bytes <= 8.0 * (1 << 30), Input, "benchAttention: problem larger than 8 GiB");
 

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/arena.h"
 #include "core/exec_context.h"
 #include "core/error.h"
 #include "core/tensor.h"
@@ -42,7 +43,10 @@ double matmul_seconds(const MatmulCase& c) {
             "benchMatmul: M, K, N must be in [1, 2^20]");
   QVL_CHECK(c.iters >= 1 && c.iters <= 100000, Input, "benchMatmul: iters must be in [1, 100000]");
   const DType dt = parse_dtype(c.w_dtype);
-  const auto& variant = find_variant(ops::matmul_family(), c.variant, "benchMatmul");
+  QVL_CHECK(c.family == "matmul" || c.family == "matmul_bf16", Input,
+            "benchMatmul: family must be matmul or matmul_bf16, got '" + c.family + "'");
+  const auto& variant =
+      find_variant(c.family == "matmul" ? ops::matmul_family() : ops::matmul_bf16_family(), c.variant, "benchMatmul");
   WeightFormat format = WeightFormat::F8;
   QVL_CHECK(dt == DType::F8E4M3 || weight_format_from_dtype(dt, &format), Input,
             std::string("benchMatmul: ") + dtype_name(dt) + " is no weight format");
@@ -92,12 +96,16 @@ double matmul_seconds(const MatmulCase& c) {
   ops::check_matmul(p);
 
   const std::shared_ptr<ThreadPool> pool = default_pool();
-  variant.fn(p, ExecContext(*pool));  // warm-up: thread start, panel buffers, page faults
+  // A scratch arena, as a model's context has (the bf16 variants take x's bf16 copy from it).
+  Arena arena;
+  ExecContext ctx(*pool);
+  ctx.with_arena(&arena);
+  variant.fn(p, ctx);  // warm-up: thread start, panel buffers, page faults
   double best = 1e30;
   for (int i = 0; i < c.iters; ++i) {
     p.w.data = ws[(i + 1) % copies].raw();
     const auto t0 = std::chrono::steady_clock::now();
-    variant.fn(p, ExecContext(*pool));
+    variant.fn(p, ctx);
     const auto t1 = std::chrono::steady_clock::now();
     best = std::min(best, std::chrono::duration<double>(t1 - t0).count());
   }

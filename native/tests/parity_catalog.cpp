@@ -12,7 +12,9 @@ std::vector<Result> parity_layer_norm(uint64_t seed);
 std::vector<Result> parity_rms_norm(uint64_t seed);
 std::vector<Result> parity_embedding(uint64_t seed);
 std::vector<Result> parity_matmul(uint64_t seed);
+std::vector<Result> parity_matmul_bf16(uint64_t seed);
 std::vector<Result> parity_attention(uint64_t seed);
+std::vector<Result> parity_attention_bf16(uint64_t seed);
 std::vector<Result> parity_rope(uint64_t seed);
 std::vector<Result> parity_resample(uint64_t seed);
 std::vector<Result> parity_vision_pos_embed(uint64_t seed);
@@ -36,8 +38,10 @@ const std::vector<Entry>& suites() {
       {"rms_norm", parity_rms_norm},
       {"embedding", parity_embedding},
       {"attention", parity_attention},
+      {"attention_bf16", parity_attention_bf16},
       {"rope", parity_rope},
       {"matmul", parity_matmul},
+      {"matmul_bf16", parity_matmul_bf16},
       {"resample_bicubic", parity_resample},
       {"vision_pos_embed", parity_vision_pos_embed},
       {"finite", parity_finite},

@@ -279,6 +279,13 @@ std::vector<Result> parity_profiler(uint64_t /*seed*/) {
     require(ctx.nested(ctx.pool()).profiler() == nullptr, "nested context kept the profiler");
     require(ctx.nested(ctx.pool()).device() == ctx.device(), "nested context changed device");
   }));
+  out.push_back(check("profiler", "nested contexts carry no arena (their ops may run on several pool threads) but keep the precision", [] {
+    Arena arena;
+    ExecContext ctx(*default_pool());
+    ctx.with_arena(&arena).with_precision(Precision::Fast);
+    require(ctx.nested(ctx.pool()).arena() == nullptr, "nested context kept the arena");
+    require(ctx.nested(ctx.pool()).precision() == Precision::Fast, "nested context lost the precision");
+  }));
   return out;
 }
 

@@ -25,6 +25,8 @@ options:
   --top-k K            sample among the K most likely tokens (integer >= 0; 0 = all)
   --seed S             sampling seed (integer >= 0)
   --threads N          compute threads (integer from 1 to 1024; default: physical cores)
+  --precision P        exact (default) or fast: bf16 prefill and vision tower on AMX /
+                       AVX512-BF16 (see README, "Precision")
   --draw OUT.png       draw the reply's boxes and points on the image (needs --image); with
                        several images, one file each: OUT-1.png, OUT-2.png, ...
   --tools FILE         a JSON file of tools the model may call (OpenAI's "tools" array, or an
@@ -93,6 +95,7 @@ export const chatCommand: Command = {
     'top-k': { type: 'string' },
     seed: { type: 'string' },
     threads: { type: 'string' },
+    precision: { type: 'string' },
     'video-fps': { type: 'string' },
     'video-max-frames': { type: 'string' },
     draw: { type: 'string' },
@@ -125,6 +128,10 @@ export const chatCommand: Command = {
     const threads = num('threads', (r) => integerFlag('--threads', r, 1, 1024));
     const toolsFile = stringValue(values, 'tools');
     const tools = toolsFile === undefined ? undefined : await readToolsFile(toolsFile);
+    const precision = stringValue(values, 'precision');
+    if (precision !== undefined && precision !== 'exact' && precision !== 'fast') {
+      throw new UsageError(`--precision must be exact or fast, got '${precision}'`);
+    }
     const videoFps = num('video-fps', (r) => numberFlag('--video-fps', r, (x) => x > 0, 'a number > 0'));
     const videoMaxFrames = num('video-max-frames', (r) => integerFlag('--video-max-frames', r, 1));
     const videoSampling = {
@@ -134,7 +141,10 @@ export const chatCommand: Command = {
 
     // Loaded only now, so that help and usage errors work without the native addon.
     const { loadModel } = await import('../../model/load.js');
-    const m = await loadModel(model, threads !== undefined ? { threads } : {});
+    const m = await loadModel(model, {
+      ...(threads !== undefined ? { threads } : {}),
+      ...(precision !== undefined ? { precision } : {}),
+    });
     try {
       const content: ContentPart[] = [
         ...stringList(values, 'image').map((p) => ({ type: 'image', image: p }) as ContentPart),

@@ -2,6 +2,7 @@
 // ops/backends.h joins these with the other backends' lists into each family.
 #include "backends/cpu/variants.h"
 
+#include "backends/cpu/matmul_bf16_cpu.h"
 #include "backends/cpu/matmul_cpu.h"
 #include "backends/cpu/matmul_fp8.h"
 #include "backends/cpu/matmul_q.h"
@@ -16,6 +17,8 @@ void attention_ref(const ops::AttentionParams& p, const ExecContext& ctx);
 void attention_generic(const ops::AttentionParams& p, const ExecContext& ctx);
 void attention_avx2(const ops::AttentionParams& p, const ExecContext& ctx);
 void attention_avx512(const ops::AttentionParams& p, const ExecContext& ctx);
+void attention_bf16_ref(const ops::AttentionParams& p, const ExecContext& ctx);
+void attention_bf16_amx(const ops::AttentionParams& p, const ExecContext& ctx);
 void convert_ref(const ops::ConvertParams& p, const ExecContext& ctx);
 void convert_generic(const ops::ConvertParams& p, const ExecContext& ctx);
 void embedding_ref(const ops::EmbeddingParams& p, const ExecContext& ctx);
@@ -81,6 +84,14 @@ std::vector<ops::Variant<ops::AttentionFn>> attention_variants() {
   };
 }
 
+// bf16 scores and weights on AMX tiles, non-causal only: under Precision::Fast (ops/attention.h).
+std::vector<ops::Variant<ops::AttentionFn>> attention_bf16_variants() {
+  return {
+      {"reference", Device::Host, Isa::Reference, &cpu::attention_bf16_ref},
+      {"amx", Device::Host, Isa::Amx, &cpu::attention_bf16_amx},
+  };
+}
+
 std::vector<ops::Variant<ops::ConvertFn>> convert_variants() {
   return {
       {"reference", Device::Host, Isa::Reference, &cpu::convert_ref},
@@ -118,6 +129,16 @@ std::vector<ops::Variant<ops::MatmulFn>> matmul_variants() {
       {"q_avx2", Device::Host, Isa::Avx2, cpu::matmul_q_avx2, kQuant},
       {"q_avxvnni", Device::Host, Isa::AvxVnni, cpu::matmul_q_avxvnni, kQuant},
       {"q_avx512vnni", Device::Host, Isa::Avx512Vnni, cpu::matmul_q_avx512vnni, kQuant},
+  };
+}
+
+// bf16 activations x bf16 weights, f32 accumulation: only under Precision::Fast (ops/matmul.h).
+// On an AMX CPU amx wins; avx512bf16 serves CPUs with VDPBF16PS but no tiles (Zen 4/5).
+std::vector<ops::Variant<ops::MatmulFn>> matmul_bf16_variants() {
+  return {
+      {"reference", Device::Host, Isa::Reference, cpu::matmul_bf16_ref, kDense},
+      {"avx512bf16", Device::Host, Isa::Avx512Bf16, cpu::matmul_bf16_avx512bf16, kDense},
+      {"amx", Device::Host, Isa::Amx, cpu::matmul_bf16_amx, kDense},
   };
 }
 

@@ -1,0 +1,69 @@
+// attention_bf16's plain reference: q, k, v rounded to bf16 as the kernel rounds them, scores in
+// double, the exact two-pass softmax, each weight rounded to bf16 before it multiplies v (as the
+// kernel feeds it to the tiles), the sum taken over the unrounded weights.
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "backends/cpu/matmul_bf16_cpu.h"
+#include "core/error.h"
+#include "ops/attention.h"
+
+namespace qvl::cpu {
+
+namespace {
+
+float bf16_of(float f) {
+  const uint32_t u = static_cast<uint32_t>(bf16_round(f)) << 16;
+  float out;
+  std::memcpy(&out, &u, 4);
+  return out;
+}
+
+}  // namespace
+
+void attention_bf16_ref(const ops::AttentionParams& p, const ExecContext&) {
+  QVL_CHECK(!p.causal, Unsupported, "attention_bf16: causal attention is not supported");
+  const int64_t D = p.D, group = p.Hq / p.Hkv;
+  std::vector<double> w, acc(static_cast<size_t>(D));
+  std::vector<float> q(static_cast<size_t>(D)), kb, vb;
+  for (int64_t s = 0; s < p.n_segments; ++s) {
+    const ops::AttentionSegment& g = p.segments[s];
+    const int64_t qlen = g.q_end - g.q_start, klen = g.k_end - g.k_start;
+    w.resize(static_cast<size_t>(klen));
+    kb.resize(static_cast<size_t>(klen * D));
+    vb.resize(static_cast<size_t>(klen * D));
+    for (int64_t h = 0; h < p.Hq; ++h) {
+      const int64_t hk = h / group;
+      for (int64_t j = 0; j < klen; ++j) {
+        for (int64_t d = 0; d < D; ++d) {
+          kb[j * D + d] = bf16_of(p.k[(g.k_start + j) * p.ldk + hk * D + d]);
+          vb[j * D + d] = bf16_of(p.v[(g.k_start + j) * p.ldv + hk * D + d]);
+        }
+      }
+      for (int64_t i = 0; i < qlen; ++i) {
+        for (int64_t d = 0; d < D; ++d) q[d] = bf16_of(p.q[(g.q_start + i) * p.ldq + h * D + d]);
+        float* o = p.out + (g.q_start + i) * p.ldo + h * D;
+        double mx = -std::numeric_limits<double>::infinity();
+        for (int64_t j = 0; j < klen; ++j) {
+          double dot = 0;
+          for (int64_t d = 0; d < D; ++d) dot += static_cast<double>(q[d]) * kb[j * D + d];
+          w[j] = dot * p.scale;
+          if (w[j] > mx) mx = w[j];
+        }
+        double sum = 0;
+        for (int64_t d = 0; d < D; ++d) acc[d] = 0;
+        for (int64_t j = 0; j < klen; ++j) {
+          const double e = std::exp(w[j] - mx);
+          sum += e;
+          const double pw = bf16_of(static_cast<float>(e));
+          for (int64_t d = 0; d < D; ++d) acc[d] += pw * vb[j * D + d];
+        }
+        for (int64_t d = 0; d < D; ++d) o[d] = klen > 0 ? static_cast<float>(acc[d] / sum) : 0.0f;
+      }
+    }
+  }
+}
+
+}  // namespace qvl::cpu

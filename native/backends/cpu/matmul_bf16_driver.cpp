@@ -1,0 +1,274 @@
+// The bf16 matmul driver: x rounded to bf16 once per call (rows padded to 32, k to 32, with
+// zeros), then tasks of up to kTaskCols outputs x kTaskRows rows. A task packs its weights one
+// k block at a time (f32/f16/bf16 rows rounded to bf16 and regrouped into k-pair tiles, 16 x 16
+// dwords transposed in registers) and sweeps its rows over them in 32 x 32 blocks, accumulating
+// in an f32 buffer that is written to y (plus bias) at the end. Weights are read as stored: no
+// second copy of the model lives in memory for this path.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <memory>
+
+#include "backends/cpu/matmul_bf16_cpu.h"
+#include "backends/cpu/matmul_cpu.h"
+#include "core/arena.h"
+#include "core/error.h"
+
+namespace qvl::cpu {
+
+namespace {
+
+// A task's packed weights (kTaskCols x kKBlock bf16, 256 KiB) and accumulators (kTaskRows x
+// kTaskCols f32, 256 KiB) stay in L2 together with the 32-row slice of x being swept.
+constexpr int64_t kTaskCols = 128, kTaskRows = 512, kKBlock = 1024;
+// Steps of 32 k per block-kernel call: x's 32 rows and one column block's weights for them
+// (16 KiB each) fit L1 together, where a tile load keeps up with TDPBF16PS.
+constexpr int64_t kInnerSteps = 8;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// Per-thread buffers kept between calls (a task would otherwise allocate 512 KiB).
+template <class T, int Slot>
+T* thread_buffer(size_t n) {
+  struct Buf {
+    T* p = nullptr;
+    size_t n = 0;
+    ~Buf() { std::free(p); }
+  };
+  thread_local Buf buf;
+  if (buf.n < n) {
+    std::free(buf.p);
+    buf.p = static_cast<T*>(std::aligned_alloc(64, static_cast<size_t>(round_up(static_cast<int64_t>(n * sizeof(T)), 64))));
+    if (!buf.p) fail(ErrorCode::Native, "matmul_bf16: out of memory for a task buffer");
+    buf.n = n;
+  }
+  return buf.p;
+}
+
+QVL_TARGET_AVX512BF16 inline __mmask16 lanes16(int64_t n) {
+  return n <= 0 ? static_cast<__mmask16>(0) : n >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << n) - 1);
+}
+QVL_TARGET_AVX512BF16 inline __mmask32 lanes32(int64_t n) {
+  return n <= 0 ? static_cast<__mmask32>(0) : n >= 32 ? static_cast<__mmask32>(0xffffffffu) : static_cast<__mmask32>((1u << n) - 1);
+}
+
+// GCC 12 warns (-Wmaybe-uninitialized) about the undefined pass-through operand inside these plain
+// AVX-512 intrinsics; their zero-masked forms with a full mask are the same instructions.
+constexpr __mmask16 kAll16 = static_cast<__mmask16>(0xffff);
+constexpr __mmask8 kAll8 = static_cast<__mmask8>(0xff);
+QVL_TARGET_AVX512BF16 inline __m512i unpacklo32(__m512i a, __m512i b) { return _mm512_maskz_unpacklo_epi32(kAll16, a, b); }
+QVL_TARGET_AVX512BF16 inline __m512i unpackhi32(__m512i a, __m512i b) { return _mm512_maskz_unpackhi_epi32(kAll16, a, b); }
+QVL_TARGET_AVX512BF16 inline __m512i unpacklo64(__m512i a, __m512i b) { return _mm512_maskz_unpacklo_epi64(kAll8, a, b); }
+QVL_TARGET_AVX512BF16 inline __m512i unpackhi64(__m512i a, __m512i b) { return _mm512_maskz_unpackhi_epi64(kAll8, a, b); }
+template <int Imm>
+QVL_TARGET_AVX512BF16 inline __m512i shuffle128(__m512i a, __m512i b) { return _mm512_maskz_shuffle_i32x4(kAll16, a, b, Imm); }
+QVL_TARGET_AVX512BF16 inline __m512 widen_f16(__m256i h) { return _mm512_maskz_cvtph_ps(kAll16, h); }
+
+// 32 consecutive values from f32 pairs lo (first 16) and hi as bf16, rounded like the reference.
+QVL_TARGET_AVX512BF16 inline __m512i to_bf16(__m512 lo, __m512 hi) {
+  return reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));
+}
+
+// Row r's 32 values from k (n valid, the rest zero) as bf16.
+template <DType DT>
+QVL_TARGET_AVX512BF16 inline __m512i load32(const void* row, int64_t k, int64_t n) {
+  if constexpr (DT == DType::BF16) {
+    return _mm512_maskz_loadu_epi16(lanes32(n), static_cast<const uint16_t*>(row) + k);
+  } else if constexpr (DT == DType::F16) {
+    const uint16_t* r = static_cast<const uint16_t*>(row) + k;
+    const __m512 lo = widen_f16(_mm256_maskz_loadu_epi16(lanes16(n), r));
+    const __m512 hi = widen_f16(_mm256_maskz_loadu_epi16(lanes16(n - 16), r + 16));
+    return to_bf16(lo, hi);
+  } else {
+    const float* r = static_cast<const float*>(row) + k;
+    return to_bf16(_mm512_maskz_loadu_ps(lanes16(n), r), _mm512_maskz_loadu_ps(lanes16(n - 16), r + 16));
+  }
+}
+
+// In-register transpose of a 16 x 16 matrix of dwords (r[i] = row i).
+QVL_TARGET_AVX512BF16 inline void transpose16x16(__m512i r[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = unpacklo32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = unpackhi32(r[2 * i], r[2 * i + 1]);
+  }
+  // Now, within 128-bit lane L, r[4i+q] holds column 4L+q of rows 4i..4i+3.
+  for (int i = 0; i < 4; ++i) {
+    r[4 * i] = unpacklo64(t[4 * i], t[4 * i + 2]);
+    r[4 * i + 1] = unpackhi64(t[4 * i], t[4 * i + 2]);
+    r[4 * i + 2] = unpacklo64(t[4 * i + 1], t[4 * i + 3]);
+    r[4 * i + 3] = unpackhi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  for (int q = 0; q < 4; ++q) {
+    const __m512i v0 = shuffle128<0x44>(r[q], r[4 + q]), v1 = shuffle128<0xEE>(r[q], r[4 + q]);
+    const __m512i v2 = shuffle128<0x44>(r[8 + q], r[12 + q]);
+    const __m512i v3 = shuffle128<0xEE>(r[8 + q], r[12 + q]);
+    t[q] = shuffle128<0x88>(v0, v2);
+    t[4 + q] = shuffle128<0xDD>(v0, v2);
+    t[8 + q] = shuffle128<0x88>(v1, v3);
+    t[12 + q] = shuffle128<0xDD>(v1, v3);
+  }
+  for (int i = 0; i < 16; ++i) r[i] = t[i];
+}
+
+// Packs outputs [n0, n1) (n1 - n0 <= kTaskCols) x k [k0, k0 + kc) (kc a multiple of 32; k past K
+// and outputs past n1 pack as zero) into blocks of 32 outputs, each `kc / 32` packed steps.
+template <DType DT>
+QVL_TARGET_AVX512BF16 void pack_weights(const Bf16PanelSource& p, int64_t n0, int64_t n1, int64_t k0, int64_t kc,
+                                        uint16_t* out) {
+  constexpr int64_t kBytes = DT == DType::F32 ? 4 : 2;
+  const int64_t steps = kc / kBf16Step;
+  const char* base = static_cast<const char*>(p.data);
+  for (int64_t nb = n0; nb < n1; nb += 16) {
+    const void* rows[16];
+    bool valid[16];
+    for (int j = 0; j < 16; ++j) {
+      valid[j] = nb + j < n1;
+      rows[j] = base + (valid[j] ? nb + j : n0) * p.ld * kBytes;
+    }
+    const int64_t local = nb - n0;  // 16-column group within the task
+    uint16_t* dst = out + (local / kBf16Block) * steps * kBf16StepElems + (local % kBf16Block) / 16 * 512;
+    for (int64_t s = 0; s < steps; ++s) {
+      const int64_t k = k0 + s * kBf16Step, left = p.K - k;
+      __m512i r[16];
+      for (int j = 0; j < 16; ++j) r[j] = valid[j] && left > 0 ? load32<DT>(rows[j], k, left) : _mm512_setzero_si512();
+      transpose16x16(r);
+      uint16_t* tile = dst + s * kBf16StepElems;
+      for (int i = 0; i < 16; ++i) _mm512_store_si512(tile + i * 32, r[i]);
+    }
+  }
+  // A partial last 32-column block: its second tile may lie wholly past n1.
+  const int64_t cols = n1 - n0;
+  if (cols % kBf16Block != 0 && cols % kBf16Block <= 16) {
+    uint16_t* dst = out + (cols / kBf16Block) * steps * kBf16StepElems + 512;
+    for (int64_t s = 0; s < steps; ++s) std::fill_n(dst + s * kBf16StepElems, 512, uint16_t{0});
+  }
+}
+
+}  // namespace
+
+QVL_TARGET_AVX512BF16 void pack_bf16_panels(const Bf16PanelSource& p, int64_t n0, int64_t n1, int64_t k0, int64_t kc,
+                                            uint16_t* out) {
+  switch (p.dtype) {
+    case DType::F32: return pack_weights<DType::F32>(p, n0, n1, k0, kc, out);
+    case DType::BF16: return pack_weights<DType::BF16>(p, n0, n1, k0, kc, out);
+    case DType::F16: return pack_weights<DType::F16>(p, n0, n1, k0, kc, out);
+    case DType::I32:
+    case DType::I64:
+    case DType::U8: return;  // refused by dense_storage
+  }
+}
+
+namespace {
+
+// Rows [m0, m1) of x as bf16 into xb (row stride kp), zero from K to kp; rows past M are zero.
+QVL_TARGET_AVX512BF16 void convert_rows(const ops::MatmulParams& p, int64_t m0, int64_t m1, int64_t kp, uint16_t* xb) {
+  for (int64_t m = m0; m < m1; ++m) {
+    uint16_t* dst = xb + m * kp;
+    if (m >= p.M) {
+      std::fill_n(dst, kp, uint16_t{0});
+      continue;
+    }
+    const float* src = p.x + m * p.ldx;
+    for (int64_t k = 0; k < kp; k += 32) {
+      const int64_t left = p.K - k;
+      const __m512 lo = _mm512_maskz_loadu_ps(lanes16(left), src + k);
+      const __m512 hi = _mm512_maskz_loadu_ps(lanes16(left - 16), src + k + 16);
+      _mm512_storeu_si512(dst + k, to_bf16(lo, hi));
+    }
+  }
+}
+
+// y rows [m0, m1) x outputs [n0, n1) = acc (row stride ldc) + bias.
+QVL_TARGET_AVX512BF16 void write_out(const ops::MatmulParams& p, const float* acc, int64_t ldc, int64_t m0, int64_t m1,
+                                     int64_t n0, int64_t n1) {
+  for (int64_t m = m0; m < m1; ++m) {
+    const float* a = acc + (m - m0) * ldc;
+    float* y = p.y + m * p.ldy + n0;
+    for (int64_t j = 0; j < n1 - n0; j += 16) {
+      const __mmask16 mask = lanes16(n1 - n0 - j);
+      __m512 v = _mm512_maskz_loadu_ps(mask, a + j);
+      if (p.bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, p.bias + n0 + j));
+      _mm512_mask_storeu_ps(y + j, mask, v);
+    }
+  }
+}
+
+struct TileScope {  // begin/end around a thread's share of the work, also when it throws
+  const Bf16Kernels& k;
+  explicit TileScope(const Bf16Kernels& kk) : k(kk) { if (k.begin) k.begin(); }
+  ~TileScope() { if (k.end) k.end(); }
+};
+
+// Outputs [n0, n1) x rows [m0, m1) (m0 a multiple of 32; rows up to round_up(m1, 32) exist in xb).
+void task(const ops::MatmulParams& p, const Bf16PanelSource& w, const Bf16Kernels& k, const uint16_t* xb, int64_t kp, int64_t n0,
+          int64_t n1, int64_t m0, int64_t m1) {
+  const int64_t cols = round_up(n1 - n0, kBf16Block), rows = round_up(m1 - m0, kBf16Block);
+  float* acc = thread_buffer<float, 0>(static_cast<size_t>(kTaskRows * kTaskCols));
+  uint16_t* wp = thread_buffer<uint16_t, 1>(static_cast<size_t>(kTaskCols * kKBlock));
+  {
+    TileScope tiles(k);
+    for (int64_t k0 = 0; k0 < kp; k0 += kKBlock) {
+      const int64_t kc = std::min(kKBlock, kp - k0), steps = kc / kBf16Step;
+      pack_bf16_panels(w, n0, n1, k0, kc, wp);
+      for (int64_t m = 0; m < rows; m += kBf16Block) {
+        // kInnerSteps of k at a time: this 32-row slice of x (16 KiB) stays in L1 while the
+        // task's column blocks pass over it, each block's 16 KiB of weights coming from L2.
+        for (int64_t s0 = 0; s0 < steps; s0 += kInnerSteps) {
+          const int64_t n_steps = std::min(kInnerSteps, steps - s0);
+          const uint16_t* a = xb + (m0 + m) * kp + k0 + s0 * kBf16Step;
+          for (int64_t j = 0; j < cols; j += kBf16Block) {
+            k.block(a, kp, wp + ((j / kBf16Block) * steps + s0) * kBf16StepElems, n_steps, acc + m * cols + j, cols,
+                    k0 > 0 || s0 > 0);
+          }
+        }
+      }
+    }
+  }
+  write_out(p, acc, cols, m0, m1, n0, n1);
+}
+
+}  // namespace
+
+void run_matmul_bf16(const ops::MatmulParams& p, const ExecContext& ctx, const Bf16Kernels& k) {
+  if (p.M == 0 || p.N == 0) return;
+  if (p.K == 0) {
+    for (int64_t m = 0; m < p.M; ++m)
+      for (int64_t n = 0; n < p.N; ++n) p.y[m * p.ldy + n] = p.bias ? p.bias[n] : 0.0f;
+    return;
+  }
+  const Bf16PanelSource w{p.w.data, p.w.ld, p.K, dense_storage(p.w.format)};
+  ThreadPool& pool = ctx.pool();
+  const int64_t kp = round_up(p.K, kBf16Step), mp = round_up(p.M, kBf16Block);
+  // x as bf16: from the context's arena when it has one (given back when this call returns).
+  ArenaScope scope(ctx.arena());
+  std::unique_ptr<uint16_t[], void (*)(void*)> owned(nullptr, std::free);
+  uint16_t* xb;
+  const size_t xb_bytes = static_cast<size_t>(mp * kp) * sizeof(uint16_t);
+  if (ctx.arena()) {
+    xb = static_cast<uint16_t*>(ctx.arena()->allocate(xb_bytes));
+  } else {
+    owned.reset(static_cast<uint16_t*>(std::aligned_alloc(64, static_cast<size_t>(round_up(static_cast<int64_t>(xb_bytes), 64)))));
+    QVL_CHECK(owned != nullptr, Native, "matmul_bf16: out of memory for x as bf16");
+    xb = owned.get();
+  }
+  pool.parallel_for(mp, 32, [&](int64_t b, int64_t e) { convert_rows(p, b, e, kp, xb); });
+
+  // Tasks: column chunks x row chunks; shrink the column chunk (keeping 32-multiples) when too few
+  // tasks would leave threads idle.
+  const int64_t nt = pool.size();
+  int64_t cols = kTaskCols;
+  while (cols > kBf16Block && ceil_div(p.N, cols) * ceil_div(p.M, kTaskRows) < 2 * nt) cols -= kBf16Block;
+  const int64_t n_chunks = ceil_div(p.N, cols), m_chunks = ceil_div(p.M, kTaskRows);
+  pool.parallel_for(n_chunks * m_chunks, 1, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      if (p.cancel && p.cancel->cancelled()) return;  // matmul() throws once the variant returns
+      const int64_t n0 = (t / m_chunks) * cols, m0 = (t % m_chunks) * kTaskRows;
+      task(p, w, k, xb, kp, n0, std::min(n0 + cols, p.N), m0, std::min(m0 + kTaskRows, p.M));
+    }
+  });
+}
+
+}  // namespace qvl::cpu

@@ -1,0 +1,120 @@
+// Compute-peak probes for `npm run bench`: the rate one instruction reaches on every pool thread
+// at once with its operands in registers (or tiles), nothing loaded, so the kernel table can
+// state each variant's GFLOP/s as a fraction of what its ISA can do on this machine, measured in
+// the same process (VMs and turbo make datasheet peaks meaningless).
+#include <immintrin.h>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "core/cpu.h"
+#include "core/error.h"
+#include "core/threadpool.h"
+#include "tests/bench.h"
+
+namespace qvl::bench {
+
+namespace {
+
+// Keeps the accumulators alive (GCC 12 warns inside _mm512_reduce_add_ps).
+QVL_TARGET_AVX512 void keep(__m512 v) {
+  alignas(64) float t[16];
+  _mm512_store_ps(t, v);
+  volatile float sink = t[0] + t[15];
+  (void)sink;
+}
+
+// 16 independent accumulator chains hide the FMA latency (4 cycles x 2 ports = 8 in flight).
+QVL_TARGET_AVX512 double fma32_flops(int64_t rounds) {
+  __m512 acc[16];
+  for (int i = 0; i < 16; ++i) acc[i] = _mm512_set1_ps(0.001f * static_cast<float>(i));
+  const __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(0.0001f);
+  for (int64_t r = 0; r < rounds; ++r) {
+    for (int i = 0; i < 16; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+  }
+  __m512 s = acc[0];
+  for (int i = 1; i < 16; ++i) s = _mm512_add_ps(s, acc[i]);
+  keep(s);
+  return static_cast<double>(rounds) * 16 * 16 * 2;
+}
+
+QVL_TARGET_AVX512BF16 double dpbf16_flops(int64_t rounds) {
+  __m512 acc[16];
+  for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
+  const __m512bh a = reinterpret_cast<__m512bh>(_mm512_set1_epi32(0x3f803f80));  // (1.0, 1.0)
+  const __m512bh b = reinterpret_cast<__m512bh>(_mm512_set1_epi32(0x33803380));  // tiny: no overflow
+  for (int64_t r = 0; r < rounds; ++r) {
+    for (int i = 0; i < 16; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
+  }
+  __m512 s = acc[0];
+  for (int i = 1; i < 16; ++i) s = _mm512_add_ps(s, acc[i]);
+  keep(s);
+  return static_cast<double>(rounds) * 16 * 16 * 2 * 2;  // 16 lanes x 2 products x 2 flops
+}
+
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, start_row = 0, reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+// Tiles resident: four accumulators fed by two x and two weight tiles loaded once.
+QVL_TARGET_AMX double amx_bf16_flops(int64_t rounds) {
+  TileConfig cfg;
+  for (int t = 0; t < 8; ++t) cfg.colsb[t] = 64, cfg.rows[t] = 16;
+  alignas(64) static const uint16_t ones[16 * 32] = {};  // zeros: the rate does not depend on values
+  _tile_loadconfig(&cfg);
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  _tile_loadd(4, ones, 64);
+  _tile_loadd(5, ones, 64);
+  _tile_loadd(6, ones, 64);
+  _tile_loadd(7, ones, 64);
+  for (int64_t r = 0; r < rounds; ++r) {
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  alignas(64) float out[16 * 16];
+  _tile_stored(0, out, 64);
+  _tile_release();
+  volatile float sink = out[0];
+  (void)sink;
+  return static_cast<double>(rounds) * 4 * 16 * 16 * 32 * 2;
+}
+
+}  // namespace
+
+double peak_gflops(const std::string& kind, int64_t rounds) {
+  QVL_CHECK(rounds >= 1 && rounds <= (int64_t{1} << 32), Input, "benchPeak: rounds must be in [1, 2^32]");
+  double (*probe)(int64_t) = nullptr;
+  if (kind == "fma32") {
+    QVL_CHECK(isa_available(Isa::Avx512), Unsupported, "benchPeak: fma32 probes AVX-512, which this CPU lacks");
+    probe = fma32_flops;
+  } else if (kind == "dpbf16") {
+    QVL_CHECK(isa_available(Isa::Avx512Bf16), Unsupported, "benchPeak: this CPU has no AVX512-BF16");
+    probe = dpbf16_flops;
+  } else if (kind == "amx-bf16") {
+    QVL_CHECK(isa_available(Isa::Amx), Unsupported, "benchPeak: this CPU (or OS) runs no AMX");
+    probe = amx_bf16_flops;
+  } else {
+    fail(ErrorCode::Input, "benchPeak: kind must be fma32, dpbf16 or amx-bf16, got '" + kind + "'");
+  }
+  const std::shared_ptr<ThreadPool> pool = default_pool();
+  const int64_t nt = pool->size();
+  probe(rounds / 16 + 1);  // warm-up: clocks and AVX-512 / AMX power states
+  std::atomic<uint64_t> flops{0};
+  const auto t0 = std::chrono::steady_clock::now();
+  pool->parallel_for(nt, 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) flops += static_cast<uint64_t>(probe(rounds));
+  });
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return static_cast<double>(flops.load()) / s / 1e9;
+}
+
+}  // namespace qvl::bench

@@ -1,0 +1,218 @@
+// attention_bf16 parity: the AMX kernel against the reference that rounds q, k, v and the softmax
+// weights to bf16 as the kernel does, on awkward shapes: head dims off every tile width (16, 33,
+// 80 as in the 2B ViT, 130), GQA, key counts that are not multiples of 32 (1, 17, 33, 300),
+// several segments (the vision tower's images and windows), an empty one, rows no segment covers,
+// fused-qkv strides.
+//
+// Tolerance. The kernel's scores differ from the reference's by f32 accumulation (~1e-6
+// relative), which now and then moves a softmax weight across a bf16 rounding boundary: that
+// weight then differs by one bf16 step (2^-8 of itself), moving the output by up to ~4e-3 of the
+// weight times |v|. So each output element gets a slack: the sum, over the weights that lie within
+// 1e-4 (relative) of a rounding boundary, of one bf16 step times |v| over the row's sum (computed
+// here from the reference's own double-precision weights). Beyond the slack errors are held to
+// 2e-5 of max(|ref|, 0.05) (inputs N(0,1)); measured beyond the slack: below 1e-6 over ten seeds
+// (without the slack: 2e-6 typical, up to 9e-3 when a dominant weight flips). A kernel that lost
+// one key of 17 or 33, or a 16-column tile of v, is off by several percent.
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "backends/cpu/matmul_bf16_cpu.h"
+#include "core/cancel.h"
+#include "core/error.h"
+#include "core/exec_context.h"
+#include "core/threadpool.h"
+#include "ops/attention.h"
+#include "tests/parity.h"
+
+namespace qvl::parity {
+
+namespace {
+
+using ops::AttentionParams;
+using ops::AttentionSegment;
+
+constexpr float kUntouched = 777.0f;
+
+struct Case {
+  int64_t Hq, Hkv, D;
+  std::vector<AttentionSegment> segs;
+  int64_t T;  // Tq == Tk (the vision tower's self-attention)
+  int64_t pad;
+};
+
+std::string describe(const Case& c) {
+  std::string s = "Hq=" + std::to_string(c.Hq) + " Hkv=" + std::to_string(c.Hkv) + " D=" + std::to_string(c.D) + " segs=";
+  for (const auto& g : c.segs) s += "[" + std::to_string(g.q_start) + "," + std::to_string(g.q_end) + ")";
+  return s + (c.pad ? " strided" : "");
+}
+
+float bf16_value(double e) {
+  const uint32_t u = static_cast<uint32_t>(cpu::bf16_round(static_cast<float>(e))) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// Per output element: how far the kernel may legitimately differ through weights that sit on a
+// bf16 rounding boundary (see the tolerance note above).
+std::vector<double> flip_slack(const AttentionParams& p, size_t n_out) {
+  std::vector<double> slack(n_out, 0.0);
+  const int64_t D = p.D, group = p.Hq / p.Hkv;
+  for (int64_t s = 0; s < p.n_segments; ++s) {
+    const AttentionSegment& g = p.segments[s];
+    const int64_t klen = g.k_end - g.k_start;
+    std::vector<double> w(static_cast<size_t>(klen));
+    for (int64_t i = g.q_start; i < g.q_end; ++i) {
+      for (int64_t h = 0; h < p.Hq; ++h) {
+        const int64_t hk = h / group;
+        double mx = -1e300, sum = 0;
+        for (int64_t j = 0; j < klen; ++j) {
+          double dot = 0;
+          for (int64_t d = 0; d < D; ++d) {
+            dot += static_cast<double>(bf16_value(p.q[i * p.ldq + h * D + d])) * bf16_value(p.k[(g.k_start + j) * p.ldk + hk * D + d]);
+          }
+          w[j] = dot * p.scale;
+          mx = std::max(mx, w[j]);
+        }
+        for (int64_t j = 0; j < klen; ++j) sum += (w[j] = std::exp(w[j] - mx));
+        for (int64_t j = 0; j < klen; ++j) {
+          const double lo = bf16_value(w[j] * (1 - 1e-4)), hi = bf16_value(w[j] * (1 + 1e-4));
+          if (lo == hi) continue;
+          for (int64_t d = 0; d < D; ++d) {
+            slack[static_cast<size_t>(i * p.ldo + h * D + d)] +=
+                (hi - lo) * std::fabs(bf16_value(p.v[(g.k_start + j) * p.ldv + hk * D + d])) / sum;
+          }
+        }
+      }
+    }
+  }
+  return slack;
+}
+
+std::vector<Result> run_case(const Case& c, Rng& rng, ThreadPool& pool) {
+  AttentionParams p;
+  p.Hq = c.Hq, p.Hkv = c.Hkv, p.D = c.D, p.Tq = c.T, p.Tk = c.T;
+  p.scale = 1.0f / std::sqrt(static_cast<float>(c.D));
+  p.segments = c.segs.data();
+  p.n_segments = static_cast<int64_t>(c.segs.size());
+  // One fused buffer [T, (Hq + 2 Hkv) D + pad]: q, k and v are views with its row stride.
+  const int64_t ld = (c.Hq + 2 * c.Hkv) * c.D + c.pad;
+  std::vector<float> qkv(static_cast<size_t>(c.T * ld), std::nanf(""));
+  for (int64_t t = 0; t < c.T; ++t)
+    for (int64_t i = 0; i < (c.Hq + 2 * c.Hkv) * c.D; ++i) qkv[t * ld + i] = rng.normal();
+  p.q = qkv.data(), p.k = qkv.data() + c.Hq * c.D, p.v = qkv.data() + (c.Hq + c.Hkv) * c.D;
+  p.ldq = p.ldk = p.ldv = ld;
+  p.ldo = c.Hq * c.D + c.pad;
+  const size_t n_out = static_cast<size_t>(c.T * p.ldo);
+  Guarded<float> ref(n_out, kUntouched);
+  p.out = ref.data();
+  ops::check_attention(p);
+  ops::attention_bf16_family().reference().fn(p, ExecContext(pool));
+  const std::vector<double> slack = flip_slack(p, n_out);
+  std::vector<Result> out;
+  const auto& family = ops::attention_bf16_family();
+  for (const auto& v : family.runnable()) {
+    if (v.fn == family.reference().fn) continue;
+    Guarded<float> got(n_out, kUntouched);
+    p.out = got.data();
+    Result r;
+    r.op = "attention_bf16", r.variant = v.name, r.device = device_name(v.device);
+    r.shape = describe(c) + " threads=" + std::to_string(pool.size());
+    try {
+      v.fn(p, ExecContext(pool));
+      // Moved toward the reference by at most each element's slack, then held to 2e-5.
+      std::vector<float> adj(n_out);
+      for (size_t i = 0; i < n_out; ++i) {
+        const double d = static_cast<double>(got[i]) - ref[i];
+        adj[i] = static_cast<float>(ref[i] + std::copysign(std::max(0.0, std::fabs(d) - slack[i]), d));
+        if (std::isnan(got[i])) adj[i] = got[i];
+      }
+      compare(adj.data(), ref.data(), n_out, 2e-5, 0.05, &r);
+      r.guards_ok = got.intact();
+    } catch (const std::exception& e) {
+      r.passed = false, r.note = std::string("threw: ") + e.what();
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<Result> parity_attention_bf16(uint64_t seed) {
+  Rng rng(seed);
+  ThreadPool three(3);
+  const std::shared_ptr<ThreadPool> dflt = default_pool();
+  const std::vector<Case> cases = {
+      {1, 1, 16, {{0, 1, 0, 1}}, 1, 0},
+      {2, 1, 33, {{0, 17, 0, 17}}, 17, 3},
+      {16, 16, 80, {{0, 64, 0, 64}, {64, 97, 64, 97}}, 97, 0},  // the 2B ViT's heads, two images
+      {4, 2, 80, {{0, 300, 0, 300}}, 300, 5},
+      {3, 3, 130, {{0, 33, 0, 33}, {40, 41, 40, 41}, {41, 41, 41, 41}, {50, 90, 50, 90}}, 95, 1},  // rows 33..39, 90.. untouched
+      {2, 2, 64, {{0, 40, 0, 40}, {40, 70, 40, 70}}, 70, 2},
+  };
+  std::vector<Result> results;
+  int i = 0;
+  for (const Case& c : cases) {
+    for (Result& r : run_case(c, rng, i++ % 2 ? three : *dflt)) results.push_back(std::move(r));
+  }
+  // attention() under Precision::Fast: non-causal runs the bf16 kernel (bit for bit), causal the exact one.
+  const auto& fam = ops::attention_bf16_family();
+  const ops::Variant<ops::AttentionFn>* amx = nullptr;  // into fam.variants(), which outlives this
+  for (const auto& v : fam.variants()) {
+    if (v.isa == Isa::Amx && ops::OpFamilyBase::allowed(v.device, v.isa)) amx = &v;
+  }
+  for (const bool causal : {false, true}) {
+    const std::string what = std::string("Precision::Fast, ") + (causal ? "causal: the exact attention" : "non-causal: attention_bf16") +
+                             (amx || causal ? "" : " (no AMX here: exact)");
+    results.push_back(expect_accepted("attention_bf16", what, [&] {
+      const int64_t T = 40, H = 2, D = 24;
+      std::vector<float> qkv(static_cast<size_t>(T * 3 * H * D));
+      for (auto& x : qkv) x = rng.normal();
+      AttentionSegment seg{0, T, 0, T};
+      AttentionParams p;
+      p.Hq = p.Hkv = H, p.D = D, p.Tq = p.Tk = T, p.causal = causal, p.scale = 0.2f;
+      p.q = qkv.data(), p.k = qkv.data() + H * D, p.v = qkv.data() + 2 * H * D;
+      p.ldq = p.ldk = p.ldv = 3 * H * D, p.ldo = H * D;
+      p.segments = &seg, p.n_segments = 1;
+      std::vector<float> got(static_cast<size_t>(T * H * D)), want(got.size());
+      ExecContext fast(*dflt);
+      fast.with_precision(Precision::Fast);
+      p.out = got.data();
+      ops::attention(p, fast);
+      p.out = want.data();
+      if (causal || !amx) ops::attention(p, ExecContext(*dflt));
+      else amx->fn(p, ExecContext(*dflt));
+      if (std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) != 0) fail(ErrorCode::Native, "attention() ran another kernel");
+      if (amx && !causal && !cpu::amx_tiles_released()) fail(ErrorCode::Native, "the calling thread kept its tile configuration");
+    }));
+  }
+  // A set cancel token: the kernel stops before its first query block (out untouched).
+  if (amx) {
+    results.push_back(expect_accepted("attention_bf16", "amx: cancelled before the first query block, out untouched", [&] {
+      const int64_t T = 70, H = 2, D = 40;
+      std::vector<float> qkv(static_cast<size_t>(T * 3 * H * D), 0.5f), out(static_cast<size_t>(T * H * D), kUntouched);
+      AttentionSegment seg{0, T, 0, T};
+      CancelToken aborted;
+      aborted.cancel(CancelToken::Reason::Aborted);
+      AttentionParams p;
+      p.Hq = p.Hkv = H, p.D = D, p.Tq = p.Tk = T, p.scale = 0.2f, p.cancel = &aborted;
+      p.q = qkv.data(), p.k = qkv.data() + H * D, p.v = qkv.data() + 2 * H * D;
+      p.ldq = p.ldk = p.ldv = 3 * H * D, p.ldo = H * D, p.out = out.data();
+      p.segments = &seg, p.n_segments = 1;
+      amx->fn(p, ExecContext(three));
+      for (float x : out)
+        if (x != kUntouched) fail(ErrorCode::Native, "wrote out after the token was set");
+    }));
+  }
+  results.push_back(expect_rejected("attention_bf16", "causal problems are refused (E_UNSUPPORTED)", [] {
+    AttentionParams p;
+    p.causal = true, p.Hq = p.Hkv = p.D = 1;
+    ops::attention_bf16_family().reference().fn(p, ExecContext(*default_pool()));
+  }, ErrorCode::Unsupported));
+  return results;
+}
+
+}  // namespace qvl::parity
