@@ -157,7 +157,8 @@ QVL_TARGET_AVX512BF16 void pack_bf16_panels(const Bf16PanelSource& p, int64_t n0
     case DType::F16: return pack_weights<DType::F16>(p, n0, n1, k0, kc, out);
     case DType::I32:
     case DType::I64:
-    case DType::U8: return;  // refused by dense_storage
+    case DType::U8:
+    case DType::F8E4M3: return;  // refused by dense_storage
   }
 }
 
