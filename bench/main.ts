@@ -6,10 +6,11 @@
  */
 import { runEngine } from './engine.js';
 import { runModel } from './model.js';
-import { runOps } from './ops.js';
+import { runOps, runQuant } from './ops.js';
 
 const suites: Record<string, { about: string; run: () => Promise<void> }> = {
   ops: { about: 'matmul and attention kernels, every variant this CPU runs', run: runOps },
+  quant: { about: 'q8/q4 matmul kernels against bf16, decode GB/s against the memory-read floor', run: runQuant },
   model: { about: 'a synthetic checkpoint at Qwen2-VL-2B widths end to end: vision, prefill, decode', run: runModel },
   engine: { about: 'the same widths: time outside kernels per decode step, 4000-token flatness, abort latency', run: runEngine },
 };

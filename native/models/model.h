@@ -25,6 +25,8 @@ struct LoadPlan {
   bool check_finite = true;
   WeightPlan text;    // the language model's linear weights, LM head included (tied or not)
   WeightPlan vision;  // the vision tower's linear weights
+  // The converted-weights cache file and its key (empty path: none); see models/weight_cache.h.
+  std::string cache_path, cache_key;
 };
 
 class VlModel {
@@ -36,12 +38,16 @@ class VlModel {
   uint64_t mapped_bytes() const { return weights_.mapped_bytes(); }
   // The weight format of the language model's linear layers (the first layer's q projection).
   WeightFormat text_weight_format() const { return text_->weight_format(); }
+  // With a cache: "hit" (every converted weight came from it), "written" (converted and saved)
+  // or "unwritten" (converted; saving failed); "none" without one.
+  const std::string& cache_status() const { return cache_status_; }
 
  private:
   ModelSpec spec_;
   WeightStore weights_;
   std::unique_ptr<VisionTower> vision_;
   std::unique_ptr<TextDecoder> text_;
+  std::string cache_status_ = "none";
 };
 
 }  // namespace qvl::models

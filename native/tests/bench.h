@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/weight_format.h"
 #include "ops/registry.h"
 
 namespace qvl::bench {
@@ -29,8 +30,21 @@ const ops::Variant<Fn>& find_variant(const ops::OpFamily<Fn>& family, const std:
 // denormals could.
 void fill_values(float* out, size_t n, uint64_t seed);
 
-struct MatmulCase { int64_t M, K, N; std::string w_dtype; std::string variant; int iters; };
+// w_dtype: a weight format name (f32, bf16, f16, q8, q4); quantized weights use group 32. The
+// weights rotate through copies totalling about spill_bytes (more than the last-level cache).
+struct MatmulCase {
+  int64_t M, K, N;
+  std::string w_dtype;
+  std::string variant;
+  int iters;
+  int64_t spill_bytes = int64_t{256} << 20;
+};
 double matmul_seconds(const MatmulCase& c);
+// Bytes of an [N, K] weight in format f, scales and zero points included (what a matmul reads).
+double weight_bytes(WeightFormat f, int64_t N, int64_t K);
+// Seconds to read `bytes` of owned memory once on every pool thread (best of iters, after a
+// warm-up): the memory-bandwidth floor a decode matmul is measured against.
+double read_seconds(int64_t bytes, int iters);
 
 struct AttentionCase { int64_t seq, heads, kv_heads, head_dim; bool causal; std::string variant; int iters; };
 double attention_seconds(const AttentionCase& c);

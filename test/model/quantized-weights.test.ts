@@ -86,14 +86,14 @@ describe('weights quantized at load', () => {
     const stages: LoadProgress[] = [];
     const m = await loadModel(dir, { weights: 'q4', onProgress: (p) => stages.push(p) });
     const h = (m as unknown as { handle: Parameters<typeof native.modelWeightFormat>[0] }).handle;
-    expect(native.modelWeightFormat(h)).toBe('q4');
+    expect(native.modelWeightFormat(h).format).toBe('q4');
     m.dispose();
     const converting = stages.filter((s) => s.message.startsWith('quantizing'));
     expect(converting.length).toBeGreaterThan(0);
     for (let i = 1; i < stages.length; i++) expect(stages[i].fraction).toBeGreaterThanOrEqual(stages[i - 1].fraction);
     for (const [weights, format] of [['bf16', 'bf16'], ['q8', 'q8'], ['auto', 'q8'], [undefined, 'bf16']] as const) {
       const x = await loadModel(dir, weights === undefined ? {} : { weights, visionWeights: 'q8' });
-      expect(native.modelWeightFormat((x as unknown as { handle: Parameters<typeof native.modelWeightFormat>[0] }).handle)).toBe(format);
+      expect(native.modelWeightFormat((x as unknown as { handle: Parameters<typeof native.modelWeightFormat>[0] }).handle).format).toBe(format);
       x.dispose();
     }
   });
