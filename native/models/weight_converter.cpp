@@ -1,6 +1,7 @@
 #include "models/weight_converter.h"
 
 #include "core/error.h"
+#include "core/storage.h"
 #include "ops/moe.h"
 #include "models/weight_cache.h"
 #include "ops/weight_quant.h"
@@ -9,12 +10,20 @@ namespace qvl::models {
 
 namespace {
 
+// A converted weight's source, if it is a view of a mapped checkpoint file, leaves this process's
+// memory: loading converts weight by weight without holding both copies of the model.
+void release_source(const ConvertedWeight& dense) {
+  const Tensor& t = dense.storage.front();
+  if (const auto* file = dynamic_cast<const MappedFile*>(t.storage().get())) file->release(t.raw(), t.nbytes());
+}
+
 // The stored weight `dense` quantized per the plan (or returned as is when the plan keeps it).
 ConvertedWeight apply_plan(ConvertedWeight dense, const WeightPlan& plan, const std::string& name) {
   if (!plan.quantize || dense.ref.in % plan.group != 0) return dense;
   ConvertedWeight cached;
   if (plan.cache && plan.cache->take(name, plan.format, dense.ref.out, dense.ref.in, plan.group, &cached)) {
     plan.cache->record(name, cached);
+    release_source(dense);
     if (plan.on_converted) plan.on_converted(static_cast<uint64_t>(dense.storage.front().nbytes()));
     return cached;
   }
@@ -38,6 +47,7 @@ ConvertedWeight apply_plan(ConvertedWeight dense, const WeightPlan& plan, const 
   q.ref.out = out;
   q.ref.in = dense.ref.in;
   if (plan.cache) plan.cache->record(name, q);
+  release_source(dense);
   if (plan.on_converted) plan.on_converted(static_cast<uint64_t>(dense.storage.front().nbytes()));
   return q;
 }
