@@ -129,7 +129,9 @@ QVL_TARGET_AVX512VNNI void tile_block(const ops::MatmulParams& p, const QActs& a
   for (int64_t pr = 0; pr < pairs; ++pr) {
     const int64_t b0 = 2 * pr, ga = b0 / per_group, gb = (b0 + 1) / per_group;
     if (pr * kPairBytes % 64 == 0) {
-      for (int j = 0; j < R; ++j) _mm_prefetch(reinterpret_cast<const char*>(w[j] + pr * kPairBytes + 1024), _MM_HINT_T0);
+      // Integer arithmetic: the address may lie past the row's end (a prefetch never faults).
+      for (int j = 0; j < R; ++j)
+        _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(w[j]) + pr * kPairBytes + 1024), _MM_HINT_T0);
     }
     __m512i wv[R];
     __m512 swv[R];
