@@ -123,7 +123,8 @@ QVL_Q_TARGET void tile_block(const ops::MatmulParams& p, const QActs& a, int64_t
   const int8_t* xq[MB];
   const float* xd[MB];
   for (int i = 0; i < MB; ++i) xq[i] = a.q + (m0 + i) * a.K, xd[i] = a.d + (m0 + i) * a.blocks;
-  const int64_t per_group = a.group / kQuantBlock, paired = a.blocks / 2 * 2;
+  // q4 blocks pair up over the stored row (ld), which may run past K.
+  const int64_t per_group = a.group / kQuantBlock, paired = p.w.ld / kQuantBlock / 2 * 2;
   const __m256i low4 = _mm256_set1_epi8(15), ones16 = _mm256_set1_epi16(1);
   __m256 acc[MB][R];
   for (int i = 0; i < MB; ++i)
