@@ -94,8 +94,9 @@ export interface LoadOptions {
   /**
    * Keep the weights converted by `weights`/`visionWeights` in a cache file, so the next load with
    * the same checkpoint files and options reads them instead of converting (default false). `true`:
-   * next to the checkpoint if that folder is writable, else in `$XDG_CACHE_HOME/qwenvl/weights`
-   * (`~/.cache/qwenvl/weights`); a string: that folder. The file is written once, atomically; one
+   * next to the checkpoint if that folder is writable (not for a Hub model id: its folder belongs to
+   * the Hub cache), else in `$XDG_CACHE_HOME/qwenvl/weights` (`~/.cache/qwenvl/weights`); a string:
+   * that folder. The file is written once, atomically; one
    * that is stale (checkpoint files changed), truncated or corrupt is detected and rewritten. Files
    * of other checkpoints or options stay until deleted.
    */
@@ -191,7 +192,7 @@ export async function loadModel(dirOrRepoId: string, loadOptions?: LoadOptions):
   const converting = text !== 'stored' || vision !== 'stored';
   const cache =
     converting && options.weightCache !== undefined && options.weightCache !== false
-      ? await weightCachePlan(options.weightCache, dir, [...byFile.keys()], text, vision)
+      ? await weightCachePlan(options.weightCache, dir, [...byFile.keys()], text, vision, dir !== dirOrRepoId)
       : undefined;
   let loading = true;
   let progressError: unknown;

@@ -32,8 +32,8 @@ async function writable(dir: string): Promise<boolean> {
 
 /**
  * The cache file for a checkpoint's weight files converted as `text`/`vision` say: next to the
- * checkpoint when `option` is true and that folder is writable (else the user cache folder), or
- * in the folder `option` names. The key covers the library's cache version, the conversions and
+ * checkpoint when `option` is true and that folder is writable (else, and for a Hub download whose
+ * snapshot folder belongs to the Hub cache, the user cache folder), or in the folder `option` names. The key covers the library's cache version, the conversions and
  * each weight file's name, size and modification time.
  */
 export async function weightCachePlan(
@@ -42,6 +42,7 @@ export async function weightCachePlan(
   weightFiles: readonly string[],
   text: string,
   vision: string,
+  fromHub = false,
 ): Promise<{ path: string; key: string }> {
   const files = [];
   for (const f of [...weightFiles].sort()) {
@@ -51,7 +52,7 @@ export async function weightCachePlan(
   const key = JSON.stringify({ version: WEIGHT_CACHE_VERSION, text, vision, group: 32, files });
   let folder: string;
   if (option === true) {
-    folder = (await writable(dir)) ? dir : userWeightCacheDir();
+    folder = !fromHub && (await writable(dir)) ? dir : userWeightCacheDir();
   } else {
     folder = option as string;
   }

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Conversation, loadModel, type LoadOptions, type Model, QwenVLError } from '../../lib/index.js';
-import { userWeightCacheDir } from '../../lib/model/weight-cache.js';
+import { userWeightCacheDir, weightCachePlan } from '../../lib/model/weight-cache.js';
 import { native } from '../../lib/native/binding.js';
 import { checkpointDir } from '../helpers/fixtures.js';
 
@@ -92,6 +92,22 @@ describe('weightCache', () => {
   it('the user cache folder follows XDG_CACHE_HOME', () => {
     expect(userWeightCacheDir({ XDG_CACHE_HOME: '/x/cache' })).toBe('/x/cache/qwenvl/weights');
     expect(userWeightCacheDir({})).toMatch(/\.cache\/qwenvl\/weights$/);
+  });
+
+  it('a Hub snapshot folder is never written: its files go to the user cache folder', async () => {
+    const saved = process.env.XDG_CACHE_HOME;
+    process.env.XDG_CACHE_HOME = other;
+    try {
+      const st = join(dir, 'model.safetensors');
+      const hub = await weightCachePlan(true, dir, [st], 'q8', 'stored', true);
+      expect(hub.path.startsWith(join(other, 'qwenvl', 'weights'))).toBe(true);
+      const local = await weightCachePlan(true, dir, [st], 'q8', 'stored', false);
+      expect(local.path.startsWith(dir)).toBe(true);
+      expect(local.key).toBe(hub.key);
+    } finally {
+      if (saved === undefined) delete process.env.XDG_CACHE_HOME;
+      else process.env.XDG_CACHE_HOME = saved;
+    }
   });
 
   it('refuses bad values with E_INPUT', async () => {
