@@ -8,7 +8,8 @@
  * Where the CPU has a bf16 kernel (AMX, AVX512-BF16), the vision tower and the prefill are timed
  * again under `precision: 'fast'` on the same checkpoint, with the speed-up over exact.
  *
- * `QWENVL_BENCH_LAYERS` (default 4) and `QWENVL_BENCH_VISION_DEPTH` (default 2) set the depths.
+ * `QWENVL_BENCH_LAYERS` (default 4) and `QWENVL_BENCH_VISION_DEPTH` (default 2) set the depths;
+ * `QWENVL_BENCH_WEIGHTS` (bf16, q8, q4; default bf16) the language model's `weights` option.
  * @module
  */
 import { loadModel } from '../lib/index.js';
@@ -22,7 +23,9 @@ export async function runModel(): Promise<void> {
   try {
     console.log(`synthetic Qwen2-VL-2B widths: ${layers} decoder layers, ${depth} vision blocks, ${(ckpt.bytes / 2 ** 30).toFixed(2)} GiB bf16 (written in ${ckpt.writeSeconds.toFixed(1)} s)`);
 
-    const [model, tLoad] = await time(() => loadModel(ckpt.dir));
+    const weights = (process.env.QWENVL_BENCH_WEIGHTS ?? 'bf16') as 'bf16' | 'q8' | 'q4';
+    const [model, tLoad] = await time(() => loadModel(ckpt.dir, { weights }));
+    const rssAfterLoad = process.memoryUsage().rss;
     try {
       const side = 448;
       const pixels = new Uint8Array(side * side * 3).map((_, i) => (i * 37) & 0xff);
@@ -43,18 +46,21 @@ export async function runModel(): Promise<void> {
       const tDecode = (tMany - tOne) / Math.max(1, decodeTokens);
 
       const H = TEXT.hidden;
-      const tokenBytes = decodeTokenBytes(layers);
-      const gbps = await native.benchMatmul({ M: 1, K: H, N: TEXT.inter, wDtype: 'bf16', variant: native.info().ops.matmul.chosen, iters: 20 })
-        .then((s) => (2 * H * TEXT.inter) / s / 1e9);
+      // Bytes per token in the weights' format (q8/q4: scales and zero points included).
+      const tokenBytes = decodeTokenBytes(layers) * (native.weightBytes(weights, TEXT.inter, H) / (2 * TEXT.inter * H));
+      const variant = native.info().ops.matmul.chosenByFormat?.[weights] ?? native.info().ops.matmul.chosen;
+      const gbps = await native.benchMatmul({ M: 1, K: H, N: TEXT.inter, wDtype: weights, variant, iters: 20 })
+        .then((s) => native.weightBytes(weights, TEXT.inter, H) / s / 1e9);
       const roof = tokenBytes / (gbps * 1e9);
       const patches = emb.shape[0] * VISION.merge ** 2;
-      console.log(`load                ${tLoad.toFixed(2)} s`);
+      console.log(`load                ${tLoad.toFixed(2)} s (weights ${weights}; RSS after load ${(rssAfterLoad / 2 ** 30).toFixed(2)} GiB)`);
       console.log(`vision tower        ${(tVision * 1e3).toFixed(1)} ms for ${patches} patches (${(patches / tVision).toFixed(0)} patches/s, ${((tVision * 1e3) / depth).toFixed(1)} ms per block incl. merger share)`);
       console.log(`prefill             ${(tPrefill * 1e3).toFixed(1)} ms for ${prepared.seqLength} tokens (${(prepared.seqLength / tPrefill).toFixed(0)} tokens/s; includes the vision tower)`);
       console.log(`decode              ${(tDecode * 1e3).toFixed(2)} ms/token over ${decodeTokens} tokens`);
       console.log(`decode roofline     ${(roof * 1e3).toFixed(2)} ms/token = ${(tokenBytes / 2 ** 20).toFixed(0)} MiB of weights per token at ${gbps.toFixed(1)} GB/s (matmul M=1, this process)`);
       console.log(`decode efficiency   x${(roof / tDecode).toFixed(2)} of the roofline`);
-      console.log(`per decoder layer   ~${(((tDecode - (2 * TEXT.vocab * H) / (gbps * 1e9)) * 1e3) / layers).toFixed(2)} ms/token (lm_head at roofline removed): x28 layers for the real 2B model`);
+      const headBytes = native.weightBytes(weights, TEXT.vocab, H);
+      console.log(`per decoder layer   ~${(((tDecode - headBytes / (gbps * 1e9)) * 1e3) / layers).toFixed(2)} ms/token (lm_head at roofline removed): x28 layers for the real 2B model`);
     } finally {
       model.dispose();
     }

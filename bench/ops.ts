@@ -11,7 +11,7 @@
  */
 import { native } from '../lib/native/binding.js';
 
-type WDtype = 'f32' | 'bf16' | 'f16' | 'fp8';
+type WDtype = 'f32' | 'bf16' | 'f16' | 'fp8' | 'q8' | 'q4';
 
 interface Row {
   op: string;
@@ -88,6 +88,81 @@ async function matmulRows(): Promise<Row[]> {
     }
   }
   return rows;
+}
+
+// Decode and prefill shapes of Qwen2-VL-2B as N x K: MLP down, MLP up/gate, the LM head.
+const QUANT_SHAPES: [number, number][] = [
+  [1536, 8960],
+  [8960, 1536],
+  [151936, 1536],
+];
+const QUANT_REPEATS = 3;
+// Weights and the floor's buffer exceed the last-level cache (480 MiB on the Sapphire Rapids VMs).
+const SPILL_BYTES = 1024 * 2 ** 20;
+
+/**
+ * Quantized weights (q8, q4) against bf16 as stored, each variant that reads them: decode (M = 1)
+ * reports GB/s of weight bytes (scales and zero points included) as a share of the memory-read
+ * floor measured in the same run; prefill (M = 512) GFLOP/s. Each case runs QUANT_REPEATS times
+ * (each a best-of) and reports the median and the spread (other processes share the cores).
+ */
+async function quantRows(floorGbps: number[]): Promise<Row[]> {
+  const info = native.info().ops.matmul;
+  const rows: Row[] = [];
+  const floor = median(floorGbps);
+  for (const M of [1, 512]) {
+    for (const [N, K] of QUANT_SHAPES) {
+      if (M === 512 && N > 10000) continue;  // the LM head runs for one row per sequence
+      for (const wDtype of ['bf16', 'q8', 'q4'] as const) {
+        const variants = (info?.variants ?? []).filter(
+          (v) => v.available && v.name !== 'reference' && (v.formats ?? []).includes(wDtype) && (M === 1 || v.name !== 'generic'),
+        );
+        for (const v of variants) {
+          const times: number[] = [];
+          let note: string | undefined;
+          for (let r = 0; r < QUANT_REPEATS && note === undefined; r++) {
+            const t = await timeOrNote(() => native.benchMatmul({ M, K, N, wDtype, variant: v.name, iters: M === 1 ? 10 : 2, spillBytes: SPILL_BYTES }));
+            if (t.seconds === undefined) note = t.note;
+            else times.push(t.seconds);
+          }
+          const row: Row = { op: 'matmul', shape: `M=${M} N=${N} K=${K} ${wDtype}`, variant: v.name };
+          if (note !== undefined) row.note = note;
+          if (times.length > 0) {
+            const s = median(times);
+            row.seconds = s;
+            row.gflops = (2 * M * K * N) / s / 1e9;
+            const bytes = native.weightBytes(wDtype, N, K);
+            if (M === 1) {
+              row.gbps = bytes / s / 1e9;
+              row.note = `${((100 * row.gbps) / floor).toFixed(0)}% of floor; spread ${spread(times)}`;
+            } else {
+              row.note = `spread ${spread(times)}`;
+            }
+          }
+          rows.push(row);
+        }
+      }
+    }
+  }
+  return rows;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+/** max/min - 1 of the repeats, in percent. */
+function spread(xs: number[]): string {
+  return `${((100 * Math.max(...xs)) / Math.min(...xs) - 100).toFixed(0)}%`;
+}
+
+/** The memory-read floor: GB/s reading SPILL_BYTES on every compute thread, QUANT_REPEATS times. */
+async function readFloor(): Promise<number[]> {
+  const bytes = SPILL_BYTES;
+  const out: number[] = [];
+  for (let r = 0; r < QUANT_REPEATS; r++) out.push(bytes / (await native.benchRead({ bytes, iters: 3 })) / 1e9);
+  return out;
 }
 
 async function attentionRows(): Promise<Row[]> {
@@ -278,8 +353,22 @@ export async function runOps(): Promise<void> {
   console.log(`cpu: ${cpu.brand} (${cpu.physicalCores} cores, ${info.threads} threads; ${cpu.features.join(' ')})`);
   console.log(`best of N calls after a warm-up; x${BASELINE} = speed relative to "${BASELINE}" in this run\n`);
   const started = Date.now();
-  print([...(await matmulRows()), ...(await attentionRows())]);
+  const floor = await readFloor();
+  console.log(`memory-read floor: ${floor.map((g) => g.toFixed(1)).join(', ')} GB/s (median ${median(floor).toFixed(1)})\n`);
+  print([...(await matmulRows()), ...(await quantRows(floor)), ...(await attentionRows())]);
   await bf16Table();
+  console.log(`\n(${((Date.now() - started) / 1000).toFixed(0)} s)`);
+}
+
+/** Runs only the quantized-weight rows (q8, q4 against bf16, with the memory-read floor). */
+export async function runQuant(): Promise<void> {
+  const info = native.info();
+  console.log(`cpu: ${info.cpu.brand} (${info.cpu.physicalCores} cores, ${info.threads} threads)`);
+  const started = Date.now();
+  const floor = await readFloor();
+  console.log(`memory-read floor: ${floor.map((g) => g.toFixed(1)).join(', ')} GB/s (median ${median(floor).toFixed(1)})`);
+  console.log(`median of ${QUANT_REPEATS} runs, each the best of N calls; spread = slowest/fastest - 1\n`);
+  print(await quantRows(floor));
   console.log(`\n(${((Date.now() - started) / 1000).toFixed(0)} s)`);
 }
 

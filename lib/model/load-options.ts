@@ -9,7 +9,7 @@ import type { LoadOptions } from './load.js';
 
 const KEYS = [
   'threads', 'device', 'onProgress', 'contextLength', 'maxInputPixels', 'maxVisualTokens', 'maxMemoryBytes',
-  'specialTokensInUserText', 'checkFinite', 'media', 'hub', 'weights', 'visionWeights', 'precision',
+  'specialTokensInUserText', 'checkFinite', 'media', 'hub', 'weights', 'visionWeights', 'weightCache', 'precision',
 ] as const;
 
 /** The values of {@link LoadOptions.weights} and {@link LoadOptions.visionWeights}. */
@@ -31,6 +31,9 @@ export function checkLoadOptions(options: unknown): LoadOptions {
   optInteger(w('maxMemoryBytes'), o.maxMemoryBytes, 1);
   optBoolean(w('specialTokensInUserText'), o.specialTokensInUserText);
   optBoolean(w('checkFinite'), o.checkFinite);
+  if (o.weightCache !== undefined && typeof o.weightCache !== 'boolean' && (typeof o.weightCache !== 'string' || o.weightCache === '')) {
+    throw expected(w('weightCache'), 'a boolean or a folder path', o.weightCache);
+  }
   for (const k of ['weights', 'visionWeights'] as const) {
     if (o[k] !== undefined && !(WEIGHT_CHOICES as readonly unknown[]).includes(o[k])) {
       throw expected(w(k), "'bf16', 'q8', 'q4' or 'auto'", o[k]);

@@ -24,6 +24,7 @@ import { Model } from './model.js';
 import type { GenerateOptions } from '../generate/options.js';
 import { nativeSpec, weightNames } from './native-spec.js';
 import { quantSpec } from './quantization.js';
+import { weightCachePlan } from './weight-cache.js';
 import { isRepoId } from '../hub/cache.js';
 import { pullModel } from '../hub/pull.js';
 import type { HubOptions } from '../hub/settings.js';
@@ -99,6 +100,16 @@ export interface LoadOptions {
    * 4-bit weights save little). Weights whose input size is no multiple of 32 stay as stored.
    */
   visionWeights?: 'bf16' | 'q8' | 'q4' | 'auto';
+  /**
+   * Keep the weights converted by `weights`/`visionWeights` in a cache file, so the next load with
+   * the same checkpoint files and options reads them instead of converting (default false). `true`:
+   * next to the checkpoint if that folder is writable (not for a Hub model id: its folder belongs to
+   * the Hub cache), else in `$XDG_CACHE_HOME/qwenvl/weights` (`~/.cache/qwenvl/weights`); a string:
+   * that folder. The file is written once, atomically; one
+   * that is stale (checkpoint files changed), truncated or corrupt is detected and rewritten. Files
+   * of other checkpoints or options stay until deleted.
+   */
+  weightCache?: boolean | string;
   /**
    * For a Hub model id (`loadModel('Qwen/Qwen2.5-VL-3B-Instruct')`): revision, cache folder,
    * endpoint, token, offline mode and download progress (see {@link pullModel}). A revision whose
@@ -187,6 +198,11 @@ export async function loadModel(dirOrRepoId: string, loadOptions?: LoadOptions):
       if (t.shape.length === 2 && (isVision ? vision !== 'stored' : text !== 'stored')) total += t.byteLength;
     }
   }
+  const converting = text !== 'stored' || vision !== 'stored';
+  const cache =
+    converting && options.weightCache !== undefined && options.weightCache !== false
+      ? await weightCachePlan(options.weightCache, dir, [...byFile.keys()], text, vision, dir !== dirOrRepoId)
+      : undefined;
   let loading = true;
   let progressError: unknown;
   const onConverted = (bytes: number) => {
@@ -210,6 +226,7 @@ export async function loadModel(dirOrRepoId: string, loadOptions?: LoadOptions):
         weights: text,
         visionWeights: vision,
         ...(text !== 'stored' || vision !== 'stored' ? { onConverted } : {}),
+        ...(cache ? { cache } : {}),
       },
     );
   } finally {

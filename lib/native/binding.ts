@@ -73,9 +73,12 @@ export interface NativeBenchMatmul {
   M: number;
   K: number;
   N: number;
-  wDtype: 'f32' | 'bf16' | 'f16' | 'fp8';
+  /** A weight format name (q8 and q4 use group 32). */
+  wDtype: 'f32' | 'bf16' | 'f16' | 'fp8' | 'q8' | 'q4';
   variant: string;
   iters: number;
+  /** Bytes of weight copies to rotate through (default 256 MiB); more than the last-level cache for DRAM timings. */
+  spillBytes?: number;
   /** 'matmul' (default, exact) or 'matmul_bf16' (precision 'fast'). */
   family?: 'matmul' | 'matmul_bf16';
 }
@@ -229,10 +232,12 @@ export interface NativeBinding {
       visionWeights?: 'stored' | 'q8' | 'q4';
       /** Called (on the JS thread, asynchronously) with the stored bytes converted so far. */
       onConverted?: (bytes: number) => void;
+      /** The converted-weights cache file and its key (lib/model/weight-cache.ts). */
+      cache?: { path: string; key: string };
     },
   ): Promise<NativeHandle>;
-  /** The weight format name of a model's language-model linear layers ('bf16', 'q8', ...). */
-  modelWeightFormat(model: NativeHandle): string;
+  /** The weight format of a model's language-model linear layers ('bf16', 'q8', ...) and what the weight cache did. */
+  modelWeightFormat(model: NativeHandle): { format: string; cache: 'none' | 'hit' | 'written' | 'unwritten' };
   modelEncodeVision(
     model: NativeHandle,
     pixels: Float32Array,
@@ -295,6 +300,10 @@ export interface NativeBinding {
   benchAttention(c: NativeBenchAttention): Promise<number>;
   /** GFLOP/s of a compute-peak probe on every pool thread (native/tests/bench_peak.cpp). */
   benchPeak(c: { kind: 'fma32' | 'dpbf16' | 'amx-bf16'; rounds: number }): Promise<number>;
+  /** Seconds to read `bytes` of owned memory once on every compute thread, best of `iters` (the bandwidth floor). */
+  benchRead(c: { bytes: number; iters: number }): Promise<number>;
+  /** Bytes an [N, K] weight takes in a weight format, scales and zero points included. */
+  weightBytes(format: string, N: number, K: number): number;
   /** Maps a whole file copy-on-write (native/napi/safetensors.cpp). */
   mapFile(path: string): { handle: NativeMappedFile; size: number };
   /** Drops the handle's reference; views already made stay valid. Idempotent. */

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
@@ -58,6 +59,16 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
     data_ = p;
   }
   ::close(fd);
+}
+
+void MappedFile::release(const void* p, size_t bytes) const {
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t lo = reinterpret_cast<uintptr_t>(data_), hi = lo + bytes_;
+  uintptr_t b = reinterpret_cast<uintptr_t>(p), e = b + bytes;
+  if (b < lo || e > hi || e <= b) return;
+  b = (b + page - 1) / page * page;
+  e = e / page * page;
+  if (e > b) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
 }
 
 MappedFile::~MappedFile() {

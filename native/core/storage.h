@@ -50,6 +50,9 @@ class MappedFile final : public Storage {
   ~MappedFile() override;
   const char* kind() const override { return "mmap"; }
   const std::string& path() const { return path_; }
+  // Drops the pages wholly inside [p, p + bytes) from this process's memory (they are re-read
+  // from the file if touched again): a weight converted at load stops counting twice.
+  void release(const void* p, size_t bytes) const;
 
  private:
   std::string path_;

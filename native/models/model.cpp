@@ -1,6 +1,7 @@
 #include "models/model.h"
 
 #include "models/family.h"
+#include "models/weight_cache.h"
 
 namespace qvl::models {
 
@@ -9,8 +10,18 @@ VlModel::VlModel(const ModelSpec& spec, const WeightNames& names, const std::vec
     : spec_(spec), precision_(plan.precision), weights_(files, spec.quant) {
   const Family& family = find_family(spec.family);
   if (plan.check_finite) weights_.check_finite(*default_pool());
-  vision_ = std::make_unique<VisionTower>(spec.vision, family.vision, weights_, names.vision_prefix, plan.vision);
-  text_ = std::make_unique<TextDecoder>(spec.text, weights_, names.text_prefix, names.lm_head, plan.text);
+  std::unique_ptr<WeightCache> cache;
+  WeightPlan vision_plan = plan.vision, text_plan = plan.text;
+  if (!plan.cache_path.empty() && (plan.text.quantize || plan.vision.quantize)) {
+    cache = std::make_unique<WeightCache>(plan.cache_path, plan.cache_key);
+    vision_plan.cache = text_plan.cache = cache.get();
+  }
+  vision_ = std::make_unique<VisionTower>(spec.vision, family.vision, weights_, names.vision_prefix, vision_plan);
+  text_ = std::make_unique<TextDecoder>(spec.text, weights_, names.text_prefix, names.lm_head, text_plan);
+  if (cache) {
+    const bool hit = cache->hit();
+    cache_status_ = hit ? "hit" : cache->finish() ? "written" : "unwritten";
+  }
 }
 
 }  // namespace qvl::models

@@ -29,6 +29,8 @@ struct LoadPlan {
   // What the contexts of this model's vision encodes and forward passes carry
   // (core/exec_context.h; loadModel's `precision` option).
   Precision precision = Precision::Exact;
+  // The converted-weights cache file and its key (empty path: none); see models/weight_cache.h.
+  std::string cache_path, cache_key;
 };
 
 class VlModel {
@@ -41,6 +43,9 @@ class VlModel {
   // The weight format of the language model's linear layers (the first layer's q projection).
   WeightFormat text_weight_format() const { return text_->weight_format(); }
   Precision precision() const { return precision_; }
+  // With a cache: "hit" (every converted weight came from it), "written" (converted and saved)
+  // or "unwritten" (converted; saving failed); "none" without one.
+  const std::string& cache_status() const { return cache_status_; }
 
  private:
   ModelSpec spec_;
@@ -48,6 +53,7 @@ class VlModel {
   WeightStore weights_;
   std::unique_ptr<VisionTower> vision_;
   std::unique_ptr<TextDecoder> text_;
+  std::string cache_status_ = "none";
 };
 
 }  // namespace qvl::models

@@ -1,17 +1,33 @@
 #include "models/weight_converter.h"
 
 #include "core/error.h"
+#include "core/storage.h"
 #include "models/official_quant.h"
 #include "ops/moe.h"
+#include "models/weight_cache.h"
 #include "ops/weight_quant.h"
 
 namespace qvl::models {
 
 namespace {
 
+// A converted weight's source, if it is a view of a mapped checkpoint file, leaves this process's
+// memory: loading converts weight by weight without holding both copies of the model.
+void release_source(const ConvertedWeight& dense) {
+  const Tensor& t = dense.storage.front();
+  if (const auto* file = dynamic_cast<const MappedFile*>(t.storage().get())) file->release(t.raw(), t.nbytes());
+}
+
 // The stored weight `dense` quantized per the plan (or returned as is when the plan keeps it).
-ConvertedWeight apply_plan(ConvertedWeight dense, const WeightPlan& plan) {
+ConvertedWeight apply_plan(ConvertedWeight dense, const WeightPlan& plan, const std::string& name) {
   if (!plan.quantize || dense.ref.in % plan.group != 0) return dense;
+  ConvertedWeight cached;
+  if (plan.cache && plan.cache->take(name, plan.format, dense.ref.out, dense.ref.in, plan.group, &cached)) {
+    plan.cache->record(name, cached);
+    release_source(dense);
+    if (plan.on_converted) plan.on_converted(static_cast<uint64_t>(dense.storage.front().nbytes()));
+    return cached;
+  }
   const WeightFormatTraits& t = weight_format_traits(plan.format);
   int64_t row_bytes = 0;
   QVL_CHECK(weight_row_bytes(plan.format, dense.ref.in, &row_bytes), Native, "quantized row size overflows");
@@ -31,6 +47,8 @@ ConvertedWeight apply_plan(ConvertedWeight dense, const WeightPlan& plan) {
   q.ref.group = plan.group;
   q.ref.out = out;
   q.ref.in = dense.ref.in;
+  if (plan.cache) plan.cache->record(name, q);
+  release_source(dense);
   if (plan.on_converted) plan.on_converted(static_cast<uint64_t>(dense.storage.front().nbytes()));
   return q;
 }
@@ -47,7 +65,7 @@ ConvertedWeight convert_dense_weight(const Tensor& t, const std::string& what, i
   ConvertedWeight c;
   c.storage.push_back(t.reshape({out, in}));
   c.ref = dense_weight(f, c.storage.back().raw(), out, in, in);
-  return apply_plan(std::move(c), plan);
+  return apply_plan(std::move(c), plan, what);
 }
 
 ConvertedWeight convert_linear_weight(const WeightStore& w, const std::string& prefix, int64_t in, int64_t out,

@@ -14,6 +14,8 @@
 
 namespace qvl::models {
 
+class WeightCache;
+
 // A weight reference with the storage it points into (views of the mmap or converted memory).
 // `perm`, when not empty, says the weight's column j multiplies input channel perm[j] (GPTQ
 // act-order, see official_quant.h): Linear gathers the activations by it before the matmul.
@@ -33,6 +35,8 @@ struct WeightPlan {
   ThreadPool* pool = nullptr;  // where conversions run (the default pool when null)
   // Called after each converted weight with the bytes of stored weights it read (load progress).
   std::function<void(uint64_t)> on_converted;
+  // Where converted weights are looked up before converting, and recorded (null: no cache).
+  WeightCache* cache = nullptr;
 };
 
 // nn.Linear `<prefix>.weight` [out, in] as a WeightRef; E_MODEL_FORMAT on a missing tensor or a wrong

@@ -51,7 +51,38 @@ Napi::Value BenchMatmul(const Napi::CallbackInfo& info) {
     bench::MatmulCase c{int_field(o, fn, "M"), int_field(o, fn, "K"), int_field(o, fn, "N"),
                         string_field(o, fn, "wDtype"), string_field(o, fn, "variant"), iters_field(o, fn)};
     if (!o.Get("family").IsUndefined()) c.family = string_field(o, fn, "family");
+    if (!o.Get("spillBytes").IsUndefined()) c.spill_bytes = int_field(o, fn, "spillBytes");
     return run_async<double>(env, [c] { return bench::matmul_seconds(c); }, seconds);
+  });
+}
+
+// benchRead({bytes, iters}): seconds to read `bytes` of owned memory on every pool thread.
+Napi::Value BenchRead(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    const char* fn = "benchRead";
+    const Napi::Object o = options(info, fn);
+    const int64_t bytes = int_field(o, fn, "bytes");
+    const int iters = iters_field(o, fn);
+    return run_async<double>(env, [bytes, iters] { return bench::read_seconds(bytes, iters); }, seconds);
+  });
+}
+
+// weightBytes(format, N, K): bytes an [N, K] weight takes in a format, scales included.
+Napi::Value WeightBytes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    if (info.Length() < 3 || !info[0].IsString()) fail(ErrorCode::Input, "weightBytes(format, N, K)");
+    const std::string name = info[0].As<Napi::String>().Utf8Value();
+    for (const WeightFormat f : kWeightFormats) {
+      if (name == weight_format_name(f)) {
+        const Napi::Object o = Napi::Object::New(env);
+        o.Set("N", info[1]);
+        o.Set("K", info[2]);
+        return Napi::Number::New(env, bench::weight_bytes(f, int_field(o, "weightBytes", "N"), int_field(o, "weightBytes", "K")));
+      }
+    }
+    fail(ErrorCode::Input, "weightBytes: unknown weight format '" + name + "'");
   });
 }
 
@@ -88,6 +119,8 @@ void register_bench(Napi::Env env, Napi::Object exports) {
   exports.Set("benchMatmul", Napi::Function::New(env, BenchMatmul, "benchMatmul"));
   exports.Set("benchAttention", Napi::Function::New(env, BenchAttention, "benchAttention"));
   exports.Set("benchPeak", Napi::Function::New(env, BenchPeak, "benchPeak"));
+  exports.Set("benchRead", Napi::Function::New(env, BenchRead, "benchRead"));
+  exports.Set("weightBytes", Napi::Function::New(env, WeightBytes, "weightBytes"));
 }
 
 }  // namespace qvl::napi

@@ -257,6 +257,15 @@ models::LoadPlan load_plan_arg(Napi::Env env, Napi::Value arg, std::shared_ptr<P
   }
   plan.text = weight_plan_arg(env, o, "weights");
   plan.vision = weight_plan_arg(env, o, "visionWeights");
+  Napi::Value cache = o.Get("cache");
+  if (!cache.IsUndefined()) {
+    if (!cache.IsObject()) throw make_error(env, "E_INPUT", "loadModel: cache must be {path, key}");
+    Napi::Object c = cache.As<Napi::Object>();
+    if (!c.Get("path").IsString() || !c.Get("key").IsString())
+      throw make_error(env, "E_INPUT", "loadModel: cache.path and cache.key must be strings");
+    plan.cache_path = c.Get("path").As<Napi::String>().Utf8Value();
+    plan.cache_key = c.Get("key").As<Napi::String>().Utf8Value();
+  }
   Napi::Value cb = o.Get("onConverted");
   if (!cb.IsUndefined()) {
     if (!cb.IsFunction()) throw make_error(env, "E_INPUT", "loadModel: onConverted must be a function");
@@ -326,12 +335,16 @@ models::VisionInput vision_input_arg(Napi::Env env, Napi::Value pixels, Napi::Va
   return in;
 }
 
-// modelWeightFormat(model) -> the weight format name of the language model's linear layers.
+// modelWeightFormat(model) -> {format, cache}: the weight format name of the language model's
+// linear layers and what the converted-weights cache did ("none", "hit", "written", "unwritten").
 Napi::Value ModelWeightFormat(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
     auto model = unwrap<VlModel>(env, info[0], "model");
-    return Napi::String::New(env, weight_format_name(model->text_weight_format()));
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("format", weight_format_name(model->text_weight_format()));
+    o.Set("cache", model->cache_status());
+    return o;
   });
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/weight_format.h"
 #include "ops/registry.h"
 
 namespace qvl::bench {
@@ -29,9 +30,23 @@ const ops::Variant<Fn>& find_variant(const ops::OpFamily<Fn>& family, const std:
 // denormals could.
 void fill_values(float* out, size_t n, uint64_t seed);
 
+// w_dtype: a weight format name (f32, bf16, f16, fp8, q8, q4); quantized weights use group 32. The
+// weights rotate through copies totalling about spill_bytes (more than the last-level cache).
 // family: "matmul" (exact) or "matmul_bf16" (the bf16 variants of precision 'fast').
-struct MatmulCase { int64_t M, K, N; std::string w_dtype; std::string variant; int iters; std::string family = "matmul"; };
+struct MatmulCase {
+  int64_t M, K, N;
+  std::string w_dtype;
+  std::string variant;
+  int iters;
+  int64_t spill_bytes = int64_t{256} << 20;
+  std::string family = "matmul";
+};
 double matmul_seconds(const MatmulCase& c);
+// Bytes of an [N, K] weight in format f, scales and zero points included (what a matmul reads).
+double weight_bytes(WeightFormat f, int64_t N, int64_t K);
+// Seconds to read `bytes` of owned memory once on every pool thread (best of iters, after a
+// warm-up): the memory-bandwidth floor a decode matmul is measured against.
+double read_seconds(int64_t bytes, int iters);
 
 // GFLOP/s one instruction reaches on every pool thread at once, operands resident: kind "fma32"
 // (AVX-512 f32 FMA), "dpbf16" (VDPBF16PS) or "amx-bf16" (TDPBF16PS); `rounds` per thread.

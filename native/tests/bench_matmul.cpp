@@ -12,19 +12,71 @@
 #include "core/error.h"
 #include "core/tensor.h"
 #include "core/threadpool.h"
+#include "core/weight_quant.h"
 #include "ops/matmul.h"
+#include "ops/weight_quant.h"
 #include "tests/bench.h"
 
 namespace qvl::bench {
 
 namespace {
 
-DType parse_dtype(const std::string& s) {
-  if (s == "f32" || s == "F32") return DType::F32;
-  if (s == "bf16" || s == "BF16") return DType::BF16;
-  if (s == "f16" || s == "F16") return DType::F16;
-  if (s == "fp8") return DType::F8E4M3;  // the fp8 format: e4m3 bytes and 128-block scales
-  fail(ErrorCode::Input, "benchMatmul: wDtype must be f32, bf16, f16 or fp8, got '" + s + "'");
+WeightFormat parse_format(const std::string& s) {
+  for (const WeightFormat f : kWeightFormats) {
+    if (s == weight_format_name(f)) return f;
+  }
+  if (s == "F32") return WeightFormat::F32;
+  if (s == "BF16") return WeightFormat::BF16;
+  if (s == "F16") return WeightFormat::F16;
+  fail(ErrorCode::Input, "benchMatmul: wDtype must be f32, bf16, f16, fp8, q8 or q4, got '" + s + "'");
+}
+
+// Elements per scale: the q kernels' block for the group-quantized formats, the format's own block
+// otherwise (fp8's 128; the dense formats have no scales).
+int64_t scale_group(const WeightFormatTraits& t) { return t.kernel == WeightKernel::Int8Dot ? kQuantBlock : t.block; }
+
+// One copy of the weights in format f: data, scales and zero points, as the model keeps them.
+struct WeightCopy {
+  std::vector<Tensor> storage;
+  WeightRef ref;
+};
+
+// N rows made of a repeating 256-row pattern (timings do not depend on the values; generating
+// and converting 150k distinct rows would take longer than the benchmark).
+WeightCopy make_weights(WeightFormat f, int64_t N, int64_t K, ThreadPool& pool) {
+  const WeightFormatTraits& t = weight_format_traits(f);
+  const int64_t P = std::min<int64_t>(N, 256);
+  std::vector<float> pattern(static_cast<size_t>(P * K));
+  fill_values(pattern.data(), pattern.size(), 3);
+  const WeightRef src = dense_weight(WeightFormat::F32, pattern.data(), P, K, K);
+  int64_t row_bytes = 0;
+  QVL_CHECK(weight_row_bytes(f, K, &row_bytes), Input, std::string("benchMatmul: K must be a multiple of ") +
+                                                           std::to_string(t.block) + " for " + t.name);
+  WeightCopy c;
+  const int64_t groups = t.has_scales ? K / scale_group(t) : 0;
+  c.storage.push_back(Tensor::empty(DType::U8, {N, row_bytes}));
+  if (t.has_scales) c.storage.push_back(Tensor::empty(DType::F32, {N, groups}));
+  if (t.has_zeros) c.storage.push_back(Tensor::empty(DType::U8, {N, groups}));
+  uint8_t* data = c.storage[0].data<uint8_t>();
+  float* scales = t.has_scales ? c.storage[1].data<float>() : nullptr;
+  uint8_t* zeros = t.has_zeros ? c.storage[2].data<uint8_t>() : nullptr;
+  if (t.kernel == WeightKernel::Int8Dot) {
+    ops::quantize_weight(src, f, kQuantBlock, data, scales, zeros, pool);
+  } else {
+    for (int64_t r = 0; r < P; ++r)
+      t.quantize_row(&pattern[r * K], K, data + r * row_bytes, scales ? scales + r * groups : nullptr, nullptr);
+  }
+  for (int64_t r = P; r < N; r += P) {
+    const int64_t n = std::min(P, N - r);
+    std::memcpy(data + r * row_bytes, data, static_cast<size_t>(n * row_bytes));
+    if (scales) std::memcpy(scales + r * groups, scales, static_cast<size_t>(n * groups) * sizeof(float));
+    if (zeros) std::memcpy(zeros + r * groups, zeros, static_cast<size_t>(n * groups));
+  }
+  c.ref = dense_weight(f, data, N, K, K);
+  c.ref.scales = scales;
+  c.ref.zeros = zeros;
+  c.ref.group = t.has_scales ? scale_group(t) : 0;
+  return c;
 }
 
 }  // namespace
@@ -37,25 +89,31 @@ void fill_values(float* out, size_t n, uint64_t seed) {
   }
 }
 
+double weight_bytes(WeightFormat f, int64_t N, int64_t K) {
+  const WeightFormatTraits& t = weight_format_traits(f);
+  int64_t row_bytes = 0;
+  QVL_CHECK(weight_row_bytes(f, K, &row_bytes), Input, std::string("benchMatmul: K must be a multiple of ") +
+                                                           std::to_string(t.block) + " for " + t.name);
+  const double groups = t.has_scales ? static_cast<double>(K) / scale_group(t) : 0.0;
+  return static_cast<double>(N) * (row_bytes + groups * (4.0 + (t.has_zeros ? 1.0 : 0.0)));
+}
+
 double matmul_seconds(const MatmulCase& c) {
   constexpr int64_t kMaxDim = int64_t{1} << 20;
   QVL_CHECK(c.M >= 1 && c.K >= 1 && c.N >= 1 && c.M <= kMaxDim && c.K <= kMaxDim && c.N <= kMaxDim, Input,
             "benchMatmul: M, K, N must be in [1, 2^20]");
   QVL_CHECK(c.iters >= 1 && c.iters <= 100000, Input, "benchMatmul: iters must be in [1, 100000]");
-  const DType dt = parse_dtype(c.w_dtype);
   QVL_CHECK(c.family == "matmul" || c.family == "matmul_bf16", Input,
             "benchMatmul: family must be matmul or matmul_bf16, got '" + c.family + "'");
+  const WeightFormat format = parse_format(c.w_dtype);
   const auto& variant =
       find_variant(c.family == "matmul" ? ops::matmul_family() : ops::matmul_bf16_family(), c.variant, "benchMatmul");
-  WeightFormat format = WeightFormat::F8;
-  QVL_CHECK(dt == DType::F8E4M3 || weight_format_from_dtype(dt, &format), Input,
-            std::string("benchMatmul: ") + dtype_name(dt) + " is no weight format");
-  QVL_CHECK(dt != DType::F8E4M3 || c.K % 128 == 0, Input, "benchMatmul: fp8 needs K a multiple of 128");
   QVL_CHECK(variant.reads(format), Unsupported,
             std::string("benchMatmul: ") + variant.name + " does not read " + weight_format_name(format) + " weights");
-  const double w_bytes = static_cast<double>(c.N) * c.K * dtype_size(dt);
+  const double w_bytes = weight_bytes(format, c.N, c.K);
   const double all_bytes = w_bytes + 4.0 * c.M * (c.K + c.N);
   QVL_CHECK(all_bytes <= 8.0 * (1 << 30), Input, "benchMatmul: problem larger than 8 GiB");
+  const std::shared_ptr<ThreadPool> gen_pool = default_pool();
 
   Tensor x = Tensor::empty(DType::F32, {c.M, c.K});
   Tensor y = Tensor::empty(DType::F32, {c.M, c.N});
@@ -63,34 +121,15 @@ double matmul_seconds(const MatmulCase& c) {
   fill_values(x.data<float>(), static_cast<size_t>(c.M * c.K), 1);
   fill_values(bias.data<float>(), static_cast<size_t>(c.N), 2);
 
-  const int copies = static_cast<int>(std::clamp(256.0 * (1 << 20) / w_bytes, 1.0, 8.0));
-  std::vector<Tensor> ws;
-  Tensor scales = Tensor::empty(DType::F32, {c.N, dt == DType::F8E4M3 ? c.K / 128 : 0});
-  {
-    std::vector<float> tmp(static_cast<size_t>(c.N * c.K));
-    fill_values(tmp.data(), tmp.size(), 3);
-    ws.push_back(Tensor::empty(dt, {c.N, c.K}));
-    if (dt == DType::F32) {
-      std::memcpy(ws[0].raw(), tmp.data(), ws[0].nbytes());
-    } else if (dt == DType::F8E4M3) {
-      const WeightFormatTraits& t = weight_format_traits(WeightFormat::F8);
-      for (int64_t n = 0; n < c.N; ++n)
-        t.quantize_row(tmp.data() + n * c.K, c.K, ws[0].data<uint8_t>() + n * c.K, scales.data<float>() + n * (c.K / 128), nullptr);
-    } else {
-      uint16_t* w = ws[0].data<uint16_t>();
-      for (size_t i = 0; i < tmp.size(); ++i) w[i] = dt == DType::BF16 ? f32_to_bf16(tmp[i]) : f32_to_f16(tmp[i]);
-    }
-    for (int i = 1; i < copies; ++i) {
-      ws.push_back(Tensor::empty(dt, {c.N, c.K}));
-      std::memcpy(ws.back().raw(), ws[0].raw(), ws[0].nbytes());
-    }
-  }
+  QVL_CHECK(c.spill_bytes >= 0 && c.spill_bytes <= (int64_t{4} << 30), Input, "benchMatmul: spillBytes must be in [0, 4 GiB]");
+  const int copies = static_cast<int>(std::clamp(static_cast<double>(c.spill_bytes) / w_bytes, 1.0, 64.0));
+  std::vector<WeightCopy> ws;
+  for (int i = 0; i < copies; ++i) ws.push_back(make_weights(format, c.N, c.K, *gen_pool));
 
   ops::MatmulParams p;
   p.M = c.M, p.K = c.K, p.N = c.N;
   p.x = x.data<float>(), p.ldx = c.K;
-  p.w = dense_weight(format, ws[0].raw(), c.N, c.K, c.K);
-  if (dt == DType::F8E4M3) p.w.scales = scales.data<float>(), p.w.group = 128;
+  p.w = ws[0].ref;
   p.bias = bias.data<float>();
   p.y = y.data<float>(), p.ldy = c.N;
   ops::check_matmul(p);
@@ -103,7 +142,7 @@ double matmul_seconds(const MatmulCase& c) {
   variant.fn(p, ctx);  // warm-up: thread start, panel buffers, page faults
   double best = 1e30;
   for (int i = 0; i < c.iters; ++i) {
-    p.w.data = ws[(i + 1) % copies].raw();
+    p.w = ws[(i + 1) % copies].ref;
     const auto t0 = std::chrono::steady_clock::now();
     variant.fn(p, ctx);
     const auto t1 = std::chrono::steady_clock::now();

@@ -92,13 +92,19 @@ QVL_TARGET_AVX512VNNI inline __m512i pair_codes(const uint8_t* row, int64_t pr, 
   }
 }
 
-// The codes of a row's trailing unpaired block in the low 32 bytes, zeros above.
+// The codes of block b (the last of K, an even index) in the low 32 bytes, zeros above. For q4 it
+// is the first half of a full pair when the stored row (ld) continues past K, else a half pair.
 template <WeightFormat F>
-QVL_TARGET_AVX512VNNI inline __m512i last_codes(const uint8_t* row, int64_t b, int64_t pr) {
+QVL_TARGET_AVX512VNNI inline __m512i last_codes(const uint8_t* row, int64_t b, int64_t paired_ld) {
   if constexpr (F == WeightFormat::Q8) {
     return _mm512_maskz_loadu_epi8(kLow32, row + b * 32);
   } else {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + pr * 32));
+    if (b < paired_ld) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + b / 2 * 32));
+      return _mm512_maskz_inserti64x4(static_cast<__mmask8>(0xff), _mm512_setzero_si512(),
+                                      _mm256_and_si256(v, _mm256_set1_epi8(15)), 0);
+    }
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + b / 2 * 32));
     const __m128i m4 = _mm_set1_epi8(15);
     const __m256i c = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(v, m4)),
                                               _mm_and_si128(_mm_srli_epi16(v, 4), m4), 1);
@@ -129,7 +135,9 @@ QVL_TARGET_AVX512VNNI void tile_block(const ops::MatmulParams& p, const QActs& a
   for (int64_t pr = 0; pr < pairs; ++pr) {
     const int64_t b0 = 2 * pr, ga = b0 / per_group, gb = (b0 + 1) / per_group;
     if (pr * kPairBytes % 64 == 0) {
-      for (int j = 0; j < R; ++j) _mm_prefetch(reinterpret_cast<const char*>(w[j] + pr * kPairBytes + 1024), _MM_HINT_T0);
+      // Integer arithmetic: the address may lie past the row's end (a prefetch never faults).
+      for (int j = 0; j < R; ++j)
+        _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(w[j]) + pr * kPairBytes + 1024), _MM_HINT_T0);
     }
     __m512i wv[R];
     __m512 swv[R];
@@ -149,7 +157,7 @@ QVL_TARGET_AVX512VNNI void tile_block(const ops::MatmulParams& p, const QActs& a
   if (a.blocks % 2) {  // the trailing unpaired block: upper 32 bytes of codes are zero
     const int64_t b = a.blocks - 1;
     for (int j = 0; j < R; ++j) {
-      const __m512i wvj = last_codes<F>(w[j], b, pairs);
+      const __m512i wvj = last_codes<F>(w[j], b, p.w.ld / kQuantBlock / 2 * 2);
       const float s = sw[j][b / per_group];
       for (int i = 0; i < MB; ++i) {
         const __m512i xv = _mm512_maskz_loadu_epi8(kLow32, xq[i] + b * 32);

@@ -116,20 +116,24 @@ QVL_Q_TARGET inline __m256i block_dot(__m256i w, __m256i x, __m256i ones16) {
 
 template <WeightFormat F, int MB, int R>
 QVL_Q_TARGET void tile_block(const ops::MatmulParams& p, const QActs& a, int64_t m0, int64_t n) {
+  constexpr int64_t kBlockBytes = F == WeightFormat::Q8 ? 32 : 16;
   const uint8_t* w[R];
   const float* sw[R];
   for (int j = 0; j < R; ++j) w[j] = static_cast<const uint8_t*>(p.w.row(n + j)), sw[j] = p.w.row_scales(n + j);
   const int8_t* xq[MB];
   const float* xd[MB];
   for (int i = 0; i < MB; ++i) xq[i] = a.q + (m0 + i) * a.K, xd[i] = a.d + (m0 + i) * a.blocks;
-  const int64_t per_group = a.group / kQuantBlock, paired = a.blocks / 2 * 2;
+  // q4 blocks pair up over the stored row (ld), which may run past K.
+  const int64_t per_group = a.group / kQuantBlock, paired = p.w.ld / kQuantBlock / 2 * 2;
   const __m256i low4 = _mm256_set1_epi8(15), ones16 = _mm256_set1_epi16(1);
   __m256 acc[MB][R];
   for (int i = 0; i < MB; ++i)
     for (int j = 0; j < R; ++j) acc[i][j] = _mm256_setzero_ps();
   for (int64_t b = 0; b < a.blocks; ++b) {
-    if (b % 2 == 0) {
-      for (int j = 0; j < R; ++j) _mm_prefetch(reinterpret_cast<const char*>(w[j] + b * 16 + 1024), _MM_HINT_T0);
+    if (b * kBlockBytes % 64 == 0) {  // once per cache line of each row
+      // Integer arithmetic: the address may lie past the row's end (a prefetch never faults).
+      for (int j = 0; j < R; ++j)
+        _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(w[j]) + b * kBlockBytes + 1024), _MM_HINT_T0);
     }
     __m256i wv[R];
     __m256 swv[R];

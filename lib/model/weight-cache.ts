@@ -1,0 +1,66 @@
+/**
+ * Where loadModel's `weightCache` keeps converted weights, and the key that says whether a cache
+ * file matches this checkpoint and these options. The file itself is written and checked
+ * natively (native/models/weight_cache.h): TypeScript only names it.
+ * @internal
+ * @module
+ */
+import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
+import { access, mkdir, stat } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { basename, join } from 'node:path';
+import { inputError } from '../errors.js';
+
+/** Bumped whenever the converted layouts or the conversion change: old files then never match. */
+export const WEIGHT_CACHE_VERSION = 1;
+
+/** `$XDG_CACHE_HOME/qwenvl/weights`, else `~/.cache/qwenvl/weights`. */
+export function userWeightCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  const xdg = env.XDG_CACHE_HOME;
+  return join(xdg !== undefined && xdg !== '' ? xdg : join(homedir(), '.cache'), 'qwenvl', 'weights');
+}
+
+async function writable(dir: string): Promise<boolean> {
+  try {
+    await access(dir, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The cache file for a checkpoint's weight files converted as `text`/`vision` say: next to the
+ * checkpoint when `option` is true and that folder is writable (else, and for a Hub download whose
+ * snapshot folder belongs to the Hub cache, the user cache folder), or in the folder `option` names. The key covers the library's cache version, the conversions and
+ * each weight file's name, size and modification time.
+ */
+export async function weightCachePlan(
+  option: boolean | string,
+  dir: string,
+  weightFiles: readonly string[],
+  text: string,
+  vision: string,
+  fromHub = false,
+): Promise<{ path: string; key: string }> {
+  const files = [];
+  for (const f of [...weightFiles].sort()) {
+    const s = await stat(f);
+    files.push({ name: basename(f), size: s.size, mtimeMs: s.mtimeMs });
+  }
+  const key = JSON.stringify({ version: WEIGHT_CACHE_VERSION, text, vision, group: 32, files });
+  let folder: string;
+  if (option === true) {
+    folder = !fromHub && (await writable(dir)) ? dir : userWeightCacheDir();
+  } else {
+    folder = option as string;
+  }
+  try {
+    await mkdir(folder, { recursive: true });
+  } catch (e) {
+    throw inputError(`loadModel: options.weightCache: cannot create ${folder} (${(e as Error).message})`);
+  }
+  const hash = createHash('sha256').update(key).digest('hex').slice(0, 16);
+  return { path: join(folder, `qwenvl-${text}-${vision}-${hash}.weights`), key };
+}

@@ -1,0 +1,190 @@
+#include "models/weight_cache.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <random>
+
+#include "core/checksum.h"
+#include "core/error.h"
+
+namespace qvl::models {
+
+namespace {
+
+constexpr char kMagic[16] = {'q', 'w', 'e', 'n', 'v', 'l', '-', 'w', 'e', 'i', 'g', 'h', 't', 's', 0, 0};
+constexpr uint64_t kVersion = 1;
+constexpr uint64_t kAlign = 64;
+
+// Bounds-checked reads from the mapped file: any overrun marks the whole file invalid.
+struct Reader {
+  const unsigned char* p;
+  uint64_t size, at = 0;
+  bool ok = true;
+  bool bytes(void* out, uint64_t n) {
+    if (!ok || n > size - at) return ok = false;
+    std::memcpy(out, p + at, n);
+    at += n;
+    return true;
+  }
+  template <class T> T get() {
+    T v{};
+    bytes(&v, sizeof v);
+    return v;
+  }
+  std::string str(uint64_t max) {
+    const uint64_t n = get<uint64_t>();
+    if (!ok || n > max || n > size - at) {
+      ok = false;
+      return "";
+    }
+    std::string s(reinterpret_cast<const char*>(p + at), n);
+    at += n;
+    return s;
+  }
+};
+
+template <class T> void put(std::string& out, T v) { out.append(reinterpret_cast<const char*>(&v), sizeof v); }
+void put_str(std::string& out, const std::string& s) {
+  put<uint64_t>(out, s.size());
+  out += s;
+}
+
+uint64_t align_up(uint64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
+
+// The byte sizes of a converted weight's data, scales and zero points.
+bool expected_sizes(WeightFormat f, int64_t out, int64_t in, int64_t group, uint64_t len[3]) {
+  WeightFormat known;
+  if (!weight_format_from_int(static_cast<int32_t>(f), &known)) return false;
+  const WeightFormatTraits& t = weight_format_traits(f);
+  int64_t row_bytes = 0;
+  if (t.kernel != WeightKernel::Int8Dot || out <= 0 || in <= 0 || group <= 0 || in % group != 0 ||
+      out > (int64_t{1} << 40) / in || !weight_row_bytes(f, in, &row_bytes))
+    return false;
+  len[0] = static_cast<uint64_t>(out * row_bytes);
+  len[1] = static_cast<uint64_t>(out * (in / group)) * 4;
+  len[2] = t.has_zeros ? static_cast<uint64_t>(out * (in / group)) : 0;
+  return true;
+}
+
+}  // namespace
+
+WeightCache::WeightCache(std::string path, std::string key) : path_(std::move(path)), key_(std::move(key)) {
+  struct stat st;
+  if (::stat(path_.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+    try {
+      open();
+    } catch (const std::exception&) {
+      valid_ = false;  // unreadable: rebuilt
+    }
+  }
+}
+
+void WeightCache::open() {
+  file_ = std::make_shared<MappedFile>(path_);
+  Reader r{static_cast<const unsigned char*>(file_->data()), file_->bytes()};
+  char magic[16];
+  r.bytes(magic, 16);
+  if (!r.ok || std::memcmp(magic, kMagic, 16) != 0 || r.get<uint64_t>() != kVersion || r.str(1 << 16) != key_) return;
+  const uint64_t count = r.get<uint64_t>();
+  if (!r.ok || count > (uint64_t{1} << 20)) return;
+  for (uint64_t i = 0; i < count && r.ok; ++i) {
+    Entry e;
+    e.name = r.str(4096);
+    e.format = r.get<int32_t>();
+    e.out = r.get<int64_t>(), e.in = r.get<int64_t>(), e.group = r.get<int64_t>();
+    for (int k = 0; k < 3; ++k) e.off[k] = r.get<uint64_t>(), e.len[k] = r.get<uint64_t>(), e.sum[k] = r.get<uint64_t>();
+    uint64_t want[3];
+    if (!r.ok || !expected_sizes(static_cast<WeightFormat>(e.format), e.out, e.in, e.group, want)) return;
+    for (int k = 0; k < 3; ++k) {
+      if (e.len[k] != want[k] || e.off[k] % kAlign != 0 || e.off[k] > r.size || e.len[k] > r.size - e.off[k]) return;
+    }
+    entries_.push_back(std::move(e));
+  }
+  valid_ = r.ok;
+}
+
+bool WeightCache::take(const std::string& name, WeightFormat f, int64_t out, int64_t in, int64_t group,
+                       ConvertedWeight* c) {
+  if (!valid_ || taken_ >= entries_.size()) return valid_ = false;
+  const Entry& e = entries_[taken_];
+  if (e.name != name || e.format != static_cast<int32_t>(f) || e.out != out || e.in != in || e.group != group)
+    return valid_ = false;
+  const WeightFormatTraits& t = weight_format_traits(f);
+  int64_t row_bytes = 0;
+  weight_row_bytes(f, in, &row_bytes);
+  ConvertedWeight w;
+  w.storage.push_back(Tensor::empty(DType::U8, {out, row_bytes}));
+  w.storage.push_back(Tensor::empty(DType::F32, {out, in / group}));
+  if (t.has_zeros) w.storage.push_back(Tensor::empty(DType::U8, {out, in / group}));
+  const unsigned char* base = static_cast<const unsigned char*>(file_->data());
+  for (size_t k = 0; k < w.storage.size(); ++k) {
+    if (copy_checksum64(w.storage[k].raw(), base + e.off[k], e.len[k]) != e.sum[k]) return valid_ = false;
+  }
+  w.ref.format = f;
+  w.ref.data = w.storage[0].raw();
+  w.ref.ld = in;
+  w.ref.scales = w.storage[1].data<float>();
+  w.ref.zeros = t.has_zeros ? w.storage[2].raw() : nullptr;
+  w.ref.group = group;
+  w.ref.out = out;
+  w.ref.in = in;
+  ++taken_;
+  *c = std::move(w);
+  return true;
+}
+
+void WeightCache::record(const std::string& name, const ConvertedWeight& c) { recorded_.emplace_back(name, c); }
+
+bool WeightCache::finish() {
+  file_.reset();
+  if (hit()) return true;
+  if (recorded_.empty()) return false;
+  // Header with every entry's table row; blobs follow, each 64-byte aligned.
+  std::string head;
+  head.append(kMagic, 16);
+  put<uint64_t>(head, kVersion);
+  put_str(head, key_);
+  put<uint64_t>(head, recorded_.size());
+  uint64_t table = head.size();
+  for (const auto& [name, c] : recorded_) table += 8 + name.size() + 4 + 3 * 8 + 9 * 8;
+  uint64_t at = align_up(table);
+  std::vector<std::pair<const void*, uint64_t>> blobs;
+  for (const auto& [name, c] : recorded_) {
+    put_str(head, name);
+    put<int32_t>(head, static_cast<int32_t>(c.ref.format));
+    put<int64_t>(head, c.ref.out), put<int64_t>(head, c.ref.in), put<int64_t>(head, c.ref.group);
+    for (size_t k = 0; k < 3; ++k) {
+      const void* p = k < c.storage.size() ? c.storage[k].raw() : nullptr;
+      const uint64_t n = k < c.storage.size() ? c.storage[k].nbytes() : 0;
+      put<uint64_t>(head, n ? at : 0), put<uint64_t>(head, n), put<uint64_t>(head, checksum64(p ? p : "", n));
+      if (n == 0) continue;  // no blob (q8 has no zero points)
+      blobs.emplace_back(p, n);
+      at = align_up(at + n);
+    }
+  }
+  std::random_device rd;
+  const std::string tmp = path_ + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(rd());
+  FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) return false;
+  bool ok = std::fwrite(head.data(), 1, head.size(), f) == head.size();
+  uint64_t pos = head.size();
+  static const char zeros[kAlign] = {};
+  for (const auto& [p, n] : blobs) {
+    const uint64_t pad = align_up(pos) - pos;
+    ok = ok && std::fwrite(zeros, 1, pad, f) == pad;
+    ok = ok && (n == 0 || std::fwrite(p, 1, n, f) == n);
+    pos = align_up(pos) + n;
+  }
+  ok = std::fflush(f) == 0 && ok;
+  ok = ::fsync(::fileno(f)) == 0 && ok;
+  ok = std::fclose(f) == 0 && ok;
+  if (ok) ok = std::rename(tmp.c_str(), path_.c_str()) == 0;
+  if (!ok) std::remove(tmp.c_str());
+  return ok;
+}
+
+}  // namespace qvl::models
