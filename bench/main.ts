@@ -4,6 +4,7 @@
  * against machines, before against after a change).
  * @module
  */
+import { runBatching } from './batching.js';
 import { runEngine } from './engine.js';
 import { runModel } from './model.js';
 import { runOps } from './ops.js';
@@ -12,6 +13,7 @@ const suites: Record<string, { about: string; run: () => Promise<void> }> = {
   ops: { about: 'matmul and attention kernels, every variant this CPU runs', run: runOps },
   model: { about: 'a synthetic checkpoint at Qwen2-VL-2B widths end to end: vision, prefill, decode', run: runModel },
   engine: { about: 'the same widths: time outside kernels per decode step, 4000-token flatness, abort latency', run: runEngine },
+  batching: { about: 'the same widths: 1/4/16 concurrent streams (aggregate decode tok/s, TTFT p50/p95), vision cache', run: runBatching },
 };
 
 function usage(): string {

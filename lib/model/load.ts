@@ -26,6 +26,7 @@ import { nativeSpec, weightNames } from './native-spec.js';
 import { isRepoId } from '../hub/cache.js';
 import { pullModel } from '../hub/pull.js';
 import type { HubOptions } from '../hub/settings.js';
+import type { EngineOptions } from '../engine/engine.js';
 
 /** A step of {@link loadModel}, reported through `onProgress`. */
 export interface LoadProgress {
@@ -75,6 +76,12 @@ export interface LoadOptions {
    * files are all in the cache loads without asking the Hub unless `preferCache` is `false`.
    */
   hub?: HubOptions;
+  /**
+   * How concurrent `chat()`/`stream()` calls share the model (one running batch, continuous
+   * batching): running cap, queue length, token budget per step, KV memory and cache sizes. See
+   * {@link EngineOptions} and {@link Model.stats}.
+   */
+  engine?: EngineOptions;
 }
 
 /**
@@ -152,5 +159,6 @@ export async function loadModel(dirOrRepoId: string, loadOptions?: LoadOptions):
     media,
     ...(options.maxInputPixels !== undefined ? { maxInputPixels: options.maxInputPixels } : {}),
     ...(options.specialTokensInUserText !== undefined ? { specialTokensInUserText: options.specialTokensInUserText } : {}),
+    ...(options.engine !== undefined ? { engine: options.engine } : {}),
   });
 }
