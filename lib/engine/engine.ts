@@ -7,8 +7,8 @@
  * token budget). A request waits first for the vision stage (skipped on a vision-cache hit), then
  * for admission (KV memory, running cap); one that could never fit is refused at once. A request's
  * abort cancels its own encode (its cancel token) and its sequences (their KV freed at once or
- * right after the step in flight); the steps themselves carry only the engine's token, which
- * dispose() sets.
+ * right after the step in flight); a step none of whose sequences is left stops within a layer
+ * (each step has a token of its own, which dispose() sets too).
  * @internal
  * @module
  */
@@ -129,7 +129,6 @@ export class Engine {
   readonly scheduler: Scheduler;
   readonly options: ResolvedEngineOptions;
   private readonly cache: VisionCache;
-  private readonly cancel: NativeCancelToken = native.newCancelToken();
   private readonly jobs: VisionJob[] = [];
   private readonly inflight = new Map<string, VisionJob>();
   private waiting = 0;
@@ -147,7 +146,6 @@ export class Engine {
     this.options = options;
     this.scheduler = new Scheduler({
       model: model.handle,
-      cancel: this.cancel,
       tokenBudget: options.tokenBudget,
       maxRunning: options.maxRunning,
       kvBytesPerToken: model.kvBytesPerToken,
@@ -300,7 +298,6 @@ export class Engine {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    native.cancelToken(this.cancel, 'dispose');
     for (const j of [...this.jobs]) {
       native.cancelToken(j.token, 'dispose');
       this.dropJob(j);

@@ -92,7 +92,12 @@ export interface SchedulerOptions {
    * (one per prompt) may pass the budget when nothing else would move.
    */
   tokenBudget?: number;
-  /** Every forward carries it: setting it stops the step in flight within one layer. */
+  /**
+   * Every forward carries it: setting it stops the step in flight within one layer (a client that
+   * runs one request's scheduler passes the request's token). Without it each step gets a token
+   * of its own, set when every sequence of the step has been cancelled (or on dispose), so an
+   * abort stops a forward that works for nobody else within one layer.
+   */
   cancel?: NativeCancelToken;
   /** Most sequences in the running batch (default unlimited). */
   maxRunning?: number;
@@ -173,6 +178,8 @@ export class Scheduler {
   private session: NativeHandle | null;
   private readonly budget: number;
   private readonly cancelToken?: NativeCancelToken;
+  /** The step in flight: its chunks and the token its forward polls. */
+  private inFlight: { plan: Chunk[]; token: NativeCancelToken } | null = null;
   /** Submitted, not yet in the pool. */
   private readonly queue: Group[] = [];
   /** In the pool, in admission order. */
@@ -314,18 +321,22 @@ export class Scheduler {
     this.admit(session);
     const plan = this.plan();
     if (plan.length === 0) return false;
-    const args = this.forwardArgs(plan);
+    const token = this.cancelToken ?? native.newCancelToken();
+    const args = { ...this.forwardArgs(plan), cancel: token };
+    this.inFlight = { plan, token };
     this.stepping = true;
     let tokens: Int32Array | undefined;
     try {
       tokens = (await native.sessionForward(session, args)).tokens;
     } catch (e) {
       this.stepping = false;
+      this.inFlight = null;
       for (const c of plan) this.fail(c.seq, e);
       this.flush();
       throw e;
     }
     this.stepping = false;
+    this.inFlight = null;
     this.stats.steps += 1;
     this.stats.tokens += args.ids.length;
     plan.forEach((c, i) => {
@@ -348,11 +359,15 @@ export class Scheduler {
     seq.end = end;
     this.release(seq);
     seq.resolve(end);
+    // A step whose every sequence has ended works for nobody: stop it within a layer.
+    const f = this.inFlight;
+    if (f && !this.cancelToken && end === 'cancel' && f.plan.every((c) => c.seq.state === 'done')) native.cancelToken(f.token, 'abort');
   }
 
   /** Frees the session and every sequence's slot; sequences not ended are cancelled. */
   dispose(): void {
     if (this.session === null) return;
+    if (this.inFlight && !this.cancelToken) native.cancelToken(this.inFlight.token, 'dispose');
     for (const g of [...this.queue, ...this.groups]) for (const s of g.sequences) this.finish(s, 'cancel');
     this.flush();
     // The prefix cache's slots go with the session.
@@ -548,7 +563,6 @@ export class Scheduler {
       ...(features && visualRows ? { features, visualRows } : {}),
       logits: sampling ? 'sample' : 'none',
       ...(sampling && !allSample ? { sample: Uint8Array.from(plan, (c) => (c.sample ? 1 : 0)) } : {}),
-      ...(this.cancelToken ? { cancel: this.cancelToken } : {}),
     };
   }
 }
