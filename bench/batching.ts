@@ -14,7 +14,8 @@
  *    the second request's time to its first token.
  *
  * `QWENVL_BENCH_LAYERS` (default 4) sets the decoder depth, `QWENVL_BENCH_VISION_DEPTH` (default 8)
- * the vision tower's, `QWENVL_BENCH_NEW_TOKENS` (default 96) the tokens each stream generates.
+ * the vision tower's, `QWENVL_BENCH_NEW_TOKENS` (default 96) the tokens each stream generates,
+ * `QWENVL_BENCH_ROUNDS` (default 3) how many times the 1/4/16 series runs.
  * @module
  */
 import { loadModel, type Model } from '../lib/index.js';
@@ -104,6 +105,7 @@ export async function runBatching(): Promise<void> {
   const layers = Number(process.env.QWENVL_BENCH_LAYERS ?? 4);
   const depth = Number(process.env.QWENVL_BENCH_VISION_DEPTH ?? 8);
   const tokens = Number(process.env.QWENVL_BENCH_NEW_TOKENS ?? 96);
+  const rounds = Number(process.env.QWENVL_BENCH_ROUNDS ?? 3);
   const words = 48;
   const ckpt = await writeSyntheticCheckpoint(layers, depth);
   try {
@@ -119,17 +121,25 @@ export async function runBatching(): Promise<void> {
       await model.chat(prompt(words, 98), { doSample: false, maxTokens: 1, eosTokenIds: NO_EOS });
       const prefillMs = performance.now() - t0;
       console.log(`one prompt alone     time to first token ${prefillMs.toFixed(0)} ms`);
-      const rows = [];
-      for (const n of [1, 4, 16]) rows.push(await concurrent(model, n, words, tokens));
-      const base = rows[0].decodeTps;
       console.log('streams  decode tok/s  (× one)  window ms  end-to-end tok/s  TTFT p50 ms  TTFT p95 ms  (p95 / one prompt alone)');
-      for (const r of rows) {
+      // Rounds of 1, 4, 16 back to back: on a shared machine the load drifts, so each round's ratio
+      // compares runs made close together.
+      const ratios: number[] = [];
+      for (let round = 0; round < rounds; round++) {
+        const rows = [];
+        for (const n of [1, 4, 16]) rows.push(await concurrent(model, n, words, tokens));
+        const base = rows[0].decodeTps;
+        ratios.push(rows[2].decodeTps / base);
+        console.log(`round ${round + 1}`);
+        for (const r of rows) {
         console.log(
           `${String(r.n).padStart(7)}  ${r.decodeTps.toFixed(1).padStart(12)}  ${(r.decodeTps / base).toFixed(2).padStart(7)}  ${r.window.toFixed(0).padStart(9)}  ` +
             `${r.endToEndTps.toFixed(1).padStart(16)}  ${r.ttftP50.toFixed(0).padStart(11)}  ${r.ttftP95.toFixed(0).padStart(11)}  ` +
             `${(r.ttftP95 / prefillMs).toFixed(2).padStart(8)}`,
-        );
+          );
+        }
       }
+      console.log(`16 streams / one stream, decode tok/s, per round: ${ratios.map((r) => r.toFixed(2)).join(', ')} (median ${pct(ratios, 50).toFixed(2)})`);
     } finally {
       model.dispose();
     }
