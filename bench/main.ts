@@ -4,6 +4,7 @@
  * against machines, before against after a change).
  * @module
  */
+import { runBatching } from './batching.js';
 import { runEngine } from './engine.js';
 import { runModel } from './model.js';
 import { runBf16, runOps, runQuant } from './ops.js';
@@ -16,6 +17,7 @@ const suites: Record<string, { about: string; run: () => Promise<void> }> = {
   model: { about: 'a synthetic checkpoint at Qwen2-VL-2B widths end to end: vision, prefill, decode', run: runModel },
   engine: { about: 'the same widths: time outside kernels per decode step, 4000-token flatness, abort latency', run: runEngine },
   serve: { about: 'the same widths behind qwenvl serve: tokens/s and time to first token at 1/4/16 streams, repeated images', run: runServe },
+  batching: { about: 'the same widths: 1/4/16 concurrent streams (aggregate decode tok/s, TTFT p50/p95), vision cache', run: runBatching },
 };
 
 function usage(): string {

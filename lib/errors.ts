@@ -10,6 +10,9 @@
  *   lacks what is needed (the message names it).
  * - `E_INTEGRITY`: a downloaded file does not match its size or checksum (sha256 for LFS files,
  *   the git blob id for small ones); nothing is committed to the cache.
+ *
+ * `E_BUSY`: the model's engine already has `engine.maxQueue` requests waiting (the
+ * `engine` option of `loadModel`); the request was not started and may be retried later.
  */
 export type ErrorCode =
   | 'E_MODEL_FORMAT'
@@ -22,7 +25,8 @@ export type ErrorCode =
   | 'E_NETWORK'
   | 'E_AUTH'
   | 'E_NOT_FOUND'
-  | 'E_INTEGRITY';
+  | 'E_INTEGRITY'
+  | 'E_BUSY';
 
 /** The one error class of the library: `code` says what kind, `message` what and where. */
 export class QwenVLError extends Error {

@@ -13,16 +13,20 @@
  * in the same step. A group may bring vision features (a native handle): its prompts' visual tokens
  * read their rows from it, and it is freed once every prompt of the group is in the cache.
  *
- * What the serving work (continuous batching across callers) adds on top: one scheduler per loaded
- * model shared by every request (today each request drives a scheduler of its own), admission by
- * KV memory with a cap on running sequences, a vision-encoding stage with its own budget, a step
- * that takes several groups' vision features (today one per step: another group's visual chunk
- * waits a step), and a cancel token per step rather than per request (today the scheduler's token
- * is its request's, so an abort stops the forward in flight within one layer).
+ * Admission is first come first served, by KV memory and a cap on running sequences: a group joins
+ * when its sequences' slots (prompt + maxTokens each) fit beside the running ones (prefix-cache
+ * entries are evicted to make room); a group that could never fit is refused at submit. With a
+ * prefix cache, a sequence that ends gives its slot to the cache rather than freeing it, and a new
+ * sequence whose prompt starts with a cached one copies that prefix's KV and prefills the rest.
+ *
+ * The engine (lib/engine/engine.ts) shares one scheduler per loaded model between every request;
+ * tokenLoop (lib/model/generate.ts) still drives a private one step by step. One group's vision
+ * features per step (another group's visual chunk waits a step).
  * @internal
  * @module
  */
 import { QwenVLError } from '../errors.js';
+import { PrefixCache, type PrefixCacheStats, type PrefixKey } from './prefix-cache.js';
 import {
   native,
   type NativeCancelToken,
@@ -49,6 +53,12 @@ export interface SequenceSpec {
   history: Int32Array;
   /** Most tokens to generate (>= 1). */
   maxTokens: number;
+  /**
+   * Per prompt token, its visual identity for the prefix cache: 0 for a text token, else a number
+   * naming the image (or video) by its pixels and the row within it. Without tags the prompt's
+   * visual tokens (if any) never match a cached prefix past the first of them.
+   */
+  tags?: Float64Array;
   /** Each chosen token, in order (`eos`: an end-of-sequence id); return true to stop there. */
   onToken?(token: number, eos: boolean): boolean | void;
 }
@@ -59,8 +69,12 @@ export interface GroupSpec {
   sampling: NativeSamplingParams;
   seed: number;
   eosTokenIds: readonly number[];
-  /** Vision features the sequences' `visualRows` point into; the scheduler disposes them. */
+  /** Vision features the sequences' `visualRows` point into; the scheduler disposes them (or calls `releaseFeatures`). */
   features?: NativeVisionFeatures;
+  /** Called instead of disposing `features` once every prompt of the group is in the cache (a shared, cached handle). */
+  releaseFeatures?(): void;
+  /** Called when the group's sequences join the running batch (their KV slots are taken). */
+  onAdmit?(): void;
 }
 
 /** Why a sequence ended: an end-of-sequence token, maxTokens, its client's stop, or cancel. @internal */
@@ -78,8 +92,21 @@ export interface SchedulerOptions {
    * (one per prompt) may pass the budget when nothing else would move.
    */
   tokenBudget?: number;
-  /** Every forward carries it: setting it stops the step in flight within one layer. */
+  /**
+   * Every forward carries it: setting it stops the step in flight within one layer (a client that
+   * runs one request's scheduler passes the request's token). Without it each step gets a token
+   * of its own, set when every sequence of the step has been cancelled (or on dispose), so an
+   * abort stops a forward that works for nobody else within one layer.
+   */
   cancel?: NativeCancelToken;
+  /** Most sequences in the running batch (default unlimited). */
+  maxRunning?: number;
+  /** KV bytes one token of a sequence takes (every layer's keys and values); with kvBytes. */
+  kvBytesPerToken?: number;
+  /** Most KV bytes of the running sequences' slots and the prefix cache together (default unlimited). */
+  kvBytes?: number;
+  /** Most KV bytes the prefix cache keeps (default 0: no prefix cache); needs kvBytesPerToken. */
+  prefixCacheBytes?: number;
 }
 
 /** A submitted group: its sequences and the features it still holds. @internal */
@@ -93,6 +120,8 @@ export interface Group {
 export class Sequence {
   /** Its slot in the session's KV pool (-1 until admitted). */
   slot = -1;
+  /** KV bytes its slot reserves while it runs. */
+  reserved = 0;
   state: 'queued' | 'prefill' | 'decode' | 'done' = 'queued';
   /** Prompt tokens already in the cache. */
   prefilled = 0;
@@ -149,23 +178,84 @@ export class Scheduler {
   private session: NativeHandle | null;
   private readonly budget: number;
   private readonly cancelToken?: NativeCancelToken;
+  /** The step in flight: its chunks and the token its forward polls. */
+  private inFlight: { plan: Chunk[]; token: NativeCancelToken } | null = null;
   /** Submitted, not yet in the pool. */
   private readonly queue: Group[] = [];
   /** In the pool, in admission order. */
   private readonly groups: Group[] = [];
-  /** Slots of sequences that ended during the step in flight: freed when it returns. */
-  private readonly toFree: number[] = [];
+  /** Ended sequences' slots to free (or keep in the prefix cache), once no step is in flight. */
+  private readonly toFree: { slot: number; key: PrefixKey | null }[] = [];
   private stepping = false;
   private loop: Promise<void> | null = null;
-  /** Steps run and tokens they computed. */
-  readonly stats = { steps: 0, tokens: 0 };
+  private readonly maxRunning: number;
+  private readonly kvBytesPerToken: number;
+  private readonly kvBytes: number;
+  /** KV bytes the running sequences' slots reserve. */
+  private reservedBytes = 0;
+  private readonly prefix: PrefixCache | null;
+  /** Steps run, tokens they computed (prefill and decode), and tokens chosen. */
+  readonly stats = { steps: 0, tokens: 0, promptTokens: 0, generated: 0 };
 
   constructor(o: SchedulerOptions) {
     const budget = o.tokenBudget ?? Infinity;
     if (!(budget >= 1)) throw new QwenVLError('E_INPUT', `tokenBudget must be >= 1 (got ${budget})`);
     this.budget = budget;
     this.cancelToken = o.cancel;
+    this.maxRunning = o.maxRunning ?? Infinity;
+    if (!(this.maxRunning >= 1)) throw new QwenVLError('E_INPUT', `maxRunning must be >= 1 (got ${this.maxRunning})`);
+    this.kvBytesPerToken = o.kvBytesPerToken ?? 0;
+    this.kvBytes = o.kvBytes ?? Infinity;
+    const prefixBytes = o.prefixCacheBytes ?? 0;
     this.session = native.modelNewSession(o.model, 0, 1, o.kvDtype ? { kvDtype: o.kvDtype } : undefined);
+    this.prefix =
+      prefixBytes > 0 && this.kvBytesPerToken > 0
+        ? new PrefixCache(prefixBytes, (slot) => this.session !== null && native.sessionFreeSequence(this.session, slot))
+        : null;
+  }
+
+  /** Groups waiting for admission. */
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /** Sequences in the running batch. */
+  get running(): number {
+    let n = 0;
+    for (const g of this.groups) for (const s of g.sequences) if (s.state === 'prefill' || s.state === 'decode') n++;
+    return n;
+  }
+
+  /** KV bytes in use: the running sequences' reservations and the prefix cache's entries. */
+  get kvUsedBytes(): number {
+    return this.reservedBytes + (this.prefix?.bytes ?? 0);
+  }
+
+  /** The prefix cache's counters (zeros without one). */
+  prefixStats(): PrefixCacheStats {
+    return this.prefix?.stats() ?? { hits: 0, misses: 0, entries: 0, bytes: 0, capacityBytes: 0, savedTokens: 0 };
+  }
+
+  /** KV bytes a group's slots reserve. */
+  groupBytes(spec: GroupSpec): number {
+    return spec.sequences.reduce((n, s) => n + (s.ids.length + s.maxTokens) * this.kvBytesPerToken, 0);
+  }
+
+  /** E_INPUT when the group could never run: more sequences than maxRunning, or more KV than kvBytes. */
+  checkFits(spec: GroupSpec): void {
+    const n = spec.sequences.length;
+    if (n > this.maxRunning) {
+      throw new QwenVLError('E_INPUT', `the request has ${n} sequences but at most ${this.maxRunning} run at once (engine.maxRunning)`);
+    }
+    const need = this.groupBytes(spec);
+    if (need > this.kvBytes) {
+      const mib = (b: number) => `${Math.ceil(b / 2 ** 20)} MiB`;
+      throw new QwenVLError(
+        'E_INPUT',
+        `the request's KV cache (prompt + maxTokens) needs ${mib(need)}, more than the engine's ${mib(this.kvBytes)}; ` +
+          'lower maxTokens or raise engine.kvMemoryBytes',
+      );
+    }
   }
 
   /** The native session (its KV pool), for inspection. */
@@ -186,6 +276,7 @@ export class Scheduler {
     if (n < 1) throw new QwenVLError('E_INPUT', 'a group needs at least one sequence');
     const histLen = spec.sequences[0].history.length;
     for (const s of spec.sequences) {
+      if (s.tags && s.tags.length !== s.ids.length) throw new QwenVLError('E_INPUT', 'tags must hold one per prompt token');
       if (s.ids.length < 1) throw new QwenVLError('E_INPUT', 'a sequence needs at least one prompt token');
       if (s.positions.length !== 3 * s.ids.length) throw new QwenVLError('E_INPUT', 'positions must hold 3 per prompt token');
       if (s.visualRows && s.visualRows.length !== s.ids.length) throw new QwenVLError('E_INPUT', 'visualRows must hold one per prompt token');
@@ -193,6 +284,7 @@ export class Scheduler {
       if (!(Number.isInteger(s.maxTokens) && s.maxTokens >= 1)) throw new QwenVLError('E_INPUT', 'maxTokens must be an integer >= 1');
       if (s.history.length !== histLen) throw new QwenVLError('E_INPUT', 'every sequence of a group gives the same number of history ids');
     }
+    this.checkFits(spec);
     const group: Group = { spec, sequences: [], features: spec.features ?? null };
     group.sequences.push(...spec.sequences.map((s) => new Sequence(this, s, group)));
     this.queue.push(group);
@@ -229,25 +321,31 @@ export class Scheduler {
     this.admit(session);
     const plan = this.plan();
     if (plan.length === 0) return false;
-    const args = this.forwardArgs(plan);
+    const token = this.cancelToken ?? native.newCancelToken();
+    const args = { ...this.forwardArgs(plan), cancel: token };
+    this.inFlight = { plan, token };
     this.stepping = true;
     let tokens: Int32Array | undefined;
     try {
       tokens = (await native.sessionForward(session, args)).tokens;
     } catch (e) {
       this.stepping = false;
+      this.inFlight = null;
       for (const c of plan) this.fail(c.seq, e);
       this.flush();
       throw e;
     }
     this.stepping = false;
+    this.inFlight = null;
     this.stats.steps += 1;
     this.stats.tokens += args.ids.length;
     plan.forEach((c, i) => {
+      if (c.from >= 0) this.stats.promptTokens += c.count;
       if (c.seq.state === 'done') return; // stopped or cancelled during the step
       if (c.from >= 0) c.seq.prefilled += c.count;
       if (!c.sample) return;
       c.seq.state = 'decode';
+      this.stats.generated += 1;
       this.deliver(c.seq, tokens![i]);
     });
     this.flush();
@@ -261,13 +359,18 @@ export class Scheduler {
     seq.end = end;
     this.release(seq);
     seq.resolve(end);
+    // A step whose every sequence has ended works for nobody: stop it within a layer.
+    const f = this.inFlight;
+    if (f && !this.cancelToken && end === 'cancel' && f.plan.every((c) => c.seq.state === 'done')) native.cancelToken(f.token, 'abort');
   }
 
   /** Frees the session and every sequence's slot; sequences not ended are cancelled. */
   dispose(): void {
     if (this.session === null) return;
+    if (this.inFlight && !this.cancelToken) native.cancelToken(this.inFlight.token, 'dispose');
     for (const g of [...this.queue, ...this.groups]) for (const s of g.sequences) this.finish(s, 'cancel');
     this.flush();
+    // The prefix cache's slots go with the session.
     native.disposeHandle(this.session);
     this.session = null;
   }
@@ -281,8 +384,12 @@ export class Scheduler {
 
   private release(seq: Sequence): void {
     if (seq.slot >= 0) {
-      this.toFree.push(seq.slot);
+      // Between steps the slot holds exactly the tokens fed so far: the prefix cache may keep it.
+      // One ending during a step may hold a chunk more: freed.
+      this.toFree.push({ slot: seq.slot, key: this.prefix && !this.stepping && seq.end !== null ? fedKey(seq) : null });
       seq.slot = -1;
+      this.reservedBytes -= seq.reserved;
+      seq.reserved = 0;
     }
     if (!this.stepping) this.flush();
   }
@@ -290,17 +397,34 @@ export class Scheduler {
   /** Frees the slots of ended sequences, drops finished groups and vision features no prompt still needs. */
   private flush(): void {
     if (this.stepping) return;
-    for (const slot of this.toFree.splice(0)) if (this.session !== null) native.sessionFreeSequence(this.session, slot);
+    for (const { slot, key } of this.toFree.splice(0)) {
+      if (this.session === null) continue;
+      if (key && this.prefix) {
+        // Trimmed to the tokens it holds, so the entry's bytes are what it keeps.
+        const bytes = key.ids.length * this.kvBytesPerToken;
+        if (this.reservedBytes + this.prefix.bytes + bytes <= this.kvBytes && this.prefix.offer(slot, key, bytes)) {
+          native.sessionGrowSequence(this.session, slot, key.ids.length);
+          continue;
+        }
+      }
+      native.sessionFreeSequence(this.session, slot);
+    }
     for (const list of [this.queue, this.groups]) {
       for (let i = list.length - 1; i >= 0; i--) {
         const g = list[i];
         if (g.features && g.sequences.every((s) => s.state === 'done' || s.state === 'decode')) {
-          native.disposeHandle(g.features);
-          g.features = null;
+          this.releaseFeatures(g);
         }
         if (g.sequences.every((s) => s.state === 'done')) list.splice(i, 1);
       }
     }
+  }
+
+  private releaseFeatures(g: Group): void {
+    if (!g.features) return;
+    if (g.spec.releaseFeatures) g.spec.releaseFeatures();
+    else native.disposeHandle(g.features);
+    g.features = null;
   }
 
   private deliver(seq: Sequence, token: number): void {
@@ -313,22 +437,41 @@ export class Scheduler {
     else if (seq.tokens.length >= seq.spec.maxTokens) this.finish(seq, 'length');
   }
 
-  /** Queued groups get their KV slots and samplers (between steps: the pool is idle). */
+  /**
+   * Queued groups get their KV slots and samplers (between steps: the pool is idle), first come
+   * first served while they fit: under maxRunning, and within kvBytes once prefix-cache entries
+   * are evicted. A sequence whose prompt starts with a cached prefix copies its KV.
+   */
   private admit(session: NativeHandle): void {
     while (this.queue.length > 0) {
-      const g = this.queue.shift()!;
+      const g = this.queue[0];
       const live = g.sequences.filter((s) => s.state !== 'done');
       if (live.length === 0) {
-        if (g.features) native.disposeHandle(g.features);
-        g.features = null;
+        this.queue.shift();
+        this.releaseFeatures(g);
         continue;
       }
+      if (this.running + live.length > this.maxRunning) return;
+      const need = live.reduce((n, s) => n + (s.spec.ids.length + s.spec.maxTokens) * this.kvBytesPerToken, 0);
+      while (this.kvUsedBytes + need > this.kvBytes && this.prefix?.evictOne()) {
+        // Cached prefixes give way to sequences that run.
+      }
+      if (this.kvUsedBytes + need > this.kvBytes) return;
+      this.queue.shift();
       this.groups.push(g);
       try {
         for (const s of live) {
           s.slot = native.sessionAddSequence(session, s.spec.ids.length + s.spec.maxTokens);
+          s.reserved = (s.spec.ids.length + s.spec.maxTokens) * this.kvBytesPerToken;
+          this.reservedBytes += s.reserved;
           s.state = 'prefill';
+          const hit = this.prefix?.lookup(promptKey(s.spec));
+          if (hit) {
+            native.sessionCopyPrefix(session, hit.entry.slot, s.slot, hit.count);
+            s.prefilled = hit.count;
+          }
         }
+        g.spec.onAdmit?.();
         const history = new Int32Array(live.reduce((n, s) => n + s.spec.history.length, 0));
         let at = 0;
         for (const s of live) {
@@ -420,7 +563,36 @@ export class Scheduler {
       ...(features && visualRows ? { features, visualRows } : {}),
       logits: sampling ? 'sample' : 'none',
       ...(sampling && !allSample ? { sample: Uint8Array.from(plan, (c) => (c.sample ? 1 : 0)) } : {}),
-      ...(this.cancelToken ? { cancel: this.cancelToken } : {}),
     };
   }
+}
+
+/** A prompt's prefix-cache key. */
+function promptKey(s: SequenceSpec): PrefixKey {
+  return { ids: s.ids, tags: s.tags ?? null, positions: s.positions };
+}
+
+/**
+ * The tokens an ended sequence's slot holds, between steps: its prefilled prompt tokens, then (once
+ * it decodes) every chosen token but the last, which was never fed.
+ */
+function fedKey(seq: Sequence): PrefixKey | null {
+  const s = seq.spec, L = s.ids.length;
+  const fed = seq.prefilled === L ? Math.max(0, seq.tokens.length - 1) : 0;
+  const n = seq.prefilled + fed;
+  if (n < 2) return null;
+  const ids = new Int32Array(n);
+  ids.set(s.ids.subarray(0, seq.prefilled));
+  const positions = new Int32Array(3 * n);
+  for (let a = 0; a < 3; a++) positions.set(s.positions.subarray(a * L, a * L + seq.prefilled), a * n);
+  for (let i = 0; i < fed; i++) {
+    ids[seq.prefilled + i] = seq.tokens[i];
+    for (let a = 0; a < 3; a++) positions[a * n + seq.prefilled + i] = s.nextPosition + i;
+  }
+  let tags: Float64Array | null = null;
+  if (s.tags) {
+    tags = new Float64Array(n);
+    tags.set(s.tags.subarray(0, seq.prefilled));
+  }
+  return { ids, tags, positions };
 }

@@ -53,6 +53,19 @@ export class RequestCancel {
       : new QwenVLError('E_ABORTED', `${this.what}: aborted`);
   }
 
+  /**
+   * Calls `cb` when the request is cancelled (at once if it already is); returns the function that
+   * unsubscribes it.
+   */
+  onCancel(cb: () => void): () => void {
+    if (this.why !== null) {
+      cb();
+      return () => undefined;
+    }
+    this.waiters.add(cb);
+    return () => this.waiters.delete(cb);
+  }
+
   /** Throws {@link error} once cancelled. */
   throwIfCancelled(): void {
     if (this.why !== null) throw this.error();

@@ -1,6 +1,8 @@
 /**
- * The generation path's client of the scheduler (lib/engine/scheduler.ts): vision encoding into a
- * native features handle, then the prompt's rows as one group of sequences, one step at a time.
+ * The generation path's client of the engine (lib/engine/engine.ts): the request's vision features
+ * from the engine's vision stage (or its cache), then the prompt's rows as one group of sequences in
+ * the model's shared running batch (runOnEngine). tokenLoop runs one request on a private
+ * scheduler, one step at a time (the low-level path the engine tests compare against).
  * Sampling, each row's repetition history and the vision features live natively, so neither logits
  * nor features travel to JS. A row that finishes leaves the step and its KV slot is freed at once;
  * the tokens of the others are what they would be had it kept feeding pad tokens, as transformers
@@ -10,6 +12,7 @@
  * @internal
  * @module
  */
+import type { Engine } from '../engine/engine.js';
 import { Scheduler, type GroupSpec } from '../engine/scheduler.js';
 import { QwenVLError } from '../errors.js';
 import type { ResolvedGenerateOptions } from '../generate/options.js';
@@ -40,6 +43,8 @@ export interface LoopContext {
   kvDtype?: 'f32' | 'bf16';
   /** Most tokens one scheduler step computes (default unlimited: a prompt is prefilled in one step). */
   tokenBudget?: number;
+  /** The vision merge size: vision tokens per item are t·h·w / merge². */
+  spatialMergeSize: number;
 }
 
 /**
@@ -185,7 +190,7 @@ export function promptGroup(
   o: ResolvedGenerateOptions,
   vision: NativeEncodedFeatures | null,
   maxTokens: number,
-  onToken?: (row: number, token: number, eos: boolean) => void,
+  onToken?: (row: number, token: number, eos: boolean) => unknown,
 ): GroupSpec {
   const B = p.batchSize, S = p.seqLength;
   const rows = vision ? visualRows(ctx, p.inputIds, vision) : null;
@@ -201,7 +206,7 @@ export function promptGroup(
         ...(rows ? { visualRows: rows.slice(from, to) } : {}),
         history: p.inputIds.subarray(b * S, to),
         maxTokens,
-        ...(onToken ? { onToken: (token: number, eos: boolean) => onToken(b, token, eos) } : {}),
+        ...(onToken ? { onToken: (token: number, eos: boolean) => onToken(b, token, eos) === true } : {}),
       };
     }),
     sampling: {
@@ -269,4 +274,51 @@ export async function* tokenLoop(
     scheduler?.dispose();
     if (vision) native.disposeHandle(vision.features);
   }
+}
+
+/**
+ * @internal Runs a prepared prompt's rows in the model's engine: a place in its queue, the vision
+ * stage, then one group in the shared batch. `onToken` sees each row's tokens in order, as they
+ * are chosen; returning true ends that row there (its KV freed before the next step). Resolves when
+ * every row has ended; a cancelled request rejects with its cancellation (its sequences freed at
+ * once), E_BUSY when the queue is full, E_INPUT when the request could never fit.
+ */
+export async function runOnEngine(
+  ctx: LoopContext,
+  engine: Engine,
+  p: PreparedInputs,
+  o: ResolvedGenerateOptions,
+  onToken: (row: number, token: number, eos: boolean) => boolean | void,
+): Promise<void> {
+  const S = p.seqLength;
+  if (S >= ctx.contextLength) throw contextOverflow(String(S), ctx.contextLength);
+  const maxTokens = Math.min(o.maxTokens, ctx.contextLength - S);
+  ctx.cancel.throwIfCancelled();
+  // Refused at once when it could never run, before any vision work.
+  engine.checkFits(promptGroup(ctx, p, o, null, maxTokens));
+  const ticket = engine.enter();
+  let vision: Awaited<ReturnType<Engine['features']>> = null;
+  let off = () => {};
+  try {
+    vision = await engine.features(p, (cb) => ctx.cancel.onCancel(cb), () => ctx.cancel.error());
+    ctx.cancel.throwIfCancelled();
+    const group = promptGroup(ctx, p, o, vision?.enc ?? null, maxTokens, onToken);
+    if (vision) {
+      const v = vision;
+      const merge = ctx.spatialMergeSize ** 2;
+      const itemTokens = [...p.imageGridThw, ...p.videoGridThw].map(([t, h, w]) => (t * h * w) / merge);
+      group.sequences.forEach((s) => s.visualRows && (s.tags = engine.tags(s.visualRows, v.items, itemTokens)));
+      group.releaseFeatures = () => v.release();
+    }
+    group.onAdmit = () => ticket.release();
+    const seqs = engine.submit(group);
+    vision = null; // the group releases it now
+    off = ctx.cancel.onCancel(() => seqs.forEach((s) => s.cancel()));
+    await Promise.all(seqs.map((s) => s.done));
+  } finally {
+    off();
+    ticket.release();
+    vision?.release();
+  }
+  ctx.cancel.throwIfCancelled();
 }

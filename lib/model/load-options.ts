@@ -9,11 +9,13 @@ import type { LoadOptions } from './load.js';
 
 const KEYS = [
   'threads', 'device', 'onProgress', 'contextLength', 'maxInputPixels', 'maxVisualTokens', 'maxMemoryBytes',
-  'specialTokensInUserText', 'checkFinite', 'media', 'hub', 'weights', 'visionWeights', 'weightCache', 'precision',
+  'specialTokensInUserText', 'checkFinite', 'media', 'hub', 'weights', 'visionWeights', 'weightCache', 'precision', 'engine',
 ] as const;
 
 /** The values of {@link LoadOptions.weights} and {@link LoadOptions.visionWeights}. */
 export const WEIGHT_CHOICES = ['bf16', 'q8', 'q4', 'auto'] as const;
+
+const ENGINE_KEYS = ['maxRunning', 'maxQueue', 'tokenBudget', 'kvMemoryBytes', 'visionCacheBytes', 'prefixCacheBytes'] as const;
 
 /** Most compute threads accepted. */
 export const MAX_THREADS = 1024;
@@ -42,5 +44,16 @@ export function checkLoadOptions(options: unknown): LoadOptions {
   if (o.precision !== undefined && o.precision !== 'exact' && o.precision !== 'fast') throw expected(w('precision'), "'exact' or 'fast'", o.precision);
   // `media` is checked field by field where it is resolved (resolveMediaPolicy), `hub` where a Hub id is pulled (hubSettings).
   if (o.hub !== undefined && (o.hub === null || typeof o.hub !== 'object')) throw expected(w('hub'), 'an options object', o.hub);
+  if (o.engine !== undefined) {
+    const e = readOptions(w('engine'), o.engine, ENGINE_KEYS);
+    const we = (k: string) => `loadModel: options.engine.${k}`;
+    optInteger(we('maxRunning'), e.maxRunning, 1);
+    optInteger(we('maxQueue'), e.maxQueue, 0);
+    optInteger(we('tokenBudget'), e.tokenBudget, 1);
+    optInteger(we('kvMemoryBytes'), e.kvMemoryBytes, 1);
+    optInteger(we('visionCacheBytes'), e.visionCacheBytes, 0);
+    optInteger(we('prefixCacheBytes'), e.prefixCacheBytes, 0);
+    o.engine = e;
+  }
   return o as LoadOptions;
 }

@@ -28,6 +28,7 @@ import { weightCachePlan } from './weight-cache.js';
 import { isRepoId } from '../hub/cache.js';
 import { pullModel } from '../hub/pull.js';
 import type { HubOptions } from '../hub/settings.js';
+import type { EngineOptions } from '../engine/engine.js';
 
 /** A step of {@link loadModel}, reported through `onProgress`. */
 export interface LoadProgress {
@@ -116,6 +117,12 @@ export interface LoadOptions {
    * files are all in the cache loads without asking the Hub unless `preferCache` is `false`.
    */
   hub?: HubOptions;
+  /**
+   * How concurrent `chat()`/`stream()` calls share the model (one running batch, continuous
+   * batching): running cap, queue length, token budget per step, KV memory and cache sizes. See
+   * {@link EngineOptions} and {@link Model.stats}.
+   */
+  engine?: EngineOptions;
 }
 
 /** A part's `weights` option as the native loader takes it. */
@@ -251,5 +258,6 @@ export async function loadModel(dirOrRepoId: string, loadOptions?: LoadOptions):
     media,
     ...(options.maxInputPixels !== undefined ? { maxInputPixels: options.maxInputPixels } : {}),
     ...(options.specialTokensInUserText !== undefined ? { specialTokensInUserText: options.specialTokensInUserText } : {}),
+    ...(options.engine !== undefined ? { engine: options.engine } : {}),
   });
 }

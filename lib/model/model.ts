@@ -18,7 +18,8 @@ import { Tensor, tensorFromNative } from '../tensor.js';
 import { checkBudget, estimateMemory, type Budget, type TokenEstimate } from './budget.js';
 import { RequestCancel } from './cancel.js';
 import type { GenerationDefaults, ModelConfig } from './config.js';
-import { encodeFeatures, encodePrepared, prefillOnce, tokenLoop, type LoopContext } from './generate.js';
+import { encodeFeatures, encodePrepared, prefillOnce, runOnEngine, type LoopContext } from './generate.js';
+import { Engine, resolveEngineOptions, type EngineOptions, type EngineStats } from '../engine/engine.js';
 import { prepareInputs, type PreparedInputs } from './inputs.js';
 import { contextOverflow } from './prompt-limits.js';
 import { checkPrepared, readPrepareOptions, readEstimateOptions, readLogitsOptions } from './request-args.js';
@@ -100,6 +101,8 @@ export interface ModelParts {
   media?: ResolvedMediaPolicy;
   /** Default of {@link GenerateOptions.specialTokensInUserText}; true when unset. */
   specialTokensInUserText?: boolean;
+  /** How concurrent requests share the model (see {@link EngineOptions}). */
+  engine?: EngineOptions;
 }
 
 /** Per-request options shared by chat, stream, prepare and estimateTokens. */
@@ -171,6 +174,8 @@ export class Model {
   private readonly media: ResolvedMediaPolicy;
   /** Requests not yet settled; dispose() cancels them. */
   private readonly running = new Set<RequestCancel>();
+  /** The one running batch every chat()/stream() call joins. */
+  private readonly engine: Engine;
 
   /** @internal */
   constructor(parts: ModelParts) {
@@ -185,6 +190,11 @@ export class Model {
     const media = (this.media = parts.media ?? defaultMediaPolicy());
     this.budget = Object.freeze({ ...parts.budget });
     this.specialTokensInUserText = parts.specialTokensInUserText ?? true;
+    const t = parts.config.text;
+    this.engine = new Engine(
+      { handle: parts.handle, kvBytesPerToken: t.layers * 2 * t.kvHeads * t.headDim * 4 },
+      resolveEngineOptions(parts.engine, parts.budget.maxMemoryBytes),
+    );
     const { imageConfig, videoConfig } = parts;
     const decode = parts.maxInputPixels ? { maxInputPixels: parts.maxInputPixels } : {};
     this.processor = {
@@ -237,7 +247,18 @@ export class Model {
       eosTokenIds: eos,
       padTokenId: this.generationDefaults.padTokenId ?? this.tokenizer.specialIds.pad ?? eos[0] ?? 0,
       contextLength: this.contextLength,
+      spatialMergeSize: this.config.vision.spatialMergeSize,
     };
+  }
+
+  /**
+   * A snapshot of the model's engine, the running batch that concurrent {@link chat} and
+   * {@link stream} calls share: requests waiting, sequences running, tokens computed, KV memory in
+   * use, and the vision-feature and prefix caches' hits, misses and sizes (see {@link EngineStats}).
+   */
+  stats(): EngineStats {
+    this.live();
+    return this.engine.stats();
   }
 
   /**
@@ -500,20 +521,19 @@ export class Model {
       for (const event of replies[b].push(chunk)) onEvent?.(b, event);
     };
     try {
-      for await (const step of tokenLoop(ctx, p, o, (b) => reasons[b] !== null)) {
-        for (let b = 0; b < B; b++) {
-          const tok = step.tokens[b];
-          if (tok < 0 || reasons[b] !== null) continue;
-          tokens[b].push(tok);
-          if (step.eos[b]) {
-            reasons[b] = 'stop';
-            continue;
-          }
-          const { emit: safe, stopped } = stops[b].push(decoders[b].push(tok));
-          emit(b, safe);
-          if (stopped) reasons[b] = 'stop';
+      // Each token as it is chosen; a stop string ends its row before the next step.
+      await runOnEngine(ctx, this.engine, p, o, (b, tok, eos) => {
+        if (reasons[b] !== null) return true;
+        tokens[b].push(tok);
+        if (eos) {
+          reasons[b] = 'stop';
+          return true;
         }
-      }
+        const { emit: safe, stopped } = stops[b].push(decoders[b].push(tok));
+        emit(b, safe);
+        if (stopped) reasons[b] = 'stop';
+        return stopped;
+      });
     } catch (e) {
       // The signal's abort (native E_ABORTED included) ends the rows still running; anything
       // else, dispose() included, rejects.
@@ -548,6 +568,7 @@ export class Model {
   dispose(): void {
     if (this.handle !== null) {
       for (const cancel of this.running) cancel.cancel('dispose');
+      this.engine.dispose();
       native.disposeHandle(this.handle);
       this.handle = null;
     }

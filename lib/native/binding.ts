@@ -275,6 +275,8 @@ export interface NativeBinding {
   sessionAddSequence(session: NativeHandle, capacity: number): number;
   /** Raises a sequence's capacity, keeping its keys and values. */
   sessionGrowSequence(session: NativeHandle, id: number, capacity: number): void;
+  /** Copies the first `count` KV entries of sequence `src` into the empty sequence `dst` (a cached prompt prefix). */
+  sessionCopyPrefix(session: NativeHandle, src: number, dst: number, count: number): void;
   /** Frees a sequence's slot; its id is refused afterwards. */
   sessionFreeSequence(session: NativeHandle, id: number): void;
   /** A fresh, unset cancel token. */

@@ -40,6 +40,25 @@ void KvPool::grow(int64_t id, int64_t capacity) {
   s.capacity = capacity;
 }
 
+void KvPool::copy_prefix(int64_t src, int64_t dst, int64_t count) {
+  QVL_CHECK(src != dst, Input, "a KV prefix is copied between two different sequences");
+  const KvSlot& from = slot(src);
+  KvSlot& to = slot(dst);
+  const std::string what = "copying " + std::to_string(count) + " KV entries from sequence " + std::to_string(src) + " to " +
+                           std::to_string(dst) + ": ";
+  QVL_CHECK(count > 0, Input, what + "the count must be positive");
+  QVL_CHECK(from.pad == 0 && count <= from.len, Input,
+            what + "the source holds " + std::to_string(from.len) + " (" + std::to_string(from.pad) + " padding)");
+  QVL_CHECK(to.len == 0 && to.pad == 0, Input, what + "the destination is not empty");
+  QVL_CHECK(count <= to.capacity, Input, what + "the destination holds at most " + std::to_string(to.capacity));
+  const size_t bytes = static_cast<size_t>(count * kv_dim_) * dtype_size(dtype_);
+  for (int64_t l = 0; l < layers_; ++l) {
+    std::memcpy(to.k[l].raw(), from.k[l].raw(), bytes);
+    std::memcpy(to.v[l].raw(), from.v[l].raw(), bytes);
+  }
+  to.len = count;
+}
+
 void KvPool::free(int64_t id) {
   slot(id);
   slots_[static_cast<size_t>(id)].reset();

@@ -30,6 +30,11 @@ class KvPool {
   void grow(int64_t id, int64_t capacity);
   // Drops a slot's memory; later use of its id is E_INPUT.
   void free(int64_t id);
+  // Copies the first `count` entries of `src` (every layer's keys and values, bit for bit) into the
+  // empty slot `dst`, which then holds them: a prompt that starts with a cached prefix takes its KV
+  // instead of recomputing it. E_INPUT unless both are live and distinct, `src` holds `count`
+  // entries without left padding, `dst` is empty and unpadded and has room for them.
+  void copy_prefix(int64_t src, int64_t dst, int64_t count);
   // E_INPUT for an unknown or freed id.
   KvSlot& slot(int64_t id);
   const KvSlot& slot(int64_t id) const;

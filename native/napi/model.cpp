@@ -7,7 +7,7 @@
 //   modelNewSession(handle, batch, capacity[, {kvDtype}]) -> session
 //   sessionForward(session, args) -> Promise<{logits?, tokens?, trace}>   (args.cancel: a cancel token)
 //   sessionSampling(session, {params[], seed, history, rows?}); sessionStats(session) -> {forwards, rowsComputed}; sessionScratch(session) -> arena stats
-//   sessionAddSequence / sessionGrowSequence / sessionFreeSequence: the session's KV pool
+//   sessionAddSequence / sessionGrowSequence / sessionFreeSequence / sessionCopyPrefix: the session's KV pool
 //   newCancelToken() -> token;  cancelToken(token, 'abort' | 'dispose')
 //   disposeHandle(handle)   (model, session, vision features or cancel token; idempotent)
 // A call given a cancel token stops within one layer once the token is set, rejecting with
@@ -796,6 +796,17 @@ Napi::Value SessionFreeSequence(const Napi::CallbackInfo& info) {
   });
 }
 
+// sessionCopyPrefix(session, src, dst, count): the first `count` KV entries of `src` into the empty `dst` (KvPool::copy_prefix).
+Napi::Value SessionCopyPrefix(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    auto s = idle_session(info);
+    s->cache.copy_prefix(static_cast<int64_t>(size_arg(info[1], "src")), static_cast<int64_t>(size_arg(info[2], "dst")),
+                         static_cast<int64_t>(size_arg(info[3], "count")));
+    return env.Undefined();
+  });
+}
+
 Napi::Value SessionLengths(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
@@ -855,6 +866,7 @@ void register_model(Napi::Env env, Napi::Object exports) {
   exports.Set("sessionAddSequence", Napi::Function::New(env, SessionAddSequence, "sessionAddSequence"));
   exports.Set("sessionGrowSequence", Napi::Function::New(env, SessionGrowSequence, "sessionGrowSequence"));
   exports.Set("sessionFreeSequence", Napi::Function::New(env, SessionFreeSequence, "sessionFreeSequence"));
+  exports.Set("sessionCopyPrefix", Napi::Function::New(env, SessionCopyPrefix, "sessionCopyPrefix"));
   exports.Set("sessionLengths", Napi::Function::New(env, SessionLengths, "sessionLengths"));
   exports.Set("newCancelToken", Napi::Function::New(env, NewCancelToken, "newCancelToken"));
   exports.Set("cancelToken", Napi::Function::New(env, CancelTokenSet, "cancelToken"));

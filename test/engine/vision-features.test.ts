@@ -106,19 +106,11 @@ describe('vision features handle', () => {
         expect(args.deepstack).toBeUndefined();
         for (const value of Object.values(args)) expect(value).not.toBeInstanceOf(Float32Array);
       }
-      // The prefills carried the handle; it was freed once they were done.
+      // The prefills carried the handle: one, as the second request found the features in the
+      // model's vision cache (engine.test.ts checks that the uncached handle is freed after use).
       const prefills = calls.filter((c) => c.features !== undefined);
       expect(prefills).toHaveLength(2);
-      const s = native.modelNewSession(ctx.handle, 1, 4);
-      try {
-        await expectCode(
-          () => native.sessionForward(s, { ids: Int32Array.of(1), steps: 1, positions: new Int32Array(3), features: prefills[0].features, visualRows: Int32Array.of(-1) }),
-          'E_DISPOSED',
-          /features has been disposed/,
-        );
-      } finally {
-        native.disposeHandle(s);
-      }
+      expect(prefills[1].features).toBe(prefills[0].features);
       // The same tokens as the low-level path: logits() of the prompt picks the first one.
       const logits = (await model.logits(p)).toFloat32();
       let best = 0;

@@ -58,7 +58,8 @@ let side: number;
 
 beforeAll(async () => {
   deep = await writeDeepCheckpoint(48, 32);
-  model = await loadModel(deep.dir, { threads: 1 });
+  // No prefix cache: every run of LONG must prefill it again for the timings to mean anything.
+  model = await loadModel(deep.dir, { threads: 1, engine: { prefixCacheBytes: 0 } });
   const r = await timed(() => model.chat(LONG, { doSample: false, maxTokens: 2 }));
   reference = r.value;
   prefillMs = r.ms;
@@ -181,7 +182,7 @@ describe('native sessions', () => {
 
 describe('dispose() during a call', () => {
   it('rejects running chat and stream calls with E_DISPOSED within a layer; an aborted one stays aborted', async () => {
-    const m = await loadModel(deep.dir, { threads: 1 });
+    const m = await loadModel(deep.dir, { threads: 1, engine: { prefixCacheBytes: 0 } });
     const first = new AbortController();
     const chat = m.chat(LONG, { doSample: false, maxTokens: 2 }).then((value) => ({ value }), (error: unknown) => ({ error }));
     const aborted = m.chat(LONG, { doSample: false, maxTokens: 2, signal: first.signal });
@@ -222,7 +223,7 @@ describe('dispose() during a call', () => {
   });
 
   it('rejects a running vision encode with E_DISPOSED', async () => {
-    const m = await loadModel(deep.dir, { threads: 1 });
+    const m = await loadModel(deep.dir, { threads: 1, engine: { prefixCacheBytes: 0 } });
     const r = await cancelAfter(() => m.logits(imageInputs), visionMs / 3, () => m.dispose());
     expectCode(r.error, 'E_DISPOSED');
     expect(r.latency).toBeLessThan(visionMs / 4);

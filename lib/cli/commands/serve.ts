@@ -97,6 +97,9 @@ export const serveCommand: Command = {
       // Every request narrows this further to exactly the files its media resolver admitted.
       media: { maxImageBytes: 20 * 2 ** 20, maxImages, maxVideos, maxVideoBytes: 256 * 2 ** 20, maxInputPixels: 40_000_000 },
       specialTokensInUserText: false,
+      // The server admits up to maxRunning requests; the engine batches them all at once (queueing
+      // happens at the server, which answers 429 past --max-queue).
+      engine: { maxRunning },
     });
     try {
       const server = createServer({ model: m, modelId, resolver, maxRunning, maxQueue, bodyLimit, ...(apiKey ? { apiKey } : {}) });
