@@ -90,6 +90,21 @@ class Guarded {
   std::vector<T> buf_;
 };
 
+// Outputs start as this NaN bit pattern, which no kernel writes: an output a kernel forgot fails
+// the compare, and row padding that must stay unwritten can be checked bit for bit.
+constexpr uint32_t kUnwritten = 0x7fc0dead;
+inline float unwritten() {
+  float v;
+  std::memcpy(&v, &kUnwritten, 4);
+  return v;
+}
+inline bool is_unwritten(float v) { return std::memcmp(&v, &kUnwritten, 4) == 0; }
+
+// Elements spanned by `rows` rows of `cols` values `ld` apart (no padding after the last row).
+inline size_t extent(int64_t rows, int64_t cols, int64_t ld) {
+  return rows == 0 ? 0 : static_cast<size_t>((rows - 1) * ld + cols);
+}
+
 // Compares out against ref element-wise and fills the error fields of r. Passes when every
 // element satisfies |out-ref| <= tol * max(|ref|, floor) (floor keeps tiny references from
 // demanding impossible relative accuracy); NaN anywhere in out fails.

@@ -26,18 +26,6 @@ using ops::ActivationParams;
 using ops::ActKind;
 
 constexpr double kTol = 1e-6, kFloor = 1e-6;
-constexpr uint32_t kUnwritten = 0x7fc0dead;  // a NaN: an output a kernel forgot fails the compare
-
-float unwritten() {
-  float v;
-  std::memcpy(&v, &kUnwritten, 4);
-  return v;
-}
-bool is_unwritten(float v) {
-  uint32_t u;
-  std::memcpy(&u, &v, 4);
-  return u == kUnwritten;
-}
 
 const ActKind kKinds[] = {ActKind::GeluErf, ActKind::GeluTanh, ActKind::QuickGelu, ActKind::Silu, ActKind::SwiGlu};
 
@@ -83,8 +71,6 @@ struct Problem {
   Guarded<float> data, up_buf, out_buf;
   Problem(size_t n_data, size_t n_up, size_t n_out) : data(n_data), up_buf(n_up), out_buf(n_out) {}
 };
-
-size_t extent(int64_t rows, int64_t cols, int64_t ld) { return rows == 0 ? 0 : static_cast<size_t>((rows - 1) * ld + cols); }
 
 std::unique_ptr<Problem> make_problem(const Case& c, const std::vector<float>& xs, const std::vector<float>& ups) {
   const bool gated = c.kind == ActKind::SwiGlu;

@@ -21,14 +21,6 @@ struct MatmulShape {
   int64_t M, K, N;
 };
 
-inline uint32_t float_bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-}
-
-constexpr uint32_t kUnwritten = 0x7fc0dead;  // a NaN: an output a kernel forgot fails the compare
-
 struct MatmulProblem {
   ops::MatmulParams p;
   std::vector<float> x, bias, scales;
@@ -81,19 +73,17 @@ inline MatmulProblem make_matmul_problem(const MatmulShape& s, WeightFormat f, b
 
 // Output rows live in one guarded buffer ending exactly at the last real output, so a write
 // past any row's end lands either in the row padding (checked by padding_intact) or in the guard.
-inline size_t y_extent(const ops::MatmulParams& p) { return p.M == 0 || p.N == 0 ? 0 : (p.M - 1) * p.ldy + p.N; }
+inline size_t y_extent(const ops::MatmulParams& p) { return p.N == 0 ? 0 : extent(p.M, p.N, p.ldy); }
 
 inline void fill_unwritten(Guarded<float>& y) {
-  float v;
-  std::memcpy(&v, &kUnwritten, 4);
-  for (size_t i = 0; i < y.size(); ++i) y[i] = v;
+  for (size_t i = 0; i < y.size(); ++i) y[i] = unwritten();
 }
 
 inline bool padding_intact(const ops::MatmulParams& p, const Guarded<float>& y) {
   if (y_extent(p) == 0) return true;
   for (int64_t m = 0; m + 1 < p.M; ++m)
     for (int64_t n = p.N; n < p.ldy; ++n)
-      if (float_bits(y[m * p.ldy + n]) != kUnwritten) return false;
+      if (!is_unwritten(y[m * p.ldy + n])) return false;
   return true;
 }
 
@@ -138,7 +128,7 @@ inline Result cancelled_case(const char* op, const ops::Variant<ops::MatmulFn>& 
   Result r = variant_case(op, v, f, "M=" + std::to_string(p.M) + " cancelled before the first block threads=" +
                                         std::to_string(pool.size()));
   for (size_t i = 0; i < y.size() && r.passed; ++i) {
-    if (float_bits(y[i]) != kUnwritten) {
+    if (!is_unwritten(y[i])) {
       r.passed = false;
       r.note = "wrote y row " + std::to_string(i / static_cast<size_t>(p.N)) + " after the token was set";
     }

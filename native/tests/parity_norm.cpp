@@ -31,14 +31,6 @@ using ops::NormParams;
 
 constexpr double kRmsTol = 1e-6, kRmsFloor = 1e-3;
 constexpr double kLayerTol = 1e-6, kLayerFloor = 1.0;
-constexpr uint32_t kUnwritten = 0x7fc0dead;  // a NaN: an output a kernel forgot fails the compare
-
-float unwritten() {
-  float v;
-  std::memcpy(&v, &kUnwritten, 4);
-  return v;
-}
-bool is_unwritten(float v) { return std::memcmp(&v, &kUnwritten, 4) == 0; }
 
 enum class Fill { Normal, Offset, Large, Small, Constant };
 const char* fill_name(Fill f) {
@@ -101,8 +93,6 @@ std::vector<float> make_input(const Case& c, Rng& rng) {
   }
   return xs;
 }
-
-size_t extent(int64_t rows, int64_t cols, int64_t ld) { return rows == 0 ? 0 : static_cast<size_t>((rows - 1) * ld + cols); }
 
 std::vector<Case> cases() {
   std::vector<Case> out;

@@ -25,15 +25,7 @@ namespace {
 using ops::SoftmaxParams;
 
 constexpr double kTol = 1e-6, kFloor = 1e-6;
-constexpr uint32_t kUnwritten = 0x7fc0dead;  // a NaN: an output a kernel forgot fails the compare
 const float kNegInf = -std::numeric_limits<float>::infinity();
-
-float unwritten() {
-  float v;
-  std::memcpy(&v, &kUnwritten, 4);
-  return v;
-}
-bool is_unwritten(float v) { return std::memcmp(&v, &kUnwritten, 4) == 0; }
 
 enum class Fill { Normal, Wide, Masked, AllMasked, Equal, OneFinite };
 const char* fill_name(Fill f) {
@@ -75,8 +67,6 @@ std::vector<float> make_input(const Case& c, Rng& rng) {
   }
   return xs;
 }
-
-size_t extent(int64_t rows, int64_t cols, int64_t ld) { return rows == 0 ? 0 : static_cast<size_t>((rows - 1) * ld + cols); }
 
 std::vector<Case> cases() {
   std::vector<Case> out;
