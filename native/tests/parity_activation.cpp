@@ -232,11 +232,8 @@ std::vector<Result> parity_activation(uint64_t seed) {
     for (const auto& v : family.runnable()) {
       ThreadPool& pool = (index++ % 2) ? three : *dflt;
       std::unique_ptr<Problem> pr = make_problem(c, xs, ups);
-      Result r;
-      r.op = "activation", r.variant = v.name;
-      r.device = device_name(v.device);
-      r.shape = describe(c) + " threads=" + std::to_string(pool.size());
-      try {
+      Result r = variant_case("activation", v, describe(c) + " threads=" + std::to_string(pool.size()));
+      run_case(r, [&] {
         ops::check_activation(pr->p);
         v.fn(pr->p, ExecContext(pool));
         const std::vector<float> got = compact_out(pr->p);
@@ -244,9 +241,7 @@ std::vector<Result> parity_activation(uint64_t seed) {
         const bool pad_ok = padding_intact(c, pr->p, ups);
         r.guards_ok = pr->data.intact() && pr->up_buf.intact() && pr->out_buf.intact() && pad_ok;
         if (!pad_ok) r.note = "wrote into row padding (or the up half)";
-      } catch (const std::exception& e) {
-        r.passed = false, r.note = std::string("threw: ") + e.what();
-      }
+      });
       results.push_back(std::move(r));
     }
   }

@@ -180,10 +180,8 @@ std::vector<Result> parity_embedding(uint64_t seed) {
       Guarded<float> out(extent(c.n, c.hidden, ldo), unwritten());
       EmbeddingParams p = base;
       p.out = out.data(), p.ldo = ldo;
-      Result r;
-      r.op = "embedding", r.variant = v.name, r.shape = describe(c) + " threads=" + std::to_string(pool.size());
-      r.device = device_name(v.device);
-      try {
+      Result r = variant_case("embedding", v, describe(c) + " threads=" + std::to_string(pool.size()));
+      run_case(r, [&] {
         ops::check_embedding(p);
         v.fn(p, ExecContext(pool));
         bool pad_ok = true;
@@ -199,9 +197,7 @@ std::vector<Result> parity_embedding(uint64_t seed) {
         }
         r.guards_ok = out.intact() && pad_ok;
         if (!pad_ok) r.note = "wrote into the row padding of out";
-      } catch (const std::exception& e) {
-        r.passed = false, r.note = std::string("threw: ") + e.what();
-      }
+      });
       results.push_back(std::move(r));
     }
   }

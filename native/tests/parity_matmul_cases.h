@@ -98,24 +98,9 @@ inline std::vector<float> compact(const ops::MatmulParams& p, const Guarded<floa
 
 // A case of variant v on weights of format f, named by shape.
 inline Result variant_case(const char* op, const ops::Variant<ops::MatmulFn>& v, WeightFormat f, const std::string& shape) {
-  Result r;
-  r.op = op;
-  r.variant = v.name;
-  r.device = device_name(v.device);
+  Result r = variant_case(op, v, shape);
   r.format = weight_format_name(f);
-  r.shape = shape;
   return r;
-}
-
-// Runs fn, failing r when it throws.
-template <class Fn>
-void run_case(Result& r, Fn&& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    r.passed = false;
-    r.note = std::string("threw: ") + e.what();
-  }
 }
 
 // v given p with a set cancel token (p.cancel) must return before writing any output.

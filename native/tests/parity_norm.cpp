@@ -208,11 +208,8 @@ std::vector<Result> run_suite(bool rms, uint64_t seed) {
       NormParams p = base;
       p.x = xbuf.data(), p.ldx = ldx;
       p.out = c.in_place ? xbuf.data() : obuf.data(), p.ldo = ldo;
-      Result r;
-      r.op = rms ? "rms_norm" : "layer_norm", r.variant = v.name;
-      r.device = device_name(v.device);
-      r.shape = describe(c) + " threads=" + std::to_string(pool.size());
-      try {
+      Result r = variant_case(rms ? "rms_norm" : "layer_norm", v, describe(c) + " threads=" + std::to_string(pool.size()));
+      run_case(r, [&] {
         if (rms) ops::check_rms_norm(p);
         else ops::check_layer_norm(p);
         v.fn(p, ExecContext(pool));
@@ -225,9 +222,7 @@ std::vector<Result> run_suite(bool rms, uint64_t seed) {
         compare(got.data(), want.data(), got.size(), rms ? kRmsTol : kLayerTol, rms ? kRmsFloor : kLayerFloor, &r);
         r.guards_ok = xbuf.intact() && obuf.intact() && pad_ok;
         if (!pad_ok) r.note = "wrote into the row padding of out";
-      } catch (const std::exception& e) {
-        r.passed = false, r.note = std::string("threw: ") + e.what();
-      }
+      });
       results.push_back(std::move(r));
     }
   }

@@ -214,10 +214,8 @@ std::vector<Result> parity_rows(uint64_t seed) {
       std::copy(start.begin(), start.end(), out.data());
       RowsParams p = base;
       p.dst = dn ? out.data() : nullptr;
-      Result r;
-      r.op = "rows", r.variant = v.name, r.shape = describe(c) + " threads=" + std::to_string(pool.size());
-      r.device = device_name(v.device);
-      try {
+      Result r = variant_case("rows", v, describe(c) + " threads=" + std::to_string(pool.size()));
+      run_case(r, [&] {
         ops::check_rows_op(p);
         if (c.n) v.fn(p, ExecContext(pool));
         for (size_t i = 0; i < dn && r.passed; ++i) {
@@ -228,9 +226,7 @@ std::vector<Result> parity_rows(uint64_t seed) {
           }
         }
         r.guards_ok = out.intact();
-      } catch (const std::exception& e) {
-        r.passed = false, r.note = std::string("threw: ") + e.what();
-      }
+      });
       results.push_back(std::move(r));
     }
   }

@@ -157,10 +157,8 @@ std::vector<Result> parity_softmax(uint64_t seed) {
       SoftmaxParams p;
       p.rows = c.rows, p.dim = c.dim, p.x = xbuf.data(), p.ldx = ldx;
       p.out = c.in_place ? xbuf.data() : obuf.data(), p.ldo = ldo;
-      Result r;
-      r.op = "softmax", r.variant = v.name, r.shape = describe(c) + " threads=" + std::to_string(pool.size());
-      r.device = device_name(v.device);
-      try {
+      Result r = variant_case("softmax", v, describe(c) + " threads=" + std::to_string(pool.size()));
+      run_case(r, [&] {
         ops::check_softmax(p);
         v.fn(p, ExecContext(pool));
         std::vector<float> got(xs.size());
@@ -172,9 +170,7 @@ std::vector<Result> parity_softmax(uint64_t seed) {
         compare(got.data(), want.data(), got.size(), kTol, kFloor, &r);
         r.guards_ok = xbuf.intact() && obuf.intact() && pad_ok;
         if (!pad_ok) r.note = "wrote into the row padding of out";
-      } catch (const std::exception& e) {
-        r.passed = false, r.note = std::string("threw: ") + e.what();
-      }
+      });
       results.push_back(std::move(r));
     }
   }
