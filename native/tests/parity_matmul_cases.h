@@ -103,7 +103,8 @@ inline Result variant_case(const char* op, const ops::Variant<ops::MatmulFn>& v,
   return r;
 }
 
-// v given p with a set cancel token (p.cancel) must return before writing any output.
+// v given p (unpadded output rows: ldy == N) with a set cancel token (p.cancel) must return
+// before writing any output.
 inline Result cancelled_case(const char* op, const ops::Variant<ops::MatmulFn>& v, WeightFormat f, ops::MatmulParams p,
                              ThreadPool& pool) {
   Guarded<float> y(static_cast<size_t>(p.M * p.N));
