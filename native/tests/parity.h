@@ -5,9 +5,11 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <string>
 #include <vector>
 
+#include "core/device.h"
 #include "core/error.h"
 
 namespace qvl::parity {
@@ -89,6 +91,44 @@ class Guarded {
   size_t n_;
   std::vector<T> buf_;
 };
+
+// Outputs start as this NaN bit pattern, which no kernel writes: an output a kernel forgot fails
+// the compare, and row padding that must stay unwritten can be checked bit for bit.
+constexpr uint32_t kUnwritten = 0x7fc0dead;
+inline float unwritten() {
+  float v;
+  std::memcpy(&v, &kUnwritten, 4);
+  return v;
+}
+inline bool is_unwritten(float v) { return std::memcmp(&v, &kUnwritten, 4) == 0; }
+
+// Elements spanned by `rows` rows of `cols` values `ld` apart (no padding after the last row).
+inline size_t extent(int64_t rows, int64_t cols, int64_t ld) {
+  return rows == 0 ? 0 : static_cast<size_t>((rows - 1) * ld + cols);
+}
+
+// A case run by variant v (an ops::Variant of any family) on the host or its device, named by shape.
+template <class V>
+Result variant_case(const std::string& op, const V& v, const std::string& shape) {
+  Result r;
+  r.op = op;
+  r.variant = v.name;
+  r.device = device_name(v.device);
+  r.shape = shape;
+  return r;
+}
+
+// Runs fn, failing r when it throws: a throw from the code under test is a failed case, not a
+// crashed suite.
+template <class Fn>
+void run_case(Result& r, Fn&& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    r.passed = false;
+    r.note = std::string("threw: ") + e.what();
+  }
+}
 
 // Compares out against ref element-wise and fills the error fields of r. Passes when every
 // element satisfies |out-ref| <= tol * max(|ref|, floor) (floor keeps tiny references from

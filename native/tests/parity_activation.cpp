@@ -26,18 +26,6 @@ using ops::ActivationParams;
 using ops::ActKind;
 
 constexpr double kTol = 1e-6, kFloor = 1e-6;
-constexpr uint32_t kUnwritten = 0x7fc0dead;  // a NaN: an output a kernel forgot fails the compare
-
-float unwritten() {
-  float v;
-  std::memcpy(&v, &kUnwritten, 4);
-  return v;
-}
-bool is_unwritten(float v) {
-  uint32_t u;
-  std::memcpy(&u, &v, 4);
-  return u == kUnwritten;
-}
 
 const ActKind kKinds[] = {ActKind::GeluErf, ActKind::GeluTanh, ActKind::QuickGelu, ActKind::Silu, ActKind::SwiGlu};
 
@@ -83,8 +71,6 @@ struct Problem {
   Guarded<float> data, up_buf, out_buf;
   Problem(size_t n_data, size_t n_up, size_t n_out) : data(n_data), up_buf(n_up), out_buf(n_out) {}
 };
-
-size_t extent(int64_t rows, int64_t cols, int64_t ld) { return rows == 0 ? 0 : static_cast<size_t>((rows - 1) * ld + cols); }
 
 std::unique_ptr<Problem> make_problem(const Case& c, const std::vector<float>& xs, const std::vector<float>& ups) {
   const bool gated = c.kind == ActKind::SwiGlu;
@@ -246,11 +232,8 @@ std::vector<Result> parity_activation(uint64_t seed) {
     for (const auto& v : family.runnable()) {
       ThreadPool& pool = (index++ % 2) ? three : *dflt;
       std::unique_ptr<Problem> pr = make_problem(c, xs, ups);
-      Result r;
-      r.op = "activation", r.variant = v.name;
-      r.device = device_name(v.device);
-      r.shape = describe(c) + " threads=" + std::to_string(pool.size());
-      try {
+      Result r = variant_case("activation", v, describe(c) + " threads=" + std::to_string(pool.size()));
+      run_case(r, [&] {
         ops::check_activation(pr->p);
         v.fn(pr->p, ExecContext(pool));
         const std::vector<float> got = compact_out(pr->p);
@@ -258,9 +241,7 @@ std::vector<Result> parity_activation(uint64_t seed) {
         const bool pad_ok = padding_intact(c, pr->p, ups);
         r.guards_ok = pr->data.intact() && pr->up_buf.intact() && pr->out_buf.intact() && pad_ok;
         if (!pad_ok) r.note = "wrote into row padding (or the up half)";
-      } catch (const std::exception& e) {
-        r.passed = false, r.note = std::string("threw: ") + e.what();
-      }
+      });
       results.push_back(std::move(r));
     }
   }

@@ -117,10 +117,8 @@ std::vector<Result> run_case(const Case& c, Rng& rng, ThreadPool& pool) {
     if (v.fn == family.reference().fn) continue;
     Guarded<float> got(n_out, kUntouched);
     p.out = got.data();
-    Result r;
-    r.op = "attention_bf16", r.variant = v.name, r.device = device_name(v.device);
-    r.shape = describe(c) + " threads=" + std::to_string(pool.size());
-    try {
+    Result r = variant_case("attention_bf16", v, describe(c) + " threads=" + std::to_string(pool.size()));
+    run_case(r, [&] {
       v.fn(p, ExecContext(pool));
       // Moved toward the reference by at most each element's slack, then held to 2e-5.
       std::vector<float> adj(n_out);
@@ -131,9 +129,7 @@ std::vector<Result> run_case(const Case& c, Rng& rng, ThreadPool& pool) {
       }
       compare(adj.data(), ref.data(), n_out, 2e-5, 0.05, &r);
       r.guards_ok = got.intact();
-    } catch (const std::exception& e) {
-      r.passed = false, r.note = std::string("threw: ") + e.what();
-    }
+    });
     out.push_back(std::move(r));
   }
   return out;

@@ -21,15 +21,6 @@ namespace {
 
 using ops::EmbeddingParams;
 
-constexpr uint32_t kUnwritten = 0x7fc0dead;
-
-float unwritten() {
-  float v;
-  std::memcpy(&v, &kUnwritten, 4);
-  return v;
-}
-bool is_unwritten(float v) { return std::memcmp(&v, &kUnwritten, 4) == 0; }
-
 struct Case {
   int64_t n, vocab, hidden, pad;
   DType table, ids;
@@ -101,8 +92,6 @@ std::string describe(const Case& c) {
   return "n=" + std::to_string(c.n) + " vocab=" + std::to_string(c.vocab) + " hidden=" + std::to_string(c.hidden) +
          (c.pad ? " strided" : "") + " table=" + dtype_name(c.table) + " ids=" + dtype_name(c.ids);
 }
-
-size_t extent(int64_t rows, int64_t cols, int64_t ld) { return rows == 0 ? 0 : static_cast<size_t>((rows - 1) * ld + cols); }
 
 Result expect_reject(const char* what, const EmbeddingParams& p, const std::string& must_mention, Guarded<float>* out) {
   Result r;
@@ -191,10 +180,8 @@ std::vector<Result> parity_embedding(uint64_t seed) {
       Guarded<float> out(extent(c.n, c.hidden, ldo), unwritten());
       EmbeddingParams p = base;
       p.out = out.data(), p.ldo = ldo;
-      Result r;
-      r.op = "embedding", r.variant = v.name, r.shape = describe(c) + " threads=" + std::to_string(pool.size());
-      r.device = device_name(v.device);
-      try {
+      Result r = variant_case("embedding", v, describe(c) + " threads=" + std::to_string(pool.size()));
+      run_case(r, [&] {
         ops::check_embedding(p);
         v.fn(p, ExecContext(pool));
         bool pad_ok = true;
@@ -210,9 +197,7 @@ std::vector<Result> parity_embedding(uint64_t seed) {
         }
         r.guards_ok = out.intact() && pad_ok;
         if (!pad_ok) r.note = "wrote into the row padding of out";
-      } catch (const std::exception& e) {
-        r.passed = false, r.note = std::string("threw: ") + e.what();
-      }
+      });
       results.push_back(std::move(r));
     }
   }

@@ -23,6 +23,7 @@
 #include "core/threadpool.h"
 #include "ops/matmul.h"
 #include "tests/parity.h"
+#include "tests/parity_matmul_cases.h"
 
 namespace qvl::parity {
 
@@ -30,9 +31,7 @@ namespace {
 
 using ops::MatmulParams;
 
-struct Shape {
-  int64_t M, K, N;
-};
+using Shape = MatmulShape;
 
 // Sizes straddle every tile and vector width in use (4/6/8 rows; 8/16/32 outputs; 8/16 k-lanes;
 // 256-deep k panels) and include the empty ones.
@@ -44,89 +43,6 @@ const Shape kShapes[] = {
     // Whole 128-blocks, for the block formats (fp8): one, several, decode and prefill sizes.
     {1, 128, 65},  {3, 256, 17},   {4, 384, 63},   {5, 128, 33},  {69, 640, 300}, {261, 128, 33}, {17, 1024, 5}, {17, 4096, 300},
 };
-
-uint32_t bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-}
-
-constexpr uint32_t kUnwritten = 0x7fc0dead;  // a NaN: an output a kernel forgot fails the compare
-
-struct Problem {
-  MatmulParams p;
-  std::vector<float> x, bias, scales;
-  std::vector<uint64_t> w;         // the stored rows (8-byte aligned)
-  std::vector<uint8_t> zeros;      // zero points where the format has them (one byte per group)
-  std::string desc;
-};
-
-// Weights drawn as f32 and stored through the format's quantize_row, so the reference (which reads
-// them back through dequantize_row) sees exactly the values the kernels see; any format of the
-// traits table works here unchanged.
-Problem make_problem(const Shape& s, WeightFormat f, bool with_bias, bool strided, Rng& rng) {
-  Problem pr;
-  MatmulParams& p = pr.p;
-  const WeightFormatTraits& t = weight_format_traits(f);
-  p.M = s.M, p.K = s.K, p.N = s.N;
-  p.ldx = s.K + (strided ? 3 : 0);
-  const int64_t ldw = (s.K + (strided ? 5 : 0) + t.block - 1) / t.block * t.block;
-  p.ldy = s.N + (strided ? 2 : 0);
-  // Padding between rows is NaN: a kernel that reads it poisons its outputs.
-  pr.x.assign(static_cast<size_t>(s.M * p.ldx), std::nanf(""));
-  for (int64_t m = 0; m < s.M; ++m)
-    for (int64_t k = 0; k < s.K; ++k) pr.x[m * p.ldx + k] = rng.normal();
-  int64_t row_bytes = 0;
-  if (!weight_row_bytes(f, ldw, &row_bytes)) fail(ErrorCode::Native, "parity_matmul: row size");
-  const int64_t groups = ldw / t.block;  // one scale (and zero point) per block
-  pr.w.assign(static_cast<size_t>((s.N * row_bytes + 7) / 8), 0);
-  if (t.has_scales) pr.scales.assign(static_cast<size_t>(s.N * groups), 0.0f);
-  if (t.has_zeros) pr.zeros.assign(static_cast<size_t>(s.N * groups), 0);
-  std::vector<float> row(static_cast<size_t>(ldw), std::nanf(""));
-  for (int64_t n = 0; n < s.N; ++n) {
-    for (int64_t k = 0; k < s.K; ++k) row[k] = rng.normal();
-    t.quantize_row(row.data(), ldw, reinterpret_cast<char*>(pr.w.data()) + n * row_bytes,
-                   t.has_scales ? pr.scales.data() + n * groups : nullptr, t.has_zeros ? &pr.zeros[n * groups] : nullptr);
-  }
-  if (with_bias) {
-    pr.bias.resize(static_cast<size_t>(s.N));
-    for (auto& b : pr.bias) b = rng.normal();
-  }
-  p.x = pr.x.empty() ? nullptr : pr.x.data();
-  p.w = dense_weight(f, pr.w.empty() ? nullptr : pr.w.data(), s.N, s.K, ldw);  // the group is set below
-  p.w.scales = pr.scales.empty() ? nullptr : pr.scales.data();
-  p.w.zeros = pr.zeros.empty() ? nullptr : pr.zeros.data();
-  p.w.group = t.has_scales ? t.block : 0;
-  p.bias = with_bias && s.N > 0 ? pr.bias.data() : nullptr;
-  pr.desc = "M=" + std::to_string(s.M) + " K=" + std::to_string(s.K) + " N=" + std::to_string(s.N) + " w=" +
-            weight_format_name(f) + (with_bias ? " bias" : "") + (strided ? " strided" : "");
-  return pr;
-}
-
-// Output rows live in one guarded buffer ending exactly at the last real output, so a write
-// past any row's end lands either in the row padding (checked here) or in the guard.
-size_t y_extent(const MatmulParams& p) { return p.M == 0 || p.N == 0 ? 0 : (p.M - 1) * p.ldy + p.N; }
-
-void fill_unwritten(Guarded<float>& y) {
-  float v;
-  std::memcpy(&v, &kUnwritten, 4);
-  for (size_t i = 0; i < y.size(); ++i) y[i] = v;
-}
-
-bool padding_intact(const MatmulParams& p, const Guarded<float>& y) {
-  if (y_extent(p) == 0) return true;
-  for (int64_t m = 0; m + 1 < p.M; ++m)
-    for (int64_t n = p.N; n < p.ldy; ++n)
-      if (bits(y[m * p.ldy + n]) != kUnwritten) return false;
-  return true;
-}
-
-std::vector<float> compact(const MatmulParams& p, const Guarded<float>& y) {
-  std::vector<float> out(static_cast<size_t>(p.M * p.N));
-  for (int64_t m = 0; m < p.M; ++m)
-    for (int64_t n = 0; n < p.N; ++n) out[m * p.N + n] = y[m * p.ldy + n];
-  return out;
-}
 
 Result check_rejects(const char* what, MatmulParams p) {
   return expect_rejected("matmul", what, [&] { ops::check_matmul(p); });
@@ -224,27 +140,10 @@ std::vector<Result> cancel_cases(ThreadPool& pool, Rng& rng) {
       }
     }
     if (weight_format_traits(f).kernel == WeightKernel::Int8Dot) continue;  // q8/q4: parity_qmatmul.cpp
-    const Problem pr = make_problem({M, K, N}, f, false, false, rng);
-    Guarded<float> y(static_cast<size_t>(M * N));
-    fill_unwritten(y);
+    const MatmulProblem pr = make_matmul_problem({M, K, N}, f, false, false, rng);
     MatmulParams pv = pr.p;
-    pv.y = y.data();
     pv.cancel = &aborted;
-    v.fn(pv, ExecContext(pool));
-    Result r;
-    r.op = "matmul";
-    r.variant = v.name;
-    r.device = device_name(v.device);
-    r.format = weight_format_name(f);
-    r.shape = "M=96 cancelled before the first block threads=" + std::to_string(pool.size());
-    for (size_t i = 0; i < y.size() && r.passed; ++i) {
-      if (bits(y[i]) != kUnwritten) {
-        r.passed = false;
-        r.note = "wrote y row " + std::to_string(i / N) + " after the token was set";
-      }
-    }
-    r.guards_ok = y.intact();
-    out.push_back(std::move(r));
+    out.push_back(cancelled_case("matmul", v, f, pv, pool));
   }
   return out;
 }
@@ -259,51 +158,12 @@ std::vector<Result> parity_matmul(uint64_t seed) {
   const auto& family = ops::matmul_family();
   const std::shared_ptr<ThreadPool> dflt = default_pool();
   ThreadPool three(3);  // an odd thread count, to shake out the work split
-  std::vector<Result> results;
-  int index = 0;
   // The format axis: every shape in every weight format, each against every runnable variant that
   // reads that format (the reference reads them all, through the format's dequantize_row).
-  for (const Shape& s : kShapes) {
-    for (const WeightFormat f : kWeightFormats) {
-      const int case_index = index++;
-      if (s.K % weight_format_traits(f).block != 0) continue;  // rows are whole blocks
-      const bool with_bias = case_index % 2 == 0, strided = case_index % 3 != 0;
-      Problem pr = make_problem(s, f, with_bias, strided, rng);
-      MatmulParams p = pr.p;
-      const size_t extent = y_extent(p);
-      Guarded<float> ref(extent);
-      fill_unwritten(ref);
-      p.y = extent ? ref.data() : nullptr;
-      ops::check_matmul(p);
-      family.reference().fn(p, ExecContext(*dflt));
-      const std::vector<float> want = compact(p, ref);
-      const double floor = std::sqrt(static_cast<double>(s.K > 0 ? s.K : 1));
-      for (const auto& v : family.runnable()) {
-        if (v.fn == family.reference().fn || !v.reads(f)) continue;
-        ThreadPool& pool = case_index % 2 ? three : *dflt;
-        Guarded<float> y(extent);
-        fill_unwritten(y);
-        p.y = extent ? y.data() : nullptr;
-        Result r;
-        r.op = "matmul";
-        r.variant = v.name;
-        r.device = device_name(v.device);
-        r.format = weight_format_name(f);
-        r.shape = pr.desc + " threads=" + std::to_string(pool.size());
-        try {
-          v.fn(p, ExecContext(pool));
-          const std::vector<float> got = compact(p, y);
-          compare(got.data(), want.data(), got.size(), 2e-5, floor, &r);
-          r.guards_ok = y.intact() && padding_intact(p, y);
-          if (!padding_intact(p, y)) r.note = "wrote into the row padding of y";
-        } catch (const std::exception& e) {
-          r.passed = false;
-          r.note = std::string("threw: ") + e.what();
-        }
-        results.push_back(std::move(r));
-      }
-    }
-  }
+  std::vector<Result> results = reference_cases(
+      "matmul", family, kShapes, std::size(kShapes),
+      [](const Shape& s, WeightFormat f) { return s.K % weight_format_traits(f).block == 0; },  // rows are whole blocks
+      rng, *dflt, three);
   for (Result& r : parity_qmatmul_cases(rng, *dflt, three)) results.push_back(std::move(r));
   for (Result& r : check_cases()) results.push_back(std::move(r));
   for (Result& r : cancel_cases(three, rng)) results.push_back(std::move(r));

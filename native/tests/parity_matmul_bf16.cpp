@@ -14,6 +14,7 @@
 // keeps a tile configuration after an AMX call.
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,6 +26,7 @@
 #include "core/threadpool.h"
 #include "ops/matmul.h"
 #include "tests/parity.h"
+#include "tests/parity_matmul_cases.h"
 
 namespace qvl::parity {
 
@@ -32,84 +34,13 @@ namespace {
 
 using ops::MatmulParams;
 
-struct Shape {
-  int64_t M, K, N;
-};
+using Shape = MatmulShape;
 
 const Shape kShapes[] = {
     {1, 1, 1},     {1, 33, 17},    {17, 31, 5},    {17, 64, 32},   {32, 7, 16},    {33, 129, 63},  {100, 1, 300},
     {100, 1025, 65}, {100, 96, 129}, {513, 33, 17},  {513, 1025, 129}, {64, 2100, 40}, {2, 257, 300}, {0, 33, 17},
     {5, 0, 7},     {5, 16, 0},
 };
-
-constexpr uint32_t kUnwritten = 0x7fc0dead;
-
-uint32_t bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-}
-
-struct Problem {
-  MatmulParams p;
-  std::vector<float> x, bias;
-  std::vector<uint64_t> w;
-  std::string desc;
-};
-
-Problem make_problem(const Shape& s, WeightFormat f, bool with_bias, bool strided, Rng& rng) {
-  Problem pr;
-  MatmulParams& p = pr.p;
-  const WeightFormatTraits& t = weight_format_traits(f);
-  p.M = s.M, p.K = s.K, p.N = s.N;
-  p.ldx = s.K + (strided ? 3 : 0);
-  const int64_t ldw = s.K + (strided ? 5 : 0);
-  p.ldy = s.N + (strided ? 2 : 0);
-  pr.x.assign(static_cast<size_t>(s.M * p.ldx), std::nanf(""));  // padding NaN: reading it poisons y
-  for (int64_t m = 0; m < s.M; ++m)
-    for (int64_t k = 0; k < s.K; ++k) pr.x[m * p.ldx + k] = rng.normal();
-  int64_t row_bytes = 0;
-  if (!weight_row_bytes(f, ldw, &row_bytes)) fail(ErrorCode::Native, "parity_matmul_bf16: row size");
-  pr.w.assign(static_cast<size_t>((s.N * row_bytes + 7) / 8), 0);
-  std::vector<float> row(static_cast<size_t>(ldw), std::nanf(""));
-  for (int64_t n = 0; n < s.N; ++n) {
-    for (int64_t k = 0; k < s.K; ++k) row[k] = rng.normal();
-    t.quantize_row(row.data(), ldw, reinterpret_cast<char*>(pr.w.data()) + n * row_bytes, nullptr, nullptr);
-  }
-  if (with_bias) {
-    pr.bias.resize(static_cast<size_t>(s.N));
-    for (auto& b : pr.bias) b = rng.normal();
-  }
-  p.x = pr.x.empty() ? nullptr : pr.x.data();
-  p.w = dense_weight(f, pr.w.empty() ? nullptr : pr.w.data(), s.N, s.K, ldw);
-  p.bias = with_bias && s.N > 0 ? pr.bias.data() : nullptr;
-  pr.desc = "M=" + std::to_string(s.M) + " K=" + std::to_string(s.K) + " N=" + std::to_string(s.N) + " w=" +
-            weight_format_name(f) + (with_bias ? " bias" : "") + (strided ? " strided" : "");
-  return pr;
-}
-
-size_t y_extent(const MatmulParams& p) { return p.M == 0 || p.N == 0 ? 0 : (p.M - 1) * p.ldy + p.N; }
-
-void fill_unwritten(Guarded<float>& y) {
-  float v;
-  std::memcpy(&v, &kUnwritten, 4);
-  for (size_t i = 0; i < y.size(); ++i) y[i] = v;
-}
-
-bool padding_intact(const MatmulParams& p, const Guarded<float>& y) {
-  if (y_extent(p) == 0) return true;
-  for (int64_t m = 0; m + 1 < p.M; ++m)
-    for (int64_t n = p.N; n < p.ldy; ++n)
-      if (bits(y[m * p.ldy + n]) != kUnwritten) return false;
-  return true;
-}
-
-std::vector<float> compact(const MatmulParams& p, const Guarded<float>& y) {
-  std::vector<float> out(static_cast<size_t>(p.M * p.N));
-  for (int64_t m = 0; m < p.M; ++m)
-    for (int64_t n = 0; n < p.N; ++n) out[m * p.N + n] = y[m * p.ldy + n];
-  return out;
-}
 
 // Runs fn(p with y) into a fresh guarded output and returns its compact copy.
 template <class Fn>
@@ -131,7 +62,7 @@ std::vector<Result> dispatch_cases(ThreadPool& pool, Rng& rng) {
   const ops::Variant<ops::MatmulFn>* fast = ops::matmul_bf16_variant(Device::Host, WeightFormat::BF16);
   const int64_t min_rows = fast ? ops::matmul_bf16_min_rows(fast->isa) : 8;
   for (const int64_t M : {min_rows - 1, min_rows}) {
-    Problem pr = make_problem({M, 70, 40}, WeightFormat::BF16, true, false, rng);
+    MatmulProblem pr = make_matmul_problem({M, 70, 40}, WeightFormat::BF16, true, false, rng);
     const bool wants_fast = fast && M >= min_rows;
     const std::string what = "Precision::Fast at M=" + std::to_string(M) + " runs " +
                              (wants_fast ? std::string("matmul_bf16 ") + fast->name : std::string("the exact matmul"));
@@ -164,20 +95,9 @@ std::vector<Result> cancel_cases(ThreadPool& pool) {
   const auto& family = ops::matmul_bf16_family();
   for (const auto& v : family.runnable()) {
     if (v.fn == family.reference().fn) continue;
-    Guarded<float> y(static_cast<size_t>(M * N));
-    fill_unwritten(y);
     MatmulParams pv = p;
-    pv.y = y.data();
     pv.cancel = &aborted;
-    v.fn(pv, ExecContext(pool));
-    Result r;
-    r.op = "matmul_bf16", r.variant = v.name, r.device = device_name(v.device), r.format = "f32";
-    r.shape = "M=96 cancelled before the first block threads=" + std::to_string(pool.size());
-    for (size_t i = 0; i < y.size() && r.passed; ++i) {
-      if (bits(y[i]) != kUnwritten) r.passed = false, r.note = "wrote y after the token was set";
-    }
-    r.guards_ok = y.intact();
-    out.push_back(std::move(r));
+    out.push_back(cancelled_case("matmul_bf16", v, WeightFormat::F32, pv, pool));
   }
   return out;
 }
@@ -185,7 +105,7 @@ std::vector<Result> cancel_cases(ThreadPool& pool) {
 // After an AMX matmul, neither the calling thread nor any pool worker holds a tile configuration.
 Result tiles_released_case(ThreadPool& pool, Rng& rng) {
   return expect_accepted("matmul_bf16", "amx: tiles released on the caller and every worker", [&] {
-    Problem pr = make_problem({100, 64, 256}, WeightFormat::BF16, false, false, rng);
+    MatmulProblem pr = make_matmul_problem({100, 64, 256}, WeightFormat::BF16, false, false, rng);
     run_into(pr.p, [&](const MatmulParams& p) { cpu::matmul_bf16_amx(p, ExecContext(pool)); });
     if (!cpu::amx_tiles_released()) fail(ErrorCode::Native, "the calling thread kept its tile configuration");
     std::vector<int> held(static_cast<size_t>(pool.size() * 4), 0);
@@ -204,46 +124,10 @@ std::vector<Result> parity_matmul_bf16(uint64_t seed) {
   const auto& family = ops::matmul_bf16_family();
   const std::shared_ptr<ThreadPool> dflt = default_pool();
   ThreadPool three(3);
-  std::vector<Result> results;
-  int index = 0;
-  for (const Shape& s : kShapes) {
-    for (const WeightFormat f : kWeightFormats) {
-      const int case_index = index++;
-      if (weight_format_traits(f).kernel != WeightKernel::DenseF32) continue;
-      const bool with_bias = case_index % 2 == 0, strided = case_index % 3 != 0;
-      Problem pr = make_problem(s, f, with_bias, strided, rng);
-      MatmulParams p = pr.p;
-      const size_t extent = y_extent(p);
-      Guarded<float> ref(extent);
-      fill_unwritten(ref);
-      p.y = extent ? ref.data() : nullptr;
-      ops::check_matmul(p);
-      family.reference().fn(p, ExecContext(*dflt));
-      const std::vector<float> want = compact(p, ref);
-      const double floor = std::sqrt(static_cast<double>(s.K > 0 ? s.K : 1));
-      for (const auto& v : family.runnable()) {
-        if (v.fn == family.reference().fn || !v.reads(f)) continue;
-        ThreadPool& pool = case_index % 2 ? three : *dflt;
-        Guarded<float> y(extent);
-        fill_unwritten(y);
-        p.y = extent ? y.data() : nullptr;
-        Result r;
-        r.op = "matmul_bf16", r.variant = v.name, r.device = device_name(v.device), r.format = weight_format_name(f);
-        r.shape = pr.desc + " threads=" + std::to_string(pool.size());
-        try {
-          v.fn(p, ExecContext(pool));
-          const std::vector<float> got = compact(p, y);
-          compare(got.data(), want.data(), got.size(), 2e-5, floor, &r);
-          r.guards_ok = y.intact() && padding_intact(p, y);
-          if (!padding_intact(p, y)) r.note = "wrote into the row padding of y";
-        } catch (const std::exception& e) {
-          r.passed = false;
-          r.note = std::string("threw: ") + e.what();
-        }
-        results.push_back(std::move(r));
-      }
-    }
-  }
+  std::vector<Result> results = reference_cases(
+      "matmul_bf16", family, kShapes, std::size(kShapes),
+      [](const Shape&, WeightFormat f) { return weight_format_traits(f).kernel == WeightKernel::DenseF32; }, rng, *dflt,
+      three);
   for (Result& r : dispatch_cases(three, rng)) results.push_back(std::move(r));
   for (Result& r : cancel_cases(three)) results.push_back(std::move(r));
   if (isa_available(Isa::Amx) && ops::OpFamilyBase::allowed(Device::Host, Isa::Amx)) {

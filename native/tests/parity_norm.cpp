@@ -22,6 +22,7 @@
 #include "core/threadpool.h"
 #include "ops/norm.h"
 #include "tests/parity.h"
+#include "tests/parity_padded_rows.h"
 
 namespace qvl::parity {
 
@@ -31,14 +32,6 @@ using ops::NormParams;
 
 constexpr double kRmsTol = 1e-6, kRmsFloor = 1e-3;
 constexpr double kLayerTol = 1e-6, kLayerFloor = 1.0;
-constexpr uint32_t kUnwritten = 0x7fc0dead;  // a NaN: an output a kernel forgot fails the compare
-
-float unwritten() {
-  float v;
-  std::memcpy(&v, &kUnwritten, 4);
-  return v;
-}
-bool is_unwritten(float v) { return std::memcmp(&v, &kUnwritten, 4) == 0; }
 
 enum class Fill { Normal, Offset, Large, Small, Constant };
 const char* fill_name(Fill f) {
@@ -101,8 +94,6 @@ std::vector<float> make_input(const Case& c, Rng& rng) {
   }
   return xs;
 }
-
-size_t extent(int64_t rows, int64_t cols, int64_t ld) { return rows == 0 ? 0 : static_cast<size_t>((rows - 1) * ld + cols); }
 
 std::vector<Case> cases() {
   std::vector<Case> out;
@@ -208,36 +199,17 @@ std::vector<Result> run_suite(bool rms, uint64_t seed) {
     }
     for (const auto& v : family.runnable()) {
       ThreadPool& pool = (index++ % 2) ? three : *dflt;
-      const int64_t ldx = c.dim + c.pad, ldo = c.in_place ? ldx : c.dim + (c.pad ? c.pad + 2 : 0);
-      Guarded<float> xbuf(extent(c.rows, c.dim, ldx)), obuf(c.in_place ? 0 : extent(c.rows, c.dim, ldo));
-      // Input padding is NaN (reading it poisons the row); output padding is kUnwritten.
-      for (size_t i = 0; i < xbuf.size(); ++i) xbuf[i] = c.in_place ? unwritten() : std::nanf("");
-      for (size_t i = 0; i < obuf.size(); ++i) obuf[i] = unwritten();
-      for (int64_t r = 0; r < c.rows; ++r)
-        for (int64_t i = 0; i < c.dim; ++i) xbuf[r * ldx + i] = xs[r * c.dim + i];
+      PaddedRows bufs(xs, c.rows, c.dim, c.pad, c.in_place);
       NormParams p = base;
-      p.x = xbuf.data(), p.ldx = ldx;
-      p.out = c.in_place ? xbuf.data() : obuf.data(), p.ldo = ldo;
-      Result r;
-      r.op = rms ? "rms_norm" : "layer_norm", r.variant = v.name;
-      r.device = device_name(v.device);
-      r.shape = describe(c) + " threads=" + std::to_string(pool.size());
-      try {
+      p.x = bufs.x(), p.ldx = bufs.ldx();
+      p.out = bufs.out(), p.ldo = bufs.ldo();
+      Result r = variant_case(rms ? "rms_norm" : "layer_norm", v, describe(c) + " threads=" + std::to_string(pool.size()));
+      run_case(r, [&] {
         if (rms) ops::check_rms_norm(p);
         else ops::check_layer_norm(p);
         v.fn(p, ExecContext(pool));
-        std::vector<float> got(xs.size());
-        bool pad_ok = true;
-        for (int64_t row = 0; row < c.rows; ++row) {
-          for (int64_t i = 0; i < c.dim; ++i) got[row * c.dim + i] = p.out[row * ldo + i];
-          for (int64_t i = c.dim; row + 1 < c.rows && i < ldo; ++i) pad_ok = pad_ok && is_unwritten(p.out[row * ldo + i]);
-        }
-        compare(got.data(), want.data(), got.size(), rms ? kRmsTol : kLayerTol, rms ? kRmsFloor : kLayerFloor, &r);
-        r.guards_ok = xbuf.intact() && obuf.intact() && pad_ok;
-        if (!pad_ok) r.note = "wrote into the row padding of out";
-      } catch (const std::exception& e) {
-        r.passed = false, r.note = std::string("threw: ") + e.what();
-      }
+        bufs.finish(want, rms ? kRmsTol : kLayerTol, rms ? kRmsFloor : kLayerFloor, &r);
+      });
       results.push_back(std::move(r));
     }
   }

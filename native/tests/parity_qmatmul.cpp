@@ -22,6 +22,7 @@
 #include "core/weight_quant.h"
 #include "ops/matmul.h"
 #include "tests/parity.h"
+#include "tests/parity_matmul_cases.h"
 
 namespace qvl::parity {
 
@@ -97,15 +98,6 @@ QProblem make(const QShape& s, WeightFormat f, bool with_bias, bool strided, Rng
   return pr;
 }
 
-std::vector<float> compact(const MatmulParams& p, const float* y) {
-  std::vector<float> out(static_cast<size_t>(p.M * p.N));
-  for (int64_t m = 0; m < p.M; ++m)
-    for (int64_t n = 0; n < p.N; ++n) out[m * p.N + n] = y[m * p.ldy + n];
-  return out;
-}
-
-size_t extent(const MatmulParams& p) { return p.M == 0 || p.N == 0 ? 0 : (p.M - 1) * p.ldy + p.N; }
-
 }  // namespace
 
 std::vector<Result> parity_qmatmul_cases(Rng& rng, ThreadPool& dflt, ThreadPool& three) {
@@ -117,12 +109,12 @@ std::vector<Result> parity_qmatmul_cases(Rng& rng, ThreadPool& dflt, ThreadPool&
       const int ci = index++;
       QProblem pr = make(s, f, ci % 2 == 0, ci % 3 != 0, rng);
       MatmulParams p = pr.p;
-      const size_t ext = extent(p);
+      const size_t ext = y_extent(p);
       Guarded<float> ref(ext, 0.0f);
       p.y = ext ? ref.data() : nullptr;
       ops::check_matmul(p);
       family.reference().fn(p, ExecContext(dflt));
-      const std::vector<float> want = compact(p, ref.data());
+      const std::vector<float> want = compact(p, ref);
       const double floor = std::sqrt(static_cast<double>(s.K > 0 ? s.K : 1));
       {  // the reference against the exact product with the dequantized weights
         std::vector<float> exact(static_cast<size_t>(s.M * s.N));
@@ -133,9 +125,7 @@ std::vector<Result> parity_qmatmul_cases(Rng& rng, ThreadPool& dflt, ThreadPool&
             exact[m * s.N + n] = static_cast<float>(acc);
           }
         Result r;
-        r.op = "matmul";
-        r.variant = "reference";
-        r.device = "cpu";
+        r.op = "matmul", r.variant = "reference", r.device = "cpu";
         r.format = weight_format_name(f);
         r.shape = pr.desc + " vs exact f32 (activation quantization error)";
         compare(want.data(), exact.data(), want.size(), 0.04, floor, &r);
@@ -146,21 +136,13 @@ std::vector<Result> parity_qmatmul_cases(Rng& rng, ThreadPool& dflt, ThreadPool&
         ThreadPool& pool = ci % 2 ? three : dflt;
         Guarded<float> y(ext, std::nanf(""));
         p.y = ext ? y.data() : nullptr;
-        Result r;
-        r.op = "matmul";
-        r.variant = v.name;
-        r.device = device_name(v.device);
-        r.format = weight_format_name(f);
-        r.shape = pr.desc + " threads=" + std::to_string(pool.size());
-        try {
+        Result r = variant_case("matmul", v, f, pr.desc + " threads=" + std::to_string(pool.size()));
+        run_case(r, [&] {
           v.fn(p, ExecContext(pool));
-          const std::vector<float> got = compact(p, y.data());
+          const std::vector<float> got = compact(p, y);
           compare(got.data(), want.data(), got.size(), 2e-5, floor, &r);
           r.guards_ok = y.intact();
-        } catch (const std::exception& e) {
-          r.passed = false;
-          r.note = std::string("threw: ") + e.what();
-        }
+        });
         results.push_back(std::move(r));
       }
     }
@@ -173,21 +155,8 @@ std::vector<Result> parity_qmatmul_cases(Rng& rng, ThreadPool& dflt, ThreadPool&
     for (const auto& v : family.runnable()) {
       if (v.fn == family.reference().fn || !v.reads(f)) continue;
       MatmulParams p = pr.p;
-      Guarded<float> y(extent(p), 1234.5f);
-      p.y = y.data();
       p.cancel = &aborted;
-      v.fn(p, ExecContext(three));
-      Result r;
-      r.op = "matmul";
-      r.variant = v.name;
-      r.device = device_name(v.device);
-      r.format = weight_format_name(f);
-      r.shape = "M=96 cancelled before the first block threads=" + std::to_string(three.size());
-      for (size_t i = 0; i < y.size() && r.passed; ++i) {
-        if (y[i] != 1234.5f) r.passed = false, r.note = "wrote y after the token was set";
-      }
-      r.guards_ok = y.intact();
-      results.push_back(std::move(r));
+      results.push_back(cancelled_case("matmul", v, f, p, three));
     }
   }
   return results;

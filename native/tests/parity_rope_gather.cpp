@@ -25,14 +25,6 @@ namespace {
 
 using ops::RopeGatherParams;
 
-constexpr uint32_t kUnwritten = 0x7fc0dead;
-float unwritten() {
-  float v;
-  std::memcpy(&v, &kUnwritten, 4);
-  return v;
-}
-bool is_unwritten(float v) { return std::memcmp(&v, &kUnwritten, 4) == 0; }
-
 struct PosTable {
   int64_t base = 0, rows = 0, cols = 0;
   std::vector<float> cos, sin;

@@ -24,15 +24,6 @@ namespace {
 using ops::RowsKind;
 using ops::RowsParams;
 
-constexpr uint32_t kUnwritten = 0x7fc0dead;
-
-float unwritten() {
-  float v;
-  std::memcpy(&v, &kUnwritten, 4);
-  return v;
-}
-bool is_unwritten(float v) { return std::memcmp(&v, &kUnwritten, 4) == 0; }
-
 struct Case {
   RowsKind kind;
   int64_t n, cols, indexed_rows, pad;
@@ -44,8 +35,6 @@ std::string describe(const Case& c) {
          (c.kind == RowsKind::Add ? "" : " indexed=" + std::to_string(c.indexed_rows) + " idx=" + dtype_name(c.idx)) +
          (c.pad ? " strided" : "");
 }
-
-size_t extent(int64_t rows, int64_t cols, int64_t ld) { return rows == 0 ? 0 : static_cast<size_t>((rows - 1) * ld + cols); }
 
 int64_t dst_rows(const Case& c) { return c.kind == RowsKind::Scatter ? c.indexed_rows : c.n; }
 int64_t src_rows(const Case& c) {
@@ -225,10 +214,8 @@ std::vector<Result> parity_rows(uint64_t seed) {
       std::copy(start.begin(), start.end(), out.data());
       RowsParams p = base;
       p.dst = dn ? out.data() : nullptr;
-      Result r;
-      r.op = "rows", r.variant = v.name, r.shape = describe(c) + " threads=" + std::to_string(pool.size());
-      r.device = device_name(v.device);
-      try {
+      Result r = variant_case("rows", v, describe(c) + " threads=" + std::to_string(pool.size()));
+      run_case(r, [&] {
         ops::check_rows_op(p);
         if (c.n) v.fn(p, ExecContext(pool));
         for (size_t i = 0; i < dn && r.passed; ++i) {
@@ -239,9 +226,7 @@ std::vector<Result> parity_rows(uint64_t seed) {
           }
         }
         r.guards_ok = out.intact();
-      } catch (const std::exception& e) {
-        r.passed = false, r.note = std::string("threw: ") + e.what();
-      }
+      });
       results.push_back(std::move(r));
     }
   }

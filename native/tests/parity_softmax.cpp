@@ -17,6 +17,7 @@
 #include "core/threadpool.h"
 #include "ops/softmax.h"
 #include "tests/parity.h"
+#include "tests/parity_padded_rows.h"
 
 namespace qvl::parity {
 
@@ -25,15 +26,7 @@ namespace {
 using ops::SoftmaxParams;
 
 constexpr double kTol = 1e-6, kFloor = 1e-6;
-constexpr uint32_t kUnwritten = 0x7fc0dead;  // a NaN: an output a kernel forgot fails the compare
 const float kNegInf = -std::numeric_limits<float>::infinity();
-
-float unwritten() {
-  float v;
-  std::memcpy(&v, &kUnwritten, 4);
-  return v;
-}
-bool is_unwritten(float v) { return std::memcmp(&v, &kUnwritten, 4) == 0; }
 
 enum class Fill { Normal, Wide, Masked, AllMasked, Equal, OneFinite };
 const char* fill_name(Fill f) {
@@ -75,8 +68,6 @@ std::vector<float> make_input(const Case& c, Rng& rng) {
   }
   return xs;
 }
-
-size_t extent(int64_t rows, int64_t cols, int64_t ld) { return rows == 0 ? 0 : static_cast<size_t>((rows - 1) * ld + cols); }
 
 std::vector<Case> cases() {
   std::vector<Case> out;
@@ -157,34 +148,16 @@ std::vector<Result> parity_softmax(uint64_t seed) {
     }
     for (const auto& v : family.runnable()) {
       ThreadPool& pool = (index++ % 2) ? three : *dflt;
-      const int64_t ldx = c.dim + c.pad, ldo = c.in_place ? ldx : c.dim + (c.pad ? c.pad + 2 : 0);
-      Guarded<float> xbuf(extent(c.rows, c.dim, ldx)), obuf(c.in_place ? 0 : extent(c.rows, c.dim, ldo));
-      // Input padding is NaN (reading it poisons the row); output padding is kUnwritten.
-      for (size_t i = 0; i < xbuf.size(); ++i) xbuf[i] = c.in_place ? unwritten() : std::nanf("");
-      for (size_t i = 0; i < obuf.size(); ++i) obuf[i] = unwritten();
-      for (int64_t r = 0; r < c.rows; ++r)
-        for (int64_t i = 0; i < c.dim; ++i) xbuf[r * ldx + i] = xs[r * c.dim + i];
+      PaddedRows bufs(xs, c.rows, c.dim, c.pad, c.in_place);
       SoftmaxParams p;
-      p.rows = c.rows, p.dim = c.dim, p.x = xbuf.data(), p.ldx = ldx;
-      p.out = c.in_place ? xbuf.data() : obuf.data(), p.ldo = ldo;
-      Result r;
-      r.op = "softmax", r.variant = v.name, r.shape = describe(c) + " threads=" + std::to_string(pool.size());
-      r.device = device_name(v.device);
-      try {
+      p.rows = c.rows, p.dim = c.dim, p.x = bufs.x(), p.ldx = bufs.ldx();
+      p.out = bufs.out(), p.ldo = bufs.ldo();
+      Result r = variant_case("softmax", v, describe(c) + " threads=" + std::to_string(pool.size()));
+      run_case(r, [&] {
         ops::check_softmax(p);
         v.fn(p, ExecContext(pool));
-        std::vector<float> got(xs.size());
-        bool pad_ok = true;
-        for (int64_t row = 0; row < c.rows; ++row) {
-          for (int64_t i = 0; i < c.dim; ++i) got[row * c.dim + i] = p.out[row * ldo + i];
-          for (int64_t i = c.dim; row + 1 < c.rows && i < ldo; ++i) pad_ok = pad_ok && is_unwritten(p.out[row * ldo + i]);
-        }
-        compare(got.data(), want.data(), got.size(), kTol, kFloor, &r);
-        r.guards_ok = xbuf.intact() && obuf.intact() && pad_ok;
-        if (!pad_ok) r.note = "wrote into the row padding of out";
-      } catch (const std::exception& e) {
-        r.passed = false, r.note = std::string("threw: ") + e.what();
-      }
+        bufs.finish(want, kTol, kFloor, &r);
+      });
       results.push_back(std::move(r));
     }
   }

@@ -24,14 +24,6 @@ namespace {
 
 using Grids = std::vector<std::array<int64_t, 3>>;
 
-constexpr uint32_t kUnwritten = 0x7fc0dead;
-float unwritten() {
-  float v;
-  std::memcpy(&v, &kUnwritten, 4);
-  return v;
-}
-bool is_unwritten(float v) { return std::memcmp(&v, &kUnwritten, 4) == 0; }
-
 // Every float32 product and sum rounded on its own, as the separate torch ops do.
 float r32(float v) {
   volatile float x = v;

@@ -24,10 +24,10 @@ import {
 import { randomFloats } from '../helpers/safetensors-writer.js';
 import { awqQuantize } from '../helpers/official-quant.js';
 import { MODEL_CONFIGS, REPO_FIXTURES } from '../helpers/fixtures.js';
+import { greedyAnswer } from '../helpers/greedy-answer.js';
 
 const CONFIGS = MODEL_CONFIGS;
 const FIX = REPO_FIXTURES;
-const IMAGE = join(FIX, 'qwen2-vl/inputs/gradient_224x224.png');
 const work = mkdtempSync(join(tmpdir(), 'qwenvl-layouts-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -56,20 +56,6 @@ const BASES: Base[] = [
   { family: 'qwen3_vl_moe', source: 'fixture', config: json(join(FIX, 'qwen3-vl-moe/checkpoint/config.json')), dtype: 'BF16' },
 ];
 const AWQ = ['Qwen__Qwen2.5-VL-7B-Instruct-AWQ', 'Qwen__Qwen2.5-VL-32B-Instruct-AWQ'];
-
-const question = [{ role: 'user', content: [{ type: 'image', image: IMAGE }, { type: 'text', text: 'What is shown?' }] }];
-
-/** Loads a checkpoint and answers: greedy tokens about an image and the last-position logits. */
-async function answer(dir: string): Promise<{ tokens: number[]; logits: Float32Array }> {
-  const model = await loadModel(dir);
-  try {
-    const chat = await model.chat(question, { doSample: false, maxTokens: 4 });
-    const logits = await model.logits(await model.prepare(question));
-    return { tokens: chat.tokens, logits: Float32Array.from(logits.data as Float32Array) };
-  } finally {
-    model.dispose();
-  }
-}
 
 let count = 0;
 // Each family's tokenizer, template and processor files; tokenizer.json cut to its byte-level
@@ -116,7 +102,7 @@ describe.each(BASES)('$family (scaled from $source, $dtype on disk)', (base) => 
         for (const sharded of [false, true]) {
           const what = `${untied ? 'untied' : 'tied'} ${prefixes} ${sharded ? 'sharded' : 'single'}`;
           const dir = await write(base, config, weights, { prefixes, sharded, dtype: base.dtype, ...(untied ? { lmHead: Float32Array.from(embed) } : {}) });
-          const got = await answer(dir);
+          const got = await greedyAnswer(dir);
           rmSync(dir, { recursive: true, force: true });
           seen.push(what);
           if (!reference) {
@@ -133,7 +119,7 @@ describe.each(BASES)('$family (scaled from $source, $dtype on disk)', (base) => 
     expect(seen).toHaveLength(8);
     const other = randomFloats(embed.length, 99).map((x) => x * 0.6);
     const dir = await write(base, config, weights, { prefixes: 'new', sharded: true, dtype: base.dtype, lmHead: other });
-    const changed = await answer(dir);
+    const changed = await greedyAnswer(dir);
     rmSync(dir, { recursive: true, force: true });
     let diff = 0;
     for (let i = 0; i < changed.logits.length; i++) diff = Math.max(diff, Math.abs(changed.logits[i] - reference!.logits[i]));
@@ -182,7 +168,7 @@ describe.each(AWQ)('%s', (name) => {
       prefixes: 'legacy', sharded: true, dtype: 'F16', extra,
       ...(untied ? { lmHead: weights.get('model.embed_tokens.weight')!.values } : {}),
     });
-    const got = await answer(dir);
+    const got = await greedyAnswer(dir);
     expect(got.tokens.length).toBeGreaterThan(0);
     expect(got.logits.every(Number.isFinite)).toBe(true);
   }, 30_000);
@@ -196,7 +182,7 @@ describe.each(AWQ)('%s', (name) => {
       prefixes: 'new', sharded: false, dtype: 'BF16',
       ...(untied ? { lmHead: randomFloats(weights.get('model.embed_tokens.weight')!.values.length, 11) } : {}),
     });
-    const got = await answer(dir);
+    const got = await greedyAnswer(dir);
     expect(got.tokens.length).toBeGreaterThan(0);
   }, 30_000);
 });

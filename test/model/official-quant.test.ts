@@ -24,13 +24,12 @@ import { awqQuantize, fp8Quantize, gptqQuantize, type GptqOptions } from '../hel
 import type { WriterTensors } from '../helpers/safetensors-writer.js';
 import { f32ToF16Bits } from '../helpers/safetensors-writer.js';
 import { MODEL_CONFIGS, REPO_FIXTURES } from '../helpers/fixtures.js';
+import { greedyAnswer } from '../helpers/greedy-answer.js';
 
 type Json = Record<string, unknown>;
 const work = mkdtempSync(join(tmpdir(), 'qwenvl-official-quant-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 const json = (file: string) => JSON.parse(readFileSync(file, 'utf8')) as Json;
-const IMAGE = join(REPO_FIXTURES, 'qwen2-vl/inputs/gradient_224x224.png');
-const question = [{ role: 'user', content: [{ type: 'image', image: IMAGE }, { type: 'text', text: 'What is shown?' }] }];
 const fixtureDir: Record<Family, string> = { qwen2_vl: 'qwen2-vl', qwen2_5_vl: 'qwen2.5-vl', qwen3_vl: 'qwen3-vl', qwen3_vl_moe: 'qwen3-vl-moe' };
 
 /** The decoder's linear layers (what the official quantized releases convert; `visual` is left). */
@@ -45,17 +44,6 @@ function filesFor(family: Family): string {
     files.set(family, dir);
   }
   return files.get(family)!;
-}
-
-async function answer(dir: string): Promise<{ tokens: number[]; logits: Float32Array }> {
-  const model = await loadModel(dir);
-  try {
-    const chat = await model.chat(question, { doSample: false, maxTokens: 4 });
-    const logits = await model.logits(await model.prepare(question));
-    return { tokens: chat.tokens, logits: Float32Array.from(logits.data as Float32Array) };
-  } finally {
-    model.dispose();
-  }
 }
 
 async function loadError(dir: string): Promise<QwenVLError> {
@@ -116,8 +104,8 @@ async function build(
 
 /** The quantized checkpoint answers like its dequantized twin (relative tolerance on logits). */
 async function expectSameModel({ quantDir, refDir }: Built, tolerance: number): Promise<void> {
-  const got = await answer(quantDir);
-  const want = await answer(refDir);
+  const got = await greedyAnswer(quantDir);
+  const want = await greedyAnswer(refDir);
   expect(got.tokens.length).toBeGreaterThan(0);
   expect(got.tokens).toEqual(want.tokens);
   let scale = 0;
@@ -303,8 +291,8 @@ describe('official quantized layouts packed into q4 / q8 (int8 activations: a me
       build('qwen2_vl', withGroup(gptqConfig(4), -1), gptq({ bits: 4, group: -1, sym: true, format: 'gptq' }))],
   ] as const)('%s', async (_name, make) => {
     const b = await make();
-    const got = await answer(b.quantDir);
-    const want = await answer(b.refDir);
+    const got = await greedyAnswer(b.quantDir);
+    const want = await greedyAnswer(b.refDir);
     const e = logitError(got.logits, want.logits);
     expect(got.tokens).toEqual(want.tokens);
     expect(e.rel).toBeLessThanOrEqual(0.05);

@@ -12,6 +12,7 @@ import * as gen from '../../lib/model/generate.js';
 import { main } from '../../lib/cli/run.js';
 import { loadModel, QwenVLError, type ChatMessage, type ChatStreamEvent, type Model, type ToolDefinition } from '../../lib/index.js';
 import { checkpointDir } from '../helpers/fixtures.js';
+import { IM_END, scriptedLoop, WEATHER } from '../helpers/scripted-decode.js';
 
 vi.mock('../../lib/model/generate.js', async (importOriginal) => {
   const real = await importOriginal<typeof import('../../lib/model/generate.js')>();
@@ -22,39 +23,10 @@ const tokenLoop = vi.mocked(gen.tokenLoop);
 
 /** The next generations emit `rows[b]` for batch row b in place of the model's tokens. */
 function script(rows: number[][]): void {
-  tokenLoop.mockImplementation(async function* (ctx, p, o, isStopped) {
-    let i = 0;
-    const left = () => rows.some((r, b) => !isStopped(b) && i < r.length);
-    const next = () => {
-      const tokens = new Int32Array(p.batchSize).fill(-1);
-      const eos = new Array<boolean>(p.batchSize).fill(false);
-      rows.forEach((r, b) => {
-        if (isStopped(b) || i >= r.length) return;
-        tokens[b] = r[i];
-        eos[b] = ctx.eosTokenIds.includes(r[i]);
-      });
-      i++;
-      return { tokens, eos };
-    };
-    for await (const _ of realLoop(ctx, p, o, isStopped)) {
-      yield next();
-      if (!left()) return;
-    }
-    // The model ended its own rows first (its end-of-sequence or maxTokens): the script goes on.
-    while (left() && i < o.maxTokens) yield next();
-  });
+  tokenLoop.mockImplementation(scriptedLoop(realLoop, rows));
 }
 
-const IM_END = 151645;
 const user = (text: string): ChatMessage[] => [{ role: 'user', content: [{ type: 'text', text }] }];
-const WEATHER: ToolDefinition = {
-  type: 'function',
-  function: {
-    name: 'get_weather',
-    description: 'Current weather of a city',
-    parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
-  },
-};
 
 async function collect(it: AsyncGenerator<ChatStreamEvent, unknown>): Promise<ChatStreamEvent[]> {
   const out: ChatStreamEvent[] = [];

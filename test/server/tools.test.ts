@@ -1,7 +1,7 @@
 // Tool calls through `qwenvl serve` with the official openai client: the request's tools reach the
 // chat template, the reply's Hermes <tool_call> blocks come back as tool_calls (plain and streamed),
 // and the tool round trip (assistant tool_calls, then a tool message) renders. The random-weight
-// fixture never writes a tool call, so the decode is scripted as in test/model/think-tools.test.ts:
+// fixture never writes a tool call, so the decode is scripted (test/helpers/scripted-decode.ts):
 // the real token loop runs and each step's token is replaced by the next token of the reply under
 // test; detokenizing, the reply parser, the server and the client are what a real reply goes through.
 import OpenAI from 'openai';
@@ -11,6 +11,7 @@ import { loadModel, type ChatMessage, type Model, type ToolDefinition } from '..
 import { createMediaResolver } from '../../lib/openai/media.js';
 import { createServer, type QwenVLServer } from '../../lib/server/server.js';
 import { checkpointDir } from '../helpers/fixtures.js';
+import { IM_END, scriptedLoop, WEATHER } from '../helpers/scripted-decode.js';
 
 vi.mock('../../lib/model/generate.js', async (importOriginal) => {
   const real = await importOriginal<typeof import('../../lib/model/generate.js')>();
@@ -21,32 +22,10 @@ const tokenLoop = vi.mocked(gen.tokenLoop);
 
 /** The next generation emits `ids` in place of the model's tokens. */
 function script(ids: number[]): void {
-  tokenLoop.mockImplementationOnce(async function* (ctx, p, o, isStopped) {
-    let i = 0;
-    const next = () => {
-      const tokens = Int32Array.of(ids[i]);
-      const eos = [ctx.eosTokenIds.includes(ids[i])];
-      i++;
-      return { tokens, eos };
-    };
-    for await (const _ of realLoop(ctx, p, o, isStopped)) {
-      yield next();
-      if (isStopped(0) || i >= ids.length) return;
-    }
-    while (!isStopped(0) && i < ids.length && i < o.maxTokens) yield next();
-  });
+  tokenLoop.mockImplementationOnce(scriptedLoop(realLoop, [ids]));
 }
 
 const MODEL_ID = 'fixture';
-const IM_END = 151645;
-const WEATHER: ToolDefinition = {
-  type: 'function',
-  function: {
-    name: 'get_weather',
-    description: 'Current weather of a city',
-    parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
-  },
-};
 const CALL = 'Let me look.<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>';
 
 let model: Model;

@@ -1,0 +1,172 @@
+// The matmul-shaped parity machinery shared by the matmul suites (parity_matmul.cpp for the exact
+// family, parity_matmul_bf16.cpp for the bf16 one, parity_qmatmul.cpp for q8/q4): random problems,
+// outputs pre-filled with a NaN no kernel writes, row-padding checks, and the loop that runs every
+// variant of a family against its reference.
+#pragma once
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/exec_context.h"
+#include "core/threadpool.h"
+#include "core/weight_format.h"
+#include "ops/matmul.h"
+#include "tests/parity.h"
+
+namespace qvl::parity {
+
+struct MatmulShape {
+  int64_t M, K, N;
+};
+
+struct MatmulProblem {
+  ops::MatmulParams p;
+  std::vector<float> x, bias, scales;
+  std::vector<uint64_t> w;     // the stored rows (8-byte aligned)
+  std::vector<uint8_t> zeros;  // zero points where the format has them (one byte per group)
+  std::string desc;
+};
+
+// Inputs N(0,1). Weights drawn as f32 and stored through the format's quantize_row, so the reference
+// (which reads them back through dequantize_row) sees exactly the values the kernels see; any format
+// of the traits table works here unchanged. Strided: x, w and y rows padded (x and w with NaN, so a
+// kernel that reads the padding poisons its outputs).
+inline MatmulProblem make_matmul_problem(const MatmulShape& s, WeightFormat f, bool with_bias, bool strided, Rng& rng) {
+  MatmulProblem pr;
+  ops::MatmulParams& p = pr.p;
+  const WeightFormatTraits& t = weight_format_traits(f);
+  p.M = s.M, p.K = s.K, p.N = s.N;
+  p.ldx = s.K + (strided ? 3 : 0);
+  const int64_t ldw = (s.K + (strided ? 5 : 0) + t.block - 1) / t.block * t.block;
+  p.ldy = s.N + (strided ? 2 : 0);
+  pr.x.assign(static_cast<size_t>(s.M * p.ldx), std::nanf(""));
+  for (int64_t m = 0; m < s.M; ++m)
+    for (int64_t k = 0; k < s.K; ++k) pr.x[m * p.ldx + k] = rng.normal();
+  int64_t row_bytes = 0;
+  if (!weight_row_bytes(f, ldw, &row_bytes)) fail(ErrorCode::Native, "parity matmul problem: row size");
+  const int64_t groups = ldw / t.block;  // one scale (and zero point) per block
+  pr.w.assign(static_cast<size_t>((s.N * row_bytes + 7) / 8), 0);
+  if (t.has_scales) pr.scales.assign(static_cast<size_t>(s.N * groups), 0.0f);
+  if (t.has_zeros) pr.zeros.assign(static_cast<size_t>(s.N * groups), 0);
+  std::vector<float> row(static_cast<size_t>(ldw), std::nanf(""));
+  for (int64_t n = 0; n < s.N; ++n) {
+    for (int64_t k = 0; k < s.K; ++k) row[k] = rng.normal();
+    t.quantize_row(row.data(), ldw, reinterpret_cast<char*>(pr.w.data()) + n * row_bytes,
+                   t.has_scales ? pr.scales.data() + n * groups : nullptr, t.has_zeros ? &pr.zeros[n * groups] : nullptr);
+  }
+  if (with_bias) {
+    pr.bias.resize(static_cast<size_t>(s.N));
+    for (auto& b : pr.bias) b = rng.normal();
+  }
+  p.x = pr.x.empty() ? nullptr : pr.x.data();
+  p.w = dense_weight(f, pr.w.empty() ? nullptr : pr.w.data(), s.N, s.K, ldw);  // the group is set below
+  p.w.scales = pr.scales.empty() ? nullptr : pr.scales.data();
+  p.w.zeros = pr.zeros.empty() ? nullptr : pr.zeros.data();
+  p.w.group = t.has_scales ? t.block : 0;
+  p.bias = with_bias && s.N > 0 ? pr.bias.data() : nullptr;
+  pr.desc = "M=" + std::to_string(s.M) + " K=" + std::to_string(s.K) + " N=" + std::to_string(s.N) + " w=" +
+            weight_format_name(f) + (with_bias ? " bias" : "") + (strided ? " strided" : "");
+  return pr;
+}
+
+// Output rows live in one guarded buffer ending exactly at the last real output, so a write
+// past any row's end lands either in the row padding (checked by padding_intact) or in the guard.
+inline size_t y_extent(const ops::MatmulParams& p) { return p.N == 0 ? 0 : extent(p.M, p.N, p.ldy); }
+
+inline void fill_unwritten(Guarded<float>& y) {
+  for (size_t i = 0; i < y.size(); ++i) y[i] = unwritten();
+}
+
+inline bool padding_intact(const ops::MatmulParams& p, const Guarded<float>& y) {
+  if (y_extent(p) == 0) return true;
+  for (int64_t m = 0; m + 1 < p.M; ++m)
+    for (int64_t n = p.N; n < p.ldy; ++n)
+      if (!is_unwritten(y[m * p.ldy + n])) return false;
+  return true;
+}
+
+// The M x N outputs without the row padding.
+inline std::vector<float> compact(const ops::MatmulParams& p, const float* y) {
+  std::vector<float> out(static_cast<size_t>(p.M * p.N));
+  for (int64_t m = 0; m < p.M; ++m)
+    for (int64_t n = 0; n < p.N; ++n) out[m * p.N + n] = y[m * p.ldy + n];
+  return out;
+}
+inline std::vector<float> compact(const ops::MatmulParams& p, const Guarded<float>& y) { return compact(p, y.data()); }
+
+// A case of variant v on weights of format f, named by shape.
+inline Result variant_case(const char* op, const ops::Variant<ops::MatmulFn>& v, WeightFormat f, const std::string& shape) {
+  Result r = variant_case(op, v, shape);
+  r.format = weight_format_name(f);
+  return r;
+}
+
+// v given p (unpadded output rows: ldy == N) with a set cancel token (p.cancel) must return
+// before writing any output.
+inline Result cancelled_case(const char* op, const ops::Variant<ops::MatmulFn>& v, WeightFormat f, ops::MatmulParams p,
+                             ThreadPool& pool) {
+  Guarded<float> y(static_cast<size_t>(p.M * p.N));
+  fill_unwritten(y);
+  p.y = y.data();
+  v.fn(p, ExecContext(pool));
+  Result r = variant_case(op, v, f, "M=" + std::to_string(p.M) + " cancelled before the first block threads=" +
+                                        std::to_string(pool.size()));
+  for (size_t i = 0; i < y.size() && r.passed; ++i) {
+    if (!is_unwritten(y[i])) {
+      r.passed = false;
+      r.note = "wrote y row " + std::to_string(i / static_cast<size_t>(p.N)) + " after the token was set";
+    }
+  }
+  r.guards_ok = y.intact();
+  return r;
+}
+
+// Every shape in every weight format that `tested(shape, format)` accepts, each against every
+// runnable variant of `family` that reads that format: errors relative to max(|ref|, sqrt(K))
+// within 2e-5 (see parity_matmul.cpp), guards and row padding intact. Bias on every other case,
+// strides on two in three, and the odd-size pool on every other one.
+template <class Tested>
+std::vector<Result> reference_cases(const char* op, const ops::OpFamily<ops::MatmulFn>& family, const MatmulShape* shapes,
+                                    size_t n_shapes, Tested&& tested, Rng& rng, ThreadPool& dflt, ThreadPool& three) {
+  std::vector<Result> results;
+  int index = 0;
+  for (size_t si = 0; si < n_shapes; ++si) {
+    const MatmulShape& s = shapes[si];
+    for (const WeightFormat f : kWeightFormats) {
+      const int case_index = index++;
+      if (!tested(s, f)) continue;
+      const bool with_bias = case_index % 2 == 0, strided = case_index % 3 != 0;
+      MatmulProblem pr = make_matmul_problem(s, f, with_bias, strided, rng);
+      ops::MatmulParams p = pr.p;
+      const size_t extent = y_extent(p);
+      Guarded<float> ref(extent);
+      fill_unwritten(ref);
+      p.y = extent ? ref.data() : nullptr;
+      ops::check_matmul(p);
+      family.reference().fn(p, ExecContext(dflt));
+      const std::vector<float> want = compact(p, ref);
+      const double floor = std::sqrt(static_cast<double>(s.K > 0 ? s.K : 1));
+      for (const auto& v : family.runnable()) {
+        if (v.fn == family.reference().fn || !v.reads(f)) continue;
+        ThreadPool& pool = case_index % 2 ? three : dflt;
+        Guarded<float> y(extent);
+        fill_unwritten(y);
+        p.y = extent ? y.data() : nullptr;
+        Result r = variant_case(op, v, f, pr.desc + " threads=" + std::to_string(pool.size()));
+        run_case(r, [&] {
+          v.fn(p, ExecContext(pool));
+          const std::vector<float> got = compact(p, y);
+          compare(got.data(), want.data(), got.size(), 2e-5, floor, &r);
+          r.guards_ok = y.intact() && padding_intact(p, y);
+          if (!padding_intact(p, y)) r.note = "wrote into the row padding of y";
+        });
+        results.push_back(std::move(r));
+      }
+    }
+  }
+  return results;
+}
+
+}  // namespace qvl::parity
