@@ -59,8 +59,8 @@ function table(r: BenchReport): string {
   return [
     `model: ${what} (${r.family}; weights ${r.weights}, precision ${r.precision}; loaded in ${r.loadSeconds.toFixed(2)} s)`,
     `cpu: ${r.cpu}, ${r.threads} threads`,
-    `memory read: ${r.readGBps.median.toFixed(1)} GB/s (runs ${r.readGBps.runs.map((g) => g.toFixed(1)).join(', ')}); ${(r.decodeBytesPerToken / 2 ** 20).toFixed(0)} MiB of weights per token`,
-    `compute peak ${r.peak.kind}: ${r.peak.median.toFixed(0)} GFLOP/s (runs ${r.peak.runs.map((g) => g.toFixed(0)).join(', ')}); prefill ${(r.prefillFlops / 1e9).toFixed(1)} GFLOP, vision ${(r.visionFlops / 1e9).toFixed(1)} GFLOP`,
+    `memory read: ${r.readGBps.best.toFixed(1)} GB/s (best of ${r.readGBps.runs.map((g) => g.toFixed(1)).join(', ')}); ${(r.decodeBytesPerToken / 2 ** 20).toFixed(0)} MiB of weights per token`,
+    `compute peak ${r.peak.kind}: ${r.peak.best.toFixed(0)} GFLOP/s (best of ${r.peak.runs.map((g) => g.toFixed(0)).join(', ')}); prefill ${(r.prefillFlops / 1e9).toPrecision(3)} GFLOP, vision ${(r.visionFlops / 1e9).toPrecision(3)} GFLOP`,
     '',
     line(head),
     ...rows.map(line),
