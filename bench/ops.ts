@@ -9,6 +9,7 @@
  * GB/s column is weight bytes read per second.
  * @module
  */
+import { median, PEAK_OF, peakGflops, readBandwidths, SPILL_BYTES } from '../lib/bench/floors.js';
 import { native } from '../lib/native/binding.js';
 
 type WDtype = 'f32' | 'bf16' | 'f16' | 'fp8' | 'q8' | 'q4';
@@ -97,8 +98,6 @@ const QUANT_SHAPES: [number, number][] = [
   [151936, 1536],
 ];
 const QUANT_REPEATS = 3;
-// Weights and the floor's buffer exceed the last-level cache (480 MiB on the Sapphire Rapids VMs).
-const SPILL_BYTES = 1024 * 2 ** 20;
 
 /**
  * Quantized weights (q8, q4) against bf16 as stored, each variant that reads them: decode (M = 1)
@@ -147,22 +146,14 @@ async function quantRows(floorGbps: number[]): Promise<Row[]> {
   return rows;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
 /** max/min - 1 of the repeats, in percent. */
 function spread(xs: number[]): string {
   return `${((100 * Math.max(...xs)) / Math.min(...xs) - 100).toFixed(0)}%`;
 }
 
 /** The memory-read floor: GB/s reading SPILL_BYTES on every compute thread, QUANT_REPEATS times. */
-async function readFloor(): Promise<number[]> {
-  const bytes = SPILL_BYTES;
-  const out: number[] = [];
-  for (let r = 0; r < QUANT_REPEATS; r++) out.push(bytes / (await native.benchRead({ bytes, iters: 3 })) / 1e9);
-  return out;
+function readFloor(): Promise<number[]> {
+  return readBandwidths(QUANT_REPEATS);
 }
 
 async function attentionRows(): Promise<Row[]> {
@@ -203,9 +194,6 @@ const BF16_SHAPES: [number, number][] = [
   [1280, 5120],
   [5120, 1280],
 ];
-// The peak probe each variant's GFLOP/s is measured against.
-const PEAK_OF: Record<string, 'fma32' | 'dpbf16' | 'amx-bf16'> = { avx512: 'fma32', avx512bf16: 'dpbf16', amx: 'amx-bf16' };
-const PEAK_ROUNDS: Record<string, number> = { fma32: 20_000_000, dpbf16: 20_000_000, 'amx-bf16': 2_000_000 };
 const PEAK_REPEATS = 5;
 
 /** Each probe PEAK_REPEATS times: the median is the peak used; min and max show the noise. */
@@ -214,7 +202,7 @@ async function peaks(): Promise<Map<string, { median: number; min: number; max: 
   for (const kind of ['fma32', 'dpbf16', 'amx-bf16'] as const) {
     const runs: number[] = [];
     try {
-      for (let i = 0; i < PEAK_REPEATS; i++) runs.push(await native.benchPeak({ kind, rounds: PEAK_ROUNDS[kind] }));
+      runs.push(...(await peakGflops(kind, PEAK_REPEATS)));
     } catch (err) {
       console.log(`peak ${kind}: n/a (${(err as Error).message})`);
       continue;

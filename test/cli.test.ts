@@ -71,7 +71,7 @@ describe('qwenvl CLI', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toBe('');
     expect(r.stdout).toMatch(/^usage: qwenvl <command>/);
-    for (const c of ['chat', 'conformance', 'info', 'pull', 'selftest']) expect(r.stdout).toMatch(new RegExp(`^  ${c} `, 'm'));
+    for (const c of ['bench', 'chat', 'conformance', 'info', 'pull', 'selftest']) expect(r.stdout).toMatch(new RegExp(`^  ${c} `, 'm'));
   });
 
   it.each([['--version'], ['-v']])('%s prints the package version', async (flag) => {

@@ -11,6 +11,7 @@ import { QwenVLError } from '../errors.js';
 import { UsageError, parseCommandArgs, wantsHelp } from './args.js';
 import type { Command } from './command.js';
 import { batchCommand } from './commands/batch.js';
+import { benchCommand } from './commands/bench.js';
 import { chatCommand } from './commands/chat.js';
 import { conformanceCommand } from './commands/conformance.js';
 import { infoCommand } from './commands/info.js';
@@ -31,7 +32,7 @@ const processOutput: CliOutput = {
   stderr: (t) => void process.stderr.write(t),
 };
 
-const commands: Command[] = [batchCommand, chatCommand, conformanceCommand, infoCommand, pullCommand, selftestCommand, serveCommand];
+const commands: Command[] = [batchCommand, benchCommand, chatCommand, conformanceCommand, infoCommand, pullCommand, selftestCommand, serveCommand];
 
 function usage(): string {
   const lines = commands.map((c) => `  ${c.name.padEnd(12)} ${c.summary}`);

@@ -1,0 +1,116 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { BenchReport } from '../../bench/run.js';
+import { UsageError, integerFlag, stringValue } from '../args.js';
+import type { Command } from '../command.js';
+
+const HELP = `usage: qwenvl bench [--model DIR] [--weights bf16|q8|q4] [--precision exact|fast] [--tokens N]
+                    [--image WxH] [--threads N] [--json]
+
+Times the vision tower on one image, the prefill of a text prompt and greedy decode, and measures
+in the same process the floors they are compared with: the memory read bandwidth (decode floor =
+weight bytes a token reads in the format in use / bandwidth) and the compute peak of the ISA the
+precision mode runs on (fma32 for exact; AMX or AVX512-BF16 under fast), against the FLOPs of
+prefill and of the vision tower. Ratio = floor / time (1 = at the floor).
+
+options:
+  --model DIR          checkpoint folder or Hub id (default: a synthetic checkpoint at Qwen2-VL-2B
+                       widths with 4 decoder layers and 2 vision blocks; needs the repository's
+                       test fixtures for its tokenizer)
+  --weights FORMAT     the language model's weights: bf16 (as stored), q8 or q4 (default bf16)
+  --precision MODE     exact (default) or fast (bf16 activations)
+  --tokens N           decode steps timed (integer from 1 to 4096; default 32)
+  --image WxH          the image's size in pixels (default 448x448)
+  --threads N          compute threads (integer from 1 to 1024; default: physical cores)
+  --json               print the report as one JSON object
+  -h, --help           show this help
+`;
+
+/** The qwen2-vl fixture checkpoint of a clone (its tokenizer serves the synthetic checkpoint); lib/cli/commands or dist/cli/commands. */
+function fixtureTokenizerDir(): string | undefined {
+  const dir = fileURLToPath(new URL('../../../test/fixtures/qwen2-vl/checkpoint', import.meta.url));
+  return existsSync(`${dir}/tokenizer.json`) ? dir : undefined;
+}
+
+function parseImage(raw: string): { width: number; height: number } {
+  const m = /^(\d+)x(\d+)$/.exec(raw);
+  const [w, h] = m ? [Number(m[1]), Number(m[2])] : [NaN, NaN];
+  if (!(w >= 28 && h >= 28 && w <= 8192 && h <= 8192)) throw new UsageError(`--image must be WxH with sides from 28 to 8192 pixels, got '${raw}'`);
+  return { width: w, height: h };
+}
+
+function fmtSeconds(s: number): string {
+  if (s >= 1) return `${s.toFixed(2)} s`;
+  return s >= 1e-3 ? `${(s * 1e3).toFixed(s >= 0.01 ? 1 : 2)} ms` : `${(s * 1e6).toFixed(1)} µs`;
+}
+
+function table(r: BenchReport): string {
+  const head = ['stage', 'time', 'rate', 'floor', 'of floor'];
+  const rows = r.stages.map((s) => [
+    s.stage === 'decode' ? 'decode/token' : s.stage,
+    fmtSeconds(s.seconds),
+    `${s.rate.toFixed(1)} ${s.rateUnit}`,
+    `${fmtSeconds(s.floorSeconds)} (${s.floorBy})`,
+    `x${s.ofFloor.toPrecision(2)}`,
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
+  const line = (c: string[]) => c.map((x, i) => (i === 0 ? x.padEnd(widths[i]) : x.padStart(widths[i]))).join('  ');
+  const what = r.synthetic ? `synthetic Qwen2-VL-2B widths, ${r.synthetic.layers} decoder layers, ${r.synthetic.visionDepth} vision blocks` : r.model;
+  return [
+    `model: ${what} (${r.family}; weights ${r.weights}, precision ${r.precision}; loaded in ${r.loadSeconds.toFixed(2)} s)`,
+    `cpu: ${r.cpu}, ${r.threads} threads`,
+    `memory read: ${r.readGBps.best.toFixed(1)} GB/s (best of ${r.readGBps.runs.map((g) => g.toFixed(1)).join(', ')}); ${(r.decodeBytesPerToken / 2 ** 20).toFixed(0)} MiB of weights per token`,
+    `compute peak ${r.peak.kind}: ${r.peak.best.toFixed(0)} GFLOP/s (best of ${r.peak.runs.map((g) => g.toFixed(0)).join(', ')}); prefill ${(r.prefillFlops / 1e9).toPrecision(3)} GFLOP, vision ${(r.visionFlops / 1e9).toPrecision(3)} GFLOP`,
+    '',
+    line(head),
+    ...rows.map(line),
+    '',
+    ...r.notes.map((n) => `note: ${n}`),
+  ].join('\n');
+}
+
+/** `qwenvl bench`: vision, prefill and decode timings against floors measured in the same process. */
+export const benchCommand: Command = {
+  name: 'bench',
+  summary: 'time vision, prefill and decode against the memory and compute floors of this machine (--json)',
+  help: HELP,
+  options: {
+    model: { type: 'string' },
+    weights: { type: 'string' },
+    precision: { type: 'string' },
+    tokens: { type: 'string' },
+    image: { type: 'string' },
+    threads: { type: 'string' },
+    json: { type: 'boolean' },
+  },
+  async run({ values, positionals }) {
+    if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+    const weights = stringValue(values, 'weights') ?? 'bf16';
+    if (weights !== 'bf16' && weights !== 'q8' && weights !== 'q4') throw new UsageError(`--weights must be bf16, q8 or q4, got '${weights}'`);
+    const precision = stringValue(values, 'precision') ?? 'exact';
+    if (precision !== 'exact' && precision !== 'fast') throw new UsageError(`--precision must be exact or fast, got '${precision}'`);
+    const rawTokens = stringValue(values, 'tokens');
+    const tokens = rawTokens === undefined ? 32 : integerFlag('--tokens', rawTokens, 1, 4096);
+    const rawImage = stringValue(values, 'image');
+    const image = rawImage === undefined ? { width: 448, height: 448 } : parseImage(rawImage);
+    const rawThreads = stringValue(values, 'threads');
+    const threads = rawThreads === undefined ? undefined : integerFlag('--threads', rawThreads, 1, 1024);
+    const model = stringValue(values, 'model');
+    if (model === '') throw new UsageError('--model needs a folder');
+    const tokenizerDir = model === undefined ? fixtureTokenizerDir() : undefined;
+    if (model === undefined && tokenizerDir === undefined) {
+      throw new UsageError('give --model DIR: the synthetic checkpoint takes its tokenizer from the repository\'s test/fixtures/qwen2-vl/checkpoint, not found here', false);
+    }
+    const json = values.json === true;
+    // Loaded only now, so that help and usage errors work without the native addon.
+    const { runBench } = await import('../../bench/run.js');
+    const report = await runBench({
+      ...(model !== undefined ? { model } : { tokenizerDir }),
+      weights, precision, tokens, image,
+      ...(threads !== undefined ? { threads } : {}),
+      log: (l) => void process.stderr.write(`bench: ${l}\n`),
+    });
+    process.stdout.write(`${json ? JSON.stringify(report, null, 2) : table(report)}\n`);
+    return 0;
+  },
+};

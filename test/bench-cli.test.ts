@@ -1,0 +1,103 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import type { BenchReport } from '../lib/bench/run.js';
+import { main } from '../lib/cli/run.js';
+import { openSafetensors } from '../lib/index.js';
+import { checkpointDir } from './helpers/fixtures.js';
+
+const repo = fileURLToPath(new URL('..', import.meta.url));
+const tsx = `${repo}node_modules/.bin/tsx`;
+const checkpoint = checkpointDir('qwen2-vl');
+
+function bench(args: string[]): BenchReport {
+  const r = spawnSync(tsx, ['lib/cli/main.ts', 'bench', '--model', checkpoint, '--tokens', '4', '--image', '56x56', '--json', ...args], {
+    cwd: repo, encoding: 'utf8', env: process.env,
+  });
+  expect(r.status, r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as BenchReport;
+}
+
+async function cli(args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const status = await main(args, new AbortController().signal, { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t) });
+  return { status, stdout, stderr };
+}
+
+/** Weight bytes a bf16 decode token reads, counted here from the header: every decoder-layer matrix and the (tied) embedding. */
+async function storedDecodeBytes(): Promise<number> {
+  const ckpt = await openSafetensors(checkpoint);
+  let bytes = 0;
+  for (const [name, t] of ckpt.tensors) {
+    if (/layers\.\d+\./.test(name) && !name.startsWith('visual.') && t.shape.length === 2) bytes += t.byteLength;
+  }
+  const head = ckpt.tensors.get('lm_head.weight') ?? ckpt.tensors.get('model.embed_tokens.weight')!;
+  return bytes + head.byteLength;
+}
+
+describe('qwenvl bench', () => {
+  let bf16: BenchReport;
+
+  it('reports every stage with positive times, rates, floors and ratios (--json)', async () => {
+    bf16 = bench([]);
+    expect(bf16).toMatchObject({ family: 'qwen2-vl', weights: 'bf16', precision: 'exact', synthetic: null });
+    expect(bf16.peak.kind).toBe('fma32');
+    expect(bf16.stages.map((s) => s.stage)).toEqual(['vision', 'prefill', 'decode']);
+    for (const s of bf16.stages) {
+      for (const k of ['seconds', 'rate', 'count', 'floorSeconds', 'ofFloor'] as const) {
+        expect(Number.isFinite(s[k]) && s[k] > 0, `${s.stage}.${k} = ${s[k]}`).toBe(true);
+      }
+      expect(s.ofFloor).toBeCloseTo(s.floorSeconds / s.seconds, 12);
+    }
+    expect(bf16.stages[2].count).toBe(4); // greedy decode ran every step asked for
+    expect(bf16.notes.some((n) => /last-level cache/.test(n))).toBe(true); // the fixture's weights fit in cache
+    expect(bf16.readGBps.best).toBeGreaterThan(0);
+    expect(bf16.peak.best).toBeGreaterThan(0);
+    expect(bf16.prefillFlops).toBeGreaterThan(0);
+    expect(bf16.visionFlops).toBeGreaterThan(0);
+    expect(bf16.decodeBytesPerToken).toBe(await storedDecodeBytes());
+  }, 120_000);
+
+  it('--weights q8 reports the q8 format and its bytes per token', () => {
+    const q8 = bench(['--weights', 'q8', '--precision', 'fast']);
+    expect(q8.weights).toBe('q8');
+    expect(q8.precision).toBe('fast');
+    // int8 with per-block scales: a bit over half of bf16's bytes.
+    const ratio = q8.decodeBytesPerToken / bf16.decodeBytesPerToken;
+    expect(ratio).toBeGreaterThan(0.5);
+    expect(ratio).toBeLessThan(0.6);
+    for (const s of q8.stages) expect(s.ofFloor).toBeGreaterThan(0);
+  }, 120_000);
+
+  it('prints a table with one row per stage', () => {
+    const r = spawnSync(tsx, ['lib/cli/main.ts', 'bench', '--model', checkpoint, '--tokens', '8', '--image', '28x28'], { cwd: repo, encoding: 'utf8', env: process.env });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^stage\s+time\s+rate\s+floor\s+of floor$/m);
+    for (const stage of ['vision', 'prefill', 'decode/token']) expect(r.stdout).toMatch(new RegExp(`^${stage}\\s+\\S+ [µm]?s\\s+.*\\(\\w+\\)\\s+x[\\d.e-]+$`, 'm'));
+  }, 120_000);
+
+  it.each([
+    [['--weights', 'q5'], "--weights must be bf16, q8 or q4, got 'q5'"],
+    [['--precision', 'half'], "--precision must be exact or fast, got 'half'"],
+    [['--tokens', '0'], "--tokens must be an integer from 1 to 4096, got '0'"],
+    [['--tokens', '2.5'], "--tokens must be an integer from 1 to 4096, got '2.5'"],
+    [['--image', '448'], "--image must be WxH with sides from 28 to 8192 pixels, got '448'"],
+    [['--image', '10x10'], "--image must be WxH with sides from 28 to 8192 pixels, got '10x10'"],
+    [['--threads', '0'], "--threads must be an integer from 1 to 1024, got '0'"],
+    [['--frob'], "unknown option '--frob'"],
+    [['extra'], "unexpected argument 'extra'"],
+  ])('usage error for %j', async (args, message) => {
+    const r = await cli(['bench', ...args]);
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.split('\n')[0]).toBe(`qwenvl bench: ${message}`);
+    expect(r.stderr).toMatch(/^usage: qwenvl bench /m);
+  });
+
+  it('a missing checkpoint is an E_INPUT error', () => {
+    const r = spawnSync(tsx, ['lib/cli/main.ts', 'bench', '--model', `${repo}no-such-checkpoint`], { cwd: repo, encoding: 'utf8', env: process.env });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^qwenvl: E_INPUT: .*no-such-checkpoint/m);
+  });
+});
