@@ -1,7 +1,7 @@
 // Thinking and tool calls end to end on the fixture checkpoints: chat(), stream() and
 // streamEvents() with the real template, tokenizer, prefill and decode loop. The random-weight
 // checkpoints never write a thinking block or a tool call, so the decode is scripted: the token
-// loop runs as usual and each step's token is replaced, at the one call chat() makes (tokenLoop), by
+// loop runs as usual and each step's token is replaced, at the one call chat() makes (runOnEngine), by
 // the next token of the reply under test (then end-of-sequence). Everything after it (detokenizing,
 // stop strings, the reply parser, finish reasons) is what a real reply goes through.
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,18 +12,18 @@ import * as gen from '../../lib/model/generate.js';
 import { main } from '../../lib/cli/run.js';
 import { loadModel, QwenVLError, type ChatMessage, type ChatStreamEvent, type Model, type ToolDefinition } from '../../lib/index.js';
 import { checkpointDir } from '../helpers/fixtures.js';
-import { IM_END, scriptedLoop, WEATHER } from '../helpers/scripted-decode.js';
+import { IM_END, scriptedRun, WEATHER } from '../helpers/scripted-decode.js';
 
 vi.mock('../../lib/model/generate.js', async (importOriginal) => {
   const real = await importOriginal<typeof import('../../lib/model/generate.js')>();
-  return { ...real, tokenLoop: vi.fn(real.tokenLoop) };
+  return { ...real, runOnEngine: vi.fn(real.runOnEngine) };
 });
-const realLoop = (await vi.importActual<typeof import('../../lib/model/generate.js')>('../../lib/model/generate.js')).tokenLoop;
-const tokenLoop = vi.mocked(gen.tokenLoop);
+const realRun = (await vi.importActual<typeof import('../../lib/model/generate.js')>('../../lib/model/generate.js')).runOnEngine;
+const runOnEngine = vi.mocked(gen.runOnEngine);
 
 /** The next generations emit `rows[b]` for batch row b in place of the model's tokens. */
 function script(rows: number[][]): void {
-  tokenLoop.mockImplementation(scriptedLoop(realLoop, rows));
+  runOnEngine.mockImplementation(scriptedRun(realRun, rows));
 }
 
 const user = (text: string): ChatMessage[] => [{ role: 'user', content: [{ type: 'text', text }] }];
@@ -320,7 +320,7 @@ describe('qwenvl chat: reasoning and --tools', () => {
     expect(lines.slice(2)).toEqual(['']);
     expect(r.stderr).toMatch(/^The user wants weather\.\nqwenvl chat: malformed tool call 1: the tool call is not valid JSON .*\n  raw: "\\n\{\\"name\\": oops\}\\n"\n$/);
     // The tools reached the template.
-    expect(tokenLoop.mock.lastCall![1].promptTexts[0]).toContain('"name": "get_weather"');
+    expect(runOnEngine.mock.lastCall![2].promptTexts[0]).toContain('"name": "get_weather"');
   });
 
   it('--hide-reasoning drops the reasoning; --no-thinking sets enable_thinking: false', async () => {
@@ -333,7 +333,7 @@ describe('qwenvl chat: reasoning and --tools', () => {
     script([[...tok.encode('Hello.'), IM_END]]);
     const n = await run(['chat', '--model', dir, '--no-thinking', '--temperature', '0', 'Hi']);
     expect(n.stdout).toBe('Hello.\n');
-    expect(tokenLoop.mock.lastCall![1].promptTexts[0].endsWith('<think>\n\n</think>\n\n')).toBe(true);
+    expect(runOnEngine.mock.lastCall![2].promptTexts[0].endsWith('<think>\n\n</think>\n\n')).toBe(true);
   });
 
   it('a --tools file that cannot be used is a usage error', async () => {

@@ -11,18 +11,18 @@ import { loadModel, type ChatMessage, type Model, type ToolDefinition } from '..
 import { createMediaResolver } from '../../lib/openai/media.js';
 import { createServer, type QwenVLServer } from '../../lib/server/server.js';
 import { checkpointDir } from '../helpers/fixtures.js';
-import { IM_END, scriptedLoop, WEATHER } from '../helpers/scripted-decode.js';
+import { IM_END, scriptedRun, WEATHER } from '../helpers/scripted-decode.js';
 
 vi.mock('../../lib/model/generate.js', async (importOriginal) => {
   const real = await importOriginal<typeof import('../../lib/model/generate.js')>();
-  return { ...real, tokenLoop: vi.fn(real.tokenLoop) };
+  return { ...real, runOnEngine: vi.fn(real.runOnEngine) };
 });
-const realLoop = (await vi.importActual<typeof import('../../lib/model/generate.js')>('../../lib/model/generate.js')).tokenLoop;
-const tokenLoop = vi.mocked(gen.tokenLoop);
+const realRun = (await vi.importActual<typeof import('../../lib/model/generate.js')>('../../lib/model/generate.js')).runOnEngine;
+const runOnEngine = vi.mocked(gen.runOnEngine);
 
 /** The next generation emits `ids` in place of the model's tokens. */
 function script(ids: number[]): void {
-  tokenLoop.mockImplementationOnce(scriptedLoop(realLoop, [ids]));
+  runOnEngine.mockImplementationOnce(scriptedRun(realRun, [ids]));
 }
 
 const MODEL_ID = 'fixture';
