@@ -17,6 +17,9 @@ class Storage {
   void* data() const { return data_; }
   size_t bytes() const { return bytes_; }
   virtual const char* kind() const = 0;
+  // Drops the pages wholly inside [p, p + bytes) from this process's memory where the bytes can be
+  // read back from elsewhere (a mapped file); a no-op for memory that cannot (owned, borrowed).
+  virtual void release(const void* /*p*/, size_t /*bytes*/) const {}
   // Where the bytes are: a kernel for another device must not be handed this pointer.
   Device device() const { return device_; }
 
@@ -50,9 +53,9 @@ class MappedFile final : public Storage {
   ~MappedFile() override;
   const char* kind() const override { return "mmap"; }
   const std::string& path() const { return path_; }
-  // Drops the pages wholly inside [p, p + bytes) from this process's memory (they are re-read
-  // from the file if touched again): a weight converted at load stops counting twice.
-  void release(const void* p, size_t bytes) const;
+  // Pages dropped are re-read from the file if touched again: a weight converted at load stops
+  // counting twice.
+  void release(const void* p, size_t bytes) const override;
 
  private:
   std::string path_;

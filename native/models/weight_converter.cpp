@@ -15,7 +15,7 @@ namespace {
 // memory: loading converts weight by weight without holding both copies of the model.
 void release_source(const ConvertedWeight& dense) {
   const Tensor& t = dense.storage.front();
-  if (const auto* file = dynamic_cast<const MappedFile*>(t.storage().get())) file->release(t.raw(), t.nbytes());
+  t.storage()->release(t.raw(), t.nbytes());
 }
 
 // The stored weight `dense` quantized per the plan (or returned as is when the plan keeps it).
