@@ -92,7 +92,12 @@ void dequant_f8(const WeightRef& w, int64_t row, int64_t k0, int64_t n, float* o
   const uint8_t* s = static_cast<const uint8_t*>(w.row(row));
   const float* scale = w.scales + row * (w.ld / kF8Block);
   const float* t = f8_table().v;
-  for (int64_t i = 0; i < n; ++i) out[i] = t[s[k0 + i]] * scale[(k0 + i) / kF8Block];
+  for (int64_t k = k0; k < k0 + n;) {  // per block, the scale hoisted (matmul_bf16 reads every weight so)
+    const int64_t end = std::min(k0 + n, (k / kF8Block + 1) * kF8Block);
+    const float sc = scale[k / kF8Block];
+    for (int64_t i = k; i < end; ++i) out[i - k0] = t[s[i]] * sc;
+    k = end;
+  }
 }
 
 // Per block: scale = max|x| / 448 (1 for an all-zero block), elements x / scale rounded to e4m3.

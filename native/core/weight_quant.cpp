@@ -38,18 +38,39 @@ void q8_pack_row(const uint8_t* q, int64_t n, uint8_t* dst) {
   for (int64_t k = 0; k < n; ++k) dst[k] = static_cast<uint8_t>(q[k] ^ 0x80u);  // int8 -> biased u8
 }
 
+// Both run per stretch of one scale (and, for q4, one stored block): the scale hoisted out of an
+// inner loop the compiler vectorizes. matmul_bf16 dequantizes every weight of a prefill through
+// these, so a division per element would cost more than the matmul itself. Each element is still
+// one (code - zero) * scale, the same value whatever range a caller asks for.
 void q8_dequantize(const uint8_t* row, const float* scales, int64_t group, int64_t k0, int64_t n, float* out) {
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t k = k0 + i;
-    out[i] = static_cast<float>(static_cast<int>(row[k]) - 128) * scales[k / group];
+  for (int64_t k = k0; k < k0 + n;) {
+    const int64_t end = std::min(k0 + n, (k / group + 1) * group);
+    const float s = scales[k / group];
+    const uint8_t* b = row + k;
+    float* o = out + (k - k0);
+    for (int64_t i = 0; i < end - k; ++i) o[i] = static_cast<float>(static_cast<int>(b[i]) - 128) * s;
+    k = end;
   }
 }
 
 void q4_dequantize(const uint8_t* row, int64_t ld, const float* scales, const uint8_t* zeros, int64_t group, int64_t k0,
                    int64_t n, float* out) {
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t k = k0 + i;
-    out[i] = static_cast<float>(static_cast<int>(q4_get(row, ld, k)) - static_cast<int>(zeros[k / group])) * scales[k / group];
+  const int64_t paired = ld / kQuantBlock / 2 * 2;
+  for (int64_t k = k0; k < k0 + n;) {
+    const int64_t b = k / kQuantBlock, i0 = k % kQuantBlock;
+    const int64_t end = std::min(k0 + n, (b + 1) * kQuantBlock);
+    const float s = scales[k / group];
+    const int z = zeros[k / group];
+    float* o = out + (k - k0);
+    const int64_t len = end - k;
+    if (b < paired) {  // block b in the low (even b) or high (odd b) nibbles of its pair's 32 bytes
+      const uint8_t* src = row + b / 2 * 32 + i0;
+      const int shift = b % 2 ? 4 : 0;
+      for (int64_t i = 0; i < len; ++i) o[i] = static_cast<float>(static_cast<int>((src[i] >> shift) & 15) - z) * s;
+    } else {
+      for (int64_t i = 0; i < len; ++i) o[i] = static_cast<float>(static_cast<int>(q4_get(row, ld, k + i)) - z) * s;
+    }
+    k = end;
   }
 }
 

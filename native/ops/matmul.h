@@ -34,7 +34,7 @@ using MatmulFn = void (*)(const MatmulParams&, const ExecContext&);
 const OpFamily<MatmulFn>& matmul_family();
 
 // matmul_bf16: the same problem with x and w rounded to bf16 (round to nearest even, subnormals
-// flushed to zero, as VCVTNE2PS2BF16 does) and the products accumulated in f32: AMX tiles
+// flushed to zero, as VCVTNE2PS2BF16 does; q8, q4 and f8 weights dequantized to f32 first) and the products accumulated in f32: AMX tiles
 // (TDPBF16PS) or AVX512-BF16 (VDPBF16PS). Its own family rather than more matmul variants or a
 // flag in MatmulParams: the registry ranks variants by ISA, so bf16 kernels listed under matmul
 // would win the exact path on any AMX CPU; as a family they have their own reference (which

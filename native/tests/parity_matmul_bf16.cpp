@@ -9,6 +9,10 @@
 // Shapes cover the driver's seams: 32-row blocks and 16/32-output tiles (M, N not multiples),
 // 32-k steps (K odd, K < 32), the 1024-k weight blocks (K = 1025, 2100: accumulating blocks),
 // 512-row and 128-output tasks (M = 513, N = 300), row and output strides, bias or none.
+// q8, q4 (groups 32 and 128) and f8 weights: the reference dequantizes whole rows through the
+// format's dequantize_row and rounds them like f32 rows; the kernels dequantize per packed panel
+// (f8 in whole 128-blocks), so the same bound holds. K is a whole number of the format's blocks:
+// across the 1024-k seam (1152, 1280, 2176), odd 32-block counts (q4's trailing half pair).
 // Also: matmul() under Precision::Fast runs the bf16 kernel from matmul_bf16_min_rows rows and the
 // exact one below it, a set cancel token stops the kernels before they write, and no thread
 // keeps a tile configuration after an AMX call.
@@ -24,6 +28,7 @@
 #include "core/cpu.h"
 #include "core/exec_context.h"
 #include "core/threadpool.h"
+#include "core/weight_quant.h"
 #include "ops/matmul.h"
 #include "tests/parity.h"
 #include "tests/parity_matmul_cases.h"
@@ -42,6 +47,41 @@ const Shape kShapes[] = {
     {5, 0, 7},     {5, 16, 0},
 };
 
+// Shapes for the block formats (K a multiple of 128, so f8 runs them too, or of 32 for q8/q4).
+const Shape kQuantShapes[] = {
+    {1, 32, 1},     {17, 96, 33},    {33, 128, 17},  {100, 1152, 65}, {513, 1280, 129},
+    {64, 2176, 40}, {40, 384, 300},  {70, 1120, 50}, {0, 128, 5},     {5, 128, 0},
+};
+
+bool is_block_format(WeightFormat f) { return weight_format_traits(f).kernel != WeightKernel::DenseF32; }
+
+// pr's weights replaced by q8/q4 rows quantized with `group` (rows one group longer when strided,
+// shifted positive on every third row so q4 zero points leave the middle).
+void regroup(MatmulProblem& pr, WeightFormat f, int64_t group, bool strided, Rng& rng) {
+  ops::MatmulParams& p = pr.p;
+  const int64_t ld = (p.K + group - 1) / group * group + (strided ? group : 0);
+  int64_t row_bytes = 0;
+  if (!weight_row_bytes(f, ld, &row_bytes)) fail(ErrorCode::Native, "parity regroup: row size");
+  const int64_t groups = ld / group;
+  pr.w.assign(static_cast<size_t>((p.N * row_bytes + 7) / 8), 0);
+  pr.scales.assign(static_cast<size_t>(p.N * groups), 0.0f);
+  pr.zeros.assign(f == WeightFormat::Q4 ? static_cast<size_t>(p.N * groups) : 0, 0);
+  uint8_t* w = reinterpret_cast<uint8_t*>(pr.w.data());
+  std::vector<float> row(static_cast<size_t>(ld));
+  for (int64_t n = 0; n < p.N; ++n) {
+    const float shift = n % 3 == 0 ? 0.8f : 0.0f;
+    for (auto& v : row) v = rng.normal() + shift;
+    if (f == WeightFormat::Q8) q8_quantize(row.data(), ld, group, w + n * row_bytes, &pr.scales[n * groups]);
+    else q4_quantize(row.data(), ld, group, w + n * row_bytes, &pr.scales[n * groups], &pr.zeros[n * groups]);
+  }
+  p.w.data = pr.w.empty() ? nullptr : pr.w.data();
+  p.w.ld = ld;
+  p.w.scales = pr.scales.empty() ? nullptr : pr.scales.data();
+  p.w.zeros = pr.zeros.empty() ? nullptr : pr.zeros.data();
+  p.w.group = group;
+  pr.desc += " g=" + std::to_string(group);
+}
+
 // Runs fn(p with y) into a fresh guarded output and returns its compact copy.
 template <class Fn>
 std::vector<float> run_into(MatmulParams p, Fn&& fn) {
@@ -56,27 +96,73 @@ bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
-// matmul() picks the family from the context's precision and the row count.
+// q8 and q4 with group 128 (reference_cases quantizes with group == block, 32): every variant
+// against the reference, 2e-5 of max(|ref|, sqrt(K)), guards and row padding intact.
+std::vector<Result> group128_cases(const ops::OpFamily<ops::MatmulFn>& family, Rng& rng, ThreadPool& dflt,
+                                   ThreadPool& three) {
+  std::vector<Result> results;
+  const Shape shapes[] = {{33, 128, 17}, {100, 1152, 65}, {70, 1120, 50}, {513, 384, 129}};
+  int ci = 0;
+  for (const Shape& s : shapes) {
+    for (const WeightFormat f : {WeightFormat::Q8, WeightFormat::Q4}) {
+      const bool with_bias = ci % 2 == 0, strided = ci % 3 != 0;
+      ThreadPool& pool = ci++ % 2 ? three : dflt;
+      MatmulProblem pr = make_matmul_problem(s, f, with_bias, strided, rng);
+      regroup(pr, f, 128, strided, rng);
+      ops::MatmulParams p = pr.p;
+      const size_t ext = y_extent(p);
+      Guarded<float> ref(ext);
+      fill_unwritten(ref);
+      p.y = ext ? ref.data() : nullptr;
+      ops::check_matmul(p);
+      family.reference().fn(p, ExecContext(dflt));
+      const std::vector<float> want = compact(p, ref);
+      for (const auto& v : family.runnable()) {
+        if (v.fn == family.reference().fn || !v.reads(f)) continue;
+        Guarded<float> y(ext);
+        fill_unwritten(y);
+        p.y = ext ? y.data() : nullptr;
+        Result r = variant_case("matmul_bf16", v, f, pr.desc + " threads=" + std::to_string(pool.size()));
+        run_case(r, [&] {
+          v.fn(p, ExecContext(pool));
+          const std::vector<float> got = compact(p, y);
+          compare(got.data(), want.data(), got.size(), 2e-5, std::sqrt(static_cast<double>(s.K)), &r);
+          r.guards_ok = y.intact() && padding_intact(p, y);
+          if (!padding_intact(p, y)) r.note = "wrote into the row padding of y";
+        });
+        results.push_back(std::move(r));
+      }
+    }
+  }
+  return results;
+}
+
+// matmul() picks the family from the context's precision and the row count, for dense and block
+// weights alike.
 std::vector<Result> dispatch_cases(ThreadPool& pool, Rng& rng) {
   std::vector<Result> out;
-  const ops::Variant<ops::MatmulFn>* fast = ops::matmul_bf16_variant(Device::Host, WeightFormat::BF16);
-  const int64_t min_rows = fast ? ops::matmul_bf16_min_rows(fast->isa) : 8;
-  for (const int64_t M : {min_rows - 1, min_rows}) {
-    MatmulProblem pr = make_matmul_problem({M, 70, 40}, WeightFormat::BF16, true, false, rng);
-    const bool wants_fast = fast && M >= min_rows;
-    const std::string what = "Precision::Fast at M=" + std::to_string(M) + " runs " +
-                             (wants_fast ? std::string("matmul_bf16 ") + fast->name : std::string("the exact matmul"));
-    out.push_back(expect_accepted("matmul_bf16", what, [&] {
-      ExecContext ctx(pool);
-      ctx.with_precision(Precision::Fast);
-      const auto got = run_into(pr.p, [&](const MatmulParams& p) { ops::matmul(p, ctx); });
-      const auto want = run_into(pr.p, [&](const MatmulParams& p) {
-        (wants_fast ? *fast : ops::matmul_variant(Device::Host, WeightFormat::BF16)).fn(p, ExecContext(pool));
-      });
-      if (!same_bits(got, want)) fail(ErrorCode::Native, "matmul() ran another kernel");
-      const auto exact = run_into(pr.p, [&](const MatmulParams& p) { ops::matmul(p, ExecContext(pool)); });
-      if (wants_fast && same_bits(got, exact)) fail(ErrorCode::Native, "Fast gave the exact result: bf16 rounding missing");
-    }));
+  for (const WeightFormat f : {WeightFormat::BF16, WeightFormat::Q8, WeightFormat::Q4, WeightFormat::F8}) {
+    const ops::Variant<ops::MatmulFn>* fast = ops::matmul_bf16_variant(Device::Host, f);
+    const int64_t min_rows = fast ? ops::matmul_bf16_min_rows(fast->isa) : 8;
+    const int64_t K = f == WeightFormat::BF16 ? 70 : 128;
+    for (const int64_t M : {min_rows - 1, min_rows}) {
+      MatmulProblem pr = make_matmul_problem({M, K, 40}, f, true, false, rng);
+      const bool wants_fast = fast && M >= min_rows;
+      const std::string what = std::string(weight_format_name(f)) + ": Precision::Fast at M=" + std::to_string(M) +
+                               " runs " +
+                               (wants_fast ? std::string("matmul_bf16 ") + fast->name : std::string("the exact matmul"));
+      out.push_back(expect_accepted("matmul_bf16", what, [&] {
+        ExecContext ctx(pool);
+        ctx.with_precision(Precision::Fast);
+        const auto got = run_into(pr.p, [&](const MatmulParams& p) { ops::matmul(p, ctx); });
+        const auto want = run_into(pr.p, [&](const MatmulParams& p) {
+          (wants_fast ? *fast : ops::matmul_variant(Device::Host, f)).fn(p, ExecContext(pool));
+        });
+        if (!same_bits(got, want)) fail(ErrorCode::Native, "matmul() ran another kernel");
+        const auto exact = run_into(pr.p, [&](const MatmulParams& p) { ops::matmul(p, ExecContext(pool)); });
+        if (wants_fast && same_bits(got, exact)) fail(ErrorCode::Native, "Fast gave the exact result: bf16 rounding missing");
+      }));
+    }
   }
   return out;
 }
@@ -128,6 +214,12 @@ std::vector<Result> parity_matmul_bf16(uint64_t seed) {
       "matmul_bf16", family, kShapes, std::size(kShapes),
       [](const Shape&, WeightFormat f) { return weight_format_traits(f).kernel == WeightKernel::DenseF32; }, rng, *dflt,
       three);
+  for (Result& r : reference_cases(
+           "matmul_bf16", family, kQuantShapes, std::size(kQuantShapes),
+           [](const Shape& s, WeightFormat f) { return is_block_format(f) && s.K % weight_format_traits(f).block == 0; },
+           rng, *dflt, three))
+    results.push_back(std::move(r));
+  for (Result& r : group128_cases(family, rng, *dflt, three)) results.push_back(std::move(r));
   for (Result& r : dispatch_cases(three, rng)) results.push_back(std::move(r));
   for (Result& r : cancel_cases(three)) results.push_back(std::move(r));
   if (isa_available(Isa::Amx) && ops::OpFamilyBase::allowed(Device::Host, Isa::Amx)) {

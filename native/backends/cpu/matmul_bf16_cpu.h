@@ -36,11 +36,14 @@ struct Bf16Kernels {
 };
 
 // Rows of a matrix the packer reads: row n at data + n * ld elements of dtype (F32, BF16 or F16),
-// K elements long (k past K packs as zero).
+// K elements long (k past K packs as zero). With `quant` set (q8, q4, f8 weights) rows are read
+// instead through the format's dequantize_row (whole blocks) into f32, then packed as f32 rows
+// are: the same bf16 rounding, no second copy of the weights (data, ld, dtype unused).
 struct Bf16PanelSource {
   const void* data;
   int64_t ld, K;
   DType dtype;
+  const WeightRef* quant = nullptr;
 };
 // Packs rows [n0, n1) x k [k0, k0 + kc) (kc a multiple of 32) into the block kernels' layout:
 // 32-row blocks one after another, each kc / 32 packed steps; rows past n1 pack as zero.

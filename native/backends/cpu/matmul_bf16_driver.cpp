@@ -1,14 +1,15 @@
 // The bf16 matmul driver: x rounded to bf16 once per call (rows padded to 32, k to 32, with
 // zeros), then tasks of up to kTaskCols outputs x kTaskRows rows. A task packs its weights one
-// k block at a time (f32/f16/bf16 rows rounded to bf16 and regrouped into k-pair tiles, 16 x 16
-// dwords transposed in registers) and sweeps its rows over them in 32 x 32 blocks, accumulating
-// in an f32 buffer that is written to y (plus bias) at the end. Weights are read as stored: no
-// second copy of the model lives in memory for this path.
+// k block at a time (f32/f16/bf16 rows, or q8/q4/f8 rows dequantized to f32, rounded to bf16
+// and regrouped into k-pair tiles, 16 x 16 dwords transposed in registers) and sweeps its rows
+// over them in 32 x 32 blocks, accumulating in an f32 buffer that is written to y (plus bias) at
+// the end. Weights are read as stored: no second copy of the model lives in memory for this path.
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
+#include <string>
 
 #include "backends/cpu/matmul_bf16_cpu.h"
 #include "backends/cpu/matmul_cpu.h"
@@ -113,6 +114,37 @@ QVL_TARGET_AVX512BF16 inline void transpose16x16(__m512i r[16]) {
   for (int i = 0; i < 16; ++i) r[i] = t[i];
 }
 
+// One 16-output group of a packed panel: rows[j] (valid[j]; invalid rows pack as zero) read as DT
+// from element kb + 32 s for step s, `len` elements valid past kb (the rest zero), into the 16
+// columns at dst of each of `steps` packed steps.
+template <DType DT>
+QVL_TARGET_AVX512BF16 void pack_group16(const void* const rows[16], const bool valid[16], int64_t kb, int64_t len,
+                                        int64_t steps, uint16_t* dst) {
+  for (int64_t s = 0; s < steps; ++s) {
+    const int64_t k = kb + s * kBf16Step, left = len - s * kBf16Step;
+    __m512i r[16];
+    for (int j = 0; j < 16; ++j) r[j] = valid[j] && left > 0 ? load32<DT>(rows[j], k, left) : _mm512_setzero_si512();
+    transpose16x16(r);
+    uint16_t* tile = dst + s * kBf16StepElems;
+    for (int i = 0; i < 16; ++i) _mm512_store_si512(tile + i * 32, r[i]);
+  }
+}
+
+// Where 16-output group nb (an output index, n0 <= nb < n1) of a task's panel starts in `out`.
+inline uint16_t* group_dst(uint16_t* out, int64_t n0, int64_t nb, int64_t steps) {
+  const int64_t local = nb - n0;  // 16-column group within the task
+  return out + (local / kBf16Block) * steps * kBf16StepElems + (local % kBf16Block) / 16 * 512;
+}
+
+// A partial last 32-column block: its second tile may lie wholly past n1.
+inline void zero_tail_tile(int64_t n0, int64_t n1, int64_t steps, uint16_t* out) {
+  const int64_t cols = n1 - n0;
+  if (cols % kBf16Block != 0 && cols % kBf16Block <= 16) {
+    uint16_t* dst = out + (cols / kBf16Block) * steps * kBf16StepElems + 512;
+    for (int64_t s = 0; s < steps; ++s) std::fill_n(dst + s * kBf16StepElems, 512, uint16_t{0});
+  }
+}
+
 // Packs outputs [n0, n1) (n1 - n0 <= kTaskCols) x k [k0, k0 + kc) (kc a multiple of 32; k past K
 // and outputs past n1 pack as zero) into blocks of 32 outputs, each `kc / 32` packed steps.
 template <DType DT>
@@ -128,29 +160,42 @@ QVL_TARGET_AVX512BF16 void pack_weights(const Bf16PanelSource& p, int64_t n0, in
       valid[j] = nb + j < n1;
       rows[j] = base + (valid[j] ? nb + j : n0) * p.ld * kBytes;
     }
-    const int64_t local = nb - n0;  // 16-column group within the task
-    uint16_t* dst = out + (local / kBf16Block) * steps * kBf16StepElems + (local % kBf16Block) / 16 * 512;
-    for (int64_t s = 0; s < steps; ++s) {
-      const int64_t k = k0 + s * kBf16Step, left = p.K - k;
-      __m512i r[16];
-      for (int j = 0; j < 16; ++j) r[j] = valid[j] && left > 0 ? load32<DT>(rows[j], k, left) : _mm512_setzero_si512();
-      transpose16x16(r);
-      uint16_t* tile = dst + s * kBf16StepElems;
-      for (int i = 0; i < 16; ++i) _mm512_store_si512(tile + i * 32, r[i]);
+    pack_group16<DT>(rows, valid, k0, p.K - k0, steps, group_dst(out, n0, nb, steps));
+  }
+  zero_tail_tile(n0, n1, steps, out);
+}
+
+// The same from q8/q4/f8 rows: each 16-row group's k range, widened to whole blocks of the format
+// (dequantize_row reads whole blocks; f8's are 128 wide) and clipped to K, is dequantized to f32
+// in a per-thread buffer and packed from there as f32 rows are, so the values rounded to bf16 are
+// exactly those the reference rounds.
+QVL_TARGET_AVX512BF16 void pack_dequantized(const Bf16PanelSource& p, int64_t n0, int64_t n1, int64_t k0, int64_t kc,
+                                            uint16_t* out) {
+  const WeightRef& w = *p.quant;
+  const WeightFormatTraits& t = weight_format_traits(w.format);
+  const int64_t steps = kc / kBf16Step;
+  const int64_t kb = k0 / t.block * t.block, ke = std::min(p.K, round_up(k0 + kc, t.block));
+  const int64_t span = std::max<int64_t>(ke - kb, 0), offset = k0 - kb, len = std::max<int64_t>(ke - k0, 0);
+  float* buf = thread_buffer<float, 2>(static_cast<size_t>(16 * std::max<int64_t>(span, 1)));
+  for (int64_t nb = n0; nb < n1; nb += 16) {
+    const void* rows[16];
+    bool valid[16];
+    for (int j = 0; j < 16; ++j) {
+      valid[j] = nb + j < n1;
+      float* row = buf + j * span;
+      rows[j] = row + offset;
+      if (valid[j] && span > 0) t.dequantize_row(w, nb + j, kb, span, row);
     }
+    pack_group16<DType::F32>(rows, valid, 0, len, steps, group_dst(out, n0, nb, steps));
   }
-  // A partial last 32-column block: its second tile may lie wholly past n1.
-  const int64_t cols = n1 - n0;
-  if (cols % kBf16Block != 0 && cols % kBf16Block <= 16) {
-    uint16_t* dst = out + (cols / kBf16Block) * steps * kBf16StepElems + 512;
-    for (int64_t s = 0; s < steps; ++s) std::fill_n(dst + s * kBf16StepElems, 512, uint16_t{0});
-  }
+  zero_tail_tile(n0, n1, steps, out);
 }
 
 }  // namespace
 
 QVL_TARGET_AVX512BF16 void pack_bf16_panels(const Bf16PanelSource& p, int64_t n0, int64_t n1, int64_t k0, int64_t kc,
                                             uint16_t* out) {
+  if (p.quant) return pack_dequantized(p, n0, n1, k0, kc, out);
   switch (p.dtype) {
     case DType::F32: return pack_weights<DType::F32>(p, n0, n1, k0, kc, out);
     case DType::BF16: return pack_weights<DType::BF16>(p, n0, n1, k0, kc, out);
@@ -231,6 +276,17 @@ void task(const ops::MatmulParams& p, const Bf16PanelSource& w, const Bf16Kernel
   write_out(p, acc, cols, m0, m1, n0, n1);
 }
 
+// The weights as the packer reads them: dense rows directly, the block formats through their
+// dequantize_row.
+Bf16PanelSource panel_source(const ops::MatmulParams& p) {
+  switch (weight_format_traits(p.w.format).kernel) {
+    case WeightKernel::DenseF32: return {p.w.data, p.w.ld, p.K, dense_storage(p.w.format)};
+    case WeightKernel::Int8Dot:
+    case WeightKernel::Fp8Block: return {p.w.data, p.w.ld, p.K, DType::F32, &p.w};
+  }
+  fail(ErrorCode::Unsupported, std::string("matmul_bf16: no packer for ") + weight_format_name(p.w.format) + " weights");
+}
+
 }  // namespace
 
 void run_matmul_bf16(const ops::MatmulParams& p, const ExecContext& ctx, const Bf16Kernels& k) {
@@ -240,7 +296,7 @@ void run_matmul_bf16(const ops::MatmulParams& p, const ExecContext& ctx, const B
       for (int64_t n = 0; n < p.N; ++n) p.y[m * p.ldy + n] = p.bias ? p.bias[n] : 0.0f;
     return;
   }
-  const Bf16PanelSource w{p.w.data, p.w.ld, p.K, dense_storage(p.w.format)};
+  const Bf16PanelSource w = panel_source(p);
   ThreadPool& pool = ctx.pool();
   const int64_t kp = round_up(p.K, kBf16Step), mp = round_up(p.M, kBf16Block);
   // x as bf16: from the context's arena when it has one (given back when this call returns).

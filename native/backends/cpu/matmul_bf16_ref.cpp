@@ -1,4 +1,5 @@
-// The bf16 matmul's plain reference: x and w rounded to bf16 exactly as the kernels round them,
+// The bf16 matmul's plain reference: x and w rounded to bf16 exactly as the kernels round them
+// (w read through its format's dequantize_row first: q8, q4 and f8 rows become f32 rows),
 // every product (exact in f32: 8-bit by 8-bit significands) summed in double. What remains
 // between it and a kernel is only the kernel's f32 accumulation order.
 #include <cstring>

@@ -133,12 +133,14 @@ std::vector<ops::Variant<ops::MatmulFn>> matmul_variants() {
 }
 
 // bf16 activations x bf16 weights, f32 accumulation: only under Precision::Fast (ops/matmul.h).
-// On an AMX CPU amx wins; avx512bf16 serves CPUs with VDPBF16PS but no tiles (Zen 4/5).
+// On an AMX CPU amx wins; avx512bf16 serves CPUs with VDPBF16PS but no tiles (Zen 4/5). q8, q4
+// and f8 weights are dequantized per packed panel and rounded to bf16 like f32 ones (large-M
+// prefill on AMX beats their own int8/fp8 kernels by ~3x).
 std::vector<ops::Variant<ops::MatmulFn>> matmul_bf16_variants() {
   return {
-      {"reference", Device::Host, Isa::Reference, cpu::matmul_bf16_ref, kDense},
-      {"avx512bf16", Device::Host, Isa::Avx512Bf16, cpu::matmul_bf16_avx512bf16, kDense},
-      {"amx", Device::Host, Isa::Amx, cpu::matmul_bf16_amx, kDense},
+      {"reference", Device::Host, Isa::Reference, cpu::matmul_bf16_ref, kDense | kQuant | kFp8},
+      {"avx512bf16", Device::Host, Isa::Avx512Bf16, cpu::matmul_bf16_avx512bf16, kDense | kQuant | kFp8},
+      {"amx", Device::Host, Isa::Amx, cpu::matmul_bf16_amx, kDense | kQuant | kFp8},
   };
 }
 
