@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "backends/cpu/matmul_bf16_cpu.h"
+#include "backends/cpu/thread_scratch.h"
 #include "backends/cpu/vec_math.h"
 #include "core/arena.h"
 #include "core/error.h"
@@ -107,22 +108,12 @@ QVL_TARGET_AVX512BF16 float softmax_row(const float* s, int64_t klen, int64_t kp
   return 1.0f / hsum(sum);
 }
 
-// Per-thread scratch, kept between calls.
+// Per-thread scratch, kept between calls, one per Slot.
+template <int Slot>
+struct AttentionScratch {};
 template <int Slot>
 void* scratch(size_t bytes) {
-  struct Buf {
-    void* p = nullptr;
-    size_t n = 0;
-    ~Buf() { std::free(p); }
-  };
-  thread_local Buf buf;
-  if (buf.n < bytes) {
-    std::free(buf.p);
-    buf.p = std::aligned_alloc(64, static_cast<size_t>(round_up(static_cast<int64_t>(bytes), 64)));
-    if (!buf.p) fail(ErrorCode::Native, "attention_bf16: out of memory for scratch");
-    buf.n = bytes;
-  }
-  return buf.p;
+  return thread_scratch<AttentionScratch<Slot>>(bytes, "attention_bf16: scratch");
 }
 
 struct Layout {

@@ -13,6 +13,7 @@
 
 #include "backends/cpu/matmul_bf16_cpu.h"
 #include "backends/cpu/matmul_cpu.h"
+#include "backends/cpu/thread_scratch.h"
 #include "core/arena.h"
 #include "core/error.h"
 
@@ -30,22 +31,12 @@ constexpr int64_t kInnerSteps = 8;
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
-// Per-thread buffers kept between calls (a task would otherwise allocate 512 KiB).
+// Per-thread buffers kept between calls (a task would otherwise allocate 512 KiB), one per Slot.
+template <int Slot>
+struct TaskScratch {};
 template <class T, int Slot>
 T* thread_buffer(size_t n) {
-  struct Buf {
-    T* p = nullptr;
-    size_t n = 0;
-    ~Buf() { std::free(p); }
-  };
-  thread_local Buf buf;
-  if (buf.n < n) {
-    std::free(buf.p);
-    buf.p = static_cast<T*>(std::aligned_alloc(64, static_cast<size_t>(round_up(static_cast<int64_t>(n * sizeof(T)), 64))));
-    if (!buf.p) fail(ErrorCode::Native, "matmul_bf16: out of memory for a task buffer");
-    buf.n = n;
-  }
-  return buf.p;
+  return static_cast<T*>(thread_scratch<TaskScratch<Slot>>(n * sizeof(T), "matmul_bf16: task"));
 }
 
 QVL_TARGET_AVX512BF16 inline __mmask16 lanes16(int64_t n) {

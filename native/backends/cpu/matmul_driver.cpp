@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "backends/cpu/matmul_cpu.h"
+#include "backends/cpu/thread_scratch.h"
 #include "core/error.h"
 
 namespace qvl::cpu {
@@ -16,20 +17,9 @@ int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 // One packed block per thread, kept between calls: reallocating 100+ KiB per task would cost
 // more than small problems take.
+struct PanelScratch {};
 float* panel_buffer(size_t floats) {
-  struct Buf {
-    float* p = nullptr;
-    size_t n = 0;
-    ~Buf() { std::free(p); }
-  };
-  thread_local Buf buf;
-  if (buf.n < floats) {
-    std::free(buf.p);
-    buf.p = static_cast<float*>(std::aligned_alloc(64, round_up(static_cast<int64_t>(floats * sizeof(float)), 64)));
-    if (!buf.p) fail(ErrorCode::Native, "matmul: out of memory for a " + std::to_string(floats * 4) + "-byte panel");
-    buf.n = floats;
-  }
-  return buf.p;
+  return static_cast<float*>(thread_scratch<PanelScratch>(floats * sizeof(float), "matmul: panel"));
 }
 
 void fill_bias(const MatmulParams& p) {
