@@ -14,7 +14,6 @@
 // (without the slack: 2e-6 typical, up to 9e-3 when a dominant weight flips). A kernel that lost
 // one key of 17 or 33, or a 16-column tile of v, is off by several percent.
 #include <cmath>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -48,12 +47,7 @@ std::string describe(const Case& c) {
   return s + (c.pad ? " strided" : "");
 }
 
-float bf16_value(double e) {
-  const uint32_t u = static_cast<uint32_t>(cpu::bf16_round(static_cast<float>(e))) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
+float bf16_value(double e) { return cpu::bf16_rounded(static_cast<float>(e)); }
 
 // Per output element: how far the kernel may legitimately differ through weights that sit on a
 // bf16 rounding boundary (see the tolerance note above).

@@ -2,7 +2,6 @@
 // double, the exact two-pass softmax, each weight rounded to bf16 before it multiplies v (as the
 // kernel feeds it to the tiles), the sum taken over the unrounded weights.
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -11,17 +10,6 @@
 #include "ops/attention.h"
 
 namespace qvl::cpu {
-
-namespace {
-
-float bf16_of(float f) {
-  const uint32_t u = static_cast<uint32_t>(bf16_round(f)) << 16;
-  float out;
-  std::memcpy(&out, &u, 4);
-  return out;
-}
-
-}  // namespace
 
 void attention_bf16_ref(const ops::AttentionParams& p, const ExecContext&) {
   QVL_CHECK(!p.causal, Unsupported, "attention_bf16: causal attention is not supported");
@@ -38,12 +26,12 @@ void attention_bf16_ref(const ops::AttentionParams& p, const ExecContext&) {
       const int64_t hk = h / group;
       for (int64_t j = 0; j < klen; ++j) {
         for (int64_t d = 0; d < D; ++d) {
-          kb[j * D + d] = bf16_of(p.k[(g.k_start + j) * p.ldk + hk * D + d]);
-          vb[j * D + d] = bf16_of(p.v[(g.k_start + j) * p.ldv + hk * D + d]);
+          kb[j * D + d] = bf16_rounded(p.k[(g.k_start + j) * p.ldk + hk * D + d]);
+          vb[j * D + d] = bf16_rounded(p.v[(g.k_start + j) * p.ldv + hk * D + d]);
         }
       }
       for (int64_t i = 0; i < qlen; ++i) {
-        for (int64_t d = 0; d < D; ++d) q[d] = bf16_of(p.q[(g.q_start + i) * p.ldq + h * D + d]);
+        for (int64_t d = 0; d < D; ++d) q[d] = bf16_rounded(p.q[(g.q_start + i) * p.ldq + h * D + d]);
         float* o = p.out + (g.q_start + i) * p.ldo + h * D;
         double mx = -std::numeric_limits<double>::infinity();
         for (int64_t j = 0; j < klen; ++j) {
@@ -57,7 +45,7 @@ void attention_bf16_ref(const ops::AttentionParams& p, const ExecContext&) {
         for (int64_t j = 0; j < klen; ++j) {
           const double e = std::exp(w[j] - mx);
           sum += e;
-          const double pw = bf16_of(static_cast<float>(e));
+          const double pw = bf16_rounded(static_cast<float>(e));
           for (int64_t d = 0; d < D; ++d) acc[d] += pw * vb[j * D + d];
         }
         for (int64_t d = 0; d < D; ++d) o[d] = klen > 0 ? static_cast<float>(acc[d] / sum) : 0.0f;

@@ -17,6 +17,8 @@ void matmul_bf16_amx(const ops::MatmulParams& p, const ExecContext& ctx);
 // f32 -> bf16 as VCVTNE2PS2BF16 rounds: to nearest even, subnormal inputs read as zero (the
 // hardware ignores MXCSR and treats them so), NaN kept quiet. The reference's rounding.
 uint16_t bf16_round(float f);
+// The f32 value bf16_round(f) stands for.
+float bf16_rounded(float f);
 
 // K per step of a block kernel and the rows/columns of one block.
 inline constexpr int64_t kBf16Step = 32, kBf16Block = 32;

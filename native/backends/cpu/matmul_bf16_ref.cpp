@@ -18,25 +18,21 @@ uint16_t bf16_round(float f) {
   return static_cast<uint16_t>(u >> 16);
 }
 
-namespace {
-
-float bf16_value(float f) {
+float bf16_rounded(float f) {
   const uint32_t u = static_cast<uint32_t>(bf16_round(f)) << 16;
   float out;
   std::memcpy(&out, &u, 4);
   return out;
 }
 
-}  // namespace
-
 void matmul_bf16_ref(const ops::MatmulParams& p, const ExecContext&) {
   std::vector<float> w(static_cast<size_t>(p.K));
   std::vector<float> x(static_cast<size_t>(p.M * p.K));
   for (int64_t m = 0; m < p.M; ++m)
-    for (int64_t k = 0; k < p.K; ++k) x[m * p.K + k] = bf16_value(p.x[m * p.ldx + k]);
+    for (int64_t k = 0; k < p.K; ++k) x[m * p.K + k] = bf16_rounded(p.x[m * p.ldx + k]);
   for (int64_t n = 0; n < p.N; ++n) {
     weight_format_traits(p.w.format).dequantize_row(p.w, n, 0, p.K, w.data());
-    for (auto& v : w) v = bf16_value(v);
+    for (auto& v : w) v = bf16_rounded(v);
     for (int64_t m = 0; m < p.M; ++m) {
       double acc = 0;
       for (int64_t k = 0; k < p.K; ++k) acc += static_cast<double>(x[m * p.K + k]) * w[k];
