@@ -55,6 +55,17 @@ async function timeOrNote(run: () => Promise<number>): Promise<{ seconds?: numbe
   }
 }
 
+/** `run` timed up to `repeats` times (other processes share the cores): every time, or the note of the first failure. */
+async function timeRepeats(repeats: number, run: () => Promise<number>): Promise<{ times: number[]; note?: string }> {
+  const times: number[] = [];
+  for (let r = 0; r < repeats; r++) {
+    const t = await timeOrNote(run);
+    if (t.seconds === undefined) return { times, note: t.note };
+    times.push(t.seconds);
+  }
+  return { times };
+}
+
 async function matmulRows(): Promise<Row[]> {
   const variants = available('matmul');
   const rows: Row[] = [];
@@ -117,13 +128,9 @@ async function quantRows(floorGbps: number[]): Promise<Row[]> {
           (v) => v.available && v.name !== 'reference' && (v.formats ?? []).includes(wDtype) && (M === 1 || v.name !== 'generic'),
         );
         for (const v of variants) {
-          const times: number[] = [];
-          let note: string | undefined;
-          for (let r = 0; r < QUANT_REPEATS && note === undefined; r++) {
-            const t = await timeOrNote(() => native.benchMatmul({ M, K, N, wDtype, variant: v.name, iters: M === 1 ? 10 : 2, spillBytes: SPILL_BYTES }));
-            if (t.seconds === undefined) note = t.note;
-            else times.push(t.seconds);
-          }
+          const { times, note } = await timeRepeats(QUANT_REPEATS, () =>
+            native.benchMatmul({ M, K, N, wDtype, variant: v.name, iters: M === 1 ? 10 : 2, spillBytes: SPILL_BYTES }),
+          );
           const row: Row = { op: 'matmul', shape: `M=${M} N=${N} K=${K} ${wDtype}`, variant: v.name };
           if (note !== undefined) row.note = note;
           if (times.length > 0) {
@@ -225,28 +232,18 @@ async function bf16Rows(peak: Map<string, { median: number }>): Promise<Row[]> {
     for (const [K, N] of BF16_SHAPES) {
       const group: Row[] = [];
       for (const [family, variant] of [...exact.map((v) => ['matmul', v] as const), ...bf16.map((v) => ['matmul_bf16', v] as const)]) {
-        const times: number[] = [];
-        let note: string | undefined;
-        for (let r = 0; r < REPEATS && note === undefined; r++) {
-          const t = await timeOrNote(() => native.benchMatmul({ M, K, N, wDtype: 'bf16', variant, iters: 2, family }));
-          if (t.seconds !== undefined) times.push(t.seconds);
-          note = t.note;
-        }
+        const { times, note } = await timeRepeats(REPEATS, () => native.benchMatmul({ M, K, N, wDtype: 'bf16', variant, iters: 2, family }));
         const row: Row = { op: family, shape: `M=${M} K=${K} N=${N} bf16`, variant, note };
         if (times.length > 0) {
-          times.sort((a, b) => a - b);
-          row.seconds = times[Math.floor(times.length / 2)];
+          row.seconds = median(times);
           row.gflops = (2 * M * K * N) / row.seconds / 1e9;
-          const spread = (100 * (times[times.length - 1] - times[0])) / times[0];
-          row.note = `spread ${spread.toFixed(0)}%`;
+          row.note = `spread ${spread(times)}`;
           const p = peak.get(PEAK_OF[variant] ?? '');
           if (p) row.ofPeak = row.gflops / p.median;
         }
         group.push(row);
       }
-      const base = group.find((r) => r.variant === 'avx512')?.seconds;
-      for (const r of group) if (base !== undefined && r.seconds !== undefined) r.ratio = base / r.seconds;
-      rows.push(...group);
+      rows.push(...withRatios(group, 'avx512'));
     }
   }
   return rows;
@@ -262,25 +259,18 @@ async function bf16AttentionRows(): Promise<Row[]> {
   for (const seq of [1024, 4096]) {
     const group: Row[] = [];
     for (const [family, variant] of [...exact.map((v) => ['attention', v] as const), ...bf16.map((v) => ['attention_bf16', v] as const)]) {
-      const times: number[] = [];
-      let note: string | undefined;
-      for (let r = 0; r < REPEATS && note === undefined; r++) {
-        const t = await timeOrNote(() => native.benchAttention({ seq, heads: 16, kvHeads: 16, headDim: 80, causal: false, variant, iters: 2, family }));
-        if (t.seconds !== undefined) times.push(t.seconds);
-        note = t.note;
-      }
+      const { times, note } = await timeRepeats(REPEATS, () =>
+        native.benchAttention({ seq, heads: 16, kvHeads: 16, headDim: 80, causal: false, variant, iters: 2, family }),
+      );
       const row: Row = { op: family, shape: `seq=${seq} h=16 d=80 full`, variant, note };
       if (times.length > 0) {
-        times.sort((a, b) => a - b);
-        row.seconds = times[Math.floor(times.length / 2)];
+        row.seconds = median(times);
         row.gflops = (4 * seq * seq * 80 * 16) / row.seconds / 1e9;
-        row.note = `spread ${((100 * (times[times.length - 1] - times[0])) / times[0]).toFixed(0)}%`;
+        row.note = `spread ${spread(times)}`;
       }
       group.push(row);
     }
-    const base = group.find((r) => r.variant === 'avx512')?.seconds;
-    for (const r of group) if (base !== undefined && r.seconds !== undefined) r.ratio = base / r.seconds;
-    rows.push(...group);
+    rows.push(...withRatios(group, 'avx512'));
   }
   return rows;
 }
