@@ -14,7 +14,8 @@
  */
 import { loadModel } from '../lib/index.js';
 import { native } from '../lib/native/binding.js';
-import { decodeTokenBytes, TEXT, time, VISION, writeSyntheticCheckpoint } from './synthetic.js';
+import { checkpointWork } from '../lib/bench/work.js';
+import { TEXT, time, VISION, writeSyntheticCheckpoint } from './synthetic.js';
 
 export async function runModel(): Promise<void> {
   const layers = Number(process.env.QWENVL_BENCH_LAYERS ?? 4);
@@ -46,8 +47,9 @@ export async function runModel(): Promise<void> {
       const tDecode = (tMany - tOne) / Math.max(1, decodeTokens);
 
       const H = TEXT.hidden;
-      // Bytes per token in the weights' format (q8/q4: scales and zero points included).
-      const tokenBytes = decodeTokenBytes(layers) * (native.weightBytes(weights, TEXT.inter, H) / (2 * TEXT.inter * H));
+      // Bytes per token in the weights' format (q8/q4: scales and zero points included), counted
+      // from the checkpoint as `qwenvl bench` counts them.
+      const tokenBytes = (await checkpointWork(ckpt.dir, model.config, weights)).decodeBytes;
       const variant = native.info().ops.matmul.chosenByFormat?.[weights] ?? native.info().ops.matmul.chosen;
       const gbps = await native.benchMatmul({ M: 1, K: H, N: TEXT.inter, wDtype: weights, variant, iters: 20 })
         .then((s) => native.weightBytes(weights, TEXT.inter, H) / s / 1e9);

@@ -6,7 +6,7 @@
 import { writeSyntheticCheckpoint as write, type SyntheticCheckpoint } from '../lib/bench/synthetic.js';
 import { checkpointDir, materializeTokenizers } from '../test/helpers/fixtures.js';
 
-export { decodeTokenBytes, TEXT, time, VISION } from '../lib/bench/synthetic.js';
+export { TEXT, time, VISION } from '../lib/bench/synthetic.js';
 
 /** Writes a checkpoint of `layers` decoder layers and `depth` vision blocks into a temporary folder. */
 export function writeSyntheticCheckpoint(layers: number, depth: number): Promise<SyntheticCheckpoint> {

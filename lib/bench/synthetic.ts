@@ -13,13 +13,6 @@ import { join } from 'node:path';
 export const TEXT = { hidden: 1536, heads: 12, kv: 2, headDim: 128, inter: 8960, vocab: 151936 };
 export const VISION = { embed: 1280, heads: 16, mlpRatio: 4, patch: 14, merge: 2, temporal: 2 };
 
-/** Weight bytes one decode token reads: every decoder layer's matrices and the tied LM head (bf16). */
-export function decodeTokenBytes(layers: number): number {
-  const H = TEXT.hidden;
-  const layerBytes = 2 * (H * TEXT.heads * TEXT.headDim * 2 + 2 * H * TEXT.kv * TEXT.headDim + 3 * H * TEXT.inter);
-  return layers * layerBytes + 2 * TEXT.vocab * H;
-}
-
 /** Small random bf16 values (|x| in [2^-7, 2^-5)); the timing does not depend on them. */
 function randomBf16(n: number, seed: number): Uint16Array {
   const out = new Uint16Array(n);
