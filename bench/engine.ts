@@ -164,7 +164,8 @@ export async function runEngine(): Promise<void> {
   const ckpt = await writeSyntheticCheckpoint(layers, 1);
   try {
     console.log(`synthetic Qwen2-VL-2B widths: ${layers} decoder layers, ${(ckpt.bytes / 2 ** 30).toFixed(2)} GiB bf16, ${native.info().threads} threads`);
-    const model = await loadModel(ckpt.dir);
+    // No prefix cache: each timed prefill and stream must compute its prompt, not copy an earlier one.
+    const model = await loadModel(ckpt.dir, { engine: { prefixCacheBytes: 0 } });
     try {
       reportBreakdown(await profiledDecode(model, 64, 40));
       await reportLongRun(model, tokens);

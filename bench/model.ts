@@ -25,7 +25,9 @@ export async function runModel(): Promise<void> {
     console.log(`synthetic Qwen2-VL-2B widths: ${layers} decoder layers, ${depth} vision blocks, ${(ckpt.bytes / 2 ** 30).toFixed(2)} GiB bf16 (written in ${ckpt.writeSeconds.toFixed(1)} s)`);
 
     const weights = (process.env.QWENVL_BENCH_WEIGHTS ?? 'bf16') as 'bf16' | 'q8' | 'q4';
-    const [model, tLoad] = await time(() => loadModel(ckpt.dir, { weights }));
+    // No prefix cache: the decode time is the difference of two runs of one prompt, and a cached
+    // prompt would skip the second run's prefill.
+    const [model, tLoad] = await time(() => loadModel(ckpt.dir, { weights, engine: { prefixCacheBytes: 0 } }));
     const rssAfterLoad = process.memoryUsage().rss;
     try {
       const side = 448;

@@ -92,7 +92,13 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     const dir = synthetic?.dir ?? o.model!;
     log(`loading ${dir} (weights ${o.weights}, precision ${o.precision})`);
     const [model, loadSeconds] = await time(() =>
-      loadModel(dir, { weights: o.weights, precision: o.precision, ...(o.threads !== undefined ? { threads: o.threads } : {}) }),
+      // No prefix cache: decode is timed as the difference of runs of one prompt, each prefilling it.
+      loadModel(dir, {
+        weights: o.weights,
+        precision: o.precision,
+        engine: { prefixCacheBytes: 0 },
+        ...(o.threads !== undefined ? { threads: o.threads } : {}),
+      }),
     );
     try {
       return await measure(model, model.dir, o, loadSeconds, synthetic ? { layers, visionDepth: depth } : null, log);
