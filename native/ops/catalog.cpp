@@ -15,6 +15,8 @@
 #include "ops/rows.h"
 #include "ops/rope_gather.h"
 #include "ops/vision_pos_embed.h"
+#include "ops/unpack_quant.h"
+#include "ops/dequant_groups.h"
 
 namespace qvl::ops {
 
@@ -38,6 +40,8 @@ std::vector<const OpFamilyBase*> op_catalog() {
       &rows_family(),
       &rope_gather_family(),
       &vision_pos_embed_family(),
+      &unpack_quant_family(),
+      &dequant_groups_family(),
   };
 }
 

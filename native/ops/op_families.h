@@ -6,6 +6,7 @@
 #include "ops/activation.h"
 #include "ops/attention.h"
 #include "ops/convert.h"
+#include "ops/dequant_groups.h"
 #include "ops/embedding.h"
 #include "ops/finite.h"
 #include "ops/matmul.h"
@@ -17,6 +18,7 @@
 #include "ops/rows.h"
 #include "ops/sampling.h"
 #include "ops/softmax.h"
+#include "ops/unpack_quant.h"
 #include "ops/vision_pos_embed.h"
 
 // X(family, Fn) for each family: `family##_variants()` returns std::vector<ops::Variant<ops::Fn>>.
@@ -25,6 +27,7 @@
   X(attention, AttentionFn)           \
   X(attention_bf16, AttentionFn)      \
   X(convert, ConvertFn)               \
+  X(dequant_groups, DequantGroupsFn)  \
   X(embedding, EmbeddingFn)           \
   X(finite, FiniteFn)                 \
   X(matmul, MatmulFn)                 \
@@ -38,6 +41,7 @@
   X(softmax, SoftmaxFn)               \
   X(rope_gather, RopeGatherFn)        \
   X(rows, RowsFn)                     \
+  X(unpack_quant, UnpackQuantFn)      \
   X(vision_pos_embed, VisionPosEmbedFn)
 
 // Declares one backend's list function for a family (inside the backend's namespace).

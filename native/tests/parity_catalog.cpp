@@ -26,6 +26,8 @@ std::vector<Result> parity_arena(uint64_t seed);
 std::vector<Result> parity_registry(uint64_t seed);
 std::vector<Result> parity_profiler(uint64_t seed);
 std::vector<Result> parity_quant_pack(uint64_t seed);
+std::vector<Result> parity_unpack_quant(uint64_t seed);
+std::vector<Result> parity_dequant_groups(uint64_t seed);
 
 const std::vector<Entry>& suites() {
   static const std::vector<Entry> all = {
@@ -52,6 +54,8 @@ const std::vector<Entry>& suites() {
       {"registry", parity_registry},
       {"profiler", parity_profiler},
       {"quant_pack", parity_quant_pack},
+      {"unpack_quant", parity_unpack_quant},
+      {"dequant_groups", parity_dequant_groups},
   };
   return all;
 }

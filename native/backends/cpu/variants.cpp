@@ -21,6 +21,8 @@ void attention_bf16_ref(const ops::AttentionParams& p, const ExecContext& ctx);
 void attention_bf16_amx(const ops::AttentionParams& p, const ExecContext& ctx);
 void convert_ref(const ops::ConvertParams& p, const ExecContext& ctx);
 void convert_generic(const ops::ConvertParams& p, const ExecContext& ctx);
+void dequant_groups_ref(const ops::DequantGroupsParams& p, const ExecContext& ctx);
+void dequant_groups_generic(const ops::DequantGroupsParams& p, const ExecContext& ctx);
 void embedding_ref(const ops::EmbeddingParams& p, const ExecContext& ctx);
 void embedding_generic(const ops::EmbeddingParams& p, const ExecContext& ctx);
 void embedding_avx2(const ops::EmbeddingParams& p, const ExecContext& ctx);
@@ -54,6 +56,8 @@ void rope_gather_generic(const ops::RopeGatherParams& p, const ExecContext& ctx)
 void rows_ref(const ops::RowsParams& p, const ExecContext& ctx);
 void rows_generic(const ops::RowsParams& p, const ExecContext& ctx);
 void rows_avx2(const ops::RowsParams& p, const ExecContext& ctx);
+ops::UnpackQuantStatus unpack_quant_ref(const ops::UnpackQuantParams& p, const ExecContext& ctx);
+ops::UnpackQuantStatus unpack_quant_generic(const ops::UnpackQuantParams& p, const ExecContext& ctx);
 void vision_pos_embed_ref(const ops::VisionPosEmbedParams& p, const ExecContext& ctx);
 void vision_pos_embed_generic(const ops::VisionPosEmbedParams& p, const ExecContext& ctx);
 
@@ -96,6 +100,13 @@ std::vector<ops::Variant<ops::ConvertFn>> convert_variants() {
   return {
       {"reference", Device::Host, Isa::Reference, &cpu::convert_ref},
       {"generic", Device::Host, Isa::Generic, &cpu::convert_generic},
+  };
+}
+
+std::vector<ops::Variant<ops::DequantGroupsFn>> dequant_groups_variants() {
+  return {
+      {"reference", Device::Host, Isa::Reference, &cpu::dequant_groups_ref},
+      {"generic", Device::Host, Isa::Generic, &cpu::dequant_groups_generic},
   };
 }
 
@@ -215,6 +226,13 @@ std::vector<ops::Variant<ops::RowsFn>> rows_variants() {
       {"reference", Device::Host, Isa::Reference, &cpu::rows_ref},
       {"generic", Device::Host, Isa::Generic, &cpu::rows_generic},
       {"avx2", Device::Host, Isa::Avx2, &cpu::rows_avx2},
+  };
+}
+
+std::vector<ops::Variant<ops::UnpackQuantFn>> unpack_quant_variants() {
+  return {
+      {"reference", Device::Host, Isa::Reference, &cpu::unpack_quant_ref},
+      {"generic", Device::Host, Isa::Generic, &cpu::unpack_quant_generic},
   };
 }
 
