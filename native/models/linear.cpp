@@ -2,25 +2,20 @@
 
 #include "core/error.h"
 #include "core/arena.h"
+#include "ops/convert.h"
 #include "ops/matmul.h"
 #include "ops/rows.h"
 
 namespace qvl::models {
 
 std::vector<float> load_vector(const WeightStore& w, const std::string& name, int64_t n) {
-  const Tensor& t = w.get(name, {n});
+  const Tensor& t = w.get(name, {n});  // f32, bf16 or f16 (get refuses the rest)
   std::vector<float> out(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) {
-    switch (t.dtype()) {
-      case DType::F32: out[i] = t.data<float>()[i]; break;
-      case DType::BF16: out[i] = bf16_to_f32(t.data<uint16_t>()[i]); break;
-      case DType::F16: out[i] = f16_to_f32(t.data<uint16_t>()[i]); break;
-      case DType::I32:
-      case DType::I64:
-      case DType::F8E4M3:
-      case DType::U8: fail(ErrorCode::Unsupported, "tensor " + name + " has dtype " + dtype_name(t.dtype()) + ", not a float type");
-    }
-  }
+  ops::ConvertParams c;
+  c.src = t.raw(), c.src_dtype = t.dtype();
+  c.dst = out.data(), c.dst_dtype = DType::F32;
+  c.n = n;
+  ops::convert(c, ExecContext(*default_pool()));
   return out;
 }
 

@@ -7,48 +7,25 @@
 // rounding a caller wants there is not ours to guess.
 #include <napi.h>
 
-#include <cstring>
+#include <memory>
 #include <string>
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/exec_context.h"
 #include "core/tensor.h"
+#include "core/threadpool.h"
 #include "napi/async.h"
 #include "napi/errors.h"
 #include "napi/exports.h"
 #include "napi/tensor_js.h"
+#include "ops/convert.h"
 
 namespace qvl::napi {
 
 namespace {
 
 bool is_float(DType d) { return d == DType::F32 || d == DType::F16 || d == DType::BF16 || d == DType::F8E4M3; }
-
-float load_float(const void* p, DType d, int64_t i) {
-  switch (d) {
-    case DType::F32: return static_cast<const float*>(p)[i];
-    case DType::F16: return f16_to_f32(static_cast<const uint16_t*>(p)[i]);
-    case DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(p)[i]);
-    case DType::I32: return static_cast<float>(static_cast<const int32_t*>(p)[i]);
-    case DType::I64: return static_cast<float>(static_cast<const int64_t*>(p)[i]);
-    case DType::U8: return static_cast<float>(static_cast<const uint8_t*>(p)[i]);
-    case DType::F8E4M3: return f8e4m3_to_f32(static_cast<const uint8_t*>(p)[i]);
-  }
-  return 0.f;
-}
-
-int64_t load_int(const void* p, DType d, int64_t i) {
-  switch (d) {
-    case DType::I32: return static_cast<const int32_t*>(p)[i];
-    case DType::I64: return static_cast<const int64_t*>(p)[i];
-    case DType::U8: return static_cast<const uint8_t*>(p)[i];
-    case DType::F8E4M3:
-    case DType::F32:
-    case DType::F16:
-    case DType::BF16: break;
-  }
-  fail(ErrorCode::Native, std::string("castTensor: ") + dtype_name(d) + " read as an integer");
-}
 
 void check_cast(DType from, DType to) {
   // Casting into fp8 needs a scale to be meaningful; reading fp8 out is exact.
@@ -63,53 +40,21 @@ void check_cast(DType from, DType to) {
 
 Tensor cast_tensor(const Tensor& src, DType to) {
   Tensor out = Tensor::empty(to, src.shape());
-  const int64_t n = src.numel();
-  const void* in = src.raw();
-  void* dst = out.raw();
-  if (src.dtype() == to) {
-    if (n > 0) std::memcpy(dst, in, src.nbytes());
-    return out;
-  }
-  switch (to) {
-    case DType::F32: {
-      auto* o = static_cast<float*>(dst);
-      for (int64_t i = 0; i < n; ++i) o[i] = load_float(in, src.dtype(), i);
-      return out;
-    }
-    case DType::F16: {
-      auto* o = static_cast<uint16_t*>(dst);
-      for (int64_t i = 0; i < n; ++i) o[i] = f32_to_f16(load_float(in, src.dtype(), i));
-      return out;
-    }
-    case DType::BF16: {
-      auto* o = static_cast<uint16_t*>(dst);
-      for (int64_t i = 0; i < n; ++i) o[i] = f32_to_bf16(load_float(in, src.dtype(), i));
-      return out;
-    }
-    case DType::I32:
-    case DType::I64:
-    case DType::U8:
-    case DType::F8E4M3: break;
-  }
-  // Integer to integer; check_cast already refused float sources.
-  int64_t lo = INT64_MIN, hi = INT64_MAX;
-  if (to == DType::I32) { lo = INT32_MIN; hi = INT32_MAX; }
-  if (to == DType::U8) { lo = 0; hi = 255; }
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t v = load_int(in, src.dtype(), i);
-    if (v < lo || v > hi) {
-      fail(ErrorCode::Input, "castTensor: element " + std::to_string(i) + " (" + std::to_string(v) +
-                                 ") does not fit in " + dtype_name(to));
-    }
-    switch (to) {
-      case DType::I32: static_cast<int32_t*>(dst)[i] = static_cast<int32_t>(v); break;
-      case DType::I64: static_cast<int64_t*>(dst)[i] = v; break;
-      case DType::U8: static_cast<uint8_t*>(dst)[i] = static_cast<uint8_t>(v); break;
-      case DType::F8E4M3:
-      case DType::F32:
-      case DType::F16:
-      case DType::BF16: break;  // handled by the float switch above
-    }
+  const std::shared_ptr<ThreadPool> pool = default_pool();
+  const ExecContext ctx(*pool);
+  ops::ConvertParams c;
+  c.src = src.raw(), c.src_dtype = src.dtype();
+  c.dst = out.raw(), c.dst_dtype = to;
+  c.n = src.numel();
+  const int64_t bad = ops::convert(c, ctx);
+  if (bad >= 0) {
+    // Integer to integer: the value that does not fit, read back as i64 (which holds them all).
+    int64_t v = 0;
+    c.src = static_cast<const char*>(src.raw()) + bad * static_cast<int64_t>(dtype_size(src.dtype()));
+    c.dst = &v, c.dst_dtype = DType::I64, c.n = 1;
+    ops::convert(c, ctx);
+    fail(ErrorCode::Input, "castTensor: element " + std::to_string(bad) + " (" + std::to_string(v) +
+                               ") does not fit in " + dtype_name(to));
   }
   return out;
 }

@@ -1,6 +1,12 @@
-// Element type conversion: n values from one float format to another (f32 <-> bf16, f32 <-> f16),
-// rounding to nearest even with NaN kept quiet (core/dtype.h), exactly as torch's .to() does.
-// The KV pool stores keys and values in bf16 with it, and widens them back for attention.
+// Element type conversion: n values from one dtype to another.
+//   to f32, bf16 or f16, from any dtype: through its f32 value (integers rounded to nearest by the
+//     cast, f8_e4m3 exactly), then rounded to nearest even with NaN kept quiet (core/dtype.h),
+//     exactly as torch's .to() does;
+//   integer to integer (i32, i64, u8): exact, range-checked;
+//   same to same: a copy of the bytes.
+// Float to integer (the rounding a caller wants is not ours to pick) and anything else to f8_e4m3
+// (that needs a scale) are refused. The KV pool stores keys and values in bf16 with it and widens
+// them back for attention; castTensor runs on it.
 #pragma once
 #include <cstdint>
 
@@ -19,13 +25,15 @@ struct ConvertParams {
   int64_t n = 0;
 };
 
-using ConvertFn = void (*)(const ConvertParams&, const ExecContext&);
+// Returns -1, or (integer to integer) the first element whose value does not fit dst_dtype; dst
+// is then only partly written.
+using ConvertFn = int64_t (*)(const ConvertParams&, const ExecContext&);
 
 const OpFamily<ConvertFn>& convert_family();
 
-// Throws E_INPUT unless p is a supported, consistent problem (one side f32, the other f32, bf16 or f16).
+// Throws E_INPUT unless p is a supported, consistent problem (a pair listed above).
 void check_convert(const ConvertParams& p);
-// Validates and runs the best variant.
-void convert(const ConvertParams& p, const ExecContext& ctx);
+// Validates and runs the best variant: -1, or the first element that does not fit (see ConvertFn).
+int64_t convert(const ConvertParams& p, const ExecContext& ctx);
 
 }  // namespace qvl::ops
