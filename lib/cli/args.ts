@@ -80,6 +80,23 @@ export function stringValue(values: Record<string, unknown>, key: string): strin
   return typeof v === 'string' ? v : undefined;
 }
 
+/** The integer option `--key` in [min, max] (see {@link integerFlag}); undefined when not given. @internal */
+export function integerOption(values: Record<string, unknown>, key: string, min: number, max?: number): number | undefined {
+  const raw = stringValue(values, key);
+  return raw === undefined ? undefined : integerFlag(`--${key}`, raw, min, max);
+}
+
+/** The decimal option `--key` that passes `ok` (see {@link numberFlag}); undefined when not given. @internal */
+export function numberOption(values: Record<string, unknown>, key: string, ok: (x: number) => boolean, what: string): number | undefined {
+  const raw = stringValue(values, key);
+  return raw === undefined ? undefined : numberFlag(`--${key}`, raw, ok, what);
+}
+
+/** `--threads N`, the compute threads of every command that loads a model (1 to 1024); undefined when not given. @internal */
+export function threadsOption(values: Record<string, unknown>): number | undefined {
+  return integerOption(values, 'threads', 1, 1024);
+}
+
 /** The values of a repeatable string option. @internal */
 export function stringList(values: Record<string, unknown>, key: string): string[] {
   const v = values[key];

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
-import { UsageError, integerFlag, stringValue } from '../args.js';
+import { UsageError, integerOption, stringValue, threadsOption } from '../args.js';
 import type { Command } from '../command.js';
 
 const HELP = `usage: qwenvl batch REQUESTS.jsonl --out RESULTS.jsonl --model DIR [options]
@@ -73,14 +73,10 @@ export const batchCommand: Command = {
     if (output === input) throw new UsageError('--out must not be the requests file');
     const model = stringValue(values, 'model');
     if (model === undefined || model === '') throw new UsageError('--model DIR is required');
-    const num = (flag: string, min: number, max?: number): number | undefined => {
-      const raw = stringValue(values, flag);
-      return raw === undefined ? undefined : integerFlag(`--${flag}`, raw, min, max);
-    };
-    const concurrency = num('concurrency', 1, 1024) ?? DEFAULT_CONCURRENCY;
-    const seed = num('seed', 0);
-    const maxTokens = num('max-tokens', 1);
-    const threads = num('threads', 1, 1024);
+    const concurrency = integerOption(values, 'concurrency', 1, 1024) ?? DEFAULT_CONCURRENCY;
+    const seed = integerOption(values, 'seed', 0);
+    const maxTokens = integerOption(values, 'max-tokens', 1);
+    const threads = threadsOption(values);
 
     // Loaded only now, so that help and usage errors work without the native addon.
     const { planBatch, runBatch } = await import('../../batch/run.js');

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { BenchReport } from '../../bench/run.js';
-import { UsageError, integerFlag, stringValue } from '../args.js';
+import { UsageError, integerOption, stringValue, threadsOption } from '../args.js';
 import type { Command } from '../command.js';
 
 const HELP = `usage: qwenvl bench [--model DIR] [--weights bf16|q8|q4] [--precision exact|fast] [--tokens N]
@@ -89,12 +89,10 @@ export const benchCommand: Command = {
     if (weights !== 'bf16' && weights !== 'q8' && weights !== 'q4') throw new UsageError(`--weights must be bf16, q8 or q4, got '${weights}'`);
     const precision = stringValue(values, 'precision') ?? 'exact';
     if (precision !== 'exact' && precision !== 'fast') throw new UsageError(`--precision must be exact or fast, got '${precision}'`);
-    const rawTokens = stringValue(values, 'tokens');
-    const tokens = rawTokens === undefined ? 32 : integerFlag('--tokens', rawTokens, 1, 4096);
+    const tokens = integerOption(values, 'tokens', 1, 4096) ?? 32;
     const rawImage = stringValue(values, 'image');
     const image = rawImage === undefined ? { width: 448, height: 448 } : parseImage(rawImage);
-    const rawThreads = stringValue(values, 'threads');
-    const threads = rawThreads === undefined ? undefined : integerFlag('--threads', rawThreads, 1, 1024);
+    const threads = threadsOption(values);
     const model = stringValue(values, 'model');
     if (model === '') throw new UsageError('--model needs a folder');
     const tokenizerDir = model === undefined ? fixtureTokenizerDir() : undefined;

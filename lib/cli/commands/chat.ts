@@ -4,7 +4,7 @@ import type { GroundingItem } from '../../grounding/types.js';
 import type { ContentPart } from '../../text/chat-template.js';
 import type { ToolDefinition } from '../../text/tool-messages.js';
 import { ChatPrinter } from '../chat-output.js';
-import { UsageError, integerFlag, numberFlag, stringList, stringValue } from '../args.js';
+import { UsageError, integerOption, numberOption, stringList, stringValue, threadsOption } from '../args.js';
 import type { Command } from '../command.js';
 
 const HELP = `usage: qwenvl chat --model DIR [--image PATH]... [--video PATH]... [options] "PROMPT"
@@ -114,26 +114,22 @@ export const chatCommand: Command = {
     const draw = stringValue(values, 'draw');
     if (draw !== undefined && stringList(values, 'image').length === 0) throw new UsageError('--draw needs an --image to draw on');
     if (draw === '') throw new UsageError('--draw needs a file name');
-    const num = (flag: string, read: (raw: string) => number): number | undefined => {
-      const raw = stringValue(values, flag);
-      return raw === undefined ? undefined : read(raw);
-    };
     const sampling = {
-      maxTokens: num('max-tokens', (r) => integerFlag('--max-tokens', r, 1)),
-      temperature: num('temperature', (r) => numberFlag('--temperature', r, (x) => x >= 0, 'a number >= 0')),
-      topP: num('top-p', (r) => numberFlag('--top-p', r, (x) => x > 0 && x <= 1, 'a number in (0, 1]')),
-      topK: num('top-k', (r) => integerFlag('--top-k', r, 0)),
-      seed: num('seed', (r) => integerFlag('--seed', r, 0)),
+      maxTokens: integerOption(values, 'max-tokens', 1),
+      temperature: numberOption(values, 'temperature', (x) => x >= 0, 'a number >= 0'),
+      topP: numberOption(values, 'top-p', (x) => x > 0 && x <= 1, 'a number in (0, 1]'),
+      topK: integerOption(values, 'top-k', 0),
+      seed: integerOption(values, 'seed', 0),
     };
-    const threads = num('threads', (r) => integerFlag('--threads', r, 1, 1024));
+    const threads = threadsOption(values);
     const toolsFile = stringValue(values, 'tools');
     const tools = toolsFile === undefined ? undefined : await readToolsFile(toolsFile);
     const precision = stringValue(values, 'precision');
     if (precision !== undefined && precision !== 'exact' && precision !== 'fast') {
       throw new UsageError(`--precision must be exact or fast, got '${precision}'`);
     }
-    const videoFps = num('video-fps', (r) => numberFlag('--video-fps', r, (x) => x > 0, 'a number > 0'));
-    const videoMaxFrames = num('video-max-frames', (r) => integerFlag('--video-max-frames', r, 1));
+    const videoFps = numberOption(values, 'video-fps', (x) => x > 0, 'a number > 0');
+    const videoMaxFrames = integerOption(values, 'video-max-frames', 1);
     const videoSampling = {
       ...(videoFps !== undefined ? { fps: videoFps } : {}),
       ...(videoMaxFrames !== undefined ? { max_frames: videoMaxFrames } : {}),

@@ -1,5 +1,5 @@
 import { basename, resolve } from 'node:path';
-import { UsageError, integerFlag, numberFlag, stringList, stringValue } from '../args.js';
+import { UsageError, integerOption, numberOption, stringList, stringValue, threadsOption } from '../args.js';
 import type { Command } from '../command.js';
 
 const HELP = `usage: qwenvl serve --model DIR [options]
@@ -57,33 +57,28 @@ export const serveCommand: Command = {
     const model = stringValue(values, 'model');
     if (model === undefined) throw new UsageError('--model DIR is required');
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
-    const int = (flag: string, min: number, fallback: number, max?: number): number => {
-      const raw = stringValue(values, flag);
-      return raw === undefined ? fallback : integerFlag(`--${flag}`, raw, min, max);
-    };
-    const seconds = (flag: string, fallback: number): number => {
-      const raw = stringValue(values, flag);
-      return raw === undefined ? fallback : numberFlag(`--${flag}`, raw, (x) => x > 0, 'a number of seconds > 0');
-    };
+    const seconds = (flag: string): number | undefined => numberOption(values, flag, (x) => x > 0, 'a number of seconds > 0');
     const host = stringValue(values, 'host') ?? '127.0.0.1';
-    const port = int('port', 0, 8000, 65535);
+    const port = integerOption(values, 'port', 0, 65535) ?? 8000;
     const apiKey = stringValue(values, 'api-key') ?? (process.env.QWENVL_API_KEY || undefined);
     if (apiKey === '') throw new UsageError('--api-key needs a value');
-    const maxRunning = int('max-running', 1, 16);
-    const maxQueue = int('max-queue', 0, 64);
-    const bodyLimit = int('max-body-mb', 1, 50, 4096) * 2 ** 20;
-    const maxImages = int('max-images', 0, 32);
-    const maxVideos = int('max-videos', 0, 4);
+    const maxRunning = integerOption(values, 'max-running', 1) ?? 16;
+    const maxQueue = integerOption(values, 'max-queue', 0) ?? 64;
+    const bodyLimit = (integerOption(values, 'max-body-mb', 1, 4096) ?? 50) * 2 ** 20;
+    const maxImages = integerOption(values, 'max-images', 0) ?? 32;
+    const maxVideos = integerOption(values, 'max-videos', 0) ?? 4;
     const remote = values['allow-remote-media'] === true
-      ? { maxBytes: int('remote-media-max-mb', 1, 20, 4096) * 2 ** 20, timeoutMs: Math.round(seconds('remote-media-timeout', 10) * 1000) }
+      ? {
+          maxBytes: (integerOption(values, 'remote-media-max-mb', 1, 4096) ?? 20) * 2 ** 20,
+          timeoutMs: Math.round((seconds('remote-media-timeout') ?? 10) * 1000),
+        }
       : undefined;
     if (!remote && (values['remote-media-max-mb'] !== undefined || values['remote-media-timeout'] !== undefined)) {
       throw new UsageError('--remote-media-max-mb and --remote-media-timeout need --allow-remote-media');
     }
     const roots = stringList(values, 'allowed-local-media').map((d) => resolve(d));
-    const drainMs = Math.round(seconds('drain-timeout', 30) * 1000);
-    const threadsRaw = stringValue(values, 'threads');
-    const threads = threadsRaw === undefined ? undefined : integerFlag('--threads', threadsRaw, 1, 1024);
+    const drainMs = Math.round((seconds('drain-timeout') ?? 30) * 1000);
+    const threads = threadsOption(values);
     const modelId = stringValue(values, 'served-model-name') ?? basename(resolve(model));
     if (modelId === '') throw new UsageError('--served-model-name needs a value');
 
