@@ -73,6 +73,15 @@ function checkPositive(name: string, v: number | undefined, integer = false): vo
   }
 }
 
+/** What every frame sampler checks first: `fps` or `nframes` (not both), each positive. */
+function checkFpsOrNframes(options: { fps?: number; nframes?: number }): void {
+  if (options.fps !== undefined && options.nframes !== undefined) {
+    throw inputError('video: give either fps or nframes, not both');
+  }
+  checkPositive('fps', options.fps);
+  checkPositive('nframes', options.nframes, true);
+}
+
 /** Python's `math.floor(x / f) * f` etc. on the float values qwen-vl-utils passes. */
 const roundByFactor = (x: number, f: number): number => pyRound(x / f) * f;
 const ceilByFactor = (x: number, f: number): number => Math.ceil(x / f) * f;
@@ -91,11 +100,7 @@ export function smartNframes(options: FrameCountOptions, totalFrames: number, vi
 
 /** {@link smartNframes} without the public guard, for internal callers: what it throws passes through unchanged. */
 function smartNframesImpl(options: FrameCountOptions, totalFrames: number, videoFps: number): number {
-  if (options.fps !== undefined && options.nframes !== undefined) {
-    throw inputError('video: give either fps or nframes, not both');
-  }
-  checkPositive('fps', options.fps);
-  checkPositive('nframes', options.nframes, true);
+  checkFpsOrNframes(options);
   checkPositive('minFrames', options.minFrames, true);
   checkPositive('maxFrames', options.maxFrames, true);
   if (!Number.isSafeInteger(totalFrames) || totalFrames < 0) throw inputError(`video: invalid frame count ${totalFrames}`);
@@ -262,11 +267,7 @@ export function sampleFramesQwen3Processor(
   videoFps: number | undefined,
   options: ProcessorSamplingOptions = {},
 ): number[] {
-  if (options.fps !== undefined && options.nframes !== undefined) {
-    throw inputError('video: give either fps or nframes, not both');
-  }
-  checkPositive('fps', options.fps);
-  checkPositive('nframes', options.nframes, true);
+  checkFpsOrNframes(options);
   if (!(totalFrames > 0)) throw inputError('video: has no frames');
   const minFrames = options.minFrames ?? FPS_MIN_FRAMES;
   const maxFrames = options.maxFrames ?? FPS_MAX_FRAMES;
@@ -290,11 +291,7 @@ export function sampleFramesQwen2Processor(
   videoFps: number,
   options: ProcessorSamplingOptions = {},
 ): number[] {
-  if (options.fps !== undefined && options.nframes !== undefined) {
-    throw inputError('video: give either fps or nframes, not both');
-  }
-  checkPositive('fps', options.fps);
-  checkPositive('nframes', options.nframes, true);
+  checkFpsOrNframes(options);
   if (!(totalFrames > 0)) throw inputError('video: has no frames');
   const T = options.temporalPatchSize ?? FRAME_FACTOR;
   let n: number;
