@@ -12,6 +12,7 @@ import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { QwenVLError } from '../errors.js';
 import { authHeaders, requestFailed, statusError } from './http.js';
+import { hubFetch } from './proxy.js';
 import type { ProgressTracker } from './progress.js';
 
 /** What is known of the file before its bytes are fetched. */
@@ -97,7 +98,7 @@ async function fetchRest(
   if (have > 0) headers.range = `bytes=${have}-`;
   let res: Response;
   try {
-    res = await fetch(t.url, { headers, ...(signal ? { signal } : {}) });
+    res = await hubFetch(t.url, { headers, ...(signal ? { signal } : {}) });
   } catch (e) {
     const err = requestFailed(e, what, signal);
     throw err.code === 'E_NETWORK' ? retryable(err) : err;
