@@ -37,6 +37,11 @@ export interface HubOptions {
    * leaves the partial file for the next pull to resume.
    */
   retries?: number;
+  /**
+   * How many files download at once (default 8, as huggingface_hub's `snapshot_download`; 1 to 64).
+   * Progress reports come for each file as its bytes arrive, with totals over all of them.
+   */
+  concurrency?: number;
   /** Called as files are checked and downloaded (see {@link PullProgress}). */
   onProgress?: (p: PullProgress) => void;
   /** Aborting it stops the download (E_ABORTED); the partial file is kept for the next pull. */
@@ -52,11 +57,17 @@ export interface HubSettings {
   offline: boolean;
   preferCache: boolean;
   retries: number;
+  concurrency: number;
   onProgress: ((p: PullProgress) => void) | undefined;
   signal: AbortSignal | undefined;
 }
 
-const KEYS = ['revision', 'cacheDir', 'endpoint', 'token', 'offline', 'preferCache', 'retries', 'onProgress', 'signal'] as const;
+/** Files downloading at once unless told: huggingface_hub's `snapshot_download` uses 8 workers. @internal */
+export const DEFAULT_CONCURRENCY = 8;
+/** @internal */
+export const MAX_CONCURRENCY = 64;
+
+const KEYS = ['revision', 'cacheDir', 'endpoint', 'token', 'offline', 'preferCache', 'retries', 'concurrency', 'onProgress', 'signal'] as const;
 
 function truthy(v: string | undefined): boolean {
   return v !== undefined && ['1', 'on', 'yes', 'true'].includes(v.trim().toLowerCase());
@@ -98,6 +109,7 @@ export function hubSettings(options: unknown, what: string, env: NodeJS.ProcessE
     if (o[k] !== undefined && typeof o[k] !== 'boolean') throw expected(w(k), 'a boolean', o[k]);
   }
   optInteger(w('retries'), o.retries, 0, 100);
+  optInteger(w('concurrency'), o.concurrency, 1, MAX_CONCURRENCY);
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw expected(w('onProgress'), 'a function', o.onProgress);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw expected(w('signal'), 'an AbortSignal', o.signal);
   const revision = o.revision ?? 'main';
@@ -120,6 +132,7 @@ export function hubSettings(options: unknown, what: string, env: NodeJS.ProcessE
     offline: o.offline ?? truthy(env.HF_HUB_OFFLINE),
     preferCache: o.preferCache ?? false,
     retries: o.retries ?? 3,
+    concurrency: o.concurrency ?? DEFAULT_CONCURRENCY,
     onProgress: o.onProgress,
     signal: o.signal,
   };

@@ -63,6 +63,24 @@ export class FakeHub {
   readonly renamed = new Map<string, string>();
   /** Delay between 64 KiB chunks of CDN bodies (to let rates be measured). */
   chunkDelayMs = 0;
+  /** File bodies (GETs of resolve/ and the CDN) being sent now, and the most sent at once. */
+  inFlight = 0;
+  maxInFlight = 0;
+  /**
+   * When > 0, CDN bodies wait to be sent until this many of them are in flight at once (or 3 s
+   * passed): a client that downloads in parallel is then seen to, however slow the machine.
+   */
+  get overlapGate(): number {
+    return this.gate;
+  }
+  set overlapGate(n: number) {
+    this.gate = n;
+    this.gateOpen = false;
+  }
+  private gate = 0;
+  private cdnInFlight = 0;
+  private gateOpen = false;
+  private gateWaiters: (() => void)[] = [];
   private hub!: Server;
   private cdn!: Server;
   endpoint = '';
@@ -87,6 +105,30 @@ export class FakeHub {
   /** Requests seen since `from` (an index into `seen`), optionally of one server. */
   since(from: number, server?: 'hub' | 'cdn'): SeenRequest[] {
     return this.seen.slice(from).filter((r) => server === undefined || r.server === server);
+  }
+
+  /** Counts a file body in flight until its answer closes; CDN bodies wait at the overlap gate. */
+  private async body(res: ServerResponse, server: 'hub' | 'cdn'): Promise<void> {
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    if (server === 'cdn') this.cdnInFlight++;
+    res.once('close', () => {
+      this.inFlight--;
+      if (server === 'cdn') this.cdnInFlight--;
+    });
+    if (this.gate === 0 || server === 'hub' || this.gateOpen) return;
+    if (this.cdnInFlight >= this.gate) {
+      this.gateOpen = true;
+      for (const w of this.gateWaiters.splice(0)) w();
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, 3000);
+      this.gateWaiters.push(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
   }
 
   private record(server: 'hub' | 'cdn', req: IncomingMessage): void {
@@ -186,7 +228,11 @@ export class FakeHub {
         body[body.length >> 1] ^= 0xff;
       }
       res.writeHead(200, { 'x-repo-commit': repo.commit, etag: `"${f.etag}"`, 'content-length': String(data.length) });
-      res.end(req.method === 'HEAD' ? undefined : body);
+      if (req.method === 'HEAD') return void res.end();
+      await this.body(res, 'hub');
+      // Paced like CDN bodies, so that small files can be seen downloading at once too.
+      if (this.chunkDelayMs > 0) await new Promise((r) => setTimeout(r, this.chunkDelayMs));
+      res.end(body);
       return;
     }
     this.fail(res, 404, 'NotFound', 'no such endpoint');
@@ -221,6 +267,7 @@ export class FakeHub {
       res.writeHead(200, { 'content-length': String(body.length), etag: `"${etag}"`, 'accept-ranges': 'bytes' });
     }
     if (req.method === 'HEAD') return void res.end();
+    await this.body(res, 'cdn');
     const cut = this.cutAfter.get(etag);
     if (cut !== undefined) this.cutAfter.delete(etag);
     const end = cut !== undefined ? Math.min(body.length, start + cut) : body.length;

@@ -89,7 +89,7 @@ describe('qwenvl pull', () => {
 describe('pull progress views', () => {
   const base: PullProgress = {
     event: 'bytes', repoId: REPO, file: 'model.safetensors', fileBytes: 50 * 2 ** 20, fileSize: 100 * 2 ** 20,
-    filesDone: 2, fileCount: 5, bytes: 60 * 2 ** 20, totalBytes: 120 * 2 ** 20, bytesPerSecond: 10 * 2 ** 20, etaSeconds: 6,
+    filesDone: 2, fileCount: 5, filesActive: 1, bytes: 60 * 2 ** 20, totalBytes: 120 * 2 ** 20, bytesPerSecond: 10 * 2 ** 20, etaSeconds: 6,
   };
 
   it('formats sizes and times', () => {

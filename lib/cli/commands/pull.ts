@@ -1,4 +1,4 @@
-import { UsageError, stringValue } from '../args.js';
+import { UsageError, integerFlag, stringValue } from '../args.js';
 import type { Command } from '../command.js';
 
 const HELP = `usage: qwenvl pull ORG/NAME [--revision R] [options]
@@ -13,6 +13,7 @@ options:
   --revision R         branch, tag or commit (default: main)
   --cache-dir DIR      the Hub cache folder (default: see above)
   --offline            use the cache only (as HF_HUB_OFFLINE=1)
+  --concurrency N      files downloading at once (1 to 64; default 8)
   --quiet              no progress, only the folder
   -h, --help           show this help
 
@@ -30,6 +31,7 @@ export const pullCommand: Command = {
     revision: { type: 'string' },
     'cache-dir': { type: 'string' },
     offline: { type: 'boolean' },
+    concurrency: { type: 'string' },
     quiet: { type: 'boolean' },
   },
   async run({ values, positionals, signal }) {
@@ -42,6 +44,9 @@ export const pullCommand: Command = {
     const cacheDir = stringValue(values, 'cache-dir');
     if (revision === '') throw new UsageError('--revision must not be empty');
     if (cacheDir === '') throw new UsageError('--cache-dir must not be empty');
+    const concurrencyText = stringValue(values, 'concurrency');
+    const { MAX_CONCURRENCY } = await import('../../hub/settings.js');
+    const concurrency = concurrencyText === undefined ? undefined : integerFlag('--concurrency', concurrencyText, 1, MAX_CONCURRENCY);
 
     const { pullModel } = await import('../../hub/pull.js');
     const { plainView, ttyView } = await import('../pull-progress.js');
@@ -57,6 +62,7 @@ export const pullCommand: Command = {
         ...(revision !== undefined ? { revision } : {}),
         ...(cacheDir !== undefined ? { cacheDir } : {}),
         ...(values.offline === true ? { offline: true } : {}),
+        ...(concurrency !== undefined ? { concurrency } : {}),
         ...(view ? { onProgress: (p) => view.update(p) } : {}),
         signal: AbortSignal.any([signal, interrupted.signal]),
       });
