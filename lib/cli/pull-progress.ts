@@ -82,6 +82,10 @@ export function ttyView(write: (s: string) => void, columns: () => number): Prog
         case 'resolve':
           draw(`resolving ${p.repoId}…`);
           return;
+        case 'wait':
+          clear();
+          write(`waiting: another process is downloading ${p.file}\n`);
+          return;
         case 'start':
         case 'bytes':
           draw(`${counter} ${p.file} ${percent(p.fileBytes, p.fileSize)} of ${formatBytes(p.fileSize)}${others(p)} | ${shortTotals(p)}`);
@@ -112,6 +116,9 @@ export function plainView(write: (s: string) => void): ProgressView {
       switch (p.event) {
         case 'resolve':
           write(`resolving ${p.repoId}\n`);
+          return;
+        case 'wait':
+          write(`waiting: another process is downloading ${p.file}\n`);
           return;
         case 'start':
           nextTenths.set(p.file ?? '', Math.floor((10 * p.fileBytes) / Math.max(1, p.fileSize)) + 1);

@@ -9,6 +9,8 @@ import { guard } from '../validate.js';
 export interface PullProgress {
   /**
    * - `'resolve'`: asking the Hub which commit the revision is and which files it has;
+   * - `'wait'`: another process (another pull, or Python's huggingface_hub) is downloading `file`;
+   *   this pull waits for it to finish and then uses its result;
    * - `'start'`: a file begins downloading (`fileBytes` > 0 when a partial download is resumed);
    * - `'bytes'`: bytes of `file` arrived (at most about ten reports a second per file; with several
    *   files downloading at once, reports of different files interleave);
@@ -16,11 +18,11 @@ export interface PullProgress {
    * - `'file'`: `file` is in the snapshot (`fromCache` when no byte had to be fetched);
    * - `'done'`: every file is.
    */
-  event: 'resolve' | 'start' | 'bytes' | 'verify' | 'file' | 'done';
+  event: 'resolve' | 'wait' | 'start' | 'bytes' | 'verify' | 'file' | 'done';
   repoId: string;
   /** The commit being fetched, once known. */
   commit?: string;
-  /** The file this report is about (a path in the repository), for start / bytes / verify / file. */
+  /** The file this report is about (a path in the repository), for wait / start / bytes / verify / file. */
   file?: string;
   /** Bytes of `file` present so far, and its size. */
   fileBytes: number;

@@ -110,7 +110,8 @@ async function ensureFile(cache: RepoCache, commit: string, sib: Sibling, s: Hub
     throw new QwenVLError('E_NETWORK', `${label}: the file list says ${sib.etag}/${sib.size} bytes, the file ${etag}/${size} bytes`);
   }
   if (sib.size === undefined) progress.totalBytes += size;
-  await withLock(cache.lock(etag), s.signal, async () => {
+  const wait = { signal: s.signal, timeoutMs: s.lockTimeoutMs, onWait: () => progress.report('wait', { path: sib.path, bytes: 0, size }) };
+  await withLock(cache.lock(etag), cache.pidLock(etag), wait, async () => {
     // Checked again under the lock: another pull may have fetched it meanwhile.
     if (await cache.hasBlob(etag, size)) {
       progress.bytes += size;

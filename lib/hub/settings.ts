@@ -42,6 +42,12 @@ export interface HubOptions {
    * Progress reports come for each file as its bytes arrive, with totals over all of them.
    */
   concurrency?: number;
+  /**
+   * How long to wait, in milliseconds, while another process (another pull, or Python's
+   * huggingface_hub, whose file lock is shared) downloads a file this pull needs, before giving up
+   * with E_BUSY (default: as long as it takes; `signal` still aborts the wait).
+   */
+  lockTimeoutMs?: number;
   /** Called as files are checked and downloaded (see {@link PullProgress}). */
   onProgress?: (p: PullProgress) => void;
   /** Aborting it stops the download (E_ABORTED); the partial file is kept for the next pull. */
@@ -58,6 +64,7 @@ export interface HubSettings {
   preferCache: boolean;
   retries: number;
   concurrency: number;
+  lockTimeoutMs: number | undefined;
   onProgress: ((p: PullProgress) => void) | undefined;
   signal: AbortSignal | undefined;
 }
@@ -67,7 +74,7 @@ export const DEFAULT_CONCURRENCY = 8;
 /** @internal */
 export const MAX_CONCURRENCY = 64;
 
-const KEYS = ['revision', 'cacheDir', 'endpoint', 'token', 'offline', 'preferCache', 'retries', 'concurrency', 'onProgress', 'signal'] as const;
+const KEYS = ['revision', 'cacheDir', 'endpoint', 'token', 'offline', 'preferCache', 'retries', 'concurrency', 'lockTimeoutMs', 'onProgress', 'signal'] as const;
 
 function truthy(v: string | undefined): boolean {
   return v !== undefined && ['1', 'on', 'yes', 'true'].includes(v.trim().toLowerCase());
@@ -110,6 +117,7 @@ export function hubSettings(options: unknown, what: string, env: NodeJS.ProcessE
   }
   optInteger(w('retries'), o.retries, 0, 100);
   optInteger(w('concurrency'), o.concurrency, 1, MAX_CONCURRENCY);
+  optInteger(w('lockTimeoutMs'), o.lockTimeoutMs, 0);
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw expected(w('onProgress'), 'a function', o.onProgress);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw expected(w('signal'), 'an AbortSignal', o.signal);
   const revision = o.revision ?? 'main';
@@ -133,6 +141,7 @@ export function hubSettings(options: unknown, what: string, env: NodeJS.ProcessE
     preferCache: o.preferCache ?? false,
     retries: o.retries ?? 3,
     concurrency: o.concurrency ?? DEFAULT_CONCURRENCY,
+    lockTimeoutMs: o.lockTimeoutMs,
     onProgress: o.onProgress,
     signal: o.signal,
   };

@@ -127,5 +127,8 @@ describe('pull progress views', () => {
     const resumed: string[] = [];
     plainView((s) => void resumed.push(s)).update({ ...base, event: 'start' });
     expect(resumed[0]).toBe('[3/5] resuming model.safetensors at 50.0 MiB of 100.0 MiB\n');
+    const waited: string[] = [];
+    plainView((s) => void waited.push(s)).update({ ...base, event: 'wait' });
+    expect(waited).toEqual(['waiting: another process is downloading model.safetensors\n']);
   });
 });

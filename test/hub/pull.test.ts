@@ -189,27 +189,10 @@ describe('pullModel', () => {
     expect(hub.seen.filter((s) => s.server === 'cdn' && s.path.startsWith(`/cdn/${weightsEtag()}`))).toHaveLength(1);
     expect(readFileSync(join(a.dir, WEIGHTS)).equals(readFileSync(join(CKPT, WEIGHTS)))).toBe(true);
     expect(a.downloadedBytes + b.downloadedBytes).toBe(NEEDED.reduce((n, f) => n + statSync(join(CKPT, f)).size, 0));
-    expect(readdirSync(join(cacheDir, '.locks', `models--${REPO.replace('/', '--')}`))).toEqual([]);
-  });
-
-  it('waits for a lock held by a live process and takes over one left by a dead process', async () => {
-    const locks = join(cacheDir, '.locks', `models--${REPO.replace('/', '--')}`);
-    mkdirSync(locks, { recursive: true });
-    // A pid that cannot be running (beyond the kernel's pid_max).
-    writeFileSync(join(locks, `${weightsEtag()}.qwenvl.lock`), '99999999');
-    const r = await pullModel(REPO, opts());
-    expect(existsSync(join(r.dir, WEIGHTS))).toBe(true);
-    expect(readdirSync(locks)).toEqual([]);
-    // A live owner (this test's parent process): the pull waits until the lock is gone.
-    rmSync(join(repoRoot()), { recursive: true });
-    const lock = join(locks, `${weightsEtag()}.qwenvl.lock`);
-    writeFileSync(lock, String(process.ppid));
-    let done = false;
-    const p = pullModel(REPO, opts()).then((x) => ((done = true), x));
-    await new Promise((r) => setTimeout(r, 600));
-    expect(done).toBe(false);
-    rmSync(lock);
-    expect(existsSync(join((await p).dir, WEIGHTS))).toBe(true);
+    // huggingface_hub's lock files, one per blob fetched, left in place as its filelock leaves them.
+    const locks = readdirSync(join(cacheDir, '.locks', `models--${REPO.replace('/', '--')}`));
+    expect(locks).toContain(`${weightsEtag()}.lock`);
+    expect(locks.every((n) => /^[0-9a-f]{40}(?:[0-9a-f]{24})?\.lock$/.test(n)), locks.join()).toBe(true);
   });
 
   it('a corrupted body is an integrity error and nothing is committed', async () => {
