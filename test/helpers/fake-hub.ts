@@ -8,6 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 
 /** One request either server saw. */
@@ -86,12 +87,15 @@ export class FakeHub {
   endpoint = '';
   private cdnBase = '';
 
-  async start(): Promise<this> {
-    this.hub = createServer((req, res) => void this.onHub(req, res));
-    this.cdn = createServer((req, res) => void this.onCdn(req, res));
+  /** Listens on loopback; with `tls` (a key and certificate for 127.0.0.1) both servers speak https. */
+  async start(tls?: { key: string; cert: string }): Promise<this> {
+    const make = (fn: (req: IncomingMessage, res: ServerResponse) => void): Server => (tls ? createTlsServer(tls, fn) : createServer(fn));
+    this.hub = make((req, res) => void this.onHub(req, res));
+    this.cdn = make((req, res) => void this.onCdn(req, res));
     for (const s of [this.hub, this.cdn]) await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-    this.endpoint = `http://127.0.0.1:${(this.hub.address() as AddressInfo).port}`;
-    this.cdnBase = `http://127.0.0.1:${(this.cdn.address() as AddressInfo).port}`;
+    const scheme = tls ? 'https' : 'http';
+    this.endpoint = `${scheme}://127.0.0.1:${(this.hub.address() as AddressInfo).port}`;
+    this.cdnBase = `${scheme}://127.0.0.1:${(this.cdn.address() as AddressInfo).port}`;
     return this;
   }
 

@@ -1,6 +1,7 @@
 // HTTPS_PROXY / HTTP_PROXY / NO_PROXY for the Hub client: a pull through a loopback proxy sends
 // every request through it, NO_PROXY bypasses it, and a dead proxy is a typed error naming it.
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { execFile, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -86,6 +87,52 @@ describe('Hub client behind a proxy', () => {
     process.env.HTTP_PROXY = 'socks5://127.0.0.1:1080';
     const err = await pullModel(REPO, opts()).catch((e: unknown) => e);
     expect((err as QwenVLError).code).toBe('E_UNSUPPORTED');
+  });
+});
+
+const HAVE_OPENSSL = spawnSync('openssl', ['version']).status === 0;
+
+describe.skipIf(!HAVE_OPENSSL)('an https Hub behind HTTPS_PROXY', () => {
+  it('tunnels every request through the proxy with CONNECT, TLS end to end', async () => {
+    // A certificate for 127.0.0.1, trusted by a child process through NODE_EXTRA_CA_CERTS (read
+    // at start, hence the child): the client verifies the Hub's certificate through the tunnel.
+    const dir = mkdtempSync(join(tmpdir(), 'qwenvl-tls-'));
+    const tlsHub = new FakeHub();
+    try {
+      const key = join(dir, 'key.pem'), cert = join(dir, 'cert.pem');
+      const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert,
+        '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1']);
+      expect(made.status, made.stderr.toString()).toBe(0);
+      await tlsHub.start({ key: readFileSync(key, 'utf8'), cert: readFileSync(cert, 'utf8') });
+      tlsHub.repos.set(REPO, hub.repos.get(REPO)!);
+      const script = join(dir, 'pull.mts');
+      const lib = join(process.cwd(), 'lib/index.ts');
+      writeFileSync(script, [
+        `import { pullModel } from ${JSON.stringify(lib)};`,
+        'const [endpoint, cacheDir] = process.argv.slice(2);',
+        'try {',
+        '  const r = await pullModel(' + JSON.stringify(REPO) + ', { endpoint, cacheDir, token: false, offline: false, retries: 0 });',
+        '  console.log(JSON.stringify({ files: r.files.length }));',
+        '} catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }',
+      ].join('\n'));
+      const env: NodeJS.ProcessEnv = { ...process.env, NODE_EXTRA_CA_CERTS: cert, HTTPS_PROXY: proxy.url };
+      for (const k of ['http_proxy', 'HTTP_PROXY', 'https_proxy', 'all_proxy', 'ALL_PROXY', 'no_proxy', 'NO_PROXY']) delete env[k];
+      const out = await new Promise<string>((resolve, reject) => {
+        execFile(process.execPath, ['--import', 'tsx', script, tlsHub.endpoint, cacheDir], { env, cwd: process.cwd(), encoding: 'utf8' }, (err, stdout, stderr) =>
+          err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout));
+      });
+      expect(JSON.parse(out.trim().split('\n').at(-1)!)).toEqual({ files: readdirSync(CKPT).length });
+      // The proxy saw only tunnels, to the Hub and to its CDN; the servers saw the requests inside.
+      const hubPort = new URL(tlsHub.endpoint).port;
+      expect(proxy.seen.every((p) => p.method === 'CONNECT')).toBe(true);
+      expect(new Set(proxy.seen.map((p) => p.target.split(':')[0]))).toEqual(new Set(['127.0.0.1']));
+      expect(proxy.seen.some((p) => p.target === `127.0.0.1:${hubPort}`)).toBe(true);
+      expect(proxy.seen.some((p) => p.target !== `127.0.0.1:${hubPort}`)).toBe(true);
+      expect(tlsHub.seen.some((s) => s.server === 'cdn')).toBe(true);
+    } finally {
+      await tlsHub.stop().catch(() => undefined);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
