@@ -118,7 +118,7 @@ async function ensureFile(cache: RepoCache, commit: string, sib: Sibling, s: Hub
       return;
     }
     const sameHost = new URL(meta.location).host === new URL(s.endpoint).host;
-    await downloadBlob({ path: sib.path, etag, size, url: meta.location, sendToken: sameHost }, cache.blob(etag), s.token, progress, s.signal, s.retries);
+    await downloadBlob({ path: sib.path, etag, size, url: meta.location, sendToken: sameHost }, cache.blob(etag), s.token, progress, s.signal, s.retries, s.downloadTimeoutMs);
   });
   await cache.link(commit, sib.path, etag);
   progress.filesDone++;

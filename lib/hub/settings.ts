@@ -48,6 +48,11 @@ export interface HubOptions {
    * with E_BUSY (default: as long as it takes; `signal` still aborts the wait).
    */
   lockTimeoutMs?: number;
+  /**
+   * A download connection that sends nothing for this many milliseconds is dropped and retried,
+   * resuming (default `HF_HUB_DOWNLOAD_TIMEOUT` seconds, as huggingface_hub reads it, else 10 s).
+   */
+  downloadTimeoutMs?: number;
   /** Called as files are checked and downloaded (see {@link PullProgress}). */
   onProgress?: (p: PullProgress) => void;
   /** Aborting it stops the download (E_ABORTED); the partial file is kept for the next pull. */
@@ -65,6 +70,7 @@ export interface HubSettings {
   retries: number;
   concurrency: number;
   lockTimeoutMs: number | undefined;
+  downloadTimeoutMs: number;
   onProgress: ((p: PullProgress) => void) | undefined;
   signal: AbortSignal | undefined;
 }
@@ -74,7 +80,7 @@ export const DEFAULT_CONCURRENCY = 8;
 /** @internal */
 export const MAX_CONCURRENCY = 64;
 
-const KEYS = ['revision', 'cacheDir', 'endpoint', 'token', 'offline', 'preferCache', 'retries', 'concurrency', 'lockTimeoutMs', 'onProgress', 'signal'] as const;
+const KEYS = ['revision', 'cacheDir', 'endpoint', 'token', 'offline', 'preferCache', 'retries', 'concurrency', 'lockTimeoutMs', 'downloadTimeoutMs', 'onProgress', 'signal'] as const;
 
 function truthy(v: string | undefined): boolean {
   return v !== undefined && ['1', 'on', 'yes', 'true'].includes(v.trim().toLowerCase());
@@ -82,6 +88,17 @@ function truthy(v: string | undefined): boolean {
 
 function nonEmpty(v: string | undefined): string | undefined {
   return v === undefined || v.trim() === '' ? undefined : v;
+}
+
+/** huggingface_hub's default HF_HUB_DOWNLOAD_TIMEOUT: 10 s. */
+const DEFAULT_DOWNLOAD_TIMEOUT_MS = 10_000;
+
+/** A positive number of seconds from the environment, in ms; undefined when unset or not one. */
+function envSeconds(v: string | undefined): number | undefined {
+  const s = nonEmpty(v)?.trim();
+  if (s === undefined || !/^\d+(\.\d+)?$/.test(s)) return undefined;
+  const ms = Math.round(Number(s) * 1000);
+  return ms >= 1 && ms <= 2 ** 31 - 1 ? ms : undefined;
 }
 
 /** `HF_HOME`, else `$XDG_CACHE_HOME/huggingface`, else `~/.cache/huggingface`. @internal */
@@ -118,6 +135,7 @@ export function hubSettings(options: unknown, what: string, env: NodeJS.ProcessE
   optInteger(w('retries'), o.retries, 0, 100);
   optInteger(w('concurrency'), o.concurrency, 1, MAX_CONCURRENCY);
   optInteger(w('lockTimeoutMs'), o.lockTimeoutMs, 0);
+  optInteger(w('downloadTimeoutMs'), o.downloadTimeoutMs, 1, 2 ** 31 - 1);
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw expected(w('onProgress'), 'a function', o.onProgress);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw expected(w('signal'), 'an AbortSignal', o.signal);
   const revision = o.revision ?? 'main';
@@ -142,6 +160,7 @@ export function hubSettings(options: unknown, what: string, env: NodeJS.ProcessE
     retries: o.retries ?? 3,
     concurrency: o.concurrency ?? DEFAULT_CONCURRENCY,
     lockTimeoutMs: o.lockTimeoutMs,
+    downloadTimeoutMs: o.downloadTimeoutMs ?? envSeconds(env.HF_HUB_DOWNLOAD_TIMEOUT) ?? DEFAULT_DOWNLOAD_TIMEOUT_MS,
     onProgress: o.onProgress,
     signal: o.signal,
   };

@@ -58,6 +58,8 @@ export class FakeHub {
   readonly seen: SeenRequest[] = [];
   /** One-shot: the next GET of this blob (by etag) is cut after this many body bytes. */
   readonly cutAfter = new Map<string, number>();
+  /** One-shot: the next GET of this blob (by etag) sends this many body bytes, then nothing, keeping the connection open. */
+  readonly stallAfter = new Map<string, number>();
   /** Files (by etag) whose body is sent with one byte changed (headers unchanged). */
   readonly corrupt = new Set<string>();
   /** Renamed repositories: old id -> new id (answered with a relative 307, as the Hub does). */
@@ -111,20 +113,28 @@ export class FakeHub {
     return this.seen.slice(from).filter((r) => server === undefined || r.server === server);
   }
 
-  /** Counts a file body in flight until its answer closes; CDN bodies wait at the overlap gate. */
-  private async body(res: ServerResponse, server: 'hub' | 'cdn'): Promise<void> {
+  /**
+   * Counts a file body in flight until its last byte is written (`done`, called just before
+   * `end`: the client cannot have it all, and start its next request, before that) or its
+   * connection closes; CDN bodies wait at the overlap gate.
+   */
+  private async body(res: ServerResponse, server: 'hub' | 'cdn'): Promise<() => void> {
     this.inFlight++;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
     if (server === 'cdn') this.cdnInFlight++;
-    res.once('close', () => {
+    let counted = true;
+    const done = () => {
+      if (!counted) return;
+      counted = false;
       this.inFlight--;
       if (server === 'cdn') this.cdnInFlight--;
-    });
-    if (this.gate === 0 || server === 'hub' || this.gateOpen) return;
+    };
+    res.once('close', done);
+    if (this.gate === 0 || server === 'hub' || this.gateOpen) return done;
     if (this.cdnInFlight >= this.gate) {
       this.gateOpen = true;
       for (const w of this.gateWaiters.splice(0)) w();
-      return;
+      return done;
     }
     await new Promise<void>((resolve) => {
       const t = setTimeout(resolve, 3000);
@@ -133,6 +143,7 @@ export class FakeHub {
         resolve();
       });
     });
+    return done;
   }
 
   private record(server: 'hub' | 'cdn', req: IncomingMessage): void {
@@ -233,9 +244,10 @@ export class FakeHub {
       }
       res.writeHead(200, { 'x-repo-commit': repo.commit, etag: `"${f.etag}"`, 'content-length': String(data.length) });
       if (req.method === 'HEAD') return void res.end();
-      await this.body(res, 'hub');
+      const done = await this.body(res, 'hub');
       // Paced like CDN bodies, so that small files can be seen downloading at once too.
       if (this.chunkDelayMs > 0) await new Promise((r) => setTimeout(r, this.chunkDelayMs));
+      done();
       res.end(body);
       return;
     }
@@ -271,14 +283,23 @@ export class FakeHub {
       res.writeHead(200, { 'content-length': String(body.length), etag: `"${etag}"`, 'accept-ranges': 'bytes' });
     }
     if (req.method === 'HEAD') return void res.end();
-    await this.body(res, 'cdn');
-    const cut = this.cutAfter.get(etag);
+    const done = await this.body(res, 'cdn');
+    const stall = this.stallAfter.get(etag);
+    if (stall !== undefined) this.stallAfter.delete(etag);
+    const cut = this.cutAfter.get(etag) ?? stall;
     if (cut !== undefined) this.cutAfter.delete(etag);
     const end = cut !== undefined ? Math.min(body.length, start + cut) : body.length;
     for (let at = start; at < end; at += 65536) {
       const chunk = body.subarray(at, Math.min(end, at + 65536));
-      if (!res.write(chunk)) await new Promise((r) => res.once('drain', r));
+      if (cut === undefined && at + 65536 >= end) done(); // the last bytes: see body()
+      if (!res.write(chunk)) await new Promise((r) => (res.once('drain', r), res.once('close', r)));
+      if (res.destroyed) return;
       if (this.chunkDelayMs > 0) await new Promise((r) => setTimeout(r, this.chunkDelayMs));
+    }
+    if (stall !== undefined) {
+      // Silence, the connection left open: only the client can end it.
+      await new Promise((r) => res.once('close', r));
+      return;
     }
     if (cut !== undefined) {
       // The connection dies mid-body: the client sees fewer bytes than Content-Length.
@@ -286,6 +307,7 @@ export class FakeHub {
       res.socket?.destroy();
       return;
     }
+    done();
     res.end();
   }
 }

@@ -83,6 +83,9 @@ describe('qwenvl pull', () => {
     const u = await runCli(['pull', 'not-an-id'], env);
     expect(u.status).toBe(2);
     expect(u.stderr).toMatch(/^qwenvl pull: 'not-an-id' is not a Hub model id ORG\/NAME$/m);
+    const c = await runCli(['pull', REPO, '--concurrency', '0'], env);
+    expect(c.status).toBe(2);
+    expect(c.stderr).toMatch(/--concurrency/);
   });
 });
 

@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { loadModel, pullModel, QwenVLError, type PullProgress } from '../../lib/index.js';
 import { checkpointDir, fixtureDir } from '../helpers/fixtures.js';
 import { FakeHub, describeFile, fakeCommit } from '../helpers/fake-hub.js';
+import { hubSettings } from '../../lib/hub/settings.js';
 
 const CKPT = checkpointDir('qwen2-vl');
 const IMG = join(fixtureDir('qwen2-vl'), 'inputs/gradient_224x224.png');
@@ -57,6 +58,7 @@ beforeEach(() => {
   hub.repos.clear();
   hub.repos.set(REPO, { commit: COMMIT, files: fixtureRepoFiles() });
   hub.cutAfter.clear();
+  hub.stallAfter.clear();
   hub.renamed.clear();
   hub.seen.length = 0;
   hub.corrupt.clear();
@@ -163,6 +165,28 @@ describe('pullModel', () => {
     expect(Number(/\d+/.exec(cdn[1]!.range!)![0])).toBeGreaterThan(0);
     expect(readFileSync(join(r.dir, WEIGHTS)).equals(readFileSync(join(CKPT, WEIGHTS)))).toBe(true);
     expect(r.downloadedBytes).toBe(NEEDED.reduce((n, f) => n + statSync(join(CKPT, f)).size, 0));
+  });
+
+  it('a connection that goes silent is dropped after downloadTimeoutMs and resumed', async () => {
+    const etag = weightsEtag();
+    hub.stallAfter.set(etag, 1_000_000);
+    const r = await pullModel(REPO, opts({ downloadTimeoutMs: 300 }));
+    const gets = hub.seen.filter((s) => s.server === 'cdn' && s.path.startsWith(`/cdn/${etag}`));
+    expect(gets.map((s) => s.range)).toEqual([undefined, 'bytes=1000000-']);
+    expect(readFileSync(join(r.dir, WEIGHTS)).equals(readFileSync(join(CKPT, WEIGHTS)))).toBe(true);
+    // Without retries: a typed error that says what happened; the partial file stays.
+    rmSync(repoRoot(), { recursive: true });
+    hub.stallAfter.set(etag, 500_000);
+    await expectCode(pullModel(REPO, opts({ downloadTimeoutMs: 300, retries: 0 })), 'E_NETWORK', /no data for 0\.3 s after 500000 of \d+ bytes \(HF_HUB_DOWNLOAD_TIMEOUT\)/);
+    expect(statSync(join(repoRoot(), 'blobs', `${etag}.incomplete`)).size).toBe(500_000);
+  });
+
+  it('reads HF_HUB_DOWNLOAD_TIMEOUT in seconds, as huggingface_hub does', () => {
+    expect(hubSettings({}, 'x', { HF_HUB_DOWNLOAD_TIMEOUT: '2.5' }).downloadTimeoutMs).toBe(2500);
+    expect(hubSettings({}, 'x', {}).downloadTimeoutMs).toBe(10_000);
+    expect(hubSettings({}, 'x', { HF_HUB_DOWNLOAD_TIMEOUT: 'soon' }).downloadTimeoutMs).toBe(10_000);
+    expect(hubSettings({ downloadTimeoutMs: 50 }, 'x', { HF_HUB_DOWNLOAD_TIMEOUT: '2' }).downloadTimeoutMs).toBe(50);
+    expect(() => hubSettings({ downloadTimeoutMs: 0 }, 'x', {})).toThrow(/downloadTimeoutMs/);
   });
 
   it('an abort stops the download with E_ABORTED and keeps the partial file for the next pull', async () => {

@@ -18,7 +18,8 @@ options:
   -h, --help           show this help
 
 environment: HF_TOKEN (or the token file of 'hf auth login') for gated and private models,
-HF_ENDPOINT (a mirror), HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE; HTTPS_PROXY, HTTP_PROXY,
+HF_ENDPOINT (a mirror), HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE, HF_HUB_DOWNLOAD_TIMEOUT (seconds
+of silence before a connection is dropped and resumed; default 10); HTTPS_PROXY, HTTP_PROXY,
 ALL_PROXY and NO_PROXY (lower case too) as Python's requests reads them.
 `;
 
