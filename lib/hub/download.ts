@@ -90,7 +90,7 @@ function pause(ms: number, signal: AbortSignal | undefined, what: string): Promi
  * The chunks of `body`, ending with an error as soon as `signal` aborts even if the stream never
  * settles: after an abort, a pending read of fetch's body can stay pending for good.
  */
-async function* chunksOf(body: ReadableStream<Uint8Array>, signal: AbortSignal): AsyncGenerator<Uint8Array> {
+export async function* chunksOf(body: ReadableStream<Uint8Array>, signal: AbortSignal): AsyncGenerator<Uint8Array> {
   const reader = body.getReader();
   let onAbort!: () => void;
   const aborted = new Promise<never>((_, reject) => {

@@ -9,6 +9,7 @@ import { loadModel, pullModel, QwenVLError, type PullProgress } from '../../lib/
 import { checkpointDir, fixtureDir } from '../helpers/fixtures.js';
 import { FakeHub, describeFile, fakeCommit } from '../helpers/fake-hub.js';
 import { hubSettings } from '../../lib/hub/settings.js';
+import { chunksOf } from '../../lib/hub/download.js';
 
 const CKPT = checkpointDir('qwen2-vl');
 const IMG = join(fixtureDir('qwen2-vl'), 'inputs/gradient_224x224.png');
@@ -179,6 +180,27 @@ describe('pullModel', () => {
     hub.stallAfter.set(etag, 500_000);
     await expectCode(pullModel(REPO, opts({ downloadTimeoutMs: 300, retries: 0 })), 'E_NETWORK', /no data for 0\.3 s after 500000 of \d+ bytes \(HF_HUB_DOWNLOAD_TIMEOUT\)/);
     expect(statSync(join(repoRoot(), 'blobs', `${etag}.incomplete`)).size).toBe(500_000);
+  });
+
+  it('a body read that never settles still ends when the download is stopped', async () => {
+    // What fetch's body can do after an abort: a read that stays pending for good.
+    let pulls = 0;
+    const stuck = new ReadableStream<Uint8Array>({
+      pull(c) {
+        if (pulls++ === 0) c.enqueue(new Uint8Array([1, 2, 3]));
+        else return new Promise<void>(() => undefined);
+      },
+    });
+    const ac = new AbortController();
+    const got: number[] = [];
+    const done = (async () => {
+      for await (const chunk of chunksOf(stuck, ac.signal)) {
+        got.push(...chunk);
+        setTimeout(() => ac.abort(), 20);
+      }
+    })();
+    await expect(done).rejects.toMatchObject({ name: 'AbortError' });
+    expect(got).toEqual([1, 2, 3]);
   });
 
   it('reads HF_HUB_DOWNLOAD_TIMEOUT in seconds, as huggingface_hub does', () => {
