@@ -136,12 +136,15 @@ describe('the blob lock shared with huggingface_hub', () => {
   });
 
   it('holds the lock against Python while it downloads, and releases it after', async () => {
-    hub.chunkDelayMs = 5;
+    // Once the weights are arriving, the server slows down until Python has tried the lock, so
+    // the try falls inside the download however slowly python3 starts.
     let during: Promise<string> | undefined;
-    const r = await pullModel(
-      REPO,
-      opts({ onProgress: (p: PullProgress) => void (p.event === 'bytes' && p.file === WEIGHTS && during === undefined && (during = pythonTry(lockPath()))) }),
-    );
+    const onProgress = (p: PullProgress) => {
+      if (p.event !== 'bytes' || p.file !== WEIGHTS || during !== undefined) return;
+      hub.chunkDelayMs = 200;
+      during = pythonTry(lockPath()).finally(() => (hub.chunkDelayMs = 0));
+    };
+    const r = await pullModel(REPO, opts({ onProgress }));
     expect(await during).toBe('busy');
     expect(await pythonTry(lockPath())).toBe('free');
     expect(existsSync(join(r.dir, WEIGHTS))).toBe(true);
