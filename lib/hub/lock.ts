@@ -4,15 +4,15 @@
  * `<cache>/.locks/models--org--name/<etag>.lock` (what its `WeakFileLock`, the `filelock`
  * package, holds while it writes `blobs/<etag>.incomplete`), so a Python and a Node download of
  * one blob never write it at once. The lock file stays in place, as filelock leaves it. Where the
- * file system has no flock, a pid lock file beside it (`<etag>.qwenvl.lock`) keeps qwenvl
- * processes apart. `qwenvl batch` takes its results file's pid lock with {@link tryLockFile}.
+ * file system has no flock (or the native addon, which takes it, cannot be loaded), a pid lock
+ * file beside it (`<etag>.qwenvl.lock`) keeps qwenvl processes apart. `qwenvl batch` takes its results file's pid lock with {@link tryLockFile}.
  * @internal
  * @module
  */
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { QwenVLError } from '../errors.js';
-import { native } from '../native/binding.js';
+import type { NativeBinding } from '../native/binding.js';
 
 const inProcess = new Map<string, Promise<unknown>>();
 /** Polling period while another process holds a lock (filelock polls every 50 ms; a download takes longer). */
@@ -88,10 +88,13 @@ async function acquire(lockPath: string, fallback: string, w: LockWait): Promise
   const started = performance.now();
   for (let waited = false; ; waited = true) {
     let fd: number | null;
+    let native: NativeBinding;
     try {
+      // Loaded here, not with the module: a pull works (with the pid lock) even without the addon.
+      native = (await import('../native/binding.js')).native;
       fd = native.fileLockTry(lockPath);
     } catch (e) {
-      if (e instanceof QwenVLError && e.code === 'E_UNSUPPORTED') return acquirePidFile(fallback, w.signal);
+      if (e instanceof QwenVLError && (e.code === 'E_UNSUPPORTED' || e.code === 'E_NATIVE')) return acquirePidFile(fallback, w.signal);
       throw e;
     }
     if (fd !== null) {

@@ -75,6 +75,20 @@ describe('qwenvl pull', () => {
     expect(hub.seen.length).toBe(before);
   });
 
+  it('pulls without the native addon, keeping qwenvl processes apart with pid lock files', async () => {
+    const own = mkdtempSync(join(tmpdir(), 'qwenvl-hub-noaddon-'));
+    try {
+      const env = { HF_ENDPOINT: hub.endpoint, HF_HUB_CACHE: own, HF_TOKEN: 'hf_cli', HF_HUB_OFFLINE: '', QWENVL_ADDON_PATH: '/nonexistent/qwenvl.node' };
+      const r = await runCli(['pull', REPO, '--quiet'], env);
+      expect(r.status, r.stderr).toBe(0);
+      expect(readdirSync(r.stdout.trim()).sort()).toEqual(readdirSync(CKPT).sort());
+      // No flock files were made (the addon takes those); the pid lock files are gone again.
+      expect(readdirSync(join(own, '.locks', `models--${REPO.replace('/', '--')}`))).toEqual([]);
+    } finally {
+      rmSync(own, { recursive: true, force: true });
+    }
+  });
+
   it('a missing revision is E_NOT_FOUND with status 1; a bad id is a usage error', async () => {
     const env = { HF_ENDPOINT: hub.endpoint, HF_HUB_CACHE: cache, HF_TOKEN: 'hf_cli', HF_HUB_OFFLINE: '' };
     const r = await runCli(['pull', REPO, '--revision', 'nope'], env);
