@@ -154,6 +154,7 @@ export {
   type GroundingImage,
   type GroundingItem,
   type GroundingResult,
+  type GroundingVideo,
 } from './grounding/index.js';
 export type { GenerateOptions } from './generate/options.js';
 export {

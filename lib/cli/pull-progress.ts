@@ -44,6 +44,11 @@ function shortTotals(p: PullProgress): string {
   return `total ${percent(p.bytes, p.totalBytes)} of ${formatBytes(p.totalBytes)}, ${rate}, ETA ${formatEta(p.etaSeconds)}`;
 }
 
+/** ` (+2 more)` when other files are downloading beside the one reported. */
+function others(p: PullProgress): string {
+  return p.filesActive > 1 ? ` (+${p.filesActive - 1} more)` : '';
+}
+
 /** A renderer: call it with each report; `end()` after the last. @internal */
 export interface ProgressView {
   update(p: PullProgress): void;
@@ -77,9 +82,13 @@ export function ttyView(write: (s: string) => void, columns: () => number): Prog
         case 'resolve':
           draw(`resolving ${p.repoId}…`);
           return;
+        case 'wait':
+          clear();
+          write(`waiting: another process is downloading ${p.file}\n`);
+          return;
         case 'start':
         case 'bytes':
-          draw(`${counter} ${p.file} ${percent(p.fileBytes, p.fileSize)} of ${formatBytes(p.fileSize)} | ${shortTotals(p)}`);
+          draw(`${counter} ${p.file} ${percent(p.fileBytes, p.fileSize)} of ${formatBytes(p.fileSize)}${others(p)} | ${shortTotals(p)}`);
           return;
         case 'verify':
           draw(`${counter} ${p.file} verifying… | ${shortTotals(p)}`);
@@ -99,7 +108,8 @@ export function ttyView(write: (s: string) => void, columns: () => number): Prog
 
 /** The plain-line view for logs and pipes. @internal */
 export function plainView(write: (s: string) => void): ProgressView {
-  let nextTenth = 1;
+  // Per file: files download several at once, their reports interleaved.
+  const nextTenths = new Map<string, number>();
   return {
     update(p) {
       const counter = `[${Math.min(p.filesDone + 1, p.fileCount)}/${p.fileCount}]`;
@@ -107,24 +117,30 @@ export function plainView(write: (s: string) => void): ProgressView {
         case 'resolve':
           write(`resolving ${p.repoId}\n`);
           return;
+        case 'wait':
+          write(`waiting: another process is downloading ${p.file}\n`);
+          return;
         case 'start':
-          nextTenth = Math.floor((10 * p.fileBytes) / Math.max(1, p.fileSize)) + 1;
+          nextTenths.set(p.file ?? '', Math.floor((10 * p.fileBytes) / Math.max(1, p.fileSize)) + 1);
           write(
             p.fileBytes > 0
               ? `${counter} resuming ${p.file} at ${formatBytes(p.fileBytes)} of ${formatBytes(p.fileSize)}\n`
               : `${counter} downloading ${p.file} (${formatBytes(p.fileSize)})\n`,
           );
           return;
-        case 'bytes':
+        case 'bytes': {
           // Large files only (small ones finish before a line would help).
+          const nextTenth = nextTenths.get(p.file ?? '') ?? 1;
           if (p.fileSize >= 16 * 2 ** 20 && p.fileBytes * 10 >= nextTenth * p.fileSize && p.fileBytes < p.fileSize) {
-            nextTenth = Math.floor((10 * p.fileBytes) / p.fileSize) + 1;
+            nextTenths.set(p.file ?? '', Math.floor((10 * p.fileBytes) / p.fileSize) + 1);
             write(`${counter} ${p.file} ${percent(p.fileBytes, p.fileSize)} | ${totals(p)}\n`);
           }
           return;
+        }
         case 'verify':
           return;
         case 'file':
+          nextTenths.delete(p.file ?? '');
           write(`${p.fromCache ? 'cached' : 'fetched'} ${p.file} (${formatBytes(p.fileSize)})\n`);
           return;
         case 'done':

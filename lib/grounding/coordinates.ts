@@ -1,5 +1,6 @@
 /**
- * From the coordinates a reply writes to pixels of the original image.
+ * From the coordinates a reply writes to pixels of the original image (or of a video's original
+ * frames: the same mapping with the frame sizes, the processor having resized every frame alike).
  *
  * - `'relative-1000'` (Qwen2-VL, Qwen3-VL): a 0–1000 grid over the whole image, whatever size the
  *   processor gave it: x · width / 1000. 1000, not 999: Qwen3-VL's 2d_grounding cookbook divides by
@@ -15,26 +16,27 @@
  * @module
  */
 import type { GroundingCoordinates } from '../families/family.js';
-import type { GroundingImage, GroundingItem, RawGrounding } from './types.js';
+import type { GroundingImage, GroundingItem, GroundingVideo, RawGrounding } from './types.js';
 
 /** Past the image by more than this many (original) pixels is worth a warning when clamped. */
 const SLACK = 0.5;
 
 /** The width and height the reply's coordinates span. */
-function span(coordinates: GroundingCoordinates, img: GroundingImage): [number, number] {
+function span(coordinates: GroundingCoordinates, img: GroundingImage | GroundingVideo): [number, number] {
   return coordinates === 'relative-1000' ? [1000, 1000] : [img.resizedWidth!, img.resizedHeight!];
 }
 
 /**
- * One raw box/point on image `index` in original pixels, or undefined (with a warning) when
- * nothing of it is left on the image.
+ * One raw box/point on image (or video) `index` in original pixels, or undefined (with a warning)
+ * when nothing of it is left on the image.
  */
 export function toOriginalPixels(
   raw: RawGrounding,
   index: number,
-  img: GroundingImage,
+  img: GroundingImage | GroundingVideo,
   coordinates: GroundingCoordinates,
   warnings: string[],
+  media: 'image' | 'video' = 'image',
 ): GroundingItem | undefined {
   const [dx, dy] = span(coordinates, img);
   const W = img.originalWidth, H = img.originalHeight;
@@ -52,15 +54,17 @@ export function toOriginalPixels(
     const x1 = clamp(sx(Math.min(a, c)), W), x2 = clamp(sx(Math.max(a, c)), W);
     const y1 = clamp(sy(Math.min(b, d)), H), y2 = clamp(sy(Math.max(b, d)), H);
     if (x2 > x1 && y2 > y1) box = [x1, y1, x2, y2];
-    else warnings.push(`offset ${raw.offset}: box [${raw.box.join(', ')}] has no area on image ${index}; left out`);
+    else warnings.push(`offset ${raw.offset}: box [${raw.box.join(', ')}] has no area on ${media} ${index}; left out`);
   }
   const point: [number, number] | undefined = raw.point ? [clamp(sx(raw.point[0]), W), clamp(sy(raw.point[1]), H)] : undefined;
-  if (clamped) warnings.push(`offset ${raw.offset}: coordinates past the edge of image ${index} were clamped to it`);
+  if (clamped) warnings.push(`offset ${raw.offset}: coordinates past the edge of ${media} ${index} were clamped to it`);
   if (!box && !point) return undefined;
   return {
     ...(raw.label !== undefined ? { label: raw.label } : {}),
     ...(box ? { box } : {}),
     ...(point ? { point } : {}),
-    image: index,
+    ...(media === 'image' ? { image: index } : { video: index }),
+    ...(raw.time !== undefined ? { time: raw.time } : {}),
+    ...(raw.frame !== undefined ? { frame: raw.frame } : {}),
   };
 }

@@ -15,6 +15,11 @@ export const GROUNDING_COLORS: readonly string[] = ['#ff0000', '#00c800', '#0064
 export interface DrawGroundingOptions extends DecodeOptions {
   /** Which image of the request this is: only items with this `image` are drawn. Default 0. */
   image?: number;
+  /**
+   * Instead of `image`: the picture is a frame of this video of the request, and the items on that
+   * video are drawn (pick the items of one `time` first to draw one moment).
+   */
+  video?: number;
 }
 
 function escapeXml(s: string): string {
@@ -29,9 +34,12 @@ function escapeXml(s: string): string {
 export async function drawGrounding(image: ImageInput, items: readonly GroundingItem[], options: DrawGroundingOptions = {}): Promise<Buffer> {
   return publicCallAsync('drawGrounding', arguments, async () => {
     const list = checkArray('drawGrounding: items', items, 'an array of grounding items').map(readItem);
-    const { image: index = 0, ...decode } = readOptions('drawGrounding: options', options, ['image', 'maxInputPixels', 'autoOrient', 'alpha', 'media']) as DrawGroundingOptions;
-    if (!Number.isInteger(index) || index < 0) throw expected('drawGrounding: options.image', 'an image index (an integer >= 0)', index);
-    return overlay(await decodeImageImpl(image, decode), list, index);
+    const { image: imageIndex, video: videoIndex, ...decode } = readOptions('drawGrounding: options', options, ['image', 'video', 'maxInputPixels', 'autoOrient', 'alpha', 'media']) as DrawGroundingOptions;
+    if (imageIndex !== undefined && videoIndex !== undefined) throw expected('drawGrounding: options', 'either image or video, not both', options);
+    const media = videoIndex !== undefined ? 'video' : 'image';
+    const index = videoIndex ?? imageIndex ?? 0;
+    if (!Number.isInteger(index) || index < 0) throw expected(`drawGrounding: options.${media}`, `a${media === 'image' ? 'n image' : ' video'} index (an integer >= 0)`, index);
+    return overlay(await decodeImageImpl(image, decode), list, media, index);
   });
 }
 
@@ -41,8 +49,8 @@ export async function drawGrounding(image: ImageInput, items: readonly Grounding
  */
 function readItem(v: unknown, i: number): GroundingItem {
   const where = `drawGrounding: items[${i}]`;
-  if (v === null || typeof v !== 'object') throw expected(where, 'a grounding item ({ box | point, image, label? })', v);
-  const it = readOptions(where, v, ['box', 'point', 'image', 'label']);
+  if (v === null || typeof v !== 'object') throw expected(where, 'a grounding item ({ box | point, image | video, label? })', v);
+  const it = readOptions(where, v, ['box', 'point', 'image', 'video', 'time', 'frame', 'label']);
   const coords = (key: 'box' | 'point', n: number): number[] | undefined => {
     const c = it[key];
     if (c === undefined) return undefined;
@@ -51,23 +59,28 @@ function readItem(v: unknown, i: number): GroundingItem {
     return xs as number[];
   };
   const box = coords('box', 4), point = coords('point', 2);
-  if (!Number.isInteger(it.image) || (it.image as number) < 0) throw expected(`${where}.image`, 'an image index (an integer >= 0)', it.image);
+  const onVideo = it.video !== undefined;
+  if (onVideo && it.image !== undefined) throw expected(where, 'an item on an image or on a video, not both', v);
+  const index = onVideo ? it.video : it.image;
+  if (!Number.isInteger(index) || (index as number) < 0) {
+    throw expected(`${where}.${onVideo ? 'video' : 'image'}`, `a${onVideo ? ' video' : 'n image'} index (an integer >= 0)`, index);
+  }
   if (it.label !== undefined && typeof it.label !== 'string') throw expected(`${where}.label`, 'a string', it.label);
   return {
-    image: it.image as number,
+    ...(onVideo ? { video: index as number } : { image: index as number }),
     ...(box ? { box: box as [number, number, number, number] } : {}),
     ...(point ? { point: point as [number, number] } : {}),
     ...(it.label !== undefined ? { label: it.label as string } : {}),
   };
 }
 
-async function overlay(rgb: RgbImage, items: readonly GroundingItem[], index: number): Promise<Buffer> {
+async function overlay(rgb: RgbImage, items: readonly GroundingItem[], media: 'image' | 'video', index: number): Promise<Buffer> {
   const W = rgb.width, H = rgb.height;
   const stroke = Math.max(2, Math.round(Math.min(W, H) / 200));
   const font = Math.max(10, Math.round(Math.min(W, H) / 30));
   const shapes: string[] = [];
   items.forEach((it, i) => {
-    if (it.image !== index) return;
+    if ((media === 'image' ? it.image : it.video) !== index) return;
     const color = GROUNDING_COLORS[i % GROUNDING_COLORS.length];
     let at: [number, number] | undefined;
     if (it.box) {

@@ -4,4 +4,4 @@
  */
 export { parseGrounding, type ParseGroundingOptions } from './parse.js';
 export { drawGrounding, GROUNDING_COLORS, type DrawGroundingOptions } from './draw.js';
-export type { GroundingImage, GroundingItem, GroundingResult } from './types.js';
+export type { GroundingImage, GroundingItem, GroundingResult, GroundingVideo } from './types.js';

@@ -35,8 +35,13 @@ export class RepoCache {
     this.root = join(cacheDir, `models--${repoId.replace('/', '--')}`);
   }
 
-  /** Where the lock of a blob's download lives (huggingface_hub keeps its locks in `<cache>/.locks` too). */
+  /** The lock of a blob's download: huggingface_hub's own (`<cache>/.locks/models--org--name/<etag>.lock`). */
   lock(etag: string): string {
+    return join(dirname(this.root), '.locks', basename(this.root), `${etag}.lock`);
+  }
+
+  /** The pid lock file used instead where the file system has no flock. */
+  pidLock(etag: string): string {
     return join(dirname(this.root), '.locks', basename(this.root), `${etag}.qwenvl.lock`);
   }
 

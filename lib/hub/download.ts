@@ -2,7 +2,9 @@
  * One file into the cache: bytes appended to `blobs/<etag>.incomplete` (an HTTP Range request
  * resumes what an earlier, interrupted pull left there), hashed as they arrive, and renamed to
  * `blobs/<etag>` only when size and checksum match: sha256 for LFS files (their etag is the
- * sha256), the git blob id (sha1 of `blob <size>\0` + contents) for small files.
+ * sha256), the git blob id (sha1 of `blob <size>\0` + contents) for small files. A connection
+ * that sends nothing for `stallMs` (huggingface_hub's HF_HUB_DOWNLOAD_TIMEOUT) is dropped and
+ * retried like a broken one.
  * @internal
  * @module
  */
@@ -12,6 +14,7 @@ import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { QwenVLError } from '../errors.js';
 import { authHeaders, requestFailed, statusError } from './http.js';
+import { hubFetch } from './proxy.js';
 import type { ProgressTracker } from './progress.js';
 
 /** What is known of the file before its bytes are fetched. */
@@ -83,6 +86,32 @@ function pause(ms: number, signal: AbortSignal | undefined, what: string): Promi
   });
 }
 
+/**
+ * The chunks of `body`, ending with an error as soon as `signal` aborts even if the stream never
+ * settles: after an abort, a pending read of fetch's body can stay pending for good.
+ */
+export async function* chunksOf(body: ReadableStream<Uint8Array>, signal: AbortSignal): AsyncGenerator<Uint8Array> {
+  const reader = body.getReader();
+  let onAbort!: () => void;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(new DOMException('the download was stopped', 'AbortError'));
+  });
+  aborted.catch(() => undefined);
+  if (signal.aborted) onAbort();
+  else signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    for (;;) {
+      const r = await Promise.race([reader.read(), aborted]);
+      if (r.done) return;
+      yield r.value;
+    }
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    // Not awaited: on a stuck stream it may never settle.
+    reader.cancel().catch(() => undefined);
+  }
+}
+
 /** One GET of the bytes from `have` on, appended to `partial`; returns the new length. */
 async function fetchRest(
   t: BlobTarget,
@@ -92,55 +121,71 @@ async function fetchRest(
   progress: ProgressTracker,
   signal: AbortSignal | undefined,
   what: string,
+  stallMs: number,
 ): Promise<number> {
   const headers: Record<string, string> = { 'accept-encoding': 'identity', ...(t.sendToken ? authHeaders(token) : {}) };
   if (have > 0) headers.range = `bytes=${have}-`;
-  let res: Response;
+  // Restarted by every chunk: fires only when the connection sends nothing for stallMs.
+  const stall = new AbortController();
+  const timer = setTimeout(() => stall.abort(), stallMs);
+  const both = signal ? AbortSignal.any([signal, stall.signal]) : stall.signal;
+  const stalled = (e: unknown): QwenVLError | undefined =>
+    stall.signal.aborted && !signal?.aborted
+      ? retryable(new QwenVLError('E_NETWORK', `${what}: no data for ${stallMs / 1000} s after ${have} of ${t.size} bytes (HF_HUB_DOWNLOAD_TIMEOUT); pull again to resume`, { cause: e }))
+      : undefined;
   try {
-    res = await fetch(t.url, { headers, ...(signal ? { signal } : {}) });
-  } catch (e) {
-    const err = requestFailed(e, what, signal);
-    throw err.code === 'E_NETWORK' ? retryable(err) : err;
-  }
-  if (!res.ok) {
-    await res.body?.cancel().catch(() => undefined);
-    const err = statusError(res, what, token !== undefined && t.sendToken);
-    if (res.status === 416 && have > 0) throw new RangeRefused(err);
-    throw res.status >= 500 || res.status === 429 || res.status === 408 ? retryable(err) : err;
-  }
-  if (have > 0 && res.status !== 206) {
-    // The range was ignored (200, whole file): drop the partial bytes and take it all.
-    progress.bytes -= have;
-    have = 0;
-  } else if (have > 0) {
-    const range = res.headers.get('content-range');
-    if (range === null || !range.startsWith(`bytes ${have}-`)) {
+    let res: Response;
+    try {
+      res = await hubFetch(t.url, { headers, signal: both });
+    } catch (e) {
+      const err = stalled(e) ?? requestFailed(e, what, signal);
+      throw err.code === 'E_NETWORK' ? retryable(err) : err;
+    }
+    if (!res.ok) {
       await res.body?.cancel().catch(() => undefined);
-      throw new QwenVLError('E_NETWORK', `${what}: asked for bytes from ${have}, the server sent ${range ?? 'no Content-Range'}`);
+      const err = statusError(res, what, token !== undefined && t.sendToken);
+      if (res.status === 416 && have > 0) throw new RangeRefused(err);
+      throw res.status >= 500 || res.status === 429 || res.status === 408 ? retryable(err) : err;
     }
-  }
-  const fh = await open(partial, have === 0 ? 'w' : 'a');
-  try {
-    if (!res.body) throw new QwenVLError('E_NETWORK', `${what}: empty answer`);
-    for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
-      if (have + chunk.byteLength > t.size) {
-        await fh.close().catch(() => undefined);
-        await rm(partial, { force: true });
-        throw new QwenVLError('E_INTEGRITY', `${what}: the server sent more than the expected ${t.size} bytes; nothing was kept`);
+    if (have > 0 && res.status !== 206) {
+      // The range was ignored (200, whole file): drop the partial bytes and take it all.
+      progress.bytes -= have;
+      have = 0;
+    } else if (have > 0) {
+      const range = res.headers.get('content-range');
+      if (range === null || !range.startsWith(`bytes ${have}-`)) {
+        await res.body?.cancel().catch(() => undefined);
+        throw new QwenVLError('E_NETWORK', `${what}: asked for bytes from ${have}, the server sent ${range ?? 'no Content-Range'}`);
       }
-      await fh.write(chunk);
-      have += chunk.byteLength;
-      progress.transfer(chunk.byteLength);
-      progress.report('bytes', { path: t.path, bytes: have, size: t.size });
     }
-  } catch (e) {
-    if (e instanceof QwenVLError) throw e;
-    const err = requestFailed(e, what, signal);
-    if (err.code === 'E_ABORTED') throw err;
-    const detail = err.message.slice(what.length + 2);
-    throw retryable(new QwenVLError('E_NETWORK', `${what}: connection lost after ${have} of ${t.size} bytes (${detail}); pull again to resume`, { cause: e }));
+    const fh = await open(partial, have === 0 ? 'w' : 'a');
+    try {
+      if (!res.body) throw new QwenVLError('E_NETWORK', `${what}: empty answer`);
+      for await (const chunk of chunksOf(res.body as ReadableStream<Uint8Array>, both)) {
+        timer.refresh();
+        if (have + chunk.byteLength > t.size) {
+          await fh.close().catch(() => undefined);
+          await rm(partial, { force: true });
+          throw new QwenVLError('E_INTEGRITY', `${what}: the server sent more than the expected ${t.size} bytes; nothing was kept`);
+        }
+        await fh.write(chunk);
+        have += chunk.byteLength;
+        progress.transfer(chunk.byteLength);
+        progress.report('bytes', { path: t.path, bytes: have, size: t.size });
+      }
+    } catch (e) {
+      if (e instanceof QwenVLError) throw e;
+      const stuck = stalled(e);
+      if (stuck) throw stuck;
+      const err = requestFailed(e, what, signal);
+      if (err.code === 'E_ABORTED') throw err;
+      const detail = err.message.slice(what.length + 2);
+      throw retryable(new QwenVLError('E_NETWORK', `${what}: connection lost after ${have} of ${t.size} bytes (${detail}); pull again to resume`, { cause: e }));
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
   } finally {
-    await fh.close().catch(() => undefined);
+    clearTimeout(timer);
   }
   if (have < t.size) throw retryable(new QwenVLError('E_NETWORK', `${what}: the answer ended after ${have} of ${t.size} bytes; pull again to resume`));
   return have;
@@ -157,6 +202,7 @@ export async function downloadBlob(
   progress: ProgressTracker,
   signal: AbortSignal | undefined,
   retries: number,
+  stallMs: number,
 ): Promise<void> {
   const partial = `${blobPath}.incomplete`;
   await mkdir(dirname(blobPath), { recursive: true });
@@ -173,7 +219,7 @@ export async function downloadBlob(
   let restarted = false;
   for (let retry = 0; have < t.size; retry++) {
     try {
-      have = await fetchRest(t, partial, have, token, progress, signal, what);
+      have = await fetchRest(t, partial, have, token, progress, signal, what, stallMs);
     } catch (e) {
       if (e instanceof RangeRefused && !restarted) {
         // The server will not serve from there: start over once.

@@ -1,10 +1,12 @@
 /**
- * Requests to the Hub with Node's own fetch: the token header, HTTP statuses as typed errors,
- * and the Hub's metadata headers read the way huggingface_hub reads them.
+ * Requests to the Hub (through hubFetch, which honours HTTPS_PROXY / NO_PROXY): the token header,
+ * HTTP statuses as typed errors, and the Hub's metadata headers read the way huggingface_hub reads
+ * them.
  * @internal
  * @module
  */
 import { QwenVLError } from '../errors.js';
+import { hubFetch } from './proxy.js';
 
 /** What a HEAD on `resolve/<revision>/<file>` says about the file. */
 export interface FileMeta {
@@ -79,7 +81,7 @@ export async function headFile(url: string, token: string | undefined, what: str
   for (let hops = 0; ; hops++) {
     let res: Response;
     try {
-      res = await fetch(current, { method: 'HEAD', redirect: 'manual', headers: { ...authHeaders(token), 'accept-encoding': 'identity' }, signal: metadataSignal(signal) });
+      res = await hubFetch(current, { method: 'HEAD', redirect: 'manual', headers: { ...authHeaders(token), 'accept-encoding': 'identity' }, signal: metadataSignal(signal) });
     } catch (e) {
       throw requestFailed(e, what, signal);
     }
@@ -113,7 +115,7 @@ function meta(res: Response, location: string): FileMeta {
 export async function getJson(url: string, token: string | undefined, what: string, signal?: AbortSignal): Promise<unknown> {
   let res: Response;
   try {
-    res = await fetch(url, { headers: { ...authHeaders(token), accept: 'application/json' }, signal: metadataSignal(signal) });
+    res = await hubFetch(url, { headers: { ...authHeaders(token), accept: 'application/json' }, signal: metadataSignal(signal) });
   } catch (e) {
     throw requestFailed(e, what, signal);
   }

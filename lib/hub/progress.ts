@@ -9,17 +9,20 @@ import { guard } from '../validate.js';
 export interface PullProgress {
   /**
    * - `'resolve'`: asking the Hub which commit the revision is and which files it has;
+   * - `'wait'`: another process (another pull, or Python's huggingface_hub) is downloading `file`;
+   *   this pull waits for it to finish and then uses its result;
    * - `'start'`: a file begins downloading (`fileBytes` > 0 when a partial download is resumed);
-   * - `'bytes'`: bytes of `file` arrived (at most about ten reports a second);
+   * - `'bytes'`: bytes of `file` arrived (at most about ten reports a second per file; with several
+   *   files downloading at once, reports of different files interleave);
    * - `'verify'`: `file` is complete and being checked against its sha256 / git blob id;
    * - `'file'`: `file` is in the snapshot (`fromCache` when no byte had to be fetched);
    * - `'done'`: every file is.
    */
-  event: 'resolve' | 'start' | 'bytes' | 'verify' | 'file' | 'done';
+  event: 'resolve' | 'wait' | 'start' | 'bytes' | 'verify' | 'file' | 'done';
   repoId: string;
   /** The commit being fetched, once known. */
   commit?: string;
-  /** The file this report is about (a path in the repository), for start / bytes / verify / file. */
+  /** The file this report is about (a path in the repository), for wait / start / bytes / verify / file. */
   file?: string;
   /** Bytes of `file` present so far, and its size. */
   fileBytes: number;
@@ -27,6 +30,8 @@ export interface PullProgress {
   /** Files finished so far and the number of files to fetch (0 until the file list is known). */
   filesDone: number;
   fileCount: number;
+  /** Files whose bytes are being fetched right now (up to the pull's `concurrency`). */
+  filesActive: number;
   /** Bytes present so far over all files (cached and resumed bytes included), and their total. */
   bytes: number;
   totalBytes: number;
@@ -46,7 +51,8 @@ export class ProgressTracker {
   private samples: { t: number; n: number }[] = [];
   /** Bytes that came over the network. */
   transferred = 0;
-  private lastBytesReport = 0;
+  /** When each downloading file last had a byte report; its keys are the files being fetched. */
+  private lastBytesReport = new Map<string, number>();
   commit: string | undefined;
   bytes = 0;
   totalBytes = 0;
@@ -77,10 +83,12 @@ export class ProgressTracker {
 
   report(event: PullProgress['event'], file?: { path: string; bytes: number; size: number; fromCache?: boolean }): void {
     if (!this.callback) return;
-    if (event === 'bytes') {
+    if (file && event === 'start') this.lastBytesReport.set(file.path, -Infinity);
+    if (file && event === 'file') this.lastBytesReport.delete(file.path);
+    if (file && event === 'bytes') {
       const t = this.now();
-      if (t - this.lastBytesReport < BYTES_EVERY_MS && file && file.bytes < file.size) return;
-      this.lastBytesReport = t;
+      if (t - (this.lastBytesReport.get(file.path) ?? -Infinity) < BYTES_EVERY_MS && file.bytes < file.size) return;
+      this.lastBytesReport.set(file.path, t);
     }
     const rate = this.rate();
     const left = Math.max(0, this.totalBytes - this.bytes);
@@ -93,6 +101,7 @@ export class ProgressTracker {
       fileSize: file?.size ?? 0,
       filesDone: this.filesDone,
       fileCount: this.fileCount,
+      filesActive: this.lastBytesReport.size,
       bytes: this.bytes,
       totalBytes: this.totalBytes,
       bytesPerSecond: rate,

@@ -10,6 +10,7 @@ import { checkableEtag, downloadBlob } from './download.js';
 import { MODEL_FILES, REQUIRED_FILES, SINGLE_WEIGHTS, WEIGHTS_INDEX, selectFiles, shardsOf } from './files.js';
 import { getJson, headFile } from './http.js';
 import { withLock } from './lock.js';
+import { eachBounded } from './parallel.js';
 import { publicCallAsync } from '../validate.js';
 import { ProgressTracker } from './progress.js';
 import { hubSettings, type HubOptions, type HubSettings } from './settings.js';
@@ -109,14 +110,15 @@ async function ensureFile(cache: RepoCache, commit: string, sib: Sibling, s: Hub
     throw new QwenVLError('E_NETWORK', `${label}: the file list says ${sib.etag}/${sib.size} bytes, the file ${etag}/${size} bytes`);
   }
   if (sib.size === undefined) progress.totalBytes += size;
-  await withLock(cache.lock(etag), s.signal, async () => {
+  const wait = { signal: s.signal, timeoutMs: s.lockTimeoutMs, onWait: () => progress.report('wait', { path: sib.path, bytes: 0, size }) };
+  await withLock(cache.lock(etag), cache.pidLock(etag), wait, async () => {
     // Checked again under the lock: another pull may have fetched it meanwhile.
     if (await cache.hasBlob(etag, size)) {
       progress.bytes += size;
       return;
     }
     const sameHost = new URL(meta.location).host === new URL(s.endpoint).host;
-    await downloadBlob({ path: sib.path, etag, size, url: meta.location, sendToken: sameHost }, cache.blob(etag), s.token, progress, s.signal, s.retries);
+    await downloadBlob({ path: sib.path, etag, size, url: meta.location, sendToken: sameHost }, cache.blob(etag), s.token, progress, s.signal, s.retries, s.downloadTimeoutMs);
   });
   await cache.link(commit, sib.path, etag);
   progress.filesDone++;
@@ -128,7 +130,8 @@ async function ensureFile(cache: RepoCache, commit: string, sib: Sibling, s: Hub
  * `huggingface_hub` uses (`HF_HUB_CACHE` / `$HF_HOME/hub`), reusing whatever is there, and returns
  * the snapshot folder. Only the files a model needs are fetched: config.json, the safetensors
  * weights (only the shards the index lists), the tokenizer, processor and generation configs and
- * the chat template. Interrupted downloads resume; every file is verified before it is used.
+ * the chat template, several at once (`concurrency`). Interrupted downloads resume; every file is
+ * verified before it is used.
  *
  * @param repoId `org/name`, e.g. `Qwen/Qwen2.5-VL-3B-Instruct`.
  * @throws QwenVLError E_INPUT for a bad id or option; E_NOT_FOUND for a repository, revision or file
@@ -190,7 +193,7 @@ async function pull(repoId: string, s: HubSettings): Promise<PulledModel> {
   const rest = files.filter((f) => f !== WEIGHTS_INDEX).map(sib);
   progress.fileCount = rest.length + (index ? 1 : 0);
   progress.totalBytes += rest.reduce((n, f) => n + (f.size ?? 0), 0);
-  for (const f of rest) await ensureFile(cache, commit, f, s, progress);
+  await eachBounded(rest, s.concurrency, s.signal, (f, signal) => ensureFile(cache, commit, f, { ...s, signal }, progress));
   progress.report('done');
   return { repoId, revision: s.revision, commit, dir: cache.snapshotDir(commit), files, downloadedBytes: progress.transferred, online: true };
 }

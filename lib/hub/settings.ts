@@ -37,6 +37,22 @@ export interface HubOptions {
    * leaves the partial file for the next pull to resume.
    */
   retries?: number;
+  /**
+   * How many files download at once (default 8, as huggingface_hub's `snapshot_download`; 1 to 64).
+   * Progress reports come for each file as its bytes arrive, with totals over all of them.
+   */
+  concurrency?: number;
+  /**
+   * How long to wait, in milliseconds, while another process (another pull, or Python's
+   * huggingface_hub, whose file lock is shared) downloads a file this pull needs, before giving up
+   * with E_BUSY (default: as long as it takes; `signal` still aborts the wait).
+   */
+  lockTimeoutMs?: number;
+  /**
+   * A download connection that sends nothing for this many milliseconds is dropped and retried,
+   * resuming (default `HF_HUB_DOWNLOAD_TIMEOUT` seconds, as huggingface_hub reads it, else 10 s).
+   */
+  downloadTimeoutMs?: number;
   /** Called as files are checked and downloaded (see {@link PullProgress}). */
   onProgress?: (p: PullProgress) => void;
   /** Aborting it stops the download (E_ABORTED); the partial file is kept for the next pull. */
@@ -52,11 +68,19 @@ export interface HubSettings {
   offline: boolean;
   preferCache: boolean;
   retries: number;
+  concurrency: number;
+  lockTimeoutMs: number | undefined;
+  downloadTimeoutMs: number;
   onProgress: ((p: PullProgress) => void) | undefined;
   signal: AbortSignal | undefined;
 }
 
-const KEYS = ['revision', 'cacheDir', 'endpoint', 'token', 'offline', 'preferCache', 'retries', 'onProgress', 'signal'] as const;
+/** Files downloading at once unless told: huggingface_hub's `snapshot_download` uses 8 workers. @internal */
+export const DEFAULT_CONCURRENCY = 8;
+/** @internal */
+export const MAX_CONCURRENCY = 64;
+
+const KEYS = ['revision', 'cacheDir', 'endpoint', 'token', 'offline', 'preferCache', 'retries', 'concurrency', 'lockTimeoutMs', 'downloadTimeoutMs', 'onProgress', 'signal'] as const;
 
 function truthy(v: string | undefined): boolean {
   return v !== undefined && ['1', 'on', 'yes', 'true'].includes(v.trim().toLowerCase());
@@ -64,6 +88,17 @@ function truthy(v: string | undefined): boolean {
 
 function nonEmpty(v: string | undefined): string | undefined {
   return v === undefined || v.trim() === '' ? undefined : v;
+}
+
+/** huggingface_hub's default HF_HUB_DOWNLOAD_TIMEOUT: 10 s. */
+const DEFAULT_DOWNLOAD_TIMEOUT_MS = 10_000;
+
+/** A positive number of seconds from the environment, in ms; undefined when unset or not one. */
+function envSeconds(v: string | undefined): number | undefined {
+  const s = nonEmpty(v)?.trim();
+  if (s === undefined || !/^\d+(\.\d+)?$/.test(s)) return undefined;
+  const ms = Math.round(Number(s) * 1000);
+  return ms >= 1 && ms <= 2 ** 31 - 1 ? ms : undefined;
 }
 
 /** `HF_HOME`, else `$XDG_CACHE_HOME/huggingface`, else `~/.cache/huggingface`. @internal */
@@ -98,6 +133,9 @@ export function hubSettings(options: unknown, what: string, env: NodeJS.ProcessE
     if (o[k] !== undefined && typeof o[k] !== 'boolean') throw expected(w(k), 'a boolean', o[k]);
   }
   optInteger(w('retries'), o.retries, 0, 100);
+  optInteger(w('concurrency'), o.concurrency, 1, MAX_CONCURRENCY);
+  optInteger(w('lockTimeoutMs'), o.lockTimeoutMs, 0);
+  optInteger(w('downloadTimeoutMs'), o.downloadTimeoutMs, 1, 2 ** 31 - 1);
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw expected(w('onProgress'), 'a function', o.onProgress);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw expected(w('signal'), 'an AbortSignal', o.signal);
   const revision = o.revision ?? 'main';
@@ -120,6 +158,9 @@ export function hubSettings(options: unknown, what: string, env: NodeJS.ProcessE
     offline: o.offline ?? truthy(env.HF_HUB_OFFLINE),
     preferCache: o.preferCache ?? false,
     retries: o.retries ?? 3,
+    concurrency: o.concurrency ?? DEFAULT_CONCURRENCY,
+    lockTimeoutMs: o.lockTimeoutMs,
+    downloadTimeoutMs: o.downloadTimeoutMs ?? envSeconds(env.HF_HUB_DOWNLOAD_TIMEOUT) ?? DEFAULT_DOWNLOAD_TIMEOUT_MS,
     onProgress: o.onProgress,
     signal: o.signal,
   };

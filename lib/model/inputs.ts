@@ -47,6 +47,10 @@ export interface PreparedInputs {
   videoPatchDim: number;
   /** (t, h, w) per video, in placeholder order. */
   videoGridThw: [number, number, number][];
+  /** Original and resized frame size per video, in placeholder order (grounding maps boxes on a video with them). */
+  videoSizes: ImageSize[];
+  /** The batch row (conversation) of each video, in placeholder order. */
+  videoRows: number[];
   /** Qwen2.5-VL: seconds per temporal grid step of each video. */
   secondPerGridTs: number[];
   /** [3][batchSize × seqLength]: temporal, height and width positions. */
@@ -337,6 +341,8 @@ export async function prepareInputs(
     pixelValuesVideos: videos.length > 0 ? concatFloat(videos.map((v) => v.pixelValues)) : null,
     videoPatchDim: videos[0]?.shape[1] ?? 0,
     videoGridThw,
+    videoSizes: videos.map((v) => ({ originalWidth: v.originalSize[1], originalHeight: v.originalSize[0], resizedWidth: v.size[1], resizedHeight: v.size[0] })),
+    videoRows: collected.flatMap((c, b) => c.videos.map(() => b)),
     secondPerGridTs,
     positionIds,
     ropeDeltas: rope.ropeDeltas,

@@ -306,6 +306,10 @@ export interface NativeBinding {
   benchRead(c: { bytes: number; iters: number }): Promise<number>;
   /** Bytes an [N, K] weight takes in a weight format, scales and zero points included. */
   weightBytes(format: string, N: number, K: number): number;
+  /** One non-blocking flock(LOCK_EX) of `path` (created if absent): a descriptor, or null when another holds it. */
+  fileLockTry(path: string): number | null;
+  /** Releases (unlocks and closes) a descriptor fileLockTry returned. */
+  fileLockRelease(fd: number): void;
   /** Maps a whole file copy-on-write (native/napi/safetensors.cpp). */
   mapFile(path: string): { handle: NativeMappedFile; size: number };
   /** Drops the handle's reference; views already made stay valid. Idempotent. */

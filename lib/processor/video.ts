@@ -133,6 +133,12 @@ export interface ProcessedVideo {
   /** Resized frame size in pixels, [height, width]. */
   size: [number, number];
   /**
+   * The source's frame size in pixels, [height, width], before any resizing: the frames as decoded
+   * (a file's stored frames, rotation metadata not applied; a frame list's first frame). Grounding
+   * maps boxes on the video to these pixels.
+   */
+  originalSize: [number, number];
+  /**
    * Qwen2.5-VL's `second_per_grid_ts` entry: temporalPatchSize / fps, with the fps the processor
    * is given (qwen-vl-utils: the sample fps; processor alone: the frame list's or the requested fps).
    */
@@ -223,7 +229,7 @@ async function finish(
   size: [number, number],
   config: VideoProcessorConfig,
   flavor: ProcessorFlavor,
-  meta: { fps: number; videoFps: number; frameIndices: number[]; processorFps: number },
+  meta: { fps: number; videoFps: number; frameIndices: number[]; processorFps: number; originalSize: [number, number] },
 ): Promise<ProcessedVideo> {
   const [h, w] = size;
   const p = await patchifyFramesImpl(frames, w, h, config, flavor);
@@ -235,6 +241,7 @@ async function finish(
     videoFps: meta.videoFps,
     frameIndices: meta.frameIndices,
     size,
+    originalSize: meta.originalSize,
     secondPerGridT: config.temporalPatchSize / meta.processorFps,
     timestamps: qwen3VideoTimestampsImpl(meta.frameIndices, meta.videoFps, config.temporalPatchSize),
   };
@@ -268,6 +275,7 @@ async function processFrameList(
   const n = list.length;
   const out: Uint8Array[] = [];
   let first: { width: number; height: number } | undefined;
+  let original: [number, number] = [0, 0];
   let steps: { size: [number, number]; flavor: ProcessorFlavor }[] = [];
   let size: [number, number] = [0, 0];
   const pending: Promise<RgbImage>[] = [];
@@ -283,6 +291,7 @@ async function processFrameList(
       pending.push(p);
     }
     let frame = await (pending.shift() as Promise<RgbImage>);
+    if (i === 0) original = [frame.height, frame.width];
     if (pipeline === 'qwen-vl-utils') {
       // fetch_image sizes every frame on its own (PIL); the stacked frames must then agree.
       const own = qwenVlUtilsFrameSize(frame.height, frame.width, config.patchSize, options);
@@ -316,7 +325,7 @@ async function processFrameList(
     while (out.length % FRAME_FACTOR !== 0) out.push(out[out.length - 1]);
     frameIndices = out.map((_, i) => i);
   }
-  return finish(out, size, config, flavor, { fps, videoFps: fps, frameIndices, processorFps: fps });
+  return finish(out, size, config, flavor, { fps, videoFps: fps, frameIndices, processorFps: fps, originalSize: original });
 }
 
 /** A video file's path, admitted by the media policy (the shared rules of media-source.ts). */
@@ -475,6 +484,7 @@ async function processVideoFile(
     videoFps: probe.fps,
     frameIndices,
     processorFps: plan.processorFps,
+    originalSize: [probe.height, probe.width],
   });
 }
 

@@ -14,6 +14,7 @@ void register_tensor_ops(Napi::Env env, Napi::Object exports);
 void register_image(Napi::Env env, Napi::Object exports);
 void register_model(Napi::Env env, Napi::Object exports);
 void register_sampling(Napi::Env env, Napi::Object exports);
+void register_file_lock(Napi::Env env, Napi::Object exports);
 
 // {doSample, temperature, topK, topP, minP, repetitionPenalty} (napi/sampling.cpp); the values
 // are checked where they are used (ops::check_sampling).

@@ -8,6 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 
 /** One request either server saw. */
@@ -57,23 +58,46 @@ export class FakeHub {
   readonly seen: SeenRequest[] = [];
   /** One-shot: the next GET of this blob (by etag) is cut after this many body bytes. */
   readonly cutAfter = new Map<string, number>();
+  /** One-shot: the next GET of this blob (by etag) sends this many body bytes, then nothing, keeping the connection open. */
+  readonly stallAfter = new Map<string, number>();
   /** Files (by etag) whose body is sent with one byte changed (headers unchanged). */
   readonly corrupt = new Set<string>();
   /** Renamed repositories: old id -> new id (answered with a relative 307, as the Hub does). */
   readonly renamed = new Map<string, string>();
   /** Delay between 64 KiB chunks of CDN bodies (to let rates be measured). */
   chunkDelayMs = 0;
+  /** File bodies (GETs of resolve/ and the CDN) being sent now, and the most sent at once. */
+  inFlight = 0;
+  maxInFlight = 0;
+  /**
+   * When > 0, CDN bodies wait to be sent until this many of them are in flight at once (or 3 s
+   * passed): a client that downloads in parallel is then seen to, however slow the machine.
+   */
+  get overlapGate(): number {
+    return this.gate;
+  }
+  set overlapGate(n: number) {
+    this.gate = n;
+    this.gateOpen = false;
+  }
+  private gate = 0;
+  private cdnInFlight = 0;
+  private gateOpen = false;
+  private gateWaiters: (() => void)[] = [];
   private hub!: Server;
   private cdn!: Server;
   endpoint = '';
   private cdnBase = '';
 
-  async start(): Promise<this> {
-    this.hub = createServer((req, res) => void this.onHub(req, res));
-    this.cdn = createServer((req, res) => void this.onCdn(req, res));
+  /** Listens on loopback; with `tls` (a key and certificate for 127.0.0.1) both servers speak https. */
+  async start(tls?: { key: string; cert: string }): Promise<this> {
+    const make = (fn: (req: IncomingMessage, res: ServerResponse) => void): Server => (tls ? createTlsServer(tls, fn) : createServer(fn));
+    this.hub = make((req, res) => void this.onHub(req, res));
+    this.cdn = make((req, res) => void this.onCdn(req, res));
     for (const s of [this.hub, this.cdn]) await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-    this.endpoint = `http://127.0.0.1:${(this.hub.address() as AddressInfo).port}`;
-    this.cdnBase = `http://127.0.0.1:${(this.cdn.address() as AddressInfo).port}`;
+    const scheme = tls ? 'https' : 'http';
+    this.endpoint = `${scheme}://127.0.0.1:${(this.hub.address() as AddressInfo).port}`;
+    this.cdnBase = `${scheme}://127.0.0.1:${(this.cdn.address() as AddressInfo).port}`;
     return this;
   }
 
@@ -87,6 +111,39 @@ export class FakeHub {
   /** Requests seen since `from` (an index into `seen`), optionally of one server. */
   since(from: number, server?: 'hub' | 'cdn'): SeenRequest[] {
     return this.seen.slice(from).filter((r) => server === undefined || r.server === server);
+  }
+
+  /**
+   * Counts a file body in flight until its last byte is written (`done`, called just before
+   * `end`: the client cannot have it all, and start its next request, before that) or its
+   * connection closes; CDN bodies wait at the overlap gate.
+   */
+  private async body(res: ServerResponse, server: 'hub' | 'cdn'): Promise<() => void> {
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    if (server === 'cdn') this.cdnInFlight++;
+    let counted = true;
+    const done = () => {
+      if (!counted) return;
+      counted = false;
+      this.inFlight--;
+      if (server === 'cdn') this.cdnInFlight--;
+    };
+    res.once('close', done);
+    if (this.gate === 0 || server === 'hub' || this.gateOpen) return done;
+    if (this.cdnInFlight >= this.gate) {
+      this.gateOpen = true;
+      for (const w of this.gateWaiters.splice(0)) w();
+      return done;
+    }
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, 3000);
+      this.gateWaiters.push(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+    return done;
   }
 
   private record(server: 'hub' | 'cdn', req: IncomingMessage): void {
@@ -186,7 +243,12 @@ export class FakeHub {
         body[body.length >> 1] ^= 0xff;
       }
       res.writeHead(200, { 'x-repo-commit': repo.commit, etag: `"${f.etag}"`, 'content-length': String(data.length) });
-      res.end(req.method === 'HEAD' ? undefined : body);
+      if (req.method === 'HEAD') return void res.end();
+      const done = await this.body(res, 'hub');
+      // Paced like CDN bodies, so that small files can be seen downloading at once too.
+      if (this.chunkDelayMs > 0) await new Promise((r) => setTimeout(r, this.chunkDelayMs));
+      done();
+      res.end(body);
       return;
     }
     this.fail(res, 404, 'NotFound', 'no such endpoint');
@@ -221,13 +283,23 @@ export class FakeHub {
       res.writeHead(200, { 'content-length': String(body.length), etag: `"${etag}"`, 'accept-ranges': 'bytes' });
     }
     if (req.method === 'HEAD') return void res.end();
-    const cut = this.cutAfter.get(etag);
+    const done = await this.body(res, 'cdn');
+    const stall = this.stallAfter.get(etag);
+    if (stall !== undefined) this.stallAfter.delete(etag);
+    const cut = this.cutAfter.get(etag) ?? stall;
     if (cut !== undefined) this.cutAfter.delete(etag);
     const end = cut !== undefined ? Math.min(body.length, start + cut) : body.length;
     for (let at = start; at < end; at += 65536) {
       const chunk = body.subarray(at, Math.min(end, at + 65536));
-      if (!res.write(chunk)) await new Promise((r) => res.once('drain', r));
+      if (cut === undefined && at + 65536 >= end) done(); // the last bytes: see body()
+      if (!res.write(chunk)) await new Promise((r) => (res.once('drain', r), res.once('close', r)));
+      if (res.destroyed) return;
       if (this.chunkDelayMs > 0) await new Promise((r) => setTimeout(r, this.chunkDelayMs));
+    }
+    if (stall !== undefined) {
+      // Silence, the connection left open: only the client can end it.
+      await new Promise((r) => res.once('close', r));
+      return;
     }
     if (cut !== undefined) {
       // The connection dies mid-body: the client sees fewer bytes than Content-Length.
@@ -235,6 +307,7 @@ export class FakeHub {
       res.socket?.destroy();
       return;
     }
+    done();
     res.end();
   }
 }

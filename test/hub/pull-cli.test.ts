@@ -75,6 +75,20 @@ describe('qwenvl pull', () => {
     expect(hub.seen.length).toBe(before);
   });
 
+  it('pulls without the native addon, keeping qwenvl processes apart with pid lock files', async () => {
+    const own = mkdtempSync(join(tmpdir(), 'qwenvl-hub-noaddon-'));
+    try {
+      const env = { HF_ENDPOINT: hub.endpoint, HF_HUB_CACHE: own, HF_TOKEN: 'hf_cli', HF_HUB_OFFLINE: '', QWENVL_ADDON_PATH: '/nonexistent/qwenvl.node' };
+      const r = await runCli(['pull', REPO, '--quiet'], env);
+      expect(r.status, r.stderr).toBe(0);
+      expect(readdirSync(r.stdout.trim()).sort()).toEqual(readdirSync(CKPT).sort());
+      // No flock files were made (the addon takes those); the pid lock files are gone again.
+      expect(readdirSync(join(own, '.locks', `models--${REPO.replace('/', '--')}`))).toEqual([]);
+    } finally {
+      rmSync(own, { recursive: true, force: true });
+    }
+  });
+
   it('a missing revision is E_NOT_FOUND with status 1; a bad id is a usage error', async () => {
     const env = { HF_ENDPOINT: hub.endpoint, HF_HUB_CACHE: cache, HF_TOKEN: 'hf_cli', HF_HUB_OFFLINE: '' };
     const r = await runCli(['pull', REPO, '--revision', 'nope'], env);
@@ -83,13 +97,16 @@ describe('qwenvl pull', () => {
     const u = await runCli(['pull', 'not-an-id'], env);
     expect(u.status).toBe(2);
     expect(u.stderr).toMatch(/^qwenvl pull: 'not-an-id' is not a Hub model id ORG\/NAME$/m);
+    const c = await runCli(['pull', REPO, '--concurrency', '0'], env);
+    expect(c.status).toBe(2);
+    expect(c.stderr).toMatch(/--concurrency/);
   });
 });
 
 describe('pull progress views', () => {
   const base: PullProgress = {
     event: 'bytes', repoId: REPO, file: 'model.safetensors', fileBytes: 50 * 2 ** 20, fileSize: 100 * 2 ** 20,
-    filesDone: 2, fileCount: 5, bytes: 60 * 2 ** 20, totalBytes: 120 * 2 ** 20, bytesPerSecond: 10 * 2 ** 20, etaSeconds: 6,
+    filesDone: 2, fileCount: 5, filesActive: 1, bytes: 60 * 2 ** 20, totalBytes: 120 * 2 ** 20, bytesPerSecond: 10 * 2 ** 20, etaSeconds: 6,
   };
 
   it('formats sizes and times', () => {
@@ -127,5 +144,8 @@ describe('pull progress views', () => {
     const resumed: string[] = [];
     plainView((s) => void resumed.push(s)).update({ ...base, event: 'start' });
     expect(resumed[0]).toBe('[3/5] resuming model.safetensors at 50.0 MiB of 100.0 MiB\n');
+    const waited: string[] = [];
+    plainView((s) => void waited.push(s)).update({ ...base, event: 'wait' });
+    expect(waited).toEqual(['waiting: another process is downloading model.safetensors\n']);
   });
 });

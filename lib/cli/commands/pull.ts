@@ -1,4 +1,4 @@
-import { UsageError, stringValue } from '../args.js';
+import { UsageError, integerFlag, stringValue } from '../args.js';
 import type { Command } from '../command.js';
 
 const HELP = `usage: qwenvl pull ORG/NAME [--revision R] [options]
@@ -13,11 +13,14 @@ options:
   --revision R         branch, tag or commit (default: main)
   --cache-dir DIR      the Hub cache folder (default: see above)
   --offline            use the cache only (as HF_HUB_OFFLINE=1)
+  --concurrency N      files downloading at once (1 to 64; default 8)
   --quiet              no progress, only the folder
   -h, --help           show this help
 
 environment: HF_TOKEN (or the token file of 'hf auth login') for gated and private models,
-HF_ENDPOINT (a mirror), HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE.
+HF_ENDPOINT (a mirror), HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE, HF_HUB_DOWNLOAD_TIMEOUT (seconds
+of silence before a connection is dropped and resumed; default 10); HTTPS_PROXY, HTTP_PROXY,
+ALL_PROXY and NO_PROXY (lower case too) as Python's requests reads them.
 `;
 
 /** `qwenvl pull ORG/NAME [--revision R]`: fetches a model into the Hub cache and prints its snapshot folder. */
@@ -29,6 +32,7 @@ export const pullCommand: Command = {
     revision: { type: 'string' },
     'cache-dir': { type: 'string' },
     offline: { type: 'boolean' },
+    concurrency: { type: 'string' },
     quiet: { type: 'boolean' },
   },
   async run({ values, positionals, signal }) {
@@ -41,6 +45,9 @@ export const pullCommand: Command = {
     const cacheDir = stringValue(values, 'cache-dir');
     if (revision === '') throw new UsageError('--revision must not be empty');
     if (cacheDir === '') throw new UsageError('--cache-dir must not be empty');
+    const concurrencyText = stringValue(values, 'concurrency');
+    const { MAX_CONCURRENCY } = await import('../../hub/settings.js');
+    const concurrency = concurrencyText === undefined ? undefined : integerFlag('--concurrency', concurrencyText, 1, MAX_CONCURRENCY);
 
     const { pullModel } = await import('../../hub/pull.js');
     const { plainView, ttyView } = await import('../pull-progress.js');
@@ -56,6 +63,7 @@ export const pullCommand: Command = {
         ...(revision !== undefined ? { revision } : {}),
         ...(cacheDir !== undefined ? { cacheDir } : {}),
         ...(values.offline === true ? { offline: true } : {}),
+        ...(concurrency !== undefined ? { concurrency } : {}),
         ...(view ? { onProgress: (p) => view.update(p) } : {}),
         signal: AbortSignal.any([signal, interrupted.signal]),
       });
