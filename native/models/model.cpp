@@ -12,6 +12,9 @@ VlModel::VlModel(const ModelSpec& spec, const WeightNames& names, const std::vec
   if (plan.check_finite) weights_.check_finite(*default_pool());
   std::unique_ptr<WeightCache> cache;
   WeightPlan vision_plan = plan.vision, text_plan = plan.text;
+  const PlacementChoice placed = choose_placement(plan.placement, placement_probe());
+  text_plan.copy_stored = placed.copy_stored;
+  text_plan.pages = placed.pages;
   if (!plan.cache_path.empty() && (plan.text.quantize || plan.vision.quantize)) {
     cache = std::make_unique<WeightCache>(plan.cache_path, plan.cache_key);
     vision_plan.cache = text_plan.cache = cache.get();

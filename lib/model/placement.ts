@@ -1,0 +1,54 @@
+/**
+ * Where the language model's large weights live ({@link LoadOptions.placement}) and the read
+ * bandwidths measured to choose it.
+ * @module
+ */
+import type { LoadOptions } from './load.js';
+
+/**
+ * Where weights can live: `'mmap'` the checkpoint file's pages in the page cache, mapped as
+ * stored (nothing copied); `'owned'` memory the process owns in 4 KiB pages; `'huge'` owned
+ * memory in transparent huge pages (2 MiB).
+ */
+export type WeightPlacement = 'mmap' | 'owned' | 'huge';
+
+/** The values of {@link LoadOptions.placement}. */
+export const PLACEMENT_CHOICES = ['auto', 'mmap', 'owned', 'huge'] as const;
+
+/**
+ * The placement probe: once per process, at the first {@link loadModel}, the compute threads read
+ * a buffer of each placement with decode's access pattern (each thread streaming its own
+ * contiguous share, the buffer flushed from the caches first), in alternating rounds.
+ */
+export interface PlacementProbe {
+  /** The best round of each placement, GB/s; `huge` is absent where transparent huge pages are off. */
+  readGBps: Partial<Record<WeightPlacement, number>>;
+  /** Every round of each placement, GB/s (their spread shows how noisy the machine was). */
+  runs: Partial<Record<WeightPlacement, number[]>>;
+  /** The placement with the highest `readGBps`. */
+  fastest: WeightPlacement;
+  /** The mode in /sys/kernel/mm/transparent_hugepage/enabled ('always', 'madvise', 'never', or 'unknown'). */
+  transparentHugePages: string;
+  /** The folder the probe's page-cache file was made in ('memfd': in memory; '': none could be made, no `mmap` figure). */
+  mappedFrom: string;
+  /** Bytes of each placement's buffer. */
+  bytes: number;
+  /** Threads that read. */
+  threads: number;
+  /** How long the probe took, buffers made and freed included. */
+  seconds: number;
+}
+
+/** Where a model's language-model weights are, what was asked, and the probe behind the choice. */
+export interface PlacementReport {
+  /** {@link LoadOptions.placement} as given (`'auto'` by default). */
+  requested: (typeof PLACEMENT_CHOICES)[number];
+  /**
+   * Where the language model's linear weights are. Weights quantized at load (`weights: 'q8'`,
+   * `'q4'`) are always owned: `'owned'` or `'huge'`. `'other'` should not occur (memory that is
+   * neither mapped nor owned).
+   */
+  used: WeightPlacement | 'other';
+  /** The process's placement probe. */
+  probe: PlacementProbe;
+}
