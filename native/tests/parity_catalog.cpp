@@ -26,6 +26,7 @@ std::vector<Result> parity_arena(uint64_t seed);
 std::vector<Result> parity_registry(uint64_t seed);
 std::vector<Result> parity_profiler(uint64_t seed);
 std::vector<Result> parity_quant_pack(uint64_t seed);
+std::vector<Result> parity_read_stream(uint64_t seed);
 
 const std::vector<Entry>& suites() {
   static const std::vector<Entry> all = {
@@ -52,6 +53,7 @@ const std::vector<Entry>& suites() {
       {"registry", parity_registry},
       {"profiler", parity_profiler},
       {"quant_pack", parity_quant_pack},
+      {"read_stream", parity_read_stream},
   };
   return all;
 }
