@@ -36,8 +36,8 @@ struct PlacementProbe {
   Placement fastest = Placement::Mmap;
 };
 
-// Measured on the first call (about 0.1 s on an idle machine, mostly faulting in the three
-// buffers), then the same result for the life of the process.
+// Measured on the first call (0.2-0.4 s on a loaded 2-core VM, mostly faulting in the three
+// buffers and the rounds' reads), then the same result for the life of the process.
 const PlacementProbe& placement_probe();
 
 // What the loader does with a part's large weights.
