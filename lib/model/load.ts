@@ -115,7 +115,7 @@ export interface LoadOptions {
    * Where the language model's linear weights live while the model runs (decode reads every one
    * of them per token, so this sets decode's speed):
    * - `'auto'` (default): the fastest of the three as measured on this machine by the placement
-   *   probe (once per process, at the first load: a fraction of a second; see {@link Model.placement}). Weights
+   *   probe (a fraction of a second, on this checkpoint's own mapped pages; see {@link Model.placement}). Weights
    *   are copied out of the mapped file only when owned memory reads over 10% faster.
    * - `'mmap'`: the checkpoint file's pages, mapped as stored (no copy; the page cache holds them).
    * - `'owned'`: copied into memory the process owns, in 4 KiB pages.

@@ -16,9 +16,12 @@ export type WeightPlacement = 'mmap' | 'owned' | 'huge';
 export const PLACEMENT_CHOICES = ['auto', 'mmap', 'owned', 'huge'] as const;
 
 /**
- * The placement probe: once per process, at the first {@link loadModel}, the compute threads read
- * a buffer of each placement with decode's access pattern (each thread streaming its own
- * contiguous share, the buffer flushed from the caches first), in alternating rounds.
+ * The placement probe: the compute threads read a buffer of each placement with decode's access
+ * pattern (each thread streaming its own contiguous share, the buffer flushed from the caches
+ * first), in alternating rounds. A load whose largest language-model tensor is at least `bytes`
+ * long measures with that tensor's mapped pages as the `mmap` buffer (how the page cache holds a
+ * file, 4 KiB pages or large folios the kernel maps 2 MiB at a time, depends on how the file got
+ * there); smaller checkpoints share one measurement per process, made with a file of its own.
  */
 export interface PlacementProbe {
   /** The best round of each placement, GB/s; `huge` is absent where transparent huge pages are off. */
@@ -29,7 +32,11 @@ export interface PlacementProbe {
   fastest: WeightPlacement;
   /** The mode in /sys/kernel/mm/transparent_hugepage/enabled ('always', 'madvise', 'never', or 'unknown'). */
   transparentHugePages: string;
-  /** The folder the probe's page-cache file was made in ('memfd': in memory; '': none could be made, no `mmap` figure). */
+  /**
+   * The file whose mapped pages gave the `mmap` figure: the checkpoint file the load measured, or
+   * else the folder the probe's own file was made in ('memfd': in memory; '': none could be made,
+   * no `mmap` figure).
+   */
   mappedFrom: string;
   /** Bytes of each placement's buffer. */
   bytes: number;
@@ -49,6 +56,6 @@ export interface PlacementReport {
    * neither mapped nor owned).
    */
   used: WeightPlacement | 'other';
-  /** The process's placement probe. */
+  /** The probe the choice was made by. */
   probe: PlacementProbe;
 }

@@ -130,53 +130,70 @@ std::shared_ptr<Storage> touched(size_t bytes, Pages pages, ThreadPool& pool) {
   return s;
 }
 
-PlacementProbe measure() {
+// Reads each buffer given (r->bytes each; null: not measured) once to fault it in, then kRounds
+// rounds that flush and time each in turn; sets runs, best figures and the fastest.
+void measure_rounds(const unsigned char* const at[3], PlacementProbe* r, ThreadPool& pool) {
+  std::atomic<uint64_t> sink{0};
+  for (int k = 0; k < 3; ++k) {
+    if (at[k]) read_gbps(at[k], r->bytes, pool, sink);
+  }
+  for (int round = 0; round < kRounds; ++round) {
+    for (int k = 0; k < 3; ++k) {
+      if (!at[k]) continue;
+      flush(at[k], r->bytes, pool);
+      r->runs[k].push_back(read_gbps(at[k], r->bytes, pool, sink));
+    }
+  }
+  for (int k = 0; k < 3; ++k) {
+    if (!r->runs[k].empty()) r->gbps[k] = *std::max_element(r->runs[k].begin(), r->runs[k].end());
+  }
+  int best = 1;
+  for (int k = 0; k < 3; ++k) {
+    if (r->gbps[k] > r->gbps[best]) best = k;
+  }
+  r->fastest = static_cast<Placement>(best);
+  if (sink.load() == 1) r->seconds += 1e-12;  // the branch keeps the sums alive
+}
+
+// 16 MiB a thread (streams long enough to reach full speed), 32 to 256 MiB in all: well past
+// what the TLBs cover with 4 KiB pages, small enough to make and fault in quickly.
+size_t probe_bytes(int threads) { return std::clamp(static_cast<size_t>(threads) * 16 * kMiB, 32 * kMiB, 256 * kMiB); }
+
+// The three placements measured in alternating rounds; the mapped one is `mapped` (r.bytes of a
+// checkpoint's mapping) or, when null, a file made for the probe.
+PlacementProbe measure(const unsigned char* mapped, const std::string& from) {
   const auto t0 = Clock::now();
   PlacementProbe r;
   std::shared_ptr<ThreadPool> pool = default_pool();
   r.threads = pool->size();
-  // 16 MiB a thread (streams long enough to reach full speed), 32 to 256 MiB in all: well past
-  // what the TLBs cover with 4 KiB pages, small enough to make and fault in quickly.
-  r.bytes = std::clamp(static_cast<size_t>(r.threads) * 16 * kMiB, 32 * kMiB, 256 * kMiB);
+  r.bytes = probe_bytes(r.threads);
   r.thp = thp_mode();
   r.huge_possible = r.thp == "always" || r.thp == "madvise";
 
   std::shared_ptr<Storage> buf[3];
-  const int fd = probe_file(r.bytes, &r.mapped_from);
-  if (fd >= 0) {
-    try {
-      buf[0] = std::make_shared<MappedFile>(fd, r.bytes, "placement probe file");
-    } catch (const std::exception&) {
-      buf[0] = nullptr;  // no mapping: the probe measures owned memory only
+  r.mapped_from = from;
+  if (!mapped) {
+    const int fd = probe_file(r.bytes, &r.mapped_from);
+    if (fd >= 0) {
+      try {
+        buf[0] = std::make_shared<MappedFile>(fd, r.bytes, "placement probe file");
+      } catch (const std::exception&) {
+        buf[0] = nullptr;  // no mapping: the probe measures owned memory only
+      }
+      ::close(fd);
     }
-    ::close(fd);
+    if (!buf[0]) r.mapped_from = "";
   }
-  if (!buf[0]) r.mapped_from = "";
   buf[1] = touched(r.bytes, Pages::Small, *pool);
   if (r.huge_possible) buf[2] = touched(r.bytes, Pages::Huge, *pool);
 
-  std::atomic<uint64_t> sink{0};
+  const unsigned char* at[3] = {mapped, nullptr, nullptr};
   for (int k = 0; k < 3; ++k) {
-    if (buf[k]) read_gbps(static_cast<const unsigned char*>(buf[k]->data()), r.bytes, *pool, sink);  // faults pages in
+    if (buf[k]) at[k] = static_cast<const unsigned char*>(buf[k]->data());
   }
-  for (int round = 0; round < kRounds; ++round) {
-    for (int k = 0; k < 3; ++k) {
-      if (!buf[k]) continue;
-      const unsigned char* p = static_cast<const unsigned char*>(buf[k]->data());
-      flush(p, r.bytes, *pool);
-      r.runs[k].push_back(read_gbps(p, r.bytes, *pool, sink));
-    }
-  }
-  for (int k = 0; k < 3; ++k) {
-    if (!r.runs[k].empty()) r.gbps[k] = *std::max_element(r.runs[k].begin(), r.runs[k].end());
-  }
-  int best = 1;
-  for (int k = 0; k < 3; ++k) {
-    if (r.gbps[k] > r.gbps[best]) best = k;
-  }
-  r.fastest = static_cast<Placement>(best);
+  measure_rounds(at, &r, *pool);
   for (auto& b : buf) b.reset();
-  r.seconds = sink.load() == 1 ? since(t0) + 1e-12 : since(t0);  // the branch keeps the sums alive
+  r.seconds = since(t0);
   return r;
 }
 
@@ -204,8 +221,16 @@ bool placement_from_name(const std::string& name, Placement* out) {
 const PlacementProbe& placement_probe() {
   static std::once_flag once;
   static PlacementProbe probe;
-  std::call_once(once, [] { probe = measure(); });
+  std::call_once(once, [] { probe = measure(nullptr, ""); });
   return probe;
+}
+
+PlacementProbe checkpoint_probe(const void* p, size_t bytes, const std::string& from) {
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t b = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
+  const uintptr_t e = reinterpret_cast<uintptr_t>(p) + bytes;
+  if (e < b || e - b < probe_bytes(default_pool()->size())) return placement_probe();
+  return measure(reinterpret_cast<const unsigned char*>(b), from);
 }
 
 PlacementChoice choose_placement(std::optional<Placement> requested, const PlacementProbe& probe) {

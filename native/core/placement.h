@@ -29,16 +29,26 @@ struct PlacementProbe {
   std::vector<double> runs[3];     // every round's GB/s
   std::string thp;                 // /sys/kernel/mm/transparent_hugepage/enabled: "always", "madvise", "never" or "unknown"
   bool huge_possible = false;      // THP "always" or "madvise"
-  std::string mapped_from;         // where the page-cache file was made ("/tmp", or "memfd" when no folder took one)
+  std::string mapped_from;         // the page-cache file read: the folder it was made in ("/tmp"; "memfd" when
+                                   // no folder took one), or a checkpoint file (checkpoint_probe)
   size_t bytes = 0;                // each buffer's size
   int threads = 0;
   double seconds = 0;              // the whole probe, buffers made and freed included
   Placement fastest = Placement::Mmap;
 };
 
-// Measured on the first call (0.2-0.4 s on a loaded 2-core VM, mostly faulting in the three
-// buffers and the rounds' reads), then the same result for the life of the process.
+// Measured on the first call with a file made for it (0.2-0.4 s on a loaded 2-core VM, mostly
+// faulting in the three buffers and the rounds' reads), then the same result for the life of the
+// process.
 const PlacementProbe& placement_probe();
+
+// The same three placements measured for a load, the mapped one on `bytes` at `p`: a loaded
+// checkpoint's own mapped pages (the first probe-sized window of them), `from` naming the file.
+// How the page cache holds a file (4 KiB pages, or large folios the kernel maps 2 MiB at a time)
+// depends on the file's history, so a file made for the probe may not read like the model. The
+// owned buffers are made again so that the rounds still alternate. The process's probe when the
+// window is smaller than its buffers.
+PlacementProbe checkpoint_probe(const void* p, size_t bytes, const std::string& from);
 
 // What the loader does with a part's large weights.
 struct PlacementChoice {

@@ -53,6 +53,10 @@ class VlModel {
   // Where the language model's linear weights ended up (none: a kind of memory that is neither
   // mapped nor owned).
   std::optional<Placement> text_placement() const { return text_->weight_placement(); }
+  // The placement probe this load chose by: measured with this checkpoint's largest
+  // language-model tensor as the mapped buffer where that is mapped and large enough, else the
+  // process's.
+  const PlacementProbe& probe() const { return probe_; }
 
  private:
   ModelSpec spec_;
@@ -61,6 +65,7 @@ class VlModel {
   std::unique_ptr<VisionTower> vision_;
   std::unique_ptr<TextDecoder> text_;
   std::string cache_status_ = "none";
+  PlacementProbe probe_;
 };
 
 }  // namespace qvl::models

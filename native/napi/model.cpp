@@ -345,7 +345,7 @@ models::VisionInput vision_input_arg(Napi::Env env, Napi::Value pixels, Napi::Va
   return in;
 }
 
-// The placement probe's result (core/placement.h), measured by the first load of the process.
+// A placement probe's result (core/placement.h): the process's, as a load re-measured its mmap figure.
 Napi::Object probe_to_js(Napi::Env env, const PlacementProbe& p) {
   Napi::Object o = Napi::Object::New(env), best = Napi::Object::New(env), runs = Napi::Object::New(env);
   for (const Placement k : kPlacements) {
@@ -379,7 +379,7 @@ Napi::Value ModelWeightFormat(const Napi::CallbackInfo& info) {
     o.Set("cache", model->cache_status());
     const std::optional<Placement> where = model->text_placement();
     o.Set("placement", where ? placement_name(*where) : "other");
-    o.Set("probe", probe_to_js(env, placement_probe()));
+    o.Set("probe", probe_to_js(env, model->probe()));
     return o;
   });
 }

@@ -21,6 +21,6 @@ const small = await loadModel(checkpointDir('qwen2-vl'), { placement });
 const withSmall = rss();
 const m = await loadModel(dir, { placement });
 const withBoth = rss();
-process.stdout.write(JSON.stringify({ start, withSmall, withBoth, used: m.placement.used, thp: m.placement.probe.transparentHugePages }) + '\n');
+process.stdout.write(JSON.stringify({ start, withSmall, withBoth, used: m.placement.used, thp: m.placement.probe.transparentHugePages, mappedFrom: m.placement.probe.mappedFrom }) + '\n');
 m.dispose();
 small.dispose();
