@@ -131,6 +131,7 @@ export {
   type PadOptions,
 } from './text/batch.js';
 export { loadModel, type LoadOptions, type LoadProgress } from './model/load.js';
+export type { PlacementProbe, PlacementReport, WeightPlacement } from './model/placement.js';
 export { pullModel, type PulledModel } from './hub/pull.js';
 export type { HubOptions } from './hub/settings.js';
 export type { PullProgress } from './hub/progress.js';

@@ -57,11 +57,16 @@ describe('qwenvl bench', () => {
     expect(bf16.prefillFlops).toBeGreaterThan(0);
     expect(bf16.visionFlops).toBeGreaterThan(0);
     expect(bf16.decodeBytesPerToken).toBe(await storedDecodeBytes());
+    // The placement in use (auto by default) and the probe's bandwidths behind it.
+    expect(bf16.placement.requested).toBe('auto');
+    expect(['mmap', 'owned', 'huge']).toContain(bf16.placement.used);
+    expect(bf16.placement.probe.readGBps.owned).toBeGreaterThan(0);
   }, 120_000);
 
   it('--weights q8 reports the q8 format and its bytes per token', () => {
-    const q8 = bench(['--weights', 'q8', '--precision', 'fast']);
+    const q8 = bench(['--weights', 'q8', '--precision', 'fast', '--placement', 'owned']);
     expect(q8.weights).toBe('q8');
+    expect(q8.placement).toMatchObject({ requested: 'owned', used: 'owned' });
     expect(q8.precision).toBe('fast');
     // int8 with per-block scales: a bit over half of bf16's bytes.
     const ratio = q8.decodeBytesPerToken / bf16.decodeBytesPerToken;
@@ -74,6 +79,7 @@ describe('qwenvl bench', () => {
     const r = spawnSync(tsx, ['lib/cli/main.ts', 'bench', '--model', checkpoint, '--tokens', '8', '--image', '28x28'], { cwd: repo, encoding: 'utf8', env: process.env });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^stage\s+time\s+rate\s+floor\s+of floor$/m);
+    expect(r.stdout).toMatch(/^weights placement: (mmap|owned|huge) \(auto\), probe read [\d.]+ GB\/s; probe GB\/s, best \(range\) of 5: mmap [\d.]+ \([\d.]+-[\d.]+\), owned /m);
     for (const stage of ['vision', 'prefill', 'decode/token']) expect(r.stdout).toMatch(new RegExp(`^${stage}\\s+\\S+ [µm]?s\\s+.*\\(\\w+\\)\\s+x[\\d.e-]+$`, 'm'));
   }, 120_000);
 
@@ -85,6 +91,7 @@ describe('qwenvl bench', () => {
     [['--image', '448'], "--image must be WxH with sides from 28 to 8192 pixels, got '448'"],
     [['--image', '10x10'], "--image must be WxH with sides from 28 to 8192 pixels, got '10x10'"],
     [['--threads', '0'], "--threads must be an integer from 1 to 1024, got '0'"],
+    [['--placement', 'disk'], "--placement must be auto, mmap, owned or huge, got 'disk'"],
     [['--frob'], "unknown option '--frob'"],
     [['extra'], "unexpected argument 'extra'"],
   ])('usage error for %j', async (args, message) => {

@@ -9,6 +9,7 @@
 import { inputError } from '../errors.js';
 import { loadModel } from '../model/load.js';
 import type { Model } from '../model/model.js';
+import type { PlacementReport } from '../model/placement.js';
 import { native } from '../native/binding.js';
 import { peakGflops, peakKindFor, readBandwidths, type PeakKind } from './floors.js';
 import { writeSyntheticCheckpoint, time, type SyntheticCheckpoint } from './synthetic.js';
@@ -29,6 +30,8 @@ export interface BenchOptions {
   tokens: number;
   image: { width: number; height: number };
   threads?: number;
+  /** Where the language model's weights live (loadModel's `placement`; default 'auto'). */
+  placement?: 'auto' | 'mmap' | 'owned' | 'huge';
   /** Progress lines (what is being measured). */
   log?: (line: string) => void;
 }
@@ -61,6 +64,8 @@ export interface BenchReport {
   threads: number;
   cpu: string;
   loadSeconds: number;
+  /** Where the language model's weights were and the placement probe's read bandwidths (see `Model.placement`). */
+  placement: PlacementReport;
   /** Memory read bandwidth, GB/s: the best of the repeats (the floor is what the machine can do; other load only lowers it) and every repeat. */
   readGBps: { best: number; runs: number[] };
   /** Compute peak of the ISA in use, GFLOP/s: the best of the repeats and every repeat. */
@@ -98,6 +103,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
         precision: o.precision,
         engine: { prefixCacheBytes: 0 },
         ...(o.threads !== undefined ? { threads: o.threads } : {}),
+        ...(o.placement !== undefined ? { placement: o.placement } : {}),
       }),
     );
     try {
@@ -175,6 +181,7 @@ async function measure(model: Model, dir: string, o: BenchOptions, loadSeconds: 
     threads: native.info().threads,
     cpu: native.info().cpu.brand.trim(),
     loadSeconds,
+    placement: model.placement,
     readGBps: { best: Math.max(...read), runs: read },
     peak: { kind, best: Math.max(...peak), runs: peak },
     decodeBytesPerToken: work.decodeBytes,

@@ -27,8 +27,11 @@ function randomBf16(n: number, seed: number): Uint16Array {
   return out;
 }
 
-function tensorList(layers: number, depth: number): [string, number[]][] {
-  const { hidden: H, kv, headDim: D, heads, inter: I, vocab: V } = TEXT;
+/** The language model's widths of a synthetic checkpoint (default {@link TEXT}). */
+export type TextWidths = typeof TEXT;
+
+function tensorList(layers: number, depth: number, text: TextWidths): [string, number[]][] {
+  const { hidden: H, kv, headDim: D, heads, inter: I, vocab: V } = text;
   const t: [string, number[]][] = [['model.embed_tokens.weight', [V, H]], ['model.norm.weight', [H]]];
   for (let l = 0; l < layers; l++) {
     const p = `model.layers.${l}.`;
@@ -110,27 +113,28 @@ export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'chat
 
 /**
  * Writes a checkpoint of `layers` decoder layers and `depth` vision blocks into a temporary folder,
- * with {@link TOKENIZER_FILES} copied from `tokenizerDir` (a Qwen2-VL checkpoint folder).
+ * with {@link TOKENIZER_FILES} copied from `tokenizerDir` (a Qwen2-VL checkpoint folder). `text`
+ * narrows the language model (e.g. a smaller hidden size for a checkpoint of a few hundred MB).
  */
-export async function writeSyntheticCheckpoint(layers: number, depth: number, tokenizerDir: string): Promise<SyntheticCheckpoint> {
+export async function writeSyntheticCheckpoint(layers: number, depth: number, tokenizerDir: string, text: TextWidths = TEXT): Promise<SyntheticCheckpoint> {
   const dir = await mkdtemp(join(tmpdir(), 'qwenvl-bench-'));
   const remove = () => rm(dir, { recursive: true, force: true });
   try {
     for (const f of TOKENIZER_FILES) await copyFile(join(tokenizerDir, f), join(dir, f));
     const config = {
       architectures: ['Qwen2VLForConditionalGeneration'], model_type: 'qwen2_vl',
-      hidden_size: TEXT.hidden, intermediate_size: TEXT.inter, num_attention_heads: TEXT.heads,
-      num_key_value_heads: TEXT.kv, num_hidden_layers: layers, vocab_size: TEXT.vocab, rms_norm_eps: 1e-6,
+      hidden_size: text.hidden, intermediate_size: text.inter, num_attention_heads: text.heads,
+      num_key_value_heads: text.kv, num_hidden_layers: layers, vocab_size: text.vocab, rms_norm_eps: 1e-6,
       rope_theta: 1e6, max_position_embeddings: 32768, tie_word_embeddings: true, hidden_act: 'silu',
       bos_token_id: 151643, eos_token_id: 151645, vision_start_token_id: 151652, vision_end_token_id: 151653,
       vision_token_id: 151654, image_token_id: 151655, video_token_id: 151656,
       rope_scaling: { type: 'mrope', mrope_section: [16, 24, 24] },
       vision_config: { depth, embed_dim: VISION.embed, mlp_ratio: VISION.mlpRatio, num_heads: VISION.heads, in_chans: 3,
-        hidden_size: TEXT.hidden, patch_size: VISION.patch, spatial_merge_size: VISION.merge, temporal_patch_size: VISION.temporal },
+        hidden_size: text.hidden, patch_size: VISION.patch, spatial_merge_size: VISION.merge, temporal_patch_size: VISION.temporal },
     };
     await writeFile(join(dir, 'config.json'), JSON.stringify(config));
     const t0 = performance.now();
-    const bytes = await writeCheckpoint(join(dir, 'model.safetensors'), tensorList(layers, depth));
+    const bytes = await writeCheckpoint(join(dir, 'model.safetensors'), tensorList(layers, depth, text));
     return { dir, bytes, writeSeconds: (performance.now() - t0) / 1000, remove };
   } catch (e) {
     await remove();

@@ -6,10 +6,11 @@
  */
 import { expected, optBoolean, optInteger, readOptions } from '../validate.js';
 import type { LoadOptions } from './load.js';
+import { PLACEMENT_CHOICES } from './placement.js';
 
 const KEYS = [
   'threads', 'device', 'onProgress', 'contextLength', 'maxInputPixels', 'maxVisualTokens', 'maxMemoryBytes',
-  'specialTokensInUserText', 'checkFinite', 'media', 'hub', 'weights', 'visionWeights', 'weightCache', 'precision', 'engine',
+  'specialTokensInUserText', 'checkFinite', 'media', 'hub', 'weights', 'visionWeights', 'weightCache', 'precision', 'engine', 'placement',
 ] as const;
 
 /** The values of {@link LoadOptions.weights} and {@link LoadOptions.visionWeights}. */
@@ -42,6 +43,9 @@ export function checkLoadOptions(options: unknown): LoadOptions {
     }
   }
   if (o.precision !== undefined && o.precision !== 'exact' && o.precision !== 'fast') throw expected(w('precision'), "'exact' or 'fast'", o.precision);
+  if (o.placement !== undefined && !(PLACEMENT_CHOICES as readonly unknown[]).includes(o.placement)) {
+    throw expected(w('placement'), "'auto', 'mmap', 'owned' or 'huge'", o.placement);
+  }
   // `media` is checked field by field where it is resolved (resolveMediaPolicy), `hub` where a Hub id is pulled (hubSettings).
   if (o.hub !== undefined && (o.hub === null || typeof o.hub !== 'object')) throw expected(w('hub'), 'an options object', o.hub);
   if (o.engine !== undefined) {

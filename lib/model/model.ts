@@ -31,6 +31,7 @@ import { ReplyParser, type ChatStreamEvent } from '../generate/reply.js';
 import type { ToolCall, ToolCallError } from '../generate/tool-calls.js';
 import type { ToolDefinition } from '../text/tool-messages.js';
 import { toolCallIds } from './tool-call-ids.js';
+import type { PlacementReport } from './placement.js';
 
 /** Most images one call of processImages / encodeImages accepts. */
 const MAX_IMAGES = 1 << 16;
@@ -103,6 +104,8 @@ export interface ModelParts {
   specialTokensInUserText?: boolean;
   /** How concurrent requests share the model (see {@link EngineOptions}). */
   engine?: EngineOptions;
+  /** Where the language model's weights are (see {@link LoadOptions.placement}). */
+  placement: PlacementReport;
 }
 
 /** Per-request options shared by chat, stream, prepare and estimateTokens. */
@@ -169,6 +172,11 @@ export class Model {
   readonly budget: Readonly<Budget>;
   /** Whether special-token strings in user and tool text are control tokens, unless a request says. */
   readonly specialTokensInUserText: boolean;
+  /**
+   * Where the language model's linear weights are (`used`), what {@link LoadOptions.placement}
+   * asked, and the read bandwidths the process's placement probe measured.
+   */
+  readonly placement: Readonly<PlacementReport>;
   private handle: NativeHandle | null;
   private readonly maxInputPixels?: number;
   private readonly media: ResolvedMediaPolicy;
@@ -190,6 +198,7 @@ export class Model {
     const media = (this.media = parts.media ?? defaultMediaPolicy());
     this.budget = Object.freeze({ ...parts.budget });
     this.specialTokensInUserText = parts.specialTokensInUserText ?? true;
+    this.placement = Object.freeze({ ...parts.placement });
     const t = parts.config.text;
     this.engine = new Engine(
       { handle: parts.handle, kvBytesPerToken: t.layers * 2 * t.kvHeads * t.headDim * 4 },

@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { QwenVLError } from '../errors.js';
 import type { NativeModelSpec, WeightNames } from '../model/native-spec.js';
+import type { PlacementProbe, WeightPlacement } from '../model/placement.js';
 
 /** @internal */
 export interface NativeOpInfo {
@@ -234,10 +235,20 @@ export interface NativeBinding {
       onConverted?: (bytes: number) => void;
       /** The converted-weights cache file and its key (lib/model/weight-cache.ts). */
       cache?: { path: string; key: string };
+      /** Where the language model's linear weights live (lib/model/placement.ts). */
+      placement?: 'auto' | 'mmap' | 'owned' | 'huge';
     },
   ): Promise<NativeHandle>;
-  /** The weight format of a model's language-model linear layers ('bf16', 'q8', ...) and what the weight cache did. */
-  modelWeightFormat(model: NativeHandle): { format: string; cache: 'none' | 'hit' | 'written' | 'unwritten' };
+  /**
+   * The weight format of a model's language-model linear layers ('bf16', 'q8', ...), what the
+   * weight cache did, where those weights are and the process's placement probe.
+   */
+  modelWeightFormat(model: NativeHandle): {
+    format: string;
+    cache: 'none' | 'hit' | 'written' | 'unwritten';
+    placement: WeightPlacement | 'other';
+    probe: PlacementProbe;
+  };
   modelEncodeVision(
     model: NativeHandle,
     pixels: Float32Array,

@@ -18,7 +18,7 @@ namespace {
 constexpr size_t kHugePage = size_t(2) << 20;
 }
 
-OwnedStorage::OwnedStorage(size_t bytes) {
+OwnedStorage::OwnedStorage(size_t bytes, Pages pages, bool zero) : pages_(pages) {
   bytes_ = bytes;
   const size_t align = bytes >= kHugePage ? kHugePage : 64;
   const size_t rounded = (bytes + align - 1) / align * align;
@@ -28,16 +28,18 @@ OwnedStorage::OwnedStorage(size_t bytes) {
   }
   void* p = std::aligned_alloc(align, rounded);
   if (!p) fail(ErrorCode::Native, "out of memory allocating " + std::to_string(bytes) + " bytes");
-#ifdef MADV_HUGEPAGE
-  if (align == kHugePage) madvise(p, rounded, MADV_HUGEPAGE);
+#if defined(MADV_HUGEPAGE) && defined(MADV_NOHUGEPAGE)
+  if (align == kHugePage) madvise(p, rounded, pages == Pages::Huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
 #endif
-  std::memset(p, 0, rounded);
+  // Without `zero`, only the padding past `bytes` (which no caller writes) is cleared.
+  if (zero) std::memset(p, 0, rounded);
+  else std::memset(static_cast<char*>(p) + bytes, 0, rounded - bytes);
   data_ = p;
 }
 
 OwnedStorage::~OwnedStorage() { std::free(data_); }
 
-std::shared_ptr<Storage> make_owned(size_t bytes) { return std::make_shared<OwnedStorage>(bytes); }
+std::shared_ptr<Storage> make_owned(size_t bytes, Pages pages) { return std::make_shared<OwnedStorage>(bytes, pages); }
 
 MappedFile::MappedFile(const std::string& path) : path_(path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -49,16 +51,25 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
     fail(ErrorCode::ModelFormat, path + ": cannot stat (" + std::strerror(e) + ")");
   }
   bytes_ = static_cast<size_t>(st.st_size);
-  if (bytes_ > 0) {
-    void* p = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
-    if (p == MAP_FAILED) {
-      const int e = errno;
-      ::close(fd);
-      fail(ErrorCode::ModelFormat, path + ": cannot mmap (" + std::strerror(e) + ")");
-    }
-    data_ = p;
+  try {
+    map(fd);
+  } catch (...) {
+    ::close(fd);
+    throw;
   }
   ::close(fd);
+}
+
+MappedFile::MappedFile(int fd, size_t bytes, const std::string& path) : path_(path) {
+  bytes_ = bytes;
+  map(fd);
+}
+
+void MappedFile::map(int fd) {
+  if (bytes_ == 0) return;
+  void* p = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+  if (p == MAP_FAILED) fail(ErrorCode::ModelFormat, path_ + ": cannot mmap (" + std::strerror(errno) + ")");
+  data_ = p;
 }
 
 void MappedFile::release(const void* p, size_t bytes) const {

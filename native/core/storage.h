@@ -29,13 +29,23 @@ class Storage {
   Device device_ = Device::Host;
 };
 
-// 64-byte aligned heap memory, zero-filled. Buffers of 2 MiB and more are 2 MiB aligned and
-// advised to use transparent huge pages: streamed weights read ~3x faster through them here.
+// The pages owned memory of 2 MiB and more asks for: transparent huge pages (madvised; what
+// the kernel grants depends on /sys/kernel/mm/transparent_hugepage) or 4 KiB pages (huge pages
+// refused even where THP is "always"). Which streams faster depends on the machine
+// (core/placement.h measures it).
+enum class Pages { Small, Huge };
+
+// 64-byte aligned heap memory, zero-filled unless `zero` is false (the caller overwrites every
+// byte). Buffers of 2 MiB and more are 2 MiB aligned and advised to use the pages asked for.
 class OwnedStorage final : public Storage {
  public:
-  explicit OwnedStorage(size_t bytes);
+  explicit OwnedStorage(size_t bytes, Pages pages = Pages::Huge, bool zero = true);
   ~OwnedStorage() override;
   const char* kind() const override { return "owned"; }
+  Pages pages() const { return pages_; }
+
+ private:
+  Pages pages_;
 };
 
 // Memory someone else keeps alive (a JS typed array pinned by the calling worker).
@@ -50,6 +60,8 @@ class BorrowedStorage final : public Storage {
 class MappedFile final : public Storage {
  public:
   explicit MappedFile(const std::string& path);
+  // The first `bytes` of an open file (which stays the caller's to close), named `path` in errors.
+  MappedFile(int fd, size_t bytes, const std::string& path);
   ~MappedFile() override;
   const char* kind() const override { return "mmap"; }
   const std::string& path() const { return path_; }
@@ -58,9 +70,10 @@ class MappedFile final : public Storage {
   void release(const void* p, size_t bytes) const override;
 
  private:
+  void map(int fd);
   std::string path_;
 };
 
-std::shared_ptr<Storage> make_owned(size_t bytes);
+std::shared_ptr<Storage> make_owned(size_t bytes, Pages pages = Pages::Huge);
 
 }  // namespace qvl

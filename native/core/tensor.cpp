@@ -28,9 +28,9 @@ Tensor::Tensor(DType dtype, std::vector<int64_t> shape, std::shared_ptr<Storage>
   for (int i = static_cast<int>(shape_.size()) - 2; i >= 0; --i) strides_[i] = strides_[i + 1] * shape_[i + 1];
 }
 
-Tensor Tensor::empty(DType dtype, std::vector<int64_t> shape) {
+Tensor Tensor::empty(DType dtype, std::vector<int64_t> shape, Pages pages) {
   const int64_t n = checked_numel(shape);
-  return Tensor(dtype, std::move(shape), make_owned(static_cast<size_t>(n) * dtype_size(dtype)), 0);
+  return Tensor(dtype, std::move(shape), make_owned(static_cast<size_t>(n) * dtype_size(dtype), pages), 0);
 }
 
 int64_t Tensor::numel() const {

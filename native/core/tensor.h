@@ -17,7 +17,8 @@ class Tensor {
   // A view of `storage` starting `byte_offset` bytes in; checks that the view fits.
   Tensor(DType dtype, std::vector<int64_t> shape, std::shared_ptr<Storage> storage, size_t byte_offset = 0);
 
-  static Tensor empty(DType dtype, std::vector<int64_t> shape);  // owned, zero-filled, contiguous
+  // Owned, zero-filled, contiguous; `pages`: see OwnedStorage.
+  static Tensor empty(DType dtype, std::vector<int64_t> shape, Pages pages = Pages::Huge);
 
   DType dtype() const { return dtype_; }
   const std::vector<int64_t>& shape() const { return shape_; }

@@ -2,6 +2,7 @@
 // models/weight_converter; dense formats are the stored tensor, zero-copy) and an optional bias
 // converted once to f32. `apply` runs the matmul op into a strided destination.
 #pragma once
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,8 @@ class Linear {
   int64_t in() const { return in_; }
   int64_t out() const { return out_; }
   WeightFormat format() const { return weight_.ref.format; }
+  // Where the weight's bytes are (core/placement.h): Mmap when it reads the mapped checkpoint.
+  std::optional<Placement> placement() const { return placement_of(*weight_.storage.front().storage()); }
   // y[rows, out] (row stride ldy) = x[rows, in] (row stride ldx) · Wᵀ + b; `cancel` (optional)
   // stops a long one early with the token's error.
   void apply(const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, const ExecContext& ctx,

@@ -12,6 +12,13 @@ VlModel::VlModel(const ModelSpec& spec, const WeightNames& names, const std::vec
   if (plan.check_finite) weights_.check_finite(*default_pool());
   std::unique_ptr<WeightCache> cache;
   WeightPlan vision_plan = plan.vision, text_plan = plan.text;
+  const std::string big = weights_.largest(names.text_prefix);
+  const Tensor* t = weights_.find(big);
+  probe_ = t && placement_of(*t->storage()) == Placement::Mmap ? checkpoint_probe(t->raw(), t->nbytes(), weights_.file_of(big))
+                                                               : placement_probe();
+  const PlacementChoice placed = choose_placement(plan.placement, probe_);
+  text_plan.copy_stored = placed.copy_stored;
+  text_plan.pages = placed.pages;
   if (!plan.cache_path.empty() && (plan.text.quantize || plan.vision.quantize)) {
     cache = std::make_unique<WeightCache>(plan.cache_path, plan.cache_key);
     vision_plan.cache = text_plan.cache = cache.get();

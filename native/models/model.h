@@ -2,6 +2,7 @@
 // The family (family.h, registry.cpp) gives the structural switches; ModelSpec the numbers.
 #pragma once
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,9 @@ struct LoadPlan {
   Precision precision = Precision::Exact;
   // The converted-weights cache file and its key (empty path: none); see models/weight_cache.h.
   std::string cache_path, cache_key;
+  // Where the language model's linear weights live (core/placement.h); none: the fastest
+  // measured by the placement probe.
+  std::optional<Placement> placement;
 };
 
 class VlModel {
@@ -46,6 +50,13 @@ class VlModel {
   // With a cache: "hit" (every converted weight came from it), "written" (converted and saved)
   // or "unwritten" (converted; saving failed); "none" without one.
   const std::string& cache_status() const { return cache_status_; }
+  // Where the language model's linear weights ended up (none: a kind of memory that is neither
+  // mapped nor owned).
+  std::optional<Placement> text_placement() const { return text_->weight_placement(); }
+  // The placement probe this load chose by: measured with this checkpoint's largest
+  // language-model tensor as the mapped buffer where that is mapped and large enough, else the
+  // process's.
+  const PlacementProbe& probe() const { return probe_; }
 
  private:
   ModelSpec spec_;
@@ -54,6 +65,7 @@ class VlModel {
   std::unique_ptr<VisionTower> vision_;
   std::unique_ptr<TextDecoder> text_;
   std::string cache_status_ = "none";
+  PlacementProbe probe_;
 };
 
 }  // namespace qvl::models

@@ -135,8 +135,8 @@ TextDecoder::TextDecoder(const TextSpec& spec, const WeightStore& w, const std::
     if (L.sparse) {
       const int64_t E = spec.experts, I = spec.moe_intermediate;
       L.router = Linear(w, p + "mlp.gate", Hd, E, false);  // as stored: it picks the experts
-      L.experts_gate_up = convert_moe_experts(w, p + "mlp.experts.gate_up_proj", E, Hd, 2 * I, *pool);
-      L.experts_down = convert_moe_experts(w, p + "mlp.experts.down_proj", E, I, Hd, *pool);
+      L.experts_gate_up = convert_moe_experts(w, p + "mlp.experts.gate_up_proj", E, Hd, 2 * I, *pool, plan.pages);
+      L.experts_down = convert_moe_experts(w, p + "mlp.experts.down_proj", E, I, Hd, *pool, plan.pages);
     } else {
       L.gate = Linear(w, p + "mlp.gate_proj", Hd, spec.intermediate, false, plan);
       L.up = Linear(w, p + "mlp.up_proj", Hd, spec.intermediate, false, plan);

@@ -46,6 +46,10 @@ class TextDecoder {
   TextDecoder(const TextSpec& spec, const WeightStore& w, const std::string& prefix, const std::string& lm_head,
               const WeightPlan& plan = {});
   WeightFormat weight_format() const { return layers_.empty() ? lm_head_.format() : layers_.front().q.format(); }
+  // Where the same weight's bytes are (core/placement.h).
+  std::optional<Placement> weight_placement() const {
+    return layers_.empty() ? lm_head_.placement() : layers_.front().q.placement();
+  }
 
   const TextSpec& spec() const { return spec_; }
   // out[n, hidden] = embed_tokens[ids]; E_INPUT on an id outside the vocabulary.

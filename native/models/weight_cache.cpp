@@ -107,7 +107,7 @@ void WeightCache::open() {
   valid_ = r.ok;
 }
 
-bool WeightCache::take(const std::string& name, WeightFormat f, int64_t out, int64_t in, int64_t group,
+bool WeightCache::take(const std::string& name, WeightFormat f, int64_t out, int64_t in, int64_t group, Pages pages,
                        ConvertedWeight* c) {
   if (!valid_ || taken_ >= entries_.size()) return valid_ = false;
   const Entry& e = entries_[taken_];
@@ -117,12 +117,13 @@ bool WeightCache::take(const std::string& name, WeightFormat f, int64_t out, int
   int64_t row_bytes = 0;
   weight_row_bytes(f, in, &row_bytes);
   ConvertedWeight w;
-  w.storage.push_back(Tensor::empty(DType::U8, {out, row_bytes}));
-  w.storage.push_back(Tensor::empty(DType::F32, {out, in / group}));
-  if (t.has_zeros) w.storage.push_back(Tensor::empty(DType::U8, {out, in / group}));
+  w.storage.push_back(Tensor::empty(DType::U8, {out, row_bytes}, pages));
+  w.storage.push_back(Tensor::empty(DType::F32, {out, in / group}, pages));
+  if (t.has_zeros) w.storage.push_back(Tensor::empty(DType::U8, {out, in / group}, pages));
   const unsigned char* base = static_cast<const unsigned char*>(file_->data());
   for (size_t k = 0; k < w.storage.size(); ++k) {
     if (copy_checksum64(w.storage[k].raw(), base + e.off[k], e.len[k]) != e.sum[k]) return valid_ = false;
+    file_->release(base + e.off[k], e.len[k]);
   }
   w.ref.format = f;
   w.ref.data = w.storage[0].raw();

@@ -8,8 +8,9 @@
 // entry must name the weight the model asks for next, with its format, shape and group; every
 // offset and length must lie inside the file with the sizes that shape implies; and every entry's
 // checksum must match its bytes. A file failing any of that is ignored and rewritten. Hits are
-// copied (checksummed in the same pass) into owned, huge-page memory: weights stream faster from
-// there than from the page cache.
+// copied (checksummed in the same pass) into owned memory in the pages the placement chose
+// (core/placement.h), and the file's pages released: weights stream faster from there than from
+// the page cache.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -24,8 +25,10 @@ namespace qvl::models {
 class WeightCache {
  public:
   WeightCache(std::string path, std::string key);
-  // The cached conversion of the next quantized weight, or false (the caller converts and records).
-  bool take(const std::string& name, WeightFormat f, int64_t out, int64_t in, int64_t group, ConvertedWeight* c);
+  // The cached conversion of the next quantized weight, copied into owned memory of `pages`, or
+  // false (the caller converts and records).
+  bool take(const std::string& name, WeightFormat f, int64_t out, int64_t in, int64_t group, Pages pages,
+            ConvertedWeight* c);
   // Every quantized weight, taken or converted, in load order.
   void record(const std::string& name, const ConvertedWeight& c);
   // Writes the file unless every weight came from it. A failed write leaves no file behind and is

@@ -13,16 +13,32 @@ namespace {
 
 // A converted weight's source, if it is a view of a mapped checkpoint file, leaves this process's
 // memory: loading converts weight by weight without holding both copies of the model.
-void release_source(const ConvertedWeight& dense) {
-  const Tensor& t = dense.storage.front();
-  t.storage()->release(t.raw(), t.nbytes());
+void release_source(const Tensor& t) { t.storage()->release(t.raw(), t.nbytes()); }
+void release_source(const ConvertedWeight& dense) { release_source(dense.storage.front()); }
+
+ThreadPool& pool_of(const WeightPlan& plan) { return plan.pool ? *plan.pool : *default_pool(); }
+
+// Each of the weight's tensors that is a view of a mapped file, copied into owned memory when the
+// plan says so (the mapped pages released after each copy); its references follow the copies.
+ConvertedWeight place(ConvertedWeight c, const WeightPlan& plan) {
+  if (!plan.copy_stored) return c;
+  for (Tensor& t : c.storage) {
+    if (placement_of(*t.storage()) != Placement::Mmap) continue;
+    Tensor copy = owned_copy(t, plan.pages, pool_of(plan));
+    if (c.ref.data == t.raw()) c.ref.data = copy.raw();
+    if (c.ref.scales == t.raw()) c.ref.scales = copy.data<float>();
+    if (c.ref.zeros == t.raw()) c.ref.zeros = copy.raw();
+    release_source(t);
+    t = copy;
+  }
+  return c;
 }
 
-// The stored weight `dense` quantized per the plan (or returned as is when the plan keeps it).
+// The stored weight `dense` quantized per the plan (or placed as is when the plan keeps it).
 ConvertedWeight apply_plan(ConvertedWeight dense, const WeightPlan& plan, const std::string& name) {
-  if (!plan.quantize || dense.ref.in % plan.group != 0) return dense;
+  if (!plan.quantize || dense.ref.in % plan.group != 0) return place(std::move(dense), plan);
   ConvertedWeight cached;
-  if (plan.cache && plan.cache->take(name, plan.format, dense.ref.out, dense.ref.in, plan.group, &cached)) {
+  if (plan.cache && plan.cache->take(name, plan.format, dense.ref.out, dense.ref.in, plan.group, plan.pages, &cached)) {
     plan.cache->record(name, cached);
     release_source(dense);
     if (plan.on_converted) plan.on_converted(static_cast<uint64_t>(dense.storage.front().nbytes()));
@@ -33,12 +49,11 @@ ConvertedWeight apply_plan(ConvertedWeight dense, const WeightPlan& plan, const 
   QVL_CHECK(weight_row_bytes(plan.format, dense.ref.in, &row_bytes), Native, "quantized row size overflows");
   const int64_t out = dense.ref.out, groups = dense.ref.in / plan.group;
   ConvertedWeight q;
-  q.storage.push_back(Tensor::empty(DType::U8, {out, row_bytes}));
-  q.storage.push_back(Tensor::empty(DType::F32, {out, groups}));
-  if (t.has_zeros) q.storage.push_back(Tensor::empty(DType::U8, {out, groups}));
-  ThreadPool& pool = plan.pool ? *plan.pool : *default_pool();
+  q.storage.push_back(Tensor::empty(DType::U8, {out, row_bytes}, plan.pages));
+  q.storage.push_back(Tensor::empty(DType::F32, {out, groups}, plan.pages));
+  if (t.has_zeros) q.storage.push_back(Tensor::empty(DType::U8, {out, groups}, plan.pages));
   ops::quantize_weight(dense.ref, plan.format, plan.group, q.storage[0].raw(), q.storage[1].data<float>(),
-                       t.has_zeros ? q.storage[2].data<uint8_t>() : nullptr, pool);
+                       t.has_zeros ? q.storage[2].data<uint8_t>() : nullptr, pool_of(plan));
   q.ref.format = plan.format;
   q.ref.data = q.storage[0].raw();
   q.ref.ld = dense.ref.in;
@@ -71,20 +86,22 @@ ConvertedWeight convert_dense_weight(const Tensor& t, const std::string& what, i
 ConvertedWeight convert_linear_weight(const WeightStore& w, const std::string& prefix, int64_t in, int64_t out,
                                       const WeightPlan& plan) {
   ConvertedWeight q;
-  // Official quantized layouts are already quantized: the on-load plan does not apply to them.
-  if (convert_official_linear(w, prefix, in, out, &q)) return q;
+  // Official quantized layouts are already quantized: the on-load plan does not apply to them,
+  // only its placement of what stays a view of the mapped file.
+  if (convert_official_linear(w, prefix, in, out, &q)) return place(std::move(q), plan);
   const std::string name = prefix + ".weight";
   return convert_dense_weight(w.get(name, {out, in}), "tensor " + name, in, out, plan);
 }
 
 ConvertedExperts convert_moe_experts(const WeightStore& w, const std::string& name, int64_t E, int64_t R, int64_t C,
-                                     ThreadPool& pool) {
+                                     ThreadPool& pool, Pages pages) {
   const Tensor& src = w.get(name, {E, R, C});
   ConvertedExperts c;
   QVL_CHECK(weight_format_from_dtype(src.dtype(), &c.format), Unsupported,
             "tensor " + name + " is " + dtype_name(src.dtype()) + ", which is not a weight format (f32, bf16 or f16)");
-  c.packed = Tensor::empty(src.dtype(), {E, C, R});
+  c.packed = Tensor::empty(src.dtype(), {E, C, R}, pages);
   ops::moe_pack_experts(src.raw(), c.packed.raw(), c.format, E, R, C, pool);
+  release_source(src);
   return c;
 }
 

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/placement.h"
 #include "core/tensor.h"
 #include "core/threadpool.h"
 #include "core/weight_format.h"
@@ -37,6 +38,11 @@ struct WeightPlan {
   std::function<void(uint64_t)> on_converted;
   // Where converted weights are looked up before converting, and recorded (null: no cache).
   WeightCache* cache = nullptr;
+  // Where the weights live (core/placement.h): weights kept as stored are copied out of the
+  // mapped checkpoint into owned memory when `copy_stored` (the mapped pages released after each
+  // copy); owned weights, converted or copied, get `pages`.
+  bool copy_stored = false;
+  Pages pages = Pages::Huge;
 };
 
 // nn.Linear `<prefix>.weight` [out, in] as a WeightRef; E_MODEL_FORMAT on a missing tensor or a wrong
@@ -53,7 +59,8 @@ struct ConvertedExperts {
   WeightFormat format = WeightFormat::F32;
   const void* data() const { return packed.raw(); }
 };
+// The packed copy goes into `pages`; the stored tensor's mapped pages are released after.
 ConvertedExperts convert_moe_experts(const WeightStore& w, const std::string& name, int64_t E, int64_t R, int64_t C,
-                                     ThreadPool& pool);
+                                     ThreadPool& pool, Pages pages = Pages::Huge);
 
 }  // namespace qvl::models

@@ -78,6 +78,15 @@ const Tensor& WeightStore::get_typed(const std::string& name, const std::vector<
   return *t;
 }
 
+std::string WeightStore::largest(const std::string& prefix) const {
+  std::string name;
+  size_t bytes = 0;
+  for (auto it = tensors_.lower_bound(prefix); it != tensors_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+    if (it->second.nbytes() > bytes) name = it->first, bytes = it->second.nbytes();
+  }
+  return name;
+}
+
 std::string WeightStore::file_of(const std::string& name) const {
   auto it = file_of_.find(name);
   return it == file_of_.end() ? std::string() : it->second;

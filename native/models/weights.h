@@ -43,6 +43,8 @@ class WeightStore {
   // The tensor with this name, shape and dtype, whatever its dtype class: E_MODEL_FORMAT naming it
   // when it is missing or its shape or dtype differ (the quantized layouts' integer tensors).
   const Tensor& get_typed(const std::string& name, const std::vector<int64_t>& shape, DType dtype) const;
+  // The name of the largest tensor whose name starts with `prefix` ("" when there is none).
+  std::string largest(const std::string& prefix) const;
   // The file a tensor came from, for messages ("" when there is no such tensor).
   std::string file_of(const std::string& name) const;
   // E_MODEL_FORMAT naming the first tensor (by name) that holds a NaN or an infinity, with the

@@ -1,6 +1,6 @@
 // Models and sessions for JS. Handles are Napi::External wrapping shared_ptrs: a job in flight
 // holds its own reference, so dispose() from JS never frees memory a worker is using.
-//   loadModel(spec, names, files[, {checkFinite, precision, weights, visionWeights, onConverted}]) -> Promise<handle>
+//   loadModel(spec, names, files[, {checkFinite, precision, weights, visionWeights, placement, onConverted}]) -> Promise<handle>
 //   modelEncodeVision(handle, pixels, patchDim, grids, trace, cancel?) -> Promise<{embeds, deepstack, trace}>
 //   modelEncodeFeatures(handle, {images?, videos?}, cancel?) -> Promise<{features, imageTokens, tokens, levels, hidden}>
 //     (each run {pixels, patchDim, grids}; `features` is a handle sessionForward takes, the rows never copied to JS)
@@ -24,6 +24,7 @@
 #include "core/cancel.h"
 #include "core/exec_context.h"
 #include "core/error.h"
+#include "core/placement.h"
 #include "core/threadpool.h"
 #include "models/family.h"
 #include "models/model.h"
@@ -255,6 +256,15 @@ models::LoadPlan load_plan_arg(Napi::Env env, Napi::Value arg, std::shared_ptr<P
     if (v != "exact" && v != "fast") throw make_error(env, "E_INPUT", "loadModel: precision must be 'exact' or 'fast'");
     plan.precision = v == "fast" ? Precision::Fast : Precision::Exact;
   }
+  // 'auto' (default: the fastest the placement probe measured), 'mmap', 'owned' or 'huge'.
+  Napi::Value pl = o.Get("placement");
+  if (!pl.IsUndefined()) {
+    const std::string v = pl.IsString() ? pl.As<Napi::String>().Utf8Value() : "";
+    Placement p;
+    if (v != "auto" && !placement_from_name(v, &p))
+      throw make_error(env, "E_INPUT", "loadModel: placement must be 'auto', 'mmap', 'owned' or 'huge'");
+    if (v != "auto") plan.placement = p;
+  }
   plan.text = weight_plan_arg(env, o, "weights");
   plan.vision = weight_plan_arg(env, o, "visionWeights");
   Napi::Value cache = o.Get("cache");
@@ -335,8 +345,31 @@ models::VisionInput vision_input_arg(Napi::Env env, Napi::Value pixels, Napi::Va
   return in;
 }
 
-// modelWeightFormat(model) -> {format, cache}: the weight format name of the language model's
-// linear layers and what the converted-weights cache did ("none", "hit", "written", "unwritten").
+// A placement probe's result (core/placement.h): the process's, as a load re-measured its mmap figure.
+Napi::Object probe_to_js(Napi::Env env, const PlacementProbe& p) {
+  Napi::Object o = Napi::Object::New(env), best = Napi::Object::New(env), runs = Napi::Object::New(env);
+  for (const Placement k : kPlacements) {
+    const int i = static_cast<int>(k);
+    if (p.runs[i].empty()) continue;
+    best.Set(placement_name(k), p.gbps[i]);
+    Napi::Array r = Napi::Array::New(env, p.runs[i].size());
+    for (size_t j = 0; j < p.runs[i].size(); ++j) r.Set(static_cast<uint32_t>(j), p.runs[i][j]);
+    runs.Set(placement_name(k), r);
+  }
+  o.Set("readGBps", best);
+  o.Set("runs", runs);
+  o.Set("fastest", placement_name(p.fastest));
+  o.Set("transparentHugePages", p.thp);
+  o.Set("mappedFrom", p.mapped_from);
+  o.Set("bytes", static_cast<double>(p.bytes));
+  o.Set("threads", p.threads);
+  o.Set("seconds", p.seconds);
+  return o;
+}
+
+// modelWeightFormat(model) -> {format, cache, placement, probe}: the weight format name of the
+// language model's linear layers, what the converted-weights cache did ("none", "hit", "written",
+// "unwritten"), where those weights are ("mmap", "owned", "huge") and the placement probe.
 Napi::Value ModelWeightFormat(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
@@ -344,6 +377,9 @@ Napi::Value ModelWeightFormat(const Napi::CallbackInfo& info) {
     Napi::Object o = Napi::Object::New(env);
     o.Set("format", weight_format_name(model->text_weight_format()));
     o.Set("cache", model->cache_status());
+    const std::optional<Placement> where = model->text_placement();
+    o.Set("placement", where ? placement_name(*where) : "other");
+    o.Set("probe", probe_to_js(env, model->probe()));
     return o;
   });
 }

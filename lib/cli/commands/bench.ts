@@ -5,7 +5,7 @@ import { UsageError, integerOption, stringValue, threadsOption } from '../args.j
 import type { Command } from '../command.js';
 
 const HELP = `usage: qwenvl bench [--model DIR] [--weights bf16|q8|q4] [--precision exact|fast] [--tokens N]
-                    [--image WxH] [--threads N] [--json]
+                    [--image WxH] [--threads N] [--placement auto|mmap|owned|huge] [--json]
 
 Times the vision tower on one image, the prefill of a text prompt and greedy decode, and measures
 in the same process the floors they are compared with: the memory read bandwidth (decode floor =
@@ -22,6 +22,8 @@ options:
   --tokens N           decode steps timed (integer from 1 to 4096; default 32)
   --image WxH          the image's size in pixels (default 448x448)
   --threads N          compute threads (integer from 1 to 1024; default: physical cores)
+  --placement WHERE    where the language model's weights live: auto (default: the fastest the
+                       placement probe measured), mmap, owned (4 KiB pages) or huge (huge pages)
   --json               print the report as one JSON object
   -h, --help           show this help
 `;
@@ -59,6 +61,7 @@ function table(r: BenchReport): string {
   return [
     `model: ${what} (${r.family}; weights ${r.weights}, precision ${r.precision}; loaded in ${r.loadSeconds.toFixed(2)} s)`,
     `cpu: ${r.cpu}, ${r.threads} threads`,
+    placementLine(r),
     `memory read: ${r.readGBps.best.toFixed(1)} GB/s (best of ${r.readGBps.runs.map((g) => g.toFixed(1)).join(', ')}); ${(r.decodeBytesPerToken / 2 ** 20).toFixed(0)} MiB of weights per token`,
     `compute peak ${r.peak.kind}: ${r.peak.best.toFixed(0)} GFLOP/s (best of ${r.peak.runs.map((g) => g.toFixed(0)).join(', ')}); prefill ${(r.prefillFlops / 1e9).toPrecision(3)} GFLOP, vision ${(r.visionFlops / 1e9).toPrecision(3)} GFLOP`,
     '',
@@ -67,6 +70,19 @@ function table(r: BenchReport): string {
     '',
     ...r.notes.map((n) => `note: ${n}`),
   ].join('\n');
+}
+
+/** The placement in use and what the probe measured for each placement, best round and spread. */
+function placementLine(r: BenchReport): string {
+  const p = r.placement;
+  const what = (['mmap', 'owned', 'huge'] as const)
+    .filter((k) => p.probe.readGBps[k] !== undefined)
+    .map((k) => {
+      const runs = p.probe.runs[k]!;
+      return `${k} ${p.probe.readGBps[k]!.toFixed(1)} (${Math.min(...runs).toFixed(1)}-${Math.max(...runs).toFixed(1)})`;
+    });
+  const used = p.probe.readGBps[p.used as 'mmap' | 'owned' | 'huge'];
+  return `weights placement: ${p.used}${p.requested === 'auto' ? ' (auto)' : ''}${used !== undefined ? `, probe read ${used.toFixed(1)} GB/s` : ''}; probe GB/s, best (range) of ${p.probe.runs.owned?.length ?? 0}: ${what.join(', ')}`;
 }
 
 /** `qwenvl bench`: vision, prefill and decode timings against floors measured in the same process. */
@@ -81,6 +97,7 @@ export const benchCommand: Command = {
     tokens: { type: 'string' },
     image: { type: 'string' },
     threads: { type: 'string' },
+    placement: { type: 'string' },
     json: { type: 'boolean' },
   },
   async run({ values, positionals }) {
@@ -93,6 +110,10 @@ export const benchCommand: Command = {
     const rawImage = stringValue(values, 'image');
     const image = rawImage === undefined ? { width: 448, height: 448 } : parseImage(rawImage);
     const threads = threadsOption(values);
+    const placement = stringValue(values, 'placement') ?? 'auto';
+    if (placement !== 'auto' && placement !== 'mmap' && placement !== 'owned' && placement !== 'huge') {
+      throw new UsageError(`--placement must be auto, mmap, owned or huge, got '${placement}'`);
+    }
     const model = stringValue(values, 'model');
     if (model === '') throw new UsageError('--model needs a folder');
     const tokenizerDir = model === undefined ? fixtureTokenizerDir() : undefined;
@@ -104,7 +125,7 @@ export const benchCommand: Command = {
     const { runBench } = await import('../../bench/run.js');
     const report = await runBench({
       ...(model !== undefined ? { model } : { tokenizerDir }),
-      weights, precision, tokens, image,
+      weights, precision, tokens, image, placement,
       ...(threads !== undefined ? { threads } : {}),
       log: (l) => void process.stderr.write(`bench: ${l}\n`),
     });

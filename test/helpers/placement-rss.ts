@@ -1,0 +1,26 @@
+/**
+ * Child-process probe for the placement memory test (test/model/placement.test.ts). Prints the
+ * resident set size at three points: after a warm-up load of the small fixture (freed again:
+ * the thread pool, the placement probe and the code are warm), after a second load of the
+ * fixture (kept: what a load costs besides its weights, the tokenizer above all), and after the
+ * load of the checkpoint DIR with the placement given; and where DIR's weights went.
+ * Run as `tsx --expose-gc test/helpers/placement-rss.ts DIR PLACEMENT`.
+ */
+import { loadModel, type LoadOptions } from '../../lib/index.js';
+import { checkpointDir } from './fixtures.js';
+
+const [dir, placement] = process.argv.slice(2) as [string, NonNullable<LoadOptions['placement']>];
+const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
+const rss = () => {
+  gc();
+  return process.memoryUsage.rss();
+};
+(await loadModel(checkpointDir('qwen2-vl'), { placement })).dispose();
+const start = rss();
+const small = await loadModel(checkpointDir('qwen2-vl'), { placement });
+const withSmall = rss();
+const m = await loadModel(dir, { placement });
+const withBoth = rss();
+process.stdout.write(JSON.stringify({ start, withSmall, withBoth, used: m.placement.used, thp: m.placement.probe.transparentHugePages, mappedFrom: m.placement.probe.mappedFrom }) + '\n');
+m.dispose();
+small.dispose();
