@@ -1,0 +1,30 @@
+// The Int8Dot GEMM path (q8, q4 weights, many activation rows): the matvec kernels of
+// matmul_q_*.cpp dot one weight row with one activation row across K and reduce horizontally, so
+// every vpdpbusd is followed by a convert and an FMA of its own, which holds them to the f32 rate.
+// The GEMM instead puts 16 outputs in the lanes of a register: the weights of a panel of outputs
+// are repacked (per thread, per call) so that one 64-byte vector holds 4 consecutive k of 16
+// outputs, and 4 activation codes broadcast to every lane feed 16 outputs at once. A 32-block then
+// costs 8 vpdpbusd per 16 outputs and row, and one convert, multiply and FMA for its scales.
+//
+// Repacked, the weights are signed (q8: the stored byte − 128; q4: code − zero point, −15..15) and
+// the activation codes unsigned (the int8 code + 128), the operand order vpdpbusd takes; the +128
+// of the activations becomes −128·Σ w per (output, block), computed once at repack. The integer
+// block dots are the reference's exactly (with its zero-point term folded in as integers), so only
+// the f32 rounding of the scale products and their sums differs, as for the matvec kernels.
+#pragma once
+#include <cstdint>
+
+#include "backends/cpu/matmul_q.h"
+
+namespace qvl::cpu {
+
+// Rows from which the AVX512-VNNI variant runs the GEMM rather than its matvec tiles. Measured
+// with bench_matmul on the 2B model's widths (Sapphire Rapids, 2 threads): see the commit that
+// set it.
+constexpr int64_t kQGemmMinRows = 16;
+
+// y = x·Wᵀ (+ bias) for p, from activations already quantized into a (run_qmatmul's step one).
+// Flips a.q to unsigned codes (+128, as bytes) in place: the caller drops a afterwards.
+void qgemm_avx512vnni(const ops::MatmulParams& p, QActs& a, ThreadPool& pool);
+
+}  // namespace qvl::cpu
