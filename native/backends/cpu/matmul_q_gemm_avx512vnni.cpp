@@ -49,25 +49,34 @@ QVL_TARGET_AVX512VNNI inline __m256i block_codes(const uint8_t* row, int64_t ld,
   }
 }
 
-// z[r] holds dword c of row r in lane c and of row r + 8 in lane 8 + c (r, c < 8). Afterwards z[c]
-// holds dword c of row r in lane r (r < 16). Three rounds, each trading one bit of the register
-// index for one bit of the lane index between register pairs.
-QVL_TARGET_AVX512VNNI inline void transpose_16x8(__m512i z[8]) {
-  for (int s = 2; s >= 0; --s) {
-    alignas(64) int32_t ix[16], iy[16];
-    for (int l = 0; l < 16; ++l) {
-      const int from_b = ((l >> s) & 1) << 4;
-      ix[l] = (l & ~(1 << s)) | from_b;
-      iy[l] = (l | (1 << s)) | from_b;
-    }
-    const __m512i vx = _mm512_load_si512(ix), vy = _mm512_load_si512(iy);
-    for (int r = 0; r < 8; ++r) {
-      if (r & (1 << s)) continue;
-      const __m512i a = z[r], b = z[r | (1 << s)];
-      z[r] = _mm512_permutex2var_epi32(a, vx, b);
-      z[r | (1 << s)] = _mm512_permutex2var_epi32(a, vy, b);
-    }
+// One round of transpose_16x8 for register bit S: a = z[r], b = z[r | 1 << S] (r without bit S)
+// become the lanes with lane bit S clear (x) and set (y) of both.
+template <int S>
+QVL_TARGET_AVX512VNNI inline void trade(__m512i z[8]) {
+  alignas(64) static constexpr int32_t kIdx[3][2][16] = {
+      {{0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30}, {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31}},
+      {{0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29}, {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31}},
+      {{0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27}, {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31}},
+  };
+  constexpr int B = 1 << S;
+  const __m512i ix = _mm512_load_si512(kIdx[S][0]), iy = _mm512_load_si512(kIdx[S][1]);
+#pragma GCC unroll 8
+  for (int r = 0; r < 8; ++r) {
+    if (r & B) continue;
+    const __m512i a = z[r], b = z[r | B];
+    z[r] = _mm512_permutex2var_epi32(a, ix, b);
+    z[r | B] = _mm512_permutex2var_epi32(a, iy, b);
   }
+}
+
+// z[r] holds dword c of row r in lane c and of row r + 8 in lane 8 + c (r, c < 8). Afterwards z[c]
+// holds dword c of row r in lane r (r < 16): each round trades one bit of the register index for
+// the same bit of the lane index (the tables: lane l of x takes lane l with bit S cleared from
+// a or b as bit S of l says; y the same with bit S set).
+QVL_TARGET_AVX512VNNI inline void transpose_16x8(__m512i z[8]) {
+  trade<2>(z);
+  trade<1>(z);
+  trade<0>(z);
 }
 
 // Outputs [n0, n0 + kPanelN) of p.w (rows past N are zeros) into `panel` (blocks × kBlockBytes:
@@ -75,39 +84,49 @@ QVL_TARGET_AVX512VNNI inline void transpose_16x8(__m512i z[8]) {
 // vector −128·Σ w per output as int32) and `scales` (per group and vector the 16 f32 scales).
 template <WeightFormat F>
 QVL_TARGET_AVX512VNNI void pack_panel(const ops::MatmulParams& p, int64_t blocks, int64_t n0, uint8_t* panel, float* scales) {
-  const int64_t groups = p.K / p.w.group, per_group = p.w.group / kQuantBlock;
+  const int64_t groups = p.K / p.w.group, per_group = p.w.group / kQuantBlock, ld = p.w.ld;
   const __m512i c128 = _mm512_set1_epi8(static_cast<char>(0x80));
   for (int v = 0; v < kNB; ++v) {
     const uint8_t* rows[16];
+    const float* sw[16];
+    const uint8_t* zp[16];
     for (int r = 0; r < 16; ++r) {
       const int64_t n = n0 + 16 * v + r;
-      rows[r] = n < p.N ? static_cast<const uint8_t*>(p.w.row(n)) : nullptr;
+      const bool ok = n < p.N;
+      rows[r] = ok ? static_cast<const uint8_t*>(p.w.row(n)) : nullptr;
+      sw[r] = ok ? p.w.row_scales(n) : nullptr;
+      zp[r] = ok && F == WeightFormat::Q4 ? p.w.row_zeros(n) : nullptr;
     }
     for (int64_t g = 0; g < groups; ++g) {
       float* s = scales + (g * kNB + v) * 16;
-      for (int r = 0; r < 16; ++r) s[r] = rows[r] ? p.w.row_scales(n0 + 16 * v + r)[g] : 0.0f;
+      for (int r = 0; r < 16; ++r) s[r] = sw[r] ? sw[r][g] : 0.0f;
     }
     __m512i zeros = _mm512_setzero_si512();  // q4: the group's zero point in every byte of lane r
-    for (int64_t b = 0; b < blocks; ++b) {
+    for (int64_t b = 0, in_group = 0; b < blocks; ++b) {
       __m512i z[8];
+#pragma GCC unroll 8
       for (int r = 0; r < 8; ++r) {
-        const __m256i lo = rows[r] ? block_codes<F>(rows[r], p.w.ld, b) : _mm256_setzero_si256();
-        const __m256i hi = rows[r + 8] ? block_codes<F>(rows[r + 8], p.w.ld, b) : _mm256_setzero_si256();
+        const __m256i lo = rows[r] ? block_codes<F>(rows[r], ld, b) : _mm256_setzero_si256();
+        const __m256i hi = rows[r + 8] ? block_codes<F>(rows[r + 8], ld, b) : _mm256_setzero_si256();
         // maskz forms: GCC 12's unmasked inserts read an "undefined" vector it then warns about.
         const __m512i low = _mm512_maskz_inserti64x4(static_cast<__mmask8>(0xff), _mm512_setzero_si512(), lo, 0);
         z[r] = _mm512_maskz_inserti64x4(static_cast<__mmask8>(0xff), low, hi, 1);
       }
       transpose_16x8(z);
       if constexpr (F == WeightFormat::Q4) {
-        if (b % per_group == 0) {
+        if (in_group == 0) {
           alignas(64) int32_t zs[16];
-          for (int r = 0; r < 16; ++r) zs[r] = rows[r] ? p.w.row_zeros(n0 + 16 * v + r)[b / per_group] * 0x01010101 : 0;
+          const int64_t g = b / per_group;
+          for (int r = 0; r < 16; ++r) zs[r] = zp[r] ? zp[r][g] * 0x01010101 : 0;
           zeros = _mm512_load_si512(zs);
         }
-        for (auto& zj : z) zj = _mm512_sub_epi8(zj, zeros);
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; ++j) z[j] = _mm512_sub_epi8(z[j], zeros);
       }
+      if (++in_group == per_group) in_group = 0;
       uint8_t* dst = panel + b * kBlockBytes + v * kVecBlock;
       __m512i sum = _mm512_setzero_si512();
+#pragma GCC unroll 8
       for (int j = 0; j < 8; ++j) {
         _mm512_store_si512(dst + j * 64, z[j]);
         sum = _mm512_dpbusd_epi32(sum, c128, z[j]);
