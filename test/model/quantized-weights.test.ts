@@ -135,9 +135,9 @@ describe('weights quantized at load', () => {
         within(r, BUDGETS[family][weights]);
       });
     }
-    // Under 'fast' the prompt's matmuls read the q8 weights through the bf16 kernels (AMX,
-    // AVX512-BF16; activations in bf16 rather than int8), or stay on the int8 ones where the CPU
-    // has neither: the q8 budget holds. Measured on AMX (min / mean cos / top-1): qwen2-vl 0.9982 /
+    // Under 'fast' the prompt's matmuls read the q8 weights through AMX bf16 tiles (activations
+    // in bf16 rather than int8), or stay on the int8 kernels where the CPU has no AMX (ops/matmul.h,
+    // matmul_bf16_variant): the q8 budget holds either way. Measured on AMX (min / mean cos / top-1): qwen2-vl 0.9982 /
     // 0.9995 / 0.88, qwen2.5-vl 0.9868 / 0.9986 / 0.88, qwen3-vl 0.99956 / 0.99969 / 0.96,
     // qwen3-vl-moe 0.9946 / 0.9993 / 0.92.
     it(`${family} q8 under precision 'fast': logits stay within the q8 budget`, async () => {
