@@ -141,9 +141,9 @@ template <int MB>
 QVL_TARGET_AVX512VNNI void tile(const QActs& a, const uint8_t* panel, const float* scales, int64_t m0, int64_t b0, int64_t b1,
                                 float* y, int64_t ldy, const __mmask16 mask[kNB]) {
   const int64_t per_group = a.group / kQuantBlock;
-  const uint8_t* xq[MB];
-  const float* xd[MB];
-  for (int i = 0; i < MB; ++i) xq[i] = reinterpret_cast<const uint8_t*>(a.q) + (m0 + i) * a.K, xd[i] = a.d + (m0 + i) * a.blocks;
+  // The tile's rows as interleave_tile left them.
+  const uint8_t* xq = reinterpret_cast<const uint8_t*>(a.q) + m0 * a.K;
+  const float* xd = a.d + m0 * a.blocks;
   __m512 acc[MB][kNB];
   for (int i = 0; i < MB; ++i)
     for (int v = 0; v < kNB; ++v) acc[i][v] = _mm512_setzero_ps();
@@ -161,13 +161,13 @@ QVL_TARGET_AVX512VNNI void tile(const QActs& a, const uint8_t* panel, const floa
       for (int v = 0; v < kNB; ++v) w[v] = _mm512_load_si512(pb + v * kVecBlock + j * 64);
       for (int i = 0; i < MB; ++i) {
         int32_t x4;
-        __builtin_memcpy(&x4, xq[i] + b * kQuantBlock + 4 * j, 4);
+        __builtin_memcpy(&x4, xq + (b * 8 + j) * 4 * MB + 4 * i, 4);
         const __m512i xv = _mm512_set1_epi32(x4);
         for (int v = 0; v < kNB; ++v) dot[i][v] = _mm512_dpbusd_epi32(dot[i][v], xv, w[v]);
       }
     }
     for (int i = 0; i < MB; ++i) {
-      const __m512 d = _mm512_set1_ps(xd[i][b]);
+      const __m512 d = _mm512_set1_ps(xd[b * MB + i]);
       for (int v = 0; v < kNB; ++v)
         acc[i][v] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_maskz_cvtepi32_ps(kAll, dot[i][v]), d), _mm512_load_ps(s + v * 16), acc[i][v]);
     }
@@ -213,17 +213,55 @@ QVL_TARGET_AVX512VNNI void run_panel(const ops::MatmulParams& p, const QActs& a,
     tiles(a, panel, scales, m0, m1, b0, std::min(b0 + kChunk, a.blocks), y, p.ldy, mask);
 }
 
-QVL_TARGET_AVX512VNNI void to_unsigned(int8_t* q, int64_t n) {
+struct TileTag {};
+
+// Rows [m0, m0 + r) of a (m0 a multiple of kMB, r <= kMB: the rows of one register tile, which
+// occupy the same bytes in either layout) rewritten in place into the layout tile() reads: codes
+// made unsigned (+128), and for each block and 4-k step the r rows' 4 codes side by side
+// (q[(8·b + j)·4r + 4i + t] = code k = 32b + 4j + t of row i); the scales side by side per block
+// (d[b·r + i]). Then one tile's activations are one sequential stream.
+QVL_TARGET_AVX512VNNI void interleave_tile(QActs& a, int64_t m0, int r) {
+  const int64_t K = a.K, blocks = a.blocks;
+  uint8_t* q = reinterpret_cast<uint8_t*>(a.q) + m0 * K;
+  float* d = a.d + m0 * blocks;
+  auto* tmp = static_cast<uint8_t*>(thread_scratch<TileTag>(static_cast<size_t>(r * (K + 4 * blocks)), "int8 GEMM row tile"));
+  auto* dtmp = reinterpret_cast<float*>(tmp + r * K);
+  __builtin_memcpy(tmp, q, static_cast<size_t>(r * K));
+  __builtin_memcpy(dtmp, d, static_cast<size_t>(r * blocks) * sizeof(float));
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int i = 0; i < r; ++i) d[b * r + i] = dtmp[i * blocks + b];
   const __m512i c128 = _mm512_set1_epi8(static_cast<char>(0x80));
-  int64_t i = 0;
-  for (; i + 64 <= n; i += 64) _mm512_storeu_si512(q + i, _mm512_xor_si512(_mm512_loadu_si512(q + i), c128));
-  for (; i < n; ++i) q[i] = static_cast<int8_t>(static_cast<uint8_t>(q[i]) ^ 0x80u);
+  if (r == 4) {
+    // Output dword 4j + i (j < 4 in the first vector, 4..7 in the second) is dword j of row i:
+    // rows 0, 1 in a's halves, rows 2, 3 in b's.
+    alignas(64) static constexpr int32_t kLo[16] = {0, 8, 16, 24, 1, 9, 17, 25, 2, 10, 18, 26, 3, 11, 19, 27};
+    alignas(64) static constexpr int32_t kHi[16] = {4, 12, 20, 28, 5, 13, 21, 29, 6, 14, 22, 30, 7, 15, 23, 31};
+    const __m512i lo = _mm512_load_si512(kLo), hi = _mm512_load_si512(kHi);
+    const __mmask8 all = static_cast<__mmask8>(0xff);
+    for (int64_t b = 0; b < blocks; ++b) {
+      const uint8_t* src = tmp + b * kQuantBlock;
+      __m256i row[4];
+      for (int i = 0; i < 4; ++i) row[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i * K));
+      const __m512i ab = _mm512_maskz_inserti64x4(all, _mm512_maskz_inserti64x4(all, _mm512_setzero_si512(), row[0], 0), row[1], 1);
+      const __m512i cd = _mm512_maskz_inserti64x4(all, _mm512_maskz_inserti64x4(all, _mm512_setzero_si512(), row[2], 0), row[3], 1);
+      _mm512_storeu_si512(q + b * 128, _mm512_xor_si512(_mm512_permutex2var_epi32(ab, lo, cd), c128));
+      _mm512_storeu_si512(q + b * 128 + 64, _mm512_xor_si512(_mm512_permutex2var_epi32(ab, hi, cd), c128));
+    }
+    return;
+  }
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int j = 0; j < 8; ++j)
+      for (int i = 0; i < r; ++i)
+        for (int t = 0; t < 4; ++t) q[(b * 8 + j) * 4 * r + 4 * i + t] = static_cast<uint8_t>(tmp[i * K + b * kQuantBlock + 4 * j + t] ^ 0x80u);
 }
 
 }  // namespace
 
 void qgemm_avx512vnni(const ops::MatmulParams& p, QActs& a, ThreadPool& pool) {
-  pool.parallel_for(p.M, 16, [&](int64_t b, int64_t e) { to_unsigned(a.q + b * a.K, (e - b) * a.K); });
+  static_assert(kMB == 4, "interleave_tile's fast path packs 4 rows");
+  pool.parallel_for(ceil_div(p.M, kMB), 4, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) interleave_tile(a, t * kMB, static_cast<int>(std::min<int64_t>(kMB, p.M - t * kMB)));
+  });
   const int64_t nt = pool.size(), n_panels = ceil_div(p.N, kPanelN);
   // Too few panels to keep every thread busy: split the rows too (each part repacks its panel).
   int64_t m_parts = 1;
