@@ -45,7 +45,7 @@ const QShape kQShapes[] = {
     // (after the rows are split between threads), panels of 32 outputs with tails, K chunks of 16
     // blocks with tails, odd block counts, K past 1024.
     {16, 96, 33, 32},   {17, 1056, 47, 32}, {33, 544, 17, 32},  {100, 1152, 65, 128}, {512, 224, 49, 32},
-    {16, 1280, 18, 128}, {103, 32, 31, 32}, {18, 320, 47, 32},
+    {16, 1280, 18, 128}, {103, 32, 31, 32}, {18, 320, 47, 32}, {8, 160, 40, 32},
 };
 
 struct QProblem {

@@ -19,9 +19,12 @@
 namespace qvl::cpu {
 
 // Rows from which the AVX512-VNNI variant runs the GEMM rather than its matvec tiles. Measured
-// with bench_matmul on the 2B model's widths (Sapphire Rapids, 2 threads): see the commit that
-// set it.
-constexpr int64_t kQGemmMinRows = 16;
+// with bench_matmul on the 2B model's widths (Sapphire Rapids VM, q8): with the weights cached,
+// one thread, the GEMM is 1.5x faster at M = 6 and 1.8-2.4x at 8-12; streaming the weights from
+// DRAM on two threads the two are within the noise up to M = 8 (both read each weight once);
+// from M = 16 the GEMM is 1.5-2.9x the dense exact kernel's speed while the matvec tiles are not
+// faster than it.
+constexpr int64_t kQGemmMinRows = 8;
 
 // y = x·Wᵀ (+ bias) for p, from activations already quantized into a (run_qmatmul's step one).
 // Flips a.q to unsigned codes (+128, as bytes) in place: the caller drops a afterwards.
