@@ -33,7 +33,7 @@ namespace qvl::cpu {
 constexpr int64_t kQGemmMinRows = 8;
 
 // y = x·Wᵀ (+ bias) for p, from activations already quantized into a (run_qmatmul's step one).
-// Flips a.q to unsigned codes (+128, as bytes) in place: the caller drops a afterwards.
+// Rewrites a in place (codes made unsigned and interleaved per 4-row tile): the caller drops it.
 void qgemm_avx512vnni(const ops::MatmulParams& p, QActs& a, ThreadPool& pool);
 
 }  // namespace qvl::cpu
