@@ -102,34 +102,48 @@ async function matmulRows(): Promise<Row[]> {
   return rows;
 }
 
-// Decode and prefill shapes of Qwen2-VL-2B as N x K: MLP down, MLP up/gate, the LM head.
+// Decode shapes of Qwen2-VL-2B as N x K: MLP down, MLP up/gate, the LM head.
 const QUANT_SHAPES: [number, number][] = [
   [1536, 8960],
   [8960, 1536],
   [151936, 1536],
 ];
+// Prefill shapes (N x K): attention output, MLP up/gate, MLP down.
+const QUANT_PREFILL_SHAPES: [number, number][] = [
+  [1536, 1536],
+  [8960, 1536],
+  [1536, 8960],
+];
 const QUANT_REPEATS = 3;
+// The dense exact kernel the prefill rows are compared with (bf16 weights, f32 activations).
+const DENSE_EXACT = 'avx512';
 
 /**
  * Quantized weights (q8, q4) against bf16 as stored, each variant that reads them: decode (M = 1)
  * reports GB/s of weight bytes (scales and zero points included) as a share of the memory-read
- * floor measured in the same run; prefill (M = 512) GFLOP/s. Each case runs QUANT_REPEATS times
- * (each a best-of) and reports the median and the spread (other processes share the cores).
+ * floor measured in the same run; prefill (M = 16, 128, 512) GFLOP/s, the speed-up over the dense
+ * exact kernel (bf16 weights, DENSE_EXACT) at the same shape, and for the AVX512-VNNI kernel
+ * (the int8 GEMM from 16 rows) the share of the vpdpbusd peak measured in the same run. Each case
+ * runs QUANT_REPEATS times (each a best-of) and reports the median and the spread (other
+ * processes share the cores).
  */
-async function quantRows(floorGbps: number[]): Promise<Row[]> {
+async function quantRows(floorGbps: number[], peak: Map<string, { median: number }>): Promise<Row[]> {
   const info = native.info().ops.matmul;
   const rows: Row[] = [];
   const floor = median(floorGbps);
-  for (const M of [1, 512]) {
-    for (const [N, K] of QUANT_SHAPES) {
-      if (M === 512 && N > 10000) continue;  // the LM head runs for one row per sequence
+  for (const M of [1, 16, 128, 512]) {
+    for (const [N, K] of M === 1 ? QUANT_SHAPES : QUANT_PREFILL_SHAPES) {
+      let dense: number | undefined;
       for (const wDtype of ['bf16', 'q8', 'q4'] as const) {
+        // Prefill: the dense exact kernel and the kernel matmul() picks per format (the portable
+        // and older ones take minutes there and say nothing new).
+        const prefill = (name: string) => name === DENSE_EXACT || name === info?.chosenByFormat?.[wDtype];
         const variants = (info?.variants ?? []).filter(
-          (v) => v.available && v.name !== 'reference' && (v.formats ?? []).includes(wDtype) && (M === 1 || v.name !== 'generic'),
+          (v) => v.available && v.name !== 'reference' && (v.formats ?? []).includes(wDtype) && (M === 1 || prefill(v.name)),
         );
         for (const v of variants) {
           const { times, note } = await timeRepeats(QUANT_REPEATS, () =>
-            native.benchMatmul({ M, K, N, wDtype, variant: v.name, iters: M === 1 ? 10 : 2, spillBytes: SPILL_BYTES }),
+            native.benchMatmul({ M, K, N, wDtype, variant: v.name, iters: M === 1 ? 10 : M <= 16 ? 4 : 2, spillBytes: SPILL_BYTES }),
           );
           const row: Row = { op: 'matmul', shape: `M=${M} N=${N} K=${K} ${wDtype}`, variant: v.name };
           if (note !== undefined) row.note = note;
@@ -142,7 +156,13 @@ async function quantRows(floorGbps: number[]): Promise<Row[]> {
               row.gbps = bytes / s / 1e9;
               row.note = `${((100 * row.gbps) / floor).toFixed(0)}% of floor; spread ${spread(times)}`;
             } else {
-              row.note = `spread ${spread(times)}`;
+              if (wDtype === 'bf16' && v.name === DENSE_EXACT) dense = s;
+              const p = peak.get(PEAK_OF[v.name] ?? '');
+              row.note = [
+                dense !== undefined ? `x${(dense / s).toFixed(2)} ${DENSE_EXACT}/bf16` : '',
+                p ? `${((100 * row.gflops) / p.median).toFixed(0)}% of ${PEAK_OF[v.name]} peak` : '',
+                `spread ${spread(times)}`,
+              ].filter((x) => x !== '').join('; ');
             }
           }
           rows.push(row);
@@ -206,7 +226,7 @@ const PEAK_REPEATS = 5;
 /** Each probe PEAK_REPEATS times: the median is the peak used; min and max show the noise. */
 async function peaks(): Promise<Map<string, { median: number; min: number; max: number }>> {
   const out = new Map<string, { median: number; min: number; max: number }>();
-  for (const kind of ['fma32', 'dpbf16', 'amx-bf16'] as const) {
+  for (const kind of ['fma32', 'dpbf16', 'dpbusd', 'amx-bf16'] as const) {
     const runs: number[] = [];
     try {
       runs.push(...(await peakGflops(kind, PEAK_REPEATS)));
@@ -333,7 +353,7 @@ export async function runOps(): Promise<void> {
   const started = Date.now();
   const floor = await readFloor();
   console.log(`memory-read floor: ${floor.map((g) => g.toFixed(1)).join(', ')} GB/s (median ${median(floor).toFixed(1)})\n`);
-  print([...(await matmulRows()), ...(await quantRows(floor)), ...(await attentionRows())]);
+  print([...(await matmulRows()), ...(await quantRows(floor, await peaks())), ...(await attentionRows())]);
   await bf16Table();
   console.log(`\n(${((Date.now() - started) / 1000).toFixed(0)} s)`);
 }
@@ -345,8 +365,10 @@ export async function runQuant(): Promise<void> {
   const started = Date.now();
   const floor = await readFloor();
   console.log(`memory-read floor: ${floor.map((g) => g.toFixed(1)).join(', ')} GB/s (median ${median(floor).toFixed(1)})`);
+  const peak = await peaks();
+  for (const [kind, p] of peak) console.log(`peak ${kind}: ${p.median.toFixed(0)} GFLOP/s (min ${p.min.toFixed(0)}, max ${p.max.toFixed(0)})`);
   console.log(`median of ${QUANT_REPEATS} runs, each the best of N calls; spread = slowest/fastest - 1\n`);
-  print(await quantRows(floor));
+  print(await quantRows(floor, peak));
   console.log(`\n(${((Date.now() - started) / 1000).toFixed(0)} s)`);
 }
 

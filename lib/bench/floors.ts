@@ -11,13 +11,13 @@ import { native } from '../native/binding.js';
 export const SPILL_BYTES = 1024 * 2 ** 20;
 
 /** A compute-peak probe of native/tests/bench_peak.cpp. */
-export type PeakKind = 'fma32' | 'dpbf16' | 'amx-bf16';
+export type PeakKind = 'fma32' | 'dpbf16' | 'dpbusd' | 'amx-bf16';
 
 /** The probe each matmul variant's ISA is measured against. */
-export const PEAK_OF: Record<string, PeakKind> = { avx512: 'fma32', avx512bf16: 'dpbf16', amx: 'amx-bf16' };
+export const PEAK_OF: Record<string, PeakKind> = { avx512: 'fma32', avx512bf16: 'dpbf16', amx: 'amx-bf16', q_avx512vnni: 'dpbusd' };
 
 /** Rounds per probe call at which one call takes tens of milliseconds (AMX does far more per round). */
-export const PEAK_ROUNDS: Record<PeakKind, number> = { fma32: 20_000_000, dpbf16: 20_000_000, 'amx-bf16': 2_000_000 };
+export const PEAK_ROUNDS: Record<PeakKind, number> = { fma32: 20_000_000, dpbf16: 20_000_000, dpbusd: 20_000_000, 'amx-bf16': 2_000_000 };
 
 /** GB/s reading `bytes` of owned memory on every compute thread, once per repeat. */
 export async function readBandwidths(repeats: number, bytes: number = SPILL_BYTES): Promise<number[]> {

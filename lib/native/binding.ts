@@ -312,7 +312,7 @@ export interface NativeBinding {
   /** Seconds per call of one attention variant, best of `iters` after a warm-up; rejects when not built. */
   benchAttention(c: NativeBenchAttention): Promise<number>;
   /** GFLOP/s of a compute-peak probe on every pool thread (native/tests/bench_peak.cpp). */
-  benchPeak(c: { kind: 'fma32' | 'dpbf16' | 'amx-bf16'; rounds: number }): Promise<number>;
+  benchPeak(c: { kind: 'fma32' | 'dpbf16' | 'dpbusd' | 'amx-bf16'; rounds: number }): Promise<number>;
   /** Seconds to read `bytes` of owned memory once on every compute thread, best of `iters` (the bandwidth floor). */
   benchRead(c: { bytes: number; iters: number }): Promise<number>;
   /** Bytes an [N, K] weight takes in a weight format, scales and zero points included. */

@@ -70,6 +70,7 @@ const Variant<MatmulFn>& matmul_variant(Device d, WeightFormat f) {
 
 const Variant<MatmulFn>* matmul_bf16_variant(Device d, WeightFormat f) {
   const Variant<MatmulFn>* v = matmul_bf16_family().best_for(d, f);
+  if (v && v->isa != Isa::Amx && weight_format_traits(f).kernel == WeightKernel::Int8Dot) return nullptr;
   return v && v->isa != Isa::Reference ? v : nullptr;
 }
 

@@ -51,14 +51,16 @@ inline int64_t matmul_bf16_min_rows(Isa isa) { return isa == Isa::Amx ? 8 : 32; 
 // Validates shapes/strides (E_INPUT) and runs the best variant for p.w.format; throws E_ABORTED /
 // E_DISPOSED when p.cancel is set. Under ctx.precision() == Fast, problems of at least
 // matmul_bf16_min_rows rows go to matmul_bf16 when this machine has a bf16 kernel for the format
-// (AMX, or AVX512-BF16); without one they stay exact.
+// (AMX, or AVX512-BF16 for the dense and f8 formats: matmul_bf16_variant); without one they stay exact.
 void matmul(const MatmulParams& p, const ExecContext& ctx);
 // Throws E_INPUT unless p describes a consistent problem (the kernels assume it does).
 void check_matmul(const MatmulParams& p);
 // The variant matmul() runs on device d for weights in format f (E_UNSUPPORTED when none there reads f).
 const Variant<MatmulFn>& matmul_variant(Device d, WeightFormat f);
-// The matmul_bf16 variant matmul() would run for format f on device d, or null when there is
-// none but the scalar reference (then Fast runs exact).
+// The matmul_bf16 variant matmul() would run for format f on device d, or null when Fast runs
+// exact for f: there is none but the scalar reference, or f is q8/q4 and the kernel is not AMX
+// (the exact path's int8 GEMM, backends/cpu/matmul_q_gemm.h, ran 3-5x faster than AVX512-BF16 on
+// dequantized q8 panels at M = 512 on Sapphire Rapids; AMX stays 1.3-3x faster than it).
 const Variant<MatmulFn>* matmul_bf16_variant(Device d, WeightFormat f);
 
 }  // namespace qvl::ops

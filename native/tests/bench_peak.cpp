@@ -54,6 +54,21 @@ QVL_TARGET_AVX512BF16 double dpbf16_flops(int64_t rounds) {
   return static_cast<double>(rounds) * 16 * 16 * 2 * 2;  // 16 lanes x 2 products x 2 flops
 }
 
+// int8 products (VNNI): 16 lanes × 4 u8·s8 products, counted as 2 ops each like a flop, so the
+// Int8Dot kernels' GFLOP/s (of the f32 product they stand for) compare with it directly.
+QVL_TARGET_AVX512VNNI double dpbusd_ops(int64_t rounds) {
+  __m512i acc[16];
+  for (int i = 0; i < 16; ++i) acc[i] = _mm512_set1_epi32(i);
+  const __m512i a = _mm512_set1_epi8(1), b = _mm512_set1_epi8(-1);  // acc drifts down by 4 a round: no overflow
+  for (int64_t r = 0; r < rounds; ++r) {
+    for (int i = 0; i < 16; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], a, b);
+  }
+  __m512i s = acc[0];
+  for (int i = 1; i < 16; ++i) s = _mm512_add_epi32(s, acc[i]);
+  keep(_mm512_maskz_cvtepi32_ps(static_cast<__mmask16>(0xffff), s));  // maskz: GCC 12 warns on the plain form
+  return static_cast<double>(rounds) * 16 * 16 * 4 * 2;
+}
+
 struct alignas(64) TileConfig {
   uint8_t palette = 1, start_row = 0, reserved[14] = {};
   uint16_t colsb[16] = {};
@@ -99,11 +114,14 @@ double peak_gflops(const std::string& kind, int64_t rounds) {
   } else if (kind == "dpbf16") {
     QVL_CHECK(isa_available(Isa::Avx512Bf16), Unsupported, "benchPeak: this CPU has no AVX512-BF16");
     probe = dpbf16_flops;
+  } else if (kind == "dpbusd") {
+    QVL_CHECK(isa_available(Isa::Avx512Vnni), Unsupported, "benchPeak: this CPU has no AVX512-VNNI");
+    probe = dpbusd_ops;
   } else if (kind == "amx-bf16") {
     QVL_CHECK(isa_available(Isa::Amx), Unsupported, "benchPeak: this CPU (or OS) runs no AMX");
     probe = amx_bf16_flops;
   } else {
-    fail(ErrorCode::Input, "benchPeak: kind must be fma32, dpbf16 or amx-bf16, got '" + kind + "'");
+    fail(ErrorCode::Input, "benchPeak: kind must be fma32, dpbf16, dpbusd or amx-bf16, got '" + kind + "'");
   }
   const std::shared_ptr<ThreadPool> pool = default_pool();
   const int64_t nt = pool->size();

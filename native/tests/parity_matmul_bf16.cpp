@@ -138,7 +138,7 @@ std::vector<Result> group128_cases(const ops::OpFamily<ops::MatmulFn>& family, R
 }
 
 // matmul() picks the family from the context's precision and the row count, for dense and block
-// weights alike.
+// weights alike (q8/q4 only on AMX: under QWENVL_MAX_ISA=avx512bf16 their Fast cases expect exact).
 std::vector<Result> dispatch_cases(ThreadPool& pool, Rng& rng) {
   std::vector<Result> out;
   for (const WeightFormat f : {WeightFormat::BF16, WeightFormat::Q8, WeightFormat::Q4, WeightFormat::F8}) {

@@ -41,6 +41,11 @@ const QShape kQShapes[] = {
     {2, 384, 5, 128},   {3, 64, 19, 32},    {3, 640, 4, 128},   {7, 352, 31, 32},   {7, 128, 100, 128},
     {33, 224, 17, 32},  {33, 512, 47, 128}, {33, 96, 3, 32},    {5, 960, 70, 32},   {64, 256, 40, 128},
     {1, 1536, 37, 32},  {2, 32, 2, 32},     {0, 64, 5, 32},     {4, 64, 0, 32},     {3, 0, 7, 32},
+    // The GEMM path (M >= kQGemmMinRows, matmul_q_gemm.h): row tiles of 4 with tails of 1, 2, 3
+    // (after the rows are split between threads), panels of 32 outputs with tails, K chunks of 16
+    // blocks with tails, odd block counts, K past 1024.
+    {16, 96, 33, 32},   {17, 1056, 47, 32}, {33, 544, 17, 32},  {100, 1152, 65, 128}, {512, 224, 49, 32},
+    {16, 1280, 18, 128}, {103, 32, 31, 32}, {18, 320, 47, 32}, {8, 160, 40, 32},
 };
 
 struct QProblem {

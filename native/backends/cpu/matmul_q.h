@@ -30,6 +30,8 @@ struct QKernels {
   void (*quantize)(const float* x, int64_t m, QActs& a);
   // y rows [m0, m0 + rows) x outputs [n0, n1), full K, bias included; rows <= 4.
   void (*tile)(const ops::MatmulParams& p, const QActs& a, int64_t m0, int rows, int64_t n0, int64_t n1);
+  // Optional: the whole product for M >= kQGemmMinRows (matmul_q_gemm.h); it may rewrite a.
+  void (*gemm)(const ops::MatmulParams& p, QActs& a, ThreadPool& pool) = nullptr;
 };
 
 // Scalar pieces the kernels share: the reference activation quantizer for one row, and the

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "backends/cpu/matmul_q.h"
+#include "backends/cpu/matmul_q_gemm.h"
 #include "core/cpu.h"
 #include "core/weight_quant.h"
 
@@ -202,7 +203,7 @@ QVL_TARGET_AVX512VNNI void tile(const ops::MatmulParams& p, const QActs& a, int6
   }
 }
 
-const QKernels kKernels = {quantize, tile};
+const QKernels kKernels = {quantize, tile, qgemm_avx512vnni};
 
 }  // namespace
 

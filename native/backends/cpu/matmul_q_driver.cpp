@@ -2,6 +2,7 @@
 #include <vector>
 
 #include "backends/cpu/matmul_q.h"
+#include "backends/cpu/matmul_q_gemm.h"
 #include "core/weight_quant.h"
 #include "ops/quant_act.h"
 
@@ -74,6 +75,7 @@ void run_qmatmul(const ops::MatmulParams& p, ThreadPool& pool, const QKernels& k
   } else {
     for (int64_t m = 0; m < p.M; ++m) k.quantize(p.x + m * p.ldx, m, a);
   }
+  if (k.gemm && p.M >= kQGemmMinRows) return k.gemm(p, a, pool);
   int64_t row_bytes = 0;
   weight_row_bytes(p.w.format, p.w.ld, &row_bytes);
   if (p.M <= kTileRows) {
