@@ -15,6 +15,7 @@
 #include "ops/rows.h"
 #include "ops/rope_gather.h"
 #include "ops/vision_pos_embed.h"
+#include "ops/token_mask.h"
 
 namespace qvl::ops {
 
@@ -38,6 +39,7 @@ std::vector<const OpFamilyBase*> op_catalog() {
       &rows_family(),
       &rope_gather_family(),
       &vision_pos_embed_family(),
+      &token_mask_family(),
   };
 }
 

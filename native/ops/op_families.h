@@ -17,6 +17,7 @@
 #include "ops/rows.h"
 #include "ops/sampling.h"
 #include "ops/softmax.h"
+#include "ops/token_mask.h"
 #include "ops/vision_pos_embed.h"
 
 // X(family, Fn) for each family: `family##_variants()` returns std::vector<ops::Variant<ops::Fn>>.
@@ -38,6 +39,7 @@
   X(softmax, SoftmaxFn)               \
   X(rope_gather, RopeGatherFn)        \
   X(rows, RowsFn)                     \
+  X(token_mask, TokenMaskFn)          \
   X(vision_pos_embed, VisionPosEmbedFn)
 
 // Declares one backend's list function for a family (inside the backend's namespace).

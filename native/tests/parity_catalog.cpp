@@ -26,6 +26,7 @@ std::vector<Result> parity_arena(uint64_t seed);
 std::vector<Result> parity_registry(uint64_t seed);
 std::vector<Result> parity_profiler(uint64_t seed);
 std::vector<Result> parity_quant_pack(uint64_t seed);
+std::vector<Result> parity_token_mask(uint64_t seed);
 
 const std::vector<Entry>& suites() {
   static const std::vector<Entry> all = {
@@ -48,6 +49,7 @@ const std::vector<Entry>& suites() {
       {"convert", parity_convert},
       {"rows", parity_rows},
       {"rope_gather", parity_rope_gather},
+      {"token_mask", parity_token_mask},
       {"arena", parity_arena},
       {"registry", parity_registry},
       {"profiler", parity_profiler},

@@ -54,6 +54,8 @@ void rope_gather_generic(const ops::RopeGatherParams& p, const ExecContext& ctx)
 void rows_ref(const ops::RowsParams& p, const ExecContext& ctx);
 void rows_generic(const ops::RowsParams& p, const ExecContext& ctx);
 void rows_avx2(const ops::RowsParams& p, const ExecContext& ctx);
+void token_mask_ref(const ops::TokenMaskArgs& a);
+void token_mask_trie(const ops::TokenMaskArgs& a);
 void vision_pos_embed_ref(const ops::VisionPosEmbedParams& p, const ExecContext& ctx);
 void vision_pos_embed_generic(const ops::VisionPosEmbedParams& p, const ExecContext& ctx);
 
@@ -215,6 +217,13 @@ std::vector<ops::Variant<ops::RowsFn>> rows_variants() {
       {"reference", Device::Host, Isa::Reference, &cpu::rows_ref},
       {"generic", Device::Host, Isa::Generic, &cpu::rows_generic},
       {"avx2", Device::Host, Isa::Avx2, &cpu::rows_avx2},
+  };
+}
+
+std::vector<ops::Variant<ops::TokenMaskFn>> token_mask_variants() {
+  return {
+      {"reference", Device::Host, Isa::Reference, &cpu::token_mask_ref},
+      {"trie", Device::Host, Isa::Generic, &cpu::token_mask_trie},
   };
 }
 

@@ -1,0 +1,322 @@
+// Token-mask parity: the trie variant (with and without its caches, cold and warm) must give the
+// reference's mask bit for bit, over random grammars (literals, code point classes with multi-byte
+// and negated ranges, recursion) and a JSON-like grammar, with vocabularies of awkward sizes whose
+// tokens split UTF-8 sequences, at states reached by random allowed tokens. Plus hand-checked byte
+// semantics (partial UTF-8, surrogates, end tokens) and the IR checks.
+#include <algorithm>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "ops/token_mask.h"
+#include "tests/parity.h"
+
+namespace qvl::parity {
+
+namespace {
+
+using ops::MaskCache;
+using ops::VocabIndex;
+using ops::grammar::Grammar;
+
+// Writes the flattened IR (ops/grammar.h) of a grammar given as rules of alternatives.
+struct Ir {
+  struct Item {
+    int kind;
+    std::string lit;
+    std::vector<std::pair<int32_t, int32_t>> ranges;
+    bool neg = false;
+    int32_t ref = 0;
+  };
+  std::vector<std::vector<std::vector<Item>>> rules;
+  int32_t root = 0;
+  static Item lit(const std::string& s) { return {0, s, {}, false, 0}; }
+  static Item cls(std::vector<std::pair<int32_t, int32_t>> r, bool neg = false) { return {1, "", std::move(r), neg, 0}; }
+  static Item ref(int32_t r) { return {2, "", {}, false, r}; }
+  std::vector<int32_t> flat() const {
+    std::vector<int32_t> f{static_cast<int32_t>(rules.size()), root};
+    for (const auto& rule : rules) {
+      f.push_back(static_cast<int32_t>(rule.size()));
+      for (const auto& alt : rule) {
+        f.push_back(static_cast<int32_t>(alt.size()));
+        for (const Item& it : alt) {
+          f.push_back(it.kind);
+          if (it.kind == 0) {
+            f.push_back(static_cast<int32_t>(it.lit.size()));
+            for (unsigned char c : it.lit) f.push_back(c);
+          } else if (it.kind == 1) {
+            f.push_back(it.neg ? 1 : 0);
+            f.push_back(static_cast<int32_t>(it.ranges.size()));
+            for (auto [lo, hi] : it.ranges) f.push_back(lo), f.push_back(hi);
+          } else {
+            f.push_back(it.ref);
+          }
+        }
+      }
+    }
+    return f;
+  }
+};
+
+std::string utf8(uint32_t cp) {
+  std::string s;
+  if (cp < 0x80) {
+    s += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    s += static_cast<char>(0xC0 | (cp >> 6)), s += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    s += static_cast<char>(0xE0 | (cp >> 12)), s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    s += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    s += static_cast<char>(0xF0 | (cp >> 18)), s += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F)), s += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+  return s;
+}
+
+// Code points the random grammars and vocabularies draw from: ASCII, Latin-1, CJK, emoji.
+uint32_t random_cp(Rng& rng) {
+  static const uint32_t pool[] = {'a', 'b', 'c', '"', '{', '}', ',', ':', ' ', '0', '1', '9', 0xE9, 0xFC, 0x4E00, 0x4E2D, 0x1F600, 0x1F64F};
+  return pool[rng.next() % (sizeof(pool) / sizeof(pool[0]))];
+}
+
+Ir random_grammar(Rng& rng) {
+  Ir g;
+  const int R = static_cast<int>(rng.range(1, 6));
+  g.rules.resize(static_cast<size_t>(R));
+  for (int r = 0; r < R; ++r) {
+    const int A = static_cast<int>(rng.range(1, 3));
+    for (int a = 0; a < A; ++a) {
+      std::vector<Ir::Item> alt;
+      const int I = static_cast<int>(rng.range(0, 3));
+      for (int i = 0; i < I; ++i) {
+        const int kind = static_cast<int>(rng.range(0, 2));
+        if (kind == 0) {
+          std::string s;
+          for (int k = static_cast<int>(rng.range(1, 3)); k > 0; --k) s += utf8(random_cp(rng));
+          alt.push_back(Ir::lit(s));
+        } else if (kind == 1) {
+          std::vector<std::pair<int32_t, int32_t>> ranges;
+          for (int k = static_cast<int>(rng.range(1, 3)); k > 0; --k) {
+            const int32_t lo = static_cast<int32_t>(random_cp(rng));
+            ranges.emplace_back(lo, lo + static_cast<int32_t>(rng.range(0, 40)));
+          }
+          if (rng.uniform() < 0.1) ranges.emplace_back(0xD000, 0xE100);  // straddles the surrogates
+          alt.push_back(Ir::cls(ranges, rng.uniform() < 0.25));
+        } else {
+          // Refs only to later rules at an alternative's start; anywhere after that: recursion, no left recursion.
+          const int lo = i == 0 ? r + 1 : 0;
+          if (lo < R) alt.push_back(Ir::ref(static_cast<int32_t>(rng.range(lo, R - 1))));
+        }
+      }
+      g.rules[static_cast<size_t>(r)].push_back(alt);
+    }
+  }
+  return g;
+}
+
+// A JSON-like grammar: objects with string keys, strings, integers, arrays, nesting, whitespace.
+Ir json_grammar() {
+  Ir g;
+  using I = Ir;
+  enum { Value, Object, Members, MoreMembers, Member, Array, Elements, MoreElements, String, Chars, Number, Digits, Ws, N };
+  g.rules.resize(N);
+  g.rules[Value] = {{I::ref(Object)}, {I::ref(Array)}, {I::ref(String)}, {I::ref(Number)}, {I::lit("true")}, {I::lit("null")}};
+  g.rules[Object] = {{I::lit("{"), I::ref(Ws), I::lit("}")}, {I::lit("{"), I::ref(Ws), I::ref(Members), I::ref(Ws), I::lit("}")}};
+  g.rules[Members] = {{I::ref(Member), I::ref(MoreMembers)}};
+  g.rules[MoreMembers] = {{}, {I::ref(Ws), I::lit(","), I::ref(Ws), I::ref(Member), I::ref(MoreMembers)}};
+  g.rules[Member] = {{I::ref(String), I::ref(Ws), I::lit(":"), I::ref(Ws), I::ref(Value)}};
+  g.rules[Array] = {{I::lit("["), I::ref(Ws), I::lit("]")}, {I::lit("["), I::ref(Ws), I::ref(Elements), I::ref(Ws), I::lit("]")}};
+  g.rules[Elements] = {{I::ref(Value), I::ref(MoreElements)}};
+  g.rules[MoreElements] = {{}, {I::ref(Ws), I::lit(","), I::ref(Ws), I::ref(Value), I::ref(MoreElements)}};
+  g.rules[String] = {{I::lit("\""), I::ref(Chars), I::lit("\"")}};
+  g.rules[Chars] = {{}, {I::cls({{'"', '"'}, {'\\', '\\'}, {0, 0x1F}}, true), I::ref(Chars)}, {I::lit("\\"), I::cls({{'"', '"'}, {'\\', '\\'}, {'n', 'n'}}), I::ref(Chars)}};
+  g.rules[Number] = {{I::cls({{'0', '9'}}), I::ref(Digits)}, {I::lit("-"), I::cls({{'1', '9'}}), I::ref(Digits)}};
+  g.rules[Digits] = {{}, {I::cls({{'0', '9'}}), I::ref(Digits)}};
+  g.rules[Ws] = {{}, {I::cls({{' ', ' '}, {'\n', '\n'}}), I::ref(Ws)}};
+  return g;
+}
+
+// A vocabulary of V tokens: random byte strings built from the pool's UTF-8 (cut anywhere, so
+// tokens split code points), JSON punctuation runs, and some empty (special) tokens.
+std::shared_ptr<VocabIndex> random_vocab(Rng& rng, int64_t V) {
+  std::vector<uint8_t> bytes;
+  std::vector<int32_t> off{0};
+  for (int64_t t = 0; t < V; ++t) {
+    if (rng.uniform() < 0.03) {
+      off.push_back(static_cast<int32_t>(bytes.size()));
+      continue;
+    }
+    std::string s;
+    while (s.size() < static_cast<size_t>(rng.range(1, 7))) s += utf8(random_cp(rng));
+    s.resize(static_cast<size_t>(rng.range(1, static_cast<int64_t>(s.size()))));
+    bytes.insert(bytes.end(), s.begin(), s.end());
+    off.push_back(static_cast<int32_t>(bytes.size()));
+  }
+  return std::make_shared<VocabIndex>(bytes.data(), static_cast<int64_t>(bytes.size()), off.data(), V);
+}
+
+std::vector<uint32_t> mask_of(const ops::Variant<ops::TokenMaskFn>& v, const MaskCache& m, MaskCache* cache,
+                              const std::vector<int32_t>& state) {
+  std::vector<uint32_t> out(static_cast<size_t>(ops::mask_words(m.vocab().vocab())), 0xDEADBEEFu);
+  ops::TokenMaskArgs a;
+  a.masks = &m, a.cache = cache, a.state = state.data(), a.state_len = static_cast<int64_t>(state.size()), a.mask = out.data();
+  ops::check_token_mask(a);
+  v.fn(a);
+  return out;
+}
+
+// Drives one grammar over one vocabulary: at each state every variant's mask (no cache, then a
+// shared cache twice) against the reference's; then a random allowed token moves the state on.
+void drive(const std::shared_ptr<const Grammar>& g, const std::shared_ptr<VocabIndex>& vocab, Rng& rng, int steps,
+           const std::vector<ops::Variant<ops::TokenMaskFn>>& variants, const std::string& shape,
+           std::vector<Result>& results) {
+  const ops::Variant<ops::TokenMaskFn>& ref = ops::token_mask_family().reference();
+  for (const auto& v : variants) {
+    if (v.isa == Isa::Reference) continue;
+    Result r = variant_case("token_mask", v, shape);
+    run_case(r, [&] {
+      MaskCache plain(g, vocab), cached(g, vocab);
+      Rng walk(rng.next());
+      std::vector<int32_t> state = ops::grammar::initial_state(*g);
+      for (int s = 0; s < steps && r.passed; ++s) {
+        const std::vector<uint32_t> want = mask_of(ref, plain, nullptr, state);
+        for (int pass = 0; pass < 3 && r.passed; ++pass) {
+          const std::vector<uint32_t> got = mask_of(v, pass == 0 ? plain : cached, pass == 0 ? nullptr : &cached, state);
+          compare_exact(got.data(), want.data(), want.size(), &r);
+          if (!r.passed) r.note += " (step " + std::to_string(s) + (pass == 0 ? ", no cache)" : pass == 1 ? ", cold cache)" : ", warm cache)");
+        }
+        std::vector<int32_t> allowed;
+        for (int64_t t = 0; t < vocab->vocab(); ++t)
+          if (ops::mask_has(want.data(), t)) allowed.push_back(static_cast<int32_t>(t));
+        if (allowed.empty()) break;
+        const int32_t t = allowed[walk.next() % allowed.size()];
+        if (!ops::advance_token(plain, state, t)) {
+          r.passed = false, r.note = "an allowed token was refused by advance_token";
+        }
+      }
+    });
+    results.push_back(r);
+  }
+}
+
+// Hand-checked: bytes of a class [é-ü] and a negated class, one byte at a time.
+Result byte_semantics() {
+  Result r;
+  r.op = "token_mask", r.variant = "check", r.shape = "utf-8 byte semantics, end tokens";
+  auto bad = [&](const std::string& what) {
+    if (r.passed) r.note = what;
+    r.passed = false;
+  };
+  run_case(r, [&] {
+    Ir ir;
+    ir.rules = {{{Ir::cls({{0xE9, 0xFC}}), Ir::cls({{'a', 'a'}}, true)}}};
+    const std::vector<int32_t> f = ir.flat();
+    auto g = Grammar::from_flat(f.data(), static_cast<int64_t>(f.size()));
+    // tokens: "é" C3 A9 | C3 | A9 | "a" | ED A0 80 (a surrogate's bytes) | "éa" | "éb" | "é" + "中" | empty | "é中x"
+    const std::vector<std::string> toks = {"\xC3\xA9", "\xC3", "\xA9", "a", "\xED\xA0\x80", "\xC3\xA9" "a", "\xC3\xA9" "b",
+                                           "\xC3\xA9\xE4\xB8\xAD", "", "\xC3\xA9\xE4\xB8\xAD" "x"};
+    std::vector<uint8_t> bytes;
+    std::vector<int32_t> off{0};
+    for (const auto& t : toks) bytes.insert(bytes.end(), t.begin(), t.end()), off.push_back(static_cast<int32_t>(bytes.size()));
+    auto vocab = std::make_shared<VocabIndex>(bytes.data(), static_cast<int64_t>(bytes.size()), off.data(), static_cast<int64_t>(toks.size()));
+    MaskCache m(g, vocab);
+    std::vector<int32_t> state = ops::grammar::initial_state(*g);
+    const std::vector<int> want = {1, 1, 0, 0, 0, 0, 1, 1, 0, 0};
+    for (const auto& v : ops::token_mask_family().runnable()) {
+      const std::vector<uint32_t> got = mask_of(v, m, nullptr, state);
+      for (size_t t = 0; t < want.size(); ++t)
+        if (ops::mask_has(got.data(), static_cast<int64_t>(t)) != (want[t] == 1)) bad(std::string(v.name) + ": token " + std::to_string(t));
+    }
+    if (ops::grammar::state_accepts(state.data(), state.size())) bad("an unfinished sentence accepts");
+    if (!ops::advance_token(m, state, 1) || ops::advance_token(m, state, 3)) bad("partial UTF-8 must advance, a lone 'a' not after it");
+    if (!ops::advance_token(m, state, 2)) bad("a continuation byte completes the code point");
+    if (ops::advance_token(m, state, 4)) bad("a surrogate's bytes never match, not even a negated class");
+    if (!ops::advance_token(m, state, 1) || !ops::advance_token(m, state, 2)) bad("the second code point, byte by byte");
+    if (!ops::grammar::state_accepts(state.data(), state.size()) || ops::grammar::state_can_continue(state.data(), state.size()))
+      bad("after two code points the sentence is complete and nothing follows");
+    // End tokens: allowed exactly when complete; everything else -inf.
+    std::vector<float> logits(toks.size(), 1.0f);
+    std::vector<uint32_t> mask(1, 0u);
+    const int32_t end = 8;
+    if (ops::constrain_logits(logits.data(), mask.data(), static_cast<int64_t>(toks.size()), &end, 1, true) != 1 || logits[8] != 1.0f ||
+        logits[0] != -INFINITY)
+      bad("constrain_logits: a complete sentence allows only the end token");
+    mask.assign(1, 0xFFFFFFFFu);
+    std::fill(logits.begin(), logits.end(), 1.0f);
+    if (ops::constrain_logits(logits.data(), mask.data(), static_cast<int64_t>(toks.size()), &end, 1, false) != 9 || logits[8] != -INFINITY)
+      bad("constrain_logits: an unfinished sentence refuses the end token");
+  });
+  return r;
+}
+
+std::vector<Result> ir_checks() {
+  std::vector<Result> out;
+  auto compile = [](std::vector<int32_t> f) { Grammar::from_flat(f.data(), static_cast<int64_t>(f.size())); };
+  auto rejected = [&](const std::string& what, std::vector<int32_t> f, ErrorCode code = ErrorCode::Input) {
+    out.push_back(expect_rejected("token_mask", what, [&] { compile(f); }, code));
+  };
+  rejected("no rules", {0, 0});
+  rejected("root out of range", {1, 1, 1, 0});
+  rejected("rule without alternatives", {1, 0, 0});
+  rejected("empty literal", {1, 0, 1, 1, 0, 0});
+  rejected("literal byte > 255", {1, 0, 1, 1, 0, 1, 256});
+  rejected("range lo > hi", {1, 0, 1, 1, 1, 0, 1, 9, 3});
+  rejected("range above 0x10FFFF", {1, 0, 1, 1, 1, 0, 1, 0, 0x110000});
+  rejected("bad ref", {1, 0, 1, 1, 2, 5});
+  rejected("unknown item kind", {1, 0, 1, 1, 7, 0});
+  rejected("truncated", {1, 0, 1, 2, 0, 1, 97});
+  rejected("trailing data", {1, 0, 1, 0, 9});
+  rejected("negative count", {1, 0, -1});
+  rejected("direct left recursion", {1, 0, 1, 2, 2, 0, 0, 1, 97});
+  // rule 0 := rule 1 "a"; rule 1 := "" | rule 0
+  rejected("left recursion through a nullable rule", {2, 0, 1, 2, 2, 1, 0, 1, 97, 2, 0, 1, 2, 0});
+  out.push_back(expect_accepted("token_mask", "right recursion and empty alternatives", [&] {
+    compile({1, 0, 2, 0, 2, 0, 1, 97, 2, 0});
+  }));
+  // S := "a" S "b" | "a" S "c" | "": 2^n distinct continuations after n a's.
+  out.push_back(expect_rejected("token_mask", "too ambiguous", [&] {
+    const std::vector<int32_t> f = {1, 0, 3, 3, 0, 1, 97, 2, 0, 0, 1, 98, 3, 0, 1, 97, 2, 0, 0, 1, 99, 0};
+    auto g = Grammar::from_flat(f.data(), static_cast<int64_t>(f.size()));
+    std::vector<int32_t> st = ops::grammar::initial_state(*g);
+    const std::vector<uint8_t> as(16, 'a');
+    ops::grammar::advance_bytes(*g, st, as.data(), as.size());
+  }, ErrorCode::Unsupported));
+  return out;
+}
+
+}  // namespace
+
+std::vector<Result> parity_token_mask(uint64_t seed) {
+  std::vector<Result> results;
+  Rng rng(seed ^ 0x70c3a5u);
+  const auto variants = ops::token_mask_family().runnable();
+  int made = 0;
+  for (int attempt = 0; made < 24 && attempt < 400; ++attempt) {
+    const Ir ir = random_grammar(rng);
+    const std::vector<int32_t> f = ir.flat();
+    std::shared_ptr<const Grammar> g;
+    try {
+      g = Grammar::from_flat(f.data(), static_cast<int64_t>(f.size()));
+      ops::grammar::initial_state(*g);
+    } catch (const Error&) {
+      continue;  // left-recursive or too ambiguous: the IR checks cover those
+    }
+    static const int64_t sizes[] = {1, 7, 33, 250, 1031};
+    const int64_t V = sizes[made % 5];
+    drive(g, random_vocab(rng, V), rng, 8, variants,
+          "random grammar " + std::to_string(made) + " (" + std::to_string(ir.rules.size()) + " rules) V=" + std::to_string(V), results);
+    ++made;
+  }
+  const Ir json = json_grammar();
+  const std::vector<int32_t> f = json.flat();
+  auto g = Grammar::from_flat(f.data(), static_cast<int64_t>(f.size()));
+  for (int64_t V : {97, 2049, 6007}) drive(g, random_vocab(rng, V), rng, 40, variants, "json grammar V=" + std::to_string(V), results);
+  results.push_back(byte_semantics());
+  for (Result& r : ir_checks()) results.push_back(std::move(r));
+  return results;
+}
+
+}  // namespace qvl::parity
