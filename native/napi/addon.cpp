@@ -28,6 +28,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_image(env, exports);
   register_model(env, exports);
   register_sampling(env, exports);
+  register_grammar(env, exports);
   return exports;
 }
 

@@ -1,8 +1,12 @@
 // Token mask by a walk over the vocabulary's byte trie, with the grammar's caches (ops/token_mask.h).
 #include <algorithm>
+#include <array>
+#include <string>
+#include <unordered_map>
 #include <memory>
 #include <vector>
 
+#include "core/error.h"
 #include "ops/token_mask.h"
 
 namespace qvl::cpu {
@@ -30,36 +34,82 @@ bool drop_empty(std::vector<int32_t>& state) {
   return dropped;
 }
 
+// The states one mask computation meets, interned, with their transitions memoized: the trie has
+// ~10^6 nodes at a 152k vocabulary but a walk meets few distinct states (inside a string, every
+// ordinary byte leads back to the same one), so most nodes cost a table lookup, not an advance.
+// In `local` mode stacks that run empty are dropped, and the transition says so.
+class Dfa {
+ public:
+  Dfa(const ops::grammar::Grammar& g, bool local) : ex_(g), local_(local) {}
+
+  int32_t intern(const std::vector<int32_t>& st) {
+    std::string key(reinterpret_cast<const char*>(st.data()), st.size() * sizeof(int32_t));
+    auto it = ids_.find(key);
+    if (it != ids_.end()) return it->second;
+    QVL_CHECK(states_.size() < kMaxStates, Unsupported,
+              "structured output: the grammar is too ambiguous (more than " + std::to_string(kMaxStates) + " parser states in one mask)");
+    const int32_t id = static_cast<int32_t>(states_.size());
+    ids_.emplace(std::move(key), id);
+    states_.push_back(st);
+    next_.emplace_back();
+    next_.back().fill(kUnknown);
+    return id;
+  }
+
+  // The state after byte b from state s: (id + 1) << 1 | (a stack ran empty); id -1: dead.
+  int32_t step(int32_t s, uint8_t b) {
+    const int32_t known = next_[static_cast<size_t>(s)][b];
+    if (known != kUnknown) return known;
+    const std::vector<int32_t>& from = states_[static_cast<size_t>(s)];
+    ex_.advance(from.data(), from.size(), b, tmp_);
+    const bool bottom = local_ && drop_empty(tmp_);
+    const int32_t id = tmp_.empty() ? -1 : intern(tmp_);
+    const int32_t packed = ((id + 1) << 1) | (bottom ? 1 : 0);
+    next_[static_cast<size_t>(s)][b] = packed;
+    return packed;
+  }
+
+ private:
+  static constexpr int32_t kUnknown = -1;
+  static constexpr size_t kMaxStates = size_t{1} << 16;
+  ops::grammar::Expander ex_;
+  bool local_;
+  std::unordered_map<std::string, int32_t> ids_;
+  std::vector<std::vector<int32_t>> states_;
+  std::vector<std::array<int32_t, 256>> next_;
+  std::vector<int32_t> tmp_;
+};
+
 class Walker {
  public:
-  explicit Walker(const ops::MaskCache& m) : v_(m.vocab()), ex_(m.grammar()), levels_(m.vocab().max_len() + 1) {}
+  explicit Walker(const ops::MaskCache& m)
+      : v_(m.vocab()), ex_(m.grammar()), local_(m.grammar(), true), full_(m.grammar(), false), levels_(m.vocab().max_len() + 1) {}
 
-  // Walks the trie nodes [begin, end), children of a node at `depth` (0: the root), from `start`,
-  // marking every token whose bytes the state survives. With `open`, a walk from one stack top:
-  // stacks that run empty (the top's rule has ended) are dropped, and the nodes where that happens
-  // with bytes below them are listed.
-  void walk(const std::vector<int32_t>& start, int32_t begin, int32_t end, size_t depth, uint32_t* mask,
-            std::vector<int32_t>* open) {
+  // Walks the trie nodes [begin, end), children of a node at `depth` (0: the root), from state
+  // `start` of `dfa`, marking every token whose bytes the state survives. In local mode (a walk
+  // from one stack top) the nodes where the top's rule ended with bytes below them go to `open`.
+  void walk(Dfa& dfa, int32_t start, int32_t begin, int32_t end, size_t depth, uint32_t* mask, std::vector<int32_t>* open) {
     const std::vector<VocabIndex::Node>& nodes = v_.nodes();
     const std::vector<int32_t>& toks = v_.node_tokens();
     levels_[depth] = start;
     int32_t i = begin;
     while (i < end) {
       const VocabIndex::Node& nd = nodes[static_cast<size_t>(i)];
-      const std::vector<int32_t>& parent = levels_[nd.depth - 1u];
-      std::vector<int32_t>& cur = levels_[nd.depth];
-      if (!ex_.advance(parent.data(), parent.size(), nd.byte, cur)) {
+      const int32_t t = dfa.step(levels_[nd.depth - 1u], nd.byte);
+      const int32_t id = (t >> 1) - 1;
+      const bool bottom = (t & 1) != 0;
+      if (id < 0 && !bottom) {
         i = nd.end;
         continue;
       }
+      // A token that ends where its stack ran empty is allowed: the text goes on below the top.
       for (int32_t k = nd.tok_begin; k < nd.tok_end; ++k) ops::mask_set(mask, toks[static_cast<size_t>(k)]);
-      if (open && drop_empty(cur)) {
-        if (nd.end > i + 1) open->push_back(i);
-        if (cur.empty()) {
-          i = nd.end;
-          continue;
-        }
+      if (bottom && open && nd.end > i + 1) open->push_back(i);
+      if (id < 0) {
+        i = nd.end;
+        continue;
       }
+      levels_[nd.depth] = id;
       ++i;
     }
   }
@@ -67,7 +117,7 @@ class Walker {
   std::shared_ptr<const PositionMask> position(int32_t elem) {
     auto pm = std::make_shared<PositionMask>();
     std::vector<uint32_t> bits(static_cast<size_t>(ops::mask_words(v_.vocab())), 0u);
-    walk({1, elem}, 0, static_cast<int32_t>(v_.nodes().size()), 0, bits.data(), &pm->open);
+    walk(local_, local_.intern({1, elem}), 0, static_cast<int32_t>(v_.nodes().size()), 0, bits.data(), &pm->open);
     int64_t count = 0;
     for (uint32_t w : bits) count += __builtin_popcount(w);
     if (count * 32 < v_.vocab()) {  // sparse: an id list is smaller than the bitset
@@ -79,12 +129,23 @@ class Walker {
     return pm;
   }
 
-  void expand(std::vector<int32_t>& stack, std::vector<int32_t>& out) { ex_.expand(stack, out); }
+  // Walks the subtrees of `open` nodes from the full state `below` (the stack under a top).
+  void walk_below(std::vector<int32_t>& rest, const std::vector<int32_t>& open, uint32_t* mask) {
+    below_.clear();
+    ex_.expand(rest, below_);
+    const int32_t start = full_.intern(below_);
+    for (int32_t node : open) {
+      const VocabIndex::Node& nd = v_.nodes()[static_cast<size_t>(node)];
+      walk(full_, start, node + 1, nd.end, nd.depth, mask, nullptr);
+    }
+  }
 
  private:
   const VocabIndex& v_;
   ops::grammar::Expander ex_;
-  std::vector<std::vector<int32_t>> levels_;  // the state after each depth of the current path
+  Dfa local_, full_;
+  std::vector<int32_t> levels_;  // the state id after each depth of the current path
+  std::vector<int32_t> below_;
 };
 
 }  // namespace
@@ -96,7 +157,7 @@ void token_mask_trie(const ops::TokenMaskArgs& a) {
   const size_t n = static_cast<size_t>(a.state_len);
   if (a.cache && a.cache->find_state(a.state, n, a.mask)) return;
   Walker w(*a.masks);
-  std::vector<int32_t> rest, below;
+  std::vector<int32_t> rest;
   for (size_t i = 0; i < n; i += static_cast<size_t>(a.state[i]) + 1) {
     const size_t len = static_cast<size_t>(a.state[i]);
     if (len == 0) continue;  // the complete sentence: end tokens are the caller's
@@ -113,12 +174,7 @@ void token_mask_trie(const ops::TokenMaskArgs& a) {
     if (pm->open.empty() || len == 1) continue;  // nothing below the top: no text after its rule
     // Where the text goes on once the top's rule has ended: the stack below it, normalized.
     rest.assign(a.state + i + 1, a.state + i + len);
-    below.clear();
-    w.expand(rest, below);
-    for (int32_t node : pm->open) {
-      const VocabIndex::Node& nd = v.nodes()[static_cast<size_t>(node)];
-      w.walk(below, node + 1, nd.end, nd.depth, a.mask, nullptr);
-    }
+    w.walk_below(rest, pm->open, a.mask);
   }
   if (a.cache) a.cache->put_state(a.state, n, a.mask);
 }
