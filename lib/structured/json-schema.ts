@@ -1,0 +1,392 @@
+/**
+ * JSON schema to {@link GrammarIR}: the grammar of the JSON texts a model may write so that the parsed
+ * value is valid against the schema.
+ *
+ * Supported keywords: `type` (one or an array; without it, the types whose keywords the schema uses, or
+ * any), `nullable`, `enum`, `const`, `properties`, `required`, `additionalProperties`, `items`,
+ * `prefixItems`, `minItems`, `maxItems`, `minLength`, `maxLength`, `pattern` (see pattern.ts), `format`
+ * (date, time, date-time, uuid, email, ipv4), integer `minimum`/`maximum`/`exclusiveMinimum`/
+ * `exclusiveMaximum`, `anyOf`, `oneOf` (when branches are provably disjoint, see one-of.ts), `allOf`
+ * (merged, see schema-merge.ts) and `$ref` to `#/...` pointers (`#/$defs/x`, `#/definitions/x`, `#`),
+ * recursive ones included. Annotations are ignored. Any other keyword is an E_UNSUPPORTED error naming it
+ * and its JSON pointer; a malformed or unsatisfiable schema is E_INPUT.
+ *
+ * Output policy, besides json-text.ts's whitespace, string and number text:
+ * - Object members appear in the order the schema declares them; optional ones may be left out.
+ *   Required names that `properties` does not declare follow, in `required` order.
+ * - Without `additionalProperties`, no other members are written (every such object is still valid);
+ *   with `true` or a schema, extra members may follow the declared ones, under keys written without
+ *   escapes that differ from every declared name.
+ * - enum/const values are written as compact JSON, and only those the rest of their schema allows.
+ * @internal
+ * @module
+ */
+import { QwenVLError, inputError } from '../errors.js';
+import { describe } from '../validate.js';
+import { type Alternative, GrammarBuilder, lit, ref } from './grammar-builder.js';
+import type { GrammarIR } from './grammar-ir.js';
+import { JsonText } from './json-text.js';
+import { IntegerRanges } from './integer-range.js';
+import { patternContent } from './pattern.js';
+import { FORMAT_PATTERNS } from './formats.js';
+import { keyExcept } from './object-keys.js';
+import { checkOneOf } from './one-of.js';
+import { SchemaMerger } from './schema-merge.js';
+import { leftRecursion } from './check.js';
+import { recognizes } from './recognize.js';
+import {
+  type JsonType,
+  type Schema,
+  type SchemaObject,
+  asSchema,
+  checkKeywords,
+  hasConstraints,
+  isSchemaObject,
+  jsonTypeOf,
+  nodeTypes,
+  pointer,
+  schemaKey,
+  without,
+} from './schema-keywords.js';
+
+/** The deepest nesting of schemas compiled inside one another. */
+const MAX_NESTING = 256;
+
+/** The most array elements or string characters a bound may ask for: each unrolls to a rule. */
+export const MAX_UNROLLED = 4096;
+
+function unsupported(path: string, what: string): QwenVLError {
+  return new QwenVLError('E_UNSUPPORTED', `${path}: ${what} is not supported by structured output`);
+}
+
+/** A non-negative integer keyword, or `fallback` when absent. */
+function count(node: SchemaObject, key: string, path: string, fallback: number | null): number | null {
+  const v = node[key];
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
+    throw inputError(`${pointer(path, key)}: expected a non-negative integer, got ${describe(v)}`);
+  }
+  if (v > MAX_UNROLLED) {
+    throw unsupported(pointer(path, key), `a ${key} above ${MAX_UNROLLED}`);
+  }
+  return v;
+}
+
+function finite(node: SchemaObject, key: string, path: string): number | undefined {
+  const v = node[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw inputError(`${pointer(path, key)}: expected a finite number, got ${describe(v)}`);
+  return v;
+}
+
+class SchemaCompiler {
+  readonly b = new GrammarBuilder();
+  readonly j = new JsonText(this.b);
+  private readonly ints = new IntegerRanges(this.b);
+  private readonly memo = new Map<string, number>();
+  private readonly refs = new Map<string, number>();
+  private readonly inProgress = new Map<string, number | undefined>();
+  readonly merger = new SchemaMerger((r, path) => this.resolve(r, path));
+
+  constructor(private readonly root: Schema) {}
+
+  /** The schema a `$ref` points at. */
+  private resolve(target: string, path: string): Schema {
+    if (!target.startsWith('#')) throw unsupported(path, `the $ref ${JSON.stringify(target)} (only "#/..." pointers within the schema)`);
+    let node: unknown = this.root;
+    if (target !== '#') {
+      if (!target.startsWith('#/')) throw unsupported(path, `the $ref ${JSON.stringify(target)} (anchors)`);
+      for (const raw of target.slice(2).split('/')) {
+        const token = decodeURIComponent(raw).replace(/~1/g, '/').replace(/~0/g, '~');
+        if (!isSchemaObject(node) && !Array.isArray(node)) node = undefined;
+        else node = Object.hasOwn(node, token) ? (node as Record<string, unknown>)[token] : undefined;
+        if (node === undefined) break;
+      }
+    }
+    if (node === undefined) throw inputError(`${path}: $ref ${JSON.stringify(target)} points at nothing`);
+    return asSchema(node, target);
+  }
+
+  /** The rule for the values `schema` accepts; E_INPUT when it accepts none. */
+  value(schema: unknown, path: string): number {
+    const s = asSchema(schema, path);
+    if (s === true) return this.j.value();
+    if (s === false) throw inputError(`${path}: the schema false accepts no value`);
+    const key = schemaKey(s);
+    const known = this.memo.get(key);
+    if (known !== undefined) return known;
+    // A schema met again while it is being compiled (recursion through merged or distributed schemas)
+    // refers to a rule defined once it is done.
+    if (this.inProgress.has(key)) {
+      const r = this.inProgress.get(key) ?? this.b.reserve();
+      this.inProgress.set(key, r);
+      return r;
+    }
+    if (this.inProgress.size >= MAX_NESTING) throw unsupported(path, `a schema nested more than ${MAX_NESTING} deep`);
+    this.inProgress.set(key, undefined);
+    let r = this.compileNode(s, path);
+    const placeholder = this.inProgress.get(key);
+    this.inProgress.delete(key);
+    if (placeholder !== undefined) {
+      this.b.define(placeholder, this.b.isDefined(r) ? this.b.alternatives(r) : [[ref(r)]]);
+      r = placeholder;
+    }
+    this.memo.set(key, r);
+    return r;
+  }
+
+  private compileNode(s: SchemaObject, path: string): number {
+    checkKeywords(s, path);
+    if (s.$ref !== undefined) {
+      if (typeof s.$ref !== 'string') throw inputError(`${pointer(path, '$ref')}: expected a string, got ${describe(s.$ref)}`);
+      if (!hasConstraints(s, ['$ref'])) return this.refRule(s.$ref, pointer(path, '$ref'));
+    }
+    if (s.$ref !== undefined || s.allOf !== undefined) return this.value(this.merger.expand(s, path), path);
+    if (s.anyOf !== undefined || s.oneOf !== undefined) return this.union(s, path);
+    if (s.enum !== undefined || s.const !== undefined) return this.enumRule(s, path);
+    const types = nodeTypes(s, path);
+    const rules = types.map((t) => this.typeRule(t, s, path));
+    return rules.length === 1 ? rules[0] : this.b.rule(rules.map((r) => [ref(r)]));
+  }
+
+  private refRule(target: string, path: string): number {
+    const known = this.refs.get(target);
+    if (known !== undefined) return known;
+    const r = this.b.reserve();
+    this.refs.set(target, r);
+    const inner = this.value(this.resolve(target, path), target);
+    this.b.define(r, this.b.isDefined(inner) ? this.b.alternatives(inner) : [[ref(inner)]]);
+    return r;
+  }
+
+  private union(s: SchemaObject, path: string): number {
+    if (s.anyOf !== undefined && s.oneOf !== undefined) throw unsupported(path, 'anyOf together with oneOf');
+    const key = s.anyOf !== undefined ? 'anyOf' : 'oneOf';
+    const list = s[key];
+    if (!Array.isArray(list) || list.length === 0) throw inputError(`${pointer(path, key)}: expected a non-empty array of schemas`);
+    const rest = without(s, [key]);
+    const branches = list.map((b, i) => {
+      const where = pointer(pointer(path, key), i);
+      const branch = asSchema(b, where);
+      return { where, schema: hasConstraints(rest) ? this.merger.merge(rest, branch, where) : branch };
+    });
+    const live = branches.filter((b) => b.schema !== false);
+    if (live.length === 0) throw inputError(`${pointer(path, key)}: no branch accepts any value`);
+    if (key === 'oneOf') checkOneOf(live.map((b) => this.merger.expand(b.schema, b.where)), path, this.merger);
+    return this.b.rule(live.map((b) => [ref(this.value(b.schema, b.where))]));
+  }
+
+  private enumRule(s: SchemaObject, path: string): number {
+    let values: unknown[];
+    if (s.enum !== undefined) {
+      if (!Array.isArray(s.enum)) throw inputError(`${pointer(path, 'enum')}: expected an array, got ${describe(s.enum)}`);
+      values = s.enum;
+    } else values = [s.const];
+    values.forEach((v, i) => jsonTypeOf(v, pointer(pointer(path, 'enum'), i)));
+    const texts = [...new Set(values.map((v) => JSON.stringify(v)))];
+    if (s.const !== undefined && s.enum !== undefined) {
+      const c = JSON.stringify(s.const);
+      texts.splice(0, texts.length, ...texts.filter((t) => t === c));
+    }
+    const rest = without(s, ['enum', 'const']);
+    let kept = texts;
+    if (hasConstraints(rest)) {
+      const restRule = this.value(rest, path);
+      if (!this.b.complete(restRule)) {
+        throw unsupported(path, 'enum/const together with other keywords inside a recursive schema');
+      }
+      const restGrammar = this.b.build(restRule);
+      kept = texts.filter((t) => recognizes(restGrammar, t));
+    }
+    const where = pointer(path, s.enum !== undefined ? 'enum' : 'const');
+    if (kept.length === 0) throw inputError(`${where}: no enum/const value satisfies the rest of the schema`);
+    return this.b.rule(kept.map((t) => [lit(t)]));
+  }
+
+  private typeRule(t: JsonType, s: SchemaObject, path: string): number {
+    switch (t) {
+      case 'null':
+        return this.b.rule([[lit('null')]]);
+      case 'boolean':
+        return this.b.rule([[lit('true')], [lit('false')]]);
+      case 'string':
+        return this.stringRule(s, path);
+      case 'integer':
+        return this.integerRule(s, path);
+      case 'number':
+        return this.numberRule(s, path);
+      case 'object':
+        return this.objectRule(s, path);
+      case 'array':
+        return this.arrayRule(s, path);
+    }
+  }
+
+  private stringRule(s: SchemaObject, path: string): number {
+    const min = count(s, 'minLength', path, 0)!;
+    const max = count(s, 'maxLength', path, null);
+    if (max !== null && min > max) throw inputError(`${path}: minLength ${min} is above maxLength ${max}`);
+    const lengths = min > 0 || max !== null;
+    for (const key of ['format', 'pattern'] as const) {
+      if (s[key] === undefined) continue;
+      if (typeof s[key] !== 'string') throw inputError(`${pointer(path, key)}: expected a string, got ${describe(s[key])}`);
+      if (lengths) throw unsupported(pointer(path, key), `${key} together with minLength/maxLength`);
+    }
+    if (s.format !== undefined && s.pattern !== undefined) throw unsupported(pointer(path, 'format'), 'format together with pattern');
+    let content: number | undefined;
+    if (s.format !== undefined) {
+      const format = s.format as string;
+      if (!Object.hasOwn(FORMAT_PATTERNS, format)) throw unsupported(pointer(path, 'format'), `the format ${JSON.stringify(format)}`);
+      content = patternContent(this.j, FORMAT_PATTERNS[format], pointer(path, 'format'));
+    } else if (s.pattern !== undefined) {
+      content = patternContent(this.j, s.pattern as string, pointer(path, 'pattern'));
+    }
+    if (content === undefined) return this.j.stringOfLength(min, max);
+    return this.b.rule([[lit('"'), ref(content), lit('"')]]);
+  }
+
+  /** The integer bounds of a numeric schema: [lo, hi] with null for unbounded. */
+  private integerBounds(s: SchemaObject, path: string): [bigint | null, bigint | null] {
+    const lows: bigint[] = [];
+    const highs: bigint[] = [];
+    const min = finite(s, 'minimum', path);
+    const max = finite(s, 'maximum', path);
+    const xmin = finite(s, 'exclusiveMinimum', path);
+    const xmax = finite(s, 'exclusiveMaximum', path);
+    if (min !== undefined) lows.push(BigInt(Math.ceil(min)));
+    if (xmin !== undefined) lows.push(BigInt(Math.floor(xmin)) + 1n);
+    if (max !== undefined) highs.push(BigInt(Math.floor(max)));
+    if (xmax !== undefined) highs.push(BigInt(Math.ceil(xmax)) - 1n);
+    const lo = lows.length ? lows.reduce((a, b) => (a > b ? a : b)) : null;
+    const hi = highs.length ? highs.reduce((a, b) => (a < b ? a : b)) : null;
+    if (lo !== null && hi !== null && lo > hi) throw inputError(`${path}: no integer lies between the minimum and the maximum`);
+    return [lo, hi];
+  }
+
+  private integerRule(s: SchemaObject, path: string): number {
+    const [lo, hi] = this.integerBounds(s, path);
+    return lo === null && hi === null ? this.j.integer() : this.ints.rule(lo, hi);
+  }
+
+  private numberRule(s: SchemaObject, path: string): number {
+    for (const key of ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum']) {
+      if (s[key] !== undefined) throw unsupported(pointer(path, key), `${key} on a non-integer number (use type "integer")`);
+    }
+    return this.j.number();
+  }
+
+  private objectRule(s: SchemaObject, path: string): number {
+    const propsPath = pointer(path, 'properties');
+    const props = s.properties ?? {};
+    if (!isSchemaObject(props)) throw inputError(`${propsPath}: expected an object of schemas, got ${describe(props)}`);
+    const required = s.required ?? [];
+    if (!Array.isArray(required) || !required.every((r) => typeof r === 'string')) {
+      throw inputError(`${pointer(path, 'required')}: expected an array of strings, got ${describe(required)}`);
+    }
+    const additional = s.additionalProperties === undefined ? undefined : asSchema(s.additionalProperties, pointer(path, 'additionalProperties'));
+    const members: Array<{ item: Alternative; required: boolean }> = [];
+    const ws = ref(this.j.ws());
+    const member = (name: string, schema: Schema, where: string): Alternative => [
+      lit(JSON.stringify(name)),
+      ws,
+      lit(':'),
+      ws,
+      ref(this.value(schema, where)),
+    ];
+    for (const [name, sub] of Object.entries(props)) {
+      const where = pointer(propsPath, name);
+      const schema = asSchema(sub, where);
+      const isRequired = required.includes(name);
+      if (schema === false) {
+        if (isRequired) throw inputError(`${pointer(path, 'required')}: the required property "${name}" has the schema false`);
+        continue;
+      }
+      members.push({ item: member(name, schema, where), required: isRequired });
+    }
+    for (const name of new Set(required)) {
+      if (Object.hasOwn(props, name)) continue;
+      if (additional === false) {
+        throw inputError(`${pointer(path, 'required')}: the required property "${name}" is not allowed by additionalProperties false`);
+      }
+      members.push({ item: member(name, additional ?? true, pointer(path, 'additionalProperties')), required: true });
+    }
+    // close after at least one member / with none yet, then the members from the last to the first.
+    let after: number;
+    let first: number;
+    if (additional === undefined || additional === false) {
+      after = first = this.b.rule([[lit('}')]]);
+    } else {
+      const declared = [...Object.keys(props), ...required];
+      const extra = [ref(keyExcept(this.j, declared)), ws, lit(':'), ws, ref(this.value(additional, pointer(path, 'additionalProperties')))];
+      after = this.b.reserve();
+      this.b.define(after, [[lit('}')], [lit(','), ws, ...extra, ws, ref(after)]]);
+      first = this.b.rule([[lit('}')], [...extra, ws, ref(after)]]);
+    }
+    for (let i = members.length - 1; i >= 0; i--) {
+      const { item, required: isRequired } = members[i];
+      const nextAfter = after;
+      const nextFirst = first;
+      after = this.b.rule([[lit(','), ws, ...item, ws, ref(nextAfter)], ...(isRequired ? [] : [[ref(nextAfter)]])]);
+      first = this.b.rule([[...item, ws, ref(nextAfter)], ...(isRequired ? [] : [[ref(nextFirst)]])]);
+    }
+    return this.b.rule([[lit('{'), ws, ref(first)]]);
+  }
+
+  private arrayRule(s: SchemaObject, path: string): number {
+    if (Array.isArray(s.items)) throw unsupported(pointer(path, 'items'), 'items as an array (draft-07 tuples; use prefixItems)');
+    const prefixList = s.prefixItems ?? [];
+    if (!Array.isArray(prefixList)) throw inputError(`${pointer(path, 'prefixItems')}: expected an array of schemas, got ${describe(prefixList)}`);
+    const prefix = prefixList.map((p, i) => asSchema(p, pointer(pointer(path, 'prefixItems'), i)));
+    const items = s.items === undefined ? true : asSchema(s.items, pointer(path, 'items'));
+    const min = count(s, 'minItems', path, 0)!;
+    let max = count(s, 'maxItems', path, null);
+    // A false schema at index k (or for every item past the prefix) caps the length at k.
+    const falseAt = [...prefix, items].findIndex((p) => p === false);
+    if (falseAt >= 0 && (max === null || falseAt < max)) max = falseAt;
+    if (max !== null && min > max) throw inputError(`${path}: minItems ${min} is above the most items allowed (${max})`);
+    if (prefix.length > MAX_UNROLLED) throw unsupported(pointer(path, 'prefixItems'), `more than ${MAX_UNROLLED} prefixItems`);
+    const element = (k: number): number =>
+      k < prefix.length ? this.value(prefix[k], pointer(pointer(path, 'prefixItems'), k)) : this.value(items, pointer(path, 'items'));
+    const ws = ref(this.j.ws());
+    const close = this.b.rule([[lit(']')]]);
+    // after[k]: k elements written; from `tailFrom` on (unbounded max) all states are one rule.
+    const tailFrom = Math.max(min, prefix.length, 1);
+    let next: number;
+    let k: number;
+    if (max === null) {
+      next = this.b.reserve();
+      this.b.define(next, [[lit(']')], [lit(','), ws, ref(element(tailFrom)), ws, ref(next)]]);
+      k = tailFrom - 1;
+    } else {
+      next = close;
+      k = max - 1;
+    }
+    for (; k >= 1; k--) {
+      next = this.b.rule([...(k >= min ? [[lit(']')]] : []), [lit(','), ws, ref(element(k)), ws, ref(next)]]);
+    }
+    const alts: Alternative[] = [];
+    if (min === 0) alts.push([lit('['), ws, lit(']')]);
+    if (max === null || max >= 1) alts.push([lit('['), ws, ref(element(0)), ws, ref(next)]);
+    return this.b.rule(alts);
+  }
+}
+
+/**
+ * The grammar of JSON texts whose values are valid against `schema` (see this module's notes for what is
+ * supported and the text policy). Throws QwenVLError E_UNSUPPORTED for a keyword or use it cannot
+ * guarantee, E_INPUT for a malformed or unsatisfiable schema.
+ */
+export function compileJsonSchema(schema: unknown): GrammarIR {
+  const root = asSchema(schema, '#');
+  const c = new SchemaCompiler(root);
+  const ir = c.b.build(c.value(root, '#'));
+  const cycle = leftRecursion(ir);
+  if (cycle) throw inputError('#: the schema is circular: a $ref reaches itself before any JSON text is written');
+  return ir;
+}
+
+/** The grammar of any JSON object (`responseFormat: { type: 'json_object' }`). */
+export function jsonObjectGrammar(): GrammarIR {
+  const j = new JsonText(new GrammarBuilder());
+  return j.b.build(j.object());
+}

@@ -1,0 +1,160 @@
+/**
+ * What the JSON schema compiler knows about keywords: which it honours, which are annotations it may
+ * ignore, how a node's value types follow from `type`/`nullable` (or, without `type`, from the keywords
+ * used), and the JSON pointers errors name.
+ * @internal
+ * @module
+ */
+import { QwenVLError, inputError } from '../errors.js';
+import { describe } from '../validate.js';
+
+export type Schema = boolean | SchemaObject;
+export type SchemaObject = { [keyword: string]: unknown };
+
+/** JSON value types as compiled (an integer is a kind of number; both may be asked for). */
+export type JsonType = 'null' | 'boolean' | 'object' | 'array' | 'string' | 'number' | 'integer';
+export const JSON_TYPES: readonly JsonType[] = ['null', 'boolean', 'object', 'array', 'string', 'number', 'integer'];
+
+/** Keywords that never change which values are valid; `$defs`/`definitions` are read through `$ref`. */
+export const ANNOTATIONS = new Set([
+  'title',
+  'description',
+  'default',
+  'examples',
+  '$schema',
+  '$id',
+  '$comment',
+  'deprecated',
+  'readOnly',
+  'writeOnly',
+  '$defs',
+  'definitions',
+]);
+
+const KEYWORDS_BY_TYPE: Readonly<Record<'object' | 'array' | 'string' | 'number', readonly string[]>> = {
+  object: ['properties', 'required', 'additionalProperties'],
+  array: ['items', 'prefixItems', 'minItems', 'maxItems'],
+  string: ['minLength', 'maxLength', 'pattern', 'format'],
+  number: ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'],
+};
+
+const SUPPORTED = new Set([
+  'type',
+  'enum',
+  'const',
+  'nullable',
+  '$ref',
+  'allOf',
+  'anyOf',
+  'oneOf',
+  ...Object.values(KEYWORDS_BY_TYPE).flat(),
+]);
+
+/** Keywords accepted only with a value that constrains nothing. */
+const VACUOUS: Readonly<Record<string, unknown>> = { uniqueItems: false, minProperties: 0 };
+
+/** `path` extended by one reference token (RFC 6901 escaping). */
+export function pointer(path: string, token: string | number): string {
+  return `${path}/${String(token).replace(/~/g, '~0').replace(/\//g, '~1')}`;
+}
+
+export function isSchemaObject(v: unknown): v is SchemaObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** E_INPUT unless `v` is a schema (an object or a boolean). */
+export function asSchema(v: unknown, path: string): Schema {
+  if (typeof v === 'boolean' || isSchemaObject(v)) return v;
+  throw inputError(`${path}: expected a JSON schema (an object or a boolean), got ${describe(v)}`);
+}
+
+/** E_UNSUPPORTED for the first keyword of `node` that the compiler would otherwise have to ignore. */
+export function checkKeywords(node: SchemaObject, path: string): void {
+  for (const key of Object.keys(node)) {
+    if (SUPPORTED.has(key) || ANNOTATIONS.has(key)) continue;
+    if (key in VACUOUS && node[key] === VACUOUS[key]) continue;
+    throw new QwenVLError(
+      'E_UNSUPPORTED',
+      `${pointer(path, key)}: the JSON schema keyword "${key}" is not supported by structured output`,
+    );
+  }
+}
+
+/** Whether `node` has any keyword other than annotations (and those in `except`). */
+export function hasConstraints(node: SchemaObject, except: readonly string[] = []): boolean {
+  return Object.keys(node).some((k) => !ANNOTATIONS.has(k) && !except.includes(k));
+}
+
+/** `node` without the given keywords. */
+export function without(node: SchemaObject, keys: readonly string[]): SchemaObject {
+  return Object.fromEntries(Object.entries(node).filter(([k]) => !keys.includes(k)));
+}
+
+/**
+ * The value types a node allows, in a fixed order: `type` (plus null when `nullable: true`), or without
+ * `type` the types whose keywords it uses, or all types when it uses none. (A node with only string
+ * keywords is met by any number too, but a model is better served by the type the author meant; the
+ * values produced are valid either way.)
+ */
+export function nodeTypes(node: SchemaObject, path: string): JsonType[] {
+  let types: Set<JsonType>;
+  if (node.type !== undefined) {
+    const list = Array.isArray(node.type) ? node.type : [node.type];
+    if (list.length === 0) throw inputError(`${pointer(path, 'type')}: expected a type name or a non-empty array of them`);
+    for (const t of list) {
+      if (!JSON_TYPES.includes(t as JsonType)) {
+        throw inputError(`${pointer(path, 'type')}: expected one of ${JSON_TYPES.join(', ')}, got ${describe(t)}`);
+      }
+    }
+    types = new Set(list as JsonType[]);
+  } else {
+    const used = (Object.keys(KEYWORDS_BY_TYPE) as Array<keyof typeof KEYWORDS_BY_TYPE>).filter((t) =>
+      KEYWORDS_BY_TYPE[t].some((k) => k in node),
+    );
+    types = new Set(used.length > 0 ? used : JSON_TYPES.filter((t) => t !== 'integer'));
+  }
+  if (node.nullable !== undefined && typeof node.nullable !== 'boolean') {
+    throw inputError(`${pointer(path, 'nullable')}: expected a boolean, got ${describe(node.nullable)}`);
+  }
+  if (node.nullable === true) types.add('null');
+  if (types.has('number')) types.delete('integer');
+  return JSON_TYPES.filter((t) => types.has(t));
+}
+
+/** The JSON type of a value (integers count as numbers), or E_INPUT when it is not a JSON value. */
+export function jsonTypeOf(v: unknown, path: string): Exclude<JsonType, 'integer'> {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'array';
+  switch (typeof v) {
+    case 'boolean':
+      return 'boolean';
+    case 'string':
+      return 'string';
+    case 'number':
+      if (Number.isFinite(v)) return 'number';
+      break;
+    case 'object':
+      return 'object';
+  }
+  throw inputError(`${path}: expected a JSON value, got ${describe(v)}`);
+}
+
+/** Structural equality of JSON values (object key order ignored), as enum/const compare. */
+export function jsonEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const bb = b as unknown[];
+    return a.length === bb.length && a.every((x, i) => jsonEqual(x, bb[i]));
+  }
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  const bo = b as Record<string, unknown>;
+  return ka.length === kb.length && ka.every((k) => k in bo && jsonEqual((a as Record<string, unknown>)[k], bo[k]));
+}
+
+/** A key for memoizing per schema: equal texts (key order included, as property order matters) share. */
+export function schemaKey(v: unknown): string {
+  return JSON.stringify(v);
+}

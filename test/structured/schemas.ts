@@ -1,0 +1,145 @@
+/**
+ * Schemas exercised by the structured-output property tests: each supported keyword alone and in the
+ * combinations real users write (OpenAI-style strict objects, discriminated unions, recursive trees).
+ */
+export const PROPERTY_SCHEMAS: Record<string, unknown> = {
+  any: {},
+  trueSchema: true,
+  null: { type: 'null' },
+  boolean: { type: 'boolean' },
+  string: { type: 'string' },
+  number: { type: 'number' },
+  integer: { type: 'integer' },
+  typeArray: { type: ['string', 'integer', 'null'] },
+  nullable: { type: 'integer', nullable: true },
+  stringLength: { type: 'string', minLength: 2, maxLength: 5 },
+  stringMin: { type: 'string', minLength: 3 },
+  enumMixed: { enum: ['red', 'green', 1, 2.5, null, true, { a: [1, 'x'] }, [1, 2], 'quote"back\\slash', 'é\u2028😀'] },
+  enumFiltered: { type: 'string', enum: ['a', 1, 'bc', null], maxLength: 1 },
+  constObject: { const: { kind: 'fixed', values: [1, 2, 3] } },
+  integerRange: { type: 'integer', minimum: -37, maximum: 1205 },
+  integerExclusive: { type: 'integer', exclusiveMinimum: 9, exclusiveMaximum: 100 },
+  integerMinOnly: { type: 'integer', minimum: 17 },
+  integerMaxOnly: { type: 'integer', maximum: -3 },
+  integerNegative: { type: 'integer', minimum: -1000, maximum: -999 },
+  integerFractionalBounds: { type: 'integer', minimum: 2.5, maximum: 7.9 },
+  integerBig: { type: 'integer', minimum: 1e15, maximum: 1e16 },
+  object: {
+    type: 'object',
+    properties: { name: { type: 'string' }, age: { type: 'integer', minimum: 0 }, email: { type: 'string', format: 'email' } },
+    required: ['name', 'age'],
+    additionalProperties: false,
+  },
+  objectAllOptional: {
+    type: 'object',
+    properties: { a: { type: 'boolean' }, b: { type: 'null' }, c: { type: 'number' } },
+  },
+  objectAdditionalTrue: {
+    type: 'object',
+    properties: { a: { type: 'integer' }, ab: { type: 'string' } },
+    required: ['a'],
+    additionalProperties: true,
+  },
+  objectAdditionalSchema: {
+    type: 'object',
+    properties: { id: { type: 'integer' } },
+    additionalProperties: { type: 'string', maxLength: 3 },
+  },
+  objectRequiredUndeclared: { type: 'object', required: ['x', 'y'], additionalProperties: { type: 'boolean' } },
+  objectFalseProperty: { type: 'object', properties: { a: false, b: { const: 1 } }, additionalProperties: true },
+  weirdKeys: { type: 'object', properties: { '': { type: 'integer' }, 'a"b': { type: 'integer' }, 'é/~': { type: 'integer' } }, required: ['', 'a"b', 'é/~'] },
+  array: { type: 'array', items: { type: 'integer' } },
+  arrayBounds: { type: 'array', items: { type: 'string', maxLength: 2 }, minItems: 2, maxItems: 4 },
+  arrayTuple: { type: 'array', prefixItems: [{ type: 'string' }, { type: 'integer' }], items: false, minItems: 1 },
+  arrayTupleRest: { type: 'array', prefixItems: [{ const: 'head' }], items: { type: 'boolean' }, minItems: 3 },
+  arrayAny: { type: 'array' },
+  nested: {
+    type: 'object',
+    properties: {
+      users: {
+        type: 'array',
+        maxItems: 3,
+        items: {
+          type: 'object',
+          properties: { id: { type: 'integer' }, tags: { type: 'array', items: { enum: ['x', 'y'] }, maxItems: 2 } },
+          required: ['id', 'tags'],
+          additionalProperties: false,
+        },
+      },
+    },
+    required: ['users'],
+    additionalProperties: false,
+  },
+  anyOf: { anyOf: [{ type: 'string', maxLength: 2 }, { type: 'integer', minimum: 5, maximum: 6 }, { const: [true] }] },
+  anyOfWithSiblings: { type: 'object', properties: { a: { type: 'integer' } }, anyOf: [{ required: ['a'] }, { properties: { b: { type: 'string' } }, required: ['b'] }] },
+  oneOfByType: { oneOf: [{ type: 'string' }, { type: 'integer' }, { type: 'null' }] },
+  oneOfDiscriminated: {
+    oneOf: [
+      { type: 'object', properties: { kind: { const: 'circle' }, r: { type: 'number' } }, required: ['kind', 'r'], additionalProperties: false },
+      { type: 'object', properties: { kind: { const: 'square' }, side: { type: 'integer' } }, required: ['kind', 'side'], additionalProperties: false },
+      { type: 'object', properties: { kind: { enum: ['dot', 'none'] } }, required: ['kind'], additionalProperties: false },
+    ],
+  },
+  allOf: {
+    allOf: [
+      { type: 'object', properties: { a: { type: 'integer' } }, required: ['a'] },
+      { properties: { a: { minimum: 3, maximum: 9 }, b: { type: 'string' } }, required: ['b'], additionalProperties: false },
+    ],
+  },
+  allOfRef: {
+    $defs: { base: { type: 'object', properties: { id: { type: 'integer' } }, required: ['id'] } },
+    allOf: [{ $ref: '#/$defs/base' }, { properties: { name: { type: 'string', maxLength: 4 } }, required: ['name'] }],
+  },
+  refSiblings: {
+    $defs: { n: { type: 'integer', minimum: 0 } },
+    $ref: '#/$defs/n',
+    maximum: 20,
+  },
+  recursiveTree: {
+    $defs: {
+      node: {
+        type: 'object',
+        properties: { value: { type: 'integer' }, children: { type: 'array', items: { $ref: '#/$defs/node' }, maxItems: 3 } },
+        required: ['value'],
+        additionalProperties: false,
+      },
+    },
+    $ref: '#/$defs/node',
+  },
+  recursiveRoot: {
+    type: 'object',
+    properties: { name: { type: 'string' }, next: { anyOf: [{ $ref: '#' }, { type: 'null' }] } },
+    required: ['name', 'next'],
+    additionalProperties: false,
+  },
+  definitions: { definitions: { s: { type: 'string', minLength: 1 } }, type: 'array', items: { $ref: '#/definitions/s' } },
+  pattern: { type: 'string', pattern: '^[A-Z]{2,3}-\\d{3}(x|yz)?$' },
+  patternUnanchored: { type: 'string', pattern: 'ab+c' },
+  patternStartAnchored: { type: 'string', pattern: '^(?:foo|ba[rz])' },
+  patternEscapes: { type: 'string', pattern: '^[^"\\\\a-z]\\s[\\w.]+\\.\\D?$' },
+  patternDot: { type: 'string', pattern: '^a.{2}\\u00e9\\x41$' },
+  date: { type: 'string', format: 'date' },
+  time: { type: 'string', format: 'time' },
+  dateTime: { type: 'string', format: 'date-time' },
+  uuid: { type: 'string', format: 'uuid' },
+  email: { type: 'string', format: 'email' },
+  ipv4: { type: 'string', format: 'ipv4' },
+  inferredObject: { properties: { a: { type: 'string' } }, required: ['a'] },
+  openAiStyle: {
+    type: 'object',
+    properties: {
+      steps: {
+        type: 'array',
+        items: {
+          type: 'object',
+          properties: { explanation: { type: 'string' }, output: { type: 'string' } },
+          required: ['explanation', 'output'],
+          additionalProperties: false,
+        },
+      },
+      final_answer: { type: ['string', 'null'] },
+    },
+    required: ['steps', 'final_answer'],
+    additionalProperties: false,
+  },
+};
