@@ -156,6 +156,7 @@ export {
   type GroundingResult,
 } from './grounding/index.js';
 export type { GenerateOptions } from './generate/options.js';
+export type { ResponseFormat } from './structured/response-format.js';
 export {
   parseToolCalls,
   ToolCallStream,
