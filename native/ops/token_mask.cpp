@@ -107,9 +107,10 @@ void MaskCache::put_state(const int32_t* state, size_t n, const uint32_t* mask) 
   if (states_.emplace(std::move(key), std::move(m)).second) bytes_ += need;
 }
 
-std::shared_ptr<const PositionMask> MaskCache::find_position(int32_t elem) {
+std::shared_ptr<const PositionMask> MaskCache::find_position(const int32_t* top, size_t n) {
+  const std::string key(reinterpret_cast<const char*>(top), n * sizeof(int32_t));
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = positions_.find(elem);
+  auto it = positions_.find(key);
   if (it == positions_.end()) {
     ++stats_.position_misses;
     return nullptr;
@@ -118,11 +119,12 @@ std::shared_ptr<const PositionMask> MaskCache::find_position(int32_t elem) {
   return it->second;
 }
 
-void MaskCache::put_position(int32_t elem, std::shared_ptr<const PositionMask> m) {
-  const size_t need = m->bytes() + 64;
+void MaskCache::put_position(const int32_t* top, size_t n, std::shared_ptr<const PositionMask> m) {
+  std::string key(reinterpret_cast<const char*>(top), n * sizeof(int32_t));
+  const size_t need = m->bytes() + key.size() + 64;
   std::lock_guard<std::mutex> lock(mu_);
   make_room(need);
-  if (positions_.emplace(elem, std::move(m)).second) bytes_ += need;
+  if (positions_.emplace(std::move(key), std::move(m)).second) bytes_ += need;
 }
 
 MaskCache::Stats MaskCache::stats() const {

@@ -8,10 +8,14 @@
 //   reference  every token simulated byte by byte from the state
 //   trie       one walk over a byte trie of the vocabulary (shared prefixes advanced once, a dead
 //              prefix prunes its whole subtree), with two caches in the grammar's MaskCache:
-//              - per stack top: the tokens a stack whose top is element P accepts whatever lies below
-//                it, and the trie nodes where P's rule ends with bytes left (only their subtrees are
-//                walked again, from the stack below), so a position costs one walk per grammar;
-//              - per whole state: the finished mask (a repeated state, like "inside a string", is a copy).
+//              - per stack top (the top kTopLevels levels of a stack): the tokens it accepts whatever
+//                lies below, and the trie nodes where those levels end with bytes left (only their
+//                subtrees are walked again, from the stack below), so a position costs one walk per
+//                grammar. One level is too few: a code point class is a rule of its own that ends after
+//                every character, so nearly every node would be left open; three reach past a
+//                string's characters to its closing quote;
+//              - per whole state: the finished mask (a repeated state, like "inside a string", is a copy);
+//              - the walk's parser states and their byte transitions, memoized (MaskCache::scratch).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -63,7 +67,10 @@ inline int64_t mask_words(int64_t vocab) { return (vocab + 31) / 32; }
 inline bool mask_has(const uint32_t* mask, int64_t t) { return (mask[t >> 5] >> (t & 31)) & 1; }
 inline void mask_set(uint32_t* mask, int64_t t) { mask[t >> 5] |= uint32_t{1} << (t & 31); }
 
-// What tokens do from a stack whose top is one element, whatever lies below it.
+// Levels of a stack that key the per-position cache.
+constexpr size_t kTopLevels = 3;
+
+// What tokens do from a stack's top levels, whatever lies below them.
 struct PositionMask {
   std::vector<uint32_t> bits;     // dense accepted set (mask_words long), or empty when `ids` holds it
   std::vector<int32_t> ids;       // sparse accepted set
@@ -82,11 +89,20 @@ class MaskCache {
   // The whole-state cache: true (and the mask copied out) on a hit.
   bool find_state(const int32_t* state, size_t n, uint32_t* mask);
   void put_state(const int32_t* state, size_t n, const uint32_t* mask);
-  std::shared_ptr<const PositionMask> find_position(int32_t elem);
-  void put_position(int32_t elem, std::shared_ptr<const PositionMask> m);
+  // `top`: a stack's top levels (bottom first).
+  std::shared_ptr<const PositionMask> find_position(const int32_t* top, size_t n);
+  void put_position(const int32_t* top, size_t n, std::shared_ptr<const PositionMask> m);
 
   struct Stats { int64_t state_hits, state_misses, position_hits, position_misses, bytes; };
   Stats stats() const;
+
+  // What a kernel variant keeps for this grammar between calls (the trie walk's memoized parser
+  // states and transitions), opaque here; one call holds `mu` while it uses `data`.
+  struct VariantScratch {
+    std::mutex mu;
+    std::shared_ptr<void> data;
+  };
+  VariantScratch& scratch() { return scratch_; }
 
  private:
   void make_room(size_t need);  // under mu_
@@ -95,9 +111,10 @@ class MaskCache {
   size_t max_bytes_;
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<const std::vector<uint32_t>>> states_;
-  std::unordered_map<int32_t, std::shared_ptr<const PositionMask>> positions_;
+  std::unordered_map<std::string, std::shared_ptr<const PositionMask>> positions_;
   size_t bytes_ = 0;
   Stats stats_{0, 0, 0, 0, 0};
+  VariantScratch scratch_;
 };
 
 struct TokenMaskArgs {

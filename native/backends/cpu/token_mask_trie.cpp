@@ -4,6 +4,7 @@
 #include <string>
 #include <unordered_map>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "core/error.h"
@@ -20,15 +21,16 @@ using ops::VocabIndex;
 bool drop_empty(std::vector<int32_t>& state) {
   size_t w = 0;
   bool dropped = false;
-  for (size_t i = 0; i < state.size(); i += static_cast<size_t>(state[i]) + 1) {
-    const size_t len = static_cast<size_t>(state[i]);
+  for (size_t i = 0; i < state.size();) {
+    const size_t len = static_cast<size_t>(state[i]);  // read before the move below may overwrite it
     if (len == 0) {
       dropped = true;
-      continue;
+    } else {
+      std::copy(state.begin() + static_cast<std::ptrdiff_t>(i), state.begin() + static_cast<std::ptrdiff_t>(i + len + 1),
+                state.begin() + static_cast<std::ptrdiff_t>(w));
+      w += len + 1;
     }
-    if (w != i) std::copy(state.begin() + static_cast<std::ptrdiff_t>(i), state.begin() + static_cast<std::ptrdiff_t>(i + len + 1),
-                          state.begin() + static_cast<std::ptrdiff_t>(w));
-    w += len + 1;
+    i += len + 1;
   }
   state.resize(w);
   return dropped;
@@ -69,6 +71,8 @@ class Dfa {
     return packed;
   }
 
+  size_t size() const { return states_.size(); }
+
  private:
   static constexpr int32_t kUnknown = -1;
   static constexpr size_t kMaxStates = size_t{1} << 16;
@@ -80,10 +84,18 @@ class Dfa {
   std::vector<int32_t> tmp_;
 };
 
+// The two memos a grammar's walks share: from stack tops (local) and from whole stacks (full).
+struct Memo {
+  explicit Memo(const ops::grammar::Grammar& g) : local(g, true), full(g, false) {}
+  Dfa local, full;
+  // Past this many states a kept memo starts over (at a call's start, never during a walk).
+  static constexpr size_t kKeep = size_t{1} << 14;
+};
+
 class Walker {
  public:
-  explicit Walker(const ops::MaskCache& m)
-      : v_(m.vocab()), ex_(m.grammar()), local_(m.grammar(), true), full_(m.grammar(), false), levels_(m.vocab().max_len() + 1) {}
+  Walker(const ops::MaskCache& m, Memo& memo)
+      : v_(m.vocab()), ex_(m.grammar()), local_(memo.local), full_(memo.full), levels_(m.vocab().max_len() + 1) {}
 
   // Walks the trie nodes [begin, end), children of a node at `depth` (0: the root), from state
   // `start` of `dfa`, marking every token whose bytes the state survives. In local mode (a walk
@@ -114,10 +126,13 @@ class Walker {
     }
   }
 
-  std::shared_ptr<const PositionMask> position(int32_t elem) {
+  // The walk from a stack's top levels `top` (bottom first, n of them) alone.
+  std::shared_ptr<const PositionMask> position(const int32_t* top, size_t n) {
     auto pm = std::make_shared<PositionMask>();
     std::vector<uint32_t> bits(static_cast<size_t>(ops::mask_words(v_.vocab())), 0u);
-    walk(local_, local_.intern({1, elem}), 0, static_cast<int32_t>(v_.nodes().size()), 0, bits.data(), &pm->open);
+    start_.assign(1, static_cast<int32_t>(n));
+    start_.insert(start_.end(), top, top + n);
+    walk(local_, local_.intern(start_), 0, static_cast<int32_t>(v_.nodes().size()), 0, bits.data(), &pm->open);
     int64_t count = 0;
     for (uint32_t w : bits) count += __builtin_popcount(w);
     if (count * 32 < v_.vocab()) {  // sparse: an id list is smaller than the bitset
@@ -143,9 +158,10 @@ class Walker {
  private:
   const VocabIndex& v_;
   ops::grammar::Expander ex_;
-  Dfa local_, full_;
+  Dfa& local_;
+  Dfa& full_;
   std::vector<int32_t> levels_;  // the state id after each depth of the current path
-  std::vector<int32_t> below_;
+  std::vector<int32_t> below_, start_;
 };
 
 }  // namespace
@@ -156,24 +172,36 @@ void token_mask_trie(const ops::TokenMaskArgs& a) {
   std::fill(a.mask, a.mask + words, 0u);
   const size_t n = static_cast<size_t>(a.state_len);
   if (a.cache && a.cache->find_state(a.state, n, a.mask)) return;
-  Walker w(*a.masks);
+  // With caches, the grammar's memo (one call at a time); without, one of this call's own.
+  std::unique_lock<std::mutex> lock;
+  std::shared_ptr<Memo> memo;
+  if (a.cache) {
+    ops::MaskCache::VariantScratch& scratch = a.cache->scratch();
+    lock = std::unique_lock<std::mutex>(scratch.mu);
+    memo = std::static_pointer_cast<Memo>(scratch.data);
+    if (!memo || memo->local.size() + memo->full.size() > Memo::kKeep) scratch.data = memo = std::make_shared<Memo>(a.masks->grammar());
+  } else {
+    memo = std::make_shared<Memo>(a.masks->grammar());
+  }
+  Walker w(*a.masks, *memo);
   std::vector<int32_t> rest;
   for (size_t i = 0; i < n; i += static_cast<size_t>(a.state[i]) + 1) {
     const size_t len = static_cast<size_t>(a.state[i]);
     if (len == 0) continue;  // the complete sentence: end tokens are the caller's
-    const int32_t top = a.state[i + len];
-    std::shared_ptr<const PositionMask> pm = a.cache ? a.cache->find_position(top) : nullptr;
+    const size_t k = std::min(len, ops::kTopLevels);
+    const int32_t* top = a.state + i + 1 + (len - k);
+    std::shared_ptr<const PositionMask> pm = a.cache ? a.cache->find_position(top, k) : nullptr;
     if (!pm) {
-      pm = w.position(top);
-      if (a.cache) a.cache->put_position(top, pm);
+      pm = w.position(top, k);
+      if (a.cache) a.cache->put_position(top, k, pm);
     }
     if (!pm->bits.empty()) {
       for (size_t k = 0; k < words; ++k) a.mask[k] |= pm->bits[k];
     }
     for (int32_t t : pm->ids) ops::mask_set(a.mask, t);
-    if (pm->open.empty() || len == 1) continue;  // nothing below the top: no text after its rule
-    // Where the text goes on once the top's rule has ended: the stack below it, normalized.
-    rest.assign(a.state + i + 1, a.state + i + len);
+    if (pm->open.empty() || len == k) continue;  // nothing below the top: no text after it
+    // Where the text goes on once the top levels have ended: the stack below them, normalized.
+    rest.assign(a.state + i + 1, a.state + i + 1 + (len - k));
     w.walk_below(rest, pm->open, a.mask);
   }
   if (a.cache) a.cache->put_state(a.state, n, a.mask);
