@@ -4,9 +4,9 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../../lib/cli/run.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ResultLine } from '../../lib/batch/output.js';
+import { runCliCaptured } from '../helpers/cli-in-process.js';
 import { checkpointDir } from '../helpers/fixtures.js';
 import { validatorFor } from '../helpers/json-schema-validator.js';
 
@@ -27,19 +27,7 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** The CLI in this process; chat streams to process.stdout / stderr, captured here. */
-async function run(args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  let stdout = '', stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((t) => ((stdout += String(t)), true));
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((t) => ((stderr += String(t)), true));
-  try {
-    const status = await main(args, new AbortController().signal, { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t) });
-    return { status, stdout, stderr };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
+const run = runCliCaptured;
 
 describe('structured output from the command line', () => {
   it('qwenvl chat --json-schema FILE prints JSON valid against the schema', async () => {
