@@ -10,6 +10,9 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/exec_context.h"
+#include "core/threadpool.h"
+#include "models/sequence_sampler.h"
 #include "ops/token_mask.h"
 #include "tests/parity.h"
 
@@ -260,6 +263,79 @@ Result byte_semantics() {
   return r;
 }
 
+// The sampler under a constraint (models/sequence_sampler.h): only allowed tokens are drawn, the end
+// token exactly when the text is complete, start-after defers the grammar, and a state no token can
+// continue is a typed error, never an unconstrained draw.
+Result sampler_checks() {
+  Result r;
+  r.op = "token_mask", r.variant = "check", r.shape = "sampler under a constraint";
+  auto bad = [&](const std::string& what) {
+    if (r.passed) r.note = what;
+    r.passed = false;
+  };
+  run_case(r, [&] {
+    Ir ir;  // "ab" | "abc"
+    ir.rules = {{{Ir::lit("ab")}, {Ir::lit("abc")}}};
+    const std::vector<int32_t> f = ir.flat();
+    auto g = Grammar::from_flat(f.data(), static_cast<int64_t>(f.size()));
+    // ids: 0 "a", 1 "b", 2 "c", 3 "x", 4 end (no bytes), 5 "ab"
+    const std::vector<std::string> toks = {"a", "b", "c", "x", "", "ab"};
+    std::vector<uint8_t> bytes;
+    std::vector<int32_t> off{0};
+    for (const auto& t : toks) bytes.insert(bytes.end(), t.begin(), t.end()), off.push_back(static_cast<int32_t>(bytes.size()));
+    const int64_t V = static_cast<int64_t>(toks.size());
+    auto masks = std::make_shared<MaskCache>(g, std::make_shared<VocabIndex>(bytes.data(), static_cast<int64_t>(bytes.size()), off.data(), V));
+    ThreadPool pool(2);
+    ExecContext ctx(pool);
+    auto session = [&](int32_t start_after) {
+      auto s = std::make_unique<models::SessionSampling>();
+      std::vector<models::SequenceSampler*> rows = s->add({0, 1}, {ops::SamplingParams{}, ops::SamplingParams{}}, 1, V);
+      for (models::SequenceSampler* q : rows) {
+        q->constraint = std::make_unique<models::TokenConstraint>();
+        q->constraint->masks = masks;
+        q->constraint->state = ops::grammar::initial_state(*g);
+        q->constraint->end_ids = {4};
+        q->constraint->start_after = start_after;
+        q->constraint->active = start_after < 0;
+      }
+      return s;
+    };
+    // Greedy on logits that favour "x", then end, then "c": the grammar steers every draw.
+    const std::vector<float> prefer = {0.1f, 0.2f, 0.3f, 5.0f, 1.0f, 0.0f};
+    auto draw = [&](models::SessionSampling& s, int64_t n) {
+      std::vector<float> lg;
+      for (int64_t i = 0; i < n; ++i) lg.insert(lg.end(), prefer.begin(), prefer.end());
+      const int64_t rows[2] = {0, 1};
+      int32_t out[2] = {-1, -1};
+      models::sample_rows(s, lg.data(), V, rows, n, out, ctx);
+      return std::vector<int32_t>(out, out + n);
+    };
+    auto s = session(-1);
+    std::vector<int32_t> got;
+    for (int i = 0; i < 3; ++i) got.push_back(draw(*s, 2)[1]);
+    if (got != std::vector<int32_t>{0, 1, 4}) bad("constrained greedy must draw a, b, then end (complete, c less likely than end)");
+    // Start-after: free until token 3 ("x") is drawn, then the grammar.
+    auto t = session(3);
+    got.clear();
+    for (int i = 0; i < 3; ++i) got.push_back(draw(*t, 1)[0]);
+    if (got != std::vector<int32_t>{3, 0, 1}) bad("start-after: x free, then a, b");
+    // A state nothing continues (after "abc"), and not complete: impossible here, so force one: "ab"
+    // then "c" leaves "abc" complete with nothing after: only the end token.
+    auto u = session(-1);
+    for (int32_t id : {5, 2}) ops::advance_token(*masks, u->rows[0]->constraint->state, id);
+    if (draw(*u, 1)[0] != 4) bad("complete with nothing after: only the end token");
+    u->rows[0]->constraint->end_ids.clear();
+    bool threw = false;
+    try {
+      draw(*u, 1);
+    } catch (const Error& e) {
+      threw = e.code() == ErrorCode::Unsupported;
+    }
+    if (!threw) bad("no allowed token must be E_UNSUPPORTED, never an unconstrained draw");
+  });
+  return r;
+}
+
 std::vector<Result> ir_checks() {
   std::vector<Result> out;
   auto compile = [](std::vector<int32_t> f) { Grammar::from_flat(f.data(), static_cast<int64_t>(f.size())); };
@@ -323,6 +399,7 @@ std::vector<Result> parity_token_mask(uint64_t seed) {
   auto g = Grammar::from_flat(f.data(), static_cast<int64_t>(f.size()));
   for (int64_t V : {97, 2049, 6007}) drive(g, random_vocab(rng, V), rng, 40, variants, "json grammar V=" + std::to_string(V), results);
   results.push_back(byte_semantics());
+  results.push_back(sampler_checks());
   for (Result& r : ir_checks()) results.push_back(std::move(r));
   return results;
 }
