@@ -82,7 +82,7 @@ struct PositionMask {
 // Thread-safe: masks of several sequences are computed at once on the pool.
 class MaskCache {
  public:
-  MaskCache(std::shared_ptr<const grammar::Grammar> g, std::shared_ptr<const VocabIndex> v, size_t max_bytes = size_t{256} << 20);
+  MaskCache(std::shared_ptr<const grammar::Grammar> g, std::shared_ptr<const VocabIndex> v, size_t max_bytes = size_t{64} << 20);
   const grammar::Grammar& grammar() const { return *grammar_; }
   const VocabIndex& vocab() const { return *vocab_; }
 
