@@ -5,8 +5,8 @@
  * Supported keywords: `type` (one or an array; without it, the types whose keywords the schema uses, or
  * any), `nullable`, `enum`, `const`, `properties`, `required`, `additionalProperties`, `items`,
  * `prefixItems`, `minItems`, `maxItems`, `minLength`, `maxLength`, `pattern` (see pattern.ts), `format`
- * (date, time, date-time, uuid, email, ipv4), integer `minimum`/`maximum`/`exclusiveMinimum`/
- * `exclusiveMaximum`, `anyOf`, `oneOf` (when branches are provably disjoint, see one-of.ts), `allOf`
+ * (date, time, date-time, uuid, email, ipv4), `minimum`/`maximum`/`exclusiveMinimum`/`exclusiveMaximum`
+ * (integers: any digit count; other numbers: see numberRule), `anyOf`, `oneOf` (when branches are provably disjoint, see one-of.ts), `allOf`
  * (merged, see schema-merge.ts) and `$ref` to `#/...` pointers (`#/$defs/x`, `#/definitions/x`, `#`),
  * recursive ones included. Annotations are ignored. Any other keyword is an E_UNSUPPORTED error naming it
  * and its JSON pointer; a malformed or unsatisfiable schema is E_INPUT.
@@ -18,6 +18,7 @@
  *   with `true` or a schema, extra members may follow the declared ones, under keys written without
  *   escapes that differ from every declared name.
  * - enum/const values are written as compact JSON, and only those the rest of their schema allows.
+ * - A number with bounds is written without exponent, in at most {@link MAX_NUMBER_DIGITS} digits.
  * @internal
  * @module
  */
@@ -26,7 +27,7 @@ import { describe } from '../validate.js';
 import { type Alternative, GrammarBuilder, lit, ref } from './grammar-builder.js';
 import type { GrammarIR } from './grammar-ir.js';
 import { JsonText } from './json-text.js';
-import { IntegerRanges } from './integer-range.js';
+import { DecimalRanges } from './decimal-range.js';
 import { patternContent } from './pattern.js';
 import { FORMAT_PATTERNS } from './formats.js';
 import { keyExcept } from './object-keys.js';
@@ -79,10 +80,43 @@ function finite(node: SchemaObject, key: string, path: string): number | undefin
   return v;
 }
 
+/** The most digits a bounded non-integer number is written with (so it has at most 15 significant ones). */
+export const MAX_NUMBER_DIGITS = 15;
+
+/** A finite JS number as an exact fraction num / den (den a power of ten), from its shortest decimal text. */
+function exactDecimal(x: number): { num: bigint; den: bigint } {
+  const m = /^(-?)(\d+)(?:\.(\d+))?(?:e([+-]\d+))?$/.exec(String(x))!;
+  const digits = BigInt(m[2] + (m[3] ?? ''));
+  let exp = -(m[3]?.length ?? 0) + Number(m[4] ?? 0);
+  const sign = m[1] === '-' ? -1n : 1n;
+  if (exp >= 0) return { num: sign * digits * 10n ** BigInt(exp), den: 1n };
+  return { num: sign * digits, den: 10n ** BigInt(-exp) };
+}
+
+function floorDiv(n: bigint, d: bigint): bigint {
+  const q = n / d;
+  return n % d !== 0n && n < 0n ? q - 1n : q;
+}
+
+type Bound = { num: bigint; den: bigint; exclusive: boolean } | null;
+
+/** The tightest lower and upper bounds of a numeric schema. */
+function numberBounds(s: SchemaObject, path: string): { lo: Bound; hi: Bound } {
+  const pick = (inc: string, exc: string, lower: boolean): Bound => {
+    const a = finite(s, inc, path);
+    const b = finite(s, exc, path);
+    if (a === undefined && b === undefined) return null;
+    // The tighter one; at a tie the exclusive one.
+    const useExclusive = a === undefined || (b !== undefined && (lower ? b >= a : b <= a));
+    return { ...exactDecimal(useExclusive ? b! : a!), exclusive: useExclusive };
+  };
+  return { lo: pick('minimum', 'exclusiveMinimum', true), hi: pick('maximum', 'exclusiveMaximum', false) };
+}
+
 class SchemaCompiler {
   readonly b = new GrammarBuilder();
   readonly j = new JsonText(this.b);
-  private readonly ints = new IntegerRanges(this.b);
+  private readonly decimals = new DecimalRanges(this.b);
   private readonly memo = new Map<string, number>();
   private readonly refs = new Map<string, number>();
   private readonly inProgress = new Map<string, number | undefined>();
@@ -265,14 +299,42 @@ class SchemaCompiler {
 
   private integerRule(s: SchemaObject, path: string): number {
     const [lo, hi] = this.integerBounds(s, path);
-    return lo === null && hi === null ? this.j.integer() : this.ints.rule(lo, hi);
+    return lo === null && hi === null ? this.j.integer() : this.decimals.rule(lo, hi)!;
   }
 
+  /**
+   * Bounded non-integer numbers: N / 10^f for f = 0..14 fraction digits with at most
+   * {@link MAX_NUMBER_DIGITS} digits in all and no exponent. Bounds are compared as exact decimals; with
+   * at most 15 significant digits distinct texts are distinct doubles, so an exclusive bound cannot be
+   * met by rounding either.
+   */
   private numberRule(s: SchemaObject, path: string): number {
-    for (const key of ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum']) {
-      if (s[key] !== undefined) throw unsupported(pointer(path, key), `${key} on a non-integer number (use type "integer")`);
+    const bounds = numberBounds(s, path);
+    if (bounds.lo === null && bounds.hi === null) return this.j.number();
+    const cap = 10n ** BigInt(MAX_NUMBER_DIGITS) - 1n;
+    const alts: Alternative[] = [];
+    for (let f = 0; f < MAX_NUMBER_DIGITS; f++) {
+      const scale = 10n ** BigInt(f);
+      let lo = -cap;
+      let hi = cap;
+      if (bounds.lo !== null) {
+        const [n, d] = [bounds.lo.num * scale, bounds.lo.den];
+        const v = bounds.lo.exclusive ? floorDiv(n, d) + 1n : -floorDiv(-n, d);
+        if (v > lo) lo = v;
+      }
+      if (bounds.hi !== null) {
+        const [n, d] = [bounds.hi.num * scale, bounds.hi.den];
+        const v = bounds.hi.exclusive ? -floorDiv(-n, d) - 1n : floorDiv(n, d);
+        if (v < hi) hi = v;
+      }
+      if (lo > hi) continue;
+      const r = this.decimals.rule(lo, hi, f);
+      if (r !== null) alts.push([ref(r)]);
     }
-    return this.j.number();
+    if (alts.length === 0) {
+      throw unsupported(path, `a number range with no value of at most ${MAX_NUMBER_DIGITS} digits`);
+    }
+    return this.b.rule(alts);
   }
 
   private objectRule(s: SchemaObject, path: string): number {

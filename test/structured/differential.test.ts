@@ -79,6 +79,35 @@ describe('structured output: grammars agree with their reference semantics', () 
     }
   });
 
+  it('bounded numbers accept exactly the texts inside the bounds (up to 15 digits)', () => {
+    const cases: Array<Record<string, number>> = [
+      { minimum: 0, maximum: 1 },
+      { exclusiveMinimum: 0, exclusiveMaximum: 1 },
+      { minimum: -2.5, exclusiveMaximum: 7.125 },
+      { exclusiveMinimum: -1e-3 },
+      { maximum: -0.1 },
+      { minimum: 0.1, maximum: 0.3 },
+    ];
+    const rnd = seededRandom(11);
+    const digits = () => String(Math.floor(rnd() * 10 ** Math.floor(rnd() * 4)));
+    for (const bounds of cases) {
+      const ir = compileJsonSchema({ type: 'number', ...bounds });
+      const valid = validatorFor({ type: 'number', ...bounds });
+      let accepted = 0;
+      for (let i = 0; i < 1500; i++) {
+        const text = `${rnd() < 0.4 ? '-' : ''}${digits()}${rnd() < 0.7 ? `.${digits()}` : ''}`;
+        if (!/^-?(0|[1-9]\d*)(\.\d+)?$/.test(text)) continue;
+        const ok = valid(Number(text));
+        const got = recognizes(ir, text);
+        if (got) accepted++;
+        // Sound always; complete for texts of at most 15 digits, negative zero aside (the documented policy).
+        const negativeZero = text.startsWith('-') && Number(text) === 0;
+        if (got || (text.replace(/\D/g, '').length <= 15 && !negativeZero)) expect(got, `${text} with ${JSON.stringify(bounds)}`).toBe(ok);
+      }
+      expect(accepted).toBeGreaterThan(10);
+    }
+  });
+
   it('string lengths: a string is accepted exactly when its code point count is in range', () => {
     const ir = compileJsonSchema({ type: 'string', minLength: 2, maxLength: 4 });
     for (const s of randomStrings(['a', '"', '\\', '\n', 'é', '😀', '\u0001'], 400, 6, 3)) {

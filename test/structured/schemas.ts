@@ -24,6 +24,11 @@ export const PROPERTY_SCHEMAS: Record<string, unknown> = {
   integerNegative: { type: 'integer', minimum: -1000, maximum: -999 },
   integerFractionalBounds: { type: 'integer', minimum: 2.5, maximum: 7.9 },
   integerBig: { type: 'integer', minimum: 1e15, maximum: 1e16 },
+  numberUnit: { type: 'number', minimum: 0, maximum: 1 },
+  numberExclusive: { type: 'number', exclusiveMinimum: -0.5, exclusiveMaximum: 2.25 },
+  numberMinOnly: { type: 'number', exclusiveMinimum: 0 },
+  numberLongitude: { type: 'number', minimum: -180, maximum: 180 },
+  numberTiny: { minimum: 1e-10, maximum: 3e-10 },
   object: {
     type: 'object',
     properties: { name: { type: 'string' }, age: { type: 'integer', minimum: 0 }, email: { type: 'string', format: 'email' } },
