@@ -260,20 +260,20 @@ class SchemaCompiler {
     const min = count(s, 'minLength', path, 0)!;
     const max = count(s, 'maxLength', path, null);
     if (max !== null && min > max) throw inputError(`${path}: minLength ${min} is above maxLength ${max}`);
-    const lengths = min > 0 || max !== null;
+    const length = min > 0 || max !== null ? { min, max } : undefined;
     for (const key of ['format', 'pattern'] as const) {
-      if (s[key] === undefined) continue;
-      if (typeof s[key] !== 'string') throw inputError(`${pointer(path, key)}: expected a string, got ${describe(s[key])}`);
-      if (lengths) throw unsupported(pointer(path, key), `${key} together with minLength/maxLength`);
+      if (s[key] !== undefined && typeof s[key] !== 'string') {
+        throw inputError(`${pointer(path, key)}: expected a string, got ${describe(s[key])}`);
+      }
     }
     if (s.format !== undefined && s.pattern !== undefined) throw unsupported(pointer(path, 'format'), 'format together with pattern');
     let content: number | undefined;
     if (s.format !== undefined) {
       const format = s.format as string;
       if (!Object.hasOwn(FORMAT_PATTERNS, format)) throw unsupported(pointer(path, 'format'), `the format ${JSON.stringify(format)}`);
-      content = patternContent(this.j, FORMAT_PATTERNS[format], pointer(path, 'format'));
+      content = patternContent(this.j, FORMAT_PATTERNS[format], pointer(path, 'format'), length);
     } else if (s.pattern !== undefined) {
-      content = patternContent(this.j, s.pattern as string, pointer(path, 'pattern'));
+      content = patternContent(this.j, s.pattern as string, pointer(path, 'pattern'), length);
     }
     if (content === undefined) return this.j.stringOfLength(min, max);
     return this.b.rule([[lit('"'), ref(content), lit('"')]]);
