@@ -45,6 +45,7 @@ import {
   isSchemaObject,
   jsonTypeOf,
   nodeTypes,
+  normalizeTuple,
   pointer,
   schemaKey,
   without,
@@ -169,8 +170,9 @@ class SchemaCompiler {
     return r;
   }
 
-  private compileNode(s: SchemaObject, path: string): number {
-    checkKeywords(s, path);
+  private compileNode(node: SchemaObject, path: string): number {
+    checkKeywords(node, path);
+    const s = normalizeTuple(node, path);
     if (s.$ref !== undefined) {
       if (typeof s.$ref !== 'string') throw inputError(`${pointer(path, '$ref')}: expected a string, got ${describe(s.$ref)}`);
       if (!hasConstraints(s, ['$ref'])) return this.refRule(s.$ref, pointer(path, '$ref'));
@@ -395,7 +397,6 @@ class SchemaCompiler {
   }
 
   private arrayRule(s: SchemaObject, path: string): number {
-    if (Array.isArray(s.items)) throw unsupported(pointer(path, 'items'), 'items as an array (draft-07 tuples; use prefixItems)');
     const prefixList = s.prefixItems ?? [];
     if (!Array.isArray(prefixList)) throw inputError(`${pointer(path, 'prefixItems')}: expected an array of schemas, got ${describe(prefixList)}`);
     const prefix = prefixList.map((p, i) => asSchema(p, pointer(pointer(path, 'prefixItems'), i)));

@@ -85,6 +85,16 @@ const CASES: Record<string, Case> = {
     accept: ['[0,true]', '[0,false,true,true]'],
     reject: ['[0]', '[1,true]', '[0,0]'],
   },
+  'draft-07 tuples: items array and additionalItems': {
+    schema: { $schema: 'http://json-schema.org/draft-07/schema#', type: 'array', items: [{ type: 'string' }], additionalItems: false },
+    accept: ['[]', '["a"]'],
+    reject: ['[1]', '["a","b"]'],
+  },
+  'format ipv6, hostname, uri': {
+    schema: { anyOf: [{ type: 'string', format: 'ipv6' }, { type: 'string', format: 'hostname' }, { type: 'string', format: 'uri' }] },
+    accept: ['"2001:db8:0:0:0:ff00:42:8329"', '"www.example.com"', '"localhost"', '"https://example.com/a/b%20c?q=1&r=/x#top"', '"http://h:8080"'],
+    reject: ['"2001:db8::1::2"', '"-bad.com"', '"a..b"', '"ftp:/x"', '"https://exa mple.com"', '"https://"'],
+  },
   'nested objects': {
     schema: {
       type: 'object',

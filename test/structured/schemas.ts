@@ -127,6 +127,32 @@ export const PROPERTY_SCHEMAS: Record<string, unknown> = {
   patternMinLength: { type: 'string', pattern: '^x*y?$', minLength: 3, maxLength: 6 },
   patternUnanchoredLengths: { type: 'string', pattern: 'ab|^c', minLength: 4, maxLength: 5 },
   formatMaxLength: { type: 'string', format: 'email', minLength: 10, maxLength: 16 },
+  tupleDraft7: {
+    $schema: 'http://json-schema.org/draft-07/schema#',
+    type: 'array',
+    items: [{ type: 'string', maxLength: 2 }, { type: 'boolean' }],
+    additionalItems: { type: 'integer', minimum: 0, maximum: 9 },
+  },
+  ipv6: { type: 'string', format: 'ipv6' },
+  hostname: { type: 'string', format: 'hostname' },
+  uri: { type: 'string', format: 'uri' },
+  uriPydantic: { type: 'string', format: 'uri', minLength: 1, maxLength: 2083 },
+  pydanticDiscriminated: {
+    $defs: {
+      Cat: { type: 'object', properties: { pet_type: { const: 'cat', title: 'Pet Type' }, meows: { type: 'integer' } }, required: ['pet_type', 'meows'], title: 'Cat' },
+      Dog: { type: 'object', properties: { pet_type: { const: 'dog' }, barks: { type: 'number' } }, required: ['pet_type', 'barks'], title: 'Dog' },
+    },
+    type: 'object',
+    properties: {
+      pet: {
+        oneOf: [{ $ref: '#/$defs/Cat' }, { $ref: '#/$defs/Dog' }],
+        discriminator: { propertyName: 'pet_type', mapping: { cat: '#/$defs/Cat', dog: '#/$defs/Dog' } },
+      },
+      n: { type: 'integer' },
+    },
+    required: ['pet', 'n'],
+    title: 'Model',
+  },
   date: { type: 'string', format: 'date' },
   time: { type: 'string', format: 'time' },
   dateTime: { type: 'string', format: 'date-time' },
