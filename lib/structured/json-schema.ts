@@ -4,7 +4,8 @@
  *
  * Supported keywords: `type` (one or an array; without it, the types whose keywords the schema uses, or
  * any), `nullable`, `enum`, `const`, `properties`, `required`, `additionalProperties`, `items`,
- * `prefixItems`, `minItems`, `maxItems`, `minLength`, `maxLength`, `pattern` (see pattern.ts), `format`
+ * `prefixItems` (and draft-07 `items` arrays with `additionalItems`), `minItems`, `maxItems`, `uniqueItems`
+ * (over enum/const/boolean/null items), `minLength`, `maxLength`, `pattern` (see pattern.ts), `format`
  * (date, time, date-time, uuid, email, ipv4), `minimum`/`maximum`/`exclusiveMinimum`/`exclusiveMaximum`
  * (integers: any digit count; other numbers: see numberRule), `anyOf`, `oneOf` (when branches are provably disjoint, see one-of.ts), `allOf`
  * (merged, see schema-merge.ts) and `$ref` to `#/...` pointers (`#/$defs/x`, `#/definitions/x`, `#`),
@@ -19,6 +20,7 @@
  *   escapes that differ from every declared name.
  * - enum/const values are written as compact JSON, and only those the rest of their schema allows.
  * - A number with bounds is written without exponent, in at most {@link MAX_NUMBER_DIGITS} digits.
+ * - uniqueItems arrays list their values in the order the schema gives them.
  * @internal
  * @module
  */
@@ -43,6 +45,7 @@ import {
   checkKeywords,
   hasConstraints,
   isSchemaObject,
+  jsonEqual,
   jsonTypeOf,
   nodeTypes,
   normalizeTuple,
@@ -113,6 +116,12 @@ function numberBounds(s: SchemaObject, path: string): { lo: Bound; hi: Bound } {
   };
   return { lo: pick('minimum', 'exclusiveMinimum', true), hi: pick('maximum', 'exclusiveMaximum', false) };
 }
+
+/** Number formats that ask for integers in a range (ajv-formats' int32/int64). */
+const INTEGER_FORMATS: Readonly<Record<string, [bigint, bigint]>> = {
+  int32: [-(2n ** 31n), 2n ** 31n - 1n],
+  int64: [-(2n ** 63n), 2n ** 63n - 1n],
+};
 
 class SchemaCompiler {
   readonly b = new GrammarBuilder();
@@ -212,31 +221,32 @@ class SchemaCompiler {
     return this.b.rule(live.map((b) => [ref(this.value(b.schema, b.where))]));
   }
 
-  private enumRule(s: SchemaObject, path: string): number {
+  /** The enum/const values of `s` (equal ones once) that the rest of `s` allows. */
+  private enumValues(s: SchemaObject, path: string): unknown[] {
+    const where = pointer(path, s.enum !== undefined ? 'enum' : 'const');
     let values: unknown[];
     if (s.enum !== undefined) {
-      if (!Array.isArray(s.enum)) throw inputError(`${pointer(path, 'enum')}: expected an array, got ${describe(s.enum)}`);
+      if (!Array.isArray(s.enum)) throw inputError(`${where}: expected an array, got ${describe(s.enum)}`);
       values = s.enum;
     } else values = [s.const];
-    values.forEach((v, i) => jsonTypeOf(v, pointer(pointer(path, 'enum'), i)));
-    const texts = [...new Set(values.map((v) => JSON.stringify(v)))];
-    if (s.const !== undefined && s.enum !== undefined) {
-      const c = JSON.stringify(s.const);
-      texts.splice(0, texts.length, ...texts.filter((t) => t === c));
-    }
+    values.forEach((v, i) => jsonTypeOf(v, s.enum !== undefined ? pointer(where, i) : where));
+    if (s.const !== undefined && s.enum !== undefined) values = values.filter((v) => jsonEqual(v, s.const));
+    values = values.filter((v, i) => values.findIndex((w) => jsonEqual(v, w)) === i);
     const rest = without(s, ['enum', 'const']);
-    let kept = texts;
     if (hasConstraints(rest)) {
       const restRule = this.value(rest, path);
       if (!this.b.complete(restRule)) {
         throw unsupported(path, 'enum/const together with other keywords inside a recursive schema');
       }
       const restGrammar = this.b.build(restRule);
-      kept = texts.filter((t) => recognizes(restGrammar, t));
+      values = values.filter((v) => recognizes(restGrammar, JSON.stringify(v)));
     }
-    const where = pointer(path, s.enum !== undefined ? 'enum' : 'const');
-    if (kept.length === 0) throw inputError(`${where}: no enum/const value satisfies the rest of the schema`);
-    return this.b.rule(kept.map((t) => [lit(t)]));
+    if (values.length === 0) throw inputError(`${where}: no enum/const value satisfies the rest of the schema`);
+    return values;
+  }
+
+  private enumRule(s: SchemaObject, path: string): number {
+    return this.b.rule(this.enumValues(s, path).map((v) => [lit(JSON.stringify(v))]));
   }
 
   private typeRule(t: JsonType, s: SchemaObject, path: string): number {
@@ -293,6 +303,11 @@ class SchemaCompiler {
     if (xmin !== undefined) lows.push(BigInt(Math.floor(xmin)) + 1n);
     if (max !== undefined) highs.push(BigInt(Math.floor(max)));
     if (xmax !== undefined) highs.push(BigInt(Math.ceil(xmax)) - 1n);
+    const range = INTEGER_FORMATS[s.format as string];
+    if (range !== undefined && Object.hasOwn(INTEGER_FORMATS, s.format as string)) {
+      lows.push(range[0]);
+      highs.push(range[1]);
+    }
     const lo = lows.length ? lows.reduce((a, b) => (a > b ? a : b)) : null;
     const hi = highs.length ? highs.reduce((a, b) => (a < b ? a : b)) : null;
     if (lo !== null && hi !== null && lo > hi) throw inputError(`${path}: no integer lies between the minimum and the maximum`);
@@ -311,6 +326,7 @@ class SchemaCompiler {
    * met by rounding either.
    */
   private numberRule(s: SchemaObject, path: string): number {
+    if (Object.hasOwn(INTEGER_FORMATS, s.format as string)) return this.integerRule(s, path);
     const bounds = numberBounds(s, path);
     if (bounds.lo === null && bounds.hi === null) return this.j.number();
     const cap = 10n ** BigInt(MAX_NUMBER_DIGITS) - 1n;
@@ -397,6 +413,10 @@ class SchemaCompiler {
   }
 
   private arrayRule(s: SchemaObject, path: string): number {
+    if (s.uniqueItems !== undefined && typeof s.uniqueItems !== 'boolean') {
+      throw inputError(`${pointer(path, 'uniqueItems')}: expected a boolean, got ${describe(s.uniqueItems)}`);
+    }
+    if (s.uniqueItems === true) return this.uniqueArrayRule(s, path);
     const prefixList = s.prefixItems ?? [];
     if (!Array.isArray(prefixList)) throw inputError(`${pointer(path, 'prefixItems')}: expected an array of schemas, got ${describe(prefixList)}`);
     const prefix = prefixList.map((p, i) => asSchema(p, pointer(pointer(path, 'prefixItems'), i)));
@@ -430,6 +450,49 @@ class SchemaCompiler {
     const alts: Alternative[] = [];
     if (min === 0) alts.push([lit('['), ws, lit(']')]);
     if (max === null || max >= 1) alts.push([lit('['), ws, ref(element(0)), ws, ref(next)]);
+    return this.b.rule(alts);
+  }
+
+  /**
+   * `uniqueItems: true` over items with finitely many values (enum/const, boolean, null): the values in
+   * the order the schema lists them, each at most once, which keeps them distinct.
+   */
+  private uniqueArrayRule(s: SchemaObject, path: string): number {
+    const where = pointer(path, 'uniqueItems');
+    if (s.prefixItems !== undefined) throw unsupported(where, 'uniqueItems together with prefixItems');
+    const items = this.merger.expand(s.items === undefined ? true : asSchema(s.items, pointer(path, 'items')), pointer(path, 'items'));
+    let values: unknown[];
+    if (isSchemaObject(items) && (items.enum !== undefined || items.const !== undefined)) {
+      values = this.enumValues(items, pointer(path, 'items'));
+    } else if (isSchemaObject(items) && !hasConstraints(items, ['type']) && typeof items.type === 'string' && ['boolean', 'null'].includes(items.type)) {
+      values = items.type === 'boolean' ? [false, true] : [null];
+    } else if (items === false) values = [];
+    else throw unsupported(where, 'uniqueItems with items other than an enum, a const, boolean or null');
+    const n = values.length;
+    const min = count(s, 'minItems', path, 0)!;
+    const max = Math.min(count(s, 'maxItems', path, null) ?? n, n);
+    if (min > max) throw inputError(`${path}: minItems ${min} is above the most distinct items allowed (${max})`);
+    // State (i, c): value i written as the c-th item; counts past min matter only when max < n.
+    const top = max < n ? max : min;
+    if (n * (top + 1) > MAX_UNROLLED) throw unsupported(where, `uniqueItems over ${n} values with these counts`);
+    const ws = ref(this.j.ws());
+    const texts = values.map((v) => lit(JSON.stringify(v)));
+    const state = new Map<string, number>();
+    // Whether min can still be met after value i as the c-th item: no state is a dead end.
+    const canFinish = (i: number, c: number) => c + (n - 1 - i) >= min;
+    const after = (i: number, c: number): number => {
+      const key = `${i},${Math.min(c, top)}`;
+      let r = state.get(key);
+      if (r === undefined) {
+        const alts: Alternative[] = c >= min ? [[lit(']')]] : [];
+        if (c < max) for (let k = i + 1; k < n && canFinish(k, c + 1); k++) alts.push([lit(','), ws, texts[k], ws, ref(after(k, c + 1))]);
+        r = this.b.rule(alts);
+        state.set(key, r);
+      }
+      return r;
+    };
+    const alts: Alternative[] = min === 0 ? [[lit('['), ws, lit(']')]] : [];
+    if (max >= 1) for (let k = 0; k < n && canFinish(k, 1); k++) alts.push([lit('['), ws, texts[k], ws, ref(after(k, 1))]);
     return this.b.rule(alts);
   }
 }

@@ -35,7 +35,7 @@ export const ANNOTATIONS = new Set([
 
 const KEYWORDS_BY_TYPE: Readonly<Record<'object' | 'array' | 'string' | 'number', readonly string[]>> = {
   object: ['properties', 'required', 'additionalProperties'],
-  array: ['items', 'prefixItems', 'additionalItems', 'minItems', 'maxItems'],
+  array: ['items', 'prefixItems', 'additionalItems', 'minItems', 'maxItems', 'uniqueItems'],
   string: ['minLength', 'maxLength', 'pattern', 'format'],
   number: ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'],
 };
@@ -53,7 +53,7 @@ const SUPPORTED = new Set([
 ]);
 
 /** Keywords accepted only with a value that constrains nothing. */
-const VACUOUS: Readonly<Record<string, unknown>> = { uniqueItems: false, minProperties: 0 };
+const VACUOUS: Readonly<Record<string, unknown>> = { minProperties: 0 };
 
 /** `path` extended by one reference token (RFC 6901 escaping). */
 export function pointer(path: string, token: string | number): string {

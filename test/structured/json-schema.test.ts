@@ -95,6 +95,16 @@ const CASES: Record<string, Case> = {
     accept: ['"2001:db8:0:0:0:ff00:42:8329"', '"www.example.com"', '"localhost"', '"https://example.com/a/b%20c?q=1&r=/x#top"', '"http://h:8080"'],
     reject: ['"2001:db8::1::2"', '"-bad.com"', '"a..b"', '"ftp:/x"', '"https://exa mple.com"', '"https://"'],
   },
+  'uniqueItems over an enum': {
+    schema: { type: 'array', items: { enum: ['x', 'y', 'z'] }, uniqueItems: true, minItems: 2 },
+    accept: ['["x","y"]', '["x","z"]', '["x","y","z"]', '["y", "z"]'],
+    reject: ['["x"]', '["x","x"]', '[]', '["x","y","z","x"]'],
+  },
+  'int32 and int64 formats bound integers': {
+    schema: { anyOf: [{ type: 'integer', format: 'int32', minimum: 0 }, { type: 'number', format: 'int64', maximum: -1 }] },
+    accept: ['0', '2147483647', '-1', '-9223372036854775808'],
+    reject: ['2147483648', '-9223372036854775809', '1.5', '-0.5'],
+  },
   'nested objects': {
     schema: {
       type: 'object',

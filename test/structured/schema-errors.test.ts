@@ -16,7 +16,8 @@ function errorOf(schema: unknown): QwenVLError {
 const UNSUPPORTED: Array<[unknown, string]> = [
   [{ type: 'object', properties: { a: { type: 'string', not: { const: 'x' } } } }, '#/properties/a/not: the JSON schema keyword "not"'],
   [{ type: 'object', patternProperties: { '^x': {} } }, '#/patternProperties'],
-  [{ type: 'array', items: { uniqueItems: true } }, '#/items/uniqueItems'],
+  [{ type: 'array', items: { type: 'array', uniqueItems: true } }, '#/items/uniqueItems: uniqueItems with items other than an enum'],
+  [{ type: 'array', prefixItems: [{ const: 1 }], uniqueItems: true }, 'uniqueItems together with prefixItems'],
   [{ type: 'array', contains: { type: 'integer' } }, '#/contains'],
   [{ type: 'number', multipleOf: 2 }, '#/multipleOf'],
   [{ if: { type: 'string' }, then: {} }, '#/if'],
@@ -64,6 +65,8 @@ const BAD_INPUT: Array<[unknown, string]> = [
   [{ type: 'array', minItems: 3, maxItems: 2 }, 'minItems 3 is above the most items allowed (2)'],
   [{ type: 'array', prefixItems: [true, false], minItems: 2 }, 'minItems 2 is above the most items allowed (1)'],
   [{ type: 'string', minLength: 5, maxLength: 4 }, 'minLength 5 is above maxLength 4'],
+  [{ type: 'array', items: { enum: [1, 2] }, uniqueItems: true, minItems: 3 }, 'minItems 3 is above the most distinct items allowed (2)'],
+  [{ type: 'array', uniqueItems: 'yes' }, '#/uniqueItems: expected a boolean'],
   [{ type: 'integer', minimum: 5, maximum: 4.5 }, 'no integer lies between'],
   [{ type: 'integer', minimum: 'a' }, '#/minimum: expected a finite number'],
   [{ type: 'number', exclusiveMaximum: Infinity }, '#/exclusiveMaximum: expected a finite number'],

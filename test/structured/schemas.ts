@@ -58,6 +58,11 @@ export const PROPERTY_SCHEMAS: Record<string, unknown> = {
   arrayTuple: { type: 'array', prefixItems: [{ type: 'string' }, { type: 'integer' }], items: false, minItems: 1 },
   arrayTupleRest: { type: 'array', prefixItems: [{ const: 'head' }], items: { type: 'boolean' }, minItems: 3 },
   arrayAny: { type: 'array' },
+  uniqueEnum: { type: 'array', items: { enum: ['a', 'b', 'c', 'd', { k: 1, j: 2 }, { j: 2, k: 1 }] }, uniqueItems: true, minItems: 2 },
+  uniqueBounded: { type: 'array', items: { type: 'integer', enum: [1, 2, 3, 4, 5, 6] }, uniqueItems: true, minItems: 1, maxItems: 3 },
+  uniqueBoolean: { type: 'array', items: { type: 'boolean' }, uniqueItems: true },
+  formatInt32: { type: 'integer', format: 'int32' },
+  formatInt64OnNumber: { type: 'number', format: 'int64' },
   nested: {
     type: 'object',
     properties: {
