@@ -6,8 +6,9 @@
  * any), `nullable`, `enum`, `const`, `properties`, `required`, `additionalProperties`, `items`,
  * `prefixItems` (and draft-07 `items` arrays with `additionalItems`), `minItems`, `maxItems`, `uniqueItems`
  * (over enum/const/boolean/null items), `minLength`, `maxLength`, `pattern` (see pattern.ts), `format`
- * (date, time, date-time, uuid, email, ipv4), `minimum`/`maximum`/`exclusiveMinimum`/`exclusiveMaximum`
- * (integers: any digit count; other numbers: see numberRule), `anyOf`, `oneOf` (when branches are provably disjoint, see one-of.ts), `allOf`
+ * (date, time, date-time, uuid, email, ipv4, ipv6, hostname, uri: see formats.ts; int32/int64 on numbers),
+ * `minimum`/`maximum`/`exclusiveMinimum`/`exclusiveMaximum` (integers: any digit count; other numbers:
+ * see numberRule), `anyOf`, `oneOf` (when branches are provably disjoint, see one-of.ts), `allOf`
  * (merged, see schema-merge.ts) and `$ref` to `#/...` pointers (`#/$defs/x`, `#/definitions/x`, `#`),
  * recursive ones included. Annotations are ignored. Any other keyword is an E_UNSUPPORTED error naming it
  * and its JSON pointer; a malformed or unsatisfiable schema is E_INPUT.
