@@ -8,6 +8,7 @@
  */
 import { inputError } from '../errors.js';
 import type { GrammarIR } from './grammar-ir.js';
+import { nullableRules } from './check.js';
 
 type Sym = { t: 'cls'; ranges: Array<[number, number]>; neg: boolean } | { t: 'ref'; rule: number };
 
@@ -34,16 +35,7 @@ function compile(ir: GrammarIR): Compiled {
       }),
     ),
   );
-  const nullable = alts.map(() => false);
-  for (let changed = true; changed; ) {
-    changed = false;
-    alts.forEach((rule, r) => {
-      if (!nullable[r] && rule.some((alt) => alt.every((s) => s.t === 'ref' && nullable[s.rule]))) {
-        nullable[r] = true;
-        changed = true;
-      }
-    });
-  }
+  const nullable = nullableRules(ir);
   return { alts, nullable };
 }
 
