@@ -247,7 +247,7 @@ class SchemaCompiler {
   }
 
   private enumRule(s: SchemaObject, path: string): number {
-    return this.b.rule(this.enumValues(s, path).map((v) => [lit(JSON.stringify(v))]));
+    return this.b.literals(this.enumValues(s, path).map((v) => JSON.stringify(v)));
   }
 
   private typeRule(t: JsonType, s: SchemaObject, path: string): number {
@@ -391,25 +391,29 @@ class SchemaCompiler {
       }
       members.push({ item: member(name, additional ?? true, pointer(path, 'additionalProperties')), required: true });
     }
-    // close after at least one member / with none yet, then the members from the last to the first.
+    // From the last member to the first: pick (after "{" or ",": write this member, or skip it when it is
+    // optional; null when nothing may follow) and after (a member written: "}" or "," then pick). The
+    // alternatives at a "," are then told apart by their keys alone.
+    let pick: number | null = null;
     let after: number;
-    let first: number;
+    let allOptional = true;
     if (additional === undefined || additional === false) {
-      after = first = this.b.rule([[lit('}')]]);
+      after = this.b.rule([[lit('}')]]);
     } else {
       const declared = [...Object.keys(props), ...required];
       const extra = [ref(keyExcept(this.j, declared)), ws, lit(':'), ws, ref(this.value(additional, pointer(path, 'additionalProperties')))];
       after = this.b.reserve();
-      this.b.define(after, [[lit('}')], [lit(','), ws, ...extra, ws, ref(after)]]);
-      first = this.b.rule([[lit('}')], [...extra, ws, ref(after)]]);
+      pick = this.b.rule([[...extra, ws, ref(after)]]);
+      this.b.define(after, [[lit('}')], [lit(','), ws, ref(pick)]]);
     }
     for (let i = members.length - 1; i >= 0; i--) {
       const { item, required: isRequired } = members[i];
-      const nextAfter = after;
-      const nextFirst = first;
-      after = this.b.rule([[lit(','), ws, ...item, ws, ref(nextAfter)], ...(isRequired ? [] : [[ref(nextAfter)]])]);
-      first = this.b.rule([[...item, ws, ref(nextAfter)], ...(isRequired ? [] : [[ref(nextFirst)]])]);
+      const skip = !isRequired && pick !== null ? [[ref(pick)]] : [];
+      pick = this.b.rule([[...item, ws, ref(after)], ...skip]);
+      allOptional &&= !isRequired;
+      after = this.b.rule([...(allOptional ? [[lit('}')]] : []), [lit(','), ws, ref(pick)]]);
     }
+    const first = this.b.rule([...(allOptional ? [[lit('}')]] : []), ...(pick !== null ? [[ref(pick)]] : [])]);
     return this.b.rule([[lit('{'), ws, ref(first)]]);
   }
 

@@ -99,6 +99,11 @@ export class GrammarRecognizer {
     return this.current.items.length === 0;
   }
 
+  /** Items in the current Earley set: a measure of how many parses are alive (ambiguity). */
+  get width(): number {
+    return this.current.items.length;
+  }
+
   /** Whether the text fed so far is a whole sentence. */
   get accepted(): boolean {
     return this.current.items.some((key) => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { compileJsonSchema, jsonObjectGrammar } from '../../lib/structured/json-schema.js';
-import { recognizes } from '../../lib/structured/recognize.js';
+import { GrammarRecognizer, recognizes } from '../../lib/structured/recognize.js';
 import { WS_MAX_INDENT } from '../../lib/structured/json-text.js';
 import { validatorFor } from '../helpers/json-schema-validator.js';
 
@@ -234,6 +234,27 @@ describe('structured output: JSON schema reference cases', () => {
   it('the same schema always compiles to the same grammar', () => {
     for (const c of Object.values(CASES)) {
       expect(JSON.stringify(compileJsonSchema(structuredClone(c.schema)))).toBe(JSON.stringify(compileJsonSchema(c.schema)));
+    }
+  });
+
+  it('large enums and objects stay narrow: alternatives are told apart as the text goes', () => {
+    const words = Array.from({ length: 3000 }, (_, i) => `w${i}_${(i * 7919) % 1000}`);
+    const props = Object.fromEntries(words.slice(0, 400).map((w) => [w, { type: 'integer' }]));
+    const cases: Array<[unknown, string, number]> = [
+      // An enum is a trie: a handful of items whatever the number of values.
+      [{ enum: words }, JSON.stringify(words[1234]), 50],
+      // Optional members: one live alternative per member that may come next, not more.
+      [{ type: 'object', properties: props }, JSON.stringify({ [words[3]]: 1, [words[200]]: 2, [words[399]]: 3 }), 2 * 400 + 20],
+    ];
+    for (const [schema, text, most] of cases) {
+      const r = GrammarRecognizer.of(compileJsonSchema(schema));
+      let widest = 0;
+      for (const c of text) {
+        expect(r.feed(c)).toBe(true);
+        widest = Math.max(widest, r.width);
+      }
+      expect(r.accepted).toBe(true);
+      expect(widest).toBeLessThan(most);
     }
   });
 
