@@ -34,6 +34,7 @@ import { DecimalRanges } from './decimal-range.js';
 import { patternContent } from './pattern.js';
 import { FORMAT_PATTERNS } from './formats.js';
 import { keyExcept } from './object-keys.js';
+import { isIntegerFormat, numberBounds, scaledRange } from './number-bounds.js';
 import { checkOneOf } from './one-of.js';
 import { SchemaMerger } from './schema-merge.js';
 import { leftRecursion } from './check.js';
@@ -78,51 +79,8 @@ function count(node: SchemaObject, key: string, path: string, fallback: number |
   return v;
 }
 
-function finite(node: SchemaObject, key: string, path: string): number | undefined {
-  const v = node[key];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw inputError(`${pointer(path, key)}: expected a finite number, got ${describe(v)}`);
-  return v;
-}
-
 /** The most digits a bounded non-integer number is written with (so it has at most 15 significant ones). */
 export const MAX_NUMBER_DIGITS = 15;
-
-/** A finite JS number as an exact fraction num / den (den a power of ten), from its shortest decimal text. */
-function exactDecimal(x: number): { num: bigint; den: bigint } {
-  const m = /^(-?)(\d+)(?:\.(\d+))?(?:e([+-]\d+))?$/.exec(String(x))!;
-  const digits = BigInt(m[2] + (m[3] ?? ''));
-  let exp = -(m[3]?.length ?? 0) + Number(m[4] ?? 0);
-  const sign = m[1] === '-' ? -1n : 1n;
-  if (exp >= 0) return { num: sign * digits * 10n ** BigInt(exp), den: 1n };
-  return { num: sign * digits, den: 10n ** BigInt(-exp) };
-}
-
-function floorDiv(n: bigint, d: bigint): bigint {
-  const q = n / d;
-  return n % d !== 0n && n < 0n ? q - 1n : q;
-}
-
-type Bound = { num: bigint; den: bigint; exclusive: boolean } | null;
-
-/** The tightest lower and upper bounds of a numeric schema. */
-function numberBounds(s: SchemaObject, path: string): { lo: Bound; hi: Bound } {
-  const pick = (inc: string, exc: string, lower: boolean): Bound => {
-    const a = finite(s, inc, path);
-    const b = finite(s, exc, path);
-    if (a === undefined && b === undefined) return null;
-    // The tighter one; at a tie the exclusive one.
-    const useExclusive = a === undefined || (b !== undefined && (lower ? b >= a : b <= a));
-    return { ...exactDecimal(useExclusive ? b! : a!), exclusive: useExclusive };
-  };
-  return { lo: pick('minimum', 'exclusiveMinimum', true), hi: pick('maximum', 'exclusiveMaximum', false) };
-}
-
-/** Number formats that ask for integers in a range (ajv-formats' int32/int64). */
-const INTEGER_FORMATS: Readonly<Record<string, [bigint, bigint]>> = {
-  int32: [-(2n ** 31n), 2n ** 31n - 1n],
-  int64: [-(2n ** 63n), 2n ** 63n - 1n],
-};
 
 class SchemaCompiler {
   readonly b = new GrammarBuilder();
@@ -292,32 +250,11 @@ class SchemaCompiler {
     return this.b.rule([[lit('"'), ref(content), lit('"')]]);
   }
 
-  /** The integer bounds of a numeric schema: [lo, hi] with null for unbounded. */
-  private integerBounds(s: SchemaObject, path: string): [bigint | null, bigint | null] {
-    const lows: bigint[] = [];
-    const highs: bigint[] = [];
-    const min = finite(s, 'minimum', path);
-    const max = finite(s, 'maximum', path);
-    const xmin = finite(s, 'exclusiveMinimum', path);
-    const xmax = finite(s, 'exclusiveMaximum', path);
-    if (min !== undefined) lows.push(BigInt(Math.ceil(min)));
-    if (xmin !== undefined) lows.push(BigInt(Math.floor(xmin)) + 1n);
-    if (max !== undefined) highs.push(BigInt(Math.floor(max)));
-    if (xmax !== undefined) highs.push(BigInt(Math.ceil(xmax)) - 1n);
-    const range = INTEGER_FORMATS[s.format as string];
-    if (range !== undefined && Object.hasOwn(INTEGER_FORMATS, s.format as string)) {
-      lows.push(range[0]);
-      highs.push(range[1]);
-    }
-    const lo = lows.length ? lows.reduce((a, b) => (a > b ? a : b)) : null;
-    const hi = highs.length ? highs.reduce((a, b) => (a < b ? a : b)) : null;
-    if (lo !== null && hi !== null && lo > hi) throw inputError(`${path}: no integer lies between the minimum and the maximum`);
-    return [lo, hi];
-  }
-
   private integerRule(s: SchemaObject, path: string): number {
-    const [lo, hi] = this.integerBounds(s, path);
-    return lo === null && hi === null ? this.j.integer() : this.decimals.rule(lo, hi)!;
+    const [lo, hi] = scaledRange(numberBounds(s, path), 0);
+    if (lo === null && hi === null) return this.j.integer();
+    if (lo !== null && hi !== null && lo > hi) throw inputError(`${path}: no integer lies between the minimum and the maximum`);
+    return this.decimals.rule(lo, hi)!;
   }
 
   /**
@@ -327,27 +264,14 @@ class SchemaCompiler {
    * met by rounding either.
    */
   private numberRule(s: SchemaObject, path: string): number {
-    if (Object.hasOwn(INTEGER_FORMATS, s.format as string)) return this.integerRule(s, path);
+    if (isIntegerFormat(s.format)) return this.integerRule(s, path);
     const bounds = numberBounds(s, path);
     if (bounds.lo === null && bounds.hi === null) return this.j.number();
     const cap = 10n ** BigInt(MAX_NUMBER_DIGITS) - 1n;
     const alts: Alternative[] = [];
     for (let f = 0; f < MAX_NUMBER_DIGITS; f++) {
-      const scale = 10n ** BigInt(f);
-      let lo = -cap;
-      let hi = cap;
-      if (bounds.lo !== null) {
-        const [n, d] = [bounds.lo.num * scale, bounds.lo.den];
-        const v = bounds.lo.exclusive ? floorDiv(n, d) + 1n : -floorDiv(-n, d);
-        if (v > lo) lo = v;
-      }
-      if (bounds.hi !== null) {
-        const [n, d] = [bounds.hi.num * scale, bounds.hi.den];
-        const v = bounds.hi.exclusive ? -floorDiv(-n, d) - 1n : floorDiv(n, d);
-        if (v < hi) hi = v;
-      }
-      if (lo > hi) continue;
-      const r = this.decimals.rule(lo, hi, f);
+      const [lo, hi] = scaledRange(bounds, f);
+      const r = this.decimals.rule(lo !== null && lo > -cap ? lo : -cap, hi !== null && hi < cap ? hi : cap, f);
       if (r !== null) alts.push([ref(r)]);
     }
     if (alts.length === 0) {

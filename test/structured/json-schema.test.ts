@@ -198,6 +198,11 @@ const CASES: Record<string, Case> = {
     accept: ['1', '9'],
     reject: ['0', '10'],
   },
+  'the tighter bound wins, exclusive at a tie': {
+    schema: { anyOf: [{ type: 'integer', minimum: 3, exclusiveMinimum: 3, maximum: 2.5e1, exclusiveMaximum: 30 }, { type: 'number', minimum: -1.5, exclusiveMinimum: -2, maximum: -1 }] },
+    accept: ['4', '25', '-1.5', '-1', '-1.25'],
+    reject: ['3', '26', '-1.6', '-0.5', '-2'],
+  },
   'integer minimum only': { schema: { type: 'integer', minimum: 95 }, accept: ['95', '100', '99999999'], reject: ['94', '9', '-95'] },
   'integer maximum only': { schema: { type: 'integer', maximum: -95 }, accept: ['-95', '-100', '-99999999'], reject: ['-94', '0', '95'] },
   'annotations ignored': {
