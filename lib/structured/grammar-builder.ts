@@ -55,6 +55,43 @@ export class GrammarBuilder {
     return this.rules.length - 1;
   }
 
+  /**
+   * A rule matching exactly one of `texts`, as a trie: texts sharing a prefix share its items, so the
+   * choice is made one character at a time instead of keeping an alternative per text alive.
+   */
+  literals(texts: readonly string[]): number {
+    interface Node {
+      end: boolean;
+      next: Map<string, Node>;
+    }
+    const root: Node = { end: false, next: new Map() };
+    for (const t of texts) {
+      let node = root;
+      for (const c of t) {
+        let child = node.next.get(c);
+        if (!child) node.next.set(c, (child = { end: false, next: new Map() }));
+        node = child;
+      }
+      node.end = true;
+    }
+    const emit = (node: Node): Alternative[] => {
+      const alts: Alternative[] = node.end ? [[]] : [];
+      for (const [c, child] of node.next) {
+        // Follow a run of single-child nodes as one literal.
+        let run = c;
+        let at = child;
+        while (!at.end && at.next.size === 1) {
+          const [[c2, n2]] = at.next;
+          run += c2;
+          at = n2;
+        }
+        alts.push(at.next.size === 0 ? [lit(run)] : [lit(run), ref(this.rule(emit(at)))]);
+      }
+      return alts;
+    };
+    return this.rule(emit(root));
+  }
+
   /** A rule that `define` fills in later: how recursive rules refer to themselves. */
   reserve(): number {
     this.rules.push(undefined);

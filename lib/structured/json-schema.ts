@@ -4,9 +4,11 @@
  *
  * Supported keywords: `type` (one or an array; without it, the types whose keywords the schema uses, or
  * any), `nullable`, `enum`, `const`, `properties`, `required`, `additionalProperties`, `items`,
- * `prefixItems`, `minItems`, `maxItems`, `minLength`, `maxLength`, `pattern` (see pattern.ts), `format`
- * (date, time, date-time, uuid, email, ipv4), integer `minimum`/`maximum`/`exclusiveMinimum`/
- * `exclusiveMaximum`, `anyOf`, `oneOf` (when branches are provably disjoint, see one-of.ts), `allOf`
+ * `prefixItems` (and draft-07 `items` arrays with `additionalItems`), `minItems`, `maxItems`, `uniqueItems`
+ * (over enum/const/boolean/null items), `minLength`, `maxLength`, `pattern` (see pattern.ts), `format`
+ * (date, time, date-time, uuid, email, ipv4, ipv6, hostname, uri: see formats.ts; int32/int64 on numbers),
+ * `minimum`/`maximum`/`exclusiveMinimum`/`exclusiveMaximum` (integers: any digit count; other numbers:
+ * see numberRule), `anyOf`, `oneOf` (when branches are provably disjoint, see one-of.ts), `allOf`
  * (merged, see schema-merge.ts) and `$ref` to `#/...` pointers (`#/$defs/x`, `#/definitions/x`, `#`),
  * recursive ones included. Annotations are ignored. Any other keyword is an E_UNSUPPORTED error naming it
  * and its JSON pointer; a malformed or unsatisfiable schema is E_INPUT.
@@ -18,6 +20,8 @@
  *   with `true` or a schema, extra members may follow the declared ones, under keys written without
  *   escapes that differ from every declared name.
  * - enum/const values are written as compact JSON, and only those the rest of their schema allows.
+ * - A number with bounds is written without exponent, in at most {@link MAX_NUMBER_DIGITS} digits.
+ * - uniqueItems arrays list their values in the order the schema gives them.
  * @internal
  * @module
  */
@@ -26,10 +30,11 @@ import { describe } from '../validate.js';
 import { type Alternative, GrammarBuilder, lit, ref } from './grammar-builder.js';
 import type { GrammarIR } from './grammar-ir.js';
 import { JsonText } from './json-text.js';
-import { IntegerRanges } from './integer-range.js';
+import { DecimalRanges } from './decimal-range.js';
 import { patternContent } from './pattern.js';
 import { FORMAT_PATTERNS } from './formats.js';
 import { keyExcept } from './object-keys.js';
+import { isIntegerFormat, numberBounds, scaledRange } from './number-bounds.js';
 import { checkOneOf } from './one-of.js';
 import { SchemaMerger } from './schema-merge.js';
 import { leftRecursion } from './check.js';
@@ -42,8 +47,10 @@ import {
   checkKeywords,
   hasConstraints,
   isSchemaObject,
+  jsonEqual,
   jsonTypeOf,
   nodeTypes,
+  normalizeTuple,
   pointer,
   schemaKey,
   without,
@@ -72,17 +79,13 @@ function count(node: SchemaObject, key: string, path: string, fallback: number |
   return v;
 }
 
-function finite(node: SchemaObject, key: string, path: string): number | undefined {
-  const v = node[key];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw inputError(`${pointer(path, key)}: expected a finite number, got ${describe(v)}`);
-  return v;
-}
+/** The most digits a bounded non-integer number is written with (so it has at most 15 significant ones). */
+export const MAX_NUMBER_DIGITS = 15;
 
 class SchemaCompiler {
   readonly b = new GrammarBuilder();
   readonly j = new JsonText(this.b);
-  private readonly ints = new IntegerRanges(this.b);
+  private readonly decimals = new DecimalRanges(this.b);
   private readonly memo = new Map<string, number>();
   private readonly refs = new Map<string, number>();
   private readonly inProgress = new Map<string, number | undefined>();
@@ -135,8 +138,9 @@ class SchemaCompiler {
     return r;
   }
 
-  private compileNode(s: SchemaObject, path: string): number {
-    checkKeywords(s, path);
+  private compileNode(node: SchemaObject, path: string): number {
+    checkKeywords(node, path);
+    const s = normalizeTuple(node, path);
     if (s.$ref !== undefined) {
       if (typeof s.$ref !== 'string') throw inputError(`${pointer(path, '$ref')}: expected a string, got ${describe(s.$ref)}`);
       if (!hasConstraints(s, ['$ref'])) return this.refRule(s.$ref, pointer(path, '$ref'));
@@ -176,31 +180,32 @@ class SchemaCompiler {
     return this.b.rule(live.map((b) => [ref(this.value(b.schema, b.where))]));
   }
 
-  private enumRule(s: SchemaObject, path: string): number {
+  /** The enum/const values of `s` (equal ones once) that the rest of `s` allows. */
+  private enumValues(s: SchemaObject, path: string): unknown[] {
+    const where = pointer(path, s.enum !== undefined ? 'enum' : 'const');
     let values: unknown[];
     if (s.enum !== undefined) {
-      if (!Array.isArray(s.enum)) throw inputError(`${pointer(path, 'enum')}: expected an array, got ${describe(s.enum)}`);
+      if (!Array.isArray(s.enum)) throw inputError(`${where}: expected an array, got ${describe(s.enum)}`);
       values = s.enum;
     } else values = [s.const];
-    values.forEach((v, i) => jsonTypeOf(v, pointer(pointer(path, 'enum'), i)));
-    const texts = [...new Set(values.map((v) => JSON.stringify(v)))];
-    if (s.const !== undefined && s.enum !== undefined) {
-      const c = JSON.stringify(s.const);
-      texts.splice(0, texts.length, ...texts.filter((t) => t === c));
-    }
+    values.forEach((v, i) => jsonTypeOf(v, s.enum !== undefined ? pointer(where, i) : where));
+    if (s.const !== undefined && s.enum !== undefined) values = values.filter((v) => jsonEqual(v, s.const));
+    values = values.filter((v, i) => values.findIndex((w) => jsonEqual(v, w)) === i);
     const rest = without(s, ['enum', 'const']);
-    let kept = texts;
     if (hasConstraints(rest)) {
       const restRule = this.value(rest, path);
       if (!this.b.complete(restRule)) {
         throw unsupported(path, 'enum/const together with other keywords inside a recursive schema');
       }
       const restGrammar = this.b.build(restRule);
-      kept = texts.filter((t) => recognizes(restGrammar, t));
+      values = values.filter((v) => recognizes(restGrammar, JSON.stringify(v)));
     }
-    const where = pointer(path, s.enum !== undefined ? 'enum' : 'const');
-    if (kept.length === 0) throw inputError(`${where}: no enum/const value satisfies the rest of the schema`);
-    return this.b.rule(kept.map((t) => [lit(t)]));
+    if (values.length === 0) throw inputError(`${where}: no enum/const value satisfies the rest of the schema`);
+    return values;
+  }
+
+  private enumRule(s: SchemaObject, path: string): number {
+    return this.b.literals(this.enumValues(s, path).map((v) => JSON.stringify(v)));
   }
 
   private typeRule(t: JsonType, s: SchemaObject, path: string): number {
@@ -226,53 +231,53 @@ class SchemaCompiler {
     const min = count(s, 'minLength', path, 0)!;
     const max = count(s, 'maxLength', path, null);
     if (max !== null && min > max) throw inputError(`${path}: minLength ${min} is above maxLength ${max}`);
-    const lengths = min > 0 || max !== null;
+    const length = min > 0 || max !== null ? { min, max } : undefined;
     for (const key of ['format', 'pattern'] as const) {
-      if (s[key] === undefined) continue;
-      if (typeof s[key] !== 'string') throw inputError(`${pointer(path, key)}: expected a string, got ${describe(s[key])}`);
-      if (lengths) throw unsupported(pointer(path, key), `${key} together with minLength/maxLength`);
+      if (s[key] !== undefined && typeof s[key] !== 'string') {
+        throw inputError(`${pointer(path, key)}: expected a string, got ${describe(s[key])}`);
+      }
     }
     if (s.format !== undefined && s.pattern !== undefined) throw unsupported(pointer(path, 'format'), 'format together with pattern');
     let content: number | undefined;
     if (s.format !== undefined) {
       const format = s.format as string;
       if (!Object.hasOwn(FORMAT_PATTERNS, format)) throw unsupported(pointer(path, 'format'), `the format ${JSON.stringify(format)}`);
-      content = patternContent(this.j, FORMAT_PATTERNS[format], pointer(path, 'format'));
+      content = patternContent(this.j, FORMAT_PATTERNS[format], pointer(path, 'format'), length);
     } else if (s.pattern !== undefined) {
-      content = patternContent(this.j, s.pattern as string, pointer(path, 'pattern'));
+      content = patternContent(this.j, s.pattern as string, pointer(path, 'pattern'), length);
     }
     if (content === undefined) return this.j.stringOfLength(min, max);
     return this.b.rule([[lit('"'), ref(content), lit('"')]]);
   }
 
-  /** The integer bounds of a numeric schema: [lo, hi] with null for unbounded. */
-  private integerBounds(s: SchemaObject, path: string): [bigint | null, bigint | null] {
-    const lows: bigint[] = [];
-    const highs: bigint[] = [];
-    const min = finite(s, 'minimum', path);
-    const max = finite(s, 'maximum', path);
-    const xmin = finite(s, 'exclusiveMinimum', path);
-    const xmax = finite(s, 'exclusiveMaximum', path);
-    if (min !== undefined) lows.push(BigInt(Math.ceil(min)));
-    if (xmin !== undefined) lows.push(BigInt(Math.floor(xmin)) + 1n);
-    if (max !== undefined) highs.push(BigInt(Math.floor(max)));
-    if (xmax !== undefined) highs.push(BigInt(Math.ceil(xmax)) - 1n);
-    const lo = lows.length ? lows.reduce((a, b) => (a > b ? a : b)) : null;
-    const hi = highs.length ? highs.reduce((a, b) => (a < b ? a : b)) : null;
-    if (lo !== null && hi !== null && lo > hi) throw inputError(`${path}: no integer lies between the minimum and the maximum`);
-    return [lo, hi];
-  }
-
   private integerRule(s: SchemaObject, path: string): number {
-    const [lo, hi] = this.integerBounds(s, path);
-    return lo === null && hi === null ? this.j.integer() : this.ints.rule(lo, hi);
+    const [lo, hi] = scaledRange(numberBounds(s, path), 0);
+    if (lo === null && hi === null) return this.j.integer();
+    if (lo !== null && hi !== null && lo > hi) throw inputError(`${path}: no integer lies between the minimum and the maximum`);
+    return this.decimals.rule(lo, hi)!;
   }
 
+  /**
+   * Bounded non-integer numbers: N / 10^f for f = 0..14 fraction digits with at most
+   * {@link MAX_NUMBER_DIGITS} digits in all and no exponent. Bounds are compared as exact decimals; with
+   * at most 15 significant digits distinct texts are distinct doubles, so an exclusive bound cannot be
+   * met by rounding either.
+   */
   private numberRule(s: SchemaObject, path: string): number {
-    for (const key of ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum']) {
-      if (s[key] !== undefined) throw unsupported(pointer(path, key), `${key} on a non-integer number (use type "integer")`);
+    if (isIntegerFormat(s.format)) return this.integerRule(s, path);
+    const bounds = numberBounds(s, path);
+    if (bounds.lo === null && bounds.hi === null) return this.j.number();
+    const cap = 10n ** BigInt(MAX_NUMBER_DIGITS) - 1n;
+    const alts: Alternative[] = [];
+    for (let f = 0; f < MAX_NUMBER_DIGITS; f++) {
+      const [lo, hi] = scaledRange(bounds, f);
+      const r = this.decimals.rule(lo !== null && lo > -cap ? lo : -cap, hi !== null && hi < cap ? hi : cap, f);
+      if (r !== null) alts.push([ref(r)]);
     }
-    return this.j.number();
+    if (alts.length === 0) {
+      throw unsupported(path, `a number range with no value of at most ${MAX_NUMBER_DIGITS} digits`);
+    }
+    return this.b.rule(alts);
   }
 
   private objectRule(s: SchemaObject, path: string): number {
@@ -310,30 +315,37 @@ class SchemaCompiler {
       }
       members.push({ item: member(name, additional ?? true, pointer(path, 'additionalProperties')), required: true });
     }
-    // close after at least one member / with none yet, then the members from the last to the first.
+    // From the last member to the first: pick (after "{" or ",": write this member, or skip it when it is
+    // optional; null when nothing may follow) and after (a member written: "}" or "," then pick). The
+    // alternatives at a "," are then told apart by their keys alone.
+    let pick: number | null = null;
     let after: number;
-    let first: number;
+    let allOptional = true;
     if (additional === undefined || additional === false) {
-      after = first = this.b.rule([[lit('}')]]);
+      after = this.b.rule([[lit('}')]]);
     } else {
       const declared = [...Object.keys(props), ...required];
       const extra = [ref(keyExcept(this.j, declared)), ws, lit(':'), ws, ref(this.value(additional, pointer(path, 'additionalProperties')))];
       after = this.b.reserve();
-      this.b.define(after, [[lit('}')], [lit(','), ws, ...extra, ws, ref(after)]]);
-      first = this.b.rule([[lit('}')], [...extra, ws, ref(after)]]);
+      pick = this.b.rule([[...extra, ws, ref(after)]]);
+      this.b.define(after, [[lit('}')], [lit(','), ws, ref(pick)]]);
     }
     for (let i = members.length - 1; i >= 0; i--) {
       const { item, required: isRequired } = members[i];
-      const nextAfter = after;
-      const nextFirst = first;
-      after = this.b.rule([[lit(','), ws, ...item, ws, ref(nextAfter)], ...(isRequired ? [] : [[ref(nextAfter)]])]);
-      first = this.b.rule([[...item, ws, ref(nextAfter)], ...(isRequired ? [] : [[ref(nextFirst)]])]);
+      const skip = !isRequired && pick !== null ? [[ref(pick)]] : [];
+      pick = this.b.rule([[...item, ws, ref(after)], ...skip]);
+      allOptional &&= !isRequired;
+      after = this.b.rule([...(allOptional ? [[lit('}')]] : []), [lit(','), ws, ref(pick)]]);
     }
+    const first = this.b.rule([...(allOptional ? [[lit('}')]] : []), ...(pick !== null ? [[ref(pick)]] : [])]);
     return this.b.rule([[lit('{'), ws, ref(first)]]);
   }
 
   private arrayRule(s: SchemaObject, path: string): number {
-    if (Array.isArray(s.items)) throw unsupported(pointer(path, 'items'), 'items as an array (draft-07 tuples; use prefixItems)');
+    if (s.uniqueItems !== undefined && typeof s.uniqueItems !== 'boolean') {
+      throw inputError(`${pointer(path, 'uniqueItems')}: expected a boolean, got ${describe(s.uniqueItems)}`);
+    }
+    if (s.uniqueItems === true) return this.uniqueArrayRule(s, path);
     const prefixList = s.prefixItems ?? [];
     if (!Array.isArray(prefixList)) throw inputError(`${pointer(path, 'prefixItems')}: expected an array of schemas, got ${describe(prefixList)}`);
     const prefix = prefixList.map((p, i) => asSchema(p, pointer(pointer(path, 'prefixItems'), i)));
@@ -367,6 +379,49 @@ class SchemaCompiler {
     const alts: Alternative[] = [];
     if (min === 0) alts.push([lit('['), ws, lit(']')]);
     if (max === null || max >= 1) alts.push([lit('['), ws, ref(element(0)), ws, ref(next)]);
+    return this.b.rule(alts);
+  }
+
+  /**
+   * `uniqueItems: true` over items with finitely many values (enum/const, boolean, null): the values in
+   * the order the schema lists them, each at most once, which keeps them distinct.
+   */
+  private uniqueArrayRule(s: SchemaObject, path: string): number {
+    const where = pointer(path, 'uniqueItems');
+    if (s.prefixItems !== undefined) throw unsupported(where, 'uniqueItems together with prefixItems');
+    const items = this.merger.expand(s.items === undefined ? true : asSchema(s.items, pointer(path, 'items')), pointer(path, 'items'));
+    let values: unknown[];
+    if (isSchemaObject(items) && (items.enum !== undefined || items.const !== undefined)) {
+      values = this.enumValues(items, pointer(path, 'items'));
+    } else if (isSchemaObject(items) && !hasConstraints(items, ['type']) && typeof items.type === 'string' && ['boolean', 'null'].includes(items.type)) {
+      values = items.type === 'boolean' ? [false, true] : [null];
+    } else if (items === false) values = [];
+    else throw unsupported(where, 'uniqueItems with items other than an enum, a const, boolean or null');
+    const n = values.length;
+    const min = count(s, 'minItems', path, 0)!;
+    const max = Math.min(count(s, 'maxItems', path, null) ?? n, n);
+    if (min > max) throw inputError(`${path}: minItems ${min} is above the most distinct items allowed (${max})`);
+    // State (i, c): value i written as the c-th item; counts past min matter only when max < n.
+    const top = max < n ? max : min;
+    if (n * (top + 1) > MAX_UNROLLED) throw unsupported(where, `uniqueItems over ${n} values with these counts`);
+    const ws = ref(this.j.ws());
+    const texts = values.map((v) => lit(JSON.stringify(v)));
+    const state = new Map<string, number>();
+    // Whether min can still be met after value i as the c-th item: no state is a dead end.
+    const canFinish = (i: number, c: number) => c + (n - 1 - i) >= min;
+    const after = (i: number, c: number): number => {
+      const key = `${i},${Math.min(c, top)}`;
+      let r = state.get(key);
+      if (r === undefined) {
+        const alts: Alternative[] = c >= min ? [[lit(']')]] : [];
+        if (c < max) for (let k = i + 1; k < n && canFinish(k, c + 1); k++) alts.push([lit(','), ws, texts[k], ws, ref(after(k, c + 1))]);
+        r = this.b.rule(alts);
+        state.set(key, r);
+      }
+      return r;
+    };
+    const alts: Alternative[] = min === 0 ? [[lit('['), ws, lit(']')]] : [];
+    if (max >= 1) for (let k = 0; k < n && canFinish(k, 1); k++) alts.push([lit('['), ws, texts[k], ws, ref(after(k, 1))]);
     return this.b.rule(alts);
   }
 }

@@ -11,6 +11,8 @@
 import { QwenVLError, inputError } from '../errors.js';
 import { type Alternative, ref } from './grammar-builder.js';
 import type { JsonText } from './json-text.js';
+import { type Rx, nullable } from './pattern-ast.js';
+import { fitLength } from './pattern-length.js';
 import {
   type CodePointSet,
   charSet,
@@ -19,12 +21,6 @@ import {
   rangeSet,
   unionSets,
 } from './code-point-set.js';
-
-type Rx =
-  | { k: 'set'; set: CodePointSet }
-  | { k: 'seq'; items: Rx[] }
-  | { k: 'alt'; alts: Rx[] }
-  | { k: 'rep'; node: Rx; min: number; max: number | null };
 
 /** The most a `{n,m}` count may be: larger counts unroll to too many rules. */
 export const MAX_PATTERN_REPEAT = 1000;
@@ -220,24 +216,13 @@ class PatternParser {
   }
 }
 
-function nullable(node: Rx): boolean {
-  switch (node.k) {
-    case 'set':
-      return false;
-    case 'seq':
-      return node.items.every(nullable);
-    case 'alt':
-      return node.alts.some(nullable);
-    case 'rep':
-      return node.min === 0 || nullable(node.node);
-  }
-}
-
 function emit(j: JsonText, node: Rx, where: string): Alternative {
   switch (node.k) {
     case 'set':
       if (node.set.length === 0) throw inputError(`${where}: the pattern has a character class that matches nothing`);
       return [ref(j.charIn(node.set))];
+    case 'any':
+      return [ref(j.stringChar())];
     case 'seq':
       return node.items.flatMap((n) => emit(j, n, where));
     case 'alt':
@@ -247,16 +232,28 @@ function emit(j: JsonText, node: Rx, where: string): Alternative {
   }
 }
 
-/** The grammar of the string content (without quotes) whose decoded text matches `pattern` anywhere. */
-export function patternContent(j: JsonText, pattern: string, where: string): number {
+/**
+ * The grammar of the string content (without quotes) whose decoded text matches `pattern` anywhere, and
+ * has `length` code points when given (see pattern-length.ts).
+ */
+export function patternContent(
+  j: JsonText,
+  pattern: string,
+  where: string,
+  length?: { min: number; max: number | null },
+): number {
   try {
     new RegExp(pattern, 'u');
   } catch (e) {
     throw inputError(`${where}: ${JSON.stringify(pattern)} is not a valid regular expression (${(e as Error).message})`);
   }
-  const branches = new PatternParser(pattern, where).parseTop();
-  const anyChars = ref(j.content());
-  return j.b.rule(
-    branches.map(({ node, start, end }) => [...(start ? [] : [anyChars]), ...emit(j, node, where), ...(end ? [] : [anyChars])]),
-  );
+  const anyChars: Rx = { k: 'rep', node: { k: 'any' }, min: 0, max: null };
+  let branches = new PatternParser(pattern, where)
+    .parseTop()
+    .map(({ node, start, end }): Rx => ({
+      k: 'seq',
+      items: [...(start ? [] : [anyChars]), ...(node.k === 'seq' ? node.items : [node]), ...(end ? [] : [anyChars])],
+    }));
+  if (length) branches = fitLength(branches, length.min, length.max, where);
+  return j.b.rule(branches.map((b) => emit(j, b, where)));
 }

@@ -8,43 +8,52 @@
  */
 import { inputError } from '../errors.js';
 import type { GrammarIR } from './grammar-ir.js';
+import { nullableRules } from './check.js';
 
-type Sym = { t: 'cls'; ranges: Array<[number, number]>; neg: boolean } | { t: 'ref'; rule: number };
+type Sym = { t: 'cls'; ranges: Array<[number, number]>; neg: boolean } | { t: 'ref'; rule: number } | { t: 'end'; rule: number };
 
-interface Item {
-  rule: number;
-  alt: number;
-  dot: number;
-  origin: number;
-}
-
+/**
+ * The grammar with every (rule, alternative, dot) position numbered: `sym[p]` is what position p expects
+ * next (`end` when the alternative is complete), p + 1 is the position after it, and `starts[r]` lists
+ * rule r's first positions.
+ */
 interface Compiled {
-  alts: Sym[][][];
+  sym: Sym[];
+  starts: number[][];
   nullable: boolean[];
 }
 
+const compiled = new WeakMap<GrammarIR, Compiled>();
+
+/** The numbered form of `ir`, made once per IR object (an IR is not changed once built). */
 function compile(ir: GrammarIR): Compiled {
-  const alts = ir.rules.map((rule) =>
-    rule.map((alt) =>
-      alt.flatMap((item): Sym[] => {
-        if ('lit' in item) return Array.from(item.lit, (c) => ({ t: 'cls', ranges: [[c.codePointAt(0)!, c.codePointAt(0)!]], neg: false }));
-        if ('cls' in item) return [{ t: 'cls', ranges: item.cls, neg: item.neg === true }];
-        if (item.ref < 0 || item.ref >= ir.rules.length) throw inputError(`grammar: rule ref ${item.ref} out of range`);
-        return [{ t: 'ref', rule: item.ref }];
-      }),
-    ),
-  );
-  const nullable = alts.map(() => false);
-  for (let changed = true; changed; ) {
-    changed = false;
-    alts.forEach((rule, r) => {
-      if (!nullable[r] && rule.some((alt) => alt.every((s) => s.t === 'ref' && nullable[s.rule]))) {
-        nullable[r] = true;
-        changed = true;
-      }
-    });
+  let g = compiled.get(ir);
+  if (!g) {
+    g = number(ir);
+    compiled.set(ir, g);
   }
-  return { alts, nullable };
+  return g;
+}
+
+function number(ir: GrammarIR): Compiled {
+  const sym: Sym[] = [];
+  const starts = ir.rules.map((rule, r) =>
+    rule.map((alt) => {
+      const first = sym.length;
+      for (const item of alt) {
+        if ('lit' in item) {
+          for (const c of item.lit) sym.push({ t: 'cls', ranges: [[c.codePointAt(0)!, c.codePointAt(0)!]], neg: false });
+        } else if ('cls' in item) sym.push({ t: 'cls', ranges: item.cls, neg: item.neg === true });
+        else {
+          if (item.ref < 0 || item.ref >= ir.rules.length) throw inputError(`grammar: rule ref ${item.ref} out of range`);
+          sym.push({ t: 'ref', rule: item.ref });
+        }
+      }
+      sym.push({ t: 'end', rule: r });
+      return first;
+    }),
+  );
+  return { sym, starts, nullable: nullableRules(ir) };
 }
 
 function matches(sym: Sym & { t: 'cls' }, cp: number): boolean {
@@ -53,19 +62,27 @@ function matches(sym: Sym & { t: 'cls' }, cp: number): boolean {
   return inside !== sym.neg;
 }
 
+/** One Earley set: items as position * 2^32 + origin, and the items waiting for each rule. */
+interface EarleySet {
+  items: number[];
+  waiting: Map<number, number[]>;
+}
+
+const ORIGIN = 2 ** 32;
+
 /** Recognizes a text code point by code point; `fork` makes an independent copy at the current point. */
 export class GrammarRecognizer {
   private constructor(
     private readonly g: Compiled,
     private readonly root: number,
-    private readonly sets: Item[][],
+    private readonly sets: EarleySet[],
   ) {}
 
   static of(ir: GrammarIR): GrammarRecognizer {
     if (ir.root < 0 || ir.root >= ir.rules.length) throw inputError(`grammar: root ${ir.root} out of range`);
     const g = compile(ir);
     const r = new GrammarRecognizer(g, ir.root, []);
-    r.sets.push(r.close([], 0, g.alts[ir.root].map((_, alt) => ({ rule: ir.root, alt, dot: 0, origin: 0 }))));
+    r.sets.push(r.close(g.starts[ir.root].map((p) => p * ORIGIN)));
     return r;
   }
 
@@ -73,25 +90,31 @@ export class GrammarRecognizer {
     return new GrammarRecognizer(this.g, this.root, [...this.sets]);
   }
 
-  private get current(): Item[] {
+  private get current(): EarleySet {
     return this.sets[this.sets.length - 1];
   }
 
   /** Whether no continuation can ever be accepted (a code point was fed that fits nowhere). */
   get dead(): boolean {
-    return this.current.length === 0;
+    return this.current.items.length === 0;
+  }
+
+  /** Items in the current Earley set: a measure of how many parses are alive (ambiguity). */
+  get width(): number {
+    return this.current.items.length;
   }
 
   /** Whether the text fed so far is a whole sentence. */
   get accepted(): boolean {
-    return this.current.some(
-      (it) => it.rule === this.root && it.origin === 0 && it.dot === this.g.alts[it.rule][it.alt].length,
-    );
+    return this.current.items.some((key) => {
+      const s = this.g.sym[Math.floor(key / ORIGIN)];
+      return s.t === 'end' && s.rule === this.root && key % ORIGIN === 0;
+    });
   }
 
   /** Whether some code point may follow the text fed so far. */
   get canContinue(): boolean {
-    return this.current.some((it) => this.g.alts[it.rule][it.alt][it.dot]?.t === 'cls');
+    return this.current.items.some((key) => this.g.sym[Math.floor(key / ORIGIN)].t === 'cls');
   }
 
   /** Feeds text; returns false once the text so far is no prefix of a sentence. */
@@ -99,47 +122,47 @@ export class GrammarRecognizer {
     for (const c of text) {
       if (this.dead) return false;
       const cp = c.codePointAt(0)!;
-      const scanned: Item[] = [];
-      for (const it of this.current) {
-        const sym = this.g.alts[it.rule][it.alt][it.dot];
-        if (sym?.t === 'cls' && matches(sym, cp)) scanned.push({ ...it, dot: it.dot + 1 });
+      const scanned: number[] = [];
+      for (const key of this.current.items) {
+        const s = this.g.sym[Math.floor(key / ORIGIN)];
+        if (s.t === 'cls' && matches(s, cp)) scanned.push(key + ORIGIN);
       }
-      this.sets.push(this.close(scanned, this.sets.length, []));
+      this.sets.push(this.close(scanned));
     }
     return !this.dead;
   }
 
-  /** The Earley set at position `pos` from its kernel (and, at 0, the root's prediction). */
-  private close(kernel: Item[], pos: number, initial: Item[]): Item[] {
-    const items: Item[] = [];
-    const seen = new Set<string>();
-    const add = (it: Item) => {
-      const key = `${it.rule},${it.alt},${it.dot},${it.origin}`;
-      if (!seen.has(key)) {
-        seen.add(key);
-        items.push(it);
-      }
+  /** The Earley set at the next position from its kernel: predictions and completions added. */
+  private close(kernel: number[]): EarleySet {
+    const pos = this.sets.length;
+    const set: EarleySet = { items: [], waiting: new Map() };
+    const seen = new Set<number>();
+    const add = (key: number) => {
+      if (seen.has(key)) return;
+      seen.add(key);
+      set.items.push(key);
     };
     kernel.forEach(add);
-    initial.forEach(add);
-    for (let i = 0; i < items.length; i++) {
-      const it = items[i];
-      const alt = this.g.alts[it.rule][it.alt];
-      const sym = alt[it.dot];
-      if (sym === undefined) {
+    for (let i = 0; i < set.items.length; i++) {
+      const key = set.items[i];
+      const p = Math.floor(key / ORIGIN);
+      const origin = key % ORIGIN;
+      const s = this.g.sym[p];
+      if (s.t === 'end') {
         // Complete: advance every item at the origin waiting for this rule.
-        const origin = it.origin === pos ? items : this.sets[it.origin];
-        for (let k = 0; k < origin.length; k++) {
-          const w = origin[k];
-          const ws = this.g.alts[w.rule][w.alt][w.dot];
-          if (ws?.t === 'ref' && ws.rule === it.rule) add({ ...w, dot: w.dot + 1 });
-        }
-      } else if (sym.t === 'ref') {
-        this.g.alts[sym.rule].forEach((_, a) => add({ rule: sym.rule, alt: a, dot: 0, origin: pos }));
-        if (this.g.nullable[sym.rule]) add({ ...it, dot: it.dot + 1 });
+        const from = origin === pos ? set : this.sets[origin];
+        const waiters = from.waiting.get(s.rule) ?? [];
+        for (let k = 0; k < waiters.length; k++) add(waiters[k] + ORIGIN);
+      } else if (s.t === 'ref') {
+        let list = set.waiting.get(s.rule);
+        if (!list) set.waiting.set(s.rule, (list = []));
+        list.push(key);
+        for (const start of this.g.starts[s.rule]) add(start * ORIGIN + pos);
+        // Aycock-Horspool: a nullable rule may be skipped at once.
+        if (this.g.nullable[s.rule]) add(key + ORIGIN);
       }
     }
-    return items;
+    return set;
   }
 }
 

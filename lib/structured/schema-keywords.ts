@@ -29,11 +29,13 @@ export const ANNOTATIONS = new Set([
   'writeOnly',
   '$defs',
   'definitions',
+  // OpenAPI's hint for oneOf (pydantic emits it): which branch applies follows from the branches' consts.
+  'discriminator',
 ]);
 
 const KEYWORDS_BY_TYPE: Readonly<Record<'object' | 'array' | 'string' | 'number', readonly string[]>> = {
   object: ['properties', 'required', 'additionalProperties'],
-  array: ['items', 'prefixItems', 'minItems', 'maxItems'],
+  array: ['items', 'prefixItems', 'additionalItems', 'minItems', 'maxItems', 'uniqueItems'],
   string: ['minLength', 'maxLength', 'pattern', 'format'],
   number: ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'],
 };
@@ -51,7 +53,7 @@ const SUPPORTED = new Set([
 ]);
 
 /** Keywords accepted only with a value that constrains nothing. */
-const VACUOUS: Readonly<Record<string, unknown>> = { uniqueItems: false, minProperties: 0 };
+const VACUOUS: Readonly<Record<string, unknown>> = { minProperties: 0 };
 
 /** `path` extended by one reference token (RFC 6901 escaping). */
 export function pointer(path: string, token: string | number): string {
@@ -78,6 +80,22 @@ export function checkKeywords(node: SchemaObject, path: string): void {
       `${pointer(path, key)}: the JSON schema keyword "${key}" is not supported by structured output`,
     );
   }
+}
+
+/**
+ * A draft-07 tuple (`items` as an array, then `additionalItems`) in 2020-12 words (`prefixItems`, then
+ * `items`); `additionalItems` without an `items` array means nothing and is dropped.
+ */
+export function normalizeTuple(node: SchemaObject, path: string): SchemaObject {
+  if (!('additionalItems' in node) && !Array.isArray(node.items)) return node;
+  if (!Array.isArray(node.items)) return without(node, ['additionalItems']);
+  if (node.prefixItems !== undefined) {
+    throw new QwenVLError('E_UNSUPPORTED', `${pointer(path, 'items')}: items as an array together with prefixItems is not supported by structured output`);
+  }
+  const out = without(node, ['items', 'additionalItems']);
+  out.prefixItems = node.items;
+  if (node.additionalItems !== undefined) out.items = node.additionalItems;
+  return out;
 }
 
 /** Whether `node` has any keyword other than annotations (and those in `except`). */

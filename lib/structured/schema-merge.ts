@@ -19,6 +19,7 @@ import {
   isSchemaObject,
   jsonEqual,
   nodeTypes,
+  normalizeTuple,
   pointer,
   without,
 } from './schema-keywords.js';
@@ -53,10 +54,11 @@ export class SchemaMerger {
   constructor(private readonly resolve: RefResolver) {}
 
   /** `node` with its `$ref` and `allOf` merged in, so neither keyword is left at its top. */
-  expand(node: Schema, path: string, depth = 0): Schema {
-    if (!isSchemaObject(node)) return node;
+  expand(schema: Schema, path: string, depth = 0): Schema {
+    if (!isSchemaObject(schema)) return schema;
     if (depth > MAX_EXPANSION) throw unsupported(path, 'merging a recursive $ref with sibling keywords or allOf');
-    checkKeywords(node, path);
+    checkKeywords(schema, path);
+    const node = normalizeTuple(schema, path);
     if (node.$ref !== undefined) {
       if (typeof node.$ref !== 'string') throw unsupported(pointer(path, '$ref'), 'a $ref that is not a string');
       const target = this.resolve(node.$ref, pointer(path, '$ref'));
