@@ -161,6 +161,30 @@ std::shared_ptr<VocabIndex> random_vocab(Rng& rng, int64_t V) {
   return std::make_shared<VocabIndex>(bytes.data(), static_cast<int64_t>(bytes.size()), off.data(), V);
 }
 
+std::shared_ptr<const Grammar> compile(const Ir& ir) {
+  const std::vector<int32_t> f = ir.flat();
+  return Grammar::from_flat(f.data(), static_cast<int64_t>(f.size()));
+}
+
+// A vocabulary of the given byte strings (empty: a special token), id = index.
+std::shared_ptr<VocabIndex> vocab_of(const std::vector<std::string>& toks) {
+  std::vector<uint8_t> bytes;
+  std::vector<int32_t> off{0};
+  for (const auto& t : toks) bytes.insert(bytes.end(), t.begin(), t.end()), off.push_back(static_cast<int32_t>(bytes.size()));
+  return std::make_shared<VocabIndex>(bytes.data(), static_cast<int64_t>(bytes.size()), off.data(), static_cast<int64_t>(toks.size()));
+}
+
+// A hand-checked case; `bad` fails it with the first reason given.
+Result check_case(const std::string& shape) {
+  Result r;
+  r.op = "token_mask", r.variant = "check", r.shape = shape;
+  return r;
+}
+void bad(Result& r, const std::string& what) {
+  if (r.passed) r.note = what;
+  r.passed = false;
+}
+
 std::vector<uint32_t> mask_of(const ops::Variant<ops::TokenMaskFn>& v, const MaskCache& m, MaskCache* cache,
                               const std::vector<int32_t>& state) {
   std::vector<uint32_t> out(static_cast<size_t>(ops::mask_words(m.vocab().vocab())), 0xDEADBEEFu);
@@ -217,50 +241,40 @@ void drive(const std::shared_ptr<const Grammar>& g, const std::shared_ptr<VocabI
 
 // Hand-checked: bytes of a class [é-ü] and a negated class, one byte at a time.
 Result byte_semantics() {
-  Result r;
-  r.op = "token_mask", r.variant = "check", r.shape = "utf-8 byte semantics, end tokens";
-  auto bad = [&](const std::string& what) {
-    if (r.passed) r.note = what;
-    r.passed = false;
-  };
+  Result r = check_case("utf-8 byte semantics, end tokens");
   run_case(r, [&] {
     Ir ir;
     ir.rules = {{{Ir::cls({{0xE9, 0xFC}}), Ir::cls({{'a', 'a'}}, true)}}};
-    const std::vector<int32_t> f = ir.flat();
-    auto g = Grammar::from_flat(f.data(), static_cast<int64_t>(f.size()));
+    auto g = compile(ir);
     // tokens: "é" C3 A9 | C3 | A9 | "a" | ED A0 80 (a surrogate's bytes) | "éa" | "éb" | "é" + "中" | empty | "é中x"
     const std::vector<std::string> toks = {"\xC3\xA9", "\xC3", "\xA9", "a", "\xED\xA0\x80", "\xC3\xA9" "a", "\xC3\xA9" "b",
                                            "\xC3\xA9\xE4\xB8\xAD", "", "\xC3\xA9\xE4\xB8\xAD" "x"};
-    std::vector<uint8_t> bytes;
-    std::vector<int32_t> off{0};
-    for (const auto& t : toks) bytes.insert(bytes.end(), t.begin(), t.end()), off.push_back(static_cast<int32_t>(bytes.size()));
-    auto vocab = std::make_shared<VocabIndex>(bytes.data(), static_cast<int64_t>(bytes.size()), off.data(), static_cast<int64_t>(toks.size()));
-    MaskCache m(g, vocab);
+    MaskCache m(g, vocab_of(toks));
     std::vector<int32_t> state = ops::grammar::initial_state(*g);
     const std::vector<int> want = {1, 1, 0, 0, 0, 0, 1, 1, 0, 0};
     for (const auto& v : ops::token_mask_family().runnable()) {
       const std::vector<uint32_t> got = mask_of(v, m, nullptr, state);
       for (size_t t = 0; t < want.size(); ++t)
-        if (ops::mask_has(got.data(), static_cast<int64_t>(t)) != (want[t] == 1)) bad(std::string(v.name) + ": token " + std::to_string(t));
+        if (ops::mask_has(got.data(), static_cast<int64_t>(t)) != (want[t] == 1)) bad(r, std::string(v.name) + ": token " + std::to_string(t));
     }
-    if (ops::grammar::state_accepts(state.data(), state.size())) bad("an unfinished sentence accepts");
-    if (!ops::advance_token(m, state, 1) || ops::advance_token(m, state, 3)) bad("partial UTF-8 must advance, a lone 'a' not after it");
-    if (!ops::advance_token(m, state, 2)) bad("a continuation byte completes the code point");
-    if (ops::advance_token(m, state, 4)) bad("a surrogate's bytes never match, not even a negated class");
-    if (!ops::advance_token(m, state, 1) || !ops::advance_token(m, state, 2)) bad("the second code point, byte by byte");
+    if (ops::grammar::state_accepts(state.data(), state.size())) bad(r, "an unfinished sentence accepts");
+    if (!ops::advance_token(m, state, 1) || ops::advance_token(m, state, 3)) bad(r, "partial UTF-8 must advance, a lone 'a' not after it");
+    if (!ops::advance_token(m, state, 2)) bad(r, "a continuation byte completes the code point");
+    if (ops::advance_token(m, state, 4)) bad(r, "a surrogate's bytes never match, not even a negated class");
+    if (!ops::advance_token(m, state, 1) || !ops::advance_token(m, state, 2)) bad(r, "the second code point, byte by byte");
     if (!ops::grammar::state_accepts(state.data(), state.size()) || ops::grammar::state_can_continue(state.data(), state.size()))
-      bad("after two code points the sentence is complete and nothing follows");
+      bad(r, "after two code points the sentence is complete and nothing follows");
     // End tokens: allowed exactly when complete; everything else -inf.
     std::vector<float> logits(toks.size(), 1.0f);
     std::vector<uint32_t> mask(1, 0u);
     const int32_t end = 8;
     if (ops::constrain_logits(logits.data(), mask.data(), static_cast<int64_t>(toks.size()), &end, 1, true) != 1 || logits[8] != 1.0f ||
         logits[0] != -INFINITY)
-      bad("constrain_logits: a complete sentence allows only the end token");
+      bad(r, "constrain_logits: a complete sentence allows only the end token");
     mask.assign(1, 0xFFFFFFFFu);
     std::fill(logits.begin(), logits.end(), 1.0f);
     if (ops::constrain_logits(logits.data(), mask.data(), static_cast<int64_t>(toks.size()), &end, 1, false) != 9 || logits[8] != -INFINITY)
-      bad("constrain_logits: an unfinished sentence refuses the end token");
+      bad(r, "constrain_logits: an unfinished sentence refuses the end token");
   });
   return r;
 }
@@ -269,24 +283,15 @@ Result byte_semantics() {
 // token exactly when the text is complete, start-after defers the grammar, and a state no token can
 // continue is a typed error, never an unconstrained draw.
 Result sampler_checks() {
-  Result r;
-  r.op = "token_mask", r.variant = "check", r.shape = "sampler under a constraint";
-  auto bad = [&](const std::string& what) {
-    if (r.passed) r.note = what;
-    r.passed = false;
-  };
+  Result r = check_case("sampler under a constraint");
   run_case(r, [&] {
     Ir ir;  // "ab" | "abc"
     ir.rules = {{{Ir::lit("ab")}, {Ir::lit("abc")}}};
-    const std::vector<int32_t> f = ir.flat();
-    auto g = Grammar::from_flat(f.data(), static_cast<int64_t>(f.size()));
+    auto g = compile(ir);
     // ids: 0 "a", 1 "b", 2 "c", 3 "x", 4 end (no bytes), 5 "ab"
     const std::vector<std::string> toks = {"a", "b", "c", "x", "", "ab"};
-    std::vector<uint8_t> bytes;
-    std::vector<int32_t> off{0};
-    for (const auto& t : toks) bytes.insert(bytes.end(), t.begin(), t.end()), off.push_back(static_cast<int32_t>(bytes.size()));
     const int64_t V = static_cast<int64_t>(toks.size());
-    auto masks = std::make_shared<MaskCache>(g, std::make_shared<VocabIndex>(bytes.data(), static_cast<int64_t>(bytes.size()), off.data(), V));
+    auto masks = std::make_shared<MaskCache>(g, vocab_of(toks));
     ThreadPool pool(2);
     ExecContext ctx(pool);
     auto session = [&](int32_t start_after) {
@@ -315,17 +320,17 @@ Result sampler_checks() {
     auto s = session(-1);
     std::vector<int32_t> got;
     for (int i = 0; i < 3; ++i) got.push_back(draw(*s, 2)[1]);
-    if (got != std::vector<int32_t>{0, 1, 4}) bad("constrained greedy must draw a, b, then end (complete, c less likely than end)");
+    if (got != std::vector<int32_t>{0, 1, 4}) bad(r, "constrained greedy must draw a, b, then end (complete, c less likely than end)");
     // Start-after: free until token 3 ("x") is drawn, then the grammar.
     auto t = session(3);
     got.clear();
     for (int i = 0; i < 3; ++i) got.push_back(draw(*t, 1)[0]);
-    if (got != std::vector<int32_t>{3, 0, 1}) bad("start-after: x free, then a, b");
+    if (got != std::vector<int32_t>{3, 0, 1}) bad(r, "start-after: x free, then a, b");
     // A state nothing continues (after "abc"), and not complete: impossible here, so force one: "ab"
     // then "c" leaves "abc" complete with nothing after: only the end token.
     auto u = session(-1);
     for (int32_t id : {5, 2}) ops::advance_token(*masks, u->rows[0]->constraint->state, id);
-    if (draw(*u, 1)[0] != 4) bad("complete with nothing after: only the end token");
+    if (draw(*u, 1)[0] != 4) bad(r, "complete with nothing after: only the end token");
     u->rows[0]->constraint->end_ids.clear();
     bool threw = false;
     try {
@@ -333,7 +338,7 @@ Result sampler_checks() {
     } catch (const Error& e) {
       threw = e.code() == ErrorCode::Unsupported;
     }
-    if (!threw) bad("no allowed token must be E_UNSUPPORTED, never an unconstrained draw");
+    if (!threw) bad(r, "no allowed token must be E_UNSUPPORTED, never an unconstrained draw");
   });
   return r;
 }
@@ -382,10 +387,9 @@ std::vector<Result> parity_token_mask(uint64_t seed) {
   int made = 0;
   for (int attempt = 0; made < 24 && attempt < 400; ++attempt) {
     const Ir ir = random_grammar(rng);
-    const std::vector<int32_t> f = ir.flat();
     std::shared_ptr<const Grammar> g;
     try {
-      g = Grammar::from_flat(f.data(), static_cast<int64_t>(f.size()));
+      g = compile(ir);
       ops::grammar::initial_state(*g);
     } catch (const Error&) {
       continue;  // left-recursive or too ambiguous: the IR checks cover those
@@ -396,9 +400,7 @@ std::vector<Result> parity_token_mask(uint64_t seed) {
           "random grammar " + std::to_string(made) + " (" + std::to_string(ir.rules.size()) + " rules) V=" + std::to_string(V), results);
     ++made;
   }
-  const Ir json = json_grammar();
-  const std::vector<int32_t> f = json.flat();
-  auto g = Grammar::from_flat(f.data(), static_cast<int64_t>(f.size()));
+  auto g = compile(json_grammar());
   for (int64_t V : {97, 2049, 6007}) drive(g, random_vocab(rng, V), rng, 40, variants, "json grammar V=" + std::to_string(V), results);
   results.push_back(byte_semantics());
   results.push_back(sampler_checks());
