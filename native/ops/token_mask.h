@@ -7,7 +7,7 @@
 // Variants (the parity harness holds them to the reference bit for bit):
 //   reference  every token simulated byte by byte from the state
 //   trie       one walk over a byte trie of the vocabulary (shared prefixes advanced once, a dead
-//              prefix prunes its whole subtree), with two caches in the grammar's MaskCache:
+//              prefix prunes its whole subtree), with what the grammar's MaskCache keeps:
 //              - per stack top (the top kTopLevels levels of a stack): the tokens it accepts whatever
 //                lies below, and the trie nodes where those levels end with bytes left (only their
 //                subtrees are walked again, from the stack below), so a position costs one walk per
