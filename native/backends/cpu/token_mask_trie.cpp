@@ -136,8 +136,10 @@ class Walker {
     int64_t count = 0;
     for (uint32_t w : bits) count += __builtin_popcount(w);
     if (count * 32 < v_.vocab()) {  // sparse: an id list is smaller than the bitset
-      for (int64_t t = 0; t < v_.vocab(); ++t)
-        if (ops::mask_has(bits.data(), t)) pm->ids.push_back(static_cast<int32_t>(t));
+      pm->ids.reserve(static_cast<size_t>(count));
+      for (size_t k = 0; k < bits.size(); ++k) {
+        for (uint32_t w = bits[k]; w != 0; w &= w - 1) pm->ids.push_back(static_cast<int32_t>(k * 32 + static_cast<size_t>(__builtin_ctz(w))));
+      }
     } else {
       pm->bits.swap(bits);
     }
