@@ -133,6 +133,18 @@ const CASES: Case[] = [
   },
 ];
 
+// Wide grammars: many live alternatives at once (a long enum, an object with many optional properties).
+const ENUM_VALUES = Array.from({ length: 3000 }, (_, i) => `item-${i.toString(36)}-${(i * 7919) % 1000}`);
+const MANY_PROPERTIES = Object.fromEntries(Array.from({ length: 400 }, (_, i) => [`field_${i}`, { type: i % 2 ? 'integer' : 'string' }]));
+CASES.push(
+  { name: 'enum3000', schema: { type: 'array', items: { enum: ENUM_VALUES }, maxItems: 5 }, docs: [[ENUM_VALUES[1234], ENUM_VALUES[7]], [ENUM_VALUES[2999]], []] },
+  {
+    name: 'props400',
+    schema: { type: 'object', properties: MANY_PROPERTIES, additionalProperties: false },
+    docs: [{ field_3: 5, field_100: 'hundred', field_399: 7 }, { field_0: 'zero', field_1: 1 }, {}],
+  },
+);
+
 function tokenizerDir(): string {
   const external = join(EXTERNAL_FIXTURES, 'qwen2-vl', 'checkpoint');
   if (existsSync(join(external, 'tokenizer.json'))) return external;
