@@ -123,6 +123,9 @@ struct TokenMaskArgs {
   const int32_t* state = nullptr;    // a flat matcher state
   int64_t state_len = 0;
   uint32_t* mask = nullptr;          // out: mask_words(vocab) words, every one written
+  // trie: a state with more live stacks than this (many alternatives at once: a long key list) is
+  // walked whole, once, rather than per stack top, each from the trie's root.
+  int64_t wide_stacks = 16;
 };
 
 using TokenMaskFn = void (*)(const TokenMaskArgs&);

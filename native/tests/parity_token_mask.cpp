@@ -186,10 +186,11 @@ void bad(Result& r, const std::string& what) {
 }
 
 std::vector<uint32_t> mask_of(const ops::Variant<ops::TokenMaskFn>& v, const MaskCache& m, MaskCache* cache,
-                              const std::vector<int32_t>& state) {
+                              const std::vector<int32_t>& state, int64_t wide_stacks = 16) {
   std::vector<uint32_t> out(static_cast<size_t>(ops::mask_words(m.vocab().vocab())), 0xDEADBEEFu);
   ops::TokenMaskArgs a;
   a.masks = &m, a.cache = cache, a.state = state.data(), a.state_len = static_cast<int64_t>(state.size()), a.mask = out.data();
+  a.wide_stacks = wide_stacks;
   ops::check_token_mask(a);
   v.fn(a);
   return out;
@@ -205,7 +206,7 @@ void drive(const std::shared_ptr<const Grammar>& g, const std::shared_ptr<VocabI
     if (v.isa == Isa::Reference) continue;
     Result r = variant_case("token_mask", v, shape);
     run_case(r, [&] {
-      MaskCache plain(g, vocab), cached(g, vocab), tiny(g, vocab, 4096);  // tiny: every put clears it
+      MaskCache plain(g, vocab), cached(g, vocab), whole(g, vocab), tiny(g, vocab, 4096);  // tiny: every put clears it
       Rng walk(rng.next());
       std::vector<int32_t> state = ops::grammar::initial_state(*g);
       for (int s = 0; s < steps && r.passed; ++s) {
@@ -218,10 +219,11 @@ void drive(const std::shared_ptr<const Grammar>& g, const std::shared_ptr<VocabI
           r.note = "drive ended at step " + std::to_string(s) + ": too ambiguous";
           break;
         }
-        static const char* kPass[] = {"no cache", "cold cache", "warm cache", "cache bounded below one mask"};
-        for (int pass = 0; pass < 4 && r.passed; ++pass) {
-          MaskCache* c = pass == 0 ? nullptr : pass == 3 ? &tiny : &cached;
-          const std::vector<uint32_t> got = mask_of(v, c ? *c : plain, c, state);
+        static const char* kPass[] = {"no cache", "cold cache", "warm cache", "cache bounded below one mask",
+                                      "whole-state walk", "whole-state walk, cached"};
+        for (int pass = 0; pass < 6 && r.passed; ++pass) {
+          MaskCache* c = pass == 0 || pass == 4 ? nullptr : pass == 3 ? &tiny : pass == 5 ? &whole : &cached;
+          const std::vector<uint32_t> got = mask_of(v, c ? *c : plain, c, state, pass >= 4 ? 0 : 16);
           compare_exact(got.data(), want.data(), want.size(), &r);
           if (!r.passed) r.note += " (step " + std::to_string(s) + ", " + kPass[pass] + ")";
         }

@@ -53,6 +53,7 @@ class Dfa {
     const int32_t id = static_cast<int32_t>(states_.size());
     ids_.emplace(std::move(key), id);
     states_.push_back(st);
+    state_ints_ += st.size();
     next_.emplace_back();
     next_.back().fill(kUnknown);
     return id;
@@ -72,6 +73,8 @@ class Dfa {
   }
 
   size_t size() const { return states_.size(); }
+  // Memory held: states and their transition rows.
+  size_t bytes() const { return state_ints_ * sizeof(int32_t) + next_.size() * sizeof(next_[0]); }
 
  private:
   static constexpr int32_t kUnknown = -1;
@@ -82,14 +85,16 @@ class Dfa {
   std::vector<std::vector<int32_t>> states_;
   std::vector<std::array<int32_t, 256>> next_;
   std::vector<int32_t> tmp_;
+  size_t state_ints_ = 0;
 };
 
 // The two memos a grammar's walks share: from stack tops (local) and from whole stacks (full).
 struct Memo {
   explicit Memo(const ops::grammar::Grammar& g) : local(g, true), full(g, false) {}
   Dfa local, full;
-  // Past this many states a kept memo starts over (at a call's start, never during a walk).
-  static constexpr size_t kKeep = size_t{1} << 14;
+  // Past this many bytes a kept memo starts over (at a call's start, never during a walk).
+  static constexpr size_t kKeepBytes = size_t{32} << 20;
+  bool too_big() const { return local.bytes() + full.bytes() > kKeepBytes; }
 };
 
 class Walker {
@@ -146,6 +151,12 @@ class Walker {
     return pm;
   }
 
+  // The whole trie from a whole state (n ints).
+  void walk_state(const int32_t* state, size_t n, uint32_t* mask) {
+    below_.assign(state, state + n);
+    walk(full_, full_.intern(below_), 0, static_cast<int32_t>(v_.nodes().size()), 0, mask, nullptr);
+  }
+
   // Walks the subtrees of `open` nodes from the full state `below` (the stack under a top).
   void walk_below(std::vector<int32_t>& rest, const std::vector<int32_t>& open, uint32_t* mask) {
     below_.clear();
@@ -181,11 +192,18 @@ void token_mask_trie(const ops::TokenMaskArgs& a) {
     ops::MaskCache::VariantScratch& scratch = a.cache->scratch();
     lock = std::unique_lock<std::mutex>(scratch.mu);
     memo = std::static_pointer_cast<Memo>(scratch.data);
-    if (!memo || memo->local.size() + memo->full.size() > Memo::kKeep) scratch.data = memo = std::make_shared<Memo>(a.masks->grammar());
+    if (!memo || memo->too_big()) scratch.data = memo = std::make_shared<Memo>(a.masks->grammar());
   } else {
     memo = std::make_shared<Memo>(a.masks->grammar());
   }
   Walker w(*a.masks, *memo);
+  int64_t live = 0;
+  for (size_t i = 0; i < n; i += static_cast<size_t>(a.state[i]) + 1) live += a.state[i] > 0 ? 1 : 0;
+  if (live > a.wide_stacks) {
+    w.walk_state(a.state, n, a.mask);
+    if (a.cache) a.cache->put_state(a.state, n, a.mask);
+    return;
+  }
   std::vector<int32_t> rest;
   for (size_t i = 0; i < n; i += static_cast<size_t>(a.state[i]) + 1) {
     const size_t len = static_cast<size_t>(a.state[i]);
@@ -198,7 +216,7 @@ void token_mask_trie(const ops::TokenMaskArgs& a) {
       if (a.cache) a.cache->put_position(top, k, pm);
     }
     if (!pm->bits.empty()) {
-      for (size_t k = 0; k < words; ++k) a.mask[k] |= pm->bits[k];
+      for (size_t j = 0; j < words; ++j) a.mask[j] |= pm->bits[j];
     }
     for (int32_t t : pm->ids) ops::mask_set(a.mask, t);
     if (pm->open.empty() || len == k) continue;  // nothing below the top: no text after it
