@@ -8,6 +8,8 @@ import { loadModel, QwenVLError, type ChatMessage, type Model } from '../../lib/
 import { tokenLoop } from '../../lib/model/generate.js';
 import { resolveGenerateOptions } from '../../lib/generate/options.js';
 import { ModelGrammars } from '../../lib/structured/model-grammars.js';
+import { flattenGrammar } from '../../lib/structured/flatten-grammar.js';
+import { native, type NativeHandle } from '../../lib/native/binding.js';
 import { readResponseFormat } from '../../lib/structured/response-format.js';
 import { RequestCancel } from '../../lib/model/cancel.js';
 import { checkpointDir } from '../helpers/fixtures.js';
@@ -135,6 +137,28 @@ describe('structured output on the fixture checkpoint', () => {
       expect(thinking.startAfter).toBe(model.tokenizer.tokenToId('</think>'));
     } finally {
       grammars.dispose();
+    }
+  });
+
+  it('the native sampler refuses a constraint over another vocabulary, bad end ids and a bad start token', () => {
+    const handle = (model as unknown as { handle: NativeHandle }).handle;
+    const session = native.modelNewSession(handle, 1, 16);
+    const small = native.grammarVocabulary(new Uint8Array([97]), Int32Array.from([0, 1]));
+    const grammar = native.grammarCompile(flattenGrammar({ rules: [[[{ lit: 'a' }]]], root: 0 }));
+    const params = [{ doSample: false, temperature: 1, topK: 0, topP: 1, minP: 0, repetitionPenalty: 1 }];
+    const sampling = (masks: NativeHandle, extra: Record<string, unknown> = {}) => () =>
+      native.sessionSampling(session, { params, seed: 1, constraints: [{ masks, endIds: Int32Array.from([0]), ...extra }] });
+    const wrong = native.grammarMasks(grammar, small);
+    const grammars = new ModelGrammars(model.tokenizer, model.config.text.vocabSize);
+    try {
+      expect(sampling(wrong)).toThrow(/vocabulary has 1 ids/);
+      const right = grammars.masks(readResponseFormat('f', FORMAT)!);
+      expect(sampling(right, { endIds: Int32Array.from([1 << 30]) })).toThrow(/endIds/);
+      expect(sampling(right, { startAfter: 1 << 30 })).toThrow(/startAfter/);
+      expect(sampling(right)).not.toThrow();
+    } finally {
+      grammars.dispose();
+      for (const h of [wrong, grammar, small, session]) native.disposeHandle(h);
     }
   });
 
