@@ -19,7 +19,8 @@
  * - Without `additionalProperties`, no other members are written (every such object is still valid);
  *   with `true` or a schema, extra members may follow the declared ones, under keys written without
  *   escapes that differ from every declared name.
- * - enum/const values are written as compact JSON, and only those the rest of their schema allows.
+ * - enum/const values are written as compact JSON, and only those the rest of their schema allows
+ *   (schema-validate.ts).
  * - A number with bounds is written without exponent, in at most {@link MAX_NUMBER_DIGITS} digits.
  * - uniqueItems arrays list their values in the order the schema gives them.
  * @internal
@@ -38,7 +39,8 @@ import { isIntegerFormat, numberBounds, scaledRange } from './number-bounds.js';
 import { checkOneOf } from './one-of.js';
 import { SchemaMerger } from './schema-merge.js';
 import { leftRecursion } from './check.js';
-import { recognizes } from './recognize.js';
+import { SchemaValidator } from './schema-validate.js';
+import { resolveRef } from './schema-ref.js';
 import {
   type JsonType,
   type Schema,
@@ -90,24 +92,12 @@ class SchemaCompiler {
   private readonly refs = new Map<string, number>();
   private readonly inProgress = new Map<string, number | undefined>();
   readonly merger = new SchemaMerger((r, path) => this.resolve(r, path));
+  private readonly validator = new SchemaValidator((r, path) => this.resolve(r, path));
 
   constructor(private readonly root: Schema) {}
 
-  /** The schema a `$ref` points at. */
   private resolve(target: string, path: string): Schema {
-    if (!target.startsWith('#')) throw unsupported(path, `the $ref ${JSON.stringify(target)} (only "#/..." pointers within the schema)`);
-    let node: unknown = this.root;
-    if (target !== '#') {
-      if (!target.startsWith('#/')) throw unsupported(path, `the $ref ${JSON.stringify(target)} (anchors)`);
-      for (const raw of target.slice(2).split('/')) {
-        const token = decodeURIComponent(raw).replace(/~1/g, '/').replace(/~0/g, '~');
-        if (!isSchemaObject(node) && !Array.isArray(node)) node = undefined;
-        else node = Object.hasOwn(node, token) ? (node as Record<string, unknown>)[token] : undefined;
-        if (node === undefined) break;
-      }
-    }
-    if (node === undefined) throw inputError(`${path}: $ref ${JSON.stringify(target)} points at nothing`);
-    return asSchema(node, target);
+    return resolveRef(this.root, target, path);
   }
 
   /** The rule for the values `schema` accepts; E_INPUT when it accepts none. */
@@ -193,12 +183,9 @@ class SchemaCompiler {
     values = values.filter((v, i) => values.findIndex((w) => jsonEqual(v, w)) === i);
     const rest = without(s, ['enum', 'const']);
     if (hasConstraints(rest)) {
-      const restRule = this.value(rest, path);
-      if (!this.b.complete(restRule)) {
-        throw unsupported(path, 'enum/const together with other keywords inside a recursive schema');
-      }
-      const restGrammar = this.b.build(restRule);
-      values = values.filter((v) => recognizes(restGrammar, JSON.stringify(v)));
+      // Compiled too, so an unsupported or malformed keyword there is reported like anywhere else.
+      this.value(rest, path);
+      values = values.filter((v) => this.validator.valid(v, rest, path));
     }
     if (values.length === 0) throw inputError(`${where}: no enum/const value satisfies the rest of the schema`);
     return values;
