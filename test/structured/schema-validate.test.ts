@@ -4,15 +4,8 @@ import { SchemaValidator } from '../../lib/structured/schema-validate.js';
 import { resolveRef } from '../../lib/structured/schema-ref.js';
 import type { Schema } from '../../lib/structured/schema-keywords.js';
 import { randomSentence, seededRandom } from '../helpers/grammar-sentences.js';
-import { validatorFor } from '../helpers/json-schema-validator.js';
+import { nonFinite, validatorFor } from '../helpers/json-schema-validator.js';
 import { PROPERTY_SCHEMAS } from './schemas.js';
-
-/** Whether a parsed value holds a number JSON text can say but a double cannot (1e999). */
-function nonFinite(v: unknown): boolean {
-  if (typeof v === 'number') return !Number.isFinite(v);
-  if (typeof v !== 'object' || v === null) return false;
-  return Object.values(v).some(nonFinite);
-}
 
 /** Values to try: valid ones (the schema's own sentences), near misses (edited ones), and any JSON. */
 function candidates(schema: unknown, seed: number): unknown[] {
