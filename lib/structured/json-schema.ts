@@ -35,6 +35,7 @@ import { DecimalRanges } from './decimal-range.js';
 import { patternContent } from './pattern.js';
 import { FORMAT_PATTERNS } from './formats.js';
 import { keyExcept } from './object-keys.js';
+import { type Member, objectRule } from './object-members.js';
 import { isIntegerFormat, numberBounds, scaledRange } from './number-bounds.js';
 import { checkOneOf } from './one-of.js';
 import { SchemaMerger } from './schema-merge.js';
@@ -276,15 +277,7 @@ class SchemaCompiler {
       throw inputError(`${pointer(path, 'required')}: expected an array of strings, got ${describe(required)}`);
     }
     const additional = s.additionalProperties === undefined ? undefined : asSchema(s.additionalProperties, pointer(path, 'additionalProperties'));
-    const members: Array<{ item: Alternative; required: boolean }> = [];
-    const ws = ref(this.j.ws());
-    const member = (name: string, schema: Schema, where: string): Alternative => [
-      lit(JSON.stringify(name)),
-      ws,
-      lit(':'),
-      ws,
-      ref(this.value(schema, where)),
-    ];
+    const members: Member[] = [];
     for (const [name, sub] of Object.entries(props)) {
       const where = pointer(propsPath, name);
       const schema = asSchema(sub, where);
@@ -293,39 +286,21 @@ class SchemaCompiler {
         if (isRequired) throw inputError(`${pointer(path, 'required')}: the required property "${name}" has the schema false`);
         continue;
       }
-      members.push({ item: member(name, schema, where), required: isRequired });
+      members.push({ key: JSON.stringify(name), value: this.value(schema, where), required: isRequired });
     }
     for (const name of new Set(required)) {
       if (Object.hasOwn(props, name)) continue;
       if (additional === false) {
         throw inputError(`${pointer(path, 'required')}: the required property "${name}" is not allowed by additionalProperties false`);
       }
-      members.push({ item: member(name, additional ?? true, pointer(path, 'additionalProperties')), required: true });
+      const where = pointer(path, 'additionalProperties');
+      members.push({ key: JSON.stringify(name), value: this.value(additional ?? true, where), required: true });
     }
-    // From the last member to the first: pick (after "{" or ",": write this member, or skip it when it is
-    // optional; null when nothing may follow) and after (a member written: "}" or "," then pick). The
-    // alternatives at a "," are then told apart by their keys alone.
-    let pick: number | null = null;
-    let after: number;
-    let allOptional = true;
-    if (additional === undefined || additional === false) {
-      after = this.b.rule([[lit('}')]]);
-    } else {
-      const declared = [...Object.keys(props), ...required];
-      const extra = [ref(keyExcept(this.j, declared)), ws, lit(':'), ws, ref(this.value(additional, pointer(path, 'additionalProperties')))];
-      after = this.b.reserve();
-      pick = this.b.rule([[...extra, ws, ref(after)]]);
-      this.b.define(after, [[lit('}')], [lit(','), ws, ref(pick)]]);
-    }
-    for (let i = members.length - 1; i >= 0; i--) {
-      const { item, required: isRequired } = members[i];
-      const skip = !isRequired && pick !== null ? [[ref(pick)]] : [];
-      pick = this.b.rule([[...item, ws, ref(after)], ...skip]);
-      allOptional &&= !isRequired;
-      after = this.b.rule([...(allOptional ? [[lit('}')]] : []), [lit(','), ws, ref(pick)]]);
-    }
-    const first = this.b.rule([...(allOptional ? [[lit('}')]] : []), ...(pick !== null ? [[ref(pick)]] : [])]);
-    return this.b.rule([[lit('{'), ws, ref(first)]]);
+    if (additional === undefined || additional === false) return objectRule(this.j, members, null);
+    const ws = ref(this.j.ws());
+    const declared = [...Object.keys(props), ...required];
+    const extraValue = this.value(additional, pointer(path, 'additionalProperties'));
+    return objectRule(this.j, members, [ref(keyExcept(this.j, declared)), ws, lit(':'), ws, ref(extraValue)]);
   }
 
   private arrayRule(s: SchemaObject, path: string): number {
