@@ -50,6 +50,7 @@ import {
   checkKeywords,
   hasConstraints,
   isSchemaObject,
+  jsonCopy,
   jsonEqual,
   jsonTypeOf,
   nodeTypes,
@@ -394,7 +395,15 @@ class SchemaCompiler {
  * guarantee, E_INPUT for a malformed or unsatisfiable schema.
  */
 export function compileJsonSchema(schema: unknown): GrammarIR {
-  const root = asSchema(schema, '#');
+  let copy: unknown;
+  try {
+    copy = jsonCopy(schema, '#');
+  } catch (e) {
+    if (e instanceof QwenVLError) throw e;
+    // A getter or proxy of the caller's that throws.
+    throw inputError(`#: the schema could not be read (${e instanceof Error ? e.message : String(e)})`);
+  }
+  const root = asSchema(copy, '#');
   const c = new SchemaCompiler(root);
   const ir = c.b.build(c.value(root, '#'));
   const cycle = leftRecursion(ir);
