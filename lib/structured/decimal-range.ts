@@ -3,12 +3,13 @@
  * and then by leading digit. `rule(lo, hi, frac)` is the numbers N / 10^frac for the integers N in
  * [lo, hi], written with exactly `frac` fraction digits (none when 0), no leading zeros (one "0" before
  * the point when the integer part is zero) and no `-0`. Bounds are BigInts; null means unbounded (only
- * for frac 0: integers).
+ * for frac 0: integers, then of at most MAX_INTEGER_DIGITS digits).
  * @internal
  * @module
  */
 import { type Alternative, type GrammarBuilder, cls, lit, ref } from './grammar-builder.js';
 import { rangeSet } from './code-point-set.js';
+import { MAX_INTEGER_DIGITS } from './json-text.js';
 
 function digitClass(lo: number, hi: number): Alternative {
   return lo === hi ? [lit(String(lo))] : [cls(rangeSet(0x30 + lo, 0x30 + hi))];
@@ -18,17 +19,16 @@ const allZeros = (s: string) => /^0*$/.test(s);
 const allNines = (s: string) => /^9*$/.test(s);
 
 export class DecimalRanges {
-  private tail: number | undefined;
+  /** tails[k]: at most k more digits. */
+  private readonly tails: number[] = [];
 
   constructor(private readonly b: GrammarBuilder) {}
 
-  /** Any number of digits. */
-  private anyTail(): number {
-    if (this.tail === undefined) {
-      this.tail = this.b.reserve();
-      this.b.define(this.tail, [[], [...digitClass(0, 9), ref(this.tail)]]);
-    }
-    return this.tail;
+  /** At most `k` more digits. */
+  private tail(k: number): number {
+    if (this.tails.length === 0) this.tails.push(this.b.rule([[]]));
+    while (this.tails.length <= k) this.tails.push(this.b.rule([[], [...digitClass(0, 9), ref(this.tails[this.tails.length - 1])]]));
+    return this.tails[k];
   }
 
   /** The point, when `remaining` digits are left and they are the fraction. */
@@ -83,7 +83,10 @@ export class DecimalRanges {
       const z = hi !== null && hi < last ? hi : last;
       if (a <= z) alts.push(...this.fixedLength(a.toString().padStart(len, '0'), z.toString().padStart(len, '0'), frac));
     }
-    if (hi === null) alts.push([...digitClass(1, 9), ...this.anyDigits(loLen, 0), ref(this.anyTail())]);
+    // Unbounded above: longer integers, up to MAX_INTEGER_DIGITS digits (so they stay finite doubles).
+    if (hi === null && loLen < MAX_INTEGER_DIGITS) {
+      alts.push([...digitClass(1, 9), ...this.anyDigits(loLen, 0), ref(this.tail(MAX_INTEGER_DIGITS - loLen - 1))]);
+    }
     return alts;
   }
 

@@ -55,37 +55,43 @@ export class GrammarBuilder {
     return this.rules.length - 1;
   }
 
-  /**
-   * A rule matching exactly one of `texts`, as a trie: texts sharing a prefix share its items, so the
-   * choice is made one character at a time instead of keeping an alternative per text alive.
-   */
+  /** A rule matching exactly one of `texts` (as a trie, see `choice`). */
   literals(texts: readonly string[]): number {
+    return this.choice(texts.map((text) => ({ text, then: [] })));
+  }
+
+  /**
+   * A rule matching one entry's text followed by that entry's `then`, as a trie: texts sharing a prefix
+   * share its items, so the choice is made one character at a time instead of keeping an alternative per
+   * entry alive. A text repeated keeps its first entry.
+   */
+  choice(entries: ReadonlyArray<{ text: string; then: Alternative }>): number {
     interface Node {
-      end: boolean;
+      then?: Alternative;
       next: Map<string, Node>;
     }
-    const root: Node = { end: false, next: new Map() };
-    for (const t of texts) {
+    const root: Node = { next: new Map() };
+    for (const { text, then } of entries) {
       let node = root;
-      for (const c of t) {
+      for (const c of text) {
         let child = node.next.get(c);
-        if (!child) node.next.set(c, (child = { end: false, next: new Map() }));
+        if (!child) node.next.set(c, (child = { next: new Map() }));
         node = child;
       }
-      node.end = true;
+      node.then ??= then;
     }
     const emit = (node: Node): Alternative[] => {
-      const alts: Alternative[] = node.end ? [[]] : [];
+      const alts: Alternative[] = node.then ? [node.then] : [];
       for (const [c, child] of node.next) {
         // Follow a run of single-child nodes as one literal.
         let run = c;
         let at = child;
-        while (!at.end && at.next.size === 1) {
+        while (!at.then && at.next.size === 1) {
           const [[c2, n2]] = at.next;
           run += c2;
           at = n2;
         }
-        alts.push(at.next.size === 0 ? [lit(run)] : [lit(run), ref(this.rule(emit(at)))]);
+        alts.push(at.next.size === 0 ? [lit(run), ...at.then!] : [lit(run), ref(this.rule(emit(at)))]);
       }
       return alts;
     };

@@ -19,7 +19,8 @@
  * - Without `additionalProperties`, no other members are written (every such object is still valid);
  *   with `true` or a schema, extra members may follow the declared ones, under keys written without
  *   escapes that differ from every declared name.
- * - enum/const values are written as compact JSON, and only those the rest of their schema allows.
+ * - enum/const values are written as compact JSON, and only those the rest of their schema allows
+ *   (schema-validate.ts).
  * - A number with bounds is written without exponent, in at most {@link MAX_NUMBER_DIGITS} digits.
  * - uniqueItems arrays list their values in the order the schema gives them.
  * @internal
@@ -34,11 +35,13 @@ import { DecimalRanges } from './decimal-range.js';
 import { patternContent } from './pattern.js';
 import { FORMAT_PATTERNS } from './formats.js';
 import { keyExcept } from './object-keys.js';
+import { type Member, objectRule } from './object-members.js';
 import { isIntegerFormat, numberBounds, scaledRange } from './number-bounds.js';
 import { checkOneOf } from './one-of.js';
 import { SchemaMerger } from './schema-merge.js';
 import { leftRecursion } from './check.js';
-import { recognizes } from './recognize.js';
+import { SchemaValidator } from './schema-validate.js';
+import { resolveRef } from './schema-ref.js';
 import {
   type JsonType,
   type Schema,
@@ -47,6 +50,7 @@ import {
   checkKeywords,
   hasConstraints,
   isSchemaObject,
+  jsonCopy,
   jsonEqual,
   jsonTypeOf,
   nodeTypes,
@@ -90,24 +94,12 @@ class SchemaCompiler {
   private readonly refs = new Map<string, number>();
   private readonly inProgress = new Map<string, number | undefined>();
   readonly merger = new SchemaMerger((r, path) => this.resolve(r, path));
+  private readonly validator = new SchemaValidator((r, path) => this.resolve(r, path));
 
   constructor(private readonly root: Schema) {}
 
-  /** The schema a `$ref` points at. */
   private resolve(target: string, path: string): Schema {
-    if (!target.startsWith('#')) throw unsupported(path, `the $ref ${JSON.stringify(target)} (only "#/..." pointers within the schema)`);
-    let node: unknown = this.root;
-    if (target !== '#') {
-      if (!target.startsWith('#/')) throw unsupported(path, `the $ref ${JSON.stringify(target)} (anchors)`);
-      for (const raw of target.slice(2).split('/')) {
-        const token = decodeURIComponent(raw).replace(/~1/g, '/').replace(/~0/g, '~');
-        if (!isSchemaObject(node) && !Array.isArray(node)) node = undefined;
-        else node = Object.hasOwn(node, token) ? (node as Record<string, unknown>)[token] : undefined;
-        if (node === undefined) break;
-      }
-    }
-    if (node === undefined) throw inputError(`${path}: $ref ${JSON.stringify(target)} points at nothing`);
-    return asSchema(node, target);
+    return resolveRef(this.root, target, path);
   }
 
   /** The rule for the values `schema` accepts; E_INPUT when it accepts none. */
@@ -193,12 +185,9 @@ class SchemaCompiler {
     values = values.filter((v, i) => values.findIndex((w) => jsonEqual(v, w)) === i);
     const rest = without(s, ['enum', 'const']);
     if (hasConstraints(rest)) {
-      const restRule = this.value(rest, path);
-      if (!this.b.complete(restRule)) {
-        throw unsupported(path, 'enum/const together with other keywords inside a recursive schema');
-      }
-      const restGrammar = this.b.build(restRule);
-      values = values.filter((v) => recognizes(restGrammar, JSON.stringify(v)));
+      // Compiled too, so an unsupported or malformed keyword there is reported like anywhere else.
+      this.value(rest, path);
+      values = values.filter((v) => this.validator.valid(v, rest, path));
     }
     if (values.length === 0) throw inputError(`${where}: no enum/const value satisfies the rest of the schema`);
     return values;
@@ -289,15 +278,7 @@ class SchemaCompiler {
       throw inputError(`${pointer(path, 'required')}: expected an array of strings, got ${describe(required)}`);
     }
     const additional = s.additionalProperties === undefined ? undefined : asSchema(s.additionalProperties, pointer(path, 'additionalProperties'));
-    const members: Array<{ item: Alternative; required: boolean }> = [];
-    const ws = ref(this.j.ws());
-    const member = (name: string, schema: Schema, where: string): Alternative => [
-      lit(JSON.stringify(name)),
-      ws,
-      lit(':'),
-      ws,
-      ref(this.value(schema, where)),
-    ];
+    const members: Member[] = [];
     for (const [name, sub] of Object.entries(props)) {
       const where = pointer(propsPath, name);
       const schema = asSchema(sub, where);
@@ -306,39 +287,21 @@ class SchemaCompiler {
         if (isRequired) throw inputError(`${pointer(path, 'required')}: the required property "${name}" has the schema false`);
         continue;
       }
-      members.push({ item: member(name, schema, where), required: isRequired });
+      members.push({ key: JSON.stringify(name), value: this.value(schema, where), required: isRequired });
     }
     for (const name of new Set(required)) {
       if (Object.hasOwn(props, name)) continue;
       if (additional === false) {
         throw inputError(`${pointer(path, 'required')}: the required property "${name}" is not allowed by additionalProperties false`);
       }
-      members.push({ item: member(name, additional ?? true, pointer(path, 'additionalProperties')), required: true });
+      const where = pointer(path, 'additionalProperties');
+      members.push({ key: JSON.stringify(name), value: this.value(additional ?? true, where), required: true });
     }
-    // From the last member to the first: pick (after "{" or ",": write this member, or skip it when it is
-    // optional; null when nothing may follow) and after (a member written: "}" or "," then pick). The
-    // alternatives at a "," are then told apart by their keys alone.
-    let pick: number | null = null;
-    let after: number;
-    let allOptional = true;
-    if (additional === undefined || additional === false) {
-      after = this.b.rule([[lit('}')]]);
-    } else {
-      const declared = [...Object.keys(props), ...required];
-      const extra = [ref(keyExcept(this.j, declared)), ws, lit(':'), ws, ref(this.value(additional, pointer(path, 'additionalProperties')))];
-      after = this.b.reserve();
-      pick = this.b.rule([[...extra, ws, ref(after)]]);
-      this.b.define(after, [[lit('}')], [lit(','), ws, ref(pick)]]);
-    }
-    for (let i = members.length - 1; i >= 0; i--) {
-      const { item, required: isRequired } = members[i];
-      const skip = !isRequired && pick !== null ? [[ref(pick)]] : [];
-      pick = this.b.rule([[...item, ws, ref(after)], ...skip]);
-      allOptional &&= !isRequired;
-      after = this.b.rule([...(allOptional ? [[lit('}')]] : []), [lit(','), ws, ref(pick)]]);
-    }
-    const first = this.b.rule([...(allOptional ? [[lit('}')]] : []), ...(pick !== null ? [[ref(pick)]] : [])]);
-    return this.b.rule([[lit('{'), ws, ref(first)]]);
+    if (additional === undefined || additional === false) return objectRule(this.j, members, null);
+    const ws = ref(this.j.ws());
+    const declared = [...Object.keys(props), ...required];
+    const extraValue = this.value(additional, pointer(path, 'additionalProperties'));
+    return objectRule(this.j, members, [ref(keyExcept(this.j, declared)), ws, lit(':'), ws, ref(extraValue)]);
   }
 
   private arrayRule(s: SchemaObject, path: string): number {
@@ -432,7 +395,15 @@ class SchemaCompiler {
  * guarantee, E_INPUT for a malformed or unsatisfiable schema.
  */
 export function compileJsonSchema(schema: unknown): GrammarIR {
-  const root = asSchema(schema, '#');
+  let copy: unknown;
+  try {
+    copy = jsonCopy(schema, '#');
+  } catch (e) {
+    if (e instanceof QwenVLError) throw e;
+    // A getter or proxy of the caller's that throws.
+    throw inputError(`#: the schema could not be read (${e instanceof Error ? e.message : String(e)})`);
+  }
+  const root = asSchema(copy, '#');
   const c = new SchemaCompiler(root);
   const ir = c.b.build(c.value(root, '#'));
   const cycle = leftRecursion(ir);

@@ -11,13 +11,20 @@
  *   escapes `\" \\ \/ \b \f \n \r \t` and `\uXXXX`. A `\u` escape names a non-surrogate code point, or two
  *   of them form a valid surrogate pair: every escape decodes to exactly one code point, which is what
  *   `minLength`/`maxLength` count.
- * - Numbers follow JSON's grammar (no leading zeros, no `+`, no bare `.`); integers are written without
+ * - Numbers follow JSON's grammar (no leading zeros, no `+`, no bare `.`) with at most
+ *   {@link MAX_INTEGER_DIGITS} integer digits and two exponent digits; integers are written without
  *   fraction or exponent, and without `-0`.
  * @internal
  * @module
  */
 import { type Alternative, type GrammarBuilder, cls, lit, ref } from './grammar-builder.js';
 import { type CodePointSet, charSet, intersectSets, normalizeSet, rangeSet, unionSets } from './code-point-set.js';
+
+/**
+ * The most digits of an integer part (a bound's own digits aside): with exponents of at most two digits,
+ * every number written parses to a finite double (1e999 or a 400-digit integer would be Infinity).
+ */
+export const MAX_INTEGER_DIGITS = 200;
 
 /** The most spaces/tabs after a newline in one stretch of whitespace. */
 export const WS_MAX_INDENT = 32;
@@ -85,8 +92,14 @@ export class JsonText {
     });
   }
 
+  /** Any number of digits (fractions). */
   digits(): number {
     return this.once('digits', () => this.star([cls(DIGIT)]));
+  }
+
+  /** The digits after an integer's first: at most MAX_INTEGER_DIGITS - 1. */
+  moreIntegerDigits(): number {
+    return this.once('intDigits', () => this.upTo([cls(DIGIT)], MAX_INTEGER_DIGITS - 1));
   }
 
   /** One character of string content, as the JSON text writes it. */
@@ -141,17 +154,17 @@ export class JsonText {
 
   number(): number {
     return this.once('number', () => {
-      const digits = ref(this.digits());
-      const int = this.b.rule([[lit('0')], [cls(rangeSet(0x31, 0x39)), digits]]);
-      const frac = this.b.rule([[], [lit('.'), cls(DIGIT), digits]]);
-      const exp = this.b.rule([[], [cls(charSet('eE')), ref(this.b.rule([[], [cls(charSet('+-'))]])), cls(DIGIT), digits]]);
+      const int = this.b.rule([[lit('0')], [cls(rangeSet(0x31, 0x39)), ref(this.moreIntegerDigits())]]);
+      const frac = this.b.rule([[], [lit('.'), cls(DIGIT), ref(this.digits())]]);
+      const sign = ref(this.b.rule([[], [cls(charSet('+-'))]]));
+      const exp = this.b.rule([[], [cls(charSet('eE')), sign, cls(DIGIT)], [cls(charSet('eE')), sign, cls(DIGIT), cls(DIGIT)]]);
       return this.b.rule([[ref(int), ref(frac), ref(exp)], [lit('-'), ref(int), ref(frac), ref(exp)]]);
     });
   }
 
   integer(): number {
     return this.once('integer', () => {
-      const positive = [cls(rangeSet(0x31, 0x39)), ref(this.digits())];
+      const positive = [cls(rangeSet(0x31, 0x39)), ref(this.moreIntegerDigits())];
       return this.b.rule([[lit('0')], positive, [lit('-'), ...positive]]);
     });
   }

@@ -64,6 +64,35 @@ export function isSchemaObject(v: unknown): v is SchemaObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** The deepest nesting a schema document may have. */
+const MAX_DOCUMENT_DEPTH = 1000;
+
+/**
+ * A plain JSON copy of a schema document: what the compiler reads, so later changes to the caller's
+ * object, getters, cycles or non-JSON values (NaN, functions, BigInts) cannot reach it. Keys whose value
+ * is undefined are left out, as JSON.stringify does; anything else that JSON cannot hold is E_INPUT
+ * naming where.
+ */
+export function jsonCopy(v: unknown, path: string, stack: object[] = []): unknown {
+  if (v === null || typeof v === 'string' || typeof v === 'boolean') return v;
+  if (typeof v === 'number') {
+    if (Number.isFinite(v)) return v;
+  } else if (typeof v === 'object') {
+    if (stack.includes(v)) throw inputError(`${path}: the schema refers to itself (a cycle in the object; use $ref)`);
+    if (stack.length >= MAX_DOCUMENT_DEPTH) throw inputError(`${path}: the schema is nested more than ${MAX_DOCUMENT_DEPTH} deep`);
+    stack.push(v);
+    try {
+      if (Array.isArray(v)) return v.map((x, i) => jsonCopy(x, pointer(path, i), stack));
+      const out: SchemaObject = {};
+      for (const [k, x] of Object.entries(v)) if (x !== undefined) out[k] = jsonCopy(x, pointer(path, k), stack);
+      return out;
+    } finally {
+      stack.pop();
+    }
+  }
+  throw inputError(`${path}: expected a JSON value, got ${describe(v)}`);
+}
+
 /** E_INPUT unless `v` is a schema (an object or a boolean). */
 export function asSchema(v: unknown, path: string): Schema {
   if (typeof v === 'boolean' || isSchemaObject(v)) return v;

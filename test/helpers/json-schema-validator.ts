@@ -21,3 +21,10 @@ export function validatorFor(schema: unknown): (value: unknown) => boolean {
   const validate = ajv.compile(schema as object);
   return (value) => validate(value) as boolean;
 }
+
+/** Whether a parsed value holds a number JSON text can say but a double cannot (1e999 parses to Infinity). */
+export function nonFinite(v: unknown): boolean {
+  if (typeof v === 'number') return !Number.isFinite(v);
+  if (typeof v !== 'object' || v === null) return false;
+  return Object.values(v).some(nonFinite);
+}

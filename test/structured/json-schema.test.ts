@@ -19,13 +19,13 @@ const CASES: Record<string, Case> = {
   },
   'type number': {
     schema: { type: 'number' },
-    accept: ['0', '-0', '12', '-3.25', '1e9', '1E+9', '2.5e-3', '0.0'],
-    reject: ['01', '+1', '.5', '1.', '1e', '-', '0x10', 'NaN', 'Infinity', '1 ', ' 1'],
+    accept: ['0', '-0', '12', '-3.25', '1e9', '1E+9', '2.5e-3', '0.0', '1e99', `9${'0'.repeat(199)}.5e-99`],
+    reject: ['01', '+1', '.5', '1.', '1e', '-', '0x10', 'NaN', 'Infinity', '1 ', ' 1', '1e999', `1${'0'.repeat(200)}`],
   },
   'type integer': {
     schema: { type: 'integer' },
-    accept: ['0', '7', '-12', '123456789012345678901234567890'],
-    reject: ['-0', '01', '1.0', '1e3', '+5', '1.5'],
+    accept: ['0', '7', '-12', '123456789012345678901234567890', `-${'9'.repeat(200)}`],
+    reject: ['-0', '01', '1.0', '1e3', '+5', '1.5', `1${'0'.repeat(200)}`],
   },
   'type boolean and null': {
     schema: { type: ['boolean', 'null'] },
@@ -68,6 +68,17 @@ const CASES: Record<string, Case> = {
     reject: ['"b"', '2.0', '{"k": [true]}', '"A"'],
   },
   'enum filtered by type': { schema: { type: 'integer', enum: ['1', 1, 2.5, 3] }, accept: ['1', '3'], reject: ['"1"', '2.5'] },
+  'enum values filtered by the rest of the schema, whatever the key order': {
+    schema: {
+      type: ['object', 'null'],
+      properties: { a: { type: 'integer', maximum: 5 } },
+      required: ['a'],
+      enum: [{ b: 1, a: 2 }, { a: 9 }, { b: 1 }, null, 3],
+    },
+    accept: ['{"b":1,"a":2}', 'null'],
+    reject: ['3', '{"a":9}', '{"b":1}', '{"a":2,"b":1}'],
+  },
+  'enum of integers': { schema: { type: 'integer', nullable: true, enum: [1.0, 2.5, null, '3'] }, accept: ['1', 'null'], reject: ['2.5', '"3"'] },
   const: { schema: { const: 'x"y' }, accept: ['"x\\"y"'], reject: ['"x"', '"x\\u0022y"'] },
   'items, minItems, maxItems': {
     schema: { type: 'array', items: { type: 'integer' }, minItems: 1, maxItems: 3 },
@@ -203,7 +214,11 @@ const CASES: Record<string, Case> = {
     accept: ['4', '25', '-1.5', '-1', '-1.25'],
     reject: ['3', '26', '-1.6', '-0.5', '-2'],
   },
-  'integer minimum only': { schema: { type: 'integer', minimum: 95 }, accept: ['95', '100', '99999999'], reject: ['94', '9', '-95'] },
+  'integer minimum only': {
+    schema: { type: 'integer', minimum: 95 },
+    accept: ['95', '100', '99999999', '9'.repeat(200)],
+    reject: ['94', '9', '-95', '1'.repeat(201)],
+  },
   'integer maximum only': { schema: { type: 'integer', maximum: -95 }, accept: ['-95', '-100', '-99999999'], reject: ['-94', '0', '95'] },
   'annotations ignored': {
     schema: { title: 't', description: 'd', default: 1, examples: [1], $comment: 'c', deprecated: true, readOnly: true, writeOnly: false, type: 'integer' },
@@ -248,8 +263,8 @@ describe('structured output: JSON schema reference cases', () => {
     const cases: Array<[unknown, string, number]> = [
       // An enum is a trie: a handful of items whatever the number of values.
       [{ enum: words }, JSON.stringify(words[1234]), 50],
-      // Optional members: one live alternative per member that may come next, not more.
-      [{ type: 'object', properties: props }, JSON.stringify({ [words[3]]: 1, [words[200]]: 2, [words[399]]: 3 }), 2 * 400 + 20],
+      // Optional members: a few key tries over blocks of the members that may come next (O(log n)).
+      [{ type: 'object', properties: props }, JSON.stringify({ [words[3]]: 1, [words[200]]: 2, [words[399]]: 3 }), 60],
     ];
     for (const [schema, text, most] of cases) {
       const r = GrammarRecognizer.of(compileJsonSchema(schema));
@@ -264,10 +279,20 @@ describe('structured output: JSON schema reference cases', () => {
   });
 
   it('shares one rule per distinct sub-schema', () => {
-    const leaf = { type: 'object', properties: { s: { type: 'string', maxLength: 9 } } };
-    const one = compileJsonSchema({ type: 'array', items: leaf });
-    const many = compileJsonSchema({ type: 'object', properties: { a: leaf, b: leaf, c: leaf, d: { type: 'array', items: leaf } } });
-    // Four more references to the same leaf cost a few member rules, not four copies of it.
-    expect(many.rules.length).toBeLessThan(one.rules.length + 12);
+    /** The distinct rules that member values (what follows `:` and whitespace) refer to. */
+    const valueRules = (schema: (i: number) => unknown) => {
+      const ir = compileJsonSchema({ type: 'object', properties: Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`p${i}`, schema(i)])) });
+      const out = new Set<number>();
+      for (const alt of ir.rules.flat()) {
+        alt.forEach((it, k) => {
+          const value = alt[k + 2];
+          if ('lit' in it && it.lit === ':' && value && 'ref' in value) out.add(value.ref);
+        });
+      }
+      return out.size;
+    };
+    const leaf = (n: number) => ({ type: 'object', properties: { s: { type: 'string', maxLength: n } } });
+    expect(valueRules(() => leaf(30))).toBe(2); // the leaf object and its string, once for all 8 members
+    expect(valueRules((i) => leaf(30 + i))).toBe(16);
   });
 });

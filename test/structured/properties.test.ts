@@ -3,7 +3,7 @@ import { compileJsonSchema, jsonObjectGrammar } from '../../lib/structured/json-
 import { recognizes } from '../../lib/structured/recognize.js';
 import { checkGrammar } from '../../lib/structured/check.js';
 import { randomSentence, seededRandom } from '../helpers/grammar-sentences.js';
-import { validatorFor } from '../helpers/json-schema-validator.js';
+import { nonFinite, validatorFor } from '../helpers/json-schema-validator.js';
 import { PROPERTY_SCHEMAS } from './schemas.js';
 
 const SENTENCES = 150;
@@ -23,6 +23,7 @@ describe('structured output: random sentences of each compiled schema are valid 
         let value: unknown;
         expect(() => (value = JSON.parse(text)), text).not.toThrow();
         expect(valid(value), `${JSON.stringify(text)} is not valid`).toBe(true);
+        expect(nonFinite(value), `${JSON.stringify(text)} holds a number beyond doubles`).toBe(false);
         expect(recognizes(ir, text), text).toBe(true);
       }
       // The generator explores: a grammar with one sentence is only right for one-value schemas.

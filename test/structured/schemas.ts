@@ -39,6 +39,14 @@ export const PROPERTY_SCHEMAS: Record<string, unknown> = {
     type: 'object',
     properties: { a: { type: 'boolean' }, b: { type: 'null' }, c: { type: 'number' } },
   },
+  manyMembers: {
+    type: 'object',
+    properties: Object.fromEntries(
+      Array.from({ length: 23 }, (_, i) => [`k${(i * 7) % 23}${i % 3 === 0 ? '' : 'x'}`, i % 2 ? { type: 'integer', minimum: i } : { const: i }]),
+    ),
+    required: ['k0', 'k7x', 'k15', 'k22x'],
+    additionalProperties: { type: 'boolean' },
+  },
   objectAdditionalTrue: {
     type: 'object',
     properties: { a: { type: 'integer' }, ab: { type: 'string' } },
