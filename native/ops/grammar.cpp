@@ -169,8 +169,8 @@ class Builder {
   Grammar& g_;
 };
 
-// Left recursion: a rule reachable from itself through refs preceded only by nullable items.
-void check_left_recursion(const Grammar& g) {
+// Rules that can match the empty text.
+std::vector<uint8_t> nullable_rules(const Grammar& g) {
   const size_t R = g.alt_off.size() - 1;
   std::vector<uint8_t> nullable(R, 0);
   auto alt_nullable = [&](int32_t e) {
@@ -192,6 +192,12 @@ void check_left_recursion(const Grammar& g) {
       }
     }
   }
+  return nullable;
+}
+
+// Left recursion: a rule reachable from itself through refs preceded only by nullable items.
+void check_left_recursion(const Grammar& g, const std::vector<uint8_t>& nullable) {
+  const size_t R = g.alt_off.size() - 1;
   // Edges r -> s: s may start r's text. A DFS with colours finds a cycle.
   std::vector<std::vector<int32_t>> edges(R);
   for (size_t r = 0; r < R; ++r) {
@@ -223,6 +229,74 @@ void check_left_recursion(const Grammar& g) {
         colour[static_cast<size_t>(s)] = 1;
         path.emplace_back(s, 0);
       }
+    }
+  }
+}
+
+// Fills repeat_head / repeat_left (grammar.h): finds the chains R_k := "" | X R_{k+1} ... R_n := "".
+void find_repeats(Grammar& g, const std::vector<uint8_t>& nullable) {
+  const size_t R = g.alt_off.size() - 1;
+  g.repeat_head.assign(g.elems.size(), -1);
+  g.repeat_left.assign(g.elems.size(), -1);
+  auto kind = [&](int32_t e) { return g.elems[static_cast<size_t>(e)].kind; };
+  auto empty_alt = [&](int32_t a) { return kind(g.alt_start[static_cast<size_t>(a)]) == Elem::End; };
+  // Per rule: -1 not in a chain, else the element of its "X R_{k+1}" alternative's Ref R_{k+1}.
+  std::vector<int32_t> step(R, -1);
+  std::vector<uint8_t> terminal(R, 0);
+  for (size_t r = 0; r < R; ++r) {
+    const int32_t a0 = g.alt_off[r], a1 = g.alt_off[r + 1];
+    if (a1 - a0 == 1 && empty_alt(a0)) terminal[r] = 1;
+    if (a1 - a0 != 2) continue;
+    const int32_t full = empty_alt(a0) ? a0 + 1 : empty_alt(a0 + 1) ? a0 : -1;
+    if (full < 0) continue;
+    const int32_t e = g.alt_start[static_cast<size_t>(full)];
+    if (kind(e) != Elem::Ref || kind(e + 1) != Elem::Ref || kind(e + 2) != Elem::End) continue;
+    if (nullable[static_cast<size_t>(g.elems[static_cast<size_t>(e)].arg)]) continue;
+    step[r] = e + 1;
+  }
+  auto x_of = [&](size_t r) { return g.elems[static_cast<size_t>(step[r] - 1)].arg; };
+  auto next_of = [&](size_t r) { return static_cast<size_t>(g.elems[static_cast<size_t>(step[r])].arg); };
+  // X left after rule r's Ref, following the chain while X stays the same: -1 when it is not a chain.
+  std::vector<int32_t> left(R, -2);  // -2: not computed yet
+  for (size_t r0 = 0; r0 < R; ++r0) {
+    std::vector<size_t> path;
+    size_t r = r0;
+    int32_t base = -1;
+    while (step[r] >= 0 && left[r] == -2) {
+      path.push_back(r);
+      left[r] = -3;  // on the path (a cycle is right recursion, not a bound)
+      const size_t s = next_of(r);
+      if (terminal[s]) { base = 0; break; }
+      if (step[s] < 0 || x_of(s) != x_of(r) || left[s] == -3) { base = -1; break; }
+      if (left[s] >= 0) { base = left[s] + 1; break; }
+      if (left[s] == -1) { base = -1; break; }
+      r = s;
+    }
+    // Unwind: each rule on the path allows one more than the next (base: what the last one's next allows).
+    for (size_t k = path.size(); k-- > 0;) {
+      if (base >= 0) ++base;
+      left[path[k]] = base;
+    }
+    if (step[r0] < 0) left[r0] = -1;
+  }
+  // The head of a chain: a chain rule no chain rule with the same X refers to.
+  std::vector<uint8_t> inner(R, 0);
+  for (size_t r = 0; r < R; ++r)
+    if (left[r] >= 0 && !terminal[next_of(r)] && left[next_of(r)] >= 0) inner[next_of(r)] = 1;
+  for (size_t h = 0; h < R; ++h) {
+    if (left[h] < 0 || inner[h]) continue;
+    const int32_t head = step[h];
+    for (size_t r = h;;) {
+      const int32_t e = step[r];
+      const size_t s = next_of(r);
+      // Shared tails: keep the head that allows the most.
+      const int32_t old = g.repeat_head[static_cast<size_t>(e)];
+      if (old < 0 || g.repeat_left[static_cast<size_t>(old)] < left[h] - 1) {
+        g.repeat_head[static_cast<size_t>(e)] = head;
+      }
+      g.repeat_left[static_cast<size_t>(e)] = terminal[s] ? 0 : left[s];
+      if (terminal[s]) break;
+      r = s;
     }
   }
 }
@@ -324,7 +398,9 @@ std::shared_ptr<const Grammar> Grammar::from_flat(const int32_t* data, int64_t n
     }
     b.end_rule();
   }
-  check_left_recursion(*g);
+  const std::vector<uint8_t> nullable = nullable_rules(*g);
+  check_left_recursion(*g, nullable);
+  find_repeats(*g, nullable);
   return g;
 }
 

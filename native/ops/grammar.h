@@ -57,6 +57,15 @@ class Grammar {
   std::vector<int32_t> alt_off;     // rule r's alternatives are alt_start[alt_off[r] .. alt_off[r + 1])
   std::vector<int32_t> alt_start;   // first element of each alternative
   int32_t ir_rules = 0;             // rules from the IR; class rules follow
+
+  // Bounded repeats (a maxLength string, a maxItems array): the IR unrolls X{0,n} into a chain of
+  // rules R_k := "" | X R_{k+1} ending in R_n := "", so every position along it is a distinct stack.
+  // Per element: for the Ref R_{k+1} inside such a chain (X the same, non-nullable, all along it),
+  // the same element at the chain's head (`repeat_head`, whose position allows the most repeats) and
+  // how many more X the referenced rule allows (`repeat_left`); -1 elsewhere. From a position with
+  // c repeats left, a token of at most c + 1 bytes cannot tell it from the head's (each X takes a byte).
+  std::vector<int32_t> repeat_head;
+  std::vector<int32_t> repeat_left;
 };
 
 // The stacks a normalized advance produces, deduplicated, written flat into `out` (appended).

@@ -52,7 +52,7 @@ VocabIndex::VocabIndex(const uint8_t* bytes, int64_t n_bytes, const int32_t* off
     }
     for (size_t d = common; d < n; ++d) {
       path.push_back(static_cast<int32_t>(nodes_.size()));
-      nodes_.push_back({0, 0, 0, static_cast<uint16_t>(d + 1), p[d]});
+      nodes_.push_back({0, 0, 0, static_cast<uint16_t>(d + 1), p[d], static_cast<uint16_t>(d + 1)});
     }
     Node& at = nodes_[static_cast<size_t>(path.back())];
     if (at.tok_end == at.tok_begin) at.tok_begin = at.tok_end = static_cast<int32_t>(node_tokens_.size());
@@ -64,6 +64,37 @@ VocabIndex::VocabIndex(const uint8_t* bytes, int64_t n_bytes, const int32_t* off
     nodes_[static_cast<size_t>(path.back())].end = static_cast<int32_t>(nodes_.size());
     path.pop_back();
   }
+  // Preorder: a node's children follow it, each subtree contiguous, so children are done first backwards.
+  for (size_t i = nodes_.size(); i-- > 0;) {
+    Node& nd = nodes_[i];
+    for (size_t c = i + 1; c < static_cast<size_t>(nd.end); c = static_cast<size_t>(nodes_[c].end))
+      nd.deepest = std::max(nd.deepest, nodes_[c].deepest);
+  }
+  const size_t words = static_cast<size_t>(mask_words(vocab));
+  short_.assign(std::min(max_len_, kShort) + 1, std::vector<uint32_t>(words, 0u));
+  for (int32_t t : ids) {
+    size_t n;
+    token(t, &n);
+    if (n > kShort) {
+      long_.emplace_back(t, n);
+      continue;
+    }
+    mask_set(short_[n].data(), t);
+  }
+  for (size_t L = 1; L < short_.size(); ++L)
+    for (size_t j = 0; j < words; ++j) short_[L][j] |= short_[L - 1][j];
+}
+
+void VocabIndex::keep_up_to(uint32_t* mask, size_t len) const {
+  if (len >= max_len_) return;
+  const std::vector<uint32_t>& keep = short_[std::min(len, short_.size() - 1)];
+  std::vector<uint32_t> longer;  // long tokens of at most len bytes that the mask holds
+  if (len > kShort) {
+    for (const auto& [t, n] : long_)
+      if (n <= len && mask_has(mask, t)) longer.push_back(static_cast<uint32_t>(t));
+  }
+  for (size_t j = 0; j < keep.size(); ++j) mask[j] &= keep[j];
+  for (uint32_t t : longer) mask_set(mask, t);
 }
 
 MaskCache::MaskCache(std::shared_ptr<const grammar::Grammar> g, std::shared_ptr<const VocabIndex> v, size_t max_bytes)

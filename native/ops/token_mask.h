@@ -16,6 +16,10 @@
 //                string's characters to its closing quote;
 //              - per whole state: the finished mask (a repeated state, like "inside a string", is a copy);
 //              - the walk's parser states and their byte transitions, memoized (MaskCache::scratch).
+//              A stack top inside a bounded repeat (grammar.h repeat_head: a maxLength string's
+//              characters) takes the tokens of at most c + 1 bytes (c: repeats left) from its chain
+//              head's position and walks only the subtrees of longer tokens, so the ~60 distinct
+//              positions of a maxLength 60 string cost one full walk, not 60.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -42,6 +46,7 @@ class VocabIndex {
     int32_t tok_end;
     uint16_t depth;     // bytes from the root (the root itself is not stored; depth 1 = first byte)
     uint8_t byte;
+    uint16_t deepest;   // the depth of the longest token in this node's subtree (itself included)
   };
 
   int64_t vocab() const { return vocab_; }
@@ -53,6 +58,8 @@ class VocabIndex {
   const std::vector<int32_t>& node_tokens() const { return node_tokens_; }
   size_t max_len() const { return max_len_; }
   int64_t text_tokens() const { return static_cast<int64_t>(node_tokens_.size()); }
+  // Keeps in `mask` (mask_words long) only the tokens of at most `len` bytes.
+  void keep_up_to(uint32_t* mask, size_t len) const;
 
  private:
   int64_t vocab_;
@@ -61,6 +68,11 @@ class VocabIndex {
   std::vector<Node> nodes_;
   std::vector<int32_t> node_tokens_;
   size_t max_len_ = 0;
+  // Tokens by length, for keep_up_to: short_[L] is the mask of tokens of at most L bytes (L <= kShort);
+  // longer ones are few and listed with their lengths.
+  static constexpr size_t kShort = 64;
+  std::vector<std::vector<uint32_t>> short_;
+  std::vector<std::pair<int32_t, size_t>> long_;
 };
 
 inline int64_t mask_words(int64_t vocab) { return (vocab + 31) / 32; }

@@ -142,6 +142,94 @@ Ir json_grammar() {
   return g;
 }
 
+// Appends the chain a bounded repeat X{0,n} compiles to (R_k := "" | X R_{k+1}, R_n := ""), the
+// non-empty alternative first or second; returns R_0.
+int32_t repeat_chain(Ir& g, int32_t x, int n, bool full_first) {
+  const int32_t first = static_cast<int32_t>(g.rules.size());
+  for (int k = 0; k < n; ++k) {
+    std::vector<Ir::Item> full{Ir::ref(x), Ir::ref(first + k + 1)};
+    g.rules.push_back(full_first ? std::vector<std::vector<Ir::Item>>{full, {}} : std::vector<std::vector<Ir::Item>>{{}, full});
+  }
+  g.rules.push_back({{}});
+  return first;
+}
+
+// Bounded repeats as the schema compiler unrolls them (maxLength strings, maxItems arrays), in the
+// shapes the trie's repeat shortcut (grammar.h repeat_head) must get right: a plain chain, one after
+// a mandatory prefix (minLength), two heads sharing a tail, a chain whose X changes (not a repeat),
+// a chain inside a chain's X (two chain elements in one stack top), a chain longer than the
+// vocabulary's short-token buckets, a multi-byte class, and right recursion around them all.
+Ir repeats_grammar() {
+  Ir g;
+  using I = Ir;
+  enum { Doc, Root, Char, Digit, Cjk, Item, N };
+  g.rules.resize(N);
+  g.rules[Char] = {{I::cls({{'"', '"'}, {'\\', '\\'}, {0, 0x1F}}, true)}, {I::lit("\\"), I::cls({{'"', '"'}, {'\\', '\\'}, {'n', 'n'}})}};
+  g.rules[Digit] = {{I::cls({{'0', '9'}})}};
+  g.rules[Cjk] = {{I::cls({{0x4E00, 0x4E2D}})}};
+  const I::Item q = I::lit("\"");
+  const int32_t s5 = repeat_chain(g, Char, 5, false);
+  const int32_t s10 = repeat_chain(g, Char, 10, true);
+  const int32_t s80 = repeat_chain(g, Char, 80, false);
+  const int32_t cjk = repeat_chain(g, Cjk, 6, true);
+  const int32_t inner = repeat_chain(g, Char, 4, false);
+  g.rules[Item] = {{I::lit("-"), I::ref(inner)}};
+  const int32_t items = repeat_chain(g, Item, 3, false);
+  // Shared tail: Ha -> Hb -> M -> E and Hc -> M.
+  const int32_t ha = static_cast<int32_t>(g.rules.size());
+  g.rules.push_back({{}, {I::ref(Char), I::ref(ha + 1)}});
+  g.rules.push_back({{}, {I::ref(Char), I::ref(ha + 3)}});
+  g.rules.push_back({{}, {I::ref(Char), I::ref(ha + 3)}});  // Hc
+  g.rules.push_back({{}, {I::ref(Char), I::ref(ha + 4)}});  // M
+  g.rules.push_back({{}});
+  // Not a repeat: X changes along the chain.
+  const int32_t mixed = static_cast<int32_t>(g.rules.size());
+  g.rules.push_back({{}, {I::ref(Char), I::ref(mixed + 1)}});
+  g.rules.push_back({{}, {I::ref(Digit), I::ref(mixed + 2)}});
+  g.rules.push_back({{}});
+  g.rules[Root] = {
+      {I::lit("a"), q, I::ref(s5), q},
+      {I::lit("b"), q, I::ref(Char), I::ref(Char), I::ref(s10), q},
+      {I::lit("c"), q, I::ref(ha), q},
+      {I::lit("9"), q, I::ref(ha + 2), q},
+      {I::lit("0"), q, I::ref(mixed), q},
+      {I::lit("1"), I::lit("["), I::ref(items), I::lit("]")},
+      {I::lit(":"), q, I::ref(s80), q},
+      {I::lit("{"), I::ref(cjk), I::lit("}")},
+  };
+  g.rules[Doc] = {{}, {I::ref(Root), I::ref(Doc)}};  // right recursion: not a bounded repeat
+  return g;
+}
+
+std::shared_ptr<VocabIndex> vocab_of(const std::vector<std::string>& toks);
+
+// Random tokens plus what a bounded repeat needs: runs of string characters of every length up to
+// past the vocabulary's short-token buckets, some closing the string, escapes, CJK runs, punctuation.
+std::shared_ptr<VocabIndex> repeat_vocab(Rng& rng, int64_t V) {
+  std::vector<std::string> toks;
+  static const char* kFixed[] = {"\"", "\\", "\\n", "\\\"", "-", "[", "]", "]\"", "\"-", "a\"", "\"a", "-a", "a-", "1[", "{", "}"};
+  for (const char* f : kFixed) toks.emplace_back(f);
+  while (static_cast<int64_t>(toks.size()) < V) {
+    const double u = rng.uniform();
+    std::string t;
+    if (u < 0.3) {
+      const int64_t n = rng.range(1, 100);
+      for (int64_t k = 0; k < n; ++k) t += static_cast<char>('a' + rng.range(0, 2));
+      if (rng.uniform() < 0.3) t += rng.uniform() < 0.5 ? "\"" : "-";
+    } else if (u < 0.4) {
+      for (int64_t k = rng.range(1, 8); k > 0; --k) t += utf8(static_cast<uint32_t>(0x4E00 + rng.range(0, 0x30)));
+      t.resize(static_cast<size_t>(rng.range(1, static_cast<int64_t>(t.size()))));
+    } else if (u < 0.43) {
+      t = "";  // special
+    } else {
+      while (t.size() < static_cast<size_t>(rng.range(1, 7))) t += utf8(random_cp(rng));
+      t.resize(static_cast<size_t>(rng.range(1, static_cast<int64_t>(t.size()))));
+    }
+    toks.push_back(t);
+  }
+  return vocab_of(toks);
+}
+
 // A vocabulary of V tokens: random byte strings built from the pool's UTF-8 (cut anywhere, so
 // tokens split code points), JSON punctuation runs, and some empty (special) tokens.
 std::shared_ptr<VocabIndex> random_vocab(Rng& rng, int64_t V) {
@@ -404,6 +492,11 @@ std::vector<Result> parity_token_mask(uint64_t seed) {
   }
   auto g = compile(json_grammar());
   for (int64_t V : {97, 2049, 6007}) drive(g, random_vocab(rng, V), rng, 40, variants, "json grammar V=" + std::to_string(V), results);
+  auto rg = compile(repeats_grammar());
+  for (int64_t V : {61, 777, 3001}) {
+    for (int run = 0; run < 3; ++run)
+      drive(rg, repeat_vocab(rng, V), rng, 60, variants, "bounded repeats V=" + std::to_string(V) + " run " + std::to_string(run), results);
+  }
   results.push_back(byte_semantics());
   results.push_back(sampler_checks());
   for (Result& r : ir_checks()) results.push_back(std::move(r));

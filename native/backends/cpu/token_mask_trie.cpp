@@ -105,13 +105,19 @@ class Walker {
   // Walks the trie nodes [begin, end), children of a node at `depth` (0: the root), from state
   // `start` of `dfa`, marking every token whose bytes the state survives. In local mode (a walk
   // from one stack top) the nodes where the top's rule ended with bytes below them go to `open`.
-  void walk(Dfa& dfa, int32_t start, int32_t begin, int32_t end, size_t depth, uint32_t* mask, std::vector<int32_t>* open) {
+  // With `deeper_than`, only tokens and open nodes below that depth (subtrees of shorter tokens skipped).
+  void walk(Dfa& dfa, int32_t start, int32_t begin, int32_t end, size_t depth, uint32_t* mask, std::vector<int32_t>* open,
+            size_t deeper_than = 0) {
     const std::vector<VocabIndex::Node>& nodes = v_.nodes();
     const std::vector<int32_t>& toks = v_.node_tokens();
     levels_[depth] = start;
     int32_t i = begin;
     while (i < end) {
       const VocabIndex::Node& nd = nodes[static_cast<size_t>(i)];
+      if (nd.deepest <= deeper_than) {
+        i = nd.end;
+        continue;
+      }
       const int32_t t = dfa.step(levels_[nd.depth - 1u], nd.byte);
       const int32_t id = (t >> 1) - 1;
       const bool bottom = (t & 1) != 0;
@@ -120,8 +126,10 @@ class Walker {
         continue;
       }
       // A token that ends where its stack ran empty is allowed: the text goes on below the top.
-      for (int32_t k = nd.tok_begin; k < nd.tok_end; ++k) ops::mask_set(mask, toks[static_cast<size_t>(k)]);
-      if (bottom && open && nd.end > i + 1) open->push_back(i);
+      if (nd.depth > deeper_than) {
+        for (int32_t k = nd.tok_begin; k < nd.tok_end; ++k) ops::mask_set(mask, toks[static_cast<size_t>(k)]);
+        if (bottom && open && nd.end > i + 1) open->push_back(i);
+      }
       if (id < 0) {
         i = nd.end;
         continue;
@@ -135,20 +143,47 @@ class Walker {
   std::shared_ptr<const PositionMask> position(const int32_t* top, size_t n) {
     auto pm = std::make_shared<PositionMask>();
     std::vector<uint32_t> bits(static_cast<size_t>(ops::mask_words(v_.vocab())), 0u);
+    walk_top(top, n, bits.data(), pm->open, 0);
+    pack(bits, *pm);
+    return pm;
+  }
+
+  // The same from a position inside a bounded repeat, given `head`'s: that of the same levels at the
+  // chain's head, which tokens of at most `len` bytes cannot tell from this one (grammar.h); only
+  // the longer ones are walked.
+  std::shared_ptr<const PositionMask> position_in_repeat(const int32_t* top, size_t n, const PositionMask& head, size_t len) {
+    auto pm = std::make_shared<PositionMask>();
+    std::vector<uint32_t> bits = head.bits;
+    if (bits.empty()) {
+      bits.assign(static_cast<size_t>(ops::mask_words(v_.vocab())), 0u);
+      for (int32_t t : head.ids) ops::mask_set(bits.data(), t);
+    }
+    v_.keep_up_to(bits.data(), len);
+    for (int32_t node : head.open)
+      if (v_.nodes()[static_cast<size_t>(node)].depth <= len) pm->open.push_back(node);
+    walk_top(top, n, bits.data(), pm->open, len);
+    pack(bits, *pm);
+    return pm;
+  }
+
+  void walk_top(const int32_t* top, size_t n, uint32_t* bits, std::vector<int32_t>& open, size_t deeper_than) {
     start_.assign(1, static_cast<int32_t>(n));
     start_.insert(start_.end(), top, top + n);
-    walk(local_, local_.intern(start_), 0, static_cast<int32_t>(v_.nodes().size()), 0, bits.data(), &pm->open);
+    walk(local_, local_.intern(start_), 0, static_cast<int32_t>(v_.nodes().size()), 0, bits, &open, deeper_than);
+  }
+
+  // Stores an accepted set as ids when that is smaller than the bitset.
+  void pack(std::vector<uint32_t>& bits, PositionMask& pm) {
     int64_t count = 0;
     for (uint32_t w : bits) count += __builtin_popcount(w);
     if (count * 32 < v_.vocab()) {  // sparse: an id list is smaller than the bitset
-      pm->ids.reserve(static_cast<size_t>(count));
+      pm.ids.reserve(static_cast<size_t>(count));
       for (size_t k = 0; k < bits.size(); ++k) {
-        for (uint32_t w = bits[k]; w != 0; w &= w - 1) pm->ids.push_back(static_cast<int32_t>(k * 32 + static_cast<size_t>(__builtin_ctz(w))));
+        for (uint32_t w = bits[k]; w != 0; w &= w - 1) pm.ids.push_back(static_cast<int32_t>(k * 32 + static_cast<size_t>(__builtin_ctz(w))));
       }
     } else {
-      pm->bits.swap(bits);
+      pm.bits.swap(bits);
     }
-    return pm;
   }
 
   // The whole trie from a whole state (n ints).
@@ -176,6 +211,33 @@ class Walker {
   std::vector<int32_t> levels_;  // the state id after each depth of the current path
   std::vector<int32_t> below_, start_;
 };
+
+// A stack top's position mask, from the cache or walked (and cached). With a cache, a position inside
+// a bounded repeat starts from its chain head's (itself looked up this way), so each new position
+// along a maxLength string walks only the tokens longer than the repeats it has left.
+std::shared_ptr<const PositionMask> position_mask(Walker& w, const ops::grammar::Grammar& g, ops::MaskCache* cache, const int32_t* top, size_t k) {
+  std::shared_ptr<const PositionMask> pm = cache ? cache->find_position(top, k) : nullptr;
+  if (pm) return pm;
+  size_t j = k;
+  if (cache) {
+    for (j = 0; j < k; ++j) {
+      const int32_t head = g.repeat_head[static_cast<size_t>(top[j])];
+      if (head >= 0 && head != top[j]) break;
+    }
+  }
+  if (j == k) {
+    pm = w.position(top, k);
+  } else {
+    std::array<int32_t, ops::kTopLevels> at{};
+    std::copy(top, top + k, at.begin());
+    at[j] = g.repeat_head[static_cast<size_t>(top[j])];
+    std::shared_ptr<const PositionMask> head = position_mask(w, g, cache, at.data(), k);
+    const size_t len = static_cast<size_t>(g.repeat_left[static_cast<size_t>(top[j])]) + 1;
+    pm = w.position_in_repeat(top, k, *head, len);
+  }
+  if (cache) cache->put_position(top, k, pm);
+  return pm;
+}
 
 }  // namespace
 
@@ -210,11 +272,7 @@ void token_mask_trie(const ops::TokenMaskArgs& a) {
     if (len == 0) continue;  // the complete sentence: end tokens are the caller's
     const size_t k = std::min(len, ops::kTopLevels);
     const int32_t* top = a.state + i + 1 + (len - k);
-    std::shared_ptr<const PositionMask> pm = a.cache ? a.cache->find_position(top, k) : nullptr;
-    if (!pm) {
-      pm = w.position(top, k);
-      if (a.cache) a.cache->put_position(top, k, pm);
-    }
+    std::shared_ptr<const PositionMask> pm = position_mask(w, a.masks->grammar(), a.cache, top, k);
     if (!pm->bits.empty()) {
       for (size_t j = 0; j < words; ++j) a.mask[j] |= pm->bits[j];
     }
