@@ -510,7 +510,7 @@ export class Model {
     if (o.responseFormat) {
       this.grammars ??= new ModelGrammars(this.tokenizer, this.config.text.vocabSize);
       const eos = o.eosTokenIds.length > 0 ? o.eosTokenIds : ctx.eosTokenIds;
-      ctx.constraints = this.grammars.constraints(o.responseFormat, eos, p.promptTexts.map(promptOpensThinking));
+      ctx.constraints = await this.grammars.constraints(o.responseFormat, eos, p.promptTexts.map(promptOpensThinking));
     }
     const decoders = Array.from({ length: B }, () => this.tokenizer.createStreamDecoder({ skipSpecialTokens: true }));
     const stops = Array.from({ length: B }, () => new StopMatcher(o.stop));

@@ -289,6 +289,8 @@ export interface NativeBinding {
   grammarCompile(flat: Int32Array): NativeHandle;
   /** The vocabulary's text bytes (token t: bytes[offsets[t] .. offsets[t + 1]), empty: not text), once per model. */
   grammarVocabulary(bytes: Uint8Array, offsets: Int32Array): NativeHandle;
+  /** grammarVocabulary on a worker thread (the arrays must stay unchanged until it settles). */
+  grammarVocabularyAsync(bytes: Uint8Array, offsets: Int32Array): Promise<NativeHandle>;
   /** One grammar over one vocabulary with the mask caches every sequence using it shares. */
   grammarMasks(grammar: NativeHandle, vocabulary: NativeHandle): NativeHandle;
   grammarMasksStats(masks: NativeHandle): { stateHits: number; stateMisses: number; positionHits: number; positionMisses: number; bytes: number };

@@ -3,7 +3,7 @@
 // start-after, and the typed errors. The random model writes whatever the grammar lets it: with
 // bounded strings, arrays and numbers the schema's language is finite, so it must finish, and what it
 // writes must parse and validate (ajv).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadModel, QwenVLError, type ChatMessage, type Model } from '../../lib/index.js';
 import { tokenLoop } from '../../lib/model/generate.js';
 import { resolveGenerateOptions } from '../../lib/generate/options.js';
@@ -127,20 +127,20 @@ describe('structured output on the fixture checkpoint', () => {
     const grammars = new ModelGrammars(model.tokenizer, model.config.text.vocabSize);
     try {
       const fmt = readResponseFormat('f', FORMAT)!;
-      const [constraint] = grammars.constraints(fmt, model.config.tokens.eosTokenIds, [false]);
+      const [constraint] = await grammars.constraints(fmt, model.config.tokens.eosTokenIds, [false]);
       const after = free.indexOf(marker) + 1;
       const constrained = await run([{ ...constraint, startAfter: marker }]);
       expect(constrained.slice(0, after)).toEqual(free.slice(0, after));
       expectValid(model.tokenizer.decode(constrained.slice(after)));
       // thinking rows get </think> as their start marker
-      const [thinking] = grammars.constraints(fmt, [1], [true]);
+      const [thinking] = await grammars.constraints(fmt, [1], [true]);
       expect(thinking.startAfter).toBe(model.tokenizer.tokenToId('</think>'));
     } finally {
       grammars.dispose();
     }
   });
 
-  it('the native sampler refuses a constraint over another vocabulary, bad end ids and a bad start token', () => {
+  it('the native sampler refuses a constraint over another vocabulary, bad end ids and a bad start token', async () => {
     const handle = (model as unknown as { handle: NativeHandle }).handle;
     const session = native.modelNewSession(handle, 1, 16);
     const small = native.grammarVocabulary(new Uint8Array([97]), Int32Array.from([0, 1]));
@@ -152,7 +152,7 @@ describe('structured output on the fixture checkpoint', () => {
     const grammars = new ModelGrammars(model.tokenizer, model.config.text.vocabSize);
     try {
       expect(sampling(wrong)).toThrow(/vocabulary has 1 ids/);
-      const right = grammars.masks(readResponseFormat('f', FORMAT)!);
+      const right = await grammars.masks(readResponseFormat('f', FORMAT)!);
       expect(sampling(right, { endIds: Int32Array.from([1 << 30]) })).toThrow(/endIds/);
       expect(sampling(right, { startAfter: 1 << 30 })).toThrow(/startAfter/);
       expect(sampling(right)).not.toThrow();
@@ -160,6 +160,35 @@ describe('structured output on the fixture checkpoint', () => {
       grammars.dispose();
       for (const h of [wrong, grammar, small, session]) native.disposeHandle(h);
     }
+  });
+
+  it("a model's vocabulary index is built once, off the event loop, for concurrent first requests", async () => {
+    const grammars = new ModelGrammars(model.tokenizer, model.config.text.vocabSize);
+    const builds = vi.spyOn(native, 'grammarVocabularyAsync');
+    try {
+      const fmt = readResponseFormat('f', FORMAT)!;
+      let ticked = false;
+      let tickedFirst: boolean | undefined;
+      const first = grammars.masks(fmt).then((m) => ((tickedFirst ??= ticked), m));
+      setImmediate(() => (ticked = true));
+      const [a, b, c] = await Promise.all([first, grammars.masks(fmt), grammars.masks(readResponseFormat('g', { type: 'json_object' })!)]);
+      expect(tickedFirst).toBe(true); // the loop ran while the first request's index was built
+      expect(builds).toHaveBeenCalledTimes(1);
+      expect(a).toBe(b);
+      expect(c).not.toBe(a);
+      await grammars.masks(fmt);
+      expect(builds).toHaveBeenCalledTimes(1);
+    } finally {
+      builds.mockRestore();
+      grammars.dispose();
+    }
+  });
+
+  it('a model disposed while its vocabulary is indexed: the pending request is E_DISPOSED', async () => {
+    const grammars = new ModelGrammars(model.tokenizer, model.config.text.vocabSize);
+    const pending = grammars.masks(readResponseFormat('f', FORMAT)!);
+    grammars.dispose();
+    await expect(pending).rejects.toMatchObject({ code: 'E_DISPOSED' });
   });
 
   it('unsupported keywords and malformed formats are typed errors before anything runs', async () => {

@@ -120,6 +120,30 @@ describe('native grammar entry points: typed errors', () => {
     ]);
   });
 
+  it('the vocabulary index built on a worker thread gives the same masks; its bad inputs are rejected, typed', async () => {
+    const { bytes, offsets } = await tok.textTokenBytesAsync(V, 1000);
+    const sync = tok.textTokenBytes(V);
+    const same = (x: ArrayBufferView, y: ArrayBufferView) => Buffer.from(x.buffer, x.byteOffset, x.byteLength).equals(Buffer.from(y.buffer, y.byteOffset, y.byteLength));
+    expect(same(bytes, sync.bytes) && same(offsets, sync.offsets)).toBe(true);
+    const built = await native.grammarVocabularyAsync(bytes, offsets);
+    const grammar = native.grammarCompile(flattenGrammar(compileJsonSchema({ type: 'object', properties: { a: { type: 'string', maxLength: 9 } } })));
+    const [x, y] = [native.grammarMasks(grammar, built), native.grammarMasks(grammar, vocab)];
+    const [mx, my] = [native.grammarMatcher(x), native.grammarMatcher(y)];
+    for (const text of ['', '{"a":"x', '{"a":"12345678']) {
+      const t = new TextEncoder().encode(text);
+      expect(native.matcherAdvanceBytes(mx, t)).toBe(native.matcherAdvanceBytes(my, t));
+      expect(Array.from(native.matcherMask(mx))).toEqual(Array.from(native.matcherMask(my, 'reference')));
+    }
+    for (const h of [mx, my, x, y, grammar, built]) native.disposeHandle(h);
+    for (const [b, o, message] of [[new Uint8Array(2), Int32Array.from([0, 3]), /offsets/], [new Uint8Array(2), new Uint8Array(3), /Int32Array/]] as const) {
+      // A bad argument throws at the call, a bad vocabulary rejects from the worker: both typed.
+      const err = await Promise.resolve().then(() => native.grammarVocabularyAsync(b, o as Int32Array)).then(() => undefined, (e: unknown) => e);
+      expect(err).toBeInstanceOf(QwenVLError);
+      expect((err as QwenVLError).code).toBe('E_INPUT');
+      expect((err as QwenVLError).message).toMatch(message);
+    }
+  });
+
   it('handles of the wrong kind, bad vocabularies and mismatched sessions are refused', () => {
     typed(() => native.grammarMatcher(vocab), 'E_INPUT', /grammar masks/);
     typed(() => native.grammarVocabulary(new Uint8Array(2), Int32Array.from([0, 3])), 'E_INPUT', /offsets/);
