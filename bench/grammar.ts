@@ -20,6 +20,7 @@ import { native, type NativeHandle } from '../lib/native/binding.js';
 import { flattenGrammar } from '../lib/structured/flatten-grammar.js';
 import { compileJsonSchema } from '../lib/structured/json-schema.js';
 import { QwenTokenizer } from '../lib/text/tokenizer.js';
+import { longestStall } from '../test/helpers/event-loop-stall.js';
 import { checkpointDir, EXTERNAL_FIXTURES, materializeTokenizers } from '../test/helpers/fixtures.js';
 
 const VOCAB = 151936;
@@ -175,26 +176,6 @@ function feed(masks: NativeHandle, ids: number[], variant?: string, cache = true
   return times;
 }
 
-/** The vocabulary index built as ModelGrammars builds it, with a setImmediate loop timing the event loop's stalls. */
-async function buildWhileTicking(tok: QwenTokenizer): Promise<{ vocab: NativeHandle; asyncMs: number; stallMs: number }> {
-  let stallMs = 0;
-  let last = performance.now();
-  let ticking = true;
-  const tick = () => {
-    const now = performance.now();
-    stallMs = Math.max(stallMs, now - last);
-    last = now;
-    if (ticking) setImmediate(tick);
-  };
-  setImmediate(tick);
-  const t0 = performance.now();
-  const { bytes, offsets } = await tok.textTokenBytesAsync(VOCAB);
-  const vocab = await native.grammarVocabularyAsync(bytes, offsets);
-  const asyncMs = performance.now() - t0;
-  ticking = false;
-  return { vocab, asyncMs, stallMs };
-}
-
 export async function runGrammar(): Promise<void> {
   const tok = await QwenTokenizer.load(tokenizerDir());
   let t0 = performance.now();
@@ -203,7 +184,12 @@ export async function runGrammar(): Promise<void> {
   const buildMs = performance.now() - t0;
   native.disposeHandle(syncVocab);
   // As a model builds it: in slices and on a worker, the event loop's longest stall meanwhile.
-  const { vocab, asyncMs, stallMs } = await buildWhileTicking(tok);
+  t0 = performance.now();
+  const { value: vocab, stallMs } = await longestStall(async () => {
+    const built = await tok.textTokenBytesAsync(VOCAB);
+    return native.grammarVocabularyAsync(built.bytes, built.offsets);
+  });
+  const asyncMs = performance.now() - t0;
   let text = 0;
   for (let i = 0; i < VOCAB; i++) if (offsets[i + 1] > offsets[i]) text++;
   console.log(`vocabulary: ${VOCAB} ids, ${text} text tokens, ${bytes.length} bytes; index built once per model: ${buildMs.toFixed(0)} ms blocking,`);
