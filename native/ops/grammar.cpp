@@ -362,6 +362,9 @@ std::shared_ptr<const Grammar> Grammar::from_flat(const int32_t* data, int64_t n
   b.push({Elem::End, 0});
   g->alt_off.push_back(0);
   std::vector<const IrItem*> classes;
+  // One rule per distinct class (the same class written twice is one rule: a bounded repeat of a
+  // class item, like [0-9]{0,8}, is then a chain of one X that find_repeats recognizes).
+  std::map<std::pair<bool, std::vector<Range>>, int32_t> class_rule;
   for (const auto& rule : rules) {
     for (const IrAlt& alt : rule) {
       b.begin_alt();
@@ -371,8 +374,9 @@ std::shared_ptr<const Grammar> Grammar::from_flat(const int32_t* data, int64_t n
         } else if (it.kind == 2) {
           b.push({Elem::Ref, it.ref});
         } else {
-          b.push({Elem::Ref, R + static_cast<int32_t>(classes.size())});
-          classes.push_back(&it);
+          auto [at, fresh] = class_rule.emplace(std::make_pair(it.neg, it.ranges), R + static_cast<int32_t>(classes.size()));
+          if (fresh) classes.push_back(&it);
+          b.push({Elem::Ref, at->second});
         }
       }
       b.push({Elem::End, 0});

@@ -144,10 +144,10 @@ Ir json_grammar() {
 
 // Appends the chain a bounded repeat X{0,n} compiles to (R_k := "" | X R_{k+1}, R_n := ""), the
 // non-empty alternative first or second; returns R_0.
-int32_t repeat_chain(Ir& g, int32_t x, int n, bool full_first) {
+int32_t repeat_chain(Ir& g, const Ir::Item& x, int n, bool full_first) {
   const int32_t first = static_cast<int32_t>(g.rules.size());
   for (int k = 0; k < n; ++k) {
-    std::vector<Ir::Item> full{Ir::ref(x), Ir::ref(first + k + 1)};
+    std::vector<Ir::Item> full{x, Ir::ref(first + k + 1)};
     g.rules.push_back(full_first ? std::vector<std::vector<Ir::Item>>{full, {}} : std::vector<std::vector<Ir::Item>>{{}, full});
   }
   g.rules.push_back({{}});
@@ -158,7 +158,8 @@ int32_t repeat_chain(Ir& g, int32_t x, int n, bool full_first) {
 // shapes the trie's repeat shortcut (grammar.h repeat_head) must get right: a plain chain, one after
 // a mandatory prefix (minLength), two heads sharing a tail, a chain whose X changes (not a repeat),
 // a chain inside a chain's X (two chain elements in one stack top), a chain longer than the
-// vocabulary's short-token buckets, a multi-byte class, and right recursion around them all.
+// vocabulary's short-token buckets, a multi-byte class, a class item repeated, and right recursion
+// around them all.
 Ir repeats_grammar() {
   Ir g;
   using I = Ir;
@@ -168,13 +169,15 @@ Ir repeats_grammar() {
   g.rules[Digit] = {{I::cls({{'0', '9'}})}};
   g.rules[Cjk] = {{I::cls({{0x4E00, 0x4E2D}})}};
   const I::Item q = I::lit("\"");
-  const int32_t s5 = repeat_chain(g, Char, 5, false);
-  const int32_t s10 = repeat_chain(g, Char, 10, true);
-  const int32_t s80 = repeat_chain(g, Char, 80, false);
-  const int32_t cjk = repeat_chain(g, Cjk, 6, true);
-  const int32_t inner = repeat_chain(g, Char, 4, false);
+  const int32_t s5 = repeat_chain(g, I::ref(Char), 5, false);
+  const int32_t s10 = repeat_chain(g, I::ref(Char), 10, true);
+  const int32_t s80 = repeat_chain(g, I::ref(Char), 80, false);
+  const int32_t cjk = repeat_chain(g, I::ref(Cjk), 6, true);
+  const int32_t inner = repeat_chain(g, I::ref(Char), 4, false);
   g.rules[Item] = {{I::lit("-"), I::ref(inner)}};
-  const int32_t items = repeat_chain(g, Item, 3, false);
+  const int32_t items = repeat_chain(g, I::ref(Item), 3, false);
+  // A class item repeated (the compiler's [0-9]{0,8}): one class rule natively, so a chain too.
+  const int32_t digits = repeat_chain(g, I::cls({{'0', '9'}}), 8, false);
   // Shared tail: Ha -> Hb -> M -> E and Hc -> M.
   const int32_t ha = static_cast<int32_t>(g.rules.size());
   g.rules.push_back({{}, {I::ref(Char), I::ref(ha + 1)}});
@@ -196,6 +199,7 @@ Ir repeats_grammar() {
       {I::lit("1"), I::lit("["), I::ref(items), I::lit("]")},
       {I::lit(":"), q, I::ref(s80), q},
       {I::lit("{"), I::ref(cjk), I::lit("}")},
+      {I::lit(","), I::cls({{'0', '9'}}), I::ref(digits), I::lit(";")},
   };
   g.rules[Doc] = {{}, {I::ref(Root), I::ref(Doc)}};  // right recursion: not a bounded repeat
   return g;
@@ -207,14 +211,15 @@ std::shared_ptr<VocabIndex> vocab_of(const std::vector<std::string>& toks);
 // past the vocabulary's short-token buckets, some closing the string, escapes, CJK runs, punctuation.
 std::shared_ptr<VocabIndex> repeat_vocab(Rng& rng, int64_t V) {
   std::vector<std::string> toks;
-  static const char* kFixed[] = {"\"", "\\", "\\n", "\\\"", "-", "[", "]", "]\"", "\"-", "a\"", "\"a", "-a", "a-", "1[", "{", "}"};
+  static const char* kFixed[] = {"\"", "\\", "\\n", "\\\"", "-", "[", "]", "]\"", "\"-", "a\"", "\"a", "-a", "a-", "1[", "{", "}", ",", ";", ",1", "1;"};
   for (const char* f : kFixed) toks.emplace_back(f);
   while (static_cast<int64_t>(toks.size()) < V) {
     const double u = rng.uniform();
     std::string t;
     if (u < 0.3) {
       const int64_t n = rng.range(1, 100);
-      for (int64_t k = 0; k < n; ++k) t += static_cast<char>('a' + rng.range(0, 2));
+      const char base = rng.uniform() < 0.7 ? 'a' : '0';
+      for (int64_t k = 0; k < n; ++k) t += static_cast<char>(base + rng.range(0, 2));
       if (rng.uniform() < 0.3) t += rng.uniform() < 0.5 ? "\"" : "-";
     } else if (u < 0.4) {
       for (int64_t k = rng.range(1, 8); k > 0; --k) t += utf8(static_cast<uint32_t>(0x4E00 + rng.range(0, 0x30)));
@@ -494,7 +499,7 @@ std::vector<Result> parity_token_mask(uint64_t seed) {
   for (int64_t V : {97, 2049, 6007}) drive(g, random_vocab(rng, V), rng, 40, variants, "json grammar V=" + std::to_string(V), results);
   auto rg = compile(repeats_grammar());
   for (int64_t V : {61, 777, 3001}) {
-    for (int run = 0; run < 3; ++run)
+    for (int run = 0; run < 5; ++run)
       drive(rg, repeat_vocab(rng, V), rng, 60, variants, "bounded repeats V=" + std::to_string(V) + " run " + std::to_string(run), results);
   }
   results.push_back(byte_semantics());
