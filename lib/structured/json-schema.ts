@@ -368,23 +368,28 @@ class SchemaCompiler {
     const top = max < n ? max : min;
     if (n * (top + 1) > MAX_UNROLLED) throw unsupported(where, `uniqueItems over ${n} values with these counts`);
     const ws = ref(this.j.ws());
-    const texts = values.map((v) => lit(JSON.stringify(v)));
+    const texts = values.map((v) => JSON.stringify(v));
     const state = new Map<string, number>();
     // Whether min can still be met after value i as the c-th item: no state is a dead end.
     const canFinish = (i: number, c: number) => c + (n - 1 - i) >= min;
+    // The values that may come as the c-th item after value i, as one trie (see GrammarBuilder.choice).
+    const next = (i: number, c: number): Alternative[] => {
+      const entries = [];
+      for (let k = i + 1; k < n && canFinish(k, c); k++) entries.push({ text: texts[k], then: [ws, ref(after(k, c))] });
+      return entries.length > 0 ? [[ref(this.b.choice(entries))]] : [];
+    };
     const after = (i: number, c: number): number => {
       const key = `${i},${Math.min(c, top)}`;
       let r = state.get(key);
       if (r === undefined) {
-        const alts: Alternative[] = c >= min ? [[lit(']')]] : [];
-        if (c < max) for (let k = i + 1; k < n && canFinish(k, c + 1); k++) alts.push([lit(','), ws, texts[k], ws, ref(after(k, c + 1))]);
-        r = this.b.rule(alts);
+        const more = c < max ? next(i, c + 1) : [];
+        r = this.b.rule([...(c >= min ? [[lit(']')]] : []), ...more.map((alt) => [lit(','), ws, ...alt])]);
         state.set(key, r);
       }
       return r;
     };
     const alts: Alternative[] = min === 0 ? [[lit('['), ws, lit(']')]] : [];
-    if (max >= 1) for (let k = 0; k < n && canFinish(k, 1); k++) alts.push([lit('['), ws, texts[k], ws, ref(after(k, 1))]);
+    if (max >= 1) alts.push(...next(-1, 1).map((alt) => [lit('['), ws, ...alt]));
     return this.b.rule(alts);
   }
 }
