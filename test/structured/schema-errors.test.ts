@@ -32,6 +32,7 @@ const UNSUPPORTED: Array<[unknown, string]> = [
   [{ type: 'string', pattern: '\\bword' }, 'word boundary'],
   [{ type: 'string', pattern: 'a^b' }, 'the anchor "^" inside the pattern'],
   [{ type: 'string', pattern: '\\p{L}' }, 'the escape "\\p"'],
+  [{ type: 'string', pattern: 'a\\uD800' }, 'a lone surrogate escape'],
   [{ type: 'string', pattern: '(a*)*' }, 'unbounded repetition of something that can match nothing'],
   [{ type: 'string', pattern: 'a{2000}' }, 'repetition count above'],
   [{ type: 'string', pattern: '^abc$', minLength: 4 }, '#/pattern: no match of the pattern could be narrowed to minLength 4'],
