@@ -16,7 +16,8 @@
  * Output policy, besides json-text.ts's whitespace, string and number text:
  * - Object members appear in the order the schema declares them; optional ones may be left out.
  *   Required names that `properties` does not declare follow, in `required` order.
- * - Without `additionalProperties`, no other members are written (every such object is still valid);
+ * - Without `additionalProperties`, no other members are written when `properties` declares some (every
+ *   such object is still valid), and any are when it declares none (`{type: 'object'}` is any object);
  *   with `true` or a schema, extra members may follow the declared ones, under keys written without
  *   escapes that differ from every declared name.
  * - enum/const values are written as compact JSON, and only those the rest of their schema allows
@@ -277,7 +278,14 @@ class SchemaCompiler {
     if (!Array.isArray(required) || !required.every((r) => typeof r === 'string')) {
       throw inputError(`${pointer(path, 'required')}: expected an array of strings, got ${describe(required)}`);
     }
-    const additional = s.additionalProperties === undefined ? undefined : asSchema(s.additionalProperties, pointer(path, 'additionalProperties'));
+    // Without additionalProperties, extra members are written only where no properties are declared
+    // (a bare {type: 'object'} is then any object, not just {}).
+    const additional =
+      s.additionalProperties !== undefined
+        ? asSchema(s.additionalProperties, pointer(path, 'additionalProperties'))
+        : Object.keys(props).length === 0
+          ? true
+          : undefined;
     const members: Member[] = [];
     for (const [name, sub] of Object.entries(props)) {
       const where = pointer(propsPath, name);

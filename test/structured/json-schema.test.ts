@@ -52,6 +52,11 @@ const CASES: Record<string, Case> = {
     accept: ['{}', '{"a":1}', '{"a":1,"b":[1,{"c":null}]}', '{"b":"x"}', '{"aa":1,"b":2}', '{"":0}'],
     reject: ['{"b":1,"a":1}', '{"a":1,"a":2}', '{"a":"x"}', '{"\\u0061":"x"}'],
   },
+  'an object with no declared properties is any object': {
+    schema: { type: 'object', required: ['id'] },
+    accept: ['{"id":1}', '{"id":{"x":[]},"y":"z"}'],
+    reject: ['{}', '{"y":1}', '[]'],
+  },
   'additionalProperties schema': {
     schema: { type: 'object', properties: { id: { type: 'integer' } }, additionalProperties: { type: 'string' } },
     accept: ['{"id":1,"x":"y"}', '{"x":"y","z":""}'],
