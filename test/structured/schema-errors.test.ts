@@ -46,6 +46,13 @@ const UNSUPPORTED: Array<[unknown, string]> = [
   [{ $ref: '#anchor' }, 'anchors'],
   [{ oneOf: [{ type: 'string' }, { type: 'string', maxLength: 3 }] }, '#/oneOf: branches 0 and 1 may both match'],
   [{ oneOf: [{ type: 'integer' }, { type: 'number' }] }, '#/oneOf: branches 0 and 1'],
+  // The first branch writes objects but accepts any string too.
+  [{ oneOf: [{ properties: { a: { type: 'integer' } } }, { type: 'string' }] }, '#/oneOf: branches 0 and 1'],
+  [
+    { oneOf: [{ properties: { k: { const: 'a' } }, required: ['k'] }, { properties: { k: { const: 'b' } }, required: ['k'] }, { enum: ['x'] }] },
+    '#/oneOf: branches 0 and 2',
+  ],
+  [{ oneOf: [{ type: ['object', 'string'], properties: { k: { const: 1 } }, required: ['k'] }, { properties: { k: { const: 2 } }, required: ['k'] }] }, 'branches 0 and 1'],
   [
     { oneOf: [{ type: 'object', properties: { t: { const: 'a' } } }, { type: 'object', properties: { t: { const: 'b' } } }] },
     '#/oneOf: branches 0 and 1',

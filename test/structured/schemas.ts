@@ -98,6 +98,12 @@ export const PROPERTY_SCHEMAS: Record<string, unknown> = {
       { type: 'object', properties: { kind: { enum: ['dot', 'none'] } }, required: ['kind'], additionalProperties: false },
     ],
   },
+  oneOfTypeless: {
+    oneOf: [
+      { properties: { k: { const: 'a' }, n: { type: 'integer' } }, required: ['k'] },
+      { properties: { k: { enum: ['b', 'c'] } }, required: ['k'], additionalProperties: false },
+    ],
+  },
   allOf: {
     allOf: [
       { type: 'object', properties: { a: { type: 'integer' } }, required: ['a'] },
