@@ -6,7 +6,8 @@
  * any), `nullable`, `enum`, `const`, `properties`, `required`, `additionalProperties`, `items`,
  * `prefixItems` (and draft-07 `items` arrays with `additionalItems`), `minItems`, `maxItems`, `uniqueItems`
  * (over enum/const/boolean/null items), `minLength`, `maxLength`, `pattern` (see pattern.ts), `format`
- * (date, time, date-time, uuid, email, ipv4, ipv6, hostname, uri: see formats.ts; int32/int64 on numbers),
+ * (date, time, date-time, uuid, email, ipv4, ipv6, hostname, uri, byte: see formats.ts; int32/int64 on
+ * numbers; binary, password, float, double constrain nothing),
  * `minimum`/`maximum`/`exclusiveMinimum`/`exclusiveMaximum` (integers: any digit count; other numbers:
  * see numberRule), `anyOf`, `oneOf` (when branches are provably disjoint, see one-of.ts), `allOf`
  * (merged, see schema-merge.ts) and `$ref` to `#/...` pointers (`#/$defs/x`, `#/definitions/x`, `#`),
@@ -34,7 +35,7 @@ import type { GrammarIR } from './grammar-ir.js';
 import { JsonText } from './json-text.js';
 import { DecimalRanges } from './decimal-range.js';
 import { patternContent } from './pattern.js';
-import { FORMAT_PATTERNS } from './formats.js';
+import { FORMAT_PATTERNS, knownFormat } from './formats.js';
 import { keyExcept } from './object-keys.js';
 import { type Member, objectRule } from './object-members.js';
 import { isIntegerFormat, numberBounds, scaledRange } from './number-bounds.js';
@@ -141,6 +142,10 @@ class SchemaCompiler {
     if (s.$ref !== undefined || s.allOf !== undefined) return this.value(this.merger.expand(s, path), path);
     if (s.anyOf !== undefined || s.oneOf !== undefined) return this.union(s, path);
     if (s.enum !== undefined || s.const !== undefined) return this.enumRule(s, path);
+    if (s.format !== undefined) {
+      if (typeof s.format !== 'string') throw inputError(`${pointer(path, 'format')}: expected a string, got ${describe(s.format)}`);
+      if (!knownFormat(s.format)) throw unsupported(pointer(path, 'format'), `the format ${JSON.stringify(s.format)}`);
+    }
     const types = nodeTypes(s, path);
     const rules = types.map((t) => this.typeRule(t, s, path));
     return rules.length === 1 ? rules[0] : this.b.rule(rules.map((r) => [ref(r)]));
@@ -222,16 +227,15 @@ class SchemaCompiler {
     const max = count(s, 'maxLength', path, null);
     if (max !== null && min > max) throw inputError(`${path}: minLength ${min} is above maxLength ${max}`);
     const length = min > 0 || max !== null ? { min, max } : undefined;
-    for (const key of ['format', 'pattern'] as const) {
-      if (s[key] !== undefined && typeof s[key] !== 'string') {
-        throw inputError(`${pointer(path, key)}: expected a string, got ${describe(s[key])}`);
-      }
+    if (s.pattern !== undefined && typeof s.pattern !== 'string') {
+      throw inputError(`${pointer(path, 'pattern')}: expected a string, got ${describe(s.pattern)}`);
     }
-    if (s.format !== undefined && s.pattern !== undefined) throw unsupported(pointer(path, 'format'), 'format together with pattern');
+    if (s.format !== undefined && Object.hasOwn(FORMAT_PATTERNS, s.format as string) && s.pattern !== undefined) {
+      throw unsupported(pointer(path, 'format'), 'format together with pattern');
+    }
     let content: number | undefined;
-    if (s.format !== undefined) {
-      const format = s.format as string;
-      if (!Object.hasOwn(FORMAT_PATTERNS, format)) throw unsupported(pointer(path, 'format'), `the format ${JSON.stringify(format)}`);
+    const format = s.format as string | undefined;
+    if (format !== undefined && Object.hasOwn(FORMAT_PATTERNS, format)) {
       content = patternContent(this.j, FORMAT_PATTERNS[format], pointer(path, 'format'), length);
     } else if (s.pattern !== undefined) {
       content = patternContent(this.j, s.pattern as string, pointer(path, 'pattern'), length);

@@ -106,6 +106,12 @@ const CASES: Record<string, Case> = {
     accept: ['[]', '["a"]'],
     reject: ['[1]', '["a","b"]'],
   },
+  'format byte (base64)': { schema: { type: 'string', format: 'byte' }, accept: ['""', '"QUJD"', '"QUI="', '"QQ=="'], reject: ['"QUJ"', '"Q==="', '"QU JD"'] },
+  'formats that constrain nothing, and string formats on other types': {
+    schema: { type: ['string', 'integer', 'number'], format: 'password', minLength: 2 },
+    accept: ['"ab"', '5', '1.5'],
+    reject: ['"a"'],
+  },
   'format ipv6, hostname, uri': {
     schema: { anyOf: [{ type: 'string', format: 'ipv6' }, { type: 'string', format: 'hostname' }, { type: 'string', format: 'uri' }] },
     accept: ['"2001:db8:0:0:0:ff00:42:8329"', '"www.example.com"', '"localhost"', '"https://example.com/a/b%20c?q=1&r=/x#top"', '"http://h:8080"'],

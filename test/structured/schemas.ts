@@ -153,6 +153,12 @@ export const PROPERTY_SCHEMAS: Record<string, unknown> = {
     additionalItems: { type: 'integer', minimum: 0, maximum: 9 },
   },
   ipv6: { type: 'string', format: 'ipv6' },
+  byte: { type: 'string', format: 'byte' },
+  freeFormats: {
+    type: 'object',
+    properties: { p: { type: 'string', format: 'password', minLength: 8 }, b: { type: 'string', format: 'binary' }, f: { type: 'number', format: 'float' }, d: { type: ['string', 'integer'], format: 'date' } },
+    required: ['p', 'b', 'f', 'd'],
+  },
   hostname: { type: 'string', format: 'hostname' },
   uri: { type: 'string', format: 'uri' },
   uriPydantic: { type: 'string', format: 'uri', minLength: 1, maxLength: 2083 },
