@@ -309,11 +309,30 @@ class SchemaCompiler {
       const where = pointer(path, 'additionalProperties');
       members.push({ key: JSON.stringify(name), value: this.value(additional ?? true, where), required: true });
     }
+    this.checkPropertyCounts(s, path, members, additional);
     if (additional === undefined || additional === false) return objectRule(this.j, members, null);
     const ws = ref(this.j.ws());
     const declared = [...Object.keys(props), ...required];
     const extraValue = this.value(additional, pointer(path, 'additionalProperties'));
     return objectRule(this.j, members, [ref(keyExcept(this.j, declared)), ws, lit(':'), ws, ref(extraValue)]);
+  }
+
+  /**
+   * minProperties/maxProperties hold for every object written only when the members settle them: at least
+   * that many required ones, at most that many possible ones and no extra ones (extra keys may repeat, and
+   * a repeated key counts once once parsed).
+   */
+  private checkPropertyCounts(s: SchemaObject, path: string, members: Member[], additional: Schema | undefined): void {
+    const min = count(s, 'minProperties', path, 0)!;
+    const max = count(s, 'maxProperties', path, null);
+    const required = members.filter((m) => m.required).length;
+    if (max !== null && required > max) throw inputError(`${path}: ${required} required properties are more than maxProperties ${max}`);
+    if (min > required) {
+      throw unsupported(pointer(path, 'minProperties'), `minProperties ${min} above the ${required} required properties`);
+    }
+    if (max !== null && (members.length > max || (additional !== undefined && additional !== false))) {
+      throw unsupported(pointer(path, 'maxProperties'), `maxProperties ${max} below the properties an object may have`);
+    }
   }
 
   private arrayRule(s: SchemaObject, path: string): number {

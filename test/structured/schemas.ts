@@ -35,6 +35,14 @@ export const PROPERTY_SCHEMAS: Record<string, unknown> = {
     required: ['name', 'age'],
     additionalProperties: false,
   },
+  propertyCounts: {
+    type: 'object',
+    properties: { a: { type: 'integer' }, b: { type: 'string' }, c: { type: 'null' } },
+    required: ['a', 'b'],
+    additionalProperties: false,
+    minProperties: 1,
+    maxProperties: 3,
+  },
   objectAllOptional: {
     type: 'object',
     properties: { a: { type: 'boolean' }, b: { type: 'null' }, c: { type: 'number' } },
