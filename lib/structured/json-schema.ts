@@ -2,17 +2,23 @@
  * JSON schema to {@link GrammarIR}: the grammar of the JSON texts a model may write so that the parsed
  * value is valid against the schema.
  *
- * Supported keywords: `type` (one or an array; without it, the types whose keywords the schema uses, or
- * any), `nullable`, `enum`, `const`, `properties`, `required`, `additionalProperties`, `items`,
- * `prefixItems` (and draft-07 `items` arrays with `additionalItems`), `minItems`, `maxItems`, `uniqueItems`
- * (over enum/const/boolean/null items), `minLength`, `maxLength`, `pattern` (see pattern.ts), `format`
- * (date, time, date-time, uuid, email, ipv4, ipv6, hostname, uri, byte: see formats.ts; int32/int64 on
- * numbers; binary, password, float, double constrain nothing),
- * `minimum`/`maximum`/`exclusiveMinimum`/`exclusiveMaximum` (integers: any digit count; other numbers:
- * see numberRule), `anyOf`, `oneOf` (when branches are provably disjoint, see one-of.ts), `allOf`
- * (merged, see schema-merge.ts) and `$ref` to `#/...` pointers (`#/$defs/x`, `#/definitions/x`, `#`),
- * recursive ones included. Annotations are ignored. Any other keyword is an E_UNSUPPORTED error naming it
- * and its JSON pointer; a malformed or unsatisfiable schema is E_INPUT.
+ * Supported keywords:
+ * - any type: `type` (one or an array; without it, the types whose keywords the schema uses, or all),
+ *   `nullable`, `enum`, `const`, `anyOf`, `oneOf` (when no value can match two branches, see one-of.ts),
+ *   `allOf` (merged, see schema-merge.ts), `$ref` to `#/...` pointers (`#/$defs/x`, `#/definitions/x`,
+ *   `#`; recursive ones included);
+ * - objects: `properties`, `required`, `additionalProperties`, `minProperties`/`maxProperties` (where the
+ *   members settle them);
+ * - arrays: `items`, `prefixItems` (and draft-07 `items` arrays with `additionalItems`), `minItems`,
+ *   `maxItems`, `uniqueItems` (over enum/const/boolean/null items);
+ * - strings: `minLength`, `maxLength` (code points), `pattern` (see pattern.ts; with lengths too),
+ *   `format` (date, time, date-time, uuid, email, ipv4, ipv6, hostname, uri, byte: see formats.ts);
+ * - numbers: `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum` (integers: any digit count;
+ *   other numbers: see numberRule), `format` int32/int64; binary, password, float, double constrain
+ *   nothing.
+ * Annotations are ignored (title, description, default, examples, $schema, $id, $comment, deprecated,
+ * readOnly, writeOnly, $defs, definitions, and OpenAPI's discriminator). Any other keyword is an
+ * E_UNSUPPORTED error naming it and its JSON pointer; a malformed or unsatisfiable schema is E_INPUT.
  *
  * Output policy, besides json-text.ts's whitespace, string and number text:
  * - Object members appear in the order the schema declares them; optional ones may be left out.
