@@ -36,4 +36,19 @@ export const FORMAT_PATTERNS: Readonly<Record<string, string>> = {
   ipv6: `^${HEX}{1,4}(?::${HEX}{1,4}){7}$`,
   hostname: `^${HOSTNAME}$`,
   uri: `^https?://${HOSTNAME}(?::[0-9]{1,5})?(?:/${PCHAR}*)*(?:\\?${QCHAR}*)?(?:#${QCHAR}*)?$`,
+  byte: '^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$',
 };
+
+/** Formats that constrain nothing (ajv-formats accepts every value): OpenAPI's hints. */
+export const FREE_FORMATS: ReadonlySet<string> = new Set(['binary', 'password', 'float', 'double']);
+
+/** Number formats handled as integer bounds (number-bounds.ts). */
+const NUMBER_FORMATS: ReadonlySet<string> = new Set(['int32', 'int64']);
+
+/**
+ * Whether structured output knows `format`: a string format it writes, a number format it bounds, or one
+ * that constrains nothing. A format of one kind says nothing about values of other types.
+ */
+export function knownFormat(format: string): boolean {
+  return Object.hasOwn(FORMAT_PATTERNS, format) || FREE_FORMATS.has(format) || NUMBER_FORMATS.has(format);
+}

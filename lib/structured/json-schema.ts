@@ -2,21 +2,29 @@
  * JSON schema to {@link GrammarIR}: the grammar of the JSON texts a model may write so that the parsed
  * value is valid against the schema.
  *
- * Supported keywords: `type` (one or an array; without it, the types whose keywords the schema uses, or
- * any), `nullable`, `enum`, `const`, `properties`, `required`, `additionalProperties`, `items`,
- * `prefixItems` (and draft-07 `items` arrays with `additionalItems`), `minItems`, `maxItems`, `uniqueItems`
- * (over enum/const/boolean/null items), `minLength`, `maxLength`, `pattern` (see pattern.ts), `format`
- * (date, time, date-time, uuid, email, ipv4, ipv6, hostname, uri: see formats.ts; int32/int64 on numbers),
- * `minimum`/`maximum`/`exclusiveMinimum`/`exclusiveMaximum` (integers: any digit count; other numbers:
- * see numberRule), `anyOf`, `oneOf` (when branches are provably disjoint, see one-of.ts), `allOf`
- * (merged, see schema-merge.ts) and `$ref` to `#/...` pointers (`#/$defs/x`, `#/definitions/x`, `#`),
- * recursive ones included. Annotations are ignored. Any other keyword is an E_UNSUPPORTED error naming it
- * and its JSON pointer; a malformed or unsatisfiable schema is E_INPUT.
+ * Supported keywords:
+ * - any type: `type` (one or an array; without it, the types whose keywords the schema uses, or all),
+ *   `nullable`, `enum`, `const`, `anyOf`, `oneOf` (when no value can match two branches, see one-of.ts),
+ *   `allOf` (merged, see schema-merge.ts), `$ref` to `#/...` pointers (`#/$defs/x`, `#/definitions/x`,
+ *   `#`; recursive ones included);
+ * - objects: `properties`, `required`, `additionalProperties`, `minProperties`/`maxProperties` (where the
+ *   members settle them);
+ * - arrays: `items`, `prefixItems` (and draft-07 `items` arrays with `additionalItems`), `minItems`,
+ *   `maxItems`, `uniqueItems` (over enum/const/boolean/null items);
+ * - strings: `minLength`, `maxLength` (code points), `pattern` (see pattern.ts; with lengths too),
+ *   `format` (date, time, date-time, uuid, email, ipv4, ipv6, hostname, uri, byte: see formats.ts);
+ * - numbers: `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum` (integers: any digit count;
+ *   other numbers: see numberRule), `format` int32/int64; binary, password, float, double constrain
+ *   nothing.
+ * Annotations are ignored (title, description, default, examples, $schema, $id, $comment, deprecated,
+ * readOnly, writeOnly, $defs, definitions, and OpenAPI's discriminator). Any other keyword is an
+ * E_UNSUPPORTED error naming it and its JSON pointer; a malformed or unsatisfiable schema is E_INPUT.
  *
  * Output policy, besides json-text.ts's whitespace, string and number text:
  * - Object members appear in the order the schema declares them; optional ones may be left out.
  *   Required names that `properties` does not declare follow, in `required` order.
- * - Without `additionalProperties`, no other members are written (every such object is still valid);
+ * - Without `additionalProperties`, no other members are written when `properties` declares some (every
+ *   such object is still valid), and any are when it declares none (`{type: 'object'}` is any object);
  *   with `true` or a schema, extra members may follow the declared ones, under keys written without
  *   escapes that differ from every declared name.
  * - enum/const values are written as compact JSON, and only those the rest of their schema allows
@@ -33,7 +41,7 @@ import type { GrammarIR } from './grammar-ir.js';
 import { JsonText } from './json-text.js';
 import { DecimalRanges } from './decimal-range.js';
 import { patternContent } from './pattern.js';
-import { FORMAT_PATTERNS } from './formats.js';
+import { FORMAT_PATTERNS, knownFormat } from './formats.js';
 import { keyExcept } from './object-keys.js';
 import { type Member, objectRule } from './object-members.js';
 import { isIntegerFormat, numberBounds, scaledRange } from './number-bounds.js';
@@ -140,6 +148,10 @@ class SchemaCompiler {
     if (s.$ref !== undefined || s.allOf !== undefined) return this.value(this.merger.expand(s, path), path);
     if (s.anyOf !== undefined || s.oneOf !== undefined) return this.union(s, path);
     if (s.enum !== undefined || s.const !== undefined) return this.enumRule(s, path);
+    if (s.format !== undefined) {
+      if (typeof s.format !== 'string') throw inputError(`${pointer(path, 'format')}: expected a string, got ${describe(s.format)}`);
+      if (!knownFormat(s.format)) throw unsupported(pointer(path, 'format'), `the format ${JSON.stringify(s.format)}`);
+    }
     const types = nodeTypes(s, path);
     const rules = types.map((t) => this.typeRule(t, s, path));
     return rules.length === 1 ? rules[0] : this.b.rule(rules.map((r) => [ref(r)]));
@@ -221,16 +233,15 @@ class SchemaCompiler {
     const max = count(s, 'maxLength', path, null);
     if (max !== null && min > max) throw inputError(`${path}: minLength ${min} is above maxLength ${max}`);
     const length = min > 0 || max !== null ? { min, max } : undefined;
-    for (const key of ['format', 'pattern'] as const) {
-      if (s[key] !== undefined && typeof s[key] !== 'string') {
-        throw inputError(`${pointer(path, key)}: expected a string, got ${describe(s[key])}`);
-      }
+    if (s.pattern !== undefined && typeof s.pattern !== 'string') {
+      throw inputError(`${pointer(path, 'pattern')}: expected a string, got ${describe(s.pattern)}`);
     }
-    if (s.format !== undefined && s.pattern !== undefined) throw unsupported(pointer(path, 'format'), 'format together with pattern');
+    if (s.format !== undefined && Object.hasOwn(FORMAT_PATTERNS, s.format as string) && s.pattern !== undefined) {
+      throw unsupported(pointer(path, 'format'), 'format together with pattern');
+    }
     let content: number | undefined;
-    if (s.format !== undefined) {
-      const format = s.format as string;
-      if (!Object.hasOwn(FORMAT_PATTERNS, format)) throw unsupported(pointer(path, 'format'), `the format ${JSON.stringify(format)}`);
+    const format = s.format as string | undefined;
+    if (format !== undefined && Object.hasOwn(FORMAT_PATTERNS, format)) {
       content = patternContent(this.j, FORMAT_PATTERNS[format], pointer(path, 'format'), length);
     } else if (s.pattern !== undefined) {
       content = patternContent(this.j, s.pattern as string, pointer(path, 'pattern'), length);
@@ -277,7 +288,14 @@ class SchemaCompiler {
     if (!Array.isArray(required) || !required.every((r) => typeof r === 'string')) {
       throw inputError(`${pointer(path, 'required')}: expected an array of strings, got ${describe(required)}`);
     }
-    const additional = s.additionalProperties === undefined ? undefined : asSchema(s.additionalProperties, pointer(path, 'additionalProperties'));
+    // Without additionalProperties, extra members are written only where no properties are declared
+    // (a bare {type: 'object'} is then any object, not just {}).
+    const additional =
+      s.additionalProperties !== undefined
+        ? asSchema(s.additionalProperties, pointer(path, 'additionalProperties'))
+        : Object.keys(props).length === 0
+          ? true
+          : undefined;
     const members: Member[] = [];
     for (const [name, sub] of Object.entries(props)) {
       const where = pointer(propsPath, name);
@@ -297,11 +315,30 @@ class SchemaCompiler {
       const where = pointer(path, 'additionalProperties');
       members.push({ key: JSON.stringify(name), value: this.value(additional ?? true, where), required: true });
     }
+    this.checkPropertyCounts(s, path, members, additional);
     if (additional === undefined || additional === false) return objectRule(this.j, members, null);
     const ws = ref(this.j.ws());
     const declared = [...Object.keys(props), ...required];
     const extraValue = this.value(additional, pointer(path, 'additionalProperties'));
     return objectRule(this.j, members, [ref(keyExcept(this.j, declared)), ws, lit(':'), ws, ref(extraValue)]);
+  }
+
+  /**
+   * minProperties/maxProperties hold for every object written only when the members settle them: at least
+   * that many required ones, at most that many possible ones and no extra ones (extra keys may repeat, and
+   * a repeated key counts once once parsed).
+   */
+  private checkPropertyCounts(s: SchemaObject, path: string, members: Member[], additional: Schema | undefined): void {
+    const min = count(s, 'minProperties', path, 0)!;
+    const max = count(s, 'maxProperties', path, null);
+    const required = members.filter((m) => m.required).length;
+    if (max !== null && required > max) throw inputError(`${path}: ${required} required properties are more than maxProperties ${max}`);
+    if (min > required) {
+      throw unsupported(pointer(path, 'minProperties'), `minProperties ${min} above the ${required} required properties`);
+    }
+    if (max !== null && (members.length > max || (additional !== undefined && additional !== false))) {
+      throw unsupported(pointer(path, 'maxProperties'), `maxProperties ${max} below the properties an object may have`);
+    }
   }
 
   private arrayRule(s: SchemaObject, path: string): number {
@@ -368,23 +405,28 @@ class SchemaCompiler {
     const top = max < n ? max : min;
     if (n * (top + 1) > MAX_UNROLLED) throw unsupported(where, `uniqueItems over ${n} values with these counts`);
     const ws = ref(this.j.ws());
-    const texts = values.map((v) => lit(JSON.stringify(v)));
+    const texts = values.map((v) => JSON.stringify(v));
     const state = new Map<string, number>();
     // Whether min can still be met after value i as the c-th item: no state is a dead end.
     const canFinish = (i: number, c: number) => c + (n - 1 - i) >= min;
+    // The values that may come as the c-th item after value i, as one trie (see GrammarBuilder.choice).
+    const next = (i: number, c: number): Alternative[] => {
+      const entries = [];
+      for (let k = i + 1; k < n && canFinish(k, c); k++) entries.push({ text: texts[k], then: [ws, ref(after(k, c))] });
+      return entries.length > 0 ? [[ref(this.b.choice(entries))]] : [];
+    };
     const after = (i: number, c: number): number => {
       const key = `${i},${Math.min(c, top)}`;
       let r = state.get(key);
       if (r === undefined) {
-        const alts: Alternative[] = c >= min ? [[lit(']')]] : [];
-        if (c < max) for (let k = i + 1; k < n && canFinish(k, c + 1); k++) alts.push([lit(','), ws, texts[k], ws, ref(after(k, c + 1))]);
-        r = this.b.rule(alts);
+        const more = c < max ? next(i, c + 1) : [];
+        r = this.b.rule([...(c >= min ? [[lit(']')]] : []), ...more.map((alt) => [lit(','), ws, ...alt])]);
         state.set(key, r);
       }
       return r;
     };
     const alts: Alternative[] = min === 0 ? [[lit('['), ws, lit(']')]] : [];
-    if (max >= 1) for (let k = 0; k < n && canFinish(k, 1); k++) alts.push([lit('['), ws, texts[k], ws, ref(after(k, 1))]);
+    if (max >= 1) alts.push(...next(-1, 1).map((alt) => [lit('['), ws, ...alt]));
     return this.b.rule(alts);
   }
 }

@@ -205,8 +205,14 @@ class PatternParser {
         const m = c === 'x' ? /^[0-9a-fA-F]{2}/.exec(rest) : /^(\{[0-9a-fA-F]+\}|[0-9a-fA-F]{4})/.exec(rest);
         if (!m) throw this.unsupported(`the escape "\\${c}"`);
         this.pos += m[0].length;
-        const cp = parseInt(m[0].replace(/[{}]/g, ''), 16);
-        if (cp >= 0xd800 && cp <= 0xdfff) throw this.unsupported('a surrogate escape');
+        let cp = parseInt(m[0].replace(/[{}]/g, ''), 16);
+        // Under the u flag an escaped surrogate pair is the one code point it encodes.
+        const low = /^\\u([dD][c-fC-F][0-9a-fA-F]{2})/.exec(this.cps.slice(this.pos, this.pos + 6).join(''));
+        if (cp >= 0xd800 && cp <= 0xdbff && m[0].length === 4 && low) {
+          this.pos += 6;
+          cp = 0x10000 + ((cp - 0xd800) << 10) + (parseInt(low[1], 16) - 0xdc00);
+        }
+        if (cp >= 0xd800 && cp <= 0xdfff) throw this.unsupported('a lone surrogate escape');
         return rangeSet(cp, cp);
       }
       default:

@@ -34,7 +34,7 @@ export const ANNOTATIONS = new Set([
 ]);
 
 const KEYWORDS_BY_TYPE: Readonly<Record<'object' | 'array' | 'string' | 'number', readonly string[]>> = {
-  object: ['properties', 'required', 'additionalProperties'],
+  object: ['properties', 'required', 'additionalProperties', 'minProperties', 'maxProperties'],
   array: ['items', 'prefixItems', 'additionalItems', 'minItems', 'maxItems', 'uniqueItems'],
   string: ['minLength', 'maxLength', 'pattern', 'format'],
   number: ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'],
@@ -51,9 +51,6 @@ const SUPPORTED = new Set([
   'oneOf',
   ...Object.values(KEYWORDS_BY_TYPE).flat(),
 ]);
-
-/** Keywords accepted only with a value that constrains nothing. */
-const VACUOUS: Readonly<Record<string, unknown>> = { minProperties: 0 };
 
 /** `path` extended by one reference token (RFC 6901 escaping). */
 export function pointer(path: string, token: string | number): string {
@@ -103,7 +100,6 @@ export function asSchema(v: unknown, path: string): Schema {
 export function checkKeywords(node: SchemaObject, path: string): void {
   for (const key of Object.keys(node)) {
     if (SUPPORTED.has(key) || ANNOTATIONS.has(key)) continue;
-    if (key in VACUOUS && node[key] === VACUOUS[key]) continue;
     throw new QwenVLError(
       'E_UNSUPPORTED',
       `${pointer(path, key)}: the JSON schema keyword "${key}" is not supported by structured output`,

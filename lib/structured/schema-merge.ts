@@ -27,8 +27,8 @@ import {
 /** How refs are looked up: the target schema of a `$ref` string. */
 export type RefResolver = (ref: string, path: string) => Schema;
 
-const LOWER_BOUNDS = ['minItems', 'minLength', 'minimum', 'exclusiveMinimum'];
-const UPPER_BOUNDS = ['maxItems', 'maxLength', 'maximum', 'exclusiveMaximum'];
+const LOWER_BOUNDS = ['minItems', 'minLength', 'minimum', 'exclusiveMinimum', 'minProperties'];
+const UPPER_BOUNDS = ['maxItems', 'maxLength', 'maximum', 'exclusiveMaximum', 'maxProperties'];
 /** Deepest chain of refs expanded while merging: deeper means a recursive schema merged with itself. */
 const MAX_EXPANSION = 32;
 

@@ -74,6 +74,8 @@ export class SchemaValidator {
     const props = (isSchemaObject(s.properties) ? s.properties : {}) as Record<string, Schema>;
     const extra = (s.additionalProperties ?? true) as Schema;
     if (Array.isArray(s.required) && !s.required.every((k) => Object.hasOwn(v, k as string))) return false;
+    const n = Object.keys(v).length;
+    if ((typeof s.minProperties === 'number' && n < s.minProperties) || (typeof s.maxProperties === 'number' && n > s.maxProperties)) return false;
     return Object.entries(v).every(([k, x]) => this.valid(x, Object.hasOwn(props, k) ? props[k] : extra, path));
   }
 }

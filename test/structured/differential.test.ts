@@ -26,6 +26,7 @@ const PATTERNS: Array<[string, string]> = [
   ['x|^y|z$', 'xyza'],
   ['^$', 'a'],
   ['^\\u00e9\\x41[\\d.]?$', 'éA1.'],
+  ['^\\uD83D\\uDE00+[\\u{1F600}-\\u{1F602}]$', '😀😁😂😃a'],
 ];
 
 describe('structured output: grammars agree with their reference semantics', () => {

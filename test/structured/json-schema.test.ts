@@ -3,6 +3,7 @@ import { compileJsonSchema, jsonObjectGrammar } from '../../lib/structured/json-
 import { GrammarRecognizer, recognizes } from '../../lib/structured/recognize.js';
 import { WS_MAX_INDENT } from '../../lib/structured/json-text.js';
 import { validatorFor } from '../helpers/json-schema-validator.js';
+import { PROPERTY_SCHEMAS } from './schemas.js';
 
 /** A keyword's reference cases: JSON texts the grammar must accept and texts it must reject. */
 interface Case {
@@ -52,6 +53,11 @@ const CASES: Record<string, Case> = {
     accept: ['{}', '{"a":1}', '{"a":1,"b":[1,{"c":null}]}', '{"b":"x"}', '{"aa":1,"b":2}', '{"":0}'],
     reject: ['{"b":1,"a":1}', '{"a":1,"a":2}', '{"a":"x"}', '{"\\u0061":"x"}'],
   },
+  'an object with no declared properties is any object': {
+    schema: { type: 'object', required: ['id'] },
+    accept: ['{"id":1}', '{"id":{"x":[]},"y":"z"}'],
+    reject: ['{}', '{"y":1}', '[]'],
+  },
   'additionalProperties schema': {
     schema: { type: 'object', properties: { id: { type: 'integer' } }, additionalProperties: { type: 'string' } },
     accept: ['{"id":1,"x":"y"}', '{"x":"y","z":""}'],
@@ -100,6 +106,12 @@ const CASES: Record<string, Case> = {
     schema: { $schema: 'http://json-schema.org/draft-07/schema#', type: 'array', items: [{ type: 'string' }], additionalItems: false },
     accept: ['[]', '["a"]'],
     reject: ['[1]', '["a","b"]'],
+  },
+  'format byte (base64)': { schema: { type: 'string', format: 'byte' }, accept: ['""', '"QUJD"', '"QUI="', '"QQ=="'], reject: ['"QUJ"', '"Q==="', '"QU JD"'] },
+  'formats that constrain nothing, and string formats on other types': {
+    schema: { type: ['string', 'integer', 'number'], format: 'password', minLength: 2 },
+    accept: ['"ab"', '5', '1.5'],
+    reject: ['"a"'],
   },
   'format ipv6, hostname, uri': {
     schema: { anyOf: [{ type: 'string', format: 'ipv6' }, { type: 'string', format: 'hostname' }, { type: 'string', format: 'uri' }] },
@@ -252,8 +264,8 @@ describe('structured output: JSON schema reference cases', () => {
   });
 
   it('the same schema always compiles to the same grammar', () => {
-    for (const c of Object.values(CASES)) {
-      expect(JSON.stringify(compileJsonSchema(structuredClone(c.schema)))).toBe(JSON.stringify(compileJsonSchema(c.schema)));
+    for (const schema of [...Object.values(CASES).map((c) => c.schema), ...Object.values(PROPERTY_SCHEMAS)]) {
+      expect(JSON.stringify(compileJsonSchema(structuredClone(schema)))).toBe(JSON.stringify(compileJsonSchema(schema)));
     }
   });
 

@@ -35,6 +35,14 @@ export const PROPERTY_SCHEMAS: Record<string, unknown> = {
     required: ['name', 'age'],
     additionalProperties: false,
   },
+  propertyCounts: {
+    type: 'object',
+    properties: { a: { type: 'integer' }, b: { type: 'string' }, c: { type: 'null' } },
+    required: ['a', 'b'],
+    additionalProperties: false,
+    minProperties: 1,
+    maxProperties: 3,
+  },
   objectAllOptional: {
     type: 'object',
     properties: { a: { type: 'boolean' }, b: { type: 'null' }, c: { type: 'number' } },
@@ -98,6 +106,12 @@ export const PROPERTY_SCHEMAS: Record<string, unknown> = {
       { type: 'object', properties: { kind: { enum: ['dot', 'none'] } }, required: ['kind'], additionalProperties: false },
     ],
   },
+  oneOfTypeless: {
+    oneOf: [
+      { properties: { k: { const: 'a' }, n: { type: 'integer' } }, required: ['k'] },
+      { properties: { k: { enum: ['b', 'c'] } }, required: ['k'], additionalProperties: false },
+    ],
+  },
   allOf: {
     allOf: [
       { type: 'object', properties: { a: { type: 'integer' } }, required: ['a'] },
@@ -147,6 +161,12 @@ export const PROPERTY_SCHEMAS: Record<string, unknown> = {
     additionalItems: { type: 'integer', minimum: 0, maximum: 9 },
   },
   ipv6: { type: 'string', format: 'ipv6' },
+  byte: { type: 'string', format: 'byte' },
+  freeFormats: {
+    type: 'object',
+    properties: { p: { type: 'string', format: 'password', minLength: 8 }, b: { type: 'string', format: 'binary' }, f: { type: 'number', format: 'float' }, d: { type: ['string', 'integer'], format: 'date' } },
+    required: ['p', 'b', 'f', 'd'],
+  },
   hostname: { type: 'string', format: 'hostname' },
   uri: { type: 'string', format: 'uri' },
   uriPydantic: { type: 'string', format: 'uri', minLength: 1, maxLength: 2083 },
