@@ -6,6 +6,7 @@
  */
 import { runBatching } from './batching.js';
 import { runEngine } from './engine.js';
+import { runGrammar } from './grammar.js';
 import { runModel } from './model.js';
 import { runBf16, runOps, runQuant } from './ops.js';
 import { runServe } from './serve.js';
@@ -17,6 +18,7 @@ const suites: Record<string, { about: string; run: () => Promise<void> }> = {
   model: { about: 'a synthetic checkpoint at Qwen2-VL-2B widths end to end: vision, prefill, decode', run: runModel },
   engine: { about: 'the same widths: time outside kernels per decode step, 4000-token flatness, abort latency', run: runEngine },
   serve: { about: 'the same widths behind qwenvl serve: tokens/s and time to first token at 1/4/16 streams, repeated images', run: runServe },
+  grammar: { about: 'structured output: mask time per token at the 152k vocabulary while JSON documents of a few schemas are fed through', run: runGrammar },
   batching: { about: 'the same widths: 1/4/16 concurrent streams (aggregate decode tok/s, TTFT p50/p95), vision cache', run: runBatching },
 };
 

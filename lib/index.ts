@@ -158,6 +158,7 @@ export {
   type GroundingVideo,
 } from './grounding/index.js';
 export type { GenerateOptions } from './generate/options.js';
+export type { ResponseFormat } from './structured/response-format.js';
 export {
   parseToolCalls,
   ToolCallStream,

@@ -33,6 +33,7 @@ import {
   type NativeForwardArgs,
   type NativeHandle,
   type NativeSamplingParams,
+  type NativeTokenConstraint,
   type NativeVisionFeatures,
 } from '../native/binding.js';
 
@@ -61,6 +62,8 @@ export interface SequenceSpec {
   tags?: Float64Array;
   /** Each chosen token, in order (`eos`: an end-of-sequence id); return true to stop there. */
   onToken?(token: number, eos: boolean): boolean | void;
+  /** Structured output: the grammar its tokens are drawn under (natively, in the sampler). */
+  constraint?: NativeTokenConstraint;
 }
 
 /** Sequences submitted together (one call). @internal */
@@ -483,6 +486,7 @@ export class Scheduler {
           params: live.map(() => g.spec.sampling),
           seed: g.spec.seed,
           history,
+          ...(live.some((s) => s.spec.constraint) ? { constraints: live.map((s) => s.spec.constraint) } : {}),
         });
       } catch (e) {
         for (const s of live) this.fail(s, e);

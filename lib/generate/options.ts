@@ -7,6 +7,7 @@ import { readTemplateVariables, readTools, type ToolDefinition } from '../text/t
 import { checkArray, expected, guard, isInstance, optBoolean, readOptions } from '../validate.js';
 import type { GenerationDefaults } from '../model/config.js';
 import type { LoadOptions } from '../model/load.js';
+import { readResponseFormat, type ResolvedResponseFormat, type ResponseFormat } from '../structured/response-format.js';
 
 /** Options of `model.chat()` and `model.stream()`. */
 export interface GenerateOptions {
@@ -46,6 +47,14 @@ export interface GenerateOptions {
    * on text from untrusted users should set `false`.
    */
   specialTokensInUserText?: boolean;
+  /**
+   * Structured output: `{ type: 'json_schema', schema }` makes the answer a JSON text valid against
+   * the schema, `{ type: 'json_object' }` any JSON object, by constrained decoding (only tokens that
+   * keep the text on the grammar can be drawn; the end token only once it is complete). A schema
+   * keyword that cannot be guaranteed is E_UNSUPPORTED before anything runs. Default `{ type: 'text' }`.
+   * The answer can still be cut short by `maxTokens` or a `stop` string (`finishReason: 'length'` / `'stop'`).
+   */
+  responseFormat?: ResponseFormat;
 }
 
 /** The options after defaults and validation. @internal */
@@ -70,11 +79,13 @@ export interface ResolvedGenerateOptions {
   tools?: ToolDefinition[];
   /** RequestOptions.templateVariables, checked. */
   templateVariables?: Record<string, unknown>;
+  /** The response format compiled; absent for free text. */
+  responseFormat?: ResolvedResponseFormat;
 }
 
 const KEYS = [
   'maxTokens', 'doSample', 'temperature', 'topP', 'topK', 'minP', 'repetitionPenalty', 'seed', 'stop', 'eosTokenIds',
-  'signal', 'specialTokensInUserText', 'media', 'tools', 'templateVariables',
+  'signal', 'specialTokensInUserText', 'media', 'tools', 'templateVariables', 'responseFormat',
 ] as const;
 
 /** Most stop strings, and their longest length, accepted in one request. */
@@ -153,6 +164,7 @@ export function resolveGenerateOptions(options: GenerateOptions | undefined, d: 
   const specialTokensInUserText = optBoolean('generation options: specialTokensInUserText', o.specialTokensInUserText);
   const tools = readTools('generation options: tools', o.tools);
   const templateVariables = readTemplateVariables('generation options: templateVariables', o.templateVariables);
+  const responseFormat = readResponseFormat('generation options: responseFormat', o.responseFormat);
   return {
     maxTokens, doSample, temperature, topP, topK, minP, repetitionPenalty, seed, stop, eosTokenIds,
     signal: o.signal as AbortSignal | undefined,
@@ -160,5 +172,6 @@ export function resolveGenerateOptions(options: GenerateOptions | undefined, d: 
     ...(o.media !== undefined ? { media: o.media as MediaPolicy } : {}),
     ...(tools ? { tools } : {}),
     ...(templateVariables ? { templateVariables } : {}),
+    ...(responseFormat ? { responseFormat } : {}),
   };
 }

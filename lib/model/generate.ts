@@ -16,7 +16,7 @@ import type { Engine } from '../engine/engine.js';
 import { Scheduler, type GroupSpec } from '../engine/scheduler.js';
 import { QwenVLError } from '../errors.js';
 import type { ResolvedGenerateOptions } from '../generate/options.js';
-import { native, type NativeEncodedFeatures, type NativeForwardArgs, type NativeHandle } from '../native/binding.js';
+import { native, type NativeEncodedFeatures, type NativeForwardArgs, type NativeHandle, type NativeTokenConstraint } from '../native/binding.js';
 import type { RequestCancel } from './cancel.js';
 import { concatFloat, type PreparedInputs } from './inputs.js';
 import { contextOverflow } from './prompt-limits.js';
@@ -45,6 +45,8 @@ export interface LoopContext {
   tokenBudget?: number;
   /** The vision merge size: vision tokens per item are t·h·w / merge². */
   spatialMergeSize: number;
+  /** Structured output: each prompt row's constraint (the request's responseFormat). */
+  constraints?: readonly NativeTokenConstraint[];
 }
 
 /**
@@ -206,6 +208,7 @@ export function promptGroup(
         ...(rows ? { visualRows: rows.slice(from, to) } : {}),
         history: p.inputIds.subarray(b * S, to),
         maxTokens,
+        ...(ctx.constraints?.[b] ? { constraint: ctx.constraints[b] } : {}),
         ...(onToken ? { onToken: (token: number, eos: boolean) => onToken(b, token, eos) === true } : {}),
       };
     }),

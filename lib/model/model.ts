@@ -27,6 +27,7 @@ import { checkArray, guard, guardAsync } from '../validate.js';
 import { chatGrounding } from '../grounding/chat.js';
 import type { GroundingItem } from '../grounding/types.js';
 import { promptOpensThinking } from '../generate/reasoning.js';
+import { ModelGrammars } from '../structured/model-grammars.js';
 import { ReplyParser, type ChatStreamEvent } from '../generate/reply.js';
 import type { ToolCall, ToolCallError } from '../generate/tool-calls.js';
 import type { ToolDefinition } from '../text/tool-messages.js';
@@ -184,6 +185,8 @@ export class Model {
   private readonly running = new Set<RequestCancel>();
   /** The one running batch every chat()/stream() call joins. */
   private readonly engine: Engine;
+  /** Structured output's vocabulary index and compiled grammars, made on the first constrained request. */
+  private grammars: ModelGrammars | null = null;
 
   /** @internal */
   constructor(parts: ModelParts) {
@@ -513,6 +516,11 @@ export class Model {
     if (p.seqLength >= this.contextLength) throw contextOverflow(String(p.seqLength), this.contextLength);
     checkBudget(this.estimate(p, Math.min(o.maxTokens, Math.max(0, this.contextLength - p.seqLength))), this.budget);
     const B = p.batchSize;
+    if (o.responseFormat) {
+      this.grammars ??= new ModelGrammars(this.tokenizer, this.config.text.vocabSize);
+      const eos = o.eosTokenIds.length > 0 ? o.eosTokenIds : ctx.eosTokenIds;
+      ctx.constraints = await this.grammars.constraints(o.responseFormat, eos, p.promptTexts.map(promptOpensThinking));
+    }
     const decoders = Array.from({ length: B }, () => this.tokenizer.createStreamDecoder({ skipSpecialTokens: true }));
     const stops = Array.from({ length: B }, () => new StopMatcher(o.stop));
     const texts = new Array<string>(B).fill('');
@@ -578,6 +586,7 @@ export class Model {
     if (this.handle !== null) {
       for (const cancel of this.running) cancel.cancel('dispose');
       this.engine.dispose();
+      this.grammars?.dispose();
       native.disposeHandle(this.handle);
       this.handle = null;
     }

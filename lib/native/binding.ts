@@ -207,6 +207,16 @@ export interface NativeScratchStats {
 }
 
 /** @internal */
+/** Structured output for one sequence of sessionSampling. */
+export interface NativeTokenConstraint {
+  /** A grammarMasks handle. */
+  masks: NativeHandle;
+  /** Tokens that end the output: allowed exactly when the text is complete. */
+  endIds: Int32Array;
+  /** Unconstrained until this token is drawn (a thinking model's `</think>`). */
+  startAfter?: number;
+}
+
 export interface NativeSamplingParams {
   doSample: boolean;
   temperature: number;
@@ -275,7 +285,34 @@ export interface NativeBinding {
    * `rows`, one per session row, replacing all; with `rows`, those sequence ids beside the others.
    * The rows one call sets share one RNG seeded `seed`, drawn in row order.
    */
-  sessionSampling(session: NativeHandle, args: { params: NativeSamplingParams[]; seed: number; history?: Int32Array; rows?: Int32Array }): void;
+  sessionSampling(
+    session: NativeHandle,
+    args: {
+      params: NativeSamplingParams[];
+      seed: number;
+      history?: Int32Array;
+      rows?: Int32Array;
+      /** Per row: structured output's grammar (a grammarMasks handle), end ids, and the token after which it starts. */
+      constraints?: (NativeTokenConstraint | undefined)[];
+    },
+  ): void;
+  /** Checks and compiles a flattened GrammarIR (lib/structured/flatten-grammar.ts). */
+  grammarCompile(flat: Int32Array): NativeHandle;
+  /** The vocabulary's text bytes (token t: bytes[offsets[t] .. offsets[t + 1]), empty: not text), once per model. */
+  grammarVocabulary(bytes: Uint8Array, offsets: Int32Array): NativeHandle;
+  /** grammarVocabulary on a worker thread (the arrays must stay unchanged until it settles). */
+  grammarVocabularyAsync(bytes: Uint8Array, offsets: Int32Array): Promise<NativeHandle>;
+  /** One grammar over one vocabulary with the mask caches every sequence using it shares. */
+  grammarMasks(grammar: NativeHandle, vocabulary: NativeHandle): NativeHandle;
+  grammarMasksStats(masks: NativeHandle): { stateHits: number; stateMisses: number; positionHits: number; positionMisses: number; bytes: number };
+  /** A matcher at the start of the text. */
+  grammarMatcher(masks: NativeHandle): NativeHandle;
+  /** Advances over token's bytes; false (state kept) when the grammar refuses them. */
+  matcherAdvance(matcher: NativeHandle, token: number): boolean;
+  matcherAdvanceBytes(matcher: NativeHandle, bytes: Uint8Array): boolean;
+  matcherStatus(matcher: NativeHandle): { accepts: boolean; canContinue: boolean };
+  /** The text tokens allowed next, one bit per id; `variant` picks a token_mask kernel, `cache` (default true) uses the grammar's caches. */
+  matcherMask(matcher: NativeHandle, variant?: string, cache?: boolean): Uint32Array;
   /** Forward calls run and rows computed by them (finished rows are not computed). */
   sessionStats(session: NativeHandle): { forwards: number; rowsComputed: number };
   /** The session's scratch arena (between passes; E_INPUT while one runs). */

@@ -5,7 +5,7 @@
  *
  * Fields: see README ("Server"). Unknown top-level fields are ignored, as vLLM does, so that clients
  * sending newer parameters keep working; known fields the library cannot honour (`n` > 1,
- * `logprobs`, `logit_bias`, `response_format` other than text, non-zero presence or frequency
+ * `logprobs`, `logit_bias`, a schema keyword structured output cannot guarantee, non-zero presence or frequency
  * penalties, a forced `tool_choice`) are refused rather than silently dropped.
  * @internal
  * @module
@@ -16,6 +16,8 @@ import type { ToolDefinition } from '../text/tool-messages.js';
 import { STOP_LIMITS } from '../generate/options.js';
 import type { ChatMessage, ContentPart } from '../text/chat-template.js';
 import { badRequest } from './errors.js';
+import { QwenVLError } from '../errors.js';
+import { readResponseFormat, type ResponseFormat } from '../structured/response-format.js';
 import type { MediaSession } from './media.js';
 
 /** A text, image or video part of a checked message. @internal */
@@ -255,17 +257,46 @@ function refuseUnsupported(body: Obj): void {
     if (!isObj(bias)) want('logit_bias', 'an object', bias);
     if (Object.keys(bias).length > 0) throw badRequest('logit_bias', 'logit bias is not supported yet', 'unsupported');
   }
-  const format = body.response_format;
-  if (format !== undefined && format !== null) {
-    if (!isObj(format)) want('response_format', 'an object', format);
-    if (format.type !== 'text') throw badRequest('response_format', `'${String(format.type)}' is not supported yet (only {"type": "text"})`, 'unsupported');
-  }
   for (const key of ['presence_penalty', 'frequency_penalty']) {
     const v = optNumber(body, key, (x) => x >= -2 && x <= 2, 'a number from -2 to 2');
     if (v !== undefined && v !== 0) throw badRequest(key, `not supported yet; use repetition_penalty (> 1 discourages repeats)`, 'unsupported');
   }
   const modalities = body.modalities;
   if (Array.isArray(modalities) && modalities.some((m) => m !== 'text')) throw badRequest('modalities', 'only text output is supported', 'unsupported');
+}
+
+/**
+ * `response_format`: `{"type": "text"}`, `{"type": "json_object"}` or `{"type": "json_schema",
+ * "json_schema": {"name", "schema", "strict"?}}`, compiled here so that a schema the library cannot
+ * guarantee is a 400 naming the keyword (the output always follows the schema, strict or not).
+ */
+function parseResponseFormat(body: Obj): ResponseFormat | undefined {
+  const format = body.response_format;
+  if (format === undefined || format === null) return undefined;
+  if (!isObj(format)) want('response_format', 'an object', format);
+  let out: ResponseFormat;
+  if (format.type === 'text') return undefined;
+  if (format.type === 'json_object') {
+    out = { type: 'json_object' };
+  } else if (format.type === 'json_schema') {
+    const js = format.json_schema;
+    if (!isObj(js)) want('response_format.json_schema', 'an object with a schema', js);
+    if (js.name !== undefined && typeof js.name !== 'string') want('response_format.json_schema.name', 'a string', js.name);
+    if (js.strict !== undefined && js.strict !== null && typeof js.strict !== 'boolean') want('response_format.json_schema.strict', 'a boolean', js.strict);
+    const schema = js.schema;
+    if (typeof schema !== 'boolean' && !isObj(schema)) want('response_format.json_schema.schema', 'a JSON schema object', schema);
+    out = { type: 'json_schema', schema, ...(typeof js.name === 'string' ? { name: js.name } : {}) };
+  } else {
+    throw badRequest('response_format.type', `expected 'text', 'json_object' or 'json_schema', got ${JSON.stringify(format.type) ?? 'nothing'}`);
+  }
+  try {
+    readResponseFormat('response_format', out);
+  } catch (e) {
+    if (!(e instanceof QwenVLError)) throw e;
+    const param = out.type === 'json_schema' ? 'response_format.json_schema.schema' : 'response_format';
+    throw badRequest(param, e.message.replace(/^response_format(\.schema)?: /, ''), e.code === 'E_UNSUPPORTED' ? 'unsupported' : null);
+  }
+  return out;
 }
 
 function parseGenerate(body: Obj): GenerateOptions {
@@ -279,6 +310,7 @@ function parseGenerate(body: Obj): GenerateOptions {
   const repetitionPenalty = optNumber(body, 'repetition_penalty', (x) => x > 0 && x <= 10, 'a number in (0, 10]');
   const seed = optInt(body, 'seed', 0);
   const stop = parseStop(body.stop);
+  const responseFormat = parseResponseFormat(body);
   return {
     ...(maxTokens !== undefined ? { maxTokens } : {}),
     // An explicit temperature means what it says: 0 is greedy, anything else samples.
@@ -289,6 +321,7 @@ function parseGenerate(body: Obj): GenerateOptions {
     ...(repetitionPenalty !== undefined ? { repetitionPenalty } : {}),
     ...(seed !== undefined ? { seed } : {}),
     ...(stop !== undefined ? { stop } : {}),
+    ...(responseFormat !== undefined ? { responseFormat } : {}),
   };
 }
 

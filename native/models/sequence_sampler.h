@@ -7,7 +7,9 @@
 #include <memory>
 #include <vector>
 
+#include "core/exec_context.h"
 #include "ops/sampling.h"
+#include "ops/token_mask.h"
 
 namespace qvl::models {
 
@@ -24,12 +26,26 @@ class TokenHistory {
   std::vector<int32_t> distinct_;
 };
 
+// Structured output for one sequence: a grammar (with the caches every sequence using it shares)
+// and where this sequence's text stands in it. Each step only the tokens the grammar allows may be
+// drawn (their logits stay, every other becomes -inf before the penalty and warpers); the end tokens
+// exactly when the text is a complete sentence. With `start_after`, the sequence runs free until it
+// draws that token (a thinking model's </think>), and the grammar covers what follows.
+struct TokenConstraint {
+  std::shared_ptr<ops::MaskCache> masks;
+  std::vector<int32_t> state;    // the matcher's (ops/grammar.h)
+  std::vector<int32_t> end_ids;
+  int32_t start_after = -1;
+  bool active = true;            // false until start_after was drawn
+};
+
 struct SequenceSampler {
   SequenceSampler(const ops::SamplingParams& p, int64_t vocab, size_t rng_index = 0)
       : params(p), history(vocab), rng(rng_index) {}
   ops::SamplingParams params;
   TokenHistory history;
   size_t rng;  // which of the session's RNGs this sequence draws from
+  std::unique_ptr<TokenConstraint> constraint;  // null: unconstrained
 };
 
 // The sampling state of a session: a sampler per sequence id (null: none set), and the RNGs they
@@ -49,8 +65,9 @@ struct SessionSampling {
 };
 
 // Chooses the next token of each listed row from its logits row (logits row i for rows[i]), in
-// list order, and appends it to that row's history.
-void sample_rows(SessionSampling& s, const float* logits, int64_t vocab, const int64_t* rows, int64_t n_rows,
-                 int32_t* out);
+// list order, and appends it to that row's history. Rows under a constraint get their masks
+// computed together on the context's pool, and their logits rows masked in place, first.
+void sample_rows(SessionSampling& s, float* logits, int64_t vocab, const int64_t* rows, int64_t n_rows, int32_t* out,
+                 const ExecContext& ctx);
 
 }  // namespace qvl::models

@@ -103,7 +103,7 @@ StepOutput run_step(const VlModel& model, KvPool& cache, SessionSampling* sampli
         }
         Tensor logits = head(picked);
         std::vector<int32_t> chosen(picked.size());
-        sample_rows(*sampling, logits.data<float>(), V, picked_rows.data(), static_cast<int64_t>(picked.size()), chosen.data());
+        sample_rows(*sampling, logits.data<float>(), V, picked_rows.data(), static_cast<int64_t>(picked.size()), chosen.data(), ctx);
         out.tokens.assign(static_cast<size_t>(B), -1);
         for (size_t i = 0, j = 0; i < static_cast<size_t>(B); ++i)
           if (in.sample[i]) out.tokens[i] = chosen[j++];
@@ -119,7 +119,7 @@ StepOutput run_step(const VlModel& model, KvPool& cache, SessionSampling* sampli
       out.has_logits = in.output == StepOutputKind::Last;
       if (in.output == StepOutputKind::Sample) {
         out.tokens.resize(static_cast<size_t>(B));
-        sample_rows(*sampling, out.logits.data<float>(), V, rows.data(), B, out.tokens.data());
+        sample_rows(*sampling, out.logits.data<float>(), V, rows.data(), B, out.tokens.data(), ctx);
         out.logits = Tensor();
       }
       break;

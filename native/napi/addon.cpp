@@ -29,6 +29,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_model(env, exports);
   register_sampling(env, exports);
   register_file_lock(env, exports);
+  register_grammar(env, exports);
   return exports;
 }
 

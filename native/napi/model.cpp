@@ -6,7 +6,7 @@
 //     (each run {pixels, patchDim, grids}; `features` is a handle sessionForward takes, the rows never copied to JS)
 //   modelNewSession(handle, batch, capacity[, {kvDtype}]) -> session
 //   sessionForward(session, args) -> Promise<{logits?, tokens?, trace}>   (args.cancel: a cancel token)
-//   sessionSampling(session, {params[], seed, history, rows?}); sessionStats(session) -> {forwards, rowsComputed}; sessionScratch(session) -> arena stats
+//   sessionSampling(session, {params[], seed, history, rows?, constraints?[]}); sessionStats(session) -> {forwards, rowsComputed}; sessionScratch(session) -> arena stats
 //   sessionAddSequence / sessionGrowSequence / sessionFreeSequence / sessionCopyPrefix: the session's KV pool
 //   newCancelToken() -> token;  cancelToken(token, 'abort' | 'dispose')
 //   disposeHandle(handle)   (model, session, vision features or cancel token; idempotent)
@@ -707,6 +707,8 @@ Napi::Value SessionForward(const Napi::CallbackInfo& info) {
 // sets samplers and repetition histories (the prompts' ids, the same number per row). Without
 // `rows`: one per session row, replacing every sampler. With `rows`: the listed sequence ids get
 // theirs beside the others'. Either way the rows set by one call share one RNG seeded `seed`.
+// `constraints` (one entry per row; undefined: none): {masks: a grammarMasks handle, endIds:
+// Int32Array, startAfter?: token id} puts the row's output under the grammar (models/sequence_sampler.h).
 Napi::Value SessionSampling(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
@@ -743,6 +745,39 @@ Napi::Value SessionSampling(const Napi::CallbackInfo& info) {
       if (!ps.Get(b).IsObject()) throw make_error(env, "E_INPUT", "params[" + std::to_string(b) + "] must be an object");
       params.push_back(sampling_params_arg(ps.Get(b).As<Napi::Object>()));
     }
+    std::vector<std::unique_ptr<models::TokenConstraint>> constraints(static_cast<size_t>(B));
+    if (!a.Get("constraints").IsUndefined()) {
+      if (!a.Get("constraints").IsArray() || a.Get("constraints").As<Napi::Array>().Length() != static_cast<uint32_t>(B))
+        throw make_error(env, "E_INPUT", "constraints must be an array with one entry per row");
+      Napi::Array cs = a.Get("constraints").As<Napi::Array>();
+      for (uint32_t b = 0; b < cs.Length(); ++b) {
+        if (cs.Get(b).IsUndefined() || cs.Get(b).IsNull()) continue;
+        if (!cs.Get(b).IsObject()) throw make_error(env, "E_INPUT", "constraints[" + std::to_string(b) + "] must be an object");
+        Napi::Object c = cs.Get(b).As<Napi::Object>();
+        auto k = std::make_unique<models::TokenConstraint>();
+        k->masks = mask_cache_arg(env, c.Get("masks"), "constraints[].masks");
+        if (k->masks->vocab().vocab() != V)
+          throw make_error(env, "E_INPUT", "constraints[" + std::to_string(b) + "]: the grammar's vocabulary has " +
+                                               std::to_string(k->masks->vocab().vocab()) + " ids, the model " + std::to_string(V));
+        Napi::Value ev = c.Get("endIds");
+        if (!ev.IsTypedArray()) throw make_error(env, "E_INPUT", "constraints[].endIds must be an Int32Array");
+        const int64_t ne = static_cast<int64_t>(ev.As<Napi::TypedArray>().ElementLength());
+        Tensor e = from_js(ev, DType::I32, {ne}, "endIds");
+        for (int64_t i = 0; i < ne; ++i) {
+          const int32_t t = e.data<int32_t>()[i];
+          if (t < 0 || t >= V) throw make_error(env, "E_INPUT", "constraints[].endIds holds an id outside the vocabulary");
+          k->end_ids.push_back(t);
+        }
+        if (!c.Get("startAfter").IsUndefined()) {
+          const uint64_t t = size_arg(c.Get("startAfter"), "startAfter");
+          if (t >= static_cast<uint64_t>(V)) throw make_error(env, "E_INPUT", "constraints[].startAfter is outside the vocabulary");
+          k->start_after = static_cast<int32_t>(t);
+          k->active = false;
+        }
+        k->state = ops::grammar::initial_state(k->masks->grammar());
+        constraints[b] = std::move(k);
+      }
+    }
     const uint64_t seed = size_arg(a.Get("seed"), "seed");
     Tensor h;
     int64_t per = 0;
@@ -763,6 +798,7 @@ Napi::Value SessionSampling(const Napi::CallbackInfo& info) {
     std::vector<models::SequenceSampler*> added = sampling->add(ids, params, seed, V);
     for (int64_t b = 0; b < B; ++b) {
       for (int64_t i = 0; i < per; ++i) added[static_cast<size_t>(b)]->history.add(h.data<int32_t>()[b * per + i]);
+      added[static_cast<size_t>(b)]->constraint = std::move(constraints[static_cast<size_t>(b)]);
     }
     s->sampling = std::move(sampling);
     return env.Undefined();
@@ -888,6 +924,17 @@ Napi::Value DisposeHandle(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace
+
+Napi::Value wrap_handle(Napi::Env env, std::shared_ptr<void> p, const char* kind) {
+  return Napi::External<Handle>::New(env, new Handle{std::move(p), kind}, [](Napi::Env, Handle* h) { delete h; });
+}
+
+std::shared_ptr<void> unwrap_handle(Napi::Env env, Napi::Value v, const char* kind, const char* what) {
+  Handle* h = handle_of(env, v, what);
+  if (!h || std::strcmp(h->kind, kind) != 0) throw make_error(env, "E_INPUT", std::string(what) + " is not a " + kind + " handle");
+  if (!h->ptr) throw make_error(env, "E_DISPOSED", std::string(what) + " has been disposed");
+  return h->ptr;
+}
 
 void register_model(Napi::Env env, Napi::Object exports) {
   exports.Set("loadModel", Napi::Function::New(env, LoadModel, "loadModel"));

@@ -17,6 +17,7 @@
 #include "ops/vision_pos_embed.h"
 #include "ops/unpack_quant.h"
 #include "ops/dequant_groups.h"
+#include "ops/token_mask.h"
 
 namespace qvl::ops {
 
@@ -42,6 +43,7 @@ std::vector<const OpFamilyBase*> op_catalog() {
       &vision_pos_embed_family(),
       &unpack_quant_family(),
       &dequant_groups_family(),
+      &token_mask_family(),
   };
 }
 

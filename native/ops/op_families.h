@@ -19,6 +19,7 @@
 #include "ops/sampling.h"
 #include "ops/softmax.h"
 #include "ops/unpack_quant.h"
+#include "ops/token_mask.h"
 #include "ops/vision_pos_embed.h"
 
 // X(family, Fn) for each family: `family##_variants()` returns std::vector<ops::Variant<ops::Fn>>.
@@ -42,6 +43,7 @@
   X(rope_gather, RopeGatherFn)        \
   X(rows, RowsFn)                     \
   X(unpack_quant, UnpackQuantFn)      \
+  X(token_mask, TokenMaskFn)          \
   X(vision_pos_embed, VisionPosEmbedFn)
 
 // Declares one backend's list function for a family (inside the backend's namespace).

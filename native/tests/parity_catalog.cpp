@@ -29,6 +29,7 @@ std::vector<Result> parity_quant_pack(uint64_t seed);
 std::vector<Result> parity_unpack_quant(uint64_t seed);
 std::vector<Result> parity_dequant_groups(uint64_t seed);
 std::vector<Result> parity_read_stream(uint64_t seed);
+std::vector<Result> parity_token_mask(uint64_t seed);
 
 const std::vector<Entry>& suites() {
   static const std::vector<Entry> all = {
@@ -51,6 +52,7 @@ const std::vector<Entry>& suites() {
       {"convert", parity_convert},
       {"rows", parity_rows},
       {"rope_gather", parity_rope_gather},
+      {"token_mask", parity_token_mask},
       {"arena", parity_arena},
       {"registry", parity_registry},
       {"profiler", parity_profiler},

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import * as gen from '../../lib/model/generate.js';
-import { main } from '../../lib/cli/run.js';
 import { loadModel, QwenVLError, type ChatMessage, type ChatStreamEvent, type Model, type ToolDefinition } from '../../lib/index.js';
+import { runCliCaptured } from '../helpers/cli-in-process.js';
 import { checkpointDir } from '../helpers/fixtures.js';
 import { IM_END, scriptedRun, WEATHER } from '../helpers/scripted-decode.js';
 
@@ -294,19 +294,7 @@ describe('qwenvl chat: reasoning and --tools', () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  /** The CLI in this process; chat streams to process.stdout / stderr, captured here. */
-  async function run(args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-    let stdout = '', stderr = '';
-    const out = vi.spyOn(process.stdout, 'write').mockImplementation((t) => ((stdout += String(t)), true));
-    const err = vi.spyOn(process.stderr, 'write').mockImplementation((t) => ((stderr += String(t)), true));
-    try {
-      const status = await main(args, new AbortController().signal, { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t) });
-      return { status, stdout, stderr };
-    } finally {
-      out.mockRestore();
-      err.mockRestore();
-    }
-  }
+  const run = runCliCaptured;
 
   const reply = 'The user wants weather.\n</think>\n\nChecking.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>\n<tool_call>\n{"name": oops}\n</tool_call>';
 

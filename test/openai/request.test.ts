@@ -151,7 +151,10 @@ describe('parseChatRequest', () => {
     [{ ...user('x'), n: 2 }, 'n'],
     [{ ...user('x'), logprobs: true }, 'logprobs'],
     [{ ...user('x'), logit_bias: { 5: 1 } }, 'logit_bias'],
-    [{ ...user('x'), response_format: { type: 'json_object' } }, 'response_format'],
+    [{ ...user('x'), response_format: { type: 'xml' } }, 'response_format.type'],
+    [{ ...user('x'), response_format: { type: 'json_schema' } }, 'response_format.json_schema'],
+    [{ ...user('x'), response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'string', not: {} } } } }, 'response_format.json_schema.schema'],
+    [{ ...user('x'), response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'string' }, strict: 'yes' } } }, 'response_format.json_schema.strict'],
     [{ ...user('x'), presence_penalty: 0.5 }, 'presence_penalty'],
     [{ ...user('x'), frequency_penalty: 3 }, 'frequency_penalty'],
     [{ ...user('x'), tools: [{ type: 'function', function: { name: 'f' } }], tool_choice: 'required' }, 'tool_choice'],
@@ -165,6 +168,17 @@ describe('parseChatRequest', () => {
     expect(e.param).toBe(param);
     expect(e.body().error).toMatchObject({ type: 'invalid_request_error', param });
     expect(e.message).toContain(param);
+  });
+
+  it('reads response_format into responseFormat (text: none)', () => {
+    const schema = { type: 'object', properties: { a: { type: 'integer' } } };
+    expect(parseChatRequest({ ...user('x'), response_format: { type: 'json_schema', json_schema: { name: 'n', schema, strict: true } } }).generate.responseFormat).toEqual({
+      type: 'json_schema',
+      schema,
+      name: 'n',
+    });
+    expect(parseChatRequest({ ...user('x'), response_format: { type: 'json_object' } }).generate.responseFormat).toEqual({ type: 'json_object' });
+    expect(parseChatRequest({ ...user('x'), response_format: { type: 'text' } }).generate.responseFormat).toBeUndefined();
   });
 
   it('refuses a body that is not an object without a param', () => {

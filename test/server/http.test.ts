@@ -121,9 +121,33 @@ describe('raw HTTP', () => {
     const ok = await post(base, body({ some_new_option: { nested: true }, user: 'u', metadata: { a: 'b' }, parallel_tool_calls: true }));
     expect(ok.status).toBe(200);
     expect(ok.json.object).toBe('chat.completion');
-    const refused = await post(base, body({ response_format: { type: 'json_object' } }));
+    const refused = await post(base, body({ logit_bias: { 5: 1 } }));
     expect(refused.status).toBe(400);
-    expectError(refused.json, 'unsupported', 'response_format');
+    expectError(refused.json, 'unsupported', 'logit_bias');
+  });
+
+  it('response_format json_schema: the answer validates; an unsupported keyword is a 400 naming it', async () => {
+    const schema = {
+      type: 'object',
+      properties: { answer: { type: 'string', maxLength: 10 }, n: { type: 'integer', minimum: 0, maximum: 9 } },
+      required: ['answer', 'n'],
+      additionalProperties: false,
+    };
+    const format = { type: 'json_schema', json_schema: { name: 'reply', schema, strict: true } };
+    const r = await post(base, body({ response_format: format, max_tokens: 300 }));
+    expect(r.status).toBe(200);
+    expect(r.json.choices[0].finish_reason).toBe('stop');
+    const value = JSON.parse(r.json.choices[0].message.content) as { answer: unknown; n: unknown };
+    expect(Object.keys(value)).toEqual(['answer', 'n']);
+    expect(typeof value.answer === 'string' && value.answer.length <= 10).toBe(true);
+    expect(Number.isInteger(value.n) && (value.n as number) >= 0 && (value.n as number) <= 9).toBe(true);
+    const obj = await post(base, body({ response_format: { type: 'json_object' }, max_tokens: 6 }));
+    expect(obj.status).toBe(200);
+    expect((obj.json.choices[0].message.content as string).startsWith('{')).toBe(true);
+    const bad = await post(base, body({ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'string', not: {} } } } }));
+    expect(bad.status).toBe(400);
+    expectError(bad.json, 'unsupported', 'response_format.json_schema.schema');
+    expect(bad.json.error.message).toMatch(/not/);
   });
 
   it('answers a non-JSON content type with 415 and an unknown route with 404, in the same shape', async () => {

@@ -31,6 +31,9 @@ options:
                        several images, one file each: OUT-1.png, OUT-2.png, ...
   --tools FILE         a JSON file of tools the model may call (OpenAI's "tools" array, or an
                        object with one); each call prints on stdout as one JSON line
+  --json-schema FILE   answer with JSON valid against the JSON schema in FILE (constrained
+                       decoding; an unsupported keyword is refused before anything runs)
+  --json               answer with a JSON object (any)
   --hide-reasoning     do not print a thinking model's reasoning (it goes to stderr, dimmed
                        on a terminal, so stdout holds the answer alone)
   --no-thinking        ask the chat template to skip thinking (enable_thinking: false)
@@ -54,6 +57,21 @@ async function readToolsFile(file: string): Promise<ToolDefinition[]> {
   const list = Array.isArray(v) ? v : typeof v === 'object' && v !== null ? (v as { tools?: unknown }).tools : undefined;
   if (!Array.isArray(list)) throw new UsageError(`--tools: ${file} must hold a JSON array of tools (or {"tools": [...]})`);
   return list as ToolDefinition[];
+}
+
+/** The JSON schema of a --json-schema file. */
+async function readSchemaFile(file: string): Promise<object | boolean> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`--json-schema: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  try {
+    return JSON.parse(text) as object | boolean;
+  } catch (e) {
+    throw new UsageError(`--json-schema: ${file} is not JSON (${(e as Error).message})`);
+  }
 }
 
 /** OUT.png for one image; OUT-1.png, OUT-2.png, … for several. */
@@ -100,6 +118,8 @@ export const chatCommand: Command = {
     'video-max-frames': { type: 'string' },
     draw: { type: 'string' },
     tools: { type: 'string' },
+    'json-schema': { type: 'string' },
+    json: { type: 'boolean' },
     'hide-reasoning': { type: 'boolean' },
     'no-thinking': { type: 'boolean' },
   },
@@ -124,6 +144,14 @@ export const chatCommand: Command = {
     const threads = threadsOption(values);
     const toolsFile = stringValue(values, 'tools');
     const tools = toolsFile === undefined ? undefined : await readToolsFile(toolsFile);
+    const schemaFile = stringValue(values, 'json-schema');
+    if (schemaFile !== undefined && values.json === true) throw new UsageError('give --json-schema FILE or --json, not both');
+    const responseFormat =
+      schemaFile !== undefined
+        ? { type: 'json_schema' as const, schema: await readSchemaFile(schemaFile) }
+        : values.json === true
+          ? { type: 'json_object' as const }
+          : undefined;
     const precision = stringValue(values, 'precision');
     if (precision !== undefined && precision !== 'exact' && precision !== 'fast') {
       throw new UsageError(`--precision must be exact or fast, got '${precision}'`);
@@ -153,6 +181,7 @@ export const chatCommand: Command = {
       const options = {
         ...Object.fromEntries(Object.entries(sampling).filter(([, v]) => v !== undefined)),
         ...(tools !== undefined ? { tools } : {}),
+        ...(responseFormat !== undefined ? { responseFormat } : {}),
         ...(values['no-thinking'] === true ? { templateVariables: { enable_thinking: false } } : {}),
       };
       const printer = new ChatPrinter({

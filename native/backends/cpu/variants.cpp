@@ -58,6 +58,8 @@ void rows_generic(const ops::RowsParams& p, const ExecContext& ctx);
 void rows_avx2(const ops::RowsParams& p, const ExecContext& ctx);
 ops::UnpackQuantStatus unpack_quant_ref(const ops::UnpackQuantParams& p, const ExecContext& ctx);
 ops::UnpackQuantStatus unpack_quant_generic(const ops::UnpackQuantParams& p, const ExecContext& ctx);
+void token_mask_ref(const ops::TokenMaskArgs& a);
+void token_mask_trie(const ops::TokenMaskArgs& a);
 void vision_pos_embed_ref(const ops::VisionPosEmbedParams& p, const ExecContext& ctx);
 void vision_pos_embed_generic(const ops::VisionPosEmbedParams& p, const ExecContext& ctx);
 
@@ -233,6 +235,13 @@ std::vector<ops::Variant<ops::UnpackQuantFn>> unpack_quant_variants() {
   return {
       {"reference", Device::Host, Isa::Reference, &cpu::unpack_quant_ref},
       {"generic", Device::Host, Isa::Generic, &cpu::unpack_quant_generic},
+  };
+}
+
+std::vector<ops::Variant<ops::TokenMaskFn>> token_mask_variants() {
+  return {
+      {"reference", Device::Host, Isa::Reference, &cpu::token_mask_ref},
+      {"trie", Device::Host, Isa::Generic, &cpu::token_mask_trie},
   };
 }
 
