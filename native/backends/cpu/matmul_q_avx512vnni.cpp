@@ -128,9 +128,12 @@ QVL_TARGET_AVX512VNNI inline __m512 halves(float lo, float hi) {
 template <WeightFormat F, int MB, int R>
 QVL_TARGET_AVX512VNNI void tile_block(const ops::MatmulParams& p, const QActs& a, int64_t m0, int64_t n) {
   constexpr int64_t kPairBytes = F == WeightFormat::Q8 ? 64 : 32;
+  // Rows from strides: WeightRef's row helpers call out and divide on every use.
+  int64_t row_bytes = 0;
+  weight_row_bytes(p.w.format, p.w.ld, &row_bytes);
   const uint8_t* w[R];
   const float* sw[R];
-  for (int j = 0; j < R; ++j) w[j] = static_cast<const uint8_t*>(p.w.row(n + j)), sw[j] = p.w.row_scales(n + j);
+  for (int j = 0; j < R; ++j) w[j] = static_cast<const uint8_t*>(p.w.row(n)) + j * row_bytes, sw[j] = p.w.row_scales(n) + j * (p.w.ld / p.w.group);
   const int8_t* xq[MB];
   const float* xd[MB];
   for (int i = 0; i < MB; ++i) xq[i] = a.q + (m0 + i) * a.K, xd[i] = a.d + (m0 + i) * a.blocks;
@@ -140,8 +143,13 @@ QVL_TARGET_AVX512VNNI void tile_block(const ops::MatmulParams& p, const QActs& a
   __m512 acc[MB][R];
   for (int i = 0; i < MB; ++i)
     for (int j = 0; j < R; ++j) acc[i][j] = _mm512_setzero_ps();
+  // The groups of the pair's blocks, counted along (two divisions per pair cost more than its dots).
+  int64_t g = 0, in_group = 0;
   for (int64_t pr = 0; pr < pairs; ++pr) {
-    const int64_t b0 = 2 * pr, ga = b0 / per_group, gb = (b0 + 1) / per_group;
+    const int64_t b0 = 2 * pr, ga = g;
+    if (++in_group == per_group) in_group = 0, ++g;
+    const int64_t gb = g;
+    if (++in_group == per_group) in_group = 0, ++g;
     if (pr * kPairBytes % 64 == 0) {
       // Integer arithmetic: the address may lie past the row's end (a prefetch never faults).
       for (int j = 0; j < R; ++j)
