@@ -278,7 +278,7 @@ QVL_TARGET_AVX512VNNI void decode_block(const DecodeRows& r, int64_t i) {
   for (int64_t b0 = 0; b0 < paired; b0 += 16) {
     const int64_t nb = paired - b0 < 16 ? paired - b0 : 16;  // even
     const __mmask16 bm = nb == 16 ? kAll : static_cast<__mmask16>((1u << nb) - 1);
-    const int64_t g0 = b0 >> shift;  // shifts: a division per chunk costs as much as its pairs
+    const int64_t g0 = b0 >> shift;
     const __mmask16 gm = static_cast<__mmask16>((1u << ((nb + per_group - 1) >> shift)) - 1);
     const __m512 dx = _mm512_mul_ps(_mm512_maskz_loadu_ps(bm, xd + b0), odd_scale);
     __m512 s[R];
@@ -286,12 +286,8 @@ QVL_TARGET_AVX512VNNI void decode_block(const DecodeRows& r, int64_t i) {
       _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(sw[j] + g0) + r.sw_stride * 4 * R), _MM_HINT_T0);
       s[j] = _mm512_mul_ps(_mm512_maskz_permutexvar_ps(kAll, group_of, _mm512_maskz_loadu_ps(gm, sw[j] + g0)), dx);
     }
-    if (nb == 16) {
-      // Unrolled: a loop of 8 pairs costs a mispredicted exit per chunk, a third of the chunk's time.
-#pragma GCC unroll 8
-      for (int q = 0; q < 8; ++q) decode_pair<F, R>(w, xq, b0 / 2 + q, ahead, _mm512_add_epi32(pair_lanes, _mm512_set1_epi32(2 * q)), s, acc);
-    } else {
-      for (int q = 0; q < nb / 2; ++q) decode_pair<F, R>(w, xq, b0 / 2 + q, ahead, _mm512_add_epi32(pair_lanes, _mm512_set1_epi32(2 * q)), s, acc);
+    for (int q = 0; q < nb / 2; ++q) {
+      decode_pair<F, R>(w, xq, b0 / 2 + q, ahead, _mm512_add_epi32(pair_lanes, _mm512_set1_epi32(2 * q)), s, acc);
     }
   }
   if (blocks % 2) {  // the trailing unpaired block: upper 32 bytes of codes are zero
