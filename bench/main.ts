@@ -8,12 +8,13 @@ import { runBatching } from './batching.js';
 import { runEngine } from './engine.js';
 import { runGrammar } from './grammar.js';
 import { runModel } from './model.js';
-import { runBf16, runOps, runQuant } from './ops.js';
+import { runBf16, runDecode, runOps, runQuant } from './ops.js';
 import { runServe } from './serve.js';
 
 const suites: Record<string, { about: string; run: () => Promise<void> }> = {
   ops: { about: 'matmul and attention kernels, every variant this CPU runs (with the quant and bf16 tables)', run: runOps },
   quant: { about: 'q8/q4 matmul kernels against bf16: decode GB/s against the memory-read floor, prefill against the dense exact kernel and the int8 peak', run: runQuant },
+  decode: { about: 'the decode (M = 1) rows of the quant table only, with the attention projection shape', run: runDecode },
   bf16: { about: "precision 'fast' matmul kernels (AMX, AVX512-BF16) at prefill/vision shapes vs compute peaks", run: runBf16 },
   model: { about: 'a synthetic checkpoint at Qwen2-VL-2B widths end to end: vision, prefill, decode', run: runModel },
   engine: { about: 'the same widths: time outside kernels per decode step, 4000-token flatness, abort latency', run: runEngine },

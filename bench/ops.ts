@@ -114,6 +114,8 @@ const QUANT_PREFILL_SHAPES: [number, number][] = [
   [8960, 1536],
   [1536, 8960],
 ];
+// The decode table adds the attention projections (q, o).
+const DECODE_SHAPES: [number, number][] = [[1536, 1536], ...QUANT_SHAPES];
 const QUANT_REPEATS = 3;
 // The dense exact kernel the prefill rows are compared with (bf16 weights, f32 activations).
 const DENSE_EXACT = 'avx512';
@@ -369,6 +371,43 @@ export async function runQuant(): Promise<void> {
   for (const [kind, p] of peak) console.log(`peak ${kind}: ${p.median.toFixed(0)} GFLOP/s (min ${p.min.toFixed(0)}, max ${p.max.toFixed(0)})`);
   console.log(`median of ${QUANT_REPEATS} runs, each the best of N calls; spread = slowest/fastest - 1\n`);
   print(await quantRows(floor, peak));
+  console.log(`\n(${((Date.now() - started) / 1000).toFixed(0)} s)`);
+}
+
+/**
+ * Decode (M = 1) at the Qwen2-VL-2B shapes, bf16 / q8 / q4, each with the variant this CPU runs
+ * for the format: GB/s of weight bytes and its share of a memory-read floor measured just before
+ * each repeat (the load of a shared machine drifts within a run; a floor taken once at the start
+ * made ratios of 40% and of 300% in one table).
+ */
+export async function runDecode(): Promise<void> {
+  const info = native.info();
+  console.log(`cpu: ${info.cpu.brand} (${info.cpu.physicalCores} cores, ${info.threads} threads)`);
+  console.log(`median of ${QUANT_REPEATS} repeats, each a floor read then the best of N calls; spread = slowest/fastest - 1\n`);
+  const started = Date.now();
+  const chosen = info.ops.matmul?.chosenByFormat ?? {};
+  const rows: Row[] = [];
+  for (const [N, K] of DECODE_SHAPES) {
+    for (const wDtype of ['bf16', 'q8', 'q4'] as const) {
+      const variant = chosen[wDtype];
+      if (variant === undefined) continue;
+      const bytes = native.weightBytes(wDtype, N, K);
+      const floors: number[] = [];
+      const { times, note } = await timeRepeats(QUANT_REPEATS, async () => {
+        floors.push((await readBandwidths(1))[0]);
+        return native.benchMatmul({ M: 1, K, N, wDtype, variant, iters: 10, spillBytes: SPILL_BYTES });
+      });
+      const row: Row = { op: 'matmul', shape: `M=1 N=${N} K=${K} ${wDtype}`, variant, note };
+      if (times.length > 0) {
+        row.seconds = median(times);
+        row.gbps = bytes / row.seconds / 1e9;
+        const ofFloor = times.map((t, i) => bytes / t / 1e9 / floors[i]);
+        row.note = `${(100 * median(ofFloor)).toFixed(0)}% of floor (${median(floors).toFixed(1)} GB/s); spread ${spread(times)}`;
+      }
+      rows.push(row);
+    }
+  }
+  print(rows);
   console.log(`\n(${((Date.now() - started) / 1000).toFixed(0)} s)`);
 }
 

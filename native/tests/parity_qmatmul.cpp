@@ -35,7 +35,7 @@ struct QShape {
 };
 
 // M = 1, 2, 3, 7, 33 (decode rows and prefill tiles with tails), K an odd or even number of
-// 32-blocks, N around the 4- and 16-row kernel blocks, groups 32 and 128.
+// 32-blocks, N around the 4- and 16-row kernel blocks, groups 32 and 128 (and more for decode).
 const QShape kQShapes[] = {
     {1, 32, 1, 32},     {1, 96, 17, 32},    {1, 256, 63, 128},  {1, 1024, 65, 128}, {2, 160, 33, 32},
     {2, 384, 5, 128},   {3, 64, 19, 32},    {3, 640, 4, 128},   {7, 352, 31, 32},   {7, 128, 100, 128},
@@ -46,6 +46,9 @@ const QShape kQShapes[] = {
     // blocks with tails, odd block counts, K past 1024.
     {16, 96, 33, 32},   {17, 1056, 47, 32}, {33, 544, 17, 32},  {100, 1152, 65, 128}, {512, 224, 49, 32},
     {16, 1280, 18, 128}, {103, 32, 31, 32}, {18, 320, 47, 32}, {8, 160, 40, 32},
+    // The decode kernels' 16-block chunks: full chunks, a short last chunk and an odd block
+    // (37 blocks), groups of 2, 8 and 16 blocks, and a group of 3 blocks (no power of two).
+    {1, 1184, 23, 32},  {1, 1152, 9, 64},   {1, 2048, 13, 256}, {1, 1536, 6, 512},  {1, 960, 7, 96},
 };
 
 struct QProblem {

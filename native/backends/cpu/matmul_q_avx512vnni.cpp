@@ -30,8 +30,24 @@ QVL_TARGET_AVX512VNNI inline float hsum(__m512 v) {
   return _mm_cvtss_f32(s);
 }
 
-// Bytes identical to ops::quantize_act_block: amax exact, d = amax / 127 and 1 / d in f32 scalar
-// arithmetic, codes by cvtps2dq (round half even) of one f32 product each.
+// Horizontal max / sum of 16 lanes by halving (no round trip through memory: a decode call
+// quantizes its whole row on one thread, ahead of every weight read).
+QVL_TARGET_AVX512VNNI inline float hmax16(__m512 v) {
+  __m256 h = _mm256_max_ps(_mm512_maskz_extractf32x8_ps(0xff, v, 0), _mm512_maskz_extractf32x8_ps(0xff, v, 1));
+  __m128 q = _mm_max_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  q = _mm_max_ps(q, _mm_movehl_ps(q, q));
+  return _mm_cvtss_f32(_mm_max_ss(q, _mm_movehdup_ps(q)));
+}
+QVL_TARGET_AVX512VNNI inline int32_t hsum16(__m512i v) {
+  const __m256i h = _mm256_add_epi32(_mm512_maskz_extracti32x8_epi32(0xff, v, 0), _mm512_maskz_extracti32x8_epi32(0xff, v, 1));
+  __m128i q = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+  q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0x4e));
+  return _mm_cvtsi128_si32(_mm_add_epi32(q, _mm_shuffle_epi32(q, 0xb1)));
+}
+
+// Bytes identical to ops::quantize_act_block: amax exact (max is exact in any order), d = amax /
+// 127 and 1 / d in f32 scalar arithmetic, codes by cvtps2dq (round half even) of one f32 product
+// each.
 QVL_TARGET_AVX512VNNI void quantize(const float* x, int64_t m, QActs& a) {
   int8_t* q = a.q + m * a.K;
   float* d = a.d + m * a.blocks;
@@ -42,22 +58,14 @@ QVL_TARGET_AVX512VNNI void quantize(const float* x, int64_t m, QActs& a) {
     float s = 0.0f;
     for (int64_t b = g * per_group; b < (g + 1) * per_group; ++b) {
       const __m512 x0 = _mm512_loadu_ps(x + b * kQuantBlock), x1 = _mm512_loadu_ps(x + b * kQuantBlock + 16);
-      const __m512 mx = _mm512_maskz_max_ps(kAll, _mm512_and_ps(x0, abs_mask), _mm512_and_ps(x1, abs_mask));
-      alignas(64) float t[16];
-      _mm512_store_ps(t, mx);
-      float amax = 0.0f;
-      for (int i = 0; i < 16; ++i) amax = amax > t[i] ? amax : t[i];
+      const float amax = hmax16(_mm512_maskz_max_ps(kAll, _mm512_and_ps(x0, abs_mask), _mm512_and_ps(x1, abs_mask)));
       const float db = amax / 127.0f, inv = db != 0.0f ? 1.0f / db : 0.0f;
       const __m512 iv = _mm512_set1_ps(inv);
       const __m512i q0 = _mm512_maskz_cvtps_epi32(kAll, _mm512_mul_ps(x0, iv)), q1 = _mm512_maskz_cvtps_epi32(kAll, _mm512_mul_ps(x1, iv));
       _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b * kQuantBlock), _mm512_maskz_cvtepi32_epi8(kAll, q0));
       _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b * kQuantBlock + 16), _mm512_maskz_cvtepi32_epi8(kAll, q1));
-      alignas(64) int32_t qs[16];
-      _mm512_store_si512(qs, _mm512_add_epi32(q0, q1));
-      int32_t sum = 0;
-      for (int i = 0; i < 16; ++i) sum += qs[i];
       d[b] = db;
-      s += db * static_cast<float>(sum);
+      s += db * static_cast<float>(hsum16(_mm512_add_epi32(q0, q1)));
     }
     gs[g] = s;
   }
@@ -121,9 +129,12 @@ QVL_TARGET_AVX512VNNI inline __m512 halves(float lo, float hi) {
 template <WeightFormat F, int MB, int R>
 QVL_TARGET_AVX512VNNI void tile_block(const ops::MatmulParams& p, const QActs& a, int64_t m0, int64_t n) {
   constexpr int64_t kPairBytes = F == WeightFormat::Q8 ? 64 : 32;
+  // Rows from strides: WeightRef's row helpers call out and divide on every use.
+  int64_t row_bytes = 0;
+  weight_row_bytes(p.w.format, p.w.ld, &row_bytes);
   const uint8_t* w[R];
   const float* sw[R];
-  for (int j = 0; j < R; ++j) w[j] = static_cast<const uint8_t*>(p.w.row(n + j)), sw[j] = p.w.row_scales(n + j);
+  for (int j = 0; j < R; ++j) w[j] = static_cast<const uint8_t*>(p.w.row(n)) + j * row_bytes, sw[j] = p.w.row_scales(n) + j * (p.w.ld / p.w.group);
   const int8_t* xq[MB];
   const float* xd[MB];
   for (int i = 0; i < MB; ++i) xq[i] = a.q + (m0 + i) * a.K, xd[i] = a.d + (m0 + i) * a.blocks;
@@ -133,8 +144,13 @@ QVL_TARGET_AVX512VNNI void tile_block(const ops::MatmulParams& p, const QActs& a
   __m512 acc[MB][R];
   for (int i = 0; i < MB; ++i)
     for (int j = 0; j < R; ++j) acc[i][j] = _mm512_setzero_ps();
+  // The groups of the pair's blocks, counted along (two divisions per pair cost more than its dots).
+  int64_t g = 0, in_group = 0;
   for (int64_t pr = 0; pr < pairs; ++pr) {
-    const int64_t b0 = 2 * pr, ga = b0 / per_group, gb = (b0 + 1) / per_group;
+    const int64_t b0 = 2 * pr, ga = g;
+    if (++in_group == per_group) in_group = 0, ++g;
+    const int64_t gb = g;
+    if (++in_group == per_group) in_group = 0, ++g;
     if (pr * kPairBytes % 64 == 0) {
       // Integer arithmetic: the address may lie past the row's end (a prefetch never faults).
       for (int j = 0; j < R; ++j)
@@ -175,9 +191,156 @@ QVL_TARGET_AVX512VNNI void tile_block(const ops::MatmulParams& p, const QActs& a
   }
 }
 
+// Decode (one activation row): the same sums with less work per pair of blocks, since one row
+// cannot share the unpacking and scale set-up the way tile_block's MB rows do. Per 16 blocks and
+// weight row, one multiply forms the 16 scale products d_x · s_w; per pair, one vpermps spreads the
+// pair's two products over their 8 lanes each (tile_block: two broadcasts, a blend, a multiply).
+// q4 codes take one mask instead of a shift and a mask: the high nibbles stay in place (16 · code)
+// and the 16 is divided out of the odd blocks' scale products (exactly: a power of two).
+// The zero-point term joins the vector accumulator before the one final reduction.
+// Scales per 16 blocks need the group to hold 1, 2, 4, 8 or 16 blocks (tile_block does the rest).
+bool decode_group_ok(int64_t group) {
+  const int64_t per = group / kQuantBlock;
+  return per == 1 || per == 2 || per == 4 || per == 8 || per == 16;
+}
+
+// Row sums of 4 accumulators in lanes 0..3.
+QVL_TARGET_AVX512VNNI inline __m128 hsum4(const __m512 v[4]) {
+  const __m512 s01 = _mm512_add_ps(_mm512_maskz_unpacklo_ps(kAll, v[0], v[1]), _mm512_maskz_unpackhi_ps(kAll, v[0], v[1]));
+  const __m512 s23 = _mm512_add_ps(_mm512_maskz_unpacklo_ps(kAll, v[2], v[3]), _mm512_maskz_unpackhi_ps(kAll, v[2], v[3]));
+  // per 128-bit lane: [v0 v1 v0 v1] and [v2 v3 v2 v3] partial sums -> [v0 v1 v2 v3]
+  const __m512 s = _mm512_add_ps(_mm512_shuffle_ps(s01, s23, 0x44), _mm512_shuffle_ps(s01, s23, 0xEE));
+  const __m256 h = _mm256_add_ps(_mm512_maskz_extractf32x8_ps(0xff, s, 0), _mm512_maskz_extractf32x8_ps(0xff, s, 1));
+  return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+// What decode_block reads, resolved once per tile: row addresses come from strides (WeightRef's
+// row helpers divide and call out per row, which cost as much as a short row's dot products).
+struct DecodeRows {
+  const uint8_t* w;     // first row's codes
+  const float* sw;      // first row's scales
+  const uint8_t* z;     // first row's zero points (q4)
+  int64_t row_bytes, sw_stride;  // per stored row (ld elements): bytes of codes, scales
+  int64_t groups, blocks, per_group, paired_ld;  // groups and blocks of K
+  int shift;            // log2(per_group)
+  const int8_t* xq;     // the activation row's codes, block scales, group sums
+  const float* xd;
+  const float* gs;
+  const float* bias;    // at the first row, or null
+  float* y;             // at the first row
+};
+
+// Pair pr of R rows: acc[j] += cvt(dot) · (the pair's two scale products from s[j], lanes `idx`).
+template <WeightFormat F, int R>
+QVL_TARGET_AVX512VNNI inline void decode_pair(const uint8_t* const* w, const int8_t* xq, int64_t pr, int64_t ahead,
+                                              __m512i idx, const __m512* s, __m512* acc) {
+  constexpr int64_t kPairBytes = F == WeightFormat::Q8 ? 64 : 32;
+  if (pr * kPairBytes % 64 == 0) {
+    for (int j = 0; j < R; ++j)
+      _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(w[j]) + pr * kPairBytes + ahead), _MM_HINT_T0);
+  }
+  const __m512i xv = _mm512_loadu_si512(xq + pr * 64);
+  // q4: the pair's 32 bytes in both halves; low nibbles (block 2pr) below, high nibbles (16 · the
+  // codes of block 2pr + 1) above.
+  const __m512i nibbles = _mm512_mask_blend_epi64(static_cast<__mmask8>(0xf0), _mm512_set1_epi8(0x0f), _mm512_set1_epi8(static_cast<char>(0xf0)));
+  for (int j = 0; j < R; ++j) {
+    __m512i wv;
+    if constexpr (F == WeightFormat::Q8) {
+      wv = _mm512_loadu_si512(w[j] + pr * 64);
+    } else {
+      wv = _mm512_and_si512(_mm512_maskz_broadcast_i64x4(static_cast<__mmask8>(0xff), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[j] + pr * 32))), nibbles);
+    }
+    const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, xv);
+    acc[j] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(kAll, dot), _mm512_maskz_permutexvar_ps(kAll, idx, s[j]), acc[j]);
+  }
+}
+
+template <WeightFormat F, int R>
+QVL_TARGET_AVX512VNNI void decode_block(const DecodeRows& r, int64_t i) {
+  const int64_t per_group = r.per_group, groups = r.groups, blocks = r.blocks, paired = blocks / 2 * 2;
+  const int shift = r.shift;
+  const uint8_t* w[R];
+  const float* sw[R];
+  for (int j = 0; j < R; ++j) w[j] = r.w + (i + j) * r.row_bytes, sw[j] = r.sw + (i + j) * r.sw_stride;
+  const int8_t* xq = r.xq;
+  const float* xd = r.xd;
+  const float* gs = r.gs;
+  // The next R rows, same position: one block of rows ahead (rows are contiguous).
+  const int64_t ahead = R * r.row_bytes;
+  const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  // Block i of a 16-block chunk takes scale i / per_group (per_group a power of two).
+  const __m512i group_of = _mm512_maskz_srlv_epi32(kAll, lane, _mm512_set1_epi32(shift));
+  // Pair q of a chunk: lanes 0..7 take product 2q, lanes 8..15 product 2q + 1.
+  const __m512i pair_lanes = _mm512_srli_epi32(lane, 3);
+  const __m512 odd_scale = F == WeightFormat::Q4 ? _mm512_mask_blend_ps(static_cast<__mmask16>(0xaaaa), _mm512_set1_ps(1.0f), _mm512_set1_ps(1.0f / 16.0f))
+                                                 : _mm512_set1_ps(1.0f);
+  __m512 acc[R];
+  for (int j = 0; j < R; ++j) acc[j] = _mm512_setzero_ps();
+  for (int64_t b0 = 0; b0 < paired; b0 += 16) {
+    const int64_t nb = paired - b0 < 16 ? paired - b0 : 16;  // even
+    const __mmask16 bm = nb == 16 ? kAll : static_cast<__mmask16>((1u << nb) - 1);
+    const int64_t g0 = b0 >> shift;
+    const __mmask16 gm = static_cast<__mmask16>((1u << ((nb + per_group - 1) >> shift)) - 1);
+    const __m512 dx = _mm512_mul_ps(_mm512_maskz_loadu_ps(bm, xd + b0), odd_scale);
+    __m512 s[R];
+    for (int j = 0; j < R; ++j) {
+      _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(sw[j] + g0) + r.sw_stride * 4 * R), _MM_HINT_T0);
+      s[j] = _mm512_mul_ps(_mm512_maskz_permutexvar_ps(kAll, group_of, _mm512_maskz_loadu_ps(gm, sw[j] + g0)), dx);
+    }
+    for (int q = 0; q < nb / 2; ++q) {
+      decode_pair<F, R>(w, xq, b0 / 2 + q, ahead, _mm512_add_epi32(pair_lanes, _mm512_set1_epi32(2 * q)), s, acc);
+    }
+  }
+  if (blocks % 2) {  // the trailing unpaired block: upper 32 bytes of codes are zero
+    const int64_t b = blocks - 1;
+    const __m512i xv = _mm512_maskz_loadu_epi8(kLow32, xq + b * 32);
+    for (int j = 0; j < R; ++j) {
+      const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), last_codes<F>(w[j], b, r.paired_ld), xv);
+      acc[j] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(kAll, dot), _mm512_set1_ps(xd[b] * sw[j][b / per_group]), acc[j]);
+    }
+  }
+  // Zero points: acc -= Σ_g s_w · z · gs (q4), 128 · Σ_g s_w · gs (q8), 16 groups at a time.
+  for (int j = 0; j < R; ++j) {
+    const uint8_t* z = F == WeightFormat::Q4 ? r.z + (i + j) * r.sw_stride : nullptr;
+    for (int64_t g = 0; g < groups; g += 16) {
+      const __mmask16 mk = groups - g >= 16 ? kAll : static_cast<__mmask16>((1u << (groups - g)) - 1);
+      const __m512 t = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, sw[j] + g), _mm512_maskz_loadu_ps(mk, gs + g));
+      if constexpr (F == WeightFormat::Q4) {
+        acc[j] = _mm512_fnmadd_ps(t, _mm512_maskz_cvtepi32_ps(kAll, _mm512_maskz_cvtepu8_epi32(kAll, _mm_maskz_loadu_epi8(mk, z + g))), acc[j]);
+      } else {
+        acc[j] = _mm512_fnmadd_ps(t, _mm512_set1_ps(128.0f), acc[j]);
+      }
+    }
+  }
+  if constexpr (R == 4) {
+    __m128 v = hsum4(acc);
+    if (r.bias) v = _mm_add_ps(v, _mm_loadu_ps(r.bias + i));
+    _mm_storeu_ps(r.y + i, v);
+  } else {
+    for (int j = 0; j < R; ++j) r.y[i + j] = (r.bias ? r.bias[i + j] : 0.0f) + hsum(acc[j]);
+  }
+}
+
 template <WeightFormat F, int MB>
 QVL_TARGET_AVX512VNNI void tile_mb(const ops::MatmulParams& p, const QActs& a, int64_t m0, int64_t n0, int64_t n1) {
   int64_t n = n0;
+  if (MB == 1 && decode_group_ok(a.group) && n1 > n0) {
+    DecodeRows r;
+    r.w = static_cast<const uint8_t*>(p.w.row(n0)), r.sw = p.w.row_scales(n0);
+    r.z = F == WeightFormat::Q4 ? p.w.row_zeros(n0) : nullptr;
+    weight_row_bytes(p.w.format, p.w.ld, &r.row_bytes);
+    r.sw_stride = p.w.ld / p.w.group, r.groups = a.groups, r.blocks = a.blocks, r.per_group = a.group / kQuantBlock;
+    r.paired_ld = p.w.ld / kQuantBlock / 2 * 2;
+    r.shift = 0;
+    while ((int64_t{1} << r.shift) < r.per_group) ++r.shift;
+    r.xq = a.q + m0 * a.K, r.xd = a.d + m0 * a.blocks, r.gs = a.gs + m0 * a.groups;
+    r.bias = p.bias ? p.bias + n0 : nullptr;
+    r.y = p.y + m0 * p.ldy + n0;
+    int64_t i = 0;
+    for (; n0 + i + 4 <= n1; i += 4) decode_block<F, 4>(r, i);
+    for (; n0 + i < n1; ++i) decode_block<F, 1>(r, i);
+    return;
+  }
   for (; n + 4 <= n1; n += 4) tile_block<F, MB, 4>(p, a, m0, n);
   for (; n < n1; ++n) tile_block<F, MB, 1>(p, a, m0, n);
 }

@@ -117,9 +117,12 @@ QVL_Q_TARGET inline __m256i block_dot(__m256i w, __m256i x, __m256i ones16) {
 template <WeightFormat F, int MB, int R>
 QVL_Q_TARGET void tile_block(const ops::MatmulParams& p, const QActs& a, int64_t m0, int64_t n) {
   constexpr int64_t kBlockBytes = F == WeightFormat::Q8 ? 32 : 16;
+  // Rows from strides: WeightRef's row helpers call out and divide on every use.
+  int64_t row_bytes = 0;
+  weight_row_bytes(p.w.format, p.w.ld, &row_bytes);
   const uint8_t* w[R];
   const float* sw[R];
-  for (int j = 0; j < R; ++j) w[j] = static_cast<const uint8_t*>(p.w.row(n + j)), sw[j] = p.w.row_scales(n + j);
+  for (int j = 0; j < R; ++j) w[j] = static_cast<const uint8_t*>(p.w.row(n)) + j * row_bytes, sw[j] = p.w.row_scales(n) + j * (p.w.ld / p.w.group);
   const int8_t* xq[MB];
   const float* xd[MB];
   for (int i = 0; i < MB; ++i) xq[i] = a.q + (m0 + i) * a.K, xd[i] = a.d + (m0 + i) * a.blocks;
@@ -129,6 +132,8 @@ QVL_Q_TARGET void tile_block(const ops::MatmulParams& p, const QActs& a, int64_t
   __m256 acc[MB][R];
   for (int i = 0; i < MB; ++i)
     for (int j = 0; j < R; ++j) acc[i][j] = _mm256_setzero_ps();
+  // The group of block b, counted along (a division per block cost more than the block's dots).
+  int64_t g = 0, in_group = 0;
   for (int64_t b = 0; b < a.blocks; ++b) {
     if (b * kBlockBytes % 64 == 0) {  // once per cache line of each row
       // Integer arithmetic: the address may lie past the row's end (a prefetch never faults).
@@ -139,8 +144,9 @@ QVL_Q_TARGET void tile_block(const ops::MatmulParams& p, const QActs& a, int64_t
     __m256 swv[R];
     for (int j = 0; j < R; ++j) {
       wv[j] = block_codes<F>(w[j], b, paired, low4);
-      swv[j] = _mm256_set1_ps(sw[j][b / per_group]);
+      swv[j] = _mm256_set1_ps(sw[j][g]);
     }
+    if (++in_group == per_group) in_group = 0, ++g;
     for (int i = 0; i < MB; ++i) {
       const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[i] + b * 32));
       const __m256 dv = _mm256_set1_ps(xd[i][b]);
