@@ -1,7 +1,7 @@
 /**
  * Child-process probe for the placement memory test (test/model/placement.test.ts). Prints the
- * resident set size at three points: after a warm-up load of the small fixture (freed again:
- * the thread pool, the placement probe and the code are warm), after a second load of the
+ * resident set size outside the JS heap at three points: after a warm-up load of the small
+ * fixture (freed again: the thread pool, the placement probe and the code are warm), after a second load of the
  * fixture (kept: what a load costs besides its weights, the tokenizer above all), and after the
  * load of the checkpoint DIR with the placement given; and where DIR's weights went.
  * Run as `tsx --expose-gc test/helpers/placement-rss.ts DIR PLACEMENT`.
@@ -11,9 +11,13 @@ import { checkpointDir } from './fixtures.js';
 
 const [dir, placement] = process.argv.slice(2) as [string, NonNullable<LoadOptions['placement']>];
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
+// Outside the JS heap: the tokenizer's tables and other garbage live in the heap, whose size moves
+// with when the collector last ran (a busy machine made the fixture's load look free and the
+// checkpoint's 70 MB dearer); the weights are native memory.
 const rss = () => {
   gc();
-  return process.memoryUsage.rss();
+  const m = process.memoryUsage();
+  return m.rss - m.heapTotal;
 };
 (await loadModel(checkpointDir('qwen2-vl'), { placement })).dispose();
 const start = rss();
