@@ -79,6 +79,7 @@ ConvertedWeight convert_awq(const WeightStore& w, const std::string& prefix, int
   GroupQuantized g;
   g.format = WeightFormat::Q4, g.out = out, g.in = in, g.group = G;
   unpack(&g, ops::QuantPacking::AwqGemm, 4, 0, qw, qz, sc, nullptr);  // 4-bit AWQ zero points always fit
+  for (const Tensor* t : {&qw, &qz, &sc}) release_source(*t);  // unpacked into g: no longer read as stored
   return from_grouped(g);
 }
 
@@ -99,7 +100,8 @@ ConvertedWeight convert_gptq(const WeightStore& w, const std::string& prefix, in
   // Column order: input channels sorted by group (g_idx where the file has it, else i / G), so
   // each group is a contiguous run.
   const std::string gname = prefix + ".g_idx";
-  const int32_t* gidx = w.has(gname) ? w.get_typed(gname, {in}, DType::I32).data<int32_t>() : nullptr;
+  const Tensor* gt = w.has(gname) ? &w.get_typed(gname, {in}, DType::I32) : nullptr;
+  const int32_t* gidx = gt != nullptr ? gt->data<int32_t>() : nullptr;
   std::vector<int32_t> perm(static_cast<size_t>(in));
   const ops::ActOrderStatus order = ops::act_order_columns(gidx, in, G, groups, perm.data());
   QVL_CHECK(order.kind != ops::ActOrderStatus::OutOfRange, ModelFormat,
@@ -116,6 +118,9 @@ ConvertedWeight convert_gptq(const WeightStore& w, const std::string& prefix, in
                 " (a partial last group is not supported)");
   const ops::UnpackQuantStatus st =
       unpack(&g, ops::QuantPacking::Gptq, bits, s.zero_offset, qw, qz, sc, order.identity ? nullptr : perm.data());
+  // Unpacked into g (g_idx into perm): the stored tensors are not read again.
+  for (const Tensor* t : {&qw, &qz, &sc}) release_source(*t);
+  if (gt != nullptr) release_source(*gt);
   if (st.index >= 0 && bits == 4)
     fail(ErrorCode::Unsupported, "layer " + prefix + ": GPTQ zero point " + n2s(st.zero) + " (tensor " + prefix +
                                      ".qzeros) does not fit 4 bits; such asymmetric checkpoints are not supported");
@@ -142,6 +147,7 @@ ConvertedWeight convert_fp8(const WeightStore& w, const std::string& prefix, int
   u.packing = ops::QuantPacking::Fp8Blocks, u.out = out, u.in = in, u.groups = sk, u.block_out = bo;
   u.scales = st.raw(), u.scales_dtype = DType::F32, u.row_scales = scales.data<float>();
   ops::unpack_quant(u, ExecContext(*default_pool()));
+  release_source(st);  // expanded into `scales`
   ConvertedWeight c;
   if (in % bi != 0) {
     // Dense f32 with the F8 format's own rounding (one f32 product per element).
@@ -150,10 +156,12 @@ ConvertedWeight convert_fp8(const WeightStore& w, const std::string& prefix, int
     p.format = WeightFormat::F8, p.out = out, p.in = in, p.group = bi;
     p.codes = static_cast<const uint8_t*>(wt.raw()), p.scales = scales.data<float>(), p.dst = d.data<float>();
     ops::dequant_groups(p, ExecContext(*default_pool()));
+    release_source(wt);  // dequantized into d
     c.storage.push_back(d);
     c.ref = dense_weight(WeightFormat::F32, d.raw(), out, in, in);
     return c;
   }
+  // The weight stays a view of the file here (its pages are released by place() if it is copied).
   c.storage.push_back(wt);
   c.storage.push_back(scales);
   c.ref = dense_weight(WeightFormat::F8, wt.raw(), out, in, in);

@@ -9,12 +9,11 @@
 
 namespace qvl::models {
 
+void release_source(const Tensor& t) { t.storage()->release(t.raw(), t.nbytes()); }
+
 namespace {
 
-// A converted weight's source, if it is a view of a mapped checkpoint file, leaves this process's
-// memory: loading converts weight by weight without holding both copies of the model.
-void release_source(const Tensor& t) { t.storage()->release(t.raw(), t.nbytes()); }
-void release_source(const ConvertedWeight& dense) { release_source(dense.storage.front()); }
+void release_dense(const ConvertedWeight& dense) { release_source(dense.storage.front()); }
 
 ThreadPool& pool_of(const WeightPlan& plan) { return plan.pool ? *plan.pool : *default_pool(); }
 
@@ -40,7 +39,7 @@ ConvertedWeight apply_plan(ConvertedWeight dense, const WeightPlan& plan, const 
   ConvertedWeight cached;
   if (plan.cache && plan.cache->take(name, plan.format, dense.ref.out, dense.ref.in, plan.group, plan.pages, &cached)) {
     plan.cache->record(name, cached);
-    release_source(dense);
+    release_dense(dense);
     if (plan.on_converted) plan.on_converted(static_cast<uint64_t>(dense.storage.front().nbytes()));
     return cached;
   }
@@ -63,7 +62,7 @@ ConvertedWeight apply_plan(ConvertedWeight dense, const WeightPlan& plan, const 
   q.ref.out = out;
   q.ref.in = dense.ref.in;
   if (plan.cache) plan.cache->record(name, q);
-  release_source(dense);
+  release_dense(dense);
   if (plan.on_converted) plan.on_converted(static_cast<uint64_t>(dense.storage.front().nbytes()));
   return q;
 }

@@ -53,6 +53,11 @@ ConvertedWeight convert_linear_weight(const WeightStore& w, const std::string& p
 ConvertedWeight convert_dense_weight(const Tensor& t, const std::string& what, int64_t in, int64_t out,
                                      const WeightPlan& plan = {});
 
+// A converted weight's source, if it is a view of a mapped checkpoint file, leaves this process's
+// memory (its pages are dropped; nothing else may still use it as stored): loading converts weight
+// by weight without holding both copies of the model.
+void release_source(const Tensor& t);
+
 // A fused "x @ W" expert tensor [E, R, C], repacked once into the moe op's [E, C, R] form.
 struct ConvertedExperts {
   Tensor packed;
