@@ -14,6 +14,7 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <string_view>
 
 #include "core/error.h"
 #include "core/read_stream.h"
@@ -253,8 +254,10 @@ PlacementChoice choose_placement(std::optional<Placement> requested, const Place
 }
 
 std::optional<Placement> placement_of(const Storage& s) {
-  if (dynamic_cast<const MappedFile*>(&s)) return Placement::Mmap;
-  if (const auto* o = dynamic_cast<const OwnedStorage*>(&s)) return o->pages() == Pages::Huge ? Placement::Huge : Placement::Owned;
+  // kind() rather than dynamic_cast: node-gyp builds without RTTI. Both classes are final.
+  const std::string_view kind = s.kind();
+  if (kind == "mmap") return Placement::Mmap;
+  if (kind == "owned") return static_cast<const OwnedStorage&>(s).pages() == Pages::Huge ? Placement::Huge : Placement::Owned;
   return std::nullopt;
 }
 
