@@ -229,9 +229,10 @@ export async function runPeers(args: string[]): Promise<void> {
   console.log('qwenvl vs llama.cpp, Qwen2-VL-2B shapes (28 layers, vision 32 blocks), random weights');
   for (const l of machineFacts()) console.log(l);
   console.log(`threads ${o.threads} on both sides; ${o.reps} interleaved rounds per measure${o.quick ? ' (--quick: no 1288×980 vision, no RSS for bf16/q8)' : ''}`);
-  // Expected: per round ≈ 1.5 min of text (3 formats × both engines) + 0.4 min at 448² + 3.5 min at
-  // 1288×980 (exact qwenvl ≈ 1 min, llama.cpp ≈ 1.5 min), loads and RSS children ≈ 3 min.
-  const minutes = o.reps * (1.5 + 0.4 + (o.quick ? 0 : 3.5)) + (o.quick ? 1.5 : 3);
+  // Expected on a quiet machine, per round: ≈ 1.75 min of text (3 formats, both engines; each
+  // node-llama-cpp call loads and runs a warm-up round), 0.3 min at 448², 2.5 min at 1288×980
+  // (exact qwenvl and llama.cpp ≈ 1 min each); loads, warm-ups and RSS children ≈ 2 min.
+  const minutes = o.reps * (1.75 + 0.3 + (o.quick ? 0 : 2.5)) + (o.quick ? 1 : 2);
   console.log(`expected duration on a quiet 2-core Sapphire Rapids: about ${Math.round(minutes)} min (longer on a busy machine)`);
   console.log('peer commands (one round each):');
   for (const q of QUANTS) {
