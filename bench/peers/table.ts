@@ -3,6 +3,7 @@
  * of the interleaved samples), their ratio, issue 9's target, and PASS or MISS.
  * @module
  */
+import { median as floorsMedian } from '../../lib/bench/floors.js';
 
 /** Samples of one measurement, with the % of the machine other processes used during each. */
 export interface Series {
@@ -12,12 +13,8 @@ export interface Series {
 
 export const series = (): Series => ({ values: [], foreign: [] });
 
-export function median(xs: readonly number[]): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
+/** The median (upper middle of an even count, a measured sample); NaN for none. */
+export const median = (xs: readonly number[]): number => (xs.length === 0 ? NaN : floorsMedian(xs));
 
 /** One line: `ours` and `theirs` are either rates (higher is better) or seconds/bytes (lower is better). */
 export interface Row {
