@@ -146,9 +146,14 @@ async function visionRounds(a: PeerArtifacts, o: Options, m: OurModels, s: Sampl
       await interleave(
         r,
         async () => {
-          const v = await withForeignLoad(() => llamaVision(a, file, o.threads));
-          s.theirVision[i].values.push(v[0].seconds);
-          s.theirVision[i].foreign.push(v[1]);
+          try {
+            const v = await withForeignLoad(() => llamaVision(a, file, o.threads));
+            s.theirVision[i].values.push(v[0].seconds);
+            s.theirVision[i].foreign.push(v[1]);
+          } catch (e) {
+            // a peer crash leaves its cell empty (MISS); qwenvl's numbers and the other lines still print
+            log(`  llama-mtmd-cli failed: ${(e as Error).message.split('\n')[0]}`);
+          }
         },
         async () => {
           for (const p of ['exact', 'fast'] as const) await push(s.ourVision[i][p], () => ourVision(m[p], size.width, size.height, pixels));
