@@ -281,6 +281,7 @@ export async function runPeers(args: string[]): Promise<void> {
   console.log(renderTable(rows(s, o)));
   console.log('');
   console.log('ratio: qwenvl/llama.cpp for tokens/s, llama.cpp/qwenvl for seconds (above 1 = qwenvl ahead); RSS: (weights + KV) / RSS');
+  console.log('med: the median sample (of an even count, the upper middle one); compare ratios only when the load line below is low');
   console.log(`load from other processes during the samples: qwenvl ${foreignSummary([...Object.values(s.ourDecode), ...Object.values(s.ourPrefill), ...s.ourVision.flatMap((v) => [v.exact, v.fast])])}; llama.cpp ${foreignSummary([...Object.values(s.theirDecode), ...Object.values(s.theirPrefill), ...s.theirVision])}`);
   if (s.profile.length > 0) console.log(['', 'qwenvl op profile (one pass each, median of 12 decode steps):', ...s.profile.map((l) => `  ${l}`)].join('\n'));
   console.log(`total ${elapsed(t0)}`);
