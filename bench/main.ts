@@ -8,10 +8,11 @@ import { runBatching } from './batching.js';
 import { runEngine } from './engine.js';
 import { runGrammar } from './grammar.js';
 import { runModel } from './model.js';
+import { runPeers } from './peers.js';
 import { runBf16, runDecode, runOps, runQuant } from './ops.js';
 import { runServe } from './serve.js';
 
-const suites: Record<string, { about: string; run: () => Promise<void> }> = {
+const suites: Record<string, { about: string; run: (args: string[]) => Promise<void>; args?: string }> = {
   ops: { about: 'matmul and attention kernels, every variant this CPU runs (with the quant and bf16 tables)', run: runOps },
   quant: { about: 'q8/q4 matmul kernels against bf16: decode GB/s against the memory-read floor, prefill against the dense exact kernel and the int8 peak', run: runQuant },
   decode: { about: 'the decode (M = 1) rows of the quant table only, with the attention projection shape', run: runDecode },
@@ -21,21 +22,26 @@ const suites: Record<string, { about: string; run: () => Promise<void> }> = {
   serve: { about: 'the same widths behind qwenvl serve: tokens/s and time to first token at 1/4/16 streams, repeated images', run: runServe },
   grammar: { about: 'structured output: mask time per token at the 152k vocabulary while JSON documents of a few schemas are fed through', run: runGrammar },
   batching: { about: 'the same widths: 1/4/16 concurrent streams (aggregate decode tok/s, TTFT p50/p95), vision cache', run: runBatching },
+  peers: {
+    about: 'the full Qwen2-VL-2B shapes side by side with llama.cpp (artifacts: bench/peers/prepare.sh)',
+    args: '[--quick] [--profile] [--reps N] [--threads N] [--peers DIR]',
+    run: runPeers,
+  },
 };
 
 function usage(): string {
-  const lines = Object.entries(suites).map(([name, s]) => `  ${name.padEnd(8)} ${s.about}`);
-  return ['usage: npm run bench -- <suite>', '', 'suites:', ...lines].join('\n');
+  const lines = Object.entries(suites).map(([name, s]) => `  ${name.padEnd(8)} ${s.about}${s.args ? `\n           ${s.args}` : ''}`);
+  return ['usage: npm run bench -- <suite> [suite options]', '', 'suites:', ...lines].join('\n');
 }
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   const suite = name === undefined ? undefined : suites[name];
-  if (!suite || rest.length > 0) {
+  if (!suite || (rest.length > 0 && !suite.args)) {
     console.error(usage());
     return 2;
   }
-  await suite.run();
+  await suite.run(rest);
   return 0;
 }
 
