@@ -21,29 +21,55 @@ ThreadPool::ThreadPool(int threads) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lk(mu_);
-    stop_ = true;
+    stop_.store(true);
   }
   cv_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
+namespace {
+// About 50-100 us of pause instructions: longer than the gap between two matmuls of a decode
+// step, short enough that an idle pool costs nothing measurable.
+constexpr int kSpins = 1 << 12;
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+// Spins until done() or the budget runs out; true when done() held.
+template <class Done>
+bool spin_until(const Done& done) {
+  for (int i = 0; i < kSpins; ++i) {
+    if (done()) return true;
+    cpu_relax();
+  }
+  return done();
+}
+}  // namespace
+
 void ThreadPool::worker_loop(int index) {
   uint64_t seen = 0;
   for (;;) {
-    const std::function<void(int)>* job;
-    {
+    auto fresh = [&] { return stop_.load() || generation_.load() != seen; };
+    if (!spin_until(fresh)) {
       std::unique_lock<std::mutex> lk(mu_);
-      cv_.wait(lk, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      job = job_;
+      sleeping_workers_.fetch_add(1);
+      cv_.wait(lk, fresh);
+      sleeping_workers_.fetch_sub(1);
     }
+    if (stop_.load()) return;
+    seen = generation_.load();
+    const std::function<void(int)>* job = job_;
     t_in_job = true;
     (*job)(index);
     t_in_job = false;
-    {
+    if (pending_.fetch_sub(1) == 1 && submitter_sleeping_.load()) {
       std::lock_guard<std::mutex> lk(mu_);
-      if (--pending_ == 0) done_cv_.notify_one();
+      done_cv_.notify_one();
     }
   }
 }
@@ -58,18 +84,23 @@ void ThreadPool::run_job(const std::function<void(int)>& job) {
     return;
   }
   std::lock_guard<std::mutex> submit(submit_mu_);
-  {
+  job_ = &job;
+  pending_.store(static_cast<int>(workers_.size()));
+  generation_.fetch_add(1);  // publishes job_ and pending_
+  if (sleeping_workers_.load() > 0) {
     std::lock_guard<std::mutex> lk(mu_);
-    job_ = &job;
-    pending_ = static_cast<int>(workers_.size());
-    ++generation_;
+    cv_.notify_all();
   }
-  cv_.notify_all();
   t_in_job = true;
   job(0);
   t_in_job = false;
-  std::unique_lock<std::mutex> lk(mu_);
-  done_cv_.wait(lk, [&] { return pending_ == 0; });
+  auto finished = [&] { return pending_.load() == 0; };
+  if (!spin_until(finished)) {
+    std::unique_lock<std::mutex> lk(mu_);
+    submitter_sleeping_.store(true);
+    done_cv_.wait(lk, finished);
+    submitter_sleeping_.store(false);
+  }
   job_ = nullptr;
 }
 

@@ -33,15 +33,22 @@ class ThreadPool {
   void worker_loop(int index);
   void run_job(const std::function<void(int)>& job);
 
+  // Decode issues hundreds of short jobs per token: a worker that slept on the condition variable
+  // after each one paid a wake-up (tens of microseconds) per job. Workers and the submitter spin
+  // on the atomics below for a short while before they sleep; a waker takes mu_ and notifies only
+  // when someone sleeps (the sleeper counts are seq_cst on both sides, so a waker either sees the
+  // sleeper or the sleeper sees the new generation).
   std::vector<std::thread> workers_;
   std::mutex submit_mu_;  // one job at a time
   std::mutex mu_;
   std::condition_variable cv_;
   std::condition_variable done_cv_;
-  const std::function<void(int)>* job_ = nullptr;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
+  const std::function<void(int)>* job_ = nullptr;  // written before generation_ is published
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<int> sleeping_workers_{0};
+  std::atomic<bool> submitter_sleeping_{false};
+  std::atomic<bool> stop_{false};
 };
 
 // Physical cores of this machine (hyper-thread siblings counted once), at least 1.
