@@ -6,6 +6,7 @@
 #include <type_traits>
 
 #include "backends/cpu/matmul_cpu.h"
+#include "backends/cpu/vec_math.h"
 
 namespace qvl::cpu {
 
@@ -177,18 +178,6 @@ QVL_TARGET_AVX512 void tile(int rows, int64_t kc, const float* x, int64_t ldx, c
   }
 }
 
-// Store-and-add reduction: GCC 12 warns spuriously inside _mm512_reduce_add_ps and the 512->256
-// casts under -Wextra.
-QVL_TARGET_AVX512 inline float hsum(__m512 v) {
-  alignas(64) float t[16];
-  _mm512_store_ps(t, v);
-  const __m256 h = _mm256_add_ps(_mm256_load_ps(t), _mm256_load_ps(t + 8));
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
 // MB rows of x against R weight rows, streamed once: each weight vector is converted once and
 // used MB times, and the MB*R accumulators are independent chains. Everything the loop needs is
 // copied to locals first; read through `p`, GCC reloads and re-multiplies it every iteration.
@@ -228,7 +217,7 @@ QVL_TARGET_AVX512 void rows_block(const MatmulParams& p, int64_t m0, int64_t n) 
     }
   }
   for (int i = 0; i < MB; ++i) {
-    for (int j = 0; j < R; ++j) p.y[(m0 + i) * p.ldy + n + j] = (p.bias ? p.bias[n + j] : 0.0f) + hsum(acc[i][j]);
+    for (int j = 0; j < R; ++j) p.y[(m0 + i) * p.ldy + n + j] = (p.bias ? p.bias[n + j] : 0.0f) + vm::hsum_avx512(acc[i][j]);
   }
 }
 

@@ -10,6 +10,7 @@
 
 #include "backends/cpu/matmul_q.h"
 #include "backends/cpu/matmul_q_gemm.h"
+#include "backends/cpu/vec_math.h"
 #include "core/cpu.h"
 #include "core/weight_quant.h"
 
@@ -19,16 +20,6 @@ namespace {
 
 constexpr __mmask16 kAll = static_cast<__mmask16>(0xffff);
 constexpr __mmask64 kLow32 = 0xffffffffull;  // the low 32 bytes of a zmm
-
-QVL_TARGET_AVX512VNNI inline float hsum(__m512 v) {
-  alignas(64) float t[16];
-  _mm512_store_ps(t, v);
-  const __m256 h = _mm256_add_ps(_mm256_load_ps(t), _mm256_load_ps(t + 8));
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 // Horizontal max / sum of 16 lanes by halving (no round trip through memory: a decode call
 // quantizes its whole row on one thread, ahead of every weight read).
@@ -86,7 +77,7 @@ QVL_TARGET_AVX512VNNI inline float zero_term_v(const ops::MatmulParams& p, const
     }
     acc = _mm512_add_ps(acc, t);
   }
-  const float s = hsum(acc);
+  const float s = vm::hsum_avx512(acc);
   return F == WeightFormat::Q8 ? 128.0f * s : s;
 }
 
@@ -186,7 +177,7 @@ QVL_TARGET_AVX512VNNI void tile_block(const ops::MatmulParams& p, const QActs& a
   for (int i = 0; i < MB; ++i) {
     for (int j = 0; j < R; ++j) {
       p.y[(m0 + i) * p.ldy + n + j] =
-          (p.bias ? p.bias[n + j] : 0.0f) + hsum(acc[i][j]) - zero_term_v<F>(p, a, m0 + i, n + j);
+          (p.bias ? p.bias[n + j] : 0.0f) + vm::hsum_avx512(acc[i][j]) - zero_term_v<F>(p, a, m0 + i, n + j);
     }
   }
 }
@@ -317,7 +308,7 @@ QVL_TARGET_AVX512VNNI void decode_block(const DecodeRows& r, int64_t i) {
     if (r.bias) v = _mm_add_ps(v, _mm_loadu_ps(r.bias + i));
     _mm_storeu_ps(r.y + i, v);
   } else {
-    for (int j = 0; j < R; ++j) r.y[i + j] = (r.bias ? r.bias[i + j] : 0.0f) + hsum(acc[j]);
+    for (int j = 0; j < R; ++j) r.y[i + j] = (r.bias ? r.bias[i + j] : 0.0f) + vm::hsum_avx512(acc[j]);
   }
 }
 

@@ -228,4 +228,17 @@ QVL_TARGET_AVX512 inline __m512 load16_avx512(const void* base, int64_t i, __mma
   }
 }
 
+// Sum of 16 lanes, halves added pairwise (the order every AVX-512 matmul kernel reduces in).
+// Store-and-add: GCC 12 warns spuriously inside _mm512_reduce_add_ps and the 512->256 casts
+// under -Wextra.
+QVL_TARGET_AVX512 inline float hsum_avx512(__m512 v) {
+  alignas(64) float t[16];
+  _mm512_store_ps(t, v);
+  const __m256 h = _mm256_add_ps(_mm256_load_ps(t), _mm256_load_ps(t + 8));
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
 }  // namespace qvl::cpu::vm
