@@ -220,10 +220,21 @@ Napi::Value trace_to_js(Napi::Env env, models::Trace& trace) {
 
 // A JS progress callback callable from the loader's thread; released (from whichever thread drops
 // the last reference) once the load is over, so it never keeps the event loop alive.
+// The thread-safe function's calls and the load's completion reach the event loop through
+// different queues, so a quick load could resolve before any report arrived (and the caller,
+// done loading, dropped them). The completion therefore delivers the last total itself when the
+// queue has not yet (`delivered` is touched on the JS thread only).
 struct ProgressFn {
   Napi::ThreadSafeFunction fn;
+  Napi::FunctionReference cb;
   std::atomic<uint64_t> done{0};
+  uint64_t delivered = 0;
   ~ProgressFn() { fn.Release(); }
+  void deliver(Napi::Env env, uint64_t total) {
+    if (total <= delivered) return;
+    delivered = total;
+    cb.Call({Napi::Number::New(env, static_cast<double>(total))});
+  }
 };
 
 // One part's weights option: "stored" keeps the checkpoint's format, "q8"/"q4" quantize at load
@@ -281,13 +292,16 @@ models::LoadPlan load_plan_arg(Napi::Env env, Napi::Value arg, std::shared_ptr<P
     if (!cb.IsFunction()) throw make_error(env, "E_INPUT", "loadModel: onConverted must be a function");
     auto p = std::make_shared<ProgressFn>();
     p->fn = Napi::ThreadSafeFunction::New(env, cb.As<Napi::Function>(), "qwenvl.loadProgress", 0, 1);
+    p->cb = Napi::Persistent(cb.As<Napi::Function>());
     std::weak_ptr<ProgressFn> weak = p;
     // Called on the loader's thread after each converted weight with the stored bytes it read.
     auto report = [weak](uint64_t bytes) {
       auto fn = weak.lock();
       if (!fn) return;
-      const double total = static_cast<double>(fn->done += bytes);
-      fn->fn.NonBlockingCall([total](Napi::Env e, Napi::Function f) { f.Call({Napi::Number::New(e, total)}); });
+      const uint64_t total = fn->done += bytes;
+      fn->fn.NonBlockingCall([weak, total](Napi::Env e, Napi::Function) {
+        if (auto live = weak.lock()) live->deliver(e, total);
+      });
     };
     plan.text.on_converted = report;
     plan.vision.on_converted = report;
@@ -313,7 +327,10 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
     using P = std::shared_ptr<VlModel>;
     return run_async<P>(
         env, [spec, names, files, plan, progress] { return std::make_shared<VlModel>(spec, names, files, plan); },
-        [](Napi::Env env, P& m) -> Napi::Value { return wrap(env, m); });
+        [progress](Napi::Env env, P& m) -> Napi::Value {
+          if (progress) progress->deliver(env, progress->done.load());
+          return wrap(env, m);
+        });
   });
 }
 
