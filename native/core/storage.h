@@ -35,8 +35,9 @@ class Storage {
 // (core/placement.h measures it).
 enum class Pages { Small, Huge };
 
-// 64-byte aligned heap memory, zero-filled unless `zero` is false (the caller overwrites every
-// byte). Buffers of 2 MiB and more are 2 MiB aligned and advised to use the pages asked for.
+// 64-byte aligned memory, zero-filled unless `zero` is false (the caller overwrites every byte).
+// Buffers of 2 MiB and more are their own 2 MiB aligned mapping (zero without a write), advised to
+// use the pages asked for.
 class OwnedStorage final : public Storage {
  public:
   explicit OwnedStorage(size_t bytes, Pages pages = Pages::Huge, bool zero = true);
@@ -45,7 +46,9 @@ class OwnedStorage final : public Storage {
   Pages pages() const { return pages_; }
 
  private:
+  void map_pages(size_t bytes, Pages pages);
   Pages pages_;
+  size_t mapped_ = 0;  // the mapping's length for buffers of 2 MiB and more; 0: heap memory
 };
 
 // Memory someone else keeps alive (a JS typed array pinned by the calling worker).
