@@ -61,24 +61,32 @@ QVL_Q_TARGET void quantize(const float* x, int64_t m, QActs& a) {
   }
 }
 
+// Eight packed q4 zero points (4 bytes, groups g..g+7 with g even) as f32.
+QVL_Q_TARGET inline __m256 zeros8(const uint8_t* z) {
+  int32_t v;
+  __builtin_memcpy(&v, z, 4);
+  const __m128i b = _mm_cvtsi32_si128(v), m4 = _mm_set1_epi8(15);
+  // low nibbles (even groups) interleaved with high nibbles (odd groups): group order
+  const __m128i nib = _mm_unpacklo_epi8(_mm_and_si128(b, m4), _mm_and_si128(_mm_srli_epi16(b, 4), m4));
+  return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(nib));
+}
+
 // Σ_g s_w · z · gs for output (m, n), 8 groups at a time (0 for q8 without VNNI: no bias there).
 template <WeightFormat F>
 QVL_Q_TARGET inline float zero_term_v(const ops::MatmulParams& p, const QActs& a, int64_t m, int64_t n) {
   if (F == WeightFormat::Q8 && !QVL_Q_VNNI) return 0.0f;
-  const float* sw = p.w.row_scales(n);
+  const uint16_t* sw = q_row_scales(p.w, n);
   const float* gs = a.gs + m * a.groups;
-  const uint8_t* z = F == WeightFormat::Q4 ? p.w.row_zeros(n) : nullptr;
+  const uint8_t* z = F == WeightFormat::Q4 ? q4_row_zeros(p.w, n) : nullptr;
   __m256 acc = _mm256_setzero_ps();
   int64_t g = 0;
   for (; g + 8 <= a.groups; g += 8) {
-    __m256 t = _mm256_mul_ps(_mm256_loadu_ps(sw + g), _mm256_loadu_ps(gs + g));
-    if constexpr (F == WeightFormat::Q4) {
-      t = _mm256_mul_ps(t, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(z + g)))));
-    }
+    __m256 t = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sw + g))), _mm256_loadu_ps(gs + g));
+    if constexpr (F == WeightFormat::Q4) t = _mm256_mul_ps(t, zeros8(z + g / 2));
     acc = _mm256_add_ps(acc, t);
   }
   float s = hsum8(acc);
-  for (; g < a.groups; ++g) s += sw[g] * gs[g] * (F == WeightFormat::Q4 ? static_cast<float>(z[g]) : 1.0f);
+  for (; g < a.groups; ++g) s += _cvtsh_ss(sw[g]) * gs[g] * (F == WeightFormat::Q4 ? static_cast<float>(q4_zero(z, g)) : 1.0f);
   return F == WeightFormat::Q8 ? 128.0f * s : s;
 }
 
@@ -121,8 +129,8 @@ QVL_Q_TARGET void tile_block(const ops::MatmulParams& p, const QActs& a, int64_t
   int64_t row_bytes = 0;
   weight_row_bytes(p.w.format, p.w.ld, &row_bytes);
   const uint8_t* w[R];
-  const float* sw[R];
-  for (int j = 0; j < R; ++j) w[j] = static_cast<const uint8_t*>(p.w.row(n)) + j * row_bytes, sw[j] = p.w.row_scales(n) + j * (p.w.ld / p.w.group);
+  const uint16_t* sw[R];
+  for (int j = 0; j < R; ++j) w[j] = static_cast<const uint8_t*>(p.w.row(n)) + j * row_bytes, sw[j] = q_row_scales(p.w, n) + j * (p.w.ld / p.w.group);
   const int8_t* xq[MB];
   const float* xd[MB];
   for (int i = 0; i < MB; ++i) xq[i] = a.q + (m0 + i) * a.K, xd[i] = a.d + (m0 + i) * a.blocks;
@@ -132,8 +140,11 @@ QVL_Q_TARGET void tile_block(const ops::MatmulParams& p, const QActs& a, int64_t
   __m256 acc[MB][R];
   for (int i = 0; i < MB; ++i)
     for (int j = 0; j < R; ++j) acc[i][j] = _mm256_setzero_ps();
-  // The group of block b, counted along (a division per block cost more than the block's dots).
+  // The group of block b, counted along (a division per block cost more than the block's dots);
+  // each row's scale converted once per group.
   int64_t g = 0, in_group = 0;
+  __m256 swv[R];
+  for (int j = 0; j < R; ++j) swv[j] = _mm256_setzero_ps();
   for (int64_t b = 0; b < a.blocks; ++b) {
     if (b * kBlockBytes % 64 == 0) {  // once per cache line of each row
       // Integer arithmetic: the address may lie past the row's end (a prefetch never faults).
@@ -141,10 +152,9 @@ QVL_Q_TARGET void tile_block(const ops::MatmulParams& p, const QActs& a, int64_t
         _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(w[j]) + b * kBlockBytes + 1024), _MM_HINT_T0);
     }
     __m256i wv[R];
-    __m256 swv[R];
     for (int j = 0; j < R; ++j) {
       wv[j] = block_codes<F>(w[j], b, paired, low4);
-      swv[j] = _mm256_set1_ps(sw[j][g]);
+      if (in_group == 0) swv[j] = _mm256_set1_ps(_cvtsh_ss(sw[j][g]));
     }
     if (++in_group == per_group) in_group = 0, ++g;
     for (int i = 0; i < MB; ++i) {
