@@ -10,6 +10,7 @@
 
 #include "backends/cpu/matmul_q.h"
 #include "backends/cpu/matmul_q_gemm.h"
+#include "backends/cpu/thread_scratch.h"
 #include "backends/cpu/vec_math.h"
 #include "core/cpu.h"
 #include "core/weight_quant.h"
@@ -77,22 +78,40 @@ QVL_TARGET_AVX512VNNI inline __m512 zeros16(const uint8_t* z, int64_t count) {
   return _mm512_maskz_cvtepi32_ps(kAll, _mm512_maskz_cvtepu8_epi32(kAll, nib));
 }
 
-// Σ_g s_w · z · gs for output (m, n), 16 groups at a time.
-template <WeightFormat F>
-QVL_TARGET_AVX512VNNI inline float zero_term_v(const ops::MatmulParams& p, const QActs& a, int64_t m, int64_t n) {
-  const uint16_t* sw = q_row_scales(p.w, n);
-  const float* gs = a.gs + m * a.groups;
-  const uint8_t* z = F == WeightFormat::Q4 ? q4_row_zeros(p.w, n) : nullptr;
-  __m512 acc = _mm512_setzero_ps();
-  for (int64_t g = 0; g < a.groups; g += 16) {
-    const int64_t cnt = a.groups - g >= 16 ? 16 : a.groups - g;
-    const __mmask16 mk = cnt == 16 ? kAll : static_cast<__mmask16>((1u << cnt) - 1);
-    __m512 t = _mm512_mul_ps(scales16(sw + g, mk), _mm512_maskz_loadu_ps(mk, gs + g));
-    if constexpr (F == WeightFormat::Q4) t = _mm512_mul_ps(t, zeros16(z + g / 2, cnt));
-    acc = _mm512_add_ps(acc, t);
+// n scales widened into dst, 16 at a time.
+QVL_TARGET_AVX512VNNI inline void widen_scales(const uint16_t* src, int64_t n, float* dst) {
+  for (int64_t g = 0; g < n; g += 16) {
+    const __mmask16 mk = n - g >= 16 ? kAll : static_cast<__mmask16>((1u << (n - g)) - 1);
+    _mm512_mask_storeu_ps(dst + g, mk, scales16(src + g, mk));
   }
-  const float s = vm::hsum_avx512(acc);
-  return F == WeightFormat::Q8 ? 128.0f * s : s;
+}
+
+struct TileScaleTag {};
+
+// Each group's zero-point weight from its widened scale: s · z (q4, z from the packed zero points)
+// or 128 · s (q8's bias), n groups. Exact in f32 (an f16 times a 4-bit or power-of-two integer).
+template <WeightFormat F>
+QVL_TARGET_AVX512VNNI inline void zero_weights(const float* s, const uint8_t* z, int64_t n, float* out) {
+  for (int64_t g = 0; g < n; g += 16) {
+    const int64_t cnt = n - g >= 16 ? 16 : n - g;
+    const __mmask16 mk = cnt == 16 ? kAll : static_cast<__mmask16>((1u << cnt) - 1);
+    const __m512 v = _mm512_maskz_loadu_ps(mk, s + g);
+    if constexpr (F == WeightFormat::Q4) {
+      _mm512_mask_storeu_ps(out + g, mk, _mm512_mul_ps(v, zeros16(z + g / 2, cnt)));
+    } else {
+      _mm512_mask_storeu_ps(out + g, mk, _mm512_mul_ps(v, _mm512_set1_ps(128.0f)));
+    }
+  }
+}
+
+// Σ_g zw · gs over n groups: an output's zero-point term.
+QVL_TARGET_AVX512VNNI inline float zero_dot(const float* zw, const float* gs, int64_t n) {
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t g = 0; g < n; g += 16) {
+    const __mmask16 mk = n - g >= 16 ? kAll : static_cast<__mmask16>((1u << (n - g)) - 1);
+    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, zw + g), _mm512_maskz_loadu_ps(mk, gs + g), acc);
+  }
+  return vm::hsum_avx512(acc);
 }
 
 // The 64 codes of pair `pr` of a stored row (element order: block 2pr in bytes 0..31).
@@ -137,9 +156,21 @@ QVL_TARGET_AVX512VNNI void tile_block(const ops::MatmulParams& p, const QActs& a
   // Rows from strides: WeightRef's row helpers call out and divide on every use.
   int64_t row_bytes = 0;
   weight_row_bytes(p.w.format, p.w.ld, &row_bytes);
+  // The R rows' scales of K widened once per call, and their groups' zero-point weights: the pair
+  // loop then reads f32 as it would f32 scales, and each of the MB·R outputs' zero-point terms is
+  // one dot product (converting per pair and unpacking per output cost the M = 2..4 tiles ~10%).
+  const int64_t gk = (a.K + a.group - 1) / a.group;  // the groups K's blocks read
+  auto* sf = static_cast<float*>(thread_scratch<TileScaleTag>(static_cast<size_t>(2 * R * gk) * sizeof(float), "q8/q4 tile scales"));
   const uint8_t* w[R];
-  const uint16_t* sw[R];
-  for (int j = 0; j < R; ++j) w[j] = static_cast<const uint8_t*>(p.w.row(n)) + j * row_bytes, sw[j] = q_row_scales(p.w, n) + j * (p.w.ld / p.w.group);
+  const float* sw[R];
+  const float* zw[R];
+  for (int j = 0; j < R; ++j) {
+    w[j] = static_cast<const uint8_t*>(p.w.row(n)) + j * row_bytes;
+    float* s = sf + 2 * j * gk;
+    widen_scales(q_row_scales(p.w, n) + j * (p.w.ld / p.w.group), gk, s);
+    zero_weights<F>(s, F == WeightFormat::Q4 ? q4_row_zeros(p.w, n + j) : nullptr, gk, s + gk);
+    sw[j] = s, zw[j] = s + gk;
+  }
   const int8_t* xq[MB];
   const float* xd[MB];
   for (int i = 0; i < MB; ++i) xq[i] = a.q + (m0 + i) * a.K, xd[i] = a.d + (m0 + i) * a.blocks;
@@ -165,7 +196,7 @@ QVL_TARGET_AVX512VNNI void tile_block(const ops::MatmulParams& p, const QActs& a
     __m512 swv[R];
     for (int j = 0; j < R; ++j) {
       wv[j] = pair_codes<F>(w[j], pr, shifts, low4);
-      swv[j] = ga == gb ? _mm512_set1_ps(_cvtsh_ss(sw[j][ga])) : halves(_cvtsh_ss(sw[j][ga]), _cvtsh_ss(sw[j][gb]));
+      swv[j] = ga == gb ? _mm512_set1_ps(sw[j][ga]) : halves(sw[j][ga], sw[j][gb]);
     }
     for (int i = 0; i < MB; ++i) {
       const __m512i xv = _mm512_loadu_si512(xq[i] + pr * 64);
@@ -180,7 +211,7 @@ QVL_TARGET_AVX512VNNI void tile_block(const ops::MatmulParams& p, const QActs& a
     const int64_t b = a.blocks - 1;
     for (int j = 0; j < R; ++j) {
       const __m512i wvj = last_codes<F>(w[j], b, p.w.ld / kQuantBlock / 2 * 2);
-      const float s = _cvtsh_ss(sw[j][b / per_group]);
+      const float s = sw[j][b / per_group];
       for (int i = 0; i < MB; ++i) {
         const __m512i xv = _mm512_maskz_loadu_epi8(kLow32, xq[i] + b * 32);
         const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wvj, xv);
@@ -191,7 +222,7 @@ QVL_TARGET_AVX512VNNI void tile_block(const ops::MatmulParams& p, const QActs& a
   for (int i = 0; i < MB; ++i) {
     for (int j = 0; j < R; ++j) {
       p.y[(m0 + i) * p.ldy + n + j] =
-          (p.bias ? p.bias[n + j] : 0.0f) + vm::hsum_avx512(acc[i][j]) - zero_term_v<F>(p, a, m0 + i, n + j);
+          (p.bias ? p.bias[n + j] : 0.0f) + vm::hsum_avx512(acc[i][j]) - zero_dot(zw[j], a.gs + (m0 + i) * a.groups, a.groups);
     }
   }
 }
