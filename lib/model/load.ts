@@ -83,9 +83,9 @@ export interface LoadOptions {
   /**
    * How the language model's linear weights (attention, MLP, LM head; tied or not) are kept:
    * - `'bf16'` (default): as stored in the checkpoint (bf16, f16 or f32): the exact path.
-   * - `'q8'`: quantized at load to int8, one scale per 32 weights (~9 bits per weight): about half
+   * - `'q8'`: quantized at load to int8, one f16 scale per 32 weights (8.5 bits per weight): about half
    *   the bytes a decode step reads, with a small measured error (README, "Quantized weights").
-   * - `'q4'`: 4-bit with a scale and zero point per 32 weights (~5.3 bits per weight): fewer bytes
+   * - `'q4'`: 4-bit with an f16 scale and a 4-bit zero point per 32 weights (4.625 bits per weight): fewer bytes
    *   still, a larger error.
    * - `'auto'`: `'q8'` for a checkpoint stored in 16/32-bit floats (decode is bound by the bytes
    *   of weights it reads, and q8 keeps the output close to the exact path); as stored for a

@@ -12,7 +12,11 @@ import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
 import { inputError } from '../errors.js';
 
-/** Bumped whenever the converted layouts or the conversion change: old files then never match. */
+/**
+ * Bumped whenever the conversion changes: old files then never match (a new name). A change of the
+ * converted layouts bumps the native file version instead (native/models/weight_cache.cpp): the
+ * old file, at the same name, is then refused and rewritten in place.
+ */
 export const WEIGHT_CACHE_VERSION = 1;
 
 /** `$XDG_CACHE_HOME/qwenvl/weights`, else `~/.cache/qwenvl/weights`. */

@@ -27,34 +27,39 @@ void dequant_f16(const WeightRef& w, int64_t row, int64_t k0, int64_t n, float* 
   for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(s[i]);
 }
 
-void quant_f32(const float* src, int64_t n, void* dst, float*, void*) {
+bool quant_f32(const float* src, int64_t n, void* dst, void*, void*) {
   std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
+  return true;
 }
 
-void quant_bf16(const float* src, int64_t n, void* dst, float*, void*) {
+bool quant_bf16(const float* src, int64_t n, void* dst, void*, void*) {
   uint16_t* d = static_cast<uint16_t*>(dst);
   for (int64_t i = 0; i < n; ++i) d[i] = f32_to_bf16(src[i]);
+  return true;
 }
 
-void quant_f16(const float* src, int64_t n, void* dst, float*, void*) {
+bool quant_f16(const float* src, int64_t n, void* dst, void*, void*) {
   uint16_t* d = static_cast<uint16_t*>(dst);
   for (int64_t i = 0; i < n; ++i) d[i] = f32_to_f16(src[i]);
+  return true;
 }
 
 void dequant_q8(const WeightRef& w, int64_t row, int64_t k0, int64_t n, float* out) {
-  q8_dequantize(static_cast<const uint8_t*>(w.row(row)), w.row_scales(row), w.group, k0, n, out);
+  q8_dequantize(static_cast<const uint8_t*>(w.row(row)), q_row_scales(w, row), w.group, k0, n, out);
 }
 
 void dequant_q4(const WeightRef& w, int64_t row, int64_t k0, int64_t n, float* out) {
-  q4_dequantize(static_cast<const uint8_t*>(w.row(row)), w.ld, w.row_scales(row), w.row_zeros(row), w.group, k0, n, out);
+  q4_dequantize(static_cast<const uint8_t*>(w.row(row)), w.ld, q_row_scales(w, row), q4_row_zeros(w, row), w.group, k0, n,
+                out);
 }
 
-void quant_q8(const float* src, int64_t n, void* dst, float* scales, void*) {
-  q8_quantize(src, n, kQuantBlock, static_cast<uint8_t*>(dst), scales);
+bool quant_q8(const float* src, int64_t n, void* dst, void* scales, void*) {
+  return q8_quantize(src, n, kQuantBlock, static_cast<uint8_t*>(dst), static_cast<uint16_t*>(scales)) < 0;
 }
 
-void quant_q4(const float* src, int64_t n, void* dst, float* scales, void* zeros) {
-  q4_quantize(src, n, kQuantBlock, static_cast<uint8_t*>(dst), scales, static_cast<uint8_t*>(zeros));
+bool quant_q4(const float* src, int64_t n, void* dst, void* scales, void* zeros) {
+  return q4_quantize(src, n, kQuantBlock, static_cast<uint8_t*>(dst), static_cast<uint16_t*>(scales),
+                     static_cast<uint8_t*>(zeros)) < 0;
 }
 
 // Blocked transpose of elements of type T (copied bit for bit): 64x64 blocks keep both the reads
@@ -90,7 +95,7 @@ constexpr int64_t kF8Block = 128;
 
 void dequant_f8(const WeightRef& w, int64_t row, int64_t k0, int64_t n, float* out) {
   const uint8_t* s = static_cast<const uint8_t*>(w.row(row));
-  const float* scale = w.scales + row * (w.ld / kF8Block);
+  const float* scale = static_cast<const float*>(w.scales) + row * (w.ld / kF8Block);
   const float* t = f8_table().v;
   for (int64_t k = k0; k < k0 + n;) {  // per block, the scale hoisted (matmul_bf16 reads every weight so)
     const int64_t end = std::min(k0 + n, (k / kF8Block + 1) * kF8Block);
@@ -102,8 +107,9 @@ void dequant_f8(const WeightRef& w, int64_t row, int64_t k0, int64_t n, float* o
 
 // Per block: scale = max|x| / 448 (1 for an all-zero block), elements x / scale rounded to e4m3.
 // NaN inputs (the parity harness's row padding) are skipped for the scale and stored as NaN.
-void quant_f8(const float* src, int64_t n, void* dst, float* scales, void*) {
+bool quant_f8(const float* src, int64_t n, void* dst, void* scale_out, void*) {
   uint8_t* d = static_cast<uint8_t*>(dst);
+  float* scales = static_cast<float*>(scale_out);
   for (int64_t b = 0; b < n / kF8Block; ++b) {
     float amax = 0.0f;
     for (int64_t i = 0; i < kF8Block; ++i) {
@@ -114,6 +120,7 @@ void quant_f8(const float* src, int64_t n, void* dst, float* scales, void*) {
     scales[b] = s;
     for (int64_t i = 0; i < kF8Block; ++i) d[b * kF8Block + i] = f32_to_f8e4m3(src[b * kF8Block + i] / s);
   }
+  return true;
 }
 
 constexpr WeightFormatTraits kF32 = {WeightFormat::F32, "f32", 1, 4, false, false, WeightKernel::DenseF32,

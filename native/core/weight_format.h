@@ -35,7 +35,7 @@ struct WeightFormatTraits {
   const char* name;
   int64_t block;        // elements per block; a row's length must be a multiple of it
   int64_t block_bytes;  // bytes one block takes in the data (scales and zeros live apart)
-  bool has_scales;      // WeightRef::scales must be set ([out, in / group] f32)
+  bool has_scales;      // WeightRef::scales must be set (f8: f32 [out, in / 128]; q8/q4: core/weight_quant.h)
   bool has_zeros;       // WeightRef::zeros must be set
   WeightKernel kernel;  // the matmul kernel family that reads this format
   DType activation;     // what that kernel expects the activations as
@@ -46,9 +46,10 @@ struct WeightFormatTraits {
   void (*dequantize_row)(const WeightRef& w, int64_t row, int64_t k0, int64_t n, float* out);
   // The inverse, for converters and the parity harness: src[0, n) (n a whole number of blocks) into
   // one stored row `dst`, with that row's scales ([n / group]) and zero points where the format has
-  // them (null otherwise), one scale per block (group == block). Dense formats round to nearest
-  // even, NaN kept; q8/q4 as core/weight_quant.h says.
-  void (*quantize_row)(const float* src, int64_t n, void* dst, float* scales, void* zeros);
+  // them (null otherwise), one scale per block (group == block), both in the format's layout. Dense
+  // formats round to nearest even, NaN kept; q8/q4 as core/weight_quant.h says (false: a scale
+  // overflowed the format, nothing promised about the row); the others always return true.
+  bool (*quantize_row)(const float* src, int64_t n, void* dst, void* scales, void* zeros);
   // Copies element c of each of rows [r0, r1) of an [R, C] matrix to dst[c, r] ([C, R]): the MoE
   // repack of "x @ W" experts into [N, K] form. Null where blocks run along the source rows, so a
   // transpose would split them (such checkpoints come per expert in [N, K] form already).
@@ -72,17 +73,14 @@ struct WeightRef {
   WeightFormat format = WeightFormat::F32;
   const void* data = nullptr;
   int64_t ld = 0;                  // elements per stored row (>= in, a whole number of blocks)
-  const float* scales = nullptr;   // quantized formats: [out, ld / group]
-  const void* zeros = nullptr;     // formats with zero points: one byte per group, [out, ld / group]
+  const void* scales = nullptr;    // f8: f32 [out, ld / 128]; q8/q4: as core/weight_quant.h lays them out
+  const void* zeros = nullptr;     // formats with zero points (q4): as core/weight_quant.h lays them out
   int64_t group = 0;               // elements per scale (a multiple of block dividing ld); 0 for dense formats
   int64_t out = 0, in = 0;         // shape [out, in]
 
   // Byte offset of row r (the caller has checked the row size fits; see weight_row_bytes).
   int64_t row_offset(int64_t r) const;
   const void* row(int64_t r) const { return static_cast<const char*>(data) + row_offset(r); }
-  // Row r's first scale and zero point (quantized formats).
-  const float* row_scales(int64_t r) const { return scales + r * (ld / group); }
-  const uint8_t* row_zeros(int64_t r) const { return static_cast<const uint8_t*>(zeros) + r * (ld / group); }
 };
 
 // A dense weight: `out` rows of `in` elements, rows `ld` elements apart.

@@ -8,6 +8,7 @@
 #include "models/quant_pack.h"
 #include "ops/dequant_groups.h"
 #include "ops/unpack_quant.h"
+#include "ops/weight_quant.h"
 
 namespace qvl::models {
 
@@ -41,8 +42,12 @@ ConvertedWeight dense_from_grouped(const GroupQuantized& g) {
   return c;
 }
 
+// q4/q8 where they hold the layer: groups of whole 32-blocks and scales f16 stores (every f16
+// file's; bf16/f32 ones within f16's range, rounded there to nearest: core/weight_quant.h).
+// Otherwise the lossless dense form.
 ConvertedWeight from_grouped(const GroupQuantized& g) {
-  if (g.group % kQuantBlock == 0) return pack_group_quantized(g, *default_pool());
+  if (g.group % kQuantBlock == 0 && ops::first_unstorable_scale(g.scales.data(), static_cast<int64_t>(g.scales.size())) < 0)
+    return pack_group_quantized(g, *default_pool());
   return dense_from_grouped(g);
 }
 

@@ -4,7 +4,9 @@
 //
 // - AWQ and GPTQ unpack losslessly into per-element codes, per-group scales and zero points
 //   (models/quant_pack.h GroupQuantized), W = (q − z)·s (4-bit) or q·s (8-bit, symmetric), packed
-//   into the q4 / q8 formats. Groups those cannot hold (not a multiple of 32) become f32 instead.
+//   into the q4 / q8 formats (their f16 scales hold an f16 file's scales exactly; bf16/f32 ones
+//   are rounded to f16 in its normal range). Layers those cannot hold (groups not a multiple of
+//   32, or a scale f16 cannot hold: core/weight_quant.h) become f32 instead.
 // - GPTQ act-order (g_idx not i / group): the weight's columns are permuted so each group is
 //   contiguous and ConvertedWeight::perm tells Linear to gather the activations the same way.
 // - FP8 e4m3 with 128-wide input blocks becomes WeightFormat::F8 (the file's bytes, zero-copy,

@@ -1,5 +1,6 @@
 #include "models/quant_pack.h"
 
+#include <algorithm>
 #include <string>
 
 #include "core/error.h"
@@ -35,25 +36,33 @@ ConvertedWeight pack_group_quantized(const GroupQuantized& g, ThreadPool& pool) 
   const int64_t bad = ops::first_nonfinite(fp, ExecContext(pool));
   QVL_CHECK(bad < 0, ModelFormat, what + ": scale " + std::to_string(bad) + " is not finite");
 
-  int64_t row_bytes = 0;
-  QVL_CHECK(weight_row_bytes(g.format, g.in, &row_bytes), ModelFormat, what + ": row size overflows");
-  ConvertedWeight c;
-  c.storage.push_back(Tensor::empty(DType::U8, {g.out, row_bytes}));
-  c.storage.push_back(Tensor::empty(DType::F32, {g.out, g.in / g.group}));
-  if (t.has_zeros) c.storage.push_back(Tensor::empty(DType::U8, {g.out, g.in / g.group}));
-  const std::string err = ops::pack_weight_codes(g.format, g.q.data(), t.has_zeros ? g.zeros.data() : nullptr, g.out, g.in,
-                                                 g.group, c.storage[0].raw(), pool);
+  ConvertedWeight c = empty_group_quantized(g.format, g.out, g.in, g.group, Pages::Huge);
+  ops::LogicalQuant l;
+  l.format = g.format, l.out = g.out, l.in = g.in, l.group = g.group;
+  l.codes = g.q.data(), l.scales = g.scales.data(), l.zeros = t.has_zeros ? g.zeros.data() : nullptr;
+  const std::string err = ops::pack_weight_codes(l, c.storage[0].raw(), c.storage[1].raw(),
+                                                 t.has_zeros ? c.storage[2].raw() : nullptr, pool);
   QVL_CHECK(err.empty(), ModelFormat, what + ": " + err);
-  std::copy(g.scales.begin(), g.scales.end(), c.storage[1].data<float>());
-  if (t.has_zeros) std::copy(g.zeros.begin(), g.zeros.end(), c.storage[2].data<uint8_t>());
-  c.ref.format = g.format;
+  return c;
+}
+
+ConvertedWeight empty_group_quantized(WeightFormat f, int64_t out, int64_t in, int64_t group, Pages pages) {
+  QuantRowBytes rb;
+  QVL_CHECK(quant_row_bytes(f, in, group, &rb) && out >= 0 && out <= (int64_t{1} << 40) / std::max<int64_t>(rb.codes, 1),
+            Native, std::string(weight_format_name(f)) + " weight [" + std::to_string(out) + "," + std::to_string(in) +
+                        "] group " + std::to_string(group) + ": no such storage");
+  ConvertedWeight c;
+  c.storage.push_back(Tensor::empty(DType::U8, {out, rb.codes}, pages));
+  c.storage.push_back(Tensor::empty(DType::U8, {out, rb.scales}, pages));
+  if (rb.zeros > 0) c.storage.push_back(Tensor::empty(DType::U8, {out, rb.zeros}, pages));
+  c.ref.format = f;
   c.ref.data = c.storage[0].raw();
-  c.ref.ld = g.in;
-  c.ref.scales = c.storage[1].data<float>();
-  c.ref.zeros = t.has_zeros ? c.storage[2].raw() : nullptr;
-  c.ref.group = g.group;
-  c.ref.out = g.out;
-  c.ref.in = g.in;
+  c.ref.ld = in;
+  c.ref.scales = c.storage[1].raw();
+  c.ref.zeros = rb.zeros > 0 ? c.storage[2].raw() : nullptr;
+  c.ref.group = group;
+  c.ref.out = out;
+  c.ref.in = in;
   return c;
 }
 

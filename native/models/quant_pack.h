@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/placement.h"
 #include "core/threadpool.h"
 #include "core/weight_format.h"
 #include "models/weight_converter.h"
@@ -22,7 +23,11 @@ struct GroupQuantized {
 };
 
 // Packs into the format's physical layout, validating every size and value range (E_MODEL_FORMAT
-// saying what is wrong).
+// saying what is wrong; a scale f16 cannot hold is one: see core/weight_quant.h).
 ConvertedWeight pack_group_quantized(const GroupQuantized& g, ThreadPool& pool);
+
+// Uninitialised storage of a q8/q4 weight [out, in] with `group` elements per scale, in `pages`,
+// its reference set (codes, scales and, for q4, zero points: one tensor each, in that order).
+ConvertedWeight empty_group_quantized(WeightFormat f, int64_t out, int64_t in, int64_t group, Pages pages);
 
 }  // namespace qvl::models

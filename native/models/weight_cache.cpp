@@ -10,13 +10,17 @@
 
 #include "core/checksum.h"
 #include "core/error.h"
+#include "core/weight_quant.h"
+#include "models/quant_pack.h"
 
 namespace qvl::models {
 
 namespace {
 
 constexpr char kMagic[16] = {'q', 'w', 'e', 'n', 'v', 'l', '-', 'w', 'e', 'i', 'g', 'h', 't', 's', 0, 0};
-constexpr uint64_t kVersion = 1;
+// 2: q8/q4 with f16 scales and packed 4-bit zero points (version 1 held f32 scales and a byte per
+// zero point: its files are refused and rewritten, never read as the new layout).
+constexpr uint64_t kVersion = 2;
 constexpr uint64_t kAlign = 64;
 
 // Bounds-checked reads from the mapped file: any overrun marks the whole file invalid.
@@ -59,14 +63,11 @@ uint64_t align_up(uint64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
 bool expected_sizes(WeightFormat f, int64_t out, int64_t in, int64_t group, uint64_t len[3]) {
   WeightFormat known;
   if (!weight_format_from_int(static_cast<int32_t>(f), &known)) return false;
-  const WeightFormatTraits& t = weight_format_traits(f);
-  int64_t row_bytes = 0;
-  if (t.kernel != WeightKernel::Int8Dot || out <= 0 || in <= 0 || group <= 0 || in % group != 0 ||
-      out > (int64_t{1} << 40) / in || !weight_row_bytes(f, in, &row_bytes))
-    return false;
-  len[0] = static_cast<uint64_t>(out * row_bytes);
-  len[1] = static_cast<uint64_t>(out * (in / group)) * 4;
-  len[2] = t.has_zeros ? static_cast<uint64_t>(out * (in / group)) : 0;
+  QuantRowBytes rb;
+  if (out <= 0 || in <= 0 || out > (int64_t{1} << 40) / in || !quant_row_bytes(f, in, group, &rb)) return false;
+  len[0] = static_cast<uint64_t>(out * rb.codes);
+  len[1] = static_cast<uint64_t>(out * rb.scales);
+  len[2] = static_cast<uint64_t>(out * rb.zeros);
   return true;
 }
 
@@ -113,26 +114,12 @@ bool WeightCache::take(const std::string& name, WeightFormat f, int64_t out, int
   const Entry& e = entries_[taken_];
   if (e.name != name || e.format != static_cast<int32_t>(f) || e.out != out || e.in != in || e.group != group)
     return valid_ = false;
-  const WeightFormatTraits& t = weight_format_traits(f);
-  int64_t row_bytes = 0;
-  weight_row_bytes(f, in, &row_bytes);
-  ConvertedWeight w;
-  w.storage.push_back(Tensor::empty(DType::U8, {out, row_bytes}, pages));
-  w.storage.push_back(Tensor::empty(DType::F32, {out, in / group}, pages));
-  if (t.has_zeros) w.storage.push_back(Tensor::empty(DType::U8, {out, in / group}, pages));
+  ConvertedWeight w = empty_group_quantized(f, out, in, group, pages);
   const unsigned char* base = static_cast<const unsigned char*>(file_->data());
   for (size_t k = 0; k < w.storage.size(); ++k) {
     if (copy_checksum64(w.storage[k].raw(), base + e.off[k], e.len[k]) != e.sum[k]) return valid_ = false;
     file_->release(base + e.off[k], e.len[k]);
   }
-  w.ref.format = f;
-  w.ref.data = w.storage[0].raw();
-  w.ref.ld = in;
-  w.ref.scales = w.storage[1].data<float>();
-  w.ref.zeros = t.has_zeros ? w.storage[2].raw() : nullptr;
-  w.ref.group = group;
-  w.ref.out = out;
-  w.ref.in = in;
   ++taken_;
   *c = std::move(w);
   return true;

@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "core/storage.h"
 #include "models/official_quant.h"
+#include "models/quant_pack.h"
 #include "ops/moe.h"
 #include "models/weight_cache.h"
 #include "ops/weight_quant.h"
@@ -25,7 +26,7 @@ ConvertedWeight place(ConvertedWeight c, const WeightPlan& plan) {
     if (placement_of(*t.storage()) != Placement::Mmap) continue;
     Tensor copy = owned_copy(t, plan.pages, pool_of(plan));
     if (c.ref.data == t.raw()) c.ref.data = copy.raw();
-    if (c.ref.scales == t.raw()) c.ref.scales = copy.data<float>();
+    if (c.ref.scales == t.raw()) c.ref.scales = copy.raw();
     if (c.ref.zeros == t.raw()) c.ref.zeros = copy.raw();
     release_source(t);
     t = copy;
@@ -43,24 +44,13 @@ ConvertedWeight apply_plan(ConvertedWeight dense, const WeightPlan& plan, const 
     if (plan.on_converted) plan.on_converted(static_cast<uint64_t>(dense.storage.front().nbytes()));
     return cached;
   }
-  const WeightFormatTraits& t = weight_format_traits(plan.format);
-  int64_t row_bytes = 0;
-  QVL_CHECK(weight_row_bytes(plan.format, dense.ref.in, &row_bytes), Native, "quantized row size overflows");
-  const int64_t out = dense.ref.out, groups = dense.ref.in / plan.group;
-  ConvertedWeight q;
-  q.storage.push_back(Tensor::empty(DType::U8, {out, row_bytes}, plan.pages));
-  q.storage.push_back(Tensor::empty(DType::F32, {out, groups}, plan.pages));
-  if (t.has_zeros) q.storage.push_back(Tensor::empty(DType::U8, {out, groups}, plan.pages));
-  ops::quantize_weight(dense.ref, plan.format, plan.group, q.storage[0].raw(), q.storage[1].data<float>(),
-                       t.has_zeros ? q.storage[2].data<uint8_t>() : nullptr, pool_of(plan));
-  q.ref.format = plan.format;
-  q.ref.data = q.storage[0].raw();
-  q.ref.ld = dense.ref.in;
-  q.ref.scales = q.storage[1].data<float>();
-  q.ref.zeros = t.has_zeros ? q.storage[2].raw() : nullptr;
-  q.ref.group = plan.group;
-  q.ref.out = out;
-  q.ref.in = dense.ref.in;
+  ConvertedWeight q = empty_group_quantized(plan.format, dense.ref.out, dense.ref.in, plan.group, plan.pages);
+  const int64_t bad = ops::quantize_weight(dense.ref, plan.format, plan.group, q.storage[0].raw(), q.storage[1].raw(),
+                                           q.storage.size() > 2 ? q.storage[2].raw() : nullptr, pool_of(plan));
+  const int64_t groups = dense.ref.in / plan.group;
+  QVL_CHECK(bad < 0, Unsupported,
+            name + ": row " + std::to_string(bad / groups) + ", group " + std::to_string(bad % groups) + " has weights too large for " +
+                weight_format_name(plan.format) + " (its scale overflows f16, the format's scale type); keep it as stored ('bf16' weights/visionWeights)");
   if (plan.cache) plan.cache->record(name, q);
   release_dense(dense);
   if (plan.on_converted) plan.on_converted(static_cast<uint64_t>(dense.storage.front().nbytes()));

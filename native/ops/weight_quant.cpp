@@ -19,61 +19,89 @@ void require_quantized(WeightFormat f, int64_t in, int64_t group) {
 
 }  // namespace
 
-std::string pack_weight_codes(WeightFormat f, const uint8_t* codes, const uint8_t* zeros, int64_t out, int64_t in,
-                              int64_t group, void* dst, ThreadPool& pool) {
-  require_quantized(f, in, group);
-  int64_t row_bytes = 0;
-  QVL_CHECK(weight_row_bytes(f, in, &row_bytes), Native, "row size overflows");
-  std::atomic<int64_t> bad_row{out};
-  pool.parallel_for(out, 16, [&](int64_t b, int64_t e) {
+int64_t first_unstorable_scale(const float* scales, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    uint16_t h;
+    if (!q_scale_from_f32(scales[i], &h)) return i;
+  }
+  return -1;
+}
+
+namespace {
+
+// Lowers *first to v (atomically; the row-parallel loops report their first failure).
+void lower(std::atomic<int64_t>& first, int64_t v) {
+  int64_t cur = first.load();
+  while (v < cur && !first.compare_exchange_weak(cur, v)) {
+  }
+}
+
+}  // namespace
+
+std::string pack_weight_codes(const LogicalQuant& g, void* data, void* scales, void* zeros, ThreadPool& pool) {
+  require_quantized(g.format, g.in, g.group);
+  QuantRowBytes rb;
+  QVL_CHECK(quant_row_bytes(g.format, g.in, g.group, &rb), Native, "row size overflows");
+  const int64_t groups = g.in / g.group;
+  std::atomic<int64_t> bad_row{g.out}, bad_scale{g.out * groups};
+  pool.parallel_for(g.out, 16, [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
-      const uint8_t* q = codes + r * in;
-      uint8_t* d = static_cast<uint8_t*>(dst) + r * row_bytes;
+      const uint8_t* q = g.codes + r * g.in;
+      uint8_t* d = static_cast<uint8_t*>(data) + r * rb.codes;
       bool ok = true;
-      switch (f) {
-        case WeightFormat::Q8: q8_pack_row(q, in, d); break;
+      switch (g.format) {
+        case WeightFormat::Q8: q8_pack_row(q, g.in, d); break;
         case WeightFormat::Q4:
-          ok = q4_pack_row(q, in, d);
-          for (int64_t g = 0; g < in / group && ok; ++g) ok = zeros[r * (in / group) + g] <= 15;
+          ok = q4_pack_row(q, g.in, d) &&
+               q4_pack_zeros(g.zeros + r * groups, groups, static_cast<uint8_t*>(zeros) + r * rb.zeros);
           break;
         case WeightFormat::F32:
         case WeightFormat::F16:
         case WeightFormat::BF16:
         case WeightFormat::F8: ok = false; break;
       }
-      if (!ok) {
-        int64_t cur = bad_row.load();
-        while (r < cur && !bad_row.compare_exchange_weak(cur, r)) {
-        }
-      }
+      if (!ok) lower(bad_row, r);
+      uint16_t* s = static_cast<uint16_t*>(scales) + r * groups;
+      for (int64_t k = 0; k < groups; ++k)
+        if (!q_scale_from_f32(g.scales[r * groups + k], &s[k])) lower(bad_scale, r * groups + k);
     }
   });
-  if (bad_row.load() == out) return "";
-  return "row " + std::to_string(bad_row.load()) + " holds a 4-bit code or zero point above 15";
+  if (bad_row.load() < g.out) return "row " + std::to_string(bad_row.load()) + " holds a 4-bit code or zero point above 15";
+  if (bad_scale.load() < g.out * groups) {
+    const int64_t i = bad_scale.load();
+    return "scale " + std::to_string(i) + " (" + std::to_string(g.scales[i]) +
+           ") is outside what f16 holds (finite, at most 65504, normal or an exact f16 subnormal)";
+  }
+  return "";
 }
 
-void quantize_weight(const WeightRef& src, WeightFormat f, int64_t group, void* data, float* scales, uint8_t* zeros,
-                     ThreadPool& pool) {
+int64_t quantize_weight(const WeightRef& src, WeightFormat f, int64_t group, void* data, void* scales, void* zeros,
+                        ThreadPool& pool) {
   require_quantized(f, src.in, group);
-  int64_t row_bytes = 0;
-  QVL_CHECK(weight_row_bytes(f, src.in, &row_bytes), Native, "row size overflows");
+  QuantRowBytes rb;
+  QVL_CHECK(quant_row_bytes(f, src.in, group, &rb), Native, "row size overflows");
   const WeightFormatTraits& st = weight_format_traits(src.format);
   const int64_t groups = src.in / group;
+  std::atomic<int64_t> bad{src.out * groups};
   pool.parallel_for(src.out, 8, [&](int64_t b, int64_t e) {
     std::vector<float> row(static_cast<size_t>(src.in));
     for (int64_t r = b; r < e; ++r) {
       st.dequantize_row(src, r, 0, src.in, row.data());
-      uint8_t* d = static_cast<uint8_t*>(data) + r * row_bytes;
+      uint8_t* d = static_cast<uint8_t*>(data) + r * rb.codes;
+      uint16_t* s = static_cast<uint16_t*>(scales) + r * groups;
+      int64_t g = -1;
       switch (f) {
-        case WeightFormat::Q8: q8_quantize(row.data(), src.in, group, d, scales + r * groups); break;
-        case WeightFormat::Q4: q4_quantize(row.data(), src.in, group, d, scales + r * groups, zeros + r * groups); break;
+        case WeightFormat::Q8: g = q8_quantize(row.data(), src.in, group, d, s); break;
+        case WeightFormat::Q4: g = q4_quantize(row.data(), src.in, group, d, s, static_cast<uint8_t*>(zeros) + r * rb.zeros); break;
         case WeightFormat::F32:
         case WeightFormat::F16:
         case WeightFormat::BF16:
         case WeightFormat::F8: break;  // refused by require_quantized
       }
+      if (g >= 0) lower(bad, r * groups + g);
     }
   });
+  return bad.load() < src.out * groups ? bad.load() : -1;
 }
 
 }  // namespace qvl::ops

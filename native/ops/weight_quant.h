@@ -10,15 +10,29 @@
 
 namespace qvl::ops {
 
-// Logical codes [out, in] (one per byte: q4 0..15, q8 int8 bit patterns) into the stored rows of
-// format f (row stride in elements = in), and zero points [out, in / group] (q4: 0..15; q8: null).
-// Returns an empty string, or what is wrong (the first code or zero point out of range).
-std::string pack_weight_codes(WeightFormat f, const uint8_t* codes, const uint8_t* zeros, int64_t out, int64_t in,
-                              int64_t group, void* dst, ThreadPool& pool);
+// The logical form of a q8/q4 weight (as models/quant_pack.h has it): codes [out, in] (one per
+// byte: q4 0..15, q8 int8 bit patterns), scales [out, in / group] f32, zero points
+// [out, in / group] (q4: 0..15; q8: null).
+struct LogicalQuant {
+  WeightFormat format = WeightFormat::Q4;
+  int64_t out = 0, in = 0, group = 0;
+  const uint8_t* codes = nullptr;
+  const float* scales = nullptr;
+  const uint8_t* zeros = nullptr;
+};
+
+// The first of n scales the stored format cannot hold (core/weight_quant.h, q_scale_from_f32), or -1.
+int64_t first_unstorable_scale(const float* scales, int64_t n);
+
+// g into the stored layout of g.format (row stride in elements = in; core/weight_quant.h's
+// quant_row_bytes gives each buffer's row size). Returns an empty string, or what is wrong (the
+// first code, zero point or scale out of range).
+std::string pack_weight_codes(const LogicalQuant& g, void* data, void* scales, void* zeros, ThreadPool& pool);
 
 // src [out, in] (any format, read through its dequantizer) -> format f (q8 or q4) with `group`
-// elements per scale: data rows of in elements, scales and (q4) zeros [out, in / group].
-void quantize_weight(const WeightRef& src, WeightFormat f, int64_t group, void* data, float* scales, uint8_t* zeros,
-                     ThreadPool& pool);
+// elements per scale, into buffers laid out as quant_row_bytes says. Returns -1, or the first
+// (row-major) group whose scale overflows the stored format (nothing promised about the buffers).
+int64_t quantize_weight(const WeightRef& src, WeightFormat f, int64_t group, void* data, void* scales, void* zeros,
+                        ThreadPool& pool);
 
 }  // namespace qvl::ops

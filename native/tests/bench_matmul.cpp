@@ -35,6 +35,20 @@ WeightFormat parse_format(const std::string& s) {
 // otherwise (fp8's 128; the dense formats have no scales).
 int64_t scale_group(const WeightFormatTraits& t) { return t.kernel == WeightKernel::Int8Dot ? kQuantBlock : t.block; }
 
+// Bytes per row of K elements in format f: codes (or elements), scales, zero points (the q formats
+// as core/weight_quant.h lays them out; fp8 one f32 per 128-block).
+void row_layout(WeightFormat f, int64_t K, int64_t* row_bytes, int64_t* scale_bytes, int64_t* zero_bytes) {
+  const WeightFormatTraits& t = weight_format_traits(f);
+  QVL_CHECK(weight_row_bytes(f, K, row_bytes), Input, std::string("benchMatmul: K must be a multiple of ") +
+                                                          std::to_string(t.block) + " for " + t.name);
+  QuantRowBytes rb;
+  if (t.kernel == WeightKernel::Int8Dot && quant_row_bytes(f, K, kQuantBlock, &rb)) {
+    *scale_bytes = rb.scales, *zero_bytes = rb.zeros;
+    return;
+  }
+  *scale_bytes = t.has_scales ? K / scale_group(t) * 4 : 0, *zero_bytes = 0;
+}
+
 // One copy of the weights in format f: data, scales and zero points, as the model keeps them.
 struct WeightCopy {
   std::vector<Tensor> storage;
@@ -49,28 +63,26 @@ WeightCopy make_weights(WeightFormat f, int64_t N, int64_t K, ThreadPool& pool) 
   std::vector<float> pattern(static_cast<size_t>(P * K));
   fill_values(pattern.data(), pattern.size(), 3);
   const WeightRef src = dense_weight(WeightFormat::F32, pattern.data(), P, K, K);
-  int64_t row_bytes = 0;
-  QVL_CHECK(weight_row_bytes(f, K, &row_bytes), Input, std::string("benchMatmul: K must be a multiple of ") +
-                                                           std::to_string(t.block) + " for " + t.name);
+  int64_t row_bytes = 0, sb = 0, zb = 0;
+  row_layout(f, K, &row_bytes, &sb, &zb);
   WeightCopy c;
-  const int64_t groups = t.has_scales ? K / scale_group(t) : 0;
   c.storage.push_back(Tensor::empty(DType::U8, {N, row_bytes}));
-  if (t.has_scales) c.storage.push_back(Tensor::empty(DType::F32, {N, groups}));
-  if (t.has_zeros) c.storage.push_back(Tensor::empty(DType::U8, {N, groups}));
+  if (sb > 0) c.storage.push_back(Tensor::empty(DType::U8, {N, sb}));
+  if (zb > 0) c.storage.push_back(Tensor::empty(DType::U8, {N, zb}));
   uint8_t* data = c.storage[0].data<uint8_t>();
-  float* scales = t.has_scales ? c.storage[1].data<float>() : nullptr;
-  uint8_t* zeros = t.has_zeros ? c.storage[2].data<uint8_t>() : nullptr;
+  uint8_t* scales = sb > 0 ? c.storage[1].data<uint8_t>() : nullptr;
+  uint8_t* zeros = zb > 0 ? c.storage[2].data<uint8_t>() : nullptr;
   if (t.kernel == WeightKernel::Int8Dot) {
-    ops::quantize_weight(src, f, kQuantBlock, data, scales, zeros, pool);
+    QVL_CHECK(ops::quantize_weight(src, f, kQuantBlock, data, scales, zeros, pool) < 0, Native, "benchMatmul: a scale overflowed");
   } else {
     for (int64_t r = 0; r < P; ++r)
-      t.quantize_row(&pattern[r * K], K, data + r * row_bytes, scales ? scales + r * groups : nullptr, nullptr);
+      t.quantize_row(&pattern[r * K], K, data + r * row_bytes, scales ? scales + r * sb : nullptr, nullptr);
   }
   for (int64_t r = P; r < N; r += P) {
     const int64_t n = std::min(P, N - r);
     std::memcpy(data + r * row_bytes, data, static_cast<size_t>(n * row_bytes));
-    if (scales) std::memcpy(scales + r * groups, scales, static_cast<size_t>(n * groups) * sizeof(float));
-    if (zeros) std::memcpy(zeros + r * groups, zeros, static_cast<size_t>(n * groups));
+    if (scales) std::memcpy(scales + r * sb, scales, static_cast<size_t>(n * sb));
+    if (zeros) std::memcpy(zeros + r * zb, zeros, static_cast<size_t>(n * zb));
   }
   c.ref = dense_weight(f, data, N, K, K);
   c.ref.scales = scales;
@@ -90,12 +102,9 @@ void fill_values(float* out, size_t n, uint64_t seed) {
 }
 
 double weight_bytes(WeightFormat f, int64_t N, int64_t K) {
-  const WeightFormatTraits& t = weight_format_traits(f);
-  int64_t row_bytes = 0;
-  QVL_CHECK(weight_row_bytes(f, K, &row_bytes), Input, std::string("benchMatmul: K must be a multiple of ") +
-                                                           std::to_string(t.block) + " for " + t.name);
-  const double groups = t.has_scales ? static_cast<double>(K) / scale_group(t) : 0.0;
-  return static_cast<double>(N) * (row_bytes + groups * (4.0 + (t.has_zeros ? 1.0 : 0.0)));
+  int64_t row_bytes = 0, sb = 0, zb = 0;
+  row_layout(f, K, &row_bytes, &sb, &zb);
+  return static_cast<double>(N) * static_cast<double>(row_bytes + sb + zb);
 }
 
 double matmul_seconds(const MatmulCase& c) {

@@ -60,19 +60,22 @@ bool is_block_format(WeightFormat f) { return weight_format_traits(f).kernel != 
 void regroup(MatmulProblem& pr, WeightFormat f, int64_t group, bool strided, Rng& rng) {
   ops::MatmulParams& p = pr.p;
   const int64_t ld = (p.K + group - 1) / group * group + (strided ? group : 0);
-  int64_t row_bytes = 0;
-  if (!weight_row_bytes(f, ld, &row_bytes)) fail(ErrorCode::Native, "parity regroup: row size");
+  QuantRowBytes rb;
+  if (!quant_row_bytes(f, ld, group, &rb)) fail(ErrorCode::Native, "parity regroup: row size");
   const int64_t groups = ld / group;
-  pr.w.assign(static_cast<size_t>((p.N * row_bytes + 7) / 8), 0);
-  pr.scales.assign(static_cast<size_t>(p.N * groups), 0.0f);
-  pr.zeros.assign(f == WeightFormat::Q4 ? static_cast<size_t>(p.N * groups) : 0, 0);
+  pr.w.assign(static_cast<size_t>((p.N * rb.codes + 7) / 8), 0);
+  pr.scales.assign(static_cast<size_t>((p.N * rb.scales + 7) / 8), 0);
+  pr.zeros.assign(static_cast<size_t>(p.N * rb.zeros), 0);
   uint8_t* w = reinterpret_cast<uint8_t*>(pr.w.data());
+  uint16_t* sc = reinterpret_cast<uint16_t*>(pr.scales.data());
   std::vector<float> row(static_cast<size_t>(ld));
   for (int64_t n = 0; n < p.N; ++n) {
     const float shift = n % 3 == 0 ? 0.8f : 0.0f;
     for (auto& v : row) v = rng.normal() + shift;
-    if (f == WeightFormat::Q8) q8_quantize(row.data(), ld, group, w + n * row_bytes, &pr.scales[n * groups]);
-    else q4_quantize(row.data(), ld, group, w + n * row_bytes, &pr.scales[n * groups], &pr.zeros[n * groups]);
+    const int64_t bad = f == WeightFormat::Q8 ? q8_quantize(row.data(), ld, group, w + n * rb.codes, sc + n * groups)
+                                              : q4_quantize(row.data(), ld, group, w + n * rb.codes, sc + n * groups,
+                                                            &pr.zeros[n * rb.zeros]);
+    if (bad >= 0) fail(ErrorCode::Native, "parity regroup: a scale overflowed");
   }
   p.w.data = pr.w.empty() ? nullptr : pr.w.data();
   p.w.ld = ld;

@@ -12,6 +12,7 @@
 #include "core/exec_context.h"
 #include "core/threadpool.h"
 #include "core/weight_format.h"
+#include "core/weight_quant.h"
 #include "ops/matmul.h"
 #include "tests/parity.h"
 
@@ -23,11 +24,24 @@ struct MatmulShape {
 
 struct MatmulProblem {
   ops::MatmulParams p;
-  std::vector<float> x, bias, scales;
-  std::vector<uint64_t> w;     // the stored rows (8-byte aligned)
-  std::vector<uint8_t> zeros;  // zero points where the format has them (one byte per group)
+  std::vector<float> x, bias;
+  std::vector<uint64_t> w;       // the stored rows (8-byte aligned)
+  std::vector<uint64_t> scales;  // the stored scales (f8: f32; q8/q4: core/weight_quant.h's layout)
+  std::vector<uint8_t> zeros;    // zero points where the format has them (core/weight_quant.h's layout)
   std::string desc;
 };
+
+// Bytes per row of the stored scales and zero points of format f, one scale per `group` elements
+// of a row of ld (f8: f32 scales; q8/q4: as core/weight_quant.h lays them out).
+inline void scale_row_bytes(WeightFormat f, int64_t ld, int64_t group, int64_t* scales, int64_t* zeros) {
+  const WeightFormatTraits& t = weight_format_traits(f);
+  QuantRowBytes rb;
+  if (t.kernel == WeightKernel::Int8Dot && quant_row_bytes(f, ld, group, &rb)) {
+    *scales = rb.scales, *zeros = rb.zeros;
+    return;
+  }
+  *scales = t.has_scales ? 4 * (ld / group) : 0, *zeros = 0;
+}
 
 // Inputs N(0,1). Weights drawn as f32 and stored through the format's quantize_row, so the reference
 // (which reads them back through dequantize_row) sees exactly the values the kernels see; any format
@@ -46,15 +60,19 @@ inline MatmulProblem make_matmul_problem(const MatmulShape& s, WeightFormat f, b
     for (int64_t k = 0; k < s.K; ++k) pr.x[m * p.ldx + k] = rng.normal();
   int64_t row_bytes = 0;
   if (!weight_row_bytes(f, ldw, &row_bytes)) fail(ErrorCode::Native, "parity matmul problem: row size");
-  const int64_t groups = ldw / t.block;  // one scale (and zero point) per block
+  int64_t sb = 0, zb = 0;
+  scale_row_bytes(f, ldw, t.block, &sb, &zb);
   pr.w.assign(static_cast<size_t>((s.N * row_bytes + 7) / 8), 0);
-  if (t.has_scales) pr.scales.assign(static_cast<size_t>(s.N * groups), 0.0f);
-  if (t.has_zeros) pr.zeros.assign(static_cast<size_t>(s.N * groups), 0);
+  pr.scales.assign(static_cast<size_t>((s.N * sb + 7) / 8), 0);
+  pr.zeros.assign(static_cast<size_t>(s.N * zb), 0);
   std::vector<float> row(static_cast<size_t>(ldw), std::nanf(""));
   for (int64_t n = 0; n < s.N; ++n) {
     for (int64_t k = 0; k < s.K; ++k) row[k] = rng.normal();
-    t.quantize_row(row.data(), ldw, reinterpret_cast<char*>(pr.w.data()) + n * row_bytes,
-                   t.has_scales ? pr.scales.data() + n * groups : nullptr, t.has_zeros ? &pr.zeros[n * groups] : nullptr);
+    // N(0,1) rows: no scale near f16's limits, so the q formats' quantize_row always succeeds.
+    if (!t.quantize_row(row.data(), ldw, reinterpret_cast<char*>(pr.w.data()) + n * row_bytes,
+                        t.has_scales ? reinterpret_cast<char*>(pr.scales.data()) + n * sb : nullptr,
+                        t.has_zeros ? &pr.zeros[n * zb] : nullptr))
+      fail(ErrorCode::Native, "parity matmul problem: a scale overflowed");
   }
   if (with_bias) {
     pr.bias.resize(static_cast<size_t>(s.N));

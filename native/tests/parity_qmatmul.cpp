@@ -12,6 +12,7 @@
 // measures 0.023-0.031·sqrt(K) (seeds 1-12, 99, 20261129; q4 rows shifted positive are the
 // worst); 0.04 bounds it while a dropped block
 // (~0.18·sqrt(K) at K = 32·30) or a wrong zero point fails by far.
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -32,6 +33,7 @@ using ops::MatmulParams;
 
 struct QShape {
   int64_t M, K, N, group;
+  bool tiny = false;  // rows in f16's subnormal range and all-zero groups (see make)
 };
 
 // M = 1, 2, 3, 7, 33 (decode rows and prefill tiles with tails), K an odd or even number of
@@ -49,11 +51,19 @@ const QShape kQShapes[] = {
     // The decode kernels' 16-block chunks: full chunks, a short last chunk and an odd block
     // (37 blocks), groups of 2, 8 and 16 blocks, and a group of 3 blocks (no power of two).
     {1, 1184, 23, 32},  {1, 1152, 9, 64},   {1, 2048, 13, 256}, {1, 1536, 6, 512},  {1, 960, 7, 96},
+    // The f16 scales and packed zero points: odd group counts (a row's zero points end in a lone
+    // low nibble; strided rows add one group, so both parities run) with odd block counts (half
+    // pairs), past the 8- and 16-group vectors of the zero-point terms and the decode chunks, for
+    // decode, the M <= 4 tiles and the GEMM; and rows whose scales f16 would make subnormal.
+    {1, 544, 21, 32},   {1, 1056, 9, 32},   {1, 448, 11, 64},   {2, 1056, 9, 32},   {3, 352, 13, 32},
+    {9, 1056, 35, 32},  {1, 800, 5, 160},   {4, 288, 6, 96},
+    {1, 1056, 12, 32, true}, {3, 544, 10, 32, true}, {12, 352, 33, 32, true}, {1, 1024, 8, 128, true},
 };
 
 struct QProblem {
   MatmulParams p;
-  std::vector<float> x, bias, scales, wf;  // wf: the dequantized weights [N, K]
+  std::vector<float> x, bias, wf;  // wf: the dequantized weights [N, K]
+  std::vector<uint16_t> scales;
   std::vector<uint8_t> w, zeros;
   std::string desc;
 };
@@ -71,19 +81,25 @@ QProblem make(const QShape& s, WeightFormat f, bool with_bias, bool strided, Rng
   // Strided: rows one group longer than K (the q4 pairing runs over the stored row, so a K with an
   // odd block count then ends inside a full pair rather than in a half pair).
   const int64_t ld = s.K + (strided ? s.group : 0);
-  int64_t row_bytes = 0;
-  weight_row_bytes(f, ld, &row_bytes);
+  QuantRowBytes rb;
+  if (!quant_row_bytes(f, ld, s.group, &rb)) fail(ErrorCode::Native, "parity qmatmul: row size");
   const int64_t groups = ld / s.group;
-  pr.w.assign(static_cast<size_t>(s.N * row_bytes), 0);
-  pr.scales.assign(static_cast<size_t>(s.N * groups), 0.0f);
-  if (t.has_zeros) pr.zeros.assign(static_cast<size_t>(s.N * groups), 0);
+  pr.w.assign(static_cast<size_t>(s.N * rb.codes), 0);
+  pr.scales.assign(static_cast<size_t>(s.N * groups), 0);
+  if (t.has_zeros) pr.zeros.assign(static_cast<size_t>(s.N * rb.zeros), 0);
   std::vector<float> row(static_cast<size_t>(ld));
   for (int64_t n = 0; n < s.N; ++n) {
-    // Rows of mixed sign and rows shifted positive (q4 zero points away from the middle).
+    // Rows of mixed sign and rows shifted positive (q4 zero points away from the middle); with
+    // s.tiny, every fourth row is scaled into f16's subnormal range (its scales raised to 2^-14)
+    // and one group of every fifth row is all zero (scale 0).
     const float shift = n % 3 == 0 ? 0.8f : 0.0f;
-    for (auto& v : row) v = rng.normal() + shift;
-    if (f == WeightFormat::Q8) q8_quantize(row.data(), ld, s.group, &pr.w[n * row_bytes], &pr.scales[n * groups]);
-    else q4_quantize(row.data(), ld, s.group, &pr.w[n * row_bytes], &pr.scales[n * groups], &pr.zeros[n * groups]);
+    const float mul = s.tiny && n % 4 == 1 ? 3e-7f : 1.0f;
+    for (auto& v : row) v = (rng.normal() + shift) * mul;
+    if (s.tiny && n % 5 == 2) std::fill(row.begin() + (groups / 2) * s.group, row.begin() + (groups / 2 + 1) * s.group, 0.0f);
+    const int64_t bad = f == WeightFormat::Q8
+                            ? q8_quantize(row.data(), ld, s.group, &pr.w[n * rb.codes], &pr.scales[n * groups])
+                            : q4_quantize(row.data(), ld, s.group, &pr.w[n * rb.codes], &pr.scales[n * groups], &pr.zeros[n * rb.zeros]);
+    if (bad >= 0) fail(ErrorCode::Native, "parity qmatmul: a scale overflowed");
   }
   if (with_bias) {
     pr.bias.resize(static_cast<size_t>(s.N));

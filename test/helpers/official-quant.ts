@@ -8,7 +8,7 @@
 import { f32ToF16Bits } from './safetensors-writer.js';
 
 /** The f32 value of an f16 bit pattern (what a checkpoint's fp16 scale really is). */
-function f16Value(bits: number): number {
+export function f16Value(bits: number): number {
   const exp = (bits >> 10) & 31;
   const mant = bits & 1023;
   const mag = exp === 0 ? mant * 2 ** -24 : (1 + mant / 1024) * 2 ** (exp - 15);

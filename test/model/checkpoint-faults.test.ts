@@ -149,6 +149,19 @@ describe('non-finite weights', () => {
     }
   });
 
+  it("weights too large for q8/q4's f16 scales: E_UNSUPPORTED naming the tensor; as stored they load", async () => {
+    // 1e7 in a group: q8's scale 1e7/127 and q4's 2e7/15 pass f16's 65504.
+    const name = 'model.layers.0.mlp.down_proj.weight';
+    const dir = await withWeights(name, (v) => { v[40] = 1e7; v[41] = -1e7; });
+    for (const weights of ['q8', 'q4'] as const) {
+      const e = await rejection(loadModel(dir, { weights }));
+      expect(e.code, e.message).toBe('E_UNSUPPORTED');
+      expect(e.message).toContain(name);
+      expect(e.message).toMatch(/scale overflows f16/);
+    }
+    (await loadModel(dir)).dispose();
+  });
+
   it('an MoE router that overflows: the error names the router, not the request', async () => {
     const moeFiles = join(SHARED, 'qwen3-vl-moe/checkpoint');
     const moeConfig = scaleConfig('qwen3_vl_moe', JSON.parse(readFileSync(join(moeFiles, 'config.json'), 'utf8')));

@@ -20,7 +20,7 @@ import {
   writeLayout,
   type Family,
 } from '../helpers/layout-checkpoint.js';
-import { awqQuantize, fp8Quantize, gptqQuantize, type GptqOptions } from '../helpers/official-quant.js';
+import { awqQuantize, f16Value, fp8Quantize, gptqQuantize, type GptqOptions } from '../helpers/official-quant.js';
 import type { WriterTensors } from '../helpers/safetensors-writer.js';
 import { f32ToF16Bits } from '../helpers/safetensors-writer.js';
 import { MODEL_CONFIGS, REPO_FIXTURES } from '../helpers/fixtures.js';
@@ -244,6 +244,20 @@ describe('official quantized layouts load losslessly and generate', () => {
       await build('qwen2_vl', config, gptq({ bits: 4, group: 16, sym: false, format: 'gptq_v2' }), { prefixes: 'new' }),
       1e-5,
     );
+  }, 60_000);
+
+  // q4/q8 keep f16 scales: f32 ones that f16 cannot hold (here every scale times 2^-20, ~1e-9:
+  // below f16's subnormals) leave their layers in the lossless f32 form even at group 32, where
+  // the int8-activation q4 path would miss this tolerance by far.
+  it('GPTQ Int4, group 32, f32 scales f16 cannot hold: lossless f32, not q4', async () => {
+    const quantize = gptq({ bits: 4, group: 32, sym: true, format: 'gptq' });
+    const tiny: Quantizer = (name, w, out, inp) => {
+      const t = quantize(name, w, out, inp);
+      const bits = t.tensors.scales.data as Uint16Array;
+      const scales = Float32Array.from(bits, (b) => f16Value(b) * 2 ** -20);
+      return { dequant: t.dequant.map((v) => v * 2 ** -20), tensors: { ...t.tensors, scales: { dtype: 'F32', shape: t.tensors.scales.shape, data: scales } } };
+    };
+    await expectSameModel(await build('qwen2_vl', withGroup(gptqConfig(4), 32), tiny), 1e-5);
   }, 60_000);
 
   it('FP8 e4m3 with 128x128 block scales (Qwen3-VL-*-FP8), the fp8 weight format', async () => {

@@ -109,17 +109,19 @@ describe('weights quantized at load', () => {
 
   // The fixtures are random-weight models 32 wide: no structure for the quantization to keep, so
   // these are a worst case (a 4-bit step of a random group is ~8% of its weights' spread, and
-  // nearly flat logits make top-1 fragile). Measured (min cos / mean cos / top-1 agreement over 25
-  // positions) -> budget:
+  // nearly flat logits make top-1 fragile). Measured with f16 scales and 4-bit zero points (min cos /
+  // mean cos / top-1 agreement over 25 positions) -> budget:
   const BUDGETS: Record<string, Record<'q8' | 'q4', Agreement>> = {
-    // q8 0.9965 / 0.9991 / 0.83; q4 0.553 / 0.883 / 0.21
+    // q8 0.9975 / 0.9992 / 0.83; q4 0.530 / 0.882 / 0.25
     'qwen2-vl': { q8: { minCos: 0.99, meanCos: 0.998, top1: 0.75 }, q4: { minCos: 0.45, meanCos: 0.85, top1: 0.12 } },
-    // q8 0.9870 / 0.9985 / 0.83; q4 0.807 / 0.918 / 0.46
+    // q8 0.9853 / 0.9981 / 0.88; q4 0.807 / 0.917 / 0.50
     'qwen2.5-vl': { q8: { minCos: 0.975, meanCos: 0.997, top1: 0.75 }, q4: { minCos: 0.7, meanCos: 0.89, top1: 0.33 } },
-    // q8 0.9990 / 0.9994 / 0.96; q4 0.946 / 0.963 / 0.92
+    // q8 0.9986 / 0.9994 / 0.96; q4 0.948 / 0.962 / 0.92
     'qwen3-vl': { q8: { minCos: 0.997, meanCos: 0.999, top1: 0.87 }, q4: { minCos: 0.92, meanCos: 0.95, top1: 0.83 } },
-    // q8 0.9953 / 0.9992 / 0.96; q4 0.595 / 0.917 / 0.46 (experts as stored; attention, router-less MLP parts and head quantized)
-    'qwen3-vl-moe': { q8: { minCos: 0.99, meanCos: 0.998, top1: 0.87 }, q4: { minCos: 0.5, meanCos: 0.89, top1: 0.33 } },
+    // q8 0.9446 / 0.9969 / 0.83; q4 0.584 / 0.918 / 0.58 (experts as stored; attention, router-less MLP parts and head
+    // quantized). The q8 minimum is one position (the other 23 average 0.9992, as with f32 scales, which measured
+    // 0.9955 / 0.9992 / 0.96): presumably a near tie in the expert choice tipped by the inputs' error.
+    'qwen3-vl-moe': { q8: { minCos: 0.93, meanCos: 0.995, top1: 0.79 }, q4: { minCos: 0.5, meanCos: 0.89, top1: 0.33 } },
   };
 
   const within = (r: Agreement, b: Agreement) => {
@@ -137,9 +139,9 @@ describe('weights quantized at load', () => {
     }
     // Under 'fast' the prompt's matmuls read the q8 weights through AMX bf16 tiles (activations
     // in bf16 rather than int8), or stay on the int8 kernels where the CPU has no AMX (ops/matmul.h,
-    // matmul_bf16_variant): the q8 budget holds either way. Measured on AMX (min / mean cos / top-1): qwen2-vl 0.9982 /
-    // 0.9995 / 0.88, qwen2.5-vl 0.9868 / 0.9986 / 0.88, qwen3-vl 0.99956 / 0.99969 / 0.96,
-    // qwen3-vl-moe 0.9946 / 0.9993 / 0.92.
+    // matmul_bf16_variant): the q8 budget holds either way. Measured on AMX (min / mean cos / top-1): qwen2-vl 0.9979 /
+    // 0.9995 / 0.83, qwen2.5-vl 0.9904 / 0.9989 / 0.88, qwen3-vl 0.99952 / 0.99969 / 0.96,
+    // qwen3-vl-moe 0.9950 / 0.9991 / 0.88.
     it(`${family} q8 under precision 'fast': logits stay within the q8 budget`, async () => {
       within(await measure(checkpointDir(family), family, { weights: 'q8', precision: 'fast' }), BUDGETS[family].q8);
     });
@@ -179,10 +181,10 @@ describe('weights quantized at load', () => {
       deep = await writeDeepCheckpoint(8, 2);
     });
     afterAll(() => deep?.remove());
-    // Eight copies of random layers amplify every error (a chaotic network): measured q8 0.977 /
-    // 0.9960 / 0.75; q4 -0.04 / 0.691 / 0.08 (q4 keeps only the mean).
+    // Eight copies of random layers amplify every error (a chaotic network): measured q8 0.959 /
+    // 0.9953 / 0.88 (f32 scales: 0.977 / 0.9960 / 0.75); q4 -0.02 / 0.685 / 0.12 (q4 keeps only the mean).
     const DEEP: Record<'q8' | 'q4', Agreement> = {
-      q8: { minCos: 0.96, meanCos: 0.993, top1: 0.62 },
+      q8: { minCos: 0.94, meanCos: 0.993, top1: 0.62 },
       q4: { minCos: -1, meanCos: 0.6, top1: 0 },
     };
     for (const weights of ['q8', 'q4'] as const) {

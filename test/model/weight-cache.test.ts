@@ -67,6 +67,20 @@ describe('weightCache', () => {
     expect(statSync(path).size).toBeGreaterThan(1 << 20);
   });
 
+  it('refuses a file of the previous layout version (f32 scales, byte zero points) and rewrites it', async () => {
+    expect((await run({ weights: 'q4', weightCache: true })).cache).toBe('hit');
+    const path = join(dir, cacheFiles(dir).find((f) => f.startsWith('qwenvl-q4-'))!);
+    const bytes = readFileSync(path);
+    // Header: 16 bytes of magic, then the layout version (u64 little-endian): 2 since f16 scales.
+    expect(bytes.readBigUInt64LE(16)).toBe(2n);
+    bytes.writeBigUInt64LE(1n, 16);
+    writeFileSync(path, bytes);
+    const old = await run({ weights: 'q4', weightCache: true });
+    expect(old.cache).toBe('written');
+    expect(readFileSync(path).readBigUInt64LE(16)).toBe(2n);
+    expect((await run({ weights: 'q4', weightCache: true })).cache).toBe('hit');
+  });
+
   it('keys files by format and checkpoint file identity', async () => {
     const before = cacheFiles(dir).length;
     expect((await run({ weights: 'q8', weightCache: true })).cache).toBe('written');

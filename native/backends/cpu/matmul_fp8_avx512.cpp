@@ -45,7 +45,7 @@ QVL_TARGET_AVX512 void rows_rn(const ops::MatmulParams& p, int64_t m0, int64_t n
   const float* s[NR];
   for (int j = 0; j < NR; ++j) {
     w[j] = static_cast<const uint8_t*>(p.w.data) + (n0 + j) * p.w.ld;
-    s[j] = p.w.scales + (n0 + j) * blocks_per_row;
+    s[j] = static_cast<const float*>(p.w.scales) + (n0 + j) * blocks_per_row;
   }
   __m512 total[R][NR];
   for (int r = 0; r < R; ++r)

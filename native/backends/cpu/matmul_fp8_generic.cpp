@@ -31,7 +31,7 @@ void rows(const ops::MatmulParams& p, int64_t m0, int count, int64_t n0, int64_t
   const int64_t blocks_per_row = p.w.ld / kFp8Block;
   for (int64_t n = n0; n < n1; ++n) {
     const uint8_t* w = static_cast<const uint8_t*>(p.w.data) + n * p.w.ld;
-    const float* s = p.w.scales + n * blocks_per_row;
+    const float* s = static_cast<const float*>(p.w.scales) + n * blocks_per_row;
     for (int i = 0; i < count; ++i) {
       const float* x = p.x + (m0 + i) * p.ldx;
       float acc = 0.0f;

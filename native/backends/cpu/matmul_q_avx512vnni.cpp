@@ -10,6 +10,7 @@
 
 #include "backends/cpu/matmul_q.h"
 #include "backends/cpu/matmul_q_gemm.h"
+#include "backends/cpu/thread_scratch.h"
 #include "backends/cpu/vec_math.h"
 #include "core/cpu.h"
 #include "core/weight_quant.h"
@@ -62,23 +63,55 @@ QVL_TARGET_AVX512VNNI void quantize(const float* x, int64_t m, QActs& a) {
   }
 }
 
-// Σ_g s_w · z · gs for output (m, n), 16 groups at a time.
-template <WeightFormat F>
-QVL_TARGET_AVX512VNNI inline float zero_term_v(const ops::MatmulParams& p, const QActs& a, int64_t m, int64_t n) {
-  const float* sw = p.w.row_scales(n);
-  const float* gs = a.gs + m * a.groups;
-  const uint8_t* z = F == WeightFormat::Q4 ? p.w.row_zeros(n) : nullptr;
-  __m512 acc = _mm512_setzero_ps();
-  for (int64_t g = 0; g < a.groups; g += 16) {
-    const __mmask16 mk = a.groups - g >= 16 ? kAll : static_cast<__mmask16>((1u << (a.groups - g)) - 1);
-    __m512 t = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, sw + g), _mm512_maskz_loadu_ps(mk, gs + g));
-    if constexpr (F == WeightFormat::Q4) {
-      t = _mm512_mul_ps(t, _mm512_maskz_cvtepi32_ps(kAll, _mm512_maskz_cvtepu8_epi32(kAll, _mm_maskz_loadu_epi8(mk, z + g))));
-    }
-    acc = _mm512_add_ps(acc, t);
+// The scales of up to 16 groups (mask mk) as f32; 0 in the masked-off lanes.
+QVL_TARGET_AVX512VNNI inline __m512 scales16(const uint16_t* sw, __mmask16 mk) {
+  return _mm512_maskz_cvtph_ps(kAll, _mm256_maskz_loadu_epi16(mk, sw));
+}
+
+// The zero points of up to 16 groups (g..g+15, g even; mask mk) from a row's packed zero points
+// at z + g / 2, as f32: one load of the bytes covering them, the nibbles interleaved into group
+// order. Lanes past the mask read 0 or the 0 nibble after an odd group count (their scales are 0).
+QVL_TARGET_AVX512VNNI inline __m512 zeros16(const uint8_t* z, int64_t count) {
+  const __mmask16 bytes = static_cast<__mmask16>((1u << ((count + 1) / 2)) - 1);
+  const __m128i b = _mm_maskz_loadu_epi8(bytes, z), m4 = _mm_set1_epi8(15);
+  const __m128i nib = _mm_unpacklo_epi8(_mm_and_si128(b, m4), _mm_and_si128(_mm_srli_epi16(b, 4), m4));
+  return _mm512_maskz_cvtepi32_ps(kAll, _mm512_maskz_cvtepu8_epi32(kAll, nib));
+}
+
+// n scales widened into dst, 16 at a time.
+QVL_TARGET_AVX512VNNI inline void widen_scales(const uint16_t* src, int64_t n, float* dst) {
+  for (int64_t g = 0; g < n; g += 16) {
+    const __mmask16 mk = n - g >= 16 ? kAll : static_cast<__mmask16>((1u << (n - g)) - 1);
+    _mm512_mask_storeu_ps(dst + g, mk, scales16(src + g, mk));
   }
-  const float s = vm::hsum_avx512(acc);
-  return F == WeightFormat::Q8 ? 128.0f * s : s;
+}
+
+struct TileScaleTag {};
+
+// Each group's zero-point weight from its widened scale: s · z (q4, z from the packed zero points)
+// or 128 · s (q8's bias), n groups. Exact in f32 (an f16 times a 4-bit or power-of-two integer).
+template <WeightFormat F>
+QVL_TARGET_AVX512VNNI inline void zero_weights(const float* s, const uint8_t* z, int64_t n, float* out) {
+  for (int64_t g = 0; g < n; g += 16) {
+    const int64_t cnt = n - g >= 16 ? 16 : n - g;
+    const __mmask16 mk = cnt == 16 ? kAll : static_cast<__mmask16>((1u << cnt) - 1);
+    const __m512 v = _mm512_maskz_loadu_ps(mk, s + g);
+    if constexpr (F == WeightFormat::Q4) {
+      _mm512_mask_storeu_ps(out + g, mk, _mm512_mul_ps(v, zeros16(z + g / 2, cnt)));
+    } else {
+      _mm512_mask_storeu_ps(out + g, mk, _mm512_mul_ps(v, _mm512_set1_ps(128.0f)));
+    }
+  }
+}
+
+// Σ_g zw · gs over n groups: an output's zero-point term.
+QVL_TARGET_AVX512VNNI inline float zero_dot(const float* zw, const float* gs, int64_t n) {
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t g = 0; g < n; g += 16) {
+    const __mmask16 mk = n - g >= 16 ? kAll : static_cast<__mmask16>((1u << (n - g)) - 1);
+    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, zw + g), _mm512_maskz_loadu_ps(mk, gs + g), acc);
+  }
+  return vm::hsum_avx512(acc);
 }
 
 // The 64 codes of pair `pr` of a stored row (element order: block 2pr in bytes 0..31).
@@ -123,9 +156,21 @@ QVL_TARGET_AVX512VNNI void tile_block(const ops::MatmulParams& p, const QActs& a
   // Rows from strides: WeightRef's row helpers call out and divide on every use.
   int64_t row_bytes = 0;
   weight_row_bytes(p.w.format, p.w.ld, &row_bytes);
+  // The R rows' scales of K widened once per call, and their groups' zero-point weights: the pair
+  // loop then reads f32 as it would f32 scales, and each of the MB·R outputs' zero-point terms is
+  // one dot product (converting per pair and unpacking per output cost the M = 2..4 tiles ~10%).
+  const int64_t gk = (a.K + a.group - 1) / a.group;  // the groups K's blocks read
+  auto* sf = static_cast<float*>(thread_scratch<TileScaleTag>(static_cast<size_t>(2 * R * gk) * sizeof(float), "q8/q4 tile scales"));
   const uint8_t* w[R];
   const float* sw[R];
-  for (int j = 0; j < R; ++j) w[j] = static_cast<const uint8_t*>(p.w.row(n)) + j * row_bytes, sw[j] = p.w.row_scales(n) + j * (p.w.ld / p.w.group);
+  const float* zw[R];
+  for (int j = 0; j < R; ++j) {
+    w[j] = static_cast<const uint8_t*>(p.w.row(n)) + j * row_bytes;
+    float* s = sf + 2 * j * gk;
+    widen_scales(q_row_scales(p.w, n) + j * (p.w.ld / p.w.group), gk, s);
+    zero_weights<F>(s, F == WeightFormat::Q4 ? q4_row_zeros(p.w, n + j) : nullptr, gk, s + gk);
+    sw[j] = s, zw[j] = s + gk;
+  }
   const int8_t* xq[MB];
   const float* xd[MB];
   for (int i = 0; i < MB; ++i) xq[i] = a.q + (m0 + i) * a.K, xd[i] = a.d + (m0 + i) * a.blocks;
@@ -177,7 +222,7 @@ QVL_TARGET_AVX512VNNI void tile_block(const ops::MatmulParams& p, const QActs& a
   for (int i = 0; i < MB; ++i) {
     for (int j = 0; j < R; ++j) {
       p.y[(m0 + i) * p.ldy + n + j] =
-          (p.bias ? p.bias[n + j] : 0.0f) + vm::hsum_avx512(acc[i][j]) - zero_term_v<F>(p, a, m0 + i, n + j);
+          (p.bias ? p.bias[n + j] : 0.0f) + vm::hsum_avx512(acc[i][j]) - zero_dot(zw[j], a.gs + (m0 + i) * a.groups, a.groups);
     }
   }
 }
@@ -209,9 +254,9 @@ QVL_TARGET_AVX512VNNI inline __m128 hsum4(const __m512 v[4]) {
 // row helpers divide and call out per row, which cost as much as a short row's dot products).
 struct DecodeRows {
   const uint8_t* w;     // first row's codes
-  const float* sw;      // first row's scales
-  const uint8_t* z;     // first row's zero points (q4)
-  int64_t row_bytes, sw_stride;  // per stored row (ld elements): bytes of codes, scales
+  const uint16_t* sw;   // first row's scales
+  const uint8_t* z;     // first row's packed zero points (q4)
+  int64_t row_bytes, sw_stride, z_stride;  // per stored row (ld elements): bytes of codes, scales (f16s), zero bytes
   int64_t groups, blocks, per_group, paired_ld;  // groups and blocks of K
   int shift;            // log2(per_group)
   const int8_t* xq;     // the activation row's codes, block scales, group sums
@@ -251,7 +296,7 @@ QVL_TARGET_AVX512VNNI void decode_block(const DecodeRows& r, int64_t i) {
   const int64_t per_group = r.per_group, groups = r.groups, blocks = r.blocks, paired = blocks / 2 * 2;
   const int shift = r.shift;
   const uint8_t* w[R];
-  const float* sw[R];
+  const uint16_t* sw[R];
   for (int j = 0; j < R; ++j) w[j] = r.w + (i + j) * r.row_bytes, sw[j] = r.sw + (i + j) * r.sw_stride;
   const int8_t* xq = r.xq;
   const float* xd = r.xd;
@@ -275,8 +320,8 @@ QVL_TARGET_AVX512VNNI void decode_block(const DecodeRows& r, int64_t i) {
     const __m512 dx = _mm512_mul_ps(_mm512_maskz_loadu_ps(bm, xd + b0), odd_scale);
     __m512 s[R];
     for (int j = 0; j < R; ++j) {
-      _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(sw[j] + g0) + r.sw_stride * 4 * R), _MM_HINT_T0);
-      s[j] = _mm512_mul_ps(_mm512_maskz_permutexvar_ps(kAll, group_of, _mm512_maskz_loadu_ps(gm, sw[j] + g0)), dx);
+      _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(sw[j] + g0) + r.sw_stride * 2 * R), _MM_HINT_T0);
+      s[j] = _mm512_mul_ps(_mm512_maskz_permutexvar_ps(kAll, group_of, scales16(sw[j] + g0, gm)), dx);
     }
     for (int q = 0; q < nb / 2; ++q) {
       decode_pair<F, R>(w, xq, b0 / 2 + q, ahead, _mm512_add_epi32(pair_lanes, _mm512_set1_epi32(2 * q)), s, acc);
@@ -287,17 +332,18 @@ QVL_TARGET_AVX512VNNI void decode_block(const DecodeRows& r, int64_t i) {
     const __m512i xv = _mm512_maskz_loadu_epi8(kLow32, xq + b * 32);
     for (int j = 0; j < R; ++j) {
       const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), last_codes<F>(w[j], b, r.paired_ld), xv);
-      acc[j] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(kAll, dot), _mm512_set1_ps(xd[b] * sw[j][b / per_group]), acc[j]);
+      acc[j] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(kAll, dot), _mm512_set1_ps(xd[b] * _cvtsh_ss(sw[j][b / per_group])), acc[j]);
     }
   }
   // Zero points: acc -= Σ_g s_w · z · gs (q4), 128 · Σ_g s_w · gs (q8), 16 groups at a time.
   for (int j = 0; j < R; ++j) {
-    const uint8_t* z = F == WeightFormat::Q4 ? r.z + (i + j) * r.sw_stride : nullptr;
+    const uint8_t* z = F == WeightFormat::Q4 ? r.z + (i + j) * r.z_stride : nullptr;
     for (int64_t g = 0; g < groups; g += 16) {
-      const __mmask16 mk = groups - g >= 16 ? kAll : static_cast<__mmask16>((1u << (groups - g)) - 1);
-      const __m512 t = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, sw[j] + g), _mm512_maskz_loadu_ps(mk, gs + g));
+      const int64_t cnt = groups - g >= 16 ? 16 : groups - g;
+      const __mmask16 mk = cnt == 16 ? kAll : static_cast<__mmask16>((1u << cnt) - 1);
+      const __m512 t = _mm512_mul_ps(scales16(sw[j] + g, mk), _mm512_maskz_loadu_ps(mk, gs + g));
       if constexpr (F == WeightFormat::Q4) {
-        acc[j] = _mm512_fnmadd_ps(t, _mm512_maskz_cvtepi32_ps(kAll, _mm512_maskz_cvtepu8_epi32(kAll, _mm_maskz_loadu_epi8(mk, z + g))), acc[j]);
+        acc[j] = _mm512_fnmadd_ps(t, zeros16(z + g / 2, cnt), acc[j]);
       } else {
         acc[j] = _mm512_fnmadd_ps(t, _mm512_set1_ps(128.0f), acc[j]);
       }
@@ -317,10 +363,10 @@ QVL_TARGET_AVX512VNNI void tile_mb(const ops::MatmulParams& p, const QActs& a, i
   int64_t n = n0;
   if (MB == 1 && decode_group_ok(a.group) && n1 > n0) {
     DecodeRows r;
-    r.w = static_cast<const uint8_t*>(p.w.row(n0)), r.sw = p.w.row_scales(n0);
-    r.z = F == WeightFormat::Q4 ? p.w.row_zeros(n0) : nullptr;
+    r.w = static_cast<const uint8_t*>(p.w.row(n0)), r.sw = q_row_scales(p.w, n0);
+    r.z = F == WeightFormat::Q4 ? q4_row_zeros(p.w, n0) : nullptr;
     weight_row_bytes(p.w.format, p.w.ld, &r.row_bytes);
-    r.sw_stride = p.w.ld / p.w.group, r.groups = a.groups, r.blocks = a.blocks, r.per_group = a.group / kQuantBlock;
+    r.sw_stride = p.w.ld / p.w.group, r.z_stride = q4_zero_bytes(r.sw_stride), r.groups = a.groups, r.blocks = a.blocks, r.per_group = a.group / kQuantBlock;
     r.paired_ld = p.w.ld / kQuantBlock / 2 * 2;
     r.shift = 0;
     while ((int64_t{1} << r.shift) < r.per_group) ++r.shift;

@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "backends/cpu/matmul_q.h"
+#include "backends/cpu/thread_scratch.h"
 #include "core/cpu.h"
 #include "core/weight_quant.h"
 

@@ -34,16 +34,16 @@ void quantize_row_scalar(const float* x, int64_t m, QActs& a) {
 }
 
 float zero_term(const ops::MatmulParams& p, const QActs& a, int64_t m, int64_t n) {
-  const float* sw = p.w.row_scales(n);
+  const uint16_t* sw = q_row_scales(p.w, n);
   const float* gs = a.gs + m * a.groups;
   float acc = 0.0f;
   switch (p.w.format) {
     case WeightFormat::Q8:
-      for (int64_t g = 0; g < a.groups; ++g) acc += sw[g] * gs[g];
+      for (int64_t g = 0; g < a.groups; ++g) acc += q_scale(sw[g]) * gs[g];
       return 128.0f * acc;
     case WeightFormat::Q4: {
-      const uint8_t* z = p.w.row_zeros(n);
-      for (int64_t g = 0; g < a.groups; ++g) acc += sw[g] * static_cast<float>(z[g]) * gs[g];
+      const uint8_t* z = q4_row_zeros(p.w, n);
+      for (int64_t g = 0; g < a.groups; ++g) acc += q_scale(sw[g]) * static_cast<float>(q4_zero(z, g)) * gs[g];
       return acc;
     }
     case WeightFormat::F32:

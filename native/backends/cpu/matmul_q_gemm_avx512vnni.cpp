@@ -88,18 +88,18 @@ QVL_TARGET_AVX512VNNI void pack_panel(const ops::MatmulParams& p, int64_t blocks
   const __m512i c128 = _mm512_set1_epi8(static_cast<char>(0x80));
   for (int v = 0; v < kNB; ++v) {
     const uint8_t* rows[16];
-    const float* sw[16];
+    const uint16_t* sw[16];
     const uint8_t* zp[16];
     for (int r = 0; r < 16; ++r) {
       const int64_t n = n0 + 16 * v + r;
       const bool ok = n < p.N;
       rows[r] = ok ? static_cast<const uint8_t*>(p.w.row(n)) : nullptr;
-      sw[r] = ok ? p.w.row_scales(n) : nullptr;
-      zp[r] = ok && F == WeightFormat::Q4 ? p.w.row_zeros(n) : nullptr;
+      sw[r] = ok ? q_row_scales(p.w, n) : nullptr;
+      zp[r] = ok && F == WeightFormat::Q4 ? q4_row_zeros(p.w, n) : nullptr;
     }
     for (int64_t g = 0; g < groups; ++g) {
       float* s = scales + (g * kNB + v) * 16;
-      for (int r = 0; r < 16; ++r) s[r] = sw[r] ? sw[r][g] : 0.0f;
+      for (int r = 0; r < 16; ++r) s[r] = sw[r] ? _cvtsh_ss(sw[r][g]) : 0.0f;
     }
     __m512i zeros = _mm512_setzero_si512();  // q4: the group's zero point in every byte of lane r
     for (int64_t b = 0, in_group = 0; b < blocks; ++b) {
@@ -117,7 +117,7 @@ QVL_TARGET_AVX512VNNI void pack_panel(const ops::MatmulParams& p, int64_t blocks
         if (in_group == 0) {
           alignas(64) int32_t zs[16];
           const int64_t g = b / per_group;
-          for (int r = 0; r < 16; ++r) zs[r] = zp[r] ? zp[r][g] * 0x01010101 : 0;
+          for (int r = 0; r < 16; ++r) zs[r] = zp[r] ? q4_zero(zp[r], g) * 0x01010101 : 0;
           zeros = _mm512_load_si512(zs);
         }
 #pragma GCC unroll 8

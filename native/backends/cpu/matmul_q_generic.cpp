@@ -33,11 +33,12 @@ void tile(const ops::MatmulParams& p, const QActs& a, int64_t m0, int rows, int6
   const int64_t per_group = a.group / kQuantBlock;
   for (int64_t n = n0; n < n1; ++n) {
     const uint8_t* row = static_cast<const uint8_t*>(p.w.row(n));
-    const float* sw = p.w.row_scales(n);
+    const uint16_t* sw = q_row_scales(p.w, n);
     float acc[4] = {0, 0, 0, 0};
+    float s = 0.0f;
     for (int64_t b = 0; b < a.blocks; ++b) {
       block_codes(p.w.format, row, p.w.ld, b, codes);
-      const float s = sw[b / per_group];
+      if (b % per_group == 0) s = q_scale(sw[b / per_group]);  // one conversion per group
       for (int r = 0; r < rows; ++r) {
         const int8_t* xq = a.q + (m0 + r) * a.K + b * kQuantBlock;
         int32_t dot = 0;

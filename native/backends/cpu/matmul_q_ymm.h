@@ -7,8 +7,8 @@
 // (0..15) go straight into vpmaddubsw (pair sums ≤ 2·15·127, no saturation); q8 bytes are
 // turned back into signed codes and multiplied as |w| · sign(x, w) (pair sums ≤ 2·128·127), so
 // that variant computes Σ w·x exactly and has no +128 correction term.
-// (No includes: the including file includes <immintrin.h>, backends/cpu/matmul_q.h and
-// core/weight_quant.h at file scope first.)
+// (No includes: the including file includes <immintrin.h>, backends/cpu/matmul_q.h,
+// backends/cpu/thread_scratch.h and core/weight_quant.h at file scope first.)
 #ifndef QVL_Q_TARGET
 #error "define QVL_Q_TARGET and QVL_Q_VNNI before including matmul_q_ymm.h"
 #endif
@@ -61,26 +61,44 @@ QVL_Q_TARGET void quantize(const float* x, int64_t m, QActs& a) {
   }
 }
 
-// Σ_g s_w · z · gs for output (m, n), 8 groups at a time (0 for q8 without VNNI: no bias there).
+// Eight packed q4 zero points (4 bytes, groups g..g+7 with g even) as f32.
+QVL_Q_TARGET inline __m256 zeros8(const uint8_t* z) {
+  int32_t v;
+  __builtin_memcpy(&v, z, 4);
+  const __m128i b = _mm_cvtsi32_si128(v), m4 = _mm_set1_epi8(15);
+  // low nibbles (even groups) interleaved with high nibbles (odd groups): group order
+  const __m128i nib = _mm_unpacklo_epi8(_mm_and_si128(b, m4), _mm_and_si128(_mm_srli_epi16(b, 4), m4));
+  return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(nib));
+}
+
+// n scales widened into s, and each group's zero-point weight into zw: s · z (q4), 128 · s (q8
+// with VNNI), 0 (q8 without VNNI: no bias there). Exact in f32 (an f16 times a small integer).
 template <WeightFormat F>
-QVL_Q_TARGET inline float zero_term_v(const ops::MatmulParams& p, const QActs& a, int64_t m, int64_t n) {
-  if (F == WeightFormat::Q8 && !QVL_Q_VNNI) return 0.0f;
-  const float* sw = p.w.row_scales(n);
-  const float* gs = a.gs + m * a.groups;
-  const uint8_t* z = F == WeightFormat::Q4 ? p.w.row_zeros(n) : nullptr;
+QVL_Q_TARGET inline void widen_row(const uint16_t* sw, const uint8_t* z, int64_t n, float* s, float* zw) {
+  int64_t g = 0;
+  for (; g + 8 <= n; g += 8) {
+    const __m256 v = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sw + g)));
+    _mm256_storeu_ps(s + g, v);
+    if constexpr (F == WeightFormat::Q4) _mm256_storeu_ps(zw + g, _mm256_mul_ps(v, zeros8(z + g / 2)));
+    else _mm256_storeu_ps(zw + g, _mm256_mul_ps(v, _mm256_set1_ps(QVL_Q_VNNI ? 128.0f : 0.0f)));
+  }
+  for (; g < n; ++g) {
+    s[g] = _cvtsh_ss(sw[g]);
+    zw[g] = s[g] * (F == WeightFormat::Q4 ? static_cast<float>(q4_zero(z, g)) : QVL_Q_VNNI ? 128.0f : 0.0f);
+  }
+}
+
+// Σ_g zw · gs over n groups: an output's zero-point term.
+QVL_Q_TARGET inline float zero_dot(const float* zw, const float* gs, int64_t n) {
   __m256 acc = _mm256_setzero_ps();
   int64_t g = 0;
-  for (; g + 8 <= a.groups; g += 8) {
-    __m256 t = _mm256_mul_ps(_mm256_loadu_ps(sw + g), _mm256_loadu_ps(gs + g));
-    if constexpr (F == WeightFormat::Q4) {
-      t = _mm256_mul_ps(t, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(z + g)))));
-    }
-    acc = _mm256_add_ps(acc, t);
-  }
-  float s = hsum8(acc);
-  for (; g < a.groups; ++g) s += sw[g] * gs[g] * (F == WeightFormat::Q4 ? static_cast<float>(z[g]) : 1.0f);
-  return F == WeightFormat::Q8 ? 128.0f * s : s;
+  for (; g + 8 <= n; g += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(zw + g), _mm256_loadu_ps(gs + g), acc);
+  float t = hsum8(acc);
+  for (; g < n; ++g) t += zw[g] * gs[g];
+  return t;
 }
+
+struct TileScaleTag {};
 
 // Codes of block b of a row (32 bytes, element order).
 template <WeightFormat F>
@@ -120,9 +138,20 @@ QVL_Q_TARGET void tile_block(const ops::MatmulParams& p, const QActs& a, int64_t
   // Rows from strides: WeightRef's row helpers call out and divide on every use.
   int64_t row_bytes = 0;
   weight_row_bytes(p.w.format, p.w.ld, &row_bytes);
+  // The R rows' scales of K widened once per call and their groups' zero-point weights: the block
+  // loop reads f32 as it would f32 scales, and each output's zero-point term is one dot product.
+  const int64_t gk = (a.K + a.group - 1) / a.group;  // the groups K's blocks read
+  auto* sf = static_cast<float*>(thread_scratch<TileScaleTag>(static_cast<size_t>(2 * R * gk) * sizeof(float), "q8/q4 tile scales"));
   const uint8_t* w[R];
   const float* sw[R];
-  for (int j = 0; j < R; ++j) w[j] = static_cast<const uint8_t*>(p.w.row(n)) + j * row_bytes, sw[j] = p.w.row_scales(n) + j * (p.w.ld / p.w.group);
+  const float* zw[R];
+  for (int j = 0; j < R; ++j) {
+    w[j] = static_cast<const uint8_t*>(p.w.row(n)) + j * row_bytes;
+    float* s = sf + 2 * j * gk;
+    widen_row<F>(q_row_scales(p.w, n) + j * (p.w.ld / p.w.group), F == WeightFormat::Q4 ? q4_row_zeros(p.w, n + j) : nullptr,
+                 gk, s, s + gk);
+    sw[j] = s, zw[j] = s + gk;
+  }
   const int8_t* xq[MB];
   const float* xd[MB];
   for (int i = 0; i < MB; ++i) xq[i] = a.q + (m0 + i) * a.K, xd[i] = a.d + (m0 + i) * a.blocks;
@@ -158,7 +187,7 @@ QVL_Q_TARGET void tile_block(const ops::MatmulParams& p, const QActs& a, int64_t
   for (int i = 0; i < MB; ++i) {
     for (int j = 0; j < R; ++j) {
       p.y[(m0 + i) * p.ldy + n + j] =
-          (p.bias ? p.bias[n + j] : 0.0f) + hsum8(acc[i][j]) - zero_term_v<F>(p, a, m0 + i, n + j);
+          (p.bias ? p.bias[n + j] : 0.0f) + hsum8(acc[i][j]) - zero_dot(zw[j], a.gs + (m0 + i) * a.groups, a.groups);
     }
   }
 }
