@@ -56,4 +56,11 @@ double peak_gflops(const std::string& kind, int64_t rounds);
 struct AttentionCase { int64_t seq, heads, kv_heads, head_dim; bool causal; std::string variant; int iters; std::string family = "attention"; };
 double attention_seconds(const AttentionCase& c);
 
+// One decode step's attention (tests/bench_attention_decode.cpp): `sequences` sequences, each one
+// new query row against `context` cached keys, in every one of `layers` layers.
+struct AttentionDecodeCase { int64_t context, heads, kv_heads, head_dim, layers, sequences; std::string variant; int iters; };
+double attention_decode_seconds(const AttentionDecodeCase& c);
+// Bytes of cached keys and values that step reads.
+double kv_decode_bytes(const AttentionDecodeCase& c);
+
 }  // namespace qvl::bench
