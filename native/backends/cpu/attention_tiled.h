@@ -274,6 +274,8 @@ struct DecodeJob {
 
 template <class K>
 struct DecodeScratch {};
+template <class K>
+struct DecodeParts {};
 
 template <class K>
 void run_decode(const ops::AttentionParams& p, const WorkItem& w, const DecodeJob& job, float* parts,
@@ -374,7 +376,9 @@ void run(const ops::AttentionParams& p, ThreadPool& pool) {
   }
   std::vector<float> parts(part_size * static_cast<size_t>(nparts));
   items.insert(items.end(), decode.begin(), decode.end());
-  std::vector<float> decode_parts(decode_floats);
+  // Kept by the calling thread between calls (a long context's slots would be a fresh mapping
+  // every call); every slot is written before the merge reads it.
+  float* decode_parts = static_cast<float*>(thread_scratch<DecodeParts<K>>(decode_floats * 4, "attention: decode partials"));
   std::unique_ptr<std::atomic<int64_t>[]> done(new std::atomic<int64_t>[jobs.size()]);
   for (size_t j = 0; j < jobs.size(); ++j) done[j].store(0, std::memory_order_relaxed);
 
@@ -385,7 +389,7 @@ void run(const ops::AttentionParams& p, ThreadPool& pool) {
       if (p.cancel && p.cancel->cancelled()) return;  // attention() throws once the variant returns
       const WorkItem& w = items[static_cast<size_t>(i)];
       if (w.job >= 0) {
-        run_decode<K>(p, w, jobs[static_cast<size_t>(w.job)], decode_parts.data(), done[w.job]);
+        run_decode<K>(p, w, jobs[static_cast<size_t>(w.job)], decode_parts, done[w.job]);
         continue;
       }
       run_item<K>(p, w, scratch, lim, w.part < 0 ? nullptr : parts.data() + part_size * static_cast<size_t>(w.part));
