@@ -391,25 +391,37 @@ export async function runDecode(): Promise<void> {
     for (const wDtype of ['bf16', 'q8', 'q4'] as const) {
       const variant = chosen[wDtype];
       if (variant === undefined) continue;
-      const bytes = native.weightBytes(wDtype, N, K);
-      const floors: number[] = [];
-      const { times, note } = await timeRepeats(QUANT_REPEATS, async () => {
-        floors.push((await readBandwidths(1))[0]);
-        return native.benchMatmul({ M: 1, K, N, wDtype, variant, iters: 10, spillBytes: SPILL_BYTES });
-      });
-      const row: Row = { op: 'matmul', shape: `M=1 N=${N} K=${K} ${wDtype}`, variant, note };
-      if (times.length > 0) {
-        row.seconds = median(times);
-        row.gbps = bytes / row.seconds / 1e9;
-        const ofFloor = times.map((t, i) => bytes / t / 1e9 / floors[i]);
-        row.note = `${(100 * median(ofFloor)).toFixed(0)}% of floor (${median(floors).toFixed(1)} GB/s); spread ${spread(times)}`;
-      }
-      rows.push(row);
+      const row: Row = { op: 'matmul', shape: `M=1 N=${N} K=${K} ${wDtype}`, variant };
+      rows.push(
+        await againstFloor(row, native.weightBytes(wDtype, N, K), () =>
+          native.benchMatmul({ M: 1, K, N, wDtype, variant, iters: 10, spillBytes: SPILL_BYTES }),
+        ),
+      );
     }
   }
   rows.push(...(await decodeAttentionRows()));
   print(rows);
   console.log(`\n(${((Date.now() - started) / 1000).toFixed(0)} s)`);
+}
+
+/**
+ * `run` (seconds per call) timed QUANT_REPEATS times, each right after a memory-read floor: the row
+ * gets the median time, GB/s of `bytes` read per call and the median share of the floor.
+ */
+async function againstFloor(row: Row, bytes: number, run: () => Promise<number>): Promise<Row> {
+  const floors: number[] = [];
+  const { times, note } = await timeRepeats(QUANT_REPEATS, async () => {
+    floors.push((await readBandwidths(1))[0]);
+    return run();
+  });
+  if (note !== undefined) row.note = note;
+  if (times.length > 0) {
+    row.seconds = median(times);
+    row.gbps = bytes / row.seconds / 1e9;
+    const ofFloor = times.map((t, i) => bytes / t / 1e9 / floors[i]);
+    row.note = `${(100 * median(ofFloor)).toFixed(0)}% of floor (${median(floors).toFixed(1)} GB/s); spread ${spread(times)}`;
+  }
+  return row;
 }
 
 // Qwen2-VL-2B's decoder: 28 layers, 12 query heads over 2 KV heads of 128. Contexts (cached
@@ -431,26 +443,16 @@ async function decodeAttentionRows(): Promise<Row[]> {
   const variants = available('attention').filter((v) => v !== 'reference');
   const rows: Row[] = [];
   for (const { context, sequences } of DECODE_CONTEXTS) {
-    const group: Row[] = [];
-    const bytes = 2 * 4 * DECODE_ATTENTION.layers * sequences * context * DECODE_ATTENTION.kvHeads * DECODE_ATTENTION.headDim;
+    const { layers, heads, kvHeads, headDim } = DECODE_ATTENTION;
+    const bytes = 2 * 4 * layers * sequences * context * kvHeads * headDim;
+    const shape = `decode step ${layers}L ctx=${context}${sequences > 1 ? ` x${sequences} seqs` : ''} h=${heads}/${kvHeads} d=${headDim}`;
     for (const variant of variants) {
-      const floors: number[] = [];
-      const { times, note } = await timeRepeats(QUANT_REPEATS, async () => {
-        floors.push((await readBandwidths(1))[0]);
-        return native.benchAttentionDecode({ ...DECODE_ATTENTION, context, sequences, variant, iters: context > 4096 ? 4 : 10 });
-      });
-      const { layers, heads, kvHeads, headDim } = DECODE_ATTENTION;
-      const shape = `decode step ${layers}L ctx=${context}${sequences > 1 ? ` x${sequences} seqs` : ''} h=${heads}/${kvHeads} d=${headDim}`;
-      const row: Row = { op: 'attention', shape, variant, note };
-      if (times.length > 0) {
-        row.seconds = median(times);
-        row.gbps = bytes / row.seconds / 1e9;
-        const ofFloor = times.map((t, i) => bytes / t / 1e9 / floors[i]);
-        row.note = `${(100 * median(ofFloor)).toFixed(0)}% of floor (${median(floors).toFixed(1)} GB/s); spread ${spread(times)}`;
-      }
-      group.push(row);
+      rows.push(
+        await againstFloor({ op: 'attention', shape, variant }, bytes, () =>
+          native.benchAttentionDecode({ ...DECODE_ATTENTION, context, sequences, variant, iters: context > 4096 ? 4 : 10 }),
+        ),
+      );
     }
-    rows.push(...group);
   }
   return rows;
 }

@@ -20,12 +20,9 @@ namespace qvl::bench {
 
 double attention_decode_seconds(const AttentionDecodeCase& c) {
   QVL_CHECK(c.context >= 1 && c.context <= (int64_t{1} << 22), Input, "benchAttentionDecode: context must be in [1, 2^22]");
-  QVL_CHECK(c.heads >= 1 && c.heads <= 1024 && c.kv_heads >= 1 && c.kv_heads <= 1024, Input,
-            "benchAttentionDecode: heads and kvHeads must be in [1, 1024]");
-  QVL_CHECK(c.head_dim >= 1 && c.head_dim <= 1024, Input, "benchAttentionDecode: headDim must be in [1, 1024]");
+  check_attention_case("benchAttentionDecode", c.heads, c.kv_heads, c.head_dim, c.iters);
   QVL_CHECK(c.layers >= 1 && c.layers <= 1024 && c.sequences >= 1 && c.sequences <= 1024, Input,
             "benchAttentionDecode: layers and sequences must be in [1, 1024]");
-  QVL_CHECK(c.iters >= 1 && c.iters <= 100000, Input, "benchAttentionDecode: iters must be in [1, 100000]");
   const auto& variant = find_variant(ops::attention_family(), c.variant, "benchAttentionDecode");
   const int64_t kvd = c.kv_heads * c.head_dim, qd = c.heads * c.head_dim, cap = c.context + 1;
   const double bytes = kv_decode_bytes(c) * (static_cast<double>(cap) / c.context);
