@@ -1,7 +1,7 @@
 // Timed decode-step attention for `npm run bench -- decode`: every layer's attention for one new
 // token of each sequence against its own KV cache, laid out as the KV pool stores it (per
 // sequence and layer, k and v [capacity, Hkv·D] f32, capacity one past the context), called as
-// TextDecoder::attention_block calls it. The caches of all layers together are the bytes a decode
+// TextDecoder::attention_block calls it: one call per layer, a segment per sequence. The caches of all layers together are the bytes a decode
 // step must read, so with enough layers they spill the last-level cache as they do in a model.
 #include <algorithm>
 #include <chrono>
@@ -42,29 +42,31 @@ double attention_decode_seconds(const AttentionDecodeCase& c) {
 
   const std::shared_ptr<ThreadPool> pool = default_pool();
   const ExecContext ctx(*pool);
+  // One call per layer with a segment per sequence over its own cache, as the model steps.
+  std::vector<ops::AttentionSegment> segs(static_cast<size_t>(c.sequences));
   auto step = [&] {
     for (int64_t l = 0; l < c.layers; ++l) {
       for (int64_t s = 0; s < c.sequences; ++s) {
-        const ops::AttentionSegment seg{s, s + 1, 0, c.context};
-        ops::AttentionParams p;
-        p.q = static_cast<const float*>(q->data());
-        p.k = static_cast<const float*>(k[static_cast<size_t>(l * c.sequences + s)]->data());
-        p.v = static_cast<const float*>(v[static_cast<size_t>(l * c.sequences + s)]->data());
-        p.out = static_cast<float*>(o->data());
-        p.ldq = p.ldo = qd;
-        p.ldk = p.ldv = kvd;
-        p.Tq = c.sequences;
-        p.Tk = cap;
-        p.Hq = c.heads;
-        p.Hkv = c.kv_heads;
-        p.D = c.head_dim;
-        p.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-        p.causal = true;
-        p.segments = &seg;
-        p.n_segments = 1;
-        ops::check_attention(p);
-        variant.fn(p, ctx);
+        const size_t i = static_cast<size_t>(l * c.sequences + s);
+        segs[static_cast<size_t>(s)] = {s, s + 1, 0, c.context, static_cast<const float*>(k[i]->data()),
+                                        static_cast<const float*>(v[i]->data())};
       }
+      ops::AttentionParams p;
+      p.q = static_cast<const float*>(q->data());
+      p.out = static_cast<float*>(o->data());
+      p.ldq = p.ldo = qd;
+      p.ldk = p.ldv = kvd;
+      p.Tq = c.sequences;
+      p.Tk = cap;
+      p.Hq = c.heads;
+      p.Hkv = c.kv_heads;
+      p.D = c.head_dim;
+      p.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+      p.causal = true;
+      p.segments = segs.data();
+      p.n_segments = c.sequences;
+      ops::check_attention(p);
+      variant.fn(p, ctx);
     }
   };
   step();  // warm-up: thread start, scratch buffers, page faults

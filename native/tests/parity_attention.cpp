@@ -3,6 +3,7 @@
 // interleaved-kv strides, many segments of odd, size-1 and empty lengths, decode (one and several
 // key chunks, batched with different cache lengths) and chunked prefill under causal. Each case
 // runs on pools of 1, 2 and 7 threads; decode-shaped cases must give the same bits on all three.
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstring>
@@ -33,6 +34,7 @@ struct Case {
   bool fused;          // q, k, v are views into one [T, (Hq+2Hkv)·D + pad] buffer (needs Tq == Tk)
   float magnitude = 1;  // input scale: larger means sharper softmax
   bool kv_view = false;  // k and v are views into one [Tk, 2·Hkv·D + pad] buffer, q rows padded too
+  bool own_kv = false;   // every other segment brings its own k and v buffers (p.k's rows there are NaN)
 };
 
 // ops/attention.h: segments with at most this many query rows per kv head (decode) give the same
@@ -54,6 +56,7 @@ std::string describe(const Case& c) {
   if (c.causal) s += " causal";
   if (c.fused) s += " fused";
   if (c.kv_view) s += " kv-view";
+  if (c.own_kv) s += " own-kv";
   return s;
 }
 
@@ -68,8 +71,9 @@ void run_case(const Case& c, uint64_t seed, const std::vector<ThreadPool*>& pool
   p.Tk = c.Tk;
   p.causal = c.causal;
   p.scale = 1.0f / std::sqrt(static_cast<float>(c.D));
-  p.segments = c.segs.data();
-  p.n_segments = static_cast<int64_t>(c.segs.size());
+  std::vector<AttentionSegment> segs = c.segs;
+  p.segments = segs.data();
+  p.n_segments = static_cast<int64_t>(segs.size());
 
   std::vector<float> qbuf, kbuf, vbuf;
   if (c.fused && c.Tq != c.Tk) {
@@ -113,6 +117,18 @@ void run_case(const Case& c, uint64_t seed, const std::vector<ThreadPool*>& pool
     p.q = qbuf.data();
     p.k = kbuf.data();
     p.v = vbuf.data();
+  }
+  // Own buffers: copies of the segment's rows, whose originals become NaN, so a kernel that reads
+  // p.k or p.v for such a segment cannot pass.
+  std::vector<std::vector<float>> own;
+  for (size_t i = 1; c.own_kv && !c.fused && !c.kv_view && i < segs.size(); i += 2) {
+    AttentionSegment& g = segs[i];
+    own.emplace_back(kbuf.begin(), kbuf.begin() + g.k_end * p.ldk);
+    g.k = own.back().data();
+    own.emplace_back(vbuf.begin(), vbuf.begin() + g.k_end * p.ldv);
+    g.v = own.back().data();
+    std::fill(kbuf.begin() + g.k_start * p.ldk, kbuf.begin() + g.k_end * p.ldk, std::nanf(""));
+    std::fill(vbuf.begin() + g.k_start * p.ldv, vbuf.begin() + g.k_end * p.ldv, std::nanf(""));
   }
   p.ldo = c.Hq * c.D + pad;
   const size_t n_out = static_cast<size_t>(c.Tq * p.ldo);
@@ -220,6 +236,14 @@ std::vector<Case> cases(Rng& rng) {
     c.kv_view = true;
     cs.push_back(c);
     cs.push_back({"batched decode", 7, 7, 80, true, segs, 6, 4900, false});
+    // As the KV pool holds them: each sequence's cache its own buffer (every other one here).
+    Case own{"batched decode", 12, 2, 128, true, segs, 6, 4900, false};
+    own.own_kv = true;
+    cs.push_back(own);
+    // Prefill-shaped segments with their own buffers too (the tiled path).
+    Case pre{"chunks", 4, 2, 72, true, {{0, 37, 0, 150}, {37, 37 + 80, 150, 150 + 81}, {117, 118, 231, 300}}, 118, 300, false};
+    pre.own_kv = true;
+    cs.push_back(pre);
   }
   // A sharp softmax over many decode chunks: the merge's rescaling by each chunk's max.
   {
@@ -319,6 +343,8 @@ void check_rejects(std::vector<Result>* out) {
       {"null q", [](AttentionParams& p, std::vector<AttentionSegment>&) { p.q = nullptr; }},
       {"negative Tk", [](AttentionParams& p, std::vector<AttentionSegment>&) { p.Tk = -1; }},
       {"scale NaN", [](AttentionParams& p, std::vector<AttentionSegment>&) { p.scale = std::nanf(""); }},
+      {"null k with keys", [](AttentionParams& p, std::vector<AttentionSegment>&) { p.k = nullptr; }},
+      {"segment k without v", [](AttentionParams& p, std::vector<AttentionSegment>& s) { s[0].k = p.q; }},
   };
   Result ok;
   ok.op = "attention";

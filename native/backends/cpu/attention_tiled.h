@@ -176,8 +176,8 @@ struct HeadState {
     key_limits(p, w, rows, RP, lim);
     min_lim = *std::min_element(lim, lim + RP);
     kend = std::min<int64_t>(w.k1, *std::max_element(lim, lim + RP));
-    kbase = p.k + g.k_start * p.ldk + w.hk * p.D;
-    vbase = p.v + g.k_start * p.ldv + w.hk * p.D;
+    kbase = ops::segment_keys(p, g) + w.hk * p.D;
+    vbase = ops::segment_values(p, g) + w.hk * p.D;
   }
 
   // Keys [kt, kt + nk) (nk <= kKeyTile) folded into the state.
@@ -299,8 +299,8 @@ void run_decode(const ops::AttentionParams& p, const WorkItem& w, const DecodeJo
     const int nk = static_cast<int>(std::min<int64_t>(kKeyTile, kend - kt));
     if (kt + kKeyTile < kend) {
       const int64_t nn = std::min<int64_t>(kKeyTile, kend - kt - kKeyTile);
-      prefetch_rows(p.k + (g.k_start + kt + kKeyTile) * p.ldk, p.ldk, nn, p.Hkv * p.D);
-      prefetch_rows(p.v + (g.k_start + kt + kKeyTile) * p.ldv, p.ldv, nn, p.Hkv * p.D);
+      prefetch_rows(ops::segment_keys(p, g) + (kt + kKeyTile) * p.ldk, p.ldk, nn, p.Hkv * p.D);
+      prefetch_rows(ops::segment_values(p, g) + (kt + kKeyTile) * p.ldv, p.ldv, nn, p.Hkv * p.D);
     }
     for (int h = 0; h < H; ++h) st[h].tile(p, kt, nk);
   }
