@@ -391,24 +391,70 @@ export async function runDecode(): Promise<void> {
     for (const wDtype of ['bf16', 'q8', 'q4'] as const) {
       const variant = chosen[wDtype];
       if (variant === undefined) continue;
-      const bytes = native.weightBytes(wDtype, N, K);
-      const floors: number[] = [];
-      const { times, note } = await timeRepeats(QUANT_REPEATS, async () => {
-        floors.push((await readBandwidths(1))[0]);
-        return native.benchMatmul({ M: 1, K, N, wDtype, variant, iters: 10, spillBytes: SPILL_BYTES });
-      });
-      const row: Row = { op: 'matmul', shape: `M=1 N=${N} K=${K} ${wDtype}`, variant, note };
-      if (times.length > 0) {
-        row.seconds = median(times);
-        row.gbps = bytes / row.seconds / 1e9;
-        const ofFloor = times.map((t, i) => bytes / t / 1e9 / floors[i]);
-        row.note = `${(100 * median(ofFloor)).toFixed(0)}% of floor (${median(floors).toFixed(1)} GB/s); spread ${spread(times)}`;
-      }
-      rows.push(row);
+      const row: Row = { op: 'matmul', shape: `M=1 N=${N} K=${K} ${wDtype}`, variant };
+      rows.push(
+        await againstFloor(row, native.weightBytes(wDtype, N, K), () =>
+          native.benchMatmul({ M: 1, K, N, wDtype, variant, iters: 10, spillBytes: SPILL_BYTES }),
+        ),
+      );
     }
   }
+  rows.push(...(await decodeAttentionRows()));
   print(rows);
   console.log(`\n(${((Date.now() - started) / 1000).toFixed(0)} s)`);
+}
+
+/**
+ * `run` (seconds per call) timed QUANT_REPEATS times, each right after a memory-read floor: the row
+ * gets the median time, GB/s of `bytes` read per call and the median share of the floor.
+ */
+async function againstFloor(row: Row, bytes: number, run: () => Promise<number>): Promise<Row> {
+  const floors: number[] = [];
+  const { times, note } = await timeRepeats(QUANT_REPEATS, async () => {
+    floors.push((await readBandwidths(1))[0]);
+    return run();
+  });
+  if (note !== undefined) row.note = note;
+  if (times.length > 0) {
+    row.seconds = median(times);
+    row.gbps = bytes / row.seconds / 1e9;
+    const ofFloor = times.map((t, i) => bytes / t / 1e9 / floors[i]);
+    row.note = `${(100 * median(ofFloor)).toFixed(0)}% of floor (${median(floors).toFixed(1)} GB/s); spread ${spread(times)}`;
+  }
+  return row;
+}
+
+// Qwen2-VL-2B's decoder: 28 layers, 12 query heads over 2 KV heads of 128. Contexts (cached
+// tokens per sequence) with the number of sequences decoding together.
+const DECODE_ATTENTION = { layers: 28, heads: 12, kvHeads: 2, headDim: 128 };
+const DECODE_CONTEXTS: { context: number; sequences: number }[] = [
+  { context: 512, sequences: 1 },
+  { context: 4096, sequences: 1 },
+  { context: 16384, sequences: 1 },
+  { context: 1024, sequences: 8 },
+];
+
+/**
+ * Attention of one decode step at the 2B shape (every layer; f32 KV cache as the pool stores it):
+ * GB/s of cached keys and values read, against a memory-read floor taken just before each repeat.
+ * The variants attention() can pick here, generic included as the portable baseline.
+ */
+async function decodeAttentionRows(): Promise<Row[]> {
+  const variants = available('attention').filter((v) => v !== 'reference');
+  const rows: Row[] = [];
+  for (const { context, sequences } of DECODE_CONTEXTS) {
+    const { layers, heads, kvHeads, headDim } = DECODE_ATTENTION;
+    const bytes = 2 * 4 * layers * sequences * context * kvHeads * headDim;
+    const shape = `decode step ${layers}L ctx=${context}${sequences > 1 ? ` x${sequences} seqs` : ''} h=${heads}/${kvHeads} d=${headDim}`;
+    for (const variant of variants) {
+      rows.push(
+        await againstFloor({ op: 'attention', shape, variant }, bytes, () =>
+          native.benchAttentionDecode({ ...DECODE_ATTENTION, context, sequences, variant, iters: context > 4096 ? 4 : 10 }),
+        ),
+      );
+    }
+  }
+  return rows;
 }
 
 /** The bf16 (precision 'fast') kernels at prefill / vision shapes against the exact path and the compute peaks. */

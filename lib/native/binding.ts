@@ -97,6 +97,18 @@ export interface NativeBenchAttention {
   family?: 'attention' | 'attention_bf16';
 }
 
+/** One decode step's attention timing: every layer, one query row per sequence against its own cache. @internal */
+export interface NativeBenchAttentionDecode {
+  context: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  layers: number;
+  sequences: number;
+  variant: string;
+  iters: number;
+}
+
 /** @internal */
 export interface NativePatchifyOptions {
   patchSize: number;
@@ -348,6 +360,8 @@ export interface NativeBinding {
   benchMatmul(c: NativeBenchMatmul): Promise<number>;
   /** Seconds per call of one attention variant, best of `iters` after a warm-up; rejects when not built. */
   benchAttention(c: NativeBenchAttention): Promise<number>;
+  /** Seconds per decode step's attention (every layer and sequence), best of `iters` after a warm-up. */
+  benchAttentionDecode(c: NativeBenchAttentionDecode): Promise<number>;
   /** GFLOP/s of a compute-peak probe on every pool thread (native/tests/bench_peak.cpp). */
   benchPeak(c: { kind: 'fma32' | 'dpbf16' | 'dpbusd' | 'amx-bf16'; rounds: number }): Promise<number>;
   /** Seconds to read `bytes` of owned memory once on every compute thread, best of `iters` (the bandwidth floor). */

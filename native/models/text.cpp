@@ -192,8 +192,10 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
   ops::rope_apply(rq, ctx);
 
   // New keys and values go into each sequence's slot (straight in for f32 storage; through an f32
-  // scratch and one rounding for bf16); each sequence then attends over its own slot (one
-  // attention call per sequence: the slots are separate buffers).
+  // scratch and one rounding for bf16). With f32 storage one attention call then covers every
+  // sequence, each a segment over its own slot (one dispatch per layer however many sequences
+  // decode together). With bf16 storage each sequence's keys are widened to an f32 scratch and
+  // attended to at once, so only one sequence's widened copy exists at a time.
   // Rows of left-padding queries are never written by attention and must read zero: the scratch
   // is zeroed only when this step holds such rows (a prompt's first chunk, never a decode step).
   bool has_padded_queries = false;
@@ -203,6 +205,29 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
   }
   Tensor attn = ctx.temp(DType::F32, {n, Hq * D}, has_padded_queries);
   const bool wide = cache.dtype() == DType::F32;
+  std::vector<ops::AttentionSegment> segs;
+  auto attend = [&] {
+    int64_t Tk = 0;
+    for (const ops::AttentionSegment& g : segs) Tk = std::max(Tk, g.k_end);
+    ops::AttentionParams ap;
+    ap.q = q.data<float>();
+    ap.ldq = Hq * D;
+    ap.ldk = ap.ldv = kvd;
+    ap.out = attn.data<float>();
+    ap.ldo = Hq * D;
+    ap.Tq = n;
+    ap.Tk = Tk;
+    ap.Hq = Hq;
+    ap.Hkv = Hkv;
+    ap.D = D;
+    ap.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
+    ap.causal = true;
+    ap.segments = segs.data();
+    ap.n_segments = static_cast<int64_t>(segs.size());
+    ap.cancel = step.cancel;
+    ops::attention(ap, ctx);
+    segs.clear();
+  };
   for (int64_t i = 0; i < B; ++i) {
     const int64_t S = off[i + 1] - off[i], o = off[i];
     KvSlot& kv = cache.slot(cache_row(step, i));
@@ -237,32 +262,15 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
     if (padded_here == S) continue;
     // Keys [pad, len + S) of this sequence, as f32.
     const int64_t k0 = kv.pad, k1 = kv.len + S;
-    Tensor kf, vf;
-    if (!wide) {
-      kf = widen_kv(kv.k[li], k0, k1, kvd, ctx);
-      vf = widen_kv(kv.v[li], k0, k1, kvd, ctx);
+    if (wide) {
+      segs.push_back({o + padded_here, o + S, k0, k1, kv.k[li].data<float>(), kv.v[li].data<float>()});
+      continue;
     }
-    const ops::AttentionSegment seg{o + padded_here, o + S, wide ? k0 : 0, wide ? k1 : k1 - k0};
-    ops::AttentionParams ap;
-    ap.q = q.data<float>();
-    ap.ldq = Hq * D;
-    ap.k = wide ? kv.k[li].data<float>() : kf.data<float>();
-    ap.v = wide ? kv.v[li].data<float>() : vf.data<float>();
-    ap.ldk = ap.ldv = kvd;
-    ap.out = attn.data<float>();
-    ap.ldo = Hq * D;
-    ap.Tq = n;
-    ap.Tk = wide ? kv.capacity : k1 - k0;
-    ap.Hq = Hq;
-    ap.Hkv = Hkv;
-    ap.D = D;
-    ap.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
-    ap.causal = true;
-    ap.segments = &seg;
-    ap.n_segments = 1;
-    ap.cancel = step.cancel;
-    ops::attention(ap, ctx);
+    const Tensor kf = widen_kv(kv.k[li], k0, k1, kvd, ctx), vf = widen_kv(kv.v[li], k0, k1, kvd, ctx);
+    segs.push_back({o + padded_here, o + S, 0, k1 - k0, kf.data<float>(), vf.data<float>()});
+    attend();
   }
+  if (!segs.empty()) attend();
 
   L.o.apply(attn.data<float>(), Hq * D, n, h.data<float>(), Hd, ctx, step.cancel);
   add_rows(x, Hd, h.data<float>(), Hd, n, Hd, ctx);

@@ -102,6 +102,20 @@ Napi::Value BenchAttention(const Napi::CallbackInfo& info) {
   });
 }
 
+// benchAttentionDecode({context, heads, kvHeads, headDim, layers, sequences, variant, iters}): seconds
+// per decode step's attention (every layer, every sequence).
+Napi::Value BenchAttentionDecode(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    const char* fn = "benchAttentionDecode";
+    const Napi::Object o = options(info, fn);
+    bench::AttentionDecodeCase c{int_field(o, fn, "context"), int_field(o, fn, "heads"),  int_field(o, fn, "kvHeads"),
+                                 int_field(o, fn, "headDim"), int_field(o, fn, "layers"), int_field(o, fn, "sequences"),
+                                 string_field(o, fn, "variant"), iters_field(o, fn)};
+    return run_async<double>(env, [c] { return bench::attention_decode_seconds(c); }, seconds);
+  });
+}
+
 Napi::Value BenchPeak(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
@@ -118,6 +132,7 @@ Napi::Value BenchPeak(const Napi::CallbackInfo& info) {
 void register_bench(Napi::Env env, Napi::Object exports) {
   exports.Set("benchMatmul", Napi::Function::New(env, BenchMatmul, "benchMatmul"));
   exports.Set("benchAttention", Napi::Function::New(env, BenchAttention, "benchAttention"));
+  exports.Set("benchAttentionDecode", Napi::Function::New(env, BenchAttentionDecode, "benchAttentionDecode"));
   exports.Set("benchPeak", Napi::Function::New(env, BenchPeak, "benchPeak"));
   exports.Set("benchRead", Napi::Function::New(env, BenchRead, "benchRead"));
   exports.Set("weightBytes", Napi::Function::New(env, WeightBytes, "weightBytes"));

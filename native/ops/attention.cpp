@@ -1,7 +1,6 @@
 #include "ops/attention.h"
 
 #include "ops/backends.h"
-#include "ops/backends.h"
 
 #include <algorithm>
 #include <cmath>
@@ -59,7 +58,6 @@ void check_attention(const AttentionParams& p) {
   QVL_CHECK(p.n_segments >= 0, Input, "attention: n_segments must be >= 0");
   QVL_CHECK(p.n_segments == 0 || p.segments, Input, "attention: segments is null");
   if (p.Tq > 0) QVL_CHECK(p.q && p.out, Input, "attention: q or out is null");
-  if (p.Tk > 0) QVL_CHECK(p.k && p.v, Input, "attention: k or v is null");
 
   std::vector<std::pair<int64_t, int64_t>> qranges;
   qranges.reserve(static_cast<size_t>(p.n_segments));
@@ -76,6 +74,8 @@ void check_attention(const AttentionParams& p) {
                 seg_name(s) + "causal attention needs at least as many keys (" + std::to_string(g.k_end - g.k_start) +
                     ") as queries (" + std::to_string(g.q_end - g.q_start) + ")");
     }
+    QVL_CHECK(!g.k == !g.v, Input, seg_name(s) + "has its own keys or values but not both");
+    QVL_CHECK(g.k_end == g.k_start || g.k || (p.k && p.v), Input, seg_name(s) + "has keys but k or v is null");
     if (g.q_end > g.q_start) qranges.emplace_back(g.q_start, g.q_end);
   }
   // Two segments writing the same output rows would race in the threaded kernels.

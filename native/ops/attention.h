@@ -19,14 +19,20 @@ namespace qvl::ops {
 // the LAST qlen positions of the segment's keys: query i (0-based within the segment) sees keys
 // j <= i + (klen - qlen). That one rule covers prefill (qlen == klen), decode (qlen == 1) and chunked
 // prefill. Left padding is the caller's business: give each batch row its own segment.
+//
+// A segment may bring its own key and value buffers (k and v, both or neither; same strides ldk and
+// ldv, at least k_end rows each): batched decode attends every sequence to its own KV-pool slot in
+// one call. Without them its keys are rows of p.k and p.v.
 struct AttentionSegment {
   int64_t q_start = 0, q_end = 0;
   int64_t k_start = 0, k_end = 0;
+  const float* k = nullptr;
+  const float* v = nullptr;
 };
 
 struct AttentionParams {
   const float* q = nullptr;  // [Tq, Hq, D], row stride ldq
-  const float* k = nullptr;  // [Tk, Hkv, D], row stride ldk
+  const float* k = nullptr;  // [Tk, Hkv, D], row stride ldk (may be null when every segment has its own)
   const float* v = nullptr;  // [Tk, Hkv, D], row stride ldv
   float* out = nullptr;      // [Tq, Hq, D], row stride ldo; must not overlap k or v
   int64_t ldq = 0, ldk = 0, ldv = 0, ldo = 0;
@@ -42,8 +48,19 @@ struct AttentionParams {
   const CancelToken* cancel = nullptr;
 };
 // Rows of out that no segment covers are left untouched; a query row with no keys gets zeros.
-
+// Determinism: a segment with at most 16 query rows per kv head (decode) gives the same bits on
+// any thread count for a given variant; other segments agree across thread counts within rounding
+// (their key splits follow the thread count). Every variant agrees with the reference within the
+// parity tolerance.
 using AttentionFn = void (*)(const AttentionParams&, const ExecContext&);
+
+// Where a segment's keys and values start: its first key row (k_start) in its own buffers or in p's.
+inline const float* segment_keys(const AttentionParams& p, const AttentionSegment& g) {
+  return (g.k ? g.k : p.k) + g.k_start * p.ldk;
+}
+inline const float* segment_values(const AttentionParams& p, const AttentionSegment& g) {
+  return (g.v ? g.v : p.v) + g.k_start * p.ldv;
+}
 
 const OpFamily<AttentionFn>& attention_family();
 

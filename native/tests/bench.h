@@ -52,8 +52,18 @@ double read_seconds(int64_t bytes, int iters);
 // (AVX-512 f32 FMA), "dpbf16" (VDPBF16PS) or "amx-bf16" (TDPBF16PS); `rounds` per thread.
 double peak_gflops(const std::string& kind, int64_t rounds);
 
+// E_INPUT (naming `who`) unless heads, kv_heads and head_dim are in [1, 1024] and iters in [1, 100000].
+void check_attention_case(const char* who, int64_t heads, int64_t kv_heads, int64_t head_dim, int iters);
+
 // family: "attention" (exact) or "attention_bf16" (precision 'fast', non-causal only).
 struct AttentionCase { int64_t seq, heads, kv_heads, head_dim; bool causal; std::string variant; int iters; std::string family = "attention"; };
 double attention_seconds(const AttentionCase& c);
+
+// One decode step's attention (tests/bench_attention_decode.cpp): `sequences` sequences, each one
+// new query row against `context` cached keys, in every one of `layers` layers.
+struct AttentionDecodeCase { int64_t context, heads, kv_heads, head_dim, layers, sequences; std::string variant; int iters; };
+double attention_decode_seconds(const AttentionDecodeCase& c);
+// Bytes of cached keys and values that step reads.
+double kv_decode_bytes(const AttentionDecodeCase& c);
 
 }  // namespace qvl::bench

@@ -15,12 +15,16 @@
 
 namespace qvl::bench {
 
+void check_attention_case(const char* who, int64_t heads, int64_t kv_heads, int64_t head_dim, int iters) {
+  QVL_CHECK(heads >= 1 && heads <= 1024 && kv_heads >= 1 && kv_heads <= 1024, Input,
+            std::string(who) + ": heads and kvHeads must be in [1, 1024]");
+  QVL_CHECK(head_dim >= 1 && head_dim <= 1024, Input, std::string(who) + ": headDim must be in [1, 1024]");
+  QVL_CHECK(iters >= 1 && iters <= 100000, Input, std::string(who) + ": iters must be in [1, 100000]");
+}
+
 double attention_seconds(const AttentionCase& c) {
   QVL_CHECK(c.seq >= 1 && c.seq <= (int64_t{1} << 20), Input, "benchAttention: seq must be in [1, 2^20]");
-  QVL_CHECK(c.heads >= 1 && c.heads <= 1024 && c.kv_heads >= 1 && c.kv_heads <= 1024, Input,
-            "benchAttention: heads and kvHeads must be in [1, 1024]");
-  QVL_CHECK(c.head_dim >= 1 && c.head_dim <= 1024, Input, "benchAttention: headDim must be in [1, 1024]");
-  QVL_CHECK(c.iters >= 1 && c.iters <= 100000, Input, "benchAttention: iters must be in [1, 100000]");
+  check_attention_case("benchAttention", c.heads, c.kv_heads, c.head_dim, c.iters);
   QVL_CHECK(c.family == "attention" || c.family == "attention_bf16", Input,
             "benchAttention: family must be attention or attention_bf16, got '" + c.family + "'");
   const auto& variant = find_variant(c.family == "attention" ? ops::attention_family() : ops::attention_bf16_family(),

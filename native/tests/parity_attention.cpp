@@ -1,7 +1,12 @@
 // Attention parity: every variant against the double-precision reference on awkward shapes —
-// head dims that are not multiples of any vector width, GQA ratios 1/2/7, fused-qkv strides,
-// many segments of odd, size-1 and empty lengths, decode and chunked prefill under causal.
+// head dims that are not multiples of any vector width, GQA ratios 1/2/6/7, fused-qkv strides,
+// interleaved-kv strides, many segments of odd, size-1 and empty lengths, decode (one and several
+// key chunks, batched with different cache lengths) and chunked prefill under causal. Each case
+// runs on pools of 1, 2 and 7 threads; decode-shaped cases must give the same bits on all three.
+#include <algorithm>
+#include <array>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -28,7 +33,18 @@ struct Case {
   int64_t Tq, Tk;
   bool fused;          // q, k, v are views into one [T, (Hq+2Hkv)·D + pad] buffer (needs Tq == Tk)
   float magnitude = 1;  // input scale: larger means sharper softmax
+  bool kv_view = false;  // k and v are views into one [Tk, 2·Hkv·D + pad] buffer, q rows padded too
+  bool own_kv = false;   // every other segment brings its own k and v buffers (p.k's rows there are NaN)
 };
+
+// ops/attention.h: segments with at most this many query rows per kv head (decode) give the same
+// bits on every thread count.
+constexpr int64_t kDecodeRows = 16;
+bool decode_shaped(const Case& c) {
+  for (const AttentionSegment& g : c.segs)
+    if ((g.q_end - g.q_start) * (c.Hq / c.Hkv) > kDecodeRows) return false;
+  return !c.segs.empty();
+}
 
 // Scores carry fp32 rounding of about 1e-7·|score|, and every output moves by that times |v|: sharp
 // softmaxes (large scores) are judged on absolute error against |v| ~ 1 rather than relative error.
@@ -39,10 +55,12 @@ std::string describe(const Case& c) {
   std::string s = c.name + " Hq=" + std::to_string(c.Hq) + " Hkv=" + std::to_string(c.Hkv) + " D=" + std::to_string(c.D);
   if (c.causal) s += " causal";
   if (c.fused) s += " fused";
+  if (c.kv_view) s += " kv-view";
+  if (c.own_kv) s += " own-kv";
   return s;
 }
 
-void run_case(const Case& c, uint64_t seed, ThreadPool& pool, std::vector<Result>* out) {
+void run_case(const Case& c, uint64_t seed, const std::vector<ThreadPool*>& pools, std::vector<Result>* out) {
   Rng rng(seed);
   const int64_t pad = 3;
   AttentionParams p;
@@ -53,8 +71,9 @@ void run_case(const Case& c, uint64_t seed, ThreadPool& pool, std::vector<Result
   p.Tk = c.Tk;
   p.causal = c.causal;
   p.scale = 1.0f / std::sqrt(static_cast<float>(c.D));
-  p.segments = c.segs.data();
-  p.n_segments = static_cast<int64_t>(c.segs.size());
+  std::vector<AttentionSegment> segs = c.segs;
+  p.segments = segs.data();
+  p.n_segments = static_cast<int64_t>(segs.size());
 
   std::vector<float> qbuf, kbuf, vbuf;
   if (c.fused && c.Tq != c.Tk) {
@@ -75,6 +94,16 @@ void run_case(const Case& c, uint64_t seed, ThreadPool& pool, std::vector<Result
     p.k = qbuf.data() + c.Hq * c.D;
     p.v = qbuf.data() + (c.Hq + c.Hkv) * c.D;
     p.ldq = p.ldk = p.ldv = ld;
+  } else if (c.kv_view) {
+    p.ldq = c.Hq * c.D + 5;
+    p.ldk = p.ldv = 2 * c.Hkv * c.D + pad;
+    qbuf.resize(static_cast<size_t>(c.Tq * p.ldq));
+    kbuf.resize(static_cast<size_t>(c.Tk * p.ldk));
+    for (float& x : qbuf) x = rng.normal() * c.magnitude;
+    for (float& x : kbuf) x = rng.normal() * c.magnitude;
+    p.q = qbuf.data();
+    p.k = kbuf.data();
+    p.v = kbuf.data() + c.Hkv * c.D;
   } else {
     p.ldq = c.Hq * c.D;
     p.ldk = c.Hkv * c.D + pad;
@@ -89,6 +118,18 @@ void run_case(const Case& c, uint64_t seed, ThreadPool& pool, std::vector<Result
     p.k = kbuf.data();
     p.v = vbuf.data();
   }
+  // Own buffers: copies of the segment's rows, whose originals become NaN, so a kernel that reads
+  // p.k or p.v for such a segment cannot pass.
+  std::vector<std::vector<float>> own;
+  for (size_t i = 1; c.own_kv && !c.fused && !c.kv_view && i < segs.size(); i += 2) {
+    AttentionSegment& g = segs[i];
+    own.emplace_back(kbuf.begin(), kbuf.begin() + g.k_end * p.ldk);
+    g.k = own.back().data();
+    own.emplace_back(vbuf.begin(), vbuf.begin() + g.k_end * p.ldv);
+    g.v = own.back().data();
+    std::fill(kbuf.begin() + g.k_start * p.ldk, kbuf.begin() + g.k_end * p.ldk, std::nanf(""));
+    std::fill(vbuf.begin() + g.k_start * p.ldv, vbuf.begin() + g.k_end * p.ldv, std::nanf(""));
+  }
   p.ldo = c.Hq * c.D + pad;
   const size_t n_out = static_cast<size_t>(c.Tq * p.ldo);
 
@@ -97,21 +138,37 @@ void run_case(const Case& c, uint64_t seed, ThreadPool& pool, std::vector<Result
   AttentionParams pr = p;
   pr.out = ref.data();
   ops::check_attention(pr);
-  family.reference().fn(pr, ExecContext(pool));
+  family.reference().fn(pr, ExecContext(*pools[0]));
 
   for (const auto& v : family.runnable()) {
     if (v.isa == Isa::Reference) continue;
-    Guarded<float> got(n_out, kUntouched);
-    AttentionParams pv = p;
-    pv.out = got.data();
-    v.fn(pv, ExecContext(pool));
+    std::vector<float> first;
+    std::string same_bits;  // the first thread count whose bits differ from the first pool's
+    for (ThreadPool* pool : pools) {
+      Guarded<float> got(n_out, kUntouched);
+      AttentionParams pv = p;
+      pv.out = got.data();
+      v.fn(pv, ExecContext(*pool));
+      Result r;
+      r.op = "attention";
+      r.variant = v.name;
+      r.device = device_name(v.device);
+      r.shape = describe(c) + " threads=" + std::to_string(pool->size());
+      compare(got.data(), ref.data(), n_out, tolerance(c), tolerance_floor(c), &r);
+      r.guards_ok = got.intact() && ref.intact();
+      out->push_back(r);
+      if (first.empty()) first.assign(got.data(), got.data() + n_out);
+      else if (same_bits.empty() && std::memcmp(first.data(), got.data(), n_out * sizeof(float)) != 0)
+        same_bits = std::to_string(pool->size());
+    }
+    if (!decode_shaped(c)) continue;
     Result r;
     r.op = "attention";
     r.variant = v.name;
     r.device = device_name(v.device);
-    r.shape = describe(c) + " threads=" + std::to_string(pool.size());
-    compare(got.data(), ref.data(), n_out, tolerance(c), tolerance_floor(c), &r);
-    r.guards_ok = got.intact() && ref.intact();
+    r.shape = describe(c) + " same bits on every thread count";
+    r.passed = same_bits.empty();
+    if (!r.passed) r.note = "threads=" + same_bits + " differs from threads=" + std::to_string(pools[0]->size());
     out->push_back(r);
   }
 }
@@ -156,6 +213,46 @@ std::vector<Case> cases(Rng& rng) {
     cs.push_back({"decode klen=" + std::to_string(klen), 7, 1, 128, true, segs, 1, klen, false});
     cs.push_back({"decode klen=" + std::to_string(klen), 2, 2, 64, true, segs, 1, klen, false});
   }
+  // Decode at the Qwen shapes (GQA ratios 1, 6, 7; D 64, 80, 128) against caches of 1, 17, 513 and
+  // 4099 keys (one, three and seventeen decode chunks, with tile tails), with 1, 2 and 3 new query
+  // rows (3 rows at ratio 6 is past the decode path: the two must agree), cache rows as strided
+  // views into an interleaved k/v buffer.
+  for (auto hd : std::vector<std::array<int64_t, 3>>{{3, 3, 80}, {12, 2, 128}, {14, 2, 64}, {7, 1, 128}}) {
+    for (int64_t klen : {1, 17, 513, 4099}) {
+      for (int64_t qlen : {1, 2, 3}) {
+        if (qlen > klen) continue;
+        std::vector<AttentionSegment> segs{{0, qlen, 0, klen}};
+        Case c{"decode q=" + std::to_string(qlen) + " klen=" + std::to_string(klen), hd[0], hd[1], hd[2], true, segs, qlen, klen, false};
+        c.kv_view = true;
+        cs.push_back(c);
+      }
+    }
+  }
+  // Batched decode as the model steps it: several sequences of different cache lengths (left
+  // padding skipped, gaps between caches), one or two new rows each, in one call.
+  {
+    std::vector<AttentionSegment> segs{{0, 1, 0, 513}, {1, 2, 600, 617}, {2, 3, 700, 701}, {3, 5, 800, 800 + 4099}, {5, 6, 4899, 4899 + 1}};
+    Case c{"batched decode", 12, 2, 128, true, segs, 6, 4900, false};
+    c.kv_view = true;
+    cs.push_back(c);
+    cs.push_back({"batched decode", 7, 7, 80, true, segs, 6, 4900, false});
+    // As the KV pool holds them: each sequence's cache its own buffer (every other one here).
+    Case own{"batched decode", 12, 2, 128, true, segs, 6, 4900, false};
+    own.own_kv = true;
+    cs.push_back(own);
+    // Prefill-shaped segments with their own buffers too (the tiled path).
+    Case pre{"chunks", 4, 2, 72, true, {{0, 37, 0, 150}, {37, 37 + 80, 150, 150 + 81}, {117, 118, 231, 300}}, 118, 300, false};
+    pre.own_kv = true;
+    cs.push_back(pre);
+  }
+  // A sharp softmax over many decode chunks: the merge's rescaling by each chunk's max.
+  {
+    Case c{"sharp decode klen=1500", 12, 2, 64, true, {{0, 1, 0, 1500}}, 1, 1500, false};
+    c.magnitude = 4;
+    cs.push_back(c);
+  }
+  // Decode-shaped rows with no keys at all (non-causal) next to ones with keys: zeros.
+  cs.push_back({"decode no keys", 6, 2, 64, false, {{0, 1, 5, 5}, {1, 2, 0, 300}, {2, 4, 300, 301}}, 4, 301, false});
   // Batched decode: each batch row its own segment, its own cache length (left padding skipped).
   {
     std::vector<AttentionSegment> segs{{0, 1, 5, 40}, {1, 2, 50, 51}, {2, 3, 60, 200}, {3, 4, 200, 200 + 77}};
@@ -246,6 +343,8 @@ void check_rejects(std::vector<Result>* out) {
       {"null q", [](AttentionParams& p, std::vector<AttentionSegment>&) { p.q = nullptr; }},
       {"negative Tk", [](AttentionParams& p, std::vector<AttentionSegment>&) { p.Tk = -1; }},
       {"scale NaN", [](AttentionParams& p, std::vector<AttentionSegment>&) { p.scale = std::nanf(""); }},
+      {"null k with keys", [](AttentionParams& p, std::vector<AttentionSegment>&) { p.k = nullptr; }},
+      {"segment k without v", [](AttentionParams& p, std::vector<AttentionSegment>& s) { s[0].k = p.q; }},
   };
   Result ok;
   ok.op = "attention";
@@ -345,12 +444,12 @@ std::vector<Result> parity_attention(uint64_t seed) {
   std::vector<Result> out;
   Rng rng(seed);
   uint64_t n = 0;
-  // Two pool sizes: the number of threads decides how work is split (split-K when few items).
-  ThreadPool two(2), seven(7);
+  // Three pool sizes: the number of threads decides how prefill work is split (split-K when few
+  // items), and must not change a decode result's bits.
+  ThreadPool one(1), two(2), seven(7);
   for (const Case& c : cases(rng)) {
     ++n;
-    run_case(c, seed * 1000003 + n, two, &out);
-    run_case(c, seed * 1000003 + n, seven, &out);
+    run_case(c, seed * 1000003 + n, {&one, &two, &seven}, &out);
   }
   check_rejects(&out);
   check_cancel(two, &out);

@@ -198,8 +198,8 @@ void attention_bf16_amx(const ops::AttentionParams& p, const ExecContext& ctx) {
       const int64_t klen = g.k_end - g.k_start, kp = L.kp[s];
       if (kp == 0) continue;
       uint16_t* kpk = packs + L.base[s] + hk * 2 * kp * L.dp;
-      pack_bf16_panels({p.k + g.k_start * p.ldk + hk * p.D, p.ldk, p.D, DType::F32}, 0, klen, 0, L.dp, kpk);
-      pack_v(p.v + g.k_start * p.ldv + hk * p.D, p.ldv, klen, p.D, kp, L.dp, kpk + kp * L.dp);
+      pack_bf16_panels({ops::segment_keys(p, g) + hk * p.D, p.ldk, p.D, DType::F32}, 0, klen, 0, L.dp, kpk);
+      pack_v(ops::segment_values(p, g) + hk * p.D, p.ldv, klen, p.D, kp, L.dp, kpk + kp * L.dp);
     }
   });
   // Work items: (segment, head, 32-row query block).

@@ -26,8 +26,8 @@ void attention_bf16_ref(const ops::AttentionParams& p, const ExecContext&) {
       const int64_t hk = h / group;
       for (int64_t j = 0; j < klen; ++j) {
         for (int64_t d = 0; d < D; ++d) {
-          kb[j * D + d] = bf16_rounded(p.k[(g.k_start + j) * p.ldk + hk * D + d]);
-          vb[j * D + d] = bf16_rounded(p.v[(g.k_start + j) * p.ldv + hk * D + d]);
+          kb[j * D + d] = bf16_rounded(ops::segment_keys(p, g)[j * p.ldk + hk * D + d]);
+          vb[j * D + d] = bf16_rounded(ops::segment_values(p, g)[j * p.ldv + hk * D + d]);
         }
       }
       for (int64_t i = 0; i < qlen; ++i) {

@@ -24,7 +24,7 @@ void attention_ref(const ops::AttentionParams& p, const ExecContext& /*ctx*/) {
         const int64_t hk = h / group;
         double mx = -std::numeric_limits<double>::infinity();
         for (int64_t j = 0; j < nk; ++j) {
-          const float* kr = p.k + (g.k_start + j) * p.ldk + hk * D;
+          const float* kr = ops::segment_keys(p, g) + j * p.ldk + hk * D;
           double dot = 0;
           for (int64_t d = 0; d < D; ++d) dot += static_cast<double>(qr[d]) * kr[d];
           w[j] = dot * p.scale;
@@ -34,7 +34,7 @@ void attention_ref(const ops::AttentionParams& p, const ExecContext& /*ctx*/) {
         for (int64_t j = 0; j < nk; ++j) sum += (w[j] = std::exp(w[j] - mx));
         for (int64_t d = 0; d < D; ++d) acc[d] = 0;
         for (int64_t j = 0; j < nk; ++j) {
-          const float* vr = p.v + (g.k_start + j) * p.ldv + hk * D;
+          const float* vr = ops::segment_values(p, g) + j * p.ldv + hk * D;
           for (int64_t d = 0; d < D; ++d) acc[d] += w[j] * vr[d];
         }
         for (int64_t d = 0; d < D; ++d) o[d] = nk > 0 ? static_cast<float>(acc[d] / sum) : 0.0f;

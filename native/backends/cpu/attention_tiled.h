@@ -15,9 +15,15 @@
 //    along lanes — Q[r][d], S[r][j], O[r][d] — with real dot products over D, so a decode step does
 //    not pay for 16 lanes when it has 2 rows. Kernels: qk_rows, softmax_rows, pv_rows.
 //
-// When there are fewer items than threads (decode of one sequence with few kv heads) each item's
-// keys are split into chunks ("split-K"): every chunk returns its partial (m, l, O) and a second
-// pass merges them, so every thread streams a share of the KV cache.
+// Decode-shaped segments (at most kDecodeRows query rows per kv head: one new token per sequence,
+// a few with speculative or small chunks) take a flash-decoding path instead: work items are fixed
+// chunks of kDecodeChunk keys covering every kv head, so one pass streams whole cache rows and the
+// query heads of a GQA group share each K and V load; the chunks' partial (m, l, O) are merged in
+// chunk order by the thread that finishes the last chunk (no second dispatch). The chunking
+// depends only on the segment, so decode results are bitwise the same on any thread count.
+// Other segments (prefill, vision): when their blocks cannot keep every thread busy each block's
+// keys are split into chunks ("split-K") whose count depends on the thread count, and a second
+// pass merges them; those results agree across thread counts only within rounding.
 //
 // Transposed kernels (each an ISA-attributed function in its own translation unit):
 //   kLanes, kRowsTarget
@@ -36,11 +42,14 @@
 //                                       (O rows padded to ldo = kRowDimPad multiple; pad lanes scratch)
 #pragma once
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <vector>
 
+#include "backends/cpu/thread_scratch.h"
 #include "ops/attention.h"
 
 namespace qvl::cpu::attn {
@@ -54,6 +63,7 @@ struct WorkItem {
   int64_t seg, hk, q0, q1;  // q0, q1: query positions within the segment
   int64_t k0, k1;           // key range within the segment (k0 a multiple of kKeyTile)
   int64_t part;             // -1: write out; else the index of this item's partial-result slot
+  int64_t job = -1;         // a decode chunk (every kv head): its DecodeJob; part is then the chunk index
 };
 
 inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
@@ -96,108 +106,126 @@ inline void emit_row(const ops::AttentionParams& p, const WorkItem& w, int r, fl
   for (int d = 0; d < D; ++d) dst[d] = o[d * ostride] * inv;
 }
 
+// The running state of one work item's rows for one kv head: scaled queries, accumulators and the
+// online-softmax statistics, in the layout K's kernels want for that many rows (row-major where K
+// has it and the rows are few, else transposed). `mem` holds floats(rows, D) floats, `lim` rows
+// (rounded up to K::kLanes) key limits.
 template <class K>
-void run_transposed(const ops::AttentionParams& p, const WorkItem& w, int rows, std::vector<float>& scratch,
-                    std::vector<int32_t>& lim, float* part) {
-  const ops::AttentionSegment& g = p.segments[w.seg];
-  const int D = static_cast<int>(p.D);
-  const int G = static_cast<int>(p.Hq / p.Hkv);
-  const int RP = round_up(rows, K::kLanes);
+struct HeadState {
+  bool row_major = false;
+  int rows = 0, RP = 0, D = 0, ldq = 0, ldo = 0, lds = 0;
+  float *Q = nullptr, *O = nullptr, *S = nullptr, *m = nullptr, *l = nullptr, *alpha = nullptr;
+  int32_t* lim = nullptr;
+  int32_t min_lim = 0;
+  int64_t kend = 0;  // keys this item visits: [w.k0, kend)
+  const float *kbase = nullptr, *vbase = nullptr;
 
-  const size_t need = static_cast<size_t>(RP) * (static_cast<size_t>(D) * 2 + kDimPad + kKeyTile + kKeyPad + 3);
-  if (scratch.size() < need) scratch.resize(need);
-  if (lim.size() < static_cast<size_t>(RP)) lim.resize(static_cast<size_t>(RP));
-  float* Qt = scratch.data();
-  float* Ot = Qt + static_cast<size_t>(D) * RP;
-  float* St = Ot + static_cast<size_t>(D + kDimPad) * RP;
-  float* m = St + static_cast<size_t>(kKeyTile + kKeyPad) * RP;
-  float* l = m + RP;
-  float* alpha = l + RP;
-
-  key_limits(p, w, rows, RP, lim.data());
-  const int32_t min_lim = *std::min_element(lim.begin(), lim.begin() + RP);
-  const int64_t kend = std::min<int64_t>(w.k1, *std::max_element(lim.begin(), lim.begin() + RP));
-  const float c = p.scale * kLog2e;
-  for (int r = 0; r < RP; ++r) {
-    const float* qr = nullptr;
-    if (r < rows) qr = p.q + (g.q_start + w.q0 + r / G) * p.ldq + (w.hk * G + r % G) * p.D;
-    for (int d = 0; d < D; ++d) Qt[static_cast<size_t>(d) * RP + r] = qr ? qr[d] * c : 0.0f;
+  static bool rows_path(int rows) {
+    if constexpr (K::kRowPath) return rows <= K::kRowMax;
+    return false;
   }
-  std::fill(Ot, Ot + static_cast<size_t>(D + kDimPad) * RP, 0.0f);
-  std::fill(m, m + RP, -std::numeric_limits<float>::infinity());
-  std::fill(l, l + RP, 0.0f);
-
-  const float* kbase = p.k + g.k_start * p.ldk + w.hk * p.D;
-  const float* vbase = p.v + g.k_start * p.ldv + w.hk * p.D;
-  for (int64_t kt = w.k0; kt < kend; kt += kKeyTile) {
-    const int nk = static_cast<int>(std::min<int64_t>(kKeyTile, kend - kt));
-    if (kt + kKeyTile < kend) {
-      const int64_t nn = std::min<int64_t>(kKeyTile, kend - kt - kKeyTile);
-      prefetch_rows(kbase + (kt + kKeyTile) * p.ldk, p.ldk, nn, p.D);
-      prefetch_rows(vbase + (kt + kKeyTile) * p.ldv, p.ldv, nn, p.D);
+  static int lim_count(int rows) { return rows_path(rows) ? rows : round_up(rows, K::kLanes); }
+  static size_t floats(int rows, int D) {
+    if constexpr (K::kRowPath) {
+      if (rows_path(rows)) {
+        return static_cast<size_t>(rows) * (round_up(D, 16) + round_up(D, K::kRowDimPad) + kKeyTile + kKeyPad + 3);
+      }
     }
-    K::qk(Qt, D, RP, kbase + kt * p.ldk, p.ldk, nk, St);
-    K::softmax(St, RP, nk, static_cast<int32_t>(kt), lim.data(), kt + nk > min_lim, m, l, alpha);
-    K::pv(St, RP, nk, vbase + kt * p.ldv, p.ldv, D, Ot, alpha);
+    return static_cast<size_t>(round_up(rows, K::kLanes)) * (static_cast<size_t>(D) * 2 + kDimPad + kKeyTile + kKeyPad + 3);
   }
-  for (int r = 0; r < rows; ++r) emit_row(p, w, r, m[r], l[r], Ot + r, RP, part, rows);
-}
 
-template <class K>
-void run_rows(const ops::AttentionParams& p, const WorkItem& w, int rows, std::vector<float>& scratch,
-              std::vector<int32_t>& lim, float* part) {
-  const ops::AttentionSegment& g = p.segments[w.seg];
-  const int D = static_cast<int>(p.D);
-  const int G = static_cast<int>(p.Hq / p.Hkv);
-  const int ldq = round_up(D, 16), ldo = round_up(D, K::kRowDimPad), lds = kKeyTile + kKeyPad;
-
-  const size_t need = static_cast<size_t>(rows) * (ldq + ldo + lds + 3);
-  if (scratch.size() < need) scratch.resize(need);
-  if (lim.size() < static_cast<size_t>(rows)) lim.resize(static_cast<size_t>(rows));
-  float* Q = scratch.data();
-  float* O = Q + static_cast<size_t>(rows) * ldq;
-  float* S = O + static_cast<size_t>(rows) * ldo;
-  float* m = S + static_cast<size_t>(rows) * lds;
-  float* l = m + rows;
-  float* alpha = l + rows;
-
-  key_limits(p, w, rows, rows, lim.data());
-  const int32_t min_lim = *std::min_element(lim.begin(), lim.begin() + rows);
-  const int64_t kend = std::min<int64_t>(w.k1, *std::max_element(lim.begin(), lim.begin() + rows));
-  const float c = p.scale * kLog2e;
-  for (int r = 0; r < rows; ++r) {
-    const float* qr = p.q + (g.q_start + w.q0 + r / G) * p.ldq + (w.hk * G + r % G) * p.D;
-    float* q = Q + static_cast<size_t>(r) * ldq;
-    for (int d = 0; d < ldq; ++d) q[d] = d < D ? qr[d] * c : 0.0f;
-  }
-  std::fill(O, O + static_cast<size_t>(rows) * ldo, 0.0f);
-  std::fill(m, m + rows, -std::numeric_limits<float>::infinity());
-  std::fill(l, l + rows, 0.0f);
-
-  const float* kbase = p.k + g.k_start * p.ldk + w.hk * p.D;
-  const float* vbase = p.v + g.k_start * p.ldv + w.hk * p.D;
-  for (int64_t kt = w.k0; kt < kend; kt += kKeyTile) {
-    const int nk = static_cast<int>(std::min<int64_t>(kKeyTile, kend - kt));
-    if (kt + kKeyTile < kend) {
-      const int64_t nn = std::min<int64_t>(kKeyTile, kend - kt - kKeyTile);
-      prefetch_rows(kbase + (kt + kKeyTile) * p.ldk, p.ldk, nn, p.D);
-      prefetch_rows(vbase + (kt + kKeyTile) * p.ldv, p.ldv, nn, p.D);
+  void init(const ops::AttentionParams& p, const WorkItem& w, int n_rows, float* mem, int32_t* lim_mem) {
+    const ops::AttentionSegment& g = p.segments[w.seg];
+    const int G = static_cast<int>(p.Hq / p.Hkv);
+    rows = n_rows;
+    D = static_cast<int>(p.D);
+    row_major = rows_path(rows);
+    lim = lim_mem;
+    const float c = p.scale * kLog2e;
+    auto qrow = [&](int r) { return p.q + (g.q_start + w.q0 + r / G) * p.ldq + (w.hk * G + r % G) * p.D; };
+    if (row_major) {
+      if constexpr (K::kRowPath) ldo = round_up(D, K::kRowDimPad);
+      RP = rows;
+      ldq = round_up(D, 16), lds = kKeyTile + kKeyPad;
+      Q = mem;
+      O = Q + static_cast<size_t>(rows) * ldq;
+      S = O + static_cast<size_t>(rows) * ldo;
+      m = S + static_cast<size_t>(rows) * lds;
+      for (int r = 0; r < rows; ++r) {
+        const float* qr = qrow(r);
+        float* q = Q + static_cast<size_t>(r) * ldq;
+        for (int d = 0; d < ldq; ++d) q[d] = d < D ? qr[d] * c : 0.0f;
+      }
+      std::fill(O, O + static_cast<size_t>(rows) * ldo, 0.0f);
+    } else {
+      RP = round_up(rows, K::kLanes);
+      Q = mem;
+      O = Q + static_cast<size_t>(D) * RP;
+      S = O + static_cast<size_t>(D + kDimPad) * RP;
+      m = S + static_cast<size_t>(kKeyTile + kKeyPad) * RP;
+      for (int r = 0; r < RP; ++r) {
+        const float* qr = r < rows ? qrow(r) : nullptr;
+        for (int d = 0; d < D; ++d) Q[static_cast<size_t>(d) * RP + r] = qr ? qr[d] * c : 0.0f;
+      }
+      std::fill(O, O + static_cast<size_t>(D + kDimPad) * RP, 0.0f);
     }
-    K::qk_rows(Q, ldq, D, rows, kbase + kt * p.ldk, p.ldk, nk, S, lds);
-    K::softmax_rows(S, lds, rows, nk, static_cast<int32_t>(kt), lim.data(), kt + nk > min_lim, m, l, alpha);
-    K::pv_rows(S, lds, rows, nk, vbase + kt * p.ldv, p.ldv, D, O, ldo, alpha);
+    l = m + RP;
+    alpha = l + RP;
+    std::fill(m, m + RP, -std::numeric_limits<float>::infinity());
+    std::fill(l, l + RP, 0.0f);
+    key_limits(p, w, rows, RP, lim);
+    min_lim = *std::min_element(lim, lim + RP);
+    kend = std::min<int64_t>(w.k1, *std::max_element(lim, lim + RP));
+    kbase = ops::segment_keys(p, g) + w.hk * p.D;
+    vbase = ops::segment_values(p, g) + w.hk * p.D;
   }
-  for (int r = 0; r < rows; ++r) emit_row(p, w, r, m[r], l[r], O + static_cast<size_t>(r) * ldo, 1, part, rows);
-}
 
+  // Keys [kt, kt + nk) (nk <= kKeyTile) folded into the state.
+  void tile(const ops::AttentionParams& p, int64_t kt, int nk) {
+    const bool masked = kt + nk > min_lim;
+    const float* k = kbase + kt * p.ldk;
+    const float* v = vbase + kt * p.ldv;
+    if constexpr (K::kRowPath) {
+      if (row_major) {
+        K::qk_rows(Q, ldq, D, rows, k, p.ldk, nk, S, lds);
+        K::softmax_rows(S, lds, rows, nk, static_cast<int32_t>(kt), lim, masked, m, l, alpha);
+        K::pv_rows(S, lds, rows, nk, v, p.ldv, D, O, ldo, alpha);
+        return;
+      }
+    }
+    K::qk(Q, D, RP, k, p.ldk, nk, S);
+    K::softmax(S, RP, nk, static_cast<int32_t>(kt), lim, masked, m, l, alpha);
+    K::pv(S, RP, nk, v, p.ldv, D, O, alpha);
+  }
+
+  void emit(const ops::AttentionParams& p, const WorkItem& w, float* part) const {
+    for (int r = 0; r < rows; ++r) {
+      if (row_major) emit_row(p, w, r, m[r], l[r], O + static_cast<size_t>(r) * ldo, 1, part, rows);
+      else emit_row(p, w, r, m[r], l[r], O + r, RP, part, rows);
+    }
+  }
+};
+
+// One (segment, kv head, query block, key range) item: its rows through every key tile.
 template <class K>
 void run_item(const ops::AttentionParams& p, const WorkItem& w, std::vector<float>& scratch, std::vector<int32_t>& lim,
               float* part) {
   const int rows = static_cast<int>(w.q1 - w.q0) * static_cast<int>(p.Hq / p.Hkv);
-  if constexpr (K::kRowPath) {
-    if (rows <= K::kRowMax) return run_rows<K>(p, w, rows, scratch, lim, part);
+  const size_t need = HeadState<K>::floats(rows, static_cast<int>(p.D));
+  if (scratch.size() < need) scratch.resize(need);
+  if (lim.size() < static_cast<size_t>(HeadState<K>::lim_count(rows))) lim.resize(static_cast<size_t>(HeadState<K>::lim_count(rows)));
+  HeadState<K> st;
+  st.init(p, w, rows, scratch.data(), lim.data());
+  for (int64_t kt = w.k0; kt < st.kend; kt += kKeyTile) {
+    const int nk = static_cast<int>(std::min<int64_t>(kKeyTile, st.kend - kt));
+    if (kt + kKeyTile < st.kend) {
+      const int64_t nn = std::min<int64_t>(kKeyTile, st.kend - kt - kKeyTile);
+      prefetch_rows(st.kbase + (kt + kKeyTile) * p.ldk, p.ldk, nn, p.D);
+      prefetch_rows(st.vbase + (kt + kKeyTile) * p.ldv, p.ldv, nn, p.D);
+    }
+    st.tile(p, kt, nk);
   }
-  run_transposed<K>(p, w, rows, scratch, lim, part);
+  st.emit(p, w, part);
 }
 
 // Merges the partial (m, l, O) of an item's key chunks into its output rows.
@@ -230,24 +258,98 @@ inline void merge_parts(const ops::AttentionParams& p, const WorkItem& w, int np
   }
 }
 
+// A decode-shaped segment (few query rows per kv head) is cut into key chunks of kDecodeChunk keys,
+// each one work item over every kv head: a thread streams whole cache rows (all heads) of its
+// chunk once, and every query head sharing a kv head reads that head's K and V together. The
+// chunks' partial (m, l, O) are merged in chunk order by whichever thread finishes the last one.
+// Chunk boundaries depend only on the segment, never on the thread count, so a decode step gives
+// the same bits on 1 or 64 threads.
+constexpr int64_t kDecodeChunk = 256;  // keys (4 tiles): 512 KiB of K and V at 2 kv heads of 128
+constexpr int64_t kDecodeRows = 16;    // most query rows per kv head for the decode path
+
+struct DecodeJob {
+  int64_t seg, chunks;
+  size_t offset, slot;  // floats: where the job's partial slots start, and one chunk's slot
+};
+
+template <class K>
+struct DecodeScratch {};
+template <class K>
+struct DecodeParts {};
+
+template <class K>
+void run_decode(const ops::AttentionParams& p, const WorkItem& w, const DecodeJob& job, float* parts,
+                std::atomic<int64_t>& done) {
+  const int G = static_cast<int>(p.Hq / p.Hkv), D = static_cast<int>(p.D), H = static_cast<int>(p.Hkv);
+  const int rows = static_cast<int>(w.q1 - w.q0) * G;
+  const size_t per = HeadState<K>::floats(rows, D);
+  const size_t nlim = static_cast<size_t>(HeadState<K>::lim_count(rows));
+  char* mem = static_cast<char*>(thread_scratch<DecodeScratch<K>>(H * (per + nlim) * 4, "attention: decode scratch"));
+  thread_local std::vector<HeadState<K>> st;
+  if (st.size() < static_cast<size_t>(H)) st.resize(static_cast<size_t>(H));
+  for (int h = 0; h < H; ++h) {
+    WorkItem wh = w;
+    wh.hk = h;
+    st[h].init(p, wh, rows, reinterpret_cast<float*>(mem) + h * per,
+               reinterpret_cast<int32_t*>(mem + H * per * 4) + h * nlim);
+  }
+  const ops::AttentionSegment& g = p.segments[w.seg];
+  const int64_t kend = st[0].kend;  // the same for every head: the limits depend on the query only
+  for (int64_t kt = w.k0; kt < kend; kt += kKeyTile) {
+    const int nk = static_cast<int>(std::min<int64_t>(kKeyTile, kend - kt));
+    if (kt + kKeyTile < kend) {
+      const int64_t nn = std::min<int64_t>(kKeyTile, kend - kt - kKeyTile);
+      prefetch_rows(ops::segment_keys(p, g) + (kt + kKeyTile) * p.ldk, p.ldk, nn, p.Hkv * p.D);
+      prefetch_rows(ops::segment_values(p, g) + (kt + kKeyTile) * p.ldv, p.ldv, nn, p.Hkv * p.D);
+    }
+    for (int h = 0; h < H; ++h) st[h].tile(p, kt, nk);
+  }
+  const size_t head_slot = static_cast<size_t>(rows) * (2 + static_cast<size_t>(D));
+  float* slot = job.chunks > 1 ? parts + job.offset + job.slot * static_cast<size_t>(w.part) : nullptr;
+  for (int h = 0; h < H; ++h) {
+    WorkItem wh = w;
+    wh.hk = h;
+    st[h].emit(p, wh, slot ? slot + h * head_slot : nullptr);
+  }
+  if (!slot || done.fetch_add(1, std::memory_order_acq_rel) != job.chunks - 1) return;
+  for (int h = 0; h < H; ++h) {
+    WorkItem wh = w;
+    wh.hk = h;
+    merge_parts(p, wh, static_cast<int>(job.chunks), parts + job.offset + h * head_slot, job.slot);
+  }
+}
+
 template <class K>
 void run(const ops::AttentionParams& p, ThreadPool& pool) {
   const int64_t G = p.Hq / p.Hkv;
   const int64_t qb = std::max<int64_t>(1, K::kRowsTarget / G);
-  std::vector<WorkItem> blocks;
+  std::vector<WorkItem> blocks, decode;
+  std::vector<DecodeJob> jobs;
+  size_t decode_floats = 0;
   for (int64_t s = 0; s < p.n_segments; ++s) {
     const ops::AttentionSegment& g = p.segments[s];
     const int64_t qlen = g.q_end - g.q_start, klen = g.k_end - g.k_start;
+    if (qlen > 0 && qlen * G <= kDecodeRows) {
+      const int64_t chunks = std::max<int64_t>(1, (klen + kDecodeChunk - 1) / kDecodeChunk);
+      const size_t slot = static_cast<size_t>(p.Hkv * qlen * G * (2 + p.D));
+      for (int64_t c = 0; c < chunks; ++c) {
+        decode.push_back({s, -1, 0, qlen, c * kDecodeChunk, std::min(klen, (c + 1) * kDecodeChunk), c,
+                          static_cast<int64_t>(jobs.size())});
+      }
+      jobs.push_back({s, chunks, decode_floats, slot});
+      if (chunks > 1) decode_floats += slot * static_cast<size_t>(chunks);
+      continue;
+    }
     // Latest blocks first: under causal they see the most keys, so the long jobs start early.
     for (int64_t q1 = qlen; q1 > 0; q1 -= qb) {
       for (int64_t hk = 0; hk < p.Hkv; ++hk) blocks.push_back({s, hk, std::max<int64_t>(0, q1 - qb), q1, 0, klen, -1});
     }
   }
-  if (blocks.empty()) return;
+  if (blocks.empty() && decode.empty()) return;
 
   // Split-K when the blocks cannot keep every thread busy: chunks of at least 4 key tiles.
   const int64_t threads = pool.size();
-  const int64_t want = (2 * threads + static_cast<int64_t>(blocks.size()) - 1) / static_cast<int64_t>(blocks.size());
+  const int64_t want = blocks.empty() ? 1 : (2 * threads + static_cast<int64_t>(blocks.size()) - 1) / static_cast<int64_t>(blocks.size());
   std::vector<WorkItem> items;
   std::vector<std::pair<size_t, int>> merges;  // (first item of a split block, chunk count)
   size_t part_size = 0;
@@ -273,6 +375,12 @@ void run(const ops::AttentionParams& p, ThreadPool& pool) {
     }
   }
   std::vector<float> parts(part_size * static_cast<size_t>(nparts));
+  items.insert(items.end(), decode.begin(), decode.end());
+  // Kept by the calling thread between calls (a long context's slots would be a fresh mapping
+  // every call); every slot is written before the merge reads it.
+  float* decode_parts = static_cast<float*>(thread_scratch<DecodeParts<K>>(decode_floats * 4, "attention: decode partials"));
+  std::unique_ptr<std::atomic<int64_t>[]> done(new std::atomic<int64_t>[jobs.size()]);
+  for (size_t j = 0; j < jobs.size(); ++j) done[j].store(0, std::memory_order_relaxed);
 
   pool.parallel_for(static_cast<int64_t>(items.size()), 1, [&](int64_t begin, int64_t end) {
     std::vector<float> scratch;
@@ -280,6 +388,10 @@ void run(const ops::AttentionParams& p, ThreadPool& pool) {
     for (int64_t i = begin; i < end; ++i) {
       if (p.cancel && p.cancel->cancelled()) return;  // attention() throws once the variant returns
       const WorkItem& w = items[static_cast<size_t>(i)];
+      if (w.job >= 0) {
+        run_decode<K>(p, w, jobs[static_cast<size_t>(w.job)], decode_parts, done[w.job]);
+        continue;
+      }
       run_item<K>(p, w, scratch, lim, w.part < 0 ? nullptr : parts.data() + part_size * static_cast<size_t>(w.part));
     }
   });
