@@ -178,18 +178,27 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
   L.input_norm.apply(x, Hd, n, h.data<float>(), Hd, ctx);
 
   Tensor q = ctx.temp(DType::F32, {n, Hq * D});
-  L.q.apply(h.data<float>(), Hd, n, q.data<float>(), Hq * D, ctx, step.cancel);
-  if (spec_.qk_norm) L.q_norm.apply(q.data<float>(), D, n * Hq, q.data<float>(), D, ctx);
-  ops::RopeParams rq;
-  rq.x = q.data<float>();
-  rq.T = n;
-  rq.H = Hq;
-  rq.D = D;
-  rq.ld = Hq * D;
-  rq.rotary_dim = D;
-  rq.cos = cos;
-  rq.sin = sin;
-  ops::rope_apply(rq, ctx);
+  auto finish_q = [&] {
+    if (spec_.qk_norm) L.q_norm.apply(q.data<float>(), D, n * Hq, q.data<float>(), D, ctx);
+    ops::RopeParams rq;
+    rq.x = q.data<float>();
+    rq.T = n;
+    rq.H = Hq;
+    rq.D = D;
+    rq.ld = Hq * D;
+    rq.rotary_dim = D;
+    rq.cos = cos;
+    rq.sin = sin;
+    ops::rope_apply(rq, ctx);
+  };
+  // One sequence (every decode step of a lone request): its k and v read the same rows as q, so
+  // the three projections run as one group (one pool job at decode). Several: q over all rows,
+  // then each sequence's k and v into its slot.
+  const bool one_sequence = B == 1;
+  if (!one_sequence) {
+    L.q.apply(h.data<float>(), Hd, n, q.data<float>(), Hq * D, ctx, step.cancel);
+    finish_q();
+  }
 
   // New keys and values go into each sequence's slot (straight in for f32 storage; through an f32
   // scratch and one rounding for bf16); each sequence then attends over its own slot (one
@@ -215,8 +224,14 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
     float* kw = wide ? kv.k[li].data<float>() + kv.len * kvd : kn.data<float>();
     float* vw = wide ? kv.v[li].data<float>() + kv.len * kvd : vn.data<float>();
     const float* hb = h.data<float>() + o * Hd;
-    L.k.apply(hb, Hd, S, kw, kvd, ctx, step.cancel);
-    L.v.apply(hb, Hd, S, vw, kvd, ctx, step.cancel);
+    if (one_sequence) {
+      const LinearOut qkv[3] = {{&L.q, q.data<float>(), Hq * D}, {&L.k, kw, kvd}, {&L.v, vw, kvd}};
+      Linear::apply_group(qkv, 3, hb, Hd, S, ctx, step.cancel);
+      finish_q();
+    } else {
+      const LinearOut kv_out[2] = {{&L.k, kw, kvd}, {&L.v, vw, kvd}};
+      Linear::apply_group(kv_out, 2, hb, Hd, S, ctx, step.cancel);
+    }
     if (spec_.qk_norm) L.k_norm.apply(kw, D, S * Hkv, kw, D, ctx);
     ops::RopeParams rk;
     rk.x = kw;
@@ -299,8 +314,8 @@ void TextDecoder::mlp_block(const Layer& L, float* x, int64_t n, const ExecConte
   } else {
     const int64_t I = spec_.intermediate;
     Tensor gu = ctx.temp(DType::F32, {n, 2 * I});
-    L.gate.apply(h.data<float>(), Hd, n, gu.data<float>(), 2 * I, ctx, cancel);
-    L.up.apply(h.data<float>(), Hd, n, gu.data<float>() + I, 2 * I, ctx, cancel);
+    const LinearOut gate_up[2] = {{&L.gate, gu.data<float>(), 2 * I}, {&L.up, gu.data<float>() + I, 2 * I}};
+    Linear::apply_group(gate_up, 2, h.data<float>(), Hd, n, ctx, cancel);
     swiglu_rows(gu.data<float>(), n, I, ctx);
     L.down.apply(gu.data<float>(), 2 * I, n, out.data<float>(), Hd, ctx, cancel);
   }
