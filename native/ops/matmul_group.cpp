@@ -1,6 +1,8 @@
 #include "ops/matmul_group.h"
 
 #include <algorithm>
+#include <atomic>
+#include <exception>
 
 #include "core/error.h"
 
@@ -63,19 +65,24 @@ void matmul_group(const MatmulParams* parts, int64_t n, const ExecContext& ctx) 
   // The variants' own parallel_for runs inline inside this job; the nested context carries no
   // profiler (this call's timer counts the group once) and no arena (pieces run on several threads).
   const ExecContext inner = ctx.nested(pool);
+  // A variant that throws on a pool thread must not end the process: the first error is kept
+  // and rethrown here, on the caller's thread.
+  std::exception_ptr error;
+  std::atomic<bool> failed{false};
   pool.parallel_for(first_piece[n], 1, [&](int64_t b, int64_t e) {
-    for (int64_t c = b; c < e; ++c) {
+    for (int64_t c = b; c < e && !failed.load(std::memory_order_relaxed); ++c) {
       int64_t i = 0;
       while (first_piece[i + 1] <= c) ++i;
       const MatmulParams& p = parts[i];
-      if (first_piece[i + 1] - first_piece[i] == 1) {
-        variant[i]->fn(p, inner);
-        continue;
-      }
       const int64_t n0 = (c - first_piece[i]) * rows;
-      variant[i]->fn(rows_of(p, n0, std::min(n0 + rows, p.N)), inner);
+      try {
+        variant[i]->fn(first_piece[i + 1] - first_piece[i] == 1 ? p : rows_of(p, n0, std::min(n0 + rows, p.N)), inner);
+      } catch (...) {
+        if (!failed.exchange(true)) error = std::current_exception();
+      }
     }
   });
+  if (error) std::rethrow_exception(error);
   for (int64_t i = 0; i < n; ++i) check_cancel(parts[i].cancel, "a matmul");
 }
 
