@@ -14,7 +14,8 @@
  *    the time until `chat()` settles is the abort latency.
  *
  * `QWENVL_BENCH_LAYERS` (default 4) sets the decoder depth, `QWENVL_BENCH_TOKENS` (default 4000)
- * the long generation, `QWENVL_BENCH_PREFILL_S` (default 3) the prefill the abort interrupts.
+ * the long generation, `QWENVL_BENCH_PREFILL_S` (default 3) the prefill the abort interrupts,
+ * `QWENVL_BENCH_WEIGHTS` (bf16, q8, q4; default bf16) the language model's `weights` option.
  * @module
  */
 import { loadModel, type Model } from '../lib/index.js';
@@ -163,9 +164,10 @@ export async function runEngine(): Promise<void> {
   const prefillS = Number(process.env.QWENVL_BENCH_PREFILL_S ?? 3);
   const ckpt = await writeSyntheticCheckpoint(layers, 1);
   try {
-    console.log(`synthetic Qwen2-VL-2B widths: ${layers} decoder layers, ${(ckpt.bytes / 2 ** 30).toFixed(2)} GiB bf16, ${native.info().threads} threads`);
+    const weights = (process.env.QWENVL_BENCH_WEIGHTS ?? 'bf16') as 'bf16' | 'q8' | 'q4';
+    console.log(`synthetic Qwen2-VL-2B widths: ${layers} decoder layers, ${(ckpt.bytes / 2 ** 30).toFixed(2)} GiB bf16, ${native.info().threads} threads, weights ${weights}`);
     // No prefix cache: each timed prefill and stream must compute its prompt, not copy an earlier one.
-    const model = await loadModel(ckpt.dir, { engine: { prefixCacheBytes: 0 } });
+    const model = await loadModel(ckpt.dir, { weights, engine: { prefixCacheBytes: 0 } });
     try {
       reportBreakdown(await profiledDecode(model, 64, 40));
       await reportLongRun(model, tokens);

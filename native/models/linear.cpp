@@ -4,6 +4,7 @@
 #include "core/arena.h"
 #include "ops/convert.h"
 #include "ops/matmul.h"
+#include "ops/matmul_group.h"
 #include "ops/rows.h"
 
 namespace qvl::models {
@@ -54,6 +55,11 @@ void Linear::apply(const float* x, int64_t ldx, int64_t rows, float* y, int64_t 
     x = xs.data<float>();
     ldx = in_;
   }
+  ops::matmul(problem(x, ldx, rows, y, ldy, cancel), ctx);
+}
+
+ops::MatmulParams Linear::problem(const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy,
+                                  const CancelToken* cancel) const {
   ops::MatmulParams p;
   p.M = rows;
   p.N = out_;
@@ -65,7 +71,21 @@ void Linear::apply(const float* x, int64_t ldx, int64_t rows, float* y, int64_t 
   p.y = y;
   p.ldy = ldy;
   p.cancel = cancel;
-  ops::matmul(p, ctx);
+  return p;
+}
+
+void Linear::apply_group(const LinearOut* outs, int64_t n, const float* x, int64_t ldx, int64_t rows,
+                         const ExecContext& ctx, const CancelToken* cancel) {
+  constexpr int64_t kMax = 4;  // a layer's q, k, v
+  bool plain = n <= kMax;
+  for (int64_t i = 0; i < n && plain; ++i) plain = outs[i].layer->weight_.perm.empty();
+  if (!plain) {
+    for (int64_t i = 0; i < n; ++i) outs[i].layer->apply(x, ldx, rows, outs[i].y, outs[i].ldy, ctx, cancel);
+    return;
+  }
+  ops::MatmulParams parts[kMax];
+  for (int64_t i = 0; i < n; ++i) parts[i] = outs[i].layer->problem(x, ldx, rows, outs[i].y, outs[i].ldy, cancel);
+  ops::matmul_group(parts, n, ctx);
 }
 
 }  // namespace qvl::models

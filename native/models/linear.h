@@ -12,8 +12,18 @@
 #include "core/threadpool.h"
 #include "models/weight_converter.h"
 #include "models/weights.h"
+#include "ops/matmul.h"
 
 namespace qvl::models {
+
+class Linear;
+
+// One output of Linear::apply_group: a layer and where its y[rows, layer.out()] goes.
+struct LinearOut {
+  const Linear* layer = nullptr;
+  float* y = nullptr;
+  int64_t ldy = 0;
+};
 
 // A checkpoint vector (norm scale, bias) as f32, converted once at load.
 std::vector<float> load_vector(const WeightStore& w, const std::string& name, int64_t n);
@@ -37,8 +47,15 @@ class Linear {
   // stops a long one early with the token's error.
   void apply(const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, const ExecContext& ctx,
              const CancelToken* cancel = nullptr) const;
+  // apply for layers that read one x (a layer's q, k and v; the MLP's gate and up), as one
+  // matmul_group: at decode one pool job instead of one per layer, with the same numbers. Layers
+  // that reorder x first (GPTQ act-order) run one apply each.
+  static void apply_group(const LinearOut* outs, int64_t n, const float* x, int64_t ldx, int64_t rows,
+                          const ExecContext& ctx, const CancelToken* cancel = nullptr);
 
  private:
+  // The matmul problem apply runs, for x already in the weight's column order.
+  ops::MatmulParams problem(const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, const CancelToken* cancel) const;
   ConvertedWeight weight_;
   std::vector<float> bias_;
   int64_t in_ = 0, out_ = 0;

@@ -170,7 +170,7 @@ void TextDecoder::embed(const int32_t* ids, int64_t n, float* out, const ExecCon
 void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const TextStep& step, KvPool& cache,
                                   const float* cos, const float* sin, const ExecContext& ctx) const {
   const int64_t Hd = spec_.hidden, D = spec_.head_dim, Hq = spec_.heads, Hkv = spec_.kv_heads;
-  const int64_t B = step_rows(step, cache), kvd = Hkv * D, half = D / 2;
+  const int64_t B = step_rows(step, cache), kvd = Hkv * D;
   const std::vector<int64_t> off = token_offsets(step, B);
   const int64_t n = off[B];
   ArenaScope layer_scope(ctx.arena());  // this block's temporaries are the next block's
@@ -178,24 +178,41 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
   L.input_norm.apply(x, Hd, n, h.data<float>(), Hd, ctx);
 
   Tensor q = ctx.temp(DType::F32, {n, Hq * D});
-  L.q.apply(h.data<float>(), Hd, n, q.data<float>(), Hq * D, ctx, step.cancel);
-  if (spec_.qk_norm) L.q_norm.apply(q.data<float>(), D, n * Hq, q.data<float>(), D, ctx);
-  ops::RopeParams rq;
-  rq.x = q.data<float>();
-  rq.T = n;
-  rq.H = Hq;
-  rq.D = D;
-  rq.ld = Hq * D;
-  rq.rotary_dim = D;
-  rq.cos = cos;
-  rq.sin = sin;
-  ops::rope_apply(rq, ctx);
+  // The step's new keys and values, every row at once ([n, kvd] each): q, k and v are one
+  // matmul_group over the normed rows (one pool job at decode, and each weight read once however
+  // many sequences the step holds); then each sequence's rows go into its slot, rounded to bf16
+  // there for bf16 storage. A lone sequence with f32 storage writes straight into its slot.
+  const bool wide = cache.dtype() == DType::F32;
+  const bool direct = wide && B == 1;
+  Tensor kn, vn;
+  if (!direct) {
+    kn = ctx.temp(DType::F32, {n, kvd});
+    vn = ctx.temp(DType::F32, {n, kvd});
+  }
+  KvSlot& lone = cache.slot(cache_row(step, 0));
+  float* kw = direct ? lone.k[li].data<float>() + lone.len * kvd : kn.data<float>();
+  float* vw = direct ? lone.v[li].data<float>() + lone.len * kvd : vn.data<float>();
+  const LinearOut qkv[3] = {{&L.q, q.data<float>(), Hq * D}, {&L.k, kw, kvd}, {&L.v, vw, kvd}};
+  Linear::apply_group(qkv, 3, h.data<float>(), Hd, n, ctx, step.cancel);
+  if (spec_.qk_norm) {
+    L.q_norm.apply(q.data<float>(), D, n * Hq, q.data<float>(), D, ctx);
+    L.k_norm.apply(kw, D, n * Hkv, kw, D, ctx);
+  }
+  ops::RopeParams r;
+  r.T = n;
+  r.D = D;
+  r.rotary_dim = D;
+  r.cos = cos;
+  r.sin = sin;
+  r.x = q.data<float>(), r.H = Hq, r.ld = Hq * D;
+  ops::rope_apply(r, ctx);
+  r.x = kw, r.H = Hkv, r.ld = kvd;
+  ops::rope_apply(r, ctx);
 
-  // New keys and values go into each sequence's slot (straight in for f32 storage; through an f32
-  // scratch and one rounding for bf16). With f32 storage one attention call then covers every
-  // sequence, each a segment over its own slot (one dispatch per layer however many sequences
-  // decode together). With bf16 storage each sequence's keys are widened to an f32 scratch and
-  // attended to at once, so only one sequence's widened copy exists at a time.
+  // With f32 storage one attention call covers every sequence, each a segment over its own slot
+  // (one dispatch per layer however many sequences decode together). With bf16 storage each
+  // sequence's keys are widened to an f32 scratch and attended to at once, so only one sequence's
+  // widened copy exists at a time.
   // Rows of left-padding queries are never written by attention and must read zero: the scratch
   // is zeroed only when this step holds such rows (a prompt's first chunk, never a decode step).
   bool has_padded_queries = false;
@@ -204,7 +221,6 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
     has_padded_queries = has_padded_queries || kv.pad > kv.len;
   }
   Tensor attn = ctx.temp(DType::F32, {n, Hq * D}, has_padded_queries);
-  const bool wide = cache.dtype() == DType::F32;
   std::vector<ops::AttentionSegment> segs;
   auto attend = [&] {
     int64_t Tk = 0;
@@ -231,34 +247,13 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
   for (int64_t i = 0; i < B; ++i) {
     const int64_t S = off[i + 1] - off[i], o = off[i];
     KvSlot& kv = cache.slot(cache_row(step, i));
-    ArenaScope sequence_scope(ctx.arena());  // bf16 storage: this sequence's f32 keys and values
-    Tensor kn, vn;
-    if (!wide) {
-      kn = ctx.temp(DType::F32, {S, kvd});
-      vn = ctx.temp(DType::F32, {S, kvd});
+    ArenaScope sequence_scope(ctx.arena());  // bf16 storage: this sequence's keys and values widened
+    if (!direct) {
+      store_kv(kn.data<float>() + o * kvd, kv.k[li], kv.len, S * kvd, ctx);
+      store_kv(vn.data<float>() + o * kvd, kv.v[li], kv.len, S * kvd, ctx);
     }
-    float* kw = wide ? kv.k[li].data<float>() + kv.len * kvd : kn.data<float>();
-    float* vw = wide ? kv.v[li].data<float>() + kv.len * kvd : vn.data<float>();
-    const float* hb = h.data<float>() + o * Hd;
-    L.k.apply(hb, Hd, S, kw, kvd, ctx, step.cancel);
-    L.v.apply(hb, Hd, S, vw, kvd, ctx, step.cancel);
-    if (spec_.qk_norm) L.k_norm.apply(kw, D, S * Hkv, kw, D, ctx);
-    ops::RopeParams rk;
-    rk.x = kw;
-    rk.T = S;
-    rk.H = Hkv;
-    rk.D = D;
-    rk.ld = kvd;
-    rk.rotary_dim = D;
-    rk.cos = cos + o * half;
-    rk.sin = sin + o * half;
-    ops::rope_apply(rk, ctx);
     // Queries that are themselves left padding attend to nothing (their output stays zero).
     const int64_t padded_here = std::clamp<int64_t>(kv.pad - kv.len, 0, S);
-    if (!wide) {
-      store_kv(kn.data<float>(), kv.k[li], kv.len, S * kvd, ctx);
-      store_kv(vn.data<float>(), kv.v[li], kv.len, S * kvd, ctx);
-    }
     if (padded_here == S) continue;
     // Keys [pad, len + S) of this sequence, as f32.
     const int64_t k0 = kv.pad, k1 = kv.len + S;
@@ -307,8 +302,8 @@ void TextDecoder::mlp_block(const Layer& L, float* x, int64_t n, const ExecConte
   } else {
     const int64_t I = spec_.intermediate;
     Tensor gu = ctx.temp(DType::F32, {n, 2 * I});
-    L.gate.apply(h.data<float>(), Hd, n, gu.data<float>(), 2 * I, ctx, cancel);
-    L.up.apply(h.data<float>(), Hd, n, gu.data<float>() + I, 2 * I, ctx, cancel);
+    const LinearOut gate_up[2] = {{&L.gate, gu.data<float>(), 2 * I}, {&L.up, gu.data<float>() + I, 2 * I}};
+    Linear::apply_group(gate_up, 2, h.data<float>(), Hd, n, ctx, cancel);
     swiglu_rows(gu.data<float>(), n, I, ctx);
     L.down.apply(gu.data<float>(), 2 * I, n, out.data<float>(), Hd, ctx, cancel);
   }

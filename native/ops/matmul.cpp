@@ -74,13 +74,24 @@ const Variant<MatmulFn>* matmul_bf16_variant(Device d, WeightFormat f) {
   return v && v->isa != Isa::Reference ? v : nullptr;
 }
 
+namespace {
+
+// The matmul_bf16 variant matmul() runs p with under ctx, or null for the exact family.
+const Variant<MatmulFn>* fast_variant(const MatmulParams& p, const ExecContext& ctx) {
+  const Variant<MatmulFn>* fast =
+      ctx.precision() == Precision::Fast ? matmul_bf16_variant(ctx.device(), p.w.format) : nullptr;
+  return fast && p.M >= matmul_bf16_min_rows(fast->isa) ? fast : nullptr;
+}
+
+}  // namespace
+
+bool matmul_runs_bf16(const MatmulParams& p, const ExecContext& ctx) { return fast_variant(p, ctx) != nullptr; }
+
 void matmul(const MatmulParams& p, const ExecContext& ctx) {
   OpTimer timer(ctx, "matmul");
   check_matmul(p);
   check_cancel(p.cancel, "a matmul");
-  const Variant<MatmulFn>* fast =
-      ctx.precision() == Precision::Fast ? matmul_bf16_variant(ctx.device(), p.w.format) : nullptr;
-  if (fast && p.M < matmul_bf16_min_rows(fast->isa)) fast = nullptr;
+  const Variant<MatmulFn>* fast = fast_variant(p, ctx);
   (fast ? *fast : matmul_variant(ctx.device(), p.w.format)).fn(p, ctx);
   check_cancel(p.cancel, "a matmul");
 }

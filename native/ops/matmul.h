@@ -62,5 +62,7 @@ const Variant<MatmulFn>& matmul_variant(Device d, WeightFormat f);
 // (the exact path's int8 GEMM, backends/cpu/matmul_q_gemm.h, ran 3-5x faster than AVX512-BF16 on
 // dequantized q8 panels at M = 512 on Sapphire Rapids; AMX stays 1.3-3x faster than it).
 const Variant<MatmulFn>* matmul_bf16_variant(Device d, WeightFormat f);
+// Whether matmul() runs p under ctx with a matmul_bf16 variant (else with matmul_variant).
+bool matmul_runs_bf16(const MatmulParams& p, const ExecContext& ctx);
 
 }  // namespace qvl::ops

@@ -13,6 +13,7 @@ std::vector<Result> parity_rms_norm(uint64_t seed);
 std::vector<Result> parity_embedding(uint64_t seed);
 std::vector<Result> parity_matmul(uint64_t seed);
 std::vector<Result> parity_matmul_bf16(uint64_t seed);
+std::vector<Result> parity_matmul_group(uint64_t seed);
 std::vector<Result> parity_attention(uint64_t seed);
 std::vector<Result> parity_attention_bf16(uint64_t seed);
 std::vector<Result> parity_rope(uint64_t seed);
@@ -47,6 +48,7 @@ const std::vector<Entry>& suites() {
       {"rope", parity_rope},
       {"matmul", parity_matmul},
       {"matmul_bf16", parity_matmul_bf16},
+      {"matmul_group", parity_matmul_group},
       {"resample_bicubic", parity_resample},
       {"vision_pos_embed", parity_vision_pos_embed},
       {"finite", parity_finite},
