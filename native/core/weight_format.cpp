@@ -207,4 +207,22 @@ WeightRef dense_weight(WeightFormat f, const void* data, int64_t out, int64_t in
   return w;
 }
 
+WeightRef weight_rows_from(const WeightRef& w, int64_t r) {
+  WeightRef s = w;
+  s.out = w.out - r;
+  s.data = w.row(r);
+  switch (w.format) {
+    case WeightFormat::F32:
+    case WeightFormat::F16:
+    case WeightFormat::BF16: break;
+    case WeightFormat::F8: s.scales = static_cast<const float*>(w.scales) + r * (w.ld / kF8Block); break;
+    case WeightFormat::Q8: s.scales = q_row_scales(w, r); break;
+    case WeightFormat::Q4:
+      s.scales = q_row_scales(w, r);
+      s.zeros = q4_row_zeros(w, r);
+      break;
+  }
+  return s;
+}
+
 }  // namespace qvl

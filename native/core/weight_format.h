@@ -85,5 +85,8 @@ struct WeightRef {
 
 // A dense weight: `out` rows of `in` elements, rows `ld` elements apart.
 WeightRef dense_weight(WeightFormat f, const void* data, int64_t out, int64_t in, int64_t ld);
+// Rows [r, out) of w (0 <= r <= out) as a weight of their own: its data, scales and zero points
+// start at row r.
+WeightRef weight_rows_from(const WeightRef& w, int64_t r);
 
 }  // namespace qvl

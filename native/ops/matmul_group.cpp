@@ -22,10 +22,8 @@ int64_t piece_rows(int64_t total_n, int64_t threads) {
 MatmulParams rows_of(const MatmulParams& p, int64_t n0, int64_t n1) {
   MatmulParams s = p;
   s.N = n1 - n0;
+  s.w = weight_rows_from(p.w, n0);
   s.w.out = s.N;
-  s.w.data = p.w.row(n0);
-  if (p.w.scales) s.w.scales = p.w.row_scales(n0);
-  if (p.w.zeros) s.w.zeros = p.w.row_zeros(n0);
   if (p.bias) s.bias = p.bias + n0;
   s.y = p.y + n0;
   return s;
