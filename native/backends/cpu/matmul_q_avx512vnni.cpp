@@ -272,8 +272,15 @@ QVL_TARGET_AVX512VNNI inline void decode_pair(const uint8_t* const* w, const int
                                               __m512i idx, const __m512* s, __m512* acc) {
   constexpr int64_t kPairBytes = F == WeightFormat::Q8 ? 64 : 32;
   if (pr * kPairBytes % 64 == 0) {
-    for (int j = 0; j < R; ++j)
-      _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(w[j]) + pr * kPairBytes + ahead), _MM_HINT_T0);
+    // The next tile's lines into L1, and the tile after it into L2: an L1 prefetch holds one of
+    // the core's few fill buffers until its line arrives, so one tile ahead alone kept too few
+    // lines in flight, and a q4 tile's compute ran mostly after its weights instead of under them
+    // (2 Sapphire Rapids threads, K = 1536: q4 +12-16%, q8 +2-9%; K = 8960 unchanged).
+    for (int j = 0; j < R; ++j) {
+      const uintptr_t at = reinterpret_cast<uintptr_t>(w[j]) + static_cast<uintptr_t>(pr * kPairBytes + ahead);
+      _mm_prefetch(reinterpret_cast<const char*>(at), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(at + static_cast<uintptr_t>(ahead)), _MM_HINT_T1);
+    }
   }
   const __m512i xv = _mm512_loadu_si512(xq + pr * 64);
   // q4: the pair's 32 bytes in both halves; low nibbles (block 2pr) below, high nibbles (16 · the
