@@ -51,8 +51,8 @@ bool q_scale_from_f32(float s, uint16_t* h) {
   if (!std::isfinite(s)) return false;
   const uint16_t r = f32_to_f16(s);
   if ((r & 0x7fffu) >= 0x7c00u) return false;  // past 65504
-  const float back = std::fabs(f16_to_f32(r));
-  if (f16_to_f32(r) != s && back < kQScaleMin) return false;  // inexact and subnormal (or flushed to 0)
+  const float back = f16_to_f32(r);
+  if (back != s && std::fabs(back) < kQScaleMin) return false;  // inexact and subnormal (or flushed to 0)
   *h = r;
   return true;
 }

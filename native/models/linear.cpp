@@ -76,14 +76,13 @@ ops::MatmulParams Linear::problem(const float* x, int64_t ldx, int64_t rows, flo
 
 void Linear::apply_group(const LinearOut* outs, int64_t n, const float* x, int64_t ldx, int64_t rows,
                          const ExecContext& ctx, const CancelToken* cancel) {
-  constexpr int64_t kMax = 4;  // a layer's q, k, v
-  bool plain = n <= kMax;
+  bool plain = n <= ops::kMatmulGroupMaxParts;
   for (int64_t i = 0; i < n && plain; ++i) plain = outs[i].layer->weight_.perm.empty();
   if (!plain) {
     for (int64_t i = 0; i < n; ++i) outs[i].layer->apply(x, ldx, rows, outs[i].y, outs[i].ldy, ctx, cancel);
     return;
   }
-  ops::MatmulParams parts[kMax];
+  ops::MatmulParams parts[ops::kMatmulGroupMaxParts];
   for (int64_t i = 0; i < n; ++i) parts[i] = outs[i].layer->problem(x, ldx, rows, outs[i].y, outs[i].ldy, cancel);
   ops::matmul_group(parts, n, ctx);
 }

@@ -41,11 +41,10 @@ void matmul_group(const MatmulParams* parts, int64_t n, const ExecContext& ctx) 
     return;
   }
   OpTimer timer(ctx, "matmul");
-  // A layer groups two or three projections; more would only need a longer table.
-  constexpr int64_t kMaxParts = 8;
-  QVL_CHECK(n <= kMaxParts, Input, "matmul_group: at most " + std::to_string(kMaxParts) + " parts, got " + std::to_string(n));
-  const Variant<MatmulFn>* variant[kMaxParts];
-  int64_t first_piece[kMaxParts + 1];
+  QVL_CHECK(n <= kMatmulGroupMaxParts, Input,
+            "matmul_group: at most " + std::to_string(kMatmulGroupMaxParts) + " parts, got " + std::to_string(n));
+  const Variant<MatmulFn>* variant[kMatmulGroupMaxParts];
+  int64_t first_piece[kMatmulGroupMaxParts + 1];
   int64_t total_n = 0;
   for (int64_t i = 0; i < n; ++i) {
     check_matmul(parts[i]);

@@ -20,9 +20,12 @@ namespace qvl::ops {
 // path (weights streamed once, split over output rows). Larger problems have work enough to fill
 // the threads on their own and run one matmul() per part.
 constexpr int64_t kMatmulGroupMaxRows = 4;
+// Parts one matmul_group takes: a layer groups two or three projections.
+constexpr int64_t kMatmulGroupMaxParts = 8;
 
 // Runs parts[0, n) (each a complete problem, checked as matmul() checks it) as one job when every
 // part has at most kMatmulGroupMaxRows rows and runs on the host, else one matmul() after another.
+// At most kMatmulGroupMaxParts parts (E_INPUT).
 // Throws E_ABORTED / E_DISPOSED as matmul() does when a part's cancel token is set.
 void matmul_group(const MatmulParams* parts, int64_t n, const ExecContext& ctx);
 

@@ -76,6 +76,22 @@ inline void prefetch_rows(const float* base, int64_t ld, int64_t n, int64_t D) {
     for (int64_t d = 0; d < D; d += 16) __builtin_prefetch(base + j * ld + d);
 }
 
+// Keys [k0, kend) a tile at a time: fold(kt, nk) for each tile while the next tile's K and V rows
+// (`width` floats of each, from kbase / vbase) are prefetched.
+template <class Fold>
+void each_key_tile(const ops::AttentionParams& p, const float* kbase, const float* vbase, int64_t width, int64_t k0,
+                   int64_t kend, Fold&& fold) {
+  for (int64_t kt = k0; kt < kend; kt += kKeyTile) {
+    const int nk = static_cast<int>(std::min<int64_t>(kKeyTile, kend - kt));
+    if (kt + kKeyTile < kend) {
+      const int64_t nn = std::min<int64_t>(kKeyTile, kend - kt - kKeyTile);
+      prefetch_rows(kbase + (kt + kKeyTile) * p.ldk, p.ldk, nn, width);
+      prefetch_rows(vbase + (kt + kKeyTile) * p.ldv, p.ldv, nn, width);
+    }
+    fold(kt, nk);
+  }
+}
+
 // Per-row key limits (segment-relative count of keys row r may see) for rows [0, n); rows past
 // `rows` copy the last real row so padding lanes never force the masked path.
 inline void key_limits(const ops::AttentionParams& p, const WorkItem& w, int rows, int n, int32_t* lim) {
@@ -216,15 +232,7 @@ void run_item(const ops::AttentionParams& p, const WorkItem& w, std::vector<floa
   if (lim.size() < static_cast<size_t>(HeadState<K>::lim_count(rows))) lim.resize(static_cast<size_t>(HeadState<K>::lim_count(rows)));
   HeadState<K> st;
   st.init(p, w, rows, scratch.data(), lim.data());
-  for (int64_t kt = w.k0; kt < st.kend; kt += kKeyTile) {
-    const int nk = static_cast<int>(std::min<int64_t>(kKeyTile, st.kend - kt));
-    if (kt + kKeyTile < st.kend) {
-      const int64_t nn = std::min<int64_t>(kKeyTile, st.kend - kt - kKeyTile);
-      prefetch_rows(st.kbase + (kt + kKeyTile) * p.ldk, p.ldk, nn, p.D);
-      prefetch_rows(st.vbase + (kt + kKeyTile) * p.ldv, p.ldv, nn, p.D);
-    }
-    st.tile(p, kt, nk);
-  }
+  each_key_tile(p, st.kbase, st.vbase, p.D, w.k0, st.kend, [&](int64_t kt, int nk) { st.tile(p, kt, nk); });
   st.emit(p, w, part);
 }
 
@@ -287,36 +295,26 @@ void run_decode(const ops::AttentionParams& p, const WorkItem& w, const DecodeJo
   char* mem = static_cast<char*>(thread_scratch<DecodeScratch<K>>(H * (per + nlim) * 4, "attention: decode scratch"));
   thread_local std::vector<HeadState<K>> st;
   if (st.size() < static_cast<size_t>(H)) st.resize(static_cast<size_t>(H));
-  for (int h = 0; h < H; ++h) {
+  auto head = [&w](int h) {  // the chunk's item for kv head h
     WorkItem wh = w;
     wh.hk = h;
-    st[h].init(p, wh, rows, reinterpret_cast<float*>(mem) + h * per,
+    return wh;
+  };
+  for (int h = 0; h < H; ++h) {
+    st[h].init(p, head(h), rows, reinterpret_cast<float*>(mem) + h * per,
                reinterpret_cast<int32_t*>(mem + H * per * 4) + h * nlim);
   }
   const ops::AttentionSegment& g = p.segments[w.seg];
-  const int64_t kend = st[0].kend;  // the same for every head: the limits depend on the query only
-  for (int64_t kt = w.k0; kt < kend; kt += kKeyTile) {
-    const int nk = static_cast<int>(std::min<int64_t>(kKeyTile, kend - kt));
-    if (kt + kKeyTile < kend) {
-      const int64_t nn = std::min<int64_t>(kKeyTile, kend - kt - kKeyTile);
-      prefetch_rows(ops::segment_keys(p, g) + (kt + kKeyTile) * p.ldk, p.ldk, nn, p.Hkv * p.D);
-      prefetch_rows(ops::segment_values(p, g) + (kt + kKeyTile) * p.ldv, p.ldv, nn, p.Hkv * p.D);
-    }
+  // kend is the same for every head (the limits depend on the query only); whole cache rows (every
+  // head) are prefetched.
+  each_key_tile(p, ops::segment_keys(p, g), ops::segment_values(p, g), p.Hkv * p.D, w.k0, st[0].kend, [&](int64_t kt, int nk) {
     for (int h = 0; h < H; ++h) st[h].tile(p, kt, nk);
-  }
+  });
   const size_t head_slot = static_cast<size_t>(rows) * (2 + static_cast<size_t>(D));
   float* slot = job.chunks > 1 ? parts + job.offset + job.slot * static_cast<size_t>(w.part) : nullptr;
-  for (int h = 0; h < H; ++h) {
-    WorkItem wh = w;
-    wh.hk = h;
-    st[h].emit(p, wh, slot ? slot + h * head_slot : nullptr);
-  }
+  for (int h = 0; h < H; ++h) st[h].emit(p, head(h), slot ? slot + h * head_slot : nullptr);
   if (!slot || done.fetch_add(1, std::memory_order_acq_rel) != job.chunks - 1) return;
-  for (int h = 0; h < H; ++h) {
-    WorkItem wh = w;
-    wh.hk = h;
-    merge_parts(p, wh, static_cast<int>(job.chunks), parts + job.offset + h * head_slot, job.slot);
-  }
+  for (int h = 0; h < H; ++h) merge_parts(p, head(h), static_cast<int>(job.chunks), parts + job.offset + h * head_slot, job.slot);
 }
 
 template <class K>
