@@ -388,7 +388,8 @@ export async function runDecode(): Promise<void> {
   const chosen = info.ops.matmul?.chosenByFormat ?? {};
   const rows: Row[] = [];
   for (const [N, K] of DECODE_SHAPES) {
-    for (const wDtype of ['bf16', 'q8', 'q4'] as const) {
+    // fp8: official FP8 checkpoints' weights (e4m3, one f32 scale per 128-block), on the exact path.
+    for (const wDtype of ['bf16', 'fp8', 'q8', 'q4'] as const) {
       const variant = chosen[wDtype];
       if (variant === undefined) continue;
       const row: Row = { op: 'matmul', shape: `M=1 N=${N} K=${K} ${wDtype}`, variant };

@@ -42,6 +42,7 @@ const Shape kShapes[] = {
     {261, 33, 17}, {0, 33, 17},    {3, 0, 17},     {1, 0, 5},     {3, 33, 0},
     // Whole 128-blocks, for the block formats (fp8): one, several, decode and prefill sizes.
     {1, 128, 65},  {3, 256, 17},   {4, 384, 63},   {5, 128, 33},  {69, 640, 300}, {261, 128, 33}, {17, 1024, 5}, {17, 4096, 300},
+    {2, 1152, 37},  {1, 1152, 6},
 };
 
 Result check_rejects(const char* what, MatmulParams p) {

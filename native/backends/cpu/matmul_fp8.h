@@ -24,6 +24,7 @@ struct Fp8Kernels {
 void run_matmul_fp8(const ops::MatmulParams& p, const ExecContext& ctx, const Fp8Kernels& k);
 
 void matmul_fp8_generic(const ops::MatmulParams& p, const ExecContext& ctx);
+void matmul_fp8_avx2(const ops::MatmulParams& p, const ExecContext& ctx);
 void matmul_fp8_avx512(const ops::MatmulParams& p, const ExecContext& ctx);
 
 }  // namespace qvl::cpu
