@@ -206,15 +206,34 @@ function hash(s: string): number {
   return h >>> 0;
 }
 
+/** Normal values of the same variance (1/3) from uniform ones in [-1, 1) (Box-Muller, in place). */
+function normalFrom(r: Float32Array): Float32Array {
+  for (let i = 0; i + 1 < r.length; i += 2) {
+    // 1 - u for u uniform in [0, 1); an f32 input of 1 (rounded up from just below) counts as its top.
+    const radius = Math.sqrt((-2 / 3) * Math.log((1 - r[i]) / 2 || 2 ** -25));
+    const angle = Math.PI * r[i + 1];
+    r[i] = radius * Math.cos(angle);
+    r[i + 1] = radius * Math.sin(angle);
+  }
+  // An odd length leaves the last value uniform (of the same variance).
+  return r;
+}
+
 /**
  * Seeded random values for every tensor, scaled like an initialised model so activations stay
- * in range: norms near 1, small biases, embeddings ~0.6, matrices ~1/sqrt(fan_in).
+ * in range: norms near 1, small biases, embeddings ~0.6, matrices ~1/sqrt(fan_in). Uniform in
+ * ±scale, or with `normal` normal of the same variance (the bell shape of trained weights, whose
+ * tails set a group's quantization range).
  */
-export function randomWeights(shapes: Map<string, number[]>, seed: number): Map<string, { shape: number[]; values: Float32Array }> {
+export function randomWeights(
+  shapes: Map<string, number[]>,
+  seed: number,
+  opts: { normal?: boolean } = {},
+): Map<string, { shape: number[]; values: Float32Array }> {
   const out = new Map<string, { shape: number[]; values: Float32Array }>();
   for (const [name, shape] of shapes) {
     const n = shape.reduce((a, b) => a * b, 1);
-    const r = randomFloats(n, hash(name) ^ seed);
+    const r = opts.normal ? normalFrom(randomFloats(n, hash(name) ^ seed)) : randomFloats(n, hash(name) ^ seed);
     const isNorm = /norm|ln_q/.test(name) && name.endsWith('.weight');
     let scale: number;
     if (isNorm) scale = 0.1;
@@ -258,6 +277,39 @@ export function writeByteLevelFiles(src: string, dst: string): void {
   tok.model.vocab = Object.fromEntries(Object.entries(tok.model.vocab).filter(([k]) => [...k].length === 1));
   tok.model.merges = [];
   writeFileSync(join(dst, 'tokenizer.json'), JSON.stringify(tok));
+}
+
+/** Qwen's first added token (`<|endoftext|>`); every special token id is at or above it. */
+const FIRST_ADDED_ID = 151643;
+
+/**
+ * Renumbers the added tokens of byte-level files (written by {@link writeByteLevelFiles} into
+ * `dir`) to follow the 256 byte symbols, and returns `config` with its token ids renumbered the
+ * same way and `vocab_size` set to `vocab`: a checkpoint whose embedding and LM head are `vocab`
+ * rows instead of ~152k, with the same chat template and special tokens by name.
+ */
+export function compactVocabulary(dir: string, config: Json, vocab: number): Json {
+  const renumber = (id: number) => (id >= FIRST_ADDED_ID ? id - FIRST_ADDED_ID + 256 : id);
+  const ids = (v: unknown): unknown => (typeof v === 'number' ? renumber(v) : Array.isArray(v) ? v.map(ids) : v);
+  // Every `*_token_id(s)` field, at any depth (a nested text_config carries its own).
+  const remap = (o: Json): Json =>
+    Object.fromEntries(Object.entries(o).map(([k, v]) => [k, /_token_ids?$/.test(k) ? ids(v) : v && typeof v === 'object' && !Array.isArray(v) ? remap(v as Json) : v]));
+  const edit = (file: string, f: (j: Json) => Json) => {
+    try {
+      writeFileSync(join(dir, file), JSON.stringify(f(JSON.parse(readFileSync(join(dir, file), 'utf8')) as Json)));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+  };
+  edit('tokenizer.json', (t) => ({ ...t, added_tokens: (t.added_tokens as { id: number }[]).map((a) => ({ ...a, id: renumber(a.id) })) }));
+  edit('tokenizer_config.json', (t) => ({
+    ...t,
+    added_tokens_decoder: Object.fromEntries(Object.entries(t.added_tokens_decoder as Json).map(([id, v]) => [String(renumber(Number(id))), v])),
+  }));
+  edit('generation_config.json', remap);
+  const out = remap(config);
+  textSection(out).vocab_size = vocab;
+  return out;
 }
 
 const AUX_FILES = ['tokenizer.json', 'tokenizer_config.json', 'chat_template.json', 'preprocessor_config.json',

@@ -26,6 +26,18 @@ function bytesOf(v: ArrayBufferView): Uint8Array {
   return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
 }
 
+/** The length field and the header text (padded with spaces to a multiple of 8 unless `pad` is false). */
+function headerPieces(headerText: string, opts: { headerLength?: bigint; pad?: boolean }): Buffer[] {
+  let header = Buffer.from(headerText, 'utf8');
+  if (opts.pad ?? true) {
+    const padded = Math.ceil(header.length / 8) * 8;
+    if (padded !== header.length) header = Buffer.concat([header, Buffer.alloc(padded - header.length, 0x20)]);
+  }
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(opts.headerLength ?? BigInt(header.length));
+  return [len, header];
+}
+
 /**
  * Joins a header text and a data section into a file image. `headerLength` overrides the
  * length field (to write a lying one); `pad` pads the header with spaces to a multiple of 8.
@@ -35,18 +47,11 @@ export function assembleSafetensors(
   data: Uint8Array = new Uint8Array(0),
   opts: { headerLength?: bigint; pad?: boolean } = {},
 ): Buffer {
-  let header = Buffer.from(headerText, 'utf8');
-  if (opts.pad ?? true) {
-    const padded = Math.ceil(header.length / 8) * 8;
-    if (padded !== header.length) header = Buffer.concat([header, Buffer.alloc(padded - header.length, 0x20)]);
-  }
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(opts.headerLength ?? BigInt(header.length));
-  return Buffer.concat([len, header, data]);
+  return Buffer.concat([...headerPieces(headerText, opts), data]);
 }
 
-/** Encodes tensors as a safetensors file image, in the official layout. */
-export function encodeSafetensors(tensors: WriterTensors, metadata?: Record<string, string>): Buffer {
+/** The header text and the tensors' bytes in file order, in the official layout. */
+function layout(tensors: WriterTensors, metadata?: Record<string, string>): { headerText: string; chunks: Uint8Array[] } {
   const names = Object.keys(tensors).sort((a, b) => {
     const sa = ST_DTYPE_SIZES[tensors[a].dtype] ?? 1;
     const sb = ST_DTYPE_SIZES[tensors[b].dtype] ?? 1;
@@ -63,13 +68,20 @@ export function encodeSafetensors(tensors: WriterTensors, metadata?: Record<stri
     chunks.push(b);
     offset += b.length;
   }
-  return assembleSafetensors(JSON.stringify(header), Buffer.concat(chunks));
+  return { headerText: JSON.stringify(header), chunks };
 }
 
-/** Writes one safetensors file (creating its folder). */
+/** Encodes tensors as a safetensors file image, in the official layout. */
+export function encodeSafetensors(tensors: WriterTensors, metadata?: Record<string, string>): Buffer {
+  const { headerText, chunks } = layout(tensors, metadata);
+  return assembleSafetensors(headerText, Buffer.concat(chunks));
+}
+
+/** Writes one safetensors file (creating its folder), piece by piece: no copy of the tensors' bytes. */
 export async function writeSafetensors(file: string, tensors: WriterTensors, metadata?: Record<string, string>): Promise<void> {
   await mkdir(path.dirname(file), { recursive: true });
-  await writeFile(file, encodeSafetensors(tensors, metadata));
+  const { headerText, chunks } = layout(tensors, metadata);
+  await writeFile(file, [...headerPieces(headerText, {}), ...chunks]);
 }
 
 /**

@@ -7,9 +7,9 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Conversation, loadModel, type LoadOptions, type LoadProgress, QwenVLError } from '../../lib/index.js';
-import type { PreparedInputs } from '../../lib/model/inputs.js';
 import { native } from '../../lib/native/binding.js';
 import { writeDeepCheckpoint } from '../helpers/deep-checkpoint.js';
+import { agreement, type Agreement, extend } from '../helpers/logit-agreement.js';
 import { checkpointDir, fixtureDir } from '../helpers/fixtures.js';
 
 const CONTINUATION = 24;
@@ -17,49 +17,6 @@ const CONTINUATION = 24;
 function ask(family: string): Conversation {
   const image = join(fixtureDir(family), 'inputs/gradient_224x224.png');
   return [{ role: 'user', content: [{ type: 'image', image }, { type: 'text', text: 'What is shown?' }] }];
-}
-
-/** The prepared prompt with `tokens` appended (text positions continue from the prompt's). */
-function extend(p: PreparedInputs, tokens: number[]): PreparedInputs {
-  const S = p.seqLength, T = S + tokens.length;
-  const ids = new Int32Array(T);
-  ids.set(p.inputIds);
-  ids.set(tokens, S);
-  const mask = new Int32Array(T).fill(1);
-  mask.set(p.attentionMask);
-  const pos = new Int32Array(3 * T);
-  for (let a = 0; a < 3; a++) {
-    pos.set(p.positionIds.subarray(a * S, (a + 1) * S), a * T);
-    for (let i = 0; i < tokens.length; i++) pos[a * T + S + i] = S + i + p.ropeDeltas[0];
-  }
-  return { ...p, seqLength: T, inputIds: ids, attentionMask: mask, positionIds: pos };
-}
-
-interface Agreement {
-  minCos: number;
-  meanCos: number;
-  top1: number;
-}
-
-/** Per position of the continuation (and the last prompt position): cosine and argmax agreement. */
-function agreement(exact: Float32Array, other: Float32Array, vocab: number, from: number, to: number): Agreement {
-  let minCos = 1, sumCos = 0, same = 0;
-  for (let r = from; r < to; r++) {
-    let dot = 0, na = 0, nb = 0, ia = 0, ib = 0;
-    for (let v = 0; v < vocab; v++) {
-      const a = exact[r * vocab + v], b = other[r * vocab + v];
-      dot += a * b;
-      na += a * a;
-      nb += b * b;
-      if (a > exact[r * vocab + ia]) ia = v;
-      if (b > other[r * vocab + ib]) ib = v;
-    }
-    const c = dot / Math.sqrt(na * nb);
-    minCos = Math.min(minCos, c);
-    sumCos += c;
-    if (ia === ib) same++;
-  }
-  return { minCos, meanCos: sumCos / (to - from), top1: same / (to - from) };
 }
 
 async function measure(dir: string, family: string, options: LoadOptions): Promise<Agreement> {
