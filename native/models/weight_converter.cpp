@@ -126,11 +126,12 @@ namespace {
 // when the plan says so and R is a whole number of groups, else repacked as stored.
 ConvertedWeight convert_fused_experts(const WeightStore& w, const std::string& name, int64_t E, int64_t R, int64_t C,
                                       const WeightPlan& plan) {
-  const Tensor& src = w.get(name, {E, R, C});
-  WeightFormat f;
-  QVL_CHECK(src.dtype() != DType::F8E4M3, Unsupported,
+  const Tensor* stored = w.find(name);
+  QVL_CHECK(stored == nullptr || stored->dtype() != DType::F8E4M3, Unsupported,
             "tensor " + name + " holds fused float8 experts; the official FP8 release stores its experts one by one "
             "(<experts>.N.gate_proj.weight with weight_scale_inv), and no fused float8 scale layout is known");
+  const Tensor& src = w.get(name, {E, R, C});
+  WeightFormat f;
   QVL_CHECK(weight_format_from_dtype(src.dtype(), &f), Unsupported,
             "tensor " + name + " is " + dtype_name(src.dtype()) + ", which is not a weight format (f32, bf16 or f16)");
   const uint64_t bytes = static_cast<uint64_t>(src.nbytes());

@@ -402,12 +402,12 @@ describe('hostile quantized checkpoints: typed errors naming the tensor or field
       expect(err.message).toMatch(re);
       expect(err.message).toContain(join(refDir, 'config.json'));
     }
-    // A quantized mixture-of-experts decoder (its experts are fused tensors): refused by name.
+    // AWQ on a mixture-of-experts decoder (only FP8 MoE releases load: official-fp8-moe.test.ts).
     const moe = json(join(REPO_FIXTURES, 'qwen3-vl-moe/checkpoint/config.json'));
-    writeFileSync(join(refDir, 'config.json'), JSON.stringify({ ...moe, quantization_config: fp8Config(false).quantization_config }));
+    writeFileSync(join(refDir, 'config.json'), JSON.stringify({ ...moe, quantization_config: awqConfig().quantization_config }));
     const err = await loadError(refDir);
     expect(err.code).toBe('E_UNSUPPORTED');
-    expect(err.message).toMatch(/quantization_config\.quant_method "fp8" on a mixture-of-experts decoder is not supported/);
+    expect(err.message).toMatch(/quantization_config\.quant_method "awq" on a mixture-of-experts decoder is not supported/);
   }, 30_000);
 
   it('quantized tensors without a quantization_config', async () => {
