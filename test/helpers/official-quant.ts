@@ -1,6 +1,7 @@
 /**
  * Independent quantizers for tests: a float weight [out, in] written in the official checkpoint
- * layouts (AWQ GEMM, GPTQ v1/v2, block FP8), written from the layouts' descriptions (AutoAWQ's
+ * layouts (AWQ GEMM, GPTQ v1/v2, block FP8, and a MoE layer's experts as the FP8 MoE release stores
+ * them), written from the layouts' descriptions (AutoAWQ's
  * packer order map, AutoGPTQ's pack(), transformers' FP8Linear), plus the dequantized weight each
  * stands for, computed here in f32 so that a test can load the same model with those values as
  * plain f32 tensors and compare. Nothing here shares code with lib/ or native/.

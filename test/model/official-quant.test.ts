@@ -8,7 +8,6 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadModel, QwenVLError } from '../../lib/index.js';
 import {
   layoutName,
   officialTensors,
@@ -24,7 +23,7 @@ import { awqQuantize, f16Value, fp8Quantize, gptqQuantize, type GptqOptions } fr
 import type { WriterTensors } from '../helpers/safetensors-writer.js';
 import { f32ToF16Bits } from '../helpers/safetensors-writer.js';
 import { MODEL_CONFIGS, REPO_FIXTURES } from '../helpers/fixtures.js';
-import { greedyAnswer } from '../helpers/greedy-answer.js';
+import { expectSameAnswer, greedyAnswer, loadError } from '../helpers/greedy-answer.js';
 
 type Json = Record<string, unknown>;
 const work = mkdtempSync(join(tmpdir(), 'qwenvl-official-quant-'));
@@ -44,18 +43,6 @@ function filesFor(family: Family): string {
     files.set(family, dir);
   }
   return files.get(family)!;
-}
-
-async function loadError(dir: string): Promise<QwenVLError> {
-  const err = await loadModel(dir).then(
-    (m) => {
-      m.dispose();
-      return undefined;
-    },
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(QwenVLError);
-  return err as QwenVLError;
 }
 
 type Quantizer = (name: string, w: Float32Array, out: number, inp: number) => { tensors: WriterTensors; dequant: Float32Array };
@@ -104,18 +91,7 @@ async function build(
 
 /** The quantized checkpoint answers like its dequantized twin (relative tolerance on logits). */
 async function expectSameModel({ quantDir, refDir }: Built, tolerance: number): Promise<void> {
-  const got = await greedyAnswer(quantDir);
-  const want = await greedyAnswer(refDir);
-  expect(got.tokens.length).toBeGreaterThan(0);
-  expect(got.tokens).toEqual(want.tokens);
-  let scale = 0;
-  let diff = 0;
-  for (let i = 0; i < want.logits.length; i++) {
-    scale = Math.max(scale, Math.abs(want.logits[i]));
-    diff = Math.max(diff, Math.abs(got.logits[i] - want.logits[i]));
-  }
-  expect(got.logits.every(Number.isFinite)).toBe(true);
-  expect(diff / scale).toBeLessThanOrEqual(tolerance);
+  await expectSameAnswer(quantDir, refDir, tolerance);
 }
 
 const awq = (group: number): Quantizer => (_name, w, out, inp) => {
