@@ -6,7 +6,9 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <limits>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -72,25 +74,35 @@ int64_t moe_quantize_experts(const void* src, WeightFormat src_format, int64_t E
   QVL_CHECK(weight_row_bytes(src_format, C, &src_row), Input, "moe_quantize_experts: bad row size");
   const int64_t expert_bytes = R * src_row, groups = R / group;
   const char* s = static_cast<const char*>(src);
-  std::atomic<int64_t> bad{std::numeric_limits<int64_t>::max()};
-  pool.parallel_for(E, 1, [&](int64_t e0, int64_t e1) {
-    // One expert's dense transpose at a time per thread (a few MB at Qwen3-VL-30B's sizes).
-    thread_local std::vector<uint64_t> tmp;
-    tmp.resize(static_cast<size_t>((expert_bytes + 7) / 8));
-    for (int64_t e = e0; e < e1; ++e) {
-      st.transpose_rows(s + e * expert_bytes, tmp.data(), R, C, 0, R);
-      if (done) done(e);
-      const int64_t row0 = e * C;
-      // Runs inline: this is already a job of the pool.
-      const int64_t g = quantize_weight(dense_weight(src_format, tmp.data(), C, R, R), f, group,
-                                        static_cast<char*>(data) + row0 * rb.codes, static_cast<char*>(scales) + row0 * rb.scales,
-                                        rb.zeros ? static_cast<char*>(zeros) + row0 * rb.zeros : nullptr, pool);
-      int64_t cur = bad.load();
-      const int64_t v = g < 0 ? cur : row0 * groups + g;
-      while (v < cur && !bad.compare_exchange_weak(cur, v)) {
+  std::atomic<int64_t> bad{std::numeric_limits<int64_t>::max()}, next{0};
+  std::exception_ptr err;
+  std::mutex mu;
+  // Each thread takes experts one at a time into its own buffer, one expert's dense transpose (a
+  // few MB at Qwen3-VL-30B's sizes), freed when the conversion ends.
+  pool.run_on_all([&](int, int) {
+    try {
+      std::vector<uint64_t> tmp(static_cast<size_t>((expert_bytes + 7) / 8));
+      for (int64_t e = next++; e < E; e = next++) {
+        st.transpose_rows(s + e * expert_bytes, tmp.data(), R, C, 0, R);
+        if (done) done(e);
+        const int64_t row0 = e * C;
+        // Runs inline: this is already a job of the pool.
+        const int64_t g = quantize_weight(dense_weight(src_format, tmp.data(), C, R, R), f, group,
+                                          static_cast<char*>(data) + row0 * rb.codes,
+                                          static_cast<char*>(scales) + row0 * rb.scales,
+                                          rb.zeros ? static_cast<char*>(zeros) + row0 * rb.zeros : nullptr, pool);
+        int64_t cur = bad.load();
+        const int64_t v = g < 0 ? cur : row0 * groups + g;
+        while (v < cur && !bad.compare_exchange_weak(cur, v)) {
+        }
       }
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!err) err = std::current_exception();
+      next = E;  // the other threads stop after their current expert
     }
   });
+  if (err) std::rethrow_exception(err);
   return bad.load() == std::numeric_limits<int64_t>::max() ? -1 : bad.load();
 }
 
