@@ -4,7 +4,7 @@
 // by cosine similarity and by greedy top-1 agreement. The budgets are measured (values in each
 // case's comment) with a margin that a broken kernel does not fit in: breaking the q4 zero point
 // or dropping one block of 32 in the kernels fails them.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -199,6 +199,21 @@ describe('weights quantized at load', () => {
         within(await measure(join(work, 'ckpt'), 'qwen3-vl-moe', { weights }), MOE[weights]);
       });
     }
+    it("'auto' quantizes the experts as 'q8' does (the same logits bit for bit; the experts in its weight cache)", async () => {
+      const cacheDir = join(work, 'cache');
+      const logits = async (weights: 'auto' | 'q8') => {
+        const m = await loadModel(join(work, 'ckpt'), weights === 'auto' ? { weights, weightCache: cacheDir } : { weights });
+        try {
+          return (await m.logits(await m.prepare(ask('qwen3-vl-moe')))).data as Float32Array;
+        } finally {
+          m.dispose();
+        }
+      };
+      expect(await logits('auto')).toEqual(await logits('q8'));
+      const [file] = readdirSync(cacheDir).filter((f) => f.endsWith('.weights'));
+      const bytes = readFileSync(join(cacheDir, file));
+      for (const t of ['gate_up_proj', 'down_proj']) expect(bytes.includes(`model.language_model.layers.1.mlp.experts.${t}`), t).toBe(true);
+    });
   });
 
   describe('deeper checkpoint (8 decoder layers)', () => {
