@@ -34,11 +34,14 @@
  *   the fixture made with transformers' Qwen3VLMoe classes). Block FP8 is a per-Linear format
  *   (one [out, in] `weight` with its `weight_scale_inv` blocks), so FP8 experts are stored one by
  *   one as `mlp.experts.<e>.gate_proj|up_proj|down_proj.weight` + `.weight_scale_inv`: vLLM's
- *   qwen3_vl_moe loader reads both forms, the per-expert keys through FusedMoE's
- *   make_expert_params_mapping(gate_proj, down_proj, up_proj) next to its fused mapping for
- *   `experts.gate_up_proj` / `experts.down_proj` (vllm-project/vllm, model_executor/models/
- *   qwen3_vl_moe.py, load_weights); tinker-cookbook issue #596 describes the same split (fused
- *   bf16 keys in Qwen3-VL, per-expert `.weight` keys where experts are float8). The router
+ *   Qwen3VLMoe load_weights (model_executor/models/qwen3_vl_moe.py; read in the copy at
+ *   EmbeddedLLM/vllm ed0c593, upstream now routes it through qwen3_moe.py) maps per-expert
+ *   `experts.<e>.gate_proj.` / `up_proj.` / `down_proj.` prefixes (FusedMoE's
+ *   make_expert_params_mapping, so `.weight` and `.weight_scale_inv` alike) and switches to a
+ *   fused mapping only when it meets `experts.gate_up_proj` / `experts.down_proj`, which it
+ *   transposes and splits with chunk(2) (gate first); tinker-cookbook issue #596 describes the
+ *   same split (fused bf16 keys in Qwen3-VL, per-expert `.weight` keys where experts are float8).
+ *   The router
  *   `mlp.gate` stays unquantized: the Qwen3-30B-A3B-FP8 config.json quoted in llm-compressor issue
  *   #1758 lists every `model.layers.N.mlp.gate` (with the norms and lm_head) in
  *   modules_to_not_convert, and llm-compressor's own Qwen3-VL-MoE FP8 recipe ignores
