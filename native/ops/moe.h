@@ -7,7 +7,8 @@
 //             out[t] = Σ_slot weight_slot · y_slot.
 // The router logits come from the caller (one matmul with mlp.gate.weight [E, H]).
 //
-// Weight layout. The checkpoint stores the experts fused and in "x @ W" form:
+// Weight layout. The bf16 releases store the experts fused and in "x @ W" form (the FP8 release
+// stores each expert's gate_proj, up_proj and down_proj as [N, K] Linear weights instead):
 //   mlp.experts.gate_up_proj [E, H, 2I]  (columns 0..I-1 are the gate, I..2I-1 the up projection:
 //                                         transformers splits gate_up.chunk(2, dim=-1))
 //   mlp.experts.down_proj    [E, I, H]
