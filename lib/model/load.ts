@@ -91,8 +91,10 @@ export interface LoadOptions {
    *   of weights it reads, and q8 keeps the output close to the exact path); as stored for a
    *   checkpoint that is quantized already.
    * The conversion runs once at load on the compute threads, weight by weight, reported through
-   * `onProgress`. MoE experts, the MoE router and the embedding lookup stay as stored. Quantized
-   * weights use int8 activations inside each matrix product (not the exact path).
+   * `onProgress`. Mixture-of-experts decoders quantize their routed experts too (the bulk of their
+   * weights; an expert projection whose input size is no multiple of 32 stays as stored); the MoE
+   * router and the embedding lookup stay as stored. Quantized weights use int8 activations inside
+   * each matrix product (not the exact path).
    */
   weights?: 'bf16' | 'q8' | 'q4' | 'auto';
   /**
@@ -211,12 +213,13 @@ export async function loadModel(dirOrRepoId: string, loadOptions?: LoadOptions):
   const text = resolveWeights(options.weights, quantized, 'q8');
   const vision = resolveWeights(options.visionWeights, quantized, 'stored');
   // Progress of the conversion: stored bytes converted against the 2-D tensors of the parts
-  // being converted (an estimate: a few stay as stored).
+  // being converted and the decoder's 3-D fused MoE experts (an estimate: a few stay as stored).
   let total = 0;
   for (const list of byFile.values()) {
     for (const t of list) {
       const isVision = t.name.startsWith(names.visionPrefix);
-      if (t.shape.length === 2 && (isVision ? vision !== 'stored' : text !== 'stored')) total += t.byteLength;
+      const converted = t.shape.length === 2 || (t.shape.length === 3 && !isVision);
+      if (converted && (isVision ? vision !== 'stored' : text !== 'stored')) total += t.byteLength;
     }
   }
   const converting = text !== 'stored' || vision !== 'stored';

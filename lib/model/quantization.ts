@@ -28,6 +28,27 @@
  *   keys are those of transformers' FineGrainedFP8Config. "dynamic" activation quantization is not
  *   reproduced: activations stay f32 (exact products of the stored weights).
  *
+ * - FP8 on a mixture-of-experts decoder (Qwen/Qwen3-VL-30B-A3B-Instruct-FP8, 235B-A22B-FP8):
+ *   the bf16 releases store each layer's experts fused, `mlp.experts.gate_up_proj` [E, H, 2I] and
+ *   `mlp.experts.down_proj` [E, I, H] (the weight map quoted in QwenLM/Qwen3-VL issue #1588, and
+ *   the fixture made with transformers' Qwen3VLMoe classes). Block FP8 is a per-Linear format
+ *   (one [out, in] `weight` with its `weight_scale_inv` blocks), so FP8 experts are stored one by
+ *   one as `mlp.experts.<e>.gate_proj|up_proj|down_proj.weight` + `.weight_scale_inv`: vLLM's
+ *   Qwen3VLMoe load_weights (model_executor/models/qwen3_vl_moe.py; read in the copy at
+ *   EmbeddedLLM/vllm ed0c593, upstream now routes it through qwen3_moe.py) maps per-expert
+ *   `experts.<e>.gate_proj.` / `up_proj.` / `down_proj.` prefixes (FusedMoE's
+ *   make_expert_params_mapping, so `.weight` and `.weight_scale_inv` alike) and switches to a
+ *   fused mapping only when it meets `experts.gate_up_proj` / `experts.down_proj`, which it
+ *   transposes and splits with chunk(2) (gate first); tinker-cookbook issue #596 describes the
+ *   same split (fused bf16 keys in Qwen3-VL, per-expert `.weight` keys where experts are float8).
+ *   The router
+ *   `mlp.gate` stays unquantized: the Qwen3-30B-A3B-FP8 config.json quoted in llm-compressor issue
+ *   #1758 lists every `model.layers.N.mlp.gate` (with the norms and lm_head) in
+ *   modules_to_not_convert, and llm-compressor's own Qwen3-VL-MoE FP8 recipe ignores
+ *   `re:.*mlp.gate$` and the vision tower. The release's own config.json and safetensors index
+ *   were not found in the sources searched; the loader does not depend on the list (see below).
+ *   Fused float8 experts (no known scale layout) and AWQ/GPTQ on a MoE decoder are refused.
+ *
  * Which layers are quantized is read from the tensors themselves (a layer with `qweight` is
  * AWQ/GPTQ, a layer whose `weight` is F8_E4M3 is FP8, anything else loads as before), so
  * `modules_to_not_convert` needs no interpretation.
@@ -74,8 +95,12 @@ export function quantSpec(config: ModelConfig, file: string): NativeQuantSpec {
   if (q === null) return NONE;
   const raw = q.raw;
   const method = q.method.toLowerCase();
-  if (config.text.moe !== undefined) {
-    throw unsupported(file, 'quant_method', `"${q.method}" on a mixture-of-experts decoder is not supported (its experts are fused tensors)`);
+  if (config.text.moe !== undefined && method !== 'fp8') {
+    throw unsupported(
+      file,
+      'quant_method',
+      `"${q.method}" on a mixture-of-experts decoder is not supported (official MoE checkpoints load as fp8, or as bf16 with weights 'q8'/'q4')`,
+    );
   }
   const group = (): number => {
     const g = q.groupSize;

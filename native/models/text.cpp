@@ -117,7 +117,6 @@ TextDecoder::TextDecoder(const TextSpec& spec, const WeightStore& w, const std::
   lm_head_ = spec.tie_embeddings ? Linear(embed_, Hd, spec.vocab, {}, plan) : Linear(w, lm_head, Hd, spec.vocab, false, plan);
   final_norm_ = NormLayer(w, prefix + "norm", Hd, NormLayer::Kind::RmsNorm, spec.rms_eps, false);
 
-  auto pool = default_pool();
   for (int64_t l = 0; l < spec.layers; ++l) {
     const std::string p = prefix + "layers." + std::to_string(l) + ".";
     Layer L;
@@ -134,9 +133,13 @@ TextDecoder::TextDecoder(const TextSpec& spec, const WeightStore& w, const std::
     L.sparse = std::find(spec.sparse_layers.begin(), spec.sparse_layers.end(), l) != spec.sparse_layers.end();
     if (L.sparse) {
       const int64_t E = spec.experts, I = spec.moe_intermediate;
-      L.router = Linear(w, p + "mlp.gate", Hd, E, false);  // as stored: it picks the experts
-      L.experts_gate_up = convert_moe_experts(w, p + "mlp.experts.gate_up_proj", E, Hd, 2 * I, *pool, plan.pages);
-      L.experts_down = convert_moe_experts(w, p + "mlp.experts.down_proj", E, I, Hd, *pool, plan.pages);
+      // The router stays as stored (never quantized at load, and kept out of FP8 by the official
+      // release's modules_to_not_convert): it is small (E × H, 0.1% of a layer's experts at
+      // Qwen3-VL-30B's sizes), and its logits pick the experts, so an error there does not
+      // perturb a product a little but can switch a token to another expert.
+      L.router = Linear(w, p + "mlp.gate", Hd, E, false);
+      L.experts_gate_up = convert_moe_experts(w, p + "mlp.experts", MoeProjection::GateUp, E, Hd, I, plan);
+      L.experts_down = convert_moe_experts(w, p + "mlp.experts", MoeProjection::Down, E, Hd, I, plan);
     } else {
       L.gate = Linear(w, p + "mlp.gate_proj", Hd, spec.intermediate, false, plan);
       L.up = Linear(w, p + "mlp.up_proj", Hd, spec.intermediate, false, plan);
@@ -293,9 +296,8 @@ void TextDecoder::mlp_block(const Layer& L, float* x, int64_t n, const ExecConte
     m.ld_logits = E;
     m.x = h.data<float>();
     m.ldx = Hd;
-    m.gate_up = L.experts_gate_up.data();
-    m.down = L.experts_down.data();
-    m.w_format = L.experts_gate_up.format;
+    m.gate_up = L.experts_gate_up.ref;
+    m.down = L.experts_down.ref;
     m.out = out.data<float>();
     m.ldo = Hd;
     ops::moe(m, ctx);

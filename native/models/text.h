@@ -41,8 +41,8 @@ struct TextStep {
 
 class TextDecoder {
  public:
-  // plan: what becomes of the linear weights (as stored, or quantized at load; MoE experts and the
-  // embedding lookup table always stay as stored).
+  // plan: what becomes of the linear weights and MoE experts (as stored, or quantized at load; the
+  // MoE router and the embedding lookup table always stay as stored).
   TextDecoder(const TextSpec& spec, const WeightStore& w, const std::string& prefix, const std::string& lm_head,
               const WeightPlan& plan = {});
   WeightFormat weight_format() const { return layers_.empty() ? lm_head_.format() : layers_.front().q.format(); }
@@ -69,7 +69,7 @@ class TextDecoder {
     Linear gate, up, down;  // dense MLP
     bool sparse = false;
     Linear router;
-    ConvertedExperts experts_gate_up, experts_down;  // packed for the moe op
+    ConvertedWeight experts_gate_up, experts_down;  // stacked for the moe op (ops/moe.h)
   };
   void attention_block(const Layer& L, int64_t li, float* x, const TextStep& step, KvPool& cache, const float* cos,
                        const float* sin, const ExecContext& ctx) const;

@@ -58,14 +58,16 @@ ConvertedWeight convert_dense_weight(const Tensor& t, const std::string& what, i
 // by weight without holding both copies of the model.
 void release_source(const Tensor& t);
 
-// A fused "x @ W" expert tensor [E, R, C], repacked once into the moe op's [E, C, R] form.
-struct ConvertedExperts {
-  Tensor packed;
-  WeightFormat format = WeightFormat::F32;
-  const void* data() const { return packed.raw(); }
-};
-// The packed copy goes into `pages`; the stored tensor's mapped pages are released after.
-ConvertedExperts convert_moe_experts(const WeightStore& w, const std::string& name, int64_t E, int64_t R, int64_t C,
-                                     ThreadPool& pool, Pages pages = Pages::Huge);
+// The routed experts of one MoE layer in the moe op's stacked layout (ops/moe.h): gate_up
+// [E·2I, H] or down [E·H, I], from `<prefix>.gate_up_proj` [E, H, 2I] / `<prefix>.down_proj`
+// [E, I, H] (the fused "x @ W" tensors of the bf16 releases) or, when those are absent, from
+// per-expert linear layers `<prefix>.<e>.gate_proj|up_proj|down_proj` (the official FP8 release).
+// Fused dense experts are quantized at load per the plan (q8/q4, through the plan's cache) where
+// their input size is a whole number of groups; per-expert layers load as their layout says
+// (FP8 stays FP8). The result is owned memory of `plan.pages`; the stored tensors' mapped pages
+// are released as they are converted.
+enum class MoeProjection { GateUp, Down };
+ConvertedWeight convert_moe_experts(const WeightStore& w, const std::string& prefix, MoeProjection which, int64_t E,
+                                    int64_t H, int64_t I, const WeightPlan& plan);
 
 }  // namespace qvl::models

@@ -1,7 +1,7 @@
 #include "ops/moe.h"
 
 #include "ops/backends.h"
-#include "ops/backends.h"
+#include "ops/matmul.h"
 
 #include <cmath>
 #include <limits>
@@ -23,6 +23,22 @@ void check_extent(int64_t rows, int64_t stride, const char* what) {
             std::string("moe: ") + what + " is too large to address");
 }
 
+// A stacked expert weight must be [rows, cols] and pass the matmul op's own checks (format, row
+// blocks, scales, group), which every expert slice then inherits.
+void check_experts(const WeightRef& w, int64_t rows, int64_t cols, const char* what) {
+  QVL_CHECK(w.out == rows && w.in == cols, Input,
+            std::string("moe: ") + what + " is [" + n2s(w.out) + "," + n2s(w.in) + "], expected [" + n2s(rows) + "," +
+                n2s(cols) + "]");
+  MatmulParams m;
+  m.N = rows, m.K = cols, m.w = w, m.ldx = cols, m.ldy = rows;
+  try {
+    check_matmul(m);
+  } catch (const Error& e) {
+    fail(ErrorCode::Input, std::string("moe: ") + what + ": " + e.what());
+  }
+  QVL_CHECK(w.data, Input, std::string("moe: ") + what + " is null");
+}
+
 }  // namespace
 
 void check_moe(const MoeParams& p) {
@@ -31,27 +47,17 @@ void check_moe(const MoeParams& p) {
             "moe: E, H and I must be >= 1 (got E=" + n2s(p.E) + " H=" + n2s(p.H) + " I=" + n2s(p.I) + ")");
   QVL_CHECK(p.k >= 1 && p.k <= p.E, Input, "moe: k must be in [1, E=" + n2s(p.E) + "] (got " + n2s(p.k) + ")");
   QVL_CHECK(p.E <= std::numeric_limits<int32_t>::max(), Input, "moe: E must fit in 32 bits");
-  WeightFormat known;
-  QVL_CHECK(weight_format_from_int(static_cast<int32_t>(p.w_format), &known), Input,
-            "moe: unknown weight format " + n2s(static_cast<int32_t>(p.w_format)));
-  const WeightFormatTraits& wt = weight_format_traits(p.w_format);
-  int64_t row_bytes = 0;
-  QVL_CHECK(weight_row_bytes(p.w_format, p.H, &row_bytes) && weight_row_bytes(p.w_format, p.I, &row_bytes), Input,
-            std::string("moe: ") + wt.name + " rows come in blocks of " + n2s(wt.block) +
-                " elements; H and I must be multiples");
-  QVL_CHECK(!wt.has_scales && !wt.has_zeros, Unsupported,
-            std::string("moe: ") + wt.name + " expert weights need scales, which the moe op does not carry yet");
+  check_extent(p.E, 2 * p.I, "gate_up");
+  check_extent(p.E, p.H, "down");
+  check_experts(p.gate_up, p.E * 2 * p.I, p.H, "gate_up");
+  check_experts(p.down, p.E * p.H, p.I, "down");
   QVL_CHECK(p.ld_logits >= p.E, Input, "moe: ld_logits (" + n2s(p.ld_logits) + ") must be >= E (" + n2s(p.E) + ")");
   QVL_CHECK(p.ldx >= p.H, Input, "moe: ldx (" + n2s(p.ldx) + ") must be >= H (" + n2s(p.H) + ")");
   QVL_CHECK(p.ldo >= p.H, Input, "moe: ldo (" + n2s(p.ldo) + ") must be >= H (" + n2s(p.H) + ")");
   check_extent(p.T, p.ld_logits, "router_logits");
   check_extent(p.T, p.ldx, "x");
   check_extent(p.T, p.ldo, "out");
-  check_extent(p.E, 2 * p.I, "gate_up");
-  check_extent(p.E * 2 * p.I, p.H, "gate_up");
-  check_extent(p.E * p.H, p.I, "down");
   check_extent(p.T, p.k * (p.H + 3 * p.I), "the expert workspace");
-  QVL_CHECK(p.gate_up && p.down, Input, "moe: gate_up or down is null");
   if (p.T == 0) return;
   QVL_CHECK(p.router_logits && p.x && p.out, Input, "moe: router_logits, x or out is null");
   // The output is written while x is still being read by other experts.
@@ -73,26 +79,22 @@ void check_moe(const MoeParams& p) {
   }
 }
 
-WeightRef moe_expert_weight(WeightFormat f, const void* base, int64_t e, int64_t rows, int64_t cols) {
-  int64_t row_bytes = 0;
-  QVL_CHECK(weight_row_bytes(f, cols, &row_bytes), Input,
-            std::string("moe: ") + weight_format_name(f) + " rows of " + n2s(cols) + " elements are not whole blocks");
-  WeightRef w;
-  w.format = f;
-  w.data = static_cast<const char*>(base) + e * rows * row_bytes;
-  w.ld = cols;
+WeightRef moe_expert_weight(const WeightRef& stacked, int64_t e, int64_t rows) {
+  QVL_CHECK(e >= 0 && rows >= 0 && (e + 1) * rows <= stacked.out, Input,
+            "moe: expert " + n2s(e) + " of " + n2s(rows) + " rows lies outside the stacked weight's " + n2s(stacked.out));
+  WeightRef w = weight_rows_from(stacked, e * rows);
   w.out = rows;
-  w.in = cols;
   return w;
 }
 
 void moe(const MoeParams& p, const ExecContext& ctx) {
   OpTimer timer(ctx, "moe");
   check_moe(p);
-  const Variant<MoeFn>* v = moe_family().best_for(ctx.device(), p.w_format);
-  if (!v) {
+  const Variant<MoeFn>* v = moe_family().best_for(ctx.device(), p.gate_up.format);
+  if (!v || !v->reads(p.down.format)) {
     fail(ErrorCode::Unsupported, std::string("moe: no kernel on ") + device_name(ctx.device()) + " reads " +
-                                     weight_format_name(p.w_format) + " weights");
+                                     weight_format_name(p.gate_up.format) + " and " + weight_format_name(p.down.format) +
+                                     " expert weights");
   }
   v->fn(p, ctx);
 }

@@ -1,11 +1,12 @@
 /**
  * Independent quantizers for tests: a float weight [out, in] written in the official checkpoint
- * layouts (AWQ GEMM, GPTQ v1/v2, block FP8), written from the layouts' descriptions (AutoAWQ's
+ * layouts (AWQ GEMM, GPTQ v1/v2, block FP8, and a MoE layer's experts as the FP8 MoE release stores
+ * them), written from the layouts' descriptions (AutoAWQ's
  * packer order map, AutoGPTQ's pack(), transformers' FP8Linear), plus the dequantized weight each
  * stands for, computed here in f32 so that a test can load the same model with those values as
  * plain f32 tensors and compare. Nothing here shares code with lib/ or native/.
  */
-import { f32ToF16Bits } from './safetensors-writer.js';
+import { f32ToF16Bits, type WriterTensors } from './safetensors-writer.js';
 
 /** The f32 value of an f16 bit pattern (what a checkpoint's fp16 scale really is). */
 export function f16Value(bits: number): number {
@@ -204,4 +205,44 @@ export function fp8Quantize(w: Float32Array, out: number, inp: number, [bo, bi]:
     }
   }
   return { weight, scaleInv, dequant };
+}
+
+export interface Fp8Experts {
+  /** Per-expert tensors named `<e>.gate_proj.weight`, `<e>.gate_proj.weight_scale_inv`, ... (prefix them with `<layer>.mlp.experts.`). */
+  tensors: WriterTensors;
+  /** The dequantized experts in the fused bf16 releases' layout: gate_up [E, H, 2I], down [E, I, H]. */
+  gateUp: Float32Array;
+  down: Float32Array;
+}
+
+/**
+ * A MoE layer's experts as the official FP8 release stores them (see lib/model/quantization.ts for
+ * the sources): every expert's gate_proj and up_proj [I, H] and down_proj [H, I] a Linear of its
+ * own in block FP8, from fused "x @ W" values gate_up [E, H, 2I] (gate columns first) and down
+ * [E, I, H]; plus the dequantized values back in the fused layout, for the twin checkpoint.
+ */
+export function fp8Experts(gateUp: Float32Array, down: Float32Array, E: number, H: number, I: number, block: [number, number]): Fp8Experts {
+  const tensors: WriterTensors = {};
+  const gu = new Float32Array(E * H * 2 * I);
+  const dn = new Float32Array(E * I * H);
+  const put = (name: string, w: Float32Array, out: number, inp: number): Float32Array => {
+    const t = fp8Quantize(w, out, inp, block);
+    tensors[`${name}.weight`] = { dtype: 'F8_E4M3', shape: [out, inp], data: t.weight };
+    tensors[`${name}.weight_scale_inv`] = { dtype: 'F32', shape: [Math.ceil(out / block[0]), Math.ceil(inp / block[1])], data: t.scaleInv };
+    return t.dequant;
+  };
+  for (let e = 0; e < E; e++) {
+    // nn.Linear weights are [out, in]: the fused tensors' columns become rows.
+    for (const [half, proj] of [[0, 'gate_proj'], [1, 'up_proj']] as const) {
+      const w = new Float32Array(I * H);
+      for (let i = 0; i < I; i++) for (let h = 0; h < H; h++) w[i * H + h] = gateUp[(e * H + h) * 2 * I + half * I + i];
+      const q = put(`${e}.${proj}`, w, I, H);
+      for (let i = 0; i < I; i++) for (let h = 0; h < H; h++) gu[(e * H + h) * 2 * I + half * I + i] = q[i * H + h];
+    }
+    const w = new Float32Array(H * I);
+    for (let h = 0; h < H; h++) for (let i = 0; i < I; i++) w[h * I + i] = down[(e * I + i) * H + h];
+    const q = put(`${e}.down_proj`, w, H, I);
+    for (let h = 0; h < H; h++) for (let i = 0; i < I; i++) dn[(e * I + i) * H + h] = q[h * I + i];
+  }
+  return { tensors, gateUp: gu, down: dn };
 }

@@ -4,6 +4,8 @@
 // by cosine similarity and by greedy top-1 agreement. The budgets are measured (values in each
 // case's comment) with a margin that a broken kernel does not fit in: breaking the q4 zero point
 // or dropping one block of 32 in the kernels fails them.
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Conversation, loadModel, type LoadOptions, type LoadProgress, QwenVLError } from '../../lib/index.js';
@@ -11,6 +13,7 @@ import { native } from '../../lib/native/binding.js';
 import { writeDeepCheckpoint } from '../helpers/deep-checkpoint.js';
 import { agreement, type Agreement, extend } from '../helpers/logit-agreement.js';
 import { checkpointDir, fixtureDir } from '../helpers/fixtures.js';
+import { moeConfig, moeWeights, writeMoeCheckpoint } from '../helpers/moe-checkpoint.js';
 
 const CONTINUATION = 24;
 
@@ -75,10 +78,11 @@ describe('weights quantized at load', () => {
     'qwen2.5-vl': { q8: { minCos: 0.975, meanCos: 0.997, top1: 0.75 }, q4: { minCos: 0.7, meanCos: 0.89, top1: 0.33 } },
     // q8 0.9986 / 0.9994 / 0.96; q4 0.948 / 0.962 / 0.92
     'qwen3-vl': { q8: { minCos: 0.997, meanCos: 0.999, top1: 0.87 }, q4: { minCos: 0.92, meanCos: 0.95, top1: 0.83 } },
-    // q8 0.9446 / 0.9969 / 0.83; q4 0.584 / 0.918 / 0.58 (experts as stored; attention, router-less MLP parts and head
-    // quantized). The q8 minimum is one position (the other 23 average 0.9992, as with f32 scales, which measured
-    // 0.9955 / 0.9992 / 0.96): presumably a near tie in the expert choice tipped by the inputs' error.
-    'qwen3-vl-moe': { q8: { minCos: 0.93, meanCos: 0.995, top1: 0.79 }, q4: { minCos: 0.5, meanCos: 0.89, top1: 0.33 } },
+    // q8 0.8437 / 0.9927 / 0.83; q4 0.633 / 0.905 / 0.42, with the routed experts quantized too (gate/up: H = 32 is one
+    // group; down stays bf16: I = 16 is no whole group; router as stored). The q8 minimum is one position, an expert
+    // choice tipped by the inputs' error in this random 8-expert, top-2 model (the other 23 average 0.9992); with the
+    // experts as stored it measured 0.9446 / 0.9969 / 0.83.
+    'qwen3-vl-moe': { q8: { minCos: 0.78, meanCos: 0.988, top1: 0.75 }, q4: { minCos: 0.55, meanCos: 0.88, top1: 0.33 } },
   };
 
   const within = (r: Agreement, b: Agreement) => {
@@ -98,7 +102,7 @@ describe('weights quantized at load', () => {
     // in bf16 rather than int8), or stay on the int8 kernels where the CPU has no AMX (ops/matmul.h,
     // matmul_bf16_variant): the q8 budget holds either way. Measured on AMX (min / mean cos / top-1): qwen2-vl 0.9979 /
     // 0.9995 / 0.83, qwen2.5-vl 0.9904 / 0.9989 / 0.88, qwen3-vl 0.99952 / 0.99969 / 0.96,
-    // qwen3-vl-moe 0.9950 / 0.9991 / 0.88.
+    // qwen3-vl-moe 0.9947 / 0.9990 / 0.88 (experts quantized too).
     it(`${family} q8 under precision 'fast': logits stay within the q8 budget`, async () => {
       within(await measure(checkpointDir(family), family, { weights: 'q8', precision: 'fast' }), BUDGETS[family].q8);
     });
@@ -130,6 +134,43 @@ describe('weights quantized at load', () => {
         exact.dispose();
       }
     }
+  });
+
+  describe('generated MoE checkpoint (32 experts, top-4, every expert projection quantized)', () => {
+    // hidden 64, moe_intermediate 64: gate/up and down are whole groups of 32, so all of a layer's
+    // experts are q8/q4 (the fixture's down projection, I = 16, stays bf16). Measured (min cos /
+    // mean cos / top-1 over 25 positions): q8 0.9891 / 0.9992 / 1.00; q4 0.9776 / 0.9873 / 1.00.
+    const MOE: Record<'q8' | 'q4', Agreement> = {
+      q8: { minCos: 0.98, meanCos: 0.998, top1: 0.9 },
+      q4: { minCos: 0.95, meanCos: 0.975, top1: 0.83 },
+    };
+    let work = '';
+    beforeAll(async () => {
+      work = mkdtempSync(join(tmpdir(), 'qwenvl-moe-q-'));
+      const config = moeConfig({ hidden: 64, headDim: 32, layers: 2, experts: 32, topK: 4, moeIntermediate: 64 });
+      await writeMoeCheckpoint(join(work, 'ckpt'), config, moeWeights(config, 7), join(work, 'files'));
+    });
+    afterAll(() => rmSync(work, { recursive: true, force: true }));
+    for (const weights of ['q8', 'q4'] as const) {
+      it(`${weights}: logits stay within the budget`, async () => {
+        within(await measure(join(work, 'ckpt'), 'qwen3-vl-moe', { weights }), MOE[weights]);
+      });
+    }
+    it("'auto' quantizes the experts as 'q8' does (the same logits bit for bit; the experts in its weight cache)", async () => {
+      const cacheDir = join(work, 'cache');
+      const logits = async (weights: 'auto' | 'q8') => {
+        const m = await loadModel(join(work, 'ckpt'), weights === 'auto' ? { weights, weightCache: cacheDir } : { weights });
+        try {
+          return (await m.logits(await m.prepare(ask('qwen3-vl-moe')))).data as Float32Array;
+        } finally {
+          m.dispose();
+        }
+      };
+      expect(await logits('auto')).toEqual(await logits('q8'));
+      const [file] = readdirSync(cacheDir).filter((f) => f.endsWith('.weights'));
+      const bytes = readFileSync(join(cacheDir, file));
+      for (const t of ['gate_up_proj', 'down_proj']) expect(bytes.includes(`model.language_model.layers.1.mlp.experts.${t}`), t).toBe(true);
+    });
   });
 
   describe('deeper checkpoint (8 decoder layers)', () => {

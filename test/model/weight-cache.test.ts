@@ -9,6 +9,7 @@ import { type Conversation, loadModel, type LoadOptions, type Model, QwenVLError
 import { userWeightCacheDir, weightCachePlan } from '../../lib/model/weight-cache.js';
 import { native } from '../../lib/native/binding.js';
 import { checkpointDir } from '../helpers/fixtures.js';
+import { moeConfig, moeWeights, writeMoeCheckpoint } from '../helpers/moe-checkpoint.js';
 
 const ask: Conversation = [{ role: 'user', content: [{ type: 'text', text: 'Say something.' }] }];
 
@@ -101,6 +102,37 @@ describe('weightCache', () => {
     const n = cacheFiles(dir).length;
     expect((await run({ weightCache: true })).cache).toBe('none');
     expect(cacheFiles(dir)).toHaveLength(n);
+  });
+
+  it('holds the routed experts of a MoE checkpoint: the second load reads them from the file', async () => {
+    // A generated MoE checkpoint whose expert projections are whole q4 groups (hidden 64,
+    // moe_intermediate 64), so every layer's gate_up and down experts are converted and cached.
+    const moe = mkdtempSync(join(tmpdir(), 'qwenvl-cache-moe-'));
+    try {
+      const config = moeConfig({ hidden: 64, headDim: 32, layers: 2, experts: 16, topK: 4, moeIntermediate: 64 });
+      await writeMoeCheckpoint(join(moe, 'ckpt'), config, moeWeights(config, 3), join(moe, 'files'));
+      const load = async (): Promise<{ cache: string; logits: Buffer }> => {
+        const m = await loadModel(join(moe, 'ckpt'), { weights: 'q4', weightCache: true });
+        try {
+          const data = (await m.logits(await m.prepare(ask))).data as Float32Array;
+          return { cache: status(m).cache, logits: Buffer.from(data.buffer, data.byteOffset, data.byteLength) };
+        } finally {
+          m.dispose();
+        }
+      };
+      const first = await load();
+      expect(first.cache).toBe('written');
+      const [file] = cacheFiles(join(moe, 'ckpt'));
+      const bytes = readFileSync(join(moe, 'ckpt', file));
+      for (let l = 0; l < 2; l++) {
+        for (const t of ['gate_up_proj', 'down_proj']) expect(bytes.includes(`model.language_model.layers.${l}.mlp.experts.${t}`)).toBe(true);
+      }
+      const second = await load();
+      expect(second.cache).toBe('hit');
+      expect(second.logits.equals(first.logits)).toBe(true);
+    } finally {
+      rmSync(moe, { recursive: true, force: true });
+    }
   });
 
   it('the user cache folder follows XDG_CACHE_HOME', () => {

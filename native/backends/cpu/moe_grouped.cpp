@@ -79,7 +79,7 @@ void run_expert(const ops::MoeParams& p, int64_t e, const int64_t* rows, int64_t
   mm.K = H;
   mm.x = xe;
   mm.ldx = ldxe;
-  mm.w = ops::moe_expert_weight(p.w_format, p.gate_up, e, 2 * I, H);
+  mm.w = ops::moe_expert_weight(p.gate_up, e, 2 * I);
   mm.y = g.data();
   mm.ldy = 2 * I;
   ops::matmul(mm, ctx);
@@ -97,7 +97,7 @@ void run_expert(const ops::MoeParams& p, int64_t e, const int64_t* rows, int64_t
   mm.K = I;
   mm.x = g.data();
   mm.ldx = 2 * I;
-  mm.w = ops::moe_expert_weight(p.w_format, p.down, e, H, I);
+  mm.w = ops::moe_expert_weight(p.down, e, H);
   mm.y = y;
   mm.ldy = H;
   ops::matmul(mm, ctx);

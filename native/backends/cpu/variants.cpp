@@ -159,11 +159,12 @@ std::vector<ops::Variant<ops::MatmulFn>> matmul_bf16_variants() {
 }
 
 // "grouped" is generic C++ around the matmul op: its speed is whatever matmul's best variant is.
-// Both read every dense format (grouped hands the format on to the matmul op).
+// Both read every format the matmul op reads (grouped hands the format on to the matmul op; the
+// reference reads rows through the format's dequantizer).
 std::vector<ops::Variant<ops::MoeFn>> moe_variants() {
   return {
-      {"reference", Device::Host, Isa::Reference, &cpu::moe_ref, kDense},
-      {"grouped", Device::Host, Isa::Generic, &cpu::moe_grouped, kDense},
+      {"reference", Device::Host, Isa::Reference, &cpu::moe_ref, kDense | kQuant | kFp8},
+      {"grouped", Device::Host, Isa::Generic, &cpu::moe_grouped, kDense | kQuant | kFp8},
   };
 }
 
