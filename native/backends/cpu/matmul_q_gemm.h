@@ -17,8 +17,12 @@
 // measures 40-49% (M = 512, the 2B widths, quiet machine). An AMX-int8 prototype (TDPBUSD on
 // 32 x 32 tiles, one K = 32 step per block, the tiles stored and scaled with AVX-512 after each)
 // measured only 2-10% faster, bound by that per-block scaling: not kept.
+//
+// The ymm variants (AVX-VNNI, AVX2) run the same scheme with 8 outputs per register
+// (matmul_q_gemm_ymm.h); all share the work split below and the activation interleave.
 #pragma once
 #include <cstdint>
+#include <functional>
 
 #include "backends/cpu/matmul_q.h"
 
@@ -32,8 +36,26 @@ namespace qvl::cpu {
 // faster than it.
 constexpr int64_t kQGemmMinRows = 8;
 
+// Activation rows per register tile of every GEMM kernel (and per interleaved tile of a).
+constexpr int kQGemmTileRows = 4;
+
 // y = x·Wᵀ (+ bias) for p, from activations already quantized into a (run_qmatmul's step one).
 // Rewrites a in place (codes made unsigned and interleaved per 4-row tile): the caller drops it.
 void qgemm_avx512vnni(const ops::MatmulParams& p, QActs& a, ThreadPool& pool);
+
+// The work split of every GEMM kernel: interleave(m0, rows) for each kQGemmTileRows-row tile of
+// a, then panel(n0, m0, m1) for each panel of panel_n outputs and part of the rows (rows are split
+// only when there are too few panels to keep every thread busy; each part repacks its panel).
+// Stops at a set cancel token (matmul() throws once the variant returns).
+void qgemm_schedule(const ops::MatmulParams& p, ThreadPool& pool, int64_t panel_n,
+                    const std::function<void(int64_t m0, int rows)>& interleave,
+                    const std::function<void(int64_t n0, int64_t m0, int64_t m1)>& panel);
+
+// Rows [m0, m0 + rows) of a (m0 a multiple of kQGemmTileRows, rows <= kQGemmTileRows)
+// rewritten in place into the tile layout the GEMM kernels read: for each block and 4-k step the
+// rows' 4 codes side by side (q[(8·b + j)·4·rows + 4i + t] = code k = 32b + 4j + t of row i),
+// each byte XORed with flip (0x80 makes them unsigned), and the block scales side by side
+// (d[b·rows + i]). One tile's activations are then one sequential stream.
+void interleave_tile_rows(QActs& a, int64_t m0, int rows, uint8_t flip);
 
 }  // namespace qvl::cpu

@@ -18,15 +18,13 @@ namespace {
 
 constexpr int kNB = 2;                   // 16-output vectors per panel
 constexpr int64_t kPanelN = 16 * kNB;    // outputs per panel
-constexpr int kMB = 4;                   // activation rows per register tile
+constexpr int kMB = kQGemmTileRows;      // activation rows per register tile
 constexpr int64_t kChunk = 16;           // 32-blocks per L1 chunk
 constexpr int64_t kVecBlock = 8 * 64;    // one block of 16 outputs: 8 vectors of 4 k × 16 outputs
 constexpr int64_t kBlockBytes = kNB * (kVecBlock + 64);  // + the int32 corrections of each vector
 constexpr __mmask16 kAll = static_cast<__mmask16>(0xffff);
 
 struct PanelTag {};
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Block b's 32 codes of a stored row as signed repacked values: q8 the stored byte − 128; q4 the
 // raw code (the zero point is subtracted after the transpose, per lane).
@@ -258,30 +256,19 @@ QVL_TARGET_AVX512VNNI void interleave_tile(QActs& a, int64_t m0, int r) {
 }  // namespace
 
 void qgemm_avx512vnni(const ops::MatmulParams& p, QActs& a, ThreadPool& pool) {
-  static_assert(kMB == 4, "interleave_tile's fast path packs 4 rows");
-  pool.parallel_for(ceil_div(p.M, kMB), 4, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) interleave_tile(a, t * kMB, static_cast<int>(std::min<int64_t>(kMB, p.M - t * kMB)));
-  });
-  const int64_t nt = pool.size(), n_panels = ceil_div(p.N, kPanelN);
-  // Too few panels to keep every thread busy: split the rows too (each part repacks its panel).
-  int64_t m_parts = 1;
-  if (nt > 1 && n_panels < 2 * nt) m_parts = std::min(ceil_div(p.M, kMB), ceil_div(2 * nt, n_panels));
-  const int64_t m_step = ceil_div(ceil_div(p.M, m_parts), kMB) * kMB;
-  m_parts = ceil_div(p.M, m_step);
-  pool.parallel_for(n_panels * m_parts, 1, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) {
-      if (p.cancel && p.cancel->cancelled()) return;  // matmul() throws once the variant returns
-      const int64_t n0 = t / m_parts * kPanelN, m0 = t % m_parts * m_step, m1 = std::min(m0 + m_step, p.M);
-      switch (p.w.format) {
-        case WeightFormat::Q8: run_panel<WeightFormat::Q8>(p, a, n0, m0, m1); break;
-        case WeightFormat::Q4: run_panel<WeightFormat::Q4>(p, a, n0, m0, m1); break;
-        case WeightFormat::F32:
-        case WeightFormat::F16:
-        case WeightFormat::BF16:
-        case WeightFormat::F8: return;  // the dispatcher sends only the formats the variant lists
-      }
-    }
-  });
+  static_assert(kMB == kQGemmTileRows, "interleave_tile's fast path packs 4 rows");
+  qgemm_schedule(
+      p, pool, kPanelN, [&](int64_t m0, int rows) { interleave_tile(a, m0, rows); },
+      [&](int64_t n0, int64_t m0, int64_t m1) {
+        switch (p.w.format) {
+          case WeightFormat::Q8: return run_panel<WeightFormat::Q8>(p, a, n0, m0, m1);
+          case WeightFormat::Q4: return run_panel<WeightFormat::Q4>(p, a, n0, m0, m1);
+          case WeightFormat::F32:
+          case WeightFormat::F16:
+          case WeightFormat::BF16:
+          case WeightFormat::F8: return;  // the dispatcher sends only the formats the variant lists
+        }
+      });
 }
 
 }  // namespace qvl::cpu
