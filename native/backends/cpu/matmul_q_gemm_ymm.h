@@ -101,6 +101,10 @@ QVL_Q_TARGET void pack_panel(const ops::MatmulParams& p, int64_t blocks, int64_t
   }
 }
 
+// Holds v in a register at this point. Without it GCC regroups a block's chain of integer adds
+// (associative, unlike vpdpbusd) into a tree whose 32 live terms spill to the stack.
+QVL_Q_TARGET inline void pin(__m256i& v) { __asm__("" : "+x"(v)); }
+
 // The 8 int32 dots of one block of vector pb (kVecBytes) with MB interleaved activation rows.
 template <WeightFormat F, int MB>
 QVL_Q_TARGET inline void block_dots(const uint8_t* pb, const uint8_t* xb, __m256i dot[MB]) {
@@ -126,6 +130,7 @@ QVL_Q_TARGET inline void block_dots(const uint8_t* pb, const uint8_t* xb, __m256
         __builtin_memcpy(&x4, xb + (j * MB + i) * 4, 4);
         const __m256i xs = _mm256_sign_epi8(_mm256_set1_epi32(x4), w);
         dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, xs), ones16));
+        pin(dot[i]);
       }
     }
   } else {
@@ -137,6 +142,7 @@ QVL_Q_TARGET inline void block_dots(const uint8_t* pb, const uint8_t* xb, __m256
         int32_t x4;
         __builtin_memcpy(&x4, xb + (j * MB + i) * 4, 4);
         pairs[i] = _mm256_add_epi16(pairs[i], _mm256_maddubs_epi16(w, _mm256_set1_epi32(x4)));
+        pin(pairs[i]);
       }
     }
     for (int i = 0; i < MB; ++i) dot[i] = _mm256_madd_epi16(pairs[i], ones16);
