@@ -20,6 +20,25 @@ thread_local int gemm_off = 0;  // QGemmOff instances alive on this thread
 
 struct InterleaveTag {};
 
+// fn(n0, m0, m1) for each block of n_step outputs and part of the rows (parts are multiples of
+// row_step; rows are split only when the output blocks alone cannot keep every thread busy).
+// Stops at a set cancel token (matmul() throws once the variant returns).
+void for_output_blocks(const ops::MatmulParams& p, ThreadPool& pool, int64_t n_step, int64_t row_step,
+                       const std::function<void(int64_t n0, int64_t m0, int64_t m1)>& fn) {
+  const int64_t nt = pool.size(), n_blocks = ceil_div(p.N, n_step);
+  int64_t m_parts = 1;
+  if (nt > 1 && n_blocks < 2 * nt) m_parts = std::min(ceil_div(p.M, row_step), ceil_div(2 * nt, n_blocks));
+  const int64_t m_step = round_up(ceil_div(p.M, m_parts), row_step);
+  m_parts = ceil_div(p.M, m_step);
+  pool.parallel_for(n_blocks * m_parts, 1, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      if (p.cancel && p.cancel->cancelled()) return;
+      const int64_t m0 = t % m_parts * m_step;
+      fn(t / m_parts * n_step, m0, std::min(m0 + m_step, p.M));
+    }
+  });
+}
+
 }  // namespace
 
 QGemmOff::QGemmOff() { ++gemm_off; }
@@ -32,18 +51,7 @@ void qgemm_schedule(const ops::MatmulParams& p, ThreadPool& pool, int64_t panel_
   pool.parallel_for(ceil_div(p.M, mb), 4, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) interleave(t * mb, static_cast<int>(std::min<int64_t>(mb, p.M - t * mb)));
   });
-  const int64_t nt = pool.size(), n_panels = ceil_div(p.N, panel_n);
-  int64_t m_parts = 1;
-  if (nt > 1 && n_panels < 2 * nt) m_parts = std::min(ceil_div(p.M, mb), ceil_div(2 * nt, n_panels));
-  const int64_t m_step = round_up(ceil_div(p.M, m_parts), mb);
-  m_parts = ceil_div(p.M, m_step);
-  pool.parallel_for(n_panels * m_parts, 1, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) {
-      if (p.cancel && p.cancel->cancelled()) return;  // matmul() throws once the variant returns
-      const int64_t m0 = t % m_parts * m_step;
-      panel(t / m_parts * panel_n, m0, std::min(m0 + m_step, p.M));
-    }
-  });
+  for_output_blocks(p, pool, panel_n, mb, panel);
 }
 
 void interleave_tile_rows(QActs& a, int64_t m0, int rows, uint8_t flip) {
@@ -145,18 +153,9 @@ void run_qmatmul(const ops::MatmulParams& p, ThreadPool& pool, const QKernels& k
   // outweighed the weights' 8 to 1. Rows are split too when the output blocks alone cannot keep
   // every thread busy.
   const int64_t nc = std::clamp<int64_t>((int64_t{1} << 20) / std::max<int64_t>(row_bytes, 1) / 4 * 4, 4, 512);
-  const int64_t n_chunks = ceil_div(p.N, nc);
-  int64_t m_chunks = 1;
-  if (nt > 1 && n_chunks < 2 * nt) m_chunks = std::min(ceil_div(p.M, kTileRows), ceil_div(2 * nt, n_chunks));
-  const int64_t m_step = round_up(ceil_div(p.M, m_chunks), kTileRows);
-  m_chunks = ceil_div(p.M, m_step);
-  pool.parallel_for(n_chunks * m_chunks, 1, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) {
-      if (p.cancel && p.cancel->cancelled()) return;  // matmul() throws once the variant returns
-      const int64_t n0 = (t / m_chunks) * nc, m0 = (t % m_chunks) * m_step;
-      const int64_t n1 = std::min(n0 + nc, p.N), m1 = std::min(m0 + m_step, p.M);
-      for (int64_t m = m0; m < m1; m += kTileRows) k.tile(p, a, m, static_cast<int>(std::min<int64_t>(kTileRows, m1 - m)), n0, n1);
-    }
+  for_output_blocks(p, pool, nc, kTileRows, [&](int64_t n0, int64_t m0, int64_t m1) {
+    const int64_t n1 = std::min(n0 + nc, p.N);
+    for (int64_t m = m0; m < m1; m += kTileRows) k.tile(p, a, m, static_cast<int>(std::min<int64_t>(kTileRows, m1 - m)), n0, n1);
   });
 }
 

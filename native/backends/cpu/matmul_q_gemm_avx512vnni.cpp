@@ -85,27 +85,18 @@ QVL_TARGET_AVX512VNNI void pack_panel(const ops::MatmulParams& p, int64_t blocks
   const int64_t groups = p.K / p.w.group, per_group = p.w.group / kQuantBlock, ld = p.w.ld;
   const __m512i c128 = _mm512_set1_epi8(static_cast<char>(0x80));
   for (int v = 0; v < kNB; ++v) {
-    const uint8_t* rows[16];
-    const uint16_t* sw[16];
-    const uint8_t* zp[16];
-    for (int r = 0; r < 16; ++r) {
-      const int64_t n = n0 + 16 * v + r;
-      const bool ok = n < p.N;
-      rows[r] = ok ? static_cast<const uint8_t*>(p.w.row(n)) : nullptr;
-      sw[r] = ok ? q_row_scales(p.w, n) : nullptr;
-      zp[r] = ok && F == WeightFormat::Q4 ? q4_row_zeros(p.w, n) : nullptr;
-    }
+    const PanelRows<16> pr = panel_rows<F, 16>(p, n0 + 16 * v);
     for (int64_t g = 0; g < groups; ++g) {
       float* s = scales + (g * kNB + v) * 16;
-      for (int r = 0; r < 16; ++r) s[r] = sw[r] ? _cvtsh_ss(sw[r][g]) : 0.0f;
+      for (int r = 0; r < 16; ++r) s[r] = pr.scales[r] ? _cvtsh_ss(pr.scales[r][g]) : 0.0f;
     }
     __m512i zeros = _mm512_setzero_si512();  // q4: the group's zero point in every byte of lane r
     for (int64_t b = 0, in_group = 0; b < blocks; ++b) {
       __m512i z[8];
 #pragma GCC unroll 8
       for (int r = 0; r < 8; ++r) {
-        const __m256i lo = rows[r] ? block_codes<F>(rows[r], ld, b) : _mm256_setzero_si256();
-        const __m256i hi = rows[r + 8] ? block_codes<F>(rows[r + 8], ld, b) : _mm256_setzero_si256();
+        const __m256i lo = pr.codes[r] ? block_codes<F>(pr.codes[r], ld, b) : _mm256_setzero_si256();
+        const __m256i hi = pr.codes[r + 8] ? block_codes<F>(pr.codes[r + 8], ld, b) : _mm256_setzero_si256();
         // maskz forms: GCC 12's unmasked inserts read an "undefined" vector it then warns about.
         const __m512i low = _mm512_maskz_inserti64x4(static_cast<__mmask8>(0xff), _mm512_setzero_si512(), lo, 0);
         z[r] = _mm512_maskz_inserti64x4(static_cast<__mmask8>(0xff), low, hi, 1);
@@ -115,7 +106,7 @@ QVL_TARGET_AVX512VNNI void pack_panel(const ops::MatmulParams& p, int64_t blocks
         if (in_group == 0) {
           alignas(64) int32_t zs[16];
           const int64_t g = b / per_group;
-          for (int r = 0; r < 16; ++r) zs[r] = zp[r] ? q4_zero(zp[r], g) * 0x01010101 : 0;
+          for (int r = 0; r < 16; ++r) zs[r] = pr.zeros[r] ? q4_zero(pr.zeros[r], g) * 0x01010101 : 0;
           zeros = _mm512_load_si512(zs);
         }
 #pragma GCC unroll 8

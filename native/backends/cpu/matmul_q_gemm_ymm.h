@@ -57,35 +57,26 @@ QVL_Q_TARGET void pack_panel(const ops::MatmulParams& p, int64_t blocks, int64_t
   const int64_t paired = p.w.ld / kQuantBlock / 2 * 2;
   const __m256i low4 = _mm256_set1_epi8(15), c128 = _mm256_set1_epi8(static_cast<char>(0x80));
   for (int v = 0; v < kNV; ++v) {
-    const uint8_t* rows[8];
-    const uint16_t* sw[8];
-    const uint8_t* zp[8];
-    for (int r = 0; r < 8; ++r) {
-      const int64_t n = n0 + 8 * v + r;
-      const bool ok = n < p.N;
-      rows[r] = ok ? static_cast<const uint8_t*>(p.w.row(n)) : nullptr;
-      sw[r] = ok ? q_row_scales(p.w, n) : nullptr;
-      zp[r] = ok && F == WeightFormat::Q4 ? q4_row_zeros(p.w, n) : nullptr;
-    }
+    const PanelRows<8> pr = panel_rows<F, 8>(p, n0 + 8 * v);
     for (int64_t g = 0; g < groups; ++g) {
       float* s = scales + (v * groups + g) * 8;
-      for (int r = 0; r < 8; ++r) s[r] = sw[r] ? _cvtsh_ss(sw[r][g]) : 0.0f;
+      for (int r = 0; r < 8; ++r) s[r] = pr.scales[r] ? _cvtsh_ss(pr.scales[r][g]) : 0.0f;
       if (F == WeightFormat::Q4 && !QVL_Q_VNNI) {
-        for (int r = 0; r < 8; ++r) zws[(v * groups + g) * 8 + r] = zp[r] ? s[r] * static_cast<float>(q4_zero(zp[r], g)) : 0.0f;
+        for (int r = 0; r < 8; ++r) zws[(v * groups + g) * 8 + r] = pr.zeros[r] ? s[r] * static_cast<float>(q4_zero(pr.zeros[r], g)) : 0.0f;
       }
     }
     uint8_t* dst = panel + v * blocks * kVecBytes;
     __m256i zeros = _mm256_setzero_si256();  // VNNI q4: the group's zero point in every byte of lane r
     for (int64_t b = 0, in_group = 0; b < blocks; ++b, dst += kVecBytes) {
       __m256i z[8];
-      for (int r = 0; r < 8; ++r) z[r] = rows[r] ? block_codes<F>(rows[r], b, paired, low4) : _mm256_setzero_si256();
+      for (int r = 0; r < 8; ++r) z[r] = pr.codes[r] ? block_codes<F>(pr.codes[r], b, paired, low4) : _mm256_setzero_si256();
       transpose_8x8(z);
       if constexpr (F == WeightFormat::Q8) {
         for (int j = 0; j < 8; ++j) z[j] = _mm256_xor_si256(z[j], c128);
       } else if (QVL_Q_VNNI) {
         if (in_group == 0) {
           alignas(32) int32_t zs[8];
-          for (int r = 0; r < 8; ++r) zs[r] = zp[r] ? q4_zero(zp[r], b / per_group) * 0x01010101 : 0;
+          for (int r = 0; r < 8; ++r) zs[r] = pr.zeros[r] ? q4_zero(pr.zeros[r], b / per_group) * 0x01010101 : 0;
           zeros = _mm256_load_si256(reinterpret_cast<const __m256i*>(zs));
         }
         for (int j = 0; j < 8; ++j) z[j] = _mm256_sub_epi8(z[j], zeros);
