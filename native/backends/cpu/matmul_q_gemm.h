@@ -29,12 +29,14 @@
 
 namespace qvl::cpu {
 
-// Rows from which the AVX512-VNNI variant runs the GEMM rather than its matvec tiles. Measured
-// with bench_matmul on the 2B model's widths (Sapphire Rapids VM, q8): with the weights cached,
-// one thread, the GEMM is 1.5x faster at M = 6 and 1.8-2.4x at 8-12; streaming the weights from
-// DRAM on two threads the two are within the noise up to M = 8 (both read each weight once);
-// from M = 16 the GEMM is 1.5-2.9x the dense exact kernel's speed while the matvec tiles are not
-// faster than it.
+// Rows from which every variant with a GEMM runs it rather than its matvec tiles. Measured with
+// bench_matmul on the 2B model's widths (Sapphire Rapids VM, q8): with the weights cached, one
+// thread, the AVX512-VNNI GEMM is 1.5x faster at M = 6 and 1.8-2.4x at 8-12; streaming the
+// weights from DRAM on two threads the two are within the noise up to M = 8 (both read each
+// weight once); from M = 16 the GEMM is 1.5-2.9x the dense exact kernel's speed while the matvec
+// tiles are not faster than it. The ymm GEMMs against their own row tiles (bench qgemm, same VM
+// with the ISA forced, two threads on a loaded machine, weights from DRAM): 0.6-2.0x at M = 8
+// (within the noise, as AVX512-VNNI's 0.7-2.0x in the same run), 1.0-3.1x at 16, 1.4-3.8x at 512.
 constexpr int64_t kQGemmMinRows = 8;
 
 // Activation rows per register tile of every GEMM kernel (and per interleaved tile of a).
