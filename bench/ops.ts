@@ -175,6 +175,53 @@ async function quantRows(floorGbps: number[], peak: Map<string, { median: number
   return rows;
 }
 
+// The int8-dot variants with an int8 GEMM (used from 8 rows): each against its own row tiles.
+const GEMM_VARIANTS = ['q_avx2', 'q_avxvnni', 'q_avx512vnni'];
+
+/**
+ * Each int8-dot variant's GEMM against its own row tiles (benchMatmul rowTiles: the path it took
+ * before it had a GEMM) at M = 8 (the threshold), 16 and 512, prefill shapes, q8 and q4, in the
+ * same process. The two are timed alternately QUANT_REPEATS times (each a best-of); x = median row
+ * tiles time / median GEMM time, with each side's spread.
+ */
+async function gemmRows(): Promise<Row[]> {
+  const rows: Row[] = [];
+  const variants = available('matmul').filter((v) => GEMM_VARIANTS.includes(v));
+  for (const M of [8, 16, 512]) {
+    for (const [N, K] of QUANT_PREFILL_SHAPES) {
+      for (const wDtype of ['q8', 'q4'] as const) {
+        for (const variant of variants) {
+          const gemm: number[] = [];
+          const tiles: number[] = [];
+          let note: string | undefined;
+          const iters = M <= 16 ? 4 : 2;
+          // Few rows read the weights from DRAM, as a model's layers do; at 512 both are compute-bound.
+          const spillBytes = M <= 16 ? SPILL_BYTES : 0;
+          for (let r = 0; r < QUANT_REPEATS && note === undefined; r++) {
+            for (const [rowTiles, into] of [[false, gemm], [true, tiles]] as const) {
+              const t = await timeOrNote(() => native.benchMatmul({ M, K, N, wDtype, variant, iters, rowTiles, spillBytes }));
+              if (t.seconds === undefined) note = t.note;
+              else into.push(t.seconds);
+            }
+          }
+          const shape = `M=${M} N=${N} K=${K} ${wDtype}`;
+          if (note !== undefined) {
+            rows.push({ op: 'matmul', shape, variant, note });
+            continue;
+          }
+          const g = median(gemm);
+          const t = median(tiles);
+          rows.push({ op: 'matmul', shape, variant: `${variant} gemm`, seconds: g, gflops: (2 * M * K * N) / g / 1e9,
+            note: `x${(t / g).toFixed(2)} over row tiles; spread ${spread(gemm)}` });
+          rows.push({ op: 'matmul', shape, variant: `${variant} tiles`, seconds: t, gflops: (2 * M * K * N) / t / 1e9,
+            note: `spread ${spread(tiles)}` });
+        }
+      }
+    }
+  }
+  return rows;
+}
+
 /** max/min - 1 of the repeats, in percent. */
 function spread(xs: number[]): string {
   return `${((100 * Math.max(...xs)) / Math.min(...xs) - 100).toFixed(0)}%`;
@@ -355,7 +402,7 @@ export async function runOps(): Promise<void> {
   const started = Date.now();
   const floor = await readFloor();
   console.log(`memory-read floor: ${floor.map((g) => g.toFixed(1)).join(', ')} GB/s (median ${median(floor).toFixed(1)})\n`);
-  print([...(await matmulRows()), ...(await quantRows(floor, await peaks())), ...(await attentionRows())]);
+  print([...(await matmulRows()), ...(await quantRows(floor, await peaks())), ...(await gemmRows()), ...(await attentionRows())]);
   await bf16Table();
   console.log(`\n(${((Date.now() - started) / 1000).toFixed(0)} s)`);
 }
@@ -370,7 +417,17 @@ export async function runQuant(): Promise<void> {
   const peak = await peaks();
   for (const [kind, p] of peak) console.log(`peak ${kind}: ${p.median.toFixed(0)} GFLOP/s (min ${p.min.toFixed(0)}, max ${p.max.toFixed(0)})`);
   console.log(`median of ${QUANT_REPEATS} runs, each the best of N calls; spread = slowest/fastest - 1\n`);
-  print(await quantRows(floor, peak));
+  print([...(await quantRows(floor, peak)), ...(await gemmRows())]);
+  console.log(`\n(${((Date.now() - started) / 1000).toFixed(0)} s)`);
+}
+
+/** Runs only the int8 GEMM rows: each int8-dot variant's GEMM against its own row tiles. */
+export async function runQGemm(): Promise<void> {
+  const info = native.info();
+  console.log(`cpu: ${info.cpu.brand} (${info.cpu.physicalCores} cores, ${info.threads} threads)`);
+  const started = Date.now();
+  console.log(`median of ${QUANT_REPEATS} runs, each the best of N calls; spread = slowest/fastest - 1\n`);
+  print(await gemmRows());
   console.log(`\n(${((Date.now() - started) / 1000).toFixed(0)} s)`);
 }
 

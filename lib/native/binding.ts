@@ -82,6 +82,8 @@ export interface NativeBenchMatmul {
   spillBytes?: number;
   /** 'matmul' (default, exact) or 'matmul_bf16' (precision 'fast'). */
   family?: 'matmul' | 'matmul_bf16';
+  /** q8/q4 on an int8-dot variant: time its row tiles even where it would run its int8 GEMM (the GEMM's baseline). */
+  rowTiles?: boolean;
 }
 
 /** One attention timing over a `seq`-token prompt. @internal */

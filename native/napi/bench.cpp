@@ -52,6 +52,10 @@ Napi::Value BenchMatmul(const Napi::CallbackInfo& info) {
                         string_field(o, fn, "wDtype"), string_field(o, fn, "variant"), iters_field(o, fn)};
     if (!o.Get("family").IsUndefined()) c.family = string_field(o, fn, "family");
     if (!o.Get("spillBytes").IsUndefined()) c.spill_bytes = int_field(o, fn, "spillBytes");
+    if (!o.Get("rowTiles").IsUndefined()) {
+      if (!o.Get("rowTiles").IsBoolean()) fail(ErrorCode::Input, std::string(fn) + ": rowTiles must be a boolean");
+      c.row_tiles = o.Get("rowTiles").As<Napi::Boolean>().Value();
+    }
     return run_async<double>(env, [c] { return bench::matmul_seconds(c); }, seconds);
   });
 }

@@ -40,6 +40,8 @@ struct MatmulCase {
   int iters;
   int64_t spill_bytes = int64_t{256} << 20;
   std::string family = "matmul";
+  // q8/q4 on an int8-dot variant: its row tiles even where it would run its GEMM (QGemmOff).
+  bool row_tiles = false;
 };
 double matmul_seconds(const MatmulCase& c);
 // Bytes of an [N, K] weight in format f, scales and zero points included (what a matmul reads).

@@ -4,9 +4,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "backends/cpu/matmul_q.h"
 #include "core/arena.h"
 #include "core/exec_context.h"
 #include "core/error.h"
@@ -119,6 +121,8 @@ double matmul_seconds(const MatmulCase& c) {
       find_variant(c.family == "matmul" ? ops::matmul_family() : ops::matmul_bf16_family(), c.variant, "benchMatmul");
   QVL_CHECK(variant.reads(format), Unsupported,
             std::string("benchMatmul: ") + variant.name + " does not read " + weight_format_name(format) + " weights");
+  QVL_CHECK(!c.row_tiles || (c.family == "matmul" && weight_format_traits(format).kernel == WeightKernel::Int8Dot), Input,
+            "benchMatmul: rowTiles applies to q8/q4 weights in family matmul");
   const double w_bytes = weight_bytes(format, c.N, c.K);
   const double all_bytes = w_bytes + 4.0 * c.M * (c.K + c.N);
   QVL_CHECK(all_bytes <= 8.0 * (1 << 30), Input, "benchMatmul: problem larger than 8 GiB");
@@ -150,6 +154,8 @@ double matmul_seconds(const MatmulCase& c) {
   Arena arena;
   ExecContext ctx(*pool);
   ctx.with_arena(&arena);
+  std::optional<cpu::QGemmOff> gemm_off;
+  if (c.row_tiles) gemm_off.emplace();
   variant.fn(p, ctx);  // warm-up: thread start, panel buffers, page faults
   double best = 1e30;
   for (int i = 0; i < c.iters; ++i) {

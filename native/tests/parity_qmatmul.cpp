@@ -33,7 +33,8 @@ using ops::MatmulParams;
 
 struct QShape {
   int64_t M, K, N, group;
-  bool tiny = false;  // rows in f16's subnormal range and all-zero groups (see make)
+  bool tiny = false;     // rows in f16's subnormal range and all-zero groups (see make)
+  bool extreme = false;  // x and w all ±1, w's rows matching x's: the largest code products (see make)
 };
 
 // M = 1, 2, 3, 7, 33 (decode rows and prefill tiles with tails), K an odd or even number of
@@ -58,6 +59,10 @@ const QShape kQShapes[] = {
     {1, 544, 21, 32},   {1, 1056, 9, 32},   {1, 448, 11, 64},   {2, 1056, 9, 32},   {3, 352, 13, 32},
     {9, 1056, 35, 32},  {1, 800, 5, 160},   {4, 288, 6, 96},
     {1, 1056, 12, 32, true}, {3, 544, 10, 32, true}, {12, 352, 33, 32, true}, {1, 1024, 8, 128, true},
+    // Every activation code ±127 and every weight code at an end of its range, with weight rows
+    // whose signs match (or oppose) an activation row's: the largest block dots and pair sums
+    // there are, for the kernels that add products in int16 (vpmaddubsw) before widening them.
+    {33, 1056, 40, 32, false, true}, {9, 640, 17, 128, false, true}, {3, 352, 9, 32, false, true},
 };
 
 struct QProblem {
@@ -77,7 +82,7 @@ QProblem make(const QShape& s, WeightFormat f, bool with_bias, bool strided, Rng
   p.ldy = s.N + (strided ? 2 : 0);
   pr.x.assign(static_cast<size_t>(s.M * p.ldx), std::nanf(""));
   for (int64_t m = 0; m < s.M; ++m)
-    for (int64_t k = 0; k < s.K; ++k) pr.x[m * p.ldx + k] = rng.normal();
+    for (int64_t k = 0; k < s.K; ++k) pr.x[m * p.ldx + k] = s.extreme ? (rng.normal() < 0 ? -1.0f : 1.0f) : rng.normal();
   // Strided: rows one group longer than K (the q4 pairing runs over the stored row, so a K with an
   // odd block count then ends inside a full pair rather than in a half pair).
   const int64_t ld = s.K + (strided ? s.group : 0);
@@ -95,6 +100,14 @@ QProblem make(const QShape& s, WeightFormat f, bool with_bias, bool strided, Rng
     const float shift = n % 3 == 0 ? 0.8f : 0.0f;
     const float mul = s.tiny && n % 4 == 1 ? 3e-7f : 1.0f;
     for (auto& v : row) v = (rng.normal() + shift) * mul;
+    if (s.extreme) {
+      // Rows n ≡ 0, 1 (mod 3): the signs of x's row n / 3 (mod M), the second negated; else random.
+      const int64_t m = s.M > 0 ? n / 3 % s.M : 0;
+      for (int64_t k = 0; k < ld; ++k) {
+        const float sign = n % 3 < 2 && k < s.K ? pr.x[m * p.ldx + k] : rng.normal();
+        row[k] = (sign < 0) == (n % 3 == 1) ? 1.0f : -1.0f;
+      }
+    }
     if (s.tiny && n % 5 == 2) std::fill(row.begin() + (groups / 2) * s.group, row.begin() + (groups / 2 + 1) * s.group, 0.0f);
     const int64_t bad = f == WeightFormat::Q8
                             ? q8_quantize(row.data(), ld, s.group, &pr.w[n * rb.codes], &pr.scales[n * groups])

@@ -42,4 +42,13 @@ float zero_term(const ops::MatmulParams& p, const QActs& a, int64_t m, int64_t n
 // Quantizes the activations, then threads the tiles over outputs (and rows for large M).
 void run_qmatmul(const ops::MatmulParams& p, ThreadPool& pool, const QKernels& k);
 
+// While one lives on the calling thread, run_qmatmul takes the row tiles even where the variant
+// has a GEMM: the benchmark's baseline for the GEMM, timed in the same process.
+struct QGemmOff {
+  QGemmOff();
+  ~QGemmOff();
+  QGemmOff(const QGemmOff&) = delete;
+  QGemmOff& operator=(const QGemmOff&) = delete;
+};
+
 }  // namespace qvl::cpu

@@ -1,9 +1,12 @@
-// Int8Dot matmul with AVX2 (vpmaddubsw + vpmaddwd on ymm): the shared ymm body, matmul_q_ymm.h.
+// Int8Dot matmul with AVX2 (vpmaddubsw + vpmaddwd on ymm): the shared ymm bodies, matmul_q_ymm.h
+// (quantizer, row tiles) and matmul_q_gemm_ymm.h (the GEMM from kQGemmMinRows rows).
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "backends/cpu/matmul_q.h"
+#include "backends/cpu/matmul_q_gemm.h"
 #include "backends/cpu/thread_scratch.h"
 #include "core/cpu.h"
 #include "core/weight_quant.h"
@@ -14,10 +17,11 @@ namespace {
 #define QVL_Q_TARGET QVL_TARGET_AVX2
 #define QVL_Q_VNNI 0
 #include "backends/cpu/matmul_q_ymm.h"
+#include "backends/cpu/matmul_q_gemm_ymm.h"
 #undef QVL_Q_TARGET
 #undef QVL_Q_VNNI
 
-const QKernels kKernels = {quantize, tile};
+const QKernels kKernels = {quantize, tile, gemm};
 }  // namespace
 
 void matmul_q_avx2(const ops::MatmulParams& p, const ExecContext& ctx) { run_qmatmul(p, ctx.pool(), kKernels); }

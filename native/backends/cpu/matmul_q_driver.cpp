@@ -3,6 +3,7 @@
 
 #include "backends/cpu/matmul_q.h"
 #include "backends/cpu/matmul_q_gemm.h"
+#include "backends/cpu/thread_scratch.h"
 #include "core/weight_quant.h"
 #include "ops/quant_act.h"
 
@@ -15,7 +16,64 @@ int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 constexpr int kTileRows = 4;
 
+thread_local int gemm_off = 0;  // QGemmOff instances alive on this thread
+
+struct InterleaveTag {};
+
+// fn(n0, m0, m1) for each block of n_step outputs and part of the rows (parts are multiples of
+// row_step; rows are split only when the output blocks alone cannot keep every thread busy).
+// Stops at a set cancel token (matmul() throws once the variant returns).
+void for_output_blocks(const ops::MatmulParams& p, ThreadPool& pool, int64_t n_step, int64_t row_step,
+                       const std::function<void(int64_t n0, int64_t m0, int64_t m1)>& fn) {
+  const int64_t nt = pool.size(), n_blocks = ceil_div(p.N, n_step);
+  int64_t m_parts = 1;
+  if (nt > 1 && n_blocks < 2 * nt) m_parts = std::min(ceil_div(p.M, row_step), ceil_div(2 * nt, n_blocks));
+  const int64_t m_step = round_up(ceil_div(p.M, m_parts), row_step);
+  m_parts = ceil_div(p.M, m_step);
+  pool.parallel_for(n_blocks * m_parts, 1, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      if (p.cancel && p.cancel->cancelled()) return;
+      const int64_t m0 = t % m_parts * m_step;
+      fn(t / m_parts * n_step, m0, std::min(m0 + m_step, p.M));
+    }
+  });
+}
+
 }  // namespace
+
+QGemmOff::QGemmOff() { ++gemm_off; }
+QGemmOff::~QGemmOff() { --gemm_off; }
+
+void qgemm_schedule(const ops::MatmulParams& p, ThreadPool& pool, int64_t panel_n,
+                    const std::function<void(int64_t m0, int rows)>& interleave,
+                    const std::function<void(int64_t n0, int64_t m0, int64_t m1)>& panel) {
+  constexpr int64_t mb = kQGemmTileRows;
+  pool.parallel_for(ceil_div(p.M, mb), 4, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) interleave(t * mb, static_cast<int>(std::min<int64_t>(mb, p.M - t * mb)));
+  });
+  for_output_blocks(p, pool, panel_n, mb, panel);
+}
+
+void interleave_tile_rows(QActs& a, int64_t m0, int rows, uint8_t flip) {
+  const int64_t K = a.K, blocks = a.blocks;
+  uint8_t* q = reinterpret_cast<uint8_t*>(a.q) + m0 * K;
+  float* d = a.d + m0 * blocks;
+  auto* tmp = static_cast<uint8_t*>(thread_scratch<InterleaveTag>(static_cast<size_t>(rows * (K + 4 * blocks)), "int8 GEMM row tile"));
+  auto* dtmp = reinterpret_cast<float*>(tmp + rows * K);
+  std::copy(q, q + rows * K, tmp);
+  std::copy(d, d + rows * blocks, dtmp);
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int i = 0; i < rows; ++i) d[b * rows + i] = dtmp[i * blocks + b];
+  const uint32_t flip4 = flip * 0x01010101u;
+  for (int64_t s = 0; s < blocks * 8; ++s) {  // s = 8·b + j: one 4-k step
+    for (int i = 0; i < rows; ++i) {
+      uint32_t v;
+      __builtin_memcpy(&v, tmp + i * K + 4 * s, 4);
+      v ^= flip4;
+      __builtin_memcpy(q + (s * rows + i) * 4, &v, 4);
+    }
+  }
+}
 
 void quantize_row_scalar(const float* x, int64_t m, QActs& a) {
   int8_t* q = a.q + m * a.K;
@@ -75,7 +133,7 @@ void run_qmatmul(const ops::MatmulParams& p, ThreadPool& pool, const QKernels& k
   } else {
     for (int64_t m = 0; m < p.M; ++m) k.quantize(p.x + m * p.ldx, m, a);
   }
-  if (k.gemm && p.M >= kQGemmMinRows) return k.gemm(p, a, pool);
+  if (k.gemm && p.M >= kQGemmMinRows && gemm_off == 0) return k.gemm(p, a, pool);
   int64_t row_bytes = 0;
   weight_row_bytes(p.w.format, p.w.ld, &row_bytes);
   if (p.M <= kTileRows) {
@@ -95,18 +153,9 @@ void run_qmatmul(const ops::MatmulParams& p, ThreadPool& pool, const QKernels& k
   // outweighed the weights' 8 to 1. Rows are split too when the output blocks alone cannot keep
   // every thread busy.
   const int64_t nc = std::clamp<int64_t>((int64_t{1} << 20) / std::max<int64_t>(row_bytes, 1) / 4 * 4, 4, 512);
-  const int64_t n_chunks = ceil_div(p.N, nc);
-  int64_t m_chunks = 1;
-  if (nt > 1 && n_chunks < 2 * nt) m_chunks = std::min(ceil_div(p.M, kTileRows), ceil_div(2 * nt, n_chunks));
-  const int64_t m_step = round_up(ceil_div(p.M, m_chunks), kTileRows);
-  m_chunks = ceil_div(p.M, m_step);
-  pool.parallel_for(n_chunks * m_chunks, 1, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) {
-      if (p.cancel && p.cancel->cancelled()) return;  // matmul() throws once the variant returns
-      const int64_t n0 = (t / m_chunks) * nc, m0 = (t % m_chunks) * m_step;
-      const int64_t n1 = std::min(n0 + nc, p.N), m1 = std::min(m0 + m_step, p.M);
-      for (int64_t m = m0; m < m1; m += kTileRows) k.tile(p, a, m, static_cast<int>(std::min<int64_t>(kTileRows, m1 - m)), n0, n1);
-    }
+  for_output_blocks(p, pool, nc, kTileRows, [&](int64_t n0, int64_t m0, int64_t m1) {
+    const int64_t n1 = std::min(n0 + nc, p.N);
+    for (int64_t m = m0; m < m1; m += kTileRows) k.tile(p, a, m, static_cast<int>(std::min<int64_t>(kTileRows, m1 - m)), n0, n1);
   });
 }
 

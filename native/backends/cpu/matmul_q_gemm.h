@@ -17,23 +17,69 @@
 // measures 40-49% (M = 512, the 2B widths, quiet machine). An AMX-int8 prototype (TDPBUSD on
 // 32 x 32 tiles, one K = 32 step per block, the tiles stored and scaled with AVX-512 after each)
 // measured only 2-10% faster, bound by that per-block scaling: not kept.
+//
+// The ymm variants (AVX-VNNI, AVX2) run the same scheme with 8 outputs per register
+// (matmul_q_gemm_ymm.h); all share the work split below and the activation interleave.
 #pragma once
 #include <cstdint>
+#include <functional>
 
 #include "backends/cpu/matmul_q.h"
+#include "core/weight_quant.h"
 
 namespace qvl::cpu {
 
-// Rows from which the AVX512-VNNI variant runs the GEMM rather than its matvec tiles. Measured
-// with bench_matmul on the 2B model's widths (Sapphire Rapids VM, q8): with the weights cached,
-// one thread, the GEMM is 1.5x faster at M = 6 and 1.8-2.4x at 8-12; streaming the weights from
-// DRAM on two threads the two are within the noise up to M = 8 (both read each weight once);
-// from M = 16 the GEMM is 1.5-2.9x the dense exact kernel's speed while the matvec tiles are not
-// faster than it.
+// Rows from which every variant with a GEMM runs it rather than its matvec tiles. Measured with
+// bench_matmul on the 2B model's widths (Sapphire Rapids VM, q8): with the weights cached, one
+// thread, the AVX512-VNNI GEMM is 1.5x faster at M = 6 and 1.8-2.4x at 8-12; streaming the
+// weights from DRAM on two threads the two are within the noise up to M = 8 (both read each
+// weight once); from M = 16 the GEMM is 1.5-2.9x the dense exact kernel's speed while the matvec
+// tiles are not faster than it. The ymm GEMMs against their own row tiles (bench qgemm, same VM
+// with the ISA forced, two threads on a loaded machine, weights from DRAM): 0.6-2.0x at M = 8
+// (within the noise, as AVX512-VNNI's 0.7-2.0x in the same run), 1.0-3.1x at 16, 1.4-3.8x at 512.
 constexpr int64_t kQGemmMinRows = 8;
+
+// Activation rows per register tile of every GEMM kernel (and per interleaved tile of a).
+constexpr int kQGemmTileRows = 4;
 
 // y = x·Wᵀ (+ bias) for p, from activations already quantized into a (run_qmatmul's step one).
 // Rewrites a in place (codes made unsigned and interleaved per 4-row tile): the caller drops it.
 void qgemm_avx512vnni(const ops::MatmulParams& p, QActs& a, ThreadPool& pool);
+
+// The work split of every GEMM kernel: interleave(m0, rows) for each kQGemmTileRows-row tile of
+// a, then panel(n0, m0, m1) for each panel of panel_n outputs and part of the rows (rows are split
+// only when there are too few panels to keep every thread busy; each part repacks its panel).
+// Stops at a set cancel token (matmul() throws once the variant returns).
+void qgemm_schedule(const ops::MatmulParams& p, ThreadPool& pool, int64_t panel_n,
+                    const std::function<void(int64_t m0, int rows)>& interleave,
+                    const std::function<void(int64_t n0, int64_t m0, int64_t m1)>& panel);
+
+// Weight rows n0 .. n0 + R − 1 of a panel: codes, f16 scales and (q4) packed zero points, null
+// for rows past N (the panel's tail lanes, packed as zeros).
+template <int R>
+struct PanelRows {
+  const uint8_t* codes[R];
+  const uint16_t* scales[R];
+  const uint8_t* zeros[R];
+};
+template <WeightFormat F, int R>
+PanelRows<R> panel_rows(const ops::MatmulParams& p, int64_t n0) {
+  PanelRows<R> out;
+  for (int r = 0; r < R; ++r) {
+    const int64_t n = n0 + r;
+    const bool ok = n < p.N;
+    out.codes[r] = ok ? static_cast<const uint8_t*>(p.w.row(n)) : nullptr;
+    out.scales[r] = ok ? q_row_scales(p.w, n) : nullptr;
+    out.zeros[r] = ok && F == WeightFormat::Q4 ? q4_row_zeros(p.w, n) : nullptr;
+  }
+  return out;
+}
+
+// Rows [m0, m0 + rows) of a (m0 a multiple of kQGemmTileRows, rows <= kQGemmTileRows)
+// rewritten in place into the tile layout the GEMM kernels read: for each block and 4-k step the
+// rows' 4 codes side by side (q[(8·b + j)·4·rows + 4i + t] = code k = 32b + 4j + t of row i),
+// each byte XORed with flip (0x80 makes them unsigned), and the block scales side by side
+// (d[b·rows + i]). One tile's activations are then one sequential stream.
+void interleave_tile_rows(QActs& a, int64_t m0, int rows, uint8_t flip);
 
 }  // namespace qvl::cpu

@@ -18,15 +18,13 @@ namespace {
 
 constexpr int kNB = 2;                   // 16-output vectors per panel
 constexpr int64_t kPanelN = 16 * kNB;    // outputs per panel
-constexpr int kMB = 4;                   // activation rows per register tile
+constexpr int kMB = kQGemmTileRows;      // activation rows per register tile
 constexpr int64_t kChunk = 16;           // 32-blocks per L1 chunk
 constexpr int64_t kVecBlock = 8 * 64;    // one block of 16 outputs: 8 vectors of 4 k × 16 outputs
 constexpr int64_t kBlockBytes = kNB * (kVecBlock + 64);  // + the int32 corrections of each vector
 constexpr __mmask16 kAll = static_cast<__mmask16>(0xffff);
 
 struct PanelTag {};
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Block b's 32 codes of a stored row as signed repacked values: q8 the stored byte − 128; q4 the
 // raw code (the zero point is subtracted after the transpose, per lane).
@@ -87,27 +85,18 @@ QVL_TARGET_AVX512VNNI void pack_panel(const ops::MatmulParams& p, int64_t blocks
   const int64_t groups = p.K / p.w.group, per_group = p.w.group / kQuantBlock, ld = p.w.ld;
   const __m512i c128 = _mm512_set1_epi8(static_cast<char>(0x80));
   for (int v = 0; v < kNB; ++v) {
-    const uint8_t* rows[16];
-    const uint16_t* sw[16];
-    const uint8_t* zp[16];
-    for (int r = 0; r < 16; ++r) {
-      const int64_t n = n0 + 16 * v + r;
-      const bool ok = n < p.N;
-      rows[r] = ok ? static_cast<const uint8_t*>(p.w.row(n)) : nullptr;
-      sw[r] = ok ? q_row_scales(p.w, n) : nullptr;
-      zp[r] = ok && F == WeightFormat::Q4 ? q4_row_zeros(p.w, n) : nullptr;
-    }
+    const PanelRows<16> pr = panel_rows<F, 16>(p, n0 + 16 * v);
     for (int64_t g = 0; g < groups; ++g) {
       float* s = scales + (g * kNB + v) * 16;
-      for (int r = 0; r < 16; ++r) s[r] = sw[r] ? _cvtsh_ss(sw[r][g]) : 0.0f;
+      for (int r = 0; r < 16; ++r) s[r] = pr.scales[r] ? _cvtsh_ss(pr.scales[r][g]) : 0.0f;
     }
     __m512i zeros = _mm512_setzero_si512();  // q4: the group's zero point in every byte of lane r
     for (int64_t b = 0, in_group = 0; b < blocks; ++b) {
       __m512i z[8];
 #pragma GCC unroll 8
       for (int r = 0; r < 8; ++r) {
-        const __m256i lo = rows[r] ? block_codes<F>(rows[r], ld, b) : _mm256_setzero_si256();
-        const __m256i hi = rows[r + 8] ? block_codes<F>(rows[r + 8], ld, b) : _mm256_setzero_si256();
+        const __m256i lo = pr.codes[r] ? block_codes<F>(pr.codes[r], ld, b) : _mm256_setzero_si256();
+        const __m256i hi = pr.codes[r + 8] ? block_codes<F>(pr.codes[r + 8], ld, b) : _mm256_setzero_si256();
         // maskz forms: GCC 12's unmasked inserts read an "undefined" vector it then warns about.
         const __m512i low = _mm512_maskz_inserti64x4(static_cast<__mmask8>(0xff), _mm512_setzero_si512(), lo, 0);
         z[r] = _mm512_maskz_inserti64x4(static_cast<__mmask8>(0xff), low, hi, 1);
@@ -117,7 +106,7 @@ QVL_TARGET_AVX512VNNI void pack_panel(const ops::MatmulParams& p, int64_t blocks
         if (in_group == 0) {
           alignas(64) int32_t zs[16];
           const int64_t g = b / per_group;
-          for (int r = 0; r < 16; ++r) zs[r] = zp[r] ? q4_zero(zp[r], g) * 0x01010101 : 0;
+          for (int r = 0; r < 16; ++r) zs[r] = pr.zeros[r] ? q4_zero(pr.zeros[r], g) * 0x01010101 : 0;
           zeros = _mm512_load_si512(zs);
         }
 #pragma GCC unroll 8
@@ -258,30 +247,19 @@ QVL_TARGET_AVX512VNNI void interleave_tile(QActs& a, int64_t m0, int r) {
 }  // namespace
 
 void qgemm_avx512vnni(const ops::MatmulParams& p, QActs& a, ThreadPool& pool) {
-  static_assert(kMB == 4, "interleave_tile's fast path packs 4 rows");
-  pool.parallel_for(ceil_div(p.M, kMB), 4, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) interleave_tile(a, t * kMB, static_cast<int>(std::min<int64_t>(kMB, p.M - t * kMB)));
-  });
-  const int64_t nt = pool.size(), n_panels = ceil_div(p.N, kPanelN);
-  // Too few panels to keep every thread busy: split the rows too (each part repacks its panel).
-  int64_t m_parts = 1;
-  if (nt > 1 && n_panels < 2 * nt) m_parts = std::min(ceil_div(p.M, kMB), ceil_div(2 * nt, n_panels));
-  const int64_t m_step = ceil_div(ceil_div(p.M, m_parts), kMB) * kMB;
-  m_parts = ceil_div(p.M, m_step);
-  pool.parallel_for(n_panels * m_parts, 1, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) {
-      if (p.cancel && p.cancel->cancelled()) return;  // matmul() throws once the variant returns
-      const int64_t n0 = t / m_parts * kPanelN, m0 = t % m_parts * m_step, m1 = std::min(m0 + m_step, p.M);
-      switch (p.w.format) {
-        case WeightFormat::Q8: run_panel<WeightFormat::Q8>(p, a, n0, m0, m1); break;
-        case WeightFormat::Q4: run_panel<WeightFormat::Q4>(p, a, n0, m0, m1); break;
-        case WeightFormat::F32:
-        case WeightFormat::F16:
-        case WeightFormat::BF16:
-        case WeightFormat::F8: return;  // the dispatcher sends only the formats the variant lists
-      }
-    }
-  });
+  static_assert(kMB == kQGemmTileRows, "interleave_tile's fast path packs 4 rows");
+  qgemm_schedule(
+      p, pool, kPanelN, [&](int64_t m0, int rows) { interleave_tile(a, m0, rows); },
+      [&](int64_t n0, int64_t m0, int64_t m1) {
+        switch (p.w.format) {
+          case WeightFormat::Q8: return run_panel<WeightFormat::Q8>(p, a, n0, m0, m1);
+          case WeightFormat::Q4: return run_panel<WeightFormat::Q4>(p, a, n0, m0, m1);
+          case WeightFormat::F32:
+          case WeightFormat::F16:
+          case WeightFormat::BF16:
+          case WeightFormat::F8: return;  // the dispatcher sends only the formats the variant lists
+        }
+      });
 }
 
 }  // namespace qvl::cpu
