@@ -36,10 +36,23 @@ QVL_TARGET_AVX512 inline __m512 exp2_ps(__m512 x) {
   return _mm512_scalef_ps(y, n);
 }
 
+// One stored K or V element in every lane: f32 as is, bf16 bits into the high half of each lane
+// (one masked word broadcast).
+QVL_TARGET_AVX512 inline __m512 bcast(const float* x) { return _mm512_set1_ps(*x); }
+QVL_TARGET_AVX512 inline __m512 bcast(const uint16_t* x) {
+  return _mm512_castsi512_ps(_mm512_maskz_set1_epi16(static_cast<__mmask32>(0xAAAAAAAAu), static_cast<short>(*x)));
+}
+
+// 16 stored K or V elements (only the lanes in m are read; others 0), widened to f32.
+QVL_TARGET_AVX512 inline __m512 load16(const float* x, __mmask16 m) { return _mm512_maskz_loadu_ps(m, x); }
+QVL_TARGET_AVX512 inline __m512 load16(const uint16_t* x, __mmask16 m) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, x)), 16));
+}
+
 // The accumulator tiles are flat arrays under explicit unroll pragmas: that is what lets GCC keep
 // them in registers (a 2-D array of vectors, or a plain loop, gets spilled to the stack every step).
-template <int RV>
-QVL_TARGET_AVX512 void qk_tile(const float* Qt, int D, int RP, const float* const* kp, float* St) {
+template <int RV, class T>
+QVL_TARGET_AVX512 void qk_tile(const float* Qt, int D, int RP, const T* const* kp, float* St) {
   __m512 acc[kGroup * RV];
 #pragma GCC unroll 16
   for (int i = 0; i < kGroup * RV; ++i) acc[i] = _mm512_setzero_ps();
@@ -49,7 +62,7 @@ QVL_TARGET_AVX512 void qk_tile(const float* Qt, int D, int RP, const float* cons
     for (int v = 0; v < RV; ++v) q[v] = _mm512_loadu_ps(Qt + static_cast<size_t>(d) * RP + 16 * v);
 #pragma GCC unroll 8
     for (int j = 0; j < kGroup; ++j) {
-      const __m512 b = _mm512_set1_ps(kp[j][d]);
+      const __m512 b = bcast(kp[j] + d);
 #pragma GCC unroll 2
       for (int v = 0; v < RV; ++v) acc[j * RV + v] = _mm512_fmadd_ps(q[v], b, acc[j * RV + v]);
     }
@@ -58,8 +71,8 @@ QVL_TARGET_AVX512 void qk_tile(const float* Qt, int D, int RP, const float* cons
   for (int i = 0; i < kGroup * RV; ++i) _mm512_storeu_ps(St + static_cast<size_t>(i / RV) * RP + 16 * (i % RV), acc[i]);
 }
 
-template <int RV>
-QVL_TARGET_AVX512 void pv_tile(const float* St, int RP, int nk, const float* v, int64_t ldv, const int* dd, float* Ot,
+template <int RV, class T>
+QVL_TARGET_AVX512 void pv_tile(const float* St, int RP, int nk, const T* v, int64_t ldv, const int* dd, float* Ot,
                      const float* alpha) {
   __m512 acc[kGroup * RV];
   __m512 a[RV];
@@ -72,10 +85,10 @@ QVL_TARGET_AVX512 void pv_tile(const float* St, int RP, int nk, const float* v, 
     __m512 pj[RV];
 #pragma GCC unroll 2
     for (int w = 0; w < RV; ++w) pj[w] = _mm512_loadu_ps(St + static_cast<size_t>(j) * RP + 16 * w);
-    const float* vr = v + j * ldv;
+    const T* vr = v + j * ldv;
 #pragma GCC unroll 8
     for (int i = 0; i < kGroup; ++i) {
-      const __m512 b = _mm512_set1_ps(vr[dd[i]]);
+      const __m512 b = bcast(vr + dd[i]);
 #pragma GCC unroll 2
       for (int w = 0; w < RV; ++w) acc[i * RV + w] = _mm512_fmadd_ps(pj[w], b, acc[i * RV + w]);
     }
@@ -110,8 +123,8 @@ inline __mmask16 first_lanes(int n) {
   return static_cast<__mmask16>(n >= 16 ? 0xFFFF : n <= 0 ? 0 : (1u << n) - 1);
 }
 
-template <int R>
-QVL_TARGET_AVX512 void pv_rows_tile(const float* S, int lds, int nk, const float* v, int64_t ldv, int D, float* O,
+template <int R, class T>
+QVL_TARGET_AVX512 void pv_rows_tile(const float* S, int lds, int nk, const T* v, int64_t ldv, int D, float* O,
                                     int ldo, const float* alpha) {
   for (int d0 = 0; d0 < D; d0 += 48) {
     const __mmask16 m0 = first_lanes(D - d0), m1 = first_lanes(D - d0 - 16), m2 = first_lanes(D - d0 - 32);
@@ -121,9 +134,8 @@ QVL_TARGET_AVX512 void pv_rows_tile(const float* S, int lds, int nk, const float
       acc[i] = _mm512_mul_ps(_mm512_loadu_ps(O + static_cast<size_t>(i / 3) * ldo + d0 + 16 * (i % 3)),
                              _mm512_set1_ps(alpha[i / 3]));
     for (int j = 0; j < nk; ++j) {
-      const float* vr = v + j * ldv + d0;
-      const __m512 v0 = _mm512_maskz_loadu_ps(m0, vr), v1 = _mm512_maskz_loadu_ps(m1, vr + 16),
-                   v2 = _mm512_maskz_loadu_ps(m2, vr + 32);
+      const T* vr = v + j * ldv + d0;
+      const __m512 v0 = load16(vr, m0), v1 = load16(vr + 16, m1), v2 = load16(vr + 32, m2);
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
         const __m512 b = _mm512_set1_ps(S[static_cast<size_t>(r) * lds + j]);
@@ -144,15 +156,16 @@ struct Avx512 {
   static constexpr int kRowMax = 8;
   static constexpr int kRowDimPad = 48;
 
-  static void qk(const float* Qt, int D, int RP, const float* k, int64_t ldk, int nk, float* St) {
-    const float* kp[kGroup];
+  template <class T>
+  static void qk(const float* Qt, int D, int RP, const T* k, int64_t ldk, int nk, float* St) {
+    const T* kp[kGroup];
     for (int j0 = 0; j0 < nk; j0 += kGroup) {
       // Past the last key, repeat it: the extra St rows are scratch nobody reads.
       for (int j = 0; j < kGroup; ++j) kp[j] = k + std::min(j0 + j, nk - 1) * ldk;
       float* s = St + static_cast<size_t>(j0) * RP;
       int r = 0;
-      for (; r + 32 <= RP; r += 32) qk_tile<2>(Qt + r, D, RP, kp, s + r);
-      if (r < RP) qk_tile<1>(Qt + r, D, RP, kp, s + r);
+      for (; r + 32 <= RP; r += 32) qk_tile<2, T>(Qt + r, D, RP, kp, s + r);
+      if (r < RP) qk_tile<1, T>(Qt + r, D, RP, kp, s + r);
     }
   }
 
@@ -185,23 +198,25 @@ struct Avx512 {
     }
   }
 
-  static void pv(const float* St, int RP, int nk, const float* v, int64_t ldv, int D, float* Ot, const float* alpha) {
+  template <class T>
+  static void pv(const float* St, int RP, int nk, const T* v, int64_t ldv, int D, float* Ot, const float* alpha) {
     int dd[kGroup];
     for (int d0 = 0; d0 < D; d0 += kGroup) {
       // Past the last dimension, repeat it into the spare Ot rows.
       for (int i = 0; i < kGroup; ++i) dd[i] = std::min(d0 + i, D - 1);
       float* o = Ot + static_cast<size_t>(d0) * RP;
       int r = 0;
-      for (; r + 32 <= RP; r += 32) pv_tile<2>(St + r, RP, nk, v, ldv, dd, o + r, alpha + r);
-      if (r < RP) pv_tile<1>(St + r, RP, nk, v, ldv, dd, o + r, alpha + r);
+      for (; r + 32 <= RP; r += 32) pv_tile<2, T>(St + r, RP, nk, v, ldv, dd, o + r, alpha + r);
+      if (r < RP) pv_tile<1, T>(St + r, RP, nk, v, ldv, dd, o + r, alpha + r);
     }
   }
 
-  QVL_TARGET_AVX512 static void qk_rows(const float* Q, int ldq, int D, int R, const float* k, int64_t ldk, int nk,
+  template <class T>
+  QVL_TARGET_AVX512 static void qk_rows(const float* Q, int ldq, int D, int R, const T* k, int64_t ldk, int nk,
                                         float* S, int lds) {
     const int nv = ldq / 16;
     const __mmask16 tail = first_lanes(D - 16 * (nv - 1));
-    const float* kp[16];
+    const T* kp[16];
     for (int j0 = 0; j0 < nk; j0 += 16) {
       for (int j = 0; j < 16; ++j) kp[j] = k + std::min(j0 + j, nk - 1) * ldk;
       for (int r = 0; r < R; ++r) {
@@ -213,7 +228,7 @@ struct Avx512 {
           const __mmask16 mk = w == nv - 1 ? tail : static_cast<__mmask16>(0xFFFF);
           const __m512 qv = _mm512_loadu_ps(q + 16 * w);
 #pragma GCC unroll 16
-          for (int j = 0; j < 16; ++j) acc[j] = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(mk, kp[j] + 16 * w), acc[j]);
+          for (int j = 0; j < 16; ++j) acc[j] = _mm512_fmadd_ps(qv, load16(kp[j] + 16 * w, mk), acc[j]);
         }
         _mm512_storeu_ps(S + static_cast<size_t>(r) * lds + j0, hsum16(acc));
       }
@@ -245,17 +260,18 @@ struct Avx512 {
     }
   }
 
-  static void pv_rows(const float* S, int lds, int R, int nk, const float* v, int64_t ldv, int D, float* O, int ldo,
+  template <class T>
+  static void pv_rows(const float* S, int lds, int R, int nk, const T* v, int64_t ldv, int D, float* O, int ldo,
                       const float* alpha) {
     switch (R) {
-      case 1: return pv_rows_tile<1>(S, lds, nk, v, ldv, D, O, ldo, alpha);
-      case 2: return pv_rows_tile<2>(S, lds, nk, v, ldv, D, O, ldo, alpha);
-      case 3: return pv_rows_tile<3>(S, lds, nk, v, ldv, D, O, ldo, alpha);
-      case 4: return pv_rows_tile<4>(S, lds, nk, v, ldv, D, O, ldo, alpha);
-      case 5: return pv_rows_tile<5>(S, lds, nk, v, ldv, D, O, ldo, alpha);
-      case 6: return pv_rows_tile<6>(S, lds, nk, v, ldv, D, O, ldo, alpha);
-      case 7: return pv_rows_tile<7>(S, lds, nk, v, ldv, D, O, ldo, alpha);
-      default: return pv_rows_tile<8>(S, lds, nk, v, ldv, D, O, ldo, alpha);
+      case 1: return pv_rows_tile<1, T>(S, lds, nk, v, ldv, D, O, ldo, alpha);
+      case 2: return pv_rows_tile<2, T>(S, lds, nk, v, ldv, D, O, ldo, alpha);
+      case 3: return pv_rows_tile<3, T>(S, lds, nk, v, ldv, D, O, ldo, alpha);
+      case 4: return pv_rows_tile<4, T>(S, lds, nk, v, ldv, D, O, ldo, alpha);
+      case 5: return pv_rows_tile<5, T>(S, lds, nk, v, ldv, D, O, ldo, alpha);
+      case 6: return pv_rows_tile<6, T>(S, lds, nk, v, ldv, D, O, ldo, alpha);
+      case 7: return pv_rows_tile<7, T>(S, lds, nk, v, ldv, D, O, ldo, alpha);
+      default: return pv_rows_tile<8, T>(S, lds, nk, v, ldv, D, O, ldo, alpha);
     }
   }
 };

@@ -25,6 +25,10 @@
 // keys are split into chunks ("split-K") whose count depends on the thread count, and a second
 // pass merges them; those results agree across thread counts only within rounding.
 //
+// The qk and pv kernels are templates over the stored K/V element T (float, or uint16_t holding
+// bf16 bits): k and v below are T, widened to f32 as each element or vector is loaded, so a bf16
+// cache is read at half the bytes and never copied wide.
+//
 // Transposed kernels (each an ISA-attributed function in its own translation unit):
 //   kLanes, kRowsTarget
 //   qk(Qt, D, RP, k, ldk, nk, St)      St[j][r] = Σ_d Qt[d][r]·k[j][d] for j < nk (may also write
@@ -71,15 +75,17 @@ inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
 // Asks for the next tile's K or V rows while this one computes. Rows sit ldk apart (a whole token of
 // all heads), so the hardware prefetchers see many short streams and fetch too little ahead;
 // decode, which reads each cached element once, would otherwise wait on memory latency.
-inline void prefetch_rows(const float* base, int64_t ld, int64_t n, int64_t D) {
+template <class T>
+void prefetch_rows(const T* base, int64_t ld, int64_t n, int64_t D) {
+  constexpr int64_t kLine = 64 / sizeof(T);  // elements per cache line
   for (int64_t j = 0; j < n; ++j)
-    for (int64_t d = 0; d < D; d += 16) __builtin_prefetch(base + j * ld + d);
+    for (int64_t d = 0; d < D; d += kLine) __builtin_prefetch(base + j * ld + d);
 }
 
 // Keys [k0, kend) a tile at a time: fold(kt, nk) for each tile while the next tile's K and V rows
-// (`width` floats of each, from kbase / vbase) are prefetched.
-template <class Fold>
-void each_key_tile(const ops::AttentionParams& p, const float* kbase, const float* vbase, int64_t width, int64_t k0,
+// (`width` elements of each, from kbase / vbase) are prefetched.
+template <class T, class Fold>
+void each_key_tile(const ops::AttentionParams& p, const T* kbase, const T* vbase, int64_t width, int64_t k0,
                    int64_t kend, Fold&& fold) {
   for (int64_t kt = k0; kt < kend; kt += kKeyTile) {
     const int nk = static_cast<int>(std::min<int64_t>(kKeyTile, kend - kt));
@@ -125,8 +131,9 @@ inline void emit_row(const ops::AttentionParams& p, const WorkItem& w, int r, fl
 // The running state of one work item's rows for one kv head: scaled queries, accumulators and the
 // online-softmax statistics, in the layout K's kernels want for that many rows (row-major where K
 // has it and the rows are few, else transposed). `mem` holds floats(rows, D) floats, `lim` rows
-// (rounded up to K::kLanes) key limits.
-template <class K>
+// (rounded up to K::kLanes) key limits. T: the stored K/V element (float, or uint16_t bf16 bits),
+// which K's qk and pv kernels widen as they load it.
+template <class K, class T>
 struct HeadState {
   bool row_major = false;
   int rows = 0, RP = 0, D = 0, ldq = 0, ldo = 0, lds = 0;
@@ -134,7 +141,7 @@ struct HeadState {
   int32_t* lim = nullptr;
   int32_t min_lim = 0;
   int64_t kend = 0;  // keys this item visits: [w.k0, kend)
-  const float *kbase = nullptr, *vbase = nullptr;
+  const T *kbase = nullptr, *vbase = nullptr;
 
   static bool rows_path(int rows) {
     if constexpr (K::kRowPath) return rows <= K::kRowMax;
@@ -192,15 +199,15 @@ struct HeadState {
     key_limits(p, w, rows, RP, lim);
     min_lim = *std::min_element(lim, lim + RP);
     kend = std::min<int64_t>(w.k1, *std::max_element(lim, lim + RP));
-    kbase = ops::segment_keys(p, g) + w.hk * p.D;
-    vbase = ops::segment_values(p, g) + w.hk * p.D;
+    kbase = ops::segment_keys<T>(p, g) + w.hk * p.D;
+    vbase = ops::segment_values<T>(p, g) + w.hk * p.D;
   }
 
   // Keys [kt, kt + nk) (nk <= kKeyTile) folded into the state.
   void tile(const ops::AttentionParams& p, int64_t kt, int nk) {
     const bool masked = kt + nk > min_lim;
-    const float* k = kbase + kt * p.ldk;
-    const float* v = vbase + kt * p.ldv;
+    const T* k = kbase + kt * p.ldk;
+    const T* v = vbase + kt * p.ldv;
     if constexpr (K::kRowPath) {
       if (row_major) {
         K::qk_rows(Q, ldq, D, rows, k, p.ldk, nk, S, lds);
@@ -223,14 +230,15 @@ struct HeadState {
 };
 
 // One (segment, kv head, query block, key range) item: its rows through every key tile.
-template <class K>
+template <class K, class T>
 void run_item(const ops::AttentionParams& p, const WorkItem& w, std::vector<float>& scratch, std::vector<int32_t>& lim,
               float* part) {
+  using State = HeadState<K, T>;
   const int rows = static_cast<int>(w.q1 - w.q0) * static_cast<int>(p.Hq / p.Hkv);
-  const size_t need = HeadState<K>::floats(rows, static_cast<int>(p.D));
+  const size_t need = State::floats(rows, static_cast<int>(p.D));
   if (scratch.size() < need) scratch.resize(need);
-  if (lim.size() < static_cast<size_t>(HeadState<K>::lim_count(rows))) lim.resize(static_cast<size_t>(HeadState<K>::lim_count(rows)));
-  HeadState<K> st;
+  if (lim.size() < static_cast<size_t>(State::lim_count(rows))) lim.resize(static_cast<size_t>(State::lim_count(rows)));
+  State st;
   st.init(p, w, rows, scratch.data(), lim.data());
   each_key_tile(p, st.kbase, st.vbase, p.D, w.k0, st.kend, [&](int64_t kt, int nk) { st.tile(p, kt, nk); });
   st.emit(p, w, part);
@@ -285,15 +293,16 @@ struct DecodeScratch {};
 template <class K>
 struct DecodeParts {};
 
-template <class K>
+template <class K, class T>
 void run_decode(const ops::AttentionParams& p, const WorkItem& w, const DecodeJob& job, float* parts,
                 std::atomic<int64_t>& done) {
+  using State = HeadState<K, T>;
   const int G = static_cast<int>(p.Hq / p.Hkv), D = static_cast<int>(p.D), H = static_cast<int>(p.Hkv);
   const int rows = static_cast<int>(w.q1 - w.q0) * G;
-  const size_t per = HeadState<K>::floats(rows, D);
-  const size_t nlim = static_cast<size_t>(HeadState<K>::lim_count(rows));
+  const size_t per = State::floats(rows, D);
+  const size_t nlim = static_cast<size_t>(State::lim_count(rows));
   char* mem = static_cast<char*>(thread_scratch<DecodeScratch<K>>(H * (per + nlim) * 4, "attention: decode scratch"));
-  thread_local std::vector<HeadState<K>> st;
+  thread_local std::vector<State> st;
   if (st.size() < static_cast<size_t>(H)) st.resize(static_cast<size_t>(H));
   auto head = [&w](int h) {  // the chunk's item for kv head h
     WorkItem wh = w;
@@ -307,7 +316,7 @@ void run_decode(const ops::AttentionParams& p, const WorkItem& w, const DecodeJo
   const ops::AttentionSegment& g = p.segments[w.seg];
   // kend is the same for every head (the limits depend on the query only); whole cache rows (every
   // head) are prefetched.
-  each_key_tile(p, ops::segment_keys(p, g), ops::segment_values(p, g), p.Hkv * p.D, w.k0, st[0].kend, [&](int64_t kt, int nk) {
+  each_key_tile(p, ops::segment_keys<T>(p, g), ops::segment_values<T>(p, g), p.Hkv * p.D, w.k0, st[0].kend, [&](int64_t kt, int nk) {
     for (int h = 0; h < H; ++h) st[h].tile(p, kt, nk);
   });
   const size_t head_slot = static_cast<size_t>(rows) * (2 + static_cast<size_t>(D));
@@ -317,8 +326,8 @@ void run_decode(const ops::AttentionParams& p, const WorkItem& w, const DecodeJo
   for (int h = 0; h < H; ++h) merge_parts(p, head(h), static_cast<int>(job.chunks), parts + job.offset + h * head_slot, job.slot);
 }
 
-template <class K>
-void run(const ops::AttentionParams& p, ThreadPool& pool) {
+template <class K, class T>
+void run_kv(const ops::AttentionParams& p, ThreadPool& pool) {
   const int64_t G = p.Hq / p.Hkv;
   const int64_t qb = std::max<int64_t>(1, K::kRowsTarget / G);
   std::vector<WorkItem> blocks, decode;
@@ -387,10 +396,10 @@ void run(const ops::AttentionParams& p, ThreadPool& pool) {
       if (p.cancel && p.cancel->cancelled()) return;  // attention() throws once the variant returns
       const WorkItem& w = items[static_cast<size_t>(i)];
       if (w.job >= 0) {
-        run_decode<K>(p, w, jobs[static_cast<size_t>(w.job)], decode_parts, done[w.job]);
+        run_decode<K, T>(p, w, jobs[static_cast<size_t>(w.job)], decode_parts, done[w.job]);
         continue;
       }
-      run_item<K>(p, w, scratch, lim, w.part < 0 ? nullptr : parts.data() + part_size * static_cast<size_t>(w.part));
+      run_item<K, T>(p, w, scratch, lim, w.part < 0 ? nullptr : parts.data() + part_size * static_cast<size_t>(w.part));
     }
   });
   if (merges.empty() || (p.cancel && p.cancel->cancelled())) return;
@@ -401,6 +410,12 @@ void run(const ops::AttentionParams& p, ThreadPool& pool) {
                   parts.data() + part_size * static_cast<size_t>(first.part), part_size);
     }
   });
+}
+
+// The tiled attention for K's kernels, reading k and v as p.kv_dtype stores them.
+template <class K>
+void run(const ops::AttentionParams& p, ThreadPool& pool) {
+  ops::visit_kv_type(p.kv_dtype, [&](auto t) { run_kv<K, decltype(t)>(p, pool); });
 }
 
 }  // namespace qvl::cpu::attn
