@@ -37,16 +37,10 @@ QVL_TARGET_AVX2 inline __m256 valid_lanes(int32_t j, __m256i limv) {
   return _mm256_castsi256_ps(_mm256_cmpgt_epi32(limv, _mm256_set1_epi32(j)));
 }
 
-// One stored K or V element in every lane: f32 as is, bf16 bits shifted into the high half.
-QVL_TARGET_AVX2 inline __m256 bcast(const float* x) { return _mm256_set1_ps(*x); }
-QVL_TARGET_AVX2 inline __m256 bcast(const uint16_t* x) {
-  return _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int32_t>(uint32_t{*x} << 16)));
-}
-
 // The accumulator tiles are flat arrays under explicit unroll pragmas: that is what lets GCC keep
 // them in registers (a 2-D array of vectors, or a plain loop, gets spilled to the stack every step).
-template <int RV, class T>
-QVL_TARGET_AVX2 void qk_tile(const float* Qt, int D, int RP, const T* const* kp, float* St) {
+template <int RV>
+QVL_TARGET_AVX2 void qk_tile(const float* Qt, int D, int RP, const float* const* kp, float* St) {
   __m256 acc[kGroup * RV];
 #pragma GCC unroll 16
   for (int i = 0; i < kGroup * RV; ++i) acc[i] = _mm256_setzero_ps();
@@ -56,7 +50,7 @@ QVL_TARGET_AVX2 void qk_tile(const float* Qt, int D, int RP, const T* const* kp,
     for (int v = 0; v < RV; ++v) q[v] = _mm256_loadu_ps(Qt + static_cast<size_t>(d) * RP + 8 * v);
 #pragma GCC unroll 8
     for (int j = 0; j < kGroup; ++j) {
-      const __m256 b = bcast(kp[j] + d);
+      const __m256 b = _mm256_set1_ps(kp[j][d]);
 #pragma GCC unroll 2
       for (int v = 0; v < RV; ++v) acc[j * RV + v] = _mm256_fmadd_ps(q[v], b, acc[j * RV + v]);
     }
@@ -65,8 +59,8 @@ QVL_TARGET_AVX2 void qk_tile(const float* Qt, int D, int RP, const T* const* kp,
   for (int i = 0; i < kGroup * RV; ++i) _mm256_storeu_ps(St + static_cast<size_t>(i / RV) * RP + 8 * (i % RV), acc[i]);
 }
 
-template <int RV, class T>
-QVL_TARGET_AVX2 void pv_tile(const float* St, int RP, int nk, const T* v, int64_t ldv, const int* dd, float* Ot,
+template <int RV>
+QVL_TARGET_AVX2 void pv_tile(const float* St, int RP, int nk, const float* v, int64_t ldv, const int* dd, float* Ot,
                      const float* alpha) {
   __m256 acc[kGroup * RV];
   __m256 a[RV];
@@ -79,10 +73,10 @@ QVL_TARGET_AVX2 void pv_tile(const float* St, int RP, int nk, const T* v, int64_
     __m256 pj[RV];
 #pragma GCC unroll 2
     for (int w = 0; w < RV; ++w) pj[w] = _mm256_loadu_ps(St + static_cast<size_t>(j) * RP + 8 * w);
-    const T* vr = v + j * ldv;
+    const float* vr = v + j * ldv;
 #pragma GCC unroll 8
     for (int i = 0; i < kGroup; ++i) {
-      const __m256 b = bcast(vr + dd[i]);
+      const __m256 b = _mm256_set1_ps(vr[dd[i]]);
 #pragma GCC unroll 2
       for (int w = 0; w < RV; ++w) acc[i * RV + w] = _mm256_fmadd_ps(pj[w], b, acc[i * RV + w]);
     }
@@ -96,16 +90,15 @@ struct Avx2 {
   static constexpr int kRowsTarget = 32;
   static constexpr bool kRowPath = false;
 
-  template <class T>
-  static void qk(const float* Qt, int D, int RP, const T* k, int64_t ldk, int nk, float* St) {
-    const T* kp[kGroup];
+  static void qk(const float* Qt, int D, int RP, const float* k, int64_t ldk, int nk, float* St) {
+    const float* kp[kGroup];
     for (int j0 = 0; j0 < nk; j0 += kGroup) {
       // Past the last key, repeat it: the extra St rows are scratch nobody reads.
       for (int j = 0; j < kGroup; ++j) kp[j] = k + std::min(j0 + j, nk - 1) * ldk;
       float* s = St + static_cast<size_t>(j0) * RP;
       int r = 0;
-      for (; r + 16 <= RP; r += 16) qk_tile<2, T>(Qt + r, D, RP, kp, s + r);
-      if (r < RP) qk_tile<1, T>(Qt + r, D, RP, kp, s + r);
+      for (; r + 16 <= RP; r += 16) qk_tile<2>(Qt + r, D, RP, kp, s + r);
+      if (r < RP) qk_tile<1>(Qt + r, D, RP, kp, s + r);
     }
   }
 
@@ -138,16 +131,29 @@ struct Avx2 {
     }
   }
 
-  template <class T>
-  static void pv(const float* St, int RP, int nk, const T* v, int64_t ldv, int D, float* Ot, const float* alpha) {
+  // n rows of D bf16 values (row stride ld) as f32 rows of D: a bf16 tile widened once.
+  QVL_TARGET_AVX2 static void widen(const uint16_t* src, int64_t ld, int n, int D, float* dst) {
+    for (int j = 0; j < n; ++j) {
+      const uint16_t* s = src + j * ld;
+      float* o = dst + static_cast<size_t>(j) * D;
+      int d = 0;
+      for (; d + 8 <= D; d += 8) {
+        const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + d));
+        _mm256_storeu_ps(o + d, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)));
+      }
+      for (; d < D; ++d) o[d] = bf16_to_f32(s[d]);
+    }
+  }
+
+  static void pv(const float* St, int RP, int nk, const float* v, int64_t ldv, int D, float* Ot, const float* alpha) {
     int dd[kGroup];
     for (int d0 = 0; d0 < D; d0 += kGroup) {
       // Past the last dimension, repeat it into the spare Ot rows.
       for (int i = 0; i < kGroup; ++i) dd[i] = std::min(d0 + i, D - 1);
       float* o = Ot + static_cast<size_t>(d0) * RP;
       int r = 0;
-      for (; r + 16 <= RP; r += 16) pv_tile<2, T>(St + r, RP, nk, v, ldv, dd, o + r, alpha + r);
-      if (r < RP) pv_tile<1, T>(St + r, RP, nk, v, ldv, dd, o + r, alpha + r);
+      for (; r + 16 <= RP; r += 16) pv_tile<2>(St + r, RP, nk, v, ldv, dd, o + r, alpha + r);
+      if (r < RP) pv_tile<1>(St + r, RP, nk, v, ldv, dd, o + r, alpha + r);
     }
   }
 };

@@ -10,8 +10,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "backends/cpu/attention_tiled.h"
+#include "backends/cpu/thread_scratch.h"
 #include "core/cpu.h"
 
 namespace qvl::cpu {
@@ -36,13 +38,6 @@ QVL_TARGET_AVX512 inline __m512 exp2_ps(__m512 x) {
   return _mm512_scalef_ps(y, n);
 }
 
-// One stored K or V element in every lane: f32 as is, bf16 bits into the high half of each lane
-// (one masked word broadcast).
-QVL_TARGET_AVX512 inline __m512 bcast(const float* x) { return _mm512_set1_ps(*x); }
-QVL_TARGET_AVX512 inline __m512 bcast(const uint16_t* x) {
-  return _mm512_castsi512_ps(_mm512_maskz_set1_epi16(static_cast<__mmask32>(0xAAAAAAAAu), static_cast<short>(*x)));
-}
-
 // 16 stored K or V elements (only the lanes in m are read; others 0), widened to f32.
 QVL_TARGET_AVX512 inline __m512 load16(const float* x, __mmask16 m) { return _mm512_maskz_loadu_ps(m, x); }
 QVL_TARGET_AVX512 inline __m512 load16(const uint16_t* x, __mmask16 m) {
@@ -51,8 +46,8 @@ QVL_TARGET_AVX512 inline __m512 load16(const uint16_t* x, __mmask16 m) {
 
 // The accumulator tiles are flat arrays under explicit unroll pragmas: that is what lets GCC keep
 // them in registers (a 2-D array of vectors, or a plain loop, gets spilled to the stack every step).
-template <int RV, class T>
-QVL_TARGET_AVX512 void qk_tile(const float* Qt, int D, int RP, const T* const* kp, float* St) {
+template <int RV>
+QVL_TARGET_AVX512 void qk_tile(const float* Qt, int D, int RP, const float* const* kp, float* St) {
   __m512 acc[kGroup * RV];
 #pragma GCC unroll 16
   for (int i = 0; i < kGroup * RV; ++i) acc[i] = _mm512_setzero_ps();
@@ -62,7 +57,7 @@ QVL_TARGET_AVX512 void qk_tile(const float* Qt, int D, int RP, const T* const* k
     for (int v = 0; v < RV; ++v) q[v] = _mm512_loadu_ps(Qt + static_cast<size_t>(d) * RP + 16 * v);
 #pragma GCC unroll 8
     for (int j = 0; j < kGroup; ++j) {
-      const __m512 b = bcast(kp[j] + d);
+      const __m512 b = _mm512_set1_ps(kp[j][d]);
 #pragma GCC unroll 2
       for (int v = 0; v < RV; ++v) acc[j * RV + v] = _mm512_fmadd_ps(q[v], b, acc[j * RV + v]);
     }
@@ -71,8 +66,8 @@ QVL_TARGET_AVX512 void qk_tile(const float* Qt, int D, int RP, const T* const* k
   for (int i = 0; i < kGroup * RV; ++i) _mm512_storeu_ps(St + static_cast<size_t>(i / RV) * RP + 16 * (i % RV), acc[i]);
 }
 
-template <int RV, class T>
-QVL_TARGET_AVX512 void pv_tile(const float* St, int RP, int nk, const T* v, int64_t ldv, const int* dd, float* Ot,
+template <int RV>
+QVL_TARGET_AVX512 void pv_tile(const float* St, int RP, int nk, const float* v, int64_t ldv, const int* dd, float* Ot,
                      const float* alpha) {
   __m512 acc[kGroup * RV];
   __m512 a[RV];
@@ -85,10 +80,10 @@ QVL_TARGET_AVX512 void pv_tile(const float* St, int RP, int nk, const T* v, int6
     __m512 pj[RV];
 #pragma GCC unroll 2
     for (int w = 0; w < RV; ++w) pj[w] = _mm512_loadu_ps(St + static_cast<size_t>(j) * RP + 16 * w);
-    const T* vr = v + j * ldv;
+    const float* vr = v + j * ldv;
 #pragma GCC unroll 8
     for (int i = 0; i < kGroup; ++i) {
-      const __m512 b = bcast(vr + dd[i]);
+      const __m512 b = _mm512_set1_ps(vr[dd[i]]);
 #pragma GCC unroll 2
       for (int w = 0; w < RV; ++w) acc[i * RV + w] = _mm512_fmadd_ps(pj[w], b, acc[i * RV + w]);
     }
@@ -149,6 +144,8 @@ QVL_TARGET_AVX512 void pv_rows_tile(const float* S, int lds, int nk, const T* v,
   }
 }
 
+struct WideKeys {};  // thread_scratch tag: qk_rows' widened bf16 key block
+
 struct Avx512 {
   static constexpr int kLanes = 16;
   static constexpr int kRowsTarget = 64;
@@ -156,16 +153,15 @@ struct Avx512 {
   static constexpr int kRowMax = 8;
   static constexpr int kRowDimPad = 48;
 
-  template <class T>
-  static void qk(const float* Qt, int D, int RP, const T* k, int64_t ldk, int nk, float* St) {
-    const T* kp[kGroup];
+  static void qk(const float* Qt, int D, int RP, const float* k, int64_t ldk, int nk, float* St) {
+    const float* kp[kGroup];
     for (int j0 = 0; j0 < nk; j0 += kGroup) {
       // Past the last key, repeat it: the extra St rows are scratch nobody reads.
       for (int j = 0; j < kGroup; ++j) kp[j] = k + std::min(j0 + j, nk - 1) * ldk;
       float* s = St + static_cast<size_t>(j0) * RP;
       int r = 0;
-      for (; r + 32 <= RP; r += 32) qk_tile<2, T>(Qt + r, D, RP, kp, s + r);
-      if (r < RP) qk_tile<1, T>(Qt + r, D, RP, kp, s + r);
+      for (; r + 32 <= RP; r += 32) qk_tile<2>(Qt + r, D, RP, kp, s + r);
+      if (r < RP) qk_tile<1>(Qt + r, D, RP, kp, s + r);
     }
   }
 
@@ -198,16 +194,22 @@ struct Avx512 {
     }
   }
 
-  template <class T>
-  static void pv(const float* St, int RP, int nk, const T* v, int64_t ldv, int D, float* Ot, const float* alpha) {
+  // n rows of D bf16 values (row stride ld) as f32 rows of D: a bf16 tile widened once.
+  QVL_TARGET_AVX512 static void widen(const uint16_t* src, int64_t ld, int n, int D, float* dst) {
+    for (int j = 0; j < n; ++j)
+      for (int d = 0; d < D; d += 16)
+        _mm512_mask_storeu_ps(dst + static_cast<size_t>(j) * D + d, first_lanes(D - d), load16(src + j * ld + d, first_lanes(D - d)));
+  }
+
+  static void pv(const float* St, int RP, int nk, const float* v, int64_t ldv, int D, float* Ot, const float* alpha) {
     int dd[kGroup];
     for (int d0 = 0; d0 < D; d0 += kGroup) {
       // Past the last dimension, repeat it into the spare Ot rows.
       for (int i = 0; i < kGroup; ++i) dd[i] = std::min(d0 + i, D - 1);
       float* o = Ot + static_cast<size_t>(d0) * RP;
       int r = 0;
-      for (; r + 32 <= RP; r += 32) pv_tile<2, T>(St + r, RP, nk, v, ldv, dd, o + r, alpha + r);
-      if (r < RP) pv_tile<1, T>(St + r, RP, nk, v, ldv, dd, o + r, alpha + r);
+      for (; r + 32 <= RP; r += 32) pv_tile<2>(St + r, RP, nk, v, ldv, dd, o + r, alpha + r);
+      if (r < RP) pv_tile<1>(St + r, RP, nk, v, ldv, dd, o + r, alpha + r);
     }
   }
 
@@ -217,21 +219,44 @@ struct Avx512 {
     const int nv = ldq / 16;
     const __mmask16 tail = first_lanes(D - 16 * (nv - 1));
     const T* kp[16];
+    // bf16 keys that several rows read are widened once per 16-key block into a small (L1) f32
+    // block, zero past D, instead of once per row; a lone row widens them in registers.
+    float* wide = nullptr;
+    if constexpr (std::is_same_v<T, uint16_t>) {
+      if (R > 1) wide = static_cast<float*>(thread_scratch<WideKeys>(static_cast<size_t>(16 * ldq) * 4, "attention: widened keys"));
+    }
     for (int j0 = 0; j0 < nk; j0 += 16) {
       for (int j = 0; j < 16; ++j) kp[j] = k + std::min(j0 + j, nk - 1) * ldk;
-      for (int r = 0; r < R; ++r) {
-        const float* q = Q + static_cast<size_t>(r) * ldq;
-        __m512 acc[16];
-#pragma GCC unroll 16
-        for (int j = 0; j < 16; ++j) acc[j] = _mm512_setzero_ps();
-        for (int w = 0; w < nv; ++w) {
-          const __mmask16 mk = w == nv - 1 ? tail : static_cast<__mmask16>(0xFFFF);
-          const __m512 qv = _mm512_loadu_ps(q + 16 * w);
-#pragma GCC unroll 16
-          for (int j = 0; j < 16; ++j) acc[j] = _mm512_fmadd_ps(qv, load16(kp[j] + 16 * w, mk), acc[j]);
-        }
-        _mm512_storeu_ps(S + static_cast<size_t>(r) * lds + j0, hsum16(acc));
+      if (!wide) {
+        qk_rows_block(Q, ldq, nv, tail, R, kp, S + j0, lds);
+        continue;
       }
+      const float* wp[16];
+      for (int j = 0; j < 16; ++j) {
+        float* w = wide + static_cast<size_t>(j) * ldq;
+        for (int x = 0; x < nv; ++x) _mm512_storeu_ps(w + 16 * x, load16(kp[j] + 16 * x, x == nv - 1 ? tail : static_cast<__mmask16>(0xFFFF)));
+        wp[j] = w;
+      }
+      qk_rows_block(Q, ldq, nv, tail, R, wp, S + j0, lds);
+    }
+  }
+
+  // S[r][0..16) = the R rows of Q against the 16 keys kp (D in nv vectors, the last masked to tail).
+  template <class T>
+  QVL_TARGET_AVX512 static void qk_rows_block(const float* Q, int ldq, int nv, __mmask16 tail, int R, const T* const* kp,
+                                              float* S, int lds) {
+    for (int r = 0; r < R; ++r) {
+      const float* q = Q + static_cast<size_t>(r) * ldq;
+      __m512 acc[16];
+#pragma GCC unroll 16
+      for (int j = 0; j < 16; ++j) acc[j] = _mm512_setzero_ps();
+      for (int w = 0; w < nv; ++w) {
+        const __mmask16 mk = w == nv - 1 ? tail : static_cast<__mmask16>(0xFFFF);
+        const __m512 qv = _mm512_loadu_ps(q + 16 * w);
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; ++j) acc[j] = _mm512_fmadd_ps(qv, load16(kp[j] + 16 * w, mk), acc[j]);
+      }
+      _mm512_storeu_ps(S + static_cast<size_t>(r) * lds, hsum16(acc));
     }
   }
 

@@ -26,9 +26,8 @@ struct Generic {
 
   // Register tiles of 4 keys (or head dims) × 8 rows in 4-wide vectors (GCC/Clang vector
   // extensions: SSE on x86-64, NEON on arm64), so the compiler needs no auto-vectoriser luck.
-  template <class T>
-  static void qk(const float* Qt, int D, int RP, const T* k, int64_t ldk, int nk, float* St) {
-    const T* kp[4];
+  static void qk(const float* Qt, int D, int RP, const float* k, int64_t ldk, int nk, float* St) {
+    const float* kp[4];
     for (int j0 = 0; j0 < nk; j0 += 4) {
       for (int j = 0; j < 4; ++j) kp[j] = k + std::min(j0 + j, nk - 1) * ldk;
       for (int r0 = 0; r0 < RP; r0 += 8) {
@@ -36,8 +35,7 @@ struct Generic {
         for (int d = 0; d < D; ++d) {
           const float* q = Qt + static_cast<size_t>(d) * RP + r0;
           const f4 qa = load4(q), qb = load4(q + 4);
-          const float k0 = ops::kv_widen(kp[0][d]), k1 = ops::kv_widen(kp[1][d]), k2 = ops::kv_widen(kp[2][d]),
-                      k3 = ops::kv_widen(kp[3][d]);
+          const float k0 = kp[0][d], k1 = kp[1][d], k2 = kp[2][d], k3 = kp[3][d];
           a0 += qa * k0, b0 += qb * k0;
           a1 += qa * k1, b1 += qb * k1;
           a2 += qa * k2, b2 += qb * k2;
@@ -71,8 +69,13 @@ struct Generic {
     }
   }
 
-  template <class T>
-  static void pv(const float* St, int RP, int nk, const T* v, int64_t ldv, int D, float* Ot, const float* alpha) {
+  // n rows of D bf16 values (row stride ld) as f32 rows of D: a bf16 tile widened once.
+  static void widen(const uint16_t* src, int64_t ld, int n, int D, float* dst) {
+    for (int j = 0; j < n; ++j)
+      for (int d = 0; d < D; ++d) dst[static_cast<size_t>(j) * D + d] = bf16_to_f32(src[j * ld + d]);
+  }
+
+  static void pv(const float* St, int RP, int nk, const float* v, int64_t ldv, int D, float* Ot, const float* alpha) {
     int dd[4];
     for (int d0 = 0; d0 < D; d0 += 4) {
       for (int i = 0; i < 4; ++i) dd[i] = std::min(d0 + i, D - 1);
@@ -86,9 +89,8 @@ struct Generic {
         for (int j = 0; j < nk; ++j) {
           const float* pj = St + static_cast<size_t>(j) * RP + r0;
           const f4 pa = load4(pj), pb = load4(pj + 4);
-          const T* vr = v + j * ldv;
-          const float v0 = ops::kv_widen(vr[dd[0]]), v1 = ops::kv_widen(vr[dd[1]]), v2 = ops::kv_widen(vr[dd[2]]),
-                      v3 = ops::kv_widen(vr[dd[3]]);
+          const float* vr = v + j * ldv;
+          const float v0 = vr[dd[0]], v1 = vr[dd[1]], v2 = vr[dd[2]], v3 = vr[dd[3]];
           a0 += pa * v0, b0 += pb * v0;
           a1 += pa * v1, b1 += pb * v1;
           a2 += pa * v2, b2 += pb * v2;

@@ -25,9 +25,11 @@
 // keys are split into chunks ("split-K") whose count depends on the thread count, and a second
 // pass merges them; those results agree across thread counts only within rounding.
 //
-// The qk and pv kernels are templates over the stored K/V element T (float, or uint16_t holding
-// bf16 bits): k and v below are T, widened to f32 as each element or vector is loaded, so a bf16
-// cache is read at half the bytes and never copied wide.
+// Keys and values stored as bf16 (a bf16 KV cache, T = uint16_t) are read at half the bytes and
+// never copied wide as a whole: the row-major kernels are templates over T and widen in registers
+// as they load (qk_rows may widen its 16-key block once into L1 when several rows share it); the
+// transposed kernels, which broadcast single elements, get each key tile's K and V widened once by
+// K::widen into a per-thread f32 block (2 · kKeyTile · D floats) first.
 //
 // Transposed kernels (each an ISA-attributed function in its own translation unit):
 //   kLanes, kRowsTarget
@@ -39,7 +41,9 @@
 //                                       m/l updated, alpha[r] = the factor old Ot rows must take
 //   pv(St, RP, nk, v, ldv, D, Ot, alpha) Ot[d][r] = alpha[r]·Ot[d][r] + Σ_j St[j][r]·v[j][d]
 //                                       (may also write up to kDimPad rows past D of Ot)
-// Row-major kernels (R <= kRowMax rows; Q rows zero-padded to ldq, a multiple of 16):
+//   widen(src, ld, n, D, dst)           dst[j][d] = src[j·ld + d] as f32 (bf16 bits in), j < n, d < D
+// (k, v above are f32 rows: a bf16 tile comes widened.)
+// Row-major kernels (R <= kRowMax rows; Q rows zero-padded to ldq, a multiple of 16; k and v of T):
 //   qk_rows(Q, ldq, D, R, k, ldk, nk, S, lds)   S[r][j] = Σ_d Q[r][d]·k[j][d], j < nk (+ pad)
 //   softmax_rows(S, lds, R, nk, kt, lim, masked, m, l, alpha)   as softmax, per row
 //   pv_rows(S, lds, R, nk, v, ldv, D, O, ldo, alpha)   O[r][d] = alpha[r]·O[r][d] + Σ_j S[r][j]·v[j][d]
@@ -51,6 +55,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "backends/cpu/thread_scratch.h"
@@ -62,6 +67,8 @@ constexpr int kKeyTile = 64;
 constexpr int kKeyPad = 16;  // spare score columns/rows for kernels that finish a key group past nk
 constexpr int kDimPad = 8;   // spare Ot rows for kernels that finish a d group past D
 constexpr float kLog2e = 1.4426950408889634f;
+
+struct WideTile {};  // thread_scratch tag: a bf16 key tile's K and V widened for the transposed kernels
 
 struct WorkItem {
   int64_t seg, hk, q0, q1;  // q0, q1: query positions within the segment
@@ -205,20 +212,31 @@ struct HeadState {
 
   // Keys [kt, kt + nk) (nk <= kKeyTile) folded into the state.
   void tile(const ops::AttentionParams& p, int64_t kt, int nk) {
-    const bool masked = kt + nk > min_lim;
     const T* k = kbase + kt * p.ldk;
     const T* v = vbase + kt * p.ldv;
     if constexpr (K::kRowPath) {
       if (row_major) {
         K::qk_rows(Q, ldq, D, rows, k, p.ldk, nk, S, lds);
-        K::softmax_rows(S, lds, rows, nk, static_cast<int32_t>(kt), lim, masked, m, l, alpha);
+        K::softmax_rows(S, lds, rows, nk, static_cast<int32_t>(kt), lim, kt + nk > min_lim, m, l, alpha);
         K::pv_rows(S, lds, rows, nk, v, p.ldv, D, O, ldo, alpha);
         return;
       }
     }
-    K::qk(Q, D, RP, k, p.ldk, nk, S);
-    K::softmax(S, RP, nk, static_cast<int32_t>(kt), lim, masked, m, l, alpha);
-    K::pv(S, RP, nk, v, p.ldv, D, O, alpha);
+    if constexpr (std::is_same_v<T, uint16_t>) {
+      float* kw = static_cast<float*>(thread_scratch<WideTile>(static_cast<size_t>(2 * kKeyTile) * D * 4, "attention: widened tile"));
+      float* vw = kw + static_cast<size_t>(kKeyTile) * D;
+      K::widen(k, p.ldk, nk, D, kw);
+      K::widen(v, p.ldv, nk, D, vw);
+      transposed(kw, D, vw, D, kt, nk);
+    } else {
+      transposed(k, p.ldk, v, p.ldv, kt, nk);
+    }
+  }
+
+  void transposed(const float* k, int64_t ldk, const float* v, int64_t ldv, int64_t kt, int nk) {
+    K::qk(Q, D, RP, k, ldk, nk, S);
+    K::softmax(S, RP, nk, static_cast<int32_t>(kt), lim, kt + nk > min_lim, m, l, alpha);
+    K::pv(S, RP, nk, v, ldv, D, O, alpha);
   }
 
   void emit(const ops::AttentionParams& p, const WorkItem& w, float* part) const {
