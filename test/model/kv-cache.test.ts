@@ -16,34 +16,18 @@
 // Budgets (README, "Concurrency and caches"): mean cosine > 0.998, top-1 >= 95%, bf16's greedy
 // picked within 10 points of f32's own. A decode kernel that widened bf16 one bit short measured
 // 0.4% picked (the teacher-forced prefill measures did not move: it runs other kernels).
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadModel, type Model, type PreparedInputs } from '../../lib/index.js';
-import { FAMILIES, MODEL_CONFIGS, REPO_FIXTURES, checkpointDir } from '../helpers/fixtures.js';
-import { officialTensors, randomWeights, scaleConfig, scaleSections, textSection, writeByteLevelFiles, writeLayout } from '../helpers/layout-checkpoint.js';
+import { FAMILIES, REPO_FIXTURES, checkpointDir } from '../helpers/fixtures.js';
+import { argmax, cosine, writeWideQwen2Vl } from '../helpers/logits-metrics.js';
 
 const IMAGE = join(REPO_FIXTURES, 'qwen2-vl/inputs/gradient_224x224.png');
 const LONG_TEXT = Array.from({ length: 40 }, (_, i) => `Point ${i + 1}: describe the colours, the light and the shapes you see, and compare them with the previous point.`).join(' ');
 const question = [{ role: 'user' as const, content: [{ type: 'image' as const, image: IMAGE }, { type: 'text' as const, text: LONG_TEXT }] }];
 const ANSWER_TOKENS = 256;
-
-function cosine(a: Float32Array, b: Float32Array, from: number, to: number): number {
-  let ab = 0, aa = 0, bb = 0;
-  for (let i = from; i < to; i++) {
-    ab += a[i] * b[i];
-    aa += a[i] * a[i];
-    bb += b[i] * b[i];
-  }
-  return ab / Math.sqrt(aa * bb);
-}
-
-function argmax(a: Float32Array, from: number, to: number): number {
-  let best = from;
-  for (let i = from + 1; i < to; i++) if (a[i] > a[best]) best = i;
-  return best - from;
-}
 
 interface Measured {
   logitsCos: number;
@@ -137,20 +121,11 @@ describe("engine.kvCache 'bf16' against 'f32' over a long run", () => {
     it(`${family} fixture`, async () => check(family, await measure(checkpointDir(family))), 300_000);
   }
 
-  // Qwen2-VL-2B's structure at 256-wide text (4 heads of 64, 2 kv heads), random weights scaled
-  // like trained ones: long dot products, so the keys' rounding reaches the scores as in a real model.
+  // Qwen2-VL-2B's structure at 256-wide text (see writeWideQwen2Vl; the vision tower stays small).
   const work = mkdtempSync(join(tmpdir(), 'qwenvl-kvcache-'));
   afterAll(() => rmSync(work, { recursive: true, force: true }));
   it('a 256-wide generated Qwen2-VL checkpoint', async () => {
-    const official = JSON.parse(readFileSync(join(MODEL_CONFIGS, 'Qwen__Qwen2-VL-2B-Instruct/config.reconstructed.json'), 'utf8')) as Record<string, unknown>;
-    const config = scaleConfig('qwen2_vl', official);
-    Object.assign(textSection(config), { hidden_size: 256, num_attention_heads: 4, num_key_value_heads: 2, intermediate_size: 1024 });
-    (config.rope_scaling as { mrope_section: number[] }).mrope_section = scaleSections([16, 24, 24], 32);
-    Object.assign(config.vision_config as object, { hidden_size: 256 });  // the merger's output: the text width
-    const files = join(work, 'files');
-    writeByteLevelFiles(checkpointDir('qwen2-vl'), files);
-    const dir = join(work, 'wide');
-    await writeLayout(dir, config, randomWeights(officialTensors('qwen2_vl', config), 11), files, { prefixes: 'legacy', sharded: false, dtype: 'BF16' });
+    const dir = await writeWideQwen2Vl(work, { hidden_size: 256 });
     check('generated 256-wide', await measure(dir));
   }, 300_000);
 });
