@@ -23,6 +23,20 @@ export function argmax(a: Float32Array, from: number, to: number): number {
   return best - from;
 }
 
+/** Row by row (rows of `vocab` logits): the mean and worst cosine, and the fraction whose argmax agrees. */
+export function compareRows(a: Float32Array, b: Float32Array, vocab: number): { meanCos: number; worstCos: number; top1: number; positions: number } {
+  const positions = a.length / vocab;
+  let worst = 1, sum = 0, agree = 0;
+  for (let p = 0; p < positions; p++) {
+    const from = p * vocab, to = from + vocab;
+    const c = cosine(a, b, from, to);
+    worst = Math.min(worst, c);
+    sum += c;
+    if (argmax(a, from, to) === argmax(b, from, to)) agree++;
+  }
+  return { meanCos: sum / positions, worstCos: worst, top1: agree / positions, positions };
+}
+
 /**
  * Writes into `work` Qwen2-VL-2B's structure at 256-wide text (4 heads of 64 over 2 kv heads, MLPs
  * 1024 wide), random weights scaled like trained ones (long dot products, so rounding errors

@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadModel, type Model, type PreparedInputs } from '../../lib/index.js';
 import { FAMILIES, REPO_FIXTURES, checkpointDir } from '../helpers/fixtures.js';
-import { argmax, cosine, writeWideQwen2Vl } from '../helpers/logits-metrics.js';
+import { argmax, compareRows, writeWideQwen2Vl } from '../helpers/logits-metrics.js';
 
 const IMAGE = join(REPO_FIXTURES, 'qwen2-vl/inputs/gradient_224x224.png');
 const LONG_TEXT = Array.from({ length: 40 }, (_, i) => `Point ${i + 1}: describe the colours, the light and the shapes you see, and compare them with the previous point.`).join(' ');
@@ -73,15 +73,7 @@ async function measure(dir: string): Promise<Measured> {
     // Teacher-forced on f32's answer: both models' logits at every position (the prefill path).
     const e = await allLogits(f32, withAnswer(prompt, a));
     const h = await allLogits(bf16, withAnswer(prompt, a));
-    const positions = e.data.length / e.vocab;
-    let worst = 1, sum = 0, agree = 0;
-    for (let p = 0; p < positions; p++) {
-      const from = p * e.vocab, to = from + e.vocab;
-      const c = cosine(e.data, h.data, from, to);
-      worst = Math.min(worst, c);
-      sum += c;
-      if (argmax(e.data, from, to) === argmax(h.data, from, to)) agree++;
-    }
+    const rows = compareRows(e.data, h.data, e.vocab);
     // bf16's greedy answer (the decode path, a step per token) judged by f32 at each prefix, and
     // f32's own (e) as the baseline.
     const picked = (l: { data: Float32Array; vocab: number }, tokens: number[]) => {
@@ -93,7 +85,7 @@ async function measure(dir: string): Promise<Measured> {
       return n / tokens.length;
     };
     const decodeTop1 = picked(await allLogits(f32, withAnswer(prompt, b)), b);
-    return { logitsCos: sum / positions, worstCos: worst, top1: agree / positions, positions, decodeTop1, selfTop1: picked(e, a), greedySame };
+    return { logitsCos: rows.meanCos, worstCos: rows.worstCos, top1: rows.top1, positions: rows.positions, decodeTop1, selfTop1: picked(e, a), greedySame };
   } finally {
     f32.dispose();
     bf16.dispose();

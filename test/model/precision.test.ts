@@ -21,7 +21,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadModel, type Model } from '../../lib/index.js';
 import { native } from '../../lib/native/binding.js';
 import { FAMILIES, REPO_FIXTURES, checkpointDir } from '../helpers/fixtures.js';
-import { argmax, cosine, writeWideQwen2Vl } from '../helpers/logits-metrics.js';
+import { compareRows, cosine, writeWideQwen2Vl } from '../helpers/logits-metrics.js';
 
 const IMAGE = join(REPO_FIXTURES, 'qwen2-vl/inputs/gradient_224x224.png');
 const NOISE = join(REPO_FIXTURES, 'qwen2-vl/inputs/noise_120x90.png');
@@ -57,16 +57,8 @@ async function measure(dir: string): Promise<Measured> {
     const conversation = [...question, { role: 'assistant' as const, content: [{ type: 'text' as const, text: answer.text }] }] as typeof question;
     const e = await run(exact, conversation);
     const f = await run(fast, conversation);
-    const positions = e.logits.length / e.vocab;
-    let worst = 1, sum = 0, agree = 0;
-    for (let p = 0; p < positions; p++) {
-      const from = p * e.vocab, to = from + e.vocab;
-      const c = cosine(e.logits, f.logits, from, to);
-      worst = Math.min(worst, c);
-      sum += c;
-      if (argmax(e.logits, from, to) === argmax(f.logits, from, to)) agree++;
-    }
-    return { visionCos: cosine(e.embeds, f.embeds), logitsCos: sum / positions, worstCos: worst, top1: agree / positions, positions };
+    const rows = compareRows(e.logits, f.logits, e.vocab);
+    return { visionCos: cosine(e.embeds, f.embeds), logitsCos: rows.meanCos, worstCos: rows.worstCos, top1: rows.top1, positions: rows.positions };
   } finally {
     exact.dispose();
     fast.dispose();
