@@ -198,7 +198,7 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
 
   // One attention call covers every sequence, each a segment over its own slot (one dispatch per
   // layer however many sequences decode together); a bf16 slot is read as stored (attention widens
-  // each tile in registers), never copied wide.
+  // a tile at a time as it loads it), never copied wide.
   // Rows of left-padding queries are never written by attention and must read zero: the scratch
   // is zeroed only when this step holds such rows (a prompt's first chunk, never a decode step).
   bool has_padded_queries = false;
