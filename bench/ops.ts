@@ -493,23 +493,29 @@ const DECODE_CONTEXTS: { context: number; sequences: number }[] = [
 ];
 
 /**
- * Attention of one decode step at the 2B shape (every layer; f32 KV cache as the pool stores it):
- * GB/s of cached keys and values read, against a memory-read floor taken just before each repeat.
- * The variants attention() can pick here, generic included as the portable baseline.
+ * Attention of one decode step at the 2B shape (every layer), the KV cache stored as the pool stores
+ * it, f32 (the default) and bf16 (engine.kvCache 'bf16', read as stored): GB/s of cached keys and
+ * values read, against a memory-read floor taken just before each repeat. A bf16 row also gives its
+ * speed over the f32 row of the same variant and shape (the two measured back to back). The
+ * variants attention() can pick here, generic included as the portable baseline.
  */
 async function decodeAttentionRows(): Promise<Row[]> {
   const variants = available('attention').filter((v) => v !== 'reference');
   const rows: Row[] = [];
   for (const { context, sequences } of DECODE_CONTEXTS) {
     const { layers, heads, kvHeads, headDim } = DECODE_ATTENTION;
-    const bytes = 2 * 4 * layers * sequences * context * kvHeads * headDim;
-    const shape = `decode step ${layers}L ctx=${context}${sequences > 1 ? ` x${sequences} seqs` : ''} h=${heads}/${kvHeads} d=${headDim}`;
     for (const variant of variants) {
-      rows.push(
-        await againstFloor({ op: 'attention', shape, variant }, bytes, () =>
-          native.benchAttentionDecode({ ...DECODE_ATTENTION, context, sequences, variant, iters: context > 4096 ? 4 : 10 }),
-        ),
-      );
+      let f32: Row | undefined;
+      for (const kvDtype of ['f32', 'bf16'] as const) {
+        const bytes = 2 * (kvDtype === 'bf16' ? 2 : 4) * layers * sequences * context * kvHeads * headDim;
+        const shape = `decode step ${layers}L ctx=${context}${sequences > 1 ? ` x${sequences} seqs` : ''} h=${heads}/${kvHeads} d=${headDim} ${kvDtype} kv`;
+        const row = await againstFloor({ op: 'attention', shape, variant }, bytes, () =>
+          native.benchAttentionDecode({ ...DECODE_ATTENTION, context, sequences, variant, kvDtype, iters: context > 4096 ? 4 : 10 }),
+        );
+        if (kvDtype === 'f32') f32 = row;
+        else if (f32?.seconds !== undefined && row.seconds !== undefined) row.note = `${(f32.seconds / row.seconds).toFixed(2)}x the f32 kv row; ${row.note ?? ''}`;
+        rows.push(row);
+      }
     }
   }
   return rows;

@@ -136,7 +136,7 @@ export { pullModel, type PulledModel } from './hub/pull.js';
 export type { HubOptions } from './hub/settings.js';
 export type { PullProgress } from './hub/progress.js';
 export { Model, type ChatResult, type FinishReason, type ModelProcessor, type Conversation, type RequestOptions, type PrepareOptions, type EstimateOptions } from './model/model.js';
-export type { EngineOptions, EngineStats } from './engine/engine.js';
+export type { EngineOptions, EngineStats, KvCacheDtype } from './engine/engine.js';
 export {
   DEFAULT_MEDIA_POLICY,
   type MediaPolicy,

@@ -136,6 +136,7 @@ describe('qwenvl CLI', () => {
     await expectUsageError(chat('--temperature', 'hot'), "--temperature must be a number >= 0, got 'hot'", 'chat');
     await expectUsageError(chat('--seed', '99999999999999999999'), "got '99999999999999999999'", 'chat');
     await expectUsageError(chat('--precision', 'bf16'), "--precision must be exact or fast, got 'bf16'", 'chat');
+    await expectUsageError(chat('--kv-cache', 'fast'), "--kv-cache must be f32 or bf16, got 'fast'", 'chat');
   });
 
   it('an unknown selftest op names the known ones and exits 2', async () => {
@@ -164,6 +165,14 @@ describe('qwenvl CLI', () => {
   it('chat --precision fast answers about an image (the bf16 path where the CPU has one)', () => {
     const image = `${fixtureDir}/inputs/gradient_224x224.png`;
     const r = spawnCli(['chat', '--model', checkpoint, '--precision', 'fast', '--image', image, '--max-tokens', '3', '--temperature', '0', 'What is this?']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout.length).toBeGreaterThan(0);
+  });
+
+  it('chat --kv-cache bf16 answers about an image (keys and values stored as bf16)', () => {
+    const image = `${fixtureDir}/inputs/gradient_224x224.png`;
+    const r = spawnCli(['chat', '--model', checkpoint, '--kv-cache', 'bf16', '--image', image, '--max-tokens', '3', '--temperature', '0', 'What is this?']);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(r.stdout.length).toBeGreaterThan(0);

@@ -97,6 +97,13 @@ export function threadsOption(values: Record<string, unknown>): number | undefin
   return integerOption(values, 'threads', 1, 1024);
 }
 
+/** `--kv-cache f32|bf16`, the KV cache's storage (engine.kvCache) for commands that generate; undefined when not given. @internal */
+export function kvCacheOption(values: Record<string, unknown>): 'f32' | 'bf16' | undefined {
+  const raw = stringValue(values, 'kv-cache');
+  if (raw !== undefined && raw !== 'f32' && raw !== 'bf16') throw new UsageError(`--kv-cache must be f32 or bf16, got '${raw}'`);
+  return raw;
+}
+
 /** The values of a repeatable string option. @internal */
 export function stringList(values: Record<string, unknown>, key: string): string[] {
   const v = values[key];

@@ -42,7 +42,18 @@ export interface EngineOptions {
   visionCacheBytes?: number;
   /** Most KV bytes the prefix cache keeps (0: none). Default: a quarter of `kvMemoryBytes`. */
   prefixCacheBytes?: number;
+  /**
+   * How the KV cache stores keys and values: `'f32'` (the default, exact) or `'bf16'`, half the
+   * memory per token (twice the tokens in `kvMemoryBytes`, so longer video prompts or more
+   * concurrent sequences), with keys and values rounded to bf16 once as they are stored; attention
+   * reads them as stored. Applies to every sequence of the model (and to `logits()`). Its accuracy
+   * against f32 is measured in README, "Concurrency and caches".
+   */
+  kvCache?: KvCacheDtype;
 }
+
+/** The KV cache's storage choices ({@link EngineOptions.kvCache}). */
+export type KvCacheDtype = 'f32' | 'bf16';
 
 /** The engine's settings with every default filled in. @internal */
 export type ResolvedEngineOptions = Required<EngineOptions>;
@@ -84,13 +95,14 @@ export function resolveEngineOptions(o: EngineOptions | undefined, maxMemoryByte
     kvMemoryBytes,
     visionCacheBytes: o?.visionCacheBytes ?? 256 * 2 ** 20,
     prefixCacheBytes: o?.prefixCacheBytes ?? Math.floor(kvMemoryBytes / 4),
+    kvCache: o?.kvCache ?? 'f32',
   };
 }
 
 /** What the engine needs to know of its model. @internal */
 export interface EngineModel {
   handle: NativeHandle;
-  /** KV bytes one token takes (every layer's keys and values, f32). */
+  /** KV bytes one token takes (every layer's keys and values, at the options' kvCache width). */
   kvBytesPerToken: number;
 }
 
@@ -146,6 +158,7 @@ export class Engine {
     this.options = options;
     this.scheduler = new Scheduler({
       model: model.handle,
+      kvDtype: options.kvCache,
       tokenBudget: options.tokenBudget,
       maxRunning: options.maxRunning,
       kvBytesPerToken: model.kvBytesPerToken,

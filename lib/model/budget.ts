@@ -7,6 +7,7 @@ import { totalmem } from 'node:os';
 import { inputError } from '../errors.js';
 import { publicCall } from '../validate.js';
 import type { ModelConfig } from './config.js';
+import type { KvCacheDtype } from '../engine/engine.js';
 
 /** Limits applied to every request; set through {@link LoadOptions}. */
 export interface Budget {
@@ -42,16 +43,22 @@ export interface TokenEstimate {
   memoryBytes: number;
 }
 
+/** KV cache bytes one token of a sequence takes: every layer's keys and values, stored as `kv`. @internal */
+export function kvBytesPerToken(config: ModelConfig, kv: KvCacheDtype): number {
+  const t = config.text;
+  return t.layers * 2 * t.kvHeads * t.headDim * (kv === 'bf16' ? 2 : 4);
+}
+
 /** Rough peak memory of a request: vision activations, KV cache and logits, in bytes. @internal */
-export function estimateMemory(config: ModelConfig, patches: number, batch: number, seq: number, maxTokens: number): number {
+export function estimateMemory(config: ModelConfig, patches: number, batch: number, seq: number, maxTokens: number, kv: KvCacheDtype = 'f32'): number {
   const v = config.vision, t = config.text;
   // Vision: the residual stream, q|k|v, two scratch rows and the MLP's hidden layer per patch.
   const vision = patches * (6 * v.hiddenSize + 2 * v.intermediateSize) * 4;
   // Decoder: KV cache for prompt + answer, and one prefill's activations.
-  const kv = t.layers * 2 * t.kvHeads * t.headDim * 4 * batch * (seq + maxTokens);
+  const cache = kvBytesPerToken(config, kv) * batch * (seq + maxTokens);
   const act = batch * seq * (4 * t.hiddenSize + 2 * (t.heads + 2 * t.kvHeads) * t.headDim + 2 * t.intermediateSize) * 4;
   const logits = batch * t.vocabSize * 4;
-  return vision + kv + act + logits;
+  return vision + cache + act + logits;
 }
 
 /** Throws E_INPUT when the estimate is over the budget. @internal */

@@ -173,7 +173,7 @@ export async function prefillOnce(
   logits: 'last' | 'all',
   trace = false,
 ): ReturnType<typeof native.sessionForward> {
-  const session = native.modelNewSession(ctx.handle, p.batchSize, p.seqLength);
+  const session = native.modelNewSession(ctx.handle, p.batchSize, p.seqLength, ctx.kvDtype ? { kvDtype: ctx.kvDtype } : undefined);
   try {
     return await native.sessionForward(session, prefillArgs(ctx, p, v, logits, trace));
   } finally {

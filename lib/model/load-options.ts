@@ -16,7 +16,10 @@ const KEYS = [
 /** The values of {@link LoadOptions.weights} and {@link LoadOptions.visionWeights}. */
 export const WEIGHT_CHOICES = ['bf16', 'q8', 'q4', 'auto'] as const;
 
-const ENGINE_KEYS = ['maxRunning', 'maxQueue', 'tokenBudget', 'kvMemoryBytes', 'visionCacheBytes', 'prefixCacheBytes'] as const;
+const ENGINE_KEYS = ['maxRunning', 'maxQueue', 'tokenBudget', 'kvMemoryBytes', 'visionCacheBytes', 'prefixCacheBytes', 'kvCache'] as const;
+
+/** The values of `EngineOptions.kvCache`. */
+export const KV_CACHE_CHOICES = ['f32', 'bf16'] as const;
 
 /** Most compute threads accepted. */
 export const MAX_THREADS = 1024;
@@ -57,6 +60,9 @@ export function checkLoadOptions(options: unknown): LoadOptions {
     optInteger(we('kvMemoryBytes'), e.kvMemoryBytes, 1);
     optInteger(we('visionCacheBytes'), e.visionCacheBytes, 0);
     optInteger(we('prefixCacheBytes'), e.prefixCacheBytes, 0);
+    if (e.kvCache !== undefined && !(KV_CACHE_CHOICES as readonly unknown[]).includes(e.kvCache)) {
+      throw expected(we('kvCache'), "'f32' or 'bf16'", e.kvCache);
+    }
     o.engine = e;
   }
   return o as LoadOptions;

@@ -15,7 +15,7 @@ import { defaultMediaPolicy, resolveMediaPolicy, type MediaPolicy, type Resolved
 import type { ChatMessage, ChatTemplate } from '../text/chat-template.js';
 import type { QwenTokenizer } from '../text/tokenizer.js';
 import { Tensor, tensorFromNative } from '../tensor.js';
-import { checkBudget, estimateMemory, type Budget, type TokenEstimate } from './budget.js';
+import { checkBudget, estimateMemory, kvBytesPerToken, type Budget, type TokenEstimate } from './budget.js';
 import { RequestCancel } from './cancel.js';
 import type { GenerationDefaults, ModelConfig } from './config.js';
 import { encodeFeatures, encodePrepared, prefillOnce, runOnEngine, type LoopContext } from './generate.js';
@@ -202,11 +202,8 @@ export class Model {
     this.budget = Object.freeze({ ...parts.budget });
     this.specialTokensInUserText = parts.specialTokensInUserText ?? true;
     this.placement = Object.freeze({ ...parts.placement });
-    const t = parts.config.text;
-    this.engine = new Engine(
-      { handle: parts.handle, kvBytesPerToken: t.layers * 2 * t.kvHeads * t.headDim * 4 },
-      resolveEngineOptions(parts.engine, parts.budget.maxMemoryBytes),
-    );
+    const engine = resolveEngineOptions(parts.engine, parts.budget.maxMemoryBytes);
+    this.engine = new Engine({ handle: parts.handle, kvBytesPerToken: kvBytesPerToken(parts.config, engine.kvCache) }, engine);
     const { imageConfig, videoConfig } = parts;
     const decode = parts.maxInputPixels ? { maxInputPixels: parts.maxInputPixels } : {};
     this.processor = {
@@ -259,6 +256,7 @@ export class Model {
       eosTokenIds: eos,
       padTokenId: this.generationDefaults.padTokenId ?? this.tokenizer.specialIds.pad ?? eos[0] ?? 0,
       contextLength: this.contextLength,
+      kvDtype: this.engine.options.kvCache,
       spatialMergeSize: this.config.vision.spatialMergeSize,
     };
   }
@@ -329,7 +327,7 @@ export class Model {
       textTokens: realTokens - imageTokens - videoTokens,
       promptTokens: p.batchSize * p.seqLength,
       batchSize: p.batchSize,
-      memoryBytes: estimateMemory(this.config, patches, p.batchSize, p.seqLength, maxTokens),
+      memoryBytes: estimateMemory(this.config, patches, p.batchSize, p.seqLength, maxTokens, this.engine.options.kvCache),
     };
   }
 

@@ -109,6 +109,8 @@ export interface NativeBenchAttentionDecode {
   sequences: number;
   variant: string;
   iters: number;
+  /** The cache's storage (default f32). */
+  kvDtype?: 'f32' | 'bf16';
 }
 
 /** @internal */

@@ -21,7 +21,7 @@ struct KvSlot {
 class KvPool {
  public:
   // dtype: F32 (exact: what the conformance fixtures are measured with) or BF16 (half the memory;
-  // keys and values are rounded once when stored and widened back for attention).
+  // keys and values are rounded once when stored; attention reads them as stored).
   KvPool(int64_t layers, int64_t kv_dim, DType dtype = DType::F32);
 
   // A new empty slot holding up to `capacity` tokens; returns its id (ids are never reused).

@@ -80,19 +80,6 @@ void store_kv(const float* src, Tensor& slot, int64_t at, int64_t count, const E
   ops::convert(c, ctx);
 }
 
-// Token rows [r0, r1) of a half-width slot tensor, widened to f32 for attention.
-Tensor widen_kv(const Tensor& slot, int64_t r0, int64_t r1, int64_t kvd, const ExecContext& ctx) {
-  Tensor out = ctx.temp(DType::F32, {r1 - r0, kvd});
-  ops::ConvertParams c;
-  c.src = static_cast<const char*>(slot.raw()) + r0 * kvd * static_cast<int64_t>(dtype_size(slot.dtype()));
-  c.src_dtype = slot.dtype();
-  c.dst = out.raw();
-  c.dst_dtype = DType::F32;
-  c.n = (r1 - r0) * kvd;
-  ops::convert(c, ctx);
-  return out;
-}
-
 }  // namespace
 
 TextDecoder::TextDecoder(const TextSpec& spec, const WeightStore& w, const std::string& prefix,
@@ -212,10 +199,9 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
   r.x = kw, r.H = Hkv, r.ld = kvd;
   ops::rope_apply(r, ctx);
 
-  // With f32 storage one attention call covers every sequence, each a segment over its own slot
-  // (one dispatch per layer however many sequences decode together). With bf16 storage each
-  // sequence's keys are widened to an f32 scratch and attended to at once, so only one sequence's
-  // widened copy exists at a time.
+  // One attention call covers every sequence, each a segment over its own slot (one dispatch per
+  // layer however many sequences decode together); a bf16 slot is read as stored (attention widens
+  // a tile at a time as it loads it), never copied wide.
   // Rows of left-padding queries are never written by attention and must read zero: the scratch
   // is zeroed only when this step holds such rows (a prompt's first chunk, never a decode step).
   bool has_padded_queries = false;
@@ -225,13 +211,27 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
   }
   Tensor attn = ctx.temp(DType::F32, {n, Hq * D}, has_padded_queries);
   std::vector<ops::AttentionSegment> segs;
-  auto attend = [&] {
-    int64_t Tk = 0;
-    for (const ops::AttentionSegment& g : segs) Tk = std::max(Tk, g.k_end);
+  int64_t Tk = 0;
+  for (int64_t i = 0; i < B; ++i) {
+    const int64_t S = off[i + 1] - off[i], o = off[i];
+    KvSlot& kv = cache.slot(cache_row(step, i));
+    if (!direct) {
+      store_kv(kn.data<float>() + o * kvd, kv.k[li], kv.len, S * kvd, ctx);
+      store_kv(vn.data<float>() + o * kvd, kv.v[li], kv.len, S * kvd, ctx);
+    }
+    // Queries that are themselves left padding attend to nothing (their output stays zero).
+    const int64_t padded_here = std::clamp<int64_t>(kv.pad - kv.len, 0, S);
+    if (padded_here == S) continue;
+    // Keys [pad, len + S) of this sequence.
+    segs.push_back({o + padded_here, o + S, kv.pad, kv.len + S, kv.k[li].raw(), kv.v[li].raw()});
+    Tk = std::max(Tk, kv.len + S);
+  }
+  if (!segs.empty()) {
     ops::AttentionParams ap;
     ap.q = q.data<float>();
     ap.ldq = Hq * D;
     ap.ldk = ap.ldv = kvd;
+    ap.kv_dtype = cache.dtype();
     ap.out = attn.data<float>();
     ap.ldo = Hq * D;
     ap.Tq = n;
@@ -245,30 +245,7 @@ void TextDecoder::attention_block(const Layer& L, int64_t li, float* x, const Te
     ap.n_segments = static_cast<int64_t>(segs.size());
     ap.cancel = step.cancel;
     ops::attention(ap, ctx);
-    segs.clear();
-  };
-  for (int64_t i = 0; i < B; ++i) {
-    const int64_t S = off[i + 1] - off[i], o = off[i];
-    KvSlot& kv = cache.slot(cache_row(step, i));
-    ArenaScope sequence_scope(ctx.arena());  // bf16 storage: this sequence's keys and values widened
-    if (!direct) {
-      store_kv(kn.data<float>() + o * kvd, kv.k[li], kv.len, S * kvd, ctx);
-      store_kv(vn.data<float>() + o * kvd, kv.v[li], kv.len, S * kvd, ctx);
-    }
-    // Queries that are themselves left padding attend to nothing (their output stays zero).
-    const int64_t padded_here = std::clamp<int64_t>(kv.pad - kv.len, 0, S);
-    if (padded_here == S) continue;
-    // Keys [pad, len + S) of this sequence, as f32.
-    const int64_t k0 = kv.pad, k1 = kv.len + S;
-    if (wide) {
-      segs.push_back({o + padded_here, o + S, k0, k1, kv.k[li].data<float>(), kv.v[li].data<float>()});
-      continue;
-    }
-    const Tensor kf = widen_kv(kv.k[li], k0, k1, kvd, ctx), vf = widen_kv(kv.v[li], k0, k1, kvd, ctx);
-    segs.push_back({o + padded_here, o + S, 0, k1 - k0, kf.data<float>(), vf.data<float>()});
-    attend();
   }
-  if (!segs.empty()) attend();
 
   L.o.apply(attn.data<float>(), Hq * D, n, h.data<float>(), Hd, ctx, step.cancel);
   add_rows(x, Hd, h.data<float>(), Hd, n, Hd, ctx);

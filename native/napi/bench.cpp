@@ -106,8 +106,8 @@ Napi::Value BenchAttention(const Napi::CallbackInfo& info) {
   });
 }
 
-// benchAttentionDecode({context, heads, kvHeads, headDim, layers, sequences, variant, iters}): seconds
-// per decode step's attention (every layer, every sequence).
+// benchAttentionDecode({context, heads, kvHeads, headDim, layers, sequences, variant, iters[, kvDtype]}):
+// seconds per decode step's attention (every layer, every sequence; the cache f32 or bf16).
 Napi::Value BenchAttentionDecode(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
@@ -116,6 +116,7 @@ Napi::Value BenchAttentionDecode(const Napi::CallbackInfo& info) {
     bench::AttentionDecodeCase c{int_field(o, fn, "context"), int_field(o, fn, "heads"),  int_field(o, fn, "kvHeads"),
                                  int_field(o, fn, "headDim"), int_field(o, fn, "layers"), int_field(o, fn, "sequences"),
                                  string_field(o, fn, "variant"), iters_field(o, fn)};
+    if (!o.Get("kvDtype").IsUndefined()) c.kv_dtype = string_field(o, fn, "kvDtype");
     return run_async<double>(env, [c] { return bench::attention_decode_seconds(c); }, seconds);
   });
 }

@@ -40,6 +40,7 @@ void check_attention(const AttentionParams& p) {
             "attention: Hq (" + std::to_string(p.Hq) + ") must be a multiple of Hkv (" + std::to_string(p.Hkv) + ")");
   QVL_CHECK(p.Hq <= std::numeric_limits<int32_t>::max() && p.D <= std::numeric_limits<int32_t>::max(), Input,
             "attention: Hq and D must fit in 32 bits");
+  visit_kv_type(p.kv_dtype, [](auto) {});  // E_INPUT unless f32 or bf16
   QVL_CHECK(p.Tq >= 0 && p.Tk >= 0, Input,
             "attention: Tq and Tk must be >= 0 (got " + std::to_string(p.Tq) + ", " + std::to_string(p.Tk) + ")");
   // The kernels count keys in 32 bits.

@@ -5,10 +5,16 @@
 // Layout: q [Tq, Hq, D], k and v [Tk, Hkv, D], out [Tq, Hq, D], each with its own row stride (elements
 // between consecutive tokens, >= heads·D) so that q, k and v can be views into one fused qkv buffer.
 // GQA: query head h reads kv head h / (Hq / Hkv).
+//
+// Keys and values are f32 or bf16 (kv_dtype: a bf16 KV cache is read as stored, each element
+// widened to f32 as it is loaded); q, out and every sum stay f32. Strides count elements.
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "core/cancel.h"
+#include "core/dtype.h"
+#include "core/error.h"
 #include "core/exec_context.h"
 #include "core/threadpool.h"
 #include "ops/registry.h"
@@ -21,19 +27,20 @@ namespace qvl::ops {
 // prefill. Left padding is the caller's business: give each batch row its own segment.
 //
 // A segment may bring its own key and value buffers (k and v, both or neither; same strides ldk and
-// ldv, at least k_end rows each): batched decode attends every sequence to its own KV-pool slot in
-// one call. Without them its keys are rows of p.k and p.v.
+// ldv, at least k_end rows each, of p.kv_dtype): batched decode attends every sequence to its own
+// KV-pool slot in one call. Without them its keys are rows of p.k and p.v.
 struct AttentionSegment {
   int64_t q_start = 0, q_end = 0;
   int64_t k_start = 0, k_end = 0;
-  const float* k = nullptr;
-  const float* v = nullptr;
+  const void* k = nullptr;
+  const void* v = nullptr;
 };
 
 struct AttentionParams {
   const float* q = nullptr;  // [Tq, Hq, D], row stride ldq
-  const float* k = nullptr;  // [Tk, Hkv, D], row stride ldk (may be null when every segment has its own)
-  const float* v = nullptr;  // [Tk, Hkv, D], row stride ldv
+  const void* k = nullptr;   // [Tk, Hkv, D] of kv_dtype, row stride ldk (may be null when every segment has its own)
+  const void* v = nullptr;   // [Tk, Hkv, D] of kv_dtype, row stride ldv
+  DType kv_dtype = DType::F32;  // F32 or BF16: the element type of k and v (and of segments' own)
   float* out = nullptr;      // [Tq, Hq, D], row stride ldo; must not overlap k or v
   int64_t ldq = 0, ldk = 0, ldv = 0, ldo = 0;
   int64_t Tq = 0, Tk = 0;
@@ -54,12 +61,35 @@ struct AttentionParams {
 // parity tolerance.
 using AttentionFn = void (*)(const AttentionParams&, const ExecContext&);
 
-// Where a segment's keys and values start: its first key row (k_start) in its own buffers or in p's.
-inline const float* segment_keys(const AttentionParams& p, const AttentionSegment& g) {
-  return (g.k ? g.k : p.k) + g.k_start * p.ldk;
+// Calls f(T{}) with T the element type kernels read k and v as: float for F32, uint16_t (the bf16
+// bits) for BF16. Any other dtype is E_INPUT (check_attention refuses it first).
+template <class F>
+void visit_kv_type(DType t, F&& f) {
+  switch (t) {
+    case DType::F32: return f(float{});
+    case DType::BF16: return f(uint16_t{});
+    case DType::F16:
+    case DType::I32:
+    case DType::I64:
+    case DType::U8:
+    case DType::F8E4M3: break;
+  }
+  fail(ErrorCode::Input, std::string("attention: keys and values must be f32 or bf16, got ") + dtype_name(t));
 }
-inline const float* segment_values(const AttentionParams& p, const AttentionSegment& g) {
-  return (g.v ? g.v : p.v) + g.k_start * p.ldv;
+
+// One stored key or value element as f32 (exact for both types).
+inline float kv_widen(float x) { return x; }
+inline float kv_widen(uint16_t h) { return bf16_to_f32(h); }
+
+// Where a segment's keys and values start: its first key row (k_start) in its own buffers or in
+// p's; T must be the type visit_kv_type gives for p.kv_dtype.
+template <class T>
+const T* segment_keys(const AttentionParams& p, const AttentionSegment& g) {
+  return static_cast<const T*>(g.k ? g.k : p.k) + g.k_start * p.ldk;
+}
+template <class T>
+const T* segment_values(const AttentionParams& p, const AttentionSegment& g) {
+  return static_cast<const T*>(g.v ? g.v : p.v) + g.k_start * p.ldv;
 }
 
 const OpFamily<AttentionFn>& attention_family();

@@ -62,8 +62,14 @@ struct AttentionCase { int64_t seq, heads, kv_heads, head_dim; bool causal; std:
 double attention_seconds(const AttentionCase& c);
 
 // One decode step's attention (tests/bench_attention_decode.cpp): `sequences` sequences, each one
-// new query row against `context` cached keys, in every one of `layers` layers.
-struct AttentionDecodeCase { int64_t context, heads, kv_heads, head_dim, layers, sequences; std::string variant; int iters; };
+// new query row against `context` cached keys, in every one of `layers` layers; the cache stored as
+// kv_dtype ("f32" or "bf16", as the KV pool stores it).
+struct AttentionDecodeCase {
+  int64_t context, heads, kv_heads, head_dim, layers, sequences;
+  std::string variant;
+  int iters;
+  std::string kv_dtype = "f32";
+};
 double attention_decode_seconds(const AttentionDecodeCase& c);
 // Bytes of cached keys and values that step reads.
 double kv_decode_bytes(const AttentionDecodeCase& c);

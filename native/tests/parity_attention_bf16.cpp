@@ -13,7 +13,11 @@
 // 2e-5 of max(|ref|, 0.05) (inputs N(0,1)); measured beyond the slack: below 1e-6 over ten seeds
 // (without the slack: 2e-6 typical, up to 9e-3 when a dominant weight flips). A kernel that lost
 // one key of 17 or 33, or a 16-column tile of v, is off by several percent.
+//
+// bf16 keys and values (a bf16 KV cache): every variant must give, bit for bit, what it gives for
+// their f32 originals, since it rounds those to the same bf16 values.
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -54,6 +58,8 @@ float bf16_value(double e) { return cpu::bf16_rounded(static_cast<float>(e)); }
 std::vector<double> flip_slack(const AttentionParams& p, size_t n_out) {
   std::vector<double> slack(n_out, 0.0);
   const int64_t D = p.D, group = p.Hq / p.Hkv;
+  const float* pk = static_cast<const float*>(p.k);  // run_case's f32 views
+  const float* pv = static_cast<const float*>(p.v);
   for (int64_t s = 0; s < p.n_segments; ++s) {
     const AttentionSegment& g = p.segments[s];
     const int64_t klen = g.k_end - g.k_start;
@@ -65,7 +71,7 @@ std::vector<double> flip_slack(const AttentionParams& p, size_t n_out) {
         for (int64_t j = 0; j < klen; ++j) {
           double dot = 0;
           for (int64_t d = 0; d < D; ++d) {
-            dot += static_cast<double>(bf16_value(p.q[i * p.ldq + h * D + d])) * bf16_value(p.k[(g.k_start + j) * p.ldk + hk * D + d]);
+            dot += static_cast<double>(bf16_value(p.q[i * p.ldq + h * D + d])) * bf16_value(pk[(g.k_start + j) * p.ldk + hk * D + d]);
           }
           w[j] = dot * p.scale;
           mx = std::max(mx, w[j]);
@@ -76,7 +82,7 @@ std::vector<double> flip_slack(const AttentionParams& p, size_t n_out) {
           if (lo == hi) continue;
           for (int64_t d = 0; d < D; ++d) {
             slack[static_cast<size_t>(i * p.ldo + h * D + d)] +=
-                (hi - lo) * std::fabs(bf16_value(p.v[(g.k_start + j) * p.ldv + hk * D + d])) / sum;
+                (hi - lo) * std::fabs(bf16_value(pv[(g.k_start + j) * p.ldv + hk * D + d])) / sum;
           }
         }
       }
@@ -107,6 +113,25 @@ std::vector<Result> run_case(const Case& c, Rng& rng, ThreadPool& pool) {
   const std::vector<double> slack = flip_slack(p, n_out);
   std::vector<Result> out;
   const auto& family = ops::attention_bf16_family();
+  // The same problem with k and v stored as bf16 (the whole fused buffer rounded, q still f32).
+  std::vector<uint16_t> qkv16(qkv.size());
+  for (size_t i = 0; i < qkv.size(); ++i) qkv16[i] = f32_to_bf16(qkv[i]);
+  AttentionParams p16 = p;
+  p16.kv_dtype = DType::BF16;
+  p16.k = qkv16.data() + c.Hq * c.D, p16.v = qkv16.data() + (c.Hq + c.Hkv) * c.D;
+  auto same_with_bf16_kv = [&](const ops::Variant<ops::AttentionFn>& v, const float* want) {
+    Result r = variant_case("attention_bf16", v, describe(c) + " bf16-kv bits as f32-kv threads=" + std::to_string(pool.size()));
+    run_case(r, [&] {
+      Guarded<float> got(n_out, kUntouched);
+      p16.out = got.data();
+      v.fn(p16, ExecContext(pool));
+      r.passed = std::memcmp(got.data(), want, n_out * sizeof(float)) == 0;
+      if (!r.passed) r.note = "differs from the f32 keys' output";
+      r.guards_ok = got.intact();
+    });
+    out.push_back(std::move(r));
+  };
+  same_with_bf16_kv(family.reference(), ref.data());
   for (const auto& v : family.runnable()) {
     if (v.fn == family.reference().fn) continue;
     Guarded<float> got(n_out, kUntouched);
@@ -125,6 +150,7 @@ std::vector<Result> run_case(const Case& c, Rng& rng, ThreadPool& pool) {
       r.guards_ok = got.intact();
     });
     out.push_back(std::move(r));
+    same_with_bf16_kv(v, got.data());
   }
   return out;
 }

@@ -139,8 +139,38 @@ describe('admission', () => {
     }
   });
 
+  it("kvCache 'bf16' stores keys and values at 2 bytes: twice the tokens fit, the memory estimate halves its KV, the logits move slightly", async () => {
+    const t = plain.config.text;
+    const perToken = t.layers * 2 * t.kvHeads * t.headDim * 4;  // f32
+    const p = await plain.prepare(ask('memory bound'));
+    const prompt = p.seqLength;
+    // Room for prompt + 16 new tokens only at 2 bytes per element.
+    const kvMemoryBytes = ((prompt + 20) * perToken) / 2;
+    const o = { ...greedy, ...NO_EOS, maxTokens: 16 };
+    const f32 = await loadModel(CKPT, { threads: 1, engine: { kvMemoryBytes, prefixCacheBytes: 0 } });
+    const bf16 = await loadModel(CKPT, { threads: 1, engine: { kvMemoryBytes, prefixCacheBytes: 0, kvCache: 'bf16' } });
+    try {
+      await expect(f32.chat(ask('memory bound'), o)).rejects.toMatchObject({ code: 'E_INPUT', message: expect.stringMatching(/kvMemoryBytes/) });
+      const r = bf16.chat(ask('memory bound'), o);
+      while (bf16.stats().running === 0) await new Promise((res) => setTimeout(res, 2));
+      expect(bf16.stats().kv.usedBytes).toBe(((prompt + 16) * perToken) / 2);
+      expect((await r).tokens).toHaveLength(16);
+      const [ef, eb] = [await f32.estimateTokens(ask('memory bound'), { maxTokens: 100 }), await bf16.estimateTokens(ask('memory bound'), { maxTokens: 100 })];
+      expect(ef.memoryBytes - eb.memoryBytes).toBe(((prompt + 100) * perToken) / 2);
+      // logits() runs on the same storage: rounded keys and values move the logits, a little.
+      const [lf, lb] = [(await f32.logits(p)).data as Float32Array, (await bf16.logits(p)).data as Float32Array];
+      let ab = 0, aa = 0, bb = 0;
+      lf.forEach((x, i) => ((ab += x * lb[i]), (aa += x * x), (bb += lb[i] * lb[i])));
+      expect(lf).not.toEqual(lb);
+      expect(ab / Math.sqrt(aa * bb)).toBeGreaterThan(0.999);
+    } finally {
+      f32.dispose();
+      bf16.dispose();
+    }
+  });
+
   it('checks the engine options', async () => {
-    for (const engine of [{ maxRunning: 0 }, { tokenBudget: 1.5 }, { visionCacheBytes: -1 }, { kvMemoryBytes: '1' }, 'x']) {
+    for (const engine of [{ maxRunning: 0 }, { tokenBudget: 1.5 }, { visionCacheBytes: -1 }, { kvMemoryBytes: '1' }, { kvCache: 'f16' }, { kvCache: 16 }, 'x']) {
       await expect(loadModel(CKPT, { engine: engine as never })).rejects.toMatchObject({ code: 'E_INPUT', message: expect.stringMatching(/engine/) });
     }
   });

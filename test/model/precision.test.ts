@@ -14,14 +14,14 @@
 // (the worst single position is reported, not held: one near-tie or one flipped MoE routing
 // moves it to 0.89 on the 32-wide MoE fixture). An AMX kernel that dropped its last k step
 // measured vision cos 0.37-0.79, logits cos 0.29-0.62, top-1 0-52%: far outside.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadModel, type Model } from '../../lib/index.js';
 import { native } from '../../lib/native/binding.js';
-import { FAMILIES, MODEL_CONFIGS, REPO_FIXTURES, checkpointDir } from '../helpers/fixtures.js';
-import { officialTensors, randomWeights, scaleConfig, scaleSections, textSection, writeByteLevelFiles, writeLayout } from '../helpers/layout-checkpoint.js';
+import { FAMILIES, REPO_FIXTURES, checkpointDir } from '../helpers/fixtures.js';
+import { compareRows, cosine, writeWideQwen2Vl } from '../helpers/logits-metrics.js';
 
 const IMAGE = join(REPO_FIXTURES, 'qwen2-vl/inputs/gradient_224x224.png');
 const NOISE = join(REPO_FIXTURES, 'qwen2-vl/inputs/noise_120x90.png');
@@ -31,22 +31,6 @@ const question = [
 
 // Whether this CPU runs the bf16 kernels at all (AMX or AVX512-BF16); elsewhere 'fast' is exact.
 const bf16Kernel = (native.info().ops.matmul_bf16?.variants ?? []).some((v) => v.available && v.name !== 'reference');
-
-function cosine(a: Float32Array, b: Float32Array, from = 0, to = a.length): number {
-  let ab = 0, aa = 0, bb = 0;
-  for (let i = from; i < to; i++) {
-    ab += a[i] * b[i];
-    aa += a[i] * a[i];
-    bb += b[i] * b[i];
-  }
-  return ab / Math.sqrt(aa * bb);
-}
-
-function argmax(a: Float32Array, from: number, to: number): number {
-  let best = from;
-  for (let i = from + 1; i < to; i++) if (a[i] > a[best]) best = i;
-  return best - from;
-}
 
 interface Measured {
   visionCos: number;
@@ -73,16 +57,8 @@ async function measure(dir: string): Promise<Measured> {
     const conversation = [...question, { role: 'assistant' as const, content: [{ type: 'text' as const, text: answer.text }] }] as typeof question;
     const e = await run(exact, conversation);
     const f = await run(fast, conversation);
-    const positions = e.logits.length / e.vocab;
-    let worst = 1, sum = 0, agree = 0;
-    for (let p = 0; p < positions; p++) {
-      const from = p * e.vocab, to = from + e.vocab;
-      const c = cosine(e.logits, f.logits, from, to);
-      worst = Math.min(worst, c);
-      sum += c;
-      if (argmax(e.logits, from, to) === argmax(f.logits, from, to)) agree++;
-    }
-    return { visionCos: cosine(e.embeds, f.embeds), logitsCos: sum / positions, worstCos: worst, top1: agree / positions, positions };
+    const rows = compareRows(e.logits, f.logits, e.vocab);
+    return { visionCos: cosine(e.embeds, f.embeds), logitsCos: rows.meanCos, worstCos: rows.worstCos, top1: rows.top1, positions: rows.positions };
   } finally {
     exact.dispose();
     fast.dispose();
@@ -108,22 +84,11 @@ describe.skipIf(!bf16Kernel)("precision 'fast' against 'exact'", () => {
     }, 300_000);
   }
 
-  // Qwen2-VL-2B's structure at 256-wide text and vision (4 heads of 64, MLPs 1024 wide), random
-  // weights scaled like trained ones: long dot products, so rounding errors accumulate as in a
-  // real model's layers.
+  // Qwen2-VL-2B's structure at 256-wide text and vision (see writeWideQwen2Vl).
   const work = mkdtempSync(join(tmpdir(), 'qwenvl-precision-'));
   afterAll(() => rmSync(work, { recursive: true, force: true }));
   it('a 256-wide generated Qwen2-VL checkpoint: within the budget', async () => {
-    const official = JSON.parse(readFileSync(join(MODEL_CONFIGS, 'Qwen__Qwen2-VL-2B-Instruct/config.reconstructed.json'), 'utf8')) as Record<string, unknown>;
-    const config = scaleConfig('qwen2_vl', official);
-    const text = textSection(config);
-    Object.assign(text, { hidden_size: 256, num_attention_heads: 4, num_key_value_heads: 2, intermediate_size: 1024 });
-    (config.rope_scaling as { mrope_section: number[] }).mrope_section = scaleSections([16, 24, 24], 32);
-    Object.assign(config.vision_config as object, { embed_dim: 256, hidden_size: 256, num_heads: 4, depth: 4 });
-    const files = join(work, 'files');
-    writeByteLevelFiles(checkpointDir('qwen2-vl'), files);
-    const dir = join(work, 'wide');
-    await writeLayout(dir, config, randomWeights(officialTensors('qwen2_vl', config), 11), files, { prefixes: 'legacy', sharded: false, dtype: 'BF16' });
+    const dir = await writeWideQwen2Vl(work, { embed_dim: 256, hidden_size: 256, num_heads: 4, depth: 4 });
     const m = await measure(dir);
     report('generated 256-wide', m);
     expect(m.visionCos).toBeGreaterThan(BUDGET.visionCos);

@@ -27,6 +27,7 @@ describe('qwenvl serve arguments', () => {
     [['--model', 'x', '--drain-timeout', 'soon'], '--drain-timeout must be a number of seconds > 0'],
     [['--model', 'x', '--remote-media-max-mb', '5'], 'need --allow-remote-media'],
     [['--model', 'x', '--api-key', ''], '--api-key needs a value'],
+    [['--model', 'x', '--kv-cache', 'f16'], "--kv-cache must be f32 or bf16, got 'f16'"],
   ])('%j is a usage error', async (args, message) => {
     const r = await cli(['serve', ...args]);
     expect(r.status).toBe(2);

@@ -4,7 +4,7 @@ import type { GroundingItem } from '../../grounding/types.js';
 import type { ContentPart } from '../../text/chat-template.js';
 import type { ToolDefinition } from '../../text/tool-messages.js';
 import { ChatPrinter } from '../chat-output.js';
-import { UsageError, integerOption, numberOption, stringList, stringValue, threadsOption } from '../args.js';
+import { UsageError, integerOption, kvCacheOption, numberOption, stringList, stringValue, threadsOption } from '../args.js';
 import type { Command } from '../command.js';
 
 const HELP = `usage: qwenvl chat --model DIR [--image PATH]... [--video PATH]... [options] "PROMPT"
@@ -27,6 +27,8 @@ options:
   --threads N          compute threads (integer from 1 to 1024; default: physical cores)
   --precision P        exact (default) or fast: bf16 prefill and vision tower on AMX /
                        AVX512-BF16 (see README, "Precision")
+  --kv-cache T         f32 (default, exact) or bf16: keys and values stored at half the
+                       memory (see README, "Concurrency and caches")
   --draw OUT.png       draw the reply's boxes and points on the image (needs --image); with
                        several images, one file each: OUT-1.png, OUT-2.png, ...
   --tools FILE         a JSON file of tools the model may call (OpenAI's "tools" array, or an
@@ -114,6 +116,7 @@ export const chatCommand: Command = {
     seed: { type: 'string' },
     threads: { type: 'string' },
     precision: { type: 'string' },
+    'kv-cache': { type: 'string' },
     'video-fps': { type: 'string' },
     'video-max-frames': { type: 'string' },
     draw: { type: 'string' },
@@ -156,6 +159,7 @@ export const chatCommand: Command = {
     if (precision !== undefined && precision !== 'exact' && precision !== 'fast') {
       throw new UsageError(`--precision must be exact or fast, got '${precision}'`);
     }
+    const kvCache = kvCacheOption(values);
     const videoFps = numberOption(values, 'video-fps', (x) => x > 0, 'a number > 0');
     const videoMaxFrames = integerOption(values, 'video-max-frames', 1);
     const videoSampling = {
@@ -168,6 +172,7 @@ export const chatCommand: Command = {
     const m = await loadModel(model, {
       ...(threads !== undefined ? { threads } : {}),
       ...(precision !== undefined ? { precision } : {}),
+      ...(kvCache !== undefined ? { engine: { kvCache } } : {}),
     });
     try {
       const content: ContentPart[] = [

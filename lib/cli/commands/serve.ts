@@ -1,5 +1,5 @@
 import { basename, resolve } from 'node:path';
-import { UsageError, integerOption, numberOption, stringList, stringValue, threadsOption } from '../args.js';
+import { UsageError, integerOption, kvCacheOption, numberOption, stringList, stringValue, threadsOption } from '../args.js';
 import type { Command } from '../command.js';
 
 const HELP = `usage: qwenvl serve --model DIR [options]
@@ -16,6 +16,8 @@ options:
   --served-model-name S  the model name clients send (default: the folder's or repository's name)
   --max-running N        requests the model runs at once, batched together (default 16)
   --max-queue N          requests waiting beyond those; more get 429 (default 64)
+  --kv-cache T           f32 (default, exact) or bf16: keys and values stored at half the memory,
+                         for longer prompts or more concurrent requests (README, "Concurrency and caches")
   --max-body-mb N        largest request body, images included (default 50)
   --max-images N         most images per request (default 32)
   --max-videos N         most videos per request (default 4)
@@ -43,6 +45,7 @@ export const serveCommand: Command = {
     'served-model-name': { type: 'string' },
     'max-running': { type: 'string' },
     'max-queue': { type: 'string' },
+    'kv-cache': { type: 'string' },
     'max-body-mb': { type: 'string' },
     'max-images': { type: 'string' },
     'max-videos': { type: 'string' },
@@ -64,6 +67,7 @@ export const serveCommand: Command = {
     if (apiKey === '') throw new UsageError('--api-key needs a value');
     const maxRunning = integerOption(values, 'max-running', 1) ?? 16;
     const maxQueue = integerOption(values, 'max-queue', 0) ?? 64;
+    const kvCache = kvCacheOption(values);
     const bodyLimit = (integerOption(values, 'max-body-mb', 1, 4096) ?? 50) * 2 ** 20;
     const maxImages = integerOption(values, 'max-images', 0) ?? 32;
     const maxVideos = integerOption(values, 'max-videos', 0) ?? 4;
@@ -94,7 +98,7 @@ export const serveCommand: Command = {
       specialTokensInUserText: false,
       // The server admits up to maxRunning requests; the engine batches them all at once (queueing
       // happens at the server, which answers 429 past --max-queue).
-      engine: { maxRunning },
+      engine: { maxRunning, ...(kvCache !== undefined ? { kvCache } : {}) },
     });
     try {
       const server = createServer({ model: m, modelId, resolver, maxRunning, maxQueue, bodyLimit, ...(apiKey ? { apiKey } : {}) });

@@ -131,6 +131,20 @@ struct Avx2 {
     }
   }
 
+  // n rows of D bf16 values (row stride ld) as f32 rows of D: a bf16 tile widened once.
+  QVL_TARGET_AVX2 static void widen(const uint16_t* src, int64_t ld, int n, int D, float* dst) {
+    for (int j = 0; j < n; ++j) {
+      const uint16_t* s = src + j * ld;
+      float* o = dst + static_cast<size_t>(j) * D;
+      int d = 0;
+      for (; d + 8 <= D; d += 8) {
+        const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + d));
+        _mm256_storeu_ps(o + d, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)));
+      }
+      for (; d < D; ++d) o[d] = bf16_to_f32(s[d]);
+    }
+  }
+
   static void pv(const float* St, int RP, int nk, const float* v, int64_t ldv, int D, float* Ot, const float* alpha) {
     int dd[kGroup];
     for (int d0 = 0; d0 < D; d0 += kGroup) {

@@ -10,8 +10,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "backends/cpu/attention_tiled.h"
+#include "backends/cpu/thread_scratch.h"
 #include "core/cpu.h"
 
 namespace qvl::cpu {
@@ -34,6 +36,12 @@ QVL_TARGET_AVX512 inline __m512 exp2_ps(__m512 x) {
   y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(6.9314718055994531e-01f));
   y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(1.0f));
   return _mm512_scalef_ps(y, n);
+}
+
+// 16 stored K or V elements (only the lanes in m are read; others 0), widened to f32.
+QVL_TARGET_AVX512 inline __m512 load16(const float* x, __mmask16 m) { return _mm512_maskz_loadu_ps(m, x); }
+QVL_TARGET_AVX512 inline __m512 load16(const uint16_t* x, __mmask16 m) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, x)), 16));
 }
 
 // The accumulator tiles are flat arrays under explicit unroll pragmas: that is what lets GCC keep
@@ -110,8 +118,8 @@ inline __mmask16 first_lanes(int n) {
   return static_cast<__mmask16>(n >= 16 ? 0xFFFF : n <= 0 ? 0 : (1u << n) - 1);
 }
 
-template <int R>
-QVL_TARGET_AVX512 void pv_rows_tile(const float* S, int lds, int nk, const float* v, int64_t ldv, int D, float* O,
+template <int R, class T>
+QVL_TARGET_AVX512 void pv_rows_tile(const float* S, int lds, int nk, const T* v, int64_t ldv, int D, float* O,
                                     int ldo, const float* alpha) {
   for (int d0 = 0; d0 < D; d0 += 48) {
     const __mmask16 m0 = first_lanes(D - d0), m1 = first_lanes(D - d0 - 16), m2 = first_lanes(D - d0 - 32);
@@ -121,9 +129,8 @@ QVL_TARGET_AVX512 void pv_rows_tile(const float* S, int lds, int nk, const float
       acc[i] = _mm512_mul_ps(_mm512_loadu_ps(O + static_cast<size_t>(i / 3) * ldo + d0 + 16 * (i % 3)),
                              _mm512_set1_ps(alpha[i / 3]));
     for (int j = 0; j < nk; ++j) {
-      const float* vr = v + j * ldv + d0;
-      const __m512 v0 = _mm512_maskz_loadu_ps(m0, vr), v1 = _mm512_maskz_loadu_ps(m1, vr + 16),
-                   v2 = _mm512_maskz_loadu_ps(m2, vr + 32);
+      const T* vr = v + j * ldv + d0;
+      const __m512 v0 = load16(vr, m0), v1 = load16(vr + 16, m1), v2 = load16(vr + 32, m2);
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
         const __m512 b = _mm512_set1_ps(S[static_cast<size_t>(r) * lds + j]);
@@ -136,6 +143,8 @@ QVL_TARGET_AVX512 void pv_rows_tile(const float* S, int lds, int nk, const float
     for (int i = 0; i < R * 3; ++i) _mm512_storeu_ps(O + static_cast<size_t>(i / 3) * ldo + d0 + 16 * (i % 3), acc[i]);
   }
 }
+
+struct WideKeys {};  // thread_scratch tag: qk_rows' widened bf16 key block
 
 struct Avx512 {
   static constexpr int kLanes = 16;
@@ -185,6 +194,13 @@ struct Avx512 {
     }
   }
 
+  // n rows of D bf16 values (row stride ld) as f32 rows of D: a bf16 tile widened once.
+  QVL_TARGET_AVX512 static void widen(const uint16_t* src, int64_t ld, int n, int D, float* dst) {
+    for (int j = 0; j < n; ++j)
+      for (int d = 0; d < D; d += 16)
+        _mm512_mask_storeu_ps(dst + static_cast<size_t>(j) * D + d, first_lanes(D - d), load16(src + j * ld + d, first_lanes(D - d)));
+  }
+
   static void pv(const float* St, int RP, int nk, const float* v, int64_t ldv, int D, float* Ot, const float* alpha) {
     int dd[kGroup];
     for (int d0 = 0; d0 < D; d0 += kGroup) {
@@ -197,26 +213,50 @@ struct Avx512 {
     }
   }
 
-  QVL_TARGET_AVX512 static void qk_rows(const float* Q, int ldq, int D, int R, const float* k, int64_t ldk, int nk,
+  template <class T>
+  QVL_TARGET_AVX512 static void qk_rows(const float* Q, int ldq, int D, int R, const T* k, int64_t ldk, int nk,
                                         float* S, int lds) {
     const int nv = ldq / 16;
     const __mmask16 tail = first_lanes(D - 16 * (nv - 1));
-    const float* kp[16];
+    const T* kp[16];
+    // bf16 keys that several rows read are widened once per 16-key block into a small (L1) f32
+    // block, zero past D, instead of once per row; a lone row widens them in registers.
+    float* wide = nullptr;
+    if constexpr (std::is_same_v<T, uint16_t>) {
+      if (R > 1) wide = static_cast<float*>(thread_scratch<WideKeys>(static_cast<size_t>(16 * ldq) * 4, "attention: widened keys"));
+    }
     for (int j0 = 0; j0 < nk; j0 += 16) {
       for (int j = 0; j < 16; ++j) kp[j] = k + std::min(j0 + j, nk - 1) * ldk;
-      for (int r = 0; r < R; ++r) {
-        const float* q = Q + static_cast<size_t>(r) * ldq;
-        __m512 acc[16];
-#pragma GCC unroll 16
-        for (int j = 0; j < 16; ++j) acc[j] = _mm512_setzero_ps();
-        for (int w = 0; w < nv; ++w) {
-          const __mmask16 mk = w == nv - 1 ? tail : static_cast<__mmask16>(0xFFFF);
-          const __m512 qv = _mm512_loadu_ps(q + 16 * w);
-#pragma GCC unroll 16
-          for (int j = 0; j < 16; ++j) acc[j] = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(mk, kp[j] + 16 * w), acc[j]);
-        }
-        _mm512_storeu_ps(S + static_cast<size_t>(r) * lds + j0, hsum16(acc));
+      if (!wide) {
+        qk_rows_block(Q, ldq, nv, tail, R, kp, S + j0, lds);
+        continue;
       }
+      const float* wp[16];
+      for (int j = 0; j < 16; ++j) {
+        float* w = wide + static_cast<size_t>(j) * ldq;
+        for (int x = 0; x < nv; ++x) _mm512_storeu_ps(w + 16 * x, load16(kp[j] + 16 * x, x == nv - 1 ? tail : static_cast<__mmask16>(0xFFFF)));
+        wp[j] = w;
+      }
+      qk_rows_block(Q, ldq, nv, tail, R, wp, S + j0, lds);
+    }
+  }
+
+  // S[r][0..16) = the R rows of Q against the 16 keys kp (D in nv vectors, the last masked to tail).
+  template <class T>
+  QVL_TARGET_AVX512 static void qk_rows_block(const float* Q, int ldq, int nv, __mmask16 tail, int R, const T* const* kp,
+                                              float* S, int lds) {
+    for (int r = 0; r < R; ++r) {
+      const float* q = Q + static_cast<size_t>(r) * ldq;
+      __m512 acc[16];
+#pragma GCC unroll 16
+      for (int j = 0; j < 16; ++j) acc[j] = _mm512_setzero_ps();
+      for (int w = 0; w < nv; ++w) {
+        const __mmask16 mk = w == nv - 1 ? tail : static_cast<__mmask16>(0xFFFF);
+        const __m512 qv = _mm512_loadu_ps(q + 16 * w);
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; ++j) acc[j] = _mm512_fmadd_ps(qv, load16(kp[j] + 16 * w, mk), acc[j]);
+      }
+      _mm512_storeu_ps(S + static_cast<size_t>(r) * lds, hsum16(acc));
     }
   }
 
@@ -245,17 +285,18 @@ struct Avx512 {
     }
   }
 
-  static void pv_rows(const float* S, int lds, int R, int nk, const float* v, int64_t ldv, int D, float* O, int ldo,
+  template <class T>
+  static void pv_rows(const float* S, int lds, int R, int nk, const T* v, int64_t ldv, int D, float* O, int ldo,
                       const float* alpha) {
     switch (R) {
-      case 1: return pv_rows_tile<1>(S, lds, nk, v, ldv, D, O, ldo, alpha);
-      case 2: return pv_rows_tile<2>(S, lds, nk, v, ldv, D, O, ldo, alpha);
-      case 3: return pv_rows_tile<3>(S, lds, nk, v, ldv, D, O, ldo, alpha);
-      case 4: return pv_rows_tile<4>(S, lds, nk, v, ldv, D, O, ldo, alpha);
-      case 5: return pv_rows_tile<5>(S, lds, nk, v, ldv, D, O, ldo, alpha);
-      case 6: return pv_rows_tile<6>(S, lds, nk, v, ldv, D, O, ldo, alpha);
-      case 7: return pv_rows_tile<7>(S, lds, nk, v, ldv, D, O, ldo, alpha);
-      default: return pv_rows_tile<8>(S, lds, nk, v, ldv, D, O, ldo, alpha);
+      case 1: return pv_rows_tile<1, T>(S, lds, nk, v, ldv, D, O, ldo, alpha);
+      case 2: return pv_rows_tile<2, T>(S, lds, nk, v, ldv, D, O, ldo, alpha);
+      case 3: return pv_rows_tile<3, T>(S, lds, nk, v, ldv, D, O, ldo, alpha);
+      case 4: return pv_rows_tile<4, T>(S, lds, nk, v, ldv, D, O, ldo, alpha);
+      case 5: return pv_rows_tile<5, T>(S, lds, nk, v, ldv, D, O, ldo, alpha);
+      case 6: return pv_rows_tile<6, T>(S, lds, nk, v, ldv, D, O, ldo, alpha);
+      case 7: return pv_rows_tile<7, T>(S, lds, nk, v, ldv, D, O, ldo, alpha);
+      default: return pv_rows_tile<8, T>(S, lds, nk, v, ldv, D, O, ldo, alpha);
     }
   }
 };

@@ -1,4 +1,4 @@
-// attention_bf16 on AMX tiles (non-causal: the vision tower). Two phases:
+// attention_bf16 on AMX tiles (non-causal: the vision tower). k and v may be f32 or bf16. Two phases:
 //   1. k and v of every (segment, kv head) packed once into the tile layout of the bf16 block
 //      kernel (matmul_bf16_cpu.h): k as "weight rows" (one per key, D as the reduction), v as
 //      pairs of keys interleaved per output column (the reduction over keys);
@@ -43,11 +43,18 @@ QVL_TARGET_AVX512BF16 inline __m512i bf16x32(__m512 lo, __m512 hi) {
   return reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));
 }
 
+// The lanes in m of 16 stored values (f32, or bf16 widened exactly), others 0.
+QVL_TARGET_AVX512BF16 inline __m512 load_v16(const float* x, __mmask16 m) { return _mm512_maskz_loadu_ps(m, x); }
+QVL_TARGET_AVX512BF16 inline __m512 load_v16(const uint16_t* x, __mmask16 m) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, x)), 16));
+}
+
 // v rows [0, klen) (row stride ldv), D columns, into the block kernel's B layout for O = P·v:
 // column block jb (32 of D), key step s (32 keys), tile g (16 columns): row r holds, for each
 // column, the pair (v[32s + 2r][col], v[32s + 2r + 1][col]). Keys past klen and columns past D
-// pack as zero.
-QVL_TARGET_AVX512BF16 void pack_v(const float* v, int64_t ldv, int64_t klen, int64_t D, int64_t kp, int64_t dp,
+// pack as zero. T: the stored element (a bf16 cache's values re-round to themselves).
+template <class T>
+QVL_TARGET_AVX512BF16 void pack_v(const T* v, int64_t ldv, int64_t klen, int64_t D, int64_t kp, int64_t dp,
                                   uint16_t* out) {
   const int64_t steps = kp / kBf16Step;
   // Interleaves [a0..a15, b0..b15] into [a0, b0, a1, b1, ...].
@@ -61,8 +68,8 @@ QVL_TARGET_AVX512BF16 void pack_v(const float* v, int64_t ldv, int64_t klen, int
         uint16_t* tile = out + (jb * steps + s) * kBf16StepElems + g * 512;
         for (int r = 0; r < 16; ++r) {
           const int64_t key = s * kBf16Step + 2 * r;
-          const __m512 a = key < klen ? _mm512_maskz_loadu_ps(lanes16(cols), v + key * ldv + d0) : _mm512_setzero_ps();
-          const __m512 b = key + 1 < klen ? _mm512_maskz_loadu_ps(lanes16(cols), v + (key + 1) * ldv + d0) : _mm512_setzero_ps();
+          const __m512 a = key < klen ? load_v16(v + key * ldv + d0, lanes16(cols)) : _mm512_setzero_ps();
+          const __m512 b = key + 1 < klen ? load_v16(v + (key + 1) * ldv + d0, lanes16(cols)) : _mm512_setzero_ps();
           _mm512_store_si512(tile + r * 32, _mm512_permutexvar_epi16(idx, bf16x32(a, b)));
         }
       }
@@ -198,8 +205,11 @@ void attention_bf16_amx(const ops::AttentionParams& p, const ExecContext& ctx) {
       const int64_t klen = g.k_end - g.k_start, kp = L.kp[s];
       if (kp == 0) continue;
       uint16_t* kpk = packs + L.base[s] + hk * 2 * kp * L.dp;
-      pack_bf16_panels({ops::segment_keys(p, g) + hk * p.D, p.ldk, p.D, DType::F32}, 0, klen, 0, L.dp, kpk);
-      pack_v(ops::segment_values(p, g) + hk * p.D, p.ldv, klen, p.D, kp, L.dp, kpk + kp * L.dp);
+      ops::visit_kv_type(p.kv_dtype, [&](auto t) {
+        using T = decltype(t);
+        pack_bf16_panels({ops::segment_keys<T>(p, g) + hk * p.D, p.ldk, p.D, p.kv_dtype}, 0, klen, 0, L.dp, kpk);
+        pack_v(ops::segment_values<T>(p, g) + hk * p.D, p.ldv, klen, p.D, kp, L.dp, kpk + kp * L.dp);
+      });
     }
   });
   // Work items: (segment, head, 32-row query block).

@@ -24,12 +24,15 @@ void attention_bf16_ref(const ops::AttentionParams& p, const ExecContext&) {
     vb.resize(static_cast<size_t>(klen * D));
     for (int64_t h = 0; h < p.Hq; ++h) {
       const int64_t hk = h / group;
-      for (int64_t j = 0; j < klen; ++j) {
-        for (int64_t d = 0; d < D; ++d) {
-          kb[j * D + d] = bf16_rounded(ops::segment_keys(p, g)[j * p.ldk + hk * D + d]);
-          vb[j * D + d] = bf16_rounded(ops::segment_values(p, g)[j * p.ldv + hk * D + d]);
+      ops::visit_kv_type(p.kv_dtype, [&](auto t) {
+        using T = decltype(t);
+        for (int64_t j = 0; j < klen; ++j) {
+          for (int64_t d = 0; d < D; ++d) {
+            kb[j * D + d] = bf16_rounded(ops::kv_widen(ops::segment_keys<T>(p, g)[j * p.ldk + hk * D + d]));
+            vb[j * D + d] = bf16_rounded(ops::kv_widen(ops::segment_values<T>(p, g)[j * p.ldv + hk * D + d]));
+          }
         }
-      }
+      });
       for (int64_t i = 0; i < qlen; ++i) {
         for (int64_t d = 0; d < D; ++d) q[d] = bf16_rounded(p.q[(g.q_start + i) * p.ldq + h * D + d]);
         float* o = p.out + (g.q_start + i) * p.ldo + h * D;

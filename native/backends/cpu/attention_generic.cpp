@@ -69,6 +69,12 @@ struct Generic {
     }
   }
 
+  // n rows of D bf16 values (row stride ld) as f32 rows of D: a bf16 tile widened once.
+  static void widen(const uint16_t* src, int64_t ld, int n, int D, float* dst) {
+    for (int j = 0; j < n; ++j)
+      for (int d = 0; d < D; ++d) dst[static_cast<size_t>(j) * D + d] = bf16_to_f32(src[j * ld + d]);
+  }
+
   static void pv(const float* St, int RP, int nk, const float* v, int64_t ldv, int D, float* Ot, const float* alpha) {
     int dd[4];
     for (int d0 = 0; d0 < D; d0 += 4) {

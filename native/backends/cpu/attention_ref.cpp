@@ -1,5 +1,6 @@
 // Plain attention: every score in double, an ordinary two-pass softmax. Single-threaded on
-// purpose: this is the yardstick the tiled kernels are measured against.
+// purpose: this is the yardstick the tiled kernels are measured against. bf16 keys and values are
+// widened element by element (exactly), as the kernels widen them.
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -7,8 +8,10 @@
 #include "ops/attention.h"
 
 namespace qvl::cpu {
+namespace {
 
-void attention_ref(const ops::AttentionParams& p, const ExecContext& /*ctx*/) {
+template <class T>
+void attention_ref_kv(const ops::AttentionParams& p) {
   const int64_t D = p.D, group = p.Hq / p.Hkv;
   std::vector<double> w, acc(static_cast<size_t>(D));
   for (int64_t s = 0; s < p.n_segments; ++s) {
@@ -24,9 +27,9 @@ void attention_ref(const ops::AttentionParams& p, const ExecContext& /*ctx*/) {
         const int64_t hk = h / group;
         double mx = -std::numeric_limits<double>::infinity();
         for (int64_t j = 0; j < nk; ++j) {
-          const float* kr = ops::segment_keys(p, g) + j * p.ldk + hk * D;
+          const T* kr = ops::segment_keys<T>(p, g) + j * p.ldk + hk * D;
           double dot = 0;
-          for (int64_t d = 0; d < D; ++d) dot += static_cast<double>(qr[d]) * kr[d];
+          for (int64_t d = 0; d < D; ++d) dot += static_cast<double>(qr[d]) * ops::kv_widen(kr[d]);
           w[j] = dot * p.scale;
           if (w[j] > mx) mx = w[j];
         }
@@ -34,13 +37,19 @@ void attention_ref(const ops::AttentionParams& p, const ExecContext& /*ctx*/) {
         for (int64_t j = 0; j < nk; ++j) sum += (w[j] = std::exp(w[j] - mx));
         for (int64_t d = 0; d < D; ++d) acc[d] = 0;
         for (int64_t j = 0; j < nk; ++j) {
-          const float* vr = ops::segment_values(p, g) + j * p.ldv + hk * D;
-          for (int64_t d = 0; d < D; ++d) acc[d] += w[j] * vr[d];
+          const T* vr = ops::segment_values<T>(p, g) + j * p.ldv + hk * D;
+          for (int64_t d = 0; d < D; ++d) acc[d] += w[j] * ops::kv_widen(vr[d]);
         }
         for (int64_t d = 0; d < D; ++d) o[d] = nk > 0 ? static_cast<float>(acc[d] / sum) : 0.0f;
       }
     }
   }
+}
+
+}  // namespace
+
+void attention_ref(const ops::AttentionParams& p, const ExecContext& /*ctx*/) {
+  ops::visit_kv_type(p.kv_dtype, [&](auto t) { attention_ref_kv<decltype(t)>(p); });
 }
 
 }  // namespace qvl::cpu

@@ -25,6 +25,12 @@
 // keys are split into chunks ("split-K") whose count depends on the thread count, and a second
 // pass merges them; those results agree across thread counts only within rounding.
 //
+// Keys and values stored as bf16 (a bf16 KV cache, T = uint16_t) are read at half the bytes and
+// never copied wide as a whole: the row-major kernels are templates over T and widen in registers
+// as they load (qk_rows may widen its 16-key block once into L1 when several rows share it); the
+// transposed kernels, which broadcast single elements, get each key tile's K and V widened once by
+// K::widen into a per-thread f32 block (2 · kKeyTile · D floats) first.
+//
 // Transposed kernels (each an ISA-attributed function in its own translation unit):
 //   kLanes, kRowsTarget
 //   qk(Qt, D, RP, k, ldk, nk, St)      St[j][r] = Σ_d Qt[d][r]·k[j][d] for j < nk (may also write
@@ -35,7 +41,9 @@
 //                                       m/l updated, alpha[r] = the factor old Ot rows must take
 //   pv(St, RP, nk, v, ldv, D, Ot, alpha) Ot[d][r] = alpha[r]·Ot[d][r] + Σ_j St[j][r]·v[j][d]
 //                                       (may also write up to kDimPad rows past D of Ot)
-// Row-major kernels (R <= kRowMax rows; Q rows zero-padded to ldq, a multiple of 16):
+//   widen(src, ld, n, D, dst)           dst[j][d] = src[j·ld + d] as f32 (bf16 bits in), j < n, d < D
+// (k, v above are f32 rows: a bf16 tile comes widened.)
+// Row-major kernels (R <= kRowMax rows; Q rows zero-padded to ldq, a multiple of 16; k and v of T):
 //   qk_rows(Q, ldq, D, R, k, ldk, nk, S, lds)   S[r][j] = Σ_d Q[r][d]·k[j][d], j < nk (+ pad)
 //   softmax_rows(S, lds, R, nk, kt, lim, masked, m, l, alpha)   as softmax, per row
 //   pv_rows(S, lds, R, nk, v, ldv, D, O, ldo, alpha)   O[r][d] = alpha[r]·O[r][d] + Σ_j S[r][j]·v[j][d]
@@ -47,6 +55,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "backends/cpu/thread_scratch.h"
@@ -58,6 +67,8 @@ constexpr int kKeyTile = 64;
 constexpr int kKeyPad = 16;  // spare score columns/rows for kernels that finish a key group past nk
 constexpr int kDimPad = 8;   // spare Ot rows for kernels that finish a d group past D
 constexpr float kLog2e = 1.4426950408889634f;
+
+struct WideTile {};  // thread_scratch tag: a bf16 key tile's K and V widened for the transposed kernels
 
 struct WorkItem {
   int64_t seg, hk, q0, q1;  // q0, q1: query positions within the segment
@@ -71,15 +82,17 @@ inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
 // Asks for the next tile's K or V rows while this one computes. Rows sit ldk apart (a whole token of
 // all heads), so the hardware prefetchers see many short streams and fetch too little ahead;
 // decode, which reads each cached element once, would otherwise wait on memory latency.
-inline void prefetch_rows(const float* base, int64_t ld, int64_t n, int64_t D) {
+template <class T>
+void prefetch_rows(const T* base, int64_t ld, int64_t n, int64_t D) {
+  constexpr int64_t kLine = 64 / sizeof(T);  // elements per cache line
   for (int64_t j = 0; j < n; ++j)
-    for (int64_t d = 0; d < D; d += 16) __builtin_prefetch(base + j * ld + d);
+    for (int64_t d = 0; d < D; d += kLine) __builtin_prefetch(base + j * ld + d);
 }
 
 // Keys [k0, kend) a tile at a time: fold(kt, nk) for each tile while the next tile's K and V rows
-// (`width` floats of each, from kbase / vbase) are prefetched.
-template <class Fold>
-void each_key_tile(const ops::AttentionParams& p, const float* kbase, const float* vbase, int64_t width, int64_t k0,
+// (`width` elements of each, from kbase / vbase) are prefetched.
+template <class T, class Fold>
+void each_key_tile(const ops::AttentionParams& p, const T* kbase, const T* vbase, int64_t width, int64_t k0,
                    int64_t kend, Fold&& fold) {
   for (int64_t kt = k0; kt < kend; kt += kKeyTile) {
     const int nk = static_cast<int>(std::min<int64_t>(kKeyTile, kend - kt));
@@ -125,8 +138,9 @@ inline void emit_row(const ops::AttentionParams& p, const WorkItem& w, int r, fl
 // The running state of one work item's rows for one kv head: scaled queries, accumulators and the
 // online-softmax statistics, in the layout K's kernels want for that many rows (row-major where K
 // has it and the rows are few, else transposed). `mem` holds floats(rows, D) floats, `lim` rows
-// (rounded up to K::kLanes) key limits.
-template <class K>
+// (rounded up to K::kLanes) key limits. T: the stored K/V element (float, or uint16_t bf16 bits),
+// which K's qk and pv kernels widen as they load it.
+template <class K, class T>
 struct HeadState {
   bool row_major = false;
   int rows = 0, RP = 0, D = 0, ldq = 0, ldo = 0, lds = 0;
@@ -134,7 +148,7 @@ struct HeadState {
   int32_t* lim = nullptr;
   int32_t min_lim = 0;
   int64_t kend = 0;  // keys this item visits: [w.k0, kend)
-  const float *kbase = nullptr, *vbase = nullptr;
+  const T *kbase = nullptr, *vbase = nullptr;
 
   static bool rows_path(int rows) {
     if constexpr (K::kRowPath) return rows <= K::kRowMax;
@@ -192,26 +206,37 @@ struct HeadState {
     key_limits(p, w, rows, RP, lim);
     min_lim = *std::min_element(lim, lim + RP);
     kend = std::min<int64_t>(w.k1, *std::max_element(lim, lim + RP));
-    kbase = ops::segment_keys(p, g) + w.hk * p.D;
-    vbase = ops::segment_values(p, g) + w.hk * p.D;
+    kbase = ops::segment_keys<T>(p, g) + w.hk * p.D;
+    vbase = ops::segment_values<T>(p, g) + w.hk * p.D;
   }
 
   // Keys [kt, kt + nk) (nk <= kKeyTile) folded into the state.
   void tile(const ops::AttentionParams& p, int64_t kt, int nk) {
-    const bool masked = kt + nk > min_lim;
-    const float* k = kbase + kt * p.ldk;
-    const float* v = vbase + kt * p.ldv;
+    const T* k = kbase + kt * p.ldk;
+    const T* v = vbase + kt * p.ldv;
     if constexpr (K::kRowPath) {
       if (row_major) {
         K::qk_rows(Q, ldq, D, rows, k, p.ldk, nk, S, lds);
-        K::softmax_rows(S, lds, rows, nk, static_cast<int32_t>(kt), lim, masked, m, l, alpha);
+        K::softmax_rows(S, lds, rows, nk, static_cast<int32_t>(kt), lim, kt + nk > min_lim, m, l, alpha);
         K::pv_rows(S, lds, rows, nk, v, p.ldv, D, O, ldo, alpha);
         return;
       }
     }
-    K::qk(Q, D, RP, k, p.ldk, nk, S);
-    K::softmax(S, RP, nk, static_cast<int32_t>(kt), lim, masked, m, l, alpha);
-    K::pv(S, RP, nk, v, p.ldv, D, O, alpha);
+    if constexpr (std::is_same_v<T, uint16_t>) {
+      float* kw = static_cast<float*>(thread_scratch<WideTile>(static_cast<size_t>(2 * kKeyTile) * D * 4, "attention: widened tile"));
+      float* vw = kw + static_cast<size_t>(kKeyTile) * D;
+      K::widen(k, p.ldk, nk, D, kw);
+      K::widen(v, p.ldv, nk, D, vw);
+      transposed(kw, D, vw, D, kt, nk);
+    } else {
+      transposed(k, p.ldk, v, p.ldv, kt, nk);
+    }
+  }
+
+  void transposed(const float* k, int64_t ldk, const float* v, int64_t ldv, int64_t kt, int nk) {
+    K::qk(Q, D, RP, k, ldk, nk, S);
+    K::softmax(S, RP, nk, static_cast<int32_t>(kt), lim, kt + nk > min_lim, m, l, alpha);
+    K::pv(S, RP, nk, v, ldv, D, O, alpha);
   }
 
   void emit(const ops::AttentionParams& p, const WorkItem& w, float* part) const {
@@ -223,14 +248,15 @@ struct HeadState {
 };
 
 // One (segment, kv head, query block, key range) item: its rows through every key tile.
-template <class K>
+template <class K, class T>
 void run_item(const ops::AttentionParams& p, const WorkItem& w, std::vector<float>& scratch, std::vector<int32_t>& lim,
               float* part) {
+  using State = HeadState<K, T>;
   const int rows = static_cast<int>(w.q1 - w.q0) * static_cast<int>(p.Hq / p.Hkv);
-  const size_t need = HeadState<K>::floats(rows, static_cast<int>(p.D));
+  const size_t need = State::floats(rows, static_cast<int>(p.D));
   if (scratch.size() < need) scratch.resize(need);
-  if (lim.size() < static_cast<size_t>(HeadState<K>::lim_count(rows))) lim.resize(static_cast<size_t>(HeadState<K>::lim_count(rows)));
-  HeadState<K> st;
+  if (lim.size() < static_cast<size_t>(State::lim_count(rows))) lim.resize(static_cast<size_t>(State::lim_count(rows)));
+  State st;
   st.init(p, w, rows, scratch.data(), lim.data());
   each_key_tile(p, st.kbase, st.vbase, p.D, w.k0, st.kend, [&](int64_t kt, int nk) { st.tile(p, kt, nk); });
   st.emit(p, w, part);
@@ -285,15 +311,16 @@ struct DecodeScratch {};
 template <class K>
 struct DecodeParts {};
 
-template <class K>
+template <class K, class T>
 void run_decode(const ops::AttentionParams& p, const WorkItem& w, const DecodeJob& job, float* parts,
                 std::atomic<int64_t>& done) {
+  using State = HeadState<K, T>;
   const int G = static_cast<int>(p.Hq / p.Hkv), D = static_cast<int>(p.D), H = static_cast<int>(p.Hkv);
   const int rows = static_cast<int>(w.q1 - w.q0) * G;
-  const size_t per = HeadState<K>::floats(rows, D);
-  const size_t nlim = static_cast<size_t>(HeadState<K>::lim_count(rows));
+  const size_t per = State::floats(rows, D);
+  const size_t nlim = static_cast<size_t>(State::lim_count(rows));
   char* mem = static_cast<char*>(thread_scratch<DecodeScratch<K>>(H * (per + nlim) * 4, "attention: decode scratch"));
-  thread_local std::vector<HeadState<K>> st;
+  thread_local std::vector<State> st;
   if (st.size() < static_cast<size_t>(H)) st.resize(static_cast<size_t>(H));
   auto head = [&w](int h) {  // the chunk's item for kv head h
     WorkItem wh = w;
@@ -307,7 +334,7 @@ void run_decode(const ops::AttentionParams& p, const WorkItem& w, const DecodeJo
   const ops::AttentionSegment& g = p.segments[w.seg];
   // kend is the same for every head (the limits depend on the query only); whole cache rows (every
   // head) are prefetched.
-  each_key_tile(p, ops::segment_keys(p, g), ops::segment_values(p, g), p.Hkv * p.D, w.k0, st[0].kend, [&](int64_t kt, int nk) {
+  each_key_tile(p, ops::segment_keys<T>(p, g), ops::segment_values<T>(p, g), p.Hkv * p.D, w.k0, st[0].kend, [&](int64_t kt, int nk) {
     for (int h = 0; h < H; ++h) st[h].tile(p, kt, nk);
   });
   const size_t head_slot = static_cast<size_t>(rows) * (2 + static_cast<size_t>(D));
@@ -317,8 +344,8 @@ void run_decode(const ops::AttentionParams& p, const WorkItem& w, const DecodeJo
   for (int h = 0; h < H; ++h) merge_parts(p, head(h), static_cast<int>(job.chunks), parts + job.offset + h * head_slot, job.slot);
 }
 
-template <class K>
-void run(const ops::AttentionParams& p, ThreadPool& pool) {
+template <class K, class T>
+void run_kv(const ops::AttentionParams& p, ThreadPool& pool) {
   const int64_t G = p.Hq / p.Hkv;
   const int64_t qb = std::max<int64_t>(1, K::kRowsTarget / G);
   std::vector<WorkItem> blocks, decode;
@@ -387,10 +414,10 @@ void run(const ops::AttentionParams& p, ThreadPool& pool) {
       if (p.cancel && p.cancel->cancelled()) return;  // attention() throws once the variant returns
       const WorkItem& w = items[static_cast<size_t>(i)];
       if (w.job >= 0) {
-        run_decode<K>(p, w, jobs[static_cast<size_t>(w.job)], decode_parts, done[w.job]);
+        run_decode<K, T>(p, w, jobs[static_cast<size_t>(w.job)], decode_parts, done[w.job]);
         continue;
       }
-      run_item<K>(p, w, scratch, lim, w.part < 0 ? nullptr : parts.data() + part_size * static_cast<size_t>(w.part));
+      run_item<K, T>(p, w, scratch, lim, w.part < 0 ? nullptr : parts.data() + part_size * static_cast<size_t>(w.part));
     }
   });
   if (merges.empty() || (p.cancel && p.cancel->cancelled())) return;
@@ -401,6 +428,12 @@ void run(const ops::AttentionParams& p, ThreadPool& pool) {
                   parts.data() + part_size * static_cast<size_t>(first.part), part_size);
     }
   });
+}
+
+// The tiled attention for K's kernels, reading k and v as p.kv_dtype stores them.
+template <class K>
+void run(const ops::AttentionParams& p, ThreadPool& pool) {
+  ops::visit_kv_type(p.kv_dtype, [&](auto t) { run_kv<K, decltype(t)>(p, pool); });
 }
 
 }  // namespace qvl::cpu::attn
