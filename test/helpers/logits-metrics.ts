@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MODEL_CONFIGS, checkpointDir } from './fixtures.js';
+import { agreement } from './logit-agreement.js';
 import { officialTensors, randomWeights, scaleConfig, scaleSections, textSection, writeByteLevelFiles, writeLayout } from './layout-checkpoint.js';
 
 export function cosine(a: Float32Array, b: Float32Array, from = 0, to = a.length): number {
@@ -26,15 +27,8 @@ export function argmax(a: Float32Array, from: number, to: number): number {
 /** Row by row (rows of `vocab` logits): the mean and worst cosine, and the fraction whose argmax agrees. */
 export function compareRows(a: Float32Array, b: Float32Array, vocab: number): { meanCos: number; worstCos: number; top1: number; positions: number } {
   const positions = a.length / vocab;
-  let worst = 1, sum = 0, agree = 0;
-  for (let p = 0; p < positions; p++) {
-    const from = p * vocab, to = from + vocab;
-    const c = cosine(a, b, from, to);
-    worst = Math.min(worst, c);
-    sum += c;
-    if (argmax(a, from, to) === argmax(b, from, to)) agree++;
-  }
-  return { meanCos: sum / positions, worstCos: worst, top1: agree / positions, positions };
+  const r = agreement(a, b, vocab, 0, positions);
+  return { meanCos: r.meanCos, worstCos: r.minCos, top1: r.top1, positions };
 }
 
 /**
