@@ -10,7 +10,7 @@
  * @module
  */
 import { median, PEAK_OF, peakGflops, readBandwidths, SPILL_BYTES } from '../lib/bench/floors.js';
-import { native } from '../lib/native/binding.js';
+import { native, type NativeSamplingParams } from '../lib/native/binding.js';
 
 type WDtype = 'f32' | 'bf16' | 'f16' | 'fp8' | 'q8' | 'q4';
 
@@ -214,6 +214,50 @@ async function attentionRows(): Promise<Row[]> {
   return rows;
 }
 
+// Qwen's vocabulary; the parameter sets of a chat decode step: transformers' defaults (top_k 50),
+// top-p alone (top_k 0: every token is a candidate), min-p alone and temperature alone.
+const SAMPLING_VOCAB = 151936;
+const SAMPLING_PARAMS: { name: string; params: NativeSamplingParams }[] = [
+  { name: 'T=0.7 top_k=50 top_p=0.8', params: { doSample: true, temperature: 0.7, topK: 50, topP: 0.8, minP: 0, repetitionPenalty: 1 } },
+  { name: 'T=0.7 top_k=0 top_p=0.8', params: { doSample: true, temperature: 0.7, topK: 0, topP: 0.8, minP: 0, repetitionPenalty: 1 } },
+  { name: 'T=1 top_k=0 top_p=0.99', params: { doSample: true, temperature: 1, topK: 0, topP: 0.99, minP: 0, repetitionPenalty: 1 } },
+  { name: 'T=0.7 top_k=0 min_p=0.05', params: { doSample: true, temperature: 0.7, topK: 0, topP: 1, minP: 0.05, repetitionPenalty: 1 } },
+  { name: 'T=0.7 only', params: { doSample: true, temperature: 0.7, topK: 0, topP: 1, minP: 0, repetitionPenalty: 1 } },
+];
+
+/**
+ * One next-token choice at the full vocabulary, every sampling variant, each parameter set on a
+ * flat and a peaked logits row; the ratio is to the plain reference in the same process.
+ */
+async function samplingRows(): Promise<Row[]> {
+  const variants = available('sampling');
+  const rows: Row[] = [];
+  for (const row of ['peaked', 'flat'] as const) {
+    for (const { name, params } of SAMPLING_PARAMS) {
+      const group: Row[] = [];
+      for (const variant of variants) {
+        const { times, note } = await timeRepeats(REPEATS, () =>
+          native.benchSampling({ vocab: SAMPLING_VOCAB, row, params, variant, iters: variant === 'reference' ? 3 : 20 }),
+        );
+        const r: Row = { op: 'sampling', shape: `V=${SAMPLING_VOCAB} ${row} ${name}`, variant, note };
+        if (times.length > 0) r.seconds = median(times);
+        group.push(r);
+      }
+      rows.push(...withRatios(group, 'reference'));
+      for (const r of group) if (r.ratio !== undefined) r.note = `x${r.ratio.toFixed(1)} reference`;
+    }
+  }
+  return rows;
+}
+
+/** Runs only the sampling rows. */
+export async function runSampling(): Promise<void> {
+  const info = native.info();
+  console.log(`cpu: ${info.cpu.brand} (${info.cpu.physicalCores} cores, ${info.threads} threads)`);
+  console.log(`median of ${REPEATS} repeats, each the best of N calls\n`);
+  print(await samplingRows());
+}
+
 // Prefill (M=512, a 4096-token prompt) and vision-tower (M=4096 patches) shapes of the 2B model:
 // MLP up/gate and down, the ViT's qkv and MLP.
 const BF16_SHAPES: [number, number][] = [
@@ -355,7 +399,7 @@ export async function runOps(): Promise<void> {
   const started = Date.now();
   const floor = await readFloor();
   console.log(`memory-read floor: ${floor.map((g) => g.toFixed(1)).join(', ')} GB/s (median ${median(floor).toFixed(1)})\n`);
-  print([...(await matmulRows()), ...(await quantRows(floor, await peaks())), ...(await attentionRows())]);
+  print([...(await matmulRows()), ...(await quantRows(floor, await peaks())), ...(await attentionRows()), ...(await samplingRows())]);
   await bf16Table();
   console.log(`\n(${((Date.now() - started) / 1000).toFixed(0)} s)`);
 }
