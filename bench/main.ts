@@ -15,7 +15,7 @@ import { runServe } from './serve.js';
 const suites: Record<string, { about: string; run: (args: string[]) => Promise<void>; args?: string }> = {
   ops: { about: 'matmul and attention kernels, every variant this CPU runs (with the quant and bf16 tables)', run: runOps },
   quant: { about: 'q8/q4 matmul kernels against bf16: decode GB/s against the memory-read floor, prefill against the dense exact kernel and the int8 peak', run: runQuant },
-  decode: { about: 'the decode (M = 1) rows of the quant table and one decode step\'s attention (512 to 16k cached tokens) against the memory-read floor', run: runDecode },
+  decode: { about: 'the decode rows of the quant table (M = 1; q8/q4 also M = 2, 4) and one decode step\'s attention (512 to 16k cached tokens) against the memory-read floor', run: runDecode },
   sampling: { about: 'next-token sampling at the 152k vocabulary (top-k, top-p, min-p, temperature), every variant against the reference', run: runSampling },
   bf16: { about: "precision 'fast' matmul kernels (AMX, AVX512-BF16) at prefill/vision shapes vs compute peaks", run: runBf16 },
   model: { about: 'a synthetic checkpoint at Qwen2-VL-2B widths end to end: vision, prefill, decode', run: runModel },

@@ -419,10 +419,10 @@ export async function runQuant(): Promise<void> {
 }
 
 /**
- * Decode (M = 1) at the Qwen2-VL-2B shapes, bf16 / q8 / q4, each with the variant this CPU runs
- * for the format: GB/s of weight bytes and its share of a memory-read floor measured just before
- * each repeat (the load of a shared machine drifts within a run; a floor taken once at the start
- * made ratios of 40% and of 300% in one table).
+ * Decode (M = 1) at the Qwen2-VL-2B shapes, bf16 / q8 / q4, and batched decode (M = 2, 4) for
+ * q8 / q4, each with the variant this CPU runs for the format: GB/s of weight bytes and its share
+ * of a memory-read floor measured just before each repeat (the load of a shared machine drifts
+ * within a run; a floor taken once at the start made ratios of 40% and of 300% in one table).
  */
 export async function runDecode(): Promise<void> {
   const info = native.info();
@@ -431,16 +431,19 @@ export async function runDecode(): Promise<void> {
   const started = Date.now();
   const chosen = info.ops.matmul?.chosenByFormat ?? {};
   const rows: Row[] = [];
-  for (const [N, K] of DECODE_SHAPES) {
-    for (const wDtype of ['bf16', 'q8', 'q4'] as const) {
-      const variant = chosen[wDtype];
-      if (variant === undefined) continue;
-      const row: Row = { op: 'matmul', shape: `M=1 N=${N} K=${K} ${wDtype}`, variant };
-      rows.push(
-        await againstFloor(row, native.weightBytes(wDtype, N, K), () =>
-          native.benchMatmul({ M: 1, K, N, wDtype, variant, iters: 10, spillBytes: SPILL_BYTES }),
-        ),
-      );
+  // M = 2 and 4: sequences decoding together, which read each weight once for all of them.
+  for (const M of [1, 2, 4]) {
+    for (const [N, K] of DECODE_SHAPES) {
+      for (const wDtype of M === 1 ? (['bf16', 'q8', 'q4'] as const) : (['q8', 'q4'] as const)) {
+        const variant = chosen[wDtype];
+        if (variant === undefined) continue;
+        const row: Row = { op: 'matmul', shape: `M=${M} N=${N} K=${K} ${wDtype}`, variant };
+        rows.push(
+          await againstFloor(row, native.weightBytes(wDtype, N, K), () =>
+            native.benchMatmul({ M, K, N, wDtype, variant, iters: 10, spillBytes: SPILL_BYTES }),
+          ),
+        );
+      }
     }
   }
   rows.push(...(await decodeAttentionRows()));
