@@ -2,11 +2,12 @@
 // of 0 never wins the draw, and top-p, which ranks by score, reaches them only after the whole
 // mass), and those are the scores within ~29 of the maximum; top-k narrows that further to the
 // scores >= its threshold, found with a k-sized heap. The candidates are gathered in id order with
-// their exact weights, the top-p cut is found by a radix selection on the ranking key (no sort,
-// no candidate records), and the draw walks the candidates in id order, exactly as the reference
-// walks the whole row.
+// their exact weights, the top-p cut is found by a radix selection on the ranking key (a sort
+// only when top-k left a few hundred candidates at most), and the draw walks the candidates in id
+// order, exactly as the reference walks the whole row.
 #include <algorithm>
 #include <cstring>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,26 @@ struct NucleusCut {
 NucleusCut nucleus_cut(const uint32_t* us, const int32_t* ids, const uint64_t* q, int64_t n, double limit,
                        std::vector<int32_t>& members, std::vector<int32_t>& next) {
   uint64_t base = 0;  // mass of the ranks before the current bucket
+  // The reference's test, one candidate after another, on members in rank order after `base`.
+  auto walk = [&] {
+    NucleusCut cut;
+    for (const int32_t j : members) {
+      if (!(static_cast<double>(base) < limit)) break;
+      base += q[j];
+      cut.u = us[j];
+      cut.id = ids[j];
+    }
+    cut.mass = base;
+    return cut;
+  };
+  if (n <= 256) {
+    // Few candidates (top-k did the narrowing): ranking them costs less than the 8,448 buckets'
+    // set-up and scans. Candidates are in id order, so (u, index) order is the ranking.
+    members.resize(static_cast<size_t>(n));
+    std::iota(members.begin(), members.end(), 0);
+    std::sort(members.begin(), members.end(), [&](int32_t x, int32_t y) { return us[x] < us[y] || (us[x] == us[y] && x < y); });
+    return walk();
+  }
   uint64_t hist[4096];
   // Finds the bucket holding the cut from hist (the first whose running mass reaches the limit)
   // and adds the mass of the buckets before it to base.
@@ -83,15 +104,7 @@ NucleusCut nucleus_cut(const uint32_t* us, const int32_t* ids, const uint64_t* q
   }
   // Every member has the same u, in id order; the first always passes ((double)base < limit: the
   // buckets before it did not reach the limit, and limit > 0).
-  NucleusCut cut;
-  for (const int32_t j : members) {
-    if (!(static_cast<double>(base) < limit)) break;
-    base += q[j];
-    cut.u = us[j];
-    cut.id = ids[j];
-  }
-  cut.mass = base;
-  return cut;
+  return walk();
 }
 
 }  // namespace
@@ -126,8 +139,8 @@ int32_t sample_fast(const ops::SampleArgs& a, ops::SamplingRng& rng, const Sampl
   // is >= m - 29).
   float lo = m - 30.0f;
   if (p.top_k > 0 && p.top_k < V) lo = std::max(lo, scan.kth_largest(s, V, p.top_k));
-  ids.resize(static_cast<size_t>(V));
-  vals.resize(static_cast<size_t>(V));
+  ids.resize(static_cast<size_t>(V) + 16);
+  vals.resize(static_cast<size_t>(V) + 16);
   const int64_t nc = scan.gather_ge(s, V, lo, ids.data(), vals.data());
   qs.resize(static_cast<size_t>(nc));
   scan.weights(vals.data(), nc, m, qs.data());

@@ -18,7 +18,8 @@ struct SamplingScan {
   int64_t (*find)(const float* s, int64_t n, float v);
   // The k-th largest value of s counting repeats, 1 <= k < n.
   float (*kth_largest)(const float* s, int64_t n, int64_t k);
-  // Writes the ids i with s[i] >= lo in ascending order and their scores; returns how many.
+  // Writes the ids i with s[i] >= lo in ascending order and their scores; returns how many. ids
+  // and vals hold n + 16 (a variant may write whole vectors past the count).
   int64_t (*gather_ge)(const float* s, int64_t n, float lo, int32_t* ids, float* vals);
   // q[j] = sampling_weight(v[j], m) for j < n, bit for bit (m >= every v[j]).
   void (*weights)(const float* v, int64_t n, float m, uint64_t* q);
