@@ -10,7 +10,7 @@
  * @module
  */
 import { median, PEAK_OF, peakGflops, readBandwidths, SPILL_BYTES } from '../lib/bench/floors.js';
-import { native } from '../lib/native/binding.js';
+import { native, type NativeSamplingParams } from '../lib/native/binding.js';
 
 type WDtype = 'f32' | 'bf16' | 'f16' | 'fp8' | 'q8' | 'q4';
 
@@ -261,6 +261,50 @@ async function attentionRows(): Promise<Row[]> {
   return rows;
 }
 
+// Qwen's vocabulary; the parameter sets of a chat decode step: transformers' defaults (top_k 50),
+// top-p alone (top_k 0: every token is a candidate), min-p alone and temperature alone.
+const SAMPLING_VOCAB = 151936;
+const SAMPLING_PARAMS: { name: string; params: NativeSamplingParams }[] = [
+  { name: 'T=0.7 top_k=50 top_p=0.8', params: { doSample: true, temperature: 0.7, topK: 50, topP: 0.8, minP: 0, repetitionPenalty: 1 } },
+  { name: 'T=0.7 top_k=0 top_p=0.8', params: { doSample: true, temperature: 0.7, topK: 0, topP: 0.8, minP: 0, repetitionPenalty: 1 } },
+  { name: 'T=1 top_k=0 top_p=0.99', params: { doSample: true, temperature: 1, topK: 0, topP: 0.99, minP: 0, repetitionPenalty: 1 } },
+  { name: 'T=0.7 top_k=0 min_p=0.05', params: { doSample: true, temperature: 0.7, topK: 0, topP: 1, minP: 0.05, repetitionPenalty: 1 } },
+  { name: 'T=0.7 only', params: { doSample: true, temperature: 0.7, topK: 0, topP: 1, minP: 0, repetitionPenalty: 1 } },
+];
+
+/**
+ * One next-token choice at the full vocabulary, every sampling variant, each parameter set on a
+ * flat and a peaked logits row; the ratio is to the plain reference in the same process.
+ */
+async function samplingRows(): Promise<Row[]> {
+  const variants = available('sampling');
+  const rows: Row[] = [];
+  for (const row of ['peaked', 'flat'] as const) {
+    for (const { name, params } of SAMPLING_PARAMS) {
+      const group: Row[] = [];
+      for (const variant of variants) {
+        const { times, note } = await timeRepeats(REPEATS, () =>
+          native.benchSampling({ vocab: SAMPLING_VOCAB, row, params, variant, iters: variant === 'reference' ? 3 : 20 }),
+        );
+        const r: Row = { op: 'sampling', shape: `V=${SAMPLING_VOCAB} ${row} ${name}`, variant, note };
+        if (times.length > 0) r.seconds = median(times);
+        group.push(r);
+      }
+      rows.push(...withRatios(group, 'reference'));
+      for (const r of group) if (r.ratio !== undefined) r.note = `x${r.ratio.toFixed(1)} reference`;
+    }
+  }
+  return rows;
+}
+
+/** Runs only the sampling rows. */
+export async function runSampling(): Promise<void> {
+  const info = native.info();
+  console.log(`cpu: ${info.cpu.brand} (${info.cpu.physicalCores} cores, ${info.threads} threads)`);
+  console.log(`median of ${REPEATS} repeats, each the best of N calls\n`);
+  print(await samplingRows());
+}
+
 // Prefill (M=512, a 4096-token prompt) and vision-tower (M=4096 patches) shapes of the 2B model:
 // MLP up/gate and down, the ViT's qkv and MLP.
 const BF16_SHAPES: [number, number][] = [
@@ -402,7 +446,7 @@ export async function runOps(): Promise<void> {
   const started = Date.now();
   const floor = await readFloor();
   console.log(`memory-read floor: ${floor.map((g) => g.toFixed(1)).join(', ')} GB/s (median ${median(floor).toFixed(1)})\n`);
-  print([...(await matmulRows()), ...(await quantRows(floor, await peaks())), ...(await gemmRows()), ...(await attentionRows())]);
+  print([...(await matmulRows()), ...(await quantRows(floor, await peaks())), ...(await gemmRows()), ...(await attentionRows()), ...(await samplingRows())]);
   await bf16Table();
   console.log(`\n(${((Date.now() - started) / 1000).toFixed(0)} s)`);
 }
@@ -432,10 +476,10 @@ export async function runQGemm(): Promise<void> {
 }
 
 /**
- * Decode (M = 1) at the Qwen2-VL-2B shapes, bf16 / q8 / q4, each with the variant this CPU runs
- * for the format: GB/s of weight bytes and its share of a memory-read floor measured just before
- * each repeat (the load of a shared machine drifts within a run; a floor taken once at the start
- * made ratios of 40% and of 300% in one table).
+ * Decode (M = 1) at the Qwen2-VL-2B shapes, bf16 / q8 / q4, and batched decode (M = 2, 4) for
+ * q8 / q4, each with the variant this CPU runs for the format: GB/s of weight bytes and its share
+ * of a memory-read floor measured just before each repeat (the load of a shared machine drifts
+ * within a run; a floor taken once at the start made ratios of 40% and of 300% in one table).
  */
 export async function runDecode(): Promise<void> {
   const info = native.info();
@@ -444,17 +488,20 @@ export async function runDecode(): Promise<void> {
   const started = Date.now();
   const chosen = info.ops.matmul?.chosenByFormat ?? {};
   const rows: Row[] = [];
-  for (const [N, K] of DECODE_SHAPES) {
-    // fp8: official FP8 checkpoints' weights (e4m3, one f32 scale per 128-block), on the exact path.
-    for (const wDtype of ['bf16', 'fp8', 'q8', 'q4'] as const) {
-      const variant = chosen[wDtype];
-      if (variant === undefined) continue;
-      const row: Row = { op: 'matmul', shape: `M=1 N=${N} K=${K} ${wDtype}`, variant };
-      rows.push(
-        await againstFloor(row, native.weightBytes(wDtype, N, K), () =>
-          native.benchMatmul({ M: 1, K, N, wDtype, variant, iters: 10, spillBytes: SPILL_BYTES }),
-        ),
-      );
+  // M = 2 and 4: sequences decoding together, which read each weight once for all of them.
+  // fp8: official FP8 checkpoints' weights (e4m3, one f32 scale per 128-block), on the exact path.
+  for (const M of [1, 2, 4]) {
+    for (const [N, K] of DECODE_SHAPES) {
+      for (const wDtype of M === 1 ? (['bf16', 'fp8', 'q8', 'q4'] as const) : (['q8', 'q4'] as const)) {
+        const variant = chosen[wDtype];
+        if (variant === undefined) continue;
+        const row: Row = { op: 'matmul', shape: `M=${M} N=${N} K=${K} ${wDtype}`, variant };
+        rows.push(
+          await againstFloor(row, native.weightBytes(wDtype, N, K), () =>
+            native.benchMatmul({ M, K, N, wDtype, variant, iters: 10, spillBytes: SPILL_BYTES }),
+          ),
+        );
+      }
     }
   }
   rows.push(...(await decodeAttentionRows()));

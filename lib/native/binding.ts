@@ -114,6 +114,16 @@ export interface NativeBenchAttentionDecode {
 }
 
 /** @internal */
+export interface NativeBenchSampling {
+  vocab: number;
+  /** 'flat': no dominant tokens; 'peaked': a dozen far above the rest (native/tests/bench_sampling.cpp). */
+  row: 'flat' | 'peaked';
+  params: NativeSamplingParams;
+  variant: string;
+  iters: number;
+}
+
+/** @internal */
 export interface NativePatchifyOptions {
   patchSize: number;
   mergeSize: number;
@@ -366,6 +376,8 @@ export interface NativeBinding {
   benchAttention(c: NativeBenchAttention): Promise<number>;
   /** Seconds per decode step's attention (every layer and sequence), best of `iters` after a warm-up. */
   benchAttentionDecode(c: NativeBenchAttentionDecode): Promise<number>;
+  /** Seconds per token choice of one sampling variant, best of `iters` after a warm-up. */
+  benchSampling(c: NativeBenchSampling): Promise<number>;
   /** GFLOP/s of a compute-peak probe on every pool thread (native/tests/bench_peak.cpp). */
   benchPeak(c: { kind: 'fma32' | 'dpbf16' | 'dpbusd' | 'amx-bf16'; rounds: number }): Promise<number>;
   /** Seconds to read `bytes` of owned memory once on every compute thread, best of `iters` (the bandwidth floor). */

@@ -1,4 +1,4 @@
-// benchMatmul / benchAttention: time one op variant off the JS thread for `npm run bench`.
+// benchMatmul / benchAttention / benchSampling: time one op variant off the JS thread for `npm run bench`.
 // Each resolves to seconds per call (best of `iters` after a warm-up). benchPeak resolves to the
 // GFLOP/s of one compute-peak probe (tests/bench_peak.cpp).
 #include <napi.h>
@@ -121,6 +121,21 @@ Napi::Value BenchAttentionDecode(const Napi::CallbackInfo& info) {
   });
 }
 
+// benchSampling({vocab, row, params, variant, iters}): seconds per token choice of one sampling
+// variant (params as sampleToken takes them).
+Napi::Value BenchSampling(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    const char* fn = "benchSampling";
+    const Napi::Object o = options(info, fn);
+    if (!o.Get("params").IsObject()) fail(ErrorCode::Input, "benchSampling: params must be an object");
+    bench::SamplingCase c{int_field(o, fn, "vocab"), string_field(o, fn, "row"),
+                          sampling_params_arg(o.Get("params").As<Napi::Object>()), string_field(o, fn, "variant"),
+                          iters_field(o, fn)};
+    return run_async<double>(env, [c] { return bench::sampling_seconds(c); }, seconds);
+  });
+}
+
 Napi::Value BenchPeak(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
@@ -138,6 +153,7 @@ void register_bench(Napi::Env env, Napi::Object exports) {
   exports.Set("benchMatmul", Napi::Function::New(env, BenchMatmul, "benchMatmul"));
   exports.Set("benchAttention", Napi::Function::New(env, BenchAttention, "benchAttention"));
   exports.Set("benchAttentionDecode", Napi::Function::New(env, BenchAttentionDecode, "benchAttentionDecode"));
+  exports.Set("benchSampling", Napi::Function::New(env, BenchSampling, "benchSampling"));
   exports.Set("benchPeak", Napi::Function::New(env, BenchPeak, "benchPeak"));
   exports.Set("benchRead", Napi::Function::New(env, BenchRead, "benchRead"));
   exports.Set("weightBytes", Napi::Function::New(env, WeightBytes, "weightBytes"));

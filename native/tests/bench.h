@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/weight_format.h"
 #include "ops/registry.h"
+#include "ops/sampling.h"
 
 namespace qvl::bench {
 
@@ -73,5 +74,10 @@ struct AttentionDecodeCase {
 double attention_decode_seconds(const AttentionDecodeCase& c);
 // Bytes of cached keys and values that step reads.
 double kv_decode_bytes(const AttentionDecodeCase& c);
+
+// One sampling variant choosing a token from a logits row (tests/bench_sampling.cpp): row "flat"
+// (no dominant tokens) or "peaked" (a dozen far above the rest).
+struct SamplingCase { int64_t vocab; std::string row; ops::SamplingParams params; std::string variant; int iters; };
+double sampling_seconds(const SamplingCase& c);
 
 }  // namespace qvl::bench

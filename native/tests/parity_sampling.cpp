@@ -4,11 +4,15 @@
 // ties, greedy ties), parameter validation, and the reference's draw frequencies against the
 // probabilities they should follow.
 #include <cmath>
+#include <cstring>
+#include <algorithm>
 #include <exception>
 #include <functional>
 #include <string>
 #include <vector>
 
+#include "backends/cpu/sampling_common.h"
+#include "backends/cpu/sampling_fast.h"
 #include "core/error.h"
 #include "ops/sampling.h"
 #include "tests/parity.h"
@@ -36,6 +40,10 @@ std::vector<SamplingParams> param_sets(int64_t V) {
       sp(true, 1, V + 5, 0.5f, 0, 1),  sp(true, 0, 20, 0.8f, 0, 1),        sp(true, 1e-3f, 0, 1, 0, 1),
       sp(true, 5, 0, 0.95f, 0, 1),     sp(true, 1, 0, 1, 0, 1.3f),         sp(true, 0.8f, 40, 0.7f, 0, 0.7f),
       sp(true, 1.2f, 50, 0.95f, 0.02f, 1.1f), sp(true, 0.6f, 5000, 0.97f, 0.001f, 1.05f),
+      // top-p alone at its extremes (the nucleus is the best token; all but a sliver of the mass),
+      // and with min-p on top of it.
+      sp(true, 1, 0, 1e-6f, 0, 1),     sp(true, 0.9f, 0, 0.99999994f, 0, 1), sp(true, 0.8f, 0, 0.6f, 0.2f, 1),
+      sp(true, 2, 0, 0.3f, 0, 1),
   };
 }
 
@@ -66,13 +74,27 @@ std::vector<float> make_row(Rng& rng, int64_t V, int kind) {
     case 7:  // narrow: a lot of the vocabulary within the weight window
       for (float& v : r) v *= 0.05f;
       break;
+    case 8:  // peaked: a few tokens far above a flat rest, as in a confident decode step
+      for (float& v : r) v *= 0.5f;
+      for (int j = 0; j < 5; ++j) r[static_cast<size_t>(rng.range(0, V - 1))] = 12.0f - 1.5f * static_cast<float>(j);
+      break;
+    case 9:  // dense: scores a few thousand ulps apart with repeats, so that the top-p cut is
+             // found among equal exponents and leading mantissa bits (and equal scores)
+      for (float& v : r) {
+        uint32_t bits;
+        v = 3.0f;
+        std::memcpy(&bits, &v, 4);
+        bits -= static_cast<uint32_t>(rng.range(0, V < 64 ? 3 : 20000));
+        std::memcpy(&v, &bits, 4);
+      }
+      break;
     default: break;
   }
   return r;
 }
 
 const char* kind_name(int kind) {
-  static const char* names[] = {"normal", "ties", "-inf", "flat", "+inf", "huge", "all -inf", "narrow"};
+  static const char* names[] = {"normal", "ties", "-inf", "flat", "+inf", "huge", "all -inf", "narrow", "peaked", "dense"};
   return names[kind];
 }
 
@@ -215,6 +237,51 @@ Result frequencies() {
   return r;
 }
 
+// A fast variant's weight pass against sampling_weight itself, value by value: the draws above
+// would almost never notice a weight off by one. Scores spread over the whole weight window, and
+// crowded just below the best one, where the weight is near 2^40 and one lane in ~100 is too close
+// to a half-integer for the fast exp to decide (std::exp decides those).
+Result weights_parity(const ops::Variant<ops::SampleFn>& v, const cpu::SamplingScan& scan, Rng& rng) {
+  Result r;
+  r.op = "sampling";
+  r.variant = v.name;
+  r.device = device_name(v.device);
+  r.shape = "weights of 4 x 2^19+7 scores against sampling_weight";
+  const int64_t n = (int64_t{1} << 19) + 7;
+  std::vector<float> vals(static_cast<size_t>(n));
+  std::vector<uint64_t> q(static_cast<size_t>(n) + 8, 0x5a5a5a5a5a5a5a5aull);
+  int64_t wrong = 0;
+  for (const float m : {0.0f, 17.25f, -5.2f, 3.0e4f}) {
+    for (int64_t i = 0; i < n; ++i) {
+      const double d = i % 3 == 0 ? rng.uniform() * 31.0 : i % 3 == 1 ? rng.uniform() * 0.05 : 29.0 + (rng.uniform() - 0.5) * 1e-4;
+      vals[static_cast<size_t>(i)] = static_cast<float>(m - d);
+    }
+    vals[0] = m;  // the best token
+    scan.weights(vals.data(), n, m, q.data());
+    for (int64_t i = 0; i < n; ++i) {
+      const uint64_t want = cpu::sampling_weight(vals[static_cast<size_t>(i)], m), got = q[static_cast<size_t>(i)];
+      if (got != want) {
+        if (wrong++ == 0) {
+          r.note = "m=" + std::to_string(m) + " s=" + std::to_string(vals[static_cast<size_t>(i)]) + ": " +
+                   std::to_string(got) + " vs " + std::to_string(want);
+        }
+        r.max_abs_err = std::max(r.max_abs_err, std::fabs(static_cast<double>(got) - static_cast<double>(want)));
+      }
+    }
+    for (size_t i = static_cast<size_t>(n); i < q.size(); ++i) r.guards_ok &= q[i] == 0x5a5a5a5a5a5a5a5aull;
+  }
+  // The special rows: +inf best (ties weigh 2^40, the rest 0), all -inf.
+  const std::vector<float> inf_row = {INFINITY, 1.0f, -INFINITY, INFINITY, -3.0f};
+  scan.weights(inf_row.data(), 5, INFINITY, q.data());
+  if (q[0] != cpu::kSamplingOneU || q[1] != 0 || q[2] != 0 || q[3] != cpu::kSamplingOneU || q[4] != 0) ++wrong, r.note += " +inf row";
+  const std::vector<float> ninf_row = {-INFINITY, -INFINITY};
+  scan.weights(ninf_row.data(), 2, -INFINITY, q.data());
+  if (q[0] != cpu::kSamplingOneU || q[1] != cpu::kSamplingOneU) ++wrong, r.note += " all -inf row";
+  if (wrong > 0) r.note = std::to_string(wrong) + " weights differ; first " + r.note;
+  r.passed = wrong == 0 && r.guards_ok;
+  return r;
+}
+
 }  // namespace
 
 std::vector<Result> parity_sampling(uint64_t seed) {
@@ -226,6 +293,7 @@ std::vector<Result> parity_sampling(uint64_t seed) {
   const std::vector<RowCase> rows = {
       {1, 0, 4}, {2, 1, 6}, {7, 0, 8}, {17, 1, 8}, {17, 4, 4}, {33, 6, 4}, {100, 2, 8}, {1000, 0, 6},
       {1000, 3, 6}, {1000, 5, 4}, {4099, 1, 6}, {4099, 7, 6}, {151936, 0, 2}, {151936, 1, 2}, {151936, 7, 1},
+      {3, 8, 6}, {4097, 8, 6}, {151936, 8, 2}, {5, 9, 6}, {6007, 9, 6}, {65537, 9, 2},
   };
   for (const RowCase& rc : rows) {
     const std::vector<float> lg = make_row(rng, rc.V, rc.kind);
@@ -282,6 +350,11 @@ std::vector<Result> parity_sampling(uint64_t seed) {
     for (Result& r : row_results) results.push_back(r);
   }
   for (const auto& v : variants) results.push_back(semantics(v));
+  for (const auto& v : variants) {
+    const std::string name = v.name;
+    if (name == "generic") results.push_back(weights_parity(v, cpu::sampling_scan_generic(), rng));
+    if (name == "avx512") results.push_back(weights_parity(v, cpu::sampling_scan_avx512(), rng));
+  }
   results.push_back(validation());
   results.push_back(frequencies());
   return results;

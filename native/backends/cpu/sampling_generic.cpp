@@ -3,6 +3,7 @@
 #include <functional>
 #include <vector>
 
+#include "backends/cpu/sampling_common.h"
 #include "backends/cpu/sampling_fast.h"
 
 namespace qvl::cpu {
@@ -44,15 +45,23 @@ float kth_largest_generic(const float* s, int64_t n, int64_t k) {
   return heap.front();
 }
 
-int64_t gather_ge_generic(const float* s, int64_t n, float lo, int32_t* ids) {
+int64_t gather_ge_generic(const float* s, int64_t n, float lo, int32_t* ids, float* vals) {
   int64_t c = 0;
-  for (int64_t i = 0; i < n; ++i) if (s[i] >= lo) ids[c++] = static_cast<int32_t>(i);
+  for (int64_t i = 0; i < n; ++i) {
+    if (s[i] >= lo) ids[c] = static_cast<int32_t>(i), vals[c++] = s[i];
+  }
   return c;
 }
 
-const SamplingScan kGeneric = {scale_generic, max_generic, find_generic, kth_largest_generic, gather_ge_generic};
+void weights_generic(const float* v, int64_t n, float m, uint64_t* q) {
+  for (int64_t j = 0; j < n; ++j) q[j] = sampling_weight(v[j], m);
+}
+
+const SamplingScan kGeneric = {scale_generic, max_generic, find_generic, kth_largest_generic, gather_ge_generic, weights_generic};
 
 }  // namespace
+
+const SamplingScan& sampling_scan_generic() { return kGeneric; }
 
 int32_t sampling_generic(const ops::SampleArgs& a, ops::SamplingRng& rng) { return sample_fast(a, rng, kGeneric); }
 
