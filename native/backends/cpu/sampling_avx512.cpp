@@ -15,6 +15,10 @@ namespace qvl::cpu {
 
 namespace {
 
+// GCC 12 warns about the undefined pass-through operand of plain intrinsics; their zero-masked
+// forms with a full mask are the same instructions.
+constexpr __mmask8 kAll8 = static_cast<__mmask8>(0xff);
+
 // Plain (non-AVX-512) helper: the heap code stays one ordinary copy.
 void heap_offer(std::vector<float>& heap, float v) {
   if (v > heap.front()) {
@@ -151,17 +155,17 @@ QVL_TARGET_AVX512 void weights_avx512(const float* v, int64_t n, float m, uint64
     const __mmask8 lanes = n - j >= 8 ? static_cast<__mmask8>(0xff) : static_cast<__mmask8>((1u << (n - j)) - 1);
     const __m256 s = _mm256_maskz_loadu_ps(lanes, v + j);
     const __mmask8 top = _mm256_mask_cmp_ps_mask(lanes, s, mf, _CMP_EQ_OQ);
-    const __m512d d = _mm512_sub_pd(md, _mm512_cvtps_pd(s));
+    const __m512d d = _mm512_sub_pd(md, _mm512_maskz_cvtps_pd(kAll8, s));
     const __mmask8 live = _mm512_mask_cmp_pd_mask(static_cast<__mmask8>(lanes & ~top), d, cut, _CMP_LE_OQ);
     const __m512d x = _mm512_maskz_sub_pd(live, _mm512_setzero_pd(), d);
-    const __m512d k = _mm512_roundscale_pd(_mm512_mul_pd(x, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512d k = _mm512_maskz_roundscale_pd(kAll8, _mm512_mul_pd(x, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512d r = _mm512_fnmadd_pd(k, ln2_hi, x);
     r = _mm512_fnmadd_pd(k, ln2_lo, r);
     __m512d p = _mm512_set1_pd(kTaylor[13]);
     for (int i = 12; i >= 0; --i) p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(kTaylor[i]));
-    const __m512d y = _mm512_scalef_pd(p, _mm512_add_pd(k, plus40));
-    const __m512d rounded = _mm512_roundscale_pd(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m512d frac = _mm512_sub_pd(y, _mm512_roundscale_pd(y, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC));
+    const __m512d y = _mm512_maskz_scalef_pd(kAll8, p, _mm512_add_pd(k, plus40));
+    const __m512d rounded = _mm512_maskz_roundscale_pd(kAll8, y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512d frac = _mm512_sub_pd(y, _mm512_maskz_roundscale_pd(kAll8, y, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC));
     const __m512d off_half = _mm512_abs_pd(_mm512_sub_pd(frac, half));
     const __mmask8 unsure = _mm512_mask_cmp_pd_mask(live, off_half, _mm512_mul_pd(y, slack), _CMP_LE_OQ);
     __m512i qi = _mm512_maskz_cvtpd_epu64(live, rounded);

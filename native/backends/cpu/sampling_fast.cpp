@@ -94,7 +94,7 @@ NucleusCut nucleus_cut(const uint32_t* us, const int32_t* ids, const uint64_t* q
   uint32_t b = crossing(4096);
   members.clear();
   for (int64_t j = 0; j < n; ++j) if ((us[j] >> 20) == b) members.push_back(static_cast<int32_t>(j));
-  for (const auto [shift, buckets] : {std::pair<int, uint32_t>{8, 4096}, {0, 256}}) {
+  for (const auto& [shift, buckets] : {std::pair<int, uint32_t>{8, 4096}, {0, 256}}) {
     std::fill(hist, hist + buckets, 0);
     for (const int32_t j : members) hist[(us[j] >> shift) & (buckets - 1)] += q[j];
     b = crossing(buckets);
