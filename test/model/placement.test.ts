@@ -127,6 +127,10 @@ describe('resident memory after load', () => {
     // the finite-value scan, in whichever memory holds them; a copy that kept its mapped pages
     // would hold the language model's weights twice.
     expect(grew - overhead, `grew ${grew}, overhead ${overhead}, weights ${weightBytes}`).toBeLessThanOrEqual(1.1 * weightBytes);
-    expect(grew).toBeGreaterThan(0.8 * weightBytes);
+    // Below: the weights are resident at all (a lazily mapped checkpoint nobody read would add
+    // ~0). Not near 1x: the load reuses memory that the warm-up load and the placement probe freed
+    // to the allocator (resident, so it does not show as growth); runs measured 0.84-0.93x alone
+    // and 0.72-0.76x in full-suite runs.
+    expect(grew).toBeGreaterThan(0.6 * weightBytes);
   }, 120_000);
 });
