@@ -4,6 +4,7 @@
 
 #include "backends/cpu/quantize_row_cpu.h"
 #include "core/cpu.h"
+#include "core/weight_quant.h"
 
 namespace qvl::cpu {
 
@@ -77,6 +78,33 @@ QVL_TARGET_AVX2 void q4_codes_avx2(const float* x, int64_t n, float inv, float z
   }
 }
 
+// 8 groups at a time (see QuantRowKernels::scales); the last few through the scalar steps.
+QVL_TARGET_AVX2 int64_t scales_avx2(const float* s, const float* lo, int64_t groups, uint16_t* h, float* inv, float* zf) {
+  const __m256i mag = _mm256_set1_epi32(0x7fff), below_inf = _mm256_set1_epi32(0x7bff), min_h = _mm256_set1_epi32(0x0400);
+  const __m256 min_v = _mm256_set1_ps(kQScaleMin), one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps(),
+               top = _mm256_set1_ps(15.0f), sign = _mm256_set1_ps(-0.0f);
+  int64_t g = 0;
+  for (; g + 8 <= groups; g += 8) {
+    const __m256 sv = _mm256_loadu_ps(s + g);
+    const __m128i h8 = _mm256_cvtps_ph(sv, kRne);
+    __m256i hw = _mm256_cvtepu16_epi32(h8);
+    const int over = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_and_si256(hw, mag), below_inf)));
+    if (over) return g + __builtin_ctz(static_cast<unsigned>(over));
+    const __m256 nz = _mm256_cmp_ps(sv, zero, _CMP_NEQ_OQ);
+    const __m256 raise = _mm256_cmp_ps(_mm256_cvtph_ps(h8), min_v, _CMP_LT_OQ);  // zero scales cleared below
+    hw = _mm256_and_si256(_mm256_blendv_epi8(hw, min_h, _mm256_castps_si256(raise)), _mm256_castps_si256(nz));
+    const __m256 v = _mm256_and_ps(_mm256_blendv_ps(_mm256_cvtph_ps(h8), min_v, raise), nz);
+    const __m256 iv = _mm256_and_ps(_mm256_div_ps(one, v), _mm256_cmp_ps(v, zero, _CMP_GT_OQ));  // 1/0 masked to 0
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(h + g), _mm_packus_epi32(_mm256_castsi256_si128(hw), _mm256_extracti128_si256(hw, 1)));
+    _mm256_storeu_ps(inv + g, iv);
+    if (lo) {
+      const __m256 r = _mm256_round_ps(_mm256_mul_ps(_mm256_xor_ps(_mm256_loadu_ps(lo + g), sign), iv), kRne);
+      _mm256_storeu_ps(zf + g, _mm256_min_ps(_mm256_max_ps(r, zero), top));
+    }
+  }
+  return group_scales_scalar(s, lo, g, groups, h, inv, zf);
+}
+
 }  // namespace
 
 // Codes are at most 15, so a 16-bit shift by 4 moves no bit into the neighbouring byte.
@@ -95,7 +123,7 @@ QVL_TARGET_AVX2 void q4_pack_avx2(const uint8_t* q, int64_t n, uint8_t* dst) {
 }
 
 int64_t quantize_row_avx2(const ops::QuantizeRowParams& p) {
-  static constexpr QuantRowKernels k{amax_avx2, range_avx2, q8_codes_avx2, q4_codes_avx2, q4_pack_avx2};
+  static constexpr QuantRowKernels k{amax_avx2, range_avx2, q8_codes_avx2, q4_codes_avx2, q4_pack_avx2, scales_avx2};
   return quantize_row_with(p, k);
 }
 

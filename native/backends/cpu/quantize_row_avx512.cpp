@@ -8,6 +8,7 @@
 
 #include "backends/cpu/quantize_row_cpu.h"
 #include "core/cpu.h"
+#include "core/weight_quant.h"
 
 namespace qvl::cpu {
 
@@ -55,10 +56,38 @@ QVL_TARGET_AVX512 void q4_codes_avx512(const float* x, int64_t n, float inv, flo
   }
 }
 
+// 16 groups at a time (see QuantRowKernels::scales); the last few through the scalar steps.
+QVL_TARGET_AVX512 int64_t scales_avx512(const float* s, const float* lo, int64_t groups, uint16_t* h, float* inv, float* zf) {
+  const __m512i mag = _mm512_set1_epi32(0x7fff), inf = _mm512_set1_epi32(0x7c00), min_h = _mm512_set1_epi32(0x0400);
+  const __m512 min_v = _mm512_set1_ps(kQScaleMin), one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps(),
+               top = _mm512_set1_ps(15.0f), sign = _mm512_set1_ps(-0.0f);
+  int64_t g = 0;
+  for (; g + 16 <= groups; g += 16) {
+    const __m512 sv = _mm512_loadu_ps(s + g);
+    const __m256i h16 = _mm512_cvtps_ph(sv, kRne);
+    __m512i hw = _mm512_cvtepu16_epi32(h16);
+    const __mmask16 over = _mm512_cmpge_epi32_mask(_mm512_and_si512(hw, mag), inf);
+    if (over) return g + __builtin_ctz(over);
+    __m512 v = _mm512_cvtph_ps(h16);
+    const __mmask16 nz = _mm512_cmp_ps_mask(sv, zero, _CMP_NEQ_OQ);
+    const __mmask16 raise = _mm512_cmp_ps_mask(v, min_v, _CMP_LT_OQ);  // zero scales cleared below
+    hw = _mm512_maskz_mov_epi32(nz, _mm512_mask_mov_epi32(hw, raise, min_h));
+    v = _mm512_maskz_mov_ps(nz, _mm512_mask_mov_ps(v, raise, min_v));
+    const __m512 iv = _mm512_maskz_div_ps(_mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ), one, v);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(h + g), _mm512_cvtepi32_epi16(hw));
+    _mm512_storeu_ps(inv + g, iv);
+    if (lo) {
+      const __m512 r = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_xor_ps(_mm512_loadu_ps(lo + g), sign), iv), kRne);
+      _mm512_storeu_ps(zf + g, _mm512_min_ps(_mm512_max_ps(r, zero), top));
+    }
+  }
+  return group_scales_scalar(s, lo, g, groups, h, inv, zf);
+}
+
 }  // namespace
 
 int64_t quantize_row_avx512(const ops::QuantizeRowParams& p) {
-  static constexpr QuantRowKernels k{amax_avx512, range_avx512, q8_codes_avx512, q4_codes_avx512, q4_pack_avx2};
+  static constexpr QuantRowKernels k{amax_avx512, range_avx512, q8_codes_avx512, q4_codes_avx512, q4_pack_avx2, scales_avx512};
   return quantize_row_with(p, k);
 }
 
