@@ -9,7 +9,7 @@ import { runEngine } from './engine.js';
 import { runGrammar } from './grammar.js';
 import { runModel } from './model.js';
 import { runPeers } from './peers.js';
-import { runBf16, runDecode, runOps, runQGemm, runQuant, runSampling } from './ops.js';
+import { runBf16, runDecode, runOps, runQGemm, runQuant, runQuantizeRow, runSampling } from './ops.js';
 import { runServe } from './serve.js';
 
 const suites: Record<string, { about: string; run: (args: string[]) => Promise<void>; args?: string }> = {
@@ -18,6 +18,7 @@ const suites: Record<string, { about: string; run: (args: string[]) => Promise<v
   qgemm: { about: 'q8/q4 prefill: each int8-dot variant\'s int8 GEMM against its own row tiles (M = 8, 16, 512)', run: runQGemm },
   decode: { about: 'the decode rows of the quant table (M = 1, fp8 included; q8/q4 also M = 2, 4) and one decode step\'s attention (512 to 16k cached tokens) against the memory-read floor', run: runDecode },
   sampling: { about: 'next-token sampling at the 152k vocabulary (top-k, top-p, min-p, temperature), every variant against the reference', run: runSampling },
+  qload: { about: 'quantizing weights at load (q8/q4 rows of the 2B MLP, one thread): each variant against the scalar reference', run: runQuantizeRow },
   bf16: { about: "precision 'fast' matmul kernels (AMX, AVX512-BF16) at prefill/vision shapes vs compute peaks", run: runBf16 },
   model: { about: 'a synthetic checkpoint at Qwen2-VL-2B widths end to end: vision, prefill, decode', run: runModel },
   engine: { about: 'the same widths: time outside kernels per decode step, 4000-token flatness, abort latency', run: runEngine },

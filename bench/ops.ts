@@ -297,6 +297,47 @@ async function samplingRows(): Promise<Row[]> {
   return rows;
 }
 
+// Rows of the 2B model's MLP weights (in = 1536 hidden, 8960 intermediate), quantized at load.
+const QUANTIZE_ROW_SHAPES: [number, number][] = [
+  [64, 8960],
+  [256, 1536],
+];
+
+/**
+ * Quantizing weights at load (the quantize_row op, one thread): each variant's time for a block
+ * of rows as a ratio to the scalar reference in the same run, q8 and q4 at groups 32 and 128.
+ */
+async function quantizeRowRows(): Promise<Row[]> {
+  const variants = available('quantize_row');
+  const rows: Row[] = [];
+  for (const [count, n] of QUANTIZE_ROW_SHAPES) {
+    for (const format of ['q8', 'q4'] as const) {
+      for (const group of [32, 128]) {
+        const set: Row[] = [];
+        for (const variant of variants) {
+          const { times, note } = await timeRepeats(REPEATS, () =>
+            native.benchQuantizeRow({ format, rows: count, n, group, variant, iters: variant === 'reference' ? 2 : 10 }),
+          );
+          const r: Row = { op: 'quantize_row', shape: `${count}x${n} ${format} g${group}`, variant, note };
+          if (times.length > 0) r.seconds = median(times);
+          set.push(r);
+        }
+        rows.push(...withRatios(set, 'reference'));
+        for (const r of set) if (r.ratio !== undefined) r.note = `x${r.ratio.toFixed(1)} reference; ${((count * n) / (r.seconds ?? 1) / 1e6).toFixed(0)} Melem/s`;
+      }
+    }
+  }
+  return rows;
+}
+
+/** Runs only the quantize_row rows (quantizing weights at load). */
+export async function runQuantizeRow(): Promise<void> {
+  const info = native.info();
+  console.log(`cpu: ${info.cpu.brand} (${info.cpu.physicalCores} cores, ${info.threads} threads)`);
+  console.log(`median of ${REPEATS} repeats, each the best of N passes\n`);
+  print(await quantizeRowRows());
+}
+
 /** Runs only the sampling rows. */
 export async function runSampling(): Promise<void> {
   const info = native.info();
@@ -446,7 +487,7 @@ export async function runOps(): Promise<void> {
   const started = Date.now();
   const floor = await readFloor();
   console.log(`memory-read floor: ${floor.map((g) => g.toFixed(1)).join(', ')} GB/s (median ${median(floor).toFixed(1)})\n`);
-  print([...(await matmulRows()), ...(await quantRows(floor, await peaks())), ...(await gemmRows()), ...(await attentionRows()), ...(await samplingRows())]);
+  print([...(await matmulRows()), ...(await quantRows(floor, await peaks())), ...(await gemmRows()), ...(await attentionRows()), ...(await samplingRows()), ...(await quantizeRowRows())]);
   await bf16Table();
   console.log(`\n(${((Date.now() - started) / 1000).toFixed(0)} s)`);
 }
@@ -461,7 +502,7 @@ export async function runQuant(): Promise<void> {
   const peak = await peaks();
   for (const [kind, p] of peak) console.log(`peak ${kind}: ${p.median.toFixed(0)} GFLOP/s (min ${p.min.toFixed(0)}, max ${p.max.toFixed(0)})`);
   console.log(`median of ${QUANT_REPEATS} runs, each the best of N calls; spread = slowest/fastest - 1\n`);
-  print([...(await quantRows(floor, peak)), ...(await gemmRows())]);
+  print([...(await quantRows(floor, peak)), ...(await gemmRows()), ...(await quantizeRowRows())]);
   console.log(`\n(${((Date.now() - started) / 1000).toFixed(0)} s)`);
 }
 

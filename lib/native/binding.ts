@@ -378,6 +378,8 @@ export interface NativeBinding {
   benchAttentionDecode(c: NativeBenchAttentionDecode): Promise<number>;
   /** Seconds per token choice of one sampling variant, best of `iters` after a warm-up. */
   benchSampling(c: NativeBenchSampling): Promise<number>;
+  /** Seconds to quantize `rows` rows of n values with one quantize_row variant on one thread, best of `iters`. */
+  benchQuantizeRow(c: { format: 'q8' | 'q4'; rows: number; n: number; group: number; variant: string; iters: number }): Promise<number>;
   /** GFLOP/s of a compute-peak probe on every pool thread (native/tests/bench_peak.cpp). */
   benchPeak(c: { kind: 'fma32' | 'dpbf16' | 'dpbusd' | 'amx-bf16'; rounds: number }): Promise<number>;
   /** Seconds to read `bytes` of owned memory once on every compute thread, best of `iters` (the bandwidth floor). */

@@ -103,11 +103,7 @@ void q4_dequantize(const uint8_t* row, int64_t ld, const uint16_t* scales, const
   }
 }
 
-namespace {
-
-// The stored f16 scale of a group whose f32 scale is s >= 0 (see the header) and its value; false
-// when s overflows f16.
-bool stored_scale(float s, uint16_t* h, float* value) {
+bool q_group_scale(float s, uint16_t* h, float* value) {
   if (s == 0.0f) {
     *h = 0, *value = 0.0f;
     return true;
@@ -120,14 +116,14 @@ bool stored_scale(float s, uint16_t* h, float* value) {
   return true;
 }
 
-}  // namespace
+float q4_group_zero(float lo, float inv) { return std::min(15.0f, std::max(0.0f, std::nearbyint(-lo * inv))); }
 
 int64_t q8_quantize(const float* src, int64_t n, int64_t group, uint8_t* dst, uint16_t* scales) {
   for (int64_t g0 = 0; g0 < n; g0 += group) {
     float amax = 0.0f;
     for (int64_t k = g0; k < g0 + group; ++k) amax = std::max(amax, std::fabs(src[k]));
     float s = 0.0f;
-    if (!stored_scale(amax / 127.0f, &scales[g0 / group], &s)) return g0 / group;
+    if (!q_group_scale(amax / 127.0f, &scales[g0 / group], &s)) return g0 / group;
     const float inv = s > 0.0f ? 1.0f / s : 0.0f;
     for (int64_t k = g0; k < g0 + group; ++k) {
       const float q = std::min(127.0f, std::max(-127.0f, std::nearbyint(src[k] * inv)));
@@ -143,9 +139,9 @@ int64_t q4_quantize(const float* src, int64_t n, int64_t group, uint8_t* dst, ui
     float lo = 0.0f, hi = 0.0f;
     for (int64_t k = g0; k < g0 + group; ++k) lo = std::min(lo, src[k]), hi = std::max(hi, src[k]);
     float s = 0.0f;
-    if (!stored_scale((hi - lo) / 15.0f, &scales[g0 / group], &s)) return g0 / group;
+    if (!q_group_scale((hi - lo) / 15.0f, &scales[g0 / group], &s)) return g0 / group;
     const float inv = s > 0.0f ? 1.0f / s : 0.0f;
-    const float zf = std::min(15.0f, std::max(0.0f, std::nearbyint(-lo * inv)));
+    const float zf = q4_group_zero(lo, inv);
     z[g0 / group] = static_cast<uint8_t>(zf);
     for (int64_t k = g0; k < g0 + group; ++k) {
       q[k] = static_cast<uint8_t>(std::min(15.0f, std::max(0.0f, std::nearbyint(src[k] * inv) + zf)));

@@ -86,6 +86,13 @@ void q8_dequantize(const uint8_t* row, const uint16_t* scales, int64_t group, in
 void q4_dequantize(const uint8_t* row, int64_t ld, const uint16_t* scales, const uint8_t* zeros, int64_t group, int64_t k0,
                    int64_t n, float* out);
 
+// The per-group steps q8_quantize / q4_quantize share with the fast row quantizers
+// (ops/quantize_row.h), so every variant rounds the same: the stored f16 scale of a group whose
+// f32 scale is s >= 0 (raised to kQScaleMin when non-zero and below it) and its value, false when
+// s overflows f16; a q4 group's zero point from its low end lo and 1 / stored scale.
+bool q_group_scale(float s, uint16_t* h, float* value);
+float q4_group_zero(float lo, float inv);
+
 // f32 -> stored row with group `group`: q8 symmetric (s = amax / 127); q4 asymmetric over
 // [min(lo, 0), max(hi, 0)] (s = range / 15, z = round(-lo / s)); the scale stored as f16 (raised
 // to kQScaleMin for a non-zero group, see above) and the codes rounded to nearest even against

@@ -136,6 +136,19 @@ Napi::Value BenchSampling(const Napi::CallbackInfo& info) {
   });
 }
 
+// benchQuantizeRow({format, rows, n, group, variant, iters}): seconds to quantize `rows` rows of
+// n values with one quantize_row variant (the per-row step of quantizing weights at load).
+Napi::Value BenchQuantizeRow(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    const char* fn = "benchQuantizeRow";
+    const Napi::Object o = options(info, fn);
+    bench::QuantizeRowCase c{string_field(o, fn, "format"), int_field(o, fn, "rows"),       int_field(o, fn, "n"),
+                             int_field(o, fn, "group"),     string_field(o, fn, "variant"), iters_field(o, fn)};
+    return run_async<double>(env, [c] { return bench::quantize_row_seconds(c); }, seconds);
+  });
+}
+
 Napi::Value BenchPeak(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
@@ -154,6 +167,7 @@ void register_bench(Napi::Env env, Napi::Object exports) {
   exports.Set("benchAttention", Napi::Function::New(env, BenchAttention, "benchAttention"));
   exports.Set("benchAttentionDecode", Napi::Function::New(env, BenchAttentionDecode, "benchAttentionDecode"));
   exports.Set("benchSampling", Napi::Function::New(env, BenchSampling, "benchSampling"));
+  exports.Set("benchQuantizeRow", Napi::Function::New(env, BenchQuantizeRow, "benchQuantizeRow"));
   exports.Set("benchPeak", Napi::Function::New(env, BenchPeak, "benchPeak"));
   exports.Set("benchRead", Napi::Function::New(env, BenchRead, "benchRead"));
   exports.Set("weightBytes", Napi::Function::New(env, WeightBytes, "weightBytes"));

@@ -18,6 +18,7 @@
 #include "ops/unpack_quant.h"
 #include "ops/dequant_groups.h"
 #include "ops/token_mask.h"
+#include "ops/quantize_row.h"
 
 namespace qvl::ops {
 
@@ -44,6 +45,7 @@ std::vector<const OpFamilyBase*> op_catalog() {
       &unpack_quant_family(),
       &dequant_groups_family(),
       &token_mask_family(),
+      &quantize_row_family(),
   };
 }
 

@@ -12,6 +12,7 @@
 #include "ops/matmul.h"
 #include "ops/moe.h"
 #include "ops/norm.h"
+#include "ops/quantize_row.h"
 #include "ops/resample.h"
 #include "ops/rope.h"
 #include "ops/rope_gather.h"
@@ -35,6 +36,7 @@
   X(matmul_bf16, MatmulFn)            \
   X(moe, MoeFn)                       \
   X(layer_norm, NormFn)               \
+  X(quantize_row, QuantizeRowFn)      \
   X(rms_norm, NormFn)                 \
   X(resample, ResampleFn)             \
   X(rope, RopeFn)                     \

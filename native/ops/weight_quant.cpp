@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/weight_quant.h"
+#include "ops/quantize_row.h"
 
 namespace qvl::ops {
 
@@ -83,21 +84,17 @@ int64_t quantize_weight(const WeightRef& src, WeightFormat f, int64_t group, voi
   const WeightFormatTraits& st = weight_format_traits(src.format);
   const int64_t groups = src.in / group;
   std::atomic<int64_t> bad{src.out * groups};
+  const QuantizeRowFn quantize = quantize_row_family().best(Device::Host).fn;
   pool.parallel_for(src.out, 8, [&](int64_t b, int64_t e) {
     std::vector<float> row(static_cast<size_t>(src.in));
     for (int64_t r = b; r < e; ++r) {
       st.dequantize_row(src, r, 0, src.in, row.data());
       uint8_t* d = static_cast<uint8_t*>(data) + r * rb.codes;
       uint16_t* s = static_cast<uint16_t*>(scales) + r * groups;
-      int64_t g = -1;
-      switch (f) {
-        case WeightFormat::Q8: g = q8_quantize(row.data(), src.in, group, d, s); break;
-        case WeightFormat::Q4: g = q4_quantize(row.data(), src.in, group, d, s, static_cast<uint8_t*>(zeros) + r * rb.zeros); break;
-        case WeightFormat::F32:
-        case WeightFormat::F16:
-        case WeightFormat::BF16:
-        case WeightFormat::F8: break;  // refused by require_quantized
-      }
+      QuantizeRowParams q;
+      q.format = f, q.n = src.in, q.group = group, q.src = row.data(), q.dst = d, q.scales = s;
+      q.zeros = f == WeightFormat::Q4 ? static_cast<uint8_t*>(zeros) + r * rb.zeros : nullptr;
+      const int64_t g = quantize(q);
       if (g >= 0) lower(bad, r * groups + g);
     }
   });

@@ -30,7 +30,8 @@ int64_t first_unstorable_scale(const float* scales, int64_t n);
 std::string pack_weight_codes(const LogicalQuant& g, void* data, void* scales, void* zeros, ThreadPool& pool);
 
 // src [out, in] (any format, read through its dequantizer) -> format f (q8 or q4) with `group`
-// elements per scale, into buffers laid out as quant_row_bytes says. Returns -1, or the first
+// elements per scale, into buffers laid out as quant_row_bytes says; each row through the best
+// quantize_row variant (ops/quantize_row.h: the same bytes as core's scalar quantizers). Returns -1, or the first
 // (row-major) group whose scale overflows the stored format (nothing promised about the buffers).
 int64_t quantize_weight(const WeightRef& src, WeightFormat f, int64_t group, void* data, void* scales, void* zeros,
                         ThreadPool& pool);

@@ -80,4 +80,9 @@ double kv_decode_bytes(const AttentionDecodeCase& c);
 struct SamplingCase { int64_t vocab; std::string row; ops::SamplingParams params; std::string variant; int iters; };
 double sampling_seconds(const SamplingCase& c);
 
+// One quantize_row variant over `rows` rows of n weight-like values (format "q8" or "q4", group a
+// multiple of 32 dividing n), on the calling thread: seconds per pass over all rows.
+struct QuantizeRowCase { std::string format; int64_t rows, n, group; std::string variant; int iters; };
+double quantize_row_seconds(const QuantizeRowCase& c);
+
 }  // namespace qvl::bench

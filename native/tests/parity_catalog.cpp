@@ -30,6 +30,7 @@ std::vector<Result> parity_profiler(uint64_t seed);
 std::vector<Result> parity_quant_pack(uint64_t seed);
 std::vector<Result> parity_unpack_quant(uint64_t seed);
 std::vector<Result> parity_dequant_groups(uint64_t seed);
+std::vector<Result> parity_quantize_row(uint64_t seed);
 std::vector<Result> parity_read_stream(uint64_t seed);
 std::vector<Result> parity_token_mask(uint64_t seed);
 
@@ -63,6 +64,7 @@ const std::vector<Entry>& suites() {
       {"quant_pack", parity_quant_pack},
       {"unpack_quant", parity_unpack_quant},
       {"dequant_groups", parity_dequant_groups},
+      {"quantize_row", parity_quantize_row},
       {"read_stream", parity_read_stream},
   };
   return all;

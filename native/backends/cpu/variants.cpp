@@ -31,6 +31,9 @@ int64_t finite_ref(const ops::FiniteParams& p, const ExecContext& ctx);
 int64_t finite_generic(const ops::FiniteParams& p, const ExecContext& ctx);
 void moe_ref(const ops::MoeParams& p, const ExecContext& ctx);
 void moe_grouped(const ops::MoeParams& p, const ExecContext& ctx);
+int64_t quantize_row_ref(const ops::QuantizeRowParams& p);
+int64_t quantize_row_avx2(const ops::QuantizeRowParams& p);
+int64_t quantize_row_avx512(const ops::QuantizeRowParams& p);
 void layer_norm_ref(const ops::NormParams& p, const ExecContext& ctx);
 void layer_norm_generic(const ops::NormParams& p, const ExecContext& ctx);
 void layer_norm_avx2(const ops::NormParams& p, const ExecContext& ctx);
@@ -183,6 +186,15 @@ std::vector<ops::Variant<ops::NormFn>> rms_norm_variants() {
       {"generic", Device::Host, Isa::Generic, &cpu::rms_norm_generic},
       {"avx2", Device::Host, Isa::Avx2, &cpu::rms_norm_avx2},
       {"avx512", Device::Host, Isa::Avx512, &cpu::rms_norm_avx512},
+  };
+}
+
+// Quantizing weights at load, a row at a time (ops/weight_quant.cpp).
+std::vector<ops::Variant<ops::QuantizeRowFn>> quantize_row_variants() {
+  return {
+      {"reference", Device::Host, Isa::Reference, &cpu::quantize_row_ref},
+      {"avx2", Device::Host, Isa::Avx2, &cpu::quantize_row_avx2},
+      {"avx512", Device::Host, Isa::Avx512, &cpu::quantize_row_avx512},
   };
 }
 

@@ -1,0 +1,130 @@
+// Row quantizer, 8 lanes; 32 codes at a time narrowed to bytes with two saturating packs and one
+// lane permute (every code is 0..255 by then, so the packs never saturate).
+#include <immintrin.h>
+
+#include "backends/cpu/quantize_row_cpu.h"
+#include "core/cpu.h"
+#include "core/weight_quant.h"
+
+namespace qvl::cpu {
+
+namespace {
+
+constexpr int kRne = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+
+QVL_TARGET_AVX2 float hmax(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
+}
+
+QVL_TARGET_AVX2 float hmin(__m256 v) {
+  __m128 m = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_min_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_min_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
+}
+
+// Accumulators stay in [0, +inf] (amax) or hold no NaN and no -0 (range), so the reductions'
+// order cannot change their result.
+QVL_TARGET_AVX2 float amax_avx2(const float* x, int64_t n) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) {
+    a = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i), abs_mask), a);
+    b = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i + 8), abs_mask), b);
+  }
+  return hmax(_mm256_max_ps(a, b));
+}
+
+QVL_TARGET_AVX2 void range_avx2(const float* x, int64_t n, float* lo, float* hi) {
+  __m256 l = _mm256_setzero_ps(), h = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    l = _mm256_min_ps(v, l);
+    h = _mm256_max_ps(v, h);
+  }
+  *lo = hmin(l), *hi = hmax(h);
+}
+
+QVL_TARGET_AVX2 __m256i bytes32(__m256i a, __m256i b, __m256i c, __m256i d) {
+  const __m256i w = _mm256_packus_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
+  return _mm256_permutevar8x32_epi32(w, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+QVL_TARGET_AVX2 void q8_codes_avx2(const float* x, int64_t n, float inv, uint8_t* dst) {
+  const __m256 vi = _mm256_set1_ps(inv), lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
+  const __m256i bias = _mm256_set1_epi32(128);
+  for (int64_t i = 0; i < n; i += 32) {
+    __m256i c[4];
+    for (int j = 0; j < 4; ++j) {
+      const __m256 r = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * j), vi), kRne);
+      c[j] = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(r, lo), hi)), bias);
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), bytes32(c[0], c[1], c[2], c[3]));
+  }
+}
+
+QVL_TARGET_AVX2 void q4_codes_avx2(const float* x, int64_t n, float inv, float zf, uint8_t* q) {
+  const __m256 vi = _mm256_set1_ps(inv), vz = _mm256_set1_ps(zf), zero = _mm256_setzero_ps(), top = _mm256_set1_ps(15.0f);
+  for (int64_t i = 0; i < n; i += 32) {
+    __m256i c[4];
+    for (int j = 0; j < 4; ++j) {
+      const __m256 r = _mm256_add_ps(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * j), vi), kRne), vz);
+      c[j] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(r, zero), top));
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), bytes32(c[0], c[1], c[2], c[3]));
+  }
+}
+
+// 8 groups at a time (see QuantRowKernels::scales); the last few through the scalar steps.
+QVL_TARGET_AVX2 int64_t scales_avx2(const float* s, const float* lo, int64_t groups, uint16_t* h, float* inv, float* zf) {
+  const __m256i mag = _mm256_set1_epi32(0x7fff), below_inf = _mm256_set1_epi32(0x7bff), min_h = _mm256_set1_epi32(0x0400);
+  const __m256 min_v = _mm256_set1_ps(kQScaleMin), one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps(),
+               top = _mm256_set1_ps(15.0f), sign = _mm256_set1_ps(-0.0f);
+  int64_t g = 0;
+  for (; g + 8 <= groups; g += 8) {
+    const __m256 sv = _mm256_loadu_ps(s + g);
+    const __m128i h8 = _mm256_cvtps_ph(sv, kRne);
+    __m256i hw = _mm256_cvtepu16_epi32(h8);
+    const int over = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_and_si256(hw, mag), below_inf)));
+    if (over) return g + __builtin_ctz(static_cast<unsigned>(over));
+    const __m256 nz = _mm256_cmp_ps(sv, zero, _CMP_NEQ_OQ);
+    const __m256 raise = _mm256_cmp_ps(_mm256_cvtph_ps(h8), min_v, _CMP_LT_OQ);  // zero scales cleared below
+    hw = _mm256_and_si256(_mm256_blendv_epi8(hw, min_h, _mm256_castps_si256(raise)), _mm256_castps_si256(nz));
+    const __m256 v = _mm256_and_ps(_mm256_blendv_ps(_mm256_cvtph_ps(h8), min_v, raise), nz);
+    const __m256 iv = _mm256_and_ps(_mm256_div_ps(one, v), _mm256_cmp_ps(v, zero, _CMP_GT_OQ));  // 1/0 masked to 0
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(h + g), _mm_packus_epi32(_mm256_castsi256_si128(hw), _mm256_extracti128_si256(hw, 1)));
+    _mm256_storeu_ps(inv + g, iv);
+    if (lo) {
+      const __m256 r = _mm256_round_ps(_mm256_mul_ps(_mm256_xor_ps(_mm256_loadu_ps(lo + g), sign), iv), kRne);
+      _mm256_storeu_ps(zf + g, _mm256_min_ps(_mm256_max_ps(r, zero), top));
+    }
+  }
+  return group_scales_scalar(s, lo, g, groups, h, inv, zf);
+}
+
+}  // namespace
+
+// Codes are at most 15, so a 16-bit shift by 4 moves no bit into the neighbouring byte.
+QVL_TARGET_AVX2 void q4_pack_avx2(const uint8_t* q, int64_t n, uint8_t* dst) {
+  const int64_t blocks = n / 32, paired = blocks / 2 * 2;
+  for (int64_t b = 0; b < paired; b += 2) {
+    const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + b * 32));
+    const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + b * 32 + 32));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + b * 16), _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)));
+  }
+  if (blocks > paired) {  // the half pair: element i low, 16 + i high
+    const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + paired * 32));
+    const __m128i hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + paired * 32 + 16));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + paired * 16), _mm_or_si128(lo, _mm_slli_epi16(hi, 4)));
+  }
+}
+
+int64_t quantize_row_avx2(const ops::QuantizeRowParams& p) {
+  static constexpr QuantRowKernels k{amax_avx2, range_avx2, q8_codes_avx2, q4_codes_avx2, q4_pack_avx2, scales_avx2};
+  return quantize_row_with(p, k);
+}
+
+}  // namespace qvl::cpu

@@ -1,0 +1,94 @@
+// Row quantizer, 16 lanes; codes narrowed to bytes with vpmovdb (every code is 0..255 by then).
+#include <immintrin.h>
+
+// GCC 12 warns about the undefined pass-through operand inside plain AVX-512 intrinsics (its own
+// header, not this code).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
+#include "backends/cpu/quantize_row_cpu.h"
+#include "core/cpu.h"
+#include "core/weight_quant.h"
+
+namespace qvl::cpu {
+
+namespace {
+
+constexpr int kRne = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+
+// Accumulators stay in [0, +inf] (amax) or hold no NaN and no -0 (range), so the reductions'
+// order cannot change their result.
+QVL_TARGET_AVX512 float amax_avx512(const float* x, int64_t n) {
+  __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n; i += 32) {
+    a = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + i)), a);
+    b = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + i + 16)), b);
+  }
+  return _mm512_reduce_max_ps(_mm512_max_ps(a, b));
+}
+
+QVL_TARGET_AVX512 void range_avx512(const float* x, int64_t n, float* lo, float* hi) {
+  __m512 l = _mm512_setzero_ps(), h = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) {
+    const __m512 v = _mm512_loadu_ps(x + i);
+    l = _mm512_min_ps(v, l);
+    h = _mm512_max_ps(v, h);
+  }
+  *lo = _mm512_reduce_min_ps(l), *hi = _mm512_reduce_max_ps(h);
+}
+
+QVL_TARGET_AVX512 void q8_codes_avx512(const float* x, int64_t n, float inv, uint8_t* dst) {
+  const __m512 vi = _mm512_set1_ps(inv), lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+  const __m512i bias = _mm512_set1_epi32(128);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __m512 r = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), vi), kRne);
+    const __m512i c = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(r, lo), hi)), bias);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), _mm512_cvtepi32_epi8(c));
+  }
+}
+
+QVL_TARGET_AVX512 void q4_codes_avx512(const float* x, int64_t n, float inv, float zf, uint8_t* q) {
+  const __m512 vi = _mm512_set1_ps(inv), vz = _mm512_set1_ps(zf), zero = _mm512_setzero_ps(), top = _mm512_set1_ps(15.0f);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __m512 r = _mm512_add_ps(_mm512_roundscale_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), vi), kRne), vz);
+    const __m512i c = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(r, zero), top));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + i), _mm512_cvtepi32_epi8(c));
+  }
+}
+
+// 16 groups at a time (see QuantRowKernels::scales); the last few through the scalar steps.
+QVL_TARGET_AVX512 int64_t scales_avx512(const float* s, const float* lo, int64_t groups, uint16_t* h, float* inv, float* zf) {
+  const __m512i mag = _mm512_set1_epi32(0x7fff), inf = _mm512_set1_epi32(0x7c00), min_h = _mm512_set1_epi32(0x0400);
+  const __m512 min_v = _mm512_set1_ps(kQScaleMin), one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps(),
+               top = _mm512_set1_ps(15.0f), sign = _mm512_set1_ps(-0.0f);
+  int64_t g = 0;
+  for (; g + 16 <= groups; g += 16) {
+    const __m512 sv = _mm512_loadu_ps(s + g);
+    const __m256i h16 = _mm512_cvtps_ph(sv, kRne);
+    __m512i hw = _mm512_cvtepu16_epi32(h16);
+    const __mmask16 over = _mm512_cmpge_epi32_mask(_mm512_and_si512(hw, mag), inf);
+    if (over) return g + __builtin_ctz(over);
+    __m512 v = _mm512_cvtph_ps(h16);
+    const __mmask16 nz = _mm512_cmp_ps_mask(sv, zero, _CMP_NEQ_OQ);
+    const __mmask16 raise = _mm512_cmp_ps_mask(v, min_v, _CMP_LT_OQ);  // zero scales cleared below
+    hw = _mm512_maskz_mov_epi32(nz, _mm512_mask_mov_epi32(hw, raise, min_h));
+    v = _mm512_maskz_mov_ps(nz, _mm512_mask_mov_ps(v, raise, min_v));
+    const __m512 iv = _mm512_maskz_div_ps(_mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ), one, v);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(h + g), _mm512_cvtepi32_epi16(hw));
+    _mm512_storeu_ps(inv + g, iv);
+    if (lo) {
+      const __m512 r = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_xor_ps(_mm512_loadu_ps(lo + g), sign), iv), kRne);
+      _mm512_storeu_ps(zf + g, _mm512_min_ps(_mm512_max_ps(r, zero), top));
+    }
+  }
+  return group_scales_scalar(s, lo, g, groups, h, inv, zf);
+}
+
+}  // namespace
+
+int64_t quantize_row_avx512(const ops::QuantizeRowParams& p) {
+  static constexpr QuantRowKernels k{amax_avx512, range_avx512, q8_codes_avx512, q4_codes_avx512, q4_pack_avx2, scales_avx512};
+  return quantize_row_with(p, k);
+}
+
+}  // namespace qvl::cpu
