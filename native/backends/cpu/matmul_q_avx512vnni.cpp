@@ -286,7 +286,7 @@ struct DecodeRows {
 // products from s[i][j], lanes `idx`). Each weight row's codes are loaded (q4: masked) once.
 template <WeightFormat F, int MB, int R>
 QVL_TARGET_AVX512VNNI inline void decode_pair(const uint8_t* const* w, const int8_t* const* xq, int64_t pr, int64_t ahead,
-                                              __m512i idx, const __m512 (*s)[R], __m512 (*acc)[R]) {
+                                              int64_t l1_ahead, __m512i idx, const __m512 (*s)[R], __m512 (*acc)[R]) {
   constexpr int64_t kPairBytes = F == WeightFormat::Q8 ? 64 : 32;
   if (pr * kPairBytes % 64 == 0) {
     // The next tile's lines into L1, and the tile after it into L2: an L1 prefetch holds one of
@@ -294,9 +294,9 @@ QVL_TARGET_AVX512VNNI inline void decode_pair(const uint8_t* const* w, const int
     // lines in flight, and a q4 tile's compute ran mostly after its weights instead of under them
     // (2 Sapphire Rapids threads, K = 1536: q4 +12-16%, q8 +2-9%; K = 8960 unchanged).
     for (int j = 0; j < R; ++j) {
-      const uintptr_t at = reinterpret_cast<uintptr_t>(w[j]) + static_cast<uintptr_t>(pr * kPairBytes + ahead);
-      _mm_prefetch(reinterpret_cast<const char*>(at), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(at + static_cast<uintptr_t>(ahead)), _MM_HINT_T1);
+      const uintptr_t at = reinterpret_cast<uintptr_t>(w[j]) + static_cast<uintptr_t>(pr * kPairBytes);
+      _mm_prefetch(reinterpret_cast<const char*>(at + static_cast<uintptr_t>(l1_ahead)), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(at + static_cast<uintptr_t>(2 * ahead)), _MM_HINT_T1);
     }
   }
   // q4: the pair's 32 bytes in both halves; low nibbles (block 2pr) below, high nibbles (16 · the
@@ -331,8 +331,10 @@ QVL_TARGET_AVX512VNNI void decode_block(const DecodeRows& r, int64_t i) {
   const int8_t* xq[MB];
   const float* xd[MB];
   for (int m = 0; m < MB; ++m) xq[m] = r.xq + m * r.xq_stride, xd[m] = r.xd + m * r.xd_stride;
-  // The next R rows, same position: one block of rows ahead (rows are contiguous).
-  const int64_t ahead = R * r.row_bytes;
+  // The next R rows, same position: one block of rows ahead (rows are contiguous). With several
+  // activation rows a pair takes longer, and as in tile_block a far next tile (K = 8960 q8: 35
+  // KiB) would leave L1 before use: L1 then gets the line 1 KiB on in the row.
+  const int64_t ahead = R * r.row_bytes, l1_ahead = MB == 1 || ahead <= 8192 ? ahead : 1024;
   const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
   // Block i of a 16-block chunk takes scale i / per_group (per_group a power of two).
   const __m512i group_of = _mm512_maskz_srlv_epi32(kAll, lane, _mm512_set1_epi32(shift));
@@ -358,7 +360,7 @@ QVL_TARGET_AVX512VNNI void decode_block(const DecodeRows& r, int64_t i) {
       for (int m = 0; m < MB; ++m) s[m][j] = _mm512_mul_ps(sj, dx[m]);
     }
     for (int q = 0; q < nb / 2; ++q) {
-      decode_pair<F, MB, R>(w, xq, b0 / 2 + q, ahead, _mm512_add_epi32(pair_lanes, _mm512_set1_epi32(2 * q)), s, acc);
+      decode_pair<F, MB, R>(w, xq, b0 / 2 + q, ahead, l1_ahead, _mm512_add_epi32(pair_lanes, _mm512_set1_epi32(2 * q)), s, acc);
     }
   }
   if (blocks % 2) {  // the trailing unpaired block: upper 32 bytes of codes are zero
