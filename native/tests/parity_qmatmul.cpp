@@ -14,6 +14,8 @@
 // (~0.18·sqrt(K) at K = 32·30) or a wrong zero point fails by far.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -135,6 +137,25 @@ QProblem make(const QShape& s, WeightFormat f, bool with_bias, bool strided, Rng
   return pr;
 }
 
+// Variant v run again on `other` threads: its outputs bit for bit those of the first run (got).
+Result same_bits_case(const ops::Variant<ops::MatmulFn>& v, WeightFormat f, const std::string& desc, MatmulParams p,
+                      const std::vector<float>& got, ThreadPool& other) {
+  Result r = variant_case("matmul", v, f, desc + " threads=" + std::to_string(other.size()) + " same bits");
+  Guarded<float> y(y_extent(p), std::nanf(""));
+  p.y = y.data();
+  run_case(r, [&] {
+    v.fn(p, ExecContext(other));
+    const std::vector<float> again = compact(p, y);
+    std::vector<uint32_t> a(again.size()), b(got.size());
+    if (a.size() != b.size()) fail(ErrorCode::Native, "parity qmatmul: output sizes differ");
+    std::memcpy(a.data(), again.data(), a.size() * sizeof(float));
+    std::memcpy(b.data(), got.data(), b.size() * sizeof(float));
+    compare_exact(a.data(), b.data(), a.size(), &r);
+    r.guards_ok = y.intact();
+  });
+  return r;
+}
+
 }  // namespace
 
 std::vector<Result> parity_qmatmul_cases(Rng& rng, ThreadPool& dflt, ThreadPool& three) {
@@ -174,13 +195,17 @@ std::vector<Result> parity_qmatmul_cases(Rng& rng, ThreadPool& dflt, ThreadPool&
         Guarded<float> y(ext, std::nanf(""));
         p.y = ext ? y.data() : nullptr;
         Result r = variant_case("matmul", v, f, pr.desc + " threads=" + std::to_string(pool.size()));
+        std::vector<float> got;
         run_case(r, [&] {
           v.fn(p, ExecContext(pool));
-          const std::vector<float> got = compact(p, y);
+          got = compact(p, y);
           compare(got.data(), want.data(), got.size(), 2e-5, floor, &r);
           r.guards_ok = y.intact();
         });
+        const bool ran = r.passed;
         results.push_back(std::move(r));
+        // Decode (M <= 4, split over N only) promises the same bits on any thread count.
+        if (ran && s.M <= 4 && ext > 0) results.push_back(same_bits_case(v, f, pr.desc, p, got, ci % 2 ? dflt : three));
       }
     }
   }

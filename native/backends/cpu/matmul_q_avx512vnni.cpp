@@ -2,8 +2,8 @@
 // in 32 bytes: one broadcast, one variable shift and one mask give the 64 codes in element order;
 // q8 is a plain 64-byte load), vpdpbusd multiplies the unsigned codes with the signed activation
 // codes into 16 int32 lanes (8 per block), and each pair adds cvt(dot) · (d_x · s_w) to an f32
-// accumulator, per block. Up to 4 activation rows share each unpacked weight vector (prefill),
-// 4 weight rows share each activation vector.
+// accumulator, per block. Up to 4 activation rows share each unpacked weight vector (batched
+// decode, prefill tiles), 4 weight rows share each activation vector.
 #include <immintrin.h>
 
 #include <cstdint>
@@ -150,6 +150,8 @@ QVL_TARGET_AVX512VNNI inline __m512 halves(float lo, float hi) {
   return _mm512_mask_blend_ps(static_cast<__mmask16>(0xff00), _mm512_set1_ps(lo), _mm512_set1_ps(hi));
 }
 
+// MB activation rows x R weight rows for groups decode_block cannot take (a group of 3, 5, ...
+// blocks, or more than 16): the scales looked up per pair.
 template <WeightFormat F, int MB, int R>
 QVL_TARGET_AVX512VNNI void tile_block(const ops::MatmulParams& p, const QActs& a, int64_t m0, int64_t n) {
   constexpr int64_t kPairBytes = F == WeightFormat::Q8 ? 64 : 32;
@@ -239,13 +241,17 @@ QVL_TARGET_AVX512VNNI void tile_block(const ops::MatmulParams& p, const QActs& a
   }
 }
 
-// Decode (one activation row): the same sums with less work per pair of blocks, since one row
-// cannot share the unpacking and scale set-up the way tile_block's MB rows do. Per 16 blocks and
-// weight row, one multiply forms the 16 scale products d_x · s_w; per pair, one vpermps spreads the
-// pair's two products over their 8 lanes each (tile_block: two broadcasts, a blend, a multiply).
-// q4 codes take one mask instead of a shift and a mask: the high nibbles stay in place (16 · code)
-// and the 16 is divided out of the odd blocks' scale products (exactly: a power of two).
-// The zero-point term joins the vector accumulator before the one final reduction.
+// Decode and batched decode (1 to 4 activation rows): the same sums as tile_block with less work
+// per pair of blocks. Per 16 blocks, one multiply per activation row and weight row forms the 16
+// scale products d_x · s_w; per pair, one vpermps spreads the pair's two products over their 8
+// lanes each (tile_block: two broadcasts, a blend, a multiply per row pair). q4 codes take one
+// mask instead of a shift and a mask: the high nibbles stay in place (16 · code) and the 16 is
+// divided out of the odd blocks' scale products (exactly: a power of two). Each unpacked weight
+// vector serves all the activation rows. The zero-point term joins the vector accumulator before
+// the one final reduction. Against tile_block at M = 2, 4 (2 Sapphire Rapids threads, one process,
+// modes interleaved, 4 rounds, quiet machine): M = 2 q8 +2-11%, q4 +15-29%; M = 4 q4 +3-27%, q8
+// +4-8% at K = 8960 but 0.91-1.02x at K = 1536 (q8 reloads its weight vectors per activation
+// row there: 16 accumulators leave no registers for them).
 // Scales per 16 blocks need the group to hold 1, 2, 4, 8 or 16 blocks (tile_block does the rest).
 bool decode_group_ok(int64_t group) {
   const int64_t per = group / kQuantBlock;
@@ -271,17 +277,19 @@ struct DecodeRows {
   int64_t row_bytes, sw_stride, z_stride;  // per stored row (ld elements): bytes of codes, scales (f16s), zero bytes
   int64_t groups, blocks, per_group, paired_ld;  // groups and blocks of K
   int shift;            // log2(per_group)
-  const int8_t* xq;     // the activation row's codes, block scales, group sums
+  const int8_t* xq;     // the first activation row's codes, block scales, group sums
   const float* xd;
   const float* gs;
-  const float* bias;    // at the first row, or null
-  float* y;             // at the first row
+  int64_t xq_stride, xd_stride, gs_stride, y_stride;  // per activation row
+  const float* bias;    // at the first output, or null
+  float* y;             // at the first row's first output
 };
 
-// Pair pr of R rows: acc[j] += cvt(dot) · (the pair's two scale products from s[j], lanes `idx`).
-template <WeightFormat F, int R>
-QVL_TARGET_AVX512VNNI inline void decode_pair(const uint8_t* const* w, const int8_t* xq, int64_t pr, int64_t ahead,
-                                              __m512i idx, const __m512* s, __m512* acc) {
+// Pair pr of MB activation rows x R weight rows: acc[i][j] += cvt(dot) · (the pair's two scale
+// products from s[i][j], lanes `idx`). Each weight row's codes are loaded (q4: masked) once.
+template <WeightFormat F, int MB, int R>
+QVL_TARGET_AVX512VNNI inline void decode_pair(const uint8_t* const* w, const int8_t* const* xq, int64_t pr, int64_t ahead,
+                                              int64_t l1_ahead, __m512i idx, const __m512 (*s)[R], __m512 (*acc)[R]) {
   constexpr int64_t kPairBytes = F == WeightFormat::Q8 ? 64 : 32;
   if (pr * kPairBytes % 64 == 0) {
     // The next tile's lines into L1, and the tile after it into L2: an L1 prefetch holds one of
@@ -289,39 +297,47 @@ QVL_TARGET_AVX512VNNI inline void decode_pair(const uint8_t* const* w, const int
     // lines in flight, and a q4 tile's compute ran mostly after its weights instead of under them
     // (2 Sapphire Rapids threads, K = 1536: q4 +12-16%, q8 +2-9%; K = 8960 unchanged).
     for (int j = 0; j < R; ++j) {
-      const uintptr_t at = reinterpret_cast<uintptr_t>(w[j]) + static_cast<uintptr_t>(pr * kPairBytes + ahead);
-      _mm_prefetch(reinterpret_cast<const char*>(at), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(at + static_cast<uintptr_t>(ahead)), _MM_HINT_T1);
+      const uintptr_t at = reinterpret_cast<uintptr_t>(w[j]) + static_cast<uintptr_t>(pr * kPairBytes);
+      _mm_prefetch(reinterpret_cast<const char*>(at + static_cast<uintptr_t>(l1_ahead)), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(at + static_cast<uintptr_t>(2 * ahead)), _MM_HINT_T1);
     }
   }
-  const __m512i xv = _mm512_loadu_si512(xq + pr * 64);
   // q4: the pair's 32 bytes in both halves; low nibbles (block 2pr) below, high nibbles (16 · the
   // codes of block 2pr + 1) above.
   const __m512i nibbles = _mm512_mask_blend_epi64(static_cast<__mmask8>(0xf0), _mm512_set1_epi8(0x0f), _mm512_set1_epi8(static_cast<char>(0xf0)));
+  __m512i wv[R];
   for (int j = 0; j < R; ++j) {
-    __m512i wv;
     if constexpr (F == WeightFormat::Q8) {
-      wv = _mm512_loadu_si512(w[j] + pr * 64);
+      wv[j] = _mm512_loadu_si512(w[j] + pr * 64);
     } else {
-      wv = _mm512_and_si512(_mm512_maskz_broadcast_i64x4(static_cast<__mmask8>(0xff), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[j] + pr * 32))), nibbles);
+      wv[j] = _mm512_and_si512(_mm512_maskz_broadcast_i64x4(static_cast<__mmask8>(0xff), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[j] + pr * 32))), nibbles);
     }
-    const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, xv);
-    acc[j] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(kAll, dot), _mm512_maskz_permutexvar_ps(kAll, idx, s[j]), acc[j]);
+  }
+  for (int i = 0; i < MB; ++i) {
+    const __m512i xv = _mm512_loadu_si512(xq[i] + pr * 64);
+    for (int j = 0; j < R; ++j) {
+      const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[j], xv);
+      acc[i][j] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(kAll, dot), _mm512_maskz_permutexvar_ps(kAll, idx, s[i][j]), acc[i][j]);
+    }
   }
 }
 
-template <WeightFormat F, int R>
+// Outputs i..i+R-1 of MB activation rows. Every output's arithmetic is the same whatever MB is
+// (a row decoding alone or batched gets the same bits), and the same for any split of N.
+template <WeightFormat F, int MB, int R>
 QVL_TARGET_AVX512VNNI void decode_block(const DecodeRows& r, int64_t i) {
   const int64_t per_group = r.per_group, groups = r.groups, blocks = r.blocks, paired = blocks / 2 * 2;
   const int shift = r.shift;
   const uint8_t* w[R];
   const uint16_t* sw[R];
   for (int j = 0; j < R; ++j) w[j] = r.w + (i + j) * r.row_bytes, sw[j] = r.sw + (i + j) * r.sw_stride;
-  const int8_t* xq = r.xq;
-  const float* xd = r.xd;
-  const float* gs = r.gs;
-  // The next R rows, same position: one block of rows ahead (rows are contiguous).
-  const int64_t ahead = R * r.row_bytes;
+  const int8_t* xq[MB];
+  const float* xd[MB];
+  for (int m = 0; m < MB; ++m) xq[m] = r.xq + m * r.xq_stride, xd[m] = r.xd + m * r.xd_stride;
+  // The next R rows, same position: one block of rows ahead (rows are contiguous). With several
+  // activation rows a pair takes longer, and as in tile_block a far next tile (K = 8960 q8: 35
+  // KiB) would leave L1 before use: L1 then gets the line 1 KiB on in the row.
+  const int64_t ahead = R * r.row_bytes, l1_ahead = MB == 1 || ahead <= 8192 ? ahead : 1024;
   const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
   // Block i of a 16-block chunk takes scale i / per_group (per_group a power of two).
   const __m512i group_of = _mm512_maskz_srlv_epi32(kAll, lane, _mm512_set1_epi32(shift));
@@ -329,29 +345,36 @@ QVL_TARGET_AVX512VNNI void decode_block(const DecodeRows& r, int64_t i) {
   const __m512i pair_lanes = _mm512_srli_epi32(lane, 3);
   const __m512 odd_scale = F == WeightFormat::Q4 ? _mm512_mask_blend_ps(static_cast<__mmask16>(0xaaaa), _mm512_set1_ps(1.0f), _mm512_set1_ps(1.0f / 16.0f))
                                                  : _mm512_set1_ps(1.0f);
-  __m512 acc[R];
-  for (int j = 0; j < R; ++j) acc[j] = _mm512_setzero_ps();
+  __m512 acc[MB][R];
+  for (int m = 0; m < MB; ++m)
+    for (int j = 0; j < R; ++j) acc[m][j] = _mm512_setzero_ps();
   for (int64_t b0 = 0; b0 < paired; b0 += 16) {
     const int64_t nb = paired - b0 < 16 ? paired - b0 : 16;  // even
     const __mmask16 bm = nb == 16 ? kAll : static_cast<__mmask16>((1u << nb) - 1);
     const int64_t g0 = b0 >> shift;
     const __mmask16 gm = static_cast<__mmask16>((1u << ((nb + per_group - 1) >> shift)) - 1);
-    const __m512 dx = _mm512_mul_ps(_mm512_maskz_loadu_ps(bm, xd + b0), odd_scale);
-    __m512 s[R];
+    // The MB·R products of 16 blocks: one multiply each here, one vpermps per pair below (with
+    // MB > 1 the compiler keeps some of them on the stack; vpermps reads them from there).
+    __m512 dx[MB], s[MB][R];
+    for (int m = 0; m < MB; ++m) dx[m] = _mm512_mul_ps(_mm512_maskz_loadu_ps(bm, xd[m] + b0), odd_scale);
     for (int j = 0; j < R; ++j) {
       _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(sw[j] + g0) + r.sw_stride * 2 * R), _MM_HINT_T0);
-      s[j] = _mm512_mul_ps(_mm512_maskz_permutexvar_ps(kAll, group_of, scales16(sw[j] + g0, gm)), dx);
+      const __m512 sj = _mm512_maskz_permutexvar_ps(kAll, group_of, scales16(sw[j] + g0, gm));
+      for (int m = 0; m < MB; ++m) s[m][j] = _mm512_mul_ps(sj, dx[m]);
     }
     for (int q = 0; q < nb / 2; ++q) {
-      decode_pair<F, R>(w, xq, b0 / 2 + q, ahead, _mm512_add_epi32(pair_lanes, _mm512_set1_epi32(2 * q)), s, acc);
+      decode_pair<F, MB, R>(w, xq, b0 / 2 + q, ahead, l1_ahead, _mm512_add_epi32(pair_lanes, _mm512_set1_epi32(2 * q)), s, acc);
     }
   }
   if (blocks % 2) {  // the trailing unpaired block: upper 32 bytes of codes are zero
     const int64_t b = blocks - 1;
-    const __m512i xv = _mm512_maskz_loadu_epi8(kLow32, xq + b * 32);
     for (int j = 0; j < R; ++j) {
-      const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), last_codes<F>(w[j], b, r.paired_ld), xv);
-      acc[j] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(kAll, dot), _mm512_set1_ps(xd[b] * _cvtsh_ss(sw[j][b / per_group])), acc[j]);
+      const __m512i wvj = last_codes<F>(w[j], b, r.paired_ld);
+      const float swb = _cvtsh_ss(sw[j][b / per_group]);
+      for (int m = 0; m < MB; ++m) {
+        const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wvj, _mm512_maskz_loadu_epi8(kLow32, xq[m] + b * 32));
+        acc[m][j] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(kAll, dot), _mm512_set1_ps(xd[m][b] * swb), acc[m][j]);
+      }
     }
   }
   // Zero points: acc -= Σ_g s_w · z · gs (q4), 128 · Σ_g s_w · gs (q8), 16 groups at a time.
@@ -360,27 +383,30 @@ QVL_TARGET_AVX512VNNI void decode_block(const DecodeRows& r, int64_t i) {
     for (int64_t g = 0; g < groups; g += 16) {
       const int64_t cnt = groups - g >= 16 ? 16 : groups - g;
       const __mmask16 mk = cnt == 16 ? kAll : static_cast<__mmask16>((1u << cnt) - 1);
-      const __m512 t = _mm512_mul_ps(scales16(sw[j] + g, mk), _mm512_maskz_loadu_ps(mk, gs + g));
-      if constexpr (F == WeightFormat::Q4) {
-        acc[j] = _mm512_fnmadd_ps(t, zeros16(z + g / 2, cnt), acc[j]);
-      } else {
-        acc[j] = _mm512_fnmadd_ps(t, _mm512_set1_ps(128.0f), acc[j]);
+      const __m512 sg = scales16(sw[j] + g, mk);
+      const __m512 zg = F == WeightFormat::Q4 ? zeros16(z + g / 2, cnt) : _mm512_set1_ps(128.0f);
+      for (int m = 0; m < MB; ++m) {
+        const __m512 t = _mm512_mul_ps(sg, _mm512_maskz_loadu_ps(mk, r.gs + m * r.gs_stride + g));
+        acc[m][j] = _mm512_fnmadd_ps(t, zg, acc[m][j]);
       }
     }
   }
-  if constexpr (R == 4) {
-    __m128 v = hsum4(acc);
-    if (r.bias) v = _mm_add_ps(v, _mm_loadu_ps(r.bias + i));
-    _mm_storeu_ps(r.y + i, v);
-  } else {
-    for (int j = 0; j < R; ++j) r.y[i + j] = (r.bias ? r.bias[i + j] : 0.0f) + vm::hsum_avx512(acc[j]);
+  for (int m = 0; m < MB; ++m) {
+    float* y = r.y + m * r.y_stride;
+    if constexpr (R == 4) {
+      __m128 v = hsum4(acc[m]);
+      if (r.bias) v = _mm_add_ps(v, _mm_loadu_ps(r.bias + i));
+      _mm_storeu_ps(y + i, v);
+    } else {
+      for (int j = 0; j < R; ++j) y[i + j] = (r.bias ? r.bias[i + j] : 0.0f) + vm::hsum_avx512(acc[m][j]);
+    }
   }
 }
 
 template <WeightFormat F, int MB>
 QVL_TARGET_AVX512VNNI void tile_mb(const ops::MatmulParams& p, const QActs& a, int64_t m0, int64_t n0, int64_t n1) {
   int64_t n = n0;
-  if (MB == 1 && decode_group_ok(a.group) && n1 > n0) {
+  if (decode_group_ok(a.group) && n1 > n0) {
     DecodeRows r;
     r.w = static_cast<const uint8_t*>(p.w.row(n0)), r.sw = q_row_scales(p.w, n0);
     r.z = F == WeightFormat::Q4 ? q4_row_zeros(p.w, n0) : nullptr;
@@ -390,11 +416,12 @@ QVL_TARGET_AVX512VNNI void tile_mb(const ops::MatmulParams& p, const QActs& a, i
     r.shift = 0;
     while ((int64_t{1} << r.shift) < r.per_group) ++r.shift;
     r.xq = a.q + m0 * a.K, r.xd = a.d + m0 * a.blocks, r.gs = a.gs + m0 * a.groups;
+    r.xq_stride = a.K, r.xd_stride = a.blocks, r.gs_stride = a.groups, r.y_stride = p.ldy;
     r.bias = p.bias ? p.bias + n0 : nullptr;
     r.y = p.y + m0 * p.ldy + n0;
     int64_t i = 0;
-    for (; n0 + i + 4 <= n1; i += 4) decode_block<F, 4>(r, i);
-    for (; n0 + i < n1; ++i) decode_block<F, 1>(r, i);
+    for (; n0 + i + 4 <= n1; i += 4) decode_block<F, MB, 4>(r, i);
+    for (; n0 + i < n1; ++i) decode_block<F, MB, 1>(r, i);
     return;
   }
   for (; n + 4 <= n1; n += 4) tile_block<F, MB, 4>(p, a, m0, n);
