@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "backends/cpu/attention_tiled.h"
+#include "backends/cpu/vec_math.h"
 #include "core/cpu.h"
 
 namespace qvl::cpu {
@@ -138,8 +139,7 @@ struct Avx2 {
       float* o = dst + static_cast<size_t>(j) * D;
       int d = 0;
       for (; d + 8 <= D; d += 8) {
-        const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + d));
-        _mm256_storeu_ps(o + d, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)));
+        _mm256_storeu_ps(o + d, vm::load8_avx2<DType::BF16>(s, d));
       }
       for (; d < D; ++d) o[d] = bf16_to_f32(s[d]);
     }

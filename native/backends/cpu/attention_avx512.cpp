@@ -14,6 +14,7 @@
 
 #include "backends/cpu/attention_tiled.h"
 #include "backends/cpu/thread_scratch.h"
+#include "backends/cpu/vec_math.h"
 #include "core/cpu.h"
 
 namespace qvl::cpu {
@@ -39,10 +40,8 @@ QVL_TARGET_AVX512 inline __m512 exp2_ps(__m512 x) {
 }
 
 // 16 stored K or V elements (only the lanes in m are read; others 0), widened to f32.
-QVL_TARGET_AVX512 inline __m512 load16(const float* x, __mmask16 m) { return _mm512_maskz_loadu_ps(m, x); }
-QVL_TARGET_AVX512 inline __m512 load16(const uint16_t* x, __mmask16 m) {
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, x)), 16));
-}
+QVL_TARGET_AVX512 inline __m512 load16(const float* x, __mmask16 m) { return vm::load16_avx512<DType::F32>(x, 0, m); }
+QVL_TARGET_AVX512 inline __m512 load16(const uint16_t* x, __mmask16 m) { return vm::load16_avx512<DType::BF16>(x, 0, m); }
 
 // The accumulator tiles are flat arrays under explicit unroll pragmas: that is what lets GCC keep
 // them in registers (a 2-D array of vectors, or a plain loop, gets spilled to the stack every step).

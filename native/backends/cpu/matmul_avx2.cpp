@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "backends/cpu/matmul_cpu.h"
+#include "backends/cpu/vec_math.h"
 
 namespace qvl::cpu {
 
@@ -107,13 +108,6 @@ QVL_TARGET_AVX2 void tile(int rows, int64_t kc, const float* x, int64_t ldx, con
     case 5: return tile_rows<5>(kc, x, ldx, panel, y, ldy, nvalid, bias, first);
     default: return tile_rows<6>(kc, x, ldx, panel, y, ldy, nvalid, bias, first);
   }
-}
-
-QVL_TARGET_AVX2 inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
 }
 
 // Prefetches `bytes` past p. Integer arithmetic: the address may lie past the end of the
@@ -229,7 +223,7 @@ QVL_TARGET_AVX2 void rows_block(const MatmulParams& p, int64_t m0, int64_t n) {
     }
   }
   for (int i = 0; i < MB; ++i) {
-    for (int j = 0; j < R; ++j) p.y[(m0 + i) * p.ldy + n + j] = (p.bias ? p.bias[n + j] : 0.0f) + hsum(acc[i][j]);
+    for (int j = 0; j < R; ++j) p.y[(m0 + i) * p.ldy + n + j] = (p.bias ? p.bias[n + j] : 0.0f) + vm::hsum_avx2(acc[i][j]);
   }
 }
 

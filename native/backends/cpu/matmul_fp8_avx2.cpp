@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "backends/cpu/matmul_fp8.h"
+#include "backends/cpu/vec_math.h"
 
 namespace qvl::cpu {
 
@@ -28,11 +29,7 @@ QVL_TARGET_AVX2 inline void widen2(const uint8_t* w, Vec* lo, Vec* hi) {
   hi->v = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
 }
 
-QVL_TARGET_AVX2 inline float vsum(Vec v) {
-  __m128 q = _mm_add_ps(_mm256_castps256_ps128(v.v), _mm256_extractf128_ps(v.v, 1));
-  q = _mm_add_ps(q, _mm_movehl_ps(q, q));
-  return _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)));
-}
+QVL_TARGET_AVX2 inline float vsum(Vec v) { return vm::hsum_avx2(v.v); }
 
 #define QVL_FP8_TARGET QVL_TARGET_AVX2
 #define QVL_FP8_REGS 16

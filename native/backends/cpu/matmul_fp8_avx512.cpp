@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "backends/cpu/matmul_fp8.h"
+#include "backends/cpu/vec_math.h"
 
 namespace qvl::cpu {
 
@@ -16,7 +17,6 @@ namespace {
 // GCC 12 warns about the undefined pass-through operand of plain intrinsics; their zero-masked
 // forms with a full mask are the same instructions.
 constexpr __mmask16 kAll = static_cast<__mmask16>(0xffff);
-constexpr __mmask8 kAll8 = static_cast<__mmask8>(0xff);
 
 struct Vec {
   static constexpr int kLanes = 16;
@@ -35,14 +35,7 @@ QVL_TARGET_AVX512 inline void widen2(const uint8_t* w, Vec* lo, Vec* hi) {
   hi->v = _mm512_maskz_cvtph_ps(kAll, _mm512_maskz_extracti64x4_epi64(static_cast<__mmask8>(0xf), h, 1));
 }
 
-// Halving sums (GCC 12 warns spuriously inside _mm512_reduce_add_ps under -Wextra, and a
-// store-and-add loop is a 16-add dependency chain per output).
-QVL_TARGET_AVX512 inline float vsum(Vec v) {
-  const __m256 h = _mm256_add_ps(_mm512_maskz_extractf32x8_ps(kAll8, v.v, 0), _mm512_maskz_extractf32x8_ps(kAll8, v.v, 1));
-  __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-  q = _mm_add_ps(q, _mm_movehl_ps(q, q));
-  return _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)));
-}
+QVL_TARGET_AVX512 inline float vsum(Vec v) { return vm::hsum_avx512(v.v); }
 
 #define QVL_FP8_TARGET QVL_TARGET_AVX512
 #define QVL_FP8_REGS 32

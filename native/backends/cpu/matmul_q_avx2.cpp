@@ -8,6 +8,7 @@
 #include "backends/cpu/matmul_q.h"
 #include "backends/cpu/matmul_q_gemm.h"
 #include "backends/cpu/thread_scratch.h"
+#include "backends/cpu/vec_math.h"
 #include "core/cpu.h"
 #include "core/weight_quant.h"
 

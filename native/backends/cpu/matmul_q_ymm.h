@@ -8,17 +8,10 @@
 // turned back into signed codes and multiplied as |w| · sign(x, w) (pair sums ≤ 2·128·127), so
 // that variant computes Σ w·x exactly and has no +128 correction term.
 // (No includes: the including file includes <immintrin.h>, backends/cpu/matmul_q.h,
-// backends/cpu/thread_scratch.h and core/weight_quant.h at file scope first.)
+// backends/cpu/thread_scratch.h, backends/cpu/vec_math.h and core/weight_quant.h at file scope first.)
 #ifndef QVL_Q_TARGET
 #error "define QVL_Q_TARGET and QVL_Q_VNNI before including matmul_q_ymm.h"
 #endif
-
-QVL_Q_TARGET inline float hsum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 QVL_Q_TARGET inline int32_t hsum8i(__m256i v) {
   alignas(32) int32_t t[8];
@@ -93,7 +86,7 @@ QVL_Q_TARGET inline float zero_dot(const float* zw, const float* gs, int64_t n) 
   __m256 acc = _mm256_setzero_ps();
   int64_t g = 0;
   for (; g + 8 <= n; g += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(zw + g), _mm256_loadu_ps(gs + g), acc);
-  float t = hsum8(acc);
+  float t = vm::hsum_avx2(acc);
   for (; g < n; ++g) t += zw[g] * gs[g];
   return t;
 }
@@ -187,7 +180,7 @@ QVL_Q_TARGET void tile_block(const ops::MatmulParams& p, const QActs& a, int64_t
   for (int i = 0; i < MB; ++i) {
     for (int j = 0; j < R; ++j) {
       p.y[(m0 + i) * p.ldy + n + j] =
-          (p.bias ? p.bias[n + j] : 0.0f) + hsum8(acc[i][j]) - zero_dot(zw[j], a.gs + (m0 + i) * a.groups, a.groups);
+          (p.bias ? p.bias[n + j] : 0.0f) + vm::hsum_avx2(acc[i][j]) - zero_dot(zw[j], a.gs + (m0 + i) * a.groups, a.groups);
     }
   }
 }

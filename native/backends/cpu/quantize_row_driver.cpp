@@ -33,29 +33,21 @@ int64_t quantize_row_with(const ops::QuantizeRowParams& p, const QuantRowKernels
   }
   const int64_t bad = k.scales(s.data(), q4 ? lo.data() : nullptr, groups, p.scales, inv.data(), zf.data());
   if (bad >= 0) return bad;
-  switch (p.format) {
-    case WeightFormat::Q8:
-      for (int64_t g = 0; g < groups; ++g) k.q8_codes(p.src + g * p.group, p.group, inv[static_cast<size_t>(g)], p.dst + g * p.group);
-      return -1;
-    case WeightFormat::Q4: {
-      // Codes one per byte first, then packed 32 bytes at a time: a block pair can span groups.
-      thread_local std::vector<uint8_t> q, z;
-      q.resize(static_cast<size_t>(p.n));
-      z.resize(static_cast<size_t>(groups));
-      for (int64_t g = 0; g < groups; ++g) {
-        const size_t gi = static_cast<size_t>(g);
-        z[gi] = static_cast<uint8_t>(zf[gi]);
-        k.q4_codes(p.src + g * p.group, p.group, inv[gi], zf[gi], q.data() + g * p.group);
-      }
-      k.q4_pack(q.data(), p.n, p.dst);
-      q4_pack_zeros(z.data(), groups, p.zeros);
-      return -1;
-    }
-    case WeightFormat::F32:
-    case WeightFormat::F16:
-    case WeightFormat::BF16:
-    case WeightFormat::F8: return -1;  // refused by check_quantize_row
+  if (!q4) {  // q8 (check_quantize_row admits q8 and q4 only)
+    for (int64_t g = 0; g < groups; ++g) k.q8_codes(p.src + g * p.group, p.group, inv[static_cast<size_t>(g)], p.dst + g * p.group);
+    return -1;
   }
+  // Codes one per byte first, then packed 32 bytes at a time: a block pair can span groups.
+  thread_local std::vector<uint8_t> q, z;
+  q.resize(static_cast<size_t>(p.n));
+  z.resize(static_cast<size_t>(groups));
+  for (int64_t g = 0; g < groups; ++g) {
+    const size_t gi = static_cast<size_t>(g);
+    z[gi] = static_cast<uint8_t>(zf[gi]);
+    k.q4_codes(p.src + g * p.group, p.group, inv[gi], zf[gi], q.data() + g * p.group);
+  }
+  k.q4_pack(q.data(), p.n, p.dst);
+  q4_pack_zeros(z.data(), groups, p.zeros);
   return -1;
 }
 

@@ -228,6 +228,14 @@ QVL_TARGET_AVX512 inline __m512 load16_avx512(const void* base, int64_t i, __mma
   }
 }
 
+// Sum of 8 lanes, halves added pairwise (the order every AVX2 matmul kernel reduces in).
+QVL_TARGET_AVX2 inline float hsum_avx2(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
 // Sum of 16 lanes, halves added pairwise (the order every AVX-512 matmul kernel reduces in).
 // Store-and-add: GCC 12 warns spuriously inside _mm512_reduce_add_ps and the 512->256 casts
 // under -Wextra.
