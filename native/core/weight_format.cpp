@@ -44,14 +44,7 @@ bool quant_f16(const float* src, int64_t n, void* dst, void*, void*) {
   return true;
 }
 
-void dequant_q8(const WeightRef& w, int64_t row, int64_t k0, int64_t n, float* out) {
-  q8_dequantize(static_cast<const uint8_t*>(w.row(row)), q_row_scales(w, row), w.group, k0, n, out);
-}
-
-void dequant_q4(const WeightRef& w, int64_t row, int64_t k0, int64_t n, float* out) {
-  q4_dequantize(static_cast<const uint8_t*>(w.row(row)), w.ld, q_row_scales(w, row), q4_row_zeros(w, row), w.group, k0, n,
-                out);
-}
+void dequant_q(const WeightRef& w, int64_t row, int64_t k0, int64_t n, float* out) { q_dequantize_row(w, row, k0, n, out); }
 
 bool quant_q8(const float* src, int64_t n, void* dst, void* scales, void*) {
   return q8_quantize(src, n, kQuantBlock, static_cast<uint8_t*>(dst), static_cast<uint16_t*>(scales)) < 0;
@@ -133,10 +126,11 @@ constexpr WeightFormatTraits kF8 = {WeightFormat::F8, "fp8", kF8Block, kF8Block,
                                     DType::F32, DType::F8E4M3, dequant_f8, quant_f8, nullptr};
 
 // Blocks run along the rows: no transpose (an "x @ W" expert tensor is not quantized in place).
+// quantize_row writes the row form, which q_panelize assembles (core/weight_quant.h).
 constexpr WeightFormatTraits kQ8 = {WeightFormat::Q8, "q8", kQuantBlock, kQuantBlock, true, false, WeightKernel::Int8Dot,
-                                    DType::F32, DType::U8, dequant_q8, quant_q8, nullptr};
+                                    DType::F32, DType::U8, dequant_q, quant_q8, nullptr};
 constexpr WeightFormatTraits kQ4 = {WeightFormat::Q4, "q4", kQuantBlock, kQuantBlock / 2, true, true, WeightKernel::Int8Dot,
-                                    DType::F32, DType::U8, dequant_q4, quant_q4, nullptr};
+                                    DType::F32, DType::U8, dequant_q, quant_q4, nullptr};
 
 }  // namespace
 
@@ -208,6 +202,8 @@ WeightRef dense_weight(WeightFormat f, const void* data, int64_t out, int64_t in
 }
 
 WeightRef weight_rows_from(const WeightRef& w, int64_t r) {
+  QVL_CHECK(weight_format_traits(w.format).kernel != WeightKernel::Int8Dot || r % kQPanelRows == 0, Native,
+            std::string(weight_format_name(w.format)) + " rows are sliced at whole panels of 16, not at row " + std::to_string(r));
   WeightRef s = w;
   s.out = w.out - r;
   s.data = w.row(r);
@@ -216,10 +212,10 @@ WeightRef weight_rows_from(const WeightRef& w, int64_t r) {
     case WeightFormat::F16:
     case WeightFormat::BF16: break;
     case WeightFormat::F8: s.scales = static_cast<const float*>(w.scales) + r * (w.ld / kF8Block); break;
-    case WeightFormat::Q8: s.scales = q_row_scales(w, r); break;
+    case WeightFormat::Q8: s.scales = q_panel_scales(w, r / kQPanelRows); break;
     case WeightFormat::Q4:
-      s.scales = q_row_scales(w, r);
-      s.zeros = q4_row_zeros(w, r);
+      s.scales = q_panel_scales(w, r / kQPanelRows);
+      s.zeros = q_panel_zeros(w, r / kQPanelRows);
       break;
   }
   return s;

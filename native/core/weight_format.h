@@ -46,9 +46,10 @@ struct WeightFormatTraits {
   void (*dequantize_row)(const WeightRef& w, int64_t row, int64_t k0, int64_t n, float* out);
   // The inverse, for converters and the parity harness: src[0, n) (n a whole number of blocks) into
   // one stored row `dst`, with that row's scales ([n / group]) and zero points where the format has
-  // them (null otherwise), one scale per block (group == block), both in the format's layout. Dense
-  // formats round to nearest even, NaN kept; q8/q4 as core/weight_quant.h says (false: a scale
-  // overflowed the format, nothing promised about the row); the others always return true.
+  // them (null otherwise), one scale per block (group == block), both in the format's layout (q8,
+  // q4: the row form, which core/weight_quant.h's q_panelize assembles into the stored panels).
+  // Dense formats round to nearest even, NaN kept; q8/q4 as core/weight_quant.h says (false: a
+  // scale overflowed the format, nothing promised about the row); the others always return true.
   bool (*quantize_row)(const float* src, int64_t n, void* dst, void* scales, void* zeros);
   // Copies element c of each of rows [r0, r1) of an [R, C] matrix to dst[c, r] ([C, R]): the MoE
   // repack of "x @ W" experts into [N, K] form. Null where blocks run along the source rows, so a
@@ -68,7 +69,8 @@ bool weight_format_from_dtype(DType t, WeightFormat* out);
 bool weight_row_bytes(WeightFormat f, int64_t elems, int64_t* out);
 
 // A linear layer's weight as the matmul op reads it: `out` rows of `in` elements in `format`,
-// row r starting at byte r * row_bytes(format, ld). Not owning: the model keeps the storage alive.
+// row r starting at byte r * row_bytes(format, ld) (q8/q4: panels of 16 rows, core/weight_quant.h;
+// there only a panel's first row has such a start). Not owning: the model keeps the storage alive.
 struct WeightRef {
   WeightFormat format = WeightFormat::F32;
   const void* data = nullptr;
@@ -86,7 +88,7 @@ struct WeightRef {
 // A dense weight: `out` rows of `in` elements, rows `ld` elements apart.
 WeightRef dense_weight(WeightFormat f, const void* data, int64_t out, int64_t in, int64_t ld);
 // Rows [r, out) of w (0 <= r <= out) as a weight of their own: its data, scales and zero points
-// start at row r.
+// start at row r. q8/q4 weights are sliced at whole panels only (r a multiple of 16; E_NATIVE else).
 WeightRef weight_rows_from(const WeightRef& w, int64_t r);
 
 }  // namespace qvl

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <limits>
 #include <vector>
 
 namespace qvl {
@@ -67,38 +69,132 @@ bool quant_row_bytes(WeightFormat f, int64_t ld, int64_t group, QuantRowBytes* o
   return true;
 }
 
-// Both run per stretch of one scale (and, for q4, one stored block): the scale hoisted out of an
-// inner loop the compiler vectorizes. matmul_bf16 dequantizes every weight of a prefill through
-// these, so a division per element would cost more than the matmul itself. Each element is still
-// one (code - zero) * scale, the same value whatever range a caller asks for.
-void q8_dequantize(const uint8_t* row, const uint16_t* scales, int64_t group, int64_t k0, int64_t n, float* out) {
-  for (int64_t k = k0; k < k0 + n;) {
-    const int64_t end = std::min(k0 + n, (k / group + 1) * group);
-    const float s = q_scale(scales[k / group]);
-    const uint8_t* b = row + k;
-    float* o = out + (k - k0);
-    for (int64_t i = 0; i < end - k; ++i) o[i] = static_cast<float>(static_cast<int>(b[i]) - 128) * s;
-    k = end;
+bool quant_panel_bytes(WeightFormat f, int64_t ld, int64_t group, QuantRowBytes* out) {
+  QuantRowBytes rb;
+  if (!quant_row_bytes(f, ld, group, &rb) || rb.codes > std::numeric_limits<int64_t>::max() / kQPanelRows) return false;
+  out->codes = kQPanelRows * rb.codes;
+  out->scales = kQPanelRows * rb.scales;
+  out->zeros = rb.zeros ? kQPanelRows / 2 * (ld / group) : 0;
+  return true;
+}
+
+bool quant_weight_bytes(WeightFormat f, int64_t out, int64_t ld, int64_t group, QuantRowBytes* total) {
+  QuantRowBytes pb;
+  if (out < 0 || !quant_panel_bytes(f, ld, group, &pb)) return false;
+  const int64_t panels = q_panel_count(out);
+  if (panels > 0 && pb.codes > std::numeric_limits<int64_t>::max() / panels) return false;
+  total->codes = panels * pb.codes, total->scales = panels * pb.scales, total->zeros = panels * pb.zeros;
+  return true;
+}
+
+namespace {
+
+// Row i's codes (row form, `row` its first byte) into panel slot i: per 4-element step one 4-byte
+// move (q8); per 32-block its 16 bytes, element t | element 16 + t, in four 4-byte moves (q4).
+void panel_row_q8(const uint8_t* row, int64_t ld, int64_t i, uint8_t* panel) {
+  for (int64_t j = 0; j < ld / 4; ++j) std::memcpy(panel + j * 64 + i * 4, row + 4 * j, 4);
+}
+
+void put_q4_block(const uint8_t packed[16], int64_t b, int64_t i, uint8_t* panel) {
+  for (int c = 0; c < 4; ++c) std::memcpy(panel + b * 256 + c * 64 + i * 4, packed + 4 * c, 4);
+}
+
+void panel_row_q4(const uint8_t* row, int64_t ld, int64_t i, uint8_t* panel) {
+  const int64_t blocks = ld / kQuantBlock, paired = blocks / 2 * 2;
+  uint8_t lo[16], hi[16];
+  for (int64_t b = 0; b < paired; b += 2) {
+    // Pair bytes u (block b element u in the low nibble, block b + 1 in the high) and 16 + u.
+    const uint8_t* src = row + b / 2 * 32;
+    for (int u = 0; u < 16; ++u) {
+      lo[u] = static_cast<uint8_t>((src[u] & 15) | (src[16 + u] << 4));
+      hi[u] = static_cast<uint8_t>((src[u] >> 4) | (src[16 + u] & 0xf0));
+    }
+    put_q4_block(lo, b, i, panel);
+    put_q4_block(hi, b + 1, i, panel);
+  }
+  if (blocks % 2) put_q4_block(row + paired / 2 * 32, paired, i, panel);  // a half pair is already t | 16 + t
+}
+
+}  // namespace
+
+void q_panelize(WeightFormat f, int64_t ld, int64_t group, int64_t rows, const uint8_t* codes, const uint16_t* scales,
+                const uint8_t* zeros, uint8_t* dst_codes, uint16_t* dst_scales, uint8_t* dst_zeros) {
+  QuantRowBytes rb, pb;
+  quant_row_bytes(f, ld, group, &rb);
+  quant_panel_bytes(f, ld, group, &pb);
+  const int64_t groups = ld / group;
+  const bool q4 = f == WeightFormat::Q4;
+  if (rows < kQPanelRows) {
+    std::memset(dst_codes, 0, static_cast<size_t>(pb.codes));
+    std::memset(dst_scales, 0, static_cast<size_t>(pb.scales));
+    if (q4) std::memset(dst_zeros, 0, static_cast<size_t>(pb.zeros));
+  }
+  for (int64_t i = 0; i < rows; ++i) {
+    const uint8_t* row = codes + i * rb.codes;
+    if (q4) {
+      panel_row_q4(row, ld, i, dst_codes);
+    } else {
+      panel_row_q8(row, ld, i, dst_codes);
+    }
+    for (int64_t g = 0; g < groups; ++g) dst_scales[g * kQPanelRows + i] = scales[i * groups + g];
+  }
+  if (!q4) return;
+  for (int64_t g = 0; g < groups; ++g) {
+    for (int64_t i = 0; i < rows; i += 2) {
+      const uint8_t z0 = q4_zero(zeros + i * rb.zeros, g), z1 = i + 1 < rows ? q4_zero(zeros + (i + 1) * rb.zeros, g) : 0;
+      dst_zeros[g * (kQPanelRows / 2) + i / 2] = static_cast<uint8_t>(z0 | z1 << 4);
+    }
   }
 }
 
-void q4_dequantize(const uint8_t* row, int64_t ld, const uint16_t* scales, const uint8_t* zeros, int64_t group, int64_t k0,
-                   int64_t n, float* out) {
-  const int64_t paired = ld / kQuantBlock / 2 * 2;
-  for (int64_t k = k0; k < k0 + n;) {
-    const int64_t b = k / kQuantBlock, i0 = k % kQuantBlock;
-    const int64_t end = std::min(k0 + n, (b + 1) * kQuantBlock);
-    const float s = q_scale(scales[k / group]);
-    const int z = q4_zero(zeros, k / group);
-    float* o = out + (k - k0);
-    const int64_t len = end - k;
-    if (b < paired) {  // block b in the low (even b) or high (odd b) nibbles of its pair's 32 bytes
-      const uint8_t* src = row + b / 2 * 32 + i0;
-      const int shift = b % 2 ? 4 : 0;
-      for (int64_t i = 0; i < len; ++i) o[i] = static_cast<float>(static_cast<int>((src[i] >> shift) & 15) - z) * s;
-    } else {
-      for (int64_t i = 0; i < len; ++i) o[i] = static_cast<float>(static_cast<int>(q4_get(row, ld, k + i)) - z) * s;
+void q_panelize_weight(WeightFormat f, int64_t out, int64_t ld, int64_t group, const uint8_t* codes, const uint16_t* scales,
+                       const uint8_t* zeros, uint8_t* dst_codes, uint16_t* dst_scales, uint8_t* dst_zeros) {
+  QuantRowBytes rb, pb;
+  quant_row_bytes(f, ld, group, &rb);
+  quant_panel_bytes(f, ld, group, &pb);
+  const bool q4 = f == WeightFormat::Q4;
+  for (int64_t P = 0; P < q_panel_count(out); ++P) {
+    const int64_t r0 = P * kQPanelRows;
+    q_panelize(f, ld, group, std::min(kQPanelRows, out - r0), codes + r0 * rb.codes, scales + r0 * (ld / group),
+               q4 ? zeros + r0 * rb.zeros : nullptr, dst_codes + P * pb.codes, dst_scales + P * pb.scales / 2,
+               q4 ? dst_zeros + P * pb.zeros : nullptr);
+  }
+}
+
+namespace {
+
+// The 32 codes of block b of row i of a panel (q8: biased bytes; q4: 0..15), in element order.
+void panel_block_codes(bool q4, const uint8_t* codes, int64_t i, int64_t b, uint8_t out[32]) {
+  if (q4) {
+    for (int c = 0; c < 4; ++c) {
+      const uint8_t* v = codes + b * 256 + c * 64 + i * 4;
+      for (int t = 0; t < 4; ++t) out[4 * c + t] = v[t] & 15, out[16 + 4 * c + t] = static_cast<uint8_t>(v[t] >> 4);
     }
+    return;
+  }
+  for (int j = 0; j < 8; ++j) std::memcpy(out + 4 * j, codes + (8 * b + j) * 64 + i * 4, 4);
+}
+
+}  // namespace
+
+// Per block: its codes gathered once, the scale (and zero point) hoisted out of the inner loop.
+// matmul_bf16 dequantizes every weight of a prefill through this, so a division per element would
+// cost more than the matmul itself. Each element is still one (code - zero) * scale, the same value
+// whatever range a caller asks for.
+void q_dequantize_row(const WeightRef& w, int64_t r, int64_t k0, int64_t n, float* out) {
+  const int64_t P = r / kQPanelRows, i = r % kQPanelRows;
+  const uint8_t* codes = q_panel_codes(w, P);
+  const uint16_t* scales = q_panel_scales(w, P);
+  const bool q4 = w.format == WeightFormat::Q4;
+  const uint8_t* zeros = q4 ? q_panel_zeros(w, P) : nullptr;
+  uint8_t c[kQuantBlock];
+  for (int64_t k = k0; k < k0 + n;) {
+    const int64_t b = k / kQuantBlock, end = std::min(k0 + n, (b + 1) * kQuantBlock), g = k / w.group;
+    panel_block_codes(q4, codes, i, b, c);
+    const float s = q_panel_scale(scales, i, g);
+    const int z = q4 ? q4_panel_zero(zeros, i, g) : 128;
+    float* o = out + (k - k0);
+    for (int64_t e = k; e < end; ++e) o[e - k] = static_cast<float>(static_cast<int>(c[e - b * kQuantBlock]) - z) * s;
     k = end;
   }
 }

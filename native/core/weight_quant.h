@@ -1,22 +1,43 @@
-// The group-quantized weight formats' row codecs (q8, q4): their physical layout lives here and
-// nowhere else (kernels read it through the helpers below; converters go through the logical form
-// of models/quant_pack.h).
+// The group-quantized weight formats (q8, q4): their physical layouts live here and nowhere else
+// (kernels read them through the helpers below; converters go through the logical form of
+// models/quant_pack.h).
 //
-// Layout, per stored row of `ld` elements (ld a multiple of 32):
-// - q8: one byte per element, the int8 value biased by +128 (u8 0..255, so W = (b - 128)·s), in
-//   element order. Unsigned bytes are what the int8 dot instructions (vpdpbusd, vpmaddubsw) take
-//   on one side; the bias becomes one correction per activation block (128 · Σx), the same
-//   correction the q4 zero point needs, so both formats share their kernels.
+// A stored q8/q4 weight is laid out in PANELS of 16 rows (kQPanelRows), so that one 64-byte vector
+// holds 4 consecutive elements of 16 rows: one broadcast group of 4 activation codes then feeds 16
+// outputs (vpdpbusd), a 32-block's dots accumulate in int32, and a block costs one convert and one
+// FMA per 16 outputs instead of per output (the row-at-a-time kernels were bound by that per-block
+// f32 work, not by memory). A weight of `out` rows holds ceil(out / 16) panels; the rows of the last
+// panel past `out` are zero (codes, scales and zero points), so they compute 0 and are never stored.
+// Rows are `ld` elements (ld a multiple of 32), in groups of `group` (a multiple of 32 dividing ld).
+//
+// Panel layout (P = panel index, i = row in the panel 0..15, groups = ld / group):
+// - q8 codes, 16·ld bytes per panel: byte 64·j + 4·i + t = element 4j + t of row i, the int8 value
+//   biased by +128 (u8 0..255, so W = (b - 128)·s). Unsigned bytes are what the int8 dot
+//   instructions (vpdpbusd, vpmaddubsw) take on one side; the bias becomes one correction per
+//   activation block (128 · Σx), the same correction the q4 zero point needs, so both formats share
+//   their kernels.
+// - q4 codes, 8·ld bytes per panel: 256 bytes per 32-block b; byte 256·b + 64·c + 4·i + t
+//   (c = 0..3, t = 0..3) holds element 32b + 4c + t of row i in its low nibble and element
+//   32b + 16 + 4c + t in its high nibble. A 64-byte load masked with 0x0f gives 4 elements of 16
+//   rows; masked with 0xf0, 16 times the 4 elements 16 further on (the kernels sum those dots apart
+//   and divide the 16 out exactly at the block's end).
+// - scales: IEEE half (f16 bit patterns), 16 per panel and group: entry 16·(P·groups + g) + i.
+// - q4 zero points (0..15): 8 bytes per panel and group: byte 8·(P·groups + g) + i / 2, the low
+//   nibble for even i.
+// So rows [16P, out) start at byte 16P·(bytes per row) of each buffer, as rows would in a row-major
+// layout: a weight's rows from a multiple of 16 are a weight of their own (weight_rows_from).
+// At group 32: q8 8.5 bits per weight, q4 4.625.
+//
+// Row form: the quantizers (q8_quantize, q4_quantize, ops/quantize_row.h) and converters write one
+// row at a time into a ROW FORM, which q_panelize assembles into panels:
+// - q8: one biased byte per element, in element order.
 // - q4: two elements per byte. Blocks of 32 elements pair up from the row's start: the 32 bytes
 //   of a pair hold element i of the first block in the low nibble of byte i and element i of the
-//   second block in the high nibble. One 32-byte load then gives both blocks in element order
-//   after a mask and a shift (no shuffle). A row with an odd number of blocks ends in a 16-byte
-//   half pair: element i in the low nibble of byte i, element 16 + i in the high one.
-// - scales: IEEE half (f16 bit patterns) [out, ld / group]: 2 bytes per group.
-// - q4 zero points (0..15): two per byte, [out, ceil(ld / group / 2)]: group g of a row in byte
-//   g / 2, the low nibble for even g; a row with an odd number of groups ends in a byte whose
-//   high nibble is 0.
-// The group is a multiple of 32 and divides ld. At group 32: q8 8.5 bits per weight, q4 4.625.
+//   second block in the high nibble. A row with an odd number of blocks ends in a 16-byte half
+//   pair: element i in the low nibble of byte i, element 16 + i in the high one.
+// - scales: f16 [rows, ld / group]; q4 zero points two per byte, [rows, ceil(ld / group / 2)]:
+//   group g of a row in byte g / 2, the low nibble for even g; a row with an odd number of groups
+//   ends in a byte whose high nibble is 0.
 //
 // Scale range: a group's scale is the f16 nearest to its f32 value, its codes computed against
 // that stored scale. Quantizing at load (q8_quantize, q4_quantize) never stores a subnormal scale
@@ -39,7 +60,7 @@ constexpr int64_t kQuantBlock = 32;
 // f16's smallest normal value: the least scale q8_quantize/q4_quantize store for a non-zero group.
 constexpr float kQScaleMin = 0x1p-14f;
 
-// Element k of a stored q4 row of ld elements (0..15).
+// Element k of a q4 row-form row of ld elements (0..15).
 inline uint8_t q4_get(const uint8_t* row, int64_t ld, int64_t k) {
   const int64_t b = k / kQuantBlock, i = k % kQuantBlock, paired = ld / kQuantBlock / 2 * 2;
   if (b < paired) return static_cast<uint8_t>(b % 2 ? row[b / 2 * 32 + i] >> 4 : row[b / 2 * 32 + i] & 15);
@@ -47,30 +68,66 @@ inline uint8_t q4_get(const uint8_t* row, int64_t ld, int64_t k) {
   return static_cast<uint8_t>(i < 16 ? half[i] & 15 : half[i - 16] >> 4);
 }
 
-// Bytes of one row's q4 zero points for `groups` groups.
+// Bytes of one row-form row's q4 zero points for `groups` groups.
 inline int64_t q4_zero_bytes(int64_t groups) { return (groups + 1) / 2; }
-// Zero point of group g from a row's packed zero points.
+// Zero point of group g from a row-form row's packed zero points.
 inline uint8_t q4_zero(const uint8_t* zeros, int64_t g) { return static_cast<uint8_t>((zeros[g / 2] >> (g % 2 * 4)) & 15); }
 // A stored scale as f32 (exact, subnormals included).
 inline float q_scale(uint16_t h) { return f16_to_f32(h); }
 
-// Row r's first scale and its packed zero points (q4) of a q8/q4 weight.
-inline const uint16_t* q_row_scales(const WeightRef& w, int64_t r) {
-  return static_cast<const uint16_t*>(w.scales) + r * (w.ld / w.group);
+constexpr int64_t kQPanelRows = 16;
+// Panels of a weight of `out` rows.
+inline int64_t q_panel_count(int64_t out) { return (out + kQPanelRows - 1) / kQPanelRows; }
+
+// Panel P's codes, scales ([groups][16]) and zero points ([groups][8 bytes], q4) of a q8/q4 weight.
+inline const uint8_t* q_panel_codes(const WeightRef& w, int64_t P) {
+  return static_cast<const uint8_t*>(w.data) + P * kQPanelRows * (w.format == WeightFormat::Q4 ? w.ld / 2 : w.ld);
 }
-inline const uint8_t* q4_row_zeros(const WeightRef& w, int64_t r) {
-  return static_cast<const uint8_t*>(w.zeros) + r * q4_zero_bytes(w.ld / w.group);
+inline const uint16_t* q_panel_scales(const WeightRef& w, int64_t P) {
+  return static_cast<const uint16_t*>(w.scales) + P * kQPanelRows * (w.ld / w.group);
+}
+inline const uint8_t* q_panel_zeros(const WeightRef& w, int64_t P) {
+  return static_cast<const uint8_t*>(w.zeros) + P * (kQPanelRows / 2) * (w.ld / w.group);
+}
+// Element k of row i of a panel's codes (q8: the biased byte; q4: the code 0..15), the scale and
+// the q4 zero point of row i's group g from the panel's scales and zero points.
+inline uint8_t q8_panel_code(const uint8_t* codes, int64_t i, int64_t k) { return codes[(k >> 2) * 64 + i * 4 + (k & 3)]; }
+inline uint8_t q4_panel_code(const uint8_t* codes, int64_t i, int64_t k) {
+  const int64_t e = k & 31;
+  const uint8_t v = codes[(k >> 5) * 256 + ((e & 15) >> 2) * 64 + i * 4 + (e & 3)];
+  return static_cast<uint8_t>(e < 16 ? v & 15 : v >> 4);
+}
+inline float q_panel_scale(const uint16_t* scales, int64_t i, int64_t g) { return f16_to_f32(scales[g * kQPanelRows + i]); }
+inline uint8_t q4_panel_zero(const uint8_t* zeros, int64_t i, int64_t g) {
+  return static_cast<uint8_t>((zeros[g * (kQPanelRows / 2) + i / 2] >> (i % 2 * 4)) & 15);
 }
 
-// Bytes a q8/q4 weight of `out` rows of `ld` elements keeps per row: codes, scales, zero points
-// (0 for q8). False when ld is no whole number of blocks or groups, or a size overflows.
+// Bytes of each of a q8/q4 buffer (codes, scales, zero points: 0 for q8).
 struct QuantRowBytes {
   int64_t codes = 0, scales = 0, zeros = 0;
 };
+// Per row-form row of ld elements. False when ld is no whole number of blocks or groups, or a size
+// overflows.
 bool quant_row_bytes(WeightFormat f, int64_t ld, int64_t group, QuantRowBytes* out);
+// Per panel (16 rows), and for a whole stored weight of `out` rows (q_panel_count(out) panels).
+bool quant_panel_bytes(WeightFormat f, int64_t ld, int64_t group, QuantRowBytes* out);
+bool quant_weight_bytes(WeightFormat f, int64_t out, int64_t ld, int64_t group, QuantRowBytes* total);
+
+// `rows` (1..16) row-form rows (codes, scales and q4 zero points each contiguous, row after row, as
+// quant_row_bytes sizes them) into one panel; the panel's rows from `rows` on are zero. q4's zeros
+// and dst_zeros are null for q8.
+void q_panelize(WeightFormat f, int64_t ld, int64_t group, int64_t rows, const uint8_t* codes, const uint16_t* scales,
+                const uint8_t* zeros, uint8_t* dst_codes, uint16_t* dst_scales, uint8_t* dst_zeros);
+// A whole row-form weight of `out` rows into its panels (buffers as quant_weight_bytes sizes them).
+void q_panelize_weight(WeightFormat f, int64_t out, int64_t ld, int64_t group, const uint8_t* codes, const uint16_t* scales,
+                       const uint8_t* zeros, uint8_t* dst_codes, uint16_t* dst_scales, uint8_t* dst_zeros);
+
+// Row r of a stored (panel) q8/q4 weight -> f32 for elements [k0, k0 + n) (k0 and n multiples of
+// 32 except at the row's end): each element one (code - zero) · scale.
+void q_dequantize_row(const WeightRef& w, int64_t r, int64_t k0, int64_t n, float* out);
 
 // Logical values (one per byte: q4 0..15; q8 int8 bit patterns) of one row of n (a multiple of 32)
-// elements into the stored row. False (nothing promised about dst) when a q4 value exceeds 15.
+// elements into its row form. False (nothing promised about dst) when a q4 value exceeds 15.
 bool q4_pack_row(const uint8_t* q, int64_t n, uint8_t* dst);
 void q8_pack_row(const uint8_t* q, int64_t n, uint8_t* dst);
 // One row's logical zero points (one per byte) into its packed form; false when one exceeds 15.
@@ -80,12 +137,6 @@ bool q4_pack_zeros(const uint8_t* z, int64_t groups, uint8_t* dst);
 // below 2^-14 and not exactly a subnormal f16).
 bool q_scale_from_f32(float s, uint16_t* h);
 
-// Stored row -> f32 for elements [k0, k0 + n) (k0 and n multiples of 32 except at the row's end).
-// scales/zeros point at the row's first group (q_row_scales, q4_row_zeros).
-void q8_dequantize(const uint8_t* row, const uint16_t* scales, int64_t group, int64_t k0, int64_t n, float* out);
-void q4_dequantize(const uint8_t* row, int64_t ld, const uint16_t* scales, const uint8_t* zeros, int64_t group, int64_t k0,
-                   int64_t n, float* out);
-
 // The per-group steps q8_quantize / q4_quantize share with the fast row quantizers
 // (ops/quantize_row.h), so every variant rounds the same: the stored f16 scale of a group whose
 // f32 scale is s >= 0 (raised to kQScaleMin when non-zero and below it) and its value, false when
@@ -93,7 +144,7 @@ void q4_dequantize(const uint8_t* row, int64_t ld, const uint16_t* scales, const
 bool q_group_scale(float s, uint16_t* h, float* value);
 float q4_group_zero(float lo, float inv);
 
-// f32 -> stored row with group `group`: q8 symmetric (s = amax / 127); q4 asymmetric over
+// f32 -> row-form row with group `group`: q8 symmetric (s = amax / 127); q4 asymmetric over
 // [min(lo, 0), max(hi, 0)] (s = range / 15, z = round(-lo / s)); the scale stored as f16 (raised
 // to kQScaleMin for a non-zero group, see above) and the codes rounded to nearest even against
 // that stored value. Returns the first group whose scale overflows f16 (nothing promised about

@@ -47,19 +47,22 @@ ConvertedWeight pack_group_quantized(const GroupQuantized& g, ThreadPool& pool) 
 }
 
 ConvertedWeight empty_group_quantized(WeightFormat f, int64_t out, int64_t in, int64_t group, Pages pages) {
-  QuantRowBytes rb;
-  QVL_CHECK(quant_row_bytes(f, in, group, &rb) && out >= 0 && out <= (int64_t{1} << 40) / std::max<int64_t>(rb.codes, 1),
+  QuantRowBytes pb;
+  QVL_CHECK(quant_panel_bytes(f, in, group, &pb) && out >= 0 &&
+                q_panel_count(out) <= (int64_t{1} << 40) / std::max<int64_t>(pb.codes, 1),
             Native, std::string(weight_format_name(f)) + " weight [" + std::to_string(out) + "," + std::to_string(in) +
                         "] group " + std::to_string(group) + ": no such storage");
+  // One row of each tensor per panel of 16 weight rows (core/weight_quant.h).
+  const int64_t panels = q_panel_count(out);
   ConvertedWeight c;
-  c.storage.push_back(Tensor::empty(DType::U8, {out, rb.codes}, pages));
-  c.storage.push_back(Tensor::empty(DType::U8, {out, rb.scales}, pages));
-  if (rb.zeros > 0) c.storage.push_back(Tensor::empty(DType::U8, {out, rb.zeros}, pages));
+  c.storage.push_back(Tensor::empty(DType::U8, {panels, pb.codes}, pages));
+  c.storage.push_back(Tensor::empty(DType::U8, {panels, pb.scales}, pages));
+  if (pb.zeros > 0) c.storage.push_back(Tensor::empty(DType::U8, {panels, pb.zeros}, pages));
   c.ref.format = f;
   c.ref.data = c.storage[0].raw();
   c.ref.ld = in;
   c.ref.scales = c.storage[1].raw();
-  c.ref.zeros = rb.zeros > 0 ? c.storage[2].raw() : nullptr;
+  c.ref.zeros = pb.zeros > 0 ? c.storage[2].raw() : nullptr;
   c.ref.group = group;
   c.ref.out = out;
   c.ref.in = in;

@@ -20,7 +20,8 @@ namespace {
 constexpr char kMagic[16] = {'q', 'w', 'e', 'n', 'v', 'l', '-', 'w', 'e', 'i', 'g', 'h', 't', 's', 0, 0};
 // 2: q8/q4 with f16 scales and packed 4-bit zero points (version 1 held f32 scales and a byte per
 // zero point: its files are refused and rewritten, never read as the new layout).
-constexpr uint64_t kVersion = 2;
+// 3: q8/q4 in panels of 16 rows (core/weight_quant.h); older files are refused and rewritten.
+constexpr uint64_t kVersion = 3;
 constexpr uint64_t kAlign = 64;
 
 // Bounds-checked reads from the mapped file: any overrun marks the whole file invalid.
@@ -63,11 +64,11 @@ uint64_t align_up(uint64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
 bool expected_sizes(WeightFormat f, int64_t out, int64_t in, int64_t group, uint64_t len[3]) {
   WeightFormat known;
   if (!weight_format_from_int(static_cast<int32_t>(f), &known)) return false;
-  QuantRowBytes rb;
-  if (out <= 0 || in <= 0 || out > (int64_t{1} << 40) / in || !quant_row_bytes(f, in, group, &rb)) return false;
-  len[0] = static_cast<uint64_t>(out * rb.codes);
-  len[1] = static_cast<uint64_t>(out * rb.scales);
-  len[2] = static_cast<uint64_t>(out * rb.zeros);
+  QuantRowBytes tb;
+  if (out <= 0 || in <= 0 || out > (int64_t{1} << 40) / in || !quant_weight_bytes(f, out, in, group, &tb)) return false;
+  len[0] = static_cast<uint64_t>(tb.codes);
+  len[1] = static_cast<uint64_t>(tb.scales);
+  len[2] = static_cast<uint64_t>(tb.zeros);
   return true;
 }
 

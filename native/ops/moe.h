@@ -84,7 +84,8 @@ void moe_pack_experts(const void* src, void* dst, WeightFormat f, int64_t E, int
 
 // Checkpoint layout -> op layout quantized: src [E, R, C] in a dense format (f32, bf16, f16) ->
 // [E·C, R] in q8/q4 with `group` elements per scale, into buffers laid out as core/weight_quant.h's
-// quant_row_bytes says for rows of R. Per expert: the transpose (moe_pack_experts' element moves)
+// quant_weight_bytes says for rows of R (C a multiple of 16, so each expert is whole panels;
+// E_UNSUPPORTED else). Per expert: the transpose (moe_pack_experts' element moves)
 // into a per-thread buffer, then ops::quantize_weight's row quantizer, so the result is byte for
 // byte moe_pack_experts followed by quantize_weight, without the whole dense transpose in memory.
 // Experts run in parallel; `done(e)` (optional, called from the worker threads) is told when
@@ -98,8 +99,8 @@ int64_t moe_quantize_experts(const void* src, WeightFormat src_format, int64_t E
 // Copies the rows of `n` weights (one format, one row length and stride, one group), one after the
 // other, into data/scales/zeros laid out as one weight of their summed row count: how the
 // per-expert tensors of an official FP8 checkpoint become the stacked layout. Data, scales and
-// zero points move as whole rows, located through the format (weight_rows_from); E_INPUT when the
-// parts differ in format or geometry. Returns the stacked weight's reference.
+// zero points move as whole rows, located through the format (weight_rows_from; q8/q4 parts must
+// be whole 16-row panels, E_UNSUPPORTED else); E_INPUT when the parts differ in format or geometry. Returns the stacked weight's reference.
 WeightRef moe_stack_expert_rows(const WeightRef* parts, int64_t n, void* data, void* scales, void* zeros, ThreadPool& pool);
 
 // Groups the (token, slot) pairs of a routing decision by expert so that each expert runs one

@@ -1,5 +1,5 @@
 // Weight conversions into the group-quantized formats (q8, q4; layout in core/weight_quant.h),
-// row-parallel over a thread pool: packing checkpoint codes (AWQ/GPTQ converters, through
+// panel-parallel over a thread pool (each panel's 16 rows staged in the row form, then assembled): packing checkpoint codes (AWQ/GPTQ converters, through
 // models/quant_pack.h) and quantizing dense weights at load.
 #pragma once
 #include <cstdint>
@@ -24,13 +24,13 @@ struct LogicalQuant {
 // The first of n scales the stored format cannot hold (core/weight_quant.h, q_scale_from_f32), or -1.
 int64_t first_unstorable_scale(const float* scales, int64_t n);
 
-// g into the stored layout of g.format (row stride in elements = in; core/weight_quant.h's
-// quant_row_bytes gives each buffer's row size). Returns an empty string, or what is wrong (the
+// g into the stored (panel) layout of g.format (row length ld = in; core/weight_quant.h's
+// quant_weight_bytes gives each buffer's size). Returns an empty string, or what is wrong (the
 // first code, zero point or scale out of range).
 std::string pack_weight_codes(const LogicalQuant& g, void* data, void* scales, void* zeros, ThreadPool& pool);
 
 // src [out, in] (any format, read through its dequantizer) -> format f (q8 or q4) with `group`
-// elements per scale, into buffers laid out as quant_row_bytes says; each row through the best
+// elements per scale, into buffers laid out as quant_weight_bytes says; each row through the best
 // quantize_row variant (ops/quantize_row.h: the same bytes as core's scalar quantizers). Returns -1, or the first
 // (row-major) group whose scale overflows the stored format (nothing promised about the buffers).
 int64_t quantize_weight(const WeightRef& src, WeightFormat f, int64_t group, void* data, void* scales, void* zeros,

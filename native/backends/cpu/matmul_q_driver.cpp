@@ -92,16 +92,17 @@ void quantize_row_scalar(const float* x, int64_t m, QActs& a) {
 }
 
 float zero_term(const ops::MatmulParams& p, const QActs& a, int64_t m, int64_t n) {
-  const uint16_t* sw = q_row_scales(p.w, n);
+  const int64_t P = n / kQPanelRows, i = n % kQPanelRows;
+  const uint16_t* sw = q_panel_scales(p.w, P);
   const float* gs = a.gs + m * a.groups;
   float acc = 0.0f;
   switch (p.w.format) {
     case WeightFormat::Q8:
-      for (int64_t g = 0; g < a.groups; ++g) acc += q_scale(sw[g]) * gs[g];
+      for (int64_t g = 0; g < a.groups; ++g) acc += q_panel_scale(sw, i, g) * gs[g];
       return 128.0f * acc;
     case WeightFormat::Q4: {
-      const uint8_t* z = q4_row_zeros(p.w, n);
-      for (int64_t g = 0; g < a.groups; ++g) acc += q_scale(sw[g]) * static_cast<float>(q4_zero(z, g)) * gs[g];
+      const uint8_t* z = q_panel_zeros(p.w, P);
+      for (int64_t g = 0; g < a.groups; ++g) acc += q_panel_scale(sw, i, g) * static_cast<float>(q4_panel_zero(z, i, g)) * gs[g];
       return acc;
     }
     case WeightFormat::F32:
@@ -143,7 +144,8 @@ void run_qmatmul(const ops::MatmulParams& p, ThreadPool& pool, const QKernels& k
     // 2 took N = 1536 / 256 (K = 1536) from 20 / 14 GB/s to 22 / 16 (q4) and 25 / 18.5 to 28 / 21
     // (q8), the large shapes unchanged within 1%; 1 run per thread lost up to 6% on q4 (no slack
     // left to balance the threads).
-    const int64_t grain = nt == 1 ? p.N : std::max<int64_t>(16, round_up(ceil_div(p.N, nt * 2), 4));
+    // Runs of whole 16-row panels (core/weight_quant.h).
+    const int64_t grain = nt == 1 ? p.N : std::max<int64_t>(kQPanelRows, round_up(ceil_div(p.N, nt * 2), kQPanelRows));
     pool.parallel_for(p.N, grain, [&](int64_t b, int64_t e) { k.tile(p, a, 0, static_cast<int>(p.M), b, e); });
     return;
   }
@@ -152,7 +154,8 @@ void run_qmatmul(const ops::MatmulParams& p, ThreadPool& pool, const QKernels& k
   // blocks are as large as L2 allows: at 128 KiB a K = 8960 block was 12 rows and x's traffic
   // outweighed the weights' 8 to 1. Rows are split too when the output blocks alone cannot keep
   // every thread busy.
-  const int64_t nc = std::clamp<int64_t>((int64_t{1} << 20) / std::max<int64_t>(row_bytes, 1) / 4 * 4, 4, 512);
+  const int64_t nc = std::clamp<int64_t>((int64_t{1} << 20) / std::max<int64_t>(row_bytes, 1) / kQPanelRows * kQPanelRows,
+                                         kQPanelRows, 512);
   for_output_blocks(p, pool, nc, kTileRows, [&](int64_t n0, int64_t m0, int64_t m1) {
     const int64_t n1 = std::min(n0 + nc, p.N);
     for (int64_t m = m0; m < m1; m += kTileRows) k.tile(p, a, m, static_cast<int>(std::min<int64_t>(kTileRows, m1 - m)), n0, n1);

@@ -54,27 +54,6 @@ void qgemm_schedule(const ops::MatmulParams& p, ThreadPool& pool, int64_t panel_
                     const std::function<void(int64_t m0, int rows)>& interleave,
                     const std::function<void(int64_t n0, int64_t m0, int64_t m1)>& panel);
 
-// Weight rows n0 .. n0 + R − 1 of a panel: codes, f16 scales and (q4) packed zero points, null
-// for rows past N (the panel's tail lanes, packed as zeros).
-template <int R>
-struct PanelRows {
-  const uint8_t* codes[R];
-  const uint16_t* scales[R];
-  const uint8_t* zeros[R];
-};
-template <WeightFormat F, int R>
-PanelRows<R> panel_rows(const ops::MatmulParams& p, int64_t n0) {
-  PanelRows<R> out;
-  for (int r = 0; r < R; ++r) {
-    const int64_t n = n0 + r;
-    const bool ok = n < p.N;
-    out.codes[r] = ok ? static_cast<const uint8_t*>(p.w.row(n)) : nullptr;
-    out.scales[r] = ok ? q_row_scales(p.w, n) : nullptr;
-    out.zeros[r] = ok && F == WeightFormat::Q4 ? q4_row_zeros(p.w, n) : nullptr;
-  }
-  return out;
-}
-
 // Rows [m0, m0 + rows) of a (m0 a multiple of kQGemmTileRows, rows <= kQGemmTileRows)
 // rewritten in place into the tile layout the GEMM kernels read: for each block and 4-k step the
 // rows' 4 codes side by side (q[(8·b + j)·4·rows + 4i + t] = code k = 32b + 4j + t of row i),

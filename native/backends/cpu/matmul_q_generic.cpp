@@ -1,5 +1,5 @@
-// Int8Dot matmul in plain C++ (any CPU): each weight row's blocks are decoded to codes once and
-// dotted with every activation row of the tile.
+// Int8Dot matmul in plain C++ (any CPU): each weight row's blocks are gathered from its panel
+// (core/weight_quant.h) once and dotted with every activation row of the tile.
 #include <cstdint>
 
 #include "backends/cpu/matmul_q.h"
@@ -9,21 +9,10 @@ namespace qvl::cpu {
 
 namespace {
 
-// Codes of block b of row `row` (q8: the stored biased byte; q4: the nibble).
-inline void block_codes(WeightFormat f, const uint8_t* row, int64_t ld, int64_t b, uint8_t* out) {
-  if (f == WeightFormat::Q8) {
-    for (int i = 0; i < kQuantBlock; ++i) out[i] = row[b * kQuantBlock + i];
-    return;
-  }
-  const int64_t paired = ld / kQuantBlock / 2 * 2;
-  if (b < paired) {
-    const uint8_t* src = row + b / 2 * 32;
-    const int shift = b % 2 ? 4 : 0;
-    for (int i = 0; i < kQuantBlock; ++i) out[i] = static_cast<uint8_t>((src[i] >> shift) & 15);
-  } else {
-    const uint8_t* src = row + paired / 2 * 32;
-    for (int i = 0; i < 16; ++i) out[i] = src[i] & 15, out[16 + i] = static_cast<uint8_t>(src[i] >> 4);
-  }
+// Codes of block b of row i of a panel (q8: the stored biased byte; q4: the nibble).
+inline void block_codes(WeightFormat f, const uint8_t* panel, int64_t i, int64_t b, uint8_t* out) {
+  for (int64_t k = 0; k < kQuantBlock; ++k)
+    out[k] = f == WeightFormat::Q8 ? q8_panel_code(panel, i, b * kQuantBlock + k) : q4_panel_code(panel, i, b * kQuantBlock + k);
 }
 
 void quantize(const float* x, int64_t m, QActs& a) { quantize_row_scalar(x, m, a); }
@@ -32,13 +21,14 @@ void tile(const ops::MatmulParams& p, const QActs& a, int64_t m0, int rows, int6
   uint8_t codes[kQuantBlock];
   const int64_t per_group = a.group / kQuantBlock;
   for (int64_t n = n0; n < n1; ++n) {
-    const uint8_t* row = static_cast<const uint8_t*>(p.w.row(n));
-    const uint16_t* sw = q_row_scales(p.w, n);
+    const int64_t P = n / kQPanelRows, i = n % kQPanelRows;
+    const uint8_t* panel = q_panel_codes(p.w, P);
+    const uint16_t* sw = q_panel_scales(p.w, P);
     float acc[4] = {0, 0, 0, 0};
     float s = 0.0f;
     for (int64_t b = 0; b < a.blocks; ++b) {
-      block_codes(p.w.format, row, p.w.ld, b, codes);
-      if (b % per_group == 0) s = q_scale(sw[b / per_group]);  // one conversion per group
+      block_codes(p.w.format, panel, i, b, codes);
+      if (b % per_group == 0) s = q_panel_scale(sw, i, b / per_group);  // one conversion per group
       for (int r = 0; r < rows; ++r) {
         const int8_t* xq = a.q + (m0 + r) * a.K + b * kQuantBlock;
         int32_t dot = 0;

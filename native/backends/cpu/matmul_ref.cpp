@@ -30,11 +30,14 @@ void dense_ref(const ops::MatmulParams& p) {
 
 // Row n's integer codes and per-element zero points (q8: the +128 bias; q4: its group's zero).
 void weight_codes(const ops::MatmulParams& p, int64_t n, std::vector<int32_t>& code, std::vector<int32_t>& zero) {
-  const uint8_t* row = static_cast<const uint8_t*>(p.w.row(n));
+  const int64_t P = n / kQPanelRows, i = n % kQPanelRows;
+  const uint8_t* codes = q_panel_codes(p.w, P);
   for (int64_t k = 0; k < p.K; ++k) {
     switch (p.w.format) {
-      case WeightFormat::Q8: code[k] = row[k], zero[k] = 128; break;
-      case WeightFormat::Q4: code[k] = q4_get(row, p.w.ld, k), zero[k] = q4_zero(q4_row_zeros(p.w, n), k / p.w.group); break;
+      case WeightFormat::Q8: code[k] = q8_panel_code(codes, i, k), zero[k] = 128; break;
+      case WeightFormat::Q4:
+        code[k] = q4_panel_code(codes, i, k), zero[k] = q4_panel_zero(q_panel_zeros(p.w, P), i, k / p.w.group);
+        break;
       case WeightFormat::F32:
       case WeightFormat::F16:
       case WeightFormat::BF16:
@@ -55,13 +58,14 @@ void int8dot_ref(const ops::MatmulParams& p) {
   std::vector<int32_t> code(static_cast<size_t>(p.K)), zero(static_cast<size_t>(p.K));
   for (int64_t n = 0; n < p.N; ++n) {
     weight_codes(p, n, code, zero);
-    const uint16_t* sw = q_row_scales(p.w, n);
+    const uint16_t* sw = q_panel_scales(p.w, n / kQPanelRows);
     for (int64_t m = 0; m < p.M; ++m) {
       double acc = p.bias ? p.bias[n] : 0.0;
       for (int64_t b = 0; b < blocks; ++b) {
         int64_t dot = 0;
         for (int64_t i = b * kQuantBlock; i < (b + 1) * kQuantBlock; ++i) dot += (code[i] - zero[i]) * int64_t{xq[m * p.K + i]};
-        acc += static_cast<double>(q_scale(sw[b * kQuantBlock / p.w.group])) * xd[m * blocks + b] * static_cast<double>(dot);
+        acc += static_cast<double>(q_panel_scale(sw, n % kQPanelRows, b * kQuantBlock / p.w.group)) * xd[m * blocks + b] *
+               static_cast<double>(dot);
       }
       p.y[m * p.ldy + n] = static_cast<float>(acc);
     }

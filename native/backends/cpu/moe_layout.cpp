@@ -65,8 +65,11 @@ int64_t moe_quantize_experts(const void* src, WeightFormat src_format, int64_t E
   QVL_CHECK(weight_format_traits(f).kernel == WeightKernel::Int8Dot, Input,
             std::string("moe_quantize_experts: ") + weight_format_name(f) + " is not a group-quantized format");
   QuantRowBytes rb;
-  QVL_CHECK(group > 0 && group % kQuantBlock == 0 && R % group == 0 && quant_row_bytes(f, R, group, &rb), Input,
+  QVL_CHECK(group > 0 && group % kQuantBlock == 0 && R % group == 0 && quant_panel_bytes(f, R, group, &rb), Input,
             "moe_quantize_experts: group " + std::to_string(group) + " must be a multiple of 32 dividing R=" + std::to_string(R));
+  // Every expert's C rows start a panel of 16 (core/weight_quant.h), so that experts slice apart.
+  QVL_CHECK(C % kQPanelRows == 0, Unsupported,
+            "moe_quantize_experts: C=" + std::to_string(C) + " rows per expert are no whole number of 16-row panels");
   if (E == 0 || R == 0 || C == 0) return -1;
   QVL_CHECK(src && data && scales && (rb.zeros == 0 || zeros), Input, "moe_quantize_experts: null pointer");
   QVL_CHECK(R <= INT64_MAX / 8 / C && E <= INT64_MAX / 8 / (R * C), Input, "moe_quantize_experts: too large");
@@ -85,12 +88,12 @@ int64_t moe_quantize_experts(const void* src, WeightFormat src_format, int64_t E
       for (int64_t e = next++; e < E; e = next++) {
         st.transpose_rows(s + e * expert_bytes, tmp.data(), R, C, 0, R);
         if (done) done(e);
-        const int64_t row0 = e * C;
+        const int64_t row0 = e * C, panel0 = row0 / kQPanelRows;  // rb: bytes per panel
         // Runs inline: this is already a job of the pool.
         const int64_t g = quantize_weight(dense_weight(src_format, tmp.data(), C, R, R), f, group,
-                                          static_cast<char*>(data) + row0 * rb.codes,
-                                          static_cast<char*>(scales) + row0 * rb.scales,
-                                          rb.zeros ? static_cast<char*>(zeros) + row0 * rb.zeros : nullptr, pool);
+                                          static_cast<char*>(data) + panel0 * rb.codes,
+                                          static_cast<char*>(scales) + panel0 * rb.scales,
+                                          rb.zeros ? static_cast<char*>(zeros) + panel0 * rb.zeros : nullptr, pool);
         int64_t cur = bad.load();
         const int64_t v = g < 0 ? cur : row0 * groups + g;
         while (v < cur && !bad.compare_exchange_weak(cur, v)) {
@@ -136,6 +139,10 @@ WeightRef moe_stack_expert_rows(const WeightRef* parts, int64_t n, void* data, v
                   (!t.has_scales || p.scales) && (!t.has_zeros || p.zeros),
               Input, "moe_stack_expert_rows: part " + std::to_string(i) + " differs from part 0 in format or geometry");
     QVL_CHECK(p.out <= (int64_t{1} << 40) / std::max<int64_t>(row_bytes, 1) - first[i], Input, "moe_stack_expert_rows: too large");
+    // q8/q4 rows move as whole 16-row panels (core/weight_quant.h).
+    QVL_CHECK(t.kernel != WeightKernel::Int8Dot || p.out % kQPanelRows == 0, Unsupported,
+              "moe_stack_expert_rows: part " + std::to_string(i) + " has " + std::to_string(p.out) + " " + t.name +
+                  " rows, no whole number of 16-row panels");
     first[i + 1] = first[i] + p.out;
   }
   QVL_CHECK(data && (!t.has_scales || scales) && (!t.has_zeros || zeros), Input, "moe_stack_expert_rows: null destination");
