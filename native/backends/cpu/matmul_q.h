@@ -28,7 +28,8 @@ struct QActs {
 struct QKernels {
   // Row m of x (K elements) into row m of a (q, d, gs), bytes identical to ops::quantize_act_block.
   void (*quantize)(const float* x, int64_t m, QActs& a);
-  // y rows [m0, m0 + rows) x outputs [n0, n1), full K, bias included; rows <= 4.
+  // y rows [m0, m0 + rows) x outputs [n0, n1), full K, bias included; rows <= 4. n0 is a multiple
+  // of 16 (a panel's first row: core/weight_quant.h); n1 <= N need not be.
   void (*tile)(const ops::MatmulParams& p, const QActs& a, int64_t m0, int rows, int64_t n0, int64_t n1);
   // Optional: the whole product for M >= kQGemmMinRows (matmul_q_gemm.h); it may rewrite a.
   void (*gemm)(const ops::MatmulParams& p, QActs& a, ThreadPool& pool) = nullptr;
@@ -38,6 +39,9 @@ struct QKernels {
 // zero-point term Σ_g s_w·z·gs of output (m, n).
 void quantize_row_scalar(const float* x, int64_t m, QActs& a);
 float zero_term(const ops::MatmulParams& p, const QActs& a, int64_t m, int64_t n);
+
+// The plain C++ kernels (matmul_q_generic.cpp): a variant's stand-in for a part it does not have.
+const QKernels& q_generic_kernels();
 
 // Quantizes the activations, then threads the tiles over outputs (and rows for large M).
 void run_qmatmul(const ops::MatmulParams& p, ThreadPool& pool, const QKernels& k);

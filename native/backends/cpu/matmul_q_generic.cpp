@@ -45,6 +45,8 @@ const QKernels kKernels = {quantize, tile};
 
 }  // namespace
 
+const QKernels& q_generic_kernels() { return kKernels; }
+
 void matmul_q_generic(const ops::MatmulParams& p, const ExecContext& ctx) { run_qmatmul(p, ctx.pool(), kKernels); }
 
 }  // namespace qvl::cpu
