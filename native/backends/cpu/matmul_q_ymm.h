@@ -2,13 +2,29 @@
 // (vpmaddubsw + vpmaddwd). Include with QVL_Q_TARGET (the function target attribute) and
 // QVL_Q_VNNI (1 or 0) defined, inside the including file's own anonymous namespace.
 //
-// One ymm holds one 32-block in element order (the q4 pair layout gives block 2p as the low
-// nibbles of the pair's 32 bytes and block 2p + 1 as the high ones). Without VNNI, q4 codes
-// (0..15) go straight into vpmaddubsw (pair sums ≤ 2·15·127, no saturation); q8 bytes are
-// turned back into signed codes and multiplied as |w| · sign(x, w) (pair sums ≤ 2·128·127), so
-// that variant computes Σ w·x exactly and has no +128 correction term.
-// (No includes: the including file includes <immintrin.h>, backends/cpu/matmul_q.h,
-// backends/cpu/thread_scratch.h, backends/cpu/vec_math.h and core/weight_quant.h at file scope first.)
+// The weights are read in place from their 16-row panels (core/weight_quant.h): each half of a
+// 64-byte line holds 4 consecutive k of 8 rows, so one ymm of weights against the activation
+// row's 4 codes at those k (broadcast) adds to 8 int32 lanes, one per output row. A 32-block of
+// an 8-row half is 8 such steps (q4: 4 loads, each giving 4 k from the block's first and 4 from
+// its second 16 elements), then one convert and one FMA scale it for 8 outputs at once: no
+// horizontal sums, and the f32 work per block is an eighth of a row-at-a-time kernel's.
+//
+// The integer block dots are exact in both ISAs:
+//  - AVX-VNNI: vpdpbusd takes the stored bytes as they are (unsigned: q8 biased by +128, q4
+//    codes) against the signed activation codes. q4's high nibbles are multiplied in place
+//    (masked with 0xf0: 16 times the code) into a dot of their own, shifted right by 4 at the
+//    block's end: exact, since each of its terms is a multiple of 16 and the sum fits in int32
+//    (32 · 240 · 127). The +128 and the zero point are the f32 term Σ_g s·z·gs of matmul_q.h.
+//  - AVX2: vpmaddubsw adds pairs of u8 × s8 products in int16 with saturation. Activation codes
+//    lie within ±127 (ops/quant_act.h: |x| / (amax / 127) rounds to at most 127). q8: the bytes
+//    are made signed again (w = byte − 128, −128..127) and multiplied as |w| (as u8, at most 128)
+//    times sign(x, w) = ±x: a pair sum is at most 2·128·127 = 32512 < 32767, widened by vpmaddwd
+//    after every step: Σ w·x exactly, so this variant has no q8 bias term. q4: both nibbles
+//    shifted down to 0..15, a pair sum at most 2·15·127 = 3810, so the 8 vpmaddubsw of a block
+//    (its 32 products) add up in int16 to at most 8·3810 = 30480 < 32767 before one vpmaddwd;
+//    the zero point as with VNNI.
+// (No includes: the including file includes <immintrin.h>, <algorithm>, backends/cpu/matmul_q.h,
+// backends/cpu/thread_scratch.h, backends/cpu/vec_math.h and core/weight_quant.h first.)
 #ifndef QVL_Q_TARGET
 #error "define QVL_Q_TARGET and QVL_Q_VNNI before including matmul_q_ymm.h"
 #endif
@@ -54,153 +70,174 @@ QVL_Q_TARGET void quantize(const float* x, int64_t m, QActs& a) {
   }
 }
 
-// Eight packed q4 zero points (4 bytes, groups g..g+7 with g even) as f32.
-QVL_Q_TARGET inline __m256 zeros8(const uint8_t* z) {
+// Bytes of one 32-block of a panel (16 rows).
+constexpr int64_t panel_block_bytes(WeightFormat f) { return f == WeightFormat::Q8 ? 512 : 256; }
+// Whether the integer dots leave a zero-point term to the f32 sums (see above).
+constexpr bool has_zero_term(WeightFormat f) { return f == WeightFormat::Q4 || QVL_Q_VNNI; }
+
+// The 4 activation codes at p in every dword lane.
+QVL_Q_TARGET inline __m256i bcast4(const int8_t* p) {
   int32_t v;
-  __builtin_memcpy(&v, z, 4);
-  const __m128i b = _mm_cvtsi32_si128(v), m4 = _mm_set1_epi8(15);
-  // low nibbles (even groups) interleaved with high nibbles (odd groups): group order
-  const __m128i nib = _mm_unpacklo_epi8(_mm_and_si128(b, m4), _mm_and_si128(_mm_srli_epi16(b, 4), m4));
-  return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(nib));
+  __builtin_memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
 }
 
-// n scales widened into s, and each group's zero-point weight into zw: s · z (q4), 128 · s (q8
-// with VNNI), 0 (q8 without VNNI: no bias there). Exact in f32 (an f16 times a small integer).
+// lanes (≤ 8) floats at p (the rest 0) / stored to p.
+QVL_Q_TARGET inline __m256i lane_mask(int64_t lanes) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(lanes)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+QVL_Q_TARGET inline __m256 load_part(const float* p, int64_t lanes) {
+  return lanes >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, lane_mask(lanes));
+}
+QVL_Q_TARGET inline void store_part(float* p, __m256 v, int64_t lanes) {
+  if (lanes >= 8) _mm256_storeu_ps(p, v);
+  else _mm256_maskstore_ps(p, lane_mask(lanes), v);
+}
+
+// The scales of rows 8h..8h+7 of a panel for group g.
+QVL_Q_TARGET inline __m256 half_scales(const uint16_t* sc, int64_t g, int h) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc + g * kQPanelRows + 8 * h)));
+}
+
+// s·z of those rows for group g (z: q4's zero point from the panel's zero points zs, q8's 128).
+// Exact in f32: an f16 times a 4-bit or power-of-two integer.
 template <WeightFormat F>
-QVL_Q_TARGET inline void widen_row(const uint16_t* sw, const uint8_t* z, int64_t n, float* s, float* zw) {
-  int64_t g = 0;
-  for (; g + 8 <= n; g += 8) {
-    const __m256 v = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sw + g)));
-    _mm256_storeu_ps(s + g, v);
-    if constexpr (F == WeightFormat::Q4) _mm256_storeu_ps(zw + g, _mm256_mul_ps(v, zeros8(z + g / 2)));
-    else _mm256_storeu_ps(zw + g, _mm256_mul_ps(v, _mm256_set1_ps(QVL_Q_VNNI ? 128.0f : 0.0f)));
-  }
-  for (; g < n; ++g) {
-    s[g] = _cvtsh_ss(sw[g]);
-    zw[g] = s[g] * (F == WeightFormat::Q4 ? static_cast<float>(q4_zero(z, g)) : QVL_Q_VNNI ? 128.0f : 0.0f);
-  }
-}
-
-// Σ_g zw · gs over n groups: an output's zero-point term.
-QVL_Q_TARGET inline float zero_dot(const float* zw, const float* gs, int64_t n) {
-  __m256 acc = _mm256_setzero_ps();
-  int64_t g = 0;
-  for (; g + 8 <= n; g += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(zw + g), _mm256_loadu_ps(gs + g), acc);
-  float t = vm::hsum_avx2(acc);
-  for (; g < n; ++g) t += zw[g] * gs[g];
-  return t;
-}
-
-struct TileScaleTag {};
-
-// Codes of block b of a row (32 bytes, element order).
-template <WeightFormat F>
-QVL_Q_TARGET inline __m256i block_codes(const uint8_t* row, int64_t b, int64_t paired, __m256i low4) {
-  if constexpr (F == WeightFormat::Q8) {
-    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + b * 32));
+QVL_Q_TARGET inline __m256 zero_weights(const uint16_t* sc, const uint8_t* zs, int64_t g, int h) {
+  const __m256 s = half_scales(sc, g, h);
+  if constexpr (F == WeightFormat::Q4) {
+    int32_t v;
+    __builtin_memcpy(&v, zs + g * (kQPanelRows / 2) + 4 * h, 4);
+    const __m128i b = _mm_cvtsi32_si128(v), m4 = _mm_set1_epi8(15);
+    // low nibbles (even rows) interleaved with high nibbles (odd rows): row order
+    const __m128i nib = _mm_unpacklo_epi8(_mm_and_si128(b, m4), _mm_and_si128(_mm_srli_epi16(b, 4), m4));
+    return _mm256_mul_ps(s, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(nib)));
   } else {
-    if (b < paired) {
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + b / 2 * 32));
-      return _mm256_and_si256(b % 2 ? _mm256_srli_epi16(v, 4) : v, low4);
-    }
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + paired / 2 * 32));
-    const __m128i m4 = _mm_set1_epi8(15);
-    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(v, m4)), _mm_and_si128(_mm_srli_epi16(v, 4), m4), 1);
+    (void)zs;
+    return _mm256_mul_ps(s, _mm256_set1_ps(128.0f));
   }
 }
 
-// Eight int32 partial sums of codes · x for one block.
-template <WeightFormat F>
-QVL_Q_TARGET inline __m256i block_dot(__m256i w, __m256i x, __m256i ones16) {
+// dot[i] (lane r) = Σ over one 32-block of code(row r, k) · x[i][k] for the 8 rows of one panel
+// half: w is the block's first byte in the panel (+ 32 for rows 8..15), x[i] the block's codes in
+// activation row i.
+template <WeightFormat F, int MB>
+QVL_Q_TARGET inline void half_block_dot(const uint8_t* w, const int8_t* const* x, __m256i* dot) {
+  for (int i = 0; i < MB; ++i) dot[i] = _mm256_setzero_si256();
 #if QVL_Q_VNNI
-  (void)ones16;
-  return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), w, x);
-#else
   if constexpr (F == WeightFormat::Q8) {
-    const __m256i ws = _mm256_xor_si256(w, _mm256_set1_epi8(static_cast<char>(0x80)));  // signed codes
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(ws), _mm256_sign_epi8(x, ws)), ones16);
+    for (int j = 0; j < 8; ++j) {
+      const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * j));
+      for (int i = 0; i < MB; ++i) dot[i] = _mm256_dpbusd_avx_epi32(dot[i], wv, bcast4(x[i] + 4 * j));
+    }
   } else {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), ones16);
+    const __m256i lo_mask = _mm256_set1_epi8(0x0f), hi_mask = _mm256_set1_epi8(static_cast<char>(0xf0));
+    __m256i hi[MB];
+    for (int i = 0; i < MB; ++i) hi[i] = _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {
+      const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * c));
+      const __m256i lo = _mm256_and_si256(wv, lo_mask), h = _mm256_and_si256(wv, hi_mask);
+      for (int i = 0; i < MB; ++i) {
+        dot[i] = _mm256_dpbusd_avx_epi32(dot[i], lo, bcast4(x[i] + 4 * c));
+        hi[i] = _mm256_dpbusd_avx_epi32(hi[i], h, bcast4(x[i] + 16 + 4 * c));
+      }
+    }
+    for (int i = 0; i < MB; ++i) dot[i] = _mm256_add_epi32(dot[i], _mm256_srai_epi32(hi[i], 4));
+  }
+#else
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  if constexpr (F == WeightFormat::Q8) {
+    const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
+    for (int j = 0; j < 8; ++j) {
+      const __m256i ws = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * j)), bias);
+      const __m256i aw = _mm256_abs_epi8(ws);
+      for (int i = 0; i < MB; ++i) {
+        const __m256i xs = _mm256_sign_epi8(bcast4(x[i] + 4 * j), ws);
+        dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, xs), ones16));
+      }
+    }
+  } else {
+    const __m256i low4 = _mm256_set1_epi8(15);
+    __m256i pairs[MB];
+    for (int i = 0; i < MB; ++i) pairs[i] = _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {
+      const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * c));
+      const __m256i lo = _mm256_and_si256(wv, low4), h = _mm256_and_si256(_mm256_srli_epi16(wv, 4), low4);
+      for (int i = 0; i < MB; ++i) {
+        pairs[i] = _mm256_add_epi16(pairs[i], _mm256_maddubs_epi16(lo, bcast4(x[i] + 4 * c)));
+        pairs[i] = _mm256_add_epi16(pairs[i], _mm256_maddubs_epi16(h, bcast4(x[i] + 16 + 4 * c)));
+      }
+    }
+    for (int i = 0; i < MB; ++i) dot[i] = _mm256_madd_epi16(pairs[i], ones16);
   }
 #endif
 }
 
-template <WeightFormat F, int MB, int R>
-QVL_Q_TARGET void tile_block(const ops::MatmulParams& p, const QActs& a, int64_t m0, int64_t n) {
-  constexpr int64_t kBlockBytes = F == WeightFormat::Q8 ? 32 : 16;
-  // Rows from strides: WeightRef's row helpers call out and divide on every use.
-  int64_t row_bytes = 0;
-  weight_row_bytes(p.w.format, p.w.ld, &row_bytes);
-  // The R rows' scales of K widened once per call and their groups' zero-point weights: the block
-  // loop reads f32 as it would f32 scales, and each output's zero-point term is one dot product.
-  const int64_t gk = (a.K + a.group - 1) / a.group;  // the groups K's blocks read
-  auto* sf = static_cast<float*>(thread_scratch<TileScaleTag>(static_cast<size_t>(2 * R * gk) * sizeof(float), "q8/q4 tile scales"));
-  const uint8_t* w[R];
-  const float* sw[R];
-  const float* zw[R];
-  for (int j = 0; j < R; ++j) {
-    w[j] = static_cast<const uint8_t*>(p.w.row(n)) + j * row_bytes;
-    float* s = sf + 2 * j * gk;
-    widen_row<F>(q_row_scales(p.w, n) + j * (p.w.ld / p.w.group), F == WeightFormat::Q4 ? q4_row_zeros(p.w, n + j) : nullptr,
-                 gk, s, s + gk);
-    sw[j] = s, zw[j] = s + gk;
-  }
-  const int8_t* xq[MB];
-  const float* xd[MB];
-  for (int i = 0; i < MB; ++i) xq[i] = a.q + (m0 + i) * a.K, xd[i] = a.d + (m0 + i) * a.blocks;
-  // q4 blocks pair up over the stored row (ld), which may run past K.
-  const int64_t per_group = a.group / kQuantBlock, paired = p.w.ld / kQuantBlock / 2 * 2;
-  const __m256i low4 = _mm256_set1_epi8(15), ones16 = _mm256_set1_epi16(1);
-  __m256 acc[MB][R];
+// acc[i] += d·s·dot of block b for the 8 rows of half h of a panel (codes; s their scales for
+// b's group) and MB activation rows from m0: one convert and one FMA per row.
+template <WeightFormat F, int MB>
+QVL_Q_TARGET inline void half_block(const QActs& a, const uint8_t* codes, __m256 s, int h, int64_t m0, int64_t b, __m256* acc) {
+  const int8_t* x[MB];
+  for (int i = 0; i < MB; ++i) x[i] = a.q + (m0 + i) * a.K + b * kQuantBlock;
+  __m256i dot[MB];
+  half_block_dot<F, MB>(codes + b * panel_block_bytes(F) + 32 * h, x, dot);
   for (int i = 0; i < MB; ++i)
-    for (int j = 0; j < R; ++j) acc[i][j] = _mm256_setzero_ps();
-  // The group of block b, counted along (a division per block cost more than the block's dots).
-  int64_t g = 0, in_group = 0;
-  for (int64_t b = 0; b < a.blocks; ++b) {
-    if (b * kBlockBytes % 64 == 0) {  // once per cache line of each row
-      // Integer arithmetic: the address may lie past the row's end (a prefetch never faults).
-      for (int j = 0; j < R; ++j)
-        _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(w[j]) + b * kBlockBytes + 1024), _MM_HINT_T0);
-    }
-    __m256i wv[R];
-    __m256 swv[R];
-    for (int j = 0; j < R; ++j) {
-      wv[j] = block_codes<F>(w[j], b, paired, low4);
-      swv[j] = _mm256_set1_ps(sw[j][g]);
-    }
-    if (++in_group == per_group) in_group = 0, ++g;
-    for (int i = 0; i < MB; ++i) {
-      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[i] + b * 32));
-      const __m256 dv = _mm256_set1_ps(xd[i][b]);
-      for (int j = 0; j < R; ++j) {
-        acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(block_dot<F>(wv[j], xv, ones16)), _mm256_mul_ps(dv, swv[j]), acc[i][j]);
-      }
+    acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[i]), _mm256_mul_ps(s, _mm256_set1_ps(a.d[(m0 + i) * a.blocks + b])), acc[i]);
+}
+
+// zt[i] = Σ_g s·z·gs (matmul_q.h) for the 8 rows of half h of panel P and activation row m0 + i.
+template <WeightFormat F, int MB>
+QVL_Q_TARGET inline void zero_terms(const ops::MatmulParams& p, const QActs& a, int64_t P, int h, int64_t m0, __m256* zt) {
+  for (int i = 0; i < MB; ++i) zt[i] = _mm256_setzero_ps();
+  if constexpr (has_zero_term(F)) {
+    const uint16_t* sc = q_panel_scales(p.w, P);
+    const uint8_t* zs = F == WeightFormat::Q4 ? q_panel_zeros(p.w, P) : nullptr;
+    for (int64_t g = 0; g < a.groups; ++g) {
+      const __m256 zw = zero_weights<F>(sc, zs, g, h);
+      for (int i = 0; i < MB; ++i) zt[i] = _mm256_fmadd_ps(zw, _mm256_set1_ps(a.gs[(m0 + i) * a.groups + g]), zt[i]);
     }
   }
-  for (int i = 0; i < MB; ++i) {
-    for (int j = 0; j < R; ++j) {
-      p.y[(m0 + i) * p.ldy + n + j] =
-          (p.bias ? p.bias[n + j] : 0.0f) + vm::hsum_avx2(acc[i][j]) - zero_dot(zw[j], a.gs + (m0 + i) * a.groups, a.groups);
+}
+
+// y rows [m0, m0 + MB) × the outputs below n1 of panel P, all K. Both halves in one sweep of the
+// blocks: the panel's lines are read once, in order (decode streams them from memory).
+template <WeightFormat F, int MB>
+QVL_Q_TARGET void tile_panel(const ops::MatmulParams& p, const QActs& a, int64_t m0, int64_t P, int64_t n1) {
+  const uint8_t* codes = q_panel_codes(p.w, P);
+  const uint16_t* sc = q_panel_scales(p.w, P);
+  const int64_t per_group = a.group / kQuantBlock;
+  __m256 acc[2][MB];
+  for (int h = 0; h < 2; ++h)
+    for (int i = 0; i < MB; ++i) acc[h][i] = _mm256_setzero_ps();
+  for (int64_t g = 0, b = 0; g < a.groups; ++g) {
+    const __m256 s0 = half_scales(sc, g, 0), s1 = half_scales(sc, g, 1);
+    for (const int64_t end = b + per_group; b < end; ++b) {
+      half_block<F, MB>(a, codes, s0, 0, m0, b, acc[0]);
+      half_block<F, MB>(a, codes, s1, 1, m0, b, acc[1]);
     }
+  }
+  const int64_t n0 = P * kQPanelRows;
+  for (int h = 0; h < 2; ++h) {
+    const int64_t lanes = std::min<int64_t>(8, n1 - n0 - 8 * h);
+    if (lanes <= 0) break;
+    __m256 zt[MB];
+    zero_terms<F, MB>(p, a, P, h, m0, zt);
+    const __m256 bias = p.bias ? load_part(p.bias + n0 + 8 * h, lanes) : _mm256_setzero_ps();
+    for (int i = 0; i < MB; ++i)
+      store_part(p.y + (m0 + i) * p.ldy + n0 + 8 * h, _mm256_sub_ps(_mm256_add_ps(bias, acc[h][i]), zt[i]), lanes);
   }
 }
 
 template <WeightFormat F, int MB>
 QVL_Q_TARGET void tile_mb(const ops::MatmulParams& p, const QActs& a, int64_t m0, int64_t n0, int64_t n1) {
-  constexpr int R = MB <= 2 ? 4 : 2;  // MB·R accumulators within the 16 ymm registers
-  int64_t n = n0;
-  for (; n + R <= n1; n += R) tile_block<F, MB, R>(p, a, m0, n);
-  for (; n < n1; ++n) tile_block<F, MB, 1>(p, a, m0, n);
+  for (int64_t P = n0 / kQPanelRows; P * kQPanelRows < n1; ++P) tile_panel<F, MB>(p, a, m0, P, n1);
 }
 
 template <WeightFormat F>
 QVL_Q_TARGET void tile_f(const ops::MatmulParams& p, const QActs& a, int64_t m0, int rows, int64_t n0, int64_t n1) {
-  switch (rows) {
-    case 1: return tile_mb<F, 1>(p, a, m0, n0, n1);
-    case 2: return tile_mb<F, 2>(p, a, m0, n0, n1);
-    case 3: return tile_mb<F, 3>(p, a, m0, n0, n1);
-    default: return tile_mb<F, 4>(p, a, m0, n0, n1);
-  }
+  if (rows == 1) return tile_mb<F, 1>(p, a, m0, n0, n1);
+  if (rows == 2) return tile_mb<F, 2>(p, a, m0, n0, n1);
+  if (rows == 3) return tile_mb<F, 3>(p, a, m0, n0, n1);
+  tile_mb<F, 4>(p, a, m0, n0, n1);  // rows ≤ 4 (QKernels::tile)
 }
 
 QVL_Q_TARGET void tile(const ops::MatmulParams& p, const QActs& a, int64_t m0, int rows, int64_t n0, int64_t n1) {
