@@ -99,11 +99,10 @@ QVL_Q_TARGET inline __m256 half_scales(const uint16_t* sc, int64_t g, int h) {
   return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc + g * kQPanelRows + 8 * h)));
 }
 
-// s·z of those rows for group g (z: q4's zero point from the panel's zero points zs, q8's 128).
-// Exact in f32: an f16 times a 4-bit or power-of-two integer.
+// s·z of the rows of half h for group g, their scales s (z: q4's zero point from the panel's
+// zero points zs, q8's 128). Exact in f32: an f16 times a 4-bit or power-of-two integer.
 template <WeightFormat F>
-QVL_Q_TARGET inline __m256 zero_weights(const uint16_t* sc, const uint8_t* zs, int64_t g, int h) {
-  const __m256 s = half_scales(sc, g, h);
+QVL_Q_TARGET inline __m256 zero_weights(__m256 s, const uint8_t* zs, int64_t g, int h) {
   if constexpr (F == WeightFormat::Q4) {
     int32_t v;
     __builtin_memcpy(&v, zs + g * (kQPanelRows / 2) + 4 * h, 4);
@@ -112,22 +111,22 @@ QVL_Q_TARGET inline __m256 zero_weights(const uint16_t* sc, const uint8_t* zs, i
     const __m128i nib = _mm_unpacklo_epi8(_mm_and_si128(b, m4), _mm_and_si128(_mm_srli_epi16(b, 4), m4));
     return _mm256_mul_ps(s, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(nib)));
   } else {
-    (void)zs;
+    (void)zs, (void)g, (void)h;
     return _mm256_mul_ps(s, _mm256_set1_ps(128.0f));
   }
 }
 
-// dot[i] (lane r) = Σ over one 32-block of code(row r, k) · x[i][k] for the 8 rows of one panel
-// half: w is the block's first byte in the panel (+ 32 for rows 8..15), x[i] the block's codes in
-// activation row i.
-template <WeightFormat F, int MB>
+// dot[i] (lane r) += Σ over one 32-block of code(row r, k) · x(i, k) for the 8 rows of one panel
+// half: w is the block's first byte in the panel (+ 32 for rows 8..15); the codes of activation
+// row i's 4-k step j (k = 4j..4j+3) lie at x[i] + j·XS.
+template <WeightFormat F, int MB, int XS>
 QVL_Q_TARGET inline void half_block_dot(const uint8_t* w, const int8_t* const* x, __m256i* dot) {
-  for (int i = 0; i < MB; ++i) dot[i] = _mm256_setzero_si256();
+  constexpr int64_t xs = XS;
 #if QVL_Q_VNNI
   if constexpr (F == WeightFormat::Q8) {
     for (int j = 0; j < 8; ++j) {
       const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * j));
-      for (int i = 0; i < MB; ++i) dot[i] = _mm256_dpbusd_avx_epi32(dot[i], wv, bcast4(x[i] + 4 * j));
+      for (int i = 0; i < MB; ++i) dot[i] = _mm256_dpbusd_avx_epi32(dot[i], wv, bcast4(x[i] + j * xs));
     }
   } else {
     const __m256i lo_mask = _mm256_set1_epi8(0x0f), hi_mask = _mm256_set1_epi8(static_cast<char>(0xf0));
@@ -137,8 +136,8 @@ QVL_Q_TARGET inline void half_block_dot(const uint8_t* w, const int8_t* const* x
       const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * c));
       const __m256i lo = _mm256_and_si256(wv, lo_mask), h = _mm256_and_si256(wv, hi_mask);
       for (int i = 0; i < MB; ++i) {
-        dot[i] = _mm256_dpbusd_avx_epi32(dot[i], lo, bcast4(x[i] + 4 * c));
-        hi[i] = _mm256_dpbusd_avx_epi32(hi[i], h, bcast4(x[i] + 16 + 4 * c));
+        dot[i] = _mm256_dpbusd_avx_epi32(dot[i], lo, bcast4(x[i] + c * xs));
+        hi[i] = _mm256_dpbusd_avx_epi32(hi[i], h, bcast4(x[i] + (4 + c) * xs));
       }
     }
     for (int i = 0; i < MB; ++i) dot[i] = _mm256_add_epi32(dot[i], _mm256_srai_epi32(hi[i], 4));
@@ -151,8 +150,8 @@ QVL_Q_TARGET inline void half_block_dot(const uint8_t* w, const int8_t* const* x
       const __m256i ws = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * j)), bias);
       const __m256i aw = _mm256_abs_epi8(ws);
       for (int i = 0; i < MB; ++i) {
-        const __m256i xs = _mm256_sign_epi8(bcast4(x[i] + 4 * j), ws);
-        dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, xs), ones16));
+        const __m256i xs8 = _mm256_sign_epi8(bcast4(x[i] + j * xs), ws);
+        dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, xs8), ones16));
       }
     }
   } else {
@@ -163,39 +162,55 @@ QVL_Q_TARGET inline void half_block_dot(const uint8_t* w, const int8_t* const* x
       const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * c));
       const __m256i lo = _mm256_and_si256(wv, low4), h = _mm256_and_si256(_mm256_srli_epi16(wv, 4), low4);
       for (int i = 0; i < MB; ++i) {
-        pairs[i] = _mm256_add_epi16(pairs[i], _mm256_maddubs_epi16(lo, bcast4(x[i] + 4 * c)));
-        pairs[i] = _mm256_add_epi16(pairs[i], _mm256_maddubs_epi16(h, bcast4(x[i] + 16 + 4 * c)));
+        pairs[i] = _mm256_add_epi16(pairs[i], _mm256_maddubs_epi16(lo, bcast4(x[i] + c * xs)));
+        pairs[i] = _mm256_add_epi16(pairs[i], _mm256_maddubs_epi16(h, bcast4(x[i] + (4 + c) * xs)));
       }
     }
-    for (int i = 0; i < MB; ++i) dot[i] = _mm256_madd_epi16(pairs[i], ones16);
+    for (int i = 0; i < MB; ++i) dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(pairs[i], ones16));
   }
 #endif
 }
 
+// MB activation rows from row m as a kernel reads them: as quantized, row after row, or (Tiled)
+// as interleave_tile_rows leaves a tile of MB rows, with the block dots' starting sums c in the
+// same order as the block scales (or none: c null).
+template <int MB, bool Tiled>
+struct ActRows {
+  const int8_t* x0;
+  const float *d0, *gs0;
+  const int32_t* c0;
+  int64_t K, blocks, groups;
+  static constexpr int kStep = Tiled ? 4 * MB : 4;  // bytes between a row's 4-k steps
+  ActRows(const QActs& a, int64_t m, const int32_t* c = nullptr)
+      : x0(a.q + m * a.K), d0(a.d + m * a.blocks), gs0(a.gs + m * a.groups), c0(c ? c + m * a.blocks : nullptr), K(a.K),
+        blocks(a.blocks), groups(a.groups) {}
+  const int8_t* x(int i, int64_t b) const { return Tiled ? x0 + b * kQuantBlock * MB + 4 * i : x0 + i * K + b * kQuantBlock; }
+  float d(int i, int64_t b) const { return Tiled ? d0[b * MB + i] : d0[i * blocks + b]; }
+  int32_t c(int i, int64_t b) const { return Tiled ? c0[b * MB + i] : c0[i * blocks + b]; }
+  float gs(int i, int64_t g) const { return gs0[i * groups + g]; }
+};
+
 // acc[i] += d·s·dot of block b for the 8 rows of half h of a panel (codes; s their scales for
-// b's group) and MB activation rows from m0: one convert and one FMA per row.
-template <WeightFormat F, int MB>
-QVL_Q_TARGET inline void half_block(const QActs& a, const uint8_t* codes, __m256 s, int h, int64_t m0, int64_t b, __m256* acc) {
+// b's group): one convert and one FMA per row.
+template <WeightFormat F, int MB, bool Tiled, bool Start = false>
+QVL_Q_TARGET inline void half_block(const ActRows<MB, Tiled>& r, const uint8_t* codes, __m256 s, int h, int64_t b, __m256* acc) {
   const int8_t* x[MB];
-  for (int i = 0; i < MB; ++i) x[i] = a.q + (m0 + i) * a.K + b * kQuantBlock;
   __m256i dot[MB];
-  half_block_dot<F, MB>(codes + b * panel_block_bytes(F) + 32 * h, x, dot);
+  for (int i = 0; i < MB; ++i) {
+    x[i] = r.x(i, b);
+    dot[i] = Start ? _mm256_set1_epi32(r.c(i, b)) : _mm256_setzero_si256();
+  }
+  half_block_dot<F, MB, ActRows<MB, Tiled>::kStep>(codes + b * panel_block_bytes(F) + 32 * h, x, dot);
   for (int i = 0; i < MB; ++i)
-    acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[i]), _mm256_mul_ps(s, _mm256_set1_ps(a.d[(m0 + i) * a.blocks + b])), acc[i]);
+    acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[i]), _mm256_mul_ps(s, _mm256_set1_ps(r.d(i, b))), acc[i]);
 }
 
-// zt[i] = Σ_g s·z·gs (matmul_q.h) for the 8 rows of half h of panel P and activation row m0 + i.
-template <WeightFormat F, int MB>
-QVL_Q_TARGET inline void zero_terms(const ops::MatmulParams& p, const QActs& a, int64_t P, int h, int64_t m0, __m256* zt) {
-  for (int i = 0; i < MB; ++i) zt[i] = _mm256_setzero_ps();
-  if constexpr (has_zero_term(F)) {
-    const uint16_t* sc = q_panel_scales(p.w, P);
-    const uint8_t* zs = F == WeightFormat::Q4 ? q_panel_zeros(p.w, P) : nullptr;
-    for (int64_t g = 0; g < a.groups; ++g) {
-      const __m256 zw = zero_weights<F>(sc, zs, g, h);
-      for (int i = 0; i < MB; ++i) zt[i] = _mm256_fmadd_ps(zw, _mm256_set1_ps(a.gs[(m0 + i) * a.groups + g]), zt[i]);
-    }
-  }
+// acc[i] −= zw·gs of group g: the group's zero-point term (matmul_q.h), zw its s·z. Taken in the
+// block loop, at the group's first block, rather than summed apart: one more FMA per group on
+// the chain that is there anyway, not a chain of its own.
+template <int MB, bool Tiled>
+QVL_Q_TARGET inline void zero_step(const ActRows<MB, Tiled>& r, __m256 zw, int64_t g, __m256* acc) {
+  for (int i = 0; i < MB; ++i) acc[i] = _mm256_fnmadd_ps(zw, _mm256_set1_ps(r.gs(i, g)), acc[i]);
 }
 
 // y rows [m0, m0 + MB) × the outputs below n1 of panel P, all K. Both halves in one sweep of the
@@ -204,26 +219,29 @@ template <WeightFormat F, int MB>
 QVL_Q_TARGET void tile_panel(const ops::MatmulParams& p, const QActs& a, int64_t m0, int64_t P, int64_t n1) {
   const uint8_t* codes = q_panel_codes(p.w, P);
   const uint16_t* sc = q_panel_scales(p.w, P);
+  const uint8_t* zs = F == WeightFormat::Q4 ? q_panel_zeros(p.w, P) : nullptr;
   const int64_t per_group = a.group / kQuantBlock;
+  const ActRows<MB, false> r(a, m0);
   __m256 acc[2][MB];
   for (int h = 0; h < 2; ++h)
     for (int i = 0; i < MB; ++i) acc[h][i] = _mm256_setzero_ps();
   for (int64_t g = 0, b = 0; g < a.groups; ++g) {
     const __m256 s0 = half_scales(sc, g, 0), s1 = half_scales(sc, g, 1);
+    if constexpr (has_zero_term(F)) {
+      zero_step(r, zero_weights<F>(s0, zs, g, 0), g, acc[0]);
+      zero_step(r, zero_weights<F>(s1, zs, g, 1), g, acc[1]);
+    }
     for (const int64_t end = b + per_group; b < end; ++b) {
-      half_block<F, MB>(a, codes, s0, 0, m0, b, acc[0]);
-      half_block<F, MB>(a, codes, s1, 1, m0, b, acc[1]);
+      half_block<F, MB>(r, codes, s0, 0, b, acc[0]);
+      half_block<F, MB>(r, codes, s1, 1, b, acc[1]);
     }
   }
   const int64_t n0 = P * kQPanelRows;
   for (int h = 0; h < 2; ++h) {
     const int64_t lanes = std::min<int64_t>(8, n1 - n0 - 8 * h);
     if (lanes <= 0) break;
-    __m256 zt[MB];
-    zero_terms<F, MB>(p, a, P, h, m0, zt);
     const __m256 bias = p.bias ? load_part(p.bias + n0 + 8 * h, lanes) : _mm256_setzero_ps();
-    for (int i = 0; i < MB; ++i)
-      store_part(p.y + (m0 + i) * p.ldy + n0 + 8 * h, _mm256_sub_ps(_mm256_add_ps(bias, acc[h][i]), zt[i]), lanes);
+    for (int i = 0; i < MB; ++i) store_part(p.y + (m0 + i) * p.ldy + n0 + 8 * h, _mm256_add_ps(bias, acc[h][i]), lanes);
   }
 }
 
