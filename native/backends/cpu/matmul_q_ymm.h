@@ -116,6 +116,13 @@ QVL_Q_TARGET inline __m256 zero_weights(__m256 s, const uint8_t* zs, int64_t g, 
   }
 }
 
+// Holds v in a register at this point. Without it GCC regroups a block's chain of integer adds
+// (associative, unlike vpdpbusd) into a tree whose 32 live terms spill to the stack.
+QVL_Q_TARGET inline __m256i pinned(__m256i v) {
+  __asm__("" : "+x"(v));
+  return v;
+}
+
 // dot[i] (lane r) += Σ over one 32-block of code(row r, k) · x(i, k) for the 8 rows of one panel
 // half: w is the block's first byte in the panel (+ 32 for rows 8..15); the codes of activation
 // row i's 4-k step j (k = 4j..4j+3) lie at x[i] + j·XS.
@@ -151,7 +158,7 @@ QVL_Q_TARGET inline void half_block_dot(const uint8_t* w, const int8_t* const* x
       const __m256i aw = _mm256_abs_epi8(ws);
       for (int i = 0; i < MB; ++i) {
         const __m256i xs8 = _mm256_sign_epi8(bcast4(x[i] + j * xs), ws);
-        dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, xs8), ones16));
+        dot[i] = pinned(_mm256_add_epi32(dot[i], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, xs8), ones16)));
       }
     }
   } else {
@@ -162,8 +169,8 @@ QVL_Q_TARGET inline void half_block_dot(const uint8_t* w, const int8_t* const* x
       const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * c));
       const __m256i lo = _mm256_and_si256(wv, low4), h = _mm256_and_si256(_mm256_srli_epi16(wv, 4), low4);
       for (int i = 0; i < MB; ++i) {
-        pairs[i] = _mm256_add_epi16(pairs[i], _mm256_maddubs_epi16(lo, bcast4(x[i] + c * xs)));
-        pairs[i] = _mm256_add_epi16(pairs[i], _mm256_maddubs_epi16(h, bcast4(x[i] + (4 + c) * xs)));
+        pairs[i] = pinned(_mm256_add_epi16(pairs[i], _mm256_maddubs_epi16(lo, bcast4(x[i] + c * xs))));
+        pairs[i] = pinned(_mm256_add_epi16(pairs[i], _mm256_maddubs_epi16(h, bcast4(x[i] + (4 + c) * xs))));
       }
     }
     for (int i = 0; i < MB; ++i) dot[i] = _mm256_add_epi32(dot[i], _mm256_madd_epi16(pairs[i], ones16));
@@ -172,37 +179,36 @@ QVL_Q_TARGET inline void half_block_dot(const uint8_t* w, const int8_t* const* x
 }
 
 // MB activation rows from row m as a kernel reads them: as quantized, row after row, or (Tiled)
-// as interleave_tile_rows leaves a tile of MB rows, with the block dots' starting sums c in the
-// same order as the block scales (or none: c null).
+// as interleave_tile_rows leaves a tile of MB rows (the strides then compile to constants).
 template <int MB, bool Tiled>
 struct ActRows {
   const int8_t* x0;
   const float *d0, *gs0;
-  const int32_t* c0;
   int64_t K, blocks, groups;
   static constexpr int kStep = Tiled ? 4 * MB : 4;  // bytes between a row's 4-k steps
-  ActRows(const QActs& a, int64_t m, const int32_t* c = nullptr)
-      : x0(a.q + m * a.K), d0(a.d + m * a.blocks), gs0(a.gs + m * a.groups), c0(c ? c + m * a.blocks : nullptr), K(a.K),
-        blocks(a.blocks), groups(a.groups) {}
+  ActRows(const QActs& a, int64_t m)
+      : x0(a.q + m * a.K), d0(a.d + m * a.blocks), gs0(a.gs + m * a.groups), K(a.K), blocks(a.blocks), groups(a.groups) {}
   const int8_t* x(int i, int64_t b) const { return Tiled ? x0 + b * kQuantBlock * MB + 4 * i : x0 + i * K + b * kQuantBlock; }
   float d(int i, int64_t b) const { return Tiled ? d0[b * MB + i] : d0[i * blocks + b]; }
-  int32_t c(int i, int64_t b) const { return Tiled ? c0[b * MB + i] : c0[i * blocks + b]; }
   float gs(int i, int64_t g) const { return gs0[i * groups + g]; }
 };
 
+// acc[i] += d·s·dot[i], block b's dots of the 8 rows with scales s.
+template <int MB, bool Tiled>
+QVL_Q_TARGET inline void scale_add(const ActRows<MB, Tiled>& r, const __m256i* dot, __m256 s, int64_t b, __m256* acc) {
+  for (int i = 0; i < MB; ++i)
+    acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[i]), _mm256_mul_ps(s, _mm256_set1_ps(r.d(i, b))), acc[i]);
+}
+
 // acc[i] += d·s·dot of block b for the 8 rows of half h of a panel (codes; s their scales for
 // b's group): one convert and one FMA per row.
-template <WeightFormat F, int MB, bool Tiled, bool Start = false>
+template <WeightFormat F, int MB, bool Tiled>
 QVL_Q_TARGET inline void half_block(const ActRows<MB, Tiled>& r, const uint8_t* codes, __m256 s, int h, int64_t b, __m256* acc) {
   const int8_t* x[MB];
   __m256i dot[MB];
-  for (int i = 0; i < MB; ++i) {
-    x[i] = r.x(i, b);
-    dot[i] = Start ? _mm256_set1_epi32(r.c(i, b)) : _mm256_setzero_si256();
-  }
+  for (int i = 0; i < MB; ++i) x[i] = r.x(i, b), dot[i] = _mm256_setzero_si256();
   half_block_dot<F, MB, ActRows<MB, Tiled>::kStep>(codes + b * panel_block_bytes(F) + 32 * h, x, dot);
-  for (int i = 0; i < MB; ++i)
-    acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[i]), _mm256_mul_ps(s, _mm256_set1_ps(r.d(i, b))), acc[i]);
+  scale_add(r, dot, s, b, acc);
 }
 
 // acc[i] −= zw·gs of group g: the group's zero-point term (matmul_q.h), zw its s·z. Taken in the
