@@ -219,35 +219,38 @@ QVL_Q_TARGET inline void zero_step(const ActRows<MB, Tiled>& r, __m256 zw, int64
   for (int i = 0; i < MB; ++i) acc[i] = _mm256_fnmadd_ps(zw, _mm256_set1_ps(r.gs(i, g)), acc[i]);
 }
 
-// y rows [m0, m0 + MB) × the outputs below n1 of panel P, all K. Both halves in one sweep of the
-// blocks: the panel's lines are read once, in order (decode streams them from memory).
+// y rows [m0, m0 + MB) × the outputs below n1 of panel P, all K. Up to 2 rows, both halves in
+// one sweep of the blocks (the panel's lines read once, in order: decode streams them from
+// memory); from 3 rows one half per sweep, the second from cache: 2·MB f32 sums, MB dots (and
+// q4's MB high dots) and the operands would not fit the 16 registers (measured at M = 4, one
+// thread: 1.3-1.6x).
 template <WeightFormat F, int MB>
 QVL_Q_TARGET void tile_panel(const ops::MatmulParams& p, const QActs& a, int64_t m0, int64_t P, int64_t n1) {
+  constexpr int kHalves = MB <= 2 ? 2 : 1;  // per sweep
   const uint8_t* codes = q_panel_codes(p.w, P);
   const uint16_t* sc = q_panel_scales(p.w, P);
   const uint8_t* zs = F == WeightFormat::Q4 ? q_panel_zeros(p.w, P) : nullptr;
-  const int64_t per_group = a.group / kQuantBlock;
+  const int64_t per_group = a.group / kQuantBlock, n0 = P * kQPanelRows;
   const ActRows<MB, false> r(a, m0);
-  __m256 acc[2][MB];
-  for (int h = 0; h < 2; ++h)
-    for (int i = 0; i < MB; ++i) acc[h][i] = _mm256_setzero_ps();
-  for (int64_t g = 0, b = 0; g < a.groups; ++g) {
-    const __m256 s0 = half_scales(sc, g, 0), s1 = half_scales(sc, g, 1);
-    if constexpr (has_zero_term(F)) {
-      zero_step(r, zero_weights<F>(s0, zs, g, 0), g, acc[0]);
-      zero_step(r, zero_weights<F>(s1, zs, g, 1), g, acc[1]);
+  for (int h0 = 0; h0 < 2 && n1 - n0 - 8 * h0 > 0; h0 += kHalves) {
+    __m256 acc[kHalves][MB];
+    for (int h = 0; h < kHalves; ++h)
+      for (int i = 0; i < MB; ++i) acc[h][i] = _mm256_setzero_ps();
+    for (int64_t g = 0, b = 0; g < a.groups; ++g) {
+      __m256 s[kHalves];
+      for (int h = 0; h < kHalves; ++h) {
+        s[h] = half_scales(sc, g, h0 + h);
+        if constexpr (has_zero_term(F)) zero_step(r, zero_weights<F>(s[h], zs, g, h0 + h), g, acc[h]);
+      }
+      for (const int64_t end = b + per_group; b < end; ++b)
+        for (int h = 0; h < kHalves; ++h) half_block<F, MB>(r, codes, s[h], h0 + h, b, acc[h]);
     }
-    for (const int64_t end = b + per_group; b < end; ++b) {
-      half_block<F, MB>(r, codes, s0, 0, b, acc[0]);
-      half_block<F, MB>(r, codes, s1, 1, b, acc[1]);
+    for (int h = 0; h < kHalves; ++h) {
+      const int64_t lanes = std::min<int64_t>(8, n1 - n0 - 8 * (h0 + h));
+      if (lanes <= 0) break;
+      const __m256 bias = p.bias ? load_part(p.bias + n0 + 8 * (h0 + h), lanes) : _mm256_setzero_ps();
+      for (int i = 0; i < MB; ++i) store_part(p.y + (m0 + i) * p.ldy + n0 + 8 * (h0 + h), _mm256_add_ps(bias, acc[h][i]), lanes);
     }
-  }
-  const int64_t n0 = P * kQPanelRows;
-  for (int h = 0; h < 2; ++h) {
-    const int64_t lanes = std::min<int64_t>(8, n1 - n0 - 8 * h);
-    if (lanes <= 0) break;
-    const __m256 bias = p.bias ? load_part(p.bias + n0 + 8 * h, lanes) : _mm256_setzero_ps();
-    for (int i = 0; i < MB; ++i) store_part(p.y + (m0 + i) * p.ldy + n0 + 8 * h, _mm256_add_ps(bias, acc[h][i]), lanes);
   }
 }
 
