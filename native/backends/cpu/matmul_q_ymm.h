@@ -242,8 +242,17 @@ QVL_Q_TARGET void tile_panel(const ops::MatmulParams& p, const QActs& a, int64_t
         s[h] = half_scales(sc, g, h0 + h);
         if constexpr (has_zero_term(F)) zero_step(r, zero_weights<F>(s[h], zs, g, h0 + h), g, acc[h]);
       }
-      for (const int64_t end = b + per_group; b < end; ++b)
+      for (const int64_t end = b + per_group; b < end; ++b) {
+        // 2 KiB ahead, on the first sweep: decode streams the panels from memory, one run per
+        // thread (1 thread, 151936 x 1536: q8 +8%, q4 +15% over the hardware prefetchers alone;
+        // 1, 4 or 8 KiB no better). Integer arithmetic: the address may lie past the weights (a
+        // prefetch never faults).
+        if (h0 == 0) {
+          for (int64_t l = 0; l < panel_block_bytes(F); l += 64)
+            _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(codes) + b * panel_block_bytes(F) + l + 2048), _MM_HINT_T0);
+        }
         for (int h = 0; h < kHalves; ++h) half_block<F, MB>(r, codes, s[h], h0 + h, b, acc[h]);
+      }
     }
     for (int h = 0; h < kHalves; ++h) {
       const int64_t lanes = std::min<int64_t>(8, n1 - n0 - 8 * (h0 + h));
