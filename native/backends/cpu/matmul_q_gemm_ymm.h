@@ -7,9 +7,11 @@
 // rows × 1 half: 4 int32 dots, 4 f32 sums and the operands fit the 16 ymm registers). The
 // activation codes are interleaved per row tile (interleave_tile_rows), so a tile's broadcasts
 // read one sequential stream. The unpack costs a few operations per weight byte and task, which
-// the rows amortize: read in place, q4 needs its nibble masks and two dots per block and row tile,
-// and the zero-point term one FMA per group and row; unpacked, the GEMM measured 1.1-1.4x the
-// in-place kernels at M = 16-512 (one thread, weights cached), and about even at M = 8.
+// the rows amortize: read in place, q4 needs its nibble masks and two dots per block and row
+// tile, and the zero-point term one FMA per group and row. Against this GEMM reading the panels
+// in place (one thread, weights cached, M = 8-512): q4 1.1-1.4x, q8 0.93-1.08x. Against the row
+// tiles (bench qgemm, two threads, quiet machine): AVX-VNNI q4 1.05-1.17x at M = 512, the rest
+// 0.8-1.1x: the panel layout already gives the row tiles this GEMM's inner loop.
 //
 // The unpacked bytes and the operands' signs:
 //  - AVX-VNNI: the weights signed (q8: byte − 128; q4: code − zero point, −15..15), the
@@ -51,7 +53,7 @@ QVL_Q_TARGET void unpack_panel(const ops::MatmulParams& p, int64_t P, int64_t bl
   const uint8_t* codes = q_panel_codes(p.w, P);
   const uint8_t* zs = F == WeightFormat::Q4 ? q_panel_zeros(p.w, P) : nullptr;
   const __m256i low4 = _mm256_set1_epi8(15), c128 = _mm256_set1_epi8(static_cast<char>(0x80));
-  for (int64_t b = 0; b < blocks; ++b) {
+  for (int64_t b = 0, g = 0, in_group = 0; b < blocks; ++b) {
     for (int h = 0; h < 2; ++h) {
       __m256i w[8];
       if constexpr (F == WeightFormat::Q8) {
@@ -65,21 +67,19 @@ QVL_Q_TARGET void unpack_panel(const ops::MatmulParams& p, int64_t P, int64_t bl
       }
 #if QVL_Q_VNNI
       if constexpr (F == WeightFormat::Q4) {
-        int32_t zb;
-        __builtin_memcpy(&zb, zs + b / per_group * (kQPanelRows / 2) + 4 * h, 4);
-        const __m128i zn = _mm_cvtsi32_si128(zb), m4 = _mm_set1_epi8(15);
-        const __m128i z8 = _mm_unpacklo_epi8(_mm_and_si128(zn, m4), _mm_and_si128(_mm_srli_epi16(zn, 4), m4));  // row order
-        const __m256i z = _mm256_mullo_epi32(_mm256_cvtepu8_epi32(z8), _mm256_set1_epi32(0x01010101));  // in each byte of its lane
+        // the zero point in each byte of its row's lane
+        const __m256i z = _mm256_mullo_epi32(half_zeros(zs, g, h), _mm256_set1_epi32(0x01010101));
         for (int j = 0; j < 8; ++j) w[j] = _mm256_sub_epi8(w[j], z);
       }
       __m256i sum = _mm256_setzero_si256();
       for (int j = 0; j < 8; ++j) sum = _mm256_dpbusd_avx_epi32(sum, c128, w[j]);
       _mm256_store_si256(starts + 2 * b + h, _mm256_sub_epi32(_mm256_setzero_si256(), sum));
 #else
-      (void)zs, (void)per_group, (void)starts;
+      (void)zs, (void)g, (void)starts;
 #endif
       for (int j = 0; j < 8; ++j) _mm256_store_si256(reinterpret_cast<__m256i*>(dst + b * kUnpackedBlock + 256 * h + 32 * j), w[j]);
     }
+    if (++in_group == per_group) in_group = 0, ++g;  // b's group, counted along
   }
 }
 

@@ -99,17 +99,21 @@ QVL_Q_TARGET inline __m256 half_scales(const uint16_t* sc, int64_t g, int h) {
   return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc + g * kQPanelRows + 8 * h)));
 }
 
+// The q4 zero points of the rows of half h for group g, one per lane, from the panel's zs.
+QVL_Q_TARGET inline __m256i half_zeros(const uint8_t* zs, int64_t g, int h) {
+  int32_t v;
+  __builtin_memcpy(&v, zs + g * (kQPanelRows / 2) + 4 * h, 4);
+  const __m128i b = _mm_cvtsi32_si128(v), m4 = _mm_set1_epi8(15);
+  // low nibbles (even rows) interleaved with high nibbles (odd rows): row order
+  return _mm256_cvtepu8_epi32(_mm_unpacklo_epi8(_mm_and_si128(b, m4), _mm_and_si128(_mm_srli_epi16(b, 4), m4)));
+}
+
 // s·z of the rows of half h for group g, their scales s (z: q4's zero point from the panel's
 // zero points zs, q8's 128). Exact in f32: an f16 times a 4-bit or power-of-two integer.
 template <WeightFormat F>
 QVL_Q_TARGET inline __m256 zero_weights(__m256 s, const uint8_t* zs, int64_t g, int h) {
   if constexpr (F == WeightFormat::Q4) {
-    int32_t v;
-    __builtin_memcpy(&v, zs + g * (kQPanelRows / 2) + 4 * h, 4);
-    const __m128i b = _mm_cvtsi32_si128(v), m4 = _mm_set1_epi8(15);
-    // low nibbles (even rows) interleaved with high nibbles (odd rows): row order
-    const __m128i nib = _mm_unpacklo_epi8(_mm_and_si128(b, m4), _mm_and_si128(_mm_srli_epi16(b, 4), m4));
-    return _mm256_mul_ps(s, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(nib)));
+    return _mm256_mul_ps(s, _mm256_cvtepi32_ps(half_zeros(zs, g, h)));
   } else {
     (void)zs, (void)g, (void)h;
     return _mm256_mul_ps(s, _mm256_set1_ps(128.0f));
