@@ -143,6 +143,7 @@ std::vector<ops::Variant<ops::MatmulFn>> matmul_variants() {
       {"fp8_avx2", Device::Host, Isa::Avx2, cpu::matmul_fp8_avx2, kFp8},
       {"fp8_avx512", Device::Host, Isa::Avx512, cpu::matmul_fp8_avx512, kFp8},
       {"q_generic", Device::Host, Isa::Generic, cpu::matmul_q_generic, kQuant},
+      {"q_avx512vnni", Device::Host, Isa::Avx512Vnni, cpu::matmul_q_avx512vnni, kQuant},
   };
 }
 
