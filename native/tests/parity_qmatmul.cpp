@@ -157,6 +157,34 @@ Result same_bits_case(const ops::Variant<ops::MatmulFn>& v, WeightFormat f, cons
   return r;
 }
 
+// Variant v on each activation row alone (M = 1): its outputs bit for bit the batched run's (got),
+// as decode promises (a sequence decodes the same alone or batched with others).
+Result alone_bits_case(const ops::Variant<ops::MatmulFn>& v, WeightFormat f, const std::string& desc, MatmulParams p,
+                       const std::vector<float>& got, ThreadPool& pool) {
+  Result r = variant_case("matmul", v, f, desc + " rows alone same bits");
+  run_case(r, [&] {
+    std::vector<float> rows;
+    bool intact = true;
+    for (int64_t m = 0; m < p.M; ++m) {
+      MatmulParams one = p;
+      one.M = 1, one.x = p.x + m * p.ldx;
+      Guarded<float> y(y_extent(one), std::nanf(""));
+      one.y = y.data();
+      v.fn(one, ExecContext(pool));
+      const std::vector<float> row = compact(one, y);
+      rows.insert(rows.end(), row.begin(), row.end());
+      intact = intact && y.intact();
+    }
+    if (rows.size() != got.size()) fail(ErrorCode::Native, "parity qmatmul: output sizes differ");
+    std::vector<uint32_t> a(rows.size()), b(got.size());
+    std::memcpy(a.data(), rows.data(), a.size() * sizeof(float));
+    std::memcpy(b.data(), got.data(), b.size() * sizeof(float));
+    compare_exact(a.data(), b.data(), a.size(), &r);
+    r.guards_ok = intact;
+  });
+  return r;
+}
+
 }  // namespace
 
 std::vector<Result> parity_qmatmul_cases(Rng& rng, ThreadPool& dflt, ThreadPool& three) {
@@ -207,6 +235,7 @@ std::vector<Result> parity_qmatmul_cases(Rng& rng, ThreadPool& dflt, ThreadPool&
         results.push_back(std::move(r));
         // Decode (M <= 4, split over N only) promises the same bits on any thread count.
         if (ran && s.M <= 4 && ext > 0) results.push_back(same_bits_case(v, f, pr.desc, p, got, ci % 2 ? dflt : three));
+        if (ran && s.M >= 2 && s.M <= 4 && ext > 0) results.push_back(alone_bits_case(v, f, pr.desc, p, got, pool));
       }
     }
   }
