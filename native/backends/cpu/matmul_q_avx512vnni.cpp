@@ -218,8 +218,9 @@ template <WeightFormat F, int MB>
 QVL_TARGET_AVX512VNNI void tile_mb(const ops::MatmulParams& p, const QActs& a, int64_t m0, int64_t n0, int64_t n1) {
   PanelArgs r;
   r.codes = q_panel_codes(p.w, 0), r.scales = q_panel_scales(p.w, 0), r.zeros = F == WeightFormat::Q4 ? q_panel_zeros(p.w, 0) : nullptr;
-  r.code_stride = q_panel_codes(p.w, 1) - r.codes, r.scale_stride = q_panel_scales(p.w, 1) - r.scales;
-  r.zero_stride = F == WeightFormat::Q4 ? q_panel_zeros(p.w, 1) - r.zeros : 0;
+  QuantRowBytes pb;  // ld and group were checked with the weight (ops::check_matmul)
+  quant_panel_bytes(F, p.w.ld, p.w.group, &pb);
+  r.code_stride = pb.codes, r.scale_stride = pb.scales / 2, r.zero_stride = pb.zeros;
   r.groups = a.groups, r.per_group = a.group / kQuantBlock;
   r.xq = a.q + m0 * a.K, r.xd = a.d + m0 * a.blocks, r.gs = a.gs + m0 * a.groups;
   r.xq_stride = a.K, r.xd_stride = a.blocks, r.gs_stride = a.groups;
