@@ -5,11 +5,12 @@
 // bound by that f32 work, not by memory). Up to 4 activation rows share each loaded weight vector
 // (batched decode, prefill tiles).
 //
-// Against the row-layout kernel this replaced (c5a7c5a), one Sapphire Rapids thread, K = 1536:
-// with the weights in L2 (N = 512) M = 1 q8 96 GB/s against 54, q4 60 against 27; M = 4 q8 45-50
-// against 16, q4 23-25 against 9 (there vpdpbusd runs at about one per cycle, the port's limit).
-// Streaming from DRAM (the 2B decode shapes, floor 18.6 GB/s) M = 1 reads as fast as before
-// (14-17 GB/s, both near the floor), M = 2 0.99-1.12x, M = 4 1.07-1.6x (q4 1.4-1.6x).
+// Against the row-layout kernel this replaced (c5a7c5a), one Sapphire Rapids thread, K = 1536,
+// both timed alternately in separate processes, 2 rounds: with the weights in L2 (N = 512) M = 1
+// q8 86 GB/s against 52, q4 53 against 25, M = 2 2.2x, M = 4 q8 42 against 16, q4 20 against 8.4
+// (there vpdpbusd runs at about one per cycle, the port's limit). Streaming from DRAM (the 2B
+// decode shapes; the read floor is 18.6 GB/s) M = 1 0.97-1.19x (both 75-90% of the floor), M = 2
+// 0.94-1.15x, M = 4 1.07-1.37x q8 and 1.5-1.65x q4.
 #include <immintrin.h>
 
 #include <cstdint>
@@ -221,17 +222,21 @@ QVL_TARGET_AVX512VNNI inline void panel_dots(const PanelArgs& a, int64_t P, __m5
 template <WeightFormat F, int MB>
 constexpr int kPanelsAtOnce = F == WeightFormat::Q8 && MB <= 2 ? 2 : 1;
 
-// Panel P's outputs of MB activation rows from m0, plus bias, those from n1 on dropped.
-template <int MB>
-QVL_TARGET_AVX512VNNI inline void store_panel(const ops::MatmulParams& p, int64_t m0, int64_t P, int64_t n1, const __m512 (&v)[MB][1]) {
-  const int64_t n = P * kQPanelRows, left = n1 - n;
-  const __mmask16 mk = left >= kQPanelRows ? kAll : static_cast<__mmask16>((1u << left) - 1);
-  const __m512 bias = p.bias ? _mm512_maskz_loadu_ps(mk, p.bias + n) : _mm512_setzero_ps();
-  for (int m = 0; m < MB; ++m) _mm512_mask_storeu_ps(p.y + (m0 + m) * p.ldy + n, mk, _mm512_add_ps(v[m][0], bias));
+// Panels P..P+PN-1 of MB activation rows from m0: y = bias + the sums; outputs from n1 on are
+// computed and dropped.
+template <WeightFormat F, int MB, int PN>
+QVL_TARGET_AVX512VNNI inline void run_panels(const ops::MatmulParams& p, const PanelArgs& r, int64_t m0, int64_t P, int64_t n1) {
+  __m512 v[MB][PN];
+  panel_dots<F, MB, PN>(r, P, v);
+  for (int pn = 0; pn < PN; ++pn) {
+    const int64_t n = (P + pn) * kQPanelRows, left = n1 - n;
+    const __mmask16 mk = left >= kQPanelRows ? kAll : static_cast<__mmask16>((1u << left) - 1);
+    const __m512 bias = p.bias ? _mm512_maskz_loadu_ps(mk, p.bias + n) : _mm512_setzero_ps();
+    for (int m = 0; m < MB; ++m) _mm512_mask_storeu_ps(p.y + (m0 + m) * p.ldy + n, mk, _mm512_add_ps(v[m][pn], bias));
+  }
 }
 
-// Outputs [n0, n1) of MB activation rows; n0 starts a panel, the last panel's rows from n1 on are
-// computed and dropped.
+// Outputs [n0, n1) of MB activation rows; n0 starts a panel.
 template <WeightFormat F, int MB>
 QVL_TARGET_AVX512VNNI void tile_mb(const ops::MatmulParams& p, const QActs& a, int64_t m0, int64_t n0, int64_t n1) {
   PanelArgs r;
@@ -245,20 +250,8 @@ QVL_TARGET_AVX512VNNI void tile_mb(const ops::MatmulParams& p, const QActs& a, i
   constexpr int PN = kPanelsAtOnce<F, MB>;
   const int64_t P1 = q_panel_count(n1);
   int64_t P = n0 / kQPanelRows;
-  for (; P + PN <= P1; P += PN) {
-    __m512 out[MB][PN];
-    panel_dots<F, MB, PN>(r, P, out);
-    for (int pn = 0; pn < PN; ++pn) {
-      __m512 v[MB][1];
-      for (int m = 0; m < MB; ++m) v[m][0] = out[m][pn];
-      store_panel<MB>(p, m0, P + pn, n1, v);
-    }
-  }
-  for (; P < P1; ++P) {
-    __m512 out[MB][1];
-    panel_dots<F, MB, 1>(r, P, out);
-    store_panel<MB>(p, m0, P, n1, out);
-  }
+  for (; P + PN <= P1; P += PN) run_panels<F, MB, PN>(p, r, m0, P, n1);
+  for (; P < P1; ++P) run_panels<F, MB, 1>(p, r, m0, P, n1);
 }
 
 template <WeightFormat F>
