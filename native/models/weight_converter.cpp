@@ -124,7 +124,7 @@ namespace {
 
 // The fused "x @ W" tensor `name` [E, R, C] in the op's stacked [E·C, R] form: quantized at load
 // when the plan says so, R is a whole number of groups and C of 16-row panels (so that every
-// expert's rows start a panel: core/weight_quant.h), else repacked as stored.
+// expert's rows start a panel, core/weight_quant.h; any C for one expert), else repacked as stored.
 ConvertedWeight convert_fused_experts(const WeightStore& w, const std::string& name, int64_t E, int64_t R, int64_t C,
                                       const WeightPlan& plan) {
   const Tensor* stored = w.find(name);
@@ -136,7 +136,7 @@ ConvertedWeight convert_fused_experts(const WeightStore& w, const std::string& n
   QVL_CHECK(weight_format_from_dtype(src.dtype(), &f), Unsupported,
             "tensor " + name + " is " + dtype_name(src.dtype()) + ", which is not a weight format (f32, bf16 or f16)");
   const uint64_t bytes = static_cast<uint64_t>(src.nbytes());
-  if (plan.quantize && R % plan.group == 0 && C % kQPanelRows == 0) {
+  if (plan.quantize && R % plan.group == 0 && (E == 1 || C % kQPanelRows == 0)) {
     ConvertedWeight q;
     if (take_cached(plan, name, E * C, R, bytes, [&] { release_source(src); }, &q)) return q;
     q = empty_group_quantized(plan.format, E * C, R, plan.group, plan.pages);

@@ -84,8 +84,8 @@ void moe_pack_experts(const void* src, void* dst, WeightFormat f, int64_t E, int
 
 // Checkpoint layout -> op layout quantized: src [E, R, C] in a dense format (f32, bf16, f16) ->
 // [E·C, R] in q8/q4 with `group` elements per scale, into buffers laid out as core/weight_quant.h's
-// quant_weight_bytes says for rows of R (C a multiple of 16, so each expert is whole panels;
-// E_UNSUPPORTED else). Per expert: the transpose (moe_pack_experts' element moves)
+// quant_weight_bytes says for rows of R (C a multiple of 16 when E > 1, so each expert starts a
+// panel; E_UNSUPPORTED else). Per expert: the transpose (moe_pack_experts' element moves)
 // into a per-thread buffer, then ops::quantize_weight's row quantizer, so the result is byte for
 // byte moe_pack_experts followed by quantize_weight, without the whole dense transpose in memory.
 // Experts run in parallel; `done(e)` (optional, called from the worker threads) is told when

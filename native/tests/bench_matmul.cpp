@@ -37,18 +37,25 @@ WeightFormat parse_format(const std::string& s) {
 // otherwise (fp8's 128; the dense formats have no scales).
 int64_t scale_group(const WeightFormatTraits& t) { return t.kernel == WeightKernel::Int8Dot ? kQuantBlock : t.block; }
 
-// Bytes per row of K elements in format f: codes (or elements), scales, zero points (the q formats
-// as core/weight_quant.h lays them out; fp8 one f32 per 128-block).
-void row_layout(WeightFormat f, int64_t K, int64_t* row_bytes, int64_t* scale_bytes, int64_t* zero_bytes) {
+// Bytes per stored unit of format f with rows of K elements: codes (or elements), scales, zero
+// points. The unit is a row, or for q8/q4 a panel of 16 rows (core/weight_quant.h); fp8 keeps one
+// f32 per 128-block.
+struct Layout {
+  int64_t rows = 1;  // rows per unit
+  int64_t data = 0, scales = 0, zeros = 0;
+};
+Layout layout(WeightFormat f, int64_t K) {
   const WeightFormatTraits& t = weight_format_traits(f);
-  QVL_CHECK(weight_row_bytes(f, K, row_bytes), Input, std::string("benchMatmul: K must be a multiple of ") +
-                                                          std::to_string(t.block) + " for " + t.name);
-  QuantRowBytes rb;
-  if (t.kernel == WeightKernel::Int8Dot && quant_row_bytes(f, K, kQuantBlock, &rb)) {
-    *scale_bytes = rb.scales, *zero_bytes = rb.zeros;
-    return;
+  Layout l;
+  QVL_CHECK(weight_row_bytes(f, K, &l.data), Input, std::string("benchMatmul: K must be a multiple of ") +
+                                                        std::to_string(t.block) + " for " + t.name);
+  QuantRowBytes pb;
+  if (t.kernel == WeightKernel::Int8Dot && quant_panel_bytes(f, K, kQuantBlock, &pb)) {
+    l.rows = kQPanelRows, l.data = pb.codes, l.scales = pb.scales, l.zeros = pb.zeros;
+    return l;
   }
-  *scale_bytes = t.has_scales ? K / scale_group(t) * 4 : 0, *zero_bytes = 0;
+  l.scales = t.has_scales ? K / scale_group(t) * 4 : 0;
+  return l;
 }
 
 // One copy of the weights in format f: data, scales and zero points, as the model keeps them.
@@ -61,30 +68,30 @@ struct WeightCopy {
 // and converting 150k distinct rows would take longer than the benchmark).
 WeightCopy make_weights(WeightFormat f, int64_t N, int64_t K, ThreadPool& pool) {
   const WeightFormatTraits& t = weight_format_traits(f);
-  const int64_t P = std::min<int64_t>(N, 256);
+  const int64_t P = std::min<int64_t>(N, 256);  // whole q panels unless P = N
   std::vector<float> pattern(static_cast<size_t>(P * K));
   fill_values(pattern.data(), pattern.size(), 3);
   const WeightRef src = dense_weight(WeightFormat::F32, pattern.data(), P, K, K);
-  int64_t row_bytes = 0, sb = 0, zb = 0;
-  row_layout(f, K, &row_bytes, &sb, &zb);
+  const Layout l = layout(f, K);
+  const int64_t units = (N + l.rows - 1) / l.rows, pu = (P + l.rows - 1) / l.rows;
   WeightCopy c;
-  c.storage.push_back(Tensor::empty(DType::U8, {N, row_bytes}));
-  if (sb > 0) c.storage.push_back(Tensor::empty(DType::U8, {N, sb}));
-  if (zb > 0) c.storage.push_back(Tensor::empty(DType::U8, {N, zb}));
+  c.storage.push_back(Tensor::empty(DType::U8, {units, l.data}));
+  if (l.scales > 0) c.storage.push_back(Tensor::empty(DType::U8, {units, l.scales}));
+  if (l.zeros > 0) c.storage.push_back(Tensor::empty(DType::U8, {units, l.zeros}));
   uint8_t* data = c.storage[0].data<uint8_t>();
-  uint8_t* scales = sb > 0 ? c.storage[1].data<uint8_t>() : nullptr;
-  uint8_t* zeros = zb > 0 ? c.storage[2].data<uint8_t>() : nullptr;
+  uint8_t* scales = l.scales > 0 ? c.storage[1].data<uint8_t>() : nullptr;
+  uint8_t* zeros = l.zeros > 0 ? c.storage[2].data<uint8_t>() : nullptr;
   if (t.kernel == WeightKernel::Int8Dot) {
     QVL_CHECK(ops::quantize_weight(src, f, kQuantBlock, data, scales, zeros, pool) < 0, Native, "benchMatmul: a scale overflowed");
   } else {
     for (int64_t r = 0; r < P; ++r)
-      t.quantize_row(&pattern[r * K], K, data + r * row_bytes, scales ? scales + r * sb : nullptr, nullptr);
+      t.quantize_row(&pattern[r * K], K, data + r * l.data, scales ? scales + r * l.scales : nullptr, nullptr);
   }
-  for (int64_t r = P; r < N; r += P) {
-    const int64_t n = std::min(P, N - r);
-    std::memcpy(data + r * row_bytes, data, static_cast<size_t>(n * row_bytes));
-    if (scales) std::memcpy(scales + r * sb, scales, static_cast<size_t>(n * sb));
-    if (zeros) std::memcpy(zeros + r * zb, zeros, static_cast<size_t>(n * zb));
+  for (int64_t u = pu; u < units; u += pu) {
+    const int64_t n = std::min(pu, units - u);
+    std::memcpy(data + u * l.data, data, static_cast<size_t>(n * l.data));
+    if (scales) std::memcpy(scales + u * l.scales, scales, static_cast<size_t>(n * l.scales));
+    if (zeros) std::memcpy(zeros + u * l.zeros, zeros, static_cast<size_t>(n * l.zeros));
   }
   c.ref = dense_weight(f, data, N, K, K);
   c.ref.scales = scales;
@@ -104,9 +111,8 @@ void fill_values(float* out, size_t n, uint64_t seed) {
 }
 
 double weight_bytes(WeightFormat f, int64_t N, int64_t K) {
-  int64_t row_bytes = 0, sb = 0, zb = 0;
-  row_layout(f, K, &row_bytes, &sb, &zb);
-  return static_cast<double>(N) * static_cast<double>(row_bytes + sb + zb);
+  const Layout l = layout(f, K);
+  return static_cast<double>(N) / static_cast<double>(l.rows) * static_cast<double>(l.data + l.scales + l.zeros);
 }
 
 double matmul_seconds(const MatmulCase& c) {

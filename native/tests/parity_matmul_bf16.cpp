@@ -77,6 +77,7 @@ void regroup(MatmulProblem& pr, WeightFormat f, int64_t group, bool strided, Rng
                                                             &pr.zeros[n * rb.zeros]);
     if (bad >= 0) fail(ErrorCode::Native, "parity regroup: a scale overflowed");
   }
+  to_panels(f, p.N, ld, group, pr.w, pr.scales, pr.zeros);
   p.w.data = pr.w.empty() ? nullptr : pr.w.data();
   p.w.ld = ld;
   p.w.scales = pr.scales.empty() ? nullptr : pr.scales.data();

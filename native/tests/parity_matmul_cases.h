@@ -13,6 +13,7 @@
 #include "core/threadpool.h"
 #include "core/weight_format.h"
 #include "core/weight_quant.h"
+#include "tests/parity_q_panels.h"
 #include "ops/matmul.h"
 #include "tests/parity.h"
 
@@ -25,7 +26,7 @@ struct MatmulShape {
 struct MatmulProblem {
   ops::MatmulParams p;
   std::vector<float> x, bias;
-  std::vector<uint64_t> w;       // the stored rows (8-byte aligned)
+  std::vector<uint64_t> w;       // the stored rows (q8/q4: panels; 8-byte aligned)
   std::vector<uint64_t> scales;  // the stored scales (f8: f32; q8/q4: core/weight_quant.h's layout)
   std::vector<uint8_t> zeros;    // zero points where the format has them (core/weight_quant.h's layout)
   std::string desc;
@@ -74,6 +75,7 @@ inline MatmulProblem make_matmul_problem(const MatmulShape& s, WeightFormat f, b
                         t.has_zeros ? &pr.zeros[n * zb] : nullptr))
       fail(ErrorCode::Native, "parity matmul problem: a scale overflowed");
   }
+  if (t.kernel == WeightKernel::Int8Dot) to_panels(f, s.N, ldw, t.block, pr.w, pr.scales, pr.zeros);
   if (with_bias) {
     pr.bias.resize(static_cast<size_t>(s.N));
     for (auto& b : pr.bias) b = rng.normal();

@@ -84,14 +84,14 @@ Experts make_experts(Rng& rng, WeightFormat wf, int64_t E, int64_t R, int64_t C,
   ops::moe_pack_experts(v.data(), packed.data(), WeightFormat::F32, E, R, C, pool);
   x.ref.format = wf, x.ref.ld = R, x.ref.out = rows, x.ref.in = R;
   if (t.kernel == WeightKernel::Int8Dot) {
-    QuantRowBytes rb;
-    quant_row_bytes(wf, R, kQuantBlock, &rb);
+    QuantRowBytes tb;
+    quant_weight_bytes(wf, rows, R, kQuantBlock, &tb);
     x.ref.group = kQuantBlock;
-    x.ref.data = words(x.data, rows * rb.codes);
-    x.ref.scales = words(x.scales, rows * rb.scales);
-    x.ref.zeros = rb.zeros ? words(x.zeros, rows * rb.zeros) : nullptr;
+    x.ref.data = words(x.data, tb.codes);
+    x.ref.scales = words(x.scales, tb.scales);
+    x.ref.zeros = tb.zeros ? words(x.zeros, tb.zeros) : nullptr;
     if (ops::moe_quantize_experts(v.data(), WeightFormat::F32, E, R, C, wf, kQuantBlock, x.data.data(), x.scales.data(),
-                                  rb.zeros ? x.zeros.data() : nullptr, pool) >= 0)
+                                  tb.zeros ? x.zeros.data() : nullptr, pool) >= 0)
       fail(ErrorCode::Native, "parity_moe: a scale overflowed");
   } else {
     int64_t row_bytes = 0;
@@ -267,10 +267,9 @@ Result quantize_case(WeightFormat src_f, WeightFormat f, int64_t E, int64_t R, i
     st.quantize_row(row.data(), C, reinterpret_cast<char*>(src.data()) + i * src_row, nullptr, nullptr);
   }
   QuantRowBytes rb;
-  quant_row_bytes(f, R, group, &rb);
   const int64_t rows = E * C;
-  std::vector<uint8_t> wd(static_cast<size_t>(rows * rb.codes)), ws(static_cast<size_t>(rows * rb.scales)),
-      wz(static_cast<size_t>(rows * rb.zeros));
+  quant_weight_bytes(f, rows, R, group, &rb);
+  std::vector<uint8_t> wd(static_cast<size_t>(rb.codes)), ws(static_cast<size_t>(rb.scales)), wz(static_cast<size_t>(rb.zeros));
   Guarded<uint8_t> gd(wd.size(), 0xa5), gs(ws.size(), 0xa5), gz(wz.size(), 0xa5);
   ThreadPool pool(threads);
   std::unique_ptr<std::atomic<int>[]> seen(new std::atomic<int>[static_cast<size_t>(E)]());
@@ -503,13 +502,28 @@ std::vector<Result> parity_moe(uint64_t seed) {
     results.push_back(pack_case(f, 5, 9, 64, 3, rng));
   }
   for (const WeightFormat f : {WeightFormat::Q8, WeightFormat::Q4}) {
-    results.push_back(quantize_case(WeightFormat::BF16, f, 5, 96, 70, 32, 3, rng));  // odd C, 3 groups per row
-    results.push_back(quantize_case(WeightFormat::F32, f, 3, 64, 33, 64, 2, rng));
+    // Each expert's C rows start a 16-row panel: C a multiple of 16, or one expert of any C.
+    results.push_back(quantize_case(WeightFormat::BF16, f, 5, 96, 48, 32, 3, rng));  // 3 groups per row
+    results.push_back(quantize_case(WeightFormat::F32, f, 3, 64, 32, 64, 2, rng));
     results.push_back(quantize_case(WeightFormat::F16, f, 1, 32, 1, 32, 1, rng));
-    results.push_back(quantize_case(WeightFormat::BF16, f, 9, 128, 40, 128, 4, rng));
+    results.push_back(quantize_case(WeightFormat::F32, f, 1, 64, 33, 32, 2, rng));  // a partial last panel
+    results.push_back(quantize_case(WeightFormat::BF16, f, 9, 128, 16, 128, 4, rng));
   }
+  results.push_back(expect_rejected("moe", "quantize: experts of 33 rows (not whole panels)", [] {
+    ThreadPool pool(1);
+    uint64_t a[4 * 33] = {}, b[4096] = {};
+    ops::moe_quantize_experts(a, WeightFormat::F32, 2, 32, 33, WeightFormat::Q8, 32, b, b, nullptr, pool);
+  }, ErrorCode::Unsupported));
   results.push_back(stack_case(WeightFormat::F8, 256, {3, 128, 1}, rng));
-  results.push_back(stack_case(WeightFormat::Q4, 96, {5, 2, 7}, rng));
+  results.push_back(stack_case(WeightFormat::Q4, 96, {16, 48, 32}, rng));
+  results.push_back(expect_rejected("moe", "stack: q4 parts of 5 rows (not whole panels)", [&] {
+    ThreadPool pool(1);
+    std::vector<Experts> parts;
+    for (int i = 0; i < 2; ++i) parts.push_back(make_experts(rng, WeightFormat::Q4, 1, 32, 5, 1.0f, pool));
+    std::vector<uint64_t> d(256), sc(256), z(256);
+    const WeightRef p[2] = {parts[0].ref, parts[1].ref};
+    ops::moe_stack_expert_rows(p, 2, d.data(), sc.data(), z.data(), pool);
+  }, ErrorCode::Unsupported));
   results.push_back(stack_case(WeightFormat::BF16, 33, {4, 1}, rng));
   results.push_back(expect_rejected("moe", "quantize: q8 from f8 refused", [] {
     ThreadPool pool(1);

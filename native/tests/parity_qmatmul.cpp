@@ -116,6 +116,7 @@ QProblem make(const QShape& s, WeightFormat f, bool with_bias, bool strided, Rng
                             : q4_quantize(row.data(), ld, s.group, &pr.w[n * rb.codes], &pr.scales[n * groups], &pr.zeros[n * rb.zeros]);
     if (bad >= 0) fail(ErrorCode::Native, "parity qmatmul: a scale overflowed");
   }
+  to_panels(f, s.N, ld, s.group, pr.w, pr.scales, pr.zeros);
   if (with_bias) {
     pr.bias.resize(static_cast<size_t>(s.N));
     for (auto& b : pr.bias) b = rng.normal();

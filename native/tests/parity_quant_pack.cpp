@@ -12,6 +12,7 @@
 #include "core/weight_quant.h"
 #include "models/quant_pack.h"
 #include "tests/parity.h"
+#include "tests/parity_q_panels.h"
 
 namespace qvl::parity {
 
@@ -122,6 +123,10 @@ std::vector<Result> scale_policy_cases(Rng& rng) {
     out.push_back(policy_case(name + " quantize: no overflow on normal weights", bad < 0, "reported group " + std::to_string(bad)));
     out.push_back(policy_case(name + " tiny group: scale raised to 2^-14", sc[0] == 0x0400, "scale bits " + std::to_string(sc[0])));
     out.push_back(policy_case(name + " all-zero group: scale 0", sc[2] == 0, "scale bits " + std::to_string(sc[2])));
+    std::vector<uint8_t> pcodes(data), pzeros(zeros);  // the row in its panel, as stored
+    std::vector<uint16_t> pscales(sc, sc + 4);
+    to_panels(f, 1, n, G, pcodes, pscales, pzeros);
+    w.data = pcodes.data(), w.scales = pscales.data(), w.zeros = pzeros.data();
     std::vector<float> back(static_cast<size_t>(n));
     weight_format_traits(f).dequantize_row(w, 0, 0, n, back.data());
     bool ok = true;

@@ -68,7 +68,7 @@ int64_t moe_quantize_experts(const void* src, WeightFormat src_format, int64_t E
   QVL_CHECK(group > 0 && group % kQuantBlock == 0 && R % group == 0 && quant_panel_bytes(f, R, group, &rb), Input,
             "moe_quantize_experts: group " + std::to_string(group) + " must be a multiple of 32 dividing R=" + std::to_string(R));
   // Every expert's C rows start a panel of 16 (core/weight_quant.h), so that experts slice apart.
-  QVL_CHECK(C % kQPanelRows == 0, Unsupported,
+  QVL_CHECK(E <= 1 || C % kQPanelRows == 0, Unsupported,
             "moe_quantize_experts: C=" + std::to_string(C) + " rows per expert are no whole number of 16-row panels");
   if (E == 0 || R == 0 || C == 0) return -1;
   QVL_CHECK(src && data && scales && (rb.zeros == 0 || zeros), Input, "moe_quantize_experts: null pointer");
