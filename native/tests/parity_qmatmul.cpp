@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/cpu/matmul_q_gemm.h"
 #include "core/cancel.h"
 #include "core/exec_context.h"
 #include "core/threadpool.h"
@@ -205,8 +206,9 @@ std::vector<Result> parity_qmatmul_cases(Rng& rng, ThreadPool& dflt, ThreadPool&
         });
         const bool ran = r.passed;
         results.push_back(std::move(r));
-        // Decode (M <= 4, split over N only) promises the same bits on any thread count.
-        if (ran && s.M <= 4 && ext > 0) results.push_back(same_bits_case(v, f, pr.desc, p, got, ci % 2 ? dflt : three));
+        // Decode (M <= 4, split over N only) and the GEMM (each row's sums in one order whatever
+        // the split) promise the same bits on any thread count.
+        if (ran && (s.M <= 4 || s.M >= cpu::kQGemmMinRows) && ext > 0) results.push_back(same_bits_case(v, f, pr.desc, p, got, ci % 2 ? dflt : three));
       }
     }
   }

@@ -1,17 +1,21 @@
 // The Int8Dot GEMM with AVX512-VNNI (the scheme is in matmul_q_gemm.h). The stored panels
 // (core/weight_quant.h) already hold 4 consecutive k of 16 outputs per 64-byte vector, so a task
-// streams its kNB panels straight from the weight: no repack. It sweeps the activation rows over
-// them kMB at a time, kChunk blocks at a time (16 KiB of q8 codes, 8 KiB of q4: in L1 while
-// every row tile reuses them), adding each chunk's sums into y.
-//
-// Operands: vpdpbusd takes the stored codes as the unsigned side (q8 biased bytes, q4 codes
-// 0..15) and the activation codes, as quantized, as the signed side. The codes' offset (128 for
-// q8, the zero point for q4) is the reference's term −s·z·Σ_g gs, subtracted from y once per task
-// before the chunks are added.
+// sweeps the activation rows over its kNB panels kMB rows and kChunk blocks at a time (16 KiB of
+// codes: in L1 while every row tile reuses them), adding each chunk's sums into y:
+//  - q8: straight from the stored panels (no repack).
+//  - q4: each chunk first unpacked into the q8 shape (one code per byte, 8 vectors per block) with
+//    16 − z added per byte, once per task and chunk rather than once per row tile.
+// vpdpbusd takes these bytes as its unsigned side and the activation codes, as quantized, as its
+// signed side. Each byte is its code minus the zero point plus a constant offset (q8 128, q4 16),
+// so a block's dot starts from −offset·Σx of its row and block (computed with the interleave):
+// the integer dot is the reference's zero-point-corrected one, exactly. Per block, a row and 16
+// outputs then cost 8 vpdpbusd and 3 f32 operations (convert, activation scale, weight scale FMA),
+// as in the repacking GEMM this replaced (git c5a7c5a), without its per-call transpose.
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "backends/cpu/matmul_q_gemm.h"
 #include "backends/cpu/thread_scratch.h"
@@ -26,22 +30,20 @@ constexpr int kNB = 2;                 // 16-output panels per task
 constexpr int64_t kPanelN = kQPanelRows * kNB;
 constexpr int kMB = kQGemmTileRows;    // activation rows per register tile
 constexpr int64_t kChunk = 16;         // 32-blocks per L1 chunk
+constexpr int64_t kBlockBytes = 8 * 64;  // one block of one panel in the q8 shape
 constexpr __mmask16 kAll = static_cast<__mmask16>(0xffff);
 
-// Bytes of one 32-block of a panel's codes.
-template <WeightFormat F>
-constexpr int64_t block_bytes() {
-  return F == WeightFormat::Q8 ? 8 * 64 : 4 * 64;
-}
-
 struct ScaleTag {};
+struct StageTag {};
+struct TileTag {};
 
-// What a task reads besides the codes: the first panel's codes (the next one panel_stride bytes
-// on), each group's f32 scales [groups][kNB][16], the valid lanes of each panel.
+// The bytes a tile reads: block b of panel v at codes + (b − b0)·block_stride + v·panel_stride (b0
+// the chunk's first block), each group's f32 scales [groups][kNB][16], the valid lanes per panel.
 struct Panels {
   const uint8_t* codes = nullptr;
-  int64_t panel_stride = 0;
+  int64_t block_stride = 0, panel_stride = 0;
   const float* scales = nullptr;
+  const float* bias = nullptr;  // at the panels' first output, or null
   __mmask16 mask[kNB] = {};
 };
 
@@ -57,43 +59,32 @@ QVL_TARGET_AVX512VNNI inline void step(__m512i (&dot)[MB][NB], const __m512i* w,
   }
 }
 
-// y[m0 + i, 16v + lane] += Σ over blocks [b0, b1) for MB rows.
-template <WeightFormat F, int MB, int NB>
-QVL_TARGET_AVX512VNNI void tile(const QActs& a, const Panels& pn, int64_t m0, int64_t b0, int64_t b1, float* y, int64_t ldy) {
+// y[m0 + i, 16v + lane] += Σ over blocks [b0, b1) for MB rows (first: y = bias + Σ instead).
+template <int MB, int NB>
+QVL_TARGET_AVX512VNNI void tile(const QActs& a, const int32_t* xoff, const Panels& pn, int64_t m0, int64_t b0, int64_t b1,
+                                bool first, float* y, int64_t ldy) {
   const int64_t per_group = a.group / kQuantBlock;
-  // The tile's rows as interleave_tile_rows left them.
+  // The tile's rows as interleave_tile left them.
   const uint8_t* xq = reinterpret_cast<const uint8_t*>(a.q) + m0 * a.K;
   const float* xd = a.d + m0 * a.blocks;
+  const int32_t* xo = xoff + m0 * a.blocks;
   __m512 acc[MB][NB];
   for (int i = 0; i < MB; ++i)
     for (int v = 0; v < NB; ++v) acc[i][v] = _mm512_setzero_ps();
   // The block's scales: a group counter rather than a division per block.
   const float* s = pn.scales + (b0 / per_group) * kNB * 16;
-  const __m512i low4 = _mm512_set1_epi8(15);
   for (int64_t b = b0, in_group = b0 % per_group; b < b1; ++b) {
-    const uint8_t* wb = pn.codes + b * block_bytes<F>();
+    const uint8_t* wb = pn.codes + (b - b0) * pn.block_stride;
     const uint8_t* xb = xq + b * 32 * MB;
     __m512i dot[MB][NB];
-    for (int i = 0; i < MB; ++i)
-      for (int v = 0; v < NB; ++v) dot[i][v] = _mm512_setzero_si512();
-    if constexpr (F == WeightFormat::Q8) {
-      for (int j = 0; j < 8; ++j) {
-        __m512i w[NB];
-        for (int v = 0; v < NB; ++v) w[v] = _mm512_loadu_si512(wb + v * pn.panel_stride + j * 64);
-        step<MB, NB>(dot, w, xb, j);
-      }
-    } else {
-      // Vector c: elements 4c + t in the low nibbles (step c), 16 + 4c + t in the high (step 4 + c).
-      for (int c = 0; c < 4; ++c) {
-        __m512i lo[NB], hi[NB];
-        for (int v = 0; v < NB; ++v) {
-          const __m512i raw = _mm512_loadu_si512(wb + v * pn.panel_stride + c * 64);
-          lo[v] = _mm512_and_si512(raw, low4);
-          hi[v] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
-        }
-        step<MB, NB>(dot, lo, xb, c);
-        step<MB, NB>(dot, hi, xb, 4 + c);
-      }
+    for (int i = 0; i < MB; ++i) {
+      const __m512i start = _mm512_set1_epi32(xo[b * MB + i]);
+      for (int v = 0; v < NB; ++v) dot[i][v] = start;
+    }
+    for (int j = 0; j < 8; ++j) {
+      __m512i w[NB];
+      for (int v = 0; v < NB; ++v) w[v] = _mm512_loadu_si512(wb + v * pn.panel_stride + j * 64);
+      step<MB, NB>(dot, w, xb, j);
     }
     for (int i = 0; i < MB; ++i) {
       const __m512 d = _mm512_set1_ps(xd[b * MB + i]);
@@ -104,85 +95,152 @@ QVL_TARGET_AVX512VNNI void tile(const QActs& a, const Panels& pn, int64_t m0, in
   }
   for (int i = 0; i < MB; ++i) {
     float* yr = y + (m0 + i) * ldy;
-    for (int v = 0; v < NB; ++v)
-      _mm512_mask_storeu_ps(yr + 16 * v, pn.mask[v], _mm512_add_ps(_mm512_maskz_loadu_ps(pn.mask[v], yr + 16 * v), acc[i][v]));
+    for (int v = 0; v < NB; ++v) {
+      const __mmask16 mk = pn.mask[v];
+      const __m512 base = !first ? _mm512_maskz_loadu_ps(mk, yr + 16 * v)
+                          : pn.bias ? _mm512_maskz_loadu_ps(mk, pn.bias + 16 * v)
+                                    : _mm512_setzero_ps();
+      _mm512_mask_storeu_ps(yr + 16 * v, mk, _mm512_add_ps(base, acc[i][v]));
+    }
   }
 }
 
-template <WeightFormat F, int NB>
-QVL_TARGET_AVX512VNNI void tiles(const QActs& a, const Panels& pn, int64_t m0, int64_t m1, int64_t b0, int64_t b1, float* y,
-                                 int64_t ldy) {
+template <int NB>
+QVL_TARGET_AVX512VNNI void tiles(const QActs& a, const int32_t* xoff, const Panels& pn, int64_t m0, int64_t m1, int64_t b0,
+                                 int64_t b1, bool first, float* y, int64_t ldy) {
   int64_t m = m0;
-  for (; m + kMB <= m1; m += kMB) tile<F, kMB, NB>(a, pn, m, b0, b1, y, ldy);
+  for (; m + kMB <= m1; m += kMB) tile<kMB, NB>(a, xoff, pn, m, b0, b1, first, y, ldy);
   switch (m1 - m) {
-    case 1: return tile<F, 1, NB>(a, pn, m, b0, b1, y, ldy);
-    case 2: return tile<F, 2, NB>(a, pn, m, b0, b1, y, ldy);
-    case 3: return tile<F, 3, NB>(a, pn, m, b0, b1, y, ldy);
+    case 1: return tile<1, NB>(a, xoff, pn, m, b0, b1, first, y, ldy);
+    case 2: return tile<2, NB>(a, xoff, pn, m, b0, b1, first, y, ldy);
+    case 3: return tile<3, NB>(a, xoff, pn, m, b0, b1, first, y, ldy);
     default: return;
   }
 }
 
-// Rows [m0, m1) × the panels from n0: y = bias − the zero-point term, then the chunks' sums.
+// Panel P's q4 zero points of group g as bytes 16 − z, 4 per lane (lane i = row i).
+QVL_TARGET_AVX512VNNI inline __m512i q4_offsets(const ops::MatmulParams& p, int64_t P, int64_t g) {
+  const __m128i zb = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(q_panel_zeros(p.w, P) + g * (kQPanelRows / 2)));
+  const __m128i m4 = _mm_set1_epi8(15);
+  const __m128i z = _mm_unpacklo_epi8(_mm_and_si128(zb, m4), _mm_and_si128(_mm_srli_epi16(zb, 4), m4));  // row order
+  const __m512i z4 = _mm512_mullo_epi32(_mm512_maskz_cvtepu8_epi32(kAll, z), _mm512_set1_epi32(0x01010101));
+  return _mm512_sub_epi8(_mm512_set1_epi8(16), z4);
+}
+
+// Blocks [b0, b1) of nb q4 panels from P0 into stage ([block][kNB][8][64], the q8 shape): vector
+// c's low nibbles become step c, its high nibbles step 4 + c, each plus 16 − z (1..31).
+QVL_TARGET_AVX512VNNI void stage_q4(const ops::MatmulParams& p, int64_t P0, int nb, int64_t b0, int64_t b1, uint8_t* stage) {
+  const int64_t per_group = p.w.group / kQuantBlock;
+  const __m512i low4 = _mm512_set1_epi8(15);
+  for (int v = 0; v < nb; ++v) {
+    const uint8_t* src = q_panel_codes(p.w, P0 + v);
+    __m512i off = q4_offsets(p, P0 + v, b0 / per_group);
+    for (int64_t b = b0; b < b1; ++b) {
+      if (b % per_group == 0) off = q4_offsets(p, P0 + v, b / per_group);
+      uint8_t* dst = stage + ((b - b0) * kNB + v) * kBlockBytes;
+      for (int c = 0; c < 4; ++c) {
+        const __m512i raw = _mm512_loadu_si512(src + b * 256 + c * 64);
+        _mm512_store_si512(dst + c * 64, _mm512_add_epi8(_mm512_and_si512(raw, low4), off));
+        _mm512_store_si512(dst + (4 + c) * 64, _mm512_add_epi8(_mm512_and_si512(_mm512_srli_epi16(raw, 4), low4), off));
+      }
+    }
+  }
+}
+
+// Rows [m0, m1) × the panels from n0.
 template <WeightFormat F>
-QVL_TARGET_AVX512VNNI void run_panels(const ops::MatmulParams& p, const QActs& a, int64_t n0, int64_t m0, int64_t m1) {
+QVL_TARGET_AVX512VNNI void run_panels(const ops::MatmulParams& p, const QActs& a, const int32_t* xoff, int64_t n0, int64_t m0,
+                                      int64_t m1) {
   const int64_t P0 = n0 / kQPanelRows, groups = a.groups;
   const int nb = static_cast<int>(std::min<int64_t>(kNB, q_panel_count(p.N) - P0));
-  // [groups][kNB][16] f32 scales, then (the zero-point term's factor) the same for s·z.
-  auto* scales = static_cast<float*>(thread_scratch<ScaleTag>(static_cast<size_t>(2 * groups * kNB * 16) * sizeof(float),
-                                                              "int8 GEMM panel scales"));
-  float* sz = scales + groups * kNB * 16;
-  Panels pn;
-  pn.codes = q_panel_codes(p.w, P0);
-  pn.panel_stride = kQPanelRows * (F == WeightFormat::Q4 ? p.w.ld / 2 : p.w.ld);
-  pn.scales = scales;
+  auto* scales = static_cast<float*>(thread_scratch<ScaleTag>(static_cast<size_t>(groups * kNB * 16) * sizeof(float), "int8 GEMM scales"));
   for (int v = 0; v < kNB; ++v) {
-    const int64_t lanes = std::clamp<int64_t>(p.N - n0 - 16 * v, 0, 16);
-    pn.mask[v] = static_cast<__mmask16>((1u << lanes) - 1);
     for (int64_t g = 0; g < groups; ++g) {
-      float* s = scales + (g * kNB + v) * 16;
-      float* z = sz + (g * kNB + v) * 16;
-      if (v >= nb) {
-        std::fill(s, s + 16, 0.0f), std::fill(z, z + 16, 0.0f);
-        continue;
-      }
-      const __m512 sv = _mm512_maskz_cvtph_ps(kAll, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q_panel_scales(p.w, P0 + v) + g * 16)));
-      __m512 zv = _mm512_set1_ps(128.0f);
-      if constexpr (F == WeightFormat::Q4) {
-        // 16 nibbles of 8 bytes, low nibble first: row i's zero point into lane i.
-        const __m128i zb = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(q_panel_zeros(p.w, P0 + v) + g * 8));
-        const __m128i m4 = _mm_set1_epi8(15);
-        const __m128i nib = _mm_unpacklo_epi8(_mm_and_si128(zb, m4), _mm_and_si128(_mm_srli_epi16(zb, 4), m4));
-        zv = _mm512_maskz_cvtepi32_ps(kAll, _mm512_maskz_cvtepu8_epi32(kAll, nib));
-      }
-      _mm512_store_ps(s, sv);
-      _mm512_store_ps(z, _mm512_mul_ps(sv, zv));
+      const __m256i h = v < nb ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q_panel_scales(p.w, P0 + v) + g * 16))
+                               : _mm256_setzero_si256();
+      _mm512_store_ps(scales + (g * kNB + v) * 16, _mm512_maskz_cvtph_ps(kAll, h));
     }
+  }
+  Panels pn;
+  pn.scales = scales;
+  pn.bias = p.bias ? p.bias + n0 : nullptr;
+  for (int v = 0; v < kNB; ++v) pn.mask[v] = static_cast<__mmask16>((1u << std::clamp<int64_t>(p.N - n0 - 16 * v, 0, 16)) - 1);
+  uint8_t* stage = nullptr;
+  if constexpr (F == WeightFormat::Q4) {
+    stage = static_cast<uint8_t*>(thread_scratch<StageTag>(static_cast<size_t>(kChunk * kNB * kBlockBytes), "int8 GEMM q4 chunk"));
+    pn.codes = stage, pn.block_stride = kNB * kBlockBytes, pn.panel_stride = kBlockBytes;
+  } else {
+    pn.block_stride = kBlockBytes, pn.panel_stride = kQPanelRows * p.w.ld;
   }
   float* y = p.y + n0;
-  for (int64_t m = m0; m < m1; ++m) {
-    const float* gs = a.gs + m * groups;
-    for (int v = 0; v < nb; ++v) {
-      __m512 acc = p.bias ? _mm512_maskz_loadu_ps(pn.mask[v], p.bias + n0 + 16 * v) : _mm512_setzero_ps();
-      for (int64_t g = 0; g < groups; ++g) acc = _mm512_fnmadd_ps(_mm512_load_ps(sz + (g * kNB + v) * 16), _mm512_set1_ps(gs[g]), acc);
-      _mm512_mask_storeu_ps(y + m * p.ldy + 16 * v, pn.mask[v], acc);
-    }
-  }
   for (int64_t b0 = 0; b0 < a.blocks; b0 += kChunk) {
     const int64_t b1 = std::min(b0 + kChunk, a.blocks);
-    if (nb == kNB) tiles<F, kNB>(a, pn, m0, m1, b0, b1, y, p.ldy);
-    else tiles<F, 1>(a, pn, m0, m1, b0, b1, y, p.ldy);
+    if constexpr (F == WeightFormat::Q4) stage_q4(p, P0, nb, b0, b1, stage);
+    else pn.codes = q_panel_codes(p.w, P0) + b0 * kBlockBytes;
+    if (nb == kNB) tiles<kNB>(a, xoff, pn, m0, m1, b0, b1, b0 == 0, y, p.ldy);
+    else tiles<1>(a, xoff, pn, m0, m1, b0, b1, b0 == 0, y, p.ldy);
+  }
+}
+
+// Rows [m0, m0 + r) of a (m0 a multiple of kMB, r <= kMB: one register tile's rows, which occupy
+// the same bytes in either layout) rewritten in place as interleave_tile_rows lays them out
+// (flip 0), and −offset·Σ codes of each row and block into xoff, laid out as d.
+QVL_TARGET_AVX512VNNI void interleave_tile(QActs& a, int64_t m0, int r, int32_t offset, int32_t* xoff) {
+  const int64_t K = a.K, blocks = a.blocks;
+  int32_t* xo = xoff + m0 * blocks;
+  if (r != 4) {
+    for (int64_t b = 0; b < blocks; ++b)
+      for (int i = 0; i < r; ++i) {
+        int32_t sum = 0;
+        for (int64_t k = 0; k < kQuantBlock; ++k) sum += a.q[(m0 + i) * K + b * kQuantBlock + k];
+        xo[b * r + i] = -offset * sum;
+      }
+    return interleave_tile_rows(a, m0, r, 0x00);
+  }
+  uint8_t* q = reinterpret_cast<uint8_t*>(a.q) + m0 * K;
+  float* d = a.d + m0 * blocks;
+  auto* tmp = static_cast<uint8_t*>(thread_scratch<TileTag>(static_cast<size_t>(4 * (K + 4 * blocks)), "int8 GEMM row tile"));
+  auto* dtmp = reinterpret_cast<float*>(tmp + 4 * K);
+  __builtin_memcpy(tmp, q, static_cast<size_t>(4 * K));
+  __builtin_memcpy(dtmp, d, static_cast<size_t>(4 * blocks) * sizeof(float));
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int i = 0; i < 4; ++i) d[b * 4 + i] = dtmp[i * blocks + b];
+  // Output dword 4j + i (j < 4 in the first vector, 4..7 in the second) is dword j of row i:
+  // rows 0, 1 in ab's halves, rows 2, 3 in cd's.
+  alignas(64) static constexpr int32_t kLo[16] = {0, 8, 16, 24, 1, 9, 17, 25, 2, 10, 18, 26, 3, 11, 19, 27};
+  alignas(64) static constexpr int32_t kHi[16] = {4, 12, 20, 28, 5, 13, 21, 29, 6, 14, 22, 30, 7, 15, 23, 31};
+  const __m512i lo = _mm512_load_si512(kLo), hi = _mm512_load_si512(kHi);
+  const __m512i ones = _mm512_set1_epi8(1), neg_off = _mm512_set1_epi32(-offset);
+  const __mmask8 all = static_cast<__mmask8>(0xff);
+  for (int64_t b = 0; b < blocks; ++b) {
+    const uint8_t* src = tmp + b * kQuantBlock;
+    __m256i row[4];
+    for (int i = 0; i < 4; ++i) row[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i * K));
+    const __m512i ab = _mm512_maskz_inserti64x4(all, _mm512_maskz_inserti64x4(all, _mm512_setzero_si512(), row[0], 0), row[1], 1);
+    const __m512i cd = _mm512_maskz_inserti64x4(all, _mm512_maskz_inserti64x4(all, _mm512_setzero_si512(), row[2], 0), row[3], 1);
+    const __m512i q0 = _mm512_permutex2var_epi32(ab, lo, cd), q1 = _mm512_permutex2var_epi32(ab, hi, cd);
+    _mm512_storeu_si512(q + b * 128, q0);
+    _mm512_storeu_si512(q + b * 128 + 64, q1);
+    // Lane 4j + i: row i's codes 4j..4j+3 and 4j+16..; then lanes i, i + 4, i + 8, i + 12 summed.
+    __m512i s = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, q0), ones, q1);
+    s = _mm512_add_epi32(s, _mm512_maskz_shuffle_i64x2(all, s, s, 0x4e));
+    s = _mm512_add_epi32(s, _mm512_maskz_shuffle_i64x2(all, s, s, 0xb1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(xo + b * 4), _mm512_maskz_extracti32x4_epi32(static_cast<__mmask8>(0xf), _mm512_mullo_epi32(s, neg_off), 0));
   }
 }
 
 }  // namespace
 
 void qgemm_avx512vnni(const ops::MatmulParams& p, QActs& a, ThreadPool& pool) {
+  static_assert(kMB == kQGemmTileRows, "interleave_tile's fast path packs 4 rows");
+  const int32_t offset = p.w.format == WeightFormat::Q8 ? 128 : 16;
+  std::vector<int32_t> xoff(static_cast<size_t>(a.M * a.blocks));
   qgemm_schedule(
-      p, pool, kPanelN, [&](int64_t m0, int rows) { interleave_tile_rows(a, m0, rows, 0x00); },
+      p, pool, kPanelN, [&](int64_t m0, int rows) { interleave_tile(a, m0, rows, offset, xoff.data()); },
       [&](int64_t n0, int64_t m0, int64_t m1) {
         switch (p.w.format) {
-          case WeightFormat::Q8: return run_panels<WeightFormat::Q8>(p, a, n0, m0, m1);
-          case WeightFormat::Q4: return run_panels<WeightFormat::Q4>(p, a, n0, m0, m1);
+          case WeightFormat::Q8: return run_panels<WeightFormat::Q8>(p, a, xoff.data(), n0, m0, m1);
+          case WeightFormat::Q4: return run_panels<WeightFormat::Q4>(p, a, xoff.data(), n0, m0, m1);
           case WeightFormat::F32:
           case WeightFormat::F16:
           case WeightFormat::BF16:
