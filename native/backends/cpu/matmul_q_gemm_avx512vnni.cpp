@@ -29,7 +29,14 @@ namespace {
 constexpr int kNB = 2;                 // 16-output panels per task
 constexpr int64_t kPanelN = kQPanelRows * kNB;
 constexpr int kMB = kQGemmTileRows;    // activation rows per register tile
-constexpr int64_t kChunk = 16;         // 32-blocks per L1 chunk
+// Blocking. A task's row tiles sweep its panels one chunk of blocks at a time. While the
+// activation codes fit in L2 (kActsInL2), a task is one pair of panels and a chunk 16 blocks
+// (16 KiB of codes). Past that every task would stream all of them from L3 for just 32 outputs, so
+// a task takes kPairs pairs and chunks of 8 blocks (32 KiB of codes), each row tile's activations
+// staying in L1 through the pairs.
+constexpr int kPairs = 4;
+constexpr int64_t kChunk = 16;
+constexpr int64_t kActsInL2 = int64_t{1} << 20;
 constexpr int64_t kBlockBytes = 8 * 64;  // one block of one panel in the q8 shape
 constexpr __mmask16 kAll = static_cast<__mmask16>(0xffff);
 
@@ -105,16 +112,26 @@ QVL_TARGET_AVX512VNNI void tile(const QActs& a, const int32_t* xoff, const Panel
   }
 }
 
-template <int NB>
-QVL_TARGET_AVX512VNNI void tiles(const QActs& a, const int32_t* xoff, const Panels& pn, int64_t m0, int64_t m1, int64_t b0,
-                                 int64_t b1, bool first, float* y, int64_t ldy) {
-  int64_t m = m0;
-  for (; m + kMB <= m1; m += kMB) tile<kMB, NB>(a, xoff, pn, m, b0, b1, first, y, ldy);
-  switch (m1 - m) {
-    case 1: return tile<1, NB>(a, xoff, pn, m, b0, b1, first, y, ldy);
-    case 2: return tile<2, NB>(a, xoff, pn, m, b0, b1, first, y, ldy);
-    case 3: return tile<3, NB>(a, xoff, pn, m, b0, b1, first, y, ldy);
-    default: return;
+// Rows [m0, m1) over every pair's chunk [b0, b1): a row tile's activations stay in L1 while it
+// goes through the pairs.
+QVL_TARGET_AVX512VNNI void tiles(const QActs& a, const int32_t* xoff, const Panels* pn, int pairs, int64_t m0, int64_t m1,
+                                 int64_t b0, int64_t b1, bool first, float* y, int64_t ldy) {
+  for (int64_t m = m0; m < m1; m += kMB) {
+    for (int g = 0; g < pairs; ++g) {
+      const bool two = pn[g].mask[1] != 0;
+      float* yg = y + g * kPanelN;
+      switch (std::min<int64_t>(kMB, m1 - m) * 2 + two) {
+        case 2: tile<1, 1>(a, xoff, pn[g], m, b0, b1, first, yg, ldy); break;
+        case 3: tile<1, 2>(a, xoff, pn[g], m, b0, b1, first, yg, ldy); break;
+        case 4: tile<2, 1>(a, xoff, pn[g], m, b0, b1, first, yg, ldy); break;
+        case 5: tile<2, 2>(a, xoff, pn[g], m, b0, b1, first, yg, ldy); break;
+        case 6: tile<3, 1>(a, xoff, pn[g], m, b0, b1, first, yg, ldy); break;
+        case 7: tile<3, 2>(a, xoff, pn[g], m, b0, b1, first, yg, ldy); break;
+        case 8: tile<4, 1>(a, xoff, pn[g], m, b0, b1, first, yg, ldy); break;
+        case 9: tile<4, 2>(a, xoff, pn[g], m, b0, b1, first, yg, ldy); break;
+        default: break;
+      }
+    }
   }
 }
 
@@ -147,38 +164,52 @@ QVL_TARGET_AVX512VNNI void stage_q4(const ops::MatmulParams& p, int64_t P0, int 
   }
 }
 
-// Rows [m0, m1) × the panels from n0.
+// Panel pairs per task and blocks per chunk (see kPairs).
+struct Blocking {
+  int pairs = 1;
+  int64_t chunk = kChunk;
+};
+
+// Rows [m0, m1) × the panel pairs from n0 (up to bl.pairs).
 template <WeightFormat F>
-QVL_TARGET_AVX512VNNI void run_panels(const ops::MatmulParams& p, const QActs& a, const int32_t* xoff, int64_t n0, int64_t m0,
-                                      int64_t m1) {
-  const int64_t P0 = n0 / kQPanelRows, groups = a.groups;
-  const int nb = static_cast<int>(std::min<int64_t>(kNB, q_panel_count(p.N) - P0));
-  auto* scales = static_cast<float*>(thread_scratch<ScaleTag>(static_cast<size_t>(groups * kNB * 16) * sizeof(float), "int8 GEMM scales"));
-  for (int v = 0; v < kNB; ++v) {
-    for (int64_t g = 0; g < groups; ++g) {
-      const __m256i h = v < nb ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q_panel_scales(p.w, P0 + v) + g * 16))
-                               : _mm256_setzero_si256();
-      _mm512_store_ps(scales + (g * kNB + v) * 16, _mm512_maskz_cvtph_ps(kAll, h));
+QVL_TARGET_AVX512VNNI void run_panels(const ops::MatmulParams& p, const QActs& a, const int32_t* xoff, Blocking bl, int64_t n0,
+                                      int64_t m0, int64_t m1) {
+  const int64_t P0 = n0 / kQPanelRows, groups = a.groups, panels = q_panel_count(p.N) - P0;
+  const int pairs = static_cast<int>(std::min<int64_t>(bl.pairs, (panels + kNB - 1) / kNB));
+  const int64_t pair_scales = groups * kNB * 16;
+  auto* scales = static_cast<float*>(thread_scratch<ScaleTag>(static_cast<size_t>(kPairs * pair_scales) * sizeof(float), "int8 GEMM scales"));
+  uint8_t* stage = nullptr;
+  if constexpr (F == WeightFormat::Q4)
+    stage = static_cast<uint8_t*>(thread_scratch<StageTag>(static_cast<size_t>(bl.pairs * bl.chunk * kNB * kBlockBytes), "int8 GEMM q4 chunk"));
+  Panels pn[kPairs];
+  for (int g = 0; g < pairs; ++g) {
+    Panels& q = pn[g];
+    q.scales = scales + g * pair_scales;
+    q.bias = p.bias ? p.bias + n0 + g * kPanelN : nullptr;
+    for (int v = 0; v < kNB; ++v) {
+      const int64_t P = P0 + g * kNB + v;
+      q.mask[v] = static_cast<__mmask16>((1u << std::clamp<int64_t>(p.N - P * kQPanelRows, 0, 16)) - 1);
+      for (int64_t gr = 0; gr < groups; ++gr) {
+        const __m256i h = P - P0 < panels ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q_panel_scales(p.w, P) + gr * 16))
+                                          : _mm256_setzero_si256();
+        _mm512_store_ps(scales + g * pair_scales + (gr * kNB + v) * 16, _mm512_maskz_cvtph_ps(kAll, h));
+      }
+    }
+    if constexpr (F == WeightFormat::Q4) {
+      q.codes = stage + g * bl.chunk * kNB * kBlockBytes, q.block_stride = kNB * kBlockBytes, q.panel_stride = kBlockBytes;
+    } else {
+      q.block_stride = kBlockBytes, q.panel_stride = kQPanelRows * p.w.ld;
     }
   }
-  Panels pn;
-  pn.scales = scales;
-  pn.bias = p.bias ? p.bias + n0 : nullptr;
-  for (int v = 0; v < kNB; ++v) pn.mask[v] = static_cast<__mmask16>((1u << std::clamp<int64_t>(p.N - n0 - 16 * v, 0, 16)) - 1);
-  uint8_t* stage = nullptr;
-  if constexpr (F == WeightFormat::Q4) {
-    stage = static_cast<uint8_t*>(thread_scratch<StageTag>(static_cast<size_t>(kChunk * kNB * kBlockBytes), "int8 GEMM q4 chunk"));
-    pn.codes = stage, pn.block_stride = kNB * kBlockBytes, pn.panel_stride = kBlockBytes;
-  } else {
-    pn.block_stride = kBlockBytes, pn.panel_stride = kQPanelRows * p.w.ld;
-  }
   float* y = p.y + n0;
-  for (int64_t b0 = 0; b0 < a.blocks; b0 += kChunk) {
-    const int64_t b1 = std::min(b0 + kChunk, a.blocks);
-    if constexpr (F == WeightFormat::Q4) stage_q4(p, P0, nb, b0, b1, stage);
-    else pn.codes = q_panel_codes(p.w, P0) + b0 * kBlockBytes;
-    if (nb == kNB) tiles<kNB>(a, xoff, pn, m0, m1, b0, b1, b0 == 0, y, p.ldy);
-    else tiles<1>(a, xoff, pn, m0, m1, b0, b1, b0 == 0, y, p.ldy);
+  for (int64_t b0 = 0; b0 < a.blocks; b0 += bl.chunk) {
+    const int64_t b1 = std::min(b0 + bl.chunk, a.blocks);
+    for (int g = 0; g < pairs; ++g) {
+      const int64_t P = P0 + g * kNB;
+      if constexpr (F == WeightFormat::Q4) stage_q4(p, P, pn[g].mask[1] ? 2 : 1, b0, b1, const_cast<uint8_t*>(pn[g].codes));
+      else pn[g].codes = q_panel_codes(p.w, P) + b0 * kBlockBytes;
+    }
+    tiles(a, xoff, pn, pairs, m0, m1, b0, b1, b0 == 0, y, p.ldy);
   }
 }
 
@@ -235,12 +266,14 @@ void qgemm_avx512vnni(const ops::MatmulParams& p, QActs& a, ThreadPool& pool) {
   static_assert(kMB == kQGemmTileRows, "interleave_tile's fast path packs 4 rows");
   const int32_t offset = p.w.format == WeightFormat::Q8 ? 128 : 16;
   std::vector<int32_t> xoff(static_cast<size_t>(a.M * a.blocks));
+  Blocking bl;
+  if (a.M * a.K > kActsInL2) bl.pairs = kPairs, bl.chunk = kChunk / 2;
   qgemm_schedule(
-      p, pool, kPanelN, [&](int64_t m0, int rows) { interleave_tile(a, m0, rows, offset, xoff.data()); },
+      p, pool, bl.pairs * kPanelN, [&](int64_t m0, int rows) { interleave_tile(a, m0, rows, offset, xoff.data()); },
       [&](int64_t n0, int64_t m0, int64_t m1) {
         switch (p.w.format) {
-          case WeightFormat::Q8: return run_panels<WeightFormat::Q8>(p, a, xoff.data(), n0, m0, m1);
-          case WeightFormat::Q4: return run_panels<WeightFormat::Q4>(p, a, xoff.data(), n0, m0, m1);
+          case WeightFormat::Q8: return run_panels<WeightFormat::Q8>(p, a, xoff.data(), bl, n0, m0, m1);
+          case WeightFormat::Q4: return run_panels<WeightFormat::Q4>(p, a, xoff.data(), bl, n0, m0, m1);
           case WeightFormat::F32:
           case WeightFormat::F16:
           case WeightFormat::BF16:
