@@ -74,7 +74,10 @@ QVL_TARGET_AVX512VNNI inline void step(__m512i (&dot)[MB][NB], const __m512i* w,
 }
 
 // y[m0 + i, 16v + lane] += Σ over blocks [b0, b1) for MB rows (first: y = bias + Σ instead).
-template <int MB, int NB>
+// Grouped (groups of several blocks): a group's blocks are summed with their activation scales
+// alone and the sum multiplied by the group's weight scales once, 2 f32 operations per block
+// rather than 3 (group 128, one thread: 1.02-1.13x at M = 16..512, the 2B widths).
+template <int MB, int NB, bool Grouped>
 QVL_TARGET_AVX512VNNI void tile(const QActs& a, const int32_t* xoff, const Panels& pn, int64_t m0, int64_t b0, int64_t b1,
                                 bool first, bool prefetch, float* y, int64_t ldy) {
   const int64_t per_group = a.group / kQuantBlock;
@@ -82,9 +85,9 @@ QVL_TARGET_AVX512VNNI void tile(const QActs& a, const int32_t* xoff, const Panel
   const uint8_t* xq = reinterpret_cast<const uint8_t*>(a.q) + m0 * a.K;
   const float* xd = a.d + m0 * a.blocks;
   const int32_t* xo = xoff + m0 * a.blocks;
-  __m512 acc[MB][NB];
+  __m512 acc[MB][NB], gacc[MB][NB];
   for (int i = 0; i < MB; ++i)
-    for (int v = 0; v < NB; ++v) acc[i][v] = _mm512_setzero_ps();
+    for (int v = 0; v < NB; ++v) acc[i][v] = gacc[i][v] = _mm512_setzero_ps();
   // The block's scales: a group counter rather than a division per block.
   const float* s = pn.scales + (b0 / per_group) * kNB * 16;
   for (int64_t b = b0, in_group = b0 % per_group; b < b1; ++b) {
@@ -102,10 +105,19 @@ QVL_TARGET_AVX512VNNI void tile(const QActs& a, const int32_t* xoff, const Panel
     }
     for (int i = 0; i < MB; ++i) {
       const __m512 d = _mm512_set1_ps(xd[b * MB + i]);
-      for (int v = 0; v < NB; ++v)
-        acc[i][v] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_maskz_cvtepi32_ps(kAll, dot[i][v]), d), _mm512_load_ps(s + v * 16), acc[i][v]);
+      for (int v = 0; v < NB; ++v) {
+        const __m512 f = _mm512_maskz_cvtepi32_ps(kAll, dot[i][v]);
+        if constexpr (Grouped) gacc[i][v] = _mm512_fmadd_ps(f, d, gacc[i][v]);
+        else acc[i][v] = _mm512_fmadd_ps(_mm512_mul_ps(f, d), _mm512_load_ps(s + v * 16), acc[i][v]);
+      }
     }
-    if (++in_group == per_group) in_group = 0, s += kNB * 16;
+    const bool group_end = ++in_group == per_group;
+    // A group cut by the chunk's end is finished with the same scales by the next chunk.
+    if (Grouped && (group_end || b + 1 == b1))
+      for (int i = 0; i < MB; ++i)
+        for (int v = 0; v < NB; ++v)
+          acc[i][v] = _mm512_fmadd_ps(gacc[i][v], _mm512_load_ps(s + v * 16), acc[i][v]), gacc[i][v] = _mm512_setzero_ps();
+    if (group_end) in_group = 0, s += kNB * 16;
     if (prefetch && b - b0 < pn.ahead_blocks)
       for (int v = 0; v < NB; ++v)
         for (int64_t l = 0; l < pn.ahead_block; l += 64)
@@ -123,27 +135,33 @@ QVL_TARGET_AVX512VNNI void tile(const QActs& a, const int32_t* xoff, const Panel
   }
 }
 
+// One tile of min(kMB, m1 − m) rows on pair pn.
+template <bool Grouped>
+QVL_TARGET_AVX512VNNI void tile_rows(const QActs& a, const int32_t* xoff, const Panels& pn, int64_t m, int64_t m1, int64_t b0,
+                                     int64_t b1, bool first, bool prefetch, float* y, int64_t ldy) {
+  switch (std::min<int64_t>(kMB, m1 - m) * 2 + (pn.mask[1] != 0)) {
+    case 2: return tile<1, 1, Grouped>(a, xoff, pn, m, b0, b1, first, prefetch, y, ldy);
+    case 3: return tile<1, 2, Grouped>(a, xoff, pn, m, b0, b1, first, prefetch, y, ldy);
+    case 4: return tile<2, 1, Grouped>(a, xoff, pn, m, b0, b1, first, prefetch, y, ldy);
+    case 5: return tile<2, 2, Grouped>(a, xoff, pn, m, b0, b1, first, prefetch, y, ldy);
+    case 6: return tile<3, 1, Grouped>(a, xoff, pn, m, b0, b1, first, prefetch, y, ldy);
+    case 7: return tile<3, 2, Grouped>(a, xoff, pn, m, b0, b1, first, prefetch, y, ldy);
+    case 8: return tile<4, 1, Grouped>(a, xoff, pn, m, b0, b1, first, prefetch, y, ldy);
+    case 9: return tile<4, 2, Grouped>(a, xoff, pn, m, b0, b1, first, prefetch, y, ldy);
+    default: return;
+  }
+}
+
 // Rows [m0, m1) over every pair's chunk [b0, b1): a row tile's activations stay in L1 while it
 // goes through the pairs.
 QVL_TARGET_AVX512VNNI void tiles(const QActs& a, const int32_t* xoff, const Panels* pn, int pairs, int64_t m0, int64_t m1,
                                  int64_t b0, int64_t b1, bool first, float* y, int64_t ldy) {
-  for (int64_t m = m0; m < m1; m += kMB) {
+  const bool grouped = a.group > kQuantBlock;
+  for (int64_t m = m0; m < m1; m += kMB)
     for (int g = 0; g < pairs; ++g) {
-      const bool two = pn[g].mask[1] != 0;
-      float* yg = y + g * kPanelN;
-      switch (std::min<int64_t>(kMB, m1 - m) * 2 + two) {
-        case 2: tile<1, 1>(a, xoff, pn[g], m, b0, b1, first, m == m0, yg, ldy); break;
-        case 3: tile<1, 2>(a, xoff, pn[g], m, b0, b1, first, m == m0, yg, ldy); break;
-        case 4: tile<2, 1>(a, xoff, pn[g], m, b0, b1, first, m == m0, yg, ldy); break;
-        case 5: tile<2, 2>(a, xoff, pn[g], m, b0, b1, first, m == m0, yg, ldy); break;
-        case 6: tile<3, 1>(a, xoff, pn[g], m, b0, b1, first, m == m0, yg, ldy); break;
-        case 7: tile<3, 2>(a, xoff, pn[g], m, b0, b1, first, m == m0, yg, ldy); break;
-        case 8: tile<4, 1>(a, xoff, pn[g], m, b0, b1, first, m == m0, yg, ldy); break;
-        case 9: tile<4, 2>(a, xoff, pn[g], m, b0, b1, first, m == m0, yg, ldy); break;
-        default: break;
-      }
+      if (grouped) tile_rows<true>(a, xoff, pn[g], m, m1, b0, b1, first, m == m0, y + g * kPanelN, ldy);
+      else tile_rows<false>(a, xoff, pn[g], m, m1, b0, b1, first, m == m0, y + g * kPanelN, ldy);
     }
-  }
 }
 
 // Panel P's q4 zero points of group g as bytes 16 − z, 4 per lane (lane i = row i).
