@@ -33,7 +33,7 @@ constexpr int kMB = kQGemmTileRows;    // activation rows per register tile
 // activation codes fit in L2 (kActsInL2), a task is one pair of panels and a chunk 16 blocks
 // (16 KiB of codes). Past that every task would stream all of them from L3 for just 32 outputs, so
 // a task takes kPairs pairs and chunks of 8 blocks (32 KiB of codes), each row tile's activations
-// staying in L1 through the pairs.
+// staying in L1 through the pairs (one thread, M = 256, 512, K = 8960: 1.02-1.07x).
 constexpr int kPairs = 4;
 constexpr int64_t kChunk = 16;
 constexpr int64_t kActsInL2 = int64_t{1} << 20;
