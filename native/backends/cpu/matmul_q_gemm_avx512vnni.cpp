@@ -240,7 +240,7 @@ QVL_TARGET_AVX512VNNI void run_panels(const ops::MatmulParams& p, const QActs& a
     for (int g = 0; g < pairs; ++g) {
       const int64_t P = P0 + g * kNB;
       pn[g].ahead = q_panel_codes(p.w, P) + b1 * pn[g].ahead_block, pn[g].ahead_blocks = F == WeightFormat::Q4 ? std::min(bl.chunk, a.blocks - b1) : 0;
-      if constexpr (F == WeightFormat::Q4) stage_q4(p, P, pn[g].mask[1] ? 2 : 1, b0, b1, const_cast<uint8_t*>(pn[g].codes));
+      if constexpr (F == WeightFormat::Q4) stage_q4(p, P, pn[g].mask[1] ? 2 : 1, b0, b1, stage + g * bl.chunk * kNB * kBlockBytes);
       else pn[g].codes = q_panel_codes(p.w, P) + b0 * kBlockBytes;
     }
     tiles(a, xoff, pn, pairs, m0, m1, b0, b1, b0 == 0, y, p.ldy);
