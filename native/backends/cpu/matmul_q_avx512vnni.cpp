@@ -16,6 +16,7 @@
 #include <cstdint>
 
 #include "backends/cpu/matmul_q.h"
+#include "backends/cpu/matmul_q_gemm.h"
 #include "core/cpu.h"
 #include "core/weight_quant.h"
 
@@ -275,8 +276,7 @@ QVL_TARGET_AVX512VNNI void tile(const ops::MatmulParams& p, const QActs& a, int6
   }
 }
 
-// The GEMM (M >= 8) is being rewritten for the panel layout elsewhere: the tiles take it meanwhile.
-const QKernels kKernels = {quantize, tile, q_generic_kernels().gemm};
+const QKernels kKernels = {quantize, tile, qgemm_avx512vnni};
 
 }  // namespace
 
