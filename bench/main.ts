@@ -15,7 +15,7 @@ import { runServe } from './serve.js';
 const suites: Record<string, { about: string; run: (args: string[]) => Promise<void>; args?: string }> = {
   ops: { about: 'matmul and attention kernels, every variant this CPU runs (with the quant and bf16 tables)', run: runOps },
   quant: { about: 'q8/q4 matmul kernels against bf16: decode GB/s against the memory-read floor, prefill against the dense exact kernel and the int8 peak', run: runQuant },
-  qgemm: { about: 'q8/q4 prefill: each int8-dot variant\'s int8 GEMM against its own row tiles (M = 8, 16, 512)', run: runQGemm },
+  qgemm: { about: 'q8/q4 prefill: each int8-dot variant\'s int8 GEMM against its own row tiles (M = 8, 16, 64, 512)', run: runQGemm },
   decode: { about: 'the decode rows of the quant table (M = 1, fp8 included; q8/q4 also M = 2, 4) and one decode step\'s attention (512 to 16k cached tokens) against the memory-read floor', run: runDecode },
   sampling: { about: 'next-token sampling at the 152k vocabulary (top-k, top-p, min-p, temperature), every variant against the reference', run: runSampling },
   qload: { about: 'quantizing weights at load (q8/q4 rows of the 2B MLP, one thread): each variant against the scalar reference', run: runQuantizeRow },

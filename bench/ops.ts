@@ -180,14 +180,14 @@ const GEMM_VARIANTS = ['q_avx2', 'q_avxvnni', 'q_avx512vnni'];
 
 /**
  * Each int8-dot variant's GEMM against its own row tiles (benchMatmul rowTiles: the path it took
- * before it had a GEMM) at M = 8 (the threshold), 16 and 512, prefill shapes, q8 and q4, in the
+ * before it had a GEMM) at M = 8 (the threshold), 16, 64 and 512, prefill shapes, q8 and q4, in the
  * same process. The two are timed alternately QUANT_REPEATS times (each a best-of); x = median row
  * tiles time / median GEMM time, with each side's spread.
  */
 async function gemmRows(): Promise<Row[]> {
   const rows: Row[] = [];
   const variants = available('matmul').filter((v) => GEMM_VARIANTS.includes(v));
-  for (const M of [8, 16, 512]) {
+  for (const M of [8, 16, 64, 512]) {
     for (const [N, K] of QUANT_PREFILL_SHAPES) {
       for (const wDtype of ['q8', 'q4'] as const) {
         for (const variant of variants) {

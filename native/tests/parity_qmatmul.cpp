@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/cpu/matmul_q_gemm.h"
 #include "core/cancel.h"
 #include "core/exec_context.h"
 #include "core/threadpool.h"
@@ -51,6 +52,9 @@ const QShape kQShapes[] = {
     // blocks with tails, odd block counts, K past 1024.
     {16, 96, 33, 32},   {17, 1056, 47, 32}, {33, 544, 17, 32},  {100, 1152, 65, 128}, {512, 224, 49, 32},
     {16, 1280, 18, 128}, {103, 32, 31, 32}, {18, 320, 47, 32}, {8, 160, 40, 32},
+    // Past 1 Mi activation codes the AVX-512 GEMM's tasks take several panel pairs and 8-block
+    // chunks: a short last pair and chunk, a group of 3 blocks across chunks.
+    {129, 8224, 70, 32}, {130, 8160, 40, 96},
     // The decode kernels' 16-block chunks: full chunks, a short last chunk and an odd block
     // (37 blocks), groups of 2, 8 and 16 blocks, and a group of 3 blocks (no power of two).
     {1, 1184, 23, 32},  {1, 1152, 9, 64},   {1, 2048, 13, 256}, {1, 1536, 6, 512},  {1, 960, 7, 96},
@@ -157,6 +161,34 @@ Result same_bits_case(const ops::Variant<ops::MatmulFn>& v, WeightFormat f, cons
   return r;
 }
 
+// Variant v on each activation row alone (M = 1): its outputs bit for bit the batched run's (got),
+// as decode promises (a sequence decodes the same alone or batched with others).
+Result alone_bits_case(const ops::Variant<ops::MatmulFn>& v, WeightFormat f, const std::string& desc, MatmulParams p,
+                       const std::vector<float>& got, ThreadPool& pool) {
+  Result r = variant_case("matmul", v, f, desc + " rows alone same bits");
+  run_case(r, [&] {
+    std::vector<float> rows;
+    bool intact = true;
+    for (int64_t m = 0; m < p.M; ++m) {
+      MatmulParams one = p;
+      one.M = 1, one.x = p.x + m * p.ldx;
+      Guarded<float> y(y_extent(one), std::nanf(""));
+      one.y = y.data();
+      v.fn(one, ExecContext(pool));
+      const std::vector<float> row = compact(one, y);
+      rows.insert(rows.end(), row.begin(), row.end());
+      intact = intact && y.intact();
+    }
+    if (rows.size() != got.size()) fail(ErrorCode::Native, "parity qmatmul: output sizes differ");
+    std::vector<uint32_t> a(rows.size()), b(got.size());
+    std::memcpy(a.data(), rows.data(), a.size() * sizeof(float));
+    std::memcpy(b.data(), got.data(), b.size() * sizeof(float));
+    compare_exact(a.data(), b.data(), a.size(), &r);
+    r.guards_ok = intact;
+  });
+  return r;
+}
+
 }  // namespace
 
 std::vector<Result> parity_qmatmul_cases(Rng& rng, ThreadPool& dflt, ThreadPool& three) {
@@ -205,8 +237,10 @@ std::vector<Result> parity_qmatmul_cases(Rng& rng, ThreadPool& dflt, ThreadPool&
         });
         const bool ran = r.passed;
         results.push_back(std::move(r));
-        // Decode (M <= 4, split over N only) promises the same bits on any thread count.
-        if (ran && s.M <= 4 && ext > 0) results.push_back(same_bits_case(v, f, pr.desc, p, got, ci % 2 ? dflt : three));
+        // Decode (M <= 4, split over N only) and the GEMM (each row's sums in one order whatever
+        // the split) promise the same bits on any thread count.
+        if (ran && (s.M <= 4 || s.M >= cpu::kQGemmMinRows) && ext > 0) results.push_back(same_bits_case(v, f, pr.desc, p, got, ci % 2 ? dflt : three));
+        if (ran && s.M >= 2 && s.M <= 4 && ext > 0) results.push_back(alone_bits_case(v, f, pr.desc, p, got, pool));
       }
     }
   }

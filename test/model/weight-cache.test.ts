@@ -68,17 +68,19 @@ describe('weightCache', () => {
     expect(statSync(path).size).toBeGreaterThan(1 << 20);
   });
 
-  it('refuses a file of the previous layout version (f32 scales, byte zero points) and rewrites it', async () => {
+  it('refuses files of the previous layout versions (row-major q8/q4; f32 scales) and rewrites them', async () => {
     expect((await run({ weights: 'q4', weightCache: true })).cache).toBe('hit');
     const path = join(dir, cacheFiles(dir).find((f) => f.startsWith('qwenvl-q4-'))!);
-    const bytes = readFileSync(path);
-    // Header: 16 bytes of magic, then the layout version (u64 little-endian): 2 since f16 scales.
-    expect(bytes.readBigUInt64LE(16)).toBe(2n);
-    bytes.writeBigUInt64LE(1n, 16);
-    writeFileSync(path, bytes);
-    const old = await run({ weights: 'q4', weightCache: true });
-    expect(old.cache).toBe('written');
-    expect(readFileSync(path).readBigUInt64LE(16)).toBe(2n);
+    // Header: 16 bytes of magic, then the layout version (u64 little-endian): 3 since 16-row panels.
+    expect(readFileSync(path).readBigUInt64LE(16)).toBe(3n);
+    for (const version of [2n, 1n]) {
+      const bytes = readFileSync(path);
+      bytes.writeBigUInt64LE(version, 16);
+      writeFileSync(path, bytes);
+      const old = await run({ weights: 'q4', weightCache: true });
+      expect(old.cache).toBe('written');
+      expect(readFileSync(path).readBigUInt64LE(16)).toBe(3n);
+    }
     expect((await run({ weights: 'q4', weightCache: true })).cache).toBe('hit');
   });
 

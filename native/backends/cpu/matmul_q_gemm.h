@@ -1,24 +1,23 @@
 // The Int8Dot GEMM path (q8, q4 weights, many activation rows): the matvec kernels of
 // matmul_q_*.cpp dot one weight row with one activation row across K and reduce horizontally, so
 // every vpdpbusd is followed by a convert and an FMA of its own, which holds them to the f32 rate.
-// The GEMM instead puts 16 outputs in the lanes of a register: the weights of a panel of outputs
-// are repacked (per thread, per call) so that one 64-byte vector holds 4 consecutive k of 16
-// outputs, and 4 activation codes broadcast to every lane feed 16 outputs at once. A 32-block then
-// costs 8 vpdpbusd per 16 outputs and row, and one convert, multiply and FMA for its scales.
+// The GEMM instead puts 16 outputs in the lanes of a register: one 64-byte vector holds 4
+// consecutive k of 16 outputs, which is how the weights are stored (16-row panels,
+// core/weight_quant.h), and 4 activation codes broadcast to every lane feed 16 outputs at once. A
+// 32-block then costs 8 vpdpbusd per 16 outputs and row, and one convert, multiply and FMA for its
+// scales.
 //
-// Repacked, the weights are signed (q8: the stored byte − 128; q4: code − zero point, −15..15) and
-// the activation codes unsigned (the int8 code + 128), the operand order vpdpbusd takes; the +128
-// of the activations becomes −128·Σ w per (output, block), computed once at repack. The integer
-// block dots are the reference's exactly (with its zero-point term folded in as integers), so only
-// the f32 rounding of the scale products and their sums differs, as for the matvec kernels.
+// AVX512-VNNI (matmul_q_gemm_avx512vnni.cpp) multiplies the stored bytes (unsigned: q8 biased by
+// 128, q4 codes unpacked per chunk with 16 − z added) by the activation codes as quantized
+// (signed), and starts each block's integer dot at −offset·Σx of its activation row and block, so
+// the integer block dots are the reference's exactly, zero points included; only the f32
+// rounding of the scale products and their sums differs, as for the matvec kernels. Per block
+// and 16 outputs a row costs 8 vpdpbusd and 3 f32 operations (convert, scale, FMA) on the same
+// two ports, so the bound is ~73% of the vpdpbusd peak. An AMX-int8 prototype of the earlier,
+// repacking GEMM (TDPBUSD on 32 x 32 tiles, one K = 32 step per block, the tiles stored and scaled
+// with AVX-512 after each) measured only 2-10% faster, bound by that per-block scaling: not kept.
 //
-// Per block and 16 outputs a row costs 8 vpdpbusd and 3 f32 operations (convert, scale, FMA) on
-// the same two ports, so the bound is ~73% of the vpdpbusd peak; one Sapphire Rapids thread
-// measures 40-49% (M = 512, the 2B widths, quiet machine). An AMX-int8 prototype (TDPBUSD on
-// 32 x 32 tiles, one K = 32 step per block, the tiles stored and scaled with AVX-512 after each)
-// measured only 2-10% faster, bound by that per-block scaling: not kept.
-//
-// The ymm variants (AVX-VNNI, AVX2) run the same scheme with 8 outputs per register
+// The ymm variants (AVX-VNNI, AVX2) run the scheme with 8 outputs per register
 // (matmul_q_gemm_ymm.h); all share the work split below and the activation interleave.
 #pragma once
 #include <cstdint>
@@ -43,12 +42,13 @@ constexpr int64_t kQGemmMinRows = 8;
 constexpr int kQGemmTileRows = 4;
 
 // y = x·Wᵀ (+ bias) for p, from activations already quantized into a (run_qmatmul's step one).
-// Rewrites a in place (codes made unsigned and interleaved per 4-row tile): the caller drops it.
+// Rewrites a in place (codes interleaved per 4-row tile): the caller drops it.
 void qgemm_avx512vnni(const ops::MatmulParams& p, QActs& a, ThreadPool& pool);
 
 // The work split of every GEMM kernel: interleave(m0, rows) for each kQGemmTileRows-row tile of
-// a, then panel(n0, m0, m1) for each panel of panel_n outputs and part of the rows (rows are split
-// only when there are too few panels to keep every thread busy; each part repacks its panel).
+// a, then panel(n0, m0, m1) for each block of panel_n outputs (a multiple of 16, so n0 starts a
+// stored panel) and part of the rows (rows are split only when there are too few output blocks to
+// keep every thread busy).
 // Stops at a set cancel token (matmul() throws once the variant returns).
 void qgemm_schedule(const ops::MatmulParams& p, ThreadPool& pool, int64_t panel_n,
                     const std::function<void(int64_t m0, int rows)>& interleave,

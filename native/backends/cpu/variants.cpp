@@ -145,6 +145,7 @@ std::vector<ops::Variant<ops::MatmulFn>> matmul_variants() {
       {"q_generic", Device::Host, Isa::Generic, cpu::matmul_q_generic, kQuant},
       {"q_avx2", Device::Host, Isa::Avx2, cpu::matmul_q_avx2, kQuant},
       {"q_avxvnni", Device::Host, Isa::AvxVnni, cpu::matmul_q_avxvnni, kQuant},
+      {"q_avx512vnni", Device::Host, Isa::Avx512Vnni, cpu::matmul_q_avx512vnni, kQuant},
   };
 }
 
