@@ -23,7 +23,7 @@
 //    30480); activation codes signed; q4's zero point stays the f32 step per group.
 // y starts as the bias and each chunk adds its sums: the f32 order differs from the row tiles'
 // (only rounding), and a row's bits depend on neither the tile it falls in nor the thread count.
-// (No includes: the including file also includes <vector> and backends/cpu/matmul_q_gemm.h.)
+// (No includes: the including file also includes backends/cpu/matmul_q_gemm.h.)
 #ifndef QVL_Q_TARGET
 #error "include matmul_q_ymm.h with QVL_Q_TARGET and QVL_Q_VNNI defined before matmul_q_gemm_ymm.h"
 #endif
