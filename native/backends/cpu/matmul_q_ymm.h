@@ -226,8 +226,8 @@ QVL_Q_TARGET inline void zero_step(const ActRows<MB, Tiled>& r, __m256 zw, int64
 // y rows [m0, m0 + MB) × the outputs below n1 of panel P, all K. Up to 2 rows, both halves in
 // one sweep of the blocks (the panel's lines read once, in order: decode streams them from
 // memory); from 3 rows one half per sweep, the second from cache: 2·MB f32 sums, MB dots (and
-// q4's MB high dots) and the operands would not fit the 16 registers (measured at M = 4, one
-// thread: 1.3-1.6x).
+// q4's MB high dots) and the operands would not fit the 16 registers (one thread, weights
+// cached: 1.04-1.2x at M = 3, 4).
 template <WeightFormat F, int MB>
 QVL_Q_TARGET void tile_panel(const ops::MatmulParams& p, const QActs& a, int64_t m0, int64_t P, int64_t n1) {
   constexpr int kHalves = MB <= 2 ? 2 : 1;  // per sweep
