@@ -164,11 +164,15 @@ void q_panelize_weight(WeightFormat f, int64_t out, int64_t ld, int64_t group, c
 namespace {
 
 // The 32 codes of block b of row i of a panel (q8: biased bytes; q4: 0..15), in element order.
+// A row's 4 bytes of a line at a time (q4: both nibbles of the 4 bytes with one mask and shift).
 void panel_block_codes(bool q4, const uint8_t* codes, int64_t i, int64_t b, uint8_t out[32]) {
   if (q4) {
     for (int c = 0; c < 4; ++c) {
-      const uint8_t* v = codes + b * 256 + c * 64 + i * 4;
-      for (int t = 0; t < 4; ++t) out[4 * c + t] = v[t] & 15, out[16 + 4 * c + t] = static_cast<uint8_t>(v[t] >> 4);
+      uint32_t v;
+      std::memcpy(&v, codes + b * 256 + c * 64 + i * 4, 4);
+      const uint32_t lo = v & 0x0f0f0f0fu, hi = (v >> 4) & 0x0f0f0f0fu;
+      std::memcpy(out + 4 * c, &lo, 4);
+      std::memcpy(out + 16 + 4 * c, &hi, 4);
     }
     return;
   }
@@ -194,7 +198,11 @@ void q_dequantize_row(const WeightRef& w, int64_t r, int64_t k0, int64_t n, floa
     const float s = q_panel_scale(scales, i, g);
     const int z = q4 ? q4_panel_zero(zeros, i, g) : 128;
     float* o = out + (k - k0);
-    for (int64_t e = k; e < end; ++e) o[e - k] = static_cast<float>(static_cast<int>(c[e - b * kQuantBlock]) - z) * s;
+    if (end - k == kQuantBlock) {  // a whole block: a fixed trip count the compiler vectorizes
+      for (int e = 0; e < kQuantBlock; ++e) o[e] = static_cast<float>(static_cast<int>(c[e]) - z) * s;
+    } else {
+      for (int64_t e = k; e < end; ++e) o[e - k] = static_cast<float>(static_cast<int>(c[e - b * kQuantBlock]) - z) * s;
+    }
     k = end;
   }
 }
