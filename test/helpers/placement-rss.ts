@@ -1,9 +1,9 @@
 /**
  * Child-process probe for the placement memory test (test/model/placement.test.ts). Prints the
  * resident set size outside the JS heap at three points: after a warm-up load of the small
- * fixture (freed again: the thread pool, the placement probe and the code are warm), after a second load of the
- * fixture (kept: what a load costs besides its weights, the tokenizer above all), and after the
- * load of the checkpoint DIR with the placement given; and where DIR's weights went.
+ * fixture (freed again: the thread pool, the placement probe and the code are warm), after a second and a third load
+ * of the fixture (kept: what a load costs besides its weights, the tokenizer above all), and after
+ * the load of the checkpoint DIR with the placement given; and where DIR's weights went.
  * Run as `tsx --expose-gc test/helpers/placement-rss.ts DIR PLACEMENT`.
  */
 import { loadModel, type LoadOptions } from '../../lib/index.js';
@@ -23,8 +23,14 @@ const rss = () => {
 const start = rss();
 const small = await loadModel(checkpointDir('qwen2-vl'), { placement });
 const withSmall = rss();
+// A second kept load of the fixture: the first may reuse what the warm-up freed to the allocator
+// and look free (then the checkpoint's load pays the tokenizer's tables in full); by the second
+// that memory is taken.
+const small2 = await loadModel(checkpointDir('qwen2-vl'), { placement });
+const withSmall2 = rss();
 const m = await loadModel(dir, { placement });
 const withBoth = rss();
-process.stdout.write(JSON.stringify({ start, withSmall, withBoth, used: m.placement.used, thp: m.placement.probe.transparentHugePages, mappedFrom: m.placement.probe.mappedFrom }) + '\n');
+process.stdout.write(JSON.stringify({ start, withSmall, withSmall2, withBoth, used: m.placement.used, thp: m.placement.probe.transparentHugePages, mappedFrom: m.placement.probe.mappedFrom }) + '\n');
 m.dispose();
+small2.dispose();
 small.dispose();

@@ -1,11 +1,10 @@
-// The Int8Dot GEMM path (q8, q4 weights, many activation rows): the matvec kernels of
-// matmul_q_*.cpp dot one weight row with one activation row across K and reduce horizontally, so
-// every vpdpbusd is followed by a convert and an FMA of its own, which holds them to the f32 rate.
-// The GEMM instead puts 16 outputs in the lanes of a register: one 64-byte vector holds 4
+// The Int8Dot GEMM path (q8, q4 weights, many activation rows). Like the matvec tiles of
+// matmul_q_*.cpp it puts 16 outputs in the lanes of a register: one 64-byte vector holds 4
 // consecutive k of 16 outputs, which is how the weights are stored (16-row panels,
 // core/weight_quant.h), and 4 activation codes broadcast to every lane feed 16 outputs at once. A
 // 32-block then costs 8 vpdpbusd per 16 outputs and row, and one convert, multiply and FMA for its
-// scales.
+// scales. What the GEMM adds is reuse: a tile of activation rows sweeps chunks of panels held in
+// L1/L2, and the activations are interleaved per tile so that each row tile is one stream.
 //
 // AVX512-VNNI (matmul_q_gemm_avx512vnni.cpp) multiplies the stored bytes (unsigned: q8 biased by
 // 128, q4 codes unpacked per chunk with 16 − z added) by the activation codes as quantized
@@ -28,7 +27,8 @@
 
 namespace qvl::cpu {
 
-// Rows from which every variant with a GEMM runs it rather than its matvec tiles. Measured with
+// Rows from which every variant with a GEMM runs it rather than its matvec tiles. Measured before
+// the panel layout (row-major q8/q4, the GEMM repacking per call; not measured again since) with
 // bench_matmul on the 2B model's widths (Sapphire Rapids VM, q8): with the weights cached, one
 // thread, the AVX512-VNNI GEMM is 1.5x faster at M = 6 and 1.8-2.4x at 8-12; streaming the
 // weights from DRAM on two threads the two are within the noise up to M = 8 (both read each
