@@ -60,14 +60,6 @@ constexpr int64_t kQuantBlock = 32;
 // f16's smallest normal value: the least scale q8_quantize/q4_quantize store for a non-zero group.
 constexpr float kQScaleMin = 0x1p-14f;
 
-// Element k of a q4 row-form row of ld elements (0..15).
-inline uint8_t q4_get(const uint8_t* row, int64_t ld, int64_t k) {
-  const int64_t b = k / kQuantBlock, i = k % kQuantBlock, paired = ld / kQuantBlock / 2 * 2;
-  if (b < paired) return static_cast<uint8_t>(b % 2 ? row[b / 2 * 32 + i] >> 4 : row[b / 2 * 32 + i] & 15);
-  const uint8_t* half = row + paired / 2 * 32;  // the trailing half pair
-  return static_cast<uint8_t>(i < 16 ? half[i] & 15 : half[i - 16] >> 4);
-}
-
 // Bytes of one row-form row's q4 zero points for `groups` groups.
 inline int64_t q4_zero_bytes(int64_t groups) { return (groups + 1) / 2; }
 // Zero point of group g from a row-form row's packed zero points.

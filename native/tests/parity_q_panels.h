@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/error.h"
 #include "core/weight_quant.h"
 
 namespace qvl::parity {

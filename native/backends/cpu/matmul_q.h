@@ -35,14 +35,6 @@ struct QKernels {
   void (*gemm)(const ops::MatmulParams& p, QActs& a, ThreadPool& pool) = nullptr;
 };
 
-// Scalar pieces the kernels share: the reference activation quantizer for one row, and the
-// zero-point term Σ_g s_w·z·gs of output (m, n).
-void quantize_row_scalar(const float* x, int64_t m, QActs& a);
-float zero_term(const ops::MatmulParams& p, const QActs& a, int64_t m, int64_t n);
-
-// The plain C++ kernels (matmul_q_generic.cpp): a variant's stand-in for a part it does not have.
-const QKernels& q_generic_kernels();
-
 // Quantizes the activations, then threads the tiles over outputs (and rows for large M).
 void run_qmatmul(const ops::MatmulParams& p, ThreadPool& pool, const QKernels& k);
 

@@ -5,7 +5,6 @@
 #include "backends/cpu/matmul_q_gemm.h"
 #include "backends/cpu/thread_scratch.h"
 #include "core/weight_quant.h"
-#include "ops/quant_act.h"
 
 namespace qvl::cpu {
 
@@ -73,44 +72,6 @@ void interleave_tile_rows(QActs& a, int64_t m0, int rows, uint8_t flip) {
       __builtin_memcpy(q + (s * rows + i) * 4, &v, 4);
     }
   }
-}
-
-void quantize_row_scalar(const float* x, int64_t m, QActs& a) {
-  int8_t* q = a.q + m * a.K;
-  float* d = a.d + m * a.blocks;
-  float* gs = a.gs + m * a.groups;
-  const int64_t per_group = a.group / kQuantBlock;
-  for (int64_t g = 0; g < a.groups; ++g) {
-    float s = 0.0f;
-    for (int64_t b = g * per_group; b < (g + 1) * per_group; ++b) {
-      int32_t sum = 0;
-      ops::quantize_act_block(x + b * kQuantBlock, q + b * kQuantBlock, d + b, &sum);
-      s += d[b] * static_cast<float>(sum);
-    }
-    gs[g] = s;
-  }
-}
-
-float zero_term(const ops::MatmulParams& p, const QActs& a, int64_t m, int64_t n) {
-  const int64_t P = n / kQPanelRows, i = n % kQPanelRows;
-  const uint16_t* sw = q_panel_scales(p.w, P);
-  const float* gs = a.gs + m * a.groups;
-  float acc = 0.0f;
-  switch (p.w.format) {
-    case WeightFormat::Q8:
-      for (int64_t g = 0; g < a.groups; ++g) acc += q_panel_scale(sw, i, g) * gs[g];
-      return 128.0f * acc;
-    case WeightFormat::Q4: {
-      const uint8_t* z = q_panel_zeros(p.w, P);
-      for (int64_t g = 0; g < a.groups; ++g) acc += q_panel_scale(sw, i, g) * static_cast<float>(q4_panel_zero(z, i, g)) * gs[g];
-      return acc;
-    }
-    case WeightFormat::F32:
-    case WeightFormat::F16:
-    case WeightFormat::BF16:
-    case WeightFormat::F8: break;
-  }
-  return 0.0f;
 }
 
 void run_qmatmul(const ops::MatmulParams& p, ThreadPool& pool, const QKernels& k) {

@@ -4,6 +4,7 @@
 
 #include "backends/cpu/matmul_q.h"
 #include "core/weight_quant.h"
+#include "ops/quant_act.h"
 
 namespace qvl::cpu {
 
@@ -15,7 +16,45 @@ inline void block_codes(WeightFormat f, const uint8_t* panel, int64_t i, int64_t
     out[k] = f == WeightFormat::Q8 ? q8_panel_code(panel, i, b * kQuantBlock + k) : q4_panel_code(panel, i, b * kQuantBlock + k);
 }
 
-void quantize(const float* x, int64_t m, QActs& a) { quantize_row_scalar(x, m, a); }
+// The reference activation quantizer for one row (ops/quant_act.h), with its group sums.
+void quantize(const float* x, int64_t m, QActs& a) {
+  int8_t* q = a.q + m * a.K;
+  float* d = a.d + m * a.blocks;
+  float* gs = a.gs + m * a.groups;
+  const int64_t per_group = a.group / kQuantBlock;
+  for (int64_t g = 0; g < a.groups; ++g) {
+    float s = 0.0f;
+    for (int64_t b = g * per_group; b < (g + 1) * per_group; ++b) {
+      int32_t sum = 0;
+      ops::quantize_act_block(x + b * kQuantBlock, q + b * kQuantBlock, d + b, &sum);
+      s += d[b] * static_cast<float>(sum);
+    }
+    gs[g] = s;
+  }
+}
+
+// The zero-point term Σ_g s_w·z·gs of output (m, n) (q8: z = the +128 bias).
+float zero_term(const ops::MatmulParams& p, const QActs& a, int64_t m, int64_t n) {
+  const int64_t P = n / kQPanelRows, i = n % kQPanelRows;
+  const uint16_t* sw = q_panel_scales(p.w, P);
+  const float* gs = a.gs + m * a.groups;
+  float acc = 0.0f;
+  switch (p.w.format) {
+    case WeightFormat::Q8:
+      for (int64_t g = 0; g < a.groups; ++g) acc += q_panel_scale(sw, i, g) * gs[g];
+      return 128.0f * acc;
+    case WeightFormat::Q4: {
+      const uint8_t* z = q_panel_zeros(p.w, P);
+      for (int64_t g = 0; g < a.groups; ++g) acc += q_panel_scale(sw, i, g) * static_cast<float>(q4_panel_zero(z, i, g)) * gs[g];
+      return acc;
+    }
+    case WeightFormat::F32:
+    case WeightFormat::F16:
+    case WeightFormat::BF16:
+    case WeightFormat::F8: break;
+  }
+  return 0.0f;
+}
 
 void tile(const ops::MatmulParams& p, const QActs& a, int64_t m0, int rows, int64_t n0, int64_t n1) {
   uint8_t codes[kQuantBlock];
@@ -44,8 +83,6 @@ void tile(const ops::MatmulParams& p, const QActs& a, int64_t m0, int rows, int6
 const QKernels kKernels = {quantize, tile};
 
 }  // namespace
-
-const QKernels& q_generic_kernels() { return kKernels; }
 
 void matmul_q_generic(const ops::MatmulParams& p, const ExecContext& ctx) { run_qmatmul(p, ctx.pool(), kKernels); }
 
