@@ -185,17 +185,17 @@ QVL_TARGET_AVX2 void pack(const MatmulParams& p, int64_t n0, int64_t nvalid, int
   }
 }
 
-// MB rows of x against R weight rows at a time, each weight vector converted once and used MB
-// times; the MB*R accumulators are independent chains, enough to hide FMA latency. Everything
-// the loop needs is copied to locals first; read through `p`, GCC reloads it every iteration.
-// Software prefetch 1 KiB ahead on every row: the hardware prefetcher alone streams bf16
-// rows well below the bandwidth f32 rows get.
+// MB rows of x against R weight rows (n, n + rs, ..., n + (R - 1)·rs) at a time, each weight
+// vector converted once and used MB times; the MB*R accumulators are independent chains, enough
+// to hide FMA latency. Everything the loop needs is copied to locals first; read through `p`, GCC
+// reloads it every iteration. Software prefetch 1 KiB ahead on every row: the hardware prefetcher
+// alone streams bf16 rows well below the bandwidth f32 rows get.
 constexpr int64_t kPrefetchBytes = 1024;
 template <DType DT, int MB, int R>
-QVL_TARGET_AVX2 void rows_block(const MatmulParams& p, int64_t m0, int64_t n) {
+QVL_TARGET_AVX2 void rows_block(const MatmulParams& p, int64_t m0, int64_t n, int64_t rs) {
   constexpr int64_t kBytes = sizeof(WeightT<DT>);
   const WeightT<DT>* w[R];
-  for (int j = 0; j < R; ++j) w[j] = static_cast<const WeightT<DT>*>(p.w.data) + (n + j) * p.w.ld;
+  for (int j = 0; j < R; ++j) w[j] = static_cast<const WeightT<DT>*>(p.w.data) + (n + j * rs) * p.w.ld;
   const float* x[MB];
   for (int i = 0; i < MB; ++i) x[i] = p.x + (m0 + i) * p.ldx;
   const int64_t K = p.K, kfull = K & ~int64_t{7};
@@ -216,23 +216,26 @@ QVL_TARGET_AVX2 void rows_block(const MatmulParams& p, int64_t m0, int64_t n) {
   if (kfull < K) {
     const __m256i mask = lane_mask(K - kfull);
     __m256 wv[R];
-    for (int j = 0; j < R; ++j) wv[j] = load_tail(p, (n + j) * p.w.ld + kfull, K - kfull);
+    for (int j = 0; j < R; ++j) wv[j] = load_tail(p, (n + j * rs) * p.w.ld + kfull, K - kfull);
     for (int i = 0; i < MB; ++i) {
       const __m256 xv = _mm256_maskload_ps(x[i] + kfull, mask);
       for (int j = 0; j < R; ++j) acc[i][j] = _mm256_fmadd_ps(xv, wv[j], acc[i][j]);
     }
   }
   for (int i = 0; i < MB; ++i) {
-    for (int j = 0; j < R; ++j) p.y[(m0 + i) * p.ldy + n + j] = (p.bias ? p.bias[n + j] : 0.0f) + vm::hsum_avx2(acc[i][j]);
+    for (int j = 0; j < R; ++j) p.y[(m0 + i) * p.ldy + n + j * rs] = (p.bias ? p.bias[n + j * rs] : 0.0f) + vm::hsum_avx2(acc[i][j]);
   }
 }
 
+// Rows [n0, n1) as R streams, each a contiguous R-th of the run (block i takes rows
+// n0 + i + j·part): R adjacent rows made short streams that restarted every block (see
+// matmul_avx512.cpp's rows_mb, where this took a bf16 decode step from 24 to 30 GB/s).
 template <DType DT, int MB>
 QVL_TARGET_AVX2 void rows_mb(const MatmulParams& p, int64_t m0, int64_t n0, int64_t n1) {
   constexpr int R = MB <= 2 ? 4 : 2;
-  int64_t n = n0;
-  for (; n + R <= n1; n += R) rows_block<DT, MB, R>(p, m0, n);
-  for (; n < n1; ++n) rows_block<DT, MB, 1>(p, m0, n);
+  const int64_t part = (n1 - n0) / R;
+  for (int64_t n = n0; n < n0 + part; ++n) rows_block<DT, MB, R>(p, m0, n, part);
+  for (int64_t n = n0 + R * part; n < n1; ++n) rows_block<DT, MB, 1>(p, m0, n, 1);
 }
 
 template <DType DT>

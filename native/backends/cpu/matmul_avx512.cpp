@@ -178,17 +178,17 @@ QVL_TARGET_AVX512 void tile(int rows, int64_t kc, const float* x, int64_t ldx, c
   }
 }
 
-// MB rows of x against R weight rows, streamed once: each weight vector is converted once and
-// used MB times, and the MB*R accumulators are independent chains. Everything the loop needs is
-// copied to locals first; read through `p`, GCC reloads and re-multiplies it every iteration.
-// The hardware prefetcher alone left bf16 decode at ~20 GB/s on one Zen 5 core where f32 gets
-// ~33; prefetching 1 KiB ahead on every row brings bf16 to 26-31.
+// MB rows of x against R weight rows (n, n + rs, ..., n + (R - 1)·rs), streamed once: each
+// weight vector is converted once and used MB times, and the MB*R accumulators are independent
+// chains. Everything the loop needs is copied to locals first; read through `p`, GCC reloads and
+// re-multiplies it every iteration. The hardware prefetcher alone left bf16 decode at ~20 GB/s on
+// one Zen 5 core where f32 gets ~33; prefetching 1 KiB ahead on every row brings bf16 to 26-31.
 constexpr int64_t kPrefetchBytes = 1024;
 template <DType DT, int MB, int R>
-QVL_TARGET_AVX512 void rows_block(const MatmulParams& p, int64_t m0, int64_t n) {
+QVL_TARGET_AVX512 void rows_block(const MatmulParams& p, int64_t m0, int64_t n, int64_t rs) {
   constexpr int64_t kBytes = sizeof(WeightT<DT>);
   const WeightT<DT>* w[R];
-  for (int j = 0; j < R; ++j) w[j] = static_cast<const WeightT<DT>*>(p.w.data) + (n + j) * p.w.ld;
+  for (int j = 0; j < R; ++j) w[j] = static_cast<const WeightT<DT>*>(p.w.data) + (n + j * rs) * p.w.ld;
   const float* x[MB];
   for (int i = 0; i < MB; ++i) x[i] = p.x + (m0 + i) * p.ldx;
   const int64_t K = p.K;
@@ -217,15 +217,22 @@ QVL_TARGET_AVX512 void rows_block(const MatmulParams& p, int64_t m0, int64_t n) 
     }
   }
   for (int i = 0; i < MB; ++i) {
-    for (int j = 0; j < R; ++j) p.y[(m0 + i) * p.ldy + n + j] = (p.bias ? p.bias[n + j] : 0.0f) + vm::hsum_avx512(acc[i][j]);
+    for (int j = 0; j < R; ++j) p.y[(m0 + i) * p.ldy + n + j * rs] = (p.bias ? p.bias[n + j * rs] : 0.0f) + vm::hsum_avx512(acc[i][j]);
   }
 }
 
+// Rows [n0, n1) as R streams, each a contiguous R-th of the run (block i takes rows
+// n0 + i + j·part). R adjacent rows instead made R short streams (a row of K = 1536 bf16 is
+// 3 KiB) that restarted every block: a bf16 decode step at the 2B shapes (2 Sapphire Rapids
+// threads, variants interleaved in one process) streamed at 24 GB/s, split at 30 GB/s (the read
+// floor), 127 -> 101-106 ms. K = 8960 rows (17.5 KiB) were at 28-30 GB/s either way. Eight
+// streams at M = 1 against four: within 2.5%, kept for the extra requests in flight.
 template <DType DT, int MB>
 QVL_TARGET_AVX512 void rows_mb(const MatmulParams& p, int64_t m0, int64_t n0, int64_t n1) {
-  int64_t n = n0;
-  for (; n + 4 <= n1; n += 4) rows_block<DT, MB, 4>(p, m0, n);
-  for (; n < n1; ++n) rows_block<DT, MB, 1>(p, m0, n);
+  constexpr int R = MB == 1 ? 8 : 4;
+  const int64_t part = (n1 - n0) / R;
+  for (int64_t n = n0; n < n0 + part; ++n) rows_block<DT, MB, R>(p, m0, n, part);
+  for (int64_t n = n0 + R * part; n < n1; ++n) rows_block<DT, MB, 1>(p, m0, n, 1);
 }
 
 template <DType DT>
