@@ -43,6 +43,8 @@ const Shape kShapes[] = {
     // Whole 128-blocks, for the block formats (fp8): one, several, decode and prefill sizes.
     {1, 128, 65},  {3, 256, 17},   {4, 384, 63},   {5, 128, 33},  {69, 640, 300}, {261, 128, 33}, {17, 1024, 5}, {17, 4096, 300},
     {2, 1152, 37},  {1, 1152, 6},
+    // Decode runs long enough to split into streams (the rows kernels), with and without a bias.
+    {1, 256, 70},   {1, 384, 45},   {4, 128, 130}, {2, 256, 99},
 };
 
 Result check_rejects(const char* what, MatmulParams p) {

@@ -4,6 +4,7 @@
 // variant of a family against its reference.
 #pragma once
 #include <cmath>
+#include <iterator>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -143,22 +144,34 @@ inline Result cancelled_case(const char* op, const ops::Variant<ops::MatmulFn>& 
   return r;
 }
 
+// What a (shape, format) case varies: a bias on every other case, row strides on two in three,
+// the odd-size pool on every other pair. Taken from the shape's and the format's index together,
+// so each format meets every choice along the shapes: one counter over the pairs gave a format
+// the same choices in every shape whenever the format count was even (f16 and fp8 never had a
+// bias, q4 neither, and each always ran on the same pool).
+struct CaseChoice {
+  bool bias, strided, three_threads;
+};
+inline CaseChoice case_choice(size_t shape_index, size_t format_index) {
+  const size_t c = shape_index + format_index;
+  return {c % 2 == 0, c % 3 != 0, c / 2 % 2 == 1};
+}
+
 // Every shape in every weight format that `tested(shape, format)` accepts, each against every
 // runnable variant of `family` that reads that format: errors relative to max(|ref|, sqrt(K))
-// within 2e-5 (see parity_matmul.cpp), guards and row padding intact. Bias on every other case,
-// strides on two in three, and the odd-size pool on every other one.
+// within 2e-5 (see parity_matmul.cpp), guards and row padding intact; bias, strides and pool as
+// case_choice says.
 template <class Tested>
 std::vector<Result> reference_cases(const char* op, const ops::OpFamily<ops::MatmulFn>& family, const MatmulShape* shapes,
                                     size_t n_shapes, Tested&& tested, Rng& rng, ThreadPool& dflt, ThreadPool& three) {
   std::vector<Result> results;
-  int index = 0;
   for (size_t si = 0; si < n_shapes; ++si) {
     const MatmulShape& s = shapes[si];
-    for (const WeightFormat f : kWeightFormats) {
-      const int case_index = index++;
+    for (size_t fi = 0; fi < std::size(kWeightFormats); ++fi) {
+      const WeightFormat f = kWeightFormats[fi];
       if (!tested(s, f)) continue;
-      const bool with_bias = case_index % 2 == 0, strided = case_index % 3 != 0;
-      MatmulProblem pr = make_matmul_problem(s, f, with_bias, strided, rng);
+      const CaseChoice choice = case_choice(si, fi);
+      MatmulProblem pr = make_matmul_problem(s, f, choice.bias, choice.strided, rng);
       ops::MatmulParams p = pr.p;
       const size_t extent = y_extent(p);
       Guarded<float> ref(extent);
@@ -170,7 +183,7 @@ std::vector<Result> reference_cases(const char* op, const ops::OpFamily<ops::Mat
       const double floor = std::sqrt(static_cast<double>(s.K > 0 ? s.K : 1));
       for (const auto& v : family.runnable()) {
         if (v.fn == family.reference().fn || !v.reads(f)) continue;
-        ThreadPool& pool = case_index % 2 ? three : dflt;
+        ThreadPool& pool = choice.three_threads ? three : dflt;
         Guarded<float> y(extent);
         fill_unwritten(y);
         p.y = extent ? y.data() : nullptr;

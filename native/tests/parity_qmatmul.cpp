@@ -194,11 +194,12 @@ Result alone_bits_case(const ops::Variant<ops::MatmulFn>& v, WeightFormat f, con
 std::vector<Result> parity_qmatmul_cases(Rng& rng, ThreadPool& dflt, ThreadPool& three) {
   const auto& family = ops::matmul_family();
   std::vector<Result> results;
-  int index = 0;
-  for (const QShape& s : kQShapes) {
-    for (const WeightFormat f : {WeightFormat::Q8, WeightFormat::Q4}) {
-      const int ci = index++;
-      QProblem pr = make(s, f, ci % 2 == 0, ci % 3 != 0, rng);
+  for (size_t si = 0; si < std::size(kQShapes); ++si) {
+    const QShape& s = kQShapes[si];
+    for (size_t fi = 0; fi < 2; ++fi) {
+      const WeightFormat f = fi == 0 ? WeightFormat::Q8 : WeightFormat::Q4;
+      const CaseChoice choice = case_choice(si, fi);
+      QProblem pr = make(s, f, choice.bias, choice.strided, rng);
       MatmulParams p = pr.p;
       const size_t ext = y_extent(p);
       Guarded<float> ref(ext, 0.0f);
@@ -224,7 +225,7 @@ std::vector<Result> parity_qmatmul_cases(Rng& rng, ThreadPool& dflt, ThreadPool&
       }
       for (const auto& v : family.runnable()) {
         if (v.fn == family.reference().fn || !v.reads(f)) continue;
-        ThreadPool& pool = ci % 2 ? three : dflt;
+        ThreadPool& pool = choice.three_threads ? three : dflt;
         Guarded<float> y(ext, std::nanf(""));
         p.y = ext ? y.data() : nullptr;
         Result r = variant_case("matmul", v, f, pr.desc + " threads=" + std::to_string(pool.size()));
@@ -239,7 +240,7 @@ std::vector<Result> parity_qmatmul_cases(Rng& rng, ThreadPool& dflt, ThreadPool&
         results.push_back(std::move(r));
         // Decode (M <= 4, split over N only) and the GEMM (each row's sums in one order whatever
         // the split) promise the same bits on any thread count.
-        if (ran && (s.M <= 4 || s.M >= cpu::kQGemmMinRows) && ext > 0) results.push_back(same_bits_case(v, f, pr.desc, p, got, ci % 2 ? dflt : three));
+        if (ran && (s.M <= 4 || s.M >= cpu::kQGemmMinRows) && ext > 0) results.push_back(same_bits_case(v, f, pr.desc, p, got, choice.three_threads ? dflt : three));
         if (ran && s.M >= 2 && s.M <= 4 && ext > 0) results.push_back(alone_bits_case(v, f, pr.desc, p, got, pool));
       }
     }

@@ -19,21 +19,22 @@
 #error "define QVL_FP8_TARGET, QVL_FP8_REGS and the vector functions before including matmul_fp8_rows.h"
 #endif
 
-// The next NR rows' bytes at the same position into L1, and the NR rows after them into L2, once
-// per cache line: the rows are contiguous, so that is one tile and two tiles ahead. A fixed 1 KiB
-// ahead left K = 1536 rows at 43% of the read floor on 2 Sapphire Rapids threads (1.5 KiB rows:
-// the next tile's first lines were never requested early). Integer arithmetic: the address may
-// lie past the end of the weights (a prefetch never faults).
-QVL_FP8_TARGET inline void prefetch_tiles(const uint8_t* w, int64_t tile_bytes) {
-  const uintptr_t at = reinterpret_cast<uintptr_t>(w) + static_cast<uintptr_t>(tile_bytes);
+// The same position of the stream's next row into L1, and of the row after into L2, once per
+// cache line (each stream reads consecutive rows: rows_r). A fixed 1 KiB ahead left K = 1536 rows
+// at 43% of the read floor on 2 Sapphire Rapids threads (1.5 KiB rows: the next row's first lines
+// were never requested early). Integer arithmetic: the address may lie past the end of the
+// weights (a prefetch never faults).
+QVL_FP8_TARGET inline void prefetch_rows(const uint8_t* w, int64_t row_bytes) {
+  const uintptr_t at = reinterpret_cast<uintptr_t>(w) + static_cast<uintptr_t>(row_bytes);
   _mm_prefetch(reinterpret_cast<const char*>(at), _MM_HINT_T0);
-  _mm_prefetch(reinterpret_cast<const char*>(at + static_cast<uintptr_t>(tile_bytes)), _MM_HINT_T1);
+  _mm_prefetch(reinterpret_cast<const char*>(at + static_cast<uintptr_t>(row_bytes)), _MM_HINT_T1);
 }
 
-// R rows of x against NR weight rows at a time: each x vector is loaded once for NR weight rows
-// and the R·NR block sums are independent FMA chains (one chain alone is latency-bound).
+// R rows of x against NR weight rows (n0, n0 + rs, ..., n0 + (NR - 1)·rs) at a time: each x
+// vector is loaded once for NR weight rows and the R·NR block sums are independent FMA chains
+// (one chain alone is latency-bound).
 template <int R, int NR>
-QVL_FP8_TARGET void rows_rn(const ops::MatmulParams& p, int64_t m0, int64_t n0) {
+QVL_FP8_TARGET void rows_rn(const ops::MatmulParams& p, int64_t m0, int64_t n0, int64_t rs) {
   constexpr int64_t kStep = 2 * Vec::kLanes;  // bytes per widen2
   static_assert(kFp8Block % kStep == 0 && 64 % kStep == 0);
   const int64_t blocks_per_row = p.w.ld / kFp8Block;
@@ -42,8 +43,8 @@ QVL_FP8_TARGET void rows_rn(const ops::MatmulParams& p, int64_t m0, int64_t n0) 
   const uint8_t* w[NR];
   const float* s[NR];
   for (int j = 0; j < NR; ++j) {
-    w[j] = static_cast<const uint8_t*>(p.w.data) + (n0 + j) * p.w.ld;
-    s[j] = static_cast<const float*>(p.w.scales) + (n0 + j) * blocks_per_row;
+    w[j] = static_cast<const uint8_t*>(p.w.data) + (n0 + j * rs) * p.w.ld;
+    s[j] = static_cast<const float*>(p.w.scales) + (n0 + j * rs) * blocks_per_row;
   }
   Vec total[R][NR];
   for (int r = 0; r < R; ++r)
@@ -56,7 +57,7 @@ QVL_FP8_TARGET void rows_rn(const ops::MatmulParams& p, int64_t m0, int64_t n0) 
       Vec x_lo[R], x_hi[R];
       for (int r = 0; r < R; ++r) x_lo[r] = vload(x[r] + k), x_hi[r] = vload(x[r] + k + Vec::kLanes);
       if (k % 64 == 0) {
-        for (int j = 0; j < NR; ++j) prefetch_tiles(w[j] + k, NR * p.w.ld);
+        for (int j = 0; j < NR; ++j) prefetch_rows(w[j] + k, p.w.ld);
       }
       for (int j = 0; j < NR; ++j) {
         Vec w_lo, w_hi;
@@ -70,16 +71,19 @@ QVL_FP8_TARGET void rows_rn(const ops::MatmulParams& p, int64_t m0, int64_t n0) 
     }
   }
   for (int r = 0; r < R; ++r)
-    for (int j = 0; j < NR; ++j) p.y[(m0 + r) * p.ldy + n0 + j] = (p.bias ? p.bias[n0 + j] : 0.0f) + vsum(total[r][j]);
+    for (int j = 0; j < NR; ++j) p.y[(m0 + r) * p.ldy + n0 + j * rs] = (p.bias ? p.bias[n0 + j * rs] : 0.0f) + vsum(total[r][j]);
 }
 
 template <int R>
 QVL_FP8_TARGET void rows_r(const ops::MatmulParams& p, int64_t m0, int64_t n0, int64_t n1) {
   // acc and total (2·R·NR), x (2·R) and the two widened weights stay within the registers.
   constexpr int NR = QVL_FP8_REGS >= 32 ? (R <= 2 ? 4 : 2) : (R == 1 ? 4 : R == 2 ? 2 : 1);
-  int64_t n = n0;
-  for (; n + NR <= n1; n += NR) rows_rn<R, NR>(p, m0, n);
-  for (; n < n1; ++n) rows_rn<R, 1>(p, m0, n);
+  // The run as NR streams of consecutive rows, each a contiguous NR-th of it (matmul_avx512.cpp's
+  // rows_mb says why): an fp8 decode step at the 2B shapes, 2 Sapphire Rapids threads, 68 -> 63 ms
+  // against NR adjacent rows (the kernel is close to compute-bound here: 25 GB/s).
+  const int64_t part = (n1 - n0) / NR;
+  for (int64_t n = n0; n < n0 + part; ++n) rows_rn<R, NR>(p, m0, n, part);
+  for (int64_t n = n0 + NR * part; n < n1; ++n) rows_rn<R, 1>(p, m0, n, 1);
 }
 
 void rows(const ops::MatmulParams& p, int64_t m0, int count, int64_t n0, int64_t n1) {
