@@ -244,7 +244,36 @@ struct Avx512 {
   template <class T>
   QVL_TARGET_AVX512 static void qk_rows_block(const float* Q, int ldq, int nv, __mmask16 tail, int R, const T* const* kp,
                                               float* S, int lds) {
-    for (int r = 0; r < R; ++r) {
+    // Rows in pairs against 8 keys at a time, so each loaded key vector feeds two rows; an odd
+    // last row goes alone against all 16. One decode step's attention at the 2B shape (6 rows per
+    // kv head), 256 cached tokens, one Sapphire Rapids thread per chunk: 77 -> 72 ns per key and
+    // kv head (f32), 66 -> 62 (bf16) against every row alone.
+    int r0 = 0;
+    for (; r0 + 2 <= R; r0 += 2) {
+      const float* qa = Q + static_cast<size_t>(r0) * ldq;
+      const float* qb = qa + ldq;
+      for (int h = 0; h < 16; h += 8) {
+        __m512 acc[16];
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; ++j) acc[j] = _mm512_setzero_ps();
+        for (int w = 0; w < nv; ++w) {
+          const __mmask16 mk = w == nv - 1 ? tail : static_cast<__mmask16>(0xFFFF);
+          const __m512 va = _mm512_loadu_ps(qa + 16 * w), vb = _mm512_loadu_ps(qb + 16 * w);
+#pragma GCC unroll 8
+          for (int j = 0; j < 8; ++j) {
+            const __m512 kv = load16(kp[h + j] + 16 * w, mk);
+            acc[j] = _mm512_fmadd_ps(va, kv, acc[j]);
+            acc[8 + j] = _mm512_fmadd_ps(vb, kv, acc[8 + j]);
+          }
+        }
+        // Lanes 0-7: row r0 against keys h..h+7; lanes 8-15: row r0 + 1 (its store starts 8 lanes
+        // early so lane 8 lands on key h; the masked-off lanes are never written).
+        const __m512 sum = hsum16(acc);
+        _mm512_mask_storeu_ps(S + static_cast<size_t>(r0) * lds + h, static_cast<__mmask16>(0x00FF), sum);
+        _mm512_mask_storeu_ps(S + static_cast<size_t>(r0 + 1) * lds + h - 8, static_cast<__mmask16>(0xFF00), sum);
+      }
+    }
+    for (int r = r0; r < R; ++r) {
       const float* q = Q + static_cast<size_t>(r) * ldq;
       __m512 acc[16];
 #pragma GCC unroll 16
