@@ -142,6 +142,15 @@ QProblem make(const QShape& s, WeightFormat f, bool with_bias, bool strided, Rng
   return pr;
 }
 
+// r passes when a and b hold the same floats bit for bit.
+void compare_bits(const std::vector<float>& a, const std::vector<float>& b, Result* r) {
+  if (a.size() != b.size()) fail(ErrorCode::Native, "parity qmatmul: output sizes differ");
+  std::vector<uint32_t> ab(a.size()), bb(b.size());
+  std::memcpy(ab.data(), a.data(), ab.size() * sizeof(float));
+  std::memcpy(bb.data(), b.data(), bb.size() * sizeof(float));
+  compare_exact(ab.data(), bb.data(), ab.size(), r);
+}
+
 // Variant v run again on `other` threads: its outputs bit for bit those of the first run (got).
 Result same_bits_case(const ops::Variant<ops::MatmulFn>& v, WeightFormat f, const std::string& desc, MatmulParams p,
                       const std::vector<float>& got, ThreadPool& other) {
@@ -150,12 +159,7 @@ Result same_bits_case(const ops::Variant<ops::MatmulFn>& v, WeightFormat f, cons
   p.y = y.data();
   run_case(r, [&] {
     v.fn(p, ExecContext(other));
-    const std::vector<float> again = compact(p, y);
-    std::vector<uint32_t> a(again.size()), b(got.size());
-    if (a.size() != b.size()) fail(ErrorCode::Native, "parity qmatmul: output sizes differ");
-    std::memcpy(a.data(), again.data(), a.size() * sizeof(float));
-    std::memcpy(b.data(), got.data(), b.size() * sizeof(float));
-    compare_exact(a.data(), b.data(), a.size(), &r);
+    compare_bits(compact(p, y), got, &r);
     r.guards_ok = y.intact();
   });
   return r;
@@ -179,11 +183,7 @@ Result alone_bits_case(const ops::Variant<ops::MatmulFn>& v, WeightFormat f, con
       rows.insert(rows.end(), row.begin(), row.end());
       intact = intact && y.intact();
     }
-    if (rows.size() != got.size()) fail(ErrorCode::Native, "parity qmatmul: output sizes differ");
-    std::vector<uint32_t> a(rows.size()), b(got.size());
-    std::memcpy(a.data(), rows.data(), a.size() * sizeof(float));
-    std::memcpy(b.data(), got.data(), b.size() * sizeof(float));
-    compare_exact(a.data(), b.data(), a.size(), &r);
+    compare_bits(rows, got, &r);
     r.guards_ok = intact;
   });
   return r;
