@@ -111,7 +111,11 @@ struct PanelArgs {
 // (q8 11 GB/s against 15, q4 10 against 13); prefetching into L2 alone lost ~7% at q8 M = 4;
 // distances of 0.5/4 and 2/16 KiB were within the noise of these (one Sapphire Rapids thread,
 // 2 rounds, M = 1 and 4).
-constexpr uintptr_t kL1Ahead = 1024, kL2Ahead = 8192;
+// Over a whole 2B decode step on two threads (the 113 matmuls, huge pages, variants interleaved in
+// one process, 12 rounds), 4 KiB into L2 beat the 8 KiB chosen above: q4 M = 1 by 3-5% (4 runs),
+// M = 2 by 6%, M = 4 by 1%; q8 M = 1 by 6% (2 runs), M = 2 by 2%, M = 4 by 6%. 2, 3 and 6 KiB were
+// no better than 4 (q4 M = 1), and q8 M = 1 without the L2 prefetch matched 4 KiB.
+constexpr uintptr_t kL1Ahead = 1024, kL2Ahead = 4096;
 
 // Panels P..P+PN-1 x MB activation rows: out[m][pn] = the 16 rows' sums without bias. Per block
 // the integer dots run in int32 (two chains per row and panel: vpdpbusd's latency is 5 cycles),
