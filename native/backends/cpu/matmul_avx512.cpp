@@ -6,6 +6,7 @@
 #include <type_traits>
 
 #include "backends/cpu/matmul_cpu.h"
+#include "backends/cpu/row_streams.h"
 #include "backends/cpu/vec_math.h"
 
 namespace qvl::cpu {
@@ -221,18 +222,13 @@ QVL_TARGET_AVX512 void rows_block(const MatmulParams& p, int64_t m0, int64_t n, 
   }
 }
 
-// Rows [n0, n1) as R streams, each a contiguous R-th of the run (block i takes rows
-// n0 + i + j·part). R adjacent rows instead made R short streams (a row of K = 1536 bf16 is
-// 3 KiB) that restarted every block: a bf16 decode step at the 2B shapes (2 Sapphire Rapids
-// threads, variants interleaved in one process) streamed at 24 GB/s, split at 30 GB/s (the read
-// floor), 127 -> 101-106 ms. K = 8960 rows (17.5 KiB) were at 28-30 GB/s either way. Eight
-// streams at M = 1 against four: within 2.5%, kept for the extra requests in flight.
+// Rows [n0, n1) as R streams (row_streams.h). Eight streams at M = 1 against four: within 2.5%,
+// kept for the extra requests in flight.
 template <DType DT, int MB>
 QVL_TARGET_AVX512 void rows_mb(const MatmulParams& p, int64_t m0, int64_t n0, int64_t n1) {
   constexpr int R = MB == 1 ? 8 : 4;
-  const int64_t part = (n1 - n0) / R;
-  for (int64_t n = n0; n < n0 + part; ++n) rows_block<DT, MB, R>(p, m0, n, part);
-  for (int64_t n = n0 + R * part; n < n1; ++n) rows_block<DT, MB, 1>(p, m0, n, 1);
+  row_streams<R>(n0, n1, [&](int64_t n, int64_t part) { rows_block<DT, MB, R>(p, m0, n, part); },
+                 [&](int64_t n) { rows_block<DT, MB, 1>(p, m0, n, 1); });
 }
 
 template <DType DT>

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "backends/cpu/matmul_fp8.h"
+#include "backends/cpu/row_streams.h"
 #include "backends/cpu/vec_math.h"
 
 namespace qvl::cpu {

@@ -8,7 +8,8 @@
 //   Vec vfma(Vec a, Vec b, Vec c); // a·b + c
 //   void widen2(const uint8_t* w, Vec* lo, Vec* hi);  // 2·kLanes e4m3 bytes as values · 2^-8
 //   float vsum(Vec v);
-// (No includes: the including file includes <immintrin.h> and backends/cpu/matmul_fp8.h first.)
+// (No includes: the including file includes <immintrin.h>, backends/cpu/matmul_fp8.h and
+// backends/cpu/row_streams.h first.)
 //
 // float8_e4m3fn widens to f16 by moving its 7 exponent+mantissa bits up 7 places (exponent bias
 // 7 against f16's 15: the f16 is the value times 2^-8, subnormals included) and vcvtph2ps widens
@@ -78,12 +79,11 @@ template <int R>
 QVL_FP8_TARGET void rows_r(const ops::MatmulParams& p, int64_t m0, int64_t n0, int64_t n1) {
   // acc and total (2·R·NR), x (2·R) and the two widened weights stay within the registers.
   constexpr int NR = QVL_FP8_REGS >= 32 ? (R <= 2 ? 4 : 2) : (R == 1 ? 4 : R == 2 ? 2 : 1);
-  // The run as NR streams of consecutive rows, each a contiguous NR-th of it (matmul_avx512.cpp's
-  // rows_mb says why): an fp8 decode step at the 2B shapes, 2 Sapphire Rapids threads, 68 -> 63 ms
-  // against NR adjacent rows (the kernel is close to compute-bound here: 25 GB/s).
-  const int64_t part = (n1 - n0) / NR;
-  for (int64_t n = n0; n < n0 + part; ++n) rows_rn<R, NR>(p, m0, n, part);
-  for (int64_t n = n0 + NR * part; n < n1; ++n) rows_rn<R, 1>(p, m0, n, 1);
+  // The run as NR streams (row_streams.h): an fp8 decode step at the 2B shapes, 2 Sapphire Rapids
+  // threads, 68 -> 63 ms against NR adjacent rows (the kernel is close to compute-bound here:
+  // 25 GB/s).
+  row_streams<NR>(n0, n1, [&](int64_t n, int64_t part) { rows_rn<R, NR>(p, m0, n, part); },
+                  [&](int64_t n) { rows_rn<R, 1>(p, m0, n, 1); });
 }
 
 void rows(const ops::MatmulParams& p, int64_t m0, int count, int64_t n0, int64_t n1) {
