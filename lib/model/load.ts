@@ -85,8 +85,9 @@ export interface LoadOptions {
    * - `'bf16'` (default): as stored in the checkpoint (bf16, f16 or f32): the exact path.
    * - `'q8'`: quantized at load to int8, one f16 scale per 32 weights (8.5 bits per weight): about half
    *   the bytes a decode step reads, with a small measured error (README, "Quantized weights").
-   * - `'q4'`: 4-bit with an f16 scale and a 4-bit zero point per 32 weights (4.625 bits per weight): fewer bytes
-   *   still, a larger error.
+   * - `'q4'`: 4-bit with an f16 scale and a 4-bit zero point per 64 weights (4.3125 bits per weight; per 32
+   *   where a weight's input size is no multiple of 64), both fitted to each group's weights: fewer bytes
+   *   still, a larger error (about llama.cpp's Q4_0's).
    * - `'auto'`: `'q8'` for a checkpoint stored in 16/32-bit floats (decode is bound by the bytes
    *   of weights it reads, and q8 keeps the output close to the exact path); as stored for a
    *   checkpoint that is quantized already.

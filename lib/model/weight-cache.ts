@@ -17,7 +17,8 @@ import { inputError } from '../errors.js';
  * converted layouts bumps the native file version instead (native/models/weight_cache.cpp): the
  * old file, at the same name, is then refused and rewritten in place.
  */
-export const WEIGHT_CACHE_VERSION = 1;
+// 2: q4 in 64-groups where the input size allows, scales and zero points fitted (native/core/weight_quant.h).
+export const WEIGHT_CACHE_VERSION = 2;
 
 /** `$XDG_CACHE_HOME/qwenvl/weights`, else `~/.cache/qwenvl/weights`. */
 export function userWeightCacheDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -53,7 +54,7 @@ export async function weightCachePlan(
     const s = await stat(f);
     files.push({ name: basename(f), size: s.size, mtimeMs: s.mtimeMs });
   }
-  const key = JSON.stringify({ version: WEIGHT_CACHE_VERSION, text, vision, group: 32, files });
+  const key = JSON.stringify({ version: WEIGHT_CACHE_VERSION, text, vision, files });
   let folder: string;
   if (option === true) {
     folder = !fromHub && (await writable(dir)) ? dir : userWeightCacheDir();

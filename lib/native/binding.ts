@@ -74,7 +74,7 @@ export interface NativeBenchMatmul {
   M: number;
   K: number;
   N: number;
-  /** A weight format name (q8 and q4 use group 32). */
+  /** A weight format name (q8 and q4 in the groups the loader gives K inputs). */
   wDtype: 'f32' | 'bf16' | 'f16' | 'fp8' | 'q8' | 'q4';
   variant: string;
   iters: number;

@@ -40,7 +40,7 @@ ConvertedWeight place(ConvertedWeight c, const WeightPlan& plan) {
 // reported for `source_bytes`.
 bool take_cached(const WeightPlan& plan, const std::string& name, int64_t out, int64_t in, uint64_t source_bytes,
                  const std::function<void()>& release, ConvertedWeight* cached) {
-  if (!plan.cache || !plan.cache->take(name, plan.format, out, in, plan.group, plan.pages, cached)) return false;
+  if (!plan.cache || !plan.cache->take(name, plan.format, out, in, q_load_group(plan.format, in), plan.pages, cached)) return false;
   plan.cache->record(name, *cached);
   release();
   if (plan.on_converted) plan.on_converted(source_bytes);
@@ -61,15 +61,16 @@ void finish_quantized(const WeightPlan& plan, const std::string& name, int64_t b
 
 // The stored weight `dense` quantized per the plan (or placed as is when the plan keeps it).
 ConvertedWeight apply_plan(ConvertedWeight dense, const WeightPlan& plan, const std::string& name) {
-  if (!plan.quantize || dense.ref.in % plan.group != 0) return place(std::move(dense), plan);
+  const int64_t group = plan.quantize ? q_load_group(plan.format, dense.ref.in) : 0;
+  if (group == 0) return place(std::move(dense), plan);
   const uint64_t bytes = static_cast<uint64_t>(dense.storage.front().nbytes());
   ConvertedWeight q;
   if (take_cached(plan, name, dense.ref.out, dense.ref.in, bytes, [&] { release_dense(dense); }, &q)) return q;
-  q = empty_group_quantized(plan.format, dense.ref.out, dense.ref.in, plan.group, plan.pages);
-  const int64_t bad = ops::quantize_weight(dense.ref, plan.format, plan.group, q.storage[0].raw(), q.storage[1].raw(),
+  q = empty_group_quantized(plan.format, dense.ref.out, dense.ref.in, group, plan.pages);
+  const int64_t bad = ops::quantize_weight(dense.ref, plan.format, group, q.storage[0].raw(), q.storage[1].raw(),
                                            q.storage.size() > 2 ? q.storage[2].raw() : nullptr, pool_of(plan));
   release_dense(dense);
-  finish_quantized(plan, name, bad, dense.ref.in / plan.group, q, bytes);
+  finish_quantized(plan, name, bad, dense.ref.in / group, q, bytes);
   return q;
 }
 
@@ -123,7 +124,7 @@ ConvertedWeight convert_linear_weight(const WeightStore& w, const std::string& p
 namespace {
 
 // The fused "x @ W" tensor `name` [E, R, C] in the op's stacked [E·C, R] form: quantized at load
-// when the plan says so, R is a whole number of groups and C of 16-row panels (so that every
+// when the plan says so, R is a whole number of 32-blocks and C of 16-row panels (so that every
 // expert's rows start a panel, core/weight_quant.h; any C for one expert), else repacked as stored.
 ConvertedWeight convert_fused_experts(const WeightStore& w, const std::string& name, int64_t E, int64_t R, int64_t C,
                                       const WeightPlan& plan) {
@@ -136,20 +137,21 @@ ConvertedWeight convert_fused_experts(const WeightStore& w, const std::string& n
   QVL_CHECK(weight_format_from_dtype(src.dtype(), &f), Unsupported,
             "tensor " + name + " is " + dtype_name(src.dtype()) + ", which is not a weight format (f32, bf16 or f16)");
   const uint64_t bytes = static_cast<uint64_t>(src.nbytes());
-  if (plan.quantize && R % plan.group == 0 && (E == 1 || C % kQPanelRows == 0)) {
+  const int64_t group = plan.quantize ? q_load_group(plan.format, R) : 0;
+  if (group > 0 && (E == 1 || C % kQPanelRows == 0)) {
     ConvertedWeight q;
     if (take_cached(plan, name, E * C, R, bytes, [&] { release_source(src); }, &q)) return q;
-    q = empty_group_quantized(plan.format, E * C, R, plan.group, plan.pages);
+    q = empty_group_quantized(plan.format, E * C, R, group, plan.pages);
     const int64_t expert_bytes = static_cast<int64_t>(bytes) / E;
     const char* base = static_cast<const char*>(src.raw());
     // Each expert's mapped pages go as soon as it is quantized: the load never holds the stored
     // experts and their quantized copy at once (ops::moe_quantize_experts calls back per expert).
     const int64_t bad = ops::moe_quantize_experts(
-        src.raw(), f, E, R, C, plan.format, plan.group, q.storage[0].raw(), q.storage[1].raw(),
+        src.raw(), f, E, R, C, plan.format, group, q.storage[0].raw(), q.storage[1].raw(),
         q.storage.size() > 2 ? q.storage[2].raw() : nullptr, pool_of(plan),
         [&](int64_t e) { src.storage()->release(base + e * expert_bytes, static_cast<size_t>(expert_bytes)); });
     release_source(src);
-    finish_quantized(plan, name, bad, R / plan.group, q, bytes);
+    finish_quantized(plan, name, bad, R / group, q, bytes);
     return q;
   }
   ConvertedWeight c;

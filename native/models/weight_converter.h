@@ -27,12 +27,12 @@ struct ConvertedWeight {
 };
 
 // What the loader makes of a part's (language model, vision tower) dense linear weights: kept as
-// stored, or quantized at load into q8/q4 with `group` elements per scale. A weight whose input
-// size is no multiple of the group stays as stored (e.g. the vision patch embedding, K = 1176).
+// stored, or quantized at load into q8/q4, in groups as core's q_load_group sizes them for the
+// weight's input size. A weight whose input size is no multiple of 32 stays as stored (e.g. the
+// vision patch embedding, K = 1176).
 struct WeightPlan {
   bool quantize = false;
   WeightFormat format = WeightFormat::Q8;  // Q8 or Q4 when quantize
-  int64_t group = 32;
   ThreadPool* pool = nullptr;  // where conversions run (the default pool when null)
   // Called after each converted weight with the bytes of stored weights it read (load progress).
   std::function<void(uint64_t)> on_converted;

@@ -31,8 +31,9 @@ const ops::Variant<Fn>& find_variant(const ops::OpFamily<Fn>& family, const std:
 // denormals could.
 void fill_values(float* out, size_t n, uint64_t seed);
 
-// w_dtype: a weight format name (f32, bf16, f16, fp8, q8, q4); quantized weights use group 32. The
-// weights rotate through copies totalling about spill_bytes (more than the last-level cache).
+// w_dtype: a weight format name (f32, bf16, f16, fp8, q8, q4); quantized weights use the group the
+// loader gives K inputs (core/weight_quant.h, q_load_group). The weights rotate through copies
+// totalling about spill_bytes (more than the last-level cache).
 // family: "matmul" (exact) or "matmul_bf16" (the bf16 variants of precision 'fast').
 struct MatmulCase {
   int64_t M, K, N;

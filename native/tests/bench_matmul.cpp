@@ -33,9 +33,12 @@ WeightFormat parse_format(const std::string& s) {
   fail(ErrorCode::Input, "benchMatmul: wDtype must be f32, bf16, f16, fp8, q8 or q4, got '" + s + "'");
 }
 
-// Elements per scale: the q kernels' block for the group-quantized formats, the format's own block
-// otherwise (fp8's 128; the dense formats have no scales).
-int64_t scale_group(const WeightFormatTraits& t) { return t.kernel == WeightKernel::Int8Dot ? kQuantBlock : t.block; }
+// Elements per scale: for the group-quantized formats the group weights of K inputs get at load
+// (core/weight_quant.h, q_load_group), the format's own block otherwise (fp8's 128; the dense
+// formats have no scales).
+int64_t scale_group(const WeightFormatTraits& t, int64_t K) {
+  return t.kernel == WeightKernel::Int8Dot ? q_load_group(t.format, K) : t.block;
+}
 
 // Bytes per stored unit of format f with rows of K elements: codes (or elements), scales, zero
 // points. The unit is a row, or for q8/q4 a panel of 16 rows (core/weight_quant.h); fp8 keeps one
@@ -50,11 +53,11 @@ Layout layout(WeightFormat f, int64_t K) {
   QVL_CHECK(weight_row_bytes(f, K, &l.data), Input, std::string("benchMatmul: K must be a multiple of ") +
                                                         std::to_string(t.block) + " for " + t.name);
   QuantRowBytes pb;
-  if (t.kernel == WeightKernel::Int8Dot && quant_panel_bytes(f, K, kQuantBlock, &pb)) {
+  if (t.kernel == WeightKernel::Int8Dot && quant_panel_bytes(f, K, scale_group(t, K), &pb)) {
     l.rows = kQPanelRows, l.data = pb.codes, l.scales = pb.scales, l.zeros = pb.zeros;
     return l;
   }
-  l.scales = t.has_scales ? K / scale_group(t) * 4 : 0;
+  l.scales = t.has_scales ? K / scale_group(t, K) * 4 : 0;
   return l;
 }
 
@@ -82,7 +85,7 @@ WeightCopy make_weights(WeightFormat f, int64_t N, int64_t K, ThreadPool& pool) 
   uint8_t* scales = l.scales > 0 ? c.storage[1].data<uint8_t>() : nullptr;
   uint8_t* zeros = l.zeros > 0 ? c.storage[2].data<uint8_t>() : nullptr;
   if (t.kernel == WeightKernel::Int8Dot) {
-    QVL_CHECK(ops::quantize_weight(src, f, kQuantBlock, data, scales, zeros, pool) < 0, Native, "benchMatmul: a scale overflowed");
+    QVL_CHECK(ops::quantize_weight(src, f, scale_group(t, K), data, scales, zeros, pool) < 0, Native, "benchMatmul: a scale overflowed");
   } else {
     for (int64_t r = 0; r < P; ++r)
       t.quantize_row(&pattern[r * K], K, data + r * l.data, scales ? scales + r * l.scales : nullptr, nullptr);
@@ -96,7 +99,7 @@ WeightCopy make_weights(WeightFormat f, int64_t N, int64_t K, ThreadPool& pool) 
   c.ref = dense_weight(f, data, N, K, K);
   c.ref.scales = scales;
   c.ref.zeros = zeros;
-  c.ref.group = t.has_scales ? scale_group(t) : 0;
+  c.ref.group = t.has_scales ? scale_group(t, K) : 0;
   return c;
 }
 

@@ -31,6 +31,7 @@ std::vector<Result> parity_quant_pack(uint64_t seed);
 std::vector<Result> parity_unpack_quant(uint64_t seed);
 std::vector<Result> parity_dequant_groups(uint64_t seed);
 std::vector<Result> parity_quantize_row(uint64_t seed);
+std::vector<Result> parity_q4_fit(uint64_t seed);
 std::vector<Result> parity_read_stream(uint64_t seed);
 std::vector<Result> parity_token_mask(uint64_t seed);
 
@@ -65,6 +66,7 @@ const std::vector<Entry>& suites() {
       {"unpack_quant", parity_unpack_quant},
       {"dequant_groups", parity_dequant_groups},
       {"quantize_row", parity_quantize_row},
+      {"q4_fit", parity_q4_fit},
       {"read_stream", parity_read_stream},
   };
   return all;

@@ -432,7 +432,9 @@ std::vector<Result> parity_moe(uint64_t seed) {
           wantf.push_back(static_cast<float>(want[t * c.H + h]));
         }
       }
-      if (int8dot) compare(got.data(), wantf.data(), got.size(), 0.05, 0.5, &r);
+      // The widest case (H = I = 128) reaches 0.047 (q8) to 0.063 (q4) of a 0.5 floor; a block
+      // computed wrong is off by O(1).
+      if (int8dot) compare(got.data(), wantf.data(), got.size(), 0.08, 0.5, &r);
       else compare(got.data(), wantf.data(), got.size(), 1e-5, 0.1, &r);
       results.push_back(r);
     }

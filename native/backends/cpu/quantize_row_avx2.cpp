@@ -78,11 +78,36 @@ QVL_TARGET_AVX2 void q4_codes_avx2(const float* x, int64_t n, float inv, float z
   }
 }
 
+// Elements k % 16 < 8 in acc[c][0], the others in acc[c][1] (lane k % 8): together
+// q4_group_error's 16 lanes, folded in its order; each zero point its own sums, the rounded x·inv
+// shared.
+QVL_TARGET_AVX2 void q4_errors_avx2(const float* x, int64_t n, float inv, float s, const float* zf, int count, float* err) {
+  const __m256 vi = _mm256_set1_ps(inv), vs = _mm256_set1_ps(s), zero = _mm256_setzero_ps(), top = _mm256_set1_ps(15.0f);
+  __m256 vz[3], acc[3][2];
+  for (int c = 0; c < 3; ++c) vz[c] = _mm256_set1_ps(zf[c < count ? c : 0]), acc[c][0] = acc[c][1] = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) {
+    for (int j = 0; j < 2; ++j) {
+      const __m256 v = _mm256_loadu_ps(x + i + 8 * j);
+      const __m256 r = _mm256_round_ps(_mm256_mul_ps(v, vi), kRne);
+      for (int c = 0; c < 3; ++c) {
+        const __m256 q = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(r, vz[c]), zero), top);
+        const __m256 e = _mm256_fnmadd_ps(_mm256_sub_ps(q, vz[c]), vs, v);
+        acc[c][j] = _mm256_fmadd_ps(e, e, acc[c][j]);
+      }
+    }
+  }
+  for (int c = 0; c < count; ++c) {
+    const __m256 a8 = _mm256_add_ps(acc[c][0], acc[c][1]);
+    __m128 a4 = _mm_add_ps(_mm256_castps256_ps128(a8), _mm256_extractf128_ps(a8, 1));
+    a4 = _mm_add_ps(a4, _mm_movehl_ps(a4, a4));
+    err[c] = _mm_cvtss_f32(_mm_add_ss(a4, _mm_movehdup_ps(a4)));
+  }
+}
+
 // 8 groups at a time (see QuantRowKernels::scales); the last few through the scalar steps.
-QVL_TARGET_AVX2 int64_t scales_avx2(const float* s, const float* lo, int64_t groups, uint16_t* h, float* inv, float* zf) {
+QVL_TARGET_AVX2 int64_t scales_avx2(const float* s, int64_t groups, uint16_t* h, float* inv) {
   const __m256i mag = _mm256_set1_epi32(0x7fff), below_inf = _mm256_set1_epi32(0x7bff), min_h = _mm256_set1_epi32(0x0400);
-  const __m256 min_v = _mm256_set1_ps(kQScaleMin), one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps(),
-               top = _mm256_set1_ps(15.0f), sign = _mm256_set1_ps(-0.0f);
+  const __m256 min_v = _mm256_set1_ps(kQScaleMin), one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
   int64_t g = 0;
   for (; g + 8 <= groups; g += 8) {
     const __m256 sv = _mm256_loadu_ps(s + g);
@@ -97,12 +122,8 @@ QVL_TARGET_AVX2 int64_t scales_avx2(const float* s, const float* lo, int64_t gro
     const __m256 iv = _mm256_and_ps(_mm256_div_ps(one, v), _mm256_cmp_ps(v, zero, _CMP_GT_OQ));  // 1/0 masked to 0
     _mm_storeu_si128(reinterpret_cast<__m128i*>(h + g), _mm_packus_epi32(_mm256_castsi256_si128(hw), _mm256_extracti128_si256(hw, 1)));
     _mm256_storeu_ps(inv + g, iv);
-    if (lo) {
-      const __m256 r = _mm256_round_ps(_mm256_mul_ps(_mm256_xor_ps(_mm256_loadu_ps(lo + g), sign), iv), kRne);
-      _mm256_storeu_ps(zf + g, _mm256_min_ps(_mm256_max_ps(r, zero), top));
-    }
   }
-  return group_scales_scalar(s, lo, g, groups, h, inv, zf);
+  return group_scales_scalar(s, g, groups, h, inv);
 }
 
 }  // namespace
@@ -123,7 +144,7 @@ QVL_TARGET_AVX2 void q4_pack_avx2(const uint8_t* q, int64_t n, uint8_t* dst) {
 }
 
 int64_t quantize_row_avx2(const ops::QuantizeRowParams& p) {
-  static constexpr QuantRowKernels k{amax_avx2, range_avx2, q8_codes_avx2, q4_codes_avx2, q4_pack_avx2, scales_avx2};
+  static constexpr QuantRowKernels k{amax_avx2, range_avx2, q8_codes_avx2, q4_codes_avx2, q4_pack_avx2, q4_errors_avx2, scales_avx2};
   return quantize_row_with(p, k);
 }
 

@@ -56,11 +56,33 @@ QVL_TARGET_AVX512 void q4_codes_avx512(const float* x, int64_t n, float inv, flo
   }
 }
 
+// Element k in lane k % 16, the lanes folded in halves: q4_group_error's order, each zero point
+// its own sums; the rounded x·inv shared.
+QVL_TARGET_AVX512 void q4_errors_avx512(const float* x, int64_t n, float inv, float s, const float* zf, int count, float* err) {
+  const __m512 vi = _mm512_set1_ps(inv), vs = _mm512_set1_ps(s), zero = _mm512_setzero_ps(), top = _mm512_set1_ps(15.0f);
+  __m512 vz[3], acc[3];
+  for (int c = 0; c < 3; ++c) vz[c] = _mm512_set1_ps(zf[c < count ? c : 0]), acc[c] = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) {
+    const __m512 v = _mm512_loadu_ps(x + i);
+    const __m512 r = _mm512_roundscale_ps(_mm512_mul_ps(v, vi), kRne);
+    for (int c = 0; c < 3; ++c) {
+      const __m512 q = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(r, vz[c]), zero), top);
+      const __m512 e = _mm512_fnmadd_ps(_mm512_sub_ps(q, vz[c]), vs, v);
+      acc[c] = _mm512_fmadd_ps(e, e, acc[c]);
+    }
+  }
+  for (int c = 0; c < count; ++c) {
+    const __m256 a8 = _mm256_add_ps(_mm512_castps512_ps256(acc[c]), _mm512_extractf32x8_ps(acc[c], 1));
+    __m128 a4 = _mm_add_ps(_mm256_castps256_ps128(a8), _mm256_extractf128_ps(a8, 1));
+    a4 = _mm_add_ps(a4, _mm_movehl_ps(a4, a4));
+    err[c] = _mm_cvtss_f32(_mm_add_ss(a4, _mm_movehdup_ps(a4)));
+  }
+}
+
 // 16 groups at a time (see QuantRowKernels::scales); the last few through the scalar steps.
-QVL_TARGET_AVX512 int64_t scales_avx512(const float* s, const float* lo, int64_t groups, uint16_t* h, float* inv, float* zf) {
+QVL_TARGET_AVX512 int64_t scales_avx512(const float* s, int64_t groups, uint16_t* h, float* inv) {
   const __m512i mag = _mm512_set1_epi32(0x7fff), inf = _mm512_set1_epi32(0x7c00), min_h = _mm512_set1_epi32(0x0400);
-  const __m512 min_v = _mm512_set1_ps(kQScaleMin), one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps(),
-               top = _mm512_set1_ps(15.0f), sign = _mm512_set1_ps(-0.0f);
+  const __m512 min_v = _mm512_set1_ps(kQScaleMin), one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps();
   int64_t g = 0;
   for (; g + 16 <= groups; g += 16) {
     const __m512 sv = _mm512_loadu_ps(s + g);
@@ -76,18 +98,14 @@ QVL_TARGET_AVX512 int64_t scales_avx512(const float* s, const float* lo, int64_t
     const __m512 iv = _mm512_maskz_div_ps(_mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ), one, v);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(h + g), _mm512_cvtepi32_epi16(hw));
     _mm512_storeu_ps(inv + g, iv);
-    if (lo) {
-      const __m512 r = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_xor_ps(_mm512_loadu_ps(lo + g), sign), iv), kRne);
-      _mm512_storeu_ps(zf + g, _mm512_min_ps(_mm512_max_ps(r, zero), top));
-    }
   }
-  return group_scales_scalar(s, lo, g, groups, h, inv, zf);
+  return group_scales_scalar(s, g, groups, h, inv);
 }
 
 }  // namespace
 
 int64_t quantize_row_avx512(const ops::QuantizeRowParams& p) {
-  static constexpr QuantRowKernels k{amax_avx512, range_avx512, q8_codes_avx512, q4_codes_avx512, q4_pack_avx2, scales_avx512};
+  static constexpr QuantRowKernels k{amax_avx512, range_avx512, q8_codes_avx512, q4_codes_avx512, q4_pack_avx2, q4_errors_avx512, scales_avx512};
   return quantize_row_with(p, k);
 }
 
