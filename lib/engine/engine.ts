@@ -43,7 +43,8 @@ export interface EngineOptions {
   /** Most KV bytes the prefix cache keeps (0: none). Default: a quarter of `kvMemoryBytes`. */
   prefixCacheBytes?: number;
   /**
-   * How the KV cache stores keys and values: `'f32'` (the default, exact) or `'bf16'`, half the
+   * How the KV cache stores keys and values: `'f32'` (the default, exact; under `precision: 'fast'`
+   * the default is `'bf16'`) or `'bf16'`, half the
    * memory per token (twice the tokens in `kvMemoryBytes`, so longer video prompts or more
    * concurrent sequences), with keys and values rounded to bf16 once as they are stored; attention
    * reads them as stored. Applies to every sequence of the model (and to `logits()`). Its accuracy

@@ -64,8 +64,10 @@ export interface LoadOptions {
    * Arithmetic of the large matrix products (prompt prefill, the vision tower): `'exact'` (default)
    * keeps f32 activations, the path the conformance tests hold to the reference; `'fast'` rounds
    * activations and weights to bf16 and accumulates in f32 on Intel AMX tiles or AVX512-BF16 where
-   * the CPU has them (otherwise it runs exact), several times faster on AMX. Token-by-token decode
-   * is unaffected. Its measured error budget is in the README, "Precision".
+   * the CPU has them (otherwise it runs exact), several times faster on AMX; and makes `'bf16'` the
+   * KV cache's default storage (`engine.kvCache`: half the memory, and decode's attention reads
+   * half the bytes). Token-by-token decode's matrix products are unaffected. Its measured error
+   * budget is in the README, "Precision".
    */
   precision?: 'exact' | 'fast';
   /**
@@ -279,6 +281,6 @@ export async function loadModel(dirOrRepoId: string, loadOptions?: LoadOptions):
     media,
     ...(options.maxInputPixels !== undefined ? { maxInputPixels: options.maxInputPixels } : {}),
     ...(options.specialTokensInUserText !== undefined ? { specialTokensInUserText: options.specialTokensInUserText } : {}),
-    ...(options.engine !== undefined ? { engine: options.engine } : {}),
+    engine: { ...options.engine, kvCache: options.engine?.kvCache ?? (options.precision === 'fast' ? 'bf16' : 'f32') },
   });
 }

@@ -139,6 +139,24 @@ describe('admission', () => {
     }
   });
 
+  it("precision 'fast' makes 'bf16' the KV cache's default; an explicit kvCache wins", async () => {
+    const t = plain.config.text;
+    const perToken = t.layers * 2 * t.kvHeads * t.headDim * 4;  // f32
+    const prompt = (await plain.prepare(ask('memory bound'))).seqLength;
+    const estimate = async (options: Parameters<typeof loadModel>[1]) => {
+      const m = await loadModel(CKPT, { threads: 1, ...options });
+      try {
+        return (await m.estimateTokens(ask('memory bound'), { maxTokens: 100 })).memoryBytes;
+      } finally {
+        m.dispose();
+      }
+    };
+    const exact = await estimate({});
+    expect(exact - (await estimate({ precision: 'fast' }))).toBe(((prompt + 100) * perToken) / 2);
+    expect(await estimate({ precision: 'fast', engine: { kvCache: 'f32' } })).toBe(exact);
+    expect(await estimate({ precision: 'exact', engine: { kvCache: 'bf16' } })).toBe(await estimate({ precision: 'fast' }));
+  });
+
   it("kvCache 'bf16' stores keys and values at 2 bytes: twice the tokens fit, the memory estimate halves its KV, the logits move slightly", async () => {
     const t = plain.config.text;
     const perToken = t.layers * 2 * t.kvHeads * t.headDim * 4;  // f32

@@ -1,16 +1,18 @@
 // precision: 'fast' (bf16 activations and weights, f32 accumulation in the large matmuls and the
-// vision attention) against
+// vision attention; the KV cache in bf16, its default there) against
 // 'exact' on the four reference fixtures and on a wider generated checkpoint: cosine of the
 // vision embeddings, cosine of the logits at every position, and top-1 agreement at every
 // position of a teacher-forced run (the prompt plus exact's own greedy answer, fed to both).
 // Budgets (README, "Precision") come from the values measured on Sapphire Rapids (AMX matmuls and
 // vision attention), with room for other CPUs' accumulation orders (vision cos / mean logits
 // cos / top-1 over positions):
-//   qwen2-vl      0.999979 / 0.999850 / 97.1% of 140    qwen2.5-vl 0.999745 / 0.998820 / 89.0% of 136
-//   qwen3-vl      0.999974 / 0.999962 / 95.1% of 183    qwen3-vl-moe 0.999956 / 0.999827 / 98.4% of 183
-//   generated 256-wide Qwen2-VL 0.999992 / 0.999988 / 99.1% of 215
+//   qwen2-vl      0.999979 / 0.999840 / 97.1% of 140    qwen2.5-vl 0.999745 / 0.998797 / 89.7% of 136
+//   qwen3-vl      0.999974 / 0.999962 / 95.6% of 183    qwen3-vl-moe 0.999956 / 0.999828 / 97.8% of 183
+//   generated 256-wide Qwen2-VL 0.999992 / 0.999987 / 99.5% of 215
+// (with the f32 cache: mean logits cos 0.999850 / 0.998820 / 0.999962 / 0.999827 / 0.999988).
 // With the AVX512-BF16 matmul instead (QWENVL_MAX_ISA=avx512bf16, the Zen 4/5 path: exact
-// attention) the same cases measured 0.999815-0.999992 / 0.999005-0.999988 / 93.4-99.5%.
+// attention) the same cases measured 0.999815-0.999992 / 0.998947-0.999987 / 90.4-99.5% (f32
+// cache: 0.999005-0.999988 / 93.4-99.5%).
 // (the worst single position is reported, not held: one near-tie or one flipped MoE routing
 // moves it to 0.89 on the 32-wide MoE fixture). An AMX kernel that dropped its last k step
 // measured vision cos 0.37-0.79, logits cos 0.29-0.62, top-1 0-52%: far outside.

@@ -26,9 +26,9 @@ options:
   --seed S             sampling seed (integer >= 0)
   --threads N          compute threads (integer from 1 to 1024; default: physical cores)
   --precision P        exact (default) or fast: bf16 prefill and vision tower on AMX /
-                       AVX512-BF16 (see README, "Precision")
-  --kv-cache T         f32 (default, exact) or bf16: keys and values stored at half the
-                       memory (see README, "Concurrency and caches")
+                       AVX512-BF16, bf16 KV cache (see README, "Precision")
+  --kv-cache T         f32 (default, exact; bf16 under --precision fast) or bf16: keys and
+                       values stored at half the memory (see README, "Concurrency and caches")
   --draw OUT.png       draw the reply's boxes and points on the image (needs --image); with
                        several images, one file each: OUT-1.png, OUT-2.png, ...
   --tools FILE         a JSON file of tools the model may call (OpenAI's "tools" array, or an
