@@ -80,18 +80,20 @@ QVL_TARGET_AVX2 void q4_codes_avx2(const float* x, int64_t n, float inv, float z
 
 // Elements k % 16 < 8 in acc[c][0], the others in acc[c][1] (lane k % 8): together
 // q4_group_error's 16 lanes, folded in its order; each zero point its own sums, the rounded x·inv
-// shared.
+// shared; code - zf as clamp(r, -zf, 15 - zf), exactly as the AVX-512 variant says.
 QVL_TARGET_AVX2 void q4_errors_avx2(const float* x, int64_t n, float inv, float s, const float* zf, int count, float* err) {
-  const __m256 vi = _mm256_set1_ps(inv), vs = _mm256_set1_ps(s), zero = _mm256_setzero_ps(), top = _mm256_set1_ps(15.0f);
-  __m256 vz[3], acc[3][2];
-  for (int c = 0; c < 3; ++c) vz[c] = _mm256_set1_ps(zf[c < count ? c : 0]), acc[c][0] = acc[c][1] = _mm256_setzero_ps();
+  const __m256 vi = _mm256_set1_ps(inv), vs = _mm256_set1_ps(s);
+  __m256 lo[3], hi[3], acc[3][2];
+  for (int c = 0; c < 3; ++c) {
+    const float z = zf[c < count ? c : 0];
+    lo[c] = _mm256_set1_ps(-z), hi[c] = _mm256_set1_ps(15.0f - z), acc[c][0] = acc[c][1] = _mm256_setzero_ps();
+  }
   for (int64_t i = 0; i < n; i += 16) {
     for (int j = 0; j < 2; ++j) {
       const __m256 v = _mm256_loadu_ps(x + i + 8 * j);
       const __m256 r = _mm256_round_ps(_mm256_mul_ps(v, vi), kRne);
       for (int c = 0; c < 3; ++c) {
-        const __m256 q = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(r, vz[c]), zero), top);
-        const __m256 e = _mm256_fnmadd_ps(_mm256_sub_ps(q, vz[c]), vs, v);
+        const __m256 e = _mm256_fnmadd_ps(_mm256_min_ps(_mm256_max_ps(r, lo[c]), hi[c]), vs, v);
         acc[c][j] = _mm256_fmadd_ps(e, e, acc[c][j]);
       }
     }

@@ -57,17 +57,21 @@ QVL_TARGET_AVX512 void q4_codes_avx512(const float* x, int64_t n, float inv, flo
 }
 
 // Element k in lane k % 16, the lanes folded in halves: q4_group_error's order, each zero point
-// its own sums; the rounded x·inv shared.
+// its own sums; the rounded x·inv shared. code - zf is taken as clamp(r, -zf, 15 - zf): every
+// term a small integer, so it equals clamp(r + zf, 0, 15) - zf exactly, NaN included (max gives
+// its second operand, -zf, as the reference's clamp gives 0 - zf).
 QVL_TARGET_AVX512 void q4_errors_avx512(const float* x, int64_t n, float inv, float s, const float* zf, int count, float* err) {
-  const __m512 vi = _mm512_set1_ps(inv), vs = _mm512_set1_ps(s), zero = _mm512_setzero_ps(), top = _mm512_set1_ps(15.0f);
-  __m512 vz[3], acc[3];
-  for (int c = 0; c < 3; ++c) vz[c] = _mm512_set1_ps(zf[c < count ? c : 0]), acc[c] = _mm512_setzero_ps();
+  const __m512 vi = _mm512_set1_ps(inv), vs = _mm512_set1_ps(s);
+  __m512 lo[3], hi[3], acc[3];
+  for (int c = 0; c < 3; ++c) {
+    const float z = zf[c < count ? c : 0];
+    lo[c] = _mm512_set1_ps(-z), hi[c] = _mm512_set1_ps(15.0f - z), acc[c] = _mm512_setzero_ps();
+  }
   for (int64_t i = 0; i < n; i += 16) {
     const __m512 v = _mm512_loadu_ps(x + i);
     const __m512 r = _mm512_roundscale_ps(_mm512_mul_ps(v, vi), kRne);
     for (int c = 0; c < 3; ++c) {
-      const __m512 q = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(r, vz[c]), zero), top);
-      const __m512 e = _mm512_fnmadd_ps(_mm512_sub_ps(q, vz[c]), vs, v);
+      const __m512 e = _mm512_fnmadd_ps(_mm512_min_ps(_mm512_max_ps(r, lo[c]), hi[c]), vs, v);
       acc[c] = _mm512_fmadd_ps(e, e, acc[c]);
     }
   }
