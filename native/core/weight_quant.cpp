@@ -224,15 +224,13 @@ namespace {
 
 // Round to nearest even for |v| < 2^22 (the zero points' arguments stay under ~20): adding and
 // taking away 1.5 · 2^23 leaves no fraction bits. std::nearbyint is a libm call on baseline
-// x86-64, and the q4 fit makes 24 of these per group.
+// x86-64, and the q4 fit makes up to 24 of these per group.
 inline float rne_small(float v) {
   constexpr float kMagic = 0x1.8p23f;
   return (v + kMagic) - kMagic;
 }
 
 }  // namespace
-
-float q4_group_zero(float lo, float inv) { return std::min(15.0f, std::max(0.0f, rne_small(-lo * inv))); }
 
 int64_t q_load_group(WeightFormat f, int64_t in) {
   switch (f) {
@@ -272,7 +270,7 @@ bool q4_fit_group(const float* x, int64_t n, float lo, float hi, Q4GroupErrors e
     float s = 0.0f;
     if (!q_group_scale((hi - lo) / 15.0f * (1.0f - static_cast<float>(j) / 32.0f), &hj, &s)) return false;
     const float iv = s > 0.0f ? 1.0f / s : 0.0f;
-    const float za = q4_group_zero(lo, iv);
+    const float za = std::min(15.0f, std::max(0.0f, rne_small(-lo * iv)));
     const float zb = std::min(15.0f, std::max(0.0f, 15.0f - rne_small(hi * iv)));
     const float zc = rne_small((za + zb) * 0.5f);
     // A zero point equal to one already measured at this scale would measure the same and lose the tie.

@@ -139,12 +139,11 @@ bool q_scale_from_f32(float s, uint16_t* h);
 // group stays 32.
 int64_t q_load_group(WeightFormat f, int64_t in);
 
-// The per-group steps q8_quantize / q4_quantize share with the fast row quantizers
+// The per-group step q8_quantize / q4_quantize share with the fast row quantizers
 // (ops/quantize_row.h), so every variant rounds the same: the stored f16 scale of a group whose
 // f32 scale is s >= 0 (raised to kQScaleMin when non-zero and below it) and its value, false when
-// s overflows f16; a q4 group's zero point from its low end lo and 1 / stored scale.
+// s overflows f16.
 bool q_group_scale(float s, uint16_t* h, float* value);
-float q4_group_zero(float lo, float inv);
 
 // A q4 group's n (a multiple of 16) codes clamp(rne(x·inv) + zf, 0, 15) measured against x: the
 // sum over elements of e², e = x - (code - zf)·s, each e and each e² added in one fused rounding
@@ -158,9 +157,9 @@ void q4_group_errors(const float* x, int64_t n, float inv, float s, const float*
 
 // A q4 group's scale and zero point, fitted: the group's range [lo, hi] (lo = min(x..., 0),
 // hi = max(x..., 0)) gives candidate scales (hi - lo) / 15 · (1 - j / 32), j = 0..7 (stored f16
-// as q_group_scale does), each with the zero points that put lo on a code (q4_group_zero), that
-// put hi on code 15 (clamp(15 - rne(hi·inv), 0, 15)) and the one between them (rne of their
-// mean); the candidate with the least error (`err`) wins, the earliest on a tie (so a group no
+// as q_group_scale does), each with the zero points that put lo on a code
+// (clamp(rne(-lo·inv), 0, 15)), that put hi on code 15 (clamp(15 - rne(hi·inv), 0, 15)) and the
+// one between them (rne of their mean); the candidate with the least error (`err`) wins, the earliest on a tie (so a group no
 // candidate improves, or a NaN one, keeps the plain range fit: j = 0, lo on a code). The scales
 // are tried in order until two in a row improve on none (the error is about unimodal in the
 // scale: on Gaussian weights that stops after 4.3 scales on average, for the error all 8 give).

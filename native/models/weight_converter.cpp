@@ -35,12 +35,12 @@ ConvertedWeight place(ConvertedWeight c, const WeightPlan& plan) {
   return c;
 }
 
-// The cached conversion of weight `name` ([out, in] in the plan's format), when the plan's cache
-// holds it: recorded for the next cache file, the stored source released (`release`), progress
-// reported for `source_bytes`.
-bool take_cached(const WeightPlan& plan, const std::string& name, int64_t out, int64_t in, uint64_t source_bytes,
-                 const std::function<void()>& release, ConvertedWeight* cached) {
-  if (!plan.cache || !plan.cache->take(name, plan.format, out, in, q_load_group(plan.format, in), plan.pages, cached)) return false;
+// The cached conversion of weight `name` ([out, in] in the plan's format, `group` elements per
+// scale), when the plan's cache holds it: recorded for the next cache file, the stored source
+// released (`release`), progress reported for `source_bytes`.
+bool take_cached(const WeightPlan& plan, const std::string& name, int64_t out, int64_t in, int64_t group,
+                 uint64_t source_bytes, const std::function<void()>& release, ConvertedWeight* cached) {
+  if (!plan.cache || !plan.cache->take(name, plan.format, out, in, group, plan.pages, cached)) return false;
   plan.cache->record(name, *cached);
   release();
   if (plan.on_converted) plan.on_converted(source_bytes);
@@ -65,7 +65,7 @@ ConvertedWeight apply_plan(ConvertedWeight dense, const WeightPlan& plan, const 
   if (group == 0) return place(std::move(dense), plan);
   const uint64_t bytes = static_cast<uint64_t>(dense.storage.front().nbytes());
   ConvertedWeight q;
-  if (take_cached(plan, name, dense.ref.out, dense.ref.in, bytes, [&] { release_dense(dense); }, &q)) return q;
+  if (take_cached(plan, name, dense.ref.out, dense.ref.in, group, bytes, [&] { release_dense(dense); }, &q)) return q;
   q = empty_group_quantized(plan.format, dense.ref.out, dense.ref.in, group, plan.pages);
   const int64_t bad = ops::quantize_weight(dense.ref, plan.format, group, q.storage[0].raw(), q.storage[1].raw(),
                                            q.storage.size() > 2 ? q.storage[2].raw() : nullptr, pool_of(plan));
@@ -140,7 +140,7 @@ ConvertedWeight convert_fused_experts(const WeightStore& w, const std::string& n
   const int64_t group = plan.quantize ? q_load_group(plan.format, R) : 0;
   if (group > 0 && (E == 1 || C % kQPanelRows == 0)) {
     ConvertedWeight q;
-    if (take_cached(plan, name, E * C, R, bytes, [&] { release_source(src); }, &q)) return q;
+    if (take_cached(plan, name, E * C, R, group, bytes, [&] { release_source(src); }, &q)) return q;
     q = empty_group_quantized(plan.format, E * C, R, group, plan.pages);
     const int64_t expert_bytes = static_cast<int64_t>(bytes) / E;
     const char* base = static_cast<const char*>(src.raw());

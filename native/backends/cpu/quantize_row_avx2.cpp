@@ -81,29 +81,36 @@ QVL_TARGET_AVX2 void q4_codes_avx2(const float* x, int64_t n, float inv, float z
 // Elements k % 16 < 8 in acc[c][0], the others in acc[c][1] (lane k % 8): together
 // q4_group_error's 16 lanes, folded in its order; each zero point its own sums, the rounded x·inv
 // shared; code - zf as clamp(r, -zf, 15 - zf), exactly as the AVX-512 variant says.
-QVL_TARGET_AVX2 void q4_errors_avx2(const float* x, int64_t n, float inv, float s, const float* zf, int count, float* err) {
+template <int C>
+QVL_TARGET_AVX2 void q4_errors_c(const float* x, int64_t n, float inv, float s, const float* zf, float* err) {
   const __m256 vi = _mm256_set1_ps(inv), vs = _mm256_set1_ps(s);
-  __m256 lo[3], hi[3], acc[3][2];
-  for (int c = 0; c < 3; ++c) {
-    const float z = zf[c < count ? c : 0];
-    lo[c] = _mm256_set1_ps(-z), hi[c] = _mm256_set1_ps(15.0f - z), acc[c][0] = acc[c][1] = _mm256_setzero_ps();
+  __m256 lo[C], hi[C], acc[C][2];
+  for (int c = 0; c < C; ++c) {
+    lo[c] = _mm256_set1_ps(-zf[c]), hi[c] = _mm256_set1_ps(15.0f - zf[c]), acc[c][0] = acc[c][1] = _mm256_setzero_ps();
   }
   for (int64_t i = 0; i < n; i += 16) {
     for (int j = 0; j < 2; ++j) {
       const __m256 v = _mm256_loadu_ps(x + i + 8 * j);
       const __m256 r = _mm256_round_ps(_mm256_mul_ps(v, vi), kRne);
-      for (int c = 0; c < 3; ++c) {
+      for (int c = 0; c < C; ++c) {
         const __m256 e = _mm256_fnmadd_ps(_mm256_min_ps(_mm256_max_ps(r, lo[c]), hi[c]), vs, v);
         acc[c][j] = _mm256_fmadd_ps(e, e, acc[c][j]);
       }
     }
   }
-  for (int c = 0; c < count; ++c) {
+  for (int c = 0; c < C; ++c) {
     const __m256 a8 = _mm256_add_ps(acc[c][0], acc[c][1]);
     __m128 a4 = _mm_add_ps(_mm256_castps256_ps128(a8), _mm256_extractf128_ps(a8, 1));
     a4 = _mm_add_ps(a4, _mm_movehl_ps(a4, a4));
     err[c] = _mm_cvtss_f32(_mm_add_ss(a4, _mm_movehdup_ps(a4)));
   }
+}
+
+// Only the `count` candidates the fit asks for are measured.
+void q4_errors_avx2(const float* x, int64_t n, float inv, float s, const float* zf, int count, float* err) {
+  if (count == 1) return q4_errors_c<1>(x, n, inv, s, zf, err);
+  if (count == 2) return q4_errors_c<2>(x, n, inv, s, zf, err);
+  return q4_errors_c<3>(x, n, inv, s, zf, err);
 }
 
 // 8 groups at a time (see QuantRowKernels::scales); the last few through the scalar steps.

@@ -60,27 +60,32 @@ QVL_TARGET_AVX512 void q4_codes_avx512(const float* x, int64_t n, float inv, flo
 // its own sums; the rounded x·inv shared. code - zf is taken as clamp(r, -zf, 15 - zf): every
 // term a small integer, so it equals clamp(r + zf, 0, 15) - zf exactly, NaN included (max gives
 // its second operand, -zf, as the reference's clamp gives 0 - zf).
-QVL_TARGET_AVX512 void q4_errors_avx512(const float* x, int64_t n, float inv, float s, const float* zf, int count, float* err) {
+template <int C>
+QVL_TARGET_AVX512 void q4_errors_c(const float* x, int64_t n, float inv, float s, const float* zf, float* err) {
   const __m512 vi = _mm512_set1_ps(inv), vs = _mm512_set1_ps(s);
-  __m512 lo[3], hi[3], acc[3];
-  for (int c = 0; c < 3; ++c) {
-    const float z = zf[c < count ? c : 0];
-    lo[c] = _mm512_set1_ps(-z), hi[c] = _mm512_set1_ps(15.0f - z), acc[c] = _mm512_setzero_ps();
-  }
+  __m512 lo[C], hi[C], acc[C];
+  for (int c = 0; c < C; ++c) lo[c] = _mm512_set1_ps(-zf[c]), hi[c] = _mm512_set1_ps(15.0f - zf[c]), acc[c] = _mm512_setzero_ps();
   for (int64_t i = 0; i < n; i += 16) {
     const __m512 v = _mm512_loadu_ps(x + i);
     const __m512 r = _mm512_roundscale_ps(_mm512_mul_ps(v, vi), kRne);
-    for (int c = 0; c < 3; ++c) {
+    for (int c = 0; c < C; ++c) {
       const __m512 e = _mm512_fnmadd_ps(_mm512_min_ps(_mm512_max_ps(r, lo[c]), hi[c]), vs, v);
       acc[c] = _mm512_fmadd_ps(e, e, acc[c]);
     }
   }
-  for (int c = 0; c < count; ++c) {
+  for (int c = 0; c < C; ++c) {
     const __m256 a8 = _mm256_add_ps(_mm512_castps512_ps256(acc[c]), _mm512_extractf32x8_ps(acc[c], 1));
     __m128 a4 = _mm_add_ps(_mm256_castps256_ps128(a8), _mm256_extractf128_ps(a8, 1));
     a4 = _mm_add_ps(a4, _mm_movehl_ps(a4, a4));
     err[c] = _mm_cvtss_f32(_mm_add_ss(a4, _mm_movehdup_ps(a4)));
   }
+}
+
+// Only the `count` candidates the fit asks for are measured.
+void q4_errors_avx512(const float* x, int64_t n, float inv, float s, const float* zf, int count, float* err) {
+  if (count == 1) return q4_errors_c<1>(x, n, inv, s, zf, err);
+  if (count == 2) return q4_errors_c<2>(x, n, inv, s, zf, err);
+  return q4_errors_c<3>(x, n, inv, s, zf, err);
 }
 
 // 16 groups at a time (see QuantRowKernels::scales); the last few through the scalar steps.

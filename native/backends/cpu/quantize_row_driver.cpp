@@ -19,8 +19,8 @@ int64_t group_scales_scalar(const float* s, int64_t g0, int64_t groups, uint16_t
 // q4_errors), its codes; packed at the end.
 int64_t quantize_row_with(const ops::QuantizeRowParams& p, const QuantRowKernels& k) {
   const int64_t groups = p.n / p.group;
-  thread_local std::vector<float> s, inv;
   if (p.format == WeightFormat::Q8) {  // (check_quantize_row admits q8 and q4 only)
+    thread_local std::vector<float> s, inv;
     for (auto* v : {&s, &inv}) v->resize(static_cast<size_t>(groups));
     for (int64_t g = 0; g < groups; ++g) s[static_cast<size_t>(g)] = k.amax(p.src + g * p.group, p.group) / 127.0f;
     const int64_t bad = k.scales(s.data(), groups, p.scales, inv.data());
