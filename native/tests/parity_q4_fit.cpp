@@ -10,6 +10,7 @@
 
 #include "core/weight_quant.h"
 #include "tests/parity.h"
+#include "tests/parity_q_panels.h"
 
 namespace qvl::parity {
 
@@ -46,28 +47,23 @@ double range_fit_error(const float* x, int64_t n) {
   return group_error(x, n, s, z);
 }
 
-// The error of q4_quantize's own groups, read back from its row form.
+// The error of q4_quantize's own groups, read back through the format's dequantizer (the row
+// assembled into its panel as the loader stores it).
 double fitted_error(const float* x, int64_t n, int64_t group, std::vector<double>* per_group) {
   std::vector<uint8_t> codes(static_cast<size_t>(n / 2)), zeros(static_cast<size_t>(q4_zero_bytes(n / group)));
   std::vector<uint16_t> scales(static_cast<size_t>(n / group));
   if (q4_quantize(x, n, group, codes.data(), scales.data(), zeros.data()) >= 0) return -1.0;
+  to_panels(WeightFormat::Q4, 1, n, group, codes, scales, zeros);
+  WeightRef w;
+  w.format = WeightFormat::Q4, w.data = codes.data(), w.scales = scales.data(), w.zeros = zeros.data();
+  w.ld = n, w.group = group, w.out = 1, w.in = n;
+  std::vector<float> back(static_cast<size_t>(n));
+  weight_format_traits(WeightFormat::Q4).dequantize_row(w, 0, 0, n, back.data());
   double total = 0.0;
   for (int64_t g = 0; g < n / group; ++g) {
-    const double s = q_scale(scales[static_cast<size_t>(g)]), z = q4_zero(zeros.data(), g);
     double e = 0.0;
     for (int64_t k = g * group; k < (g + 1) * group; ++k) {
-      // The row form pairs 32-blocks: block b's element i is byte 32·(b / 2) + i's low (even b)
-      // or high (odd b) nibble; a lone last block is a half pair (elements 16 + i high).
-      const int64_t b = k / 32, i = k % 32, blocks = n / 32;
-      uint8_t q;
-      if (b % 2 == 1 || b + 1 < blocks) {
-        const uint8_t byte = codes[static_cast<size_t>(32 * (b / 2) + i)];
-        q = static_cast<uint8_t>(b % 2 ? byte >> 4 : byte & 15);
-      } else {
-        const uint8_t byte = codes[static_cast<size_t>(32 * (b / 2) + i % 16)];
-        q = static_cast<uint8_t>(i < 16 ? byte & 15 : byte >> 4);
-      }
-      const double d = x[k] - (q - z) * s;
+      const double d = static_cast<double>(x[k]) - back[static_cast<size_t>(k)];
       e += d * d;
     }
     per_group->push_back(e);
