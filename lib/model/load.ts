@@ -266,6 +266,8 @@ export async function loadModel(dirOrRepoId: string, loadOptions?: LoadOptions):
   }
   progress('ready', 1, 'model ready');
   const { placement: used, probe } = native.modelWeightFormat(handle);
+  // 'fast' stores the KV cache in bf16 unless the engine options say otherwise (the engine's own default is f32).
+  const engine = options.precision === 'fast' ? { ...options.engine, kvCache: options.engine?.kvCache ?? 'bf16' } : options.engine;
   return new Model({
     placement: { requested: options.placement ?? 'auto', used, probe },
     dir,
@@ -281,6 +283,6 @@ export async function loadModel(dirOrRepoId: string, loadOptions?: LoadOptions):
     media,
     ...(options.maxInputPixels !== undefined ? { maxInputPixels: options.maxInputPixels } : {}),
     ...(options.specialTokensInUserText !== undefined ? { specialTokensInUserText: options.specialTokensInUserText } : {}),
-    engine: { ...options.engine, kvCache: options.engine?.kvCache ?? (options.precision === 'fast' ? 'bf16' : 'f32') },
+    ...(engine !== undefined ? { engine } : {}),
   });
 }
