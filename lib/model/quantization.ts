@@ -21,8 +21,12 @@
  *   the sources searched; the fields read are those AutoGPTQ/transformers' GPTQConfig writes (bits,
  *   group_size, desc_act, sym, checkpoint_format).
  * - FP8 (transformers `FP8Linear` / finegrained_fp8.py, vLLM's block FP8): `weight` float8_e4m3fn
- *   [out, in] and `weight_scale_inv` fp32 [ceil(out/bn), ceil(in/bk)] with [bn, bk] =
- *   `weight_block_size`; W = weight · weight_scale_inv of its block. Config keys: quant_method
+ *   [out, in] and `weight_scale_inv` [ceil(out/bn), ceil(in/bk)] with [bn, bk] =
+ *   `weight_block_size`; W = weight · weight_scale_inv of its block. The scales are fp32 in
+ *   transformers' and DeepSeek's files, but Qwen's own FP8 releases store them bf16 (Qwen3-1.7B-FP8:
+ *   every `weight_scale_inv` BF16, read from its safetensors header in modular/modular issue 7142;
+ *   Qwen3-32B-FP8, HabanaAI/vllm-fork PR 2141) or f16 (Qwen3-4B-Instruct-2507-FP8, InternLM/lmdeploy
+ *   PR 4276); all three load, widened exactly to f32. Config keys: quant_method
  *   "fp8", fmt "e4m3", activation_scheme "dynamic", weight_block_size, modules_to_not_convert
  *   (ignored layers keep a plain `weight`). No verbatim Qwen3-VL-*-FP8 config.json was found; the
  *   keys are those of transformers' FineGrainedFP8Config. "dynamic" activation quantization is not

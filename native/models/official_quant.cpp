@@ -145,12 +145,12 @@ ConvertedWeight convert_fp8(const WeightStore& w, const std::string& prefix, int
   const std::string name = prefix + ".weight", sname = prefix + ".weight_scale_inv";
   const Tensor& wt = w.get_typed(name, {out, in}, DType::F8E4M3);
   const int64_t sr = (out + bo - 1) / bo, sk = (in + bi - 1) / bi;
-  const Tensor& st = w.get_typed(sname, {sr, sk}, DType::F32);
+  const Tensor& st = w.get(sname, {sr, sk});  // f32, bf16 or f16 (Qwen's own releases: bf16 or f16)
   // One scale per 128-block of each row (the file has one per bo rows).
   Tensor scales = Tensor::empty(DType::F32, {out, sk});
   ops::UnpackQuantParams u;
   u.packing = ops::QuantPacking::Fp8Blocks, u.out = out, u.in = in, u.groups = sk, u.block_out = bo;
-  u.scales = st.raw(), u.scales_dtype = DType::F32, u.row_scales = scales.data<float>();
+  u.scales = st.raw(), u.scales_dtype = st.dtype(), u.row_scales = scales.data<float>();
   ops::unpack_quant(u, ExecContext(*default_pool()));
   release_source(st);  // expanded into `scales`
   ConvertedWeight c;

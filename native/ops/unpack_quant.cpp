@@ -36,6 +36,12 @@ void check_perm(const std::string& where, const int32_t* perm, int64_t in) {
   }
 }
 
+// Every layout's files hold their scales in one of these (Qwen's own FP8 releases: bf16 or f16).
+void check_scales_dtype(const std::string& where, DType d) {
+  QVL_CHECK(d == DType::F32 || d == DType::BF16 || d == DType::F16, Input,
+            where + ": scales must be f32, bf16 or f16 (got " + dtype_name(d) + ")");
+}
+
 }  // namespace
 
 void check_unpack_quant(const UnpackQuantParams& p) {
@@ -47,8 +53,8 @@ void check_unpack_quant(const UnpackQuantParams& p) {
   check_rows(op, "row_scales", p.row_scales, p.out, p.groups, p.groups, sizeof(float));
   if (p.packing == QuantPacking::Fp8Blocks) {
     QVL_CHECK(p.block_out >= 1, Input, where + ": block_out must be >= 1 (got " + n2s(p.block_out) + ")");
-    QVL_CHECK(p.scales_dtype == DType::F32, Input, where + ": scales must be f32");
-    check_rows(op, "scales", p.scales, (p.out + p.block_out - 1) / p.block_out, p.groups, p.groups, sizeof(float));
+    check_scales_dtype(where, p.scales_dtype);
+    check_rows(op, "scales", p.scales, (p.out + p.block_out - 1) / p.block_out, p.groups, p.groups, dtype_size(p.scales_dtype));
     QVL_CHECK(!p.codes && !p.zeros && !p.qweight && !p.qzeros && !p.perm, Input,
               where + ": only scales unpack (codes, zeros, qweight, qzeros and perm must be null)");
     return;
@@ -58,8 +64,7 @@ void check_unpack_quant(const UnpackQuantParams& p) {
   QVL_CHECK(awq ? p.bits == 4 : (p.bits == 4 || p.bits == 8), Input, where + ": " + n2s(p.bits) + " bits");
   QVL_CHECK(p.group >= 1 && p.in % p.group == 0 && p.groups == p.in / p.group, Input,
             where + ": group " + n2s(p.group) + " must divide in " + n2s(p.in) + " into " + n2s(p.groups) + " groups");
-  QVL_CHECK(p.scales_dtype == DType::F32 || p.scales_dtype == DType::BF16 || p.scales_dtype == DType::F16, Input,
-            where + ": scales must be f32, bf16 or f16 (got " + dtype_name(p.scales_dtype) + ")");
+  check_scales_dtype(where, p.scales_dtype);
   check_rows(op, "scales", p.scales, p.groups, p.out, p.out, dtype_size(p.scales_dtype));
   check_rows(op, "codes", p.codes, p.out, p.in, p.in, 1);
   if (p.bits == 4) {

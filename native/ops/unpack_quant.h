@@ -37,7 +37,7 @@ struct UnpackQuantParams {
   const uint32_t* qzeros = nullptr;   // AwqGemm/Gptq, as above
   const int32_t* perm = nullptr;      // Gptq: [in], a permutation of 0..in-1; null: identity
   const void* scales = nullptr;       // file scales, as above
-  DType scales_dtype = DType::F32;    // F32, BF16 or F16 (Fp8Blocks: F32)
+  DType scales_dtype = DType::F32;    // F32, BF16 or F16
   uint8_t* codes = nullptr;           // [out, in]; Fp8Blocks: null
   float* row_scales = nullptr;        // [out, groups]
   uint8_t* zeros = nullptr;           // 4-bit: [out, groups], each zero point mod 16; else null

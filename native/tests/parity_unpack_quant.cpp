@@ -90,7 +90,7 @@ std::string describe(const Case& c) {
   std::string s = std::string(kind) + " out=" + std::to_string(c.out) + " in=" + std::to_string(c.in) + " groups=" +
                   std::to_string(c.groups);
   if (c.packing != QuantPacking::Fp8Blocks) s += " bits=" + std::to_string(c.bits) + " " + dtype_name(c.scales_dtype);
-  if (c.packing == QuantPacking::Fp8Blocks) s += " block_out=" + std::to_string(c.block_out);
+  if (c.packing == QuantPacking::Fp8Blocks) s += " block_out=" + std::to_string(c.block_out) + " " + dtype_name(c.scales_dtype);
   if (c.zero_offset) s += " zero+1";
   if (c.perm) s += " perm";
   return s;
@@ -239,6 +239,8 @@ std::vector<Result> parity_unpack_quant(uint64_t seed) {
       {F, 0, 37, 300, 0, 3, 16},
       {F, 0, 5, 128, 0, 1, 128},
       {F, 0, 130, 256, 0, 2, 1},
+      {F, 0, 37, 300, 0, 3, 16, 0, DType::BF16},  // Qwen's own FP8 releases store bf16 or f16 scales
+      {F, 0, 130, 256, 0, 2, 1, 0, DType::F16},
   };
   for (const Case& c : cases) unpack_case(c, rng, one, three, &results);
   known_answers(three, &results);
@@ -284,6 +286,10 @@ std::vector<Result> parity_unpack_quant(uint64_t seed) {
   rejected("gptq perm out of range", [](P& p, V& perm) { p.packing = QuantPacking::Gptq, perm[0] = 16, p.perm = perm.data(); });
   rejected("gptq zero offset 2", [](P& p, V&) { p.packing = QuantPacking::Gptq, p.zero_offset = 2; });
   rejected("gptq 8-bit with zero points", [](P& p, V&) { p.packing = QuantPacking::Gptq, p.bits = 8; });
+  rejected("fp8 blocks with i32 scales", [](P& p, V&) {
+    p.packing = QuantPacking::Fp8Blocks, p.qweight = nullptr, p.qzeros = nullptr, p.codes = nullptr, p.zeros = nullptr;
+    p.scales_dtype = DType::I32;
+  });
   rejected("fp8 blocks with codes", [](P& p, V&) { p.packing = QuantPacking::Fp8Blocks, p.qweight = nullptr, p.qzeros = nullptr; });
   return results;
 }

@@ -5,7 +5,7 @@
  * tensors: the exact reference the quantized checkpoint must answer like.
  */
 import { writeLayout, layoutName } from './layout-checkpoint.js';
-import { awqQuantize, fp8Quantize, gptqQuantize, type GptqOptions } from './official-quant.js';
+import { awqQuantize, fp8Quantize, gptqQuantize, type Fp8ScaleDtype, type GptqOptions } from './official-quant.js';
 import type { WriterTensors } from './safetensors-writer.js';
 
 type Json = Record<string, unknown>;
@@ -61,15 +61,12 @@ export const gptq = (opts: Omit<GptqOptions, 'order'> & { actOrder?: boolean }):
   };
 };
 
-/** Block FP8 e4m3 with one f32 scale per `block` [out, in]. */
-export const fp8 = (block: [number, number]): Quantizer => (_name, w, out, inp) => {
-  const t = fp8Quantize(w, out, inp, block);
+/** Block FP8 e4m3 with one scale per `block` [out, in], stored as `scaleDtype`. */
+export const fp8 = (block: [number, number], scaleDtype: Fp8ScaleDtype = 'F32'): Quantizer => (_name, w, out, inp) => {
+  const t = fp8Quantize(w, out, inp, block, scaleDtype);
   return {
     dequant: t.dequant,
-    tensors: {
-      weight: { dtype: 'F8_E4M3', shape: [out, inp], data: t.weight },
-      weight_scale_inv: { dtype: 'F32', shape: [Math.ceil(out / block[0]), Math.ceil(inp / block[1])], data: t.scaleInv },
-    },
+    tensors: { weight: { dtype: 'F8_E4M3', shape: [out, inp], data: t.weight }, weight_scale_inv: t.scaleTensor },
   };
 };
 

@@ -6,7 +6,7 @@
  * stands for, computed here in f32 so that a test can load the same model with those values as
  * plain f32 tensors and compare. Nothing here shares code with lib/ or native/.
  */
-import { f32ToF16Bits, type WriterTensors } from './safetensors-writer.js';
+import { f32ToBf16Bits, f32ToF16Bits, type WriterTensor, type WriterTensors } from './safetensors-writer.js';
 
 /** The f32 value of an f16 bit pattern (what a checkpoint's fp16 scale really is). */
 export function f16Value(bits: number): number {
@@ -175,12 +175,25 @@ export function e4m3Byte(x: number): number {
 
 export interface Fp8Tensors {
   weight: Uint8Array; // e4m3 [out, in]
-  scaleInv: Float32Array; // [ceil(out/bo), ceil(in/bi)]
+  scaleInv: Float32Array; // [ceil(out/bo), ceil(in/bi)], the values the file's scales hold
+  /** The `weight_scale_inv` tensor as stored in `scaleDtype`. */
+  scaleTensor: WriterTensor;
   dequant: Float32Array; // [out, in]
 }
 
-/** Block FP8: one scale per [bo, bi] block (max |w| / 448), as the FP8 checkpoints are made. */
-export function fp8Quantize(w: Float32Array, out: number, inp: number, [bo, bi]: [number, number]): Fp8Tensors {
+/** How a file stores its FP8 block scales: f32 (transformers, DeepSeek), bf16 or f16 (Qwen's own releases). */
+export type Fp8ScaleDtype = 'F32' | 'BF16' | 'F16';
+
+/** The f32 value of a bf16 bit pattern. */
+function bf16Value(bits: number): number {
+  return new Float32Array(new Uint32Array([bits << 16]).buffer)[0];
+}
+
+/**
+ * Block FP8: one scale per [bo, bi] block (max |w| / 448, rounded to what `scaleDtype` holds), as
+ * the FP8 checkpoints are made.
+ */
+export function fp8Quantize(w: Float32Array, out: number, inp: number, [bo, bi]: [number, number], scaleDtype: Fp8ScaleDtype = 'F32'): Fp8Tensors {
   const sr = Math.ceil(out / bo);
   const sk = Math.ceil(inp / bi);
   const scaleInv = new Float32Array(sr * sk);
@@ -193,6 +206,12 @@ export function fp8Quantize(w: Float32Array, out: number, inp: number, [bo, bi]:
       scaleInv[r * sk + c] = amax > 0 ? amax / 448 : 1;
     }
   }
+  let scaleTensor: WriterTensor = { dtype: 'F32', shape: [sr, sk], data: scaleInv };
+  if (scaleDtype !== 'F32') {
+    const bits = scaleDtype === 'BF16' ? f32ToBf16Bits(scaleInv) : f32ToF16Bits(scaleInv);
+    bits.forEach((b, k) => (scaleInv[k] = scaleDtype === 'BF16' ? bf16Value(b) : f16Value(b)));
+    scaleTensor = { dtype: scaleDtype, shape: [sr, sk], data: bits };
+  }
   const weight = new Uint8Array(out * inp);
   const dequant = new Float32Array(out * inp);
   for (let n = 0; n < out; n++) {
@@ -204,7 +223,7 @@ export function fp8Quantize(w: Float32Array, out: number, inp: number, [bo, bi]:
       dequant[n * inp + i] = Math.fround((b & 0x80 ? -v : v) * s);
     }
   }
-  return { weight, scaleInv, dequant };
+  return { weight, scaleInv, scaleTensor, dequant };
 }
 
 export interface Fp8Experts {
@@ -221,14 +240,22 @@ export interface Fp8Experts {
  * own in block FP8, from fused "x @ W" values gate_up [E, H, 2I] (gate columns first) and down
  * [E, I, H]; plus the dequantized values back in the fused layout, for the twin checkpoint.
  */
-export function fp8Experts(gateUp: Float32Array, down: Float32Array, E: number, H: number, I: number, block: [number, number]): Fp8Experts {
+export function fp8Experts(
+  gateUp: Float32Array,
+  down: Float32Array,
+  E: number,
+  H: number,
+  I: number,
+  block: [number, number],
+  scaleDtype: Fp8ScaleDtype = 'F32',
+): Fp8Experts {
   const tensors: WriterTensors = {};
   const gu = new Float32Array(E * H * 2 * I);
   const dn = new Float32Array(E * I * H);
   const put = (name: string, w: Float32Array, out: number, inp: number): Float32Array => {
-    const t = fp8Quantize(w, out, inp, block);
+    const t = fp8Quantize(w, out, inp, block, scaleDtype);
     tensors[`${name}.weight`] = { dtype: 'F8_E4M3', shape: [out, inp], data: t.weight };
-    tensors[`${name}.weight_scale_inv`] = { dtype: 'F32', shape: [Math.ceil(out / block[0]), Math.ceil(inp / block[1])], data: t.scaleInv };
+    tensors[`${name}.weight_scale_inv`] = t.scaleTensor;
     return t.dequant;
   };
   for (let e = 0; e < E; e++) {

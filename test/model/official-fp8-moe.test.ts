@@ -22,6 +22,8 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 const G = { hidden: 128, headDim: 64, layers: 2, experts: 8, topK: 2, moeIntermediate: 128 };
 const BLOCK: [number, number] = [128, 128];
+// Qwen's own FP8 releases store their block scales as bf16 (lib/model/quantization.ts).
+const SCALES = 'BF16';
 const ATTENTION = /^model\.layers\.\d+\.self_attn\.[qkvo]_proj\.weight$/;
 const EXPERTS = /^model\.layers\.(\d+)\.mlp\.experts\.(gate_up_proj|down_proj)$/;
 
@@ -50,17 +52,17 @@ async function build(): Promise<{ quantDir: string; refDir: string }> {
   for (const [name, { shape, values }] of weights) {
     if (ATTENTION.test(name)) {
       const [out, inp] = shape;
-      const t = fp8Quantize(values, out, inp, BLOCK);
+      const t = fp8Quantize(values, out, inp, BLOCK, SCALES);
       const p = layoutName(name, 'new').replace(/\.weight$/, '');
       quant[`${p}.weight`] = { dtype: 'F8_E4M3', shape, data: t.weight };
-      quant[`${p}.weight_scale_inv`] = { dtype: 'F32', shape: [Math.ceil(out / BLOCK[0]), Math.ceil(inp / BLOCK[1])], data: t.scaleInv };
+      quant[`${p}.weight_scale_inv`] = t.scaleTensor;
       ref[`${p}.weight`] = { dtype: 'F32', shape, data: t.dequant };
     }
     const m = EXPERTS.exec(name);
     if (m && m[2] === 'gate_up_proj') {
       const layer = `model.language_model.layers.${m[1]}.mlp.experts`;
       const down = weights.get(`model.layers.${m[1]}.mlp.experts.down_proj`)!.values;
-      const x = fp8Experts(values, down, G.experts, G.hidden, G.moeIntermediate, BLOCK);
+      const x = fp8Experts(values, down, G.experts, G.hidden, G.moeIntermediate, BLOCK, SCALES);
       for (const [n, t] of Object.entries(x.tensors)) quant[`${layer}.${n}`] = t;
       ref[`${layer}.gate_up_proj`] = { dtype: 'F32', shape: [G.experts, G.hidden, 2 * G.moeIntermediate], data: x.gateUp };
       ref[`${layer}.down_proj`] = { dtype: 'F32', shape: [G.experts, G.moeIntermediate, G.hidden], data: x.down };

@@ -33,6 +33,18 @@ void row_scales(const ops::UnpackQuantParams& p, int64_t n) {
   for (int64_t g = 0; g < p.groups; ++g) d[g] = load_as_f32(p.scales, p.scales_dtype, g * p.out + n);
 }
 
+// FP8 row n's scales: the file's row of its block of block_out rows, widened (bf16/f16 exactly).
+void fp8_row_scales(const ops::UnpackQuantParams& p, int64_t n) {
+  const int64_t r = (n / p.block_out) * p.groups;
+  float* d = p.row_scales + n * p.groups;
+  if (p.scales_dtype == DType::F32) {
+    const float* s = static_cast<const float*>(p.scales) + r;
+    std::copy(s, s + p.groups, d);
+    return;
+  }
+  for (int64_t g = 0; g < p.groups; ++g) d[g] = load_as_f32(p.scales, p.scales_dtype, r + g);
+}
+
 // Row n's codes and zero points (AWQ zero points are 4-bit values: always fit).
 void awq_row(const ops::UnpackQuantParams& p, int64_t n) {
   const int64_t words = p.out / 8, w = n / 8;
@@ -76,8 +88,7 @@ ops::UnpackQuantStatus unpack_quant_generic(const ops::UnpackQuantParams& p, con
   ctx.pool().parallel_for(p.out, 8, [&](int64_t b, int64_t e) {
     for (int64_t n = b; n < e; ++n) {
       if (p.packing == ops::QuantPacking::Fp8Blocks) {
-        const float* s = static_cast<const float*>(p.scales) + (n / p.block_out) * p.groups;
-        std::copy(s, s + p.groups, p.row_scales + n * p.groups);
+        fp8_row_scales(p, n);
         continue;
       }
       row_scales(p, n);

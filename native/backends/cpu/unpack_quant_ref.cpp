@@ -70,7 +70,7 @@ ops::UnpackQuantStatus unpack_quant_ref(const ops::UnpackQuantParams& p, const E
     case ops::QuantPacking::Fp8Blocks:
       for (int64_t n = 0; n < p.out; ++n)
         for (int64_t g = 0; g < p.groups; ++g)
-          p.row_scales[n * p.groups + g] = static_cast<const float*>(p.scales)[(n / p.block_out) * p.groups + g];
+          p.row_scales[n * p.groups + g] = load_as_f32(p.scales, p.scales_dtype, (n / p.block_out) * p.groups + g);
       return s;
   }
   for (int64_t n = 0; n < p.out; ++n)
