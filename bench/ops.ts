@@ -305,14 +305,15 @@ const QUANTIZE_ROW_SHAPES: [number, number][] = [
 
 /**
  * Quantizing weights at load (the quantize_row op, one thread): each variant's time for a block
- * of rows as a ratio to the scalar reference in the same run, q8 and q4 at groups 32 and 128.
+ * of rows as a ratio to the scalar reference in the same run, q8 at groups 32 and 128, q4 also at
+ * 64 (its group at load).
  */
 async function quantizeRowRows(): Promise<Row[]> {
   const variants = available('quantize_row');
   const rows: Row[] = [];
   for (const [count, n] of QUANTIZE_ROW_SHAPES) {
     for (const format of ['q8', 'q4'] as const) {
-      for (const group of [32, 128]) {
+      for (const group of format === 'q4' ? [32, 64, 128] : [32, 128]) {
         const set: Row[] = [];
         for (const variant of variants) {
           const { times, note } = await timeRepeats(REPEATS, () =>

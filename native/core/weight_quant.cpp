@@ -262,29 +262,21 @@ void q4_group_errors(const float* x, int64_t n, float inv, float s, const float*
   for (int c = 0; c < count; ++c) err[c] = q4_group_error(x, n, inv, zf[c], s);
 }
 
+Q4FitStep q4_fit_step(float lo, float hi, int j) {
+  Q4FitStep st;
+  if (!q_group_scale((hi - lo) / 15.0f * (1.0f - static_cast<float>(j) / 32.0f), &st.h, &st.s)) return st;
+  st.ok = true;
+  st.inv = st.s > 0.0f ? 1.0f / st.s : 0.0f;
+  st.z[0] = std::min(15.0f, std::max(0.0f, rne_small(-lo * st.inv)));
+  st.z[1] = std::min(15.0f, std::max(0.0f, 15.0f - rne_small(hi * st.inv)));
+  st.z[2] = rne_small((st.z[0] + st.z[1]) * 0.5f);
+  return st;
+}
+
 bool q4_fit_group(const float* x, int64_t n, float lo, float hi, Q4GroupErrors err, uint16_t* h, float* inv, float* zf) {
-  constexpr int kScales = 8;
-  float best = 0.0f;
-  for (int j = 0, stale = 0; j < kScales && stale < 2; ++j) {
-    uint16_t hj = 0;
-    float s = 0.0f;
-    if (!q_group_scale((hi - lo) / 15.0f * (1.0f - static_cast<float>(j) / 32.0f), &hj, &s)) return false;
-    const float iv = s > 0.0f ? 1.0f / s : 0.0f;
-    const float za = std::min(15.0f, std::max(0.0f, rne_small(-lo * iv)));
-    const float zb = std::min(15.0f, std::max(0.0f, 15.0f - rne_small(hi * iv)));
-    const float zc = rne_small((za + zb) * 0.5f);
-    // A zero point equal to one already measured at this scale would measure the same and lose the tie.
-    float cand[3] = {za, 0.0f, 0.0f}, e[3];
-    int count = 1;
-    if (zb != za) cand[count++] = zb;
-    if (zc != za && zc != zb) cand[count++] = zc;
-    err(x, n, iv, s, cand, count, e);
-    ++stale;
-    for (int c = 0; c < count; ++c) {
-      if ((j == 0 && c == 0) || e[c] < best) best = e[c], *h = hj, *inv = iv, *zf = cand[c], stale = 0;
-    }
-  }
-  return true;
+  Q4FitStep steps[kQ4FitScales];
+  for (int j = 0; j < kQ4FitScales; ++j) steps[j] = q4_fit_step(lo, hi, j);
+  return q4_fit_pick(x, n, steps, err, h, inv, zf);
 }
 
 int64_t q8_quantize(const float* src, int64_t n, int64_t group, uint8_t* dst, uint16_t* scales) {

@@ -155,6 +155,44 @@ float q4_group_error(const float* x, int64_t n, float inv, float zf, float s);
 using Q4GroupErrors = void (*)(const float* x, int64_t n, float inv, float s, const float* zf, int count, float* err);
 void q4_group_errors(const float* x, int64_t n, float inv, float s, const float* zf, int count, float* err);
 
+// One candidate scale of a q4 group's fit (q4_fit_group), step j of its range [lo, hi]: the scale
+// (hi - lo) / 15 · (1 - j / 32) stored as q_group_scale stores it, 1 / its value (0 for a zero
+// scale) and its three zero points: clamp(rne(-lo·inv), 0, 15), which puts lo on a code,
+// clamp(15 - rne(hi·inv), 0, 15), which puts hi on code 15, and rne of their mean. Each product
+// is rounded to f32 before it is rounded to an integer (no fused multiply-add: the vector
+// variants must not contract it either).
+constexpr int kQ4FitScales = 8;
+struct Q4FitStep {
+  uint16_t h = 0;
+  bool ok = false;  // false: the scale overflows f16
+  float s = 0.0f, inv = 0.0f;
+  float z[3] = {};
+};
+Q4FitStep q4_fit_step(float lo, float hi, int j);
+// The fit over its kQ4FitScales steps (as q4_fit_step gives them; the row quantizers compute them
+// for many groups at once): the winner's stored scale, 1 / scale and zero point. False when a
+// step it reaches overflows f16 (only the first can: the others are smaller). `err` is called as
+// Q4GroupErrors is; a template so that the row quantizers call their vector measure directly.
+template <class Errors>
+inline bool q4_fit_pick(const float* x, int64_t n, const Q4FitStep* steps, Errors&& err, uint16_t* h, float* inv, float* zf) {
+  float best = 0.0f;
+  for (int j = 0, stale = 0; j < kQ4FitScales && stale < 2; ++j) {
+    const Q4FitStep& st = steps[j];
+    if (!st.ok) return false;
+    // A zero point equal to one already measured at this scale would measure the same and lose the tie.
+    float cand[3] = {st.z[0], 0.0f, 0.0f}, e[3];
+    int count = 1;
+    if (st.z[1] != st.z[0]) cand[count++] = st.z[1];
+    if (st.z[2] != st.z[0] && st.z[2] != st.z[1]) cand[count++] = st.z[2];
+    err(x, n, st.inv, st.s, cand, count, e);
+    ++stale;
+    for (int c = 0; c < count; ++c) {
+      if ((j == 0 && c == 0) || e[c] < best) best = e[c], *h = st.h, *inv = st.inv, *zf = cand[c], stale = 0;
+    }
+  }
+  return true;
+}
+
 // A q4 group's scale and zero point, fitted: the group's range [lo, hi] (lo = min(x..., 0),
 // hi = max(x..., 0)) gives candidate scales (hi - lo) / 15 · (1 - j / 32), j = 0..7 (stored f16
 // as q_group_scale does), each with the zero points that put lo on a code

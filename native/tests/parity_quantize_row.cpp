@@ -72,6 +72,20 @@ std::vector<Kind> kinds() {
            x[i] = s * r.normal();
          }
        }},
+      // q4: each group's range [-(k + 1/2)·s, (15 - k - 1/2)·s] for an f16 scale s that is no
+      // power of two: the first candidate scale is s itself, and -lo · (1 / s) and hi · (1 / s)
+      // round, as products, onto half-integers their exact values miss, so the zero points
+      // depend on those products being rounded before they are rounded to integers, as in the
+      // reference (a multiply and add contracted into one fused rounding gives other codes).
+      {"zero-point ties",
+       [](std::vector<float>& x, int64_t group, WeightFormat, Rng& r) {
+         for (size_t g0 = 0; g0 < x.size(); g0 += static_cast<size_t>(group)) {
+           const float s = f16_to_f32(f32_to_f16(r.uniform(0.05f, 0.3f))), half = static_cast<float>(r.range(2, 12)) + 0.5f;
+           const float lo = -half * s, hi = (15.0f - half) * s;  // both exact: 5 bits times 11
+           x[g0] = lo, x[g0 + 1] = hi;
+           for (int64_t k = 2; k < group; ++k) x[g0 + static_cast<size_t>(k)] = r.uniform(lo, hi);
+         }
+       }},
       {"nan",
        [](std::vector<float>& x, int64_t group, WeightFormat, Rng& r) {
          for (size_t i = 0; i < x.size(); ++i) {

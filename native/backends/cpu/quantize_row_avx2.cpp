@@ -2,6 +2,8 @@
 // lane permute (every code is 0..255 by then, so the packs never saturate).
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "backends/cpu/quantize_row_cpu.h"
 #include "core/cpu.h"
 #include "core/weight_quant.h"
@@ -82,7 +84,7 @@ QVL_TARGET_AVX2 void q4_codes_avx2(const float* x, int64_t n, float inv, float z
 // q4_group_error's 16 lanes, folded in its order; each zero point its own sums, the rounded x·inv
 // shared; code - zf as clamp(r, -zf, 15 - zf), exactly as the AVX-512 variant says.
 template <int C>
-QVL_TARGET_AVX2 void q4_errors_c(const float* x, int64_t n, float inv, float s, const float* zf, float* err) {
+inline QVL_TARGET_AVX2 __attribute__((always_inline)) void q4_errors_c(const float* x, int64_t n, float inv, float s, const float* zf, float* err) {
   const __m256 vi = _mm256_set1_ps(inv), vs = _mm256_set1_ps(s);
   __m256 lo[C], hi[C], acc[C][2];
   for (int c = 0; c < C; ++c) {
@@ -106,11 +108,17 @@ QVL_TARGET_AVX2 void q4_errors_c(const float* x, int64_t n, float inv, float s, 
   }
 }
 
-// Only the `count` candidates the fit asks for are measured.
-void q4_errors_avx2(const float* x, int64_t n, float inv, float s, const float* zf, int count, float* err) {
-  if (count == 1) return q4_errors_c<1>(x, n, inv, s, zf, err);
-  if (count == 2) return q4_errors_c<2>(x, n, inv, s, zf, err);
-  return q4_errors_c<3>(x, n, inv, s, zf, err);
+// Every group's fit, the measure inlined: only the `count` candidates the fit asks for are measured.
+QVL_TARGET_AVX2 int64_t q4_fit_avx2(const float* x, int64_t group, int64_t groups, const Q4FitStep* steps, uint16_t* h, float* inv, float* zf) {
+  const auto errors = [](const float* v, int64_t n, float iv, float s, const float* z, int count, float* err) QVL_TARGET_AVX2 {
+    if (count == 1) return q4_errors_c<1>(v, n, iv, s, z, err);
+    if (count == 2) return q4_errors_c<2>(v, n, iv, s, z, err);
+    return q4_errors_c<3>(v, n, iv, s, z, err);
+  };
+  for (int64_t g = 0; g < groups; ++g) {
+    if (!q4_fit_pick(x + g * group, group, steps + g * kQ4FitScales, errors, &h[g], &inv[g], &zf[g])) return g;
+  }
+  return -1;
 }
 
 // 8 groups at a time (see QuantRowKernels::scales); the last few through the scalar steps.
@@ -135,6 +143,58 @@ QVL_TARGET_AVX2 int64_t scales_avx2(const float* s, int64_t groups, uint16_t* h,
   return group_scales_scalar(s, g, groups, h, inv);
 }
 
+// 8 groups at a time (see QuantRowKernels::q4_steps), q4_fit_step's operations lane by lane: the
+// scale as `scales_avx2` stores it, the zero points rounded to nearest even by the
+// rounding instruction: the reference's add-and-subtract of 1.5 · 2^23 gives the same integers
+// (the arguments are below 20) and the same zero points (a -0 clamps to +0 either way), and a
+// multiply followed by an add here could be contracted into one fused rounding by the compiler.
+QVL_TARGET_AVX2 void q4_steps_avx2(const float* lo, const float* hi, int64_t groups, Q4FitStep* steps) {
+  const __m256i mag = _mm256_set1_epi32(0x7fff), below_inf = _mm256_set1_epi32(0x7bff), min_h = _mm256_set1_epi32(0x0400);
+  const __m256 sign = _mm256_set1_ps(-0.0f), min_v = _mm256_set1_ps(kQScaleMin), one = _mm256_set1_ps(1.0f);
+  const __m256 zero = _mm256_setzero_ps(), top = _mm256_set1_ps(15.0f), half = _mm256_set1_ps(0.5f);
+  for (int64_t g = 0; g < groups; g += 8) {
+    // The last few groups padded with empty ranges (their steps are not written).
+    const int lanes = static_cast<int>(std::min<int64_t>(8, groups - g));
+    alignas(64) float lp[8] = {}, up[8] = {};
+    std::copy(lo + g, lo + g + lanes, lp);
+    std::copy(hi + g, hi + g + lanes, up);
+    const __m256 l = _mm256_load_ps(lp), u = _mm256_load_ps(up);
+    const __m256 neg_l = _mm256_xor_ps(l, sign);
+    const __m256 base = _mm256_div_ps(_mm256_sub_ps(u, l), top);
+    alignas(32) float sv_[kQ4FitScales][8], iv_[kQ4FitScales][8], z_[kQ4FitScales][3][8];
+    alignas(16) uint16_t h_[kQ4FitScales][8];
+    int over_[kQ4FitScales];
+    for (int j = 0; j < kQ4FitScales; ++j) {
+      const __m256 sv = _mm256_mul_ps(base, _mm256_set1_ps(1.0f - static_cast<float>(j) / 32.0f));
+      const __m128i h8 = _mm256_cvtps_ph(sv, kRne);
+      __m256i hw = _mm256_cvtepu16_epi32(h8);
+      over_[j] = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_and_si256(hw, mag), below_inf)));
+      const __m256 nz = _mm256_cmp_ps(sv, zero, _CMP_NEQ_OQ);
+      const __m256 raise = _mm256_cmp_ps(_mm256_cvtph_ps(h8), min_v, _CMP_LT_OQ);  // zero scales cleared below
+      hw = _mm256_and_si256(_mm256_blendv_epi8(hw, min_h, _mm256_castps_si256(raise)), _mm256_castps_si256(nz));
+      const __m256 v = _mm256_and_ps(_mm256_blendv_ps(_mm256_cvtph_ps(h8), min_v, raise), nz);
+      const __m256 iv = _mm256_and_ps(_mm256_div_ps(one, v), _mm256_cmp_ps(v, zero, _CMP_GT_OQ));  // 1/0 masked to 0
+      const __m256 za = _mm256_min_ps(_mm256_max_ps(_mm256_round_ps(_mm256_mul_ps(neg_l, iv), kRne), zero), top);
+      const __m256 zb = _mm256_min_ps(_mm256_max_ps(_mm256_sub_ps(top, _mm256_round_ps(_mm256_mul_ps(u, iv), kRne)), zero), top);
+      _mm_store_si128(reinterpret_cast<__m128i*>(h_[j]), _mm_packus_epi32(_mm256_castsi256_si128(hw), _mm256_extracti128_si256(hw, 1)));
+      _mm256_store_ps(sv_[j], v);
+      _mm256_store_ps(iv_[j], iv);
+      _mm256_store_ps(z_[j][0], za);
+      _mm256_store_ps(z_[j][1], zb);
+      _mm256_store_ps(z_[j][2], _mm256_round_ps(_mm256_mul_ps(_mm256_add_ps(za, zb), half), kRne));
+    }
+    for (int i = 0; i < lanes; ++i) {
+      for (int j = 0; j < kQ4FitScales; ++j) {
+        Q4FitStep& st = steps[(g + i) * kQ4FitScales + j];
+        st = Q4FitStep{};
+        if (over_[j] >> i & 1) continue;
+        st.ok = true, st.h = h_[j][i], st.s = sv_[j][i], st.inv = iv_[j][i];
+        for (int c = 0; c < 3; ++c) st.z[c] = z_[j][c][i];
+      }
+    }
+  }
+}
+
 }  // namespace
 
 // Codes are at most 15, so a 16-bit shift by 4 moves no bit into the neighbouring byte.
@@ -153,7 +213,8 @@ QVL_TARGET_AVX2 void q4_pack_avx2(const uint8_t* q, int64_t n, uint8_t* dst) {
 }
 
 int64_t quantize_row_avx2(const ops::QuantizeRowParams& p) {
-  static constexpr QuantRowKernels k{amax_avx2, range_avx2, q8_codes_avx2, q4_codes_avx2, q4_pack_avx2, q4_errors_avx2, scales_avx2};
+  static constexpr QuantRowKernels k{amax_avx2, range_avx2, q8_codes_avx2, q4_codes_avx2, q4_pack_avx2, q4_fit_avx2, scales_avx2,
+                                        q4_steps_avx2};
   return quantize_row_with(p, k);
 }
 

@@ -1,6 +1,8 @@
 // Row quantizer, 16 lanes; codes narrowed to bytes with vpmovdb (every code is 0..255 by then).
 #include <immintrin.h>
 
+#include <algorithm>
+
 // GCC 12 warns about the undefined pass-through operand inside plain AVX-512 intrinsics (its own
 // header, not this code).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -61,7 +63,7 @@ QVL_TARGET_AVX512 void q4_codes_avx512(const float* x, int64_t n, float inv, flo
 // term a small integer, so it equals clamp(r + zf, 0, 15) - zf exactly, NaN included (max gives
 // its second operand, -zf, as the reference's clamp gives 0 - zf).
 template <int C>
-QVL_TARGET_AVX512 void q4_errors_c(const float* x, int64_t n, float inv, float s, const float* zf, float* err) {
+inline QVL_TARGET_AVX512 __attribute__((always_inline)) void q4_errors_c(const float* x, int64_t n, float inv, float s, const float* zf, float* err) {
   const __m512 vi = _mm512_set1_ps(inv), vs = _mm512_set1_ps(s);
   __m512 lo[C], hi[C], acc[C];
   for (int c = 0; c < C; ++c) lo[c] = _mm512_set1_ps(-zf[c]), hi[c] = _mm512_set1_ps(15.0f - zf[c]), acc[c] = _mm512_setzero_ps();
@@ -81,11 +83,17 @@ QVL_TARGET_AVX512 void q4_errors_c(const float* x, int64_t n, float inv, float s
   }
 }
 
-// Only the `count` candidates the fit asks for are measured.
-void q4_errors_avx512(const float* x, int64_t n, float inv, float s, const float* zf, int count, float* err) {
-  if (count == 1) return q4_errors_c<1>(x, n, inv, s, zf, err);
-  if (count == 2) return q4_errors_c<2>(x, n, inv, s, zf, err);
-  return q4_errors_c<3>(x, n, inv, s, zf, err);
+// Every group's fit, the measure inlined: only the `count` candidates the fit asks for are measured.
+QVL_TARGET_AVX512 int64_t q4_fit_avx512(const float* x, int64_t group, int64_t groups, const Q4FitStep* steps, uint16_t* h, float* inv, float* zf) {
+  const auto errors = [](const float* v, int64_t n, float iv, float s, const float* z, int count, float* err) QVL_TARGET_AVX512 {
+    if (count == 1) return q4_errors_c<1>(v, n, iv, s, z, err);
+    if (count == 2) return q4_errors_c<2>(v, n, iv, s, z, err);
+    return q4_errors_c<3>(v, n, iv, s, z, err);
+  };
+  for (int64_t g = 0; g < groups; ++g) {
+    if (!q4_fit_pick(x + g * group, group, steps + g * kQ4FitScales, errors, &h[g], &inv[g], &zf[g])) return g;
+  }
+  return -1;
 }
 
 // 16 groups at a time (see QuantRowKernels::scales); the last few through the scalar steps.
@@ -111,10 +119,65 @@ QVL_TARGET_AVX512 int64_t scales_avx512(const float* s, int64_t groups, uint16_t
   return group_scales_scalar(s, g, groups, h, inv);
 }
 
+// 16 groups at a time (see QuantRowKernels::q4_steps), q4_fit_step's operations lane by lane:
+// the scale as `scales_avx512` stores it, the zero points rounded to nearest even by the
+// rounding instruction: the reference's add-and-subtract of 1.5 · 2^23 gives the same integers
+// (the arguments are below 20) and the same zero points (a -0 clamps to +0 either way), and a
+// multiply followed by an add here could be contracted into one fused rounding by the compiler.
+QVL_TARGET_AVX512 void q4_steps_avx512(const float* lo, const float* hi, int64_t groups, Q4FitStep* steps) {
+  const __m512i mag = _mm512_set1_epi32(0x7fff), inf = _mm512_set1_epi32(0x7c00), min_h = _mm512_set1_epi32(0x0400);
+  const __m512i sign = _mm512_set1_epi32(static_cast<int>(0x80000000u));
+  const __m512 min_v = _mm512_set1_ps(kQScaleMin), one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps();
+  const __m512 top = _mm512_set1_ps(15.0f), half = _mm512_set1_ps(0.5f);
+  for (int64_t g = 0; g < groups; g += 16) {
+    // The last few groups padded with empty ranges (their steps are not written).
+    const int lanes = static_cast<int>(std::min<int64_t>(16, groups - g));
+    alignas(64) float lp[16] = {}, up[16] = {};
+    std::copy(lo + g, lo + g + lanes, lp);
+    std::copy(hi + g, hi + g + lanes, up);
+    const __m512 l = _mm512_load_ps(lp), u = _mm512_load_ps(up);
+    const __m512 neg_l = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(l), sign));
+    const __m512 base = _mm512_div_ps(_mm512_sub_ps(u, l), top);
+    alignas(64) float sv_[kQ4FitScales][16], iv_[kQ4FitScales][16], z_[kQ4FitScales][3][16];
+    alignas(32) uint16_t h_[kQ4FitScales][16];
+    __mmask16 over_[kQ4FitScales];
+    for (int j = 0; j < kQ4FitScales; ++j) {
+      const __m512 sv = _mm512_mul_ps(base, _mm512_set1_ps(1.0f - static_cast<float>(j) / 32.0f));
+      const __m256i h16 = _mm512_cvtps_ph(sv, kRne);
+      __m512i hw = _mm512_cvtepu16_epi32(h16);
+      over_[j] = _mm512_cmpge_epi32_mask(_mm512_and_si512(hw, mag), inf);
+      __m512 v = _mm512_cvtph_ps(h16);
+      const __mmask16 nz = _mm512_cmp_ps_mask(sv, zero, _CMP_NEQ_OQ);
+      const __mmask16 raise = _mm512_cmp_ps_mask(v, min_v, _CMP_LT_OQ);  // zero scales cleared below
+      hw = _mm512_maskz_mov_epi32(nz, _mm512_mask_mov_epi32(hw, raise, min_h));
+      v = _mm512_maskz_mov_ps(nz, _mm512_mask_mov_ps(v, raise, min_v));
+      const __m512 iv = _mm512_maskz_div_ps(_mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ), one, v);
+      const __m512 za = _mm512_min_ps(_mm512_max_ps(_mm512_roundscale_ps(_mm512_mul_ps(neg_l, iv), kRne), zero), top);
+      const __m512 zb = _mm512_min_ps(_mm512_max_ps(_mm512_sub_ps(top, _mm512_roundscale_ps(_mm512_mul_ps(u, iv), kRne)), zero), top);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(h_[j]), _mm512_cvtepi32_epi16(hw));
+      _mm512_store_ps(sv_[j], v);
+      _mm512_store_ps(iv_[j], iv);
+      _mm512_store_ps(z_[j][0], za);
+      _mm512_store_ps(z_[j][1], zb);
+      _mm512_store_ps(z_[j][2], _mm512_roundscale_ps(_mm512_mul_ps(_mm512_add_ps(za, zb), half), kRne));
+    }
+    for (int i = 0; i < lanes; ++i) {
+      for (int j = 0; j < kQ4FitScales; ++j) {
+        Q4FitStep& st = steps[(g + i) * kQ4FitScales + j];
+        st = Q4FitStep{};
+        if (over_[j] >> i & 1) continue;
+        st.ok = true, st.h = h_[j][i], st.s = sv_[j][i], st.inv = iv_[j][i];
+        for (int c = 0; c < 3; ++c) st.z[c] = z_[j][c][i];
+      }
+    }
+  }
+}
+
 }  // namespace
 
 int64_t quantize_row_avx512(const ops::QuantizeRowParams& p) {
-  static constexpr QuantRowKernels k{amax_avx512, range_avx512, q8_codes_avx512, q4_codes_avx512, q4_pack_avx2, q4_errors_avx512, scales_avx512};
+  static constexpr QuantRowKernels k{amax_avx512, range_avx512, q8_codes_avx512, q4_codes_avx512, q4_pack_avx2, q4_fit_avx512, scales_avx512,
+                                        q4_steps_avx512};
   return quantize_row_with(p, k);
 }
 

@@ -1,12 +1,14 @@
 // The fast row quantizers' shared per-group driver (quantize_row_driver.cpp): the group's scale
-// and zero point go through core's own scalar steps (q_group_scale, q4_fit_group), so only the
-// element loops below differ per ISA, and each of those is exact: min/max skip NaN the way
+// and zero point come from core's own steps (q_group_scale, q4_fit_pick), fed by vector kernels
+// that compute those steps' arithmetic for many groups at once, so only the kernels below differ
+// per ISA, and each of those is exact: min/max skip NaN the way
 // std::min/std::max do in the reference (the SIMD min/max return their second operand when one is
 // NaN), the product and round-to-nearest-even are the same IEEE operations, and the clamps send
 // NaN to the same bound.
 #pragma once
 #include <cstdint>
 
+#include "core/weight_quant.h"
 #include "ops/quantize_row.h"
 
 namespace qvl::cpu {
@@ -19,13 +21,20 @@ struct QuantRowKernels {
   void (*q4_codes)(const float* x, int64_t n, float inv, float zf, uint8_t* q);
   // n (a multiple of 32) one-per-byte q4 codes into the stored pair layout (core/weight_quant.h).
   void (*q4_pack)(const uint8_t* q, int64_t n, uint8_t* dst);
-  // q4_group_errors (core/weight_quant.h), its summation order kept: q4_fit_group's measure.
-  void (*q4_errors)(const float* x, int64_t n, float inv, float s, const float* zf, int count, float* err);
+  // Each of `groups` groups of `group` elements fitted (q4_fit_pick over its steps, [groups]
+  // [kQ4FitScales]) with the vector q4_group_errors (core/weight_quant.h, its summation order
+  // kept) inlined: h, inv and zf per group. Returns the first group whose fit overflows, or -1.
+  int64_t (*q4_fit)(const float* x, int64_t group, int64_t groups, const Q4FitStep* steps, uint16_t* h, float* inv, float* zf);
   // A row's q8 group scales at once, as q_group_scale gives them one by one: the f32 scales
   // s[groups] to stored f16 h and inv = 1 / stored (0 for a zero scale). Returns the first group
   // whose scale overflows f16, or -1. F16C rounds to nearest even and overflows to inf as core's
   // f32_to_f16 does; where they could differ (below 2^-14) the stored scale is raised anyway.
   int64_t (*scales)(const float* s, int64_t groups, uint16_t* h, float* inv);
+  // Every q4 fit step of a row's groups at once, as q4_fit_step gives them one by one: steps
+  // [groups][kQ4FitScales] from each group's range lo[g], hi[g]. The same IEEE operations in
+  // the same order (f16 conversion as for `scales`), so the same bits. The last few groups go
+  // through the vector steps padded with empty ranges.
+  void (*q4_steps)(const float* lo, const float* hi, int64_t groups, Q4FitStep* steps);
 };
 
 // The scalar steps themselves for groups [g0, groups): the vector scales' tail.
