@@ -20,6 +20,7 @@
  */
 import { loadModel, type Model } from '../lib/index.js';
 import { native, type NativeHandle, type NativeStepProfile } from '../lib/native/binding.js';
+import { engineKvDtype } from './peers/profile.js';
 import { TEXT, time, writeSyntheticCheckpoint } from './synthetic.js';
 
 const GREEDY = { doSample: false, temperature: 1, topK: 0, topP: 1, minP: 0, repetitionPenalty: 1 };
@@ -50,7 +51,7 @@ async function profiledDecode(model: Model, words: number, steps: number): Promi
   const handle = (model as unknown as { handle: NativeHandle }).handle; // the low-level API under Model
   const p = await model.prepare(prompt(words));
   const S = p.seqLength;
-  const session = native.modelNewSession(handle, 1, S + steps + 1);
+  const session = native.modelNewSession(handle, 1, S + steps + 1, { kvDtype: engineKvDtype(model) });
   try {
     native.sessionSampling(session, { params: [GREEDY], seed: 0, history: p.inputIds });
     let r = await native.sessionForward(session, { ids: p.inputIds, steps: S, positions: p.positionIds, logits: 'sample' });

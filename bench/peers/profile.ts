@@ -10,11 +10,20 @@ import { median } from './table.js';
 
 const GREEDY = { doSample: false, temperature: 1, topK: 0, topP: 1, minP: 0, repetitionPenalty: 1 };
 
+/**
+ * The KV cache storage the model's engine gives its sessions (`engine.kvCache`, bf16 by default
+ * under precision 'fast'): a profiled session must use it too, or its attention is not the one
+ * `stream()` runs.
+ */
+export function engineKvDtype(model: Model): 'f32' | 'bf16' {
+  return (model as unknown as { engine: { options: { kvCache: 'f32' | 'bf16' } } }).engine.options.kvCache;
+}
+
 /** The profiled prefill of `prepared` (one pass) and `steps` profiled decode steps after it. */
 export async function profileText(model: Model, prepared: PreparedInputs, steps: number): Promise<{ prefill: NativeStepProfile; decode: NativeStepProfile[] }> {
   const handle = (model as unknown as { handle: NativeHandle }).handle; // the low-level API under Model
   const S = prepared.seqLength;
-  const session = native.modelNewSession(handle, 1, S + steps + 1);
+  const session = native.modelNewSession(handle, 1, S + steps + 1, { kvDtype: engineKvDtype(model) });
   try {
     native.sessionSampling(session, { params: [GREEDY], seed: 0, history: prepared.inputIds });
     let r = await native.sessionForward(session, { ids: prepared.inputIds, steps: S, positions: prepared.positionIds, logits: 'sample', profile: true });
