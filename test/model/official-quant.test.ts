@@ -18,6 +18,7 @@ import {
   writeByteLevelFiles,
   type Family,
 } from '../helpers/layout-checkpoint.js';
+import type { WriterTensors } from '../helpers/safetensors-writer.js';
 import { f16Value } from '../helpers/official-quant.js';
 import { MODEL_CONFIGS, REPO_FIXTURES } from '../helpers/fixtures.js';
 import { expectSameAnswer, greedyAnswer, loadError } from '../helpers/greedy-answer.js';
@@ -156,8 +157,15 @@ describe('official quantized layouts load losslessly and generate', () => {
 
   // Qwen's own FP8 releases store weight_scale_inv as bf16 (Qwen3-1.7B-FP8, Qwen3-32B-FP8) or f16
   // (Qwen3-4B-Instruct-2507-FP8); the twin holds the values those scales really are.
-  it('FP8 with bf16 and with f16 block scales', async () => {
-    await expectSameModel(await build('qwen3_vl', fp8Config(true), fp8([128, 128], 'BF16'), { prefixes: 'new' }), 1e-4);
+  it('FP8 with bf16 and with f16 block scales; the vision tower in FP8 as well', async () => {
+    const also = /^visual\.(blocks\.\d+\.(attn\.(qkv|proj)|mlp\.linear_fc[12])|merger\.linear_fc[12]|deepstack_merger_list\.\d+\.linear_fc[12])\.weight$/;
+    const vision = (t: WriterTensors) => {
+      for (const n of ['model.visual.blocks.0.attn.qkv', 'model.visual.merger.linear_fc2', 'model.visual.deepstack_merger_list.0.linear_fc1']) {
+        expect(t[`${n}.weight`]?.dtype, n).toBe('F8_E4M3');
+        expect(t[`${n}.weight_scale_inv`]?.dtype, n).toBe('BF16');
+      }
+    };
+    await expectSameModel(await build('qwen3_vl', fp8Config(true), fp8([128, 128], 'BF16'), { prefixes: 'new', also, mutate: vision }), 1e-4);
     await expectSameModel(await build('qwen3_vl', fp8Config(false, [16, 128]), fp8([16, 128], 'F16'), { prefixes: 'new' }), 1e-4);
   }, 60_000);
 
