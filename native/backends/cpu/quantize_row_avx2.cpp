@@ -108,90 +108,85 @@ inline QVL_TARGET_AVX2 __attribute__((always_inline)) void q4_errors_c(const flo
   }
 }
 
-// Every group's fit, the measure inlined: only the `count` candidates the fit asks for are measured.
+// Every group's fit (q4_fit_groups) with this ISA's measure: only the `count` candidates the fit
+// asks for are measured.
 QVL_TARGET_AVX2 int64_t q4_fit_avx2(const float* x, int64_t group, int64_t groups, const Q4FitStep* steps, uint16_t* h, float* inv, float* zf) {
   const auto errors = [](const float* v, int64_t n, float iv, float s, const float* z, int count, float* err) QVL_TARGET_AVX2 {
     if (count == 1) return q4_errors_c<1>(v, n, iv, s, z, err);
     if (count == 2) return q4_errors_c<2>(v, n, iv, s, z, err);
     return q4_errors_c<3>(v, n, iv, s, z, err);
   };
-  for (int64_t g = 0; g < groups; ++g) {
-    if (!q4_fit_pick(x + g * group, group, steps + g * kQ4FitScales, errors, &h[g], &inv[g], &zf[g])) return g;
-  }
-  return -1;
+  return q4_fit_groups(x, group, groups, steps, errors, h, inv, zf);
+}
+
+// 8 f32 group scales sv as q_group_scale stores them: the f16 bits (raised to 2^-14 below it, 0
+// for a zero scale), their values, 1 / value (0 for zero) and the lanes whose scale overflows f16
+// (a bit each).
+struct Scales8 {
+  __m256i h;
+  __m256 v, inv;
+  int over;
+};
+QVL_TARGET_AVX2 inline Scales8 f16_scales(__m256 sv) {
+  const __m256i mag = _mm256_set1_epi32(0x7fff), below_inf = _mm256_set1_epi32(0x7bff), min_h = _mm256_set1_epi32(0x0400);
+  const __m256 min_v = _mm256_set1_ps(kQScaleMin), one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+  const __m128i h8 = _mm256_cvtps_ph(sv, kRne);
+  Scales8 r;
+  r.h = _mm256_cvtepu16_epi32(h8);
+  r.over = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_and_si256(r.h, mag), below_inf)));
+  const __m256 nz = _mm256_cmp_ps(sv, zero, _CMP_NEQ_OQ);
+  const __m256 raise = _mm256_cmp_ps(_mm256_cvtph_ps(h8), min_v, _CMP_LT_OQ);  // zero scales cleared below
+  r.h = _mm256_and_si256(_mm256_blendv_epi8(r.h, min_h, _mm256_castps_si256(raise)), _mm256_castps_si256(nz));
+  r.v = _mm256_and_ps(_mm256_blendv_ps(_mm256_cvtph_ps(h8), min_v, raise), nz);
+  r.inv = _mm256_and_ps(_mm256_div_ps(one, r.v), _mm256_cmp_ps(r.v, zero, _CMP_GT_OQ));  // 1/0 masked to 0
+  return r;
+}
+
+// The 8 stored f16 bits of a Scales8.
+QVL_TARGET_AVX2 inline __m128i f16_bits(const Scales8& r) {
+  return _mm_packus_epi32(_mm256_castsi256_si128(r.h), _mm256_extracti128_si256(r.h, 1));
 }
 
 // 8 groups at a time (see QuantRowKernels::scales); the last few through the scalar steps.
 QVL_TARGET_AVX2 int64_t scales_avx2(const float* s, int64_t groups, uint16_t* h, float* inv) {
-  const __m256i mag = _mm256_set1_epi32(0x7fff), below_inf = _mm256_set1_epi32(0x7bff), min_h = _mm256_set1_epi32(0x0400);
-  const __m256 min_v = _mm256_set1_ps(kQScaleMin), one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
   int64_t g = 0;
   for (; g + 8 <= groups; g += 8) {
-    const __m256 sv = _mm256_loadu_ps(s + g);
-    const __m128i h8 = _mm256_cvtps_ph(sv, kRne);
-    __m256i hw = _mm256_cvtepu16_epi32(h8);
-    const int over = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_and_si256(hw, mag), below_inf)));
-    if (over) return g + __builtin_ctz(static_cast<unsigned>(over));
-    const __m256 nz = _mm256_cmp_ps(sv, zero, _CMP_NEQ_OQ);
-    const __m256 raise = _mm256_cmp_ps(_mm256_cvtph_ps(h8), min_v, _CMP_LT_OQ);  // zero scales cleared below
-    hw = _mm256_and_si256(_mm256_blendv_epi8(hw, min_h, _mm256_castps_si256(raise)), _mm256_castps_si256(nz));
-    const __m256 v = _mm256_and_ps(_mm256_blendv_ps(_mm256_cvtph_ps(h8), min_v, raise), nz);
-    const __m256 iv = _mm256_and_ps(_mm256_div_ps(one, v), _mm256_cmp_ps(v, zero, _CMP_GT_OQ));  // 1/0 masked to 0
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(h + g), _mm_packus_epi32(_mm256_castsi256_si128(hw), _mm256_extracti128_si256(hw, 1)));
-    _mm256_storeu_ps(inv + g, iv);
+    const Scales8 r = f16_scales(_mm256_loadu_ps(s + g));
+    if (r.over) return g + __builtin_ctz(static_cast<unsigned>(r.over));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(h + g), f16_bits(r));
+    _mm256_storeu_ps(inv + g, r.inv);
   }
   return group_scales_scalar(s, g, groups, h, inv);
 }
 
 // 8 groups at a time (see QuantRowKernels::q4_steps), q4_fit_step's operations lane by lane: the
-// scale as `scales_avx2` stores it, the zero points rounded to nearest even by the
-// rounding instruction: the reference's add-and-subtract of 1.5 · 2^23 gives the same integers
-// (the arguments are below 20) and the same zero points (a -0 clamps to +0 either way), and a
-// multiply followed by an add here could be contracted into one fused rounding by the compiler.
+// scale as `scales_avx2` stores it, the zero points rounded to nearest even by the rounding
+// instruction, as the AVX-512 variant says.
 QVL_TARGET_AVX2 void q4_steps_avx2(const float* lo, const float* hi, int64_t groups, Q4FitStep* steps) {
-  const __m256i mag = _mm256_set1_epi32(0x7fff), below_inf = _mm256_set1_epi32(0x7bff), min_h = _mm256_set1_epi32(0x0400);
-  const __m256 sign = _mm256_set1_ps(-0.0f), min_v = _mm256_set1_ps(kQScaleMin), one = _mm256_set1_ps(1.0f);
-  const __m256 zero = _mm256_setzero_ps(), top = _mm256_set1_ps(15.0f), half = _mm256_set1_ps(0.5f);
+  const __m256 sign = _mm256_set1_ps(-0.0f), zero = _mm256_setzero_ps(), top = _mm256_set1_ps(15.0f), half = _mm256_set1_ps(0.5f);
   for (int64_t g = 0; g < groups; g += 8) {
     // The last few groups padded with empty ranges (their steps are not written).
     const int lanes = static_cast<int>(std::min<int64_t>(8, groups - g));
-    alignas(64) float lp[8] = {}, up[8] = {};
+    alignas(32) float lp[8] = {}, up[8] = {};
     std::copy(lo + g, lo + g + lanes, lp);
     std::copy(hi + g, hi + g + lanes, up);
     const __m256 l = _mm256_load_ps(lp), u = _mm256_load_ps(up);
     const __m256 neg_l = _mm256_xor_ps(l, sign);
     const __m256 base = _mm256_div_ps(_mm256_sub_ps(u, l), top);
-    alignas(32) float sv_[kQ4FitScales][8], iv_[kQ4FitScales][8], z_[kQ4FitScales][3][8];
-    alignas(16) uint16_t h_[kQ4FitScales][8];
-    int over_[kQ4FitScales];
+    Q4StepLanes<8> t;
     for (int j = 0; j < kQ4FitScales; ++j) {
-      const __m256 sv = _mm256_mul_ps(base, _mm256_set1_ps(1.0f - static_cast<float>(j) / 32.0f));
-      const __m128i h8 = _mm256_cvtps_ph(sv, kRne);
-      __m256i hw = _mm256_cvtepu16_epi32(h8);
-      over_[j] = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_and_si256(hw, mag), below_inf)));
-      const __m256 nz = _mm256_cmp_ps(sv, zero, _CMP_NEQ_OQ);
-      const __m256 raise = _mm256_cmp_ps(_mm256_cvtph_ps(h8), min_v, _CMP_LT_OQ);  // zero scales cleared below
-      hw = _mm256_and_si256(_mm256_blendv_epi8(hw, min_h, _mm256_castps_si256(raise)), _mm256_castps_si256(nz));
-      const __m256 v = _mm256_and_ps(_mm256_blendv_ps(_mm256_cvtph_ps(h8), min_v, raise), nz);
-      const __m256 iv = _mm256_and_ps(_mm256_div_ps(one, v), _mm256_cmp_ps(v, zero, _CMP_GT_OQ));  // 1/0 masked to 0
-      const __m256 za = _mm256_min_ps(_mm256_max_ps(_mm256_round_ps(_mm256_mul_ps(neg_l, iv), kRne), zero), top);
-      const __m256 zb = _mm256_min_ps(_mm256_max_ps(_mm256_sub_ps(top, _mm256_round_ps(_mm256_mul_ps(u, iv), kRne)), zero), top);
-      _mm_store_si128(reinterpret_cast<__m128i*>(h_[j]), _mm_packus_epi32(_mm256_castsi256_si128(hw), _mm256_extracti128_si256(hw, 1)));
-      _mm256_store_ps(sv_[j], v);
-      _mm256_store_ps(iv_[j], iv);
-      _mm256_store_ps(z_[j][0], za);
-      _mm256_store_ps(z_[j][1], zb);
-      _mm256_store_ps(z_[j][2], _mm256_round_ps(_mm256_mul_ps(_mm256_add_ps(za, zb), half), kRne));
+      const Scales8 r = f16_scales(_mm256_mul_ps(base, _mm256_set1_ps(1.0f - static_cast<float>(j) / 32.0f)));
+      const __m256 za = _mm256_min_ps(_mm256_max_ps(_mm256_round_ps(_mm256_mul_ps(neg_l, r.inv), kRne), zero), top);
+      const __m256 zb = _mm256_min_ps(_mm256_max_ps(_mm256_sub_ps(top, _mm256_round_ps(_mm256_mul_ps(u, r.inv), kRne)), zero), top);
+      t.over[j] = static_cast<uint32_t>(r.over);
+      _mm_store_si128(reinterpret_cast<__m128i*>(t.h[j]), f16_bits(r));
+      _mm256_store_ps(t.s[j], r.v);
+      _mm256_store_ps(t.inv[j], r.inv);
+      _mm256_store_ps(t.z[j][0], za);
+      _mm256_store_ps(t.z[j][1], zb);
+      _mm256_store_ps(t.z[j][2], _mm256_round_ps(_mm256_mul_ps(_mm256_add_ps(za, zb), half), kRne));
     }
-    for (int i = 0; i < lanes; ++i) {
-      for (int j = 0; j < kQ4FitScales; ++j) {
-        Q4FitStep& st = steps[(g + i) * kQ4FitScales + j];
-        st = Q4FitStep{};
-        if (over_[j] >> i & 1) continue;
-        st.ok = true, st.h = h_[j][i], st.s = sv_[j][i], st.inv = iv_[j][i];
-        for (int c = 0; c < 3; ++c) st.z[c] = z_[j][c][i];
-      }
-    }
+    t.put(lanes, steps + g * kQ4FitScales);
   }
 }
 

@@ -83,38 +83,48 @@ inline QVL_TARGET_AVX512 __attribute__((always_inline)) void q4_errors_c(const f
   }
 }
 
-// Every group's fit, the measure inlined: only the `count` candidates the fit asks for are measured.
+// Every group's fit (q4_fit_groups) with this ISA's measure: only the `count` candidates the fit
+// asks for are measured.
 QVL_TARGET_AVX512 int64_t q4_fit_avx512(const float* x, int64_t group, int64_t groups, const Q4FitStep* steps, uint16_t* h, float* inv, float* zf) {
   const auto errors = [](const float* v, int64_t n, float iv, float s, const float* z, int count, float* err) QVL_TARGET_AVX512 {
     if (count == 1) return q4_errors_c<1>(v, n, iv, s, z, err);
     if (count == 2) return q4_errors_c<2>(v, n, iv, s, z, err);
     return q4_errors_c<3>(v, n, iv, s, z, err);
   };
-  for (int64_t g = 0; g < groups; ++g) {
-    if (!q4_fit_pick(x + g * group, group, steps + g * kQ4FitScales, errors, &h[g], &inv[g], &zf[g])) return g;
-  }
-  return -1;
+  return q4_fit_groups(x, group, groups, steps, errors, h, inv, zf);
+}
+
+// 16 f32 group scales sv as q_group_scale stores them: the f16 bits (raised to 2^-14 below it, 0
+// for a zero scale), their values, 1 / value (0 for zero) and the lanes whose scale overflows f16.
+struct Scales16 {
+  __m512i h;
+  __m512 v, inv;
+  __mmask16 over;
+};
+QVL_TARGET_AVX512 inline Scales16 f16_scales(__m512 sv) {
+  const __m512i mag = _mm512_set1_epi32(0x7fff), inf = _mm512_set1_epi32(0x7c00), min_h = _mm512_set1_epi32(0x0400);
+  const __m512 min_v = _mm512_set1_ps(kQScaleMin), one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps();
+  const __m256i h16 = _mm512_cvtps_ph(sv, kRne);
+  Scales16 r;
+  r.h = _mm512_cvtepu16_epi32(h16);
+  r.over = _mm512_cmpge_epi32_mask(_mm512_and_si512(r.h, mag), inf);
+  r.v = _mm512_cvtph_ps(h16);
+  const __mmask16 nz = _mm512_cmp_ps_mask(sv, zero, _CMP_NEQ_OQ);
+  const __mmask16 raise = _mm512_cmp_ps_mask(r.v, min_v, _CMP_LT_OQ);  // zero scales cleared below
+  r.h = _mm512_maskz_mov_epi32(nz, _mm512_mask_mov_epi32(r.h, raise, min_h));
+  r.v = _mm512_maskz_mov_ps(nz, _mm512_mask_mov_ps(r.v, raise, min_v));
+  r.inv = _mm512_maskz_div_ps(_mm512_cmp_ps_mask(r.v, zero, _CMP_GT_OQ), one, r.v);
+  return r;
 }
 
 // 16 groups at a time (see QuantRowKernels::scales); the last few through the scalar steps.
 QVL_TARGET_AVX512 int64_t scales_avx512(const float* s, int64_t groups, uint16_t* h, float* inv) {
-  const __m512i mag = _mm512_set1_epi32(0x7fff), inf = _mm512_set1_epi32(0x7c00), min_h = _mm512_set1_epi32(0x0400);
-  const __m512 min_v = _mm512_set1_ps(kQScaleMin), one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps();
   int64_t g = 0;
   for (; g + 16 <= groups; g += 16) {
-    const __m512 sv = _mm512_loadu_ps(s + g);
-    const __m256i h16 = _mm512_cvtps_ph(sv, kRne);
-    __m512i hw = _mm512_cvtepu16_epi32(h16);
-    const __mmask16 over = _mm512_cmpge_epi32_mask(_mm512_and_si512(hw, mag), inf);
-    if (over) return g + __builtin_ctz(over);
-    __m512 v = _mm512_cvtph_ps(h16);
-    const __mmask16 nz = _mm512_cmp_ps_mask(sv, zero, _CMP_NEQ_OQ);
-    const __mmask16 raise = _mm512_cmp_ps_mask(v, min_v, _CMP_LT_OQ);  // zero scales cleared below
-    hw = _mm512_maskz_mov_epi32(nz, _mm512_mask_mov_epi32(hw, raise, min_h));
-    v = _mm512_maskz_mov_ps(nz, _mm512_mask_mov_ps(v, raise, min_v));
-    const __m512 iv = _mm512_maskz_div_ps(_mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ), one, v);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(h + g), _mm512_cvtepi32_epi16(hw));
-    _mm512_storeu_ps(inv + g, iv);
+    const Scales16 r = f16_scales(_mm512_loadu_ps(s + g));
+    if (r.over) return g + __builtin_ctz(r.over);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(h + g), _mm512_cvtepi32_epi16(r.h));
+    _mm512_storeu_ps(inv + g, r.inv);
   }
   return group_scales_scalar(s, g, groups, h, inv);
 }
@@ -125,10 +135,8 @@ QVL_TARGET_AVX512 int64_t scales_avx512(const float* s, int64_t groups, uint16_t
 // (the arguments are below 20) and the same zero points (a -0 clamps to +0 either way), and a
 // multiply followed by an add here could be contracted into one fused rounding by the compiler.
 QVL_TARGET_AVX512 void q4_steps_avx512(const float* lo, const float* hi, int64_t groups, Q4FitStep* steps) {
-  const __m512i mag = _mm512_set1_epi32(0x7fff), inf = _mm512_set1_epi32(0x7c00), min_h = _mm512_set1_epi32(0x0400);
   const __m512i sign = _mm512_set1_epi32(static_cast<int>(0x80000000u));
-  const __m512 min_v = _mm512_set1_ps(kQScaleMin), one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps();
-  const __m512 top = _mm512_set1_ps(15.0f), half = _mm512_set1_ps(0.5f);
+  const __m512 zero = _mm512_setzero_ps(), top = _mm512_set1_ps(15.0f), half = _mm512_set1_ps(0.5f);
   for (int64_t g = 0; g < groups; g += 16) {
     // The last few groups padded with empty ranges (their steps are not written).
     const int lanes = static_cast<int>(std::min<int64_t>(16, groups - g));
@@ -138,38 +146,20 @@ QVL_TARGET_AVX512 void q4_steps_avx512(const float* lo, const float* hi, int64_t
     const __m512 l = _mm512_load_ps(lp), u = _mm512_load_ps(up);
     const __m512 neg_l = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(l), sign));
     const __m512 base = _mm512_div_ps(_mm512_sub_ps(u, l), top);
-    alignas(64) float sv_[kQ4FitScales][16], iv_[kQ4FitScales][16], z_[kQ4FitScales][3][16];
-    alignas(32) uint16_t h_[kQ4FitScales][16];
-    __mmask16 over_[kQ4FitScales];
+    Q4StepLanes<16> t;
     for (int j = 0; j < kQ4FitScales; ++j) {
-      const __m512 sv = _mm512_mul_ps(base, _mm512_set1_ps(1.0f - static_cast<float>(j) / 32.0f));
-      const __m256i h16 = _mm512_cvtps_ph(sv, kRne);
-      __m512i hw = _mm512_cvtepu16_epi32(h16);
-      over_[j] = _mm512_cmpge_epi32_mask(_mm512_and_si512(hw, mag), inf);
-      __m512 v = _mm512_cvtph_ps(h16);
-      const __mmask16 nz = _mm512_cmp_ps_mask(sv, zero, _CMP_NEQ_OQ);
-      const __mmask16 raise = _mm512_cmp_ps_mask(v, min_v, _CMP_LT_OQ);  // zero scales cleared below
-      hw = _mm512_maskz_mov_epi32(nz, _mm512_mask_mov_epi32(hw, raise, min_h));
-      v = _mm512_maskz_mov_ps(nz, _mm512_mask_mov_ps(v, raise, min_v));
-      const __m512 iv = _mm512_maskz_div_ps(_mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ), one, v);
-      const __m512 za = _mm512_min_ps(_mm512_max_ps(_mm512_roundscale_ps(_mm512_mul_ps(neg_l, iv), kRne), zero), top);
-      const __m512 zb = _mm512_min_ps(_mm512_max_ps(_mm512_sub_ps(top, _mm512_roundscale_ps(_mm512_mul_ps(u, iv), kRne)), zero), top);
-      _mm256_store_si256(reinterpret_cast<__m256i*>(h_[j]), _mm512_cvtepi32_epi16(hw));
-      _mm512_store_ps(sv_[j], v);
-      _mm512_store_ps(iv_[j], iv);
-      _mm512_store_ps(z_[j][0], za);
-      _mm512_store_ps(z_[j][1], zb);
-      _mm512_store_ps(z_[j][2], _mm512_roundscale_ps(_mm512_mul_ps(_mm512_add_ps(za, zb), half), kRne));
+      const Scales16 r = f16_scales(_mm512_mul_ps(base, _mm512_set1_ps(1.0f - static_cast<float>(j) / 32.0f)));
+      const __m512 za = _mm512_min_ps(_mm512_max_ps(_mm512_roundscale_ps(_mm512_mul_ps(neg_l, r.inv), kRne), zero), top);
+      const __m512 zb = _mm512_min_ps(_mm512_max_ps(_mm512_sub_ps(top, _mm512_roundscale_ps(_mm512_mul_ps(u, r.inv), kRne)), zero), top);
+      t.over[j] = r.over;
+      _mm256_store_si256(reinterpret_cast<__m256i*>(t.h[j]), _mm512_cvtepi32_epi16(r.h));
+      _mm512_store_ps(t.s[j], r.v);
+      _mm512_store_ps(t.inv[j], r.inv);
+      _mm512_store_ps(t.z[j][0], za);
+      _mm512_store_ps(t.z[j][1], zb);
+      _mm512_store_ps(t.z[j][2], _mm512_roundscale_ps(_mm512_mul_ps(_mm512_add_ps(za, zb), half), kRne));
     }
-    for (int i = 0; i < lanes; ++i) {
-      for (int j = 0; j < kQ4FitScales; ++j) {
-        Q4FitStep& st = steps[(g + i) * kQ4FitScales + j];
-        st = Q4FitStep{};
-        if (over_[j] >> i & 1) continue;
-        st.ok = true, st.h = h_[j][i], st.s = sv_[j][i], st.inv = iv_[j][i];
-        for (int c = 0; c < 3; ++c) st.z[c] = z_[j][c][i];
-      }
-    }
+    t.put(lanes, steps + g * kQ4FitScales);
   }
 }
 

@@ -42,6 +42,38 @@ int64_t group_scales_scalar(const float* s, int64_t g0, int64_t groups, uint16_t
 
 int64_t quantize_row_with(const ops::QuantizeRowParams& p, const QuantRowKernels& k);
 
+// The q4 fit steps of W groups as the vector q4_steps kernels compute them, lane by lane ([j][lane];
+// over[j]: a bit per lane whose step j overflows f16), written out as the Q4FitStep table.
+template <int W>
+struct Q4StepLanes {
+  alignas(64) float s[kQ4FitScales][W], inv[kQ4FitScales][W], z[kQ4FitScales][3][W];
+  alignas(32) uint16_t h[kQ4FitScales][W];
+  uint32_t over[kQ4FitScales];
+  // Lanes [0, lanes) into steps[lane · kQ4FitScales + j].
+  void put(int lanes, Q4FitStep* steps) const {
+    for (int i = 0; i < lanes; ++i) {
+      for (int j = 0; j < kQ4FitScales; ++j) {
+        Q4FitStep& st = steps[i * kQ4FitScales + j];
+        st = Q4FitStep{};
+        if (over[j] >> i & 1) continue;
+        st.ok = true, st.h = h[j][i], st.s = s[j][i], st.inv = inv[j][i];
+        for (int c = 0; c < 3; ++c) st.z[c] = z[j][c][i];
+      }
+    }
+  }
+};
+
+// Each of `groups` groups of x fitted over its steps with the measure `err` (q4_fit_pick); returns
+// the first group whose fit overflows, or -1. The ISA variants' q4_fit.
+template <class Errors>
+inline int64_t q4_fit_groups(const float* x, int64_t group, int64_t groups, const Q4FitStep* steps, Errors&& err, uint16_t* h,
+                             float* inv, float* zf) {
+  for (int64_t g = 0; g < groups; ++g) {
+    if (!q4_fit_pick(x + g * group, group, steps + g * kQ4FitScales, err, &h[g], &inv[g], &zf[g])) return g;
+  }
+  return -1;
+}
+
 // The 32-byte pair packer (AVX2; the AVX-512 variant uses it too).
 void q4_pack_avx2(const uint8_t* q, int64_t n, uint8_t* dst);
 
