@@ -221,11 +221,13 @@ QVL_TARGET_AVX512VNNI inline void panel_dots(const PanelArgs& a, int64_t P, __m5
 
 // Panels per call of panel_dots. Two share each activation broadcast: q8 at M <= 2 (M = 1 from
 // DRAM, one Sapphire Rapids thread, 3 rounds: 15.4-16.6 GB/s against 14.3-15.4 one panel at a
-// time); 4 rows x 2 panels of chains and group sums would not fit in 32 zmm. q4 reads better one
-// panel at a time from DRAM (M = 1 LM head 14.8-15.5 against 14.1-14.8, M = 2 +3%) though two
-// were ~5% faster with the weights in L2; decode streams them from DRAM.
+// time); 4 rows x 2 panels of chains and group sums would not fit in 32 zmm. q4 at M = 1 too: on
+// one thread it read the LM head from DRAM a little slower that way (14.1-14.8 GB/s against
+// 14.8-15.5), but in the whole 2B decode step on two threads (real q4 checkpoint, two builds
+// alternating, 9 pairs of 3 rounds) the matmuls took 0-5.5% less (median 1.5%) and never more
+// than 0.3% longer. q4 at M = 2 stays one panel at a time (+3% from DRAM on one thread).
 template <WeightFormat F, int MB>
-constexpr int kPanelsAtOnce = F == WeightFormat::Q8 && MB <= 2 ? 2 : 1;
+constexpr int kPanelsAtOnce = (F == WeightFormat::Q8 && MB <= 2) || MB == 1 ? 2 : 1;
 
 // Panels P..P+PN-1 of MB activation rows from m0: y = bias + the sums; outputs from n1 on are
 // computed and dropped.
