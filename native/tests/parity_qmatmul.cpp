@@ -52,9 +52,11 @@ const QShape kQShapes[] = {
     // blocks with tails, odd block counts, K past 1024.
     {16, 96, 33, 32},   {17, 1056, 47, 32}, {33, 544, 17, 32},  {100, 1152, 65, 128}, {512, 224, 49, 32},
     {16, 1280, 18, 128}, {103, 32, 31, 32}, {18, 320, 47, 32}, {8, 160, 40, 32},
-    // Past 1 Mi activation codes the AVX-512 GEMM's tasks take several panel pairs and 8-block
-    // chunks: a short last pair and chunk, a group of 3 blocks across chunks.
-    {129, 8224, 70, 32}, {130, 8160, 40, 96},
+    // From 64 rows the AVX-512 GEMM's chunks are the whole of K (257 and 255 blocks; a group of
+    // 3 blocks), cut in two past 512 blocks (514). Below 64 rows and past 1 Mi activation codes its
+    // tasks take several panel pairs and 8-block chunks: a short last pair and chunk, a group of 3
+    // blocks across chunks.
+    {129, 8224, 70, 32}, {130, 8160, 40, 96}, {64, 16448, 20, 32}, {40, 27008, 70, 32}, {33, 32160, 40, 96},
     // The decode kernels' 16-block chunks: full chunks, a short last chunk and an odd block
     // (37 blocks), groups of 2, 8 and 16 blocks, and a group of 3 blocks (no power of two).
     {1, 1184, 23, 32},  {1, 1152, 9, 64},   {1, 2048, 13, 256}, {1, 1536, 6, 512},  {1, 960, 7, 96},

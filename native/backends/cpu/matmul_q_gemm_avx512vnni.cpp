@@ -32,14 +32,26 @@ namespace {
 constexpr int kNB = 2;                 // 16-output panels per task
 constexpr int64_t kPanelN = kQPanelRows * kNB;
 constexpr int kMB = kQGemmTileRows;    // activation rows per register tile
-// Blocking. A task's row tiles sweep its panels one chunk of blocks at a time. While the
-// activation codes fit in L2 (kActsInL2), a task is one pair of panels and a chunk 16 blocks
-// (16 KiB of codes). Past that every task would stream all of them from L3 for just 32 outputs, so
-// a task takes kPairs pairs and chunks of 8 blocks (32 KiB of codes), each row tile's activations
-// staying in L1 through the pairs (one thread, M = 256, 512, K = 8960: 1.02-1.07x).
+// Blocking. A task's row tiles sweep its panels one chunk of blocks at a time. Below kWholeKRows
+// rows: while the activation codes fit in L2 (kActsInL2), a task is one pair of panels and a chunk
+// 16 blocks (16 KiB of codes). Past that every task would stream all of them from L3 for just 32
+// outputs, so a task takes kPairs pairs and chunks of 8 blocks (32 KiB of codes), each row tile's
+// activations staying in L1 through the pairs (one thread, M = 256, 512, K = 8960: 1.02-1.07x
+// over one pair; whole-K chunks, below, have since beaten both at these M).
 constexpr int kPairs = 4;
 constexpr int64_t kChunk = 16;
 constexpr int64_t kActsInL2 = int64_t{1} << 20;
+// From kWholeKRows activation rows on (prefill, the vision tower: compute-bound, each weight reused
+// by 16 or more row tiles) a task is one pair and a chunk the whole of K (up to kMaxChunk blocks, a
+// pair's 256 KiB of q8 codes or q4 staging, in L2): every row tile then goes through K once,
+// without adding into y per chunk, and the pair's codes stream from L2. bench's benchMatmul, M =
+// 512, one process, the blockings alternated, 2 runs each (GOP/s): N = 1536, K = 8960: q8 595-641
+// → 798-829, q4 639-695 → 849-903; N = 8960, K = 1536: q8 861-942 → 969-989, q4 899-948 →
+// 992-1000; N = K = 1536: q8 800-807 → 858-893, q4 800-847 → 937-939. M = 64 gained 0-12% (noisy,
+// one q4 shape -5% in one run). M = 16, the weights from DRAM, lost 5-17% that way (q4 most: the
+// chunked path prefetches the next chunk's codes while it works), so fewer rows keep the chunks.
+constexpr int64_t kWholeKRows = 64;
+constexpr int64_t kMaxChunk = 512;
 constexpr int64_t kBlockBytes = 8 * 64;  // one block of one panel in the q8 shape
 constexpr __mmask16 kAll = static_cast<__mmask16>(0xffff);
 
@@ -301,7 +313,12 @@ void qgemm_avx512vnni(const ops::MatmulParams& p, QActs& a, ThreadPool& pool) {
   const int32_t offset = p.w.format == WeightFormat::Q8 ? 128 : 16;
   std::vector<int32_t> xoff(static_cast<size_t>(a.M * a.blocks));
   Blocking bl;
-  if (a.M * a.K > kActsInL2) bl.pairs = kPairs, bl.chunk = kChunk / 2;
+  if (a.M >= kWholeKRows) {
+    const int64_t pieces = (a.blocks + kMaxChunk - 1) / kMaxChunk;
+    bl.chunk = std::max<int64_t>(1, (a.blocks + pieces - 1) / pieces);
+  } else if (a.M * a.K > kActsInL2) {
+    bl.pairs = kPairs, bl.chunk = kChunk / 2;
+  }
   qgemm_schedule(
       p, pool, bl.pairs * kPanelN, [&](int64_t m0, int rows) { interleave_tile(a, m0, rows, offset, xoff.data()); },
       [&](int64_t n0, int64_t m0, int64_t m1) {
