@@ -1,7 +1,8 @@
 // The Int8Dot GEMM with AVX512-VNNI (the scheme is in matmul_q_gemm.h). The stored panels
 // (core/weight_quant.h) already hold 4 consecutive k of 16 outputs per 64-byte vector, so a task
 // sweeps the activation rows over its pairs of panels kMB rows and one chunk of blocks at a time
-// (the chunk's codes in L1 while every row tile reuses them), adding each chunk's sums into y:
+// (the chunk's codes in L1 or L2 while every row tile reuses them; see Blocking), adding each
+// chunk's sums into y:
 //  - q8: straight from the stored panels (no repack).
 //  - q4: each chunk first unpacked into the q8 shape (one code per byte, 8 vectors per block) with
 //    16 − z added per byte, once per task and chunk rather than once per row tile.
