@@ -2,9 +2,9 @@
 // whose helpers it uses: include it after that file, with QVL_Q_TARGET and QVL_Q_VNNI still
 // defined. A task takes kTaskPanels panels and a part of the rows. It first unpacks its panels
 // (unpack_panel: one byte per code, the 8 4-k steps of a block and 8-row half in 256 contiguous
-// bytes), then sweeps the rows' tiles of kMB over one chunk of kChunk blocks of them at a time
-// (the chunk, 16 KiB, stays in L1 while every row tile reads it), one 8-row half at a time (4
-// rows × 1 half: 4 int32 dots, 4 f32 sums and the operands fit the 16 ymm registers). The
+// bytes), then sweeps the rows' tiles of kMB over one chunk of blocks at a time (chunk_blocks:
+// at most 128 KiB of unpacked codes, in L2 while every row tile reads it), one 8-row half at a
+// time (4 rows × 1 half: 4 int32 dots, 4 f32 sums and the operands fit the 16 ymm registers). The
 // activation codes are interleaved per row tile (interleave_tile_rows), so a tile's broadcasts
 // read one sequential stream. The unpack costs a few operations per weight byte and task, which
 // the rows amortize: read in place, q4 needs its nibble masks and two dots per block and row
@@ -31,7 +31,18 @@
 namespace ymm_gemm {
 
 constexpr int64_t kTaskPanels = 2;
-constexpr int64_t kChunk = 16;
+// Chunks of K as even as can be and at most kMaxChunk blocks (the task's 2 panels unpacked: 128
+// KiB, within the 256-512 KiB L2 of the CPUs these variants are for). They were 16 blocks (16
+// KiB, L1): on Sapphire Rapids (its 2 MiB L2; these variants forced through benchMatmul, one
+// process, both settings alternated, 2 runs each, GOP/s), N = 1536, K = 8960, M = 512: AVX-VNNI
+// q8 371-378 → 428-439, q4 386-391 → 438; AVX2 q8 224-226 → 246-247, q4 320-322 → 387-388 (the
+// whole of K, 280 blocks: a few % more, not taken for the smaller L2s); whole-K chunks also beat
+// 16 blocks at M = 16 (+3-9%) and 64 (+6-20%) and at K = 1536 (48 blocks: one chunk here).
+constexpr int64_t kMaxChunk = 128;
+inline int64_t chunk_blocks(int64_t blocks) {
+  const int64_t pieces = (blocks + kMaxChunk - 1) / kMaxChunk;
+  return std::max<int64_t>(1, (blocks + pieces - 1) / pieces);
+}
 constexpr int kMB = kQGemmTileRows;
 constexpr int64_t kUnpackedBlock = 512;  // bytes of a panel's block unpacked (2 halves × 256)
 
@@ -183,8 +194,9 @@ QVL_Q_TARGET void run_task(const ops::MatmulParams& p, const QActs& a, int64_t n
       }
     }
   }
-  for (int64_t b0 = 0; b0 < a.blocks; b0 += kChunk) {
-    const int64_t b1 = std::min(b0 + kChunk, a.blocks);
+  const int64_t per_chunk = chunk_blocks(a.blocks);
+  for (int64_t b0 = 0; b0 < a.blocks; b0 += per_chunk) {
+    const int64_t b1 = std::min(b0 + per_chunk, a.blocks);
     for (int64_t m = m0; m < m1; m += kMB) {
       const int64_t rows = std::min<int64_t>(kMB, m1 - m);
       for (int64_t lp = 0; lp < panels; ++lp) {
