@@ -194,10 +194,8 @@ inline bool q4_fit_pick(const float* x, int64_t n, const Q4FitStep* steps, Error
 }
 
 // A q4 group's scale and zero point, fitted: the group's range [lo, hi] (lo = min(x..., 0),
-// hi = max(x..., 0)) gives candidate scales (hi - lo) / 15 · (1 - j / 32), j = 0..7 (stored f16
-// as q_group_scale does), each with the zero points that put lo on a code
-// (clamp(rne(-lo·inv), 0, 15)), that put hi on code 15 (clamp(15 - rne(hi·inv), 0, 15)) and the
-// one between them (rne of their mean); the candidate with the least error (`err`) wins, the earliest on a tie (so a group no
+// hi = max(x..., 0)) gives the candidates of q4_fit_step, j = 0..7 (a scale, each with three zero
+// points); the candidate with the least error (`err`) wins, the earliest on a tie (so a group no
 // candidate improves, or a NaN one, keeps the plain range fit: j = 0, lo on a code). The scales
 // are tried in order until two in a row improve on none (the error is about unimodal in the
 // scale: on Gaussian weights that stops after 4.3 scales on average, for the error all 8 give).

@@ -41,6 +41,13 @@ constexpr int64_t kQGemmMinRows = 8;
 // Activation rows per register tile of every GEMM kernel (and per interleaved tile of a).
 constexpr int kQGemmTileRows = 4;
 
+// Blocks per chunk when `blocks` 32-blocks of K are cut into as few chunks of at most `most`
+// blocks as can be, all but the last of one size (at least 1).
+inline int64_t qgemm_even_chunk(int64_t blocks, int64_t most) {
+  const int64_t pieces = (blocks + most - 1) / most;
+  return pieces > 0 ? (blocks + pieces - 1) / pieces : 1;
+}
+
 // y = x·Wᵀ (+ bias) for p, from activations already quantized into a (run_qmatmul's step one).
 // Rewrites a in place (codes interleaved per 4-row tile): the caller drops it.
 void qgemm_avx512vnni(const ops::MatmulParams& p, QActs& a, ThreadPool& pool);

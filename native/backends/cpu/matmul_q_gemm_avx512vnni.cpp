@@ -315,8 +315,7 @@ void qgemm_avx512vnni(const ops::MatmulParams& p, QActs& a, ThreadPool& pool) {
   std::vector<int32_t> xoff(static_cast<size_t>(a.M * a.blocks));
   Blocking bl;
   if (a.M >= kWholeKRows) {
-    const int64_t pieces = (a.blocks + kMaxChunk - 1) / kMaxChunk;
-    bl.chunk = std::max<int64_t>(1, (a.blocks + pieces - 1) / pieces);
+    bl.chunk = qgemm_even_chunk(a.blocks, kMaxChunk);
   } else if (a.M * a.K > kActsInL2) {
     bl.pairs = kPairs, bl.chunk = kChunk / 2;
   }

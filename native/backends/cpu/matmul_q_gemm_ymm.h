@@ -2,7 +2,7 @@
 // whose helpers it uses: include it after that file, with QVL_Q_TARGET and QVL_Q_VNNI still
 // defined. A task takes kTaskPanels panels and a part of the rows. It first unpacks its panels
 // (unpack_panel: one byte per code, the 8 4-k steps of a block and 8-row half in 256 contiguous
-// bytes), then sweeps the rows' tiles of kMB over one chunk of blocks at a time (chunk_blocks:
+// bytes), then sweeps the rows' tiles of kMB over one chunk of blocks at a time (kMaxChunk:
 // at most 128 KiB of unpacked codes, in L2 while every row tile reads it), one 8-row half at a
 // time (4 rows × 1 half: 4 int32 dots, 4 f32 sums and the operands fit the 16 ymm registers). The
 // activation codes are interleaved per row tile (interleave_tile_rows), so a tile's broadcasts
@@ -39,10 +39,6 @@ constexpr int64_t kTaskPanels = 2;
 // whole of K, 280 blocks: a few % more, not taken for the smaller L2s); whole-K chunks also beat
 // 16 blocks at M = 16 (+3-9%) and 64 (+6-20%) and at K = 1536 (48 blocks: one chunk here).
 constexpr int64_t kMaxChunk = 128;
-inline int64_t chunk_blocks(int64_t blocks) {
-  const int64_t pieces = (blocks + kMaxChunk - 1) / kMaxChunk;
-  return std::max<int64_t>(1, (blocks + pieces - 1) / pieces);
-}
 constexpr int kMB = kQGemmTileRows;
 constexpr int64_t kUnpackedBlock = 512;  // bytes of a panel's block unpacked (2 halves × 256)
 
@@ -194,7 +190,7 @@ QVL_Q_TARGET void run_task(const ops::MatmulParams& p, const QActs& a, int64_t n
       }
     }
   }
-  const int64_t per_chunk = chunk_blocks(a.blocks);
+  const int64_t per_chunk = qgemm_even_chunk(a.blocks, kMaxChunk);
   for (int64_t b0 = 0; b0 < a.blocks; b0 += per_chunk) {
     const int64_t b1 = std::min(b0 + per_chunk, a.blocks);
     for (int64_t m = m0; m < m1; m += kMB) {
