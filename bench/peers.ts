@@ -10,7 +10,7 @@
  * repository; bench/peers/prepare.sh makes them (see bench/peers/artifacts.ts for the variables).
  *
  * usage: npm run bench -- peers [--quick] [--profile] [--reps N] [--threads N] [--peers DIR]
- * (--profile adds the op profiler's split of qwenvl's prefill and decode, per format and precision)
+ * (--profile adds the op profiler's split of qwenvl's prefill, decode and vision tower, per format and precision)
  * @module
  */
 import { spawn } from 'node:child_process';
@@ -22,7 +22,7 @@ import { peerArtifacts, QUANTS, type OurWeights, type PeerArtifacts, type TheirQ
 import { llamaText, llamaVision, mtmdArgs, nlcCommand, writeTestImage } from './peers/llama.js';
 import { machineFacts, withForeignLoad } from './peers/machine.js';
 import { disposeOurs, exactPrompt, loadOurs, ourDecode, ourPrefill, ourVision, testPixels, type OurModels, type Precision } from './peers/ours.js';
-import { profileText, shares } from './peers/profile.js';
+import { profileText, profileVision, shares } from './peers/profile.js';
 import { foreignSummary, median, rateRatio, renderTable, series, timeRatio, type Row, type Series } from './peers/table.js';
 
 interface Options { quick: boolean; profile: boolean; reps: number; threads: number; peersDir?: string }
@@ -142,6 +142,7 @@ async function visionRounds(a: PeerArtifacts, o: Options, m: OurModels, s: Sampl
     s.theirVision[i] = series();
     s.ourVision[i] = { exact: series(), fast: series() };
     for (const p of ['exact', 'fast'] as const) if (i === 0) await ourVision(m[p], size.width, size.height, pixels); // warm-up
+    if (o.profile) for (const p of ['exact', 'fast'] as const) s.profile.push(`vision ${size.width}×${size.height} ${p}: ${shares([await profileVision(m[p], size.width, size.height, pixels)])}`);
     for (let r = 0; r < o.reps; r++) {
       await interleave(
         r,

@@ -40,6 +40,14 @@ export async function profileText(model: Model, prepared: PreparedInputs, steps:
   }
 }
 
+/** The profiled vision tower on one image (its preprocessing outside the profile). */
+export async function profileVision(model: Model, width: number, height: number, pixels: Uint8Array): Promise<NativeStepProfile> {
+  const handle = (model as unknown as { handle: NativeHandle }).handle; // the low-level API under Model
+  const p = await model.processor.processImages([{ data: pixels, width, height }]);
+  const r = await native.modelEncodeVision(handle, p.pixelValues, p.shape[1], Int32Array.from(p.imageGridThw.flat()), false, undefined, true);
+  return r.profile!;
+}
+
 /** Op families by share of the step, largest first: "matmul 82% (41 ms), attention 9% …". */
 export function shares(steps: NativeStepProfile[]): string {
   const step = median(steps.map((s) => s.stepNs));

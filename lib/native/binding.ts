@@ -292,7 +292,9 @@ export interface NativeBinding {
     grids: Int32Array,
     trace: boolean,
     cancel?: NativeCancelToken,
-  ): Promise<{ embeds: NativeTensorData; deepstack: NativeTensorData[]; trace: [string, NativeTensorData][] }>;
+    /** Time the encode: the result gains `profile`, as a profiled forward pass's. */
+    profile?: boolean,
+  ): Promise<{ embeds: NativeTensorData; deepstack: NativeTensorData[]; trace: [string, NativeTensorData][]; profile?: NativeStepProfile }>;
   /** Runs the vision tower over a prompt's images and videos and keeps the joined features natively (images' rows first). */
   modelEncodeFeatures(model: NativeHandle, runs: { images?: NativeVisionRun; videos?: NativeVisionRun }, cancel?: NativeCancelToken): Promise<NativeEncodedFeatures>;
   /** A session of `batch` sequences of `capacity` tokens (0: an empty pool sequences are added to); `kvDtype` is the KV pool's storage (default f32). */

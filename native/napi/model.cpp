@@ -1,7 +1,7 @@
 // Models and sessions for JS. Handles are Napi::External wrapping shared_ptrs: a job in flight
 // holds its own reference, so dispose() from JS never frees memory a worker is using.
 //   loadModel(spec, names, files[, {checkFinite, precision, weights, visionWeights, placement, onConverted}]) -> Promise<handle>
-//   modelEncodeVision(handle, pixels, patchDim, grids, trace, cancel?) -> Promise<{embeds, deepstack, trace}>
+//   modelEncodeVision(handle, pixels, patchDim, grids, trace, cancel?, profile?) -> Promise<{embeds, deepstack, trace, profile?}>
 //   modelEncodeFeatures(handle, {images?, videos?}, cancel?) -> Promise<{features, imageTokens, tokens, levels, hidden}>
 //     (each run {pixels, patchDim, grids}; `features` is a handle sessionForward takes, the rows never copied to JS)
 //   modelNewSession(handle, batch, capacity[, {kvDtype}]) -> session
@@ -334,9 +334,51 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   });
 }
 
+// A pass's wall time and op families' times (a pass run with an OpProfiler in its context).
+struct PassProfile {
+  bool taken = false;
+  uint64_t step_ns = 0;
+  std::vector<OpProfiler::Counter> ops;
+};
+
+// Runs `pass` under `profiler` when `want` (cleared first), timing it.
+template <typename Fn>
+PassProfile profiled_pass(bool want, OpProfiler& profiler, ExecContext& ctx, Fn&& pass) {
+  PassProfile p;
+  if (want) {
+    profiler.clear();
+    ctx.with_profiler(&profiler);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  pass();
+  if (want) {
+    p.taken = true;
+    p.step_ns = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
+    p.ops = profiler.counters();
+  }
+  return p;
+}
+
+// {stepNs, ops: {<op family>: {ns, calls}}} on `o` as `profile`, when the pass was profiled.
+void set_profile(Napi::Env env, Napi::Object o, const PassProfile& p) {
+  if (!p.taken) return;
+  Napi::Object prof = Napi::Object::New(env);
+  prof.Set("stepNs", static_cast<double>(p.step_ns));
+  Napi::Object ops = Napi::Object::New(env);
+  for (const OpProfiler::Counter& c : p.ops) {
+    Napi::Object e = Napi::Object::New(env);
+    e.Set("ns", static_cast<double>(c.ns));
+    e.Set("calls", static_cast<double>(c.calls));
+    ops.Set(c.op, e);
+  }
+  prof.Set("ops", ops);
+  o.Set("profile", prof);
+}
+
 struct VisionResult {
   models::VisionOutput out;
   std::shared_ptr<models::Trace> trace;
+  PassProfile profile;
 };
 
 // One run of the vision tower from JS values: pixels [patches·patchDim] and (t, h, w) grids.
@@ -410,10 +452,11 @@ Napi::Value EncodeVision(const Napi::CallbackInfo& info) {
     models::VisionInput in = vision_input_arg(env, info[1], info[2], info[3], px);
     const bool want_trace = info[4].ToBoolean().Value();
     auto cancel = cancel_arg(env, info[5]);
+    const bool want_profile = info[6].ToBoolean().Value();
     in.cancel = cancel.get();
     return run_async<VisionResult>(
         env,
-        [model, in, want_trace, px, cancel] {
+        [model, in, want_trace, want_profile, px, cancel] {
           check_cancel(cancel.get(), "the vision encoder");
           VisionResult r;
           r.trace = std::make_shared<models::Trace>(want_trace);
@@ -422,7 +465,8 @@ Napi::Value EncodeVision(const Napi::CallbackInfo& info) {
           Arena arena;
           ExecContext ctx(*pool);
           ctx.with_arena(&arena).with_cancel(cancel.get()).with_precision(model->precision());
-          r.out = model->vision().forward(in, ctx, r.trace.get());
+          OpProfiler profiler;
+          r.profile = profiled_pass(want_profile, profiler, ctx, [&] { r.out = model->vision().forward(in, ctx, r.trace.get()); });
           return r;
         },
         [](Napi::Env env, VisionResult& r) -> Napi::Value {
@@ -432,6 +476,7 @@ Napi::Value EncodeVision(const Napi::CallbackInfo& info) {
           for (size_t i = 0; i < r.out.deepstack.size(); ++i) ds.Set(static_cast<uint32_t>(i), to_js(env, r.out.deepstack[i]));
           o.Set("deepstack", ds);
           o.Set("trace", trace_to_js(env, *r.trace));
+          set_profile(env, o, r.profile);
           return o;
         },
         {info[1], info[3]});
@@ -524,9 +569,7 @@ struct ForwardResult {
   models::StepOutput out;
   size_t rows = 0;
   std::shared_ptr<models::Trace> trace;
-  bool profiled = false;
-  uint64_t step_ns = 0;
-  std::vector<OpProfiler::Counter> ops;
+  PassProfile profile;
 };
 
 // args: {ids: Int32Array [n], steps | counts: Int32Array [R] (tokens of each row; n = R·steps or the
@@ -675,18 +718,8 @@ Napi::Value SessionForward(const Napi::CallbackInfo& info) {
           r.trace = std::make_shared<models::Trace>(want_trace);
           ExecContext ctx(*pool);
           ctx.with_arena(&s->arena).with_cancel(cancel.get()).with_precision(s->model->precision());
-          if (want_profile) {
-            s->profiler.clear();
-            ctx.with_profiler(&s->profiler);
-          }
-          const auto t0 = std::chrono::steady_clock::now();
-          r.out = models::run_step(*s->model, s->cache, s->sampling.get(), *in, ctx, r.trace.get());
-          if (want_profile) {
-            r.profiled = true;
-            r.step_ns = static_cast<uint64_t>(
-                std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
-            r.ops = s->profiler.counters();
-          }
+          r.profile = profiled_pass(want_profile, s->profiler, ctx,
+                                    [&] { r.out = models::run_step(*s->model, s->cache, s->sampling.get(), *in, ctx, r.trace.get()); });
           r.rows = static_cast<size_t>(R);
           s->forwards += 1;
           s->rows_computed += static_cast<int64_t>(r.rows);
@@ -701,19 +734,7 @@ Napi::Value SessionForward(const Napi::CallbackInfo& info) {
             o.Set("tokens", t);
           }
           o.Set("trace", trace_to_js(env, *r.trace));
-          if (r.profiled) {
-            Napi::Object prof = Napi::Object::New(env);
-            prof.Set("stepNs", static_cast<double>(r.step_ns));
-            Napi::Object ops = Napi::Object::New(env);
-            for (const OpProfiler::Counter& c : r.ops) {
-              Napi::Object e = Napi::Object::New(env);
-              e.Set("ns", static_cast<double>(c.ns));
-              e.Set("calls", static_cast<double>(c.calls));
-              ops.Set(c.op, e);
-            }
-            prof.Set("ops", ops);
-            o.Set("profile", prof);
-          }
+          set_profile(env, o, r.profile);
           return o;
         },
         keep);

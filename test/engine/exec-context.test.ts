@@ -1,7 +1,7 @@
 // The execution context under a real model (native/core/exec_context.h, arena.h): a session's
 // step intermediates come from its scratch arena, which stops growing once warm; results do not
-// depend on what the arena held before; a profiled step reports its wall time and each op
-// family's time inside the kernels' entry points.
+// depend on what the arena held before; a profiled step or vision encode reports its wall time and
+// each op family's time inside the kernels' entry points.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, type Model } from '../../lib/index.js';
 import { RequestCancel } from '../../lib/model/cancel.js';
@@ -111,5 +111,19 @@ describe('execution context', () => {
       expect(kernelNs).toBeGreaterThan(0);
       expect(kernelNs).toBeLessThanOrEqual(prof.stepNs);
     });
+  });
+
+  it("a profiled vision encode reports the tower's op families, with the same embeddings as an unprofiled one", async () => {
+    const img = await model.processor.processImages([{ data: new Uint8Array(64 * 48 * 3).map((_, i) => (i * 29) & 0xff), width: 64, height: 48 }]);
+    const grids = Int32Array.from(img.imageGridThw.flat());
+    const plain = await native.modelEncodeVision(ctx.handle, img.pixelValues, img.shape[1], grids, false);
+    expect(plain.profile).toBeUndefined();
+    const r = await native.modelEncodeVision(ctx.handle, img.pixelValues, img.shape[1], grids, false, undefined, true);
+    const prof = r.profile!;
+    for (const op of ['matmul', 'attention', 'activation']) expect(prof.ops[op]?.calls, op).toBeGreaterThan(0);
+    const kernelNs = Object.values(prof.ops).reduce((a, o) => a + o.ns, 0);
+    expect(kernelNs).toBeGreaterThan(0);
+    expect(kernelNs).toBeLessThanOrEqual(prof.stepNs);
+    expect(Buffer.from(r.embeds.data).equals(Buffer.from(plain.embeds.data))).toBe(true);
   });
 });
