@@ -1,6 +1,9 @@
 // attention_bf16's plain reference: q, k, v rounded to bf16 as the kernel rounds them, scores in
-// double, the exact two-pass softmax, each weight rounded to bf16 before it multiplies v (as the
-// kernel feeds it to the tiles), the sum taken over the unrounded weights.
+// double, the exact two-pass softmax in base 2 with the maximum exponent rounded up to an integer
+// (weights 2^(y − ceil max y), y = score · log2 e), each weight rounded to bf16 before it
+// multiplies v (as the kernel feeds it to the tiles), the sum taken over the rounded weights.
+// With an integer reference the rounded weights do not depend on which integer it is (rounding
+// commutes with scaling by 2^n), which is what lets the kernel use a running maximum per key block.
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -10,6 +13,10 @@
 #include "ops/attention.h"
 
 namespace qvl::cpu {
+
+namespace {
+constexpr double kLog2e = 1.4426950408889634;
+}  // namespace
 
 void attention_bf16_ref(const ops::AttentionParams& p, const ExecContext&) {
   QVL_CHECK(!p.causal, Unsupported, "attention_bf16: causal attention is not supported");
@@ -40,15 +47,15 @@ void attention_bf16_ref(const ops::AttentionParams& p, const ExecContext&) {
         for (int64_t j = 0; j < klen; ++j) {
           double dot = 0;
           for (int64_t d = 0; d < D; ++d) dot += static_cast<double>(q[d]) * kb[j * D + d];
-          w[j] = dot * p.scale;
+          w[j] = dot * p.scale * kLog2e;
           if (w[j] > mx) mx = w[j];
         }
+        mx = std::ceil(mx);
         double sum = 0;
         for (int64_t d = 0; d < D; ++d) acc[d] = 0;
         for (int64_t j = 0; j < klen; ++j) {
-          const double e = std::exp(w[j] - mx);
-          sum += e;
-          const double pw = bf16_rounded(static_cast<float>(e));
+          const double pw = bf16_rounded(static_cast<float>(std::exp2(w[j] - mx)));
+          sum += pw;
           for (int64_t d = 0; d < D; ++d) acc[d] += pw * vb[j * D + d];
         }
         for (int64_t d = 0; d < D; ++d) o[d] = klen > 0 ? static_cast<float>(acc[d] / sum) : 0.0f;
