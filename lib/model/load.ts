@@ -64,10 +64,11 @@ export interface LoadOptions {
    * Arithmetic of the large matrix products (prompt prefill, the vision tower): `'exact'` (default)
    * keeps f32 activations, the path the conformance tests hold to the reference; `'fast'` rounds
    * activations and weights to bf16 and accumulates in f32 on Intel AMX tiles or AVX512-BF16 where
-   * the CPU has them (otherwise it runs exact), several times faster on AMX; and makes `'bf16'` the
-   * KV cache's default storage (`engine.kvCache`: half the memory, and decode's attention reads
-   * half the bytes). Token-by-token decode's matrix products are unaffected. Its measured error
-   * budget is in the README, "Precision".
+   * the CPU has them (otherwise it runs exact), several times faster on AMX, where the attention
+   * of the vision tower and of prefill runs on bf16 tiles too; and makes `'bf16'` the KV cache's
+   * default storage (`engine.kvCache`: half the memory, and decode's attention reads half the
+   * bytes). Token-by-token decode's matrix products and attention are unaffected. Its measured
+   * error budget is in the README, "Precision".
    */
   precision?: 'exact' | 'fast';
   /**

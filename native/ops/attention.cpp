@@ -93,7 +93,7 @@ void attention(const AttentionParams& p, const ExecContext& ctx) {
   check_attention(p);
   check_cancel(p.cancel, "attention");
   const Variant<AttentionFn>* fast = nullptr;
-  if (ctx.precision() == Precision::Fast && !p.causal) {
+  if (ctx.precision() == Precision::Fast) {
     const auto& f = attention_bf16_family();
     for (const auto& v : f.variants()) {
       if (v.device == ctx.device() && v.isa != Isa::Reference && OpFamilyBase::allowed(v.device, v.isa) &&
@@ -102,7 +102,28 @@ void attention(const AttentionParams& p, const ExecContext& ctx) {
       }
     }
   }
-  (fast ? *fast : attention_family().best(ctx.device())).fn(p, ctx);
+  const AttentionFn exact = attention_family().best(ctx.device()).fn;
+  if (!fast) {
+    exact(p, ctx);
+  } else if (!p.causal) {
+    fast->fn(p, ctx);
+  } else {
+    // Prefill segments to the bf16 kernel, decode-sized ones to the exact kernel: two calls over
+    // disjoint output rows.
+    std::vector<AttentionSegment> wide, narrow;
+    for (int64_t s = 0; s < p.n_segments; ++s) {
+      const AttentionSegment& g = p.segments[s];
+      (g.q_end - g.q_start >= kBf16MinQueryRows ? wide : narrow).push_back(g);
+    }
+    for (const auto& [segs, fn] : {std::pair{&wide, fast->fn}, std::pair{&narrow, exact}}) {
+      if (segs->empty()) continue;
+      AttentionParams part = p;
+      part.segments = segs->data();
+      part.n_segments = static_cast<int64_t>(segs->size());
+      fn(part, ctx);
+      check_cancel(p.cancel, "attention");
+    }
+  }
   check_cancel(p.cancel, "attention");
 }
 

@@ -94,18 +94,26 @@ const T* segment_values(const AttentionParams& p, const AttentionSegment& g) {
 
 const OpFamily<AttentionFn>& attention_family();
 
-// attention_bf16 (precision 'fast', non-causal problems: the vision tower): q, k and v rounded to
-// bf16, scores s = q·k accumulated in f32, exact softmax per query row (the row's max over all its
-// keys, no running rescale), the weights e = exp(scale·s - max) rounded to bf16 for the product
-// with v (f32 accumulation), divided by the sum of the unrounded e. Its own family for the same
-// reasons as matmul_bf16 (ops/matmul.h); attention() picks it under Precision::Fast.
+// attention_bf16 (precision 'fast': the vision tower, and prefill): q, k and v rounded to bf16,
+// scores s = q·k accumulated in f32, the softmax in base 2: weights 2^(y − M) with y = scale·s·log2 e
+// and M an integer at or above the row's largest y (which one does not matter: bf16 rounding
+// commutes with powers of two), rounded to bf16 for the product with v (f32 accumulation) and
+// divided by the sum of the rounded weights. Its own family for the same reasons as matmul_bf16
+// (ops/matmul.h); attention() picks it under Precision::Fast.
 const OpFamily<AttentionFn>& attention_bf16_family();
+
+// Under Precision::Fast a causal segment of at least this many query rows (a prefill) runs
+// attention_bf16; shorter ones (decode steps) stay on the exact kernels, where packing every key
+// and value for the tiles would cost about what the step's attention reads, and the 32-row tiles
+// would run nearly empty. Non-causal segments (the vision tower) all run attention_bf16.
+inline constexpr int64_t kBf16MinQueryRows = 32;
 
 // Throws E_INPUT unless p describes a consistent problem (the kernels assume it does).
 void check_attention(const AttentionParams& p);
 // Validates (E_INPUT) and runs the best variant; throws E_ABORTED / E_DISPOSED when p.cancel is set.
-// Under ctx.precision() == Fast a non-causal problem runs attention_bf16 where this machine has a
-// kernel for it (AMX) other than the scalar reference.
+// Under ctx.precision() == Fast, where this machine has an attention_bf16 kernel (AMX) other than
+// the scalar reference, it runs the segments kBf16MinQueryRows describes and the exact kernel the
+// rest (one call each).
 void attention(const AttentionParams& p, const ExecContext& ctx);
 
 }  // namespace qvl::ops

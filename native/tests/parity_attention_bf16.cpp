@@ -3,7 +3,7 @@
 // 80 as in the 2B ViT, 130), GQA, key counts that are not multiples of 32 (1, 17, 33, 300, 520),
 // keys that grow along the segment (each row's maximum rises from key block to key block),
 // several segments (the vision tower's images and windows), an empty one, rows no segment covers,
-// fused-qkv strides.
+// fused-qkv strides; causal segments (prefill, chunked prefill against earlier keys).
 //
 // Tolerance. The kernel's scores differ from the reference's by f32 accumulation (~1e-6
 // relative), which now and then moves a softmax weight across a bf16 rounding boundary: that
@@ -48,12 +48,16 @@ struct Case {
   int64_t pad;
   bool grow = false;  // keys scaled by 1 + 4t/T: each row's maximum score climbs block after block
   float scale = 0;    // 0: 1/√D
+  bool causal = false;
 };
 
 std::string describe(const Case& c) {
   std::string s = "Hq=" + std::to_string(c.Hq) + " Hkv=" + std::to_string(c.Hkv) + " D=" + std::to_string(c.D) + " segs=";
   for (const auto& g : c.segs) s += "[" + std::to_string(g.q_start) + "," + std::to_string(g.q_end) + ")";
-  return s + (c.pad ? " strided" : "") + (c.grow ? " growing keys" : "") + (c.scale != 0 ? " scale=" + std::to_string(c.scale) : "");
+  s += c.pad ? " strided" : "";
+  s += c.grow ? " growing keys" : "";
+  s += c.scale != 0 ? " scale=" + std::to_string(c.scale) : "";
+  return s + (c.causal ? " causal" : "");
 }
 
 float bf16_value(double e) { return cpu::bf16_rounded(static_cast<float>(e)); }
@@ -70,10 +74,11 @@ std::vector<double> flip_slack(const AttentionParams& p, const float* ref, size_
     const int64_t klen = g.k_end - g.k_start;
     std::vector<double> w(static_cast<size_t>(klen));
     for (int64_t i = g.q_start; i < g.q_end; ++i) {
+      const int64_t seen = p.causal ? std::min(klen, i - g.q_start + klen - (g.q_end - g.q_start) + 1) : klen;
       for (int64_t h = 0; h < p.Hq; ++h) {
         const int64_t hk = h / group;
         double mx = -1e300, sum = 0;
-        for (int64_t j = 0; j < klen; ++j) {
+        for (int64_t j = 0; j < seen; ++j) {
           double dot = 0;
           for (int64_t d = 0; d < D; ++d) {
             dot += static_cast<double>(bf16_value(p.q[i * p.ldq + h * D + d])) * bf16_value(pk[(g.k_start + j) * p.ldk + hk * D + d]);
@@ -82,8 +87,8 @@ std::vector<double> flip_slack(const AttentionParams& p, const float* ref, size_
           mx = std::max(mx, w[j]);
         }
         mx = std::ceil(mx);  // the reference's integer reference point (attention_bf16_ref.cpp)
-        for (int64_t j = 0; j < klen; ++j) sum += bf16_value(w[j] = std::exp2(w[j] - mx));
-        for (int64_t j = 0; j < klen; ++j) {
+        for (int64_t j = 0; j < seen; ++j) sum += bf16_value(w[j] = std::exp2(w[j] - mx));
+        for (int64_t j = 0; j < seen; ++j) {
           const double lo = bf16_value(w[j] * (1 - 1e-4)), hi = bf16_value(w[j] * (1 + 1e-4));
           if (lo == hi) continue;
           for (int64_t d = 0; d < D; ++d) {
@@ -101,6 +106,7 @@ std::vector<Result> run_case(const Case& c, Rng& rng, ThreadPool& pool) {
   AttentionParams p;
   p.Hq = c.Hq, p.Hkv = c.Hkv, p.D = c.D, p.Tq = c.T, p.Tk = c.T;
   p.scale = c.scale != 0 ? c.scale : 1.0f / std::sqrt(static_cast<float>(c.D));
+  p.causal = c.causal;
   p.segments = c.segs.data();
   p.n_segments = static_cast<int64_t>(c.segs.size());
   // One fused buffer [T, (Hq + 2 Hkv) D + pad]: q, k and v are views with its row stride.
@@ -181,41 +187,55 @@ std::vector<Result> parity_attention_bf16(uint64_t seed) {
       // A negative scale: the row minimum leads. Exponents span more than 128: a kernel that took
       // the wrong extreme overflows.
       {2, 2, 48, {{0, 200, 0, 200}}, 200, 0, true, -1.0f},
+      // Causal (prefill): GQA at the 2B language model's head size, one segment over 3 query
+      // blocks; chunked prefill (the queries are the last 70 of 300 keys, across key blocks) beside
+      // a full one; short segments the kernel must handle though attention() sends them elsewhere.
+      {6, 1, 128, {{0, 150, 0, 150}}, 150, 0, false, 0, true},
+      {2, 1, 80, {{0, 70, 0, 300}, {70, 170, 0, 100}}, 300, 3, true, 0, true},
+      {3, 3, 33, {{0, 1, 0, 1}, {1, 9, 1, 40}, {40, 41, 40, 41}}, 41, 0, false, 0, true},
   };
   std::vector<Result> results;
   int i = 0;
   for (const Case& c : cases) {
     for (Result& r : run_case(c, rng, i++ % 2 ? three : *dflt)) results.push_back(std::move(r));
   }
-  // attention() under Precision::Fast: non-causal runs the bf16 kernel (bit for bit), causal the exact one.
+  // attention() under Precision::Fast: non-causal segments run the bf16 kernel (bit for bit), and
+  // so do causal ones of at least kBf16MinQueryRows queries; shorter causal ones (decode) run the
+  // exact kernel.
   const auto& fam = ops::attention_bf16_family();
   const ops::Variant<ops::AttentionFn>* amx = nullptr;  // into fam.variants(), which outlives this
   for (const auto& v : fam.variants()) {
     if (v.isa == Isa::Amx && ops::OpFamilyBase::allowed(v.device, v.isa)) amx = &v;
   }
   for (const bool causal : {false, true}) {
-    const std::string what = std::string("Precision::Fast, ") + (causal ? "causal: the exact attention" : "non-causal: attention_bf16") +
-                             (amx || causal ? "" : " (no AMX here: exact)");
+    const std::string what = std::string("Precision::Fast, ") +
+                             (causal ? "causal: 40 query rows attention_bf16, 8 (decode-sized) the exact kernel" : "non-causal: attention_bf16") +
+                             (amx ? "" : " (no AMX here: exact)");
     results.push_back(expect_accepted("attention_bf16", what, [&] {
-      const int64_t T = 40, H = 2, D = 24;
+      const int64_t T = 60, H = 2, D = 24;
       std::vector<float> qkv(static_cast<size_t>(T * 3 * H * D));
       for (auto& x : qkv) x = rng.normal();
-      AttentionSegment seg{0, T, 0, T};
+      const std::vector<AttentionSegment> segs = {{0, 40, 0, 40}, {40, 48, 40, 60}};
       AttentionParams p;
       p.Hq = p.Hkv = H, p.D = D, p.Tq = p.Tk = T, p.causal = causal, p.scale = 0.2f;
       p.q = qkv.data(), p.k = qkv.data() + H * D, p.v = qkv.data() + 2 * H * D;
       p.ldq = p.ldk = p.ldv = 3 * H * D, p.ldo = H * D;
-      p.segments = &seg, p.n_segments = 1;
-      std::vector<float> got(static_cast<size_t>(T * H * D)), want(got.size());
+      p.segments = segs.data(), p.n_segments = 2;
+      std::vector<float> got(static_cast<size_t>(T * H * D), kUntouched), want(got);
       ExecContext fast(*dflt);
       fast.with_precision(Precision::Fast);
       p.out = got.data();
       ops::attention(p, fast);
       p.out = want.data();
-      if (causal || !amx) ops::attention(p, ExecContext(*dflt));
-      else amx->fn(p, ExecContext(*dflt));
+      for (int64_t s = 0; s < 2; ++s) {  // each segment alone through the kernel it should get
+        AttentionParams one = p;
+        one.segments = &segs[s], one.n_segments = 1;
+        const bool bf16 = amx && (!causal || segs[s].q_end - segs[s].q_start >= ops::kBf16MinQueryRows);
+        if (bf16) amx->fn(one, ExecContext(*dflt));
+        else ops::attention(one, ExecContext(*dflt));
+      }
       if (std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) != 0) fail(ErrorCode::Native, "attention() ran another kernel");
-      if (amx && !causal && !cpu::amx_tiles_released()) fail(ErrorCode::Native, "the calling thread kept its tile configuration");
+      if (amx && !cpu::amx_tiles_released()) fail(ErrorCode::Native, "the calling thread kept its tile configuration");
     }));
   }
   // A set cancel token: the kernel stops before its first query block (out untouched).
@@ -236,11 +256,6 @@ std::vector<Result> parity_attention_bf16(uint64_t seed) {
         if (x != kUntouched) fail(ErrorCode::Native, "wrote out after the token was set");
     }));
   }
-  results.push_back(expect_rejected("attention_bf16", "causal problems are refused (E_UNSUPPORTED)", [] {
-    AttentionParams p;
-    p.causal = true, p.Hq = p.Hkv = p.D = 1;
-    ops::attention_bf16_family().reference().fn(p, ExecContext(*default_pool()));
-  }, ErrorCode::Unsupported));
   return results;
 }
 

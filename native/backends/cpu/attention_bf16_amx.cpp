@@ -1,4 +1,5 @@
-// attention_bf16 on AMX tiles (non-causal: the vision tower). k and v may be f32 or bf16. Two phases:
+// attention_bf16 on AMX tiles: the vision tower, and causal prefill (attention() sends it segments of
+// at least kBf16MinQueryRows queries). k and v may be f32 or bf16. Two phases:
 //   1. k and v of every (segment, kv head) packed once into the tile layout of the bf16 block
 //      kernel (matmul_bf16_cpu.h): k as "weight rows" (one per key, D as the reduction), v as
 //      pairs of keys interleaved per output column (the reduction over keys);
@@ -132,6 +133,10 @@ QVL_TARGET_AVX512BF16 inline void store_weights(__m512 a, __m512 b, uint16_t* pr
 // 2^(old m − new m), exactly. The block's rounded weights join l.
 QVL_TARGET_AVX512BF16 void block_weights(const float* s, int64_t stride, int64_t n, int64_t valid, float c, float& m,
                                          float& l, float* o, int64_t dp, uint16_t* prow) {
+  if (valid <= 0) {  // a causal row's keys ended in an earlier block
+    std::fill_n(prow, n, uint16_t{0});
+    return;
+  }
   // max(s·c) as (max s)·c, or (min s)·c for c < 0: rounding is monotonic, so the same float, and
   // the pass needs no multiply.
   const bool up = c >= 0.0f;
@@ -190,6 +195,11 @@ QVL_TARGET_AVX512BF16 void work_item(const ops::AttentionParams& p, const Layout
     for (int64_t r = 0; r < rows; ++r) std::fill_n(p.out + (r0 + r) * p.ldo + h * D, D, 0.0f);
     return;
   }
+  // Keys row r sees: all, or under causal those up to its own position (ops/attention.h); the
+  // block's last row sees the most, and rows past `rows` are held to it.
+  const int64_t first = r0 - g.q_start, shift = klen - (g.q_end - g.q_start);
+  auto seen = [&](int64_t r) { return p.causal ? std::min(klen, first + std::min(r, rows - 1) + shift + 1) : klen; };
+  const int64_t kspan = std::min(kp, (seen(rows - 1) + kBf16Step - 1) / kBf16Step * kBf16Step);
   const int64_t per_head = kp * dp;  // u16 of one packed k (and of one packed v)
   const uint16_t* kpk = packs + L.base[s] + hk * 2 * per_head;
   const uint16_t* vpk = kpk + per_head;
@@ -207,8 +217,8 @@ QVL_TARGET_AVX512BF16 void work_item(const ops::AttentionParams& p, const Layout
   load_q(p, r0, rows, h, dp, qb);
   const float c = p.scale * vm::kLog2e;
   const int64_t dsteps = dp / kBf16Step, ksteps = kp / kBf16Step;
-  for (int64_t kb = 0; kb < kp; kb += kKeys) {
-    const int64_t n = std::min(kKeys, kp - kb), valid = std::min(n, klen - kb);
+  for (int64_t kb = 0; kb < kspan; kb += kKeys) {
+    const int64_t n = std::min(kKeys, kspan - kb);
     // Each key tile's packed k is read from L2 once and reused from L1 by the second row block.
     // S holds 32 x 32 blocks one after another (rows 128 bytes apart), not rows of the key block:
     // with 512-byte rows the tile stores met in L1 sets and S = q·kᵀ ran at 27 cycles a TDPBF16PS
@@ -220,7 +230,7 @@ QVL_TARGET_AVX512BF16 void work_item(const ops::AttentionParams& p, const Layout
     }
     for (int64_t r = 0; r < live; ++r) {
       const float* sr = S + (r / kBf16Block) * kSBlocks * kSBlock + (r % kBf16Block) * kBf16Block;
-      block_weights(sr, kSBlock, n, valid, c, m[r], l[r], O + r * dp, dp, P + r * kKeys);
+      block_weights(sr, kSBlock, n, std::min(n, seen(r) - kb), c, m[r], l[r], O + r * dp, dp, P + r * kKeys);
     }
     for (int64_t jb = 0; jb < dp; jb += kBf16Block) {
       const uint16_t* v_pack = vpk + ((jb / kBf16Block) * ksteps + kb / kBf16Step) * kBf16StepElems;
@@ -244,7 +254,6 @@ struct TileScope {
 }  // namespace
 
 void attention_bf16_amx(const ops::AttentionParams& p, const ExecContext& ctx) {
-  QVL_CHECK(!p.causal, Unsupported, "attention_bf16: causal attention is not supported");
   ThreadPool& pool = ctx.pool();
   Layout L;
   L.dp = round_up(p.D, kBf16Step);
@@ -297,7 +306,11 @@ void attention_bf16_amx(const ops::AttentionParams& p, const ExecContext& ctx) {
       while (first[s + 1] <= t) ++s;
       const int64_t local = t - first[s];
       const int64_t blocks = (p.segments[s].q_end - p.segments[s].q_start + kQ - 1) / kQ;
-      const int64_t h = local / blocks, qb = local % blocks;
+      // Non-causal: a head's query blocks one after another (its k and v stay warm). Causal: the
+      // last blocks first (they see the most keys: the long items start early), a block's heads
+      // together (GQA's heads share their k and v).
+      const int64_t h = p.causal ? local % p.Hq : local / blocks;
+      const int64_t qb = p.causal ? blocks - 1 - local / p.Hq : local % blocks;
       work_item(p, L, packs, s, h, p.segments[s].q_start + qb * kQ);
     }
   });

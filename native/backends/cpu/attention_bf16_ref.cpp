@@ -4,6 +4,7 @@
 // multiplies v (as the kernel feeds it to the tiles), the sum taken over the rounded weights.
 // With an integer reference the rounded weights do not depend on which integer it is (rounding
 // commutes with scaling by 2^n), which is what lets the kernel use a running maximum per key block.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -19,7 +20,6 @@ constexpr double kLog2e = 1.4426950408889634;
 }  // namespace
 
 void attention_bf16_ref(const ops::AttentionParams& p, const ExecContext&) {
-  QVL_CHECK(!p.causal, Unsupported, "attention_bf16: causal attention is not supported");
   const int64_t D = p.D, group = p.Hq / p.Hkv;
   std::vector<double> w, acc(static_cast<size_t>(D));
   std::vector<float> q(static_cast<size_t>(D)), kb, vb;
@@ -43,8 +43,10 @@ void attention_bf16_ref(const ops::AttentionParams& p, const ExecContext&) {
       for (int64_t i = 0; i < qlen; ++i) {
         for (int64_t d = 0; d < D; ++d) q[d] = bf16_rounded(p.q[(g.q_start + i) * p.ldq + h * D + d]);
         float* o = p.out + (g.q_start + i) * p.ldo + h * D;
+        // Causal: query i is the segment's key i + klen - qlen and sees the keys up to it.
+        const int64_t seen = p.causal ? std::min(klen, i + klen - qlen + 1) : klen;
         double mx = -std::numeric_limits<double>::infinity();
-        for (int64_t j = 0; j < klen; ++j) {
+        for (int64_t j = 0; j < seen; ++j) {
           double dot = 0;
           for (int64_t d = 0; d < D; ++d) dot += static_cast<double>(q[d]) * kb[j * D + d];
           w[j] = dot * p.scale * kLog2e;
@@ -53,12 +55,12 @@ void attention_bf16_ref(const ops::AttentionParams& p, const ExecContext&) {
         mx = std::ceil(mx);
         double sum = 0;
         for (int64_t d = 0; d < D; ++d) acc[d] = 0;
-        for (int64_t j = 0; j < klen; ++j) {
+        for (int64_t j = 0; j < seen; ++j) {
           const double pw = bf16_rounded(static_cast<float>(std::exp2(w[j] - mx)));
           sum += pw;
           for (int64_t d = 0; d < D; ++d) acc[d] += pw * vb[j * D + d];
         }
-        for (int64_t d = 0; d < D; ++d) o[d] = klen > 0 ? static_cast<float>(acc[d] / sum) : 0.0f;
+        for (int64_t d = 0; d < D; ++d) o[d] = seen > 0 ? static_cast<float>(acc[d] / sum) : 0.0f;
       }
     }
   }

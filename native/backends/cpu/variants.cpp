@@ -93,7 +93,8 @@ std::vector<ops::Variant<ops::AttentionFn>> attention_variants() {
   };
 }
 
-// bf16 scores and weights on AMX tiles, non-causal only: under Precision::Fast (ops/attention.h).
+// bf16 operands and weights on AMX tiles: the vision tower and prefill under Precision::Fast
+// (ops/attention.h).
 std::vector<ops::Variant<ops::AttentionFn>> attention_bf16_variants() {
   return {
       {"reference", Device::Host, Isa::Reference, &cpu::attention_bf16_ref},
