@@ -404,23 +404,27 @@ async function bf16Rows(peak: Map<string, { median: number }>): Promise<Row[]> {
   return rows;
 }
 
-// The vision tower's attention (non-causal, 16 heads of 80 as in the 2B ViT) exact vs bf16:
-// 1024 patches is a 448x448 image, 4096 about 900x900.
+// Attention exact vs bf16: the vision tower's (non-causal, 16 heads of 80 as in the 2B ViT; 1024
+// patches is a 448x448 image, 4096 about 900x900) and prompt prefill's (causal, the 2B language
+// model's 12 query and 2 key/value heads of 128).
 async function bf16AttentionRows(): Promise<Row[]> {
   const bf16 = available('attention_bf16').filter((v) => v !== 'reference');
   const exact = available('attention').includes('avx512') ? ['avx512'] : [];
   if (bf16.length === 0) return [];
   const rows: Row[] = [];
-  for (const seq of [1024, 4096]) {
+  const shapes = [
+    ...[1024, 4096].map((seq) => ({ seq, heads: 16, kvHeads: 16, headDim: 80, causal: false })),
+    ...[512, 2048].map((seq) => ({ seq, heads: 12, kvHeads: 2, headDim: 128, causal: true })),
+  ];
+  for (const c of shapes) {
     const group: Row[] = [];
     for (const [family, variant] of [...exact.map((v) => ['attention', v] as const), ...bf16.map((v) => ['attention_bf16', v] as const)]) {
-      const { times, note } = await timeRepeats(REPEATS, () =>
-        native.benchAttention({ seq, heads: 16, kvHeads: 16, headDim: 80, causal: false, variant, iters: 2, family }),
-      );
-      const row: Row = { op: family, shape: `seq=${seq} h=16 d=80 full`, variant, note };
+      const { times, note } = await timeRepeats(REPEATS, () => native.benchAttention({ ...c, variant, iters: 2, family }));
+      const row: Row = { op: family, shape: `seq=${c.seq} h=${c.heads}/${c.kvHeads} d=${c.headDim} ${c.causal ? 'causal' : 'full'}`, variant, note };
       if (times.length > 0) {
         row.seconds = median(times);
-        row.gflops = (4 * seq * seq * 80 * 16) / row.seconds / 1e9;
+        // score and weighted-sum products: all of them, or under causal the lower triangle's
+        row.gflops = ((c.causal ? 2 : 4) * c.seq * c.seq * c.headDim * c.heads) / row.seconds / 1e9;
         row.note = `spread ${spread(times)}`;
       }
       group.push(row);

@@ -1,9 +1,10 @@
-// attention_bf16 parity: the AMX kernel against the reference that rounds q, k, v and the softmax
-// weights to bf16 as the kernel does, on awkward shapes: head dims off every tile width (16, 33,
-// 80 as in the 2B ViT, 130), GQA, key counts that are not multiples of 32 (1, 17, 33, 300, 520),
-// keys that grow along the segment (each row's maximum rises from key block to key block),
-// several segments (the vision tower's images and windows), an empty one, rows no segment covers,
-// fused-qkv strides; causal segments (prefill, chunked prefill against earlier keys).
+// attention_bf16 parity: each kernel (AMX tiles, VDPBF16PS) against the reference that rounds q,
+// k, v and the softmax weights to bf16 as the kernels do, on awkward shapes: head dims off every
+// tile width (16, 33, 80 as in the 2B ViT, 130), GQA, key counts that are not multiples of 32 (1,
+// 17, 33, 300, 520), keys that grow along the segment (each row's maximum rises from key block to
+// key block), several segments (the vision tower's images and windows), an empty one, rows no
+// segment covers, fused-qkv strides; causal segments (prefill, chunked prefill against earlier
+// keys).
 //
 // Tolerance. The kernel's scores differ from the reference's by f32 accumulation (~1e-6
 // relative), which now and then moves a softmax weight across a bf16 rounding boundary: that
@@ -203,14 +204,14 @@ std::vector<Result> parity_attention_bf16(uint64_t seed) {
   // so do causal ones of at least kBf16MinQueryRows queries; shorter causal ones (decode) run the
   // exact kernel.
   const auto& fam = ops::attention_bf16_family();
-  const ops::Variant<ops::AttentionFn>* amx = nullptr;  // into fam.variants(), which outlives this
+  const ops::Variant<ops::AttentionFn>* best = nullptr;  // what attention() picks; into fam.variants(), which outlives this
   for (const auto& v : fam.variants()) {
-    if (v.isa == Isa::Amx && ops::OpFamilyBase::allowed(v.device, v.isa)) amx = &v;
+    if (v.isa != Isa::Reference && ops::OpFamilyBase::allowed(v.device, v.isa) && (!best || v.isa > best->isa)) best = &v;
   }
   for (const bool causal : {false, true}) {
     const std::string what = std::string("Precision::Fast, ") +
                              (causal ? "causal: 40 query rows attention_bf16, 8 (decode-sized) the exact kernel" : "non-causal: attention_bf16") +
-                             (amx ? "" : " (no AMX here: exact)");
+                             (best ? std::string(" (") + best->name + ")" : " (no bf16 kernel here: exact)");
     results.push_back(expect_accepted("attention_bf16", what, [&] {
       const int64_t T = 60, H = 2, D = 24;
       std::vector<float> qkv(static_cast<size_t>(T * 3 * H * D));
@@ -230,17 +231,18 @@ std::vector<Result> parity_attention_bf16(uint64_t seed) {
       for (int64_t s = 0; s < 2; ++s) {  // each segment alone through the kernel it should get
         AttentionParams one = p;
         one.segments = &segs[s], one.n_segments = 1;
-        const bool bf16 = amx && (!causal || segs[s].q_end - segs[s].q_start >= ops::kBf16MinQueryRows);
-        if (bf16) amx->fn(one, ExecContext(*dflt));
+        const bool bf16 = best && (!causal || segs[s].q_end - segs[s].q_start >= ops::kBf16MinQueryRows);
+        if (bf16) best->fn(one, ExecContext(*dflt));
         else ops::attention(one, ExecContext(*dflt));
       }
       if (std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) != 0) fail(ErrorCode::Native, "attention() ran another kernel");
-      if (amx && !cpu::amx_tiles_released()) fail(ErrorCode::Native, "the calling thread kept its tile configuration");
+      if (best && best->isa == Isa::Amx && !cpu::amx_tiles_released()) fail(ErrorCode::Native, "the calling thread kept its tile configuration");
     }));
   }
-  // A set cancel token: the kernel stops before its first query block (out untouched).
-  if (amx) {
-    results.push_back(expect_accepted("attention_bf16", "amx: cancelled before the first query block, out untouched", [&] {
+  // A set cancel token: each kernel stops before its first query block (out untouched).
+  for (const auto& v : fam.runnable()) {
+    if (v.isa == Isa::Reference) continue;
+    results.push_back(expect_accepted("attention_bf16", std::string(v.name) + ": cancelled before the first query block, out untouched", [&] {
       const int64_t T = 70, H = 2, D = 40;
       std::vector<float> qkv(static_cast<size_t>(T * 3 * H * D), 0.5f), out(static_cast<size_t>(T * H * D), kUntouched);
       AttentionSegment seg{0, T, 0, T};
@@ -251,7 +253,7 @@ std::vector<Result> parity_attention_bf16(uint64_t seed) {
       p.q = qkv.data(), p.k = qkv.data() + H * D, p.v = qkv.data() + 2 * H * D;
       p.ldq = p.ldk = p.ldv = 3 * H * D, p.ldo = H * D, p.out = out.data();
       p.segments = &seg, p.n_segments = 1;
-      amx->fn(p, ExecContext(three));
+      v.fn(p, ExecContext(three));
       for (float x : out)
         if (x != kUntouched) fail(ErrorCode::Native, "wrote out after the token was set");
     }));

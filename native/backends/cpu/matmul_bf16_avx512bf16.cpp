@@ -54,6 +54,8 @@ const Bf16Kernels kKernels = {block, nullptr, nullptr};
 
 }  // namespace
 
+const Bf16Kernels& avx512bf16_bf16_kernels() { return kKernels; }
+
 void matmul_bf16_avx512bf16(const ops::MatmulParams& p, const ExecContext& ctx) { run_matmul_bf16(p, ctx, kKernels); }
 
 }  // namespace qvl::cpu

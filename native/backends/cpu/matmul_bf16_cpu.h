@@ -50,8 +50,9 @@ struct Bf16PanelSource {
 // Packs rows [n0, n1) x k [k0, k0 + kc) (kc a multiple of 32) into the block kernels' layout:
 // 32-row blocks one after another, each kc / 32 packed steps; rows past n1 pack as zero.
 void pack_bf16_panels(const Bf16PanelSource& src, int64_t n0, int64_t n1, int64_t k0, int64_t kc, uint16_t* out);
-// The AMX block kernel and its tile setup (attention_bf16 reuses them).
+// The AMX block kernel and its tile setup, and the VDPBF16PS one (attention_bf16 reuses them).
 const Bf16Kernels& amx_bf16_kernels();
+const Bf16Kernels& avx512bf16_bf16_kernels();
 
 // For the parity harness (AMX CPUs only): true when the calling thread holds no tile
 // configuration (STTILECFG stores zeros once the tiles are released).

@@ -19,6 +19,7 @@ void attention_avx2(const ops::AttentionParams& p, const ExecContext& ctx);
 void attention_avx512(const ops::AttentionParams& p, const ExecContext& ctx);
 void attention_bf16_ref(const ops::AttentionParams& p, const ExecContext& ctx);
 void attention_bf16_amx(const ops::AttentionParams& p, const ExecContext& ctx);
+void attention_bf16_avx512bf16(const ops::AttentionParams& p, const ExecContext& ctx);
 int64_t convert_ref(const ops::ConvertParams& p, const ExecContext& ctx);
 int64_t convert_generic(const ops::ConvertParams& p, const ExecContext& ctx);
 void dequant_groups_ref(const ops::DequantGroupsParams& p, const ExecContext& ctx);
@@ -93,11 +94,12 @@ std::vector<ops::Variant<ops::AttentionFn>> attention_variants() {
   };
 }
 
-// bf16 operands and weights on AMX tiles: the vision tower and prefill under Precision::Fast
-// (ops/attention.h).
+// bf16 operands and weights on AMX tiles, or on VDPBF16PS without them (Zen 4/5): the vision
+// tower and prefill under Precision::Fast (ops/attention.h).
 std::vector<ops::Variant<ops::AttentionFn>> attention_bf16_variants() {
   return {
       {"reference", Device::Host, Isa::Reference, &cpu::attention_bf16_ref},
+      {"avx512bf16", Device::Host, Isa::Avx512Bf16, &cpu::attention_bf16_avx512bf16},
       {"amx", Device::Host, Isa::Amx, &cpu::attention_bf16_amx},
   };
 }

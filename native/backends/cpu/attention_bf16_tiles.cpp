@@ -1,5 +1,6 @@
-// attention_bf16 on AMX tiles: the vision tower, and causal prefill (attention() sends it segments of
-// at least kBf16MinQueryRows queries). k and v may be f32 or bf16. Two phases:
+// attention_bf16 on the bf16 block kernels of matmul_bf16 (matmul_bf16_cpu.h): AMX tiles, or
+// VDPBF16PS on CPUs without them (Zen 4/5). The vision tower, and causal prefill (attention()
+// sends it segments of at least kBf16MinQueryRows queries). k and v may be f32 or bf16. Two phases:
 //   1. k and v of every (segment, kv head) packed once into the tile layout of the bf16 block
 //      kernel (matmul_bf16_cpu.h): k as "weight rows" (one per key, D as the reduction), v as
 //      pairs of keys interleaved per output column (the reduction over keys);
@@ -19,7 +20,8 @@
 // 2B vision tower at 1288x980 under precision 'fast' 17.0-17.4 -> 12.8 s. Of the gain, exp2 in
 // place of exp_avx512 was 326 -> 242-256 ms. 128 query rows were within 3%, 64 or 256 keys a block
 // 4-10% slower.
-// Each thread loads its tile configuration for its share of phase 2 and releases it after.
+// Each thread runs the kernels' begin/end around its share of phase 2 (AMX: load the tile
+// configuration, release it after).
 #include <immintrin.h>
 
 // GCC 12 reports the _mm512_undefined_ps() inside its own unmasked AVX-512 intrinsics (the
@@ -186,8 +188,8 @@ struct Layout {
   std::vector<int64_t> kp, base;   // per segment: keys rounded up to 32; offset of its packs (u16)
 };
 
-QVL_TARGET_AVX512BF16 void work_item(const ops::AttentionParams& p, const Layout& L, const uint16_t* packs, int64_t s,
-                                     int64_t h, int64_t r0) {
+QVL_TARGET_AVX512BF16 void work_item(const ops::AttentionParams& p, const Bf16Kernels& k, const Layout& L,
+                                     const uint16_t* packs, int64_t s, int64_t h, int64_t r0) {
   const ops::AttentionSegment& g = p.segments[s];
   const int64_t klen = g.k_end - g.k_start, rows = std::min(kQ, g.q_end - r0);
   const int64_t D = p.D, dp = L.dp, kp = L.kp[s], hk = h / (p.Hq / p.Hkv);
@@ -213,7 +215,6 @@ QVL_TARGET_AVX512BF16 void work_item(const ops::AttentionParams& p, const Layout
   std::fill_n(m, live, -std::numeric_limits<float>::infinity());
   std::fill_n(l, live, 0.0f);
   std::fill_n(O, live * dp, 0.0f);
-  const Bf16Kernels& k = amx_bf16_kernels();
   load_q(p, r0, rows, h, dp, qb);
   const float c = p.scale * vm::kLog2e;
   const int64_t dsteps = dp / kBf16Step, ksteps = kp / kBf16Step;
@@ -251,9 +252,7 @@ struct TileScope {
   ~TileScope() { if (k.end) k.end(); }
 };
 
-}  // namespace
-
-void attention_bf16_amx(const ops::AttentionParams& p, const ExecContext& ctx) {
+void run_attention_bf16(const ops::AttentionParams& p, const ExecContext& ctx, const Bf16Kernels& k) {
   ThreadPool& pool = ctx.pool();
   Layout L;
   L.dp = round_up(p.D, kBf16Step);
@@ -299,7 +298,7 @@ void attention_bf16_amx(const ops::AttentionParams& p, const ExecContext& ctx) {
   }
   const int64_t items = first[p.n_segments];
   pool.parallel_for(items, 1, [&](int64_t b, int64_t e) {
-    TileScope tiles(amx_bf16_kernels());
+    TileScope tiles(k);
     int64_t s = 0;
     for (int64_t t = b; t < e; ++t) {
       if (p.cancel && p.cancel->cancelled()) return;  // attention() throws once the variant returns
@@ -311,9 +310,16 @@ void attention_bf16_amx(const ops::AttentionParams& p, const ExecContext& ctx) {
       // together (GQA's heads share their k and v).
       const int64_t h = p.causal ? local % p.Hq : local / blocks;
       const int64_t qb = p.causal ? blocks - 1 - local / p.Hq : local % blocks;
-      work_item(p, L, packs, s, h, p.segments[s].q_start + qb * kQ);
+      work_item(p, k, L, packs, s, h, p.segments[s].q_start + qb * kQ);
     }
   });
+}
+
+}  // namespace
+
+void attention_bf16_amx(const ops::AttentionParams& p, const ExecContext& ctx) { run_attention_bf16(p, ctx, amx_bf16_kernels()); }
+void attention_bf16_avx512bf16(const ops::AttentionParams& p, const ExecContext& ctx) {
+  run_attention_bf16(p, ctx, avx512bf16_bf16_kernels());
 }
 
 }  // namespace qvl::cpu
