@@ -103,24 +103,22 @@ void attention(const AttentionParams& p, const ExecContext& ctx) {
     }
   }
   const AttentionFn exact = attention_family().best(ctx.device()).fn;
-  if (!fast) {
-    exact(p, ctx);
-  } else if (!p.causal) {
+  auto wide = [&p](const AttentionSegment& g) { return !p.causal || g.q_end - g.q_start >= kBf16MinQueryRows; };
+  int64_t n_wide = 0;
+  for (int64_t s = 0; fast && s < p.n_segments; ++s) n_wide += wide(p.segments[s]) ? 1 : 0;
+  if (n_wide == 0) {
+    exact(p, ctx);  // no bf16 kernel here, or a decode step
+  } else if (n_wide == p.n_segments) {
     fast->fn(p, ctx);
   } else {
-    // Prefill segments to the bf16 kernel, decode-sized ones to the exact kernel: two calls over
-    // disjoint output rows.
-    std::vector<AttentionSegment> wide, narrow;
-    for (int64_t s = 0; s < p.n_segments; ++s) {
-      const AttentionSegment& g = p.segments[s];
-      (g.q_end - g.q_start >= kBf16MinQueryRows ? wide : narrow).push_back(g);
-    }
-    for (const auto& [segs, fn] : {std::pair{&wide, fast->fn}, std::pair{&narrow, exact}}) {
-      if (segs->empty()) continue;
+    // A batch of prefill and decode rows: each kind to its kernel, two calls over disjoint rows.
+    std::vector<AttentionSegment> segs[2];
+    for (int64_t s = 0; s < p.n_segments; ++s) segs[wide(p.segments[s]) ? 0 : 1].push_back(p.segments[s]);
+    for (int i = 0; i < 2; ++i) {
       AttentionParams part = p;
-      part.segments = segs->data();
-      part.n_segments = static_cast<int64_t>(segs->size());
-      fn(part, ctx);
+      part.segments = segs[i].data();
+      part.n_segments = static_cast<int64_t>(segs[i].size());
+      (i == 0 ? fast->fn : exact)(part, ctx);
       check_cancel(p.cancel, "attention");
     }
   }
