@@ -22,23 +22,6 @@ namespace {
 
 constexpr int kGroup = 8;  // keys per qk tile, head dims per pv tile
 
-// 2^x for x <= 0 (larger works too), relative error ~2e-7: x = n + f with |f| <= 1/2, 2^f by its
-// degree-7 Taylor series in f·ln2, then scaled by 2^n. Inputs below -200 give exactly 0.
-QVL_TARGET_AVX512 inline __m512 exp2_ps(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-200.0f));
-  const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const __m512 f = _mm512_sub_ps(x, n);
-  __m512 y = _mm512_set1_ps(1.5252733804059838e-05f);
-  y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(1.5403530393381606e-04f));
-  y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(1.3333558146428441e-03f));
-  y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(9.6181291076284770e-03f));
-  y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(5.5504108664821576e-02f));
-  y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(2.4022650695910071e-01f));
-  y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(6.9314718055994531e-01f));
-  y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(1.0f));
-  return _mm512_scalef_ps(y, n);
-}
-
 // 16 stored K or V elements (only the lanes in m are read; others 0), widened to f32.
 QVL_TARGET_AVX512 inline __m512 load16(const float* x, __mmask16 m) { return vm::load16_avx512<DType::F32>(x, 0, m); }
 QVL_TARGET_AVX512 inline __m512 load16(const uint16_t* x, __mmask16 m) { return vm::load16_avx512<DType::BF16>(x, 0, m); }
@@ -184,11 +167,11 @@ struct Avx512 {
       }
       // A row with no valid key yet keeps m = -inf; its alpha must stay finite (1) to avoid NaN.
       const __mmask16 empty = _mm512_cmpeq_ps_mask(mx, ninf);
-      const __m512 a = _mm512_mask_blend_ps(empty, exp2_ps(_mm512_sub_ps(m_old, mx)), _mm512_set1_ps(1.0f));
+      const __m512 a = _mm512_mask_blend_ps(empty, vm::exp2_avx512(_mm512_sub_ps(m_old, mx)), _mm512_set1_ps(1.0f));
       __m512 sum = _mm512_setzero_ps();
       for (int j = 0; j < nk; ++j) {
         float* sp = St + static_cast<size_t>(j) * RP + r;
-        __m512 pj = exp2_ps(_mm512_sub_ps(_mm512_loadu_ps(sp), mx));
+        __m512 pj = vm::exp2_avx512(_mm512_sub_ps(_mm512_loadu_ps(sp), mx));
         if (masked) pj = _mm512_maskz_mov_ps(_mm512_cmplt_epi32_mask(_mm512_set1_epi32(kt + j), limv), pj);
         _mm512_storeu_ps(sp, pj);
         sum = _mm512_add_ps(sum, pj);
@@ -309,7 +292,7 @@ struct Avx512 {
       __m512 sum = _mm512_setzero_ps();
       for (int j = 0; j < nk; j += 16) {
         const __mmask16 mk = first_lanes(valid - j);
-        const __m512 pj = _mm512_maskz_mov_ps(mk, exp2_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, s + j), mxb)));
+        const __m512 pj = _mm512_maskz_mov_ps(mk, vm::exp2_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, s + j), mxb)));
         _mm512_storeu_ps(s + j, pj);
         sum = _mm512_add_ps(sum, pj);
       }
