@@ -12,10 +12,10 @@
 //      raises it the sums and O scale by a power of two (exactly), and every weight rounds to bf16
 //      exactly as it would against the final m (rounding commutes with scaling by 2^n): the
 //      reference's two-pass softmax with an integer reference point (attention_bf16_ref.cpp),
-//      without storing a row's scores for all keys. The blocks' scores, weights and the 64 rows' O stay in L1/L2, and k and v stream
-//      once per 64 rows.
-// Against the kernel this replaced (32 query rows, each row's scores for all keys in memory, then
-// its softmax with exp_avx512), 16 heads of 80 on one Sapphire Rapids pair of threads: 6440
+//      without storing a row's scores for all keys. The blocks' scores, weights and the 64 rows'
+//      O stay in L1/L2, and k and v stream once per 64 rows. Causal rows stop at their own key.
+// Against the AMX kernel this replaced (32 query rows, each row's scores for all keys in memory,
+// then its softmax with exp_avx512), 16 heads of 80 on one Sapphire Rapids pair of threads: 6440
 // patches (a 1288x980 image) 326-358 -> 194-206 ms a layer, 1024 patches 11.5 -> 6.8-7.7 ms; the
 // 2B vision tower at 1288x980 under precision 'fast' 17.0-17.4 -> 12.8 s. Of the gain, exp2 in
 // place of exp_avx512 was 326 -> 242-256 ms. 128 query rows were within 3%, 64 or 256 keys a block
