@@ -22,6 +22,10 @@ namespace {
 
 constexpr int kGroup = 8;  // keys per qk tile, head dims per pv tile
 
+// 2^x where x may be −∞ (a row's running max before its first valid key): that gives 0, and so
+// does NaN (VMAXPS returns its second operand), as this kernel's exp2 always did.
+QVL_TARGET_AVX512 inline __m512 exp2_ps(__m512 x) { return vm::exp2_avx512(_mm512_max_ps(x, _mm512_set1_ps(-200.0f))); }
+
 // 16 stored K or V elements (only the lanes in m are read; others 0), widened to f32.
 QVL_TARGET_AVX512 inline __m512 load16(const float* x, __mmask16 m) { return vm::load16_avx512<DType::F32>(x, 0, m); }
 QVL_TARGET_AVX512 inline __m512 load16(const uint16_t* x, __mmask16 m) { return vm::load16_avx512<DType::BF16>(x, 0, m); }
@@ -167,11 +171,11 @@ struct Avx512 {
       }
       // A row with no valid key yet keeps m = -inf; its alpha must stay finite (1) to avoid NaN.
       const __mmask16 empty = _mm512_cmpeq_ps_mask(mx, ninf);
-      const __m512 a = _mm512_mask_blend_ps(empty, vm::exp2_avx512(_mm512_sub_ps(m_old, mx)), _mm512_set1_ps(1.0f));
+      const __m512 a = _mm512_mask_blend_ps(empty, exp2_ps(_mm512_sub_ps(m_old, mx)), _mm512_set1_ps(1.0f));
       __m512 sum = _mm512_setzero_ps();
       for (int j = 0; j < nk; ++j) {
         float* sp = St + static_cast<size_t>(j) * RP + r;
-        __m512 pj = vm::exp2_avx512(_mm512_sub_ps(_mm512_loadu_ps(sp), mx));
+        __m512 pj = exp2_ps(_mm512_sub_ps(_mm512_loadu_ps(sp), mx));
         if (masked) pj = _mm512_maskz_mov_ps(_mm512_cmplt_epi32_mask(_mm512_set1_epi32(kt + j), limv), pj);
         _mm512_storeu_ps(sp, pj);
         sum = _mm512_add_ps(sum, pj);
@@ -292,7 +296,7 @@ struct Avx512 {
       __m512 sum = _mm512_setzero_ps();
       for (int j = 0; j < nk; j += 16) {
         const __mmask16 mk = first_lanes(valid - j);
-        const __m512 pj = _mm512_maskz_mov_ps(mk, vm::exp2_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, s + j), mxb)));
+        const __m512 pj = _mm512_maskz_mov_ps(mk, exp2_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, s + j), mxb)));
         _mm512_storeu_ps(s + j, pj);
         sum = _mm512_add_ps(sum, pj);
       }

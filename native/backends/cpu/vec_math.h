@@ -170,11 +170,10 @@ QVL_TARGET_AVX512 inline __m512 exp_avx512(__m512 h, __m512 l) {
   return _mm512_mul_ps(_mm512_mul_ps(p, s1), s2);
 }
 
-// 2^y, relative error below 2e-7 where the result is normal; y below -200 (−∞ too) gives exactly 0,
-// NaN stays (VSCALEFPS takes any exponent, so nothing else is clamped). Half exp_avx512's work, for
-// callers that fold log2(e) into a scale they apply anyway (softmax weights).
+// 2^y for finite y, relative error below 2e-7 where the result is normal (VSCALEFPS takes any
+// exponent: no clamp, 0 far below; NaN stays, −∞ gives NaN). Half exp_avx512's work, for callers
+// that fold log2(e) into a scale they apply anyway (softmax weights).
 QVL_TARGET_AVX512 inline __m512 exp2_avx512(__m512 y) {
-  y = _mm512_max_ps(_mm512_set1_ps(-200.0f), y);  // NaN stays: VMAXPS returns its second operand
   const __m512 n = _mm512_roundscale_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m512 f = _mm512_sub_ps(y, n);
   __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(kExp2C5), f, _mm512_set1_ps(kExp2C4));
