@@ -20,7 +20,7 @@
  */
 import { loadModel, type Model } from '../lib/index.js';
 import { native, type NativeHandle, type NativeStepProfile } from '../lib/native/binding.js';
-import { engineKvDtype } from './peers/profile.js';
+import { engineKvDtype } from '../lib/bench/profile.js';
 import { TEXT, time, writeSyntheticCheckpoint } from './synthetic.js';
 
 const GREEDY = { doSample: false, temperature: 1, topK: 0, topP: 1, minP: 0, repetitionPenalty: 1 };

@@ -22,7 +22,8 @@ import { peerArtifacts, QUANTS, type OurWeights, type PeerArtifacts, type TheirQ
 import { llamaText, llamaVision, mtmdArgs, nlcCommand, writeTestImage } from './peers/llama.js';
 import { machineFacts, withForeignLoad } from './peers/machine.js';
 import { disposeOurs, exactPrompt, loadOurs, ourDecode, ourPrefill, ourVision, testPixels, type OurModels, type Precision } from './peers/ours.js';
-import { profileText, profileVision, shares } from './peers/profile.js';
+import { profileText, profileVision } from '../lib/bench/profile.js';
+import { formatShares, opShares } from '../lib/bench/shares.js';
 import { foreignSummary, median, rateRatio, renderTable, series, timeRatio, type Row, type Series } from './peers/table.js';
 
 interface Options { quick: boolean; profile: boolean; reps: number; threads: number; peersDir?: string }
@@ -109,8 +110,8 @@ async function textRounds(a: PeerArtifacts, o: Options, q: (typeof QUANTS)[numbe
   if (o.profile) {
     for (const p of ['exact', 'fast'] as const) {
       const prof = await profileText(m[p], prepared, 16);
-      s.profile.push(`${q.ours} ${p} prefill 512: ${shares([prof.prefill])}`);
-      if (p === 'exact') s.profile.push(`${q.ours} decode step: ${shares(prof.decode.slice(4))}`);
+      s.profile.push(`${q.ours} ${p} prefill 512: ${formatShares(opShares([prof.prefill]))}`);
+      if (p === 'exact') s.profile.push(`${q.ours} decode step: ${formatShares(opShares(prof.decode.slice(4)))}`);
     }
   }
   for (let r = 0; r < o.reps; r++) {
@@ -142,7 +143,12 @@ async function visionRounds(a: PeerArtifacts, o: Options, m: OurModels, s: Sampl
     s.theirVision[i] = series();
     s.ourVision[i] = { exact: series(), fast: series() };
     for (const p of ['exact', 'fast'] as const) if (i === 0) await ourVision(m[p], size.width, size.height, pixels); // warm-up
-    if (o.profile) for (const p of ['exact', 'fast'] as const) s.profile.push(`vision ${size.width}×${size.height} ${p}: ${shares([await profileVision(m[p], size.width, size.height, pixels)])}`);
+    if (o.profile) {
+      for (const p of ['exact', 'fast'] as const) {
+        const prof = await profileVision(m[p], { data: pixels, width: size.width, height: size.height });
+        s.profile.push(`vision ${size.width}×${size.height} ${p}: ${formatShares(opShares([prof]))}`);
+      }
+    }
     for (let r = 0; r < o.reps; r++) {
       await interleave(
         r,

@@ -75,6 +75,26 @@ describe('qwenvl bench', () => {
     for (const s of q8.stages) expect(s.ofFloor).toBeGreaterThan(0);
   }, 120_000);
 
+  it("--profile splits every stage per op family, inside the pass's time (--json and the table)", () => {
+    const r = bench(['--profile']);
+    for (const s of r.stages) {
+      const p = s.profile!;
+      expect(p.seconds, s.stage).toBeGreaterThan(0);
+      const matmul = p.ops.find((o) => o.op === 'matmul');
+      expect(matmul?.calls, `${s.stage} matmul`).toBeGreaterThan(0);
+      expect(p.ops.map((o) => o.seconds)).toEqual([...p.ops.map((o) => o.seconds)].sort((a, b) => b - a)); // largest first
+      const inside = p.ops.reduce((a, o) => a + o.seconds, 0);
+      expect(inside).toBeLessThanOrEqual(p.seconds * (1 + 1e-9));
+      for (const o of p.ops) expect(o.share).toBeCloseTo(o.seconds / p.seconds, 12);
+    }
+    expect(r.stages.find((s) => s.stage === 'vision')!.profile!.ops.some((o) => o.op === 'attention')).toBe(true);
+    expect(bench([]).stages.every((s) => s.profile === undefined)).toBe(true);
+    const t = spawnSync(tsx, ['lib/cli/main.ts', 'bench', '--model', checkpoint, '--tokens', '4', '--image', '28x28', '--profile'], { cwd: repo, encoding: 'utf8', env: process.env });
+    expect(t.status, t.stderr).toBe(0);
+    expect(t.stdout).toMatch(/where the time goes/);
+    expect(t.stdout).toMatch(/^ {2}decode\/token: .*matmul \d+%/m);
+  }, 180_000);
+
   it('prints a table with one row per stage', () => {
     const r = spawnSync(tsx, ['lib/cli/main.ts', 'bench', '--model', checkpoint, '--tokens', '8', '--image', '28x28'], { cwd: repo, encoding: 'utf8', env: process.env });
     expect(r.status, r.stderr).toBe(0);

@@ -12,6 +12,8 @@ import type { Model } from '../model/model.js';
 import type { PlacementReport } from '../model/placement.js';
 import { native } from '../native/binding.js';
 import { peakGflops, peakKindFor, readBandwidths, type PeakKind } from './floors.js';
+import { profileText, profileVision } from './profile.js';
+import { opShares, type OpShare } from './shares.js';
 import { writeSyntheticCheckpoint, time, type SyntheticCheckpoint } from './synthetic.js';
 import { checkpointWork, prefillFlops, visionFlops, type BenchWeights } from './work.js';
 
@@ -32,6 +34,8 @@ export interface BenchOptions {
   threads?: number;
   /** Where the language model's weights live (loadModel's `placement`; default 'auto'). */
   placement?: 'auto' | 'mmap' | 'owned' | 'huge';
+  /** Also profile each stage: its split per op family (see {@link BenchStage.profile}). */
+  profile?: boolean;
   /** Progress lines (what is being measured). */
   log?: (line: string) => void;
 }
@@ -52,6 +56,12 @@ export interface BenchStage {
   floorBy: 'memory' | 'compute';
   /** floorSeconds / seconds: 1 would run at the floor. */
   ofFloor: number;
+  /**
+   * With `profile`: where the stage's time goes, from profiled passes run after the timed ones
+   * (vision and prefill one pass each, decode the median of 8 steps): the pass's seconds and each
+   * op family's, largest first.
+   */
+  profile?: { seconds: number; ops: OpShare[] };
 }
 
 /** The report `qwenvl bench --json` prints. */
@@ -123,6 +133,7 @@ async function measure(model: Model, dir: string, o: BenchOptions, loadSeconds: 
   await model.encodeImages([image]); // warm-up: threads, page faults of the mapped weights
   const [emb, tVision] = await time(() => model.encodeImages([image]));
   const patches = emb.shape[0] * config.vision.spatialMergeSize ** 2;
+  const visionSplit = o.profile ? opShares([await profileVision(model, image)]) : undefined;
 
   log('prefill');
   const text = 'Benchmark prompt: describe the weather, the city, its streets and its people in detail. '.repeat(8);
@@ -130,6 +141,8 @@ async function measure(model: Model, dir: string, o: BenchOptions, loadSeconds: 
   const prepared = await model.prepare(messages);
   await model.logits(prepared);
   const [, tPrefill] = await time(() => model.logits(prepared));
+  // 10 profiled decode steps after the profiled prefill; the first 2 (still warming) are left out.
+  const textSplit = o.profile ? await profileText(model, prepared, 10) : undefined;
 
   log(`decode, ${o.tokens} tokens`);
   // Per token: a long run minus a one-token run of the same prompt, each the fastest of a few (the
@@ -189,9 +202,9 @@ async function measure(model: Model, dir: string, o: BenchOptions, loadSeconds: 
     visionFlops: fVision,
     notes,
     stages: [
-      stage('vision', tVision, patches, 'patches/s', fVision / gf, 'compute'),
-      stage('prefill', tPrefill, prepared.seqLength, 'tokens/s', fPrefill / gf, 'compute'),
-      stage('decode', tDecode, steps, 'tokens/s', work.decodeBytes / bw, 'memory'),
+      { ...stage('vision', tVision, patches, 'patches/s', fVision / gf, 'compute'), ...(visionSplit ? { profile: visionSplit } : {}) },
+      { ...stage('prefill', tPrefill, prepared.seqLength, 'tokens/s', fPrefill / gf, 'compute'), ...(textSplit ? { profile: opShares([textSplit.prefill]) } : {}) },
+      { ...stage('decode', tDecode, steps, 'tokens/s', work.decodeBytes / bw, 'memory'), ...(textSplit ? { profile: opShares(textSplit.decode.slice(2)) } : {}) },
     ],
   };
 }

@@ -1,11 +1,12 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { formatShares } from '../../bench/shares.js';
 import type { BenchReport } from '../../bench/run.js';
 import { UsageError, integerOption, stringValue, threadsOption } from '../args.js';
 import type { Command } from '../command.js';
 
 const HELP = `usage: qwenvl bench [--model DIR] [--weights bf16|q8|q4] [--precision exact|fast] [--tokens N]
-                    [--image WxH] [--threads N] [--placement auto|mmap|owned|huge] [--json]
+                    [--image WxH] [--threads N] [--placement auto|mmap|owned|huge] [--profile] [--json]
 
 Times the vision tower on one image, the prefill of a text prompt and greedy decode, and measures
 in the same process the floors they are compared with: the memory read bandwidth (decode floor =
@@ -24,6 +25,8 @@ options:
   --threads N          compute threads (integer from 1 to 1024; default: physical cores)
   --placement WHERE    where the language model's weights live: auto (default: the fastest the
                        placement probe measured), mmap, owned (4 KiB pages) or huge (huge pages)
+  --profile            also show where each stage's time goes, per op family (matmul, attention, …),
+                       from profiled passes run after the timed ones
   --json               print the report as one JSON object
   -h, --help           show this help
 `;
@@ -67,9 +70,17 @@ function table(r: BenchReport): string {
     '',
     line(head),
     ...rows.map(line),
+    ...profileLines(r),
     '',
     ...r.notes.map((n) => `note: ${n}`),
   ].join('\n');
+}
+
+/** With --profile: each stage's split per op family. */
+function profileLines(r: BenchReport): string[] {
+  const profiled = r.stages.filter((s) => s.profile);
+  if (profiled.length === 0) return [];
+  return ['', 'where the time goes (profiled passes; decode/token the median of 8 steps):', ...profiled.map((s) => `  ${s.stage === 'decode' ? 'decode/token' : s.stage}: ${formatShares(s.profile!)}`)];
 }
 
 /** The placement in use and what the probe measured for each placement, best round and spread. */
@@ -98,6 +109,7 @@ export const benchCommand: Command = {
     image: { type: 'string' },
     threads: { type: 'string' },
     placement: { type: 'string' },
+    profile: { type: 'boolean' },
     json: { type: 'boolean' },
   },
   async run({ values, positionals }) {
@@ -125,7 +137,7 @@ export const benchCommand: Command = {
     const { runBench } = await import('../../bench/run.js');
     const report = await runBench({
       ...(model !== undefined ? { model } : { tokenizerDir }),
-      weights, precision, tokens, image, placement,
+      weights, precision, tokens, image, placement, profile: values.profile === true,
       ...(threads !== undefined ? { threads } : {}),
       log: (l) => void process.stderr.write(`bench: ${l}\n`),
     });
