@@ -21,13 +21,13 @@
 import { loadModel, type Model } from '../lib/index.js';
 import { native, type NativeHandle, type NativeStepProfile } from '../lib/native/binding.js';
 import { engineKvDtype } from '../lib/bench/profile.js';
+import { median } from '../lib/bench/shares.js';
 import { TEXT, time, writeSyntheticCheckpoint } from './synthetic.js';
 
 const GREEDY = { doSample: false, temperature: 1, topK: 0, topP: 1, minP: 0, repetitionPenalty: 1 };
 /** An end-of-sequence id outside the vocabulary: random weights must not stop a run early. */
 const NO_EOS = [TEXT.vocab];
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 const ms = (ns: number) => (ns / 1e6).toFixed(2);
 

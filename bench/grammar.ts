@@ -15,7 +15,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { median } from '../lib/bench/floors.js';
+import { median } from '../lib/bench/shares.js';
 import { native, type NativeHandle } from '../lib/native/binding.js';
 import { flattenGrammar } from '../lib/structured/flatten-grammar.js';
 import { compileJsonSchema } from '../lib/structured/json-schema.js';

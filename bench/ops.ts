@@ -9,7 +9,8 @@
  * GB/s column is weight bytes read per second.
  * @module
  */
-import { median, PEAK_OF, peakGflops, readBandwidths, SPILL_BYTES } from '../lib/bench/floors.js';
+import { PEAK_OF, peakGflops, readBandwidths, SPILL_BYTES } from '../lib/bench/floors.js';
+import { median } from '../lib/bench/shares.js';
 import { native, type NativeSamplingParams } from '../lib/native/binding.js';
 
 type WDtype = 'f32' | 'bf16' | 'f16' | 'fp8' | 'q8' | 'q4';

@@ -3,7 +3,7 @@
  * of the interleaved samples), their ratio, issue 9's target, and PASS or MISS.
  * @module
  */
-import { median as floorsMedian } from '../../lib/bench/floors.js';
+import { median as sharesMedian } from '../../lib/bench/shares.js';
 
 /** Samples of one measurement, with the % of the machine other processes used during each. */
 export interface Series {
@@ -14,7 +14,7 @@ export interface Series {
 export const series = (): Series => ({ values: [], foreign: [] });
 
 /** The median (upper middle of an even count, a measured sample); NaN for none. */
-export const median = (xs: readonly number[]): number => (xs.length === 0 ? NaN : floorsMedian(xs));
+export const median = (xs: readonly number[]): number => (xs.length === 0 ? NaN : sharesMedian(xs));
 
 /** One line: `ours` and `theirs` are either rates (higher is better) or seconds/bytes (lower is better). */
 export interface Row {

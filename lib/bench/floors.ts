@@ -43,9 +43,3 @@ export function peakKindFor(precision: 'exact' | 'fast'): PeakKind {
   const chosen = native.info().ops.matmul_bf16?.chosen;
   return (chosen !== undefined && PEAK_OF[chosen]) || 'fma32';
 }
-
-/** The median of a non-empty list. */
-export function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}

@@ -16,8 +16,8 @@ export interface OpShare {
   calls: number;
 }
 
-/** The upper middle of the values. */
-function median(xs: number[]): number {
+/** The median of a non-empty list (of an even count, the upper middle one). */
+export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
 }
