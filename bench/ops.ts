@@ -9,7 +9,7 @@
  * GB/s column is weight bytes read per second.
  * @module
  */
-import { PEAK_OF, peakGflops, readBandwidths, SPILL_BYTES } from '../lib/bench/floors.js';
+import { PEAK_KINDS, PEAK_OF, peakGflops, readBandwidths, SPILL_BYTES } from '../lib/bench/floors.js';
 import { median } from '../lib/bench/shares.js';
 import { native, type NativeSamplingParams } from '../lib/native/binding.js';
 
@@ -362,7 +362,7 @@ const PEAK_REPEATS = 5;
 /** Each probe PEAK_REPEATS times: the median is the peak used; min and max show the noise. */
 async function peaks(): Promise<Map<string, { median: number; min: number; max: number }>> {
   const out = new Map<string, { median: number; min: number; max: number }>();
-  for (const kind of ['fma32', 'dpbf16', 'dpbusd', 'amx-bf16'] as const) {
+  for (const kind of PEAK_KINDS) {
     const runs: number[] = [];
     try {
       runs.push(...(await peakGflops(kind, PEAK_REPEATS)));

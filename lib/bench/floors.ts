@@ -10,14 +10,33 @@ import { native } from '../native/binding.js';
 /** The read buffer: larger than the last-level cache (480 MiB on the Sapphire Rapids VMs), so reads come from DRAM. */
 export const SPILL_BYTES = 1024 * 2 ** 20;
 
-/** A compute-peak probe of native/tests/bench_peak.cpp. */
-export type PeakKind = 'fma32' | 'dpbf16' | 'dpbusd' | 'amx-bf16';
+/** A compute-peak probe of native/tests/bench_peak.cpp (unsuffixed kinds are AVX-512's). */
+export type PeakKind = 'fma32' | 'fma32-avx2' | 'muladd32-sse2' | 'dpbf16' | 'dpbusd' | 'dpbusd-avx2' | 'amx-bf16';
+
+/** Every probe, in the order `npm run bench` lists them. */
+export const PEAK_KINDS: readonly PeakKind[] = ['muladd32-sse2', 'fma32-avx2', 'fma32', 'dpbusd-avx2', 'dpbusd', 'dpbf16', 'amx-bf16'];
 
 /** The probe each matmul variant's ISA is measured against. */
-export const PEAK_OF: Record<string, PeakKind> = { avx512: 'fma32', avx512bf16: 'dpbf16', amx: 'amx-bf16', q_avx512vnni: 'dpbusd' };
+export const PEAK_OF: Record<string, PeakKind> = {
+  generic: 'muladd32-sse2',
+  avx2: 'fma32-avx2',
+  avx512: 'fma32',
+  avx512bf16: 'dpbf16',
+  amx: 'amx-bf16',
+  q_avx2: 'dpbusd-avx2',
+  q_avx512vnni: 'dpbusd',
+};
 
 /** Rounds per probe call at which one call takes tens of milliseconds (AMX does far more per round). */
-export const PEAK_ROUNDS: Record<PeakKind, number> = { fma32: 20_000_000, dpbf16: 20_000_000, dpbusd: 20_000_000, 'amx-bf16': 2_000_000 };
+export const PEAK_ROUNDS: Record<PeakKind, number> = {
+  fma32: 20_000_000,
+  'fma32-avx2': 20_000_000,
+  'muladd32-sse2': 20_000_000,
+  dpbf16: 20_000_000,
+  dpbusd: 20_000_000,
+  'dpbusd-avx2': 20_000_000,
+  'amx-bf16': 2_000_000,
+};
 
 /** GB/s reading `bytes` of owned memory on every compute thread, once per repeat. */
 export async function readBandwidths(repeats: number, bytes: number = SPILL_BYTES): Promise<number[]> {
@@ -35,11 +54,14 @@ export async function peakGflops(kind: PeakKind, repeats: number, scale = 1): Pr
 }
 
 /**
- * The peak probe of the matmul that prefill and the vision tower run under a precision mode:
- * fma32 for 'exact'; under 'fast' the bf16 kernel chosen on this CPU (AMX, AVX512-BF16), else fma32.
+ * The peak probe of the matmul that prefill and the vision tower run under a precision mode: under
+ * 'fast' the bf16 kernel chosen on this CPU (AMX, AVX512-BF16); otherwise, and under 'exact', the
+ * f32 multiply-add of the ISA the bf16-weight matmul runs (AVX-512, AVX2 + FMA, else SSE2).
  */
 export function peakKindFor(precision: 'exact' | 'fast'): PeakKind {
-  if (precision === 'exact') return 'fma32';
-  const chosen = native.info().ops.matmul_bf16?.chosen;
-  return (chosen !== undefined && PEAK_OF[chosen]) || 'fma32';
+  const ops = native.info().ops;
+  const bf16 = ops.matmul_bf16?.chosen;
+  if (precision === 'fast' && bf16 !== undefined && PEAK_OF[bf16]) return PEAK_OF[bf16];
+  const exact = ops.matmul?.chosenByFormat?.bf16 ?? ops.matmul?.chosen;
+  return (exact !== undefined && PEAK_OF[exact]) || 'muladd32-sse2';
 }

@@ -183,8 +183,8 @@ async function measure(model: Model, dir: string, o: BenchOptions, loadSeconds: 
   notes.push(...decodeNotes);
   if (work.decodeBytes < 512 * 2 ** 20) notes.push('weights this small may stay in the last-level cache between tokens: decode can beat the DRAM floor');
   if (work.moe) notes.push('MoE: decode bytes and FLOPs count every expert, a token reads only the routed ones');
-  // Under a bf16 kernel (kind not fma32) q8/q4 prefill runs it too (weights dequantized per panel).
-  if (o.weights !== 'bf16' && kind === 'fma32') notes.push(`the ${kind} peak bounds the bf16/f32 matmuls; ${o.weights} prefill kernels may use other instructions`);
+  // Only AMX runs q8/q4 prefill in bf16 too (weights dequantized per panel; ops/matmul.h).
+  if (o.weights !== 'bf16' && kind !== 'amx-bf16') notes.push(`the ${kind} peak bounds the bf16/f32 matmuls; ${o.weights} prefill kernels may use other instructions`);
   return {
     model: dir,
     synthetic,

@@ -7,6 +7,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { QwenVLError } from '../errors.js';
+import type { PeakKind } from '../bench/floors.js';
 import type { NativeModelSpec, WeightNames } from '../model/native-spec.js';
 import type { PlacementProbe, WeightPlacement } from '../model/placement.js';
 
@@ -383,7 +384,7 @@ export interface NativeBinding {
   /** Seconds to quantize `rows` rows of n values with one quantize_row variant on one thread, best of `iters`. */
   benchQuantizeRow(c: { format: 'q8' | 'q4'; rows: number; n: number; group: number; variant: string; iters: number }): Promise<number>;
   /** GFLOP/s of a compute-peak probe on every pool thread (native/tests/bench_peak.cpp). */
-  benchPeak(c: { kind: 'fma32' | 'dpbf16' | 'dpbusd' | 'amx-bf16'; rounds: number }): Promise<number>;
+  benchPeak(c: { kind: PeakKind; rounds: number }): Promise<number>;
   /** Seconds to read `bytes` of owned memory once on every compute thread, best of `iters` (the bandwidth floor). */
   benchRead(c: { bytes: number; iters: number }): Promise<number>;
   /** Bytes an [N, K] weight takes in a weight format, scales and zero points included. */

@@ -69,6 +69,59 @@ QVL_TARGET_AVX512VNNI double dpbusd_ops(int64_t rounds) {
   return static_cast<double>(rounds) * 16 * 16 * 4 * 2;
 }
 
+// The same 16 chains on ymm (AVX2 + FMA: the avx2 matmul variants).
+QVL_TARGET_AVX2 double fma32_avx2_flops(int64_t rounds) {
+  __m256 acc[16];
+  for (int i = 0; i < 16; ++i) acc[i] = _mm256_set1_ps(0.001f * static_cast<float>(i));
+  const __m256 a = _mm256_set1_ps(0.999f), b = _mm256_set1_ps(0.0001f);
+  for (int64_t r = 0; r < rounds; ++r) {
+    for (int i = 0; i < 16; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
+  }
+  __m256 s = acc[0];
+  for (int i = 1; i < 16; ++i) s = _mm256_add_ps(s, acc[i]);
+  alignas(32) float t[8];
+  _mm256_store_ps(t, s);
+  volatile float sink = t[0] + t[7];
+  (void)sink;
+  return static_cast<double>(rounds) * 16 * 8 * 2;
+}
+
+// AVX2's int8 dot as the q_avx2 kernels do it (vpmaddubsw, vpmaddwd by ones, vpaddd): 8 lanes × 4
+// u8·s8 products per triple, counted like dpbusd. The accumulator is also the s8 operand, or the
+// loop-invariant product would be hoisted out of the loop.
+QVL_TARGET_AVX2 double dpbusd_avx2_ops(int64_t rounds) {
+  __m256i acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_epi32(i);
+  const __m256i a = _mm256_set1_epi8(1), ones = _mm256_set1_epi16(1);
+  for (int64_t r = 0; r < rounds; ++r) {
+    for (int i = 0; i < 12; ++i) acc[i] = _mm256_add_epi32(acc[i], _mm256_madd_epi16(_mm256_maddubs_epi16(a, acc[i]), ones));
+  }
+  __m256i s = acc[0];
+  for (int i = 1; i < 12; ++i) s = _mm256_add_epi32(s, acc[i]);
+  alignas(32) int32_t t[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(t), s);
+  volatile int32_t sink = t[0] + t[7];
+  (void)sink;
+  return static_cast<double>(rounds) * 12 * 8 * 4 * 2;
+}
+
+// x86-64's baseline (SSE2, no FMA: what the generic variants compile to): a multiply and an add.
+double muladd32_sse2_flops(int64_t rounds) {
+  __m128 acc[16];
+  for (int i = 0; i < 16; ++i) acc[i] = _mm_set1_ps(0.001f * static_cast<float>(i));
+  const __m128 a = _mm_set1_ps(0.999f), b = _mm_set1_ps(0.0001f);
+  for (int64_t r = 0; r < rounds; ++r) {
+    for (int i = 0; i < 16; ++i) acc[i] = _mm_add_ps(_mm_mul_ps(acc[i], a), b);
+  }
+  __m128 s = acc[0];
+  for (int i = 1; i < 16; ++i) s = _mm_add_ps(s, acc[i]);
+  alignas(16) float t[4];
+  _mm_store_ps(t, s);
+  volatile float sink = t[0] + t[3];
+  (void)sink;
+  return static_cast<double>(rounds) * 16 * 4 * 2;
+}
+
 struct alignas(64) TileConfig {
   uint8_t palette = 1, start_row = 0, reserved[14] = {};
   uint16_t colsb[16] = {};
@@ -111,6 +164,14 @@ double peak_gflops(const std::string& kind, int64_t rounds) {
   if (kind == "fma32") {
     QVL_CHECK(isa_available(Isa::Avx512), Unsupported, "benchPeak: fma32 probes AVX-512, which this CPU lacks");
     probe = fma32_flops;
+  } else if (kind == "fma32-avx2") {
+    QVL_CHECK(isa_available(Isa::Avx2), Unsupported, "benchPeak: this CPU has no AVX2 + FMA");
+    probe = fma32_avx2_flops;
+  } else if (kind == "dpbusd-avx2") {
+    QVL_CHECK(isa_available(Isa::Avx2), Unsupported, "benchPeak: this CPU has no AVX2");
+    probe = dpbusd_avx2_ops;
+  } else if (kind == "muladd32-sse2") {
+    probe = muladd32_sse2_flops;
   } else if (kind == "dpbf16") {
     QVL_CHECK(isa_available(Isa::Avx512Bf16), Unsupported, "benchPeak: this CPU has no AVX512-BF16");
     probe = dpbf16_flops;
@@ -121,7 +182,7 @@ double peak_gflops(const std::string& kind, int64_t rounds) {
     QVL_CHECK(isa_available(Isa::Amx), Unsupported, "benchPeak: this CPU (or OS) runs no AMX");
     probe = amx_bf16_flops;
   } else {
-    fail(ErrorCode::Input, "benchPeak: kind must be fma32, dpbf16, dpbusd or amx-bf16, got '" + kind + "'");
+    fail(ErrorCode::Input, "benchPeak: kind must be fma32, fma32-avx2, dpbusd-avx2, muladd32-sse2, dpbf16, dpbusd or amx-bf16, got '" + kind + "'");
   }
   const std::shared_ptr<ThreadPool> pool = default_pool();
   // Warm-up on every thread: clocks and AVX-512 / AMX power states are per core.

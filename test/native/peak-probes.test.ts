@@ -1,0 +1,44 @@
+// The compute-peak probes behind `qwenvl bench` and `npm run bench`: every matmul variant this CPU
+// runs must have a probe that runs here (a bench on an AVX2-only CPU once failed asking for the
+// AVX-512 one), and a probe for an ISA the CPU lacks is a typed refusal, not a crash.
+import { describe, expect, it } from 'vitest';
+import { PEAK_KINDS, PEAK_OF, peakKindFor } from '../../lib/bench/floors.js';
+import { native } from '../../lib/native/binding.js';
+
+const ROUNDS = 20_000; // well under a millisecond per call: the rate is not under test
+
+describe('compute-peak probes', () => {
+  it('each kind measures a positive rate or refuses with E_UNSUPPORTED', async () => {
+    for (const kind of PEAK_KINDS) {
+      const r = await native.benchPeak({ kind, rounds: ROUNDS }).then(
+        (gflops) => ({ gflops }),
+        (err: { code?: string }) => ({ code: err.code }),
+      );
+      if ('gflops' in r) expect(r.gflops, kind).toBeGreaterThan(0);
+      else expect(r.code, kind).toBe('E_UNSUPPORTED');
+    }
+  });
+
+  it('the baseline probe runs on every x86-64 CPU', async () => {
+    expect(await native.benchPeak({ kind: 'muladd32-sse2', rounds: ROUNDS })).toBeGreaterThan(0);
+  });
+
+  it("every available matmul variant's probe runs here", async () => {
+    const ops = native.info().ops;
+    const variants = [...ops.matmul.variants, ...(ops.matmul_bf16?.variants ?? [])].filter((v) => v.available && PEAK_OF[v.name]);
+    expect(variants.length).toBeGreaterThan(0);
+    for (const v of variants) expect(await native.benchPeak({ kind: PEAK_OF[v.name], rounds: ROUNDS }), v.name).toBeGreaterThan(0);
+  });
+
+  it('each precision names the probe of the matmul it runs', async () => {
+    const ops = native.info().ops;
+    expect(peakKindFor('exact')).toBe(PEAK_OF[ops.matmul.chosenByFormat!.bf16]);
+    const bf16 = ops.matmul_bf16?.chosen;
+    expect(peakKindFor('fast')).toBe(bf16 !== undefined && PEAK_OF[bf16] ? PEAK_OF[bf16] : peakKindFor('exact'));
+    for (const p of ['exact', 'fast'] as const) expect(await native.benchPeak({ kind: peakKindFor(p), rounds: ROUNDS })).toBeGreaterThan(0);
+  });
+
+  it('an unknown kind is E_INPUT', async () => {
+    await expect(native.benchPeak({ kind: 'fma64' as never, rounds: ROUNDS })).rejects.toMatchObject({ code: 'E_INPUT' });
+  });
+});
