@@ -30,6 +30,12 @@ export interface Info {
   threads: number;
   /** Kernel variant chosen for each op family. */
   ops: Record<string, OpFamilyInfo>;
+  /**
+   * What `precision: 'fast'` runs here: the bf16 matmul kernel per weight format and the bf16
+   * attention kernel, or null where it runs the exact kernel (no AMX or AVX512-BF16 kernel for it
+   * on this CPU). The bf16 families' own `chosen` can name a kernel fast passes over.
+   */
+  fast: { matmulByFormat: Record<string, string | null>; attention: string | null };
   cuda: CudaInfo;
   /** Whether tensors reach JS zero-copy (false: copied, as Electron's memory cage requires). */
   externalBuffers: boolean;
@@ -66,6 +72,7 @@ export function infoImpl(): Info {
     cpu: n.cpu,
     threads: n.threads,
     ops: n.ops,
+    fast: n.fast,
     cuda,
     externalBuffers: n.externalBuffers,
   };

@@ -11,6 +11,21 @@ describe('info()', () => {
       expect(o.variants.map((v) => v.name)).toContain(o.chosen);
       expect(o.variants[0]?.name).toBe('reference');
     }
+    // Fast names, per weight format, an available bf16 kernel other than the scalar reference, or
+    // null (exact runs); q8/q4 take only AMX (their int8 GEMM beats AVX512-BF16).
+    const bf16 = i.ops.matmul_bf16.variants;
+    expect(Object.keys(i.fast.matmulByFormat).sort()).toEqual(Object.keys(i.ops.matmul.chosenByFormat!).sort());
+    for (const [format, v] of Object.entries(i.fast.matmulByFormat)) {
+      if (v === null) continue;
+      expect(v).not.toBe('reference');
+      expect(bf16.find((x) => x.name === v)).toMatchObject({ available: true });
+      if (format === 'q8' || format === 'q4') expect(v).toBe('amx');
+    }
+    const amx = bf16.some((x) => x.name === 'amx' && x.available);
+    if (!bf16.some((x) => x.name !== 'reference' && x.available)) expect(Object.values(i.fast.matmulByFormat).every((v) => v === null)).toBe(true);
+    if (amx) expect(i.fast.matmulByFormat.q4).toBe('amx');
+    const attn = i.ops.attention_bf16.variants.filter((x) => x.name !== 'reference' && x.available);
+    expect(i.fast.attention).toBe(attn.length === 0 ? null : attn[attn.length - 1].name);
     if (!i.cuda.available) expect(i.cuda.reason.length).toBeGreaterThan(0);
     else expect(i.cuda.memoryBytes).toBeGreaterThan(0);
   });

@@ -59,9 +59,9 @@ export async function peakGflops(kind: PeakKind, repeats: number, scale = 1): Pr
  * f32 multiply-add of the ISA the bf16-weight matmul runs (AVX-512, AVX2 + FMA, else SSE2).
  */
 export function peakKindFor(precision: 'exact' | 'fast'): PeakKind {
-  const ops = native.info().ops;
-  const bf16 = ops.matmul_bf16?.chosen;
-  if (precision === 'fast' && bf16 !== undefined && PEAK_OF[bf16]) return PEAK_OF[bf16];
-  const exact = ops.matmul?.chosenByFormat?.bf16 ?? ops.matmul?.chosen;
+  const i = native.info();
+  const bf16 = i.fast.matmulByFormat.bf16;
+  if (precision === 'fast' && bf16 && PEAK_OF[bf16]) return PEAK_OF[bf16];
+  const exact = i.ops.matmul?.chosenByFormat?.bf16 ?? i.ops.matmul?.chosen;
   return (exact !== undefined && PEAK_OF[exact]) || 'muladd32-sse2';
 }

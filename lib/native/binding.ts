@@ -41,6 +41,8 @@ export interface NativeInfo {
   cpu: { brand: string; physicalCores: number; features: string[] };
   threads: number;
   ops: Record<string, NativeOpInfo>;
+  /** What precision 'fast' runs: the bf16 kernel per weight format and for attention; null where it runs the exact kernel. */
+  fast: { matmulByFormat: Record<string, string | null>; attention: string | null };
   cuda: {
     compiled: boolean;
     available: boolean;

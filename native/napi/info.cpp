@@ -9,6 +9,8 @@
 #include "napi/errors.h"
 #include "napi/exports.h"
 #include "napi/tensor_js.h"
+#include "ops/attention.h"
+#include "ops/matmul.h"
 #include "ops/registry.h"
 
 namespace qvl::napi {
@@ -70,6 +72,19 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
       ops.Set(fam->name(), o);
     }
     out.Set("ops", ops);
+
+    // What precision 'fast' really runs: the bf16 families' registry choice can be a kernel that
+    // fast passes over (the scalar reference; AVX512-BF16 for q8/q4), and then the exact one runs.
+    Napi::Object fast = Napi::Object::New(env);
+    Napi::Object fast_matmul = Napi::Object::New(env);
+    for (const WeightFormat f : kWeightFormats) {
+      const auto* v = ops::matmul_bf16_variant(Device::Host, f);
+      fast_matmul.Set(weight_format_name(f), v ? Napi::Value(Napi::String::New(env, v->name)) : env.Null());
+    }
+    fast.Set("matmulByFormat", fast_matmul);
+    const auto* fa = ops::attention_bf16_variant(Device::Host);
+    fast.Set("attention", fa ? Napi::Value(Napi::String::New(env, fa->name)) : env.Null());
+    out.Set("fast", fast);
 
     const cuda::Status cs = cuda::status();
     Napi::Object cuda = Napi::Object::New(env);

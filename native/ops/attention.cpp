@@ -88,20 +88,21 @@ void check_attention(const AttentionParams& p) {
   }
 }
 
+const Variant<AttentionFn>* attention_bf16_variant(Device d) {
+  const Variant<AttentionFn>* fast = nullptr;
+  for (const auto& v : attention_bf16_family().variants()) {
+    if (v.device == d && v.isa != Isa::Reference && OpFamilyBase::allowed(v.device, v.isa) && (!fast || v.isa >= fast->isa)) {
+      fast = &v;
+    }
+  }
+  return fast;
+}
+
 void attention(const AttentionParams& p, const ExecContext& ctx) {
   OpTimer timer(ctx, "attention");
   check_attention(p);
   check_cancel(p.cancel, "attention");
-  const Variant<AttentionFn>* fast = nullptr;
-  if (ctx.precision() == Precision::Fast) {
-    const auto& f = attention_bf16_family();
-    for (const auto& v : f.variants()) {
-      if (v.device == ctx.device() && v.isa != Isa::Reference && OpFamilyBase::allowed(v.device, v.isa) &&
-          (!fast || v.isa >= fast->isa)) {
-        fast = &v;
-      }
-    }
-  }
+  const Variant<AttentionFn>* fast = ctx.precision() == Precision::Fast ? attention_bf16_variant(ctx.device()) : nullptr;
   const AttentionFn exact = attention_family().best(ctx.device()).fn;
   auto wide = [&p](const AttentionSegment& g) { return !p.causal || g.q_end - g.q_start >= kBf16MinQueryRows; };
   int64_t n_wide = 0;

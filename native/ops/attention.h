@@ -107,6 +107,9 @@ const OpFamily<AttentionFn>& attention_bf16_family();
 // and value for the tiles would cost about what the step's attention reads, and the 32-row tiles
 // would run nearly empty. Non-causal segments (the vision tower) all run attention_bf16.
 inline constexpr int64_t kBf16MinQueryRows = 32;
+// The attention_bf16 variant attention() runs those segments with under Fast on device d, or null
+// when Fast runs the exact kernel there too (no kernel here but the scalar reference).
+const Variant<AttentionFn>* attention_bf16_variant(Device d);
 
 // Throws E_INPUT unless p describes a consistent problem (the kernels assume it does).
 void check_attention(const AttentionParams& p);

@@ -31,10 +31,10 @@ describe('compute-peak probes', () => {
   });
 
   it('each precision names the probe of the matmul it runs', async () => {
-    const ops = native.info().ops;
-    expect(peakKindFor('exact')).toBe(PEAK_OF[ops.matmul.chosenByFormat!.bf16]);
-    const bf16 = ops.matmul_bf16?.chosen;
-    expect(peakKindFor('fast')).toBe(bf16 !== undefined && PEAK_OF[bf16] ? PEAK_OF[bf16] : peakKindFor('exact'));
+    const i = native.info();
+    expect(peakKindFor('exact')).toBe(PEAK_OF[i.ops.matmul.chosenByFormat!.bf16]);
+    const bf16 = i.fast.matmulByFormat.bf16;
+    expect(peakKindFor('fast')).toBe(bf16 ? PEAK_OF[bf16] : peakKindFor('exact'));
     for (const p of ['exact', 'fast'] as const) expect(await native.benchPeak({ kind: peakKindFor(p), rounds: ROUNDS })).toBeGreaterThan(0);
   });
 

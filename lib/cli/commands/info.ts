@@ -42,6 +42,8 @@ export const infoCommand: Command = {
         out.push(`  ${''.padEnd(12)} by weight format: ${byFormat}`);
       }
     }
+    const fastMatmul = Object.entries(i.fast.matmulByFormat).map(([f, v]) => `${f}: ${v ?? 'exact'}`).join(', ');
+    out.push(`precision 'fast': matmul ${fastMatmul}; attention: ${i.fast.attention ?? 'exact'}`);
     out.push(
       i.cuda.available
         ? `cuda: available (${i.cuda.device}, ${formatBytes(i.cuda.memoryBytes)})`
