@@ -68,7 +68,7 @@ export async function runModel(): Promise<void> {
     } finally {
       model.dispose();
     }
-    if ((native.info().ops.matmul_bf16?.variants ?? []).some((v) => v.available && v.name !== 'reference')) await timeFast(ckpt.dir, depth);
+    if (native.info().fast.matmulByFormat.bf16) await timeFast(ckpt.dir, depth);
   } finally {
     await ckpt.remove();
   }
@@ -95,7 +95,7 @@ async function timeFast(dir: string, depth: number): Promise<void> {
     }
     const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
     const span = (a: number[]) => `${(Math.min(...a) * 1e3).toFixed(0)}-${(Math.max(...a) * 1e3).toFixed(0)} ms`;
-    const chosen = native.info().ops.matmul_bf16?.chosen;
+    const chosen = native.info().fast.matmulByFormat.bf16;
     console.log(`\nprecision 'fast' (matmul_bf16 ${chosen}), median of 3 (min-max), ${depth} vision blocks, ${prepared.seqLength}-token prompt:`);
     for (const stage of ['vision', 'prefill'] as const) {
       const e = times.exact[stage], f = times.fast[stage];

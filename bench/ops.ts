@@ -118,20 +118,19 @@ const QUANT_PREFILL_SHAPES: [number, number][] = [
 // The decode table adds the attention projections (q, o).
 const DECODE_SHAPES: [number, number][] = [[1536, 1536], ...QUANT_SHAPES];
 const QUANT_REPEATS = 3;
-// The dense exact kernel the prefill rows are compared with (bf16 weights, f32 activations).
-const DENSE_EXACT = 'avx512';
 
 /**
  * Quantized weights (q8, q4) against bf16 as stored, each variant that reads them: decode (M = 1)
  * reports GB/s of weight bytes (scales and zero points included) as a share of the memory-read
  * floor measured in the same run; prefill (M = 16, 128, 512) GFLOP/s, the speed-up over the dense
- * exact kernel (bf16 weights, DENSE_EXACT) at the same shape, and for the AVX512-VNNI kernel
+ * exact kernel (the one matmul() picks for bf16 weights, f32 activations) at the same shape, and for the AVX512-VNNI kernel
  * (the int8 GEMM from 16 rows) the share of the vpdpbusd peak measured in the same run. Each case
  * runs QUANT_REPEATS times (each a best-of) and reports the median and the spread (other
  * processes share the cores).
  */
 async function quantRows(floorGbps: number[], peak: Map<string, { median: number }>): Promise<Row[]> {
   const info = native.info().ops.matmul;
+  const denseExact = info?.chosenByFormat?.bf16 ?? 'avx512';
   const rows: Row[] = [];
   const floor = median(floorGbps);
   for (const M of [1, 16, 128, 512]) {
@@ -140,7 +139,7 @@ async function quantRows(floorGbps: number[], peak: Map<string, { median: number
       for (const wDtype of ['bf16', 'q8', 'q4'] as const) {
         // Prefill: the dense exact kernel and the kernel matmul() picks per format (the portable
         // and older ones take minutes there and say nothing new).
-        const prefill = (name: string) => name === DENSE_EXACT || name === info?.chosenByFormat?.[wDtype];
+        const prefill = (name: string) => name === denseExact || name === info?.chosenByFormat?.[wDtype];
         const variants = (info?.variants ?? []).filter(
           (v) => v.available && v.name !== 'reference' && (v.formats ?? []).includes(wDtype) && (M === 1 || prefill(v.name)),
         );
@@ -159,10 +158,10 @@ async function quantRows(floorGbps: number[], peak: Map<string, { median: number
               row.gbps = bytes / s / 1e9;
               row.note = `${((100 * row.gbps) / floor).toFixed(0)}% of floor; spread ${spread(times)}`;
             } else {
-              if (wDtype === 'bf16' && v.name === DENSE_EXACT) dense = s;
+              if (wDtype === 'bf16' && v.name === denseExact) dense = s;
               const p = peak.get(PEAK_OF[v.name] ?? '');
               row.note = [
-                dense !== undefined ? `x${(dense / s).toFixed(2)} ${DENSE_EXACT}/bf16` : '',
+                dense !== undefined ? `x${(dense / s).toFixed(2)} ${denseExact}/bf16` : '',
                 p ? `${((100 * row.gflops) / p.median).toFixed(0)}% of ${PEAK_OF[v.name]} peak` : '',
                 `spread ${spread(times)}`,
               ].filter((x) => x !== '').join('; ');

@@ -26,7 +26,7 @@ export function machineFacts(): string[] {
   return [
     `cpu: ${model} (qwenvl sees "${ni.cpu.brand.trim()}", ${ni.cpu.physicalCores} physical cores, ${cpus().length} logical CPUs, ${(totalmem() / 2 ** 30).toFixed(0)} GiB)`,
     `isa: ${flags.join(' ') || 'unknown'}`,
-    `qwenvl kernels: matmul ${ni.ops.matmul.chosen}${ni.ops.matmul.chosenByFormat ? ` (by format: ${Object.entries(ni.ops.matmul.chosenByFormat).map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}${ni.ops.matmul_bf16 ? `, matmul_bf16 (precision fast) ${ni.ops.matmul_bf16.chosen}` : ''}`,
+    `qwenvl kernels: matmul ${ni.ops.matmul.chosen}${ni.ops.matmul.chosenByFormat ? ` (by format: ${Object.entries(ni.ops.matmul.chosenByFormat).map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}; precision fast: matmul ${Object.entries(ni.fast.matmulByFormat).map(([k, v]) => `${k} ${v ?? 'exact'}`).join(', ')}, attention ${ni.fast.attention ?? 'exact'}`,
   ];
 }
 
