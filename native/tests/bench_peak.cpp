@@ -86,9 +86,10 @@ QVL_TARGET_AVX2 double fma32_avx2_flops(int64_t rounds) {
   return static_cast<double>(rounds) * 16 * 8 * 2;
 }
 
-// AVX2's int8 dot as the q_avx2 kernels do it (vpmaddubsw, vpmaddwd by ones, vpaddd): 8 lanes × 4
-// u8·s8 products per triple, counted like dpbusd. The accumulator is also the s8 operand, or the
-// loop-invariant product would be hoisted out of the loop.
+// AVX2's int8 dot as the q_avx2 kernels' q8 step does it (vpmaddubsw, vpmaddwd by ones, vpaddd):
+// 8 lanes × 4 u8·s8 products per triple, counted like dpbusd. q4 sums 8 vpmaddubsw in int16
+// before one vpmaddwd, so its kernel can pass this rate. The accumulator is also the s8 operand,
+// or the loop-invariant product would be hoisted out of the loop.
 QVL_TARGET_AVX2 double dpbusd_avx2_ops(int64_t rounds) {
   __m256i acc[12];
   for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_epi32(i);

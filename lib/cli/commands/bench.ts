@@ -12,7 +12,8 @@ Times the vision tower on one image, the prefill of a text prompt and greedy dec
 in the same process the floors they are compared with: the memory read bandwidth (decode floor =
 weight bytes a token reads in the format in use / bandwidth) and the compute peak of the ISA the
 precision mode runs on (the f32 multiply-add of AVX-512, AVX2 or SSE2 for exact; AMX or
-AVX512-BF16 under fast), against the FLOPs of prefill and of the vision tower. Ratio = floor / time (1 = at the floor).
+AVX512-BF16 under fast), against the FLOPs of prefill and of the vision tower.
+Ratio = floor / time (1 = at the floor).
 
 options:
   --model DIR          checkpoint folder or Hub id (default: a synthetic checkpoint at Qwen2-VL-2B
