@@ -123,8 +123,8 @@ const QUANT_REPEATS = 3;
  * Quantized weights (q8, q4) against bf16 as stored, each variant that reads them: decode (M = 1)
  * reports GB/s of weight bytes (scales and zero points included) as a share of the memory-read
  * floor measured in the same run; prefill (M = 16, 128, 512) GFLOP/s, the speed-up over the dense
- * exact kernel (the one matmul() picks for bf16 weights, f32 activations) at the same shape, and for the AVX512-VNNI kernel
- * (the int8 GEMM from 16 rows) the share of the vpdpbusd peak measured in the same run. Each case
+ * exact kernel (the one matmul() picks for bf16 weights, f32 activations) at the same shape, and
+ * the share of the int8 peak (vpdpbusd, or AVX2's vpmaddubsw step) measured in the same run. Each case
  * runs QUANT_REPEATS times (each a best-of) and reports the median and the spread (other
  * processes share the cores).
  */

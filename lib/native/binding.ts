@@ -6,8 +6,8 @@
  */
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { QwenVLError } from '../errors.js';
 import type { PeakKind } from '../bench/floors.js';
+import { QwenVLError } from '../errors.js';
 import type { NativeModelSpec, WeightNames } from '../model/native-spec.js';
 import type { PlacementProbe, WeightPlacement } from '../model/placement.js';
 
