@@ -627,7 +627,7 @@ async function bf16Table(): Promise<void> {
   const info = native.info();
   const peak = await peaks();
   console.log(`\ncompute peaks, all ${info.threads} threads, operands resident (median of ${PEAK_REPEATS}, min-max):`);
-  for (const [kind, p] of peak) console.log(`  ${kind.padEnd(9)} ${p.median.toFixed(0).padStart(6)} GFLOP/s  (${p.min.toFixed(0)}-${p.max.toFixed(0)})`);
+  for (const [kind, p] of peak) console.log(`  ${kind.padEnd(13)} ${p.median.toFixed(0).padStart(6)} GFLOP/s  (${p.min.toFixed(0)}-${p.max.toFixed(0)})`);
   console.log(`\nprecision 'fast' (matmul_bf16) at prefill / vision shapes, median of ${REPEATS} (best of 2 calls each); of peak = GFLOP/s over the variant's ISA peak above\n`);
   printBf16([...(await bf16Rows(peak)), ...(await bf16AttentionRows())]);
 }
