@@ -1,6 +1,8 @@
 // The compute-peak probes behind `qwenvl bench` and `npm run bench`: every matmul variant this CPU
 // runs must have a probe that runs here (a bench on an AVX2-only CPU once failed asking for the
 // AVX-512 one), and a probe for an ISA the CPU lacks is a typed refusal, not a crash.
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { PEAK_KINDS, PEAK_OF, peakKindFor } from '../../lib/bench/floors.js';
 import { native } from '../../lib/native/binding.js';
@@ -36,6 +38,21 @@ describe('compute-peak probes', () => {
     const bf16 = i.fast.matmulByFormat.bf16;
     expect(peakKindFor('fast')).toBe(bf16 ? PEAK_OF[bf16] : peakKindFor('exact'));
     for (const p of ['exact', 'fast'] as const) expect(await native.benchPeak({ kind: peakKindFor(p), rounds: ROUNDS })).toBeGreaterThan(0);
+  });
+
+  it('a CPU without AVX2 (QWENVL_MAX_ISA=generic) has its floor probe: the exact kernels, fast too, on SSE2', () => {
+    const root = fileURLToPath(new URL('../..', import.meta.url));
+    // In a child: the cap is read once per process.
+    const script = `const b = require('node-gyp-build')(${JSON.stringify(root)}); const i = b.info();
+      const kind = (${JSON.stringify(PEAK_OF)})[i.ops.matmul.chosenByFormat.bf16];
+      b.benchPeak({ kind, rounds: ${ROUNDS} }).then((g) => process.stdout.write(JSON.stringify({ kind, g, fast: i.fast })));`;
+    const env = { ...process.env, QWENVL_MAX_ISA: 'generic' };
+    const r = JSON.parse(execFileSync(process.execPath, ['-e', script], { cwd: root, env, encoding: 'utf8' })) as {
+      kind: string; g: number; fast: { matmulByFormat: Record<string, string | null>; attention: string | null };
+    };
+    expect(r.kind).toBe('muladd32-sse2');
+    expect(r.g).toBeGreaterThan(0);
+    expect(Object.values(r.fast.matmulByFormat).every((v) => v === null) && r.fast.attention === null).toBe(true);
   });
 
   it('an unknown kind is E_INPUT', async () => {
