@@ -369,8 +369,7 @@ async function peaks(): Promise<Map<string, { median: number; min: number; max: 
       console.log(`peak ${kind}: n/a (${(err as Error).message})`);
       continue;
     }
-    runs.sort((a, b) => a - b);
-    out.set(kind, { median: runs[Math.floor(runs.length / 2)], min: runs[0], max: runs[runs.length - 1] });
+    out.set(kind, { median: median(runs), min: Math.min(...runs), max: Math.max(...runs) });
   }
   return out;
 }

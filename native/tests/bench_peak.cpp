@@ -25,6 +25,18 @@ QVL_TARGET_AVX512 void keep(__m512 v) {
   volatile float sink = t[0] + t[15];
   (void)sink;
 }
+QVL_TARGET_AVX2 void keep(__m256 v) {
+  alignas(32) float t[8];
+  _mm256_store_ps(t, v);
+  volatile float sink = t[0] + t[7];
+  (void)sink;
+}
+void keep(__m128 v) {
+  alignas(16) float t[4];
+  _mm_store_ps(t, v);
+  volatile float sink = t[0] + t[3];
+  (void)sink;
+}
 
 // 16 independent accumulator chains hide the FMA latency (4 cycles x 2 ports = 8 in flight).
 QVL_TARGET_AVX512 double fma32_flops(int64_t rounds) {
@@ -79,10 +91,7 @@ QVL_TARGET_AVX2 double fma32_avx2_flops(int64_t rounds) {
   }
   __m256 s = acc[0];
   for (int i = 1; i < 16; ++i) s = _mm256_add_ps(s, acc[i]);
-  alignas(32) float t[8];
-  _mm256_store_ps(t, s);
-  volatile float sink = t[0] + t[7];
-  (void)sink;
+  keep(s);
   return static_cast<double>(rounds) * 16 * 8 * 2;
 }
 
@@ -99,10 +108,7 @@ QVL_TARGET_AVX2 double dpbusd_avx2_ops(int64_t rounds) {
   }
   __m256i s = acc[0];
   for (int i = 1; i < 12; ++i) s = _mm256_add_epi32(s, acc[i]);
-  alignas(32) int32_t t[8];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(t), s);
-  volatile int32_t sink = t[0] + t[7];
-  (void)sink;
+  keep(_mm256_cvtepi32_ps(s));
   return static_cast<double>(rounds) * 12 * 8 * 4 * 2;
 }
 
@@ -116,10 +122,7 @@ double muladd32_sse2_flops(int64_t rounds) {
   }
   __m128 s = acc[0];
   for (int i = 1; i < 16; ++i) s = _mm_add_ps(s, acc[i]);
-  alignas(16) float t[4];
-  _mm_store_ps(t, s);
-  volatile float sink = t[0] + t[3];
-  (void)sink;
+  keep(s);
   return static_cast<double>(rounds) * 16 * 4 * 2;
 }
 
