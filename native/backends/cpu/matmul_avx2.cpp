@@ -71,9 +71,15 @@ QVL_TARGET_AVX2 void tile_rows(int64_t kc, const float* x, int64_t ldx, const fl
                                int64_t nvalid, const float* bias, bool first) {
   const int64_t n0 = nvalid < 8 ? nvalid : 8, n1 = nvalid > 8 ? nvalid - 8 : 0;
   __m256 c[R][2];
+  // Full tiles (all but the last of a row) use plain loads and stores: AMD's masked moves are
+  // microcoded, and twelve masked stores a tile cost as much as a few hundred FMAs there.
+  const bool full = nvalid == kNr;
   for (int r = 0; r < R; ++r) {
     const float* src = first ? bias : y + r * ldy;
-    if (src) {
+    if (src && full) {
+      c[r][0] = _mm256_loadu_ps(src);
+      c[r][1] = _mm256_loadu_ps(src + 8);
+    } else if (src) {
       c[r][0] = _mm256_maskload_ps(src, lane_mask(n0));
       c[r][1] = _mm256_maskload_ps(src + 8, lane_mask(n1));
     } else {
@@ -94,8 +100,13 @@ QVL_TARGET_AVX2 void tile_rows(int64_t kc, const float* x, int64_t ldx, const fl
     }
   } while (++k < kc);
   for (int r = 0; r < R; ++r) {
-    _mm256_maskstore_ps(y + r * ldy, lane_mask(n0), c[r][0]);
-    _mm256_maskstore_ps(y + r * ldy + 8, lane_mask(n1), c[r][1]);
+    if (full) {
+      _mm256_storeu_ps(y + r * ldy, c[r][0]);
+      _mm256_storeu_ps(y + r * ldy + 8, c[r][1]);
+    } else {
+      _mm256_maskstore_ps(y + r * ldy, lane_mask(n0), c[r][0]);
+      _mm256_maskstore_ps(y + r * ldy + 8, lane_mask(n1), c[r][1]);
+    }
   }
 }
 

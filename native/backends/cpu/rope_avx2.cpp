@@ -18,9 +18,17 @@ QVL_TARGET_AVX2 void rope_rows(const ops::RopeParams& p, int64_t t0, int64_t t1)
     const float* s = p.sin + t * half;
     for (int64_t h = 0; h < p.H; ++h) {
       float* x = p.x + t * p.ld + h * p.D;
-      for (int64_t i = 0; i < half; i += 8) {
-        const int n = static_cast<int>(std::min<int64_t>(8, half - i));
-        const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lane);
+      int64_t i = 0;
+      // Plain moves for whole vectors: AMD's masked moves are microcoded (a masked store costs
+      // tens of cycles there), so only the tail takes them.
+      for (; i + 8 <= half; i += 8) {
+        const __m256 ci = _mm256_loadu_ps(c + i), si = _mm256_loadu_ps(s + i);
+        const __m256 a = _mm256_loadu_ps(x + i), b = _mm256_loadu_ps(x + i + half);
+        _mm256_storeu_ps(x + i, _mm256_fmsub_ps(a, ci, _mm256_mul_ps(b, si)));
+        _mm256_storeu_ps(x + i + half, _mm256_fmadd_ps(b, ci, _mm256_mul_ps(a, si)));
+      }
+      if (i < half) {
+        const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(half - i)), lane);
         const __m256 ci = _mm256_maskload_ps(c + i, m), si = _mm256_maskload_ps(s + i, m);
         const __m256 a = _mm256_maskload_ps(x + i, m), b = _mm256_maskload_ps(x + i + half, m);
         _mm256_maskstore_ps(x + i, m, _mm256_fmsub_ps(a, ci, _mm256_mul_ps(b, si)));
