@@ -58,6 +58,8 @@ export interface LoadOptions {
    * Scan every weight for NaN and infinity at load (default true), so a corrupt checkpoint fails
    * there (E_MODEL_FORMAT naming the tensor) rather than answering garbage. The scan reads all
    * weights once on the compute threads; `false` skips it for a trusted checkpoint on slow storage.
+   * A `weightCache` file written by a load that scanned vouches for the tensors it was converted
+   * from (its entries are checksummed), so a hit does not read those from the checkpoint again.
    */
   checkFinite?: boolean;
   /**

@@ -23,7 +23,7 @@ struct WeightNames {
 // How the loader treats the checkpoint's weights.
 struct LoadPlan {
   // Refuse weights holding NaN or infinity (WeightStore::check_finite) before any part of the model
-  // is built from them.
+  // is built from them; those a weight cache vouches for are not read (models/weight_cache.h).
   bool check_finite = true;
   WeightPlan text;    // the language model's linear weights, LM head included (tied or not)
   WeightPlan vision;  // the vision tower's linear weights

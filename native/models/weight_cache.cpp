@@ -21,7 +21,9 @@ constexpr char kMagic[16] = {'q', 'w', 'e', 'n', 'v', 'l', '-', 'w', 'e', 'i', '
 // 2: q8/q4 with f16 scales and packed 4-bit zero points (version 1 held f32 scales and a byte per
 // zero point: its files are refused and rewritten, never read as the new layout).
 // 3: q8/q4 in panels of 16 rows (core/weight_quant.h); older files are refused and rewritten.
-constexpr uint64_t kVersion = 3;
+// 4: header flags (whether the writing load scanned for NaN) and each entry's source tensor.
+constexpr uint64_t kVersion = 4;
+constexpr uint64_t kFlagScanned = 1;  // the writing load scanned every entry's source: they are vouched for
 constexpr uint64_t kAlign = 64;
 
 // Bounds-checked reads from the mapped file: any overrun marks the whole file invalid.
@@ -74,7 +76,8 @@ bool expected_sizes(WeightFormat f, int64_t out, int64_t in, int64_t group, uint
 
 }  // namespace
 
-WeightCache::WeightCache(std::string path, std::string key) : path_(std::move(path)), key_(std::move(key)) {
+WeightCache::WeightCache(std::string path, std::string key, Scan scan)
+    : path_(std::move(path)), key_(std::move(key)), scan_(std::move(scan)) {
   struct stat st;
   if (::stat(path_.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
     try {
@@ -91,11 +94,13 @@ void WeightCache::open() {
   char magic[16];
   r.bytes(magic, 16);
   if (!r.ok || std::memcmp(magic, kMagic, 16) != 0 || r.get<uint64_t>() != kVersion || r.str(1 << 16) != key_) return;
+  const uint64_t flags = r.get<uint64_t>();
   const uint64_t count = r.get<uint64_t>();
   if (!r.ok || count > (uint64_t{1} << 20)) return;
   for (uint64_t i = 0; i < count && r.ok; ++i) {
     Entry e;
     e.name = r.str(4096);
+    e.source = r.str(4096);
     e.format = r.get<int32_t>();
     e.out = r.get<int64_t>(), e.in = r.get<int64_t>(), e.group = r.get<int64_t>();
     for (int k = 0; k < 3; ++k) e.off[k] = r.get<uint64_t>(), e.len[k] = r.get<uint64_t>(), e.sum[k] = r.get<uint64_t>();
@@ -107,26 +112,48 @@ void WeightCache::open() {
     entries_.push_back(std::move(e));
   }
   valid_ = r.ok;
+  if (valid_ && scan_ && (flags & kFlagScanned) != 0) {
+    for (const Entry& e : entries_)
+      if (!e.source.empty()) vouched_.insert(e.source);
+    unsettled_ = vouched_;
+  }
 }
 
-bool WeightCache::take(const std::string& name, WeightFormat f, int64_t out, int64_t in, int64_t group, Pages pages,
-                       ConvertedWeight* c) {
-  if (!valid_ || taken_ >= entries_.size()) return valid_ = false;
+void WeightCache::scan_skipped(const std::string& source) {
+  if (unsettled_.erase(source) != 0) scan_(source);
+}
+
+void WeightCache::settle() {
+  while (!unsettled_.empty()) scan_skipped(*unsettled_.begin());
+}
+
+bool WeightCache::take(const std::string& name, const std::string& source, WeightFormat f, int64_t out, int64_t in,
+                       int64_t group, Pages pages, ConvertedWeight* c) {
+  const auto miss = [&] {
+    valid_ = false;
+    scan_skipped(source);  // the caller converts it from the checkpoint: it must be scanned now
+    return false;
+  };
+  if (!valid_ || taken_ >= entries_.size()) return miss();
   const Entry& e = entries_[taken_];
-  if (e.name != name || e.format != static_cast<int32_t>(f) || e.out != out || e.in != in || e.group != group)
-    return valid_ = false;
+  if (e.name != name || e.source != source || e.format != static_cast<int32_t>(f) || e.out != out || e.in != in ||
+      e.group != group)
+    return miss();
   ConvertedWeight w = empty_group_quantized(f, out, in, group, pages);
   const unsigned char* base = static_cast<const unsigned char*>(file_->data());
   for (size_t k = 0; k < w.storage.size(); ++k) {
-    if (copy_checksum64(w.storage[k].raw(), base + e.off[k], e.len[k]) != e.sum[k]) return valid_ = false;
+    if (copy_checksum64(w.storage[k].raw(), base + e.off[k], e.len[k]) != e.sum[k]) return miss();
     file_->release(base + e.off[k], e.len[k]);
   }
   ++taken_;
+  unsettled_.erase(source);  // read from the file, scanned by the load that wrote it
   *c = std::move(w);
   return true;
 }
 
-void WeightCache::record(const std::string& name, const ConvertedWeight& c) { recorded_.emplace_back(name, c); }
+void WeightCache::record(const std::string& name, const std::string& source, const ConvertedWeight& c) {
+  recorded_.push_back({name, source, c});
+}
 
 bool WeightCache::finish() {
   file_.reset();
@@ -137,13 +164,18 @@ bool WeightCache::finish() {
   head.append(kMagic, 16);
   put<uint64_t>(head, kVersion);
   put_str(head, key_);
+  // Every source was scanned when this load scans: before it was converted, or by the load that
+  // wrote the file it was taken from (or it was not skipped: settle()).
+  put<uint64_t>(head, scan_ ? kFlagScanned : 0);
   put<uint64_t>(head, recorded_.size());
   uint64_t table = head.size();
-  for (const auto& [name, c] : recorded_) table += 8 + name.size() + 4 + 3 * 8 + 9 * 8;
+  for (const Recorded& w : recorded_) table += 8 + w.name.size() + 8 + w.source.size() + 4 + 3 * 8 + 9 * 8;
   uint64_t at = align_up(table);
   std::vector<std::pair<const void*, uint64_t>> blobs;
-  for (const auto& [name, c] : recorded_) {
-    put_str(head, name);
+  for (const Recorded& w : recorded_) {
+    const ConvertedWeight& c = w.weight;
+    put_str(head, w.name);
+    put_str(head, w.source);
     put<int32_t>(head, static_cast<int32_t>(c.ref.format));
     put<int64_t>(head, c.ref.out), put<int64_t>(head, c.ref.in), put<int64_t>(head, c.ref.group);
     for (size_t k = 0; k < 3; ++k) {

@@ -36,12 +36,13 @@ ConvertedWeight place(ConvertedWeight c, const WeightPlan& plan) {
 }
 
 // The cached conversion of weight `name` ([out, in] in the plan's format, `group` elements per
-// scale), when the plan's cache holds it: recorded for the next cache file, the stored source
-// released (`release`), progress reported for `source_bytes`.
-bool take_cached(const WeightPlan& plan, const std::string& name, int64_t out, int64_t in, int64_t group,
-                 uint64_t source_bytes, const std::function<void()>& release, ConvertedWeight* cached) {
-  if (!plan.cache || !plan.cache->take(name, plan.format, out, in, group, plan.pages, cached)) return false;
-  plan.cache->record(name, *cached);
+// scale; converted from checkpoint tensor `source`, "" when that is not its sole source), when the
+// plan's cache holds it: recorded for the next cache file, the stored source released (`release`),
+// progress reported for `source_bytes`.
+bool take_cached(const WeightPlan& plan, const std::string& name, const std::string& source, int64_t out, int64_t in,
+                 int64_t group, uint64_t source_bytes, const std::function<void()>& release, ConvertedWeight* cached) {
+  if (!plan.cache || !plan.cache->take(name, source, plan.format, out, in, group, plan.pages, cached)) return false;
+  plan.cache->record(name, source, *cached);
   release();
   if (plan.on_converted) plan.on_converted(source_bytes);
   return true;
@@ -49,28 +50,31 @@ bool take_cached(const WeightPlan& plan, const std::string& name, int64_t out, i
 
 // After quantizing weight `name` into q: refuses a scale overflow (`bad`, the first row-major
 // group, as ops::quantize_weight reports it), records q in the cache and reports progress.
-void finish_quantized(const WeightPlan& plan, const std::string& name, int64_t bad, int64_t groups_per_row,
-                      const ConvertedWeight& q, uint64_t source_bytes) {
+void finish_quantized(const WeightPlan& plan, const std::string& name, const std::string& source, int64_t bad,
+                      int64_t groups_per_row, const ConvertedWeight& q, uint64_t source_bytes) {
   QVL_CHECK(bad < 0, Unsupported,
             name + ": row " + std::to_string(bad / groups_per_row) + ", group " + std::to_string(bad % groups_per_row) +
                 " has weights too large for " + weight_format_name(plan.format) +
                 " (its scale overflows f16, the format's scale type); keep it as stored ('bf16' weights/visionWeights)");
-  if (plan.cache) plan.cache->record(name, q);
+  if (plan.cache) plan.cache->record(name, source, q);
   if (plan.on_converted) plan.on_converted(source_bytes);
 }
 
-// The stored weight `dense` quantized per the plan (or placed as is when the plan keeps it).
-ConvertedWeight apply_plan(ConvertedWeight dense, const WeightPlan& plan, const std::string& name) {
+// The stored weight `dense` (checkpoint tensor `source`, or "") quantized per the plan (or placed
+// as is when the plan keeps it).
+ConvertedWeight apply_plan(ConvertedWeight dense, const WeightPlan& plan, const std::string& name,
+                           const std::string& source) {
   const int64_t group = plan.quantize ? q_load_group(plan.format, dense.ref.in) : 0;
   if (group == 0) return place(std::move(dense), plan);
   const uint64_t bytes = static_cast<uint64_t>(dense.storage.front().nbytes());
   ConvertedWeight q;
-  if (take_cached(plan, name, dense.ref.out, dense.ref.in, group, bytes, [&] { release_dense(dense); }, &q)) return q;
+  if (take_cached(plan, name, source, dense.ref.out, dense.ref.in, group, bytes, [&] { release_dense(dense); }, &q))
+    return q;
   q = empty_group_quantized(plan.format, dense.ref.out, dense.ref.in, group, plan.pages);
   const int64_t bad = ops::quantize_weight(dense.ref, plan.format, group, q.storage[0].raw(), q.storage[1].raw(),
                                            q.storage.size() > 2 ? q.storage[2].raw() : nullptr, pool_of(plan));
   release_dense(dense);
-  finish_quantized(plan, name, bad, dense.ref.in / group, q, bytes);
+  finish_quantized(plan, name, source, bad, dense.ref.in / group, q, bytes);
   return q;
 }
 
@@ -99,7 +103,7 @@ ConvertedWeight empty_rows_like(const WeightRef& like, int64_t rows, Pages pages
 }  // namespace
 
 ConvertedWeight convert_dense_weight(const Tensor& t, const std::string& what, int64_t in, int64_t out,
-                                     const WeightPlan& plan) {
+                                     const WeightPlan& plan, const std::string& source) {
   WeightFormat f;
   QVL_CHECK(weight_format_from_dtype(t.dtype(), &f), Unsupported,
             what + " is " + dtype_name(t.dtype()) + ", which is not a weight format (f32, bf16 or f16)");
@@ -108,7 +112,7 @@ ConvertedWeight convert_dense_weight(const Tensor& t, const std::string& what, i
   ConvertedWeight c;
   c.storage.push_back(t.reshape({out, in}));
   c.ref = dense_weight(f, c.storage.back().raw(), out, in, in);
-  return apply_plan(std::move(c), plan, what);
+  return apply_plan(std::move(c), plan, what, source);
 }
 
 ConvertedWeight convert_linear_weight(const WeightStore& w, const std::string& prefix, int64_t in, int64_t out,
@@ -118,7 +122,7 @@ ConvertedWeight convert_linear_weight(const WeightStore& w, const std::string& p
   // only its placement of what stays a view of the mapped file.
   if (convert_official_linear(w, prefix, in, out, &q)) return place(std::move(q), plan);
   const std::string name = prefix + ".weight";
-  return convert_dense_weight(w.get(name, {out, in}), "tensor " + name, in, out, plan);
+  return convert_dense_weight(w.get(name, {out, in}), "tensor " + name, in, out, plan, name);
 }
 
 namespace {
@@ -140,7 +144,7 @@ ConvertedWeight convert_fused_experts(const WeightStore& w, const std::string& n
   const int64_t group = plan.quantize ? q_load_group(plan.format, R) : 0;
   if (group > 0 && (E == 1 || C % kQPanelRows == 0)) {
     ConvertedWeight q;
-    if (take_cached(plan, name, E * C, R, group, bytes, [&] { release_source(src); }, &q)) return q;
+    if (take_cached(plan, name, name, E * C, R, group, bytes, [&] { release_source(src); }, &q)) return q;
     q = empty_group_quantized(plan.format, E * C, R, group, plan.pages);
     const int64_t expert_bytes = static_cast<int64_t>(bytes) / E;
     const char* base = static_cast<const char*>(src.raw());
@@ -151,7 +155,7 @@ ConvertedWeight convert_fused_experts(const WeightStore& w, const std::string& n
         q.storage.size() > 2 ? q.storage[2].raw() : nullptr, pool_of(plan),
         [&](int64_t e) { src.storage()->release(base + e * expert_bytes, static_cast<size_t>(expert_bytes)); });
     release_source(src);
-    finish_quantized(plan, name, bad, R / group, q, bytes);
+    finish_quantized(plan, name, name, bad, R / group, q, bytes);
     return q;
   }
   ConvertedWeight c;

@@ -49,9 +49,11 @@ struct WeightPlan {
 // shape, E_UNSUPPORTED on a dtype that is no weight format.
 ConvertedWeight convert_linear_weight(const WeightStore& w, const std::string& prefix, int64_t in, int64_t out,
                                       const WeightPlan& plan = {});
-// A dense tensor viewed as [out, in] (a flattened conv kernel, the tied embedding table).
+// A dense tensor viewed as [out, in] (a flattened conv kernel, the tied embedding table). `source`:
+// the checkpoint tensor `t` is when nothing but this weight reads it (the plan's cache may then
+// vouch for its finite scan, models/weight_cache.h); "" otherwise.
 ConvertedWeight convert_dense_weight(const Tensor& t, const std::string& what, int64_t in, int64_t out,
-                                     const WeightPlan& plan = {});
+                                     const WeightPlan& plan = {}, const std::string& source = "");
 
 // A converted weight's source, if it is a view of a mapped checkpoint file, leaves this process's
 // memory (its pages are dropped; nothing else may still use it as stored): loading converts weight

@@ -34,19 +34,24 @@ WeightStore::WeightStore(const std::vector<WeightFile>& files, QuantSpec quant) 
   }
 }
 
-void WeightStore::check_finite(ThreadPool& pool) const {
-  for (const auto& [name, t] : tensors_) {
-    if (t.dtype() != DType::F32 && t.dtype() != DType::BF16 && t.dtype() != DType::F16 && t.dtype() != DType::F8E4M3)
-      continue;
-    ops::FiniteParams p;
-    p.x = t.raw();
-    p.dtype = t.dtype();
-    p.n = t.numel();
-    const int64_t at = ops::first_nonfinite(p, ExecContext(pool));
-    if (at >= 0)
-      fail(ErrorCode::ModelFormat, file_of_.at(name) + ": tensor " + name + " holds a non-finite value (NaN or " +
-                                       "infinity) at element " + std::to_string(at) + " of " + t.shape_string());
+void WeightStore::check_finite(ThreadPool& pool, const std::set<std::string>& skip) const {
+  for (const auto& entry : tensors_) {
+    if (skip.count(entry.first) == 0) check_finite(entry.first, pool);
   }
+}
+
+void WeightStore::check_finite(const std::string& name, ThreadPool& pool) const {
+  const Tensor* t = find(name);
+  if (!t || (t->dtype() != DType::F32 && t->dtype() != DType::BF16 && t->dtype() != DType::F16 && t->dtype() != DType::F8E4M3))
+    return;
+  ops::FiniteParams p;
+  p.x = t->raw();
+  p.dtype = t->dtype();
+  p.n = t->numel();
+  const int64_t at = ops::first_nonfinite(p, ExecContext(pool));
+  if (at >= 0)
+    fail(ErrorCode::ModelFormat, file_of_.at(name) + ": tensor " + name + " holds a non-finite value (NaN or " +
+                                     "infinity) at element " + std::to_string(at) + " of " + t->shape_string());
 }
 
 const Tensor* WeightStore::find(const std::string& name) const {

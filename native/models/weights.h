@@ -6,6 +6,7 @@
 #pragma once
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -48,8 +49,11 @@ class WeightStore {
   // The file a tensor came from, for messages ("" when there is no such tensor).
   std::string file_of(const std::string& name) const;
   // E_MODEL_FORMAT naming the first tensor (by name) that holds a NaN or an infinity, with the
-  // file and element index. Reads every f32/bf16/f16/f8_e4m3 byte once, on the pool's threads.
-  void check_finite(ThreadPool& pool) const;
+  // file and element index. Reads every f32/bf16/f16/f8_e4m3 byte once, on the pool's threads,
+  // but those of the tensors in `skip` (a weight cache vouches for them: models/weight_cache.h).
+  void check_finite(ThreadPool& pool, const std::set<std::string>& skip = {}) const;
+  // The same for the one tensor `name` (none such: nothing to check).
+  void check_finite(const std::string& name, ThreadPool& pool) const;
 
  private:
   std::map<std::string, Tensor> tensors_;

@@ -71,15 +71,15 @@ describe('weightCache', () => {
   it('refuses files of the previous layout versions (row-major q8/q4; f32 scales) and rewrites them', async () => {
     expect((await run({ weights: 'q4', weightCache: true })).cache).toBe('hit');
     const path = join(dir, cacheFiles(dir).find((f) => f.startsWith('qwenvl-q4-'))!);
-    // Header: 16 bytes of magic, then the layout version (u64 little-endian): 3 since 16-row panels.
-    expect(readFileSync(path).readBigUInt64LE(16)).toBe(3n);
-    for (const version of [2n, 1n]) {
+    // Header: 16 bytes of magic, then the layout version (u64 little-endian): 4 since entries name their source tensors.
+    expect(readFileSync(path).readBigUInt64LE(16)).toBe(4n);
+    for (const version of [3n, 2n, 1n]) {
       const bytes = readFileSync(path);
       bytes.writeBigUInt64LE(version, 16);
       writeFileSync(path, bytes);
       const old = await run({ weights: 'q4', weightCache: true });
       expect(old.cache).toBe('written');
-      expect(readFileSync(path).readBigUInt64LE(16)).toBe(3n);
+      expect(readFileSync(path).readBigUInt64LE(16)).toBe(4n);
     }
     expect((await run({ weights: 'q4', weightCache: true })).cache).toBe('hit');
   });
