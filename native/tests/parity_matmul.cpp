@@ -45,6 +45,8 @@ const Shape kShapes[] = {
     {2, 1152, 37},  {1, 1152, 6},
     // Decode runs long enough to split into streams (the rows kernels), with and without a bias.
     {1, 256, 70},   {1, 384, 45},   {4, 128, 130}, {2, 256, 99},
+    // x larger than the driver's packed-x scratch (16 MiB, matmul_driver.cpp): rows in two passes.
+    {1031, 4200, 19},
 };
 
 Result check_rejects(const char* what, MatmulParams p) {

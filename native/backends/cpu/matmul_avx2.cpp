@@ -1,5 +1,6 @@
-// AVX2 + FMA matmul: a 6x16 register tile (12 accumulators of the 16 ymm registers), weight
-// panels transposed 8x8 at a time while converting (bf16: widen and shift; f16: F16C).
+// AVX2 + FMA matmul: a 6x16 register tile (12 accumulators of the 16 ymm registers) over x as
+// the driver packs it (packed_x), weight panels transposed 8x8 at a time while converting (bf16:
+// widen and shift; f16: F16C).
 #include <immintrin.h>
 
 #include <cstdint>
@@ -86,15 +87,14 @@ QVL_TARGET_AVX2 void tile_rows(int64_t kc, const float* x, int64_t ldx, const fl
       c[r][0] = c[r][1] = _mm256_setzero_ps();
     }
   }
-  const float* xr[R];
-  for (int r = 0; r < R; ++r) xr[r] = x + r * ldx;
+  (void)ldx;  // x is packed: x[k * kMr + r]
   // kc >= 1. A do-while, not a for: when the loop might run zero times GCC 12 keeps the
   // accumulators' home in memory and stores all twelve on every iteration.
   int64_t k = 0;
   do {
     const __m256 b0 = _mm256_loadu_ps(panel + k * kNr), b1 = _mm256_loadu_ps(panel + k * kNr + 8);
     for (int r = 0; r < R; ++r) {
-      const __m256 a = _mm256_broadcast_ss(xr[r] + k);
+      const __m256 a = _mm256_broadcast_ss(x + k * kMr + r);
       c[r][0] = _mm256_fmadd_ps(a, b0, c[r][0]);
       c[r][1] = _mm256_fmadd_ps(a, b1, c[r][1]);
     }
@@ -270,10 +270,10 @@ QVL_TARGET_AVX2 void rows(const MatmulParams& p, int64_t m0, int count, int64_t 
   }
 }
 
-const MatmulKernels kKernels = {kMr, kNr, kKc, /*nc=*/128, /*mc=*/192, /*small_m=*/4, pack, tile, rows};
+const MatmulKernels kKernels = {kMr, kNr, kKc, /*nc=*/128, /*mc=*/192, /*small_m=*/4, pack, tile, rows, /*packed_x=*/true};
 
 }  // namespace
 
-void matmul_avx2(const ops::MatmulParams& p, const ExecContext& ctx) { run_matmul(p, ctx.pool(), kKernels); }
+void matmul_avx2(const ops::MatmulParams& p, const ExecContext& ctx) { run_matmul(p, ctx, kKernels); }
 
 }  // namespace qvl::cpu

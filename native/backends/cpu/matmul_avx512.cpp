@@ -258,6 +258,6 @@ const MatmulKernels kKernels = {kMr, kNr, /*kc=*/256, /*nc=*/128, /*mc=*/256, /*
 
 }  // namespace
 
-void matmul_avx512(const ops::MatmulParams& p, const ExecContext& ctx) { run_matmul(p, ctx.pool(), kKernels); }
+void matmul_avx512(const ops::MatmulParams& p, const ExecContext& ctx) { run_matmul(p, ctx, kKernels); }
 
 }  // namespace qvl::cpu

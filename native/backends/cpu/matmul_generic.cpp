@@ -183,6 +183,6 @@ const MatmulKernels kKernels = {kMr, kNr, /*kc=*/256, /*nc=*/128, /*mc=*/128, /*
 
 }  // namespace
 
-void matmul_generic(const ops::MatmulParams& p, const ExecContext& ctx) { run_matmul(p, ctx.pool(), kKernels); }
+void matmul_generic(const ops::MatmulParams& p, const ExecContext& ctx) { run_matmul(p, ctx, kKernels); }
 
 }  // namespace qvl::cpu
