@@ -1,6 +1,5 @@
 #include <algorithm>
 #include <cstdlib>
-#include <memory>
 
 #include "backends/cpu/matmul_cpu.h"
 #include "backends/cpu/thread_scratch.h"
@@ -22,6 +21,7 @@ struct PanelScratch {};
 float* panel_buffer(size_t floats) {
   return static_cast<float*>(thread_scratch<PanelScratch>(floats * sizeof(float), "matmul: panel"));
 }
+
 // Rows [m, m + rows) (rows <= mr) by k [k0, k0 + kc) of x as xp[k * mr + r], rows past `rows` zero.
 void pack_x_strip(const MatmulParams& p, int64_t m, int rows, int mr, int64_t k0, int64_t kc, float* xp) {
   for (int r = 0; r < mr; ++r) {
@@ -151,6 +151,8 @@ void run_matmul(const ops::MatmulParams& params, const ExecContext& ctx, const M
     return;
   }
   if (!k.packed_x) return run_packed(p, k, pool, nullptr);
+  // packed_task finds a row block's strips by its first row: blocks must start on a strip.
+  QVL_CHECK(k.mc % k.mr == 0, Native, "matmul: packed x needs mc to be a multiple of mr");
   // Packed x costs M x K floats of scratch: rows go in passes of at most kPackedXBytes, each
   // re-packing the weights (once per pass, cheap next to the rows it serves).
   const int64_t slices = ceil_div(p.K, k.kc);
