@@ -42,8 +42,9 @@ void WeightStore::check_finite(ThreadPool& pool, const std::set<std::string>& sk
 
 void WeightStore::check_finite(const std::string& name, ThreadPool& pool) const {
   const Tensor* t = find(name);
-  if (!t || (t->dtype() != DType::F32 && t->dtype() != DType::BF16 && t->dtype() != DType::F16 && t->dtype() != DType::F8E4M3))
-    return;
+  if (!t) return;
+  const DType d = t->dtype();
+  if (d != DType::F32 && d != DType::BF16 && d != DType::F16 && d != DType::F8E4M3) return;
   ops::FiniteParams p;
   p.x = t->raw();
   p.dtype = t->dtype();
