@@ -42,7 +42,7 @@ struct MatmulKernels {
   // Full-K rows [m0, m0 + rows) x outputs [n0, n1) including bias, rows <= small_m.
   void (*rows)(const DenseMatmul& p, int64_t m0, int rows, int64_t n0, int64_t n1);
   // Whether `tile` reads x packed by the driver, xp[k * mr + r] (rows past `rows` zero; ldx
-  // unused), rather than in place: one contiguous stream instead of mr strided rows, ~5% faster
+  // unused), rather than in place: one contiguous stream instead of mr strided rows, 5-20% faster
   // for AVX2's 6x16 tile on Zen 1, for M x K floats of scratch (in passes of at most 16 MiB).
   bool packed_x = false;
 };
