@@ -41,17 +41,21 @@ void fill_bias(const MatmulParams& p) {
   }
 }
 
-// Every row of x packed for a kernel with packed_x: per k-slice (kc wide, the last one shorter),
-// the rows rounded up to mr in strips of mr, each strip kc x mr (pack_x_strip). Packed once per
-// call (per pass) on the pool, then read by every task.
+// x packed for a kernel with packed_x: per k-slice (kc wide, the last one shorter), the rows
+// rounded up to mr in strips of mr, each strip kc x mr (pack_x_strip). The offset of the strip of
+// rows from m (a multiple of mr) in the k-slice starting at k0; pack_x and the tasks both use it.
+int64_t packed_x_offset(const MatmulParams& p, const MatmulKernels& k, int64_t k0, int64_t m) {
+  return (k0 / k.kc) * round_up(p.M, k.mr) * k.kc + m * std::min<int64_t>(k.kc, p.K - k0);
+}
+
+// Every row of x packed, once per call (per pass) on the pool, then read by every task.
 void pack_x(const MatmulParams& p, const MatmulKernels& k, ThreadPool& pool, float* xp) {
   const int64_t strips = ceil_div(p.M, k.mr), slices = ceil_div(p.K, k.kc);
   pool.parallel_for(slices * strips, 1, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
-      const int64_t sl = t / strips, m = (t % strips) * k.mr, k0 = sl * k.kc;
-      const int64_t kc = std::min<int64_t>(k.kc, p.K - k0);
-      pack_x_strip(p, m, static_cast<int>(std::min<int64_t>(k.mr, p.M - m)), k.mr, k0, kc,
-                   xp + sl * strips * k.mr * k.kc + m * kc);
+      const int64_t m = (t % strips) * k.mr, k0 = (t / strips) * k.kc;
+      pack_x_strip(p, m, static_cast<int>(std::min<int64_t>(k.mr, p.M - m)), k.mr, k0,
+                   std::min<int64_t>(k.kc, p.K - k0), xp + packed_x_offset(p, k, k0, m));
     }
   });
 }
@@ -72,14 +76,13 @@ void packed_task(const MatmulParams& p, const MatmulKernels& k, int64_t n0, int6
     }
     for (int64_t mb = m0; mb < m1; mb += k.mc) {
       const int64_t me = std::min<int64_t>(mb + k.mc, m1);
-      const float* xb = xp ? xp + (k0 / k.kc) * round_up(p.M, k.mr) * k.kc + mb * kc : nullptr;
       for (int64_t s = 0; s < panels; ++s) {
         const int64_t ns = n0 + s * k.nr;
         const int64_t nvalid = std::min<int64_t>(k.nr, n1 - ns);
         const float* bias = p.bias ? p.bias + ns : nullptr;
         for (int64_t m = mb; m < me; m += k.mr) {
           const int rows = static_cast<int>(std::min<int64_t>(k.mr, me - m));
-          const float* x = xb ? xb + (m - mb) * kc : p.x + m * p.ldx + k0;
+          const float* x = xp ? xp + packed_x_offset(p, k, k0, m) : p.x + m * p.ldx + k0;
           k.tile(rows, kc, x, p.ldx, buf + s * stride, p.y + m * p.ldy + ns, p.ldy, nvalid, bias, k0 == 0);
         }
       }
