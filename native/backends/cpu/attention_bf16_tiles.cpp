@@ -218,6 +218,10 @@ QVL_TARGET_AVX512BF16 void work_item(const ops::AttentionParams& p, const Bf16Ke
   load_q(p, r0, rows, h, dp, qb);
   const float c = p.scale * vm::kLog2e;
   const int64_t dsteps = dp / kBf16Step, ksteps = kp / kBf16Step;
+  // D pads to a multiple of 32: S = q·kᵀ's last step holds D's last pairs, and O = P·v's last
+  // column block D's last columns (a head dim of 80: 8 of 16 pairs, 16 of 32 columns).
+  const Bf16BlockShape s_shape{static_cast<int>((D - (dsteps - 1) * kBf16Step + 1) / 2), kBf16Block};
+  auto o_shape = [&](int64_t jb) { return Bf16BlockShape{16, D - jb > 16 ? 32 : 16}; };
   for (int64_t kb = 0; kb < kspan; kb += kKeys) {
     const int64_t n = std::min(kKeys, kspan - kb);
     // Each key tile's packed k is read from L2 once and reused from L1 by the second row block.
@@ -227,7 +231,8 @@ QVL_TARGET_AVX512BF16 void work_item(const ops::AttentionParams& p, const Bf16Ke
     for (int64_t kt = 0; kt < n; kt += kBf16Block) {
       const uint16_t* kt_pack = kpk + ((kb + kt) / kBf16Block) * dsteps * kBf16StepElems;
       for (int64_t rb = 0; rb < row_blocks; ++rb)
-        k.block(qb + rb * kBf16Block * dp, dp, kt_pack, dsteps, S + (rb * kSBlocks + kt / kBf16Block) * kSBlock, kBf16Block, false);
+        k.block(qb + rb * kBf16Block * dp, dp, kt_pack, dsteps, S + (rb * kSBlocks + kt / kBf16Block) * kSBlock, kBf16Block, false,
+                s_shape);
     }
     for (int64_t r = 0; r < live; ++r) {
       const float* sr = S + (r / kBf16Block) * kSBlocks * kSBlock + (r % kBf16Block) * kBf16Block;
@@ -236,7 +241,7 @@ QVL_TARGET_AVX512BF16 void work_item(const ops::AttentionParams& p, const Bf16Ke
     for (int64_t jb = 0; jb < dp; jb += kBf16Block) {
       const uint16_t* v_pack = vpk + ((jb / kBf16Block) * ksteps + kb / kBf16Step) * kBf16StepElems;
       for (int64_t rb = 0; rb < row_blocks; ++rb)
-        k.block(P + rb * kBf16Block * kKeys, kKeys, v_pack, n / kBf16Step, O + rb * kBf16Block * dp + jb, dp, true);
+        k.block(P + rb * kBf16Block * kKeys, kKeys, v_pack, n / kBf16Step, O + rb * kBf16Block * dp + jb, dp, true, o_shape(jb));
     }
   }
   for (int64_t r = 0; r < rows; ++r) {

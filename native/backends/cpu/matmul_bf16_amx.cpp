@@ -32,8 +32,9 @@ const TileConfig kConfig = make_config();
 QVL_TARGET_AMX void begin() { _tile_loadconfig(&kConfig); }
 QVL_TARGET_AMX void end() { _tile_release(); }
 
+// Whole tiles always (the padding is zero): `shape` changes nothing here.
 QVL_TARGET_AMX void block(const uint16_t* a, int64_t lda, const uint16_t* b, int64_t steps, float* c, int64_t ldc,
-                          bool accumulate) {
+                          bool accumulate, const Bf16BlockShape&) {
   const int64_t cs = ldc * 4, as = lda * 2;
   float* c1 = c + 16 * ldc;
   if (accumulate) {

@@ -1,7 +1,9 @@
 // AVX512-BF16 bf16 matmul (for CPUs with VDPBF16PS but no AMX, e.g. AMD Zen 4/5, where it runs
 // at twice the f32 FMA rate): a 32 x 32 block as row groups of 12, 12 and 8, each row's two
 // accumulators (outputs 0..15, 16..31) fed per k-pair by one broadcast pair of x and the two
-// packed weight rows, which are exactly VDPBF16PS's operand layout.
+// packed weight rows, which are exactly VDPBF16PS's operand layout. A block whose outputs past 16
+// are padding (Bf16BlockShape) takes one accumulator a row, in two groups of 16 rows, and the
+// last step stops at its last real k-pair.
 #include <immintrin.h>
 
 #include <cstdint>
@@ -15,39 +17,54 @@ namespace {
 
 QVL_TARGET_AVX512BF16 inline __m512bh as_bh(__m512i v) { return reinterpret_cast<__m512bh>(v); }
 
-template <int R>
+template <int R, bool Both>
 QVL_TARGET_AVX512BF16 void rows_block(const uint16_t* a, int64_t lda, const uint16_t* b, int64_t steps, float* c,
-                                      int64_t ldc, bool accumulate) {
+                                      int64_t ldc, bool accumulate, int last_pairs) {
   __m512 c0[R], c1[R];
   for (int r = 0; r < R; ++r) {
     c0[r] = accumulate ? _mm512_loadu_ps(c + r * ldc) : _mm512_setzero_ps();
-    c1[r] = accumulate ? _mm512_loadu_ps(c + r * ldc + 16) : _mm512_setzero_ps();
+    if (Both) c1[r] = accumulate ? _mm512_loadu_ps(c + r * ldc + 16) : _mm512_setzero_ps();
   }
   for (int64_t s = 0; s < steps; ++s) {
     const uint16_t* bs = b + s * kBf16StepElems;
     const uint16_t* as = a + s * kBf16Step;
-    for (int kp = 0; kp < 16; ++kp) {
-      const __m512bh b0 = as_bh(_mm512_load_si512(bs + kp * 32)), b1 = as_bh(_mm512_load_si512(bs + 512 + kp * 32));
+    const int pairs = s + 1 < steps ? 16 : last_pairs;
+    for (int kp = 0; kp < pairs; ++kp) {
+      const __m512bh b0 = as_bh(_mm512_load_si512(bs + kp * 32));
+      const __m512bh b1 = Both ? as_bh(_mm512_load_si512(bs + 512 + kp * 32)) : b0;
       for (int r = 0; r < R; ++r) {
         int32_t pair;
         std::memcpy(&pair, as + r * lda + 2 * kp, 4);
         const __m512bh x = as_bh(_mm512_set1_epi32(pair));
         c0[r] = _mm512_dpbf16_ps(c0[r], x, b0);
-        c1[r] = _mm512_dpbf16_ps(c1[r], x, b1);
+        if (Both) c1[r] = _mm512_dpbf16_ps(c1[r], x, b1);
       }
     }
   }
   for (int r = 0; r < R; ++r) {
     _mm512_storeu_ps(c + r * ldc, c0[r]);
-    _mm512_storeu_ps(c + r * ldc + 16, c1[r]);
+    if (Both) _mm512_storeu_ps(c + r * ldc + 16, c1[r]);
+  }
+}
+
+// One column tile holds 16 rows' accumulators in 16 registers: the 32 rows go as two groups of 16.
+template <bool Both>
+QVL_TARGET_AVX512BF16 void rows_blocks(const uint16_t* a, int64_t lda, const uint16_t* b, int64_t steps, float* c,
+                                       int64_t ldc, bool accumulate, int last_pairs) {
+  if (Both) {
+    rows_block<12, true>(a, lda, b, steps, c, ldc, accumulate, last_pairs);
+    rows_block<12, true>(a + 12 * lda, lda, b, steps, c + 12 * ldc, ldc, accumulate, last_pairs);
+    rows_block<8, true>(a + 24 * lda, lda, b, steps, c + 24 * ldc, ldc, accumulate, last_pairs);
+  } else {
+    rows_block<16, false>(a, lda, b, steps, c, ldc, accumulate, last_pairs);
+    rows_block<16, false>(a + 16 * lda, lda, b, steps, c + 16 * ldc, ldc, accumulate, last_pairs);
   }
 }
 
 QVL_TARGET_AVX512BF16 void block(const uint16_t* a, int64_t lda, const uint16_t* b, int64_t steps, float* c,
-                                 int64_t ldc, bool accumulate) {
-  rows_block<12>(a, lda, b, steps, c, ldc, accumulate);
-  rows_block<12>(a + 12 * lda, lda, b, steps, c + 12 * ldc, ldc, accumulate);
-  rows_block<8>(a + 24 * lda, lda, b, steps, c + 24 * ldc, ldc, accumulate);
+                                 int64_t ldc, bool accumulate, const Bf16BlockShape& shape) {
+  if (shape.cols > 16) return rows_blocks<true>(a, lda, b, steps, c, ldc, accumulate, shape.last_pairs);
+  rows_blocks<false>(a, lda, b, steps, c, ldc, accumulate, shape.last_pairs);
 }
 
 const Bf16Kernels kKernels = {block, nullptr, nullptr};

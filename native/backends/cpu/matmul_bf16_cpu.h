@@ -25,12 +25,24 @@ inline constexpr int64_t kBf16Step = 32, kBf16Block = 32;
 // u16 elements of one packed step of one 32-column block: two 16-column tiles of 16 pairs.
 inline constexpr int64_t kBf16StepElems = 2 * 16 * 32;
 
+// The part of a block that is not zero padding: the last step's first `last_pairs` k-pairs (1..16;
+// the rest of a and b there are zero) and the first `cols` outputs (16 or 32; b's columns past
+// them are zero). VDPBF16PS skips the rest (attention's head dim of 80 pads to 96: a sixth of its
+// work), AMX computes whole tiles; either way c's first `cols` outputs are the same, and those
+// past them hold a sum over zeros or are left as they were.
+struct Bf16BlockShape {
+  int last_pairs = 16;
+  int cols = 32;
+};
+inline constexpr Bf16BlockShape kBf16Full{};
+
 struct Bf16Kernels {
   // c[32][32] (row stride ldc floats) = (accumulate ? c : 0) + a · b over `steps` steps of 32 k:
   // a is 32 rows of bf16 (row stride lda elements, step s at a + 32 s), b is `steps` packed steps
   // (kBf16StepElems each: the tile of outputs 0..15, then that of 16..31).
+  // `shape` says where the operands are zero padding the kernel may skip (kBf16Full: none).
   void (*block)(const uint16_t* a, int64_t lda, const uint16_t* b, int64_t steps, float* c, int64_t ldc,
-                bool accumulate);
+                bool accumulate, const Bf16BlockShape& shape);
   // Run by each thread around its share of the work (null: nothing to do): AMX loads its tile
   // configuration first and releases the tiles after, so no tile state outlives the kernel.
   void (*begin)();

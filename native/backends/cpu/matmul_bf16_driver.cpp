@@ -258,7 +258,7 @@ void task(const ops::MatmulParams& p, const Bf16PanelSource& w, const Bf16Kernel
           const uint16_t* a = xb + (m0 + m) * kp + k0 + s0 * kBf16Step;
           for (int64_t j = 0; j < cols; j += kBf16Block) {
             k.block(a, kp, wp + ((j / kBf16Block) * steps + s0) * kBf16StepElems, n_steps, acc + m * cols + j, cols,
-                    k0 > 0 || s0 > 0);
+                    k0 > 0 || s0 > 0, kBf16Full);
           }
         }
       }
