@@ -14,6 +14,8 @@ struct CpuFeatures {
   // Linux grants tile data state only on request (arch_prctl ARCH_REQ_XCOMP_PERM, asked once at
   // detection); without the grant the first tile instruction kills the process with SIGILL.
   bool amx_permitted = false;
+  // The vendor string is AuthenticAMD: a few streaming kernels prefetch at AMD's distances.
+  bool amd = false;
 };
 
 const CpuFeatures& cpu_features();

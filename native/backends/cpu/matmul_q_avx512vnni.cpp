@@ -93,6 +93,26 @@ QVL_TARGET_AVX512VNNI inline __m512i codes4(const int8_t* x) {
 // q8 block rolled, kept the dot chains in memory and picked the chain by a branch per step.
 #define QVL_UNROLL _Pragma("GCC unroll 16")
 
+// How far ahead in a panel's codes each loaded line prefetches, into L1 and into L2. Without them
+// the weights in L2 read faster (q8 M = 1: 133 GB/s against 96) but from DRAM M = 4 lost a quarter
+// (q8 11 GB/s against 15, q4 10 against 13); prefetching into L2 alone lost ~7% at q8 M = 4;
+// distances of 0.5/4 and 2/16 KiB were within the noise of these (one Sapphire Rapids thread,
+// 2 rounds, M = 1 and 4).
+// Over a whole 2B decode step on two threads (the 113 matmuls, huge pages, variants interleaved in
+// one process, 12 rounds), 4 KiB into L2 beat the 8 KiB chosen above: q4 M = 1 by 3-5% (4 runs),
+// M = 2 by 6%, M = 4 by 1%; q8 M = 1 by 6% (2 runs), M = 2 by 2%, M = 4 by 6%. 2, 3 and 6 KiB were
+// no better than 4 (q4 M = 1), and q8 M = 1 without the L2 prefetch matched 4 KiB.
+// On AMD Zen 5 one activation row reads faster nearer (Near): 0.5 KiB into L1 and 2 KiB into
+// L2 (2 threads, from DRAM, builds interleaved in one process, 9-11 rounds): q8 the LM head
+// 1.02-1.27x, K = 8960 1.09-1.16x, N = 8960 1.0-1.05x, q4 1.01-1.12x. With 2 rows the LM head lost
+// 7-13% and with 4 rows 8-16%, so they keep the longer lead; 0.25 KiB into L1 and 6 KiB into L2
+// were slower than 0.5 and 2. As template constants: read from a variable the same distances
+// gained only two thirds as much.
+template <bool Near>
+constexpr uintptr_t kL1Ahead = Near ? 512 : 1024;
+template <bool Near>
+constexpr uintptr_t kL2Ahead = Near ? 2048 : 4096;
+
 // What the panel kernel reads, resolved once per tile call.
 struct PanelArgs {
   const uint8_t* codes;    // panel 0's codes, scales, q4 zero points
@@ -106,23 +126,12 @@ struct PanelArgs {
   int64_t xq_stride, xd_stride, gs_stride;  // per activation row
 };
 
-// How far ahead in a panel's codes each loaded line prefetches, into L1 and into L2. Without them
-// the weights in L2 read faster (q8 M = 1: 133 GB/s against 96) but from DRAM M = 4 lost a quarter
-// (q8 11 GB/s against 15, q4 10 against 13); prefetching into L2 alone lost ~7% at q8 M = 4;
-// distances of 0.5/4 and 2/16 KiB were within the noise of these (one Sapphire Rapids thread,
-// 2 rounds, M = 1 and 4).
-// Over a whole 2B decode step on two threads (the 113 matmuls, huge pages, variants interleaved in
-// one process, 12 rounds), 4 KiB into L2 beat the 8 KiB chosen above: q4 M = 1 by 3-5% (4 runs),
-// M = 2 by 6%, M = 4 by 1%; q8 M = 1 by 6% (2 runs), M = 2 by 2%, M = 4 by 6%. 2, 3 and 6 KiB were
-// no better than 4 (q4 M = 1), and q8 M = 1 without the L2 prefetch matched 4 KiB.
-constexpr uintptr_t kL1Ahead = 1024, kL2Ahead = 4096;
-
 // Panels P..P+PN-1 x MB activation rows: out[m][pn] = the 16 rows' sums without bias. Per block
 // the integer dots run in int32 (two chains per row and panel: vpdpbusd's latency is 5 cycles),
 // then one convert and one FMA by d_x; per group the zero-point term joins and one FMA by the 16
 // rows' scales. Each output's arithmetic is the same whatever MB and PN are (a row decoding alone
 // or batched gets the same bits, and any split of N too).
-template <WeightFormat F, int MB, int PN>
+template <WeightFormat F, int MB, int PN, bool Near>
 QVL_TARGET_AVX512VNNI inline void panel_dots(const PanelArgs& a, int64_t P, __m512 (&out)[MB][PN]) {
   constexpr int64_t kBlockBytes = F == WeightFormat::Q8 ? 512 : 256;  // one 32-block of a panel
   const uint8_t* w[PN];
@@ -161,15 +170,16 @@ QVL_TARGET_AVX512VNNI inline void panel_dots(const PanelArgs& a, int64_t P, __m5
       // panels further), not into the neighbour read alongside it (q8 M = 2 from DRAM +3-4%, one
       // thread, 3 rounds). Requesting a call's first lines up front did not pay (q4 lost 0-13%).
       const uintptr_t off = static_cast<uintptr_t>(b * kBlockBytes), stride = static_cast<uintptr_t>(a.code_stride);
-      const uintptr_t skip1 = off + kL1Ahead >= stride ? (PN - 1) * stride : 0, skip2 = off + kL2Ahead >= stride ? (PN - 1) * stride : 0;
+      constexpr uintptr_t l1 = kL1Ahead<Near>, l2 = kL2Ahead<Near>;
+      const uintptr_t skip1 = off + l1 >= stride ? (PN - 1) * stride : 0, skip2 = off + l2 >= stride ? (PN - 1) * stride : 0;
       QVL_UNROLL
       for (int s = 0; s < kBlockBytes / 64; ++s) {
         __m512i wv[PN];
         QVL_UNROLL
         for (int pn = 0; pn < PN; ++pn) {
           const uintptr_t at = reinterpret_cast<uintptr_t>(w[pn] + b * kBlockBytes + 64 * s);
-          _mm_prefetch(reinterpret_cast<const char*>(at + kL1Ahead + skip1), _MM_HINT_T0);
-          _mm_prefetch(reinterpret_cast<const char*>(at + kL2Ahead + skip2), _MM_HINT_T1);
+          _mm_prefetch(reinterpret_cast<const char*>(at + l1 + skip1), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(at + l2 + skip2), _MM_HINT_T1);
           wv[pn] = _mm512_loadu_si512(reinterpret_cast<const void*>(at));
         }
         QVL_UNROLL
@@ -231,10 +241,10 @@ constexpr int kPanelsAtOnce = (F == WeightFormat::Q8 && MB <= 2) || MB == 1 ? 2 
 
 // Panels P..P+PN-1 of MB activation rows from m0: y = bias + the sums; outputs from n1 on are
 // computed and dropped.
-template <WeightFormat F, int MB, int PN>
+template <WeightFormat F, int MB, int PN, bool Near>
 QVL_TARGET_AVX512VNNI inline void run_panels(const ops::MatmulParams& p, const PanelArgs& r, int64_t m0, int64_t P, int64_t n1) {
   __m512 v[MB][PN];
-  panel_dots<F, MB, PN>(r, P, v);
+  panel_dots<F, MB, PN, Near>(r, P, v);
   for (int pn = 0; pn < PN; ++pn) {
     const int64_t n = (P + pn) * kQPanelRows, left = n1 - n;
     const __mmask16 mk = left >= kQPanelRows ? kAll : static_cast<__mmask16>((1u << left) - 1);
@@ -257,8 +267,14 @@ QVL_TARGET_AVX512VNNI void tile_mb(const ops::MatmulParams& p, const QActs& a, i
   constexpr int PN = kPanelsAtOnce<F, MB>;
   const int64_t P1 = q_panel_count(n1);
   int64_t P = n0 / kQPanelRows;
-  for (; P + PN <= P1; P += PN) run_panels<F, MB, PN>(p, r, m0, P, n1);
-  for (; P < P1; ++P) run_panels<F, MB, 1>(p, r, m0, P, n1);
+  static const bool near = cpu_features().amd;
+  if (MB == 1 && near) {
+    for (; P + PN <= P1; P += PN) run_panels<F, MB, PN, true>(p, r, m0, P, n1);
+    for (; P < P1; ++P) run_panels<F, MB, 1, true>(p, r, m0, P, n1);
+    return;
+  }
+  for (; P + PN <= P1; P += PN) run_panels<F, MB, PN, false>(p, r, m0, P, n1);
+  for (; P < P1; ++P) run_panels<F, MB, 1, false>(p, r, m0, P, n1);
 }
 
 template <WeightFormat F>
