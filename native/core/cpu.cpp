@@ -31,6 +31,7 @@ CpuFeatures detect() {
   CpuFeatures f;
   unsigned a, b, c, d;
   if (!__get_cpuid(0, &a, &b, &c, &d)) return f;
+  const unsigned max_leaf = a;
   f.amd = b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u;  // "Auth" "enti" "cAMD"
   if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
   const bool osxsave = (c >> 27) & 1;
@@ -41,7 +42,6 @@ CpuFeatures detect() {
   const bool os_amx = (xcr0 & (3ull << 17)) == (3ull << 17);
   f.fma = os_ymm && ((c >> 12) & 1);
   f.f16c = os_ymm && ((c >> 29) & 1);
-  unsigned max_leaf = __get_cpuid_max(0, nullptr);
   if (max_leaf < 7) return f;
   __cpuid_count(7, 0, a, b, c, d);
   f.avx2 = os_ymm && avx && ((b >> 5) & 1);

@@ -253,6 +253,15 @@ QVL_TARGET_AVX512VNNI inline void run_panels(const ops::MatmulParams& p, const P
   }
 }
 
+// Panels [P, P1) of MB activation rows, PN at a time then one by one.
+template <WeightFormat F, int MB, bool Near>
+QVL_TARGET_AVX512VNNI void run_panel_range(const ops::MatmulParams& p, const PanelArgs& r, int64_t m0, int64_t P,
+                                           int64_t P1, int64_t n1) {
+  constexpr int PN = kPanelsAtOnce<F, MB>;
+  for (; P + PN <= P1; P += PN) run_panels<F, MB, PN, Near>(p, r, m0, P, n1);
+  for (; P < P1; ++P) run_panels<F, MB, 1, Near>(p, r, m0, P, n1);
+}
+
 // Outputs [n0, n1) of MB activation rows; n0 starts a panel.
 template <WeightFormat F, int MB>
 QVL_TARGET_AVX512VNNI void tile_mb(const ops::MatmulParams& p, const QActs& a, int64_t m0, int64_t n0, int64_t n1) {
@@ -264,17 +273,12 @@ QVL_TARGET_AVX512VNNI void tile_mb(const ops::MatmulParams& p, const QActs& a, i
   r.groups = a.groups, r.per_group = a.group / kQuantBlock;
   r.xq = a.q + m0 * a.K, r.xd = a.d + m0 * a.blocks, r.gs = a.gs + m0 * a.groups;
   r.xq_stride = a.K, r.xd_stride = a.blocks, r.gs_stride = a.groups;
-  constexpr int PN = kPanelsAtOnce<F, MB>;
-  const int64_t P1 = q_panel_count(n1);
-  int64_t P = n0 / kQPanelRows;
-  static const bool near = cpu_features().amd;
-  if (MB == 1 && near) {
-    for (; P + PN <= P1; P += PN) run_panels<F, MB, PN, true>(p, r, m0, P, n1);
-    for (; P < P1; ++P) run_panels<F, MB, 1, true>(p, r, m0, P, n1);
-    return;
+  const int64_t P = n0 / kQPanelRows, P1 = q_panel_count(n1);
+  if constexpr (MB == 1) {
+    static const bool near = cpu_features().amd;
+    if (near) return run_panel_range<F, MB, true>(p, r, m0, P, P1, n1);
   }
-  for (; P + PN <= P1; P += PN) run_panels<F, MB, PN, false>(p, r, m0, P, n1);
-  for (; P < P1; ++P) run_panels<F, MB, 1, false>(p, r, m0, P, n1);
+  run_panel_range<F, MB, false>(p, r, m0, P, P1, n1);
 }
 
 template <WeightFormat F>
