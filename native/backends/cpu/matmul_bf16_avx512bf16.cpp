@@ -17,25 +17,24 @@ namespace {
 
 QVL_TARGET_AVX512BF16 inline __m512bh as_bh(__m512i v) { return reinterpret_cast<__m512bh>(v); }
 
-// The row loops unrolled whole, the start's two cases apart: with one loop choosing load or zero
-// per row GCC 12 zeroed stack copies of the accumulators (rep stos) and moved them through memory
-// around the step loop, ~100 cycles a call. Attention's calls are short (S = q·kᵀ over a head dim
-// of 80 is 40 k-pairs), so there this was a fifth of the kernel's time: in L1 on one Zen 5 thread
-// S 340 -> 430 GFLOP/s, O = P·v 402 -> 425, an 8-step matmul block 422 -> 434 (peak ~440).
-#define QVL_UNROLL _Pragma("GCC unroll 16")
-
+// The row loops are unrolled whole and the start's two cases kept apart: with one loop choosing
+// load or zero per row GCC 12 zeroed stack copies of the accumulators (rep stos) and moved them
+// through memory around the step loop, ~100 cycles a call. Attention's calls are short (S = q·kᵀ
+// over a head dim of 80 is 40 k-pairs), so there this was a fifth of the kernel's time: in L1 on
+// one Zen 5 thread S 340 -> 430 GFLOP/s, O = P·v 402 -> 425, an 8-step matmul block 422 -> 434
+// (peak ~440).
 template <int R, bool Both>
 QVL_TARGET_AVX512BF16 void rows_block(const uint16_t* a, int64_t lda, const uint16_t* b, int64_t steps, float* c,
                                       int64_t ldc, bool accumulate, int last_pairs) {
   __m512 c0[R], c1[R];
   if (accumulate) {
-    QVL_UNROLL
+#pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       c0[r] = _mm512_loadu_ps(c + r * ldc);
       c1[r] = Both ? _mm512_loadu_ps(c + r * ldc + 16) : _mm512_setzero_ps();
     }
   } else {
-    QVL_UNROLL
+#pragma GCC unroll 16
     for (int r = 0; r < R; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
   }
   for (int64_t s = 0; s < steps; ++s) {
@@ -54,7 +53,7 @@ QVL_TARGET_AVX512BF16 void rows_block(const uint16_t* a, int64_t lda, const uint
       }
     }
   }
-  QVL_UNROLL
+#pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
     _mm512_storeu_ps(c + r * ldc, c0[r]);
     if (Both) _mm512_storeu_ps(c + r * ldc + 16, c1[r]);
