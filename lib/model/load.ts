@@ -124,7 +124,9 @@ export interface LoadOptions {
    * of them per token, so this sets decode's speed):
    * - `'auto'` (default): the fastest of the three as measured on this machine by the placement
    *   probe (a fraction of a second, on this checkpoint's own mapped pages; see {@link Model.placement}). Weights
-   *   are copied out of the mapped file only when owned memory reads over 10% faster.
+   *   are copied out of the mapped file only when owned memory reads over 10% faster, and owned
+   *   weights go in huge pages unless 4 KiB pages read over 10% faster (a steady read misses the
+   *   stalls 4 KiB pages bring when the kernel scans page tables during decode).
    * - `'mmap'`: the checkpoint file's pages, mapped as stored (no copy; the page cache holds them).
    * - `'owned'`: copied into memory the process owns, in 4 KiB pages.
    * - `'huge'`: the same in transparent huge pages (4 KiB pages where THP is off).

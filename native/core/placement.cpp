@@ -238,9 +238,9 @@ PlacementChoice choose_placement(std::optional<Placement> requested, const Place
   const double owned = probe.gbps[static_cast<int>(Placement::Owned)];
   const double huge = probe.gbps[static_cast<int>(Placement::Huge)];
   const double mapped = probe.gbps[static_cast<int>(Placement::Mmap)];
-  const Pages faster = probe.huge_possible && huge >= owned ? Pages::Huge : Pages::Small;
+  const Pages preferred = probe.huge_possible && huge * kHugeLoss >= owned ? Pages::Huge : Pages::Small;
   PlacementChoice c;
-  c.pages = faster;
+  c.pages = preferred;
   if (!requested) {
     c.copy_stored = std::max(owned, huge) > kCopyGain * mapped;
     return c;

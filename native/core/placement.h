@@ -4,6 +4,9 @@
 // checkpoint (4 KiB pages the kernel shares), owned memory in 4 KiB pages, or owned memory in
 // transparent huge pages. On AMD Zen 5 owned 4 KiB pages were fastest and huge pages slower; on
 // Intel machines the reverse. So the probe reads each once per process and the loader picks.
+// The probe's steady reads miss one cost of 4 KiB pages: whatever walks the page tables while
+// decode runs (a VM's memory monitor, NUMA balancing) stalls it in proportion to the pages mapped;
+// so huge pages are kept unless 4 KiB pages read clearly faster (kHugeLoss).
 #pragma once
 #include <optional>
 #include <string>
@@ -60,9 +63,17 @@ struct PlacementChoice {
 // costs load time and briefly holds the weights in the page cache and in the process.
 constexpr double kCopyGain = 1.10;
 
+// Owned weights go in huge pages unless 4 KiB pages read over this much faster. On a 2-core Zen 5
+// VM whose kernel samples page accessed bits every 500 ms (DAMON), the probe read the two alike
+// (95.3 and 94.9 GB/s) and the decode steps' medians matched, but with 4 KiB pages every few
+// steps took 2-9x the median: over 60-100 steps the mean was 1.1-1.8x that in huge pages (q8 and
+// bf16 2B, alternating loads).
+constexpr double kHugeLoss = 1.10;
+
 // `requested`: a placement asked for, or none for the fastest measured. Asking for 'mmap' keeps
-// stored weights mapped; weights converted at load are owned whatever is asked, in the faster
-// pages unless 'owned' or 'huge' says which. 'huge' without THP gets 4 KiB pages.
+// stored weights mapped; weights converted at load are owned whatever is asked, in huge pages
+// (unless 4 KiB pages read kHugeLoss faster, or 'owned' or 'huge' says which). 'huge' without THP
+// gets 4 KiB pages.
 PlacementChoice choose_placement(std::optional<Placement> requested, const PlacementProbe& probe);
 
 // Where a storage's bytes are: Mmap for a mapped file, Owned or Huge for owned memory by the pages

@@ -25,6 +25,7 @@ std::vector<Result> parity_rows(uint64_t seed);
 std::vector<Result> parity_rope_gather(uint64_t seed);
 std::vector<Result> parity_arena(uint64_t seed);
 std::vector<Result> parity_storage(uint64_t seed);
+std::vector<Result> parity_placement(uint64_t seed);
 std::vector<Result> parity_registry(uint64_t seed);
 std::vector<Result> parity_profiler(uint64_t seed);
 std::vector<Result> parity_quant_pack(uint64_t seed);
@@ -60,6 +61,7 @@ const std::vector<Entry>& suites() {
       {"token_mask", parity_token_mask},
       {"arena", parity_arena},
       {"storage", parity_storage},
+      {"placement", parity_placement},
       {"registry", parity_registry},
       {"profiler", parity_profiler},
       {"quant_pack", parity_quant_pack},
