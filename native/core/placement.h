@@ -70,7 +70,7 @@ constexpr double kCopyGain = 1.10;
 // bf16 2B, alternating loads).
 constexpr double kHugeLoss = 1.10;
 
-// `requested`: a placement asked for, or none for the fastest measured. Asking for 'mmap' keeps
+// `requested`: a placement asked for, or none to choose from the probe. Asking for 'mmap' keeps
 // stored weights mapped; weights converted at load are owned whatever is asked, in huge pages
 // (unless 4 KiB pages read kHugeLoss faster, or 'owned' or 'huge' says which). 'huge' without THP
 // gets 4 KiB pages.

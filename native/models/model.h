@@ -32,8 +32,8 @@ struct LoadPlan {
   Precision precision = Precision::Exact;
   // The converted-weights cache file and its key (empty path: none); see models/weight_cache.h.
   std::string cache_path, cache_key;
-  // Where the language model's linear weights live (core/placement.h); none: the fastest
-  // measured by the placement probe.
+  // Where the language model's linear weights live (core/placement.h); none: chosen from the
+  // placement probe's figures by choose_placement.
   std::optional<Placement> placement;
 };
 
