@@ -1,5 +1,5 @@
 /**
- * Child-process probe for the placement memory test (test/model/placement.test.ts). Prints the
+ * Child-process probe for the memory tests after load (run through placement-rss-run.ts). Prints the
  * resident set size outside the JS heap at three points: after a warm-up load of the small
  * fixture (freed again: the thread pool, the placement probe and the code are warm), after a second and a third load
  * of the fixture (kept: what a load costs besides its weights, the tokenizer above all), and after

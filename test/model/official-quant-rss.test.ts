@@ -4,15 +4,14 @@
 // checkpoints are wide enough (~190 MB of packed decoder weights) for RSS to measure that, and
 // their packed words are random: every 4-bit code and AWQ zero point is valid, so only the
 // layout matters here (official-quant.test.ts pins the values).
-import { spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSafetensors } from '../../lib/index.js';
 import { checkpointDir, MODEL_CONFIGS, REPO_FIXTURES } from '../helpers/fixtures.js';
+import { loadGrowth } from '../helpers/placement-rss-run.js';
 import {
   officialTensors,
   randomWeights,
@@ -26,7 +25,6 @@ import {
 import { f32ToF16Bits, type WriterTensors } from '../helpers/safetensors-writer.js';
 
 type Json = Record<string, unknown>;
-const repo = fileURLToPath(new URL('../..', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'qwenvl-official-quant-rss-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 const json = (file: string) => JSON.parse(readFileSync(file, 'utf8')) as Json;
@@ -133,16 +131,10 @@ describe('resident memory after loading an official quantized checkpoint', () =>
   it.each(['awq', 'gptq'] as const)('%s: the packed tensors leave memory once converted (within 10 percent)', async (method) => {
     const { dir, weightBytes, convertedBytes, packedBytes } = await write(method);
     expect(packedBytes).toBeGreaterThan(150 * 2 ** 20);
-    // The probe of the placement test: the small fixture's load first (a load's cost besides its
+    // The probe of the placement test: the small fixture's loads first (a load's cost besides its
     // weights), then this checkpoint's; 'mmap' keeps the stored tensors as views of the file.
-    const r = spawnSync(`${repo}node_modules/.bin/tsx`, ['--expose-gc', 'test/helpers/placement-rss.ts', dir, 'mmap'], {
-      cwd: repo, encoding: 'utf8', env: process.env,
-    });
+    const { grew, overhead } = loadGrowth(dir, 'mmap', fixtureBytes);
     rmSync(dir, { recursive: true, force: true });
-    expect(r.status, r.stderr).toBe(0);
-    const { start, withSmall, withBoth } = JSON.parse(r.stdout) as { start: number; withSmall: number; withBoth: number };
-    const overhead = Math.max(0, withSmall - start - fixtureBytes);
-    const grew = withBoth - withSmall;
     // No KV yet (sessions reserve it on demand). Kept mapped, the packed words would add about
     // their own size (as large as the q4 conversions: the same bits per weight) on top.
     const msg = `grew ${grew}, overhead ${overhead}, weights ${weightBytes}, packed ${packedBytes}`;

@@ -2,15 +2,13 @@
 // fastest (or where asked), the same logits from every placement, the probe's figures reported,
 // and the resident memory after load within the weights' own size plus 10% whichever placement
 // holds them (a copy out of the mapping releases the mapped pages as it goes).
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeSyntheticCheckpoint, TEXT, type SyntheticCheckpoint } from '../../lib/bench/synthetic.js';
 import { type Conversation, info, loadModel, type LoadOptions, openSafetensors, QwenVLError, type WeightPlacement } from '../../lib/index.js';
 import { checkpointDir } from '../helpers/fixtures.js';
+import { loadGrowth } from '../helpers/placement-rss-run.js';
 
-const repo = fileURLToPath(new URL('../..', import.meta.url));
 const fixture = checkpointDir('qwen2-vl');
 const ask: Conversation = [{ role: 'user', content: [{ type: 'text', text: 'Say something.' }] }];
 
@@ -110,22 +108,10 @@ describe('resident memory after load', () => {
 
   it.each(['mmap', 'owned', 'huge'] as const)('holds the weights once, within 10 percent, with placement %s', (placement) => {
     expect(weightBytes).toBeGreaterThan(200 * 2 ** 20);
-    const r = spawnSync(`${repo}node_modules/.bin/tsx`, ['--expose-gc', 'test/helpers/placement-rss.ts', ckpt.dir, placement], {
-      cwd: repo, encoding: 'utf8', env: process.env,
-    });
-    expect(r.status, r.stderr).toBe(0);
-    const { start, withSmall, withSmall2, withBoth, used, thp, mappedFrom } = JSON.parse(r.stdout) as {
-      start: number; withSmall: number; withSmall2: number; withBoth: number; used: string; thp: string; mappedFrom: string;
-    };
+    const { grew, overhead, used, thp, mappedFrom } = loadGrowth(ckpt.dir, placement, fixtureBytes);
     // The checkpoint's largest tensor (the embedding table) is long enough to measure its own mapping.
     expect(mappedFrom).toBe(join(ckpt.dir, 'model.safetensors'));
     expect(used).toBe(placement === 'huge' && thp !== 'always' && thp !== 'madvise' ? 'owned' : placement);
-    // What a load costs besides its weights (the tokenizer's tables: tens of MB, the same for both
-    // checkpoints, which share the tokenizer), from the fixture's loads: the larger of the two, as
-    // the first can reuse memory the warm-up freed (it read 0 once in a full-suite run, and the
-    // checkpoint's load then paid 1.19x its weights).
-    const overhead = Math.max(0, withSmall - start - fixtureBytes, withSmall2 - withSmall - fixtureBytes);
-    const grew = withBoth - withSmall2;
     // No KV yet (sessions reserve it on demand): the rest is the weights, every byte read once by
     // the finite-value scan, in whichever memory holds them; a copy that kept its mapped pages
     // would hold the language model's weights twice.
