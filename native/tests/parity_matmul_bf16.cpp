@@ -44,13 +44,13 @@ using Shape = MatmulShape;
 const Shape kShapes[] = {
     {1, 1, 1},     {1, 33, 17},    {17, 31, 5},    {17, 64, 32},   {32, 7, 16},    {33, 129, 63},  {100, 1, 300},
     {100, 1025, 65}, {100, 96, 129}, {513, 33, 17},  {513, 1025, 129}, {64, 2100, 40}, {2, 257, 300}, {0, 33, 17},
-    {5, 0, 7},     {5, 16, 0},
+    {5, 0, 7},     {5, 16, 0},     {1025, 65, 33},  // past a task's rows (kTaskRows)
 };
 
 // Shapes for the block formats (K a multiple of 128, so f8 runs them too, or of 32 for q8/q4).
 const Shape kQuantShapes[] = {
     {1, 32, 1},     {17, 96, 33},    {33, 128, 17},  {100, 1152, 65}, {513, 1280, 129},
-    {64, 2176, 40}, {40, 384, 300},  {70, 1120, 50}, {0, 128, 5},     {5, 128, 0},
+    {64, 2176, 40}, {40, 384, 300},  {70, 1120, 50}, {0, 128, 5},     {5, 128, 0},     {1040, 160, 20},
 };
 
 bool is_block_format(WeightFormat f) { return weight_format_traits(f).kernel != WeightKernel::DenseF32; }

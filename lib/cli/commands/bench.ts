@@ -24,8 +24,9 @@ options:
   --tokens N           decode steps timed (integer from 1 to 4096; default 32)
   --image WxH          the image's size in pixels (default 448x448)
   --threads N          compute threads (integer from 1 to 1024; default: physical cores)
-  --placement WHERE    where the language model's weights live: auto (default: the fastest the
-                       placement probe measured), mmap, owned (4 KiB pages) or huge (huge pages)
+  --placement WHERE    where the language model's weights live: auto (default: chosen from the
+                       placement probe's reads, see README "Weight placement"), mmap, owned
+                       (4 KiB pages) or huge (huge pages)
   --profile            also show where each stage's time goes, per op family (matmul, attention, …),
                        from profiled passes run after the timed ones
   --json               print the report as one JSON object
