@@ -5,7 +5,8 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
-import type { LoadOptions } from '../../lib/index.js';
+import { type LoadOptions, openSafetensors } from '../../lib/index.js';
+import { checkpointDir } from './fixtures.js';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -19,8 +20,18 @@ export interface LoadGrowth {
   mappedFrom: string;
 }
 
-/** Loads DIR with PLACEMENT after two kept loads of the fixture, whose own weights come to FIXTUREBYTES. */
-export function loadGrowth(dir: string, placement: NonNullable<LoadOptions['placement']>, fixtureBytes: number): LoadGrowth {
+/** Bytes of every tensor in a checkpoint's safetensors files. */
+export async function tensorBytes(dir: string): Promise<number> {
+  const st = await openSafetensors(dir);
+  let n = 0;
+  for (const t of st.tensors.values()) n += t.byteLength;
+  st.dispose();
+  return n;
+}
+
+/** Loads DIR with PLACEMENT after two kept loads of the fixture (the probe's). */
+export async function loadGrowth(dir: string, placement: NonNullable<LoadOptions['placement']>): Promise<LoadGrowth> {
+  const fixtureBytes = await tensorBytes(checkpointDir('qwen2-vl'));
   const r = spawnSync(`${repo}node_modules/.bin/tsx`, ['--expose-gc', 'test/helpers/placement-rss.ts', dir, placement], {
     cwd: repo, encoding: 'utf8', env: process.env,
   });

@@ -8,9 +8,9 @@ import { randomFillSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { openSafetensors } from '../../lib/index.js';
-import { checkpointDir, MODEL_CONFIGS, REPO_FIXTURES } from '../helpers/fixtures.js';
+import { MODEL_CONFIGS, REPO_FIXTURES } from '../helpers/fixtures.js';
 import { loadGrowth } from '../helpers/placement-rss-run.js';
 import {
   officialTensors,
@@ -121,19 +121,12 @@ async function write(method: 'awq' | 'gptq'): Promise<Written> {
 }
 
 describe('resident memory after loading an official quantized checkpoint', () => {
-  let fixtureBytes = 0;
-  beforeAll(async () => {
-    const st = await openSafetensors(checkpointDir('qwen2-vl'));
-    for (const t of st.tensors.values()) fixtureBytes += t.byteLength;
-    st.dispose();
-  });
-
   it.each(['awq', 'gptq'] as const)('%s: the packed tensors leave memory once converted (within 10 percent)', async (method) => {
     const { dir, weightBytes, convertedBytes, packedBytes } = await write(method);
     expect(packedBytes).toBeGreaterThan(150 * 2 ** 20);
     // The probe of the placement test: the small fixture's loads first (a load's cost besides its
     // weights), then this checkpoint's; 'mmap' keeps the stored tensors as views of the file.
-    const { grew, overhead } = loadGrowth(dir, 'mmap', fixtureBytes);
+    const { grew, overhead } = await loadGrowth(dir, 'mmap');
     rmSync(dir, { recursive: true, force: true });
     // No KV yet (sessions reserve it on demand). Kept mapped, the packed words would add about
     // their own size (as large as the q4 conversions: the same bits per weight) on top.

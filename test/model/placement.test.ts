@@ -1,13 +1,13 @@
-// loadModel's `placement`: the language model's weights where the placement probe measured them
-// fastest (or where asked), the same logits from every placement, the probe's figures reported,
+// loadModel's `placement`: the language model's weights where the placement probe's figures put
+// them (or where asked), the same logits from every placement, the probe's figures reported,
 // and the resident memory after load within the weights' own size plus 10% whichever placement
 // holds them (a copy out of the mapping releases the mapped pages as it goes).
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeSyntheticCheckpoint, TEXT, type SyntheticCheckpoint } from '../../lib/bench/synthetic.js';
-import { type Conversation, info, loadModel, type LoadOptions, openSafetensors, QwenVLError, type WeightPlacement } from '../../lib/index.js';
+import { type Conversation, info, loadModel, type LoadOptions, QwenVLError, type WeightPlacement } from '../../lib/index.js';
 import { checkpointDir } from '../helpers/fixtures.js';
-import { loadGrowth } from '../helpers/placement-rss-run.js';
+import { loadGrowth, tensorBytes } from '../helpers/placement-rss-run.js';
 
 const fixture = checkpointDir('qwen2-vl');
 const ask: Conversation = [{ role: 'user', content: [{ type: 'text', text: 'Say something.' }] }];
@@ -89,26 +89,17 @@ describe('resident memory after load', () => {
   // bf16 weights, most of it the tied embedding table that the LM head reads.
   let ckpt: SyntheticCheckpoint;
   let weightBytes = 0;
-  let fixtureBytes = 0;
-  const bytesOf = async (dir: string) => {
-    const st = await openSafetensors(dir);
-    let n = 0;
-    for (const t of st.tensors.values()) n += t.byteLength;
-    st.dispose();
-    return n;
-  };
   beforeAll(async () => {
     ckpt = await writeSyntheticCheckpoint(4, 1, fixture, { ...TEXT, hidden: 512, heads: 4, kv: 2, inter: 2048 });
-    weightBytes = await bytesOf(ckpt.dir);
-    fixtureBytes = await bytesOf(fixture);
+    weightBytes = await tensorBytes(ckpt.dir);
   }, 120_000);
   afterAll(async () => {
     await ckpt?.remove();
   });
 
-  it.each(['mmap', 'owned', 'huge'] as const)('holds the weights once, within 10 percent, with placement %s', (placement) => {
+  it.each(['mmap', 'owned', 'huge'] as const)('holds the weights once, within 10 percent, with placement %s', async (placement) => {
     expect(weightBytes).toBeGreaterThan(200 * 2 ** 20);
-    const { grew, overhead, used, thp, mappedFrom } = loadGrowth(ckpt.dir, placement, fixtureBytes);
+    const { grew, overhead, used, thp, mappedFrom } = await loadGrowth(ckpt.dir, placement);
     // The checkpoint's largest tensor (the embedding table) is long enough to measure its own mapping.
     expect(mappedFrom).toBe(join(ckpt.dir, 'model.safetensors'));
     expect(used).toBe(placement === 'huge' && thp !== 'always' && thp !== 'madvise' ? 'owned' : placement);
