@@ -35,6 +35,7 @@
 #include <cstdlib>
 #include <limits>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "backends/cpu/matmul_bf16_cpu.h"
@@ -114,12 +115,6 @@ QVL_TARGET_AVX512BF16 void load_q(const ops::AttentionParams& p, int64_t r0, int
 QVL_TARGET_AVX512BF16 inline float hmax(__m512 v) { return _mm512_reduce_max_ps(v); }
 QVL_TARGET_AVX512BF16 inline float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
 
-// The weights 2^(s·c − m) of 32 consecutive scores.
-QVL_TARGET_AVX512BF16 inline void weights32(const float* s, __m512 c, __m512 m, __m512& a, __m512& b) {
-  a = vm::exp2_avx512(_mm512_fmsub_ps(_mm512_loadu_ps(s), c, m));
-  b = vm::exp2_avx512(_mm512_fmsub_ps(_mm512_loadu_ps(s + 16), c, m));
-}
-
 // 32 weights stored as bf16, and their rounded values summed into `sum` (VDPBF16PS against ones:
 // exact products, one instruction for the 32).
 QVL_TARGET_AVX512BF16 inline void store_weights(__m512 a, __m512 b, uint16_t* prow, __m512& sum) {
@@ -128,20 +123,12 @@ QVL_TARGET_AVX512BF16 inline void store_weights(__m512 a, __m512 b, uint16_t* pr
   _mm512_storeu_si512(prow, reinterpret_cast<__m512i>(w));
 }
 
-// One query row's weights for a key block: its n scores (the first `valid` real, n a multiple of
-// 32) lie in 32-score pieces `stride` floats apart; prow gets 2^(s·c − m) as bf16 (zero past
-// `valid`). m (the row's reference, an integer or −inf before the first block) rises to
-// ceil(max s·c) when that is above it, and then the row's sum l and its dp outputs o scale by
-// 2^(old m − new m), exactly. The block's rounded weights join l, kept as 16 lanes summed once at
-// the end (a horizontal sum per row and block cost a quarter of this function's time).
-QVL_TARGET_AVX512BF16 void block_weights(const float* s, int64_t stride, int64_t n, int64_t valid, float c, float& m,
-                                         __m512& l, float* o, int64_t dp, uint16_t* prow) {
-  if (valid <= 0) {  // a causal row's keys ended in an earlier block
-    std::fill_n(prow, n, uint16_t{0});
-    return;
-  }
-  // max(s·c) as (max s)·c, or (min s)·c for c < 0: rounding is monotonic, so the same float, and
-  // the pass needs no multiply.
+// Raises a row's reference m to top = ceil(max s·c) over its first `valid` scores when that is
+// above it; the row's sum l and its dp outputs o then scale by 2^(old m − new m), exactly.
+// max(s·c) is taken as (max s)·c, or (min s)·c for c < 0: rounding is monotonic, so the same
+// float, and the pass needs no multiply. False when m stays.
+QVL_TARGET_AVX512BF16 bool raise_reference(const float* s, int64_t stride, int64_t valid, float c, float& m, __m512& l,
+                                           float* o, int64_t dp) {
   const bool up = c >= 0.0f;
   const __m512 inf = _mm512_set1_ps(up ? -std::numeric_limits<float>::infinity() : std::numeric_limits<float>::infinity());
   __m512 ext = inf;
@@ -150,30 +137,72 @@ QVL_TARGET_AVX512BF16 void block_weights(const float* s, int64_t stride, int64_t
     ext = up ? _mm512_max_ps(ext, x) : _mm512_min_ps(ext, x);
   }
   const float top = std::ceil((up ? hmax(ext) : _mm512_reduce_min_ps(ext)) * c);
-  if (top > m) {
-    if (m != -std::numeric_limits<float>::infinity()) {  // else l and o are still zero
-      // scalef takes any exponent: an underflowing factor gives 0, never a wrapped integer.
-      const __m512 f = _mm512_scalef_ps(_mm512_set1_ps(1.0f), _mm512_set1_ps(m - top));
-      l = _mm512_mul_ps(l, f);
-      for (int64_t d = 0; d < dp; d += 16) _mm512_storeu_ps(o + d, _mm512_mul_ps(_mm512_loadu_ps(o + d), f));
-    }
-    m = top;
+  if (!(top > m)) return false;
+  if (m != -std::numeric_limits<float>::infinity()) {  // else l and o are still zero
+    // scalef takes any exponent: an underflowing factor gives 0, never a wrapped integer.
+    const __m512 f = _mm512_scalef_ps(_mm512_set1_ps(1.0f), _mm512_set1_ps(m - top));
+    l = _mm512_mul_ps(l, f);
+    for (int64_t d = 0; d < dp; d += 16) _mm512_storeu_ps(o + d, _mm512_mul_ps(_mm512_loadu_ps(o + d), f));
   }
-  const __m512 vc = _mm512_set1_ps(c), vm = _mm512_set1_ps(m);
+  m = top;
+  return true;
+}
+
+// One query row's weights for a key block of NV x 16 scores (the first `valid` real) in 32-score
+// pieces `stride` floats apart: prow gets 2^(s·c − m) as bf16 (zero past `valid`), after m (the
+// row's reference, an integer or −inf before the first block) rises to ceil(max s·c) if that is
+// above it (raise_reference). The block's rounded weights join l, kept as 16 lanes summed once at
+// the end (a horizontal sum per row and block cost a quarter of this function's time).
+// m can rise only when some s·c − m is positive (m is an integer, so ceil(x) > m exactly when
+// x > m; fused, s·c − m has the sign of the exact difference), and after a row's first blocks
+// that is rare: the block's maximum, a pass over the scores and a horizontal reduction, is taken
+// only then, and the s·c − m already in registers serve the weights otherwise. The weights are
+// the same bits either way.
+template <int NV>
+QVL_TARGET_AVX512BF16 void block_weights_n(const float* s, int64_t stride, int64_t valid, float c, float& m, __m512& l,
+                                           float* o, int64_t dp, uint16_t* prow) {
+  const __m512 vc = _mm512_set1_ps(c), zero = _mm512_setzero_ps();
+  __m512 y[NV];
+  __mmask16 above = 0;
+  __m512 ref = _mm512_set1_ps(m);
+#pragma GCC unroll 8
+  for (int i = 0; i < NV; ++i) {
+    y[i] = _mm512_fmsub_ps(_mm512_loadu_ps(s + i / 2 * stride + i % 2 * 16), vc, ref);
+    above |= _mm512_mask_cmp_ps_mask(lanes16(valid - 16 * i), y[i], zero, _CMP_GT_OQ);
+  }
+  if (above && raise_reference(s, stride, valid, c, m, l, o, dp)) {
+    ref = _mm512_set1_ps(m);
+#pragma GCC unroll 8
+    for (int i = 0; i < NV; ++i) y[i] = _mm512_fmsub_ps(_mm512_loadu_ps(s + i / 2 * stride + i % 2 * 16), vc, ref);
+  }
   __m512 sum = l;
-  int64_t j = 0;
-  for (; j + 32 <= valid; j += 32) {
-    __m512 a, b;
-    weights32(s + j / 32 * stride, vc, vm, a, b);
-    store_weights(a, b, prow + j, sum);
-  }
-  for (; j < n; j += 32) {  // the keys past `valid` weigh nothing
-    __m512 a, b;
-    weights32(s + j / 32 * stride, vc, vm, a, b);
-    a = _mm512_maskz_mov_ps(lanes16(valid - j), a), b = _mm512_maskz_mov_ps(lanes16(valid - j - 16), b);
-    store_weights(a, b, prow + j, sum);
+#pragma GCC unroll 4
+  for (int i = 0; i < NV; i += 2) {
+    __m512 a = vm::exp2_avx512(y[i]), b = vm::exp2_avx512(y[i + 1]);
+    if (16 * i + 32 > valid) {  // the keys past `valid` weigh nothing
+      a = _mm512_maskz_mov_ps(lanes16(valid - 16 * i), a);
+      b = _mm512_maskz_mov_ps(lanes16(valid - 16 * i - 16), b);
+    }
+    store_weights(a, b, prow + 16 * i, sum);
   }
   l = sum;
+}
+
+// The same for n scores (a multiple of 32, at most kKeys).
+QVL_TARGET_AVX512BF16 void block_weights(const float* s, int64_t stride, int64_t n, int64_t valid, float c, float& m,
+                                         __m512& l, float* o, int64_t dp, uint16_t* prow) {
+  static_assert(kKeys == 128, "block_weights: one case per 32 keys of a block");
+  if (valid <= 0) {  // a causal row's keys ended in an earlier block
+    std::fill_n(prow, n, uint16_t{0});
+    return;
+  }
+  switch (n / 32) {
+    case 1: return block_weights_n<2>(s, stride, valid, c, m, l, o, dp, prow);
+    case 2: return block_weights_n<4>(s, stride, valid, c, m, l, o, dp, prow);
+    case 3: return block_weights_n<6>(s, stride, valid, c, m, l, o, dp, prow);
+    case 4: return block_weights_n<8>(s, stride, valid, c, m, l, o, dp, prow);
+  }
+  fail(ErrorCode::Native, "attention_bf16: a key block of " + std::to_string(n) + " scores");
 }
 
 // Per-thread scratch, kept between calls, one per Slot.
