@@ -110,14 +110,25 @@ QVL_TARGET_AVX512BF16 inline void transpose16x16(__m512i r[16]) {
   for (int i = 0; i < 16; ++i) r[i] = t[i];
 }
 
+// Steps ahead the packer asks for each row's weights (rows read from memory): sixteen rows a
+// step are more streams than the hardware prefetchers follow, and the packing waited on the
+// loads. 4 ran the 2B vision tower under 'fast' 3% faster at 448x448 and at 1288x980 (in-process
+// A/B, 2-thread Zen 5); 8 about the same, 16 less.
+constexpr int64_t kPackAhead = 4;
+
 // One 16-output group of a packed panel: rows[j] (valid[j]; invalid rows pack as zero) read as DT
 // from element kb + 32 s for step s, `len` elements valid past kb (the rest zero), into the 16
-// columns at dst of each of `steps` packed steps.
+// columns at dst of each of `steps` packed steps. `from_memory`: prefetch kPackAhead steps ahead.
 template <DType DT>
 QVL_TARGET_AVX512BF16 void pack_group16(const void* const rows[16], const bool valid[16], int64_t kb, int64_t len,
-                                        int64_t steps, uint16_t* dst) {
+                                        int64_t steps, uint16_t* dst, bool from_memory) {
+  constexpr int64_t kBytes = DT == DType::F32 ? 4 : 2;
   for (int64_t s = 0; s < steps; ++s) {
     const int64_t k = kb + s * kBf16Step, left = len - s * kBf16Step;
+    if (from_memory && s + kPackAhead < steps) {
+      for (int j = 0; j < 16; ++j)
+        if (valid[j]) _mm_prefetch(static_cast<const char*>(rows[j]) + (k + kPackAhead * kBf16Step) * kBytes, _MM_HINT_T0);
+    }
     __m512i r[16];
     for (int j = 0; j < 16; ++j) r[j] = valid[j] && left > 0 ? load32<DT>(rows[j], k, left) : _mm512_setzero_si512();
     transpose16x16(r);
@@ -156,7 +167,7 @@ QVL_TARGET_AVX512BF16 void pack_weights(const Bf16PanelSource& p, int64_t n0, in
       valid[j] = nb + j < n1;
       rows[j] = base + (valid[j] ? nb + j : n0) * p.ld * kBytes;
     }
-    pack_group16<DT>(rows, valid, k0, p.K - k0, steps, group_dst(out, n0, nb, steps));
+    pack_group16<DT>(rows, valid, k0, p.K - k0, steps, group_dst(out, n0, nb, steps), true);
   }
   zero_tail_tile(n0, n1, steps, out);
 }
@@ -182,7 +193,7 @@ QVL_TARGET_AVX512BF16 void pack_dequantized(const Bf16PanelSource& p, int64_t n0
       rows[j] = row + offset;
       if (valid[j] && span > 0) t.dequantize_row(w, nb + j, kb, span, row);
     }
-    pack_group16<DType::F32>(rows, valid, 0, len, steps, group_dst(out, n0, nb, steps));
+    pack_group16<DType::F32>(rows, valid, 0, len, steps, group_dst(out, n0, nb, steps), false);
   }
   zero_tail_tile(n0, n1, steps, out);
 }
