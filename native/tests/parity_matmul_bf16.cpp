@@ -7,8 +7,9 @@
 // be off by ~2^-9 of each product, ~2e-3 of sqrt(K): a hundred times the bound.
 //
 // Shapes cover the driver's seams: 32-row blocks and 16/32-output tiles (M, N not multiples),
-// 32-k steps (K odd, K < 32), the 1024-k weight blocks (K = 1025, 2100: accumulating blocks),
-// 512-row and 128-output tasks (M = 513, N = 300), row and output strides, bias or none.
+// 32-k steps (K odd, K < 32), the weight blocks of at most 1280 k (K = 2100, 2700: accumulating
+// blocks, equal or with a shorter last one), 1024-row and 128-output tasks (M = 1025, N = 300),
+// row and output strides, bias or none.
 // q8, q4 (groups 32 and 128) and f8 weights: the reference dequantizes whole rows through the
 // format's dequantize_row and rounds them like f32 rows; the kernels dequantize per packed panel
 // (f8 in whole 128-blocks), so the same bound holds. K is a whole number of the format's blocks:
@@ -45,6 +46,7 @@ const Shape kShapes[] = {
     {1, 1, 1},     {1, 33, 17},    {17, 31, 5},    {17, 64, 32},   {32, 7, 16},    {33, 129, 63},  {100, 1, 300},
     {100, 1025, 65}, {100, 96, 129}, {513, 33, 17},  {513, 1025, 129}, {64, 2100, 40}, {2, 257, 300}, {0, 33, 17},
     {5, 0, 7},     {5, 16, 0},     {1025, 65, 33},  // past a task's rows (kTaskRows)
+    {40, 2700, 33},  // three k blocks, the last shorter (928, 928, 864)
 };
 
 // Shapes for the block formats (K a multiple of 128, so f8 runs them too, or of 32 for q8/q4).
