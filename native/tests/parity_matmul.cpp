@@ -47,6 +47,8 @@ const Shape kShapes[] = {
     {1, 256, 70},   {1, 384, 45},   {4, 128, 130}, {2, 256, 99},
     // x larger than the driver's packed-x scratch (16 MiB, matmul_driver.cpp): rows in two passes.
     {1031, 4200, 19},
+    // Rows past the int8 drivers' row part (kRowPart = 1024, matmul_q_driver.cpp): three parts.
+    {2100, 128, 40},
 };
 
 Result check_rejects(const char* what, MatmulParams p) {
