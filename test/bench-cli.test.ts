@@ -65,9 +65,14 @@ describe('qwenvl bench', () => {
     expect(bf16.placement.probe.readGBps.owned).toBeGreaterThan(0);
   }, 120_000);
 
-  it('--weights q8 reports the q8 format and its bytes per token', () => {
-    const q8 = bench(['--weights', 'q8', '--precision', 'fast', '--placement', 'owned']);
+  it('--weights q8 reports the q8 format and its bytes per token (--vision-weights: the tower\'s)', () => {
+    const q8 = bench(['--weights', 'q8', '--vision-weights', 'q8', '--precision', 'fast', '--placement', 'owned']);
     expect(q8.weights).toBe('q8');
+    expect([bf16.visionWeights, q8.visionWeights]).toEqual(['bf16', 'q8']);
+    // AMX runs q8 weights on its bf16 tiles under fast (dequantized per panel): its peak bounds them.
+    const note = `the ${q8.peak.kind} peak bounds the bf16/f32 matmuls; the vision tower's q8 kernels may use other instructions`;
+    expect(q8.notes.includes(note)).toBe(q8.peak.kind !== 'amx-bf16');
+    expect(bf16.notes.some((n) => /vision tower's/.test(n))).toBe(false);
     expect(q8.placement).toMatchObject({ requested: 'owned', used: 'owned' });
     expect(q8.precision).toBe('fast');
     // int8 with per-block scales: a bit over half of bf16's bytes.
@@ -107,6 +112,7 @@ describe('qwenvl bench', () => {
 
   it.each([
     [['--weights', 'q5'], "--weights must be bf16, q8 or q4, got 'q5'"],
+    [['--vision-weights', 'auto'], "--vision-weights must be bf16, q8 or q4, got 'auto'"],
     [['--precision', 'half'], "--precision must be exact or fast, got 'half'"],
     [['--tokens', '0'], "--tokens must be an integer from 1 to 4096, got '0'"],
     [['--tokens', '2.5'], "--tokens must be an integer from 1 to 4096, got '2.5'"],

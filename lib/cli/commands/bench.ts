@@ -5,8 +5,9 @@ import type { BenchReport } from '../../bench/run.js';
 import { UsageError, integerOption, stringValue, threadsOption } from '../args.js';
 import type { Command } from '../command.js';
 
-const HELP = `usage: qwenvl bench [--model DIR] [--weights bf16|q8|q4] [--precision exact|fast] [--tokens N]
-                    [--image WxH] [--threads N] [--placement auto|mmap|owned|huge] [--profile] [--json]
+const HELP = `usage: qwenvl bench [--model DIR] [--weights bf16|q8|q4] [--vision-weights bf16|q8|q4]
+                    [--precision exact|fast] [--tokens N] [--image WxH] [--threads N]
+                    [--placement auto|mmap|owned|huge] [--profile] [--json]
 
 Times the vision tower on one image, the prefill of a text prompt and greedy decode, and measures
 in the same process the floors they are compared with: the memory read bandwidth (decode floor =
@@ -20,6 +21,8 @@ options:
                        widths with 4 decoder layers and 2 vision blocks; needs the repository's
                        test fixtures for its tokenizer)
   --weights FORMAT     the language model's weights: bf16 (as stored), q8 or q4 (default bf16)
+  --vision-weights FORMAT
+                       the vision tower's linear weights: bf16 (as stored), q8 or q4 (default bf16)
   --precision MODE     exact (default) or fast (bf16 activations)
   --tokens N           decode steps timed (integer from 1 to 4096; default 32)
   --image WxH          the image's size in pixels (default 448x448)
@@ -46,6 +49,12 @@ function parseImage(raw: string): { width: number; height: number } {
   return { width: w, height: h };
 }
 
+function weightsOption(values: Record<string, unknown>, name: 'weights' | 'vision-weights'): 'bf16' | 'q8' | 'q4' {
+  const v = stringValue(values, name) ?? 'bf16';
+  if (v !== 'bf16' && v !== 'q8' && v !== 'q4') throw new UsageError(`--${name} must be bf16, q8 or q4, got '${v}'`);
+  return v;
+}
+
 function fmtSeconds(s: number): string {
   if (s >= 1) return `${s.toFixed(2)} s`;
   return s >= 1e-3 ? `${(s * 1e3).toFixed(s >= 0.01 ? 1 : 2)} ms` : `${(s * 1e6).toFixed(1)} µs`;
@@ -64,7 +73,7 @@ function table(r: BenchReport): string {
   const line = (c: string[]) => c.map((x, i) => (i === 0 ? x.padEnd(widths[i]) : x.padStart(widths[i]))).join('  ');
   const what = r.synthetic ? `synthetic Qwen2-VL-2B widths, ${r.synthetic.layers} decoder layers, ${r.synthetic.visionDepth} vision blocks` : r.model;
   return [
-    `model: ${what} (${r.family}; weights ${r.weights}, precision ${r.precision}; loaded in ${r.loadSeconds.toFixed(2)} s)`,
+    `model: ${what} (${r.family}; weights ${r.weights}, vision weights ${r.visionWeights}, precision ${r.precision}; loaded in ${r.loadSeconds.toFixed(2)} s)`,
     `cpu: ${r.cpu}, ${r.threads} threads`,
     placementLine(r),
     `memory read: ${r.readGBps.best.toFixed(1)} GB/s (best of ${r.readGBps.runs.map((g) => g.toFixed(1)).join(', ')}); ${(r.decodeBytesPerToken / 2 ** 20).toFixed(0)} MiB of weights per token`,
@@ -106,6 +115,7 @@ export const benchCommand: Command = {
   options: {
     model: { type: 'string' },
     weights: { type: 'string' },
+    'vision-weights': { type: 'string' },
     precision: { type: 'string' },
     tokens: { type: 'string' },
     image: { type: 'string' },
@@ -116,8 +126,8 @@ export const benchCommand: Command = {
   },
   async run({ values, positionals }) {
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
-    const weights = stringValue(values, 'weights') ?? 'bf16';
-    if (weights !== 'bf16' && weights !== 'q8' && weights !== 'q4') throw new UsageError(`--weights must be bf16, q8 or q4, got '${weights}'`);
+    const weights = weightsOption(values, 'weights');
+    const visionWeights = weightsOption(values, 'vision-weights');
     const precision = stringValue(values, 'precision') ?? 'exact';
     if (precision !== 'exact' && precision !== 'fast') throw new UsageError(`--precision must be exact or fast, got '${precision}'`);
     const tokens = integerOption(values, 'tokens', 1, 4096) ?? 32;
@@ -139,7 +149,7 @@ export const benchCommand: Command = {
     const { runBench } = await import('../../bench/run.js');
     const report = await runBench({
       ...(model !== undefined ? { model } : { tokenizerDir }),
-      weights, precision, tokens, image, placement, profile: values.profile === true,
+      weights, visionWeights, precision, tokens, image, placement, profile: values.profile === true,
       ...(threads !== undefined ? { threads } : {}),
       log: (l) => void process.stderr.write(`bench: ${l}\n`),
     });
