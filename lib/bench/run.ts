@@ -27,8 +27,8 @@ export interface BenchOptions {
   syntheticLayers?: number;
   syntheticVisionDepth?: number;
   weights: BenchWeights;
-  /** The vision tower's linear weights (loadModel's `visionWeights`; default 'bf16', as stored). */
-  visionWeights?: BenchWeights;
+  /** The vision tower's linear weights (loadModel's `visionWeights`; 'bf16' keeps them as stored). */
+  visionWeights: BenchWeights;
   precision: 'exact' | 'fast';
   /** Decode steps timed. */
   tokens: number;
@@ -108,12 +108,12 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   }
   try {
     const dir = synthetic?.dir ?? o.model!;
-    log(`loading ${dir} (weights ${o.weights}, vision weights ${o.visionWeights ?? 'bf16'}, precision ${o.precision})`);
+    log(`loading ${dir} (weights ${o.weights}, vision weights ${o.visionWeights}, precision ${o.precision})`);
     const [model, loadSeconds] = await time(() =>
       // No prefix cache: decode is timed as the difference of runs of one prompt, each prefilling it.
       loadModel(dir, {
         weights: o.weights,
-        visionWeights: o.visionWeights ?? 'bf16',
+        visionWeights: o.visionWeights,
         precision: o.precision,
         engine: { prefixCacheBytes: 0 },
         ...(o.threads !== undefined ? { threads: o.threads } : {}),
@@ -189,14 +189,13 @@ async function measure(model: Model, dir: string, o: BenchOptions, loadSeconds: 
   if (work.moe) notes.push('MoE: decode bytes and FLOPs count every expert, a token reads only the routed ones');
   // Only AMX runs q8/q4 prefill in bf16 too (weights dequantized per panel; ops/matmul.h).
   if (o.weights !== 'bf16' && kind !== 'amx-bf16') notes.push(`the ${kind} peak bounds the bf16/f32 matmuls; ${o.weights} prefill kernels may use other instructions`);
-  const vw = o.visionWeights ?? 'bf16';
-  if (vw !== 'bf16' && kind !== 'amx-bf16') notes.push(`the ${kind} peak bounds the bf16/f32 matmuls; the vision tower's ${vw} kernels may use other instructions`);
+  if (o.visionWeights !== 'bf16' && kind !== 'amx-bf16') notes.push(`the ${kind} peak bounds the bf16/f32 matmuls; the vision tower's ${o.visionWeights} kernels may use other instructions`);
   return {
     model: dir,
     synthetic,
     family: config.family,
     weights: o.weights,
-    visionWeights: o.visionWeights ?? 'bf16',
+    visionWeights: o.visionWeights,
     precision: o.precision,
     threads: native.info().threads,
     cpu: native.info().cpu.brand.trim(),
