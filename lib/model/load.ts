@@ -88,8 +88,9 @@ export interface LoadOptions {
   /**
    * How the language model's linear weights (attention, MLP, LM head; tied or not) are kept:
    * - `'bf16'` (default): as stored in the checkpoint (bf16, f16 or f32): the exact path.
-   * - `'q8'`: quantized at load to int8, one f16 scale per 32 weights (8.5 bits per weight): about half
-   *   the bytes a decode step reads, with a small measured error (README, "Quantized weights").
+   * - `'q8'`: quantized at load to int8, one f16 scale per 64 weights (8.25 bits per weight; per 32, 8.5
+   *   bits, where a weight's input size is no multiple of 64): about half the bytes a decode step reads,
+   *   with a small measured error (README, "Quantized weights").
    * - `'q4'`: 4-bit with an f16 scale and a 4-bit zero point per 64 weights (4.3125 bits per weight; per 32
    *   where a weight's input size is no multiple of 64), both fitted to each group's weights: fewer bytes
    *   still, a larger error (about llama.cpp's Q4_0's).
@@ -105,8 +106,10 @@ export interface LoadOptions {
   weights?: 'bf16' | 'q8' | 'q4' | 'auto';
   /**
    * The same choice for the vision tower's linear weights (default `'bf16'`, as stored; `'auto'`
-   * keeps them as stored too: the tower's large matrix products are compute-bound, where 8- and
-   * 4-bit weights save little). Weights whose input size is no multiple of 32 stay as stored.
+   * keeps them as stored too). The tower's large matrix products are compute-bound: with AMX 8- and
+   * 4-bit weights save little, while on CPUs with AVX512-VNNI but no AMX (AMD Zen 4/5) their int8
+   * GEMM outruns the bf16 one under `precision: 'fast'` (README, "Precision"). Weights whose input
+   * size is no multiple of 32 stay as stored.
    */
   visionWeights?: 'bf16' | 'q8' | 'q4' | 'auto';
   /**

@@ -18,7 +18,8 @@ import { inputError } from '../errors.js';
  * old file, at the same name, is then refused and rewritten in place.
  */
 // 2: q4 in 64-groups where the input size allows, scales and zero points fitted (native/core/weight_quant.h).
-export const WEIGHT_CACHE_VERSION = 2;
+// 3: q8 in 64-groups where the input size allows.
+export const WEIGHT_CACHE_VERSION = 3;
 
 /** `$XDG_CACHE_HOME/qwenvl/weights`, else `~/.cache/qwenvl/weights`. */
 export function userWeightCacheDir(env: NodeJS.ProcessEnv = process.env): string {

@@ -235,15 +235,15 @@ inline float rne_small(float v) {
 int64_t q_load_group(WeightFormat f, int64_t in) {
   switch (f) {
     case WeightFormat::Q4:
+    case WeightFormat::Q8:
       if (in % 64 == 0) return 64;
-      break;
-    case WeightFormat::Q8: break;
+      return in % kQuantBlock == 0 ? kQuantBlock : 0;
     case WeightFormat::F32:
     case WeightFormat::F16:
     case WeightFormat::BF16:
     case WeightFormat::F8: return 0;
   }
-  return in % kQuantBlock == 0 ? kQuantBlock : 0;
+  return 0;
 }
 
 float q4_group_error(const float* x, int64_t n, float inv, float zf, float s) {

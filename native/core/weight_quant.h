@@ -26,7 +26,7 @@
 //   nibble for even i.
 // So rows [16P, out) start at byte 16P·(bytes per row) of each buffer, as rows would in a row-major
 // layout: a weight's rows from a multiple of 16 are a weight of their own (weight_rows_from).
-// At group 32: q8 8.5 bits per weight, q4 4.625; at 64 (q4 at load, q_load_group): q4 4.3125.
+// At group 32: q8 8.5 bits per weight, q4 4.625; at 64 (at load, q_load_group): q8 8.25, q4 4.3125.
 //
 // Row form: the quantizers (q8_quantize, q4_quantize, ops/quantize_row.h) and converters write one
 // row at a time into a ROW FORM, which q_panelize assembles into panels:
@@ -129,14 +129,19 @@ bool q4_pack_zeros(const uint8_t* z, int64_t groups, uint8_t* dst);
 // below 2^-14 and not exactly a subnormal f16).
 bool q_scale_from_f32(float s, uint16_t* h);
 
-// The group size weights quantized at load get: q8 32; q4 64 where `in` is a whole number of
-// 64s, else 32 (0: `in` is no whole number of 32s, the weight stays as stored). Why 64 for q4:
-// decode reads every weight once per token, and a 64-group costs 4.3125 bits per weight against
-// 4.625, 7% fewer bytes; with its scale and zero point fitted (q4_fit_group) its error is on a
-// par with llama.cpp's Q4_0 (symmetric, 32-groups, 4.5 bits): RMS error relative to the weights'
-// RMS 0.0874 against 0.0859 on Gaussian weights, 0.126 against 0.127 and 0.108 against 0.108 on
-// heavy-tailed (Student t, 3 and 5 degrees of freedom) ones. q8's scale is 6% of its bits; its
-// group stays 32.
+// The group size weights quantized at load get: 64 where `in` is a whole number of 64s, else 32
+// (0: `in` is no whole number of 32s, the weight stays as stored). Why 64 for q4: decode reads
+// every weight once per token, and a 64-group costs 4.3125 bits per weight against 4.625, 7%
+// fewer bytes; with its scale and zero point fitted (q4_fit_group) its error is on a par with
+// llama.cpp's Q4_0 (symmetric, 32-groups, 4.5 bits): RMS error relative to the weights' RMS
+// 0.0874 against 0.0859 on Gaussian weights, 0.126 against 0.127 and 0.108 against 0.108 on
+// heavy-tailed (Student t, 3 and 5 degrees of freedom) ones. Why 64 for q8: 8.25 bits against
+// 8.5, and the kernels scale a group's sum once rather than each block's (the int8 GEMM does 2
+// f32 operations a block instead of 3 on vpdpbusd's ports): at the 2B widths on AMD Zen 5 the
+// GEMM (M = 1024-6440) 1.06-1.10x and decode's large matvecs (the MLP, the LM head; weights from
+// DRAM) 1.10-1.13x faster than in 32s; RMS error over the weights' RMS 0.0059 against 0.0054
+// (Gaussian), 0.0109 against 0.0085 (t, 3) and 0.0081 against 0.0068 (t, 5), still a tenth of
+// q4's or less (groups of 128 were no faster and 0.0065 / 0.0138 / 0.0095).
 int64_t q_load_group(WeightFormat f, int64_t in);
 
 // The per-group step q8_quantize / q4_quantize share with the fast row quantizers

@@ -129,8 +129,8 @@ std::vector<Result> parity_q4_fit(uint64_t seed) {
     WeightFormat f;
     int64_t in, want;
   } groups[] = {{WeightFormat::Q4, 1536, 64}, {WeightFormat::Q4, 8960, 64}, {WeightFormat::Q4, 1184, 32},
-                {WeightFormat::Q4, 1176, 0},  {WeightFormat::Q8, 1536, 32}, {WeightFormat::Q8, 1184, 32},
-                {WeightFormat::Q8, 1176, 0},  {WeightFormat::BF16, 1536, 0}};
+                {WeightFormat::Q4, 1176, 0},  {WeightFormat::Q8, 1536, 64}, {WeightFormat::Q8, 8960, 64},
+                {WeightFormat::Q8, 1184, 32}, {WeightFormat::Q8, 1176, 0},  {WeightFormat::BF16, 1536, 0}};
   for (const auto& g : groups) {
     const int64_t got = q_load_group(g.f, g.in);
     out.push_back(fit_case(std::string("load group ") + weight_format_name(g.f) + " in=" + std::to_string(g.in),

@@ -70,17 +70,17 @@ describe('weights quantized at load', () => {
   // The fixtures are random-weight models 32 wide: no structure for the quantization to keep, so
   // these are a worst case (a 4-bit step of a random group is ~8% of its weights' spread, and
   // nearly flat logits make top-1 fragile). Measured with f16 scales and 4-bit zero points, q4 in
-  // fitted groups of 64 where a weight's input allows, else 32 (min cos / mean cos / top-1
-  // agreement over 25 positions) -> budget:
+  // fitted groups of 64 where a weight's input allows, else 32, q8 in groups of 64 likewise (here
+  // the MLP's down projections; min cos / mean cos / top-1 agreement over 25 positions) -> budget:
   const BUDGETS: Record<string, Record<'q8' | 'q4', Agreement>> = {
-    // q8 0.9975 / 0.9992 / 0.83; q4 0.315 / 0.867 / 0.29 (the minimum one position; in groups of 32
-    // with the plain range fit it measured 0.530 / 0.882 / 0.25)
+    // q8 0.9973 / 0.9991 / 0.88 (all in groups of 32: 0.9975 / 0.9992 / 0.83); q4 0.315 / 0.867 / 0.29
+    // (the minimum one position; in groups of 32 with the plain range fit it measured 0.530 / 0.882 / 0.25)
     'qwen2-vl': { q8: { minCos: 0.99, meanCos: 0.998, top1: 0.75 }, q4: { minCos: 0.25, meanCos: 0.84, top1: 0.12 } },
-    // q8 0.9853 / 0.9981 / 0.88; q4 0.856 / 0.936 / 0.54 (range-fit 32s: 0.807 / 0.917 / 0.50)
+    // q8 0.9889 / 0.9983 / 0.92 (32s: 0.9853 / 0.9981 / 0.88); q4 0.856 / 0.936 / 0.54 (range-fit 32s: 0.807 / 0.917 / 0.50)
     'qwen2.5-vl': { q8: { minCos: 0.975, meanCos: 0.997, top1: 0.75 }, q4: { minCos: 0.7, meanCos: 0.89, top1: 0.33 } },
-    // q8 0.9986 / 0.9994 / 0.96; q4 0.920 / 0.936 / 0.88 (range-fit 32s: 0.948 / 0.962 / 0.92)
+    // q8 0.9985 / 0.9996 / 0.96 (32s: 0.9986 / 0.9994 / 0.96); q4 0.920 / 0.936 / 0.88 (range-fit 32s: 0.948 / 0.962 / 0.92)
     'qwen3-vl': { q8: { minCos: 0.997, meanCos: 0.999, top1: 0.87 }, q4: { minCos: 0.88, meanCos: 0.92, top1: 0.79 } },
-    // q8 0.8437 / 0.9927 / 0.83; q4 0.649 / 0.892 / 0.25 (range-fit 32s: 0.633 / 0.905 / 0.42), with the routed
+    // q8 0.8399 / 0.9923 / 0.88 (32s: 0.8437 / 0.9927 / 0.83); q4 0.649 / 0.892 / 0.25 (range-fit 32s: 0.633 / 0.905 / 0.42), with the routed
     // experts quantized too (gate/up: H = 32 is one group; down stays bf16: I = 16 is no whole group; router as
     // stored). The q8 minimum is one position, an expert choice tipped by the inputs' error in this random 8-expert,
     // top-2 model (the other 23 average 0.9992); with the experts as stored it measured 0.9446 / 0.9969 / 0.83.
@@ -139,10 +139,10 @@ describe('weights quantized at load', () => {
   });
 
   describe('generated MoE checkpoint (32 experts, top-4, every expert projection quantized)', () => {
-    // hidden 64, moe_intermediate 64: gate/up and down are whole groups of 32, so all of a layer's
+    // hidden 64, moe_intermediate 64: gate/up and down are whole groups of 64, so all of a layer's
     // experts are q8/q4 (the fixture's down projection, I = 16, stays bf16). Measured (min cos /
-    // mean cos / top-1 over 25 positions): q8 0.9891 / 0.9992 / 1.00; q4 (fitted 64s) 0.9770 /
-    // 0.9867 / 1.00 (range-fit 32s: 0.9776 / 0.9873 / 1.00).
+    // mean cos / top-1 over 25 positions): q8 (64s) 0.99991 / 0.99993 / 1.00 (32s: 0.9891 / 0.9992 /
+    // 1.00); q4 (fitted 64s) 0.9770 / 0.9867 / 1.00 (range-fit 32s: 0.9776 / 0.9873 / 1.00).
     const MOE: Record<'q8' | 'q4', Agreement> = {
       q8: { minCos: 0.98, meanCos: 0.998, top1: 0.9 },
       q4: { minCos: 0.95, meanCos: 0.975, top1: 0.83 },
@@ -182,11 +182,12 @@ describe('weights quantized at load', () => {
       deep = await writeDeepCheckpoint(8, 2);
     });
     afterAll(() => deep?.remove());
-    // Eight copies of random layers amplify every error (a chaotic network): measured q8 0.959 /
-    // 0.9953 / 0.88 (f32 scales: 0.977 / 0.9960 / 0.75); q4 -0.25 / 0.694 / 0.17 (range-fit 32s: -0.02 /
-    // 0.685 / 0.12; q4 keeps only the mean).
+    // Eight copies of random layers amplify every error (a chaotic network): measured q8 0.929 /
+    // 0.9941 / 0.83 with the down projections in groups of 64 (all in 32s: 0.959 / 0.9953 / 0.88; f32
+    // scales: 0.977 / 0.9960 / 0.75); q4 -0.25 / 0.694 / 0.17 (range-fit 32s: -0.02 / 0.685 / 0.12;
+    // q4 keeps only the mean).
     const DEEP: Record<'q8' | 'q4', Agreement> = {
-      q8: { minCos: 0.94, meanCos: 0.993, top1: 0.62 },
+      q8: { minCos: 0.9, meanCos: 0.99, top1: 0.62 },
       q4: { minCos: -1, meanCos: 0.6, top1: 0 },
     };
     for (const weights of ['q8', 'q4'] as const) {
