@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/arena_pool.h"
 #include "core/exec_context.h"
 #include "models/spec.h"
 #include "models/text.h"
@@ -57,6 +58,8 @@ class VlModel {
   // language-model tensor as the mapped buffer where that is mapped and large enough, else the
   // process's.
   const PlacementProbe& probe() const { return probe_; }
+  // Scratch arenas for this model's vision encodes, kept between them (core/arena_pool.h).
+  ArenaPool& vision_arenas() const { return vision_arenas_; }
 
  private:
   ModelSpec spec_;
@@ -66,6 +69,9 @@ class VlModel {
   std::unique_ptr<TextDecoder> text_;
   std::string cache_status_ = "none";
   PlacementProbe probe_;
+  // One idle arena of up to 256 MiB: the 2B tower's scratch peaks at 60 MiB for a 448x448 image
+  // (kept) and at 378 MiB for 1288x980 (freed: its faults are under 1% of that encode).
+  mutable ArenaPool vision_arenas_{1, size_t{256} << 20};
 };
 
 }  // namespace qvl::models

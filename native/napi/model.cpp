@@ -461,10 +461,10 @@ Napi::Value EncodeVision(const Napi::CallbackInfo& info) {
           VisionResult r;
           r.trace = std::make_shared<models::Trace>(want_trace);
           auto pool = default_pool();
-          // This encode's own scratch arena: concurrent encodes on one model never share one.
-          Arena arena;
+          // This encode's own scratch arena (concurrent encodes on one model never share one).
+          ArenaPool::Lease arena = model->vision_arenas().take();
           ExecContext ctx(*pool);
-          ctx.with_arena(&arena).with_cancel(cancel.get()).with_precision(model->precision());
+          ctx.with_arena(arena.get()).with_cancel(cancel.get()).with_precision(model->precision());
           OpProfiler profiler;
           r.profile = profiled_pass(want_profile, profiler, ctx, [&] { r.out = model->vision().forward(in, ctx, r.trace.get()); });
           return r;
@@ -522,10 +522,10 @@ Napi::Value EncodeFeatures(const Napi::CallbackInfo& info) {
         [model, images, videos, cancel] {
           check_cancel(cancel.get(), "the vision encoder");
           auto pool = default_pool();
-          // This encode's own scratch arena (both runs reuse it): concurrent encodes never share one.
-          Arena arena;
+          // This encode's own scratch arena (both runs reuse it; concurrent encodes never share one).
+          ArenaPool::Lease arena = model->vision_arenas().take();
           ExecContext ctx(*pool);
-          ctx.with_arena(&arena).with_cancel(cancel.get()).with_precision(model->precision());
+          ctx.with_arena(arena.get()).with_cancel(cancel.get()).with_precision(model->precision());
           models::VisionOutput img, vid;
           if (images->given) img = model->vision().forward(images->in, ctx, nullptr);
           if (videos->given) vid = model->vision().forward(videos->in, ctx, nullptr);

@@ -1,5 +1,5 @@
-// Checks of the execution context's parts (no kernel arithmetic): the scratch arena, the
-// device-keyed op registry and the op profiler. Each case is a "check" Result, so the harness
+// Checks of the execution context's parts (no kernel arithmetic): the scratch arena and the pool
+// that keeps arenas between vision encodes, the device-keyed op registry and the op profiler. Each case is a "check" Result, so the harness
 // and test/native/parity.test.ts run them with the kernel suites.
 #include <chrono>
 #include <cstdint>
@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/arena.h"
+#include "core/arena_pool.h"
 #include "core/exec_context.h"
 #include "ops/matmul.h"
 #include "ops/norm.h"
@@ -136,6 +137,47 @@ std::vector<Result> parity_arena(uint64_t /*seed*/) {
     ExecContext ctx(*default_pool());
     ctx.scratch();
   }, ErrorCode::Native));
+  out.push_back(check("arena", "pool: a returned arena is lent again, reset and warm (no new chunks)", [] {
+    ArenaPool pool(1, size_t{1} << 20);
+    Arena* first = nullptr;
+    uint64_t heap = 0;
+    {
+      ArenaPool::Lease a = pool.take();
+      first = a.get();
+      fake_step(*a);
+      heap = a->heap_allocations();
+    }
+    require(pool.idle() == 1 && pool.idle_bytes() > 0, "the returned arena was not kept");
+    ArenaPool::Lease b = pool.take();
+    require(b.get() == first, "take() made a new arena while one was idle");
+    require(b->in_use_bytes() == 0 && b->chunk_count() == 1, "the kept arena was not reset into one chunk");
+    require(pool.idle() == 0, "a lent arena still counted as idle");
+    const uint64_t merged = b->heap_allocations();
+    fake_step(*b);
+    require(b->heap_allocations() == merged && merged <= heap + 1, "the kept arena took new chunks for the same step");
+  }));
+  out.push_back(check("arena", "pool: concurrent leases get distinct arenas; at most `keep` are kept", [] {
+    ArenaPool pool(1, size_t{1} << 20);
+    {
+      ArenaPool::Lease a = pool.take(), b = pool.take();
+      require(a.get() != b.get(), "two leases share an arena");
+      fake_step(*a), fake_step(*b);
+    }
+    require(pool.idle() == 1, "kept " + std::to_string(pool.idle()) + " arenas, the pool keeps 1");
+  }));
+  out.push_back(check("arena", "pool: an arena whose scratch outgrew keep_bytes is freed, not kept", [] {
+    ArenaPool pool(1, size_t{2} << 20);  // arenas take 1 MiB chunks at least
+    {
+      ArenaPool::Lease a = pool.take();
+      a->allocate(size_t{3} << 20);
+    }
+    require(pool.idle() == 0 && pool.idle_bytes() == 0, "a 3 MiB arena was kept under a 2 MiB cap");
+    {
+      ArenaPool::Lease a = pool.take();
+      a->allocate(size_t{16} << 10);
+    }
+    require(pool.idle() == 1 && pool.idle_bytes() <= (size_t{2} << 20), "a small arena was not kept");
+  }));
   return out;
 }
 
