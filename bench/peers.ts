@@ -3,7 +3,8 @@
  * and llama-mtmd-cli for the vision tower) on random weights with Qwen2-VL-2B's real shapes, both
  * on the same number of threads, runs of the two interleaved (peer, qwenvl, peer, qwenvl, … with
  * the order flipped every other round) so that load from other processes falls on both. One table:
- * decode and prefill-512 tokens/s, vision-tower seconds at 448×448 and 1288×980, RSS after load,
+ * decode and prefill-512 tokens/s, vision-tower seconds at 448×448 and 1288×980 (exact, fast, and
+ * fast with the tower's weights in q8), RSS after load,
  * each with its ratio and issue 9's target.
  *
  * The artifacts (GGUFs, the checkpoint, node-llama-cpp, llama.cpp's tools) live outside the
@@ -21,7 +22,10 @@ import { fileURLToPath } from 'node:url';
 import { peerArtifacts, QUANTS, type OurWeights, type PeerArtifacts, type TheirQuant } from './peers/artifacts.js';
 import { llamaText, llamaVision, mtmdArgs, nlcCommand, writeTestImage } from './peers/llama.js';
 import { machineFacts, withForeignLoad } from './peers/machine.js';
-import { disposeOurs, exactPrompt, loadOurs, ourDecode, ourPrefill, ourVision, testPixels, type OurModels, type Precision } from './peers/ours.js';
+import {
+  disposeOurs, exactPrompt, loadOurs, loadVisionQ8, ourDecode, ourPrefill, ourVision, testPixels, VISION_VARIANTS,
+  type OurModels, type VisionModels, type VisionVariant,
+} from './peers/ours.js';
 import { profileText, profileVision } from '../lib/bench/profile.js';
 import { formatShares, opShares } from '../lib/bench/shares.js';
 import { foreignSummary, median, rateRatio, renderTable, series, timeRatio, type Row, type Series } from './peers/table.js';
@@ -68,7 +72,7 @@ interface Samples {
   ourDecode: Record<OurWeights, Series>;
   ourPrefill: Record<string, Series>; // `${weights} ${precision}`
   theirVision: Series[];
-  ourVision: Record<Precision, Series>[];
+  ourVision: Record<VisionVariant, Series>[];
   rss: Record<string, RssReport>;
   /** --profile lines. */
   profile: string[];
@@ -134,17 +138,17 @@ async function textRounds(a: PeerArtifacts, o: Options, q: (typeof QUANTS)[numbe
   }
 }
 
-/** The vision tower at each size, qwenvl exact and fast against llama-mtmd-cli. */
-async function visionRounds(a: PeerArtifacts, o: Options, m: OurModels, s: Samples, images: string, log: (l: string) => void): Promise<void> {
+/** The vision tower at each size, qwenvl's variants (exact, fast, fast with q8 weights) against llama-mtmd-cli. */
+async function visionRounds(a: PeerArtifacts, o: Options, m: VisionModels, s: Samples, images: string, log: (l: string) => void): Promise<void> {
   const sizes = o.quick ? VISION_SIZES.slice(0, 1) : VISION_SIZES;
   for (const [i, size] of sizes.entries()) {
     const pixels = testPixels(size.width, size.height);
     const file = writeTestImage(images, size.width, size.height, pixels);
     s.theirVision[i] = series();
-    s.ourVision[i] = { exact: series(), fast: series() };
-    for (const p of ['exact', 'fast'] as const) if (i === 0) await ourVision(m[p], size.width, size.height, pixels); // warm-up
+    s.ourVision[i] = { exact: series(), fast: series(), 'fast, vision q8': series() };
+    for (const p of VISION_VARIANTS) if (i === 0) await ourVision(m[p], size.width, size.height, pixels); // warm-up
     if (o.profile) {
-      for (const p of ['exact', 'fast'] as const) {
+      for (const p of VISION_VARIANTS) {
         const prof = await profileVision(m[p], { data: pixels, width: size.width, height: size.height });
         s.profile.push(`vision ${size.width}×${size.height} ${p}: ${formatShares(opShares([prof]))}`);
       }
@@ -163,10 +167,11 @@ async function visionRounds(a: PeerArtifacts, o: Options, m: OurModels, s: Sampl
           }
         },
         async () => {
-          for (const p of ['exact', 'fast'] as const) await push(s.ourVision[i][p], () => ourVision(m[p], size.width, size.height, pixels));
+          for (const p of VISION_VARIANTS) await push(s.ourVision[i][p], () => ourVision(m[p], size.width, size.height, pixels));
         },
       );
-      log(`  vision ${size.width}x${size.height} round ${r + 1}/${o.reps}: exact ${median(s.ourVision[i].exact.values).toFixed(2)} s, fast ${median(s.ourVision[i].fast.values).toFixed(2)} s vs ${median(s.theirVision[i].values).toFixed(2)} s`);
+      const ours = VISION_VARIANTS.map((p) => `${p} ${median(s.ourVision[i][p].values).toFixed(2)} s`).join(', ');
+      log(`  vision ${size.width}x${size.height} round ${r + 1}/${o.reps}: ${ours} vs ${median(s.theirVision[i].values).toFixed(2)} s`);
     }
   }
 }
@@ -206,7 +211,7 @@ function rows(s: Samples, o: Options): Row[] {
   }
   for (const [i, size] of VISION_SIZES.entries()) {
     if (!s.theirVision[i]) continue;
-    for (const p of ['exact', 'fast'] as const) {
+    for (const p of VISION_VARIANTS) {
       const ours = s.ourVision[i][p], theirs = s.theirVision[i];
       const ratio = timeRatio(ours, theirs);
       out.push({
@@ -271,7 +276,15 @@ export async function runPeers(args: string[]): Promise<void> {
       const m = await loadOurs(a, q.ours, o.threads);
       try {
         await textRounds(a, o, q, m, s, log);
-        if (q.ours === 'bf16') await visionRounds(a, o, m, s, images, log);
+        if (q.ours === 'bf16') {
+          log('loading qwenvl fast with visionWeights q8');
+          const q8 = await loadVisionQ8(a, o.threads);
+          try {
+            await visionRounds(a, o, { ...m, 'fast, vision q8': q8 }, s, images, log);
+          } finally {
+            q8.dispose();
+          }
+        }
       } finally {
         disposeOurs(m);
       }
@@ -289,7 +302,7 @@ export async function runPeers(args: string[]): Promise<void> {
   console.log('');
   console.log('ratio: qwenvl/llama.cpp for tokens/s, llama.cpp/qwenvl for seconds (above 1 = qwenvl ahead); RSS: (weights + KV) / RSS');
   console.log('med: the median sample (of an even count, the upper middle one); compare ratios only when the load line below is low');
-  console.log(`load from other processes during the samples: qwenvl ${foreignSummary([...Object.values(s.ourDecode), ...Object.values(s.ourPrefill), ...s.ourVision.flatMap((v) => [v.exact, v.fast])])}; llama.cpp ${foreignSummary([...Object.values(s.theirDecode), ...Object.values(s.theirPrefill), ...s.theirVision])}`);
+  console.log(`load from other processes during the samples: qwenvl ${foreignSummary([...Object.values(s.ourDecode), ...Object.values(s.ourPrefill), ...s.ourVision.flatMap((v) => VISION_VARIANTS.map((p) => v[p]))])}; llama.cpp ${foreignSummary([...Object.values(s.theirDecode), ...Object.values(s.theirPrefill), ...s.theirVision])}`);
   if (s.profile.length > 0) console.log(['', 'qwenvl op profile (one pass each, median of 12 decode steps):', ...s.profile.map((l) => `  ${l}`)].join('\n'));
   console.log(`total ${elapsed(t0)}`);
 }

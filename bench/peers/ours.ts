@@ -27,6 +27,20 @@ export async function loadOurs(a: PeerArtifacts, weights: OurWeights, threads: n
   }
 }
 
+/**
+ * The vision tower's third variant: precision 'fast' with the tower's linear weights in q8
+ * (loadModel's `visionWeights`; its int8 GEMM where the CPU has no AMX). The language model as stored.
+ */
+export type VisionVariant = Precision | 'fast, vision q8';
+export const VISION_VARIANTS: readonly VisionVariant[] = ['exact', 'fast', 'fast, vision q8'];
+
+/** The models the vision rounds time: the bf16 pair and one loaded with visionWeights q8 under 'fast'. */
+export type VisionModels = Record<VisionVariant, Model>;
+
+export async function loadVisionQ8(a: PeerArtifacts, threads: number): Promise<Model> {
+  return loadModel(a.checkpoint, { visionWeights: 'q8', precision: 'fast', threads, engine: { prefixCacheBytes: 0 }, weightCache: a.weightCache });
+}
+
 export function disposeOurs(m: OurModels): void {
   m.exact.dispose();
   m.fast.dispose();
