@@ -242,7 +242,10 @@ PlacementChoice choose_placement(std::optional<Placement> requested, const Place
   PlacementChoice c;
   c.pages = preferred;
   if (!requested) {
-    c.copy_stored = std::max(owned, huge) > kCopyGain * mapped;
+    // The mapping's pages are 4 KiB ones (or, for a file the page cache holds in large folios,
+    // partly 2 MiB): with huge pages preferred they meet the same page-table scans as owned 4 KiB
+    // pages, so the weights leave the mapping unless it reads clearly faster (kHugeLoss).
+    c.copy_stored = preferred == Pages::Huge ? huge * kHugeLoss >= mapped : owned > kCopyGain * mapped;
     return c;
   }
   switch (*requested) {
