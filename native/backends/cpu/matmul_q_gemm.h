@@ -12,7 +12,9 @@
 // the integer block dots are the reference's exactly, zero points included; only the f32
 // rounding of the scale products and their sums differs, as for the matvec kernels. Per block
 // and 16 outputs a row costs 8 vpdpbusd and 3 f32 operations (convert, scale, FMA) on the same
-// two ports, so the bound is ~73% of the vpdpbusd peak. An AMX-int8 prototype of the earlier,
+// two ports, so the bound is ~73% of the vpdpbusd peak; in groups of several blocks (q8/q4
+// quantized at load: 64) 2 a block and one a group, ~76% (on Zen 5 the tile reached ~77% of the
+// probe's peak in 64s, M = 1024 at the 2B widths). An AMX-int8 prototype of the earlier,
 // repacking GEMM (TDPBUSD on 32 x 32 tiles, one K = 32 step per block, the tiles stored and scaled
 // with AVX-512 after each) measured only 2-10% faster, bound by that per-block scaling: not kept.
 //
