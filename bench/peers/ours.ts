@@ -38,7 +38,10 @@ export const VISION_VARIANTS: readonly VisionVariant[] = ['exact', 'fast', 'fast
 export type VisionModels = Record<VisionVariant, Model>;
 
 export async function loadVisionQ8(a: PeerArtifacts, threads: number): Promise<Model> {
-  return loadModel(a.checkpoint, { visionWeights: 'q8', precision: 'fast', threads, engine: { prefixCacheBytes: 0 }, weightCache: a.weightCache });
+  // placement 'mmap': only its vision tower runs, so the language model need not be copied out of the mapping
+  return loadModel(a.checkpoint, {
+    visionWeights: 'q8', precision: 'fast', threads, placement: 'mmap', engine: { prefixCacheBytes: 0 }, weightCache: a.weightCache,
+  });
 }
 
 export function disposeOurs(m: OurModels): void {
