@@ -1,6 +1,7 @@
 // Checks of the execution context's parts (no kernel arithmetic): the scratch arena and the pool
-// that keeps arenas between vision encodes, the device-keyed op registry and the op profiler. Each case is a "check" Result, so the harness
-// and test/native/parity.test.ts run them with the kernel suites.
+// that keeps arenas between vision encodes, the device-keyed op registry and the op profiler.
+// Each case is a "check" Result, so the harness and test/native/parity.test.ts run them with the
+// kernel suites.
 #include <chrono>
 #include <cstdint>
 #include <cstring>
