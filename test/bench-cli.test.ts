@@ -75,7 +75,7 @@ describe('qwenvl bench', () => {
     expect(bf16.notes.some((n) => /vision tower's/.test(n))).toBe(false);
     expect(q8.placement).toMatchObject({ requested: 'owned', used: 'owned' });
     expect(q8.precision).toBe('fast');
-    // int8 with per-block scales: a bit over half of bf16's bytes.
+    // int8 with an f16 scale per group (64 weights, or 32): a bit over half of bf16's bytes.
     const ratio = q8.decodeBytesPerToken / bf16.decodeBytesPerToken;
     expect(ratio).toBeGreaterThan(0.5);
     expect(ratio).toBeLessThan(0.6);
