@@ -117,9 +117,9 @@ export interface LoadOptions {
    * the same checkpoint files and options reads them instead of converting (default false). `true`:
    * next to the checkpoint if that folder is writable (not for a Hub model id: its folder belongs to
    * the Hub cache), else in `$XDG_CACHE_HOME/qwenvl/weights` (`~/.cache/qwenvl/weights`); a string:
-   * that folder. The file is written once, atomically; one
-   * that is stale (checkpoint files changed), truncated or corrupt is detected and rewritten. Files
-   * of other checkpoints or options stay until deleted.
+   * that folder. The file is written once, atomically; one that is stale (a checkpoint file's size,
+   * modification or change time differs), truncated or corrupt is detected and rewritten in place.
+   * Files of other checkpoints, options or library cache versions stay until deleted.
    */
   weightCache?: boolean | string;
   /**

@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, mkdir, stat } from 'node:fs/promises';
+import { access, mkdir, realpath, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
 import { inputError } from '../errors.js';
@@ -39,8 +39,15 @@ async function writable(dir: string): Promise<boolean> {
 /**
  * The cache file for a checkpoint's weight files converted as `text`/`vision` say: next to the
  * checkpoint when `option` is true and that folder is writable (else, and for a Hub download whose
- * snapshot folder belongs to the Hub cache, the user cache folder), or in the folder `option` names. The key covers the library's cache version, the conversions and
- * each weight file's name, size and modification time.
+ * snapshot folder belongs to the Hub cache, the user cache folder), or in the folder `option` names.
+ *
+ * The name says which checkpoint and conversion the file is for (the library's cache version, the
+ * conversions, the weight files' names and, in a folder other than the checkpoint's own, the
+ * checkpoint's real path), so a checkpoint rewritten since has its file replaced rather than a
+ * second one of gigabytes left beside it. The key, checked against the file's header, says which
+ * state of those files it holds: each one's size, modification time and change time. The change
+ * time catches a rewrite that kept the size and had its modification time set back (a copy that
+ * preserves timestamps), which the user cannot set.
  */
 export async function weightCachePlan(
   option: boolean | string,
@@ -53,7 +60,8 @@ export async function weightCachePlan(
   const files = [];
   for (const f of [...weightFiles].sort()) {
     const s = await stat(f);
-    files.push({ name: basename(f), size: s.size, mtimeMs: s.mtimeMs });
+    // The change time in whole milliseconds: a key then keeps one length across rewrites of the same files.
+    files.push({ name: basename(f), size: s.size, mtimeMs: s.mtimeMs, ctimeMs: Math.floor(s.ctimeMs) });
   }
   const key = JSON.stringify({ version: WEIGHT_CACHE_VERSION, text, vision, files });
   let folder: string;
@@ -67,6 +75,10 @@ export async function weightCachePlan(
   } catch (e) {
     throw inputError(`loadModel: options.weightCache: cannot create ${folder} (${(e as Error).message})`);
   }
-  const hash = createHash('sha256').update(key).digest('hex').slice(0, 16);
+  // Next to the checkpoint the path is left out: a checkpoint folder moved with its cache file keeps it.
+  const [home, there] = await Promise.all([realpath(dir), realpath(folder)]);
+  const checkpoint = home === there ? null : home;
+  const name = JSON.stringify({ version: WEIGHT_CACHE_VERSION, text, vision, checkpoint, files: files.map((f) => f.name) });
+  const hash = createHash('sha256').update(name).digest('hex').slice(0, 16);
   return { path: join(folder, `qwenvl-${text}-${vision}-${hash}.weights`), key };
 }

@@ -1,13 +1,15 @@
 // The NaN scan (checkFinite) and the weight cache: a hit reads the cache file, not the checkpoint
 // tensors it was converted from (they were scanned by the load that wrote it), while a file written
 // without the scan vouches for nothing, and a tensor the file fails to supply is scanned before it
-// is converted. The checkpoint is edited in place with its modification time put back, so the
-// cache key still matches and only the scan can tell the difference.
+// is converted. The checkpoint is edited in place with its modification time put back, and the
+// cache file's key re-stamped with the edited file's change time (which no edit can put back), so
+// the file still matches and only the scan can tell the difference.
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Conversation, loadModel, type LoadOptions, type Model, QwenVLError } from '../../lib/index.js';
+import { weightCachePlan } from '../../lib/model/weight-cache.js';
 import { native } from '../../lib/native/binding.js';
 import { checkpointDir } from '../helpers/fixtures.js';
 
@@ -29,8 +31,12 @@ function freshCheckpoint(): string {
   return dir;
 }
 
-/** Writes a NaN over element 5 of `tensor`, keeping the file's size and modification time. */
-function poison(dir: string, tensor: string): void {
+/**
+ * Writes a NaN over element 5 of `tensor`, keeping the file's size and modification time, then
+ * re-stamps the cache file's key (header: magic, version, then the key's length and bytes) with
+ * the edited checkpoint's, which differs in the change time only (whole milliseconds: same length).
+ */
+async function poison(dir: string, tensor: string): Promise<void> {
   const path = join(dir, 'model.safetensors');
   const buf = readFileSync(path);
   const headerLen = Number(buf.readBigUInt64LE(0));
@@ -42,6 +48,13 @@ function poison(dir: string, tensor: string): void {
   else throw new Error(`poison: ${dtype}`);
   writeFileSync(path, buf);
   utimesSync(path, MTIME, MTIME);
+  const file = cacheFile(dir);
+  const { key } = await weightCachePlan(true, dir, [path], 'q4', 'stored');
+  const bytes = readFileSync(file);
+  expect(Buffer.byteLength(key)).toBe(Number(bytes.readBigUInt64LE(24)));
+  expect(bytes.subarray(32, 32 + Buffer.byteLength(key)).toString('utf8')).not.toBe(key);
+  bytes.write(key, 32, 'utf8');
+  writeFileSync(file, bytes);
 }
 
 interface CacheEntry { name: string; source: string; offsets: bigint[] }
@@ -102,7 +115,7 @@ describe('weightCache and the NaN scan', () => {
   it('a hit skips the scan of the tensors the file supplies, and answers from the file', async () => {
     const dir = freshCheckpoint();
     const first = await load(dir, {});
-    poison(dir, BAD);
+    await poison(dir, BAD);
     const hit = await load(dir, {});
     expect(hit.cache).toBe('hit');
     expect(hit.logits.equals(first.logits)).toBe(true);
@@ -115,7 +128,7 @@ describe('weightCache and the NaN scan', () => {
   it('tensors read as stored are still scanned on a hit', async () => {
     const dir = freshCheckpoint();
     await load(dir, {});
-    poison(dir, 'model.embed_tokens.weight');
+    await poison(dir, 'model.embed_tokens.weight');
     const e = await loadError(dir, { weights: 'q4', weightCache: true });
     expect(e.code).toBe('E_MODEL_FORMAT');
     expect(e.message).toMatch(/tensor model\.embed_tokens\.weight holds a non-finite value/);
@@ -125,7 +138,7 @@ describe('weightCache and the NaN scan', () => {
     const dir = freshCheckpoint();
     expect((await load(dir, { checkFinite: false })).cache).toBe('written');
     expect(cacheHeader(cacheFile(dir)).flags).toBe(0n);
-    poison(dir, BAD);
+    await poison(dir, BAD);
     const e = await loadError(dir, { weights: 'q4', weightCache: true });
     expect(e.code).toBe('E_MODEL_FORMAT');
     expect(e.message).toMatch(new RegExp(`model\\.safetensors: tensor ${BAD.replaceAll('.', '\\.')} holds a non-finite value`));
@@ -146,7 +159,7 @@ describe('weightCache and the NaN scan', () => {
 
     writeFileSync(file, bytes); // the corrupt file again, and now a NaN behind a later entry
     expect(entries.findIndex((e) => e.source === BAD)).toBeGreaterThan(0);
-    poison(dir, BAD);
+    await poison(dir, BAD);
     const e = await loadError(dir, { weights: 'q4', weightCache: true });
     expect(e.code).toBe('E_MODEL_FORMAT');
     expect(e.message).toMatch(new RegExp(`model\\.safetensors: tensor ${BAD.replaceAll('.', '\\.')} holds a non-finite value .* at element 5`));

@@ -1,6 +1,6 @@
 // loadModel's `weightCache`: converted weights are written once next to the checkpoint (or in a
 // named folder), read back bit for bit by the next load, and a corrupt, truncated or stale file is
-// never trusted: it is detected and rewritten.
+// never trusted: it is detected and rewritten in place.
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -84,23 +84,50 @@ describe('weightCache', () => {
     expect((await run({ weights: 'q4', weightCache: true })).cache).toBe('hit');
   });
 
-  it('keys files by format and checkpoint file identity', async () => {
+  it('keys files by format and checkpoint file identity; a stale file is replaced, not kept beside', async () => {
     const before = cacheFiles(dir).length;
     expect((await run({ weights: 'q8', weightCache: true })).cache).toBe('written');
     expect(cacheFiles(dir)).toHaveLength(before + 1);
-    // A rewritten checkpoint (new mtime) never reads the old file.
+    // A rewritten checkpoint (new mtime) never reads the old file, and its file takes the old one's place.
     const st = join(dir, 'model.safetensors');
     const t = new Date(Date.now() + 5000);
     utimesSync(st, t, t);
     expect((await run({ weights: 'q8', weightCache: true })).cache).toBe('written');
-    expect(cacheFiles(dir)).toHaveLength(before + 2);
+    expect(cacheFiles(dir)).toHaveLength(before + 1);
+    expect((await run({ weights: 'q8', weightCache: true })).cache).toBe('hit');
+    // Rewritten with the same size and its modification time set back (as a copy preserving
+    // timestamps leaves it): the change time still differs, so the file is not trusted.
+    writeFileSync(st, readFileSync(st));
+    utimesSync(st, t, t);
+    expect(statSync(st).mtimeMs).toBe(t.getTime());
+    expect((await run({ weights: 'q8', weightCache: true })).cache).toBe('written');
+    expect(cacheFiles(dir)).toHaveLength(before + 1);
     expect((await run({ weights: 'q8', weightCache: true })).cache).toBe('hit');
   });
 
-  it('uses a named folder; does nothing for weights as stored', async () => {
+  it('uses a named folder, one file per checkpoint there; does nothing for weights as stored', async () => {
     expect((await run({ weights: 'q8', weightCache: other })).cache).toBe('written');
     expect(cacheFiles(other)).toHaveLength(1);
     expect((await run({ weights: 'q8', weightCache: other })).cache).toBe('hit');
+    // A copy of the checkpoint elsewhere (same file names) gets a file of its own in the shared folder.
+    const copy = mkdtempSync(join(tmpdir(), 'qwenvl-cache-copy-'));
+    try {
+      cpSync(dir, copy, { recursive: true, filter: (f) => !f.endsWith('.weights') });
+      const copyLoad = async () => {
+        const m = await loadModel(copy, { weights: 'q8', weightCache: other });
+        try {
+          return status(m).cache;
+        } finally {
+          m.dispose();
+        }
+      };
+      expect(await copyLoad()).toBe('written');
+      expect(cacheFiles(other)).toHaveLength(2);
+      expect(await copyLoad()).toBe('hit');
+      expect((await run({ weights: 'q8', weightCache: other })).cache).toBe('hit');
+    } finally {
+      rmSync(copy, { recursive: true, force: true });
+    }
     const n = cacheFiles(dir).length;
     expect((await run({ weightCache: true })).cache).toBe('none');
     expect(cacheFiles(dir)).toHaveLength(n);
