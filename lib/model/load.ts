@@ -59,7 +59,8 @@ export interface LoadOptions {
    * there (E_MODEL_FORMAT naming the tensor) rather than answering garbage. The scan reads all
    * weights once on the compute threads; `false` skips it for a trusted checkpoint on slow storage.
    * A `weightCache` file written by a load that scanned vouches for the tensors it was converted
-   * from (its entries are checksummed), so a hit does not read those from the checkpoint again.
+   * from (its entries are checksummed), so a hit does not read those from the checkpoint again; a
+   * file written without the scan vouches once a scanning load has hit it (and scanned them all).
    */
   checkFinite?: boolean;
   /**

@@ -32,7 +32,8 @@ VlModel::VlModel(const ModelSpec& spec, const WeightNames& names, const std::vec
   if (cache) {
     cache->settle();
     const bool hit = cache->hit();
-    cache_status_ = hit ? "hit" : cache->finish() ? "written" : "unwritten";
+    const bool current = cache->finish();  // on a hit, may mark the file as scanned
+    cache_status_ = hit ? "hit" : current ? "written" : "unwritten";
   }
 }
 

@@ -62,6 +62,32 @@ void put_str(std::string& out, const std::string& s) {
 
 uint64_t align_up(uint64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
 
+// The header up to the flags: magic, layout version, key.
+std::string header_prefix(const std::string& key) {
+  std::string head(kMagic, 16);
+  put<uint64_t>(head, kVersion);
+  put_str(head, key);
+  return head;
+}
+
+// Sets kFlagScanned in the file at `path` when its header still begins with `prefix` (read and
+// written through one descriptor: a file renamed over the path meanwhile is left alone). Best
+// effort: the cache is an optimisation.
+void mark_scanned(const std::string& path, const std::string& prefix) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return;
+  std::string seen(prefix.size(), '\0');
+  uint64_t flags = 0;
+  if (::pread(fd, seen.data(), seen.size(), 0) == static_cast<ssize_t>(seen.size()) && seen == prefix &&
+      ::pread(fd, &flags, sizeof flags, static_cast<off_t>(prefix.size())) == static_cast<ssize_t>(sizeof flags)) {
+    flags |= kFlagScanned;
+    if (::pwrite(fd, &flags, sizeof flags, static_cast<off_t>(prefix.size())) == static_cast<ssize_t>(sizeof flags)) {
+      (void)::fsync(fd);
+    }
+  }
+  ::close(fd);
+}
+
 // The byte sizes of a converted weight's data, scales and zero points.
 bool expected_sizes(WeightFormat f, int64_t out, int64_t in, int64_t group, uint64_t len[3]) {
   WeightFormat known;
@@ -95,6 +121,7 @@ void WeightCache::open() {
   r.bytes(magic, 16);
   if (!r.ok || std::memcmp(magic, kMagic, 16) != 0 || r.get<uint64_t>() != kVersion || r.str(1 << 16) != key_) return;
   const uint64_t flags = r.get<uint64_t>();
+  scanned_ = (flags & kFlagScanned) != 0;
   const uint64_t count = r.get<uint64_t>();
   if (!r.ok || count > (uint64_t{1} << 20)) return;
   for (uint64_t i = 0; i < count && r.ok; ++i) {
@@ -112,7 +139,7 @@ void WeightCache::open() {
     entries_.push_back(std::move(e));
   }
   valid_ = r.ok;
-  if (valid_ && scan_ && (flags & kFlagScanned) != 0) {
+  if (valid_ && scan_ && scanned_) {
     for (const Entry& e : entries_)
       if (!e.source.empty()) vouched_.insert(e.source);
     unsettled_ = vouched_;
@@ -157,13 +184,15 @@ void WeightCache::record(const std::string& name, const std::string& source, con
 
 bool WeightCache::finish() {
   file_.reset();
-  if (hit()) return true;
+  if (hit()) {
+    // A scanning load that read a file written without the scan vouched for nothing, so it scanned
+    // every source itself: the file vouches for them from now on (the next scanning hit skips them).
+    if (scan_ && !scanned_) mark_scanned(path_, header_prefix(key_));
+    return true;
+  }
   if (recorded_.empty()) return false;
   // Header with every entry's table row; blobs follow, each 64-byte aligned.
-  std::string head;
-  head.append(kMagic, 16);
-  put<uint64_t>(head, kVersion);
-  put_str(head, key_);
+  std::string head = header_prefix(key_);
   // Every source was scanned when this load scans: before it was converted, or by the load that
   // wrote the file it was taken from (or it was not skipped: settle()).
   put<uint64_t>(head, scan_ ? kFlagScanned : 0);

@@ -18,6 +18,8 @@
 // cache file alone, not the checkpoint's quantized tensors too. A vouched tensor the file then
 // fails to supply (a bad checksum, an entry out of order) is scanned before it is converted, and
 // settle() scans any the load never asked for: every tensor the model reads is scanned or vouched.
+// A scanning load that hits a file written without the scan (it vouches for nothing, so the load
+// scanned every source) sets the file's flag: later scanning hits skip those tensors.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -48,8 +50,9 @@ class WeightCache {
   void record(const std::string& name, const std::string& source, const ConvertedWeight& c);
   // Scans the vouched tensors the load neither took from the file nor scanned (once it is built).
   void settle();
-  // Writes the file unless every weight came from it. A failed write leaves no file behind and is
-  // not an error (the cache is an optimisation); returns whether the file is now current.
+  // Writes the file unless every weight came from it (then, after a scanning load, marks it as
+  // scanned if it was not). A failed write leaves no file behind and is not an error (the cache is
+  // an optimisation); returns whether the file is now current.
   bool finish();
   bool hit() const { return valid_ && taken_ == entries_.size() && taken_ == recorded_.size(); }
 
@@ -71,6 +74,7 @@ class WeightCache {
   std::shared_ptr<MappedFile> file_;
   std::vector<Entry> entries_;
   bool valid_ = false;
+  bool scanned_ = false;  // the file's flag: written by a load that scanned
   size_t taken_ = 0;
   std::set<std::string> vouched_, unsettled_;  // unsettled: vouched, neither taken nor scanned yet
   std::vector<Recorded> recorded_;

@@ -144,6 +144,22 @@ describe('weightCache and the NaN scan', () => {
     expect(e.message).toMatch(new RegExp(`model\\.safetensors: tensor ${BAD.replaceAll('.', '\\.')} holds a non-finite value`));
   });
 
+  it('a scanning load that hits a file written without the scan makes the file vouch from then on', async () => {
+    const dir = freshCheckpoint();
+    const first = await load(dir, { checkFinite: false });
+    expect(first.cache).toBe('written');
+    expect(cacheHeader(cacheFile(dir)).flags).toBe(0n);
+    await load(dir, { checkFinite: false }).then((r) => expect(r.cache).toBe('hit'));
+    expect(cacheHeader(cacheFile(dir)).flags).toBe(0n); // a load that did not scan vouches for nothing
+    const scanned = await load(dir, {});
+    expect(scanned.cache).toBe('hit');
+    expect(cacheHeader(cacheFile(dir)).flags).toBe(1n);
+    await poison(dir, BAD);
+    const hit = await load(dir, {});
+    expect(hit.cache).toBe('hit');
+    expect(hit.logits.equals(first.logits)).toBe(true);
+  });
+
   it('a vouched tensor the file fails to supply is scanned before it is converted', async () => {
     const dir = freshCheckpoint();
     const first = await load(dir, {});
