@@ -13,6 +13,8 @@ namespace {
 thread_local bool t_in_job = false;
 }
 
+bool ThreadPool::in_job() { return t_in_job; }
+
 ThreadPool::ThreadPool(int threads) {
   QVL_CHECK(threads >= 1 && threads <= 1024, Input, "thread count must be in [1, 1024], got " + std::to_string(threads));
   for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { worker_loop(i); });

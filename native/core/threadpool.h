@@ -21,6 +21,8 @@ class ThreadPool {
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int size() const { return static_cast<int>(workers_.size()) + 1; }
+  // Whether the calling thread runs inside a job (its parallel_for then runs inline).
+  static bool in_job();
 
   // Calls fn(begin, end) on disjoint ranges covering [0, n), each at least `grain` long
   // (except the last). Ranges are handed out dynamically, so uneven work balances itself.

@@ -60,6 +60,10 @@ const QShape kQShapes[] = {
     // The decode kernels' 16-block chunks: full chunks, a short last chunk and an odd block
     // (37 blocks), groups of 2, 8 and 16 blocks, and a group of 3 blocks (no power of two).
     {1, 1184, 23, 32},  {1, 1152, 9, 64},   {1, 2048, 13, 256}, {1, 1536, 6, 512},  {1, 960, 7, 96},
+    // Decode runs of many panels, read as streams (matmul_q_avx512vnni.cpp: two panels at a time
+    // from the two halves of a thread's run): runs of an even and an odd panel count (one left
+    // over), and a last run whose partial panel ends a stream.
+    {1, 256, 350, 32},  {2, 192, 531, 64},  {1, 512, 333, 128},
     // The f16 scales and packed zero points: odd group counts (a row's zero points end in a lone
     // low nibble; strided rows add one group, so both parities run) with odd block counts (half
     // pairs), past the 8- and 16-group vectors of the zero-point terms and the decode chunks, for

@@ -17,6 +17,7 @@
 
 #include "backends/cpu/matmul_q.h"
 #include "backends/cpu/matmul_q_gemm.h"
+#include "backends/cpu/row_streams.h"
 #include "core/cpu.h"
 #include "core/weight_quant.h"
 
@@ -126,21 +127,22 @@ struct PanelArgs {
   int64_t xq_stride, xd_stride, gs_stride;  // per activation row
 };
 
-// Panels P..P+PN-1 x MB activation rows: out[m][pn] = the 16 rows' sums without bias. Per block
+// Panels P, P + sp, ..., P + (PN - 1)·sp x MB activation rows: out[m][pn] = the 16 rows' sums
+// without bias. Per block
 // the integer dots run in int32 (two chains per row and panel: vpdpbusd's latency is 5 cycles),
 // then one convert and one FMA by d_x; per group the zero-point term joins and one FMA by the 16
 // rows' scales. Each output's arithmetic is the same whatever MB and PN are (a row decoding alone
 // or batched gets the same bits, and any split of N too).
 template <WeightFormat F, int MB, int PN, bool Near>
-QVL_TARGET_AVX512VNNI inline void panel_dots(const PanelArgs& a, int64_t P, __m512 (&out)[MB][PN]) {
+QVL_TARGET_AVX512VNNI inline void panel_dots(const PanelArgs& a, int64_t P, int64_t sp, __m512 (&out)[MB][PN]) {
   constexpr int64_t kBlockBytes = F == WeightFormat::Q8 ? 512 : 256;  // one 32-block of a panel
   const uint8_t* w[PN];
   const uint16_t* sw[PN];
   const uint8_t* z[PN];
   QVL_UNROLL
   for (int pn = 0; pn < PN; ++pn) {
-    w[pn] = a.codes + (P + pn) * a.code_stride, sw[pn] = a.scales + (P + pn) * a.scale_stride;
-    z[pn] = F == WeightFormat::Q4 ? a.zeros + (P + pn) * a.zero_stride : nullptr;
+    w[pn] = a.codes + (P + pn * sp) * a.code_stride, sw[pn] = a.scales + (P + pn * sp) * a.scale_stride;
+    z[pn] = F == WeightFormat::Q4 ? a.zeros + (P + pn * sp) * a.zero_stride : nullptr;
   }
   const __m512i lo4 = _mm512_set1_epi8(0x0f), hi4 = _mm512_set1_epi8(static_cast<char>(0xf0));
   __m512 acc[MB][PN];
@@ -166,12 +168,15 @@ QVL_TARGET_AVX512VNNI inline void panel_dots(const PanelArgs& a, int64_t P, __m5
         for (int pn = 0; pn < PN; ++pn) d0[m][pn] = d1[m][pn] = _mm512_setzero_si512();
       // Per 64-byte line the prefetches (kL1Ahead, kL2Ahead) in integer arithmetic: the addresses
       // may lie past the weight's end (a prefetch never faults).
-      // Past its panel's end a stream's prefetch goes on in its panel of the next call (PN - 1
-      // panels further), not into the neighbour read alongside it (q8 M = 2 from DRAM +3-4%, one
-      // thread, 3 rounds). Requesting a call's first lines up front did not pay (q4 lost 0-13%).
+      // Past its panel's end a stream's prefetch goes on in the panel that stream reads next: the
+      // adjacent one when the PN panels come from PN streams (sp apart), PN - 1 panels further when
+      // they lie side by side (sp = 1), not into the neighbour read alongside it (q8 M = 2 from
+      // DRAM +3-4%, one thread, 3 rounds). Requesting a call's first lines up front did not pay
+      // (q4 lost 0-13%).
       const uintptr_t off = static_cast<uintptr_t>(b * kBlockBytes), stride = static_cast<uintptr_t>(a.code_stride);
       constexpr uintptr_t l1 = kL1Ahead<Near>, l2 = kL2Ahead<Near>;
-      const uintptr_t skip1 = off + l1 >= stride ? (PN - 1) * stride : 0, skip2 = off + l2 >= stride ? (PN - 1) * stride : 0;
+      const uintptr_t jump = sp == 1 ? (PN - 1) * stride : 0;  // to the stream's next panel
+      const uintptr_t skip1 = off + l1 >= stride ? jump : 0, skip2 = off + l2 >= stride ? jump : 0;
       QVL_UNROLL
       for (int s = 0; s < kBlockBytes / 64; ++s) {
         __m512i wv[PN];
@@ -239,27 +244,33 @@ QVL_TARGET_AVX512VNNI inline void panel_dots(const PanelArgs& a, int64_t P, __m5
 template <WeightFormat F, int MB>
 constexpr int kPanelsAtOnce = (F == WeightFormat::Q8 && MB <= 2) || MB == 1 ? 2 : 1;
 
-// Panels P..P+PN-1 of MB activation rows from m0: y = bias + the sums; outputs from n1 on are
-// computed and dropped.
+// Panels P, P + sp, ... (PN of them) of MB activation rows from m0: y = bias + the sums; outputs
+// from n1 on are computed and dropped.
 template <WeightFormat F, int MB, int PN, bool Near>
-QVL_TARGET_AVX512VNNI inline void run_panels(const ops::MatmulParams& p, const PanelArgs& r, int64_t m0, int64_t P, int64_t n1) {
+QVL_TARGET_AVX512VNNI inline void run_panels(const ops::MatmulParams& p, const PanelArgs& r, int64_t m0, int64_t P, int64_t n1,
+                                             int64_t sp = 1) {
   __m512 v[MB][PN];
-  panel_dots<F, MB, PN, Near>(r, P, v);
+  panel_dots<F, MB, PN, Near>(r, P, sp, v);
   for (int pn = 0; pn < PN; ++pn) {
-    const int64_t n = (P + pn) * kQPanelRows, left = n1 - n;
+    const int64_t n = (P + pn * sp) * kQPanelRows, left = n1 - n;
     const __mmask16 mk = left >= kQPanelRows ? kAll : static_cast<__mmask16>((1u << left) - 1);
     const __m512 bias = p.bias ? _mm512_maskz_loadu_ps(mk, p.bias + n) : _mm512_setzero_ps();
     for (int m = 0; m < MB; ++m) _mm512_mask_storeu_ps(p.y + (m0 + m) * p.ldy + n, mk, _mm512_add_ps(v[m][pn], bias));
   }
 }
 
-// Panels [P, P1) of MB activation rows, PN at a time then one by one.
+// Panels [P, P1) of MB activation rows as PN streams, each a contiguous PN-th of the range
+// (row_streams.h), then the panels they leave over one by one. PN side-by-side panels at a time
+// made PN streams that restarted every call; split (with the driver's one run per nested call),
+// 2B decode on two Zen 5 threads (in-process A/B, medians of 8-10 alternating pairs) ran q4
+// 1.08-1.09x faster in three runs, q8 1.00-1.14x in four (the host's bandwidth swung meanwhile).
+// Four streams at M = 1 were no faster for q8 than two.
 template <WeightFormat F, int MB, bool Near>
 QVL_TARGET_AVX512VNNI void run_panel_range(const ops::MatmulParams& p, const PanelArgs& r, int64_t m0, int64_t P,
                                            int64_t P1, int64_t n1) {
   constexpr int PN = kPanelsAtOnce<F, MB>;
-  for (; P + PN <= P1; P += PN) run_panels<F, MB, PN, Near>(p, r, m0, P, n1);
-  for (; P < P1; ++P) run_panels<F, MB, 1, Near>(p, r, m0, P, n1);
+  row_streams<PN>(P, P1, [&](int64_t n, int64_t part) { run_panels<F, MB, PN, Near>(p, r, m0, n, n1, part); },
+                  [&](int64_t n) { run_panels<F, MB, 1, Near>(p, r, m0, n, n1); });
 }
 
 // Outputs [n0, n1) of MB activation rows; n0 starts a panel.

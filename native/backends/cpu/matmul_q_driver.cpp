@@ -113,7 +113,11 @@ void run_qmatmul(const ops::MatmulParams& p, ThreadPool& pool, const QKernels& k
     // (q8), the large shapes unchanged within 1%; 1 run per thread lost up to 6% on q4 (no slack
     // left to balance the threads).
     // Runs of whole 16-row panels (core/weight_quant.h).
-    const int64_t grain = nt == 1 ? p.N : std::max<int64_t>(kQPanelRows, round_up(ceil_div(p.N, nt * 2), kQPanelRows));
+    // Called inside another job (matmul_group's pieces of a layer's q/k/v or gate/up) the runs
+    // would go one after another on this thread: one run then, whose streams are the longer.
+    const int64_t grain = nt == 1 || ThreadPool::in_job()
+                              ? p.N
+                              : std::max<int64_t>(kQPanelRows, round_up(ceil_div(p.N, nt * 2), kQPanelRows));
     pool.parallel_for(p.N, grain, [&](int64_t b, int64_t e) { k.tile(p, a, 0, static_cast<int>(p.M), b, e); });
     return;
   }
