@@ -1,8 +1,9 @@
 // The opt-in cache of weights converted at load (loadModel's `weightCache`): one file per
-// checkpoint and conversion, named and keyed by TypeScript (checkpoint file names, sizes and
-// mtimes, the formats asked for, the library's cache version). Written once, atomically (a temp
-// file renamed into place), after a load that converted; read by the next load with the same key
-// instead of converting.
+// checkpoint and conversion, named and keyed by TypeScript (lib/model/weight-cache.ts: the name
+// says which checkpoint and formats, the key which state of its files: sizes, modification and
+// change times). Written once, atomically (a temp file renamed into place), after a load that
+// converted; read by the next load with the same key instead of converting, and replaced by one
+// whose key differs.
 //
 // Nothing in the file is trusted: the header must carry the expected magic, version and key; every
 // entry must name the weight the model asks for next, with its format, shape and group; every

@@ -128,11 +128,10 @@ struct PanelArgs {
 };
 
 // Panels P, P + sp, ..., P + (PN - 1)·sp x MB activation rows: out[m][pn] = the 16 rows' sums
-// without bias. Per block
-// the integer dots run in int32 (two chains per row and panel: vpdpbusd's latency is 5 cycles),
-// then one convert and one FMA by d_x; per group the zero-point term joins and one FMA by the 16
-// rows' scales. Each output's arithmetic is the same whatever MB and PN are (a row decoding alone
-// or batched gets the same bits, and any split of N too).
+// without bias. Per block the integer dots run in int32 (two chains per row and panel: vpdpbusd's
+// latency is 5 cycles), then one convert and one FMA by d_x; per group the zero-point term joins
+// and one FMA by the 16 rows' scales. Each output's arithmetic is the same whatever MB, PN and sp
+// are (a row decoding alone or batched gets the same bits, and any split of N too).
 template <WeightFormat F, int MB, int PN, bool Near>
 QVL_TARGET_AVX512VNNI inline void panel_dots(const PanelArgs& a, int64_t P, int64_t sp, __m512 (&out)[MB][PN]) {
   constexpr int64_t kBlockBytes = F == WeightFormat::Q8 ? 512 : 256;  // one 32-block of a panel
