@@ -262,7 +262,7 @@ QVL_TARGET_AVX512VNNI inline void run_panels(const ops::MatmulParams& p, const P
 // (row_streams.h), then the panels they leave over one by one. PN side-by-side panels at a time
 // made PN streams that restarted every call; split (with the driver's one run per nested call),
 // 2B decode on two Zen 5 threads (in-process A/B, medians of 8-10 alternating pairs) ran q4
-// 1.08-1.09x faster in three runs, q8 1.00-1.14x in four (the host's bandwidth swung meanwhile).
+// 1.08-1.09x faster in two runs, q8 1.00-1.14x in four (the host's bandwidth swung meanwhile).
 // Four streams at M = 1 were no faster for q8 than two.
 template <WeightFormat F, int MB, bool Near>
 QVL_TARGET_AVX512VNNI void run_panel_range(const ops::MatmulParams& p, const PanelArgs& r, int64_t m0, int64_t P,
