@@ -33,8 +33,8 @@ function freshCheckpoint(): string {
 
 /**
  * Writes a NaN over element 5 of `tensor`, keeping the file's size and modification time, then
- * re-stamps the cache file's key (header: magic, version, then the key's length and bytes) with
- * the edited checkpoint's, which differs in the change time only (whole milliseconds: same length).
+ * re-stamps the cache file's key in place with the edited checkpoint's, which differs in the
+ * change time only (whole milliseconds: the same length).
  */
 async function poison(dir: string, tensor: string): Promise<void> {
   const path = join(dir, 'model.safetensors');
@@ -50,23 +50,25 @@ async function poison(dir: string, tensor: string): Promise<void> {
   utimesSync(path, MTIME, MTIME);
   const file = cacheFile(dir);
   const { key } = await weightCachePlan(true, dir, [path], 'q4', 'stored');
+  const old = cacheHeader(file);
+  expect(Buffer.byteLength(key)).toBe(Buffer.byteLength(old.key));
+  expect(old.key).not.toBe(key);
   const bytes = readFileSync(file);
-  expect(Buffer.byteLength(key)).toBe(Number(bytes.readBigUInt64LE(24)));
-  expect(bytes.subarray(32, 32 + Buffer.byteLength(key)).toString('utf8')).not.toBe(key);
-  bytes.write(key, 32, 'utf8');
+  bytes.write(key, old.keyAt, 'utf8');
   writeFileSync(file, bytes);
 }
 
 interface CacheEntry { name: string; source: string; offsets: bigint[] }
 
-/** The cache file's header (native/models/weight_cache.cpp, layout version 4). */
-function cacheHeader(file: string): { version: bigint; flags: bigint; entries: CacheEntry[] } {
+/** The cache file's header (native/models/weight_cache.cpp, layout version 4); `keyAt`: where the key's bytes start. */
+function cacheHeader(file: string): { version: bigint; key: string; keyAt: number; flags: bigint; entries: CacheEntry[] } {
   const b = readFileSync(file);
   let at = 16;
   const u64 = () => { const v = b.readBigUInt64LE(at); at += 8; return v; };
   const str = () => { const n = Number(u64()); const s = b.subarray(at, at + n).toString('utf8'); at += n; return s; };
   const version = u64();
-  str(); // key
+  const keyAt = at + 8;
+  const key = str();
   const flags = u64();
   const entries: CacheEntry[] = [];
   for (let i = Number(u64()); i > 0; i--) {
@@ -76,7 +78,7 @@ function cacheHeader(file: string): { version: bigint; flags: bigint; entries: C
     for (let k = 0; k < 3; k++) { offsets.push(u64()); u64(); u64(); } // offset, length, checksum
     entries.push({ name, source, offsets });
   }
-  return { version, flags, entries };
+  return { version, key, keyAt, flags, entries };
 }
 
 const cacheFile = (dir: string) => join(dir, readdirSync(dir).find((f) => f.endsWith('.weights'))!);
