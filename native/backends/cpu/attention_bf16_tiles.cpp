@@ -1,6 +1,9 @@
-// attention_bf16 on the bf16 block kernels of matmul_bf16 (matmul_bf16_cpu.h): AMX tiles, or
-// VDPBF16PS on CPUs without them (Zen 4/5). The vision tower, and causal prefill (attention()
-// sends it segments of at least kBf16MinQueryRows queries). k and v may be f32 or bf16. Two phases:
+// attention_bf16 on the bf16 block kernels of matmul_bf16 (matmul_bf16_cpu.h): AMX tiles. The
+// vision tower, and causal prefill (attention() sends it segments of at least kBf16MinQueryRows
+// queries). k and v may be f32 or bf16. The same code on the VDPBF16PS block kernel is the variant
+// avx512bf16-tiles, which attention() does not choose (attention_bf16_lanes.cpp is faster there)
+// but the parity checks run: on CPUs without tiles it tests all of this but the tile
+// instructions. Two phases:
 //   1. k and v of every (segment, kv head) packed once into the tile layout of the bf16 block
 //      kernel (matmul_bf16_cpu.h): k as "weight rows" (one per key, D as the reduction), v as
 //      pairs of keys interleaved per output column (the reduction over keys);
@@ -20,8 +23,6 @@
 // 2B vision tower at 1288x980 under precision 'fast' 17.0-17.4 -> 12.8 s. Of the gain, exp2 in
 // place of exp_avx512 was 326 -> 242-256 ms. 128 query rows were within 3%, 64 or 256 keys a block
 // 4-10% slower.
-// Each thread runs the kernels' begin/end around its share of phase 2 (AMX: load the tile
-// configuration, release it after).
 #include <immintrin.h>
 
 // GCC 12 reports the _mm512_undefined_ps() inside its own unmasked AVX-512 intrinsics (the
@@ -32,16 +33,14 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <limits>
-#include <memory>
 #include <string>
 #include <vector>
 
+#include "backends/cpu/attention_bf16_items.h"
 #include "backends/cpu/matmul_bf16_cpu.h"
 #include "backends/cpu/thread_scratch.h"
 #include "backends/cpu/vec_math.h"
-#include "core/arena.h"
 #include "core/error.h"
 #include "ops/attention.h"
 
@@ -282,14 +281,8 @@ QVL_TARGET_AVX512BF16 void work_item(const ops::AttentionParams& p, const Bf16Ke
   }
 }
 
-struct TileScope {
-  const Bf16Kernels& k;
-  explicit TileScope(const Bf16Kernels& kk) : k(kk) { if (k.begin) k.begin(); }
-  ~TileScope() { if (k.end) k.end(); }
-};
-
 void run_attention_bf16(const ops::AttentionParams& p, const ExecContext& ctx, const Bf16Kernels& k) {
-  ThreadPool& pool = ctx.pool();
+  if (p.n_segments == 0) return;
   Layout L;
   L.dp = round_up(p.D, kBf16Step);
   int64_t total = 0;
@@ -299,62 +292,28 @@ void run_attention_bf16(const ops::AttentionParams& p, const ExecContext& ctx, c
     L.base.push_back(total);
     total += p.Hkv * 2 * kp * L.dp;
   }
-  if (total == 0 && p.n_segments == 0) return;
-  // The packed k and v: from the context's arena when it has one (given back on return).
-  ArenaScope arena_scope(ctx.arena());
-  std::unique_ptr<void, void (*)(void*)> owned(nullptr, std::free);
-  uint16_t* packs = nullptr;
-  const size_t bytes = static_cast<size_t>(std::max<int64_t>(total, 32)) * 2;
-  if (ctx.arena()) {
-    packs = static_cast<uint16_t*>(ctx.arena()->allocate(bytes));
-  } else {
-    owned.reset(std::aligned_alloc(64, static_cast<size_t>(round_up(static_cast<int64_t>(bytes), 64))));
-    QVL_CHECK(owned != nullptr, Native, "attention_bf16: out of memory for the packed keys and values");
-    packs = static_cast<uint16_t*>(owned.get());
-  }
-  pool.parallel_for(p.n_segments * p.Hkv, 1, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) {
-      const int64_t s = t / p.Hkv, hk = t % p.Hkv;
-      const ops::AttentionSegment& g = p.segments[s];
-      const int64_t klen = g.k_end - g.k_start, kp = L.kp[s];
-      if (kp == 0) continue;
-      uint16_t* kpk = packs + L.base[s] + hk * 2 * kp * L.dp;
-      ops::visit_kv_type(p.kv_dtype, [&](auto t) {
-        using T = decltype(t);
-        pack_bf16_panels({ops::segment_keys<T>(p, g) + hk * p.D, p.ldk, p.D, p.kv_dtype}, 0, klen, 0, L.dp, kpk);
-        pack_v(ops::segment_values<T>(p, g) + hk * p.D, p.ldv, klen, p.D, kp, L.dp, kpk + kp * L.dp);
-      });
-    }
+  const PackedKv buffer(ctx, static_cast<size_t>(std::max<int64_t>(total, 32)) * 2);
+  uint16_t* packs = static_cast<uint16_t*>(buffer.data());
+  for_each_kv_head(p, ctx, [&](int64_t s, int64_t hk) {
+    const ops::AttentionSegment& g = p.segments[s];
+    const int64_t klen = g.k_end - g.k_start, kp = L.kp[s];
+    if (kp == 0) return;
+    uint16_t* kpk = packs + L.base[s] + hk * 2 * kp * L.dp;
+    ops::visit_kv_type(p.kv_dtype, [&](auto t) {
+      using T = decltype(t);
+      pack_bf16_panels({ops::segment_keys<T>(p, g) + hk * p.D, p.ldk, p.D, p.kv_dtype}, 0, klen, 0, L.dp, kpk);
+      pack_v(ops::segment_values<T>(p, g) + hk * p.D, p.ldv, klen, p.D, kp, L.dp, kpk + kp * L.dp);
+    });
   });
-  // Work items: (segment, head, 64-row query block).
-  std::vector<int64_t> first(static_cast<size_t>(p.n_segments + 1), 0);
-  for (int64_t s = 0; s < p.n_segments; ++s) {
-    const int64_t qlen = p.segments[s].q_end - p.segments[s].q_start;
-    first[s + 1] = first[s] + p.Hq * ((qlen + kQ - 1) / kQ);
-  }
-  const int64_t items = first[p.n_segments];
-  pool.parallel_for(items, 1, [&](int64_t b, int64_t e) {
-    TileScope tiles(k);
-    int64_t s = 0;
-    for (int64_t t = b; t < e; ++t) {
-      if (p.cancel && p.cancel->cancelled()) return;  // attention() throws once the variant returns
-      while (first[s + 1] <= t) ++s;
-      const int64_t local = t - first[s];
-      const int64_t blocks = (p.segments[s].q_end - p.segments[s].q_start + kQ - 1) / kQ;
-      // Non-causal: a head's query blocks one after another (its k and v stay warm). Causal: the
-      // last blocks first (they see the most keys: the long items start early), a block's heads
-      // together (GQA's heads share their k and v).
-      const int64_t h = p.causal ? local % p.Hq : local / blocks;
-      const int64_t qb = p.causal ? blocks - 1 - local / p.Hq : local % blocks;
-      work_item(p, k, L, packs, s, h, p.segments[s].q_start + qb * kQ);
-    }
-  });
+  // AMX loads its tile configuration before a thread's items and releases the tiles after.
+  for_each_query_block(
+      p, ctx, kQ, [&](int64_t s, int64_t h, int64_t r0) { work_item(p, k, L, packs, s, h, r0); }, k.begin, k.end);
 }
 
 }  // namespace
 
 void attention_bf16_amx(const ops::AttentionParams& p, const ExecContext& ctx) { run_attention_bf16(p, ctx, amx_bf16_kernels()); }
-void attention_bf16_avx512bf16(const ops::AttentionParams& p, const ExecContext& ctx) {
+void attention_bf16_tiles_avx512bf16(const ops::AttentionParams& p, const ExecContext& ctx) {
   run_attention_bf16(p, ctx, avx512bf16_bf16_kernels());
 }
 

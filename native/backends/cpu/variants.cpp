@@ -20,6 +20,7 @@ void attention_avx512(const ops::AttentionParams& p, const ExecContext& ctx);
 void attention_bf16_ref(const ops::AttentionParams& p, const ExecContext& ctx);
 void attention_bf16_amx(const ops::AttentionParams& p, const ExecContext& ctx);
 void attention_bf16_avx512bf16(const ops::AttentionParams& p, const ExecContext& ctx);
+void attention_bf16_tiles_avx512bf16(const ops::AttentionParams& p, const ExecContext& ctx);
 int64_t convert_ref(const ops::ConvertParams& p, const ExecContext& ctx);
 int64_t convert_generic(const ops::ConvertParams& p, const ExecContext& ctx);
 void dequant_groups_ref(const ops::DequantGroupsParams& p, const ExecContext& ctx);
@@ -95,10 +96,14 @@ std::vector<ops::Variant<ops::AttentionFn>> attention_variants() {
 }
 
 // bf16 operands and weights on AMX tiles, or on VDPBF16PS without them (Zen 4/5): the vision
-// tower and prefill under Precision::Fast (ops/attention.h).
+// tower and prefill under Precision::Fast (ops/attention.h). Of equal ISAs the later one is
+// chosen: avx512bf16 (queries across the lanes) over avx512bf16-tiles, which runs the AMX
+// kernel's code on the VDPBF16PS block kernel so that CPUs without tiles test all of it but the
+// tile instructions.
 std::vector<ops::Variant<ops::AttentionFn>> attention_bf16_variants() {
   return {
       {"reference", Device::Host, Isa::Reference, &cpu::attention_bf16_ref},
+      {"avx512bf16-tiles", Device::Host, Isa::Avx512Bf16, &cpu::attention_bf16_tiles_avx512bf16},
       {"avx512bf16", Device::Host, Isa::Avx512Bf16, &cpu::attention_bf16_avx512bf16},
       {"amx", Device::Host, Isa::Amx, &cpu::attention_bf16_amx},
   };
