@@ -10,9 +10,10 @@
 //   qwen3-vl      0.999974 / 0.999962 / 95.6% of 183    qwen3-vl-moe 0.999956 / 0.999828 / 97.8% of 183
 //   generated 256-wide Qwen2-VL 0.999992 / 0.999987 / 99.5% of 215
 // (with the f32 cache: mean logits cos 0.999850 / 0.998820 / 0.999962 / 0.999827 / 0.999988).
-// With the AVX512-BF16 matmul instead (QWENVL_MAX_ISA=avx512bf16, the Zen 4/5 path: exact
-// attention) the same cases measured 0.999815-0.999992 / 0.998947-0.999987 / 90.4-99.5% (f32
-// cache: 0.999005-0.999988 / 93.4-99.5%).
+// With the AVX512-BF16 kernels instead (QWENVL_MAX_ISA=avx512bf16, the Zen 4/5 path; the vision
+// and prefill attention on attention_bf16_lanes.cpp) the same cases measured 0.999764-0.999992 /
+// 0.999041-0.999986 / 90.4-99.5% (with the f32 cache, measured before that attention kernel:
+// 0.999005-0.999988 / 93.4-99.5%).
 // (the worst single position is reported, not held: one near-tie or one flipped MoE routing
 // moves it to 0.89 on the 32-wide MoE fixture). An AMX kernel that dropped its last k step
 // measured vision cos 0.37-0.79, logits cos 0.29-0.62, top-1 0-52%: far outside.
