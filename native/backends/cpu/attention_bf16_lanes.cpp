@@ -258,7 +258,7 @@ QVL_TARGET_AVX512BF16 void pack_q(const ops::AttentionParams& p, int64_t r0, int
     for (int64_t d = 0; d < 2 * dpairs; d += 32) {
       for (int64_t t = 0; t < 16; ++t) {
         const int64_t r = 16 * v + t, left = r < rows ? p.D - d : 0;
-        const float* src = p.q + (r0 + r) * p.ldq + h * p.D + d;
+        const float* src = r < rows ? p.q + (r0 + r) * p.ldq + h * p.D + d : p.q;  // past `rows`: nothing read
         const __m512 lo = _mm512_maskz_loadu_ps(lanes16(left), src), hi = _mm512_maskz_loadu_ps(lanes16(left - 16), src + 16);
         x[t] = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));  // 16 d-pairs
       }
@@ -331,7 +331,8 @@ QVL_TARGET_AVX512BF16 void work_item(const ops::AttentionParams& p, const Layout
     for (int v = 0; v < kQV; ++v) every[v] = _mm512_reduce_min_epi32(lims[v]) >= kb + n - 1;
     for (int64_t t = 0; t < n; t += kTile) lane_rows<false>(std::min<int64_t>(kTile, n - t), kpk + (kb + t) * dpairs, 1, dpairs, qp, dpairs, S + t * kQ);
     for (int v = 0; v < kQV; ++v) {
-      if (16 * v >= rows) break;  // lanes past `rows` are never written out
+      // Vectors wholly past `rows` keep whatever weights P held: their lanes of O are never read.
+      if (16 * v >= rows) break;
       // The first block sets every lane's m (a lane weighs key 0 if it weighs any): no optimistic
       // pass there.
       __m512 sum = _mm512_setzero_ps();
