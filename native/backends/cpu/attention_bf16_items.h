@@ -1,13 +1,14 @@
 // What the two attention_bf16 kernels (attention_bf16_tiles.cpp, attention_bf16_lanes.cpp) share
-// around their arithmetic: the buffer their packed keys and values live in, and how their work is
-// split over the threads (each (segment, kv head) packed once, then each (segment, head, query
-// block) as one work item).
+// around their arithmetic: the buffer their packed keys and values live in, their per-thread
+// scratch, and how their work is split over the threads (each (segment, kv head) packed once, then
+// each (segment, head, query block) as one work item).
 #pragma once
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
 
+#include "backends/cpu/thread_scratch.h"
 #include "core/arena.h"
 #include "core/exec_context.h"
 #include "ops/attention.h"
@@ -26,6 +27,14 @@ class PackedKv {
   std::unique_ptr<void, void (*)(void*)> owned_;
   void* data_ = nullptr;
 };
+
+// A work item's per-thread scratch buffer number Slot, kept between calls (grown as needed).
+template <int Slot>
+struct AttentionScratch {};
+template <int Slot>
+void* attention_scratch(size_t bytes) {
+  return thread_scratch<AttentionScratch<Slot>>(bytes, "attention_bf16: scratch");
+}
 
 // pack(s, hk) for every segment s and kv head hk, over ctx's pool.
 void for_each_kv_head(const ops::AttentionParams& p, const ExecContext& ctx, const std::function<void(int64_t, int64_t)>& pack);

@@ -41,7 +41,7 @@
 #include <vector>
 
 #include "backends/cpu/attention_bf16_items.h"
-#include "backends/cpu/thread_scratch.h"
+#include "backends/cpu/bf16_vec.h"
 #include "backends/cpu/vec_math.h"
 #include "core/error.h"
 #include "ops/attention.h"
@@ -61,28 +61,8 @@ constexpr int kTile = 6;            // keys of an S tile; dims of an O tile
 // patches: 312 -> 297 ms). 200 fails the parity checks (weights underflow).
 constexpr float kHeadroom = 8.0f;
 
-QVL_TARGET_AVX512BF16 inline __mmask16 lanes16(int64_t n) {
-  return n <= 0 ? static_cast<__mmask16>(0) : n >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << n) - 1);
-}
 QVL_TARGET_AVX512BF16 inline __m512bh as_bh(__m512i v) { return reinterpret_cast<__m512bh>(v); }
 QVL_TARGET_AVX512BF16 inline __m512bh bcast(uint32_t pair) { return as_bh(_mm512_set1_epi32(static_cast<int>(pair))); }
-
-// The lanes in m of 16 stored values (f32, or bf16 widened exactly), others 0.
-QVL_TARGET_AVX512BF16 inline __m512 load_v16(const float* x, __mmask16 m) { return _mm512_maskz_loadu_ps(m, x); }
-QVL_TARGET_AVX512BF16 inline __m512 load_v16(const uint16_t* x, __mmask16 m) {
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, x)), 16));
-}
-
-// Lane i: (bf16(a[i]) low, bf16(b[i]) high), VDPBF16PS's pair. idx interleaves the two halves
-// VCVTNE2PS2BF16 leaves them in.
-QVL_TARGET_AVX512BF16 inline __m512i pairs(__m512 a, __m512 b, __m512i idx) {
-  return _mm512_permutexvar_epi16(idx, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(b, a)));
-}
-QVL_TARGET_AVX512BF16 inline __m512i pair_index() {
-  alignas(64) uint16_t v[32];
-  for (int i = 0; i < 16; ++i) v[2 * i] = static_cast<uint16_t>(i), v[2 * i + 1] = static_cast<uint16_t>(16 + i);
-  return _mm512_load_si512(v);
-}
 
 // r[0..15] as 16 x 16 32-bit elements, transposed in place (element j of row i becomes element
 // i of row j): queries go into lanes and out of them this way, 64 shuffles where scatters and
@@ -207,14 +187,6 @@ QVL_TARGET_AVX512BF16 void raise_reference(const float* s, int64_t n, int64_t kb
   m = _mm512_mask_mov_ps(m, above, top);
 }
 
-// Per-thread scratch, kept between calls, one per Slot.
-template <int Slot>
-struct LanesScratch {};
-template <int Slot>
-void* scratch(size_t bytes) {
-  return thread_scratch<LanesScratch<Slot>>(bytes, "attention_bf16: scratch");
-}
-
 struct Layout {
   int64_t dpairs;                          // ceil(D / 2)
   std::vector<int64_t> kpairs, base, per;  // per segment: ceil(keys / 2); offset of its packs; u32 per kv head
@@ -229,7 +201,7 @@ QVL_TARGET_AVX512BF16 void pack_k(const T* k, int64_t ldk, int64_t klen, int64_t
       // A d-pair is two neighbours: the 32 values converted in order are 16 pairs.
       const __m512 lo = load_v16(row + d, lanes16(D - d)), hi = load_v16(row + d + 16, lanes16(D - d - 16));
       _mm512_mask_storeu_epi32(out + j * dpairs + d / 2, lanes16(dpairs - d / 2),
-                               reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo)));
+                               bf16x32(lo, hi));
     }
   }
 }
@@ -260,7 +232,7 @@ QVL_TARGET_AVX512BF16 void pack_q(const ops::AttentionParams& p, int64_t r0, int
         const int64_t r = 16 * v + t, left = r < rows ? p.D - d : 0;
         const float* src = r < rows ? p.q + (r0 + r) * p.ldq + h * p.D + d : p.q;  // past `rows`: nothing read
         const __m512 lo = _mm512_maskz_loadu_ps(lanes16(left), src), hi = _mm512_maskz_loadu_ps(lanes16(left - 16), src + 16);
-        x[t] = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));  // 16 d-pairs
+        x[t] = bf16x32(lo, hi);  // 16 d-pairs
       }
       transpose16(x);
       const int64_t n = std::min<int64_t>(16, dpairs - d / 2);
@@ -307,10 +279,10 @@ QVL_TARGET_AVX512BF16 void work_item(const ops::AttentionParams& p, const Layout
   }
   const uint32_t* kpk = packs + L.base[s] + hk * L.per[s];
   const uint32_t* vpk = kpk + klen * dpairs;
-  uint32_t* qp = static_cast<uint32_t*>(scratch<0>(static_cast<size_t>(dpairs * kQ * 4)));
-  float* S = static_cast<float*>(scratch<1>(static_cast<size_t>(kKeys * kQ * 4)));
-  uint32_t* P = static_cast<uint32_t*>(scratch<2>(static_cast<size_t>(kKeys / 2 * kQ * 4)));
-  float* O = static_cast<float*>(scratch<3>(static_cast<size_t>(D * kQ * 4)));
+  uint32_t* qp = static_cast<uint32_t*>(attention_scratch<0>(static_cast<size_t>(dpairs * kQ * 4)));
+  float* S = static_cast<float*>(attention_scratch<1>(static_cast<size_t>(kKeys * kQ * 4)));
+  uint32_t* P = static_cast<uint32_t*>(attention_scratch<2>(static_cast<size_t>(kKeys / 2 * kQ * 4)));
+  float* O = static_cast<float*>(attention_scratch<3>(static_cast<size_t>(D * kQ * 4)));
   std::fill_n(O, D * kQ, 0.0f);
   pack_q(p, r0, rows, h, dpairs, qp);
   const float c = p.scale * vm::kLog2e;

@@ -38,8 +38,8 @@
 #include <vector>
 
 #include "backends/cpu/attention_bf16_items.h"
+#include "backends/cpu/bf16_vec.h"
 #include "backends/cpu/matmul_bf16_cpu.h"
-#include "backends/cpu/thread_scratch.h"
 #include "backends/cpu/vec_math.h"
 #include "core/error.h"
 #include "ops/attention.h"
@@ -54,20 +54,6 @@ constexpr int64_t kSBlock = kBf16Block * kBf16Block, kSBlocks = kKeys / kBf16Blo
 
 int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 
-QVL_TARGET_AVX512BF16 inline __mmask16 lanes16(int64_t n) {
-  return n <= 0 ? static_cast<__mmask16>(0) : n >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << n) - 1);
-}
-
-QVL_TARGET_AVX512BF16 inline __m512i bf16x32(__m512 lo, __m512 hi) {
-  return reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));
-}
-
-// The lanes in m of 16 stored values (f32, or bf16 widened exactly), others 0.
-QVL_TARGET_AVX512BF16 inline __m512 load_v16(const float* x, __mmask16 m) { return _mm512_maskz_loadu_ps(m, x); }
-QVL_TARGET_AVX512BF16 inline __m512 load_v16(const uint16_t* x, __mmask16 m) {
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, x)), 16));
-}
-
 // v rows [0, klen) (row stride ldv), D columns, into the block kernel's B layout for O = P·v:
 // column block jb (32 of D), key step s (32 keys), tile g (16 columns): row r holds, for each
 // column, the pair (v[32s + 2r][col], v[32s + 2r + 1][col]). Keys past klen and columns past D
@@ -76,10 +62,7 @@ template <class T>
 QVL_TARGET_AVX512BF16 void pack_v(const T* v, int64_t ldv, int64_t klen, int64_t D, int64_t kp, int64_t dp,
                                   uint16_t* out) {
   const int64_t steps = kp / kBf16Step;
-  // Interleaves [a0..a15, b0..b15] into [a0, b0, a1, b1, ...].
-  alignas(64) uint16_t idx_v[32];
-  for (int i = 0; i < 16; ++i) idx_v[2 * i] = static_cast<uint16_t>(i), idx_v[2 * i + 1] = static_cast<uint16_t>(16 + i);
-  const __m512i idx = _mm512_load_si512(idx_v);
+  const __m512i idx = pair_index();
   for (int64_t jb = 0; jb < dp / kBf16Block; ++jb) {
     for (int64_t s = 0; s < steps; ++s) {
       for (int g = 0; g < 2; ++g) {
@@ -89,7 +72,7 @@ QVL_TARGET_AVX512BF16 void pack_v(const T* v, int64_t ldv, int64_t klen, int64_t
           const int64_t key = s * kBf16Step + 2 * r;
           const __m512 a = key < klen ? load_v16(v + key * ldv + d0, lanes16(cols)) : _mm512_setzero_ps();
           const __m512 b = key + 1 < klen ? load_v16(v + (key + 1) * ldv + d0, lanes16(cols)) : _mm512_setzero_ps();
-          _mm512_store_si512(tile + r * 32, _mm512_permutexvar_epi16(idx, bf16x32(a, b)));
+          _mm512_store_si512(tile + r * 32, pairs(a, b, idx));
         }
       }
     }
@@ -204,14 +187,6 @@ QVL_TARGET_AVX512BF16 void block_weights(const float* s, int64_t stride, int64_t
   fail(ErrorCode::Native, "attention_bf16: a key block of " + std::to_string(n) + " scores");
 }
 
-// Per-thread scratch, kept between calls, one per Slot.
-template <int Slot>
-struct AttentionScratch {};
-template <int Slot>
-void* scratch(size_t bytes) {
-  return thread_scratch<AttentionScratch<Slot>>(bytes, "attention_bf16: scratch");
-}
-
 struct Layout {
   int64_t dp;                      // D rounded up to 32
   std::vector<int64_t> kp, base;   // per segment: keys rounded up to 32; offset of its packs (u16)
@@ -234,10 +209,10 @@ QVL_TARGET_AVX512BF16 void work_item(const ops::AttentionParams& p, const Bf16Ke
   const int64_t per_head = kp * dp;  // u16 of one packed k (and of one packed v)
   const uint16_t* kpk = packs + L.base[s] + hk * 2 * per_head;
   const uint16_t* vpk = kpk + per_head;
-  uint16_t* qb = static_cast<uint16_t*>(scratch<0>(static_cast<size_t>(kQ * dp * 2)));
-  float* S = static_cast<float*>(scratch<1>(static_cast<size_t>(kQ * kKeys * 4)));
-  uint16_t* P = static_cast<uint16_t*>(scratch<2>(static_cast<size_t>(kQ * kKeys * 2)));
-  float* O = static_cast<float*>(scratch<3>(static_cast<size_t>(kQ * dp * 4)));
+  uint16_t* qb = static_cast<uint16_t*>(attention_scratch<0>(static_cast<size_t>(kQ * dp * 2)));
+  float* S = static_cast<float*>(attention_scratch<1>(static_cast<size_t>(kQ * kKeys * 4)));
+  uint16_t* P = static_cast<uint16_t*>(attention_scratch<2>(static_cast<size_t>(kQ * kKeys * 2)));
+  float* O = static_cast<float*>(attention_scratch<3>(static_cast<size_t>(kQ * dp * 4)));
   // Rows past `rows` in the last row block run on zero queries: finite, and never written out.
   const int64_t row_blocks = (rows + kBf16Block - 1) / kBf16Block, live = row_blocks * kBf16Block;
   float m[kQ];

@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "backends/cpu/bf16_vec.h"
 #include "backends/cpu/matmul_bf16_cpu.h"
 #include "backends/cpu/matmul_cpu.h"
 #include "backends/cpu/thread_scratch.h"
@@ -46,9 +47,6 @@ T* thread_buffer(size_t n) {
   return static_cast<T*>(thread_scratch<TaskScratch<Slot>>(n * sizeof(T), "matmul_bf16: task"));
 }
 
-QVL_TARGET_AVX512BF16 inline __mmask16 lanes16(int64_t n) {
-  return n <= 0 ? static_cast<__mmask16>(0) : n >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << n) - 1);
-}
 QVL_TARGET_AVX512BF16 inline __mmask32 lanes32(int64_t n) {
   return n <= 0 ? static_cast<__mmask32>(0) : n >= 32 ? static_cast<__mmask32>(0xffffffffu) : static_cast<__mmask32>((1u << n) - 1);
 }
