@@ -37,6 +37,7 @@
 #include "core/exec_context.h"
 #include "core/threadpool.h"
 #include "ops/attention.h"
+#include "tests/amx_emulated.h"
 #include "tests/parity.h"
 
 namespace qvl::parity {
@@ -162,7 +163,9 @@ std::vector<Result> run_case(const Case& c, Rng& rng, ThreadPool& pool) {
     out.push_back(std::move(r));
   };
   same_with_bf16_kv(family.reference(), ref.data());
-  for (const auto& v : family.runnable()) {
+  std::vector<ops::Variant<ops::AttentionFn>> variants = family.runnable();
+  if (amx_emulation_runs()) variants.push_back(attention_bf16_amx_emulated());  // the AMX kernel's source, emulated
+  for (const auto& v : variants) {
     if (v.fn == family.reference().fn) continue;
     Guarded<float> got(n_out, kUntouched);
     p.out = got.data();

@@ -31,6 +31,7 @@
 #include "core/threadpool.h"
 #include "core/weight_quant.h"
 #include "ops/matmul.h"
+#include "tests/amx_emulated.h"
 #include "tests/parity.h"
 #include "tests/parity_matmul_cases.h"
 
@@ -235,19 +236,35 @@ std::vector<Result> cancel_cases(ThreadPool& pool) {
   return out;
 }
 
-// After an AMX matmul, neither the calling thread nor any pool worker holds a tile configuration.
-Result tiles_released_case(ThreadPool& pool, Rng& rng) {
-  return expect_accepted("matmul_bf16", "amx: tiles released on the caller and every worker", [&] {
+// After an AMX matmul (`run`: on the tiles, or on the emulator), neither the calling thread nor any
+// pool worker holds a tile configuration (`released`: STTILECFG's view, the hardware's or the
+// emulator's).
+Result tiles_released_case(const std::string& variant, ops::MatmulFn run, bool (*released)(), ThreadPool& pool, Rng& rng) {
+  return expect_accepted("matmul_bf16", variant + ": tiles released on the caller and every worker", [&] {
     MatmulProblem pr = make_matmul_problem({100, 64, 256}, WeightFormat::BF16, false, false, rng);
-    run_into(pr.p, [&](const MatmulParams& p) { cpu::matmul_bf16_amx(p, ExecContext(pool)); });
-    if (!cpu::amx_tiles_released()) fail(ErrorCode::Native, "the calling thread kept its tile configuration");
+    run_into(pr.p, [&](const MatmulParams& p) { run(p, ExecContext(pool)); });
+    if (!released()) fail(ErrorCode::Native, "the calling thread kept its tile configuration");
     std::vector<int> held(static_cast<size_t>(pool.size() * 4), 0);
     pool.parallel_for(static_cast<int64_t>(held.size()), 1, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) held[static_cast<size_t>(i)] = cpu::amx_tiles_released() ? 0 : 1;
+      for (int64_t i = b; i < e; ++i) held[static_cast<size_t>(i)] = released() ? 0 : 1;
     });
     for (int h : held)
       if (h) fail(ErrorCode::Native, "a pool worker kept its tile configuration");
   });
+}
+
+// The dense and block-format shapes through `family`'s variants.
+std::vector<Result> shape_cases(const ops::OpFamily<ops::MatmulFn>& family, Rng& rng, ThreadPool& dflt, ThreadPool& three) {
+  std::vector<Result> results = reference_cases(
+      "matmul_bf16", family, kShapes, std::size(kShapes),
+      [](const Shape&, WeightFormat f) { return weight_format_traits(f).kernel == WeightKernel::DenseF32; }, rng, dflt,
+      three);
+  for (Result& r : reference_cases(
+           "matmul_bf16", family, kQuantShapes, std::size(kQuantShapes),
+           [](const Shape& s, WeightFormat f) { return is_block_format(f) && s.K % weight_format_traits(f).block == 0; },
+           rng, dflt, three))
+    results.push_back(std::move(r));
+  return results;
 }
 
 }  // namespace
@@ -257,21 +274,20 @@ std::vector<Result> parity_matmul_bf16(uint64_t seed) {
   const auto& family = ops::matmul_bf16_family();
   const std::shared_ptr<ThreadPool> dflt = default_pool();
   ThreadPool three(3);
-  std::vector<Result> results = reference_cases(
-      "matmul_bf16", family, kShapes, std::size(kShapes),
-      [](const Shape&, WeightFormat f) { return weight_format_traits(f).kernel == WeightKernel::DenseF32; }, rng, *dflt,
-      three);
-  for (Result& r : reference_cases(
-           "matmul_bf16", family, kQuantShapes, std::size(kQuantShapes),
-           [](const Shape& s, WeightFormat f) { return is_block_format(f) && s.K % weight_format_traits(f).block == 0; },
-           rng, *dflt, three))
-    results.push_back(std::move(r));
+  std::vector<Result> results = shape_cases(family, rng, *dflt, three);
   for (Result& r : group128_cases(family, rng, *dflt, three)) results.push_back(std::move(r));
   for (Result& r : streamed_cases(family, rng, *dflt)) results.push_back(std::move(r));
   for (Result& r : dispatch_cases(three, rng)) results.push_back(std::move(r));
   for (Result& r : cancel_cases(three)) results.push_back(std::move(r));
   if (isa_available(Isa::Amx) && ops::OpFamilyBase::allowed(Device::Host, Isa::Amx)) {
-    results.push_back(tiles_released_case(three, rng));
+    results.push_back(tiles_released_case("amx", cpu::matmul_bf16_amx, cpu::amx_tiles_released, three, rng));
+  }
+  // The AMX kernel's source on the emulator, where the CPU has no tiles (and beside them where it has).
+  if (amx_emulation_runs()) {
+    const ops::Variant<ops::MatmulFn> emulated = matmul_bf16_amx_emulated();
+    for (Result& r : shape_cases(ops::OpFamily<ops::MatmulFn>("matmul_bf16", {family.reference(), emulated}), rng, *dflt, three))
+      results.push_back(std::move(r));
+    results.push_back(tiles_released_case(emulated.name, emulated.fn, amx_emulated_tiles_released, three, rng));
   }
   return results;
 }

@@ -4,6 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { native } from '../../lib/native/binding.js';
 
 const ops = native.parityOps();
+// Op families whose amx variant the parity harness also runs on its AMX emulator.
+const EMULATED_AMX = new Set(['matmul_bf16', 'attention_bf16']);
 
 describe('kernel parity: every variant against its reference', () => {
   it('has op families to test', () => {
@@ -30,6 +32,14 @@ describe('kernel parity: every variant against its reference', () => {
           expect(testedPairs, `${op}/${v.name} untested on ${v.device} with ${f} weights`).toContain(
             `${v.device}/${v.name}/${f}`,
           );
+        }
+      }
+      // The AMX kernels' source also runs on the tile emulator wherever the driver around the
+      // tiles can (AVX512-BF16), in every format the amx variant claims.
+      if (EMULATED_AMX.has(op) && native.info().cpu.features.includes('avx512bf16')) {
+        const amx = native.info().ops[op]?.variants.find((v) => v.name === 'amx');
+        for (const f of amx?.formats?.length ? amx.formats : ['']) {
+          expect(testedPairs, `${op}/amx-emulated untested${f ? ` with ${f} weights` : ''}`).toContain(`cpu/amx-emulated/${f}`);
         }
       }
     });

@@ -3,7 +3,8 @@
 // queries). k and v may be f32 or bf16. The same code on the VDPBF16PS block kernel is the variant
 // avx512bf16-tiles, which attention() does not choose (attention_bf16_lanes.cpp is faster there)
 // but the parity checks run: on CPUs without tiles it tests all of this but the tile
-// instructions. Two phases:
+// instructions, and the AMX block kernel itself runs there on the harness's tile emulator
+// (tests/amx_emulated.cpp), where the whole tiles are summed, padding included. Two phases:
 //   1. k and v of every (segment, kv head) packed once into the tile layout of the bf16 block
 //      kernel (matmul_bf16_cpu.h): k as "weight rows" (one per key, D as the reduction), v as
 //      pairs of keys interleaved per output column (the reduction over keys);
@@ -38,6 +39,7 @@
 #include <vector>
 
 #include "backends/cpu/attention_bf16_items.h"
+#include "backends/cpu/attention_bf16_tiles.h"
 #include "backends/cpu/bf16_vec.h"
 #include "backends/cpu/matmul_bf16_cpu.h"
 #include "backends/cpu/vec_math.h"
@@ -256,7 +258,9 @@ QVL_TARGET_AVX512BF16 void work_item(const ops::AttentionParams& p, const Bf16Ke
   }
 }
 
-void run_attention_bf16(const ops::AttentionParams& p, const ExecContext& ctx, const Bf16Kernels& k) {
+}  // namespace
+
+void attention_bf16_tiles(const ops::AttentionParams& p, const ExecContext& ctx, const Bf16Kernels& k) {
   if (p.n_segments == 0) return;
   Layout L;
   L.dp = round_up(p.D, kBf16Step);
@@ -285,11 +289,9 @@ void run_attention_bf16(const ops::AttentionParams& p, const ExecContext& ctx, c
       p, ctx, kQ, [&](int64_t s, int64_t h, int64_t r0) { work_item(p, k, L, packs, s, h, r0); }, k.begin, k.end);
 }
 
-}  // namespace
-
-void attention_bf16_amx(const ops::AttentionParams& p, const ExecContext& ctx) { run_attention_bf16(p, ctx, amx_bf16_kernels()); }
+void attention_bf16_amx(const ops::AttentionParams& p, const ExecContext& ctx) { attention_bf16_tiles(p, ctx, amx_bf16_kernels()); }
 void attention_bf16_tiles_avx512bf16(const ops::AttentionParams& p, const ExecContext& ctx) {
-  run_attention_bf16(p, ctx, avx512bf16_bf16_kernels());
+  attention_bf16_tiles(p, ctx, avx512bf16_bf16_kernels());
 }
 
 }  // namespace qvl::cpu
