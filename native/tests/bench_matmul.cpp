@@ -165,7 +165,13 @@ double matmul_seconds(const MatmulCase& c) {
   ctx.with_arena(&arena);
   std::optional<cpu::QGemmOff> gemm_off;
   if (c.row_tiles) gemm_off.emplace();
-  variant.fn(p, ctx);  // warm-up: thread start, panel buffers, page faults
+  // Warm-up: thread start, panel buffers, and a first read of every copy (on a 2-vCPU Zen 5 VM the
+  // first reads of freshly written copies ran up to 25x slower for a while: 1 thread, 3 MB of q8,
+  // best of 200 calls 1.5 ms against 96 us once every copy had been read).
+  for (const WeightCopy& wc : ws) {
+    p.w = wc.ref;
+    variant.fn(p, ctx);
+  }
   double best = 1e30;
   for (int i = 0; i < c.iters; ++i) {
     p.w = ws[(i + 1) % copies].ref;
