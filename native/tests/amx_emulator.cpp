@@ -107,7 +107,7 @@ void dpbf16ps(int dst, int src1, int src2) {
   const Config& c = unit.cfg;
   if (dst == src1 || dst == src2 || src1 == src2) return fault("TDPBF16PS: a tile used twice (#UD)");
   if (c.rows[dst] != c.rows[src1] || c.colsb[dst] != c.colsb[src2] || c.colsb[src1] != 4 * c.rows[src2] ||
-      c.colsb[dst] % 4 != 0 || c.colsb[src1] % 4 != 0) {
+      c.colsb[dst] % 4 != 0) {
     return fault("TDPBF16PS: tile shapes disagree (tmm" + std::to_string(dst) + " += tmm" + std::to_string(src1) + " x tmm" +
                  std::to_string(src2) + ", #UD)");
   }

@@ -2,6 +2,7 @@
 // the last-level cache, as a model's layers do, so decode (M = 1) timings measure streaming
 // from DRAM rather than replaying a cache-resident matrix.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <optional>
@@ -10,8 +11,9 @@
 
 #include "backends/cpu/matmul_q.h"
 #include "core/arena.h"
-#include "core/exec_context.h"
 #include "core/error.h"
+#include "core/exec_context.h"
+#include "core/read_stream.h"
 #include "core/tensor.h"
 #include "core/threadpool.h"
 #include "core/weight_quant.h"
@@ -165,13 +167,18 @@ double matmul_seconds(const MatmulCase& c) {
   ctx.with_arena(&arena);
   std::optional<cpu::QGemmOff> gemm_off;
   if (c.row_tiles) gemm_off.emplace();
-  // Warm-up: thread start, panel buffers, and a first read of every copy (on a 2-vCPU Zen 5 VM the
-  // first reads of freshly written copies ran up to 25x slower for a while: 1 thread, 3 MB of q8,
-  // best of 200 calls 1.5 ms against 96 us once every copy had been read).
+  // Every copy read once first, on the pool's threads: on a 2-vCPU Zen 5 VM the first reads of
+  // freshly written copies ran up to 25x slower for a while (1 thread, 3 MB of q8: best of 200
+  // calls 1.5 ms against 96 us once every copy had been read). A plain read, not a call per copy:
+  // prefill rows would pay up to 256 matmuls for it.
+  std::atomic<uint64_t> sink{0};
   for (const WeightCopy& wc : ws) {
-    p.w = wc.ref;
-    variant.fn(p, ctx);
+    for (const Tensor& t : wc.storage) {
+      const auto* bytes = static_cast<const unsigned char*>(t.raw());
+      pool->parallel_for(t.nbytes(), int64_t{1} << 20, [&](int64_t b, int64_t e) { sink += read_stream(bytes + b, static_cast<size_t>(e - b)); });
+    }
   }
+  variant.fn(p, ctx);  // warm-up: thread start, panel buffers (the atomic sink keeps the reads)
   double best = 1e30;
   for (int i = 0; i < c.iters; ++i) {
     p.w = ws[(i + 1) % copies].ref;

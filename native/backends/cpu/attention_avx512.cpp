@@ -237,7 +237,7 @@ struct Avx512 {
     for (int j0 = 0; j0 < nk; j0 += 16) {
       for (int j = 0; j < 16; ++j) {
         kp[j] = k + std::min(j0 + j, nk - 1) * ldk;
-        prefetch_next_tile(kp[j], ldk, D * static_cast<int>(sizeof(T)));
+        if (j0 + j < nk) prefetch_next_tile(kp[j], ldk, D * static_cast<int>(sizeof(T)));  // not the repeats
       }
       if (!wide) {
         qk_rows_block(Q, ldq, nv, tail, R, kp, S + j0, lds);
