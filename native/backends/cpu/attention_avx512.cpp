@@ -105,10 +105,10 @@ inline __mmask16 first_lanes(int n) {
 }
 
 // `bytes` of the row kKeyTile rows past `row` (the same key of the next key tile), a line at a
-// time as the row-major kernels read each key. The driver also asks for the whole next tile at
-// once (each_key_tile: 1024 lines at the 2B model's decode shape), more than the miss queues
-// hold; spread over the keys the requests keep the stream going. A decode step's attention at
-// that shape (28 layers, 12 heads on 2 kv heads of 128, 2 Zen 5 threads, both builds alternating
+// time as the row-major kernels read each key. The driver's burst of the whole next tile at once
+// (each_key_tile: 1024 lines at the 2B model's decode shape) is more than the miss queues hold;
+// spread over the keys the requests keep the stream going (the driver now leaves these items'
+// prefetching to this). A decode step's attention at that shape (28 layers, 12 heads on 2 kv heads of 128, 2 Zen 5 threads, both builds alternating
 // in one process, best of 4): bf16 cache 576 keys 0.87 -> 0.65 ms, 2048 keys 5.1 -> 3.3 ms, 8192
 // keys 18.5 -> 13.6 ms; f32 cache 576 keys 1.55 -> 0.96 ms, 2048 keys 5.75 -> 5.1 ms, 8192 keys
 // the same (21.7, 21.2 ms), 256 keys 1.03-1.14x. Past the segment's end the lines are
@@ -152,8 +152,6 @@ QVL_TARGET_AVX512 void pv_rows_tile(const float* S, int lds, int nk, const T* v,
     for (int i = 0; i < R * W; ++i) _mm512_mask_storeu_ps(O + static_cast<size_t>(i / W) * ldo + d0 + 16 * (i % W), mk[i % W], acc[i]);
   }
 }
-
-struct WideKeys {};  // thread_scratch tag: qk_rows' widened bf16 key block
 
 struct Avx512 {
   static constexpr int kLanes = 16;
@@ -223,81 +221,70 @@ struct Avx512 {
   }
 
   template <class T>
-  QVL_TARGET_AVX512 static void qk_rows(const float* Q, int ldq, int D, int R, const T* k, int64_t ldk, int nk,
-                                        float* S, int lds) {
-    const int nv = ldq / 16;
-    const __mmask16 tail = first_lanes(D - 16 * (nv - 1));
-    const T* kp[16];
-    // bf16 keys that several rows read are widened once per 16-key block into a small (L1) f32
-    // block, zero past D, instead of once per row; a lone row widens them in registers.
-    float* wide = nullptr;
-    if constexpr (std::is_same_v<T, uint16_t>) {
-      if (R > 1) wide = static_cast<float*>(thread_scratch<WideKeys>(static_cast<size_t>(16 * ldq) * 4, "attention: widened keys"));
+  static void qk_rows(const float* Q, int ldq, int D, int R, const T* k, int64_t ldk, int nk, float* S, int lds) {
+    switch (R) {
+      case 1: return qk_rows_nv<1, T>(Q, ldq, D, k, ldk, nk, S, lds);
+      case 2: return qk_rows_nv<2, T>(Q, ldq, D, k, ldk, nk, S, lds);
+      case 3: return qk_rows_nv<3, T>(Q, ldq, D, k, ldk, nk, S, lds);
+      case 4: return qk_rows_nv<4, T>(Q, ldq, D, k, ldk, nk, S, lds);
+      case 5: return qk_rows_nv<5, T>(Q, ldq, D, k, ldk, nk, S, lds);
+      case 6: return qk_rows_nv<6, T>(Q, ldq, D, k, ldk, nk, S, lds);
+      case 7: return qk_rows_nv<7, T>(Q, ldq, D, k, ldk, nk, S, lds);
+      default: return qk_rows_nv<8, T>(Q, ldq, D, k, ldk, nk, S, lds);
     }
+  }
+
+  // The common head sizes (64, 128: 4 and 8 vectors) get the D loop unrolled; others run it.
+  template <int R, class T>
+  static void qk_rows_nv(const float* Q, int ldq, int D, const T* k, int64_t ldk, int nk, float* S, int lds) {
+    switch (ldq / 16) {
+      case 4: return qk_rows_tile<R, 4, T>(Q, ldq, D, k, ldk, nk, S, lds);
+      case 8: return qk_rows_tile<R, 8, T>(Q, ldq, D, k, ldk, nk, S, lds);
+      default: return qk_rows_tile<R, 0, T>(Q, ldq, D, k, ldk, nk, S, lds);
+    }
+  }
+
+  // S[r][j] for R rows against nk keys, 16 keys a block. Every row takes KB keys at a time (KB·R
+  // sums in registers), each key vector widened in a register once and fed to all R rows; a
+  // block's 16·R sums go through L1 and leave as R horizontal sums of 16 (hsum16). NV: D's vector
+  // count when fixed at compile time, 0 when read from ldq. Against rows in pairs over a bf16 block
+  // widened first into L1 (each key vector loaded again per pair, D's loop not unrolled): one
+  // decode step's attention at the 2B shape (6 rows, D = 128), one Zen 5 thread, 256 cached keys,
+  // bf16 cache: 28.3 -> 25.2 ns per key and kv head.
+  template <int R, int NV, class T>
+  QVL_TARGET_AVX512 static void qk_rows_tile(const float* Q, int ldq, int D, const T* k, int64_t ldk, int nk, float* S,
+                                             int lds) {
+    constexpr int KB = R <= 2 ? 8 : R <= 4 ? 4 : 2;
+    const int nv = NV > 0 ? NV : ldq / 16;
+    const __mmask16 tail = first_lanes(D - 16 * (nv - 1));
+    alignas(64) __m512 sums[16 * R];
+    const T* kp[16];
     for (int j0 = 0; j0 < nk; j0 += 16) {
       for (int j = 0; j < 16; ++j) {
         kp[j] = k + std::min(j0 + j, nk - 1) * ldk;
         if (j0 + j < nk) prefetch_next_tile(kp[j], ldk, D * static_cast<int>(sizeof(T)));  // not the repeats
       }
-      if (!wide) {
-        qk_rows_block(Q, ldq, nv, tail, R, kp, S + j0, lds);
-        continue;
-      }
-      const float* wp[16];
-      for (int j = 0; j < 16; ++j) {
-        float* w = wide + static_cast<size_t>(j) * ldq;
-        for (int x = 0; x < nv; ++x) _mm512_storeu_ps(w + 16 * x, load16(kp[j] + 16 * x, x == nv - 1 ? tail : static_cast<__mmask16>(0xFFFF)));
-        wp[j] = w;
-      }
-      qk_rows_block(Q, ldq, nv, tail, R, wp, S + j0, lds);
-    }
-  }
-
-  // S[r][0..16) = the R rows of Q against the 16 keys kp (D in nv vectors, the last masked to tail).
-  template <class T>
-  QVL_TARGET_AVX512 static void qk_rows_block(const float* Q, int ldq, int nv, __mmask16 tail, int R, const T* const* kp,
-                                              float* S, int lds) {
-    // Rows in pairs against 8 keys at a time, so each loaded key vector feeds two rows; an odd
-    // last row goes alone against all 16. One decode step's attention at the 2B shape (6 rows per
-    // kv head), 256 cached tokens, one Sapphire Rapids thread per chunk: 77 -> 72 ns per key and
-    // kv head (f32), 66 -> 62 (bf16) against every row alone.
-    int r0 = 0;
-    for (; r0 + 2 <= R; r0 += 2) {
-      const float* qa = Q + static_cast<size_t>(r0) * ldq;
-      const float* qb = qa + ldq;
-      for (int h = 0; h < 16; h += 8) {
-        __m512 acc[16];
+      for (int jb = 0; jb < 16; jb += KB) {
+        __m512 acc[R * KB];
 #pragma GCC unroll 16
-        for (int j = 0; j < 16; ++j) acc[j] = _mm512_setzero_ps();
+        for (int i = 0; i < R * KB; ++i) acc[i] = _mm512_setzero_ps();
+#pragma GCC unroll 8
         for (int w = 0; w < nv; ++w) {
           const __mmask16 mk = w == nv - 1 ? tail : static_cast<__mmask16>(0xFFFF);
-          const __m512 va = _mm512_loadu_ps(qa + 16 * w), vb = _mm512_loadu_ps(qb + 16 * w);
+          __m512 kv[KB];
 #pragma GCC unroll 8
-          for (int j = 0; j < 8; ++j) {
-            const __m512 kv = load16(kp[h + j] + 16 * w, mk);
-            acc[j] = _mm512_fmadd_ps(va, kv, acc[j]);
-            acc[8 + j] = _mm512_fmadd_ps(vb, kv, acc[8 + j]);
+          for (int j = 0; j < KB; ++j) kv[j] = load16(kp[jb + j] + 16 * w, mk);
+#pragma GCC unroll 8
+          for (int r = 0; r < R; ++r) {
+            const __m512 q = _mm512_loadu_ps(Q + static_cast<size_t>(r) * ldq + 16 * w);
+#pragma GCC unroll 8
+            for (int j = 0; j < KB; ++j) acc[r * KB + j] = _mm512_fmadd_ps(q, kv[j], acc[r * KB + j]);
           }
         }
-        // Lanes 0-7: row r0 against keys h..h+7; lanes 8-15: row r0 + 1 (its store starts 8 lanes
-        // early so lane 8 lands on key h; the masked-off lanes are never written).
-        const __m512 sum = hsum16(acc);
-        _mm512_mask_storeu_ps(S + static_cast<size_t>(r0) * lds + h, static_cast<__mmask16>(0x00FF), sum);
-        _mm512_mask_storeu_ps(S + static_cast<size_t>(r0 + 1) * lds + h - 8, static_cast<__mmask16>(0xFF00), sum);
-      }
-    }
-    for (int r = r0; r < R; ++r) {
-      const float* q = Q + static_cast<size_t>(r) * ldq;
-      __m512 acc[16];
 #pragma GCC unroll 16
-      for (int j = 0; j < 16; ++j) acc[j] = _mm512_setzero_ps();
-      for (int w = 0; w < nv; ++w) {
-        const __mmask16 mk = w == nv - 1 ? tail : static_cast<__mmask16>(0xFFFF);
-        const __m512 qv = _mm512_loadu_ps(q + 16 * w);
-#pragma GCC unroll 16
-        for (int j = 0; j < 16; ++j) acc[j] = _mm512_fmadd_ps(qv, load16(kp[j] + 16 * w, mk), acc[j]);
+        for (int i = 0; i < R * KB; ++i) sums[(i / KB) * 16 + jb + i % KB] = acc[i];
       }
-      _mm512_storeu_ps(S + static_cast<size_t>(r) * lds, hsum16(acc));
+      for (int r = 0; r < R; ++r) _mm512_storeu_ps(S + static_cast<size_t>(r) * lds + j0, hsum16(sums + 16 * r));
     }
   }
 
