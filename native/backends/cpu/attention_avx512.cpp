@@ -104,22 +104,6 @@ inline __mmask16 first_lanes(int n) {
   return static_cast<__mmask16>(n >= 16 ? 0xFFFF : n <= 0 ? 0 : (1u << n) - 1);
 }
 
-// `bytes` of the row kKeyTile rows past `row` (the same key of the next key tile), a line at a
-// time as the row-major kernels read each key. The driver's burst of the whole next tile at once
-// (each_key_tile: 1024 lines at the 2B model's decode shape) is more than the miss queues hold;
-// spread over the keys the requests keep the stream going (the driver now leaves these items'
-// prefetching to this). A decode step's attention at that shape (28 layers, 12 heads on 2 kv heads of 128, 2 Zen 5 threads, both builds alternating
-// in one process, best of 4): bf16 cache 576 keys 0.87 -> 0.65 ms, 2048 keys 5.1 -> 3.3 ms, 8192
-// keys 18.5 -> 13.6 ms; f32 cache 576 keys 1.55 -> 0.96 ms, 2048 keys 5.75 -> 5.1 ms, 8192 keys
-// the same (21.7, 21.2 ms), 256 keys 1.03-1.14x. Past the segment's end the lines are
-// never read (a prefetch does not fault; the address is formed in integers, as it may lie past
-// the cache's end).
-template <class T>
-QVL_TARGET_AVX512 inline void prefetch_next_tile(const T* row, int64_t ld, int bytes) {
-  const uintptr_t p = reinterpret_cast<uintptr_t>(row) + static_cast<uintptr_t>(attn::kKeyTile * ld) * sizeof(T);
-  for (int c = 0; c < bytes; c += 64) _mm_prefetch(reinterpret_cast<const char*>(p + static_cast<uintptr_t>(c)), _MM_HINT_T0);
-}
-
 // O[r][d] = alpha[r]·O[r][d] + Σ_j S[r][j]·v[j][d] for R rows, D in chunks of 16·W lanes: each
 // chunk's R·W sums stay in registers while every key's V vectors feed all R rows. Lanes past D are
 // masked (neither read nor written), so any D works with O rows padded to kRowDimPad.
@@ -137,7 +121,7 @@ QVL_TARGET_AVX512 void pv_rows_tile(const float* S, int lds, int nk, const T* v,
                              _mm512_set1_ps(alpha[i / W]));
     for (int j = 0; j < nk; ++j) {
       const T* vr = v + j * ldv + d0;
-      prefetch_next_tile(vr, ldv, 16 * W * static_cast<int>(sizeof(T)));
+      attn::prefetch_next_tile(vr, ldv, 16 * W * static_cast<int>(sizeof(T)));
       __m512 vv[W];
 #pragma GCC unroll 4
       for (int c = 0; c < W; ++c) vv[c] = load16(vr + 16 * c, mk[c]);
@@ -262,7 +246,7 @@ struct Avx512 {
     for (int j0 = 0; j0 < nk; j0 += 16) {
       for (int j = 0; j < 16; ++j) {
         kp[j] = k + std::min(j0 + j, nk - 1) * ldk;
-        if (j0 + j < nk) prefetch_next_tile(kp[j], ldk, D * static_cast<int>(sizeof(T)));  // not the repeats
+        if (j0 + j < nk) attn::prefetch_next_tile(kp[j], ldk, D * static_cast<int>(sizeof(T)));  // not the repeats
       }
       for (int jb = 0; jb < 16; jb += KB) {
         __m512 acc[R * KB];
