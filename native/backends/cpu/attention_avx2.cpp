@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <type_traits>
 
 #include "backends/cpu/attention_tiled.h"
 #include "backends/cpu/vec_math.h"

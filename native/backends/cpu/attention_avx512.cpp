@@ -10,10 +10,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <type_traits>
 
 #include "backends/cpu/attention_tiled.h"
-#include "backends/cpu/thread_scratch.h"
 #include "backends/cpu/vec_math.h"
 #include "core/cpu.h"
 

@@ -19,7 +19,8 @@
 // a few with speculative or small chunks) take a flash-decoding path instead: work items are fixed
 // chunks of kDecodeChunk keys covering every kv head, so one pass streams whole cache rows and the
 // query heads of a GQA group share each K and V load; the chunks' partial (m, l, O) are merged in
-// chunk order by the thread that finishes the last chunk (no second dispatch). The chunking
+// chunk order by the thread that finishes the last chunk (no second dispatch). A call of decode
+// segments only gives each thread one run of consecutive chunks (decode_runs). The chunking
 // depends only on the segment, so decode results are bitwise the same on any thread count.
 // Other segments (prefill, vision): when their blocks cannot keep every thread busy each block's
 // keys are split into chunks ("split-K") whose count depends on the thread count, and a second
