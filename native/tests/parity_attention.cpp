@@ -256,6 +256,15 @@ std::vector<Case> cases(Rng& rng) {
       }
     }
   }
+  // Every row count the row-major decode kernels instantiate (1-8 query heads per kv head; the
+  // Qwen releases use 2, 4, 5, 6, 7 and 8) at the head sizes with unrolled kernels (64, 128) and
+  // one without (96), over three chunks.
+  for (int64_t G = 1; G <= 8; ++G) {
+    for (int64_t D : {64, 128, 96}) {
+      std::vector<AttentionSegment> segs{{0, 1, 0, 515}};
+      cs.push_back({"decode rows=" + std::to_string(G) + " klen=515", 2 * G, 2, D, true, segs, 1, 515, false});
+    }
+  }
   // Batched decode as the model steps it: several sequences of different cache lengths (left
   // padding skipped, gaps between caches), one or two new rows each, in one call.
   {
