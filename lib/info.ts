@@ -31,11 +31,12 @@ export interface Info {
   /** Kernel variant chosen for each op family. */
   ops: Record<string, OpFamilyInfo>;
   /**
-   * What `precision: 'fast'` runs here: the bf16 matmul kernel per weight format and the bf16
-   * attention kernel, or null where it runs the exact kernel (no AMX or AVX512-BF16 kernel for it
-   * on this CPU). The bf16 families' own `chosen` can name a kernel fast passes over.
+   * What `precision: 'fast'` runs here: the bf16 matmul kernel per weight format, the bf16
+   * attention kernel (vision tower, prefill) and the bf16 decode-step attention kernel, or null
+   * where it runs the exact kernel (no AMX or AVX512-BF16 kernel for it on this CPU). The bf16
+   * families' own `chosen` can name a kernel fast passes over.
    */
-  fast: { matmulByFormat: Record<string, string | null>; attention: string | null };
+  fast: { matmulByFormat: Record<string, string | null>; attention: string | null; attentionDecode: string | null };
   cuda: CudaInfo;
   /** Whether tensors reach JS zero-copy (false: copied, as Electron's memory cage requires). */
   externalBuffers: boolean;

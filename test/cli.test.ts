@@ -43,7 +43,7 @@ describe('qwenvl CLI', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^qwenvl \d+\.\d+\.\d+/);
     expect(r.stdout).toMatch(/^threads: \d+$/m);
-    expect(r.stdout).toMatch(/^precision 'fast': matmul (\w+: \w+, )*\w+: \w+; attention: \w+$/m);
+    expect(r.stdout).toMatch(/^precision 'fast': matmul (\w+: \w+, )*\w+: \w+; attention: \w+; decode attention: \w+$/m);
     expect(r.stdout).toMatch(/^cuda: (available \(.+, [\d.]+ GiB\)|unavailable \(.+\))$/m);
   });
 

@@ -26,6 +26,8 @@ describe('info()', () => {
     if (amx) expect(i.fast.matmulByFormat.q4).toBe('amx');
     const attn = i.ops.attention_bf16.variants.filter((x) => x.name !== 'reference' && x.available);
     expect(i.fast.attention).toBe(attn.length === 0 ? null : attn[attn.length - 1].name);
+    const step = i.ops.attention_bf16_decode.variants.filter((x) => x.name !== 'reference' && x.available);
+    expect(i.fast.attentionDecode).toBe(step.length === 0 ? null : step[step.length - 1].name);
     if (!i.cuda.available) expect(i.cuda.reason.length).toBeGreaterThan(0);
     else expect(i.cuda.memoryBytes).toBeGreaterThan(0);
   });

@@ -42,7 +42,7 @@ export interface NativeInfo {
   threads: number;
   ops: Record<string, NativeOpInfo>;
   /** What precision 'fast' runs: the bf16 kernel per weight format and for attention; null where it runs the exact kernel. */
-  fast: { matmulByFormat: Record<string, string | null>; attention: string | null };
+  fast: { matmulByFormat: Record<string, string | null>; attention: string | null; attentionDecode: string | null };
   cuda: {
     compiled: boolean;
     available: boolean;
@@ -114,6 +114,8 @@ export interface NativeBenchAttentionDecode {
   iters: number;
   /** The cache's storage (default f32). */
   kvDtype?: 'f32' | 'bf16';
+  /** 'attention' (default, exact) or 'attention_bf16_decode' (precision 'fast'). */
+  family?: 'attention' | 'attention_bf16_decode';
 }
 
 /** @internal */

@@ -106,8 +106,9 @@ Napi::Value BenchAttention(const Napi::CallbackInfo& info) {
   });
 }
 
-// benchAttentionDecode({context, heads, kvHeads, headDim, layers, sequences, variant, iters[, kvDtype]}):
-// seconds per decode step's attention (every layer, every sequence; the cache f32 or bf16).
+// benchAttentionDecode({context, heads, kvHeads, headDim, layers, sequences, variant, iters[, kvDtype,
+// family]}): seconds per decode step's attention (every layer, every sequence; the cache f32 or
+// bf16) with a variant of family attention (default) or attention_bf16_decode.
 Napi::Value BenchAttentionDecode(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guard(env, [&]() -> Napi::Value {
@@ -117,6 +118,7 @@ Napi::Value BenchAttentionDecode(const Napi::CallbackInfo& info) {
                                  int_field(o, fn, "headDim"), int_field(o, fn, "layers"), int_field(o, fn, "sequences"),
                                  string_field(o, fn, "variant"), iters_field(o, fn)};
     if (!o.Get("kvDtype").IsUndefined()) c.kv_dtype = string_field(o, fn, "kvDtype");
+    if (!o.Get("family").IsUndefined()) c.family = string_field(o, fn, "family");
     return run_async<double>(env, [c] { return bench::attention_decode_seconds(c); }, seconds);
   });
 }

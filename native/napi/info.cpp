@@ -84,6 +84,8 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
     fast.Set("matmulByFormat", fast_matmul);
     const auto* fa = ops::attention_bf16_variant(Device::Host);
     fast.Set("attention", fa ? Napi::Value(Napi::String::New(env, fa->name)) : env.Null());
+    const auto* fd = ops::attention_bf16_decode_variant(Device::Host);
+    fast.Set("attentionDecode", fd ? Napi::Value(Napi::String::New(env, fd->name)) : env.Null());
     out.Set("fast", fast);
 
     const cuda::Status cs = cuda::status();

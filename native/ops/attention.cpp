@@ -20,6 +20,11 @@ const OpFamily<AttentionFn>& attention_bf16_family() {
   return family;
 }
 
+const OpFamily<AttentionFn>& attention_bf16_decode_family() {
+  static const OpFamily<AttentionFn> family("attention_bf16_decode", QVL_BACKEND_VARIANTS(attention_bf16_decode));
+  return family;
+}
+
 namespace {
 
 std::string seg_name(int64_t s) { return "attention: segment " + std::to_string(s) + ": "; }
@@ -88,9 +93,12 @@ void check_attention(const AttentionParams& p) {
   }
 }
 
-const Variant<AttentionFn>* attention_bf16_variant(Device d) {
+namespace {
+
+// The family's best allowed variant on d other than the reference (of equal ISAs the later one).
+const Variant<AttentionFn>* fast_variant(const OpFamily<AttentionFn>& family, Device d) {
   const Variant<AttentionFn>* fast = nullptr;
-  for (const auto& v : attention_bf16_family().variants()) {
+  for (const auto& v : family.variants()) {
     if (v.device == d && v.isa != Isa::Reference && OpFamilyBase::allowed(v.device, v.isa) && (!fast || v.isa >= fast->isa)) {
       fast = &v;
     }
@@ -98,30 +106,39 @@ const Variant<AttentionFn>* attention_bf16_variant(Device d) {
   return fast;
 }
 
+}  // namespace
+
+const Variant<AttentionFn>* attention_bf16_variant(Device d) { return fast_variant(attention_bf16_family(), d); }
+const Variant<AttentionFn>* attention_bf16_decode_variant(Device d) { return fast_variant(attention_bf16_decode_family(), d); }
+
 void attention(const AttentionParams& p, const ExecContext& ctx) {
   OpTimer timer(ctx, "attention");
   check_attention(p);
   check_cancel(p.cancel, "attention");
-  const Variant<AttentionFn>* fast = ctx.precision() == Precision::Fast ? attention_bf16_variant(ctx.device()) : nullptr;
+  const bool bf16 = ctx.precision() == Precision::Fast;
+  const Variant<AttentionFn>* wide = bf16 ? attention_bf16_variant(ctx.device()) : nullptr;
+  const Variant<AttentionFn>* narrow = bf16 ? attention_bf16_decode_variant(ctx.device()) : nullptr;
   const AttentionFn exact = attention_family().best(ctx.device()).fn;
-  auto wide = [&p](const AttentionSegment& g) { return !p.causal || g.q_end - g.q_start >= kBf16MinQueryRows; };
-  int64_t n_wide = 0;
-  for (int64_t s = 0; fast && s < p.n_segments; ++s) n_wide += wide(p.segments[s]) ? 1 : 0;
-  if (n_wide == 0) {
-    exact(p, ctx);  // no bf16 kernel here, or a decode step
-  } else if (n_wide == p.n_segments) {
-    fast->fn(p, ctx);
-  } else {
-    // A batch of prefill and decode rows: each kind to its kernel, two calls over disjoint rows.
-    std::vector<AttentionSegment> segs[2];
-    for (int64_t s = 0; s < p.n_segments; ++s) segs[wide(p.segments[s]) ? 0 : 1].push_back(p.segments[s]);
-    for (int i = 0; i < 2; ++i) {
-      AttentionParams part = p;
-      part.segments = segs[i].data();
-      part.n_segments = static_cast<int64_t>(segs[i].size());
-      (i == 0 ? fast->fn : exact)(part, ctx);
-      check_cancel(p.cancel, "attention");
+  // Each segment's kernel: 0 exact, 1 attention_bf16, 2 attention_bf16_decode.
+  auto kernel = [&](const AttentionSegment& g) {
+    if (!p.causal || g.q_end - g.q_start >= kBf16MinQueryRows) return wide ? 1 : 0;
+    return narrow ? 2 : 0;
+  };
+  const AttentionFn fns[3] = {exact, wide ? wide->fn : nullptr, narrow ? narrow->fn : nullptr};
+  std::vector<AttentionSegment> segs[3];
+  for (int64_t s = 0; s < p.n_segments; ++s) segs[kernel(p.segments[s])].push_back(p.segments[s]);
+  for (int i = 0; i < 3; ++i) {
+    if (segs[i].empty()) continue;
+    if (segs[i].size() == static_cast<size_t>(p.n_segments)) {
+      fns[i](p, ctx);  // one kernel for the whole call (the usual case)
+      break;
     }
+    // A batch of prefill and decode rows: each kind to its kernel, one call each over disjoint rows.
+    AttentionParams part = p;
+    part.segments = segs[i].data();
+    part.n_segments = static_cast<int64_t>(segs[i].size());
+    fns[i](part, ctx);
+    check_cancel(p.cancel, "attention");
   }
   check_cancel(p.cancel, "attention");
 }

@@ -102,21 +102,28 @@ const OpFamily<AttentionFn>& attention_family();
 // (ops/matmul.h); attention() picks it under Precision::Fast.
 const OpFamily<AttentionFn>& attention_bf16_family();
 
+// attention_bf16's arithmetic for decode steps (a few query rows per kv head against a KV cache):
+// the same reference, kernels that read each cached key and value once for all the rows sharing
+// its kv head instead of packing them for 64-query tiles.
+const OpFamily<AttentionFn>& attention_bf16_decode_family();
+
 // Under Precision::Fast a causal segment of at least this many query rows (a prefill) runs
-// attention_bf16; shorter ones (decode steps) stay on the exact kernels, where packing every key
-// and value for the tiles would cost about what the step's attention reads, and the 32-row tiles
-// would run nearly empty. Non-causal segments (the vision tower) all run attention_bf16.
+// attention_bf16; shorter ones (decode steps) run attention_bf16_decode, where packing every key
+// and value for the tiles would cost about what the step's attention reads, and the tiles would
+// run nearly empty. Non-causal segments (the vision tower) all run attention_bf16.
 inline constexpr int64_t kBf16MinQueryRows = 32;
 // The attention_bf16 variant attention() runs those segments with under Fast on device d, or null
 // when Fast runs the exact kernel there too (no kernel here but the scalar reference).
 const Variant<AttentionFn>* attention_bf16_variant(Device d);
+// The same for attention_bf16_decode and the shorter causal segments.
+const Variant<AttentionFn>* attention_bf16_decode_variant(Device d);
 
 // Throws E_INPUT unless p describes a consistent problem (the kernels assume it does).
 void check_attention(const AttentionParams& p);
 // Validates (E_INPUT) and runs the best variant; throws E_ABORTED / E_DISPOSED when p.cancel is set.
-// Under ctx.precision() == Fast, where this machine has an attention_bf16 kernel (AMX) other than
-// the scalar reference, it runs the segments kBf16MinQueryRows describes and the exact kernel the
-// rest (one call each).
+// Under ctx.precision() == Fast, where this machine has attention_bf16 and attention_bf16_decode
+// kernels other than the scalar references, each segment goes to the one kBf16MinQueryRows names
+// (where it has none, to the exact kernel): one call per kernel, over its segments.
 void attention(const AttentionParams& p, const ExecContext& ctx);
 
 }  // namespace qvl::ops

@@ -33,6 +33,7 @@ std::vector<const OpFamilyBase*> op_catalog() {
       &embedding_family(),
       &attention_family(),
       &attention_bf16_family(),
+      &attention_bf16_decode_family(),
       &rope_family(),
       &matmul_family(),
       &matmul_bf16_family(),

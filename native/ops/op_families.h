@@ -28,6 +28,7 @@
   X(activation, ActivationFn)         \
   X(attention, AttentionFn)           \
   X(attention_bf16, AttentionFn)      \
+  X(attention_bf16_decode, AttentionFn) \
   X(convert, ConvertFn)               \
   X(dequant_groups, DequantGroupsFn)  \
   X(embedding, EmbeddingFn)           \

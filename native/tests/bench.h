@@ -71,6 +71,7 @@ struct AttentionDecodeCase {
   std::string variant;
   int iters;
   std::string kv_dtype = "f32";
+  std::string family = "attention";  // or attention_bf16_decode
 };
 double attention_decode_seconds(const AttentionDecodeCase& c);
 // Bytes of cached keys and values that step reads.

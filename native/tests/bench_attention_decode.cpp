@@ -23,7 +23,10 @@ double attention_decode_seconds(const AttentionDecodeCase& c) {
   check_attention_case("benchAttentionDecode", c.heads, c.kv_heads, c.head_dim, c.iters);
   QVL_CHECK(c.layers >= 1 && c.layers <= 1024 && c.sequences >= 1 && c.sequences <= 1024, Input,
             "benchAttentionDecode: layers and sequences must be in [1, 1024]");
-  const auto& variant = find_variant(ops::attention_family(), c.variant, "benchAttentionDecode");
+  QVL_CHECK(c.family == "attention" || c.family == "attention_bf16_decode", Input,
+            "benchAttentionDecode: family must be attention or attention_bf16_decode, got '" + c.family + "'");
+  const auto& variant = find_variant(c.family == "attention" ? ops::attention_family() : ops::attention_bf16_decode_family(),
+                                     c.variant, "benchAttentionDecode");
   QVL_CHECK(c.kv_dtype == "f32" || c.kv_dtype == "bf16", Input, "benchAttentionDecode: kvDtype must be f32 or bf16, got '" + c.kv_dtype + "'");
   const DType kv_dtype = c.kv_dtype == "bf16" ? DType::BF16 : DType::F32;
   const size_t elem = dtype_size(kv_dtype);

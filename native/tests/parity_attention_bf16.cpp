@@ -118,7 +118,10 @@ std::vector<double> f32_slack(const AttentionParams& p, const float* ref, size_t
   return slack;
 }
 
-std::vector<Result> run_case(const Case& c, Rng& rng, ThreadPool& pool) {
+// The family's variants against its reference (attention_bf16_ref for both families) on case c.
+// Decode kernels also give the same bits on one thread as on `pool` (their chunks do not follow
+// the thread count).
+std::vector<Result> run_case(const ops::OpFamily<ops::AttentionFn>& family, const Case& c, Rng& rng, ThreadPool& pool) {
   AttentionParams p;
   p.Hq = c.Hq, p.Hkv = c.Hkv, p.D = c.D, p.Tq = c.T, p.Tk = c.T;
   p.scale = c.scale != 0 ? c.scale : 1.0f / std::sqrt(static_cast<float>(c.D));
@@ -140,10 +143,11 @@ std::vector<Result> run_case(const Case& c, Rng& rng, ThreadPool& pool) {
   Guarded<float> ref(n_out, kUntouched);
   p.out = ref.data();
   ops::check_attention(p);
-  ops::attention_bf16_family().reference().fn(p, ExecContext(pool));
+  family.reference().fn(p, ExecContext(pool));
   const std::vector<double> slack = f32_slack(p, ref.data(), n_out);
   std::vector<Result> out;
-  const auto& family = ops::attention_bf16_family();
+  const std::string op = family.name();
+  const bool decode = &family == &ops::attention_bf16_decode_family();
   // The same problem with k and v stored as bf16 (the whole fused buffer rounded, q still f32).
   std::vector<uint16_t> qkv16(qkv.size());
   for (size_t i = 0; i < qkv.size(); ++i) qkv16[i] = f32_to_bf16(qkv[i]);
@@ -151,7 +155,7 @@ std::vector<Result> run_case(const Case& c, Rng& rng, ThreadPool& pool) {
   p16.kv_dtype = DType::BF16;
   p16.k = qkv16.data() + c.Hq * c.D, p16.v = qkv16.data() + (c.Hq + c.Hkv) * c.D;
   auto same_with_bf16_kv = [&](const ops::Variant<ops::AttentionFn>& v, const float* want) {
-    Result r = variant_case("attention_bf16", v, describe(c) + " bf16-kv bits as f32-kv threads=" + std::to_string(pool.size()));
+    Result r = variant_case(op, v, describe(c) + " bf16-kv bits as f32-kv threads=" + std::to_string(pool.size()));
     run_case(r, [&] {
       Guarded<float> got(n_out, kUntouched);
       p16.out = got.data();
@@ -164,12 +168,12 @@ std::vector<Result> run_case(const Case& c, Rng& rng, ThreadPool& pool) {
   };
   same_with_bf16_kv(family.reference(), ref.data());
   std::vector<ops::Variant<ops::AttentionFn>> variants = family.runnable();
-  if (amx_emulation_runs()) variants.push_back(attention_bf16_amx_emulated());  // the AMX kernel's source, emulated
+  if (!decode && amx_emulation_runs()) variants.push_back(attention_bf16_amx_emulated());  // the AMX kernel's source, emulated
   for (const auto& v : variants) {
     if (v.fn == family.reference().fn) continue;
     Guarded<float> got(n_out, kUntouched);
     p.out = got.data();
-    Result r = variant_case("attention_bf16", v, describe(c) + " threads=" + std::to_string(pool.size()));
+    Result r = variant_case(op, v, describe(c) + " threads=" + std::to_string(pool.size()));
     run_case(r, [&] {
       v.fn(p, ExecContext(pool));
       // Moved toward the reference by at most each element's slack, then held to 2e-5.
@@ -184,17 +188,27 @@ std::vector<Result> run_case(const Case& c, Rng& rng, ThreadPool& pool) {
     });
     out.push_back(std::move(r));
     same_with_bf16_kv(v, got.data());
+    if (!decode) continue;
+    Result one = variant_case(op, v, describe(c) + " 1 thread bits as threads=" + std::to_string(pool.size()));
+    run_case(one, [&] {
+      ThreadPool single(1);
+      Guarded<float> again(n_out, kUntouched);
+      p.out = again.data();
+      v.fn(p, ExecContext(single));
+      one.passed = std::memcmp(again.data(), got.data(), n_out * sizeof(float)) == 0;
+      if (!one.passed) one.note = "differs from the threaded run";
+      one.guards_ok = again.intact();
+    });
+    out.push_back(std::move(one));
   }
   return out;
 }
 
-}  // namespace
 
-std::vector<Result> parity_attention_bf16(uint64_t seed) {
-  Rng rng(seed);
-  ThreadPool three(3);
-  const std::shared_ptr<ThreadPool> dflt = default_pool();
-  const std::vector<Case> cases = {
+// Vision, prefill and odd shapes: what attention_bf16 runs, and what attention_bf16_decode must
+// get right too (it takes any segment).
+const std::vector<Case>& general_cases() {
+  static const std::vector<Case> cases = {
       {1, 1, 16, {{0, 1, 0, 1}}, 1, 0},
       {2, 1, 33, {{0, 17, 0, 17}}, 17, 3},
       {16, 16, 80, {{0, 64, 0, 64}, {64, 97, 64, 97}}, 97, 0},  // the 2B ViT's heads, two images
@@ -212,20 +226,38 @@ std::vector<Result> parity_attention_bf16(uint64_t seed) {
       {2, 1, 80, {{0, 70, 0, 300}, {70, 170, 0, 100}}, 300, 3, true, 0, true},
       {3, 3, 33, {{0, 1, 0, 1}, {1, 9, 1, 40}, {40, 41, 40, 41}}, 41, 0, false, 0, true},
   };
+  return cases;
+}
+
+std::vector<Result> run_cases(const ops::OpFamily<ops::AttentionFn>& family, const std::vector<Case>& cases, Rng& rng,
+                              ThreadPool& three) {
+  const std::shared_ptr<ThreadPool> dflt = default_pool();
   std::vector<Result> results;
   int i = 0;
   for (const Case& c : cases) {
-    for (Result& r : run_case(c, rng, i++ % 2 ? three : *dflt)) results.push_back(std::move(r));
+    for (Result& r : run_case(family, c, rng, i++ % 2 ? three : *dflt)) results.push_back(std::move(r));
   }
+  return results;
+}
+
+}  // namespace
+
+std::vector<Result> parity_attention_bf16(uint64_t seed) {
+  Rng rng(seed);
+  ThreadPool three(3);
+  const std::shared_ptr<ThreadPool> dflt = default_pool();
+  std::vector<Result> results = run_cases(ops::attention_bf16_family(), general_cases(), rng, three);
   // attention() under Precision::Fast: non-causal segments run the bf16 kernel (bit for bit), and
-  // so do causal ones of at least kBf16MinQueryRows queries; shorter causal ones (decode) run the
-  // exact kernel.
+  // so do causal ones of at least kBf16MinQueryRows queries; shorter causal ones (decode) run
+  // attention_bf16_decode. Where a family has no kernel but its reference, the exact kernel runs.
   const auto& fam = ops::attention_bf16_family();
   const ops::Variant<ops::AttentionFn>* best = ops::attention_bf16_variant(Device::Host);  // what attention() picks
+  const ops::Variant<ops::AttentionFn>* step = ops::attention_bf16_decode_variant(Device::Host);
   for (const bool causal : {false, true}) {
     const std::string what = std::string("Precision::Fast, ") +
-                             (causal ? "causal: 40 query rows attention_bf16, 8 (decode-sized) the exact kernel" : "non-causal: attention_bf16") +
-                             (best ? std::string(" (") + best->name + ")" : " (no bf16 kernel here: exact)");
+                             (causal ? "causal: 40 query rows attention_bf16, 8 (decode-sized) attention_bf16_decode" : "non-causal: attention_bf16") +
+                             (best ? std::string(" (") + best->name + ")" : " (no bf16 kernel here: exact)") +
+                             (causal ? step ? std::string(" (") + step->name + ")" : " (no decode kernel here: exact)" : "");
     results.push_back(expect_accepted("attention_bf16", what, [&] {
       const int64_t T = 60, H = 2, D = 24;
       std::vector<float> qkv(static_cast<size_t>(T * 3 * H * D));
@@ -245,8 +277,9 @@ std::vector<Result> parity_attention_bf16(uint64_t seed) {
       for (int64_t s = 0; s < 2; ++s) {  // each segment alone through the kernel it should get
         AttentionParams one = p;
         one.segments = &segs[s], one.n_segments = 1;
-        const bool bf16 = best && (!causal || segs[s].q_end - segs[s].q_start >= ops::kBf16MinQueryRows);
-        if (bf16) best->fn(one, ExecContext(*dflt));
+        const bool wide = !causal || segs[s].q_end - segs[s].q_start >= ops::kBf16MinQueryRows;
+        const ops::Variant<ops::AttentionFn>* v = wide ? best : step;
+        if (v) v->fn(one, ExecContext(*dflt));
         else ops::attention(one, ExecContext(*dflt));
       }
       if (std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) != 0) fail(ErrorCode::Native, "attention() ran another kernel");
@@ -272,6 +305,31 @@ std::vector<Result> parity_attention_bf16(uint64_t seed) {
         if (x != kUntouched) fail(ErrorCode::Native, "wrote out after the token was set");
     }));
   }
+  return results;
+}
+
+// Decode steps (one query a sequence, or a few: speculative rows) against caches of several
+// chunks: the 2B model's GQA (6 query heads on a kv head of 128), 8 and 16 heads a kv head (two
+// row groups), head dims the unrolled loops take (64, 128) and others (33, 48, 80, 96), keys that
+// grow along the cache (each row's M rises tile after tile), a negative scale, batched sequences
+// over their own key ranges, rows that see no key, an odd last key; then the general cases.
+std::vector<Result> parity_attention_bf16_decode(uint64_t seed) {
+  Rng rng(seed);
+  ThreadPool three(3);
+  const std::vector<Case> cases = {
+      {6, 1, 128, {{699, 700, 0, 700}}, 700, 0, false, 0, true},
+      {12, 2, 128, {{299, 300, 0, 300}, {812, 813, 300, 813}}, 813, 0, false, 0, true},
+      {16, 2, 64, {{514, 515, 0, 515}}, 515, 2, true, 0, true},
+      {5, 1, 96, {{0, 3, 0, 3}, {199, 200, 3, 200}}, 200, 0, false, 0, true},
+      {6, 1, 80, {{297, 300, 0, 300}}, 300, 3, false, 0, true},
+      {4, 1, 48, {{399, 400, 0, 400}}, 400, 0, true, -1.0f, true},
+      {9, 3, 33, {{0, 1, 0, 1}, {5, 8, 1, 8}}, 8, 1, false, 0, true},
+      {6, 2, 128, {{0, 2, 0, 260}}, 260, 0, false, 0, false},
+      {16, 1, 64, {{299, 300, 0, 300}}, 300, 0, false, 0, true},
+      {8, 1, 128, {{1100, 1101, 0, 1101}}, 1101, 0, true, 0, true},
+  };
+  std::vector<Result> results = run_cases(ops::attention_bf16_decode_family(), cases, rng, three);
+  for (Result& r : run_cases(ops::attention_bf16_decode_family(), general_cases(), rng, three)) results.push_back(std::move(r));
   return results;
 }
 

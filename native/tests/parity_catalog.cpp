@@ -16,6 +16,7 @@ std::vector<Result> parity_matmul_bf16(uint64_t seed);
 std::vector<Result> parity_matmul_group(uint64_t seed);
 std::vector<Result> parity_attention(uint64_t seed);
 std::vector<Result> parity_attention_bf16(uint64_t seed);
+std::vector<Result> parity_attention_bf16_decode(uint64_t seed);
 std::vector<Result> parity_rope(uint64_t seed);
 std::vector<Result> parity_resample(uint64_t seed);
 std::vector<Result> parity_vision_pos_embed(uint64_t seed);
@@ -48,6 +49,7 @@ const std::vector<Entry>& suites() {
       {"embedding", parity_embedding},
       {"attention", parity_attention},
       {"attention_bf16", parity_attention_bf16},
+      {"attention_bf16_decode", parity_attention_bf16_decode},
       {"rope", parity_rope},
       {"matmul", parity_matmul},
       {"matmul_bf16", parity_matmul_bf16},

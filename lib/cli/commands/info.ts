@@ -43,7 +43,7 @@ export const infoCommand: Command = {
       }
     }
     const fastMatmul = Object.entries(i.fast.matmulByFormat).map(([f, v]) => `${f}: ${v ?? 'exact'}`).join(', ');
-    out.push(`precision 'fast': matmul ${fastMatmul}; attention: ${i.fast.attention ?? 'exact'}`);
+    out.push(`precision 'fast': matmul ${fastMatmul}; attention: ${i.fast.attention ?? 'exact'}; decode attention: ${i.fast.attentionDecode ?? 'exact'}`);
     out.push(
       i.cuda.available
         ? `cuda: available (${i.cuda.device}, ${formatBytes(i.cuda.memoryBytes)})`

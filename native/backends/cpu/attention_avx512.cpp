@@ -78,26 +78,6 @@ QVL_TARGET_AVX512 void pv_tile(const float* St, int RP, int nk, const float* v, 
 
 // Row-major kernels for items with few rows (decode): head dims along lanes.
 
-// Lane i of the result = the sum of the 16 lanes of v[i]: pairwise unpack/shuffle adds, ~3 ops per
-// input vector instead of a full horizontal reduction each.
-QVL_TARGET_AVX512 inline __m512 hsum16(const __m512* v) {
-  __m512 a[8], b[4];
-#pragma GCC unroll 8
-  for (int i = 0; i < 8; ++i)
-    a[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
-#pragma GCC unroll 4
-  for (int i = 0; i < 4; ++i) {
-    const __m512d x = _mm512_castps_pd(a[2 * i]), y = _mm512_castps_pd(a[2 * i + 1]);
-    b[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)), _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
-  }
-  const __m512 c0 = _mm512_add_ps(_mm512_shuffle_f32x4(b[0], b[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                                  _mm512_shuffle_f32x4(b[0], b[1], _MM_SHUFFLE(3, 1, 3, 1)));
-  const __m512 c1 = _mm512_add_ps(_mm512_shuffle_f32x4(b[2], b[3], _MM_SHUFFLE(2, 0, 2, 0)),
-                                  _mm512_shuffle_f32x4(b[2], b[3], _MM_SHUFFLE(3, 1, 3, 1)));
-  return _mm512_add_ps(_mm512_shuffle_f32x4(c0, c1, _MM_SHUFFLE(2, 0, 2, 0)),
-                       _mm512_shuffle_f32x4(c0, c1, _MM_SHUFFLE(3, 1, 3, 1)));
-}
-
 inline __mmask16 first_lanes(int n) {
   return static_cast<__mmask16>(n >= 16 ? 0xFFFF : n <= 0 ? 0 : (1u << n) - 1);
 }
@@ -228,7 +208,7 @@ struct Avx512 {
 
   // S[r][j] for R rows against nk keys, 16 keys a block. Every row takes KB keys at a time (KB·R
   // sums in registers), each key vector widened in a register once and fed to all R rows; a
-  // block's 16·R sums go through L1 and leave as R horizontal sums of 16 (hsum16). NV: D's vector
+  // block's 16·R sums go through L1 and leave as R horizontal sums of 16 (vm::hsum16_avx512). NV: D's vector
   // count when fixed at compile time, 0 when read from ldq. Against rows in pairs over a bf16 block
   // widened first into L1 (each key vector loaded again per pair, D's loop not unrolled): one
   // decode step's attention at the 2B shape (6 rows, D = 128), one Zen 5 thread, 256 cached keys,
@@ -266,7 +246,7 @@ struct Avx512 {
 #pragma GCC unroll 16
         for (int i = 0; i < R * KB; ++i) sums[(i / KB) * 16 + jb + i % KB] = acc[i];
       }
-      for (int r = 0; r < R; ++r) _mm512_storeu_ps(S + static_cast<size_t>(r) * lds + j0, hsum16(sums + 16 * r));
+      for (int r = 0; r < R; ++r) _mm512_storeu_ps(S + static_cast<size_t>(r) * lds + j0, vm::hsum16_avx512(sums + 16 * r));
     }
   }
 

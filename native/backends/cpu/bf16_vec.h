@@ -14,6 +14,11 @@ QVL_TARGET_AVX512BF16 inline __mmask16 lanes16(int64_t n) {
   return n <= 0 ? static_cast<__mmask16>(0) : n >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << n) - 1);
 }
 
+// The first n of 32 lanes.
+QVL_TARGET_AVX512BF16 inline __mmask32 lanes32(int64_t n) {
+  return n <= 0 ? static_cast<__mmask32>(0) : n >= 32 ? static_cast<__mmask32>(0xffffffffu) : static_cast<__mmask32>((1u << n) - 1);
+}
+
 // The lanes in m of 16 stored values (f32, or bf16 widened exactly), others 0.
 QVL_TARGET_AVX512BF16 inline __m512 load_v16(const float* x, __mmask16 m) { return _mm512_maskz_loadu_ps(m, x); }
 QVL_TARGET_AVX512BF16 inline __m512 load_v16(const uint16_t* x, __mmask16 m) {

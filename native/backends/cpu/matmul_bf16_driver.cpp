@@ -47,10 +47,6 @@ T* thread_buffer(size_t n) {
   return static_cast<T*>(thread_scratch<TaskScratch<Slot>>(n * sizeof(T), "matmul_bf16: task"));
 }
 
-QVL_TARGET_AVX512BF16 inline __mmask32 lanes32(int64_t n) {
-  return n <= 0 ? static_cast<__mmask32>(0) : n >= 32 ? static_cast<__mmask32>(0xffffffffu) : static_cast<__mmask32>((1u << n) - 1);
-}
-
 // GCC 12 warns (-Wmaybe-uninitialized) about the undefined pass-through operand inside these plain
 // AVX-512 intrinsics; their zero-masked forms with a full mask are the same instructions.
 constexpr __mmask16 kAll16 = static_cast<__mmask16>(0xffff);

@@ -21,6 +21,7 @@ void attention_bf16_ref(const ops::AttentionParams& p, const ExecContext& ctx);
 void attention_bf16_amx(const ops::AttentionParams& p, const ExecContext& ctx);
 void attention_bf16_avx512bf16(const ops::AttentionParams& p, const ExecContext& ctx);
 void attention_bf16_tiles_avx512bf16(const ops::AttentionParams& p, const ExecContext& ctx);
+void attention_bf16_decode_avx512bf16(const ops::AttentionParams& p, const ExecContext& ctx);
 int64_t convert_ref(const ops::ConvertParams& p, const ExecContext& ctx);
 int64_t convert_generic(const ops::ConvertParams& p, const ExecContext& ctx);
 void dequant_groups_ref(const ops::DequantGroupsParams& p, const ExecContext& ctx);
@@ -106,6 +107,15 @@ std::vector<ops::Variant<ops::AttentionFn>> attention_bf16_variants() {
       {"avx512bf16-tiles", Device::Host, Isa::Avx512Bf16, &cpu::attention_bf16_tiles_avx512bf16},
       {"avx512bf16", Device::Host, Isa::Avx512Bf16, &cpu::attention_bf16_avx512bf16},
       {"amx", Device::Host, Isa::Amx, &cpu::attention_bf16_amx},
+  };
+}
+
+// attention_bf16's arithmetic for decode steps under Precision::Fast (ops/attention.h): the same
+// reference; one kernel, VDPBF16PS (AMX CPUs have it too: a step has too few rows for tiles).
+std::vector<ops::Variant<ops::AttentionFn>> attention_bf16_decode_variants() {
+  return {
+      {"reference", Device::Host, Isa::Reference, &cpu::attention_bf16_ref},
+      {"avx512bf16", Device::Host, Isa::Avx512Bf16, &cpu::attention_bf16_decode_avx512bf16},
   };
 }
 
