@@ -589,23 +589,39 @@ const DECODE_CONTEXTS: { context: number; sequences: number }[] = [
  * it, f32 (the default) and bf16 (engine.kvCache 'bf16', read as stored): GB/s of cached keys and
  * values read, against a memory-read floor taken just before each repeat. A bf16 row also gives its
  * speed over the f32 row of the same variant and shape (the two measured back to back). The
- * variants attention() can pick here, generic included as the portable baseline.
+ * variants attention() can pick here, generic included as the portable baseline; then
+ * precision 'fast''s (attention_bf16_decode), each row with its speed over the last exact
+ * variant's row of the same cache.
  */
 async function decodeAttentionRows(): Promise<Row[]> {
   const variants = available('attention').filter((v) => v !== 'reference');
+  const fast = available('attention_bf16_decode').filter((v) => v !== 'reference');
   const rows: Row[] = [];
   for (const { context, sequences } of DECODE_CONTEXTS) {
     const { layers, heads, kvHeads, headDim } = DECODE_ATTENTION;
+    const exact = new Map<string, Row>();  // the last exact variant's row per cache dtype
+    const step = async (family: 'attention' | 'attention_bf16_decode', variant: string, kvDtype: 'f32' | 'bf16') => {
+      const bytes = 2 * (kvDtype === 'bf16' ? 2 : 4) * layers * sequences * context * kvHeads * headDim;
+      const shape = `decode step ${layers}L ctx=${context}${sequences > 1 ? ` x${sequences} seqs` : ''} h=${heads}/${kvHeads} d=${headDim} ${kvDtype} kv`;
+      return againstFloor({ op: family, shape, variant }, bytes, () =>
+        native.benchAttentionDecode({ ...DECODE_ATTENTION, context, sequences, variant, kvDtype, family, iters: context > 4096 ? 4 : 10 }),
+      );
+    };
     for (const variant of variants) {
       let f32: Row | undefined;
       for (const kvDtype of ['f32', 'bf16'] as const) {
-        const bytes = 2 * (kvDtype === 'bf16' ? 2 : 4) * layers * sequences * context * kvHeads * headDim;
-        const shape = `decode step ${layers}L ctx=${context}${sequences > 1 ? ` x${sequences} seqs` : ''} h=${heads}/${kvHeads} d=${headDim} ${kvDtype} kv`;
-        const row = await againstFloor({ op: 'attention', shape, variant }, bytes, () =>
-          native.benchAttentionDecode({ ...DECODE_ATTENTION, context, sequences, variant, kvDtype, iters: context > 4096 ? 4 : 10 }),
-        );
+        const row = await step('attention', variant, kvDtype);
         if (kvDtype === 'f32') f32 = row;
         else if (f32?.seconds !== undefined && row.seconds !== undefined) row.note = `${(f32.seconds / row.seconds).toFixed(2)}x the f32 kv row; ${row.note ?? ''}`;
+        exact.set(kvDtype, row);
+        rows.push(row);
+      }
+    }
+    for (const variant of fast) {
+      for (const kvDtype of ['f32', 'bf16'] as const) {
+        const row = await step('attention_bf16_decode', variant, kvDtype);
+        const base = exact.get(kvDtype);
+        if (base?.seconds !== undefined && row.seconds !== undefined) row.note = `${(base.seconds / row.seconds).toFixed(2)}x ${base.variant}'s; ${row.note ?? ''}`;
         rows.push(row);
       }
     }
