@@ -378,6 +378,8 @@ void run_kv(const ops::AttentionParams& p, ThreadPool& pool) {
   for (int64_t s = 0; s < p.n_segments; ++s) {
     const ops::AttentionSegment& g = p.segments[s];
     const int64_t qlen = g.q_end - g.q_start, klen = g.k_end - g.k_start;
+    // Key indices and the rows' limits are 32-bit in the kernels.
+    QVL_CHECK(klen < (int64_t{1} << 30), Input, "attention_bf16_decode: a segment of " + std::to_string(klen) + " keys (at most 2^30)");
     if (qlen <= 0) continue;
     Job& job = jobs[static_cast<size_t>(s)];
     job.chunks = std::max<int64_t>(1, (klen + kChunk - 1) / kChunk);
