@@ -144,47 +144,6 @@ std::vector<Result> group128_cases(const ops::OpFamily<ops::MatmulFn>& family, R
   return results;
 }
 
-// An output of at least 8 MiB is written with non-temporal stores when y is 64-byte aligned and
-// its row stride a multiple of 16 (the driver's kStreamBytes): such a y (rows padded, bias, rows
-// past a task's) from every variant against the reference, the padding and 64 floats on either
-// side untouched. (Guarded's buffers are not 64-byte aligned, so the shapes above never stream.)
-std::vector<Result> streamed_cases(const ops::OpFamily<ops::MatmulFn>& family, Rng& rng, ThreadPool& pool) {
-  std::vector<Result> results;
-  const Shape s{1100, 40, 2000};
-  MatmulProblem pr = make_matmul_problem(s, WeightFormat::BF16, true, false, rng);
-  ops::MatmulParams p = pr.p;
-  p.ldy = 2032;
-  const size_t ext = y_extent(p);
-  Guarded<float> ref(ext);
-  fill_unwritten(ref);
-  p.y = ref.data();
-  ops::check_matmul(p);
-  family.reference().fn(p, ExecContext(pool));
-  const std::vector<float> want = compact(p, ref);
-  constexpr size_t kSide = 64;
-  std::vector<float> buf(ext + 2 * kSide + 16);
-  float* base = buf.data() + (16 - reinterpret_cast<uintptr_t>(buf.data()) / sizeof(float) % 16) % 16;
-  for (const auto& v : family.runnable()) {
-    if (v.fn == family.reference().fn || !v.reads(WeightFormat::BF16)) continue;
-    for (size_t i = 0; i < ext + 2 * kSide; ++i) base[i] = unwritten();
-    p.y = base + kSide;
-    Result r = variant_case("matmul_bf16", v, WeightFormat::BF16, pr.desc + " ldy=2032, y 64-byte aligned (streamed)");
-    run_case(r, [&] {
-      v.fn(p, ExecContext(pool));
-      const std::vector<float> got = compact(p, p.y);
-      compare(got.data(), want.data(), got.size(), 2e-5, std::sqrt(static_cast<double>(s.K)), &r);
-      bool intact = true;
-      for (size_t i = 0; i < kSide; ++i) intact = intact && is_unwritten(base[i]) && is_unwritten(base[kSide + ext + i]);
-      for (int64_t m = 0; m + 1 < p.M; ++m)
-        for (int64_t n = p.N; n < p.ldy; ++n) intact = intact && is_unwritten(p.y[m * p.ldy + n]);
-      r.guards_ok = intact;
-      if (!intact) r.note = "wrote outside y's rows";
-    });
-    results.push_back(std::move(r));
-  }
-  return results;
-}
-
 // matmul() picks the family from the context's precision and the row count, for dense and block
 // weights alike (q8/q4 only on AMX: under QWENVL_MAX_ISA=avx512bf16 their Fast cases expect exact).
 std::vector<Result> dispatch_cases(ThreadPool& pool, Rng& rng) {
@@ -276,7 +235,7 @@ std::vector<Result> parity_matmul_bf16(uint64_t seed) {
   ThreadPool three(3);
   std::vector<Result> results = shape_cases(family, rng, *dflt, three);
   for (Result& r : group128_cases(family, rng, *dflt, three)) results.push_back(std::move(r));
-  for (Result& r : streamed_cases(family, rng, *dflt)) results.push_back(std::move(r));
+  for (Result& r : streamed_cases("matmul_bf16", family, WeightFormat::BF16, rng, *dflt)) results.push_back(std::move(r));
   for (Result& r : dispatch_cases(three, rng)) results.push_back(std::move(r));
   for (Result& r : cancel_cases(three)) results.push_back(std::move(r));
   if (isa_available(Isa::Amx) && ops::OpFamilyBase::allowed(Device::Host, Isa::Amx)) {

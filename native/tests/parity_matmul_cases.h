@@ -124,6 +124,49 @@ inline Result variant_case(const char* op, const ops::Variant<ops::MatmulFn>& v,
   return r;
 }
 
+// An output of at least 8 MiB is written with non-temporal stores when y is 64-byte aligned and
+// its row stride a multiple of 16 (kStreamBytes of matmul_bf16's driver and of the AVX512-VNNI
+// int8 GEMM): such a y (rows padded, bias, rows past a task's) from every variant of `family`
+// reading format f against the reference, the padding and 64 floats on either side untouched.
+// (Guarded's buffers are not 64-byte aligned, so the other cases never stream.)
+inline std::vector<Result> streamed_cases(const char* op, const ops::OpFamily<ops::MatmulFn>& family, WeightFormat f, Rng& rng,
+                                          ThreadPool& pool) {
+  std::vector<Result> results;
+  const MatmulShape s{1100, 64, 2000};
+  MatmulProblem pr = make_matmul_problem(s, f, true, false, rng);
+  ops::MatmulParams p = pr.p;
+  p.ldy = 2032;
+  const size_t ext = y_extent(p);
+  Guarded<float> ref(ext);
+  fill_unwritten(ref);
+  p.y = ref.data();
+  ops::check_matmul(p);
+  family.reference().fn(p, ExecContext(pool));
+  const std::vector<float> want = compact(p, ref);
+  constexpr size_t kSide = 64;
+  std::vector<float> buf(ext + 2 * kSide + 16);
+  float* base = buf.data() + (16 - reinterpret_cast<uintptr_t>(buf.data()) / sizeof(float) % 16) % 16;
+  for (const auto& v : family.runnable()) {
+    if (v.fn == family.reference().fn || !v.reads(f)) continue;
+    for (size_t i = 0; i < ext + 2 * kSide; ++i) base[i] = unwritten();
+    p.y = base + kSide;
+    Result r = variant_case(op, v, f, pr.desc + " ldy=2032, y 64-byte aligned (streamed)");
+    run_case(r, [&] {
+      v.fn(p, ExecContext(pool));
+      const std::vector<float> got = compact(p, p.y);
+      compare(got.data(), want.data(), got.size(), 2e-5, std::sqrt(static_cast<double>(s.K)), &r);
+      bool intact = true;
+      for (size_t i = 0; i < kSide; ++i) intact = intact && is_unwritten(base[i]) && is_unwritten(base[kSide + ext + i]);
+      for (int64_t m = 0; m + 1 < p.M; ++m)
+        for (int64_t n = p.N; n < p.ldy; ++n) intact = intact && is_unwritten(p.y[m * p.ldy + n]);
+      r.guards_ok = intact;
+      if (!intact) r.note = "wrote outside y's rows";
+    });
+    results.push_back(std::move(r));
+  }
+  return results;
+}
+
 // v given p (unpadded output rows: ldy == N) with a set cancel token (p.cancel) must return
 // before writing any output.
 inline Result cancelled_case(const char* op, const ops::Variant<ops::MatmulFn>& v, WeightFormat f, ops::MatmulParams p,

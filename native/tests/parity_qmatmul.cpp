@@ -251,6 +251,8 @@ std::vector<Result> parity_qmatmul_cases(Rng& rng, ThreadPool& dflt, ThreadPool&
       }
     }
   }
+  for (const WeightFormat f : {WeightFormat::Q8, WeightFormat::Q4})
+    for (Result& r : streamed_cases("matmul", family, f, rng, dflt)) results.push_back(std::move(r));
   // A set cancel token: the large-M path stops before its first output block (y untouched).
   for (const WeightFormat f : {WeightFormat::Q8, WeightFormat::Q4}) {
     QProblem pr = make({96, 64, 300, 32}, f, true, false, rng);

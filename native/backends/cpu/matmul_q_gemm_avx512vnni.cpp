@@ -68,6 +68,8 @@ struct Panels {
   const float* scales = nullptr;
   const float* bias = nullptr;  // at the panels' first output, or null
   __mmask16 mask[kNB] = {};
+  // y's lines (whole 16-output pieces) written past the caches: see kStreamBytes.
+  bool stream = false;
   // The next chunk's stored codes (block b0 + c of panel v at ahead + c·ahead_block +
   // v·ahead_panel, c < ahead_blocks), which a chunk's first row tile prefetches for q4: at few
   // rows the weights come from DRAM, and the unpacking read them in bursts the hardware
@@ -154,7 +156,8 @@ QVL_TARGET_AVX512VNNI void tile(const QActs& a, const int32_t* xoff, const Panel
       const __m512 base = !first ? _mm512_maskz_loadu_ps(mk, yr + 16 * v)
                           : pn.bias ? _mm512_maskz_loadu_ps(mk, pn.bias + 16 * v)
                                     : _mm512_setzero_ps();
-      _mm512_mask_storeu_ps(yr + 16 * v, mk, _mm512_add_ps(base, acc[i][v]));
+      if (first && pn.stream && mk == kAll) _mm512_stream_ps(yr + 16 * v, _mm512_add_ps(base, acc[i][v]));
+      else _mm512_mask_storeu_ps(yr + 16 * v, mk, _mm512_add_ps(base, acc[i][v]));
     }
   }
 }
@@ -223,6 +226,15 @@ struct Blocking {
   int64_t chunk = kChunk;
 };
 
+// An output of at least this many bytes, written by one whole-K chunk, goes past the caches
+// (non-temporal stores of whole lines, as matmul_bf16's driver writes its large outputs): it does
+// not stay in them for the next op anyway, and the stores then skip reading each line of y first.
+// The 2B vision tower's four GEMMs of a layer with q8 weights (benchMatmul, 2 Zen 5 threads, builds
+// alternating in one process, 3 rounds): 1.03-1.04x at 1024 rows, 1.05-1.06x at 6440; in the model
+// under 'fast' with `visionWeights: 'q8'` at 448x448 the matmuls 1.08-1.14 -> 1.06-1.10 s; at
+// 1288x980 and in a 504-token q8 prefill no change beyond the noise.
+constexpr int64_t kStreamBytes = int64_t{8} << 20;
+
 // Rows [m0, m1) × the panel pairs from n0 (up to bl.pairs).
 template <WeightFormat F>
 QVL_TARGET_AVX512VNNI void run_panels(const ops::MatmulParams& p, const QActs& a, const int32_t* xoff, Blocking bl, int64_t n0,
@@ -256,6 +268,9 @@ QVL_TARGET_AVX512VNNI void run_panels(const ops::MatmulParams& p, const QActs& a
     }
   }
   float* y = p.y + n0;
+  const bool stream = bl.chunk >= a.blocks && p.M * p.N * static_cast<int64_t>(sizeof(float)) >= kStreamBytes &&
+                      reinterpret_cast<uintptr_t>(p.y) % 64 == 0 && p.ldy % 16 == 0;
+  for (int g = 0; g < pairs; ++g) pn[g].stream = stream;
   for (int64_t b0 = 0; b0 < a.blocks; b0 += bl.chunk) {
     const int64_t b1 = std::min(b0 + bl.chunk, a.blocks);
     for (int g = 0; g < pairs; ++g) {
@@ -266,6 +281,7 @@ QVL_TARGET_AVX512VNNI void run_panels(const ops::MatmulParams& p, const QActs& a
     }
     tiles(a, xoff, pn, pairs, m0, m1, b0, b1, b0 == 0, y, p.ldy);
   }
+  if (stream) _mm_sfence();  // ordered before the pool's hand-back like any store
 }
 
 // Rows [m0, m0 + r) of a (m0 a multiple of kMB, r <= kMB: one register tile's rows, which occupy
