@@ -1,4 +1,5 @@
-// attention_bf16 parity: each kernel (AMX tiles, VDPBF16PS) against the reference that rounds q,
+// attention_bf16 parity, and attention_bf16_decode's (same reference; decode shapes, then the same
+// cases as attention_bf16): each kernel (AMX tiles, VDPBF16PS) against the reference that rounds q,
 // k, v and the softmax weights to bf16 as the kernels do, on awkward shapes: head dims off every
 // tile width (16, 33, 80 as in the 2B ViT, 130), GQA, key counts that are not multiples of 32 (1,
 // 17, 33, 300, 520), keys that grow along the segment (each row's maximum rises from key block to
@@ -204,7 +205,6 @@ std::vector<Result> run_case(const ops::OpFamily<ops::AttentionFn>& family, cons
   return out;
 }
 
-
 // Vision, prefill and odd shapes: what attention_bf16 runs, and what attention_bf16_decode must
 // get right too (it takes any segment).
 const std::vector<Case>& general_cases() {
@@ -327,6 +327,7 @@ std::vector<Result> parity_attention_bf16_decode(uint64_t seed) {
       {6, 2, 128, {{0, 2, 0, 260}}, 260, 0, false, 0, false},
       {16, 1, 64, {{299, 300, 0, 300}}, 300, 0, false, 0, true},
       {8, 1, 128, {{1100, 1101, 0, 1101}}, 1101, 0, true, 0, true},
+      {2, 1, 16, {{0, 2, 5, 5}, {2, 3, 0, 6}}, 6, 0, false, 0, false},  // the first segment's rows see no key
   };
   std::vector<Result> results = run_cases(ops::attention_bf16_decode_family(), cases, rng, three);
   for (Result& r : run_cases(ops::attention_bf16_decode_family(), general_cases(), rng, three)) results.push_back(std::move(r));
