@@ -17,9 +17,10 @@
 // The decode path (each step's matmuls exact, its attention attention_bf16_decode over the bf16
 // cache) is held through 'fast''s own free-running greedy answer of 64 tokens: the fraction of its
 // tokens that exact's prefill, given the same prefix, picks too, against the same fraction for
-// exact's own answer (as test/model/kv-cache.test.ts holds the bf16 cache), within 10 points.
+// exact's own answer (as test/model/kv-cache.test.ts holds the bf16 cache), within 15 points.
 // Measured on Zen 5 (AVX512-BF16): fast's 82.8-100% against exact's own 90.6-100% (with exact decode
-// attention over the same bf16 cache, as before attention_bf16_decode: 84.4-100%).
+// attention over the same bf16 cache, as before attention_bf16_decode: 84.4-100%); a decode kernel
+// that never rescaled O when a row's reference exponent rose measured 32.8-62.5% on the fixtures.
 // (the worst single position is reported, not held: one near-tie or one flipped MoE routing
 // moves it to 0.89 on the 32-wide MoE fixture). An AMX kernel that dropped its last k step
 // measured vision cos 0.37-0.79, logits cos 0.29-0.62, top-1 0-52%: far outside.
@@ -97,7 +98,7 @@ async function measure(dir: string): Promise<Measured> {
 }
 
 // The budgets: measured (this file's header lists the values) with headroom.
-const BUDGET = { visionCos: 0.9995, logitsCos: 0.998, top1: 0.85, decodeTop1Below: 0.1 };
+const BUDGET = { visionCos: 0.9995, logitsCos: 0.998, top1: 0.85, decodeTop1Below: 0.15 };
 
 function report(name: string, m: Measured) {
   console.log(
