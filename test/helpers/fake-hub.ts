@@ -292,7 +292,7 @@ export class FakeHub {
     for (let at = start; at < end; at += 65536) {
       const chunk = body.subarray(at, Math.min(end, at + 65536));
       if (cut === undefined && at + 65536 >= end) done(); // the last bytes: see body()
-      if (!res.write(chunk)) await new Promise((r) => (res.once('drain', r), res.once('close', r)));
+      if (!res.write(chunk)) await drainOrClose(res);
       if (res.destroyed) return;
       if (this.chunkDelayMs > 0) await new Promise((r) => setTimeout(r, this.chunkDelayMs));
     }
@@ -310,4 +310,17 @@ export class FakeHub {
     done();
     res.end();
   }
+}
+
+/** Waits for the response to drain or close, leaving no listener behind (one a chunk piled up). */
+function drainOrClose(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.once('drain', done);
+    res.once('close', done);
+  });
 }
