@@ -208,11 +208,11 @@ struct Avx512 {
 
   // S[r][j] for R rows against nk keys, 16 keys a block. Every row takes KB keys at a time (KB·R
   // sums in registers), each key vector widened in a register once and fed to all R rows; a
-  // block's 16·R sums go through L1 and leave as R horizontal sums of 16 (vm::hsum16_avx512). NV: D's vector
-  // count when fixed at compile time, 0 when read from ldq. Against rows in pairs over a bf16 block
-  // widened first into L1 (each key vector loaded again per pair, D's loop not unrolled): one
-  // decode step's attention at the 2B shape (6 rows, D = 128), one Zen 5 thread, 256 cached keys,
-  // bf16 cache: 28.3 -> 25.2 ns per key and kv head.
+  // block's 16·R sums go through L1 and leave as R horizontal sums of 16 (vm::hsum16_avx512).
+  // NV: D's vector count when fixed at compile time, 0 when read from ldq. Against rows in pairs
+  // over a bf16 block widened first into L1 (each key vector loaded again per pair, D's loop not
+  // unrolled): one decode step's attention at the 2B shape (6 rows, D = 128), one Zen 5 thread,
+  // 256 cached keys, bf16 cache: 28.3 -> 25.2 ns per key and kv head.
   template <int R, int NV, class T>
   QVL_TARGET_AVX512 static void qk_rows_tile(const float* Q, int ldq, int D, const T* k, int64_t ldk, int nk, float* S,
                                              int lds) {
