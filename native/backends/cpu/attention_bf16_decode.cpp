@@ -60,13 +60,6 @@ constexpr int64_t kChunk = attn::kDecodeChunk;  // keys per work item
 
 QVL_TARGET_AVX512BF16 inline __m512bh as_bh(__m512i v) { return reinterpret_cast<__m512bh>(v); }
 
-// 32 stored k or v elements from x (the first n real, the rest 0) as bf16: bf16 as stored, f32
-// rounded as the reference rounds them.
-QVL_TARGET_AVX512BF16 inline __m512i load32(const uint16_t* x, int64_t n) { return _mm512_maskz_loadu_epi16(lanes32(n), x); }
-QVL_TARGET_AVX512BF16 inline __m512i load32(const float* x, int64_t n) {
-  return bf16x32(_mm512_maskz_loadu_ps(lanes16(n), x), _mm512_maskz_loadu_ps(lanes16(n - 16), x + 16));
-}
-
 // One group of rows of one kv head (row r = query r / G of the segment, head hk·G + r % G) through
 // one chunk's keys. Q and O rows are DP (D rounded up to 32) long; O in the unpack order.
 struct Group {
@@ -102,7 +95,7 @@ QVL_TARGET_AVX512BF16 void qk_tile(const uint16_t* Q, int DP, int D, const T* k,
       for (int w = 0; w < nv; ++w) {
         __m512bh kv[KB];
 #pragma GCC unroll 8
-        for (int j = 0; j < KB; ++j) kv[j] = as_bh(load32(kp[jb + j] + 32 * w, NV > 0 ? 32 : D - 32 * w));
+        for (int j = 0; j < KB; ++j) kv[j] = as_bh(load_bf16x32(kp[jb + j] + 32 * w, NV > 0 ? 32 : D - 32 * w));
 #pragma GCC unroll 8
         for (int r = 0; r < R; ++r) {
           const __m512bh q = as_bh(_mm512_load_si512(Q + static_cast<size_t>(r) * DP + 32 * w));
@@ -162,8 +155,8 @@ QVL_TARGET_AVX512BF16 inline void pv_pair(const Group& g, const T* va, int64_t l
     const int d = 32 * (b0 + c);
     attn::prefetch_next_tile(va + d, ldv, 32 * static_cast<int>(sizeof(T)));
     if (two) attn::prefetch_next_tile(va + ldv + d, ldv, 32 * static_cast<int>(sizeof(T)));
-    const __m512i a = load32(va + d, Full ? 32 : D - d);
-    const __m512i b = two ? load32(va + ldv + d, Full ? 32 : D - d) : _mm512_setzero_si512();
+    const __m512i a = load_bf16x32(va + d, Full ? 32 : D - d);
+    const __m512i b = two ? load_bf16x32(va + ldv + d, Full ? 32 : D - d) : _mm512_setzero_si512();
     x[2 * c] = as_bh(_mm512_unpacklo_epi16(a, b));
     x[2 * c + 1] = as_bh(_mm512_unpackhi_epi16(a, b));
   }
@@ -310,10 +303,7 @@ QVL_TARGET_AVX512BF16 void run_chunk(const ops::AttentionParams& p, const attn::
       for (int r = 0; r < g.R; ++r) {
         const int64_t qi = (r0 + r) / G, h = hk * G + (r0 + r) % G;
         const float* q = p.q + (seg.q_start + qi) * p.ldq + h * D;
-        for (int d = 0; d < DP; d += 32) {
-          const __m512 lo = _mm512_maskz_loadu_ps(lanes16(D - d), q + d), hi = _mm512_maskz_loadu_ps(lanes16(D - d - 16), q + d + 16);
-          _mm512_store_si512(g.Q + static_cast<size_t>(r) * DP + d, bf16x32(lo, hi));
-        }
+        for (int d = 0; d < DP; d += 32) _mm512_store_si512(g.Q + static_cast<size_t>(r) * DP + d, load_bf16x32(q + d, D - d));
         // Causal: query qi is the segment's key qi + klen − qlen and sees the keys up to it.
         g.lim[r] = static_cast<int32_t>(p.causal ? std::max<int64_t>(0, std::min(klen, qi + klen - qlen + 1)) : klen);
         g.M[r] = -std::numeric_limits<float>::infinity();
@@ -335,7 +325,9 @@ QVL_TARGET_AVX512BF16 void run_chunk(const ops::AttentionParams& p, const attn::
       }
     }
   }
-  const size_t row_slot = 2 + static_cast<size_t>(D);
+  // The partial slot per kv head as the exact decode path lays it out (attn::emit_row): the rows'
+  // M, their l, then their O rows, so that attn::merge_parts merges them.
+  const size_t head_slot = static_cast<size_t>(rows) * (2 + static_cast<size_t>(D));
   float* slot = job.chunks > 1 ? parts + job.offset + job.slot * static_cast<size_t>(w.part) : nullptr;
   for (int64_t hk = 0; hk < p.Hkv; ++hk) {
     for (int gi = 0; gi < ng; ++gi) {
@@ -343,9 +335,9 @@ QVL_TARGET_AVX512BF16 void run_chunk(const ops::AttentionParams& p, const attn::
       for (int r = 0; r < g.R; ++r) {
         const int64_t row = static_cast<int64_t>(gi) * per + r;  // within the kv head
         if (slot) {
-          float* ps = slot + static_cast<size_t>(hk * rows + row) * row_slot;
-          ps[0] = g.M[r], ps[1] = g.l[r];
-          write_row(g, r, D, DP, 1.0f, ps + 2);
+          float* ps = slot + hk * head_slot;
+          ps[row] = g.M[r], ps[rows + row] = g.l[r];
+          write_row(g, r, D, DP, 1.0f, ps + 2 * rows + row * D);
         } else {
           float* dst = p.out + (seg.q_start + row / G) * p.ldo + (hk * G + row % G) * D;
           write_row(g, r, D, DP, g.l[r] > 0.0f ? 1.0f / g.l[r] : 0.0f, dst);
@@ -354,25 +346,12 @@ QVL_TARGET_AVX512BF16 void run_chunk(const ops::AttentionParams& p, const attn::
     }
   }
   if (!slot || done.fetch_add(1, std::memory_order_acq_rel) != job.chunks - 1) return;
-  // Every chunk is written: each row's M is the chunks' largest, each chunk scaled by 2^(M_c − M).
-  const float* first = parts + job.offset;
+  // Every chunk is written: each row's M is the chunks' largest, each chunk scaled by 2^(M_c − M)
+  // (exactly: both integers).
   for (int64_t hk = 0; hk < p.Hkv; ++hk) {
-    for (int64_t row = 0; row < rows; ++row) {
-      const size_t at = static_cast<size_t>(hk * rows + row) * row_slot;
-      float M = -std::numeric_limits<float>::infinity(), l = 0.0f;
-      for (int64_t ch = 0; ch < job.chunks; ++ch) M = std::max(M, first[ch * job.slot + at]);
-      float* dst = p.out + (seg.q_start + row / G) * p.ldo + (hk * G + row % G) * D;
-      std::fill_n(dst, D, 0.0f);
-      for (int64_t ch = 0; ch < job.chunks; ++ch) {
-        const float* ps = first + ch * job.slot + at;
-        if (ps[1] == 0.0f) continue;  // the chunk weighed no key of this row
-        const float f = std::exp2(ps[0] - M);
-        l += ps[1] * f;
-        for (int d = 0; d < D; ++d) dst[d] += ps[2 + d] * f;
-      }
-      const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-      for (int d = 0; d < D; ++d) dst[d] *= inv;
-    }
+    attn::WorkItem head = w;
+    head.hk = hk;
+    attn::merge_parts(p, head, static_cast<int>(job.chunks), parts + job.offset + hk * head_slot, job.slot);
   }
 }
 

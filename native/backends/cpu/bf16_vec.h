@@ -30,6 +30,13 @@ QVL_TARGET_AVX512BF16 inline __m512i bf16x32(__m512 lo, __m512 hi) {
   return reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));
 }
 
+// 32 stored values from x (the first n real, the rest 0) as bf16: bf16 as stored, f32 rounded as
+// bf16x32 rounds them.
+QVL_TARGET_AVX512BF16 inline __m512i load_bf16x32(const uint16_t* x, int64_t n) { return _mm512_maskz_loadu_epi16(lanes32(n), x); }
+QVL_TARGET_AVX512BF16 inline __m512i load_bf16x32(const float* x, int64_t n) {
+  return bf16x32(_mm512_maskz_loadu_ps(lanes16(n), x), _mm512_maskz_loadu_ps(lanes16(n - 16), x + 16));
+}
+
 // The index that interleaves bf16x32's halves: [a0..a15, b0..b15] -> [a0, b0, a1, b1, ...].
 QVL_TARGET_AVX512BF16 inline __m512i pair_index() {
   alignas(64) uint16_t v[32];

@@ -59,24 +59,18 @@ template <int Imm>
 QVL_TARGET_AVX512BF16 inline __m512i shuffle128(__m512i a, __m512i b) { return _mm512_maskz_shuffle_i32x4(kAll16, a, b, Imm); }
 QVL_TARGET_AVX512BF16 inline __m512 widen_f16(__m256i h) { return _mm512_maskz_cvtph_ps(kAll16, h); }
 
-// 32 consecutive values from f32 pairs lo (first 16) and hi as bf16, rounded like the reference.
-QVL_TARGET_AVX512BF16 inline __m512i to_bf16(__m512 lo, __m512 hi) {
-  return reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));
-}
-
 // Row r's 32 values from k (n valid, the rest zero) as bf16.
 template <DType DT>
 QVL_TARGET_AVX512BF16 inline __m512i load32(const void* row, int64_t k, int64_t n) {
   if constexpr (DT == DType::BF16) {
-    return _mm512_maskz_loadu_epi16(lanes32(n), static_cast<const uint16_t*>(row) + k);
+    return load_bf16x32(static_cast<const uint16_t*>(row) + k, n);
   } else if constexpr (DT == DType::F16) {
     const uint16_t* r = static_cast<const uint16_t*>(row) + k;
     const __m512 lo = widen_f16(_mm256_maskz_loadu_epi16(lanes16(n), r));
     const __m512 hi = widen_f16(_mm256_maskz_loadu_epi16(lanes16(n - 16), r + 16));
-    return to_bf16(lo, hi);
+    return bf16x32(lo, hi);
   } else {
-    const float* r = static_cast<const float*>(row) + k;
-    return to_bf16(_mm512_maskz_loadu_ps(lanes16(n), r), _mm512_maskz_loadu_ps(lanes16(n - 16), r + 16));
+    return load_bf16x32(static_cast<const float*>(row) + k, n);
   }
 }
 
@@ -223,12 +217,7 @@ QVL_TARGET_AVX512BF16 void convert_rows(const ops::MatmulParams& p, int64_t m0, 
       continue;
     }
     const float* src = p.x + m * p.ldx;
-    for (int64_t k = 0; k < kp; k += 32) {
-      const int64_t left = p.K - k;
-      const __m512 lo = _mm512_maskz_loadu_ps(lanes16(left), src + k);
-      const __m512 hi = _mm512_maskz_loadu_ps(lanes16(left - 16), src + k + 16);
-      _mm512_storeu_si512(dst + k, to_bf16(lo, hi));
-    }
+    for (int64_t k = 0; k < kp; k += 32) _mm512_storeu_si512(dst + k, load_bf16x32(src + k, p.K - k));
   }
 }
 
