@@ -66,7 +66,7 @@ QVL_TARGET_AMX void block(const uint16_t* a, int64_t lda, const uint16_t* b, int
   _tile_stored(3, c1 + 16, cs);
 }
 
-const Bf16Kernels kKernels = {block, begin, end};
+const Bf16Kernels kKernels = {block, begin, end, nullptr};
 
 }  // namespace
 

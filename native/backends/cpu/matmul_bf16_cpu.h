@@ -36,6 +36,18 @@ struct Bf16BlockShape {
 };
 inline constexpr Bf16BlockShape kBf16Full{};
 
+// Where a block kernel writing the matmul's result puts it (Bf16Kernels::block_out): y rows
+// [0, rows) x columns [0, cols) of the block (row stride ldy) = the block's sum + bias (when not
+// null, bias[0..cols)); with `stream`, whole 16-column pieces go out with non-temporal stores (y
+// and ldy 64-byte aligned; the driver fences them).
+struct Bf16BlockOut {
+  float* y;
+  int64_t ldy;
+  const float* bias;
+  int rows, cols;
+  bool stream;
+};
+
 struct Bf16Kernels {
   // c[32][32] (row stride ldc floats) = (accumulate ? c : 0) + a · b over `steps` steps of 32 k:
   // a is 32 rows of bf16 (row stride lda elements, step s at a + 32 s), b is `steps` packed steps
@@ -47,6 +59,10 @@ struct Bf16Kernels {
   // configuration first and releases the tiles after, so no tile state outlives the kernel.
   void (*begin)();
   void (*end)();
+  // As `block`, for a block's last steps: the sum goes to `out` instead of back into c (c is read
+  // only when accumulating). Null: the driver writes c out itself after the task.
+  void (*block_out)(const uint16_t* a, int64_t lda, const uint16_t* b, int64_t steps, const float* c, int64_t ldc,
+                    bool accumulate, const Bf16BlockOut& out);
 };
 
 // Rows of a matrix the packer reads: row n at data + n * ld elements of dtype (F32, BF16 or F16),

@@ -2,9 +2,10 @@
 // zeros), then tasks of up to kTaskCols outputs x kTaskRows rows. A task packs its weights one
 // k block at a time (f32/f16/bf16 rows, or q8/q4/f8 rows dequantized to f32, rounded to bf16
 // and regrouped into k-pair tiles, 16 x 16 dwords transposed in registers) and sweeps its rows
-// over them in 32 x 32 blocks, accumulating in an f32 buffer that is written to y (plus bias; a
-// large y with non-temporal stores) at the end. Weights are read as stored: no second copy of the
-// model lives in memory for this path.
+// over them in 32 x 32 blocks, accumulating in an f32 buffer. y (plus bias; a large y with
+// non-temporal stores) is written by the block kernel's last steps where the variant has such a
+// kernel (block_out), else from the buffer at the end of the task. Weights are read as stored: no
+// second copy of the model lives in memory for this path.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -279,15 +280,28 @@ void task(const ops::MatmulParams& p, const Bf16PanelSource& w, const Bf16Kernel
         for (int64_t s0 = 0; s0 < steps; s0 += kInnerSteps) {
           const int64_t n_steps = std::min(kInnerSteps, steps - s0);
           const uint16_t* a = xb + (m0 + m) * kp + k0 + s0 * kBf16Step;
+          const bool last = k.block_out && k0 + kc == kp && s0 + n_steps == steps;
           for (int64_t j = 0; j < cols; j += kBf16Block) {
-            k.block(a, kp, wp + ((j / kBf16Block) * steps + s0) * kBf16StepElems, n_steps, acc + m * cols + j, cols,
-                    k0 > 0 || s0 > 0, kBf16Full);
+            const uint16_t* b = wp + ((j / kBf16Block) * steps + s0) * kBf16StepElems;
+            float* c = acc + m * cols + j;
+            if (last) {
+              const Bf16BlockOut out{p.y + (m0 + m) * p.ldy + n0 + j, p.ldy, p.bias ? p.bias + n0 + j : nullptr,
+                                     static_cast<int>(std::min(kBf16Block, m1 - m0 - m)),
+                                     static_cast<int>(std::min(kBf16Block, n1 - n0 - j)), stream};
+              k.block_out(a, kp, b, n_steps, c, cols, k0 > 0 || s0 > 0, out);
+            } else {
+              k.block(a, kp, b, n_steps, c, cols, k0 > 0 || s0 > 0, kBf16Full);
+            }
           }
         }
       }
     }
   }
-  write_out(p, acc, cols, m0, m1, n0, n1, stream);
+  if (!k.block_out) {
+    write_out(p, acc, cols, m0, m1, n0, n1, stream);
+  } else if (stream) {
+    _mm_sfence();  // the block kernels' non-temporal stores, ordered before the pool's hand-back
+  }
 }
 
 // The weights as the packer reads them: dense rows directly, the block formats through their
