@@ -9,15 +9,13 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <cstdlib>
-#include <memory>
 #include <string>
 
 #include "backends/cpu/bf16_vec.h"
+#include "backends/cpu/call_scratch.h"
 #include "backends/cpu/matmul_bf16_cpu.h"
 #include "backends/cpu/matmul_cpu.h"
 #include "backends/cpu/thread_scratch.h"
-#include "core/arena.h"
 #include "core/error.h"
 
 namespace qvl::cpu {
@@ -327,18 +325,8 @@ void run_matmul_bf16(const ops::MatmulParams& p, const ExecContext& ctx, const B
   const Bf16PanelSource w = panel_source(p);
   ThreadPool& pool = ctx.pool();
   const int64_t kp = round_up(p.K, kBf16Step), mp = round_up(p.M, kBf16Block);
-  // x as bf16: from the context's arena when it has one (given back when this call returns).
-  ArenaScope scope(ctx.arena());
-  std::unique_ptr<uint16_t[], void (*)(void*)> owned(nullptr, std::free);
-  uint16_t* xb;
-  const size_t xb_bytes = static_cast<size_t>(mp * kp) * sizeof(uint16_t);
-  if (ctx.arena()) {
-    xb = static_cast<uint16_t*>(ctx.arena()->allocate(xb_bytes));
-  } else {
-    owned.reset(static_cast<uint16_t*>(std::aligned_alloc(64, static_cast<size_t>(round_up(static_cast<int64_t>(xb_bytes), 64)))));
-    QVL_CHECK(owned != nullptr, Native, "matmul_bf16: out of memory for x as bf16");
-    xb = owned.get();
-  }
+  CallScratch scratch(ctx);
+  uint16_t* xb = scratch.take<uint16_t>(static_cast<size_t>(mp * kp), "matmul_bf16: x as bf16");
   pool.parallel_for(mp, 32, [&](int64_t b, int64_t e) { convert_rows(p, b, e, kp, xb); });
 
   // Tasks: column chunks x row chunks; shrink the column chunk (keeping 32-multiples) when too few

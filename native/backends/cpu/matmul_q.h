@@ -23,6 +23,9 @@ struct QActs {
   int8_t* q = nullptr;  // [M, K] codes
   float* d = nullptr;   // [M, blocks] block scales
   float* gs = nullptr;  // [M, groups] Σ over the weight group's blocks of d · Σ codes
+  // [M, blocks] uninitialised room for a GEMM's per-row, per-block integer sums (the AVX512-VNNI
+  // GEMM's −offset·Σ codes); null where run_qmatmul takes the row tiles.
+  int32_t* xsum = nullptr;
 };
 
 struct QKernels {
@@ -36,7 +39,7 @@ struct QKernels {
 };
 
 // Quantizes the activations, then threads the tiles over outputs (and rows for large M).
-void run_qmatmul(const ops::MatmulParams& p, ThreadPool& pool, const QKernels& k);
+void run_qmatmul(const ops::MatmulParams& p, const ExecContext& ctx, const QKernels& k);
 
 // While one lives on the calling thread, run_qmatmul takes the row tiles even where the variant
 // has a GEMM: the benchmark's baseline for the GEMM, timed in the same process.

@@ -25,6 +25,6 @@ namespace {
 const QKernels kKernels = {quantize, tile, gemm};
 }  // namespace
 
-void matmul_q_avx2(const ops::MatmulParams& p, const ExecContext& ctx) { run_qmatmul(p, ctx.pool(), kKernels); }
+void matmul_q_avx2(const ops::MatmulParams& p, const ExecContext& ctx) { run_qmatmul(p, ctx, kKernels); }
 
 }  // namespace qvl::cpu

@@ -316,6 +316,6 @@ const QKernels kKernels = {quantize, tile, qgemm_avx512vnni};
 
 }  // namespace
 
-void matmul_q_avx512vnni(const ops::MatmulParams& p, const ExecContext& ctx) { run_qmatmul(p, ctx.pool(), kKernels); }
+void matmul_q_avx512vnni(const ops::MatmulParams& p, const ExecContext& ctx) { run_qmatmul(p, ctx, kKernels); }
 
 }  // namespace qvl::cpu

@@ -1,6 +1,6 @@
 #include <algorithm>
-#include <vector>
 
+#include "backends/cpu/call_scratch.h"
 #include "backends/cpu/matmul_q.h"
 #include "backends/cpu/matmul_q_gemm.h"
 #include "backends/cpu/thread_scratch.h"
@@ -81,7 +81,7 @@ void interleave_tile_rows(QActs& a, int64_t m0, int rows, uint8_t flip) {
   }
 }
 
-void run_qmatmul(const ops::MatmulParams& p, ThreadPool& pool, const QKernels& k) {
+void run_qmatmul(const ops::MatmulParams& p, const ExecContext& ctx, const QKernels& k) {
   if (p.M == 0 || p.N == 0) return;
   if (p.K == 0) {
     for (int64_t m = 0; m < p.M; ++m)
@@ -90,10 +90,15 @@ void run_qmatmul(const ops::MatmulParams& p, ThreadPool& pool, const QKernels& k
   }
   QActs a;
   a.M = p.M, a.K = p.K, a.blocks = p.K / kQuantBlock, a.group = p.w.group, a.groups = p.K / p.w.group;
-  // One buffer per call: small next to the weights (K + 8·K/32 bytes per row).
-  std::vector<int8_t> q(static_cast<size_t>(p.M * p.K));
-  std::vector<float> d(static_cast<size_t>(p.M * a.blocks)), gs(static_cast<size_t>(p.M * a.groups));
-  a.q = q.data(), a.d = d.data(), a.gs = gs.data();
+  ThreadPool& pool = ctx.pool();
+  // Buffers of this call: small next to the weights (K + 8·K/32 bytes per row), large next to the
+  // caches at vision-tower rows (see CallScratch).
+  CallScratch scratch(ctx);
+  const bool gemm = k.gemm && p.M >= kQGemmMinRows && gemm_off == 0;
+  a.q = scratch.take<int8_t>(static_cast<size_t>(p.M * p.K), "int8 matmul: quantized x");
+  a.d = scratch.take<float>(static_cast<size_t>(p.M * a.blocks), "int8 matmul: block scales");
+  a.gs = scratch.take<float>(static_cast<size_t>(p.M * a.groups), "int8 matmul: group sums");
+  if (gemm) a.xsum = scratch.take<int32_t>(static_cast<size_t>(p.M * a.blocks), "int8 matmul: block sums");
   const int64_t nt = pool.size();
   if (p.M >= 8 && nt > 1) {
     pool.parallel_for(p.M, 4, [&](int64_t b, int64_t e) {
@@ -102,7 +107,7 @@ void run_qmatmul(const ops::MatmulParams& p, ThreadPool& pool, const QKernels& k
   } else {
     for (int64_t m = 0; m < p.M; ++m) k.quantize(p.x + m * p.ldx, m, a);
   }
-  if (k.gemm && p.M >= kQGemmMinRows && gemm_off == 0) return k.gemm(p, a, pool);
+  if (gemm) return k.gemm(p, a, pool);
   int64_t row_bytes = 0;
   weight_row_bytes(p.w.format, p.w.ld, &row_bytes);
   if (p.M <= kTileRows) {

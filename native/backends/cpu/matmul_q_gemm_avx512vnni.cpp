@@ -19,7 +19,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <vector>
 
 #include "backends/cpu/matmul_q_gemm.h"
 #include "backends/cpu/thread_scratch.h"
@@ -336,7 +335,7 @@ QVL_TARGET_AVX512VNNI void interleave_tile(QActs& a, int64_t m0, int r, int32_t 
 void qgemm_avx512vnni(const ops::MatmulParams& p, QActs& a, ThreadPool& pool) {
   static_assert(kMB == kQGemmTileRows, "interleave_tile's fast path packs 4 rows");
   const int32_t offset = p.w.format == WeightFormat::Q8 ? 128 : 16;
-  std::vector<int32_t> xoff(static_cast<size_t>(a.M * a.blocks));
+  int32_t* xoff = a.xsum;
   Blocking bl;
   if (a.M >= kWholeKRows) {
     bl.chunk = qgemm_even_chunk(a.blocks, kMaxChunk);
@@ -344,11 +343,11 @@ void qgemm_avx512vnni(const ops::MatmulParams& p, QActs& a, ThreadPool& pool) {
     bl.pairs = kPairs, bl.chunk = kChunk / 2;
   }
   qgemm_schedule(
-      p, pool, bl.pairs * kPanelN, [&](int64_t m0, int rows) { interleave_tile(a, m0, rows, offset, xoff.data()); },
+      p, pool, bl.pairs * kPanelN, [&](int64_t m0, int rows) { interleave_tile(a, m0, rows, offset, xoff); },
       [&](int64_t n0, int64_t m0, int64_t m1) {
         switch (p.w.format) {
-          case WeightFormat::Q8: return run_panels<WeightFormat::Q8>(p, a, xoff.data(), bl, n0, m0, m1);
-          case WeightFormat::Q4: return run_panels<WeightFormat::Q4>(p, a, xoff.data(), bl, n0, m0, m1);
+          case WeightFormat::Q8: return run_panels<WeightFormat::Q8>(p, a, xoff, bl, n0, m0, m1);
+          case WeightFormat::Q4: return run_panels<WeightFormat::Q4>(p, a, xoff, bl, n0, m0, m1);
           case WeightFormat::F32:
           case WeightFormat::F16:
           case WeightFormat::BF16:

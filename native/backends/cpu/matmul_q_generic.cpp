@@ -84,6 +84,6 @@ const QKernels kKernels = {quantize, tile};
 
 }  // namespace
 
-void matmul_q_generic(const ops::MatmulParams& p, const ExecContext& ctx) { run_qmatmul(p, ctx.pool(), kKernels); }
+void matmul_q_generic(const ops::MatmulParams& p, const ExecContext& ctx) { run_qmatmul(p, ctx, kKernels); }
 
 }  // namespace qvl::cpu

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <vector>
 
+#include "backends/cpu/call_scratch.h"
 #include "ops/matmul.h"
 #include "ops/moe.h"
 
@@ -125,11 +126,12 @@ void moe_grouped(const ops::MoeParams& p, const ExecContext& ctx) {
   std::stable_sort(active.begin(), active.end(), [&](int64_t a, int64_t b) { return counts[a] > counts[b]; });
 
   // Expert outputs in grouped order: expert e owns rows [offsets[e], offsets[e+1]).
-  std::vector<float> y(static_cast<size_t>(n * H));
+  CallScratch scratch(ctx);
+  float* y = scratch.take<float>(static_cast<size_t>(n * H), "moe: expert outputs");
   // The expert matmuls run under a nested context: unprofiled (this op's time includes them).
   const ExecContext mm_ctx = ctx.nested(pool);
   auto expert = [&](int64_t e) {
-    run_expert(p, e, rows.data() + offsets[e], counts[e], y.data() + offsets[e] * H, mm_ctx);
+    run_expert(p, e, rows.data() + offsets[e], counts[e], y + offsets[e] * H, mm_ctx);
   };
   const int64_t na = static_cast<int64_t>(active.size());
   if (na >= 2 * pool.size()) {
@@ -156,11 +158,11 @@ void moe_grouped(const ops::MoeParams& p, const ExecContext& ctx) {
   pool.parallel_for(T, 16, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       float* o = p.out + t * p.ldo;
-      const float* y0 = y.data() + pos[t * k] * H;
+      const float* y0 = y + pos[t * k] * H;
       const float w0 = wts[t * k];
       for (int64_t h = 0; h < H; ++h) o[h] = w0 * y0[h];
       for (int64_t j = 1; j < k; ++j) {
-        const float* yj = y.data() + pos[t * k + j] * H;
+        const float* yj = y + pos[t * k + j] * H;
         const float wj = wts[t * k + j];
         for (int64_t h = 0; h < H; ++h) o[h] += wj * yj[h];
       }
