@@ -1,6 +1,7 @@
 // The scratch arena: per-step intermediates (hidden states, q/k/v, attention output, MLP
-// activations, the step's logits rows) are bumped out of a few large chunks instead of a fresh
-// zero-filled heap allocation per op per layer.
+// activations, the step's logits rows) and the kernels' per-call temporaries (x converted or
+// quantized for a matmul: backends/cpu/call_scratch.h) are bumped out of a few large chunks instead
+// of a fresh zero-filled heap allocation per op per layer.
 //
 // - Allocations are 64-byte aligned and NOT zero-filled: every op writes its whole output.
 // - Chunks are kept across steps. A step that needs more than the arena holds adds a chunk;
