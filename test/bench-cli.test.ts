@@ -38,13 +38,28 @@ async function storedDecodeBytes(): Promise<number> {
   return bytes + head.byteLength;
 }
 
+/** A compute stage's floor from the report's own FLOPs and peaks. */
+function floorOf(r: BenchReport, stage: 'vision' | 'prefill'): number {
+  const s = r.stages.find((x) => x.stage === stage)!;
+  const f = stage === 'vision' ? r.visionFlops : r.prefillFlops;
+  const gf = (kind: string) => r.peaks.find((p) => p.kind === kind)!.best * 1e9;
+  return f.matrices / gf(s.peaks!.matrices.kind) + f.attention / gf(s.peaks!.attention.kind);
+}
+
 describe('qwenvl bench', () => {
   let bf16: BenchReport;
 
   it('reports every stage with positive times, rates, floors and ratios (--json)', async () => {
     bf16 = bench([]);
     expect(bf16).toMatchObject({ family: 'qwen2-vl', weights: 'bf16', precision: 'exact', synthetic: null });
-    expect(bf16.peak.kind).toBe(PEAK_OF[native.info().ops.matmul.chosenByFormat!.bf16]); // the FMA probe of the ISA exact runs
+    // Exact: the matrices against the FMA probe of the ISA the bf16 matmul runs, attention against its kernel's.
+    const info = native.info();
+    for (const s of bf16.stages.slice(0, 2)) {
+      expect(s.peaks!.matrices).toEqual({ kind: PEAK_OF[info.ops.matmul.chosenByFormat!.bf16], variant: info.ops.matmul.chosenByFormat!.bf16, standIn: false });
+      expect(s.peaks!.attention).toEqual({ kind: PEAK_OF[info.ops.attention.chosen], variant: info.ops.attention.chosen, standIn: false });
+    }
+    expect(bf16.stages[2].peaks).toBeUndefined(); // decode: memory
+    expect(bf16.peaks.map((p) => p.kind).sort()).toEqual([...new Set([PEAK_OF[info.ops.matmul.chosenByFormat!.bf16], PEAK_OF[info.ops.attention.chosen]])].sort());
     expect(bf16.stages.map((s) => s.stage)).toEqual(['vision', 'prefill', 'decode']);
     for (const s of bf16.stages) {
       for (const k of ['seconds', 'rate', 'count', 'floorSeconds', 'ofFloor'] as const) {
@@ -55,9 +70,10 @@ describe('qwenvl bench', () => {
     expect(bf16.stages[2].count).toBe(4); // greedy decode ran every step asked for
     expect(bf16.notes.some((n) => /last-level cache/.test(n))).toBe(true); // the fixture's weights fit in cache
     expect(bf16.readGBps.best).toBeGreaterThan(0);
-    expect(bf16.peak.best).toBeGreaterThan(0);
-    expect(bf16.prefillFlops).toBeGreaterThan(0);
-    expect(bf16.visionFlops).toBeGreaterThan(0);
+    for (const p of bf16.peaks) expect(p.best).toBe(Math.max(...p.runs));
+    for (const f of [bf16.prefillFlops, bf16.visionFlops]) expect(f.matrices > 0 && f.attention > 0).toBe(true);
+    expect(floorOf(bf16, 'vision')).toBeCloseTo(bf16.stages[0].floorSeconds, 12);
+    expect(floorOf(bf16, 'prefill')).toBeCloseTo(bf16.stages[1].floorSeconds, 12);
     expect(bf16.decodeBytesPerToken).toBe(await storedDecodeBytes());
     // The placement in use (auto by default) and the probe's bandwidths behind it.
     expect(bf16.placement.requested).toBe('auto');
@@ -69,10 +85,19 @@ describe('qwenvl bench', () => {
     const q8 = bench(['--weights', 'q8', '--vision-weights', 'q8', '--precision', 'fast', '--placement', 'owned']);
     expect(q8.weights).toBe('q8');
     expect([bf16.visionWeights, q8.visionWeights]).toEqual(['bf16', 'q8']);
-    // AMX runs q8 weights on its bf16 tiles under fast (dequantized per panel): its peak bounds them.
-    const note = `the ${q8.peak.kind} peak bounds the bf16/f32 matmuls; the vision tower's q8 kernels may use other instructions`;
-    expect(q8.notes.includes(note)).toBe(q8.peak.kind !== 'amx-bf16');
-    expect(bf16.notes.some((n) => /vision tower's/.test(n))).toBe(false);
+    // Under fast q8 matrices run the int8 dot, or AMX's bf16 tiles (dequantized per panel) where
+    // the CPU has them; attention the bf16 kernel. The floors divide each part by its own peak.
+    const info = native.info();
+    const q8Kernel = info.fast.matmulByFormat.q8 ?? info.ops.matmul.chosenByFormat!.q8;
+    for (const s of q8.stages.slice(0, 2)) {
+      expect(s.peaks!.matrices.variant).toBe(q8Kernel);
+      expect(s.peaks!.matrices.kind).toBe(PEAK_OF[q8Kernel] ?? bf16.stages[0].peaks!.matrices.kind);
+      expect(s.peaks!.attention.variant).toBe(info.fast.attention ?? info.ops.attention.chosen);
+    }
+    expect(floorOf(q8, 'vision')).toBeCloseTo(q8.stages[0].floorSeconds, 12);
+    expect(floorOf(q8, 'prefill')).toBeCloseTo(q8.stages[1].floorSeconds, 12);
+    const standIn = q8.stages.slice(0, 2).some((s) => s.peaks!.matrices.standIn || s.peaks!.attention.standIn);
+    expect(q8.notes.some((n) => /^no peak probe for /.test(n))).toBe(standIn);
     expect(q8.placement).toMatchObject({ requested: 'owned', used: 'owned' });
     expect(q8.precision).toBe('fast');
     // int8 with an f16 scale per group (64 weights, or 32): a bit over half of bf16's bytes.

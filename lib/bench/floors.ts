@@ -1,7 +1,7 @@
 /**
  * The floors a benchmark compares its timings with, measured in the running process: the memory
- * read bandwidth (bounds decode, which streams every weight once per token) and the compute peak
- * of the ISA a precision mode runs on (bounds prefill and the vision tower).
+ * read bandwidth (bounds decode, which streams every weight once per token) and the compute peaks
+ * of the kernels prefill and the vision tower run (their matrices' and their attention's).
  * @internal
  * @module
  */
@@ -19,6 +19,7 @@ export const PEAK_OF: Record<string, PeakKind> = {
   avx2: 'fma32-avx2',
   avx512: 'fma32',
   avx512bf16: 'dpbf16',
+  'avx512bf16-tiles': 'dpbf16',
   amx: 'amx-bf16',
   q_avx2: 'dpbusd-avx2',
   q_avx512vnni: 'dpbusd',
@@ -64,4 +65,36 @@ export function peakKindFor(precision: 'exact' | 'fast'): PeakKind {
   if (precision === 'fast' && bf16 && PEAK_OF[bf16]) return PEAK_OF[bf16];
   const exact = i.ops.matmul?.chosenByFormat?.bf16 ?? i.ops.matmul?.chosen;
   return (exact !== undefined && PEAK_OF[exact]) || 'muladd32-sse2';
+}
+
+/** The probe a stage's floor divides one kind of work by, and the kernel it stands for. */
+export interface WorkPeak {
+  kind: PeakKind;
+  /** The variant that runs the work (`qwenvl info`'s name). */
+  variant: string;
+  /** The variant has no probe of its own: `kind` is the f32 multiply-add of the ISA exact runs on. */
+  standIn: boolean;
+}
+
+function workPeak(variant: string | null | undefined): WorkPeak {
+  const kind = variant ? PEAK_OF[variant] : undefined;
+  return kind ? { kind, variant: variant!, standIn: false } : { kind: peakKindFor('exact'), variant: variant ?? 'none', standIn: true };
+}
+
+/**
+ * The probe of the matmul that runs weights of `format` under a precision mode: under 'fast' the
+ * bf16 kernel where it takes the format (on AMX also q8/q4, dequantized per panel), otherwise the
+ * exact kernel chosen for it (the int8 dot for q8/q4, the f32 multiply-add for bf16).
+ */
+export function matmulPeak(precision: 'exact' | 'fast', format: 'bf16' | 'q8' | 'q4'): WorkPeak {
+  const i = native.info();
+  const fast = precision === 'fast' ? i.fast.matmulByFormat[format] : null;
+  return workPeak(fast ?? i.ops.matmul?.chosenByFormat?.[format] ?? i.ops.matmul?.chosen);
+}
+
+/** The probe of the attention kernel prefill and the vision tower run under a precision mode. */
+export function attentionPeak(precision: 'exact' | 'fast'): WorkPeak {
+  const i = native.info();
+  const fast = precision === 'fast' ? i.fast.attention : null;
+  return workPeak(fast ?? i.ops.attention?.chosen);
 }

@@ -2,7 +2,8 @@
  * `qwenvl bench`: one model timed end to end (vision tower on one image, prefill of a text prompt,
  * greedy decode) next to floors measured in the same process: decode against the weight bytes a
  * token reads over the memory read bandwidth, prefill and vision against their FLOPs over the
- * compute peak of the ISA the precision mode runs on.
+ * compute peaks of the kernels that run them (the weight matrices' in the format in use, and
+ * attention's, under the precision mode).
  * @internal
  * @module
  */
@@ -11,11 +12,11 @@ import { loadModel } from '../model/load.js';
 import type { Model } from '../model/model.js';
 import type { PlacementReport } from '../model/placement.js';
 import { native } from '../native/binding.js';
-import { peakGflops, peakKindFor, readBandwidths, type PeakKind } from './floors.js';
+import { attentionPeak, matmulPeak, peakGflops, peakKindFor, readBandwidths, type PeakKind, type WorkPeak } from './floors.js';
 import { profileText, profileVision } from './profile.js';
 import { opShares, type OpShare } from './shares.js';
 import { writeSyntheticCheckpoint, time, type SyntheticCheckpoint } from './synthetic.js';
-import { checkpointWork, prefillFlops, visionFlops, type BenchWeights } from './work.js';
+import { checkpointWork, prefillFlops, visionFlops, type BenchWeights, type StageFlops } from './work.js';
 
 /** What to benchmark. */
 export interface BenchOptions {
@@ -56,6 +57,8 @@ export interface BenchStage {
   floorSeconds: number;
   /** What bounds the stage. */
   floorBy: 'memory' | 'compute';
+  /** Compute stages: the peaks the floor divides the weight matrices' and attention's FLOPs by. */
+  peaks?: { matrices: WorkPeak; attention: WorkPeak };
   /** floorSeconds / seconds: 1 would run at the floor. */
   ofFloor: number;
   /**
@@ -81,12 +84,12 @@ export interface BenchReport {
   placement: PlacementReport;
   /** Memory read bandwidth, GB/s: the best of the repeats (the floor is what the machine can do; other load only lowers it) and every repeat. */
   readGBps: { best: number; runs: number[] };
-  /** Compute peak of the ISA in use, GFLOP/s: the best of the repeats and every repeat. */
-  peak: { kind: PeakKind; best: number; runs: number[] };
+  /** Every compute-peak probe the floors use, GFLOP/s (int8 dots: 2 operations a multiply-add, as FLOPs): the best of the repeats and every repeat. */
+  peaks: { kind: PeakKind; best: number; runs: number[] }[];
   /** Weight bytes one decode token reads, in the format they run in. */
   decodeBytesPerToken: number;
-  prefillFlops: number;
-  visionFlops: number;
+  prefillFlops: StageFlops;
+  visionFlops: StageFlops;
   /** Notes on what the floors leave out. */
   notes: string[];
   stages: BenchStage[];
@@ -172,14 +175,26 @@ async function measure(model: Model, dir: string, o: BenchOptions, loadSeconds: 
     decodeNotes.push('decode was within the noise of the prompt: its time is the whole run per token (an upper bound); ask for more --tokens');
   }
 
-  log('floors: memory read bandwidth and compute peak');
+  log('floors: memory read bandwidth and compute peaks');
   const read = await readBandwidths(3);
-  const kind = peakKindFor(o.precision);
-  const peak = await peakGflops(kind, 3);
   const work = await checkpointWork(dir, config, o.weights);
   const fPrefill = prefillFlops(work, config, prepared.seqLength);
   const fVision = visionFlops(work, config, patches);
-  const bw = Math.max(...read) * 1e9, gf = Math.max(...peak) * 1e9;
+  // A pre-quantized checkpoint (AWQ, GPTQ, FP8) runs its matrices in its own formats: measured
+  // against the peak of the ISA the precision mode runs on, as a stand-in.
+  const stored: WorkPeak = { kind: peakKindFor(o.precision), variant: 'the checkpoint\'s formats', standIn: true };
+  const attention = attentionPeak(o.precision);
+  const prefillPeaks = { matrices: config.quantization ? stored : matmulPeak(o.precision, o.weights), attention };
+  const visionPeaks = { matrices: config.quantization && o.visionWeights === 'bf16' ? stored : matmulPeak(o.precision, o.visionWeights), attention };
+  const kinds = [...new Set([prefillPeaks.matrices, visionPeaks.matrices, attention].map((p) => p.kind))];
+  const peaks: BenchReport['peaks'] = [];
+  for (const kind of kinds) {
+    const runs = await peakGflops(kind, 3);
+    peaks.push({ kind, best: Math.max(...runs), runs });
+  }
+  const gf = (p: WorkPeak) => peaks.find((q) => q.kind === p.kind)!.best * 1e9;
+  const computeFloor = (f: StageFlops, p: { matrices: WorkPeak; attention: WorkPeak }) => f.matrices / gf(p.matrices) + f.attention / gf(p.attention);
+  const bw = Math.max(...read) * 1e9;
   const stage = (s: BenchStage['stage'], seconds: number, count: number, unit: BenchStage['rateUnit'], floorSeconds: number, floorBy: BenchStage['floorBy']): BenchStage => ({
     stage: s, seconds, rate: s === 'decode' ? 1 / seconds : count / seconds, rateUnit: unit, count, floorSeconds, floorBy, ofFloor: floorSeconds / seconds,
   });
@@ -187,9 +202,9 @@ async function measure(model: Model, dir: string, o: BenchOptions, loadSeconds: 
   notes.push(...decodeNotes);
   if (work.decodeBytes < 512 * 2 ** 20) notes.push('weights this small may stay in the last-level cache between tokens: decode can beat the DRAM floor');
   if (work.moe) notes.push('MoE: decode bytes and FLOPs count every expert, a token reads only the routed ones');
-  // Only AMX runs q8/q4 prefill in bf16 too (weights dequantized per panel; ops/matmul.h).
-  if (o.weights !== 'bf16' && kind !== 'amx-bf16') notes.push(`the ${kind} peak bounds the bf16/f32 matmuls; ${o.weights} prefill kernels may use other instructions`);
-  if (o.visionWeights !== 'bf16' && kind !== 'amx-bf16') notes.push(`the ${kind} peak bounds the bf16/f32 matmuls; the vision tower's ${o.visionWeights} kernels may use other instructions`);
+  const standIns = new Map<string, WorkPeak>();
+  for (const p of [prefillPeaks.matrices, visionPeaks.matrices, attention]) if (p.standIn) standIns.set(p.variant, p);
+  for (const p of standIns.values()) notes.push(`no peak probe for ${p.variant}: its FLOPs are counted against the ${p.kind} peak`);
   return {
     model: dir,
     synthetic,
@@ -202,14 +217,14 @@ async function measure(model: Model, dir: string, o: BenchOptions, loadSeconds: 
     loadSeconds,
     placement: model.placement,
     readGBps: { best: Math.max(...read), runs: read },
-    peak: { kind, best: Math.max(...peak), runs: peak },
+    peaks,
     decodeBytesPerToken: work.decodeBytes,
     prefillFlops: fPrefill,
     visionFlops: fVision,
     notes,
     stages: [
-      { ...stage('vision', tVision, patches, 'patches/s', fVision / gf, 'compute'), ...(visionSplit ? { profile: visionSplit } : {}) },
-      { ...stage('prefill', tPrefill, prepared.seqLength, 'tokens/s', fPrefill / gf, 'compute'), ...(textSplit ? { profile: opShares([textSplit.prefill]) } : {}) },
+      { ...stage('vision', tVision, patches, 'patches/s', computeFloor(fVision, visionPeaks), 'compute'), peaks: visionPeaks, ...(visionSplit ? { profile: visionSplit } : {}) },
+      { ...stage('prefill', tPrefill, prepared.seqLength, 'tokens/s', computeFloor(fPrefill, prefillPeaks), 'compute'), peaks: prefillPeaks, ...(textSplit ? { profile: opShares([textSplit.prefill]) } : {}) },
       { ...stage('decode', tDecode, steps, 'tokens/s', work.decodeBytes / bw, 'memory'), ...(textSplit ? { profile: opShares(textSplit.decode.slice(2)) } : {}) },
     ],
   };

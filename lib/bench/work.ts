@@ -76,17 +76,27 @@ function macsOfPacked(shape: readonly number[], config: ModelConfig): number {
   return numel(shape) * (32 / bits);
 }
 
-/** FLOPs of a prefill of `tokens` tokens: the layers' matrices, causal attention, the LM head on the last token. */
-export function prefillFlops(w: CheckpointWork, config: ModelConfig, tokens: number): number {
+/** FLOPs of one stage, split by the kernel that runs them: the weight matrices' and attention's. */
+export interface StageFlops {
+  matrices: number;
+  attention: number;
+}
+
+/** FLOPs of a prefill of `tokens` tokens: the layers' matrices and the LM head on the last token, and causal attention. */
+export function prefillFlops(w: CheckpointWork, config: ModelConfig, tokens: number): StageFlops {
   const t = config.text;
-  const attention = 2 * tokens * tokens * t.heads * t.headDim * t.layers; // q·kᵀ and p·v, half under the mask
-  return 2 * tokens * w.textMacsPerToken + attention + 2 * w.headMacs;
+  return {
+    matrices: 2 * tokens * w.textMacsPerToken + 2 * w.headMacs,
+    attention: 2 * tokens * tokens * t.heads * t.headDim * t.layers, // q·kᵀ and p·v, half under the mask
+  };
 }
 
 /** FLOPs of the vision tower on `patches` patches (attention counted full, as Qwen2-VL runs it; windowed towers do less). */
-export function visionFlops(w: CheckpointWork, config: ModelConfig, patches: number): number {
+export function visionFlops(w: CheckpointWork, config: ModelConfig, patches: number): StageFlops {
   const v = config.vision;
   const merged = patches / v.spatialMergeSize ** 2;
-  const attention = 4 * patches * patches * v.heads * v.headDim * v.depth;
-  return 2 * patches * w.visionMacsPerPatch + 2 * merged * w.mergerMacsPerToken + attention;
+  return {
+    matrices: 2 * patches * w.visionMacsPerPatch + 2 * merged * w.mergerMacsPerToken,
+    attention: 4 * patches * patches * v.heads * v.headDim * v.depth,
+  };
 }

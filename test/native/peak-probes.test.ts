@@ -4,7 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { PEAK_KINDS, PEAK_OF, peakKindFor } from '../../lib/bench/floors.js';
+import { attentionPeak, matmulPeak, PEAK_KINDS, PEAK_OF, peakKindFor } from '../../lib/bench/floors.js';
 import { native } from '../../lib/native/binding.js';
 
 const ROUNDS = 20_000; // well under a millisecond per call: the rate is not under test
@@ -38,6 +38,23 @@ describe('compute-peak probes', () => {
     const bf16 = i.fast.matmulByFormat.bf16;
     expect(peakKindFor('fast')).toBe(bf16 ? PEAK_OF[bf16] : peakKindFor('exact'));
     for (const p of ['exact', 'fast'] as const) expect(await native.benchPeak({ kind: peakKindFor(p), rounds: ROUNDS })).toBeGreaterThan(0);
+  });
+
+  it('each format and precision names the probe of the kernels prefill and the vision tower run, with a stand-in only where a kernel has none', async () => {
+    const i = native.info();
+    for (const precision of ['exact', 'fast'] as const) {
+      for (const format of ['bf16', 'q8', 'q4'] as const) {
+        const variant = (precision === 'fast' ? i.fast.matmulByFormat[format] : null) ?? i.ops.matmul.chosenByFormat![format];
+        const p = matmulPeak(precision, format);
+        expect(p.variant, `${precision} ${format}`).toBe(variant);
+        expect(p).toEqual(PEAK_OF[variant] ? { kind: PEAK_OF[variant], variant, standIn: false } : { kind: peakKindFor('exact'), variant, standIn: true });
+        expect(await native.benchPeak({ kind: p.kind, rounds: ROUNDS })).toBeGreaterThan(0);
+      }
+      const attention = (precision === 'fast' ? i.fast.attention : null) ?? i.ops.attention.chosen;
+      expect(attentionPeak(precision)).toMatchObject({ variant: attention, kind: PEAK_OF[attention] ?? peakKindFor('exact') });
+    }
+    // The int8 dot on AVX512-VNNI counts its multiply-adds as two operations, as the FMA probes do.
+    if (i.ops.matmul.chosenByFormat!.q8 === 'q_avx512vnni') expect(matmulPeak('exact', 'q8').kind).toBe('dpbusd');
   });
 
   it('a CPU without AVX2 (QWENVL_MAX_ISA=generic) has its floor probe: the exact kernels, fast too, on SSE2', () => {

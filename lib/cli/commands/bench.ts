@@ -1,7 +1,9 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { formatShares } from '../../bench/shares.js';
-import type { BenchReport } from '../../bench/run.js';
+import type { WorkPeak } from '../../bench/floors.js';
+import type { BenchReport, BenchStage } from '../../bench/run.js';
+import type { StageFlops } from '../../bench/work.js';
 import { UsageError, integerOption, stringValue, threadsOption } from '../args.js';
 import type { Command } from '../command.js';
 
@@ -11,9 +13,11 @@ const HELP = `usage: qwenvl bench [--model DIR] [--weights bf16|q8|q4] [--vision
 
 Times the vision tower on one image, the prefill of a text prompt and greedy decode, and measures
 in the same process the floors they are compared with: the memory read bandwidth (decode floor =
-weight bytes a token reads in the format in use / bandwidth) and the compute peak of the ISA the
-precision mode runs on (the f32 multiply-add of AVX-512, AVX2 or SSE2 for exact; AMX or
-AVX512-BF16 under fast), against the FLOPs of prefill and of the vision tower.
+weight bytes a token reads in the format in use / bandwidth) and the compute peaks of the kernels
+that run prefill and the vision tower (their weight matrices' FLOPs over the peak of the matmul
+for the format in use: the f32 multiply-add of AVX-512, AVX2 or SSE2 for bf16 under exact, AMX or
+AVX512-BF16 under fast, the int8 dot for q8/q4, AMX's bf16 tiles for them under fast where the
+CPU has AMX; their attention's over the attention kernel's).
 Ratio = floor / time (1 = at the floor).
 
 options:
@@ -77,7 +81,8 @@ function table(r: BenchReport): string {
     `cpu: ${r.cpu}, ${r.threads} threads`,
     placementLine(r),
     `memory read: ${r.readGBps.best.toFixed(1)} GB/s (best of ${r.readGBps.runs.map((g) => g.toFixed(1)).join(', ')}); ${(r.decodeBytesPerToken / 2 ** 20).toFixed(0)} MiB of weights per token`,
-    `compute peak ${r.peak.kind}: ${r.peak.best.toFixed(0)} GFLOP/s (best of ${r.peak.runs.map((g) => g.toFixed(0)).join(', ')}); prefill ${(r.prefillFlops / 1e9).toPrecision(3)} GFLOP, vision ${(r.visionFlops / 1e9).toPrecision(3)} GFLOP`,
+    `compute peaks: ${r.peaks.map((p) => `${p.kind} ${p.best.toFixed(0)} GFLOP/s (best of ${p.runs.map((g) => g.toFixed(0)).join(', ')})`).join(', ')}`,
+    ...r.stages.filter((s) => s.peaks).map((s) => `${s.stage} work: ${workLine(s.stage === 'vision' ? r.visionFlops : r.prefillFlops, s.peaks!)}`),
     '',
     line(head),
     ...rows.map(line),
@@ -85,6 +90,12 @@ function table(r: BenchReport): string {
     '',
     ...r.notes.map((n) => `note: ${n}`),
   ].join('\n');
+}
+
+/** A stage's GFLOP per kind of work and the kernel and peak each is measured against. */
+function workLine(f: StageFlops, peaks: NonNullable<BenchStage['peaks']>): string {
+  const part = (what: string, flops: number, p: WorkPeak) => `${what} ${(flops / 1e9).toPrecision(3)} GFLOP on ${p.variant} (${p.kind})`;
+  return `${part('matrices', f.matrices, peaks.matrices)}, ${part('attention', f.attention, peaks.attention)}`;
 }
 
 /** With --profile: each stage's split per op family. */
