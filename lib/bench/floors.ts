@@ -55,16 +55,27 @@ export async function peakGflops(kind: PeakKind, repeats: number, scale = 1): Pr
 }
 
 /**
- * The peak probe of the matmul that prefill and the vision tower run under a precision mode: under
- * 'fast' the bf16 kernel chosen on this CPU (AMX, AVX512-BF16); otherwise, and under 'exact', the
- * f32 multiply-add of the ISA the bf16-weight matmul runs (AVX-512, AVX2 + FMA, else SSE2).
+ * The matmul variant that runs weights of `format` under a precision mode: under 'fast' the bf16
+ * kernel where it takes the format (AMX, AVX512-BF16; on AMX also q8/q4, dequantized per panel),
+ * otherwise the exact kernel chosen for it.
+ */
+function matmulVariant(precision: 'exact' | 'fast', format: 'bf16' | 'q8' | 'q4'): string | undefined {
+  const i = native.info();
+  const fast = precision === 'fast' ? i.fast.matmulByFormat[format] : null;
+  return fast ?? i.ops.matmul?.chosenByFormat?.[format] ?? i.ops.matmul?.chosen;
+}
+
+/**
+ * The peak probe of the bf16-weight matmul that prefill and the vision tower run under a precision
+ * mode: under 'fast' the bf16 kernel chosen on this CPU (AMX, AVX512-BF16); otherwise, and under
+ * 'exact', the f32 multiply-add of the ISA the bf16-weight matmul runs (AVX-512, AVX2 + FMA, else SSE2).
  */
 export function peakKindFor(precision: 'exact' | 'fast'): PeakKind {
-  const i = native.info();
-  const bf16 = i.fast.matmulByFormat.bf16;
-  if (precision === 'fast' && bf16 && PEAK_OF[bf16]) return PEAK_OF[bf16];
-  const exact = i.ops.matmul?.chosenByFormat?.bf16 ?? i.ops.matmul?.chosen;
-  return (exact !== undefined && PEAK_OF[exact]) || 'muladd32-sse2';
+  const probe = (p: 'exact' | 'fast') => {
+    const v = matmulVariant(p, 'bf16');
+    return v === undefined ? undefined : PEAK_OF[v];
+  };
+  return probe(precision) ?? probe('exact') ?? 'muladd32-sse2';
 }
 
 /** The probe a stage's floor divides one kind of work by, and the kernel it stands for. */
@@ -81,15 +92,9 @@ function workPeak(variant: string | null | undefined): WorkPeak {
   return kind ? { kind, variant: variant!, standIn: false } : { kind: peakKindFor('exact'), variant: variant ?? 'none', standIn: true };
 }
 
-/**
- * The probe of the matmul that runs weights of `format` under a precision mode: under 'fast' the
- * bf16 kernel where it takes the format (on AMX also q8/q4, dequantized per panel), otherwise the
- * exact kernel chosen for it (the int8 dot for q8/q4, the f32 multiply-add for bf16).
- */
+/** The probe of the matmul that runs weights of `format` under a precision mode (the int8 dot for q8/q4 unless AMX takes them under 'fast'). */
 export function matmulPeak(precision: 'exact' | 'fast', format: 'bf16' | 'q8' | 'q4'): WorkPeak {
-  const i = native.info();
-  const fast = precision === 'fast' ? i.fast.matmulByFormat[format] : null;
-  return workPeak(fast ?? i.ops.matmul?.chosenByFormat?.[format] ?? i.ops.matmul?.chosen);
+  return workPeak(matmulVariant(precision, format));
 }
 
 /** The probe of the attention kernel prefill and the vision tower run under a precision mode. */
